@@ -1,0 +1,13 @@
+"""cvtools: image effects and CNN visualization on PyTorch.
+
+The command line (``cvtools ...``) is a thin layer over this package's Python API:
+
+>>> from cvtools.backbones import load_backbone
+>>> bb = load_backbone("efficientnet_lite0")          # embedded ImageNet weights
+>>> logits = bb(images)                                # images: N×3×H×W in [0, 1]
+>>> feats = bb.features(images, ["blocks.4", "blocks.7"])
+
+Heavy modules (torch) are imported lazily so ``cvtools --help`` stays instant.
+"""
+
+__version__ = "0.1.0"

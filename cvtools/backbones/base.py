@@ -1,0 +1,181 @@
+"""The :class:`Backbone`: a frozen pretrained network that knows its preprocessing, its layers
+and its per-task defaults, and returns any layers' activations in one forward pass."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
+
+import torch
+from torch import nn
+
+from cvtools.errors import UsageError
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    name: str
+    channels: int
+    stride: int
+
+
+@dataclass(frozen=True)
+class LayerDefaults:
+    """Which layers each effect uses unless told otherwise."""
+
+    style: Sequence[str]
+    content: str
+    dream: Sequence[str]
+    cam: str
+
+
+@dataclass
+class Preprocessing:
+    """How a backbone wants its input: ``(x - mean) / std`` on [0, 1] RGB, then its sizes."""
+
+    mean: Sequence[float]
+    std: Sequence[float]
+    resize_size: int = 256
+    crop_size: int = 224
+    interpolation: str = "bilinear"
+
+    def describe(self) -> str:
+        return f"(x - {list(self.mean)}) / {list(self.std)}"
+
+
+class _StopForward(Exception):
+    """Raised from a hook once every requested layer has been seen: the rest is not needed."""
+
+
+@dataclass
+class Backbone:
+    name: str
+    model: nn.Module  # classifier: preprocessed N×3×H×W -> logits
+    preprocessing: Preprocessing
+    layer_paths: Dict[str, str]  # public layer name -> module path, in execution order
+    defaults: LayerDefaults
+    categories: List[str]
+    device: torch.device = torch.device("cpu")
+    dtype: torch.dtype = torch.float32  # compute dtype of weights and activations
+    channels_last: bool = False
+    fused: bool = False
+    weights_desc: str = ""
+    min_size: int = 32  # smallest input side the network accepts
+    compiled: Optional[Callable] = None
+    _layers: Optional[List[LayerInfo]] = field(default=None, repr=False)
+
+    # ------------------------------------------------------------------ input
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        mean = torch.tensor(self.preprocessing.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.preprocessing.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        return (x - mean) / std
+
+    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """[0, 1] RGB (N×3×H×W or 3×H×W) -> the model's input: device, normalised, dtype, layout."""
+        if x.dim() == 3:
+            x = x.unsqueeze(0)
+        x = self.normalize(x.to(self.device, non_blocking=True).float()).to(self.dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    # ------------------------------------------------------------------ forward
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (float32) for [0, 1] RGB images."""
+        fn = self.compiled or self.model
+        return fn(self.prepare(x)).float()
+
+    def check_layers(self, names: Iterable[str]) -> List[str]:
+        names = list(names)
+        bad = [n for n in names if n not in self.layer_paths]
+        if bad:
+            raise UsageError(
+                f"unknown layer {bad[0]!r} for {self.name}; valid layers: {', '.join(self.layer_paths)}"
+            )
+        return names
+
+    def module(self, layer: str) -> nn.Module:
+        self.check_layers([layer])
+        return self.model.get_submodule(self.layer_paths[layer])
+
+    @contextlib.contextmanager
+    def tap(self, layers: Sequence[str], stop_early: bool = True):
+        """Context in which model forwards record ``layers`` into the yielded dict.
+
+        With ``stop_early`` the forward pass is cut short after the deepest requested layer
+        (use :meth:`features`, which handles the resulting control flow).
+        """
+        layers = self.check_layers(layers)
+        order = list(self.layer_paths)
+        last = max(layers, key=order.index) if layers else None
+        store: Dict[str, torch.Tensor] = {}
+        handles = []
+        by_path: Dict[str, List[str]] = {}
+        for name in layers:
+            by_path.setdefault(self.layer_paths[name], []).append(name)
+        for path, names in by_path.items():
+            def hook(mod, inp, out, names=names):
+                for n in names:
+                    store[n] = out
+                if stop_early and last in names:
+                    raise _StopForward
+            handles.append(self.model.get_submodule(path).register_forward_hook(hook))
+        try:
+            yield store
+        finally:
+            for h in handles:
+                h.remove()
+
+    def features(self, x: torch.Tensor, layers: Sequence[str], logits: bool = False, prepared: bool = False):
+        """Activations of ``layers`` for [0, 1] RGB images in one forward pass.
+
+        Returns a dict name -> tensor (compute dtype); with ``logits=True`` also the key
+        ``"logits"`` (float32) and the pass runs to the end. Gradients flow when enabled.
+        """
+        inp = x if prepared else self.prepare(x)
+        with self.tap(layers, stop_early=not logits) as store:
+            try:
+                out = self.model(inp)
+            except _StopForward:
+                out = None
+        result = dict(store)
+        if logits:
+            result["logits"] = out.float()
+        return result
+
+    # ------------------------------------------------------------------ description
+    @property
+    def layers(self) -> List[LayerInfo]:
+        """Every tappable layer with its channels and stride (probed once at the crop size)."""
+        if self._layers is None:
+            size = self.preprocessing.crop_size
+            probe = torch.zeros(1, 3, size, size)
+            with torch.no_grad():
+                feats = self.features(probe, list(self.layer_paths))
+            self._layers = [
+                LayerInfo(n, int(t.shape[1]), max(1, round(size / t.shape[-1])) if t.dim() == 4 else 0)
+                for n, t in feats.items()
+            ]
+            self._layers.sort(key=lambda info: list(self.layer_paths).index(info.name))
+        return self._layers
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.model.parameters())
+
+
+def eval_crop(image, pre: Preprocessing):
+    """A PIL image -> [0, 1] tensor resized (shorter side) and centre-cropped as the backbone
+    was evaluated."""
+    from PIL import Image
+
+    from cvtools.imageio import pil_to_tensor
+
+    resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}.get(pre.interpolation, Image.BILINEAR)
+    w, h = image.size
+    scale = pre.resize_size / min(w, h)
+    nw, nh = max(pre.crop_size, round(w * scale)), max(pre.crop_size, round(h * scale))
+    image = image.resize((nw, nh), resample)
+    left, top = (nw - pre.crop_size) // 2, (nh - pre.crop_size) // 2
+    image = image.crop((left, top, left + pre.crop_size, top + pre.crop_size))
+    return pil_to_tensor(image)

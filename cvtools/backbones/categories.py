@@ -1,0 +1,33 @@
+"""ImageNet-1k class names (torchvision ships them with its weight metadata; no download)."""
+
+from functools import lru_cache
+
+
+@lru_cache(maxsize=1)
+def imagenet_categories():
+    from torchvision.models import ResNet50_Weights
+
+    return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def class_index(target: str) -> int:
+    """A class index from an integer string or a (case-insensitive, unique-prefix) class name."""
+    from cvtools.errors import UsageError
+
+    cats = imagenet_categories()
+    if target.isdigit():
+        idx = int(target)
+        if not 0 <= idx < len(cats):
+            raise UsageError(f"class index {idx} out of range 0..{len(cats) - 1}")
+        return idx
+    key = target.strip().lower().replace("_", " ")
+    exact = [i for i, c in enumerate(cats) if c.lower() == key]
+    if exact:
+        return exact[0]
+    partial = [i for i, c in enumerate(cats) if key in c.lower()]
+    if len(partial) == 1:
+        return partial[0]
+    if not partial:
+        raise UsageError(f"no ImageNet class named {target!r}")
+    names = ", ".join(f"{cats[i]} ({i})" for i in partial[:8])
+    raise UsageError(f"class name {target!r} is ambiguous: {names}{', ...' if len(partial) > 8 else ''}")

@@ -1,0 +1,89 @@
+"""The ``cvtools`` command line: a thin click layer over the Python API.
+
+Each subcommand lives in its own module here and is imported only when needed; command
+modules import torch inside their functions, so ``cvtools --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from cvtools import __version__
+
+# command name -> "module:attribute"; order is the order shown in --help
+COMMANDS = {
+    "stylize": "cvtools.cli.stylize:stylize",
+    "train-style": "cvtools.cli.train_style:train_style",
+    "styles": "cvtools.cli.stylize:styles",
+    "dream": "cvtools.cli.dream:dream",
+    "visualize": "cvtools.cli.visualize:visualize",
+    "classify": "cvtools.cli.classify:classify",
+    "backbones": "cvtools.cli.info:backbones",
+    "layers": "cvtools.cli.info:layers",
+    "bench": "cvtools.cli.bench:bench",
+}
+
+
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that command (or its help) is asked for."""
+
+    def list_commands(self, ctx):
+        return [name for name in COMMANDS if self._available(name)]
+
+    @staticmethod
+    def _available(name):
+        module = COMMANDS[name].split(":")[0]
+        return importlib.util.find_spec(module) is not None
+
+    def get_command(self, ctx, name):
+        target = COMMANDS.get(name)
+        if target is None or not self._available(name):
+            return None
+        module, attr = target.split(":")
+        return getattr(importlib.import_module(module), attr)
+
+    def invoke(self, ctx):
+        """Turn user-facing errors into one line on stderr and exit status 1 (no traceback)."""
+        from cvtools.errors import CvtoolsError
+
+        try:
+            return super().invoke(ctx)
+        except CvtoolsError as exc:
+            raise CliError(str(exc)) from None
+        except MemoryError:
+            raise CliError("out of memory; try a smaller --size or --tile") from None
+        except OSError as exc:
+            name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            raise CliError(f"{name}{exc.strerror or exc}") from None
+
+
+class CliError(click.ClickException):
+    """Shown as ``cvtools: error: <message>``."""
+
+    def show(self, file=None):
+        click.echo(f"cvtools: error: {self.format_message()}", err=True)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cvtools")
+def cli():
+    """Image effects and CNN visualization on PyTorch.
+
+    \b
+    Examples:
+      cvtools stylize photo.jpg --style mona          fast neural style transfer
+      cvtools dream photo.jpg                          DeepDream
+      cvtools visualize gradcam photo.jpg              where the network looks
+      cvtools classify samples/                        ImageNet top-5 for a folder
+
+    Every model command runs on the embedded EfficientNet-Lite0 by default (no download),
+    on the GPU when there is one. `cvtools COMMAND --help` explains each command.
+    """
+
+
+def main(argv=None):
+    """Console entry point."""
+    cli.main(args=argv, prog_name="cvtools")

@@ -1,0 +1,45 @@
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+
+def shared_dir():
+    """The shared data folder ($CVTOOLS_SHARED or ../shared), or None when absent."""
+    env = os.environ.get("CVTOOLS_SHARED")
+    for cand in ([Path(env)] if env else []) + [ROOT.parent / "shared"]:
+        if cand.is_dir():
+            return cand
+    return None
+
+
+@pytest.fixture
+def shared():
+    d = shared_dir()
+    if d is None:
+        pytest.skip("shared data not found (set CVTOOLS_SHARED or place it at ../shared)")
+    return d
+
+
+@pytest.fixture(scope="session")
+def lite0():
+    """The embedded EfficientNet-Lite0, fused, fp32 on the CPU (loaded once per session)."""
+    from cvtools.backbones import load_backbone
+
+    return load_backbone("efficientnet_lite0", device="cpu", precision="fp32")
+
+
+@pytest.fixture
+def run_cli():
+    """Invoke the CLI in-process with click's CliRunner; returns the click Result."""
+    from click.testing import CliRunner
+
+    from cvtools.cli import cli
+
+    def run(*args):
+        return CliRunner().invoke(cli, [str(a) for a in args], prog_name="cvtools")
+
+    return run

@@ -1,0 +1,53 @@
+"""The CLI through click's CliRunner: help, version, classify, errors."""
+
+import json
+import subprocess
+import sys
+import time
+
+from PIL import Image
+
+from conftest import SAMPLES
+
+
+def test_help_and_version(run_cli):
+    r = run_cli("--help")
+    assert r.exit_code == 0 and "classify" in r.output
+    r = run_cli("--version")
+    assert r.exit_code == 0 and "cvtools" in r.output
+
+
+def test_help_does_not_import_torch():
+    code = "import sys; from cvtools.cli import main; sys.argv=['cvtools','--help']\n" \
+           "try:\n    main()\nexcept SystemExit: pass\nprint('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+
+
+def test_classify_json_batch_with_a_bad_file(run_cli, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    r = run_cli("classify", SAMPLES / "chelsea.jpg", bad, SAMPLES / "coffee.jpg", "--json", "--top", "3")
+    assert r.exit_code == 1
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["path"].split("/")[-1] for row in rows] == ["chelsea.jpg", "coffee.jpg"]
+    assert len(rows[0]["top"]) == 3
+    assert "cat" in rows[0]["top"][0]["name"] or rows[0]["top"][0]["index"] in range(281, 294)
+    assert "espresso" in rows[1]["top"][0]["name"] or "cup" in rows[1]["top"][0]["name"]
+    err = [l for l in r.stderr.splitlines() if "bad.jpg" in l]
+    assert len(err) == 1 and "not a recognised image" in err[0]
+
+
+def test_unknown_backbone_is_one_line(run_cli):
+    r = run_cli("classify", SAMPLES / "chelsea.jpg", "--backbone", "nope")
+    assert r.exit_code == 1
+    assert r.stderr.strip().count("\n") == 0 and "unknown backbone 'nope'" in r.stderr
+
+
+def test_layers_and_backbones(run_cli):
+    r = run_cli("layers", "efficientnet_lite0")
+    assert r.exit_code == 0 and "blocks.15" in r.output and "cam" in r.output
+    r = run_cli("layers", "resnet50")
+    assert r.exit_code == 0 and "layer4" in r.output
+    r = run_cli("backbones")
+    assert r.exit_code == 0 and "embedded" in r.output
