@@ -1,0 +1,30 @@
+"""`cvtools bench`: speed of every workload, baseline vs fast path, on this machine."""
+
+import json
+
+import click
+
+
+@click.command()
+@click.option("--quick", is_flag=True, help="Smaller batches and fewer repeats (a minute or two on a laptop).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@click.option("--only", multiple=True, metavar="WORKLOAD",
+              help="Run only these workloads (repeatable): backbone, stylize, train-style, dream, gradcam, folder.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
+def bench(quick, as_json, only, device):
+    """Time each workload: a plain baseline (fp32, eager, unfused, channels-first) against
+    cvtools' default fast path, in the same run, with speed-ups and an agreement check.
+
+    \b
+    Examples:
+      cvtools bench --quick
+      cvtools bench --only backbone --json > bench.json
+    """
+    from cvtools.bench import format_table, run_suite
+
+    progress = None if as_json else (lambda name: click.echo(f"running {name}...", err=True))
+    suite = run_suite(device=device, quick=quick, only=list(only) or None, progress=progress)
+    if as_json:
+        click.echo(json.dumps(suite.to_json(), indent=2))
+    else:
+        click.echo(format_table(suite))
