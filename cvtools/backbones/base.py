@@ -83,7 +83,7 @@ class Backbone:
     # ------------------------------------------------------------------ forward
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for [0, 1] RGB images."""
-        fn = self.compiled or self.model
+        fn = self.compiled if self.compiled is not None else self.model
         return fn(self.prepare(x)).float()
 
     def check_layers(self, names: Iterable[str]) -> List[str]:
