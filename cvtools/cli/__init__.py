@@ -46,18 +46,47 @@ class LazyGroup(click.Group):
         return getattr(importlib.import_module(module), attr)
 
     def invoke(self, ctx):
-        """Turn user-facing errors into one line on stderr and exit status 1 (no traceback)."""
-        from cvtools.errors import CvtoolsError
+        """Turn user-facing errors into one line on stderr and a non-zero exit (no traceback).
+
+        CvtoolsError, OSError, MemoryError: ``cvtools: error: <one line>``, exit 1. Ctrl-C:
+        exit 130. A closed output pipe (``cvtools classify ... | head``): quiet exit 141, as a
+        Unix tool killed by SIGPIPE. Anything else is a bug: one line asking for a report, exit 1
+        (``CVTOOLS_DEBUG=1`` shows the traceback).
+        """
+        import os
+        import sys
+
+        from cvtools.errors import CvtoolsError, one_line
 
         try:
             return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
+            raise
         except CvtoolsError as exc:
-            raise CliError(str(exc)) from None
+            raise CliError(one_line(str(exc))) from None
+        except KeyboardInterrupt:
+            click.echo("cvtools: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except BrokenPipeError:
+            try:  # stop Python from complaining again while it flushes stdout at exit
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass
+            raise click.exceptions.Exit(141) from None
         except MemoryError:
             raise CliError("out of memory; try a smaller --size or --tile") from None
         except OSError as exc:
             name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
-            raise CliError(f"{name}{exc.strerror or exc}") from None
+            raise CliError(one_line(f"{name}{exc.strerror or exc}")) from None
+        except Exception as exc:
+            if os.environ.get("CVTOOLS_DEBUG"):
+                raise
+            text = one_line(str(exc), 300) or "(no message)"
+            if "out of memory" in text.lower():
+                raise CliError(f"out of memory ({text}); try a smaller --size or --tile") from None
+            raise CliError(f"internal error: {type(exc).__name__}: {text} "
+                           "(run with CVTOOLS_DEBUG=1 for the traceback, and please report it)") from None
 
 
 class CliError(click.ClickException):

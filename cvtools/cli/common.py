@@ -49,7 +49,18 @@ def output_options(f):
 def max_pixels_option(f):
     def set_env(ctx, param, value):
         if value is not None:
+            # Through the environment so DataLoader workers see it too; restored when the
+            # command ends, so one invocation never changes the limit of the next (tests, API).
+            previous = os.environ.get("CVTOOLS_MAX_PIXELS")
             os.environ["CVTOOLS_MAX_PIXELS"] = str(value)
+
+            def restore():
+                if previous is None:
+                    os.environ.pop("CVTOOLS_MAX_PIXELS", None)
+                else:
+                    os.environ["CVTOOLS_MAX_PIXELS"] = previous
+
+            ctx.call_on_close(restore)
         return value
 
     return click.option("--max-pixels", type=int, callback=set_env, expose_value=False, metavar="N",
@@ -77,6 +88,22 @@ class BatchReport:
         return 1 if self.failed else 0
 
 
+def _error_line(path, exc) -> str:
+    from cvtools.errors import one_line, safe_path
+
+    msg = one_line(str(exc))
+    shown = safe_path(path)
+    return msg if shown in msg else f"{shown}: {msg}"
+
+
+class _Interrupted(KeyboardInterrupt):
+    """SIGTERM during a batch, raised like Ctrl-C so temporary files are cleaned up."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Interrupted()
+
+
 def run_batch(
     inputs: Sequence[str],
     work: Callable,
@@ -84,14 +111,25 @@ def run_batch(
     quiet: bool = False,
 ) -> BatchReport:
     """Expand inputs, call ``work(path)`` on each with a progress bar, and keep going past
-    per-file errors (reported on one line each). ``work`` returns a note or None."""
+    per-file errors (reported on one line each). ``work`` returns a note or None.
+
+    - A ``CvtoolsError``, a ``RuntimeError`` (e.g. an out-of-memory no fallback could handle),
+      a ``MemoryError`` or any other exception from one file is reported on one line naming
+      the file and the batch goes on (``CVTOOLS_DEBUG=1`` shows tracebacks of unexpected ones).
+    - Two inputs never write the same output file (see ``imageio.output_claims``).
+    - Ctrl-C or SIGTERM stops the batch: the file being written is discarded (writes are
+      atomic), every finished output stays complete, and the command exits with 130.
+    """
+    import signal
+    import threading
+
     from cvtools.errors import CvtoolsError
-    from cvtools.imageio import expand_inputs
+    from cvtools.imageio import expand_inputs, output_claims
 
     report = BatchReport()
     paths, problems = expand_inputs(inputs)
     for problem in problems:
-        echo_err(f"error: {problem}")
+        echo_err(f"error: {_error_line(problem.path, problem)}")
         report.failed.append(problem.path)
     if not paths:
         if not problems:
@@ -103,26 +141,60 @@ def run_batch(
         from tqdm import tqdm
 
         bar = tqdm(total=len(paths), desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+
+    def error(line):
+        if bar is not None:
+            bar.write(f"cvtools: error: {line}", file=sys.stderr)
+        else:
+            echo_err(f"error: {line}")
+
+    debug = bool(os.environ.get("CVTOOLS_DEBUG"))
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        try:
+            old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):
+            old_term = None
     try:
-        for path in paths:
-            try:
-                note = work(path)
-                report.done.append(str(path))
-                if note and not quiet:
-                    (bar.write if bar else click.echo)(note)
-            except CvtoolsError as exc:
-                msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
-                (bar.write if bar else echo_err)(f"cvtools: error: {msg}" if bar else f"error: {msg}")
-                report.failed.append(str(path))
-            except RuntimeError as exc:  # e.g. an out-of-memory that no fallback could handle
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                (bar.write if bar else echo_err)(f"cvtools: error: {path}: {first}" if bar else f"error: {path}: {first}")
-                report.failed.append(str(path))
-            if bar:
-                bar.update(1)
+        with output_claims():
+            for path in paths:
+                try:
+                    note = work(path)
+                    report.done.append(str(path))
+                    if note and not quiet:
+                        (bar.write if bar else click.echo)(note)
+                except CvtoolsError as exc:
+                    error(_error_line(path, exc))
+                    report.failed.append(str(path))
+                except MemoryError:
+                    error(_error_line(path, "out of memory; try a smaller --size or --tile"))
+                    report.failed.append(str(path))
+                except Exception as exc:
+                    if isinstance(exc, (BrokenPipeError, ImportError, click.exceptions.Exit, click.ClickException)):
+                        raise
+                    if debug:
+                        import traceback
+
+                        traceback.print_exc()
+                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                    if not isinstance(exc, (RuntimeError, OSError)):  # probably a bug: say what kind
+                        first = f"{type(exc).__name__}: {first}"
+                    error(_error_line(path, first))
+                    report.failed.append(str(path))
+                if bar:
+                    bar.update(1)
+    except KeyboardInterrupt:
+        if bar:
+            bar.close()
+            bar = None
+        echo_err(f"interrupted after {len(report.done)} of {len(paths)} inputs; every output written "
+                 "is complete, the one in progress was discarded")
+        raise click.exceptions.Exit(130)
     finally:
         if bar:
             bar.close()
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
     if report.failed and len(paths) + len(problems) > 1 and not quiet:
         echo_err(f"{len(report.failed)} of {len(paths) + len(problems)} inputs failed")
     return report
