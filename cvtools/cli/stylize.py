@@ -1,0 +1,148 @@
+"""``cvtools stylize`` and ``cvtools styles``: apply and list trained styles."""
+
+import json
+
+import click
+
+from cvtools.cli.common import echo_err, finish, max_pixels_option, output_options, quiet_option, run_batch
+
+
+def _tile_option(ctx, param, value):
+    if value is None or value == "auto":
+        return "auto"
+    if value in ("off", "none", "0"):
+        return None
+    try:
+        n = int(value)
+    except ValueError:
+        raise click.BadParameter("use auto, off, or a tile side in pixels (e.g. 1024)") from None
+    if n < 256:
+        raise click.BadParameter("tiles must be at least 256 pixels")
+    return n
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--style", "-s", default="mona", show_default=True, metavar="NAME|PATH",
+              help="A bundled style (see `cvtools styles`), or a style you trained: NAME.json or NAME.safetensors.")
+@click.option("--size", type=click.IntRange(16, 32768), metavar="LONG_SIDE",
+              help="Resize so the longer side has this many pixels first (default: keep the input size). "
+                   "Smaller sizes give bolder, larger brush strokes.")
+@click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+              help="Blend with the original: 0 returns the input, 1 the full style.")
+@click.option("--preserve-color", is_flag=True, help="Keep the photo's colours; take only the style's light and texture.")
+@click.option("--tile", default="auto", show_default=True, callback=_tile_option, metavar="auto|off|N",
+              help="Stylize in overlapping N-pixel tiles, blended without seams. auto: only when the image "
+                   "would not fit in memory.")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
+              show_default=True, help="auto: fp16 on GPU, fp32 on CPU.")
+@click.option("--compile", "compile_", is_flag=True,
+              help="torch.compile the network: slow first image, faster after (many same-size images on a GPU).")
+@click.option("--format", "fmt", type=click.Choice(["same", "jpg", "png", "webp"]), default="same", show_default=True,
+              help="Output format: 'same' keeps each input's format.")
+@output_options
+@max_pixels_option
+@quiet_option
+def stylize(inputs, style, size, strength, preserve_color, tile, device, precision, compile_, fmt, output,
+            overwrite, quiet):
+    """Repaint photos in the style of a painting (fast neural style transfer).
+
+    INPUT can be files, directories (searched recursively) or glob patterns. Each result is
+    written next to its input as NAME_STYLE.EXT (or into -o); inputs are never overwritten.
+
+    \b
+    Examples:
+      cvtools stylize photo.jpg --style starry_night
+      cvtools stylize photo.jpg -s great_wave --strength 0.7 -o wave.jpg
+      cvtools stylize photo.jpg -s scream --preserve-color      keep the photo's colours
+      cvtools stylize holiday/ -s mona -o stylized/              a whole folder
+      cvtools stylize big.tif -s composition_vii --tile 1024     tiled, seamless
+      cvtools stylize photo.jpg --style my_style.safetensors     a style from `cvtools train-style`
+      cvtools styles                                             list the bundled styles
+    """
+    from pathlib import Path
+
+    from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image
+    from cvtools.style.stylize import Stylizer, resize_long_side
+
+    stylizer = Stylizer(style, device=device, precision=precision, compile=compile_)
+    if quiet:
+        stylizer.notify = lambda msg: None
+    paths, _ = expand_inputs(inputs)
+    many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
+    ext = None if fmt == "same" else f".{fmt}"
+    suffix = stylizer.name
+    single = len(paths) == 1 and not quiet
+
+    def work(path):
+        target = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths)
+        image = load_image(path)
+        rgb = resize_long_side(image.rgb, size)
+        bar = None
+
+        def progress(n):
+            nonlocal bar
+            if n and single:
+                import sys
+
+                from tqdm import tqdm
+
+                bar = tqdm(total=n, desc=f"{path.name} tiles", unit="tile", file=sys.stderr, dynamic_ncols=True)
+            elif bar is not None:
+                bar.update(1)
+
+        try:
+            result = stylizer(rgb, strength=strength, preserve_color=preserve_color, tile=tile, progress=progress)
+        finally:
+            if bar is not None:
+                bar.close()
+        save_image(target, result, alpha=image.alpha)
+        if quiet:
+            return None
+        tiles = f" ({stylizer.last_tiles} tiles)" if stylizer.last_tiles else ""
+        return f"{path} -> {target}{tiles}"
+
+    finish(run_batch(inputs, work, f"stylize {stylizer.name}", quiet=quiet))
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="The full records as a JSON list.")
+@click.option("-v", "--verbose", is_flag=True, help="Also the training recipe and quality numbers.")
+def styles(as_json, verbose):
+    """List the bundled styles: painting, artist, year and how each was trained.
+
+    \b
+    Examples:
+      cvtools styles
+      cvtools styles -v                  recipe and measured quality too
+      cvtools styles --json | jq '.[].name'
+    """
+    from cvtools.style.records import bundled_records
+
+    records = bundled_records()
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False))
+        return
+    if not records:
+        echo_err("no bundled styles are installed")
+        raise click.exceptions.Exit(1)
+    width = max(len(r.name) for r in records)
+    for r in records:
+        q = r.quality.get("gram_reduction_mean")
+        quality = f"  style match +{q:.0%}" if isinstance(q, (int, float)) else ""
+        click.echo(f"{r.name:<{width}}  {r.summary()}{quality}")
+        if verbose:
+            rec = r.recipe
+            train = r.training
+            click.echo(f"{'':<{width}}    trained: {rec.get('steps')} steps × {rec.get('batch_size')} at "
+                       f"{rec.get('image_size')} px on {rec.get('backbone')}, style weight {rec.get('style_weight')}, "
+                       f"seed {rec.get('seed')}; {train.get('device', '?')}, {train.get('date', '?')}")
+            if r.quality:
+                click.echo(f"{'':<{width}}    quality: Gram distance to the painting cut by "
+                           f"{r.quality.get('gram_reduction_mean', 0):.0%} on {r.quality.get('photos')} held-out photos, "
+                           f"content distance {r.quality.get('content_distance_mean', 0):.3f}")
+            src = r.provenance.get("source")
+            if src:
+                click.echo(f"{'':<{width}}    style image: {src}")
+    click.echo(f"\nUse: cvtools stylize PHOTO --style NAME   ({len(records)} styles)")

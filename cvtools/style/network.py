@@ -1,0 +1,165 @@
+"""The image transformation network of Johnson et al. 2016 ("Perceptual Losses for Real-Time
+Style Transfer"), with the later fixes everyone uses: instance normalisation (Ulyanov et al.)
+instead of batch norm, reflection padding, and nearest-neighbour upsampling followed by a
+convolution instead of transposed convolutions (those leave checkerboard artifacts).
+
+Layout: 9×9 conv in → two stride-2 3×3 convs → N residual blocks → two (upsample ×2 → 3×3 conv)
+stages → 9×9 conv out. ``width`` scales every channel count (1.0 is the paper's 32/64/128); the
+bundled styles use a lighter width so that a 512×512 image stylizes in well under half a second
+on two CPU cores (BENCHMARKS.md has the numbers behind the choice).
+
+Instance norm normally normalises each image by its own statistics. For tiled inference of
+images too large for memory, every :class:`SharedStatsInstanceNorm` can *record* the statistics
+of one pass (over a downscaled copy of the whole image) and then *reuse* them for each tile, so
+all tiles are normalised alike and no seams appear where they meet.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Channel counts of the paper's network (width 1.0).
+BASE_CHANNELS = (32, 64, 128)
+
+
+def channels_for(width: float) -> Tuple[int, int, int]:
+    """Channel counts for a width multiplier (rounded to multiples of 8: friendlier to kernels)."""
+    return tuple(max(8, int(round(c * width / 8)) * 8) for c in BASE_CHANNELS)
+
+
+class SharedStatsInstanceNorm(nn.InstanceNorm2d):
+    """Affine instance norm whose per-image statistics can be recorded once and reused.
+
+    mode ``None``: plain instance norm. ``"record"``: plain, and keep the (mean, var) it used.
+    ``"reuse"``: normalise with the kept statistics (tiled inference).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__(channels, affine=True, eps=1e-5)
+        self.mode: Optional[str] = None
+        self.stats: Optional[Tuple[torch.Tensor, torch.Tensor]] = None
+
+    def forward(self, x):
+        if self.mode is None:
+            return super().forward(x)
+        if self.mode == "record":
+            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
+            self.stats = (mean, var)
+        mean, var = self.stats
+        scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)
+        shift = self.bias.float().view(1, -1, 1, 1) - mean * scale
+        return (x.float() * scale + shift).to(x.dtype)
+
+
+class ConvLayer(nn.Sequential):
+    """Reflection pad → conv (padding by reflection keeps image borders free of dark rims)."""
+
+    def __init__(self, in_ch, out_ch, kernel, stride=1):
+        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride))
+
+
+class ConvNormReLU(nn.Sequential):
+    def __init__(self, in_ch, out_ch, kernel, stride=1, upsample=False):
+        layers: List[nn.Module] = [nn.Upsample(scale_factor=2, mode="nearest")] if upsample else []
+        layers += [ConvLayer(in_ch, out_ch, kernel, stride), SharedStatsInstanceNorm(out_ch), nn.ReLU(inplace=True)]
+        super().__init__(*layers)
+
+
+class ResidualBlock(nn.Module):
+    """conv-IN-ReLU-conv-IN plus the identity (He et al.; no ReLU after the sum, as in Johnson's)."""
+
+    def __init__(self, ch):
+        super().__init__()
+        self.body = nn.Sequential(
+            ConvLayer(ch, ch, 3), SharedStatsInstanceNorm(ch), nn.ReLU(inplace=True),
+            ConvLayer(ch, ch, 3), SharedStatsInstanceNorm(ch),
+        )
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+class TransformerNet(nn.Module):
+    """Photo → stylized photo, both N×3×H×W in [0, 1]. Any H, W ≥ 8 (odd sizes are padded).
+
+    width: channel multiplier (1.0 = the paper's 32/64/128). residual_blocks: 5 as in the paper.
+    """
+
+    def __init__(self, width: float = 1.0, residual_blocks: int = 5):
+        super().__init__()
+        c1, c2, c3 = channels_for(width)
+        self.width = float(width)
+        self.residual_blocks = int(residual_blocks)
+        self.encoder = nn.Sequential(
+            ConvNormReLU(3, c1, 9), ConvNormReLU(c1, c2, 3, stride=2), ConvNormReLU(c2, c3, 3, stride=2))
+        self.residuals = nn.Sequential(*[ResidualBlock(c3) for _ in range(residual_blocks)])
+        self.decoder = nn.Sequential(
+            ConvNormReLU(c3, c2, 3, upsample=True), ConvNormReLU(c2, c1, 3, upsample=True))
+        self.output = ConvLayer(c1, 3, 9)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        # Two stride-2 stages: sizes that are not multiples of 4 are reflection-padded and cropped
+        # back, so the output always has the input's size.
+        ph, pw = (-h) % 4, (-w) % 4
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        y = self.output(self.decoder(self.residuals(self.encoder(x))))
+        # A sigmoid (not a clamp) maps to [0, 1]: saturated colours still get gradients while
+        # training, so the network learns to avoid blown-out regions instead of hiding them.
+        y = torch.sigmoid(y)
+        return y[..., :h, :w] if (ph or pw) else y
+
+    # ------------------------------------------------------------------ shared statistics
+    def norms(self) -> List[SharedStatsInstanceNorm]:
+        return [m for m in self.modules() if isinstance(m, SharedStatsInstanceNorm)]
+
+    @contextmanager
+    def norm_mode(self, mode: Optional[str]) -> Iterator[None]:
+        """Within the block every instance norm records (``"record"``) or reuses (``"reuse"``)."""
+        norms = self.norms()
+        old = [n.mode for n in norms]
+        for n in norms:
+            n.mode = mode
+        try:
+            yield
+        finally:
+            for n, m in zip(norms, old):
+                n.mode = m
+
+    def recorded_stats(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
+        return [n.stats for n in self.norms()]
+
+    def load_stats(self, stats: List[Tuple[torch.Tensor, torch.Tensor]]) -> None:
+        for n, s in zip(self.norms(), stats):
+            n.stats = s
+
+    def config(self) -> Dict[str, float]:
+        return {"width": self.width, "residual_blocks": self.residual_blocks}
+
+
+def count_flops(net: TransformerNet, height: int, width: int) -> int:
+    """Multiply-adds × 2 of the convolutions for one H×W image (the arithmetic that matters)."""
+    total = 0
+    hooks = []
+
+    def hook(mod, inp, out):
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        total += 2 * out.numel() // out.shape[0] * k * mod.in_channels // mod.groups
+
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, 3, height, width))
+    finally:
+        for h in hooks:
+            h.remove()
+    return total

@@ -1,0 +1,546 @@
+"""Train a style: the Python API behind ``cvtools train-style``.
+
+>>> from cvtools.style.train import TrainConfig, train_style
+>>> result = train_style(TrainConfig(style_image="starry.jpg", photos="photos/", name="starry"))
+>>> result.weights, result.record_path          # NAME.safetensors and NAME.json in config.output
+
+The loop: random crops of the photos (decoded in DataLoader workers) go through the
+TransformerNet; the frozen, BatchNorm-fused backbone scores the results against the painting's
+Gram matrices and the photos' content (:mod:`cvtools.style.losses`); Adam updates the network.
+
+Reliability: the data order is a pure function of (seed, step), so ``resume`` continues the very
+same run; checkpoints (network + optimizer + step) are written atomically every
+``checkpoint_every`` steps and on Ctrl-C or SIGTERM; a NaN/inf loss stops training and keeps the
+last good checkpoint. For several GPUs the pieces are separate on purpose: ``sample_indices``
+shards by rank, ``Trainer.step`` is one optimisation step, checkpoints come from ``Trainer``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional
+
+import numpy as np
+import torch
+
+from cvtools.errors import CvtoolsError, UsageError, WeightsError
+
+CHECKPOINT_FORMAT = "cvtools-train-style-1"
+
+
+class TrainingStopped(CvtoolsError):
+    """Training ended early (interrupted or diverged); the message says where the checkpoint is."""
+
+    def __init__(self, message: str, checkpoint: Optional[Path], exit_code: int = 1):
+        super().__init__(message)
+        self.checkpoint = checkpoint
+        self.exit_code = exit_code
+
+
+@dataclass
+class TrainConfig:
+    style_image: str
+    photos: str
+    name: str
+    output: str = "."
+    # loss network
+    backbone: str = "efficientnet_lite0"
+    backbone_weights: Optional[str] = None
+    style_layers: Optional[List[str]] = None  # None: the backbone's defaults.style
+    style_layer_weights: Optional[List[float]] = None  # relative, one per style layer
+    content_layer: Optional[str] = None  # None: the backbone's defaults.content
+    content_weight: float = 1.0
+    style_weight: float = 10.0
+    tv_weight: float = 1e-4
+    # data and schedule
+    steps: int = 4000
+    batch_size: int = 16
+    image_size: int = 256
+    style_size: int = 512
+    crop_scale: tuple = (0.3, 1.0)
+    lr: float = 1e-3
+    seed: int = 0
+    # network
+    width: float = 0.5
+    residual_blocks: int = 5
+    # bookkeeping
+    checkpoint_every: int = 500
+    preview_every: int = 250
+    preview: Optional[str] = None
+    log_every: int = 10
+    # machine
+    device: str = "auto"
+    precision: str = "auto"  # auto: bf16 autocast on GPUs, fp32 on the CPU
+    workers: Optional[int] = None
+    compile: bool = False
+    # about the painting (copied into the record)
+    title: str = ""
+    artist: str = ""
+    year: str = ""
+    provenance: Dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "TrainConfig":
+        data = json.loads(text)
+        data["crop_scale"] = tuple(data.get("crop_scale", (0.3, 1.0)))
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass
+class TrainResult:
+    weights: Path
+    record_path: Path
+    checkpoint: Path
+    steps: int
+    final_losses: Dict[str, float]
+    images_per_second: float
+    seconds: float
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def photo_files(folder) -> List[Path]:
+    from cvtools.imageio import expand_inputs
+
+    paths, problems = expand_inputs([str(folder)])
+    if problems or not paths:
+        raise UsageError(f"{folder}: no photos to train on (give a folder of .jpg/.png images)")
+    return paths
+
+
+def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
+    return np.random.default_rng([seed, epoch, 0x5EED]).permutation(n)
+
+
+def sample_indices(start_step: int, steps: int, batch_size: int, rank: int = 0, world: int = 1) -> Iterator[int]:
+    """Global sample numbers for steps [start_step, steps): a pure function of the step, so a
+    resumed run sees exactly the data it would have seen. With ``world`` > 1 each rank takes its
+    share of every global batch (batch_size is the global batch)."""
+    per_rank = batch_size // world
+    for step in range(start_step, steps):
+        base = step * batch_size + rank * per_rank
+        yield from range(base, base + per_rank)
+
+
+class PhotoCrops(torch.utils.data.Dataset):
+    """Sample ``k`` → a random resized crop (``size``², uint8 3×S×S) of photo ``perm_epoch[k % n]``.
+
+    Crop, scale and flip come from a generator seeded by (seed, k). Decoded photos are cached per
+    worker up to ``cache_bytes`` (small datasets decode once). Undecodable files are skipped
+    deterministically (the next photo in the epoch's order is used) and reported once.
+    """
+
+    def __init__(self, files: List[Path], size: int, seed: int, scale=(0.3, 1.0), cache_bytes: int = 1 << 30):
+        self.files = list(files)
+        self.size = int(size)
+        self.seed = int(seed)
+        self.scale = tuple(scale)
+        self.cache_bytes = cache_bytes
+        self._cache: Dict[int, object] = {}
+        self._cached = 0
+        self._perm = (None, None)
+        self._bad = set()
+
+    def __len__(self):  # the sampler decides the length; this is one epoch
+        return len(self.files)
+
+    def _photo(self, i: int):
+        from cvtools.imageio import load_image
+
+        im = self._cache.get(i)
+        if im is None:
+            im = load_image(self.files[i]).rgb
+            # keep at most 2× the crop size on the short side: larger never shows at `size`
+            short = min(im.size)
+            limit = 2 * self.size
+            if short > limit:
+                from PIL import Image
+
+                f = limit / short
+                im = im.resize((max(1, round(im.width * f)), max(1, round(im.height * f))), Image.BILINEAR)
+            nbytes = im.width * im.height * 3
+            if self._cached + nbytes <= self.cache_bytes:
+                self._cache[i] = im
+                self._cached += nbytes
+        return im
+
+    def __getitem__(self, k: int) -> torch.Tensor:
+        from PIL import Image
+
+        from cvtools.errors import ImageError
+
+        n = len(self.files)
+        epoch, pos = divmod(int(k), n)
+        if self._perm[0] != epoch:
+            self._perm = (epoch, epoch_permutation(self.seed, epoch, n))
+        perm = self._perm[1]
+        rng = np.random.default_rng([self.seed, int(k)])
+        for j in range(n):
+            i = int(perm[(pos + j) % n])
+            if i in self._bad:
+                continue
+            try:
+                im = self._photo(i)
+                break
+            except ImageError as exc:
+                self._bad.add(i)
+                print(f"cvtools: warning: skipping {exc}", file=sys.stderr)
+        else:
+            raise UsageError("no photo in the training folder could be decoded")
+        w, h = im.size
+        area = w * h * rng.uniform(*self.scale)
+        aspect = math.exp(rng.uniform(math.log(3 / 4), math.log(4 / 3)))
+        cw = int(round(min(w, math.sqrt(area * aspect))))
+        ch = int(round(min(h, math.sqrt(area / aspect))))
+        x0 = int(rng.integers(0, w - cw + 1))
+        y0 = int(rng.integers(0, h - ch + 1))
+        crop = im.resize((self.size, self.size), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch),
+                         reducing_gap=2.0)
+        if rng.random() < 0.5:
+            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
+        arr = np.asarray(crop, dtype=np.uint8)
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1)
+
+
+class _IndexList(torch.utils.data.Sampler):
+    def __init__(self, start_step, steps, batch_size, rank=0, world=1):
+        self.args = (start_step, steps, batch_size, rank, world)
+
+    def __iter__(self):
+        return sample_indices(*self.args)
+
+    def __len__(self):
+        start, steps, batch, rank, world = self.args
+        return max(0, steps - start) * (batch // world)
+
+
+def make_loader(dataset, start_step, steps, batch_size, workers, pin_memory, rank=0, world=1):
+    kwargs = {}
+    if workers > 0:
+        kwargs = dict(persistent_workers=False, prefetch_factor=4)
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size // world, sampler=_IndexList(start_step, steps, batch_size, rank, world),
+        num_workers=workers, pin_memory=pin_memory, drop_last=False, **kwargs)
+
+
+# ---------------------------------------------------------------------------- trainer
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Short linear warm-up, then cosine decay to a tenth (a function of the step: resumable)."""
+    warm = min(100, max(1, config.steps // 20))
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    t = (step - warm) / max(1, config.steps - warm)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    from cvtools.imageio import atomic_write
+
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+class Trainer:
+    """Owns the network, optimizer, loss and step counter of one training run."""
+
+    def __init__(self, config: TrainConfig, resume: Optional[str] = None):
+        from cvtools.backbones import load_backbone, resolve_device
+        from cvtools.imageio import load_image, pil_to_tensor
+        from cvtools.style.losses import LossWeights, PerceptualLoss, style_target
+        from cvtools.style.network import TransformerNet
+        from cvtools.style.stylize import resize_long_side
+
+        self.history: List[Dict[str, float]] = []
+        self.step_count = 0
+        self.elapsed = 0.0
+        checkpoint = None
+        if resume:
+            checkpoint = load_checkpoint(resume)
+            saved = TrainConfig.from_json(checkpoint["config"])
+            # the run's identity comes from the checkpoint; only where and how long may change
+            for key in ("output", "steps", "device", "workers", "checkpoint_every", "preview_every", "preview",
+                        "log_every", "compile"):
+                setattr(saved, key, getattr(config, key))
+            config = saved
+        self.config = config
+        c = config
+        for key in ("steps", "batch_size", "image_size", "style_size"):
+            if getattr(c, key) < 1:
+                raise UsageError(f"--{key.replace('_', '-')} must be positive")
+        if c.image_size < 32:
+            raise UsageError("--image-size must be at least 32")
+        self.device = resolve_device(c.device)
+        cuda = self.device.type == "cuda"
+        if c.precision == "auto":
+            self.amp_dtype = torch.bfloat16 if cuda else None
+        else:
+            self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[c.precision]
+        self.channels_last = cuda
+
+        torch.manual_seed(c.seed)
+        self.net = TransformerNet(c.width, c.residual_blocks).to(self.device)
+        if self.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c.lr)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+        self.backbone = load_backbone(c.backbone, device=str(self.device), precision="fp32", fuse=True,
+                                      channels_last=self.channels_last, weights=c.backbone_weights)
+        layers = list(c.style_layers or self.backbone.defaults.style)
+        content = c.content_layer or self.backbone.defaults.content
+        self.backbone.check_layers(layers + [content])
+        c.style_layers, c.content_layer = layers, content
+        if c.style_layer_weights is not None and len(c.style_layer_weights) != len(layers):
+            raise UsageError(f"{len(c.style_layer_weights)} style layer weights for {len(layers)} style layers")
+        layer_w = dict(zip(layers, c.style_layer_weights)) if c.style_layer_weights else None
+        style_rgb = resize_long_side(load_image(c.style_image).rgb, c.style_size)
+        self.style_pixels = style_rgb.size
+        target = style_target(self.backbone, pil_to_tensor(style_rgb), layers)
+        self.loss_fn = PerceptualLoss(self.backbone, target, layers, content,
+                                      LossWeights(c.content_weight, c.style_weight, c.tv_weight, layer_w))
+        self.forward = torch.compile(self.net) if c.compile else self.net
+
+        if checkpoint is not None:
+            self.net.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.step_count = int(checkpoint["step"])
+            self.history = json.loads(checkpoint.get("history", "[]"))
+            self.elapsed = float(checkpoint.get("elapsed", 0.0))
+        self.out_dir = Path(c.output)
+        self.checkpoint_path = self.out_dir / f"{c.name}.ckpt"
+        self.last_good_step: Optional[int] = self.step_count if checkpoint is not None else None
+
+    # ------------------------------------------------------------------ one step
+    def step(self, batch_uint8: torch.Tensor):
+        """One optimisation step on a uint8 batch; returns the (detached, on-device) loss parts."""
+        c = self.config
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(c, self.step_count)
+        x = batch_uint8.to(self.device, non_blocking=True).float().div_(255.0)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            y = self.forward(x)
+            total, parts = self.loss_fn(y, x)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step_count += 1
+        parts["total"] = total.detach()
+        return parts
+
+    # ------------------------------------------------------------------ files
+    def save_checkpoint(self) -> Path:
+        obj = {
+            "format": CHECKPOINT_FORMAT,
+            "step": self.step_count,
+            "model": {k: v.detach().cpu() for k, v in self.net.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "config": self.config.to_json(),
+            "history": json.dumps(self.history),
+            "elapsed": self.elapsed,
+        }
+        _atomic_torch_save(obj, self.checkpoint_path)
+        self.last_good_step = self.step_count
+        return self.checkpoint_path
+
+    @torch.no_grad()
+    def save_preview(self, image: torch.Tensor, path: Path) -> Path:
+        from cvtools.imageio import save_image
+
+        was_training = self.net.training
+        self.net.eval()
+        x = image.unsqueeze(0).to(self.device)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            y = self.net(x)
+        self.net.train(was_training)
+        return save_image(path, y[0].float().cpu())
+
+
+def load_checkpoint(path) -> Dict:
+    path = Path(path)
+    if not path.exists():
+        raise WeightsError(f"{path}: no such checkpoint")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise WeightsError(f"{path}: not a readable train-style checkpoint ({first})") from None
+    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
+        raise WeightsError(f"{path}: not a cvtools train-style checkpoint")
+    return obj
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM set a flag that the loop checks between steps (so the checkpoint it then
+    writes is consistent); a second Ctrl-C interrupts at once."""
+
+    def __init__(self):
+        self.signal: Optional[int] = None
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.signal = signum
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def default_workers() -> int:
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, n - 1))
+
+
+def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool = False) -> TrainResult:
+    """Train (or resume) a style and write NAME.safetensors + NAME.json into ``config.output``.
+
+    Raises TrainingStopped (with the checkpoint path) when interrupted or when the loss
+    diverges; the last good checkpoint is kept either way.
+    """
+    from tqdm import tqdm
+
+    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.style.records import StyleRecord, save_style_weights
+    from cvtools.style.stylize import resize_long_side
+
+    trainer = Trainer(config, resume)
+    c = trainer.config
+    files = photo_files(c.photos)
+    trainer.out_dir.mkdir(parents=True, exist_ok=True)
+    preview_src = c.preview or str(files[0])
+    preview = pil_to_tensor(resize_long_side(load_image(preview_src).rgb, 512)) if c.preview_every else None
+    preview_dir = trainer.out_dir / f"{c.name}_previews"
+
+    workers = default_workers() if c.workers is None else c.workers
+    dataset = PhotoCrops(files, c.image_size, c.seed, c.crop_scale,
+                         cache_bytes=(2 << 30) // max(1, workers))
+    start = trainer.step_count
+    if start >= c.steps:
+        raise UsageError(f"the checkpoint is at step {start}; ask for more --steps than that to continue")
+    loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda")
+    bar = tqdm(total=c.steps, initial=start, desc=f"train {c.name}", unit="step", file=sys.stderr,
+               dynamic_ncols=True, disable=quiet)
+    sums: Dict[str, torch.Tensor] = {}
+    count = 0
+    t0 = time.perf_counter()
+    images = 0
+    elapsed_before = trainer.elapsed
+    trainer.net.train()
+
+    def check_and_log(force_finite_check: bool = True) -> bool:
+        """Average the accumulated losses; False when any is NaN/inf."""
+        nonlocal sums, count
+        if not count:
+            return True
+        avg = {k: float(v) / count for k, v in sums.items()}
+        if not all(math.isfinite(v) for v in avg.values()):
+            return False
+        avg["step"] = trainer.step_count
+        trainer.history.append(avg)
+        sums, count = {}, 0
+        rate = images / max(1e-9, time.perf_counter() - t0)
+        bar.set_postfix_str(f"style {avg['style']:.3f} content {avg['content']:.3f} {rate:.0f} img/s")
+        return True
+
+    def diverged():
+        ckpt = trainer.checkpoint_path if trainer.last_good_step is not None else None
+        where = f"; the last good checkpoint is {ckpt} (step {trainer.last_good_step})" if ckpt else ""
+        raise TrainingStopped(f"the loss became NaN or infinite near step {trainer.step_count}{where}; "
+                              "try a lower --lr or --style-weight", ckpt)
+
+    with _StopFlag() as stop:
+        try:
+            for batch in loader:
+                parts = trainer.step(batch)
+                for k, v in parts.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                count += 1
+                images += batch.shape[0]
+                bar.update(1)
+                s = trainer.step_count
+                if s % c.log_every == 0 or s == c.steps:
+                    if not check_and_log():
+                        diverged()
+                if c.checkpoint_every and s % c.checkpoint_every == 0 and s < c.steps:
+                    if not check_and_log():
+                        diverged()
+                    trainer.elapsed = elapsed_before + time.perf_counter() - t0
+                    trainer.save_checkpoint()
+                if preview is not None and c.preview_every and s % c.preview_every == 0:
+                    trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
+                if stop.signal is not None:
+                    if not check_and_log():
+                        diverged()
+                    trainer.elapsed = elapsed_before + time.perf_counter() - t0
+                    path = trainer.save_checkpoint()
+                    name = "Ctrl-C" if stop.signal == signal.SIGINT else "SIGTERM"
+                    raise TrainingStopped(
+                        f"stopped by {name} at step {s}; checkpoint saved: {path} "
+                        f"(continue with --resume {path})", path, exit_code=130)
+        finally:
+            bar.close()
+    if not check_and_log():
+        diverged()
+    seconds = time.perf_counter() - t0
+    trainer.elapsed = elapsed_before + seconds
+    ckpt = trainer.save_checkpoint()
+
+    weights_path = trainer.out_dir / f"{c.name}.safetensors"
+    sha = save_style_weights(trainer.net.cpu(), weights_path, name=c.name)
+    tail = trainer.history[-5:]
+    final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "content", "tv", "total")} if tail else {}
+    record = StyleRecord(
+        name=c.name, title=c.title, artist=c.artist, year=c.year,
+        provenance=dict(c.provenance, style_image=Path(c.style_image).name) if c.provenance
+        else {"style_image": Path(c.style_image).name},
+        weights={"file": weights_path.name, "sha256": sha, "dtype": "float16", "bytes": weights_path.stat().st_size},
+        network={"architecture": "johnson2016-instancenorm-upsample", "width": c.width,
+                 "residual_blocks": c.residual_blocks},
+        recipe={"backbone": c.backbone, "style_layers": c.style_layers,
+                "style_layer_weights": c.style_layer_weights, "content_layer": c.content_layer,
+                "content_weight": c.content_weight, "style_weight": c.style_weight, "tv_weight": c.tv_weight,
+                "steps": c.steps, "batch_size": c.batch_size, "image_size": c.image_size,
+                "style_size": c.style_size, "style_pixels": list(trainer.style_pixels),
+                "crop_scale": list(c.crop_scale), "lr": c.lr, "lr_schedule": "warm-up, cosine to 0.1",
+                "seed": c.seed, "photos": f"{len(files)} photos from {c.photos}"},
+        training={"date": time.strftime("%Y-%m-%d"), "device": _device_name(trainer.device),
+                  "torch": torch.__version__, "precision": str(trainer.amp_dtype or torch.float32).replace("torch.", ""),
+                  "seconds": round(trainer.elapsed, 1),
+                  "images_per_second": round(images / max(1e-9, seconds), 1), "final_losses": final},
+    )
+    record_path = record.save(trainer.out_dir / f"{c.name}.json")
+    return TrainResult(weights_path, record_path, ckpt, trainer.step_count, final,
+                       images / max(1e-9, seconds), trainer.elapsed)
+
+
+def _device_name(device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import platform
+
+    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
