@@ -115,7 +115,7 @@ def make_corpus(d, w: int = 48, h: int = 40) -> Dict[str, Case]:
         cases[name] = Case(name, p, outcome, **kw)
 
     add("good", "good.png", "ok", _png_bytes(base), size=(w, h))
-    full = _jpeg_bytes(photo(96, 80, seed=1))
+    full = _jpeg_bytes(photo(60, 60, seed=1))  # under BOMB_LIMIT: refused as truncated, not as a bomb
     add("truncated_jpeg", "truncated.jpg", "error", full[: len(full) // 2], reason=r"truncated|cannot decode|damaged")
     add("empty_file", "empty.jpg", "error", b"", reason=r"empty file")
     add("text_as_jpg", "notes.jpg", "error", b"These are my notes, not a photo.\n" * 4,

@@ -96,6 +96,13 @@ def _error_line(path, exc) -> str:
     return msg if shown in msg else f"{shown}: {msg}"
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 class _Interrupted(KeyboardInterrupt):
     """SIGTERM during a batch, raised like Ctrl-C so temporary files are cleaned up."""
 
@@ -137,7 +144,7 @@ def run_batch(
             report.failed.append("")
         return report
     bar = None
-    if not quiet and len(paths) > 1:
+    if not quiet and len(paths) > 1 and _is_terminal(sys.stderr):  # no bar debris in logs and pipes
         from tqdm import tqdm
 
         bar = tqdm(total=len(paths), desc=desc, unit="img", file=sys.stderr, dynamic_ncols=True)

@@ -1,0 +1,575 @@
+"""Every command against the bad-input corpus (tests/badinputs.py), plus output safety,
+interruption and damaged weights.
+
+For each command that exists, ONE batch runs over every corpus case plus a good image, and
+each (command, case) pair is checked against that run:
+
+- an ``error`` case: exactly one stderr line names the file and gives the reason, no traceback,
+  no output file for it (not even a partial or temporary one);
+- an ``ok`` case: its result is there and decodes at the right size (a writer) or its JSON row
+  is printed (classify). A 1×1 image may instead be refused with a one-line error;
+- the batch goes on: the good image is processed whatever comes before it, and the exit
+  status is non-zero because some inputs failed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from badinputs import BOMB_LIMIT, CASE_NAMES, make_corpus, photo, unwritable_output
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@dataclass
+class Command:
+    name: str
+    module: str
+    writes: bool
+    args: Callable  # (inputs: list[str], out: Path, extra: dict) -> list of CLI arguments
+    needs: Optional[str] = None  # fixture-made resource (a style file)
+
+    def argv(self, inputs, out, extra) -> list:
+        return [self.name, *self.args(inputs, out, extra)]
+
+    def available(self) -> bool:
+        return importlib.util.find_spec(self.module) is not None
+
+
+def _style_file(d: Path) -> Path:
+    """A tiny random cvtools style (narrow network) made through the style package's own writer."""
+    try:
+        from cvtools.style.network import TransformerNet
+        from cvtools.style.records import save_style_weights
+    except ImportError as exc:  # pragma: no cover - the style package is not there yet
+        pytest.skip(f"style package not available: {exc}")
+    import torch
+
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.25)
+    path = d / "tiny_style.safetensors"
+    if not path.exists():
+        save_style_weights(net, path, name="tiny")
+    return path
+
+
+COMMANDS = [
+    Command("classify", "cvtools.cli.classify", False,
+            lambda inputs, out, x: [*inputs, "--weights", "random", "--device", "cpu", "--json", "--top", "1"]),
+    Command("stylize", "cvtools.cli.stylize", True,
+            lambda inputs, out, x: [*inputs, "--style", x["style"], "--device", "cpu", "--tile", "off",
+                                    "-o", f"{out}/"], needs="style"),
+    Command("dream", "cvtools.cli.dream", True,
+            lambda inputs, out, x: [*inputs, "--weights", "random", "--device", "cpu", "--octaves", "1",
+                                    "--steps", "1", "-o", f"{out}/"]),
+    Command("visualize", "cvtools.cli.visualize", True,
+            lambda inputs, out, x: ["saliency", *inputs, "--weights", "random", "--device", "cpu",
+                                    "-o", f"{out}/"]),
+]
+BY_NAME = {c.name: c for c in COMMANDS}
+WRITERS = [c.name for c in COMMANDS if c.writes]
+
+
+def _command(name) -> Command:
+    cmd = BY_NAME[name]
+    if not cmd.available():
+        pytest.skip(f"`cvtools {name}` has not landed yet")
+    return cmd
+
+
+def _invoke(args):
+    from click.testing import CliRunner
+
+    from cvtools.cli import cli
+
+    return CliRunner().invoke(cli, [str(a) for a in args], prog_name="cvtools")
+
+
+def _extra(tmp_dir: Path, cmd: Command) -> dict:
+    return {"style": str(_style_file(tmp_dir))} if cmd.needs == "style" else {}
+
+
+def _no_traceback(result):
+    text = result.output + (result.stderr or "")
+    assert "Traceback" not in text, text
+    if result.exception is not None:
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+def _outputs_for(out: Path, stem: str) -> List[Path]:
+    return sorted(p for p in out.glob(f"{stem}_*") if p.is_file()) if out.exists() else []
+
+
+def _hidden(out: Path) -> List[str]:
+    return sorted(p.name for p in out.rglob(".*")) if out.exists() else []
+
+
+# ----------------------------------------------------------------------------- the corpus run
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    d = tmp_path_factory.mktemp("corpus")
+    return d, make_corpus(d)
+
+
+@pytest.fixture(scope="module")
+def batch_runs(corpus, tmp_path_factory):
+    """{command: (result, out dir)}: one run per command over every case, the good image last."""
+    d, cases = corpus
+    runs = {}
+
+    def get(name):
+        if name not in runs:
+            cmd = _command(name)
+            out = tmp_path_factory.mktemp(f"out_{name}")
+            inputs = [str(c.path) for n, c in cases.items() if n != "good"] + [str(cases["good"].path)]
+            args = cmd.argv(inputs, out, _extra(d, cmd)) + ["--max-pixels", BOMB_LIMIT]
+            runs[name] = (_invoke(args), out)
+        return runs[name]
+
+    return get
+
+
+def _lines_naming(text: str, path: Path) -> List[str]:
+    """Error lines naming ``path`` (progress bars and notes may name it too)."""
+    return [line for line in text.replace("\r", "\n").splitlines() if path.name in line and "error" in line]
+
+
+@pytest.mark.parametrize("case_name", CASE_NAMES)
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def test_corpus_case(command, case_name, corpus, batch_runs):
+    d, cases = corpus
+    case = cases[case_name]
+    result, out = batch_runs(command)
+    _no_traceback(result)
+    assert result.exit_code == 1, (result.exit_code, result.stderr)  # some inputs are bad: non-zero
+    errors = _lines_naming(result.stderr, case.path)
+    cmd = BY_NAME[command]
+    stem = case.path.stem
+    if case.is_error:
+        assert len(errors) == 1, f"expected one error line naming {case.path.name}:\n{result.stderr}"
+        reason = errors[0].split(case.path.name, 1)[1]  # not the file name: "truncated.jpg" says nothing
+        assert re.search(case.reason, reason, re.I), errors[0]
+        assert errors[0].startswith("cvtools: error: "), errors[0]  # one clean line, no progress-bar debris
+        assert "error" in errors[0]
+        if cmd.writes:
+            assert _outputs_for(out, stem) == [], "a refused input left an output"
+        else:
+            assert not any(case.path.name in line for line in result.stdout.splitlines())
+    else:
+        produced = _outputs_for(out, stem) if cmd.writes else [
+            json.loads(line) for line in result.stdout.splitlines() if case.path.name in line]
+        if case.tiny and errors and not produced:
+            assert len(errors) == 1 and "error" in errors[0], errors  # a clear refusal is fine
+            return
+        assert errors == [], f"{case.path.name} should be processed:\n{result.stderr}"
+        assert len(produced) >= 1, f"no result for {case.path.name}"
+        if cmd.writes:
+            for p in produced:
+                if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
+                    with Image.open(p) as im:
+                        im.load()  # decodes completely
+                        assert im.size == case.size, (p.name, im.size, case.size)
+        else:
+            assert produced[0]["top"] and 0.0 <= produced[0]["top"][0]["probability"] <= 1.0
+    if cmd.writes:
+        assert _hidden(out) == [], f"temporary files left: {_hidden(out)}"
+
+
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def test_single_bad_input_exits_nonzero_with_one_line(command, corpus, tmp_path):
+    d, cases = corpus
+    cmd = _command(command)
+    result = _invoke(cmd.argv([str(cases["text_as_jpg"].path)], tmp_path / "out", _extra(d, cmd)))
+    _no_traceback(result)
+    assert result.exit_code == 1
+    lines = [l for l in result.stderr.splitlines() if l.strip() and not l.startswith("cvtools: note")]
+    assert len(lines) == 1 and "notes.jpg" in lines[0] and "not a recognised image" in lines[0], result.stderr
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_max_pixels_from_environment(corpus, monkeypatch, run_cli):
+    """The limit also comes from CVTOOLS_MAX_PIXELS; --max-pixels does not leak into the next run."""
+    d, cases = corpus
+    bomb = cases["bomb_small"].path
+    monkeypatch.setenv("CVTOOLS_MAX_PIXELS", str(BOMB_LIMIT))
+    r = run_cli("classify", bomb, "--weights", "random", "--device", "cpu", "--json")
+    assert r.exit_code == 1 and "safety limit" in r.stderr and "4,096 pixels" in r.stderr
+    monkeypatch.delenv("CVTOOLS_MAX_PIXELS")
+    r = run_cli("classify", bomb, "--weights", "random", "--device", "cpu", "--json", "--max-pixels", "100")
+    assert r.exit_code == 1 and "safety limit" in r.stderr
+    assert "CVTOOLS_MAX_PIXELS" not in os.environ  # restored after the command
+    r = run_cli("classify", bomb, "--weights", "random", "--device", "cpu", "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["path"].endswith("bomb_small.png")
+    monkeypatch.setenv("CVTOOLS_MAX_PIXELS", "lots")
+    r = run_cli("classify", bomb, "--weights", "random", "--device", "cpu", "--json")
+    _no_traceback(r)
+    assert r.exit_code == 1 and "CVTOOLS_MAX_PIXELS='lots'" in r.stderr
+
+
+# ----------------------------------------------------------------------------- outputs
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_unwritable_output_directory(command, corpus, tmp_path):
+    """-o under a regular file: mkdir fails even for root. One line, exit 1, nothing written."""
+    d, cases = corpus
+    cmd = _command(command)
+    out = unwritable_output(tmp_path)
+    result = _invoke(cmd.argv([str(cases["good"].path)], out, _extra(d, cmd)))
+    _no_traceback(result)
+    assert result.exit_code == 1
+    errors = [l for l in result.stderr.splitlines() if "error" in l]
+    assert len(errors) == 1 and "cannot create the output directory" in errors[0], result.stderr
+    assert str(out) in errors[0] or "a_regular_file" in errors[0]
+    assert sorted(os.listdir(tmp_path)) == ["a_regular_file"]
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_outputs_never_overwrite_inputs_or_existing_files(command, corpus, tmp_path):
+    d, cases = corpus
+    cmd = _command(command)
+    src = tmp_path / "in.png"
+    photo(48, 40, seed=5).save(src)
+    before = src.read_bytes()
+    extra = _extra(d, cmd)
+
+    # -o naming the input itself
+    args = cmd.argv([str(src)], tmp_path, extra)
+    args[args.index("-o") + 1] = str(src)
+    r = _invoke(args)
+    _no_traceback(r)
+    assert r.exit_code == 1 and "overwrite an input" in r.stderr
+    assert src.read_bytes() == before
+
+    # first run writes; the second refuses and keeps the file; --overwrite replaces it
+    out = tmp_path / "out"
+    r = _invoke(cmd.argv([str(src)], out, extra))
+    assert r.exit_code == 0, r.stderr
+    (target,) = _outputs_for(out, "in")
+    first = target.read_bytes()
+    target.write_bytes(first + b"marker")  # so a rewrite is visible
+    r = _invoke(cmd.argv([str(src)], out, extra))
+    _no_traceback(r)
+    assert r.exit_code == 1 and "--overwrite" in r.stderr
+    assert target.read_bytes() == first + b"marker"
+    r = _invoke(cmd.argv([str(src)], out, extra) + ["--overwrite"])
+    assert r.exit_code == 0, r.stderr
+    with Image.open(target) as im:
+        im.load()
+        assert im.size == (48, 40)
+    assert not target.read_bytes().endswith(b"marker")
+    assert src.read_bytes() == before and _hidden(out) == []
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_two_inputs_never_share_an_output(command, corpus, tmp_path):
+    """a/x.png and b/x.png into one -o directory: the second is refused, even with --overwrite,
+    instead of silently replacing the first one's result."""
+    d, cases = corpus
+    cmd = _command(command)
+    for sub, seed in (("a", 1), ("b", 2)):
+        (tmp_path / sub).mkdir()
+        photo(40, 32, seed=seed).save(tmp_path / sub / "x.png")
+    out = tmp_path / "out"
+    r = _invoke(cmd.argv([str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")], out, _extra(d, cmd))
+                + ["--overwrite"])
+    _no_traceback(r)
+    assert r.exit_code == 1
+    errs = [l for l in r.stderr.splitlines() if "is also the output for" in l]
+    assert len(errs) == 1 and str(tmp_path / "a" / "x.png") in errs[0], r.stderr
+    assert len(_outputs_for(out, "x")) == 1
+
+
+# ----------------------------------------------------------------------------- interruption
+
+_HARNESS = r"""
+import sys, time
+from pathlib import Path
+import click
+from PIL import Image
+from cvtools.cli.common import finish, run_batch
+from cvtools.imageio import load_image, output_path_for, atomic_write
+
+out = Path(sys.argv[1])
+inputs = sys.argv[2:]
+
+@click.command()
+def main():
+    def work(path):
+        target = output_path_for(path, str(out) + "/", "copy", ext=".png", many=True)
+        image = load_image(path)
+        def write(tmp):
+            with open(tmp, "wb") as f:  # a slow writer: half the file, a pause, the rest
+                import io
+                buf = io.BytesIO(); image.rgb.save(buf, "PNG"); data = buf.getvalue()
+                f.write(data[: len(data) // 2]); f.flush(); time.sleep(0.25); f.write(data[len(data) // 2:])
+        atomic_write(target, write)
+    finish(run_batch(inputs, work, "copy", quiet=True))
+
+main(args=[])
+"""
+
+
+def _interrupt_after_first_output(cmd_line, out: Path, sig=signal.SIGINT, timeout=120.0):
+    proc = subprocess.Popen(cmd_line, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, stderr
+
+
+def _assert_only_complete_outputs(out: Path, n_inputs: int, size):
+    assert _hidden(out) == [], f"temporary files left: {_hidden(out)}"
+    files = sorted(out.iterdir())
+    assert 1 <= len(files) < n_inputs, f"interruption came too late to test anything: {len(files)} outputs"
+    for p in files:
+        with Image.open(p) as im:
+            im.load()
+            assert im.size == size
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_during_batch_leaves_only_complete_files(tmp_path, sig):
+    """run_batch + atomic_write (the machinery every writer uses), interrupted mid-write."""
+    n = 12
+    inputs = []
+    for i in range(n):
+        p = tmp_path / f"in{i:02d}.png"
+        photo(64, 48, seed=i).save(p)
+        inputs.append(str(p))
+    out = tmp_path / "out"
+    harness = tmp_path / "harness.py"
+    harness.write_text(_HARNESS)
+    rc, stderr = _interrupt_after_first_output([sys.executable, str(harness), str(out), *inputs], out, sig)
+    assert rc == 130, (rc, stderr)
+    assert "interrupted" in stderr and "Traceback" not in stderr, stderr
+    _assert_only_complete_outputs(out, n, (64, 48))
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_sigint_during_cli_batch(command, corpus, tmp_path):
+    """The real command as a subprocess over several images, Ctrl-C after the first output."""
+    d, cases = corpus
+    cmd = _command(command)
+    n = 8
+    inputs = []
+    for i in range(n):
+        p = tmp_path / f"p{i}.png"
+        photo(96, 80, seed=i).save(p)
+        inputs.append(str(p))
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "cvtools", *cmd.argv(inputs, out, _extra(d, cmd)), "-q"]
+    rc, stderr = _interrupt_after_first_output(args, out)
+    assert rc == 130, (rc, stderr)
+    assert "Traceback" not in stderr, stderr
+    _assert_only_complete_outputs(out, n, (96, 80))
+
+
+# ----------------------------------------------------------------------------- weights
+
+
+@pytest.fixture(scope="module")
+def weight_files(tmp_path_factory):
+    import torch
+    from safetensors.torch import save_file
+
+    d = tmp_path_factory.mktemp("weights")
+    marker = d / "PWNED"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    good = {"conv.weight": torch.randn(4, 3, 3, 3), "conv.bias": torch.zeros(4)}
+    torch.save(good, d / "good.pth")
+    save_file(good, str(d / "good.safetensors"))
+    files = {}
+    data = (d / "good.pth").read_bytes()
+    files["truncated_pth"] = d / "truncated.pth"
+    files["truncated_pth"].write_bytes(data[: len(data) // 2])
+    sdata = (d / "good.safetensors").read_bytes()
+    files["truncated_safetensors"] = d / "truncated.safetensors"
+    files["truncated_safetensors"].write_bytes(sdata[:-10])
+    files["tampered_header"] = d / "tampered.safetensors"
+    files["tampered_header"].write_bytes(sdata[:8] + b"#" + sdata[9:])
+    files["foreign_text"] = d / "notes.pth"
+    files["foreign_text"].write_text("definitely not weights\n")
+    files["foreign_image"] = d / "image.safetensors"
+    photo(16, 16).save(files["foreign_image"], format="PNG")
+    files["pickled_code"] = d / "evil.pth"
+    torch.save({"conv.weight": torch.zeros(1), "x": Payload()}, files["pickled_code"])
+    files["nan"] = d / "nan.pth"
+    torch.save({"conv.weight": torch.full((2,), float("nan"))}, files["nan"])
+    files["not_a_state_dict"] = d / "list.pth"
+    torch.save([torch.zeros(2)], files["not_a_state_dict"])
+    files["empty"] = d / "empty.pth"
+    files["empty"].write_bytes(b"")
+    files["directory"] = d / "adir.pth"
+    files["directory"].mkdir()
+    return d, files, marker
+
+
+WEIGHT_CASES = {
+    "truncated_pth": r"truncated or damaged",
+    "truncated_safetensors": r"truncated safetensors",
+    "tampered_header": r"not a safetensors file|damaged",
+    "foreign_text": r"not a weights file",
+    "foreign_image": r"not a safetensors file",
+    "pickled_code": r"refused.*could run code",
+    "nan": r"NaN or infinite",
+    "not_a_state_dict": r"no state dict of tensors",
+    "empty": r"empty weights file",
+    "directory": r"is a directory",
+}
+
+
+@pytest.mark.parametrize("case", list(WEIGHT_CASES))
+def test_bad_weights_refused(case, weight_files):
+    from cvtools.errors import WeightsError
+    from cvtools.weights import load_state_dict_file
+
+    d, files, marker = weight_files
+    with pytest.raises(WeightsError, match=WEIGHT_CASES[case]) as info:
+        load_state_dict_file(files[case])
+    msg = str(info.value)
+    assert "\n" not in msg and files[case].name in msg
+    assert not marker.exists(), "unpickling ran code"
+
+
+def test_good_weights_load_by_content_not_name(weight_files, tmp_path):
+    import shutil
+
+    import torch
+
+    from cvtools.weights import load_state_dict_file
+
+    d, files, marker = weight_files
+    for name in ("good.pth", "good.safetensors"):
+        sd = load_state_dict_file(d / name)
+        assert set(sd) == {"conv.weight", "conv.bias"} and sd["conv.bias"].eq(0).all()
+    swapped = tmp_path / "really_safetensors.pth"
+    shutil.copy(d / "good.safetensors", swapped)
+    assert torch.equal(load_state_dict_file(swapped)["conv.weight"], load_state_dict_file(d / "good.pth")["conv.weight"])
+
+
+def test_checksum_pinning(weight_files, tmp_path):
+    import shutil
+
+    from cvtools.errors import WeightsError
+    from cvtools.weights import load_state_dict_file, sha256_file
+
+    d, files, marker = weight_files
+    good = d / "good.pth"
+    digest = sha256_file(good)
+    assert "conv.weight" in load_state_dict_file(good, expected_sha256=digest)
+    tampered = tmp_path / "tampered.pth"
+    shutil.copy(good, tampered)
+    data = bytearray(tampered.read_bytes())
+    data[len(data) // 2] ^= 0x01  # one bit
+    tampered.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="checksum mismatch"):
+        load_state_dict_file(tampered, expected_sha256=digest)
+
+
+def test_embedded_backbone_weights_are_pinned(tmp_path, monkeypatch):
+    """The embedded EfficientNet-Lite0 file is checked against its pinned SHA-256: a damaged
+    copy in its place is refused before loading."""
+    import shutil
+
+    from cvtools import backbones
+    from cvtools.errors import WeightsError
+
+    real = backbones.embedded_weights_path("efficientnet_lite0")
+    if real is None:
+        pytest.skip("embedded weights package not installed")
+    fake = tmp_path / "lite0.pth"
+    shutil.copy(real, fake)
+    with open(fake, "r+b") as f:
+        f.seek(-100, os.SEEK_END)
+        f.write(b"\0" * 50)
+    monkeypatch.setattr(backbones, "embedded_weights_path", lambda name: str(fake))
+    with pytest.raises(WeightsError, match="checksum mismatch.*reinstall"):
+        backbones.load_backbone("efficientnet_lite0", device="cpu", precision="fp32")
+
+
+@pytest.mark.parametrize("case", ["truncated_pth", "pickled_code", "foreign_text"])
+def test_bad_backbone_weights_on_the_command_line(case, weight_files, corpus, run_cli):
+    d, files, marker = weight_files
+    _, cases = corpus
+    r = run_cli("classify", cases["good"].path, "--weights", files[case], "--device", "cpu")
+    _no_traceback(r)
+    assert r.exit_code == 1
+    assert r.stderr.count("\n") == 1 and files[case].name in r.stderr
+    assert re.search(WEIGHT_CASES[case], r.stderr), r.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("case", ["truncated_safetensors", "pickled_code", "foreign_image"])
+def test_bad_style_weights_on_the_command_line(case, weight_files, corpus):
+    d, files, marker = weight_files
+    _, cases = corpus
+    _command("stylize")
+    r = _invoke(["stylize", cases["good"].path, "--style", files[case], "--device", "cpu"])
+    _no_traceback(r)
+    assert r.exit_code == 1
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and files[case].name in lines[0], r.stderr
+    assert not marker.exists()
+    assert _outputs_for(cases["good"].path.parent, "good") == []
+
+
+# ----------------------------------------------------------------------------- CLI hygiene
+
+
+def test_broken_pipe_is_quiet(corpus, tmp_path):
+    """`cvtools classify many | head -1`: no traceback, no error spew when the reader goes away."""
+    _, cases = corpus
+    imgs = []
+    for i in range(6):
+        p = tmp_path / f"i{i}.png"
+        photo(32, 32, seed=i).save(p)
+        imgs.append(str(p))
+    proc = subprocess.run(
+        f"{sys.executable} -m cvtools classify {' '.join(imgs)} --weights random --device cpu -q | head -c 1",
+        shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "Broken pipe" not in proc.stderr, proc.stderr
+
+
+def test_control_characters_in_file_names_stay_on_one_line(tmp_path, run_cli):
+    bad = tmp_path / "evil\nname.jpg"
+    bad.write_text("not an image")
+    r = run_cli("classify", bad, "--weights", "random", "--device", "cpu")
+    assert r.exit_code == 1
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "evil\\nname.jpg" in lines[0], r.stderr
