@@ -1,0 +1,187 @@
+"""`cvtools dream`: DeepDream, guided dreams and zooming dream animations."""
+
+import click
+
+from cvtools.cli.common import (echo_err, finish, load_backbone_from_options, max_pixels_option, model_options,
+                                output_options, quiet_option, run_batch)
+
+# Still outputs keep the input's format where it can hold a dream well; others become PNG.
+_STILL_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+@click.command()
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--layer", "-l", "layers", multiple=True, metavar="NAME[:CHANNELS]",
+              help="Layer to dream with, repeatable; CHANNELS like 3,7 or 0-15 picks some of its channels. "
+                   "Default: the backbone's dream layers (`cvtools layers` lists them).")
+@click.option("--octaves", type=click.IntRange(1, 12), default=4, show_default=True,
+              help="Scales to dream at; more octaves give larger patterns.")
+@click.option("--octave-scale", type=click.FloatRange(1.05, 4.0), default=1.4, show_default=True,
+              help="Size ratio between octaves.")
+@click.option("--steps", type=click.IntRange(0, 10000), default=10, show_default=True,
+              help="Gradient steps per octave; more steps, stronger dream.")
+@click.option("--step-size", type=click.FloatRange(0, min_open=True), default=None, metavar="S",
+              help="Mean pixel change per step (pixels in 0-1)  [default: 0.012]")
+@click.option("--jitter", type=click.IntRange(0, 512), default=32, show_default=True,
+              help="Random shift (pixels) before each step; hides the network's grid.")
+@click.option("--guide", type=click.Path(dir_okay=False), metavar="IMAGE",
+              help="Guided dream: grow the features of this image instead of whatever the network sees.")
+@click.option("--tile", default="auto", show_default=True, metavar="auto|off|N",
+              help="Compute gradients in N-pixel tiles (bounded memory, no seams); auto tiles only images "
+                   "too large for memory.")
+@click.option("--size", type=click.IntRange(32, 100000), default=None, metavar="N",
+              help="Resize so the longer side is N pixels before dreaming (the output has that size).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed gives the same dream.")
+@click.option("--frames", type=click.IntRange(1, 100000), default=1, show_default=True,
+              help="Animation: dream N frames, each the previous one zoomed in and dreamed again.")
+@click.option("--zoom", type=click.FloatRange(1.0, 2.0), default=1.05, show_default=True,
+              help="Animation: zoom factor per frame.")
+@click.option("--fps", type=click.FloatRange(0.1, 100), default=12, show_default=True,
+              help="Animation: frames per second of a GIF/WebP.")
+@click.option("--no-cuda-graphs", is_flag=True,
+              help="Run steps eagerly on the GPU instead of replaying captured CUDA graphs (for checking).")
+@output_options
+@model_options
+@max_pixels_option
+@quiet_option
+def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide, tile, size, seed, frames, zoom,
+          fps, no_cuda_graphs, output, overwrite, quiet, **model_opts):
+    """DeepDream: let the network exaggerate what it sees in images.
+
+    Writes INPUT_dream.EXT next to each input (or into -o). Images, directories and globs;
+    transparency is kept.
+
+    \b
+    Examples:
+      cvtools dream photo.jpg                              photo_dream.jpg
+      cvtools dream photo.jpg --layer blocks.12 --octaves 5    larger, more object-like shapes
+      cvtools dream photo.jpg --layer blocks.6 --steps 20      fine swirling textures
+      cvtools dream photo.jpg --layer blocks.10:0-15       only some channels of a layer
+      cvtools dream photo.jpg --guide flower.jpg           grow the guide's features
+      cvtools dream photos/ -o dreams/ --size 1024         a folder, resized first
+      cvtools dream photo.jpg --frames 48 --zoom 1.04 -o zoom.webp    zooming animation
+      cvtools dream photo.jpg --frames 48 -o frames/       the same as a PNG sequence
+
+    \b
+    Layers of the default EfficientNet-Lite0 (see `cvtools layers`):
+      blocks.2-6    strokes, ripples and swirls over the whole picture
+      blocks.8-10   eyes, fur and animal faces (the default: blocks.8 + blocks.10)
+      blocks.11-15  larger shapes; needs more octaves or steps to show
+
+    Large images are dreamed in tiles automatically when they would not fit in memory; on a
+    laptop CPU, --size 1024 keeps a dream to about a minute. Animations with few steps per
+    frame (--octaves 2 --steps 5) render much faster and still flow.
+    """
+    import sys
+    from pathlib import Path
+
+    from cvtools.dream import DreamEngine, DreamSettings
+    from cvtools.dream.animation import ANIMATED_EXTENSIONS
+    from cvtools.errors import UsageError
+    from cvtools.imageio import expand_inputs, load_image
+
+    paths, _ = expand_inputs(inputs)
+    many = len(paths) > 1
+    animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
+    if animated_file and frames == 1:
+        raise UsageError(f"-o {output}: a GIF/WebP animation needs --frames N (N > 1)")
+    if animated_file and many:
+        raise UsageError(f"-o {output} names one animation, but there are {len(paths)} inputs; "
+                         "give a directory instead")
+
+    settings = dict(layers=tuple(layers) or None, octaves=octaves, octave_scale=octave_scale, steps=steps,
+                    jitter=jitter, tile=tile, fast=False if no_cuda_graphs else None)
+    if step_size is not None:
+        settings["step_size"] = step_size
+    settings = DreamSettings(**settings).validated()  # bad options fail before the network loads
+    guide_tensor = load_image(guide).tensor() if guide else None
+    backbone = load_backbone_from_options(**model_opts)
+
+    def note(message):
+        if not quiet:
+            from tqdm import tqdm
+
+            tqdm.write(f"cvtools: note: {message}", file=sys.stderr)
+
+    engine = DreamEngine(backbone, settings, guide=guide_tensor, notes=note)
+
+    def work(path):
+        from cvtools.imageio import output_path_for, save_image
+
+        ext = path.suffix.lower() if path.suffix.lower() in _STILL_FORMATS else ".png"
+        if frames == 1:
+            targets = [output_path_for(path, output, "dream", ext, many=many, overwrite=overwrite, inputs=paths)]
+        elif animated_file:
+            targets = [_animation_target(path, output, overwrite, paths)]
+        else:  # a PNG sequence in a directory
+            folder = output or str(path.with_name(f"{path.stem}_dream"))
+            targets = [output_path_for(path, folder + "/", f"dream_{k:04d}", ".png", many=True,
+                                       overwrite=overwrite, inputs=paths) for k in range(frames)]
+        x, alpha = _load(path, size)
+        with _step_bar(engine, x, frames, path.name, quiet) as bar:
+            if frames == 1:
+                save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha)
+                return None if many else f"wrote {targets[0]}"
+            return _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_file, many)
+
+    finish(run_batch(inputs, work, "dream", quiet=quiet))
+
+
+def _load(path, size):
+    """RGB and alpha tensors of an image, resized to a longer side of ``size`` if asked."""
+    from PIL import Image
+
+    from cvtools.imageio import load_image, pil_to_tensor
+
+    image = load_image(path)
+    rgb, alpha = image.rgb, image.alpha
+    if size and max(rgb.size) != size:
+        w, h = rgb.size
+        f = size / max(w, h)
+        new = (max(1, round(w * f)), max(1, round(h * f)))
+        rgb = rgb.resize(new, Image.LANCZOS)
+        alpha = alpha.resize(new, Image.LANCZOS) if alpha is not None else None
+    return pil_to_tensor(rgb), (pil_to_tensor(alpha) if alpha is not None else None)
+
+
+def _step_bar(engine, x, frames, name, quiet):
+    """A progress bar over every step of every octave (and frame) of one image, to stderr."""
+    import contextlib
+    import sys
+
+    if quiet:
+        return contextlib.nullcontext(None)
+    from tqdm import tqdm
+
+    total = engine.total_steps(*x.shape[-2:]) * frames
+    return tqdm(total=total, desc=name, unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _animation_target(path, output, overwrite, inputs):
+    """The GIF/WebP file of an animation, with the same guards as every other output."""
+    from pathlib import Path
+
+    from cvtools.imageio import output_path_for
+
+    out = Path(output)
+    return output_path_for(path, output, "dream", out.suffix.lower(), overwrite=overwrite, inputs=inputs)
+
+
+def _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_file, many):
+    """Dream the frames; write each PNG as soon as it is done, or the GIF/WebP at the end."""
+    from cvtools.dream import dream_frames, save_animation
+    from cvtools.imageio import save_image, tensor_to_pil
+
+    collected = []
+    for k, (rgb, a) in enumerate(dream_frames(engine, x, frames, zoom, seed=seed, alpha=alpha, progress=bar)):
+        if animated_file:
+            im = tensor_to_pil(rgb)
+            if a is not None and targets[0].suffix.lower() == ".webp":
+                im.putalpha(tensor_to_pil(a))
+            collected.append(im)
+        else:
+            save_image(targets[k], rgb, alpha=a)
+    if animated_file:
+        save_animation(targets[0], collected, fps=fps)
+        return None if many else f"wrote {targets[0]} ({frames} frames)"
+    return None if many else f"wrote {frames} frames to {targets[0].parent}/"

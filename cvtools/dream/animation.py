@@ -1,0 +1,70 @@
+"""Zooming dream animations: each frame is the previous one zoomed in and dreamed again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator, Optional, Sequence, Tuple
+
+ANIMATED_EXTENSIONS = (".gif", ".webp")
+
+
+def zoom(image, factor: float):
+    """Zoom into the centre of ``image`` (N×C×H×W or C×H×W) by ``factor``, keeping its size.
+
+    A sampling grid scaled by 1/factor, so non-integer zooms stay exact (no crop rounding that
+    would make the animation wobble)."""
+    import torch
+    import torch.nn.functional as F
+
+    x = image.unsqueeze(0) if image.dim() == 3 else image
+    theta = torch.tensor([[1.0 / factor, 0.0, 0.0], [0.0, 1.0 / factor, 0.0]], device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    out = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+    return out[0] if image.dim() == 3 else out
+
+
+def dream_frames(engine, image, frames: int, zoom_factor: float = 1.05, seed: int = 0, alpha=None,
+                 progress=None) -> Iterator[Tuple["torch.Tensor", Optional["torch.Tensor"]]]:
+    """Yield ``frames`` (rgb, alpha) pairs: the dream of ``image``, then of each dream zoomed in.
+
+    Frame k uses seed ``seed + k``: the animation is deterministic and each frame's jitter
+    differs (a repeated jitter pattern shows as a shimmer)."""
+    if frames < 1:
+        raise ValueError("frames must be at least 1")
+    current = image
+    for k in range(frames):
+        if k:
+            current = zoom(current, zoom_factor)
+            if alpha is not None:
+                alpha = zoom(alpha, zoom_factor)
+        current = engine(current, seed=seed + k, progress=progress)
+        yield current, alpha
+
+
+def save_animation(path, frames: Sequence, fps: float = 12.0, quality: int = 90) -> Path:
+    """Write PIL frames as an animated GIF or WebP (atomically), looping forever."""
+    from PIL import Image
+
+    from cvtools.errors import ImageError
+    from cvtools.imageio import atomic_write
+
+    path = Path(path)
+    ext = path.suffix.lower()
+    if ext not in ANIMATED_EXTENSIONS:
+        raise ImageError(path, f"animations are written as .gif or .webp, not {ext or 'no extension'}")
+    duration = max(1, round(1000.0 / fps))
+    if ext == ".gif":
+        # One adaptive palette per frame (Floyd-Steinberg) keeps the dream's gradients smooth;
+        # GIF transparency is one bit, so alpha is dropped.
+        frames = [f.convert("RGB").quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.FLOYDSTEINBERG)
+                  for f in frames]
+        kwargs = dict(format="GIF", optimize=False, disposal=1)
+    else:
+        kwargs = dict(format="WEBP", quality=quality, method=4)
+    first, rest = frames[0], list(frames[1:])
+
+    def write(tmp):
+        first.save(tmp, save_all=True, append_images=rest, duration=duration, loop=0, **kwargs)
+
+    atomic_write(path, write)
+    return path

@@ -1,0 +1,336 @@
+"""The DeepDream engine: gradient ascent on a backbone's activations over an octave pyramid.
+
+Per octave (smallest first) the image is the octave's downscaled original plus the detail the
+smaller octaves dreamed, upscaled (detail re-injection). Each step rolls the image by a random
+shift (jitter), takes the gradient of the objective with respect to the input only, rolls the
+gradient back, and moves the image by ``step_size`` times the gradient divided by its mean
+absolute value; pixels stay in [0, 1].
+
+One step function serves every path: eager (the plain reference, any device), tiled (large
+images), and CUDA-graph replay (``fast``, CUDA only). The step has fixed shapes within an octave,
+no host syncs and no data-dependent Python branches; the random shifts for an image are drawn up
+front from a local generator, so a dream is a pure function of (image, settings, seed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable, List, Optional, Sequence, Tuple, Union
+
+from cvtools.dream.graphs import CapturedOctave, GraphCache, graphs_supported
+from cvtools.dream.jitter import draw_shifts, roll2d, roll_indices
+from cvtools.dream.objective import DreamObjective, resolve_targets
+from cvtools.dream.tiling import DEFAULT_MARGIN, MIN_TILE, auto_tile, bytes_per_pixel, memory_budget, tiled_gradient
+from cvtools.errors import CvtoolsError, UsageError
+
+#: Mean absolute change per step, in [0, 1] pixel units (Google's 1.5 on 0-255 images is 0.006;
+#: EfficientNet-Lite's patterns need a little more push to show in 10 steps per octave).
+DEFAULT_STEP_SIZE = 0.012
+
+
+@dataclass(frozen=True)
+class DreamSettings:
+    """How to dream. ``layers`` None means the backbone's defaults (``bb.defaults.dream``).
+
+    tile: ``"auto"`` (tile only when the image would not fit in memory), an int (core tile side
+    in pixels), or None/0 (never tile). fast: CUDA graphs per octave; None picks them on CUDA,
+    False forces the plain eager path (the reference the fast path is checked against).
+    """
+
+    layers: Optional[Tuple[str, ...]] = None
+    octaves: int = 4
+    octave_scale: float = 1.4
+    steps: int = 10
+    step_size: float = DEFAULT_STEP_SIZE
+    jitter: int = 32
+    tile: Union[str, int, None] = "auto"
+    margin: int = DEFAULT_MARGIN
+    guide_size: int = 224
+    smooth: float = 1.0
+    fast: Optional[bool] = None
+
+    def validated(self) -> "DreamSettings":
+        if self.octaves < 1:
+            raise UsageError("--octaves must be at least 1")
+        if self.octave_scale <= 1.0:
+            raise UsageError("--octave-scale must be above 1 (each octave this much larger than the last)")
+        if self.steps < 0:
+            raise UsageError("--steps must be 0 or more")
+        if self.step_size <= 0:
+            raise UsageError("--step-size must be positive")
+        if self.jitter < 0:
+            raise UsageError("--jitter must be 0 or more")
+        tile = self.tile
+        if isinstance(tile, str):
+            t = tile.strip().lower()
+            if t == "auto":
+                tile = "auto"
+            elif t in ("off", "none", "0"):
+                tile = None
+            else:
+                try:
+                    tile = int(t)
+                except ValueError:
+                    raise UsageError(f"--tile must be auto, off or a size in pixels (got {self.tile!r})") from None
+        if isinstance(tile, int) and not isinstance(tile, bool):
+            if tile == 0:
+                tile = None
+            elif tile < MIN_TILE:
+                raise UsageError(f"--tile must be at least {MIN_TILE} pixels (got {tile})")
+        layers = self.layers
+        if isinstance(layers, str):
+            layers = (layers,)
+        return replace(self, tile=tile, layers=tuple(layers) if layers else None)
+
+
+class GaussianBlur:
+    """Separable Gaussian blur of N×3×H×W tensors (reflect padding), weights built once."""
+
+    def __init__(self, sigma: float, device):
+        import math
+
+        import torch
+
+        radius = max(1, math.ceil(3 * sigma))
+        t = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        k = torch.exp(-t * t / (2 * sigma * sigma))
+        k = (k / k.sum()).to(device)
+        self.radius = radius
+        self.horizontal = k.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
+        self.vertical = k.view(1, 1, -1, 1).repeat(3, 1, 1, 1)
+
+    def __call__(self, x):
+        import torch.nn.functional as F
+
+        r = self.radius
+        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), self.horizontal, groups=3)
+        return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), self.vertical, groups=3)
+
+
+def octave_sizes(h: int, w: int, octaves: int, scale: float, min_side: int) -> List[Tuple[int, int]]:
+    """Octave sizes, smallest first, ending at (h, w); fewer octaves when the smallest would be
+    under ``min_side`` (the backbone's smallest input)."""
+    sizes = []
+    for k in range(octaves - 1, -1, -1):
+        f = scale ** -k
+        size = (max(1, round(h * f)), max(1, round(w * f)))
+        if k and min(size) < min_side:
+            continue
+        sizes.append(size)
+    return sizes
+
+
+def resize(x, size):
+    """Bilinear resize of N×C×H×W, antialiased when shrinking (no aliasing in the pyramid)."""
+    import torch.nn.functional as F
+
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    import torch
+
+    if isinstance(exc, (MemoryError, getattr(torch.cuda, "OutOfMemoryError", MemoryError))):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+class DreamEngine:
+    """A configured dream: call it on images (3×H×W or 1×3×H×W, [0, 1]) to get dreams of the
+    same shape. Keep one engine for a folder or an animation: it reuses guide features, memory
+    plans and captured CUDA graphs across same-sized images. Output depends only on the image,
+    the settings and the seed, never on what ran before (safe to shard across processes).
+
+    notes: called with one-line messages for the user (octaves adapted, tiling, fallbacks).
+    """
+
+    def __init__(self, backbone, settings: DreamSettings = DreamSettings(), guide=None,
+                 notes: Optional[Callable[[str], None]] = None):
+        self.backbone = backbone
+        self.settings = settings.validated()
+        self.targets = resolve_targets(backbone, self.settings.layers)
+        self.objective = DreamObjective(backbone, self.targets, guide=guide, guide_size=self.settings.guide_size)
+        self._notes = notes
+        self._said = set()
+        fast = self.settings.fast
+        self.use_graphs = graphs_supported(backbone.device) if fast is None else (fast and graphs_supported(backbone.device))
+        self._graphs = GraphCache()
+        self._blur = GaussianBlur(self.settings.smooth, backbone.device) if self.settings.smooth > 0 else None
+
+    # ------------------------------------------------------------------ helpers
+    def note(self, message: str) -> None:
+        if self._notes and message not in self._said:
+            self._said.add(message)
+            self._notes(message)
+
+    def plan(self, h: int, w: int) -> Tuple[List[Tuple[int, int]], Optional[int]]:
+        """(octave sizes smallest first, tile or None) for an h×w image."""
+        s = self.settings
+        sizes = octave_sizes(h, w, s.octaves, s.octave_scale, self.backbone.min_size)
+        if len(sizes) < s.octaves:
+            self.note(f"{w}x{h} is too small for {s.octaves} octaves at scale {s.octave_scale:g} "
+                      f"(smallest side must stay >= {self.backbone.min_size} px); using {len(sizes)}")
+        tile = s.tile
+        if tile == "auto":
+            bpp = bytes_per_pixel(self.backbone, self.objective.layers)
+            tile = auto_tile(h, w, bpp, memory_budget(self.backbone.device), s.margin)
+            if tile is not None:
+                self.note(f"{w}x{h}: computing gradients in {tile}-px tiles to bound memory")
+        return sizes, tile
+
+    def total_steps(self, h: int, w: int) -> int:
+        h, w = self._working_size(h, w)
+        return len(octave_sizes(h, w, self.settings.octaves, self.settings.octave_scale,
+                                self.backbone.min_size)) * self.settings.steps
+
+    def _working_size(self, h, w):
+        m = self.backbone.min_size
+        if min(h, w) >= m:
+            return h, w
+        f = m / min(h, w)
+        return max(m, round(h * f)), max(m, round(w * f))
+
+    def gradient(self, x):
+        """d objective / d x for a [0, 1] image crop (gradients to the input only)."""
+        import torch
+
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            loss = self.objective(self.backbone.features(x, self.objective.layers))
+        (g,) = torch.autograd.grad(loss, x)
+        return g
+
+    def step(self, image, rows, cols, rows_inv, cols_inv, tile=None, tile_offset=(0, 0)):
+        """One ascent step on ``image`` (in place): roll, gradient, unroll, normalised update, clamp."""
+        import torch
+
+        x = roll2d(image, rows, cols)
+        if tile is None:
+            g = self.gradient(x)
+        else:
+            g = tiled_gradient(x, self.gradient, tile, tile_offset, self.settings.margin)
+        g = roll2d(g, rows_inv, cols_inv)
+        if self._blur is not None:
+            g = self._blur(g)
+        # Half-precision backbones can overflow on extreme inputs; a non-finite gradient must not
+        # poison the picture (done on the device: no sync).
+        g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
+        image.add_(g * (self.settings.step_size / (g.abs().mean() + 1e-12)))
+        image.clamp_(0.0, 1.0)
+
+    # ------------------------------------------------------------------ octaves
+    def _octave(self, image, shifts, tile, tile_offsets, progress):
+        """Run one octave's steps on ``image`` (1×3×h×w on the device); returns the result."""
+        h, w = image.shape[-2:]
+        rows, rows_inv = roll_indices(h, shifts[:, 0])
+        cols, cols_inv = roll_indices(w, shifts[:, 1])
+        steps = self.settings.steps
+        if tile is not None and max(h, w) <= tile:
+            tile = None  # fits one tile: the same gradient, and graph-capturable
+        if tile is None and self.use_graphs and steps:
+            try:
+                captured = self._graphs.get(
+                    (tuple(image.shape), steps),
+                    lambda: CapturedOctave(self.step, tuple(image.shape), steps, image.device))
+            except Exception as exc:  # capture unsupported here: the eager path gives the same result
+                if _is_out_of_memory(exc):
+                    raise
+                self.use_graphs = False
+                self._graphs.clear()
+                self.note(f"CUDA graphs unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                          "running eagerly")
+            else:
+                out = captured.run(image, rows, cols, rows_inv, cols_inv)
+                if progress is not None:
+                    progress.update(steps)
+                return out
+        image = image.clone()
+        for k in range(steps):
+            self.step(image, rows[k], cols[k], rows_inv[k], cols_inv[k], tile, tile_offsets[k])
+            if progress is not None:
+                progress.update(1)
+        return image
+
+    def _octave_with_fallback(self, image, shifts, tile, tile_offsets, progress):
+        """Out of memory: retry the octave from its start with (smaller) tiles, and say so."""
+        import torch
+
+        counted = getattr(progress, "n", None)
+        while True:
+            try:
+                return self._octave(image, shifts, tile, tile_offsets, progress)
+            except Exception as exc:
+                if not _is_out_of_memory(exc):
+                    raise
+                h, w = image.shape[-2:]
+                self._graphs.clear()
+                if image.device.type == "cuda":
+                    torch.cuda.empty_cache()
+                smaller = (max(h, w) // 2 if tile is None else tile // 2) // 64 * 64
+                if smaller < MIN_TILE:
+                    raise CvtoolsError(f"out of memory dreaming at {w}x{h}, even with {MIN_TILE}-px tiles; "
+                                       "try a smaller --size") from None
+                self.note(f"out of memory at {w}x{h}" + (f" with {tile}-px tiles" if tile else "")
+                          + f"; retrying with {smaller}-px tiles")
+                tile = smaller
+                if counted is not None:  # the retried steps are counted again
+                    progress.n = counted
+
+    # ------------------------------------------------------------------ public
+    def __call__(self, image, seed: int = 0, progress=None):
+        """Dream ``image`` ([0, 1] RGB, 3×H×W or 1×3×H×W, any device); same shape and device back.
+
+        progress: an object with ``update(n)`` (e.g. a tqdm bar), advanced once per step.
+        """
+        import torch
+
+        s = self.settings
+        squeeze = image.dim() == 3
+        x = image.unsqueeze(0) if squeeze else image
+        if x.dim() != 4 or x.shape[0] != 1 or x.shape[1] != 3:
+            raise UsageError(f"dream takes one RGB image (3×H×W), got shape {tuple(image.shape)}")
+        device = self.backbone.device
+        with torch.inference_mode(False), torch.no_grad():
+            original = x.detach().to(device=device, dtype=torch.float32).clone().clamp_(0, 1)
+            h0, w0 = original.shape[-2:]
+            h, w = self._working_size(h0, w0)
+            if (h, w) != (h0, w0):
+                self.note(f"{w0}x{h0} is smaller than the {self.backbone.min_size}-px minimum of "
+                          f"{self.backbone.name}; dreaming at {w}x{h} and scaling back")
+                original = resize(original, (h, w))
+            sizes, tile = self.plan(h, w)
+            gen = torch.Generator().manual_seed(int(seed))
+            # Every random number is drawn here, before any step runs, and moved once per image.
+            shifts = torch.stack([draw_shifts(gen, s.steps, s.jitter) for _ in sizes]).to(device)
+            tile_offsets = torch.randint(0, max(1, tile or 1), (len(sizes), s.steps, 2), generator=gen).tolist()
+            bases = [resize(original, size) for size in sizes]
+            dreamed = bases[0]
+            for k, size in enumerate(sizes):
+                if k:
+                    detail = resize(dreamed - bases[k - 1], size)
+                    dreamed = (bases[k] + detail).clamp_(0, 1)
+                dreamed = self._octave_with_fallback(dreamed, shifts[k], tile, tile_offsets[k], progress)
+            if (h, w) != (h0, w0):
+                dreamed = resize(dreamed, (h0, w0)).clamp_(0, 1)
+            out = dreamed.to(image.device)
+        return out[0] if squeeze else out
+
+
+def dream(image, backbone, layers: Union[None, str, Sequence[str]] = None, *, guide=None, seed: int = 0,
+          progress=None, notes=None, **settings):
+    """DeepDream one image: ``dream(x, load_backbone(), layers=["blocks.10:0-15"], octaves=4)``.
+
+    image: [0, 1] RGB tensor (3×H×W or 1×3×H×W). guide: an optional [0, 1] RGB tensor whose
+    features the dream grows. Other keywords are :class:`DreamSettings` fields (octaves,
+    octave_scale, steps, step_size, jitter, tile, margin, guide_size, fast). Returns a tensor of
+    the input's shape. For many images, build one :class:`DreamEngine` and call it per image.
+    """
+    if isinstance(layers, str):
+        layers = (layers,)
+    engine = DreamEngine(backbone, DreamSettings(layers=tuple(layers) if layers else None, **settings),
+                         guide=guide, notes=notes)
+    return engine(image, seed=seed, progress=progress)
