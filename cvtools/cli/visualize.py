@@ -1,0 +1,362 @@
+"""``cvtools visualize``: attribution maps (``visualize METHOD INPUT...``) and feature visualization
+(``visualize filters``, ``visualize activations``).
+
+Every attribution method is a subcommand, built from the method table in
+:mod:`cvtools.visualize.catalog`; ``a,b,c`` and ``all`` give side-by-side panels. The engine is
+:mod:`cvtools.visualize`; this module parses options, batches files and writes outputs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from cvtools.cli.common import (echo_err, finish, load_backbone_from_options, max_pixels_option, model_options,
+                                output_options, quiet_option, run_batch)
+from cvtools.visualize.catalog import ALL, METHOD_INFO, file_slug, parse_methods
+
+COLORMAP_CHOICES = ["jet", "turbo", "inferno", "viridis", "magma", "gray"]  # = colormaps.COLORMAPS (no numpy here)
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+GROUP_HELP = """Explain what a network sees: attribution maps and feature visualization.
+
+\b
+Attribution maps (where in the image is the evidence for a class):
+  cvtools visualize gradcam photo.jpg                  Grad-CAM overlay -> photo_gradcam.jpg
+  cvtools visualize gradcam,smoothgrad photo.jpg       side-by-side panel (or -m smoothgrad)
+  cvtools visualize all photo.jpg                      every method in one panel
+  cvtools visualize gradcam photos/ -o maps/           a folder, batched on the device
+  cvtools visualize gradcam dog.jpg --target "tennis ball"   explain another class
+  cvtools visualize gradcam photo.jpg --metrics --sanity     can this map be trusted?
+
+\b
+Feature visualization (what a unit responds to):
+  cvtools visualize filters --layer blocks.8 --channels 0:16   images that excite channels
+  cvtools visualize filters --class goldfish,281               images a class logit likes
+  cvtools visualize activations --layer blocks.4 photo.jpg     a layer's feature maps
+
+`cvtools visualize METHOD --help` explains each method and its options; `cvtools layers`
+lists the layer names.
+"""
+
+
+class VisualizeGroup(click.Group):
+    """Subcommands: one per attribution method (also ``a,b,c`` panels and ``all``), plus the
+    feature-visualization commands registered on the group."""
+
+    def list_commands(self, ctx):
+        return ALL + ["all"] + sorted(self.commands)
+
+    def get_command(self, ctx, name):
+        if name in self.commands:
+            return self.commands[name]
+        try:
+            methods = parse_methods(name)
+        except Exception:  # not a method: click reports "no such command"
+            return None
+        return attribution_command(name, methods) if methods else None
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+            raise click.UsageError(f"no method or command {name!r}; choose from "
+                                   f"{', '.join(self.list_commands(ctx))}", ctx)
+        return super().resolve_command(ctx, args)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, METHOD_INFO[name].summary) for name in ALL]
+        rows.append(("all", "every method above, side by side"))
+        with formatter.section("Methods (cvtools visualize METHOD INPUT...)"):
+            formatter.write_dl(rows)
+        extra = [(name, self.commands[name].get_short_help_str(70)) for name in sorted(self.commands)]
+        if extra:
+            with formatter.section("Feature visualization"):
+                formatter.write_dl(extra)
+
+
+@click.group(cls=VisualizeGroup, help=GROUP_HELP, context_settings=CONTEXT)
+def visualize():
+    pass
+
+
+# ----------------------------------------------------------------------------- attribution
+
+
+def _method_help(name, methods):
+    if len(methods) == 1:
+        info = METHOD_INFO[methods[0]]
+        head = f"{info.title}: {info.summary}."
+    else:
+        head = "Side-by-side panel: " + ", ".join(METHOD_INFO[m].title for m in methods) + "."
+    example = name if len(name) < 24 else "gradcam"
+    return f"""{head}
+
+Explains each image's top class (or --target) and writes a captioned heat-map overlay next to
+each input as NAME_{file_slug(example)}.jpg (or into -o); with several methods, a panel of the
+photo and one tile per method. INPUT: files, directories (recursive) or glob patterns; images
+of a similar shape run in batches on the device.
+
+\b
+Examples:
+  cvtools visualize {example} photo.jpg
+  cvtools visualize {example} photo.jpg -m gradcam,smoothgrad        add methods to a panel
+  cvtools visualize {example} photos/ -o maps/ --raw                 + the maps as .npy
+  cvtools visualize {example} cat.jpg --target "tiger cat"          class name or index
+  cvtools visualize {example} photo.jpg --metrics --sanity --json   trust checks as JSON
+
+\b
+On a 2-core laptop CPU at 224 px: gradcam family and guided backprop ~0.1-0.3 s per image;
+saliency and input-x-gradient ~0.3 s; smoothgrad ~0.15 s per sample (--samples); integrated
+gradients ~0.15 s per step (--steps); occlusion ~5 s. --sanity repeats the method once per
+layer group (~20 times for EfficientNet-Lite0); --metrics adds ~2 x 33 forward passes.
+"""
+
+
+def attribution_options(f):
+    options = [
+        click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
+        click.option("--target", "-t", default="top1", show_default=True, metavar="top1|INDEX|NAME",
+                     help="Class to explain: each image's top class, an ImageNet index (281) or a class "
+                          "name ('tabby'; a unique part of a name works)."),
+        click.option("--layer", "-l", metavar="NAME",
+                     help="Layer for the CAM methods (default: the backbone's last feature map; "
+                          "`cvtools layers` lists them). Earlier layers give finer, less semantic maps."),
+        click.option("--methods", "-m", "more_methods", metavar="A,B,...",
+                     help="More methods in the same picture, side by side ('all' for every method)."),
+    ]
+    options += [
+        click.option("--raw", is_flag=True,
+                     help="Also save each raw attribution as .npy (float32; 3xHxW for pixel methods, "
+                          "1xHxW in [0, 1] for CAMs), at the analysed size."),
+        click.option("--colormap", type=click.Choice(COLORMAP_CHOICES),
+                     help="Heat colours (default: jet for region maps like Grad-CAM, inferno for pixel maps)."),
+        click.option("--alpha", type=click.FloatRange(0, 1), default=0.7, show_default=True,
+                     help="Opacity of the hottest colours (cold regions always show the photo)."),
+        click.option("--no-caption", is_flag=True, help="No caption bars (class, probability, method)."),
+        click.option("--size", type=click.IntRange(32, 2048), metavar="PX",
+                     help="Short side of the image the network sees (default: the backbone's crop size, 224). "
+                          "The picture is drawn at the photo's own proportions."),
+        click.option("--batch-size", type=click.IntRange(1, 4096), metavar="N",
+                     help="Images per batch on the device (default 64 on a GPU, 8 on the CPU)."),
+        click.option("--internal-batch-size", type=click.IntRange(1, 65536), metavar="N",
+                     help="Memory knob: noisy copies (smoothgrad), interpolation steps (integrated-gradients) "
+                          "or patches (occlusion) per pass, over the whole batch (default 256 on a GPU, 32 on "
+                          "the CPU). Lower it if you run out of memory."),
+        click.option("--samples", type=click.IntRange(1, 10000), default=32, show_default=True,
+                     help="smoothgrad: noisy copies per image."),
+        click.option("--noise", type=click.FloatRange(0, 10), default=0.15, show_default=True,
+                     help="smoothgrad: noise standard deviation (pixel values are 0..1)."),
+        click.option("--steps", type=click.IntRange(2, 10000), default=50, show_default=True,
+                     help="integrated-gradients: interpolation steps."),
+        click.option("--window", type=click.IntRange(2, 4096), metavar="PX",
+                     help="occlusion: patch side (default: 1/7 of the short side; stride half of it)."),
+        click.option("--seed", type=int, default=0, show_default=True,
+                     help="smoothgrad noise, metrics' random baseline, sanity's re-initialisation."),
+        click.option("--sanity", is_flag=True,
+                     help="Model-randomisation check (Adebayo et al. 2018): re-initialise the layers from the top "
+                          "down on a copy of the network and report the rank correlation of each map with the "
+                          "original; also writes NAME_..._sanity.jpg. A trustworthy map decorrelates."),
+        click.option("--metrics", is_flag=True,
+                     help="Deletion and insertion AUC of each map (Petsiuk et al. 2018) next to those of a "
+                          "random map: lower deletion and higher insertion than random mean a faithful map."),
+        click.option("--json", "as_json", is_flag=True,
+                     help="One JSON object per file on stdout (class, probability, outputs, metrics, sanity)."),
+    ]
+    # Decorators applied last are listed first in --help: the method's own options lead.
+    f = quiet_option(max_pixels_option(model_options(output_options(f))))
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def attribution_command(name, methods):
+    @click.command(name=name, help=_method_help(name, methods), context_settings=CONTEXT,
+                   short_help=METHOD_INFO[methods[0]].summary if len(methods) == 1 else "side-by-side panel")
+    @attribution_options
+    def command(**options):
+        run_attribution(methods, **options)
+
+    return command
+
+
+def _wants_fp32(methods) -> bool:
+    """Pixel-space gradients underflow in fp16; only the CAM family (gradients at a late layer, the
+    fast path of issue 9) keeps the GPU's fp16 default."""
+    return any(not METHOD_INFO[m].uses_layer or METHOD_INFO[m].gradient_display for m in methods)
+
+
+def run_attribution(methods, inputs, target, layer, more_methods, raw, colormap, alpha, no_caption, size, batch_size,
+                    internal_batch_size, samples, noise, steps, window, seed, sanity, metrics, as_json, output,
+                    overwrite, quiet, **model_opts):
+    from pathlib import Path
+
+    from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image
+    from cvtools.visualize.explain import Explainer, analysis_tensor, draw_explanation
+    from cvtools.visualize.model import parse_target
+
+    methods = parse_methods(",".join(methods), more_methods or "")
+    target = parse_target(target)  # a bad class name fails before the network loads
+    if model_opts.get("precision") == "auto" and _wants_fp32(methods):
+        model_opts["precision"] = "fp32"
+    backbone = load_backbone_from_options(**model_opts)
+    gpu = backbone.device.type != "cpu"
+    size = size or backbone.preprocessing.crop_size
+    batch_size = batch_size or (64 if gpu else 8)
+    internal = internal_batch_size or (256 if gpu else 32)
+    explainer = Explainer(backbone, methods, target=target, layer=layer, internal_batch_size=internal,
+                          samples=samples, noise=noise, seed=seed, steps=steps, window=window)
+    paths, _ = expand_inputs(inputs)
+    many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
+    suffix = "-".join(file_slug(m) for m in methods) if len(methods) <= 3 else "methods"
+    summary = {m: [] for m in methods}
+
+    def prepare(path):
+        ext = ".jpg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ".png"
+        out = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths)
+        photo = load_image(path).rgb
+        return dict(out=out, photo=photo, x=analysis_tensor(photo, size))
+
+    def compute(items):
+        import torch
+
+        x = torch.stack([it["x"] for it in items]).to(backbone.device)
+        results = explainer.explain(x)
+        extra = [{} for _ in items]
+        if metrics:
+            from cvtools.visualize.metrics import deletion_insertion
+
+            for method in explainer.methods:
+                heat = torch.stack([r.heatmaps[method.name] for r in results])
+                scores = deletion_insertion(backbone, x, heat, torch.tensor([r.target for r in results]),
+                                            seed=seed, batch_size=internal)
+                for i, e in enumerate(extra):
+                    e.setdefault("metrics", {})[method.name] = scores[i]
+        if sanity:
+            from cvtools.visualize.sanity import cascading_randomization
+
+            checks = cascading_randomization(backbone, x, [m.name for m in explainer.methods],
+                                             torch.tensor([r.target for r in results]), seed=seed,
+                                             options=explainer.options)
+            for i, e in enumerate(extra):
+                e["sanity"] = checks.for_image(i)
+        return list(zip(results, extra))
+
+    def finish_one(path, item, outcome):
+        result, extra = outcome
+        out = item["out"]
+        picture = draw_explanation(item["photo"], result, explainer.methods, colormap, alpha,
+                                   captions=not no_caption, name=Path(path).name)
+        save_image(out, picture, quality=92)
+        written = [str(out)]
+        if raw:
+            written += _save_raw(out, result, methods)
+        if "sanity" in extra:
+            from cvtools.visualize.sanity import draw_sanity
+
+            sanity_out = out.with_name(f"{out.stem}_sanity{out.suffix}")
+            if sanity_out.exists() and not overwrite:
+                from cvtools.errors import ImageError
+
+                raise ImageError(sanity_out, "output exists; pass --overwrite to replace it")
+            save_image(sanity_out, draw_sanity(item["photo"], extra["sanity"], explainer.methods, colormap,
+                                               captions=not no_caption), quality=92)
+            written.append(str(sanity_out))
+        for m, scores in extra.get("metrics", {}).items():
+            summary[m].append(scores)
+        if as_json:
+            click.echo(json.dumps({"path": str(path), "outputs": written, "target": result.target,
+                                   "label": result.label, "probability": round(result.probability, 6),
+                                   **{k: v.to_json() if hasattr(v, "to_json") else
+                                      {m: s.to_json() for m, s in v.items()} for k, v in extra.items()}}))
+            return None
+        lines = [f"{path}: {result.label} ({result.target}) {result.probability:.1%} -> {out}"]
+        for m, scores in extra.get("metrics", {}).items():
+            lines.append(f"  {m:<20} {scores.describe()}")
+        if "sanity" in extra:
+            lines += [f"  {line}" for line in extra["sanity"].describe()]
+        return "\n".join(lines)
+
+    batched = BatchedWork(paths, prepare, compute, finish_one, batch_size)
+    report = run_batch(inputs, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json)
+    if metrics and not quiet and not as_json and sum(len(v) for v in summary.values()) > 0 and len(report.done) > 1:
+        from cvtools.visualize.metrics import summarize
+
+        click.echo(f"mean over {len(report.done)} images:")
+        for m, scores in summary.items():
+            if scores:
+                click.echo(f"  {m:<20} {summarize(scores)}")
+    finish(report)
+
+
+def _save_raw(out, result, methods):
+    import numpy as np
+
+    from cvtools.imageio import atomic_write
+
+    written = []
+    for m in methods:
+        target = out.with_name(f"{out.stem}.npy" if len(methods) == 1 else f"{out.stem}_{file_slug(m)}.npy")
+        array = result.attributions[m].numpy().astype(np.float32)
+
+        def write(tmp, array=array):
+            with open(tmp, "wb") as f:
+                np.save(f, array)
+
+        atomic_write(target, write)
+        written.append(str(target))
+    return written
+
+
+class BatchedWork:
+    """Per-file work for ``run_batch`` that computes in batches.
+
+    ``run_batch`` calls this once per path, in order, and reports each file's error on its own
+    line. When a path's result is not ready, the next ``batch_size`` paths are prepared (decode,
+    output name; a failure is kept and raised in that file's own call), grouped by tensor shape
+    and computed together; each call then only draws and writes its own file. A batch that
+    fails (say out of memory) is retried one image at a time, so one bad image fails alone.
+    """
+
+    def __init__(self, paths, prepare, compute, finish, batch_size):
+        self.order = [str(p) for p in paths]
+        self.prepare, self.compute, self.finish, self.batch_size = prepare, compute, finish, batch_size
+        self.ready = {}
+
+    def __call__(self, path):
+        key = str(path)
+        if key not in self.ready:
+            self._fill(key)
+        item, outcome = self.ready.pop(key)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return self.finish(path, item, outcome)
+
+    def _fill(self, key):
+        start = self.order.index(key) if key in self.order else None
+        window = [key] if start is None else [p for p in self.order[start:start + self.batch_size] if p not in self.ready]
+        groups = {}
+        for p in window:
+            try:
+                item = self.prepare(p)
+            except Exception as exc:  # reported by run_batch when that file's turn comes
+                self.ready[p] = (None, exc)
+                continue
+            groups.setdefault(tuple(item["x"].shape), []).append((p, item))
+        for members in groups.values():
+            self._run(members)
+
+    def _run(self, members):
+        try:
+            outcomes = self.compute([item for _, item in members])
+        except Exception as exc:
+            if len(members) == 1 or isinstance(exc, click.exceptions.Exit):
+                for p, item in members:
+                    self.ready[p] = (item, exc)
+                return
+            for member in members:  # one bad (or too big) image must not sink its batch-mates
+                self._run([member])
+            return
+        for (p, item), outcome in zip(members, outcomes):
+            self.ready[p] = (item, outcome)

@@ -1,0 +1,356 @@
+"""Attribution methods: one class per method, each with one ``attribute(x, target)``.
+
+Every method explains a backbone's logit for [0, 1] RGB images (N×3×H×W on the backbone's device)
+and returns its raw attribution; ``heatmap(attribution)`` turns that into the N×H×W map in [0, 1]
+that is drawn. captum does the work wherever it has the method (Saliency, IntegratedGradients,
+InputXGradient, Occlusion); written here are what it lacks or gets wrong for these backbones:
+
+- the CAM family (:mod:`cvtools.visualize.cam`): one batched pass, Grad-CAM++ and LayerCAM;
+  Grad-CAM is tested equal to captum's LayerGradCam pipeline;
+- guided backprop: captum's GuidedBackprop only overrides ``nn.ReLU`` modules, so on
+  EfficientNet-Lite (``nn.ReLU6``) and on GoogLeNet (``F.relu``) it silently returns plain
+  gradients. Ours applies the guided rule at every ReLU-family op, module or functional;
+- SmoothGrad: captum's NoiseTunnel draws its noise for the whole batch from the global RNG, so an
+  image's map would depend on which other images share its batch. Ours adds the same seeded noise
+  to every image (then captum's Saliency), so maps are reproducible and batch-independent (a folder
+  sharded over GPUs gives the same files as one run).
+
+Nothing here changes the model or the input, and every hook is removed, also after an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import math
+from typing import Dict, Optional, Type
+
+import torch
+
+from cvtools.errors import UsageError
+from cvtools.visualize.catalog import METHOD_INFO, method_name
+from cvtools.visualize.cam import cam_from_gradients, layer_gradients, upsample_cam
+from cvtools.visualize.model import PixelModel, Target, predict, resolve_targets
+
+
+def percentile_normalize(maps: torch.Tensor, q: float = 0.99) -> torch.Tensor:
+    """Scale each non-negative map (N×H×W) so its q-th quantile is 1, then clip to [0, 1].
+
+    Pixel-level attributions are heavy-tailed: scaling by the maximum would let a few pixels turn
+    the rest black. (kthvalue instead of torch.quantile, which refuses tensors over 16M values.)
+    """
+    flat = maps.reshape(maps.shape[0], -1)
+    k = max(1, min(flat.shape[1], math.ceil(q * flat.shape[1])))
+    top = flat.kthvalue(k, dim=1).values.clamp_min(torch.finfo(flat.dtype).tiny)
+    top = torch.where(top > 0, top, flat.amax(dim=1).clamp_min(torch.finfo(flat.dtype).tiny))
+    return (maps / top.view(-1, *([1] * (maps.dim() - 1)))).clamp(0, 1)
+
+
+def signed_to_rgb(attribution: torch.Tensor, q: float = 0.99) -> torch.Tensor:
+    """An N×3×H×W signed gradient as an image: 0.5 grey is zero, the q-th |quantile| is 0 or 1."""
+    flat = attribution.abs().reshape(attribution.shape[0], -1)
+    k = max(1, min(flat.shape[1], math.ceil(q * flat.shape[1])))
+    top = flat.kthvalue(k, dim=1).values.clamp_min(1e-30).view(-1, 1, 1, 1)
+    return (0.5 + 0.5 * attribution / top).clamp(0, 1)
+
+
+def _leaf(x: torch.Tensor) -> torch.Tensor:
+    """A new tensor object for captum to mark requires_grad on: the caller's tensor is untouched."""
+    return x.detach().requires_grad_(True)
+
+
+class Attribution:
+    """Base class: a method bound to a backbone. Subclasses implement :meth:`attribute`."""
+
+    name = ""  # the command-line name; title and help text are in catalog.METHOD_INFO
+
+    def __init__(self, backbone, internal_batch_size: Optional[int] = None):
+        self.backbone = backbone
+        self.model = PixelModel(backbone)
+        self.internal_batch_size = internal_batch_size
+
+    @property
+    def title(self) -> str:
+        return METHOD_INFO[self.name].title
+
+    @property
+    def display(self) -> str:
+        """``heatmap`` (drawn as a coloured overlay) or ``gradient`` (drawn as a signed RGB image)."""
+        return "gradient" if METHOD_INFO[self.name].gradient_display else "heatmap"
+
+    def describe(self) -> str:
+        """Settings worth printing under the caption."""
+        return ""
+
+    def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def heatmap(self, attribution: torch.Tensor) -> torch.Tensor:
+        """Raw attribution -> N×H×W map in [0, 1] (largest absolute value over colour channels)."""
+        return percentile_normalize(attribution.abs().amax(dim=1))
+
+    def __call__(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+        return self.heatmap(self.attribute(x, target))
+
+    def _targets(self, x: torch.Tensor, target: Target) -> torch.Tensor:
+        if isinstance(target, torch.Tensor) and target.dim() == 1 and len(target) == len(x):
+            return target.to(x.device)
+        if target is None or isinstance(target, str):
+            return predict(self.backbone, x, target)[0]
+        return resolve_targets(target, torch.empty(len(x), len(self.backbone.categories), device=x.device))
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.backbone.name})"
+
+
+# --------------------------------------------------------------------------- gradient methods
+
+
+class Saliency(Attribution):
+    name = "saliency"
+
+    def attribute(self, x, target=None):
+        from captum.attr import Saliency as CaptumSaliency
+
+        return CaptumSaliency(self.model).attribute(_leaf(x), target=self._targets(x, target), abs=False).detach()
+
+
+class SmoothGrad(Attribution):
+    name = "smoothgrad"
+
+    def __init__(self, backbone, internal_batch_size=None, samples: int = 25, noise: float = 0.15, seed: int = 0):
+        super().__init__(backbone, internal_batch_size)
+        if samples < 1:
+            raise UsageError("smoothgrad needs at least 1 sample")
+        self.samples, self.noise, self.seed = samples, noise, seed
+
+    def describe(self):
+        return f"{self.samples} samples, noise {self.noise:g}"
+
+    def attribute(self, x, target=None):
+        from captum.attr import Saliency as CaptumSaliency
+
+        t = self._targets(x, target)
+        n, s = len(x), self.samples
+        # The same noise for every image, drawn on the CPU: maps do not depend on the batch or device.
+        gen = torch.Generator().manual_seed(self.seed)
+        noise = torch.randn((s,) + tuple(x.shape[1:]), generator=gen).mul_(self.noise).to(x.device)
+        saliency = CaptumSaliency(self.model)
+        total = torch.zeros_like(x)
+        chunk = max(1, self.internal_batch_size or s)  # noisy copies per backward pass
+        pairs = [(i, j) for i in range(n) for j in range(s)]
+        for start in range(0, len(pairs), chunk):
+            ii = torch.tensor([p[0] for p in pairs[start:start + chunk]], device=x.device)
+            jj = torch.tensor([p[1] for p in pairs[start:start + chunk]], device=x.device)
+            noisy = x.detach()[ii] + noise[jj]
+            grads = saliency.attribute(noisy.requires_grad_(True), target=t[ii], abs=False).detach()
+            total.index_add_(0, ii, grads)
+        return total / s
+
+
+class IntegratedGradients(Attribution):
+    name = "integrated-gradients"
+
+    def __init__(self, backbone, internal_batch_size=None, steps: int = 50):
+        super().__init__(backbone, internal_batch_size)
+        self.steps = steps
+        self.last_delta = None  # completeness error of the last call, per image
+
+    def describe(self):
+        return f"{self.steps} steps from the mean colour"
+
+    def baseline(self, x):
+        """The backbone's mean colour: zero after normalisation, the most "no information" input."""
+        mean = torch.tensor(self.backbone.preprocessing.mean, device=x.device, dtype=x.dtype)
+        return mean.view(1, -1, 1, 1).expand_as(x)
+
+    def attribute(self, x, target=None):
+        from captum.attr import IntegratedGradients as CaptumIG
+
+        attr, delta = CaptumIG(self.model).attribute(
+            _leaf(x), baselines=self.baseline(x), target=self._targets(x, target), n_steps=self.steps,
+            internal_batch_size=self.internal_batch_size, return_convergence_delta=True)
+        self.last_delta = delta.detach()
+        return attr.detach()
+
+    def heatmap(self, attribution):
+        return percentile_normalize(attribution.sum(dim=1).abs())
+
+
+class InputXGradient(Attribution):
+    name = "input-x-gradient"
+
+    def attribute(self, x, target=None):
+        from captum.attr import InputXGradient as CaptumIXG
+
+        return CaptumIXG(self.model).attribute(_leaf(x), target=self._targets(x, target)).detach()
+
+    def heatmap(self, attribution):
+        return percentile_normalize(attribution.sum(dim=1).abs())
+
+
+class Occlusion(Attribution):
+    name = "occlusion"
+
+    def __init__(self, backbone, internal_batch_size=None, window: Optional[int] = None, stride: Optional[int] = None):
+        super().__init__(backbone, internal_batch_size)
+        self.window, self.stride = window, stride
+
+    def geometry(self, size) -> tuple:
+        """(window, stride) in pixels: by default a patch 1/7 of the short side, moved by half of it."""
+        window = self.window or max(4, round(min(size) / 7))
+        return window, self.stride or max(1, window // 2)
+
+    def describe(self):
+        return f"{self.window} px patches" if self.window else "patches 1/7 of the short side"
+
+    def attribute(self, x, target=None):
+        from captum.attr import Occlusion as CaptumOcclusion
+
+        window, stride = self.geometry(x.shape[-2:])
+        mean = torch.tensor(self.backbone.preprocessing.mean, device=x.device).view(1, -1, 1, 1).expand_as(x)
+        per_eval = max(1, (self.internal_batch_size or 64) // len(x))
+        with torch.no_grad():
+            return CaptumOcclusion(self.model).attribute(
+                x.detach(), sliding_window_shapes=(x.shape[1], window, window), strides=(x.shape[1], stride, stride),
+                baselines=mean, target=self._targets(x, target), perturbations_per_eval=per_eval).detach()
+
+    def heatmap(self, attribution):
+        """Where hiding the region lowers the class score (the positive part), smoothed: captum's map
+        is constant on stride-sized cells, so it is averaged per cell and upsampled bilinearly."""
+        import torch.nn.functional as F
+
+        _, stride = self.geometry(attribution.shape[-2:])
+        m = attribution.mean(dim=1, keepdim=True).clamp_min(0)
+        cells = F.avg_pool2d(m, stride, ceil_mode=True)
+        m = F.interpolate(cells, size=attribution.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+        return m / m.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1)
+
+
+# --------------------------------------------------------------------------- guided backprop
+
+_RELU_OPS = None
+
+
+def _relu_ops():
+    global _RELU_OPS
+    if _RELU_OPS is None:
+        import torch.nn.functional as F
+
+        _RELU_OPS = {F.relu, F.relu_, F.relu6, F.hardtanh, F.hardtanh_, torch.relu, torch.relu_,
+                     torch.Tensor.relu, torch.Tensor.relu_}
+    return _RELU_OPS
+
+
+@contextlib.contextmanager
+def guided_relus():
+    """Inside this context every ReLU-family op (``nn.ReLU``, ``nn.ReLU6``, ``F.relu``, ...) passes
+    back only positive gradients: the guided-backpropagation rule of Springenberg et al. 2015,
+    ``R_in = [x > 0] * relu(R_out)`` (for ReLU6 also ``[x < 6]``, from the op's own backward).
+
+    A torch-function mode sees the ops themselves, so modules that are reused or functional relus
+    are handled; tensor hooks live on the graph, so nothing is left on the model. Yields a counter
+    of the ops that were guided.
+    """
+    from torch.overrides import TorchFunctionMode
+
+    ops = _relu_ops()
+    count = [0]
+
+    def positive(grad):
+        return grad.clamp_min(0)
+
+    class Guided(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if func in ops and isinstance(out, torch.Tensor) and out.requires_grad:
+                out.register_hook(positive)
+                count[0] += 1
+            return out
+
+    with Guided():
+        yield count
+
+
+def guided_backprop(backbone, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Guided-backprop gradients (N×3×H×W) of each image's ``target`` logit."""
+    model = PixelModel(backbone)
+    inp = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad(), guided_relus() as guided:
+        logits = model(inp)
+        selected = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
+        (grad,) = torch.autograd.grad(selected, inp)
+    if guided[0] == 0:
+        raise UsageError(f"guided backprop needs ReLU activations and {backbone.name} has none; "
+                         "use saliency or smoothgrad, or a ReLU backbone")
+    return grad
+
+
+class GuidedBackprop(Attribution):
+    name = "guided-backprop"
+
+    def attribute(self, x, target=None):
+        return guided_backprop(self.backbone, x, self._targets(x, target))
+
+
+# --------------------------------------------------------------------------- CAM family
+
+
+class _CAM(Attribution):
+    kind = "gradcam"
+
+    def __init__(self, backbone, internal_batch_size=None, layer: Optional[str] = None):
+        super().__init__(backbone, internal_batch_size)
+        self.layer = layer or backbone.defaults.cam
+        backbone.check_layers([self.layer])
+
+    def describe(self):
+        return f"layer {self.layer}"
+
+    def attribute(self, x, target=None):
+        """N×1×H×W maps in [0, 1] (CAM methods are defined up to scale)."""
+        lg = layer_gradients(self.backbone, x, target, self.layer)
+        return upsample_cam(cam_from_gradients(lg.activation, lg.gradient, self.kind), x.shape[-2:])
+
+    def heatmap(self, attribution):
+        return attribution[:, 0]
+
+
+class GradCAM(_CAM):
+    name, kind = "gradcam", "gradcam"
+
+
+class GradCAMPlusPlus(_CAM):
+    name, kind = "gradcam++", "gradcam++"
+
+
+class LayerCAM(_CAM):
+    name, kind = "layercam", "layercam"
+
+
+class GuidedGradCAM(_CAM):
+    name, kind = "guided-gradcam", "gradcam"
+
+    def attribute(self, x, target=None):
+        t = self._targets(x, target)
+        return guided_backprop(self.backbone, x, t) * super().attribute(x, t)
+
+    def heatmap(self, attribution):
+        return percentile_normalize(attribution.abs().amax(dim=1))
+
+
+# --------------------------------------------------------------------------- registry
+
+METHODS: Dict[str, Type[Attribution]] = {
+    cls.name: cls for cls in (Saliency, SmoothGrad, IntegratedGradients, GuidedBackprop, InputXGradient, Occlusion,
+                              GradCAM, GradCAMPlusPlus, LayerCAM, GuidedGradCAM)
+}
+assert set(METHODS) == set(METHOD_INFO)
+
+
+def make_method(name: str, backbone, **options) -> Attribution:
+    """Build method ``name`` (aliases accepted) for ``backbone``; options it does not take are ignored,
+    so one set of command-line options can configure a panel of methods."""
+    cls = METHODS[method_name(name)]
+    accepted = inspect.signature(cls.__init__).parameters
+    return cls(backbone, **{k: v for k, v in options.items() if k in accepted and v is not None})

@@ -1,0 +1,86 @@
+"""The attribution methods by name, with what --help says about them.
+
+No torch here: the command line lists and validates methods from this table without loading the
+engine (``cvtools visualize --help`` stays instant).
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, NamedTuple
+
+
+class MethodInfo(NamedTuple):
+    title: str  # caption
+    summary: str  # one line for --help
+    uses_layer: bool  # takes --layer (the CAM family)
+    gradient_display: bool  # drawn as a signed RGB gradient image instead of a heat overlay
+    pixel_level: bool = True  # a map per pixel (sparse, grainy) rather than per region (smooth)
+
+    @property
+    def colormap(self) -> str:
+        """Default colour map: jet for smooth region maps (the Grad-CAM convention); inferno for
+        sparse pixel maps, whose dark low end lets the photo show between the hot pixels."""
+        return "inferno" if self.pixel_level else "jet"
+
+
+METHOD_INFO: Dict[str, MethodInfo] = {
+    "gradcam": MethodInfo("Grad-CAM", "layer activations weighted by their mean gradient (Selvaraju et al. 2017); "
+                          "fast, coarse", True, False, False),
+    "gradcam++": MethodInfo("Grad-CAM++", "Grad-CAM with higher-order weights, better with several objects "
+                            "(Chattopadhay et al. 2018)", True, False, False),
+    "layercam": MethodInfo("LayerCAM", "each position weighted by its own positive gradient (Jiang et al. 2021); "
+                           "finer on earlier layers", True, False, False),
+    "saliency": MethodInfo("Saliency", "gradient of the class score w.r.t. the pixels (Simonyan et al. 2014); "
+                           "fast, noisy", False, False),
+    "smoothgrad": MethodInfo("SmoothGrad", "saliency averaged over noisy copies (Smilkov et al. 2017); clean, "
+                             "--samples times the cost", False, False),
+    "integrated-gradients": MethodInfo("Integrated Gradients", "gradients integrated from a mean-colour image "
+                                       "(Sundararajan et al. 2017); --steps times the cost", False, False),
+    "input-x-gradient": MethodInfo("Input x Gradient", "pixels times their gradient (Shrikumar et al. 2016); fast",
+                                   False, False),
+    "occlusion": MethodInfo("Occlusion", "score drop when a grey patch hides each region (Zeiler & Fergus 2014); "
+                            "no gradients, ~200 forward passes", False, False, False),
+    "guided-backprop": MethodInfo("Guided Backprop", "gradients with negative signals stopped at every ReLU "
+                                  "(Springenberg et al. 2015); sharp edges, not class-specific", False, True),
+    "guided-gradcam": MethodInfo("Guided Grad-CAM", "guided backprop masked by Grad-CAM (Selvaraju et al. 2017); "
+                                 "sharp and class-specific", True, True),
+}
+
+ALIASES = {
+    "ig": "integrated-gradients", "integrated_gradients": "integrated-gradients", "gradcampp": "gradcam++",
+    "gradcam-plus-plus": "gradcam++", "grad-cam": "gradcam", "grad-cam++": "gradcam++",
+    "guided_backprop": "guided-backprop", "guided_gradcam": "guided-gradcam", "input_x_gradient": "input-x-gradient",
+    "ixg": "input-x-gradient", "vanilla": "saliency", "gradient": "saliency",
+}
+
+#: Which methods ``all`` means, in panel order.
+ALL = list(METHOD_INFO)
+
+
+def method_name(name: str) -> str:
+    """The canonical name of a method (aliases accepted), or a UsageError listing them."""
+    from cvtools.errors import UsageError
+
+    key = name.strip().lower()
+    key = ALIASES.get(key, key)
+    if key not in METHOD_INFO:
+        raise UsageError(f"unknown method {name!r}; choose from {', '.join(METHOD_INFO)}")
+    return key
+
+
+def parse_methods(*specs: str) -> List[str]:
+    """Comma-separated method lists (``all`` for every method) -> canonical names, in order, once each."""
+    names: List[str] = []
+    for spec in specs:
+        for part in (spec or "").split(","):
+            if not part.strip():
+                continue
+            for name in (ALL if part.strip().lower() == "all" else [method_name(part)]):
+                if name not in names:
+                    names.append(name)
+    return names
+
+
+def file_slug(name: str) -> str:
+    """A method name as it appears in output file names (no '+')."""
+    return name.replace("++", "pp")

@@ -1,0 +1,131 @@
+"""Explaining images with several methods at once: the engine behind ``cvtools visualize METHOD``.
+
+>>> from cvtools.visualize import Explainer
+>>> explainer = Explainer(backbone, ["gradcam", "smoothgrad"])
+>>> results = explainer.explain(batch)                 # N×3×H×W in [0, 1] on backbone.device
+>>> picture = draw_explanation(photo, results[0], explainer.methods)   # a PIL panel
+
+Images of one batch share a size; :func:`analysis_size` gives every photo of a similar shape the
+same size (short side ``size``, long side a multiple of 32), so a folder of phone photos runs in
+full batches without cropping anyone's subject away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+from PIL import Image
+
+from cvtools.visualize.attribution import Attribution, make_method, percentile_normalize, signed_to_rgb
+from cvtools.visualize.model import Target, check_image_batch, predict
+
+
+def analysis_size(width: int, height: int, size: int = 224, multiple: int = 32) -> Tuple[int, int]:
+    """(width, height) the network sees: the short side ``size``, the long side rounded to a
+    multiple of ``multiple`` (at most a few per cent of stretch) so similar photos batch together."""
+    short, long = min(width, height), max(width, height)
+    scaled_long = max(size, round(long * size / short / multiple) * multiple)
+    return (scaled_long, size) if width >= height else (size, scaled_long)
+
+
+def analysis_tensor(image: Image.Image, size: int = 224) -> torch.Tensor:
+    """A PIL image -> 3×H×W [0, 1] tensor at :func:`analysis_size` (antialiased bicubic)."""
+    from cvtools.imageio import pil_to_tensor
+
+    w, h = analysis_size(*image.size, size=size)
+    return pil_to_tensor(image.convert("RGB").resize((w, h), Image.BICUBIC, reducing_gap=3.0)).clamp_(0, 1)
+
+
+@dataclass
+class Explanation:
+    """One image's results, on the CPU."""
+
+    target: int  # the class explained
+    label: str  # its name
+    probability: float  # its softmax probability
+    attributions: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> raw attribution
+    heatmaps: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> H×W in [0, 1]
+    pictures: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> 3×H×W, for gradient methods
+
+
+class Explainer:
+    """Several attribution methods over batches of images, one class target per image.
+
+    ``target``: None (each image's top class), a class index or name. ``layer``: the CAM layer
+    (default ``backbone.defaults.cam``). Other keyword options go to the methods that take them
+    (``samples``, ``noise``, ``seed``, ``steps``, ``window``, ``stride``, ``internal_batch_size``).
+    """
+
+    def __init__(self, backbone, methods: Sequence[str], target: Target = None, layer: Optional[str] = None,
+                 **options):
+        self.backbone = backbone
+        self.target = target
+        self.options = dict(options, layer=layer)  # what a method needs to be rebuilt (sanity check)
+        self.methods: List[Attribution] = [make_method(m, backbone, layer=layer, **options) for m in methods]
+
+    def explain(self, x: torch.Tensor) -> List[Explanation]:
+        x = check_image_batch(x, self.backbone)
+        idx, prob, _ = predict(self.backbone, x, self.target)
+        results = [Explanation(int(i), self.backbone.categories[int(i)], float(p)) for i, p in zip(idx.cpu(), prob.cpu())]
+        for method in self.methods:
+            attribution = method.attribute(x, idx)
+            heat = method.heatmap(attribution).float().cpu()
+            raw = attribution.float().cpu()
+            picture = signed_to_rgb(attribution).float().cpu() if method.display == "gradient" else None
+            for i, r in enumerate(results):
+                r.attributions[method.name] = raw[i]
+                r.heatmaps[method.name] = heat[i]
+                if picture is not None:
+                    r.pictures[method.name] = picture[i]
+        return results
+
+
+def draw_explanation(photo: Image.Image, result: Explanation, methods: Sequence[Attribution],
+                     colormap: Optional[str] = None, alpha: float = 0.7, captions: bool = True,
+                     name: str = "") -> Image.Image:
+    """The picture for one image: its overlay (one method), or the photo and one tile per method.
+
+    Tiles are drawn at :func:`~cvtools.visualize.render.display_size` of the original photo, maps
+    upsampled to it, each captioned with the class, its probability and the method. ``colormap``
+    None picks each method's own (jet for region maps, inferno for pixel maps). Pixel maps are
+    blurred by one analysis pixel for display only (they are being enlarged anyway; the saved
+    raw maps and the metrics use the unblurred ones).
+    """
+    from cvtools.imageio import pil_to_tensor
+    from cvtools.visualize.catalog import METHOD_INFO
+    from cvtools.visualize.render import (captioned, display_size, gaussian_blur, overlay, resize_map,
+                                          side_by_side, to_pil)
+
+    size = display_size(*photo.size)
+    image = pil_to_tensor(photo.convert("RGB").resize(size, Image.BICUBIC, reducing_gap=3.0)).clamp_(0, 1)
+    hw = (size[1], size[0])
+    headline = f"{result.label} ({result.target}) · {result.probability:.1%}"
+
+    def tile(method):
+        if method.name in result.pictures:
+            pic = result.pictures[method.name]
+            pic = torch.stack([resize_map(c, hw) for c in pic]).clamp(0, 1)
+        else:
+            info = METHOD_INFO[method.name]
+            heat = result.heatmaps[method.name]
+            if info.pixel_level:
+                heat = percentile_normalize(gaussian_blur(heat, 1.0)[None])[0]
+            pic = overlay(image, heat, colormap or info.colormap, alpha, 1.0 if info.pixel_level else 0.5)
+        return to_pil(pic)
+
+    def caption_for(method, single):
+        detail = method.describe()
+        if single:
+            return [headline, f"{method.title}" + (f" · {detail}" if detail else "")]
+        return [method.title, detail]
+
+    if len(methods) == 1:
+        t = tile(methods[0])
+        return captioned(t, caption_for(methods[0], True)) if captions else t
+    tiles = [to_pil(image)] + [tile(m) for m in methods]
+    if captions:
+        tiles = [captioned(tiles[0], [headline, name])] + [
+            captioned(t, caption_for(m, False)) for t, m in zip(tiles[1:], methods)]
+    return side_by_side(tiles)
