@@ -424,6 +424,10 @@ def output_path_for(
             target = out / name
         else:
             target = out
+    if target.suffix.lower() not in _FORMATS:
+        hint = "; to write into a directory, end -o with '/'" if not target.suffix else ""
+        raise ImageError(target, f"unknown output format {target.suffix or '(no extension)'!r}; use .png, .jpg, "
+                                 f".webp, .tif or .bmp{hint}")
     for p in list(inputs) + [input_path]:
         if _same_file(p, target):
             raise ImageError(target, "output would overwrite an input; choose another -o")
