@@ -57,6 +57,109 @@ def backbone_classify(dev, quick) -> List[Row]:
     return rows
 
 
+def _plain_backbone(dev):
+    from cvtools.backbones import load_backbone
+
+    return load_backbone("efficientnet_lite0", device=str(dev), fuse=False, precision="fp32", channels_last=False)
+
+
+def _psnr(a, b) -> float:
+    import math
+
+    mse = float(((a.float().cpu() - b.float().cpu()) ** 2).mean())
+    return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
+
+
+def dream_workload(dev, quick) -> List[Row]:
+    """DeepDream with the default layers, 4 octaves x 10 steps, jitter 32: 1920x1080 on GPUs,
+    512x512 on the CPU (2 octaves x 5 steps with --quick)."""
+    import torch
+
+    from cvtools.backbones import load_backbone
+    from cvtools.dream import DreamEngine, DreamSettings
+
+    h, w = (1080, 1920) if dev.type == "cuda" else (512, 512)
+    octaves, steps = (2, 5) if quick and dev.type != "cuda" else (4, 10)
+    g = torch.Generator().manual_seed(3)
+    image = torch.nn.functional.interpolate(torch.rand(1, 3, h // 16, w // 16, generator=g), size=(h, w),
+                                            mode="bilinear", align_corners=False)[0].to(dev)
+    settings = dict(octaves=octaves, steps=steps, jitter=32, tile=None)
+    variants = [
+        ("unfused fp32 eager (baseline)", _plain_backbone(dev), False),
+    ]
+    fast_bb = load_backbone("efficientnet_lite0", device=str(dev))
+    if dev.type == "cuda":
+        variants.append(("fused fp16 channels_last eager", fast_bb, False))
+        variants.append(("fused fp16 channels_last + CUDA graphs", fast_bb, None))
+    else:
+        variants.append(("fused fp32 channels_last (default)", fast_bb, None))
+        variants.append(("fused bf16 channels_last", load_backbone("efficientnet_lite0", device="cpu", precision="bf16"), None))
+    rows, ref = [], None
+    for desc, bb, fast in variants:
+        engine = DreamEngine(bb, DreamSettings(fast=fast, **settings))
+        t = measure(lambda: engine(image, seed=0), dev, warmup=2, repeat=10 if dev.type == "cuda" else 2)
+        out = engine(image, seed=0)
+        if ref is None:
+            ref, base, check = out, t.median_ms, "reference"
+        else:
+            check = f"PSNR vs baseline {_psnr(out, ref):.1f} dB"
+        rows.append(Row("dream", desc, t.median_ms, f"1 image {w}x{h}", 1e3 / t.median_ms, "img/s",
+                        base / t.median_ms, t.first_ms, check, f"{octaves} octaves x {steps} steps"))
+    return rows
+
+
+def gradcam_workload(dev, quick) -> List[Row]:
+    """Grad-CAM at the last block, batch 64 at 224 px (8 on the CPU): captum LayerGradCam +
+    bilinear upsampling on the plain model, pytorch-grad-cam when installed (benchmark only),
+    and cvtools' batched single-hook Grad-CAM."""
+    import torch
+
+    from cvtools.backbones import load_backbone
+    from cvtools.visualize.cam import gradcam, upsample_cam
+    from cvtools.visualize.model import PixelModel
+
+    n = 64 if dev.type == "cuda" else (4 if quick else 8)
+    x = _batch(n, 224, seed=5).to(dev)
+    plain = _plain_backbone(dev)
+    layer = plain.defaults.cam
+
+    def captum_cam():
+        from captum.attr import LayerGradCam
+
+        model = PixelModel(plain)
+        with torch.no_grad():
+            target = model(x).argmax(1)
+        attr = LayerGradCam(model, plain.module(layer)).attribute(x, target=target, relu_attributions=True)
+        return upsample_cam(attr.float(), x.shape[-2:])[:, 0]
+
+    rows = []
+    t = measure(captum_cam, dev, warmup=2, repeat=20 if dev.type == "cuda" else 3)
+    ref = captum_cam()
+    base = t.median_ms
+    rows.append(Row("gradcam", "captum LayerGradCam fp32 (baseline)", t.median_ms, f"{n} images", n / t.median_ms * 1e3,
+                    "img/s", 1.0, t.first_ms, "reference"))
+    try:
+        from pytorch_grad_cam import GradCAM as PGC
+
+        model = PixelModel(plain)
+        cam = PGC(model=model, target_layers=[plain.module(layer)])
+        t = measure(lambda: cam(input_tensor=x), dev, warmup=2, repeat=20 if dev.type == "cuda" else 3)
+        rows.append(Row("gradcam", "pytorch-grad-cam fp32", t.median_ms, f"{n} images", n / t.median_ms * 1e3,
+                        "img/s", base / t.median_ms, t.first_ms, "third-party"))
+    except ImportError:
+        pass
+    for desc, bb in [("cvtools fp32 (same model)", plain),
+                     ("cvtools default (fused, fp16/CL on GPU)", load_backbone("efficientnet_lite0", device=str(dev)))]:
+        t = measure(lambda: gradcam(bb, x, layer=layer), dev, warmup=3, repeat=30 if dev.type == "cuda" else 3)
+        out = gradcam(bb, x, layer=layer)
+        check = f"max|Δ| vs captum {float((out.detach().float().cpu() - ref.detach().float().cpu()).abs().max()):.1e}"
+        rows.append(Row("gradcam", desc, t.median_ms, f"{n} images", n / t.median_ms * 1e3, "img/s",
+                        base / t.median_ms, t.first_ms, check))
+    return rows
+
+
 WORKLOADS: Dict = {
     "backbone": backbone_classify,
+    "dream": dream_workload,
+    "gradcam": gradcam_workload,
 }
