@@ -2,11 +2,8 @@
 
 import click
 
-from cvtools.cli.common import (echo_err, finish, load_backbone_from_options, max_pixels_option, model_options,
-                                output_options, quiet_option, run_batch)
-
-# Still outputs keep the input's format where it can hold a dream well; others become PNG.
-_STILL_FORMATS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options, output_options,
+                                quiet_option, run_batch)
 
 
 @click.command()
@@ -81,7 +78,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from cvtools.imageio import expand_inputs, load_image
 
     paths, _ = expand_inputs(inputs)
-    many = len(paths) > 1
+    many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
     if animated_file and frames == 1:
         raise UsageError(f"-o {output}: a GIF/WebP animation needs --frames N (N > 1)")
@@ -108,9 +105,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     def work(path):
         from cvtools.imageio import output_path_for, save_image
 
-        ext = path.suffix.lower() if path.suffix.lower() in _STILL_FORMATS else ".png"
         if frames == 1:
-            targets = [output_path_for(path, output, "dream", ext, many=many, overwrite=overwrite, inputs=paths)]
+            targets = [output_path_for(path, output, "dream", many=many, overwrite=overwrite, inputs=paths)]
         elif animated_file:
             targets = [_animation_target(path, output, overwrite, paths)]
         else:  # a PNG sequence in a directory
@@ -121,8 +117,9 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
         with _step_bar(engine, x, frames, path.name, quiet) as bar:
             if frames == 1:
                 save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha)
-                return None if many else f"wrote {targets[0]}"
-            return _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_file, many)
+                return None if quiet else f"{path} -> {targets[0]}"
+            note = _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_file)
+            return None if quiet else f"{path} -> {note}"
 
     finish(run_batch(inputs, work, "dream", quiet=quiet))
 
@@ -145,11 +142,14 @@ def _load(path, size):
 
 
 def _step_bar(engine, x, frames, name, quiet):
-    """A progress bar over every step of every octave (and frame) of one image, to stderr."""
+    """A progress bar over every step of every octave (and frame) of one image, on stderr when it
+    is a terminal (logs and pipes get no bar debris)."""
     import contextlib
     import sys
 
-    if quiet:
+    from cvtools.cli.common import _is_terminal
+
+    if quiet or not _is_terminal(sys.stderr):
         return contextlib.nullcontext(None)
     from tqdm import tqdm
 
@@ -167,7 +167,7 @@ def _animation_target(path, output, overwrite, inputs):
     return output_path_for(path, output, "dream", out.suffix.lower(), overwrite=overwrite, inputs=inputs)
 
 
-def _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_file, many):
+def _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_file):
     """Dream the frames; write each PNG as soon as it is done, or the GIF/WebP at the end."""
     from cvtools.dream import dream_frames, save_animation
     from cvtools.imageio import save_image, tensor_to_pil
@@ -183,5 +183,5 @@ def _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_f
             save_image(targets[k], rgb, alpha=a)
     if animated_file:
         save_animation(targets[0], collected, fps=fps)
-        return None if many else f"wrote {targets[0]} ({frames} frames)"
-    return None if many else f"wrote {frames} frames to {targets[0].parent}/"
+        return f"{targets[0]} ({frames} frames)"
+    return f"{targets[0].parent}/ ({frames} frames)"

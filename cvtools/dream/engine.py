@@ -159,6 +159,10 @@ class DreamEngine:
         fast = self.settings.fast
         self.use_graphs = graphs_supported(backbone.device) if fast is None else (fast and graphs_supported(backbone.device))
         self._graphs = GraphCache()
+        # Tiles start on multiples of the deepest target's stride: they see the stride grid where
+        # the whole image has it (measured: gradient cosine to the untiled one 0.43 -> 0.999).
+        strides = {info.name: info.stride for info in backbone.layers}
+        self._align = max(strides[t.layer] for t in self.targets)
         self._blur = GaussianBlur(self.settings.smooth, backbone.device) if self.settings.smooth > 0 else None
 
     # ------------------------------------------------------------------ helpers
@@ -212,7 +216,7 @@ class DreamEngine:
         if tile is None:
             g = self.gradient(x)
         else:
-            g = tiled_gradient(x, self.gradient, tile, tile_offset, self.settings.margin)
+            g = tiled_gradient(x, self.gradient, tile, tile_offset, self.settings.margin, self._align)
         g = roll2d(g, rows_inv, cols_inv)
         if self._blur is not None:
             g = self._blur(g)

@@ -20,9 +20,13 @@ MIN_TILE = 128
 Span = Tuple[int, int, int, int]  # core start, core end, context start, context end
 
 
-def tile_spans(n: int, tile: int, offset: int = 0, margin: int = DEFAULT_MARGIN) -> List[Span]:
-    """Split an axis of length ``n`` into cores of at most ``tile`` (grid shifted by ``offset``).
+def tile_spans(n: int, tile: int, offset: int = 0, margin: int = DEFAULT_MARGIN, align: int = 1) -> List[Span]:
+    """Split an axis of length ``n`` into cores of at most ``tile`` (grid shifted by ``offset``),
+    each with up to ``margin`` pixels of context on both sides.
 
+    ``align`` (the network's total stride) moves each context start down to a multiple of it and
+    rounds its length up to one: every tile then sees the stride grid exactly where the whole
+    image has it, so neighbouring tiles' gradients agree in phase instead of jumping at borders.
     Core slivers shorter than the margin are merged into their neighbour (they would cost a
     whole forward pass for a few pixels).
     """
@@ -38,18 +42,23 @@ def tile_spans(n: int, tile: int, offset: int = 0, margin: int = DEFAULT_MARGIN)
     if len(cores) > 1 and cores[-1][1] - cores[-1][0] < margin:
         cores[-2][1] = cores[-1][1]
         cores.pop()
-    return [(a, b, max(0, a - margin), min(n, b + margin)) for a, b in cores]
+    spans = []
+    for a, b in cores:
+        start = max(0, (a - margin) // align * align)
+        length = -(-(b + margin - start) // align) * align
+        spans.append((a, b, start, min(n, start + length)))
+    return spans
 
 
 def tiled_gradient(x, gradient: Callable, tile: int, offset: Tuple[int, int] = (0, 0),
-                   margin: int = DEFAULT_MARGIN):
+                   margin: int = DEFAULT_MARGIN, align: int = 1):
     """``gradient(crop) -> d objective / d crop`` applied tile by tile over ``x`` (N×C×H×W)."""
     import torch
 
     h, w = x.shape[-2:]
     out = torch.zeros_like(x)
-    for ys, ye, ya, yb in tile_spans(h, tile, offset[0], margin):
-        for xs, xe, xa, xb in tile_spans(w, tile, offset[1], margin):
+    for ys, ye, ya, yb in tile_spans(h, tile, offset[0], margin, align):
+        for xs, xe, xa, xb in tile_spans(w, tile, offset[1], margin, align):
             g = gradient(x[:, :, ya:yb, xa:xb])
             out[:, :, ys:ye, xs:xe] = g[:, :, ys - ya:ye - ya, xs - xa:xe - xa]
     return out
