@@ -620,3 +620,61 @@ def test_control_characters_in_file_names_stay_on_one_line(tmp_path, run_cli):
     assert r.exit_code == 1
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "evil\\nname.jpg" in lines[0], r.stderr
+
+
+# ----------------------------------------------------------------------------- loader corner cases
+
+
+def test_fifo_and_device_inputs_are_refused_without_blocking(tmp_path):
+    from cvtools.errors import ImageError
+    from cvtools.imageio import load_image
+
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    old = signal.signal(signal.SIGALRM, lambda *a: pytest.fail("load_image blocked on a FIFO"))
+    signal.alarm(10)
+    try:
+        with pytest.raises(ImageError, match="pipe.png: not a regular file"):
+            load_image(fifo)
+        with pytest.raises(ImageError, match="not a regular file"):
+            load_image("/dev/zero")
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.mark.parametrize("head, name", [
+    (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "HEIC/HEIF"),
+    (b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "PDF"),
+    (b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\n", "PostScript/EPS"),
+    (b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"/>', "SVG"),
+])
+def test_unsupported_formats_are_named(tmp_path, head, name):
+    """EPS in particular must never reach Pillow's EPS plugin (it runs Ghostscript)."""
+    from cvtools.errors import ImageError
+    from cvtools.imageio import load_image
+
+    p = tmp_path / "photo.jpg"
+    p.write_bytes(head + b"\0" * 64)
+    with pytest.raises(ImageError, match=re.escape(f"{name} files are not supported")):
+        load_image(p)
+
+
+def test_damaged_header_of_a_known_format_says_so(tmp_path):
+    from cvtools.errors import ImageError
+    from cvtools.imageio import load_image
+
+    p = tmp_path / "x.gif"
+    p.write_bytes(b"GIF89a" + b"\xff" * 3)
+    with pytest.raises(ImageError, match="damaged GIF file|cannot decode"):
+        load_image(p)
+
+
+def test_unknown_output_extension_is_refused_before_any_work(corpus, run_cli, tmp_path):
+    d, cases = corpus
+    _command("dream")
+    r = _invoke(["dream", cases["good"].path, "--weights", "random", "--device", "cpu", "--octaves", "1",
+                 "--steps", "1", "-o", tmp_path / "result.xyz"])
+    _no_traceback(r)
+    assert r.exit_code == 1 and "unknown output format '.xyz'" in r.stderr
+    assert list(tmp_path.iterdir()) == []
