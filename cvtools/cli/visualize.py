@@ -227,12 +227,11 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, colormap,
         if metrics:
             from cvtools.visualize.metrics import deletion_insertion
 
-            for method in explainer.methods:
-                heat = torch.stack([r.heatmaps[method.name] for r in results])
-                scores = deletion_insertion(backbone, x, heat, torch.tensor([r.target for r in results]),
-                                            seed=seed, batch_size=internal)
-                for i, e in enumerate(extra):
-                    e.setdefault("metrics", {})[method.name] = scores[i]
+            heat = {m.name: torch.stack([r.heatmaps[m.name] for r in results]) for m in explainer.methods}
+            scores = deletion_insertion(backbone, x, heat, torch.tensor([r.target for r in results]),
+                                        seed=seed, batch_size=internal)
+            for i, e in enumerate(extra):
+                e["metrics"] = {m: s[i] for m, s in scores.items()}
         if sanity:
             from cvtools.visualize.sanity import cascading_randomization
 

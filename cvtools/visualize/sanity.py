@@ -159,7 +159,8 @@ def draw_sanity(photo, result: ImageSanity, methods, colormap=None, captions: bo
     from cvtools.visualize.render import display_size, grid, overlay, to_pil
 
     steps = len(result.groups)
-    picks = sorted({round(k * steps / (columns - 1)) for k in range(1, columns)} - {0})
+    # The classifier step, then evenly down to the stem.
+    picks = sorted({1} | {round(k * steps / (columns - 2)) for k in range(1, columns - 1)} - {0})
     size = display_size(*photo.size, short_side=160, long_max=240)
     image = pil_to_tensor(photo.convert("RGB").resize(size, Image.BICUBIC, reducing_gap=3.0)).clamp_(0, 1)
     tiles, labels = [], []

@@ -1,0 +1,465 @@
+"""Attribution maps: numbers against references (captum, hand-computed golden values, completeness),
+batch = one at a time, nothing left behind on the model, trust checks, rendering, the CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from conftest import SAMPLES
+from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
+from cvtools.errors import UsageError
+from cvtools.visualize.attribution import METHODS, guided_backprop, make_method
+from cvtools.visualize.cam import cam_from_gradients, gradcam, layer_gradients, minmax
+
+# Cheap settings for the expensive methods (the behaviour under test does not depend on them).
+CHEAP = dict(samples=4, steps=8, window=12, internal_batch_size=32)
+
+
+def tiny_backbone(model, layer_paths, cam, classes, mean=0.0, std=1.0):
+    """A Backbone around a hand-made network (identity normalisation by default)."""
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return Backbone(name="tiny", model=model, preprocessing=Preprocessing(mean=[mean] * 3, std=[std] * 3),
+                    layer_paths=layer_paths, defaults=LayerDefaults(style=[], content="", dream=[], cam=cam),
+                    categories=[f"class{i}" for i in range(classes)], min_size=1)
+
+
+@pytest.fixture(scope="module")
+def resnet18_random():
+    from cvtools.backbones import load_backbone
+
+    return load_backbone("resnet18", weights="random", device="cpu", precision="fp32")
+
+
+def sample_batch(size):
+    from cvtools.imageio import load_image, pil_to_tensor
+
+    ims = [load_image(SAMPLES / f"{n}.jpg").rgb for n in ("chelsea", "coffee")]
+    return torch.stack([pil_to_tensor(im.resize((size, size), Image.BICUBIC)) for im in ims])
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Two sample photos (cat, espresso) at 64×64: the behaviour, not the picture, is tested."""
+    return sample_batch(64)
+
+
+def no_hooks(model):
+    return all(not (m._forward_hooks or m._forward_pre_hooks or m._backward_hooks
+                    or getattr(m, "_backward_pre_hooks", None)) for m in model.modules())
+
+
+# ----------------------------------------------------------------------------- Grad-CAM vs captum
+
+
+def captum_gradcam_reference(backbone, x, target, layer):
+    """captum's LayerGradCam -> ReLU -> per-image min-max -> bilinear upsampling -> min-max."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    from cvtools.visualize.model import PixelModel
+
+    cam = LayerGradCam(PixelModel(backbone), backbone.module(layer)).attribute(x, target=target,
+                                                                              relu_attributions=True)
+    up = LayerAttribution.interpolate(minmax(cam.detach()), tuple(x.shape[-2:]), interpolate_mode="bilinear")
+    return minmax(up)[:, 0]
+
+
+@pytest.mark.parametrize("layer", ["layer4", "layer3"])
+def test_gradcam_equals_captum_layergradcam_on_resnet18(resnet18_random, layer):
+    torch.manual_seed(0)
+    x = torch.rand(3, 3, 112, 112)
+    target = torch.tensor([1, 500, 999])
+    ours = gradcam(resnet18_random, x, target, layer)
+    ref = captum_gradcam_reference(resnet18_random, x, target, layer)
+    assert ours.shape == (3, 112, 112)
+    assert ref.amax(dim=(1, 2)).min() == 1  # not a degenerate (all-zero) map
+    assert (ours - ref).abs().max().item() < 1e-5
+
+
+def test_gradcam_equals_captum_on_lite0_with_inplace_relu6_head(lite0, photos):
+    # The CAM layer of EfficientNet-Lite is an in-place ReLU6: the hook's clone must keep it exact.
+    ours = gradcam(lite0, photos)
+    target = lite0(photos).argmax(1)
+    ref = captum_gradcam_reference(lite0, photos, target, "head")
+    assert (ours - ref).abs().max().item() < 1e-5
+
+
+# ----------------------------------------------------------------------------- golden values
+
+
+class TwoChannelNet(nn.Module):
+    """conv 1×1 (R -> channel 0, G -> channel 1) -> ReLU ("act") -> global mean -> fc 2 -> 2."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        self.act = nn.ReLU()
+        self.fc = nn.Linear(2, 2, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([[1.0, 0, 0], [0, 1.0, 0]]).view(2, 3, 1, 1))
+            self.fc.weight.copy_(torch.tensor([[1.0, -1.0], [0.5, 2.0]]))
+
+    def forward(self, x):
+        return self.fc(self.act(self.conv(x)).mean(dim=(2, 3)))
+
+
+@pytest.fixture
+def two_channel():
+    bb = tiny_backbone(TwoChannelNet(), {"act": "act"}, "act", classes=2)
+    # R = [[1, 2], [0, 3]] and G = [[2, 0], [1, 1]], so A0 = R and A1 = G (all >= 0).
+    x = torch.zeros(1, 3, 2, 2)
+    x[0, 0] = torch.tensor([[1.0, 2.0], [0.0, 3.0]])
+    x[0, 1] = torch.tensor([[2.0, 0.0], [1.0, 1.0]])
+    return bb, x
+
+
+def test_cam_golden_values(two_channel):
+    bb, x = two_channel
+    # logits = W @ mean(A) = [[1, -1], [0.5, 2]] @ [1.5, 1] = [0.5, 2.75]: the top class is 1.
+    # dy_c/dA_k(i, j) = W[c, k] / 4, so for class 1: g = (0.125, 0.5); for class 0: g = (0.25, -0.25).
+    expected = {
+        # Grad-CAM, class 1: relu(0.125 A0 + 0.5 A1)
+        ("gradcam", 1): [[1.125, 0.25], [0.5, 0.875]],
+        # Grad-CAM, class 0: relu(0.25 A0 - 0.25 A1) = relu([[-0.25, 0.5], [-0.25, 0.5]])
+        ("gradcam", 0): [[0.0, 0.5], [0.0, 0.5]],
+        # Grad-CAM++: alpha_k = 1 / (2 + sum(A_k) g_k); class 1: alpha = (1/2.75, 1/4),
+        # weights = 4 * alpha * relu(g) = (0.181818, 0.5)
+        ("gradcam++", 1): [[1.181818, 0.363636], [0.5, 1.045455]],
+        # class 0: alpha0 = 1/3.5, w0 = 4 * 0.25 / 3.5 = 0.285714; relu(g1) = 0 so w1 = 0
+        ("gradcam++", 0): [[0.285714, 0.571429], [0.0, 0.857143]],
+        # LayerCAM: relu(sum_k relu(g_k) A_k); class 0: 0.25 A0
+        ("layercam", 1): [[1.125, 0.25], [0.5, 0.875]],
+        ("layercam", 0): [[0.25, 0.5], [0.0, 0.75]],
+    }
+    for (kind, cls), values in expected.items():
+        lg = layer_gradients(bb, x, cls, "act")
+        assert torch.allclose(lg.logits, torch.tensor([[0.5, 2.75]]))
+        cam = cam_from_gradients(lg.activation, lg.gradient, kind)[0, 0]
+        assert torch.allclose(cam, torch.tensor(values), atol=1e-5), (kind, cls, cam)
+    # Normalised Grad-CAM of the top class: (cam - 0.25) / 0.875 (same size, so no resampling).
+    assert torch.allclose(gradcam(bb, x)[0], torch.tensor([[1.0, 0.0], [0.285714, 0.714286]]), atol=1e-5)
+    # Through the method classes (target given by name and by index).
+    assert torch.allclose(make_method("layercam", bb)(x, 0)[0], torch.tensor([[1 / 3, 2 / 3], [0.0, 1.0]]), atol=1e-5)
+
+
+class ReluNet(nn.Module):
+    """conv 1×1: pre0 = R - G, pre1 = R + G -> ReLU6 (or ReLU) -> z = -h0 + 2 h1 -> mean -> 1 logit."""
+
+    def __init__(self, act):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 2, 1, bias=False)
+        self.act = act
+        self.head = nn.Conv2d(2, 1, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([[1.0, -1.0, 0], [1.0, 1.0, 0]]).view(2, 3, 1, 1))
+            self.head.weight.copy_(torch.tensor([-1.0, 2.0]).view(1, 2, 1, 1))
+
+    def forward(self, x):
+        return self.head(self.act(self.conv(x))).mean(dim=(2, 3))
+
+
+def test_guided_backprop_golden_values_through_relu6():
+    # Pixel a: R=1, G=0.5 -> pre (0.5, 1.5), both in (0, 6). Pixel b: R=4, G=3 -> pre (1, 7): channel 1
+    # saturates. d logit / d h = (-0.5, 1.0) at both pixels (mean over 2 pixels).
+    x = torch.zeros(1, 3, 1, 2)
+    x[0, 0] = torch.tensor([[1.0, 4.0]])
+    x[0, 1] = torch.tensor([[0.5, 3.0]])
+    target = torch.tensor([0])
+    bb = tiny_backbone(ReluNet(nn.ReLU6(inplace=True)), {"act": "act"}, "act", classes=1)
+    guided = guided_backprop(bb, x, target)[0]
+    # Guided: relu(-0.5, 1.0) = (0, 1) at a, times the ReLU6 mask (1, 1) -> d/dR = 0 + 1, d/dG = -0 + 1;
+    # at b the mask is (1, 0) -> (0, 0).
+    assert torch.allclose(guided[0], torch.tensor([[1.0, 0.0]]))
+    assert torch.allclose(guided[1], torch.tensor([[1.0, 0.0]]))
+    assert torch.equal(guided[2], torch.zeros(1, 2))
+    # captum's GuidedBackprop overrides nn.ReLU only: on ReLU6 it returns the plain gradient,
+    # a: R = -0.5 + 1 = 0.5, G = 0.5 + 1 = 1.5; b: R = -0.5, G = 0.5. Ours must not.
+    from captum.attr import GuidedBackprop as CaptumGuided
+
+    from cvtools.visualize.model import PixelModel
+
+    plain = CaptumGuided(PixelModel(bb)).attribute(x.clone().requires_grad_(), target=0)[0]
+    assert torch.allclose(plain[0], torch.tensor([[0.5, -0.5]])) and torch.allclose(plain[1], torch.tensor([[1.5, 0.5]]))
+
+
+def test_guided_backprop_equals_captum_on_relu_modules():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, stride=2), nn.ReLU(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 5))
+    bb = tiny_backbone(model, {"c": "3"}, "c", classes=5, mean=0.45, std=0.25)
+    x = torch.rand(3, 3, 16, 16)
+    target = torch.tensor([0, 3, 4])
+    from captum.attr import GuidedBackprop as CaptumGuided
+
+    from cvtools.visualize.model import PixelModel
+
+    ref = CaptumGuided(PixelModel(bb)).attribute(x.clone().requires_grad_(), target=target)
+    ours = make_method("guided-backprop", bb).attribute(x, target)
+    assert torch.allclose(ours, ref, atol=1e-6)
+    assert not torch.allclose(ours, make_method("saliency", bb).attribute(x, target), atol=1e-4)
+
+
+def test_guided_backprop_refuses_a_network_without_relus():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.SiLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2))
+    bb = tiny_backbone(model, {"c": "0"}, "c", classes=2)
+    with pytest.raises(UsageError, match="needs ReLU"):
+        make_method("guided-backprop", bb).attribute(torch.rand(1, 3, 8, 8), 0)
+
+
+def test_integrated_gradients_completeness():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 6, 3), nn.ReLU(), nn.Conv2d(6, 6, 3, stride=2), nn.ReLU6(),
+                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(6, 4))
+    bb = tiny_backbone(model, {"c": "2"}, "c", classes=4, mean=0.5, std=0.25)
+    x = torch.rand(2, 3, 12, 12)
+    ig = make_method("integrated-gradients", bb, steps=128)
+    target = torch.tensor([1, 2])
+    attr = ig.attribute(x, target)
+    with torch.no_grad():
+        fx = bb(x).gather(1, target[:, None])[:, 0]
+        fb = bb(ig.baseline(x)).gather(1, target[:, None])[:, 0]
+    gap = (attr.sum(dim=(1, 2, 3)) - (fx - fb)).abs()
+    assert gap.max().item() < 5e-3
+    assert (fx - fb).abs().min().item() > 0.01  # the test means something
+    assert torch.allclose(ig.last_delta.abs(), gap, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------- invariants of every method
+
+
+def test_every_method_batch_invariant_pure_and_clean(lite0):
+    """For each method: a batch gives the maps of one image at a time; the model's weights and the
+    input are unchanged; no hook is left on any module."""
+    x = sample_batch(48)
+    before = {k: v.clone() for k, v in lite0.model.state_dict().items()}
+    original = x.clone()
+    for name in METHODS:
+        method = make_method(name, lite0, **CHEAP)
+        together = method(x)
+        assert torch.equal(x, original) and not x.requires_grad and x.grad is None, name
+        assert no_hooks(lite0.model), name
+        one_by_one = torch.cat([method(x[i:i + 1]) for i in range(len(x))])
+        assert together.shape == (2, 48, 48)
+        assert (together - one_by_one).abs().max().item() < 1e-4, name
+        assert together.amax(dim=(1, 2)).min().item() > 0.5, name  # real maps, not zeros
+    after = lite0.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None and not p.requires_grad for p in lite0.model.parameters())
+
+
+def test_no_hooks_left_after_an_error(lite0, photos):
+    def explode(module, inputs, output):
+        raise RuntimeError("boom")
+
+    handle = lite0.module("head").register_forward_hook(explode)
+    try:
+        for name in METHODS:
+            with pytest.raises(RuntimeError, match="boom"):
+                make_method(name, lite0, **CHEAP).attribute(photos, torch.tensor([1, 2]))
+            handle.remove()
+            assert no_hooks(lite0.model), name
+            assert torch._C._len_torch_function_stack() == 0, name  # guided backprop's mode is gone
+            handle = lite0.module("head").register_forward_hook(explode)
+    finally:
+        handle.remove()
+
+
+def test_targets_by_name_and_bad_targets(lite0, photos):
+    sal = make_method("gradcam", lite0)
+    by_index = sal(photos, 285)
+    by_name = sal(photos, "Egyptian cat")
+    assert torch.equal(by_index, by_name)
+    assert not torch.allclose(by_index, sal(photos, 967))
+    with pytest.raises(UsageError, match="out of range"):
+        sal(photos, 1000)
+    with pytest.raises(UsageError, match="no ImageNet class"):
+        sal(photos, "not a class at all")
+    with pytest.raises(UsageError, match="unknown layer"):
+        make_method("gradcam", lite0, layer="blocks.99")
+    with pytest.raises(UsageError, match="unknown method"):
+        make_method("gradkam", lite0)
+
+
+# ----------------------------------------------------------------------------- trust checks
+
+
+def test_spearman_matches_scipy_with_ties():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    from cvtools.visualize.sanity import spearman
+
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(20, 20, generator=gen).clamp(0.3, 0.8)  # many ties at both ends, like a CAM
+    b = (a + 0.3 * torch.rand(20, 20, generator=gen)).round(decimals=1)
+    ref = scipy_stats.spearmanr(a.flatten().numpy(), b.flatten().numpy()).statistic
+    assert abs(spearman(a, b) - ref) < 1e-9
+    assert spearman(a, a) == pytest.approx(1.0) and spearman(a, -a) == pytest.approx(-1.0)
+    assert spearman(a, torch.zeros_like(a)) == 0.0
+
+
+def test_cascading_randomization_reproduces_adebayo(lite0, photos):
+    """Adebayo et al.'s finding: randomising the classifier decorrelates the plain gradient at once,
+    while guided backprop barely changes (it shows edges, not the model). The backbone is untouched."""
+    from cvtools.visualize.sanity import cascading_randomization, parameter_groups
+
+    before = {k: v.clone() for k, v in lite0.model.state_dict().items()}
+    target = torch.tensor([285, 967])
+    result = cascading_randomization(lite0, photos, ["saliency", "guided-backprop"], target, seed=0)
+    groups = [g for g, _ in parameter_groups(lite0.model, lite0.prepare(photos[:1]))]
+    assert result.groups == list(reversed(groups))
+    assert result.groups[0] == "_fc" and result.groups[-1] == "_conv_stem" and "_blocks.7" in result.groups
+    assert all(torch.equal(before[k], v) for k, v in lite0.model.state_dict().items())
+    assert no_hooks(lite0.model)
+    rho = result.correlations
+    assert rho["saliency"].shape == (len(groups), 2)
+    assert rho["saliency"][0].max() < 0.6 and rho["guided-backprop"][0].min() > 0.9
+    assert rho["guided-backprop"][-1].max() < 0.6  # with every layer random, it finally changes too
+    assert result.maps["saliency"].shape == (len(groups) + 1, 2, 64, 64)
+    assert torch.allclose(result.maps["saliency"][0], make_method("saliency", lite0)(photos, target), atol=1e-6)
+    image = result.for_image(1)
+    assert len(image.correlations["saliency"]) == len(groups) and "sanity" in image.describe()[0]
+
+
+def test_deletion_and_insertion_curves(lite0, photos):
+    from cvtools.visualize.metrics import auc, causal_curves, deletion_insertion
+    from cvtools.visualize.model import PixelModel
+
+    assert auc(torch.tensor([[1.0, 1.0, 1.0]])).item() == 1.0
+    assert auc(torch.tensor([[1.0, 0.0, 0.0]])).item() == 0.25
+    target = torch.tensor([285, 967])
+    heat = gradcam(lite0, photos, target)
+    scores = deletion_insertion(lite0, photos, {"gradcam": heat, "flat": torch.zeros_like(heat)}, target, steps=8)
+    assert set(scores) == {"gradcam", "flat"} and len(scores["gradcam"]) == 2
+    for s in scores["gradcam"] + scores["flat"]:
+        assert all(0 <= v <= 1 for v in (s.deletion, s.insertion, s.random_deletion, s.random_insertion))
+    # The curve's ends are the untouched image and the fully replaced one.
+    from cvtools.visualize.metrics import cell_size
+
+    cell = cell_size(64, 64)
+    cells = (64 // cell) ** 2
+    ranks = torch.randperm(cells).view(1, -1).expand(2, -1)
+    mean = torch.full_like(photos, 0.5)
+    curve = causal_curves(lite0, photos, ranks, cell, target, photos, mean, steps=4)
+    with torch.no_grad():
+        p = PixelModel(lite0)
+        expect_start = p(photos).softmax(1).gather(1, target[:, None])[:, 0]
+        expect_end = p(mean).softmax(1).gather(1, target[:, None])[:, 0]
+    assert torch.allclose(curve[:, 0], expect_start, atol=1e-6) and torch.allclose(curve[:, -1], expect_end, atol=1e-6)
+    # An image's scores do not depend on its batch-mates.
+    alone = deletion_insertion(lite0, photos[1:], {"gradcam": heat[1:]}, target[1:], steps=8)["gradcam"][0]
+    assert alone.deletion == pytest.approx(scores["gradcam"][1].deletion, abs=1e-5)
+    assert alone.random_insertion == pytest.approx(scores["gradcam"][1].random_insertion, abs=1e-5)
+
+
+def test_deletion_ranks_a_map_above_its_inverse_on_natural_images(lite0, shared):
+    """On real photos a Grad-CAM map must beat its own inverse: deleting what it marks hurts the class
+    more, inserting it helps more (a check of the metric and of the map together)."""
+    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.visualize.metrics import deletion_insertion
+
+    files = sorted((shared / "data" / "imagenet50").glob("*.jpg"))[:8]
+    if not files:
+        pytest.skip("no imagenet50 images")
+    x = torch.stack([pil_to_tensor(load_image(f).rgb.resize((128, 128), Image.BICUBIC)) for f in files])
+    target = lite0(x).argmax(1)
+    heat = gradcam(lite0, x, target)
+    s = deletion_insertion(lite0, x, {"map": heat, "inverse": 1 - heat}, target, steps=8)
+    mean = {k: np.mean([[v.deletion, v.insertion] for v in s[k]], axis=0) for k in s}
+    assert mean["map"][0] < mean["inverse"][0] and mean["map"][1] > mean["inverse"][1]
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def test_colormaps_match_matplotlib():
+    matplotlib = pytest.importorskip("matplotlib")
+    from cvtools.visualize.colormaps import COLORMAPS, lookup_table
+
+    x = np.linspace(0, 1, 256)
+    for name in COLORMAPS:
+        ref = matplotlib.colormaps[name](x)[:, :3]
+        assert np.abs(lookup_table(name) - ref).max() * 255 < 5, name
+
+
+def test_overlay_is_photo_where_cold_and_colour_where_hot():
+    from cvtools.visualize.colormaps import lookup_table
+    from cvtools.visualize.render import overlay
+
+    image = torch.rand(3, 8, 8)
+    heat = torch.zeros(8, 8)
+    heat[:, 4:] = 1.0
+    out = overlay(image, heat, "jet", alpha=1.0)
+    cold, hot = out[:, :, :4], out[:, :, 4:]
+    assert torch.allclose(hot, torch.tensor(lookup_table("jet")[-1]).view(3, 1, 1).expand_as(hot), atol=1e-6)
+    # cold: the photo dimmed and desaturated, still correlated with it
+    assert np.corrcoef(cold.flatten(), image[:, :, :4].flatten())[0, 1] > 0.9
+
+
+def test_explainer_picture(lite0, photos):
+    from cvtools.visualize.explain import Explainer, draw_explanation
+    from cvtools.visualize.render import to_pil
+
+    explainer = Explainer(lite0, ["gradcam", "guided-backprop"])
+    results = explainer.explain(photos)
+    assert [r.target for r in results] == lite0(photos).argmax(1).tolist()
+    assert results[0].label == lite0.categories[results[0].target]
+    assert results[0].pictures["guided-backprop"].shape == (3, 64, 64)
+    photo = to_pil(photos[0]).resize((300, 200))
+    panel = draw_explanation(photo, results[0], explainer.methods)
+    single = draw_explanation(photo, results[0], explainer.methods[:1], captions=False)
+    assert single.size == (576, 384)  # drawn at the display size, short side 384
+    assert panel.width > 2 * single.width and panel.height > single.height  # three tiles with captions
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_panel_batch_raw_json_and_a_bad_file(run_cli, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    r = run_cli("visualize", "gradcam", SAMPLES / "chelsea.jpg", bad, SAMPLES / "coffee.jpg", "-m", "saliency",
+                "--size", "128", "--raw", "--json", "--metrics", "-o", f"{out}/", "--device", "cpu")
+    assert r.exit_code == 1
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [row["path"].split("/")[-1] for row in rows] == ["chelsea.jpg", "coffee.jpg"]
+    assert rows[1]["label"] == "espresso" and 0 < rows[1]["probability"] <= 1
+    assert set(rows[0]["metrics"]) == {"gradcam", "saliency"}
+    err = [line for line in r.stderr.splitlines() if "bad.jpg" in line]
+    assert len(err) == 1
+    panel = Image.open(out / "chelsea_gradcam-saliency.jpg")
+    assert panel.width > 3 * 384 and panel.height > 384  # photo + 2 tiles, captioned
+    raw = np.load(out / "chelsea_gradcam-saliency_gradcam.npy")
+    assert raw.shape == (1, 128, 192) and raw.min() == 0 and raw.max() == 1  # 451×300 analysed at 128 px
+    assert np.load(out / "chelsea_gradcam-saliency_saliency.npy").shape == (3, 128, 192)
+    # Run again: outputs exist and are never replaced without --overwrite.
+    r = run_cli("visualize", "gradcam", SAMPLES / "coffee.jpg", "--size", "64", "-o", f"{out}/", "-m", "saliency")
+    assert r.exit_code == 1 and "exists" in r.stderr
+
+
+def test_cli_single_overlay_target_name_and_sanity(run_cli, tmp_path):
+    out = tmp_path / "cat.png"
+    r = run_cli("visualize", "gradcam++", SAMPLES / "chelsea.jpg", "--target", "tiger cat", "--size", "64",
+                "--sanity", "-o", out, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "tiger cat (282)" in r.stdout and "sanity" in r.stdout
+    picture = Image.open(out)
+    assert picture.size[0] == round(451 * 384 / 300) and picture.size[1] > 384  # short side 384 + caption
+    arr = np.asarray(picture.convert("RGB")).astype(float)
+    assert arr[:384].std() > 20  # a real picture, not a flat colour
+    assert Image.open(tmp_path / "cat_sanity.png").width > 500
+
+
+def test_cli_errors_are_one_line(run_cli):
+    r = run_cli("visualize", "gradkam", SAMPLES / "chelsea.jpg")
+    assert r.exit_code == 2 and "no method or command 'gradkam'" in r.stderr
+    r = run_cli("visualize", "gradcam", SAMPLES / "chelsea.jpg", "--layer", "blocks.99", "--device", "cpu")
+    assert r.exit_code == 1 and r.stderr.strip().count("\n") == 0 and "unknown layer" in r.stderr
+    r = run_cli("visualize", "gradcam", SAMPLES / "chelsea.jpg", "--target", "nosuchclass")
+    assert r.exit_code == 1 and "no ImageNet class" in r.stderr
+    r = run_cli("visualize", "--help")
+    assert r.exit_code == 0 and "integrated-gradients" in r.stdout and "filters" in r.stdout
