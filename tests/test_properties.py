@@ -299,27 +299,39 @@ def test_style_run_tiled_of_identity_is_identity(h, w, tile, overlap, seed):
 
 
 @SETTINGS
-@given(n=st.integers(1, 900), tile=st.integers(16, 300), offset=st.integers(0, 10_000), margin=st.integers(0, 80))
-def test_dream_tile_spans_partition_the_axis(n, tile, offset, margin):
+@given(n=st.integers(1, 900), tile=st.integers(16, 300), offset=st.integers(0, 10_000), margin=st.integers(0, 80),
+       align=st.sampled_from([1, 8, 16, 32]))
+def test_dream_tile_spans_partition_the_axis(n, tile, offset, margin, align):
     tiling = pytest.importorskip("cvtools.dream.tiling")
-    spans = tiling.tile_spans(n, tile, offset, margin)
+    import inspect
+
+    if "align" in inspect.signature(tiling.tile_spans).parameters:
+        spans = tiling.tile_spans(n, tile, offset, margin, align=align)
+    else:  # before stride alignment existed
+        spans, align = tiling.tile_spans(n, tile, offset, margin), 1
     assert spans[0][0] == 0 and spans[-1][1] == n
     for (a, b, ca, cb), nxt in zip(spans, spans[1:] + [None]):
         assert a < b and 0 <= ca <= a and b <= cb <= n
-        assert ca == max(0, a - margin) and cb == min(n, b + margin)
+        if len(spans) > 1:
+            assert ca <= max(0, a - margin) and cb >= min(n, b + margin)  # at least the margin of context
+            assert ca % align == 0  # on the stride grid
+            assert ca > a - margin - align and (cb == n or cb - ca < b + margin - ca + align)  # no more than needed
         if nxt is not None:
             assert nxt[0] == b  # cores are contiguous: every pixel exactly once
 
 
 @SETTINGS
 @given(h=st.integers(1, 90), w=st.integers(1, 90), tile=st.integers(8, 40), oy=st.integers(0, 99),
-       ox=st.integers(0, 99), margin=st.integers(0, 20))
-def test_dream_tiled_gradient_of_a_pointwise_function_is_exact(h, w, tile, oy, ox, margin):
+       ox=st.integers(0, 99), margin=st.integers(0, 20), align=st.sampled_from([1, 4, 8]))
+def test_dream_tiled_gradient_of_a_pointwise_function_is_exact(h, w, tile, oy, ox, margin, align):
     """For a gradient that depends only on each pixel, tiling must reproduce it exactly."""
     tiling = pytest.importorskip("cvtools.dream.tiling")
     import torch
 
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h * 1000 + w))
     grad = lambda crop: torch.sin(3 * crop) * crop  # noqa: E731
-    got = tiling.tiled_gradient(x, grad, tile, offset=(oy, ox), margin=margin)
+    import inspect
+
+    kw = {"align": align} if "align" in inspect.signature(tiling.tiled_gradient).parameters else {}
+    got = tiling.tiled_gradient(x, grad, tile, offset=(oy, ox), margin=margin, **kw)
     assert torch.equal(got, grad(x))
