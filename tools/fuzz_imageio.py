@@ -170,7 +170,8 @@ def main():
     ap.add_argument("--rss-mb", type=int, default=3072)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--corpus", type=Path, default=None, help="working corpus directory (default: a temp dir)")
-    ap.add_argument("--artifacts", type=Path, default=Path("fuzz-artifacts"))
+    ap.add_argument("--artifacts", type=Path, default=Path(tempfile.gettempdir()) / "cvtools-fuzz-artifacts",
+                    help="where crashing inputs are written")
     ap.add_argument("--record", type=Path, default=None, help="write the run record (JSON) here")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
