@@ -43,7 +43,7 @@ EMBEDDED = {
 LITE_DEFAULTS = {
     # Gram losses on blocks 0, 2, 4, 7 with content at block 4 give a recognisable Starry Night.
     "efficientnet_lite0": dict(style=["blocks.0", "blocks.2", "blocks.4", "blocks.7"], content="blocks.4",
-                               dream=["blocks.8", "blocks.10"], cam="head"),
+                               dream=["blocks.10", "blocks.12"], cam="head"),
 }
 
 
