@@ -70,6 +70,38 @@ class ConvNormReLU(nn.Sequential):
         super().__init__(*layers)
 
 
+class SubPixelUpsampleConv(nn.Module):
+    """Exactly ``conv3x3(reflect_pad(upsample_nearest_x2(x)))``, computed at the low resolution.
+
+    Each of the four output phases of a 3×3 convolution over a nearest-upsampled image only sees
+    a 2×2 neighbourhood of the low-resolution input, so one 3×3 convolution with 4× the output
+    channels on the low-resolution input (edge-replicated: reflecting the upsampled image at
+    its border reads the same pixels) followed by a pixel shuffle gives the same result
+    without ever materialising the 4× larger upsampled and padded maps. Inference only
+    (built from a trained :class:`ConvNormReLU` by :meth:`TransformerNet.for_inference`).
+    """
+
+    def __init__(self, conv: nn.Conv2d):
+        super().__init__()
+        w = conv.weight.detach()  # O×C×3×3
+        o, c = w.shape[:2]
+        # low-res tap (0, 1, 2 = offset -1, 0, +1) that each high-res tap reads, per phase
+        taps = {0: (0, 1, 1), 1: (1, 1, 2)}
+        new = torch.zeros(o, 2, 2, c, 3, 3, dtype=w.dtype, device=w.device)
+        for a in (0, 1):
+            for b in (0, 1):
+                for ky in range(3):
+                    for kx in range(3):
+                        new[:, a, b, :, taps[a][ky], taps[b][kx]] += w[:, :, ky, kx]
+        self.conv = nn.Conv2d(c, 4 * o, 3, bias=True, device=w.device, dtype=w.dtype)
+        self.conv.weight.data.copy_(new.reshape(4 * o, c, 3, 3))
+        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(o, dtype=w.dtype, device=w.device)
+        self.conv.bias.data.copy_(bias.repeat_interleave(4))
+
+    def forward(self, x):
+        return F.pixel_shuffle(self.conv(F.pad(x, (1, 1, 1, 1), mode="replicate")), 2)
+
+
 class ResidualBlock(nn.Module):
     """conv-IN-ReLU-conv-IN plus the identity (He et al.; no ReLU after the sum, as in Johnson's)."""
 
@@ -114,6 +146,20 @@ class TransformerNet(nn.Module):
         # training, so the network learns to avoid blown-out regions instead of hiding them.
         y = torch.sigmoid(y)
         return y[..., :h, :w] if (ph or pw) else y
+
+    def for_inference(self) -> "TransformerNet":
+        """A copy computing the same function faster: the upsample→conv stages become
+        sub-pixel convolutions (see :class:`SubPixelUpsampleConv`). Not for training (the
+        weights are rearranged; save the original network)."""
+        import copy
+
+        net = copy.deepcopy(self).eval()
+        for stage in net.decoder:
+            if isinstance(stage[0], nn.Upsample):
+                conv = stage[1][1]
+                stage[0] = nn.Identity()
+                stage[1] = SubPixelUpsampleConv(conv)
+        return net
 
     # ------------------------------------------------------------------ shared statistics
     def norms(self) -> List[SharedStatsInstanceNorm]:
