@@ -143,7 +143,7 @@ def test_weights_file_with_code_is_refused(tmp_path):
 
     p = tmp_path / "evil.pth"
     p.write_bytes(pickle.dumps({"x": Evil()}))
-    with pytest.raises(WeightsError, match="not a loadable weights file"):
+    with pytest.raises(WeightsError, match="refused.*could run code"):
         load_backbone("efficientnet_lite0", device="cpu", weights=str(p))
 
 

@@ -70,12 +70,21 @@ def weights_status(name: str) -> str:
     return tv_status(name)
 
 
+def _rank_cuda() -> str:
+    """Under torchrun each process uses its own GPU (LOCAL_RANK); otherwise the current one."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ:
+        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
+    return "cuda"
+
+
 def resolve_device(device: str = "auto"):
     import torch
 
     if device in (None, "auto"):
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return torch.device(_rank_cuda())
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -85,6 +94,8 @@ def resolve_device(device: str = "auto"):
         raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UsageError("--device cuda asked for, but no CUDA GPU is available (torch sees none)")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device(_rank_cuda())
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise UsageError("--device mps asked for, but MPS is not available")
     return dev

@@ -133,12 +133,23 @@ def run_batch(
     from cvtools.errors import CvtoolsError
     from cvtools.imageio import expand_inputs, output_claims
 
+    from cvtools import distributed
+
     report = BatchReport()
     paths, problems = expand_inputs(inputs)
+    # Under torchrun each rank takes one shard of the inputs; rank 0 speaks for the whole run.
+    dist = distributed.init() if distributed.launched_by_torchrun() else distributed.DistInfo()
+    all_paths = paths
+    if dist.enabled:
+        paths = distributed.shard(paths, dist.rank, dist.world_size)
+        if not dist.is_main:
+            problems = []
+    if hasattr(work, "plan"):  # work that batches ahead needs to know this rank's order
+        work.plan(paths)
     for problem in problems:
         echo_err(f"error: {_error_line(problem.path, problem)}")
         report.failed.append(problem.path)
-    if not paths:
+    if not all_paths:
         if not problems:
             echo_err("error: no input images")
             report.failed.append("")
@@ -202,9 +213,24 @@ def run_batch(
             bar.close()
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+    if dist.enabled:
+        return _combine_ranks(report, dist, len(all_paths) + len(problems), quiet)
     if report.failed and len(paths) + len(problems) > 1 and not quiet:
         echo_err(f"{len(report.failed)} of {len(paths) + len(problems)} inputs failed")
     return report
+
+
+def _combine_ranks(report: BatchReport, dist, total: int, quiet: bool) -> BatchReport:
+    """Every rank gets the union of all ranks' results (so all exit alike); rank 0 prints the
+    one summary of the run."""
+    from cvtools import distributed
+
+    parts = distributed.gather_objects((report.done, report.failed))
+    combined = BatchReport([d for done, _ in parts for d in done], [f for _, failed in parts for f in failed])
+    if dist.is_main and not quiet:
+        echo_err(f"{len(combined.done)} of {total} inputs done on {dist.world_size} processes"
+                 + (f", {len(combined.failed)} failed" if combined.failed else ""))
+    return combined
 
 
 def finish(report: BatchReport):
