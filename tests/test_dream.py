@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import SAMPLES
 from cvtools.dream import (DEFAULT_STEP_SIZE, DreamEngine, DreamSettings, dream, octave_sizes, parse_layer_target,
                            roll2d, roll_indices, tile_spans, tiled_gradient, zoom)
-from cvtools.errors import UsageError
+from cvtools.errors import CvtoolsError, UsageError
 from cvtools.imageio import load_image
 
 FAST = dict(octaves=2, steps=3)  # small dreams: the CPU tests stay quick
@@ -129,6 +129,37 @@ def test_engine_equals_the_plain_reference_algorithm(lite0):
     assert (ours - x).abs().mean() > 0.005  # and it did dream
 
 
+def test_step_is_graph_capturable(lite0):
+    """What a CUDA graph needs, checked on the CPU: no host syncs (.item(), nonzero), no tensors
+    made from Python data inside the step, and the same kernels whatever the image and the
+    shifts (no data-dependent branches), for plain and guided objectives."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Record(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func.overloadpacket))
+            return func(*args, **(kwargs or {}))
+
+    forbidden = {"aten._local_scalar_dense", "aten.lift_fresh", "aten.nonzero", "aten.is_nonzero", "aten.equal"}
+    for guide in (None, sample("rocket", 64)):
+        engine = DreamEngine(lite0, DreamSettings(layers=("blocks.8:0-9", "blocks.10")), guide=guide)
+        runs = []
+        for seed in (0, 1):
+            g = torch.Generator().manual_seed(seed)
+            image = torch.rand(1, 3, 48, 64, generator=g)
+            rows, rows_inv = roll_indices(48, torch.randint(-9, 10, (1,), generator=g))
+            cols, cols_inv = roll_indices(64, torch.randint(-9, 10, (1,), generator=g))
+            with Record() as rec:
+                engine.step(image, rows[0], cols[0], rows_inv[0], cols_inv[0])
+            runs.append(rec.ops)
+        assert not forbidden & set(runs[0]), forbidden & set(runs[0])
+        assert runs[0] == runs[1] and len(runs[0]) > 50
+
+
 def test_output_has_the_input_shape_even_below_the_backbone_minimum(lite0):
     for shape in [(3, 45, 67), (3, 12, 20)]:
         x = torch.rand(shape)
@@ -218,6 +249,33 @@ def test_tiled_dream_has_no_seams(lite0):
     one_tiled = dream(x, lite0, tile=128, octaves=1, steps=1, seed=0)
     one_whole = dream(x, lite0, tile=None, octaves=1, steps=1, seed=0)
     assert (one_tiled - one_whole).abs().mean() < 0.05 * (one_whole - x).abs().mean()
+
+
+def test_out_of_memory_falls_back_to_tiles_and_says_so(lite0):
+    """A device that cannot hold the whole image: the octave is retried in tiles, the result
+    is still a full dream, and the user is told."""
+    notes = []
+    engine = DreamEngine(lite0, DreamSettings(octaves=1, steps=2, tile=None), notes=notes.append)
+    whole_gradient = engine.gradient
+    sizes = []
+
+    def small_memory(crop):
+        sizes.append(tuple(crop.shape[-2:]))
+        if crop.shape[-2] * crop.shape[-1] >= 171 * 256:  # the whole image does not fit
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return whole_gradient(crop)
+
+    engine.gradient = small_memory
+    x = sample("rocket", 256)  # 171×256
+    out = engine(x, seed=0)
+    assert out.shape == x.shape and (out - x).abs().mean() > 0.005
+    assert any("out of memory at 256x171; retrying with 128-px tiles" in n for n in notes), notes
+    assert len(sizes) > 3 and max(h * w for h, w in sizes[1:]) < 171 * 256  # then tiles, which fit
+
+    engine = DreamEngine(lite0, DreamSettings(octaves=1, steps=1, tile=None))
+    engine.gradient = lambda crop: (_ for _ in ()).throw(MemoryError())
+    with pytest.raises(CvtoolsError, match="even with 128-px tiles"):
+        engine(x)
 
 
 def test_bad_layer_and_channel_are_usage_errors(lite0):

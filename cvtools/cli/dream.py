@@ -18,7 +18,7 @@ from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_o
 @click.option("--steps", type=click.IntRange(0, 10000), default=10, show_default=True,
               help="Gradient steps per octave; more steps, stronger dream.")
 @click.option("--step-size", type=click.FloatRange(0, min_open=True), default=None, metavar="S",
-              help="Mean pixel change per step (pixels in 0-1)  [default: 0.012]")
+              help="Mean pixel change per step (pixels in 0-1)  [default: 0.01]")
 @click.option("--jitter", type=click.IntRange(0, 512), default=32, show_default=True,
               help="Random shift (pixels) before each step; hides the network's grid.")
 @click.option("--guide", type=click.Path(dir_okay=False), metavar="IMAGE",
@@ -51,8 +51,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     \b
     Examples:
       cvtools dream photo.jpg                              photo_dream.jpg
-      cvtools dream photo.jpg --layer blocks.12 --octaves 5    larger, more object-like shapes
-      cvtools dream photo.jpg --layer blocks.6 --steps 20      fine swirling textures
+      cvtools dream photo.jpg --layer blocks.8             eyes and spots everywhere
+      cvtools dream photo.jpg --layer blocks.6 --steps 20  swirls and ripples
       cvtools dream photo.jpg --layer blocks.10:0-15       only some channels of a layer
       cvtools dream photo.jpg --guide flower.jpg           grow the guide's features
       cvtools dream photos/ -o dreams/ --size 1024         a folder, resized first
@@ -62,8 +62,9 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     \b
     Layers of the default EfficientNet-Lite0 (see `cvtools layers`):
       blocks.2-6    strokes, ripples and swirls over the whole picture
-      blocks.8-10   eyes, fur and animal faces (the default: blocks.8 + blocks.10)
-      blocks.11-15  larger shapes; needs more octaves or steps to show
+      blocks.8-10   eyes, fur and patterned skins
+      blocks.10+12  the default: animal faces and creatures growing out of the photo
+      blocks.13-15  fine, busy textures over a mostly intact photo
 
     Large images are dreamed in tiles automatically when they would not fit in memory; on a
     laptop CPU, --size 1024 keeps a dream to about a minute. Animations with few steps per
