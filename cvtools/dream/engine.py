@@ -160,6 +160,7 @@ class DreamEngine:
         fast = self.settings.fast
         self.use_graphs = graphs_supported(backbone.device) if fast is None else (fast and graphs_supported(backbone.device))
         self._graphs = GraphCache()
+        self.graph_backend = None  # None: CUDA graphs (graphs.EagerReplay checks the plumbing on a CPU)
         import torch
 
         pre = backbone.preprocessing
@@ -250,7 +251,7 @@ class DreamEngine:
             try:
                 captured = self._graphs.get(
                     (tuple(image.shape), steps),
-                    lambda: CapturedOctave(self.step, tuple(image.shape), steps, image.device))
+                    lambda: CapturedOctave(self.step, tuple(image.shape), steps, image.device, self.graph_backend))
             except Exception as exc:  # capture unsupported here: the eager path gives the same result
                 if _is_out_of_memory(exc):
                     raise

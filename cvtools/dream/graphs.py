@@ -14,34 +14,67 @@ from collections import OrderedDict
 from typing import Callable, Tuple
 
 
+class CudaGraphs:
+    """Capture with ``torch.cuda.CUDAGraph``; warm-up runs on a side stream, as PyTorch asks."""
+
+    def __init__(self, device):
+        self.device = device
+
+    def warmup(self, fn):
+        import torch
+
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            fn()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+
+    def capture(self, fn):
+        import torch
+
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            fn()
+        return graph
+
+
+class EagerReplay:
+    """A stand-in for CUDA graphs that "replays" by running the captured function again: the
+    static-buffer plumbing of :class:`CapturedOctave` can then be checked on any device."""
+
+    def warmup(self, fn):
+        fn()
+
+    def capture(self, fn):
+        return type("Replay", (), {"replay": staticmethod(fn)})()
+
+
 class CapturedOctave:
     """``steps`` calls of ``step(image, rows, cols, rows_inv, cols_inv)`` on static buffers."""
 
-    WARMUP = 2  # eager runs first, on a side stream: cuDNN autotuning and lazy set-ups stay out of the graph
+    WARMUP = 2  # eager runs first: cuDNN autotuning and lazy set-ups stay out of the graph
 
-    def __init__(self, step: Callable, shape: Tuple[int, ...], steps: int, device):
+    def __init__(self, step: Callable, shape: Tuple[int, ...], steps: int, device, backend=None):
         import torch
 
         h, w = shape[-2:]
         self.image = torch.zeros(shape, device=device)
-        self.rows = torch.zeros(steps, h, dtype=torch.long, device=device)
-        self.cols = torch.zeros(steps, w, dtype=torch.long, device=device)
-        self.rows_inv = torch.zeros_like(self.rows)
-        self.cols_inv = torch.zeros_like(self.cols)
-        self.rows[:] = torch.arange(h, device=device)
-        self.cols[:] = torch.arange(w, device=device)
-        self.rows_inv.copy_(self.rows)
-        self.cols_inv.copy_(self.cols)
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
+        self.rows = torch.arange(h, device=device).repeat(steps, 1)
+        self.cols = torch.arange(w, device=device).repeat(steps, 1)
+        self.rows_inv = self.rows.clone()
+        self.cols_inv = self.cols.clone()
+        backend = backend or CudaGraphs(device)
+
+        def warmup():
             for _ in range(self.WARMUP):
                 step(self.image, self.rows[0], self.cols[0], self.rows_inv[0], self.cols_inv[0])
-        torch.cuda.current_stream(device).wait_stream(side)
-        self.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(self.graph):
+
+        def all_steps():
             for k in range(steps):
                 step(self.image, self.rows[k], self.cols[k], self.rows_inv[k], self.cols_inv[k])
+
+        backend.warmup(warmup)
+        self.graph = backend.capture(all_steps)
 
     def run(self, image, rows, cols, rows_inv, cols_inv):
         """Replay on ``image`` with these roll indices; returns a new tensor (device-side copies only)."""
