@@ -351,6 +351,11 @@ def test_cli_invalid_layer_lists_valid_names(run_cli, small_jpg):
     assert "Traceback" not in r.output and r.stderr.strip().count("\n") == 0
     r = run_cli("dream", small_jpg, "--layer", "blocks.10:1-x")
     assert r.exit_code != 0 and "channels must be numbers" in r.stderr
+    r = run_cli("dream", small_jpg, "--guide", small_jpg.with_name("nope.jpg"))
+    assert r.exit_code == 1 and "nope.jpg: no such file" in r.stderr
+    r = run_cli("dream", small_jpg, "-o", small_jpg.with_name("still.gif"))
+    assert r.exit_code != 0 and "needs --frames" in r.stderr
+    assert not small_jpg.with_name("cat_dream.jpg").exists()
 
 
 def test_cli_batch_goes_on_past_a_bad_file(run_cli, tmp_path, small_jpg):
