@@ -19,6 +19,17 @@ from cvtools.imageio import load_image
 FAST = dict(octaves=2, steps=3)  # small dreams: the CPU tests stay quick
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These images are tiny: one thread does them as fast as two, and stays fast when the
+    machine's cores are shared (two spinning OpenMP threads on busy cores were measured 75x
+    slower per step). Restored for the modules that follow."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def sample(name="chelsea", size=96):
     """A sample photo resized so its longer side is ``size``: 3×H×W in [0, 1]."""
     im = load_image(SAMPLES / f"{name}.jpg").rgb
@@ -71,7 +82,7 @@ def test_tile_spans_partition_the_axis(n, tile, offset, margin):
     assert spans[0][0] == 0 and spans[-1][1] == n
     for (a, b, ca, cb), nxt in zip(spans, spans[1:] + [None]):
         assert a < b and ca == max(0, a - margin) and cb == min(n, b + margin)
-        assert b - a <= tile + margin  # memory stays bounded by the tile (plus a merged sliver)
+        assert b - a <= tile + 2 * max(0, margin - 1)  # bounded by the tile (plus merged slivers)
         if nxt:
             assert nxt[0] == b
     if n <= tile:
