@@ -34,8 +34,13 @@ class DreamSettings:
     """How to dream. ``layers`` None means the backbone's defaults (``bb.defaults.dream``).
 
     tile: ``"auto"`` (tile only when the image would not fit in memory), an int (core tile side
-    in pixels), or None/0 (never tile). fast: CUDA graphs per octave; None picks them on CUDA,
-    False forces the plain eager path (the reference the fast path is checked against).
+    in pixels), or None/0 (never tile); margin: context around each tile. smooth: sigma (pixels)
+    of the Gaussian blur applied to each gradient (0 turns it off); at 1 px it removes the
+    stride-grid speckle of raw gradients and keeps the dream's detail (compared by eye at 0, 1, 2).
+    guide_size: the guide's shorter side when its features are taken. fast: CUDA graphs per
+    octave; None picks them on CUDA, False forces the plain eager path (the reference the fast
+    path is checked against). A dream is chaotic in its pixels (a 1e-4 change of the input moves
+    the second step by ~0.008), so compare paths after one step, or by statistics.
     """
 
     layers: Optional[Tuple[str, ...]] = None
