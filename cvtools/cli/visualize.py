@@ -359,3 +359,182 @@ class BatchedWork:
             return
         for (p, item), outcome in zip(members, outcomes):
             self.ready[p] = (item, outcome)
+
+
+# ----------------------------------------------------------------------------- feature visualization
+
+
+def _fp32_unless_asked(model_opts):
+    """Optimising pixels needs gradients in fp32 (fp16 ones underflow); the network is small
+    enough at these sizes that fp32 costs little on a GPU."""
+    if model_opts.get("precision") == "auto":
+        model_opts["precision"] = "fp32"
+    return model_opts
+
+
+def _slug(text):
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+def _progress(total, desc, quiet):
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, dynamic_ncols=True,
+                disable=quiet or not sys.stderr.isatty())
+
+
+@visualize.command("filters", context_settings=CONTEXT)
+@click.option("--layer", "-l", metavar="NAME",
+              help="Layer whose channels to visualise (default: the backbone's mid-level layer, blocks.8 for "
+                   "EfficientNet-Lite0: textures and object parts). `cvtools layers` lists them.")
+@click.option("--channels", "-c", default="0:16", show_default=True, metavar="SPEC",
+              help="Channels: a range (0:16), a list (3,7,12), or all.")
+@click.option("--class", "classes", metavar="N,NAME,...",
+              help="Visualise ImageNet class logits instead of channels (indices or names, comma-separated).")
+@click.option("--neuron", is_flag=True, help="Maximise the channel at the centre position only (a single unit's "
+                                              "receptive field) instead of everywhere.")
+@click.option("--size", type=click.IntRange(32, 1024), default=128, show_default=True, help="Image side in pixels.")
+@click.option("--steps", type=click.IntRange(1, 100000), default=128, show_default=True,
+              help="Optimisation steps (the pictures settle by ~100; more makes colours harsher).")
+@click.option("--lr", type=click.FloatRange(0, 10, min_open=True), default=0.03, show_default=True,
+              help="Adam learning rate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random start and transforms.")
+@click.option("--batch-size", type=click.IntRange(1, 1024), default=16, show_default=True,
+              help="Images optimised together (memory knob).")
+@click.option("--no-fft", is_flag=True, help="Optimise raw pixels instead of the 1/f Fourier spectrum (noisier).")
+@click.option("--no-decorrelate", is_flag=True, help="Optimise RGB directly instead of decorrelated colour (greyer).")
+@click.option("--no-transforms", is_flag=True, help="No jitter/scale/rotation robustness (adversarial-looking noise).")
+@output_options
+@model_options
+@quiet_option
+def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size, no_fft, no_decorrelate,
+            no_transforms, output, overwrite, quiet, **model_opts):
+    """Images that excite each channel of a layer (or a class): a labelled grid.
+
+    Each image starts as faint noise and is optimised with Adam to maximise its channel's mean
+    activation (lucid/lucent's method: a 1/f Fourier parameterisation, decorrelated colour, and
+    random padding, jitter, scaling and rotation at every step, so the result shows structure the
+    channel really responds to rather than pixel noise). Written to
+    filters_BACKBONE_LAYER_CHANNELS.png (or -o).
+
+    \b
+    Examples:
+      cvtools visualize filters                              16 channels of blocks.8
+      cvtools visualize filters --layer blocks.4 -c 0:8      simpler, texture-like features
+      cvtools visualize filters --layer head -c 3,99,512     near the classifier
+      cvtools visualize filters --class goldfish,281         what a class looks like to the net
+      cvtools visualize filters -c 0:4 --steps 64 --size 96  a quick look
+
+    Time on a 2-core laptop CPU (EfficientNet-Lite0, 128 px, 256 steps): about 1.5 min per 16
+    channels of blocks.8 and 3 min per 16 classes; a GPU takes seconds.
+    """
+    from pathlib import Path
+
+    from cvtools.backbones.categories import class_index
+    from cvtools.errors import ImageError, UsageError
+    from cvtools.imageio import save_image
+    from cvtools.visualize.featurevis import ImageParam, labelled_grid, objectives, parse_channels, render
+
+    backbone = load_backbone_from_options(**_fp32_unless_asked(model_opts))
+    if classes:
+        indices = [class_index(c.strip()) for c in classes.split(",") if c.strip()]
+        if not indices:
+            raise UsageError("--class needs at least one class index or name")
+        labels = [f"{backbone.categories[i]} ({i})" for i in indices]
+        make = objectives.class_logit
+        title = f"{backbone.name}: class logits"
+        name = f"classes_{backbone.name}_{_slug('-'.join(map(str, indices)))}"
+    else:
+        layer = layer or backbone.defaults.dream[0]
+        backbone.check_layers([layer])
+        count = {info.name: info.channels for info in backbone.layers}[layer]
+        indices = parse_channels(channels, count)
+        labels = [f"{layer}:{c}" for c in indices]
+
+        def make(chunk, layer=layer):
+            return objectives.neuron(layer, chunk) if neuron else objectives.channel(layer, chunk)
+
+        title = f"{backbone.name} {layer}: {'centre neuron' if neuron else 'channel'} visualizations"
+        name = f"filters_{backbone.name}_{_slug(layer)}_{_slug(channels)}"
+    target = Path(output) if output else Path(f"{name}.png")
+    if output and (target.is_dir() or str(output).endswith("/")):
+        target = target / f"{name}.png"
+    if target.exists() and not overwrite:
+        raise ImageError(target, "output exists; pass --overwrite to replace it")
+    chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
+    images = []
+    with _progress(steps * len(chunks), "filters", quiet) as bar:
+        for chunk in chunks:
+            param = ImageParam(size, batch=len(chunk), fft=not no_fft, decorrelate=not no_decorrelate, seed=seed)
+            vis = render(backbone, make(chunk), batch=len(chunk), size=size, steps=steps, lr=lr, param=param,
+                         transforms=None if no_transforms else "standard", seed=seed,
+                         progress=lambda step: bar.update(1))
+            images.append(vis.images)
+    import torch
+
+    picture = labelled_grid(torch.cat(images), labels, title=f"{title} · {size}px, {steps} steps", tile=128)
+    save_image(target, picture)
+    if not quiet:
+        click.echo(str(target))
+
+
+@visualize.command("activations", context_settings=CONTEXT)
+@click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
+@click.option("--layer", "-l", metavar="NAME",
+              help="Layer to show (default: the same mid-level layer as `visualize filters`, blocks.8 for "
+                   "EfficientNet-Lite0, so a channel seen here can be looked up there).")
+@click.option("--channels", "-c", metavar="SPEC", help="Channels to show: 0:16, 3,7,12 or all (default: the "
+                                                       "--top most active for each image).")
+@click.option("--top", type=click.IntRange(1, 4096), default=31, show_default=True,
+              help="How many of the most active channels to show when --channels is not given.")
+@click.option("--size", type=click.IntRange(32, 2048), metavar="PX",
+              help="Short side the network sees (default: the backbone's crop size, 224).")
+@click.option("--colormap", type=click.Choice(COLORMAP_CHOICES), default="viridis", show_default=True)
+@output_options
+@model_options
+@max_pixels_option
+@quiet_option
+def activations(inputs, layer, channels, top, size, colormap, output, overwrite, quiet, **model_opts):
+    """A grid of a layer's feature maps for each image: what the layer detects where.
+
+    Writes NAME_act-LAYER.png next to each input (or into -o): the photo, then one tile per
+    channel, each scaled to its own range (the label gives its peak) and enlarged without
+    smoothing so the layer's true resolution shows.
+
+    \b
+    Examples:
+      cvtools visualize activations photo.jpg                       31 most active of blocks.8
+      cvtools visualize filters -c 51,75                            then: what do two of them like?
+      cvtools visualize activations photo.jpg -l stem -c 0:32       edge and colour detectors
+      cvtools visualize activations photos/ -l blocks.10 -o acts/
+    """
+    from pathlib import Path
+
+    from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image
+    from cvtools.visualize.activations import activation_grid, layer_activations, most_active
+    from cvtools.visualize.explain import analysis_tensor
+    from cvtools.visualize.featurevis import parse_channels
+
+    backbone = load_backbone_from_options(**model_opts)
+    layer = layer or backbone.defaults.dream[0]
+    backbone.check_layers([layer])
+    size = size or backbone.preprocessing.crop_size
+    paths, _ = expand_inputs(inputs)
+    many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
+
+    def work(path):
+        out = output_path_for(path, output, f"act-{_slug(layer)}", ext=".png", many=many, overwrite=overwrite,
+                              inputs=paths)
+        x = analysis_tensor(load_image(path).rgb, size)
+        acts = layer_activations(backbone, x, layer)
+        picked = parse_channels(channels, acts.shape[0]) if channels else most_active(acts, top)
+        title = f"{Path(path).name} · {backbone.name} {layer}: {len(picked)} of {acts.shape[0]} channels " \
+                f"({acts.shape[1]}x{acts.shape[2]})" + ("" if channels else ", most active first")
+        save_image(out, activation_grid(x, acts, picked, layer, colormap, title=title))
+        return f"{path} -> {out}"
+
+    finish(run_batch(inputs, work, "activations", quiet=quiet))

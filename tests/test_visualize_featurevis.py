@@ -1,0 +1,170 @@
+"""Feature visualization: parameterisation, transforms, objectives, and what the images do to the
+network; the activations grid; the `visualize filters` / `visualize activations` commands."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import SAMPLES
+from cvtools.visualize.featurevis import ImageParam, evaluate, objectives, parse_channels, render
+from cvtools.visualize.featurevis.param import COLOR_CORRELATION, FourierImage
+from cvtools.visualize.featurevis.transforms import (Compose, Jitter, Pad, RandomRotate, RandomScale,
+                                                     standard_transforms)
+
+SIZES = [(32, 32), (47, 61), (64, 40), (128, 128)]
+
+
+# ----------------------------------------------------------------------------- transforms
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_transforms_keep_size_and_pass_gradients(size):
+    gen = torch.Generator().manual_seed(0)
+    for t in [Jitter(5), Pad(6), RandomScale([0.8, 1.25]), RandomRotate([-30, 17]), standard_transforms(size[0])]:
+        x = torch.rand(3, 3, *size, requires_grad=True)
+        y = t(x, gen)
+        assert y.shape == x.shape, (t, size)
+        y.sum().backward()
+        assert x.grad is not None and x.grad.abs().sum() > 0, t
+
+
+def test_transforms_do_what_they_say():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 20, 20)
+    # Neutral settings are the identity.
+    assert torch.allclose(RandomScale([1.0])(x, gen), x, atol=1e-5)
+    assert torch.allclose(RandomRotate([0])(x, gen), x, atol=1e-5)
+    # 90 degrees on a square image moves pixel centres onto pixel centres: an exact rotation.
+    turned = RandomRotate([90])(x, gen)
+    assert min((turned - torch.rot90(x, k, dims=(2, 3))).abs().max().item() for k in (1, 3)) < 1e-4
+    # Jitter is a shifted window of the reflected image, at most `pixels` away.
+    padded = torch.nn.functional.pad(x, (3, 3, 3, 3), mode="reflect")
+    y = Jitter(3)(x, gen)
+    for i in range(2):
+        assert any(torch.equal(y[i], padded[i, :, dy:dy + 20, dx:dx + 20]) for dy in range(7) for dx in range(7))
+    # Pad shrinks the content into a grey frame.
+    framed = Pad(5, value=0.5)(torch.ones(1, 3, 40, 40), gen)
+    assert framed[..., 0, 0].allclose(torch.tensor(0.5), atol=0.05) and framed[..., 20, 20].allclose(torch.tensor(1.0))
+    # A seed reproduces the random choices.
+    t = standard_transforms(20)
+    assert torch.equal(t(x, torch.Generator().manual_seed(7)), t(x, torch.Generator().manual_seed(7)))
+
+
+# ----------------------------------------------------------------------------- parameterisation
+
+
+def test_fourier_image_inverts_the_spectrum():
+    """Setting the parameter to rfft(image) / scale reproduces the image (×1/4): the Fourier
+    parameterisation is an exact change of variables, not a filter."""
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 24, 30)
+    f = FourierImage((24, 30), batch=1)
+    spectrum = torch.fft.rfftn(image * 4, dim=(-2, -1), norm="ortho")
+    with torch.no_grad():
+        f.spectrum.copy_(torch.view_as_real(spectrum) / f.scale)
+    assert torch.allclose(f(), image, atol=1e-5)
+
+
+def test_image_param_is_valid_rgb_with_natural_spectrum():
+    p = ImageParam((64, 64), batch=4, seed=3)
+    x = p()
+    assert x.shape == (4, 3, 64, 64) and x.min() >= 0 and x.max() <= 1
+    assert torch.equal(x, ImageParam((64, 64), batch=4, seed=3)())  # seeded
+    # 1/f scaling: the random start has more energy at low than at high frequencies.
+    power = torch.fft.rfftn(p.spatial(), dim=(-2, -1)).abs().pow(2).mean(dim=(0, 1))
+    assert power[1:4, 1:4].mean() > 10 * power[20:32, 20:32].mean()
+    # The colour matrix is lucid's, normalised so its widest column has unit norm.
+    assert COLOR_CORRELATION.norm(dim=0).max().item() == pytest.approx(1.0)
+
+
+# ----------------------------------------------------------------------------- objectives
+
+
+@pytest.mark.parametrize("objective", [
+    objectives.channel("blocks.8", [3, 40]),
+    objectives.neuron("blocks.4", [0, 7]),
+    objectives.class_logit([1, 281]),
+    objectives.deepdream("blocks.2"),
+    objectives.channel("stem", 5) - 0.5 * objectives.channel("blocks.1", 2),
+], ids=["channel", "neuron", "class", "deepdream", "composite"])
+def test_every_objective_improves_after_a_few_steps(lite0, objective):
+    start = evaluate(lite0, objective, ImageParam(64, batch=2, seed=0)())
+    vis = render(lite0, objective, batch=2, size=64, steps=6, lr=0.05, seed=0)
+    after = evaluate(lite0, objective, vis.images)
+    assert vis.images.shape == (2, 3, 64, 64) and vis.history.shape == (6, 2)
+    assert (after > start).all(), (objective, start, after)
+
+
+def test_channel_images_beat_the_99th_percentile_of_natural_images(lite0):
+    """The rendered image of a channel excites it more than 99 % of positions in real photos do."""
+    from cvtools.imageio import load_image, pil_to_tensor
+
+    layer, channels = "blocks.8", [0, 1, 2, 3]
+    photos = [pil_to_tensor(load_image(p).rgb.resize((224, 224), Image.BICUBIC))
+              for p in sorted(SAMPLES.glob("*.jpg"))]
+    with torch.no_grad():
+        natural = lite0.features(torch.stack(photos), [layer])[layer][:, channels]  # N×4×14×14
+    p99 = torch.quantile(natural.transpose(0, 1).flatten(1), 0.99, dim=1)
+    objective = objectives.channel(layer, channels)
+    vis = render(lite0, objective, batch=4, size=64, steps=20, seed=0)
+    reached = evaluate(lite0, objective, vis.images)
+    assert (reached > p99).all(), (reached, p99)
+
+
+def test_parse_channels():
+    assert parse_channels("0:4", 10) == [0, 1, 2, 3]
+    assert parse_channels("3,7, 8:10", 10) == [3, 7, 8, 9]
+    assert parse_channels("all", 3) == [0, 1, 2]
+    from cvtools.errors import UsageError
+
+    with pytest.raises(UsageError, match="channels 0..9"):
+        parse_channels("5:12", 10)
+    with pytest.raises(UsageError, match="bad --channels"):
+        parse_channels("a:b", 10)
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def test_activation_grid_shows_the_layer(lite0):
+    from cvtools.visualize.activations import activation_grid, layer_activations, most_active
+
+    x = torch.rand(3, 64, 96)
+    acts = layer_activations(lite0, x, "blocks.4")
+    with torch.no_grad():
+        ref = lite0.features(x[None], ["blocks.4"])["blocks.4"][0]
+    assert torch.equal(acts, ref)
+    top = most_active(acts, 5)
+    means = acts.clamp_min(0).mean(dim=(1, 2))
+    assert top[0] == int(means.argmax()) and len(top) == 5 and means[top[4]] >= means.sort(descending=True).values[4]
+    picture = activation_grid(x, acts, top, "blocks.4", tile=40)
+    assert picture.width > 3 * 40 and picture.height > 2 * 40
+
+
+# ----------------------------------------------------------------------------- command line
+
+
+def test_cli_filters_and_classes(run_cli, tmp_path):
+    out = tmp_path / "f.png"
+    r = run_cli("visualize", "filters", "-l", "blocks.4", "-c", "0:3", "--steps", "3", "--size", "48",
+                "--device", "cpu", "-o", out)
+    assert r.exit_code == 0, r.output
+    grid = np.asarray(Image.open(out).convert("RGB")).astype(float)
+    assert grid.shape[1] > 2 * 128 and grid.shape[0] > 2 * 128 and grid.std() > 10  # 2×2 grid of 128 px tiles
+    r = run_cli("visualize", "filters", "-l", "blocks.4", "-c", "0:3", "--steps", "3", "-o", out)
+    assert r.exit_code == 1 and "exists" in r.stderr  # never replaced without --overwrite
+    r = run_cli("visualize", "filters", "--class", "goldfish,281", "--steps", "2", "--size", "48",
+                "--device", "cpu", "-o", f"{tmp_path}/")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "classes_efficientnet_lite0_1-281.png").exists()
+    r = run_cli("visualize", "filters", "-l", "blocks.4", "-c", "0:99", "--steps", "1")
+    assert r.exit_code == 1 and "channels 0..39" in r.stderr
+
+
+def test_cli_activations(run_cli, tmp_path):
+    r = run_cli("visualize", "activations", SAMPLES / "coffee.jpg", "-l", "stem", "-c", "0:7", "--size", "64",
+                "--device", "cpu", "-o", f"{tmp_path}/")
+    assert r.exit_code == 0, r.output
+    picture = Image.open(tmp_path / "coffee_act-stem.png")
+    assert picture.width > 3 * 112 and picture.height > 2 * 112  # photo + 7 maps in a 3×3 grid
