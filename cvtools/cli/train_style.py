@@ -44,6 +44,9 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on GPUs, fp32 on the CPU.")
 @click.option("--compile", "compile_", is_flag=True, help="torch.compile the style network (worth it for long GPU runs).")
+@click.option("--gpus", type=click.IntRange(1), default=1, show_default=True, metavar="N",
+              help="Train on N GPUs of this machine (DistributedDataParallel via torchrun; --batch-size stays the "
+                   "global batch). Same as: torchrun --nproc-per-node N -m cvtools train-style ...")
 @click.option("--title", default="", help="Painting title, for the style record.")
 @click.option("--artist", default="", help="Painter, for the style record.")
 @click.option("--year", default="", help="Year of the painting, for the style record.")
@@ -51,7 +54,7 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 def train_style(style_image, photos, name, output, backbone, backbone_weights, steps, batch_size, image_size,
                 style_size, content_weight, style_weight, tv_weight, style_layers, layer_weights, content_layer, lr,
                 width, seed, checkpoint_every, resume, preview, preview_every, workers, device, precision, compile_,
-                title, artist, year, quiet):
+                gpus, title, artist, year, quiet):
     """Train a fast style network: one painting, a folder of photos.
 
     Writes NAME.safetensors (the network, fp16) and NAME.json (the style record) into -o; use
@@ -65,8 +68,15 @@ def train_style(style_image, photos, name, output, backbone, backbone_weights, s
       cvtools train-style starry.jpg --photos photos/ --name starry --resume styles/starry.ckpt --steps 8000
       cvtools train-style wave.jpg --photos photos/ --style-weight 30 --style-size 384     bolder
       cvtools train-style art.jpg --photos photos/ -b vgg16 --weights vgg16.pth            on VGG-16
+      cvtools train-style starry.jpg --photos photos/ --batch-size 64 --gpus 2             two GPUs (DDP)
     """
+    import sys
     from pathlib import Path
+
+    from cvtools import distributed
+
+    if gpus > 1 and not distributed.launched_by_torchrun():
+        raise click.exceptions.Exit(distributed.relaunch_with_torchrun(gpus, distributed.strip_gpus_option(sys.argv[1:])))
 
     from cvtools.errors import UsageError
     from cvtools.style.train import TrainConfig, TrainingStopped, train_style as run

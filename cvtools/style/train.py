@@ -311,10 +311,22 @@ class Trainer:
         target = style_target(self.backbone, pil_to_tensor(style_rgb), layers)
         self.loss_fn = PerceptualLoss(self.backbone, target, layers, content,
                                       LossWeights(c.content_weight, c.style_weight, c.tv_weight, layer_w))
-        self.forward = torch.compile(self.net) if c.compile else self.net
+        # Several processes (torchrun): gradients are averaged across ranks by DDP, so each
+        # rank's mean loss over its share of the global batch gives the one-process gradient.
+        from cvtools import distributed
+
+        self.dist = distributed.info()
+        if self.dist.world_size > 1 and c.batch_size % self.dist.world_size:
+            raise UsageError(f"--batch-size {c.batch_size} must be divisible by the {self.dist.world_size} processes")
+        model = self.net
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel
+
+            model = DistributedDataParallel(self.net, device_ids=[self.device.index] if cuda else None)
+        self.forward = torch.compile(model) if c.compile else model
 
         if checkpoint is not None:
-            self.net.load_state_dict(checkpoint["model"])
+            self.net.load_state_dict(checkpoint["model"])  # same tensors as DDP's, so no re-broadcast needed
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             self.step_count = int(checkpoint["step"])
             self.history = json.loads(checkpoint.get("history", "[]"))
@@ -428,6 +440,10 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
     from cvtools.style.records import StyleRecord, save_style_weights
     from cvtools.style.stylize import resize_long_side
 
+    from cvtools import distributed
+
+    if distributed.launched_by_torchrun():
+        distributed.init(config.device)
     trainer = Trainer(config, resume)
     c = trainer.config
     files = photo_files(c.photos)
@@ -442,9 +458,11 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
     start = trainer.step_count
     if start >= c.steps:
         raise UsageError(f"the checkpoint is at step {start}; ask for more --steps than that to continue")
-    loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda")
+    dist = trainer.dist
+    loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda",
+                         rank=dist.rank, world=dist.world_size)
     bar = tqdm(total=c.steps, initial=start, desc=f"train {c.name}", unit="step", file=sys.stderr,
-               dynamic_ncols=True, disable=quiet)
+               dynamic_ncols=True, disable=quiet or not dist.is_main)
     sums: Dict[str, torch.Tensor] = {}
     count = 0
     t0 = time.perf_counter()
@@ -457,6 +475,13 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
         nonlocal sums, count
         if not count:
             return True
+        if dist.enabled:  # the logged losses are the global batch's, as on one process
+            import torch.distributed as tdist
+
+            keys = sorted(sums)
+            stacked = torch.stack([sums[k].float() for k in keys])
+            tdist.all_reduce(stacked)
+            sums = dict(zip(keys, stacked / dist.world_size))
         avg = {k: float(v) / count for k, v in sums.items()}
         if not all(math.isfinite(v) for v in avg.values()):
             return False
@@ -490,15 +515,17 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
                     if not check_and_log():
                         diverged()
                     trainer.elapsed = elapsed_before + time.perf_counter() - t0
-                    trainer.save_checkpoint()
-                if preview is not None and c.preview_every and s % c.preview_every == 0:
+                    if dist.is_main:
+                        trainer.save_checkpoint()
+                if preview is not None and c.preview_every and s % c.preview_every == 0 and dist.is_main:
                     trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
-                if stop.signal is not None:
+                # (several processes agree on stopping at log steps: one tiny all-reduce per log)
+                if (not dist.enabled or s % c.log_every == 0) and _any_rank(stop.signal is not None, dist):
                     if not check_and_log():
                         diverged()
                     trainer.elapsed = elapsed_before + time.perf_counter() - t0
-                    path = trainer.save_checkpoint()
-                    name = "Ctrl-C" if stop.signal == signal.SIGINT else "SIGTERM"
+                    path = trainer.save_checkpoint() if dist.is_main else trainer.checkpoint_path
+                    name = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
                     raise TrainingStopped(
                         f"stopped by {name} at step {s}; checkpoint saved: {path} "
                         f"(continue with --resume {path})", path, exit_code=130)
@@ -508,6 +535,11 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
         diverged()
     seconds = time.perf_counter() - t0
     trainer.elapsed = elapsed_before + seconds
+    images *= dist.world_size  # every rank processed its share of each global batch
+    if not dist.is_main:  # rank 0 writes the files; the others are done
+        return TrainResult(trainer.out_dir / f"{c.name}.safetensors", trainer.out_dir / f"{c.name}.json",
+                           trainer.checkpoint_path, trainer.step_count, {}, images / max(1e-9, seconds),
+                           trainer.elapsed)
     ckpt = trainer.save_checkpoint()
 
     weights_path = trainer.out_dir / f"{c.name}.safetensors"
@@ -536,6 +568,18 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
     record_path = record.save(trainer.out_dir / f"{c.name}.json")
     return TrainResult(weights_path, record_path, ckpt, trainer.step_count, final,
                        images / max(1e-9, seconds), trainer.elapsed)
+
+
+def _any_rank(flag: bool, dist) -> bool:
+    """True on every rank when any rank has it (all ranks must stop at the same step, or DDP
+    would wait forever for the ones that left)."""
+    if not dist.enabled:
+        return flag
+    import torch.distributed as tdist
+
+    t = torch.tensor([1 if flag else 0], device="cuda" if tdist.get_backend() == "nccl" else "cpu")
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def _device_name(device) -> str:
