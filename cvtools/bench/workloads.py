@@ -98,11 +98,13 @@ def dream_workload(dev, quick) -> List[Row]:
     for desc, bb, fast in variants:
         engine = DreamEngine(bb, DreamSettings(fast=fast, **settings))
         t = measure(lambda: engine(image, seed=0), dev, warmup=2, repeat=10 if dev.type == "cuda" else 2)
-        out = engine(image, seed=0)
+        # A dream is chaotic (a 1e-4 change moves later steps visibly), so the paths are
+        # compared after one step of one octave, where they must agree closely.
+        one = DreamEngine(bb, DreamSettings(fast=fast, octaves=1, steps=1, jitter=32, tile=None))(image, seed=0)
         if ref is None:
-            ref, base, check = out, t.median_ms, "reference"
+            ref, base, check = one, t.median_ms, "reference"
         else:
-            check = f"PSNR vs baseline {_psnr(out, ref):.1f} dB"
+            check = f"1-step PSNR vs baseline {_psnr(one, ref):.1f} dB"
         rows.append(Row("dream", desc, t.median_ms, f"1 image {w}x{h}", 1e3 / t.median_ms, "img/s",
                         base / t.median_ms, t.first_ms, check, f"{octaves} octaves x {steps} steps"))
     return rows
