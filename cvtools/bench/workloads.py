@@ -160,8 +160,160 @@ def gradcam_workload(dev, quick) -> List[Row]:
     return rows
 
 
+def stylize_workload(dev, quick) -> List[Row]:
+    """The bundled 'mona' network on one 1920x1080 frame (GPU) or one 512x512 image (CPU):
+    the plain network (fp32, eager, NCHW, nearest-upsample decoder) against cvtools' Stylizer
+    default, and with --compile."""
+    import torch
+
+    from cvtools.style.records import resolve_style
+    from cvtools.style.stylize import Stylizer
+
+    h, w = (1080, 1920) if dev.type == "cuda" else (512, 512)
+    x = torch.nn.functional.interpolate(_batch(1, 64, seed=7), size=(h, w), mode="bilinear", align_corners=False).to(dev)
+    plain = resolve_style("mona").load_network(device="cpu").eval().to(dev)
+    repeat = 30 if dev.type == "cuda" else (3 if quick else 7)
+    with torch.inference_mode():
+        t = measure(lambda: plain(x), dev, warmup=3, repeat=repeat)
+        ref = plain(x).float()
+    rows = [Row("stylize", "plain fp32 eager NCHW (baseline)", t.median_ms, f"1 image {w}x{h}", 1e3 / t.median_ms,
+                "img/s", 1.0, t.first_ms, "reference")]
+    variants = [("cvtools default", dict())]
+    if dev.type == "cuda" or not quick:
+        variants.append(("cvtools default + compile", dict(compile=True)))
+    if dev.type == "cpu":
+        variants.append(("cvtools bf16 channels_last", dict(precision="bf16", channels_last=True)))
+    for desc, kw in variants:
+        st = Stylizer("mona", device=str(dev), **kw)
+        t = measure(lambda: st.stylize_tensor(x), dev, warmup=3, repeat=repeat)
+        out = st.stylize_tensor(x).float()
+        check = f"max|Δ|={float((out - ref).abs().max()):.3f}, PSNR {_psnr(out.clamp(0, 1), ref.clamp(0, 1)):.1f} dB"
+        rows.append(Row("stylize", desc, t.median_ms, f"1 image {w}x{h}", 1e3 / t.median_ms, "img/s",
+                        rows[0].ms / t.median_ms, t.first_ms, check))
+    return rows
+
+
+def train_workload(dev, quick) -> List[Row]:
+    """train-style steps at 256 px (64 px on the CPU) with the shipped width: the plain recipe
+    (fp32, NCHW, batch 4, unfused loss network) against cvtools' (bf16 autocast, channels-last,
+    fused frozen loss network, batch 64 on GPUs)."""
+    import torch
+
+    from cvtools.backbones import load_backbone
+    from cvtools.style.losses import LossWeights, PerceptualLoss, style_target
+    from cvtools.style.network import TransformerNet
+    from cvtools.style.records import resolve_style
+
+    width = float(resolve_style("mona").network.get("width", 0.5))
+    size = 256 if dev.type == "cuda" else 64
+    style = _batch(1, 256, seed=11)
+
+    def make_step(batch, fast):
+        torch.manual_seed(0)
+        net = TransformerNet(width).to(dev).train()
+        bb = load_backbone("efficientnet_lite0", device=str(dev), precision="fp32", fuse=fast,
+                           channels_last=fast)
+        layers = list(bb.defaults.style)
+        loss_fn = PerceptualLoss(bb, style_target(bb, style, layers), layers, bb.defaults.content, LossWeights())
+        if fast:
+            net = net.to(memory_format=torch.channels_last)
+        opt = torch.optim.Adam(net.parameters(), 1e-3)
+        x = _batch(batch, size, seed=13).to(dev)
+        if fast:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = fast and dev.type == "cuda"
+
+        def step():
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                total, _ = loss_fn(net(x), x)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            return total
+        return step
+
+    rows = []
+    variants = [("plain fp32 NCHW batch 4 (baseline)", 4, False)]
+    big = 64 if dev.type == "cuda" else 8
+    variants.append((f"cvtools bf16 channels_last fused, batch {big}" if dev.type == "cuda"
+                     else f"cvtools fused channels_last, batch {big}", big, True))
+    for desc, batch, fast in variants:
+        step = make_step(batch, fast)
+        t = measure(step, dev, warmup=3, repeat=20 if dev.type == "cuda" else (2 if quick else 4))
+        rate = batch / t.median_ms * 1e3
+        rows.append(Row("train-style", desc, t.median_ms, f"1 step of {batch} at {size}px", rate, "img/s",
+                        1.0 if not rows else rate / rows[0].throughput, t.first_ms, "",
+                        f"width {width}"))
+    return rows
+
+
+def folder_workload(dev, quick) -> List[Row]:
+    """End to end over a folder of JPEGs (1920x1080 on GPUs, 640x480 on the CPU): decode ->
+    stylize -> encode through the Python API, one image at a time, vs decoding the next image
+    in a background thread while the device works."""
+    import tempfile
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+    from pathlib import Path
+
+    import torch
+
+    from cvtools.imageio import load_image, save_image
+    from cvtools.style.stylize import Stylizer
+
+    n = 4 if quick else (32 if dev.type == "cuda" else 8)
+    h, w = (1080, 1920) if dev.type == "cuda" else (480, 640)
+    st = Stylizer("mona", device=str(dev))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in"
+        src.mkdir()
+        base = torch.nn.functional.interpolate(_batch(1, 48, seed=17), size=(h, w), mode="bilinear")[0]
+        for i in range(n):
+            save_image(src / f"img{i:03d}.jpg", base.roll(i * 7, dims=2), quality=90)
+        files = sorted(src.glob("*.jpg"))
+        outdir = Path(tmp) / "out"
+        outdir.mkdir()
+
+        def process(image, path):
+            y = st(image.tensor(), tile=None)
+            save_image(outdir / path.name, y, quality=90)
+
+        def serial():
+            for p in files:
+                process(load_image(p), p)
+
+        def overlapped():
+            with ThreadPoolExecutor(2) as pool:
+                futures = [pool.submit(load_image, p) for p in files[:2]]
+                for i, p in enumerate(files):
+                    image = futures[i].result()
+                    if i + 2 < len(files):
+                        futures.append(pool.submit(load_image, files[i + 2]))
+                    process(image, p)
+
+        serial()  # warm-up (cudnn autotuning, allocations)
+        for desc, fn in [("decode -> stylize -> encode, serial", serial),
+                         ("decode prefetched in a thread", overlapped)]:
+            times = []
+            for _ in range(2 if quick else 3):
+                t0 = time.perf_counter()
+                fn()
+                if dev.type == "cuda":
+                    torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+            sec = sorted(times)[len(times) // 2]
+            rate = n / sec
+            rows.append(Row("folder", desc, sec * 1e3 / n, f"per image, {n} JPEGs {w}x{h}", rate, "img/s",
+                            1.0 if not rows else rate / rows[0].throughput, 0.0, ""))
+    return rows
+
+
 WORKLOADS: Dict = {
     "backbone": backbone_classify,
+    "stylize": stylize_workload,
+    "train-style": train_workload,
     "dream": dream_workload,
     "gradcam": gradcam_workload,
+    "folder": folder_workload,
 }
