@@ -10,8 +10,8 @@ on two CPU cores (BENCHMARKS.md has the numbers behind the choice).
 
 Instance norm normally normalises each image by its own statistics. For tiled inference of
 images too large for memory, every :class:`SharedStatsInstanceNorm` can *record* the statistics
-of one pass (over a downscaled copy of the whole image) and then *reuse* them for each tile, so
-all tiles are normalised alike and no seams appear where they meet.
+of one pass (over the whole image, or jointly over full-resolution crops spread across it) and
+then *reuse* them for each tile, so all tiles are normalised alike and no seams appear.
 """
 
 from __future__ import annotations
@@ -33,10 +33,11 @@ def channels_for(width: float) -> Tuple[int, int, int]:
 
 
 class SharedStatsInstanceNorm(nn.InstanceNorm2d):
-    """Affine instance norm whose per-image statistics can be recorded once and reused.
+    """Affine instance norm whose per-image statistics can be shared between tiles.
 
     mode ``None``: plain instance norm. ``"record"``: plain, and keep the (mean, var) it used.
-    ``"reuse"``: normalise with the kept statistics (tiled inference).
+    ``"joint"``: keep one (mean, var) over all images of the batch (crops of one large image)
+    and normalise them all with it. ``"reuse"``: normalise with the kept statistics.
     """
 
     def __init__(self, channels: int):
@@ -47,8 +48,9 @@ class SharedStatsInstanceNorm(nn.InstanceNorm2d):
     def forward(self, x):
         if self.mode is None:
             return super().forward(x)
-        if self.mode == "record":
-            var, mean = torch.var_mean(x.float(), dim=(2, 3), keepdim=True, unbiased=False)
+        if self.mode in ("record", "joint"):
+            dims = (2, 3) if self.mode == "record" else (0, 2, 3)
+            var, mean = torch.var_mean(x.float(), dim=dims, keepdim=True, unbiased=False)
             self.stats = (mean, var)
         mean, var = self.stats
         scale = self.weight.float().view(1, -1, 1, 1) * torch.rsqrt(var + self.eps)

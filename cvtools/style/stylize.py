@@ -18,7 +18,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass
-from typing import Callable, Optional, Union
+from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -30,9 +30,11 @@ from cvtools.style.records import StyleRecord, resolve_style
 #: Overlap between tiles; wider than the network's receptive-field radius (≈ 54 px), so each
 #: pixel's blended value comes from tiles that saw its whole neighbourhood.
 TILE_OVERLAP = 128
-#: The instance-norm statistics for tiled images come from a copy downscaled to at most this
-#: many pixels (cheap, and close to full-size statistics: see tests/test_style.py).
-GUIDE_PIXELS = 1024 * 1024
+#: Tiled images share one set of instance-norm statistics, taken from the whole image when it
+#: has at most this many pixels (None: as many as the memory budget allows), else jointly from
+#: GUIDE_CROP-sized full-resolution crops spread over the image, as many as fit.
+GUIDE_PIXELS = None
+GUIDE_CROP = 512
 #: On the CPU never use more than this for activations, whatever is free (a 24-megapixel photo
 #: then stays under 4 GB peak RSS, measured: BENCHMARKS.md).
 CPU_ACTIVATION_BUDGET = 1536 * 1024 ** 2
@@ -106,7 +108,8 @@ class Stylizer:
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.channels_last = self.device.type == "cuda" if channels_last is None else channels_last
-        net = self.record.load_network(device="cpu")
+        # the sub-pixel form of the decoder: same function, no 4x upsampled maps (faster, less memory)
+        net = self.record.load_network(device="cpu").for_inference()
         self.net = net.to(self.device, self.dtype)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
@@ -115,6 +118,9 @@ class Stylizer:
         # The compiled forward is used for whole images only; tiling's record/reuse modes run eager.
         self._forward = torch.compile(self.net, dynamic=False) if compile else self.net
         self.last_tiles = 0  # how many tiles the last image took (0: it went whole)
+        self.overlap = TILE_OVERLAP
+        self._guide_pixels = GUIDE_PIXELS
+        self.guide_crop = GUIDE_CROP
         #: where notes for the user go (the CLI's -q silences them)
         self.notify: Callable[[str], None] = lambda msg: print(f"cvtools: note: {msg}", file=sys.stderr)
 
@@ -122,18 +128,31 @@ class Stylizer:
     def name(self) -> str:
         return self.record.name
 
+    @property
+    def guide_pixels(self) -> int:
+        """Pixels the statistics pass may take (default: what the memory budget allows)."""
+        if self._guide_pixels is not None:
+            return self._guide_pixels
+        return max(GUIDE_CROP * GUIDE_CROP, self.activation_budget() // self.bytes_per_pixel())
+
+    @guide_pixels.setter
+    def guide_pixels(self, value: Optional[int]) -> None:
+        self._guide_pixels = value
+
     # ------------------------------------------------------------------ memory
     def bytes_per_pixel(self) -> int:
-        """Peak activation memory per input pixel of one forward pass (upper estimate).
+        """Peak activation memory per input pixel of one forward pass (an upper estimate).
 
-        The widest moment is the last upsampling stage: the upsampled, the padded and the
-        convolved maps at full resolution, plus the input and output.
+        The widest moment is the last decoder stage: its sub-pixel convolution's output (4·c1
+        channels at half size = c1 per pixel... times the pixel shuffle's copy), the padded
+        map and the input and output images. Measured for width 0.5 in fp32 on the CPU:
+        260-300 bytes per pixel (peak RSS over 1-4 MP images); this says ~400.
         """
         from cvtools.style.network import channels_for
 
         c1, c2, _ = channels_for(self.net.width)
         elem = torch.finfo(self.dtype).bits // 8
-        return int((2 * c2 + 2 * c1 + 12) * elem * 1.25)
+        return int((4 * c1 + c2 // 2 + 12) * elem * 1.1)
 
     def activation_budget(self) -> int:
         if self.device.type == "cuda":
@@ -204,26 +223,51 @@ class Stylizer:
         if tile == "auto":
             return self.auto_tile(h, w)
         side = int(tile)
-        if side < 2 * TILE_OVERLAP:
-            raise UsageError(f"--tile {side} is too small; use at least {2 * TILE_OVERLAP} (or auto)")
+        if side < 2 * self.overlap:
+            raise UsageError(f"--tile {side} is too small; use at least {2 * self.overlap} (or auto)")
         return None if side >= max(h, w) else side
+
+    def guide_crops(self, h: int, w: int) -> Optional[List[Tuple[int, int]]]:
+        """Where the statistics come from: None for the whole image (when it fits in
+        ``guide_pixels``), else the top-left corners of an even grid of full-resolution
+        ``crop``² squares, as many as fit."""
+        if h * w <= self.guide_pixels:
+            return None
+        crop = self.guide_crop_side(h, w)
+        per_side = max(1, int(math.sqrt(self.guide_pixels) // crop))
+        ny = min(per_side, max(1, h // crop))
+        nx = min(max(1, self.guide_pixels // (crop * crop) // ny), max(1, w // crop))
+
+        def spread(n, length):  # crops centred in n equal cells
+            return [min(length - crop, max(0, int((i + 0.5) * length / n - crop / 2))) // 4 * 4 for i in range(n)]
+
+        return [(y, x) for y in spread(ny, h) for x in spread(nx, w)] if crop >= 8 else None
+
+    def guide_crop_side(self, h: int, w: int) -> int:
+        return min(self.guide_crop, h, w) // 4 * 4
 
     def _tiled(self, image, side, strength, preserve_color, progress) -> torch.Tensor:
         _, h, w = image.shape
         net = self.net
-        # 1. statistics of every instance norm from the whole image, downscaled if large
-        scale = min(1.0, math.sqrt(GUIDE_PIXELS / (h * w)))
-        guide = image.unsqueeze(0)
-        if scale < 1.0:
-            gh, gw = max(8, round(h * scale)), max(8, round(w * scale))
-            guide = F.interpolate(guide, size=(gh, gw), mode="bilinear", antialias=True, align_corners=False)
-        with net.norm_mode("record"), torch.inference_mode():
-            net(self._to_input(guide))
-        # 2. every tile normalised with those statistics, blended into the output
-        self.last_tiles = tiling.tile_count(h, w, side, TILE_OVERLAP)
+        # 1. one set of instance-norm statistics for every tile: from the whole image when that
+        #    fits (exact), else jointly from full-resolution crops spread over it (a downscaled copy
+        #    would give statistics of the wrong scale: measured 17-25 dB from untiled, 2x down)
+        corners = self.guide_crops(h, w)
+        with torch.inference_mode():
+            if corners is None:
+                with net.norm_mode("record"):
+                    net(self._to_input(image))
+            else:
+                c = self.guide_crop_side(h, w)
+                crops = torch.stack([image[:, y:y + c, x:x + c] for y, x in corners])
+                with net.norm_mode("joint"):
+                    net(self._to_input(crops))
+                del crops
+        self.last_tiles = tiling.tile_count(h, w, side, self.overlap)
         if progress:
             progress(self.last_tiles)
 
+        # 2. every tile normalised with those statistics, blended into the output
         def one_tile(y0, x0, th, tw):
             crop = image[:, y0:y0 + th, x0:x0 + tw]
             with torch.inference_mode():
@@ -232,7 +276,7 @@ class Stylizer:
 
         out = torch.zeros_like(image)
         with net.norm_mode("reuse"):
-            tiling.run_tiled(one_tile, h, w, side, TILE_OVERLAP, out,
+            tiling.run_tiled(one_tile, h, w, side, self.overlap, out,
                              progress=(lambda: progress(0)) if progress else None)
         return out.clamp_(0, 1)
 

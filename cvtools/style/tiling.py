@@ -82,8 +82,7 @@ def run_tiled(fn: Callable[[int, int, int, int], torch.Tensor], height: int, wid
     for y0, th, wy in rows:
         for x0, tw, wx in cols:
             piece = fn(y0, x0, th, tw).float().cpu()
-            piece.mul_(wy.view(1, -1, 1)).mul_(wx.view(1, 1, -1))
-            out[:, y0:y0 + th, x0:x0 + tw] += piece
+            out[:, y0:y0 + th, x0:x0 + tw] += piece * wy.view(1, -1, 1) * wx.view(1, 1, -1)
             if progress:
                 progress()
     return out

@@ -1,0 +1,263 @@
+"""Fast style transfer: network, losses, tiling, stylize API and CLI, bundled styles, weights."""
+
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+from PIL import Image
+
+from conftest import SAMPLES
+
+from cvtools.errors import WeightsError
+from cvtools.imageio import load_image, pil_to_tensor
+from cvtools.style import tiling
+from cvtools.style.losses import content_distance, gram_matrix
+from cvtools.style.network import TransformerNet, count_flops
+from cvtools.style.records import (BUNDLED_RECORDS, bundled_records, load_style_weights, resolve_style,
+                                   save_style_weights)
+from cvtools.style.stylize import Stylizer, luminance, resize_long_side
+
+REQUIRED = {"mona", "starry_night", "great_wave", "scream", "composition_vii"}
+
+
+def psnr(a, b):
+    return float(10 * torch.log10(1.0 / ((a.float() - b.float()) ** 2).mean()))
+
+
+def sample(name="astronaut", size=128):
+    return pil_to_tensor(resize_long_side(load_image(SAMPLES / f"{name}.jpg").rgb, size))
+
+
+@pytest.fixture(scope="module")
+def starry():
+    return Stylizer("starry_night", device="cpu")
+
+
+def randomised_net(width=0.25, seed=0):
+    """A network whose instance norms are not the identity (a fresh one would hide mistakes)."""
+    torch.manual_seed(seed)
+    net = TransformerNet(width).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    return net
+
+
+# ----------------------------------------------------------------------------- network
+
+
+def test_output_has_the_input_size_for_odd_sizes():
+    net = randomised_net()
+    with torch.no_grad():
+        for h, w in [(37, 53), (64, 64), (9, 130)]:
+            y = net(torch.rand(2, 3, h, w))
+            assert y.shape == (2, 3, h, w)
+            assert 0 <= float(y.min()) and float(y.max()) <= 1
+
+
+def test_subpixel_decoder_computes_the_same_function():
+    net = randomised_net()
+    fast = net.for_inference()
+    assert not any(isinstance(m, torch.nn.Upsample) for m in fast.modules())
+    with torch.no_grad():
+        for shape in [(1, 3, 64, 64), (2, 3, 37, 53)]:
+            x = torch.rand(*shape)
+            assert float((net(x) - fast(x)).abs().max()) < 1e-5
+
+
+def test_flop_count_matches_the_published_reference():
+    # issue 9: the full Johnson network is 638 GFLOP per 1920x1080 frame
+    flops = count_flops(TransformerNet(1.0), 1080, 1920)
+    assert abs(flops / 638e9 - 1) < 0.01
+    assert count_flops(TransformerNet(0.5), 1080, 1920) < flops / 3.5  # the bundled width
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def test_gram_matrix_against_float64_reference():
+    f = torch.randn(2, 5, 7, 3)
+    ref = torch.einsum("nchw,ndhw->ncd", f.double(), f.double()) / 21
+    assert torch.allclose(gram_matrix(f).double(), ref, atol=1e-5)
+    assert float(content_distance(f, f)[0]) == 0.0
+
+
+# ----------------------------------------------------------------------------- tiling
+
+
+@settings(max_examples=60, deadline=None)
+@given(length=st.integers(1, 3000), tile=st.integers(64, 1024), overlap=st.integers(0, 60))
+def test_tile_windows_cover_every_pixel_and_sum_to_one(length, tile, overlap):
+    windows = tiling.axis_windows(length, tile, overlap)
+    total = torch.zeros(length, dtype=torch.float64)
+    for start, size, w in windows:
+        assert start % 4 == 0 and size <= tile + 3 and start + size <= length
+        total[start:start + size] += w.double()
+    assert torch.allclose(total, torch.ones(length, dtype=torch.float64), atol=1e-5)
+
+
+def test_tiled_equals_untiled_when_the_statistics_are_exact(starry):
+    img = sample("astronaut", 128)
+    whole = starry(img, tile=None)
+    starry.overlap = 48
+    try:
+        tiled = starry._tiled(img, 96, 1.0, False, None)
+    finally:
+        starry.overlap = 128
+    assert starry.last_tiles == 4
+    assert psnr(tiled, whole) >= 30
+
+
+def test_tiled_with_sampled_statistics_stays_close(starry):
+    # too large for the statistics budget: crops spread over the image stand in for it
+    img = sample("coffee", 128)
+    whole = starry(img, tile=None)
+    starry.overlap, starry.guide_pixels, starry.guide_crop = 32, 4 * 40 * 40, 40
+    try:
+        assert len(starry.guide_crops(*img.shape[1:])) == 4
+        tiled = starry._tiled(img, 72, 1.0, False, None)
+    finally:
+        starry.overlap, starry.guide_pixels, starry.guide_crop = 128, None, 512
+    assert psnr(tiled, whole) >= 20
+
+
+# ----------------------------------------------------------------------------- stylize API
+
+
+def test_strength_zero_returns_the_input_and_half_is_halfway(starry):
+    img = sample("chelsea", 96)
+    assert torch.equal(starry(img, strength=0.0), img)
+    full = starry(img)
+    half = starry(img, strength=0.5)
+    assert torch.allclose(half, (img + full) / 2, atol=1e-5)
+    assert psnr(full, img) < 20  # the style really changed the picture
+
+
+def test_preserve_color_keeps_the_input_chroma(starry):
+    img = sample("astronaut", 96)
+    full = starry(img)
+    kept = starry(img, preserve_color=True)
+
+    def chroma(x):  # BT.601 Cb, Cr
+        y = luminance(x)
+        return torch.cat([(x[2:3] - y) * 0.564, (x[0:1] - y) * 0.713])
+
+    inside = ((kept > 0.002) & (kept < 0.998)).all(0)  # unclipped pixels keep chroma exactly
+    assert inside.float().mean() > 0.8
+    assert float((chroma(kept) - chroma(img))[:, inside].abs().max()) < 1e-4
+    assert float((luminance(kept) - luminance(full))[:, inside].abs().max()) < 1e-4
+    assert float((chroma(full) - chroma(img)).abs().mean()) > 0.02  # the full style does change colour
+
+
+# ----------------------------------------------------------------------------- bundled styles, weights
+
+
+def test_bundled_styles_are_listed_and_verified():
+    records = {r.name: r for r in bundled_records()}
+    assert REQUIRED <= set(records)
+    for r in records.values():
+        assert r.title and r.artist and r.year and r.provenance.get("source")
+        assert r.recipe["seed"] == 0 and r.recipe["steps"] > 0
+        q = r.quality
+        assert q["photos"] == 20 and q["gram_reduction_mean"] >= 0.5, r.name
+        assert r.weights_path.stat().st_size < 4_000_000  # compact: fp16
+        r.load_network(verify=True)  # checks the pinned SHA-256
+
+
+def test_fp16_weights_change_the_image_invisibly(tmp_path):
+    net = randomised_net(0.5)
+    path = tmp_path / "n.safetensors"
+    save_style_weights(net, path, name="n")
+    back = load_style_weights(path)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert psnr(back(x), net(x)) > 45
+
+
+def _one_line_error(result):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_damaged_and_foreign_weights_are_refused(tmp_path, run_cli):
+    rec = resolve_style("mona")
+    good = rec.weights_path.read_bytes()
+    # a flipped byte in a copy with the bundled record: the pinned checksum catches it
+    (tmp_path / "mona.safetensors").write_bytes(good[:-10] + bytes([good[-10] ^ 0xFF]) + good[-9:])
+    (tmp_path / "mona.json").write_text(rec.path.read_text())
+    with pytest.raises(WeightsError, match="checksum"):
+        resolve_style(tmp_path / "mona.json").load_network()
+    # truncated, foreign (no cvtools metadata) and not-a-file-at-all
+    (tmp_path / "cut.safetensors").write_bytes(good[: len(good) // 2])
+    from safetensors.torch import save_file
+
+    save_file({"weight": torch.zeros(3)}, str(tmp_path / "foreign.safetensors"))
+    (tmp_path / "text.safetensors").write_text("hello")
+    for name, words in [("cut", "safetensors"), ("foreign", "not a cvtools style"), ("text", "safetensors")]:
+        with pytest.raises(WeightsError, match=words):
+            resolve_style(tmp_path / f"{name}.safetensors").load_network()
+        line = _one_line_error(run_cli("stylize", SAMPLES / "chelsea.jpg", "--style", tmp_path / f"{name}.safetensors",
+                                       "-o", tmp_path / "x.png"))
+        assert f"{name}.safetensors" in line
+    assert not (tmp_path / "x.png").exists()
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def test_cli_stylize_batch_writes_decodable_images(run_cli, tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("not an image")
+    out = tmp_path / "out"
+    r = run_cli("stylize", SAMPLES / "chelsea.jpg", bad, SAMPLES / "rocket.jpg", "--style", "great_wave",
+                "--size", 96, "-o", out, "--device", "cpu")
+    assert r.exit_code == 1
+    assert [line for line in r.stderr.splitlines() if "bad.jpg" in line and "error" in line]
+    for name, src in [("chelsea_great_wave.jpg", "chelsea"), ("rocket_great_wave.jpg", "rocket")]:
+        im = load_image(out / name).rgb
+        assert max(im.size) == 96
+        original = pil_to_tensor(resize_long_side(load_image(SAMPLES / f"{src}.jpg").rgb, 96))
+        assert im.size == (original.shape[2], original.shape[1])
+        assert psnr(pil_to_tensor(im), original) < 20
+
+
+def test_cli_strength_zero_and_never_overwrites(run_cli, tmp_path):
+    src = tmp_path / "p.png"
+    Image.open(SAMPLES / "coffee.jpg").resize((80, 60)).save(src)
+    r = run_cli("stylize", src, "--style", "scream", "--strength", 0, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "p_scream.png"
+    assert torch.equal(pil_to_tensor(Image.open(out).convert("RGB")), pil_to_tensor(Image.open(src).convert("RGB")))
+    r = run_cli("stylize", src, "--style", "scream", "--device", "cpu")  # exists: refused
+    assert r.exit_code == 1 and "exists" in r.stderr
+    r = run_cli("stylize", src, "--style", "scream", "-o", src, "--device", "cpu")
+    assert r.exit_code == 1 and "overwrite an input" in r.stderr
+
+
+def test_cli_styles_lists_the_bundled_styles(run_cli):
+    r = run_cli("styles")
+    assert r.exit_code == 0
+    for name in REQUIRED:
+        assert name in r.stdout
+    assert "Starry Night" in r.stdout and "Hokusai" in r.stdout
+    data = json.loads(run_cli("styles", "--json").stdout)
+    assert {d["name"] for d in data} >= REQUIRED
+    r = run_cli("stylize", SAMPLES / "chelsea.jpg", "--style", "no_such_style")
+    assert "unknown style 'no_such_style'" in _one_line_error(r)
+
+
+def test_styles_and_help_do_not_import_torch():
+    code = ("import sys; from cvtools.cli import main\n"
+            "for argv in (['styles'], ['stylize', '--help'], ['train-style', '--help']):\n"
+            "    sys.argv = ['cvtools'] + argv\n"
+            "    try:\n        main()\n    except SystemExit as e:\n        assert not e.code, argv\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().endswith("False")
+    assert "Examples" in out

@@ -1,0 +1,156 @@
+"""train-style: the loss goes down, resume continues the same run, interruptions and NaNs keep
+a good checkpoint, the written style loads in stylize. CPU, 64 px, width 0.25, few steps."""
+
+import json
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import SAMPLES
+
+from cvtools.style.records import resolve_style
+from cvtools.style.train import (PhotoCrops, TrainConfig, Trainer, TrainingStopped, load_checkpoint,
+                                 sample_indices, train_style)
+
+
+@pytest.fixture(autouse=True)
+def shared_backbone(monkeypatch, lite0):
+    """Every Trainer gets the session's already-loaded EfficientNet-Lite0 (loading is the slow part)."""
+    import cvtools.backbones
+
+    monkeypatch.setattr(cvtools.backbones, "load_backbone", lambda *a, **k: lite0)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Generated photos: smooth colour fields with shapes, one grayscale, one tiny, one broken."""
+    d = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:90, 0:120] / 90.0
+    for i in range(4):
+        base = np.stack([np.sin(xx * (i + 1) * 3 + c) * 0.5 + 0.5 for c in range(3)], -1) * 255
+        base[20 + i * 5:50, 30:70 + i * 5] = rng.integers(0, 255, 3)
+        Image.fromarray(base.astype(np.uint8)).save(d / f"p{i}.jpg")
+    Image.open(d / "p0.jpg").convert("L").save(d / "gray.png")
+    Image.open(d / "p1.jpg").resize((40, 30)).save(d / "small.jpg")
+    (d / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    return d
+
+
+def config(photos, out, **kw):
+    base = dict(style_image=str(SAMPLES / "rocket.jpg"), photos=str(photos), name="t", output=str(out),
+                batch_size=2, image_size=64, style_size=64, width=0.25, device="cpu", workers=0,
+                preview_every=0, checkpoint_every=0, log_every=1, lr=5e-3, steps=4)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_data_order_is_a_function_of_the_step(photos):
+    assert list(sample_indices(2, 4, 3)) == list(range(6, 12))
+    # two ranks take disjoint halves of each global batch
+    assert sorted(list(sample_indices(0, 2, 4, 0, 2)) + list(sample_indices(0, 2, 4, 1, 2))) == list(range(8))
+    files = sorted(photos.glob("*"))
+    a, b = PhotoCrops(files, 64, seed=3), PhotoCrops(files, 64, seed=3)
+    for k in (0, 5, 17):
+        x = a[k]
+        assert x.shape == (3, 64, 64) and x.dtype == torch.uint8
+        assert torch.equal(x, b[k])
+    assert not torch.equal(a[0], PhotoCrops(files, 64, seed=4)[0])
+
+
+def test_a_few_steps_lower_the_loss(photos, tmp_path):
+    trainer = Trainer(config(photos, tmp_path, steps=6, lr=3e-3))
+    batch = torch.stack([PhotoCrops(sorted(photos.glob("p*.jpg")), 64, seed=0)[k] for k in range(2)])
+
+    def loss():
+        with torch.no_grad():
+            x = batch.float() / 255
+            return float(trainer.loss_fn(trainer.net(x), x)[0])
+
+    before = loss()
+    for _ in range(6):
+        trainer.step(batch)
+    assert loss() < 0.75 * before  # measured: 11.3 -> 6.8
+
+
+def test_train_writes_a_style_that_stylize_loads(photos, tmp_path, run_cli):
+    r = run_cli("train-style", SAMPLES / "rocket.jpg", "--photos", photos, "--name", "mine", "-o", tmp_path,
+                "--steps", 3, "--batch-size", 2, "--image-size", 64, "--style-size", 64, "--width", 0.25,
+                "--workers", 0, "--device", "cpu", "--preview-every", 2, "--preview", SAMPLES / "chelsea.jpg",
+                "--title", "Rocket", "--artist", "NASA", "-q")
+    assert r.exit_code == 0, r.output
+    assert "broken.jpg" in r.stderr  # skipped with a warning, training went on
+    record = json.loads((tmp_path / "mine.json").read_text())
+    assert record["recipe"]["steps"] == 3 and record["title"] == "Rocket"
+    assert set(record["training"]["final_losses"]) >= {"style", "content", "tv"}
+    assert (tmp_path / "mine_previews" / "step_000002.jpg").exists()
+    out = tmp_path / "styled.png"
+    r = run_cli("stylize", SAMPLES / "chelsea.jpg", "--style", tmp_path / "mine.json", "--size", 64, "-o", out,
+                "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert max(Image.open(out).size) == 64
+    # the weights file alone works too (shape from its metadata)
+    assert resolve_style(tmp_path / "mine.safetensors").load_network().width == 0.25
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_run(photos, tmp_path, monkeypatch):
+    straight = train_style(config(photos, tmp_path / "a"), quiet=True)
+
+    real_step = Trainer.step
+
+    def step_then_sigterm(self, batch):
+        parts = real_step(self, batch)
+        if self.step_count == 2:
+            os.kill(os.getpid(), signal.SIGTERM)  # handled between steps
+        return parts
+
+    monkeypatch.setattr(Trainer, "step", step_then_sigterm)
+    with pytest.raises(TrainingStopped) as info:
+        train_style(config(photos, tmp_path / "b"), quiet=True)
+    assert info.value.exit_code == 130 and "SIGTERM" in str(info.value)
+    ckpt = info.value.checkpoint
+    assert load_checkpoint(ckpt)["step"] == 2
+    monkeypatch.setattr(Trainer, "step", real_step)
+
+    resumed = train_style(config(photos, tmp_path / "b"), resume=str(ckpt), quiet=True)
+    assert resumed.steps == 4
+    a = resolve_style(straight.record_path).load_network().state_dict()
+    b = resolve_style(resumed.record_path).load_network().state_dict()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k  # same data order, same optimizer state: same weights
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photos, tmp_path, monkeypatch):
+    from cvtools.style import losses
+
+    real_call = losses.PerceptualLoss.__call__
+    calls = {"n": 0}
+
+    def poisoned(self, stylized, photos_):
+        total, parts = real_call(self, stylized, photos_)
+        calls["n"] += 1
+        if calls["n"] >= 4:
+            total = total * float("nan")
+        return total, parts
+
+    monkeypatch.setattr(losses.PerceptualLoss, "__call__", poisoned)
+    with pytest.raises(TrainingStopped, match="NaN or infinite") as info:
+        train_style(config(photos, tmp_path, steps=6, checkpoint_every=2), quiet=True)
+    assert info.value.checkpoint is not None
+    saved = load_checkpoint(info.value.checkpoint)
+    assert saved["step"] == 2
+    assert all(torch.isfinite(v).all() for v in saved["model"].values())
+    assert not (tmp_path / "t.safetensors").exists()
+
+
+def test_foreign_checkpoint_is_refused(tmp_path):
+    from cvtools.errors import WeightsError
+
+    bad = tmp_path / "x.ckpt"
+    torch.save({"step": 3}, bad)
+    with pytest.raises(WeightsError, match="not a cvtools train-style checkpoint"):
+        load_checkpoint(bad)
