@@ -386,8 +386,11 @@ def test_colormaps_match_matplotlib():
 
 
 def test_overlay_is_photo_where_cold_and_colour_where_hot():
-    from cvtools.visualize.colormaps import lookup_table
+    from cvtools.cli.visualize import COLORMAP_CHOICES
+    from cvtools.visualize.colormaps import COLORMAPS, lookup_table
     from cvtools.visualize.render import overlay
+
+    assert sorted(COLORMAP_CHOICES) == sorted(COLORMAPS)  # the CLI's copy (no numpy at --help time)
 
     image = torch.rand(3, 8, 8)
     heat = torch.zeros(8, 8)
@@ -436,9 +439,14 @@ def test_cli_panel_batch_raw_json_and_a_bad_file(run_cli, tmp_path):
     raw = np.load(out / "chelsea_gradcam-saliency_gradcam.npy")
     assert raw.shape == (1, 128, 192) and raw.min() == 0 and raw.max() == 1  # 451×300 analysed at 128 px
     assert np.load(out / "chelsea_gradcam-saliency_saliency.npy").shape == (3, 128, 192)
-    # Run again: outputs exist and are never replaced without --overwrite.
+    # Run again: outputs exist and are never replaced without --overwrite (the .npy files neither).
     r = run_cli("visualize", "gradcam", SAMPLES / "coffee.jpg", "--size", "64", "-o", f"{out}/", "-m", "saliency")
     assert r.exit_code == 1 and "exists" in r.stderr
+    (out / "coffee_gradcam-saliency.jpg").unlink()
+    r = run_cli("visualize", "gradcam", SAMPLES / "coffee.jpg", "--size", "64", "-o", f"{out}/", "-m", "saliency",
+                "--raw")
+    assert r.exit_code == 1 and "coffee_gradcam-saliency_gradcam.npy: output exists" in r.stderr
+    assert not (out / "coffee_gradcam-saliency.jpg").exists()  # checked before any work was written
 
 
 def test_cli_single_overlay_target_name_and_sanity(run_cli, tmp_path):

@@ -9,7 +9,7 @@ from PIL import Image
 from conftest import SAMPLES
 from cvtools.visualize.featurevis import ImageParam, evaluate, objectives, parse_channels, render
 from cvtools.visualize.featurevis.param import COLOR_CORRELATION, FourierImage
-from cvtools.visualize.featurevis.transforms import (Compose, Jitter, Pad, RandomRotate, RandomScale,
+from cvtools.visualize.featurevis.transforms import (Jitter, Pad, RandomRotate, RandomScale,
                                                      standard_transforms)
 
 SIZES = [(32, 32), (47, 61), (64, 40), (128, 128)]

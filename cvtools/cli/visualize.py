@@ -12,7 +12,7 @@ import json
 
 import click
 
-from cvtools.cli.common import (echo_err, finish, load_backbone_from_options, max_pixels_option, model_options,
+from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options,
                                 output_options, quiet_option, run_batch)
 from cvtools.visualize.catalog import ALL, METHOD_INFO, file_slug, parse_methods
 
@@ -107,10 +107,10 @@ Examples:
   cvtools visualize {example} photo.jpg --metrics --sanity --json   trust checks as JSON
 
 \b
-On a 2-core laptop CPU at 224 px: gradcam family and guided backprop ~0.1-0.3 s per image;
-saliency and input-x-gradient ~0.3 s; smoothgrad ~0.15 s per sample (--samples); integrated
-gradients ~0.15 s per step (--steps); occlusion ~5 s. --sanity repeats the method once per
-layer group (~20 times for EfficientNet-Lite0); --metrics adds ~2 x 33 forward passes.
+Time per 224x352 photo on one laptop CPU core (EfficientNet-Lite0, measured): the gradcam
+family 0.05 s; saliency, input-x-gradient, guided backprop 0.1-0.2 s; smoothgrad 0.13 s per
+--samples (4 s at 32); integrated-gradients 0.11 s per --steps (5 s at 50); occlusion 10 s.
+--sanity repeats each method ~20 times (once per layer group); --metrics adds ~4 s per method.
 """
 
 
@@ -192,6 +192,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, colormap,
                     overwrite, quiet, **model_opts):
     from pathlib import Path
 
+    from cvtools.errors import ImageError
     from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image
     from cvtools.visualize.explain import Explainer, analysis_tensor, draw_explanation
     from cvtools.visualize.model import parse_target
@@ -213,10 +214,21 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, colormap,
     summary = {m: [] for m in methods}
 
     def prepare(path):
+        from PIL import Image
+
+        from cvtools.visualize.render import display_size
+
         ext = ".jpg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ".png"
         out = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths)
+        sides = _side_outputs(out, methods, raw, sanity)
+        for side in sides.values():  # fail before the work, not after it
+            if side.exists() and not overwrite:
+                raise ImageError(side, "output exists; pass --overwrite to replace it")
         photo = load_image(path).rgb
-        return dict(out=out, photo=photo, x=analysis_tensor(photo, size))
+        x = analysis_tensor(photo, size)
+        # Only the display-size copy waits for the batch: a queue of 12-megapixel photos would not.
+        photo = photo.resize(display_size(*photo.size), Image.BICUBIC, reducing_gap=3.0)
+        return dict(out=out, sides=sides, photo=photo, x=x)
 
     def compute(items):
         import torch
@@ -249,19 +261,16 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, colormap,
                                    captions=not no_caption, name=Path(path).name)
         save_image(out, picture, quality=92)
         written = [str(out)]
-        if raw:
-            written += _save_raw(out, result, methods)
+        sides = item["sides"]
+        for m in methods if raw else []:
+            _save_array(sides[m], result.attributions[m], overwrite)
+            written.append(str(sides[m]))
         if "sanity" in extra:
             from cvtools.visualize.sanity import draw_sanity
 
-            sanity_out = out.with_name(f"{out.stem}_sanity{out.suffix}")
-            if sanity_out.exists() and not overwrite:
-                from cvtools.errors import ImageError
-
-                raise ImageError(sanity_out, "output exists; pass --overwrite to replace it")
-            save_image(sanity_out, draw_sanity(item["photo"], extra["sanity"], explainer.methods, colormap,
-                                               captions=not no_caption), quality=92)
-            written.append(str(sanity_out))
+            save_image(sides["sanity"], draw_sanity(item["photo"], extra["sanity"], explainer.methods, colormap,
+                                                    captions=not no_caption), quality=92)
+            written.append(str(sides["sanity"]))
         for m, scores in extra.get("metrics", {}).items():
             summary[m].append(scores)
         if as_json:
@@ -289,38 +298,48 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, colormap,
     finish(report)
 
 
-def _save_raw(out, result, methods):
+def _side_outputs(out, methods, raw, sanity):
+    """Files written next to the picture: the raw maps (``--raw``) and the sanity grid."""
+    sides = {}
+    if raw:
+        for m in methods:
+            sides[m] = out.with_name(f"{out.stem}.npy" if len(methods) == 1 else f"{out.stem}_{file_slug(m)}.npy")
+    if sanity:
+        sides["sanity"] = out.with_name(f"{out.stem}_sanity{out.suffix}")
+    return sides
+
+
+def _save_array(path, tensor, overwrite):
+    """A float32 .npy, atomically, never over an existing file unless ``overwrite``."""
     import numpy as np
 
     from cvtools.imageio import atomic_write
 
-    written = []
-    for m in methods:
-        target = out.with_name(f"{out.stem}.npy" if len(methods) == 1 else f"{out.stem}_{file_slug(m)}.npy")
-        array = result.attributions[m].numpy().astype(np.float32)
+    array = tensor.numpy().astype(np.float32)
 
-        def write(tmp, array=array):
-            with open(tmp, "wb") as f:
-                np.save(f, array)
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            np.save(f, array)
 
-        atomic_write(target, write)
-        written.append(str(target))
-    return written
+    atomic_write(path, write, overwrite=overwrite)
 
 
 class BatchedWork:
     """Per-file work for ``run_batch`` that computes in batches.
 
     ``run_batch`` calls this once per path, in order, and reports each file's error on its own
-    line. When a path's result is not ready, the next ``batch_size`` paths are prepared (decode,
-    output name; a failure is kept and raised in that file's own call), grouped by tensor shape
-    and computed together; each call then only draws and writes its own file. A batch that
-    fails (say out of memory) is retried one image at a time, so one bad image fails alone.
+    line. When a path's result is not ready, the next ``lookahead × batch_size`` paths are
+    prepared (decode, output name; a failure is kept and raised in that file's own call),
+    grouped by tensor shape (a folder of mixed portrait and landscape photos still fills its
+    batches) and computed ``batch_size`` at a time; each call then only draws and writes its
+    own file. A batch that fails (say out of memory) is retried one image at a time, so one bad
+    image fails alone.
     """
 
-    def __init__(self, paths, prepare, compute, finish, batch_size):
+    def __init__(self, paths, prepare, compute, finish, batch_size, lookahead=4):
         self.order = [str(p) for p in paths]
-        self.prepare, self.compute, self.finish, self.batch_size = prepare, compute, finish, batch_size
+        self.prepare, self.compute, self.finish = prepare, compute, finish
+        self.batch_size, self.lookahead = batch_size, lookahead
         self.ready = {}
 
     def __call__(self, path):
@@ -334,7 +353,8 @@ class BatchedWork:
 
     def _fill(self, key):
         start = self.order.index(key) if key in self.order else None
-        window = [key] if start is None else [p for p in self.order[start:start + self.batch_size] if p not in self.ready]
+        span = self.batch_size * self.lookahead
+        window = [key] if start is None else [p for p in self.order[start:start + span] if p not in self.ready]
         groups = {}
         for p in window:
             try:
@@ -344,7 +364,8 @@ class BatchedWork:
                 continue
             groups.setdefault(tuple(item["x"].shape), []).append((p, item))
         for members in groups.values():
-            self._run(members)
+            for i in range(0, len(members), self.batch_size):
+                self._run(members[i:i + self.batch_size])
 
     def _run(self, members):
         try:
@@ -389,8 +410,8 @@ def _progress(total, desc, quiet):
 
 @visualize.command("filters", context_settings=CONTEXT)
 @click.option("--layer", "-l", metavar="NAME",
-              help="Layer whose channels to visualise (default: the backbone's mid-level layer, blocks.8 for "
-                   "EfficientNet-Lite0: textures and object parts). `cvtools layers` lists them.")
+              help="Layer whose channels to visualise (default: the backbone's DeepDream layer, a mid-level one "
+                   "with textures and object parts; `cvtools layers` lists them and the defaults).")
 @click.option("--channels", "-c", default="0:16", show_default=True, metavar="SPEC",
               help="Channels: a range (0:16), a list (3,7,12), or all.")
 @click.option("--class", "classes", metavar="N,NAME,...",
@@ -423,14 +444,14 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
 
     \b
     Examples:
-      cvtools visualize filters                              16 channels of blocks.8
+      cvtools visualize filters                              16 channels of the default layer
       cvtools visualize filters --layer blocks.4 -c 0:8      simpler, texture-like features
       cvtools visualize filters --layer head -c 3,99,512     near the classifier
       cvtools visualize filters --class goldfish,281         what a class looks like to the net
       cvtools visualize filters -c 0:4 --steps 64 --size 96  a quick look
 
-    Time on a 2-core laptop CPU (EfficientNet-Lite0, 128 px, 256 steps): about 1.5 min per 16
-    channels of blocks.8 and 3 min per 16 classes; a GPU takes seconds.
+    Time on a 2-core CPU (EfficientNet-Lite0, 128 px, 128 steps, measured): about 30 s per 16
+    channels of blocks.10 and 17 s per 8 classes (50 s and 26 s on one core); a GPU takes seconds.
     """
     from pathlib import Path
 
@@ -485,8 +506,8 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
 @visualize.command("activations", context_settings=CONTEXT)
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--layer", "-l", metavar="NAME",
-              help="Layer to show (default: the same mid-level layer as `visualize filters`, blocks.8 for "
-                   "EfficientNet-Lite0, so a channel seen here can be looked up there).")
+              help="Layer to show (default: the same mid-level layer as `visualize filters`, the backbone's "
+                   "DeepDream layer, so a channel seen here can be looked up there).")
 @click.option("--channels", "-c", metavar="SPEC", help="Channels to show: 0:16, 3,7,12 or all (default: the "
                                                        "--top most active for each image).")
 @click.option("--top", type=click.IntRange(1, 4096), default=31, show_default=True,
@@ -507,7 +528,7 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
 
     \b
     Examples:
-      cvtools visualize activations photo.jpg                       31 most active of blocks.8
+      cvtools visualize activations photo.jpg                       31 most active channels
       cvtools visualize filters -c 51,75                            then: what do two of them like?
       cvtools visualize activations photo.jpg -l stem -c 0:32       edge and colour detectors
       cvtools visualize activations photos/ -l blocks.10 -o acts/

@@ -72,7 +72,9 @@ def cam_from_gradients(activation: torch.Tensor, gradient: torch.Tensor, kind: s
     - Grad-CAM (Selvaraju et al. 2017): channel weights are the spatially averaged gradients.
     - Grad-CAM++ (Chattopadhay et al. 2018): weights sum ``alpha * relu(grad)`` with
       ``alpha = g^2 / (2 g^2 + sum(A) g^3)`` (the closed form for an exponential score, as in the
-      paper's code and pytorch-grad-cam), 0 where the gradient is 0.
+      paper's code), 0 where the gradient is 0. pytorch-grad-cam adds 1e-6 to the denominator;
+      at a last layer g^2 is often ~1e-6 itself, so its maps differ from these by up to 0.05
+      (identical, to 2e-7, with that epsilon added; Grad-CAM and LayerCAM match it exactly).
     - LayerCAM (Jiang et al. 2021): every position weighted by its own positive gradient.
     """
     a = activation.float()

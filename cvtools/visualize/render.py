@@ -93,7 +93,7 @@ def overlay(image: torch.Tensor, heat: torch.Tensor, colormap: str = "jet", alph
 def captioned(tile: Image.Image, lines: Sequence[str], font_size: int = 0) -> Image.Image:
     """``tile`` with a dark caption bar below it: first line bright, the others dimmer."""
     w, h = tile.size
-    font_size = font_size or max(11, min(20, round(w / 22)))
+    font_size = font_size or max(11, min(18, round(min(w, h) / 22)))  # same for portrait and landscape
     fnt = font(font_size)
     line_h = round(font_size * 1.35)
     pad = max(4, font_size // 2)
