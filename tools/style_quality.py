@@ -15,6 +15,8 @@ every 25th of the sorted 500) and each style:
 - content distance: ‖F(stylized) − F(photo)‖² / ‖F(photo)‖² in the recipe's content layer.
 
 Photos are stylized at their own size (481×321 or 321×481) on the CPU in fp32.
+For scale, ``--baseline`` prints the content distance between two *different* photos (each photo
+against the next one of the same orientation): what "no content kept at all" measures.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ def measure(record, photos, shared: Path, backbone):
     painting = shared / "styles" / Path(record.provenance.get("file", record.provenance.get("style_image", ""))).name
     style_rgb = resize_long_side(load_image(painting).rgb, int(recipe.get("style_size", 512)))
     target = style_target(backbone, pil_to_tensor(style_rgb), layers)
-    stylizer = Stylizer(record, device="cpu")
+    stylizer = Stylizer(record, device="cpu", precision="fp32")  # the reference numbers: fp32
     rows = []
     for p in photos:
         photo = pil_to_tensor(load_image(p).rgb)
@@ -89,6 +91,7 @@ def main(argv=None):
     ap.add_argument("--styles", nargs="*", help="names or record paths (default: every bundled style)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--write", action="store_true", help="store the numbers in each record's 'quality'")
+    ap.add_argument("--baseline", action="store_true", help="content distance between different photos")
     args = ap.parse_args(argv)
 
     from cvtools.backbones import load_backbone
@@ -96,6 +99,26 @@ def main(argv=None):
 
     shared = Path(args.shared)
     photos = held_out_photos(shared)
+    if args.baseline:
+        import torch
+
+        from cvtools.imageio import load_image, pil_to_tensor
+        from cvtools.style.losses import content_distance
+
+        bb = load_backbone("efficientnet_lite0", device="cpu", precision="fp32")
+        layer = bb.defaults.content
+        imgs = [pil_to_tensor(load_image(p).rgb) for p in photos]
+        dists = []
+        for i, a in enumerate(imgs):
+            b = next((x for x in imgs[i + 1:] + imgs[:i] if x.shape == a.shape), None)
+            if b is not None:
+                with torch.no_grad():
+                    f = bb.features(torch.stack([a, b]), [layer])[layer]
+                dists.append(float(content_distance(f[1:], f[:1])[0]))
+        print(f"content distance between different photos ({len(dists)} pairs, {layer}): "
+              f"mean {statistics.mean(dists):.3f}, min {min(dists):.3f}")
+        if not args.styles:
+            return
     names = args.styles or bundled_names()
     print("| style | Gram distance: photo → stylized | reduction (mean, min) | content distance (mean, max) |")
     print("|---|---|---|---|")
