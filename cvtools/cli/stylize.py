@@ -36,7 +36,8 @@ def _tile_option(ctx, param, value):
                    "would not fit in memory.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
-              show_default=True, help="auto: fp16 on GPU, fp32 on CPU.")
+              show_default=True,
+              help="auto: fp16 on GPU; on CPU bf16 where it is native (AMX, AVX512-BF16), else fp32.")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the network: slow first image, faster after (many same-size images on a GPU).")
 @click.option("--format", "fmt", type=click.Choice(["same", "jpg", "png", "webp"]), default="same", show_default=True,
@@ -130,7 +131,7 @@ def styles(as_json, verbose):
     width = max(len(r.name) for r in records)
     for r in records:
         q = r.quality.get("gram_reduction_mean")
-        quality = f"  style match +{q:.0%}" if isinstance(q, (int, float)) else ""
+        quality = f"  (Gram distance to the painting -{q:.0%})" if isinstance(q, (int, float)) else ""
         click.echo(f"{r.name:<{width}}  {r.summary()}{quality}")
         if verbose:
             rec = r.recipe
