@@ -211,22 +211,23 @@ class TransformerNet(nn.Module):
 
 
 def count_flops(net: TransformerNet, height: int, width: int) -> int:
-    """Multiply-adds × 2 of the convolutions for one H×W image (the arithmetic that matters)."""
+    """Multiply-adds × 2 of the convolutions for one H×W image (the arithmetic that matters).
+
+    Runs a copy of the network on the ``meta`` device: shapes only, no compute, no memory.
+    """
+    import copy
+
     total = 0
-    hooks = []
 
     def hook(mod, inp, out):
         nonlocal total
         k = mod.kernel_size[0] * mod.kernel_size[1]
         total += 2 * out.numel() // out.shape[0] * k * mod.in_channels // mod.groups
 
-    for m in net.modules():
+    probe = copy.deepcopy(net).to("meta")
+    for m in probe.modules():
         if isinstance(m, nn.Conv2d):
-            hooks.append(m.register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            net(torch.zeros(1, 3, height, width))
-    finally:
-        for h in hooks:
-            h.remove()
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        probe(torch.zeros(1, 3, height, width, device="meta"))
     return total
