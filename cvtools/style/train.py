@@ -489,7 +489,8 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
         trainer.history.append(avg)
         sums, count = {}, 0
         rate = images / max(1e-9, time.perf_counter() - t0)
-        bar.set_postfix_str(f"style {avg['style']:.3f} content {avg['content']:.3f} {rate:.0f} img/s")
+        bar.set_postfix_str(f"style {avg['style']:.3f} content {avg['content']:.3f} "
+                            f"{rate:.{0 if rate >= 10 else 1}f} img/s")
         return True
 
     def diverged():
@@ -553,7 +554,8 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
         weights={"file": weights_path.name, "sha256": sha, "dtype": "float16", "bytes": weights_path.stat().st_size},
         network={"architecture": "johnson2016-instancenorm-upsample", "width": c.width,
                  "residual_blocks": c.residual_blocks},
-        recipe={"backbone": c.backbone, "style_layers": c.style_layers,
+        recipe={"backbone": c.backbone, "backbone_weights": c.backbone_weights or "pretrained",
+                "style_layers": c.style_layers,
                 "style_layer_weights": c.style_layer_weights, "content_layer": c.content_layer,
                 "content_weight": c.content_weight, "style_weight": c.style_weight, "tv_weight": c.tv_weight,
                 "steps": c.steps, "batch_size": c.batch_size, "image_size": c.image_size,
