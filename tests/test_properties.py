@@ -268,9 +268,6 @@ def test_style_tiles_cover_and_weights_sum_to_one(length, tile, overlap_frac):
     assert torch.allclose(total, torch.ones(length, dtype=torch.float64), atol=1e-6)
 
 
-@pytest.mark.xfail(strict=True, reason="style tiling (cvtools/style/tiling.py, not ours): tile_starts can "
-                   "repeat a start, e.g. tile_starts(257, 256, 0) == [0, 0]: a redundant full tile; routed "
-                   "to the style owner, remove this mark when fixed")
 @settings(max_examples=200, deadline=None)
 @given(length=st.integers(1, 2000), tile=st.integers(256, 1024), overlap=st.integers(0, 128))
 @example(length=257, tile=256, overlap=0)

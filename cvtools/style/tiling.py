@@ -28,7 +28,9 @@ def tile_starts(length: int, tile: int, overlap: int, align: int = 4) -> List[in
     n = math.ceil((length - overlap) / (tile - overlap - align))
     n = max(n, 2)
     step = (length - tile) / (n - 1)
-    return [int(round(i * step)) // align * align for i in range(n)]
+    # Rounding down to the alignment can land two starts on one offset when the image is only a
+    # few pixels longer than a tile: keep each start once (the last tile still runs to the end).
+    return sorted({int(round(i * step)) // align * align for i in range(n)})
 
 
 def tile_spans(length: int, tile: int, overlap: int, align: int = 4) -> List[Tuple[int, int]]:
