@@ -261,3 +261,17 @@ def test_styles_and_help_do_not_import_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().endswith("False")
     assert "Examples" in out
+
+
+def test_tiny_images_stylize_at_their_own_size():
+    """1×1 and 3-pixel-wide images would break the network's reflection padding; they are
+    stylized larger and brought back."""
+    import torch
+
+    from cvtools.style.stylize import Stylizer
+
+    st = Stylizer("mona", device="cpu")
+    for h, w in [(1, 1), (40, 3)]:
+        x = torch.rand(3, h, w)
+        y = st(x)
+        assert y.shape == (3, h, w) and torch.isfinite(y).all() and 0 <= y.min() and y.max() <= 1

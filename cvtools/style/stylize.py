@@ -104,6 +104,10 @@ class StylizeSettings:
     tile: Union[str, int, None] = "auto"  # "auto", a tile side in pixels, or None/0 for never
 
 
+#: Images with a shorter side below this are stylized at this size (the network's padding needs it).
+MIN_SIDE = 16
+
+
 class Stylizer:
     """One loaded style, ready to stylize any number of images.
 
@@ -221,6 +225,15 @@ class Stylizer:
         self.last_tiles = 0
         if strength == 0.0:
             return image.clone()
+        if min(h, w) < MIN_SIDE:
+            # The network reflect-pads by 4 px at full size and 1 px at a quarter: tiny images
+            # (icons, 1×1 pixels) are stylized at MIN_SIDE and brought back to their own size.
+            scale = MIN_SIDE / min(h, w)
+            big = torch.nn.functional.interpolate(image[None], size=(max(MIN_SIDE, round(h * scale)),
+                                                  max(MIN_SIDE, round(w * scale))), mode="bilinear",
+                                                  align_corners=False)[0]
+            out = self(big, strength=strength, preserve_color=preserve_color, tile=None)
+            return torch.nn.functional.interpolate(out[None], size=(h, w), mode="area")[0].clamp(0, 1)
         side = self._tile_side(tile, h, w)
         if side is None:
             try:
