@@ -471,3 +471,16 @@ def test_cli_errors_are_one_line(run_cli):
     assert r.exit_code == 1 and "no ImageNet class" in r.stderr
     r = run_cli("visualize", "--help")
     assert r.exit_code == 0 and "integrated-gradients" in r.stdout and "filters" in r.stdout
+
+
+def test_visualize_help_does_not_import_torch():
+    import subprocess
+    import sys
+
+    for args in (["visualize", "--help"], ["visualize", "gradcam,smoothgrad", "--help"], ["visualize", "filters", "-h"]):
+        code = ("import sys; from cvtools.cli import main\n"
+                f"sys.argv = ['cvtools'] + {args!r}\n"
+                "try:\n    main()\nexcept SystemExit: pass\n"
+                "print('torch' in sys.modules)")
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        assert "Usage:" in out and out.strip().endswith("False"), args

@@ -328,52 +328,55 @@ class BatchedWork:
     """Per-file work for ``run_batch`` that computes in batches.
 
     ``run_batch`` calls this once per path, in order, and reports each file's error on its own
-    line. When a path's result is not ready, the next ``lookahead × batch_size`` paths are
-    prepared (decode, output name; a failure is kept and raised in that file's own call),
-    grouped by tensor shape (a folder of mixed portrait and landscape photos still fills its
-    batches) and computed ``batch_size`` at a time; each call then only draws and writes its
-    own file. A batch that fails (say out of memory) is retried one image at a time, so one bad
-    image fails alone.
+    line. Paths are prepared (decode, output names; a failure is kept and raised in that file's
+    own call) ``lookahead × batch_size`` at a time; when a path's turn comes, it is computed
+    together with up to ``batch_size - 1`` prepared paths of the same tensor shape (a folder of
+    mixed portrait and landscape photos still fills its batches), and each call then only draws
+    and writes its own file. A batch that fails (say out of memory) is retried one image at a
+    time, so one bad image fails alone.
     """
 
     def __init__(self, paths, prepare, compute, finish, batch_size, lookahead=4):
         self.order = [str(p) for p in paths]
         self.prepare, self.compute, self.finish = prepare, compute, finish
         self.batch_size, self.lookahead = batch_size, lookahead
-        self.ready = {}
+        self.prepared = {}  # path -> item, or the exception preparing it raised
+        self.ready = {}  # path -> (item, outcome of compute, or its exception)
 
     def __call__(self, path):
         key = str(path)
         if key not in self.ready:
-            self._fill(key)
+            if key not in self.prepared:
+                self._prepare_from(key)
+            item = self.prepared.pop(key)
+            if isinstance(item, BaseException):
+                raise item
+            shape = tuple(item["x"].shape)
+            mates = [p for p, it in self.prepared.items()
+                     if not isinstance(it, BaseException) and tuple(it["x"].shape) == shape][: self.batch_size - 1]
+            self._run([(key, item)] + [(p, self.prepared.pop(p)) for p in mates])
         item, outcome = self.ready.pop(key)
         if isinstance(outcome, BaseException):
             raise outcome
         return self.finish(path, item, outcome)
 
-    def _fill(self, key):
+    def _prepare_from(self, key):
         start = self.order.index(key) if key in self.order else None
-        span = self.batch_size * self.lookahead
-        window = [key] if start is None else [p for p in self.order[start:start + span] if p not in self.ready]
-        groups = {}
+        window = [key] if start is None else self.order[start:start + self.batch_size * self.lookahead]
         for p in window:
-            try:
-                item = self.prepare(p)
-            except Exception as exc:  # reported by run_batch when that file's turn comes
-                self.ready[p] = (None, exc)
+            if p in self.prepared or p in self.ready:
                 continue
-            groups.setdefault(tuple(item["x"].shape), []).append((p, item))
-        for members in groups.values():
-            for i in range(0, len(members), self.batch_size):
-                self._run(members[i:i + self.batch_size])
+            try:
+                self.prepared[p] = self.prepare(p)
+            except Exception as exc:  # reported by run_batch when that file's turn comes
+                self.prepared[p] = exc
 
     def _run(self, members):
         try:
             outcomes = self.compute([item for _, item in members])
         except Exception as exc:
-            if len(members) == 1 or isinstance(exc, click.exceptions.Exit):
-                for p, item in members:
-                    self.ready[p] = (item, exc)
+            if len(members) == 1:
+                self.ready[members[0][0]] = (members[0][1], exc)
                 return
             for member in members:  # one bad (or too big) image must not sink its batch-mates
                 self._run([member])

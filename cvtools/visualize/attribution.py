@@ -107,6 +107,8 @@ class Attribution:
 
 
 class Saliency(Attribution):
+    """The gradient of the class logit w.r.t. the pixels (Simonyan et al. 2014), via captum."""
+
     name = "saliency"
 
     def attribute(self, x, target=None):
@@ -116,9 +118,12 @@ class Saliency(Attribution):
 
 
 class SmoothGrad(Attribution):
+    """Saliency averaged over ``samples`` copies with Gaussian noise of std ``noise`` (pixel values
+    0..1; Smilkov et al. 2017). The raw attribution is the mean signed gradient."""
+
     name = "smoothgrad"
 
-    def __init__(self, backbone, internal_batch_size=None, samples: int = 25, noise: float = 0.15, seed: int = 0):
+    def __init__(self, backbone, internal_batch_size=None, samples: int = 32, noise: float = 0.15, seed: int = 0):
         super().__init__(backbone, internal_batch_size)
         if samples < 1:
             raise UsageError("smoothgrad needs at least 1 sample")
@@ -149,6 +154,10 @@ class SmoothGrad(Attribution):
 
 
 class IntegratedGradients(Attribution):
+    """Gradients integrated along the straight path from the mean-colour image (Sundararajan et
+    al. 2017), via captum (Gauss-Legendre, ``steps`` points); ``last_delta`` holds each image's
+    completeness error |sum(attr) - (f(x) - f(baseline))|."""
+
     name = "integrated-gradients"
 
     def __init__(self, backbone, internal_batch_size=None, steps: int = 50):
@@ -178,6 +187,8 @@ class IntegratedGradients(Attribution):
 
 
 class InputXGradient(Attribution):
+    """Pixels times their gradient (Shrikumar et al. 2016), via captum."""
+
     name = "input-x-gradient"
 
     def attribute(self, x, target=None):
@@ -190,6 +201,9 @@ class InputXGradient(Attribution):
 
 
 class Occlusion(Attribution):
+    """The logit drop when a mean-colour patch hides each region (Zeiler & Fergus 2014), via
+    captum; ``window``/``stride`` in pixels (default 1/7 of the short side, half of it)."""
+
     name = "occlusion"
 
     def __init__(self, backbone, internal_batch_size=None, window: Optional[int] = None, stride: Optional[int] = None):
@@ -287,6 +301,9 @@ def guided_backprop(backbone, x: torch.Tensor, target: torch.Tensor) -> torch.Te
 
 
 class GuidedBackprop(Attribution):
+    """Guided backpropagation (Springenberg et al. 2015) at every ReLU-family op; see
+    :func:`guided_relus`."""
+
     name = "guided-backprop"
 
     def attribute(self, x, target=None):
@@ -297,6 +314,8 @@ class GuidedBackprop(Attribution):
 
 
 class _CAM(Attribution):
+    """The CAM family: one batched forward and backward (:func:`cvtools.visualize.cam.layer_gradients`)."""
+
     kind = "gradcam"
 
     def __init__(self, backbone, internal_batch_size=None, layer: Optional[str] = None):
@@ -317,18 +336,28 @@ class _CAM(Attribution):
 
 
 class GradCAM(_CAM):
+    """Grad-CAM (Selvaraju et al. 2017) at ``layer``, batched; see :mod:`cvtools.visualize.cam`."""
+
     name, kind = "gradcam", "gradcam"
 
 
 class GradCAMPlusPlus(_CAM):
+    """Grad-CAM++ (Chattopadhay et al. 2018) at ``layer``."""
+
     name, kind = "gradcam++", "gradcam++"
 
 
 class LayerCAM(_CAM):
+    """LayerCAM (Jiang et al. 2021) at ``layer``."""
+
     name, kind = "layercam", "layercam"
 
 
 class GuidedGradCAM(_CAM):
+    """Guided backprop times the upsampled, normalised Grad-CAM map (Selvaraju et al. 2017).
+    (captum multiplies by the raw map, nearest-upsampled; the normalised bilinear one keeps the
+    guided detail smooth across CAM cells.)"""
+
     name, kind = "guided-gradcam", "gradcam"
 
     def attribute(self, x, target=None):
