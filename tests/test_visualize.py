@@ -402,6 +402,27 @@ def test_overlay_is_photo_where_cold_and_colour_where_hot():
     assert np.corrcoef(cold.flatten(), image[:, :, :4].flatten())[0, 1] > 0.9
 
 
+def test_analysis_size_batches_similar_photos_and_caps_strips():
+    from cvtools.visualize.explain import analysis_size
+
+    assert analysis_size(451, 300) == (352, 224)  # 338 -> 352, a multiple of 32
+    assert analysis_size(640, 427) == analysis_size(600, 400) == (320, 224)  # similar shapes share a batch
+    assert analysis_size(300, 451) == (224, 352) and analysis_size(512, 512) == (224, 224)
+    assert analysis_size(1000, 3) == (896, 224) and analysis_size(1, 1) == (224, 224)
+    assert analysis_size(160, 100, size=64) == (96, 64)
+
+
+def test_gradcam_in_bf16_channels_last_matches_fp32(lite0, photos):
+    """The GPU path (half precision, channels-last) through bf16 on the CPU: the same maps."""
+    from cvtools.backbones import load_backbone
+
+    half = load_backbone("efficientnet_lite0", device="cpu", precision="bf16", channels_last=True)
+    target = torch.tensor([285, 967])
+    a, b = gradcam(lite0, photos, target), gradcam(half, photos, target)
+    assert a.dtype == b.dtype == torch.float32
+    assert (a - b).abs().max().item() < 0.1 and np.corrcoef(a.flatten(), b.flatten())[0, 1] > 0.99
+
+
 def test_explainer_picture(lite0, photos):
     from cvtools.visualize.explain import Explainer, draw_explanation
     from cvtools.visualize.render import to_pil

@@ -22,11 +22,15 @@ from cvtools.visualize.attribution import Attribution, make_method, percentile_n
 from cvtools.visualize.model import Target, check_image_batch, predict
 
 
-def analysis_size(width: int, height: int, size: int = 224, multiple: int = 32) -> Tuple[int, int]:
+def analysis_size(width: int, height: int, size: int = 224, multiple: int = 32,
+                  max_aspect: float = 4.0) -> Tuple[int, int]:
     """(width, height) the network sees: the short side ``size``, the long side rounded to a
-    multiple of ``multiple`` (at most a few per cent of stretch) so similar photos batch together."""
+    multiple of ``multiple`` (at most a few per cent of stretch) so similar photos batch together.
+    Beyond ``max_aspect``:1 the long side is capped (a 3×1000 strip would otherwise become a
+    224×75000 tensor); such strips are squeezed."""
     short, long = min(width, height), max(width, height)
     scaled_long = max(size, round(long * size / short / multiple) * multiple)
+    scaled_long = min(scaled_long, int(max_aspect * size) // multiple * multiple or size)
     return (scaled_long, size) if width >= height else (size, scaled_long)
 
 
