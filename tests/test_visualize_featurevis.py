@@ -4,6 +4,8 @@ network; the activations grid; the `visualize filters` / `visualize activations`
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import SAMPLES
@@ -27,6 +29,14 @@ def test_transforms_keep_size_and_pass_gradients(size):
         assert y.shape == x.shape, (t, size)
         y.sum().backward()
         assert x.grad is not None and x.grad.abs().sum() > 0, t
+
+
+@settings(max_examples=25, deadline=None)
+@given(h=st.integers(4, 90), w=st.integers(4, 90), n=st.integers(1, 3), seed=st.integers(0, 2**31))
+def test_standard_transforms_keep_any_size(h, w, n, seed):
+    x = torch.rand(n, 3, h, w)
+    y = standard_transforms(min(h, w))(x, torch.Generator().manual_seed(seed))
+    assert y.shape == x.shape and torch.isfinite(y).all() and y.min() >= -1e-6 and y.max() <= 1 + 1e-6
 
 
 def test_transforms_do_what_they_say():

@@ -470,7 +470,7 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
             raise UsageError("--class needs at least one class index or name")
         labels = [f"{backbone.categories[i]} ({i})" for i in indices]
         make = objectives.class_logit
-        title = f"{backbone.name}: class logits"
+        title = f"{backbone.name} class logits"
         name = f"classes_{backbone.name}_{_slug('-'.join(map(str, indices)))}"
     else:
         layer = layer or backbone.defaults.dream[0]
@@ -482,7 +482,7 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
         def make(chunk, layer=layer):
             return objectives.neuron(layer, chunk) if neuron else objectives.channel(layer, chunk)
 
-        title = f"{backbone.name} {layer}: {'centre neuron' if neuron else 'channel'} visualizations"
+        title = f"{backbone.name} {layer}{' centre neurons' if neuron else ''}"
         name = f"filters_{backbone.name}_{_slug(layer)}_{_slug(channels)}"
     target = Path(output) if output else Path(f"{name}.png")
     if output and (target.is_dir() or str(output).endswith("/")):
@@ -500,7 +500,7 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
             images.append(vis.images)
     import torch
 
-    picture = labelled_grid(torch.cat(images), labels, title=f"{title} · {size}px, {steps} steps", tile=128)
+    picture = labelled_grid(torch.cat(images), labels, title=f"{title} · {size} px · {steps} steps", tile=128)
     save_image(target, picture)
     if not quiet:
         click.echo(str(target))

@@ -33,10 +33,10 @@ class Jitter:
         self.pixels = int(pixels)
 
     def __call__(self, images, generator=None):
-        if self.pixels <= 0:
-            return images
-        d = self.pixels
         n, _, h, w = images.shape
+        d = min(self.pixels, h - 1, w - 1)  # reflection needs a pad smaller than the image
+        if d <= 0:
+            return images
         padded = F.pad(images, (d, d, d, d), mode="reflect")
         shifts = torch.randint(0, 2 * d + 1, (n, 2), generator=generator).tolist()
         return torch.stack([padded[i, :, dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(shifts)])
