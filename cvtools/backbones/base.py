@@ -64,12 +64,19 @@ class Backbone:
     min_size: int = 32  # smallest input side the network accepts
     compiled: Optional[Callable] = None
     _layers: Optional[List[LayerInfo]] = field(default=None, repr=False)
+    _norm_cache: Dict = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ input
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.preprocessing.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.preprocessing.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        return (x - mean) / std
+        # mean/std live on the device once per (device, dtype): building them from Python lists
+        # on every call would add two host-to-device copies to each forward.
+        key = (x.device, x.dtype)
+        stats = self._norm_cache.get(key)
+        if stats is None:
+            mean = torch.tensor(self.preprocessing.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+            std = torch.tensor(self.preprocessing.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+            stats = self._norm_cache[key] = (mean, std)
+        return (x - stats[0]) / stats[1]
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """[0, 1] RGB (N×3×H×W or 3×H×W) -> the model's input: device, normalised, dtype, layout."""
