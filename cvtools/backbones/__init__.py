@@ -120,7 +120,7 @@ def resolve_precision(precision: str, device) -> "torch.dtype":
 def _build_lite(name: str, weights: Optional[str]):
     import torch
 
-    from cvtools.backbones.efficientnet_lite import LITE_CONFIGS, efficientnet_lite
+    from cvtools.backbones.efficientnet_lite import efficientnet_lite
     from cvtools.weights import load_state_dict_file
 
     if name not in EMBEDDED:

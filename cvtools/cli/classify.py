@@ -2,7 +2,7 @@ import json
 
 import click
 
-from cvtools.cli.common import (echo_err, finish, load_backbone_from_options, max_pixels_option, model_options,
+from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options,
                                 quiet_option, run_batch)
 
 

@@ -2,8 +2,6 @@
 
 import click
 
-from cvtools.cli.common import BACKBONE_HELP
-
 
 @click.command()
 def backbones():
@@ -14,7 +12,7 @@ def backbones():
     available  torchvision weights found in torch's cache
     missing    torchvision downloads them on first use (needs internet), or pass --weights PATH
     """
-    from cvtools.backbones import DEFAULT_BACKBONE, EMBEDDED, backbone_names, weights_status
+    from cvtools.backbones import DEFAULT_BACKBONE, backbone_names, weights_status
 
     click.echo(f"{'name':<30} {'weights':<56} {'params':>7}  input")
     for name in backbone_names():

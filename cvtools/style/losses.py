@@ -14,7 +14,7 @@ same thing on any backbone (style weight 1 = "every layer counts alike").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Optional, Sequence
 
 import torch
 

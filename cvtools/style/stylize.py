@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, Union
 
 import torch
-import torch.nn.functional as F
 
 from cvtools.errors import UsageError
 from cvtools.style import tiling
