@@ -1,15 +1,19 @@
 #!/usr/bin/env python3
 """Multi-GPU scaling of train-style and folder stylize through torchrun (issue 8).
 
-    python3 benchmarks/ddp_scaling.py --style STYLE.jpg --photos DIR [--gpus 2] [--steps 300]
+    python3 benchmarks/ddp_scaling.py --style STYLE.jpg --photos DIR [--gpus 2] [--steps 240]
 
-For 1 and N processes it runs the real commands:
-- ``cvtools train-style`` at 256 px for --steps steps, global batch B (the same on 1 and N GPUs)
-  and, for weak scaling, N×B on N GPUs; images/s is taken from the steady part of the run
-  (the style record's own rate includes start-up, so we time two run lengths and difference them);
-- ``cvtools stylize`` over a folder of generated 1920×1080 JPEGs; images/s from wall time minus
-  the time of a one-image run (model load and start-up).
-NVLink multicast stays off (NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1).
+Training: the real ``cvtools train-style`` command under torchrun at 256 px; the rate is the
+record's ``steady_images_per_second`` (timed inside the loop from the first log step after
+warm-up to the end, so start-up, cudnn autotuning and DataLoader start are excluded). Runs:
+1 GPU and N GPUs at the same global batch B (strong scaling, the default behaviour), both at
+N×B (the per-GPU batch of the 1-GPU run), and N independent 1-GPU processes side by side (what
+the host can feed at all: the ceiling for DDP).
+
+Folder stylize: ``cvtools stylize`` over a folder of generated 1920×1080 JPEGs on 1 and N
+processes; images/s from the wall time of the whole folder minus that of a one-image run
+(model load and start-up cancel). NVLink multicast stays off (NCCL_NVLS_ENABLE=0,
+TORCH_SYMM_MEM_DISABLE_MULTICAST=1).
 """
 
 import argparse
@@ -25,35 +29,61 @@ ENV = dict(os.environ, NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1
            PYTHONUNBUFFERED="1")
 
 
-def torchrun(nproc, args, device):
+def launch(nproc, args, device, env=None, log=None):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
            "-m", "cvtools", *map(str, args), "--device", device]
-    t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
-    dt = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(cmd)}\n{r.stderr[-3000:]}")
-    return dt
+    return subprocess.Popen(cmd, env=env or ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def train_rate(nproc, batch, steps, style, photos, out, size, device):
-    """Steady-state images/s: time `steps` and `steps // 3` and difference them (start-up,
-    autotuning and the first checkpoint cancel out)."""
-    common = ["train-style", style, "--photos", photos, "--name", "bench", "--batch-size", batch,
-              "--image-size", size, "--preview-every", 0, "--checkpoint-every", 0, "-q"]
-    short = max(10, steps // 3)
-    t_short = torchrun(nproc, common + ["--steps", short, "-o", out / f"s{nproc}_{batch}"], device)
-    t_long = torchrun(nproc, common + ["--steps", steps, "-o", out / f"l{nproc}_{batch}"], device)
-    return (steps - short) * batch / (t_long - t_short)
+def finish(proc, log):
+    out, _ = proc.communicate()
+    if log:
+        with open(log, "a") as fh:
+            fh.write(f"\n==== {' '.join(proc.args)}\n{out}")
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(proc.args)}\n{out[-3000:]}")
 
 
-def stylize_rate(nproc, folder, n, out, device):
+def train_args(batch, steps, style, photos, out, size, extra=()):
+    return ["train-style", style, "--photos", photos, "--name", "bench", "--batch-size", batch, "--image-size", size,
+            "--steps", steps, "--preview-every", 0, "--checkpoint-every", 0, "-q", "-o", out, *extra]
+
+
+def steady_rate(out):
+    rec = json.loads((Path(out) / "bench.json").read_text())
+    return rec["training"]["steady_images_per_second"]
+
+
+def train_rate(nproc, batch, steps, a, tmp, tag, extra=()):
+    out = tmp / f"train_{tag}"
+    finish(launch(nproc, train_args(batch, steps, a.style, a.photos, out, a.size, extra), a.device), a.log)
+    return steady_rate(out)
+
+
+def independent_rate(n, batch, steps, a, tmp):
+    """N single-GPU runs at once, one per GPU: the sum of their rates."""
+    procs, outs = [], []
+    for g in range(n):
+        out = tmp / f"indep{g}"
+        procs.append(launch(1, train_args(batch, steps, a.style, a.photos, out, a.size), a.device,
+                            env=dict(ENV, CUDA_VISIBLE_DEVICES=str(g))))
+        outs.append(out)
+    for p in procs:
+        finish(p, a.log)
+    return [steady_rate(o) for o in outs]
+
+
+def stylize_rate(nproc, folder, n, out, a):
     one = folder.parent / "one"
     one.mkdir(exist_ok=True)
     first = sorted(folder.glob("*.jpg"))[0]
     (one / first.name).write_bytes(first.read_bytes())
-    t_one = torchrun(nproc, ["stylize", one, "--style", "mona", "-o", out / f"one{nproc}/", "-q"], device)
-    t_all = torchrun(nproc, ["stylize", folder, "--style", "mona", "-o", out / f"all{nproc}/", "-q"], device)
+    t0 = time.perf_counter()
+    finish(launch(nproc, ["stylize", one, "--style", "mona", "-o", out / f"one{nproc}/", "-q"], a.device), a.log)
+    t_one = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    finish(launch(nproc, ["stylize", folder, "--style", "mona", "-o", out / f"all{nproc}/", "-q"], a.device), a.log)
+    t_all = time.perf_counter() - t0
     return (n - 1) / (t_all - t_one)
 
 
@@ -62,41 +92,61 @@ def main():
     ap.add_argument("--style", required=True)
     ap.add_argument("--photos", required=True)
     ap.add_argument("--gpus", type=int, default=2)
-    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--steps", type=int, default=240)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--size", type=int, default=256)
-    ap.add_argument("--images", type=int, default=96)
+    ap.add_argument("--images", type=int, default=200)
     ap.add_argument("--frame", default="1920x1080")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--only", choices=["train", "stylize"])
+    ap.add_argument("--compile", action="store_true", help="also the --compile training runs")
     ap.add_argument("--json")
+    ap.add_argument("--log", help="append every command's output here")
     a = ap.parse_args()
     fw, fh = map(int, a.frame.split("x"))
-    results = {}
+    n, b = a.gpus, a.batch
+    results = {"steps": a.steps, "size": a.size}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        r1 = train_rate(1, a.batch, a.steps, a.style, a.photos, tmp, a.size, a.device)
-        rn = train_rate(a.gpus, a.batch, a.steps, a.style, a.photos, tmp, a.size, a.device)
-        rw = train_rate(a.gpus, a.batch * a.gpus, a.steps, a.style, a.photos, tmp, a.size, a.device)
-        results["train"] = {"1": r1, f"{a.gpus}_same_global_batch": rn, f"{a.gpus}_batch_x{a.gpus}": rw}
-        print(f"train-style {a.size}px: 1 GPU batch {a.batch}: {r1:.0f} img/s | {a.gpus} GPUs global batch "
-              f"{a.batch}: {rn:.0f} img/s ({rn / r1:.2f}x) | {a.gpus} GPUs global batch {a.batch * a.gpus}: "
-              f"{rw:.0f} img/s ({rw / r1:.2f}x)", flush=True)
-        import torch
+        if a.only in (None, "train"):
+            t = {}
+            t["1gpu_b"] = train_rate(1, b, a.steps, a, tmp, "1b")
+            t["ngpu_b"] = train_rate(n, b, a.steps, a, tmp, "nb")
+            t["1gpu_nb"] = train_rate(1, n * b, a.steps, a, tmp, "1nb")
+            t["ngpu_nb"] = train_rate(n, n * b, a.steps, a, tmp, "nnb")
+            t["independent_b"] = independent_rate(n, b, a.steps, a, tmp)
+            if a.compile:
+                t["1gpu_nb_compile"] = train_rate(1, n * b, a.steps, a, tmp, "1nbc", ["--compile"])
+                t["ngpu_nb_compile"] = train_rate(n, n * b, a.steps, a, tmp, "nnbc", ["--compile"])
+            results["train"] = t
+            print(f"train-style {a.size}px, steady images/s ({a.steps} steps):")
+            print(f"  global batch {b}: 1 GPU {t['1gpu_b']:.0f} | {n} GPUs {t['ngpu_b']:.0f} "
+                  f"({t['ngpu_b'] / t['1gpu_b']:.2f}x)")
+            print(f"  global batch {n * b}: 1 GPU {t['1gpu_nb']:.0f} | {n} GPUs {t['ngpu_nb']:.0f} "
+                  f"({t['ngpu_nb'] / t['1gpu_nb']:.2f}x)")
+            ind = t["independent_b"]
+            print(f"  {n} independent 1-GPU runs at batch {b}: {' + '.join(f'{r:.0f}' for r in ind)} = "
+                  f"{sum(ind):.0f} ({sum(ind) / t['1gpu_b']:.2f}x one alone)")
+            if a.compile:
+                print(f"  --compile, global batch {n * b}: 1 GPU {t['1gpu_nb_compile']:.0f} | {n} GPUs "
+                      f"{t['ngpu_nb_compile']:.0f} ({t['ngpu_nb_compile'] / t['1gpu_nb_compile']:.2f}x)", flush=True)
+        if a.only in (None, "stylize"):
+            import torch
 
-        from cvtools.imageio import save_image
+            from cvtools.imageio import save_image
 
-        folder = tmp / "frames"
-        folder.mkdir()
-        g = torch.Generator().manual_seed(0)
-        base = torch.nn.functional.interpolate(torch.rand(1, 3, fh // 32, fw // 32, generator=g), size=(fh, fw),
-                                               mode="bilinear")[0]
-        for i in range(a.images):
-            save_image(folder / f"f{i:04d}.jpg", base.roll(i * 5, dims=2), quality=90)
-        s1 = stylize_rate(1, folder, a.images, tmp, a.device)
-        sn = stylize_rate(a.gpus, folder, a.images, tmp, a.device)
-        results["stylize"] = {"1": s1, str(a.gpus): sn}
-        print(f"folder stylize {fw}x{fh} JPEG, {a.images} images: 1 GPU {s1:.1f} img/s | {a.gpus} GPUs "
-              f"{sn:.1f} img/s ({sn / s1:.2f}x)", flush=True)
+            folder = tmp / "frames"
+            folder.mkdir()
+            g = torch.Generator().manual_seed(0)
+            base = torch.nn.functional.interpolate(torch.rand(1, 3, fh // 32, fw // 32, generator=g), size=(fh, fw),
+                                                   mode="bilinear")[0]
+            for i in range(a.images):
+                save_image(folder / f"f{i:04d}.jpg", base.roll(i * 5, dims=2), quality=90)
+            s1 = stylize_rate(1, folder, a.images, tmp, a)
+            sn = stylize_rate(n, folder, a.images, tmp, a)
+            results["stylize"] = {"1": s1, str(n): sn, "images": a.images, "frame": a.frame}
+            print(f"folder stylize {fw}x{fh} JPEG, {a.images} images: 1 GPU {s1:.1f} img/s | {n} GPUs "
+                  f"{sn:.1f} img/s ({sn / s1:.2f}x)", flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=2))
 

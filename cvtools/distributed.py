@@ -66,6 +66,9 @@ def init(device: str = "auto") -> DistInfo:
         if use_cuda:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        import atexit
+
+        atexit.register(shutdown)  # leave the group cleanly (NCCL warns of leaked resources otherwise)
     return info()
 
 

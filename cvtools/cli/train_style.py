@@ -103,6 +103,7 @@ def train_style(style_image, photos, name, output, backbone, backbone_weights, s
         raise click.exceptions.Exit(exc.exit_code)
     if not quiet:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
-        click.echo(f"trained {result.steps} steps ({result.images_per_second:.0f} images/s): {losses}")
+        click.echo(f"trained {result.steps} steps ({result.images_per_second:.0f} images/s overall, "
+                   f"{result.steady_images_per_second:.0f} after warm-up): {losses}")
         click.echo(f"wrote {result.weights} and {result.record_path}")
         click.echo(f"try it: cvtools stylize PHOTO --style {result.record_path}")

@@ -106,6 +106,9 @@ class TrainResult:
     final_losses: Dict[str, float]
     images_per_second: float
     seconds: float
+    #: images/s after warm-up (cudnn autotuning, compilation, worker start-up excluded): the
+    #: rate that scales with the run's length; equal to images_per_second for very short runs
+    steady_images_per_second: float = 0.0
 
 
 # ---------------------------------------------------------------------------- data
@@ -503,11 +506,15 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
     t0 = time.perf_counter()
     images = 0
     elapsed_before = trainer.elapsed
+    # The steady rate is timed from the first log step after a short warm-up (the log steps
+    # wait for the device anyway: they read the losses), so start-up never dilutes it.
+    steady_from = start + max(c.log_every, min(50, (c.steps - start) // 4))
+    steady_mark = None  # (time, images) at that log step
     trainer.net.train()
 
     def check_and_log(force_finite_check: bool = True) -> bool:
         """Average the accumulated losses; False when any is NaN/inf."""
-        nonlocal sums, count
+        nonlocal sums, count, steady_mark
         if not count:
             return True
         if dist.enabled:  # the logged losses are the global batch's, as on one process
@@ -517,7 +524,9 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
             stacked = torch.stack([sums[k].float() for k in keys])
             tdist.all_reduce(stacked)
             sums = dict(zip(keys, stacked / dist.world_size))
-        avg = {k: float(v) / count for k, v in sums.items()}
+        avg = {k: float(v) / count for k, v in sums.items()}  # (waits for the device)
+        if steady_mark is None and trainer.step_count >= steady_from:
+            steady_mark = (time.perf_counter(), images)
         if not all(math.isfinite(v) for v in avg.values()):
             return False
         avg["step"] = trainer.step_count
@@ -571,11 +580,15 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
         diverged()
     seconds = time.perf_counter() - t0
     trainer.elapsed = elapsed_before + seconds
+    steady = images / max(1e-9, seconds)
+    if steady_mark is not None and images > steady_mark[1]:
+        steady = (images - steady_mark[1]) / max(1e-9, time.perf_counter() - steady_mark[0])
     images *= dist.world_size  # every rank processed its share of each global batch
+    steady *= dist.world_size
     if not dist.is_main:  # rank 0 writes the files; the others are done
         return TrainResult(trainer.out_dir / f"{c.name}.safetensors", trainer.out_dir / f"{c.name}.json",
                            trainer.checkpoint_path, trainer.step_count, {}, images / max(1e-9, seconds),
-                           trainer.elapsed)
+                           trainer.elapsed, steady)
     ckpt = trainer.save_checkpoint()
 
     weights_path = trainer.out_dir / f"{c.name}.safetensors"
@@ -600,11 +613,13 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
         training={"date": time.strftime("%Y-%m-%d"), "device": _device_name(trainer.device),
                   "torch": torch.__version__, "precision": str(trainer.amp_dtype or torch.float32).replace("torch.", ""),
                   "seconds": round(trainer.elapsed, 1),
-                  "images_per_second": round(images / max(1e-9, seconds), 1), "final_losses": final},
+                  "images_per_second": round(images / max(1e-9, seconds), 1),
+                  "steady_images_per_second": round(steady, 1), "processes": dist.world_size,
+                  "final_losses": final},
     )
     record_path = record.save(trainer.out_dir / f"{c.name}.json")
     return TrainResult(weights_path, record_path, ckpt, trainer.step_count, final,
-                       images / max(1e-9, seconds), trainer.elapsed)
+                       images / max(1e-9, seconds), trainer.elapsed, steady)
 
 
 def _any_rank(flag: bool, dist) -> bool:
