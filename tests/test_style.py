@@ -1,5 +1,6 @@
 """Fast style transfer: network, losses, tiling, stylize API and CLI, bundled styles, weights."""
 
+import copy
 import json
 import math
 import subprocess
@@ -68,6 +69,24 @@ def test_subpixel_decoder_computes_the_same_function():
         for shape in [(1, 3, 64, 64), (2, 3, 37, 53)]:
             x = torch.rand(*shape)
             assert float((net(x) - fast(x)).abs().max()) < 1e-5
+
+
+def test_space_to_depth_convolutions_compute_the_same_function():
+    # the GPU form: 9x9 input/output convolutions as 3x3 ones on 4x4 pixel blocks
+    from cvtools.style.network import SpaceToDepthConv
+
+    net = randomised_net()
+    fast = net.for_inference(space_to_depth=True)
+    assert sum(isinstance(m, SpaceToDepthConv) for m in fast.modules()) == 2
+    with torch.no_grad():
+        for shape in [(1, 3, 64, 64), (2, 3, 37, 53), (1, 3, 17, 90)]:  # sizes not multiples of 4 too
+            x = torch.rand(*shape)
+            assert float((net(x) - fast(x)).abs().max()) < 1e-5
+            # channels-last in, channels-last through (the instance norms' fast path) and out
+            xc = x.contiguous(memory_format=torch.channels_last)
+            fc = copy.deepcopy(fast).to(memory_format=torch.channels_last)
+            y = fc(xc)
+            assert float((net(x) - y).abs().max()) < 1e-5
 
 
 def test_flop_count_matches_the_published_reference():
