@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Callable, List, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import click
 
@@ -110,6 +110,163 @@ def _on_sigterm(signum, frame):
     raise _Interrupted()
 
 
+@dataclass
+class StagedWork:
+    """Per-file work in stages, so that ``run_batch`` can overlap them across files: while the
+    device computes one image, worker threads decode the next ones and encode the previous ones
+    (Pillow's decoders and encoders, and file I/O, release the GIL).
+
+    - ``prepare(path)`` (optional): main thread, in input order, before the file is loaded
+      (e.g. naming its output with ``output_path_for``, so the checks and the output claims
+      happen in input order and a refused file is never decoded);
+    - ``load(path) -> item``: a loader thread, a few files ahead of the computation;
+    - ``compute(path, item) -> pending``: the main thread (the device work), in input order;
+    - ``save(path, pending) -> note or None``: a writer thread; the note is printed, and the
+      progress bar advances, once the file is saved, in input order.
+
+    An exception in any stage fails that file only (reported on one line naming it).
+    ``threads``: workers per pool (None: min(4, CPUs)); 0 runs every stage on the main thread,
+    one file after another, as does ``CVTOOLS_IO_THREADS=0`` (for debugging).
+    """
+
+    load: Callable[[Any], Any]
+    compute: Callable[[Any, Any], Any]
+    save: Callable[[Any, Any], Optional[str]]
+    prepare: Optional[Callable[[Any], None]] = None
+    threads: Optional[int] = None
+
+    def __call__(self, path, item):
+        return self.compute(path, item)
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def io_threads(work) -> int:
+    """Worker threads per pool for staged work: ``CVTOOLS_IO_THREADS`` if set, else the work's
+    ``threads``, else min(4, CPUs). 0 means serial."""
+    env = os.environ.get("CVTOOLS_IO_THREADS", "").strip()
+    if env:
+        try:
+            return max(0, int(env))
+        except ValueError:
+            from cvtools.errors import UsageError
+
+            raise UsageError(f"CVTOOLS_IO_THREADS={env!r} is not a number of threads") from None
+    threads = getattr(work, "threads", None)
+    return max(0, int(threads)) if threads is not None else min(4, _cpu_count())
+
+
+def _is_staged(work) -> bool:
+    return hasattr(work, "load") and hasattr(work, "save")
+
+
+class _Failed:
+    """A stage's exception, kept until its file's turn to be reported."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _run_staged(work, paths, threads: int, ok, fail, late) -> None:
+    """Run staged work over ``paths``; ``ok(path, note)`` / ``fail(path, exc)`` are called on
+    the main thread once per file, in input order. On Ctrl-C or SIGTERM: files not started are
+    dropped, the loads and saves under way finish (saves are atomic), ``late(path)`` is called
+    for each file whose save completed but was not reported yet, and the interrupt goes on."""
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    prepare = getattr(work, "prepare", None)
+    if threads <= 0 or len(paths) <= 1:
+        for path in paths:
+            try:
+                if prepare is not None:
+                    prepare(path)
+                note = work.save(path, work(path, work.load(path)))
+            except Exception as exc:
+                fail(path, exc)
+            else:
+                ok(path, note)
+        return
+
+    lookahead = threads + 1  # loaded (or loading) files waiting for the device: bounded memory
+    max_saves = 2 * threads  # results waiting for a writer: bounded memory
+    loaders = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load")
+    writers = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-save")
+    loads: deque = deque()  # (path, Future of the item | _Failed)
+    results: deque = deque()  # (path, Future of the note | _Failed), in input order
+    queued = 0
+
+    def feed():
+        nonlocal queued
+        while queued < len(paths) and len(loads) < lookahead:
+            path = paths[queued]
+            queued += 1
+            try:
+                if prepare is not None:
+                    prepare(path)
+            except Exception as exc:
+                loads.append((path, _Failed(exc)))
+            else:
+                loads.append((path, loaders.submit(work.load, path)))
+
+    def report(limit):
+        """Report finished files from the head; wait for the head while more than ``limit``
+        results are outstanding."""
+        while results:
+            path, r = results[0]
+            if isinstance(r, Future):
+                if not r.done() and len(results) <= limit:
+                    return
+                try:
+                    note = r.result()
+                except Exception as exc:
+                    results.popleft()
+                    fail(path, exc)
+                else:
+                    results.popleft()
+                    ok(path, note)
+            else:
+                results.popleft()
+                fail(path, r.exc)
+
+    try:
+        feed()
+        while loads:
+            path, loading = loads.popleft()
+            feed()  # keep the loaders busy while this file is computed
+            try:
+                if isinstance(loading, _Failed):
+                    raise loading.exc
+                item = loading.result()
+                loading = None
+                pending = work(path, item)
+                del item
+            except Exception as exc:
+                results.append((path, _Failed(exc)))
+            else:
+                results.append((path, writers.submit(work.save, path, pending)))
+                del pending
+            report(max_saves)
+        report(0)
+    except KeyboardInterrupt:
+        for pool in (loaders, writers):
+            pool.shutdown(wait=True, cancel_futures=True)
+        for path, r in results:
+            if isinstance(r, Future) and r.done() and not r.cancelled() and r.exception() is None:
+                late(path)
+        raise
+    finally:
+        for pool in (loaders, writers):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
 def run_batch(
     inputs: Sequence[str],
     work: Callable,
@@ -119,17 +276,22 @@ def run_batch(
     """Expand inputs, call ``work(path)`` on each with a progress bar, and keep going past
     per-file errors (reported on one line each). ``work`` returns a note or None.
 
+    ``work`` may instead be staged (a ``StagedWork``, or anything with ``load``, ``save`` and
+    ``__call__(path, item)``): then decoding and encoding run in worker threads, overlapped
+    with the computation on the main thread; errors, notes and progress are the same, in
+    input order.
+
     - A ``CvtoolsError``, a ``RuntimeError`` (e.g. an out-of-memory no fallback could handle),
       a ``MemoryError`` or any other exception from one file is reported on one line naming
       the file and the batch goes on (``CVTOOLS_DEBUG=1`` shows tracebacks of unexpected ones).
     - Two inputs never write the same output file (see ``imageio.output_claims``).
     - Ctrl-C or SIGTERM stops the batch: the file being written is discarded (writes are
-      atomic), every finished output stays complete, and the command exits with 130.
+      atomic), every finished output stays complete, and the command exits with 130. (Staged:
+      saves already under way finish, queued ones are dropped, no new file is started.)
     """
     import signal
     import threading
 
-    from cvtools.errors import CvtoolsError
     from cvtools.imageio import expand_inputs, output_claims
 
     from cvtools import distributed
@@ -153,6 +315,8 @@ def run_batch(
             echo_err("error: no input images")
             report.failed.append("")
         return report
+    staged = _is_staged(work)
+    threads = io_threads(work) if staged else 0
     bar = None
     if not quiet and len(paths) > 1 and _is_terminal(sys.stderr):  # no bar debris in logs and pipes
         from tqdm import tqdm
@@ -166,6 +330,20 @@ def run_batch(
             echo_err(f"error: {line}")
 
     debug = bool(os.environ.get("CVTOOLS_DEBUG"))
+
+    def ok(path, note):
+        report.done.append(str(path))
+        if note and not quiet:
+            (bar.write if bar else click.echo)(note)
+        if bar:
+            bar.update(1)
+
+    def fail(path, exc):
+        error(_failure_line(path, exc, debug))  # re-raises what must end the command
+        report.failed.append(str(path))
+        if bar:
+            bar.update(1)
+
     old_term = None
     if threading.current_thread() is threading.main_thread():
         try:
@@ -174,38 +352,23 @@ def run_batch(
             old_term = None
     try:
         with output_claims():
-            for path in paths:
-                try:
-                    note = work(path)
-                    report.done.append(str(path))
-                    if note and not quiet:
-                        (bar.write if bar else click.echo)(note)
-                except CvtoolsError as exc:
-                    error(_error_line(path, exc))
-                    report.failed.append(str(path))
-                except MemoryError:
-                    error(_error_line(path, "out of memory; try a smaller --size or --tile"))
-                    report.failed.append(str(path))
-                except Exception as exc:
-                    if isinstance(exc, (BrokenPipeError, ImportError, click.exceptions.Exit, click.ClickException)):
-                        raise
-                    if debug:
-                        import traceback
-
-                        traceback.print_exc()
-                    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                    if not isinstance(exc, (RuntimeError, OSError)):  # probably a bug: say what kind
-                        first = f"{type(exc).__name__}: {first}"
-                    error(_error_line(path, first))
-                    report.failed.append(str(path))
-                if bar:
-                    bar.update(1)
+            if staged:
+                _run_staged(work, paths, threads, ok, fail, lambda path: report.done.append(str(path)))
+            else:
+                for path in paths:
+                    try:
+                        note = work(path)
+                    except Exception as exc:
+                        fail(path, exc)
+                    else:
+                        ok(path, note)
     except KeyboardInterrupt:
         if bar:
             bar.close()
             bar = None
+        in_progress = "those in progress were" if staged and threads and len(paths) > 1 else "the one in progress was"
         echo_err(f"interrupted after {len(report.done)} of {len(paths)} inputs; every output written "
-                 "is complete, the one in progress was discarded")
+                 f"is complete, {in_progress} discarded")
         raise click.exceptions.Exit(130)
     finally:
         if bar:
@@ -217,6 +380,28 @@ def run_batch(
     if report.failed and len(paths) + len(problems) > 1 and not quiet:
         echo_err(f"{len(report.failed)} of {len(paths) + len(problems)} inputs failed")
     return report
+
+
+def _failure_line(path, exc, debug: bool) -> str:
+    """The one-line error for one file's exception. Re-raises what must end the whole command
+    (a closed pipe, a missing module, click's exits) and anything that is not an Exception."""
+    from cvtools.errors import CvtoolsError
+
+    if isinstance(exc, CvtoolsError):
+        return _error_line(path, exc)
+    if isinstance(exc, MemoryError):
+        return _error_line(path, "out of memory; try a smaller --size or --tile")
+    if not isinstance(exc, Exception) or isinstance(
+            exc, (BrokenPipeError, ImportError, click.exceptions.Exit, click.ClickException)):
+        raise exc
+    if debug:
+        import traceback
+
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    if not isinstance(exc, (RuntimeError, OSError)):  # probably a bug: say what kind
+        first = f"{type(exc).__name__}: {first}"
+    return _error_line(path, first)
 
 
 def _combine_ranks(report: BatchReport, dist, total: int, quiet: bool) -> BatchReport:

@@ -64,27 +64,47 @@ def stylize(inputs, style, size, strength, preserve_color, tile, device, precisi
     """
     from pathlib import Path
 
-    from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image
-    from cvtools.style.stylize import Stylizer, resize_long_side
+    from cvtools.imageio import expand_inputs
+    from cvtools.style.stylize import Stylizer
 
     stylizer = Stylizer(style, device=device, precision=precision, compile=compile_)
     if quiet:
         stylizer.notify = lambda msg: None
     paths, _ = expand_inputs(inputs)
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
-    ext = None if fmt == "same" else f".{fmt}"
-    suffix = stylizer.name
-    single = len(paths) == 1 and not quiet
+    work = stylize_work(stylizer, output=output, size=size, strength=strength, preserve_color=preserve_color,
+                        tile=tile, ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite,
+                        inputs=paths, quiet=quiet, tile_bar=len(paths) == 1 and not quiet)
+    finish(run_batch(inputs, work, f"stylize {stylizer.name}", quiet=quiet))
 
-    def work(path):
-        target = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths)
+
+def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
+                 many=True, overwrite=False, inputs=(), quiet=False, tile_bar=False, quality=95):
+    """``cvtools stylize``'s per-file work for ``run_batch``, in stages: name the output (main
+    thread, input order), decode and resize (a loader thread), stylize (main thread: the
+    device), encode and write atomically (a writer thread). The benchmark times this too."""
+    from cvtools.cli.common import StagedWork
+    from cvtools.imageio import load_image, output_path_for, save_image
+    from cvtools.style.stylize import resize_long_side
+
+    targets = {}
+
+    def prepare(path):
+        targets[path] = output_path_for(path, output, stylizer.name, ext=ext, many=many, overwrite=overwrite,
+                                        inputs=inputs)
+
+    def load(path):
         image = load_image(path)
-        rgb = resize_long_side(image.rgb, size)
+        return resize_long_side(image.rgb, size), image.alpha
+
+    def compute(path, item):
+        rgb, alpha = item
+        target = targets.pop(path)
         bar = None
 
         def progress(n):
             nonlocal bar
-            if n and single:
+            if n and tile_bar:
                 import sys
 
                 from tqdm import tqdm
@@ -98,13 +118,16 @@ def stylize(inputs, style, size, strength, preserve_color, tile, device, precisi
         finally:
             if bar is not None:
                 bar.close()
-        save_image(target, result, alpha=image.alpha)
+        return target, result, alpha, stylizer.last_tiles
+
+    def save(path, pending):
+        target, result, alpha, tiles = pending
+        save_image(target, result, alpha=alpha, quality=quality)
         if quiet:
             return None
-        tiles = f" ({stylizer.last_tiles} tiles)" if stylizer.last_tiles else ""
-        return f"{path} -> {target}{tiles}"
+        return f"{path} -> {target}" + (f" ({tiles} tiles)" if tiles else "")
 
-    finish(run_batch(inputs, work, f"stylize {stylizer.name}", quiet=quiet))
+    return StagedWork(load=load, compute=compute, save=save, prepare=prepare)
 
 
 @click.command()

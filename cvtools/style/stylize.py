@@ -213,15 +213,21 @@ class Stylizer:
         """
         if not 0.0 <= strength <= 1.0:
             raise UsageError(f"--strength must be between 0 and 1, not {strength}")
-        if not torch.is_tensor(image):
-            from cvtools.imageio import pil_to_tensor
+        pixels = None  # a PIL input, as 3×H×W uint8
+        if torch.is_tensor(image):
+            if image.dim() == 4:
+                image = image[0]
+            image = image.float()
+        else:
+            import numpy as np
 
-            image = pil_to_tensor(image.convert("RGB"))
-        if image.dim() == 4:
-            image = image[0]
-        image = image.float()
-        _, h, w = image.shape
+            rgb = image if image.mode == "RGB" else image.convert("RGB")
+            pixels = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)
+        _, h, w = (image if pixels is None else pixels).shape
         self.last_tiles = 0
+        side = None if strength == 0.0 or min(h, w) < MIN_SIDE else self._tile_side(tile, h, w)
+        if pixels is not None and (side is not None or strength == 0.0 or min(h, w) < MIN_SIDE):
+            image, pixels = pixels.float().div_(255.0), None  # the values pil_to_tensor gives
         if strength == 0.0:
             return image.clone()
         if min(h, w) < MIN_SIDE:
@@ -233,15 +239,20 @@ class Stylizer:
                                                   align_corners=False)[0]
             out = self(big, strength=strength, preserve_color=preserve_color, tile=None)
             return torch.nn.functional.interpolate(out[None], size=(h, w), mode="area")[0].clamp(0, 1)
-        side = self._tile_side(tile, h, w)
         if side is None:
             try:
+                if pixels is not None:  # 8-bit to the device (a quarter of float's bytes), converted there
+                    original = pixels.to(self.device, non_blocking=True).float().div_(255.0)
+                    out = self.stylize_tensor(original)[0]
+                    return finish_pixels(out, original, strength, preserve_color).cpu()
                 out = self.stylize_tensor(image)[0]
                 return finish_pixels(out.float().cpu(), image, strength, preserve_color)
             except torch.cuda.OutOfMemoryError:
                 if tile not in ("auto", None):
                     raise
                 torch.cuda.empty_cache()
+                if pixels is not None:
+                    image, pixels, original, out = pixels.float().div_(255.0), None, None, None
                 side = max(256, int(math.sqrt(h * w)) // 2 // 8 * 8)
                 self.notify(f"out of GPU memory at {w}x{h}; stylizing in {side}px tiles instead")
         return self._tiled(image, side, strength, preserve_color, progress)

@@ -1,0 +1,256 @@
+"""run_batch's staged pipeline (decode and encode in worker threads, the device work on the
+main thread): same outputs as one file after another, per-file errors from every stage, input
+order, bounded look-ahead, and ``cvtools stylize`` through it."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import click
+import pytest
+
+from badinputs import photo
+from cvtools.cli.common import StagedWork, io_threads, run_batch
+
+
+# ----------------------------------------------------------------------------- run_batch itself
+
+
+def _files(d: Path, n: int):
+    d.mkdir(exist_ok=True)
+    paths = []
+    for i in range(n):
+        p = d / f"f{i}.png"
+        p.write_bytes(b"not read by these tests")
+        paths.append(p)
+    return paths
+
+
+class _Recorder:
+    """Staged work of plain Python functions that records where and in which order each stage ran."""
+
+    def __init__(self, fail=None, threads=None):
+        self.fail = fail or {}  # file name -> stage that raises for it
+        self.threads = threads
+        self.lock = threading.Lock()
+        self.events = []
+        self.loads_started = 0
+        self.computed = 0
+        self.max_ahead = 0
+        self.saving = 0
+        self.max_unsaved = 0
+
+    def _record(self, stage, path):
+        with self.lock:
+            self.events.append((stage, path.name, threading.current_thread() is threading.main_thread()))
+        if self.fail.get(path.name) == stage:
+            kind = {"prepare": ValueError, "load": OSError, "compute": RuntimeError, "save": OSError}[stage]
+            raise kind(f"{stage} failed for this file")
+
+    def prepare(self, path):
+        self._record("prepare", path)
+
+    def load(self, path):
+        with self.lock:
+            self.loads_started += 1
+            self.max_ahead = max(self.max_ahead, self.loads_started - self.computed)
+        self._record("load", path)
+        return f"item:{path.name}"
+
+    def __call__(self, path, item):
+        assert item == f"item:{path.name}"
+        self._record("compute", path)
+        with self.lock:
+            self.computed += 1
+            self.saving += 1
+            self.max_unsaved = max(self.max_unsaved, self.saving)
+        return f"pending:{path.name}"
+
+    def save(self, path, pending):
+        assert pending == f"pending:{path.name}"
+        try:
+            self._record("save", path)
+        finally:
+            with self.lock:
+                self.saving -= 1
+        return f"note {path.name}"
+
+
+def _stages(rec, stage):
+    return [(name, main) for s, name, main in rec.events if s == stage]
+
+
+@pytest.mark.parametrize("threads", [0, 1, 3])
+def test_staged_run_reports_every_file_once_in_input_order(tmp_path, capsys, threads):
+    paths = _files(tmp_path / "in", 9)
+    rec = _Recorder(threads=threads)
+    report = run_batch([str(p) for p in paths], rec, "test")
+    out = capsys.readouterr()
+    assert report.exit_code == 0 and report.done == [str(p) for p in paths] and report.failed == []
+    assert out.out.splitlines() == [f"note {p.name}" for p in paths]
+    assert out.err == ""
+    for stage in ("prepare", "compute"):  # both on the main thread, in input order
+        assert _stages(rec, stage) == [(p.name, True) for p in paths]
+    for stage in ("load", "save"):
+        ran = _stages(rec, stage)
+        assert sorted(name for name, _ in ran) == sorted(p.name for p in paths)
+        assert all(main == (threads == 0) for _, main in ran), ran
+    if threads:
+        assert rec.max_ahead <= threads + 2, rec.max_ahead  # bounded look-ahead: bounded memory
+        assert rec.max_unsaved <= 2 * threads + 1, rec.max_unsaved
+
+
+def test_errors_from_every_stage_name_their_file_and_the_batch_goes_on(tmp_path, capsys):
+    paths = _files(tmp_path / "in", 8)
+    fail = {"f1.png": "prepare", "f2.png": "load", "f4.png": "compute", "f5.png": "save"}
+    rec = _Recorder(fail=fail, threads=2)
+    report = run_batch([str(p) for p in paths], rec, "test")
+    out = capsys.readouterr()
+    assert report.exit_code == 1
+    assert sorted(report.failed) == sorted(str(tmp_path / "in" / n) for n in fail)
+    assert sorted(report.done + report.failed) == sorted(str(p) for p in paths)
+    errors = [line for line in out.err.splitlines() if line.startswith("cvtools: error: ")]
+    assert len(errors) == len(fail), out.err
+    for line, name in zip(errors, sorted(fail)):  # in input order, one line each, naming the file
+        assert name in line and "failed" in line, line
+    assert "4 of 8 inputs failed" in out.err
+    assert out.out.splitlines() == [f"note {p.name}" for p in paths if p.name not in fail]
+    assert "f1.png" not in {name for name, _ in _stages(rec, "load")}  # refused before decoding
+    # a failed load stops nothing: every later file was loaded
+    assert {p.name for p in paths[3:]} <= {name for name, _ in _stages(rec, "load")}
+
+
+def test_serial_can_be_forced_from_the_environment(tmp_path, monkeypatch, capsys):
+    paths = _files(tmp_path / "in", 4)
+    monkeypatch.delenv("CVTOOLS_IO_THREADS", raising=False)
+    assert 1 <= io_threads(StagedWork(load=len, compute=len, save=len)) <= 4  # the default: a few threads
+    rec = _Recorder(threads=4)
+    assert io_threads(rec) == 4
+    monkeypatch.setenv("CVTOOLS_IO_THREADS", "0")
+    assert io_threads(rec) == 0
+    run_batch([str(p) for p in paths], rec, "test", quiet=True)
+    assert all(main for _, _, main in rec.events)
+    assert [s for s, _, _ in rec.events] == ["prepare", "load", "compute", "save"] * 4
+
+
+def test_interrupt_keeps_finished_saves_and_starts_nothing_new(tmp_path, capsys):
+    paths = _files(tmp_path / "in", 10)
+
+    class Interrupting(_Recorder):
+        def __call__(self, path, item):
+            if path.name == "f4.png":
+                raise KeyboardInterrupt
+            return super().__call__(path, item)
+
+    rec = Interrupting(threads=2)
+    with pytest.raises(click.exceptions.Exit) as exc:
+        run_batch([str(p) for p in paths], rec, "test", quiet=True)
+    assert exc.value.exit_code == 130
+    # saves under way finish (atomic writes); the ones not started yet are dropped; nothing new starts
+    saved = [name for name, _ in _stages(rec, "save")]
+    assert set(saved) <= {"f0.png", "f1.png", "f2.png", "f3.png"}
+    assert "f5.png" not in [name for name, _ in _stages(rec, "compute")]
+    assert f"interrupted after {len(saved)} of 10 inputs" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- cvtools stylize
+
+
+@pytest.fixture(scope="module")
+def tiny_style(tmp_path_factory):
+    import torch
+
+    from cvtools.style.network import TransformerNet
+    from cvtools.style.records import save_style_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("style") / "tiny.safetensors"
+    save_style_weights(TransformerNet(width=0.25), path, name="tiny")
+    return path
+
+
+@pytest.fixture
+def folder(tmp_path):
+    d = tmp_path / "photos"
+    d.mkdir()
+    for i in range(6):
+        im = photo(64 + 8 * i, 48, seed=i)
+        if i % 2:
+            im.save(d / f"p{i}.jpg", quality=90)
+        else:
+            im.save(d / f"p{i}.png")
+    return d
+
+
+def _stylize(run_cli, monkeypatch, threads, inputs, out, style, *extra):
+    monkeypatch.setenv("CVTOOLS_IO_THREADS", str(threads))
+    return run_cli("stylize", *inputs, "--style", style, "--device", "cpu", "--tile", "off", "-o", f"{out}/", *extra)
+
+
+def test_stylize_staged_writes_the_same_files_as_serial(run_cli, monkeypatch, tmp_path, folder, tiny_style):
+    runs = {}
+    for threads in (0, 3):
+        out = tmp_path / f"out{threads}"
+        r = _stylize(run_cli, monkeypatch, threads, [folder], out, tiny_style)
+        assert r.exit_code == 0, r.stderr
+        runs[threads] = (r, out)
+    (serial, a), (staged, b) = runs[0], runs[3]
+    names = sorted(p.name for p in a.iterdir())
+    assert len(names) == 6 and names == sorted(p.name for p in b.iterdir())
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name
+    notes = [line.split(" -> ")[0] for line in staged.stdout.splitlines()]
+    assert notes == [str(p) for p in sorted(folder.iterdir())]  # one note per file, input order
+    assert staged.stdout.replace(str(b), "") == serial.stdout.replace(str(a), "")
+
+
+def test_stylize_corrupt_file_in_the_middle(run_cli, monkeypatch, tmp_path, folder, tiny_style):
+    (folder / "p3.jpg").write_bytes((folder / "p3.jpg").read_bytes()[:200])  # truncated JPEG
+    out = tmp_path / "out"
+    r = _stylize(run_cli, monkeypatch, 2, [folder], out, tiny_style)
+    assert r.exit_code == 1
+    errors = [line for line in r.stderr.splitlines() if "error" in line]
+    assert len(errors) == 1 and "p3.jpg" in errors[0] and errors[0].startswith("cvtools: error: "), r.stderr
+    assert "1 of 6 inputs failed" in r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"p{i}_tiny{ext}" for i, ext in
+                                                     [(0, ".png"), (1, ".jpg"), (2, ".png"), (4, ".png"), (5, ".jpg")]]
+
+
+def test_stylize_save_failure_is_reported_for_that_file(run_cli, monkeypatch, tmp_path, folder, tiny_style):
+    import cvtools.imageio as imageio
+    from cvtools.errors import ImageError
+
+    real = imageio.save_image
+
+    def flaky(path, image, **kwargs):
+        if Path(path).name.startswith("p2_"):
+            raise ImageError(path, "cannot write (No space left on device)")
+        if Path(path).name.startswith("p4_"):
+            raise OSError("the disk went away")
+        return real(path, image, **kwargs)
+
+    monkeypatch.setattr(imageio, "save_image", flaky)
+    out = tmp_path / "out"
+    r = _stylize(run_cli, monkeypatch, 2, [folder], out, tiny_style)
+    assert r.exit_code == 1
+    errors = [line for line in r.stderr.splitlines() if line.startswith("cvtools: error: ")]
+    assert len(errors) == 2, r.stderr
+    assert "p2_tiny.png" in errors[0] and "No space left" in errors[0]
+    assert "p4.png" in errors[1] and "the disk went away" in errors[1]
+    assert sorted(p.name for p in out.iterdir()) == ["p0_tiny.png", "p1_tiny.jpg", "p3_tiny.jpg", "p5_tiny.jpg"]
+    noted = [line.split(" -> ")[0] for line in r.stdout.splitlines()]
+    assert noted == [str(folder / n) for n in ("p0.png", "p1.jpg", "p3.jpg", "p5.jpg")]
+
+
+def test_stylize_two_inputs_one_output_is_refused_in_input_order(run_cli, monkeypatch, tmp_path, tiny_style):
+    for sub, seed in (("a", 1), ("b", 2), ("c", 3)):
+        (tmp_path / sub).mkdir()
+        photo(40, 32, seed=seed).save(tmp_path / sub / "x.png")
+    out = tmp_path / "out"
+    r = _stylize(run_cli, monkeypatch, 3, [tmp_path / s / "x.png" for s in "abc"], out, tiny_style)
+    assert r.exit_code == 1
+    errors = [line for line in r.stderr.splitlines() if "is also the output for" in line]
+    assert len(errors) == 2 and all(str(tmp_path / "a" / "x.png") in e for e in errors), r.stderr
+    assert [p.name for p in out.iterdir()] == ["x_tiny.png"]
+    assert r.stdout.splitlines()[0].startswith(str(tmp_path / "a" / "x.png"))
