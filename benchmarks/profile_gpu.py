@@ -89,9 +89,38 @@ def dream(rows):
     top_kernels(lambda: engine(image, seed=0), rows, "dream fast (CUDA graphs)")
 
 
+def train(rows, style, batch=64):
+    """The real Trainer.step at 256 px, batch 64: eager, style network compiled, and style
+    network + loss compiled."""
+    import os
+    import tempfile
+
+    from cvtools.style.train import TrainConfig, Trainer
+
+    dev = torch.device("cuda")
+    g = torch.Generator().manual_seed(0)
+    batch_u8 = (torch.rand(batch, 3, 256, 256, generator=g) * 255).to(torch.uint8).pin_memory()
+    tmp = tempfile.mkdtemp()
+    for desc, comp, comp_loss in [("eager", False, False), ("compile style net", True, False)]:
+        tr = Trainer(TrainConfig(style_image=style, photos=tmp, name="p", output=tmp, steps=100000,
+                                 batch_size=batch, compile=comp))
+        if comp_loss:
+            tr.loss_fn = torch.compile(tr.loss_fn)
+        try:
+            t = measure(lambda: tr.step(batch_u8), dev, warmup=5, repeat=20)
+        except Exception as exc:
+            print(f"train {desc}: failed: {str(exc).splitlines()[0][:200]}")
+            continue
+        print(f"train {desc:28s} {t.median_ms:7.2f} ms/step = {batch / t.median_ms * 1e3:6.0f} img/s "
+              f"(first {t.first_ms:.0f} ms)", flush=True)
+        if desc == "eager":
+            top_kernels(lambda: tr.step(batch_u8), rows, "train step eager")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--only", choices=["stylize", "dream"])
+    ap.add_argument("--only", choices=["stylize", "dream", "train"])
+    ap.add_argument("--style", default=".device/shared/styles/mona.jpg")
     ap.add_argument("--rows", type=int, default=15)
     ap.add_argument("--quick-compile", action="store_true", help="compile only the default stylize variant")
     a = ap.parse_args()
@@ -100,6 +129,8 @@ def main():
         stylize(a.rows, a.quick_compile)
     if a.only in (None, "dream"):
         dream(a.rows)
+    if a.only in (None, "train"):
+        train(a.rows, a.style)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,20 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 
 
+def _pin_subprocesses_to_this_cvtools():
+    """Tests that run ``python -m cvtools`` in a subprocess (torchrun, Ctrl-C, pipes) from
+    another folder must run the cvtools these tests import, not an older installed copy."""
+    import cvtools
+
+    here = str(Path(cvtools.__file__).resolve().parents[1])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if here not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([here] + paths)
+
+
+_pin_subprocesses_to_this_cvtools()
+
+
 def shared_dir():
     """The shared data folder ($CVTOOLS_SHARED or ../shared), or None when absent."""
     env = os.environ.get("CVTOOLS_SHARED")

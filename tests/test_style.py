@@ -89,6 +89,26 @@ def test_space_to_depth_convolutions_compute_the_same_function():
             assert float((net(x) - y).abs().max()) < 1e-5
 
 
+def test_training_view_has_the_same_function_and_gradients():
+    # GPU training runs through net.for_training(): rearranged weights computed live from the
+    # shared parameters, so the optimizer, checkpoints and DDP all see the plain network
+    net = randomised_net()
+    view = net.for_training()
+    assert {id(p) for p in view.parameters()} == {id(p) for p in net.parameters()}
+    x = torch.rand(2, 3, 37, 53)
+    ref = net(x)
+    net.zero_grad()
+    ref.square().sum().backward()
+    g_ref = {n: p.grad.clone() for n, p in net.named_parameters()}
+    net.zero_grad()
+    out = view(x)
+    out.square().sum().backward()
+    assert float((out - ref).detach().abs().max()) < 1e-5
+    scale = max(float(g.abs().max()) for g in g_ref.values())
+    for n, p in net.named_parameters():
+        assert float((p.grad - g_ref[n]).abs().max()) < 1e-5 * scale, n
+
+
 def test_flop_count_matches_the_published_reference():
     # issue 9: the full Johnson network is 638 GFLOP per 1920x1080 frame
     flops = count_flops(TransformerNet(1.0), 1080, 1920)

@@ -94,36 +94,95 @@ class ConvNormReLU(nn.Sequential):
         super().__init__(*layers)
 
 
-class SubPixelUpsampleConv(nn.Module):
+def _subpixel_map(device) -> torch.Tensor:
+    """M[a, k, u] = 1 where tap k (0, 1, 2) of a 3×3 kernel on the ×2 nearest-upsampled image,
+    at output phase a (0, 1), reads low-resolution tap u (0, 1, 2 = offset -1, 0, +1)."""
+    taps = {0: (0, 1, 1), 1: (1, 1, 2)}
+    m = torch.zeros(2, 3, 3, device=device)
+    for a in (0, 1):
+        for k in range(3):
+            m[a, k, taps[a][k]] = 1.0
+    return m
+
+
+def _space_to_depth_map(kernel: int, block: int, device) -> torch.Tensor:
+    """P[a, r, u, d] = 1 where kernel tap d, for output phase a, reads input phase r of
+    low-resolution block offset u (d = block·u + r - a)."""
+    taps = (2 * block - 2 + kernel) // block
+    m = torch.zeros(block, block, taps, kernel, device=device)
+    for a in range(block):
+        for r in range(block):
+            for u in range(taps):
+                d = block * u + r - a
+                if 0 <= d < kernel:
+                    m[a, r, u, d] = 1.0
+    return m
+
+
+class _RearrangedConv(nn.Module):
+    """A convolution whose weights are a fixed linear rearrangement of another convolution's.
+
+    Inference (``live=False``): the rearranged weights are computed once and stored. Training
+    (``live=True``): the source convolution is kept (its parameters shared with the network
+    being trained) and the weights are rearranged on every forward, a few kilobytes of einsum,
+    so gradients reach the source parameters exactly as through the original layers.
+    """
+
+    def __init__(self, source: nn.Conv2d, live: bool):
+        super().__init__()
+        self.live = live
+        if live:
+            self.source = source
+            self.register_buffer("map", self.make_map(source.weight.device), persistent=False)
+        else:
+            with torch.no_grad():
+                m = self.make_map(source.weight.device)
+                w, b = self.rearrange(source.weight.detach().float(), self._bias(source).float(), m)
+            self.weight = nn.Parameter(w.to(source.weight.dtype), requires_grad=False)
+            self.bias = nn.Parameter(b.to(source.weight.dtype), requires_grad=False)
+
+    @staticmethod
+    def _bias(conv):
+        return conv.bias if conv.bias is not None else torch.zeros(conv.out_channels, device=conv.weight.device)
+
+    def weights(self):
+        if self.live:
+            return self.rearrange(self.source.weight, self._bias(self.source), self.map.to(self.source.weight.dtype))
+        return self.weight, self.bias
+
+    def make_map(self, device):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def rearrange(self, w, b, m):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+class SubPixelUpsampleConv(_RearrangedConv):
     """Exactly ``conv3x3(reflect_pad(upsample_nearest_x2(x)))``, computed at the low resolution.
 
     Each of the four output phases of a 3×3 convolution over a nearest-upsampled image only sees
     a 2×2 neighbourhood of the low-resolution input, so one 3×3 convolution with 4× the output
     channels on the low-resolution input (edge-replicated: reflecting the upsampled image at
     its border reads the same pixels) followed by a pixel shuffle gives the same result
-    without ever materialising the 4× larger upsampled and padded maps. Inference only
-    (built from a trained :class:`ConvNormReLU` by :meth:`TransformerNet.for_inference`).
+    without ever materialising the 4× larger upsampled and padded maps. Built from a trained
+    stage by :meth:`TransformerNet.for_inference` (or, live, by :meth:`TransformerNet.for_training`).
     """
 
-    def __init__(self, conv: nn.Conv2d):
-        super().__init__()
-        w = conv.weight.detach()  # O×C×3×3
+    def __init__(self, conv: nn.Conv2d, live: bool = False):
+        super().__init__(conv, live)
+
+    def make_map(self, device):
+        return _subpixel_map(device)
+
+    def rearrange(self, w, b, m):
         o, c = w.shape[:2]
-        # low-res tap (0, 1, 2 = offset -1, 0, +1) that each high-res tap reads, per phase
-        taps = {0: (0, 1, 1), 1: (1, 1, 2)}
-        new = torch.zeros(o, 2, 2, c, 3, 3, dtype=w.dtype, device=w.device)
-        for a in (0, 1):
-            for b in (0, 1):
-                for ky in range(3):
-                    for kx in range(3):
-                        new[:, a, b, :, taps[a][ky], taps[b][kx]] += w[:, :, ky, kx]
-        self.conv = nn.Conv2d(c, 4 * o, 3, bias=True, device=w.device, dtype=w.dtype)
-        self.conv.weight.data.copy_(new.reshape(4 * o, c, 3, 3))
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(o, dtype=w.dtype, device=w.device)
-        self.conv.bias.data.copy_(bias.repeat_interleave(4))
+        new = torch.einsum("ockl,aku,blv->oabcuv", w, m, m)
+        return new.reshape(4 * o, c, 3, 3), b.repeat_interleave(4)
 
     def forward(self, x):
-        return _keep_layout(F.pixel_shuffle(self.conv(F.pad(x, (1, 1, 1, 1), mode="replicate")), 2), x)
+        w, b = self.weights()
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), w, b)
+        return _keep_layout(F.pixel_shuffle(y, 2), x)
 
 
 def _keep_layout(y, like):
@@ -135,7 +194,7 @@ def _keep_layout(y, like):
     return y
 
 
-class SpaceToDepthConv(nn.Module):
+class SpaceToDepthConv(_RearrangedConv):
     """Exactly ``conv_k×k(reflect_pad(x, k//2))`` (stride 1), computed as a 3×3 convolution on
     ``pixel_unshuffle(·, block)`` followed by ``pixel_shuffle``.
 
@@ -143,33 +202,25 @@ class SpaceToDepthConv(nn.Module):
     channels on one side that GPU tensor-core kernels run nearly empty (profiled at 1080p on an
     H200: 2.0 of 3.6 ms compiled). Folding each 4×4 block of pixels into channels gives the same
     arithmetic as a convolution with 16× the channels on 1/16 of the pixels (1.8× the
-    multiply-adds, all of them useful to the hardware). Inference only (built by
-    :meth:`TransformerNet.for_inference`).
+    multiply-adds, all of them useful to the hardware). Built from a :class:`ConvLayer` by
+    :meth:`TransformerNet.for_inference` (or, live, by :meth:`TransformerNet.for_training`).
     """
 
-    def __init__(self, layer: "ConvLayer", block: int = 4):
-        super().__init__()
-        pad, conv = layer[0], layer[1]
-        w = conv.weight.detach()  # O×C×k×k
-        o, c, k, _ = w.shape
-        assert conv.stride == (1, 1) and k % 2 == 1
-        self.block, self.pad = block, k // 2
-        taps = (self.block - 1 + k + self.block - 1) // self.block  # low-res taps per axis
-        new = torch.zeros(o, block, block, c, block, block, taps, taps, dtype=w.dtype, device=w.device)
-        for a in range(block):  # output phase (row)
-            for b in range(block):
-                for r in range(block):  # input phase (row)
-                    for s_ in range(block):
-                        for u in range(taps):
-                            for v in range(taps):
-                                dy, dx = block * u + r - a, block * v + s_ - b
-                                if 0 <= dy < k and 0 <= dx < k:
-                                    new[:, a, b, :, r, s_, u, v] = w[:, :, dy, dx]
-        bb = block * block
-        self.conv = nn.Conv2d(c * bb, o * bb, taps, bias=True, device=w.device, dtype=w.dtype)
-        self.conv.weight.data.copy_(new.reshape(o * bb, c * bb, taps, taps))
-        bias = conv.bias.detach() if conv.bias is not None else torch.zeros(o, dtype=w.dtype, device=w.device)
-        self.conv.bias.data.copy_(bias.repeat_interleave(bb))
+    def __init__(self, layer: "ConvLayer", block: int = 4, live: bool = False):
+        conv = layer[1]
+        k = conv.kernel_size[0]
+        assert conv.stride == (1, 1) and k % 2 == 1 and conv.kernel_size == (k, k)
+        self.block, self.pad, self.kernel = block, k // 2, k
+        super().__init__(conv, live)
+
+    def make_map(self, device):
+        return _space_to_depth_map(self.kernel, self.block, device)
+
+    def rearrange(self, w, b, m):
+        o, c = w.shape[:2]
+        bb, taps = self.block * self.block, m.shape[2]
+        new = torch.einsum("ocyx,aruy,bsvx->oabcrsuv", w, m, m)
+        return new.reshape(o * bb, c * bb, taps, taps), b.repeat_interleave(bb)
 
     def forward(self, x):
         h, w = x.shape[-2:]
@@ -181,7 +232,8 @@ class SpaceToDepthConv(nn.Module):
         if eh or ew:
             x = F.pad(x, (0, ew, 0, eh))
         x = _keep_layout(F.pixel_unshuffle(x, s), inp)
-        return _keep_layout(F.pixel_shuffle(self.conv(x), s)[..., :h, :w], inp)
+        weight, bias = self.weights()
+        return _keep_layout(F.pixel_shuffle(F.conv2d(x, weight, bias), s)[..., :h, :w], inp)
 
 
 class ResidualBlock(nn.Module):
@@ -246,6 +298,29 @@ class TransformerNet(nn.Module):
             net.encoder[0][0] = SpaceToDepthConv(net.encoder[0][0])
             net.output = SpaceToDepthConv(net.output)
         return net
+
+    def for_training(self) -> "TransformerNet":
+        """A view of this network that computes the same function and the same gradients
+        faster, sharing its parameters: train through the view, save and load this network.
+
+        The forms of :meth:`for_inference` (sub-pixel decoder, space-to-depth 9×9 convolutions)
+        with weights rearranged from the shared parameters on every forward (see
+        :class:`_RearrangedConv`). Measured on an H200, batch 64 at 256 px: BENCHMARKS.md.
+        """
+        view = TransformerNet.__new__(TransformerNet)
+        nn.Module.__init__(view)
+        view.width, view.residual_blocks = self.width, self.residual_blocks
+        first = self.encoder[0]
+        view.encoder = nn.Sequential(nn.Sequential(SpaceToDepthConv(first[0], live=True), *list(first)[1:]),
+                                     *list(self.encoder)[1:])
+        view.residuals = self.residuals
+        view.decoder = nn.Sequential(*[
+            nn.Sequential(SubPixelUpsampleConv(stage[1][1], live=True), *list(stage)[2:])
+            if isinstance(stage[0], nn.Upsample) else stage
+            for stage in self.decoder])
+        view.output = SpaceToDepthConv(self.output, live=True)
+        view.train(self.training)
+        return view
 
     # ------------------------------------------------------------------ shared statistics
     def norms(self) -> List[SharedStatsInstanceNorm]:
