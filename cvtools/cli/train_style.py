@@ -44,8 +44,8 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on GPUs, fp32 on the CPU.")
 @click.option("--compile/--no-compile", "compile_", default=None,
-              help="torch.compile the style network: ~40 s to start, then ~1.7x the images/s. "
-                   "Default: on for GPU runs of 1000+ steps.")
+              help="torch.compile the style network: ~40 s to start, then ~2x the images/s. "
+                   "Default: on for GPU runs of 2000+ steps (where it pays for itself).")
 @click.option("--gpus", type=click.IntRange(1), default=1, show_default=True, metavar="N",
               help="Train on N GPUs of this machine (DistributedDataParallel via torchrun; --batch-size stays the "
                    "global batch). Same as: torchrun --nproc-per-node N -m cvtools train-style ...")

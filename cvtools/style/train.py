@@ -35,10 +35,10 @@ from cvtools.errors import CvtoolsError, UsageError, WeightsError
 
 CHECKPOINT_FORMAT = "cvtools-train-style-1"
 
-#: ``compile=None`` compiles the style network for GPU runs at least this long: compiling costs
-#: ~40 s once and raised the steady rate from 881 to 1,5xx images/s at batch 64 on an H200
-#: (BENCHMARKS.md), so it pays for itself after roughly 500 steps; shorter runs stay eager.
-AUTO_COMPILE_STEPS = 1000
+#: ``compile=None`` compiles the style network for GPU runs at least this long. Measured on an
+#: H200 (batch 64, 256 px): compiling costs ~38 s once and takes a step from 51.8 to 25.9 ms,
+#: so it pays for itself after ~1,500 steps; shorter runs stay eager (BENCHMARKS.md).
+AUTO_COMPILE_STEPS = 2000
 
 
 class TrainingStopped(CvtoolsError):
