@@ -218,7 +218,7 @@ def train_workload(dev, quick) -> List[Row]:
     size = 256 if dev.type == "cuda" else 64
     style = _batch(1, 256, seed=11)
 
-    def make_step(batch, fast):
+    def make_step(batch, fast, compiled=False):
         torch.manual_seed(0)
         net = TransformerNet(width).to(dev).train()
         bb = load_backbone("efficientnet_lite0", device=str(dev), precision="fp32", fuse=fast,
@@ -227,6 +227,10 @@ def train_workload(dev, quick) -> List[Row]:
         loss_fn = PerceptualLoss(bb, style_target(bb, style, layers), layers, bb.defaults.content, LossWeights())
         if fast:
             net = net.to(memory_format=torch.channels_last)
+        # what Trainer does on GPUs: the faster form of the same network, parameters shared
+        forward = net.for_training() if fast and dev.type == "cuda" else net
+        if compiled:
+            forward = torch.compile(forward)
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         x = _batch(batch, size, seed=13).to(dev)
         if fast:
@@ -235,24 +239,39 @@ def train_workload(dev, quick) -> List[Row]:
 
         def step():
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                total, _ = loss_fn(net(x), x)
+                total, _ = loss_fn(forward(x), x)
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
             return total
         return step
 
-    rows = []
-    variants = [("plain fp32 NCHW batch 4 (baseline)", 4, False)]
-    big = 64 if dev.type == "cuda" else 8
-    variants.append((f"cvtools bf16 channels_last fused, batch {big}" if dev.type == "cuda"
-                     else f"cvtools fused channels_last, batch {big}", big, True))
-    for desc, batch, fast in variants:
+    def loss_curve(batch, fast, steps):
         step = make_step(batch, fast)
+        return [float(step()) for _ in range(steps)]
+
+    rows = []
+    variants = [("plain fp32 NCHW batch 4 (baseline)", 4, False, False)]
+    big = 64 if dev.type == "cuda" else 8
+    if dev.type == "cuda":
+        variants.append((f"cvtools bf16 channels_last fused, batch {big}", big, True, False))
+        if not quick:
+            variants.append((f"cvtools bf16 channels_last fused + compile, batch {big}", big, True, True))
+    else:
+        variants.append((f"cvtools fused channels_last, batch {big}", big, True, False))
+    # "same loss curve as the plain path": both recipes from the same start on the same batch
+    n_check = 20 if dev.type == "cuda" else 5
+    plain_curve = loss_curve(big, False, n_check)
+    fast_curve = loss_curve(big, True, n_check)
+    rel = max(abs(a - b) / abs(a) for a, b in zip(plain_curve, fast_curve))
+    curve = (f"{n_check}-step loss curve at batch {big} vs plain fp32: max rel. diff {rel:.1%} "
+             f"({plain_curve[0]:.3g} -> {plain_curve[-1]:.3g} vs {fast_curve[0]:.3g} -> {fast_curve[-1]:.3g})")
+    for desc, batch, fast, compiled in variants:
+        step = make_step(batch, fast, compiled)
         t = measure(step, dev, warmup=3, repeat=20 if dev.type == "cuda" else (2 if quick else 4))
         rate = batch / t.median_ms * 1e3
         rows.append(Row("train-style", desc, t.median_ms, f"1 step of {batch} at {size}px", rate, "img/s",
-                        1.0 if not rows else rate / rows[0].throughput, t.first_ms, "",
+                        1.0 if not rows else rate / rows[0].throughput, t.first_ms, curve if fast else "",
                         f"width {width}"))
     return rows
 
