@@ -230,7 +230,8 @@ def train_workload(dev, quick) -> List[Row]:
         # what Trainer does on GPUs: the faster form of the same network, parameters shared
         forward = net.for_training() if fast and dev.type == "cuda" else net
         if compiled:
-            forward = torch.compile(forward)
+            torch._dynamo.reset()
+            forward = torch.compile(forward, dynamic=False)
         opt = torch.optim.Adam(net.parameters(), 1e-3)
         x = _batch(batch, size, seed=13).to(dev)
         if fast:

@@ -376,7 +376,9 @@ class Trainer:
         self.model = model
         self.compiled = (c.compile if c.compile is not None
                          else cuda and c.steps - self.step_count >= AUTO_COMPILE_STEPS)
-        self.forward = torch.compile(model) if self.compiled else model
+        # static shapes: every batch of a run has the same size, and a shape change should
+        # recompile for it rather than fall back to slower dynamic-shape kernels
+        self.forward = torch.compile(model, dynamic=False) if self.compiled else model
         self._first_step = True
         self.out_dir = Path(c.output)
         self.checkpoint_path = self.out_dir / f"{c.name}.ckpt"
