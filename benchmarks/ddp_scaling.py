@@ -11,8 +11,8 @@ N×B (the per-GPU batch of the 1-GPU run), and N independent 1-GPU processes sid
 the host can feed at all: the ceiling for DDP).
 
 Folder stylize: ``cvtools stylize`` over a folder of generated 1920×1080 JPEGs on 1 and N
-processes; images/s from the wall time of the whole folder minus that of a one-image run
-(model load and start-up cancel). NVLink multicast stays off (NCCL_NVLS_ENABLE=0,
+processes; images/s from the command's own summary (first file started to last file written,
+over all ranks; model loading excluded). NVLink multicast stays off (NCCL_NVLS_ENABLE=0,
 TORCH_SYMM_MEM_DISABLE_MULTICAST=1).
 """
 
@@ -73,18 +73,22 @@ def independent_rate(n, batch, steps, a, tmp):
     return [steady_rate(o) for o in outs]
 
 
-def stylize_rate(nproc, folder, n, out, a):
-    one = folder.parent / "one"
-    one.mkdir(exist_ok=True)
-    first = sorted(folder.glob("*.jpg"))[0]
-    (one / first.name).write_bytes(first.read_bytes())
-    t0 = time.perf_counter()
-    finish(launch(nproc, ["stylize", one, "--style", "mona", "-o", out / f"one{nproc}/", "-q"], a.device), a.log)
-    t_one = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    finish(launch(nproc, ["stylize", folder, "--style", "mona", "-o", out / f"all{nproc}/", "-q"], a.device), a.log)
-    t_all = time.perf_counter() - t0
-    return (n - 1) / (t_all - t_one)
+def stylize_rate(nproc, folder, out, a):
+    """images/s from the command's own summary line ("N images in T s (R img/s ...)"): the span
+    from the first rank starting its files to the last rank finishing, model loading excluded."""
+    import re
+
+    proc = launch(nproc, ["stylize", folder, "--style", "mona", "-o", out / f"all{nproc}/"], a.device)
+    text, _ = proc.communicate()
+    if a.log:
+        with open(a.log, "a") as fh:
+            fh.write(f"\n==== {' '.join(proc.args)}\n{text[-5000:]}")
+    if proc.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(proc.args)}\n{text[-3000:]}")
+    m = re.findall(r"\(([0-9.]+) img/s", text)
+    if not m:
+        raise SystemExit(f"no rate in the output of {' '.join(proc.args)}\n{text[-2000:]}")
+    return float(m[-1])
 
 
 def main():
@@ -142,8 +146,8 @@ def main():
                                                    mode="bilinear")[0]
             for i in range(a.images):
                 save_image(folder / f"f{i:04d}.jpg", base.roll(i * 5, dims=2), quality=90)
-            s1 = stylize_rate(1, folder, a.images, tmp, a)
-            sn = stylize_rate(n, folder, a.images, tmp, a)
+            s1 = stylize_rate(1, folder, tmp, a)
+            sn = stylize_rate(n, folder, tmp, a)
             results["stylize"] = {"1": s1, str(n): sn, "images": a.images, "frame": a.frame}
             print(f"folder stylize {fw}x{fh} JPEG, {a.images} images: 1 GPU {s1:.1f} img/s | {n} GPUs "
                   f"{sn:.1f} img/s ({sn / s1:.2f}x)", flush=True)

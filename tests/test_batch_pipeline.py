@@ -89,7 +89,9 @@ def test_staged_run_reports_every_file_once_in_input_order(tmp_path, capsys, thr
     out = capsys.readouterr()
     assert report.exit_code == 0 and report.done == [str(p) for p in paths] and report.failed == []
     assert out.out.splitlines() == [f"note {p.name}" for p in paths]
-    assert out.err == ""
+    # the one summary line of a folder run: count, time and rate
+    assert len(out.err.splitlines()) == 1 and out.err.startswith("cvtools: done: 9 images in ")
+    assert "img/s)" in out.err
     for stage in ("prepare", "compute"):  # both on the main thread, in input order
         assert _stages(rec, stage) == [(p.name, True) for p in paths]
     for stage in ("load", "save"):

@@ -81,10 +81,20 @@ def echo_err(message: str) -> None:
 class BatchReport:
     done: List[str] = field(default_factory=list)
     failed: List[str] = field(default_factory=list)
+    #: wall-clock span of the loop over the files (model loading is before it): time.time() values
+    started: float = 0.0
+    ended: float = 0.0
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+    def rate_line(self, processes: int = 1) -> str:
+        """'N images in T s (R img/s[ on K processes])' for the summary of a folder run."""
+        seconds = max(1e-9, self.ended - self.started)
+        n = len(self.done)
+        on = f" on {processes} processes" if processes > 1 else ""
+        return f"{n} image{'s' if n != 1 else ''} in {seconds:.1f} s ({n / seconds:.1f} img/s{on})"
 
 
 def _error_line(path, exc) -> str:
@@ -350,6 +360,9 @@ def run_batch(
             old_term = signal.signal(signal.SIGTERM, _on_sigterm)
         except (ValueError, OSError):
             old_term = None
+    import time
+
+    report.started = time.time()
     try:
         with output_claims():
             if staged:
@@ -375,10 +388,13 @@ def run_batch(
             bar.close()
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+    report.ended = time.time()
     if dist.enabled:
         return _combine_ranks(report, dist, len(all_paths) + len(problems), quiet)
     if report.failed and len(paths) + len(problems) > 1 and not quiet:
         echo_err(f"{len(report.failed)} of {len(paths) + len(problems)} inputs failed")
+    if len(paths) > 1 and report.done and not quiet:
+        echo_err(f"done: {report.rate_line()}")
     return report
 
 
@@ -409,11 +425,13 @@ def _combine_ranks(report: BatchReport, dist, total: int, quiet: bool) -> BatchR
     one summary of the run."""
     from cvtools import distributed
 
-    parts = distributed.gather_objects((report.done, report.failed))
-    combined = BatchReport([d for done, _ in parts for d in done], [f for _, failed in parts for f in failed])
+    parts = distributed.gather_objects((report.done, report.failed, report.started, report.ended))
+    combined = BatchReport([d for p in parts for d in p[0]], [f for p in parts for f in p[1]],
+                           min(p[2] for p in parts), max(p[3] for p in parts))
     if dist.is_main and not quiet:
         echo_err(f"{len(combined.done)} of {total} inputs done on {dist.world_size} processes"
-                 + (f", {len(combined.failed)} failed" if combined.failed else ""))
+                 + (f", {len(combined.failed)} failed" if combined.failed else "")
+                 + (f": {combined.rate_line(dist.world_size)}" if combined.done else ""))
     return combined
 
 
