@@ -564,7 +564,7 @@ def save_image(path, image, alpha=None, quality: int = 95) -> Path:
     else:
         import torch
 
-        if not bool(torch.isfinite(image).all()):
+        if image.is_floating_point() and not bool(torch.isfinite(image).all()):
             raise ImageError(path, "the result has NaN or infinite values (a numerical failure); nothing written")
         im = tensor_to_pil(image)
     if alpha is not None:

@@ -109,6 +109,23 @@ def test_training_view_has_the_same_function_and_gradients():
         assert float((p.grad - g_ref[n]).abs().max()) < 1e-5 * scale, n
 
 
+def test_uint8_result_is_what_saving_the_float_result_writes():
+    # the CLI asks for 8-bit results (rounded on the device); they must be the very bytes the
+    # float result would have been saved as
+    import numpy as np
+
+    from cvtools.imageio import tensor_to_pil
+    from cvtools.style.stylize import Stylizer
+
+    st = Stylizer("mona", device="cpu")
+    photo = Image.open(SAMPLES / "chelsea.jpg").convert("RGB").resize((96, 64))
+    for kw in (dict(), dict(strength=0.6, preserve_color=True)):
+        as_float = st(photo, tile=None, **kw)
+        as_bytes = st(photo, tile=None, as_uint8=True, **kw)
+        assert as_bytes.dtype == torch.uint8
+        assert np.array_equal(np.asarray(tensor_to_pil(as_bytes)), np.asarray(tensor_to_pil(as_float)))
+
+
 def test_flop_count_matches_the_published_reference():
     # issue 9: the full Johnson network is 638 GFLOP per 1920x1080 frame
     flops = count_flops(TransformerNet(1.0), 1080, 1920)

@@ -114,7 +114,8 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
                 bar.update(1)
 
         try:
-            result = stylizer(rgb, strength=strength, preserve_color=preserve_color, tile=tile, progress=progress)
+            result = stylizer(rgb, strength=strength, preserve_color=preserve_color, tile=tile, progress=progress,
+                              as_uint8=True)
         finally:
             if bar is not None:
                 bar.close()

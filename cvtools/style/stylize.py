@@ -204,13 +204,16 @@ class Stylizer:
             return self._forward(self._to_input(images))
 
     def __call__(self, image, strength: float = 1.0, preserve_color: bool = False,
-                 tile: Union[str, int, None] = "auto", progress: Optional[Callable[[int], None]] = None
-                 ) -> torch.Tensor:
+                 tile: Union[str, int, None] = "auto", progress: Optional[Callable[[int], None]] = None,
+                 as_uint8: bool = False) -> torch.Tensor:
         """Stylize one image (3×H×W float tensor in [0, 1], or a PIL image) → 3×H×W float, CPU.
 
         strength: 0 returns the input, 1 the full style. preserve_color: keep the input's
         colours (the style's luminance only). tile: "auto", a tile side in pixels, or None.
         progress: called with the number of tiles, then once per tile done (``progress(0)``).
+        as_uint8: where the image is stylized whole on the device, return it already rounded to
+        8 bits there (a quarter of the bytes to copy back, no float work left for the CPU; a
+        result with NaN/inf stays float so that saving refuses it). Other paths return float.
         """
         if not 0.0 <= strength <= 1.0:
             raise UsageError(f"--strength must be between 0 and 1, not {strength}")
@@ -245,7 +248,10 @@ class Stylizer:
                 if pixels is not None:  # 8-bit to the device (a quarter of float's bytes), converted there
                     original = pixels.to(self.device, non_blocking=True).float().div_(255.0)
                     out = self.stylize_tensor(original)[0]
-                    return finish_pixels(out, original, strength, preserve_color).cpu()
+                    result = finish_pixels(out, original, strength, preserve_color)
+                    if as_uint8 and bool(torch.isfinite(result).all()):
+                        return result.clamp_(0, 1).mul_(255).round_().to(torch.uint8).cpu()
+                    return result.cpu()
                 out = self.stylize_tensor(image)[0]
                 return finish_pixels(out.float().cpu(), image, strength, preserve_color)
             except torch.cuda.OutOfMemoryError:
