@@ -85,22 +85,26 @@ def dream_workload(dev, quick) -> List[Row]:
                                             mode="bilinear", align_corners=False)[0].to(dev)
     settings = dict(octaves=octaves, steps=steps, jitter=32, tile=None)
     variants = [
-        ("unfused fp32 eager (baseline)", _plain_backbone(dev), False),
+        ("unfused fp32 eager (baseline)", _plain_backbone(dev), False, False),
     ]
     fast_bb = load_backbone("efficientnet_lite0", device=str(dev))
     if dev.type == "cuda":
-        variants.append(("fused fp16 channels_last eager", fast_bb, False))
-        variants.append(("fused fp16 channels_last + CUDA graphs", fast_bb, None))
+        variants.append(("fused fp16 channels_last eager", fast_bb, False, False))
+        variants.append(("fused fp16 channels_last + CUDA graphs", fast_bb, None, False))
+        if not quick:
+            variants.append(("+ compile (--compile)", fast_bb, None, True))
     else:
-        variants.append(("fused fp32 channels_last (default)", fast_bb, None))
-        variants.append(("fused bf16 channels_last", load_backbone("efficientnet_lite0", device="cpu", precision="bf16"), None))
+        variants.append(("fused fp32 channels_last (default)", fast_bb, None, False))
+        variants.append(("fused bf16 channels_last", load_backbone("efficientnet_lite0", device="cpu", precision="bf16"),
+                         None, False))
     rows, ref = [], None
-    for desc, bb, fast in variants:
-        engine = DreamEngine(bb, DreamSettings(fast=fast, **settings))
+    for desc, bb, fast, compiled in variants:
+        engine = DreamEngine(bb, DreamSettings(fast=fast, compile=compiled, **settings))
         t = measure(lambda: engine(image, seed=0), dev, warmup=2, repeat=10 if dev.type == "cuda" else 2)
         # A dream is chaotic (a 1e-4 change moves later steps visibly), so the paths are
         # compared after one step of one octave, where they must agree closely.
-        one = DreamEngine(bb, DreamSettings(fast=fast, octaves=1, steps=1, jitter=32, tile=None))(image, seed=0)
+        one = DreamEngine(bb, DreamSettings(fast=fast, compile=compiled, octaves=1, steps=1, jitter=32,
+                                            tile=None))(image, seed=0)
         if ref is None:
             ref, base, check = one, t.median_ms, "reference"
         else:

@@ -88,7 +88,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
                          "give a directory instead")
 
     settings = dict(layers=tuple(layers) or None, octaves=octaves, octave_scale=octave_scale, steps=steps,
-                    jitter=jitter, tile=tile, fast=False if no_cuda_graphs else None)
+                    jitter=jitter, tile=tile, fast=False if no_cuda_graphs else None,
+                    compile=bool(model_opts.get("compile_")))
     if step_size is not None:
         settings["step_size"] = step_size
     settings = DreamSettings(**settings).validated()  # bad options fail before the network loads
