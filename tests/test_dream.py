@@ -180,6 +180,23 @@ def test_compiled_objective_gives_the_eager_gradient(lite0):
         compiled = DreamEngine(lite0, DreamSettings(layers=("blocks.4", "blocks.6:0-9"), compile=True), guide=guide)
         g_eager, g_compiled = eager.gradient(x), compiled.gradient(x)
         assert float((g_eager - g_compiled).abs().max()) <= 1e-4 * float(g_eager.abs().max())
+    # and a whole step: the compiled update blurs with a stencil instead of a convolution
+    rows, rows_inv = roll_indices(48, torch.tensor([5]))
+    cols, cols_inv = roll_indices(64, torch.tensor([-7]))
+    a, b = x.clone(), x.clone()
+    eager.step(a, rows[0], cols[0], rows_inv[0], cols_inv[0])
+    compiled.step(b, rows[0], cols[0], rows_inv[0], cols_inv[0])
+    assert float((a - x).abs().mean()) > 1e-3  # it moved
+    assert float((a - b).abs().max()) < 1e-4
+
+
+def test_stencil_blur_is_the_convolution_blur():
+    from cvtools.dream.engine import GaussianBlur
+
+    x = torch.randn(2, 3, 37, 53)
+    for sigma in (0.5, 1.0, 2.0):
+        blur = GaussianBlur(sigma, "cpu")
+        assert float((blur(x) - blur.stencil(x)).abs().max()) < 1e-5
 
 
 def test_captured_octave_path_equals_the_eager_path(lite0):

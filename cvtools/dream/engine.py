@@ -103,7 +103,9 @@ class GaussianBlur:
         radius = max(1, math.ceil(3 * sigma))
         t = torch.arange(-radius, radius + 1, dtype=torch.float32)
         k = torch.exp(-t * t / (2 * sigma * sigma))
-        k = (k / k.sum()).to(device)
+        k = k / k.sum()
+        self.taps = [float(v) for v in k]
+        k = k.to(device)
         self.radius = radius
         self.horizontal = k.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
         self.vertical = k.view(1, 1, -1, 1).repeat(3, 1, 1, 1)
@@ -114,6 +116,18 @@ class GaussianBlur:
         r = self.radius
         x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), self.horizontal, groups=3)
         return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), self.vertical, groups=3)
+
+    def stencil(self, x):
+        """The same blur as a weighted sum of shifted views: slow eager, but under torch.compile
+        each direction becomes one fused kernel (the depthwise convolution took 4.9 ms of a
+        95 ms 1080p dream, in PyTorch's generic fp32 kernel plus the padding copies)."""
+        import torch.nn.functional as F
+
+        r, h, w = self.radius, x.shape[-2], x.shape[-1]
+        xp = F.pad(x, (r, r, 0, 0), mode="reflect")
+        y = sum(k * xp[..., :, i:i + w] for i, k in enumerate(self.taps))
+        yp = F.pad(y, (0, 0, r, r), mode="reflect")
+        return sum(k * yp[..., i:i + h, :] for i, k in enumerate(self.taps))
 
 
 def octave_sizes(h: int, w: int, octaves: int, scale: float, min_side: int) -> List[Tuple[int, int]]:
@@ -187,6 +201,8 @@ class DreamEngine:
             # exception that stops it); what the objective does not use is dead code to the
             # compiler. Static shapes: one compilation per octave size, reused for every image.
             self._loss = torch.compile(self._loss_full, dynamic=False)
+            # and the update: unroll, blur, clean, normalise, add, clamp in a few fused kernels
+            self._update = torch.compile(self._update_stencil, dynamic=False)
 
     # ------------------------------------------------------------------ helpers
     def note(self, message: str) -> None:
@@ -246,21 +262,36 @@ class DreamEngine:
 
     def step(self, image, rows, cols, rows_inv, cols_inv, tile=None, tile_offset=(0, 0)):
         """One ascent step on ``image`` (in place): roll, gradient, unroll, normalised update, clamp."""
-        import torch
-
         x = roll2d(image, rows, cols)
         if tile is None:
             g = self.gradient(x)
         else:
             g = tiled_gradient(x, self.gradient, tile, tile_offset, self.settings.margin, self._align)
+        if self.settings.compile:
+            image.copy_(self._update(image, g, rows_inv, cols_inv))
+        else:
+            self._update_in_place(image, g, rows_inv, cols_inv)
+
+    def _unrolled_gradient(self, g, rows_inv, cols_inv, stencil: bool):
+        import torch
+
         g = roll2d(g, rows_inv, cols_inv)
         if self._blur is not None:
-            g = self._blur(g)
+            g = self._blur.stencil(g) if stencil else self._blur(g)
         # Half-precision backbones can overflow on extreme inputs; a non-finite gradient must not
         # poison the picture (done on the device: no sync).
         g = torch.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
-        image.add_(g * (self.settings.step_size / (g.abs().mean() + 1e-12)))
+        return g * (self.settings.step_size / (g.abs().mean() + 1e-12))
+
+    def _update_in_place(self, image, g, rows_inv, cols_inv):
+        """Unroll the gradient of the rolled image, blur, normalise by its mean absolute value,
+        add, clamp."""
+        image.add_(self._unrolled_gradient(g, rows_inv, cols_inv, stencil=False))
         image.clamp_(0.0, 1.0)
+
+    def _update_stencil(self, image, g, rows_inv, cols_inv):
+        """The same update as a pure function (what torch.compile fuses best)."""
+        return (image + self._unrolled_gradient(g, rows_inv, cols_inv, stencil=True)).clamp(0.0, 1.0)
 
     # ------------------------------------------------------------------ octaves
     def _octave(self, image, shifts, tile, tile_offsets, progress):
