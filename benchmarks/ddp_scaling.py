@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ENV = dict(os.environ, NCCL_NVLS_ENABLE="0", TORCH_SYMM_MEM_DISABLE_MULTICAST="1", NVSHMEM_DISABLE_NVLS="1",
@@ -42,6 +41,7 @@ def finish(proc, log):
             fh.write(f"\n==== {' '.join(proc.args)}\n{out}")
     if proc.returncode != 0:
         raise SystemExit(f"failed: {' '.join(proc.args)}\n{out[-3000:]}")
+    return out
 
 
 def train_args(batch, steps, style, photos, out, size, extra=()):
@@ -79,12 +79,7 @@ def stylize_rate(nproc, folder, out, a):
     import re
 
     proc = launch(nproc, ["stylize", folder, "--style", "mona", "-o", out / f"all{nproc}/"], a.device)
-    text, _ = proc.communicate()
-    if a.log:
-        with open(a.log, "a") as fh:
-            fh.write(f"\n==== {' '.join(proc.args)}\n{text[-5000:]}")
-    if proc.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(proc.args)}\n{text[-3000:]}")
+    text = finish(proc, a.log)
     m = re.findall(r"\(([0-9.]+) img/s", text)
     if not m:
         raise SystemExit(f"no rate in the output of {' '.join(proc.args)}\n{text[-2000:]}")

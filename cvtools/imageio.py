@@ -287,6 +287,13 @@ def pil_to_tensor(im: Image.Image):
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).float().div_(255.0)
 
 
+def to_uint8(t):
+    """[0, 1] floats -> 8-bit values, rounded, on the tensor's own device (NaN -> 0, inf -> 255)."""
+    import torch
+
+    return t.float().nan_to_num(0.0, 1.0, 0.0).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+
+
 def tensor_to_pil(t, mode: Optional[str] = None) -> Image.Image:
     """A float tensor C×H×W (or 1×C×H×W) in [0, 1] (or uint8) to an 8-bit PIL image."""
     import numpy as np
@@ -298,7 +305,7 @@ def tensor_to_pil(t, mode: Optional[str] = None) -> Image.Image:
     if t.dim() == 2:
         t = t.unsqueeze(0)
     if t.is_cuda:  # a quarter of the bytes cross the bus, and the GPU does the arithmetic
-        t = t.float().nan_to_num(0.0, 1.0, 0.0).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+        t = to_uint8(t)
     if t.dtype == torch.uint8:
         arr = t.permute(1, 2, 0).cpu().numpy()
     else:

@@ -253,7 +253,9 @@ class Stylizer:
                     out = self.stylize_tensor(original)[0]
                     result = finish_pixels(out, original, strength, preserve_color)
                     if as_uint8 and bool(torch.isfinite(result).all()):
-                        return result.clamp_(0, 1).mul_(255).round_().to(torch.uint8).cpu()
+                        from cvtools.imageio import to_uint8
+
+                        return to_uint8(result).cpu()
                     return result.cpu()
                 out = self.stylize_tensor(image)[0]
                 return finish_pixels(out.float().cpu(), image, strength, preserve_color)
