@@ -12,8 +12,11 @@ from __future__ import annotations
 import os
 from typing import Callable, List, Optional, Tuple
 
-#: Context around each tile's core, in input pixels (two strides of the deepest usual layers).
-DEFAULT_MARGIN = 64
+#: Context around each tile's core, in input pixels: three strides of the deepest usual layers
+#: (32). Cosine of the tiled to the whole gradient of EfficientNet-Lite0's default dream layers
+#: (blocks.10 + blocks.12) at 342x512 and 343x513, 192- and 256-px tiles, 13 random grid offsets
+#: over rocket, chelsea, coffee: margin 64 0.978-0.998, 96 0.995-0.9999, 128 0.999-1.0.
+DEFAULT_MARGIN = 96
 #: Smallest tile auto-tiling and out-of-memory fallbacks go down to.
 MIN_TILE = 128
 
@@ -25,8 +28,16 @@ def tile_spans(n: int, tile: int, offset: int = 0, margin: int = DEFAULT_MARGIN,
     each with up to ``margin`` pixels of context on both sides.
 
     ``align`` (the network's total stride) moves each context start down to a multiple of it and
-    rounds its length up to one: every tile then sees the stride grid exactly where the whole
-    image has it, so neighbouring tiles' gradients agree in phase instead of jumping at borders.
+    lengthens the context until its length is congruent to ``n`` modulo ``align``. Both matter
+    with TensorFlow-"same" padding (EfficientNet-Lite): a stride-2 layer puts its top/left pad
+    by the parity of its input's length, so an input of length L sees the grid of sample centres
+    shifted by one pixel from an input of length n unless ceil(L / 2^k) and ceil(n / 2^k) have
+    the same parity at every stride-2 layer k, which for all k < log2(align) is exactly
+    L = n (mod align). With both, every tile sees the stride grid where the whole image has it,
+    so neighbouring tiles' gradients agree in phase instead of jumping at borders (measured on
+    a 342x512 input with 192-px tiles: cosine to the whole gradient 0.64 with lengths rounded
+    to multiples of 32, 0.999 congruent to n). A context that reaches the image's end has
+    length n - start, congruent by construction.
     Core slivers shorter than the margin are merged into their neighbour (they would cost a
     whole forward pass for a few pixels).
     """
@@ -45,7 +56,9 @@ def tile_spans(n: int, tile: int, offset: int = 0, margin: int = DEFAULT_MARGIN,
     spans = []
     for a, b in cores:
         start = max(0, (a - margin) // align * align)
-        length = -(-(b + margin - start) // align) * align
+        # the shortest length >= core + margin that is congruent to n (mod align)
+        need = b + margin - start
+        length = need + (n - need) % align
         spans.append((a, b, start, min(n, start + length)))
     return spans
 
