@@ -75,9 +75,20 @@ def sniff_weights_format(path) -> str:
     return "unknown"
 
 
-def _check_safetensors_header(path: Path) -> None:
+def read_safetensors_header(path) -> Dict:
+    """A safetensors file's header ({name: {"dtype", "shape", "data_offsets"}, "__metadata__":
+    {...}}) without reading any tensor, checked like :func:`load_state_dict_file` checks it:
+    callers can compare shapes and metadata against what they expect before loading anything."""
+    path = Path(path)
+    _check_readable(path)
+    if sniff_weights_format(path) != "safetensors":
+        raise WeightsError(f"{safe_path(path)}: not a safetensors file (damaged, or another kind of file)")
+    return _check_safetensors_header(path)
+
+
+def _check_safetensors_header(path: Path) -> Dict:
     """The header must be JSON whose tensors fit inside the file (a truncated or tampered file
-    fails here with a clear message instead of deep inside the loader)."""
+    fails here with a clear message instead of deep inside the loader); returns it."""
     size = path.stat().st_size
     with open(path, "rb") as f:
         n = int.from_bytes(f.read(8), "little")
@@ -86,7 +97,7 @@ def _check_safetensors_header(path: Path) -> None:
         raise WeightsError(f"{safe_path(path)}: truncated safetensors file (header cut short)")
     try:
         header = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise WeightsError(f"{safe_path(path)}: damaged safetensors file (its header is not valid JSON)") from None
     if not isinstance(header, dict):
         raise WeightsError(f"{safe_path(path)}: damaged safetensors file (header is not a table)")
@@ -96,11 +107,17 @@ def _check_safetensors_header(path: Path) -> None:
             continue
         try:
             end = max(end, int(info["data_offsets"][1]))
+            if not all(isinstance(d, int) and 0 <= d for d in info["shape"]):
+                raise ValueError
         except (KeyError, TypeError, ValueError, IndexError):
-            raise WeightsError(f"{safe_path(path)}: damaged safetensors file (entry {name!r})") from None
+            raise WeightsError(f"{safe_path(path)}: damaged safetensors file (entry {safe_path(repr(name))})") from None
     if 8 + n + end > size:
         raise WeightsError(
             f"{safe_path(path)}: truncated safetensors file ({size} bytes, its header needs {8 + n + end})")
+    meta = header.get("__metadata__", {})
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise WeightsError(f"{safe_path(path)}: damaged safetensors file (its metadata is not a table of text)")
+    return header
 
 
 def _unpickling_reason(exc: Exception) -> str:
@@ -163,6 +180,9 @@ def load_state_dict_file(path, expected_sha256: Optional[str] = None) -> Dict:
             ) from None
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
+    if isinstance(obj, dict) and isinstance(obj.get("format"), str) and obj["format"].startswith("cvtools-train-style"):
+        raise WeightsError(f"{safe_path(path)}: is a train-style checkpoint (continue it with `cvtools "
+                           "train-style ... --resume`); the trained style is the .json/.safetensors beside it")
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{safe_path(path)}: holds no state dict of tensors")
     for name, t in obj.items():

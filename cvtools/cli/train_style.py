@@ -9,9 +9,13 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 @click.argument("style_image", type=click.Path(dir_okay=False), metavar="STYLE_IMAGE")
 @click.option("--photos", required=True, type=click.Path(file_okay=False), metavar="DIR",
               help="Folder of training photos (searched recursively; a few hundred varied photos work well).")
-@click.option("--name", help="Style name (file names, the suffix of stylized images). Default: the style image's name.")
-@click.option("-o", "--output", default=".", show_default=True, metavar="DIR",
-              help="Where NAME.safetensors, NAME.json, NAME.ckpt and NAME_previews/ go.")
+@click.option("--name", help="Style name (file names, the suffix of stylized images). Default: the style image's "
+                             "name (with --resume: the checkpoint's).")
+@click.option("-o", "--output", metavar="DIR",
+              help="Where NAME.safetensors, NAME.json, NAME.ckpt and NAME_previews/ go. Default: the current "
+                   "folder (with --resume: the checkpoint's folder).")
+@click.option("--overwrite", is_flag=True,
+              help="Start again over an earlier run's NAME.json/.safetensors/.ckpt in -o (without it they are never replaced).")
 @click.option("--backbone", "-b", default="efficientnet_lite0", show_default=True, help=BACKBONE_HELP)
 @click.option("--weights", "backbone_weights", metavar="PATH|random",
               help="Backbone weights file (e.g. a VGG-16 state dict you have); default: the pretrained ones.")
@@ -34,11 +38,15 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 @click.option("--checkpoint-every", type=click.IntRange(0), default=500, show_default=True, metavar="N",
               help="Save a resumable checkpoint every N steps (also on Ctrl-C / SIGTERM).")
 @click.option("--resume", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
-              help="Continue a run from NAME.ckpt (same data order; --steps may be raised).")
+              help="Continue the run in NAME.ckpt (same data order; --steps may be raised). Options left out are the "
+                   "run's; a different painting, photos or recipe is refused (see the next option).")
+@click.option("--resume-with-new-settings", "resume_new", type=click.Path(dir_okay=False), metavar="CHECKPOINT",
+              help="Continue the network and optimizer in NAME.ckpt with the settings given now (another painting, "
+                   "batch size, --lr, --style-weight...); the record lists what changed at which step.")
 @click.option("--preview", type=click.Path(dir_okay=False), metavar="IMAGE",
               help="Photo to stylize into NAME_previews/ as training goes (default: the first training photo).")
-@click.option("--preview-every", type=click.IntRange(0), default=250, show_default=True, metavar="N",
-              help="Write a preview every N steps (0: never).")
+@click.option("--preview-every", type=click.IntRange(0), metavar="N",
+              help="Write a preview every N steps (0: never). Default: about 8 previews over the run.")
 @click.option("--workers", type=click.IntRange(0), help="DataLoader worker processes decoding photos (default: CPUs - 1, at most 8).")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
@@ -53,15 +61,17 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 @click.option("--artist", default="", help="Painter, for the style record.")
 @click.option("--year", default="", help="Year of the painting, for the style record.")
 @quiet_option
-def train_style(style_image, photos, name, output, backbone, backbone_weights, steps, batch_size, image_size,
-                style_size, content_weight, style_weight, tv_weight, style_layers, layer_weights, content_layer, lr,
-                width, seed, checkpoint_every, resume, preview, preview_every, workers, device, precision, compile_,
-                gpus, title, artist, year, quiet):
+@click.pass_context
+def train_style(ctx, style_image, photos, name, output, overwrite, backbone, backbone_weights, steps, batch_size,
+                image_size, style_size, content_weight, style_weight, tv_weight, style_layers, layer_weights,
+                content_layer, lr, width, seed, checkpoint_every, resume, resume_new, preview, preview_every, workers,
+                device, precision, compile_, gpus, title, artist, year, quiet):
     """Train a fast style network: one painting, a folder of photos.
 
     Writes NAME.safetensors (the network, fp16) and NAME.json (the style record) into -o; use
     them with `cvtools stylize PHOTO --style DIR/NAME.json`. Watch NAME_previews/ as it learns.
-    Ctrl-C saves a checkpoint; --resume NAME.ckpt continues the same run.
+    Ctrl-C saves a checkpoint; --resume NAME.ckpt continues the same run. An earlier run's files
+    are never replaced without --overwrite.
 
     \b
     Examples:
@@ -80,8 +90,16 @@ def train_style(style_image, photos, name, output, backbone, backbone_weights, s
     if gpus > 1 and not distributed.launched_by_torchrun():
         raise click.exceptions.Exit(distributed.relaunch_with_torchrun(gpus, distributed.strip_gpus_option(sys.argv[1:])))
 
+    from click.core import ParameterSource
+
     from cvtools.errors import UsageError
     from cvtools.style.train import TrainConfig, TrainingStopped, train_style as run
+
+    if resume and resume_new:
+        raise UsageError("give --resume or --resume-with-new-settings, not both")
+    checkpoint = resume or resume_new
+    if output is None:
+        output = str(Path(checkpoint).parent) if checkpoint else "."
 
     def floats(text, what):
         try:
@@ -90,7 +108,7 @@ def train_style(style_image, photos, name, output, backbone, backbone_weights, s
             raise UsageError(f"--{what} takes comma-separated numbers, not {text!r}") from None
 
     config = TrainConfig(
-        style_image=style_image, photos=photos, name=name or Path(style_image).stem, output=output,
+        style_image=style_image, photos=photos, name=name, output=output,
         backbone=backbone, backbone_weights=backbone_weights,
         style_layers=[s.strip() for s in style_layers.split(",")] if style_layers else None,
         style_layer_weights=floats(layer_weights, "layer-weights"), content_layer=content_layer,
@@ -98,8 +116,12 @@ def train_style(style_image, photos, name, output, backbone, backbone_weights, s
         batch_size=batch_size, image_size=image_size, style_size=style_size, lr=lr, seed=seed, width=width,
         checkpoint_every=checkpoint_every, preview_every=preview_every, preview=preview, device=device,
         precision=precision, workers=workers, compile=compile_, title=title, artist=artist, year=year)
+    # options given on the command line (not click's defaults): on resume, the others are the run's
+    fields = {"layer_weights": "style_layer_weights", "compile_": "compile"}
+    given = {fields.get(k, k) for k in ctx.params if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
     try:
-        result = run(config, resume=resume, quiet=quiet)
+        result = run(config, resume=checkpoint, quiet=quiet, overwrite=overwrite, new_settings=bool(resume_new),
+                     settings_given=given)
     except TrainingStopped as exc:
         echo_err(str(exc))
         raise click.exceptions.Exit(exc.exit_code)

@@ -12,12 +12,14 @@ root links to both) so that a plain ``pip install`` ships them inside the packag
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
 
-from cvtools.errors import UsageError, WeightsError
+from cvtools.errors import UsageError, WeightsError, safe_path
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "bundled"
 BUNDLED_RECORDS = BUNDLED_DIR / "styles"
@@ -26,6 +28,29 @@ BUNDLED_WEIGHTS = BUNDLED_DIR / "weights"
 #: Marks our safetensors files; a file without it is refused as foreign.
 FORMAT_KEY = "cvtools_style"
 FORMAT_VERSION = "1"
+
+#: A style record is a small JSON file (the bundled ones are ~2 KB); anything larger is refused
+#: unread, and nesting deeper than this is refused while checking (JSON itself is parsed iteratively
+#: up to Python's recursion limit, which is caught).
+MAX_RECORD_BYTES = 1 << 20
+MAX_NAME_CHARS = 100
+_BAD_NAME_CHARS = re.compile(r"[\x00-\x1f\x7f/\\]")
+
+
+def check_name(name, what: str = "style name") -> str:
+    """``name`` when it can be used as one file-name component (a style's name becomes file names
+    and the suffix of stylized images), else a ValueError saying why. Names come from records,
+    checkpoints and the command line alike: none may climb out of a folder or hide a file."""
+    if not isinstance(name, str):
+        raise ValueError(f"{what} {name!r} is not text")
+    if not name or len(name) > MAX_NAME_CHARS:
+        raise ValueError(f"{what} must be 1-{MAX_NAME_CHARS} characters, not {len(name)}")
+    if _BAD_NAME_CHARS.search(name) or name in (".", "..") or (os.altsep and os.altsep in name):
+        raise ValueError(f"{what} {safe_path(repr(name))} is not a plain file name "
+                         "(no path separators or control characters)")
+    if name.startswith("."):
+        raise ValueError(f"{what} {safe_path(repr(name))} must not start with a dot")
+    return name
 
 
 @dataclass
@@ -68,9 +93,19 @@ class StyleRecord:
     @classmethod
     def from_dict(cls, data: Dict[str, Any], path: Optional[Path] = None,
                   weights_dir: Optional[Path] = None) -> "StyleRecord":
+        """A record from its JSON object, every field checked first (a record is untrusted input:
+        its name becomes file names, its weights file is opened); any problem is one
+        WeightsError line naming the file."""
+        where = safe_path(path) if path is not None else "style record"
+        if not isinstance(data, dict):
+            raise WeightsError(f"{where}: not a style record (not a JSON object)")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and k not in ("path", "weights_dir")}
         if "name" not in known:
-            raise WeightsError(f"{path}: not a style record (no 'name')")
+            raise WeightsError(f"{where}: not a style record (no 'name')")
+        try:
+            _check_record_fields(known)
+        except ValueError as exc:
+            raise WeightsError(f"{where}: not a valid style record ({exc})") from None
         return cls(**known, path=path, weights_dir=weights_dir)
 
     def save(self, path) -> Path:
@@ -98,16 +133,61 @@ class StyleRecord:
         return load_style_weights(self.weights_path, expected_sha256=sha, device=device)
 
 
+def _check_record_fields(d: Dict[str, Any]) -> None:
+    """ValueError naming the first field of a record's (known) fields that has a wrong type or
+    an out-of-range value."""
+    from cvtools.style.network import check_architecture
+
+    check_name(d["name"])
+    for key in ("title", "artist", "year"):
+        if key in d and not isinstance(d[key], str):
+            if key == "year" and isinstance(d[key], int) and not isinstance(d[key], bool):
+                d[key] = str(d[key])  # "year": 1889 is a fair thing to write by hand
+            else:
+                raise ValueError(f"'{key}' must be text")
+    for key in ("provenance", "weights", "network", "recipe", "training", "quality"):
+        if key in d and not isinstance(d[key], dict):
+            raise ValueError(f"'{key}' must be an object, not {type(d[key]).__name__}")
+        if key in d and _depth(d[key]) > 8:
+            raise ValueError(f"'{key}' is nested too deeply")
+    weights = d.get("weights", {})
+    if "file" in weights:
+        check_name(weights["file"], "weights file name")
+    sha = weights.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-fA-F]{64}", sha)):
+        raise ValueError("'weights.sha256' must be 64 hexadecimal digits")
+    network = d.get("network", {})
+    if "width" in network or "residual_blocks" in network:
+        check_architecture(network.get("width", 0.5), network.get("residual_blocks", 5))
+
+
+def _depth(obj, limit: int = 32) -> int:
+    """How deeply lists and objects nest in ``obj`` (stops counting past ``limit``)."""
+    if limit <= 0 or not isinstance(obj, (dict, list)):
+        return 0
+    items = obj.values() if isinstance(obj, dict) else obj
+    return 1 + max((_depth(v, limit - 1) for v in items), default=0)
+
+
 def read_record(path) -> StyleRecord:
     path = Path(path)
+    where = safe_path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_RECORD_BYTES:
+            raise WeightsError(f"{where}: not a style record ({size:,} bytes; records are a few KB)")
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise WeightsError(f"{path}: no such style record") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WeightsError(f"{path}: not a readable style record ({type(exc).__name__}: {exc})") from None
+        raise WeightsError(f"{where}: no such style record") from None
+    except IsADirectoryError:
+        raise WeightsError(f"{where}: is a directory, not a style record") from None
+    except RecursionError:
+        raise WeightsError(f"{where}: not a style record (JSON nested too deeply)") from None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else f"{type(exc).__name__}: {exc}"
+        raise WeightsError(f"{where}: not a readable style record ({reason})") from None
     if not isinstance(data, dict):
-        raise WeightsError(f"{path}: not a style record")
+        raise WeightsError(f"{where}: not a style record (not a JSON object)")
     weights_dir = BUNDLED_WEIGHTS if path.parent == BUNDLED_RECORDS else path.parent
     return StyleRecord.from_dict(data, path=path, weights_dir=weights_dir)
 
@@ -139,7 +219,13 @@ def resolve_style(style: Union[str, os.PathLike, StyleRecord]) -> StyleRecord:
         if p.suffix.lower() == ".json":
             return read_record(p)
         if not p.exists():
-            raise WeightsError(f"{p}: no such style file")
+            raise WeightsError(f"{safe_path(p)}: no such style file")
+        if p.suffix.lower() == ".ckpt":
+            record = p.with_suffix(".json")
+            then = ("use its style record " + safe_path(record) if record.exists() else
+                    f"the style record {safe_path(record.name)} is written beside it when training "
+                    f"finishes (continue with `cvtools train-style ... --resume {safe_path(p)}`)")
+            raise UsageError(f"{safe_path(p)}: is a train-style checkpoint (for --resume), not a style; {then}")
         sibling = p.with_suffix(".json")
         if sibling.exists():
             record = read_record(sibling)
@@ -175,29 +261,69 @@ def save_style_weights(net, path, name: str = "") -> str:
 
 
 def load_style_weights(path, expected_sha256: Optional[str] = None, device="cpu"):
-    """A TransformerNet from a style weights file; anything else is a one-line WeightsError."""
-    import torch
-    from safetensors import safe_open
+    """A TransformerNet from a style weights file; anything else is a one-line WeightsError.
 
-    from cvtools.style.network import TransformerNet
-    from cvtools.weights import load_state_dict_file
+    The order matters for untrusted files: the checksum, then the header alone (metadata and
+    tensor shapes, no tensor read), the declared architecture against its bounds, every shape
+    against that architecture, and only then the tensors and the network.
+    """
+    import torch
+
+    from cvtools.style.network import TransformerNet, check_architecture, parameter_shapes
+    from cvtools.weights import load_state_dict_file, read_safetensors_header, verify_sha256
 
     path = Path(path)
-    state = load_state_dict_file(path, expected_sha256=expected_sha256)  # checksum, readability
+    where = safe_path(path)
+    if path.suffix.lower() == ".ckpt":
+        resolve_style(path)  # says what a checkpoint is and which file to use instead
     if path.suffix != ".safetensors":
-        raise WeightsError(f"{path}: style weights must be a .safetensors file")
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
+        raise WeightsError(f"{where}: style weights must be a .safetensors file")
+    if expected_sha256:
+        verify_sha256(path, expected_sha256)
+    header = read_safetensors_header(path)
+    meta = header.get("__metadata__", {})
     if meta.get(FORMAT_KEY) != FORMAT_VERSION:
-        raise WeightsError(f"{path}: not a cvtools style weights file (no '{FORMAT_KEY}' metadata); "
+        raise WeightsError(f"{where}: not a cvtools style weights file (no '{FORMAT_KEY}' metadata); "
                            "train one with `cvtools train-style`")
     try:
-        net = TransformerNet(width=float(meta["width"]), residual_blocks=int(meta["residual_blocks"]))
+        width = float(meta["width"])
+        blocks = int(meta["residual_blocks"])
+        expected = parameter_shapes(*check_architecture(width, blocks))
+    except (KeyError, ValueError) as exc:
+        raise WeightsError(f"{where}: its metadata declares no usable network ({_reason(exc)})") from None
+    shapes = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    problem = state_shape_problem(shapes, expected)
+    if problem:
+        raise WeightsError(f"{where}: weights do not fit the style network of width {width:g} with "
+                           f"{blocks} residual blocks ({problem})")
+    state = load_state_dict_file(path)  # readability, NaN/inf
+    try:
+        net = TransformerNet(width=width, residual_blocks=blocks)
         net.load_state_dict({k: v.float() for k, v in state.items()})
-    except (KeyError, ValueError, RuntimeError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise WeightsError(f"{path}: weights do not fit the style network ({first})") from None
+    except (ValueError, RuntimeError) as exc:
+        raise WeightsError(f"{where}: weights do not fit the style network ({_reason(exc)})") from None
     bad = [k for k, v in net.state_dict().items() if not torch.isfinite(v).all()]
     if bad:
-        raise WeightsError(f"{path}: weights hold NaN or infinite values ({bad[0]})")
+        raise WeightsError(f"{where}: weights hold NaN or infinite values ({bad[0]})")
     return net.eval().to(device)
+
+
+def state_shape_problem(shapes: Dict[str, tuple], expected: Dict[str, tuple]) -> Optional[str]:
+    """None when ``shapes`` (name → shape) is exactly ``expected``, else what differs first."""
+    missing = [k for k in expected if k not in shapes]
+    extra = [k for k in shapes if k not in expected]
+    if missing:
+        return f"{len(missing)} tensors missing, e.g. {missing[0]!r}"
+    if extra:
+        return f"{len(extra)} unexpected tensors, e.g. {safe_path(repr(extra[0]))}"
+    for k, shape in expected.items():
+        if tuple(shapes[k]) != tuple(shape):
+            return f"{k!r} is {list(shapes[k])}, expected {list(shape)}"
+    return None
+
+
+def _reason(exc: Exception) -> str:
+    from cvtools.errors import one_line
+
+    text = str(exc).strip().splitlines()
+    return one_line(text[0] if text else type(exc).__name__, 160)

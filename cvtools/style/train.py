@@ -11,12 +11,17 @@ Gram matrices and the photos' content (:mod:`cvtools.style.losses`); Adam update
 Reliability: the data order is a pure function of (seed, step), so ``resume`` continues the very
 same run; checkpoints (network + optimizer + step) are written atomically every
 ``checkpoint_every`` steps and on Ctrl-C or SIGTERM; a NaN/inf loss stops training and keeps the
-last good checkpoint. For several GPUs the pieces are separate on purpose: ``sample_indices``
+last good checkpoint. Files of an earlier run are never replaced unless asked (``overwrite``),
+and a resumed run must be the same run (same painting, photos and recipe) unless asked
+(``new_settings``). A checkpoint is untrusted input when read: it carries a SHA-256 of its
+contents, and every value in it is checked (types, ranges, tensor shapes against the declared
+network) before anything is built from it. For several GPUs the pieces are separate on purpose: ``sample_indices``
 shards by rank, ``Trainer.step`` is one optimisation step, checkpoints come from ``Trainer``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -33,7 +38,26 @@ import torch
 
 from cvtools.errors import CvtoolsError, UsageError, WeightsError
 
-CHECKPOINT_FORMAT = "cvtools-train-style-1"
+#: "-2": checkpoints carry a SHA-256 of their contents ("-1" had none and is refused).
+CHECKPOINT_FORMAT = "cvtools-train-style-2"
+#: A checkpoint holds the network and Adam's two moments: ~1 GB at the largest network allowed.
+MAX_CHECKPOINT_BYTES = 2 << 30
+MAX_STEPS = 10_000_000
+
+#: Settings that define a run. Resuming with any of them changed would silently train another
+#: run than the one asked for: refused unless ``new_settings`` (the painting and the photos are
+#: compared by content, not by path: see :func:`run_identity`).
+RUN_SETTINGS = ("style_image", "photos", "backbone", "backbone_weights", "style_layers",
+                "style_layer_weights", "content_layer", "content_weight", "style_weight", "tv_weight",
+                "batch_size", "image_size", "style_size", "crop_scale", "lr", "seed", "width", "residual_blocks")
+#: Settings of the machine a run happens to be on: a resumed run takes today's, never the run's.
+MACHINE_SETTINGS = ("output", "device", "workers", "precision", "compile")
+#: The network's shape is the checkpoint's: it never changes on resume.
+ARCHITECTURE = ("width", "residual_blocks")
+#: Command-line spellings of settings whose option is not simply --setting-name.
+OPTION_NAMES = {"style_image": "STYLE_IMAGE", "backbone_weights": "--weights",
+                "style_layer_weights": "--layer-weights", "crop_scale": "crop_scale (Python API)",
+                "residual_blocks": "residual_blocks (Python API)"}
 
 #: ``compile=None`` compiles the style network for GPU runs at least this long. Measured on an
 #: H200 (batch 64, 256 px): compiling costs ~38 s once and takes a step from 51.8 to 25.9 ms,
@@ -54,7 +78,7 @@ class TrainingStopped(CvtoolsError):
 class TrainConfig:
     style_image: str
     photos: str
-    name: str
+    name: Optional[str]  # None: the style image's name
     output: str = "."
     # loss network
     backbone: str = "efficientnet_lite0"
@@ -78,7 +102,7 @@ class TrainConfig:
     residual_blocks: int = 5
     # bookkeeping
     checkpoint_every: int = 500
-    preview_every: int = 250
+    preview_every: Optional[int] = None  # None: about PREVIEWS_PER_RUN previews over the run; 0: none
     preview: Optional[str] = None
     log_every: int = 10
     # machine
@@ -97,9 +121,90 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "TrainConfig":
-        data = json.loads(text)
-        data["crop_scale"] = tuple(data.get("crop_scale", (0.3, 1.0)))
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        """A config from JSON (a checkpoint's), every field checked: ValueError saying which
+        field is wrong, never an exception from deep inside training later."""
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError("its JSON is nested too deeply") from None
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        missing = [k for k in ("style_image", "photos", "name") if k not in data]
+        if missing:
+            raise ValueError(f"no {missing[0]!r}")
+        if isinstance(data.get("crop_scale"), list):
+            data["crop_scale"] = tuple(data["crop_scale"])
+        config = cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+        config.check()
+        return config
+
+    def check(self) -> "TrainConfig":
+        """Every field's type and range (ValueError naming the first bad one). Run on every
+        config, from the command line, the Python API or a checkpoint."""
+        from cvtools.style.network import check_architecture
+        from cvtools.style.records import check_name
+
+        def number(key, lo, hi, integer=False, none_ok=False):
+            v = getattr(self, key)
+            if v is None and none_ok:
+                return
+            kind = int if integer else (int, float)
+            if isinstance(v, bool) or not isinstance(v, kind) or not math.isfinite(v):
+                raise ValueError(f"{key} {v!r} is not a {'whole ' if integer else ''}number")
+            if not lo <= v <= hi:
+                raise ValueError(f"{key} {v:g} is outside {lo:g}-{hi:g}")
+
+        def text(key, none_ok=False):
+            v = getattr(self, key)
+            if v is None and none_ok:
+                return
+            if not isinstance(v, str) or "\0" in v or len(v) > 4096:
+                raise ValueError(f"{key} {v!r} is not usable text")
+
+        for key in ("style_image", "photos", "output", "backbone", "device"):
+            text(key)
+        for key in ("backbone_weights", "content_layer", "preview"):
+            text(key, none_ok=True)
+        for key in ("title", "artist", "year"):
+            text(key)
+        if self.name is not None:
+            check_name(self.name)
+        for key in ("style_layers", "style_layer_weights"):
+            v = getattr(self, key)
+            if v is not None and (not isinstance(v, list) or not 1 <= len(v) <= 64):
+                raise ValueError(f"{key} must be a list of 1-64 entries")
+        if self.style_layers is not None and not all(isinstance(v, str) and len(v) < 200 for v in self.style_layers):
+            raise ValueError("style_layers must be layer names")
+        if self.style_layer_weights is not None and not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
+                for v in self.style_layer_weights):
+            raise ValueError("style_layer_weights must be numbers, 0 or more")
+        for key in ("content_weight", "style_weight", "tv_weight"):
+            number(key, 0, 1e9)
+        number("lr", 1e-12, 10)
+        number("steps", 1, MAX_STEPS, integer=True)
+        number("batch_size", 1, 65536, integer=True)
+        number("image_size", 32, 8192, integer=True)
+        number("style_size", 32, 16384, integer=True)
+        number("seed", 0, 2 ** 63 - 1, integer=True)
+        number("checkpoint_every", 0, MAX_STEPS, integer=True)
+        number("preview_every", 0, MAX_STEPS, integer=True, none_ok=True)
+        number("log_every", 1, MAX_STEPS, integer=True)
+        number("workers", 0, 1024, integer=True, none_ok=True)
+        cs = self.crop_scale
+        if (not isinstance(cs, (tuple, list)) or len(cs) != 2
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in cs)
+                or not 0 < cs[0] <= cs[1] <= 1):
+            raise ValueError(f"crop_scale {cs!r} must be two numbers 0 < low <= high <= 1")
+        self.crop_scale = (float(cs[0]), float(cs[1]))
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision {self.precision!r} is not auto, fp32, bf16 or fp16")
+        if self.compile not in (None, True, False):
+            raise ValueError(f"compile {self.compile!r} is not true, false or null")
+        if not isinstance(self.provenance, dict) or len(json.dumps(self.provenance)) > 65536:
+            raise ValueError("provenance must be a small JSON object")
+        check_architecture(self.width, self.residual_blocks)
+        return self
 
 
 @dataclass
@@ -119,13 +224,47 @@ class TrainResult:
 # ---------------------------------------------------------------------------- data
 
 
-def photo_files(folder) -> List[Path]:
+def photo_files(folder, exclude=()) -> List[Path]:
+    """The training photos under ``folder``, except any under the ``exclude`` folders (a run's
+    own previews, when -o is inside the photo folder, must never become training photos)."""
+    from cvtools.errors import safe_path
     from cvtools.imageio import expand_inputs
 
     paths, problems = expand_inputs([str(folder)])
+    skip = [os.path.abspath(e) + os.sep for e in exclude]
+    paths = [p for p in paths if not any(os.path.abspath(p).startswith(s) for s in skip)]
     if problems or not paths:
-        raise UsageError(f"{folder}: no photos to train on (give a folder of .jpg/.png images)")
+        raise UsageError(f"{safe_path(folder)}: no photos to train on (give a folder of .jpg/.png images)")
     return paths
+
+
+def run_identity(config: "TrainConfig", files: List[Path]) -> Dict:
+    """What the run trains on, by content: the painting's SHA-256 and a digest of the photo list
+    (paths relative to the folder, so a moved folder is the same run, and a folder that gained
+    or lost photos is not). Saved in checkpoints and compared on resume."""
+    from cvtools.weights import sha256_file
+
+    root = os.path.abspath(config.photos)
+    names = sorted(os.path.relpath(os.path.abspath(p), root) for p in files)
+    ident = {"style_image": _file_digest(config.style_image, "style image"),
+             "photos": hashlib.sha256("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest(),
+             "photo_count": len(names)}
+    w = config.backbone_weights
+    if w and w != "random" and os.path.isfile(w):
+        ident["backbone_weights"] = sha256_file(w)
+    return ident
+
+
+def _file_digest(path, what: str) -> str:
+    from cvtools.errors import safe_path
+    from cvtools.weights import sha256_file
+
+    try:
+        return sha256_file(path)
+    except FileNotFoundError:
+        raise UsageError(f"{safe_path(path)}: no such {what}") from None
+    except OSError as exc:
+        raise UsageError(f"{safe_path(path)}: cannot read the {what} ({exc.strerror or exc})") from None
 
 
 def epoch_permutation(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -160,6 +299,8 @@ class PhotoCrops(torch.utils.data.Dataset):
         self._cached = 0
         self._perm = (None, None)
         self._bad = set()
+        #: (index, ImageError) of the photos :meth:`preload` could not decode
+        self.failures: List = []
 
     def __len__(self):  # the sampler decides the length; this is one epoch
         return len(self.files)
@@ -194,8 +335,9 @@ class PhotoCrops(torch.utils.data.Dataset):
         Workers are forked with the cache already filled (shared copy-on-write), so each photo is
         decoded once per process instead of once per worker (8 workers per GPU used to decode
         every photo 8 times over before their caches warmed).
-        Returns how many photos were cached. Undecodable files are left for ``__getitem__`` to
-        skip and report, so the data order is unchanged.
+        Returns how many photos were cached. Undecodable files are noted in ``failures`` and
+        skipped by ``__getitem__`` exactly as it would skip them itself, so the data order is
+        unchanged.
         """
         from concurrent.futures import ThreadPoolExecutor
 
@@ -204,16 +346,18 @@ class PhotoCrops(torch.utils.data.Dataset):
         def load(i):
             try:
                 return i, self._decode(i)
-            except ImageError:
-                return i, None
+            except ImageError as exc:
+                return i, exc
 
         with ThreadPoolExecutor(max(1, threads)) as pool:
             for i, im in pool.map(load, range(len(self.files))):
-                if im is None:
+                if isinstance(im, ImageError):
+                    self._bad.add(i)
+                    self.failures.append((i, im))
                     continue
                 nbytes = im.width * im.height * 3
                 if self._cached + nbytes > budget:
-                    break
+                    continue  # (every photo is decoded once anyway: this finds the undecodable ones)
                 self._cache[i] = im
                 self._cached += nbytes
         return len(self._cache)
@@ -298,7 +442,11 @@ def _atomic_torch_save(obj, path: Path) -> None:
 class Trainer:
     """Owns the network, optimizer, loss and step counter of one training run."""
 
-    def __init__(self, config: TrainConfig, resume: Optional[str] = None):
+    def __init__(self, config: TrainConfig, resume=None):
+        """``resume``: a checkpoint (a path, or what :func:`load_checkpoint` returned) whose
+        network, optimizer and step to continue from; ``config`` is used as given (its width and
+        residual blocks must be the checkpoint's). :func:`train_style` is what compares a
+        resumed run's settings with the checkpoint's."""
         from cvtools.backbones import load_backbone, resolve_device
         from cvtools.imageio import load_image, pil_to_tensor
         from cvtools.style.losses import LossWeights, PerceptualLoss, style_target
@@ -308,22 +456,22 @@ class Trainer:
         self.history: List[Dict[str, float]] = []
         self.step_count = 0
         self.elapsed = 0.0
-        checkpoint = None
-        if resume:
-            checkpoint = load_checkpoint(resume)
+        #: what the run trains on (run_identity), saved in checkpoints; set by train_style
+        self.identity: Dict = {}
+        #: settings changed on resume (--resume-with-new-settings), kept in checkpoints and the record
+        self.changes: List[Dict] = []
+        checkpoint = load_checkpoint(resume) if isinstance(resume, (str, os.PathLike)) else resume
+        _check_config(config)
+        if config.name is None:
+            config.name = _default_name(config.style_image)
+        if checkpoint is not None:
             saved = TrainConfig.from_json(checkpoint["config"])
-            # the run's identity comes from the checkpoint; only where and how long may change
-            for key in ("output", "steps", "device", "workers", "checkpoint_every", "preview_every", "preview",
-                        "log_every", "compile"):
-                setattr(saved, key, getattr(config, key))
-            config = saved
+            if (saved.width, saved.residual_blocks) != (config.width, config.residual_blocks):
+                raise UsageError(f"the checkpoint's network is width {saved.width:g} with {saved.residual_blocks} "
+                                 f"residual blocks, not {config.width:g} with {config.residual_blocks}")
+            self.changes = list(checkpoint.get("changes", []))
         self.config = config
         c = config
-        for key in ("steps", "batch_size", "image_size", "style_size"):
-            if getattr(c, key) < 1:
-                raise UsageError(f"--{key.replace('_', '-')} must be positive")
-        if c.image_size < 32:
-            raise UsageError("--image-size must be at least 32")
         self.device = resolve_device(c.device)
         cuda = self.device.type == "cuda"
         if c.precision == "auto":
@@ -344,7 +492,8 @@ class Trainer:
         layers = list(c.style_layers or self.backbone.defaults.style)
         content = c.content_layer or self.backbone.defaults.content
         self.backbone.check_layers(layers + [content])
-        c.style_layers, c.content_layer = layers, content
+        # (the config keeps None for "the backbone's default": that is what a resumed run compares)
+        self.style_layers, self.content_layer = layers, content
         if c.style_layer_weights is not None and len(c.style_layer_weights) != len(layers):
             raise UsageError(f"{len(c.style_layer_weights)} style layer weights for {len(layers)} style layers")
         layer_w = dict(zip(layers, c.style_layer_weights)) if c.style_layer_weights else None
@@ -376,9 +525,9 @@ class Trainer:
         if checkpoint is not None:
             self.net.load_state_dict(checkpoint["model"])  # same tensors as DDP's, so no re-broadcast needed
             self.optimizer.load_state_dict(checkpoint["optimizer"])
-            self.step_count = int(checkpoint["step"])
-            self.history = json.loads(checkpoint.get("history", "[]"))
-            self.elapsed = float(checkpoint.get("elapsed", 0.0))
+            self.step_count = checkpoint["step"]
+            self.history = json.loads(checkpoint["history"])
+            self.elapsed = checkpoint["elapsed"]
         self.model = model
         self.compiled = (c.compile if c.compile is not None
                          else cuda and c.steps - self.step_count >= AUTO_COMPILE_STEPS)
@@ -435,8 +584,11 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "config": self.config.to_json(),
             "history": json.dumps(self.history),
-            "elapsed": self.elapsed,
+            "elapsed": float(self.elapsed),
+            "identity": dict(self.identity),
+            "changes": list(self.changes),
         }
+        obj["sha256"] = content_digest(obj)
         _atomic_torch_save(obj, self.checkpoint_path)
         self.last_good_step = self.step_count
         return self.checkpoint_path
@@ -456,17 +608,160 @@ class Trainer:
 
 
 def load_checkpoint(path) -> Dict:
+    """A train-style checkpoint, checked before anything is built from it; any problem is one
+    WeightsError line naming the file.
+
+    Checked: the size, the format, the SHA-256 of the contents (a flipped byte or a truncated
+    tensor is refused), the config (JSON, every field's type and range, a name that is one file
+    name), the step, the history, and every tensor's shape against the network the config
+    declares (computed without allocating it) and against Adam's state.
+    """
+    from cvtools.errors import one_line, safe_path
+
     path = Path(path)
-    if not path.exists():
-        raise WeightsError(f"{path}: no such checkpoint")
+    where = safe_path(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise WeightsError(f"{where}: no such checkpoint") from None
+    except OSError as exc:
+        raise WeightsError(f"{where}: cannot read the checkpoint ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise WeightsError(f"{where}: is a directory, not a checkpoint")
+    if size > MAX_CHECKPOINT_BYTES:
+        raise WeightsError(f"{where}: {size:,} bytes is too large for a train-style checkpoint")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-        raise WeightsError(f"{path}: not a readable train-style checkpoint ({first})") from None
-    if not isinstance(obj, dict) or obj.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsError(f"{path}: not a cvtools train-style checkpoint")
+    except Exception as exc:  # any failure to read: a one-line reason, nothing executed
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise WeightsError(f"{where}: not a readable train-style checkpoint ({one_line(first, 160)})") from None
+    if not isinstance(obj, dict) or not str(obj.get("format", "")).startswith("cvtools-train-style"):
+        raise WeightsError(f"{where}: not a cvtools train-style checkpoint")
+    if obj["format"] != CHECKPOINT_FORMAT:
+        raise WeightsError(f"{where}: written by another version of cvtools ({safe_path(obj['format'])}, "
+                           f"this one reads {CHECKPOINT_FORMAT}); start a new run")
+    try:
+        _check_checkpoint(obj)
+    except (ValueError, TypeError, KeyError, RecursionError) as exc:
+        reason = f"no {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise WeightsError(f"{where}: damaged or not a train-style checkpoint ({one_line(reason, 200)})") from None
     return obj
+
+
+def _check_checkpoint(obj: Dict) -> None:
+    """ValueError saying what is wrong with a loaded checkpoint (see :func:`load_checkpoint`)."""
+    from cvtools.style.network import TransformerNet
+
+    stored = obj.pop("sha256", None)
+    if not isinstance(stored, str):
+        raise ValueError("it carries no integrity hash")
+    if content_digest(obj) != stored:
+        raise ValueError("its contents do not match its SHA-256: the file was damaged or altered after it "
+                         "was written, and cannot be resumed safely")
+    if not isinstance(obj["config"], str):
+        raise ValueError("its config is not text")
+    try:
+        config = TrainConfig.from_json(obj["config"])
+    except json.JSONDecodeError:
+        raise ValueError("its config is not JSON") from None
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"its config: {exc}") from None
+    if config.name is None:
+        raise ValueError("its config names no style")
+    step = obj["step"]
+    if isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= MAX_STEPS:
+        raise ValueError(f"step {step!r} is not a whole number 0-{MAX_STEPS:,}")
+    elapsed = obj.get("elapsed", 0.0)
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not 0 <= elapsed < 1e9:
+        raise ValueError(f"elapsed {elapsed!r} is not a duration in seconds")
+    obj["elapsed"] = float(elapsed)
+    history = json.loads(obj.get("history", "[]")) if isinstance(obj.get("history", "[]"), str) else None
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise ValueError("its history is not a list of records")
+    obj["history"] = json.dumps(history)
+    ident, changes = obj.get("identity", {}), obj.get("changes", [])
+    if not isinstance(ident, dict) or not all(isinstance(v, (str, int)) for v in ident.values()):
+        raise ValueError("its identity is not a table")
+    if not isinstance(changes, list) or not all(isinstance(v, dict) for v in changes):
+        raise ValueError("its changes are not a list")
+    # tensors: the declared network's shapes (computed on the meta device: nothing allocated)
+    with torch.device("meta"):
+        params = list(TransformerNet(config.width, config.residual_blocks).named_parameters())
+    model = obj["model"]
+    if not isinstance(model, dict) or not all(isinstance(v, torch.Tensor) for v in model.values()):
+        raise ValueError("its model is not a table of tensors")
+    from cvtools.style.records import state_shape_problem
+
+    problem = state_shape_problem({k: tuple(v.shape) for k, v in model.items()},
+                                  {k: tuple(p.shape) for k, p in params})
+    if problem:
+        raise ValueError(f"its network does not fit width {config.width:g} with {config.residual_blocks} "
+                         f"residual blocks: {problem}")
+    if not all(v.is_floating_point() and bool(torch.isfinite(v).all()) for v in model.values()):
+        raise ValueError("its network has non-float, NaN or infinite values")
+    opt = obj["optimizer"]
+    if not isinstance(opt, dict) or not isinstance(opt.get("state"), dict) or not isinstance(opt.get("param_groups"), list):
+        raise ValueError("its optimizer state is not Adam's")
+    groups = opt["param_groups"]
+    if len(groups) != 1 or not isinstance(groups[0], dict) or groups[0].get("params") != list(range(len(params))):
+        raise ValueError("its optimizer state is for another network")
+    for index, state in opt["state"].items():
+        if not isinstance(index, int) or not 0 <= index < len(params) or not isinstance(state, dict):
+            raise ValueError("its optimizer state is for another network")
+        for key, value in state.items():
+            if not isinstance(value, torch.Tensor):
+                raise ValueError(f"its optimizer state {key!r} is not a tensor")
+            if value.dim() and tuple(value.shape) != tuple(params[index][1].shape):
+                raise ValueError(f"its optimizer state for {params[index][0]!r} has shape {list(value.shape)}")
+
+
+def content_digest(obj) -> str:
+    """SHA-256 of a checkpoint's contents: tensors (dtype, shape, bytes), text and numbers, in a
+    fixed order. Computed over what was saved and over what is loaded back, so any change to a
+    value (a flipped bit in a tensor, an edited config) is detected, whatever the container."""
+    h = hashlib.sha256()
+
+    def feed(x, depth):
+        if depth > 16:
+            raise ValueError("nested too deeply")
+        if isinstance(x, dict):
+            h.update(b"{%d:" % len(x))
+            for k in sorted(x, key=repr):
+                feed(k, depth + 1)
+                feed(x[k], depth + 1)
+        elif isinstance(x, (list, tuple)):
+            h.update(b"[%d:" % len(x))
+            for v in x:
+                feed(v, depth + 1)
+        elif isinstance(x, torch.Tensor):
+            t = x.detach().to("cpu").contiguous().reshape(-1)
+            h.update(f"T{t.dtype}{tuple(x.shape)}:".encode())
+            h.update(t.view(torch.uint8).numpy())
+        elif x is None or isinstance(x, (bool, int, float, str)):
+            h.update(repr((type(x).__name__, x)).encode("utf-8", "surrogateescape") + b";")
+        else:
+            raise ValueError(f"unexpected {type(x).__name__} in the checkpoint")
+
+    feed(obj, 0)
+    return h.hexdigest()
+
+
+def _check_config(config: TrainConfig) -> None:
+    try:
+        config.check()
+    except ValueError as exc:
+        raise UsageError(f"training settings: {exc}") from None
+
+
+def _default_name(style_image: str) -> str:
+    from cvtools.errors import safe_path
+    from cvtools.style.records import check_name
+
+    stem = Path(style_image).stem
+    try:
+        return check_name(stem)
+    except ValueError:
+        raise UsageError(f"{safe_path(style_image)}: its name cannot name a style; pass --name") from None
 
 
 class _StopFlag:
@@ -498,14 +793,33 @@ def default_workers() -> int:
     return max(0, min(8, n - 1))
 
 
-def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool = False) -> TrainResult:
+#: With ``preview_every=None`` a run writes about this many previews (at least one).
+PREVIEWS_PER_RUN = 8
+
+
+def default_preview_every(steps: int) -> int:
+    """Preview interval giving about PREVIEWS_PER_RUN previews over ``steps`` (short runs too)."""
+    return max(1, round(steps / PREVIEWS_PER_RUN))
+
+
+def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite: bool = False,
+                new_settings: bool = False, settings_given: Optional[set] = None) -> TrainResult:
     """Train (or resume) a style and write NAME.safetensors + NAME.json into ``config.output``.
+
+    Files of an earlier run there (NAME.json, .safetensors, .ckpt) are never replaced unless
+    ``overwrite`` (or ``resume`` continues that very run): this is checked before any work.
+    ``resume``: a checkpoint to continue. Its run's settings (:data:`RUN_SETTINGS`; the painting
+    and the photos by content) must be the config's, or a UsageError says what differs;
+    ``new_settings`` continues with the config's instead. ``settings_given``: the config fields
+    the caller chose (the command line's explicit options); the other run settings, and the
+    name, are taken from the checkpoint. None: every field was chosen.
 
     Raises TrainingStopped (with the checkpoint path) when interrupted or when the loss
     diverges; the last good checkpoint is kept either way.
     """
     from tqdm import tqdm
 
+    from cvtools.errors import safe_path
     from cvtools.imageio import load_image, pil_to_tensor
     from cvtools.style.records import StyleRecord, save_style_weights
     from cvtools.style.stylize import resize_long_side
@@ -514,21 +828,63 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
 
     if distributed.launched_by_torchrun():
         distributed.init(config.device)
-    trainer = Trainer(config, resume)
-    c = trainer.config
-    files = photo_files(c.photos)
-    trainer.out_dir.mkdir(parents=True, exist_ok=True)
-    preview_src = c.preview or str(files[0])
-    preview = pil_to_tensor(resize_long_side(load_image(preview_src).rgb, 512)) if c.preview_every else None
-    preview_dir = trainer.out_dir / f"{c.name}_previews"
+    _check_config(config)
+    checkpoint = None
+    if resume is not None:
+        checkpoint = load_checkpoint(resume)
+        saved = TrainConfig.from_json(checkpoint["config"])
+        if settings_given is not None:  # what the caller left out is the run's (the machine aside)
+            for key in TrainConfig.__dataclass_fields__:
+                if key not in settings_given and key not in MACHINE_SETTINGS:
+                    setattr(config, key, getattr(saved, key))
+        if config.name is None:
+            config.name = saved.name
+    if config.name is None:
+        config.name = _default_name(config.style_image)
+    c = config
+    out_dir = Path(c.output)
+    preview_dir = out_dir / f"{c.name}_previews"
+    files = photo_files(c.photos, exclude=[preview_dir])
+    identity = run_identity(c, files)
+    changes: List[Dict] = []
+    if checkpoint is not None:
+        changes = _compare_runs(resume, checkpoint, saved, c, identity, new_settings)
+    _check_outputs(c, resume, overwrite)
+    start = checkpoint["step"] if checkpoint is not None else 0
+    if start >= c.steps:
+        raise UsageError(f"the checkpoint is at step {start}; ask for more --steps than that to continue")
+    preview_every = default_preview_every(c.steps) if c.preview_every is None else c.preview_every
 
+    # the photos, decoded once up front: a folder of undecodable files is one line, not a
+    # traceback from a DataLoader worker, and the default preview is the first good photo
     workers = default_workers() if c.workers is None else c.workers
     dataset = PhotoCrops(files, c.image_size, c.seed, c.crop_scale,
                          cache_bytes=(2 << 30) // max(1, workers))
     dataset.preload(budget=2 << 30, threads=max(1, min(8, workers)))
-    start = trainer.step_count
-    if start >= c.steps:
-        raise UsageError(f"the checkpoint is at step {start}; ask for more --steps than that to continue")
+    if len(dataset.failures) == len(files):
+        first = dataset.failures[0][1]
+        raise UsageError(f"{safe_path(c.photos)}: none of its {len(files)} photos can be decoded "
+                         f"(first: {first})")
+    if distributed.info().is_main:
+        for _, exc in dataset.failures:
+            print(f"cvtools: warning: skipping {exc}", file=sys.stderr)
+    preview = None
+    if preview_every:
+        if c.preview:
+            preview_rgb = load_image(c.preview).rgb
+        else:
+            good = min(i for i in range(len(files)) if i not in dataset._bad)
+            preview_rgb = load_image(files[good]).rgb
+        preview = pil_to_tensor(resize_long_side(preview_rgb, 512))
+
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{safe_path(out_dir)}: cannot create the output folder "
+                         f"({exc.strerror or type(exc).__name__})") from None
+    trainer = Trainer(c, checkpoint)
+    trainer.identity = identity
+    trainer.changes += changes
     dist = trainer.dist
     loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda",
                          rank=dist.rank, world=dist.world_size)
@@ -595,7 +951,7 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
                     trainer.elapsed = elapsed_before + time.perf_counter() - t0
                     if dist.is_main:
                         trainer.save_checkpoint()
-                if preview is not None and c.preview_every and s % c.preview_every == 0 and dist.is_main:
+                if preview is not None and s % preview_every == 0 and dist.is_main:
                     trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
                 # (several processes agree on stopping at log steps: one tiny all-reduce per log)
                 if (not dist.enabled or s % c.log_every == 0) and _any_rank(stop.signal is not None, dist):
@@ -636,13 +992,14 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
         network={"architecture": "johnson2016-instancenorm-upsample", "width": c.width,
                  "residual_blocks": c.residual_blocks},
         recipe={"backbone": c.backbone, "backbone_weights": c.backbone_weights or "pretrained",
-                "style_layers": c.style_layers,
-                "style_layer_weights": c.style_layer_weights, "content_layer": c.content_layer,
+                "style_layers": trainer.style_layers,
+                "style_layer_weights": c.style_layer_weights, "content_layer": trainer.content_layer,
                 "content_weight": c.content_weight, "style_weight": c.style_weight, "tv_weight": c.tv_weight,
                 "steps": c.steps, "batch_size": c.batch_size, "image_size": c.image_size,
                 "style_size": c.style_size, "style_pixels": list(trainer.style_pixels),
                 "crop_scale": list(c.crop_scale), "lr": c.lr, "lr_schedule": "warm-up, cosine to 0.1",
-                "seed": c.seed, "photos": f"{len(files)} photos from {c.photos}"},
+                "seed": c.seed, "photos": f"{len(files)} photos from {c.photos}",
+                **({"resumed_with_new_settings": trainer.changes} if trainer.changes else {})},
         training={"date": time.strftime("%Y-%m-%d"), "device": _device_name(trainer.device),
                   "torch": torch.__version__, "precision": str(trainer.amp_dtype or torch.float32).replace("torch.", ""),
                   "seconds": round(trainer.elapsed, 1),
@@ -654,6 +1011,92 @@ def train_style(config: TrainConfig, resume: Optional[str] = None, quiet: bool =
     record_path = record.save(trainer.out_dir / f"{c.name}.json")
     return TrainResult(weights_path, record_path, ckpt, trainer.step_count, final,
                        images / max(1e-9, seconds), trainer.elapsed, steady)
+
+
+def _option(key: str) -> str:
+    return OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
+
+
+def _compare_runs(path, checkpoint: Dict, saved: TrainConfig, config: TrainConfig, identity: Dict,
+                  new_settings: bool) -> List[Dict]:
+    """The run settings in which ``config`` differs from the checkpoint's run, as change records
+    ({"step", "setting", "was", "now"}); a UsageError listing them unless ``new_settings``. The
+    network's shape can never change."""
+    from cvtools.errors import safe_path
+
+    where = safe_path(path)
+    old_id = checkpoint.get("identity", {})
+    diffs: List[tuple] = []  # (setting, was, now, how to say it)
+    if old_id.get("style_image") != identity["style_image"]:
+        diffs.append(("style_image", saved.style_image, config.style_image,
+                      f"the painting ({safe_path(Path(config.style_image).name)} is not the image the run trained on)"))
+    if old_id.get("photos") != identity["photos"]:
+        was, now = old_id.get("photo_count"), identity["photo_count"]
+        detail = f"{now} photos now, {was} in the run" if was != now else f"{now} photos, but not the same files"
+        diffs.append(("photos", saved.photos, config.photos, f"the photos ({detail})"))
+    for key in RUN_SETTINGS:
+        if key in ("style_image", "photos"):
+            continue
+        was, now = getattr(saved, key), getattr(config, key)
+        if key == "backbone_weights" and "backbone_weights" in old_id:
+            if old_id["backbone_weights"] == identity.get("backbone_weights"):
+                continue
+        elif was == now or (key == "crop_scale" and tuple(was) == tuple(now)):
+            continue
+        if key in ARCHITECTURE:
+            raise UsageError(f"{where}: the run's network is {_option(key)} {was} (asked: {now}); a resumed run "
+                             "keeps its network's shape (leave the option out, or start a new run)")
+        diffs.append((key, was, now, f"{_option(key)} {_show(now)} (the run: {_show(was)})"))
+    if diffs and not new_settings:
+        listed = "; ".join(d[3] for d in diffs)
+        raise UsageError(f"{where}: this is not the run the checkpoint holds: {listed}. Give the run's settings "
+                         f"(options left out are the run's), or continue with the new ones: "
+                         f"--resume-with-new-settings {where}")
+    step = checkpoint["step"]
+    return [{"step": step, "setting": key, "was": _plain(was), "now": _plain(now)} for key, was, now, _ in diffs]
+
+
+def _show(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return "default" if value is None else str(value)
+
+
+def _plain(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _check_outputs(config: TrainConfig, resume, overwrite: bool) -> None:
+    """Refuse, before any work, to replace an earlier run's files (NAME.ckpt, .json,
+    .safetensors in -o) unless ``overwrite``, or unless ``resume`` continues that very run (its
+    checkpoint is NAME.ckpt in -o)."""
+    from cvtools.errors import safe_path
+
+    out = Path(config.output)
+    ckpt = out / f"{config.name}.ckpt"
+    ours = [ckpt, out / f"{config.name}.json", out / f"{config.name}.safetensors"]
+    existing = [p for p in ours if p.exists() or p.is_symlink()]
+    if not existing or overwrite:
+        return
+    if resume is not None and ckpt.exists() and _same_file(ckpt, resume):
+        return  # continuing the run these files belong to
+    if ckpt in existing and resume is None:
+        step = ""
+        try:
+            step = f" at step {load_checkpoint(ckpt)['step']}"
+        except WeightsError:
+            pass
+        raise UsageError(f"{safe_path(ckpt)}: an earlier run's checkpoint{step} is there; continue it with "
+                         f"--resume {safe_path(ckpt)}, or pass --overwrite to start again (or use another --name or -o)")
+    raise UsageError(f"{safe_path(existing[0])}: exists (from an earlier run); pass --overwrite to replace it "
+                     "(or use another --name or -o)")
+
+
+def _same_file(a, b) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _any_rank(flag: bool, dist) -> bool:
