@@ -30,6 +30,17 @@ METHOD_INFO: Dict[str, MethodInfo] = {
                             "(Chattopadhay et al. 2018)", True, False, False),
     "layercam": MethodInfo("LayerCAM", "each position weighted by its own positive gradient (Jiang et al. 2021); "
                            "finer on earlier layers", True, False, False),
+    "hirescam": MethodInfo("HiResCAM", "activations times their gradient at each position, summed over channels "
+                           "(Draelos & Carin 2020); as fast as Grad-CAM", True, False, False),
+    "xgradcam": MethodInfo("XGrad-CAM", "Grad-CAM with activation-weighted gradient averages (Fu et al. 2020); "
+                           "as fast as Grad-CAM", True, False, False),
+    "eigencam": MethodInfo("Eigen-CAM", "first principal component of the layer's activations (Muhammad & Yeasin "
+                           "2020); no gradients, the same map for every class", True, False, False),
+    "scorecam": MethodInfo("Score-CAM", "channels weighted by the class score of the image masked by each "
+                           "(Wang et al. 2020); no gradients, a forward pass per channel", True, False, False),
+    "ablationcam": MethodInfo("Ablation-CAM", "channels weighted by the score drop when each is zeroed (Desai & "
+                              "Ramaswamy 2020); no gradients, re-runs the layers above once per channel",
+                              True, False, False),
     "saliency": MethodInfo("Saliency", "gradient of the class score w.r.t. the pixels (Simonyan et al. 2014); "
                            "fast, noisy", False, False),
     "smoothgrad": MethodInfo("SmoothGrad", "saliency averaged over noisy copies (Smilkov et al. 2017); clean, "
@@ -51,6 +62,8 @@ ALIASES = {
     "gradcam-plus-plus": "gradcam++", "grad-cam": "gradcam", "grad-cam++": "gradcam++",
     "guided_backprop": "guided-backprop", "guided_gradcam": "guided-gradcam", "input_x_gradient": "input-x-gradient",
     "ixg": "input-x-gradient", "vanilla": "saliency", "gradient": "saliency",
+    "hires-cam": "hirescam", "xgrad-cam": "xgradcam", "x-gradcam": "xgradcam", "eigen-cam": "eigencam",
+    "score-cam": "scorecam", "ablation-cam": "ablationcam",
 }
 
 #: Which methods ``all`` means, in panel order.
