@@ -43,36 +43,67 @@ def photos(tmp_path):
     return d
 
 
+_TRAIN_SCRIPT = """
+import sys
+from cvtools.style.train import TrainConfig, train_style
+photos, style, out = sys.argv[1:4]
+train_style(TrainConfig(style_image=style, photos=photos, name="t", output=out, steps=4, batch_size=4,
+                        image_size=64, style_size=64, width=0.25, workers=0, preview_every=0,
+                        checkpoint_every=0, device="cpu", log_every=1), quiet=True)
+"""
+
+
 def test_two_process_training_matches_one_process(tmp_path, photos):
-    common = ["train-style", SAMPLES / "rocket.jpg", "--photos", photos, "--name", "t", "--steps", "4",
-              "--batch-size", "4", "--image-size", "64", "--style-size", "64", "--width", "0.25",
-              "--workers", "0", "--preview-every", "0", "--checkpoint-every", "0", "--device", "cpu", "-q"]
-    one = _torchrun(1, *common, "-o", tmp_path / "one", cwd=tmp_path)
-    assert one.returncode == 0, one.stderr[-2000:]
-    two = _torchrun(2, *common, "-o", tmp_path / "two", cwd=tmp_path)
-    assert two.returncode == 0, two.stderr[-2000:]
-    a = torch.load(tmp_path / "one" / "t.ckpt", weights_only=True)
-    b = torch.load(tmp_path / "two" / "t.ckpt", weights_only=True)
+    script = tmp_path / "train.py"
+    script.write_text(_TRAIN_SCRIPT)
+    runs = {}
+    for nproc, name in ((1, "one"), (2, "two")):
+        env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+        r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            f"--nproc-per-node={nproc}", str(script), str(photos), str(SAMPLES / "rocket.jpg"),
+                            str(tmp_path / name)], cwd=tmp_path, env=env, capture_output=True, text=True,
+                           timeout=600)
+        assert r.returncode == 0, r.stderr[-2000:]
+        runs[name] = torch.load(tmp_path / name / "t.ckpt", weights_only=True)
+    a, b = runs["one"], runs["two"]
     assert a["step"] == b["step"] == 4
-    # the logged losses are the global batch's on both, and the runs follow the same curve
     import json
     ha, hb = json.loads(a["history"]), json.loads(b["history"])
-    assert abs(ha[-1]["total"] - hb[-1]["total"]) <= 1e-5 * abs(ha[-1]["total"])
-    # Weights: the same up to summation order. Adam's first steps move each weight by about
-    # lr·sign(gradient), so a weight whose gradient is ~0 can step either way on rounding noise:
-    # require almost all weights equal and the difference tiny against how far training moved them.
+    assert [h["step"] for h in ha] == [h["step"] for h in hb] == [1, 2, 3, 4]
+    # Step 1 starts from the same weights on the same global batch: the only difference is the
+    # order of fp32 sums (each rank reduces half the batch, then an all-reduce adds the halves).
+    # A sum of n fp32 terms in another order moves by about log2(n)·2^-24 relative (blocked /
+    # pairwise sums: n ≤ 2^20 elements per loss term here, so ≤ 20 · 6e-8 = 1.2e-6); 1e-5 leaves
+    # an 8x margin for the products and means around the sums.
+    first_a, first_b = ha[0]["total"], hb[0]["total"]
+    assert abs(first_a - first_b) <= 1e-5 * abs(first_a), (first_a, first_b)
+    # Later steps are not bitwise comparable: Adam's first steps move each weight by about
+    # lr·sign(gradient), so a weight whose gradient is at rounding level can step either way.
+    # What must hold is that both runs follow the same curve: the gap between them is a small
+    # fraction of how far training moved the loss.
+    moved_loss = abs(ha[-1]["total"] - first_a)
+    assert moved_loss > 1e-3 * abs(first_a), "the loss did not move: the comparison would prove nothing"
+    for x, y in zip(ha[1:], hb[1:]):
+        assert abs(x["total"] - y["total"]) <= 0.05 * moved_loss, (x, y, moved_loss)
+    # Weights are compared as functions, not parameter by parameter: the biases of convolutions
+    # followed by instance norm have an exactly zero gradient (the norm removes them), so Adam
+    # steps them by ±lr on rounding noise alone, without any effect on the output. Both networks
+    # must stylize an image alike: their gap a small fraction of how far training moved the output
+    # (measured 0.018 on a 2-core AVX512 machine, torch 2.14; a fifth of that movement would mean
+    # the runs trained differently).
     from cvtools.style.network import TransformerNet
 
     torch.manual_seed(0)
-    init = TransformerNet(0.25, 5).state_dict()
-    keys = list(init)
-    diff = sum(((a["model"][k] - b["model"][k]).float() ** 2).sum() for k in keys).sqrt()
-    moved = sum(((a["model"][k] - init[k]).float() ** 2).sum() for k in keys).sqrt()
-    n = sum(init[k].numel() for k in keys)
-    off = sum(int(((a["model"][k] - b["model"][k]).abs() > 1e-4).sum()) for k in keys)
-    assert moved > 0.1, "training did not move the weights: the comparison would prove nothing"
-    assert diff / moved < 0.06, (diff, moved)
-    assert off / n < 0.01, off
+    nets = [TransformerNet(0.25, 5) for _ in range(3)]
+    nets[1].load_state_dict(a["model"])
+    nets[2].load_state_dict(b["model"])
+    image = np.asarray(Image.open(SAMPLES / "chelsea.jpg").convert("RGB").resize((96, 64)), dtype=np.float32)
+    x = torch.from_numpy(image / 255).permute(2, 0, 1).unsqueeze(0)
+    with torch.no_grad():
+        y_init, y_a, y_b = (net.eval()(x) for net in nets)
+    moved_out = (y_a - y_init).norm()
+    assert moved_out > 1e-2 * y_init.norm(), "training did not change the output: the comparison would prove nothing"
+    assert (y_a - y_b).norm() < 0.2 * moved_out, ((y_a - y_b).norm(), moved_out)
 
 
 def test_sharded_folder_stylize_matches_one_process(tmp_path, photos):

@@ -257,12 +257,33 @@ def test_guided_dream_moves_features_towards_the_guide(lite0):
             b = lite0.features(guide, [layer])[layer].mean(dim=(2, 3))
         return F.cosine_similarity(a, b).item()
 
-    kw = dict(octaves=2, steps=6, seed=1)
-    guided = dream(x, lite0, layer, guide=guide, **kw)
-    plain = dream(x, lite0, layer, **kw)
-    base = similarity(x)
-    assert similarity(guided) - base > 0.05
-    assert similarity(guided) - base > 2 * (similarity(plain) - base)
+    # One guided dream is a sample of a chaotic process: each position follows the guide vector
+    # it matches best (an argmax), and a last-bit difference in a dot product (another thread
+    # count, another CPU's kernels: measured gains 0.024 with 1 thread and 0.085 with 2 for the
+    # same seed) picks another vector and another path. The property holds on average over
+    # seeds, and for the objective the guided dream climbs.
+    from cvtools.dream.objective import DreamObjective, resolve_targets
+
+    objective = DreamObjective(lite0, resolve_targets(lite0, layer), guide=guide)
+
+    def guided_objective(img):
+        with torch.no_grad():
+            return objective(lite0.features(img, objective.layers)).item()
+
+    gains = {"guided": [], "plain": []}
+    climbs = {"guided": [], "plain": []}
+    base, base_objective = similarity(x), guided_objective(x)
+    for seed in (1, 2, 3):
+        kw = dict(octaves=2, steps=6, seed=seed)
+        for kind, out in (("guided", dream(x, lite0, layer, guide=guide, **kw)), ("plain", dream(x, lite0, layer, **kw))):
+            gains[kind].append(similarity(out) - base)
+            climbs[kind].append(guided_objective(out) / base_objective)
+    mean = lambda v: sum(v) / len(v)
+    # the guide's features grow: the mean feature vector turns towards the guide's, and much more
+    # than a plain dream turns it (which has no reason to turn it at all)
+    assert mean(gains["guided"]) > 0.03 and mean(gains["guided"]) > mean(gains["plain"]) + 0.03, gains
+    # gradient ascent on the guided objective raises it more than a plain dream does, every seed
+    assert all(g > p for g, p in zip(climbs["guided"], climbs["plain"])), climbs
 
 
 def test_seed_makes_it_deterministic(lite0):
