@@ -199,7 +199,7 @@ class TrainConfig:
         self.crop_scale = (float(cs[0]), float(cs[1]))
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision {self.precision!r} is not auto, fp32, bf16 or fp16")
-        if self.compile not in (None, True, False):
+        if not (self.compile is None or isinstance(self.compile, bool)):
             raise ValueError(f"compile {self.compile!r} is not true, false or null")
         if not isinstance(self.provenance, dict) or len(json.dumps(self.provenance)) > 65536:
             raise ValueError("provenance must be a small JSON object")
