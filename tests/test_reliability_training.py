@@ -15,14 +15,16 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from conftest import SAMPLES
 
-from cvtools.errors import CvtoolsError, UsageError, WeightsError
-from cvtools.style.records import StyleRecord, load_style_weights, read_record, resolve_style, save_style_weights
-from cvtools.style.train import (CHECKPOINT_FORMAT, TrainConfig, Trainer, TrainingStopped, content_digest,
-                                 default_preview_every, load_checkpoint, train_style)
+from cvtools.errors import UsageError, WeightsError
+from cvtools.style.records import load_style_weights, read_record, save_style_weights
+from cvtools.style.train import (TrainConfig, Trainer, TrainingStopped, content_digest, default_preview_every,
+                                 load_checkpoint, train_style)
 
 STYLE = SAMPLES / "rocket.jpg"
 
@@ -508,9 +510,6 @@ def test_style_given_a_checkpoint_names_the_record(tmp_path, run_cli, finished):
 
 
 # ---------------------------------------------------------------------------- properties (hypothesis)
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=12),

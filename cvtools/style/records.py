@@ -12,7 +12,6 @@ root links to both) so that a plain ``pip install`` ships them inside the packag
 from __future__ import annotations
 
 import json
-import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
