@@ -5,11 +5,26 @@ import re
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+#: Characters that look like a path separator (or a backslash) but are not one: shown escaped,
+#: so a name like ``a\u2215b.jpg`` cannot pass for a file ``b.jpg`` in a folder ``a``.
+_LOOKALIKES = "\u2044\u2215\u2571\u29f5\u29f8\u29f9\ufe68\uff0f\uff3c"
+
+
 def safe_path(path) -> str:
-    """A path as text that is always one printable line: control characters (a newline in a
-    file name, an escape sequence) are shown escaped, so they cannot split or forge messages."""
+    """A path as text that is always one printable line naming the file.
+
+    Ordinary names are shown as they are. A name with anything odd in it (a newline or other
+    control character, an invisible or direction-changing character, a slash look-alike,
+    leading or trailing spaces) is quoted repr-style, ``'evil\\nname.jpg'``, so it cannot split
+    a message, forge another line or pass for another path.
+    """
     text = str(path)
-    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    if text.isprintable() and text == text.strip() and not any(c in _LOOKALIKES for c in text):
+        return text
+    shown = repr(text)
+    for c in _LOOKALIKES:
+        shown = shown.replace(c, f"\\u{ord(c):04x}")
+    return shown
 
 
 def one_line(text, limit: int = 500) -> str:

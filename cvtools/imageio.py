@@ -4,20 +4,32 @@ Reading: EXIF orientation applied; grayscale, palette, CMYK, 16-bit and alpha in
 to 8-bit RGB (+ optional alpha); a decompression-bomb guard; every failure becomes an
 :class:`~cvtools.errors.ImageError` naming the file.
 
+Colour: an embedded ICC profile other than sRGB (Adobe RGB, Display P3, ProPhoto) is converted
+to sRGB on load; every output is tagged sRGB.
+
 Writing: atomic (temporary file in the target directory, then rename), never onto an input,
-never over an existing file unless asked.
+never over an existing file unless asked. Re-running a command does what was meant (see
+:func:`output_path_for`): outputs carry a small provenance marker (the command, its options and
+a hash of the input) so a finished output is recognised and skipped, one made with other options
+is kept and the new result gets the next free name, and a command's own outputs found in a folder
+are never taken as its inputs.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
+import io
+import json
 import os
+import re
+import threading
 import tempfile
 import warnings
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Callable, Iterable, Optional, Sequence
 
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
@@ -27,6 +39,12 @@ IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 
 #: Default limit on decoded pixels (a 100-megapixel image); guards against decompression bombs.
 DEFAULT_MAX_PIXELS = 100_000_000
+
+#: Longest side / shortest side beyond which an image is refused as degenerate. Every command
+#: scales the short side up to what the network needs (224-256 px; a dream's smallest octave),
+#: so a 65535×1 strip became a 16-million-pixel-long one (18 GB for classify). The widest real
+#: panoramas are about 12:1.
+MAX_ASPECT_RATIO = 50
 
 # Pillow's own guard warns or raises at its own thresholds; we apply ours explicitly instead.
 Image.MAX_IMAGE_PIXELS = None
@@ -192,6 +210,61 @@ def normalize_mode(im: Image.Image) -> tuple[Image.Image, Optional[Image.Image]]
     return im, None
 
 
+_SRGB_ICC: Optional[bytes] = None
+_transforms: dict = {}  # sha1 of an ICC profile -> an ImageCms transform to sRGB, or None (keep as is)
+_transforms_lock = threading.Lock()
+
+
+def srgb_icc() -> bytes:
+    """The ICC profile every output is tagged with (LittleCMS's built-in sRGB, 588 bytes)."""
+    global _SRGB_ICC
+    if _SRGB_ICC is None:
+        from PIL import ImageCms
+
+        _SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    return _SRGB_ICC
+
+
+def _srgb_transform(icc: bytes):
+    """An RGB->sRGB transform for an embedded profile, or None when the profile is sRGB already,
+    not an RGB profile, or unreadable (then the pixels are taken as sRGB, as before)."""
+    key = hashlib.sha1(icc).digest()
+    with _transforms_lock:
+        if key in _transforms:
+            return _transforms[key]
+    transform = None
+    try:
+        from PIL import ImageCms
+
+        src = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = (src.profile.xcolor_space or "").strip().upper()
+        desc = (src.profile.profile_description or "").lower()
+        if space == "RGB" and "srgb" not in desc:
+            transform = ImageCms.buildTransform(src, ImageCms.ImageCmsProfile(io.BytesIO(srgb_icc())), "RGB", "RGB",
+                                                renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    except Exception:  # a damaged or exotic profile: keep the pixels as they are
+        transform = None
+    with _transforms_lock:
+        if len(_transforms) > 64:
+            _transforms.clear()
+        _transforms[key] = transform
+    return transform
+
+
+def to_srgb(rgb: Image.Image, icc: Optional[bytes]) -> Image.Image:
+    """An RGB image described by the ICC profile ``icc`` converted to sRGB (relative
+    colorimetric, as LittleCMS does for matrix profiles). sRGB, non-RGB (grey, CMYK) and
+    unreadable profiles leave the image unchanged."""
+    if not icc or rgb.mode != "RGB":
+        return rgb
+    transform = _srgb_transform(bytes(icc))
+    if transform is None:
+        return rgb
+    from PIL import ImageCms
+
+    return ImageCms.applyTransform(rgb, transform)
+
+
 def load_image(path, max_pixels: Optional[int] = -1) -> LoadedImage:
     """Decode an image file into 8-bit RGB (+ alpha), EXIF orientation applied.
 
@@ -246,6 +319,9 @@ def load_image(path, max_pixels: Optional[int] = -1) -> LoadedImage:
                 w, h = im.size
                 if w < 1 or h < 1:
                     raise ImageError(path, f"image has no pixels ({w}x{h})")
+                if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+                    raise ImageError(path, f"{w}x{h} is a degenerate shape (aspect ratio {max(w, h) / min(w, h):.0f}:1, "
+                                           f"over the {MAX_ASPECT_RATIO}:1 limit); crop or pad it first")
                 if max_pixels is not None and w * h > max_pixels:
                     raise ImageError(
                         path,
@@ -256,8 +332,11 @@ def load_image(path, max_pixels: Optional[int] = -1) -> LoadedImage:
                 if getattr(im, "n_frames", 1) > 1:
                     im.seek(0)
                 im.load()
+                icc = im.info.get("icc_profile")
                 im = ImageOps.exif_transpose(im)
                 rgb, alpha = normalize_mode(im)
+                if icc:
+                    rgb = to_srgb(rgb, icc)
                 rgb.load()
                 if alpha is not None:
                     alpha.load()
@@ -332,18 +411,23 @@ def tensor_to_pil(t, mode: Optional[str] = None) -> Image.Image:
 # ----------------------------------------------------------------------------- inputs
 
 
-def expand_inputs(inputs: Iterable[str], recursive: bool = True) -> tuple[list[Path], list[ImageError]]:
+def expand_inputs(inputs: Iterable[str], recursive: bool = True,
+                  found: Optional[set] = None) -> tuple[list[Path], list[ImageError]]:
     """Files, directories (searched for images) and glob patterns to a list of image paths.
 
     Returns (paths, problems): a pattern or directory that yields nothing is a problem, reported
-    by the caller while the rest of the batch goes on.
+    by the caller while the rest of the batch goes on. ``found``, if given, receives the absolute
+    paths that came from searching a directory or matching a pattern (not named one by one):
+    among those, a command's own earlier outputs are left out (see :func:`output_path_for`).
     """
     paths: list[Path] = []
     problems: list[ImageError] = []
     seen = set()
 
-    def add(p: Path):
+    def add(p: Path, searched: bool):
         key = os.path.abspath(p)
+        if searched and found is not None and key not in seen:
+            found.add(key)
         if key not in seen:
             seen.add(key)
             paths.append(p)
@@ -351,25 +435,167 @@ def expand_inputs(inputs: Iterable[str], recursive: bool = True) -> tuple[list[P
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(
+            found_here = sorted(
                 q for q in (p.rglob("*") if recursive else p.iterdir())
                 if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS and not q.name.startswith(".")
             )
-            if not found:
+            if not found_here:
                 problems.append(ImageError(p, "directory holds no images"))
-            for q in found:
-                add(q)
+            for q in found_here:
+                add(q, True)
         elif p.exists():
-            add(p)
+            add(p, False)
         elif any(ch in item for ch in "*?["):
-            found = sorted(Path(q) for q in glob.glob(item, recursive=True) if Path(q).is_file())
-            if not found:
+            found_here = sorted(Path(q) for q in glob.glob(item, recursive=True) if Path(q).is_file())
+            if not found_here:
                 problems.append(ImageError(item, "pattern matches no files"))
-            for q in found:
-                add(q)
+            for q in found_here:
+                add(q, True)
         else:
             problems.append(ImageError(p, "no such file or directory"))
     return paths, problems
+
+
+# ----------------------------------------------------------------------------- provenance
+
+#: The PNG text key, and the prefix of the JPEG/GIF comment or EXIF ImageDescription, that hold
+#: an output's provenance marker.
+MARKER_KEY = "cvtools"
+_MARKER_PREFIX = MARKER_KEY + ":"
+
+
+def _shown(value):
+    """An option value as stored in a marker (and shown in messages): JSON types only, and a
+    path without its folders (an image posted online should not carry your directory names)."""
+    if isinstance(value, (list, tuple)):
+        return [_shown(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    text = str(value)
+    return os.path.basename(text.rstrip("/" + os.sep)) if (os.sep in text or "/" in text) else text
+
+
+def _canonical(value):
+    """An option value for the digest: paths to existing files made absolute, so ``./x.jpg``
+    and ``x.jpg`` are the same option."""
+    if isinstance(value, (list, tuple)):
+        return [_canonical(v) for v in value]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return value
+    text = str(value)
+    if (os.sep in text or "/" in text or "." in text) and os.path.exists(text):
+        return os.path.abspath(text)
+    return text
+
+
+@dataclass
+class Provenance:
+    """What makes an output: the command (``"stylize"``, ``"visualize gradcam"``) and the
+    options that change the result (``{"--style": "mona", "--strength": 1.0, ...}``; not -o,
+    --overwrite, -q, --device and other options that do not change what is written)."""
+
+    command: str
+    options: dict
+
+    def __post_init__(self):
+        self.options = {str(k): _canonical(v) for k, v in sorted(self.options.items())}
+        data = json.dumps([self.command, self.options], sort_keys=True, default=str)
+        self.digest = hashlib.sha256(data.encode()).hexdigest()[:16]
+
+    def shown(self) -> dict:
+        return {k: _shown(v) for k, v in self.options.items()}
+
+    def marker(self, input_digest: str) -> str:
+        """The marker text (ASCII JSON, a few hundred bytes)."""
+        from cvtools import __version__
+
+        return json.dumps({"tool": f"cvtools {__version__}", "command": self.command, "options": self.shown(),
+                           "digest": self.digest, "input": input_digest}, separators=(",", ":"), ensure_ascii=True)
+
+
+_digests: dict = {}
+
+
+def input_digest(path) -> str:
+    """A hash of a file's content (BLAKE2b, 128 bits), cached by (path, size, mtime); "" if
+    it cannot be read."""
+    try:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+        digest = _digests.get(key)
+        if digest is None:
+            h = hashlib.blake2b(digest_size=16)
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            digest = _digests[key] = h.hexdigest()
+        return digest
+    except OSError:
+        return ""
+
+
+def read_marker(path) -> Optional[dict]:
+    """The provenance marker of an image cvtools wrote ({"command", "options", "digest",
+    "input", "tool"}), or None (no marker, not an image, unreadable, malformed). Reads only the
+    file's header; the marker is untrusted text and is validated."""
+    import stat as _stat
+
+    try:
+        if not _stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        raw = None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with open(path, "rb") as f, Image.open(f, formats=SAFE_FORMATS) as im:
+                text = im.info.get(MARKER_KEY)
+                if isinstance(text, str):
+                    raw = text
+                comment = im.info.get("comment")
+                if raw is None and isinstance(comment, bytes) and comment.startswith(_MARKER_PREFIX.encode()):
+                    raw = comment[len(_MARKER_PREFIX):].decode("ascii", "replace")
+                if raw is None and im.format in ("WEBP", "TIFF"):
+                    desc = im.getexif().get(0x010E)
+                    if isinstance(desc, bytes):
+                        desc = desc.decode("ascii", "replace")
+                    if isinstance(desc, str) and desc.startswith(_MARKER_PREFIX):
+                        raw = desc[len(_MARKER_PREFIX):]
+        if not raw or len(raw) > 65536:
+            return None
+        marker = json.loads(raw)
+    except Exception:  # not an image, damaged, a deeply nested or malformed marker
+        return None
+    if not (isinstance(marker, dict) and isinstance(marker.get("command"), str)
+            and isinstance(marker.get("digest"), str) and isinstance(marker.get("input"), str)):
+        return None
+    if not isinstance(marker.get("options"), dict):
+        marker["options"] = {}
+    return marker
+
+
+def output_metadata(path, fmt: str) -> dict:
+    """Keyword arguments for Pillow's ``save`` that tag an output: the sRGB ICC profile, and
+    the provenance marker when ``path`` was named by :func:`output_path_for` inside a run that
+    knows its command (``run_batch``). For JPEG, PNG, WebP, TIFF (and GIF: the marker only)."""
+    kwargs: dict = {}
+    if fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        kwargs["icc_profile"] = srgb_icc()
+    record = _named.get(os.path.realpath(path))
+    if record is None or record.provenance is None:
+        return kwargs
+    marker = record.provenance.marker(input_digest(record.input))
+    if fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        info = PngInfo()
+        info.add_text(MARKER_KEY, marker)
+        kwargs["pnginfo"] = info
+    elif fmt in ("JPEG", "GIF"):
+        kwargs["comment"] = (_MARKER_PREFIX + marker).encode("ascii")
+    elif fmt in ("WEBP", "TIFF"):
+        exif = Image.Exif()
+        exif[0x010E] = _MARKER_PREFIX + marker  # ImageDescription
+        kwargs["exif"] = exif.tobytes()
+    return kwargs
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -378,29 +604,70 @@ def expand_inputs(inputs: Iterable[str], recursive: bool = True) -> tuple[list[P
 #: Output extensions cvtools writes, and the Pillow format for each.
 _FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".bmp": "BMP",
             ".tif": "TIFF", ".tiff": "TIFF", ".gif": "GIF", ".ppm": "PPM"}
-# Inputs whose own format would lose the result (GIF: 256 colours; PGM: grey only) or that
-# cvtools does not write are saved as PNG when no extension is asked for.
-_DEFAULT_OUTPUT_EXT = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+# Inputs whose own format would lose the result (GIF: 256 colours; PGM: grey only) or cannot
+# carry the provenance marker (BMP, PPM) are saved as PNG when no extension is asked for.
+_DEFAULT_OUTPUT_EXT = {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff"}
 
-# Outputs named in this process: realpath -> (input it belongs to, whether replacing is allowed).
-# ``output_path_for`` records them; ``save_image`` refuses to replace a file that appeared after
-# naming unless --overwrite was given; within a batch (``output_claims``) two inputs never get
-# the same output.
+#: How many numbered names (``photo_dream-2.jpg`` …) to try before giving up.
+MAX_NUMBERED = 999
+
+
+@dataclass
+class _Named:
+    overwrite: bool
+    input: Optional[str] = None
+    provenance: Optional[Provenance] = None
+
+
+@dataclass
+class _Policy:
+    provenance: Optional[Provenance] = None
+    notify: Optional[Callable[[str], None]] = None
+    found: frozenset = frozenset()  # absolute paths found by searching folders or matching patterns
+    stems: frozenset = frozenset()  # (folder, stem) of each of them
+    own: dict = field(default_factory=dict)  # (abspath, suffix) -> why it is an own output, or None
+
+
+class OutputSkipped(CvtoolsError):
+    """An input that needs no work (not a failure): its output is already there, made by the
+    same command with the same options from the same input (``kind == "done"``), or the input
+    is itself an output of this command found in a folder (``kind == "own_output"``)."""
+
+    def __init__(self, path, reason, kind: str, target=None):
+        self.path = str(path)
+        self.kind = kind
+        self.target = target
+        super().__init__(f"{safe_path(path)}: {reason}")
+
+
+# Outputs named in this process: realpath -> _Named (whether replacing is allowed, and the input
+# and provenance its marker records). ``output_path_for`` records them; ``save_image`` refuses
+# to replace a file that appeared after naming unless --overwrite was given; within a batch
+# (``output_claims``) two inputs never get the same output.
 _named: dict = {}
 _claims: Optional[dict] = None
+_policy: Optional[_Policy] = None
 
 
 @contextmanager
-def output_claims():
-    """Within this block, ``output_path_for`` refuses to give two different inputs one output
-    file (say ``a/x.jpg`` and ``b/x.jpg`` into one ``-o`` directory): the second would silently
-    replace the first. ``run_batch`` wraps every batch in it."""
-    global _claims
-    previous, _claims = _claims, {}
+def output_claims(provenance: Optional[Provenance] = None, notify: Optional[Callable[[str], None]] = None,
+                  found: Iterable = ()):
+    """Within this block, ``output_path_for`` never gives two different inputs one output file
+    (say ``a/x.jpg`` and ``b/x.jpg`` into one ``-o`` directory: the second gets the next free
+    name). ``provenance`` (the command and its options) lets it recognise finished outputs and
+    tag new ones; ``notify(message)`` hears about renamed outputs; ``found`` are the inputs that
+    came from folders and patterns (see :func:`expand_inputs`). ``run_batch`` wraps every batch
+    in it."""
+    global _claims, _policy
+    previous = (_claims, _policy)
+    found = frozenset(os.path.abspath(p) for p in found)
+    _claims = {}
+    _policy = _Policy(provenance, notify, found,
+                      frozenset((os.path.dirname(p), os.path.splitext(os.path.basename(p))[0]) for p in found))
     try:
         yield
     finally:
-        _claims = previous
+        _claims, _policy = previous
 
 
 def _same_file(a, b) -> bool:
@@ -412,6 +679,95 @@ def _same_file(a, b) -> bool:
         return False
 
 
+def _file_id(path):
+    try:
+        st = os.stat(path)  # follows symbolic links; hard links share the inode
+        return (st.st_dev, st.st_ino)
+    except OSError:
+        return None
+
+
+_input_ids: dict = {}  # id(inputs) -> (inputs, {(dev, inode): path}); one batch's list is reused
+
+
+def _inputs_by_id(inputs) -> dict:
+    """{(device, inode): path} of a list of inputs, computed once per list (a folder of N
+    inputs would otherwise cost N² path resolutions)."""
+    if not inputs:
+        return {}
+    cached = _input_ids.get(id(inputs))
+    if cached is not None and cached[0] is inputs and len(cached[1][1]) == len(inputs):
+        return cached[1][0]
+    ids = {}
+    for p in inputs:
+        fid = _file_id(p)
+        if fid is not None:
+            ids.setdefault(fid, p)
+    if len(_input_ids) > 8:
+        _input_ids.clear()
+    _input_ids[id(inputs)] = (inputs, (ids, list(inputs)))
+    return ids
+
+
+def _numbered(path: Path, k: int) -> Path:
+    return path if k == 1 else path.with_name(f"{path.stem}-{k}{path.suffix}")
+
+
+def _option_text(key, value) -> str:
+    if value is True:
+        return key
+    if value is False:
+        return f"no {key}"
+    if value is None or value == []:
+        return f"{key} (default)"
+    if isinstance(value, list):
+        return f"{key} {','.join(map(str, value))}"
+    return f"{key} {value}"
+
+
+def _differs(marker: Optional[dict], provenance: Optional[Provenance], input_path) -> Optional[str]:
+    """None when ``marker`` records this very result (same command, options and input); else
+    why not, for messages."""
+    if marker is None:
+        return "without a cvtools marker" if provenance is None else f"not made by `cvtools {provenance.command}`"
+    if provenance is None:
+        return f"made by `cvtools {safe_path(marker['command'])}`"
+    if marker["command"] != provenance.command:
+        return f"made by `cvtools {safe_path(marker['command'])}`"
+    if marker["digest"] != provenance.digest:
+        old, new = marker.get("options", {}), provenance.shown()
+        keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+        if not keys:
+            return "made with other options"
+        was = ", ".join(safe_path(_option_text(k, old.get(k))) for k in keys[:4])
+        now = ", ".join(safe_path(_option_text(k, new.get(k))) for k in keys[:4])
+        more = f" and {len(keys) - 4} more" if len(keys) > 4 else ""
+        return f"made with {was}{more} (this run: {now})"
+    if marker["input"] != input_digest(input_path):
+        return "made from another input (or from this one before it changed)"
+    return None
+
+
+def _own_output(input_path: Path, suffix: str, policy: _Policy) -> Optional[str]:
+    """Why an input found in a folder is an output of the running command, or None (memoised)."""
+    key = (os.path.abspath(input_path), suffix)
+    if key not in policy.own:
+        policy.own[key] = _own_output_uncached(Path(input_path), suffix, policy) \
+            if key[0] in policy.found else None
+    return policy.own[key]
+
+
+def _own_output_uncached(input_path: Path, suffix: str, policy: _Policy) -> Optional[str]:
+    if policy.provenance is not None:
+        marker = read_marker(input_path)
+        if marker is not None and marker["command"] == policy.provenance.command:
+            return f"an output of `cvtools {safe_path(marker['command'])}`, not taken as an input"
+    m = re.fullmatch(rf"(.+)_{re.escape(suffix)}(?:-\d+)?(?:_[A-Za-z0-9-]+)?", input_path.stem)
+    if m and (os.path.dirname(os.path.abspath(input_path)), m.group(1)) in policy.stems:
+        return f"named like this command's output for {safe_path(m.group(1))}.*, not taken as an input"
+    return None
+
+
 def output_path_for(
     input_path: Path,
     output: Optional[str],
@@ -421,48 +777,136 @@ def output_path_for(
     overwrite: bool = False,
     inputs: Sequence[Path] = (),
 ) -> Path:
-    """Where the result for ``input_path`` goes.
+    """Where the result for ``input_path`` goes, under one re-run policy.
 
-    - no ``-o``: next to the input, ``<stem>_<suffix><ext>``;
-    - ``-o`` an existing directory, a path ending in '/', or several inputs: that directory;
-    - otherwise ``-o`` is the file itself.
-    ``ext`` defaults to the input's own (PNG for GIF, PGM and other formats cvtools does not
-    write well). Raises ImageError when the target is an input (also through a symbolic or
-    hard link), exists (unless ``overwrite``), or, within ``output_claims``, is already the
-    output of another input.
+    Naming: no ``-o``: next to the input, ``<stem>_<suffix><ext>``; ``-o`` an existing
+    directory, a path ending in '/', or several inputs: that directory; otherwise ``-o`` is
+    the file itself. ``ext`` defaults to the input's own (PNG for GIF, PGM, BMP and other
+    formats that would lose the result or cannot carry the marker).
+
+    Re-running (inside ``output_claims``, which ``run_batch`` sets up with the command and its
+    options):
+
+    - the output is already there, made by the same command and options from the same input
+      (its marker says so): :class:`OutputSkipped` (``kind="done"``), so an interrupted folder
+      run continues where it stopped;
+    - the name is taken (another command, other options, another input, a file cvtools did not
+      write, an input, another input's output in this run): the next free name,
+      ``<stem>_<suffix>-2<ext>``, ``-3`` …, and ``notify`` says why;
+    - ``overwrite``: the first name that is not an input nor another input's output is replaced;
+    - an input found in a folder or by a pattern that is itself an output of this command (its
+      marker, or its name ``<stem>_<suffix>[-N][_side]`` next to ``<stem>.*``):
+      :class:`OutputSkipped` (``kind="own_output"``).
+
+    An explicit ``-o FILE`` is never renamed: an input there, a directory, or an existing file
+    made otherwise raises ImageError (``--overwrite`` replaces the file).
     """
     input_path = Path(input_path)
+    policy = _policy
+    provenance = policy.provenance if policy is not None else None
     ext = ext or (input_path.suffix if input_path.suffix.lower() in _DEFAULT_OUTPUT_EXT else ".png")
     name = f"{input_path.stem}_{suffix}{ext}"
+    explicit = False
     if output is None:
-        target = input_path.with_name(name)
+        base = input_path.with_name(name)
     else:
         output = str(output)
         out = Path(output)
         if out.is_dir() or output.endswith(("/", os.sep)) or many:
-            target = out / name
+            base = out / name
         else:
-            target = out
-    if target.suffix.lower() not in _FORMATS:
-        hint = "; to write into a directory, end -o with '/'" if not target.suffix else ""
-        raise ImageError(target, f"unknown output format {target.suffix or '(no extension)'!r}; use .png, .jpg, "
-                                 f".webp, .tif or .bmp{hint}")
+            base = out
+            explicit = True
+    if base.suffix.lower() not in _FORMATS:
+        hint = "; to write into a directory, end -o with '/'" if not base.suffix else ""
+        raise ImageError(base, f"unknown output format {base.suffix or '(no extension)'!r}; use .png, .jpg, "
+                               f".webp, .tif or .bmp{hint}")
+    if policy is not None and os.path.abspath(input_path) in policy.found:
+        why = _own_output(input_path, suffix, policy)
+        if why:
+            raise OutputSkipped(input_path, why, "own_output")
+
+    def is_input(target) -> bool:
+        # An earlier output of this command found in the folder was left out of the inputs:
+        # its name is free to be recognised as done (or passed over as made otherwise).
+        if _same_file(input_path, target):
+            return True
+        p = _inputs_by_id(inputs).get(_file_id(target))
+        return p is not None and not (policy is not None and _own_output(Path(p), suffix, policy))
+
+
+    me = os.path.realpath(input_path)
+    passed_over = None  # (name, why) of the first name passed over
+    for k in range(1, (1 if explicit else MAX_NUMBERED) + 1):
+        target = _numbered(base, k)
+        key = os.path.realpath(target)
+        owner = _claims.get(key) if _claims is not None else None
+        why = None
+        if is_input(target):
+            if explicit:
+                raise ImageError(target, "output would overwrite an input; choose another -o")
+            why = "is an input"
+        elif target.is_dir():
+            if explicit:
+                raise ImageError(target, "output is a directory; end -o with '/' to write into it")
+            why = "is a directory"
+        elif owner is not None and owner != me:
+            if explicit:
+                raise ImageError(target, f"is also the output for {safe_path(owner)} in this run; give the "
+                                         "inputs different names or write them to different -o directories")
+            why = f"is the output for {safe_path(owner)} in this run"
+        elif os.path.lexists(target) and not overwrite and owner != me:
+            why = _differs(read_marker(target), provenance, input_path)
+            if why is None:
+                raise OutputSkipped(input_path, f"already done: {safe_path(target)} holds this command's result "
+                                                "for it with the same options (--overwrite redoes it)",
+                                    "done", target)
+            why = f"exists, {why}"
+            if explicit:
+                raise ImageError(target, f"output {why}; pass --overwrite to replace it, or choose another -o")
+        if why is not None:
+            passed_over = passed_over or (target, why)
+            continue
+        if _claims is not None:
+            _claims[key] = me
+        _named[key] = _Named(bool(overwrite), str(input_path), provenance)
+        if passed_over is not None and policy is not None and policy.notify is not None:
+            policy.notify(f"{safe_path(passed_over[0])} {passed_over[1]}; writing {safe_path(target)}")
+        return target
+    raise ImageError(base, f"no free output name ({base.name} to {_numbered(base, MAX_NUMBERED).name} are all "
+                           "taken); clean up or choose another -o")
+
+
+def side_output_for(path, input_path, overwrite: bool = False, inputs: Sequence[Path] = ()) -> Path:
+    """Claim a file written beside an output named by :func:`output_path_for` (visualize's
+    ``NAME_sanity.jpg``, raw ``.npy`` maps) like a main output: never an input (even with
+    ``overwrite``), never another input's output in this run, never an existing file without
+    ``overwrite`` unless it is this command's own result for the same input and options.
+    Returns ``path``; raises ImageError otherwise."""
+    path = Path(path)
+    input_path = Path(input_path)
+    policy = _policy
+    provenance = policy.provenance if policy is not None else None
     for p in list(inputs) + [input_path]:
-        if _same_file(p, target):
-            raise ImageError(target, "output would overwrite an input; choose another -o")
-    if target.is_dir():
-        raise ImageError(target, "output is a directory; end -o with '/' to write into it")
-    if target.exists() and not overwrite:
-        raise ImageError(target, "output exists; pass --overwrite to replace it")
-    key = os.path.realpath(target)
+        if _same_file(p, path):
+            raise ImageError(path, "side output would overwrite an input; rename the input or choose another -o")
+    if path.is_dir():
+        raise ImageError(path, "side output is a directory")
+    key = os.path.realpath(path)
+    me = os.path.realpath(input_path)
+    owner = _claims.get(key) if _claims is not None else None
+    if owner is not None and owner != me:
+        raise ImageError(path, f"is also an output for {safe_path(owner)} in this run")
+    replace = bool(overwrite)
+    if os.path.lexists(path) and not overwrite and owner != me:
+        why = _differs(read_marker(path), provenance, input_path)
+        if why is not None:
+            raise ImageError(path, f"output exists, {why}; pass --overwrite to replace it")
+        replace = True  # this very result, from an interrupted run
     if _claims is not None:
-        owner = _claims.get(key)
-        if owner is not None and owner != os.path.realpath(input_path):
-            raise ImageError(target, f"is also the output for {safe_path(owner)} in this run; give the "
-                                     "inputs different names or write them to different -o directories")
-        _claims[key] = os.path.realpath(input_path)
-    _named[key] = bool(overwrite)
-    return target
+        _claims[key] = me
+    _named[key] = _Named(replace, str(input_path), provenance)
+    return path
 
 
 def _umask() -> int:
@@ -487,8 +931,9 @@ def _fsync_dir(directory) -> None:
 def atomic_write(path, write_fn, overwrite: Optional[bool] = None) -> None:
     """Call ``write_fn(tmp_path)`` and move the result into place; nothing partial is left.
 
-    The temporary file is hidden (``.NAME.XXXX.part.EXT``) in the target directory, flushed to
-    disk, given the permissions a new file gets (umask), then renamed over ``path``. On any
+    The temporary file is hidden, with a short fixed-length random name
+    (``.cvtools-XXXXXXXX.part.EXT``, so an output whose name is near the file system's limit
+    can still be written) in the target directory, flushed to disk, given the permissions a new file gets (umask), then renamed over ``path``. On any
     error or interruption (Ctrl-C, SIGTERM in a batch) it is removed.
     ``overwrite=False`` never replaces an existing file (even one that appeared while
     ``write_fn`` ran); ``None``: False for outputs named by ``output_path_for`` without
@@ -496,7 +941,8 @@ def atomic_write(path, write_fn, overwrite: Optional[bool] = None) -> None:
     """
     path = Path(path)
     if overwrite is None:
-        overwrite = _named.get(os.path.realpath(path), True)
+        record = _named.get(os.path.realpath(path))
+        overwrite = True if record is None else record.overwrite
     parent = path.parent if str(path.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -512,7 +958,8 @@ def atomic_write(path, write_fn, overwrite: Optional[bool] = None) -> None:
         raise ImageError(path, "output is a directory")
     tmp = None
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + path.suffix, dir=parent)
+        ext = path.suffix if len(path.suffix) <= 8 else ""
+        fd, tmp = tempfile.mkstemp(prefix=".cvtools-", suffix=".part" + ext, dir=parent)
         os.close(fd)
         write_fn(tmp)
         with open(tmp, "rb+") as f:
@@ -559,7 +1006,9 @@ def save_image(path, image, alpha=None, quality: int = 95) -> Path:
     """Atomically save a PIL image or a [0, 1] tensor (C×H×W), with optional alpha.
 
     A tensor with NaN or infinite values is refused (a numerical failure upstream must not
-    become a black or speckled image on disk). Alpha is kept in PNG, WebP and TIFF.
+    become a black or speckled image on disk). Alpha is kept in PNG, WebP and TIFF. The file is
+    tagged sRGB and, when named by :func:`output_path_for` in a run, carries its provenance
+    marker (:func:`output_metadata`).
     """
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
@@ -586,6 +1035,7 @@ def save_image(path, image, alpha=None, quality: int = 95) -> Path:
     elif fmt == "BMP" and im.mode not in ("RGB", "L", "RGBA", "1", "P"):
         im = im.convert("RGB")
     kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    kwargs.update(output_metadata(path, fmt))
 
     def write(tmp):
         im.save(tmp, format=fmt, **kwargs)

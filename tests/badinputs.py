@@ -8,6 +8,11 @@ Each case says what a correct program does with it:
   with a one-line error (tiny images may be below what a network accepts);
 - ``error`` cases must be refused with a one-line error naming the file and matching ``reason``.
 
+Also: a 65535×1 strip (75 bytes of PNG that used to cost classify 18 GB: refused as a degenerate
+shape before decoding), an Adobe-RGB-like photo (an ICC profile built in code by
+``adobe_like_icc``: converted to sRGB on load) and a 236-byte file name (its output name is legal,
+and so must be the temporary file it is written through).
+
 The decompression-bomb cases are cheap: ``bomb_small`` is a 64×64 image run with a pixel limit
 of ``BOMB_LIMIT`` (``--max-pixels`` / ``CVTOOLS_MAX_PIXELS``), and ``bomb_header`` is a 60-byte
 PNG whose header claims 100 000 × 100 000 pixels, refused by the default limit before any
@@ -101,6 +106,46 @@ def png_with_header_size(data: bytes, w: int, h: int) -> bytes:
     return bytes(out)
 
 
+#: Adobe RGB (1998)'s colorants adapted to D50 (as in Adobe's own profile) and its gamma.
+ADOBE_RGB_COLORANTS = ((0.60974, 0.31111, 0.01947), (0.20528, 0.62567, 0.06087), (0.14919, 0.06322, 0.74457))
+ADOBE_RGB_GAMMA = 563 / 256  # 2.19921875, the u8Fixed8 value in the profile
+
+
+def adobe_like_icc(colorants=ADOBE_RGB_COLORANTS, gamma: float = ADOBE_RGB_GAMMA,
+                   description: str = "Adobe-like RGB (cvtools test)") -> bytes:
+    """A minimal ICC v2 RGB display profile (matrix + gamma curves), built byte by byte: what an
+    Adobe RGB camera JPEG embeds, without shipping anyone's profile file."""
+
+    def s15(v: float) -> bytes:
+        return struct.pack(">i", int(round(v * 65536)))
+
+    def xyz(v) -> bytes:
+        return b"XYZ " + b"\0" * 4 + b"".join(s15(c) for c in v)
+
+    def curv(g: float) -> bytes:
+        return b"curv" + b"\0" * 4 + struct.pack(">IH", 1, int(round(g * 256))) + b"\0\0"
+
+    text = description.encode("ascii") + b"\0"
+    desc = (b"desc" + b"\0" * 4 + struct.pack(">I", len(text)) + text + struct.pack(">II", 0, 0)
+            + struct.pack(">HB", 0, 0) + b"\0" * 67)
+    d50 = (0.9642, 1.0, 0.8249)
+    tags = [(b"desc", desc), (b"wtpt", xyz(d50)), (b"rXYZ", xyz(colorants[0])), (b"gXYZ", xyz(colorants[1])),
+            (b"bXYZ", xyz(colorants[2])), (b"rTRC", curv(gamma)), (b"gTRC", curv(gamma)), (b"bTRC", curv(gamma)),
+            (b"cprt", b"text" + b"\0" * 4 + b"no copyright, test data\0")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    size = offset + len(body)
+    header = (struct.pack(">I", size) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + struct.pack(">6H", 2026, 1, 1, 0, 0, 0) + b"acsp" + b"\0" * 28 + s15(d50[0]) + s15(d50[1])
+              + s15(d50[2]) + b"\0" * 48)
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
 def make_corpus(d, w: int = 48, h: int = 40) -> Dict[str, Case]:
     """Write the corpus into directory ``d``; returns {name: Case}."""
     d = Path(d)
@@ -142,6 +187,10 @@ def make_corpus(d, w: int = 48, h: int = 40) -> Dict[str, Case]:
         reason=r"safety limit|decompression bomb", needs_limit=True)
     add("bomb_header", "bomb_header.png", "error", png_with_header_size(_png_bytes(Image.new("L", (4, 4))), 100_000, 100_000),
         reason=r"safety limit|decompression bomb")
+    add("degenerate_strip", "strip.png", "error", _png_bytes(Image.new("L", (65535, 1))),
+        reason=r"degenerate shape \(aspect ratio 65535:1")
+    add("adobe_rgb", "adobe.png", "ok", _png_bytes(base, icc_profile=adobe_like_icc()), size=(w, h))
+    add("long_name", "n" * 232 + "_long.png", "ok", _png_bytes(base), size=(w, h))
     add("missing", "does_not_exist.jpg", "error", None, reason=r"no such file")
     (d / "empty_dir").mkdir(exist_ok=True)
     (d / "empty_dir" / "readme.txt").write_text("no images in here\n")
@@ -161,5 +210,5 @@ def unwritable_output(d) -> Path:
 CASE_NAMES = [
     "good", "truncated_jpeg", "empty_file", "text_as_jpg", "png_bad_crc_idat", "png_bad_crc_ihdr",
     "cmyk_jpeg", "png_16bit", "palette_transparency", "gray_alpha", "exif_rotated", "animated_gif",
-    "one_pixel", "bomb_small", "bomb_header", "missing", "empty_dir",
+    "one_pixel", "bomb_small", "bomb_header", "degenerate_strip", "adobe_rgb", "long_name", "missing", "empty_dir",
 ]

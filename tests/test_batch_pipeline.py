@@ -245,14 +245,18 @@ def test_stylize_save_failure_is_reported_for_that_file(run_cli, monkeypatch, tm
     assert noted == [str(folder / n) for n in ("p0.png", "p1.jpg", "p3.jpg", "p5.jpg")]
 
 
-def test_stylize_two_inputs_one_output_is_refused_in_input_order(run_cli, monkeypatch, tmp_path, tiny_style):
+def test_stylize_two_inputs_one_output_name_get_numbered_names_in_input_order(run_cli, monkeypatch, tmp_path,
+                                                                              tiny_style):
+    """a/x.png, b/x.png, c/x.png into one -o directory: x_tiny.png, x_tiny-2.png, x_tiny-3.png in
+    input order (the names are decided on the main thread before any loading), one note each."""
     for sub, seed in (("a", 1), ("b", 2), ("c", 3)):
         (tmp_path / sub).mkdir()
         photo(40, 32, seed=seed).save(tmp_path / sub / "x.png")
     out = tmp_path / "out"
     r = _stylize(run_cli, monkeypatch, 3, [tmp_path / s / "x.png" for s in "abc"], out, tiny_style)
-    assert r.exit_code == 1
-    errors = [line for line in r.stderr.splitlines() if "is also the output for" in line]
-    assert len(errors) == 2 and all(str(tmp_path / "a" / "x.png") in e for e in errors), r.stderr
-    assert [p.name for p in out.iterdir()] == ["x_tiny.png"]
-    assert r.stdout.splitlines()[0].startswith(str(tmp_path / "a" / "x.png"))
+    assert r.exit_code == 0, r.stderr
+    notes = [line for line in r.stderr.splitlines() if "is the output for" in line]
+    assert len(notes) == 2 and all(str(tmp_path / "a" / "x.png") in n for n in notes), r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["x_tiny-2.png", "x_tiny-3.png", "x_tiny.png"]
+    assert [line.split(" -> ") for line in r.stdout.splitlines()] == [
+        [str(tmp_path / s / "x.png"), str(out / n)] for s, n in zip("abc", ("x_tiny.png", "x_tiny-2.png", "x_tiny-3.png"))]

@@ -94,17 +94,196 @@ def test_decompression_bomb_guard(tmp_path, monkeypatch):
 
 
 def test_output_never_overwrites_input_or_existing(tmp_path):
+    """Derived names move on to the next free name; an explicit -o FILE is never renamed."""
     src = tmp_path / "a.jpg"
     _rgb().save(src)
     assert output_path_for(src, None, "mona") == tmp_path / "a_mona.jpg"
     with pytest.raises(ImageError, match="overwrite an input"):
         output_path_for(src, str(src), "mona", overwrite=True)
     (tmp_path / "a_mona.jpg").write_bytes(b"x")
-    with pytest.raises(ImageError, match="--overwrite"):
-        output_path_for(src, None, "mona")
+    assert output_path_for(src, None, "mona") == tmp_path / "a_mona-2.jpg"  # the file is kept
+    with pytest.raises(ImageError, match="exists.*--overwrite"):
+        output_path_for(src, str(tmp_path / "a_mona.jpg"), "mona")
     assert output_path_for(src, None, "mona", overwrite=True) == tmp_path / "a_mona.jpg"
     out = tmp_path / "outdir"
     assert output_path_for(src, str(out) + "/", "x", ext=".png") == out / "a_x.png"
+    assert (tmp_path / "a_mona.jpg").read_bytes() == b"x"
+
+
+def _run_policy(src, provenance, notes, **kw):
+    from cvtools.imageio import output_claims
+
+    with output_claims(provenance=provenance, notify=notes.append, found=kw.pop("found", ())):
+        return output_path_for(src, kw.pop("output", None), kw.pop("suffix", "dream"), **kw)
+
+
+def test_rerun_policy_in_the_library(tmp_path):
+    """Same command, options and input: OutputSkipped('done'); other options: the next free
+    name, and the note says what changed; a changed input is not 'done'."""
+    from cvtools.imageio import OutputSkipped, Provenance, read_marker
+
+    src = tmp_path / "p.png"
+    _rgb(seed=1).save(src)
+    a = Provenance("dream", {"--steps": 10, "--layer": []})
+    b = Provenance("dream", {"--steps": 20, "--layer": ["blocks.6"]})
+    notes = []
+    first = _run_policy(src, a, notes)
+    assert first == tmp_path / "p_dream.png"
+    save_image(first, _rgb(seed=2))
+    marker = read_marker(first)
+    assert marker["command"] == "dream" and marker["options"] == {"--layer": [], "--steps": 10}
+    with pytest.raises(OutputSkipped) as info:
+        _run_policy(src, a, notes)
+    assert info.value.kind == "done" and "p_dream.png" in str(info.value)
+    second = _run_policy(src, b, notes)
+    assert second == tmp_path / "p_dream-2.png" and len(notes) == 1
+    assert "--steps 10" in notes[0] and "this run: --layer blocks.6, --steps 20" in notes[0], notes
+    save_image(second, _rgb(seed=3))
+    with pytest.raises(OutputSkipped):  # the second run resumed: its own -2 file is found
+        _run_policy(src, b, notes)
+    _rgb(seed=4).save(src)  # the input changed: its old output is not this one's
+    assert _run_policy(src, a, notes) == tmp_path / "p_dream-3.png"
+    assert "another input" in notes[-1]
+    # --overwrite redoes it in the first name
+    assert _run_policy(src, a, notes, overwrite=True) == tmp_path / "p_dream.png"
+
+
+def test_own_outputs_found_in_a_folder_are_not_inputs(tmp_path):
+    from cvtools.imageio import OutputSkipped, Provenance
+
+    src = tmp_path / "i00.png"
+    _rgb().save(src)
+    prov = Provenance("stylize", {"--style": "mona"})
+    notes = []
+    out = _run_policy(src, prov, notes, suffix="mona", found=[src])
+    save_image(out, _rgb(seed=5))
+    legacy = tmp_path / "i01_mona.bmp"  # no marker (a format that cannot hold one), named like ours
+    _rgb().save(tmp_path / "i01.png")
+    _rgb().save(legacy)
+    found = [src, out, tmp_path / "i01.png", legacy]
+    for p in (out, legacy):
+        with pytest.raises(OutputSkipped) as info:
+            _run_policy(p, prov, notes, suffix="mona", found=found, inputs=found)
+        assert info.value.kind == "own_output"
+    # named explicitly (not found in a folder), it is an input like any other
+    assert _run_policy(out, prov, notes, suffix="mona", found=[], inputs=[out]) == tmp_path / "i00_mona_mona.png"
+    # the original's output is its own earlier result, recognised as done, not 'an input'
+    with pytest.raises(OutputSkipped) as info:
+        _run_policy(src, prov, notes, suffix="mona", found=found, inputs=found)
+    assert info.value.kind == "done"
+
+
+def test_two_inputs_one_name_in_a_batch_get_two_names(tmp_path):
+    from cvtools.imageio import Provenance
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        _rgb().save(tmp_path / sub / "x.png")
+    notes = []
+    from cvtools.imageio import output_claims
+
+    with output_claims(provenance=Provenance("dream", {}), notify=notes.append):
+        t1 = output_path_for(tmp_path / "a" / "x.png", str(tmp_path / "o") + "/", "dream", many=True, overwrite=True)
+        t2 = output_path_for(tmp_path / "b" / "x.png", str(tmp_path / "o") + "/", "dream", many=True, overwrite=True)
+        assert output_path_for(tmp_path / "a" / "x.png", str(tmp_path / "o") + "/", "dream", many=True) == t1
+    assert (t1.name, t2.name) == ("x_dream.png", "x_dream-2.png")
+    assert len(notes) == 1 and "is the output for" in notes[0] and "a/x.png" in notes[0]
+
+
+def test_markers_are_untrusted(tmp_path):
+    """Malformed, deeply nested or foreign markers are no marker at all."""
+    from PIL.PngImagePlugin import PngInfo
+
+    from cvtools.imageio import read_marker
+
+    for i, text in enumerate(["not json", "[" * 50000 + "]" * 50000, '{"command": 3}', "x" * 70000,
+                              '{"command":"dream","digest":"d","input":"i","options":[1]}']):
+        info = PngInfo()
+        info.add_text("cvtools", text)
+        p = tmp_path / f"m{i}.png"
+        _rgb(8, 8).save(p, pnginfo=info)
+        m = read_marker(p)
+        assert m is None or (i == 4 and m["options"] == {}), (i, m)
+    (tmp_path / "t.png").write_text("text")
+    assert read_marker(tmp_path / "t.png") is None and read_marker(tmp_path / "none.png") is None
+    os.mkfifo(tmp_path / "f.png")
+    assert read_marker(tmp_path / "f.png") is None  # never opened: it would block
+
+
+def test_temporary_names_are_short(tmp_path):
+    """A 250-byte output name is legal; the temporary file it is written through must be too."""
+    name = "n" * 246 + ".png"
+    save_image(tmp_path / name, _rgb(8, 8))
+    assert os.listdir(tmp_path) == [name]
+
+
+def test_degenerate_aspect_ratio_is_refused_before_decoding(tmp_path):
+    from cvtools.imageio import MAX_ASPECT_RATIO
+
+    p = tmp_path / "strip.png"
+    Image.new("L", (65535, 1)).save(p)
+    with pytest.raises(ImageError, match=r"strip.png: 65535x1 is a degenerate shape \(aspect ratio 65535:1"):
+        load_image(p, max_pixels=None)
+    ok = tmp_path / "pano.png"
+    Image.new("RGB", (MAX_ASPECT_RATIO * 2, 2)).save(ok)
+    assert load_image(ok).size == (MAX_ASPECT_RATIO * 2, 2)  # at the limit: accepted
+    Image.new("RGB", (2, MAX_ASPECT_RATIO * 2 + 1)).save(ok)
+    with pytest.raises(ImageError, match="degenerate"):
+        load_image(ok)
+
+
+def _srgb_expected(px, colorants, gamma):
+    """Adobe-like RGB -> sRGB by hand: decode the gamma, to XYZ (D50) through the profile's
+    colorants (as stored: s15Fixed16), to linear sRGB through the built-in sRGB profile's
+    colorants, clip (relative colorimetric), encode with the sRGB curve."""
+    from PIL import ImageCms
+
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).profile
+    to_xyz = (np.round(np.array(colorants) * 65536) / 65536).T
+    srgb_to_xyz = np.array([srgb.red_colorant[0], srgb.green_colorant[0], srgb.blue_colorant[0]]).T
+    lin = (px / 255.0) ** (round(gamma * 256) / 256)
+    out = np.clip(lin @ to_xyz.T @ np.linalg.inv(srgb_to_xyz).T, 0, 1)
+    return np.where(out <= 0.0031308, 12.92 * out, 1.055 * out ** (1 / 2.4) - 0.055) * 255
+
+
+def test_icc_profiles_are_converted_to_srgb_and_outputs_tagged(tmp_path):
+    from PIL import ImageCms
+
+    from badinputs import ADOBE_RGB_COLORANTS, ADOBE_RGB_GAMMA, adobe_like_icc
+
+    rng = np.random.default_rng(0)
+    px = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)
+    px[0, :4] = [(128, 128, 128), (200, 60, 60), (60, 160, 60), (70, 80, 190)]
+    p = tmp_path / "adobe.png"
+    Image.fromarray(px).save(p, icc_profile=adobe_like_icc())
+    got = np.asarray(load_image(p).rgb).astype(float)
+    # Tolerance: half a level from rounding the output, plus at most half a level from
+    # LittleCMS's 16-bit fixed-point curves and matrix (it rounds once more internally).
+    np.testing.assert_allclose(got, _srgb_expected(px, ADOBE_RGB_COLORANTS, ADOBE_RGB_GAMMA), atol=1.0)
+    # The right way: grey stays grey, colours get more saturated (Adobe RGB's primaries lie
+    # outside sRGB's, so the same numbers mean more saturated colours there).
+    assert np.abs(got[0, 0] - 128).max() <= 2
+    for i in (1, 2, 3):
+        assert np.ptp(got[0, i]) > np.ptp(px[0, i].astype(float)) + 10, (px[0, i], got[0, i])
+    # The same file JPEG-encoded: also converted (the profile travels in APP2)
+    j = tmp_path / "adobe.jpg"
+    Image.fromarray(px).save(j, quality=95, icc_profile=adobe_like_icc())
+    from cvtools.imageio import to_srgb
+
+    with Image.open(j) as im:
+        decoded = im.convert("RGB")
+    np.testing.assert_array_equal(np.asarray(load_image(j).rgb), np.asarray(to_srgb(decoded, adobe_like_icc())))
+    assert np.abs(np.asarray(load_image(j).rgb).astype(int) - np.asarray(decoded)).max() > 30  # it did move
+    # Outputs are tagged sRGB, and an sRGB-tagged file loads unchanged
+    for ext in (".png", ".jpg", ".webp", ".tif"):
+        out = save_image(tmp_path / f"out{ext}", load_image(p).rgb)
+        with Image.open(out) as im:
+            desc = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"])).profile.profile_description
+        assert "sRGB" in desc, (ext, desc)
+    np.testing.assert_array_equal(np.asarray(load_image(tmp_path / "out.png").rgb), got.astype(np.uint8))
+    # A damaged profile is ignored (the pixels are taken as sRGB), never an error
+    Image.fromarray(px).save(p, icc_profile=b"\0" * 200)
+    np.testing.assert_array_equal(np.asarray(load_image(p).rgb), px)
 
 
 def test_atomic_save_leaves_nothing_on_failure(tmp_path):

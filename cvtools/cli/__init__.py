@@ -24,6 +24,7 @@ COMMANDS = {
     "backbones": "cvtools.cli.info:backbones",
     "layers": "cvtools.cli.info:layers",
     "bench": "cvtools.cli.bench:bench",
+    "export": "cvtools.cli.export:export",
 }
 
 
@@ -56,7 +57,7 @@ class LazyGroup(click.Group):
         import os
         import sys
 
-        from cvtools.errors import CvtoolsError, one_line
+        from cvtools.errors import CvtoolsError, one_line, safe_path
 
         try:
             return super().invoke(ctx)
@@ -77,7 +78,7 @@ class LazyGroup(click.Group):
         except MemoryError:
             raise CliError("out of memory; try a smaller --size or --tile") from None
         except OSError as exc:
-            name = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+            name = f"{safe_path(exc.filename)}: " if getattr(exc, "filename", None) else ""
             raise CliError(one_line(f"{name}{exc.strerror or exc}")) from None
         except Exception as exc:
             if os.environ.get("CVTOOLS_DEBUG"):

@@ -37,12 +37,55 @@ def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")(f)
 
 
+OUTPUT_POLICY_HELP = (
+    "Running a command again continues where it stopped: outputs already made by the same command and "
+    "options are skipped; outputs made otherwise are kept and the new result gets the next free name "
+    "(NAME_SUFFIX-2.EXT); a command's own outputs found in a folder are never taken as inputs."
+)
+
+
 def output_options(f):
-    f = click.option("--overwrite", is_flag=True, help="Replace existing output files.")(f)
+    f = click.option("--overwrite", is_flag=True,
+                     help="Replace existing outputs (and redo finished ones) instead of skipping them or "
+                          "writing NAME_SUFFIX-2.EXT.")(f)
     f = click.option("-o", "--output", metavar="PATH",
-                     help="Output file (one input) or directory. Default: next to each input, with a suffix; "
-                          "inputs are never overwritten.")(f)
+                     help="Output file (one input) or directory. Default: next to each input, with a suffix. "
+                          "Inputs are never overwritten; an existing file only with --overwrite; a re-run "
+                          "skips finished outputs.")(f)
     return f
+
+
+#: Options that do not change what a command writes: left out of the provenance digest, so a
+#: re-run on another device, with another tile size or batch size, still finds its outputs.
+NOT_OUTPUT_OPTIONS = frozenset({
+    "inputs", "output", "overwrite", "quiet", "device", "precision", "no_fuse", "compile_", "no_cuda_graphs",
+    "tile", "batch_size", "internal_batch_size", "as_json", "max_pixels", "threads", "workers",
+})
+
+
+def provenance_from_click(ctx=None):
+    """The running command and the options that shape its outputs, from click's context (None
+    outside a click command): what output markers record and re-runs compare."""
+    from cvtools.imageio import Provenance
+
+    ctx = ctx or click.get_current_context(silent=True)
+    if ctx is None:
+        return None
+    names = []
+    c = ctx
+    while c is not None and c.parent is not None:
+        names.append(c.info_name or "")
+        c = c.parent
+    if not names and ctx.info_name:
+        names = [ctx.info_name]
+    options = {}
+    for param in getattr(ctx.command, "params", []):
+        if not isinstance(param, click.Option) or param.name in NOT_OUTPUT_OPTIONS or param.name not in ctx.params:
+            continue
+        key = max(param.opts, key=len) if param.opts else param.name
+        value = ctx.params[param.name]
+        options[key] = list(value) if isinstance(value, (tuple, list)) else value
+    return Provenance(" ".join(reversed(names)), options)
 
 
 def max_pixels_option(f):
@@ -84,17 +127,37 @@ class BatchReport:
     #: wall-clock span of the loop over the files (model loading is before it): time.time() values
     started: float = 0.0
     ended: float = 0.0
+    #: inputs whose output was already there (same command, options and input): not failures
+    skipped: List[str] = field(default_factory=list)
+    #: files found in folders that are this command's own outputs: left out, not failures
+    excluded: List[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
 
     def rate_line(self, processes: int = 1) -> str:
-        """'N images in T s (R img/s[ on K processes])' for the summary of a folder run."""
+        """'N images in T s (R img/s[ on K processes])' for the summary of a folder run; below
+        one image a second, 'S s/img' (slow work never reads '0.0 img/s')."""
         seconds = max(1e-9, self.ended - self.started)
         n = len(self.done)
         on = f" on {processes} processes" if processes > 1 else ""
-        return f"{n} image{'s' if n != 1 else ''} in {seconds:.1f} s ({n / seconds:.1f} img/s{on})"
+        rate = n / seconds
+        speed = f"{seconds / n:.1f} s/img" if n and rate < 1.0 else f"{rate:.1f} img/s"
+        return f"{n} image{'s' if n != 1 else ''} in {seconds:.1f} s ({speed}{on})"
+
+    def summary_line(self, processes: int = 1) -> Optional[str]:
+        """'done: ...' with the rate, the inputs skipped as already done and the earlier outputs
+        left out of the inputs; None when there is nothing to say."""
+        parts = [self.rate_line(processes)] if self.done else []
+        if self.skipped:
+            n = len(self.skipped)
+            parts.append(f"skipped {n} already done (same command and options; --overwrite redoes them)")
+        if self.excluded:
+            n = len(self.excluded)
+            parts.append(f"left out {n} earlier output{'s' if n != 1 else ''} of this command found among the "
+                         "inputs")
+        return f"done: {'; '.join(parts)}" if parts else None
 
 
 def _error_line(path, exc) -> str:
@@ -282,6 +345,7 @@ def run_batch(
     work: Callable,
     desc: str,
     quiet: bool = False,
+    provenance=None,
 ) -> BatchReport:
     """Expand inputs, call ``work(path)`` on each with a progress bar, and keep going past
     per-file errors (reported on one line each). ``work`` returns a note or None.
@@ -295,6 +359,11 @@ def run_batch(
       a ``MemoryError`` or any other exception from one file is reported on one line naming
       the file and the batch goes on (``CVTOOLS_DEBUG=1`` shows tracebacks of unexpected ones).
     - Two inputs never write the same output file (see ``imageio.output_claims``).
+    - Re-runs (``imageio.output_path_for``): an input whose output is already there from the
+      same command and options is skipped and counted ("skipped N already done", exit 0); an
+      output name taken otherwise moves the new result to the next free name, with a note; this
+      command's own outputs found in a folder are left out of the inputs. ``provenance`` (the
+      command and its options) defaults to the running click command's.
     - Ctrl-C or SIGTERM stops the batch: the file being written is discarded (writes are
       atomic), every finished output stays complete, and the command exits with 130. (Staged:
       saves already under way finish, queued ones are dropped, no new file is started.)
@@ -307,7 +376,10 @@ def run_batch(
     from cvtools import distributed
 
     report = BatchReport()
-    paths, problems = expand_inputs(inputs)
+    found: set = set()
+    paths, problems = expand_inputs(inputs, found=found)
+    if provenance is None:
+        provenance = provenance_from_click()
     # Under torchrun each rank takes one shard of the inputs; rank 0 speaks for the whole run.
     dist = distributed.init() if distributed.launched_by_torchrun() else distributed.DistInfo()
     all_paths = paths
@@ -341,6 +413,14 @@ def run_batch(
 
     debug = bool(os.environ.get("CVTOOLS_DEBUG"))
 
+    def note(message):
+        if quiet:
+            return
+        if bar is not None:
+            bar.write(f"cvtools: note: {message}", file=sys.stderr)
+        else:
+            echo_err(f"note: {message}")
+
     def ok(path, note):
         report.done.append(str(path))
         if note and not quiet:
@@ -349,8 +429,15 @@ def run_batch(
             bar.update(1)
 
     def fail(path, exc):
-        error(_failure_line(path, exc, debug))  # re-raises what must end the command
-        report.failed.append(str(path))
+        from cvtools.imageio import OutputSkipped
+
+        if isinstance(exc, OutputSkipped):  # nothing to do for this input: not a failure
+            (report.skipped if exc.kind == "done" else report.excluded).append(str(path))
+            if len(paths) == 1:
+                note(_error_line(path, exc))
+        else:
+            error(_failure_line(path, exc, debug))  # re-raises what must end the command
+            report.failed.append(str(path))
         if bar:
             bar.update(1)
 
@@ -364,7 +451,7 @@ def run_batch(
 
     report.started = time.time()
     try:
-        with output_claims():
+        with output_claims(provenance=provenance, notify=note, found=found):
             if staged:
                 _run_staged(work, paths, threads, ok, fail, lambda path: report.done.append(str(path)))
             else:
@@ -381,7 +468,7 @@ def run_batch(
             bar = None
         in_progress = "those in progress were" if staged and threads and len(paths) > 1 else "the one in progress was"
         echo_err(f"interrupted after {len(report.done)} of {len(paths)} inputs; every output written "
-                 f"is complete, {in_progress} discarded")
+                 f"is complete, {in_progress} discarded; run the same command again to continue")
         raise click.exceptions.Exit(130)
     finally:
         if bar:
@@ -391,10 +478,12 @@ def run_batch(
     report.ended = time.time()
     if dist.enabled:
         return _combine_ranks(report, dist, len(all_paths) + len(problems), quiet)
-    if report.failed and len(paths) + len(problems) > 1 and not quiet:
-        echo_err(f"{len(report.failed)} of {len(paths) + len(problems)} inputs failed")
-    if len(paths) > 1 and report.done and not quiet:
-        echo_err(f"done: {report.rate_line()}")
+    total = len(paths) + len(problems) - len(report.excluded)
+    if report.failed and total > 1 and not quiet:
+        echo_err(f"{len(report.failed)} of {total} inputs failed")
+    summary = report.summary_line()
+    if len(paths) > 1 and summary and not quiet:
+        echo_err(summary)
     return report
 
 
@@ -425,12 +514,16 @@ def _combine_ranks(report: BatchReport, dist, total: int, quiet: bool) -> BatchR
     one summary of the run."""
     from cvtools import distributed
 
-    parts = distributed.gather_objects((report.done, report.failed, report.started, report.ended))
+    parts = distributed.gather_objects((report.done, report.failed, report.started, report.ended, report.skipped,
+                                        report.excluded))
     combined = BatchReport([d for p in parts for d in p[0]], [f for p in parts for f in p[1]],
-                           min(p[2] for p in parts), max(p[3] for p in parts))
+                           min(p[2] for p in parts), max(p[3] for p in parts),
+                           [k for p in parts for k in p[4]], [e for p in parts for e in p[5]])
     if dist.is_main and not quiet:
-        echo_err(f"{len(combined.done)} of {total} inputs done on {dist.world_size} processes"
+        echo_err(f"{len(combined.done)} of {total - len(combined.excluded)} inputs done on {dist.world_size} processes"
                  + (f", {len(combined.failed)} failed" if combined.failed else "")
+                 + (f", {len(combined.skipped)} skipped as already done" if combined.skipped else "")
+                 + (f", {len(combined.excluded)} earlier outputs left out" if combined.excluded else "")
                  + (f": {combined.rate_line(dist.world_size)}" if combined.done else ""))
     return combined
 

@@ -21,7 +21,7 @@ from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_o
               help="Mean pixel change per step (pixels in 0-1)  [default: 0.01]")
 @click.option("--jitter", type=click.IntRange(0, 512), default=32, show_default=True,
               help="Random shift (pixels) before each step; hides the network's grid.")
-@click.option("--guide", type=click.Path(dir_okay=False), metavar="IMAGE",
+@click.option("--guide", type=click.Path(), metavar="IMAGE",
               help="Guided dream: grow the features of this image instead of whatever the network sees.")
 @click.option("--tile", default="auto", show_default=True, metavar="auto|off|N",
               help="Compute gradients in N-pixel tiles (bounded memory, no seams); auto tiles only images "
@@ -76,7 +76,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from cvtools.dream import DreamEngine, DreamSettings
     from cvtools.dream.animation import ANIMATED_EXTENSIONS
     from cvtools.errors import UsageError
-    from cvtools.imageio import expand_inputs, load_image
+    from cvtools.imageio import expand_inputs
 
     paths, _ = expand_inputs(inputs)
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
@@ -93,7 +93,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     if step_size is not None:
         settings["step_size"] = step_size
     settings = DreamSettings(**settings).validated()  # bad options fail before the network loads
-    guide_tensor = load_image(guide).tensor() if guide else None
+    guide_tensor = _load_guide(guide) if guide else None
     backbone = load_backbone_from_options(**model_opts)
 
     def note(message):
@@ -124,6 +124,19 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
             return None if quiet else f"{path} -> {note}"
 
     finish(run_batch(inputs, work, "dream", quiet=quiet))
+
+
+def _load_guide(guide):
+    """The --guide image as a tensor; any problem (a directory, a missing or damaged file) is one
+    line naming it."""
+    from cvtools.errors import ImageError, UsageError, safe_path
+    from cvtools.imageio import load_image
+
+    try:
+        return load_image(guide).tensor()
+    except ImageError as exc:
+        hint = "; --guide takes one image file" if "directory" in exc.reason else ""
+        raise UsageError(f"--guide {safe_path(guide)}: {exc.reason}{hint}") from None
 
 
 def _load(path, size):

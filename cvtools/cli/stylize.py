@@ -109,7 +109,8 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
 
                 from tqdm import tqdm
 
-                bar = tqdm(total=n, desc=f"{path.name} tiles", unit="tile", file=sys.stderr, dynamic_ncols=True)
+                bar = tqdm(total=n, desc=f"{path.name} tiles", unit="tile", file=sys.stderr, dynamic_ncols=True,
+                           disable=None)  # None: drawn only on a terminal
             elif bar is not None:
                 bar.update(1)
 

@@ -192,8 +192,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, colormap,
                     overwrite, quiet, **model_opts):
     from pathlib import Path
 
-    from cvtools.errors import ImageError
-    from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image
+    from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image, side_output_for
     from cvtools.visualize.explain import Explainer, analysis_tensor, draw_explanation
     from cvtools.visualize.model import parse_target
 
@@ -221,9 +220,8 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, colormap,
         ext = ".jpg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ".png"
         out = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths)
         sides = _side_outputs(out, methods, raw, sanity)
-        for side in sides.values():  # fail before the work, not after it
-            if side.exists() and not overwrite:
-                raise ImageError(side, "output exists; pass --overwrite to replace it")
+        for side in sides.values():  # claimed like the main output, before the work
+            side_output_for(side, path, overwrite=overwrite, inputs=paths)
         photo = load_image(path).rgb
         x = analysis_tensor(photo, size)
         # Only the display-size copy waits for the batch: a queue of 12-megapixel photos would not.

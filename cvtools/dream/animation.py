@@ -46,7 +46,7 @@ def save_animation(path, frames: Sequence, fps: float = 12.0, quality: int = 90)
     from PIL import Image
 
     from cvtools.errors import ImageError
-    from cvtools.imageio import atomic_write
+    from cvtools.imageio import atomic_write, output_metadata
 
     path = Path(path)
     ext = path.suffix.lower()
@@ -61,6 +61,7 @@ def save_animation(path, frames: Sequence, fps: float = 12.0, quality: int = 90)
         kwargs = dict(format="GIF", optimize=False, disposal=1)
     else:
         kwargs = dict(format="WEBP", quality=quality, method=4)
+    kwargs.update(output_metadata(path, kwargs["format"]))  # sRGB tag, provenance marker
     first, rest = frames[0], list(frames[1:])
 
     def write(tmp):
