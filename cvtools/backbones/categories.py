@@ -1,13 +1,21 @@
-"""ImageNet-1k class names (torchvision ships them with its weight metadata; no download)."""
+"""ImageNet-1k class names.
+
+The list is torchvision's (``ResNet50_Weights.IMAGENET1K_V2.meta["categories"]``, BSD licence),
+stored in ``cvtools/data/imagenet_classes.txt`` so that the embedded backbone never imports
+torchvision: its import pulls in ``torch._dynamo`` and costs seconds on a cold start.
+"""
 
 from functools import lru_cache
+from pathlib import Path
+
+_CLASSES_FILE = Path(__file__).resolve().parents[1] / "data" / "imagenet_classes.txt"
 
 
 @lru_cache(maxsize=1)
 def imagenet_categories():
-    from torchvision.models import ResNet50_Weights
-
-    return list(ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+    names = _CLASSES_FILE.read_text(encoding="utf-8").splitlines()
+    assert len(names) == 1000, f"{_CLASSES_FILE} is damaged: {len(names)} class names, expected 1000"
+    return names
 
 
 def class_index(target: str) -> int:
