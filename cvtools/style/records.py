@@ -135,7 +135,7 @@ class StyleRecord:
 def _check_record_fields(d: Dict[str, Any]) -> None:
     """ValueError naming the first field of a record's (known) fields that has a wrong type or
     an out-of-range value."""
-    from cvtools.style.network import check_architecture
+    from cvtools.style.limits import check_architecture
 
     check_name(d["name"])
     for key in ("title", "artist", "year"):
