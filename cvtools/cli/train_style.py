@@ -77,7 +77,8 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
     Examples:
       cvtools train-style starry.jpg --photos photos/ --name starry -o styles/
       cvtools train-style starry.jpg --photos photos/ --name starry --steps 8000 --batch-size 64
-      cvtools train-style starry.jpg --photos photos/ --name starry --resume styles/starry.ckpt --steps 8000
+      cvtools train-style starry.jpg --photos photos/ --resume styles/starry.ckpt --steps 8000     longer
+      cvtools train-style starry.jpg --photos photos/ --resume-with-new-settings styles/starry.ckpt --style-weight 30
       cvtools train-style wave.jpg --photos photos/ --style-weight 30 --style-size 384     bolder
       cvtools train-style art.jpg --photos photos/ -b vgg16 --weights vgg16.pth            on VGG-16
       cvtools train-style starry.jpg --photos photos/ --batch-size 64 --gpus 2             two GPUs (DDP)
