@@ -2,6 +2,7 @@
 batch = one at a time, nothing left behind on the model, trust checks, rendering, the CLI."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -350,7 +351,12 @@ def test_spearman_matches_scipy_with_ties():
     ref = scipy_stats.spearmanr(a.flatten().numpy(), b.flatten().numpy()).statistic
     assert abs(spearman(a, b) - ref) < 1e-9
     assert spearman(a, a) == pytest.approx(1.0) and spearman(a, -a) == pytest.approx(-1.0)
-    assert spearman(a, torch.zeros_like(a)) == 0.0
+    assert math.isnan(spearman(a, torch.zeros_like(a)))  # an empty map: undefined, not "decorrelated"
+    from cvtools.visualize.sanity import ImageSanity
+
+    check = ImageSanity(["fc"], {"saliency": [float("nan")]}, {})
+    assert "fc undefined (empty map)" in check.describe()[1]
+    assert check.to_json()["spearman"]["saliency"] == [None]
 
 
 def test_cascading_randomization_reproduces_adebayo(lite0, photos):

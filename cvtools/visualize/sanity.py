@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
@@ -81,11 +82,17 @@ def rankdata(values: torch.Tensor) -> torch.Tensor:
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman rank correlation of two maps; 0 when either is constant (no ranking to compare)."""
+    """Spearman rank correlation of two maps; NaN when either is constant (an empty map has no
+    ranking to compare: undefined, as in scipy, not 0, which would read as "decorrelated")."""
     ra, rb = rankdata(a.cpu()), rankdata(b.cpu())
     ra, rb = ra - ra.mean(), rb - rb.mean()
     denominator = (ra.norm() * rb.norm()).item()
-    return float((ra @ rb).item() / denominator) if denominator > 0 else 0.0
+    return float((ra @ rb).item() / denominator) if denominator > 0 else float("nan")
+
+
+def describe_rho(rho: float) -> str:
+    """``+0.42``, or ``undefined (empty map)`` where a map was constant."""
+    return "undefined (empty map)" if math.isnan(rho) else f"{rho:+.2f}"
 
 
 @dataclass
@@ -99,12 +106,14 @@ class ImageSanity:
     def describe(self) -> List[str]:
         lines = ["sanity: Spearman rank correlation with the original map as layers are randomised top-down"]
         for m, rhos in self.correlations.items():
-            shown = ", ".join(f"{g} {r:+.2f}" for g, r in zip(self.groups, rhos))
+            shown = ", ".join(f"{g} {describe_rho(r)}" for g, r in zip(self.groups, rhos))
             lines.append(f"  {m:<20} {shown}")
         return lines
 
     def to_json(self) -> dict:
-        return {"groups": self.groups, "spearman": {m: [round(r, 4) for r in v] for m, v in self.correlations.items()}}
+        # null where a map was empty (the correlation is undefined; JSON has no NaN)
+        return {"groups": self.groups, "spearman": {m: [None if math.isnan(r) else round(r, 4) for r in v]
+                                                    for m, v in self.correlations.items()}}
 
 
 @dataclass
@@ -173,7 +182,7 @@ def draw_sanity(photo, result: ImageSanity, methods, colormap=None, captions: bo
             if k == 0:
                 labels.append(f"{info.title}: original")
             else:
-                labels.append(f"to {result.groups[k - 1]}: rho {result.correlations[m.name][k - 1]:+.2f}")
+                labels.append(f"to {result.groups[k - 1]}: rho {describe_rho(result.correlations[m.name][k - 1])}")
     title = ("Cascading randomisation (Adebayo et al. 2018), top layers first. rho: Spearman rank "
              "correlation with the original map") if captions else None
     return grid(tiles, labels if captions else [], columns=len(picks) + 1, title=title)
