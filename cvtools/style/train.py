@@ -50,8 +50,9 @@ MAX_STEPS = 10_000_000
 RUN_SETTINGS = ("style_image", "photos", "backbone", "backbone_weights", "style_layers",
                 "style_layer_weights", "content_layer", "content_weight", "style_weight", "tv_weight",
                 "batch_size", "image_size", "style_size", "crop_scale", "lr", "seed", "width", "residual_blocks")
-#: Settings of the machine a run happens to be on: a resumed run takes today's, never the run's.
-MACHINE_SETTINGS = ("output", "device", "workers", "precision", "compile")
+#: Settings of this invocation (the machine, where to write, the preview photo): a resumed run
+#: takes today's, never the run's; every other setting left out is the run's.
+LOCAL_SETTINGS = ("output", "device", "workers", "precision", "compile", "preview")
 #: The network's shape is the checkpoint's: it never changes on resume.
 ARCHITECTURE = ("width", "residual_blocks")
 #: Command-line spellings of settings whose option is not simply --setting-name.
@@ -835,7 +836,7 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
         saved = TrainConfig.from_json(checkpoint["config"])
         if settings_given is not None:  # what the caller left out is the run's (the machine aside)
             for key in TrainConfig.__dataclass_fields__:
-                if key not in settings_given and key not in MACHINE_SETTINGS:
+                if key not in settings_given and key not in LOCAL_SETTINGS:
                     setattr(config, key, getattr(saved, key))
         if config.name is None:
             config.name = saved.name
