@@ -44,15 +44,13 @@ CHECKPOINT_FORMAT = "cvtools-train-style-2"
 MAX_CHECKPOINT_BYTES = 2 << 30
 MAX_STEPS = 10_000_000
 
-#: Settings that define a run. Resuming with any of them changed would silently train another
-#: run than the one asked for: refused unless ``new_settings`` (the painting and the photos are
-#: compared by content, not by path: see :func:`run_identity`).
-RUN_SETTINGS = ("style_image", "photos", "backbone", "backbone_weights", "style_layers",
-                "style_layer_weights", "content_layer", "content_weight", "style_weight", "tv_weight",
-                "batch_size", "image_size", "style_size", "crop_scale", "lr", "seed", "width", "residual_blocks")
 #: Settings of this invocation (the machine, where to write, the preview photo): a resumed run
 #: takes today's, never the run's; every other setting left out is the run's.
 LOCAL_SETTINGS = ("output", "device", "workers", "precision", "compile", "preview")
+#: Settings a resumed run may change without becoming another run: its name, its length and
+#: its bookkeeping. Every other field of TrainConfig is a run setting (RUN_SETTINGS, below).
+FREE_SETTINGS = ("name", "steps", "checkpoint_every", "preview_every", "log_every", "title", "artist", "year",
+                 "provenance")
 #: The network's shape is the checkpoint's: it never changes on resume.
 ARCHITECTURE = ("width", "residual_blocks")
 #: Command-line spellings of settings whose option is not simply --setting-name.
@@ -206,6 +204,13 @@ class TrainConfig:
             raise ValueError("provenance must be a small JSON object")
         check_architecture(self.width, self.residual_blocks)
         return self
+
+
+#: Settings that define a run (painting, photos, loss, recipe, network: every field that is
+#: neither free nor local, so a field added later counts by default). Resuming with any of them
+#: changed would silently train another run than the one asked for: refused unless
+#: ``new_settings`` (the painting and the photos are compared by content: see run_identity).
+RUN_SETTINGS = tuple(k for k in TrainConfig.__dataclass_fields__ if k not in FREE_SETTINGS + LOCAL_SETTINGS)
 
 
 @dataclass
