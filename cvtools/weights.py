@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 import stat
+import warnings
 from pathlib import Path
 from typing import Dict, Optional
 
@@ -162,7 +163,9 @@ def load_state_dict_file(path, expected_sha256: Optional[str] = None) -> Dict:
             raise WeightsError(f"{safe_path(path)}: not a readable safetensors file ({_short(exc)})") from None
     else:
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
+            with warnings.catch_warnings():  # a crafted pickle can make torch warn over many lines
+                warnings.simplefilter("ignore")
+                obj = torch.load(path, map_location="cpu", weights_only=True)
         except MemoryError:
             raise WeightsError(f"{safe_path(path)}: too large to load in the memory available") from None
         except Exception as exc:

@@ -29,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -637,7 +638,9 @@ def load_checkpoint(path) -> Dict:
     if size > MAX_CHECKPOINT_BYTES:
         raise WeightsError(f"{where}: {size:,} bytes is too large for a train-style checkpoint")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a crafted file's pickle can make torch warn over many lines
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to read: a one-line reason, nothing executed
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise WeightsError(f"{where}: not a readable train-style checkpoint ({one_line(first, 160)})") from None
