@@ -1,8 +1,8 @@
 """Fuzz the readers of style records, style weights and train-style checkpoints.
 
 Any bytes must give a loaded object or a one-line CvtoolsError (WeightsError, UsageError);
-anything else (another exception, a message over several lines, a hang over 10 s, memory over
-3 GB) is a crash, saved under --crashes. Seeds are made in code: a tiny style (record +
+anything else (another exception, a message over several lines, a Python warning printed on the
+way, a hang over 10 s, memory over 3 GB) is a crash, saved under --crashes. Seeds are made in code: a tiny style (record +
 safetensors) and a checkpoint of the same network with Adam state. Mutations: bit flips,
 interesting bytes (quotes, brackets, digits, 0xff), truncation, duplicated chunks, huge numbers
 spliced into JSON and into safetensors headers.
@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 
@@ -120,10 +121,16 @@ def main(argv=None) -> int:
         counts[kind]["execs"] += 1
         signal.alarm(10)
         try:
-            target(kind, case / name)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                target(kind, case / name)
             counts[kind]["loaded"] += 1
+            if caught:
+                crashes.append((kind, data, f"warning: {str(caught[0].message)[:200]!r}"))
         except CvtoolsError as exc:
             counts[kind]["refused"] += 1
+            if caught:
+                crashes.append((kind, data, f"warning: {str(caught[0].message)[:200]!r}"))
             if "\n" in str(exc):
                 crashes.append((kind, data, f"multi-line message: {str(exc)[:200]!r}"))
         except Exception as exc:  # a crash: anything but a one-line refusal
