@@ -1,0 +1,74 @@
+"""``cvtools export``: a style (or a backbone) as an ONNX file, checked against PyTorch."""
+
+import click
+
+from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
+
+
+@click.command()
+@click.option("--style", "-s", metavar="NAME|PATH",
+              help="The style to export: a bundled name (see `cvtools styles`), or NAME.json / NAME.safetensors "
+                   "from `cvtools train-style`.")
+@click.option("--backbone", "-b", metavar="NAME", help="Export a backbone's classifier instead. " + BACKBONE_HELP)
+@click.option("--weights", metavar="PATH|random", help="With --backbone: a local state dict, or 'random'.")
+@click.option("-o", "--output", metavar="FILE.onnx",
+              help="Where to write the file (default: NAME.onnx, NAME_fp16.onnx, in the current directory).")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
+@click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
+              help="fp16 halves the file (for GPUs, phones, browsers); inputs and outputs stay float32.")
+@click.option("--opset", type=click.IntRange(18, None), metavar="N",
+              help="ONNX opset to target (default: the exporter's recommended one, recorded in the file).")
+@click.option("--check-image", "check_images", multiple=True, type=click.Path(dir_okay=False), metavar="PHOTO",
+              help="Check on these photos (repeatable; default: 3 sample photos of different sizes).")
+@click.option("--no-check", is_flag=True, help="Skip the onnxruntime-against-PyTorch check (no onnxruntime needed).")
+@quiet_option
+def export(style, backbone, weights, output, overwrite, precision, opset, check_images, no_check, quiet):
+    """Export a style to ONNX, to run it anywhere: onnxruntime, phones, browsers, other programs.
+
+    The file is the network cvtools runs itself (sub-pixel decoder, space-to-depth 9x9
+    convolutions) for any batch, height and width (at least 16 px): input 'image' float32
+    N×3×H×W RGB in [0, 1], output 'stylized' in [0, 1]. Its metadata holds the style's record
+    (painting, where the style image came from, weights SHA-256), the precision and the opset.
+
+    Before the file is written, onnxruntime runs it on 3 photos of different sizes and must
+    match PyTorch within 1e-4 (fp32; fp16: within twice PyTorch's own fp16 error). Prints the
+    differences and the file's SHA-256.
+
+    \b
+    Examples:
+      cvtools export --style starry_night -o starry_night.onnx
+      cvtools export -s my_style.json --precision fp16 -o my_style_fp16.onnx
+      cvtools export --backbone efficientnet_lite0 -o lite0.onnx
+    Needs: pip install 'cvtools[onnx]'. README "Run an exported style" shows it in onnxruntime.
+    """
+    from cvtools.errors import UsageError
+    from cvtools.export import export_backbone, export_style
+
+    if bool(style) == bool(backbone):
+        raise UsageError("give --style NAME or --backbone NAME (one of them)")
+    if weights and not backbone:
+        raise UsageError("--weights goes with --backbone")
+    notify = (lambda msg: None) if quiet else (lambda msg: echo_err(f"{msg}..."))
+    images = list(check_images) or None
+    if style:
+        from cvtools.style.records import resolve_style
+
+        record = resolve_style(style)
+        target = output or f"{record.name}{'_fp16' if precision == 'fp16' else ''}.onnx"
+        report = export_style(record, target, precision=precision, opset=opset, overwrite=overwrite,
+                              check=not no_check, check_images=images, notify=notify)
+    else:
+        target = output or f"{backbone}{'_fp16' if precision == 'fp16' else ''}.onnx"
+        report = export_backbone(backbone, target, precision=precision, opset=opset, overwrite=overwrite,
+                                 weights=weights, check=not no_check, check_images=images, notify=notify)
+    if not quiet:
+        for c in report.checks:
+            extra = f"; {c.note}" if c.note else ""
+            click.echo(f"check {c.image} ({c.size[0]}x{c.size[1]}): max |onnxruntime - PyTorch| = "
+                       f"{c.max_abs_diff:.2e} <= {c.bound:.1e}{extra}")
+        if no_check:
+            click.echo("check skipped (--no-check)")
+    kb = report.bytes / 1024
+    click.echo(f"{report.path}: {report.kind} {report.name}, {report.precision}, opset {report.opset}, "
+               f"{kb:,.0f} KB, {report.seconds:.1f} s")
+    click.echo(f"sha256 {report.sha256}")

@@ -1,0 +1,239 @@
+"""``cvtools export`` and ``--engine onnxruntime`` on a tiny random style (width 0.125, 1 residual block).
+
+onnxruntime is the reference runtime for these checks (the ``test`` extra installs it with onnx
+and onnxscript). Bounds: fp32 outputs in [0, 1] within 1e-4 of PyTorch (the two runtimes differ by
+summation order only: ~1e-6 measured, the remaining factor covers instance-norm variance
+formulas on flat images); fp16 within :func:`cvtools.export.check_bound` (twice PyTorch's own
+fp16 error on the same image).
+"""
+
+import json
+import sys
+
+import pytest
+import torch
+
+from cvtools.errors import CvtoolsError, UsageError
+from cvtools.style.network import TransformerNet
+from cvtools.style.records import StyleRecord, save_style_weights
+
+PROVENANCE = {"source": "a test pattern", "terms": "made by the test"}
+
+
+def _tiny_style(d, seed=0):
+    """A narrow random style with instance norms that are not the identity, and its record."""
+    torch.manual_seed(seed)
+    net = TransformerNet(width=0.125, residual_blocks=1).eval()
+    for m in net.modules():
+        if isinstance(m, torch.nn.InstanceNorm2d):
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    d.mkdir(parents=True, exist_ok=True)
+    sha = save_style_weights(net, d / "tiny.safetensors", name="tiny")
+    rec = StyleRecord(name="tiny", title="Noise", artist="pytest", year="2026", provenance=dict(PROVENANCE),
+                      weights={"file": "tiny.safetensors", "sha256": sha},
+                      network={"width": 0.125, "residual_blocks": 1})
+    rec.save(d / "tiny.json")
+    return d / "tiny.json"
+
+
+def _images(seed=1):
+    g = torch.Generator().manual_seed(seed)
+    # three sizes: a multiple of 4, odd sizes (the in-graph padding), the smallest side allowed
+    return [(f"img{i}", torch.rand(3, h, w, generator=g)) for i, (h, w) in enumerate([(48, 64), (37, 53), (16, 23)])]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return _tiny_style(tmp_path_factory.mktemp("style"))
+
+
+@pytest.fixture(scope="module")
+def exported(tiny, tmp_path_factory):
+    from cvtools.export import export_style
+
+    path = tmp_path_factory.mktemp("onnx") / "tiny.onnx"
+    return export_style(tiny, path, check_images=_images())
+
+
+def test_export_matches_pytorch_for_any_size_and_batch(exported, tiny):
+    import onnx
+    import onnxruntime as ort
+
+    from cvtools.style.stylize import Stylizer
+    from cvtools.weights import sha256_file
+
+    report = exported
+    assert report.ok and len(report.checks) == 3
+    assert all(c.max_abs_diff <= 1e-4 for c in report.checks)
+    assert [c.size for c in report.checks] == [(64, 48), (53, 37), (23, 16)]
+    assert report.sha256 == sha256_file(report.path)
+    # an independent run of the file: a batch of 2 at a size not seen during export or check
+    session = ort.InferenceSession(str(report.path), providers=["CPUExecutionProvider"])
+    x = torch.rand(2, 3, 29, 70, generator=torch.Generator().manual_seed(5))
+    out = torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
+    ref = Stylizer(tiny, device="cpu", precision="fp32").stylize_tensor(x).float()
+    assert out.shape == (2, 3, 29, 70) and out.dtype == torch.float32
+    assert float((out - ref).abs().max()) <= 1e-4
+    # dynamic axes and the opset are what the report says
+    model = onnx.load(str(report.path))
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, "height", "width"]
+    assert report.opset == next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
+
+
+def test_metadata_carries_the_record(exported, tiny):
+    from cvtools.export import read_metadata
+
+    meta = read_metadata(exported.path)
+    record = json.loads(tiny.read_text())
+    assert meta["cvtools_kind"] == "style" and meta["name"] == "tiny" and meta["artist"] == "pytest"
+    assert json.loads(meta["provenance"]) == PROVENANCE
+    assert meta["weights_sha256"] == record["weights"]["sha256"]
+    assert json.loads(meta["record"])["weights"]["sha256"] == record["weights"]["sha256"]
+    assert meta["precision"] == "fp32" and meta["opset"] == str(exported.opset)
+    assert meta["torch_version"] == torch.__version__
+
+
+def test_fp16_export_is_within_its_bound(tiny, tmp_path):
+    import onnx
+
+    from cvtools.export import FP16_FLOOR, export_style
+
+    report = export_style(tiny, tmp_path / "tiny16.onnx", precision="fp16", check_images=_images())
+    assert report.ok
+    for c in report.checks:
+        own = float(c.note.split(":")[1])  # PyTorch's own fp16 error on that image
+        assert c.bound == pytest.approx(max(2 * own, FP16_FLOOR), rel=0.02)
+        assert c.max_abs_diff <= c.bound
+    model = onnx.load(str(report.path))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT  # float32 in and out
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    halves = [t for t in model.graph.initializer if t.data_type == onnx.TensorProto.FLOAT16]
+    assert halves, "fp16 weights expected"
+
+
+def test_failed_check_writes_nothing(tiny, tmp_path, monkeypatch):
+    import cvtools.export as ex
+
+    monkeypatch.setattr(ex, "FP32_BOUND", 0.0)  # nothing can pass: exact equality is not expected
+    target = tmp_path / "out" / "tiny.onnx"
+    with pytest.raises(CvtoolsError, match="differs from PyTorch"):
+        ex.export_style(tiny, target, check_images=_images()[:1])
+    assert not target.exists()
+    assert list((tmp_path / "out").iterdir()) == []  # no temporary file left
+
+
+def test_outputs_are_never_overwritten_without_overwrite(exported, tiny, tmp_path):
+    from cvtools.export import export_style
+
+    existing = tmp_path / "tiny.onnx"
+    existing.write_bytes(b"keep me")
+    with pytest.raises(UsageError, match="--overwrite"):
+        export_style(tiny, existing, check=False)
+    assert existing.read_bytes() == b"keep me"
+    with pytest.raises(UsageError, match=r"\.onnx"):
+        export_style(tiny, tmp_path / "tiny.png", check=False)
+    with pytest.raises(UsageError, match="precision"):
+        export_style(tiny, tmp_path / "x.onnx", precision="bf16", check=False)
+    report = export_style(tiny, existing, overwrite=True, check=False)
+    assert existing.read_bytes()[:8] != b"keep me" and report.checks == []
+
+
+def test_cli_prints_checks_and_sha256(tiny, tmp_path, run_cli):
+    out = tmp_path / "t.onnx"
+    imgs = []
+    from PIL import Image
+
+    for i, (w, h) in enumerate([(40, 32), (33, 17)]):
+        p = tmp_path / f"p{i}.png"
+        Image.effect_noise((w, h), 60).convert("RGB").save(p)
+        imgs += ["--check-image", p]
+    r = run_cli("export", "--style", tiny, "-o", out, *imgs)
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert sum(line.startswith("check p") for line in lines) == 2
+    from cvtools.weights import sha256_file
+
+    assert lines[-1] == f"sha256 {sha256_file(out)}"
+    # again: refused in one line, the file untouched
+    before = out.read_bytes()
+    r = run_cli("export", "--style", tiny, "-o", out, "--no-check")
+    assert r.exit_code == 1 and "--overwrite" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert out.read_bytes() == before
+    for args, text in [(("--style", "no_such_style"), "unknown style"), ((), "--style NAME or --backbone"),
+                       (("--style", tiny, "--backbone", "resnet18"), "one of them")]:
+        r = run_cli("export", *args, "-o", tmp_path / "z.onnx")
+        assert r.exit_code != 0 and text in r.stderr, r.stderr
+
+
+def test_missing_packages_give_one_line_install_hints(monkeypatch, tiny, tmp_path, run_cli):
+    from cvtools.export import require_exporter, require_onnxruntime
+
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    with pytest.raises(UsageError, match=r"pip install 'cvtools\[onnx\]'"):
+        require_onnxruntime()
+    r = run_cli("stylize", "x.jpg", "--engine", "onnxruntime", "-s", tiny)
+    assert r.exit_code == 1 and "pip install" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    monkeypatch.setitem(sys.modules, "onnxscript", None)
+    with pytest.raises(UsageError, match="onnxscript"):
+        require_exporter()
+
+
+def test_help_does_not_import_onnx():
+    import subprocess
+
+    code = ("import sys; from click.testing import CliRunner; from cvtools.cli import cli\n"
+            "r = CliRunner().invoke(cli, ['export', '--help']); assert r.exit_code == 0, r.output\n"
+            "r = CliRunner().invoke(cli, ['stylize', '--help']); assert 'onnxruntime' in r.output\n"
+            "print(sorted(m for m in ('onnx', 'onnxruntime', 'onnxscript', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
+
+
+def test_onnxruntime_engine_matches_and_caches(tiny, tmp_path, monkeypatch):
+    import cvtools.export as ex
+    from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
+    from cvtools.style.stylize import Stylizer
+
+    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    notes = []
+    engine = OnnxRuntimeStylizer(tiny, notify=notes.append)
+    assert len(notes) == 1 and "exporting tiny" in notes[0] and engine.onnx_path.is_file()
+    torch_path = Stylizer(tiny, device="cpu", precision="fp32")
+    x = torch.rand(3, 45, 61, generator=torch.Generator().manual_seed(3))
+    for kwargs in ({}, {"strength": 0.5, "preserve_color": True}):
+        assert float((engine(x, **kwargs) - torch_path(x, **kwargs)).abs().max()) <= 1e-4
+    # tiled images go through the PyTorch network (shared statistics): the same as the torch engine
+    engine.overlap = torch_path.overlap = 8
+    a = engine(torch.rand(3, 40, 70), tile=32)
+    assert engine.last_tiles > 1 and a.shape == (3, 40, 70)
+    # a second engine reuses the file; a damaged cache file is exported again
+    monkeypatch.setattr(ex, "export_style", lambda *a, **k: pytest.fail("exported again"))
+    OnnxRuntimeStylizer(tiny, notify=notes.append)
+    assert len(notes) == 1
+    monkeypatch.undo()
+    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    engine.onnx_path.write_bytes(engine.onnx_path.read_bytes()[:-100])
+    again = OnnxRuntimeStylizer(tiny, notify=notes.append)
+    assert len(notes) == 2 and float((again(x) - torch_path(x)).abs().max()) <= 1e-4
+    with pytest.raises(UsageError, match="CPU"):
+        OnnxRuntimeStylizer(tiny, device="cuda")
+
+
+def test_cli_stylize_with_onnxruntime(tiny, tmp_path, monkeypatch, run_cli):
+    from PIL import Image
+
+    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "photo.png"
+    Image.effect_noise((40, 30), 50).convert("RGB").save(src)
+    r1 = run_cli("stylize", src, "-s", tiny, "--engine", "onnxruntime", "-o", tmp_path / "a.png", "-q")
+    r2 = run_cli("stylize", src, "-s", tiny, "-o", tmp_path / "b.png", "-q")
+    assert r1.exit_code == 0 and r2.exit_code == 0, r1.stderr + r2.stderr
+    a = torch.tensor(list(Image.open(tmp_path / "a.png").getdata()), dtype=torch.int16)
+    b = torch.tensor(list(Image.open(tmp_path / "b.png").getdata()), dtype=torch.int16)
+    # 8-bit results of outputs within 1e-4: a pixel may round the other way, by one level at most
+    assert int((a - b).abs().max()) <= 1
+    r = run_cli("stylize", src, "-s", tiny, "--engine", "onnxruntime", "--device", "cuda", "-o", tmp_path / "c.png")
+    assert r.exit_code == 1 and "CPU" in r.stderr
