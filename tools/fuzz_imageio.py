@@ -5,7 +5,7 @@
     python tools/fuzz_imageio.py --seconds 60 --engine mutate   # a plain mutation loop
 
 The target writes the fuzzer's bytes to a file (``load_image`` reads paths, as the commands
-do) and calls ``load_image`` with a 4-megapixel limit. A crash is any exception other than
+do) and calls ``read_marker`` (never raises) and ``load_image`` with a 4-megapixel limit. A crash is any exception other than
 ``ImageError`` (a traceback would reach the user), a hang past ``--timeout`` seconds, or memory
 over ``--rss-mb``. Seeds: one small valid image per format the loader accepts, plus the
 bad-input corpus of tests/badinputs.py. Crashing inputs go to ``--artifacts``; the run's
@@ -56,6 +56,17 @@ def make_seeds(d: Path) -> int:
             continue
         (d / f"seed_{name.replace('.', '_')}").write_bytes(buf.getvalue())
         n += 1
+    # outputs as cvtools writes them: a provenance marker and an sRGB profile, PNG and JPEG
+    from cvtools.imageio import Provenance, output_claims, output_path_for, save_image
+
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "in.png"
+        base.save(src)
+        with output_claims(provenance=Provenance("stylize", {"--style": "mona", "--strength": 1.0})):
+            for ext in (".png", ".jpg", ".webp"):
+                out = save_image(output_path_for(src, None, "mona", ext=ext), base)
+                (d / f"seed_marked_{ext[1:]}").write_bytes(out.read_bytes())
+                n += 1
     with tempfile.TemporaryDirectory() as tmp:
         for case in make_corpus(tmp).values():
             if case.path.is_file() and case.path.stat().st_size < 200_000:
@@ -66,12 +77,15 @@ def make_seeds(d: Path) -> int:
 
 def _target_factory(scratch: Path):
     from cvtools.errors import ImageError
-    from cvtools.imageio import load_image
+    from cvtools.imageio import load_image, read_marker
 
     path = scratch / "input.img"
 
     def target(data: bytes) -> None:
         path.write_bytes(data)
+        # the provenance marker reader (run on every file a folder run finds) never raises
+        marker = read_marker(path)
+        assert marker is None or (isinstance(marker["command"], str) and isinstance(marker["options"], dict))
         try:
             im = load_image(path, max_pixels=LIMIT)
         except ImageError:
