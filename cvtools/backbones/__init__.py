@@ -11,6 +11,8 @@ channels-last, half precision and ``torch.compile`` where asked or where they pa
 
 from __future__ import annotations
 
+import os
+
 import importlib
 from dataclasses import dataclass
 from typing import Optional
@@ -179,10 +181,17 @@ def load_backbone(
     import torch
 
     from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
+    from cvtools.backbones.depthwise import route_depthwise
     from cvtools.backbones.fuse import fuse_conv_bn
+    from cvtools.timings import mark
     from cvtools.backbones.torchvision_models import TORCHVISION_SPECS, build_torchvision
 
+    mark("imports")
     dev = resolve_device(device)
+    if dev.type == "cuda":
+        torch.cuda.init()
+        torch.empty(1, device=dev)  # the context is created here, not inside the first kernel
+    mark("device")
     dtype = resolve_precision(precision, dev)
     if name in EMBEDDED or name.startswith("efficientnet_lite"):
         model, desc = _build_lite(name, weights)
@@ -231,8 +240,12 @@ def load_backbone(
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if dev.type == "cuda":
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = os.environ.get("CVTOOLS_CUDNN_BENCHMARK", "1") == "1"
+        # cuDNN builds depthwise kernels per input shape at run time (tens of seconds for a new
+        # photo size); PyTorch's own depthwise kernels start at once (see depthwise.py)
+        route_depthwise(model)
     compiled = torch.compile(model) if compile else None
+    mark("model")
 
     from cvtools.backbones.categories import imagenet_categories
 

@@ -11,7 +11,10 @@ import click
 @click.option("--only", multiple=True, metavar="WORKLOAD",
               help="Run only these workloads (repeatable): backbone, stylize, train-style, dream, gradcam, folder.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
-def bench(quick, as_json, only, device):
+@click.option("--cold", is_flag=True,
+              help="Instead: whole commands as a user runs them, each in a fresh process (one 1080p photo; "
+                   "12-photo folders of one size and of 12 sizes), split into phases.")
+def bench(quick, as_json, only, device, cold):
     """Time each workload: a plain baseline (fp32, eager, unfused, channels-first) against
     cvtools' default fast path, in the same run, with speed-ups and an agreement check.
 
@@ -19,7 +22,18 @@ def bench(quick, as_json, only, device):
     Examples:
       cvtools bench --quick
       cvtools bench --only backbone --json > bench.json
+      cvtools bench --cold              what a user waits for, first photo included
     """
+    if cold:
+        from cvtools.bench.cold import cold_suite, format_cold
+
+        progress = None if as_json else (lambda name: click.echo(f"running {name}...", err=True))
+        rows = cold_suite(device=device, progress=progress, folders=not quick)
+        if as_json:
+            click.echo(json.dumps([r.to_json() for r in rows], indent=2))
+        else:
+            click.echo(format_cold(rows))
+        return
     from cvtools.bench import format_table, run_suite
 
     progress = None if as_json else (lambda name: click.echo(f"running {name}...", err=True))

@@ -1,0 +1,94 @@
+"""Where a dream's first call goes, per configuration, each in a fresh process (issue #14).
+
+    python benchmarks/cold_start.py [--device cuda] [--sizes 1920x1080,1440x1080]
+
+For each configuration (cuDNN autotuning on/off x depthwise kernels on cuDNN / PyTorch's own,
+half and full precision) a new Python process loads the embedded backbone and runs the default
+dream (4 octaves x 10 steps, CUDA graphs) on each size in turn: the first call at a new size
+(plans, autotuning, graph capture) and the median of 5 more calls at the last size (steady).
+Prints a table and writes JSON with --json PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+CHILD = r"""
+import json, os, sys, time
+t0 = time.perf_counter()
+import torch
+from cvtools.backbones import load_backbone
+from cvtools.dream import DreamEngine, DreamSettings
+t_import = time.perf_counter() - t0
+device, precision, sizes = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+t = time.perf_counter()
+bb = load_backbone("efficientnet_lite0", device=device, precision=precision)
+t_load = time.perf_counter() - t
+engine = DreamEngine(bb, DreamSettings(tile=None))
+def sync():
+    if bb.device.type == "cuda":
+        torch.cuda.synchronize()
+firsts = []
+for w, h in sizes:
+    g = torch.Generator().manual_seed(3)
+    x = torch.nn.functional.interpolate(torch.rand(1, 3, h // 16, w // 16, generator=g), size=(h, w),
+                                        mode="bilinear", align_corners=False)[0].to(bb.device)
+    sync(); t = time.perf_counter(); engine(x, seed=0); sync()
+    firsts.append(time.perf_counter() - t)
+steady = []
+for _ in range(5):
+    sync(); t = time.perf_counter(); out = engine(x, seed=0); sync()
+    steady.append(time.perf_counter() - t)
+steady.sort()
+print(json.dumps({"import_s": t_import, "load_s": t_load, "first_s": firsts, "steady_ms": steady[2] * 1e3,
+                  "finite": bool(torch.isfinite(out).all())}))
+"""
+
+CONFIGS = [
+    # name, env, precision
+    ("fp16 CL, depthwise on cuDNN, autotune (old default)", {"CVTOOLS_DEPTHWISE": "cudnn", "CVTOOLS_CUDNN_BENCHMARK": "1"}, "auto"),
+    ("fp16 CL, depthwise native, autotune", {"CVTOOLS_DEPTHWISE": "native", "CVTOOLS_CUDNN_BENCHMARK": "1"}, "auto"),
+    ("fp16 CL, depthwise native, no autotune", {"CVTOOLS_DEPTHWISE": "native", "CVTOOLS_CUDNN_BENCHMARK": "0"}, "auto"),
+    ("fp32, depthwise native, autotune", {"CVTOOLS_DEPTHWISE": "native", "CVTOOLS_CUDNN_BENCHMARK": "1"}, "fp32"),
+    ("fp32, depthwise native, no autotune", {"CVTOOLS_DEPTHWISE": "native", "CVTOOLS_CUDNN_BENCHMARK": "0"}, "fp32"),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--sizes", default="1920x1080,1440x1080")
+    ap.add_argument("--only", default="", help="comma-separated config numbers (1-based)")
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    sizes = [tuple(map(int, s.split("x"))) for s in args.sizes.split(",")]
+    pick = {int(i) for i in args.only.split(",") if i}
+    results = []
+    for i, (name, env, precision) in enumerate(CONFIGS, 1):
+        if pick and i not in pick:
+            continue
+        r = subprocess.run([sys.executable, "-c", CHILD, args.device, precision, json.dumps(sizes)],
+                           env=dict(os.environ, **env), capture_output=True, text=True, timeout=900)
+        if r.returncode != 0:
+            print(f"{name}: failed\n{r.stderr[-1500:]}", file=sys.stderr)
+            continue
+        row = dict(json.loads(r.stdout.strip().splitlines()[-1]), config=name)
+        results.append(row)
+        firsts = " / ".join(f"{f:.2f}" for f in row["first_s"])
+        print(f"{name:55s} import {row['import_s']:.1f}s load {row['load_s']:.1f}s first call per size {firsts} s,"
+              f" steady {row['steady_ms']:.1f} ms", flush=True)
+    if args.json:
+        import torch
+
+        with open(args.json, "w") as f:
+            json.dump({"torch": torch.__version__, "sizes": sizes, "device": args.device,
+                       "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+                       "rows": results}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

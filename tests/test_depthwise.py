@@ -1,0 +1,44 @@
+"""The native depthwise path (cuDNN off for depthwise convolutions on CUDA) is the same
+convolution: forward and input gradient equal F.conv2d's, in both memory layouts."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cvtools.backbones.depthwise import _NativeDepthwise, is_depthwise, route_depthwise
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_native_depthwise_equals_conv2d(channels_last, stride):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 13, 17, generator=g, dtype=torch.float64)
+    w = torch.randn(8, 1, 3, 3, generator=g, dtype=torch.float64)
+    b = torch.randn(8, generator=g, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ref = F.conv2d(x1, w, b, stride, 1, 1, 8)
+    out = _NativeDepthwise.apply(x2, w, b, (stride, stride), (1, 1), (1, 1), 8)
+    # float64, the same arithmetic in another kernel: equal to rounding (|x|,|w| ~ 1, 9 terms)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    assert out.is_contiguous(memory_format=torch.channels_last) == channels_last
+    grad = torch.randn(ref.shape, generator=g, dtype=torch.float64)
+    ref.backward(grad)
+    out.backward(grad)
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-12, atol=1e-12)
+    assert x2.grad.is_contiguous(memory_format=torch.channels_last) == channels_last
+
+
+def test_route_depthwise_finds_only_depthwise_convs():
+    model = nn.Sequential(nn.Conv2d(4, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 8, 3, groups=2))
+    assert [is_depthwise(m) for m in model] == [False, True, False]
+    assert route_depthwise(model, "native") == 1
+    assert "_conv_forward" in model[1].__dict__ and "_conv_forward" not in model[0].__dict__
+    x = torch.randn(1, 4, 9, 9)
+    before = model(x)  # on the CPU the routed convolution is the plain one
+    assert route_depthwise(model, "cudnn") == 1 and "_conv_forward" not in model[1].__dict__
+    torch.testing.assert_close(model(x), before, rtol=0, atol=0)
+    with pytest.raises(ValueError):
+        route_depthwise(model, "fast")
