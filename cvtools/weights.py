@@ -121,6 +121,30 @@ def _check_safetensors_header(path: Path) -> Dict:
     return header
 
 
+def check_torch_zip(path) -> None:
+    """A PyTorch zip checkpoint must hold only uncompressed entries (``torch.save`` never
+    compresses) whose sizes fit inside the file: then nothing that loads is larger than the file.
+    A deflated entry would let a 200 KB file unpack into a 200 MB tensor (measured), or
+    gigabytes."""
+    import zipfile
+
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError):
+        raise WeightsError(f"{safe_path(path)}: truncated or damaged PyTorch checkpoint "
+                           "(its zip archive cannot be read)") from None
+    packed = [i.filename for i in infos if i.compress_type != zipfile.ZIP_STORED]
+    if packed:
+        raise WeightsError(f"{safe_path(path)}: not a PyTorch checkpoint as torch.save writes it (compressed "
+                           f"entry {safe_path(repr(packed[0]))}); refused, as it could unpack to any size")
+    total, size = sum(i.file_size for i in infos), path.stat().st_size
+    if total > size:
+        raise WeightsError(f"{safe_path(path)}: damaged PyTorch checkpoint (its entries claim {total:,} bytes, "
+                           f"the file has {size:,})")
+
+
 def _unpickling_reason(exc: Exception) -> str:
     text = str(exc)
     m = re.search(r"unsupported GLOBAL ([\w.]+)", text) or re.search(r"GLOBAL ([\w.]+)", text)
@@ -162,6 +186,8 @@ def load_state_dict_file(path, expected_sha256: Optional[str] = None) -> Dict:
         except Exception as exc:
             raise WeightsError(f"{safe_path(path)}: not a readable safetensors file ({_short(exc)})") from None
     else:
+        if kind == "zip":
+            check_torch_zip(path)
         try:
             with warnings.catch_warnings():  # a crafted pickle can make torch warn over many lines
                 warnings.simplefilter("ignore")

@@ -369,6 +369,25 @@ def test_other_files_as_checkpoints_are_one_line(tmp_path):
         load_checkpoint(tmp_path / "missing.ckpt")
 
 
+def test_compressed_zip_entries_are_refused_before_unpacking(tmp_path, finished):
+    """torch.load inflates deflated entries: a 200 KB file held a 200 MB tensor (measured). Such a
+    file is not what torch.save writes, and is refused unread, as a checkpoint and as weights."""
+    from cvtools.weights import load_state_dict_file
+
+    def deflated(src, dest):
+        with zipfile.ZipFile(src) as z, zipfile.ZipFile(dest, "w") as out:
+            for info in z.infolist():
+                out.writestr(info.filename, z.read(info.filename), compress_type=zipfile.ZIP_DEFLATED)
+        return dest
+
+    with pytest.raises(WeightsError, match="compressed entry"):
+        load_checkpoint(deflated(finished / "t.ckpt", tmp_path / "z.ckpt"))
+    torch.save({"w": torch.zeros(1000)}, tmp_path / "w.pth")
+    with pytest.raises(WeightsError, match="compressed entry"):
+        load_state_dict_file(deflated(tmp_path / "w.pth", tmp_path / "wz.pth"))
+    assert load_state_dict_file(tmp_path / "w.pth")["w"].shape == (1000,)  # as torch.save writes it: fine
+
+
 # ---------------------------------------------------------------------------- 9, 11: photos
 
 

@@ -637,6 +637,15 @@ def load_checkpoint(path) -> Dict:
         raise WeightsError(f"{where}: is a directory, not a checkpoint")
     if size > MAX_CHECKPOINT_BYTES:
         raise WeightsError(f"{where}: {size:,} bytes is too large for a train-style checkpoint")
+    from cvtools.weights import check_torch_zip, sniff_weights_format
+
+    try:
+        kind = sniff_weights_format(path)
+    except OSError as exc:
+        raise WeightsError(f"{where}: cannot read the checkpoint ({exc.strerror or exc})") from None
+    if kind != "zip":
+        raise WeightsError(f"{where}: not a train-style checkpoint ({'empty file' if not size else 'not a PyTorch zip file'})")
+    check_torch_zip(path)  # nothing in it unpacks to more than the file holds
     try:
         with warnings.catch_warnings():  # a crafted file's pickle can make torch warn over many lines
             warnings.simplefilter("ignore")
