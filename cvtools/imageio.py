@@ -624,8 +624,10 @@ class _Policy:
     provenance: Optional[Provenance] = None
     notify: Optional[Callable[[str], None]] = None
     found: frozenset = frozenset()  # absolute paths found by searching folders or matching patterns
-    stems: frozenset = frozenset()  # (folder, stem) of each of them
+    stems: frozenset = frozenset()  # (folder, stem) of every input of the batch
+    many: bool = False  # the batch has several inputs
     own: dict = field(default_factory=dict)  # (abspath, suffix) -> why it is an own output, or None
+    proven: set = field(default_factory=set)  # abspaths left out because they carry this command's marker
 
 
 class OutputSkipped(CvtoolsError):
@@ -651,19 +653,21 @@ _policy: Optional[_Policy] = None
 
 @contextmanager
 def output_claims(provenance: Optional[Provenance] = None, notify: Optional[Callable[[str], None]] = None,
-                  found: Iterable = ()):
+                  found: Iterable = (), batch: Iterable = ()):
     """Within this block, ``output_path_for`` never gives two different inputs one output file
     (say ``a/x.jpg`` and ``b/x.jpg`` into one ``-o`` directory: the second gets the next free
     name). ``provenance`` (the command and its options) lets it recognise finished outputs and
     tag new ones; ``notify(message)`` hears about renamed outputs; ``found`` are the inputs that
-    came from folders and patterns (see :func:`expand_inputs`). ``run_batch`` wraps every batch
-    in it."""
+    came from folders and patterns (see :func:`expand_inputs`), ``batch`` all the inputs.
+    ``run_batch`` wraps every batch in it."""
     global _claims, _policy
     previous = (_claims, _policy)
     found = frozenset(os.path.abspath(p) for p in found)
+    every = found | frozenset(os.path.abspath(p) for p in batch)
     _claims = {}
     _policy = _Policy(provenance, notify, found,
-                      frozenset((os.path.dirname(p), os.path.splitext(os.path.basename(p))[0]) for p in found))
+                      frozenset((os.path.dirname(p), os.path.splitext(os.path.basename(p))[0]) for p in every),
+                      len(every) > 1)
     try:
         yield
     finally:
@@ -749,23 +753,39 @@ def _differs(marker: Optional[dict], provenance: Optional[Provenance], input_pat
 
 
 def _own_output(input_path: Path, suffix: str, policy: _Policy) -> Optional[str]:
-    """Why an input found in a folder is an output of the running command, or None (memoised)."""
+    """Why an input is an output of the running command, or None (memoised per batch).
+
+    - Found in a folder or by a pattern: it carries this command's marker, or it is named
+      ``STEM_SUFFIX[-N][_SIDE]`` next to a ``STEM.*`` input (and carries no other command's
+      marker).
+    - Named explicitly, with other inputs (a shell glob, ``photos/*.png``): only the name rule,
+      with ``STEM.*`` among the inputs. A single explicit input is always an input.
+    """
     key = (os.path.abspath(input_path), suffix)
     if key not in policy.own:
-        policy.own[key] = _own_output_uncached(Path(input_path), suffix, policy) \
-            if key[0] in policy.found else None
+        found = key[0] in policy.found
+        why, proven = _own_output_uncached(Path(input_path), suffix, policy, found) \
+            if found or policy.many else (None, False)
+        policy.own[key] = why
+        if proven:
+            policy.proven.add(key[0])
     return policy.own[key]
 
 
-def _own_output_uncached(input_path: Path, suffix: str, policy: _Policy) -> Optional[str]:
-    if policy.provenance is not None:
-        marker = read_marker(input_path)
-        if marker is not None and marker["command"] == policy.provenance.command:
-            return f"an output of `cvtools {safe_path(marker['command'])}`, not taken as an input"
+def _own_output_uncached(input_path: Path, suffix: str, policy: _Policy, found: bool) -> Optional[str]:
     m = re.fullmatch(rf"(.+)_{re.escape(suffix)}(?:-\d+)?(?:_[A-Za-z0-9-]+)?", input_path.stem)
-    if m and (os.path.dirname(os.path.abspath(input_path)), m.group(1)) in policy.stems:
-        return f"named like this command's output for {safe_path(m.group(1))}.*, not taken as an input"
-    return None
+    named_like = bool(m) and (os.path.dirname(os.path.abspath(input_path)), m.group(1)) in policy.stems
+    if not (found or named_like):
+        return None, False
+    marker = read_marker(input_path)
+    mine = marker is not None and policy.provenance is not None and marker["command"] == policy.provenance.command
+    if (found or named_like) and mine:
+        return f"an output of `cvtools {safe_path(marker['command'])}`, not taken as an input", True
+    if named_like and marker is None:
+        # Only the name says so: left out, but still protected like an input (never replaced,
+        # even with --overwrite), in case it is someone's photo after all.
+        return f"named like this command's output for {safe_path(m.group(1))}.*, not taken as an input", False
+    return None, False
 
 
 def output_path_for(
@@ -821,7 +841,7 @@ def output_path_for(
         hint = "; to write into a directory, end -o with '/'" if not base.suffix else ""
         raise ImageError(base, f"unknown output format {base.suffix or '(no extension)'!r}; use .png, .jpg, "
                                f".webp, .tif or .bmp{hint}")
-    if policy is not None and os.path.abspath(input_path) in policy.found:
+    if policy is not None:
         why = _own_output(input_path, suffix, policy)
         if why:
             raise OutputSkipped(input_path, why, "own_output")
@@ -832,7 +852,12 @@ def output_path_for(
         if _same_file(input_path, target):
             return True
         p = _inputs_by_id(inputs).get(_file_id(target))
-        return p is not None and not (policy is not None and _own_output(Path(p), suffix, policy))
+        if p is None:
+            return False
+        if policy is not None:
+            _own_output(Path(p), suffix, policy)
+            return os.path.abspath(p) not in policy.proven
+        return True
 
 
     me = os.path.realpath(input_path)
@@ -887,8 +912,9 @@ def side_output_for(path, input_path, overwrite: bool = False, inputs: Sequence[
     input_path = Path(input_path)
     policy = _policy
     provenance = policy.provenance if policy is not None else None
+    proven = policy.proven if policy is not None else set()
     for p in list(inputs) + [input_path]:
-        if _same_file(p, path):
+        if _same_file(p, path) and os.path.abspath(p) not in proven:
             raise ImageError(path, "side output would overwrite an input; rename the input or choose another -o")
     if path.is_dir():
         raise ImageError(path, "side output is a directory")
@@ -1010,6 +1036,9 @@ def save_image(path, image, alpha=None, quality: int = 95) -> Path:
     tagged sRGB and, when named by :func:`output_path_for` in a run, carries its provenance
     marker (:func:`output_metadata`).
     """
+    from cvtools.timings import mark
+
+    mark("first_write")
     path = Path(path)
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:

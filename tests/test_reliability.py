@@ -292,6 +292,10 @@ def test_unwritable_output_directory(command, corpus, tmp_path):
 
 @pytest.mark.parametrize("command", WRITERS)
 def test_outputs_never_overwrite_inputs_or_existing_files(command, corpus, tmp_path):
+    """The re-run policy on the command line: -o naming the input is refused; the same command
+    again skips (exit 0, file untouched); other options write NAME-2 and say what changed;
+    a file cvtools did not make is kept; --overwrite replaces; an explicit -o FILE is never
+    renamed."""
     d, cases = corpus
     cmd = _command(command)
     src = tmp_path / "in.png"
@@ -307,43 +311,179 @@ def test_outputs_never_overwrite_inputs_or_existing_files(command, corpus, tmp_p
     assert r.exit_code == 1 and "overwrite an input" in r.stderr
     assert src.read_bytes() == before
 
-    # first run writes; the second refuses and keeps the file; --overwrite replaces it
+    # first run writes; the same command again skips it, exit 0, the file untouched
     out = tmp_path / "out"
     r = _invoke(cmd.argv([str(src)], out, extra))
     assert r.exit_code == 0, r.stderr
     (target,) = _outputs_for(out, "in")
     first = target.read_bytes()
-    target.write_bytes(first + b"marker")  # so a rewrite is visible
     r = _invoke(cmd.argv([str(src)], out, extra))
     _no_traceback(r)
-    assert r.exit_code == 1 and "--overwrite" in r.stderr
-    assert target.read_bytes() == first + b"marker"
-    r = _invoke(cmd.argv([str(src)], out, extra) + ["--overwrite"])
+    assert r.exit_code == 0, r.stderr
+    assert "already done" in r.stderr and target.name in r.stderr and r.stderr.count("\n") == 1, r.stderr
+    assert target.read_bytes() == first and _outputs_for(out, "in") == [target]
+
+    # other options: a new file, named on one line that says what changed
+    other = {"stylize": ["--strength", "0.5"], "dream": ["--seed", "7"], "visualize": ["--alpha", "0.3"]}[command]
+    r = _invoke(cmd.argv([str(src)], out, extra) + other)
+    _no_traceback(r)
+    assert r.exit_code == 0, r.stderr
+    second = target.with_name(f"{target.stem}-2{target.suffix}")
+    notes = [l for l in r.stderr.splitlines() if "note" in l]
+    assert len(notes) == 1 and f"writing {second}" in notes[0] and other[0] in notes[0], r.stderr
+    assert target.read_bytes() == first and second.exists()
+
+    # a file that cvtools did not make is kept: the next free name again
+    photo(48, 40, seed=9).save(target, format=Image.open(target).format)
+    foreign = target.read_bytes()
+    r = _invoke(cmd.argv([str(src)], out, extra))
+    assert r.exit_code == 0, r.stderr
+    assert target.read_bytes() == foreign
+    third = target.with_name(f"{target.stem}-3{target.suffix}")
+    assert third.exists() and "not made by" in r.stderr, r.stderr
+
+    # an explicit -o FILE is never renamed: refused unless --overwrite
+    args = cmd.argv([str(src)], out, extra)
+    args[args.index("-o") + 1] = str(target)
+    r = _invoke(args)
+    _no_traceback(r)
+    assert r.exit_code == 1 and "--overwrite" in r.stderr and target.name in r.stderr
+    assert target.read_bytes() == foreign
+    r = _invoke(args + ["--overwrite"])
     assert r.exit_code == 0, r.stderr
     with Image.open(target) as im:
         im.load()
         cmd.check_size(im.size, (48, 40))
-    assert not target.read_bytes().endswith(b"marker")
+    assert target.read_bytes() != foreign
     assert src.read_bytes() == before and _hidden(out) == []
 
 
 @pytest.mark.parametrize("command", WRITERS)
 def test_two_inputs_never_share_an_output(command, corpus, tmp_path):
-    """a/x.png and b/x.png into one -o directory: the second is refused, even with --overwrite,
-    instead of silently replacing the first one's result."""
+    """a/x.png and b/x.png into one -o directory: the second gets x_SUFFIX-2 (even with
+    --overwrite) instead of replacing the first one's result; a re-run skips both."""
     d, cases = corpus
     cmd = _command(command)
     for sub, seed in (("a", 1), ("b", 2)):
         (tmp_path / sub).mkdir()
         photo(40, 32, seed=seed).save(tmp_path / sub / "x.png")
     out = tmp_path / "out"
-    r = _invoke(cmd.argv([str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")], out, _extra(d, cmd))
-                + ["--overwrite"])
+    argv = cmd.argv([str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png")], out, _extra(d, cmd))
+    r = _invoke(argv + ["--overwrite"])
     _no_traceback(r)
-    assert r.exit_code == 1
-    errs = [l for l in r.stderr.splitlines() if "is also the output for" in l]
-    assert len(errs) == 1 and str(tmp_path / "a" / "x.png") in errs[0], r.stderr
-    assert len(_outputs_for(out, "x")) == 1
+    assert r.exit_code == 0, r.stderr
+    notes = [l for l in r.stderr.splitlines() if "is the output for" in l]
+    assert len(notes) == 1 and str(tmp_path / "a" / "x.png") in notes[0], r.stderr
+    made = _outputs_for(out, "x")
+    assert len(made) == 2 and made[0].read_bytes() != made[1].read_bytes()
+    r = _invoke(argv)
+    assert r.exit_code == 0 and "skipped 2 already done" in r.stderr, r.stderr
+    assert _outputs_for(out, "x") == made
+
+
+def _folder(tmp_path, n=3, size=(40, 32)):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(n):
+        photo(*size, seed=i).save(folder / f"i{i:02d}.png")
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["next-to-inputs", "into-o", "shell-glob"])
+@pytest.mark.parametrize("command", WRITERS)
+def test_rerun_of_a_folder_continues_where_it_stopped(command, mode, corpus, tmp_path):
+    """A folder run that stopped part-way (here: one output missing) is finished by running
+    the same command again: the missing one is made, the others are skipped and counted,
+    exit 0, and no output is taken as an input (no i00_x_x.png), even in the inputs' folder
+    or when the shell expanded `photos/*` into file names."""
+    d, cases = corpus
+    cmd = _command(command)
+    folder = _folder(tmp_path)
+    out = tmp_path / "out" if mode == "into-o" else folder
+
+    def argv():
+        inputs = [str(p) for p in sorted(folder.iterdir())] if mode == "shell-glob" else [str(folder)]
+        args = cmd.argv(inputs, tmp_path / "out", _extra(d, cmd))
+        if mode != "into-o":
+            i = args.index("-o")
+            del args[i:i + 2]
+        return args
+
+    r = _invoke(argv())
+    assert r.exit_code == 0, r.stderr
+    made = {p.name: p.read_bytes() for p in out.iterdir() if "_" in p.name}
+    assert len(made) == 3, made.keys()
+    missing = sorted(made)[1]
+    (out / missing).unlink()
+    r = _invoke(argv())
+    _no_traceback(r)
+    assert r.exit_code == 0, r.stderr
+    assert "skipped 2 already done" in r.stderr, r.stderr
+    if mode != "into-o":
+        assert "left out 2 earlier outputs" in r.stderr, r.stderr
+    assert sorted(p.name for p in out.iterdir() if "_" in p.name) == sorted(made)  # nothing else appeared
+    for name, data in made.items():
+        if name != missing:
+            assert (out / name).read_bytes() == data  # untouched
+    assert "error" not in r.stderr
+    r = _invoke(argv())  # and once more: nothing to do at all
+    assert r.exit_code == 0 and "skipped 3 already done" in r.stderr, r.stderr
+    assert sorted(p.name for p in out.iterdir() if "_" in p.name) == sorted(made)
+
+
+def test_interrupted_folder_stylize_next_to_inputs_resumes_cleanly(corpus, tmp_path):
+    """The issue's case end to end: Ctrl-C a folder stylize writing next to its inputs, run it
+    again: exit 0, every photo has exactly one output, none was stylized twice."""
+    d, cases = corpus
+    cmd = _command("stylize")
+    folder = _folder(tmp_path, n=8, size=(96, 80))
+    argv = cmd.argv([str(folder)], tmp_path, _extra(d, cmd))
+    i = argv.index("-o")
+    del argv[i:i + 2]
+
+    proc_args = [sys.executable, "-m", "cvtools", *argv, "-q"]
+    rc, stderr = _interrupt_after_first_output(proc_args, folder, done=lambda: any(
+        "_" in p.name and not p.name.startswith(".") for p in folder.iterdir()))
+    assert rc == 130, (rc, stderr)
+    assert "run the same command again to continue" in stderr, stderr
+    before = sorted(p.name for p in folder.iterdir() if "_" in p.name)
+    assert 1 <= len(before) < 8, before
+    r = subprocess.run([sys.executable, "-m", "cvtools", *argv], cwd=ROOT, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert f"skipped {len(before)} already done" in r.stderr and f"left out {len(before)} earlier" in r.stderr, \
+        r.stderr
+    names = sorted(p.name for p in folder.iterdir())
+    assert names == sorted([f"i{i:02d}.png" for i in range(8)] + [f"i{i:02d}_tiny_style.png" for i in range(8)]), names
+
+
+def test_side_outputs_are_claimed_like_outputs(corpus, tmp_path):
+    """visualize --sanity --overwrite with an input named like the sanity grid: the input is
+    never overwritten (one error naming it); found in a folder, such a file is not an input."""
+    d, cases = corpus
+    cmd = _command("visualize")
+    good = tmp_path / "good.png"
+    photo(48, 40, seed=1).save(good)
+    decoy = tmp_path / "good_saliency_sanity.png"
+    photo(48, 40, seed=2).save(decoy)
+    before = decoy.read_bytes()
+    argv = cmd.argv([str(good), str(decoy)], tmp_path, _extra(d, cmd))
+    i = argv.index("-o")
+    del argv[i:i + 2]
+    r = _invoke(argv + ["--sanity", "--overwrite"])
+    _no_traceback(r)
+    assert decoy.read_bytes() == before
+    errors = [l for l in r.stderr.splitlines() if "error" in l]
+    assert r.exit_code == 1 and len(errors) == 1 and "overwrite an input" in errors[0] and decoy.name in errors[0], \
+        r.stderr
+    # in a folder, the decoy is named like good.png's side output: not an input
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    for p in (good, decoy):
+        (folder / p.name).write_bytes(p.read_bytes())
+    r = _invoke(cmd.argv([str(folder)], tmp_path / "out", _extra(d, cmd)))
+    assert r.exit_code == 0 and "left out 1 earlier output" in r.stderr, r.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["good_saliency.png"]
 
 
 # ----------------------------------------------------------------------------- interruption
@@ -376,13 +516,14 @@ main(args=[])
 """
 
 
-def _interrupt_after_first_output(cmd_line, out: Path, sig=signal.SIGINT, timeout=120.0):
+def _interrupt_after_first_output(cmd_line, out: Path, sig=signal.SIGINT, timeout=120.0, done=None):
     proc = subprocess.Popen(cmd_line, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + timeout
+    done = done or (lambda: out.exists() and any(not p.name.startswith(".") for p in out.iterdir()))
     try:
         while time.monotonic() < deadline:
-            if out.exists() and any(not p.name.startswith(".") for p in out.iterdir()):
+            if done():
                 break
             if proc.poll() is not None:
                 break
@@ -620,6 +761,82 @@ def test_control_characters_in_file_names_stay_on_one_line(tmp_path, run_cli):
     assert r.exit_code == 1
     lines = [l for l in r.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "evil\\nname.jpg" in lines[0], r.stderr
+
+
+ODD_NAMES = ["evil\nname.png", "cr\rname.png", "tab\tname.png", "slash\u2215like.png", "rtl\u202egnp.png"]
+
+
+def test_safe_path_quotes_only_odd_names():
+    from cvtools.errors import safe_path
+
+    assert safe_path("photos/my cat.jpg") == "photos/my cat.jpg"
+    assert safe_path("ünïcode/漢.png") == "ünïcode/漢.png"
+    assert safe_path("a\nb.png") == "'a\\nb.png'"
+    assert safe_path("a\u2215b.png") == "'a\\u2215b.png'"  # not a folder 'a'
+    assert safe_path(" x.png") == "' x.png'" and safe_path("x.png ") == "'x.png '"
+    assert safe_path("x\u202egnp.exe") == "'x\\u202egnp.exe'"
+
+
+@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+def test_odd_file_names_are_quoted_on_one_line(command, corpus, tmp_path):
+    """Names with newlines, carriage returns, slash look-alikes or direction overrides: each
+    bad file's error is one line naming it repr-style; good files with such names are processed."""
+    d, cases = corpus
+    cmd = _command(command)
+    bad, good = [], []
+    for i, name in enumerate(ODD_NAMES):
+        (tmp_path / f"bad{name}").write_text("not an image")
+        bad.append(tmp_path / f"bad{name}")
+        photo(40, 32, seed=i).save(tmp_path / f"good{name}", format="PNG")
+        good.append(tmp_path / f"good{name}")
+    out = tmp_path / "out"
+    r = _invoke(cmd.argv([str(p) for p in bad + good], out, _extra(d, cmd)))
+    _no_traceback(r)
+    assert r.exit_code == 1
+    errors = [l for l in r.stderr.split("\n") if "error" in l]
+    assert len(errors) == len(bad), r.stderr
+    from cvtools.errors import safe_path
+
+    for p, line in zip(bad, errors):
+        shown = safe_path(p)
+        assert shown.startswith("'") and shown.endswith(".png'"), shown  # quoted, repr-style
+        assert f"error: {shown}: not a recognised image" in line, (p.name, line)
+        assert "\r" not in line and "\u202e" not in line and "\u2215" not in line, line
+    if cmd.writes:
+        assert len([p for p in out.iterdir() if p.name.startswith("good")]) == len(good)
+
+
+def test_guide_directory_is_one_line(corpus, tmp_path):
+    d, cases = corpus
+    _command("dream")
+    (tmp_path / "guides").mkdir()
+    r = _invoke(["dream", cases["good"].path, "--guide", tmp_path / "guides", "--weights", "random", "--device", "cpu",
+                 "-o", tmp_path / "out/"])
+    _no_traceback(r)
+    lines = [l for l in r.stderr.splitlines() if l.strip()]
+    assert r.exit_code == 1 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("cvtools: error: --guide ") and str(tmp_path / "guides") in lines[0], lines
+    assert "directory" in lines[0] and not (tmp_path / "out").exists()
+
+
+def test_no_progress_bars_in_pipes(corpus, tmp_path):
+    """stderr to a pipe (a log file, `2>&1 | tee`): plain lines, no bar redraws."""
+    d, cases = corpus
+    cmd = _command("stylize")
+    folder = _folder(tmp_path, n=3)
+    r = subprocess.run([sys.executable, "-m", "cvtools", *cmd.argv([str(folder)], tmp_path / "out", _extra(d, cmd))],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "\r" not in r.stderr and "\x1b" not in r.stderr and "|" not in r.stderr, repr(r.stderr)
+    assert r.stderr.startswith("cvtools: done: 3 images in "), r.stderr
+
+
+def test_slow_rates_read_in_seconds_per_image():
+    from cvtools.cli.common import BatchReport
+
+    assert BatchReport(done=["a", "b"], started=0.0, ended=50.0).rate_line() == "2 images in 50.0 s (25.0 s/img)"
+    assert BatchReport(done=["a"] * 30, started=0.0, ended=10.0).rate_line() == "30 images in 10.0 s (3.0 img/s)"
+    assert "1.0 img/s" in BatchReport(done=["a"] * 10, started=0.0, ended=10.0).rate_line()
 
 
 # ----------------------------------------------------------------------------- loader corner cases

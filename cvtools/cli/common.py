@@ -37,13 +37,6 @@ def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True, help="No progress bar or notes; errors only.")(f)
 
 
-OUTPUT_POLICY_HELP = (
-    "Running a command again continues where it stopped: outputs already made by the same command and "
-    "options are skipped; outputs made otherwise are kept and the new result gets the next free name "
-    "(NAME_SUFFIX-2.EXT); a command's own outputs found in a folder are never taken as inputs."
-)
-
-
 def output_options(f):
     f = click.option("--overwrite", is_flag=True,
                      help="Replace existing outputs (and redo finished ones) instead of skipping them or "
@@ -451,7 +444,7 @@ def run_batch(
 
     report.started = time.time()
     try:
-        with output_claims(provenance=provenance, notify=note, found=found):
+        with output_claims(provenance=provenance, notify=note, found=found, batch=paths):
             if staged:
                 _run_staged(work, paths, threads, ok, fail, lambda path: report.done.append(str(path)))
             else:
