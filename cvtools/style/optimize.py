@@ -1,0 +1,421 @@
+"""Any painting, no training: stylize by optimising the picture itself (Gatys et al. 2016).
+
+>>> from cvtools.style.optimize import PaintingStylizer
+>>> stylizer = PaintingStylizer("painting.jpg")                 # a path, PIL image or 3×H×W tensor
+>>> out = stylizer(photo)                                       # 3×H×W float in [0, 1], CPU
+>>> blend = PaintingStylizer([("a.jpg", 0.7), ("b.jpg", 0.3)])  # several paintings, weighted
+>>> out = stylizer(photo, strength=0.8, preserve_color=True)    # as Stylizer does
+
+The picture starts as the photo and is changed, pixel by pixel, until its features on the
+shared backbone (:func:`cvtools.backbones.load_backbone`, EfficientNet-Lite0 by default, fused)
+have the painting's style statistics and the photo's content: the same losses as
+``train-style`` (:mod:`cvtools.style.losses`), minimised for one picture instead of learned by
+a network.
+
+- Coarse to fine: the picture is first optimised at a small size (long side ~256-512 px), then
+  upsampled (with the photo's own fine detail added back) and refined at twice the size, up to
+  the photo's size. Large photos converge in few full-size steps, and strokes get a size set by
+  the coarse levels rather than by the backbone's small receptive field.
+- ``style_scale``: the painting is seen at ``style_scale`` × the picture's size at each level
+  (capped at twice its own resolution), so 2 gives strokes twice as large, 0.5 half.
+- The pixels are ``sigmoid(z)`` of free variables ``z``: always in [0, 1], no clamping.
+- Optimiser: Adam on ``z`` (see OPTIMIZERS for what was measured against L-BFGS).
+- Progress: ``callback(done, total, loss)`` after steps (``loss`` a float every few steps,
+  else None); the library never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+
+from cvtools.errors import CvtoolsError, UsageError
+
+#: Which optimisers exist; the default is the one that measured faster to the same loss
+#: (BENCHMARKS.md / the commit that set it).
+OPTIMIZERS = ("adam", "lbfgs")
+
+
+@dataclass
+class PaintingSettings:
+    """How the optimisation runs. The defaults are the measured speed/quality trade-off."""
+
+    #: optimiser steps (forward + backward passes) at the coarsest level; finer levels get
+    #: ``fine_steps`` of that each (they start from the upsampled coarse result)
+    steps: int = 200
+    fine_steps: float = 0.5
+    style_weight: float = 10.0
+    content_weight: float = 1.0
+    tv_weight: float = 1e-3
+    #: relative weight of each style layer (None: the backbone's defaults, all alike)
+    layer_weights: Optional[Dict[str, float]] = None
+    style_layers: Optional[Sequence[str]] = None
+    content_layer: Optional[str] = None
+    #: stroke size: the painting is seen at this times the picture's size
+    style_scale: float = 1.0
+    #: long side of the coarsest level (levels double up to the photo's size)
+    coarse_side: int = 256
+    optimizer: str = "adam"
+    lr: Optional[float] = None  # None: 0.05 for Adam (in logit units), 1 for L-BFGS
+    #: amplitude of the uniform noise added to the photo at the start (seeded)
+    noise: float = 0.0
+    #: report the loss every this many steps (reading it waits for the GPU)
+    report_every: int = 10
+
+    def validated(self) -> "PaintingSettings":
+        if self.steps < 0:
+            raise UsageError(f"--steps must be 0 or more, not {self.steps}")
+        if not 0 < self.style_scale <= 8:
+            raise UsageError(f"--style-scale must be in (0, 8], not {self.style_scale}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
+        if self.coarse_side < 32:
+            raise UsageError("the coarsest level must be at least 32 pixels")
+        return self
+
+
+PaintingSpec = Union[str, os.PathLike, "torch.Tensor", object]
+
+
+def parse_style_spec(text: str) -> Tuple[str, float]:
+    """``painting.jpg`` → (painting.jpg, 1.0); ``painting.jpg:0.7`` → (painting.jpg, 0.7).
+
+    The weight is split off only when what follows the last colon is a number, so paths with
+    colons in them still work (``C:/art/a.jpg``)."""
+    head, sep, tail = str(text).rpartition(":")
+    if sep and head:
+        try:
+            weight = float(tail)
+        except ValueError:
+            return str(text), 1.0
+        if not math.isfinite(weight) or weight <= 0:
+            raise UsageError(f"{text}: a painting's weight must be a positive number, not {tail}")
+        return head, weight
+    return str(text), 1.0
+
+
+def _painting_tensor(painting) -> Tuple[torch.Tensor, str]:
+    """A painting (path, PIL image or 3×H×W tensor) → ([0, 1] 3×H×W float tensor, name)."""
+    from cvtools.imageio import load_image, pil_to_tensor
+
+    if torch.is_tensor(painting):
+        t = painting[0] if painting.dim() == 4 else painting
+        if t.dim() != 3 or t.shape[0] != 3:
+            raise UsageError(f"a painting tensor must be 3×H×W, not {tuple(painting.shape)}")
+        t = t.detach().float().cpu()
+        if not bool(torch.isfinite(t).all()):
+            raise UsageError("the painting tensor has NaN or infinite values")
+        return t.clamp(0, 1), "painting"
+    if hasattr(painting, "convert") and hasattr(painting, "size"):  # PIL
+        return pil_to_tensor(painting.convert("RGB")), "painting"
+    path = Path(painting)
+    rgb = load_image(path).rgb  # ImageError (one line, naming the file) for anything unreadable
+    return pil_to_tensor(rgb), path.stem
+
+
+def _resize(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    """N×C×H×W to (h, w): area averaging down (no aliasing), bilinear up."""
+    h, w = x.shape[-2:]
+    if (h, w) == tuple(size):
+        return x
+    if size[0] <= h and size[1] <= w:
+        return torch.nn.functional.interpolate(x, size=size, mode="area")
+    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def level_sizes(h: int, w: int, coarse_side: int) -> List[Tuple[int, int]]:
+    """The sizes of the coarse-to-fine levels, coarsest first, ending at (h, w): halvings of
+    the photo while the long side stays at least ``coarse_side`` (256: a 512-pixel photo gets
+    256 and 512, 1920×1080 gets 480, 960 and 1920, a 500-pixel one a single level)."""
+    sizes = [(h, w)]
+    while max(sizes[-1]) / 2 >= coarse_side and min(sizes[-1]) >= 64:
+        ph, pw = sizes[-1]
+        sizes.append((max(1, round(ph / 2)), max(1, round(pw / 2))))
+    return sizes[::-1]
+
+
+def _logit(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    x = x.clamp(eps, 1 - eps)
+    return torch.log(x) - torch.log1p(-x)
+
+
+class PaintingStylizer:
+    """One painting (or a weighted blend of several), ready to stylize any number of photos.
+
+    paintings: a path, a PIL image, a 3×H×W [0, 1] tensor, or a list of those or of
+    ``(painting, weight)`` pairs (weights are normalised to sum to 1).
+    backbone: a loaded :class:`~cvtools.backbones.base.Backbone` (default: the shared
+    EfficientNet-Lite0, fused, channels-last; bf16 on GPUs, fp32 on CPUs).
+    settings: :class:`PaintingSettings` (keyword arguments override its fields).
+
+    Called like :class:`~cvtools.style.stylize.Stylizer`: ``stylizer(image, strength=...,
+    preserve_color=..., seed=...)`` → 3×H×W float tensor on the CPU.
+    """
+
+    def __init__(self, paintings, device: str = "auto", precision: str = "auto", backbone=None,
+                 settings: Optional[PaintingSettings] = None, name: Optional[str] = None, **overrides):
+        from cvtools.backbones import load_backbone, resolve_device
+
+        self.settings = replace(settings or PaintingSettings(), **overrides).validated()
+        if backbone is None:
+            dev = resolve_device(device)
+            if precision in (None, "auto"):
+                # bf16 on GPUs: fp16's range would flush the small input gradients to zero;
+                # fp32 on CPUs (bf16 is emulated, slower, on most)
+                precision = "bf16" if dev.type == "cuda" else "fp32"
+            backbone = load_backbone("efficientnet_lite0", device=str(dev), precision=precision)
+        self.backbone = backbone
+        self.device = backbone.device
+        s = self.settings
+        self.style_layers = list(s.style_layers or backbone.defaults.style)
+        self.content_layer = s.content_layer or backbone.defaults.content
+        backbone.check_layers(self.style_layers + [self.content_layer])
+        lw = s.layer_weights or {}
+        total = sum(lw.get(k, 1.0) for k in self.style_layers)
+        self.layer_weights = {k: lw.get(k, 1.0) / total for k in self.style_layers}
+
+        if not isinstance(paintings, (list, tuple)) or (
+                len(paintings) == 2 and isinstance(paintings[1], (int, float)) and not isinstance(paintings[0], (int, float))):
+            paintings = [paintings]
+        entries = []
+        for item in paintings:
+            weight = 1.0
+            if isinstance(item, tuple):
+                item, weight = item
+            if isinstance(item, (str, os.PathLike)) and not Path(item).exists() and ":" in str(item):
+                item, weight = parse_style_spec(str(item))
+            weight = float(weight)
+            if not math.isfinite(weight) or weight <= 0:
+                raise UsageError(f"a painting's weight must be a positive number, not {weight}")
+            tensor, stem = _painting_tensor(item)
+            entries.append((tensor, weight, stem))
+        if not entries:
+            raise UsageError("no painting given")
+        wsum = sum(e[1] for e in entries)
+        self.paintings = [(t, w / wsum) for t, w, _ in entries]
+        self.name = name or "+".join(dict.fromkeys(stem for _, _, stem in entries))
+        self._targets: Dict[Tuple[int, int], list] = {}
+        self.last_tiles = 0  # Stylizer's interface (this one never tiles)
+        self.seed = 0  # the default seed of __call__
+        self.last_losses: List[Dict[str, float]] = []
+        #: called as callback(done, total, loss) during optimisation (the CLI's progress bar)
+        self.callback: Optional[Callable[[int, int, Optional[float]], None]] = None
+        self.notify: Callable[[str], None] = lambda msg: print(f"cvtools: note: {msg}", file=sys.stderr)
+
+    # ------------------------------------------------------------------ targets
+    def style_side(self, level_side: int, painting: torch.Tensor) -> int:
+        """The painting's long side when matched against a level of long side ``level_side``."""
+        own = max(painting.shape[-2:])
+        side = round(level_side * self.settings.style_scale)
+        return int(max(64, min(side, 2 * own)))
+
+    def _style_targets(self, level_side: int):
+        """[(StyleTarget, weight)] for a level, cached by size."""
+        from cvtools.style.losses import style_target
+
+        out = []
+        for painting, weight in self.paintings:
+            side = self.style_side(level_side, painting)
+            h, w = painting.shape[-2:]
+            f = side / max(h, w)
+            size = (max(32, round(h * f)), max(32, round(w * f)))
+            key = (id(painting), size)
+            target = self._targets.get(key)
+            if target is None:
+                img = _resize(painting[None], size).clamp(0, 1).to(self.device)
+                target = self._targets[key] = style_target(self.backbone, img, self.style_layers)
+            out.append((target, weight))
+        return out
+
+    # ------------------------------------------------------------------ objective
+    def _objective(self, photo: torch.Tensor, level_side: int):
+        """loss(x) for [0, 1] pictures x the size of ``photo`` (1×3×h×w on the device)."""
+        from cvtools.style.losses import content_distance, gram_distances, total_variation
+
+        s = self.settings
+        bb = self.backbone
+        targets = self._style_targets(level_side)
+        with torch.no_grad():
+            photo_content = bb.features(photo, [self.content_layer])[self.content_layer]
+        layers = list(dict.fromkeys(self.style_layers + [self.content_layer]))
+
+        def loss(x):
+            feats = bb.features(x, layers)
+            style = 0.0
+            for target, weight in targets:
+                d = gram_distances(feats, target)
+                style = style + weight * sum(self.layer_weights[k] * d[k].mean() for k in self.style_layers)
+            content = content_distance(feats[self.content_layer], photo_content).mean()
+            tv = total_variation(x)
+            total = s.style_weight * style + s.content_weight * content + s.tv_weight * tv
+            return total, (style, content, tv)
+
+        return loss
+
+    @torch.no_grad()
+    def losses(self, image: torch.Tensor, photo: torch.Tensor) -> Dict[str, float]:
+        """The objective's parts for a picture against a photo of the same size (both [0, 1],
+        3×H×W or 1×3×H×W), the painting seen as at a level of the photo's size:
+        {"total", "style", "content", "tv"}."""
+        photo = (photo[None] if photo.dim() == 3 else photo).to(self.device, torch.float32)
+        image = (image[None] if image.dim() == 3 else image).to(self.device, torch.float32)
+        total, (style, content, tv) = self._objective(photo, max(photo.shape[-2:]))(image)
+        return dict(total=float(total), style=float(style), content=float(content), tv=float(tv))
+
+    # ------------------------------------------------------------------ optimisation
+    def total_steps(self, h: int, w: int) -> int:
+        n = len(level_sizes(h, w, self.settings.coarse_side))
+        return sum(self.level_steps(i) for i in range(n))
+
+    def level_steps(self, i: int) -> int:
+        s = self.settings
+        return s.steps if i == 0 else max(1, round(s.steps * s.fine_steps)) if s.steps else 0
+
+    def optimize(self, photo: torch.Tensor, seed: int = 0,
+                 callback: Optional[Callable[[int, int, Optional[float]], None]] = None) -> torch.Tensor:
+        """The stylized picture for a [0, 1] photo (3×H×W or 1×3×H×W, any device): 1×3×H×W
+        float32 on the backbone's device, before strength and colour options."""
+        s = self.settings
+        callback = callback or self.callback
+        if photo.dim() == 3:
+            photo = photo[None]
+        photo = photo.to(self.device, torch.float32)
+        h, w = photo.shape[-2:]
+        sizes = level_sizes(h, w, s.coarse_side)
+        total = self.total_steps(h, w)
+        done = 0
+        self.last_losses = []
+        gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        x = None
+        prev_photo = None
+        for i, size in enumerate(sizes):
+            photo_l = _resize(photo, size).clamp(0, 1)
+            if x is None:
+                x = photo_l
+                if s.noise > 0:
+                    noise = (torch.rand(photo_l.shape, generator=gen) * 2 - 1) * s.noise
+                    x = (x + noise.to(self.device)).clamp(0, 1)
+            else:
+                # upsample the coarse result and add back the photo's detail that the coarse
+                # level could not hold (the high frequencies of this level)
+                x = (_resize(x, size) + (photo_l - _resize(prev_photo, size))).clamp(0, 1)
+            prev_photo = photo_l
+            steps = self.level_steps(i)
+            if steps:
+                x, done = self._run_level(x, photo_l, max(size), steps, done, total, callback)
+        return x.detach()
+
+    def _run_level(self, x0, photo_l, level_side, steps, done, total, callback):
+        s = self.settings
+        loss_fn = self._objective(photo_l, level_side)
+        # z stays in the default layout (L-BFGS flattens it); the backbone converts its input
+        z = _logit(x0.float()).contiguous().detach().requires_grad_(True)
+        last = {}
+        state = {"n": 0, "start": None}
+        # fp16 activations would flush the (tiny, relative-loss) gradients to zero: a static
+        # loss scale, undone on z's gradient (bf16 and fp32 have fp32's range: no scale)
+        scale = 4096.0 if self.backbone.dtype == torch.float16 else 1.0
+
+        def evaluate():
+            loss, parts = loss_fn(torch.sigmoid(z))
+            if scale != 1.0:
+                (loss * scale).backward()
+                z.grad.div_(scale)
+            else:
+                loss.backward()
+            return loss.detach(), [p.detach() for p in parts]
+
+        def report(total_loss, parts):
+            state["n"] += 1
+            n = done + state["n"]
+            if state["n"] == 1:
+                state["start"] = float(total_loss)
+            value = None
+            if state["n"] >= steps or (callback is not None and state["n"] % max(1, s.report_every) == 0):
+                value = float(total_loss)  # waits for the device: only every few steps
+                last.update(total=value, style=float(parts[0]), content=float(parts[1]), tv=float(parts[2]))
+            if callback is not None:
+                callback(n, total, value)
+
+        if s.optimizer == "adam":
+            opt = torch.optim.Adam([z], lr=s.lr or 0.05)
+            for _ in range(steps):
+                opt.zero_grad(set_to_none=True)
+                loss, parts = evaluate()
+                opt.step()
+                report(loss, parts)
+        else:
+            opt = torch.optim.LBFGS([z], lr=s.lr or 1.0, max_iter=steps, max_eval=steps, history_size=20,
+                                    tolerance_grad=0.0, tolerance_change=0.0)
+
+            def closure():
+                opt.zero_grad(set_to_none=True)
+                loss, parts = evaluate()
+                report(loss, parts)
+                return loss
+
+            opt.step(closure)
+            while state["n"] < steps:  # L-BFGS may stop early (converged): keep the bar honest
+                state["n"] = steps
+                if callback is not None:
+                    callback(done + steps, total, None)
+        if not last:
+            with torch.no_grad():
+                loss, parts = loss_fn(torch.sigmoid(z))
+            last = dict(total=float(loss), style=float(parts[0]), content=float(parts[1]), tv=float(parts[2]))
+        if not math.isfinite(last["total"]):
+            raise CvtoolsError("the optimisation diverged (the loss is not finite); try --precision fp32")
+        self.last_losses.append(dict(last, start=state["start"], side=level_side, steps=steps))
+        with torch.no_grad():
+            x = torch.sigmoid(z).contiguous()
+        return x, done + steps
+
+    # ------------------------------------------------------------------ Stylizer's interface
+    def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
+                 progress=None, as_uint8: bool = False, seed: Optional[int] = None) -> torch.Tensor:
+        """Stylize one image (3×H×W float tensor in [0, 1], or PIL) → 3×H×W float on the CPU
+        (uint8 with ``as_uint8``). strength: 0 returns the input, 1 the full style.
+        preserve_color: keep the photo's colours. tile and progress: accepted for Stylizer's
+        interface (the picture is optimised whole; progress goes to ``callback``)."""
+        from cvtools.style.stylize import finish_pixels
+
+        if not 0.0 <= strength <= 1.0:
+            raise UsageError(f"--strength must be between 0 and 1, not {strength}")
+        if torch.is_tensor(image):
+            image = (image[0] if image.dim() == 4 else image).float()
+        else:
+            from cvtools.imageio import pil_to_tensor
+
+            image = pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+        self.last_tiles = 0
+        if strength == 0.0:
+            return image.clone()
+        h, w = image.shape[-2:]
+        small = min(h, w) < self.backbone.min_size
+        work = image
+        if small:  # the backbone needs min_size pixels: optimise larger, bring back down
+            f = self.backbone.min_size / min(h, w)
+            work = _resize(image[None], (max(self.backbone.min_size, round(h * f)),
+                                         max(self.backbone.min_size, round(w * f))))[0]
+        out = self.optimize(work, seed=self.seed if seed is None else seed)
+        if small:
+            out = torch.nn.functional.interpolate(out, size=(h, w), mode="area")
+        original = image.to(out.device)
+        result = finish_pixels(out[0], original, strength, preserve_color)
+        if as_uint8 and bool(torch.isfinite(result).all()):
+            from cvtools.imageio import to_uint8
+
+            return to_uint8(result).cpu()
+        return result.cpu()
+
+
+def stylize_with_painting(image, paintings, **kwargs) -> torch.Tensor:
+    """One-shot convenience: ``stylize_with_painting(photo, "painting.jpg")`` → 3×H×W tensor."""
+    call = {k: kwargs.pop(k) for k in ("strength", "preserve_color", "seed") if k in kwargs}
+    return PaintingStylizer(paintings, **kwargs)(image, **call)
