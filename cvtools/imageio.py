@@ -23,6 +23,7 @@ import io
 import json
 import os
 import re
+import struct
 import threading
 import tempfile
 import warnings
@@ -221,7 +222,10 @@ def srgb_icc() -> bytes:
     if _SRGB_ICC is None:
         from PIL import ImageCms
 
-        _SRGB_ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        # LittleCMS stamps the creation time into the header: a fixed date keeps outputs
+        # byte-for-byte reproducible (the profile has no MD5 ID that would cover it).
+        _SRGB_ICC = icc[:24] + struct.pack(">6H", 2000, 1, 1, 0, 0, 0) + icc[36:]
     return _SRGB_ICC
 
 

@@ -293,8 +293,10 @@ def test_cli_strength_zero_and_never_overwrites(run_cli, tmp_path):
     assert r.exit_code == 0, r.output
     out = tmp_path / "p_scream.png"
     assert torch.equal(pil_to_tensor(Image.open(out).convert("RGB")), pil_to_tensor(Image.open(src).convert("RGB")))
-    r = run_cli("stylize", src, "--style", "scream", "--device", "cpu")  # exists: refused
-    assert r.exit_code == 1 and "exists" in r.stderr
+    before = out.read_bytes()
+    r = run_cli("stylize", src, "--style", "scream", "--device", "cpu")  # other options: kept, a new name
+    assert r.exit_code == 0 and "--strength 0.0" in r.stderr and (tmp_path / "p_scream-2.png").exists(), r.stderr
+    assert out.read_bytes() == before
     r = run_cli("stylize", src, "--style", "scream", "-o", src, "--device", "cpu")
     assert r.exit_code == 1 and "overwrite an input" in r.stderr
 
