@@ -282,6 +282,52 @@ def test_integrated_gradients_completeness():
     assert torch.allclose(ig.last_delta.abs(), gap, atol=1e-5)
 
 
+class KinkNet(nn.Module):
+    """Class 0: relu(mean(x) - 0.78), a kink near the end of the path from the black baseline
+    (the gradient along the path is a step: quadrature converges slowly, measured gaps 14.7 %,
+    9.4 %, 5.9 %, 1.0 % at 50, 100, 200, 400 Gauss-Legendre steps for the image below).
+    Class 1: 3 mean(x), linear, exact at any number of steps."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.conv.bias.zero_()
+
+    def forward(self, x):
+        m = self.conv(x).mean(dim=(1, 2, 3))
+        return torch.stack([torch.relu(m - 0.78), 3 * m], 1)
+
+
+def test_integrated_gradients_says_when_it_has_not_converged_and_auto_raises_steps():
+    from cvtools.visualize.attribution import describe_diagnostics
+
+    bb = tiny_backbone(KinkNet(), {"c": "conv"}, "c", classes=2)
+    x = 0.6 + 0.4 * torch.rand(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))  # mean 0.79
+    target = torch.tensor([0, 1])
+    fixed = make_method("integrated-gradients", bb, steps=50)
+    fixed.attribute(x, target)
+    d = fixed.diagnostics()
+    assert d[0]["steps"] == 50 and d[0]["completeness_gap"] > 0.1 and not d[0]["converged"]
+    assert d[1]["completeness_gap"] < 1e-4 and d[1]["converged"]  # linear: exact
+    assert "not converged" in describe_diagnostics(d[0]) and "NOT converged" in describe_diagnostics(d[0], True)
+    auto = make_method("integrated-gradients", bb)  # steps="auto" is the default
+    attr = auto.attribute(x, target)
+    d = auto.diagnostics()
+    assert d[0]["steps"] > 50 and d[0]["completeness_gap"] < 0.05 and d[0]["converged"]
+    assert d[1]["steps"] == 50  # only the image that needed it ran again
+    with torch.no_grad():  # the reported gap is the real one
+        total = (bb(x) - bb(auto.baseline(x))).gather(1, target[:, None])[:, 0]
+    gap = ((attr.sum(dim=(1, 2, 3)) - total).abs() / total.abs()).tolist()
+    assert gap == pytest.approx([e["completeness_gap"] for e in d], abs=1e-4)
+    capped = make_method("integrated-gradients", bb, max_steps=100)  # a cap it cannot meet
+    capped.attribute(x, target)
+    assert capped.diagnostics()[0]["steps"] == 100 and not capped.diagnostics()[0]["converged"]
+    with pytest.raises(UsageError, match="--steps"):
+        make_method("integrated-gradients", bb, steps="many")
+
+
 # ----------------------------------------------------------------------------- invariants of every method
 
 
@@ -516,16 +562,29 @@ def test_cli_panel_batch_raw_json_and_a_bad_file(run_cli, tmp_path):
     panel = Image.open(out / "chelsea_gradcam-saliency.jpg")
     assert panel.width > 3 * 384 and panel.height > 384  # photo + 2 tiles, captioned
     raw = np.load(out / "chelsea_gradcam-saliency_gradcam.npy")
-    assert raw.shape == (1, 128, 192) and raw.min() == 0 and raw.max() == 1  # 451×300 analysed at 128 px
-    assert np.load(out / "chelsea_gradcam-saliency_saliency.npy").shape == (3, 128, 192)
-    # Run again: outputs exist and are never replaced without --overwrite (the .npy files neither).
-    r = run_cli("visualize", "gradcam", SAMPLES / "coffee.jpg", "--size", "64", "-o", f"{out}/", "-m", "saliency")
-    assert r.exit_code == 1 and "exists" in r.stderr
-    (out / "coffee_gradcam-saliency.jpg").unlink()
+    assert raw.shape == (1, 300, 451) and raw.min() >= 0 and 0.95 < raw.max() <= 1  # the photo's own size
+    assert np.load(out / "chelsea_gradcam-saliency_saliency.npy").shape == (3, 300, 451)
+    # Run again with other options: a new file next to it, the earlier one (and its .npy) untouched.
+    before = {f: (out / f).read_bytes() for f in ("coffee_gradcam-saliency.jpg", "coffee_gradcam-saliency_gradcam.npy")}
     r = run_cli("visualize", "gradcam", SAMPLES / "coffee.jpg", "--size", "64", "-o", f"{out}/", "-m", "saliency",
                 "--raw")
-    assert r.exit_code == 1 and "coffee_gradcam-saliency_gradcam.npy: output exists" in r.stderr
-    assert not (out / "coffee_gradcam-saliency.jpg").exists()  # checked before any work was written
+    assert r.exit_code == 0 and (out / "coffee_gradcam-saliency-2.jpg").exists() and "--size" in r.stderr
+    assert all((out / f).read_bytes() == data for f, data in before.items())
+
+
+def test_cli_raw_at_analysis_size_and_integrated_gradients_reports_its_gap(run_cli, tmp_path):
+    r = run_cli("visualize", "integrated-gradients", SAMPLES / "chelsea.jpg", "--size", "64", "--steps", "4",
+                "--raw", "--raw-size", "analysis", "-o", tmp_path / "ig.png", "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    assert "integrated-gradients" in r.stdout and "4 steps, completeness gap" in r.stdout
+    assert np.load(tmp_path / "ig.npy").shape == (3, 64, 96)  # as analysed: 451×300 at 64 px
+    r = run_cli("visualize", "integrated-gradients", SAMPLES / "chelsea.jpg", "--size", "64", "--steps", "4",
+                "--json", "-o", tmp_path / "ig2.png", "--device", "cpu")
+    row = json.loads(r.stdout)
+    d = row["diagnostics"]["integrated-gradients"]
+    assert d["steps"] == 4 and d["completeness_gap"] >= 0 and d["converged"] == (d["completeness_gap"] <= 0.05)
+    r = run_cli("visualize", "integrated-gradients", SAMPLES / "chelsea.jpg", "--steps", "1")
+    assert r.exit_code == 2 and "--steps" in r.stderr
 
 
 def test_cli_single_overlay_target_name_and_sanity(run_cli, tmp_path):

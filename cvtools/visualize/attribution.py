@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import math
-from typing import Dict, Optional, Type
+from typing import Dict, Optional, Type, Union
 
 import torch
 
@@ -81,6 +81,11 @@ class Attribution:
     def describe(self) -> str:
         """Settings worth printing under the caption."""
         return ""
+
+    def diagnostics(self):
+        """Per-image facts about the last :meth:`attribute` call worth reporting (a list of dicts,
+        JSON-ready), or None."""
+        return None
 
     def attribute(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
         raise NotImplementedError
@@ -153,19 +158,51 @@ class SmoothGrad(Attribution):
         return total / s
 
 
+#: Integrated gradients, ``--steps auto``: start here, double while an image's completeness gap
+#: is over ``IG_TOLERANCE``, stop at ``IG_MAX_STEPS``. Measured on 8 imagenet50 photos
+#: (EfficientNet-Lite0, 224 px, Gauss-Legendre): gap 2-17 % (median 7 %) at 50 steps, 1-3 % at 300.
+IG_START_STEPS = 50
+IG_MAX_STEPS = 400
+IG_TOLERANCE = 0.05
+
+
 class IntegratedGradients(Attribution):
     """Gradients integrated along the straight path from the mean-colour image (Sundararajan et
-    al. 2017), via captum (Gauss-Legendre, ``steps`` points); ``last_delta`` holds each image's
-    completeness error |sum(attr) - (f(x) - f(baseline))|."""
+    al. 2017), via captum (Gauss-Legendre, ``steps`` points).
+
+    The integral is a quadrature, so it can be off: the completeness gap
+    ``|sum(attr) - (f(x) - f(baseline))| / |f(x) - f(baseline)|`` says by how much (0 for the
+    exact integral). ``steps="auto"`` starts at ``IG_START_STEPS`` and doubles the steps of the
+    images whose gap is over ``tolerance`` until it is under or ``max_steps`` is reached;
+    :meth:`diagnostics` gives each image's steps, gap and whether it converged (``last_delta``
+    keeps the absolute error, signed, as captum returns it).
+    """
 
     name = "integrated-gradients"
 
-    def __init__(self, backbone, internal_batch_size=None, steps: int = 50):
+    def __init__(self, backbone, internal_batch_size=None, steps: Union[int, str, None] = "auto",
+                 max_steps: int = IG_MAX_STEPS, tolerance: float = IG_TOLERANCE):
         super().__init__(backbone, internal_batch_size)
-        self.steps = steps
-        self.last_delta = None  # completeness error of the last call, per image
+        self.auto = steps is None or (isinstance(steps, str) and steps.strip().lower() == "auto")
+        if self.auto:
+            self.steps = IG_START_STEPS
+        else:
+            try:
+                self.steps = int(steps)
+            except (TypeError, ValueError):
+                raise UsageError(f"--steps must be auto or a number of steps (got {steps!r})") from None
+            if self.steps < 2:
+                raise UsageError(f"integrated gradients needs at least 2 steps (got {self.steps})")
+        self.max_steps = max(self.steps, int(max_steps))
+        self.tolerance = float(tolerance)
+        self.last_delta = None  # completeness error of the last call, per image (signed, absolute)
+        self.last_gap = None  # ... relative to |f(x) - f(baseline)|
+        self.last_steps = None  # steps each image of the last call ended with
 
     def describe(self):
+        if self.auto:
+            return f"from the mean colour, steps doubled from {self.steps} until the completeness gap " \
+                   f"< {self.tolerance:.0%} (at most {self.max_steps})"
         return f"{self.steps} steps from the mean colour"
 
     def baseline(self, x):
@@ -173,17 +210,55 @@ class IntegratedGradients(Attribution):
         mean = torch.tensor(self.backbone.preprocessing.mean, device=x.device, dtype=x.dtype)
         return mean.view(1, -1, 1, 1).expand_as(x)
 
-    def attribute(self, x, target=None):
+    def _integrate(self, x, target, steps):
         from captum.attr import IntegratedGradients as CaptumIG
 
         attr, delta = CaptumIG(self.model).attribute(
-            _leaf(x), baselines=self.baseline(x), target=self._targets(x, target), n_steps=self.steps,
+            _leaf(x), baselines=self.baseline(x), target=target, n_steps=steps,
             internal_batch_size=self.internal_batch_size, return_convergence_delta=True)
-        self.last_delta = delta.detach()
-        return attr.detach()
+        return attr.detach(), delta.detach().to(x.device)
+
+    def attribute(self, x, target=None):
+        t = self._targets(x, target)
+        with torch.no_grad():  # f(x) - f(baseline): what the attributions must add up to
+            total = (self.model(x) - self.model(self.baseline(x))).gather(1, t.view(-1, 1))[:, 0]
+        scale = total.abs().clamp_min(1e-6)
+        steps = self.steps
+        attr, delta = self._integrate(x, t, steps)
+        used = torch.full((len(x),), steps, dtype=torch.long)
+        gap = (delta.abs() / scale).cpu()
+        while self.auto and steps < self.max_steps:
+            todo = (gap > self.tolerance).nonzero()[:, 0]
+            if len(todo) == 0:
+                break
+            steps = min(2 * steps, self.max_steps)
+            idx = todo.to(x.device)
+            more, more_delta = self._integrate(x[idx], t[idx], steps)
+            attr[idx], delta[idx] = more, more_delta
+            used[todo] = steps
+            gap[todo] = (more_delta.abs() / scale[idx]).cpu()
+        self.last_delta, self.last_gap, self.last_steps = delta, gap, used
+        return attr
+
+    def diagnostics(self):
+        """Per image of the last call: steps, completeness gap (a fraction), converged."""
+        if self.last_gap is None:
+            return None
+        return [{"steps": int(s), "completeness_gap": round(float(g), 5), "converged": bool(g <= self.tolerance)}
+                for s, g in zip(self.last_steps, self.last_gap)]
 
     def heatmap(self, attribution):
         return percentile_normalize(attribution.sum(dim=1).abs())
+
+
+def describe_diagnostics(d: dict, short: bool = False) -> str:
+    """One image's integrated-gradients diagnostics as words (``short`` for a caption)."""
+    gap = f"{d['completeness_gap']:.1%}"
+    if short:
+        return f"{d['steps']} steps · gap {gap}" + ("" if d["converged"] else " · NOT converged")
+    text = f"{d['steps']} steps, completeness gap {gap}"
+    return text if d["converged"] else text + f" (over {IG_TOLERANCE:.0%}: not converged; the map may be off, " \
+                                              "raise --steps)"
 
 
 class InputXGradient(Attribution):

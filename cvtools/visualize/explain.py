@@ -52,6 +52,7 @@ class Explanation:
     attributions: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> raw attribution
     heatmaps: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> H×W in [0, 1]
     pictures: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> 3×H×W, for gradient methods
+    diagnostics: Dict[str, dict] = field(default_factory=dict)  # method -> facts worth reporting (IG's gap)
 
 
 class Explainer:
@@ -78,11 +79,14 @@ class Explainer:
             heat = method.heatmap(attribution).float().cpu()
             raw = attribution.float().cpu()
             picture = signed_to_rgb(attribution).float().cpu() if method.display == "gradient" else None
+            diagnostics = method.diagnostics()
             for i, r in enumerate(results):
                 r.attributions[method.name] = raw[i]
                 r.heatmaps[method.name] = heat[i]
                 if picture is not None:
                     r.pictures[method.name] = picture[i]
+                if diagnostics is not None:
+                    r.diagnostics[method.name] = diagnostics[i]
         return results
 
 
@@ -121,6 +125,10 @@ def draw_explanation(photo: Image.Image, result: Explanation, methods: Sequence[
 
     def caption_for(method, single):
         detail = method.describe()
+        if method.name in result.diagnostics:  # this image's own facts (IG: steps, completeness gap)
+            from cvtools.visualize.attribution import describe_diagnostics
+
+            detail = describe_diagnostics(result.diagnostics[method.name], short=True)
         if single:
             return [headline, f"{method.title}" + (f" · {detail}" if detail else "")]
         return [method.title, detail]

@@ -57,6 +57,14 @@ def resize_map(heat: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(heat[None, None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0, 0]
 
 
+def resize_maps(maps: torch.Tensor, size) -> torch.Tensor:
+    """C×H×W maps (float) -> C×size, bilinear, values kept as they are (a map per pixel, resampled:
+    not the gradient with respect to a differently sized image, which would also scale them)."""
+    if tuple(maps.shape[-2:]) == tuple(size):
+        return maps
+    return F.interpolate(maps[None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
+
+
 def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur of N×C×H×W (or H×W) tensors, reflect-padded; sigma in pixels."""
     if sigma <= 0:
