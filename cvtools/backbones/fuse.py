@@ -109,5 +109,5 @@ def fuse_conv_bn(model: nn.Module, example: torch.Tensor) -> int:
     pairs = _find_conv_bn_pairs(model, example)
     for conv_name, bn_name in pairs:
         fold_conv_bn(_get(model, conv_name), _get(model, bn_name))
-        _set(model, bn_name, nn.Identity())
+        _set(model, bn_name, nn.Identity().eval())  # a new module starts in training mode
     return len(pairs)
