@@ -611,6 +611,13 @@ def test_cli_errors_are_one_line(run_cli):
     assert r.exit_code == 0 and "integrated-gradients" in r.stdout and "filters" in r.stdout
 
 
+def test_help_names_the_file_each_panel_writes(run_cli):
+    """`visualize all` writes NAME_methods.jpg (issue 13: its help said NAME_all.jpg)."""
+    for name, suffix in (("all", "methods"), ("gradcam", "gradcam"), ("gradcam++,saliency", "gradcampp-saliency")):
+        r = run_cli("visualize", name, "--help")
+        assert r.exit_code == 0 and f"NAME_{suffix}.jpg" in r.stdout, (name, r.stdout)
+
+
 def test_visualize_help_does_not_import_torch():
     import subprocess
     import sys

@@ -84,6 +84,11 @@ def visualize():
 # ----------------------------------------------------------------------------- attribution
 
 
+def output_suffix(methods):
+    """What the picture's name ends with: the methods (up to three), else ``methods``."""
+    return "-".join(file_slug(m) for m in methods) if len(methods) <= 3 else "methods"
+
+
 def _method_help(name, methods):
     if len(methods) == 1:
         info = METHOD_INFO[methods[0]]
@@ -94,7 +99,7 @@ def _method_help(name, methods):
     return f"""{head}
 
 Explains each image's top class (or --target) and writes a captioned heat-map overlay next to
-each input as NAME_{file_slug(example)}.jpg (or into -o); with several methods, a panel of the
+each input as NAME_{output_suffix(methods)}.jpg (or into -o); with several methods, a panel of the
 photo and one tile per method. INPUT: files, directories (recursive) or glob patterns; images
 of a similar shape run in batches on the device.
 
@@ -215,7 +220,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                           samples=samples, noise=noise, seed=seed, steps=steps, window=window)
     paths, _ = expand_inputs(inputs)
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
-    suffix = "-".join(file_slug(m) for m in methods) if len(methods) <= 3 else "methods"
+    suffix = output_suffix(methods)
     summary = {m: [] for m in methods}
 
     def prepare(path):
