@@ -240,3 +240,17 @@ def test_cli_stylize_with_onnxruntime(tiny, tmp_path, monkeypatch, run_cli):
     assert int((a - b).abs().max()) <= 1
     r = run_cli("stylize", src, "-s", tiny, "--engine", "onnxruntime", "--device", "cuda", "-o", tmp_path / "c.png")
     assert r.exit_code == 1 and "CPU" in r.stderr
+
+
+def test_backbone_export_matches_pytorch(tmp_path):
+    """--backbone: resnet18 with random weights (no download), BatchNorm folded, normalisation
+    inside; logits within 1e-4 of their scale."""
+    import json
+
+    from cvtools.export import export_backbone, read_metadata
+
+    report = export_backbone("resnet18", tmp_path / "r18.onnx", weights="random", check_images=_images()[:2])
+    assert report.ok and len(report.checks) == 2 and all(c.bound >= 1e-4 for c in report.checks)
+    meta = read_metadata(report.path)
+    assert meta["cvtools_kind"] == "backbone" and meta["fused"] == "True"
+    assert len(json.loads(meta["categories"])) == 1000
