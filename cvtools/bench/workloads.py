@@ -174,6 +174,80 @@ def gradcam_workload(dev, quick) -> List[Row]:
     return rows
 
 
+def cams_workload(dev, quick) -> List[Row]:
+    """HiResCAM, XGrad-CAM, Eigen-CAM, Score-CAM and Ablation-CAM at the last block of
+    EfficientNet-Lite0, 224 px: pytorch-grad-cam fp32 as the baseline when installed (benchmark
+    only; the same unfused model on normalised input, so Score-CAM masks the same tensor), then
+    cvtools on the same model and its default (fused, fp16/channels-last on a GPU). 8 images on a
+    GPU; on the CPU 2 (Score-CAM: 1 at 112 px, a forward pass per channel)."""
+    import os
+
+    import torch
+
+    from cvtools.backbones import load_backbone
+    from cvtools.visualize.attribution import make_method
+
+    plain = _plain_backbone(dev)
+    fast = load_backbone("efficientnet_lite0", device=str(dev))
+    layer = plain.defaults.cam
+    gpu = dev.type == "cuda"
+    repeat = 5 if gpu else 1
+    try:
+        import pytorch_grad_cam as pgc
+    except ImportError:
+        pgc = None
+    names = {"hirescam": "HiResCAM", "xgradcam": "XGradCAM", "eigencam": "EigenCAM", "scorecam": "ScoreCAM",
+             "ablationcam": "AblationCAM"}
+
+    def unit(m):  # maps scaled to [0, 1], as both libraries return them
+        m = torch.as_tensor(m).detach().float().cpu()
+        lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
+        return (m - lo) / (hi - lo + 1e-7)
+
+    rows = []
+    for name, cls in names.items():
+        slow = name in ("scorecam", "ablationcam")
+        n = 8 if gpu else (1 if name == "scorecam" else 2)
+        size = 112 if (name == "scorecam" and not gpu) else 224
+        x = _batch(n, size, seed=6).to(dev)
+        with torch.no_grad():
+            target = plain(x).argmax(1)
+        chunk = 256 if gpu else 64
+        ref, base = None, None
+        if pgc is not None:
+            model = plain.model
+            cam = getattr(pgc, cls)(model=model, target_layers=[plain.module(layer)])
+            if slow:
+                cam.batch_size = chunk
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+            targets = [ClassifierOutputTarget(int(t)) for t in target]
+            xin = plain.prepare(x).requires_grad_(not slow and name != "eigencam")
+            old = os.environ.get("TQDM_DISABLE")
+            os.environ["TQDM_DISABLE"] = "1"  # its per-image progress bars
+            try:
+                t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1, repeat=repeat)
+                ref = unit(cam(input_tensor=xin, targets=targets))
+            finally:
+                cam.activations_and_grads.release()
+                if old is None:
+                    os.environ.pop("TQDM_DISABLE", None)
+                else:
+                    os.environ["TQDM_DISABLE"] = old
+            base = t.median_ms
+            rows.append(Row("cams", f"{name} pytorch-grad-cam fp32", t.median_ms, f"{n} images {size}px",
+                            n / t.median_ms * 1e3, "img/s", 1.0, t.first_ms, "reference"))
+        for desc, bb in [("cvtools fp32", plain), ("cvtools default", fast)]:
+            method = make_method(name, bb, layer=layer, internal_batch_size=chunk)
+            t = measure(lambda: method(x, target), dev, warmup=1 if slow else 3, repeat=repeat if slow else 3 * repeat)
+            out = unit(method(x, target))
+            check = "" if ref is None else f"max|Δ| vs pytorch-grad-cam {float((out - ref).abs().max()):.1e}"
+            base = base or t.median_ms
+            rows.append(Row("cams", f"{name} {desc}", t.median_ms, f"{n} images {size}px", n / t.median_ms * 1e3,
+                            "img/s", base / t.median_ms, t.first_ms, check))
+    return rows
+
+
 def stylize_workload(dev, quick) -> List[Row]:
     """The bundled 'mona' network on one 1920x1080 frame (GPU) or one 512x512 image (CPU):
     the plain network (fp32, eager, NCHW, nearest-upsample decoder) against cvtools' Stylizer
@@ -350,5 +424,6 @@ WORKLOADS: Dict = {
     "train-style": train_workload,
     "dream": dream_workload,
     "gradcam": gradcam_workload,
+    "cams": cams_workload,
     "folder": folder_workload,
 }
