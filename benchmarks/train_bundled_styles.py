@@ -141,8 +141,9 @@ def main(argv=None):
     ap.add_argument("--grid", help="one recipe key with several values, e.g. style_weight=10,30: one run each")
     ap.add_argument("--set", action="append", default=[], metavar="NAME:KEY=VALUE",
                     help="override one style's recipe, e.g. mona:style_weight=40 (repeatable)")
-    ap.add_argument("--plan", help='JSON: {"mona": [{"style_weight": 2}, {"style_weight": 4}], ...}: '
-                    'runs per style (names NAME__key-value); overrides --only/--grid')
+    ap.add_argument("--plan", help='JSON (or @file.json): {"mona": [{"style_weight": 2}, {"tag": "b", '
+                    '"style_weight": 4}], ...}: runs per style (names NAME__TAG, or NAME__key-value); a variant '
+                    'may set "objective" (a dict) and "painting_rot90" (ablation); overrides --only/--grid')
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--deadline", type=float, default=1e9, help="stop starting new styles after this many seconds")
@@ -179,10 +180,17 @@ def main(argv=None):
         overrides.setdefault(n, {})[k] = json.loads(v)
     runs = []
     if args.plan:
-        for n, variants in json.loads(args.plan).items():
-            for v in variants:
-                tag = "__" + "_".join(f"{k}-{x}" for k, x in v.items()) if len(variants) > 1 else ""
-                runs.append((n, n + tag, dict(STYLES[n]["recipe"], **v)))
+        plan = Path(args.plan[1:]).read_text() if args.plan.startswith("@") else args.plan
+        plan = json.loads(plan)
+        if isinstance(plan, dict):  # {style: [variant, ...]} -> [(style, variant, count), ...]
+            plan = [(n, v, len(vs)) for n, vs in plan.items() for v in vs]
+        else:  # [{"style": name, ...variant}, ...]: runs in this order
+            plan = [(v["style"], {k: x for k, x in v.items() if k != "style"}, 2) for v in plan]
+        for n, v, count in plan:
+            v = dict(v)
+            tag = v.pop("tag", None)
+            tag = ("__" + (tag or "_".join(f"{k}-{x}" for k, x in v.items()))) if count > 1 or tag else ""
+            runs.append((n, n + tag, dict(STYLES[n]["recipe"], **v)))
         names = []
     for n in names:
         base = dict(STYLES[n]["recipe"], **overrides.get(n, {}))
@@ -203,6 +211,14 @@ def main(argv=None):
             title=meta["title"], artist=meta["artist"], year=meta["year"],
             provenance=dict(meta["provenance"], file=f"shared/styles/{meta['file']}", terms=SOURCES),
             log_every=1 if args.tiny else 25)
+        recipe = dict(recipe)
+        rot = recipe.pop("painting_rot90", 0)
+        if rot:  # ablation: the painting turned by 90° k times (does the texture turn with it?)
+            from PIL import Image
+
+            turned = out / f"{run_name}_painting.png"
+            Image.open(c.style_image).convert("RGB").rotate(90 * int(rot), expand=True).save(turned)
+            c.style_image = str(turned)
         for k, v in recipe.items():
             setattr(c, k, v)
         if args.tiny:

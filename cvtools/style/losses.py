@@ -9,14 +9,31 @@ Each layer's style term is divided by the squared norm of the painting's Gram ma
 content term by the squared norm of the photo's activations. The raw magnitudes differ by orders
 of magnitude between layers and between backbones; relative errors make the weights mean the
 same thing on any backbone (style weight 1 = "every layer counts alike").
+
+Options of the stronger objective (all off by default; :func:`build_perceptual_loss` makes one
+from a recipe's ``objective`` dict, and the training record keeps that dict):
+
+- ``transform="swag"``: a softmax over each position's channels (temperature: the painting's
+  activation spread in that layer) before the Gram matrix, after Wang et al., "Rethinking and
+  Improving the Robustness of Image Style Transfer" (CVPR 2021). Plain Grams of non-VGG networks
+  are dominated by a few peaky activations, which the style network learns to produce cheaply
+  (mona's thin vertical streaks: see ``tools/style_streaks.py``); the softmax bounds each
+  position's contribution.
+- ``stats``: an AdaIN-style term on each style layer's channel means and standard deviations.
+- ``tone``: the low-passed luminance of the result against the photo's (whites stay light,
+  blacks dark, dark areas are not turned pale), colour left free.
+- ``extra_backbones``: Gram terms through further networks (EfficientNet-Lite1/2), averaged with
+  the main one, so that no single network's blind spots decide the texture.
+- ``style_scales``: targets from the painting at several sizes (multi-scale texture).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -28,11 +45,33 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         return torch.bmm(f, f.transpose(1, 2)) / (h * w)
 
 
+def swag(features: torch.Tensor, temperature) -> torch.Tensor:
+    """Softmax over the channels of each position, of activations / temperature, times C (so a
+    flat response gives ones): each position adds at most C² to the Gram sum, however peaky."""
+    c = features.shape[1]
+    with torch.autocast(features.device.type, enabled=False):
+        return torch.softmax(features.float() / temperature, dim=1) * c
+
+
 def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between neighbouring pixels (anisotropic TV)."""
     dh = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
     dw = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
     return dh + dw
+
+
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W RGB in [0, 1] → N×1×H×W luma (Rec. 601 weights)."""
+    w = torch.tensor([0.299, 0.587, 0.114], device=images.device, dtype=images.dtype).view(1, 3, 1, 1)
+    return (images * w).sum(1, keepdim=True)
+
+
+def tone_distance(images: torch.Tensor, photos: torch.Tensor, scale: int = 8) -> torch.Tensor:
+    """Per image: mean squared difference of the luminance averaged over scale×scale blocks
+    (the photo's light and dark areas; fine texture and colour are left to the style)."""
+    a = F.avg_pool2d(luminance(images.float()), scale, ceil_mode=True)
+    b = F.avg_pool2d(luminance(photos.float()), scale, ceil_mode=True)
+    return (a - b).pow(2).mean(dim=(1, 2, 3))
 
 
 @dataclass
@@ -42,35 +81,77 @@ class LossWeights:
     tv: float = 1e-3
     #: relative weight of each style layer (default: all 1)
     layers: Optional[Dict[str, float]] = None
+    #: AdaIN-style channel mean/std term, in the same units as the style term (0: off)
+    stats: float = 0.0
+    #: low-passed luminance against the photo's (0: off)
+    tone: float = 0.0
+    tone_scale: int = 8
 
 
 @dataclass
 class StyleTarget:
-    """The painting's Gram matrices in each style layer (1×C×C each) and their squared norms."""
+    """The painting's Gram matrices in each style layer (1×C×C each) and their squared norms.
+
+    ``transform``: "gram" (plain) or "swag" (softmax with per-layer ``temperatures`` first).
+    ``means``/``stds``: the painting's channel statistics per layer (for the stats term).
+    """
 
     grams: Dict[str, torch.Tensor]
     norms: Dict[str, torch.Tensor] = field(default_factory=dict)
+    transform: str = "gram"
+    temperatures: Dict[str, float] = field(default_factory=dict)
+    means: Dict[str, torch.Tensor] = field(default_factory=dict)
+    stds: Dict[str, torch.Tensor] = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.norms:
             self.norms = {k: g.pow(2).sum().clamp_min(1e-12) for k, g in self.grams.items()}
 
+    def gram(self, layer: str, features: torch.Tensor) -> torch.Tensor:
+        if self.transform == "swag":
+            features = swag(features, self.temperatures[layer])
+        return gram_matrix(features)
+
+
+def _channel_stats(f: torch.Tensor):
+    with torch.autocast(f.device.type, enabled=False):
+        var, mean = torch.var_mean(f.float(), dim=(2, 3), unbiased=False)
+        return mean, (var + 1e-6).sqrt()
+
 
 @torch.no_grad()
-def style_target(backbone, style_image: torch.Tensor, layers: Sequence[str]) -> StyleTarget:
+def style_target(backbone, style_image: torch.Tensor, layers: Sequence[str], transform: str = "gram") -> StyleTarget:
     """Gram targets of a [0, 1] style image (3×H×W or 1×3×H×W) at the size given."""
+    if transform not in ("gram", "swag"):
+        raise ValueError(f"unknown style transform {transform!r} (gram or swag)")
     if style_image.dim() == 3:
         style_image = style_image.unsqueeze(0)
     feats = backbone.features(style_image, list(layers))
-    return StyleTarget({k: gram_matrix(feats[k]) for k in layers})
+    temps = {k: float(feats[k].float().std().clamp_min(1e-3)) for k in layers} if transform == "swag" else {}
+    target = StyleTarget({}, transform=transform, temperatures=temps)
+    target.grams = {k: target.gram(k, feats[k]) for k in layers}
+    target.norms = {k: g.pow(2).sum().clamp_min(1e-12) for k, g in target.grams.items()}
+    for k in layers:
+        target.means[k], target.stds[k] = _channel_stats(feats[k])
+    return target
 
 
 def gram_distances(feats: Dict[str, torch.Tensor], target: StyleTarget) -> Dict[str, torch.Tensor]:
     """Per layer, per image: ‖G(x) − G(style)‖² / ‖G(style)‖² (shape N)."""
     out = {}
     for k, g_style in target.grams.items():
-        g = gram_matrix(feats[k])
+        g = target.gram(k, feats[k])
         out[k] = (g - g_style.to(g.device)).pow(2).sum(dim=(1, 2)) / target.norms[k].to(g.device)
+    return out
+
+
+def stats_distances(feats: Dict[str, torch.Tensor], target: StyleTarget) -> Dict[str, torch.Tensor]:
+    """Per layer, per image: (‖μ − μ_s‖² + ‖σ − σ_s‖²) / (‖μ_s‖² + ‖σ_s‖²) over channels."""
+    out = {}
+    for k in target.grams:
+        mean, std = _channel_stats(feats[k])
+        ms, ss = target.means[k].to(mean.device), target.stds[k].to(std.device)
+        out[k] = ((mean - ms).pow(2).sum(1) + (std - ss).pow(2).sum(1)) / (ms.pow(2).sum() + ss.pow(2).sum()).clamp_min(1e-12)
     return out
 
 
@@ -81,33 +162,131 @@ def content_distance(f: torch.Tensor, f_ref: torch.Tensor) -> torch.Tensor:
     return (f - f_ref).pow(2).sum(dim=dims) / f_ref.pow(2).sum(dim=dims).clamp_min(1e-12)
 
 
+@dataclass
+class StyleTerm:
+    """Style targets (one per painting scale) through one network, in its layers."""
+
+    backbone: object
+    targets: List[StyleTarget]
+    layers: List[str]
+    layer_weights: Dict[str, float]
+
+
+def _normalised(layers: Sequence[str], weights: Optional[Dict[str, float]]) -> Dict[str, float]:
+    lw = weights or {}
+    total = sum(lw.get(k, 1.0) for k in layers)
+    # layer weights are normalised to sum to 1, so --style-weight keeps its meaning
+    return {k: lw.get(k, 1.0) / total for k in layers}
+
+
 class PerceptualLoss:
     """The training objective: weighted style + content + TV losses through a frozen backbone.
 
     >>> loss_fn = PerceptualLoss(backbone, target, ["blocks.0", "blocks.2"], "blocks.4", LossWeights())
     >>> total, parts = loss_fn(stylized, photos)     # parts: {"content", "style", "tv"} (detached)
+
+    ``target`` may be a list (the painting at several sizes: their distances are averaged);
+    ``extra`` adds :class:`StyleTerm` s through other networks (averaged with the main one).
+    With ``weights.stats`` or ``weights.tone`` set, ``parts`` also has "stats" / "tone".
     """
 
-    def __init__(self, backbone, target: StyleTarget, style_layers: Sequence[str], content_layer: str,
-                 weights: LossWeights):
+    def __init__(self, backbone, target, style_layers: Sequence[str], content_layer: str,
+                 weights: LossWeights, extra: Sequence[StyleTerm] = ()):
         self.backbone = backbone
-        self.target = target
+        targets = list(target) if isinstance(target, (list, tuple)) else [target]
+        self.target = targets[0]
         self.style_layers = list(style_layers)
         self.content_layer = content_layer
         self.weights = weights
-        lw = weights.layers or {}
-        total = sum(lw.get(k, 1.0) for k in self.style_layers)
-        # layer weights are normalised to sum to 1, so --style-weight keeps its meaning
-        self.layer_weights = {k: lw.get(k, 1.0) / total for k in self.style_layers}
+        self.layer_weights = _normalised(self.style_layers, weights.layers)
+        self.terms = [StyleTerm(backbone, targets, self.style_layers, self.layer_weights)] + list(extra)
         self.all_layers = list(dict.fromkeys(self.style_layers + [content_layer]))
 
     def __call__(self, stylized: torch.Tensor, photos: torch.Tensor):
+        w = self.weights
         with torch.no_grad():
             photo_content = self.backbone.features(photos, [self.content_layer])[self.content_layer]
         feats = self.backbone.features(stylized, self.all_layers)
-        style = sum(self.layer_weights[k] * d.mean() for k, d in gram_distances(feats, self.target).items())
+        style = 0.0
+        stats = None
+        for i, term in enumerate(self.terms):
+            f = feats if i == 0 else term.backbone.features(stylized, term.layers)
+            for target in term.targets:
+                d = gram_distances(f, target)
+                style = style + sum(term.layer_weights[k] * d[k].mean() for k in term.layers) / (
+                    len(term.targets) * len(self.terms))
+            if i == 0 and w.stats:
+                d = stats_distances(f, term.targets[0])
+                stats = sum(term.layer_weights[k] * d[k].mean() for k in term.layers)
         content = content_distance(feats[self.content_layer], photo_content).mean()
         tv = total_variation(stylized.float())
-        w = self.weights
         total = w.style * style + w.content * content + w.tv * tv
-        return total, {"style": style.detach(), "content": content.detach(), "tv": tv.detach()}
+        parts = {"style": style.detach(), "content": content.detach(), "tv": tv.detach()}
+        if stats is not None:
+            total = total + w.style * w.stats * stats
+            parts["stats"] = stats.detach()
+        if w.tone:
+            tone = tone_distance(stylized, photos, w.tone_scale).mean()
+            total = total + w.tone * tone
+            parts["tone"] = tone.detach()
+        return total, parts
+
+
+#: keys of a recipe's ``objective`` dict (see the module docstring)
+OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "extra_backbones", "style_scales"}
+
+
+def check_objective(objective: Optional[dict]) -> dict:
+    """Validate an ``objective`` dict (from a config or record); returns a normalised copy."""
+    o = dict(objective or {})
+    unknown = set(o) - OBJECTIVE_KEYS
+    if unknown:
+        raise ValueError(f"unknown objective option(s): {', '.join(sorted(unknown))}")
+    if o.get("transform", "gram") not in ("gram", "swag"):
+        raise ValueError(f"objective transform must be gram or swag, not {o['transform']!r}")
+    for k in ("stats_weight", "tone_weight"):
+        if float(o.get(k, 0.0)) < 0:
+            raise ValueError(f"objective {k} must be ≥ 0")
+    scales = [float(s) for s in o.get("style_scales", [1.0])]
+    if not scales or any(not 0.1 <= s <= 4 for s in scales):
+        raise ValueError("objective style_scales must be factors between 0.1 and 4")
+    extra = o.get("extra_backbones", {}) or {}
+    if not isinstance(extra, dict) or not all(isinstance(v, list) and v for v in extra.values()):
+        raise ValueError("objective extra_backbones must map backbone names to lists of layers")
+    return o
+
+
+def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: Sequence[str], content_layer: str,
+                          weights: LossWeights, objective: Optional[dict] = None, load_backbone=None) -> PerceptualLoss:
+    """The loss of a recipe: ``style_image`` a PIL image (the painting, any size), resized so its
+    longer side is ``style_size`` × each of ``objective['style_scales']``.
+
+    ``load_backbone(name)`` loads an extra network (default: like ``backbone``: same device, fp32,
+    fused, same memory layout).
+    """
+    from cvtools.imageio import pil_to_tensor
+    from cvtools.style.stylize import resize_long_side
+
+    o = check_objective(objective)
+    transform = o.get("transform", "gram")
+    weights.stats = float(o.get("stats_weight", weights.stats))
+    weights.tone = float(o.get("tone_weight", weights.tone))
+    weights.tone_scale = int(o.get("tone_scale", weights.tone_scale))
+    scales = [float(s) for s in o.get("style_scales", [1.0])]
+    images = [pil_to_tensor(resize_long_side(style_image, max(32, round(style_size * s)))) for s in scales]
+
+    def targets_for(bb, layers):
+        return [style_target(bb, img, layers, transform) for img in images]
+
+    extra = []
+    for name, layers in (o.get("extra_backbones") or {}).items():
+        if load_backbone is None:
+            from cvtools.backbones import load_backbone as lb
+
+            bb = lb(name, device=str(backbone.device), precision="fp32", fuse=True,
+                    channels_last=backbone.channels_last)
+        else:
+            bb = load_backbone(name)
+        bb.check_layers(layers)
+        extra.append(StyleTerm(bb, targets_for(bb, layers), list(layers), _normalised(layers, None)))
+    return PerceptualLoss(backbone, targets_for(backbone, style_layers), style_layers, content_layer, weights, extra)

@@ -89,6 +89,9 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 1e-4
+    #: options of the stronger style objective (cvtools.style.losses.check_objective), e.g.
+    #: {"transform": "swag", "tone_weight": 20}; None: plain Grams in the main backbone
+    objective: Optional[Dict] = None
     # data and schedule
     steps: int = 4000
     batch_size: int = 16
@@ -455,8 +458,8 @@ class Trainer:
         residual blocks must be the checkpoint's). :func:`train_style` is what compares a
         resumed run's settings with the checkpoint's."""
         from cvtools.backbones import load_backbone, resolve_device
-        from cvtools.imageio import load_image, pil_to_tensor
-        from cvtools.style.losses import LossWeights, PerceptualLoss, style_target
+        from cvtools.imageio import load_image
+        from cvtools.style.losses import LossWeights, build_perceptual_loss, check_objective
         from cvtools.style.network import TransformerNet
         from cvtools.style.stylize import resize_long_side
 
@@ -504,11 +507,15 @@ class Trainer:
         if c.style_layer_weights is not None and len(c.style_layer_weights) != len(layers):
             raise UsageError(f"{len(c.style_layer_weights)} style layer weights for {len(layers)} style layers")
         layer_w = dict(zip(layers, c.style_layer_weights)) if c.style_layer_weights else None
-        style_rgb = resize_long_side(load_image(c.style_image).rgb, c.style_size)
-        self.style_pixels = style_rgb.size
-        target = style_target(self.backbone, pil_to_tensor(style_rgb), layers)
-        self.loss_fn = PerceptualLoss(self.backbone, target, layers, content,
-                                      LossWeights(c.content_weight, c.style_weight, c.tv_weight, layer_w))
+        try:
+            c.objective = check_objective(c.objective) or None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        painting = load_image(c.style_image).rgb
+        self.style_pixels = resize_long_side(painting, c.style_size).size
+        self.loss_fn = build_perceptual_loss(self.backbone, painting, c.style_size, layers, content,
+                                             LossWeights(c.content_weight, c.style_weight, c.tv_weight, layer_w),
+                                             c.objective)
         # Several processes (torchrun): gradients are averaged across ranks by DDP, so each
         # rank's mean loss over its share of the global batch gives the one-process gradient.
         from cvtools import distributed
@@ -1016,7 +1023,7 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
                 "steps": c.steps, "batch_size": c.batch_size, "image_size": c.image_size,
                 "style_size": c.style_size, "style_pixels": list(trainer.style_pixels),
                 "crop_scale": list(c.crop_scale), "lr": c.lr, "lr_schedule": "warm-up, cosine to 0.1",
-                "seed": c.seed, "photos": f"{len(files)} photos from {c.photos}",
+                "seed": c.seed, "objective": c.objective, "photos": f"{len(files)} photos from {c.photos}",
                 **({"resumed_with_new_settings": trainer.changes} if trainer.changes else {})},
         training={"date": time.strftime("%Y-%m-%d"), "device": _device_name(trainer.device),
                   "torch": torch.__version__, "precision": str(trainer.amp_dtype or torch.float32).replace("torch.", ""),

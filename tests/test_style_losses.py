@@ -1,0 +1,126 @@
+"""The style objective's options (softmax/SWAG Grams, channel statistics, tone, several networks,
+several painting sizes) and the streak detector of tools/style_quality.py. CPU, tiny images."""
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from cvtools.style.losses import (LossWeights, PerceptualLoss, build_perceptual_loss, check_objective,
+                                  gram_distances, gram_matrix, stats_distances, style_target, swag, tone_distance)
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import style_quality  # noqa: E402
+
+LAYERS = ["blocks.0", "blocks.2"]
+
+
+def smooth_image(seed, size=64):
+    """A random image with some structure (blurred noise), 1×3×S×S in [0, 1]."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, 3, size // 8, size // 8, generator=g)
+    return torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def test_swag_is_a_distribution_over_channels_times_c():
+    f = torch.randn(2, 7, 5, 6) * 20  # large activations: the softmax must stay finite
+    s = swag(f, 3.0)
+    assert torch.isfinite(s).all() and (s >= 0).all()
+    # each position's values sum to C: the softmax sums to 1 (fp32 rounding over 7 terms)
+    assert torch.allclose(s.sum(1), torch.full((2, 5, 6), 7.0), rtol=1e-5)
+    # so every position adds exactly C² to the Gram sum (normalised by H·W: C² per image),
+    # however peaky the activations
+    peaky = f.clone()
+    peaky[0, 0, 0, 0] = 1e4
+    assert torch.allclose(gram_matrix(swag(peaky, 3.0)).sum(dim=(1, 2)), torch.full((2,), 49.0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("transform", ["gram", "swag"])
+def test_the_painting_is_at_distance_zero_from_itself(lite0, transform):
+    img = smooth_image(0)
+    t = style_target(lite0, img, LAYERS, transform)
+    feats = lite0.features(img, LAYERS)
+    for k, d in gram_distances(feats, t).items():
+        assert float(d) < 1e-6, k  # the same fp32 arithmetic twice: equal up to rounding
+    for k, d in stats_distances(feats, t).items():
+        assert float(d) < 1e-6, k
+    other = smooth_image(1)
+    d_other = gram_distances(lite0.features(other, LAYERS), t)
+    assert all(float(v) > 1e-3 for v in d_other.values())
+
+
+def test_plain_target_matches_the_original_formula(lite0):
+    img, x = smooth_image(2), smooth_image(3)
+    t = style_target(lite0, img, LAYERS)
+    fi, fx = lite0.features(img, LAYERS), lite0.features(x, LAYERS)
+    for k in LAYERS:
+        g, gs = gram_matrix(fx[k]), gram_matrix(fi[k])
+        expected = (g - gs).pow(2).sum() / gs.pow(2).sum()
+        assert torch.allclose(gram_distances(fx, t)[k], expected.view(1), rtol=1e-5)
+
+
+def test_tone_distance_sees_inverted_light_not_texture():
+    photo = smooth_image(4)
+    assert float(tone_distance(photo, photo)) == 0.0
+    # fine texture that averages out in 8×8 blocks (a ±0.1 checkerboard) costs nothing
+    checker = ((torch.arange(64).view(1, -1) + torch.arange(64).view(-1, 1)) % 2 * 0.2 - 0.1).expand(1, 3, 64, 64)
+    assert float(tone_distance(photo + checker, photo)) < 1e-10
+    assert float(tone_distance(1 - photo, photo)) > 0.01
+
+
+def test_old_api_and_new_parts(lite0):
+    photos = smooth_image(5).repeat(2, 1, 1, 1)
+    stylized = smooth_image(6).repeat(2, 1, 1, 1).requires_grad_(True)
+    t = style_target(lite0, smooth_image(7), LAYERS)
+    total, parts = PerceptualLoss(lite0, t, LAYERS, "blocks.2", LossWeights())(stylized, photos)
+    assert set(parts) == {"style", "content", "tv"}
+    total.backward()
+    assert torch.isfinite(stylized.grad).all()
+    w = LossWeights(stats=0.5, tone=10.0)
+    total2, parts2 = PerceptualLoss(lite0, t, LAYERS, "blocks.2", w)(stylized, photos)
+    assert set(parts2) == {"style", "content", "tv", "stats", "tone"}
+    expected = total + w.style * w.stats * parts2["stats"] + w.tone * parts2["tone"]
+    assert torch.allclose(total2, expected, rtol=1e-5)
+
+
+def test_build_with_scales_and_a_second_network(lite0):
+    painting = Image.fromarray((smooth_image(8, 96)[0].permute(1, 2, 0) * 255).byte().numpy())
+    objective = {"transform": "swag", "style_scales": [1.0, 0.5],
+                 "extra_backbones": {"efficientnet_lite0": ["blocks.1"]}}
+    loss = build_perceptual_loss(lite0, painting, 64, LAYERS, "blocks.2", LossWeights(), objective,
+                                 load_backbone=lambda name: lite0)
+    assert len(loss.terms) == 2 and len(loss.terms[0].targets) == 2 and len(loss.terms[1].targets) == 2
+    assert loss.terms[0].targets[0].transform == "swag"
+    # the style term averages (networks × scales), so a photo's style loss stays on the plain scale
+    total, parts = loss(smooth_image(9), smooth_image(9))
+    assert 0 < float(parts["style"]) < 10
+    # the painting itself at its own size scores 0 on the scale-1 targets of the main network
+    from cvtools.imageio import pil_to_tensor
+
+    img = pil_to_tensor(painting.resize((64, 64), Image.LANCZOS))
+    d = gram_distances(lite0.features(img[None], LAYERS), loss.terms[0].targets[0])
+    assert all(float(v) < 1e-6 for v in d.values())
+
+
+@pytest.mark.parametrize("bad", [{"nope": 1}, {"transform": "fft"}, {"style_scales": [9]},
+                                 {"tone_weight": -1}, {"extra_backbones": {"x": []}}])
+def test_objective_is_validated(bad):
+    with pytest.raises(ValueError):
+        check_objective(bad)
+
+
+def test_streak_detector_flags_a_thin_line_not_in_the_photo():
+    photo = torch.full((3, 80, 80), 0.5)
+    out = photo.clone()
+    out[:, 20:50, 40] += 0.3  # a 1 px vertical line, 30 px long, on a flat surround
+    assert style_quality.streaks_per_10k(photo, out) > 0
+    # the same line in the photo is not a streak
+    assert style_quality.streaks_per_10k(out, out) == 0
+    # turned by 90°, it is found as a horizontal streak, as much as the vertical one
+    assert style_quality.streaks_per_10k(photo, out.transpose(1, 2)) == style_quality.streaks_per_10k(photo, out)
+    # dense isotropic texture of the same amplitude is not a streak
+    g = torch.Generator().manual_seed(0)
+    noisy = (photo + 0.3 * (torch.rand(1, 80, 80, generator=g) - 0.5)).clamp(0, 1).expand(3, -1, -1)
+    assert style_quality.streaks_per_10k(photo, noisy) < 1.0
