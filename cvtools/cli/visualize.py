@@ -197,8 +197,10 @@ def attribution_command(name, methods):
 
 def _wants_fp32(methods) -> bool:
     """Pixel-space gradients underflow in fp16; only the CAM family (gradients at a late layer, the
-    fast path of issue 9) keeps the GPU's fp16 default."""
-    return any(not METHOD_INFO[m].uses_layer or METHOD_INFO[m].gradient_display for m in methods)
+    fast path of issue 9) keeps the GPU's fp16 default. Not Ablation-CAM: its weights are
+    differences of nearly equal logits, which fp16 rounds to a few hundredths."""
+    return any(not METHOD_INFO[m].uses_layer or METHOD_INFO[m].gradient_display or m == "ablationcam"
+               for m in methods)
 
 
 def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size, colormap, alpha, no_caption, size,
