@@ -113,15 +113,22 @@ class Stylizer:
     style: a bundled name, a record path (.json), a weights path (.safetensors) or a StyleRecord.
     device: auto | cpu | cuda | cuda:N | mps. precision: auto (fp16 on GPU, fp32 on CPU) | fp32 |
     fp16 | bf16. channels_last: None = on for GPUs. compile: torch.compile the network (pays off
-    for many same-size images).
+    for many same-size images). tune: let cuDNN autotune each new image size on CUDA (seconds
+    per size, faster frames after; None reads ``CVTOOLS_TUNE=1``).
     """
 
     def __init__(self, style: Union[str, os.PathLike, StyleRecord] = "mona", device: str = "auto",
-                 precision: str = "auto", channels_last: Optional[bool] = None, compile: bool = False):
+                 precision: str = "auto", channels_last: Optional[bool] = None, compile: bool = False,
+                 tune: Optional[bool] = None):
         from cvtools.backbones import resolve_device, resolve_precision
+        from cvtools.timings import mark
 
+        mark("imports")
         self.record = resolve_style(style)
         self.device = resolve_device(device)
+        if self.device.type == "cuda":
+            torch.empty(1, device=self.device)  # the CUDA context starts here
+        mark("device")
         if precision in (None, "auto") and self.device.type == "cpu" and cpu_has_native_bf16():
             self.dtype = torch.bfloat16  # AMX / AVX512-BF16: 1.5x faster than fp32, PSNR ~60 dB to it
         else:
@@ -138,9 +145,12 @@ class Stylizer:
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
+            # autotuning costs more than a one-photo run takes (H100, 1080p: first result 1.8 s
+            # tuned); folders of same-size photos and video frames ask for it with tune
+            torch.backends.cudnn.benchmark = (os.environ.get("CVTOOLS_TUNE") == "1") if tune is None else tune
         # The compiled forward is used for whole images only; tiling's record/reuse modes run eager.
         self._forward = torch.compile(self.net, dynamic=False) if compile else self.net
+        mark("model")
         self.last_tiles = 0  # how many tiles the last image took (0: it went whole)
         self.overlap = TILE_OVERLAP
         self._guide_pixels = GUIDE_PIXELS
