@@ -637,7 +637,8 @@ class _Policy:
 class OutputSkipped(CvtoolsError):
     """An input that needs no work (not a failure): its output is already there, made by the
     same command with the same options from the same input (``kind == "done"``), or the input
-    is itself an output of this command found in a folder (``kind == "own_output"``)."""
+    is itself an output of this command found in a folder (``kind == "own_output"``: its marker
+    says so; ``"named_like"``: only its name does, so the CLI names it in a note)."""
 
     def __init__(self, path, reason, kind: str, target=None):
         self.path = str(path)
@@ -776,7 +777,7 @@ def _own_output(input_path: Path, suffix: str, policy: _Policy) -> Optional[str]
     return policy.own[key]
 
 
-def _own_output_uncached(input_path: Path, suffix: str, policy: _Policy, found: bool) -> Optional[str]:
+def _own_output_uncached(input_path: Path, suffix: str, policy: _Policy, found: bool) -> tuple:
     m = re.fullmatch(rf"(.+)_{re.escape(suffix)}(?:-\d+)?(?:_[A-Za-z0-9-]+)?", input_path.stem)
     named_like = bool(m) and (os.path.dirname(os.path.abspath(input_path)), m.group(1)) in policy.stems
     if not (found or named_like):
@@ -848,7 +849,8 @@ def output_path_for(
     if policy is not None:
         why = _own_output(input_path, suffix, policy)
         if why:
-            raise OutputSkipped(input_path, why, "own_output")
+            proven = os.path.abspath(input_path) in policy.proven
+            raise OutputSkipped(input_path, why, "own_output" if proven else "named_like")
 
     def is_input(target) -> bool:
         # An earlier output of this command found in the folder was left out of the inputs:

@@ -140,10 +140,10 @@ def _reuse_random_backbones():
     cache = {}
 
     def cached(name="efficientnet_lite0", device="auto", fuse=True, precision="auto", channels_last=None,
-               compile=False, weights=None):
-        if weights != "random" or compile:
+               compile=False, weights=None, **more):
+        if weights != "random" or compile or any(more.values()):
             return real(name, device=device, fuse=fuse, precision=precision, channels_last=channels_last,
-                        compile=compile, weights=weights)
+                        compile=compile, weights=weights, **more)
         key = (name, device, fuse, precision, channels_last)
         if key not in cache:
             cache[key] = real(name, device=device, fuse=fuse, precision=precision, channels_last=channels_last,
@@ -429,6 +429,28 @@ def test_rerun_of_a_folder_continues_where_it_stopped(command, mode, corpus, tmp
     r = _invoke(argv())  # and once more: nothing to do at all
     assert r.exit_code == 0 and "skipped 3 already done" in r.stderr, r.stderr
     assert sorted(p.name for p in out.iterdir() if "_" in p.name) == sorted(made)
+
+
+def test_a_photo_only_named_like_an_output_is_left_out_by_name_and_kept(corpus, tmp_path):
+    """beach.png and beach_dream.png (someone's photo, no marker) in a folder: the second is left
+    out with a note naming it, and never replaced, even with --overwrite."""
+    d, cases = corpus
+    cmd = _command("dream")
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo(40, 32, seed=1).save(folder / "beach.png")
+    photo(40, 32, seed=2).save(folder / "beach_dream.png")
+    before = (folder / "beach_dream.png").read_bytes()
+    argv = cmd.argv([str(folder)], tmp_path, _extra(d, cmd))
+    i = argv.index("-o")
+    del argv[i:i + 2]
+    r = _invoke(argv + ["--overwrite"])
+    _no_traceback(r)
+    assert r.exit_code == 0, r.stderr
+    notes = [l for l in r.stderr.splitlines() if "note" in l and "named like" in l]
+    assert len(notes) == 1 and "beach_dream.png" in notes[0], r.stderr
+    assert (folder / "beach_dream.png").read_bytes() == before
+    assert sorted(p.name for p in folder.iterdir()) == ["beach.png", "beach_dream-2.png", "beach_dream.png"]
 
 
 def test_interrupted_folder_stylize_next_to_inputs_resumes_cleanly(corpus, tmp_path):

@@ -406,7 +406,7 @@ def run_batch(
 
     debug = bool(os.environ.get("CVTOOLS_DEBUG"))
 
-    def note(message):
+    def tell(message):
         if quiet:
             return
         if bar is not None:
@@ -426,8 +426,8 @@ def run_batch(
 
         if isinstance(exc, OutputSkipped):  # nothing to do for this input: not a failure
             (report.skipped if exc.kind == "done" else report.excluded).append(str(path))
-            if len(paths) == 1:
-                note(_error_line(path, exc))
+            if len(paths) == 1 or exc.kind == "named_like":  # a name alone is a guess: say which file
+                tell(_error_line(path, exc))
         else:
             error(_failure_line(path, exc, debug))  # re-raises what must end the command
             report.failed.append(str(path))
@@ -444,7 +444,7 @@ def run_batch(
 
     report.started = time.time()
     try:
-        with output_claims(provenance=provenance, notify=note, found=found, batch=paths):
+        with output_claims(provenance=provenance, notify=tell, found=found, batch=paths):
             if staged:
                 _run_staged(work, paths, threads, ok, fail, lambda path: report.done.append(str(path)))
             else:
