@@ -2,8 +2,8 @@
 
     python benchmarks/cold_start.py [--device cuda] [--sizes 1920x1080,1440x1080]
 
-For each configuration (cuDNN autotuning on/off x depthwise kernels on cuDNN / PyTorch's own,
-half and full precision) a new Python process loads the embedded backbone and runs the default
+For each configuration (cuDNN autotuning on/off, depthwise kernels on cuDNN / PyTorch's own,
+half and full precision, memory layout) a new Python process loads the embedded backbone and runs the default
 dream (4 octaves x 10 steps, CUDA graphs) on each size in turn: the first call at a new size
 (plans, autotuning, graph capture) and the median of 5 more calls at the last size (steady).
 Prints a table and writes JSON with --json PATH.
@@ -26,7 +26,9 @@ from cvtools.dream import DreamEngine, DreamSettings
 t_import = time.perf_counter() - t0
 device, precision, sizes = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 t = time.perf_counter()
-bb = load_backbone("efficientnet_lite0", device=device, precision=precision)
+cl = os.environ.get("COLD_CHANNELS_LAST")
+bb = load_backbone("efficientnet_lite0", device=device, precision=precision,
+                   channels_last=None if cl is None else cl == "1")
 t_load = time.perf_counter() - t
 engine = DreamEngine(bb, DreamSettings(tile=None))
 def sync():
@@ -49,12 +51,15 @@ print(json.dumps({"import_s": t_import, "load_s": t_load, "first_s": firsts, "st
 """
 
 CONFIGS = [
-    # name, env, precision
-    ("fp16 CL, depthwise on cuDNN, autotune (old default)", {"CVTOOLS_DEPTHWISE": "cudnn", "CVTOOLS_CUDNN_BENCHMARK": "1"}, "auto"),
-    ("fp16 CL, depthwise native, autotune", {"CVTOOLS_DEPTHWISE": "native", "CVTOOLS_CUDNN_BENCHMARK": "1"}, "auto"),
-    ("fp16 CL, depthwise native, no autotune", {"CVTOOLS_DEPTHWISE": "native", "CVTOOLS_CUDNN_BENCHMARK": "0"}, "auto"),
-    ("fp32, depthwise native, autotune", {"CVTOOLS_DEPTHWISE": "native", "CVTOOLS_CUDNN_BENCHMARK": "1"}, "fp32"),
-    ("fp32, depthwise native, no autotune", {"CVTOOLS_DEPTHWISE": "native", "CVTOOLS_CUDNN_BENCHMARK": "0"}, "fp32"),
+    # name, environment, precision. Untuned = the default (no cuDNN autotuning, depthwise on
+    # PyTorch's kernels, 1x1 convolutions as matrix products); --tune = autotuning with cuDNN's depthwise kernels (the old default).
+    ("fp16 CL, --tune (the old default)", {"CVTOOLS_TUNE": "1"}, "auto"),
+    ("fp16 CL, untuned (default)", {}, "auto"),
+    ("fp16 CL, untuned but depthwise on cuDNN", {"CVTOOLS_DEPTHWISE": "cudnn"}, "auto"),
+    ("fp16 CL, untuned but 1x1 convs on cuDNN", {"CVTOOLS_POINTWISE": "cudnn"}, "auto"),
+    ("fp16 NCHW, untuned", {"COLD_CHANNELS_LAST": "0"}, "auto"),
+    ("fp32 CL, untuned", {}, "fp32"),
+    ("fp32 CL, --tune", {"CVTOOLS_TUNE": "1"}, "fp32"),
 ]
 
 

@@ -187,7 +187,8 @@ def load_backbone(
     import torch
 
     from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
-    from cvtools.backbones.depthwise import route_depthwise
+    from cvtools.backbones.depthwise import DEFAULT_BACKEND as DEPTHWISE_BACKEND
+    from cvtools.backbones.depthwise import POINTWISE_BACKEND, route_depthwise, route_pointwise
     from cvtools.backbones.fuse import fuse_conv_bn
     from cvtools.timings import mark
     from cvtools.backbones.torchvision_models import TORCHVISION_SPECS, build_torchvision
@@ -253,7 +254,8 @@ def load_backbone(
         # 20+ s per new 1080p shape), and depthwise convolutions run on PyTorch's own kernels
         # instead of cuDNN's, which are compiled at run time per shape (see depthwise.py).
         torch.backends.cudnn.benchmark = tune
-        route_depthwise(model, "cudnn" if tune else "native")
+        route_depthwise(model, "cudnn" if tune else DEPTHWISE_BACKEND)
+        route_pointwise(model, "cudnn" if tune else POINTWISE_BACKEND)
     compiled = torch.compile(model) if compile else None
     mark("model")
 
