@@ -6,6 +6,13 @@
 
 Styles default to every bundled one; ``--styles`` takes names or .json/.safetensors paths.
 Each photo is resized (longer side ``--cell``) and stylized whole; labels name the columns.
+
+``--by-style`` turns it round for judging styles: one row per style, its painting first (named
+on the row), then each photo stylized; ``--crops N`` adds a second sheet (``*_crops.png``) of
+N×N-pixel crops from the middle of each result at their own size, shown 2× enlarged (pixel
+for pixel: streaks, halos and stippling show there).
+
+    python tools/style_contact_sheet.py --by-style --crops 96 -o sheet.jpg --photos a.jpg b.jpg ...
 """
 
 from __future__ import annotations
@@ -69,6 +76,67 @@ def contact_sheet(photos: Sequence, styles: Sequence, cell: int = 320, device: s
     return sheet
 
 
+def _font(size):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype("DejaVuSans-Bold.ttf", size)
+    except OSError:
+        return ImageFont.load_default()
+
+
+def style_rows_sheet(photos: Sequence, styles: Sequence, cell: int = 240, device: str = "auto",
+                     labels: Optional[List[str]] = None, crop: int = 0, shared=None):
+    """Rows = styles (the painting first, named), columns = photos. Photos are stylized at their
+    own size. Returns (sheet, crops sheet or None): the crops are ``crop``² pixels from the middle
+    of each result, enlarged 2× with nearest-neighbour."""
+    from PIL import Image, ImageDraw
+
+    from cvtools.imageio import load_image, tensor_to_pil
+    from cvtools.style.records import resolve_style
+    from cvtools.style.stylize import Stylizer, resize_long_side
+
+    shared = Path(shared) if shared else ROOT.parent / "shared"
+    pics = [load_image(p).rgb for p in photos]
+    rows, crow = [], []
+    for i, s in enumerate(styles):
+        rec = resolve_style(s)
+        name = (labels[i] if labels else None) or rec.name
+        painting = Path(rec.provenance.get("file", rec.provenance.get("style_image", ""))).name
+        try:
+            thumb = resize_long_side(load_image(shared / "styles" / painting).rgb, cell)
+        except Exception:  # no painting at hand: an empty cell
+            thumb = Image.new("RGB", (cell, cell), (40, 40, 40))
+        st = Stylizer(rec, device=device)
+        outs = [tensor_to_pil(st(p, tile=None)) for p in pics]
+        rows.append((f"{name} ({rec.title or painting})" if rec.title else name, [thumb] + [resize_long_side(o, cell) for o in outs]))
+        if crop:
+            cs = []
+            for o in outs:
+                x0, y0 = max(0, (o.width - crop) // 2), max(0, (o.height - crop) // 2)
+                cs.append(o.crop((x0, y0, x0 + crop, y0 + crop)).resize((2 * crop, 2 * crop), Image.NEAREST))
+            pc = crop * 2
+            crow.append((name, [resize_long_side(thumb, pc)] + cs))
+
+    def assemble(rows, cw):
+        gap, lab = 4, 22
+        width = max(len(r[1]) for r in rows) * (cw + gap) + gap
+        heights = [max(c.height for c in r[1]) for r in rows]
+        sheet = Image.new("RGB", (width, sum(h + gap + lab for h in heights) + gap), (24, 24, 24))
+        draw, font = ImageDraw.Draw(sheet), _font(15)
+        y = gap
+        for (label, cells), h in zip(rows, heights):
+            draw.text((gap + 2, y + 2), label, font=font, fill=(255, 255, 255))
+            y += lab
+            for c, im in enumerate(cells):
+                sheet.paste(im, (gap + c * (cw + gap) + (cw - im.width) // 2, y + (h - im.height) // 2))
+            y += h + gap
+        return sheet
+
+    sheet = assemble(rows, cell)
+    return sheet, (assemble(crow, 2 * crop) if crop else None)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-o", "--output", required=True)
@@ -79,10 +147,26 @@ def main(argv=None):
     ap.add_argument("--stylize-size", type=int, default=None)
     ap.add_argument("--device", default="auto")
     ap.add_argument("--quality", type=int, default=90)
+    ap.add_argument("--by-style", action="store_true", help="one row per style, its painting first")
+    ap.add_argument("--crops", type=int, default=0, metavar="N", help="with --by-style: also N×N crops at 2×")
+    ap.add_argument("--labels", nargs="*", help="row labels for --by-style (default: the style names)")
+    ap.add_argument("--shared", help="where the paintings are (default: ../shared)")
     args = ap.parse_args(argv)
     from cvtools.style.records import bundled_names
 
     styles = args.styles or bundled_names()
+    out = Path(args.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if args.by_style:
+        sheet, crops = style_rows_sheet(args.photos, styles, cell=args.cell, device=args.device, labels=args.labels,
+                                        crop=args.crops, shared=args.shared)
+        sheet.save(out, quality=args.quality)
+        print(f"wrote {out} ({sheet.width}x{sheet.height})")
+        if crops is not None:
+            cp = out.with_name(out.stem + "_crops.png")
+            crops.save(cp)
+            print(f"wrote {cp} ({crops.width}x{crops.height})")
+        return
     sheet = contact_sheet(args.photos, styles, cell=args.cell, device=args.device, stylize_size=args.stylize_size)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
