@@ -503,3 +503,14 @@ def test_cli_help_teaches(run_cli):
     assert r.exit_code == 0
     assert "Examples" in r.output and "--guide" in r.output and "--frames" in r.output
     assert f"{DEFAULT_STEP_SIZE:g}" in r.output
+
+
+def test_bad_channel_range_is_named_as_a_range(lite0):
+    """A mistyped range names the range and the layer's channel count, not every number."""
+    from cvtools.dream.objective import compact_channels, resolve_targets
+
+    assert compact_channels([0, 1, 2, 3, 7, 9, 10]) == "0-3,7,9-10"
+    with pytest.raises(UsageError) as err:
+        resolve_targets(lite0, "blocks.10:200-300")
+    msg = str(err.value)
+    assert "200-300" in msg and "112 channels" in msg and "250" not in msg and "\n" not in msg

@@ -23,7 +23,20 @@ class LayerTarget:
     def __str__(self) -> str:
         if self.channels is None:
             return self.layer
-        return f"{self.layer}:{','.join(map(str, self.channels))}"
+        return f"{self.layer}:{compact_channels(self.channels)}"
+
+
+def compact_channels(channels: Sequence[int]) -> str:
+    """``[0, 1, 2, 3, 7, 9, 10]`` -> ``"0-3,7,9-10"`` (runs of consecutive numbers as ranges)."""
+    parts: List[str] = []
+    run: List[int] = []
+    for c in list(channels) + [None]:
+        if run and (c is None or c != run[-1] + 1):
+            parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
+            run = []
+        if c is not None:
+            run.append(c)
+    return ",".join(parts)
 
 
 def parse_layer_target(text: str) -> LayerTarget:
@@ -67,10 +80,12 @@ def resolve_targets(backbone, layers: Union[None, str, Sequence]) -> List[LayerT
     backbone.check_layers([t.layer for t in targets])
     channels = {info.name: info.channels for info in backbone.layers}
     for t in targets:
-        if t.channels and max(t.channels) >= channels[t.layer]:
+        missing = [c for c in (t.channels or ()) if c >= channels[t.layer]]
+        if missing:
             raise UsageError(
-                f"--layer {t}: {t.layer} has {channels[t.layer]} channels "
-                f"(0-{channels[t.layer] - 1}); channel {max(t.channels)} does not exist"
+                f"--layer {t}: {t.layer} has {channels[t.layer]} channels (0-{channels[t.layer] - 1}); "
+                f"{'channel' if len(missing) == 1 else 'channels'} {compact_channels(missing)} "
+                f"{'does' if len(missing) == 1 else 'do'} not exist"
             )
     return targets
 
