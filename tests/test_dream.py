@@ -52,7 +52,8 @@ def test_layer_targets_parse_channels_and_reject_garbage():
     assert parse_layer_target("blocks.10").channels is None
     assert parse_layer_target("blocks.10:3,7").channels == (3, 7)
     assert parse_layer_target("blocks.10:0-3,9").channels == (0, 1, 2, 3, 9)
-    assert str(parse_layer_target("blocks.10:2-4")) == "blocks.10:2,3,4"
+    assert str(parse_layer_target("blocks.10:2-4")) == "blocks.10:2-4"
+    assert parse_layer_target(str(parse_layer_target("blocks.10:9,2-4,7"))) == parse_layer_target("blocks.10:9,2-4,7")
     for bad in ("blocks.10:x", "blocks.10:5-2", ":3", "blocks.10:-1"):
         with pytest.raises(UsageError):
             parse_layer_target(bad)
