@@ -40,12 +40,15 @@ def _tile_option(ctx, param, value):
               help="auto: fp16 on GPU; on CPU bf16 where it is native (AMX, AVX512-BF16), else fp32.")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the network: slow first image, faster after (many same-size images on a GPU).")
+@click.option("--engine", type=click.Choice(["pytorch", "onnxruntime"]), default="pytorch", show_default=True,
+              help="onnxruntime: run the style's ONNX export on the CPU (exported once and cached; "
+                   "needs pip install 'cvtools[onnx]'). BENCHMARKS.md compares their speed.")
 @click.option("--format", "fmt", type=click.Choice(["same", "jpg", "png", "webp"]), default="same", show_default=True,
               help="Output format: 'same' keeps each input's format.")
 @output_options
 @max_pixels_option
 @quiet_option
-def stylize(inputs, style, size, strength, preserve_color, tile, device, precision, compile_, fmt, output,
+def stylize(inputs, style, size, strength, preserve_color, tile, device, precision, compile_, engine, fmt, output,
             overwrite, quiet):
     """Repaint photos in the style of a painting (fast neural style transfer).
 
@@ -67,7 +70,13 @@ def stylize(inputs, style, size, strength, preserve_color, tile, device, precisi
     from cvtools.imageio import expand_inputs
     from cvtools.style.stylize import Stylizer
 
-    stylizer = Stylizer(style, device=device, precision=precision, compile=compile_)
+    if engine == "onnxruntime":
+        from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
+
+        stylizer = OnnxRuntimeStylizer(style, device=device, precision=precision, compile=compile_,
+                                       notify=(lambda msg: None) if quiet else None)
+    else:
+        stylizer = Stylizer(style, device=device, precision=precision, compile=compile_)
     if quiet:
         stylizer.notify = lambda msg: None
     paths, _ = expand_inputs(inputs)
