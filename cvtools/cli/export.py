@@ -2,14 +2,16 @@
 
 import click
 
-from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
+from cvtools.cli.common import echo_err, quiet_option
 
 
 @click.command()
 @click.option("--style", "-s", metavar="NAME|PATH",
               help="The style to export: a bundled name (see `cvtools styles`), or NAME.json / NAME.safetensors "
                    "from `cvtools train-style`.")
-@click.option("--backbone", "-b", metavar="NAME", help="Export a backbone's classifier instead. " + BACKBONE_HELP)
+@click.option("--backbone", "-b", metavar="NAME",
+              help="Export a backbone's classifier instead ([0, 1] RGB in, ImageNet logits out; BatchNorm folded): "
+                   "efficientnet_lite0, resnet50, ... (see `cvtools backbones`).")
 @click.option("--weights", metavar="PATH|random", help="With --backbone: a local state dict, or 'random'.")
 @click.option("-o", "--output", metavar="FILE.onnx",
               help="Where to write the file (default: NAME.onnx, NAME_fp16.onnx, in the current directory).")
@@ -39,7 +41,7 @@ def export(style, backbone, weights, output, overwrite, precision, opset, check_
       cvtools export --style starry_night -o starry_night.onnx
       cvtools export -s my_style.json --precision fp16 -o my_style_fp16.onnx
       cvtools export --backbone efficientnet_lite0 -o lite0.onnx
-    Needs: pip install 'cvtools[onnx]'. README "Run an exported style" shows it in onnxruntime.
+    Needs: pip install 'cvtools[onnx]'. README "Run a style anywhere: ONNX" runs the file.
     """
     from cvtools.errors import UsageError
     from cvtools.export import export_backbone, export_style
