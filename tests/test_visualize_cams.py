@@ -96,7 +96,8 @@ def ref_layer(bb, x, target):
 def ref_scale(cam, size):
     """pytorch-grad-cam's relu + scale_cam_image (min-max with 1e-7, bilinear resize) twice."""
     cam = cam.clamp_min(0)
-    cam = (cam - cam.amin((1, 2), keepdim=True)) / (1e-7 + (cam - cam.amin((1, 2), keepdim=True)).amax((1, 2), keepdim=True))
+    cam = cam - cam.amin((1, 2), keepdim=True)
+    cam = cam / (1e-7 + cam.amax((1, 2), keepdim=True))
     cam = F.interpolate(cam[:, None], size=size, mode="bilinear", align_corners=False)[:, 0]
     cam = cam - cam.amin((1, 2), keepdim=True)
     return cam / (1e-7 + cam.amax((1, 2), keepdim=True))

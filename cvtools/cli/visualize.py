@@ -449,7 +449,8 @@ class BatchedWork:
 @click.option("--samples", type=click.IntRange(1, 10000), default=32, show_default=True, help="smoothgrad samples.")
 @click.option("--steps", type=click.IntRange(2, 10000), default=50, show_default=True,
               help="integrated-gradients steps.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Random map, ROAD noise, sanity re-initialisation.")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random map, ROAD noise, sanity re-initialisation.")
 @click.option("--markdown", is_flag=True, help="Print the table as Markdown.")
 @click.option("--json", "as_json", is_flag=True, help="Means, counts and per-image scores as one JSON object.")
 @model_options

@@ -28,7 +28,7 @@ image's map never depends on its batch-mates: the per-channel passes are grouped
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple, Type
+from typing import Dict, Tuple, Type
 
 import torch
 import torch.nn.functional as F
@@ -163,8 +163,9 @@ def ablation_scores(backbone, x: torch.Tensor, activation: torch.Tensor, target:
                     if logits is None:
                         shortcut = False
                 if logits is None:
-                    logits = backbone.model(prepared[i:i + 1].expand(k + 1, -1, -1, -1).contiguous(
-                        memory_format=torch.channels_last if backbone.channels_last else torch.contiguous_format)).float()
+                    layout = torch.channels_last if backbone.channels_last else torch.contiguous_format
+                    repeated = prepared[i:i + 1].expand(k + 1, -1, -1, -1).contiguous(memory_format=layout)
+                    logits = backbone.model(repeated).float()
                 y = logits[:, target[i]]
                 drops[i, s:e] = y[-1] - y[:-1]
     finally:
