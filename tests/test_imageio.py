@@ -161,10 +161,10 @@ def test_own_outputs_found_in_a_folder_are_not_inputs(tmp_path):
     _rgb().save(tmp_path / "i01.png")
     _rgb().save(legacy)
     found = [src, out, tmp_path / "i01.png", legacy]
-    for p in (out, legacy):
+    for p, kind in ((out, "own_output"), (legacy, "named_like")):  # its marker says so / only its name
         with pytest.raises(OutputSkipped) as info:
             _run_policy(p, prov, notes, suffix="mona", found=found, inputs=found)
-        assert info.value.kind == "own_output"
+        assert info.value.kind == kind
     # named explicitly (not found in a folder), it is an input like any other
     assert _run_policy(out, prov, notes, suffix="mona", found=[], inputs=[out]) == tmp_path / "i00_mona_mona.png"
     # the original's output is its own earlier result, recognised as done, not 'an input'
