@@ -23,14 +23,23 @@ def _tile_option(ctx, param, value):
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("--style", "-s", default="mona", show_default=True, metavar="NAME|PATH",
-              help="A bundled style (see `cvtools styles`), or a style you trained: NAME.json or NAME.safetensors.")
+@click.option("--style", "-s", multiple=True, metavar="NAME|PATH",
+              help="A bundled style (see `cvtools styles`; default mona), a style you trained (NAME.json or "
+                   "NAME.safetensors), or ANY PAINTING as an image file (painting.jpg): then the photo itself is "
+                   "optimised to match it, no training needed (slower: seconds on a GPU, about a minute on a "
+                   "laptop). Repeat to blend paintings, PATH:WEIGHT to weigh them: -s a.jpg:0.7 -s b.jpg:0.3.")
 @click.option("--size", type=click.IntRange(16, 32768), metavar="LONG_SIDE",
               help="Resize so the longer side has this many pixels first (default: keep the input size). "
                    "Smaller sizes give bolder, larger brush strokes.")
 @click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Blend with the original: 0 returns the input, 1 the full style.")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours; take only the style's light and texture.")
+@click.option("--steps", type=click.IntRange(0, 100000), metavar="N",
+              help="Paintings only: optimisation steps at the coarsest size (finer sizes get half each; "
+                   "default 200). More: closer to the painting, slower.")
+@click.option("--style-scale", type=click.FloatRange(0.05, 8.0), default=1.0, show_default=True,
+              help="Paintings only: stroke size. 2 paints with strokes twice as big, 0.5 half as big.")
+@click.option("--seed", type=int, metavar="N", help="Paintings only: the random seed (default 0; same seed, same result).")
 @click.option("--tile", default="auto", show_default=True, callback=_tile_option, metavar="auto|off|N",
               help="Stylize in overlapping N-pixel tiles, blended without seams. auto: only when the image "
                    "would not fit in memory.")
@@ -48,8 +57,8 @@ def _tile_option(ctx, param, value):
 @output_options
 @max_pixels_option
 @quiet_option
-def stylize(inputs, style, size, strength, preserve_color, tile, device, precision, compile_, engine, fmt, output,
-            overwrite, quiet):
+def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, seed, tile, device, precision, compile_,
+            engine, fmt, output, overwrite, quiet):
     """Repaint photos in the style of a painting (fast neural style transfer).
 
     INPUT can be files, directories (searched recursively) or glob patterns. Each result is
@@ -63,20 +72,41 @@ def stylize(inputs, style, size, strength, preserve_color, tile, device, precisi
       cvtools stylize holiday/ -s mona -o stylized/              a whole folder
       cvtools stylize big.tif -s composition_vii --tile 1024     tiled, seamless
       cvtools stylize photo.jpg --style my_style.safetensors     a style from `cvtools train-style`
+      cvtools stylize photo.jpg --style painting.jpg             any painting, optimised (no training)
+      cvtools stylize photo.jpg -s a.jpg:0.7 -s b.jpg:0.3        a blend of two paintings
       cvtools styles                                             list the bundled styles
     """
     from pathlib import Path
 
+    from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
     from cvtools.style.stylize import Stylizer
 
-    if engine == "onnxruntime":
+    style = style or ("mona",)
+    paintings = painting_styles(style)
+    if paintings:
+        if tile not in ("auto", None):
+            raise UsageError("--tile is for trained styles; a painting is optimised whole (use --size to make "
+                             "large photos smaller)")
+        if engine != "pytorch" or compile_:
+            raise UsageError(f"--{'engine' if engine != 'pytorch' else 'compile'} is for trained styles, not paintings")
+        from cvtools.style.optimize import PaintingStylizer
+
+        stylizer = PaintingStylizer(paintings, device=device, precision=precision, style_scale=style_scale,
+                                    **({} if steps is None else {"steps": steps}))
+        stylizer.seed = 0 if seed is None else seed
+        stylizer.callback = None if quiet else StepBar()
+        tile = None
+    elif steps is not None or seed is not None or style_scale != 1.0:
+        raise UsageError("--steps, --seed and --style-scale are for paintings (an image file as --style), "
+                         f"not for the trained style {style[0]}")
+    elif engine == "onnxruntime":
         from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
 
-        stylizer = OnnxRuntimeStylizer(style, device=device, precision=precision, compile=compile_,
+        stylizer = OnnxRuntimeStylizer(style[0], device=device, precision=precision, compile=compile_,
                                        notify=(lambda msg: None) if quiet else None)
     else:
-        stylizer = Stylizer(style, device=device, precision=precision, compile=compile_)
+        stylizer = Stylizer(style[0], device=device, precision=precision, compile=compile_)
     if quiet:
         stylizer.notify = lambda msg: None
     paths, _ = expand_inputs(inputs)
@@ -85,6 +115,61 @@ def stylize(inputs, style, size, strength, preserve_color, tile, device, precisi
                         tile=tile, ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite,
                         inputs=paths, quiet=quiet, tile_bar=len(paths) == 1 and not quiet)
     finish(run_batch(inputs, work, f"stylize {stylizer.name}", quiet=quiet))
+
+
+def painting_styles(styles):
+    """The --style values as [(painting path, weight)] when they are image files (the
+    optimiser), [] when they name one trained style; mixing the two, or blending trained
+    styles, is a UsageError."""
+    from pathlib import Path
+
+    from cvtools.errors import UsageError
+    from cvtools.imageio import IMAGE_EXTENSIONS
+    from cvtools.style.optimize import parse_style_spec
+
+    specs = [parse_style_spec(s) for s in styles]
+    is_image = [Path(p).suffix.lower() in IMAGE_EXTENSIONS for p, _ in specs]
+    if not any(is_image):
+        if len(styles) > 1:
+            raise UsageError("only paintings (image files) can be blended; give one trained style")
+        if specs[0][1] != 1.0 or styles[0] != specs[0][0]:
+            raise UsageError(f"{styles[0]}: a weight (NAME:W) is only for blending paintings")
+        return []
+    if not all(is_image):
+        other = next(s for s, im in zip(styles, is_image) if not im)
+        raise UsageError(f"--style {other}: cannot mix a trained style with paintings (image files)")
+    return specs
+
+
+class StepBar:
+    """A tqdm bar over one picture's optimisation steps, with the loss (PaintingStylizer's
+    callback); a new picture starts a new bar."""
+
+    def __init__(self):
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, done, total, loss):
+        import sys
+
+        from tqdm import tqdm
+
+        if self.bar is None or done < self.done:
+            self.close()
+            self.bar = tqdm(total=total, desc="optimising", unit="step", file=sys.stderr, dynamic_ncols=True,
+                            leave=False)
+            self.done = 0
+        self.bar.update(done - self.done)
+        self.done = done
+        if loss is not None:
+            self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        if done >= total:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,

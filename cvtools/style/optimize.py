@@ -26,6 +26,7 @@ a network.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
 import sys
@@ -52,7 +53,11 @@ class PaintingSettings:
     fine_steps: float = 0.5
     style_weight: float = 10.0
     content_weight: float = 1.0
-    tv_weight: float = 1e-3
+    tv_weight: float = 1e-2
+    #: the style statistic (losses.py): "gram" (plain Gram matrices) or "swag" (softmax before the
+    #: Gram, where losses.py has it), plus an optional channel mean/std term of this weight
+    transform: str = "gram"
+    stats_weight: float = 0.0
     #: relative weight of each style layer (None: the backbone's defaults, all alike)
     layer_weights: Optional[Dict[str, float]] = None
     style_layers: Optional[Sequence[str]] = None
@@ -77,6 +82,12 @@ class PaintingSettings:
             raise UsageError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
         if self.coarse_side < 32:
             raise UsageError("the coarsest level must be at least 32 pixels")
+        from cvtools.style import losses
+
+        if self.transform != "gram" and "transform" not in inspect.signature(losses.style_target).parameters:
+            raise UsageError(f"style transform {self.transform!r} needs a newer cvtools.style.losses")
+        if self.stats_weight and not hasattr(losses, "stats_distances"):
+            raise UsageError("the mean/std style term needs a newer cvtools.style.losses")
         return self
 
 
@@ -229,7 +240,8 @@ class PaintingStylizer:
             target = self._targets.get(key)
             if target is None:
                 img = _resize(painting[None], size).clamp(0, 1).to(self.device)
-                target = self._targets[key] = style_target(self.backbone, img, self.style_layers)
+                kw = {} if self.settings.transform == "gram" else {"transform": self.settings.transform}
+                target = self._targets[key] = style_target(self.backbone, img, self.style_layers, **kw)
             out.append((target, weight))
         return out
 
@@ -251,6 +263,12 @@ class PaintingStylizer:
             for target, weight in targets:
                 d = gram_distances(feats, target)
                 style = style + weight * sum(self.layer_weights[k] * d[k].mean() for k in self.style_layers)
+                if s.stats_weight:
+                    from cvtools.style.losses import stats_distances
+
+                    d = stats_distances(feats, target)
+                    style = style + weight * s.stats_weight * sum(
+                        self.layer_weights[k] * d[k].mean() for k in self.style_layers)
             content = content_distance(feats[self.content_layer], photo_content).mean()
             tv = total_variation(x)
             total = s.style_weight * style + s.content_weight * content + s.tv_weight * tv
