@@ -82,7 +82,7 @@ STYLES = {
                         public_domain="artist died 1851: public domain worldwide"),
         recipe=dict(style_weight=10.0, style_size=512)),
 }
-DEFAULT_SET = ["mona", "starry_night", "great_wave", "scream", "composition_vii"]
+DEFAULT_SET = ["mona", "starry_night", "great_wave", "scream", "composition_vii", "grande_jatte"]
 
 
 def log(msg, fh=None):

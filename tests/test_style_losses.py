@@ -124,3 +124,32 @@ def test_streak_detector_flags_a_thin_line_not_in_the_photo():
     g = torch.Generator().manual_seed(0)
     noisy = (photo + 0.3 * (torch.rand(1, 80, 80, generator=g) - 0.5)).clamp(0, 1).expand(3, -1, -1)
     assert style_quality.streaks_per_10k(photo, noisy) < 1.0
+
+
+def test_training_uses_and_records_the_objective(tmp_path, monkeypatch, lite0):
+    import json
+
+    import cvtools.backbones
+    from cvtools.errors import UsageError
+    from cvtools.style.train import TrainConfig, Trainer, train_style
+
+    monkeypatch.setattr(cvtools.backbones, "load_backbone", lambda *a, **k: lite0)  # loading is the slow part
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.fromarray((smooth_image(10 + i, 80)[0].permute(1, 2, 0) * 255).byte().numpy()).save(photos / f"{i}.png")
+    painting = tmp_path / "painting.png"
+    Image.fromarray((smooth_image(20, 64)[0].permute(1, 2, 0) * 255).byte().numpy()).save(painting)
+    objective = {"transform": "swag", "stats_weight": 0.5, "tone_weight": 3.0,
+                 "extra_backbones": {"efficientnet_lite1": ["blocks.1"]}}
+    c = TrainConfig(style_image=str(painting), photos=str(photos), name="o", output=str(tmp_path / "out"),
+                    batch_size=2, image_size=32, style_size=64, width=0.25, device="cpu", workers=0, steps=2,
+                    preview_every=0, checkpoint_every=0, log_every=1, objective=objective)
+    result = train_style(c, quiet=True)
+    record = json.loads(result.record_path.read_text())
+    assert record["recipe"]["objective"] == objective
+    trainer = Trainer(TrainConfig.from_json(c.to_json()))
+    assert len(trainer.loss_fn.terms) == 2 and trainer.loss_fn.weights.tone == 3.0
+    with pytest.raises(UsageError, match="objective"):
+        Trainer(TrainConfig(style_image=str(painting), photos=str(photos), name="x", device="cpu",
+                            objective={"transform": "fft"}))
