@@ -68,3 +68,24 @@ def test_pointwise_as_matmul_equals_conv2d():
     assert _conv_forward_matmul.__name__ in repr(model[0].__dict__["_conv_forward"])
     with torch.no_grad():  # on the CPU the routed module is the plain convolution
         torch.testing.assert_close(model[0](x), torch.nn.functional.conv2d(x, conv.weight, conv.bias), rtol=0, atol=0)
+
+
+def test_native_depthwise_under_autocast_matches_conv2d():
+    """Under bf16 autocast (train-style's loss network on GPUs) the routed convolution computes
+    in bf16 like conv2d does and hands back gradients in the inputs' own dtypes."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(1, 8, 12, 12, generator=g).contiguous(memory_format=torch.channels_last)
+    w = torch.randn(8, 1, 3, 3, generator=g, requires_grad=True)
+    b = torch.randn(8, generator=g)
+    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ref = F.conv2d(x1, w, b, 1, 1, 1, 8)
+        out = _NativeDepthwise.apply(x2, w, b, (1, 1), (1, 1), (1, 1), 8)
+    assert out.dtype == ref.dtype == torch.bfloat16
+    # the same bf16 products and sums: equal up to the bf16 rounding of the result (2^-8 relative)
+    torch.testing.assert_close(out.float(), ref.float(), rtol=2 ** -7, atol=2 ** -7)
+    out.float().sum().backward()
+    assert x2.grad.dtype == torch.float32 and w.grad.dtype == torch.float32
+    w.grad = None
+    ref.float().sum().backward()
+    torch.testing.assert_close(x2.grad, x1.grad, rtol=2 ** -7, atol=2 ** -7)

@@ -43,23 +43,32 @@ class _NativeDepthwise(torch.autograd.Function):
     def forward(ctx, x, weight, bias, stride, padding, dilation, groups):
         memory_format = (torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
                          and not x.is_contiguous() else torch.contiguous_format)
-        with _cudnn_off():
+        dtypes = (x.dtype, weight.dtype, None if bias is None else bias.dtype)
+        # Under autocast the convolution runs in the autocast dtype: cast here, explicitly, so
+        # the backward sees the tensors the forward used (and returns gradients in the dtypes
+        # the inputs came in, as autograd requires).
+        if torch.is_autocast_enabled(x.device.type):
+            dtype = torch.get_autocast_dtype(x.device.type)
+            x, weight = x.to(dtype), weight.to(dtype)
+            bias = None if bias is None else bias.to(dtype)
+        with _cudnn_off(), torch.autocast(x.device.type, enabled=False):
             y = torch.nn.functional.conv2d(x, weight, bias, stride, padding, dilation, groups)
         ctx.save_for_backward(x, weight)
-        ctx.conv = (stride, padding, dilation, groups, bias is not None, memory_format)
+        ctx.conv = (stride, padding, dilation, groups, bias is not None, memory_format, dtypes)
         return y.contiguous(memory_format=memory_format)
 
     @staticmethod
     def backward(ctx, grad):
         x, weight = ctx.saved_tensors
-        stride, padding, dilation, groups, has_bias, memory_format = ctx.conv
+        stride, padding, dilation, groups, has_bias, memory_format, dtypes = ctx.conv
         mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], has_bias and ctx.needs_input_grad[2]]
-        with _cudnn_off():
+        with _cudnn_off(), torch.autocast(x.device.type, enabled=False):
             gx, gw, gb = torch.ops.aten.convolution_backward(
-                grad.contiguous(), x.contiguous(), weight, [weight.shape[0]] if has_bias else None,
+                grad.to(x.dtype).contiguous(), x.contiguous(), weight, [weight.shape[0]] if has_bias else None,
                 stride, padding, dilation, False, [0, 0], groups, mask)
-        if gx is not None:
-            gx = gx.contiguous(memory_format=memory_format)
+        gx = None if gx is None else gx.to(dtypes[0]).contiguous(memory_format=memory_format)
+        gw = None if gw is None else gw.to(dtypes[1])
+        gb = None if gb is None else gb.to(dtypes[2])
         return gx, gw, gb, None, None, None, None
 
 
