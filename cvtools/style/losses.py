@@ -284,7 +284,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
             from cvtools.backbones import load_backbone as lb
 
             bb = lb(name, device=str(backbone.device), precision="fp32", fuse=True,
-                    channels_last=backbone.channels_last)
+                    channels_last=backbone.channels_last, tune=backbone.device.type == "cuda")
         else:
             bb = load_backbone(name)
         bb.check_layers(layers)

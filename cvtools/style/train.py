@@ -497,8 +497,10 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
+        # thousands of steps at one batch shape: cuDNN autotuning pays back many times (tune)
         self.backbone = load_backbone(c.backbone, device=str(self.device), precision="fp32", fuse=True,
-                                      channels_last=self.channels_last, weights=c.backbone_weights)
+                                      channels_last=self.channels_last, weights=c.backbone_weights,
+                                      tune=self.device.type == "cuda")
         layers = list(c.style_layers or self.backbone.defaults.style)
         content = c.content_layer or self.backbone.defaults.content
         self.backbone.check_layers(layers + [content])
@@ -914,7 +916,7 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
     loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda",
                          rank=dist.rank, world=dist.world_size)
     bar = tqdm(total=c.steps, initial=start, desc=f"train {c.name}", unit="step", file=sys.stderr,
-               dynamic_ncols=True, disable=quiet or not dist.is_main)
+               dynamic_ncols=True, disable=True if quiet or not dist.is_main else None)  # None: terminals only
     sums: Dict[str, torch.Tensor] = {}
     count = 0
     t0 = time.perf_counter()
