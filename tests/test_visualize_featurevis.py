@@ -11,7 +11,7 @@ from PIL import Image
 from conftest import SAMPLES
 from cvtools.visualize.featurevis import ImageParam, evaluate, objectives, parse_channels, render
 from cvtools.visualize.featurevis.param import COLOR_CORRELATION, FourierImage
-from cvtools.visualize.featurevis.transforms import (Jitter, Pad, RandomRotate, RandomScale,
+from cvtools.visualize.featurevis.transforms import (Jitter, Pad, RandomRotate, RandomScale, class_transforms,
                                                      standard_transforms)
 
 SIZES = [(32, 32), (47, 61), (64, 40), (128, 128)]
@@ -23,7 +23,8 @@ SIZES = [(32, 32), (47, 61), (64, 40), (128, 128)]
 @pytest.mark.parametrize("size", SIZES)
 def test_transforms_keep_size_and_pass_gradients(size):
     gen = torch.Generator().manual_seed(0)
-    for t in [Jitter(5), Pad(6), RandomScale([0.8, 1.25]), RandomRotate([-30, 17]), standard_transforms(size[0])]:
+    for t in [Jitter(5), Pad(6), RandomScale([0.8, 1.25]), RandomRotate([-30, 17]), standard_transforms(size[0]),
+              class_transforms(size[0])]:
         x = torch.rand(3, 3, *size, requires_grad=True)
         y = t(x, gen)
         assert y.shape == x.shape, (t, size)
@@ -35,8 +36,9 @@ def test_transforms_keep_size_and_pass_gradients(size):
 @given(h=st.integers(4, 90), w=st.integers(4, 90), n=st.integers(1, 3), seed=st.integers(0, 2**31))
 def test_standard_transforms_keep_any_size(h, w, n, seed):
     x = torch.rand(n, 3, h, w)
-    y = standard_transforms(min(h, w))(x, torch.Generator().manual_seed(seed))
-    assert y.shape == x.shape and torch.isfinite(y).all() and y.min() >= -1e-6 and y.max() <= 1 + 1e-6
+    for make in (standard_transforms, class_transforms):
+        y = make(min(h, w))(x, torch.Generator().manual_seed(seed))
+        assert y.shape == x.shape and torch.isfinite(y).all() and y.min() >= -1e-6 and y.max() <= 1 + 1e-6
 
 
 def test_transforms_do_what_they_say():

@@ -10,7 +10,7 @@ import torch
 
 from cvtools.visualize.featurevis.objectives import Objective
 from cvtools.visualize.featurevis.param import ImageParam
-from cvtools.visualize.featurevis.transforms import standard_transforms
+from cvtools.visualize.featurevis.transforms import class_transforms, standard_transforms
 
 
 @dataclass
@@ -38,7 +38,8 @@ def render(backbone, objective: Objective, batch: int = 1, size: int = 128, step
     """Images (``batch`` of them, ``size`` px) that maximise ``objective`` on ``backbone``.
 
     ``param``: the image parameterisation (default: Fourier + decorrelated colour, seeded);
-    ``transforms``: "standard" (:func:`standard_transforms`), None, or a callable
+    ``transforms``: "standard" (:func:`standard_transforms`), "class" (:func:`class_transforms`),
+    None, or a callable
     ``(images, generator) -> images`` of the same size; ``progress(step)`` is called after each step.
     Images in a batch are independent (Adam is per coordinate and the loss is their sum), so
     ``channel(layer, [0, 1, 2, ...])`` renders one channel per image in one pass.
@@ -47,6 +48,8 @@ def render(backbone, objective: Objective, batch: int = 1, size: int = 128, step
     param = (param or ImageParam(size, batch=batch, seed=seed)).to(device)
     if transforms == "standard":
         transforms = standard_transforms(size)
+    elif transforms == "class":
+        transforms = class_transforms(size)
     gen = torch.Generator().manual_seed(seed + 1)
     optimizer = torch.optim.Adam(param.parameters(), lr=lr)
     history: List[torch.Tensor] = []

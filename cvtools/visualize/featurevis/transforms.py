@@ -111,3 +111,19 @@ def standard_transforms(size: int = 128) -> Compose:
         RandomRotate(list(range(-10, 11)) + 5 * [0]),
         Jitter(max(1, round(4 * k))),
     ])
+
+
+def class_transforms(size: int = 224) -> Compose:
+    """Stronger robustness for class logits: pad 16, jitter 16, scale 0.8-1.2, rotate ±15°,
+    jitter 8 at 224 px (scaled to ``size``). A class logit pools over the whole image, so with
+    lucid's gentle set it is satisfied by a texture of class cues (a fish's orange, a daisy's
+    petals) spread everywhere; a wider range of zooms and shifts rewards parts that survive
+    them, and object-like shapes come out larger and more coherent."""
+    k = size / 224
+    return Compose([
+        Pad(round(16 * k)),
+        Jitter(max(1, round(16 * k))),
+        RandomScale([0.8 + 0.04 * i for i in range(11)]),
+        RandomRotate(list(range(-15, 16))),
+        Jitter(max(1, round(8 * k))),
+    ])
