@@ -49,6 +49,12 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    """One export cache for the engine tests (an export costs seconds)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="module")
 def exported(tiny, tmp_path_factory):
     from cvtools.export import export_style
 
@@ -192,12 +198,14 @@ def test_help_does_not_import_onnx():
     assert out.stdout.strip() == "[]"
 
 
-def test_onnxruntime_engine_matches_and_caches(tiny, tmp_path, monkeypatch):
+def test_onnxruntime_engine_matches_and_caches(tiny, cache, monkeypatch):
     import cvtools.export as ex
     from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
     from cvtools.style.stylize import Stylizer
 
-    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(cache))
+    for f in cache.rglob("*.onnx*"):  # start from an empty cache, whatever ran before
+        f.unlink()
     notes = []
     engine = OnnxRuntimeStylizer(tiny, notify=notes.append)
     assert len(notes) == 1 and "exporting tiny" in notes[0] and engine.onnx_path.is_file()
@@ -214,7 +222,7 @@ def test_onnxruntime_engine_matches_and_caches(tiny, tmp_path, monkeypatch):
     OnnxRuntimeStylizer(tiny, notify=notes.append)
     assert len(notes) == 1
     monkeypatch.undo()
-    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(cache))
     engine.onnx_path.write_bytes(engine.onnx_path.read_bytes()[:-100])
     again = OnnxRuntimeStylizer(tiny, notify=notes.append)
     assert len(notes) == 2 and float((again(x) - torch_path(x)).abs().max()) <= 1e-4
@@ -222,10 +230,10 @@ def test_onnxruntime_engine_matches_and_caches(tiny, tmp_path, monkeypatch):
         OnnxRuntimeStylizer(tiny, device="cuda")
 
 
-def test_cli_stylize_with_onnxruntime(tiny, tmp_path, monkeypatch, run_cli):
+def test_cli_stylize_with_onnxruntime(tiny, tmp_path, cache, monkeypatch, run_cli):
     from PIL import Image
 
-    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(cache))  # exported by the test above, or now
     src = tmp_path / "photo.png"
     Image.effect_noise((40, 30), 50).convert("RGB").save(src)
     r1 = run_cli("stylize", src, "-s", tiny, "--engine", "onnxruntime", "-o", tmp_path / "a.png", "-q")
