@@ -44,32 +44,6 @@ def test_route_depthwise_finds_only_depthwise_convs():
         route_depthwise(model, "fast")
 
 
-def test_pointwise_as_matmul_equals_conv2d():
-    """The matrix-product form of a 1×1 convolution (used on CUDA for channels-last input) is
-    the same function: checked through the same code path on the CPU in float64."""
-    from cvtools.backbones.depthwise import _conv_forward_matmul, is_pointwise, route_pointwise
-
-    g = torch.Generator().manual_seed(1)
-    conv = nn.Conv2d(6, 10, 1).double()
-    assert is_pointwise(conv) and not is_pointwise(nn.Conv2d(6, 10, 1, stride=2))
-    x = torch.randn(2, 6, 7, 5, generator=g, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
-    x1, x2 = x.clone().requires_grad_(), x.clone().requires_grad_()
-    ref = conv(x1)
-    # call the matmul body directly (on the CPU the routed forward falls back to conv2d)
-    out = torch.nn.functional.linear(x2.permute(0, 2, 3, 1), conv.weight.reshape(10, 6), conv.bias).permute(0, 3, 1, 2)
-    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
-    assert out.is_contiguous(memory_format=torch.channels_last)
-    grad = torch.randn(ref.shape, generator=g, dtype=torch.float64)
-    ref.backward(grad)
-    out.backward(grad)
-    torch.testing.assert_close(x2.grad, x1.grad, rtol=1e-12, atol=1e-12)
-    model = nn.Sequential(conv, nn.Conv2d(10, 4, 3).double())
-    assert route_pointwise(model, "matmul") == 1
-    assert _conv_forward_matmul.__name__ in repr(model[0].__dict__["_conv_forward"])
-    with torch.no_grad():  # on the CPU the routed module is the plain convolution
-        torch.testing.assert_close(model[0](x), torch.nn.functional.conv2d(x, conv.weight, conv.bias), rtol=0, atol=0)
-
-
 def test_native_depthwise_under_autocast_matches_conv2d():
     """Under bf16 autocast (train-style's loss network on GPUs) the routed convolution computes
     in bf16 like conv2d does and hands back gradients in the inputs' own dtypes."""

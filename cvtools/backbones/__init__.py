@@ -188,7 +188,7 @@ def load_backbone(
 
     from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
     from cvtools.backbones.depthwise import DEFAULT_BACKEND as DEPTHWISE_BACKEND
-    from cvtools.backbones.depthwise import POINTWISE_BACKEND, route_depthwise, route_pointwise
+    from cvtools.backbones.depthwise import route_depthwise
     from cvtools.backbones.fuse import fuse_conv_bn
     from cvtools.timings import mark
     from cvtools.backbones.torchvision_models import TORCHVISION_SPECS, build_torchvision
@@ -237,25 +237,26 @@ def load_backbone(
         example = torch.rand(1, 3, 64, 64)
         fuse_conv_bn(model, example)
         fused = True
+    if tune is None:
+        tune = os.environ.get("CVTOOLS_TUNE") == "1"
     if channels_last is None:
-        # Measured: channels-last convolutions are ~2x faster on the CPU (oneDNN) as well as
-        # on GPUs (tensor cores); see BENCHMARKS.md.
-        channels_last = dev.type in ("cuda", "cpu")
+        # Measured: channels-last convolutions are ~2x faster on the CPU (oneDNN). On GPUs they
+        # are the fast layout for tuned cuDNN and compiled kernels, but untuned (the default)
+        # channels-first measured best (H100, torch 2.11, 1080p dream: first call 1.86 s and
+        # 126 ms steady, against 2.27 s and 187 ms channels-last; BENCHMARKS.md).
+        channels_last = dev.type == "cpu" or (dev.type == "cuda" and (tune or compile))
     model = model.to(dev)
     if dtype != torch.float32:
         model = model.to(dtype)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
     if dev.type == "cuda":
-        if tune is None:
-            tune = os.environ.get("CVTOOLS_TUNE") == "1"
         # Untuned (the default), a new image size costs about a second: cuDNN picks each dense
         # convolution's kernel by heuristics instead of timing candidates (autotuning took
         # 20+ s per new 1080p shape), and depthwise convolutions run on PyTorch's own kernels
         # instead of cuDNN's, which are compiled at run time per shape (see depthwise.py).
         torch.backends.cudnn.benchmark = tune
         route_depthwise(model, "cudnn" if tune else DEPTHWISE_BACKEND)
-        route_pointwise(model, "cudnn" if tune else POINTWISE_BACKEND)
     compiled = torch.compile(model) if compile else None
     mark("model")
 

@@ -1,7 +1,4 @@
-"""Which kernels run the backbone's convolutions on CUDA when no autotuning is asked for.
-
-Depthwise convolutions run on PyTorch's own CUDA kernels instead of cuDNN's, and 1×1
-convolutions on channels-last tensors run as matrix products (cuBLAS), which is what they are.
+"""Depthwise convolutions on PyTorch's own CUDA kernels instead of cuDNN's.
 
 For channels-last half-precision input PyTorch always hands depthwise convolutions to cuDNN,
 and cuDNN 9 answers each new input shape with kernels it compiles at run time (and, with
@@ -28,9 +25,6 @@ from torch import nn
 #: "native" (default on CUDA): PyTorch's depthwise kernels; "cudnn": leave them to cuDNN.
 #: CVTOOLS_DEPTHWISE overrides the default (for measuring one against the other).
 DEFAULT_BACKEND = os.environ.get("CVTOOLS_DEPTHWISE", "native")
-#: "matmul" (default on CUDA): 1×1 convolutions on channels-last input as one matrix product
-#: each; "cudnn": leave them to cuDNN. CVTOOLS_POINTWISE overrides the default.
-POINTWISE_BACKEND = os.environ.get("CVTOOLS_POINTWISE", "matmul")
 
 
 def _cudnn_off():
@@ -98,36 +92,3 @@ def route_depthwise(model: nn.Module, backend: str = DEFAULT_BACKEND) -> int:
             count += 1
     return count
 
-
-def _conv_forward_matmul(self, input, weight, bias):
-    """A 1×1 convolution of a channels-last N×C×H×W tensor is (N·H·W)×C times C×C': one
-    matrix product on views, no copies. cuBLAS picks its kernel per shape at once, where cuDNN
-    builds an execution plan per shape for every convolution (forward and backward) of a new
-    image size: about a second and a half per new 1080p size over the whole backbone."""
-    if (input.is_cuda and input.dim() == 4 and input.is_contiguous(memory_format=torch.channels_last)
-            and not torch.compiler.is_compiling()):
-        out = torch.nn.functional.linear(input.permute(0, 2, 3, 1), weight.reshape(weight.shape[0], weight.shape[1]),
-                                         bias)
-        return out.permute(0, 3, 1, 2)
-    return nn.Conv2d._conv_forward(self, input, weight, bias)
-
-
-def is_pointwise(module: nn.Module) -> bool:
-    return (isinstance(module, nn.Conv2d) and module.kernel_size == (1, 1) and module.stride == (1, 1)
-            and module.groups == 1 and module.dilation == (1, 1) and module.padding in ((0, 0), "valid")
-            and module.padding_mode == "zeros")
-
-
-def route_pointwise(model: nn.Module, backend: str = POINTWISE_BACKEND) -> int:
-    """Send ``model``'s 1×1 convolutions to ``backend`` ("matmul" or "cudnn"); returns how many."""
-    if backend not in ("matmul", "cudnn"):
-        raise ValueError(f"pointwise backend must be 'matmul' or 'cudnn', not {backend!r}")
-    count = 0
-    for m in model.modules():
-        if is_pointwise(m):
-            if backend == "matmul":
-                m._conv_forward = _conv_forward_matmul.__get__(m)
-            else:
-                m.__dict__.pop("_conv_forward", None)
-            count += 1
-    return count
