@@ -114,9 +114,10 @@ Examples:
 
 \b
 Time per 224x352 photo on one laptop CPU core (EfficientNet-Lite0, measured): the gradcam
-family 0.05 s; saliency, input-x-gradient, guided backprop 0.1-0.2 s; smoothgrad 0.13 s per
---samples (4 s at 32); integrated-gradients 0.11 s per --steps (5 s at 50; --steps auto runs
-50, then 100, 200, 400 for an image while its completeness gap is over 5%: 5-80 s); occlusion 10 s.
+family 0.05 s; saliency, input-x-gradient 0.1-0.2 s; guided backprop 0.4-0.8 s (it averages
+4 grid phases); smoothgrad 0.13 s per --samples (4 s at 32); integrated-gradients 0.11 s per
+--steps (5 s at 50; --steps auto runs 50, then 100, 200, 400 for an image while its
+completeness gap is over 5%: 5-80 s); occlusion 10 s.
 --sanity repeats each method ~20 times (once per layer group); --metrics adds ~4 s per method.
 """
 
@@ -565,9 +566,11 @@ def _progress(total, desc, quiet):
               help="Visualise ImageNet class logits instead of channels (indices or names, comma-separated).")
 @click.option("--neuron", is_flag=True, help="Maximise the channel at the centre position only (a single unit's "
                                               "receptive field) instead of everywhere.")
-@click.option("--size", type=click.IntRange(32, 1024), default=128, show_default=True, help="Image side in pixels.")
-@click.option("--steps", type=click.IntRange(1, 100000), default=128, show_default=True,
-              help="Optimisation steps (the pictures settle by ~100; more makes colours harsher).")
+@click.option("--size", type=click.IntRange(32, 1024), metavar="PX",
+              help="Image side in pixels (default 128 for channels, 224 for --class).")
+@click.option("--steps", type=click.IntRange(1, 100000), metavar="N",
+              help="Optimisation steps (default 128 for channels, which settle by ~100; 256 for --class, "
+                   "whose objects need longer to form).")
 @click.option("--lr", type=click.FloatRange(0, 10, min_open=True), default=0.03, show_default=True,
               help="Adam learning rate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random start and transforms.")
@@ -597,8 +600,14 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
       cvtools visualize filters --class goldfish,281         what a class looks like to the net
       cvtools visualize filters -c 0:4 --steps 64 --size 96  a quick look
 
-    Time on a 2-core CPU (EfficientNet-Lite0, 128 px, 128 steps, measured): about 30 s per 16
-    channels of blocks.10 and 17 s per 8 classes (50 s and 26 s on one core); a GPU takes seconds.
+    Class logits pool over the whole image, so at channel settings they come out as a texture
+    of class cues (orange scales, white petals); --class therefore defaults to 224 px, 256
+    steps and stronger zoom/shift/rotation robustness, which grows larger, more object-like
+    shapes at about 6 times the cost.
+
+    Time on a 2-core CPU (EfficientNet-Lite0, measured at 128 px, 128 steps): about 30 s per 16
+    channels of blocks.10 and 17 s per 8 classes (50 s and 26 s on one core); --class at its
+    defaults costs about 6 times that (3 times the pixels, twice the steps); a GPU takes seconds.
     """
     from pathlib import Path
 
@@ -608,6 +617,8 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
     from cvtools.visualize.featurevis import ImageParam, labelled_grid, objectives, parse_channels, render
 
     backbone = load_backbone_from_options(**_fp32_unless_asked(model_opts))
+    size = size or (224 if classes else 128)
+    steps = steps or (256 if classes else 128)
     if classes:
         indices = [class_index(c.strip()) for c in classes.split(",") if c.strip()]
         if not indices:
@@ -639,7 +650,7 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
         for chunk in chunks:
             param = ImageParam(size, batch=len(chunk), fft=not no_fft, decorrelate=not no_decorrelate, seed=seed)
             vis = render(backbone, make(chunk), batch=len(chunk), size=size, steps=steps, lr=lr, param=param,
-                         transforms=None if no_transforms else "standard", seed=seed,
+                         transforms=None if no_transforms else ("class" if classes else "standard"), seed=seed,
                          progress=lambda step: bar.update(1))
             images.append(vis.images)
     import torch
