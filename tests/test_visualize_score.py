@@ -172,7 +172,11 @@ def test_score_batch_fills_every_column(lite0):
     from cvtools.visualize.sanity import cascading_randomization
 
     rho = cascading_randomization(lite0, x[:1], ["gradcam"], torch.tensor([285])).correlations["gradcam"]
-    assert rows[0].values["gradcam"]["sanity"] == pytest.approx(float(rho.nanmean()), abs=1e-6)
+    # Not bitwise: the scorecard ran a batch of 2, this a batch of 1, so fp32 sums run in another
+    # order (~1e-7 relative in the maps). At 64 px the CAM is 2x2 upsampled: large groups of
+    # nearly equal pixels, whose ranks that noise reorders (measured |Δρ| 2.7e-6). 1e-4 bounds
+    # it and still tells the mean of the cascade from any single layer's ρ (they differ by > 0.01).
+    assert rows[0].values["gradcam"]["sanity"] == pytest.approx(float(rho.nanmean()), abs=1e-4)
 
 
 def test_cli_score_folder_table_and_json(run_cli, tmp_path):
