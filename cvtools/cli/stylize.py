@@ -4,7 +4,7 @@ import json
 
 import click
 
-from cvtools.cli.common import echo_err, finish, max_pixels_option, output_options, quiet_option, run_batch
+from cvtools.cli.common import echo_err, finish, max_pixels_option, output_options, quiet_option, run_batch, tune_option
 
 
 def _tile_option(ctx, param, value):
@@ -49,6 +49,7 @@ def _tile_option(ctx, param, value):
               help="auto: fp16 on GPU; on CPU bf16 where it is native (AMX, AVX512-BF16), else fp32.")
 @click.option("--compile", "compile_", is_flag=True,
               help="torch.compile the network: slow first image, faster after (many same-size images on a GPU).")
+@tune_option
 @click.option("--engine", type=click.Choice(["pytorch", "onnxruntime"]), default="pytorch", show_default=True,
               help="onnxruntime: run the style's ONNX export on the CPU (exported once and cached; "
                    "needs pip install 'cvtools[onnx]'). BENCHMARKS.md compares their speed.")
