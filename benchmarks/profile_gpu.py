@@ -29,7 +29,6 @@ def top_kernels(fn, rows, title):
 
 def stylize(rows, quick_compile=False):
     from cvtools.style.records import resolve_style
-    from cvtools.style.stylize import Stylizer
 
     dev = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
@@ -92,7 +91,6 @@ def dream(rows):
 def train(rows, style, batch=64):
     """The real Trainer.step at 256 px, batch 64: eager, style network compiled, and style
     network + loss compiled."""
-    import os
     import tempfile
 
     from cvtools.style.train import TrainConfig, Trainer

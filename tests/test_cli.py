@@ -3,9 +3,7 @@
 import json
 import subprocess
 import sys
-import time
 
-from PIL import Image
 
 from conftest import SAMPLES
 

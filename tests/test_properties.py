@@ -3,7 +3,6 @@ tiling/blending code of stylize and dream."""
 
 from __future__ import annotations
 
-import io
 import os
 import string
 from pathlib import Path

@@ -2,7 +2,6 @@
 
 import copy
 import json
-import math
 import subprocess
 import sys
 
@@ -18,7 +17,7 @@ from cvtools.imageio import load_image, pil_to_tensor
 from cvtools.style import tiling
 from cvtools.style.losses import content_distance, gram_matrix
 from cvtools.style.network import TransformerNet, count_flops
-from cvtools.style.records import (BUNDLED_RECORDS, bundled_records, load_style_weights, resolve_style,
+from cvtools.style.records import (bundled_records, load_style_weights, resolve_style,
                                    save_style_weights)
 from cvtools.style.stylize import Stylizer, luminance, resize_long_side
 

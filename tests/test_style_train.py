@@ -158,7 +158,6 @@ def test_foreign_checkpoint_is_refused(tmp_path):
 
 def test_preloaded_photos_give_the_same_samples(tmp_path):
     """Preloading (decode once per process, before workers fork) must not change the data."""
-    import numpy as np
     import torch
     from PIL import Image
 

@@ -34,7 +34,6 @@ def make_seeds(d: Path) -> int:
     """Small valid images in every accepted format, and the bad-input corpus."""
     sys.path.insert(0, str(ROOT / "tests"))
     from badinputs import make_corpus, photo
-    from PIL import Image
 
     d.mkdir(parents=True, exist_ok=True)
     base = photo(24, 16)
