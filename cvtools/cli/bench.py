@@ -9,7 +9,8 @@ import click
 @click.option("--quick", is_flag=True, help="Smaller batches and fewer repeats (a minute or two on a laptop).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--only", multiple=True, metavar="WORKLOAD",
-              help="Run only these workloads (repeatable): backbone, stylize, train-style, dream, gradcam, folder.")
+              help="Run only these workloads (repeatable): backbone, stylize, train-style, dream, gradcam, "
+                   "painting, cams, folder.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--cold", is_flag=True,
               help="Instead: whole commands as a user runs them, each in a fresh process (one 1080p photo; "
