@@ -39,6 +39,12 @@ def main(argv=None):
     ap.add_argument("--judge", default="efficientnet_lite1")
     ap.add_argument("--out", default="/tmp/painting_quality")
     ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="where the optimisation runs (the judge and the trained "
+                                                   "styles run on the CPU in fp32)")
+    ap.add_argument("--size", type=int, default=0, help="resize photos to this longer side (default: their own)")
+    ap.add_argument("--sample-photos", nargs="*", help="judge these photos instead of the held-out research ones")
+    ap.add_argument("--reuse", help="a folder of results already made (STEM_PAINTING.png, e.g. from "
+                                    "painting_contact_sheet.py --keep): judge them instead of optimising")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="PaintingSettings overrides, e.g. --set steps=100 --set style_weight=20")
     args = ap.parse_args(argv)
@@ -56,6 +62,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     shared = Path(args.shared)
     files = sorted((shared / "data" / "photos" / "research").glob("*.jpg"))[::25][: args.photos]
+    if args.sample_photos:
+        files = [Path(p) for p in args.sample_photos]
     paintings = sorted((shared / "styles").glob("*.jpg"))
     if args.paintings:
         keep = set(args.paintings.split(","))
@@ -71,10 +79,11 @@ def main(argv=None):
     judge = load_backbone(args.judge, device="cpu", precision="fp32")
     layers = list(judge.defaults.style)
     content = judge.defaults.content
-    lite0 = load_backbone("efficientnet_lite0", device="cpu", precision="fp32")
+    dev = args.device
+    lite0 = load_backbone("efficientnet_lite0", device=dev, precision="bf16" if dev.startswith("cuda") else "fp32")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    photos = [(p.stem, pil_to_tensor(load_image(p).rgb)) for p in files]
+    photos = [(p.stem, pil_to_tensor(resize_long_side(load_image(p).rgb, args.size or None))) for p in files]
     results = {"judge": args.judge, "photos": [p.name for p in files], "settings": overrides, "paintings": {}}
 
     def judge_rows(target, photo, outs):
@@ -94,7 +103,11 @@ def main(argv=None):
         for stem, photo in photos:
             t0 = time.perf_counter()
             c0 = time.process_time()
-            opt = ps(photo)
+            kept = Path(args.reuse or ".") / f"{stem}_{name}.png"
+            if args.reuse and kept.exists():
+                opt = pil_to_tensor(load_image(kept).rgb)
+            else:
+                opt = ps(photo)
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             outs = [opt]
             save_image(out_dir / f"{stem}_{name}_opt.png", opt)
@@ -104,7 +117,7 @@ def main(argv=None):
                 save_image(out_dir / f"{stem}_{name}_net.png", net)
             d, c = judge_rows(target, photo, outs)
             row = dict(photo=stem, gram_photo=d[0], gram_opt=d[1], content_opt=c[0], seconds=wall, cpu_seconds=cpu,
-                       lite0_loss=ps.last_losses[-1])
+                       lite0_loss=ps.last_losses[-1] if ps.last_losses else None)
             if trained is not None:
                 row.update(gram_net=d[2], content_net=c[1])
             rows.append(row)

@@ -19,7 +19,17 @@ a network.
 - ``style_scale``: the painting is seen at ``style_scale`` × the picture's size at each level
   (capped at twice its own resolution), so 2 gives strokes twice as large, 0.5 half.
 - The pixels are ``sigmoid(z)`` of free variables ``z``: always in [0, 1], no clamping.
-- Optimiser: Adam on ``z`` (see OPTIMIZERS for what was measured against L-BFGS).
+- Optimiser: Adam on ``z`` by default. L-BFGS (``optimizer="lbfgs"``) reached a lower loss per
+  evaluation after ~25 (256 px, CPU: 0.996 vs Adam's 1.125-1.408 after 100) but crawls at the
+  start and on small problems; Adam needs no device syncs. ``cvtools bench --only painting``
+  times both on a GPU.
+- Against adversarial texture: optimising pixels against one small network finds patterns
+  that match its Gram matrices without looking like the painting (Lite0's style loss 0.02
+  while an independent network, Lite1, still measured 0.49). Three things measured to help on
+  Lite1 (starry_night, 192 px, Gram distance 0.485 before): a random shift of the backbone's
+  window at every step (``jitter``, 0.410), the channel mean/std term of losses.py
+  (``stats_weight``, 0.391 with style weight 30) and a higher style weight (0.402 with jitter).
+- Edges: the backbone sees the picture reflect-padded (no stripe along the top/left edges).
 - Progress: ``callback(done, total, loss)`` after steps (``loss`` a float every few steps,
   else None); the library never prints.
 """
@@ -41,6 +51,8 @@ from cvtools.errors import CvtoolsError, UsageError
 #: Which optimisers exist; the default is the one that measured faster to the same loss
 #: (BENCHMARKS.md / the commit that set it).
 OPTIMIZERS = ("adam", "lbfgs")
+#: pixels of reflection around the picture as the backbone sees it (see _objective)
+EDGE_PAD = 8
 
 
 @dataclass
@@ -51,13 +63,13 @@ class PaintingSettings:
     #: ``fine_steps`` of that each (they start from the upsampled coarse result)
     steps: int = 200
     fine_steps: float = 0.5
-    style_weight: float = 10.0
+    style_weight: float = 20.0
     content_weight: float = 1.0
     tv_weight: float = 1e-2
     #: the style statistic (losses.py): "gram" (plain Gram matrices) or "swag" (softmax before the
     #: Gram, where losses.py has it), plus an optional channel mean/std term of this weight
     transform: str = "gram"
-    stats_weight: float = 0.0
+    stats_weight: float = 1.0
     #: relative weight of each style layer (None: the backbone's defaults, all alike)
     layer_weights: Optional[Dict[str, float]] = None
     style_layers: Optional[Sequence[str]] = None
@@ -70,6 +82,8 @@ class PaintingSettings:
     lr: Optional[float] = None  # None: 0.05 for Adam (in logit units), 1 for L-BFGS
     #: amplitude of the uniform noise added to the photo at the start (seeded)
     noise: float = 0.0
+    #: random shift of the backbone's window, in pixels, at each step (0: none; see _objective)
+    jitter: int = 8
     #: report the loss every this many steps (reading it waits for the GPU)
     report_every: int = 10
 
@@ -214,6 +228,7 @@ class PaintingStylizer:
         self._targets: Dict[Tuple[int, int], list] = {}
         self.last_tiles = 0  # Stylizer's interface (this one never tiles)
         self.seed = 0  # the default seed of __call__
+        self._jitter_seed = 0
         self.last_losses: List[Dict[str, float]] = []
         #: called as callback(done, total, loss) during optimisation (the CLI's progress bar)
         self.callback: Optional[Callable[[int, int, Optional[float]], None]] = None
@@ -253,12 +268,40 @@ class PaintingStylizer:
         s = self.settings
         bb = self.backbone
         targets = self._style_targets(level_side)
-        with torch.no_grad():
-            photo_content = bb.features(photo, [self.content_layer])[self.content_layer]
+        # The backbone sees the picture reflect-padded by EDGE_PAD pixels: its strided
+        # convolutions pad only at the bottom and right (TensorFlow "same"), which left a
+        # one-pixel stripe along the top and left edges of optimised pictures
+        # With ``jitter`` the window moves by a random offset each evaluation (picture and photo
+        # alike): patterns that match the painting's statistics only at one alignment of the
+        # backbone's stride grid (adversarial texture) stop paying.
+        # (L-BFGS needs a deterministic objective: no jitter there)
+        jitter = 0 if s.optimizer == "lbfgs" else max(0, min(s.jitter, min(photo.shape[-2:]) // 4))
+        pad = min(EDGE_PAD + jitter, min(photo.shape[-2:]) - 1)
+        h, w = photo.shape[-2:]
+        gen = torch.Generator().manual_seed(self._jitter_seed)
+        big = pad - jitter  # the window's margin around the picture
+
+        def padded(x, oy=jitter, ox=jitter):
+            if pad <= 0:
+                return x
+            x = torch.nn.functional.pad(x, (pad, pad, pad, pad), mode="reflect")
+            return x[..., oy:oy + h + 2 * big, ox:ox + w + 2 * big]
+
+        fixed_content = None
+        if not jitter:
+            with torch.no_grad():
+                fixed_content = bb.features(padded(photo), [self.content_layer])[self.content_layer]
         layers = list(dict.fromkeys(self.style_layers + [self.content_layer]))
 
-        def loss(x):
-            feats = bb.features(x, layers)
+        def loss(x, random_shift=True):
+            oy, ox = jitter, jitter
+            if jitter and random_shift:
+                oy, ox = (int(v) for v in torch.randint(0, 2 * jitter + 1, (2,), generator=gen))
+            photo_content = fixed_content
+            if photo_content is None:
+                with torch.no_grad():
+                    photo_content = bb.features(padded(photo, oy, ox), [self.content_layer])[self.content_layer]
+            feats = bb.features(padded(x, oy, ox), layers)
             style = 0.0
             for target, weight in targets:
                 d = gram_distances(feats, target)
@@ -283,7 +326,7 @@ class PaintingStylizer:
         {"total", "style", "content", "tv"}."""
         photo = (photo[None] if photo.dim() == 3 else photo).to(self.device, torch.float32)
         image = (image[None] if image.dim() == 3 else image).to(self.device, torch.float32)
-        total, (style, content, tv) = self._objective(photo, max(photo.shape[-2:]))(image)
+        total, (style, content, tv) = self._objective(photo, max(photo.shape[-2:]))(image, random_shift=False)
         return dict(total=float(total), style=float(style), content=float(content), tv=float(tv))
 
     # ------------------------------------------------------------------ optimisation
@@ -310,6 +353,7 @@ class PaintingStylizer:
         done = 0
         self.last_losses = []
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
+        self._jitter_seed = int(seed)
         x = None
         prev_photo = None
         for i, size in enumerate(sizes):
