@@ -158,7 +158,7 @@ class StepBar:
         if self.bar is None or done < self.done:
             self.close()
             self.bar = tqdm(total=total, desc="optimising", unit="step", file=sys.stderr, dynamic_ncols=True,
-                            leave=False)
+                            leave=False, disable=None)  # None: drawn on a terminal only, never into logs
             self.done = 0
         self.bar.update(done - self.done)
         self.done = done
