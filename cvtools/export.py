@@ -413,6 +413,17 @@ def _failed(report: ExportReport) -> Optional[str]:
 # ---------------------------------------------------------------------------- styles
 
 
+def _validated(precision, path, overwrite, opset, check, check_images):
+    """Every export's arguments checked, and the tools it needs present, before any work."""
+    precision = _check_precision(precision)
+    path = _check_target(path, overwrite)
+    opset = _check_opset(opset)
+    require_exporter()
+    if check:
+        require_onnxruntime()
+    return precision, path, opset, (_images(check_images) if check else [])
+
+
 def export_style(style, path, precision: str = "fp32", opset: Optional[int] = None, overwrite: bool = False,
                  check: bool = True, check_images: Optional[Sequence] = None,
                  notify: Optional[Callable[[str], None]] = None) -> ExportReport:
@@ -426,13 +437,7 @@ def export_style(style, path, precision: str = "fp32", opset: Optional[int] = No
     from cvtools.style.records import resolve_style
     from cvtools.weights import sha256_file
 
-    precision = _check_precision(precision)
-    path = _check_target(path, overwrite)
-    opset = _check_opset(opset)
-    require_exporter()
-    if check:
-        require_onnxruntime()
-    images = _images(check_images) if check else []
+    precision, path, opset, images = _validated(precision, path, overwrite, opset, check, check_images)
     record = resolve_style(style)
     net = record.load_network(device="cpu")  # verifies the weights' SHA-256 against the record
     started = time.perf_counter()
@@ -523,13 +528,7 @@ def export_backbone(name, path, precision: str = "fp32", opset: Optional[int] = 
 
     from cvtools.backbones import load_backbone
 
-    precision = _check_precision(precision)
-    path = _check_target(path, overwrite)
-    opset = _check_opset(opset)
-    require_exporter()
-    if check:
-        require_onnxruntime()
-    images = _images(check_images) if check else []
+    precision, path, opset, images = _validated(precision, path, overwrite, opset, check, check_images)
     backbone = load_backbone(name, device="cpu", precision="fp32", weights=weights)
     started = time.perf_counter()
     dtype = torch.float16 if precision == "fp16" else torch.float32
