@@ -196,6 +196,13 @@ def attribution_command(name, methods):
     return command
 
 
+def _backbone_for(methods, model_opts):
+    """The backbone, in fp32 under --precision auto when a method needs it (_wants_fp32)."""
+    if model_opts.get("precision") == "auto" and _wants_fp32(methods):
+        model_opts = dict(model_opts, precision="fp32")
+    return load_backbone_from_options(**model_opts)
+
+
 def _wants_fp32(methods) -> bool:
     """Pixel-space gradients underflow in fp16; only the CAM family (gradients at a late layer, the
     fast path of issue 9) keeps the GPU's fp16 default. Not Ablation-CAM: its weights are
@@ -216,9 +223,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
 
     methods = parse_methods(",".join(methods), more_methods or "")
     target = parse_target(target)  # a bad class name fails before the network loads
-    if model_opts.get("precision") == "auto" and _wants_fp32(methods):
-        model_opts["precision"] = "fp32"
-    backbone = load_backbone_from_options(**model_opts)
+    backbone = _backbone_for(methods, model_opts)
     gpu = backbone.device.type != "cpu"
     size = size or backbone.preprocessing.crop_size
     batch_size = batch_size or (64 if gpu else 8)
@@ -488,9 +493,7 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
 
     names = parse_methods(methods)
     target = parse_target(target)
-    if model_opts.get("precision") == "auto" and _wants_fp32(names):
-        model_opts["precision"] = "fp32"
-    backbone = load_backbone_from_options(**model_opts)
+    backbone = _backbone_for(names, model_opts)
     gpu = backbone.device.type != "cpu"
     size = size or backbone.preprocessing.crop_size
     batch_size = batch_size or (32 if gpu else 4)
