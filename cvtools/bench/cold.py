@@ -8,10 +8,12 @@ marks the command records (:mod:`cvtools.timings`):
 - device: creating the CUDA context (0 on the CPU);
 - model: building and loading the network (weights read, folded, moved to the device);
 - first result: decoding the photo and computing it, up to the first write;
-- write and exit: encoding, writing the file(s), interpreter shutdown.
+- write: encoding and writing the first output (with its marker);
+- exit: everything after it up to the process's end (for one photo: interpreter and CUDA
+  shutdown).
 
-For folders the phases cover the whole run, so "first result" is the first photo and the rest
-lands in "write and exit"; the folder rows compare 12 photos of 12 different sizes with 12 of one
+For folders the phases cover the whole run, so "first result" and "write" are the first photo's
+and the rest lands in "exit"; the folder rows compare 12 photos of 12 different sizes with 12 of one
 size, the case where per-shape costs (cuDNN plans, CUDA graph captures) show.
 """
 
@@ -27,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional
 
-PHASES = ("imports", "device", "model", "first result", "write and exit")
+PHASES = ("imports", "device", "model", "first result", "write", "exit")
 
 #: 12 photo sizes a folder of phone and camera pictures might hold (long side 1024-2048)
 MIXED_SIZES = [(1920, 1080), (1080, 1920), (1600, 1200), (1200, 1600), (2048, 1536), (1536, 2048),
@@ -73,7 +75,8 @@ def _run(args: List[str], device: str, workdir: Path) -> ColdRow:
     if r.returncode != 0:
         return ColdRow(command, total, note="failed: " + (r.stderr.strip().splitlines() or ["?"])[-1][:200])
     marks = json.loads(timings.read_text()) if timings.exists() else {}
-    points = [marks.get("imports"), marks.get("device"), marks.get("model"), marks.get("first_write"), total]
+    points = [marks.get("imports"), marks.get("device"), marks.get("model"), marks.get("first_write"),
+              marks.get("first_written"), total]
     phases, last = {}, 0.0
     for name, t in zip(PHASES, points):
         if t is None:

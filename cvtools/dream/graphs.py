@@ -89,11 +89,30 @@ class CapturedOctave:
 
 class GraphCache:
     """Captured octaves by (shape, steps), least recently used dropped beyond ``size``
-    (each capture holds its own memory pool)."""
+    (each capture holds its own memory pool).
 
-    def __init__(self, size: int = 8):
+    A shape is captured only when it comes back (``capture_from``-th sighting): capturing costs
+    about as much host time as running the octave eagerly three times (two warm-up steps, then
+    every step recorded op by op, then the graph instantiated), and pays back only on replays.
+    A single photo, or a folder of photos in many sizes, never repeats a shape; a folder of
+    same-size photos, an animation or a video repeats it from the second image on.
+    """
+
+    def __init__(self, size: int = 8, capture_from: int = 2):
         self.size = size
+        self.capture_from = capture_from
         self._items: "OrderedDict[tuple, CapturedOctave]" = OrderedDict()
+        self._sightings: "OrderedDict[tuple, int]" = OrderedDict()
+
+    def should_capture(self, key) -> bool:
+        """Count one sighting of ``key``; True when it is captured (or to be captured) now."""
+        if key in self._items:
+            return True
+        seen = self._sightings.pop(key, 0) + 1
+        self._sightings[key] = seen
+        while len(self._sightings) > 64:  # a long mixed folder: forget the oldest shapes
+            self._sightings.popitem(last=False)
+        return seen >= self.capture_from
 
     def get(self, key, make: Callable[[], CapturedOctave]) -> CapturedOctave:
         if key in self._items:
@@ -107,6 +126,7 @@ class GraphCache:
 
     def clear(self):
         self._items.clear()
+        self._sightings.clear()
 
     def __len__(self):
         return len(self._items)
