@@ -27,7 +27,7 @@ import struct
 import threading
 import tempfile
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
@@ -47,10 +47,50 @@ DEFAULT_MAX_PIXELS = 100_000_000
 #: panoramas are about 12:1.
 MAX_ASPECT_RATIO = 50
 
-# Pillow's own guard warns or raises at its own thresholds; we apply ours explicitly instead.
-Image.MAX_IMAGE_PIXELS = None
-# Truncated files must fail loudly, never decode into half-grey images.
-ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Pillow's settings are process-wide and belong to whoever imports cvtools: importing this module
+# changes none of them. Where a decode needs another value (see _pillow_settings), it is set for
+# that decode only and put back afterwards.
+_pillow_lock = threading.Lock()
+_pillow_held = {}  # setting name -> [decodes holding it, the value to put back]
+
+
+@contextmanager
+def _pillow_setting(module, name: str, value):
+    """``module.name = value`` while this decode runs (and any others holding the same setting,
+    which all ask for the same value); the earlier value is put back when the last one ends."""
+    key = f"{module.__name__}.{name}"
+    with _pillow_lock:
+        hold = _pillow_held.setdefault(key, [0, None])
+        if hold[0] == 0:
+            hold[1] = getattr(module, name)
+            setattr(module, name, value)
+        hold[0] += 1
+    try:
+        yield
+    finally:
+        with _pillow_lock:
+            hold[0] -= 1
+            if hold[0] == 0:
+                setattr(module, name, hold[1])
+                del _pillow_held[key]
+
+
+@contextmanager
+def _pillow_settings(lift_pixel_limit: bool = False):
+    """What a cvtools decode needs from Pillow's globals, and nothing when they already say it.
+
+    lift_pixel_limit: Pillow's own decompression-bomb threshold (~179 MP raises) is off, for
+    images it refuses: cvtools checks the header against its own limit (``CVTOOLS_MAX_PIXELS``,
+    ``--max-pixels``) before decoding, and that limit is the one that decides and that names
+    the way to allow a large image. Truncated files always fail loudly (never half-grey
+    images), even where the importing program told Pillow to accept them.
+    """
+    with ExitStack() as stack:
+        if lift_pixel_limit:
+            stack.enter_context(_pillow_setting(Image, "MAX_IMAGE_PIXELS", None))
+        if ImageFile.LOAD_TRUNCATED_IMAGES:
+            stack.enter_context(_pillow_setting(ImageFile, "LOAD_TRUNCATED_IMAGES", False))
+        yield
 
 
 def max_pixels_from_env() -> Optional[int]:
@@ -269,6 +309,45 @@ def to_srgb(rgb: Image.Image, icc: Optional[bytes]) -> Image.Image:
     return ImageCms.applyTransform(rgb, transform)
 
 
+def _decode(f, path: Path, kind: Optional[tuple], max_pixels: Optional[int]):
+    """(RGB, alpha or None) from the open file ``f``, after the header's size is checked against
+    ``max_pixels`` and the shape limits; Pillow's exceptions pass through."""
+    f.seek(0)
+    try:
+        im = Image.open(f, formats=SAFE_FORMATS)
+    except UnidentifiedImageError:
+        if kind is not None:
+            raise ImageError(path, f"damaged {kind[0]} file (its header cannot be read)") from None
+        raise ImageError(path, "not a recognised image file (cvtools reads JPEG, PNG, GIF, BMP, "
+                               "TIFF, WebP, PPM, TGA, AVIF and QOI)") from None
+    with im:
+        w, h = im.size
+        if w < 1 or h < 1:
+            raise ImageError(path, f"image has no pixels ({w}x{h})")
+        if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+            raise ImageError(path, f"{w}x{h} is a degenerate shape (aspect ratio {max(w, h) / min(w, h):.0f}:1, "
+                                   f"over the {MAX_ASPECT_RATIO}:1 limit); crop or pad it first")
+        if max_pixels is not None and w * h > max_pixels:
+            raise ImageError(
+                path,
+                f"{w}x{h} is {_pixels(w * h)}, over the {_pixels(max_pixels)} safety limit "
+                "(possible decompression bomb); pass --max-pixels 0 or set CVTOOLS_MAX_PIXELS=0 "
+                "to allow it",
+            )
+        if getattr(im, "n_frames", 1) > 1:
+            im.seek(0)
+        im.load()
+        icc = im.info.get("icc_profile")
+        im = ImageOps.exif_transpose(im)
+        rgb, alpha = normalize_mode(im)
+        if icc:
+            rgb = to_srgb(rgb, icc)
+        rgb.load()
+        if alpha is not None:
+            alpha.load()
+    return rgb, alpha
+
+
 def load_image(path, max_pixels: Optional[int] = -1) -> LoadedImage:
     """Decode an image file into 8-bit RGB (+ alpha), EXIF orientation applied.
 
@@ -311,47 +390,20 @@ def load_image(path, max_pixels: Optional[int] = -1) -> LoadedImage:
                 raise ImageError(path, f"{kind[0]} files are not supported; convert it to PNG or JPEG")
             if kind is not None and kind[0] == "PNG":
                 _check_png_crcs(f)
-                f.seek(0)
             try:
-                im = Image.open(f, formats=SAFE_FORMATS)
-            except UnidentifiedImageError:
-                if kind is not None:
-                    raise ImageError(path, f"damaged {kind[0]} file (its header cannot be read)") from None
-                raise ImageError(path, "not a recognised image file (cvtools reads JPEG, PNG, GIF, BMP, "
-                                       "TIFF, WebP, PPM, TGA, AVIF and QOI)") from None
-            with im:
-                w, h = im.size
-                if w < 1 or h < 1:
-                    raise ImageError(path, f"image has no pixels ({w}x{h})")
-                if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
-                    raise ImageError(path, f"{w}x{h} is a degenerate shape (aspect ratio {max(w, h) / min(w, h):.0f}:1, "
-                                           f"over the {MAX_ASPECT_RATIO}:1 limit); crop or pad it first")
-                if max_pixels is not None and w * h > max_pixels:
-                    raise ImageError(
-                        path,
-                        f"{w}x{h} is {_pixels(w * h)}, over the {_pixels(max_pixels)} safety limit "
-                        "(possible decompression bomb); pass --max-pixels 0 or set CVTOOLS_MAX_PIXELS=0 "
-                        "to allow it",
-                    )
-                if getattr(im, "n_frames", 1) > 1:
-                    im.seek(0)
-                im.load()
-                icc = im.info.get("icc_profile")
-                im = ImageOps.exif_transpose(im)
-                rgb, alpha = normalize_mode(im)
-                if icc:
-                    rgb = to_srgb(rgb, icc)
-                rgb.load()
-                if alpha is not None:
-                    alpha.load()
+                with _pillow_settings():
+                    rgb, alpha = _decode(f, path, kind, max_pixels)
+            except Image.DecompressionBombError:
+                # over Pillow's own threshold: read the header again without it, so that our
+                # limit decides (and its message says how to allow the image)
+                with _pillow_settings(lift_pixel_limit=True):
+                    rgb, alpha = _decode(f, path, kind, max_pixels)
     except ImageError:
         raise
     except MemoryError:
         raise ImageError(path, "too large to decode in the memory available") from None
     except (KeyboardInterrupt, SystemExit):
         raise
-    except Image.DecompressionBombError as exc:  # pragma: no cover - our own guard comes first
-        raise ImageError(path, one_line(str(exc))) from None
     except Exception as exc:  # truncated data, bad CRC, broken headers, plugin parse errors
         reason = one_line(str(exc), 200) or type(exc).__name__
         raise ImageError(path, f"cannot decode image ({reason})") from None
@@ -538,6 +590,24 @@ def input_digest(path) -> str:
         return ""
 
 
+def _marker_text(path) -> Optional[str]:
+    """The marker's raw text from an image's header (PNG text, JPEG comment, WebP/TIFF EXIF)."""
+    with open(path, "rb") as f, Image.open(f, formats=SAFE_FORMATS) as im:
+        text = im.info.get(MARKER_KEY)
+        if isinstance(text, str):
+            return text
+        comment = im.info.get("comment")
+        if isinstance(comment, bytes) and comment.startswith(_MARKER_PREFIX.encode()):
+            return comment[len(_MARKER_PREFIX):].decode("ascii", "replace")
+        if im.format in ("WEBP", "TIFF"):
+            desc = im.getexif().get(0x010E)
+            if isinstance(desc, bytes):
+                desc = desc.decode("ascii", "replace")
+            if isinstance(desc, str) and desc.startswith(_MARKER_PREFIX):
+                return desc[len(_MARKER_PREFIX):]
+    return None
+
+
 def read_marker(path) -> Optional[dict]:
     """The provenance marker of an image cvtools wrote ({"command", "options", "digest",
     "input", "tool"}), or None (no marker, not an image, unreadable, malformed). Reads only the
@@ -547,22 +617,13 @@ def read_marker(path) -> Optional[dict]:
     try:
         if not _stat.S_ISREG(os.stat(path).st_mode):
             return None
-        raw = None
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with open(path, "rb") as f, Image.open(f, formats=SAFE_FORMATS) as im:
-                text = im.info.get(MARKER_KEY)
-                if isinstance(text, str):
-                    raw = text
-                comment = im.info.get("comment")
-                if raw is None and isinstance(comment, bytes) and comment.startswith(_MARKER_PREFIX.encode()):
-                    raw = comment[len(_MARKER_PREFIX):].decode("ascii", "replace")
-                if raw is None and im.format in ("WEBP", "TIFF"):
-                    desc = im.getexif().get(0x010E)
-                    if isinstance(desc, bytes):
-                        desc = desc.decode("ascii", "replace")
-                    if isinstance(desc, str) and desc.startswith(_MARKER_PREFIX):
-                        raw = desc[len(_MARKER_PREFIX):]
+            try:
+                raw = _marker_text(path)
+            except Image.DecompressionBombError:  # a large output (allowed by our limit): headers only
+                with _pillow_settings(lift_pixel_limit=True):
+                    raw = _marker_text(path)
         if not raw or len(raw) > 65536:
             return None
         marker = json.loads(raw)
@@ -1076,4 +1137,5 @@ def save_image(path, image, alpha=None, quality: int = 95) -> Path:
         im.save(tmp, format=fmt, **kwargs)
 
     atomic_write(path, write)
+    mark("first_written")
     return path

@@ -93,6 +93,55 @@ def test_decompression_bomb_guard(tmp_path, monkeypatch):
     assert load_image(p).size == (3000, 2000)
 
 
+def test_importing_and_loading_leave_pillow_settings_alone(tmp_path):
+    """Pillow's globals belong to the program that imports cvtools: neither the import nor a
+    load changes them (checked in a fresh interpreter, where nothing else has set them)."""
+    import subprocess
+    import sys
+
+    p = tmp_path / "a.png"
+    _rgb().save(p)
+    code = ("from PIL import Image, ImageFile\n"
+            "before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)\n"
+            "import cvtools.imageio as io\n"
+            "after_import = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)\n"
+            f"assert io.load_image({str(p)!r}).size == (40, 30)\n"
+            "after_load = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)\n"
+            "assert before == after_import == after_load, (before, after_import, after_load)\n"
+            "assert before[0] is not None and before[1] is False\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def test_our_pixel_limit_decides_over_pillows(tmp_path, monkeypatch):
+    """A program that set Pillow's own bomb threshold low (here 1,000 pixels: it raises above
+    2,000) does not change what cvtools accepts: the 64x64 image (4,096 pixels) loads with our
+    limit off, is refused with our message (naming its size and how to allow it) under a limit
+    it exceeds, and the program's setting is back in place after both."""
+    from PIL import ImageFile
+
+    p = tmp_path / "big.png"
+    _rgb(64, 64).save(p)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(p)  # the program's own threshold is in force
+    assert load_image(p, max_pixels=None).size == (64, 64)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    with pytest.raises(ImageError, match=r"big.png: 64x64 is 4,096 pixels, over the 4,000 pixels safety limit"
+                                         r".*CVTOOLS_MAX_PIXELS=0"):
+        load_image(p, max_pixels=4000)
+    assert Image.MAX_IMAGE_PIXELS == 1000
+    # and a program that lets Pillow accept truncated files still gets them refused by cvtools
+    t = tmp_path / "trunc.jpg"
+    buf = io.BytesIO()
+    _rgb(200, 200).save(buf, "JPEG")
+    t.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    monkeypatch.setattr(ImageFile, "LOAD_TRUNCATED_IMAGES", True)
+    with pytest.raises(ImageError, match="trunc.jpg: cannot decode"):
+        load_image(t)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+
+
 def test_output_never_overwrites_input_or_existing(tmp_path):
     """Derived names move on to the next free name; an explicit -o FILE is never renamed."""
     src = tmp_path / "a.jpg"
