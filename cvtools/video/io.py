@@ -1,0 +1,845 @@
+"""Video input and output: decode frames from mp4/mov/mkv/webm/avi and animated GIF/WebP, encode
+them back with the audio track, atomically.
+
+Decoding and encoding use PyAV (FFmpeg inside its wheels; imported lazily, so commands that never
+see a video never load it). Animated GIF and WebP go through Pillow (it reads both, with each
+frame's duration).
+
+>>> from cvtools.video.io import probe_video, read_frames, write_video
+>>> info = probe_video("clip.mp4")                 # validated: size, frame rate, length, audio
+>>> frames = [f.rgb for f in read_frames("clip.mp4", start=2.0, duration=1.5)]   # H×W×3 uint8
+>>> write_video("out.mp4", frames, fps=info.fps, audio_from=("clip.mp4", 2.0, 1.5))
+
+Untrusted files: the container is recognised from its first bytes and opened with that demuxer
+only (never FFmpeg's guess, which would follow an HLS playlist or a concat list named .mp4 to
+other files), the size is checked against the pixel limit (``CVTOOLS_MAX_PIXELS``) and the
+aspect-ratio limit before any frame is decoded, the length against :data:`MAX_FRAMES`, and the
+first frame is decoded before any output is made. Every failure is an
+:class:`~cvtools.errors.ImageError` naming the file, on one line.
+
+Output (:class:`VideoWriter`): H.264 (yuv420p, CRF 18) in mp4/mov/mkv, VP9 in webm, or an
+animated GIF/WebP through Pillow; the frame rate and timestamps of the input are kept; the audio
+is copied packet for packet when the container takes its codec, else re-encoded (AAC, or Opus
+for webm). yuv420p needs even sides: an odd width or height is cropped by one pixel (and the
+caller is told).
+"""
+
+from __future__ import annotations
+
+import os
+import stat as _stat
+import threading
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
+
+from cvtools.errors import CvtoolsError, ImageError, one_line
+
+#: Video containers read (and written: each maps to an FFmpeg muxer).
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
+#: Written through FFmpeg; .gif/.webp through Pillow.
+WRITABLE_VIDEO = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
+#: Image formats that may hold an animation (read through Pillow).
+ANIMATION_EXTENSIONS = {".gif", ".webp"}
+#: Default output container for an input of each kind (GIF/WebP/AVI/WebM become mp4: full colour,
+#: H.264 encodes fast and plays everywhere).
+DEFAULT_OUTPUT_EXT = {".mp4": ".mp4", ".m4v": ".mp4", ".mov": ".mov", ".mkv": ".mkv"}
+#: Longest clip accepted (frames): 10 hours at 60 fps.
+MAX_FRAMES = 2_160_000
+#: Frame rates accepted (frames per second).
+MIN_FPS, MAX_FPS = Fraction(1, 100), Fraction(1000)
+#: GIF/WebP outputs are assembled in memory: refused over this many bytes of frames.
+MAX_ANIMATION_BYTES = 2 * 1024 ** 3
+
+_AV_LOCK = threading.Lock()
+
+
+def av_module():
+    """PyAV, imported on first use; a one-line error saying how to install it when missing."""
+    try:
+        import av
+    except ImportError:
+        raise CvtoolsError("video needs PyAV (FFmpeg for Python): pip install av") from None
+    return av
+
+
+def _av_errors():
+    av = av_module()
+    return (av.error.FFmpegError, av.error.InvalidDataError) if hasattr(av, "error") else (Exception,)
+
+
+@dataclass
+class VideoInfo:
+    """What :func:`probe_video` found (validated)."""
+
+    path: Path
+    width: int
+    height: int
+    fps: Fraction
+    #: frame count: exact for GIF/WebP, the container's count or duration × fps for videos (None: unknown)
+    frames: Optional[int]
+    duration: Optional[float]
+    has_audio: bool
+    codec: str
+    kind: str  # "video" (FFmpeg) or "animation" (GIF/WebP through Pillow)
+    audio_codec: Optional[str] = None
+    #: clockwise rotation (0, 90, 180, 270) the player applies (phone videos): frames are returned upright
+    rotation: int = 0
+    #: per-frame durations in seconds (animations only)
+    durations: Optional[Tuple[float, ...]] = None
+
+    @property
+    def display_size(self) -> Tuple[int, int]:
+        """(width, height) of the frames as returned (after rotation)."""
+        return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+
+
+@dataclass
+class Frame:
+    """One decoded frame: ``rgb`` H×W×3 uint8 (C-contiguous), ``time`` in seconds from the start of
+    the range read, ``index`` 0, 1, 2 …"""
+
+    rgb: "object"
+    time: float
+    index: int
+
+
+# ----------------------------------------------------------------------------- recognising
+
+
+def _sniff_container(head: bytes) -> Optional[str]:
+    """The FFmpeg demuxer for a file's first bytes, or None (not a container cvtools reads)."""
+    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
+        return "mov"  # FFmpeg's one demuxer for mov, mp4, m4v, 3gp
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "matroska"  # mkv and webm
+    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
+        return "avi"
+    return None
+
+
+def _animation_kind(head: bytes) -> Optional[str]:
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def _check_file(path: Path) -> bytes:
+    """The file's first 64 bytes, after the checks every input gets (exists, regular, not empty)."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise ImageError(path, "no such file" if not path.is_symlink() else "broken symbolic link") from None
+    except OSError as exc:
+        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from None
+    if _stat.S_ISDIR(st.st_mode):
+        raise ImageError(path, "is a directory, not a video")
+    if not _stat.S_ISREG(st.st_mode):
+        raise ImageError(path, "not a regular file")
+    if st.st_size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+    try:
+        with open(path, "rb") as f:
+            return f.read(64)
+    except OSError as exc:
+        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from None
+
+
+def is_video(path) -> bool:
+    """True for a video file name (mp4, mov, mkv, webm, m4v, avi) and for a GIF or WebP holding
+    more than one frame (a still GIF/WebP is an image). Reads only the header of GIF/WebP files;
+    never raises."""
+    p = Path(path)
+    ext = p.suffix.lower()
+    if ext in VIDEO_EXTENSIONS:
+        return True
+    if ext not in ANIMATION_EXTENSIONS:
+        return False
+    try:
+        if not p.is_file():
+            return False
+        from PIL import Image
+
+        with Image.open(p, formats=("GIF", "WEBP")) as im:
+            return bool(getattr(im, "is_animated", False))
+    except Exception:
+        return False
+
+
+def _limits(path, w: int, h: int, max_pixels) -> None:
+    from cvtools.imageio import MAX_ASPECT_RATIO, max_pixels_from_env
+
+    if w < 2 or h < 2:
+        raise ImageError(path, f"video frames are {w}x{h}: too small")
+    if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+        raise ImageError(path, f"{w}x{h} is a degenerate shape (aspect ratio {max(w, h) / min(w, h):.0f}:1, over the "
+                               f"{MAX_ASPECT_RATIO}:1 limit)")
+    limit = max_pixels_from_env() if max_pixels == -1 else max_pixels
+    if limit and w * h > limit:
+        raise ImageError(path, f"video frames are {w}x{h} ({w * h / 1e6:.1f} megapixels), over the "
+                               f"{limit / 1e6:.1f} megapixel safety limit; pass --max-pixels 0 to allow it")
+
+
+def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
+    """Open and validate a video or an animated GIF/WebP: one video stream, sane size (the pixel and
+    aspect limits of images), a usable frame rate, at most :data:`MAX_FRAMES` frames, and a first
+    frame that decodes. Raises ImageError naming the file."""
+    path = Path(path)
+    head = _check_file(path)
+    anim = _animation_kind(head)
+    if anim is not None:
+        return _probe_animation(path, anim, max_pixels)
+    demuxer = _sniff_container(head)
+    if demuxer is None:
+        from cvtools.imageio import _sniff
+
+        kind = _sniff(head)
+        what = f"a {kind[0]} file, not a video" if kind else "not a recognised video file"
+        raise ImageError(path, f"{what} (cvtools reads mp4, mov, mkv, webm, avi and animated GIF/WebP)")
+    av = av_module()
+    errors = _av_errors()
+    try:
+        with av.open(str(path), format=demuxer, metadata_errors="ignore") as container:
+            if not container.streams.video:
+                raise ImageError(path, "has no video stream")
+            stream = container.streams.video[0]
+            cc = stream.codec_context
+            w, h = int(cc.width or 0), int(cc.height or 0)
+            _limits(path, w, h, max_pixels)
+            fps = stream.average_rate or stream.guessed_rate or stream.base_rate
+            fps = Fraction(fps) if fps else None
+            if fps is None or not (MIN_FPS <= fps <= MAX_FPS):
+                raise ImageError(path, f"no usable frame rate ({float(fps) if fps else 'none'} frames/s)")
+            duration = None
+            if stream.duration and stream.time_base:
+                duration = float(stream.duration * stream.time_base)
+            elif container.duration:
+                duration = container.duration / 1_000_000
+            frames = int(stream.frames) if stream.frames else (round(duration * fps) if duration else None)
+            if (frames and frames > MAX_FRAMES) or (duration and duration * fps > MAX_FRAMES):
+                raise ImageError(path, f"{frames or round(duration * fps):,} frames, over the {MAX_FRAMES:,} frame "
+                                       "limit; cut it first (--start/--duration read only part of a clip)")
+            audio = container.streams.audio[0] if container.streams.audio else None
+            codec = cc.name or "unknown"
+            # the first frame must decode (a damaged or unsupported stream fails here, before any output)
+            first = None
+            for first in container.decode(stream):
+                break
+            if first is None:
+                raise ImageError(path, "holds no decodable video frames (truncated or damaged)")
+            rotation = _rotation(first)
+            if (first.width, first.height) != (w, h):
+                _limits(path, first.width, first.height, max_pixels)
+                w, h = first.width, first.height
+            return VideoInfo(path, w, h, fps, frames, duration, audio is not None, codec, "video",
+                             audio.codec_context.name if audio is not None else None, rotation)
+    except ImageError:
+        raise
+    except CvtoolsError:
+        raise
+    except MemoryError:
+        raise ImageError(path, "too large to decode in the memory available") from None
+    except errors as exc:
+        raise ImageError(path, f"cannot read video ({_reason(exc)})") from None
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        raise ImageError(path, f"cannot read video ({_reason(exc)})") from None
+
+
+def _reason(exc) -> str:
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    text = str(text).replace("[Errno", "").strip()
+    return one_line(text, 200)
+
+
+def _rotation(frame) -> int:
+    """Clockwise degrees a player turns this frame by (its display matrix), as 0/90/180/270."""
+    try:
+        r = frame.rotation  # counter-clockwise degrees (FFmpeg's av_display_rotation_get)
+    except Exception:
+        return 0
+    if not r:
+        return 0
+    return int(round(-float(r) / 90.0)) % 4 * 90
+
+
+def _probe_animation(path: Path, fmt: str, max_pixels) -> VideoInfo:
+    from PIL import Image
+
+    try:
+        with Image.open(path, formats=(fmt,)) as im:
+            w, h = im.size
+            _limits(path, w, h, max_pixels)
+            n = getattr(im, "n_frames", 1)
+            if n > MAX_FRAMES:
+                raise ImageError(path, f"{n:,} frames, over the {MAX_FRAMES:,} frame limit")
+            durations = []
+            for k in range(n):
+                im.seek(k)
+                d = im.info.get("duration") or 100  # browsers show 0 ms frames at 100 ms
+                durations.append(max(0.02, float(d) / 1000.0))  # and < 20 ms as 100 ms too; clamp
+            im.seek(0)
+            im.load()
+    except ImageError:
+        raise
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        raise ImageError(path, f"cannot read animation ({_reason(exc)})") from None
+    if n < 2:
+        raise ImageError(path, "a still image (one frame), not an animation")
+    total = sum(durations)
+    median = sorted(durations)[len(durations) // 2]
+    fps = Fraction(1.0 / median).limit_denominator(1001)
+    return VideoInfo(path, w, h, fps, n, total, False, fmt.lower(), "animation", durations=tuple(durations))
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+def output_size(info: VideoInfo, size: Optional[int] = None, even: bool = True) -> Tuple[Tuple[int, int], Optional[str]]:
+    """((width, height) of the frames as read, a note or None): upright, resized so the longer side
+    is ``size`` if given, and with even sides when ``even`` (yuv420p) — an odd side of the source is
+    cropped by one pixel (the note says so)."""
+    w, h = info.display_size
+    note = None
+    if size:
+        scale = size / max(w, h)
+        w, h = max(2, round(w * scale)), max(2, round(h * scale))
+        if even:
+            w, h = w - w % 2, h - h % 2
+    elif even and (w % 2 or h % 2):
+        ew, eh = w - w % 2, h - h % 2
+        note = (f"{w}x{h} has an odd side; H.264/VP9 (yuv420p) need even sides: cropped 1 px to {ew}x{eh}")
+        w, h = ew, eh
+    return (w, h), note
+
+
+def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size: Optional[int] = None,
+                even: bool = False, info: Optional[VideoInfo] = None, max_pixels: Optional[int] = -1,
+                threads: int = 0) -> Iterator[Frame]:
+    """Decode the frames of ``path`` from ``start`` seconds, for ``duration`` seconds (None: to the
+    end), as H×W×3 uint8 RGB: upright (phone videos' rotation applied), resized to a longer side of
+    ``size`` (None: as stored), with even sides if ``even`` (cropped by 1 px). ``info``: from
+    :func:`probe_video` (probed here otherwise). Decoding problems are ImageErrors naming the file;
+    a video that ends well before its header says (truncated) too."""
+    path = Path(path)
+    info = info or probe_video(path, max_pixels=max_pixels)
+    if start < 0 or (duration is not None and duration <= 0):
+        raise ImageError(path, f"bad frame range (start {start}, duration {duration})")
+    if info.duration is not None and start >= info.duration:
+        raise ImageError(path, f"--start {start:g} s is past the end of the clip ({info.duration:.2f} s)")
+    (w, h), _ = output_size(info, size, even)
+    if info.kind == "animation":
+        yield from _read_animation(info, start, duration, (w, h))
+        return
+    av = av_module()
+    errors = _av_errors()
+    end = None if duration is None else start + duration
+    index = 0
+    decoded = 0
+    t0 = None
+    try:
+        with av.open(str(path), format=_sniff_container(_check_file(path)), metadata_errors="ignore") as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"  # frame + slice threads: 1080p H.264 decodes several times faster
+            if threads:
+                stream.codec_context.thread_count = threads
+            tb = stream.time_base
+            if start > 0 and tb:
+                container.seek(int(start / tb) + (stream.start_time or 0), stream=stream, backward=True)
+            origin = float((stream.start_time or 0) * tb) if tb else 0.0
+            for frame in container.decode(stream):
+                decoded += 1
+                t = (float(frame.pts * tb) - origin) if (frame.pts is not None and tb) else decoded / float(info.fps)
+                if t < start - 0.5 / float(info.fps):
+                    continue
+                if end is not None and t >= end - 1e-6:
+                    break
+                if t0 is None:
+                    t0 = t
+                yield Frame(_to_rgb(frame, info, w, h), t - t0, index)
+                index += 1
+    except ImageError:
+        raise
+    except MemoryError:
+        raise ImageError(path, "too large to decode in the memory available") from None
+    except errors as exc:
+        raise ImageError(path, f"cannot decode frame {index + 1} ({_reason(exc)})") from None
+    if index == 0:
+        raise ImageError(path, "no frames in the range asked for")
+    if end is None or (info.duration is not None and end > info.duration):
+        expected = info.frames and info.frames - round(start * float(info.fps))
+        if expected and expected > 10 and index < 0.9 * expected:
+            raise ImageError(path, f"truncated or damaged: {index} of about {expected} frames decode")
+
+
+def _to_rgb(frame, info: VideoInfo, w: int, h: int):
+    """An FFmpeg frame as upright H×W×3 uint8 RGB of (w, h) (after rotation), BT.709 for HD sources
+    that do not say, BT.601 below (what players assume)."""
+    import numpy as np
+
+    rot = info.rotation
+    sw, sh = (h, w) if rot in (90, 270) else (w, h)  # the size to scale to before turning
+    cw, ch = frame.width, frame.height
+    crop = sw <= cw and sh <= ch and cw - sw <= 1 and ch - sh <= 1  # an odd side: drop the last column/row
+    tw, th = (cw, ch) if crop else (sw, sh)
+    kwargs = {}
+    if frame.format.name.startswith("yuv") and int(frame.colorspace or 2) == 2 and frame.height >= 720:
+        kwargs["src_colorspace"] = "ITU709"  # unspecified HD: BT.709 (players do the same)
+    rgb = frame.reformat(width=tw, height=th, format="rgb24", interpolation="AREA", **kwargs).to_ndarray()
+    if crop:
+        rgb = rgb[:sh, :sw]
+    if rot:
+        rgb = np.rot90(rgb, k=-rot // 90)
+    return np.ascontiguousarray(rgb)
+
+
+def _read_animation(info: VideoInfo, start: float, duration: Optional[float], size: Tuple[int, int]):
+    import numpy as np
+    from PIL import Image
+
+    end = None if duration is None else start + duration
+    t = 0.0
+    index = 0
+    t0 = None
+    w, h = size
+    try:
+        with Image.open(info.path, formats=(info.codec.upper(),)) as im:
+            for k, d in enumerate(info.durations):
+                if end is not None and t >= end - 1e-6:
+                    break
+                if t + d > start + 1e-6:
+                    im.seek(k)
+                    rgb = im.convert("RGB")
+                    if rgb.size != (w, h):
+                        iw, ih = rgb.size
+                        if iw - w <= 1 and ih - h <= 1 and iw >= w and ih >= h:
+                            rgb = rgb.crop((0, 0, w, h))
+                        else:
+                            rgb = rgb.resize((w, h), Image.LANCZOS)
+                    if t0 is None:
+                        t0 = max(t, start)
+                    yield Frame(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), max(t, start) - t0, index)
+                    index += 1
+                t += d
+    except ImageError:
+        raise
+    except (KeyboardInterrupt, SystemExit, GeneratorExit):
+        raise
+    except MemoryError:
+        raise ImageError(info.path, "too large to decode in the memory available") from None
+    except Exception as exc:
+        raise ImageError(info.path, f"cannot decode frame {index + 1} ({_reason(exc)})") from None
+    if index == 0:
+        raise ImageError(info.path, "no frames in the range asked for")
+
+
+# ----------------------------------------------------------------------------- writing
+
+#: Audio codecs each container takes as they are (copied packet for packet); others are re-encoded.
+_AUDIO_COPY = {
+    "mp4": {"aac", "mp3", "opus", "alac", "ac3", "eac3", "flac"},
+    "mov": {"aac", "mp3", "alac", "ac3", "eac3", "pcm_s16le", "pcm_s24le", "pcm_s16be"},
+    "matroska": None,  # anything
+    "webm": {"opus", "vorbis"},
+}
+
+
+class AudioSource:
+    """The audio of ``path`` between ``start`` and ``start + duration`` seconds, muxed into a
+    :class:`VideoWriter` as the video advances (so the file is interleaved)."""
+
+    def __init__(self, path, start: float = 0.0, duration: Optional[float] = None):
+        self.path = Path(path)
+        self.start = float(start)
+        self.end = None if duration is None else self.start + float(duration)
+
+
+def _x264_defaults():
+    # veryfast keeps up with a GPU at 1080p on a 16-core host (BENCHMARKS.md); CRF 18 is visually
+    # lossless for stylized frames
+    return os.environ.get("CVTOOLS_X264_PRESET", "veryfast")
+
+
+class VideoWriter:
+    """Encode RGB frames into ``path`` (container ``fmt``: mp4, mov, matroska, webm), optionally with
+    the audio of an :class:`AudioSource`. ``write(rgb, time)`` takes H×W×3 uint8 frames of the size
+    given (even sides) and their time in seconds; ``close()`` flushes and finishes the file.
+    ``comment``: text stored in the container's metadata (the provenance marker)."""
+
+    def __init__(self, path, width: int, height: int, fps: Fraction, fmt: str = "mp4",
+                 audio: Optional[AudioSource] = None, crf: Optional[int] = None, preset: Optional[str] = None,
+                 comment: Optional[str] = None, threads: int = 0, notify: Optional[Callable[[str], None]] = None):
+        av = av_module()
+        if width % 2 or height % 2:
+            raise ValueError(f"frames must have even sides for yuv420p, not {width}x{height}")
+        self.path = str(path)
+        self.width, self.height = int(width), int(height)
+        self.fmt = fmt
+        self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
+        self.notify = notify or (lambda msg: None)
+        options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
+        self.container = av.open(self.path, "w", format=fmt, options=options)
+        try:
+            if comment:
+                self.container.metadata["comment"] = comment
+            hd = height >= 720
+            if fmt == "webm":
+                stream = self.container.add_stream("libvpx-vp9", rate=self.fps)
+                stream.options = {"crf": str(crf if crf is not None else 30), "b": "0", "deadline": "realtime",
+                                  "cpu-used": "8", "row-mt": "1"}
+            else:
+                stream = self.container.add_stream("libx264", rate=self.fps)
+                stream.options = {"crf": str(crf if crf is not None else 18), "preset": preset or _x264_defaults()}
+            stream.width, stream.height = self.width, self.height
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.thread_count = threads
+            self.time_base = Fraction(1, 90000) if fmt != "webm" else Fraction(1, 1000)
+            stream.time_base = self.time_base
+            stream.codec_context.time_base = self.time_base
+            cs = "ITU709" if hd else "ITU601"
+            self._colorspace = cs
+            try:  # tag what the pixels are (players otherwise guess from the size)
+                cc = stream.codec_context
+                cc.colorspace = 1 if hd else 6
+                cc.color_primaries = 1 if hd else 6
+                cc.color_trc = 1 if hd else 6
+                cc.color_range = 1  # limited (MPEG)
+            except Exception:
+                pass
+            self.stream = stream
+            self.audio = None
+            if audio is not None:
+                self._open_audio(audio)
+        except BaseException:
+            self.container.close()
+            raise
+        self._last_pts = -1
+        self.frames = 0
+
+    # -- audio
+    def _open_audio(self, source: AudioSource) -> None:
+        av = av_module()
+        try:
+            src = av.open(str(source.path), format=_sniff_container(_check_file(source.path)),
+                          metadata_errors="ignore")
+        except Exception:
+            return
+        if not src.streams.audio:
+            src.close()
+            return
+        ain = src.streams.audio[0]
+        name = ain.codec_context.name
+        allowed = _AUDIO_COPY.get(self.fmt, set())
+        copy = allowed is None or name in allowed
+        if copy:
+            aout = self.container.add_stream_from_template(ain)
+            self.notify_audio = f"audio copied ({name})"
+        else:
+            codec = "libopus" if self.fmt == "webm" else "aac"
+            rate = ain.codec_context.sample_rate or 48000
+            if codec == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
+                rate = 48000
+            aout = self.container.add_stream(codec, rate=rate)
+            try:
+                aout.layout = ain.codec_context.layout.name if ain.codec_context.layout else "stereo"
+            except Exception:
+                pass
+            self.notify_audio = f"audio re-encoded ({name} -> {'Opus' if codec == 'libopus' else 'AAC'})"
+            self._resampler = None
+        tb = ain.time_base
+        if source.start > 0 and tb:
+            src.seek(int(source.start / tb) + (ain.start_time or 0), stream=ain, backward=True)
+        self.audio = {"src": src, "in": ain, "out": aout, "copy": copy, "source": source,
+                      "packets": src.demux(ain), "origin": float((ain.start_time or 0) * tb) if tb else 0.0,
+                      "done": False, "samples": 0}
+
+    def _mux_audio_until(self, t: Optional[float]) -> None:
+        """Mux the source's audio up to ``t`` seconds of output (None: all that is left in range)."""
+        a = self.audio
+        if a is None or a["done"]:
+            return
+        src_start, src_end = a["source"].start, a["source"].end
+        ain, aout = a["in"], a["out"]
+        pending = a.get("pending")
+        while True:
+            if pending is None:
+                try:
+                    pending = next(a["packets"])
+                except StopIteration:
+                    pending = None
+                except Exception:  # damaged audio: keep the video, stop the audio here
+                    pending = None
+                if pending is None:
+                    a["done"] = True
+                    self._flush_audio_encoder()
+                    break
+                if pending.pts is None or pending.size == 0:
+                    pending = None
+                    continue
+            pt = float(pending.pts * pending.time_base) - a["origin"]
+            if src_end is not None and pt >= src_end:
+                a["done"] = True
+                self._flush_audio_encoder()
+                pending = None
+                break
+            if pt + 1e-6 < src_start:
+                pending = None
+                continue
+            rel = pt - src_start
+            if t is not None and rel > t:
+                break  # not yet: keep it for later
+            if a["copy"]:
+                shift = round(src_start / pending.time_base) + round(a["origin"] / pending.time_base)
+                pending.pts -= shift
+                if pending.dts is not None:
+                    pending.dts -= shift
+                pending.stream = aout
+                self.container.mux(pending)
+            else:
+                for frame in pending.decode():
+                    self._encode_audio_frame(frame, rel)
+            pending = None
+        a["pending"] = pending
+
+    def _encode_audio_frame(self, frame, rel: float) -> None:
+        a = self.audio
+        aout = a["out"]
+        if getattr(self, "_resampler", None) is None:
+            av = av_module()
+            self._resampler = av.AudioResampler(format=aout.codec_context.format or "fltp",
+                                                layout=aout.codec_context.layout, rate=aout.codec_context.rate)
+        for rf in self._resampler.resample(frame):
+            rf.pts = None  # the encoder counts samples
+            for packet in aout.encode(rf):
+                self.container.mux(packet)
+
+    def _flush_audio_encoder(self) -> None:
+        a = self.audio
+        if a is None or a["copy"] or a.get("flushed"):
+            return
+        a["flushed"] = True
+        if getattr(self, "_resampler", None) is not None:
+            for rf in self._resampler.resample(None):
+                rf.pts = None
+                for packet in a["out"].encode(rf):
+                    self.container.mux(packet)
+        for packet in a["out"].encode(None):
+            self.container.mux(packet)
+
+    # -- video
+    def write(self, rgb, time: Optional[float] = None) -> None:
+        """Encode one H×W×3 uint8 frame shown at ``time`` seconds (None: after the previous one at
+        the frame rate)."""
+        av = av_module()
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = frame.reformat(format="yuv420p", dst_colorspace=self._colorspace, interpolation="AREA")
+        self.write_frame(frame, time)
+
+    def write_frame(self, frame, time: Optional[float] = None) -> None:
+        """Encode a PyAV VideoFrame (yuv420p of the writer's size)."""
+        if time is None:
+            pts = self._last_pts + round(1 / (self.fps * self.time_base)) if self._last_pts >= 0 else 0
+        else:
+            pts = round(Fraction(time).limit_denominator(1_000_000) / self.time_base)
+        pts = max(pts, self._last_pts + 1)
+        self._last_pts = pts
+        frame.pts = pts
+        frame.time_base = self.time_base
+        if self.audio is not None:
+            self._mux_audio_until(float(pts * self.time_base))
+        for packet in self.stream.encode(frame):
+            self.container.mux(packet)
+        self.frames += 1
+
+    def close(self) -> None:
+        """Flush the encoders, mux the rest of the audio, finish the file."""
+        try:
+            for packet in self.stream.encode(None):
+                self.container.mux(packet)
+            if self.audio is not None:
+                self._mux_audio_until(None)
+        finally:
+            self._close_handles()
+
+    def _close_handles(self) -> None:
+        if self.audio is not None:
+            try:
+                self.audio["src"].close()
+            except Exception:
+                pass
+        self.container.close()
+
+    def abort(self) -> None:
+        """Close without finishing (the caller deletes the file)."""
+        try:
+            self._close_handles()
+        except Exception:
+            pass
+
+
+class AnimationWriter:
+    """Collect frames and save an animated GIF or WebP (Pillow) at ``close()``. Frames are kept in
+    memory (refused over :data:`MAX_ANIMATION_BYTES`)."""
+
+    def __init__(self, path, width: int, height: int, fps: Fraction, fmt: str, save_kwargs: Optional[dict] = None,
+                 expected_frames: Optional[int] = None):
+        if expected_frames and expected_frames * width * height * 3 > MAX_ANIMATION_BYTES:
+            raise ImageError(path, f"{expected_frames} frames of {width}x{height} are too many for a {fmt} animation "
+                                   "(held in memory); write .mp4 instead, or a shorter --duration")
+        self.path, self.fmt, self.fps = str(path), fmt, fps
+        self.frames, self.times = [], []
+        self.save_kwargs = save_kwargs or {}
+        self.bytes = 0
+        self.width, self.height = width, height
+
+    def write(self, rgb, time: Optional[float] = None) -> None:
+        from PIL import Image
+
+        self.bytes += rgb.nbytes
+        if self.bytes > MAX_ANIMATION_BYTES:
+            raise ImageError(self.path, f"too many frames for a {self.fmt} animation (held in memory); write .mp4 "
+                                        "instead, or a shorter --duration")
+        self.frames.append(Image.fromarray(rgb, "RGB"))
+        self.times.append(len(self.times) / float(self.fps) if time is None else time)
+
+    def close(self) -> None:
+        if not self.frames:
+            raise ImageError(self.path, "no frames to write")
+        step = 1.0 / float(self.fps)
+        ends = self.times[1:] + [self.times[-1] + step]
+        durations = [max(20, round((e - s) * 1000)) for s, e in zip(self.times, ends)]
+        kwargs = dict(save_all=True, append_images=self.frames[1:], duration=durations, loop=0)
+        if self.fmt == "WEBP":
+            kwargs.update(quality=90, method=4)
+        else:
+            kwargs.update(optimize=False, disposal=1)
+        kwargs.update(self.save_kwargs)
+        self.frames[0].save(self.path, format=self.fmt, **kwargs)
+
+    def abort(self) -> None:
+        self.frames = []
+
+
+def open_writer(path, tmp, width: int, height: int, fps, audio: Optional[AudioSource] = None,
+                comment: Optional[str] = None, notify=None, expected_frames: Optional[int] = None, **options):
+    """A writer for the container named by ``path``'s extension (``tmp``: where the bytes go)."""
+    ext = Path(path).suffix.lower()
+    if ext in WRITABLE_VIDEO:
+        return VideoWriter(tmp, width, height, fps, fmt=WRITABLE_VIDEO[ext], audio=audio, comment=comment,
+                           notify=notify, **options)
+    if ext in ANIMATION_EXTENSIONS:
+        fmt = "GIF" if ext == ".gif" else "WEBP"
+        extra = {}
+        if comment:
+            if fmt == "GIF":
+                extra["comment"] = comment.encode("ascii", "replace")
+            else:
+                from PIL import Image
+
+                exif = Image.Exif()
+                exif[0x010E] = comment
+                extra["exif"] = exif.tobytes()
+        return AnimationWriter(tmp, width, height, fps, fmt, extra, expected_frames)
+    raise ImageError(path, f"unknown video format {ext or '(no extension)'!r}; use .mp4, .mov, .mkv, .webm, .gif "
+                           "or .webp")
+
+
+def check_output_format(path) -> None:
+    """Refuse, before any work, an output extension no video writer handles."""
+    ext = Path(path).suffix.lower()
+    if ext not in WRITABLE_VIDEO and ext not in ANIMATION_EXTENSIONS:
+        raise ImageError(path, f"unknown video format {ext or '(no extension)'!r}; use .mp4, .mov, .mkv, .webm, "
+                               ".gif or .webp")
+
+
+def _as_uint8(frame):
+    import numpy as np
+
+    if isinstance(frame, np.ndarray):
+        if frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[2] != 3:
+            raise ValueError(f"frames must be H×W×3 uint8, not {frame.dtype} {frame.shape}")
+        return np.ascontiguousarray(frame)
+    import torch
+
+    t = frame.detach()
+    if t.dim() == 4:
+        t = t[0]
+    if t.dtype != torch.uint8:
+        t = (t.float().clamp(0, 1) * 255).round().to(torch.uint8)
+    return np.ascontiguousarray(t.permute(1, 2, 0).cpu().numpy())
+
+
+def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, Tuple]] = None,
+                crf: Optional[int] = None, preset: Optional[str] = None, overwrite: Optional[bool] = True,
+                comment: Optional[str] = None, notify: Optional[Callable[[str], None]] = None) -> Path:
+    """Write ``frames`` (H×W×3 uint8 arrays or 3×H×W float tensors in [0, 1]; all one size) to
+    ``path`` atomically; the container follows the extension (.mp4/.mov/.mkv: H.264, .webm: VP9,
+    .gif/.webp: animated through Pillow). ``audio_from``: a video path, or (path, start, duration),
+    whose audio goes along. Odd sides are cropped by 1 px for yuv420p. Returns the path."""
+    import numpy as np
+
+    from cvtools.imageio import atomic_write
+
+    path = Path(path)
+    check_output_format(path)
+    audio = None
+    if audio_from is not None:
+        audio = AudioSource(*audio_from) if isinstance(audio_from, (tuple, list)) else AudioSource(audio_from)
+    it = iter(frames)
+
+    def write(tmp):
+        writer = None
+        try:
+            for k, f in enumerate(it):
+                rgb = _as_uint8(f)
+                if writer is None:
+                    h, w = rgb.shape[:2]
+                    video = path.suffix.lower() in WRITABLE_VIDEO
+                    ew, eh = (w - w % 2, h - h % 2) if video else (w, h)
+                    if (ew, eh) != (w, h) and notify:
+                        notify(f"{w}x{h} has an odd side; cropped 1 px to {ew}x{eh} for yuv420p")
+                    writer = open_writer(path, tmp, ew, eh, Fraction(fps).limit_denominator(1001), audio=audio,
+                                         comment=comment, **({} if not video else {"crf": crf, "preset": preset}))
+                if rgb.shape[0] != writer.height or rgb.shape[1] != writer.width:
+                    rgb = rgb[:writer.height, :writer.width]
+                    if rgb.shape[:2] != (writer.height, writer.width):
+                        raise ValueError(f"frame {k} is {f.shape}, not {writer.width}x{writer.height} like the first")
+                writer.write(np.ascontiguousarray(rgb))
+            if writer is None:
+                raise ImageError(path, "no frames to write")
+            writer.close()
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+
+    atomic_write(path, write, overwrite=overwrite)
+    return path
+
+
+# ----------------------------------------------------------------------------- markers
+
+
+def read_video_comment(path) -> Optional[str]:
+    """The container's ``comment`` metadata of a video cvtools can read (None when absent or
+    unreadable); GIF/WebP markers are read by :func:`cvtools.imageio.read_marker` itself."""
+    try:
+        p = Path(path)
+        head = _check_file(p)
+        demuxer = _sniff_container(head)
+        if demuxer is None:
+            return None
+        av = av_module()
+        with av.open(str(p), format=demuxer, metadata_errors="ignore") as c:
+            text = c.metadata.get("comment") or c.metadata.get("COMMENT")
+            if not text and c.streams.video:
+                text = c.streams.video[0].metadata.get("comment")
+            return text if isinstance(text, str) else None
+    except Exception:
+        return None
