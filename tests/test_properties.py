@@ -252,7 +252,7 @@ def test_new_outputs_get_normal_permissions(tmp_path):
 @SETTINGS
 @given(length=st.integers(1, 700), tile=st.integers(24, 300), overlap_frac=st.floats(0.0, 0.6))
 def test_style_tiles_cover_and_weights_sum_to_one(length, tile, overlap_frac):
-    tiling = pytest.importorskip("cvtools.style.tiling")
+    from cvtools.style import tiling
     import torch
 
     overlap = min(int(tile * overlap_frac), tile - 5)
@@ -273,7 +273,7 @@ def test_style_tiles_cover_and_weights_sum_to_one(length, tile, overlap_frac):
 @given(length=st.integers(1, 2000), tile=st.integers(256, 1024), overlap=st.integers(0, 128))
 @example(length=257, tile=256, overlap=0)
 def test_style_tile_starts_are_distinct(length, tile, overlap):
-    tiling = pytest.importorskip("cvtools.style.tiling")
+    from cvtools.style import tiling
     starts = tiling.tile_starts(length, tile, overlap)
     assert len(set(starts)) == len(starts), starts
 
@@ -284,7 +284,7 @@ def test_style_tile_starts_are_distinct(length, tile, overlap):
 def test_style_run_tiled_of_identity_is_identity(h, w, tile, overlap, seed):
     """Blending tiles of an image that each tile reproduces exactly gives the image back: the
     blend has no seams of its own, whatever the sizes."""
-    tiling = pytest.importorskip("cvtools.style.tiling")
+    from cvtools.style import tiling
     import torch
 
     x = torch.rand(3, h, w, generator=torch.Generator().manual_seed(seed))
@@ -300,7 +300,7 @@ def test_style_run_tiled_of_identity_is_identity(h, w, tile, overlap, seed):
 @given(n=st.integers(1, 900), tile=st.integers(16, 300), offset=st.integers(0, 10_000), margin=st.integers(0, 80),
        align=st.sampled_from([1, 8, 16, 32]))
 def test_dream_tile_spans_partition_the_axis(n, tile, offset, margin, align):
-    tiling = pytest.importorskip("cvtools.dream.tiling")
+    from cvtools.dream import tiling
     import inspect
 
     if "align" in inspect.signature(tiling.tile_spans).parameters:
@@ -323,7 +323,7 @@ def test_dream_tile_spans_partition_the_axis(n, tile, offset, margin, align):
        ox=st.integers(0, 99), margin=st.integers(0, 20), align=st.sampled_from([1, 4, 8]))
 def test_dream_tiled_gradient_of_a_pointwise_function_is_exact(h, w, tile, oy, ox, margin, align):
     """For a gradient that depends only on each pixel, tiling must reproduce it exactly."""
-    tiling = pytest.importorskip("cvtools.dream.tiling")
+    from cvtools.dream import tiling
     import torch
 
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h * 1000 + w))
