@@ -35,6 +35,17 @@ def one_line(text, limit: int = 500) -> str:
     return joined if len(joined) <= limit else joined[: limit - 1] + "…"
 
 
+def first_line(exc, limit: int = 200) -> str:
+    """The first non-blank line of an exception's message (or of any text), at most ``limit``
+    characters; the exception's type name when the message is empty (never an IndexError)."""
+    text = str(exc)
+    for line in text.splitlines():
+        line = _CONTROL.sub(" ", line).strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return type(exc).__name__ if isinstance(exc, BaseException) else ""
+
+
 class CvtoolsError(Exception):
     """An error the user can act on; its message is shown as one line."""
 

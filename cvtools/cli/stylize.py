@@ -180,7 +180,7 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
     device), encode and write atomically (a writer thread). The benchmark times this too."""
     from cvtools.cli.common import StagedWork
     from cvtools.imageio import load_image, output_path_for, save_image
-    from cvtools.style.stylize import resize_long_side
+    from cvtools.ops import resize_long_side
 
     targets = {}
 

@@ -9,7 +9,6 @@ whole image that fits one tile gives exactly the untiled gradient.
 
 from __future__ import annotations
 
-import os
 from typing import Callable, List, Optional, Tuple
 
 #: Context around each tile's core, in input pixels: three strides of the deepest usual layers
@@ -118,22 +117,9 @@ def bytes_per_pixel(backbone, layers) -> float:
 def memory_budget(device) -> int:
     """Bytes a dream step may use: half the free GPU memory, or on the CPU 40% of the
     available RAM up to 4 GiB (large images are tiled long before a laptop starts swapping)."""
-    if device.type == "cuda":
-        import torch
+    from cvtools.device import memory_budget as budget
 
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free * 0.5)
-    available = None
-    try:
-        available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):  # macOS, Windows
-        try:
-            import psutil
-
-            available = psutil.virtual_memory().available
-        except ImportError:
-            available = 8 << 30
-    return int(min(available * 0.4, 4 << 30))
+    return budget(device, gpu_fraction=0.5, cpu_fraction=0.4, cpu_cap=4 << 30)
 
 
 def auto_tile(pixels_h: int, pixels_w: int, bpp: float, budget: int, margin: int = DEFAULT_MARGIN) -> Optional[int]:

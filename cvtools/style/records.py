@@ -322,7 +322,6 @@ def state_shape_problem(shapes: Dict[str, tuple], expected: Dict[str, tuple]) ->
 
 
 def _reason(exc: Exception) -> str:
-    from cvtools.errors import one_line
+    from cvtools.errors import first_line
 
-    text = str(exc).strip().splitlines()
-    return one_line(text[0] if text else type(exc).__name__, 160)
+    return first_line(exc, 160)

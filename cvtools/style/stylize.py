@@ -25,6 +25,7 @@ from typing import Callable, List, Optional, Tuple, Union
 import torch
 
 from cvtools.errors import UsageError
+from cvtools.ops import resize_long_side  # noqa: F401  (re-exported: callers import it from here)
 from cvtools.style import tiling
 from cvtools.style.records import StyleRecord, resolve_style
 
@@ -82,20 +83,6 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def _available_cpu_memory() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 4 * 1024 ** 3
-
-
 @dataclass
 class StylizeSettings:
     strength: float = 1.0
@@ -120,7 +107,7 @@ class Stylizer:
     def __init__(self, style: Union[str, os.PathLike, StyleRecord] = "mona", device: str = "auto",
                  precision: str = "auto", channels_last: Optional[bool] = None, compile: bool = False,
                  tune: Optional[bool] = None):
-        from cvtools.backbones import resolve_device, resolve_precision
+        from cvtools.device import resolve_device, resolve_precision
         from cvtools.timings import mark
 
         mark("imports")
@@ -189,10 +176,9 @@ class Stylizer:
         return int((4 * c1 + c2 // 2 + 12) * elem * 1.1)
 
     def activation_budget(self) -> int:
-        if self.device.type == "cuda":
-            free, _ = torch.cuda.mem_get_info(self.device)
-            return int(free * 0.7)
-        return min(int(_available_cpu_memory() * 0.5), CPU_ACTIVATION_BUDGET)
+        from cvtools.device import memory_budget
+
+        return memory_budget(self.device, gpu_fraction=0.7, cpu_fraction=0.5, cpu_cap=CPU_ACTIVATION_BUDGET)
 
     def auto_tile(self, height: int, width: int) -> Optional[int]:
         """A tile side for this image, or None when the whole image fits."""
@@ -347,16 +333,3 @@ def stylize(image, style="mona", strength: float = 1.0, preserve_color: bool = F
             tile: Union[str, int, None] = "auto", device: str = "auto") -> torch.Tensor:
     """One-shot convenience: ``stylize(pil_or_tensor, "starry_night")`` → 3×H×W tensor."""
     return Stylizer(style, device=device)(image, strength=strength, preserve_color=preserve_color, tile=tile)
-
-
-def resize_long_side(image, size: Optional[int]):
-    """A PIL image with its longer side ``size`` (LANCZOS), or unchanged when size is None."""
-    if not size:
-        return image
-    from PIL import Image
-
-    w, h = image.size
-    scale = size / max(w, h)
-    if abs(scale - 1.0) < 1e-6:
-        return image
-    return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)

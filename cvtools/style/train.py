@@ -37,7 +37,7 @@ from typing import Dict, Iterator, List, Optional
 import numpy as np
 import torch
 
-from cvtools.errors import CvtoolsError, UsageError, WeightsError
+from cvtools.errors import CvtoolsError, UsageError, WeightsError, first_line
 
 #: "-2": checkpoints carry a SHA-256 of their contents ("-1" had none and is refused).
 CHECKPOINT_FORMAT = "cvtools-train-style-2"
@@ -585,7 +585,7 @@ class Trainer:
         try:
             return self.forward(x)
         except Exception as exc:  # compilation errors come in many types; eager is always correct
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            first = first_line(exc, 160)
             print(f"cvtools: note: torch.compile failed ({first}); training without it", file=sys.stderr)
             self.compiled = False
             self.forward = self.model
@@ -660,8 +660,7 @@ def load_checkpoint(path) -> Dict:
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # any failure to read: a one-line reason, nothing executed
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise WeightsError(f"{where}: not a readable train-style checkpoint ({one_line(first, 160)})") from None
+        raise WeightsError(f"{where}: not a readable train-style checkpoint ({first_line(exc, 160)})") from None
     if not isinstance(obj, dict) or not str(obj.get("format", "")).startswith("cvtools-train-style"):
         raise WeightsError(f"{where}: not a cvtools train-style checkpoint")
     if obj["format"] != CHECKPOINT_FORMAT:

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
 
+from cvtools.ops import gaussian_blur  # noqa: F401  (re-exported: the heat-map blur)
 from cvtools.visualize.colormaps import apply_colormap
 
 BACKGROUND = (24, 24, 28)  # panels and grids sit on near-black, so heat colours stand out
@@ -63,21 +64,6 @@ def resize_maps(maps: torch.Tensor, size) -> torch.Tensor:
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps[None].float(), size=tuple(size), mode="bilinear", align_corners=False)[0]
-
-
-def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of N×C×H×W (or H×W) tensors, reflect-padded; sigma in pixels."""
-    if sigma <= 0:
-        return maps
-    squeeze = maps.dim() == 2
-    m = maps[None, None] if squeeze else maps
-    radius = max(1, min(int(3 * sigma + 0.5), min(m.shape[-2:]) - 1))
-    k = torch.arange(-radius, radius + 1, dtype=m.dtype, device=m.device)
-    k = torch.exp(-k * k / (2 * sigma * sigma))
-    k = (k / k.sum()).repeat(m.shape[1], 1, 1, 1)
-    m = F.conv2d(F.pad(m, (radius, radius, 0, 0), mode="reflect"), k.view(-1, 1, 1, 2 * radius + 1), groups=m.shape[1])
-    m = F.conv2d(F.pad(m, (0, 0, radius, radius), mode="reflect"), k.view(-1, 1, 2 * radius + 1, 1), groups=m.shape[1])
-    return m[0, 0] if squeeze else m
 
 
 def overlay(image: torch.Tensor, heat: torch.Tensor, colormap: str = "jet", alpha: float = 0.6,
