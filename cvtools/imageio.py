@@ -37,6 +37,9 @@ from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 from cvtools.errors import CvtoolsError, ImageError, UsageError, one_line, safe_path
 
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+#: Video files (cvtools/video) that stylize and dream take: found in folders only when a command
+#: asks (``expand_inputs(extensions=...)``), named by ``output_path_for(video=True)``.
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
 
 #: Default limit on decoded pixels (a 100-megapixel image); guards against decompression bombs.
 DEFAULT_MAX_PIXELS = 100_000_000
@@ -467,8 +470,8 @@ def tensor_to_pil(t, mode: Optional[str] = None) -> Image.Image:
 # ----------------------------------------------------------------------------- inputs
 
 
-def expand_inputs(inputs: Iterable[str], recursive: bool = True,
-                  found: Optional[set] = None) -> tuple[list[Path], list[ImageError]]:
+def expand_inputs(inputs: Iterable[str], recursive: bool = True, found: Optional[set] = None,
+                  extensions: Optional[Iterable[str]] = None) -> tuple[list[Path], list[ImageError]]:
     """Files, directories (searched for images) and glob patterns to a list of image paths.
 
     Returns (paths, problems): a pattern or directory that yields nothing is a problem, reported
@@ -479,6 +482,7 @@ def expand_inputs(inputs: Iterable[str], recursive: bool = True,
     paths: list[Path] = []
     problems: list[ImageError] = []
     seen = set()
+    extensions = IMAGE_EXTENSIONS if extensions is None else set(extensions)  # searched for in folders
 
     def add(p: Path, searched: bool):
         key = os.path.abspath(p)
@@ -493,10 +497,11 @@ def expand_inputs(inputs: Iterable[str], recursive: bool = True,
         if p.is_dir():
             found_here = sorted(
                 q for q in (p.rglob("*") if recursive else p.iterdir())
-                if q.is_file() and q.suffix.lower() in IMAGE_EXTENSIONS and not q.name.startswith(".")
+                if q.is_file() and q.suffix.lower() in extensions and not q.name.startswith(".")
             )
             if not found_here:
-                problems.append(ImageError(p, "directory holds no images"))
+                what = "images or videos" if extensions & VIDEO_EXTENSIONS else "images"
+                problems.append(ImageError(p, f"directory holds no {what}"))
             for q in found_here:
                 add(q, True)
         elif p.exists():
@@ -614,6 +619,10 @@ def read_marker(path) -> Optional[dict]:
     file's header; the marker is untrusted text and is validated."""
     import stat as _stat
 
+    if os.path.splitext(str(path))[1].lower() in VIDEO_EXTENSIONS:  # the container's comment
+        from cvtools.video.io import read_video_marker
+
+        return read_video_marker(path)
     try:
         if not _stat.S_ISREG(os.stat(path).st_mode):
             return None
@@ -862,6 +871,7 @@ def output_path_for(
     many: bool = False,
     overwrite: bool = False,
     inputs: Sequence[Path] = (),
+    video: bool = False,
 ) -> Path:
     """Where the result for ``input_path`` goes, under one re-run policy.
 
@@ -884,6 +894,8 @@ def output_path_for(
       marker, or its name ``<stem>_<suffix>[-N][_side]`` next to ``<stem>.*``):
       :class:`OutputSkipped` (``kind="own_output"``).
 
+    ``video``: the output may also be a video container (.mp4, .mov, .mkv, .webm: ``cvtools.video``).
+
     An explicit ``-o FILE`` is never renamed: an input there, a directory, or an existing file
     made otherwise raises ImageError (``--overwrite`` replaces the file).
     """
@@ -903,8 +915,13 @@ def output_path_for(
         else:
             base = out
             explicit = True
-    if base.suffix.lower() not in _FORMATS:
+    if video and base.suffix.lower() in VIDEO_EXTENSIONS - {".avi"}:  # a video output (cvtools/video)
+        pass
+    elif base.suffix.lower() not in _FORMATS:
         hint = "; to write into a directory, end -o with '/'" if not base.suffix else ""
+        if video:
+            raise ImageError(base, f"unknown video format {base.suffix or '(no extension)'!r}; use .mp4, .mov, "
+                                   f".mkv, .webm, .gif or .webp{hint}")
         raise ImageError(base, f"unknown output format {base.suffix or '(no extension)'!r}; use .png, .jpg, "
                                f".webp, .tif or .bmp{hint}")
     if policy is not None:

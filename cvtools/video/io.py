@@ -32,12 +32,12 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Sequence, Tuple, Union
+from typing import Callable, Iterable, Iterator, Optional, Tuple, Union
 
 from cvtools.errors import CvtoolsError, ImageError, one_line
 
-#: Video containers read (and written: each maps to an FFmpeg muxer).
-VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
+#: Video containers read (mp4, m4v, mov, mkv, webm, avi).
+from cvtools.imageio import VIDEO_EXTENSIONS  # noqa: E402  (one list: imageio finds them in folders)
 #: Written through FFmpeg; .gif/.webp through Pillow.
 WRITABLE_VIDEO = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 #: Image formats that may hold an animation (read through Pillow).
@@ -565,7 +565,7 @@ class VideoWriter:
         if a is None or a["done"]:
             return
         src_start, src_end = a["source"].start, a["source"].end
-        ain, aout = a["in"], a["out"]
+        aout = a["out"]
         pending = a.get("pending")
         while True:
             if pending is None:
@@ -843,3 +843,24 @@ def read_video_comment(path) -> Optional[str]:
             return text if isinstance(text, str) else None
     except Exception:
         return None
+
+
+def read_video_marker(path) -> Optional[dict]:
+    """The provenance marker of a video cvtools wrote (its container's comment, "cvtools:{...}"),
+    validated like :func:`cvtools.imageio.read_marker`'s; None when absent or malformed."""
+    import json
+
+    text = read_video_comment(path)
+    prefix = "cvtools:"
+    if not text or not text.startswith(prefix) or len(text) > 65536:
+        return None
+    try:
+        marker = json.loads(text[len(prefix):])
+    except Exception:
+        return None
+    if not (isinstance(marker, dict) and isinstance(marker.get("command"), str)
+            and isinstance(marker.get("digest"), str) and isinstance(marker.get("input"), str)):
+        return None
+    if not isinstance(marker.get("options"), dict):
+        marker["options"] = {}
+    return marker

@@ -1,0 +1,313 @@
+"""Stylize and dream whole videos: decode → compute → encode, overlapped.
+
+>>> from cvtools.style import Stylizer
+>>> from cvtools.video.process import stylize_video
+>>> stylize_video(Stylizer("starry_night"), "clip.mp4", "clip_starry_night.mp4")
+
+The decoder runs in a thread ahead of the device (:func:`cvtools.batch.prefetch`), frames of one
+size go through the style network in batches on the calling thread, and one writer thread
+encodes them in order (:func:`cvtools.batch.run_stages` with one save thread), so the GPU does
+not wait for FFmpeg. The output is written atomically (a hidden temporary file in the target
+folder, renamed at the end; removed on any error or Ctrl-C), keeps the frame timestamps and the
+audio of the range read.
+
+``stable``: a temporal stabilizer (``.step(frame_in, output) -> output`` per frame in order,
+``.reset()``; :class:`cvtools.video.stability.TemporalStabilizer`) applied to each stylized frame
+in the writer thread. ``dream_video`` starts each frame's dream from the previous dream warped by
+the optical flow of the input (DeepDreamVideo's method), so the creatures move with the scene.
+
+Library code: nothing is printed; ``progress(done, total)`` and ``notify(message)`` report.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Optional
+
+from cvtools.video.io import (AudioSource, VideoInfo, check_output_format, open_writer, output_size, probe_video,
+                              read_frames)
+
+
+@dataclass
+class VideoResult:
+    """What one video run did: frames written, size, and seconds spent per phase (decode and
+    encode run in their own threads, so the phases overlap and add up to more than ``seconds``)."""
+
+    path: Path
+    frames: int
+    width: int
+    height: int
+    fps: Fraction
+    seconds: float = 0.0
+    phases: dict = field(default_factory=dict)
+    audio: Optional[str] = None
+
+    @property
+    def rate(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else 0.0
+
+
+class _Clock:
+    """Seconds spent in each phase (thread-safe enough: each phase is one thread)."""
+
+    def __init__(self):
+        self.t = {}
+
+    def add(self, name, seconds):
+        self.t[name] = self.t.get(name, 0.0) + seconds
+
+
+def _timed(iterator, clock: _Clock, name: str):
+    it = iter(iterator)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            x = next(it)
+        except StopIteration:
+            clock.add(name, time.perf_counter() - t0)
+            return
+        clock.add(name, time.perf_counter() - t0)
+        yield x
+
+
+def _batches(frames, size: int):
+    batch = []
+    for f in frames:
+        batch.append(f)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def expected_frames(info: VideoInfo, start: float = 0.0, duration: Optional[float] = None) -> Optional[int]:
+    """About how many frames a range holds (for the progress bar's total)."""
+    if info.frames is None and info.duration is None:
+        return None
+    total = info.frames if info.frames is not None else round(info.duration * float(info.fps))
+    first = round(start * float(info.fps))
+    n = total - first
+    if duration is not None:
+        n = min(n, round(duration * float(info.fps)))
+    return max(1, n)
+
+
+def marker_comment(dst) -> Optional[str]:
+    """The provenance marker text an output named by ``output_path_for`` carries ("cvtools:{...}"),
+    or None outside a run."""
+    from cvtools.imageio import output_metadata
+
+    comment = output_metadata(dst, "GIF").get("comment")
+    return comment.decode("ascii", "replace") if comment else None
+
+
+def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, stable, progress, notify, info,
+               overwrite, encoder_options, sequential=False):
+    """Shared pipeline: probe, decode (thread), compute (this thread), stabilize + encode (one
+    writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``."""
+    import numpy as np
+
+    from cvtools.batch import prefetch, run_stages
+    from cvtools.imageio import atomic_write
+
+    src, dst = Path(src), Path(dst)
+    check_output_format(dst)
+    notify = notify or (lambda msg: None)
+    info = info or probe_video(src)
+    video_out = dst.suffix.lower() not in (".gif", ".webp")
+    (w, h), crop_note = output_size(info, size, even=video_out)
+    if crop_note:
+        notify(f"{src.name}: {crop_note}")
+    total = expected_frames(info, start, duration)
+    clock = _Clock()
+    done = 0
+    comment = marker_comment(dst)
+    audio = AudioSource(src, start, duration) if (info.has_audio and video_out) else None
+    result = VideoResult(dst, 0, w, h, info.fps)
+    t_start = time.perf_counter()
+
+    def write(tmp):
+        nonlocal done
+        writer = open_writer(dst, tmp, w, h, info.fps, audio=audio, comment=comment, notify=notify,
+                             expected_frames=total, **(encoder_options if video_out else {}))
+        try:
+            frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info)
+            decoded = prefetch(_timed(frames, clock, "decode"), ahead=2 * batch_size + 2)
+            if stable is not None and hasattr(stable, "reset"):
+                stable.reset()
+
+            def compute(batch, _):
+                t0 = time.perf_counter()
+                out = compute_batch([f.rgb for f in batch])
+                clock.add("compute", time.perf_counter() - t0)
+                return batch, out
+
+            def save(batch, pending):
+                frames_in, outs = pending
+                t0 = time.perf_counter()
+                for f, out in zip(frames_in, outs):
+                    if stable is not None:
+                        t1 = time.perf_counter()
+                        out = stable.step(f.rgb, out)
+                        clock.add("stable", time.perf_counter() - t1)
+                    writer.write(np.ascontiguousarray(out), f.time)
+                clock.add("encode", time.perf_counter() - t0)
+                return len(frames_in)
+
+            if progress:
+                progress(0, total)
+            for outcome in run_stages(_batches(decoded, batch_size), None, compute, save, threads=1, save_threads=1):
+                if outcome.error is not None:
+                    raise outcome.error
+                done += outcome.value
+                if progress:
+                    progress(done, max(total or 0, done))
+            t0 = time.perf_counter()
+            writer.close()
+            clock.add("encode", time.perf_counter() - t0)
+        except BaseException:
+            writer.abort()
+            raise
+        result.audio = getattr(writer, "notify_audio", None)
+
+    atomic_write(dst, write, overwrite=overwrite)
+    result.frames = done
+    result.seconds = time.perf_counter() - t_start
+    result.phases = dict(clock.t)
+    return result
+
+
+def _default_batch(stylizer, h: int, w: int) -> int:
+    """Frames per forward pass: several on a GPU (fills it at small sizes, fewer launches), one on
+    a CPU (no gain there); bounded by the activation memory budget."""
+    device = getattr(stylizer, "device", None)
+    if device is None or getattr(device, "type", "cpu") != "cuda":
+        return 1
+    try:
+        per_frame = stylizer.bytes_per_pixel() * h * w
+        return int(max(1, min(8, stylizer.activation_budget() // max(1, per_frame))))
+    except Exception:
+        return 1
+
+
+def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = False, tile="auto"):
+    """``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8`` for a :class:`Stylizer`: the
+    batch goes to the device as 8 bits (a quarter of float's bytes) and comes back as 8 bits."""
+    import numpy as np
+    import torch
+
+    from cvtools.imageio import to_uint8
+    from cvtools.style.stylize import MIN_SIDE, finish_pixels
+
+    fast = hasattr(stylizer, "stylize_tensor") and hasattr(stylizer, "device")
+
+    def compute(frames):
+        h, w = frames[0].shape[:2]
+        whole = fast and min(h, w) >= MIN_SIDE and 0 < strength and stylizer._tile_side(tile, h, w) is None
+        if not whole:  # tiles, tiny frames, other stylizers: one frame at a time through __call__
+            outs = []
+            for rgb in frames:
+                x = torch.from_numpy(rgb).permute(2, 0, 1)
+                y = stylizer(x.float().div(255.0), strength=strength, preserve_color=preserve_color, tile=tile,
+                             as_uint8=True)
+                y = y if y.dtype == torch.uint8 else to_uint8(y)
+                outs.append(y.permute(1, 2, 0).contiguous().numpy())
+            return outs
+        pixels = torch.from_numpy(np.stack(frames))  # N×H×W×3 uint8
+        if stylizer.device.type == "cuda":
+            pixels = pixels.pin_memory()
+        with torch.inference_mode():
+            original = pixels.to(stylizer.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+            out = stylizer.stylize_tensor(original)
+            result = finish_pixels(out, original, strength, preserve_color)
+            if not bool(torch.isfinite(result).all()):
+                raise RuntimeError("the network's output has NaN or infinite values (a numerical failure); try "
+                                   "--precision fp32")
+            u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous().cpu().numpy()
+        return list(u8)
+
+    return compute
+
+
+def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[float] = None,
+                  size: Optional[int] = None, strength: float = 1.0, preserve_color: bool = False, tile="auto",
+                  stable=None, batch_size: Optional[int] = None, progress: Optional[Callable[[int, int], None]] = None,
+                  notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
+                  overwrite: Optional[bool] = None, crf: Optional[int] = None,
+                  preset: Optional[str] = None) -> VideoResult:
+    """Stylize the frames of ``src`` (from ``start`` seconds, for ``duration``; resized to a longer
+    side of ``size``) and write ``dst`` (container by extension) with the audio of that range.
+
+    ``stable``: a temporal stabilizer (see the module). ``batch_size``: frames per forward pass
+    (default: up to 8 on a GPU, as memory allows; 1 on a CPU). ``progress(done, total)`` after each
+    batch is encoded. ``overwrite``: None follows ``output_path_for``'s decision for ``dst``.
+    ``crf``/``preset``: H.264 quality and speed (defaults 18 and ``veryfast``). Returns a
+    :class:`VideoResult` with the frame count and per-phase seconds."""
+    src = Path(src)
+    info = info or probe_video(src)
+    (w, h), _ = output_size(info, size, even=Path(dst).suffix.lower() not in (".gif", ".webp"))
+    batch = batch_size or _default_batch(stylizer, h, w)
+    compute = stylize_frames_fn(stylizer, strength, preserve_color, tile)
+    return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
+                      stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
+                      encoder_options={"crf": crf, "preset": preset})
+
+
+def dream_frames_fn(engine, seed: int = 0, warp: bool = True, blend: Optional[float] = None,
+                    step_progress=None):
+    """``compute_batch`` for dreams, one frame at a time: frame k starts from the previous dream
+    flow-warped onto frame k (``cvtools.video.stability.dream_start``), or from the frame itself
+    when ``warp`` is False. The same seed for every frame: the jitter pattern does not flicker."""
+    import numpy as np
+    import torch
+
+    from cvtools.imageio import to_uint8
+
+    state = {"prev_in": None, "prev_out": None}
+    start_fn = None
+    if warp:
+        from cvtools.video import stability
+
+        start_fn = stability.dream_start
+
+    def compute(frames):
+        outs = []
+        for rgb in frames:
+            x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+            if start_fn is not None and state["prev_out"] is not None:
+                kwargs = {} if blend is None else {"blend": blend}
+                x0 = start_fn(state["prev_in"], x, state["prev_out"], **kwargs)
+                x0 = x0[0] if x0.dim() == 4 else x0
+            else:
+                x0 = x
+            y = engine(x0.float().clamp(0, 1), seed=seed, progress=step_progress)
+            y = (y[0] if y.dim() == 4 else y).detach().float().cpu()
+            if not bool(torch.isfinite(y).all()):
+                raise RuntimeError("the dream has NaN or infinite values (a numerical failure)")
+            state["prev_in"], state["prev_out"] = x, y
+            outs.append(to_uint8(y).permute(1, 2, 0).contiguous().numpy())
+        return outs
+
+    return compute
+
+
+def dream_video(engine, src, dst, *, start: float = 0.0, duration: Optional[float] = None,
+                size: Optional[int] = None, seed: int = 0, warp: bool = True, blend: Optional[float] = None,
+                stable=None, progress: Optional[Callable[[int, int], None]] = None, step_progress=None,
+                notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
+                overwrite: Optional[bool] = None, crf: Optional[int] = None,
+                preset: Optional[str] = None) -> VideoResult:
+    """Dream every frame of ``src`` and write ``dst`` with the audio. ``warp`` (default): each frame
+    starts from the previous dream warped by the input's optical flow and blended with the new
+    frame (``blend``: V2's default), so patterns follow the motion instead of being re-dreamed
+    from scratch each frame. ``step_progress``: an object with ``update(n)``, per dream step."""
+    src = Path(src)
+    info = info or probe_video(src)
+    compute = dream_frames_fn(engine, seed=seed, warp=warp, blend=blend, step_progress=step_progress)
+    return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=1,
+                      stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
+                      encoder_options={"crf": crf, "preset": preset})
