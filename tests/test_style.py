@@ -196,6 +196,31 @@ def test_strength_zero_returns_the_input_and_half_is_halfway(starry):
     assert psnr(full, img) < 20  # the style really changed the picture
 
 
+def test_out_of_gpu_memory_falls_back_to_tiles_and_says_so(starry, monkeypatch, capsys):
+    """A whole-image pass that runs out of device memory is redone in tiles (the same result as
+    asking for those tiles), with a note to the notes callback, and none without one; a tile
+    size the caller chose is not second-guessed. (The device is faked: the CPU never raises.)"""
+    photo = resize_long_side(load_image(SAMPLES / "coffee.jpg").rgb, 320)
+    img = pil_to_tensor(photo)
+    _, h, w = img.shape
+    expected = starry(img, tile=256)
+    tiles = starry.last_tiles
+
+    def no_memory(images):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(starry, "stylize_tensor", no_memory)
+    assert starry.notes is None
+    assert torch.equal(starry(img), expected) and starry.last_tiles == tiles > 1
+    assert capsys.readouterr().err == ""  # the library prints nothing
+    notes = []
+    monkeypatch.setattr(starry, "notes", notes.append)
+    assert torch.equal(starry(photo), expected)  # the 8-bit path falls back the same way
+    assert notes == [f"out of GPU memory at {w}x{h}; stylizing in 256px tiles instead"]
+    with pytest.raises(torch.cuda.OutOfMemoryError):
+        starry(img, tile=4096)
+
+
 def test_preserve_color_keeps_the_input_chroma(starry):
     img = sample("astronaut", 96)
     full = starry(img)

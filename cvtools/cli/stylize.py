@@ -79,6 +79,7 @@ def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, s
     """
     from pathlib import Path
 
+    from cvtools.cli.notes import note_printer
     from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
     from cvtools.style.stylize import Stylizer
@@ -105,11 +106,10 @@ def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, s
         from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
 
         stylizer = OnnxRuntimeStylizer(style[0], device=device, precision=precision, compile=compile_,
-                                       notify=(lambda msg: None) if quiet else None)
+                                       notify=note_printer(quiet))
     else:
         stylizer = Stylizer(style[0], device=device, precision=precision, compile=compile_)
-    if quiet:
-        stylizer.notify = lambda msg: None
+    stylizer.notes = note_printer(quiet)
     paths, _ = expand_inputs(inputs)
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     work = stylize_work(stylizer, output=output, size=size, strength=strength, preserve_color=preserve_color,

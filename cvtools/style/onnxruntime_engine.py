@@ -37,10 +37,8 @@ class OnnxRuntimeStylizer(Stylizer):
             raise UsageError("--compile is for the PyTorch engine; onnxruntime optimises the graph itself")
         require_onnxruntime()
         require_exporter()
-        super().__init__(style, device="cpu", precision="fp32")
-        if notify is not None:
-            self.notify = notify
-        self.onnx_path = cached_style_export(self.record, "fp32", notify=self.notify)
+        super().__init__(style, device="cpu", precision="fp32", notes=notify)
+        self.onnx_path = cached_style_export(self.record, "fp32", notify=notify)
         self.session = cpu_session(self.onnx_path, threads)
 
     def stylize_tensor(self, images):

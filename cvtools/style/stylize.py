@@ -18,14 +18,13 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-from dataclasses import dataclass
 from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 
 from cvtools.errors import UsageError
 from cvtools.ops import resize_long_side  # noqa: F401  (re-exported: callers import it from here)
+from cvtools.specs import parse_tile
 from cvtools.style import tiling
 from cvtools.style.records import StyleRecord, resolve_style
 
@@ -83,11 +82,9 @@ def cpu_has_native_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-@dataclass
-class StylizeSettings:
-    strength: float = 1.0
-    preserve_color: bool = False
-    tile: Union[str, int, None] = "auto"  # "auto", a tile side in pixels, or None/0 for never
+def _as_floats(image: Optional[torch.Tensor], pixels: Optional[torch.Tensor]) -> torch.Tensor:
+    """The input as 3×H×W floats in [0, 1] (8-bit ``pixels`` divided as pil_to_tensor does)."""
+    return image if pixels is None else pixels.float().div_(255.0)
 
 
 #: Images with a shorter side below this are stylized at this size (the network's padding needs it).
@@ -101,12 +98,13 @@ class Stylizer:
     device: auto | cpu | cuda | cuda:N | mps. precision: auto (fp16 on GPU, fp32 on CPU) | fp32 |
     fp16 | bf16. channels_last: None = on for GPUs. compile: torch.compile the network (pays off
     for many same-size images). tune: let cuDNN autotune each new image size on CUDA (seconds
-    per size, faster frames after; None reads ``CVTOOLS_TUNE=1``).
+    per size, faster frames after; None reads ``CVTOOLS_TUNE=1``). notes: called with one-line
+    messages for the user (a fallback to tiles after running out of GPU memory); None: silent.
     """
 
     def __init__(self, style: Union[str, os.PathLike, StyleRecord] = "mona", device: str = "auto",
                  precision: str = "auto", channels_last: Optional[bool] = None, compile: bool = False,
-                 tune: Optional[bool] = None):
+                 tune: Optional[bool] = None, notes: Optional[Callable[[str], None]] = None):
         from cvtools.device import resolve_device, resolve_precision
         from cvtools.timings import mark
 
@@ -142,8 +140,8 @@ class Stylizer:
         self.overlap = TILE_OVERLAP
         self._guide_pixels = GUIDE_PIXELS
         self.guide_crop = GUIDE_CROP
-        #: where notes for the user go (the CLI's -q silences them)
-        self.notify: Callable[[str], None] = lambda msg: print(f"cvtools: note: {msg}", file=sys.stderr)
+        #: where notes for the user go (None: nowhere); may be set after construction
+        self.notes = notes
 
     @property
     def name(self) -> str:
@@ -216,63 +214,72 @@ class Stylizer:
         """
         if not 0.0 <= strength <= 1.0:
             raise UsageError(f"--strength must be between 0 and 1, not {strength}")
-        pixels = None  # a PIL input, as 3×H×W uint8
-        if torch.is_tensor(image):
-            if image.dim() == 4:
-                image = image[0]
-            image = image.float()
-        else:
-            import numpy as np
-
-            rgb = image if image.mode == "RGB" else image.convert("RGB")
-            pixels = torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)
-        _, h, w = (image if pixels is None else pixels).shape
         self.last_tiles = 0
-        side = None if strength == 0.0 or min(h, w) < MIN_SIDE else self._tile_side(tile, h, w)
-        if pixels is not None and (side is not None or strength == 0.0 or min(h, w) < MIN_SIDE):
-            image, pixels = pixels.float().div_(255.0), None  # the values pil_to_tensor gives
+        image, pixels = self._as_input(image)
+        _, h, w = (image if pixels is None else pixels).shape
         if strength == 0.0:
-            return image.clone()
+            return _as_floats(image, pixels).clone()
         if min(h, w) < MIN_SIDE:
-            # The network reflect-pads by 4 px at full size and 1 px at a quarter: tiny images
-            # (icons, 1×1 pixels) are stylized at MIN_SIDE and brought back to their own size.
-            scale = MIN_SIDE / min(h, w)
-            big = torch.nn.functional.interpolate(image[None], size=(max(MIN_SIDE, round(h * scale)),
-                                                  max(MIN_SIDE, round(w * scale))), mode="bilinear",
-                                                  align_corners=False)[0]
-            out = self(big, strength=strength, preserve_color=preserve_color, tile=None)
-            return torch.nn.functional.interpolate(out[None], size=(h, w), mode="area")[0].clamp(0, 1)
+            return self._stylize_tiny(_as_floats(image, pixels), strength, preserve_color)
+        side = self._tile_side(tile, h, w)
         if side is None:
             try:
-                if pixels is not None:  # 8-bit to the device (a quarter of float's bytes), converted there
-                    original = pixels.to(self.device, non_blocking=True).float().div_(255.0)
-                    out = self.stylize_tensor(original)[0]
-                    result = finish_pixels(out, original, strength, preserve_color)
-                    if as_uint8 and bool(torch.isfinite(result).all()):
-                        from cvtools.imageio import to_uint8
-
-                        return to_uint8(result).cpu()
-                    return result.cpu()
-                out = self.stylize_tensor(image)[0]
-                return finish_pixels(out.float().cpu(), image, strength, preserve_color)
+                return self._stylize_whole(image, pixels, strength, preserve_color, as_uint8)
             except torch.cuda.OutOfMemoryError:
                 if tile not in ("auto", None):
-                    raise
-                torch.cuda.empty_cache()
-                if pixels is not None:
-                    image, pixels, original, out = pixels.float().div_(255.0), None, None, None
-                side = max(256, int(math.sqrt(h * w)) // 2 // 8 * 8)
-                self.notify(f"out of GPU memory at {w}x{h}; stylizing in {side}px tiles instead")
-        return self._tiled(image, side, strength, preserve_color, progress)
+                    raise  # the caller chose to go whole: theirs to handle
+            # (outside the except block: the failed attempt's device tensors are released now)
+            torch.cuda.empty_cache()
+            side = max(256, int(math.sqrt(h * w)) // 2 // 8 * 8)
+            self._note(f"out of GPU memory at {w}x{h}; stylizing in {side}px tiles instead")
+        return self._tiled(_as_floats(image, pixels), side, strength, preserve_color, progress)
+
+    def _note(self, message: str) -> None:
+        if self.notes is not None:
+            self.notes(message)
+
+    @staticmethod
+    def _as_input(image) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """(3×H×W float, None) for a tensor; (None, 3×H×W uint8) for a PIL image, whose 8 bits
+        go to the device as they are when the image is stylized whole (a quarter of the bytes)."""
+        if torch.is_tensor(image):
+            return (image[0] if image.dim() == 4 else image).float(), None
+        import numpy as np
+
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return None, torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)
+
+    def _stylize_tiny(self, image: torch.Tensor, strength: float, preserve_color: bool) -> torch.Tensor:
+        """Images with a side under MIN_SIDE (icons, 1×1 pixels): the network reflect-pads by 4 px
+        at full size and 1 px at a quarter, so they are stylized at MIN_SIDE and brought back."""
+        _, h, w = image.shape
+        scale = MIN_SIDE / min(h, w)
+        size = (max(MIN_SIDE, round(h * scale)), max(MIN_SIDE, round(w * scale)))
+        big = torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+        out = self(big, strength=strength, preserve_color=preserve_color, tile=None)
+        return torch.nn.functional.interpolate(out[None], size=(h, w), mode="area")[0].clamp(0, 1)
+
+    def _stylize_whole(self, image: Optional[torch.Tensor], pixels: Optional[torch.Tensor], strength: float,
+                       preserve_color: bool, as_uint8: bool) -> torch.Tensor:
+        """One forward over the whole image (``image`` floats, or ``pixels`` 8-bit, converted on
+        the device)."""
+        if pixels is None:
+            out = self.stylize_tensor(image)[0]
+            return finish_pixels(out.float().cpu(), image, strength, preserve_color)
+        original = pixels.to(self.device, non_blocking=True).float().div_(255.0)
+        result = finish_pixels(self.stylize_tensor(original)[0], original, strength, preserve_color)
+        if as_uint8 and bool(torch.isfinite(result).all()):
+            from cvtools.imageio import to_uint8
+
+            return to_uint8(result).cpu()
+        return result.cpu()
 
     def _tile_side(self, tile, h, w) -> Optional[int]:
-        if tile in (None, 0, "0", "none", "off"):
+        side = parse_tile(tile, 2 * self.overlap)
+        if side is None:
             return None
-        if tile == "auto":
+        if side == "auto":
             return self.auto_tile(h, w)
-        side = int(tile)
-        if side < 2 * self.overlap:
-            raise UsageError(f"--tile {side} is too small; use at least {2 * self.overlap} (or auto)")
         return None if side >= max(h, w) else side
 
     def guide_crops(self, h: int, w: int) -> Optional[List[Tuple[int, int]]]:
