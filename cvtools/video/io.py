@@ -424,7 +424,7 @@ def _read_animation(info: VideoInfo, start: float, duration: Optional[float], si
                             rgb = rgb.resize((w, h), Image.LANCZOS)
                     if t0 is None:
                         t0 = max(t, start)
-                    yield Frame(np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8)), max(t, start) - t0, index)
+                    yield Frame(np.array(rgb, dtype=np.uint8), max(t, start) - t0, index)
                     index += 1
                 t += d
     except ImageError:
@@ -646,7 +646,11 @@ class VideoWriter:
         if time is None:
             pts = self._last_pts + round(1 / (self.fps * self.time_base)) if self._last_pts >= 0 else 0
         else:
-            pts = round(Fraction(time).limit_denominator(1_000_000) / self.time_base)
+            t = Fraction(time).limit_denominator(1_000_000)
+            k = round(t * self.fps)
+            if abs(t - k / self.fps) < Fraction(1, 4) / self.fps:
+                t = k / self.fps  # on the frame grid (a container's millisecond timestamps stay exact CFR)
+            pts = round(t / self.time_base)
         pts = max(pts, self._last_pts + 1)
         self._last_pts = pts
         frame.pts = pts

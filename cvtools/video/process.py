@@ -27,6 +27,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
+from cvtools.errors import CvtoolsError
 from cvtools.video.io import (AudioSource, VideoInfo, check_output_format, open_writer, output_size, probe_video,
                               read_frames)
 
@@ -134,9 +135,10 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
         nonlocal done
         writer = open_writer(dst, tmp, w, h, info.fps, audio=audio, comment=comment, notify=notify,
                              expected_frames=total, **(encoder_options if video_out else {}))
+        frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info)
+        decoded = prefetch(_timed(frames, clock, "decode"), ahead=2 * batch_size + 2)
+        stages = None
         try:
-            frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info)
-            decoded = prefetch(_timed(frames, clock, "decode"), ahead=2 * batch_size + 2)
             if stable is not None and hasattr(stable, "reset"):
                 stable.reset()
 
@@ -160,7 +162,8 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
 
             if progress:
                 progress(0, total)
-            for outcome in run_stages(_batches(decoded, batch_size), None, compute, save, threads=1, save_threads=1):
+            stages = run_stages(_batches(decoded, batch_size), None, compute, save, threads=1, save_threads=1)
+            for outcome in stages:
                 if outcome.error is not None:
                     raise outcome.error
                 done += outcome.value
@@ -169,16 +172,35 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
             t0 = time.perf_counter()
             writer.close()
             clock.add("encode", time.perf_counter() - t0)
-        except BaseException:
+        except BaseException as exc:
+            # stop the writer thread and the decoder before the container is closed under them
+            if stages is not None:
+                stages.close()
+            decoded.close()
             writer.abort()
+            if isinstance(exc, Exception) and not isinstance(exc, CvtoolsError):
+                raise _Passthrough(exc) from exc  # atomic_write would call it "cannot write"
             raise
         result.audio = getattr(writer, "notify_audio", None)
 
-    atomic_write(dst, write, overwrite=overwrite)
+    try:
+        atomic_write(dst, write, overwrite=overwrite)
+    except _Passthrough as p:
+        raise p.exc from None
     result.frames = done
     result.seconds = time.perf_counter() - t_start
     result.phases = dict(clock.t)
     return result
+
+
+class _Passthrough(CvtoolsError):
+    """Carries a computation's own exception (out of memory, a NaN result) through atomic_write,
+    which removes the temporary file and would otherwise report any other exception as a write
+    failure."""
+
+    def __init__(self, exc):
+        super().__init__(str(exc))
+        self.exc = exc
 
 
 def _default_batch(stylizer, h: int, w: int) -> int:

@@ -1,0 +1,274 @@
+"""Video input/output (cvtools/video/io.py, process.py) and `cvtools stylize clip.mp4`: tiny clips
+made in code (64×48, 12 frames at 12 fps, a 440 Hz sine track), all on the CPU.
+
+The frames carry their index in the blue channel (20·k), so order, range and timing are checked
+through a lossy codec: H.264 at CRF 18 on flat colour keeps a channel mean within a few levels
+(yuv420p rounding: ±1 per conversion, and the encoder's quantisation of a flat block is tiny); a
+wrong frame is 20 levels away."""
+
+from __future__ import annotations
+
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+av = pytest.importorskip("av")
+
+from cvtools.errors import ImageError  # noqa: E402
+from cvtools.video.io import probe_video, read_frames, write_video  # noqa: E402
+from cvtools.video.process import stylize_video  # noqa: E402
+
+W, H, N, FPS, RATE = 64, 48, 12, 12, 48000
+#: blue levels of frame k are 20·k: a decoded frame is identified within ±10
+STEP = 20
+
+
+def frame_image(k: int, w: int = W, h: int = H) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.empty((h, w, 3), np.uint8)
+    img[..., 0] = (xx * 255 // max(1, w - 1)).astype(np.uint8)  # smooth ramps: little for the codec to lose
+    img[..., 1] = (yy * 255 // max(1, h - 1)).astype(np.uint8)
+    img[..., 2] = 10 + STEP * k
+    return img
+
+
+def make_clip(path: Path, n: int = N, fps: int = FPS, audio: str | None = "aac", fmt: str | None = None) -> Path:
+    """A clip made with PyAV directly (not through the code under test): n frames, and n/fps
+    seconds of a 440 Hz sine (mono) in ``audio`` (None: no audio)."""
+    c = av.open(str(path), "w", format=fmt)
+    v = c.add_stream("libvpx-vp9" if path.suffix == ".webm" else "libx264", rate=fps)
+    v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+    a = None
+    if audio:
+        a = c.add_stream(audio, rate=RATE)
+        a.layout = "mono"
+    for k in range(n):
+        for p in v.encode(av.VideoFrame.from_ndarray(frame_image(k), format="rgb24")):
+            c.mux(p)
+    for p in v.encode(None):
+        c.mux(p)
+    if a is not None:
+        total = RATE * n // fps
+        pcm = (0.5 * np.sin(2 * np.pi * 440 * np.arange(total) / RATE)).astype(np.float32)
+        fs = a.codec_context.frame_size or 1024
+        for k in range(0, total, fs):
+            fr = av.AudioFrame.from_ndarray(pcm[None, k:k + fs], format="flt", layout="mono")
+            fr.sample_rate, fr.pts = RATE, k
+            for p in a.encode(fr):
+                c.mux(p)
+        for p in a.encode(None):
+            c.mux(p)
+    c.close()
+    return path
+
+
+def frame_index(rgb) -> int:
+    return round((float(rgb[..., 2].mean()) - 10) / STEP)
+
+
+def audio_of(path: Path):
+    """(codec name, mono samples as float, sample rate) of a file's first audio stream."""
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return None, np.zeros(0), 0
+        s = c.streams.audio[0]
+        chunks = [f.to_ndarray().astype(np.float64).reshape(f.to_ndarray().shape[0], -1).mean(0)
+                  if f.format.is_planar else f.to_ndarray().reshape(-1, len(f.layout.channels)).mean(1)
+                  for f in c.decode(s)]
+        return s.codec_context.name, np.concatenate(chunks), s.codec_context.sample_rate
+
+
+def dominant_hz(samples, rate) -> float:
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1.0 / rate)[spectrum.argmax()])
+
+
+class Identity:
+    """A stand-in stylizer (its ``__call__`` is what cvtools' generic path uses): returns the frame."""
+
+    def __init__(self, fail_at=None, exc=KeyboardInterrupt):
+        self.calls = 0
+        self.fail_at, self.exc = fail_at, exc
+
+    def __call__(self, x, **kwargs):
+        self.calls += 1
+        if self.fail_at is not None and self.calls >= self.fail_at:
+            raise self.exc()
+        return x
+
+
+def leftovers(folder: Path):
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".cvtools-"))
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_clip(tmp_path_factory.mktemp("clips") / "clip.mp4")
+
+
+# ----------------------------------------------------------------------------- round trips
+
+
+@pytest.mark.parametrize("src_ext,audio,dst_ext,expect_audio", [
+    (".mp4", "aac", ".mp4", "aac"),  # copied
+    (".mkv", "libopus", ".webm", "opus"),  # copied (webm takes Opus)
+    (".webm", "libopus", ".mov", "aac"),  # mov does not take Opus: re-encoded
+])
+def test_round_trip_keeps_fps_frames_size_and_audio(tmp_path, src_ext, audio, dst_ext, expect_audio):
+    src = make_clip(tmp_path / f"in{src_ext}", audio=audio)
+    info = probe_video(src)
+    assert (info.width, info.height, info.fps, info.has_audio) == (W, H, FPS, True)
+    dst = tmp_path / f"out{dst_ext}"
+    result = stylize_video(Identity(), src, dst)
+    assert result.frames == N and dst.is_file() and leftovers(tmp_path) == []
+    out = probe_video(dst)
+    assert (out.width, out.height, out.fps) == (W, H, FPS)
+    frames = list(read_frames(dst))
+    assert [frame_index(f.rgb) for f in frames] == list(range(N))
+    assert [round(f.time * FPS) for f in frames] == list(range(N))  # timestamps kept
+    codec, samples, rate = audio_of(dst)
+    assert codec == expect_audio
+    # the whole second of sound is there: within one codec frame (AAC 1024, Opus 960 samples) plus
+    # the encoder's priming (AAC 1024, Opus 312) of N/FPS = 1 s
+    assert abs(len(samples) / rate - N / FPS) <= 2048 / rate, len(samples) / rate
+    assert abs(dominant_hz(samples, rate) - 440) <= 2 * rate / len(samples)  # within two FFT bins
+
+
+def test_frame_range_and_size(tmp_path, clip):
+    dst = tmp_path / "part.mp4"
+    result = stylize_video(Identity(), clip, dst, start=0.25, duration=0.5, size=32)
+    assert result.frames == 6
+    frames = list(read_frames(dst))
+    assert [frame_index(f.rgb) for f in frames] == [3, 4, 5, 6, 7, 8]  # frames at 0.25 s .. 0.67 s
+    assert frames[0].rgb.shape == (24, 32, 3)  # longer side 32, proportions kept
+    _, samples, rate = audio_of(dst)
+    assert abs(len(samples) / rate - 0.5) <= 2048 / rate  # the audio of that half second only
+    # read_frames alone, the same range
+    assert [frame_index(f.rgb) for f in read_frames(clip, start=0.25, duration=0.5)] == [3, 4, 5, 6, 7, 8]
+    with pytest.raises(ImageError, match="past the end"):
+        list(read_frames(clip, start=5.0))
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_animated_gif_and_webp_inputs(tmp_path, fmt):
+    from PIL import Image
+
+    src = tmp_path / f"anim.{fmt.lower()}"
+    frames = [Image.fromarray(frame_image(k, 65, 49)) for k in range(4)]  # odd sides, 10 fps
+    kwargs = {"lossless": True} if fmt == "WEBP" else {}
+    frames[0].save(src, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **kwargs)
+    info = probe_video(src)
+    assert (info.kind, info.frames, info.fps, info.width, info.height) == ("animation", 4, 10, 65, 49)
+    notes = []
+    dst = tmp_path / "anim.mp4"
+    assert stylize_video(Identity(), src, dst, notify=notes.append).frames == 4
+    assert any("cropped 1 px to 64x48" in n for n in notes), notes
+    out = probe_video(dst)
+    assert (out.width, out.height, out.fps) == (64, 48, 10)
+    assert [frame_index(f.rgb) for f in read_frames(dst)] == [0, 1, 2, 3]
+    # and back to an animation (no cropping there), with the frame durations
+    gif = tmp_path / "back.gif"
+    write_video(gif, [f.rgb for f in read_frames(src)], fps=info.fps)
+    with Image.open(gif) as im:
+        assert (im.n_frames, im.size, im.info["duration"]) == (4, (65, 49), 100)
+
+
+# ----------------------------------------------------------------------------- bad inputs
+
+
+def bad_files(folder: Path, clip: Path) -> dict:
+    data = clip.read_bytes()
+    cases = {
+        "truncated.mp4": data[: len(data) // 2],  # moov (the index) at the end is cut off
+        "text.mp4": b"hello, this is not a video\n" * 20,
+        "empty.mp4": b"",
+        "playlist.mp4": b"#EXTM3U\n#EXTINF:1,\nfile:///etc/passwd\n",  # FFmpeg would follow it; never opened
+        "png.mp4": bytes.fromhex("89504e470d0a1a0a") + b"\0" * 64,
+    }
+    paths = {}
+    for name, payload in cases.items():
+        (folder / name).write_bytes(payload)
+        paths[name] = folder / name
+    return paths
+
+
+REASONS = {
+    "truncated.mp4": r"cannot read video|damaged|truncated",
+    "text.mp4": r"not a recognised video file",
+    "empty.mp4": r"empty file",
+    "playlist.mp4": r"not a recognised video file",
+    "png.mp4": r"a PNG file, not a video",
+}
+
+
+def test_bad_videos_one_line_errors_and_no_output(tmp_path, clip):
+    import re
+
+    for name, path in bad_files(tmp_path, clip).items():
+        dst = tmp_path / f"{path.stem}_out.mp4"
+        with pytest.raises(ImageError) as err:
+            stylize_video(Identity(), path, dst)
+        message = str(err.value)
+        assert "\n" not in message and message.startswith(str(path)), message
+        assert re.search(REASONS[name], message), message
+        assert not dst.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_truncated_after_a_good_index_is_refused(tmp_path):
+    """A file whose index (moov, written first) is whole but whose frames are cut off: the
+    missing frames are noticed, nothing is written."""
+    src = tmp_path / "fast.mp4"
+    write_video(src, [frame_image(k % N) for k in range(48)], fps=FPS)  # cvtools writes the index first
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    with pytest.raises(ImageError, match=r"truncated or damaged|cannot decode") as err:
+        stylize_video(Identity(), cut, tmp_path / "cut_out.mp4")
+    assert str(err.value).startswith(str(cut))
+    assert not (tmp_path / "cut_out.mp4").exists() and leftovers(tmp_path) == []
+
+
+def test_pixel_limit_before_decoding(tmp_path, clip, monkeypatch):
+    monkeypatch.setenv("CVTOOLS_MAX_PIXELS", "3000")  # 64×48 = 3072
+    with pytest.raises(ImageError, match="safety limit"):
+        probe_video(clip)
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt, RuntimeError])
+def test_interrupt_or_error_mid_video_leaves_no_file(tmp_path, clip, exc):
+    dst = tmp_path / "stopped.mp4"
+    stub = Identity(fail_at=4, exc=exc)
+    with pytest.raises(exc):
+        stylize_video(stub, clip, dst)
+    # stopped there: the overlapped stages may have started the next frame, not the whole clip
+    assert 4 <= stub.calls <= 5
+    assert not dst.exists() and leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+@pytest.mark.slow
+def test_cli_stylize_video_writes_playable_file_and_skips_on_rerun(tmp_path, run_cli):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = make_clip(folder / "clip.mp4", n=6)
+    from PIL import Image
+
+    Image.fromarray(frame_image(0)).save(folder / "photo.png")
+    result = run_cli("stylize", folder, "--style", "mona", "--device", "cpu")
+    assert result.exit_code == 0, result.output + result.stderr
+    out = folder / "clip_mona.mp4"
+    info = probe_video(out)
+    assert (info.width, info.height, info.fps, info.has_audio) == (W, H, FPS, True)
+    assert len(list(read_frames(out))) == 6
+    assert (folder / "photo_mona.png").is_file()  # the photo beside it, as before
+    assert sorted(p.name for p in folder.iterdir()) == ["clip.mp4", "clip_mona.mp4", "photo.png", "photo_mona.png"]
+    mtime = os.stat(out).st_mtime_ns
+    again = run_cli("stylize", src, "--style", "mona", "--device", "cpu")
+    assert again.exit_code == 0 and "already done" in again.stderr, again.stderr
+    assert os.stat(out).st_mtime_ns == mtime
