@@ -119,7 +119,7 @@ def test_fold_is_exact_on_random_statistics():
 
 
 def test_tampered_embedded_weights_are_refused(tmp_path):
-    from cvtools.backbones import EMBEDDED, embedded_weights_path
+    from cvtools.backbones.efficientnet_lite import EMBEDDED, embedded_weights_path
     from cvtools.weights import load_state_dict_file
 
     src = embedded_weights_path("efficientnet_lite0")
@@ -197,3 +197,119 @@ def test_imagenet50_top1(lite0, shared):
     preds = classify_images(lite0, [load_image(f).rgb for f in files], top_k=1)
     correct = sum(p[0].index == y for p, y in zip(preds, labels))
     assert correct >= 42, f"top-1 {correct}/50"
+
+
+# ----------------------------------------------------------------------------- the registry
+
+from cvtools.backbones.registry import backbone_names, get_spec  # noqa: E402
+
+
+@pytest.mark.parametrize("name", backbone_names())
+def test_registered_spec_is_complete(name):
+    """Every spec builds with random weights (on the meta device: shapes and structure, no
+    arithmetic), has its parameter count and preprocessing, and its layer table names modules
+    that run, in execution order; the default layers of every effect are among them."""
+    spec = get_spec(name)
+    with torch.device("meta"):
+        model, desc = spec.build("random")
+    assert desc == "random (untrained)"
+    assert sum(p.numel() for p in model.parameters()) == spec.params
+    pre = spec.preprocessing
+    assert len(pre.mean) == len(pre.std) == 3 and min(pre.std) > 0
+    assert pre.crop_size == spec.input_size and pre.resize_size >= pre.crop_size
+    assert pre.interpolation in ("bilinear", "bicubic")
+    w = spec.weights
+    assert w.name and w.source and w.license and w.file and 50 < w.top1 < 100
+    assert spec.weights_status().split()[0] in ("embedded", "available", "missing")
+
+    order = []
+    paths = {}
+    for public, path in spec.layers.items():
+        paths.setdefault(path, []).append(public)
+    handles = [model.get_submodule(p).register_forward_hook(lambda m, i, o, p=p: order.append(p)) for p in paths]
+    with torch.no_grad():
+        out = model.eval()(torch.empty(1, 3, spec.input_size, spec.input_size, device="meta"))
+    for h in handles:
+        h.remove()
+    assert out.shape == (1, 1000)
+    seen = list(dict.fromkeys(order))  # first call of each module (ResNet's stem ReLU runs once)
+    assert seen == list(paths), "layer table is not in execution order or names a module that never runs"
+    for layer in spec.defaults.roles():
+        assert layer in spec.layers
+
+
+@pytest.mark.parametrize("name", [n for n in backbone_names() if get_spec(n).family == "torchvision"])
+def test_torchvision_metadata_matches_torchvision(name):
+    """The registry's copy of torchvision's weights metadata (kept so that listing imports no
+    torchvision) is what torchvision says."""
+    import torchvision
+
+    spec = get_spec(name)
+    w = torchvision.models.get_model_weights(name).DEFAULT
+    t = w.transforms()
+    assert spec.weights.name == w.name
+    assert spec.weights.file == w.url.rsplit("/", 1)[-1]
+    assert spec.weights.top1 == w.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+    assert spec.params == w.meta["num_params"]
+    pre = spec.preprocessing
+    assert (list(pre.mean), list(pre.std)) == (list(t.mean), list(t.std))
+    assert (pre.resize_size, pre.crop_size, pre.interpolation) == (t.resize_size[0], t.crop_size[0], t.interpolation.value)
+
+
+@pytest.mark.parametrize("name", [n for n in backbone_names() if get_spec(n).family == "efficientnet_lite"])
+def test_embedded_metadata_names_the_installed_file(name):
+    import os
+
+    from cvtools.backbones.efficientnet_lite import embedded_weights_path
+
+    path = embedded_weights_path(name)
+    if path is None:
+        pytest.skip(f"{name}: weights package not installed")
+    assert os.path.basename(path) == get_spec(name).weights.file
+    assert get_spec(name).weights_status() == "embedded"
+
+
+def test_unknown_backbone_is_one_line_listing_the_known():
+    for call in (lambda: get_spec("nope"), lambda: load_backbone("nope", device="cpu")):
+        with pytest.raises(UsageError) as err:
+            call()
+        msg = str(err.value)
+        assert "\n" not in msg and msg.startswith("unknown backbone 'nope'; choose from ")
+        assert msg.split("choose from ", 1)[1].split(", ") == backbone_names()
+
+
+def test_registry_imports_torchvision_only_to_build():
+    """Importing the package imports no torch; listing every backbone (names, metadata, weights
+    status, the `backbones` command) imports no torchvision; building a torchvision one does."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import cvtools.backbones as b\n"
+        "print('torch' in sys.modules)\n"
+        "from click.testing import CliRunner\n"
+        "from cvtools.cli import cli\n"
+        "r = CliRunner().invoke(cli, ['backbones'])\n"
+        "assert r.exit_code == 0 and 'googlenet' in r.output, r.output\n"
+        "r = CliRunner().invoke(cli, ['backbones', 'googlenet'])\n"
+        "assert r.exit_code == 0 and 'inception4c' in r.output, r.output\n"
+        "print('torchvision' in sys.modules)\n"
+        "b.get_spec('resnet18').build('random')\n"
+        "print('torchvision' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True"]
+
+
+def test_registration_refuses_a_default_layer_not_in_the_table():
+    from dataclasses import replace
+
+    from cvtools.backbones.registry import LayerDefaults, register
+
+    spec = get_spec("resnet18")
+    bad = replace(spec, name="resnet18_bad", defaults=LayerDefaults(style=["layer9"], content="layer2",
+                                                                    dream=["layer3"], cam="layer4"))
+    with pytest.raises(ValueError, match="layer9"):
+        register(bad)
+    assert "resnet18_bad" not in backbone_names()

