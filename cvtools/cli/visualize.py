@@ -12,6 +12,7 @@ import json
 
 import click
 
+from cvtools.batch import BatchedWork
 from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options,
                                 output_options, quiet_option, run_batch)
 from cvtools.visualize.catalog import ALL, METHOD_INFO, file_slug, parse_methods
@@ -320,7 +321,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
             lines += [f"  {line}" for line in extra["sanity"].describe()]
         return "\n".join(lines)
 
-    batched = BatchedWork(paths, prepare, compute, finish_one, batch_size)
+    batched = BatchedWork(prepare, compute, finish_one, batch_size)
     report = run_batch(inputs, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json)
     if metrics and not quiet and not as_json and sum(len(v) for v in summary.values()) > 0 and len(report.done) > 1:
         from cvtools.visualize.metrics import summarize
@@ -369,67 +370,6 @@ def _save_array(path, tensor, overwrite):
             np.save(f, array)
 
     atomic_write(path, write, overwrite=overwrite)
-
-
-class BatchedWork:
-    """Per-file work for ``run_batch`` that computes in batches.
-
-    ``run_batch`` calls this once per path, in order, and reports each file's error on its own
-    line. Paths are prepared (decode, output names; a failure is kept and raised in that file's
-    own call) ``lookahead × batch_size`` at a time; when a path's turn comes, it is computed
-    together with up to ``batch_size - 1`` prepared paths of the same tensor shape (a folder of
-    mixed portrait and landscape photos still fills its batches), and each call then only draws
-    and writes its own file. A batch that fails (say out of memory) is retried one image at a
-    time, so one bad image fails alone.
-    """
-
-    def __init__(self, paths, prepare, compute, finish, batch_size, lookahead=4):
-        self.order = [str(p) for p in paths]
-        self.prepare, self.compute, self.finish = prepare, compute, finish
-        self.batch_size, self.lookahead = batch_size, lookahead
-        self.prepared = {}  # path -> item, or the exception preparing it raised
-        self.ready = {}  # path -> (item, outcome of compute, or its exception)
-
-    def __call__(self, path):
-        key = str(path)
-        if key not in self.ready:
-            if key not in self.prepared:
-                self._prepare_from(key)
-            item = self.prepared.pop(key)
-            if isinstance(item, BaseException):
-                raise item
-            shape = tuple(item["x"].shape)
-            mates = [p for p, it in self.prepared.items()
-                     if not isinstance(it, BaseException) and tuple(it["x"].shape) == shape][: self.batch_size - 1]
-            self._run([(key, item)] + [(p, self.prepared.pop(p)) for p in mates])
-        item, outcome = self.ready.pop(key)
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return self.finish(path, item, outcome)
-
-    def _prepare_from(self, key):
-        start = self.order.index(key) if key in self.order else None
-        window = [key] if start is None else self.order[start:start + self.batch_size * self.lookahead]
-        for p in window:
-            if p in self.prepared or p in self.ready:
-                continue
-            try:
-                self.prepared[p] = self.prepare(p)
-            except Exception as exc:  # reported by run_batch when that file's turn comes
-                self.prepared[p] = exc
-
-    def _run(self, members):
-        try:
-            outcomes = self.compute([item for _, item in members])
-        except Exception as exc:
-            if len(members) == 1:
-                self.ready[members[0][0]] = (members[0][1], exc)
-                return
-            for member in members:  # one bad (or too big) image must not sink its batch-mates
-                self._run([member])
-            return
-        for (p, item), outcome in zip(members, outcomes):
-            self.ready[p] = (item, outcome)
 
 
 # ----------------------------------------------------------------------------- scorecard
@@ -486,7 +426,7 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
     On a CPU this is slow: about 10 s per method per 224 px image for the metrics, plus the
     method itself (scorecam: a forward pass per channel) and ~20 times that for --sanity images.
     """
-    from cvtools.imageio import expand_inputs, load_image
+    from cvtools.imageio import load_image
     from cvtools.visualize.explain import analysis_tensor
     from cvtools.visualize.model import parse_target
     from cvtools.visualize.score import Scorecard, score_batch
@@ -524,8 +464,7 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
         card.extend([row])
         return None
 
-    paths, _ = expand_inputs(inputs)
-    batched = BatchedWork(paths, prepare, compute, finish_one, batch_size)
+    batched = BatchedWork(prepare, compute, finish_one, batch_size)
     report = run_batch(inputs, batched, f"visualize score {','.join(names) if len(names) <= 3 else 'methods'}",
                        quiet=quiet or as_json)
     if card.images:

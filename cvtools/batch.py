@@ -1,0 +1,647 @@
+"""Work over many inputs, below the CLI: overlapped stages, grouping into batches, per-input
+errors, interruption, sharding under torchrun and the run's summary.
+
+Two layers:
+
+- **Item runners**, for any iterable of items (files, video frames, ...), each yielding one
+  :class:`Outcome` per item, in input order, with an exception kept per item instead of raised:
+
+  - :func:`run_stages` overlaps ``load`` (worker threads) / ``compute`` (the calling thread:
+    the device work) / ``save`` (worker threads) across items, with bounded look-ahead;
+  - :func:`run_batched` computes prepared items in batches of one key (say, one tensor shape);
+  - :func:`prefetch` runs a sequential iterator (a video decoder) one step ahead in a thread.
+
+- **The file runner** :func:`run`: expand the inputs, take this rank's shard under torchrun,
+  run a work object over the files, keep going past per-file errors, handle Ctrl-C and
+  SIGTERM, and return a :class:`BatchReport` (the union of all ranks' under torchrun). It prints
+  nothing: it reports through callbacks (``on_done``, ``on_fail``, ``on_note``, ``progress``);
+  ``cvtools.cli.common.run_batch`` wires them to tqdm and the terminal.
+
+The work given to :func:`run` is one of: a callable ``work(path) -> note or None`` (one file
+after another), a :class:`StagedWork` (stages overlapped by :func:`run_stages`) or a
+:class:`BatchedWork` (batches by :func:`run_batched`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+__all__ = [
+    "Outcome", "run_stages", "run_batched", "prefetch", "StagedWork", "BatchedWork", "io_threads",
+    "BatchReport", "Interrupted", "run", "error_line",
+]
+
+
+# ----------------------------------------------------------------------------- item runners
+
+
+@dataclass
+class Outcome:
+    """What became of one item: ``value`` (what the last stage returned) or ``error`` (the
+    exception any stage raised for it; the other items go on)."""
+
+    item: Any
+    value: Any = None
+    error: Optional[BaseException] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class _Failed:
+    """A stage's exception, kept until its item's turn to be reported."""
+
+    __slots__ = ("exc",)
+
+    def __init__(self, exc):
+        self.exc = exc
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """Worker threads per pool when nobody says: ``CVTOOLS_IO_THREADS`` if set, else min(4, CPUs)."""
+    return io_threads(None)
+
+
+def io_threads(work=None) -> int:
+    """Worker threads per pool for staged work: ``CVTOOLS_IO_THREADS`` if set, else the work's
+    ``threads``, else min(4, CPUs). 0 means serial."""
+    env = os.environ.get("CVTOOLS_IO_THREADS", "").strip()
+    if env:
+        try:
+            return max(0, int(env))
+        except ValueError:
+            from cvtools.errors import UsageError
+
+            raise UsageError(f"CVTOOLS_IO_THREADS={env!r} is not a number of threads") from None
+    threads = getattr(work, "threads", None)
+    return max(0, int(threads)) if threads is not None else min(4, _cpu_count())
+
+
+def run_stages(items: Iterable, load: Optional[Callable[[Any], Any]], compute: Callable[[Any, Any], Any],
+               save: Optional[Callable[[Any, Any], Any]] = None, *, prepare: Optional[Callable[[Any], None]] = None,
+               threads: Optional[int] = None, save_threads: Optional[int] = None,
+               late: Optional[Callable[[Any], None]] = None) -> Iterator[Outcome]:
+    """Overlap the stages of per-item work; yield one :class:`Outcome` per item, in input order.
+
+    For each item: ``prepare(item)`` (optional; the calling thread, in input order, before its
+    load: naming outputs, refusing early), ``a = load(item)`` (a loader thread; None: ``a`` is
+    the item), ``b = compute(item, a)`` (the calling thread, in input order: the device work),
+    ``c = save(item, b)`` (a writer thread; None: ``c`` is ``b``); the outcome's ``value`` is
+    ``c``. An exception in any stage becomes that item's ``error``; later stages are skipped for
+    it and the other items go on.
+
+    Memory stays bounded: at most ``threads + 1`` items are loaded (or loading) ahead of the
+    computation, and at most ``2 * threads`` computed results wait for a writer; ``items`` is
+    read lazily (a generator of video frames works). ``threads``: workers per pool (None:
+    :func:`default_threads`); 0 runs every stage on the calling thread, one item after another.
+    ``save_threads`` (default ``threads``): 1 makes the saves run one at a time in input order
+    (frames into one video encoder).
+
+    On Ctrl-C or SIGTERM (a ``KeyboardInterrupt``), or when the caller stops iterating: no new
+    item starts, queued loads and saves are dropped, those under way finish (so make saves
+    atomic), ``late(item)`` is called for each item whose save completed but was not yielded,
+    and the interrupt goes on.
+    """
+    threads = default_threads() if threads is None else max(0, int(threads))
+    if threads <= 0:
+        yield from _serial_stages(items, load, compute, save, prepare)
+        return
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    writers_n = threads if save_threads is None else max(1, int(save_threads))
+    lookahead = threads + 1  # loaded (or loading) items waiting for the device: bounded memory
+    max_saves = 2 * writers_n  # results waiting for a writer: bounded memory
+    source = iter(items)
+    exhausted = False
+    loaders = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load")
+    writers = ThreadPoolExecutor(writers_n, thread_name_prefix="cvtools-save")
+    loads: deque = deque()  # (item, Future of the loaded value | _Failed | (value,) when no load)
+    results: deque = deque()  # (item, Future of the saved value | _Failed | (value,)), in input order
+
+    def feed():
+        nonlocal exhausted
+        while not exhausted and len(loads) < lookahead:
+            try:
+                item = next(source)
+            except StopIteration:
+                exhausted = True
+                return
+            try:
+                if prepare is not None:
+                    prepare(item)
+            except Exception as exc:
+                loads.append((item, _Failed(exc)))
+            else:
+                loads.append((item, loaders.submit(load, item) if load is not None else (item,)))
+
+    def finished(limit) -> Iterator[Outcome]:
+        """Outcomes of the head of ``results`` that are done; wait for the head while more than
+        ``limit`` results are outstanding."""
+        while results:
+            item, r = results[0]
+            if isinstance(r, Future):
+                if not r.done() and len(results) <= limit:
+                    return
+                try:
+                    value = r.result()
+                except Exception as exc:
+                    results.popleft()
+                    yield Outcome(item, error=exc)
+                else:
+                    results.popleft()
+                    yield Outcome(item, value)
+            elif isinstance(r, _Failed):
+                results.popleft()
+                yield Outcome(item, error=r.exc)
+            else:
+                results.popleft()
+                yield Outcome(item, r[0])
+
+    try:
+        feed()
+        while loads:
+            item, loading = loads.popleft()
+            feed()  # keep the loaders busy while this item is computed
+            try:
+                if isinstance(loading, _Failed):
+                    raise loading.exc
+                loaded = loading[0] if isinstance(loading, tuple) else loading.result()
+                loading = None
+                pending = compute(item, loaded)
+                del loaded
+            except Exception as exc:
+                results.append((item, _Failed(exc)))
+            else:
+                results.append((item, writers.submit(save, item, pending) if save is not None else (pending,)))
+                del pending
+            yield from finished(max_saves)
+        yield from finished(0)
+    except (KeyboardInterrupt, GeneratorExit):
+        for pool in (loaders, writers):
+            pool.shutdown(wait=True, cancel_futures=True)
+        if late is not None:
+            for item, r in results:
+                if isinstance(r, Future) and r.done() and not r.cancelled() and r.exception() is None:
+                    late(item)
+        raise
+    finally:
+        for pool in (loaders, writers):
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _serial_stages(items, load, compute, save, prepare) -> Iterator[Outcome]:
+    for item in items:
+        try:
+            if prepare is not None:
+                prepare(item)
+            value = compute(item, load(item) if load is not None else item)
+            if save is not None:
+                value = save(item, value)
+        except Exception as exc:
+            yield Outcome(item, error=exc)
+        else:
+            yield Outcome(item, value)
+
+
+def run_batched(items: Sequence, prepare: Callable[[Any], Any], compute: Callable[[List[Any]], Sequence[Any]],
+                finish: Optional[Callable[[Any, Any, Any], Any]] = None, *, batch_size: int,
+                key: Optional[Callable[[Any], Hashable]] = None, lookahead: int = 4) -> Iterator[Outcome]:
+    """Compute items in batches of one ``key``; yield one :class:`Outcome` per item, in order.
+
+    ``prepare(item) -> p`` runs ``lookahead * batch_size`` items at a time (in input order); when an
+    item's turn comes, it is computed together with up to ``batch_size - 1`` prepared items of
+    the same ``key(p)`` (default: ``p["x"].shape``, so a folder of mixed portrait and landscape
+    photos still fills its batches): ``compute([p, ...]) -> [r, ...]``, one result per prepared
+    item. Then ``finish(item, p, r)`` (default: ``r``) gives the outcome's value. A batch that
+    fails (say out of memory) is retried one item at a time, so a bad item fails alone; an
+    exception from ``prepare`` or ``finish`` fails that item only.
+
+    Only ``items`` are ever prepared or computed: under torchrun pass this rank's shard.
+    """
+    order = list(items)
+    key = key or _shape_key
+    batch_size = max(1, int(batch_size))
+    window = max(1, batch_size * max(1, int(lookahead)))
+    prepared = {}  # index -> p, or the exception preparing it raised
+    ready = {}  # index -> (p, result, or its exception)
+    next_prepare = 0
+
+    def run(members):
+        try:
+            results = compute([p for _, p in members])
+            if len(results) != len(members):
+                raise RuntimeError(f"compute returned {len(results)} results for {len(members)} items")
+        except Exception as exc:
+            if len(members) == 1:
+                ready[members[0][0]] = (members[0][1], exc)
+                return
+            for member in members:  # one bad (or too big) item must not sink its batch-mates
+                run([member])
+            return
+        for (i, p), r in zip(members, results):
+            ready[i] = (p, r)
+
+    for i, item in enumerate(order):
+        if i not in ready:
+            if i not in prepared:  # prepare the next window, in input order
+                while next_prepare < min(len(order), i + window):
+                    try:
+                        prepared[next_prepare] = prepare(order[next_prepare])
+                    except Exception as exc:  # reported when that item's turn comes
+                        prepared[next_prepare] = _Failed(exc)
+                    next_prepare += 1
+            p = prepared.pop(i)
+            if isinstance(p, _Failed):
+                yield Outcome(item, error=p.exc)
+                continue
+            try:
+                k = key(p)
+                mates = []
+                for j, q in list(prepared.items()):
+                    if len(mates) >= batch_size - 1:
+                        break
+                    if not isinstance(q, _Failed) and key(q) == k:
+                        mates.append(j)
+            except Exception as exc:
+                yield Outcome(item, error=exc)
+                continue
+            run([(i, p)] + [(j, prepared.pop(j)) for j in mates])
+        p, r = ready.pop(i)
+        if isinstance(r, BaseException):
+            yield Outcome(item, error=r)
+            continue
+        try:
+            value = finish(item, p, r) if finish is not None else r
+        except Exception as exc:
+            yield Outcome(item, error=exc)
+        else:
+            yield Outcome(item, value)
+
+
+def _shape_key(p):
+    x = p["x"] if isinstance(p, dict) else p
+    return tuple(x.shape)
+
+
+def prefetch(iterable: Iterable, ahead: int = 2) -> Iterator:
+    """Iterate ``iterable`` in a background thread, up to ``ahead`` items in front of the
+    consumer, in order (a video decoder keeps decoding while the device works). An exception
+    from the iterator is raised at its position; stopping early stops the thread."""
+    import queue
+    import threading
+
+    q: queue.Queue = queue.Queue(maxsize=max(1, int(ahead)))
+    stop = threading.Event()
+    end = object()
+
+    def produce():
+        try:
+            for x in iterable:
+                while not stop.is_set():
+                    try:
+                        q.put((x, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put((end, None))
+        except BaseException as exc:  # handed to the consumer
+            q.put((end, exc))
+
+    thread = threading.Thread(target=produce, name="cvtools-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            x, exc = q.get()
+            if x is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield x
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                pass
+            thread.join(0.05)
+
+
+# ----------------------------------------------------------------------------- work over files
+
+
+@dataclass
+class StagedWork:
+    """Per-file work in stages, so that :func:`run` overlaps them across files (:func:`run_stages`):
+    while the device computes one image, worker threads decode the next ones and encode the
+    previous ones (Pillow's decoders and encoders, and file I/O, release the GIL).
+
+    - ``prepare(path)`` (optional): main thread, in input order, before the file is loaded
+      (e.g. naming its output with ``output_path_for``, so the checks and the output claims
+      happen in input order and a refused file is never decoded);
+    - ``load(path) -> item``: a loader thread, a few files ahead of the computation;
+    - ``compute(path, item) -> pending``: the main thread (the device work), in input order;
+    - ``save(path, pending) -> note or None``: a writer thread; the note is reported, and the
+      progress advances, once the file is saved, in input order.
+
+    An exception in any stage fails that file only (reported on one line naming it).
+    ``threads``: workers per pool (None: min(4, CPUs)); 0 runs every stage on the main thread,
+    one file after another, as does ``CVTOOLS_IO_THREADS=0`` (for debugging).
+    """
+
+    load: Callable[[Any], Any]
+    compute: Callable[[Any, Any], Any]
+    save: Callable[[Any, Any], Optional[str]]
+    prepare: Optional[Callable[[Any], None]] = None
+    threads: Optional[int] = None
+
+    def __call__(self, path, item):
+        return self.compute(path, item)
+
+
+@dataclass
+class BatchedWork:
+    """Per-file work that computes in batches (:func:`run_batched`): ``prepare(path) -> item``
+    (decode, output names: main thread, in input order, a few batches ahead), ``compute([item,
+    ...]) -> [result, ...]`` (the device), ``finish(path, item, result) -> note or None``
+    (draw and write). Items batch together when ``key(item)`` is equal (default: the shape of
+    ``item["x"]``)."""
+
+    prepare: Callable[[Any], Any]
+    compute: Callable[[List[Any]], Sequence[Any]]
+    finish: Callable[[Any, Any, Any], Optional[str]]
+    batch_size: int = 8
+    key: Optional[Callable[[Any], Hashable]] = None
+    lookahead: int = 4
+
+
+def _is_staged(work) -> bool:
+    return hasattr(work, "load") and hasattr(work, "save")
+
+
+@dataclass
+class BatchReport:
+    done: List[str] = field(default_factory=list)
+    failed: List[str] = field(default_factory=list)
+    #: wall-clock span of the loop over the files (model loading is before it): time.time() values
+    started: float = 0.0
+    ended: float = 0.0
+    #: inputs whose output was already there (same command, options and input): not failures
+    skipped: List[str] = field(default_factory=list)
+    #: files found in folders that are this command's own outputs: left out, not failures
+    excluded: List[str] = field(default_factory=list)
+    #: inputs of the whole run (files found plus inputs that gave none, e.g. an empty folder)
+    total: int = 0
+    #: files this process worked on (its shard under torchrun)
+    files: int = 0
+    #: processes of the run (torchrun's world size) and whether this one speaks for the run
+    processes: int = 1
+    is_main: bool = True
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed else 0
+
+    def rate_line(self, processes: int = 1) -> str:
+        """'N images in T s (R img/s[ on K processes])' for the summary of a folder run; below
+        one image a second, 'S s/img' (slow work never reads '0.0 img/s')."""
+        seconds = max(1e-9, self.ended - self.started)
+        n = len(self.done)
+        on = f" on {processes} processes" if processes > 1 else ""
+        rate = n / seconds
+        speed = f"{seconds / n:.1f} s/img" if n and rate < 1.0 else f"{rate:.1f} img/s"
+        return f"{n} image{'s' if n != 1 else ''} in {seconds:.1f} s ({speed}{on})"
+
+    def summary_line(self, processes: int = 1) -> Optional[str]:
+        """'done: ...' with the rate, the inputs skipped as already done and the earlier outputs
+        left out of the inputs; None when there is nothing to say."""
+        parts = [self.rate_line(processes)] if self.done else []
+        if self.skipped:
+            n = len(self.skipped)
+            parts.append(f"skipped {n} already done (same command and options; --overwrite redoes them)")
+        if self.excluded:
+            n = len(self.excluded)
+            parts.append(f"left out {n} earlier output{'s' if n != 1 else ''} of this command found among the "
+                         "inputs")
+        return f"done: {'; '.join(parts)}" if parts else None
+
+    def closing_lines(self) -> List[str]:
+        """What to tell the user when the run ends (nothing for one file, nothing on ranks other
+        than 0): failures out of the inputs, and the summary line."""
+        if self.processes > 1:
+            if not self.is_main:
+                return []
+            return [f"{len(self.done)} of {self.total - len(self.excluded)} inputs done on {self.processes} processes"
+                    + (f", {len(self.failed)} failed" if self.failed else "")
+                    + (f", {len(self.skipped)} skipped as already done" if self.skipped else "")
+                    + (f", {len(self.excluded)} earlier outputs left out" if self.excluded else "")
+                    + (f": {self.rate_line(self.processes)}" if self.done else "")]
+        if not self.files:  # no input images: the error said it all
+            return []
+        lines = []
+        total = self.total - len(self.excluded)
+        if self.failed and total > 1:
+            lines.append(f"{len(self.failed)} of {total} inputs failed")
+        summary = self.summary_line()
+        if self.files > 1 and summary:
+            lines.append(summary)
+        return lines
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped :func:`run`: ``report`` holds what was done, ``message`` says
+    so in one line (every output written is complete; a re-run continues)."""
+
+    def __init__(self, report: BatchReport, message: str):
+        super().__init__(message)
+        self.report = report
+        self.message = message
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM during a batch, raised like Ctrl-C so temporary files are cleaned up."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated()
+
+
+def error_line(path, exc) -> str:
+    """``path: message`` on one line (the message alone when it already names the path)."""
+    from cvtools.errors import one_line, safe_path
+
+    msg = one_line(str(exc))
+    shown = safe_path(path)
+    return msg if shown in msg else f"{shown}: {msg}"
+
+
+def failure_line(path, exc, fatal: Tuple[type, ...] = ()) -> str:
+    """The one-line error for one file's exception. Re-raises what must end the whole run (a
+    closed pipe, a missing module, any of ``fatal``) and anything that is not an Exception."""
+    from cvtools.errors import CvtoolsError
+
+    if isinstance(exc, CvtoolsError):
+        return error_line(path, exc)
+    if isinstance(exc, MemoryError):
+        return error_line(path, "out of memory; try a smaller --size or --tile")
+    if not isinstance(exc, Exception) or isinstance(exc, (BrokenPipeError, ImportError) + tuple(fatal)):
+        raise exc
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    if not isinstance(exc, (RuntimeError, OSError)):  # probably a bug: say what kind
+        first = f"{type(exc).__name__}: {first}"
+    return error_line(path, first)
+
+
+def _ignore(*args):
+    return None
+
+
+def run(inputs: Sequence[str], work: Callable, *, provenance=None,
+        on_done: Optional[Callable[[str, Optional[str]], None]] = None,
+        on_fail: Optional[Callable[[str, str, Optional[BaseException]], None]] = None,
+        on_note: Optional[Callable[[str], None]] = None,
+        progress: Optional[Callable[[int, int], None]] = None,
+        fatal: Tuple[type, ...] = ()) -> BatchReport:
+    """Run ``work`` over the files ``inputs`` name (files, folders, glob patterns), keeping going
+    past per-file errors; return a :class:`BatchReport`.
+
+    ``work``: ``work(path) -> note or None``, a :class:`StagedWork` (or anything with ``load``,
+    ``save`` and ``__call__(path, item)``) or a :class:`BatchedWork`.
+
+    Callbacks (all optional, all on the calling thread, in input order):
+    ``on_done(path, note)`` per finished file; ``on_fail(path, message, exc)`` per failed file
+    (``message`` one line naming the file; ``exc`` None for "no input images"), also for inputs
+    that gave no file; ``on_note(message)`` for notes (a renamed output, a skipped file);
+    ``progress(finished, total)``: (0, total) before the first file, then after each.
+
+    - An exception from one file fails that file only; those in ``fatal`` (and BrokenPipeError,
+      ImportError, anything not an Exception) end the run.
+    - Two inputs never write the same output file; finished outputs of the same command and
+      options are skipped and counted; this command's own outputs found in folders are left out
+      (``imageio.output_claims`` with ``provenance``, the command and its options).
+    - Under torchrun each rank takes every world_size-th file; every rank returns the union of
+      all ranks' reports (``processes`` > 1, ``is_main`` on rank 0).
+    - Ctrl-C or SIGTERM raises :class:`Interrupted` (a KeyboardInterrupt) with the report so far:
+      the file being written is discarded (writes are atomic), every finished output stays.
+    """
+    import signal
+    import threading
+    import time
+
+    from cvtools import distributed
+    from cvtools.imageio import OutputSkipped, expand_inputs, output_claims
+
+    on_done = on_done or _ignore
+    on_fail = on_fail or _ignore
+    on_note = on_note or _ignore
+    progress = progress or _ignore
+    report = BatchReport()
+    found: set = set()
+    paths, problems = expand_inputs(inputs, found=found)
+    # Under torchrun each rank takes one shard of the inputs; rank 0 speaks for the whole run.
+    dist = distributed.init() if distributed.launched_by_torchrun() else distributed.DistInfo()
+    all_paths = paths
+    report.total = len(all_paths) + len(problems)
+    if dist.enabled:
+        paths = distributed.shard(paths, dist.rank, dist.world_size)
+        if not dist.is_main:
+            problems = []
+    report.files = len(paths)
+    for problem in problems:
+        on_fail(problem.path, error_line(problem.path, problem), problem)
+        report.failed.append(problem.path)
+    if not all_paths:
+        if not problems:
+            on_fail("", "no input images", None)
+            report.failed.append("")
+        return report
+    finished = 0
+
+    def advance():
+        nonlocal finished
+        finished += 1
+        progress(finished, len(paths))
+
+    def ok(path, note):
+        report.done.append(str(path))
+        on_done(str(path), note)
+        advance()
+
+    def fail(path, exc):
+        if isinstance(exc, OutputSkipped):  # nothing to do for this input: not a failure
+            (report.skipped if exc.kind == "done" else report.excluded).append(str(path))
+            if len(paths) == 1 or exc.kind == "named_like":  # a name alone is a guess: say which file
+                on_note(error_line(path, exc))
+        else:
+            message = failure_line(path, exc, fatal)  # re-raises what must end the run
+            report.failed.append(str(path))
+            on_fail(str(path), message, exc)
+        advance()
+
+    staged = _is_staged(work)
+    threads = io_threads(work) if staged else 0
+    old_term = None
+    if threading.current_thread() is threading.main_thread():
+        try:
+            old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):
+            old_term = None
+    progress(0, len(paths))
+    report.started = time.time()
+    try:
+        with output_claims(provenance=provenance, notify=on_note, found=found, batch=paths):
+            if staged:
+                outcomes = run_stages(paths, work.load, work, work.save, prepare=getattr(work, "prepare", None),
+                                      threads=threads if len(paths) > 1 else 0,
+                                      late=lambda path: report.done.append(str(path)))
+            elif isinstance(work, BatchedWork):
+                outcomes = run_batched(paths, work.prepare, work.compute, work.finish, batch_size=work.batch_size,
+                                       key=work.key, lookahead=work.lookahead)
+            else:
+                outcomes = run_stages(paths, None, lambda path, _: work(path), threads=0)
+            try:
+                for outcome in outcomes:
+                    if outcome.error is None:
+                        ok(outcome.item, outcome.value)
+                    else:
+                        fail(outcome.item, outcome.error)
+            finally:
+                outcomes.close()  # on an interrupt: finish the saves under way, drop the rest
+    except KeyboardInterrupt:
+        report.ended = time.time()
+        in_progress = "those in progress were" if staged and threads and len(paths) > 1 else "the one in progress was"
+        raise Interrupted(report, f"interrupted after {len(report.done)} of {len(paths)} inputs; every output "
+                                  f"written is complete, {in_progress} discarded; run the same command again to "
+                                  "continue") from None
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    report.ended = time.time()
+    if dist.enabled:
+        return _combine_ranks(report, dist)
+    return report
+
+
+def _combine_ranks(report: BatchReport, dist) -> BatchReport:
+    """Every rank gets the union of all ranks' results (so all exit alike)."""
+    from cvtools import distributed
+
+    parts = distributed.gather_objects((report.done, report.failed, report.started, report.ended, report.skipped,
+                                        report.excluded))
+    return BatchReport([d for p in parts for d in p[0]], [f for p in parts for f in p[1]],
+                       min(p[2] for p in parts), max(p[3] for p in parts),
+                       [k for p in parts for k in p[4]], [e for p in parts for e in p[5]],
+                       total=report.total, files=report.files, processes=dist.world_size, is_main=dist.is_main)
