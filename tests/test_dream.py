@@ -263,9 +263,9 @@ def test_guided_dream_moves_features_towards_the_guide(lite0):
     # count, another CPU's kernels: measured gains 0.024 with 1 thread and 0.085 with 2 for the
     # same seed) picks another vector and another path. The property holds on average over
     # seeds, and for the objective the guided dream climbs.
-    from cvtools.dream.objective import DreamObjective, resolve_targets
+    from cvtools.dream.objective import DreamObjective, resolve_layer_targets
 
-    objective = DreamObjective(lite0, resolve_targets(lite0, layer), guide=guide)
+    objective = DreamObjective(lite0, resolve_layer_targets(lite0, layer), guide=guide)
 
     def guided_objective(img):
         with torch.no_grad():
@@ -508,10 +508,10 @@ def test_cli_help_teaches(run_cli):
 
 def test_bad_channel_range_is_named_as_a_range(lite0):
     """A mistyped range names the range and the layer's channel count, not every number."""
-    from cvtools.dream.objective import compact_channels, resolve_targets
+    from cvtools.dream.objective import compact_channels, resolve_layer_targets
 
     assert compact_channels([0, 1, 2, 3, 7, 9, 10]) == "0-3,7,9-10"
     with pytest.raises(UsageError) as err:
-        resolve_targets(lite0, "blocks.10:200-300")
+        resolve_layer_targets(lite0, "blocks.10:200-300")
     msg = str(err.value)
     assert "200-300" in msg and "112 channels" in msg and "250" not in msg and "\n" not in msg

@@ -333,3 +333,32 @@ def test_dream_tiled_gradient_of_a_pointwise_function_is_exact(h, w, tile, oy, o
     kw = {"align": align} if "align" in inspect.signature(tiling.tiled_gradient).parameters else {}
     got = tiling.tiled_gradient(x, grad, tile, offset=(oy, ox), margin=margin, **kw)
     assert torch.equal(got, grad(x))
+
+
+# ----------------------------------------------------------------------------- channel specs
+
+
+@SETTINGS
+@given(a=st.integers(0, 300), length=st.integers(1, 300), count=st.integers(1, 700))
+def test_channel_ranges_and_slices_mean_the_same(a, length, count):
+    """``a-b`` includes b, ``a:b+1`` is the slice that stops before b+1: the same channels, and
+    both fail alike (naming the channels that do not exist) when the layer is too small."""
+    from cvtools.errors import UsageError
+    from cvtools.specs import parse_channel_spec
+
+    b = a + length - 1
+    inclusive, sliced = parse_channel_spec(f"{a}-{b}"), parse_channel_spec(f"{a}:{b + 1}")
+    if b < count:
+        assert inclusive.resolve(count) == sliced.resolve(count) == list(range(a, b + 1))
+    else:
+        for spec in (inclusive, sliced):
+            with pytest.raises(UsageError, match=f"has {count} channels \\(0-{count - 1}\\)"):
+                spec.resolve(count)
+
+
+@SETTINGS
+@given(channels=st.lists(st.integers(0, 200), min_size=1, max_size=40))
+def test_compact_channel_lists_parse_back(channels):
+    from cvtools.specs import compact_channels, parse_channel_spec
+
+    assert parse_channel_spec(compact_channels(channels)).indices() == list(dict.fromkeys(channels))

@@ -130,10 +130,15 @@ def test_parse_channels():
     assert parse_channels("all", 3) == [0, 1, 2]
     from cvtools.errors import UsageError
 
-    with pytest.raises(UsageError, match="channels 0..9"):
+    # one grammar with the dream's layer targets: a-b includes b, a:b is a slice (end excluded)
+    assert parse_channels("0-3", 10) == parse_channels("0:4", 10) == [0, 1, 2, 3]
+    assert parse_channels("8:", 10) == [8, 9] and parse_channels("0:10:4", 10) == [0, 4, 8]
+    with pytest.raises(UsageError) as err:  # the error shows the layer's range and what is missing
         parse_channels("5:12", 10)
-    with pytest.raises(UsageError, match="bad --channels"):
+    assert str(err.value) == "channels 5:12: the layer has 10 channels (0-9); channels 10-11 do not exist"
+    with pytest.raises(UsageError, match="channels must be numbers") as err:
         parse_channels("a:b", 10)
+    assert "--" not in str(err.value)  # the library names no command-line option
 
 
 # ----------------------------------------------------------------------------- activations
@@ -171,7 +176,7 @@ def test_cli_filters_and_classes(run_cli, tmp_path):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "classes_efficientnet_lite0_1-281.png").exists()
     r = run_cli("visualize", "filters", "-l", "blocks.4", "-c", "0:99", "--steps", "1")
-    assert r.exit_code == 1 and "channels 0..39" in r.stderr
+    assert r.exit_code == 1 and "40 channels (0-39); channels 40-98 do not exist" in r.stderr
 
 
 def test_cli_activations(run_cli, tmp_path):

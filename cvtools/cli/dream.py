@@ -4,13 +4,18 @@ import click
 
 from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options, output_options,
                                 quiet_option, run_batch)
+from cvtools.cli.params import CHANNELS_HELP, LayerTargetType, Tile
+
+#: cvtools.dream.tiling.MIN_TILE (not imported, so `cvtools --help` stays quick;
+#: tests/test_params.py keeps the two equal).
+MIN_TILE = 128
 
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
-@click.option("--layer", "-l", "layers", multiple=True, metavar="NAME[:CHANNELS]",
-              help="Layer to dream with, repeatable; CHANNELS like 3,7 or 0-15 picks some of its channels. "
-                   "Default: the backbone's dream layers (`cvtools layers` lists them).")
+@click.option("--layer", "-l", "layers", multiple=True, type=LayerTargetType(),
+              help="Layer to dream with, repeatable; :CHANNELS picks some of its channels. "
+                   f"{CHANNELS_HELP}. Default: the backbone's dream layers (`cvtools layers` lists them).")
 @click.option("--octaves", type=click.IntRange(1, 12), default=4, show_default=True,
               help="Scales to dream at; more octaves give larger patterns.")
 @click.option("--octave-scale", type=click.FloatRange(1.05, 4.0), default=1.4, show_default=True,
@@ -23,7 +28,7 @@ from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_o
               help="Random shift (pixels) before each step; hides the network's grid.")
 @click.option("--guide", type=click.Path(), metavar="IMAGE",
               help="Guided dream: grow the features of this image instead of whatever the network sees.")
-@click.option("--tile", default="auto", show_default=True, metavar="auto|off|N",
+@click.option("--tile", type=Tile(minimum=MIN_TILE), default="auto", show_default=True,
               help="Compute gradients in N-pixel tiles (bounded memory, no seams); auto tiles only images "
                    "too large for memory.")
 @click.option("--size", type=click.IntRange(32, 100000), default=None, metavar="N",
@@ -73,8 +78,10 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     import sys
     from pathlib import Path
 
+    from cvtools.cli.params import with_flag
     from cvtools.dream import DreamEngine, DreamSettings
-    from cvtools.dream.animation import ANIMATED_EXTENSIONS
+    from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
+    from cvtools.dream.objective import resolve_layer_targets
     from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
 
@@ -95,6 +102,10 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     settings = DreamSettings(**settings).validated()  # bad options fail before the network loads
     guide_tensor = _load_guide(guide) if guide else None
     backbone = load_backbone_from_options(**model_opts)
+    try:  # the layers and channels exist in this backbone: checked here to name the option
+        resolve_layer_targets(backbone, settings.layers)
+    except UsageError as exc:
+        raise with_flag("--layer", exc) from None
 
     def note(message):
         if not quiet:
@@ -120,8 +131,10 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
             if frames == 1:
                 save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha)
                 return None if quiet else f"{path} -> {targets[0]}"
-            note = _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_file)
-            return None if quiet else f"{path} -> {note}"
+            write_dream_animation(engine, x, frames, targets[0] if animated_file else targets, zoom_factor=zoom,
+                                  seed=seed, alpha=alpha, fps=fps, progress=bar)
+            where = targets[0] if animated_file else f"{targets[0].parent}/"
+            return None if quiet else f"{path} -> {where} ({frames} frames)"
 
     finish(run_batch(inputs, work, "dream", quiet=quiet))
 
@@ -174,23 +187,3 @@ def _animation_target(path, output, overwrite, inputs):
 
     out = Path(output)
     return output_path_for(path, output, "dream", out.suffix.lower(), overwrite=overwrite, inputs=inputs)
-
-
-def _animate(engine, x, alpha, frames, zoom, seed, fps, bar, targets, animated_file):
-    """Dream the frames; write each PNG as soon as it is done, or the GIF/WebP at the end."""
-    from cvtools.dream import dream_frames, save_animation
-    from cvtools.imageio import save_image, tensor_to_pil
-
-    collected = []
-    for k, (rgb, a) in enumerate(dream_frames(engine, x, frames, zoom, seed=seed, alpha=alpha, progress=bar)):
-        if animated_file:
-            im = tensor_to_pil(rgb)
-            if a is not None and targets[0].suffix.lower() == ".webp":
-                im.putalpha(tensor_to_pil(a))
-            collected.append(im)
-        else:
-            save_image(targets[k], rgb, alpha=a)
-    if animated_file:
-        save_animation(targets[0], collected, fps=fps)
-        return f"{targets[0]} ({frames} frames)"
-    return f"{targets[0].parent}/ ({frames} frames)"

@@ -5,20 +5,11 @@ import json
 import click
 
 from cvtools.cli.common import echo_err, finish, max_pixels_option, output_options, quiet_option, run_batch, tune_option
+from cvtools.cli.params import Tile
 
-
-def _tile_option(ctx, param, value):
-    if value is None or value == "auto":
-        return "auto"
-    if value in ("off", "none", "0"):
-        return None
-    try:
-        n = int(value)
-    except ValueError:
-        raise click.BadParameter("use auto, off, or a tile side in pixels (e.g. 1024)") from None
-    if n < 256:
-        raise click.BadParameter("tiles must be at least 256 pixels")
-    return n
+#: Tiles are at least twice cvtools.style.stylize.TILE_OVERLAP (not imported: that loads torch,
+#: and `cvtools --help` stays instant; tests/test_params.py keeps the two equal).
+MIN_TILE = 256
 
 
 @click.command()
@@ -40,7 +31,7 @@ def _tile_option(ctx, param, value):
 @click.option("--style-scale", type=click.FloatRange(0.05, 8.0), default=1.0, show_default=True,
               help="Paintings only: stroke size. 2 paints with strokes twice as big, 0.5 half as big.")
 @click.option("--seed", type=int, metavar="N", help="Paintings only: the random seed (default 0; same seed, same result).")
-@click.option("--tile", default="auto", show_default=True, callback=_tile_option, metavar="auto|off|N",
+@click.option("--tile", type=Tile(minimum=MIN_TILE), default="auto", show_default=True,
               help="Stylize in overlapping N-pixel tiles, blended without seams. auto: only when the image "
                    "would not fit in memory.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")

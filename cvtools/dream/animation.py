@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 ANIMATED_EXTENSIONS = (".gif", ".webp")
 
@@ -69,3 +69,32 @@ def save_animation(path, frames: Sequence, fps: float = 12.0, quality: int = 90)
 
     atomic_write(path, write)
     return path
+
+
+def write_dream_animation(engine, image, frames: int, target: Union[str, Path, Sequence], *, zoom_factor: float = 1.05,
+                          seed: int = 0, alpha=None, fps: float = 12.0, progress=None) -> List[Path]:
+    """Dream a zooming animation of ``image`` (see :func:`dream_frames`) and write it.
+
+    target: a .gif/.webp path (one animated file, written atomically once every frame is
+    dreamed; WebP keeps ``alpha``, GIF drops it), or a sequence of ``frames`` image paths (each
+    frame written, with its alpha, as soon as it is dreamed, so an interrupted run keeps its
+    frames). Returns the paths written."""
+    from cvtools.imageio import save_image, tensor_to_pil
+
+    animated = isinstance(target, (str, Path))
+    if not animated and len(target) != frames:
+        raise ValueError(f"{len(target)} frame paths for {frames} frames")
+    path = Path(target) if animated else None
+    collected = []
+    for k, (rgb, a) in enumerate(dream_frames(engine, image, frames, zoom_factor, seed=seed, alpha=alpha,
+                                              progress=progress)):
+        if animated:
+            im = tensor_to_pil(rgb)
+            if a is not None and path.suffix.lower() == ".webp":
+                im.putalpha(tensor_to_pil(a))
+            collected.append(im)
+        else:
+            save_image(target[k], rgb, alpha=a)
+    if animated:
+        return [save_animation(path, collected, fps=fps)]
+    return [Path(t) for t in target]

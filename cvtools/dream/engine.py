@@ -19,9 +19,10 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 from cvtools.dream.graphs import CapturedOctave, GraphCache, graphs_supported
 from cvtools.dream.jitter import draw_shifts, roll2d, roll_indices
-from cvtools.dream.objective import DreamObjective, resolve_targets
+from cvtools.dream.objective import DreamObjective, resolve_layer_targets
 from cvtools.dream.tiling import DEFAULT_MARGIN, MIN_TILE, auto_tile, bytes_per_pixel, memory_budget, tiled_gradient
-from cvtools.errors import CvtoolsError, UsageError
+from cvtools.errors import CvtoolsError, UsageError, first_line
+from cvtools.specs import parse_tile
 
 #: Mean absolute change per step, in [0, 1] pixel units (Google's 1.5 on 0-255 images is 0.006).
 #: Picked by eye on samples/ with EfficientNet-Lite0, 4 octaves x 10 steps: 0.008 leaves faint
@@ -69,23 +70,7 @@ class DreamSettings:
             raise UsageError("--step-size must be positive")
         if self.jitter < 0:
             raise UsageError("--jitter must be 0 or more")
-        tile = self.tile
-        if isinstance(tile, str):
-            t = tile.strip().lower()
-            if t == "auto":
-                tile = "auto"
-            elif t in ("off", "none", "0"):
-                tile = None
-            else:
-                try:
-                    tile = int(t)
-                except ValueError:
-                    raise UsageError(f"--tile must be auto, off or a size in pixels (got {self.tile!r})") from None
-        if isinstance(tile, int) and not isinstance(tile, bool):
-            if tile == 0:
-                tile = None
-            elif tile < MIN_TILE:
-                raise UsageError(f"--tile must be at least {MIN_TILE} pixels (got {tile})")
+        tile = parse_tile(self.tile, MIN_TILE)
         layers = self.layers
         if isinstance(layers, str):
             layers = (layers,)
@@ -175,7 +160,7 @@ class DreamEngine:
                  notes: Optional[Callable[[str], None]] = None):
         self.backbone = backbone
         self.settings = settings.validated()
-        self.targets = resolve_targets(backbone, self.settings.layers)
+        self.targets = resolve_layer_targets(backbone, self.settings.layers)
         self.objective = DreamObjective(backbone, self.targets, guide=guide, guide_size=self.settings.guide_size)
         self._notes = notes
         self._said = set()
@@ -312,7 +297,7 @@ class DreamEngine:
                     raise
                 self.use_graphs = False
                 self._graphs.clear()
-                self.note(f"CUDA graphs unavailable ({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); "
+                self.note(f"CUDA graphs unavailable ({type(exc).__name__}: {first_line(exc, 120)}); "
                           "running eagerly")
             else:
                 out = captured.run(image, rows, cols, rows_inv, cols_inv)

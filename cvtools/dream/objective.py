@@ -7,71 +7,50 @@ objective issues only kernels and can be captured in a CUDA graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from cvtools.errors import UsageError
+from cvtools.specs import ChannelSpec, compact_channels, parse_channel_spec
 
 
 @dataclass(frozen=True)
 class LayerTarget:
-    """A layer, optionally restricted to some of its channels."""
+    """A layer, optionally restricted to some of its channels.
+
+    channels: the channel indices (None: all of them); None too while ``spec`` has open ends
+    (``8:``, ``all``) that only the layer's channel count resolves (see
+    :func:`resolve_layer_targets`). spec: the channels as parsed (for messages)."""
 
     layer: str
     channels: Optional[Tuple[int, ...]] = None
+    spec: Optional[ChannelSpec] = field(default=None, compare=False)
 
     def __str__(self) -> str:
         if self.channels is None:
-            return self.layer
+            return self.layer if self.spec is None else f"{self.layer}:{self.spec}"
         return f"{self.layer}:{compact_channels(self.channels)}"
 
 
-def compact_channels(channels: Sequence[int]) -> str:
-    """``[0, 1, 2, 3, 7, 9, 10]`` -> ``"0-3,7,9-10"`` (runs of consecutive numbers as ranges)."""
-    parts: List[str] = []
-    run: List[int] = []
-    for c in list(channels) + [None]:
-        if run and (c is None or c != run[-1] + 1):
-            parts.append(str(run[0]) if len(run) == 1 else f"{run[0]}-{run[-1]}")
-            run = []
-        if c is not None:
-            run.append(c)
-    return ",".join(parts)
-
-
-def parse_layer_target(text: str) -> LayerTarget:
-    """``NAME`` or ``NAME:CHANNELS`` where CHANNELS is a list like ``3,7`` or ``0-15`` or ``1,4-6``."""
+def parse_layer_target(text) -> LayerTarget:
+    """``NAME`` or ``NAME:CHANNELS``; CHANNELS as in :mod:`cvtools.specs`: ``3,7``, ``0-15``
+    (inclusive), ``0:16`` (a slice, end excluded), ``8:`` or ``all``."""
     if isinstance(text, LayerTarget):
         return text
     name, sep, spec = str(text).strip().partition(":")
     name = name.strip()
     if not name:
-        raise UsageError(f"--layer {text!r}: missing the layer name (e.g. blocks.10 or blocks.10:0-15)")
+        raise UsageError(f"layer target {str(text)!r}: missing the layer name (e.g. blocks.10 or blocks.10:0-15)")
     if not sep:
         return LayerTarget(name)
-    channels: List[int] = []
-    for part in spec.split(","):
-        part = part.strip()
-        lo, dash, hi = part.partition("-")
-        try:
-            if dash:
-                a, b = int(lo), int(hi)
-                if a > b:
-                    raise ValueError
-                channels.extend(range(a, b + 1))
-            else:
-                channels.append(int(part))
-        except ValueError:
-            raise UsageError(
-                f"--layer {text!r}: channels must be numbers or ranges like 3,7 or 0-15 (got {part!r})"
-            ) from None
-    if any(c < 0 for c in channels):
-        raise UsageError(f"--layer {text!r}: channel numbers start at 0")
-    return LayerTarget(name, tuple(dict.fromkeys(channels)))  # keep order, drop repeats
+    channels = parse_channel_spec(spec, label=repr(str(text).strip()))
+    return LayerTarget(name, tuple(channels.indices()) if channels.closed else None, channels)
 
 
-def resolve_targets(backbone, layers: Union[None, str, Sequence]) -> List[LayerTarget]:
-    """Parse and check targets against ``backbone`` (None: its dream defaults)."""
+def resolve_layer_targets(backbone, layers: Union[None, str, Sequence]) -> List[LayerTarget]:
+    """Layer targets (text like ``blocks.10:0-15`` or LayerTarget) parsed and checked against
+    ``backbone``'s layers and channel counts, open channel ranges resolved (None: the
+    backbone's dream defaults)."""
     if layers is None or (not isinstance(layers, str) and len(layers) == 0):
         layers = list(backbone.defaults.dream)
     if isinstance(layers, (str, LayerTarget)):
@@ -79,15 +58,15 @@ def resolve_targets(backbone, layers: Union[None, str, Sequence]) -> List[LayerT
     targets = [parse_layer_target(t) for t in layers]
     backbone.check_layers([t.layer for t in targets])
     channels = {info.name: info.channels for info in backbone.layers}
+    resolved = []
     for t in targets:
-        missing = [c for c in (t.channels or ()) if c >= channels[t.layer]]
-        if missing:
-            raise UsageError(
-                f"--layer {t}: {t.layer} has {channels[t.layer]} channels (0-{channels[t.layer] - 1}); "
-                f"{'channel' if len(missing) == 1 else 'channels'} {compact_channels(missing)} "
-                f"{'does' if len(missing) == 1 else 'do'} not exist"
-            )
-    return targets
+        spec = t.spec if t.spec is not None else (None if t.channels is None else parse_channel_spec(t.channels))
+        if spec is None:
+            resolved.append(t)
+            continue
+        picked = spec.resolve(channels[t.layer], layer=t.layer, label=f"{t.layer}:{spec}")
+        resolved.append(LayerTarget(t.layer, None if spec.everything else tuple(picked), spec))
+    return resolved
 
 
 class DreamObjective:

@@ -30,7 +30,7 @@ import torch
 from cvtools.errors import UsageError
 from cvtools.visualize.catalog import METHOD_INFO, method_name
 from cvtools.visualize.cam import cam_from_gradients, layer_gradients, upsample_cam
-from cvtools.visualize.model import PixelModel, Target, predict, resolve_targets
+from cvtools.visualize.model import PixelModel, Target, predict, resolve_class_indices
 
 
 def percentile_normalize(maps: torch.Tensor, q: float = 0.99) -> torch.Tensor:
@@ -102,7 +102,7 @@ class Attribution:
             return target.to(x.device)
         if target is None or isinstance(target, str):
             return predict(self.backbone, x, target)[0]
-        return resolve_targets(target, torch.empty(len(x), len(self.backbone.categories), device=x.device))
+        return resolve_class_indices(target, torch.empty(len(x), len(self.backbone.categories), device=x.device))
 
     def __repr__(self):
         return f"{type(self).__name__}({self.backbone.name})"

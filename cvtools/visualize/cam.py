@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from cvtools.errors import UsageError
-from cvtools.visualize.model import Target, resolve_targets
+from cvtools.visualize.model import Target, resolve_class_indices
 
 CAM_KINDS = ("gradcam", "gradcam++", "layercam")
 
@@ -58,7 +58,7 @@ def layer_gradients(backbone, x: torch.Tensor, target: Target = None, layer: Opt
             logits = backbone.model(backbone.prepare(x)).float()
             if len(seen) != 1:
                 raise UsageError(f"layer {layer!r} runs {len(seen)} times per forward pass; pick another with --layer")
-            idx = resolve_targets(target, logits)
+            idx = resolve_class_indices(target, logits)
             selected = logits.gather(1, idx[:, None]).sum()
             (grad,) = torch.autograd.grad(selected, seen[0])
     finally:

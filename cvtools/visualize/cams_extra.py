@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from cvtools.errors import UsageError
 from cvtools.visualize.attribution import METHODS, Attribution, _CAM
 from cvtools.visualize.cam import layer_gradients, upsample_cam
-from cvtools.visualize.model import Target, resolve_targets
+from cvtools.visualize.model import Target, resolve_class_indices
 
 
 def layer_activation(backbone, x: torch.Tensor, layer: str) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -227,7 +227,7 @@ class ScoreCAM(_ExtraCAM):
 
     def layer_map(self, x, target):
         activation, logits = layer_activation(self.backbone, x, self.layer)
-        t = resolve_targets(target, logits)
+        t = resolve_class_indices(target, logits)
         weights = scorecam_weights(self.backbone, x, activation, t, self.internal_batch_size or 64)
         return (weights[:, :, None, None] * activation.float()).sum(dim=1, keepdim=True).clamp_min(0)
 
@@ -240,7 +240,7 @@ class AblationCAM(_ExtraCAM):
 
     def layer_map(self, x, target):
         activation, logits = layer_activation(self.backbone, x, self.layer)
-        t = resolve_targets(target, logits)
+        t = resolve_class_indices(target, logits)
         y = logits.gather(1, t[:, None])
         drops = ablation_scores(self.backbone, x, activation, t, self.layer, logits,
                                 self.internal_batch_size or 64)

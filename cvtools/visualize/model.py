@@ -43,7 +43,7 @@ def parse_target(spec: Target) -> Target:
     return class_index(spec)
 
 
-def resolve_targets(target: Target, logits: torch.Tensor) -> torch.Tensor:
+def resolve_class_indices(target: Target, logits: torch.Tensor) -> torch.Tensor:
     """One class index per image (a long tensor on the logits' device, no host sync)."""
     n, classes = logits.shape
     target = parse_target(target)
@@ -65,7 +65,7 @@ def resolve_targets(target: Target, logits: torch.Tensor) -> torch.Tensor:
 def predict(backbone, x: torch.Tensor, target: Target = None):
     """(target indices, their probabilities, logits) for a batch of [0, 1] images."""
     logits = backbone.model(backbone.prepare(x)).float()
-    idx = resolve_targets(target, logits)
+    idx = resolve_class_indices(target, logits)
     prob = logits.softmax(dim=1).gather(1, idx[:, None])[:, 0]
     return idx, prob, logits
 

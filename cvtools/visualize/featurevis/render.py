@@ -68,28 +68,13 @@ def render(backbone, objective: Objective, batch: int = 1, size: int = 128, step
     return Visualization(final, torch.stack(history) if history else torch.empty(0, batch), objective.name)
 
 
-def parse_channels(spec: str, count: int) -> List[int]:
-    """``0:16``, ``3,7,12``, ``5`` or ``all`` -> channel indices, checked against ``count``."""
-    from cvtools.errors import UsageError
+def parse_channels(spec, count: int) -> List[int]:
+    """``0:16`` (a slice, end excluded), ``0-15`` (a range, end included), ``3,7,12``, ``8:`` or
+    ``all`` (text or a :class:`~cvtools.specs.ChannelSpec`) -> channel indices of a layer with
+    ``count`` channels; a UsageError naming the spec and the layer's channels otherwise."""
+    from cvtools.specs import parse_channel_spec
 
-    spec = (spec or "").strip()
-    if spec == "all":
-        return list(range(count))
-    out: List[int] = []
-    try:
-        for part in spec.split(","):
-            part = part.strip()
-            if ":" in part:
-                a, _, b = part.partition(":")
-                out.extend(range(int(a or 0), int(b) if b else count))
-            elif part:
-                out.append(int(part))
-    except ValueError:
-        raise UsageError(f"bad --channels {spec!r}; use e.g. 0:16, 3,7,12 or all") from None
-    bad = [c for c in out if not 0 <= c < count]
-    if bad or not out:
-        raise UsageError(f"--channels {spec!r}: the layer has channels 0..{count - 1}")
-    return out
+    return parse_channel_spec(spec).resolve(count)
 
 
 def labelled_grid(vis_images: torch.Tensor, labels: Sequence[str], title: Optional[str] = None, tile: int = 0):

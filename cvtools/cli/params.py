@@ -1,0 +1,107 @@
+"""Click parameter types: the command line is parsed once, into the values the library takes.
+
+Each type calls the library's own parser (:mod:`cvtools.specs`, :mod:`cvtools.dream.objective`,
+:mod:`cvtools.visualize.model`), so a Python caller and the command line get the same values and
+checks; a bad value is a usage error that click prefixes with the option's name
+(``Invalid value for '--tile': ...``). Library modules are imported in ``convert`` only, so
+``cvtools --help`` stays instant.
+"""
+
+import click
+
+#: The help text's description of the channel grammar, shared by every option that takes one.
+CHANNELS_HELP = ("CHANNELS: numbers (3,7), ranges with the end included (0-15: 16 channels), Python slices with "
+                 "the end excluded (0:16: the same 16; 8: to the last), or all")
+
+
+class Tile(click.ParamType):
+    """``auto``, ``off`` or a tile side in pixels (at least ``minimum``) -> "auto", None or an int."""
+
+    name = "tile"
+
+    def __init__(self, minimum: int):
+        self.minimum = minimum
+
+    def get_metavar(self, param, *args, **kwargs):
+        return "auto|off|N"
+
+    def convert(self, value, param, ctx):
+        from cvtools.errors import UsageError
+        from cvtools.specs import parse_tile
+
+        try:
+            return parse_tile(value, self.minimum)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Channels(click.ParamType):
+    """A channel spec (see :data:`CHANNELS_HELP`) -> :class:`cvtools.specs.ChannelSpec`; the
+    layer's channel count resolves it later (``spec.resolve(count)``)."""
+
+    name = "channels"
+
+    def get_metavar(self, param, *args, **kwargs):
+        return "CHANNELS"
+
+    def convert(self, value, param, ctx):
+        from cvtools.errors import UsageError
+        from cvtools.specs import ChannelSpec, parse_channel_spec
+
+        if value is None or isinstance(value, ChannelSpec):
+            return value
+        try:
+            return parse_channel_spec(value, label=repr(str(value)))
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class LayerTargetType(click.ParamType):
+    """``NAME`` or ``NAME:CHANNELS`` -> :class:`cvtools.dream.objective.LayerTarget` (whether the
+    layer exists and has those channels is checked once the backbone is loaded)."""
+
+    name = "layer"
+
+    def get_metavar(self, param, *args, **kwargs):
+        return "NAME[:CHANNELS]"
+
+    def convert(self, value, param, ctx):
+        from cvtools.dream.objective import LayerTarget, parse_layer_target
+        from cvtools.errors import UsageError
+
+        if isinstance(value, LayerTarget):
+            return value
+        try:
+            return parse_layer_target(value)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class Target(click.ParamType):
+    """``top1``, a class index or an ImageNet class name -> None (each image's top class) or the
+    class index."""
+
+    name = "target"
+
+    def get_metavar(self, param, *args, **kwargs):
+        return "top1|INDEX|NAME"
+
+    def convert(self, value, param, ctx):
+        from cvtools.errors import UsageError
+
+        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+            return value
+        from cvtools.visualize.model import parse_target
+
+        try:
+            return parse_target(value)
+        except UsageError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def with_flag(flag: str, exc):
+    """A library UsageError found after parsing (a channel the loaded layer lacks) as the CLI's
+    one-line error naming the option: ``--layer: blocks.10:200: ...``."""
+    from cvtools.errors import UsageError
+
+    return UsageError(f"{flag}: {exc}")
