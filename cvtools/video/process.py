@@ -226,6 +226,18 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
     from cvtools.style.stylize import MIN_SIDE, finish_pixels
 
     fast = hasattr(stylizer, "stylize_tensor") and hasattr(stylizer, "device")
+    staging = {}  # a pinned N×H×W×3 buffer, reused: one copy from the decoded frames, async upload
+
+    def upload(frames):
+        n, (h, w) = len(frames), frames[0].shape[:2]
+        if stylizer.device.type != "cuda":
+            return torch.from_numpy(np.stack(frames))
+        buf = staging.get("buf")
+        if buf is None or buf.shape[0] < n or tuple(buf.shape[1:3]) != (h, w):
+            buf = staging["buf"] = torch.empty((n, h, w, 3), dtype=torch.uint8).pin_memory()
+        np.stack(frames, out=buf[:n].numpy())
+        # safe to reuse next call: the .cpu() at the end of this batch waited for the upload
+        return buf[:n].to(stylizer.device, non_blocking=True)
 
     def compute(frames):
         h, w = frames[0].shape[:2]
@@ -239,11 +251,9 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
                 y = y if y.dtype == torch.uint8 else to_uint8(y)
                 outs.append(y.permute(1, 2, 0).contiguous().numpy())
             return outs
-        pixels = torch.from_numpy(np.stack(frames))  # N×H×W×3 uint8
-        if stylizer.device.type == "cuda":
-            pixels = pixels.pin_memory()
         with torch.inference_mode():
-            original = pixels.to(stylizer.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+            pixels = upload(frames)  # N×H×W×3 uint8 on the device
+            original = pixels.permute(0, 3, 1, 2).float().div_(255.0)  # channels-last NCHW view
             out = stylizer.stylize_tensor(original)
             result = finish_pixels(out, original, strength, preserve_color)
             if not bool(torch.isfinite(result).all()):
@@ -274,9 +284,33 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     (w, h), _ = output_size(info, size, even=Path(dst).suffix.lower() not in (".gif", ".webp"))
     batch = batch_size or _default_batch(stylizer, h, w)
     compute = stylize_frames_fn(stylizer, strength, preserve_color, tile)
-    return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
-                      stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
-                      encoder_options={"crf": crf, "preset": preset})
+    with _cudnn_tuned(stylizer):
+        return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
+                          stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
+                          encoder_options={"crf": crf, "preset": preset})
+
+
+def _cudnn_tuned(stylizer):
+    """cuDNN autotuning for the run on CUDA: every frame has one size, so the seconds it costs
+    once are repaid after a few dozen frames (restored afterwards)."""
+    import contextlib
+
+    device = getattr(stylizer, "device", None)
+    if device is None or getattr(device, "type", None) != "cuda":
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def tuned():
+        import torch
+
+        previous = torch.backends.cudnn.benchmark
+        torch.backends.cudnn.benchmark = True
+        try:
+            yield
+        finally:
+            torch.backends.cudnn.benchmark = previous
+
+    return tuned()
 
 
 def dream_frames_fn(engine, seed: int = 0, warp: bool = True, blend: Optional[float] = None,
