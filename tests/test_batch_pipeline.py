@@ -1,6 +1,7 @@
-"""run_batch's staged pipeline (decode and encode in worker threads, the device work on the
-main thread): same outputs as one file after another, per-file errors from every stage, input
-order, bounded look-ahead, and ``cvtools stylize`` through it."""
+"""The batch runner (cvtools.batch) and the CLI's run_batch over it: the staged pipeline (decode
+and encode in worker threads, the device work on the main thread) gives the same outputs as one
+file after another, per-file errors from every stage, input order, bounded look-ahead; grouping
+into batches; the callbacks; and ``cvtools stylize`` through it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import click
 import pytest
 
 from badinputs import photo
-from cvtools.cli.common import StagedWork, io_threads, run_batch
+from cvtools import batch
+from cvtools.batch import StagedWork, io_threads
+from cvtools.cli.common import run_batch
 
 
 # ----------------------------------------------------------------------------- run_batch itself
@@ -154,6 +157,173 @@ def test_interrupt_keeps_finished_saves_and_starts_nothing_new(tmp_path, capsys)
     assert set(saved) <= {"f0.png", "f1.png", "f2.png", "f3.png"}
     assert "f5.png" not in [name for name, _ in _stages(rec, "compute")]
     assert f"interrupted after {len(saved)} of 10 inputs" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- the library runners
+
+
+@pytest.mark.parametrize("threads", [0, 2])
+def test_run_stages_on_any_iterable_in_order_with_errors_per_item(threads):
+    lock = threading.Lock()
+    pulled = []
+    state = {"computed": 0, "max_ahead": 0}
+
+    def frames():  # a lazy source, like a video decoder: pulled only as far as the look-ahead
+        for i in range(12):
+            with lock:
+                pulled.append(i)
+                state["max_ahead"] = max(state["max_ahead"], len(pulled) - state["computed"])
+            yield i
+
+    def load(i):
+        if i == 3:
+            with lock:
+                state["computed"] += 1  # it never reaches the computation: no longer ahead of it
+            raise OSError("cannot decode 3")
+        return i * 10
+
+    def compute(i, a):
+        with lock:
+            state["computed"] += 1
+        if i == 5:
+            raise RuntimeError("out of memory at 5")
+        return a + 1
+
+    def save(i, b):
+        if i == 7:
+            raise OSError("disk full at 7")
+        return f"saved {b}"
+
+    outcomes = list(batch.run_stages(frames(), load, compute, save, threads=threads))
+    assert [o.item for o in outcomes] == list(range(12))
+    assert {o.item: str(o.error) for o in outcomes if not o.ok} == {3: "cannot decode 3", 5: "out of memory at 5",
+                                                                     7: "disk full at 7"}
+    assert [o.value for o in outcomes if o.ok] == [f"saved {i * 10 + 1}" for i in range(12) if i not in (3, 5, 7)]
+    # read lazily: never more than the loaded look-ahead (threads + 1) plus the one being fed past the computation
+    assert state["max_ahead"] <= threads + 2, state
+
+
+def test_run_stages_one_writer_saves_in_input_order():
+    import time
+
+    saved = []
+
+    def load(i):
+        time.sleep(0.002 * (i % 3))  # loads finish out of order
+        return i
+
+    def save(i, b):
+        time.sleep(0.001 * ((7 * i) % 4))
+        saved.append(i)
+        return i
+
+    out = [o.value for o in batch.run_stages(range(20), load, lambda i, a: a, save, threads=3, save_threads=1)]
+    assert out == list(range(20)) and saved == list(range(20))
+
+
+def test_run_stages_stopped_early_finishes_running_saves_and_reports_them_late():
+    started = threading.Event()
+    release = threading.Event()
+    late = []
+
+    def save(i, b):
+        if i == 0:  # item 0 is handed over only once item 1 is being saved
+            started.wait(5)
+        if i == 1:
+            started.set()
+            release.wait(5)
+        return i
+
+    gen = batch.run_stages(range(10), None, lambda i, a: a, save, threads=2, late=late.append)
+    first = next(gen)
+    assert first.item == 0 and started.is_set()
+    release.set()
+    gen.close()  # the consumer stops (as on Ctrl-C in its own code): no new item, running saves finish
+    # item 1's save was running: it finished, and is reported late; at most the bounded queue was saved
+    assert 1 in late and all(i >= 1 for i in late) and len(late) <= 5, late
+
+
+def test_prefetch_keeps_order_and_raises_in_place():
+    def decoder():
+        yield from range(5)
+        raise ValueError("truncated stream")
+
+    got = []
+    with pytest.raises(ValueError, match="truncated"):
+        for x in batch.prefetch(decoder(), ahead=2):
+            got.append(x)
+    assert got == list(range(5))
+    assert list(batch.prefetch(iter(range(100)), ahead=3))[:4] == [0, 1, 2, 3]
+
+
+def test_run_batched_groups_by_key_retries_a_failed_batch_alone_and_touches_only_its_items():
+    prepared, batches = [], []
+    items = [f"{shape}{i}" for i, shape in enumerate("aabab" "bbaaa")]  # a0 a1 b2 a3 b4 b5 b6 a7 a8 a9
+
+    def prepare(name):
+        prepared.append(name)
+        if name == "b4":
+            raise OSError("b4 is corrupt")
+        return {"x": _Shape(name[0]), "name": name}
+
+    def compute(ps):
+        batches.append([p["name"] for p in ps])
+        if "a7" in batches[-1]:
+            raise RuntimeError("a7 is too big")
+        return [p["name"].upper() for p in ps]
+
+    outcomes = list(batch.run_batched(items, prepare, compute, lambda item, p, r: r + "!", batch_size=3))
+    assert [o.item for o in outcomes] == items
+    assert {o.item: str(o.error) for o in outcomes if not o.ok} == {"b4": "b4 is corrupt", "a7": "a7 is too big"}
+    assert [o.value for o in outcomes if o.ok] == [n.upper() + "!" for n in items if n not in ("b4", "a7")]
+    assert sorted(prepared) == sorted(items)  # each item prepared once, nothing else
+    assert batches[:2] == [["a0", "a1", "a3"], ["b2", "b5", "b6"]]  # same shape, input order, not the bad one
+    assert all(len({n[0] for n in b}) == 1 and len(b) <= 3 for b in batches)
+    assert batches[2:] == [["a7", "a8", "a9"], ["a7"], ["a8"], ["a9"]]  # a failed batch is retried one by one
+
+
+class _Shape:
+    def __init__(self, kind):
+        self.shape = (3, 8, 8) if kind == "a" else (3, 8, 16)
+
+
+def test_run_reports_through_callbacks_and_prints_nothing(tmp_path, capsys):
+    paths = _files(tmp_path / "in", 5)
+    events = []
+
+    def work(path):
+        if path.name == "f2.png":
+            raise ValueError("bad pixels")
+        return f"did {path.name}"
+
+    report = batch.run([str(tmp_path / "in"), str(tmp_path / "nothing-*.png")], work,
+                       on_done=lambda p, note: events.append(("done", note)),
+                       on_fail=lambda p, msg, exc: events.append(("fail", msg)),
+                       on_note=lambda msg: events.append(("note", msg)),
+                       progress=lambda n, total: events.append(("progress", n, total)))
+    out = capsys.readouterr()
+    assert out.out == "" and out.err == ""
+    assert report.done == [str(p) for p in paths if p.name != "f2.png"]
+    assert report.failed[1:] == [str(paths[2])] and report.exit_code == 1
+    fails = [e[1] for e in events if e[0] == "fail"]
+    assert "nothing-*.png" in fails[0] and fails[1] == f"{paths[2]}: ValueError: bad pixels"
+    assert [e for e in events if e[0] == "progress"] == [("progress", n, 5) for n in range(6)]
+    assert [e[1] for e in events if e[0] == "done"] == [f"did {p.name}" for p in paths if p.name != "f2.png"]
+    assert report.closing_lines()[0] == "2 of 6 inputs failed"
+
+
+def test_run_interrupted_raises_with_the_report(tmp_path):
+    paths = _files(tmp_path / "in", 4)
+
+    def work(path):
+        if path.name == "f2.png":
+            raise KeyboardInterrupt
+        return None
+
+    with pytest.raises(batch.Interrupted) as stop:
+        batch.run([str(p) for p in paths], work)
+    assert stop.value.report.done == [str(p) for p in paths[:2]]
+    assert stop.value.message.startswith("interrupted after 2 of 4 inputs")
 
 
 # ----------------------------------------------------------------------------- cvtools stylize

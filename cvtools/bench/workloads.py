@@ -404,26 +404,25 @@ def train_workload(dev, quick) -> List[Row]:
 
 
 def folder_workload(dev, quick) -> List[Row]:
-    """End to end over a folder of JPEGs (1920x1080 on GPUs, 640x480 on the CPU) through
-    ``cvtools stylize``'s own batch pipeline (``run_batch`` with the CLI's staged work: name,
-    decode, stylize, encode, atomic write): every stage one file after another on the main
-    thread (the serial baseline), vs decoding and encoding in worker threads overlapped with
-    the device work (what the CLI does). The check compares the two runs' output files."""
+    """End to end over a folder of JPEGs (1920x1080 on GPUs, 640x480 on the CPU) through the
+    batch runner ``cvtools stylize`` uses (:func:`cvtools.batch.run` with staged work like the
+    CLI's: name, decode, stylize, encode, atomic write): every stage one file after another on
+    the main thread (the serial baseline), vs decoding and encoding in worker threads overlapped
+    with the device work (what the CLI does). The check compares the two runs' output files."""
     import tempfile
     import time
     from pathlib import Path
 
     import torch
 
-    from cvtools.cli.common import io_threads, run_batch
-    from cvtools.cli.stylize import stylize_work
+    from cvtools import batch
     from cvtools.imageio import save_image
     from cvtools.style.stylize import Stylizer
 
     n = (8 if quick else 32) if dev.type == "cuda" else (4 if quick else 12)
     h, w = (1080, 1920) if dev.type == "cuda" else (480, 640)
     st = Stylizer("mona", device=str(dev))
-    st.notify = lambda msg: None
+    st.notes = None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in"
@@ -433,13 +432,11 @@ def folder_workload(dev, quick) -> List[Row]:
             save_image(src / f"img{i:03d}.jpg", base.roll(i * 7, dims=2), quality=90)
 
         def run(threads, out, inputs=(str(src),)):
-            work = stylize_work(st, output=f"{out}/", many=True, overwrite=True, quiet=True)
-            work.threads = threads
-            report = run_batch(list(inputs), work, "bench", quiet=True)
+            report = batch.run(list(inputs), _stylize_files(st, f"{out}/", threads))
             if report.failed:
                 raise RuntimeError(f"folder benchmark: {len(report.failed)} images failed")
 
-        staged = io_threads(stylize_work(st))
+        staged = batch.io_threads()
         run(0, Path(tmp) / "warmup", [str(src / "img000.jpg"), str(src / "img001.jpg")])  # cudnn, allocations
         variants = [("decode -> stylize -> encode, serial", 0), (f"staged, decode/encode {staged} threads", staged)]
         times = [[] for _ in variants]
@@ -464,6 +461,32 @@ def folder_workload(dev, quick) -> List[Row]:
             rows.append(Row("folder", desc, sec * 1e3 / n, f"per image, {n} JPEGs {w}x{h}", rate, "img/s",
                             1.0 if not rows else rate / rows[0].throughput, 0.0, check))
     return rows
+
+
+def _stylize_files(stylizer, output, threads):
+    """``cvtools stylize``'s stages over files (as its CLI builds them, without the notes and
+    bars): name the output, decode, stylize as uint8, encode and write atomically."""
+    from cvtools.batch import StagedWork
+    from cvtools.imageio import load_image, output_path_for, save_image
+
+    targets = {}
+
+    def prepare(path):
+        targets[path] = output_path_for(path, output, stylizer.name, many=True, overwrite=True)
+
+    def load(path):
+        image = load_image(path)
+        return image.rgb, image.alpha
+
+    def compute(path, item):
+        rgb, alpha = item
+        return targets.pop(path), stylizer(rgb, tile="auto", as_uint8=True), alpha
+
+    def save(path, pending):
+        target, result, alpha = pending
+        save_image(target, result, alpha=alpha, quality=95)
+
+    return StagedWork(load=load, compute=compute, save=save, prepare=prepare, threads=threads)
 
 
 WORKLOADS: Dict = {
