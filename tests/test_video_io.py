@@ -246,28 +246,3 @@ def test_interrupt_or_error_mid_video_leaves_no_file(tmp_path, clip, exc):
     # stopped there: the overlapped stages may have started the next frame, not the whole clip
     assert 4 <= stub.calls <= 5
     assert not dst.exists() and leftovers(tmp_path) == []
-
-
-# ----------------------------------------------------------------------------- the command
-
-
-@pytest.mark.slow
-def test_cli_stylize_video_writes_playable_file_and_skips_on_rerun(tmp_path, run_cli):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    src = make_clip(folder / "clip.mp4", n=6)
-    from PIL import Image
-
-    Image.fromarray(frame_image(0)).save(folder / "photo.png")
-    result = run_cli("stylize", folder, "--style", "mona", "--device", "cpu")
-    assert result.exit_code == 0, result.output + result.stderr
-    out = folder / "clip_mona.mp4"
-    info = probe_video(out)
-    assert (info.width, info.height, info.fps, info.has_audio) == (W, H, FPS, True)
-    assert len(list(read_frames(out))) == 6
-    assert (folder / "photo_mona.png").is_file()  # the photo beside it, as before
-    assert sorted(p.name for p in folder.iterdir()) == ["clip.mp4", "clip_mona.mp4", "photo.png", "photo_mona.png"]
-    mtime = os.stat(out).st_mtime_ns
-    again = run_cli("stylize", src, "--style", "mona", "--device", "cpu")
-    assert again.exit_code == 0 and "already done" in again.stderr, again.stderr
-    assert os.stat(out).st_mtime_ns == mtime
