@@ -210,9 +210,24 @@ def test_captured_octave_path_equals_the_eager_path(lite0):
     fast.use_graphs, fast.graph_backend = True, EagerReplay()
     plain = DreamEngine(lite0, replace(settings, fast=False))
     a, b = sample("chelsea", 80), sample("coffee", 80)  # both 80×53: 2 octaves
+    captures = []
     for image, seed in [(a, 0), (b, 4), (a, 0)]:
         assert torch.equal(fast(image, seed=seed), plain(image, seed=seed))
-    assert len(fast._graphs) == 2  # one capture per octave shape, reused by the later images
+        captures.append(len(fast._graphs))
+    # the first image's shapes run eagerly (a one-off size never pays for a capture); the second
+    # same-size image captures one graph per octave shape; the third replays them
+    assert captures == [0, 2, 2]
+
+
+def test_one_off_shapes_are_not_captured(lite0):
+    """A folder of photos in many sizes never repeats a shape, so it never pays for a capture."""
+    from cvtools.dream.graphs import EagerReplay
+
+    fast = DreamEngine(lite0, DreamSettings(octaves=2, steps=2, tile=None))
+    fast.use_graphs, fast.graph_backend = True, EagerReplay()
+    for size in (64, 72, 80):
+        fast(torch.rand(3, size, size + 8))
+    assert len(fast._graphs) == 0
 
 
 def test_output_has_the_input_shape_even_below_the_backbone_minimum(lite0):

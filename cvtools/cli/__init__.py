@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import sys
 
 import click
 
@@ -116,4 +118,30 @@ def cli():
 
 def main(argv=None):
     """Console entry point."""
-    cli.main(args=argv, prog_name="cvtools")
+    try:
+        cli.main(args=argv, prog_name="cvtools")
+    except SystemExit as exc:
+        if argv is None and isinstance(exc.code, (int, type(None))) and "torch" in sys.modules \
+                and not os.environ.get("CVTOOLS_SLOW_EXIT"):
+            _exit_now(exc.code or 0)
+        raise
+
+
+def _exit_now(code: int) -> None:
+    """End the process without the interpreter's teardown once the command is done.
+
+    With torch loaded, the teardown after a finished command (freeing every module, torch's
+    static destructors and thread pools, the CUDA context) took 0.7-1.0 s of a 5-10 s command
+    on an H100 machine and 0.5-0.7 s on its CPU (measured 2026-11-25, ``cvtools bench --cold``,
+    the "exit" phase). Every output is already written, closed and renamed by then; the exit
+    handlers still run and the standard streams are flushed, so nothing the user sees changes.
+    """
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed pipe: nothing left to say
+            pass
+    os._exit(code)

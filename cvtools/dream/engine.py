@@ -150,8 +150,10 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 class DreamEngine:
     """A configured dream: call it on images (3×H×W or 1×3×H×W, [0, 1]) to get dreams of the
     same shape. Keep one engine for a folder or an animation: it reuses guide features, memory
-    plans and captured CUDA graphs across same-sized images. Output depends only on the image,
-    the settings and the seed, never on what ran before (safe to shard across processes).
+    plans and captured CUDA graphs across same-sized images (a shape is captured when it comes
+    back: a one-off size runs eagerly, cheaper than a capture it would never replay). Output
+    depends only on the image, the settings and the seed, never on what ran before (safe to
+    shard across processes).
 
     notes: called with one-line messages for the user (octaves adapted, tiling, fallbacks).
     """
@@ -287,7 +289,7 @@ class DreamEngine:
         steps = self.settings.steps
         if tile is not None and max(h, w) <= tile:
             tile = None  # fits one tile: the same gradient, and graph-capturable
-        if tile is None and self.use_graphs and steps:
+        if tile is None and self.use_graphs and steps and self._graphs.should_capture((tuple(image.shape), steps)):
             try:
                 captured = self._graphs.get(
                     (tuple(image.shape), steps),
