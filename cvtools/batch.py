@@ -491,7 +491,7 @@ def error_line(path, exc) -> str:
 def failure_line(path, exc, fatal: Tuple[type, ...] = ()) -> str:
     """The one-line error for one file's exception. Re-raises what must end the whole run (a
     closed pipe, a missing module, any of ``fatal``) and anything that is not an Exception."""
-    from cvtools.errors import CvtoolsError
+    from cvtools.errors import CvtoolsError, first_line
 
     if isinstance(exc, CvtoolsError):
         return error_line(path, exc)
@@ -499,7 +499,7 @@ def failure_line(path, exc, fatal: Tuple[type, ...] = ()) -> str:
         return error_line(path, "out of memory; try a smaller --size or --tile")
     if not isinstance(exc, Exception) or isinstance(exc, (BrokenPipeError, ImportError) + tuple(fatal)):
         raise exc
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    first = first_line(exc, 200)
     if not isinstance(exc, (RuntimeError, OSError)):  # probably a bug: say what kind
         first = f"{type(exc).__name__}: {first}"
     return error_line(path, first)
