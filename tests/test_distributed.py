@@ -118,3 +118,55 @@ def test_sharded_folder_stylize_matches_one_process(tmp_path, photos):
         x = np.asarray(Image.open(tmp_path / "one" / n), dtype=np.int16)
         y = np.asarray(Image.open(tmp_path / "two" / n), dtype=np.int16)
         assert x.shape == y.shape and np.abs(x - y).max() <= 1, n
+
+
+_COUNTING_CLI = """
+import json, os, sys
+import cvtools.visualize.explain as explain
+computed, prepared = [], []
+real_explain, real_tensor = explain.Explainer.explain, explain.analysis_tensor
+
+def counting_explain(self, x):
+    computed.append(int(x.shape[0]))
+    return real_explain(self, x)
+
+def counting_tensor(image, *args, **kwargs):
+    prepared.append(image.size)
+    return real_tensor(image, *args, **kwargs)
+
+explain.Explainer.explain = counting_explain
+explain.analysis_tensor = counting_tensor
+from cvtools.cli import cli
+try:
+    cli.main(args=sys.argv[2:], prog_name="cvtools")
+finally:
+    with open(os.path.join(sys.argv[1], "rank%s.json" % os.environ.get("RANK", "0")), "w") as f:
+        json.dump({"computed": computed, "prepared": len(prepared)}, f)
+"""
+
+
+def test_sharded_folder_visualize_splits_the_work(tmp_path, photos):
+    """Under torchrun each rank prepares and computes only its own files (the batched engine once
+    looked ahead in the whole, unsharded list: rank 0 of 2 computed every file), and the two
+    ranks together write every output once."""
+    import json
+
+    for i, name in enumerate(("astronaut", "chelsea")):  # 6 photos: 3 per rank, one batch each
+        Image.open(SAMPLES / f"{name}.jpg").resize((96, 80)).transpose(Image.FLIP_LEFT_RIGHT).save(
+            photos / f"flipped{i}.png")
+    script = tmp_path / "count.py"
+    script.write_text(_COUNTING_CLI)
+    counts = tmp_path / "counts"
+    counts.mkdir()
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                        str(script), str(counts), "visualize", "gradcam", str(photos), "-o", str(tmp_path / "maps") + "/",
+                        "--device", "cpu", "--size", "64"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "6 of 6 inputs done on 2 processes" in r.stderr, r.stderr[-2000:]
+    ranks = [json.loads((counts / f"rank{k}.json").read_text()) for k in range(2)]
+    for k, rank in enumerate(ranks):
+        assert sum(rank["computed"]) == 3 and rank["prepared"] == 3, (k, rank)
+    outputs = sorted(p.name for p in (tmp_path / "maps").iterdir())
+    assert outputs == sorted(f"{p.stem}_gradcam.png" for p in photos.iterdir()), outputs
