@@ -147,6 +147,26 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photos, tmp_path, mon
     assert not (tmp_path / "t.safetensors").exists()
 
 
+def test_notes_go_to_the_callback_and_the_library_prints_nothing(photos, tmp_path, monkeypatch, capsys):
+    """What training has to say (a photo skipped, a failed compilation: training goes on eager)
+    reaches the notes callback once each; without one, nothing is written anywhere."""
+    def no_compiler(model, **kwargs):
+        def compiled(x):
+            raise RuntimeError("no compiler here\nsecond line")
+        return compiled
+
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    notes = []
+    result = train_style(config(photos, tmp_path / "a", steps=2, compile=True), quiet=True, notes=notes.append)
+    assert result.steps == 2
+    skipped = [n for n in notes if n.startswith("skipping ")]
+    assert len(skipped) == 1 and "broken.jpg" in skipped[0]
+    assert [n for n in notes if n not in skipped] == ["torch.compile failed (no compiler here); training without it"]
+    capsys.readouterr()
+    train_style(config(photos, tmp_path / "b", steps=2, compile=True), quiet=True)
+    assert capsys.readouterr() == ("", "")
+
+
 def test_foreign_checkpoint_is_refused(tmp_path):
     from cvtools.errors import WeightsError
 

@@ -93,6 +93,7 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
 
     from click.core import ParameterSource
 
+    from cvtools.cli.notes import note_printer
     from cvtools.errors import UsageError
     from cvtools.style.train import TrainConfig, TrainingStopped, train_style as run
 
@@ -120,9 +121,11 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
     # options given on the command line (not click's defaults): on resume, the others are the run's
     fields = {"layer_weights": "style_layer_weights", "compile_": "compile"}
     given = {fields.get(k, k) for k in ctx.params if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
+    # -q hides the progress bar and the summary, not the notes: a photo left out of training
+    # changes what the style learns from, so it is always said (as a batch's failed file is)
     try:
         result = run(config, resume=checkpoint, quiet=quiet, overwrite=overwrite, new_settings=bool(resume_new),
-                     settings_given=given)
+                     settings_given=given, notes=note_printer())
     except TrainingStopped as exc:
         echo_err(str(exc))
         raise click.exceptions.Exit(exc.exit_code)

@@ -32,7 +32,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
@@ -296,10 +296,12 @@ class PhotoCrops(torch.utils.data.Dataset):
 
     Crop, scale and flip come from a generator seeded by (seed, k). Decoded photos are cached per
     worker up to ``cache_bytes`` (small datasets decode once). Undecodable files are skipped
-    deterministically (the next photo in the epoch's order is used) and reported once.
+    deterministically (the next photo in the epoch's order is used) and reported once, to
+    ``notes`` (None: not reported).
     """
 
-    def __init__(self, files: List[Path], size: int, seed: int, scale=(0.3, 1.0), cache_bytes: int = 1 << 30):
+    def __init__(self, files: List[Path], size: int, seed: int, scale=(0.3, 1.0), cache_bytes: int = 1 << 30,
+                 notes: Optional[Callable[[str], None]] = None):
         self.files = list(files)
         self.size = int(size)
         self.seed = int(seed)
@@ -311,6 +313,14 @@ class PhotoCrops(torch.utils.data.Dataset):
         self._bad = set()
         #: (index, ImageError) of the photos :meth:`preload` could not decode
         self.failures: List = []
+        self.notes = notes
+
+    def __getstate__(self):
+        # DataLoader workers started by spawn (macOS, Windows) get a pickled copy: a callback
+        # may not pickle, so theirs is None (forked workers keep it). Little is lost: preload
+        # finds every undecodable photo before workers start; these notes are for photos that
+        # broke during the run.
+        return dict(self.__dict__, notes=None)
 
     def __len__(self):  # the sampler decides the length; this is one epoch
         return len(self.files)
@@ -392,7 +402,8 @@ class PhotoCrops(torch.utils.data.Dataset):
                 break
             except ImageError as exc:
                 self._bad.add(i)
-                print(f"cvtools: warning: skipping {exc}", file=sys.stderr)
+                if self.notes is not None:
+                    self.notes(f"skipping {exc}")
         else:
             raise UsageError("no photo in the training folder could be decoded")
         w, h = im.size
@@ -443,6 +454,26 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
 
 
+def _config_for(config: TrainConfig, checkpoint: Optional[Dict]) -> TrainConfig:
+    """``config`` checked, its name filled in, and its network's shape the checkpoint's."""
+    _check_config(config)
+    if config.name is None:
+        config.name = _default_name(config.style_image)
+    if checkpoint is not None:
+        saved = TrainConfig.from_json(checkpoint["config"])
+        if (saved.width, saved.residual_blocks) != (config.width, config.residual_blocks):
+            raise UsageError(f"the checkpoint's network is width {saved.width:g} with {saved.residual_blocks} "
+                             f"residual blocks, not {config.width:g} with {config.residual_blocks}")
+    return config
+
+
+def _autocast_dtype(precision: str, cuda: bool) -> Optional[torch.dtype]:
+    """The autocast dtype for a TrainConfig.precision (None: plain fp32); auto is bf16 on GPUs."""
+    if precision == "auto":
+        return torch.bfloat16 if cuda else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     from cvtools.imageio import atomic_write
 
@@ -452,17 +483,16 @@ def _atomic_torch_save(obj, path: Path) -> None:
 class Trainer:
     """Owns the network, optimizer, loss and step counter of one training run."""
 
-    def __init__(self, config: TrainConfig, resume=None):
+    def __init__(self, config: TrainConfig, resume=None, notes: Optional[Callable[[str], None]] = None):
         """``resume``: a checkpoint (a path, or what :func:`load_checkpoint` returned) whose
         network, optimizer and step to continue from; ``config`` is used as given (its width and
         residual blocks must be the checkpoint's). :func:`train_style` is what compares a
-        resumed run's settings with the checkpoint's."""
-        from cvtools.backbones import load_backbone, resolve_device
-        from cvtools.imageio import load_image
-        from cvtools.style.losses import LossWeights, build_perceptual_loss, check_objective
-        from cvtools.style.network import TransformerNet
-        from cvtools.style.stylize import resize_long_side
+        resumed run's settings with the checkpoint's. ``notes``: called with one-line messages
+        for the user (a failed compilation, a small batch per GPU); None: silent."""
+        from cvtools import distributed
+        from cvtools.backbones import resolve_device
 
+        self.notes = notes
         self.history: List[Dict[str, float]] = []
         self.step_count = 0
         self.elapsed = 0.0
@@ -471,25 +501,40 @@ class Trainer:
         #: settings changed on resume (--resume-with-new-settings), kept in checkpoints and the record
         self.changes: List[Dict] = []
         checkpoint = load_checkpoint(resume) if isinstance(resume, (str, os.PathLike)) else resume
-        _check_config(config)
-        if config.name is None:
-            config.name = _default_name(config.style_image)
-        if checkpoint is not None:
-            saved = TrainConfig.from_json(checkpoint["config"])
-            if (saved.width, saved.residual_blocks) != (config.width, config.residual_blocks):
-                raise UsageError(f"the checkpoint's network is width {saved.width:g} with {saved.residual_blocks} "
-                                 f"residual blocks, not {config.width:g} with {config.residual_blocks}")
-            self.changes = list(checkpoint.get("changes", []))
-        self.config = config
-        c = config
+        self.config = c = _config_for(config, checkpoint)
         self.device = resolve_device(c.device)
         cuda = self.device.type == "cuda"
-        if c.precision == "auto":
-            self.amp_dtype = torch.bfloat16 if cuda else None
-        else:
-            self.amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[c.precision]
+        self.amp_dtype = _autocast_dtype(c.precision, cuda)
         self.channels_last = cuda
+        self._build_network()
+        self._build_loss()
+        # Several processes (torchrun): gradients are averaged across ranks by DDP, so each
+        # rank's mean loss over its share of the global batch gives the one-process gradient.
+        self.dist = distributed.info()
+        self._check_batch_split()
+        self.model = self._training_model()
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.compiled = (c.compile if c.compile is not None
+                         else cuda and c.steps - self.step_count >= AUTO_COMPILE_STEPS)
+        # static shapes: every batch of a run has the same size, and a shape change should
+        # recompile for it rather than fall back to slower dynamic-shape kernels
+        self.forward = torch.compile(self.model, dynamic=False) if self.compiled else self.model
+        self._first_step = True
+        self.out_dir = Path(c.output)
+        self.checkpoint_path = self.out_dir / f"{c.name}.ckpt"
+        self.last_good_step: Optional[int] = self.step_count if checkpoint is not None else None
 
+    def _note(self, message: str) -> None:
+        if self.notes is not None:
+            self.notes(message)
+
+    def _build_network(self) -> None:
+        """The style network (seeded: the same run starts from the same weights), its Adam and
+        the fp16 gradient scaler (a no-op at other precisions)."""
+        from cvtools.style.network import TransformerNet
+
+        c = self.config
         torch.manual_seed(c.seed)
         self.net = TransformerNet(c.width, c.residual_blocks).to(self.device)
         if self.channels_last:
@@ -497,6 +542,15 @@ class Trainer:
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
 
+    def _build_loss(self) -> None:
+        """The frozen backbone, its style and content layers, and the perceptual loss against
+        the painting."""
+        from cvtools.backbones import load_backbone
+        from cvtools.imageio import load_image
+        from cvtools.style.losses import LossWeights, build_perceptual_loss, check_objective
+        from cvtools.style.stylize import resize_long_side
+
+        c = self.config
         # thousands of steps at one batch shape: cuDNN autotuning pays back many times (tune)
         self.backbone = load_backbone(c.backbone, device=str(self.device), precision="fp32", fuse=True,
                                       channels_last=self.channels_last, weights=c.backbone_weights,
@@ -518,42 +572,40 @@ class Trainer:
         self.loss_fn = build_perceptual_loss(self.backbone, painting, c.style_size, layers, content,
                                              LossWeights(c.content_weight, c.style_weight, c.tv_weight, layer_w),
                                              c.objective)
-        # Several processes (torchrun): gradients are averaged across ranks by DDP, so each
-        # rank's mean loss over its share of the global batch gives the one-process gradient.
-        from cvtools import distributed
 
-        self.dist = distributed.info()
-        if self.dist.world_size > 1 and c.batch_size % self.dist.world_size:
-            raise UsageError(f"--batch-size {c.batch_size} must be divisible by the {self.dist.world_size} processes")
-        per_gpu = c.batch_size // self.dist.world_size
-        if self.dist.enabled and cuda and self.dist.is_main and per_gpu < 64:
+    def _check_batch_split(self) -> None:
+        """The global batch must split evenly over the processes; a small share per GPU is
+        allowed but noted (on the first process only)."""
+        c, world = self.config, self.dist.world_size
+        if world > 1 and c.batch_size % world:
+            raise UsageError(f"--batch-size {c.batch_size} must be divisible by the {world} processes")
+        per_gpu = c.batch_size // world
+        if self.dist.enabled and self.device.type == "cuda" and self.dist.is_main and per_gpu < 64:
             # measured on 2 H200s: 1.83x at 64 per GPU, 1.41x at 32 (small steps are bound by
             # the CPU launching kernels, and every GPU waits for the slowest)
-            print(f"cvtools: note: {per_gpu} images per GPU; several GPUs pay off best with 64 or more "
-                  f"each (--batch-size {64 * self.dist.world_size})", file=sys.stderr)
-        # On GPUs the network trains through a view in its faster form (same function, same
-        # gradients, shared parameters: TransformerNet.for_training); self.net is what is saved.
+            self._note(f"{per_gpu} images per GPU; several GPUs pay off best with 64 or more "
+                       f"each (--batch-size {64 * world})")
+
+    def _training_model(self) -> torch.nn.Module:
+        """What the steps call: on GPUs the network's faster form (same function, same
+        gradients, shared parameters: TransformerNet.for_training; self.net is what is saved),
+        wrapped in DistributedDataParallel under torchrun."""
+        cuda = self.device.type == "cuda"
         model = self.net.for_training() if cuda else self.net
         if self.dist.enabled:
             from torch.nn.parallel import DistributedDataParallel
 
             model = DistributedDataParallel(model, device_ids=[self.device.index] if cuda else None)
-        if checkpoint is not None:
-            self.net.load_state_dict(checkpoint["model"])  # same tensors as DDP's, so no re-broadcast needed
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
-            self.step_count = checkpoint["step"]
-            self.history = json.loads(checkpoint["history"])
-            self.elapsed = checkpoint["elapsed"]
-        self.model = model
-        self.compiled = (c.compile if c.compile is not None
-                         else cuda and c.steps - self.step_count >= AUTO_COMPILE_STEPS)
-        # static shapes: every batch of a run has the same size, and a shape change should
-        # recompile for it rather than fall back to slower dynamic-shape kernels
-        self.forward = torch.compile(model, dynamic=False) if self.compiled else model
-        self._first_step = True
-        self.out_dir = Path(c.output)
-        self.checkpoint_path = self.out_dir / f"{c.name}.ckpt"
-        self.last_good_step: Optional[int] = self.step_count if checkpoint is not None else None
+        return model
+
+    def _restore(self, checkpoint: Dict) -> None:
+        """Network, optimizer, step, history and time so far from a checked checkpoint."""
+        self.net.load_state_dict(checkpoint["model"])  # same tensors as DDP's, so no re-broadcast needed
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.step_count = checkpoint["step"]
+        self.history = json.loads(checkpoint["history"])
+        self.elapsed = checkpoint["elapsed"]
+        self.changes = list(checkpoint.get("changes", []))
 
     # ------------------------------------------------------------------ one step
     def step(self, batch_uint8: torch.Tensor):
@@ -585,8 +637,7 @@ class Trainer:
         try:
             return self.forward(x)
         except Exception as exc:  # compilation errors come in many types; eager is always correct
-            first = first_line(exc, 160)
-            print(f"cvtools: note: torch.compile failed ({first}); training without it", file=sys.stderr)
+            self._note(f"torch.compile failed ({first_line(exc, 160)}); training without it")
             self.compiled = False
             self.forward = self.model
             return self.forward(x)
@@ -829,7 +880,8 @@ def default_preview_every(steps: int) -> int:
 
 
 def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite: bool = False,
-                new_settings: bool = False, settings_given: Optional[set] = None) -> TrainResult:
+                new_settings: bool = False, settings_given: Optional[set] = None,
+                notes: Optional[Callable[[str], None]] = None) -> TrainResult:
     """Train (or resume) a style and write NAME.safetensors + NAME.json into ``config.output``.
 
     Files of an earlier run there (NAME.json, .safetensors, .ckpt) are never replaced unless
@@ -838,28 +890,62 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
     and the photos by content) must be the config's, or a UsageError says what differs;
     ``new_settings`` continues with the config's instead. ``settings_given``: the config fields
     the caller chose (the command line's explicit options); the other run settings, and the
-    name, are taken from the checkpoint. None: every field was chosen.
+    name, are taken from the checkpoint. None: every field was chosen. ``quiet``: no progress
+    bar. ``notes``: called with one-line messages for the user (photos skipped, fallbacks);
+    None: silent.
 
     Raises TrainingStopped (with the checkpoint path) when interrupted or when the loss
     diverges; the last good checkpoint is kept either way.
     """
-    from tqdm import tqdm
-
-    from cvtools.errors import safe_path
-    from cvtools.imageio import load_image, pil_to_tensor
-    from cvtools.style.records import StyleRecord, save_style_weights
-    from cvtools.style.stylize import resize_long_side
-
     from cvtools import distributed
 
     if distributed.launched_by_torchrun():
         distributed.init(config.device)
+    checkpoint, saved = _settle_config(config, resume, settings_given)
+    c = config
+    out_dir = Path(c.output)
+    preview_dir = out_dir / f"{c.name}_previews"
+    files = photo_files(c.photos, exclude=[preview_dir])
+    identity = run_identity(c, files)
+    changes = _compare_runs(resume, checkpoint, saved, c, identity, new_settings) if checkpoint is not None else []
+    _check_outputs(c, resume, overwrite)
+    start = checkpoint["step"] if checkpoint is not None else 0
+    if start >= c.steps:
+        raise UsageError(f"the checkpoint is at step {start}; ask for more --steps than that to continue")
+    preview_every = default_preview_every(c.steps) if c.preview_every is None else c.preview_every
+
+    if not distributed.info().is_main:
+        notes = None  # every process would say the same
+    workers = default_workers() if c.workers is None else c.workers
+    dataset = _decoded_photos(c, files, workers, notes)
+    preview = _preview_image(c, files, dataset) if preview_every else None
+    _make_folder(out_dir)
+
+    trainer = Trainer(c, checkpoint, notes=notes)
+    trainer.identity = identity
+    trainer.changes += changes
+    loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda",
+                         rank=trainer.dist.rank, world=trainer.dist.world_size)
+    loop = _TrainingLoop(trainer, start, quiet)
+    loop.run(loader, preview, preview_every, preview_dir)
+    if not trainer.dist.is_main:  # rank 0 writes the files; the others are done
+        return TrainResult(trainer.out_dir / f"{c.name}.safetensors", trainer.out_dir / f"{c.name}.json",
+                           trainer.checkpoint_path, trainer.step_count, {}, loop.images_per_second,
+                           trainer.elapsed, loop.steady_images_per_second)
+    ckpt = trainer.save_checkpoint()
+    return _write_style(trainer, loop, files, ckpt)
+
+
+def _settle_config(config: TrainConfig, resume, settings_given: Optional[set]):
+    """(checkpoint or None, the checkpoint's config or None), after checking ``config`` and
+    completing it: on resume, what the caller left out is the run's (the machine aside), and a
+    missing name is the run's, else the painting's."""
     _check_config(config)
-    checkpoint = None
+    checkpoint = saved = None
     if resume is not None:
         checkpoint = load_checkpoint(resume)
         saved = TrainConfig.from_json(checkpoint["config"])
-        if settings_given is not None:  # what the caller left out is the run's (the machine aside)
+        if settings_given is not None:
             for key in TrainConfig.__dataclass_fields__:
                 if key not in settings_given and key not in LOCAL_SETTINGS:
                     setattr(config, key, getattr(saved, key))
@@ -867,150 +953,181 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
             config.name = saved.name
     if config.name is None:
         config.name = _default_name(config.style_image)
-    c = config
-    out_dir = Path(c.output)
-    preview_dir = out_dir / f"{c.name}_previews"
-    files = photo_files(c.photos, exclude=[preview_dir])
-    identity = run_identity(c, files)
-    changes: List[Dict] = []
-    if checkpoint is not None:
-        changes = _compare_runs(resume, checkpoint, saved, c, identity, new_settings)
-    _check_outputs(c, resume, overwrite)
-    start = checkpoint["step"] if checkpoint is not None else 0
-    if start >= c.steps:
-        raise UsageError(f"the checkpoint is at step {start}; ask for more --steps than that to continue")
-    preview_every = default_preview_every(c.steps) if c.preview_every is None else c.preview_every
+    return checkpoint, saved
 
-    # the photos, decoded once up front: a folder of undecodable files is one line, not a
-    # traceback from a DataLoader worker, and the default preview is the first good photo
-    workers = default_workers() if c.workers is None else c.workers
-    dataset = PhotoCrops(files, c.image_size, c.seed, c.crop_scale,
-                         cache_bytes=(2 << 30) // max(1, workers))
+
+def _decoded_photos(config: TrainConfig, files: List[Path], workers: int,
+                    notes: Optional[Callable[[str], None]]) -> PhotoCrops:
+    """The training crops, every photo decoded once up front: a folder of undecodable files is
+    one line, not a traceback from a DataLoader worker; the ones that fail are noted once each."""
+    from cvtools.errors import safe_path
+
+    dataset = PhotoCrops(files, config.image_size, config.seed, config.crop_scale,
+                         cache_bytes=(2 << 30) // max(1, workers), notes=notes)
     dataset.preload(budget=2 << 30, threads=max(1, min(8, workers)))
     if len(dataset.failures) == len(files):
         first = dataset.failures[0][1]
-        raise UsageError(f"{safe_path(c.photos)}: none of its {len(files)} photos can be decoded "
+        raise UsageError(f"{safe_path(config.photos)}: none of its {len(files)} photos can be decoded "
                          f"(first: {first})")
-    if distributed.info().is_main:
+    if notes is not None:
         for _, exc in dataset.failures:
-            print(f"cvtools: warning: skipping {exc}", file=sys.stderr)
-    preview = None
-    if preview_every:
-        if c.preview:
-            preview_rgb = load_image(c.preview).rgb
-        else:
-            good = min(i for i in range(len(files)) if i not in dataset._bad)
-            preview_rgb = load_image(files[good]).rgb
-        preview = pil_to_tensor(resize_long_side(preview_rgb, 512))
+            notes(f"skipping {exc}")
+    return dataset
+
+
+def _preview_image(config: TrainConfig, files: List[Path], dataset: PhotoCrops) -> torch.Tensor:
+    """The photo the previews show (--preview, else the first training photo that decodes),
+    512 px on its long side."""
+    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.style.stylize import resize_long_side
+
+    if config.preview:
+        rgb = load_image(config.preview).rgb
+    else:
+        good = min(i for i in range(len(files)) if i not in dataset._bad)
+        rgb = load_image(files[good]).rgb
+    return pil_to_tensor(resize_long_side(rgb, 512))
+
+
+def _make_folder(path: Path) -> None:
+    from cvtools.errors import safe_path
 
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UsageError(f"{safe_path(out_dir)}: cannot create the output folder "
+        raise UsageError(f"{safe_path(path)}: cannot create the output folder "
                          f"({exc.strerror or type(exc).__name__})") from None
-    trainer = Trainer(c, checkpoint)
-    trainer.identity = identity
-    trainer.changes += changes
-    dist = trainer.dist
-    loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda",
-                         rank=dist.rank, world=dist.world_size)
-    bar = tqdm(total=c.steps, initial=start, desc=f"train {c.name}", unit="step", file=sys.stderr,
-               dynamic_ncols=True, disable=True if quiet or not dist.is_main else None)  # None: terminals only
-    sums: Dict[str, torch.Tensor] = {}
-    count = 0
-    t0 = time.perf_counter()
-    images = 0
-    elapsed_before = trainer.elapsed
-    # The steady rate is timed from the first log step after a short warm-up (the log steps
-    # wait for the device anyway: they read the losses), so start-up never dilutes it.
-    steady_from = start + max(c.log_every, min(50, (c.steps - start) // 4))
-    steady_mark = None  # (time, images) at that log step
-    trainer.net.train()
 
-    def check_and_log(force_finite_check: bool = True) -> bool:
-        """Average the accumulated losses; False when any is NaN/inf."""
-        nonlocal sums, count, steady_mark
-        if not count:
-            return True
-        if dist.enabled:  # the logged losses are the global batch's, as on one process
+
+class _TrainingLoop:
+    """The steps of :func:`train_style`: losses averaged over each log interval (on the progress
+    bar, in the history, checked for NaN/inf), checkpoints, previews, and a clean stop on
+    Ctrl-C or SIGTERM. After :meth:`run`, the rates are the global batch's (every process's)."""
+
+    def __init__(self, trainer: Trainer, start: int, quiet: bool):
+        from tqdm import tqdm
+
+        c = trainer.config
+        self.trainer, self.config, self.dist = trainer, c, trainer.dist
+        self.bar = tqdm(total=c.steps, initial=start, desc=f"train {c.name}", unit="step", file=sys.stderr,
+                        dynamic_ncols=True,
+                        disable=True if quiet or not self.dist.is_main else None)  # None: terminals only
+        self.sums: Dict[str, torch.Tensor] = {}
+        self.count = 0  # steps in self.sums
+        self.images = 0  # images this process has trained on
+        self.t0 = time.perf_counter()
+        self.elapsed_before = trainer.elapsed
+        # The steady rate is timed from the first log step after a short warm-up (the log steps
+        # wait for the device anyway: they read the losses), so start-up never dilutes it.
+        self.steady_from = start + max(c.log_every, min(50, (c.steps - start) // 4))
+        self.steady_mark = None  # (time, images) at that log step
+        self.images_per_second = 0.0
+        self.steady_images_per_second = 0.0
+
+    def run(self, loader, preview: Optional[torch.Tensor], preview_every: int, preview_dir: Path) -> None:
+        trainer, c, dist = self.trainer, self.config, self.dist
+        trainer.net.train()
+        with _StopFlag() as stop:
+            try:
+                for batch in loader:
+                    self._step(batch)
+                    s = trainer.step_count
+                    if s % c.log_every == 0 or s == c.steps:
+                        self._log()
+                    if c.checkpoint_every and s % c.checkpoint_every == 0 and s < c.steps:
+                        self._checkpoint()
+                    if preview is not None and s % preview_every == 0 and dist.is_main:
+                        trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
+                    # (several processes agree on stopping at log steps: one tiny all-reduce per log)
+                    if (not dist.enabled or s % c.log_every == 0) and _any_rank(stop.signal is not None, dist):
+                        self._stop(stop.signal)
+            finally:
+                self.bar.close()
+        self._log()
+        self._measure()
+
+    def _step(self, batch: torch.Tensor) -> None:
+        parts = self.trainer.step(batch)
+        for k, v in parts.items():  # summed on the device: reading them would wait for it
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.count += 1
+        self.images += batch.shape[0]
+        self.bar.update(1)
+
+    def _log(self) -> None:
+        """Average the losses since the last log into the history and onto the bar; a NaN or
+        infinite one stops training (TrainingStopped naming the last good checkpoint)."""
+        trainer = self.trainer
+        if not self.count:
+            return
+        if self.dist.enabled:  # the logged losses are the global batch's, as on one process
             import torch.distributed as tdist
 
-            keys = sorted(sums)
-            stacked = torch.stack([sums[k].float() for k in keys])
+            keys = sorted(self.sums)
+            stacked = torch.stack([self.sums[k].float() for k in keys])
             tdist.all_reduce(stacked)
-            sums = dict(zip(keys, stacked / dist.world_size))
-        avg = {k: float(v) / count for k, v in sums.items()}  # (waits for the device)
-        if steady_mark is None and trainer.step_count >= steady_from:
-            steady_mark = (time.perf_counter(), images)
+            self.sums = dict(zip(keys, stacked / self.dist.world_size))
+        avg = {k: float(v) / self.count for k, v in self.sums.items()}  # (waits for the device)
+        if self.steady_mark is None and trainer.step_count >= self.steady_from:
+            self.steady_mark = (time.perf_counter(), self.images)
         if not all(math.isfinite(v) for v in avg.values()):
-            return False
+            ckpt = trainer.checkpoint_path if trainer.last_good_step is not None else None
+            where = f"; the last good checkpoint is {ckpt} (step {trainer.last_good_step})" if ckpt else ""
+            raise TrainingStopped(f"the loss became NaN or infinite near step {trainer.step_count}{where}; "
+                                  "try a lower --lr or --style-weight", ckpt)
         avg["step"] = trainer.step_count
         trainer.history.append(avg)
-        sums, count = {}, 0
-        rate = images / max(1e-9, time.perf_counter() - t0)
-        bar.set_postfix_str(f"style {avg['style']:.3f} content {avg['content']:.3f} "
-                            f"{rate:.{0 if rate >= 10 else 1}f} img/s")
-        return True
+        self.sums, self.count = {}, 0
+        rate = self.images / max(1e-9, time.perf_counter() - self.t0)
+        self.bar.set_postfix_str(f"style {avg['style']:.3f} content {avg['content']:.3f} "
+                                 f"{rate:.{0 if rate >= 10 else 1}f} img/s")
 
-    def diverged():
-        ckpt = trainer.checkpoint_path if trainer.last_good_step is not None else None
-        where = f"; the last good checkpoint is {ckpt} (step {trainer.last_good_step})" if ckpt else ""
-        raise TrainingStopped(f"the loss became NaN or infinite near step {trainer.step_count}{where}; "
-                              "try a lower --lr or --style-weight", ckpt)
+    def _checkpoint(self) -> Path:
+        """A checkpoint of the state after the losses are checked (never one of a diverged
+        network); the first process writes it."""
+        self._log()
+        self.trainer.elapsed = self.elapsed_before + time.perf_counter() - self.t0
+        return self.trainer.save_checkpoint() if self.dist.is_main else self.trainer.checkpoint_path
 
-    with _StopFlag() as stop:
-        try:
-            for batch in loader:
-                parts = trainer.step(batch)
-                for k, v in parts.items():
-                    sums[k] = sums[k] + v if k in sums else v.clone()
-                count += 1
-                images += batch.shape[0]
-                bar.update(1)
-                s = trainer.step_count
-                if s % c.log_every == 0 or s == c.steps:
-                    if not check_and_log():
-                        diverged()
-                if c.checkpoint_every and s % c.checkpoint_every == 0 and s < c.steps:
-                    if not check_and_log():
-                        diverged()
-                    trainer.elapsed = elapsed_before + time.perf_counter() - t0
-                    if dist.is_main:
-                        trainer.save_checkpoint()
-                if preview is not None and s % preview_every == 0 and dist.is_main:
-                    trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
-                # (several processes agree on stopping at log steps: one tiny all-reduce per log)
-                if (not dist.enabled or s % c.log_every == 0) and _any_rank(stop.signal is not None, dist):
-                    if not check_and_log():
-                        diverged()
-                    trainer.elapsed = elapsed_before + time.perf_counter() - t0
-                    path = trainer.save_checkpoint() if dist.is_main else trainer.checkpoint_path
-                    name = "SIGTERM" if stop.signal == signal.SIGTERM else "Ctrl-C"
-                    raise TrainingStopped(
-                        f"stopped by {name} at step {s}; checkpoint saved: {path} "
-                        f"(continue with --resume {path})", path, exit_code=130)
-        finally:
-            bar.close()
-    if not check_and_log():
-        diverged()
-    seconds = time.perf_counter() - t0
-    trainer.elapsed = elapsed_before + seconds
-    steady = images / max(1e-9, seconds)
-    if steady_mark is not None and images > steady_mark[1]:
-        steady = (images - steady_mark[1]) / max(1e-9, time.perf_counter() - steady_mark[0])
-    images *= dist.world_size  # every rank processed its share of each global batch
-    steady *= dist.world_size
-    if not dist.is_main:  # rank 0 writes the files; the others are done
-        return TrainResult(trainer.out_dir / f"{c.name}.safetensors", trainer.out_dir / f"{c.name}.json",
-                           trainer.checkpoint_path, trainer.step_count, {}, images / max(1e-9, seconds),
-                           trainer.elapsed, steady)
-    ckpt = trainer.save_checkpoint()
+    def _stop(self, signum: Optional[int]) -> None:
+        path = self._checkpoint()
+        name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
+        raise TrainingStopped(f"stopped by {name} at step {self.trainer.step_count}; checkpoint saved: {path} "
+                              f"(continue with --resume {path})", path, exit_code=130)
 
+    def _measure(self) -> None:
+        end = time.perf_counter()
+        seconds = end - self.t0
+        self.trainer.elapsed = self.elapsed_before + seconds
+        steady = self.images / max(1e-9, seconds)
+        if self.steady_mark is not None and self.images > self.steady_mark[1]:
+            steady = (self.images - self.steady_mark[1]) / max(1e-9, end - self.steady_mark[0])
+        world = self.dist.world_size  # every process trained on its share of each global batch
+        self.images_per_second = self.images * world / max(1e-9, seconds)
+        self.steady_images_per_second = steady * world
+
+
+def _write_style(trainer: Trainer, loop: _TrainingLoop, files: List[Path], checkpoint: Path) -> TrainResult:
+    """NAME.safetensors (fp16) and its record NAME.json, with the recipe and how it trained."""
+    from cvtools.style.records import save_style_weights
+
+    c = trainer.config
     weights_path = trainer.out_dir / f"{c.name}.safetensors"
     sha = save_style_weights(trainer.net.cpu(), weights_path, name=c.name)
-    tail = trainer.history[-5:]
+    tail = trainer.history[-5:]  # the last few log intervals: one interval is noisy
     final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "content", "tv", "total")} if tail else {}
-    record = StyleRecord(
+    record = _style_record(trainer, loop, files, weights_path, sha, final)
+    record_path = record.save(trainer.out_dir / f"{c.name}.json")
+    return TrainResult(weights_path, record_path, checkpoint, trainer.step_count, final,
+                       loop.images_per_second, trainer.elapsed, loop.steady_images_per_second)
+
+
+def _style_record(trainer: Trainer, loop: _TrainingLoop, files: List[Path], weights_path: Path, sha: str,
+                  final: Dict[str, float]):
+    from cvtools.style.records import StyleRecord
+
+    c = trainer.config
+    return StyleRecord(
         name=c.name, title=c.title, artist=c.artist, year=c.year,
         provenance=dict(c.provenance, style_image=Path(c.style_image).name) if c.provenance
         else {"style_image": Path(c.style_image).name},
@@ -1029,14 +1146,11 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
         training={"date": time.strftime("%Y-%m-%d"), "device": _device_name(trainer.device),
                   "torch": torch.__version__, "precision": str(trainer.amp_dtype or torch.float32).replace("torch.", ""),
                   "seconds": round(trainer.elapsed, 1),
-                  "images_per_second": round(images / max(1e-9, seconds), 1),
-                  "steady_images_per_second": round(steady, 1), "processes": dist.world_size,
-                  "compiled": bool(trainer.compiled),
+                  "images_per_second": round(loop.images_per_second, 1),
+                  "steady_images_per_second": round(loop.steady_images_per_second, 1),
+                  "processes": trainer.dist.world_size, "compiled": bool(trainer.compiled),
                   "final_losses": final},
     )
-    record_path = record.save(trainer.out_dir / f"{c.name}.json")
-    return TrainResult(weights_path, record_path, ckpt, trainer.step_count, final,
-                       images / max(1e-9, seconds), trainer.elapsed, steady)
 
 
 def _option(key: str) -> str:
