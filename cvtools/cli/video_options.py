@@ -1,0 +1,293 @@
+"""Videos among the inputs of ``cvtools stylize`` and ``cvtools dream``.
+
+A video file (mp4, mov, mkv, webm, m4v, avi) or an animated GIF/WebP named on the command line
+or found in a folder is one input of the batch like a photo: it is named like one
+(``clip_starry_night.mp4`` next to ``clip.mp4``, the same re-run policy: markers, skips, ``-2``),
+fails alone with one line naming it, and is written atomically. Its frames go through
+``cvtools.video.process`` with a progress bar in frames (rate and ETA).
+
+Only click is imported at module level (``cvtools --help`` stays instant).
+"""
+
+from __future__ import annotations
+
+import re
+
+import click
+
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
+
+
+def parse_seconds(text) -> float:
+    """'12', '12.5', '1:30', '0:01:30.5' -> seconds (ValueError otherwise)."""
+    text = str(text).strip()
+    m = _CLOCK.match(text)
+    if m:
+        hours, minutes, seconds = m.groups()
+        if int(minutes) >= 60 and hours is not None or float(seconds) >= 60:
+            raise ValueError(text)
+        return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(text)
+    return value
+
+
+def _time_option(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        seconds = parse_seconds(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give seconds (12.5) or a time (1:30, 0:01:30.5)") from None
+    if seconds < 0 or (param.name == "duration" and seconds == 0):
+        raise click.BadParameter(f"{value!r} must be {'positive' if param.name == 'duration' else 'at least 0'}")
+    return seconds
+
+
+def video_options(f):
+    """--start, --duration, --stable/--no-stable (videos only; photos ignore them)."""
+    options = [
+        click.option("--start", callback=_time_option, metavar="TIME",
+                     help="Videos: begin at TIME (seconds like 12.5, or 1:30) into the clip; the audio is cut to match."),
+        click.option("--duration", callback=_time_option, metavar="TIME",
+                     help="Videos: process only this long a part (seconds or 0:45) from --start."),
+        click.option("--stable/--no-stable", "stable", default=None,
+                     help="Videos: carry each result along the motion into the next frame (optical flow, "
+                          "occlusions masked) so strokes stay put instead of flickering. Default: on for dream, "
+                          "off for stylize."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def media_extensions():
+    """File extensions searched for in folders by commands that take videos too."""
+    from cvtools.imageio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    return IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+class FrameBar:
+    """``progress(done, total)`` drawn as a tqdm bar in frames (rate and ETA), on a terminal only."""
+
+    def __init__(self, name: str, quiet: bool):
+        self.name, self.quiet = name, quiet
+        self.bar = None
+        self.done = 0
+
+    def __call__(self, done, total):
+        if self.quiet:
+            return
+        if self.bar is None:
+            import sys
+
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.name, unit="frame", file=sys.stderr, dynamic_ncols=True,
+                            leave=False, disable=None, smoothing=0.1)  # None: drawn on a terminal only
+        if total and total != self.bar.total:
+            self.bar.total = total
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _note(path, target, result) -> str:
+    from cvtools.errors import safe_path
+
+    rate = f"{result.rate:.1f} frames/s" if result.rate >= 1 else f"{1 / max(result.rate, 1e-9):.1f} s/frame"
+    audio = f", {result.audio}" if result.audio else ""
+    return (f"{safe_path(path)} -> {safe_path(target)} ({result.frames} frames, {result.width}x{result.height}, "
+            f"{float(result.fps):g} fps{audio}; {rate})")
+
+
+class VideoJob:
+    """Naming and running one video of a batch: ``target(path)`` claims its output (main thread,
+    input order), ``run(path, target)`` makes it and returns the note. ``make(path, target, info,
+    progress, notify) -> VideoResult`` is the command's own part (stylize_video, dream_video)."""
+
+    def __init__(self, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False):
+        self.make, self.suffix = make, suffix
+        self.output, self.overwrite, self.many, self.inputs, self.quiet = output, overwrite, many, inputs, quiet
+
+    def target(self, path):
+        from cvtools.imageio import output_path_for
+        from cvtools.video.io import DEFAULT_OUTPUT_EXT, check_output_format
+
+        ext = DEFAULT_OUTPUT_EXT.get(path.suffix.lower(), ".mp4")
+        target = output_path_for(path, self.output, self.suffix, ext=ext, many=self.many, overwrite=self.overwrite,
+                                 inputs=self.inputs, video=True)
+        check_output_format(target)
+        return target
+
+    def run(self, path, target) -> str:
+        from cvtools.video.io import probe_video
+
+        info = probe_video(path)
+        bar = FrameBar(path.name, self.quiet)
+
+        def notify(message):
+            if not self.quiet:
+                from cvtools.cli.common import echo_err
+
+                if bar.bar is not None:
+                    bar.bar.write(f"cvtools: note: {message}")
+                else:
+                    echo_err(f"note: {message}")
+
+        try:
+            result = self.make(path, target, info, bar, notify)
+        finally:
+            bar.close()
+        return None if self.quiet else _note(path, target, result)
+
+
+def is_video_input(path) -> bool:
+    from cvtools.video.io import is_video
+
+    return is_video(path)
+
+
+class _StagedWithVideos:
+    """A staged image work (``cvtools.batch.StagedWork``) that also takes videos: a video is
+    named in ``prepare`` and made whole in the compute stage (its own decode and encode threads
+    keep the device busy); photos go through the wrapped stages unchanged."""
+
+    def __init__(self, work, job: VideoJob):
+        self.work, self.job = work, job
+        self.threads = getattr(work, "threads", None)
+        self.extensions = media_extensions()
+        self.targets = {}
+        self.videos = set()
+
+    def prepare(self, path):
+        if is_video_input(path):
+            self.videos.add(path)
+            self.targets[path] = self.job.target(path)
+        elif getattr(self.work, "prepare", None) is not None:
+            self.work.prepare(path)
+
+    def load(self, path):
+        return None if path in self.videos else self.work.load(path)
+
+    def compute(self, path, item):
+        if path in self.videos:
+            self.videos.discard(path)
+            return _VideoDone(self.job.run(path, self.targets.pop(path)))
+        return self.work(path, item)
+
+    __call__ = compute
+
+    def save(self, path, pending):
+        if isinstance(pending, _VideoDone):
+            return pending.note
+        return self.work.save(path, pending)
+
+
+class _VideoDone:
+    __slots__ = ("note",)
+
+    def __init__(self, note):
+        self.note = note
+
+
+class _PlainWithVideos:
+    """A per-file work function (``work(path) -> note``) that also takes videos."""
+
+    def __init__(self, work, job: VideoJob):
+        self.work, self.job = work, job
+        self.extensions = media_extensions()
+
+    def __call__(self, path):
+        if is_video_input(path):
+            return self.job.run(path, self.job.target(path))
+        return self.work(path)
+
+
+class _VideoItem:
+    __slots__ = ("path", "target")
+
+    def __init__(self, path, target):
+        self.path, self.target = path, target
+
+
+def _batched_with_videos(work, job: VideoJob):
+    """A ``cvtools.batch.BatchedWork`` that also takes videos: a video is prepared as its own
+    one-item batch (a key no photo shares) and made whole when its turn comes."""
+    from cvtools.batch import BatchedWork
+
+    def prepare(path):
+        if is_video_input(path):
+            return _VideoItem(path, job.target(path))
+        return work.prepare(path)
+
+    def key(item):
+        if isinstance(item, _VideoItem):
+            return ("video", str(item.path))
+        if work.key is not None:
+            return work.key(item)
+        x = item["x"] if isinstance(item, dict) else item
+        return tuple(x.shape)
+
+    def compute(items):
+        if isinstance(items[0], _VideoItem):
+            return [job.run(items[0].path, items[0].target)]
+        return work.compute(items)
+
+    def finish(path, item, result):
+        return result if isinstance(item, _VideoItem) else work.finish(path, item, result)
+
+    wrapped = BatchedWork(prepare=prepare, compute=compute, finish=finish, batch_size=work.batch_size, key=key,
+                          lookahead=work.lookahead)
+    wrapped.extensions = media_extensions()
+    return wrapped
+
+
+def with_videos(work, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False):
+    """``work`` (a command's per-photo work for ``run_batch``: staged, batched or a plain function)
+    extended to videos: each video input is made by ``make(path, target, info, progress, notify) ->
+    VideoResult`` into an output named by the image policy (``NAME_SUFFIX.mp4``; .mov/.mkv keep
+    their container)."""
+    job = VideoJob(make, suffix, output=output, overwrite=overwrite, many=many, inputs=inputs, quiet=quiet)
+    if hasattr(work, "finish") and hasattr(work, "batch_size") and hasattr(work, "prepare"):
+        return _batched_with_videos(work, job)
+    staged = hasattr(work, "load") and hasattr(work, "save")
+    return _StagedWithVideos(work, job) if staged else _PlainWithVideos(work, job)
+
+
+def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile="auto", start=None, duration=None,
+                  stable=None):
+    """``make`` for ``cvtools stylize``: stylize_video with the command's options."""
+
+    def make(path, target, info, progress, notify):
+        from cvtools.video.process import stylize_video
+
+        stabilizer = None
+        if stable:
+            from cvtools.video.stability import TemporalStabilizer
+
+            stabilizer = TemporalStabilizer()
+        return stylize_video(stylizer, path, target, start=start or 0.0, duration=duration, size=size,
+                             strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,
+                             progress=progress, notify=notify, info=info)
+
+    return make
+
+
+def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=None):
+    """``make`` for ``cvtools dream``: dream_video; ``stable`` (default on) starts each frame from the
+    previous dream carried along the optical flow."""
+
+    def make(path, target, info, progress, notify):
+        from cvtools.video.process import dream_video
+
+        return dream_video(engine, path, target, start=start or 0.0, duration=duration, size=size, seed=seed,
+                           warp=stable is not False, progress=progress, notify=notify, info=info)
+
+    return make
