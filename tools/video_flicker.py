@@ -1,0 +1,264 @@
+#!/usr/bin/env python3
+"""Flicker of processed video: Lai et al.'s warping error (cvtools.video.stability).
+
+    python tools/video_flicker.py clip.mp4 clip_starry_night.mp4     # a processed clip vs its input
+    python tools/video_flicker.py --synthetic pan --style starry_night  # frame-by-frame vs stable
+    python tools/video_flicker.py --table --markdown                  # every clip x every bundled style
+    python tools/video_flicker.py --synthetic object --style mona --side-by-side docs/images/x.webp
+
+The metric: the mean over consecutive pairs of the squared difference (pixel values in [0, 1],
+mean over RGB and the unoccluded pixels) between output frame t and output frame t-1 warped
+onto it with the optical flow of the INPUT frames (DIS; occlusions by the forward-backward
+check). Lower is steadier; 0 means the output moves exactly as the input does.
+
+Synthetic clips (cvtools.video.synthetic: pans, a zoom, a moving object over samples/, with
+known motion) are stylized frame by frame and through the stable mode
+(:class:`~cvtools.video.stability.TemporalStabilizer`); ``--table`` also measures each result's
+style distance with the project's independent yardstick (tools/style_quality.py: plain Gram
+distance to the painting through EfficientNet-Lite2, mean over frames; needs ../shared/styles
+for the paintings, else the column is left out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def read_clip(path, size=None, max_frames=None):
+    """Frames of a video or animated GIF/WebP file as H×W×3 uint8 arrays (V1's reader)."""
+    from cvtools.video.io import read_frames
+
+    frames = []
+    for f in read_frames(path, size=size):
+        frames.append(f.rgb)
+        if max_frames and len(frames) >= max_frames:
+            break
+    return frames
+
+
+def stylize_frames(stylizer, frames, strength=1.0):
+    """Frame-by-frame stylization: a list of 1×3×H×W float tensors."""
+    return [stylizer(f, strength=strength, tile=None)[None] for f in frames]
+
+
+class StyleYardstick:
+    """tools/style_quality.py's independent style distance, for frames of one style at a time."""
+
+    def __init__(self, shared: Path):
+        from cvtools.backbones import load_backbone
+        from style_quality import INDEPENDENT_BACKBONE
+
+        self.shared = shared
+        self.backbone = load_backbone(INDEPENDENT_BACKBONE, device="cpu", precision="fp32")
+        self._targets = {}
+
+    def target(self, record):
+        from cvtools.imageio import pil_to_tensor
+        from cvtools.style.losses import style_target
+        from style_quality import INDEPENDENT_LAYERS, painting_for
+
+        if record.name not in self._targets:
+            self._targets[record.name] = style_target(self.backbone, pil_to_tensor(painting_for(record, self.shared)),
+                                                      INDEPENDENT_LAYERS)
+        return self._targets[record.name]
+
+    def __call__(self, record, frames) -> float:
+        """Mean over frames of the mean over layers of ‖G − G_painting‖² / ‖G_painting‖²."""
+        import torch
+
+        from cvtools.style.losses import gram_distances
+        from style_quality import INDEPENDENT_LAYERS
+
+        target = self.target(record)
+        vals = []
+        with torch.no_grad():
+            for i in range(0, len(frames), 8):
+                batch = torch.cat([f.float() for f in frames[i:i + 8]])
+                feats = self.backbone.features(batch, INDEPENDENT_LAYERS)
+                vals.append(torch.stack(list(gram_distances(feats, target).values())).mean(0))
+        return float(torch.cat(vals).mean())
+
+
+def input_flows(frames):
+    """Per frame t ≥ 1: (flow, occluded) of the inputs, computed once and shared by the metrics."""
+    from cvtools.video.flow import FlowEstimator, flow_and_occlusion
+
+    est = FlowEstimator()
+    return [None] + [flow_and_occlusion(frames[t], frames[t - 1], est) for t in range(1, len(frames))]
+
+
+def metric(frames_in, frames_out, flows) -> float:
+    from cvtools.video.stability import FlickerMeter
+
+    meter = FlickerMeter()
+    for t, (a, b) in enumerate(zip(frames_in, frames_out)):
+        if t == 0:
+            meter.add(a, b)
+        else:
+            meter.add(a, b, flow=flows[t][0], occluded=flows[t][1])
+    return meter.value
+
+
+def compare(clip, stylizer, strength_style=1.0, stable=0.6, yardstick=None, flows=None):
+    """Frame-by-frame vs stable on one synthetic clip: a dict of numbers and the two frame lists."""
+    from cvtools.video.stability import stabilize
+
+    frames = list(clip.frames[:, None])  # 1×3×H×W each
+    flows = flows or input_flows(frames)
+    fbf = stylize_frames(stylizer, frames, strength_style)
+    st = stabilize(frames, fbf, strength=stable)
+    row = dict(clip=clip.name, style=stylizer.name, frames=len(frames),
+               input=metric(frames, frames, flows), fbf=metric(frames, fbf, flows), stable=metric(frames, st, flows),
+               fbf_true=metric(frames, fbf, [None] + [(clip.flow[t], clip.occluded[t]) for t in range(1, len(clip))]),
+               stable_true=metric(frames, st, [None] + [(clip.flow[t], clip.occluded[t]) for t in range(1, len(clip))]))
+    row["ratio"] = row["stable"] / row["fbf"]
+    if yardstick is not None:
+        row["style_fbf"] = yardstick(stylizer.record, fbf)
+        row["style_stable"] = yardstick(stylizer.record, st)
+        row["style_change"] = row["style_stable"] / row["style_fbf"] - 1
+    return row, fbf, st
+
+
+def side_by_side(path, fbf, st, fps=12, label=True, scale=1.0):
+    """An animated WebP/GIF: frame-by-frame on the left, stable on the right."""
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    frames = []
+    for a, b in zip(fbf, st):
+        pa = (a[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        pb = (b[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        h, w, _ = pa.shape
+        sheet = np.full((h, 2 * w + 4, 3), 255, np.uint8)
+        sheet[:, :w], sheet[:, w + 4:] = pa, pb
+        im = Image.fromarray(sheet)
+        if scale != 1.0:
+            im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
+        if label:
+            d = ImageDraw.Draw(im)
+            for x, text in ((4, "frame by frame"), (im.width // 2 + 4, "stable")):
+                for dx in (-1, 0, 1):
+                    for dy in (-1, 0, 1):
+                        d.text((x + dx, 3 + dy), text, fill=(0, 0, 0))
+                d.text((x, 3), text, fill=(255, 255, 255))
+        frames.append(im)
+    path = Path(path)
+    kw = dict(save_all=True, append_images=frames[1:], duration=round(1000 / fps), loop=0)
+    if path.suffix.lower() == ".webp":
+        frames[0].save(path, quality=80, method=6, **kw)
+    else:
+        frames[0].save(path, optimize=True, **kw)
+    return path
+
+
+HEADER = ("| clip | style | warping error ×10³: input | frame by frame | stable | stable / fbf | "
+          "(true flow: fbf → stable) | style distance: fbf | stable | change |")
+
+
+def table_line(r) -> str:
+    sd = (f"{r['style_fbf']:.4f} | {r['style_stable']:.4f} | {r['style_change']:+.1%}" if "style_fbf" in r
+          else "– | – | –")
+    return (f"| {r['clip']} | {r['style']} | {r['input'] * 1e3:.3f} | {r['fbf'] * 1e3:.3f} | {r['stable'] * 1e3:.3f} | "
+            f"{r['ratio']:.2f} | {r['fbf_true'] * 1e3:.3f} → {r['stable_true'] * 1e3:.3f} | {sd} |")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("clips", nargs="*", help="INPUT OUTPUT: a clip and its processed version")
+    ap.add_argument("--size", type=int, help="read the files at this longer side")
+    ap.add_argument("--max-frames", type=int, help="only the first N frames")
+    ap.add_argument("--synthetic", nargs="*", help="synthetic clips (pan, pan_subpixel, zoom, object)")
+    ap.add_argument("--style", nargs="*", help="styles for --synthetic / --table (default: every bundled one)")
+    ap.add_argument("--table", action="store_true", help="every synthetic clip x every style")
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--width", type=int, default=256)
+    ap.add_argument("--height", type=int, default=160)
+    ap.add_argument("--stable", type=float, default=0.6, help="TemporalStabilizer strength")
+    ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared"), help="for the paintings (style distance)")
+    ap.add_argument("--side-by-side", metavar="WEBP", help="write the last clip's fbf | stable animation here")
+    ap.add_argument("--gif-scale", type=float, default=1.0)
+    ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_grad_enabled(False)
+    from cvtools.errors import CvtoolsError
+
+    try:
+        if args.clips:
+            if len(args.clips) != 2:
+                ap.error("give INPUT and OUTPUT (two files)")
+            a = read_clip(args.clips[0], args.size, args.max_frames)
+            b = read_clip(args.clips[1], args.size, args.max_frames)
+            n = min(len(a), len(b))
+            if len(a) != len(b):
+                print(f"note: {len(a)} input and {len(b)} output frames; comparing the first {n}", file=sys.stderr)
+            if a[0].shape != b[0].shape:
+                raise CvtoolsError(f"frame sizes differ: {a[0].shape[1]}x{a[0].shape[0]} and {b[0].shape[1]}x{b[0].shape[0]}"
+                                   " (use --size)")
+            flows = input_flows(a[:n])
+            print(f"warping error: input {metric(a[:n], a[:n], flows) * 1e3:.3f}e-3, "
+                  f"output {metric(a[:n], b[:n], flows) * 1e3:.3f}e-3 ({n} frames)")
+            return 0
+        from cvtools.style.records import bundled_names
+        from cvtools.style.stylize import Stylizer
+        from cvtools.video.synthetic import KINDS, make_clip
+
+        kinds = (args.synthetic or list(KINDS)) if (args.table or args.synthetic is not None) else None
+        if kinds is None:
+            ap.error("give INPUT OUTPUT, --synthetic or --table")
+        styles = args.style or bundled_names()
+        yard = None
+        shared = Path(args.shared)
+        if args.table and (shared / "styles").is_dir():
+            yard = StyleYardstick(shared)
+        rows = []
+        last = None
+        if args.markdown:
+            print(HEADER)
+            print("|---|---|---|---|---|---|---|---|---|---|")
+        for kind in kinds:
+            clip = make_clip(kind, args.frames, (args.height, args.width))
+            flows = input_flows(list(clip.frames[:, None]))
+            for s in styles:
+                stylizer = Stylizer(s, device="cpu", precision="fp32")
+                t0 = time.time()
+                row, fbf, st = compare(clip, stylizer, args.strength, args.stable, yard, flows)
+                rows.append(row)
+                last = (fbf, st)
+                if args.markdown:
+                    print(table_line(row), flush=True)
+                else:
+                    extra = (f", style distance {row['style_fbf']:.4f} -> {row['style_stable']:.4f} "
+                             f"({row['style_change']:+.1%})" if "style_fbf" in row else "")
+                    print(f"{row['clip']} / {row['style']}: warping error x1e3 input {row['input'] * 1e3:.3f}, "
+                          f"frame-by-frame {row['fbf'] * 1e3:.3f}, stable {row['stable'] * 1e3:.3f} "
+                          f"(ratio {row['ratio']:.2f}){extra} [{time.time() - t0:.0f} s]", flush=True)
+        if len(rows) > 1:
+            import statistics
+
+            ratios = [r["ratio"] for r in rows]
+            line = f"ratio stable/fbf: mean {statistics.mean(ratios):.2f}, max {max(ratios):.2f}"
+            if yard is not None:
+                ch = [r["style_change"] for r in rows]
+                line += f"; style distance change: mean {statistics.mean(ch):+.1%}, max |.| {max(map(abs, ch)):.1%}"
+            print(line)
+        if args.side_by_side and last:
+            p = side_by_side(args.side_by_side, *last, scale=args.gif_scale)
+            print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")
+    except CvtoolsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
