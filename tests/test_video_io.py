@@ -246,3 +246,38 @@ def test_interrupt_or_error_mid_video_leaves_no_file(tmp_path, clip, exc):
     # stopped there: the overlapped stages may have started the next frame, not the whole clip
     assert 4 <= stub.calls <= 5
     assert not dst.exists() and leftovers(tmp_path) == []
+
+
+# ----------------------------------------------------------------------------- dream video
+
+
+class DreamStub:
+    """A stand-in dream engine: records where each frame's dream starts; its "dream" darkens."""
+
+    def __init__(self):
+        self.starts = []
+
+    def __call__(self, x, seed=0, progress=None):
+        self.starts.append(x.clone())
+        return x * 0.5
+
+
+def test_dream_video_starts_each_frame_from_the_warped_previous_dream(tmp_path, clip):
+    import torch
+
+    stability = pytest.importorskip("cvtools.video.stability")  # helper V2's flow (OpenCV)
+    from cvtools.video.process import dream_video
+
+    frames = [torch.from_numpy(f.rgb).permute(2, 0, 1).float() / 255 for f in read_frames(clip, duration=0.25)]
+    warped, plain = DreamStub(), DreamStub()
+    assert dream_video(warped, clip, tmp_path / "w.mp4", duration=0.25).frames == 3
+    assert dream_video(plain, clip, tmp_path / "p.mp4", duration=0.25, warp=False).frames == 3
+    # frame-by-frame: every dream starts from its own frame
+    for start, frame in zip(plain.starts, frames):
+        assert torch.equal(start, frame)
+    # warped: the first from its frame, then each from DeepDreamVideo's start (the same arithmetic)
+    assert torch.equal(warped.starts[0], frames[0])
+    for k in (1, 2):
+        expect = stability.dream_start(frames[k - 1], frames[k], warped.starts[k - 1] * 0.5)  # previous dream
+        assert torch.allclose(warped.starts[k], expect, atol=1e-6)
+        assert (warped.starts[k] - frames[k]).abs().mean() > 0.05  # and it is not the plain frame
