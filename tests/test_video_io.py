@@ -8,7 +8,6 @@ wrong frame is 20 levels away."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +172,30 @@ def test_animated_gif_and_webp_inputs(tmp_path, fmt):
     write_video(gif, [f.rgb for f in read_frames(src)], fps=info.fps)
     with Image.open(gif) as im:
         assert (im.n_frames, im.size, im.info["duration"]) == (4, (65, 49), 100)
+
+
+def test_phone_rotation_is_applied(tmp_path):
+    """A portrait phone clip is stored landscape with a display matrix saying "turn 90° clockwise"
+    (mp4 tkhd matrix 0 1 / -1 0): frames come back upright, as players show them."""
+    import struct
+
+    data = bytearray(make_clip(tmp_path / "flat.mp4", n=3, audio=None).read_bytes())
+    i = data.find(b"tkhd")
+    assert data[i + 4] == 0  # version 0: 32-bit times
+    matrix = i + 4 + 4 + 12 + 4 + 4 + 8 + 8  # after version/flags, times, track id, reserved, duration, ...
+    assert struct.unpack(">9i", data[matrix:matrix + 36]) == (1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
+    data[matrix:matrix + 36] = struct.pack(">9i", 0, 1 << 16, 0, -(1 << 16), 0, 0, 0, 0, 1 << 30)
+    phone = tmp_path / "phone.mp4"
+    phone.write_bytes(bytes(data))
+    info = probe_video(phone)
+    assert (info.rotation, info.display_size) == (90, (H, W))
+    first = next(iter(read_frames(phone)))
+    upright = np.rot90(frame_image(0), k=-1)  # turned clockwise
+    assert first.rgb.shape == upright.shape
+    assert np.abs(first.rgb.astype(int) - upright).mean() < 4  # the other way round is ~87 levels off
+    out = tmp_path / "phone_out.mp4"
+    stylize_video(Identity(), phone, out)
+    assert (probe_video(out).width, probe_video(out).height) == (H, W)  # written upright
 
 
 # ----------------------------------------------------------------------------- bad inputs
