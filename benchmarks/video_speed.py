@@ -97,12 +97,16 @@ def main():
     ap.add_argument("--compile", action="store_true", help="torch.compile the style network")
     ap.add_argument("--batch-size", type=int, default=None, help="frames per forward pass (default: stylize_video's)")
     ap.add_argument("--presets", default="veryfast", help="libx264 presets to compare, comma-separated")
+    ap.add_argument("--no-tune", dest="tune", action="store_false",
+                    help="no cuDNN autotuning (stylize_video tunes clips of 300+ frames by itself)")
+    ap.add_argument("--cli", action="store_true",
+                    help="also time the whole command `cvtools stylize CLIP` in a fresh process (cold: imports, "
+                         "model, CUDA start, tuning)")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--keep", help="keep the clip and outputs in this folder")
     args = ap.parse_args()
 
     import av
-    import numpy as np
     import torch
 
     from cvtools.style.stylize import Stylizer
@@ -148,7 +152,7 @@ def main():
 
     # compute alone (warm-up first: cuDNN autotuning and allocator)
     compute = stylize_frames_fn(stylizer)
-    torch.backends.cudnn.benchmark = device.type == "cuda"
+    torch.backends.cudnn.benchmark = device.type == "cuda" and args.tune
     outs = compute(frames[:batch])
     outs = compute(frames[:batch])
     sync(device)
@@ -172,11 +176,26 @@ def main():
         out = folder / f"stylized_{preset}.mp4"
         if out.exists():
             out.unlink()
-        result = stylize_video(stylizer, clip, out, batch_size=batch, preset=preset)
+        result = stylize_video(stylizer, clip, out, batch_size=batch, preset=preset, tune=args.tune)
         check = probe_video(out)
         row(f"end to end {preset}", result.frames, result.seconds,
             phases={k: round(v, 2) for k, v in result.phases.items()}, audio=result.audio,
             out=f"{check.width}x{check.height} {float(check.fps):g} fps")
+    if args.cli:
+        import subprocess
+
+        out = folder / "cli_out.mp4"
+        if out.exists():
+            out.unlink()
+        cmd = [sys.executable, "-m", "cvtools", "stylize", str(clip), "--style", args.style, "--device", args.device,
+               "-o", str(out), "-q"] + (["--tune"] if args.tune and device.type == "cuda" else [])
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        seconds = time.perf_counter() - t0
+        if proc.returncode == 0:
+            row("cli whole command (cold)", n, seconds, cmd=" ".join(cmd[1:]))
+        else:
+            print(f"cli failed ({proc.returncode}): {proc.stderr.strip()[-500:]}", flush=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"env": env, "rows": rows}, indent=2))
         print(f"# wrote {args.json}")

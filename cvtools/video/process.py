@@ -270,29 +270,40 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
                   stable=None, batch_size: Optional[int] = None, progress: Optional[Callable[[int, int], None]] = None,
                   notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
                   overwrite: Optional[bool] = None, crf: Optional[int] = None,
-                  preset: Optional[str] = None) -> VideoResult:
+                  preset: Optional[str] = None, tune: Optional[bool] = None) -> VideoResult:
     """Stylize the frames of ``src`` (from ``start`` seconds, for ``duration``; resized to a longer
     side of ``size``) and write ``dst`` (container by extension) with the audio of that range.
 
     ``stable``: a temporal stabilizer (see the module). ``batch_size``: frames per forward pass
     (default: up to 8 on a GPU, as memory allows; 1 on a CPU). ``progress(done, total)`` after each
     batch is encoded. ``overwrite``: None follows ``output_path_for``'s decision for ``dst``.
-    ``crf``/``preset``: H.264 quality and speed (defaults 18 and ``veryfast``). Returns a
-    :class:`VideoResult` with the frame count and per-phase seconds."""
+    ``crf``/``preset``: H.264 quality and speed (defaults 18 and ``veryfast``). ``tune``: cuDNN
+    autotuning on CUDA (None: for clips of :data:`TUNE_FRAMES` frames or more, or with
+    ``CVTOOLS_TUNE=1``; it costs a second or two once). Returns a :class:`VideoResult` with the
+    frame count and per-phase seconds."""
     src = Path(src)
     info = info or probe_video(src)
     (w, h), _ = output_size(info, size, even=Path(dst).suffix.lower() not in (".gif", ".webp"))
     batch = batch_size or _default_batch(stylizer, h, w)
     compute = stylize_frames_fn(stylizer, strength, preserve_color, tile)
-    with _cudnn_tuned(stylizer):
+    if tune is None:
+        import os
+
+        frames = expected_frames(info, start, duration) or 0
+        tune = frames >= TUNE_FRAMES or os.environ.get("CVTOOLS_TUNE") == "1"
+    with _cudnn_tuned(stylizer, tune):
         return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
                           stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
                           encoder_options={"crf": crf, "preset": preset})
 
 
-def _cudnn_tuned(stylizer):
-    """cuDNN autotuning for the run on CUDA: every frame has one size, so the seconds it costs
-    once are repaid after a few dozen frames (restored afterwards)."""
+#: Clips at least this long are stylized with cuDNN autotuning (on CUDA): every frame has one size,
+#: so the second or two it costs once is repaid (about 30% faster frames after).
+TUNE_FRAMES = 300
+
+
+def _cudnn_tuned(stylizer, tune: bool):
+    """cuDNN autotuning on or off for the run on CUDA (restored afterwards)."""
     import contextlib
 
     device = getattr(stylizer, "device", None)
@@ -304,7 +315,7 @@ def _cudnn_tuned(stylizer):
         import torch
 
         previous = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.benchmark = bool(tune)
         try:
             yield
         finally:
