@@ -15,6 +15,7 @@ import click
 from cvtools.batch import BatchedWork
 from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options,
                                 output_options, quiet_option, run_batch)
+from cvtools.cli.params import CHANNELS_HELP, Channels, Target
 from cvtools.visualize.catalog import ALL, METHOD_INFO, file_slug, parse_methods
 
 COLORMAP_CHOICES = ["jet", "turbo", "inferno", "viridis", "magma", "gray"]  # = colormaps.COLORMAPS (no numpy here)
@@ -126,7 +127,7 @@ completeness gap is over 5%: 5-80 s); occlusion 10 s.
 def attribution_options(f):
     options = [
         click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
-        click.option("--target", "-t", default="top1", show_default=True, metavar="top1|INDEX|NAME",
+        click.option("--target", "-t", type=Target(), default="top1", show_default=True, metavar="top1|INDEX|NAME",
                      help="Class to explain: each image's top class, an ImageNet index (281) or a class "
                           "name ('tabby'; a unique part of a name works)."),
         click.option("--layer", "-l", metavar="NAME",
@@ -198,18 +199,12 @@ def attribution_command(name, methods):
 
 
 def _backbone_for(methods, model_opts):
-    """The backbone, in fp32 under --precision auto when a method needs it (_wants_fp32)."""
-    if model_opts.get("precision") == "auto" and _wants_fp32(methods):
-        model_opts = dict(model_opts, precision="fp32")
+    """The backbone, in fp32 under --precision auto when a method needs it (explain.precision_for)."""
+    from cvtools.visualize.explain import precision_for
+
+    if model_opts.get("precision"):
+        model_opts = dict(model_opts, precision=precision_for(methods, model_opts["precision"]))
     return load_backbone_from_options(**model_opts)
-
-
-def _wants_fp32(methods) -> bool:
-    """Pixel-space gradients underflow in fp16; only the CAM family (gradients at a late layer, the
-    fast path of issue 9) keeps the GPU's fp16 default. Not Ablation-CAM: its weights are
-    differences of nearly equal logits, which fp16 rounds to a few hundredths."""
-    return any(not METHOD_INFO[m].uses_layer or METHOD_INFO[m].gradient_display or m == "ablationcam"
-               for m in methods)
 
 
 def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size, colormap, alpha, no_caption, size,
@@ -256,32 +251,11 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
     def compute(items):
         import torch
 
-        x = torch.stack([it["x"] for it in items]).to(backbone.device)
-        results = explainer.explain(x)
-        extra = [{} for _ in items]
-        if metrics:
-            from cvtools.visualize.metrics import faithfulness
+        return explainer.run(torch.stack([it["x"] for it in items]).to(backbone.device), metrics=metrics,
+                             sanity=sanity)
 
-            heat = {m.name: torch.stack([r.heatmaps[m.name] for r in results]) for m in explainer.methods}
-            scores = faithfulness(backbone, x, heat, torch.tensor([r.target for r in results]),
-                                  seed=seed, batch_size=internal)
-            for i, e in enumerate(extra):
-                e["metrics"] = {m: s[i] for m, s in scores.items()}
-        if sanity:
-            from cvtools.visualize.sanity import cascading_randomization
-
-            # the randomised copies use the steps the real model needed (auto would chase their noise)
-            ig_steps = [r.diagnostics[m]["steps"] for r in results for m in r.diagnostics if "steps" in r.diagnostics[m]]
-            checks = cascading_randomization(backbone, x, [m.name for m in explainer.methods],
-                                             torch.tensor([r.target for r in results]), seed=seed,
-                                             options=dict(explainer.options, **({"steps": max(ig_steps)}
-                                                                                if ig_steps else {})))
-            for i, e in enumerate(extra):
-                e["sanity"] = checks.for_image(i)
-        return list(zip(results, extra))
-
-    def finish_one(path, item, outcome):
-        result, extra = outcome
+    def finish_one(path, item, report):
+        result = report.explanation
         out = item["out"]
         picture = draw_explanation(item["photo"], result, explainer.methods, colormap, alpha,
                                    captions=not no_caption, name=Path(path).name)
@@ -295,31 +269,18 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
             _save_array(sides[m], array if raw_size == "analysis" else resize_maps(array, item["full"][::-1]),
                         overwrite)
             written.append(str(sides[m]))
-        if "sanity" in extra:
+        if report.sanity is not None:
             from cvtools.visualize.sanity import draw_sanity
 
-            save_image(sides["sanity"], draw_sanity(item["photo"], extra["sanity"], explainer.methods, colormap,
+            save_image(sides["sanity"], draw_sanity(item["photo"], report.sanity, explainer.methods, colormap,
                                                     captions=not no_caption), quality=92)
             written.append(str(sides["sanity"]))
-        for m, scores in extra.get("metrics", {}).items():
+        for m, scores in (report.metrics or {}).items():
             summary[m].append(scores)
         if as_json:
-            click.echo(json.dumps({"path": str(path), "outputs": written, "target": result.target,
-                                   "label": result.label, "probability": round(result.probability, 6),
-                                   **({"diagnostics": result.diagnostics} if result.diagnostics else {}),
-                                   **{k: v.to_json() if hasattr(v, "to_json") else
-                                      {m: s.to_json() for m, s in v.items()} for k, v in extra.items()}}))
+            click.echo(json.dumps({"path": str(path), "outputs": written, **report.to_json()}))
             return None
-        lines = [f"{path}: {result.label} ({result.target}) {result.probability:.1%} -> {out}"]
-        for m, d in result.diagnostics.items():
-            from cvtools.visualize.attribution import describe_diagnostics
-
-            lines.append(f"  {m:<20} {describe_diagnostics(d)}")
-        for m, scores in extra.get("metrics", {}).items():
-            lines.append(f"  {m:<20} {scores.describe()}")
-        if "sanity" in extra:
-            lines += [f"  {line}" for line in extra["sanity"].describe()]
-        return "\n".join(lines)
+        return "\n".join([f"{path}: {report.headline} -> {out}"] + [f"  {line}" for line in report.details()])
 
     batched = BatchedWork(prepare, compute, finish_one, batch_size)
     report = run_batch(inputs, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json)
@@ -379,7 +340,7 @@ def _save_array(path, tensor, overwrite):
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--methods", "-m", default="all", show_default=True, metavar="A,B,...",
               help="Methods to score ('all' for every method).")
-@click.option("--target", "-t", default="top1", show_default=True, metavar="top1|INDEX|NAME",
+@click.option("--target", "-t", type=Target(), default="top1", show_default=True, metavar="top1|INDEX|NAME",
               help="Class to explain (default each image's top class).")
 @click.option("--layer", "-l", metavar="NAME", help="Layer for the CAM methods (default: the backbone's last).")
 @click.option("--sanity", "sanity_images", type=click.IntRange(0, None), default=8, show_default=True, metavar="N",
@@ -502,8 +463,8 @@ def _progress(total, desc, quiet):
 @click.option("--layer", "-l", metavar="NAME",
               help="Layer whose channels to visualise (default: the backbone's DeepDream layer, a mid-level one "
                    "with textures and object parts; `cvtools layers` lists them and the defaults).")
-@click.option("--channels", "-c", default="0:16", show_default=True, metavar="SPEC",
-              help="Channels: a range (0:16), a list (3,7,12), or all.")
+@click.option("--channels", "-c", type=Channels(), default="0:16", show_default=True,
+              help=f"Channels to visualise. {CHANNELS_HELP}.")
 @click.option("--class", "classes", metavar="N,NAME,...",
               help="Visualise ImageNet class logits instead of channels (indices or names, comma-separated).")
 @click.option("--neuron", is_flag=True, help="Maximise the channel at the centre position only (a single unit's "
@@ -580,7 +541,7 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
             return objectives.neuron(layer, chunk) if neuron else objectives.channel(layer, chunk)
 
         title = f"{backbone.name} {layer}{' centre neurons' if neuron else ''}"
-        name = f"filters_{backbone.name}_{_slug(layer)}_{_slug(channels)}"
+        name = f"filters_{backbone.name}_{_slug(layer)}_{_slug(str(channels))}"
     target = Path(output) if output else Path(f"{name}.png")
     if output and (target.is_dir() or str(output).endswith("/")):
         target = target / f"{name}.png"
@@ -608,8 +569,8 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
 @click.option("--layer", "-l", metavar="NAME",
               help="Layer to show (default: the same mid-level layer as `visualize filters`, the backbone's "
                    "DeepDream layer, so a channel seen here can be looked up there).")
-@click.option("--channels", "-c", metavar="SPEC", help="Channels to show: 0:16, 3,7,12 or all (default: the "
-                                                       "--top most active for each image).")
+@click.option("--channels", "-c", type=Channels(), help=f"Channels to show (default: the --top most active for "
+                                                        f"each image). {CHANNELS_HELP}.")
 @click.option("--top", type=click.IntRange(1, 4096), default=31, show_default=True,
               help="How many of the most active channels to show when --channels is not given.")
 @click.option("--size", type=click.IntRange(32, 2048), metavar="PX",
