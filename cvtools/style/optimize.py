@@ -47,6 +47,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from cvtools.errors import CvtoolsError, UsageError
+from cvtools.ops import resize_area as _resize  # area averaging down (no aliasing), bilinear up
 
 #: Which optimisers exist; the default is the one that measured faster to the same loss
 #: (BENCHMARKS.md / the commit that set it).
@@ -142,16 +143,6 @@ def _painting_tensor(painting) -> Tuple[torch.Tensor, str]:
     path = Path(painting)
     rgb = load_image(path).rgb  # ImageError (one line, naming the file) for anything unreadable
     return pil_to_tensor(rgb), path.stem
-
-
-def _resize(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
-    """N×C×H×W to (h, w): area averaging down (no aliasing), bilinear up."""
-    h, w = x.shape[-2:]
-    if (h, w) == tuple(size):
-        return x
-    if size[0] <= h and size[1] <= w:
-        return torch.nn.functional.interpolate(x, size=size, mode="area")
-    return torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)
 
 
 def level_sizes(h: int, w: int, coarse_side: int) -> List[Tuple[int, int]]:
