@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple, Union
+
+if TYPE_CHECKING:
+    import torch
 
 ANIMATED_EXTENSIONS = (".gif", ".webp")
 

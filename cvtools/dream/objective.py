@@ -8,10 +8,13 @@ objective issues only kernels and can be captured in a CUDA graph.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence, Tuple, Union
 
 from cvtools.errors import UsageError
 from cvtools.specs import ChannelSpec, compact_channels, parse_channel_spec
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
