@@ -242,7 +242,7 @@ def main(argv=None):
         c = config_for(style, run_name, recipe, steps)
         try:
             t = time.perf_counter()
-            result = train_style(c, quiet=True)
+            result = train_style(c)
             log(f"{run_name}: {result.steps} steps in {time.perf_counter() - t:.0f} s "
                 f"({result.images_per_second:.0f} img/s), losses {result.final_losses}, recipe {recipe}", fh)
             (out / f"{run_name}.ckpt").unlink(missing_ok=True)  # resumable runs are not needed here

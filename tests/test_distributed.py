@@ -49,7 +49,7 @@ from cvtools.style.train import TrainConfig, train_style
 photos, style, out = sys.argv[1:4]
 train_style(TrainConfig(style_image=style, photos=photos, name="t", output=out, steps=4, batch_size=4,
                         image_size=64, style_size=64, width=0.25, workers=0, preview_every=0,
-                        checkpoint_every=0, device="cpu", log_every=1), quiet=True)
+                        checkpoint_every=0, device="cpu", log_every=1))
 """
 
 

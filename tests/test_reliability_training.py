@@ -106,7 +106,7 @@ def finished(tmp_path_factory, lite0):
     try:
         root = tmp_path_factory.mktemp("finished")
         photos = make_photos(root / "photos")
-        train_style(config(photos, root / "out"), quiet=True)
+        train_style(config(photos, root / "out"))
     finally:
         mp.undo()
     return root / "out"
@@ -157,13 +157,13 @@ def test_rerun_after_ctrl_c_without_resume_keeps_the_checkpoint(photos, tmp_path
     out = tmp_path / "out"
     real = stop_at(monkeypatch, 3)
     with pytest.raises(TrainingStopped):
-        train_style(config(photos, out, steps=6), quiet=True)
+        train_style(config(photos, out, steps=6))
     monkeypatch.setattr(Trainer, "step", real)
     saved = (out / "t.ckpt").read_bytes()
     with pytest.raises(UsageError, match=r"at step 3.*--resume .*t\.ckpt.*--overwrite"):
-        train_style(config(photos, out, steps=6, checkpoint_every=1), quiet=True)
+        train_style(config(photos, out, steps=6, checkpoint_every=1))
     assert (out / "t.ckpt").read_bytes() == saved
-    result = train_style(config(photos, out, steps=6), resume=out / "t.ckpt", quiet=True)
+    result = train_style(config(photos, out, steps=6), resume=out / "t.ckpt")
     assert result.steps == 6
 
 
@@ -171,7 +171,7 @@ def test_resume_into_another_folder_does_not_replace_its_run(photos, tmp_path, f
     out = copy_run(finished, tmp_path / "a")
     other = copy_run(finished, tmp_path / "b")
     with pytest.raises(UsageError, match="exists"):
-        train_style(config(photos, other, steps=3), resume=out / "t.ckpt", quiet=True)
+        train_style(config(photos, other, steps=3), resume=out / "t.ckpt")
 
 
 # ---------------------------------------------------------------------------- 2: names
@@ -419,10 +419,10 @@ def test_output_in_the_photo_folder_never_feeds_training(tmp_path, monkeypatch):
     d = make_photos(tmp_path / "ph")
     real = stop_at(monkeypatch, 2)
     with pytest.raises(TrainingStopped):
-        train_style(config(d, d, steps=4, preview_every=1), quiet=True)
+        train_style(config(d, d, steps=4, preview_every=1))
     monkeypatch.setattr(Trainer, "step", real)
     assert len(list((d / "t_previews").glob("*.jpg"))) == 2
-    result = train_style(config(d, d, steps=4, preview_every=1), resume=d / "t.ckpt", quiet=True)
+    result = train_style(config(d, d, steps=4, preview_every=1), resume=d / "t.ckpt")
     assert result.steps == 4
     assert json.loads(result.record_path.read_text())["recipe"]["photos"].startswith("3 photos")
 

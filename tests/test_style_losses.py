@@ -145,7 +145,7 @@ def test_training_uses_and_records_the_objective(tmp_path, monkeypatch, lite0):
     c = TrainConfig(style_image=str(painting), photos=str(photos), name="o", output=str(tmp_path / "out"),
                     batch_size=2, image_size=32, style_size=64, width=0.25, device="cpu", workers=0, steps=2,
                     preview_every=0, checkpoint_every=0, log_every=1, objective=objective)
-    result = train_style(c, quiet=True)
+    result = train_style(c)
     record = json.loads(result.record_path.read_text())
     assert record["recipe"]["objective"] == objective
     trainer = Trainer(TrainConfig.from_json(c.to_json()))

@@ -98,7 +98,7 @@ def test_train_writes_a_style_that_stylize_loads(photos, tmp_path, run_cli):
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_run(photos, tmp_path, monkeypatch):
-    straight = train_style(config(photos, tmp_path / "a"), quiet=True)
+    straight = train_style(config(photos, tmp_path / "a"))
 
     real_step = Trainer.step
 
@@ -110,13 +110,13 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_run(photos, tm
 
     monkeypatch.setattr(Trainer, "step", step_then_sigterm)
     with pytest.raises(TrainingStopped) as info:
-        train_style(config(photos, tmp_path / "b"), quiet=True)
+        train_style(config(photos, tmp_path / "b"))
     assert info.value.exit_code == 130 and "SIGTERM" in str(info.value)
     ckpt = info.value.checkpoint
     assert load_checkpoint(ckpt)["step"] == 2
     monkeypatch.setattr(Trainer, "step", real_step)
 
-    resumed = train_style(config(photos, tmp_path / "b"), resume=str(ckpt), quiet=True)
+    resumed = train_style(config(photos, tmp_path / "b"), resume=str(ckpt))
     assert resumed.steps == 4
     a = resolve_style(straight.record_path).load_network().state_dict()
     b = resolve_style(resumed.record_path).load_network().state_dict()
@@ -139,7 +139,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photos, tmp_path, mon
 
     monkeypatch.setattr(losses.PerceptualLoss, "__call__", poisoned)
     with pytest.raises(TrainingStopped, match="NaN or infinite") as info:
-        train_style(config(photos, tmp_path, steps=6, checkpoint_every=2), quiet=True)
+        train_style(config(photos, tmp_path, steps=6, checkpoint_every=2))
     assert info.value.checkpoint is not None
     saved = load_checkpoint(info.value.checkpoint)
     assert saved["step"] == 2
@@ -147,23 +147,30 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photos, tmp_path, mon
     assert not (tmp_path / "t.safetensors").exists()
 
 
-def test_notes_go_to_the_callback_and_the_library_prints_nothing(photos, tmp_path, monkeypatch, capsys):
+def test_notes_and_progress_go_to_callbacks_and_the_library_prints_nothing(photos, tmp_path, monkeypatch, capsys):
     """What training has to say (a photo skipped, a failed compilation: training goes on eager)
-    reaches the notes callback once each; without one, nothing is written anywhere."""
+    reaches the notes callback once each; progress hears the start and every step, with the
+    losses at log steps (every step here); without callbacks nothing is written anywhere."""
     def no_compiler(model, **kwargs):
         def compiled(x):
             raise RuntimeError("no compiler here\nsecond line")
         return compiled
 
     monkeypatch.setattr(torch, "compile", no_compiler)
-    notes = []
-    result = train_style(config(photos, tmp_path / "a", steps=2, compile=True), quiet=True, notes=notes.append)
+    notes, calls = [], []
+    result = train_style(config(photos, tmp_path / "a", steps=2, compile=True), notes=notes.append,
+                         progress=lambda *args: calls.append(args))
     assert result.steps == 2
+    assert [c[:2] for c in calls] == [(0, 2), (1, 2), (2, 2)] and calls[0][2] is None
+    for _, _, losses in calls[1:]:
+        assert set(losses) >= {"style", "content", "tv", "total", "images_per_second"}
+    history = json.loads(load_checkpoint(result.checkpoint)["history"])
+    assert [c[2]["total"] for c in calls[1:]] == [h["total"] for h in history]  # what was reported is what was kept
     skipped = [n for n in notes if n.startswith("skipping ")]
     assert len(skipped) == 1 and "broken.jpg" in skipped[0]
     assert [n for n in notes if n not in skipped] == ["torch.compile failed (no compiler here); training without it"]
     capsys.readouterr()
-    train_style(config(photos, tmp_path / "b", steps=2, compile=True), quiet=True)
+    train_style(config(photos, tmp_path / "b", steps=2, compile=True))
     assert capsys.readouterr() == ("", "")
 
 

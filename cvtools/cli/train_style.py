@@ -123,15 +123,46 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
     given = {fields.get(k, k) for k in ctx.params if ctx.get_parameter_source(k) != ParameterSource.DEFAULT}
     # -q hides the progress bar and the summary, not the notes: a photo left out of training
     # changes what the style learns from, so it is always said (as a batch's failed file is)
+    bar = None if quiet else TrainBar(config)
     try:
-        result = run(config, resume=checkpoint, quiet=quiet, overwrite=overwrite, new_settings=bool(resume_new),
-                     settings_given=given, notes=note_printer())
+        result = run(config, resume=checkpoint, overwrite=overwrite, new_settings=bool(resume_new),
+                     settings_given=given, progress=bar, notes=note_printer())
     except TrainingStopped as exc:
         echo_err(str(exc))
         raise click.exceptions.Exit(exc.exit_code)
+    finally:
+        if bar is not None:
+            bar.close()
     if not quiet:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
         click.echo(f"trained {result.steps} steps ({result.images_per_second:.0f} images/s overall, "
                    f"{result.steady_images_per_second:.0f} after warm-up): {losses}")
         click.echo(f"wrote {result.weights} and {result.record_path}")
         click.echo(f"try it: cvtools stylize PHOTO --style {result.record_path}")
+
+
+class TrainBar:
+    """train_style's progress callback: a tqdm bar over the run's steps, with the latest
+    losses and images/s; drawn on a terminal only, never into logs."""
+
+    def __init__(self, config):
+        self.config = config  # its name is known once train_style has settled it
+        self.bar = None
+
+    def __call__(self, step, steps, losses):
+        import sys
+
+        from tqdm import tqdm
+
+        if self.bar is None:  # the first call gives the starting step (a resumed run's)
+            self.bar = tqdm(total=steps, initial=step, desc=f"train {self.config.name}", unit="step",
+                            file=sys.stderr, dynamic_ncols=True, disable=None)
+        self.bar.update(step - self.bar.n)
+        if losses:
+            rate = losses["images_per_second"]
+            self.bar.set_postfix_str(f"style {losses['style']:.3f} content {losses['content']:.3f} "
+                                     f"{rate:.{0 if rate >= 10 else 1}f} img/s")
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()

@@ -26,7 +26,6 @@ import json
 import math
 import os
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -879,8 +878,12 @@ def default_preview_every(steps: int) -> int:
     return max(1, round(steps / PREVIEWS_PER_RUN))
 
 
-def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite: bool = False,
-                new_settings: bool = False, settings_given: Optional[set] = None,
+#: ``progress(step, steps, losses)``: see :func:`train_style`.
+Progress = Callable[[int, int, Optional[Dict[str, float]]], None]
+
+
+def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_settings: bool = False,
+                settings_given: Optional[set] = None, progress: Optional[Progress] = None,
                 notes: Optional[Callable[[str], None]] = None) -> TrainResult:
     """Train (or resume) a style and write NAME.safetensors + NAME.json into ``config.output``.
 
@@ -890,9 +893,13 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
     and the photos by content) must be the config's, or a UsageError says what differs;
     ``new_settings`` continues with the config's instead. ``settings_given``: the config fields
     the caller chose (the command line's explicit options); the other run settings, and the
-    name, are taken from the checkpoint. None: every field was chosen. ``quiet``: no progress
-    bar. ``notes``: called with one-line messages for the user (photos skipped, fallbacks);
-    None: silent.
+    name, are taken from the checkpoint. None: every field was chosen.
+
+    Reporting (None: silent; under torchrun only the first process reports): ``progress`` is
+    called with the starting step, then after every step; ``losses`` is None except at log
+    steps, where it holds the averaged loss parts (style, content, tv, total) and the
+    images_per_second so far. ``notes``: one-line messages for the user (photos skipped,
+    fallbacks).
 
     Raises TrainingStopped (with the checkpoint path) when interrupted or when the loss
     diverges; the last good checkpoint is kept either way.
@@ -915,7 +922,7 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
     preview_every = default_preview_every(c.steps) if c.preview_every is None else c.preview_every
 
     if not distributed.info().is_main:
-        notes = None  # every process would say the same
+        progress = notes = None  # every process would say the same
     workers = default_workers() if c.workers is None else c.workers
     dataset = _decoded_photos(c, files, workers, notes)
     preview = _preview_image(c, files, dataset) if preview_every else None
@@ -926,7 +933,7 @@ def train_style(config: TrainConfig, resume=None, quiet: bool = False, overwrite
     trainer.changes += changes
     loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda",
                          rank=trainer.dist.rank, world=trainer.dist.world_size)
-    loop = _TrainingLoop(trainer, start, quiet)
+    loop = _TrainingLoop(trainer, start, progress)
     loop.run(loader, preview, preview_every, preview_dir)
     if not trainer.dist.is_main:  # rank 0 writes the files; the others are done
         return TrainResult(trainer.out_dir / f"{c.name}.safetensors", trainer.out_dir / f"{c.name}.json",
@@ -1000,18 +1007,15 @@ def _make_folder(path: Path) -> None:
 
 
 class _TrainingLoop:
-    """The steps of :func:`train_style`: losses averaged over each log interval (on the progress
-    bar, in the history, checked for NaN/inf), checkpoints, previews, and a clean stop on
-    Ctrl-C or SIGTERM. After :meth:`run`, the rates are the global batch's (every process's)."""
+    """The steps of :func:`train_style`: losses averaged over each log interval (reported to
+    ``progress``, kept in the history, checked for NaN/inf), checkpoints, previews, and a clean
+    stop on Ctrl-C or SIGTERM. After :meth:`run`, the rates are the global batch's (every
+    process's)."""
 
-    def __init__(self, trainer: Trainer, start: int, quiet: bool):
-        from tqdm import tqdm
-
+    def __init__(self, trainer: Trainer, start: int, progress: Optional[Progress]):
         c = trainer.config
         self.trainer, self.config, self.dist = trainer, c, trainer.dist
-        self.bar = tqdm(total=c.steps, initial=start, desc=f"train {c.name}", unit="step", file=sys.stderr,
-                        dynamic_ncols=True,
-                        disable=True if quiet or not self.dist.is_main else None)  # None: terminals only
+        self.progress = progress
         self.sums: Dict[str, torch.Tensor] = {}
         self.count = 0  # steps in self.sums
         self.images = 0  # images this process has trained on
@@ -1027,22 +1031,22 @@ class _TrainingLoop:
     def run(self, loader, preview: Optional[torch.Tensor], preview_every: int, preview_dir: Path) -> None:
         trainer, c, dist = self.trainer, self.config, self.dist
         trainer.net.train()
+        if self.progress is not None:
+            self.progress(trainer.step_count, c.steps, None)
         with _StopFlag() as stop:
-            try:
-                for batch in loader:
-                    self._step(batch)
-                    s = trainer.step_count
-                    if s % c.log_every == 0 or s == c.steps:
-                        self._log()
-                    if c.checkpoint_every and s % c.checkpoint_every == 0 and s < c.steps:
-                        self._checkpoint()
-                    if preview is not None and s % preview_every == 0 and dist.is_main:
-                        trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
-                    # (several processes agree on stopping at log steps: one tiny all-reduce per log)
-                    if (not dist.enabled or s % c.log_every == 0) and _any_rank(stop.signal is not None, dist):
-                        self._stop(stop.signal)
-            finally:
-                self.bar.close()
+            for batch in loader:
+                self._step(batch)
+                s = trainer.step_count
+                losses = self._log() if s % c.log_every == 0 or s == c.steps else None
+                if self.progress is not None:
+                    self.progress(s, c.steps, losses)
+                if c.checkpoint_every and s % c.checkpoint_every == 0 and s < c.steps:
+                    self._checkpoint()
+                if preview is not None and s % preview_every == 0 and dist.is_main:
+                    trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
+                # (several processes agree on stopping at log steps: one tiny all-reduce per log)
+                if (not dist.enabled or s % c.log_every == 0) and _any_rank(stop.signal is not None, dist):
+                    self._stop(stop.signal)
         self._log()
         self._measure()
 
@@ -1052,14 +1056,14 @@ class _TrainingLoop:
             self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
         self.count += 1
         self.images += batch.shape[0]
-        self.bar.update(1)
 
-    def _log(self) -> None:
-        """Average the losses since the last log into the history and onto the bar; a NaN or
-        infinite one stops training (TrainingStopped naming the last good checkpoint)."""
+    def _log(self) -> Optional[Dict[str, float]]:
+        """The losses since the last log, averaged into the history (None when no step was
+        taken since), with the images/s so far; a NaN or infinite loss stops training
+        (TrainingStopped naming the last good checkpoint)."""
         trainer = self.trainer
         if not self.count:
-            return
+            return None
         if self.dist.enabled:  # the logged losses are the global batch's, as on one process
             import torch.distributed as tdist
 
@@ -1078,9 +1082,8 @@ class _TrainingLoop:
         avg["step"] = trainer.step_count
         trainer.history.append(avg)
         self.sums, self.count = {}, 0
-        rate = self.images / max(1e-9, time.perf_counter() - self.t0)
-        self.bar.set_postfix_str(f"style {avg['style']:.3f} content {avg['content']:.3f} "
-                                 f"{rate:.{0 if rate >= 10 else 1}f} img/s")
+        rate = self.images * self.dist.world_size / max(1e-9, time.perf_counter() - self.t0)
+        return dict(avg, images_per_second=rate)
 
     def _checkpoint(self) -> Path:
         """A checkpoint of the state after the losses are checked (never one of a diverged
