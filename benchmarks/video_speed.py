@@ -14,7 +14,9 @@ stylized output have real detail to code. Rows:
   batches them (8-bit upload, fp16 channels-last on CUDA, 8-bit download), synchronised;
 - ``encode <preset>``: write_video alone of already-stylized frames (RGB→yuv420p + libx264 CRF 18);
 - ``end to end <preset>``: stylize_video (what `cvtools stylize clip.mp4` runs), with the audio
-  copied, written atomically; its phase seconds overlap (decode and encode run in threads).
+  copied, written atomically; its phase seconds overlap (decode and encode run in threads). On
+  CUDA frames travel as yuv420p planes converted on the GPU; ``--rgb`` adds a row with RGB
+  frames converted by FFmpeg on the CPU (the path for resized, rotated or stabilized clips).
 
 Frames per second are frames / wall seconds. The end-to-end rate is bounded by the slowest
 stage, not their sum, when the pipeline overlaps as intended.
@@ -99,6 +101,9 @@ def main():
     ap.add_argument("--presets", default="veryfast", help="libx264 presets to compare, comma-separated")
     ap.add_argument("--no-tune", dest="tune", action="store_false",
                     help="no cuDNN autotuning (stylize_video tunes clips of 300+ frames by itself)")
+    ap.add_argument("--rgb", action="store_true",
+                    help="also run end to end with RGB frames from FFmpeg (the default on CUDA moves yuv420p planes "
+                         "and converts on the GPU)")
     ap.add_argument("--cli", action="store_true",
                     help="also time the whole command `cvtools stylize CLIP` in a fresh process (cold: imports, "
                          "model, CUDA start, tuning)")
@@ -172,13 +177,14 @@ def main():
         row(f"encode {preset}", len(stylized), time.perf_counter() - t0, mbytes=round(out.stat().st_size / 1e6, 2))
     del stylized
 
-    for preset in presets:
-        out = folder / f"stylized_{preset}.mp4"
+    modes = [(preset, None) for preset in presets] + ([(presets[0], False)] if args.rgb else [])
+    for preset, yuv in modes:
+        out = folder / f"stylized_{preset}{'_rgb' if yuv is False else ''}.mp4"
         if out.exists():
             out.unlink()
-        result = stylize_video(stylizer, clip, out, batch_size=batch, preset=preset, tune=args.tune)
+        result = stylize_video(stylizer, clip, out, batch_size=batch, preset=preset, tune=args.tune, yuv=yuv)
         check = probe_video(out)
-        row(f"end to end {preset}", result.frames, result.seconds,
+        row(f"end to end {preset}{' rgb' if yuv is False else ''}", result.frames, result.seconds,
             phases={k: round(v, 2) for k, v in result.phases.items()}, audio=result.audio,
             out=f"{check.width}x{check.height} {float(check.fps):g} fps")
     if args.cli:

@@ -88,6 +88,10 @@ class VideoInfo:
     rotation: int = 0
     #: per-frame durations in seconds (animations only)
     durations: Optional[Tuple[float, ...]] = None
+    #: the first frame's pixel format, colour matrix and range (FFmpeg's enums; videos only)
+    pix_fmt: Optional[str] = None
+    colorspace: int = 2
+    color_range: int = 0
 
     @property
     def display_size(self) -> Tuple[int, int]:
@@ -98,7 +102,8 @@ class VideoInfo:
 @dataclass
 class Frame:
     """One decoded frame: ``rgb`` H×W×3 uint8 (C-contiguous), ``time`` in seconds from the start of
-    the range read, ``index`` 0, 1, 2 …"""
+    the range read, ``index`` 0, 1, 2 … (``read_frames(planes=True)``: ``rgb`` holds the frame's
+    yuv420p planes instead, one (H·3/2)×W uint8 array: Y, then U and V)"""
 
     rgb: "object"
     time: float
@@ -235,7 +240,9 @@ def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
                 _limits(path, first.width, first.height, max_pixels)
                 w, h = first.width, first.height
             return VideoInfo(path, w, h, fps, frames, duration, audio is not None, codec, "video",
-                             audio.codec_context.name if audio is not None else None, rotation)
+                             audio.codec_context.name if audio is not None else None, rotation,
+                             pix_fmt=first.format.name, colorspace=int(first.colorspace or 2),
+                             color_range=int(first.color_range or 0))
     except ImageError:
         raise
     except CvtoolsError:
@@ -319,9 +326,25 @@ def output_size(info: VideoInfo, size: Optional[int] = None, even: bool = True) 
     return (w, h), note
 
 
+def yuv_matrix(info: VideoInfo) -> Optional[Tuple[str, bool]]:
+    """("bt709" or "bt601", full range?) when the frames are 8-bit yuv420p with a colour matrix
+    :func:`cvtools.video.process` converts itself (on the device), else None."""
+    if info.kind != "video" or info.pix_fmt not in ("yuv420p", "yuvj420p") or info.width % 2 or info.height % 2:
+        return None
+    if info.colorspace == 1:
+        matrix = "bt709"
+    elif info.colorspace in (5, 6):
+        matrix = "bt601"
+    elif info.colorspace == 2:  # unspecified: what players (and _to_rgb) assume
+        matrix = "bt709" if info.height >= 720 else "bt601"
+    else:
+        return None
+    return matrix, info.pix_fmt == "yuvj420p" or info.color_range == 2
+
+
 def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size: Optional[int] = None,
                 even: bool = False, info: Optional[VideoInfo] = None, max_pixels: Optional[int] = -1,
-                threads: int = 0) -> Iterator[Frame]:
+                threads: int = 0, planes: bool = False) -> Iterator[Frame]:
     """Decode the frames of ``path`` from ``start`` seconds, for ``duration`` seconds (None: to the
     end), as H×W×3 uint8 RGB: upright (phone videos' rotation applied), resized to a longer side of
     ``size`` (None: as stored), with even sides if ``even`` (cropped by 1 px). ``info``: from
@@ -362,7 +385,7 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
                     break
                 if t0 is None:
                     t0 = t
-                yield Frame(_to_rgb(frame, info, w, h), t - t0, index)
+                yield Frame(_to_planes(frame, w, h) if planes else _to_rgb(frame, info, w, h), t - t0, index)
                 index += 1
     except ImageError:
         raise
@@ -376,6 +399,14 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
         expected = info.frames and info.frames - round(start * float(info.fps))
         if expected and expected > 10 and index < 0.9 * expected:
             raise ImageError(path, f"truncated or damaged: {index} of about {expected} frames decode")
+
+
+def _to_planes(frame, w: int, h: int):
+    """The frame's yuv420p planes as one (h·3/2)×w uint8 array (converted only if the stream
+    changed format or size mid-way)."""
+    if frame.format.name not in ("yuv420p", "yuvj420p") or (frame.width, frame.height) != (w, h):
+        frame = frame.reformat(width=w, height=h, format="yuv420p", interpolation="AREA")
+    return frame.to_ndarray()
 
 
 def _to_rgb(frame, info: VideoInfo, w: int, h: int):
@@ -640,6 +671,17 @@ class VideoWriter:
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame = frame.reformat(format="yuv420p", dst_colorspace=self._colorspace, interpolation="AREA")
         self.write_frame(frame, time)
+
+    def write_planes(self, planes, time: Optional[float] = None) -> None:
+        """Encode one frame given as yuv420p planes ((H·3/2)×W uint8: Y, U, V), already in the
+        writer's colour matrix (:attr:`matrix`) and limited range."""
+        av = av_module()
+        self.write_frame(av.VideoFrame.from_ndarray(planes, format="yuv420p"), time)
+
+    @property
+    def matrix(self) -> str:
+        """The colour matrix the file is tagged with and frames are converted by."""
+        return "bt709" if self._colorspace == "ITU709" else "bt601"
 
     def write_frame(self, frame, time: Optional[float] = None) -> None:
         """Encode a PyAV VideoFrame (yuv420p of the writer's size)."""

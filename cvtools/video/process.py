@@ -29,7 +29,7 @@ from typing import Callable, Optional
 
 from cvtools.errors import CvtoolsError
 from cvtools.video.io import (AudioSource, VideoInfo, check_output_format, open_writer, output_size, probe_video,
-                              read_frames)
+                              read_frames, yuv_matrix)
 
 
 @dataclass
@@ -107,9 +107,10 @@ def marker_comment(dst) -> Optional[str]:
 
 
 def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, stable, progress, notify, info,
-               overwrite, encoder_options, sequential=False):
+               overwrite, encoder_options, planes=False):
     """Shared pipeline: probe, decode (thread), compute (this thread), stabilize + encode (one
-    writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``."""
+    writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``
+    (``planes``: lists of yuv420p planes in and out, see :func:`planes_to_rgb`)."""
     import numpy as np
 
     from cvtools.batch import prefetch, run_stages
@@ -135,7 +136,8 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
         nonlocal done
         writer = open_writer(dst, tmp, w, h, info.fps, audio=audio, comment=comment, notify=notify,
                              expected_frames=total, **(encoder_options if video_out else {}))
-        frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info)
+        frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info, planes=planes)
+        put = writer.write_planes if planes else writer.write
         decoded = prefetch(_timed(frames, clock, "decode"), ahead=2 * batch_size + 2)
         stages = None
         try:
@@ -156,7 +158,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
                         t1 = time.perf_counter()
                         out = stable.step(f.rgb, out)
                         clock.add("stable", time.perf_counter() - t1)
-                    writer.write(np.ascontiguousarray(out), f.time)
+                    put(np.ascontiguousarray(out), f.time)
                 clock.add("encode", time.perf_counter() - t0)
                 return len(frames_in)
 
@@ -216,9 +218,55 @@ def _default_batch(stylizer, h: int, w: int) -> int:
         return 1
 
 
-def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = False, tile="auto"):
+#: Luma weights (Kr, Kb) of the colour matrices.
+_KR_KB = {"bt709": (0.2126, 0.0722), "bt601": (0.299, 0.114)}
+
+
+def planes_to_rgb(planes, h: int, w: int, matrix: str = "bt709", full_range: bool = False):
+    """N×(H·3/2)×W uint8 yuv420p planes (Y, then U, then V) → N×3×H×W float RGB in [0, 1], on the
+    planes' device: what FFmpeg's yuv→rgb24 conversion does (chroma upsampled bilinearly), done
+    where the frames are going anyway (half the bytes of RGB to upload, no CPU conversion)."""
+    import torch
+    import torch.nn.functional as F
+
+    n = planes.shape[0]
+    y = planes[:, :h].float()
+    uv = planes[:, h:].reshape(n, 2, h // 2, w // 2).float()
+    if full_range:
+        y, uv = y / 255.0, (uv - 128.0) / 255.0
+    else:
+        y, uv = (y - 16.0) / 219.0, (uv - 128.0) / 224.0
+    uv = F.interpolate(uv, size=(h, w), mode="bilinear", align_corners=False)
+    kr, kb = _KR_KB[matrix]
+    r = y + 2 * (1 - kr) * uv[:, 1]
+    b = y + 2 * (1 - kb) * uv[:, 0]
+    g = (y - kr * r - kb * b) / (1 - kr - kb)
+    return torch.stack([r, g, b], 1).clamp_(0, 1)
+
+
+def rgb_to_planes(rgb, matrix: str = "bt709"):
+    """N×3×H×W float RGB in [0, 1] → N×(H·3/2)×W uint8 yuv420p planes, limited range (16-235 luma,
+    16-240 chroma), chroma averaged over 2×2 pixels: what the encoder takes, made on the device."""
+    import torch
+    import torch.nn.functional as F
+
+    n, _, h, w = rgb.shape
+    kr, kb = _KR_KB[matrix]
+    r, g, b = rgb[:, 0], rgb[:, 1], rgb[:, 2]
+    y = kr * r + (1 - kr - kb) * g + kb * b
+    chroma = torch.stack([(b - y) / (2 * (1 - kb)), (r - y) / (2 * (1 - kr))], 1)
+    chroma = F.avg_pool2d(chroma, 2)
+    luma = (16.0 + 219.0 * y).round_().clamp_(0, 255).to(torch.uint8)
+    chroma = (128.0 + 224.0 * chroma).round_().clamp_(0, 255).to(torch.uint8)
+    return torch.cat([luma.reshape(n, -1), chroma.reshape(n, -1)], 1).reshape(n, h * 3 // 2, w)
+
+
+def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = False, tile="auto", yuv=None):
     """``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8`` for a :class:`Stylizer`: the
-    batch goes to the device as 8 bits (a quarter of float's bytes) and comes back as 8 bits."""
+    batch goes to the device as 8 bits (a quarter of float's bytes) and comes back as 8 bits.
+
+    ``yuv=(matrix in, full range in, matrix out)``: frames come and go as yuv420p planes
+    (:func:`planes_to_rgb`, :func:`rgb_to_planes` on the device; the whole-frame path only)."""
     import numpy as np
     import torch
 
@@ -229,15 +277,29 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
     staging = {}  # a pinned N×H×W×3 buffer, reused: one copy from the decoded frames, async upload
 
     def upload(frames):
-        n, (h, w) = len(frames), frames[0].shape[:2]
+        n, shape = len(frames), frames[0].shape
         if stylizer.device.type != "cuda":
             return torch.from_numpy(np.stack(frames))
         buf = staging.get("buf")
-        if buf is None or buf.shape[0] < n or tuple(buf.shape[1:3]) != (h, w):
-            buf = staging["buf"] = torch.empty((n, h, w, 3), dtype=torch.uint8).pin_memory()
+        if buf is None or buf.shape[0] < n or tuple(buf.shape[1:]) != tuple(shape):
+            buf = staging["buf"] = torch.empty((n, *shape), dtype=torch.uint8).pin_memory()
         np.stack(frames, out=buf[:n].numpy())
         # safe to reuse next call: the .cpu() at the end of this batch waited for the upload
         return buf[:n].to(stylizer.device, non_blocking=True)
+
+    def compute_planes(frames):
+        h, w = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
+        with torch.inference_mode():
+            original = planes_to_rgb(upload(frames), h, w, yuv[0], yuv[1])
+            out = stylizer.stylize_tensor(original)
+            result = finish_pixels(out, original, strength, preserve_color)
+            if not bool(torch.isfinite(result).all()):
+                raise RuntimeError("the network's output has NaN or infinite values (a numerical failure); try "
+                                   "--precision fp32")
+            return list(rgb_to_planes(result, yuv[2]).cpu().numpy())
+
+    if yuv is not None:
+        return compute_planes
 
     def compute(frames):
         h, w = frames[0].shape[:2]
@@ -270,7 +332,8 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
                   stable=None, batch_size: Optional[int] = None, progress: Optional[Callable[[int, int], None]] = None,
                   notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
                   overwrite: Optional[bool] = None, crf: Optional[int] = None,
-                  preset: Optional[str] = None, tune: Optional[bool] = None) -> VideoResult:
+                  preset: Optional[str] = None, tune: Optional[bool] = None,
+                  yuv: Optional[bool] = None) -> VideoResult:
     """Stylize the frames of ``src`` (from ``start`` seconds, for ``duration``; resized to a longer
     side of ``size``) and write ``dst`` (container by extension) with the audio of that range.
 
@@ -280,12 +343,26 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     ``crf``/``preset``: H.264 quality and speed (defaults 18 and ``veryfast``). ``tune``: cuDNN
     autotuning on CUDA (None: for clips of :data:`TUNE_FRAMES` frames or more, or with
     ``CVTOOLS_TUNE=1``; it costs a second or two once). Returns a :class:`VideoResult` with the
-    frame count and per-phase seconds."""
+    frame count and per-phase seconds. ``yuv``: move frames to and from the device as yuv420p
+    planes, converted there (None: on CUDA whenever the source is 8-bit yuv420p BT.601/709 and the
+    frames need no resizing, turning, cropping or stabilizing; the rest takes RGB from FFmpeg)."""
     src = Path(src)
     info = info or probe_video(src)
-    (w, h), _ = output_size(info, size, even=Path(dst).suffix.lower() not in (".gif", ".webp"))
+    video_out = Path(dst).suffix.lower() not in (".gif", ".webp")
+    (w, h), _ = output_size(info, size, even=video_out)
     batch = batch_size or _default_batch(stylizer, h, w)
-    compute = stylize_frames_fn(stylizer, strength, preserve_color, tile)
+    source = yuv_matrix(info)
+    can_yuv = (source is not None and video_out and not size and info.rotation == 0 and stable is None
+               and hasattr(stylizer, "stylize_tensor") and strength > 0 and min(h, w) >= 16
+               and stylizer._tile_side(tile, h, w) is None)
+    if yuv is None:
+        yuv = can_yuv and getattr(getattr(stylizer, "device", None), "type", None) == "cuda"
+    elif yuv and not can_yuv:
+        raise ValueError("yuv=True needs an 8-bit yuv420p BT.601/709 source, whole frames, no --size, rotation "
+                         "or stabilizer")
+    out_matrix = "bt709" if h >= 720 else "bt601"  # what VideoWriter tags
+    compute = stylize_frames_fn(stylizer, strength, preserve_color, tile,
+                                yuv=(source[0], source[1], out_matrix) if yuv else None)
     if tune is None:
         import os
 
@@ -294,7 +371,7 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     with _cudnn_tuned(stylizer, tune):
         return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
                           stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
-                          encoder_options={"crf": crf, "preset": preset})
+                          encoder_options={"crf": crf, "preset": preset}, planes=bool(yuv))
 
 
 #: Clips at least this long are stylized with cuDNN autotuning (on CUDA): every frame has one size,
