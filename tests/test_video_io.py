@@ -198,6 +198,52 @@ def test_phone_rotation_is_applied(tmp_path):
     assert (probe_video(out).width, probe_video(out).height) == (H, W)  # written upright
 
 
+class PassThroughNet:
+    """A stand-in for Stylizer's whole-frame path (``stylize_tensor``): the network returns its input."""
+
+    device = None
+
+    def __init__(self):
+        import torch
+
+        self.device = torch.device("cpu")
+
+    def stylize_tensor(self, x):
+        return x
+
+    def _tile_side(self, tile, h, w):
+        return None
+
+
+def test_yuv_planes_path_matches_ffmpeg_conversions(tmp_path, clip):
+    """The GPU path moves yuv420p planes and converts on the device: RGB→YUV agrees with FFmpeg's
+    swscale to the rounding of one level (same BT.601 formula in float, rounded once each). YUV→RGB:
+    swscale truncates where this rounds (up to 1 level, 0.5 on average: Y=64 gives 55 there, 55.9
+    here) and sites chroma its own way (half a chroma sample = one pixel of a ramp climbing at most
+    255/47 ≈ 5.4 levels per pixel), so at most 1 + 5.4 + rounding ≈ 7 levels apart, ~2 on average."""
+    import torch
+
+    from cvtools.video.io import yuv_matrix
+    from cvtools.video.process import planes_to_rgb, rgb_to_planes
+
+    info = probe_video(clip)
+    assert yuv_matrix(info) == ("bt601", False)  # 48 rows, unspecified: BT.601 like players
+    rgb = np.stack([f.rgb for f in read_frames(clip)])
+    planes = np.stack([f.rgb for f in read_frames(clip, planes=True)])
+    assert planes.shape == (N, H * 3 // 2, W)
+    mine = planes_to_rgb(torch.from_numpy(planes), H, W, "bt601") * 255
+    diff = (mine - torch.from_numpy(rgb).permute(0, 3, 1, 2).float()).abs()
+    assert float(diff.mean()) < 2.5 and float(diff.max()) <= 8, (float(diff.mean()), float(diff.max()))
+    ref = av.VideoFrame.from_ndarray(rgb[0], format="rgb24").reformat(format="yuv420p", dst_colorspace="ITU601")
+    back = rgb_to_planes(torch.from_numpy(rgb[:1]).permute(0, 3, 1, 2).float() / 255, "bt601")[0].numpy()
+    assert np.abs(back.astype(int) - ref.to_ndarray().astype(int)).max() <= 1
+    # end to end through the planes path: every frame, in order, with the audio
+    dst = tmp_path / "planes.mp4"
+    assert stylize_video(PassThroughNet(), clip, dst, yuv=True).frames == N
+    assert [frame_index(f.rgb) for f in read_frames(dst)] == list(range(N))
+    assert probe_video(dst).has_audio
+
+
 # ----------------------------------------------------------------------------- bad inputs
 
 
