@@ -365,7 +365,6 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
     end = None if duration is None else start + duration
     index = 0
     decoded = 0
-    t0 = None
     try:
         with av.open(str(path), format=_sniff_container(_check_file(path)), metadata_errors="ignore") as container:
             stream = container.streams.video[0]
@@ -373,9 +372,9 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
             if threads:
                 stream.codec_context.thread_count = threads
             tb = stream.time_base
+            origin = _origin(container, stream)
             if start > 0 and tb:
-                container.seek(int(start / tb) + (stream.start_time or 0), stream=stream, backward=True)
-            origin = float((stream.start_time or 0) * tb) if tb else 0.0
+                container.seek(int((start + origin) / tb), stream=stream, backward=True)
             for frame in container.decode(stream):
                 decoded += 1
                 t = (float(frame.pts * tb) - origin) if (frame.pts is not None and tb) else decoded / float(info.fps)
@@ -383,9 +382,9 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
                     continue
                 if end is not None and t >= end - 1e-6:
                     break
-                if t0 is None:
-                    t0 = t
-                yield Frame(_to_planes(frame, w, h) if planes else _to_rgb(frame, info, w, h), t - t0, index)
+                # times from ``start`` on the file's clock (shared with the audio, so their offset stays)
+                yield Frame(_to_planes(frame, w, h) if planes else _to_rgb(frame, info, w, h), max(0.0, t - start),
+                            index)
                 index += 1
     except ImageError:
         raise
@@ -399,6 +398,14 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
         expected = info.frames and info.frames - round(start * float(info.fps))
         if expected and expected > 10 and index < 0.9 * expected:
             raise ImageError(path, f"truncated or damaged: {index} of about {expected} frames decode")
+
+
+def _origin(container, stream) -> float:
+    """Seconds of the file's time zero: the earliest start of its streams (the container's), so
+    that video and audio measured from it keep their offset."""
+    if container.start_time is not None:
+        return container.start_time / 1_000_000
+    return float((stream.start_time or 0) * stream.time_base) if stream.time_base else 0.0
 
 
 def _to_planes(frame, w: int, h: int):
@@ -585,9 +592,9 @@ class VideoWriter:
             self._resampler = None
         tb = ain.time_base
         if source.start > 0 and tb:
-            src.seek(int(source.start / tb) + (ain.start_time or 0), stream=ain, backward=True)
+            src.seek(int((source.start + _origin(src, ain)) / tb), stream=ain, backward=True)
         self.audio = {"src": src, "in": ain, "out": aout, "copy": copy, "source": source,
-                      "packets": src.demux(ain), "origin": float((ain.start_time or 0) * tb) if tb else 0.0,
+                      "packets": src.demux(ain), "origin": _origin(src, ain),
                       "done": False, "samples": 0}
 
     def _mux_audio_until(self, t: Optional[float]) -> None:
