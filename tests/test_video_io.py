@@ -33,9 +33,11 @@ def frame_image(k: int, w: int = W, h: int = H) -> np.ndarray:
     return img
 
 
-def make_clip(path: Path, n: int = N, fps: int = FPS, audio: str | None = "aac", fmt: str | None = None) -> Path:
+def make_clip(path: Path, n: int = N, fps: int = FPS, audio: str | None = "aac", fmt: str | None = None,
+              video_delay: int = 0) -> Path:
     """A clip made with PyAV directly (not through the code under test): n frames, and n/fps
-    seconds of a 440 Hz sine (mono) in ``audio`` (None: no audio)."""
+    seconds of a 440 Hz sine (mono) in ``audio`` (None: no audio); the video may start
+    ``video_delay`` frames after the audio."""
     c = av.open(str(path), "w", format=fmt)
     v = c.add_stream("libvpx-vp9" if path.suffix == ".webm" else "libx264", rate=fps)
     v.width, v.height, v.pix_fmt = W, H, "yuv420p"
@@ -44,7 +46,9 @@ def make_clip(path: Path, n: int = N, fps: int = FPS, audio: str | None = "aac",
         a = c.add_stream(audio, rate=RATE)
         a.layout = "mono"
     for k in range(n):
-        for p in v.encode(av.VideoFrame.from_ndarray(frame_image(k), format="rgb24")):
+        frame = av.VideoFrame.from_ndarray(frame_image(k), format="rgb24")
+        frame.pts = k + video_delay
+        for p in v.encode(frame):
             c.mux(p)
     for p in v.encode(None):
         c.mux(p)
@@ -133,6 +137,17 @@ def test_round_trip_keeps_fps_frames_size_and_audio(tmp_path, src_ext, audio, ds
     # the encoder's priming (AAC 1024, Opus 312) of N/FPS = 1 s
     assert abs(len(samples) / rate - N / FPS) <= 2048 / rate, len(samples) / rate
     assert abs(dominant_hz(samples, rate) - 440) <= 2 * rate / len(samples)  # within two FFT bins
+
+
+def test_audio_video_offset_is_kept(tmp_path):
+    """Video starting half a second after the sound (a camera's pre-roll): it still does."""
+    src = make_clip(tmp_path / "late.mp4", video_delay=6)
+    dst = tmp_path / "late_out.mp4"
+    stylize_video(Identity(), src, dst)
+    with av.open(str(dst)) as c:
+        starts = {s.type: float(s.start_time * s.time_base) for s in c.streams}
+    assert starts == {"video": 0.5, "audio": 0.0}
+    assert [round(f.time * FPS) for f in read_frames(dst)] == list(range(6, 6 + N))
 
 
 def test_frame_range_and_size(tmp_path, clip):
