@@ -93,7 +93,7 @@ def test_tile_spans_partition_the_axis(n, tile, offset, margin):
 def test_gaussian_gradient_smoothing_matches_torchvision():
     from torchvision.transforms.functional import gaussian_blur
 
-    from cvtools.dream.engine import GaussianBlur
+    from cvtools.ops import GaussianBlur
 
     x = torch.randn(1, 3, 40, 50)
     ours = GaussianBlur(1.3, torch.device("cpu"))(x)
@@ -192,7 +192,7 @@ def test_compiled_objective_gives_the_eager_gradient(lite0):
 
 
 def test_stencil_blur_is_the_convolution_blur():
-    from cvtools.dream.engine import GaussianBlur
+    from cvtools.ops import GaussianBlur
 
     x = torch.randn(2, 3, 37, 53)
     for sigma in (0.5, 1.0, 2.0):

@@ -22,6 +22,7 @@ from cvtools.dream.jitter import draw_shifts, roll2d, roll_indices
 from cvtools.dream.objective import DreamObjective, resolve_layer_targets
 from cvtools.dream.tiling import DEFAULT_MARGIN, MIN_TILE, auto_tile, bytes_per_pixel, memory_budget, tiled_gradient
 from cvtools.errors import CvtoolsError, UsageError, first_line
+from cvtools.ops import GaussianBlur, resize
 from cvtools.specs import parse_tile
 
 #: Mean absolute change per step, in [0, 1] pixel units (Google's 1.5 on 0-255 images is 0.006).
@@ -77,44 +78,6 @@ class DreamSettings:
         return replace(self, tile=tile, layers=tuple(layers) if layers else None)
 
 
-class GaussianBlur:
-    """Separable Gaussian blur of N×3×H×W tensors (reflect padding), weights built once."""
-
-    def __init__(self, sigma: float, device):
-        import math
-
-        import torch
-
-        radius = max(1, math.ceil(3 * sigma))
-        t = torch.arange(-radius, radius + 1, dtype=torch.float32)
-        k = torch.exp(-t * t / (2 * sigma * sigma))
-        k = k / k.sum()
-        self.taps = [float(v) for v in k]
-        k = k.to(device)
-        self.radius = radius
-        self.horizontal = k.view(1, 1, 1, -1).repeat(3, 1, 1, 1)
-        self.vertical = k.view(1, 1, -1, 1).repeat(3, 1, 1, 1)
-
-    def __call__(self, x):
-        import torch.nn.functional as F
-
-        r = self.radius
-        x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), self.horizontal, groups=3)
-        return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), self.vertical, groups=3)
-
-    def stencil(self, x):
-        """The same blur as a weighted sum of shifted views: slow eager, but under torch.compile
-        each direction becomes one fused kernel (the depthwise convolution took 4.9 ms of a
-        95 ms 1080p dream, in PyTorch's generic fp32 kernel plus the padding copies)."""
-        import torch.nn.functional as F
-
-        r, h, w = self.radius, x.shape[-2], x.shape[-1]
-        xp = F.pad(x, (r, r, 0, 0), mode="reflect")
-        y = sum(k * xp[..., :, i:i + w] for i, k in enumerate(self.taps))
-        yp = F.pad(y, (0, 0, r, r), mode="reflect")
-        return sum(k * yp[..., i:i + h, :] for i, k in enumerate(self.taps))
-
-
 def octave_sizes(h: int, w: int, octaves: int, scale: float, min_side: int) -> List[Tuple[int, int]]:
     """Octave sizes, smallest first, ending at (h, w); fewer octaves when the smallest would be
     under ``min_side`` (the backbone's smallest input)."""
@@ -126,16 +89,6 @@ def octave_sizes(h: int, w: int, octaves: int, scale: float, min_side: int) -> L
             continue
         sizes.append(size)
     return sizes
-
-
-def resize(x, size):
-    """Bilinear resize of N×C×H×W, antialiased when shrinking (no aliasing in the pyramid)."""
-    import torch.nn.functional as F
-
-    if tuple(x.shape[-2:]) == tuple(size):
-        return x
-    shrink = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrink)
 
 
 def _is_out_of_memory(exc: BaseException) -> bool:
