@@ -47,16 +47,30 @@ def first_line(exc, limit: int = 200) -> str:
 
 
 class CvtoolsError(Exception):
-    """An error the user can act on; its message is shown as one line."""
+    """An error the user can act on; its message is shown as one line.
+
+    The message names parameters as the Python API spells them, never as command-line options,
+    and ``param`` (a name or a tuple of names) says which words are parameters: the name as a
+    word (``octaves must be at least 1``) or ``name=value`` (``pass overwrite=True``). The
+    command line shows each as its option (``--octaves must be at least 1``, ``pass
+    --overwrite``): :func:`cvtools.cli.errors.cli_message`.
+    """
+
+    params: tuple = ()
+
+    def __init__(self, *args, param=None):
+        super().__init__(*args)
+        if param:
+            self.params = (param,) if isinstance(param, str) else tuple(param)
 
 
 class ImageError(CvtoolsError):
     """A problem with one input or output image; names the file."""
 
-    def __init__(self, path, reason):
+    def __init__(self, path, reason, param=None):
         self.path = str(path)
         self.reason = one_line(reason)
-        super().__init__(f"{safe_path(self.path)}: {self.reason}")
+        super().__init__(f"{safe_path(self.path)}: {self.reason}", param=param)
 
 
 class WeightsError(CvtoolsError):

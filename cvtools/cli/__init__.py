@@ -66,7 +66,9 @@ class LazyGroup(click.Group):
         except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except CvtoolsError as exc:
-            raise CliError(one_line(str(exc))) from None
+            from cvtools.cli.errors import cli_message
+
+            raise CliError(one_line(cli_message(exc, ctx))) from None
         except KeyboardInterrupt:
             click.echo("cvtools: interrupted", err=True)
             raise click.exceptions.Exit(130) from None

@@ -176,7 +176,10 @@ def run_batch(
             (bar.write if bar else click.echo)(note)
 
     def on_fail(path, message, exc):
+        from cvtools.cli.errors import file_message
         from cvtools.errors import CvtoolsError
+
+        message = file_message(path, message, exc)  # the options the error names, as flags
 
         if debug and exc is not None and not isinstance(exc, (CvtoolsError, MemoryError)):
             import traceback

@@ -62,15 +62,16 @@ class DreamSettings:
 
     def validated(self) -> "DreamSettings":
         if self.octaves < 1:
-            raise UsageError("--octaves must be at least 1")
+            raise UsageError("octaves must be at least 1", param="octaves")
         if self.octave_scale <= 1.0:
-            raise UsageError("--octave-scale must be above 1 (each octave this much larger than the last)")
+            raise UsageError("octave_scale must be above 1 (each octave this much larger than the last)",
+                             param="octave_scale")
         if self.steps < 0:
-            raise UsageError("--steps must be 0 or more")
+            raise UsageError("steps must be 0 or more", param="steps")
         if self.step_size <= 0:
-            raise UsageError("--step-size must be positive")
+            raise UsageError("step_size must be positive", param="step_size")
         if self.jitter < 0:
-            raise UsageError("--jitter must be 0 or more")
+            raise UsageError("jitter must be 0 or more", param="jitter")
         tile = parse_tile(self.tile, MIN_TILE)
         layers = self.layers
         if isinstance(layers, str):

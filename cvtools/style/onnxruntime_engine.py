@@ -30,11 +30,14 @@ class OnnxRuntimeStylizer(Stylizer):
     def __init__(self, style="mona", device: str = "auto", precision: str = "auto", compile: bool = False,
                  threads: Optional[int] = None, notify: Optional[Callable[[str], None]] = None):
         if device not in (None, "auto", "cpu"):
-            raise UsageError(f"--engine onnxruntime runs on the CPU; use --device cpu (not {device!r})")
+            raise UsageError(f"engine='onnxruntime' runs on the CPU; use device='cpu' (not {device!r})",
+                             param=("engine", "device"))
         if precision not in (None, "auto", "fp32"):
-            raise UsageError("--engine onnxruntime runs fp32 on the CPU; use --precision fp32 (or auto)")
+            raise UsageError("engine='onnxruntime' runs fp32 on the CPU; use precision='fp32' (or auto)",
+                             param=("engine", "precision"))
         if compile:
-            raise UsageError("--compile is for the PyTorch engine; onnxruntime optimises the graph itself")
+            raise UsageError("compile=True is for the PyTorch engine; onnxruntime optimises the graph itself",
+                             param="compile")
         require_onnxruntime()
         require_exporter()
         super().__init__(style, device="cpu", precision="fp32", notes=notify)

@@ -213,7 +213,7 @@ class Stylizer:
         result with NaN/inf stays float so that saving refuses it). Other paths return float.
         """
         if not 0.0 <= strength <= 1.0:
-            raise UsageError(f"--strength must be between 0 and 1, not {strength}")
+            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
         self.last_tiles = 0
         image, pixels = self._as_input(image)
         _, h, w = (image if pixels is None else pixels).shape

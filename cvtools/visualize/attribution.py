@@ -190,7 +190,7 @@ class IntegratedGradients(Attribution):
             try:
                 self.steps = int(steps)
             except (TypeError, ValueError):
-                raise UsageError(f"--steps must be auto or a number of steps (got {steps!r})") from None
+                raise UsageError(f"steps must be auto or a number (got {steps!r})", param="steps") from None
             if self.steps < 2:
                 raise UsageError(f"integrated gradients needs at least 2 steps (got {self.steps})")
         self.max_steps = max(self.steps, int(max_steps))
@@ -258,7 +258,7 @@ def describe_diagnostics(d: dict, short: bool = False) -> str:
         return f"{d['steps']} steps · gap {gap}" + ("" if d["converged"] else " · NOT converged")
     text = f"{d['steps']} steps, completeness gap {gap}"
     return text if d["converged"] else text + f" (over {IG_TOLERANCE:.0%}: not converged; the map may be off, " \
-                                              "raise --steps)"
+                                              "give more steps)"
 
 
 class InputXGradient(Attribution):

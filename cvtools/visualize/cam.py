@@ -45,7 +45,7 @@ def layer_gradients(backbone, x: torch.Tensor, target: Target = None, layer: Opt
 
     def hook(mod, inputs, output):
         if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            raise UsageError(f"layer {layer!r} does not output a feature map; pick another with --layer")
+            raise UsageError(f"layer={layer!r} does not output a feature map; pick another", param="layer")
         leaf = output.detach().requires_grad_(True)
         seen.append(leaf)
         # The clone keeps the leaf intact if a later in-place op (ReLU(inplace=True)) writes into
@@ -57,7 +57,8 @@ def layer_gradients(backbone, x: torch.Tensor, target: Target = None, layer: Opt
         with torch.enable_grad():
             logits = backbone.model(backbone.prepare(x)).float()
             if len(seen) != 1:
-                raise UsageError(f"layer {layer!r} runs {len(seen)} times per forward pass; pick another with --layer")
+                raise UsageError(f"layer={layer!r} runs {len(seen)} times per forward pass; pick another",
+                                 param="layer")
             idx = resolve_class_indices(target, logits)
             selected = logits.gather(1, idx[:, None]).sum()
             (grad,) = torch.autograd.grad(selected, seen[0])

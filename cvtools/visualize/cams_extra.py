@@ -47,7 +47,7 @@ def layer_activation(backbone, x: torch.Tensor, layer: str) -> Tuple[torch.Tenso
 
     def hook(mod, inputs, output):
         if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            raise UsageError(f"layer {layer!r} does not output a feature map; pick another with --layer")
+            raise UsageError(f"layer={layer!r} does not output a feature map; pick another", param="layer")
         seen.append(output.detach().clone())  # a clone: an in-place op after the layer must not change it
 
     handle = module.register_forward_hook(hook)
@@ -57,7 +57,7 @@ def layer_activation(backbone, x: torch.Tensor, layer: str) -> Tuple[torch.Tenso
     finally:
         handle.remove()
     if len(seen) != 1:
-        raise UsageError(f"layer {layer!r} runs {len(seen)} times per forward pass; pick another with --layer")
+        raise UsageError(f"layer={layer!r} runs {len(seen)} times per forward pass; pick another", param="layer")
     return seen[0], logits
 
 
