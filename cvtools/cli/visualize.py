@@ -199,18 +199,12 @@ def attribution_command(name, methods):
 
 
 def _backbone_for(methods, model_opts):
-    """The backbone, in fp32 under --precision auto when a method needs it (_wants_fp32)."""
-    if model_opts.get("precision") == "auto" and _wants_fp32(methods):
-        model_opts = dict(model_opts, precision="fp32")
+    """The backbone, in fp32 under --precision auto when a method needs it (explain.precision_for)."""
+    from cvtools.visualize.explain import precision_for
+
+    if model_opts.get("precision"):
+        model_opts = dict(model_opts, precision=precision_for(methods, model_opts["precision"]))
     return load_backbone_from_options(**model_opts)
-
-
-def _wants_fp32(methods) -> bool:
-    """Pixel-space gradients underflow in fp16; only the CAM family (gradients at a late layer, the
-    fast path of issue 9) keeps the GPU's fp16 default. Not Ablation-CAM: its weights are
-    differences of nearly equal logits, which fp16 rounds to a few hundredths."""
-    return any(not METHOD_INFO[m].uses_layer or METHOD_INFO[m].gradient_display or m == "ablationcam"
-               for m in methods)
 
 
 def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size, colormap, alpha, no_caption, size,
@@ -257,32 +251,11 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
     def compute(items):
         import torch
 
-        x = torch.stack([it["x"] for it in items]).to(backbone.device)
-        results = explainer.explain(x)
-        extra = [{} for _ in items]
-        if metrics:
-            from cvtools.visualize.metrics import faithfulness
+        return explainer.run(torch.stack([it["x"] for it in items]).to(backbone.device), metrics=metrics,
+                             sanity=sanity)
 
-            heat = {m.name: torch.stack([r.heatmaps[m.name] for r in results]) for m in explainer.methods}
-            scores = faithfulness(backbone, x, heat, torch.tensor([r.target for r in results]),
-                                  seed=seed, batch_size=internal)
-            for i, e in enumerate(extra):
-                e["metrics"] = {m: s[i] for m, s in scores.items()}
-        if sanity:
-            from cvtools.visualize.sanity import cascading_randomization
-
-            # the randomised copies use the steps the real model needed (auto would chase their noise)
-            ig_steps = [r.diagnostics[m]["steps"] for r in results for m in r.diagnostics if "steps" in r.diagnostics[m]]
-            checks = cascading_randomization(backbone, x, [m.name for m in explainer.methods],
-                                             torch.tensor([r.target for r in results]), seed=seed,
-                                             options=dict(explainer.options, **({"steps": max(ig_steps)}
-                                                                                if ig_steps else {})))
-            for i, e in enumerate(extra):
-                e["sanity"] = checks.for_image(i)
-        return list(zip(results, extra))
-
-    def finish_one(path, item, outcome):
-        result, extra = outcome
+    def finish_one(path, item, explained):
+        result = explained.explanation
         out = item["out"]
         picture = draw_explanation(item["photo"], result, explainer.methods, colormap, alpha,
                                    captions=not no_caption, name=Path(path).name)
@@ -296,31 +269,18 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
             _save_array(sides[m], array if raw_size == "analysis" else resize_maps(array, item["full"][::-1]),
                         overwrite)
             written.append(str(sides[m]))
-        if "sanity" in extra:
+        if explained.sanity is not None:
             from cvtools.visualize.sanity import draw_sanity
 
-            save_image(sides["sanity"], draw_sanity(item["photo"], extra["sanity"], explainer.methods, colormap,
+            save_image(sides["sanity"], draw_sanity(item["photo"], explained.sanity, explainer.methods, colormap,
                                                     captions=not no_caption), quality=92)
             written.append(str(sides["sanity"]))
-        for m, scores in extra.get("metrics", {}).items():
+        for m, scores in (explained.metrics or {}).items():
             summary[m].append(scores)
         if as_json:
-            click.echo(json.dumps({"path": str(path), "outputs": written, "target": result.target,
-                                   "label": result.label, "probability": round(result.probability, 6),
-                                   **({"diagnostics": result.diagnostics} if result.diagnostics else {}),
-                                   **{k: v.to_json() if hasattr(v, "to_json") else
-                                      {m: s.to_json() for m, s in v.items()} for k, v in extra.items()}}))
+            click.echo(json.dumps({"path": str(path), "outputs": written, **explained.to_json()}))
             return None
-        lines = [f"{path}: {result.label} ({result.target}) {result.probability:.1%} -> {out}"]
-        for m, d in result.diagnostics.items():
-            from cvtools.visualize.attribution import describe_diagnostics
-
-            lines.append(f"  {m:<20} {describe_diagnostics(d)}")
-        for m, scores in extra.get("metrics", {}).items():
-            lines.append(f"  {m:<20} {scores.describe()}")
-        if "sanity" in extra:
-            lines += [f"  {line}" for line in extra["sanity"].describe()]
-        return "\n".join(lines)
+        return "\n".join([f"{path}: {explained.headline} -> {out}"] + [f"  {line}" for line in explained.details()])
 
     batched = BatchedWork(prepare, compute, finish_one, batch_size)
     report = run_batch(inputs, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json)

@@ -4,6 +4,10 @@
 >>> explainer = Explainer(backbone, ["gradcam", "smoothgrad"])
 >>> results = explainer.explain(batch)                 # N×3×H×W in [0, 1] on backbone.device
 >>> picture = draw_explanation(photo, results[0], explainer.methods)   # a PIL panel
+>>> reports = explainer.run(batch, metrics=True, sanity=True)   # + trust checks, per image
+>>> reports[0].to_json(), reports[0].details()                  # what --json / the terminal show
+
+:func:`precision_for` is the precision policy: which methods need fp32 gradients under ``auto``.
 
 Images of one batch share a size; :func:`analysis_size` gives every photo of a similar shape the
 same size (short side ``size``, long side a multiple of 32), so a folder of phone photos runs in
@@ -55,6 +59,62 @@ class Explanation:
     diagnostics: Dict[str, dict] = field(default_factory=dict)  # method -> facts worth reporting (IG's gap)
 
 
+def needs_fp32(methods: Sequence[str]) -> bool:
+    """Pixel-space gradients underflow in fp16; only the CAM family (gradients at a late layer)
+    keeps the GPU's fp16 default. Not Ablation-CAM: its weights are differences of nearly equal
+    logits, which fp16 rounds to a few hundredths."""
+    from cvtools.visualize.catalog import METHOD_INFO
+
+    return any(not METHOD_INFO[m].uses_layer or METHOD_INFO[m].gradient_display or m == "ablationcam"
+               for m in methods)
+
+
+def precision_for(methods: Sequence[str], precision: str = "auto") -> str:
+    """The backbone precision to explain ``methods`` with: ``precision``, except that ``auto``
+    becomes fp32 when a method needs it (:func:`needs_fp32`)."""
+    return "fp32" if precision == "auto" and needs_fp32(methods) else precision
+
+
+@dataclass
+class ExplainReport:
+    """One image's explanation and, when asked, its trust checks: ``metrics`` (method ->
+    :class:`~cvtools.visualize.metrics.CausalScores`) and ``sanity`` (an
+    :class:`~cvtools.visualize.sanity.ImageSanity`)."""
+
+    explanation: Explanation
+    metrics: Optional[Dict[str, object]] = None
+    sanity: Optional[object] = None
+
+    @property
+    def headline(self) -> str:
+        """'label (index) 38.7%'."""
+        e = self.explanation
+        return f"{e.label} ({e.target}) {e.probability:.1%}"
+
+    def details(self) -> List[str]:
+        """Lines worth reporting under the headline: each method's diagnostics (IG's steps and
+        gap), its faithfulness scores, the sanity check's correlations."""
+        from cvtools.visualize.attribution import describe_diagnostics
+
+        lines = [f"{m:<20} {describe_diagnostics(d)}" for m, d in self.explanation.diagnostics.items()]
+        lines += [f"{m:<20} {scores.describe()}" for m, scores in (self.metrics or {}).items()]
+        if self.sanity is not None:
+            lines += self.sanity.describe()
+        return lines
+
+    def to_json(self) -> dict:
+        """target, label, probability, diagnostics (if any), metrics and sanity (when run)."""
+        e = self.explanation
+        out = {"target": e.target, "label": e.label, "probability": round(e.probability, 6)}
+        if e.diagnostics:
+            out["diagnostics"] = e.diagnostics
+        if self.metrics is not None:
+            out["metrics"] = {m: s.to_json() for m, s in self.metrics.items()}
+        if self.sanity is not None:
+            out["sanity"] = self.sanity.to_json()
+        return out
+
+
 class Explainer:
     """Several attribution methods over batches of images, one class target per image.
 
@@ -88,6 +148,40 @@ class Explainer:
                 if diagnostics is not None:
                     r.diagnostics[method.name] = diagnostics[i]
         return results
+
+
+    def run(self, x: torch.Tensor, metrics: bool = False, sanity: bool = False) -> List[ExplainReport]:
+        """:meth:`explain`, plus on request the trust checks, one report per image.
+
+        ``metrics``: deletion / insertion AUC and ROAD of each map beside a random map's
+        (:func:`~cvtools.visualize.metrics.faithfulness`). ``sanity``: the model-randomisation
+        check (:func:`~cvtools.visualize.sanity.cascading_randomization`); integrated gradients
+        there runs the steps the real model needed (``auto`` would chase the noise). Both use the
+        explainer's ``seed`` and ``internal_batch_size`` (default 32).
+        """
+        results = self.explain(x)
+        x = check_image_batch(x, self.backbone)
+        reports = [ExplainReport(r) for r in results]
+        names = [m.name for m in self.methods]
+        target = torch.tensor([r.target for r in results])
+        seed = self.options.get("seed", 0) or 0
+        if metrics:
+            from cvtools.visualize.metrics import faithfulness
+
+            heat = {m: torch.stack([r.heatmaps[m] for r in results]) for m in names}
+            scores = faithfulness(self.backbone, x, heat, target, seed=seed,
+                                  batch_size=self.options.get("internal_batch_size") or 32)
+            for i, report in enumerate(reports):
+                report.metrics = {m: s[i] for m, s in scores.items()}
+        if sanity:
+            from cvtools.visualize.sanity import cascading_randomization
+
+            steps = [d["steps"] for r in results for d in r.diagnostics.values() if "steps" in d]
+            checks = cascading_randomization(self.backbone, x, names, target, seed=seed,
+                                             options=dict(self.options, **({"steps": max(steps)} if steps else {})))
+            for i, report in enumerate(reports):
+                report.sanity = checks.for_image(i)
+        return reports
 
 
 def draw_explanation(photo: Image.Image, result: Explanation, methods: Sequence[Attribution],
