@@ -330,7 +330,7 @@ def _check_target(path, overwrite: bool) -> Path:
     if path.is_dir():
         raise UsageError(f"{safe_path(path)}: is a directory; give a file name ending in .onnx")
     if path.exists() and not overwrite:
-        raise UsageError(f"{safe_path(path)}: exists; pass --overwrite to replace it")
+        raise UsageError(f"{safe_path(path)}: exists; pass overwrite=True to replace it", param="overwrite")
     return path
 
 

@@ -334,8 +334,9 @@ def _decode(f, path: Path, kind: Optional[tuple], max_pixels: Optional[int]):
             raise ImageError(
                 path,
                 f"{w}x{h} is {_pixels(w * h)}, over the {_pixels(max_pixels)} safety limit "
-                "(possible decompression bomb); pass --max-pixels 0 or set CVTOOLS_MAX_PIXELS=0 "
+                "(possible decompression bomb); pass max_pixels=0 or set CVTOOLS_MAX_PIXELS=0 "
                 "to allow it",
+                param="max_pixels",
             )
         if getattr(im, "n_frames", 1) > 1:
             im.seek(0)
@@ -918,7 +919,7 @@ def output_path_for(
     if video and base.suffix.lower() in VIDEO_EXTENSIONS - {".avi"}:  # a video output (cvtools/video)
         pass
     elif base.suffix.lower() not in _FORMATS:
-        hint = "; to write into a directory, end -o with '/'" if not base.suffix else ""
+        hint = "; to write into a directory, end the output path with '/'" if not base.suffix else ""
         if video:
             raise ImageError(base, f"unknown video format {base.suffix or '(no extension)'!r}; use .mp4, .mov, "
                                    f".mkv, .webm, .gif or .webp{hint}")
@@ -953,16 +954,16 @@ def output_path_for(
         why = None
         if is_input(target):
             if explicit:
-                raise ImageError(target, "output would overwrite an input; choose another -o")
+                raise ImageError(target, "output would overwrite an input; choose another output path")
             why = "is an input"
         elif target.is_dir():
             if explicit:
-                raise ImageError(target, "output is a directory; end -o with '/' to write into it")
+                raise ImageError(target, "output is a directory; end the output path with '/' to write into it")
             why = "is a directory"
         elif owner is not None and owner != me:
             if explicit:
                 raise ImageError(target, f"is also the output for {safe_path(owner)} in this run; give the "
-                                         "inputs different names or write them to different -o directories")
+                                         "inputs different names or write them to different output directories")
             why = f"is the output for {safe_path(owner)} in this run"
         elif os.path.lexists(target) and not overwrite and owner != me:
             why = _differs(read_marker(target), provenance, input_path)
@@ -972,7 +973,8 @@ def output_path_for(
                                     "done", target)
             why = f"exists, {why}"
             if explicit:
-                raise ImageError(target, f"output {why}; pass --overwrite to replace it, or choose another -o")
+                raise ImageError(target, f"output {why}; pass overwrite=True to replace it, or choose another output path",
+                                 param="overwrite")
         if why is not None:
             passed_over = passed_over or (target, why)
             continue
@@ -983,7 +985,7 @@ def output_path_for(
             policy.notify(f"{safe_path(passed_over[0])} {passed_over[1]}; writing {safe_path(target)}")
         return target
     raise ImageError(base, f"no free output name ({base.name} to {_numbered(base, MAX_NUMBERED).name} are all "
-                           "taken); clean up or choose another -o")
+                           "taken); clean up or choose another output path")
 
 
 def side_output_for(path, input_path, overwrite: bool = False, inputs: Sequence[Path] = ()) -> Path:
@@ -999,7 +1001,7 @@ def side_output_for(path, input_path, overwrite: bool = False, inputs: Sequence[
     proven = policy.proven if policy is not None else set()
     for p in list(inputs) + [input_path]:
         if _same_file(p, path) and os.path.abspath(p) not in proven:
-            raise ImageError(path, "side output would overwrite an input; rename the input or choose another -o")
+            raise ImageError(path, "side output would overwrite an input; rename the input or choose another output path")
     if path.is_dir():
         raise ImageError(path, "side output is a directory")
     key = os.path.realpath(path)
@@ -1011,7 +1013,7 @@ def side_output_for(path, input_path, overwrite: bool = False, inputs: Sequence[
     if os.path.lexists(path) and not overwrite and owner != me:
         why = _differs(read_marker(path), provenance, input_path)
         if why is not None:
-            raise ImageError(path, f"output exists, {why}; pass --overwrite to replace it")
+            raise ImageError(path, f"output exists, {why}; pass overwrite=True to replace it", param="overwrite")
         replace = True  # this very result, from an interrupted run
     if _claims is not None:
         _claims[key] = me
@@ -1086,10 +1088,10 @@ def atomic_write(path, write_fn, overwrite: Optional[bool] = None) -> None:
                 os.link(tmp, path)  # fails if path exists: no window for a race
             except FileExistsError:
                 raise ImageError(path, "output exists (it appeared while this one was made); "
-                                       "pass --overwrite to replace it") from None
+                                       "pass overwrite=True to replace it", param="overwrite") from None
             except OSError:  # a file system without hard links
                 if path.exists():
-                    raise ImageError(path, "output exists; pass --overwrite to replace it") from None
+                    raise ImageError(path, "output exists; pass overwrite=True to replace it", param="overwrite") from None
                 os.replace(tmp, path)
             else:
                 os.unlink(tmp)

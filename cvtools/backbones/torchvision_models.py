@@ -87,7 +87,7 @@ def build(name: str, weights: Optional[str]):
             raise WeightsError(
                 f"{name}: pretrained weights are not in {_cache_file(weights_enum.url.rsplit('/', 1)[-1]).parent} "
                 f"and could not be downloaded ({type(exc).__name__}). Download {weights_enum.url} into that "
-                f"folder, or pass --weights PATH to a local state dict"
+                f"folder, or pass weights=PATH to a local state dict", param="weights"
             ) from None
         return model, f"torchvision {weights_enum}"
     path = Path(weights)

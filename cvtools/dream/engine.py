@@ -285,7 +285,7 @@ class DreamEngine:
                 smaller = (max(h, w) // 2 if tile is None else tile // 2) // 64 * 64
                 if smaller < MIN_TILE:
                     raise CvtoolsError(f"out of memory dreaming at {w}x{h}, even with {MIN_TILE}-px tiles; "
-                                       "try a smaller --size") from None
+                                       "try a smaller image") from None
                 self.note(f"out of memory at {w}x{h}" + (f" with {tile}-px tiles" if tile else "")
                           + f"; retrying with {smaller}-px tiles")
                 tile = smaller
