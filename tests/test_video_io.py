@@ -275,6 +275,20 @@ def bad_files(folder: Path, clip: Path) -> dict:
     for name, payload in cases.items():
         (folder / name).write_bytes(payload)
         paths[name] = folder / name
+    # sound only (an .m4a renamed): a real mp4 without a video stream
+    sound = folder / "sound.mp4"
+    c = av.open(str(sound), "w")
+    a = c.add_stream("aac", rate=RATE)
+    a.layout = "mono"
+    for k in range(0, RATE // 4, 1024):
+        fr = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt", layout="mono")
+        fr.sample_rate, fr.pts = RATE, k
+        for p in a.encode(fr):
+            c.mux(p)
+    for p in a.encode(None):
+        c.mux(p)
+    c.close()
+    paths["sound.mp4"] = sound
     return paths
 
 
@@ -284,6 +298,7 @@ REASONS = {
     "empty.mp4": r"empty file",
     "playlist.mp4": r"not a recognised video file",
     "png.mp4": r"a PNG file, not a video",
+    "sound.mp4": r"has no video stream",
 }
 
 
