@@ -169,7 +169,7 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
     """``cvtools stylize``'s per-file work for ``run_batch``, in stages: name the output (main
     thread, input order), decode and resize (a loader thread), stylize (main thread: the
     device), encode and write atomically (a writer thread). The benchmark times this too."""
-    from cvtools.cli.common import StagedWork
+    from cvtools.batch import StagedWork
     from cvtools.imageio import load_image, output_path_for, save_image
     from cvtools.ops import resize_long_side
 
