@@ -50,8 +50,9 @@ class CvtoolsError(Exception):
     """An error the user can act on; its message is shown as one line.
 
     The message names parameters as the Python API spells them, never as command-line options,
-    and ``param`` (a name or a tuple of names) says which words are parameters: the name as a
-    word (``octaves must be at least 1``) or ``name=value`` (``pass overwrite=True``). The
+    and ``param`` (a name or a tuple of names) lists the parameters it names, each as the
+    message's first word (``octaves must be at least 1``), as ``name=value`` (``pass
+    overwrite=True``) or quoted as ```name``` (``try a lower `lr```). The
     command line shows each as its option (``--octaves must be at least 1``, ``pass
     --overwrite``): :func:`cvtools.cli.errors.cli_message`.
     """

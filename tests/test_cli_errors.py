@@ -90,6 +90,29 @@ def test_only_the_named_parameters_are_rewritten_and_never_a_file_name():
     stable = click.Command("x", params=[click.Option(["--stable/--no-stable"])])
     assert flag_text("stable=False", ("stable",), stable) == "--no-stable"
     assert flag_text("backbone_weights", ("backbone_weights",)) == "--weights"
-    # a word that merely contains the name, or a value or a quoted word, stays
+    # the name as a plain word past the first, inside another word, a value or a quoted word stays
     assert flag_text("layer='layer4' layers 'layer' sublayer", ("layer",)) == "--layer layer4 layers 'layer' sublayer"
+    assert flag_text("x.jpg: its name cannot name a style; pass `name`", ("name",)) == \
+        "x.jpg: its name cannot name a style; pass --name"
+    assert flag_text("steps must be auto or a number of steps", ("steps",)) == \
+        "--steps must be auto or a number of steps"
+    train = click.Command("t", params=[click.Argument(["style_image"]), click.Option(["-o", "--output"])])
+    assert flag_text("`style_image` differs; use another `output`", ("style_image", "output"), train) == \
+        "STYLE_IMAGE differs; use another --output"
     assert cli_message(ValueError("octaves")) == "octaves"  # no params: as it is
+
+
+def test_train_style_messages_show_its_options():
+    from cvtools.cli.train_style import train_style
+    from cvtools.style.train import TrainingStopped
+
+    ctx = _context(train_style)
+    stopped = TrainingStopped("stopped by Ctrl-C at step 3; checkpoint saved: out/t.ckpt (continue with `resume` "
+                              "out/t.ckpt)", "out/t.ckpt", exit_code=130, param="resume")
+    assert cli_message(stopped, ctx).endswith("(continue with --resume out/t.ckpt)")
+    changed = UsageError("t.ckpt: this is not the run the checkpoint holds: style_layer_weights=1,2 (the run: "
+                         "default); residual_blocks=3 (the run: 5). Continue with `new_settings` t.ckpt",
+                         param=("style_layer_weights", "residual_blocks", "new_settings"))
+    assert cli_message(changed, ctx) == (
+        "t.ckpt: this is not the run the checkpoint holds: --layer-weights 1,2 (the run: default); "
+        "residual_blocks (Python API) 3 (the run: 5). Continue with --resume-with-new-settings t.ckpt")

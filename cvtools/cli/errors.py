@@ -3,10 +3,11 @@
 The library's messages name parameters the way the Python API does (``octaves must be at least
 1``, ``pass overwrite=True to replace it``) and list them in ``exc.params``
 (:class:`cvtools.errors.CvtoolsError`). Here each listed name becomes the running command's
-option: ``--octaves must be at least 1``, ``pass --overwrite to replace it``; ``name=value``
-becomes ``--flag value`` (``True``: the flag alone; ``False``: its ``--no-`` form). The option
-is looked up among the command's click parameters by its Python name, then in :data:`ALIASES`,
-else spelled ``--name-with-dashes``.
+option where the message names it: as its first word (``--octaves must be at least 1``), quoted
+as ```name``` (``try a lower --lr``), or as ``name=value``, which becomes ``--flag value``
+(``True``: the flag alone; ``False``: its ``--no-`` form). The option is looked up among the
+command's click parameters by its Python name, then in :data:`ALIASES`, else spelled
+``--name-with-dashes``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ ALIASES = {
     "backbone_weights": "--weights",
     "style_layer_weights": "--layer-weights",
     "new_settings": "--resume-with-new-settings",
+    # training settings that no option sets
+    "crop_scale": "crop_scale (Python API)",
+    "residual_blocks": "residual_blocks (Python API)",
 }
 
 _VALUE = r"=(?:(True|False)\b|'([^']*)'|\"([^\"]*)\"|([^\s,;)]+))"
@@ -49,11 +53,14 @@ def option_for(name: str, command=None):
             longs = [o for o in p.opts if o.startswith("--")]
             negative = [o for o in p.secondary_opts if o.startswith("--")]
             return (longs or p.opts)[0], (negative[0] if negative else None)
+        if isinstance(p, click.Argument) and p.name == name:
+            return p.human_readable_name, None
     return ALIASES.get(name, "--" + name.replace("_", "-")), None
 
 
 def flag_text(text: str, params, command=None) -> str:
-    """``text`` with each name in ``params`` (as a word, or as ``name=value``) as its option."""
+    """``text`` with each name in ``params`` as its option where the text names it: as its first
+    word (``octaves must be ...``), as ``name=value`` anywhere, or quoted as ```name```."""
     for name in params:
         flag, negative = option_for(name, command)
         word = rf"(?<![\w./\\'\"-]){re.escape(name)}"
@@ -69,7 +76,9 @@ def flag_text(text: str, params, command=None) -> str:
             return f"{flag} {shlex.quote(single if single is not None else double)}"
 
         text = re.sub(word + _VALUE, as_flag, text)
-        text = re.sub(word + r"(?![\w/\\-]|\.\w)", flag, text)
+        text = text.replace(f"`{name}`", flag)
+        if re.match(re.escape(name) + r"(?![\w/\\=-]|\.\w)", text):
+            text = flag + text[len(name):]
     return text
 
 

@@ -128,7 +128,9 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
         result = run(config, resume=checkpoint, overwrite=overwrite, new_settings=bool(resume_new),
                      settings_given=given, progress=bar, notes=note_printer())
     except TrainingStopped as exc:
-        echo_err(str(exc))
+        from cvtools.cli.errors import cli_message
+
+        echo_err(cli_message(exc))
         raise click.exceptions.Exit(exc.exit_code)
     finally:
         if bar is not None:

@@ -53,10 +53,6 @@ FREE_SETTINGS = ("name", "steps", "checkpoint_every", "preview_every", "log_ever
                  "provenance")
 #: The network's shape is the checkpoint's: it never changes on resume.
 ARCHITECTURE = ("width", "residual_blocks")
-#: Command-line spellings of settings whose option is not simply --setting-name.
-OPTION_NAMES = {"style_image": "STYLE_IMAGE", "backbone_weights": "--weights",
-                "style_layer_weights": "--layer-weights", "crop_scale": "crop_scale (Python API)",
-                "residual_blocks": "residual_blocks (Python API)"}
 
 #: ``compile=None`` compiles the style network for GPU runs at least this long. Measured on an
 #: H200 (batch 64, 256 px): compiling costs ~38 s once and takes a step from 51.8 to 25.9 ms,
@@ -67,8 +63,8 @@ AUTO_COMPILE_STEPS = 2000
 class TrainingStopped(CvtoolsError):
     """Training ended early (interrupted or diverged); the message says where the checkpoint is."""
 
-    def __init__(self, message: str, checkpoint: Optional[Path], exit_code: int = 1):
-        super().__init__(message)
+    def __init__(self, message: str, checkpoint: Optional[Path], exit_code: int = 1, param=None):
+        super().__init__(message, param=param)
         self.checkpoint = checkpoint
         self.exit_code = exit_code
 
@@ -577,13 +573,14 @@ class Trainer:
         allowed but noted (on the first process only)."""
         c, world = self.config, self.dist.world_size
         if world > 1 and c.batch_size % world:
-            raise UsageError(f"--batch-size {c.batch_size} must be divisible by the {world} processes")
+            raise UsageError(f"batch_size={c.batch_size} must be divisible by the {world} processes",
+                             param="batch_size")
         per_gpu = c.batch_size // world
         if self.dist.enabled and self.device.type == "cuda" and self.dist.is_main and per_gpu < 64:
             # measured on 2 H200s: 1.83x at 64 per GPU, 1.41x at 32 (small steps are bound by
             # the CPU launching kernels, and every GPU waits for the slowest)
             self._note(f"{per_gpu} images per GPU; several GPUs pay off best with 64 or more "
-                       f"each (--batch-size {64 * world})")
+                       f"each (a batch size of {64 * world})")
 
     def _training_model(self) -> torch.nn.Module:
         """What the steps call: on GPUs the network's faster form (same function, same
@@ -837,7 +834,7 @@ def _default_name(style_image: str) -> str:
     try:
         return check_name(stem)
     except ValueError:
-        raise UsageError(f"{safe_path(style_image)}: its name cannot name a style; pass --name") from None
+        raise UsageError(f"{safe_path(style_image)}: its name cannot name a style; pass `name`", param="name") from None
 
 
 class _StopFlag:
@@ -918,7 +915,8 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     _check_outputs(c, resume, overwrite)
     start = checkpoint["step"] if checkpoint is not None else 0
     if start >= c.steps:
-        raise UsageError(f"the checkpoint is at step {start}; ask for more --steps than that to continue")
+        raise UsageError(f"the checkpoint is at step {start}; ask for more `steps` than that to continue",
+                         param="steps")
     preview_every = default_preview_every(c.steps) if c.preview_every is None else c.preview_every
 
     if not distributed.info().is_main:
@@ -1078,7 +1076,7 @@ class _TrainingLoop:
             ckpt = trainer.checkpoint_path if trainer.last_good_step is not None else None
             where = f"; the last good checkpoint is {ckpt} (step {trainer.last_good_step})" if ckpt else ""
             raise TrainingStopped(f"the loss became NaN or infinite near step {trainer.step_count}{where}; "
-                                  "try a lower --lr or --style-weight", ckpt)
+                                  "try a lower `lr` or `style_weight`", ckpt, param=("lr", "style_weight"))
         avg["step"] = trainer.step_count
         trainer.history.append(avg)
         self.sums, self.count = {}, 0
@@ -1096,7 +1094,7 @@ class _TrainingLoop:
         path = self._checkpoint()
         name = "SIGTERM" if signum == signal.SIGTERM else "Ctrl-C"
         raise TrainingStopped(f"stopped by {name} at step {self.trainer.step_count}; checkpoint saved: {path} "
-                              f"(continue with --resume {path})", path, exit_code=130)
+                              f"(continue with `resume` {path})", path, exit_code=130, param="resume")
 
     def _measure(self) -> None:
         end = time.perf_counter()
@@ -1156,10 +1154,6 @@ def _style_record(trainer: Trainer, loop: _TrainingLoop, files: List[Path], weig
     )
 
 
-def _option(key: str) -> str:
-    return OPTION_NAMES.get(key, "--" + key.replace("_", "-"))
-
-
 def _compare_runs(path, checkpoint: Dict, saved: TrainConfig, config: TrainConfig, identity: Dict,
                   new_settings: bool) -> List[Dict]:
     """The run settings in which ``config`` differs from the checkpoint's run, as change records
@@ -1187,14 +1181,14 @@ def _compare_runs(path, checkpoint: Dict, saved: TrainConfig, config: TrainConfi
         elif was == now or (key == "crop_scale" and tuple(was) == tuple(now)):
             continue
         if key in ARCHITECTURE:
-            raise UsageError(f"{where}: the run's network is {_option(key)} {was} (asked: {now}); a resumed run "
-                             "keeps its network's shape (leave the option out, or start a new run)")
-        diffs.append((key, was, now, f"{_option(key)} {_show(now)} (the run: {_show(was)})"))
+            raise UsageError(f"{where}: the run's network is {key}={was} (asked: {now}); a resumed run "
+                             "keeps its network's shape (leave the setting out, or start a new run)", param=key)
+        diffs.append((key, was, now, f"{key}={_show(now)} (the run: {_show(was)})"))
     if diffs and not new_settings:
         listed = "; ".join(d[3] for d in diffs)
         raise UsageError(f"{where}: this is not the run the checkpoint holds: {listed}. Give the run's settings "
-                         f"(options left out are the run's), or continue with the new ones: "
-                         f"--resume-with-new-settings {where}")
+                         f"(settings left out are the run's), or continue with the new ones: "
+                         f"`new_settings` {where}", param=[d[0] for d in diffs] + ["new_settings"])
     step = checkpoint["step"]
     return [{"step": step, "setting": key, "was": _plain(was), "now": _plain(now)} for key, was, now, _ in diffs]
 
@@ -1230,9 +1224,10 @@ def _check_outputs(config: TrainConfig, resume, overwrite: bool) -> None:
         except WeightsError:
             pass
         raise UsageError(f"{safe_path(ckpt)}: an earlier run's checkpoint{step} is there; continue it with "
-                         f"--resume {safe_path(ckpt)}, or pass --overwrite to start again (or use another --name or -o)")
-    raise UsageError(f"{safe_path(existing[0])}: exists (from an earlier run); pass --overwrite to replace it "
-                     "(or use another --name or -o)")
+                         f"`resume` {safe_path(ckpt)}, or pass `overwrite` to start again (or use another `name` "
+                         "or `output`)", param=("resume", "overwrite", "name", "output"))
+    raise UsageError(f"{safe_path(existing[0])}: exists (from an earlier run); pass `overwrite` to replace it "
+                     "(or use another `name` or `output`)", param=("overwrite", "name", "output"))
 
 
 def _same_file(a, b) -> bool:
