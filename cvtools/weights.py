@@ -210,8 +210,8 @@ def load_state_dict_file(path, expected_sha256: Optional[str] = None) -> Dict:
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if isinstance(obj, dict) and isinstance(obj.get("format"), str) and obj["format"].startswith("cvtools-train-style"):
-        raise WeightsError(f"{safe_path(path)}: is a train-style checkpoint (continue it with `cvtools "
-                           "train-style ... --resume`); the trained style is the .json/.safetensors beside it")
+        raise WeightsError(f"{safe_path(path)}: is a train-style checkpoint (continue it with train-style "
+                           "`resume`); the trained style is the .json/.safetensors beside it", param="resume")
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise WeightsError(f"{safe_path(path)}: holds no state dict of tensors")
     for name, t in obj.items():

@@ -223,8 +223,8 @@ def resolve_style(style: Union[str, os.PathLike, StyleRecord]) -> StyleRecord:
             record = p.with_suffix(".json")
             then = ("use its style record " + safe_path(record) if record.exists() else
                     f"the style record {safe_path(record.name)} is written beside it when training "
-                    f"finishes (continue with `cvtools train-style ... --resume {safe_path(p)}`)")
-            raise UsageError(f"{safe_path(p)}: is a train-style checkpoint (for --resume), not a style; {then}")
+                    f"finishes (continue training it with train-style `resume` {safe_path(p)})")
+            raise UsageError(f"{safe_path(p)}: is a train-style checkpoint, not a style; {then}", param="resume")
         sibling = p.with_suffix(".json")
         if sibling.exists():
             record = read_record(sibling)
