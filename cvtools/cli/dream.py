@@ -149,7 +149,7 @@ def _load_guide(guide):
         return load_image(guide).tensor()
     except ImageError as exc:
         hint = "; --guide takes one image file" if "directory" in exc.reason else ""
-        raise UsageError(f"--guide {safe_path(guide)}: {exc.reason}{hint}") from None
+        raise UsageError(f"--guide {safe_path(guide)}: {exc.reason}{hint}", param=exc.params) from None
 
 
 def _load(path, size):
