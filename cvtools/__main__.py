@@ -1,4 +1,4 @@
-from cvtools.cli import main
+from cvtools.cli import console_main
 
 if __name__ == "__main__":
-    main()
+    console_main()

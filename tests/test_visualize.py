@@ -627,7 +627,8 @@ def test_cli_errors_are_one_line(run_cli):
     r = run_cli("visualize", "gradcam", SAMPLES / "chelsea.jpg", "--layer", "blocks.99", "--device", "cpu")
     assert r.exit_code == 1 and r.stderr.strip().count("\n") == 0 and "unknown layer" in r.stderr
     r = run_cli("visualize", "gradcam", SAMPLES / "chelsea.jpg", "--target", "nosuchclass")
-    assert r.exit_code == 1 and "no ImageNet class" in r.stderr
+    # a bad option value is a usage error (exit 2, click's convention), named by its option
+    assert r.exit_code == 2 and "no ImageNet class" in r.stderr and "--target" in r.stderr
     r = run_cli("visualize", "--help")
     assert r.exit_code == 0 and "integrated-gradients" in r.stdout and "filters" in r.stdout
 

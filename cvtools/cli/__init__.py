@@ -119,11 +119,17 @@ def cli():
 
 
 def main(argv=None):
-    """Console entry point."""
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); ends in ``SystemExit`` as click does."""
+    cli.main(args=argv, prog_name="cvtools")
+
+
+def console_main():
+    """The ``cvtools`` executable and ``python -m cvtools``: :func:`main`, then the process ends
+    without the interpreter's teardown (see :func:`_exit_now`). Python callers use :func:`main`."""
     try:
-        cli.main(args=argv, prog_name="cvtools")
+        main()
     except SystemExit as exc:
-        if argv is None and isinstance(exc.code, (int, type(None))) and "torch" in sys.modules \
+        if isinstance(exc.code, (int, type(None))) and "torch" in sys.modules \
                 and not os.environ.get("CVTOOLS_SLOW_EXIT"):
             _exit_now(exc.code or 0)
         raise
