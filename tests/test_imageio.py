@@ -151,8 +151,9 @@ def test_output_never_overwrites_input_or_existing(tmp_path):
         output_path_for(src, str(src), "mona", overwrite=True)
     (tmp_path / "a_mona.jpg").write_bytes(b"x")
     assert output_path_for(src, None, "mona") == tmp_path / "a_mona-2.jpg"  # the file is kept
-    with pytest.raises(ImageError, match="exists.*--overwrite"):
+    with pytest.raises(ImageError, match="exists.*pass overwrite=True") as err:
         output_path_for(src, str(tmp_path / "a_mona.jpg"), "mona")
+    assert err.value.params == ("overwrite",) and "--" not in str(err.value)  # the CLI says --overwrite
     assert output_path_for(src, None, "mona", overwrite=True) == tmp_path / "a_mona.jpg"
     out = tmp_path / "outdir"
     assert output_path_for(src, str(out) + "/", "x", ext=".png") == out / "a_x.png"
