@@ -32,6 +32,7 @@ def make(lite0, paintings, **kw):
     from cvtools.style.optimize import PaintingStylizer
 
     kw.setdefault("steps", 12)
+    kw.setdefault("extra_backbones", {})  # one network unless a test asks (keeps the tests quick)
     return PaintingStylizer(paintings, backbone=lite0, **kw)
 
 
@@ -58,15 +59,15 @@ def test_coarse_to_fine_levels_and_progress_reach_the_total(lite0):
     assert level_sizes(1080, 1920, 256) == [(270, 480), (540, 960), (1080, 1920)]
     assert level_sizes(500, 400, 256) == [(500, 400)]
     assert level_sizes(300, 200, 256) == [(300, 200)]
-    photo = smooth_photo(72, 100)
-    ps = make(lite0, stripes(), steps=4, coarse_side=32)
+    photo = smooth_photo(144, 200)
+    ps = make(lite0, stripes(), steps=8, coarse_side=32, fine_steps=0.5)
     calls = []
     ps.callback = lambda done, total, loss: calls.append((done, total, loss))
     out = ps(photo)
-    sizes = level_sizes(72, 100, 32)
-    assert len(sizes) == 2 and out.shape == photo.shape
-    total = ps.total_steps(72, 100)
-    assert total == 4 + 2  # finer levels get half the steps
+    sizes = level_sizes(144, 200, 32)
+    assert len(sizes) == 3 and out.shape == photo.shape
+    total = ps.total_steps(144, 200)
+    assert total == 8 + 4 + 2  # each finer level gets fine_steps of the one before
     assert [c[0] for c in calls] == list(range(1, total + 1)) and {c[1] for c in calls} == {total}
     assert calls[-1][2] is not None and math.isfinite(calls[-1][2])
     assert [d["side"] for d in ps.last_losses] == [max(s) for s in sizes]
@@ -209,3 +210,95 @@ def test_cli_bad_painting_is_a_one_line_error_naming_it(run_cli, files, content,
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "bad.jpg" in lines[0] and reason in lines[0] and "Traceback" not in r.output
     assert not list(tmp.glob("photo_bad*"))
+
+
+def test_a_second_network_is_averaged_with_the_first(lite0):
+    """The same network named again as the extra one, on the same layers, averages two equal
+    style terms: the loss must equal the one-network loss (the same fp32 sums, in the same
+    order, halved and added: a few ulps)."""
+    photo, painting = smooth_photo(48, 64), stripes()
+    one = make(lite0, painting)
+    two = make(lite0, painting, extra_backbones={"efficientnet_lite0": list(one.style_layers)})
+    assert len(two.networks) == 2 and two.networks[1][0] is not lite0
+    picture = (photo * 0.7 + 0.2 * stripes(48, 64)).clamp(0, 1)
+    a, b = one.losses(picture, photo), two.losses(picture, photo)
+    assert b["style"] == pytest.approx(a["style"], rel=1e-5) and b["total"] == pytest.approx(a["total"], rel=1e-5)
+    # other layers in the second network: a different style term, and the run still lowers it
+    other = make(lite0, painting, extra_backbones={"efficientnet_lite0": ["blocks.1", "blocks.3"]}, steps=10, jitter=0)
+    assert other.losses(picture, photo)["style"] != pytest.approx(a["style"], rel=1e-3)
+    other(photo)
+    assert other.last_losses[-1]["total"] < 0.9 * other.last_losses[-1]["start"]
+
+
+def test_missing_default_second_network_falls_back_with_a_note(lite0, monkeypatch):
+    import cvtools.backbones as package
+    from cvtools.errors import WeightsError
+    from cvtools.style.optimize import DEFAULT_EXTRA_BACKBONES, PaintingStylizer
+
+    (name,) = DEFAULT_EXTRA_BACKBONES
+    real = package.embedded_weights_path
+    monkeypatch.setattr(package, "embedded_weights_path", lambda n: None if n == name else real(n))
+    notes = []
+    ps = PaintingStylizer(stripes(), backbone=lite0, steps=2, notes=notes.append)
+    assert len(ps.networks) == 1
+    ps(smooth_photo())
+    ps(smooth_photo())
+    assert len(notes) == 1 and name in notes[0] and "pip install" in notes[0]  # once, not per photo
+    with pytest.raises(WeightsError):  # asked for by name: an error, not a silent fallback
+        PaintingStylizer(stripes(), backbone=lite0, extra_backbones={name: ["blocks.0"]})
+
+
+def test_library_prints_nothing(lite0, capsys):
+    ps = make(lite0, stripes(), steps=2)
+    ps(smooth_photo())
+    assert capsys.readouterr() == ("", "")
+
+
+def test_color_transfer_moves_mean_and_covariance_to_the_paintings():
+    from cvtools.style.optimize import color_transfer
+
+    g = torch.Generator().manual_seed(0)
+    photo = 0.4 + 0.2 * torch.rand(1, 3, 32, 40, generator=g)  # mid-range: nothing clamps below
+    painting = torch.stack([0.3 + 0.1 * torch.rand(24, 24, generator=g), 0.5 + 0.05 * torch.rand(24, 24, generator=g),
+                            0.45 + 0.08 * torch.rand(24, 24, generator=g)])[None]
+    out = color_transfer(photo, painting)
+    assert float(out.min()) > 0 and float(out.max()) < 1  # the check below is of the unclamped map
+
+    def stats(x):
+        f = x[0].reshape(3, -1).double()
+        return f.mean(1), torch.cov(f)
+
+    (m, c), (ms, cs) = stats(out), stats(painting)
+    # computed in float64, stored in float32: agreement to float32 rounding of values ~0.5 (6e-8)
+    # times the map's gain (the covariance's eigenvalue ratio, < 100 here); the 1e-4 ridge on
+    # both covariances moves them by 1e-4 - 1e-4 * gain: a 2e-4 allowance on each entry
+    assert torch.allclose(m, ms, atol=1e-5)
+    assert torch.allclose(c, cs, atol=2e-4)
+
+
+def test_pyramid_and_color_init_start_from_the_photo_and_lower_the_loss(lite0):
+    photo, painting = smooth_photo(48, 64), dots()
+    ps = make(lite0, painting, steps=0, param="pyramid", color_init=0.0)
+    out = ps.optimize(photo)
+    # no steps: the picture is the photo (through logit and sigmoid: eps 1e-3 clamps the ends)
+    assert torch.allclose(out[0], photo.clamp(1e-3, 1 - 1e-3), atol=1e-5)
+    ps = make(lite0, painting, steps=10, param="pyramid", color_init=1.0, jitter=0)
+    ps(photo)
+    (level,) = ps.last_losses
+    assert level["total"] < 0.9 * level["start"]
+    start = make(lite0, painting, steps=0, color_init=1.0).optimize(photo)
+    plain = make(lite0, painting, steps=0, color_init=0.0).optimize(photo)
+    # the colour-moved start is already nearer the painting's style than the photo
+    assert ps.losses(start[0], photo)["style"] < ps.losses(plain[0], photo)["style"]
+
+
+def test_tone_term_adds_the_low_passed_luminance_distance(lite0):
+    from cvtools.style.losses import tone_distance
+
+    photo = smooth_photo(48, 64)
+    darker = photo * 0.6
+    a = make(lite0, stripes()).losses(darker, photo)
+    b = make(lite0, stripes(), tone_weight=5.0).losses(darker, photo)
+    expected = 5.0 * float(tone_distance(darker[None], photo[None]))
+    assert expected > 1e-3  # a real difference, not rounding
+    assert b["total"] - a["total"] == pytest.approx(expected, rel=1e-4)

