@@ -135,7 +135,7 @@ def test_outputs_are_never_overwritten_without_overwrite(exported, tiny, tmp_pat
 
     existing = tmp_path / "tiny.onnx"
     existing.write_bytes(b"keep me")
-    with pytest.raises(UsageError, match="--overwrite"):
+    with pytest.raises(UsageError, match="pass overwrite=True"):
         export_style(tiny, existing, check=False)
     assert existing.read_bytes() == b"keep me"
     with pytest.raises(UsageError, match=r"\.onnx"):

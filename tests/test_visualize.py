@@ -345,7 +345,7 @@ def test_integrated_gradients_says_when_it_has_not_converged_and_auto_raises_ste
     capped = make_method("integrated-gradients", bb, max_steps=100)  # a cap it cannot meet
     capped.attribute(x, target)
     assert capped.diagnostics()[0]["steps"] == 100 and not capped.diagnostics()[0]["converged"]
-    with pytest.raises(UsageError, match="--steps"):
+    with pytest.raises(UsageError, match="^steps must be auto or a number"):
         make_method("integrated-gradients", bb, steps="many")
 
 
