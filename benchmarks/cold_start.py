@@ -68,6 +68,7 @@ CONFIGS = [
     ("fp16 CL, --tune (the old default)", {"CVTOOLS_TUNE": "1"}, "auto"),
     ("fp16 NCHW, untuned (default)", {}, "auto"),
     ("fp16 NCHW, untuned, graphs captured at a shape's first sighting", {"COLD_CAPTURE_FROM": "1"}, "auto"),
+    ("fp16 NCHW, untuned, 1x1 convs on cuDNN (before 2026-11-25 afternoon)", {"CVTOOLS_POINTWISE": "cudnn"}, "auto"),
     ("fp16 NCHW, untuned (default), host profile of the last size", {"COLD_PROFILE": "1"}, "auto"),
     ("fp16 CL, untuned", {"COLD_CHANNELS_LAST": "1"}, "auto"),
     ("fp16 CL, untuned but depthwise on cuDNN", {"CVTOOLS_DEPTHWISE": "cudnn", "COLD_CHANNELS_LAST": "1"}, "auto"),

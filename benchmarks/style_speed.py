@@ -83,7 +83,7 @@ def stylize_gpu(widths, results, deadline):
             n = inp.shape[0]
             with torch.inference_mode():
                 t0 = time.perf_counter()
-                out = fn(inp)
+                fn(inp)
                 torch.cuda.synchronize()
                 first = (time.perf_counter() - t0) * 1000
                 ms = median_ms_cuda(lambda: fn(inp)) / n

@@ -24,8 +24,8 @@ import json
 import os
 import re
 import struct
-import threading
 import tempfile
+import threading
 import warnings
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field

@@ -176,9 +176,10 @@ def test_bad_device_and_precision():
 
 def test_bf16_on_cpu_agrees_on_top1(lite0):
     bf = load_backbone("efficientnet_lite0", device="cpu", precision="bf16")
-    from cvtools.imageio import load_image
-    from cvtools.backbones.base import eval_crop
     from conftest import SAMPLES
+
+    from cvtools.backbones.base import eval_crop
+    from cvtools.imageio import load_image
 
     x = torch.stack([eval_crop(load_image(SAMPLES / n).rgb, lite0.preprocessing) for n in ("chelsea.jpg", "coffee.jpg")])
     with torch.no_grad():

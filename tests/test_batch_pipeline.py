@@ -10,12 +10,11 @@ from pathlib import Path
 
 import click
 import pytest
-
 from badinputs import photo
+
 from cvtools import batch
 from cvtools.batch import StagedWork, io_threads
 from cvtools.cli.common import run_batch
-
 
 # ----------------------------------------------------------------------------- run_batch itself
 

@@ -4,8 +4,8 @@ which words are parameters; the command line shows those as its options (cvtools
 import click
 import pytest
 import torch
-
 from conftest import SAMPLES
+
 from cvtools.cli.errors import cli_message, flag_text
 from cvtools.errors import ImageError, UsageError
 

@@ -8,9 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-
 from conftest import SAMPLES
+from PIL import Image
 
 from cvtools.distributed import shard, strip_gpus_option
 

@@ -6,13 +6,24 @@ from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import SAMPLES
-from cvtools.dream import (DEFAULT_STEP_SIZE, DreamEngine, DreamSettings, dream, octave_sizes, parse_layer_target,
-                           roll2d, roll_indices, tile_spans, tiled_gradient, zoom)
+from cvtools.dream import (
+    DEFAULT_STEP_SIZE,
+    DreamEngine,
+    DreamSettings,
+    dream,
+    octave_sizes,
+    parse_layer_target,
+    roll2d,
+    roll_indices,
+    tile_spans,
+    tiled_gradient,
+    zoom,
+)
 from cvtools.errors import CvtoolsError, UsageError
 from cvtools.imageio import load_image
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 import torch
+from conftest import SAMPLES
 from PIL import Image
 
-from conftest import SAMPLES
 from cvtools.visualize.explain import Explainer, analysis_tensor, needs_fp32, precision_for
 
 

@@ -297,9 +297,8 @@ def _srgb_expected(px, colorants, gamma):
 
 
 def test_icc_profiles_are_converted_to_srgb_and_outputs_tagged(tmp_path):
-    from PIL import ImageCms
-
     from badinputs import ADOBE_RGB_COLORANTS, ADOBE_RGB_GAMMA, adobe_like_icc
+    from PIL import ImageCms
 
     rng = np.random.default_rng(0)
     px = rng.integers(0, 256, (32, 32, 3)).astype(np.uint8)

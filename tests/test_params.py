@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import SAMPLES
 from PIL import Image
 
-from conftest import SAMPLES
 from cvtools.cli.params import Channels, LayerTargetType, Target, Tile
 from cvtools.dream.objective import parse_layer_target, resolve_layer_targets
 from cvtools.errors import UsageError

@@ -14,8 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cvtools.errors import ImageError
-from cvtools.imageio import (load_image, output_claims, output_path_for, pil_to_tensor, save_image,
-                             tensor_to_pil)
+from cvtools.imageio import load_image, output_claims, output_path_for, pil_to_tensor, save_image, tensor_to_pil
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -252,8 +251,9 @@ def test_new_outputs_get_normal_permissions(tmp_path):
 @SETTINGS
 @given(length=st.integers(1, 700), tile=st.integers(24, 300), overlap_frac=st.floats(0.0, 0.6))
 def test_style_tiles_cover_and_weights_sum_to_one(length, tile, overlap_frac):
-    from cvtools.style import tiling
     import torch
+
+    from cvtools.style import tiling
 
     overlap = min(int(tile * overlap_frac), tile - 5)
     spans = tiling.tile_spans(length, tile, overlap)
@@ -284,8 +284,9 @@ def test_style_tile_starts_are_distinct(length, tile, overlap):
 def test_style_run_tiled_of_identity_is_identity(h, w, tile, overlap, seed):
     """Blending tiles of an image that each tile reproduces exactly gives the image back: the
     blend has no seams of its own, whatever the sizes."""
-    from cvtools.style import tiling
     import torch
+
+    from cvtools.style import tiling
 
     x = torch.rand(3, h, w, generator=torch.Generator().manual_seed(seed))
     out = torch.zeros(3, h, w)
@@ -300,8 +301,9 @@ def test_style_run_tiled_of_identity_is_identity(h, w, tile, overlap, seed):
 @given(n=st.integers(1, 900), tile=st.integers(16, 300), offset=st.integers(0, 10_000), margin=st.integers(0, 80),
        align=st.sampled_from([1, 8, 16, 32]))
 def test_dream_tile_spans_partition_the_axis(n, tile, offset, margin, align):
-    from cvtools.dream import tiling
     import inspect
+
+    from cvtools.dream import tiling
 
     if "align" in inspect.signature(tiling.tile_spans).parameters:
         spans = tiling.tile_spans(n, tile, offset, margin, align=align)
@@ -323,8 +325,9 @@ def test_dream_tile_spans_partition_the_axis(n, tile, offset, margin, align):
        ox=st.integers(0, 99), margin=st.integers(0, 20), align=st.sampled_from([1, 4, 8]))
 def test_dream_tiled_gradient_of_a_pointwise_function_is_exact(h, w, tile, oy, ox, margin, align):
     """For a gradient that depends only on each pixel, tiling must reproduce it exactly."""
-    from cvtools.dream import tiling
     import torch
+
+    from cvtools.dream import tiling
 
     x = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(h * 1000 + w))
     grad = lambda crop: torch.sin(3 * crop) * crop  # noqa: E731

@@ -27,9 +27,8 @@ from typing import Callable, List, Optional
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from badinputs import BOMB_LIMIT, CASE_NAMES, make_corpus, photo, unwritable_output
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,16 +15,22 @@ import zipfile
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import SAMPLES
-
 from cvtools.errors import UsageError, WeightsError
 from cvtools.style.records import load_style_weights, read_record, save_style_weights
-from cvtools.style.train import (TrainConfig, Trainer, TrainingStopped, content_digest, default_preview_every,
-                                 load_checkpoint, train_style)
+from cvtools.style.train import (
+    TrainConfig,
+    Trainer,
+    TrainingStopped,
+    content_digest,
+    default_preview_every,
+    load_checkpoint,
+    train_style,
+)
 
 STYLE = SAMPLES / "rocket.jpg"
 

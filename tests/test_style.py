@@ -7,18 +7,17 @@ import sys
 
 import pytest
 import torch
-from hypothesis import assume, example, given, settings, strategies as st
-from PIL import Image
-
 from conftest import SAMPLES
+from hypothesis import assume, example, given, settings
+from hypothesis import strategies as st
+from PIL import Image
 
 from cvtools.errors import WeightsError
 from cvtools.imageio import load_image, pil_to_tensor
 from cvtools.style import tiling
 from cvtools.style.losses import content_distance, gram_matrix
 from cvtools.style.network import TransformerNet, count_flops
-from cvtools.style.records import (bundled_records, load_style_weights, resolve_style,
-                                   save_style_weights)
+from cvtools.style.records import bundled_records, load_style_weights, resolve_style, save_style_weights
 from cvtools.style.stylize import Stylizer, luminance, resize_long_side
 
 REQUIRED = {"mona", "starry_night", "great_wave", "scream", "composition_vii"}

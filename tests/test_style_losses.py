@@ -8,8 +8,18 @@ import pytest
 import torch
 from PIL import Image
 
-from cvtools.style.losses import (LossWeights, PerceptualLoss, build_perceptual_loss, check_objective,
-                                  gram_distances, gram_matrix, stats_distances, style_target, swag, tone_distance)
+from cvtools.style.losses import (
+    LossWeights,
+    PerceptualLoss,
+    build_perceptual_loss,
+    check_objective,
+    gram_distances,
+    gram_matrix,
+    stats_distances,
+    style_target,
+    swag,
+    tone_distance,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 import style_quality  # noqa: E402

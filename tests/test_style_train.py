@@ -8,13 +8,19 @@ import signal
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES
 from PIL import Image
 
-from conftest import SAMPLES
-
 from cvtools.style.records import resolve_style
-from cvtools.style.train import (PhotoCrops, TrainConfig, Trainer, TrainingStopped, load_checkpoint,
-                                 sample_indices, train_style)
+from cvtools.style.train import (
+    PhotoCrops,
+    TrainConfig,
+    Trainer,
+    TrainingStopped,
+    load_checkpoint,
+    sample_indices,
+    train_style,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES
 from PIL import Image
 from torch import nn
 
-from conftest import SAMPLES
 from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
 from cvtools.errors import UsageError
 from cvtools.visualize.attribution import METHODS, guided_backprop, make_method

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import SAMPLES
 from torch import nn
 
-from conftest import SAMPLES
 from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
 from cvtools.visualize.attribution import METHODS, make_method
 from cvtools.visualize.catalog import METHOD_INFO, parse_methods

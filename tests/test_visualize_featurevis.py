@@ -4,15 +4,21 @@ network; the activations grid; the `visualize filters` / `visualize activations`
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from conftest import SAMPLES
 from cvtools.visualize.featurevis import ImageParam, evaluate, objectives, parse_channels, render
 from cvtools.visualize.featurevis.param import COLOR_CORRELATION, FourierImage
-from cvtools.visualize.featurevis.transforms import (Jitter, Pad, RandomRotate, RandomScale, class_transforms,
-                                                     standard_transforms)
+from cvtools.visualize.featurevis.transforms import (
+    Jitter,
+    Pad,
+    RandomRotate,
+    RandomScale,
+    class_transforms,
+    standard_transforms,
+)
 
 SIZES = [(32, 32), (47, 61), (64, 40), (128, 128)]
 

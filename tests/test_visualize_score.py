@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import SAMPLES
 from PIL import Image
 
-from conftest import SAMPLES
 from cvtools.visualize import metrics
 from cvtools.visualize.metrics import linear_impute, road
 from cvtools.visualize.score import ImageScores, Scorecard, score_batch
@@ -155,6 +155,7 @@ def test_scorecard_means_best_marks_and_json():
 
 def test_score_batch_fills_every_column(lite0):
     from conftest import SAMPLES as S
+
     from cvtools.imageio import load_image, pil_to_tensor
 
     x = torch.stack([pil_to_tensor(load_image(S / f"{n}.jpg").rgb.resize((64, 64), Image.BICUBIC))

@@ -104,13 +104,14 @@ def run_atheris_worker(args) -> None:
     import atheris
 
     with atheris.instrument_imports():
-        import PIL.Image  # noqa: F401  (instrumented: Python-level plugin parsers)
-        import PIL.PngImagePlugin  # noqa: F401
-        import PIL.JpegImagePlugin  # noqa: F401
-        import PIL.GifImagePlugin  # noqa: F401
-        import PIL.TiffImagePlugin  # noqa: F401
         import PIL.BmpImagePlugin  # noqa: F401
+        import PIL.GifImagePlugin  # noqa: F401
+        import PIL.Image  # noqa: F401  (instrumented: Python-level plugin parsers)
         import PIL.ImageOps  # noqa: F401
+        import PIL.JpegImagePlugin  # noqa: F401
+        import PIL.PngImagePlugin  # noqa: F401
+        import PIL.TiffImagePlugin  # noqa: F401
+
         import cvtools.imageio  # noqa: F401
     scratch = Path(tempfile.mkdtemp(prefix="fuzz_scratch_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     target = _target_factory(scratch)

@@ -72,7 +72,13 @@ def main(argv=None):
     from cvtools.style.optimize import PaintingStylizer
     from cvtools.style.records import bundled_records
     from cvtools.style.stylize import Stylizer, resize_long_side
-    from tools.style_quality import INDEPENDENT_BACKBONE, INDEPENDENT_LAYERS, edge_agreement, held_out_photos, tone_stats
+    from tools.style_quality import (
+        INDEPENDENT_BACKBONE,
+        INDEPENDENT_LAYERS,
+        edge_agreement,
+        held_out_photos,
+        tone_stats,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -48,9 +48,8 @@ def counts(stylizer, photo, turn=False):
 
 def remove_streaks(photo, out):
     """``out`` with its (vertical) streak pixels, dilated, replaced by a 7-px horizontal median."""
-    import torch.nn.functional as F
-
     import style_quality as sq
+    import torch.nn.functional as F
 
     m = sq.streak_map(sq.luma(out), sq.luma(photo)).float()
     m = F.max_pool2d(m, (9, 5), 1, (4, 2))[0]
@@ -66,9 +65,9 @@ def main(argv=None):
     ap.add_argument("--save", help="folder for the ram photo's results (PNG)")
     args = ap.parse_args(argv)
 
+    import style_quality as sq
     import torch
 
-    import style_quality as sq
     from cvtools.imageio import load_image, pil_to_tensor, tensor_to_pil
     from cvtools.style.records import resolve_style
     from cvtools.style.stylize import Stylizer

@@ -68,9 +68,9 @@ def load_backbone(
     from cvtools.backbones.base import Backbone
     from cvtools.backbones.depthwise import DEFAULT_BACKEND as DEPTHWISE_BACKEND
     from cvtools.backbones.depthwise import route_depthwise
+    from cvtools.backbones.fuse import fuse_conv_bn
     from cvtools.backbones.pointwise import DEFAULT_BACKEND as POINTWISE_BACKEND
     from cvtools.backbones.pointwise import route_pointwise
-    from cvtools.backbones.fuse import fuse_conv_bn
     from cvtools.timings import mark
 
     mark("imports")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
 _METADATA_OPS = {"__get__", "size", "dim", "numel", "stride", "is_contiguous", "data_ptr", "element_size",
                  "__len__", "__format__", "__repr__"}
 

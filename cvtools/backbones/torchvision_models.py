@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Optional
 
 from cvtools.backbones.registry import (
-    IMAGENET_MEAN, IMAGENET_STD, BackboneSpec, LayerDefaults, Preprocessing, Weights, load_weights_file, register,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneSpec,
+    LayerDefaults,
+    Preprocessing,
+    Weights,
+    load_weights_file,
+    register,
 )
 from cvtools.errors import WeightsError
 

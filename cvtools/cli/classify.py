@@ -2,8 +2,14 @@ import json
 
 import click
 
-from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options,
-                                quiet_option, run_batch)
+from cvtools.cli.common import (
+    finish,
+    load_backbone_from_options,
+    max_pixels_option,
+    model_options,
+    quiet_option,
+    run_batch,
+)
 
 
 @click.command()

@@ -2,8 +2,15 @@
 
 import click
 
-from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options, output_options,
-                                quiet_option, run_batch)
+from cvtools.cli.common import (
+    finish,
+    load_backbone_from_options,
+    max_pixels_option,
+    model_options,
+    output_options,
+    quiet_option,
+    run_batch,
+)
 from cvtools.cli.params import CHANNELS_HELP, LayerTargetType, Tile
 
 #: cvtools.dream.tiling.MIN_TILE (not imported, so `cvtools --help` stays quick;

@@ -95,7 +95,8 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
 
     from cvtools.cli.notes import note_printer
     from cvtools.errors import UsageError
-    from cvtools.style.train import TrainConfig, TrainingStopped, train_style as run
+    from cvtools.style.train import TrainConfig, TrainingStopped
+    from cvtools.style.train import train_style as run
 
     if resume and resume_new:
         raise UsageError("give --resume or --resume-with-new-settings, not both")

@@ -13,8 +13,15 @@ import json
 import click
 
 from cvtools.batch import BatchedWork
-from cvtools.cli.common import (finish, load_backbone_from_options, max_pixels_option, model_options,
-                                output_options, quiet_option, run_batch)
+from cvtools.cli.common import (
+    finish,
+    load_backbone_from_options,
+    max_pixels_option,
+    model_options,
+    output_options,
+    quiet_option,
+    run_batch,
+)
 from cvtools.cli.params import CHANNELS_HELP, Channels, Target
 from cvtools.visualize.catalog import ALL, METHOD_INFO, file_slug, parse_methods
 

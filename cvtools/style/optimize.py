@@ -333,7 +333,13 @@ class PaintingStylizer:
     # ------------------------------------------------------------------ objective
     def _objective(self, photo: torch.Tensor, level_side: int):
         """loss(x) for [0, 1] pictures x the size of ``photo`` (1×3×h×w on the device)."""
-        from cvtools.style.losses import content_distance, gram_distances, stats_distances, tone_distance, total_variation
+        from cvtools.style.losses import (
+            content_distance,
+            gram_distances,
+            stats_distances,
+            tone_distance,
+            total_variation,
+        )
 
         s = self.settings
         bb = self.backbone

@@ -38,6 +38,7 @@ from cvtools.errors import CvtoolsError, ImageError, one_line
 
 #: Video containers read (mp4, m4v, mov, mkv, webm, avi).
 from cvtools.imageio import VIDEO_EXTENSIONS  # noqa: E402  (one list: imageio finds them in folders)
+
 #: Written through FFmpeg; .gif/.webp through Pillow.
 WRITABLE_VIDEO = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
 #: Image formats that may hold an animation (read through Pillow).

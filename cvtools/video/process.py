@@ -28,8 +28,16 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from cvtools.errors import CvtoolsError
-from cvtools.video.io import (AudioSource, VideoInfo, check_output_format, open_writer, output_size, probe_video,
-                              read_frames, yuv_matrix)
+from cvtools.video.io import (
+    AudioSource,
+    VideoInfo,
+    check_output_format,
+    open_writer,
+    output_size,
+    probe_video,
+    read_frames,
+    yuv_matrix,
+)
 
 
 @dataclass

@@ -28,8 +28,8 @@ from typing import Dict, Optional, Type, Union
 import torch
 
 from cvtools.errors import UsageError
-from cvtools.visualize.catalog import METHOD_INFO, method_name
 from cvtools.visualize.cam import cam_from_gradients, layer_gradients, upsample_cam
+from cvtools.visualize.catalog import METHOD_INFO, method_name
 from cvtools.visualize.model import PixelModel, Target, predict, resolve_class_indices
 
 

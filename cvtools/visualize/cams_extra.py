@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from cvtools.errors import UsageError
-from cvtools.visualize.attribution import METHODS, Attribution, _CAM
+from cvtools.visualize.attribution import _CAM, METHODS, Attribution
 from cvtools.visualize.cam import layer_gradients, upsample_cam
 from cvtools.visualize.model import Target, resolve_class_indices
 

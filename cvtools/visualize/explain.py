@@ -197,8 +197,15 @@ def draw_explanation(photo: Image.Image, result: Explanation, methods: Sequence[
     """
     from cvtools.imageio import pil_to_tensor
     from cvtools.visualize.catalog import METHOD_INFO
-    from cvtools.visualize.render import (captioned, display_size, gaussian_blur, overlay, resize_map,
-                                          side_by_side, to_pil)
+    from cvtools.visualize.render import (
+        captioned,
+        display_size,
+        gaussian_blur,
+        overlay,
+        resize_map,
+        side_by_side,
+        to_pil,
+    )
 
     size = display_size(*photo.size)
     image = pil_to_tensor(photo.convert("RGB").resize(size, Image.BICUBIC, reducing_gap=3.0)).clamp_(0, 1)
