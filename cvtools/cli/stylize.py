@@ -26,7 +26,7 @@ MIN_TILE = 256
               help="Blend with the original: 0 returns the input, 1 the full style.")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours; take only the style's light and texture.")
 @click.option("--steps", type=click.IntRange(0, 100000), metavar="N",
-              help="Paintings only: optimisation steps at the coarsest size (finer sizes get half each; "
+              help="Paintings only: optimisation steps at the coarsest size (each finer size gets 0.35 of the one before; "
                    "default 200). More: closer to the painting, slower.")
 @click.option("--style-scale", type=click.FloatRange(0.05, 8.0), default=1.0, show_default=True,
               help="Paintings only: stroke size. 2 paints with strokes twice as big, 0.5 half as big.")
