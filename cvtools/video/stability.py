@@ -284,7 +284,7 @@ def warp_previous(prev_input: Frame, cur_input: Frame, prev_result: Frame,
     return warp(to_tensor(prev_result), flow), occluded
 
 
-def dream_start(prev_input: Frame, cur_input: Frame, prev_dream: Frame, blend: float = 0.8,
+def dream_start(prev_input: Frame, cur_input: Frame, prev_dream: Frame, blend: float = 0.5,
                 estimator: Optional[FlowEstimator] = None, feather: int = 2) -> torch.Tensor:
     """Where to start dreaming frame t (DeepDreamVideo's flow mode): the current input plus the
     previous dream's change to its own input, warped along the flow onto this frame:
@@ -293,7 +293,11 @@ def dream_start(prev_input: Frame, cur_input: Frame, prev_dream: Frame, blend: f
 
     (K: 0 on occlusions, where the plain frame is dreamed afresh). ``blend`` = 1 carries the
     whole dream over (and the next dream deepens it further each frame); smaller values let
-    it fade at the rate the dream regrows. Returns a 3×H×W float tensor in [0, 1] (CPU).
+    it fade at the rate the dream regrows. Measured on the sub-pixel pan (12 frames, 256×160,
+    EfficientNet-Lite0, 3 octaves × 5 steps): warping error 0.57 / 0.51 / 0.52 of frame-by-frame
+    dreams at blend 0.5 / 0.8 / 1.0, while the dream's mean |dream − frame| grows from 0.039
+    (frame by frame) to 0.048 / 0.062 / 0.083 (0.051 / 0.070 / 0.108 by the 12th frame: at 1 it
+    keeps deepening). Returns a 3×H×W float tensor in [0, 1] (CPU).
     """
     if not 0.0 <= blend <= 1.0:
         raise ValueError(f"dream blend must be in [0, 1], not {blend}")
