@@ -550,7 +550,7 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None,
     progress = progress or _ignore
     report = BatchReport()
     found: set = set()
-    paths, problems = expand_inputs(inputs, found=found)
+    paths, problems = expand_inputs(inputs, found=found, extensions=getattr(work, "extensions", None))
     # Under torchrun each rank takes one shard of the inputs; rank 0 speaks for the whole run.
     dist = distributed.init() if distributed.launched_by_torchrun() else distributed.DistInfo()
     all_paths = paths

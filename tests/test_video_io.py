@@ -8,6 +8,7 @@ wrong frame is 20 levels away."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -380,3 +381,54 @@ def test_dream_video_starts_each_frame_from_the_warped_previous_dream(tmp_path, 
         expect = stability.dream_start(frames[k - 1], frames[k], warped.starts[k - 1] * 0.5)  # previous dream
         assert torch.allclose(warped.starts[k], expect, atol=1e-6)
         assert (warped.starts[k] - frames[k]).abs().mean() > 0.05  # and it is not the plain frame
+
+
+# ----------------------------------------------------------------------------- the command
+
+
+@pytest.mark.slow
+def test_cli_stylize_video_writes_playable_file_and_skips_on_rerun(tmp_path, run_cli):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    src = make_clip(folder / "clip.mp4", n=6)
+    from PIL import Image
+
+    Image.fromarray(frame_image(0)).save(folder / "photo.png")
+    result = run_cli("stylize", folder, "--style", "mona", "--device", "cpu")
+    assert result.exit_code == 0, result.output + result.stderr
+    out = folder / "clip_mona.mp4"
+    info = probe_video(out)
+    assert (info.width, info.height, info.fps, info.has_audio) == (W, H, FPS, True)
+    assert len(list(read_frames(out))) == 6
+    assert (folder / "photo_mona.png").is_file()  # the photo beside it, as before
+    assert sorted(p.name for p in folder.iterdir()) == ["clip.mp4", "clip_mona.mp4", "photo.png", "photo_mona.png"]
+    mtime = os.stat(out).st_mtime_ns
+    again = run_cli("stylize", src, "--style", "mona", "--device", "cpu")
+    assert again.exit_code == 0 and "already done" in again.stderr, again.stderr
+    assert os.stat(out).st_mtime_ns == mtime
+    # another range is another result: kept apart, with a note saying why
+    part = run_cli("stylize", src, "--style", "mona", "--device", "cpu", "--duration", "0.25")
+    assert part.exit_code == 0, part.stderr
+    assert "--duration" in part.stderr and "clip_mona-2.mp4" in part.stderr, part.stderr
+    assert len(list(read_frames(folder / "clip_mona-2.mp4"))) == 3
+    assert os.stat(out).st_mtime_ns == mtime
+    # a bad video among good inputs: one line naming it, the rest done, exit 1
+    (folder / "broken.mp4").write_bytes(b"not a video at all")
+    mixed = run_cli("stylize", folder / "broken.mp4", src, "--style", "mona", "--device", "cpu", "-o", tmp_path / "o/")
+    assert mixed.exit_code == 1
+    errors = [line for line in mixed.stderr.splitlines() if "error" in line]
+    assert errors == [f"cvtools: error: {folder / 'broken.mp4'}: not a recognised video file (cvtools reads mp4, mov, "
+                      "mkv, webm, avi and animated GIF/WebP)"], mixed.stderr
+    assert (tmp_path / "o" / "clip_mona.mp4").is_file()
+
+
+@pytest.mark.slow
+def test_cli_dream_video(tmp_path, run_cli):
+    pytest.importorskip("cvtools.video.stability")  # each frame starts from the warped previous dream
+    src = make_clip(tmp_path / "clip.mp4")
+    result = run_cli("dream", src, "--weights", "random", "--octaves", "1", "--steps", "1", "--device", "cpu",
+                     "--duration", "0.25")
+    assert result.exit_code == 0, result.stderr
+    info = probe_video(tmp_path / "clip_dream.mp4")
+    assert (info.width, info.height, info.fps, info.has_audio) == (W, H, FPS, True)
+    assert len(list(read_frames(tmp_path / "clip_dream.mp4"))) == 3

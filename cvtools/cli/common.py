@@ -82,6 +82,8 @@ def provenance_from_click(ctx=None):
             continue
         key = max(param.opts, key=len) if param.opts else param.name
         value = ctx.params[param.name]
+        if value is None and getattr(param, "omit_when_unset", False):
+            continue  # an option added later (video_options): earlier outputs keep their digest
         options[key] = list(value) if isinstance(value, (tuple, list)) else value
     return Provenance(" ".join(reversed(names)), options)
 

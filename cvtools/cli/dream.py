@@ -12,6 +12,7 @@ from cvtools.cli.common import (
     run_batch,
 )
 from cvtools.cli.params import CHANNELS_HELP, LayerTargetType, Tile
+from cvtools.cli.video_options import video_options
 
 #: cvtools.dream.tiling.MIN_TILE (not imported, so `cvtools --help` stays quick;
 #: tests/test_params.py keeps the two equal).
@@ -49,15 +50,17 @@ MIN_TILE = 128
               help="Animation: frames per second of a GIF/WebP.")
 @click.option("--no-cuda-graphs", is_flag=True,
               help="Run steps eagerly on the GPU instead of replaying captured CUDA graphs (for checking).")
+@video_options
 @output_options
 @model_options
 @max_pixels_option
 @quiet_option
 def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide, tile, size, seed, frames, zoom,
-          fps, no_cuda_graphs, output, overwrite, quiet, **model_opts):
+          fps, no_cuda_graphs, output, overwrite, quiet, start=None, duration=None, stable=None, **model_opts):
     """DeepDream: let the network exaggerate what it sees in images.
 
-    Writes INPUT_dream.EXT next to each input (or into -o). Images, directories and globs;
+    Writes INPUT_dream.EXT next to each input (or into -o). Images, videos (mp4, mov, mkv,
+    webm, animated GIF/WebP: INPUT_dream.mp4 with the sound), directories and globs;
     transparency is kept.
 
     \b
@@ -70,6 +73,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
       cvtools dream photos/ -o dreams/ --size 1024         a folder, resized first
       cvtools dream photo.jpg --frames 48 --zoom 1.04 -o zoom.webp    zooming animation
       cvtools dream photo.jpg --frames 48 -o frames/       the same as a PNG sequence
+      cvtools dream clip.mp4 --size 720 --octaves 2        a video: clip_dream.mp4, sound kept;
+                                                           each frame grows from the last one
 
     \b
     Layers of the default EfficientNet-Lite0 (see `cvtools layers`):
@@ -86,16 +91,17 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from pathlib import Path
 
     from cvtools.cli.params import with_flag
+    from cvtools.cli.video_options import dream_maker, is_video_input, media_extensions, with_videos
     from cvtools.dream import DreamEngine, DreamSettings
     from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
     from cvtools.dream.objective import resolve_layer_targets
     from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
 
-    paths, _ = expand_inputs(inputs)
+    paths, _ = expand_inputs(inputs, extensions=media_extensions())
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
-    if animated_file and frames == 1:
+    if animated_file and frames == 1 and not any(is_video_input(p) for p in paths):
         raise UsageError(f"-o {output}: a GIF/WebP animation needs --frames N (N > 1)")
     if animated_file and many:
         raise UsageError(f"-o {output} names one animation, but there are {len(paths)} inputs; "
@@ -143,6 +149,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
             where = targets[0] if animated_file else f"{targets[0].parent}/"
             return None if quiet else f"{path} -> {where} ({frames} frames)"
 
+    work = with_videos(work, dream_maker(engine, size=size, seed=seed, start=start, duration=duration, stable=stable),
+                       "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
     finish(run_batch(inputs, work, "dream", quiet=quiet))
 
 

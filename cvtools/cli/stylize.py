@@ -6,6 +6,7 @@ import click
 
 from cvtools.cli.common import echo_err, finish, max_pixels_option, output_options, quiet_option, run_batch, tune_option
 from cvtools.cli.params import Tile
+from cvtools.cli.video_options import video_options
 
 #: Tiles are at least twice cvtools.style.stylize.TILE_OVERLAP (not imported: that loads torch,
 #: and `cvtools --help` stays instant; tests/test_params.py keeps the two equal).
@@ -46,15 +47,17 @@ MIN_TILE = 256
                    "needs pip install 'cvtools[onnx]'). BENCHMARKS.md compares their speed.")
 @click.option("--format", "fmt", type=click.Choice(["same", "jpg", "png", "webp"]), default="same", show_default=True,
               help="Output format: 'same' keeps each input's format.")
+@video_options
 @output_options
 @max_pixels_option
 @quiet_option
 def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, seed, tile, device, precision, compile_,
-            engine, fmt, output, overwrite, quiet):
+            engine, fmt, output, overwrite, quiet, start=None, duration=None, stable=None):
     """Repaint photos in the style of a painting (fast neural style transfer).
 
-    INPUT can be files, directories (searched recursively) or glob patterns. Each result is
-    written next to its input as NAME_STYLE.EXT (or into -o); inputs are never overwritten.
+    INPUT can be photos, videos (mp4, mov, mkv, webm, animated GIF/WebP), directories (searched
+    recursively) or glob patterns. Each result is written next to its input as NAME_STYLE.EXT
+    (a video as NAME_STYLE.mp4, with its sound; or into -o); inputs are never overwritten.
 
     \b
     Examples:
@@ -62,6 +65,8 @@ def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, s
       cvtools stylize photo.jpg -s great_wave --strength 0.7 -o wave.jpg
       cvtools stylize photo.jpg -s scream --preserve-color      keep the photo's colours
       cvtools stylize holiday/ -s mona -o stylized/              a whole folder
+      cvtools stylize clip.mp4 -s starry_night                   a video: clip_starry_night.mp4, sound kept
+      cvtools stylize clip.mp4 --start 1:30 --duration 10 --stable   10 s of it, strokes held steady
       cvtools stylize big.tif -s composition_vii --tile 1024     tiled, seamless
       cvtools stylize photo.jpg --style my_style.safetensors     a style from `cvtools train-style`
       cvtools stylize photo.jpg --style painting.jpg             any painting, optimised (no training)
@@ -71,6 +76,7 @@ def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, s
     from pathlib import Path
 
     from cvtools.cli.notes import note_printer
+    from cvtools.cli.video_options import media_extensions, stylize_maker, with_videos
     from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
     from cvtools.style.stylize import Stylizer
@@ -101,11 +107,14 @@ def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, s
     else:
         stylizer = Stylizer(style[0], device=device, precision=precision, compile=compile_)
     stylizer.notes = note_printer(quiet)
-    paths, _ = expand_inputs(inputs)
+    paths, _ = expand_inputs(inputs, extensions=media_extensions())
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     work = stylize_work(stylizer, output=output, size=size, strength=strength, preserve_color=preserve_color,
                         tile=tile, ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite,
                         inputs=paths, quiet=quiet, tile_bar=len(paths) == 1 and not quiet)
+    work = with_videos(work, stylize_maker(stylizer, size=size, strength=strength, preserve_color=preserve_color,
+                                           tile=tile, start=start, duration=duration, stable=stable),
+                       stylizer.name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
     finish(run_batch(inputs, work, f"stylize {stylizer.name}", quiet=quiet))
 
 

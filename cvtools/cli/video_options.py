@@ -45,14 +45,21 @@ def _time_option(ctx, param, value):
     return seconds
 
 
+class _VideoOption(click.Option):
+    """Left out of the provenance marker while unset (``provenance_from_click``), so adding these
+    options did not change the digest of every photo output made before them."""
+
+    omit_when_unset = True
+
+
 def video_options(f):
     """--start, --duration, --stable/--no-stable (videos only; photos ignore them)."""
     options = [
-        click.option("--start", callback=_time_option, metavar="TIME",
+        click.option("--start", cls=_VideoOption, callback=_time_option, metavar="TIME",
                      help="Videos: begin at TIME (seconds like 12.5, or 1:30) into the clip; the audio is cut to match."),
-        click.option("--duration", callback=_time_option, metavar="TIME",
+        click.option("--duration", cls=_VideoOption, callback=_time_option, metavar="TIME",
                      help="Videos: process only this long a part (seconds or 0:45) from --start."),
-        click.option("--stable/--no-stable", "stable", default=None,
+        click.option("--stable/--no-stable", "stable", cls=_VideoOption, default=None,
                      help="Videos: carry each result along the motion into the next frame (optical flow, "
                           "occlusions masked) so strokes stay put instead of flickering. Default: on for dream, "
                           "off for stylize."),
