@@ -18,7 +18,8 @@ tools/style_quality.py: every 25th of the sorted 500, the first ``--photos``), o
   through), the painting at its record's style size (512 px long side where there is none), mean
   over layers of ‖G − G_painting‖² / ‖G_painting‖²; edges kept and tone r as there.
 
-Photos are stylized at their own size (481×321) unless ``--size`` gives a longer side. Writes
+Photos are stylized at their own size (576×384 here) unless ``--size`` gives a longer side;
+``--from`` judges results made elsewhere (a GPU: see QUALITY.md, "Any painting"). Writes
 each result as PNG under --out/LABEL/ (to look at) and every row as JSON (--out/results.json),
 and prints a markdown table (mean distance per painting and recipe, seconds per image).
 """
@@ -62,6 +63,9 @@ def main(argv=None):
                                                    "styles run on the CPU in fp32)")
     ap.add_argument("--size", type=int, default=0, help="resize photos to this longer side (default: their own)")
     ap.add_argument("--no-trained", action="store_true", help="skip the bundled styles")
+    ap.add_argument("--from", dest="source", help="judge results already made (e.g. on a GPU by painting_contact_sheet.py "
+                                                  "--keep): SOURCE/LABEL/STEM_PAINTING.png and SOURCE/trained/...; "
+                                                  "missing ones are made here")
     args = ap.parse_args(argv)
 
     import torch
@@ -125,7 +129,13 @@ def main(argv=None):
             line = [f"{name:<18} {stem:<22}"]
             for label, fn in methods:
                 t0 = time.perf_counter()
-                out = fn(photo)
+                kept = Path(args.source or ".") / label / f"{stem}_{name}.png"
+                if args.source and kept.exists():
+                    out = pil_to_tensor(load_image(kept).rgb)
+                    if out.shape != photo.shape:
+                        raise SystemExit(f"{kept}: {tuple(out.shape)}, not the photo's {tuple(photo.shape)} (--size?)")
+                else:
+                    out = fn(photo)
                 wall = time.perf_counter() - t0
                 (out_dir / label).mkdir(parents=True, exist_ok=True)
                 save_image(out_dir / label / f"{stem}_{name}.png", out)
