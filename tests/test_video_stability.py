@@ -4,12 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-pytest.importorskip("cv2")
-
-from cvtools.video import synthetic  # noqa: E402
-from cvtools.video.flow import FlowEstimator, occlusion_mask, optical_flow, warp  # noqa: E402
-from cvtools.video.stability import (FlickerMeter, TemporalStabilizer, dream_start, stabilize,  # noqa: E402
-                                     warping_error)
+from cvtools.video import synthetic
+from cvtools.video.flow import FlowEstimator, occlusion_mask, optical_flow, warp
+from cvtools.video.stability import FlickerMeter, TemporalStabilizer, dream_start, stabilize, warping_error
 
 SIZE = (64, 96)  # frames H×W: tiny, CPU
 
@@ -204,3 +201,13 @@ def test_dream_start_carries_the_dream_along_the_flow(int_pan):
     d = (start - expected)[:, inner].abs()
     assert (d < 1e-4).float().mean() > 0.9 and d.mean() < 2e-3
     assert torch.allclose(dream_start(a, b, dream, blend=0.0), b)
+
+
+def test_missing_opencv_is_one_line(monkeypatch):
+    import sys
+
+    from cvtools.errors import CvtoolsError
+
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
+    with pytest.raises(CvtoolsError, match="opencv-python-headless"):
+        FlowEstimator()
