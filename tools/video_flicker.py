@@ -51,17 +51,19 @@ class StyleYardstick:
     """tools/style_quality.py's independent style distance, for frames of one style at a time."""
 
     def __init__(self, shared: Path):
-        from cvtools.backbones import load_backbone
         from style_quality import INDEPENDENT_BACKBONE
+
+        from cvtools.backbones import load_backbone
 
         self.shared = shared
         self.backbone = load_backbone(INDEPENDENT_BACKBONE, device="cpu", precision="fp32")
         self._targets = {}
 
     def target(self, record):
+        from style_quality import INDEPENDENT_LAYERS, painting_for
+
         from cvtools.imageio import pil_to_tensor
         from cvtools.style.losses import style_target
-        from style_quality import INDEPENDENT_LAYERS, painting_for
 
         if record.name not in self._targets:
             self._targets[record.name] = style_target(self.backbone, pil_to_tensor(painting_for(record, self.shared)),
@@ -81,9 +83,9 @@ class StyleYardstick:
         """Mean over frames and crop offsets of the mean over layers of
         ‖G − G_painting‖² / ‖G_painting‖²."""
         import torch
+        from style_quality import INDEPENDENT_LAYERS
 
         from cvtools.style.losses import gram_distances
-        from style_quality import INDEPENDENT_LAYERS
 
         target = self.target(record)
         vals = []

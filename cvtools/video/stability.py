@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cvtools.video.flow import Frame, FlowEstimator, flow_and_occlusion, frame_size, to_tensor, warp
+from cvtools.video.flow import FlowEstimator, Frame, flow_and_occlusion, frame_size, to_tensor, warp
 
 
 def _pair_error(out_t: torch.Tensor, out_prev: torch.Tensor, flow: torch.Tensor, occluded: torch.Tensor) -> float:
@@ -169,7 +169,9 @@ class TemporalStabilizer:
         out = st.finish(effect(x))     # the stabilized output, frame-sized
 
     (``prepare`` may run ahead of ``finish`` for a batch; ``finish`` takes the results in the
-    same order). Without it (blend only): ``out = st.step(frame, effect(frame))``. Frames and
+    same order; one thread may prepare while another finishes: they share only a deque).
+    Tensor outputs stay on their device (the warp and blend run there; the flow is computed on
+    the CPU from the input frames). Without it (blend only): ``out = st.step(frame, effect(frame))``. Frames and
     outputs: uint8 H×W×3 arrays or float tensors (3×H×W or 1×3×H×W); results come back in the
     output's form. ``reset()`` at a cut or new clip; a frame whose occlusions cover more than
     ``cut_fraction`` of it is not blended (a cut, a flash).
@@ -193,7 +195,7 @@ class TemporalStabilizer:
 
     def reset(self) -> None:
         self._last_in = None  # the last frame tracked (prepare / step)
-        self._prev_out = None  # the last stabilized output (1×3×H×W float, CPU)
+        self._prev_out = None  # the last stabilized output (1×3×H×W float, on the output's device)
         self._pending = deque()  # (flow, occluded, (px, py), size) per prepared frame not yet finished
         self._motion = torch.zeros(2, dtype=torch.float64)  # accumulated dominant motion (px)
         #: the fraction of the last frame that took the warped previous output (for reports)
@@ -238,7 +240,7 @@ class TemporalStabilizer:
         if not self._pending:
             raise RuntimeError("finish() without a prepare() for that frame")
         flow, occluded, (px, py), (h, w) = self._pending.popleft()
-        out = to_tensor(output).cpu()
+        out = to_tensor(output)  # stays on its device (CUDA tensors: the warp and blend run there)
         if out.shape[-2:] != (h, w):
             if out.shape[-2] < py + h or out.shape[-1] < px + w:
                 raise ValueError(f"output {tuple(out.shape[-2:])} is smaller than the prepared frame")
@@ -252,12 +254,12 @@ class TemporalStabilizer:
         if self._pending:
             raise RuntimeError("step() while prepared frames wait for finish()")
         flow, occluded = self._track(frame_in)
-        return _like(self._blend(to_tensor(output).cpu(), flow, occluded), output)
+        return _like(self._blend(to_tensor(output), flow, occluded), output)
 
     def _blend(self, out: torch.Tensor, flow, occluded) -> torch.Tensor:
         prev, self.last_trusted = self._prev_out, 0.0
         if self.strength > 0 and flow is not None and prev is not None and prev.shape == out.shape:
-            keep = _soft_keep(occluded, self.feather) * self.strength
+            keep = _soft_keep(occluded, self.feather).to(out.device) * self.strength
             out = out + keep * (warp(prev, flow) - out)
             self.last_trusted = float(keep.mean()) / self.strength
         self._prev_out = out
