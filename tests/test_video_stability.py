@@ -186,6 +186,14 @@ def test_phase_lock_makes_a_grid_pattern_move_with_the_scene(int_pan):
     assert e1 < 1e-3 * e0
     with pytest.raises(RuntimeError):
         st.finish(fbf[0])  # nothing prepared
+    # a reader's uint8 frames: prepared frames are uint8 and 4 px larger, results frame-sized
+    st = TemporalStabilizer()
+    frames8 = int_pan.frames_uint8()
+    xs = [st.prepare(f) for f in frames8[:3]]  # a batch prepared ahead
+    assert xs[1].dtype == np.uint8 and xs[1].shape == (SIZE[0] + 4, SIZE[1] + 4, 3)
+    outs = [st.finish(x) for x in xs]  # the identity "effect": the frame comes back
+    assert outs[2].shape == (*SIZE, 3) and outs[2].dtype == np.uint8
+    assert np.abs(outs[2].astype(int) - frames8[2].astype(int)).max() <= 1
 
 
 def test_dream_start_carries_the_dream_along_the_flow(int_pan):

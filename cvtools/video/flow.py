@@ -106,21 +106,41 @@ class FlowEstimator:
         s = self.max_side / max(h, w)
         return _cv2().resize(gray, (max(8, round(w * s)), max(8, round(h * s))), interpolation=_cv2().INTER_AREA)
 
-    def __call__(self, a: Frame, b: Frame) -> torch.Tensor:
-        """The flow f (2×H×W) with ``warp(b, f) ≈ a``."""
-        cv2 = _cv2()
+    def _working(self, a: Frame, b: Frame):
+        """Both frames as (possibly downscaled) gray uint8, and the full size (h, w)."""
         ga, gb = to_gray_u8(a), to_gray_u8(b)
         if ga.shape != gb.shape:
             raise ValueError(f"frames differ in size: {ga.shape[::-1]} and {gb.shape[::-1]}")
-        h, w = ga.shape
-        sa, sb = self._scaled(ga), self._scaled(gb)
-        flow = self.dis.calc(sa, sb, None)  # H'×W'×2: a(x) ≈ b(x + flow(x))
-        if sa.shape != ga.shape:
-            sh, sw = sa.shape
-            flow = cv2.resize(flow, (w, h), interpolation=cv2.INTER_LINEAR)
-            flow[..., 0] *= w / sw
-            flow[..., 1] *= h / sh
-        return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1).float()
+        return self._scaled(ga), self._scaled(gb), ga.shape
+
+    def _calc(self, sa: np.ndarray, sb: np.ndarray) -> torch.Tensor:
+        """2×h×w flow at the working size: sa(x) ≈ sb(x + flow(x))."""
+        return torch.from_numpy(np.ascontiguousarray(self.dis.calc(sa, sb, None))).permute(2, 0, 1).float()
+
+    @staticmethod
+    def _upscale(flow: torch.Tensor, h: int, w: int) -> torch.Tensor:
+        sh, sw = flow.shape[-2:]
+        if (sh, sw) == (h, w):
+            return flow
+        up = F.interpolate(flow[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+        return up * up.new_tensor([w / sw, h / sh]).view(2, 1, 1)
+
+    def __call__(self, a: Frame, b: Frame) -> torch.Tensor:
+        """The flow f (2×H×W) with ``warp(b, f) ≈ a``."""
+        sa, sb, (h, w) = self._working(a, b)
+        return self._upscale(self._calc(sa, sb), h, w)
+
+    def pair(self, cur: Frame, prev: Frame, **occlusion) -> Tuple[torch.Tensor, torch.Tensor]:
+        """(flow cur→prev, occluded), both full size: the frames are converted once, both flows
+        and the forward-backward test run at the working size (cheap for large frames; the
+        test's thresholds are then in working-size pixels), and the mask is scaled up
+        conservatively (a full-size pixel is occluded if any working pixel near it is)."""
+        sa, sb, (h, w) = self._working(cur, prev)
+        f, g = self._calc(sa, sb), self._calc(sb, sa)
+        occ = occlusion_mask(f, g, **occlusion)
+        if occ.shape != (h, w):
+            occ = F.interpolate(occ.float()[None, None], size=(h, w), mode="bilinear", align_corners=False)[0, 0] > 0.01
+        return self._upscale(f, h, w), occ
 
 
 _default = {}
@@ -200,8 +220,5 @@ def occlusion_mask(flow_ab: torch.Tensor, flow_ba: torch.Tensor, alpha: float = 
 def flow_and_occlusion(cur: Frame, prev: Frame, estimator: Union[FlowEstimator, None] = None,
                        **occlusion) -> Tuple[torch.Tensor, torch.Tensor]:
     """(flow, occluded) for warping ``prev`` (or anything aligned with it) onto ``cur``: two DIS
-    flows (cur→prev and back) and their consistency test."""
-    est = estimator or FlowEstimator()
-    f = est(cur, prev)
-    g = est(prev, cur)
-    return f, occlusion_mask(f, g, **occlusion)
+    flows (cur→prev and back) and their consistency test (see :meth:`FlowEstimator.pair`)."""
+    return (estimator or FlowEstimator()).pair(cur, prev, **occlusion)
