@@ -219,3 +219,37 @@ def test_missing_opencv_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
     with pytest.raises(CvtoolsError, match="opencv-python-headless"):
         FlowEstimator()
+
+
+def test_stylize_video_stable_uses_the_phase_lock_and_lowers_the_warping_error(tmp_path):
+    """Through the whole pipeline (file → decode → bundled style network → encode → file): a
+    sub-pixel pan written as H.264, stylized frame by frame, with the full stabilizer (phase lock
+    in the decoder's thread, crop + blend in the writer's) and with the blend alone.
+
+    Measured (64×96, 10 frames, CRF 18): warping error with the clip's true flow 12.7e-3 frame by
+    frame, 3.2e-3 stable (0.25), 5.4e-3 blend only (0.43), so stable / blend-only = 0.60. The
+    bounds: half of frame-by-frame (the issue's target for the stable mode), and 0.75 of the
+    blend alone, which fails when the phase lock is not applied (``step`` alone gives exactly
+    the blend-only clip: ratio 1)."""
+    pytest.importorskip("av")
+    from cvtools.style import Stylizer
+    from cvtools.video.io import read_frames, write_video
+    from cvtools.video.process import stylize_video
+
+    clip = synthetic.pan("coffee", frames=10, size=SIZE, velocity=(1.37, 0.61))
+    src = write_video(tmp_path / "pan.mp4", clip.frames_uint8(), fps=12)
+    net = Stylizer("starry_night", device="cpu")
+    inputs = [f.rgb for f in read_frames(src)]
+
+    def error(name, stable):
+        dst = tmp_path / f"{name}.mp4"
+        result = stylize_video(net, src, dst, stable=stable)
+        outs = [f.rgb for f in read_frames(dst)]
+        assert result.frames == len(outs) == len(clip) and outs[0].shape == (*SIZE, 3)
+        return warping_error(inputs, outs, flows=clip.flow, occluded=clip.occluded)
+
+    plain = error("plain", None)
+    stable = error("stable", TemporalStabilizer())
+    blend = error("blend", TemporalStabilizer(phase_lock=False))
+    assert stable < 0.5 * plain, (stable, plain)
+    assert stable < 0.75 * blend, (stable, blend)

@@ -11,9 +11,12 @@ not wait for FFmpeg. The output is written atomically (a hidden temporary file i
 folder, renamed at the end; removed on any error or Ctrl-C), keeps the frame timestamps and the
 audio of the range read.
 
-``stable``: a temporal stabilizer (``.step(frame_in, output) -> output`` per frame in order,
-``.reset()``; :class:`cvtools.video.stability.TemporalStabilizer`) applied to each stylized frame
-in the writer thread. ``dream_video`` starts each frame's dream from the previous dream warped by
+``stable``: a temporal stabilizer (:class:`cvtools.video.stability.TemporalStabilizer`; ``.reset()``
+once per clip). With ``prepare``/``finish`` (the phase lock, which does most of the work): each
+decoded frame goes through ``prepare`` in frame order in the decoder's thread (the network then
+runs on the shifted, padded frame) and each result through ``finish`` in order in the writer
+thread. Objects with only ``.step(frame_in, output) -> output`` (blend only) are applied to each
+result in the writer thread. ``dream_video`` starts each frame's dream from the previous dream warped by
 the optical flow of the input (DeepDreamVideo's method), so the creatures move with the scene.
 
 Library code: nothing is printed; ``progress(done, total)`` and ``notify(message)`` report.
@@ -146,12 +149,15 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
                              expected_frames=total, **(encoder_options if video_out else {}))
         frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info, planes=planes)
         put = writer.write_planes if planes else writer.write
-        decoded = prefetch(_timed(frames, clock, "decode"), ahead=2 * batch_size + 2)
+        if stable is not None and hasattr(stable, "reset"):
+            stable.reset()  # before the decoder's thread starts preparing frames
+        phase_lock = stable is not None and hasattr(stable, "prepare") and hasattr(stable, "finish")
+        frames = _timed(frames, clock, "decode")
+        if phase_lock:
+            frames = _prepared(frames, stable, clock)
+        decoded = prefetch(frames, ahead=2 * batch_size + 2)
         stages = None
         try:
-            if stable is not None and hasattr(stable, "reset"):
-                stable.reset()
-
             def compute(batch, _):
                 t0 = time.perf_counter()
                 out = compute_batch([f.rgb for f in batch])
@@ -164,7 +170,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
                 for f, out in zip(frames_in, outs):
                     if stable is not None:
                         t1 = time.perf_counter()
-                        out = stable.step(f.rgb, out)
+                        out = stable.finish(out) if phase_lock else stable.step(f.rgb, out)
                         clock.add("stable", time.perf_counter() - t1)
                     put(np.ascontiguousarray(out), f.time)
                 clock.add("encode", time.perf_counter() - t0)
@@ -201,6 +207,18 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     result.seconds = time.perf_counter() - t_start
     result.phases = dict(clock.t)
     return result
+
+
+def _prepared(frames, stable, clock: _Clock):
+    """The decoded frames with ``rgb`` replaced by ``stable.prepare(rgb)`` (the stabilizer's phase
+    lock: each frame shifted onto the style network's grid and padded), in frame order. It runs
+    in the decoder's thread, so its optical flow (CPU) overlaps the network; ``finish`` in the
+    writer thread crops each result back and blends it (they share only the stabilizer's queue)."""
+    for f in frames:
+        t0 = time.perf_counter()
+        f.rgb = stable.prepare(f.rgb)
+        clock.add("prepare", time.perf_counter() - t0)  # its own key: the writer thread adds "stable"
+        yield f
 
 
 class _Passthrough(CvtoolsError):

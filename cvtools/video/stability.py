@@ -204,8 +204,9 @@ class TemporalStabilizer:
         self.last_phase = (0, 0)
 
     def _track(self, frame_in: Frame) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """Flow and occlusions from ``frame_in`` to the frame tracked before it (None, None for
-        the first frame, a new size, or when nothing needs them)."""
+        """Flow and occlusions from ``frame_in`` to the frame tracked before it, at the flow's
+        working size (:meth:`FlowEstimator.pair_small`; None, None for the first frame, a new
+        size, or when nothing needs them)."""
         last, self._last_in = self._last_in, (frame_in.copy() if isinstance(frame_in, np.ndarray)
                                               else frame_in.detach().clone())
         if last is None or frame_size(last) != frame_size(frame_in):
@@ -213,14 +214,15 @@ class TemporalStabilizer:
             return None, None
         if self.strength == 0 and not self.phase_lock:
             return None, None
-        flow, occluded = flow_and_occlusion(frame_in, last, self.estimator)
+        flow, occluded, (h, w) = self.estimator.pair_small(frame_in, last)
         if float(occluded.float().mean()) > self.cut_fraction:
             return None, None  # a cut: nothing to blend, the grid phase may stay
         step = max(1, max(occluded.shape) // 256)  # the median of a ~256-px grid of samples is enough
         keep = ~occluded[::step, ::step]
         if bool(keep.any()):
             # the scene moved by -flow: the median over trusted pixels is the camera's motion
-            self._motion -= flow[:, ::step, ::step][:, keep].median(dim=1).values.double()
+            scale = torch.tensor([w / flow.shape[-1], h / flow.shape[-2]], dtype=torch.float64)
+            self._motion -= flow[:, ::step, ::step][:, keep].median(dim=1).values.double() * scale
         return flow, occluded
 
     def prepare(self, frame_in: Frame) -> Frame:
@@ -258,9 +260,19 @@ class TemporalStabilizer:
         return _like(self._blend(to_tensor(output), flow, occluded), output)
 
     def _blend(self, out: torch.Tensor, flow, occluded) -> torch.Tensor:
+        """``out`` blended with the previous result along ``flow`` (working size: scaled up here,
+        on ``out``'s device; the occlusions grown and feathered at the working size, then scaled
+        up bilinearly, which widens the ramp in proportion)."""
         prev, self.last_trusted = self._prev_out, 0.0
         if self.strength > 0 and flow is not None and prev is not None and prev.shape == out.shape:
-            keep = _soft_keep(occluded, self.feather).to(out.device) * self.strength
+            h, w = out.shape[-2:]
+            sh, sw = flow.shape[-2:]
+            grow = self.feather if (sh, sw) == (h, w) else max(1, -(-self.feather * sw // w))
+            keep = _soft_keep(occluded, grow).to(out.device)
+            if (sh, sw) != (h, w):
+                keep = F.interpolate(keep, size=(h, w), mode="bilinear", align_corners=False)
+            keep = keep * self.strength
+            flow = FlowEstimator.upscale(flow.to(out.device), h, w)
             out = out + keep * (warp(prev, flow) - out)
             self.last_trusted = float(keep.mean()) / self.strength
         self._prev_out = out
