@@ -500,8 +500,8 @@ class AudioSource:
 
 
 def _x264_defaults():
-    # veryfast keeps up with a GPU at 1080p on a 16-core host (BENCHMARKS.md); CRF 18 is visually
-    # lossless for stylized frames
+    # CRF 18 is visually lossless for stylized frames; on CUDA stylize_video asks for superfast
+    # (process.GPU_X264_PRESET: veryfast held the H100 pipeline to 47 frames/s at 1080p)
     return os.environ.get("CVTOOLS_X264_PRESET", "veryfast")
 
 
