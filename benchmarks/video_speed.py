@@ -16,7 +16,10 @@ stylized output have real detail to code. Rows:
 - ``end to end <preset>``: stylize_video (what `cvtools stylize clip.mp4` runs), with the audio
   copied, written atomically; its phase seconds overlap (decode and encode run in threads). On
   CUDA frames travel as yuv420p planes converted on the GPU; ``--rgb`` adds a row with RGB
-  frames converted by FFmpeg on the CPU (the path for resized, rotated or stabilized clips).
+  frames converted by FFmpeg on the CPU (the path for resized, rotated or stabilized clips);
+- ``end to end <preset> stable`` (``--stable``): the same with ``--stable``'s stabilizer
+  (TemporalStabilizer with its defaults: phase lock with the optical flow in the decoder's thread,
+  crop and blend on the device), RGB frames.
 
 Frames per second are frames / wall seconds. The end-to-end rate is bounded by the slowest
 stage, not their sum, when the pipeline overlaps as intended.
@@ -104,6 +107,8 @@ def main():
     ap.add_argument("--rgb", action="store_true",
                     help="also run end to end with RGB frames from FFmpeg (the default on CUDA moves yuv420p planes "
                          "and converts on the GPU)")
+    ap.add_argument("--stable", action="store_true",
+                    help="also run end to end (and with --cli, the whole command) in the stable mode")
     ap.add_argument("--cli", action="store_true",
                     help="also time the whole command `cvtools stylize CLIP` in a fresh process (cold: imports, "
                          "model, CUDA start, tuning)")
@@ -177,29 +182,38 @@ def main():
         row(f"encode {preset}", len(stylized), time.perf_counter() - t0, mbytes=round(out.stat().st_size / 1e6, 2))
     del stylized
 
-    modes = [(preset, None) for preset in presets] + ([(presets[0], False)] if args.rgb else [])
-    for preset, yuv in modes:
-        out = folder / f"stylized_{preset}{'_rgb' if yuv is False else ''}.mp4"
+    modes = [(preset, None, False) for preset in presets] + ([(presets[0], False, False)] if args.rgb else [])
+    modes += [(presets[0], None, True)] if args.stable else []
+    for preset, yuv, stable in modes:
+        tag = " rgb" if yuv is False else " stable" if stable else ""
+        out = folder / f"stylized_{preset}{tag.replace(' ', '_')}.mp4"
         if out.exists():
             out.unlink()
-        result = stylize_video(stylizer, clip, out, batch_size=batch, preset=preset, tune=args.tune, yuv=yuv)
+        stabilizer = None
+        if stable:
+            from cvtools.video.stability import TemporalStabilizer
+
+            stabilizer = TemporalStabilizer()
+        result = stylize_video(stylizer, clip, out, batch_size=batch, preset=preset, tune=args.tune, yuv=yuv,
+                               stable=stabilizer)
         check = probe_video(out)
-        row(f"end to end {preset}{' rgb' if yuv is False else ''}", result.frames, result.seconds,
+        row(f"end to end {preset}{tag}", result.frames, result.seconds,
             phases={k: round(v, 2) for k, v in result.phases.items()}, audio=result.audio,
             out=f"{check.width}x{check.height} {float(check.fps):g} fps")
-    if args.cli:
+    for stable in ([False, True] if args.stable else [False]) if args.cli else []:
         import subprocess
 
-        out = folder / "cli_out.mp4"
+        out = folder / f"cli_out{'_stable' if stable else ''}.mp4"
         if out.exists():
             out.unlink()
         cmd = [sys.executable, "-m", "cvtools", "stylize", str(clip), "--style", args.style, "--device", args.device,
                "-o", str(out), "-q"] + (["--tune"] if args.tune and device.type == "cuda" else [])
+        cmd += ["--stable"] if stable else []
         t0 = time.perf_counter()
         proc = subprocess.run(cmd, capture_output=True, text=True)
         seconds = time.perf_counter() - t0
         if proc.returncode == 0:
-            row("cli whole command (cold)", n, seconds, cmd=" ".join(cmd[1:]))
+            row(f"cli whole command (cold){' stable' if stable else ''}", n, seconds, cmd=" ".join(cmd[1:]))
         else:
             print(f"cli failed ({proc.returncode}): {proc.stderr.strip()[-500:]}", flush=True)
     if args.json:

@@ -421,6 +421,14 @@ class BatchReport:
         seconds = max(1e-9, self.ended - self.started)
         n = len(self.done)
         on = f" on {processes} processes" if processes > 1 else ""
+        from cvtools.imageio import VIDEO_EXTENSIONS
+
+        videos = sum(os.path.splitext(str(d))[1].lower() in VIDEO_EXTENSIONS for d in self.done)
+        if videos:  # a video is many frames (its own line gives frames/s): no per-image rate
+            images = n - videos
+            what = [f"{videos} video{'s' if videos != 1 else ''}"]
+            what += [f"{images} image{'s' if images != 1 else ''}"] if images else []
+            return f"{' and '.join(what)} in {seconds:.1f} s" + (f" ({on.strip()})" if on else "")
         rate = n / seconds
         speed = f"{seconds / n:.1f} s/img" if n and rate < 1.0 else f"{rate:.1f} img/s"
         return f"{n} image{'s' if n != 1 else ''} in {seconds:.1f} s ({speed}{on})"

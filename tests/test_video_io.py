@@ -449,3 +449,13 @@ def test_default_x264_preset_is_faster_on_cuda(monkeypatch):
     assert x264_preset_for(cpu) is None and x264_preset_for(Identity()) is None and _x264_defaults() == "veryfast"
     monkeypatch.setenv("CVTOOLS_X264_PRESET", "medium")  # the variable wins on every device
     assert x264_preset_for(cuda) is None and _x264_defaults() == "medium"
+
+
+def test_batch_summary_counts_videos_not_images():
+    # a video is hundreds of frames: the folder summary names videos and gives no img/s for them
+    from cvtools.batch import BatchReport
+
+    mixed = BatchReport(done=["clip.mp4", "a.jpg", "b.png"], started=0.0, ended=40.0)
+    assert mixed.rate_line() == "1 video and 2 images in 40.0 s"
+    assert BatchReport(done=["x.mov", "y.MKV"], started=0.0, ended=9.0).rate_line(2) == "2 videos in 9.0 s (on 2 processes)"
+    assert BatchReport(done=["a.jpg"] * 2, started=0.0, ended=50.0).rate_line() == "2 images in 50.0 s (25.0 s/img)"

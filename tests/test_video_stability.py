@@ -230,7 +230,7 @@ def test_stylize_video_stable_uses_the_phase_lock_and_lowers_the_warping_error(t
     frame, 3.2e-3 stable (0.25), 5.4e-3 blend only (0.43), so stable / blend-only = 0.60. The
     bounds: half of frame-by-frame (the issue's target for the stable mode), and 0.75 of the
     blend alone, which fails when the phase lock is not applied (``step`` alone gives exactly
-    the blend-only clip: ratio 1)."""
+    the blend-only clip: ratio 1). Then again with ``finish`` run in the compute stage."""
     pytest.importorskip("av")
     from cvtools.style import Stylizer
     from cvtools.video.io import read_frames, write_video
@@ -241,9 +241,9 @@ def test_stylize_video_stable_uses_the_phase_lock_and_lowers_the_warping_error(t
     net = Stylizer("starry_night", device="cpu")
     inputs = [f.rgb for f in read_frames(src)]
 
-    def error(name, stable):
+    def error(name, stable, **kwargs):
         dst = tmp_path / f"{name}.mp4"
-        result = stylize_video(net, src, dst, stable=stable)
+        result = stylize_video(net, src, dst, stable=stable, **kwargs)
         outs = [f.rgb for f in read_frames(dst)]
         assert result.frames == len(outs) == len(clip) and outs[0].shape == (*SIZE, 3)
         return warping_error(inputs, outs, flows=clip.flow, occluded=clip.occluded)
@@ -253,3 +253,7 @@ def test_stylize_video_stable_uses_the_phase_lock_and_lowers_the_warping_error(t
     blend = error("blend", TemporalStabilizer(phase_lock=False))
     assert stable < 0.5 * plain, (stable, plain)
     assert stable < 0.75 * blend, (stable, blend)
+    # finish on the network's device, in the compute stage (what CUDA runs; here the CPU's float
+    # results before 8-bit rounding): the same stabilizer. Measured 3.24e-3 against 3.25e-3.
+    on_device = error("on_device", TemporalStabilizer(), finish_on_device=True)
+    assert on_device < 0.5 * plain and on_device < 0.75 * blend, (on_device, plain, blend)

@@ -171,15 +171,23 @@ def optical_flow(a: Frame, b: Frame, max_side: Union[int, None] = 512, preset: s
     return _default[key](a, b)
 
 
+_base_grid = {}
+
+
 def _grid(flow: torch.Tensor) -> torch.Tensor:
     """1×H×W×2 grid_sample coordinates (align_corners=True) of x + flow(x)."""
     _, h, w = flow.shape[-3:]
-    ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device),
-                            torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
+    key = (h, w, flow.dtype, flow.device)
+    base = _base_grid.get(key)
+    if base is None:  # the identity grid in [-1, 1], kept for the last size (a video: every frame)
+        ys, xs = torch.meshgrid(torch.arange(h, dtype=flow.dtype, device=flow.device),
+                                torch.arange(w, dtype=flow.dtype, device=flow.device), indexing="ij")
+        base = torch.stack([xs * (2 / max(w - 1, 1)) - 1, ys * (2 / max(h - 1, 1)) - 1], dim=-1)[None]
+        _base_grid.clear()
+        _base_grid[key] = base
     f = flow.reshape(-1, 2, h, w)[0]
-    gx = (xs + f[0]) * (2 / max(w - 1, 1)) - 1
-    gy = (ys + f[1]) * (2 / max(h - 1, 1)) - 1
-    return torch.stack([gx, gy], dim=-1)[None]
+    scale = flow.new_tensor([2 / max(w - 1, 1), 2 / max(h - 1, 1)])
+    return base + f.permute(1, 2, 0)[None] * scale
 
 
 def warp(image: Union[Frame, torch.Tensor], flow: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:

@@ -118,10 +118,11 @@ def marker_comment(dst) -> Optional[str]:
 
 
 def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, stable, progress, notify, info,
-               overwrite, encoder_options, planes=False):
+               overwrite, encoder_options, planes=False, finished=False):
     """Shared pipeline: probe, decode (thread), compute (this thread), stabilize + encode (one
     writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``
-    (``planes``: lists of yuv420p planes in and out, see :func:`planes_to_rgb`)."""
+    (``planes``: lists of yuv420p planes in and out, see :func:`planes_to_rgb`; ``finished``:
+    ``compute_batch`` already applies ``stable.finish`` to its results)."""
     import numpy as np
 
     from cvtools.batch import prefetch, run_stages
@@ -170,7 +171,10 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
                 for f, out in zip(frames_in, outs):
                     if stable is not None:
                         t1 = time.perf_counter()
-                        out = stable.finish(out) if phase_lock else stable.step(f.rgb, out)
+                        if not phase_lock:
+                            out = stable.step(f.rgb, out)
+                        elif not finished:
+                            out = stable.finish(out)
                         clock.add("stable", time.perf_counter() - t1)
                     put(np.ascontiguousarray(out), f.time)
                 clock.add("encode", time.perf_counter() - t0)
@@ -287,9 +291,14 @@ def rgb_to_planes(rgb, matrix: str = "bt709"):
     return torch.cat([luma.reshape(n, -1), chroma.reshape(n, -1)], 1).reshape(n, h * 3 // 2, w)
 
 
-def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = False, tile="auto", yuv=None):
+def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = False, tile="auto", yuv=None,
+                      finish=None):
     """``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8`` for a :class:`Stylizer`: the
     batch goes to the device as 8 bits (a quarter of float's bytes) and comes back as 8 bits.
+
+    ``finish``: applied to each result, in order, before it leaves the device (a stabilizer's
+    ``finish``: 1×3×H×W float tensors on the whole-frame path, so its warp and blend run there;
+    H×W×3 uint8 arrays on the others).
 
     ``yuv=(matrix in, full range in, matrix out)``: frames come and go as yuv420p planes
     (:func:`planes_to_rgb`, :func:`rgb_to_planes` on the device; the whole-frame path only)."""
@@ -337,7 +346,8 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
                 y = stylizer(x.float().div(255.0), strength=strength, preserve_color=preserve_color, tile=tile,
                              as_uint8=True)
                 y = y if y.dtype == torch.uint8 else to_uint8(y)
-                outs.append(y.permute(1, 2, 0).contiguous().numpy())
+                y = y.permute(1, 2, 0).contiguous().numpy()
+                outs.append(y if finish is None else finish(y))
             return outs
         with torch.inference_mode():
             pixels = upload(frames)  # N×H×W×3 uint8 on the device
@@ -347,6 +357,8 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
             if not bool(torch.isfinite(result).all()):
                 raise RuntimeError("the network's output has NaN or infinite values (a numerical failure); try "
                                    "--precision fp32")
+            if finish is not None:
+                result = torch.cat([finish(result[i:i + 1]) for i in range(result.shape[0])])
             u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         return list(u8)
 
@@ -359,7 +371,7 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
                   notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
                   overwrite: Optional[bool] = None, crf: Optional[int] = None,
                   preset: Optional[str] = None, tune: Optional[bool] = None,
-                  yuv: Optional[bool] = None) -> VideoResult:
+                  yuv: Optional[bool] = None, finish_on_device: Optional[bool] = None) -> VideoResult:
     """Stylize the frames of ``src`` (from ``start`` seconds, for ``duration``; resized to a longer
     side of ``size``) and write ``dst`` (container by extension) with the audio of that range.
 
@@ -372,7 +384,10 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     ``CVTOOLS_TUNE=1``; it costs a second or two once). Returns a :class:`VideoResult` with the
     frame count and per-phase seconds. ``yuv``: move frames to and from the device as yuv420p
     planes, converted there (None: on CUDA whenever the source is 8-bit yuv420p BT.601/709 and the
-    frames need no resizing, turning, cropping or stabilizing; the rest takes RGB from FFmpeg)."""
+    frames need no resizing, turning, cropping or stabilizing; the rest takes RGB from FFmpeg).
+    ``finish_on_device``: a phase-locking stabilizer's ``finish`` (crop, warp, blend) runs on the
+    network's results where they are, in the compute stage (None: on CUDA, where it is nearly free;
+    on a CPU it runs in the writer thread, beside the encoder, overlapping the network)."""
     src = Path(src)
     info = info or probe_video(src)
     video_out = Path(dst).suffix.lower() not in (".gif", ".webp")
@@ -389,8 +404,13 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
                          "or stabilizer")
     out_matrix = "bt709" if h >= 720 else "bt601"  # what VideoWriter tags
     preset = preset or x264_preset_for(stylizer)
+    lock = stable is not None and hasattr(stable, "prepare") and hasattr(stable, "finish")
+    if finish_on_device is None:
+        finish_on_device = getattr(getattr(stylizer, "device", None), "type", None) == "cuda"
+    finish_on_device = bool(finish_on_device and lock)
     compute = stylize_frames_fn(stylizer, strength, preserve_color, tile,
-                                yuv=(source[0], source[1], out_matrix) if yuv else None)
+                                yuv=(source[0], source[1], out_matrix) if yuv else None,
+                                finish=stable.finish if finish_on_device else None)
     if tune is None:
         import os
 
@@ -399,7 +419,8 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     with _cudnn_tuned(stylizer, tune):
         return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
                           stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
-                          encoder_options={"crf": crf, "preset": preset}, planes=bool(yuv))
+                          encoder_options={"crf": crf, "preset": preset}, planes=bool(yuv),
+                          finished=finish_on_device)
 
 
 #: libx264 preset when the style network runs on CUDA. Measured on an H100 host (16 cores, torch 2.11,

@@ -273,7 +273,7 @@ class TemporalStabilizer:
                 keep = F.interpolate(keep, size=(h, w), mode="bilinear", align_corners=False)
             keep = keep * self.strength
             flow = FlowEstimator.upscale(flow.to(out.device), h, w)
-            out = out + keep * (warp(prev, flow) - out)
+            out = torch.lerp(out, warp(prev, flow), keep)  # out + keep · (warped − out)
             self.last_trusted = float(keep.mean()) / self.strength
         self._prev_out = out
         return out
