@@ -69,7 +69,7 @@ def main():
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--clips", default="pan,pan_subpixel,zoom,object")
     ap.add_argument("--style", default="starry_night")
-    ap.add_argument("--flows", default="512:fine,512:fast,384:fast,256:fast",
+    ap.add_argument("--flows", default="512:fine,384:auto,384:fast",
                     help="flow settings MAX_SIDE:PRESET, comma-separated (full:fine = no downscaling)")
     ap.add_argument("--strength", type=float, default=0.35, help="the stabilizer's blend strength")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")

@@ -60,9 +60,10 @@ def video_options(f):
         click.option("--duration", cls=_VideoOption, callback=_time_option, metavar="TIME",
                      help="Videos: process only this long a part (seconds or 0:45) from --start."),
         click.option("--stable/--no-stable", "stable", cls=_VideoOption, default=None,
-                     help="Videos: carry each result along the motion into the next frame (optical flow, "
-                          "occlusions masked) so strokes stay put instead of flickering. Default: on for dream, "
-                          "off for stylize."),
+                     help="Videos: steadier results. stylize shifts each frame so the scene keeps its place on the "
+                          "network's grid as the camera moves, and blends in the previous result carried along the "
+                          "optical flow (occlusions masked); dream starts each frame from the previous dream carried "
+                          "along the flow. Default: on for dream, off for stylize."),
     ]
     for option in reversed(options):
         f = option(f)

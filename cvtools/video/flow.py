@@ -35,7 +35,13 @@ Frame = Union[np.ndarray, torch.Tensor]
 #: scale 0): on the synthetic clips at 256×160 it halves the end-point error of the zoom and the
 #: moving object (0.12 → 0.06, 0.21 → 0.11 px) and makes integer pans exact, at about the
 #: same time per flow at that size
-PRESETS = ("ultrafast", "fast", "medium", "fine")
+PRESETS = ("ultrafast", "fast", "medium", "fine", "auto")
+
+#: preset "auto": "fine" where the working frame's longer side is at most this (a few ms more per
+#: flow on small frames, exact integer pans), else "medium" (at 384 px: 0.39 of frame-by-frame
+#: warping error on the 1080p zoom and moving object against 0.35-0.37 with "fine" at 512 px, for
+#: about a quarter of the time; benchmarks/video_stable.py, BENCHMARKS.md)
+AUTO_FINE_SIDE = 256
 
 
 def _cv2():
@@ -87,20 +93,28 @@ class FlowEstimator:
 
     max_side: frames whose longer side exceeds this are downscaled (area averaging) before the
     flow is computed, and the flow is resized and scaled back (None: full size). preset:
-    "ultrafast" | "fast" | "medium" (OpenCV's presets: more iterations, finer patches) | "fine".
+    "ultrafast" | "fast" | "medium" (OpenCV's presets: more iterations, finer patches) | "fine" |
+    "auto" ("fine" up to :data:`AUTO_FINE_SIDE` working pixels, else "medium").
     """
 
     def __init__(self, max_side: Union[int, None] = 512, preset: str = "fine"):
         if preset not in PRESETS:
             raise ValueError(f"unknown DIS preset {preset!r} (one of {', '.join(PRESETS)})")
-        cv2 = _cv2()
-        code = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
-        self.dis = cv2.DISOpticalFlow_create(code)
-        if preset == "fine":
-            self.dis.setFinestScale(0)
+        self._dis = {}
+        self.dis = self._make("fine" if preset == "auto" else preset)  # checks OpenCV now
         self.max_side = max_side
         self.preset = preset
+
+    def _make(self, preset: str):
+        if preset not in self._dis:
+            cv2 = _cv2()
+            code = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
+            dis = cv2.DISOpticalFlow_create(code)
+            if preset == "fine":
+                dis.setFinestScale(0)
+            self._dis[preset] = dis
+        return self._dis[preset]
 
     def _scaled(self, gray: np.ndarray) -> np.ndarray:
         h, w = gray.shape
@@ -118,7 +132,10 @@ class FlowEstimator:
 
     def _calc(self, sa: np.ndarray, sb: np.ndarray) -> torch.Tensor:
         """2×h×w flow at the working size: sa(x) ≈ sb(x + flow(x))."""
-        return torch.from_numpy(np.ascontiguousarray(self.dis.calc(sa, sb, None))).permute(2, 0, 1).float()
+        dis = self.dis
+        if self.preset == "auto" and max(sa.shape) > AUTO_FINE_SIDE:
+            dis = self._make("medium")
+        return torch.from_numpy(np.ascontiguousarray(dis.calc(sa, sb, None))).permute(2, 0, 1).float()
 
     @staticmethod
     def _upscale(flow: torch.Tensor, h: int, w: int) -> torch.Tensor:
