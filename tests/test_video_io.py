@@ -11,14 +11,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import av  # a dependency: a missing PyAV fails here, it does not skip
 import numpy as np
 import pytest
 
-av = pytest.importorskip("av")
-
-from cvtools.errors import ImageError  # noqa: E402
-from cvtools.video.io import probe_video, read_frames, write_video  # noqa: E402
-from cvtools.video.process import stylize_video  # noqa: E402
+from cvtools.errors import ImageError
+from cvtools.video.io import probe_video, read_frames, write_video
+from cvtools.video.process import stylize_video
 
 W, H, N, FPS, RATE = 64, 48, 12, 12, 48000
 #: blue levels of frame k are 20·k: a decoded frame is identified within ±10
@@ -365,7 +364,7 @@ class DreamStub:
 def test_dream_video_starts_each_frame_from_the_warped_previous_dream(tmp_path, clip):
     import torch
 
-    stability = pytest.importorskip("cvtools.video.stability")  # helper V2's flow (OpenCV)
+    from cvtools.video import stability
     from cvtools.video.process import dream_video
 
     frames = [torch.from_numpy(f.rgb).permute(2, 0, 1).float() / 255 for f in read_frames(clip, duration=0.25)]
@@ -424,7 +423,6 @@ def test_cli_stylize_video_writes_playable_file_and_skips_on_rerun(tmp_path, run
 
 @pytest.mark.slow
 def test_cli_dream_video(tmp_path, run_cli):
-    pytest.importorskip("cvtools.video.stability")  # each frame starts from the warped previous dream
     src = make_clip(tmp_path / "clip.mp4")
     result = run_cli("dream", src, "--weights", "random", "--octaves", "1", "--steps", "1", "--device", "cpu",
                      "--duration", "0.25")
