@@ -115,9 +115,9 @@ class PaintingSettings:
 
     def validated(self) -> "PaintingSettings":
         if self.steps < 0:
-            raise UsageError(f"--steps must be 0 or more, not {self.steps}")
+            raise UsageError(f"steps must be 0 or more, not {self.steps}", param="steps")
         if not 0 < self.style_scale <= 8:
-            raise UsageError(f"--style-scale must be in (0, 8], not {self.style_scale}")
+            raise UsageError(f"style_scale must be in (0, 8], not {self.style_scale}", param="style_scale")
         if self.optimizer not in OPTIMIZERS:
             raise UsageError(f"unknown optimizer {self.optimizer!r}; use {' or '.join(OPTIMIZERS)}")
         if self.coarse_side < 32:
@@ -534,7 +534,7 @@ class PaintingStylizer:
                 loss, parts = loss_fn(picture())
             last = dict(total=float(loss), style=float(parts[0]), content=float(parts[1]), tv=float(parts[2]))
         if not math.isfinite(last["total"]):
-            raise CvtoolsError("the optimisation diverged (the loss is not finite); try --precision fp32")
+            raise CvtoolsError("the optimisation diverged (the loss is not finite); try precision='fp32'", param="precision")
         self.last_losses.append(dict(last, start=state["start"], side=level_side, steps=steps))
         with torch.no_grad():
             x = picture().contiguous()
@@ -550,7 +550,7 @@ class PaintingStylizer:
         from cvtools.style.stylize import finish_pixels
 
         if not 0.0 <= strength <= 1.0:
-            raise UsageError(f"--strength must be between 0 and 1, not {strength}")
+            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
         if torch.is_tensor(image):
             image = (image[0] if image.dim() == 4 else image).float()
         else:

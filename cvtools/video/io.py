@@ -186,7 +186,8 @@ def _limits(path, w: int, h: int, max_pixels) -> None:
     limit = max_pixels_from_env() if max_pixels == -1 else max_pixels
     if limit and w * h > limit:
         raise ImageError(path, f"video frames are {w}x{h} ({w * h / 1e6:.1f} megapixels), over the "
-                               f"{limit / 1e6:.1f} megapixel safety limit; pass --max-pixels 0 to allow it")
+                               f"{limit / 1e6:.1f} megapixel safety limit; pass max_pixels=0 to allow it",
+                         param="max_pixels")
 
 
 def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
@@ -227,7 +228,8 @@ def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
             frames = int(stream.frames) if stream.frames else (round(duration * fps) if duration else None)
             if (frames and frames > MAX_FRAMES) or (duration and duration * fps > MAX_FRAMES):
                 raise ImageError(path, f"{frames or round(duration * fps):,} frames, over the {MAX_FRAMES:,} frame "
-                                       "limit; cut it first (--start/--duration read only part of a clip)")
+                                       "limit; cut it first (`start`/`duration` read only part of a clip)",
+                                 param=("start", "duration"))
             audio = container.streams.audio[0] if container.streams.audio else None
             codec = cc.name or "unknown"
             # the first frame must decode (a damaged or unsupported stream fails here, before any output)
@@ -356,7 +358,7 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
     if start < 0 or (duration is not None and duration <= 0):
         raise ImageError(path, f"bad frame range (start {start}, duration {duration})")
     if info.duration is not None and start >= info.duration:
-        raise ImageError(path, f"--start {start:g} s is past the end of the clip ({info.duration:.2f} s)")
+        raise ImageError(path, f"start={start:g} s is past the end of the clip ({info.duration:.2f} s)", param="start")
     (w, h), _ = output_size(info, size, even)
     if info.kind == "animation":
         yield from _read_animation(info, start, duration, (w, h))
