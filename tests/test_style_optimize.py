@@ -302,3 +302,31 @@ def test_tone_term_adds_the_low_passed_luminance_distance(lite0):
     expected = 5.0 * float(tone_distance(darker[None], photo[None]))
     assert expected > 1e-3  # a real difference, not rounding
     assert b["total"] - a["total"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_own_adam_matches_torch_optim_adam_and_imports_no_dynamo():
+    """The picture's Adam is torch.optim.Adam's arithmetic (same ops, same order: equal to a
+    few fp32 ulps) without importing torch._dynamo, which any torch.optim optimizer does."""
+    import subprocess
+    import sys
+
+    from cvtools.style.optimize import Adam
+
+    g = torch.Generator().manual_seed(0)
+    target = torch.randn(3, 17, 9, generator=g)
+    a = torch.zeros(3, 17, 9, requires_grad=True)
+    b = a.detach().clone().requires_grad_(True)
+    ours, theirs = Adam([a], lr=0.05), torch.optim.Adam([b], lr=0.05, foreach=False)
+    for _ in range(20):
+        for p, opt in ((a, ours), (b, theirs)):
+            opt.zero_grad(set_to_none=True)
+            ((p - target) ** 3).abs().sum().backward()
+            opt.step()
+    # 20 steps of at most lr each from 0; a few ulps of |p| <= 1 per step
+    assert torch.allclose(a, b, rtol=0, atol=20 * 8 * 2.0 ** -24)
+    assert float((a - b).abs().max()) < float(a.abs().max()) * 1e-5 and float(a.abs().max()) > 0.5
+    code = ("import sys, torch\nfrom cvtools.style.optimize import Adam\n"
+            "z = torch.zeros(2, requires_grad=True); o = Adam([z], lr=0.1); z.sum().backward(); o.step()\n"
+            "print('torch._dynamo' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
