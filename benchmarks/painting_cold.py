@@ -16,6 +16,7 @@ def main():
     ap.add_argument("painting")
     ap.add_argument("photo")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--no-graphs", action="store_true", help="eager steps (the baseline of the CUDA-graph path)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     import torch
@@ -27,7 +28,7 @@ def main():
         if torch.cuda.is_available() and args.device.startswith("cuda"):
             torch.cuda.synchronize()
 
-    ps = PaintingStylizer(args.painting, device=args.device)
+    ps = PaintingStylizer(args.painting, device=args.device, **({"cuda_graphs": False} if args.no_graphs else {}))
     sync()
     print(f"construct {time.perf_counter() - t0:.2f} s, networks {[n[0].name for n in ps.networks]}", flush=True)
     photo = pil_to_tensor(load_image(args.photo).rgb)
