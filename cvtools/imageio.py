@@ -634,10 +634,22 @@ def read_marker(path) -> Optional[dict]:
             except Image.DecompressionBombError:  # a large output (allowed by our limit): headers only
                 with _pillow_settings(lift_pixel_limit=True):
                     raw = _marker_text(path)
-        if not raw or len(raw) > 65536:
-            return None
+    except Exception:  # not an image, damaged
+        return None
+    return parse_marker(raw)
+
+
+def parse_marker(raw) -> Optional[dict]:
+    """A provenance marker's JSON text (as written by :func:`output_metadata`, or a video's
+    comment after its "cvtools:" prefix) validated: a dict with string command, digest and
+    input, options a dict; None when absent, oversized or malformed."""
+    import json
+
+    if not raw or len(raw) > 65536:
+        return None
+    try:
         marker = json.loads(raw)
-    except Exception:  # not an image, damaged, a deeply nested or malformed marker
+    except Exception:  # a deeply nested or malformed marker
         return None
     if not (isinstance(marker, dict) and isinstance(marker.get("command"), str)
             and isinstance(marker.get("digest"), str) and isinstance(marker.get("input"), str)):

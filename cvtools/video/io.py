@@ -904,19 +904,10 @@ def read_video_comment(path) -> Optional[str]:
 def read_video_marker(path) -> Optional[dict]:
     """The provenance marker of a video cvtools wrote (its container's comment, "cvtools:{...}"),
     validated like :func:`cvtools.imageio.read_marker`'s; None when absent or malformed."""
-    import json
+    from cvtools.imageio import parse_marker
 
     text = read_video_comment(path)
     prefix = "cvtools:"
-    if not text or not text.startswith(prefix) or len(text) > 65536:
+    if not text or not text.startswith(prefix):
         return None
-    try:
-        marker = json.loads(text[len(prefix):])
-    except Exception:
-        return None
-    if not (isinstance(marker, dict) and isinstance(marker.get("command"), str)
-            and isinstance(marker.get("digest"), str) and isinstance(marker.get("input"), str)):
-        return None
-    if not isinstance(marker.get("options"), dict):
-        marker["options"] = {}
-    return marker
+    return parse_marker(text[len(prefix):])
