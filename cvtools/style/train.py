@@ -933,12 +933,15 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
                          rank=trainer.dist.rank, world=trainer.dist.world_size)
     loop = _TrainingLoop(trainer, start, progress)
     loop.run(loader, preview, preview_every, preview_dir)
-    if not trainer.dist.is_main:  # rank 0 writes the files; the others are done
+    if not trainer.dist.is_main:  # rank 0 writes the files; the others wait for it, then leave
+        distributed.finish()
         return TrainResult(trainer.out_dir / f"{c.name}.safetensors", trainer.out_dir / f"{c.name}.json",
                            trainer.checkpoint_path, trainer.step_count, {}, loop.images_per_second,
                            trainer.elapsed, loop.steady_images_per_second)
     ckpt = trainer.save_checkpoint()
-    return _write_style(trainer, loop, files, ckpt)
+    result = _write_style(trainer, loop, files, ckpt)
+    distributed.finish()
+    return result
 
 
 def _settle_config(config: TrainConfig, resume, settings_given: Optional[set]):
