@@ -127,6 +127,21 @@ def pack(out: Path, names, export: Path):
     tmp.replace(export / "bundle.tar")
 
 
+#: the recipe keys of a bundled record that say how it trained (TrainConfig fields)
+RECORD_RECIPE_KEYS = ("style_weight", "content_weight", "tv_weight", "temporal_weight", "steps", "batch_size",
+                      "image_size", "style_size", "lr", "seed", "crop_scale", "style_layers", "content_layer",
+                      "style_layer_weights", "objective")
+
+
+def recipe_from_record(name):
+    """The training recipe of the bundled style NAME, from styles/NAME.json."""
+    recipe = json.loads((ROOT / "styles" / f"{name}.json").read_text())["recipe"]
+    out = {k: recipe[k] for k in RECORD_RECIPE_KEYS if k in recipe}
+    if "crop_scale" in out:
+        out["crop_scale"] = tuple(out["crop_scale"])
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
@@ -144,6 +159,9 @@ def main(argv=None):
     ap.add_argument("--plan", help='JSON (or @file.json): {"mona": [{"style_weight": 2}, {"tag": "b", '
                     '"style_weight": 4}], ...}: runs per style (names NAME__TAG, or NAME__key-value); a variant '
                     'may set "objective" (a dict) and "painting_rot90" (ablation); overrides --only/--grid')
+    ap.add_argument("--from-records", action="store_true",
+                    help="each style's recipe from its bundled record (styles/NAME.json: weights, steps, batch, "
+                         "objective): retrain the bundled styles as they are, plus --grid/--set changes")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--workers", type=int)
     ap.add_argument("--deadline", type=float, default=1e9, help="stop starting new styles after this many seconds")
@@ -193,7 +211,7 @@ def main(argv=None):
             runs.append((n, n + tag, dict(STYLES[n]["recipe"], **v)))
         names = []
     for n in names:
-        base = dict(STYLES[n]["recipe"], **overrides.get(n, {}))
+        base = dict(recipe_from_record(n) if args.from_records else STYLES[n]["recipe"], **overrides.get(n, {}))
         if args.grid:
             key, _, values = args.grid.partition("=")
             for v in values.split(","):
@@ -221,8 +239,8 @@ def main(argv=None):
             c.style_image = str(turned)
         for k, v in recipe.items():
             setattr(c, k, v)
-        if args.tiny:
-            c.style_size = 128
+        if args.tiny:  # whatever the recipe says
+            c.style_size, c.steps, c.batch_size = 128, 3, 2
         return c
 
     steps = args.steps

@@ -209,3 +209,53 @@ def test_preloaded_photos_give_the_same_samples(tmp_path):
     assert pre.preload(threads=2) == 3  # the undecodable file is left to be skipped as before
     for k in range(12):
         assert torch.equal(plain[k], pre[k]), k
+
+
+# ---------------------------------------------------------------- the stability (temporal) term
+def test_stability_pair_moves_by_pixels():
+    from cvtools.style.train import stability_pair
+
+    x = torch.rand(3, 3, 48, 64, generator=torch.Generator().manual_seed(0))
+    still = stability_pair(x, torch.Generator().manual_seed(1), {"shift": 0, "zoom": 0, "turn": 0})
+    # no move: bilinear sampling at the pixel centres, exact up to the grid's fp32 rounding
+    # (coordinates ~1 with ulp 1.2e-7, times a pixel step of at most 1 intensity unit)
+    assert float((still.image - x).abs().max()) < 1e-4
+    # a shift moves the content by the generator's draw, in pixels: a dot's bilinear centre of
+    # mass lands exactly there
+    dot = torch.zeros(1, 1, 48, 64)
+    dot[..., 24, 32] = 1.0
+    dot = dot.expand(1, 3, 48, 64).contiguous()
+    for seed in range(5):
+        p = stability_pair(dot, torch.Generator().manual_seed(seed), {"shift": 2.0, "zoom": 0, "turn": 0})
+        r = torch.rand(1, 4, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 2 - 1
+        img = p.image[0, 0].double()
+        ys, xs = torch.meshgrid(torch.arange(48.0, dtype=torch.float64), torch.arange(64.0, dtype=torch.float64),
+                                indexing="ij")
+        cx, cy = float((img * xs).sum() / img.sum()), float((img * ys).sum() / img.sum())
+        # sampling x(p + d) moves the content by −d
+        assert abs(cx - (32 - 2.0 * float(r[0, 2]))) < 1e-3 and abs(cy - (24 - 2.0 * float(r[0, 3]))) < 1e-3
+
+
+def test_stability_distance_is_zero_for_a_moving_network_and_not_for_a_grid_pattern():
+    from cvtools.style.train import stability_pair
+
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    pair = stability_pair(x, torch.Generator().manual_seed(3))
+    # an effect that commutes with moves (a pointwise colour change): distance at rounding level
+    assert float(pair.distance(pair.image * 0.5 + 0.1, x * 0.5 + 0.1)) < 1e-10
+    # an effect tied to the pixel grid (a fixed checkerboard added) does not move with the photo
+    checker = ((torch.arange(64)[:, None] + torch.arange(64)[None]) % 2).float() * 0.2
+    assert float(pair.distance(pair.image + checker, x + checker)) > 1e-3
+
+
+def test_training_with_the_stability_term_lowers_it_and_records_it(photos, tmp_path):
+    c = config(photos, tmp_path, steps=8, lr=5e-3, temporal_weight=1000.0, style_weight=0.0, content_weight=0.0,
+               tv_weight=0.0)
+    trainer = Trainer(c)
+    batch = torch.stack([PhotoCrops(sorted(photos.glob("p*.jpg")), 64, seed=0)[k] for k in range(2)])
+    first = [float(trainer.step(batch)["temporal"]) for _ in range(8)]
+    # the term alone, weighted up: Adam must bring it down (the moves are random per step, so
+    # compare the mean of the first and last three steps rather than two single steps)
+    assert np.mean(first[-3:]) < 0.7 * np.mean(first[:3]), first
+    with pytest.raises(ValueError):
+        config(photos, tmp_path, temporal_weight=-1.0).check()

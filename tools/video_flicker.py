@@ -238,7 +238,7 @@ def main(argv=None):
         styles = args.style or bundled_names()
         yard = None
         shared = Path(args.shared)
-        if args.table and (shared / "styles").is_dir():
+        if (shared / "styles").is_dir():
             yard = StyleYardstick(shared)
         rows = []
         last = None

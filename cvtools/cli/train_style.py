@@ -28,6 +28,9 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 @click.option("--content-weight", type=float, default=1.0, show_default=True, help="How much the photo's content must survive.")
 @click.option("--style-weight", type=float, default=10.0, show_default=True, help="How strongly to match the painting.")
 @click.option("--tv-weight", type=float, default=1e-4, show_default=True, help="Smoothness prior (against speckle).")
+@click.option("--temporal-weight", type=float, default=0.0, show_default=True,
+              help="Steadiness for video: the output of a slightly moved photo must be the moved output "
+                   "(0: off). Steadier video, softer fine texture.")
 @click.option("--style-layers", metavar="L1,L2,...", help="Backbone layers for the style loss (default: the backbone's; see `cvtools layers`).")
 @click.option("--layer-weights", metavar="W1,W2,...", help="Relative weight of each style layer (default: equal).")
 @click.option("--content-layer", metavar="LAYER", help="Backbone layer for the content loss (default: the backbone's).")
@@ -63,7 +66,7 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 @quiet_option
 @click.pass_context
 def train_style(ctx, style_image, photos, name, output, overwrite, backbone, backbone_weights, steps, batch_size,
-                image_size, style_size, content_weight, style_weight, tv_weight, style_layers, layer_weights,
+                image_size, style_size, content_weight, style_weight, tv_weight, temporal_weight, style_layers, layer_weights,
                 content_layer, lr, width, seed, checkpoint_every, resume, resume_new, preview, preview_every, workers,
                 device, precision, compile_, gpus, title, artist, year, quiet):
     """Train a fast style network: one painting, a folder of photos.
@@ -115,7 +118,7 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
         backbone=backbone, backbone_weights=backbone_weights,
         style_layers=[s.strip() for s in style_layers.split(",")] if style_layers else None,
         style_layer_weights=floats(layer_weights, "layer-weights"), content_layer=content_layer,
-        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, steps=steps,
+        content_weight=content_weight, style_weight=style_weight, tv_weight=tv_weight, temporal_weight=temporal_weight, steps=steps,
         batch_size=batch_size, image_size=image_size, style_size=style_size, lr=lr, seed=seed, width=width,
         checkpoint_every=checkpoint_every, preview_every=preview_every, preview=preview, device=device,
         precision=precision, workers=workers, compile=compile_, title=title, artist=artist, year=year)

@@ -35,6 +35,7 @@ from typing import Callable, Dict, Iterator, List, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from cvtools.errors import CvtoolsError, UsageError, WeightsError, first_line
 
@@ -84,6 +85,10 @@ class TrainConfig:
     content_weight: float = 1.0
     style_weight: float = 10.0
     tv_weight: float = 1e-4
+    #: weight of the stability term (0: off): the network's output on a slightly moved photo
+    #: (shift, zoom, turn: :func:`stability_pair`) should be its output on the photo, moved the
+    #: same way, so that video frames do not flicker (mean squared difference in [0, 1] RGB)
+    temporal_weight: float = 0.0
     #: options of the stronger style objective (cvtools.style.losses.check_objective), e.g.
     #: {"transform": "swag", "tone_weight": 20}; None: plain Grams in the main backbone
     objective: Optional[Dict] = None
@@ -177,7 +182,7 @@ class TrainConfig:
                 isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0
                 for v in self.style_layer_weights):
             raise ValueError("style_layer_weights must be numbers, 0 or more")
-        for key in ("content_weight", "style_weight", "tv_weight"):
+        for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
             number(key, 0, 1e9)
         number("lr", 1e-12, 10)
         number("steps", 1, MAX_STEPS, integer=True)
@@ -475,6 +480,58 @@ def _atomic_torch_save(obj, path: Path) -> None:
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
+#: the moves of the stability term, per photo, uniform in ±: shift (pixels), zoom (fraction),
+#: turn (degrees). A video's frame-to-frame motion is mostly of this size (the synthetic clips
+#: of cvtools.video.synthetic: pans of 0.5-2 px, zooms of 1.2 % per frame).
+STABILITY_MOVES = {"shift": 2.0, "zoom": 0.02, "turn": 1.0}
+#: pixels at the border left out of the stability term (where a move brings in reflected
+#: content that the original photo does not have)
+STABILITY_BORDER = 8
+
+
+@dataclass
+class StabilityPair:
+    """The photos moved (``image``), and the same move for the outputs (:meth:`move`)."""
+
+    image: torch.Tensor
+    grid: torch.Tensor
+
+    def move(self, y: torch.Tensor) -> torch.Tensor:
+        return F.grid_sample(y.float(), self.grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    def distance(self, y_moved: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference, in fp32, between the output of the moved photo and the
+        moved output, inside the border."""
+        b = STABILITY_BORDER
+        d = y_moved.float() - self.move(y)
+        if d.shape[-1] > 4 * b and d.shape[-2] > 4 * b:
+            d = d[..., b:-b, b:-b]
+        return d.pow(2).mean()
+
+
+def stability_pair(x: torch.Tensor, generator: torch.Generator, moves: Optional[Dict[str, float]] = None) -> StabilityPair:
+    """Each photo of the batch ``x`` (B×3×H×W in [0, 1]) moved by a small random similarity
+    transform (bilinear, reflected at the borders): what consecutive video frames look like.
+    The stability term of train-style (Gupta et al. 2017's idea: train the network to answer
+    small moves with the same strokes, moved) needs no video: only still photos."""
+    m = dict(STABILITY_MOVES, **(moves or {}))
+    n, _, h, w = x.shape
+    r = torch.rand(n, 4, generator=generator, dtype=torch.float64) * 2 - 1
+    scale = 1 + m["zoom"] * r[:, 0]
+    angle = torch.deg2rad(m["turn"] * r[:, 1])
+    # affine_grid works in [-1, 1] units (align_corners=False: a pixel is 2/size wide)
+    tx, ty = m["shift"] * r[:, 2] * 2 / w, m["shift"] * r[:, 3] * 2 / h
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    aspect = h / w  # a turn in pixels, not in the unit square
+    theta = torch.stack([torch.stack([cos, -sin * aspect, tx], 1), torch.stack([sin / aspect, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.float().to(x.device), [n, 3, h, w], align_corners=False)
+    pair = StabilityPair(x, grid)
+    pair.image = pair.move(x).to(x.dtype)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        pair.image = pair.image.contiguous(memory_format=torch.channels_last)
+    return pair
+
+
 class Trainer:
     """Owns the network, optimizer, loss and step counter of one training run."""
 
@@ -612,10 +669,24 @@ class Trainer:
         x = batch_uint8.to(self.device, non_blocking=True).float().div_(255.0)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        moved = None
+        if c.temporal_weight:
+            # the moved copies go through the network in the same batch (one launch per layer;
+            # instance norm keeps the samples independent); only the originals get the
+            # perceptual loss, whose backbone passes are the expensive part
+            moved = stability_pair(x, self._stability_generator())
+            x = torch.cat([x, moved.image])
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
             y = self._forward_first(x) if self._first_step else self.forward(x)
+            if moved is not None:
+                y, y_moved = y.chunk(2)
+                x = x[:len(y)]
             total, parts = self.loss_fn(y, x)
+        if moved is not None:
+            temporal = moved.distance(y_moved, y)
+            total = total + c.temporal_weight * temporal
+            parts["temporal"] = temporal.detach()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
@@ -623,6 +694,13 @@ class Trainer:
         self.step_count += 1
         parts["total"] = total.detach()
         return parts
+
+    def _stability_generator(self) -> torch.Generator:
+        """The random moves of the stability term: seeded from the run's seed (a CPU generator:
+        the same moves on every device)."""
+        if getattr(self, "_moves", None) is None:
+            self._moves = torch.Generator().manual_seed(self.config.seed + 7919 * (self.dist.rank + 1))
+        return self._moves
 
     def _forward_first(self, x):
         """The first forward, where torch.compile does its work: if compiling fails (no
@@ -1119,7 +1197,8 @@ def _write_style(trainer: Trainer, loop: _TrainingLoop, files: List[Path], check
     weights_path = trainer.out_dir / f"{c.name}.safetensors"
     sha = save_style_weights(trainer.net.cpu(), weights_path, name=c.name)
     tail = trainer.history[-5:]  # the last few log intervals: one interval is noisy
-    final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "content", "tv", "total")} if tail else {}
+    final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "content", "tv", "temporal", "total")
+             if all(k in h for h in tail)} if tail else {}
     record = _style_record(trainer, loop, files, weights_path, sha, final)
     record_path = record.save(trainer.out_dir / f"{c.name}.json")
     return TrainResult(weights_path, record_path, checkpoint, trainer.step_count, final,
@@ -1142,6 +1221,7 @@ def _style_record(trainer: Trainer, loop: _TrainingLoop, files: List[Path], weig
                 "style_layers": trainer.style_layers,
                 "style_layer_weights": c.style_layer_weights, "content_layer": trainer.content_layer,
                 "content_weight": c.content_weight, "style_weight": c.style_weight, "tv_weight": c.tv_weight,
+                **({"temporal_weight": c.temporal_weight} if c.temporal_weight else {}),
                 "steps": c.steps, "batch_size": c.batch_size, "image_size": c.image_size,
                 "style_size": c.style_size, "style_pixels": list(trainer.style_pixels),
                 "crop_scale": list(c.crop_scale), "lr": c.lr, "lr_schedule": "warm-up, cosine to 0.1",
