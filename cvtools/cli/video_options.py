@@ -61,9 +61,10 @@ def video_options(f):
                      help="Videos: process only this long a part (seconds or 0:45) from --start."),
         click.option("--stable/--no-stable", "stable", cls=_VideoOption, default=None,
                      help="Videos: steadier results. stylize shifts each frame so the scene keeps its place on the "
-                          "network's grid as the camera moves, and blends in the previous result carried along the "
-                          "optical flow (occlusions masked); dream starts each frame from the previous dream carried "
-                          "along the flow. Default: on for dream, off for stylize."),
+                          "network's grid as the camera moves, and, for styles trained without a stability term, "
+                          "blends in the previous result carried along the optical flow (occlusions masked); dream "
+                          "starts each frame from the previous dream carried along the flow. Default: on for dream, "
+                          "off for stylize (styles trained with --temporal-weight are steady frame by frame)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -278,9 +279,9 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
 
         stabilizer = None
         if stable:
-            from cvtools.video.stability import TemporalStabilizer
+            from cvtools.video.stability import TemporalStabilizer, blend_for
 
-            stabilizer = TemporalStabilizer()
+            stabilizer = TemporalStabilizer(blend_for(stylizer))
         return stylize_video(stylizer, path, target, start=start or 0.0, duration=duration, size=size,
                              strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,
                              progress=progress, notify=notify, info=info)

@@ -31,6 +31,10 @@ import torch.nn.functional as F
 
 from cvtools.video.flow import FlowEstimator, Frame, flow_and_occlusion, frame_size, to_tensor, warp
 
+#: the blend of :class:`TemporalStabilizer` for a style network trained without the stability
+#: term (see its docstring and :func:`blend_for`)
+DEFAULT_BLEND = 0.35
+
 
 def _pair_error(out_t: torch.Tensor, out_prev: torch.Tensor, flow: torch.Tensor, occluded: torch.Tensor) -> float:
     """Lai et al.'s E_t for one pair (outputs as 1×3×H×W float)."""
@@ -185,7 +189,7 @@ class TemporalStabilizer:
     quarter of the time of 512 px "fine" on a CPU core (17 against 54-75 ms per 1080p frame).
     """
 
-    def __init__(self, strength: float = 0.35, phase_lock: bool = True, stride: int = 4,
+    def __init__(self, strength: float = DEFAULT_BLEND, phase_lock: bool = True, stride: int = 4,
                  max_side: Optional[int] = 384, preset: str = "auto", feather: int = 2, cut_fraction: float = 0.5):
         if not 0.0 <= strength < 1.0:
             raise ValueError(f"stabilizer strength must be in [0, 1), not {strength}")
@@ -285,14 +289,32 @@ class TemporalStabilizer:
         return out
 
 
-def stabilize(inputs: Iterable[Frame], outputs: Iterable[Frame], strength: float = 0.35, **kwargs) -> List[Frame]:
+def blend_for(stylizer) -> float:
+    """The blend a stabilizer should use for ``stylizer``'s network.
+
+    A network trained with train-style's stability term (``recipe.temporal_weight`` > 0) already
+    answers small moves with moved strokes: frame by frame its warping error measured 0.36-0.43
+    of the same painting's network trained without it, at equal or lower style distance
+    (QUALITY.md, "Video: temporal stability"). Blending on top of it averages strokes that no
+    longer need averaging (the style distance rose 20-28 % at 0.35), so such networks get the
+    phase lock alone (0). Other networks (and anything that is not a trained style) get
+    :data:`DEFAULT_BLEND`.
+    """
+    record = getattr(stylizer, "record", None)
+    recipe = getattr(record, "recipe", None) or {}
+    weight = recipe.get("temporal_weight", 0) if isinstance(recipe, dict) else 0
+    steady = isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0
+    return 0.0 if steady else DEFAULT_BLEND
+
+
+def stabilize(inputs: Iterable[Frame], outputs: Iterable[Frame], strength: float = DEFAULT_BLEND, **kwargs) -> List[Frame]:
     """Blend only: finished outputs through one :class:`TemporalStabilizer` (a list, in the
     outputs' form)."""
     st = TemporalStabilizer(strength, phase_lock=False, **kwargs)
     return [st.step(a, b) for a, b in zip(inputs, outputs)]
 
 
-def stabilized_effect(frames: Iterable[Frame], effect, strength: float = 0.35, **kwargs) -> List[Frame]:
+def stabilized_effect(frames: Iterable[Frame], effect, strength: float = DEFAULT_BLEND, **kwargs) -> List[Frame]:
     """Phase lock + blend: ``effect`` (frame → output of the same size) run on every frame
     through one :class:`TemporalStabilizer` (a list)."""
     st = TemporalStabilizer(strength, **kwargs)
