@@ -144,7 +144,7 @@ def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flo
     return row, fbf, st
 
 
-def side_by_side(path, fbf, st, fps=12, label=True, scale=1.0):
+def side_by_side(path, fbf, st, fps=12, label=True, scale=1.0, labels=("frame by frame", "stable")):
     """An animated WebP/GIF: frame-by-frame on the left, stable on the right."""
     import numpy as np
     from PIL import Image, ImageDraw
@@ -161,7 +161,7 @@ def side_by_side(path, fbf, st, fps=12, label=True, scale=1.0):
             im = im.resize((round(im.width * scale), round(im.height * scale)), Image.LANCZOS)
         if label:
             d = ImageDraw.Draw(im)
-            for x, text in ((4, "frame by frame"), (im.width // 2 + 4, "stable")):
+            for x, text in ((4, labels[0]), (im.width // 2 + 4, labels[1])):
                 for dx in (-1, 0, 1):
                     for dy in (-1, 0, 1):
                         d.text((x + dx, 3 + dy), text, fill=(0, 0, 0))
