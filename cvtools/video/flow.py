@@ -150,6 +150,12 @@ class FlowEstimator:
         sa, sb, (h, w) = self._working(a, b)
         return self._upscale(self._calc(sa, sb), h, w)
 
+    def forward_small(self, cur: Frame, prev: Frame) -> Tuple[torch.Tensor, Tuple[int, int]]:
+        """(flow cur→prev, (H, W)) at the working size, without the backward flow and the
+        occlusion test (half the work of :meth:`pair_small`: for the dominant motion only)."""
+        sa, sb, size = self._working(cur, prev)
+        return self._calc(sa, sb), size
+
     def pair_small(self, cur: Frame, prev: Frame, **occlusion) -> Tuple[torch.Tensor, torch.Tensor, Tuple[int, int]]:
         """(flow cur→prev, occluded, (H, W)) at the working size (flow in working-size pixels):
         the frames are converted once, both flows and the forward-backward test run there (the

@@ -224,16 +224,32 @@ class TemporalStabilizer:
             return None, None
         if self.strength == 0 and not self.phase_lock:
             return None, None
+        if self.strength == 0:
+            # phase lock alone (steady networks) needs only the dominant motion: one flow, no
+            # backward flow or occlusion test (half the flow work; the median of all pixels
+            # stands in for the median of the trusted ones)
+            flow, (h, w) = self.estimator.forward_small(frame_in, last)
+            self._motion -= self._dominant(flow, None, h, w)
+            return None, None
         flow, occluded, (h, w) = self.estimator.pair_small(frame_in, last)
         if float(occluded.float().mean()) > self.cut_fraction:
             return None, None  # a cut: nothing to blend, the grid phase may stay
-        step = max(1, max(occluded.shape) // 256)  # the median of a ~256-px grid of samples is enough
-        keep = ~occluded[::step, ::step]
-        if bool(keep.any()):
-            # the scene moved by -flow: the median over trusted pixels is the camera's motion
-            scale = torch.tensor([w / flow.shape[-1], h / flow.shape[-2]], dtype=torch.float64)
-            self._motion -= flow[:, ::step, ::step][:, keep].median(dim=1).values.double() * scale
+        self._motion -= self._dominant(flow, occluded, h, w)
         return flow, occluded
+
+    @staticmethod
+    def _dominant(flow: torch.Tensor, occluded: Optional[torch.Tensor], h: int, w: int) -> torch.Tensor:
+        """The median flow (x, y) in full-size pixels over the trusted pixels (all when
+        ``occluded`` is None), from a ~256-px grid of samples; zero if none is trusted. The
+        scene moved by minus this: the camera's motion."""
+        step = max(1, max(flow.shape[-2:]) // 256)
+        sample = flow[:, ::step, ::step].reshape(2, -1)
+        if occluded is not None:
+            sample = sample[:, ~occluded[::step, ::step].reshape(-1)]
+        if sample.shape[1] == 0:
+            return torch.zeros(2, dtype=torch.float64)
+        scale = torch.tensor([w / flow.shape[-1], h / flow.shape[-2]], dtype=torch.float64)
+        return sample.median(dim=1).values.double() * scale
 
     def prepare(self, frame_in: Frame) -> Frame:
         """The frame to run the effect on: ``frame_in`` shifted onto the locked grid phase and
