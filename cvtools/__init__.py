@@ -11,3 +11,10 @@ Heavy modules (torch) are imported lazily so ``cvtools --help`` stays instant.
 """
 
 __version__ = "0.1.0"
+
+from pathlib import Path as _Path
+
+#: The sample photos shipped with the package (public domain / CC0: SOURCES.md there); the
+#: repository's ``samples/`` links here. The synthetic test clips, export checks and benchmarks
+#: use them, so they work in an installed copy too.
+SAMPLES_DIR = _Path(__file__).resolve().parent / "data" / "samples"

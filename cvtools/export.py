@@ -256,13 +256,12 @@ def check_bound(precision: str, torch_fp16_error: float = 0.0, scale: float = 1.
 
 
 def default_check_images() -> List[Tuple[str, object]]:
-    """Three photos of different sizes: the repository's samples/ (512×512, 451×300, 640×427)
-    where cvtools runs from a checkout, else three synthetic images of those sizes."""
+    """Three photos of different sizes: the shipped samples (512×512, 451×300, 640×427), or
+    three synthetic images of those sizes if they are missing."""
     import torch
 
+    from cvtools import SAMPLES_DIR as root
     from cvtools.imageio import load_image, pil_to_tensor
-
-    root = Path(__file__).resolve().parent.parent / "samples"
     names = ("astronaut.jpg", "chelsea.jpg", "rocket.jpg")
     if all((root / n).is_file() for n in names):
         try:

@@ -51,7 +51,8 @@ class ColdRow:
 def _photo(path: Path, size, seed: int = 0) -> Path:
     from PIL import Image
 
-    samples = Path(__file__).resolve().parents[2] / "samples"
+    from cvtools import SAMPLES_DIR as samples
+
     names = sorted(p for p in samples.glob("*.jpg"))
     if names:
         im = Image.open(names[seed % len(names)]).convert("RGB")

@@ -28,8 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: Where the sample photos live in a checkout (``samples/`` beside the package).
-SAMPLES = Path(__file__).resolve().parents[2] / "samples"
+from cvtools import SAMPLES_DIR as SAMPLES  # the shipped sample photos (samples/ in a checkout links there)
 
 #: The clips :func:`make_clip` knows, with their default motion.
 KINDS = ("pan", "pan_subpixel", "zoom", "object")
