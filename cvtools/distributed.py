@@ -66,6 +66,8 @@ def init(device: str = "auto") -> DistInfo:
         if use_cuda:
             torch.cuda.set_device(local_rank)
         dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+        global _owned
+        _owned = True
         import atexit
 
         atexit.register(shutdown)  # leave the group cleanly (NCCL warns of leaked resources otherwise)
@@ -115,15 +117,21 @@ def shutdown():
         dist.destroy_process_group()
 
 
+#: True once :func:`init` created the process group (a group the caller made is theirs to end)
+_owned = False
+
+
 def finish():
     """Leave the group together, on the success path: every rank waits at a barrier, then
     destroys its group. Without the barrier a rank that is done early (the ones that do not
     write files) tore its gloo connections down while rank 0 was still using its own, and at
     interpreter exit a gloo thread could end in std::terminate (SIGABRT): seen once in CI on a
-    two-process CPU training run, not reproduced in 40 loaded runs here."""
+    two-process CPU training run, not reproduced in 40 loaded runs here. A group that cvtools did
+    not create (a Python caller's own) is left to its owner, after the barrier."""
     if info().enabled:
         barrier()
-        shutdown()
+        if _owned:
+            shutdown()
 
 
 def relaunch_with_torchrun(nproc: int, argv: Sequence[str]) -> int:

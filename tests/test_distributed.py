@@ -177,3 +177,24 @@ def test_sharded_folder_visualize_splits_the_work(tmp_path, photos):
         assert sum(rank["computed"]) == 3 and rank["prepared"] == 3, (k, rank)
     outputs = sorted(p.name for p in (tmp_path / "maps").iterdir())
     assert outputs == sorted(f"{p.stem}_gradcam.png" for p in photos.iterdir()), outputs
+
+
+_OWN_GROUP_SCRIPT = """
+import torch.distributed as dist
+from cvtools import distributed
+dist.init_process_group("gloo")          # the caller's own group, not cvtools'
+distributed.finish()                     # waits for the others, leaves the group alone
+assert dist.is_initialized(), "finish() destroyed a group cvtools did not create"
+dist.destroy_process_group()
+print("ok", dist.is_initialized())
+"""
+
+
+def test_finish_leaves_a_callers_own_group_alone(tmp_path):
+    script = tmp_path / "own.py"
+    script.write_text(_OWN_GROUP_SCRIPT)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
+                        str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, _why(r)
+    assert r.stdout.count("ok False") == 2, r.stdout
