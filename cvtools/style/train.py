@@ -489,6 +489,10 @@ STABILITY_MOVES = {"shift": 2.0, "zoom": 0.02, "turn": 1.0}
 STABILITY_BORDER = 8
 
 
+def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
 @dataclass
 class StabilityPair:
     """The photos moved (``image``), and the same move for the outputs (:meth:`move`)."""
@@ -497,7 +501,7 @@ class StabilityPair:
     grid: torch.Tensor
 
     def move(self, y: torch.Tensor) -> torch.Tensor:
-        return F.grid_sample(y.float(), self.grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        return _sample(y, self.grid)
 
     def distance(self, y_moved: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean squared difference, in fp32, between the output of the moved photo and the
@@ -525,11 +529,10 @@ def stability_pair(x: torch.Tensor, generator: torch.Generator, moves: Optional[
     aspect = h / w  # a turn in pixels, not in the unit square
     theta = torch.stack([torch.stack([cos, -sin * aspect, tx], 1), torch.stack([sin / aspect, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.float().to(x.device), [n, 3, h, w], align_corners=False)
-    pair = StabilityPair(x, grid)
-    pair.image = pair.move(x).to(x.dtype)
+    image = _sample(x, grid).to(x.dtype)
     if x.is_contiguous(memory_format=torch.channels_last):
-        pair.image = pair.image.contiguous(memory_format=torch.channels_last)
-    return pair
+        image = image.contiguous(memory_format=torch.channels_last)
+    return StabilityPair(image, grid)
 
 
 class Trainer:
@@ -669,19 +672,18 @@ class Trainer:
         x = batch_uint8.to(self.device, non_blocking=True).float().div_(255.0)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        moved = None
+        moved, inputs = None, x
         if c.temporal_weight:
             # the moved copies go through the network in the same batch (one launch per layer;
             # instance norm keeps the samples independent); only the originals get the
             # perceptual loss, whose backbone passes are the expensive part
             moved = stability_pair(x, self._stability_generator())
-            x = torch.cat([x, moved.image])
+            inputs = torch.cat([x, moved.image])
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
-            y = self._forward_first(x) if self._first_step else self.forward(x)
+            y = self._forward_first(inputs) if self._first_step else self.forward(inputs)
             if moved is not None:
                 y, y_moved = y.chunk(2)
-                x = x[:len(y)]
             total, parts = self.loss_fn(y, x)
         if moved is not None:
             temporal = moved.distance(y_moved, y)
@@ -696,11 +698,11 @@ class Trainer:
         return parts
 
     def _stability_generator(self) -> torch.Generator:
-        """The random moves of the stability term: seeded from the run's seed (a CPU generator:
-        the same moves on every device)."""
-        if getattr(self, "_moves", None) is None:
-            self._moves = torch.Generator().manual_seed(self.config.seed + 7919 * (self.dist.rank + 1))
-        return self._moves
+        """The random moves of this step's stability term: a function of the run's seed, the
+        rank and the step (a CPU generator: the same moves on every device, and a resumed run
+        makes the moves the uninterrupted run would have made)."""
+        key = (self.config.seed * 1_000_003 + self.step_count) * 7919 + self.dist.rank
+        return torch.Generator().manual_seed(key % (2 ** 63))
 
     def _forward_first(self, x):
         """The first forward, where torch.compile does its work: if compiling fails (no
