@@ -540,6 +540,10 @@ class VideoWriter:
             stream.width, stream.height = self.width, self.height
             stream.pix_fmt = "yuv420p"
             stream.codec_context.thread_count = threads
+            # PyAV opens encoders with slice threads; x264 then splits every frame into one
+            # slice per core, which scales poorly on many cores. Frame threads (what FFmpeg
+            # itself defaults to) encode whole frames in parallel: BENCHMARKS.md, "Video"
+            stream.thread_type = "AUTO"
             self.time_base = Fraction(1, 90000) if fmt != "webm" else Fraction(1, 1000)
             stream.time_base = self.time_base
             stream.codec_context.time_base = self.time_base
