@@ -310,3 +310,38 @@ def test_phase_lock_alone_tracks_the_motion_with_one_flow(monkeypatch):
         expected = np.array([1.37, 0.61]) * (len(clip) - 1)
         assert np.abs(moved - expected).max() < 0.5, (strength, moved, expected)
     assert calls["pair"] == len(clip) - 1  # only the blending stabilizer ran the pair of flows
+
+
+@pytest.mark.parametrize("strength", [0.0, 0.35])
+def test_flow_measured_ahead_in_threads_prepares_the_same_frames(strength):
+    """``_prepared`` with flow threads (``measure`` ahead of ``prepare``) gives exactly what the
+    sequential path gives: the same padded frames, grid phases, flows and occlusions, for the
+    phase lock alone (one flow) and with the blend (the pair and the occlusion test), across a
+    change of frame size (a new shot) in the middle."""
+    from types import SimpleNamespace
+
+    from cvtools.video.process import _Clock, _prepared
+
+    clip = synthetic.pan("coffee", frames=7, size=SIZE, velocity=(1.37, 0.61))
+    other = synthetic.pan("chelsea", frames=4, size=(48, 80), velocity=(2.5, -1.0))
+    frames = clip.frames_uint8() + other.frames_uint8()
+
+    def run(workers):
+        st = TemporalStabilizer(strength=strength)
+        out = [f.rgb for f in _prepared((SimpleNamespace(rgb=a) for a in frames), st, _Clock(), workers=workers)]
+        phases = [p for _, _, p, _ in st._pending]
+        flows = [(fl, occ) for fl, occ, _, _ in st._pending]
+        return out, phases, flows, st._motion.clone()
+
+    seq, threaded = run(1), run(3)
+    assert len(seq[0]) == len(threaded[0]) == len(frames)
+    for a, b in zip(seq[0], threaded[0]):
+        assert a.shape == b.shape and np.array_equal(a, b)
+    assert seq[1] == threaded[1]
+    assert len(set(seq[1])) > 1  # the pan moved the grid phase: the comparison has teeth
+    for (fa, oa), (fb, ob) in zip(seq[2], threaded[2]):
+        assert (fa is None) == (fb is None)
+        assert fa is None or strength > 0  # the phase lock alone keeps no flows
+        if fa is not None:
+            assert torch.equal(fa, fb) and torch.equal(oa, ob)
+    assert torch.equal(seq[3], threaded[3])

@@ -105,6 +105,11 @@ class FlowEstimator:
         self.max_side = max_side
         self.preset = preset
 
+    def copy(self) -> "FlowEstimator":
+        """A new estimator with the same settings (one per thread: OpenCV's DIS objects keep
+        per-call state)."""
+        return FlowEstimator(self.max_side, self.preset)
+
     def _make(self, preset: str):
         if preset not in self._dis:
             cv2 = _cv2()

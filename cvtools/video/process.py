@@ -24,7 +24,9 @@ Library code: nothing is printed; ``progress(done, total)`` and ``notify(message
 
 from __future__ import annotations
 
+import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -213,16 +215,63 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     return result
 
 
-def _prepared(frames, stable, clock: _Clock):
+def flow_workers() -> int:
+    """Threads for the stabilizer's optical flow: a quarter of the cores, at most 4 (the encoder
+    and the decoder want the rest); 1 (in the decoder's thread) on machines of up to 7 cores."""
+    return max(1, min(4, (os.cpu_count() or 1) // 4))
+
+
+def _prepared(frames, stable, clock: _Clock, workers: Optional[int] = None):
     """The decoded frames with ``rgb`` replaced by ``stable.prepare(rgb)`` (the stabilizer's phase
     lock: each frame shifted onto the style network's grid and padded), in frame order. It runs
     in the decoder's thread, so its optical flow (CPU) overlaps the network; ``finish`` in the
-    writer thread crops each result back and blends it (they share only the stabilizer's queue)."""
-    for f in frames:
-        t0 = time.perf_counter()
-        f.rgb = stable.prepare(f.rgb)
-        clock.add("prepare", time.perf_counter() - t0)  # its own key: the writer thread adds "stable"
-        yield f
+    writer thread crops each result back and blends it (they share only the stabilizer's queue).
+
+    The flow between two frames depends on those two frames alone, so with ``workers`` > 1 it is
+    computed by that many threads a few frames ahead (``stable.measure``, one estimator per
+    thread) and only the cheap rest of ``prepare`` (the motion sum, the shift) stays in order:
+    the same frames come out. On a 16-core GPU host one thread of flow was what held ``--stable``
+    to ~21 frames/s at 1080p (BENCHMARKS.md, "Video")."""
+    workers = flow_workers() if workers is None else workers
+    if workers <= 1 or not hasattr(stable, "measure"):
+        for f in frames:
+            t0 = time.perf_counter()
+            f.rgb = stable.prepare(f.rgb)
+            clock.add("prepare", time.perf_counter() - t0)  # its own key: the writer thread adds "stable"
+            yield f
+        return
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    local = threading.local()
+
+    def measure(cur, prev):
+        est = getattr(local, "estimator", None)
+        if est is None:
+            est = local.estimator = stable.estimator.copy()
+        return stable.measure(cur, prev, estimator=est)
+
+    pending = deque()  # (frame, its measurement under way), in frame order
+    prev = None
+    with ThreadPoolExecutor(workers, thread_name_prefix="cvtools-flow") as pool:
+        try:
+            for f in frames:
+                pending.append((f, pool.submit(measure, f.rgb, prev)))
+                prev = f.rgb  # the decoded frame itself (prepare replaces f.rgb, not its pixels)
+                while len(pending) > workers:
+                    yield _prepare_one(stable, clock, *pending.popleft())
+            while pending:
+                yield _prepare_one(stable, clock, *pending.popleft())
+        finally:
+            for _, fut in pending:
+                fut.cancel()
+
+
+def _prepare_one(stable, clock: _Clock, f, measured):
+    t0 = time.perf_counter()
+    f.rgb = stable.prepare(f.rgb, measured=measured.result())
+    clock.add("prepare", time.perf_counter() - t0)
+    return f
 
 
 class _Passthrough(CvtoolsError):

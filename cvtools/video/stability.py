@@ -23,6 +23,7 @@ to the next frame before dreaming it, so the dream's creatures move with the sce
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import dataclass
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -142,6 +143,19 @@ def _pad_frame(frame: Frame, left: int, right: int, top: int, bottom: int) -> Fr
     return y if frame.dim() == 4 else y[0]
 
 
+@dataclass
+class Tracked:
+    """What :meth:`TemporalStabilizer.measure` found between two frames: the camera's motion
+    (x, y px; None: not needed or not trusted), the flow and occlusions for the blend (working
+    size; None without a blend), and whether the frame starts a new shot (no frame before it, or
+    a new size: the grid phase starts again)."""
+
+    motion: Optional[torch.Tensor] = None
+    flow: Optional[torch.Tensor] = None
+    occluded: Optional[torch.Tensor] = None
+    new_shot: bool = False
+
+
 class TemporalStabilizer:
     """Steadier per-frame effects (style transfer) for video: phase locking and flow-warped blending.
 
@@ -213,29 +227,41 @@ class TemporalStabilizer:
         #: the last frame's grid shift (x, y)
         self.last_phase = (0, 0)
 
-    def _track(self, frame_in: Frame) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """Flow and occlusions from ``frame_in`` to the frame tracked before it, at the flow's
-        working size (:meth:`FlowEstimator.pair_small`; None, None for the first frame, a new
-        size, or when nothing needs them)."""
-        last, self._last_in = self._last_in, (frame_in.copy() if isinstance(frame_in, np.ndarray)
-                                              else frame_in.detach().clone())
+    def measure(self, frame_in: Frame, last: Optional[Frame], estimator: Optional[FlowEstimator] = None) -> "Tracked":
+        """The optical-flow work of tracking ``frame_in`` after ``last`` (the frame decoded before
+        it; None for the first): a function of the two frames alone, so it may run in any thread
+        and ahead of :meth:`prepare`, which takes its result (``measured=``). A thread of its own
+        needs its own ``estimator`` (:meth:`FlowEstimator.copy`: OpenCV's DIS objects are not
+        shared across threads)."""
         if last is None or frame_size(last) != frame_size(frame_in):
-            self._motion.zero_()
-            return None, None
+            return Tracked(new_shot=True)
         if self.strength == 0 and not self.phase_lock:
-            return None, None
+            return Tracked()
+        est = estimator or self.estimator
         if self.strength == 0:
             # phase lock alone (steady networks) needs only the dominant motion: one flow, no
             # backward flow or occlusion test (half the flow work; the median of all pixels
             # stands in for the median of the trusted ones)
-            flow, (h, w) = self.estimator.forward_small(frame_in, last)
-            self._motion -= self._dominant(flow, None, h, w)
-            return None, None
-        flow, occluded, (h, w) = self.estimator.pair_small(frame_in, last)
+            flow, size = est.forward_small(frame_in, last)
+            return Tracked(motion=self._dominant(flow, None, *size))
+        flow, occluded, size = est.pair_small(frame_in, last)
         if float(occluded.float().mean()) > self.cut_fraction:
-            return None, None  # a cut: nothing to blend, the grid phase may stay
-        self._motion -= self._dominant(flow, occluded, h, w)
-        return flow, occluded
+            return Tracked()  # a cut: nothing to blend, the grid phase may stay
+        return Tracked(motion=self._dominant(flow, occluded, *size), flow=flow, occluded=occluded)
+
+    def _track(self, frame_in: Frame, measured: Optional["Tracked"] = None) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        """Flow and occlusions from ``frame_in`` to the frame tracked before it, at the flow's
+        working size (:meth:`FlowEstimator.pair_small`; None, None for the first frame, a new
+        size, or when nothing needs them); the accumulated motion follows. ``measured``: what
+        :meth:`measure` gave for this frame and the one before (else it is measured here)."""
+        last, self._last_in = self._last_in, (frame_in.copy() if isinstance(frame_in, np.ndarray)
+                                              else frame_in.detach().clone())
+        t = measured if measured is not None else self.measure(frame_in, last)
+        if t.new_shot:
+            self._motion.zero_()
+        if t.motion is not None:
+            self._motion -= t.motion
+        return t.flow, t.occluded
 
     @staticmethod
     def _dominant(flow: torch.Tensor, occluded: Optional[torch.Tensor], h: int, w: int) -> torch.Tensor:
@@ -251,10 +277,11 @@ class TemporalStabilizer:
         scale = torch.tensor([w / flow.shape[-1], h / flow.shape[-2]], dtype=torch.float64)
         return sample.median(dim=1).values.double() * scale
 
-    def prepare(self, frame_in: Frame) -> Frame:
+    def prepare(self, frame_in: Frame, measured: Optional["Tracked"] = None) -> Frame:
         """The frame to run the effect on: ``frame_in`` shifted onto the locked grid phase and
-        reflect-padded to (H + stride)×(W + stride) (every frame the same size: batchable)."""
-        flow, occluded = self._track(frame_in)
+        reflect-padded to (H + stride)×(W + stride) (every frame the same size: batchable).
+        ``measured``: :meth:`measure`'s result for this frame, computed ahead (in order)."""
+        flow, occluded = self._track(frame_in, measured)
         px = py = 0
         if self.phase_lock and self.stride > 1:
             px, py = (int(torch.round(-v)) % self.stride for v in self._motion)
