@@ -30,7 +30,9 @@ MIN_TILE = 256
               help="Paintings only: optimisation steps at the coarsest size (each finer size gets 0.35 of the one before; "
                    "default 200). More: closer to the painting, slower.")
 @click.option("--style-scale", type=click.FloatRange(0.05, 8.0), default=1.0, show_default=True,
-              help="Paintings only: stroke size. 2 paints with strokes twice as big, 0.5 half as big.")
+              help="Paintings only: stroke size, relative to the photo (1: the painting is seen at the photo's "
+                   "size). 2 paints strokes twice as big, 0.5 half as big. Raise it for small photos and for "
+                   "paintings made of fine dots (Seurat), whose points vanish at 1.")
 @click.option("--seed", type=int, metavar="N", help="Paintings only: the random seed (default 0; same seed, same result).")
 @click.option("--tile", type=Tile(minimum=MIN_TILE), default="auto", show_default=True,
               help="Stylize in overlapping N-pixel tiles, blended without seams. auto: only when the image "
