@@ -457,3 +457,29 @@ def test_batch_summary_counts_videos_not_images():
     assert mixed.rate_line() == "1 video and 2 images in 40.0 s"
     assert BatchReport(done=["x.mov", "y.MKV"], started=0.0, ended=9.0).rate_line(2) == "2 videos in 9.0 s (on 2 processes)"
     assert BatchReport(done=["a.jpg"] * 2, started=0.0, ended=50.0).rate_line() == "2 images in 50.0 s (25.0 s/img)"
+
+
+@pytest.mark.parametrize("transfer, kind", [(16, "PQ"), (18, "HLG"), (1, None)])
+def test_hdr_sources_get_a_note(tmp_path, transfer, kind):
+    """A clip tagged with an HDR transfer (PQ or HLG, as phones and cameras write them) is
+    processed as 8-bit SDR with no tone mapping; the user is told so, once, naming the file.
+    A BT.709 (SDR) clip gets no such note."""
+    src = tmp_path / "clip.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=12)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.codec_context.color_trc = transfer
+        for k in range(3):
+            for p in s.encode(av.VideoFrame.from_ndarray(frame_image(k, 64, 48), format="rgb24")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info = probe_video(src)
+    assert info.color_trc == transfer
+    notes = []
+    assert stylize_video(Identity(), src, tmp_path / "out.mp4", notify=notes.append).frames == 3
+    hdr = [n for n in notes if "HDR" in n]
+    if kind is None:
+        assert not hdr, notes
+    else:
+        assert len(hdr) == 1 and hdr[0].startswith("clip.mp4: ") and f"({kind})" in hdr[0], notes

@@ -93,6 +93,8 @@ class VideoInfo:
     pix_fmt: Optional[str] = None
     colorspace: int = 2
     color_range: int = 0
+    #: the transfer characteristic (FFmpeg's enum: 16 PQ / SMPTE 2084, 18 HLG; 2 unspecified)
+    color_trc: int = 2
 
     @property
     def display_size(self) -> Tuple[int, int]:
@@ -245,7 +247,7 @@ def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
             return VideoInfo(path, w, h, fps, frames, duration, audio is not None, codec, "video",
                              audio.codec_context.name if audio is not None else None, rotation,
                              pix_fmt=first.format.name, colorspace=int(first.colorspace or 2),
-                             color_range=int(first.color_range or 0))
+                             color_range=int(first.color_range or 0), color_trc=_transfer(first, cc))
     except ImageError:
         raise
     except CvtoolsError:
@@ -327,6 +329,31 @@ def output_size(info: VideoInfo, size: Optional[int] = None, even: bool = True) 
         note = (f"{w}x{h} has an odd side; H.264/VP9 (yuv420p) need even sides: cropped 1 px to {ew}x{eh}")
         w, h = ew, eh
     return (w, h), note
+
+
+#: transfer characteristics of HDR video (FFmpeg's AVColorTransferCharacteristic)
+HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
+
+
+def _transfer(frame, codec_context) -> int:
+    for source in (frame, codec_context):
+        try:
+            value = int(getattr(source, "color_trc", 2) or 2)
+        except (TypeError, ValueError):
+            continue
+        if value != 2:
+            return value
+    return 2
+
+
+def hdr_note(info: VideoInfo) -> Optional[str]:
+    """A note for HDR sources, which are processed and written as 8-bit SDR with no tone
+    mapping (the style networks and the encoder work in 8-bit sRGB-like values), else None."""
+    kind = HDR_TRANSFERS.get(info.color_trc)
+    if kind is None:
+        return None
+    return (f"HDR video ({kind}) is processed and written as 8-bit SDR without tone mapping: "
+            "expect flat, washed-out colours; convert it to SDR first for a faithful result")
 
 
 def yuv_matrix(info: VideoInfo) -> Optional[Tuple[str, bool]]:

@@ -37,6 +37,7 @@ from cvtools.video.io import (
     AudioSource,
     VideoInfo,
     check_output_format,
+    hdr_note,
     open_writer,
     output_size,
     probe_video,
@@ -138,6 +139,8 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     (w, h), crop_note = output_size(info, size, even=video_out)
     if crop_note:
         notify(f"{src.name}: {crop_note}")
+    if hdr_note(info):
+        notify(f"{src.name}: {hdr_note(info)}")
     total = expected_frames(info, start, duration)
     clock = _Clock()
     done = 0
