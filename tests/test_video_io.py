@@ -483,3 +483,58 @@ def test_hdr_sources_get_a_note(tmp_path, transfer, kind):
         assert not hdr, notes
     else:
         assert len(hdr) == 1 and hdr[0].startswith("clip.mp4: ") and f"({kind})" in hdr[0], notes
+
+
+def clip_with_subtitles(tmp_path: Path) -> Path:
+    """An mkv made with PyAV directly: the clip of :func:`make_clip` (video + AAC) and a SubRip
+    track of three cues (0.10 s "one", 0.40 s "two", 0.70 s "three"), muxed from an .srt file."""
+    srt = tmp_path / "cues.srt"
+    srt.write_text("1\n00:00:00,100 --> 00:00:00,300\none\n\n2\n00:00:00,400 --> 00:00:00,600\ntwo\n\n"
+                   "3\n00:00:00,700 --> 00:00:00,900\nthree\n\n")
+    plain = make_clip(tmp_path / "plain.mkv", fmt="matroska")
+    dst = tmp_path / "subs.mkv"
+    with av.open(str(plain)) as a, av.open(str(srt)) as s, av.open(str(dst), "w", format="matroska") as out:
+        streams = {st.index: out.add_stream_from_template(st) for st in a.streams}
+        cues = out.add_stream_from_template(s.streams[0])
+        for p in a.demux():
+            if p.size:
+                p.stream = streams[p.stream.index]
+                out.mux(p)
+        for p in s.demux():
+            if p.size:
+                p.stream = cues
+                out.mux(p)
+    return dst
+
+
+def cues_of(path: Path):
+    """[(start seconds, text)] of a file's first subtitle track."""
+    with av.open(str(path)) as c:
+        st = c.streams.subtitles[0]
+        return [(round(float(p.pts * p.time_base), 3), bytes(p).decode().strip())
+                for p in c.demux(st) if p.size]
+
+
+def test_subtitles_are_copied_where_the_container_takes_them(tmp_path):
+    """An mkv's SubRip track comes through into an mkv output unchanged, and a range keeps the
+    cues that start inside it, shifted to the output's time; an mp4 output cannot hold SubRip
+    as it is: no track, and a note that names the file and says how to keep them."""
+    src = clip_with_subtitles(tmp_path)
+    info = probe_video(src)
+    assert len(info.subtitles) == 1 and info.has_audio
+    assert cues_of(src) == [(0.1, "one"), (0.4, "two"), (0.7, "three")]
+
+    result = stylize_video(Identity(), src, tmp_path / "out.mkv")
+    assert cues_of(tmp_path / "out.mkv") == [(0.1, "one"), (0.4, "two"), (0.7, "three")]
+    assert "1 subtitle track copied" in result.audio and "audio" in result.audio
+    assert [frame_index(f.rgb) for f in read_frames(tmp_path / "out.mkv")] == list(range(N))
+
+    stylize_video(Identity(), src, tmp_path / "part.mkv", start=0.25, duration=0.4)
+    assert cues_of(tmp_path / "part.mkv") == [(0.15, "two")]  # "one" began before, "three" after
+
+    notes = []
+    stylize_video(Identity(), src, tmp_path / "out.mp4", notify=notes.append)
+    with av.open(str(tmp_path / "out.mp4")) as c:
+        assert not c.streams.subtitles and c.streams.audio
+    assert any(n.startswith("subs.mkv: subtitles (") and "not copied" in n and ".mkv keeps them" in n
+               for n in notes), notes

@@ -95,6 +95,8 @@ class VideoInfo:
     color_range: int = 0
     #: the transfer characteristic (FFmpeg's enum: 16 PQ / SMPTE 2084, 18 HLG; 2 unspecified)
     color_trc: int = 2
+    #: the codecs of its subtitle tracks (copied into video outputs that can hold them)
+    subtitles: Tuple[str, ...] = ()
 
     @property
     def display_size(self) -> Tuple[int, int]:
@@ -247,7 +249,8 @@ def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
             return VideoInfo(path, w, h, fps, frames, duration, audio is not None, codec, "video",
                              audio.codec_context.name if audio is not None else None, rotation,
                              pix_fmt=first.format.name, colorspace=int(first.colorspace or 2),
-                             color_range=int(first.color_range or 0), color_trc=_transfer(first, cc))
+                             color_range=int(first.color_range or 0), color_trc=_transfer(first, cc),
+                             subtitles=tuple(t.codec_context.name or "unknown" for t in container.streams.subtitles))
     except ImageError:
         raise
     except CvtoolsError:
@@ -518,9 +521,21 @@ _AUDIO_COPY = {
 }
 
 
+#: subtitle codecs each container takes as they are (stream copy); others are left out, with a note
+_SUBTITLE_COPY = {
+    "mp4": {"mov_text"},
+    "mov": {"mov_text"},
+    "matroska": {"subrip", "srt", "ass", "ssa", "webvtt", "mov_text", "dvd_subtitle", "hdmv_pgs_subtitle",
+                 "dvb_subtitle"},
+    "webm": {"webvtt"},
+}
+
+
 class AudioSource:
-    """The audio of ``path`` between ``start`` and ``start + duration`` seconds, muxed into a
-    :class:`VideoWriter` as the video advances (so the file is interleaved)."""
+    """The audio and the subtitle tracks of ``path`` between ``start`` and ``start + duration``
+    seconds, muxed into a :class:`VideoWriter` as the video advances (so the file is
+    interleaved). Subtitles are copied as they are where the output container takes their
+    codec (:data:`_SUBTITLE_COPY`); a cue that starts before ``start`` is left out."""
 
     def __init__(self, path, start: float = 0.0, duration: Optional[float] = None):
         self.path = Path(path)
@@ -586,8 +601,11 @@ class VideoWriter:
                 pass
             self.stream = stream
             self.audio = None
+            self.subtitles = None
+            self.notify_subtitles = None
             if audio is not None:
                 self._open_audio(audio)
+                self._open_subtitles(audio)
         except BaseException:
             self.container.close()
             raise
@@ -704,6 +722,79 @@ class VideoWriter:
         for packet in a["out"].encode(None):
             self.container.mux(packet)
 
+    # -- subtitles
+    def _open_subtitles(self, source: AudioSource) -> None:
+        av = av_module()
+        try:
+            src = av.open(str(source.path), format=_sniff_container(_check_file(source.path)),
+                          metadata_errors="ignore")
+        except Exception:
+            return
+        tracks = list(src.streams.subtitles)
+        allowed = _SUBTITLE_COPY.get(self.fmt, set())
+        names = [t.codec_context.name or "unknown" for t in tracks]
+        kept = [t for t, name in zip(tracks, names) if name in allowed]
+        left = sorted({name for t, name in zip(tracks, names) if t not in kept})
+        if left:
+            where = {"mp4": "mp4", "mov": "mov", "webm": "webm", "matroska": "mkv"}.get(self.fmt, self.fmt)
+            self.notify(f"{source.path.name}: subtitles ({', '.join(left)}) not copied: {where} cannot hold "
+                        "them as they are; -o NAME.mkv keeps them")
+        if not kept:
+            src.close()
+            return
+        try:
+            out = {t.index: self.container.add_stream_from_template(t) for t in kept}
+        except Exception as exc:  # a codec the muxer refuses after all: keep the video
+            src.close()
+            self.notify(f"{source.path.name}: subtitles not copied ({_reason(exc)})")
+            return
+        origin = _origin(src, kept[0])
+        if source.start > 0:
+            try:  # to the range's start (earlier cues are dropped anyway), not a read from the top
+                src.seek(int((source.start + origin) * 1_000_000), backward=True)
+            except Exception:
+                pass
+        n = len(kept)
+        self.notify_subtitles = f"{n} subtitle track{'s' if n > 1 else ''} copied"
+        self.subtitles = {"src": src, "out": out, "source": source, "packets": src.demux(*kept),
+                          "origin": origin, "pending": None, "done": False}
+
+    def _mux_subtitles_until(self, t: Optional[float]) -> None:
+        """Mux the subtitle cues that start up to ``t`` seconds of output (None: all in range)."""
+        sub = self.subtitles
+        if sub is None or sub["done"]:
+            return
+        start, end = sub["source"].start, sub["source"].end
+        pending = sub["pending"]
+        while True:
+            if pending is None:
+                try:
+                    pending = next(sub["packets"])
+                except Exception:  # the end, or damaged subtitles: keep the video, stop here
+                    sub["done"] = True
+                    break
+                if pending.pts is None or pending.size == 0 or pending.stream.index not in sub["out"]:
+                    pending = None
+                    continue
+            pt = float(pending.pts * pending.time_base) - sub["origin"]
+            if pt + 1e-6 < start:
+                pending = None
+                continue
+            if end is not None and pt >= end:
+                sub["done"] = True  # past the range, as the audio stops (the rest is not read)
+                pending = None
+                break
+            if t is not None and pt - start > t:
+                break  # not yet: keep it for later
+            shift = round((start + sub["origin"]) / pending.time_base)
+            pending.pts -= shift
+            if pending.dts is not None:
+                pending.dts -= shift
+            pending.stream = sub["out"][pending.stream.index]
+            self.container.mux(pending)
+            pending = None
+        sub["pending"] = pending
+
     # -- video
     def write(self, rgb, time: Optional[float] = None) -> None:
         """Encode one H×W×3 uint8 frame shown at ``time`` seconds (None: after the previous one at
@@ -740,6 +831,8 @@ class VideoWriter:
         frame.time_base = self.time_base
         if self.audio is not None:
             self._mux_audio_until(float(pts * self.time_base))
+        if self.subtitles is not None:
+            self._mux_subtitles_until(float(pts * self.time_base))
         for packet in self.stream.encode(frame):
             self.container.mux(packet)
         self.frames += 1
@@ -751,15 +844,18 @@ class VideoWriter:
                 self.container.mux(packet)
             if self.audio is not None:
                 self._mux_audio_until(None)
+            if self.subtitles is not None:
+                self._mux_subtitles_until(None)
         finally:
             self._close_handles()
 
     def _close_handles(self) -> None:
-        if self.audio is not None:
-            try:
-                self.audio["src"].close()
-            except Exception:
-                pass
+        for extra in (self.audio, self.subtitles):
+            if extra is not None:
+                try:
+                    extra["src"].close()
+                except Exception:
+                    pass
         self.container.close()
 
     def abort(self) -> None:

@@ -145,7 +145,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     clock = _Clock()
     done = 0
     comment = marker_comment(dst)
-    audio = AudioSource(src, start, duration) if (info.has_audio and video_out) else None
+    audio = AudioSource(src, start, duration) if ((info.has_audio or info.subtitles) and video_out) else None
     result = VideoResult(dst, 0, w, h, info.fps)
     t_start = time.perf_counter()
 
@@ -206,7 +206,8 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
             if isinstance(exc, Exception) and not isinstance(exc, CvtoolsError):
                 raise _Passthrough(exc) from exc  # atomic_write would call it "cannot write"
             raise
-        result.audio = getattr(writer, "notify_audio", None)
+        tracks = [getattr(writer, "notify_audio", None), getattr(writer, "notify_subtitles", None)]
+        result.audio = ", ".join(t for t in tracks if t) or None
 
     try:
         atomic_write(dst, write, overwrite=overwrite)
