@@ -538,3 +538,33 @@ def test_subtitles_are_copied_where_the_container_takes_them(tmp_path):
         assert not c.streams.subtitles and c.streams.audio
     assert any(n.startswith("subs.mkv: subtitles (") and "not copied" in n and ".mkv keeps them" in n
                for n in notes), notes
+
+
+def test_a_subtitle_cue_the_muxer_refuses_stops_the_subtitles_not_the_video(tmp_path):
+    """Untrusted input: if the muxer refuses a cue of a damaged track, the subtitles stop there
+    with a note naming the file, and the video (and its audio) is still written."""
+    from cvtools.video.io import AudioSource, VideoWriter
+
+    src = clip_with_subtitles(tmp_path)
+    notes = []
+    w = VideoWriter(tmp_path / "out.mkv", W, H, FPS, fmt="matroska", audio=AudioSource(src), notify=notes.append)
+
+    class RefusesCues:  # the container, except that subtitle packets are refused
+        def __init__(self, inner):
+            self.inner = inner
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def mux(self, packet):
+            if packet.stream.type == "subtitle":
+                raise ValueError("invalid packet")
+            return self.inner.mux(packet)
+
+    w.container = RefusesCues(w.container)
+    for k in range(N):
+        w.write(frame_image(k), k / FPS)
+    w.close()
+    assert [frame_index(f.rgb) for f in read_frames(tmp_path / "out.mkv")] == list(range(N))
+    assert audio_of(tmp_path / "out.mkv")[0] == "aac"
+    assert any(n.startswith("subs.mkv: subtitles stopped at 0.1 s") for n in notes), notes

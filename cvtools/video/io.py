@@ -791,7 +791,13 @@ class VideoWriter:
             if pending.dts is not None:
                 pending.dts -= shift
             pending.stream = sub["out"][pending.stream.index]
-            self.container.mux(pending)
+            try:
+                self.container.mux(pending)
+            except Exception as exc:  # a cue the muxer refuses (a damaged track): keep the video
+                sub["done"] = True
+                self.notify(f"{sub['source'].path.name}: subtitles stopped at {pt:.1f} s ({_reason(exc)})")
+                pending = None
+                break
             pending = None
         sub["pending"] = pending
 
