@@ -542,6 +542,26 @@ class AudioSource:
         self.start = float(start)
         self.end = None if duration is None else self.start + float(duration)
 
+    def open(self):
+        """A demuxer of its own on the file (each track is read at its own pace), or None when it
+        cannot be opened (the video is still written)."""
+        try:
+            return av_module().open(str(self.path), format=_sniff_container(_check_file(self.path)),
+                                    metadata_errors="ignore")
+        except Exception:
+            return None
+
+
+def _moved(packet, start: float, origin: float, stream):
+    """A copied packet re-timed to the output (its range's ``start`` and the file's ``origin``
+    become 0) and given to the output's ``stream``."""
+    shift = round(start / packet.time_base) + round(origin / packet.time_base)
+    packet.pts -= shift
+    if packet.dts is not None:
+        packet.dts -= shift
+    packet.stream = stream
+    return packet
+
 
 def _x264_defaults():
     # CRF 18 is visually lossless for stylized frames; on CUDA stylize_video asks for superfast
@@ -614,11 +634,8 @@ class VideoWriter:
 
     # -- audio
     def _open_audio(self, source: AudioSource) -> None:
-        av = av_module()
-        try:
-            src = av.open(str(source.path), format=_sniff_container(_check_file(source.path)),
-                          metadata_errors="ignore")
-        except Exception:
+        src = source.open()
+        if src is None:
             return
         if not src.streams.audio:
             src.close()
@@ -685,12 +702,7 @@ class VideoWriter:
             if t is not None and rel > t:
                 break  # not yet: keep it for later
             if a["copy"]:
-                shift = round(src_start / pending.time_base) + round(a["origin"] / pending.time_base)
-                pending.pts -= shift
-                if pending.dts is not None:
-                    pending.dts -= shift
-                pending.stream = aout
-                self.container.mux(pending)
+                self.container.mux(_moved(pending, src_start, a["origin"], aout))
             else:
                 for frame in pending.decode():
                     self._encode_audio_frame(frame, rel)
@@ -724,11 +736,8 @@ class VideoWriter:
 
     # -- subtitles
     def _open_subtitles(self, source: AudioSource) -> None:
-        av = av_module()
-        try:
-            src = av.open(str(source.path), format=_sniff_container(_check_file(source.path)),
-                          metadata_errors="ignore")
-        except Exception:
+        src = source.open()
+        if src is None:
             return
         tracks = list(src.streams.subtitles)
         allowed = _SUBTITLE_COPY.get(self.fmt, set())
@@ -786,11 +795,7 @@ class VideoWriter:
                 break
             if t is not None and pt - start > t:
                 break  # not yet: keep it for later
-            shift = round((start + sub["origin"]) / pending.time_base)
-            pending.pts -= shift
-            if pending.dts is not None:
-                pending.dts -= shift
-            pending.stream = sub["out"][pending.stream.index]
+            _moved(pending, start, sub["origin"], sub["out"][pending.stream.index])
             try:
                 self.container.mux(pending)
             except Exception as exc:  # a cue the muxer refuses (a damaged track): keep the video

@@ -139,8 +139,9 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     (w, h), crop_note = output_size(info, size, even=video_out)
     if crop_note:
         notify(f"{src.name}: {crop_note}")
-    if hdr_note(info):
-        notify(f"{src.name}: {hdr_note(info)}")
+    hdr = hdr_note(info)
+    if hdr:
+        notify(f"{src.name}: {hdr}")
     total = expected_frames(info, start, duration)
     clock = _Clock()
     done = 0
