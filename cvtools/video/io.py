@@ -26,6 +26,8 @@ caller is told).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import stat as _stat
 import threading
@@ -68,6 +70,41 @@ def av_module():
 def _av_errors():
     av = av_module()
     return (av.error.FFmpegError, av.error.InvalidDataError) if hasattr(av, "error") else (Exception,)
+
+
+def open_input(path, demuxer: Optional[str]):
+    """``av.open`` of a file to read with the demuxer named (never FFmpeg's guess), its tags read
+    leniently: a title that is not UTF-8 must not make a file unreadable."""
+    return av_module().open(str(path), format=demuxer, **_lenient_tags())
+
+
+@functools.lru_cache(maxsize=None)
+def _lenient_tags() -> dict:
+    """The keywords that make the installed PyAV's ``av.open`` read tags leniently, decided once.
+    PyAV 18 and older decode tags strictly unless told ``metadata_errors="ignore"``; PyAV 19
+    removed the keyword (passing it is a TypeError) and decodes with ``surrogateescape``, which
+    never fails (:func:`_tag_text` drops what it could not decode)."""
+    av = av_module()
+    try:
+        takes = "metadata_errors" in inspect.signature(av.open).parameters
+    except (TypeError, ValueError):  # compiled without a signature (PyAV's wheels): its version says
+        takes = _major_version(getattr(av, "__version__", "")) < 19
+    return {"metadata_errors": "ignore"} if takes else {}
+
+
+def _major_version(version: str) -> int:
+    try:
+        return int(str(version).split(".")[0])
+    except ValueError:
+        return 1_000  # unknown: assume a new PyAV (leaving the keyword out only loses the leniency)
+
+
+def _tag_text(value) -> Optional[str]:
+    """A tag as text without the bytes that are not UTF-8 (PyAV 19 hands them over as lone
+    surrogates, which cannot be printed or encoded; PyAV 18 dropped them), or None."""
+    if not isinstance(value, str):
+        return None
+    return "".join(c for c in value if not "\ud800" <= c <= "\udfff")
 
 
 @dataclass
@@ -210,10 +247,9 @@ def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
         kind = _sniff(head)
         what = f"a {kind[0]} file, not a video" if kind else "not a recognised video file"
         raise ImageError(path, f"{what} (cvtools reads mp4, mov, mkv, webm, avi and animated GIF/WebP)")
-    av = av_module()
     errors = _av_errors()
     try:
-        with av.open(str(path), format=demuxer, metadata_errors="ignore") as container:
+        with open_input(path, demuxer) as container:
             if not container.streams.video:
                 raise ImageError(path, "has no video stream")
             stream = container.streams.video[0]
@@ -393,13 +429,12 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
     if info.kind == "animation":
         yield from _read_animation(info, start, duration, (w, h))
         return
-    av = av_module()
     errors = _av_errors()
     end = None if duration is None else start + duration
     index = 0
     decoded = 0
     try:
-        with av.open(str(path), format=_sniff_container(_check_file(path)), metadata_errors="ignore") as container:
+        with open_input(path, _sniff_container(_check_file(path))) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame + slice threads: 1080p H.264 decodes several times faster
             if threads:
@@ -546,8 +581,7 @@ class AudioSource:
         """A demuxer of its own on the file (each track is read at its own pace), or None when it
         cannot be opened (the video is still written)."""
         try:
-            return av_module().open(str(self.path), format=_sniff_container(_check_file(self.path)),
-                                    metadata_errors="ignore")
+            return open_input(self.path, _sniff_container(_check_file(self.path)))
         except Exception:
             return None
 
@@ -1029,12 +1063,11 @@ def read_video_comment(path) -> Optional[str]:
         demuxer = _sniff_container(head)
         if demuxer is None:
             return None
-        av = av_module()
-        with av.open(str(p), format=demuxer, metadata_errors="ignore") as c:
+        with open_input(p, demuxer) as c:
             text = c.metadata.get("comment") or c.metadata.get("COMMENT")
             if not text and c.streams.video:
                 text = c.streams.video[0].metadata.get("comment")
-            return text if isinstance(text, str) else None
+            return _tag_text(text)
     except Exception:
         return None
 
