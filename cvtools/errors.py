@@ -80,3 +80,30 @@ class WeightsError(CvtoolsError):
 
 class UsageError(CvtoolsError):
     """Options that do not make sense together."""
+
+
+def close_matches(word: str, choices, n: int = 3) -> list:
+    """The choices a mistyped ``word`` most likely meant: case-insensitive prefix matches
+    first (``starry`` -> ``starry_night``), then difflib's close matches (``gradcamm`` ->
+    ``gradcam``, ``tenis ball`` -> ``tennis ball``); at most ``n``, best first."""
+    import difflib
+
+    choices = [str(c) for c in choices]
+    key = str(word).strip().lower()
+    if not key:
+        return []
+    lowered = {}
+    for c in choices:
+        lowered.setdefault(c.lower(), c)
+    prefixed = [c for low, c in lowered.items() if low.startswith(key)]
+    close = [lowered[m] for m in difflib.get_close_matches(key, list(lowered), n=n, cutoff=0.7)]
+    return list(dict.fromkeys(prefixed[:n] + close))[:n]
+
+
+def did_you_mean(word: str, choices, n: int = 3) -> str:
+    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``) for a mistyped ``word``, else ``""``:
+    appended to an "unknown ..." message instead of listing every choice."""
+    matches = close_matches(word, choices, n)
+    if not matches:
+        return ""
+    return "; did you mean " + " or ".join(repr(m) for m in matches) + "?"

@@ -49,9 +49,11 @@ def test_features_let_gradients_reach_the_input(lite0):
     assert all(p.grad is None for p in lite0.model.parameters())
 
 
-def test_unknown_layer_lists_valid_names(lite0):
-    with pytest.raises(UsageError, match="valid layers: stem, blocks.0"):
+def test_unknown_layer_suggests_the_close_name_or_lists_valid_names(lite0):
+    with pytest.raises(UsageError, match=r"unknown layer 'blocks.99' .*did you mean 'blocks.9"):
         lite0.features(torch.rand(1, 3, 64, 64), ["blocks.99"])
+    with pytest.raises(UsageError, match="valid layers: stem, blocks.0"):
+        lite0.features(torch.rand(1, 3, 64, 64), ["zzz"])
 
 
 def test_layer_table_lite0(lite0):

@@ -435,7 +435,7 @@ def test_out_of_memory_falls_back_to_tiles_and_says_so(lite0):
 
 def test_bad_layer_and_channel_are_usage_errors(lite0):
     with pytest.raises(UsageError, match="valid layers: .*blocks.10"):
-        DreamEngine(lite0, DreamSettings(layers=("blocks.99",)))
+        DreamEngine(lite0, DreamSettings(layers=("nosuch",)))
     with pytest.raises(UsageError, match="has 112 channels"):
         DreamEngine(lite0, DreamSettings(layers=("blocks.10:200",)))
 

@@ -11,7 +11,6 @@ import torch
 from torch import nn
 
 from cvtools.backbones.registry import LayerDefaults, Preprocessing
-from cvtools.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -71,13 +70,9 @@ class Backbone:
         return fn(self.prepare(x)).float()
 
     def check_layers(self, names: Iterable[str]) -> List[str]:
-        names = list(names)
-        bad = [n for n in names if n not in self.layer_paths]
-        if bad:
-            raise UsageError(
-                f"unknown layer {bad[0]!r} for {self.name}; valid layers: {', '.join(self.layer_paths)}"
-            )
-        return names
+        from cvtools.backbones.registry import check_layer_names
+
+        return check_layer_names(self.name, self.layer_paths, names)
 
     def module(self, layer: str) -> nn.Module:
         self.check_layers([layer])

@@ -18,6 +18,14 @@ def imagenet_categories():
     return names
 
 
+def parse_class_target(text: str):
+    """A command-line class target (``top1``, ``281``, ``tabby``) -> None (each image's top
+    class) or a class index; imports no torch, so a mistyped class answers at once."""
+    if str(text).strip().lower() in ("", "top1", "top", "auto"):
+        return None
+    return class_index(str(text))
+
+
 def class_index(target: str) -> int:
     """A class index from an integer string or a (case-insensitive, unique-prefix) class name."""
     from cvtools.errors import UsageError
@@ -36,6 +44,9 @@ def class_index(target: str) -> int:
     if len(partial) == 1:
         return partial[0]
     if not partial:
-        raise UsageError(f"no ImageNet class named {target!r}")
+        from cvtools.errors import did_you_mean
+
+        hint = did_you_mean(key, cats) or "; `cvtools classify PHOTO` shows the names a network gives"
+        raise UsageError(f"no ImageNet class named {target!r}{hint}")
     names = ", ".join(f"{cats[i]} ({i})" for i in partial[:8])
     raise UsageError(f"class name {target!r} is ambiguous: {names}{', ...' if len(partial) > 8 else ''}")

@@ -11,7 +11,7 @@ the steps every network shares (freeze, fuse, device, precision, layout, compile
 (71.592, ['relu4_3'])
 
 A family registers its specs at import (``register(BackboneSpec(...))`` in
-``efficientnet_lite.py``, ``torchvision_models.py``); the registry imports the family files on the
+``efficientnet_lite_specs.py``, ``torchvision_models.py``); the registry imports the family files on the
 first lookup (:data:`FAMILY_MODULES`). Nothing here imports torch, and no family file imports
 torchvision before a torchvision network is built, so listing backbones stays cheap.
 """
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from torch import nn
 
 #: The family files, imported (in this order: the listing order) on the first registry lookup.
-FAMILY_MODULES = ("cvtools.backbones.efficientnet_lite", "cvtools.backbones.torchvision_models")
+FAMILY_MODULES = ("cvtools.backbones.efficientnet_lite_specs", "cvtools.backbones.torchvision_models")
 
 
 @dataclass(frozen=True)
@@ -112,6 +112,26 @@ class BackboneSpec:
     def input_size(self) -> int:
         return self.weights.preprocessing.crop_size
 
+    def check_layers(self, names) -> List[str]:
+        """``names`` unchanged when each is a layer of this network; otherwise a one-line
+        :class:`UsageError` naming the first unknown one and its likely meaning (no torch: the
+        commands check ``--layer`` before loading anything)."""
+        return check_layer_names(self.name, self.layers, names)
+
+
+def check_layer_names(network: str, known, names) -> List[str]:
+    """``names`` as a list when all are in ``known``; else a one-line :class:`UsageError` with the
+    closest layer names (``blocks.100`` -> ``blocks.10``), or all of them when none is close."""
+    from cvtools.errors import did_you_mean
+
+    names = list(names)
+    known = list(known)
+    for name in names:
+        if name not in known:
+            hint = did_you_mean(name, known) or f"; valid layers: {', '.join(known)}"
+            raise UsageError(f"unknown layer {name!r} for {network}{hint} (`cvtools layers {network}` lists them)")
+    return names
+
 
 _REGISTRY: Dict[str, BackboneSpec] = {}
 _families_loaded = False
@@ -152,7 +172,10 @@ def get_spec(name: str) -> BackboneSpec:
     try:
         return _REGISTRY[name]
     except (KeyError, TypeError):
-        raise UsageError(f"unknown backbone {name!r}; choose from {', '.join(_REGISTRY)}") from None
+        from cvtools.errors import did_you_mean
+
+        hint = did_you_mean(str(name), _REGISTRY)
+        raise UsageError(f"unknown backbone {name!r}{hint}; choose from {', '.join(_REGISTRY)}") from None
 
 
 def load_weights_file(model, path, name: str, drop: Callable[[str], bool] = lambda key: False,

@@ -41,6 +41,15 @@ class LazyGroup(click.Group):
         module = COMMANDS[name].split(":")[0]
         return importlib.util.find_spec(module) is not None
 
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            from cvtools.errors import did_you_mean
+
+            hint = did_you_mean(name, self.list_commands(ctx)) or "; `cvtools --help` lists the commands"
+            ctx.fail(f"no command {name!r}{hint}")
+        return super().resolve_command(ctx, args)
+
     def get_command(self, ctx, name):
         target = COMMANDS.get(name)
         if target is None or not self._available(name):

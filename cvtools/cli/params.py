@@ -91,10 +91,10 @@ class Target(click.ParamType):
 
         if value is None or (isinstance(value, int) and not isinstance(value, bool)):
             return value
-        from cvtools.visualize.model import parse_target
+        from cvtools.backbones.categories import parse_class_target  # no torch: a mistake answers at once
 
         try:
-            return parse_target(value)
+            return parse_class_target(value)
         except UsageError as exc:
             self.fail(str(exc), param, ctx)
 

@@ -71,8 +71,13 @@ class VisualizeGroup(click.Group):
     def resolve_command(self, ctx, args):
         name = args[0] if args else ""
         if name and not name.startswith("-") and self.get_command(ctx, name) is None:
-            raise click.UsageError(f"no method or command {name!r}; choose from "
-                                   f"{', '.join(self.list_commands(ctx))}", ctx)
+            from cvtools.errors import did_you_mean
+
+            known = self.list_commands(ctx)
+            unknown = [part for part in name.split(",") if part.strip() and self.get_command(ctx, part.strip()) is None]
+            word = unknown[0].strip() if unknown else name
+            hint = did_you_mean(word, known) or f"; choose from {', '.join(known)}"
+            raise click.UsageError(f"no method or command {word!r}{hint}", ctx)
         return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx, formatter):

@@ -36,11 +36,9 @@ def parse_target(spec: Target) -> Target:
     """A command-line target (``top1``, ``281``, ``tabby``) -> None, an int, or what was given."""
     if spec is None or isinstance(spec, (int, torch.Tensor)) or not isinstance(spec, str):
         return spec
-    if spec.strip().lower() in ("", "top1", "top", "auto"):
-        return None
-    from cvtools.backbones.categories import class_index
+    from cvtools.backbones.categories import parse_class_target
 
-    return class_index(spec)
+    return parse_class_target(spec)
 
 
 def resolve_class_indices(target: Target, logits: torch.Tensor) -> torch.Tensor:
