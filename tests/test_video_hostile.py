@@ -4,9 +4,13 @@ with PyAV directly (see tests/test_video_io.py), all on the CPU."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+from pathlib import Path
+
 import av
+import numpy as np
 import pytest
-from test_video_io import Identity, N, frame_index, make_clip
+from test_video_io import RATE, DreamStub, H, Identity, N, W, audio_of, frame_image, frame_index, make_clip
 
 from cvtools.video import io as video_io
 from cvtools.video.io import probe_video, read_frames, read_video_comment
@@ -102,3 +106,94 @@ def test_tags_that_are_not_utf8_neither_stop_a_video_nor_leak_surrogates(tmp_pat
     assert probe_video(tagged).frames == 3
     monkeypatch.setattr(video_io, "_lenient_tags", lambda: dict(writing))  # tags read as PyAV 19 does
     assert read_video_comment(tagged) == "caf cvtools"
+
+
+# ----------------------------------------------------------------------------- variable frame rate
+
+#: frame times of the variable-rate clip (s): three frames 10 ms apart among slower ones, near a
+#: point of the average rate's grid (about 0.1 s), where they used to be pulled
+VFR_TIMES = (0.0, 0.1, 0.2, 0.21, 0.22, 0.4, 0.5, 0.65, 0.8, 0.95)
+VFR_LENGTH = VFR_TIMES[-1] + 0.1
+VFR_BASE = Fraction(1, 90000)
+
+
+def make_vfr_clip(path: Path, times=VFR_TIMES) -> Path:
+    """An mp4 made with PyAV directly: frame k (blue level 10 + 20·k) at ``times[k]`` seconds
+    exactly (time base 1/90000), and a 440 Hz AAC track as long as the clip (last frame + 0.1 s)."""
+    c = av.open(str(path), "w")
+    v = c.add_stream("libx264", rate=10)
+    v.width, v.height, v.pix_fmt = W, H, "yuv420p"
+    v.time_base = v.codec_context.time_base = VFR_BASE
+    a = c.add_stream("aac", rate=RATE)
+    a.layout = "mono"
+    for k, t in enumerate(times):
+        frame = av.VideoFrame.from_ndarray(frame_image(k), format="rgb24")
+        frame.pts, frame.time_base = round(Fraction(t) / VFR_BASE), VFR_BASE
+        c.mux(v.encode(frame))
+    c.mux(v.encode(None))
+    total = round(RATE * VFR_LENGTH)
+    pcm = (0.5 * np.sin(2 * np.pi * 440 * np.arange(total) / RATE)).astype(np.float32)
+    for k in range(0, total, 1024):
+        fr = av.AudioFrame.from_ndarray(pcm[None, k:k + 1024], format="flt", layout="mono")
+        fr.sample_rate, fr.pts = RATE, k
+        c.mux(a.encode(fr))
+    c.mux(a.encode(None))
+    c.close()
+    return path
+
+
+def frame_times(path: Path):
+    """(sorted presentation times of the video packets in seconds, the stream's time base)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        times = sorted(Fraction(p.pts) * Fraction(s.time_base) for p in c.demux(s) if p.pts is not None)
+        return times, Fraction(s.time_base)
+
+
+@pytest.fixture(scope="module")
+def vfr_clip(tmp_path_factory):
+    src = make_vfr_clip(tmp_path_factory.mktemp("vfr") / "vfr.mp4")
+    assert frame_times(src)[0] == [Fraction(t).limit_denominator(90000) for t in VFR_TIMES]
+    return src
+
+
+def assert_times(dst: Path, expect):
+    times, base = frame_times(dst)
+    assert len(set(times)) == len(times), times  # no two frames at one time (one would never show)
+    assert len(times) == len(expect), (times, expect)
+    assert all(abs(t - Fraction(e)) <= base for t, e in zip(times, expect)), ([float(t) for t in times], expect)
+
+
+@pytest.mark.parametrize("effect", ["stylize", "dream"])
+def test_variable_frame_rate_keeps_each_frames_time(tmp_path, vfr_clip, effect):
+    """Frames 10 ms apart (0.20, 0.21, 0.22 s) among slower ones come out at their own times
+    (within a tick of the output's time base), in order, with the audio; they used to be pulled
+    onto the average rate's grid when within a quarter frame of it, one on top of another."""
+    from cvtools.video.process import dream_video
+
+    dst = tmp_path / f"{effect}.mp4"
+    if effect == "stylize":
+        assert stylize_video(Identity(), vfr_clip, dst).frames == len(VFR_TIMES)
+        assert [frame_index(f.rgb) for f in read_frames(dst)] == list(range(len(VFR_TIMES)))
+    else:
+        assert dream_video(DreamStub(), vfr_clip, dst, warp=False).frames == len(VFR_TIMES)
+    assert_times(dst, VFR_TIMES)
+    _, samples, rate = audio_of(dst)
+    assert abs(len(samples) / rate - VFR_LENGTH) <= 2048 / rate  # the whole track, as with a constant rate
+
+
+@pytest.mark.parametrize("start, duration, first, times", [
+    (0.3, 0.25, 5, (0.1, 0.2)),  # 0.4 and 0.5 s: a range between frames
+    (0.215, None, 3, (0.0, 0.005, 0.185, 0.285, 0.435, 0.585, 0.735)),  # 0.21 s is on screen at 0.215 s; 0.20 s never is
+])
+def test_variable_frame_rate_with_a_range(tmp_path, vfr_clip, start, duration, first, times):
+    """``start``/``duration`` keep the frames' own times, shifted by ``start``; the frame on
+    screen at ``start`` opens the output, and one just before it that would never be seen (it
+    would share time 0 with the next) is left out. The audio is cut to match."""
+    dst = tmp_path / "part.mp4"
+    assert stylize_video(Identity(), vfr_clip, dst, start=start, duration=duration).frames == len(times)
+    assert [frame_index(f.rgb) for f in read_frames(dst)] == list(range(first, first + len(times)))
+    assert_times(dst, times)
+    _, samples, rate = audio_of(dst)
+    length = duration or VFR_LENGTH - start
+    assert abs(len(samples) / rate - length) <= 2048 / rate

@@ -432,27 +432,14 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
     errors = _av_errors()
     end = None if duration is None else start + duration
     index = 0
-    decoded = 0
     try:
         with open_input(path, _sniff_container(_check_file(path))) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame + slice threads: 1080p H.264 decodes several times faster
             if threads:
                 stream.codec_context.thread_count = threads
-            tb = stream.time_base
-            origin = _origin(container, stream)
-            if start > 0 and tb:
-                container.seek(int((start + origin) / tb), stream=stream, backward=True)
-            for frame in container.decode(stream):
-                decoded += 1
-                t = (float(frame.pts * tb) - origin) if (frame.pts is not None and tb) else decoded / float(info.fps)
-                if t < start - 0.5 / float(info.fps):
-                    continue
-                if end is not None and t >= end - 1e-6:
-                    break
-                # times from ``start`` on the file's clock (shared with the audio, so their offset stays)
-                yield Frame(_to_planes(frame, w, h) if planes else _to_rgb(frame, info, w, h), max(0.0, t - start),
-                            index)
+            for frame, t in _frames_in_range(container, stream, float(info.fps), start, end):
+                yield Frame(_to_planes(frame, w, h) if planes else _to_rgb(frame, info, w, h), t, index)
                 index += 1
     except ImageError:
         raise
@@ -466,6 +453,39 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
         expected = info.frames and info.frames - round(start * float(info.fps))
         if expected and expected > 10 and index < 0.9 * expected:
             raise ImageError(path, f"truncated or damaged: {index} of about {expected} frames decode")
+
+
+def _frames_in_range(container, stream, fps: float, start: float, end: Optional[float]):
+    """(decoded frame, seconds from ``start``) of the frames shown from ``start`` until ``end``, in
+    order, each at its own time on the file's clock (shared with the audio, so their offset
+    stays): a variable frame rate is kept. The frame on screen at ``start`` (if at most half a
+    frame before it) is shown from 0; the frames before it would never be seen and are left out."""
+    tb = stream.time_base
+    origin = _origin(container, stream)
+    if start > 0 and tb:
+        container.seek(int((start + origin) / tb), stream=stream, backward=True)
+    step = 1.0 / fps
+    # a container's rounding of a constant rate (millisecond timestamps): at most one tick of its
+    # time base, never a dropped frame's gap (an AVI's tick is a whole frame)
+    rounding = min(float(tb) if tb else 0.0, step / 4)
+    t = None
+    early = None  # the latest frame just before ``start``
+    for decoded, frame in enumerate(container.decode(stream), 1):
+        clock = float(frame.pts * tb) - origin if (frame.pts is not None and tb) else decoded * step
+        t = clock if t is None or abs(clock - t - step) > rounding else t + step
+        if t < start - 0.5 * step:
+            continue
+        if end is not None and t >= end - 1e-6:
+            break
+        if t < start:
+            early = frame
+            continue
+        if early is not None and t > start + 1e-6:
+            yield early, 0.0
+        early = None
+        yield frame, t - start
+    if early is not None:
+        yield early, 0.0
 
 
 def _origin(container, stream) -> float:
@@ -864,12 +884,8 @@ class VideoWriter:
         """Encode a PyAV VideoFrame (yuv420p of the writer's size)."""
         if time is None:
             pts = self._last_pts + round(1 / (self.fps * self.time_base)) if self._last_pts >= 0 else 0
-        else:
-            t = Fraction(time).limit_denominator(1_000_000)
-            k = round(t * self.fps)
-            if abs(t - k / self.fps) < Fraction(1, 4) / self.fps:
-                t = k / self.fps  # on the frame grid (a container's millisecond timestamps stay exact CFR)
-            pts = round(t / self.time_base)
+        else:  # the frame's own time (read_frames keeps a constant rate exact and a variable one as it is)
+            pts = round(Fraction(time) / self.time_base)
         pts = max(pts, self._last_pts + 1)
         self._last_pts = pts
         frame.pts = pts
