@@ -442,8 +442,8 @@ class BatchReport:
             parts.append(f"skipped {n} already done (same command and options; --overwrite redoes them)")
         if self.excluded:
             n = len(self.excluded)
-            parts.append(f"left out {n} earlier output{'s' if n != 1 else ''} of this command found among the "
-                         "inputs")
+            parts.append(f"left out {n} earlier output{'s' if n != 1 else ''} of cvtools found among the "
+                         "inputs (name one alone to process it)")
         return f"done: {'; '.join(parts)}" if parts else None
 
     def closing_lines(self) -> List[str]:
@@ -517,6 +517,21 @@ def _ignore(*args):
     return None
 
 
+def leave_out_tool_outputs(paths: Sequence) -> Tuple[list, list]:
+    """(inputs, left out): among several inputs, the files cvtools wrote (any command: their
+    provenance marker says so) are not inputs, so ``classify photos/`` after ``stylize photos/``
+    does not classify the stylized copies. A file named alone is always an input. Reads only
+    each file's header (the marker), no decoding."""
+    if len(paths) <= 1:
+        return list(paths), []
+    from cvtools.imageio import read_marker
+
+    inputs, outputs = [], []
+    for p in paths:
+        (outputs if read_marker(p) is not None else inputs).append(p)
+    return inputs, outputs
+
+
 def run(inputs: Sequence[str], work: Callable, *, provenance=None,
         on_done: Optional[Callable[[str, Optional[str]], None]] = None,
         on_fail: Optional[Callable[[str, str, Optional[BaseException]], None]] = None,
@@ -559,10 +574,12 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None,
     report = BatchReport()
     found: set = set()
     paths, problems = expand_inputs(inputs, found=found, extensions=getattr(work, "extensions", None))
+    paths, tool_outputs = leave_out_tool_outputs(paths)
     # Under torchrun each rank takes one shard of the inputs; rank 0 speaks for the whole run.
     dist = distributed.init() if distributed.launched_by_torchrun() else distributed.DistInfo()
     all_paths = paths
-    report.total = len(all_paths) + len(problems)
+    report.total = len(all_paths) + len(problems) + len(tool_outputs)
+    report.excluded.extend(str(p) for p in tool_outputs)
     if dist.enabled:
         paths = distributed.shard(paths, dist.rank, dist.world_size)
         if not dist.is_main:
@@ -572,7 +589,9 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None,
         on_fail(problem.path, error_line(problem.path, problem), problem)
         report.failed.append(problem.path)
     if not all_paths:
-        if not problems:
+        if tool_outputs:
+            on_note(f"every input is an output of cvtools ({len(tool_outputs)} found); name one alone to process it")
+        elif not problems:
             on_fail("", "no input images", None)
             report.failed.append("")
         return report

@@ -39,6 +39,48 @@ def _mps_available() -> bool:
     return getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
 
 
+def _no_gpu_driver() -> bool:
+    """True when this machine certainly has no CUDA driver, known without importing torch
+    (Linux: no NVIDIA kernel driver and no WSL GPU device; macOS: CUDA does not exist there).
+    False when unsure: torch has the last word then."""
+    import sys
+
+    if sys.platform == "darwin":
+        return True
+    if sys.platform.startswith("linux"):
+        return not any(os.path.exists(p) for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl", "/dev/dxg"))
+    return False
+
+
+def check_device_early(device) -> None:
+    """Refuse a device that certainly is not here before anything heavy is imported: ``cuda``
+    without any NVIDIA driver, ``mps`` off macOS, a name that is no device. What needs torch
+    to know (a CUDA driver without a usable GPU) is left to :func:`resolve_device`."""
+    import sys
+
+    if device in (None, "auto") or not isinstance(device, str):
+        return
+    kind, _, index = device.partition(":")
+    if kind not in ("cpu", "cuda", "mps") or (index and not index.isdigit()):
+        raise UsageError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps", param="device")
+    if kind == "cuda" and _no_gpu_driver():
+        raise UsageError(f"device {device} asked for, but this machine has no CUDA GPU driver; use device='cpu'",
+                         param="device")
+    if kind == "mps" and sys.platform != "darwin":
+        raise UsageError("device mps asked for, but MPS exists only on Apple machines", param="device")
+
+
+def expects_gpu(device) -> bool:
+    """Whether ``device`` will most likely be a GPU, without importing torch (for defaults such
+    as batch sizes that are set before the network loads): a named cuda/mps device, or ``auto``
+    on a machine with a GPU driver or on macOS (MPS)."""
+    import sys
+
+    if device in (None, "auto"):
+        return sys.platform == "darwin" or not _no_gpu_driver()
+    return str(device).split(":")[0] in ("cuda", "mps")
+
+
 def resolve_device(device="auto") -> "torch.device":
     """``"auto"``/None: CUDA (this rank's GPU), then MPS, then the CPU; otherwise the named
     device, checked to exist (``"cuda"`` without an index means this rank's GPU)."""

@@ -41,3 +41,85 @@ def test_a_typo_gets_a_suggestion_before_torch_loads(args, expected):
     code, err, torch_loaded = run_fresh(*args)
     assert code == 2 and expected in err, err
     assert not torch_loaded
+
+
+def _photo(path, w=96, h=72, seed=0):
+    from badinputs import photo
+
+    photo(w, h, seed).save(path, quality=95)
+    return path
+
+
+@pytest.mark.parametrize("command", [["classify"], ["visualize", "gradcam"]])
+def test_broken_inputs_answer_before_torch_loads(tmp_path, command):
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    for args, expected in [([tmp_path / "missing.jpg"], "missing.jpg: no such file"),
+                           ([text], "notes.jpg: not a recognised image file"),
+                           ([text, "--weights", tmp_path / "none.pth"], "--weights .*none.pth: no such file"),
+                           ([text, "--backbone", "resnet5"], "did you mean 'resnet50'")]:
+        code, err, torch_loaded = run_fresh(*command, *args)
+        assert code == 1 and len(err.strip().splitlines()) == 1, err
+        import re
+
+        assert re.search(expected, err), err
+        assert not torch_loaded, args
+
+
+def test_device_without_a_driver_answers_before_torch_loads(tmp_path):
+    from cvtools.device import _no_gpu_driver
+
+    if not _no_gpu_driver():
+        pytest.skip("this machine has a GPU driver: torch decides whether cuda works")
+    code, err, torch_loaded = run_fresh("classify", _photo(tmp_path / "p.jpg"), "--device", "cuda")
+    assert code == 1 and "--device cuda asked for, but this machine has no CUDA GPU driver" in err, err
+    assert not torch_loaded
+
+
+def test_a_mistyped_layer_answers_before_torch_loads(tmp_path):
+    code, err, torch_loaded = run_fresh("visualize", "gradcam", _photo(tmp_path / "p.jpg"), "--layer", "blocks.99")
+    assert code == 1 and "unknown layer 'blocks.99' for efficientnet_lite0; did you mean 'blocks.9'" in err, err
+    assert not torch_loaded
+
+
+def test_a_rerun_with_every_output_done_never_loads_the_network(tmp_path, run_cli):
+    p = _photo(tmp_path / "p.jpg")
+    first = run_cli("visualize", "gradcam", p, "--weights", "random")
+    assert first.exit_code == 0, first.output
+    code, err, torch_loaded = run_fresh("visualize", "gradcam", p, "--weights", "random")
+    assert code == 0 and "already done" in err, err
+    assert not torch_loaded
+
+
+def test_classify_and_visualize_give_one_answer(run_cli):
+    """visualize reads the class and probability from the evaluation crop, as classify does."""
+    import json
+
+    from conftest import SAMPLES
+
+    c = run_cli("classify", SAMPLES / "astronaut.jpg", "--json", "--top", "1")
+    assert c.exit_code == 0, c.output
+    top = json.loads(c.stdout)["top"][0]
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        v = run_cli("visualize", "gradcam", SAMPLES / "astronaut.jpg", "--json", "-o", f"{d}/a.jpg")
+    assert v.exit_code == 0, v.output
+    answer = json.loads(v.stdout)
+    assert answer["target"] == top["index"]
+    # the same crop through the same fp32 network, batch of one each: equal up to rounding
+    assert answer["probability"] == pytest.approx(top["probability"], abs=2e-6)
+
+
+def test_other_commands_outputs_are_left_out_of_a_folder(tmp_path, run_cli):
+    _photo(tmp_path / "a.jpg", seed=1)
+    _photo(tmp_path / "b.jpg", seed=2)
+    made = run_cli("visualize", "gradcam", tmp_path / "a.jpg", "--weights", "random", "-q")
+    assert made.exit_code == 0 and (tmp_path / "a_gradcam.jpg").exists(), made.output
+    r = run_cli("classify", tmp_path, "--weights", "random", "--top", "1")
+    assert r.exit_code == 0, r.output
+    assert sorted(line.rstrip(":").split("/")[-1] for line in r.stdout.splitlines() if line.endswith(":")) == \
+        ["a.jpg", "b.jpg"]
+    assert "left out 1 earlier output of cvtools" in r.stderr, r.stderr
+    alone = run_cli("classify", tmp_path / "a_gradcam.jpg", "--weights", "random", "--top", "1")
+    assert alone.exit_code == 0 and "a_gradcam.jpg:" in alone.stdout  # named alone: an input

@@ -174,8 +174,8 @@ def get_spec(name: str) -> BackboneSpec:
     except (KeyError, TypeError):
         from cvtools.errors import did_you_mean
 
-        hint = did_you_mean(str(name), _REGISTRY)
-        raise UsageError(f"unknown backbone {name!r}{hint}; choose from {', '.join(_REGISTRY)}") from None
+        hint = did_you_mean(str(name), _REGISTRY) or f"; choose from {', '.join(_REGISTRY)}"
+        raise UsageError(f"unknown backbone {name!r}{hint} (`cvtools backbones` lists them)") from None
 
 
 def load_weights_file(model, path, name: str, drop: Callable[[str], bool] = lambda key: False,

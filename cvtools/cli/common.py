@@ -126,6 +126,22 @@ def max_pixels_option(f):
                         help="Refuse images over N pixels (default 100 MP; 0 disables the guard).")(f)
 
 
+def check_model_options_early(model_opts) -> None:
+    """What can be checked of the model options before torch is imported: the backbone's name,
+    the device (``cuda`` on a machine without a GPU driver) and the weights file's existence,
+    so these mistakes answer at once."""
+    from cvtools.backbones.registry import get_spec
+    from cvtools.device import check_device_early
+    from cvtools.errors import UsageError, safe_path
+
+    get_spec(model_opts.get("backbone") or "efficientnet_lite0")
+    check_device_early(model_opts.get("device"))
+    weights = model_opts.get("weights")
+    if weights and weights not in ("random", "default", "DEFAULT") and not os.path.isfile(weights):
+        what = "a directory" if os.path.isdir(weights) else "no such file"
+        raise UsageError(f"--weights {safe_path(weights)}: {what}")
+
+
 def load_backbone_from_options(backbone, weights, device, precision, no_fuse, compile_, tune=False, **_):
     from cvtools.backbones import load_backbone
 

@@ -225,19 +225,34 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                     overwrite, quiet, **model_opts):
     from pathlib import Path
 
+    from cvtools.backbones.categories import parse_class_target
+    from cvtools.backbones.registry import get_spec
+    from cvtools.cli.common import check_model_options_early
+    from cvtools.deferred import Deferred
+    from cvtools.device import expects_gpu
     from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image, side_output_for
-    from cvtools.visualize.explain import Explainer, analysis_tensor, draw_explanation
-    from cvtools.visualize.model import parse_target
 
+    # Everything checkable without torch first: a mistake answers at once, and a re-run whose
+    # outputs are all there never loads the network.
     methods = parse_methods(",".join(methods), more_methods or "")
-    target = parse_target(target)  # a bad class name fails before the network loads
-    backbone = _backbone_for(methods, model_opts)
-    gpu = backbone.device.type != "cpu"
-    size = size or backbone.preprocessing.crop_size
+    target = parse_class_target(target) if isinstance(target, str) else target
+    check_model_options_early(model_opts)
+    spec = get_spec(model_opts.get("backbone") or "efficientnet_lite0")
+    if layer is not None:
+        spec.check_layers([layer])
+    gpu = expects_gpu(model_opts.get("device"))
+    size = size or spec.preprocessing.crop_size
     batch_size = batch_size or (64 if gpu else 8)
     internal = internal_batch_size or (256 if gpu else 32)
-    explainer = Explainer(backbone, methods, target=target, layer=layer, internal_batch_size=internal,
-                          samples=samples, noise=noise, seed=seed, steps=steps, window=window)
+
+    def build_explainer():
+        from cvtools.visualize.explain import Explainer
+
+        return Explainer(_backbone_for(methods, model_opts), methods, target=target, layer=layer,
+                         internal_batch_size=internal, samples=samples, noise=noise, seed=seed, steps=steps,
+                         window=window)
+
+    explainer = Deferred(build_explainer)  # built when the first photo reaches the device
     paths, _ = expand_inputs(inputs)
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     suffix = output_suffix(methods)
@@ -246,27 +261,34 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
     def prepare(path):
         from PIL import Image
 
-        from cvtools.visualize.render import display_size
-
         ext = ".jpg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ".png"
         out = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths)
         sides = _side_outputs(out, methods, raw, sanity)
         for side in sides.values():  # claimed like the main output, before the work
             side_output_for(side, path, overwrite=overwrite, inputs=paths)
         photo = load_image(path).rgb
+        # torch from here on: a finished output or a broken file above never pays for it
+        from cvtools.classify import answer_tensor
+        from cvtools.visualize.explain import analysis_tensor
+        from cvtools.visualize.render import display_size
+
         x = analysis_tensor(photo, size)
+        answer = answer_tensor(photo, spec.preprocessing)  # the class is read as `classify` reads it
         full = photo.size  # (width, height): --raw maps are written at this size
         # Only the display-size copy waits for the batch: a queue of 12-megapixel photos would not.
         photo = photo.resize(display_size(*photo.size), Image.BICUBIC, reducing_gap=3.0)
-        return dict(out=out, sides=sides, photo=photo, x=x, full=full)
+        return dict(out=out, sides=sides, photo=photo, x=x, answer=answer, full=full)
 
     def compute(items):
         import torch
 
-        return explainer.run(torch.stack([it["x"] for it in items]).to(backbone.device), metrics=metrics,
-                             sanity=sanity)
+        device = explainer.backbone.device
+        return explainer.run(torch.stack([it["x"] for it in items]).to(device), metrics=metrics, sanity=sanity,
+                             answer_from=torch.stack([it["answer"] for it in items]).to(device))
 
     def finish_one(path, item, explained):
+        from cvtools.visualize.explain import draw_explanation
+
         result = explained.explanation
         out = item["out"]
         picture = draw_explanation(item["photo"], result, explainer.methods, colormap, alpha,

@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from PIL import Image
 
+from cvtools.errors import UsageError
 from cvtools.visualize.attribution import Attribution, make_method, percentile_normalize, signed_to_rgb
 from cvtools.visualize.model import Target, check_image_batch, predict
 
@@ -130,9 +131,18 @@ class Explainer:
         self.options = dict(options, layer=layer)  # what a method needs to be rebuilt (sanity check)
         self.methods: List[Attribution] = [make_method(m, backbone, layer=layer, **options) for m in methods]
 
-    def explain(self, x: torch.Tensor) -> List[Explanation]:
+    def explain(self, x: torch.Tensor, answer_from: Optional[torch.Tensor] = None) -> List[Explanation]:
+        """Each image's class (its top class, or the target) and the methods' maps for it.
+
+        ``answer_from``: the same images as the network was evaluated on (N×3×h×w, e.g.
+        :func:`cvtools.classify.answer_tensor`'s centre crops): the class and its probability
+        are read from these, as ``cvtools classify`` reads them, while the maps cover ``x``.
+        None: both from ``x``."""
         x = check_image_batch(x, self.backbone)
-        idx, prob, _ = predict(self.backbone, x, self.target)
+        answer = x if answer_from is None else check_image_batch(answer_from, self.backbone)
+        if answer.shape[0] != x.shape[0]:
+            raise UsageError(f"answer_from has {answer.shape[0]} images for {x.shape[0]}", param="answer_from")
+        idx, prob, _ = predict(self.backbone, answer, self.target)
         results = [Explanation(int(i), self.backbone.categories[int(i)], float(p)) for i, p in zip(idx.cpu(), prob.cpu())]
         for method in self.methods:
             attribution = method.attribute(x, idx)
@@ -150,16 +160,18 @@ class Explainer:
         return results
 
 
-    def run(self, x: torch.Tensor, metrics: bool = False, sanity: bool = False) -> List[ExplainReport]:
+    def run(self, x: torch.Tensor, metrics: bool = False, sanity: bool = False,
+            answer_from: Optional[torch.Tensor] = None) -> List[ExplainReport]:
         """:meth:`explain`, plus on request the trust checks, one report per image.
 
         ``metrics``: deletion / insertion AUC and ROAD of each map beside a random map's
         (:func:`~cvtools.visualize.metrics.faithfulness`). ``sanity``: the model-randomisation
         check (:func:`~cvtools.visualize.sanity.cascading_randomization`); integrated gradients
         there runs the steps the real model needed (``auto`` would chase the noise). Both use the
-        explainer's ``seed`` and ``internal_batch_size`` (default 32).
+        explainer's ``seed`` and ``internal_batch_size`` (default 32). ``answer_from``: as in
+        :meth:`explain`.
         """
-        results = self.explain(x)
+        results = self.explain(x, answer_from)
         x = check_image_batch(x, self.backbone)
         reports = [ExplainReport(r) for r in results]
         names = [m.name for m in self.methods]
