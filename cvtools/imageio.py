@@ -1052,6 +1052,13 @@ def _fsync_dir(directory) -> None:
         os.close(fd)
 
 
+def _same_result(written, existing) -> bool:
+    """Whether ``existing`` carries the very marker ``written`` does (same command, options and
+    input): two identical runs racing on one output made the same file."""
+    mine = read_marker(written)
+    return mine is not None and mine == read_marker(existing)
+
+
 def atomic_write(path, write_fn, overwrite: Optional[bool] = None) -> None:
     """Call ``write_fn(tmp_path)`` and move the result into place; nothing partial is left.
 
@@ -1099,6 +1106,9 @@ def atomic_write(path, write_fn, overwrite: Optional[bool] = None) -> None:
             try:
                 os.link(tmp, path)  # fails if path exists: no window for a race
             except FileExistsError:
+                if _same_result(tmp, path):  # an identical run raced us to it: its file is ours
+                    raise OutputSkipped(path, "already done: another run of the same command and options wrote "
+                                              "it meanwhile", "done", target=path) from None
                 raise ImageError(path, "output exists (it appeared while this one was made); "
                                        "pass overwrite=True to replace it", param="overwrite") from None
             except OSError:  # a file system without hard links

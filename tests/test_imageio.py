@@ -369,3 +369,27 @@ def test_expand_inputs(tmp_path):
     paths, problems = expand_inputs([str(tmp_path), str(tmp_path / "*.jpg"), str(tmp_path / "empty"), "nope.jpg"])
     assert [p.name for p in paths] == ["a.jpg", "b.png"]
     assert len(problems) == 2
+
+
+def test_an_identical_run_that_wrote_the_output_first_counts_as_done(tmp_path):
+    """Two identical runs racing on one -o: the loser's result is the file already there (same
+    marker: command, options, input), so it is 'already done', not an error; a file that
+    appeared from anything else is still refused."""
+    from PIL import Image
+
+    from cvtools.imageio import OutputSkipped, Provenance, output_claims, output_path_for, save_image
+
+    src = tmp_path / "p.png"
+    Image.new("RGB", (8, 8), (10, 20, 30)).save(src)
+    picture = Image.new("RGB", (8, 8), (200, 100, 0))
+    with output_claims(provenance=Provenance("stylize", {"--style": "mona"}), batch=[src]):
+        out = output_path_for(src, str(tmp_path / "out.png"), "x")
+        save_image(out, picture)  # the other run, first to finish
+        with pytest.raises(OutputSkipped) as err:
+            save_image(out, picture)
+        assert err.value.kind == "done"
+        other = output_path_for(src, str(tmp_path / "other.png"), "x")
+        picture.save(other)  # appeared meanwhile, without our marker (someone's file)
+        with pytest.raises(ImageError, match="appeared while this one was made"):
+            save_image(other, picture)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cvtools-")]  # no temporary left
