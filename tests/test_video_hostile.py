@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from test_video_io import RATE, DreamStub, H, Identity, N, W, audio_of, frame_image, frame_index, make_clip
 
+from cvtools.cli.video_options import parse_seconds
 from cvtools.video import io as video_io
 from cvtools.video.io import probe_video, read_frames, read_video_comment
 from cvtools.video.process import stylize_video
@@ -197,3 +198,61 @@ def test_variable_frame_rate_with_a_range(tmp_path, vfr_clip, start, duration, f
     _, samples, rate = audio_of(dst)
     length = duration or VFR_LENGTH - start
     assert abs(len(samples) / rate - length) <= 2048 / rate
+
+
+# ----------------------------------------------------------------------------- absurd ranges
+
+
+@pytest.mark.parametrize("args", [
+    ("--start", "1e308"),  # start × fps is infinite: it used to be an OverflowError
+    ("--start", "1e308", "--duration", "1e308"),
+])
+def test_cli_start_past_any_clip_is_one_line_naming_the_option(tmp_path, run_cli, args):
+    src = make_clip(tmp_path / "clip.mp4", n=3, audio=None)
+    result = run_cli("stylize", src, "--style", "mona", "--device", "cpu", *args)
+    assert result.exit_code == 1, result.output
+    assert result.stderr.splitlines() == [f"cvtools: error: {src}: --start {float(parse_seconds(args[1])):g} s is past "
+                                          "the end of the clip (0.25 s)"], result.stderr
+    assert "Traceback" not in result.output + result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]  # no output, no temporary file
+
+
+def test_cli_time_that_is_no_number_of_seconds_is_a_usage_error(tmp_path, run_cli):
+    """Clock times of more hours than a float holds (an internal OverflowError before) are
+    refused as non-finite numbers are: the option's usage error, before any work."""
+    src = make_clip(tmp_path / "clip.mp4", n=3, audio=None)
+    for value in ("9" * 400 + ":00:00", "9" * 400 + ":00", "nan", "-inf", "1e400"):
+        result = run_cli("dream", src, "--weights", "random", "--device", "cpu", f"--start={value}")
+        assert result.exit_code == 2, (value, result.output)
+        assert "Invalid value for '--start'" in result.stderr and "internal error" not in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
+
+
+def test_a_duration_beyond_the_clip_reads_to_its_end(tmp_path, clip):
+    """1e308 s of duration is the rest of the clip (the progress total stays a frame count)."""
+    from cvtools.video.process import expected_frames
+
+    info = probe_video(clip)
+    assert expected_frames(info, 0.0, 1e308) == N and expected_frames(info, 1e308) == 1
+    assert stylize_video(Identity(), clip, tmp_path / "all.mp4", start=0.5, duration=1e308).frames == N // 2
+
+
+@pytest.mark.parametrize("effect", ["stylize", "dream"])
+@pytest.mark.parametrize("start, duration, param", [
+    (float("nan"), None, "start"), (float("inf"), None, "start"), (-1.0, None, "start"), (10 ** 400, None, "start"),
+    (0.0, float("nan"), "duration"), (0.0, float("-inf"), "duration"), (0.0, 0.0, "duration"),
+])
+def test_library_ranges_that_are_no_ranges_are_usage_errors(tmp_path, clip, effect, start, duration, param):
+    """The Python API names its parameter, before any work: nothing is computed or written."""
+    from cvtools.errors import UsageError
+    from cvtools.video.process import dream_video
+
+    stub = Identity() if effect == "stylize" else DreamStub()
+    run = stylize_video if effect == "stylize" else dream_video
+    with pytest.raises(UsageError, match=f"^{param} must be a ") as err:
+        run(stub, clip, tmp_path / "out.mp4", start=start, duration=duration)
+    assert err.value.params == (param,) and "\n" not in str(err.value)
+    assert (stub.calls if effect == "stylize" else len(stub.starts)) == 0
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(UsageError, match=f"^{param} must be a "):
+        next(read_frames(clip, start=start, duration=duration))

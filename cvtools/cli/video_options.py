@@ -26,7 +26,10 @@ def parse_seconds(text) -> float:
         hours, minutes, seconds = m.groups()
         if int(minutes) >= 60 and hours is not None or float(seconds) >= 60:
             raise ValueError(text)
-        return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+        try:
+            return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+        except OverflowError:  # more hours than a float holds (the sum becomes a float)
+            raise ValueError(text) from None
     value = float(text)
     if value != value or value in (float("inf"), float("-inf")):
         raise ValueError(text)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 import stat as _stat
 import threading
@@ -36,7 +37,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Tuple, Union
 
-from cvtools.errors import CvtoolsError, ImageError, one_line
+from cvtools.errors import CvtoolsError, ImageError, UsageError, one_line
 
 #: Video containers read (mp4, m4v, mov, mkv, webm, avi).
 from cvtools.imageio import VIDEO_EXTENSIONS  # noqa: E402  (one list: imageio finds them in folders)
@@ -411,6 +412,35 @@ def yuv_matrix(info: VideoInfo) -> Optional[Tuple[str, bool]]:
     return matrix, info.pix_fmt == "yuvj420p" or info.color_range == 2
 
 
+def check_range(info: VideoInfo, start: float, duration: Optional[float]) -> None:
+    """Refuse a range that is not one of this clip, before any work: ``start`` must be a finite
+    number of seconds from 0 and ``duration`` a positive one (UsageError naming it), and ``start``
+    before the clip's end (ImageError naming the file and ``start``). A ``duration`` past the end
+    reads to the end."""
+    if _seconds(start) is None or start < 0:
+        raise UsageError(f"start must be a finite number of seconds, at least 0 (not {repr(start)[:40]})",
+                         param="start")
+    if duration is not None and (_seconds(duration) is None or duration <= 0):
+        raise UsageError(f"duration must be a positive, finite number of seconds (not {repr(duration)[:40]})",
+                         param="duration")
+    longest = MAX_FRAMES / float(info.fps)  # no clip read is longer (an unknown length included)
+    if start >= min(info.duration if info.duration is not None else longest, longest):
+        length = f" ({info.duration:.2f} s)" if info.duration is not None else ""
+        raise ImageError(info.path, f"start={start:g} s is past the end of the clip{length}", param="start")
+
+
+def _seconds(value) -> Optional[float]:
+    """``value`` as seconds, or None when it is not a finite number (text, NaN, ±inf, an int
+    too large for a float)."""
+    if isinstance(value, (str, bytes)):
+        return None
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return seconds if math.isfinite(seconds) else None
+
+
 def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size: Optional[int] = None,
                 even: bool = False, info: Optional[VideoInfo] = None, max_pixels: Optional[int] = -1,
                 threads: int = 0, planes: bool = False) -> Iterator[Frame]:
@@ -421,10 +451,7 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
     a video that ends well before its header says (truncated) too."""
     path = Path(path)
     info = info or probe_video(path, max_pixels=max_pixels)
-    if start < 0 or (duration is not None and duration <= 0):
-        raise ImageError(path, f"bad frame range (start {start}, duration {duration})")
-    if info.duration is not None and start >= info.duration:
-        raise ImageError(path, f"start={start:g} s is past the end of the clip ({info.duration:.2f} s)", param="start")
+    check_range(info, start, duration)
     (w, h), _ = output_size(info, size, even)
     if info.kind == "animation":
         yield from _read_animation(info, start, duration, (w, h))

@@ -34,9 +34,11 @@ from typing import Callable, Optional
 
 from cvtools.errors import CvtoolsError
 from cvtools.video.io import (
+    MAX_FRAMES,
     AudioSource,
     VideoInfo,
     check_output_format,
+    check_range,
     hdr_note,
     open_writer,
     output_size,
@@ -100,15 +102,25 @@ def _batches(frames, size: int):
 
 
 def expected_frames(info: VideoInfo, start: float = 0.0, duration: Optional[float] = None) -> Optional[int]:
-    """About how many frames a range holds (for the progress bar's total)."""
+    """About how many frames a range holds (for the progress bar's total): from 1 to
+    :data:`MAX_FRAMES` whatever the range (a start past the end, a duration of 1e308 s)."""
     if info.frames is None and info.duration is None:
         return None
-    total = info.frames if info.frames is not None else round(info.duration * float(info.fps))
-    first = round(start * float(info.fps))
-    n = total - first
+    fps = float(info.fps)
+    n = (info.frames if info.frames is not None else info.duration * fps) - start * fps
     if duration is not None:
-        n = min(n, round(duration * float(info.fps)))
-    return max(1, n)
+        n = min(n, duration * fps)
+    if not n >= 1:  # NaN too
+        return 1
+    return round(min(n, MAX_FRAMES))  # bounded before rounding: round(inf) is an OverflowError
+
+
+def _probed(src: Path, info: Optional[VideoInfo], start, duration) -> VideoInfo:
+    """``info`` (``src`` probed when None), the range checked against it: before any work or
+    output, a range that is not one of the clip is a one-line error naming the parameter."""
+    info = info or probe_video(src)
+    check_range(info, start, duration)
+    return info
 
 
 def marker_comment(dst) -> Optional[str]:
@@ -443,7 +455,7 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     network's results where they are, in the compute stage (None: on CUDA, where it is nearly free;
     on a CPU it runs in the writer thread, beside the encoder, overlapping the network)."""
     src = Path(src)
-    info = info or probe_video(src)
+    info = _probed(src, info, start, duration)
     video_out = Path(dst).suffix.lower() not in (".gif", ".webp")
     (w, h), _ = output_size(info, size, even=video_out)
     batch = batch_size or _default_batch(stylizer, h, w)
@@ -573,7 +585,7 @@ def dream_video(engine, src, dst, *, start: float = 0.0, duration: Optional[floa
     frame (``blend``: V2's default), so patterns follow the motion instead of being re-dreamed
     from scratch each frame. ``step_progress``: an object with ``update(n)``, per dream step."""
     src = Path(src)
-    info = info or probe_video(src)
+    info = _probed(src, info, start, duration)
     compute = dream_frames_fn(engine, seed=seed, warp=warp, blend=blend, step_progress=step_progress)
     return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=1,
                       stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
