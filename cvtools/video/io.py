@@ -426,7 +426,7 @@ def check_range(info: VideoInfo, start: float, duration: Optional[float]) -> Non
     longest = MAX_FRAMES / float(info.fps)  # no clip read is longer (an unknown length included)
     if start >= min(info.duration if info.duration is not None else longest, longest):
         length = f" ({info.duration:.2f} s)" if info.duration is not None else ""
-        raise ImageError(info.path, f"start={start:g} s is past the end of the clip{length}", param="start")
+        raise ImageError(info.path, f"start={float(start):g} s is past the end of the clip{length}", param="start")
 
 
 def _seconds(value) -> Optional[float]:
