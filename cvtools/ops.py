@@ -1,6 +1,6 @@
 """Small image operations shared by the effects: resizing and Gaussian blur.
 
->>> small = resize_long_side(pil_image, 512)      # PIL, LANCZOS, longer side 512
+>>> small = resize_long_side(pil_image, 512)      # PIL, LANCZOS, longer side 512 (enlarge=False: at most)
 >>> y = resize(x, (h, w))                         # N×C×H×W, bilinear, antialiased when shrinking
 >>> y = resize_area(x, (h, w))                    # N×C×H×W, area average down, bilinear up
 >>> blur = GaussianBlur(1.0, device)              # weights built once, radius ceil(3σ)
@@ -16,16 +16,20 @@ import math
 from typing import Optional, Sequence
 
 
-def resize_long_side(image, size: Optional[int]):
+def resize_long_side(image, size: Optional[int], enlarge: bool = True):
     """A PIL image with its longer side ``size`` (LANCZOS), or unchanged when size is None/0
-    or already that size. Works for any mode (RGB, an alpha channel "L")."""
+    or already that size. Works for any mode (RGB, an alpha channel "L").
+
+    ``enlarge=False`` only shrinks: a smaller image is returned as it is (the command line's
+    ``--size``, where upscaling a photo only blurs it); paintings scaled for the style losses
+    keep the default, which scales both ways."""
     if not size:
         return image
     from PIL import Image
 
     w, h = image.size
     scale = size / max(w, h)
-    if abs(scale - 1.0) < 1e-6:
+    if abs(scale - 1.0) < 1e-6 or (scale > 1.0 and not enlarge):
         return image
     return image.resize((max(1, round(w * scale)), max(1, round(h * scale))), Image.LANCZOS)
 

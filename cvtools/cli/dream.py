@@ -12,6 +12,7 @@ from cvtools.cli.common import (
     run_batch,
 )
 from cvtools.cli.params import CHANNELS_HELP, LayerTargetType, Tile
+from cvtools.cli.stylize import ENLARGE_HELP, SIZE_HELP, AddedLaterOption, FiniteFloatRange
 from cvtools.cli.video_options import video_options
 
 #: cvtools.dream.tiling.MIN_TILE (not imported, so `cvtools --help` stays quick;
@@ -26,11 +27,11 @@ MIN_TILE = 128
                    f"{CHANNELS_HELP}. Default: the backbone's dream layers (`cvtools layers` lists them).")
 @click.option("--octaves", type=click.IntRange(1, 12), default=4, show_default=True,
               help="Scales to dream at; more octaves give larger patterns.")
-@click.option("--octave-scale", type=click.FloatRange(1.05, 4.0), default=1.4, show_default=True,
+@click.option("--octave-scale", type=FiniteFloatRange(1.05, 4.0), default=1.4, show_default=True,
               help="Size ratio between octaves.")
 @click.option("--steps", type=click.IntRange(0, 10000), default=10, show_default=True,
               help="Gradient steps per octave; more steps, stronger dream.")
-@click.option("--step-size", type=click.FloatRange(0, min_open=True), default=None, metavar="S",
+@click.option("--step-size", type=FiniteFloatRange(0, min_open=True), default=None, metavar="S",
               help="Mean pixel change per step (pixels in 0-1)  [default: 0.01]")
 @click.option("--jitter", type=click.IntRange(0, 512), default=32, show_default=True,
               help="Random shift (pixels) before each step; hides the network's grid.")
@@ -40,13 +41,14 @@ MIN_TILE = 128
               help="Compute gradients in N-pixel tiles (bounded memory, no seams); auto tiles only images "
                    "too large for memory.")
 @click.option("--size", type=click.IntRange(32, 100000), default=None, metavar="N",
-              help="Resize so the longer side is N pixels before dreaming (the output has that size).")
+              help=SIZE_HELP)
+@click.option("--enlarge", is_flag=True, default=None, cls=AddedLaterOption, help=ENLARGE_HELP)
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed; the same seed gives the same dream.")
 @click.option("--frames", type=click.IntRange(1, 100000), default=1, show_default=True,
               help="Animation: dream N frames, each the previous one zoomed in and dreamed again.")
-@click.option("--zoom", type=click.FloatRange(1.0, 2.0), default=1.05, show_default=True,
+@click.option("--zoom", type=FiniteFloatRange(1.0, 2.0), default=1.05, show_default=True,
               help="Animation: zoom factor per frame.")
-@click.option("--fps", type=click.FloatRange(0.1, 100), default=12, show_default=True,
+@click.option("--fps", type=FiniteFloatRange(0.1, 100), default=12, show_default=True,
               help="Animation: frames per second of a GIF/WebP.")
 @click.option("--no-cuda-graphs", is_flag=True,
               help="Run steps eagerly on the GPU instead of replaying captured CUDA graphs (for checking).")
@@ -55,8 +57,8 @@ MIN_TILE = 128
 @model_options
 @max_pixels_option
 @quiet_option
-def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide, tile, size, seed, frames, zoom,
-          fps, no_cuda_graphs, output, overwrite, quiet, start=None, duration=None, stable=None, **model_opts):
+def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide, tile, size, enlarge, seed, frames,
+          zoom, fps, no_cuda_graphs, output, overwrite, quiet, start=None, duration=None, stable=None, **model_opts):
     """DeepDream: let the network exaggerate what it sees in images.
 
     Writes INPUT_dream.EXT next to each input (or into -o). Images, videos (mp4, mov, mkv,
@@ -70,7 +72,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
       cvtools dream photo.jpg --layer blocks.6 --steps 20  swirls and ripples
       cvtools dream photo.jpg --layer blocks.10:0-15       only some channels of a layer
       cvtools dream photo.jpg --guide flower.jpg           grow the guide's features
-      cvtools dream photos/ -o dreams/ --size 1024         a folder, resized first
+      cvtools dream photos/ -o dreams/ --size 1024         a folder, shrunk to at most 1024 px first
       cvtools dream photo.jpg --frames 48 --zoom 1.04 -o zoom.webp    zooming animation
       cvtools dream photo.jpg --frames 48 -o frames/       the same as a PNG sequence
       cvtools dream clip.mp4 --size 720 --octaves 2        a video: clip_dream.mp4, sound kept;
@@ -98,6 +100,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
 
+    if enlarge and not size:
+        raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
     paths, _ = expand_inputs(inputs, extensions=media_extensions())
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
@@ -139,7 +143,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
             folder = output or str(path.with_name(f"{path.stem}_dream"))
             targets = [output_path_for(path, folder + "/", f"dream_{k:04d}", ".png", many=True,
                                        overwrite=overwrite, inputs=paths) for k in range(frames)]
-        x, alpha = _load(path, size)
+        x, alpha = _load(path, size, enlarge=bool(enlarge))
         with _step_bar(engine, x, frames, path.name, quiet) as bar:
             if frames == 1:
                 save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha)
@@ -167,14 +171,15 @@ def _load_guide(guide):
         raise UsageError(f"--guide {safe_path(guide)}: {exc.reason}{hint}", param=exc.params) from None
 
 
-def _load(path, size):
-    """RGB and alpha tensors of an image, resized to a longer side of ``size`` if asked."""
+def _load(path, size, enlarge=False):
+    """RGB and alpha tensors of an image, shrunk to a longer side of at most ``size`` if asked
+    (scaled up to it too with ``enlarge``)."""
     from cvtools.imageio import load_image, pil_to_tensor
     from cvtools.ops import resize_long_side
 
     image = load_image(path)
-    rgb = resize_long_side(image.rgb, size)
-    alpha = resize_long_side(image.alpha, size) if image.alpha is not None else None
+    rgb = resize_long_side(image.rgb, size, enlarge=enlarge)
+    alpha = resize_long_side(image.alpha, size, enlarge=enlarge) if image.alpha is not None else None
     return pil_to_tensor(rgb), (pil_to_tensor(alpha) if alpha is not None else None)
 
 

@@ -1,6 +1,7 @@
 """``cvtools stylize`` and ``cvtools styles``: apply and list trained styles."""
 
 import json
+import math
 
 import click
 
@@ -12,6 +13,28 @@ from cvtools.cli.video_options import video_options
 #: and `cvtools --help` stays instant; tests/test_params.py keeps the two equal).
 MIN_TILE = 256
 
+SIZE_HELP = ("Shrink so the longer side is at most this many pixels first (default: keep the input size); "
+             "smaller images keep their size unless --enlarge.")
+ENLARGE_HELP = "With --size: also scale smaller images up to it (the default only shrinks; enlarged photos look soft)."
+
+
+class AddedLaterOption(click.Option):
+    """An option added after outputs were made: left out of their provenance marker while unset
+    (``provenance_from_click``), so earlier outputs keep their digest and re-runs still find them."""
+
+    omit_when_unset = True
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf: nan passes every range check (nan < 0 and
+    nan > 1 are both false), and then failed per photo after the model had loaded."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -21,15 +44,15 @@ MIN_TILE = 256
                    "optimised to match it, no training needed (slower: seconds on a GPU, about a minute on a "
                    "laptop). Repeat to blend paintings, PATH:WEIGHT to weigh them: -s a.jpg:0.7 -s b.jpg:0.3.")
 @click.option("--size", type=click.IntRange(16, 32768), metavar="LONG_SIDE",
-              help="Resize so the longer side has this many pixels first (default: keep the input size). "
-                   "Smaller sizes give bolder, larger brush strokes.")
-@click.option("--strength", type=click.FloatRange(0.0, 1.0), default=1.0, show_default=True,
+              help=f"{SIZE_HELP} Smaller sizes give bolder, larger brush strokes.")
+@click.option("--enlarge", is_flag=True, default=None, cls=AddedLaterOption, help=ENLARGE_HELP)
+@click.option("--strength", type=FiniteFloatRange(0.0, 1.0), default=1.0, show_default=True,
               help="Blend with the original: 0 returns the input, 1 the full style.")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours; take only the style's light and texture.")
 @click.option("--steps", type=click.IntRange(0, 100000), metavar="N",
               help="Paintings only: optimisation steps at the coarsest size (each finer size gets 0.35 of the one before; "
                    "default 200). More: closer to the painting, slower.")
-@click.option("--style-scale", type=click.FloatRange(0.05, 8.0), default=1.0, show_default=True,
+@click.option("--style-scale", type=FiniteFloatRange(0.05, 8.0), default=1.0, show_default=True,
               help="Paintings only: stroke size, relative to the photo (1: the painting is seen at the photo's "
                    "size). 2 paints strokes twice as big, 0.5 half as big. Raise it for small photos and for "
                    "paintings made of fine dots (Seurat), whose points vanish at 1.")
@@ -53,8 +76,8 @@ MIN_TILE = 256
 @output_options
 @max_pixels_option
 @quiet_option
-def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, seed, tile, device, precision, compile_,
-            engine, fmt, output, overwrite, quiet, start=None, duration=None, stable=None):
+def stylize(inputs, style, size, enlarge, strength, preserve_color, steps, style_scale, seed, tile, device, precision,
+            compile_, engine, fmt, output, overwrite, quiet, start=None, duration=None, stable=None):
     """Repaint photos in the style of a painting (fast neural style transfer).
 
     INPUT can be photos, videos (mp4, mov, mkv, webm, animated GIF/WebP), directories (searched
@@ -81,10 +104,11 @@ def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, s
     from cvtools.cli.video_options import media_extensions, stylize_maker, with_videos
     from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
-    from cvtools.style.stylize import Stylizer
 
+    if enlarge and not size:
+        raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
     style = style or ("mona",)
-    paintings = painting_styles(style)
+    record, paintings = checked_styles(style)  # before torch loads: a typo costs no start-up
     if paintings:
         if tile not in ("auto", None):
             raise UsageError("--tile is for trained styles; a painting is optimised whole (use --size to make "
@@ -93,7 +117,9 @@ def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, s
             raise UsageError(f"--{'engine' if engine != 'pytorch' else 'compile'} is for trained styles, not paintings")
         from cvtools.style.optimize import PaintingStylizer
 
-        stylizer = PaintingStylizer(paintings, device=device, precision=precision, style_scale=style_scale,
+        name = "+".join(dict.fromkeys(Path(path).stem for path, _, _ in paintings))
+        stylizer = PaintingStylizer([(rgb, weight) for _, rgb, weight in paintings], name=name, device=device,
+                                    precision=precision, style_scale=style_scale,
                                     **({} if steps is None else {"steps": steps}))
         stylizer.seed = 0 if seed is None else seed
         stylizer.callback = None if quiet else StepBar()
@@ -104,44 +130,54 @@ def stylize(inputs, style, size, strength, preserve_color, steps, style_scale, s
     elif engine == "onnxruntime":
         from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
 
-        stylizer = OnnxRuntimeStylizer(style[0], device=device, precision=precision, compile=compile_,
+        stylizer = OnnxRuntimeStylizer(record, device=device, precision=precision, compile=compile_,
                                        notify=note_printer(quiet))
     else:
-        stylizer = Stylizer(style[0], device=device, precision=precision, compile=compile_)
+        from cvtools.style.stylize import Stylizer
+
+        stylizer = Stylizer(record, device=device, precision=precision, compile=compile_)
     stylizer.notes = note_printer(quiet)
     paths, _ = expand_inputs(inputs, extensions=media_extensions())
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
-    work = stylize_work(stylizer, output=output, size=size, strength=strength, preserve_color=preserve_color,
-                        tile=tile, ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite,
-                        inputs=paths, quiet=quiet, tile_bar=len(paths) == 1 and not quiet)
+    work = stylize_work(stylizer, output=output, size=size, enlarge=bool(enlarge), strength=strength,
+                        preserve_color=preserve_color, tile=tile, ext=None if fmt == "same" else f".{fmt}", many=many,
+                        overwrite=overwrite, inputs=paths, quiet=quiet, tile_bar=len(paths) == 1 and not quiet,
+                        protected=[Path(path) for path, _, _ in paintings])
     work = with_videos(work, stylize_maker(stylizer, size=size, strength=strength, preserve_color=preserve_color,
                                            tile=tile, start=start, duration=duration, stable=stable),
                        stylizer.name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
     finish(run_batch(inputs, work, f"stylize {stylizer.name}", quiet=quiet))
 
 
-def painting_styles(styles):
-    """The --style values as [(painting path, weight)] when they are image files (the
-    optimiser), [] when they name one trained style; mixing the two, or blending trained
-    styles, is a UsageError."""
-    from pathlib import Path
-
-    from cvtools.errors import UsageError
-    from cvtools.imageio import IMAGE_EXTENSIONS
-    from cvtools.style.optimize import parse_style_spec
+def checked_styles(styles):
+    """The --style values checked and read without torch (a typo or a bad file is one line before
+    the model libraries spend seconds loading): (the trained style's record, []) or (None,
+    [(painting path, its RGB image, weight)]). Mixing the two, or blending trained styles, is a
+    UsageError; so is a painting that cannot be read or is too small, naming it."""
+    from cvtools.errors import ImageError, UsageError, WeightsError, safe_path
+    from cvtools.style.records import is_painting, load_painting, parse_style_spec, resolve_style
 
     specs = [parse_style_spec(s) for s in styles]
-    is_image = [Path(p).suffix.lower() in IMAGE_EXTENSIONS for p, _ in specs]
+    is_image = [is_painting(p) for p, _ in specs]
     if not any(is_image):
         if len(styles) > 1:
             raise UsageError("only paintings (image files) can be blended; give one trained style")
         if specs[0][1] != 1.0 or styles[0] != specs[0][0]:
-            raise UsageError(f"{styles[0]}: a weight (NAME:W) is only for blending paintings")
-        return []
+            raise UsageError(f"{safe_path(styles[0])}: a weight (NAME:W) is only for blending paintings")
+        record = resolve_style(styles[0])
+        if not record.weights_path.exists():
+            raise WeightsError(f"{safe_path(record.weights_path)}: weights file is missing")
+        return record, []
     if not all(is_image):
         other = next(s for s, im in zip(styles, is_image) if not im)
-        raise UsageError(f"--style {other}: cannot mix a trained style with paintings (image files)")
-    return specs
+        raise UsageError(f"--style {safe_path(other)}: cannot mix a trained style with paintings (image files)")
+    paintings = []
+    for path, weight in specs:
+        try:
+            paintings.append((path, load_painting(path), weight))
+        except ImageError as exc:
+            raise UsageError(f"--style {safe_path(path)}: {exc.reason}", param=exc.params) from None
+    return None, paintings
 
 
 class StepBar:
@@ -176,23 +212,27 @@ class StepBar:
 
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
-                 many=True, overwrite=False, inputs=(), quiet=False, tile_bar=False, quality=95):
+                 many=True, overwrite=False, inputs=(), quiet=False, tile_bar=False, quality=95, enlarge=False,
+                 protected=()):
     """``cvtools stylize``'s per-file work for ``run_batch``, in stages: name the output (main
     thread, input order), decode and resize (a loader thread), stylize (main thread: the
-    device), encode and write atomically (a writer thread). The benchmark times this too."""
+    device), encode and write atomically (a writer thread). The benchmark times this too.
+    ``size``: the longest side, shrinking only unless ``enlarge``. ``protected``: further files
+    no output may replace, even with ``overwrite`` (the paintings)."""
     from cvtools.batch import StagedWork
     from cvtools.imageio import load_image, output_path_for, save_image
     from cvtools.ops import resize_long_side
 
     targets = {}
+    untouchable = list(inputs) + list(protected)  # one list: output_path_for indexes it once
 
     def prepare(path):
         targets[path] = output_path_for(path, output, stylizer.name, ext=ext, many=many, overwrite=overwrite,
-                                        inputs=inputs)
+                                        inputs=untouchable)
 
     def load(path):
         image = load_image(path)
-        return resize_long_side(image.rgb, size), image.alpha
+        return resize_long_side(image.rgb, size, enlarge=enlarge), image.alpha
 
     def compute(path, item):
         rgb, alpha = item

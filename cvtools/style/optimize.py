@@ -54,6 +54,12 @@ import torch
 
 from cvtools.errors import CvtoolsError, UsageError, WeightsError
 from cvtools.ops import resize_area as _resize  # area averaging down (no aliasing), bilinear up
+from cvtools.style.records import (  # noqa: F401  (parse_style_spec re-exported: callers import it from here)
+    check_painting_size,
+    load_painting,
+    normalized_weights,
+    parse_style_spec,
+)
 
 #: Which optimisers exist; the default is the one that measured faster to the same loss
 #: (BENCHMARKS.md / the commit that set it).
@@ -142,26 +148,10 @@ class PaintingSettings:
 PaintingSpec = Union[str, os.PathLike, "torch.Tensor", object]
 
 
-def parse_style_spec(text: str) -> Tuple[str, float]:
-    """``painting.jpg`` → (painting.jpg, 1.0); ``painting.jpg:0.7`` → (painting.jpg, 0.7).
-
-    The weight is split off only when what follows the last colon is a number, so paths with
-    colons in them still work (``C:/art/a.jpg``)."""
-    head, sep, tail = str(text).rpartition(":")
-    if sep and head:
-        try:
-            weight = float(tail)
-        except ValueError:
-            return str(text), 1.0
-        if not math.isfinite(weight) or weight <= 0:
-            raise UsageError(f"{text}: a painting's weight must be a positive number, not {tail}")
-        return head, weight
-    return str(text), 1.0
-
-
 def _painting_tensor(painting) -> Tuple[torch.Tensor, str]:
-    """A painting (path, PIL image or 3×H×W tensor) → ([0, 1] 3×H×W float tensor, name)."""
-    from cvtools.imageio import load_image, pil_to_tensor
+    """A painting (path, PIL image or 3×H×W tensor) → ([0, 1] 3×H×W float tensor, name); one
+    too small to measure (records.MIN_PAINTING_SIDE) is refused before any photo."""
+    from cvtools.imageio import pil_to_tensor
 
     if torch.is_tensor(painting):
         t = painting[0] if painting.dim() == 4 else painting
@@ -170,12 +160,21 @@ def _painting_tensor(painting) -> Tuple[torch.Tensor, str]:
         t = t.detach().float().cpu()
         if not bool(torch.isfinite(t).all()):
             raise UsageError("the painting tensor has NaN or infinite values")
+        _check_size(t.shape[-1], t.shape[-2])
         return t.clamp(0, 1), "painting"
     if hasattr(painting, "convert") and hasattr(painting, "size"):  # PIL
+        _check_size(*painting.size)
         return pil_to_tensor(painting.convert("RGB")), "painting"
     path = Path(painting)
-    rgb = load_image(path).rgb  # ImageError (one line, naming the file) for anything unreadable
+    rgb = load_painting(path)  # ImageError (one line, naming the file): unreadable, too small
     return pil_to_tensor(rgb), path.stem
+
+
+def _check_size(width: int, height: int) -> None:
+    try:
+        check_painting_size(int(width), int(height))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def level_sizes(h: int, w: int, coarse_side: int) -> List[Tuple[int, int]]:
@@ -342,15 +341,11 @@ class PaintingStylizer:
                 item, weight = item
             if isinstance(item, (str, os.PathLike)) and not Path(item).exists() and ":" in str(item):
                 item, weight = parse_style_spec(str(item))
-            weight = float(weight)
-            if not math.isfinite(weight) or weight <= 0:
-                raise UsageError(f"a painting's weight must be a positive number, not {weight}")
+            normalized_weights([weight])  # this one's weight, refused before its painting is read
             tensor, stem = _painting_tensor(item)
-            entries.append((tensor, weight, stem))
-        if not entries:
-            raise UsageError("no painting given")
-        wsum = sum(e[1] for e in entries)
-        self.paintings = [(t, w / wsum) for t, w, _ in entries]
+            entries.append((tensor, float(weight), stem))
+        weights = normalized_weights([e[1] for e in entries])
+        self.paintings = [(t, w) for (t, _, _), w in zip(entries, weights)]
         self.name = name or "+".join(dict.fromkeys(stem for _, _, stem in entries))
         self._targets: Dict[Tuple[int, int], list] = {}
         self.last_tiles = 0  # Stylizer's interface (this one never tiles)
@@ -718,7 +713,11 @@ class PaintingStylizer:
             out = torch.nn.functional.interpolate(out, size=(h, w), mode="area")
         original = image.to(out.device)
         result = finish_pixels(out[0], original, strength, preserve_color)
-        if as_uint8 and bool(torch.isfinite(result).all()):
+        if not bool(torch.isfinite(result).all()):
+            # a numerical failure never becomes a (black or speckled) picture on disk
+            raise CvtoolsError("the optimisation gave NaN or infinite pixels; nothing written (try "
+                               "precision='fp32')", param="precision")
+        if as_uint8:
             from cvtools.imageio import to_uint8
 
             return to_uint8(result).cpu()

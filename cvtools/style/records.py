@@ -7,16 +7,21 @@ quality, and the weights' SHA-256, checked on every load).
 
 Bundled styles live in ``cvtools/style/bundled/`` (``styles/`` + ``weights/``; the repository
 root links to both) so that a plain ``pip install`` ships them inside the package.
+
+Also here, without torch, so that ``cvtools stylize`` checks its ``--style`` values before the
+model libraries load: names (any case; unknown ones get "did you mean"), ``PATH:WEIGHT`` blends
+(:func:`parse_style_spec`, :func:`normalized_weights`) and paintings (:func:`load_painting`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from cvtools.errors import UsageError, WeightsError, safe_path
 
@@ -203,7 +208,9 @@ def bundled_names() -> List[str]:
 
 
 def resolve_style(style: Union[str, os.PathLike, StyleRecord]) -> StyleRecord:
-    """A bundled style name, a record (.json), or a weights file (.safetensors) → its record.
+    """A bundled style name (any case, when only one name matches), a record (.json), or a
+    weights file (.safetensors) → its record. An unknown name is a UsageError that suggests the
+    names meant (:func:`unknown_style_message`).
 
     A weights file with no record beside it gets a minimal record built from its metadata
     (no checksum to verify then: the user's own file is taken as it is).
@@ -214,7 +221,8 @@ def resolve_style(style: Union[str, os.PathLike, StyleRecord]) -> StyleRecord:
     p = Path(text)
     if p.suffix.lower() in (".json", ".safetensors") or os.sep in text or p.exists():
         if p.is_dir():
-            raise UsageError(f"{p}: is a directory; give a style name, a .json record or a .safetensors file")
+            raise UsageError(f"{safe_path(p)}: is a directory, not a style; give a style name, a .json record, "
+                             "a .safetensors file or a painting's image file")
         if p.suffix.lower() == ".json":
             return read_record(p)
         if not p.exists():
@@ -233,10 +241,134 @@ def resolve_style(style: Union[str, os.PathLike, StyleRecord]) -> StyleRecord:
                 return record
         return StyleRecord(name=p.stem, weights={"file": p.name}, weights_dir=p.parent)
     names = bundled_names()
+    name = bundled_name(text, names)
+    if name is not None:
+        return read_record(BUNDLED_RECORDS / f"{name}.json")
+    raise UsageError(unknown_style_message(text, names))
+
+
+def bundled_name(text: str, names: Sequence[str]) -> Optional[str]:
+    """The bundled style ``text`` names: exactly, else ignoring case when only one name matches
+    (``Scream`` is ``scream``); None when it names none."""
     if text in names:
-        return read_record(BUNDLED_RECORDS / f"{text}.json")
+        return text
+    folded = [n for n in names if n.lower() == text.lower()]
+    return folded[0] if len(folded) == 1 else None
+
+
+def style_suggestions(text: str, names: Sequence[str], limit: int = 3) -> List[str]:
+    """Bundled names the user may have meant by ``text``: those it begins (``starry`` →
+    starry_night), then the closest spellings (``sream`` → scream), ignoring case."""
+    from difflib import get_close_matches
+
+    low = text.lower()
+    by_lower = {n.lower(): n for n in names}
+    prefixed = [n for n in names if low and n.lower().startswith(low)]
+    close = [by_lower[m] for m in get_close_matches(low, list(by_lower), n=limit)]
+    return list(dict.fromkeys(prefixed + close))[:limit]
+
+
+def unknown_style_message(text: str, names: Sequence[str]) -> str:
+    """One line for a --style that names no bundled style, with what was probably meant."""
+    guesses = style_suggestions(text, names)
+    if guesses:
+        quoted = [repr(g) for g in guesses]
+        options = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
+        return f"unknown style {safe_path(repr(text))}; did you mean {options}? (cvtools styles lists them)"
     hint = ", ".join(names) if names else "none are installed"
-    raise UsageError(f"unknown style {text!r}; bundled styles: {hint} (or give a .safetensors/.json path)")
+    return (f"unknown style {safe_path(repr(text))}; bundled styles: {hint} (or give a .safetensors/.json "
+            "path, or a painting's image file)")
+
+
+# ---------------------------------------------------------------------------- --style values (no torch)
+
+#: The shortest side a painting may have. The deepest style layers of the loss networks
+#: (EfficientNet-Lite0 blocks.7, Lite1 blocks.10) see the picture in 16-pixel cells: below 32
+#: pixels a painting covers fewer than 2×2 of them, so its Gram matrices there hold no texture,
+#: only a blur of a few upscaled pixels; and a one-pixel painting has no colour covariance at
+#: all (the optimiser's colour transfer then fails on every photo, which it would be blamed on).
+MIN_PAINTING_SIDE = 32
+#: --style values with these endings are trained styles (records, weights, checkpoints).
+STYLE_FILE_SUFFIXES = (".json", ".safetensors", ".ckpt")
+
+
+def is_painting(text: str) -> bool:
+    """Whether a --style value (its weight split off) names a painting: an image file name
+    (painting.jpg), or an existing file that is not a style's own (painting.avif)."""
+    from cvtools.imageio import IMAGE_EXTENSIONS
+
+    p = Path(text)
+    suffix = p.suffix.lower()
+    return suffix in IMAGE_EXTENSIONS or (suffix not in STYLE_FILE_SUFFIXES and p.is_file())
+
+
+def parse_style_spec(text) -> Tuple[str, float]:
+    """``painting.jpg`` → (painting.jpg, 1.0); ``painting.jpg:0.7`` → (painting.jpg, 0.7).
+
+    The weight is split off only when what follows the last colon is a number, so paths with
+    colons in them still work (``C:/art/a.jpg``), and an existing file is always taken whole.
+    A UsageError naming the value: a weight that is not a positive finite number, and a
+    non-number after a painting's name (``b.jpg:abc``)."""
+    text = str(text)
+    head, sep, tail = text.rpartition(":")
+    if not (sep and head) or Path(text).exists():
+        return text, 1.0
+    try:
+        weight = float(tail)
+    except ValueError:
+        if is_painting(head):
+            raise UsageError(f"{safe_path(text)}: the weight {safe_path(repr(tail))} is not a number") from None
+        return text, 1.0
+    if not math.isfinite(weight) or weight <= 0:
+        raise UsageError(f"{safe_path(text)}: a painting's weight must be a positive number, not {safe_path(tail)}")
+    return head, weight
+
+
+def normalized_weights(weights: Sequence[float]) -> List[float]:
+    """Painting weights scaled to sum to 1; each must be positive and finite (UsageError). Divided
+    by the largest first, so huge weights (1e308 each) cannot overflow the sum to infinity."""
+    values = []
+    for w in weights:
+        try:
+            value = float(w)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value) or value <= 0:
+            raise UsageError(f"a painting's weight must be a positive number, not {safe_path(str(w))}")
+        values.append(value)
+    if not values:
+        raise UsageError("no painting given")
+    top = max(values)
+    scaled = [w / top for w in values]
+    total = sum(scaled)
+    return [w / total for w in scaled]
+
+
+def check_painting_size(width: int, height: int) -> None:
+    """ValueError (the reason, callers name the painting) when a painting is too small to measure."""
+    if min(width, height) < MIN_PAINTING_SIDE:
+        raise ValueError(f"the painting is only {width}x{height} pixels; a painting needs at least "
+                         f"{MIN_PAINTING_SIDE} on its shorter side (its style is measured in 16-pixel cells)")
+
+
+def load_painting(path):
+    """A painting file as 8-bit RGB (PIL), read with every check of :func:`cvtools.imageio.load_image`
+    (greyscale, 16-bit, CMYK, palettes and ICC profiles converted; an animation's first frame);
+    transparent areas are laid on white, as a page shows them (the colours hidden under them are
+    often black and not part of the picture). Too small, unreadable: an ImageError naming it."""
+    from PIL import Image
+
+    from cvtools.errors import ImageError
+    from cvtools.imageio import load_image
+
+    image = load_image(path)
+    try:
+        check_painting_size(*image.rgb.size)
+    except ValueError as exc:
+        raise ImageError(path, str(exc)) from None
+    if image.alpha is None:
+        return image.rgb
+    return Image.composite(image.rgb, Image.new("RGB", image.rgb.size, "white"), image.alpha)
 
 
 # ---------------------------------------------------------------------------- weights files

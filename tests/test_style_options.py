@@ -1,0 +1,268 @@
+"""``stylize``'s --style values and options and ``dream``'s --size, against a new user's first
+mistakes and hostile values (issue #26): one line, before the model loads, and nothing written.
+Images are made in code, a few dozen pixels. (``export``'s output: tests/test_export.py.)"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cvtools.errors import CvtoolsError, ImageError, UsageError
+
+
+def noise(w, h, seed=0, mode="RGB"):
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8), "RGB").convert(mode)
+
+
+@pytest.fixture
+def pics(tmp_path):
+    noise(52, 40).save(tmp_path / "photo.png")
+    noise(48, 48, 1).save(tmp_path / "a.png")
+    noise(48, 48, 2).save(tmp_path / "b.png")
+    return tmp_path
+
+
+def one_line(result, code=1):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == code and len(lines) == 1, (result.exit_code, result.stderr)
+    return lines[0]
+
+
+def in_fresh_process(calls):
+    """Run ``cvtools ARGS`` for each argument list in one new Python process: [(exit code, stderr
+    lines)] and whether torch was imported by the end."""
+    code = ("import json, sys\nfrom click.testing import CliRunner\nfrom cvtools.cli import cli\n"
+            f"calls = {json.dumps(calls)}\nout = []\n"
+            "for args in calls:\n"
+            "    r = CliRunner().invoke(cli, args, prog_name='cvtools')\n"
+            "    out.append((r.exit_code, [line for line in r.stderr.splitlines() if line.strip()]))\n"
+            "print(json.dumps({'results': out, 'torch': 'torch' in sys.modules}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["results"], report["torch"]
+
+
+# ------------------------------------------------------------------ 1, 4: bad --style, before torch
+
+
+def test_a_bad_style_is_one_line_before_torch_is_imported(pics):
+    (pics / "text.jpg").write_text("not a picture")
+    (pics / "art").mkdir()
+    Image.new("RGB", (1, 1), (200, 10, 10)).save(pics / "dot.png")
+    noise(300, 20).save(pics / "strip.png")
+    photo = str(pics / "photo.png")
+    cases = [("nosuch", "unknown style 'nosuch'"), (str(pics / "missing.jpg"), "missing.jpg: no such file"),
+             (str(pics / "text.jpg"), "text.jpg: not a recognised image"), (str(pics / "art"), "is a directory"),
+             (str(pics / "dot.png"), "dot.png: the painting is only 1x1 pixels"),
+             (str(pics / "strip.png"), "strip.png: the painting is only 300x20 pixels"),
+             (str(pics / "missing.safetensors"), "no such style file")]
+    results, torch_loaded = in_fresh_process([["stylize", photo, "--style", style] for style, _ in cases])
+    for (style, words), (code, lines) in zip(cases, results):
+        assert code == 1 and len(lines) == 1 and words in lines[0], (style, lines)
+        assert lines[0].startswith("cvtools: error: ")
+    assert not torch_loaded
+    assert not list(pics.glob("photo_*"))
+
+
+# ------------------------------------------------------------------ 2: did you mean, any case
+
+
+def test_style_names_ignore_case_and_unknown_ones_suggest_the_meant_one():
+    from cvtools.style.records import resolve_style, style_suggestions, unknown_style_message
+
+    assert resolve_style("Scream").name == "scream"
+    assert resolve_style("STARRY_NIGHT").name == "starry_night"
+    names = ["composition_vii", "great_wave", "mona", "scream", "starry_night"]
+    assert style_suggestions("starry", names) == ["starry_night"]
+    assert style_suggestions("sream", names) == ["scream"]
+    assert style_suggestions("great-wave", names) == ["great_wave"]
+    assert set(style_suggestions("s", names)) == {"scream", "starry_night"}
+    assert unknown_style_message("starry", names) == \
+        "unknown style 'starry'; did you mean 'starry_night'? (cvtools styles lists them)"
+    with pytest.raises(UsageError, match="did you mean 'starry_night'"):
+        resolve_style("starry")
+    assert "bundled styles: composition_vii" in unknown_style_message("xyzzy", names)
+    # two names that differ only in case are not guessed between
+    from cvtools.style.records import bundled_name
+
+    assert bundled_name("mona", ["Mona", "mona"]) == "mona" and bundled_name("MONA", ["Mona", "mona"]) is None
+
+
+def test_cli_takes_a_style_name_in_any_case_and_suggests_for_a_typo(pics, run_cli):
+    r = run_cli("stylize", pics / "photo.png", "--style", "Scream", "--strength", 0, "--device", "cpu", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert (pics / "photo_scream.png").exists()
+    line = one_line(run_cli("stylize", pics / "photo.png", "--style", "starry"))
+    assert line == "cvtools: error: unknown style 'starry'; did you mean 'starry_night'? (cvtools styles lists them)"
+
+
+# ------------------------------------------------------------------ 3: blend weights
+
+
+def test_style_spec_weights_name_the_bad_value(pics):
+    from cvtools.style.records import parse_style_spec
+
+    a = str(pics / "a.png")
+    with pytest.raises(UsageError, match=r"b\.jpg:abc: the weight 'abc' is not a number"):
+        parse_style_spec("b.jpg:abc")
+    with pytest.raises(UsageError, match="the weight 'x' is not a number"):
+        parse_style_spec(f"{a}:x")  # an existing image file, whatever its name
+    for bad, shown in [("a.jpg:0", "not 0"), ("a.jpg:-2", "not -2"), ("a.jpg:inf", "not inf"),
+                       ("a.jpg:1e999", "not 1e999")]:
+        with pytest.raises(UsageError, match=shown):
+            parse_style_spec(bad)
+    assert parse_style_spec("dir:x/a.jpg") == ("dir:x/a.jpg", 1.0)  # a colon inside a path
+    colon = pics / "odd:1.jpg"
+    noise(40, 40).save(colon, "JPEG")
+    assert parse_style_spec(str(colon)) == (str(colon), 1.0)  # an existing file is taken whole
+
+
+def test_cli_a_non_number_weight_after_a_painting_says_so(pics, run_cli):
+    line = one_line(run_cli("stylize", pics / "photo.png", "-s", f"{pics / 'a.png'}:1", "-s", f"{pics / 'b.png'}:abc"))
+    assert "b.png:abc: the weight 'abc' is not a number" in line
+    line = one_line(run_cli("stylize", pics / "photo.png", "-s", f"{pics / 'a.png'}:0"))
+    assert "a.png:0: a painting's weight must be a positive number, not 0" in line
+
+
+def test_huge_weights_are_normalised_without_overflow(lite0):
+    from cvtools.style.optimize import PaintingStylizer
+    from cvtools.style.records import normalized_weights
+
+    assert normalized_weights([1e308, 1e308]) == [0.5, 0.5]
+    assert normalized_weights([3e307, 1e308]) == pytest.approx([3 / 13, 10 / 13])
+    for bad in ([0.0], [1.0, -1.0], [float("nan")], [float("inf")], []):
+        with pytest.raises(UsageError):
+            normalized_weights(bad)
+    a, b = torch.rand(3, 48, 48), torch.rand(3, 40, 56)
+    ps = PaintingStylizer([(a, 1e308), (b, 1e308)], backbone=lite0, steps=1, extra_backbones={})
+    assert [w for _, w in ps.paintings] == [0.5, 0.5]
+    out = ps(torch.rand(3, 40, 48))
+    assert float(out.mean()) > 0.05  # not the black picture an infinite sum made
+
+
+def test_a_non_finite_result_raises_instead_of_becoming_a_picture(lite0, monkeypatch):
+    from cvtools.style.optimize import PaintingStylizer
+
+    ps = PaintingStylizer(torch.rand(3, 48, 48), backbone=lite0, steps=1, extra_backbones={})
+    photo = torch.rand(3, 40, 48)
+    monkeypatch.setattr(ps, "optimize", lambda x, seed=0: torch.full((1,) + tuple(x.shape), float("nan")))
+    for as_uint8 in (False, True):
+        with pytest.raises(CvtoolsError, match="NaN or infinite pixels; nothing written"):
+            ps(photo, as_uint8=as_uint8)
+
+
+# ------------------------------------------------------------------ 4: paintings too small, odd modes
+
+
+def test_small_paintings_are_refused_before_any_photo(lite0):
+    from cvtools.style.optimize import PaintingStylizer
+    from cvtools.style.records import MIN_PAINTING_SIDE
+
+    for small in (torch.rand(3, 1, 1), torch.rand(3, 31, 200), Image.new("RGB", (20, 64))):
+        with pytest.raises(UsageError, match=f"at least {MIN_PAINTING_SIDE}"):
+            PaintingStylizer(small, backbone=lite0, steps=1, extra_backbones={})
+    PaintingStylizer(torch.rand(3, 32, 32), backbone=lite0, steps=1, extra_backbones={})
+
+
+def test_paintings_of_every_mode_read_as_rgb(tmp_path):
+    from cvtools.style.records import load_painting
+
+    base = noise(40, 36)
+    grey16 = Image.fromarray(np.asarray(base.convert("L"), dtype=np.uint16) * 257)  # mode I;16
+    rgba = base.convert("RGBA")
+    hidden = np.asarray(rgba).copy()
+    hidden[:, :20] = (0, 0, 0, 0)  # black where it is fully transparent
+    files = {"grey.png": base.convert("L"), "grey16.png": grey16, "cmyk.jpg": base.convert("CMYK"),
+             "palette.gif": base.convert("P"), "transparent.png": Image.fromarray(hidden, "RGBA")}
+    for name, im in files.items():
+        im.save(tmp_path / name)
+    frames = [noise(40, 36, k) for k in range(3)]
+    frames[0].save(tmp_path / "animated.gif", save_all=True, append_images=frames[1:], duration=100)
+    for name in list(files) + ["animated.gif"]:
+        rgb = load_painting(tmp_path / name)
+        assert rgb.mode == "RGB" and rgb.size == (40, 36), name
+    shown = np.asarray(load_painting(tmp_path / "transparent.png"))
+    assert (shown[:, :20] == 255).all()  # laid on white, not the black hidden under it
+    assert (shown[:, 20:] == np.asarray(base)[:, 20:]).all()
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    with pytest.raises(ImageError, match="bad.png"):
+        load_painting(tmp_path / "bad.png")
+
+
+def test_cli_stylizes_with_a_16_bit_greyscale_painting(pics, run_cli):
+    grey16 = Image.fromarray(np.asarray(noise(48, 48).convert("L"), dtype=np.uint16) * 257)  # mode I;16
+    grey16.save(pics / "grey16.png")
+    r = run_cli("stylize", pics / "photo.png", "-s", pics / "grey16.png", "--steps", 1, "-q")
+    assert r.exit_code == 0, r.stderr
+    assert Image.open(pics / "photo_grey16.png").size == (52, 40)
+
+
+# ------------------------------------------------------------------ 5: nan and inf options
+
+
+@pytest.mark.parametrize("args", [
+    ["stylize", "PHOTO", "--strength", "nan"],
+    ["stylize", "PHOTO", "-s", "PAINTING", "--style-scale", "nan"],
+    ["dream", "PHOTO", "--octave-scale", "nan"],
+    ["dream", "PHOTO", "--step-size", "inf"],
+    ["dream", "PHOTO", "--step-size", "nan"],
+    ["dream", "PHOTO", "--zoom", "nan"],
+    ["dream", "PHOTO", "--fps", "nan"],
+])
+def test_non_finite_numbers_are_refused_when_parsing(pics, run_cli, args):
+    args = [str(pics / "photo.png") if a == "PHOTO" else str(pics / "a.png") if a == "PAINTING" else a for a in args]
+    r = run_cli(*args)
+    assert r.exit_code == 2 and "is not a finite number" in r.stderr, r.stderr
+    assert not [p for p in pics.iterdir() if "_" in p.name]
+
+
+# ------------------------------------------------------------------ 6: --size shrinks only
+
+
+def test_resize_long_side_enlarges_only_when_asked():
+    from cvtools.ops import resize_long_side
+
+    im = Image.new("RGB", (300, 200))
+    assert resize_long_side(im, 600, enlarge=False) is im
+    assert resize_long_side(im, 150, enlarge=False).size == (150, 100)
+    assert resize_long_side(im, 600).size == (600, 400)  # the default (paintings in training) as before
+
+
+def test_cli_size_shrinks_and_enlarges_only_with_enlarge(pics, run_cli):
+    photo = pics / "photo.png"  # 52x40
+    common = ("--style", "mona", "--device", "cpu", "-q")
+    for extra, size in [((), (52, 40)), (("--enlarge",), (104, 80))]:
+        out = pics / f"big{len(extra)}.png"
+        r = run_cli("stylize", photo, "--size", 104, *extra, *common, "-o", out)
+        assert r.exit_code == 0, r.stderr
+        assert Image.open(out).size == size
+    r = run_cli("stylize", photo, "--size", 26, *common, "-o", pics / "small.png")
+    assert r.exit_code == 0 and Image.open(pics / "small.png").size == (26, 20)
+    assert "--enlarge goes with --size" in one_line(run_cli("stylize", photo, "--enlarge", *common))
+
+
+def test_cli_dream_size_shrinks_and_enlarges_only_with_enlarge(tmp_path, run_cli):
+    noise(64, 48).save(tmp_path / "p.png")
+    common = ("--octaves", 1, "--steps", 0, "--device", "cpu", "-q")
+    for extra, size in [((), (64, 48)), (("--enlarge",), (96, 72))]:
+        out = tmp_path / f"d{len(extra)}.png"
+        r = run_cli("dream", tmp_path / "p.png", "--size", 96, *extra, *common, "-o", out)
+        assert r.exit_code == 0, r.stderr
+        assert Image.open(out).size == size
+
+
+# ------------------------------------------------------------------ 7: a painting is never an output
+
+
+def test_stylize_never_overwrites_its_painting(pics, run_cli):
+    painting = pics / "a.png"
+    before = painting.read_bytes()
+    r = run_cli("stylize", pics / "photo.png", "-s", painting, "-o", painting, "--overwrite", "--steps", 1, "-q")
+    assert r.exit_code == 1 and "overwrite an input" in r.stderr, r.stderr
+    assert painting.read_bytes() == before
