@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
-from cvtools.errors import CvtoolsError, UsageError, one_line, safe_path
+from cvtools.errors import CvtoolsError, ImageError, UsageError, one_line, safe_path
 
 #: fp32 files must match PyTorch within this (outputs in [0, 1]; logits: relative to their scale).
 FP32_BOUND = 1e-4
@@ -322,15 +322,48 @@ def _check(session, images, reference_fp32, reference_fp16, precision, logits=Fa
 # ---------------------------------------------------------------------------- writing
 
 
-def _check_target(path, overwrite: bool) -> Path:
+def check_target(path, overwrite: bool = False, inputs: Sequence[Tuple[str, object]] = ()) -> Path:
+    """``path`` when an export may be written there, checked before any export work (which takes
+    seconds): a .onnx name, not a directory, not one of ``inputs`` ((what, path) pairs: the
+    check images, the style's files; never replaced, even with ``overwrite``), not an existing
+    file unless ``overwrite``, in a folder that exists or can be made, and is writable."""
     path = Path(path)
     if path.suffix.lower() != ".onnx":
         raise UsageError(f"{safe_path(path)}: the output must be a .onnx file")
     if path.is_dir():
         raise UsageError(f"{safe_path(path)}: is a directory; give a file name ending in .onnx")
+    for what, source in inputs:
+        if source is not None and _same_file(path, source):
+            raise UsageError(f"{safe_path(path)}: is {what}, an input of this export; choose another output name")
     if path.exists() and not overwrite:
         raise UsageError(f"{safe_path(path)}: exists; pass overwrite=True to replace it", param="overwrite")
+    problem = _folder_problem(path.parent)
+    if problem:
+        raise ImageError(path, problem)
     return path
+
+
+def _same_file(a, b) -> bool:
+    """Whether two paths name one file (the same path, a symbolic link to it, or a hard link)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _folder_problem(folder: Path) -> Optional[str]:
+    """Why a file cannot be written into ``folder`` (made first if missing), or None: the nearest
+    existing folder on its path must be a writable directory."""
+    here = Path(folder)
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    if not here.is_dir():
+        return f"cannot create the output directory: {safe_path(here)} is a file"
+    if not os.access(here, os.W_OK | os.X_OK):
+        return f"cannot write there: {safe_path(here)} is not writable"
+    return None
 
 
 def _check_precision(precision: str) -> str:
@@ -412,15 +445,27 @@ def _failed(report: ExportReport) -> Optional[str]:
 # ---------------------------------------------------------------------------- styles
 
 
-def _validated(precision, path, overwrite, opset, check, check_images):
-    """Every export's arguments checked, and the tools it needs present, before any work."""
+def _validated(precision, path, overwrite, opset, check, check_images, inputs=()):
+    """Every export's arguments checked, and the tools it needs present, before any work
+    (``inputs``: the files it reads, besides the check images, as (what, path) pairs)."""
     precision = _check_precision(precision)
-    path = _check_target(path, overwrite)
+    path = check_target(path, overwrite, list(inputs) + _image_inputs(check_images if check else None))
     opset = _check_opset(opset)
     require_exporter()
     if check:
         require_onnxruntime()
     return precision, path, opset, (_images(check_images) if check else [])
+
+
+def _image_inputs(check_images) -> List[Tuple[str, object]]:
+    return [("a check image", item) for item in check_images or () if isinstance(item, (str, os.PathLike))]
+
+
+def _style_inputs(record) -> List[Tuple[str, object]]:
+    files = [("the style's record", record.path)]
+    if record.weights.get("file"):
+        files.append(("the style's weights", record.weights_path))
+    return files
 
 
 def export_style(style, path, precision: str = "fp32", opset: Optional[int] = None, overwrite: bool = False,
@@ -431,13 +476,14 @@ def export_style(style, path, precision: str = "fp32", opset: Optional[int] = No
     (label, 3×H×W tensor) pairs; default :func:`default_check_images`), before the file is moved
     into place; a check over its bound raises CvtoolsError and writes nothing.
     ``notify``: called with a short note per stage (export, check)."""
-    import torch
-
     from cvtools.style.records import resolve_style
     from cvtools.weights import sha256_file
 
-    precision, path, opset, images = _validated(precision, path, overwrite, opset, check, check_images)
-    record = resolve_style(style)
+    record = resolve_style(style)  # no torch yet: a bad style or target is refused at once
+    precision, path, opset, images = _validated(precision, path, overwrite, opset, check, check_images,
+                                                _style_inputs(record))
+    import torch
+
     net = record.load_network(device="cpu")  # verifies the weights' SHA-256 against the record
     started = time.perf_counter()
     dtype = torch.float16 if precision == "fp16" else torch.float32
@@ -523,11 +569,12 @@ def export_backbone(name, path, precision: str = "fp32", opset: Optional[int] = 
     of their scale in fp32)."""
     import copy
 
+    weights_file = [] if weights in (None, "", "random", "default") else [("the backbone's weights", weights)]
+    precision, path, opset, images = _validated(precision, path, overwrite, opset, check, check_images, weights_file)
     import torch
 
     from cvtools.backbones import load_backbone
 
-    precision, path, opset, images = _validated(precision, path, overwrite, opset, check, check_images)
     backbone = load_backbone(name, device="cpu", precision="fp32", weights=weights)
     started = time.perf_counter()
     dtype = torch.float16 if precision == "fp16" else torch.float32

@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from cvtools.errors import CvtoolsError, UsageError
+from cvtools.errors import CvtoolsError, ImageError, UsageError
 from cvtools.style.network import TransformerNet
 from cvtools.style.records import StyleRecord, save_style_weights
 
@@ -262,3 +262,78 @@ def test_backbone_export_matches_pytorch(tmp_path):
     meta = read_metadata(report.path)
     assert meta["cvtools_kind"] == "backbone" and meta["fused"] == "True"
     assert len(json.loads(meta["categories"])) == 1000
+
+
+# ----------------------------------------------------------------------------- the output, checked first
+
+
+def _one_line(result):
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1, (result.exit_code, result.stderr)
+    return lines[0]
+
+
+def _cli_in_fresh_process(calls):
+    """``cvtools ARGS`` for each argument list in one new process: [(exit code, stderr lines)],
+    and whether torch was imported by the end."""
+    import subprocess
+
+    code = ("import json, sys\nfrom click.testing import CliRunner\nfrom cvtools.cli import cli\n"
+            f"calls = {json.dumps(calls)}\nout = []\n"
+            "for args in calls:\n"
+            "    r = CliRunner().invoke(cli, args, prog_name='cvtools')\n"
+            "    out.append((r.exit_code, [line for line in r.stderr.splitlines() if line.strip()]))\n"
+            "print(json.dumps({'results': out, 'torch': 'torch' in sys.modules}))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return report["results"], report["torch"]
+
+
+def test_export_never_overwrites_an_input(tmp_path, run_cli):
+    from PIL import Image
+
+    pics = tmp_path
+    check = pics / "photo.onnx"  # a PNG inside, whatever its name says
+    Image.effect_noise((40, 32), 60).convert("RGB").save(check, "PNG")
+    before = check.read_bytes()
+    line = _one_line(run_cli("export", "--style", "mona", "--check-image", check, "-o", check, "--overwrite"))
+    assert "photo.onnx: is a check image, an input of this export" in line
+    assert check.read_bytes() == before
+    # a record whose weights file is named like the output: refused before the weights are read
+    from cvtools.style.records import resolve_style
+
+    record = json.loads(resolve_style("mona").path.read_text())
+    record["weights"]["file"] = "w.onnx"
+    (pics / "w.json").write_text(json.dumps(record))
+    (pics / "w.onnx").write_bytes(b"weights")
+    line = _one_line(run_cli("export", "--style", pics / "w.json", "-o", pics / "w.onnx", "--overwrite", "--no-check"))
+    assert "is the style's weights, an input of this export" in line
+    assert (pics / "w.onnx").read_bytes() == b"weights"
+
+
+def test_export_to_an_unwritable_place_is_refused_before_torch(tmp_path):
+    (tmp_path / "file").write_text("a file, not a folder")
+    calls = [["export", "--style", "mona", "-o", str(tmp_path / "file" / "mona.onnx")],
+             ["export", "--backbone", "efficientnet_lite0", "-o", str(tmp_path / "file" / "sub" / "b.onnx")]]
+    results, torch_loaded = _cli_in_fresh_process(calls)
+    for code, lines in results:
+        assert code == 1 and len(lines) == 1 and "cannot create the output directory" in lines[0], lines
+    assert not torch_loaded
+
+
+def test_export_into_a_read_only_folder_is_refused_first(tmp_path):
+    import os
+
+    from cvtools.export import check_target
+
+    if os.geteuid() == 0:
+        pytest.skip("root writes into read-only folders")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(ImageError, match="not writable"):
+            check_target(folder / "new" / "x.onnx")
+    finally:
+        folder.chmod(0o755)
