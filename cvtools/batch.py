@@ -501,6 +501,8 @@ def failure_line(path, exc, fatal: Tuple[type, ...] = ()) -> str:
     closed pipe, a missing module, any of ``fatal``) and anything that is not an Exception."""
     from cvtools.errors import CvtoolsError, first_line
 
+    if getattr(exc, "ends_batch", False):  # a shared model that failed to build (cvtools.deferred)
+        raise exc
     if isinstance(exc, CvtoolsError):
         return error_line(path, exc)
     if isinstance(exc, MemoryError):

@@ -18,7 +18,9 @@ _UNBUILT = object()
 class Deferred:
     """A stand-in for ``factory()``: attribute access and calls go to the object, built on the
     first one (once, also when threads race). An exception from ``factory`` propagates to that
-    use and is raised again on every later use (the factory is not retried)."""
+    use and is raised again on every later use (the factory is not retried); it is marked
+    ``ends_batch``, so :func:`cvtools.batch.run` stops with it once instead of failing every
+    input with the same message."""
 
     __slots__ = ("_factory", "_value", "_error", "_lock")
 
@@ -43,6 +45,13 @@ class Deferred:
                     try:
                         object.__setattr__(self, "_value", self._factory())
                     except BaseException as exc:
+                        if isinstance(exc, Exception):
+                            # What every input needs could not be built: each input would fail
+                            # alike, so the runner ends the batch with this one error.
+                            try:
+                                exc.ends_batch = True
+                            except AttributeError:  # an exception type with __slots__
+                                pass
                         object.__setattr__(self, "_error", exc)
                         raise
         return self._value

@@ -485,7 +485,9 @@ def test_cli_keeps_alpha(run_cli, tmp_path):
 def test_cli_invalid_layer_lists_valid_names(run_cli, small_jpg):
     r = run_cli("dream", small_jpg, "--layer", "blocks.99")
     assert r.exit_code != 0
-    assert "unknown layer 'blocks.99'" in r.stderr and "blocks.10" in r.stderr and "head" in r.stderr
+    assert "unknown layer 'blocks.99'" in r.stderr and "did you mean 'blocks.9'" in r.stderr
+    r = run_cli("dream", small_jpg, "--layer", "nosuch")
+    assert r.exit_code != 0 and "valid layers: stem, blocks.0" in r.stderr and "head" in r.stderr
     assert "Traceback" not in r.output and r.stderr.strip().count("\n") == 0
     r = run_cli("dream", small_jpg, "--layer", "blocks.10:1-x")
     assert r.exit_code != 0 and "channels must be numbers" in r.stderr

@@ -123,3 +123,44 @@ def test_other_commands_outputs_are_left_out_of_a_folder(tmp_path, run_cli):
     assert "left out 1 earlier output of cvtools" in r.stderr, r.stderr
     alone = run_cli("classify", tmp_path / "a_gradcam.jpg", "--weights", "random", "--top", "1")
     assert alone.exit_code == 0 and "a_gradcam.jpg:" in alone.stdout  # named alone: an input
+
+
+def test_dream_mistakes_answer_before_torch_loads(tmp_path):
+    p = _photo(tmp_path / "p.jpg")
+    for args, expected in [(["--layer", "blocks.99"], "--layer: unknown layer 'blocks.99'"),
+                           (["--guide", tmp_path / "nope.jpg"], "--guide .*nope.jpg: no such file")]:
+        code, err, torch_loaded = run_fresh("dream", p, *args)
+        import re
+
+        assert code == 1 and re.search(expected, err), err
+        assert not torch_loaded
+
+
+def test_a_network_that_cannot_be_built_ends_the_batch_with_one_line(tmp_path, run_cli):
+    """A channel the layer lacks is known once the network is built (at the first photo): the
+    run stops with one line instead of failing every photo with the same message."""
+    a, b = _photo(tmp_path / "a.jpg", seed=1), _photo(tmp_path / "b.jpg", seed=2)
+    r = run_cli("dream", a, b, "--layer", "blocks.10:200", "--weights", "random", "--octaves", "1", "--steps", "1")
+    assert r.exit_code == 1 and r.stderr.strip().count("\n") == 0, r.stderr
+    assert "--layer: blocks.10:200: blocks.10 has 112 channels" in r.stderr
+    assert not list(tmp_path.glob("*_dream*"))
+
+
+def test_deferred_builds_once_and_keeps_its_failure():
+    from cvtools.deferred import Deferred
+
+    calls = []
+    d = Deferred(lambda: calls.append(1) or {"x": 1})
+    assert not d.built and calls == []
+    assert d.get() == {"x": 1} and d.get() is d.get() and calls == [1] and d.built
+
+    def broken():
+        calls.append(2)
+        raise ValueError("no")
+
+    bad = Deferred(broken)
+    for _ in range(2):
+        with pytest.raises(ValueError) as err:
+            bad.keys()
+        assert err.value.ends_batch
+    assert calls == [1, 2]  # not retried

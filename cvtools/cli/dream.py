@@ -92,11 +92,14 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     import sys
     from pathlib import Path
 
+    from cvtools.backbones.registry import get_spec
+    from cvtools.cli.common import check_model_options_early
     from cvtools.cli.params import with_flag
     from cvtools.cli.video_options import dream_maker, is_video_input, media_extensions, with_videos
-    from cvtools.dream import DreamEngine, DreamSettings
+    from cvtools.deferred import Deferred
+    from cvtools.dream import DreamSettings
     from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
-    from cvtools.dream.objective import resolve_layer_targets
+    from cvtools.dream.objective import parse_layer_target, resolve_layer_targets
     from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
 
@@ -116,13 +119,16 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
                     compile=bool(model_opts.get("compile_")))
     if step_size is not None:
         settings["step_size"] = step_size
-    settings = DreamSettings(**settings).validated()  # bad options fail before the network loads
-    guide_tensor = _load_guide(guide) if guide else None
-    backbone = load_backbone_from_options(**model_opts)
-    try:  # the layers and channels exist in this backbone: checked here to name the option
-        resolve_layer_targets(backbone, settings.layers)
+    # Everything checkable without torch first: a mistake answers at once, and a run whose inputs
+    # are all broken or already done never loads the network.
+    settings = DreamSettings(**settings).validated()
+    check_model_options_early(model_opts)
+    spec = get_spec(model_opts.get("backbone") or "efficientnet_lite0")
+    try:
+        spec.check_layers([parse_layer_target(t).layer for t in settings.layers or ()])
     except UsageError as exc:
         raise with_flag("--layer", exc) from None
+    guide_image = _load_guide(guide) if guide else None
 
     def note(message):
         if not quiet:
@@ -130,7 +136,19 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
 
             tqdm.write(f"cvtools: note: {message}", file=sys.stderr)
 
-    engine = DreamEngine(backbone, settings, guide=guide_tensor, notes=note)
+    def build_engine():
+        from cvtools.dream import DreamEngine
+        from cvtools.imageio import pil_to_tensor
+
+        backbone = load_backbone_from_options(**model_opts)
+        try:  # the channels exist in this layer: known once the network is built
+            resolve_layer_targets(backbone, settings.layers)
+        except UsageError as exc:
+            raise with_flag("--layer", exc) from None
+        guide_tensor = pil_to_tensor(guide_image) if guide_image is not None else None
+        return DreamEngine(backbone, settings, guide=guide_tensor, notes=note)
+
+    engine = Deferred(build_engine)  # built when the first image or frame reaches it
 
     def work(path):
         from cvtools.imageio import output_path_for, save_image
@@ -159,13 +177,13 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
 
 
 def _load_guide(guide):
-    """The --guide image as a tensor; any problem (a directory, a missing or damaged file) is one
-    line naming it."""
+    """The --guide image (RGB, PIL: decoded without torch); any problem (a directory, a missing
+    or damaged file) is one line naming it."""
     from cvtools.errors import ImageError, UsageError, safe_path
     from cvtools.imageio import load_image
 
     try:
-        return load_image(guide).tensor()
+        return load_image(guide).rgb
     except ImageError as exc:
         hint = "; --guide takes one image file" if "directory" in exc.reason else ""
         raise UsageError(f"--guide {safe_path(guide)}: {exc.reason}{hint}", param=exc.params) from None
