@@ -68,6 +68,20 @@ def require_exporter():
     return onnx, onnxscript
 
 
+def check_onnxruntime_options(device="auto", precision="auto", compile=False) -> None:
+    """The stylize options onnxruntime can run (the CPU, fp32, its own graph optimisation):
+    checked before anything heavy loads (``OnnxRuntimeStylizer`` checks them too)."""
+    if device not in (None, "auto", "cpu"):
+        raise UsageError(f"engine='onnxruntime' runs on the CPU; use device='cpu' (not {device!r})",
+                         param=("engine", "device"))
+    if precision not in (None, "auto", "fp32"):
+        raise UsageError("engine='onnxruntime' runs fp32 on the CPU; use precision='fp32' (or auto)",
+                         param=("engine", "precision"))
+    if compile:
+        raise UsageError("compile=True is for the PyTorch engine; onnxruntime optimises the graph itself",
+                         param="compile")
+
+
 def require_onnxruntime():
     try:
         import onnxruntime

@@ -164,3 +164,16 @@ def test_deferred_builds_once_and_keeps_its_failure():
             bad.keys()
         assert err.value.ends_batch
     assert calls == [1, 2]  # not retried
+
+
+def test_stylize_of_broken_or_finished_inputs_never_loads_the_network(tmp_path, run_cli):
+    p = _photo(tmp_path / "p.jpg")
+    text = tmp_path / "notes.jpg"
+    text.write_text("not an image")
+    for args, expected in [([tmp_path / "missing.jpg"], "missing.jpg: no such file"),
+                           ([text], "notes.jpg: not a recognised image file")]:
+        code, err, torch_loaded = run_fresh("stylize", *args, "-s", "mona")
+        assert code == 1 and expected in err and not torch_loaded, err
+    assert run_cli("stylize", p, "-s", "mona").exit_code == 0
+    code, err, torch_loaded = run_fresh("stylize", p, "-s", "mona")
+    assert code == 0 and "already done" in err and not torch_loaded, err

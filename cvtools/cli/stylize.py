@@ -102,6 +102,8 @@ def stylize(inputs, style, size, enlarge, strength, preserve_color, steps, style
 
     from cvtools.cli.notes import note_printer
     from cvtools.cli.video_options import media_extensions, stylize_maker, with_videos
+    from cvtools.deferred import Deferred
+    from cvtools.device import check_device_early
     from cvtools.errors import UsageError
     from cvtools.imageio import expand_inputs
 
@@ -115,38 +117,54 @@ def stylize(inputs, style, size, enlarge, strength, preserve_color, steps, style
                              "large photos smaller)")
         if engine != "pytorch" or compile_:
             raise UsageError(f"--{'engine' if engine != 'pytorch' else 'compile'} is for trained styles, not paintings")
-        from cvtools.style.optimize import PaintingStylizer
-
         name = "+".join(dict.fromkeys(Path(path).stem for path, _, _ in paintings))
-        stylizer = PaintingStylizer([(rgb, weight) for _, rgb, weight in paintings], name=name, device=device,
-                                    precision=precision, style_scale=style_scale,
-                                    **({} if steps is None else {"steps": steps}))
-        stylizer.seed = 0 if seed is None else seed
-        stylizer.callback = None if quiet else StepBar()
         tile = None
     elif steps is not None or seed is not None or style_scale != 1.0:
         raise UsageError("--steps, --seed and --style-scale are for paintings (an image file as --style), "
                          f"not for the trained style {style[0]}")
-    elif engine == "onnxruntime":
-        from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
-
-        stylizer = OnnxRuntimeStylizer(record, device=device, precision=precision, compile=compile_,
-                                       notify=note_printer(quiet))
     else:
-        from cvtools.style.stylize import Stylizer
+        name = record.name
 
-        stylizer = Stylizer(record, device=device, precision=precision, compile=compile_)
-    stylizer.notes = note_printer(quiet)
+    def build_stylizer():
+        if paintings:
+            from cvtools.style.optimize import PaintingStylizer
+
+            built = PaintingStylizer([(rgb, weight) for _, rgb, weight in paintings], name=name, device=device,
+                                     precision=precision, style_scale=style_scale,
+                                     **({} if steps is None else {"steps": steps}))
+            built.seed = 0 if seed is None else seed
+            built.callback = None if quiet else StepBar()
+        elif engine == "onnxruntime":
+            from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
+
+            built = OnnxRuntimeStylizer(record, device=device, precision=precision, compile=compile_,
+                                        notify=note_printer(quiet))
+        else:
+            from cvtools.style.stylize import Stylizer
+
+            built = Stylizer(record, device=device, precision=precision, compile=compile_)
+        built.notes = note_printer(quiet)
+        return built
+
+    # Built when the first photo or frame reaches it: a missing or broken input, or a re-run
+    # whose outputs are all there, answers without loading torch and the network.
+    if engine == "onnxruntime" and not paintings:
+        from cvtools.export import check_onnxruntime_options, require_onnxruntime
+
+        check_onnxruntime_options(device, precision, compile_)
+        require_onnxruntime()  # a missing package is one line now, not at the first photo
+    check_device_early(device)
+    stylizer = Deferred(build_stylizer)
     paths, _ = expand_inputs(inputs, extensions=media_extensions())
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
-    work = stylize_work(stylizer, output=output, size=size, enlarge=bool(enlarge), strength=strength,
+    work = stylize_work(stylizer, name=name, output=output, size=size, enlarge=bool(enlarge), strength=strength,
                         preserve_color=preserve_color, tile=tile, ext=None if fmt == "same" else f".{fmt}", many=many,
                         overwrite=overwrite, inputs=paths, quiet=quiet, tile_bar=len(paths) == 1 and not quiet,
                         protected=[Path(path) for path, _, _ in paintings])
     work = with_videos(work, stylize_maker(stylizer, size=size, strength=strength, preserve_color=preserve_color,
                                            tile=tile, start=start, duration=duration, stable=stable),
-                       stylizer.name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
-    finish(run_batch(inputs, work, f"stylize {stylizer.name}", quiet=quiet))
+                       name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
+    finish(run_batch(inputs, work, f"stylize {name}", quiet=quiet))
 
 
 def checked_styles(styles):
@@ -213,12 +231,14 @@ class StepBar:
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
                  many=True, overwrite=False, inputs=(), quiet=False, tile_bar=False, quality=95, enlarge=False,
-                 protected=()):
+                 protected=(), name=None):
     """``cvtools stylize``'s per-file work for ``run_batch``, in stages: name the output (main
     thread, input order), decode and resize (a loader thread), stylize (main thread: the
     device), encode and write atomically (a writer thread). The benchmark times this too.
     ``size``: the longest side, shrinking only unless ``enlarge``. ``protected``: further files
-    no output may replace, even with ``overwrite`` (the paintings)."""
+    no output may replace, even with ``overwrite`` (the paintings). ``name``: the style's name in
+    output names (default ``stylizer.name``; give it when the stylizer is a
+    :class:`~cvtools.deferred.Deferred` not to build it for naming)."""
     from cvtools.batch import StagedWork
     from cvtools.imageio import load_image, output_path_for, save_image
     from cvtools.ops import resize_long_side
@@ -227,7 +247,7 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
     untouchable = list(inputs) + list(protected)  # one list: output_path_for indexes it once
 
     def prepare(path):
-        targets[path] = output_path_for(path, output, stylizer.name, ext=ext, many=many, overwrite=overwrite,
+        targets[path] = output_path_for(path, output, name or stylizer.name, ext=ext, many=many, overwrite=overwrite,
                                         inputs=untouchable)
 
     def load(path):

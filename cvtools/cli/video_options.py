@@ -278,14 +278,16 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
     """``make`` for ``cvtools stylize``: stylize_video with the command's options."""
 
     def make(path, target, info, progress, notify):
+        from cvtools.deferred import resolve
         from cvtools.video.process import stylize_video
 
+        built = resolve(stylizer)  # the command builds it at the first input that needs it
         stabilizer = None
         if stable:
             from cvtools.video.stability import TemporalStabilizer, blend_for
 
-            stabilizer = TemporalStabilizer(blend_for(stylizer))
-        return stylize_video(stylizer, path, target, start=start or 0.0, duration=duration, size=size,
+            stabilizer = TemporalStabilizer(blend_for(built))
+        return stylize_video(built, path, target, start=start or 0.0, duration=duration, size=size,
                              strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,
                              progress=progress, notify=notify, info=info)
 
@@ -297,9 +299,10 @@ def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=Non
     previous dream carried along the optical flow."""
 
     def make(path, target, info, progress, notify):
+        from cvtools.deferred import resolve
         from cvtools.video.process import dream_video
 
-        return dream_video(engine, path, target, start=start or 0.0, duration=duration, size=size, seed=seed,
+        return dream_video(resolve(engine), path, target, start=start or 0.0, duration=duration, size=size, seed=seed,
                            warp=stable is not False, progress=progress, notify=notify, info=info)
 
     return make

@@ -11,8 +11,14 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from cvtools.errors import UsageError
-from cvtools.export import _run, cached_style_export, cpu_session, require_exporter, require_onnxruntime
+from cvtools.export import (
+    _run,
+    cached_style_export,
+    check_onnxruntime_options,
+    cpu_session,
+    require_exporter,
+    require_onnxruntime,
+)
 from cvtools.style.stylize import Stylizer
 
 
@@ -29,15 +35,7 @@ class OnnxRuntimeStylizer(Stylizer):
 
     def __init__(self, style="mona", device: str = "auto", precision: str = "auto", compile: bool = False,
                  threads: Optional[int] = None, notify: Optional[Callable[[str], None]] = None):
-        if device not in (None, "auto", "cpu"):
-            raise UsageError(f"engine='onnxruntime' runs on the CPU; use device='cpu' (not {device!r})",
-                             param=("engine", "device"))
-        if precision not in (None, "auto", "fp32"):
-            raise UsageError("engine='onnxruntime' runs fp32 on the CPU; use precision='fp32' (or auto)",
-                             param=("engine", "precision"))
-        if compile:
-            raise UsageError("compile=True is for the PyTorch engine; onnxruntime optimises the graph itself",
-                             param="compile")
+        check_onnxruntime_options(device, precision, compile)
         require_onnxruntime()
         require_exporter()
         super().__init__(style, device="cpu", precision="fp32", notes=notify)
