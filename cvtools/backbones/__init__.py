@@ -66,11 +66,6 @@ def load_backbone(
     import torch
 
     from cvtools.backbones.base import Backbone
-    from cvtools.backbones.depthwise import DEFAULT_BACKEND as DEPTHWISE_BACKEND
-    from cvtools.backbones.depthwise import route_depthwise
-    from cvtools.backbones.fuse import fuse_conv_bn
-    from cvtools.backbones.pointwise import DEFAULT_BACKEND as POINTWISE_BACKEND
-    from cvtools.backbones.pointwise import route_pointwise
     from cvtools.timings import mark
 
     mark("imports")
@@ -82,15 +77,49 @@ def load_backbone(
     mark("device")
     dtype = resolve_precision(precision, dev)
     model, desc = spec.build(weights)
+    fused, fast_path = freeze_and_fuse(model, fuse, (64, 64))
+    model, channels_last, compiled = place_model(model, dev, dtype, channels_last, tune, compile)
+    mark("model")
+
+    from cvtools.backbones.categories import imagenet_categories
+
+    return Backbone(
+        name=name, model=model, preprocessing=replace(spec.preprocessing), layer_paths=dict(spec.layers),
+        defaults=spec.defaults, categories=imagenet_categories(), device=dev, dtype=dtype,
+        channels_last=channels_last, fused=fused, weights_desc=desc, min_size=spec.min_size, compiled=compiled,
+        fast_path=fast_path,
+    )
+
+
+def freeze_and_fuse(model, fuse: bool, example_size=(64, 64)):
+    """Eval mode, parameters frozen, and (``fuse``) BatchNorm folded into the convolutions before
+    it (:func:`cvtools.backbones.fuse.fuse_conv_bn`, found by one forward on a random image of
+    ``example_size``). Returns (fused, a description of what was folded)."""
+    import torch
+
+    from cvtools.backbones.fuse import fuse_conv_bn
 
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
-    fused = False
-    if fuse:
-        example = torch.rand(1, 3, 64, 64)
-        fuse_conv_bn(model, example)
-        fused = True
+    if not fuse:
+        return False, "BatchNorm folding off"
+    folded = fuse_conv_bn(model, torch.rand(1, 3, *example_size))
+    return True, (f"BatchNorm folded into {folded} convolution{'s' if folded != 1 else ''}" if folded
+                  else "no convolution followed by BatchNorm to fold")
+
+
+def place_model(model, dev, dtype, channels_last: Optional[bool], tune: Optional[bool], compile: bool):
+    """The steps after building and folding that every backbone shares: device, precision, memory
+    layout, the CUDA convolution routing and ``torch.compile``. Returns (model, channels_last,
+    compiled forward or None)."""
+    import torch
+
+    from cvtools.backbones.depthwise import DEFAULT_BACKEND as DEPTHWISE_BACKEND
+    from cvtools.backbones.depthwise import route_depthwise
+    from cvtools.backbones.pointwise import DEFAULT_BACKEND as POINTWISE_BACKEND
+    from cvtools.backbones.pointwise import route_pointwise
+
     if tune is None:
         tune = os.environ.get("CVTOOLS_TUNE") == "1"
     if channels_last is None:
@@ -114,12 +143,4 @@ def load_backbone(
         route_depthwise(model, "cudnn" if tune else DEPTHWISE_BACKEND)
         route_pointwise(model, "cudnn" if tune else POINTWISE_BACKEND)
     compiled = torch.compile(model) if compile else None
-    mark("model")
-
-    from cvtools.backbones.categories import imagenet_categories
-
-    return Backbone(
-        name=name, model=model, preprocessing=replace(spec.preprocessing), layer_paths=dict(spec.layers),
-        defaults=spec.defaults, categories=imagenet_categories(), device=dev, dtype=dtype,
-        channels_last=channels_last, fused=fused, weights_desc=desc, min_size=spec.min_size, compiled=compiled,
-    )
+    return model, channels_last, compiled

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, List, Optional, Sequence
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -18,6 +18,8 @@ class LayerInfo:
     name: str
     channels: int
     stride: int
+    shape: Tuple[int, ...] = ()  # the output's shape for one image at the probe size (after any view)
+    view: str = ""  # how the output became an N×C×h×w map (tokens.py), "" when it is one or is not a map
 
 
 class _StopForward(Exception):
@@ -39,6 +41,11 @@ class Backbone:
     weights_desc: str = ""
     min_size: int = 32  # smallest input side the network accepts
     compiled: Optional[Callable] = None
+    # public layer name -> a view (cvtools.backbones.tokens) that turns its output into N×C×h×w:
+    # transformers' token sequences and channels-last maps, for every method that uses layers
+    layer_views: Dict[str, object] = field(default_factory=dict)
+    fast_path: str = ""  # what loading did for speed ("BatchNorm folded into 20 convolutions", ...)
+    layers_note: str = ""  # why a network has no tappable layers (a TorchScript file), for the error
     _layers: Optional[List[LayerInfo]] = field(default=None, repr=False)
     _norm_cache: Dict = field(default_factory=dict, repr=False)
 
@@ -72,11 +79,24 @@ class Backbone:
     def check_layers(self, names: Iterable[str]) -> List[str]:
         from cvtools.backbones.registry import check_layer_names
 
+        names = list(names)
+        if names and not self.layer_paths and self.layers_note:
+            from cvtools.errors import UsageError
+
+            raise UsageError(f"{self.name}: {self.layers_note}", param="layer")
         return check_layer_names(self.name, self.layer_paths, names)
 
     def module(self, layer: str) -> nn.Module:
+        """The layer's module. For a layer read through a view (a transformer's tokens) it is a
+        :class:`~cvtools.backbones.tokens.MapHookModule`: its forward hooks see N×C×h×w maps."""
         self.check_layers([layer])
-        return self.model.get_submodule(self.layer_paths[layer])
+        module = self.model.get_submodule(self.layer_paths[layer])
+        view = self.layer_views.get(layer)
+        if view is None:
+            return module
+        from cvtools.backbones.tokens import MapHookModule
+
+        return MapHookModule(module, view)
 
     @contextlib.contextmanager
     def tap(self, layers: Sequence[str], stop_early: bool = True):
@@ -96,7 +116,8 @@ class Backbone:
         for path, names in by_path.items():
             def hook(mod, inp, out, names=names):
                 for n in names:
-                    store[n] = out
+                    view = self.layer_views.get(n)
+                    store[n] = out if view is None else view.to_map(out)  # differentiable: slice, permute
                 if stop_early and last in names:
                     raise _StopForward
             handles.append(self.model.get_submodule(path).register_forward_hook(hook))
