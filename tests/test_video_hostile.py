@@ -256,3 +256,16 @@ def test_library_ranges_that_are_no_ranges_are_usage_errors(tmp_path, clip, effe
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(UsageError, match=f"^{param} must be a "):
         next(read_frames(clip, start=start, duration=duration))
+
+
+@pytest.mark.parametrize("command", ["stylize", "dream"])
+def test_cli_size_shrinks_videos_and_enlarges_them_only_when_asked(tmp_path, run_cli, command):
+    """--size only shrinks, for clips as for photos (a 64x48 clip stays 64x48 under --size 96)."""
+    clip = make_clip(tmp_path / "clip.mp4", n=3, audio=None)
+    common = ["--octaves", "1", "--steps", "0"] if command == "dream" else ["-s", "mona"]
+    for extra, size in [((), (W, H)), (("--enlarge",), (96, 72)), ((), (32, 24))]:
+        out = tmp_path / f"{command}{len(extra)}_{size[0]}.mp4"
+        wanted = 32 if size[0] == 32 else 96
+        r = run_cli(command, clip, "--size", wanted, *extra, *common, "-q", "-o", out)
+        assert r.exit_code == 0, r.stderr
+        assert probe_video(out).display_size == size

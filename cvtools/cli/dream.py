@@ -11,8 +11,15 @@ from cvtools.cli.common import (
     quiet_option,
     run_batch,
 )
-from cvtools.cli.params import CHANNELS_HELP, LayerTargetType, Tile
-from cvtools.cli.stylize import ENLARGE_HELP, SIZE_HELP, AddedLaterOption, FiniteFloatRange
+from cvtools.cli.params import (
+    CHANNELS_HELP,
+    ENLARGE_HELP,
+    SIZE_HELP,
+    AddedLaterOption,
+    FiniteFloatRange,
+    LayerTargetType,
+    Tile,
+)
 from cvtools.cli.video_options import video_options
 
 #: cvtools.dream.tiling.MIN_TILE (not imported, so `cvtools --help` stays quick;
@@ -171,7 +178,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
             where = targets[0] if animated_file else f"{targets[0].parent}/"
             return None if quiet else f"{path} -> {where} ({frames} frames)"
 
-    work = with_videos(work, dream_maker(engine, size=size, seed=seed, start=start, duration=duration, stable=stable),
+    work = with_videos(work, dream_maker(engine, size=size, enlarge=bool(enlarge), seed=seed, start=start,
+                                         duration=duration, stable=stable),
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
     finish(run_batch(inputs, work, "dream", quiet=quiet))
 

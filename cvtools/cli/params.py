@@ -7,11 +7,36 @@ checks; a bad value is a usage error that click prefixes with the option's name
 ``cvtools --help`` stays instant.
 """
 
+import math
+
 import click
 
 #: The help text's description of the channel grammar, shared by every option that takes one.
 CHANNELS_HELP = ("CHANNELS: numbers (3,7), ranges with the end included (0-15: 16 channels), Python slices with "
                  "the end excluded (0:16: the same 16; 8: to the last), or all")
+
+
+SIZE_HELP = ("Shrink so the longer side is at most this many pixels first (default: keep the input size); "
+             "smaller images keep their size unless --enlarge.")
+ENLARGE_HELP = "With --size: also scale smaller images up to it (the default only shrinks; enlarged photos look soft)."
+
+
+class AddedLaterOption(click.Option):
+    """An option added after outputs were made: left out of their provenance marker while unset
+    (``provenance_from_click``), so earlier outputs keep their digest and re-runs still find them."""
+
+    omit_when_unset = True
+
+
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf: nan passes every range check (nan < 0 and
+    nan > 1 are both false), and then failed per photo after the model had loaded."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
 
 
 class Tile(click.ParamType):

@@ -1,40 +1,16 @@
 """``cvtools stylize`` and ``cvtools styles``: apply and list trained styles."""
 
 import json
-import math
 
 import click
 
 from cvtools.cli.common import echo_err, finish, max_pixels_option, output_options, quiet_option, run_batch, tune_option
-from cvtools.cli.params import Tile
+from cvtools.cli.params import ENLARGE_HELP, SIZE_HELP, AddedLaterOption, FiniteFloatRange, Tile
 from cvtools.cli.video_options import video_options
 
 #: Tiles are at least twice cvtools.style.stylize.TILE_OVERLAP (not imported: that loads torch,
 #: and `cvtools --help` stays instant; tests/test_params.py keeps the two equal).
 MIN_TILE = 256
-
-SIZE_HELP = ("Shrink so the longer side is at most this many pixels first (default: keep the input size); "
-             "smaller images keep their size unless --enlarge.")
-ENLARGE_HELP = "With --size: also scale smaller images up to it (the default only shrinks; enlarged photos look soft)."
-
-
-class AddedLaterOption(click.Option):
-    """An option added after outputs were made: left out of their provenance marker while unset
-    (``provenance_from_click``), so earlier outputs keep their digest and re-runs still find them."""
-
-    omit_when_unset = True
-
-
-class FiniteFloatRange(click.FloatRange):
-    """click.FloatRange that also refuses nan and inf: nan passes every range check (nan < 0 and
-    nan > 1 are both false), and then failed per photo after the model had loaded."""
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number.", param, ctx)
-        return number
-
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -161,7 +137,8 @@ def stylize(inputs, style, size, enlarge, strength, preserve_color, steps, style
                         preserve_color=preserve_color, tile=tile, ext=None if fmt == "same" else f".{fmt}", many=many,
                         overwrite=overwrite, inputs=paths, quiet=quiet, tile_bar=len(paths) == 1 and not quiet,
                         protected=[Path(path) for path, _, _ in paintings])
-    work = with_videos(work, stylize_maker(stylizer, size=size, strength=strength, preserve_color=preserve_color,
+    work = with_videos(work, stylize_maker(stylizer, size=size, enlarge=bool(enlarge), strength=strength,
+                                           preserve_color=preserve_color,
                                            tile=tile, start=start, duration=duration, stable=stable),
                        name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
     finish(run_batch(inputs, work, f"stylize {name}", quiet=quiet))

@@ -15,6 +15,8 @@ import re
 
 import click
 
+from cvtools.cli.params import AddedLaterOption
+
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d*)?)$")
 
 
@@ -48,21 +50,14 @@ def _time_option(ctx, param, value):
     return seconds
 
 
-class _VideoOption(click.Option):
-    """Left out of the provenance marker while unset (``provenance_from_click``), so adding these
-    options did not change the digest of every photo output made before them."""
-
-    omit_when_unset = True
-
-
 def video_options(f):
     """--start, --duration, --stable/--no-stable (videos only; photos ignore them)."""
     options = [
-        click.option("--start", cls=_VideoOption, callback=_time_option, metavar="TIME",
+        click.option("--start", cls=AddedLaterOption, callback=_time_option, metavar="TIME",
                      help="Videos: begin at TIME (seconds like 12.5, or 1:30) into the clip; the audio is cut to match."),
-        click.option("--duration", cls=_VideoOption, callback=_time_option, metavar="TIME",
+        click.option("--duration", cls=AddedLaterOption, callback=_time_option, metavar="TIME",
                      help="Videos: process only this long a part (seconds or 0:45) from --start."),
-        click.option("--stable/--no-stable", "stable", cls=_VideoOption, default=None,
+        click.option("--stable/--no-stable", "stable", cls=AddedLaterOption, default=None,
                      help="Videos: steadier results. stylize shifts each frame so the scene keeps its place on the "
                           "network's grid as the camera moves, and, for styles trained without a stability term, "
                           "blends in the previous result carried along the optical flow (occlusions masked); dream "
@@ -273,8 +268,16 @@ def with_videos(work, make, suffix, output=None, overwrite=False, many=False, in
     return _StagedWithVideos(work, job) if staged else _PlainWithVideos(work, job)
 
 
+def frame_size(info, size, enlarge=False):
+    """The ``size`` to read a clip's frames at: the longer side ``size`` when that shrinks them
+    (or with ``enlarge``), else None (the clip's own size): ``--size`` only shrinks, as for photos."""
+    if not size or enlarge:
+        return size
+    return size if size < max(info.display_size) else None
+
+
 def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile="auto", start=None, duration=None,
-                  stable=None):
+                  stable=None, enlarge=False):
     """``make`` for ``cvtools stylize``: stylize_video with the command's options."""
 
     def make(path, target, info, progress, notify):
@@ -287,14 +290,15 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
             from cvtools.video.stability import TemporalStabilizer, blend_for
 
             stabilizer = TemporalStabilizer(blend_for(built))
-        return stylize_video(built, path, target, start=start or 0.0, duration=duration, size=size,
+        return stylize_video(built, path, target, start=start or 0.0, duration=duration,
+                             size=frame_size(info, size, enlarge),
                              strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,
                              progress=progress, notify=notify, info=info)
 
     return make
 
 
-def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=None):
+def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=None, enlarge=False):
     """``make`` for ``cvtools dream``: dream_video; ``stable`` (default on) starts each frame from the
     previous dream carried along the optical flow."""
 
@@ -302,7 +306,8 @@ def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=Non
         from cvtools.deferred import resolve
         from cvtools.video.process import dream_video
 
-        return dream_video(resolve(engine), path, target, start=start or 0.0, duration=duration, size=size, seed=seed,
+        return dream_video(resolve(engine), path, target, start=start or 0.0, duration=duration,
+                           size=frame_size(info, size, enlarge), seed=seed,
                            warp=stable is not False, progress=progress, notify=notify, info=info)
 
     return make
