@@ -288,9 +288,10 @@ def styles(as_json, verbose):
         echo_err("no bundled styles are installed")
         raise click.exceptions.Exit(1)
     width = max(len(r.name) for r in records)
+    measured = [r.quality for r in records if isinstance(r.quality.get("gram_reduction_mean"), (int, float))]
     for r in records:
         q = r.quality.get("gram_reduction_mean")
-        quality = f"  (Gram distance to the painting -{q:.0%})" if isinstance(q, (int, float)) else ""
+        quality = f"  (Gram distance -{q:.0%})" if isinstance(q, (int, float)) else ""
         click.echo(f"{r.name:<{width}}  {r.summary()}{quality}")
         if verbose:
             rec = r.recipe
@@ -305,4 +306,10 @@ def styles(as_json, verbose):
             src = r.provenance.get("source")
             if src:
                 click.echo(f"{'':<{width}}    style image: {src}")
+    if measured:
+        q = measured[0]
+        click.echo(f"\nGram distance -N%: the stylized photo's distance to the painting, against the photo's own "
+                   f"(1 - stylized/photo), through {q.get('independent_backbone', 'an independent network')} "
+                   f"(which no style was trained with), mean of {q.get('photos', '?')} held-out photos; "
+                   "QUALITY.md has the details.")
     click.echo(f"\nUse: cvtools stylize PHOTO --style NAME   ({len(records)} styles)")
