@@ -3,6 +3,7 @@
 >>> bb = load_backbone("efficientnet_lite0")                # embedded ImageNet weights, fused
 >>> bb(x)                                                   # logits for [0, 1] RGB images
 >>> bb.features(x, bb.defaults.style)                       # layer taps, one forward pass
+>>> load_user_model("ft.pth", architecture="resnet18")     # a network the user brings (user_model.py)
 
 ``load_backbone`` looks the network up in the registry (:mod:`cvtools.backbones.registry`: one
 spec per network, registered by its family's file), builds it with the asked-for weights, then
@@ -89,6 +90,17 @@ def load_backbone(
         channels_last=channels_last, fused=fused, weights_desc=desc, min_size=spec.min_size, compiled=compiled,
         fast_path=fast_path,
     )
+
+
+def load_user_model(model, architecture=None, **options):
+    """A :class:`~cvtools.backbones.base.Backbone` for a network the user brings: a state dict with
+    its ``architecture`` (torchvision name, ``"timm:NAME"`` or a callable), a torch.export .pt2
+    program, a TorchScript file or an ``nn.Module``; options as
+    :func:`cvtools.backbones.user_model.load_user_model` (classes, input_size, mean, std,
+    architecture_kwargs, trust_pickle, and load_backbone's device, fuse, precision, ...)."""
+    from cvtools.backbones.user_model import load_user_model as load
+
+    return load(model, architecture, **options)
 
 
 def freeze_and_fuse(model, fuse: bool, example_size=(64, 64)):

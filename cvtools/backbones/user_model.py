@@ -65,8 +65,9 @@ CLASS_NAME_KEYS = ("class_names", "classes", "label_names", "labels")
 MAX_CLASSES_FILE = 16 << 20
 #: TorchScript deflates its code entries: what they may unpack to, at most.
 MAX_TORCHSCRIPT_CODE = 64 << 20
-#: Input sizes tried, in order, for a TorchScript file whose size nothing states.
-TORCHSCRIPT_SIZES = (224, 32, 64, 96, 128, 256, 299, 384)
+#: Input sizes tried, in order, for a network whose size nothing states (a TorchScript file, a
+#: module without torchvision's ``image_size`` or timm's ``patch_embed.img_size``).
+TRIAL_SIZES = (224, 32, 64, 96, 128, 256, 299, 384)
 
 
 @dataclass
@@ -128,10 +129,10 @@ def load_user_model(
     size = (preprocessing.crop_size, preprocessing.crop_size)
     wrapper = UserNetwork(loaded.network, loaded.fixed_size)
     is_program = loaded.kind in ("TorchScript", "exported program")
-    if loaded.kind == "TorchScript" and input_size is None:
-        size = _torchscript_size(wrapper, loaded.name)
+    if input_size is None and loaded.preprocessing is None and loaded.fixed_size is None:
+        size = _input_size(wrapper, loaded.name)
+        preprocessing.resize_size = round(size[0] * preprocessing.resize_size / preprocessing.crop_size)
         preprocessing.crop_size = size[0]
-        preprocessing.resize_size = round(size[0] * 256 / 224)
     fused, fast_path = freeze_and_fuse(wrapper, fuse and not is_program, size)
     if is_program:
         fast_path = f"nothing folded ({loaded.kind}: its graph is fixed)"
@@ -384,7 +385,7 @@ def _build_from_state(path: Path, checkpoint: Checkpoint, architecture, kwargs: 
         net = architecture(**kwargs)
         if not isinstance(net, nn.Module):
             raise UsageError(f"architecture returned a {type(net).__name__}, not an nn.Module", param="architecture")
-        arch, pre, min_size = getattr(architecture, "__name__", type(net).__name__), None, 32
+        arch, pre, min_size = type(net).__name__, None, 32
     elif not isinstance(architecture, str):
         raise UsageError("architecture must be a model name or a function returning an nn.Module",
                          param="architecture")
@@ -570,9 +571,16 @@ def _text_class_names(text):
     return value if isinstance(value, (list, dict)) else [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def _torchscript_size(wrapper: "UserNetwork", name: str) -> Tuple[int, int]:
-    """The first of :data:`TORCHSCRIPT_SIZES` the file runs at (nothing in it says its size)."""
-    for side in TORCHSCRIPT_SIZES:
+def _input_size(wrapper: "UserNetwork", name: str) -> Tuple[int, int]:
+    """The size a network states (torchvision's ViT ``image_size``, timm's ``patch_embed.img_size``),
+    else the first of :data:`TRIAL_SIZES` it runs at."""
+    net = wrapper.net
+    stated = getattr(net, "image_size", None) or getattr(getattr(net, "patch_embed", None), "img_size", None)
+    if isinstance(stated, (tuple, list)) and len(stated) == 2:
+        stated = stated[0] if stated[0] == stated[1] else None
+    if isinstance(stated, int) and 8 <= stated <= 4096:
+        return stated, stated
+    for side in TRIAL_SIZES:
         try:
             with torch.no_grad():
                 out = wrapper(torch.zeros(2, 3, side, side))
@@ -580,8 +588,8 @@ def _torchscript_size(wrapper: "UserNetwork", name: str) -> Tuple[int, int]:
             continue
         if isinstance(out, torch.Tensor) and out.dim() == 2:
             return side, side
-    raise WeightsError(f"{safe_path(name)}: the TorchScript model runs on none of the sizes "
-                       f"{', '.join(map(str, TORCHSCRIPT_SIZES))} px as N×3×H×W images; pass input_size=",
+    raise WeightsError(f"{safe_path(name)}: the model runs on none of the sizes {', '.join(map(str, TRIAL_SIZES))} px "
+                       "as N×3×H×W images; is it an image classifier? (input_size= sets the size)",
                        param="input_size")
 
 

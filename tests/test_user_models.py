@@ -1,0 +1,473 @@
+"""Networks users bring (issue #27, cvtools.backbones.user_model): every format loads as a Backbone
+whose logits are the original model's, whose layers are N×C×h×w maps (token sequences and
+channels-last maps reshaped, gradients flowing through), and every bad file is one line naming it.
+
+All tiny and on the CPU: a 10-class CNN (state dict, TorchScript, .pt2, pickled module), resnet18
+with a 12-class head at 64 px, a 2-block ViT at 32 px, Swin and ConvNeXt at 64 px.
+
+Tolerances: where the same operators run on the same numbers (no folding, the same layout) the
+logits are compared exactly. BatchNorm folding rescales each convolution's weights before the
+sum instead of after it, so each output moves by float32 rounding (2^-24 relative) of its K
+products, at most ~K·2^-24 of the sum of their magnitudes (K <= 576 here); compounded over a
+few layers, rtol 1e-4 with atol 1e-4·max|logit| bounds it (measured differences ~1e-6).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+import zipfile
+
+import pytest
+import torch
+from torch import nn
+
+from cvtools.backbones import load_user_model
+from cvtools.errors import CvtoolsError, UsageError, WeightsError
+
+CPU = dict(device="cpu", precision="fp32")
+EXACT = dict(CPU, fuse=False, channels_last=False)
+
+
+class SmallNet(nn.Module):
+    """10 classes, three resolutions (32, 16, 8 px at a 32-px input), BatchNorm after two convs."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+            nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.BatchNorm2d(16), nn.ReLU(),
+            nn.Conv2d(16, 16, 3, stride=2, padding=1), nn.ReLU())
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+def small_net() -> SmallNet:
+    torch.manual_seed(0)
+    net = SmallNet().eval()
+    for bn in (net.features[1], net.features[4]):  # statistics that make folding do something
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2.0)
+    return net
+
+
+def tiny_vit(classes: int = 5):
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
+                            num_classes=classes).eval()
+    nn.init.normal_(vit.heads.head.weight)  # torchvision starts the head at zero: every gradient would be 0
+    return vit
+
+
+def reference_logits(net: nn.Module, bb, x: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return net(bb.normalize(x)).float()
+
+
+def one_line_naming(exc: CvtoolsError, name: str) -> str:
+    text = str(exc)
+    assert "\n" not in text and name in text, text
+    return text
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The small CNN saved every way a user might have it."""
+    d = tmp_path_factory.mktemp("user_models")
+    net = small_net()
+    x = torch.rand(2, 3, 32, 32)
+    torch.save(net.state_dict(), d / "net.pth")
+    torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()},
+                "class_names": [f"kind {i}" for i in range(10)], "epoch": 3}, d / "checkpoint.pth")
+    torch.save(net, d / "pickled.pth")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated
+        torch.jit.save(torch.jit.script(net), d / "net.ts",
+                       _extra_files={"class_names": "\n".join(f"ts {i}" for i in range(10))})
+    dynamic = {"x": {0: torch.export.Dim.DYNAMIC}}
+    torch.export.save(torch.export.export(net, (x,), dynamic_shapes=dynamic), d / "net.pt2")
+    torch.export.save(torch.export.export(net, (x[:1],)), d / "static_batch.pt2")
+    return d, net
+
+
+# ---------------------------------------------------------------------- the formats
+
+def test_state_dict_with_a_callable_architecture(files):
+    d, net = files
+    x = torch.rand(3, 3, 32, 32)
+    bb = load_user_model(d / "net.pth", SmallNet, input_size=32, **EXACT)
+    assert torch.equal(bb(x), reference_logits(net, bb, x))
+    fused = load_user_model(d / "net.pth", SmallNet, input_size=32, **CPU)
+    ref = reference_logits(net, bb, x)
+    torch.testing.assert_close(fused(x), ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+    assert fused.fast_path == "BatchNorm folded into 2 convolutions" and bb.fast_path == "BatchNorm folding off"
+    assert bb.categories == [f"class {i}" for i in range(10)]
+    assert bb.defaults.cam == "features"  # the last map before pooling (the Sequential: its last ReLU's output)
+    assert bb.defaults.style == ["features.2", "features.5"] and bb.defaults.dream == ["features.5"]
+    feats = bb.features(x, [bb.defaults.cam, "features.2"])
+    assert feats["features"].shape == (3, 16, 8, 8) and feats["features.2"].shape == (3, 8, 32, 32)
+    layers = {info.name: info for info in bb.layers}
+    assert layers["features.5"].shape == (16, 16, 16) and layers["features.5"].stride == 2
+    assert layers["fc"].shape == (10,) and layers["fc"].stride == 0
+
+
+def test_training_checkpoint_with_class_names_and_a_wrapper_prefix(files):
+    d, net = files
+    bb = load_user_model(d / "checkpoint.pth", SmallNet, input_size=32, **EXACT)
+    assert bb.categories[:2] == ["kind 0", "kind 1"]
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(bb(x), reference_logits(net, bb, x))
+
+
+def test_torchscript_runs_without_layers(files):
+    d, net = files
+    bb = load_user_model(d / "net.ts", input_size=32, **CPU)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(bb(x), reference_logits(net, bb, x))
+    assert bb.categories[3] == "ts 3" and bb.layers == [] and not bb.channels_last
+    with pytest.raises(UsageError, match="TorchScript runs its submodules") as exc:
+        bb.check_layers([bb.defaults.cam])
+    one_line_naming(exc.value, "net.ts")
+    # Input gradients still flow: saliency-type methods work.
+    x.requires_grad_(True)
+    bb(x).sum().backward()
+    assert x.grad.abs().sum() > 0
+
+
+def test_torchscript_input_size_is_found(files):
+    d, _ = files
+    bb = load_user_model(d / "net.ts", **CPU)
+    assert bb.preprocessing.crop_size == 224  # the first size tried that runs (a pooling CNN takes any)
+
+
+def test_exported_program_is_unflattened_and_tapped(files):
+    d, net = files
+    bb = load_user_model(d / "net.pt2", **CPU)
+    assert bb.preprocessing.crop_size == 32 and "fixed-size" in bb.fast_path  # exported at 32x32
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(bb(x), reference_logits(net, bb, x))
+    assert bb.defaults.cam == "features"
+    assert bb.features(x, [bb.defaults.cam])["features"].shape == (2, 16, 8, 8)
+    # Other sizes are resized to the program's: a CAM over a 48x40 photo still runs.
+    from cvtools.visualize.cam import gradcam
+
+    assert gradcam(bb, torch.rand(1, 3, 48, 40)).shape == (1, 48, 40)
+
+
+def test_pickled_module_is_refused_unless_trusted(files):
+    d, net = files
+    with pytest.raises(WeightsError, match="pickled whole module") as exc:
+        load_user_model(d / "pickled.pth", **CPU)
+    text = one_line_naming(exc.value, "pickled.pth")
+    assert "state_dict" in text and "torch.export" in text and "trust_pickle=True" in text
+    bb = load_user_model(d / "pickled.pth", trust_pickle=True, input_size=32, **EXACT)
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(bb(x), reference_logits(net, bb, x))
+
+
+def test_a_module_object(files):
+    _, net = files
+    bb = load_user_model(net, input_size=32, **CPU)
+    assert bb.name == "SmallNet" and bb.defaults.cam == "features"
+    assert net.features[1].__class__ is nn.BatchNorm2d  # the caller's module is not folded in place
+
+
+# ---------------------------------------------------------------------- torchvision and timm architectures
+
+@pytest.fixture(scope="module")
+def resnet_file(tmp_path_factory):
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(num_classes=12).eval()
+    path = tmp_path_factory.mktemp("resnet") / "finetuned.safetensors"
+    from safetensors.torch import save_file
+
+    save_file(net.state_dict(), str(path))
+    return path, net
+
+
+def test_torchvision_architecture_with_a_12_class_head(resnet_file, tmp_path):
+    path, net = resnet_file
+    bb = load_user_model(path, "resnet18", input_size=64, **EXACT)
+    x = torch.rand(2, 3, 64, 64)
+    assert torch.equal(bb(x), reference_logits(net, bb, x))
+    assert "12-class head" in bb.weights_desc and len(bb.categories) == 12
+    pre = bb.preprocessing
+    assert (pre.crop_size, pre.resize_size, pre.interpolation) == (64, 73, "bilinear")  # torchvision's 256/224
+    from cvtools.backbones import get_spec
+
+    spec = get_spec("resnet18")  # the automatic defaults are the registry's choices (as module paths)
+    path_of = spec.layers.__getitem__
+    assert (bb.defaults.style, bb.defaults.content, bb.defaults.dream, bb.defaults.cam) == \
+        ([path_of(n) for n in spec.defaults.style], path_of(spec.defaults.content),
+         [path_of(n) for n in spec.defaults.dream], path_of(spec.defaults.cam))
+    assert bb.features(x, ["layer4"])["layer4"].shape == (2, 512, 2, 2)
+    names = tmp_path / "labels.json"
+    names.write_text(json.dumps({str(i): f"label {i}" for i in range(12)}))
+    assert load_user_model(path, "resnet18", input_size=64, classes=names, **EXACT).categories[11] == "label 11"
+
+
+def test_class_names_must_match_the_head(resnet_file, tmp_path):
+    path, _ = resnet_file
+    txt = tmp_path / "labels.txt"
+    txt.write_text("cat\ndog\n")
+    with pytest.raises(UsageError, match="2 class names for a model with 12 outputs") as exc:
+        load_user_model(path, "resnet18", input_size=64, classes=txt, **EXACT)
+    one_line_naming(exc.value, "labels.txt")
+
+
+def test_state_dict_of_another_architecture(resnet_file):
+    path, _ = resnet_file
+    with pytest.raises(WeightsError, match="not a resnet34 \\(torchvision\\) state dict: .*missing") as exc:
+        load_user_model(path, "resnet34", input_size=64, **CPU)
+    one_line_naming(exc.value, "finetuned.safetensors")
+    with pytest.raises(UsageError, match="did you mean .*'resnet18'"):
+        load_user_model(path, "resnet1", **CPU)
+    with pytest.raises(UsageError, match="architecture=NAME") as exc:
+        load_user_model(path, **CPU)
+    one_line_naming(exc.value, "finetuned.safetensors")
+
+
+def test_timm_vit_from_a_state_dict(tmp_path):
+    timm = pytest.importorskip("timm", reason="timm is optional; its architectures load only where it is installed")
+    kwargs = dict(img_size=32, patch_size=8, depth=2)
+    torch.manual_seed(0)
+    net = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=5, **kwargs).eval()
+    torch.save(net.state_dict(), tmp_path / "vit.pth")
+    bb = load_user_model(tmp_path / "vit.pth", "timm:vit_tiny_patch16_224", architecture_kwargs=kwargs, **EXACT)
+    assert bb.preprocessing.crop_size == 32 and list(bb.preprocessing.mean) == [0.5, 0.5, 0.5]  # timm's data config
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(bb(x), reference_logits(net, bb, x))
+    assert bb.defaults.cam == "blocks.1.norm1" and bb.defaults.dream == ["blocks.1"]
+    assert bb.features(x, ["blocks.1"])["blocks.1"].shape == (2, 192, 4, 4)
+
+
+# ---------------------------------------------------------------------- transformers
+
+def test_vit_tokens_become_maps_and_gradients_flow():
+    vit = tiny_vit()
+    bb = load_user_model(vit, **EXACT)
+    x = torch.rand(2, 3, 32, 32)
+    assert torch.equal(bb(x), reference_logits(vit, bb, x))
+    # The class token is all the head reads: after the last attention, patch tokens reach nothing.
+    assert bb.defaults.cam == "encoder.layers.encoder_layer_1.ln_1"
+    assert bb.defaults.dream == ["encoder.layers.encoder_layer_1"]
+    info = {i.name: i for i in bb.layers}[bb.defaults.cam]
+    assert info.shape == (32, 4, 4) and "1 leading token dropped" in info.view
+    x.requires_grad_(True)
+    feats = bb.features(x, [bb.defaults.cam, "encoder.ln"])
+    assert feats[bb.defaults.cam].shape == (2, 32, 4, 4)
+    feats[bb.defaults.cam][:, :, 1:3, 1:3].sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # The map is the tokens laid out row by row: token 1 + 4*i + j is position (i, j).
+    with bb.tap(["encoder.ln"], stop_early=False) as store:
+        tokens = []
+        h = bb.model.net.encoder.ln.register_forward_hook(lambda m, i, o: tokens.append(o))
+        try:
+            bb.model(bb.prepare(x.detach()))
+        finally:
+            h.remove()
+    assert torch.equal(store["encoder.ln"][:, :, 2, 3], tokens[0][:, 1 + 4 * 2 + 3])
+
+
+def test_vit_any_input_size_is_resized():
+    bb = load_user_model(tiny_vit(), **CPU)
+    assert bb(torch.rand(1, 3, 48, 40)).shape == (1, 5)
+    assert bb.features(torch.rand(1, 3, 48, 40), [bb.defaults.cam])[bb.defaults.cam].shape == (1, 32, 4, 4)
+
+
+def test_vit_gradcam_matches_a_float64_recomputation():
+    """Grad-CAM through the token view equals the formula on the reshaped activations in float64."""
+    from cvtools.visualize.attribution import make_method
+    from cvtools.visualize.cam import upsample_cam
+
+    vit = tiny_vit()
+    bb = load_user_model(vit, **CPU)
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 32, 32)
+    maps = make_method("gradcam", bb).attribute(x)
+    assert maps.shape == (2, 1, 32, 32)
+
+    ref = tiny_vit().double()
+    tokens = []
+    layer = ref.encoder.layers.encoder_layer_1.ln_1
+    h = layer.register_forward_hook(lambda m, i, o: tokens.append(o))
+    try:
+        logits = ref(bb.normalize(x).double())
+    finally:
+        h.remove()
+    target = logits.argmax(dim=1)
+    (grad,) = torch.autograd.grad(logits.gather(1, target[:, None]).sum(), tokens[0])
+    grid = lambda t: t[:, 1:].transpose(1, 2).reshape(2, 32, 4, 4)  # noqa: E731  (class token dropped)
+    a, g = grid(tokens[0]), grid(grad)
+    cam = (g.mean(dim=(2, 3), keepdim=True) * a).sum(dim=1, keepdim=True).clamp_min(0)
+    expected = upsample_cam(cam, (32, 32))
+    torch.testing.assert_close(maps.double(), expected, rtol=0, atol=1e-4)
+
+
+def test_vit_from_a_state_dict_with_a_callable(tmp_path):
+    vit = tiny_vit()
+    torch.save(vit.state_dict(), tmp_path / "vit.pth")
+    bb = load_user_model(tmp_path / "vit.pth", lambda: tiny_vit(), **EXACT)
+    x = torch.rand(1, 3, 32, 32)
+    assert torch.equal(bb(x), reference_logits(vit, bb, x))
+
+
+def test_swin_channels_last_stages_are_permuted():
+    from torchvision.models.swin_transformer import SwinTransformer
+
+    torch.manual_seed(0)
+    # embed_dim 16 at 64 px: the first stage is 16×16×16, where only a second size tells the layout
+    swin = SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1],
+                           window_size=[2, 2], num_classes=5).eval()
+    bb = load_user_model(swin, input_size=64, **EXACT)
+    x = torch.rand(1, 3, 64, 64)
+    assert torch.equal(bb(x), reference_logits(swin, bb, x))
+    views = {i.name: i.view for i in bb.layers}
+    assert "permuted" in views["features.1"] and "permuted" in views["features.3"]
+    assert bb.defaults.cam == "permute" and bb.defaults.style == ["features.1", "features.3", "features.5"]
+    feats = bb.features(x, ["features.1", "features.5", "permute"])
+    assert [tuple(f.shape) for f in feats.values()] == [(1, 16, 16, 16), (1, 64, 4, 4), (1, 128, 2, 2)]
+    from cvtools.visualize.cam import gradcam
+
+    assert gradcam(bb, x, layer="features.5").shape == (1, 64, 64)  # a hook on a permuted layer
+
+
+def test_convnext_maps():
+    from torchvision.models.convnext import CNBlockConfig, ConvNeXt
+
+    torch.manual_seed(0)
+    net = ConvNeXt([CNBlockConfig(8, 16, 1), CNBlockConfig(16, 32, 1), CNBlockConfig(32, 64, 1),
+                    CNBlockConfig(64, None, 1)], num_classes=5).eval()
+    bb = load_user_model(net, input_size=64, **CPU)
+    assert bb.fast_path == "no convolution followed by BatchNorm to fold"  # LayerNorm network: nothing folded
+    assert bb.defaults.cam == "features" and bb.defaults.dream == ["features.5"]
+    assert bb.features(torch.rand(1, 3, 64, 64), ["features"])["features"].shape == (1, 64, 2, 2)
+
+
+def test_dream_runs_on_a_vit():
+    from cvtools.dream.engine import dream
+
+    bb = load_user_model(tiny_vit(), **CPU)
+    x = torch.rand(1, 3, 40, 40)
+    out = dream(x, bb, octaves=1, steps=2, tile=None, fast=False)
+    assert out.shape == x.shape and not torch.equal(out, x)
+
+
+# ---------------------------------------------------------------------- files that are not what they claim
+
+class FourD(nn.Module):
+    """A segmentation-like net: N×K×H×W out, not N×K scores."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class OneLogit(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.fc = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+class TwoChannels(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 4, 3)
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.fc(self.conv(x).mean(dim=(2, 3)))
+
+
+def _rewrite_zip(src, dst, edit):
+    """Copy a zip archive, ``edit(name, bytes) -> bytes`` on each entry (stored, as torch writes)."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, edit(info.filename, zin.read(info.filename)))
+
+
+def _edit_program(name, data, key, value):
+    if not name.endswith("models/model.json"):
+        return data
+    program = json.loads(data)
+    program[key] = value
+    return json.dumps(program).encode()
+
+
+def bad_files(d, files_dir):
+    """(file, architecture, expected message part) for each broken input."""
+    cases = []
+    (d / "empty.pth").write_bytes(b"")
+    cases.append(("empty.pth", SmallNet, "empty model file"))
+    (d / "text.pth").write_text("not a model\n")
+    cases.append(("text.pth", SmallNet, "not a model file"))
+    whole = (files_dir / "net.pth").read_bytes()
+    (d / "truncated.pth").write_bytes(whole[: len(whole) // 2])
+    cases.append(("truncated.pth", SmallNet, "truncated or damaged"))
+    program = (files_dir / "net.pt2").read_bytes()
+    (d / "truncated.pt2").write_bytes(program[: len(program) // 2])
+    cases.append(("truncated.pt2", None, "truncated or damaged"))
+    cases.append((files_dir / "static_batch.pt2", None, "batches of exactly 1 image"))
+    for net, name, message in ((FourD(), "segmentation.pt2", "returns a 2×4×32×32 tensor"),
+                               (OneLogit(), "one_logit.pt2", "one score per image"),
+                               (TwoChannels(), "two_channels.pt2", "not an N×3×H×W image batch")):
+        example = torch.rand(2, 2 if isinstance(net, TwoChannels) else 3, 32, 32)
+        torch.export.save(torch.export.export(net.eval(), (example,),
+                                              dynamic_shapes={"x": {0: torch.export.Dim.DYNAMIC}}), d / name)
+        cases.append((name, None, message))
+    torch.export.save(torch.export.export(nn.Flatten().eval(), (torch.rand(2, 3, 8),)), d / "rank3.pt2")
+    cases.append(("rank3.pt2", None, "not an N×3×H×W image batch"))
+    marker = d / "ran"
+    _rewrite_zip(files_dir / "net.pt2", d / "guarded.pt2", lambda n, b: _edit_program(
+        n, b, "guards_code", [f"__import__('pathlib').Path({str(marker)!r}).touch()"]))
+    cases.append(("guarded.pt2", None, "a guard that is not a size comparison"))
+    _rewrite_zip(files_dir / "net.pt2", d / "pickled_weights.pt2", lambda n, b: b.replace(
+        b'"use_pickle": false', b'"use_pickle": true') if n.endswith("weights_config.json") else b)
+    cases.append(("pickled_weights.pt2", None, "pickled tensors"))
+    torch.save({"weight": torch.full((4,), float("nan"))}, d / "nan.pth")
+    cases.append(("nan.pth", lambda: nn.Sequential(nn.Linear(4, 1)), "not a Sequential state dict"))
+    return cases, marker
+
+
+def test_every_bad_file_is_one_line_naming_it(files, tmp_path):
+    cases, marker = bad_files(tmp_path, files[0])
+    for name, architecture, message in cases:
+        path = tmp_path / name
+        with pytest.raises(CvtoolsError) as exc:
+            load_user_model(path, architecture, input_size=32, **CPU)
+        text = one_line_naming(exc.value, path.name)
+        assert message in text, (name, text)
+    assert not marker.exists()  # the guard in the file never ran
+
+
+def test_nan_weights_are_refused(tmp_path):
+    torch.save({"0.weight": torch.full((2, 4), float("nan")), "0.bias": torch.zeros(2)}, tmp_path / "nan.pth")
+    with pytest.raises(WeightsError, match="NaN") as exc:
+        load_user_model(tmp_path / "nan.pth", lambda: nn.Sequential(nn.Linear(4, 2)), **CPU)
+    one_line_naming(exc.value, "nan.pth")
+
+
+def test_a_compressed_program_is_refused(files, tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(files[0] / "net.pt2") as zin, zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zout:
+        for info in zin.infolist():
+            zout.writestr(info.filename, zin.read(info.filename))
+    (tmp_path / "deflated.pt2").write_bytes(buf.getvalue())
+    with pytest.raises(WeightsError, match="compressed entry") as exc:
+        load_user_model(tmp_path / "deflated.pt2", **CPU)
+    one_line_naming(exc.value, "deflated.pt2")
