@@ -455,6 +455,20 @@ def test_every_bad_file_is_one_line_naming_it(files, tmp_path):
     assert not marker.exists()  # the guard in the file never ran
 
 
+def test_a_safetensors_header_cannot_claim_a_huge_head(resnet_file, tmp_path):
+    """Shapes are used before tensors are read: one that does not match its bytes is refused."""
+    path, _ = resnet_file
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    header["fc.weight"]["shape"] = [10 ** 9, 512]
+    raw = json.dumps(header).encode()
+    (tmp_path / "huge.safetensors").write_bytes(len(raw).to_bytes(8, "little") + raw + data[8 + n:])
+    with pytest.raises(WeightsError, match="shape and type do not match its data") as exc:
+        load_user_model(tmp_path / "huge.safetensors", "resnet18", **CPU)
+    one_line_naming(exc.value, "huge.safetensors")
+
+
 def test_nan_weights_are_refused(tmp_path):
     torch.save({"0.weight": torch.full((2, 4), float("nan")), "0.bias": torch.zeros(2)}, tmp_path / "nan.pth")
     with pytest.raises(WeightsError, match="NaN") as exc:

@@ -259,6 +259,7 @@ def _read_checkpoint(path: Path, kind: str, trust_pickle: bool):
         from cvtools.weights import load_state_dict_file, read_safetensors_header
 
         header = read_safetensors_header(path)
+        _check_safetensors_sizes(header, path)
         meta = {k: _json_or_text(v) for k, v in header.get("__metadata__", {}).items()}
         prefix = _wrapper_prefix([k for k in header if k != "__metadata__"])
         shapes = {k[len(prefix):]: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
@@ -274,6 +275,25 @@ def _read_checkpoint(path: Path, kind: str, trust_pickle: bool):
         return obj
     state, meta = _split_checkpoint(obj, path)
     return Checkpoint({k: tuple(v.shape) for k, v in state.items()}, lambda: state, meta)
+
+
+#: Bytes per element of safetensors' dtypes.
+_SAFETENSORS_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4, "F16": 2, "BF16": 2, "I16": 2,
+                      "U16": 2, "I8": 1, "U8": 1, "BOOL": 1, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def _check_safetensors_sizes(header: dict, path: Path) -> None:
+    """Each shape must describe exactly the bytes its entry spans: the shapes are used (a head of
+    N classes is built) before the tensors are read, so a header claiming a 10⁹-row head over a
+    few bytes must fail here, not in an allocation."""
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = info["data_offsets"][:2]
+        width = _SAFETENSORS_BYTES.get(info.get("dtype"))
+        if width is None or math.prod(info["shape"]) * width != end - begin:
+            raise WeightsError(f"{safe_path(path)}: damaged safetensors file (entry {safe_path(repr(name))}: its "
+                               "shape and type do not match its data)")
 
 
 def _torch_load(path: Path, kind: str, trust_pickle: bool):
@@ -311,9 +331,9 @@ def _refusal(path: Path, kind: str, exc: Exception) -> str:
     if modules or (classes and any(n.startswith("torch.nn.") for n in names)):
         shown = (classes or modules)[0]
         return (f"is a pickled whole module ({shown}): a pickle is Python code, not data, and loading it would run "
-                "it, so it is refused. Convert it where it was made: torch.save(model.state_dict(), 'w.pth') (with "
-                "architecture=...), torch.export.save(torch.export.export(model, (x,)), 'model.pt2') or "
-                "torch.jit.save(torch.jit.script(model), 'model.pt'); or pass trust_pickle=True for a file you made")
+                "it, so it is refused. Convert it where it was made: torch.save(model.state_dict(), 'w.pth') (then "
+                "pass architecture=...) or torch.export.save(torch.export.export(model, (x,)), 'model.pt2') keep its "
+                "layers (torch.jit.save runs without them); or pass trust_pickle=True for a file you made")
     what = f" ({classes[0]})" if classes else ""
     return (f"refused: the file asks to create Python objects{what} beyond tensors, and loading it could run code "
             f"({first_line(exc, 80)}); pass trust_pickle=True only for a file you made yourself")
