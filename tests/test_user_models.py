@@ -312,6 +312,25 @@ def test_vit_gradcam_matches_a_float64_recomputation():
     torch.testing.assert_close(maps.double(), expected, rtol=0, atol=1e-4)
 
 
+@pytest.mark.parametrize("method", ["gradcam++", "layercam", "hirescam", "xgradcam", "eigencam", "scorecam",
+                                    "ablationcam"])
+def test_every_cam_method_runs_on_a_vit(method):
+    from cvtools.visualize.attribution import make_method
+
+    bb = load_user_model(tiny_vit(), **CPU)
+    maps = make_method(method, bb).attribute(torch.rand(2, 3, 32, 32))
+    assert maps.shape == (2, 1, 32, 32) and bool(torch.isfinite(maps).all())
+
+
+def test_mean_std_and_size_can_be_set(files):
+    d, _ = files
+    bb = load_user_model(d / "net.pth", SmallNet, input_size=48, mean=[0.5, 0.5, 0.5], std=(0.25, 0.25, 0.25), **CPU)
+    assert (bb.preprocessing.crop_size, list(bb.preprocessing.mean), list(bb.preprocessing.std)) == \
+        (48, [0.5] * 3, [0.25] * 3)
+    with pytest.raises(UsageError, match="^std must be three numbers"):
+        load_user_model(d / "net.pth", SmallNet, std=[1, 0, 1], **CPU)
+
+
 def test_vit_from_a_state_dict_with_a_callable(tmp_path):
     vit = tiny_vit()
     torch.save(vit.state_dict(), tmp_path / "vit.pth")

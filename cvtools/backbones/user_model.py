@@ -609,7 +609,7 @@ def _input_size(wrapper: "UserNetwork", name: str) -> Tuple[int, int]:
         if isinstance(out, torch.Tensor) and out.dim() == 2:
             return side, side
     raise WeightsError(f"{safe_path(name)}: the model runs on none of the sizes {', '.join(map(str, TRIAL_SIZES))} px "
-                       "as N×3×H×W images; is it an image classifier? (input_size= sets the size)",
+                       "as N×3×H×W images; is it an image classifier? (`input_size` sets the size)",
                        param="input_size")
 
 
@@ -758,15 +758,17 @@ def _program_input(program, path: Path) -> Optional[Tuple[int, int]]:
 # ====================================================================== preprocessing and classes
 
 def _preprocessing(loaded: Loaded, input_size, mean, std) -> Preprocessing:
+    """The architecture's evaluation transform (else 224 px and ImageNet's statistics), then the
+    caller's ``input_size``/``mean``/``std``; a network fixed to one size keeps that size."""
     pre = copy.copy(loaded.preprocessing) if loaded.preprocessing else Preprocessing(
         mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), resize_size=256, crop_size=224)
-    if loaded.fixed_size is not None:
-        pre.resize_size, pre.crop_size = round(loaded.fixed_size[0] * pre.resize_size / pre.crop_size), \
-            loaded.fixed_size[0]
     if input_size is not None:
         if not isinstance(input_size, int) or not 8 <= input_size <= 4096:
             raise UsageError("input_size must be a whole number of pixels from 8 to 4096", param="input_size")
         pre.resize_size, pre.crop_size = round(input_size * pre.resize_size / pre.crop_size), input_size
+    if loaded.fixed_size is not None:
+        pre.resize_size, pre.crop_size = round(loaded.fixed_size[0] * pre.resize_size / pre.crop_size), \
+            loaded.fixed_size[0]
     for label, value in (("mean", mean), ("std", std)):
         if value is None:
             continue
@@ -931,7 +933,7 @@ def _trace(wrapper: UserNetwork, size, name: str, tappable: bool):
                 logits = wrapper(x)
         except Exception as exc:
             raise WeightsError(f"{safe_path(name)}: the model fails on a batch of two 3×{size[0]}×{size[1]} images "
-                               f"({first_line(exc, 160)}); is it an image classifier? (input_size= sets the size)",
+                               f"({first_line(exc, 160)}); is it an image classifier? (`input_size` sets the size)",
                                param="input_size") from None
     once = [p for p in order if calls[p] == 1 and shapes[p][:1] == (2,)]
     return shapes, once, logits
