@@ -1,0 +1,528 @@
+"""Arbitrary style transfer in one pass: any painting, any photo, one network (issue #28).
+
+After Ghiasi et al. 2017, "Exploring the structure of a real-time, arbitrary neural artistic
+stylization network". Two parts:
+
+- a **style encoder**: the painting goes through the shared frozen backbone (EfficientNet-Lite0,
+  the same network the losses use), the per-channel means and standard deviations of a few of
+  its blocks are pooled into one vector, and a small trainable MLP maps that to a
+  low-dimensional **embedding** (100 numbers). Only the MLP is trained and saved; the trunk is
+  the embedded backbone.
+- a **conditional transformer**: a Johnson-style feed-forward network (our
+  :class:`~cvtools.style.network.TransformerNet` layout) whose every instance norm takes its
+  scale and shift (gamma, beta) from the embedding through a linear head.
+
+Because the heads are linear, everything done to embeddings is done to the network's
+normalisation parameters: a **blend** of paintings is the weighted mean of their embeddings,
+and a **strength** s is ``(1 - s)·embedding(photo) + s·embedding(painting)`` (the photo's own
+style at 0, the painting's at 1). Half way, strokes keep their shape and lose their contrast,
+where mixing pixels would lay a faint copy of the strokes over the photo.
+
+The transformer's shape was chosen by measuring (benchmarks/arbitrary/PLAN.md): a 1024×683
+photo must take at most 0.5 s of network time on 2 CPU cores (fp32), where the bundled
+half-width TransformerNet takes ~1.1 s.
+
+>>> st = ArbitraryStylizer("arbitrary.safetensors")
+>>> style = st.encode(painting)                      # 3×H×W in [0, 1] -> embedding
+>>> mix = st.blend([(style, 0.7), (st.encode(other), 0.3)])
+>>> out = st.stylize(photo, mix, strength=0.8)       # 3×H×W in, 3×H×W out
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cvtools.errors import UsageError, WeightsError
+
+#: written in the weights file's metadata; a file without it is not an arbitrary-style network
+WEIGHTS_FORMAT = "cvtools-arbitrary-style-1"
+#: bounds on what a weights file may declare (checked before anything is built from it)
+MAX_CHANNELS = 512
+MAX_RESIDUAL_BLOCKS = 16
+MAX_EMBEDDING = 2048
+
+
+@dataclass
+class ArbitraryConfig:
+    """The shape of an arbitrary-style network (saved in its weights file).
+
+    channels: transformer widths, full resolution first; one stride-2 stage per extra entry.
+    residual: "full" (two 3×3 convolutions, Johnson's) or "separable" (depthwise 3×3 +
+    pointwise 1×1, ~8× fewer multiply-adds at 64 channels).
+    """
+
+    channels: Tuple[int, ...] = (32, 64, 128)
+    #: pixels folded into channels before the first convolution (and unfolded after the last):
+    #: 2 keeps every feature map at half resolution or less; on the CPU, passes over
+    #: full-resolution 16-channel maps were most of the bundled network's time (PLAN.md)
+    space_to_depth: int = 2
+    residual_blocks: int = 5
+    residual: str = "full"
+    #: 5×5 at half resolution: about the reach of the bundled network's 9×9 at full resolution
+    in_kernel: int = 5
+    out_kernel: int = 5
+    embedding_dim: int = 100
+    #: backbone blocks whose channel means and standard deviations describe the painting:
+    #: colour (blocks.0) through brush texture (2, 4, 7) to larger motifs (10, 15)
+    encoder_layers: Tuple[str, ...] = ("blocks.0", "blocks.2", "blocks.4", "blocks.7", "blocks.10", "blocks.15")
+    #: channels of those layers in the backbone (checked against it when it is loaded)
+    encoder_channels: Tuple[int, ...] = (16, 24, 40, 80, 112, 320)
+    encoder_hidden: int = 256
+    #: the painting's short side for the encoder. 256 px: the size the paintings' crops had in
+    #: training, so the statistics mean at inference what they meant there (strokes are
+    #: measured in pixels of this size), and a 30 ms encoder pass on 2 CPU cores
+    encoder_size: int = 256
+    backbone: str = "efficientnet_lite0"
+
+    def check(self) -> "ArbitraryConfig":
+        """Every field's type and range; ValueError saying which is wrong."""
+        ch = self.channels
+        if not isinstance(ch, (list, tuple)) or not 2 <= len(ch) <= 5 or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 4 <= c <= MAX_CHANNELS for c in ch):
+            raise ValueError(f"channels {ch!r} must be 2-5 whole numbers of 4-{MAX_CHANNELS}")
+        self.channels = tuple(ch)
+        whole = {"residual_blocks": (0, MAX_RESIDUAL_BLOCKS), "space_to_depth": (1, 4), "in_kernel": (1, 15), "out_kernel": (1, 15),
+                 "embedding_dim": (1, MAX_EMBEDDING), "encoder_hidden": (1, 8192), "encoder_size": (32, 2048)}
+        for key, (lo, hi) in whole.items():
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+                raise ValueError(f"{key} {v!r} must be a whole number of {lo}-{hi}")
+        for key in ("in_kernel", "out_kernel"):
+            if getattr(self, key) % 2 == 0:
+                raise ValueError(f"{key} must be odd")
+        if self.residual not in ("full", "separable"):
+            raise ValueError(f"residual {self.residual!r} must be 'full' or 'separable'")
+        layers = self.encoder_layers
+        if not isinstance(layers, (list, tuple)) or not 1 <= len(layers) <= 32 or not all(
+                isinstance(v, str) and 0 < len(v) < 100 for v in layers):
+            raise ValueError("encoder_layers must be 1-32 layer names")
+        self.encoder_layers = tuple(layers)
+        enc = self.encoder_channels
+        if not isinstance(enc, (list, tuple)) or len(enc) != len(layers) or not all(
+                isinstance(c, int) and not isinstance(c, bool) and 1 <= c <= 8192 for c in enc):
+            raise ValueError("encoder_channels must be one channel count (1-8192) per encoder layer")
+        self.encoder_channels = tuple(enc)
+        if not isinstance(self.backbone, str) or not 0 < len(self.backbone) < 100:
+            raise ValueError(f"backbone {self.backbone!r} is not a backbone name")
+        return self
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ArbitraryConfig":
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("the architecture is not a JSON object")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown architecture field {sorted(unknown)[0]!r}")
+        return cls(**data).check()
+
+    @property
+    def stride(self) -> int:
+        return self.space_to_depth * 2 ** (len(self.channels) - 1)
+
+
+# ---------------------------------------------------------------------------- transformer
+
+
+def conditional_instance_norm(x: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor,
+                              eps: float = 1e-5) -> torch.Tensor:
+    """Instance norm of N×C×H×W ``x`` with per-image scale and shift (``gamma``, ``beta``: N×C).
+
+    Channels-last input is reduced on its N×(H·W)×C view (PyTorch's instance norm converts it to
+    channels-first and back, measured 4-10× slower on the CPU; see network.py); the affine step
+    is one multiply-add with the statistics folded in.
+    """
+    n, c, h, w = x.shape
+    if n == 1:
+        # one image: instance norm is batch norm over the batch of one, whose CPU kernel reads
+        # channels-last maps in one pass (measured 4-14× faster than the general path below)
+        return F.batch_norm(x, None, None, gamma[0].to(x.dtype), beta[0].to(x.dtype), training=True, eps=eps)
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and c > 1
+    v = x.permute(0, 2, 3, 1).reshape(n, h * w, c) if channels_last else x.reshape(n, c, h * w)
+    dim = 1 if channels_last else 2
+    # statistics in fp32 (sums of H·W values lose too much in half precision)
+    var, mean = torch.var_mean(v.float(), dim=dim, keepdim=True, unbiased=False)
+    g, b = gamma.float(), beta.float()
+    g, b = (g.unsqueeze(1), b.unsqueeze(1)) if channels_last else (g.unsqueeze(2), b.unsqueeze(2))
+    scale = g * torch.rsqrt(var + eps)
+    shift = b - mean * scale
+    out = torch.addcmul(shift.to(x.dtype), v, scale.to(x.dtype))
+    return out.reshape(n, h, w, c).permute(0, 3, 1, 2) if channels_last else out.reshape(n, c, h, w)
+
+
+class CondNorm(nn.Module):
+    """A conditional instance norm: its gamma and beta are columns ``offset:offset+2C`` of the
+    style parameters the transformer is called with."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.offset = 0  # set by StyleTransformer once every norm is known
+
+    def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        c, o = self.channels, self.offset
+        gamma, beta = params[:, o:o + c], params[:, o + c:o + 2 * c]
+        if gamma.shape[0] != x.shape[0]:
+            gamma, beta = gamma.expand(x.shape[0], c), beta.expand(x.shape[0], c)
+        return conditional_instance_norm(x, gamma, beta)
+
+
+def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    """Reflection pad → conv (reflection keeps dark rims off the borders)."""
+    pad = [nn.ReflectionPad2d(kernel // 2)] if kernel > 1 else []
+    return nn.Sequential(*pad, nn.Conv2d(in_ch, out_ch, kernel, stride, groups=groups))
+
+
+class ConvNormReLU(nn.Module):
+    """[upsample ×2 →] conv → conditional instance norm → ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, upsample: bool = False):
+        super().__init__()
+        self.upsample = upsample
+        self.conv = _conv(in_ch, out_ch, kernel, stride)
+        self.norm = CondNorm(out_ch)
+        #: the upsample and convolution as one sub-pixel convolution (set by for_inference)
+        self.subpixel: Optional[nn.Module] = None
+
+    def forward(self, x, params):
+        if self.subpixel is not None:
+            x = self.subpixel(x)
+        else:
+            if self.upsample:
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            x = self.conv(x)
+        return F.relu(self.norm(x, params), inplace=True)
+
+
+class CondResidual(nn.Module):
+    """x + norm(conv(relu(norm(conv(x))))), the convolutions full 3×3 or depthwise-separable."""
+
+    def __init__(self, ch: int, kind: str):
+        super().__init__()
+        if kind == "full":
+            self.conv1, self.conv2 = _conv(ch, ch, 3), _conv(ch, ch, 3)
+        else:
+            self.conv1 = nn.Sequential(_conv(ch, ch, 3, groups=ch), nn.Conv2d(ch, ch, 1))
+            self.conv2 = nn.Sequential(_conv(ch, ch, 3, groups=ch), nn.Conv2d(ch, ch, 1))
+        self.norm1, self.norm2 = CondNorm(ch), CondNorm(ch)
+
+    def forward(self, x, params):
+        y = F.relu(self.norm1(self.conv1(x), params), inplace=True)
+        return x + self.norm2(self.conv2(y), params)
+
+
+def padding_for(h: int, w: int, stride: int) -> Tuple[int, int]:
+    """Rows and columns to add so that every stage divides evenly and the deepest maps are at
+    least 2×2 (a reflection pad of one needs two pixels)."""
+    def pad(n):
+        return max(-n % stride, 2 * stride - n)
+    return pad(h), pad(w)
+
+
+class StyleTransformer(nn.Module):
+    """Photo (N×3×H×W in [0, 1], any H, W ≥ 1) + style parameters (N×P or 1×P) → stylized photo.
+
+    Layout (TransformerNet's): k×k conv in → stride-2 3×3 stages → residual blocks → (upsample
+    ×2 → 3×3 conv) stages → k×k conv out → sigmoid; every norm conditional.
+    """
+
+    def __init__(self, config: ArbitraryConfig):
+        super().__init__()
+        ch = config.channels
+        self.stride = config.stride
+        self.fold = s = config.space_to_depth
+        self.stem = ConvNormReLU(3 * s * s, ch[0], config.in_kernel)
+        self.down = nn.ModuleList(ConvNormReLU(a, b, 3, stride=2) for a, b in zip(ch[:-1], ch[1:]))
+        self.residuals = nn.ModuleList(CondResidual(ch[-1], config.residual) for _ in range(config.residual_blocks))
+        self.up = nn.ModuleList(ConvNormReLU(b, a, 3, upsample=True) for a, b in zip(ch[-2::-1], ch[:0:-1]))
+        self.output = _conv(ch[0], 3 * s * s, config.out_kernel)
+        offset = 0
+        for norm in self.norms():
+            norm.offset = offset
+            offset += 2 * norm.channels
+        #: columns of the style parameters: gamma, beta of every norm in order
+        self.param_count = offset
+
+    def for_inference(self) -> "StyleTransformer":
+        """A copy computing the same function faster, for inference only: each upsample →
+        3×3 conv stage becomes an exact sub-pixel convolution (no ×2 maps are materialised;
+        :class:`cvtools.style.network.SubPixelUpsampleConv`). Save the original, not this."""
+        import copy
+
+        from cvtools.style.network import SubPixelUpsampleConv
+
+        net = copy.deepcopy(self).eval()
+        for stage in net.up:
+            stage.subpixel = SubPixelUpsampleConv(stage.conv[1])
+        return net
+
+    def norms(self) -> List[CondNorm]:
+        return [m for m in self.modules() if isinstance(m, CondNorm)]
+
+    def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        # sizes that are not multiples of the stride are padded (reflected where the image is
+        # large enough) and cropped back: the output always has the input's size
+        ph, pw = padding_for(h, w, self.stride)
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        params = params.to(x.device)
+        y = self.stem(F.pixel_unshuffle(x, self.fold) if self.fold > 1 else x, params)
+        for stage in self.down:
+            y = stage(y, params)
+        for block in self.residuals:
+            y = block(y, params)
+        for stage in self.up:
+            y = stage(y, params)
+        # a sigmoid, not a clamp: saturated colours still get gradients in training
+        y = self.output(y)
+        y = torch.sigmoid(F.pixel_shuffle(y, self.fold) if self.fold > 1 else y)
+        return y[..., :h, :w] if (ph or pw) else y
+
+
+# ---------------------------------------------------------------------------- style encoder
+
+
+def channel_statistics(features: torch.Tensor) -> torch.Tensor:
+    """N×C×H×W → N×2C: each channel's mean and standard deviation (fp32), the summary of a
+    texture that instance-norm style networks act on (Huang & Belongie's AdaIN uses the same)."""
+    with torch.autocast(features.device.type, enabled=False):
+        var, mean = torch.var_mean(features.float(), dim=(2, 3), unbiased=False)
+        return torch.cat([mean, (var + 1e-6).sqrt()], dim=1)
+
+
+class StyleEncoder(nn.Module):
+    """Backbone statistics of a painting (means and standard deviations of ``encoder_layers``)
+    → a 2-layer MLP → the embedding. The backbone itself is not part of this module."""
+
+    def __init__(self, config: ArbitraryConfig):
+        super().__init__()
+        self.layers = list(config.encoder_layers)
+        features = 2 * sum(config.encoder_channels)
+        self.mlp = nn.Sequential(nn.Linear(features, config.encoder_hidden), nn.ReLU(inplace=True),
+                                 nn.Linear(config.encoder_hidden, config.embedding_dim))
+
+    def forward(self, feats: Dict[str, torch.Tensor]) -> torch.Tensor:
+        stats = torch.cat([channel_statistics(feats[k]) for k in self.layers], dim=1)
+        with torch.autocast(stats.device.type, enabled=False):
+            return self.mlp(stats)
+
+
+class ArbitraryStyleNet(nn.Module):
+    """The trainable parts: style encoder MLP, the linear heads (embedding → every norm's gamma
+    and beta) and the conditional transformer. What the weights file holds."""
+
+    def __init__(self, config: ArbitraryConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = StyleEncoder(config)
+        self.transformer = StyleTransformer(config)
+        self.heads = nn.Linear(config.embedding_dim, self.transformer.param_count)
+        with torch.no_grad():
+            # at the start every norm is a plain instance norm (gamma 1, beta 0) and the
+            # embedding nudges it: small head weights keep early training stable
+            self.heads.weight.mul_(0.1)
+            self.heads.bias.zero_()
+            for norm in self.transformer.norms():
+                self.heads.bias[norm.offset:norm.offset + norm.channels] = 1.0
+
+    def style_params(self, embedding: torch.Tensor) -> torch.Tensor:
+        """N×D (or D) embeddings → N×P gamma/beta of every norm (fp32, linear in the embedding)."""
+        if embedding.dim() == 1:
+            embedding = embedding.unsqueeze(0)
+        with torch.autocast(embedding.device.type, enabled=False):
+            return self.heads(embedding.float())
+
+    def forward(self, photos: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+        return self.transformer(photos, self.style_params(embedding))
+
+
+def parameter_shapes(config: ArbitraryConfig) -> Dict[str, Tuple[int, ...]]:
+    """The state dict's shapes for ``config``, computed on the meta device (no memory)."""
+    with torch.device("meta"):
+        net = ArbitraryStyleNet(config)
+    return {k: tuple(v.shape) for k, v in net.state_dict().items()}
+
+
+def count_flops(transformer: StyleTransformer, height: int, width: int) -> int:
+    """2 × multiply-adds of the transformer's convolutions for one H×W photo (meta device:
+    shapes only). Norms, pads and activations are left out (memory-bound, not arithmetic)."""
+    import copy
+
+    total = 0
+
+    def hook(mod, inp, out):
+        nonlocal total
+        k = mod.kernel_size[0] * mod.kernel_size[1]
+        total += 2 * out.numel() // out.shape[0] * k * mod.in_channels // mod.groups
+
+    probe = copy.deepcopy(transformer).to("meta")
+    for m in probe.modules():
+        if isinstance(m, nn.Conv2d):
+            m.register_forward_hook(hook)
+    with torch.no_grad():
+        probe(torch.zeros(1, 3, height, width, device="meta"), torch.zeros(1, probe.param_count, device="meta"))
+    return total
+
+
+# ---------------------------------------------------------------------------- weights files
+
+
+def save_weights(net: ArbitraryStyleNet, path, extra_metadata: Optional[Dict[str, str]] = None) -> None:
+    """fp16 safetensors of the trainable parts (the backbone trunk is not saved: it is the
+    embedded one), the architecture in the metadata; written atomically."""
+    from safetensors.torch import save_file
+
+    from cvtools.imageio import atomic_write
+
+    state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in net.state_dict().items()}
+    meta = dict(extra_metadata or {}, format=WEIGHTS_FORMAT, config=net.config.to_json())
+    atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+
+
+def read_config(path) -> ArbitraryConfig:
+    """The architecture a weights file declares, its tensors' names and shapes checked against
+    it, all before any tensor is read; one-line WeightsError otherwise."""
+    from cvtools.errors import safe_path
+    from cvtools.weights import read_safetensors_header
+
+    header = read_safetensors_header(path)
+    meta = header.get("__metadata__", {})
+    if meta.get("format") != WEIGHTS_FORMAT:
+        raise WeightsError(f"{safe_path(path)}: not an arbitrary-style network (no {WEIGHTS_FORMAT!r} metadata)")
+    try:
+        config = ArbitraryConfig.from_json(meta.get("config", ""))
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise WeightsError(f"{safe_path(path)}: its architecture is not usable ({exc})") from None
+    expected = parameter_shapes(config)
+    found = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    for name in sorted(set(expected) | set(found)):
+        if name not in found:
+            raise WeightsError(f"{safe_path(path)}: tensor {name!r} is missing")
+        if name not in expected:
+            raise WeightsError(f"{safe_path(path)}: unexpected tensor {safe_path(repr(name))}")
+        if found[name] != expected[name]:
+            raise WeightsError(f"{safe_path(path)}: tensor {name!r} has shape {list(found[name])}, "
+                               f"the architecture needs {list(expected[name])}")
+    return config
+
+
+def load_network(path, sha256: Optional[str] = None) -> ArbitraryStyleNet:
+    """An :class:`ArbitraryStyleNet` (fp32, CPU, eval mode) from a weights file: shapes checked
+    before loading, values checked finite, the SHA-256 checked when given."""
+    from cvtools.weights import load_state_dict_file
+
+    config = read_config(path)
+    state = load_state_dict_file(path, expected_sha256=sha256)
+    net = ArbitraryStyleNet(config)
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    return net.eval().requires_grad_(False)
+
+
+# ---------------------------------------------------------------------------- inference
+
+
+def _check_image(image: torch.Tensor, what: str) -> torch.Tensor:
+    """A [0, 1] 3×H×W (or 1×3×H×W / N×3×H×W) float tensor, else a one-line UsageError."""
+    if not isinstance(image, torch.Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
+        shape = list(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise UsageError(f"{what} must be a 3×H×W RGB tensor in [0, 1], not {shape}", param=what)
+    if not image.is_floating_point():
+        raise UsageError(f"{what} must be a float tensor in [0, 1], not {image.dtype}", param=what)
+    if min(image.shape[-2:]) < 1 or not bool(torch.isfinite(image).all()):
+        raise UsageError(f"{what} is empty or has NaN or infinite values", param=what)
+    return image if image.dim() == 4 else image.unsqueeze(0)
+
+
+def encoder_input(image: torch.Tensor, size: int) -> torch.Tensor:
+    """N×3×H×W resized (antialiased) so that its short side is ``size``."""
+    from cvtools.ops import resize
+
+    h, w = image.shape[-2:]
+    scale = size / min(h, w)
+    return resize(image, (max(1, round(h * scale)), max(1, round(w * scale)))).clamp(0, 1)
+
+
+class ArbitraryStylizer:
+    """Load an arbitrary-style network once; encode paintings, blend them, stylize photos.
+
+    weights: the safetensors file (train_arbitrary writes it); sha256: its expected SHA-256
+    (checked when given). backbone: an already loaded style-encoder trunk (else the config's,
+    with its embedded weights). Embeddings are 1-D float32 CPU tensors: keep, save or mix them.
+    """
+
+    def __init__(self, weights, device: str = "auto", sha256: Optional[str] = None, backbone=None):
+        from cvtools.backbones import load_backbone
+        from cvtools.device import resolve_device
+
+        self.net = load_network(weights, sha256)
+        self.config = self.net.config
+        self.device = resolve_device(device)
+        if backbone is None:
+            backbone = load_backbone(self.config.backbone, device=str(self.device), precision="fp32")
+        self.backbone = backbone
+        check_encoder_layers(backbone, self.config)
+        self.net.to(self.device)
+        cl = self.device.type in ("cpu", "cuda")  # convolutions run faster channels-last there
+        self.memory_format = torch.channels_last if cl else torch.contiguous_format
+        self.transformer = self.net.transformer.for_inference().to(memory_format=self.memory_format)
+
+    @torch.inference_mode()
+    def encode(self, painting: torch.Tensor) -> torch.Tensor:
+        """A painting (3×H×W in [0, 1], any size) → its embedding (1-D)."""
+        x = encoder_input(_check_image(painting, "painting")[:1].float(), self.config.encoder_size)
+        feats = self.backbone.features(x.to(self.device), self.config.encoder_layers)
+        return self.net.encoder(feats)[0].float().cpu()
+
+    def blend(self, styles: Sequence[Tuple[torch.Tensor, float]]) -> torch.Tensor:
+        """Weighted mean of embeddings, ``[(embedding, weight), ...]`` (weights ≥ 0, not all 0;
+        normalised to sum to 1): the network then paints with the mixture of the styles."""
+        styles = list(styles)
+        if not styles:
+            raise UsageError("styles is empty: give at least one (embedding, weight)", param="styles")
+        weights = [float(w) for _, w in styles]
+        if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+            raise UsageError(f"styles weights must be finite, ≥ 0 and not all 0, not {weights}", param="styles")
+        total = sum(weights)
+        return sum(e.float().cpu() * (w / total) for (e, _), w in zip(styles, weights))
+
+    @torch.inference_mode()
+    def stylize(self, photo: torch.Tensor, embedding: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """The photo (3×H×W or N×3×H×W in [0, 1]) painted in the style ``embedding``; same shape
+        out. ``strength`` s in [0, 1] mixes in style space: (1 - s)·embedding(photo) + s·embedding."""
+        x = _check_image(photo, "photo").float()
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
+            raise UsageError(f"strength must be a number from 0 to 1, not {strength!r}", param="strength")
+        if embedding.shape != (self.config.embedding_dim,):
+            raise UsageError(f"embedding must have {self.config.embedding_dim} values, not shape "
+                             f"{list(embedding.shape)}", param="embedding")
+        styles = embedding.float().cpu().expand(x.shape[0], -1)
+        if strength < 1:
+            own = torch.stack([self.encode(p) for p in x])
+            styles = (1 - strength) * own + strength * styles
+        params = self.net.style_params(styles.to(self.device))
+        out = [self.transformer(x[i:i + 1].to(self.device).contiguous(memory_format=self.memory_format),
+                                params[i:i + 1]) for i in range(x.shape[0])]
+        y = torch.cat(out).float().cpu()
+        return y if photo.dim() == 4 else y[0]
+
+
+def check_encoder_layers(backbone, config: ArbitraryConfig) -> None:
+    """The backbone must have the encoder's layers with the channel counts the weights expect."""
+    if backbone.name != config.backbone:
+        raise WeightsError(f"the network's style encoder uses {config.backbone}, not {backbone.name}")
+    channels = {info.name: info.channels for info in backbone.layers}
+    for layer, c in zip(config.encoder_layers, config.encoder_channels):
+        if channels.get(layer) != c:
+            raise WeightsError(f"{config.backbone} layer {layer} has {channels.get(layer)} channels, "
+                               f"the network's encoder expects {c}")
