@@ -130,12 +130,27 @@ def _command(**types):
 
 @pytest.mark.parametrize("ptype, given, shown", [
     (Tile(256), "auto", "'auto'"), (Tile(256), "off", "None"), (Tile(256), "512", "512"),
-    (Target(), "top1", "None"), (Target(), "281", "281"), (Target(), "tabby", "281"),
 ])
 def test_click_types_give_library_values(ptype, given, shown):
     r = CliRunner().invoke(_command(value=ptype), ["--value", given])
     assert r.exit_code == 0, r.output
     assert r.output.strip() == shown
+
+
+def test_class_targets_are_imagenet_classes_or_the_models_own():
+    """--target is resolved once the options are known: ImageNet names at once (a typo is a
+    usage error), a --model's names when it has loaded."""
+    import click
+
+    from cvtools.cli.params import class_target
+
+    imagenet = {"model": None}
+    assert [class_target(t, imagenet) for t in ("top1", "281", "tabby", None)] == [None, 281, 281, None]
+    with pytest.raises(click.BadParameter, match="no ImageNet class named 'no such class at all'"):
+        class_target("no such class at all", imagenet)
+    own = {"model": "ft.pth"}
+    assert [class_target(t, own) for t in ("top1", "3", " defect 3 ")] == [None, 3, "defect 3"]
+    assert Target().convert("tabby", None, None) == "tabby"  # kept as text until then
 
 
 def test_channel_and_layer_types_give_parsed_specs():
@@ -150,7 +165,6 @@ def test_channel_and_layer_types_give_parsed_specs():
     (Tile(256), "100", "too small; use at least 256"),
     (Channels(), "1-x", "channels must be numbers"),
     (LayerTargetType(), "blocks.10:9-2", "runs backwards"),
-    (Target(), "no such class at all", ""),
 ])
 def test_click_types_name_the_option_on_bad_values(ptype, given, match):
     r = CliRunner().invoke(_command(value=ptype), ["--value", given])

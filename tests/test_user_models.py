@@ -504,3 +504,80 @@ def test_a_compressed_program_is_refused(files, tmp_path):
     with pytest.raises(WeightsError, match="compressed entry") as exc:
         load_user_model(tmp_path / "deflated.pt2", **CPU)
     one_line_naming(exc.value, "deflated.pt2")
+
+
+# ----------------------------------------------------------------------------- the command line
+
+
+def test_an_untrained_vit_head_still_gets_the_last_blocks_norm_as_cam_layer(tmp_path):
+    """torchvision starts a ViT's head at zero (every logit gradient is 0): the CAM default is
+    found through the head's input, as for a trained head, for the module and for a .pt2."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
+                            num_classes=5).eval()
+    assert not vit.heads.head.weight.any()
+    program = torch.export.export(vit, (torch.rand(2, 3, 32, 32),),
+                                  dynamic_shapes={"x": {0: torch.export.Dim.DYNAMIC}})
+    torch.export.save(program, tmp_path / "vit.pt2")
+    for model in (vit, tmp_path / "vit.pt2"):
+        assert load_user_model(model, **CPU).defaults.cam == "encoder.layers.encoder_layer_1.ln_1"
+
+
+@pytest.fixture(scope="module")
+def user_files(tmp_path_factory):
+    """A 12-class resnet18 state dict with a labels file, and a tiny ViT as a .pt2 (trained-looking head)."""
+    import torchvision
+
+    d = tmp_path_factory.mktemp("user")
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(num_classes=12).state_dict(), d / "ft.pth")
+    (d / "labels.txt").write_text("\n".join(f"defect {i}" for i in range(12)))
+    program = torch.export.export(tiny_vit(), (torch.rand(2, 3, 32, 32),),
+                                  dynamic_shapes={"x": {0: torch.export.Dim.DYNAMIC}})
+    torch.export.save(program, d / "vit.pt2")
+    from badinputs import photo
+
+    photo(72, 56).save(d / "p.jpg", quality=95)
+    return d
+
+
+def test_cli_explains_and_classifies_a_users_models(user_files, run_cli, tmp_path):
+    import json
+
+    d = user_files
+    ft = ("--model", d / "ft.pth", "--arch", "resnet18", "--classes", d / "labels.txt")
+    r = run_cli("classify", d / "p.jpg", *ft, "--json", "--top", "12")
+    assert r.exit_code == 0, r.stderr
+    top = json.loads(r.stdout)["top"]
+    assert sorted(t["name"] for t in top) == sorted(f"defect {i}" for i in range(12))
+    r = run_cli("visualize", "gradcam", d / "p.jpg", *ft, "--target", "defect 3", "--json", "-o", tmp_path / "a.jpg")
+    assert r.exit_code == 0, r.stderr
+    answer = json.loads(r.stdout)
+    assert (answer["target"], answer["label"]) == (3, "defect 3") and (tmp_path / "a.jpg").exists()
+    r = run_cli("visualize", "gradcam,layercam", d / "p.jpg", "--model", d / "vit.pt2", "-o", tmp_path / "v.jpg")
+    assert r.exit_code == 0 and (tmp_path / "v.jpg").exists(), r.stderr
+    r = run_cli("dream", d / "p.jpg", "--model", d / "vit.pt2", "--octaves", "1", "--steps", "1",
+                "-o", tmp_path / "dream.jpg")
+    assert r.exit_code == 0 and (tmp_path / "dream.jpg").exists(), r.stderr
+    r = run_cli("layers", "--model", d / "vit.pt2")
+    assert r.exit_code == 0 and "encoder.layers.encoder_layer_1.ln_1" in r.stdout and "cam" in r.stdout
+    assert "tokens on the patch grid" in r.stdout
+
+
+def test_cli_user_model_mistakes_are_one_line(user_files, run_cli):
+    d = user_files
+    for args, expected in [
+        (("--model", d / "nope.pth"), "--model .*nope.pth: no such file"),
+        (("--model", d / "ft.pth", "--arch", "resnet18", "--weights", d / "ft.pth"), "--weights is for --backbone"),
+        (("--arch", "resnet18"), "--architecture goes with --model"),
+        (("--model", d / "ft.pth", "--arch", "resnet50"), "ft.pth: not a resnet50"),
+        (("--model", d / "ft.pth", "--arch", "resnet18", "--classes", d / "labels.txt", "--target", "defect 99"),
+         "no class named 'defect 99'"),
+    ]:
+        r = run_cli("visualize", "gradcam", d / "p.jpg", *args)
+        import re
+
+        assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert re.search(expected, r.stderr), r.stderr

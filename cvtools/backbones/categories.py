@@ -18,19 +18,22 @@ def imagenet_categories():
     return names
 
 
-def parse_class_target(text: str):
+def parse_class_target(text: str, names=None):
     """A command-line class target (``top1``, ``281``, ``tabby``) -> None (each image's top
-    class) or a class index; imports no torch, so a mistyped class answers at once."""
+    class) or a class index among ``names`` (default: ImageNet's); imports no torch, so a
+    mistyped class answers at once."""
     if str(text).strip().lower() in ("", "top1", "top", "auto"):
         return None
-    return class_index(str(text))
+    return class_index(str(text), names)
 
 
-def class_index(target: str) -> int:
-    """A class index from an integer string or a (case-insensitive, unique-prefix) class name."""
+def class_index(target: str, names=None) -> int:
+    """A class index from an integer string or a (case-insensitive, unique-part) class name among
+    ``names`` (default: the ImageNet classes)."""
     from cvtools.errors import UsageError
 
-    cats = imagenet_categories()
+    cats = imagenet_categories() if names is None else list(names)
+    which = "ImageNet class" if names is None else "class"
     if target.isdigit():
         idx = int(target)
         if not 0 <= idx < len(cats):
@@ -47,6 +50,6 @@ def class_index(target: str) -> int:
         from cvtools.errors import did_you_mean
 
         hint = did_you_mean(key, cats) or "; `cvtools classify PHOTO` shows the names a network gives"
-        raise UsageError(f"no ImageNet class named {target!r}{hint}")
+        raise UsageError(f"no {which} named {target!r}{hint}")
     names = ", ".join(f"{cats[i]} ({i})" for i in partial[:8])
     raise UsageError(f"class name {target!r} is ambiguous: {names}{', ...' if len(partial) > 8 else ''}")

@@ -129,7 +129,8 @@ def check_layer_names(network: str, known, names) -> List[str]:
     for name in names:
         if name not in known:
             hint = did_you_mean(name, known) or f"; valid layers: {', '.join(known)}"
-            raise UsageError(f"unknown layer {name!r} for {network}{hint} (`cvtools layers {network}` lists them)")
+            listing = f"cvtools layers {network}" if network in _REGISTRY else "cvtools layers --model FILE"
+            raise UsageError(f"unknown layer {name!r} for {network}{hint} (`{listing}` lists them)")
     return names
 
 

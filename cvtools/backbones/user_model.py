@@ -986,14 +986,29 @@ def _cam_layer(wrapper: UserNetwork, size, maps, views) -> str:
             seen[layer] = output
             return output.clone()  # an in-place op after the layer must not change what is differentiated
         handles.append(wrapper.net.get_submodule(layer).register_forward_hook(keep))
+    # What reaches the logits reaches the classifier's input too; differentiating a projection of
+    # that input also works for an untrained head (torchvision starts ViT heads at zero, where
+    # every gradient of the logits is 0 and no layer would seem to matter).
+    head_input: Dict[str, torch.Tensor] = {}
+
+    def last_vector_input(module, inputs, output):  # the head: the last module fed N×D vectors
+        if inputs and torch.is_tensor(inputs[0]) and inputs[0].dim() == 2 and inputs[0].is_floating_point():
+            head_input["x"] = inputs[0]
+
+    for module in wrapper.net.modules():
+        if not any(True for _ in module.children()):  # leaves (nn.Linear, or an exported program's)
+            handles.append(module.register_forward_hook(last_vector_input))
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(1, 3, *size, generator=gen).requires_grad_(True)
     try:
         with torch.enable_grad():
             logits = wrapper(x)
-            weights = torch.randn(logits.shape, generator=gen)
+            objective = (logits.float() * torch.randn(logits.shape, generator=gen)).sum()
+            if "x" in head_input:
+                h = head_input["x"].float()
+                objective = objective + (h * torch.randn(h.shape, generator=gen)).sum()
             outs = [seen[n] for n in candidates if n in seen]
-            grads = torch.autograd.grad((logits.float() * weights).sum(), outs, allow_unused=True)
+            grads = torch.autograd.grad(objective, outs, allow_unused=True)
     except Exception:
         return spatial[-1][0]
     finally:

@@ -10,6 +10,7 @@ from typing import Callable, Sequence
 import click
 
 from cvtools.batch import BatchedWork, BatchReport, StagedWork, io_threads  # noqa: F401  (re-exported)
+from cvtools.cli.params import AddedLaterOption
 
 BACKBONE_HELP = (
     "Pretrained network: efficientnet_lite0 (default, embedded), efficientnet_lite1/2, vgg16, vgg19, "
@@ -17,9 +18,46 @@ BACKBONE_HELP = (
 )
 
 
+def _floats3(ctx, param, value):
+    """--mean/--std: three numbers R,G,B (0-1 pixel units)."""
+    if value is None:
+        return None
+    import math
+
+    try:
+        numbers = [float(v) for v in str(value).split(",")]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 3 or not all(math.isfinite(v) for v in numbers):
+        raise click.BadParameter(f"three numbers R,G,B (0-1 pixel units), not {value!r}")
+    if param.name == "std" and min(numbers) <= 0:
+        raise click.BadParameter(f"standard deviations must be positive, not {value!r}")
+    return tuple(numbers)
+
+
 def model_options(f):
-    """--backbone --weights --device --precision --no-fuse --compile."""
+    """--model (with --architecture --classes --input-size --mean --std --trust-pickle),
+    --backbone --weights --device --precision --no-fuse --compile --tune."""
     options = [
+        click.option("--model", "-M", "model", cls=AddedLaterOption, metavar="FILE",
+                     help="Your own network instead of --backbone: a state dict (.pth/.safetensors, with "
+                          "--architecture), a TorchScript file or a torch.export program (.pt2). Its class count "
+                          "comes from the file; `cvtools layers --model FILE` lists its layers."),
+        click.option("--architecture", "--arch", "architecture", cls=AddedLaterOption, metavar="NAME",
+                     help="For a --model state dict: a torchvision classifier (resnet18, vit_b_16, convnext_tiny, "
+                          "swin_t, ...) or timm:NAME (with timm installed)."),
+        click.option("--classes", cls=AddedLaterOption, metavar="FILE",
+                     help="--model's class names: a .txt (one per line) or .json list (default: the checkpoint's "
+                          "own, else 'class 0'...)."),
+        click.option("--input-size", cls=AddedLaterOption, type=click.IntRange(8, 4096), metavar="PX",
+                     help="--model's input size (default: the architecture's, else 224)."),
+        click.option("--mean", cls=AddedLaterOption, callback=_floats3, metavar="R,G,B",
+                     help="--model's normalisation mean (default: the architecture's, else ImageNet's)."),
+        click.option("--std", cls=AddedLaterOption, callback=_floats3, metavar="R,G,B",
+                     help="--model's normalisation standard deviation (default: the architecture's, else ImageNet's)."),
+        click.option("--trust-pickle", is_flag=True, default=None, cls=AddedLaterOption,
+                     help="Load a --model saved as a whole pickled module (torch.save(model)). Pickles run code: "
+                          "only for a file you made yourself; better save a state dict, TorchScript or .pt2."),
         click.option("--backbone", "-b", default="efficientnet_lite0", show_default=True, help=BACKBONE_HELP),
         click.option("--weights", metavar="PATH|random",
                      help="Backbone weights: a local state dict (.pth/.safetensors), or 'random' for tests. "
@@ -57,7 +95,7 @@ def output_options(f):
 #: re-run on another device, with another tile size or batch size, still finds its outputs.
 NOT_OUTPUT_OPTIONS = frozenset({
     "inputs", "output", "overwrite", "quiet", "device", "precision", "no_fuse", "compile_", "tune", "no_cuda_graphs",
-    "tile", "batch_size", "internal_batch_size", "as_json", "max_pixels", "threads", "workers",
+    "tile", "batch_size", "internal_batch_size", "as_json", "max_pixels", "threads", "workers", "trust_pickle",
 })
 
 
@@ -128,25 +166,57 @@ def max_pixels_option(f):
 
 def check_model_options_early(model_opts) -> None:
     """What can be checked of the model options before torch is imported: the backbone's name,
-    the device (``cuda`` on a machine without a GPU driver) and the weights file's existence,
-    so these mistakes answer at once."""
+    the device (``cuda`` on a machine without a GPU driver), the weights, model and classes
+    files' existence and which options go together, so these mistakes answer at once."""
     from cvtools.backbones.registry import get_spec
     from cvtools.device import check_device_early
     from cvtools.errors import UsageError, safe_path
 
-    get_spec(model_opts.get("backbone") or "efficientnet_lite0")
     check_device_early(model_opts.get("device"))
+    model = model_opts.get("model")
+    if model is not None:
+        for option, path in (("--model", model), ("--classes", model_opts.get("classes"))):
+            if path is not None and not os.path.isfile(path):
+                what = "a directory" if os.path.isdir(path) else "no such file"
+                raise UsageError(f"{option} {safe_path(path)}: {what}")
+        if model_opts.get("weights"):
+            raise UsageError("--weights is for --backbone; a --model file holds its own weights")
+        return
+    for option in ("architecture", "classes", "input_size", "mean", "std"):
+        if model_opts.get(option) is not None:
+            raise UsageError(f"--{option.replace('_', '-')} goes with --model FILE (your own network)")
+    get_spec(model_opts.get("backbone") or "efficientnet_lite0")
     weights = model_opts.get("weights")
     if weights and weights not in ("random", "default", "DEFAULT") and not os.path.isfile(weights):
         what = "a directory" if os.path.isdir(weights) else "no such file"
         raise UsageError(f"--weights {safe_path(weights)}: {what}")
 
 
-def load_backbone_from_options(backbone, weights, device, precision, no_fuse, compile_, tune=False, **_):
+def load_backbone_from_options(backbone, weights, device, precision, no_fuse, compile_, tune=False, model=None,
+                               architecture=None, classes=None, input_size=None, mean=None, std=None,
+                               trust_pickle=False, **_):
+    """The network the model options name: ``--model FILE`` (the user's own, through
+    :func:`cvtools.backbones.load_user_model`) or a registered ``--backbone``."""
+    if model is not None:
+        from cvtools.backbones import load_user_model
+
+        return load_user_model(model, architecture, classes=classes, input_size=input_size, mean=mean, std=std,
+                               trust_pickle=bool(trust_pickle), device=device, fuse=not no_fuse, precision=precision,
+                               compile=compile_, tune=tune or None)
     from cvtools.backbones import load_backbone
 
     return load_backbone(backbone, device=device, fuse=not no_fuse, precision=precision,
                          compile=compile_, weights=weights, tune=tune or None)
+
+
+def registered_spec(model_opts):
+    """The registry spec of ``--backbone``, or None for ``--model`` (a user's network is known
+    only once loaded: its layers and preprocessing come from the file)."""
+    if model_opts.get("model") is not None:
+        return None
+    from cvtools.backbones.registry import get_spec
+
+    return get_spec(model_opts.get("backbone") or "efficientnet_lite0")
 
 
 def echo_err(message: str) -> None:

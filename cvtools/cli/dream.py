@@ -99,8 +99,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     import sys
     from pathlib import Path
 
-    from cvtools.backbones.registry import get_spec
-    from cvtools.cli.common import check_model_options_early
+    from cvtools.cli.common import check_model_options_early, registered_spec
     from cvtools.cli.params import with_flag
     from cvtools.cli.video_options import dream_maker, is_video_input, media_extensions, with_videos
     from cvtools.deferred import Deferred
@@ -130,9 +129,10 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     # are all broken or already done never loads the network.
     settings = DreamSettings(**settings).validated()
     check_model_options_early(model_opts)
-    spec = get_spec(model_opts.get("backbone") or "efficientnet_lite0")
+    spec = registered_spec(model_opts)  # None for --model: its layers are known once it loads
     try:
-        spec.check_layers([parse_layer_target(t).layer for t in settings.layers or ()])
+        if spec is not None:
+            spec.check_layers([parse_layer_target(t).layer for t in settings.layers or ()])
     except UsageError as exc:
         raise with_flag("--layer", exc) from None
     guide_image = _load_guide(guide) if guide else None

@@ -45,17 +45,59 @@ def _describe(spec):
 
 @click.command()
 @click.argument("backbone", default="efficientnet_lite0", required=False)
-def layers(backbone):
-    """List a backbone's layers (name, channels, stride) and its default layers per effect.
+@click.option("--model", "-M", metavar="FILE",
+              help="Your own network (a state dict with --architecture, TorchScript or .pt2) instead of BACKBONE.")
+@click.option("--architecture", "--arch", "architecture", metavar="NAME",
+              help="For a --model state dict: a torchvision classifier or timm:NAME.")
+@click.option("--input-size", type=click.IntRange(8, 4096), metavar="PX", help="--model's input size.")
+@click.option("--trust-pickle", is_flag=True, help="Load a --model saved as a pickled whole module (runs its code).")
+def layers(backbone, model, architecture, input_size, trust_pickle):
+    """List a network's layers (name, channels, stride, shape) and its default layer per effect.
 
-    Use these names with --layer in dream and visualize. Random weights are used to probe the
-    shapes, so this works without downloading anything.
+    Use these names with --layer in dream and visualize. A registered BACKBONE is probed with
+    random weights (nothing is downloaded); --model FILE lists your own network's layers as
+    loaded, with how token sequences (ViT) or channels-last maps (Swin) become feature maps and
+    what was done for speed (BatchNorm folding).
+
+    \b
+    Examples:
+      cvtools layers                                   the embedded EfficientNet-Lite0
+      cvtools layers resnet50
+      cvtools layers --model finetuned.pth --architecture resnet18
+      cvtools layers --model vit.pt2
     """
-    from cvtools.backbones import load_backbone
+    if model is not None:
+        from cvtools.backbones import load_user_model
 
-    bb = load_backbone(backbone, device="cpu", weights="random", fuse=False)
+        bb = load_user_model(model, architecture, input_size=input_size, trust_pickle=trust_pickle, device="cpu",
+                             precision="fp32")
+    else:
+        if architecture or input_size or trust_pickle:
+            from cvtools.errors import UsageError
+
+            raise UsageError("--architecture, --input-size and --trust-pickle go with --model FILE")
+        from cvtools.backbones import load_backbone
+
+        bb = load_backbone(backbone, device="cpu", weights="random", fuse=False)
     roles = bb.defaults.roles()
-    click.echo(f"{bb.name}: {len(bb.layers)} layers (stride = input pixels per feature pixel)")
-    click.echo(f"  {'layer':<16} {'channels':>8} {'stride':>6}  default for")
+    size = bb.preprocessing.crop_size
+    click.echo(f"{bb.name}: {len(bb.layers)} layers at a {size}x{size} input (stride = input pixels per feature "
+               f"pixel); {len(bb.categories)} classes")
+    if model is not None:
+        click.echo(f"  weights: {bb.weights_desc}; speed: {bb.fast_path or 'as loaded'}")
+        if bb.layers_note and not bb.layers:
+            click.echo(f"  {bb.layers_note}")
+    show_shape = any(info.shape for info in bb.layers)
+    width = max([len("layer")] + [len(info.name) for info in bb.layers])
+    views = list(dict.fromkeys(info.view for info in bb.layers if info.view))
+    shape_head = f" {'map C x h x w':<16}" if show_shape else ""
+    click.echo(f"  {'layer':<{width}} {'channels':>8} {'stride':>6}{shape_head}  default for")
     for info in bb.layers:
-        click.echo(f"  {info.name:<16} {info.channels:>8} {info.stride:>6}  {', '.join(roles.get(info.name, []))}")
+        shape = ""
+        if show_shape:
+            mark = "*" * (views.index(info.view) + 1) if info.view else ""
+            shape = f" {'x'.join(map(str, info.shape)) + mark:<16}"
+        click.echo(f"  {info.name:<{width}} {info.channels:>8} {info.stride:>6}{shape}  "
+                   f"{', '.join(roles.get(info.name, []))}".rstrip())
+    for k, view in enumerate(views):  # how outputs that are not N×C×h×w maps were read as maps
+        click.echo(f"  {'*' * (k + 1)} {view}")

@@ -103,25 +103,33 @@ class LayerTargetType(click.ParamType):
 
 
 class Target(click.ParamType):
-    """``top1``, a class index or an ImageNet class name -> None (each image's top class) or the
-    class index."""
+    """``top1``, a class index or a class name, kept as text: whose class names count (ImageNet's
+    or a ``--model``'s own) is known only once all options are parsed; the command resolves it
+    (:func:`class_target`)."""
 
     name = "target"
 
     def get_metavar(self, param, *args, **kwargs):
         return "top1|INDEX|NAME"
 
-    def convert(self, value, param, ctx):
+
+def class_target(text, model_opts):
+    """--target as the library takes it: for a registered backbone, None or an ImageNet class
+    index (checked now, without torch; a typo is click's usage error with a suggestion); for
+    ``--model``, None, an index, or a name looked up in the model's own classes once it loads."""
+    if text is None or (isinstance(text, int) and not isinstance(text, bool)):
+        return text
+    if model_opts.get("model") is None:
+        from cvtools.backbones.categories import parse_class_target
         from cvtools.errors import UsageError
 
-        if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-            return value
-        from cvtools.backbones.categories import parse_class_target  # no torch: a mistake answers at once
-
         try:
-            return parse_class_target(value)
+            return parse_class_target(text)
         except UsageError as exc:
-            self.fail(str(exc), param, ctx)
+            raise click.BadParameter(str(exc), param_hint="'--target' / '-t'") from None
+    if str(text).strip().lower() in ("", "top1", "top", "auto"):
+        return None
+    return int(text) if str(text).strip().isdigit() else str(text).strip()
 
 
 def with_flag(flag: str, exc):

@@ -22,7 +22,7 @@ from cvtools.cli.common import (
     quiet_option,
     run_batch,
 )
-from cvtools.cli.params import CHANNELS_HELP, Channels, Target
+from cvtools.cli.params import CHANNELS_HELP, Channels, Target, class_target
 from cvtools.visualize.catalog import ALL, METHOD_INFO, file_slug, parse_methods
 
 COLORMAP_CHOICES = ["jet", "turbo", "inferno", "viridis", "magma", "gray"]  # = colormaps.COLORMAPS (no numpy here)
@@ -225,9 +225,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                     overwrite, quiet, **model_opts):
     from pathlib import Path
 
-    from cvtools.backbones.categories import parse_class_target
-    from cvtools.backbones.registry import get_spec
-    from cvtools.cli.common import check_model_options_early
+    from cvtools.cli.common import check_model_options_early, registered_spec
     from cvtools.deferred import Deferred
     from cvtools.device import expects_gpu
     from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image, side_output_for
@@ -235,13 +233,12 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
     # Everything checkable without torch first: a mistake answers at once, and a re-run whose
     # outputs are all there never loads the network.
     methods = parse_methods(",".join(methods), more_methods or "")
-    target = parse_class_target(target) if isinstance(target, str) else target
     check_model_options_early(model_opts)
-    spec = get_spec(model_opts.get("backbone") or "efficientnet_lite0")
-    if layer is not None:
+    spec = registered_spec(model_opts)  # None for --model: known once the file is loaded
+    target = class_target(target, model_opts)
+    if layer is not None and spec is not None:
         spec.check_layers([layer])
     gpu = expects_gpu(model_opts.get("device"))
-    size = size or spec.preprocessing.crop_size
     batch_size = batch_size or (64 if gpu else 8)
     internal = internal_batch_size or (256 if gpu else 32)
 
@@ -272,8 +269,9 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
         from cvtools.visualize.explain import analysis_tensor
         from cvtools.visualize.render import display_size
 
-        x = analysis_tensor(photo, size)
-        answer = answer_tensor(photo, spec.preprocessing)  # the class is read as `classify` reads it
+        preprocessing = spec.preprocessing if spec is not None else explainer.backbone.preprocessing
+        x = analysis_tensor(photo, size or preprocessing.crop_size)
+        answer = answer_tensor(photo, preprocessing)  # the class is read as `classify` reads it
         full = photo.size  # (width, height): --raw maps are written at this size
         # Only the display-size copy waits for the batch: a queue of 12-megapixel photos would not.
         photo = photo.resize(display_size(*photo.size), Image.BICUBIC, reducing_gap=3.0)
@@ -427,8 +425,8 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
     from cvtools.visualize.score import Scorecard, score_batch
 
     names = parse_methods(methods)
-    target = parse_target(target)
     backbone = _backbone_for(names, model_opts)
+    target = parse_target(class_target(target, model_opts), backbone.categories)
     gpu = backbone.device.type != "cpu"
     size = size or backbone.preprocessing.crop_size
     batch_size = batch_size or (32 if gpu else 4)
@@ -499,7 +497,7 @@ def _progress(total, desc, quiet):
                    "with textures and object parts; `cvtools layers` lists them and the defaults).")
 @click.option("--channels", "-c", type=Channels(), default="0:16", show_default=True,
               help=f"Channels to visualise. {CHANNELS_HELP}.")
-@click.option("--class", "classes", metavar="N,NAME,...",
+@click.option("--class", "class_targets", metavar="N,NAME,...",
               help="Visualise ImageNet class logits instead of channels (indices or names, comma-separated).")
 @click.option("--neuron", is_flag=True, help="Maximise the channel at the centre position only (a single unit's "
                                               "receptive field) instead of everywhere.")
@@ -519,7 +517,7 @@ def _progress(total, desc, quiet):
 @output_options
 @model_options
 @quiet_option
-def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size, no_fft, no_decorrelate,
+def filters(layer, channels, class_targets, neuron, size, steps, lr, seed, batch_size, no_fft, no_decorrelate,
             no_transforms, output, overwrite, quiet, **model_opts):
     """Images that excite each channel of a layer (or a class): a labelled grid.
 
@@ -554,10 +552,10 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
     from cvtools.visualize.featurevis import ImageParam, labelled_grid, objectives, parse_channels, render
 
     backbone = load_backbone_from_options(**_fp32_unless_asked(model_opts))
-    size = size or (224 if classes else 128)
-    steps = steps or (256 if classes else 128)
-    if classes:
-        indices = [class_index(c.strip()) for c in classes.split(",") if c.strip()]
+    size = size or (224 if class_targets else 128)
+    steps = steps or (256 if class_targets else 128)
+    if class_targets:
+        indices = [class_index(c.strip(), backbone.categories) for c in class_targets.split(",") if c.strip()]
         if not indices:
             raise UsageError("--class needs at least one class index or name")
         labels = [f"{backbone.categories[i]} ({i})" for i in indices]
@@ -587,7 +585,7 @@ def filters(layer, channels, classes, neuron, size, steps, lr, seed, batch_size,
         for chunk in chunks:
             param = ImageParam(size, batch=len(chunk), fft=not no_fft, decorrelate=not no_decorrelate, seed=seed)
             vis = render(backbone, make(chunk), batch=len(chunk), size=size, steps=steps, lr=lr, param=param,
-                         transforms=None if no_transforms else ("class" if classes else "standard"), seed=seed,
+                         transforms=None if no_transforms else ("class" if class_targets else "standard"), seed=seed,
                          progress=lambda step: bar.update(1))
             images.append(vis.images)
     import torch

@@ -32,19 +32,21 @@ class PixelModel(nn.Module):
         return self.net(self.backbone.prepare(x)).float()
 
 
-def parse_target(spec: Target) -> Target:
-    """A command-line target (``top1``, ``281``, ``tabby``) -> None, an int, or what was given."""
+def parse_target(spec: Target, categories=None) -> Target:
+    """A command-line target (``top1``, ``281``, ``tabby``) -> None, an int, or what was given;
+    names are looked up in ``categories`` (a network's class names; default ImageNet's)."""
     if spec is None or isinstance(spec, (int, torch.Tensor)) or not isinstance(spec, str):
         return spec
     from cvtools.backbones.categories import parse_class_target
 
-    return parse_class_target(spec)
+    return parse_class_target(spec, categories)
 
 
-def resolve_class_indices(target: Target, logits: torch.Tensor) -> torch.Tensor:
-    """One class index per image (a long tensor on the logits' device, no host sync)."""
+def resolve_class_indices(target: Target, logits: torch.Tensor, categories=None) -> torch.Tensor:
+    """One class index per image (a long tensor on the logits' device, no host sync); a class
+    name is looked up in ``categories`` (default ImageNet's)."""
     n, classes = logits.shape
-    target = parse_target(target)
+    target = parse_target(target, categories)
     if target is None:
         return logits.detach().argmax(dim=1)
     if isinstance(target, int):
@@ -63,7 +65,7 @@ def resolve_class_indices(target: Target, logits: torch.Tensor) -> torch.Tensor:
 def predict(backbone, x: torch.Tensor, target: Target = None):
     """(target indices, their probabilities, logits) for a batch of [0, 1] images."""
     logits = backbone.model(backbone.prepare(x)).float()
-    idx = resolve_class_indices(target, logits)
+    idx = resolve_class_indices(target, logits, backbone.categories)
     prob = logits.softmax(dim=1).gather(1, idx[:, None])[:, 0]
     return idx, prob, logits
 
