@@ -489,6 +489,72 @@ def _stylize_files(stylizer, output, threads):
     return StagedWork(load=load, compute=compute, save=save, prepare=prepare, threads=threads)
 
 
+def _vit_reshape(tokens, grid: int):
+    """pytorch-grad-cam's ``vit_reshape_transform`` (its tutorial's): drop the class token, lay
+    the patch tokens on the grid, channels first."""
+    return tokens[:, 1:, :].reshape(tokens.size(0), grid, grid, tokens.size(2)).permute(0, 3, 1, 2)
+
+
+def user_gradcam_workload(dev, quick) -> List[Row]:
+    """Grad-CAM on networks users bring (issue 27): torchvision resnet50 and vit_b_16 with random
+    weights, batch 64 at 224 px (4 on the CPU, 2 with --quick), loaded through
+    ``load_user_model``. Baseline: pytorch-grad-cam (when installed; benchmark only) on the plain
+    fp32 module, its ViT tutorial's target layer (the last block's first norm) and
+    ``vit_reshape_transform``; then cvtools fp32 unfused on the same module (the check: both maps
+    min-max scaled at the layer's resolution, max|Δ|) and cvtools' default (BatchNorm folded, fp16
+    and channels-last on a GPU)."""
+    import torch
+    import torchvision
+
+    from cvtools.backbones import load_user_model
+    from cvtools.visualize.cam import cam_from_gradients, gradcam, layer_gradients, minmax
+
+    gpu = dev.type == "cuda"
+    n = 64 if gpu else (2 if quick else 4)
+    x = _batch(n, 224, seed=7).to(dev)
+    rows = []
+    for arch in ("resnet50", "vit_b_16"):
+        torch.manual_seed(0)
+        net = getattr(torchvision.models, arch)(weights=None).eval()
+        if arch == "vit_b_16":  # torchvision starts the head at zero: every gradient would be 0
+            torch.nn.init.normal_(net.heads.head.weight, std=0.02)
+        plain = load_user_model(net, device=str(dev), fuse=False, precision="fp32", channels_last=False)
+        fast = load_user_model(net, device=str(dev))
+        layer = plain.defaults.cam
+        with torch.no_grad():
+            target = plain(x).argmax(1)
+        ours = layer_gradients(plain, x, target, layer)
+        ref_map = minmax(cam_from_gradients(ours.activation, ours.gradient))[:, 0].float().cpu()
+        base = None
+        try:
+            from pytorch_grad_cam import GradCAM as PGC
+            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+            module = net.to(dev)
+            target_layer = module.encoder.layers[-1].ln_1 if arch == "vit_b_16" else module.layer4[-1]
+            reshape = (lambda t: _vit_reshape(t, 14)) if arch == "vit_b_16" else None
+            cam = PGC(model=module, target_layers=[target_layer], reshape_transform=reshape)
+            h, w = ref_map.shape[-2:]
+            cam.get_target_width_height = lambda tensor: (w, h)  # its maps at the layer's resolution
+            xin = plain.normalize(x).requires_grad_(True)
+            targets = [ClassifierOutputTarget(int(t)) for t in target]
+            t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1, repeat=10 if gpu else 2)
+            theirs = torch.as_tensor(cam(input_tensor=xin, targets=targets)).float()
+            cam.activations_and_grads.release()
+            base = t.median_ms
+            rows.append(Row("user-gradcam", f"{arch} pytorch-grad-cam fp32", t.median_ms, f"{n} images",
+                            n / t.median_ms * 1e3, "img/s", 1.0, t.first_ms, "reference"))
+            check = f"max|Δ| vs pytorch-grad-cam at the layer {float((ref_map - theirs).abs().max()):.1e}"
+        except ImportError:
+            check = "pytorch-grad-cam not installed"
+        for desc, bb in [(f"{arch} cvtools fp32 (same module)", plain), (f"{arch} cvtools default", fast)]:
+            t = measure(lambda: gradcam(bb, x, target, layer=layer), dev, warmup=2, repeat=20 if gpu else 2)
+            base = base or t.median_ms
+            rows.append(Row("user-gradcam", desc, t.median_ms, f"{n} images", n / t.median_ms * 1e3, "img/s",
+                            base / t.median_ms, t.first_ms, check if bb is plain else f"{fast.fast_path}"))
+    return rows
+
+
 WORKLOADS: Dict = {
     "backbone": backbone_classify,
     "stylize": stylize_workload,
@@ -498,4 +564,5 @@ WORKLOADS: Dict = {
     "painting": painting_workload,
     "cams": cams_workload,
     "folder": folder_workload,
+    "user-gradcam": user_gradcam_workload,
 }

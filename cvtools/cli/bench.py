@@ -10,7 +10,7 @@ import click
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--only", multiple=True, metavar="WORKLOAD",
               help="Run only these workloads (repeatable): backbone, stylize, train-style, dream, gradcam, "
-                   "painting, cams, folder.")
+                   "painting, cams, folder, user-gradcam.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:N, mps.")
 @click.option("--cold", is_flag=True,
               help="Instead: whole commands as a user runs them, each in a fresh process (one 1080p photo; "
