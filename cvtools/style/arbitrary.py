@@ -58,7 +58,7 @@ class ArbitraryConfig:
     pointwise 1×1, ~8× fewer multiply-adds at 64 channels).
     """
 
-    channels: Tuple[int, ...] = (32, 64, 128)
+    channels: Tuple[int, ...] = (32, 64, 96)
     #: pixels folded into channels before the first convolution (and unfolded after the last):
     #: 2 keeps every feature map at half resolution or less; on the CPU, passes over
     #: full-resolution 16-channel maps were most of the bundled network's time (PLAN.md)
