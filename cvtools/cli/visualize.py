@@ -23,7 +23,7 @@ from cvtools.cli.common import (
     run_batch,
 )
 from cvtools.cli.params import CHANNELS_HELP, Channels, Target, class_target
-from cvtools.visualize.catalog import ALL, METHOD_INFO, file_slug, parse_methods
+from cvtools.visualize.catalog import ALL, METHOD_INFO, TRANSFORMER_ONLY, file_slug, parse_methods
 
 COLORMAP_CHOICES = ["jet", "turbo", "inferno", "viridis", "magma", "gray"]  # = colormaps.COLORMAPS (no numpy here)
 
@@ -57,7 +57,7 @@ class VisualizeGroup(click.Group):
     feature-visualization commands registered on the group."""
 
     def list_commands(self, ctx):
-        return ALL + ["all"] + sorted(self.commands)
+        return ALL + list(TRANSFORMER_ONLY) + ["all"] + sorted(self.commands)
 
     def get_command(self, ctx, name):
         if name in self.commands:
@@ -83,6 +83,7 @@ class VisualizeGroup(click.Group):
     def format_commands(self, ctx, formatter):
         rows = [(name, METHOD_INFO[name].summary) for name in ALL]
         rows.append(("all", "every method above, side by side"))
+        rows += [(name, METHOD_INFO[name].summary) for name in TRANSFORMER_ONLY]
         with formatter.section("Methods (cvtools visualize METHOD INPUT...)"):
             formatter.write_dl(rows)
         extra = [(name, self.commands[name].get_short_help_str(70)) for name in sorted(self.commands)]

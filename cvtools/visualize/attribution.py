@@ -487,6 +487,7 @@ METHODS: Dict[str, Type[Attribution]] = {
                               GradCAM, GradCAMPlusPlus, LayerCAM, GuidedGradCAM)
 }
 import cvtools.visualize.cams_extra  # noqa: E402,F401 (more CAMs, built on _CAM; they add themselves to METHODS)
+import cvtools.visualize.rollout  # noqa: E402,F401 (attention rollout for transformers; adds itself too)
 
 assert set(METHODS) <= set(METHOD_INFO)
 

@@ -55,7 +55,13 @@ METHOD_INFO: Dict[str, MethodInfo] = {
                                   "(Springenberg et al. 2015); sharp edges, not class-specific", False, True),
     "guided-gradcam": MethodInfo("Guided Grad-CAM", "guided backprop masked by Grad-CAM (Selvaraju et al. 2017); "
                                  "sharp and class-specific", True, True),
+    "attention-rollout": MethodInfo("Attention Rollout", "vision transformers: where the class token draws from "
+                                    "through every layer's attention (Abnar & Zuidema 2020); the same map for "
+                                    "every class", False, False, False),
 }
+
+#: Methods that need a kind of network (transformers) and are not in ``all``.
+TRANSFORMER_ONLY = ("attention-rollout",)
 
 ALIASES = {
     "ig": "integrated-gradients", "integrated_gradients": "integrated-gradients", "gradcampp": "gradcam++",
@@ -63,11 +69,12 @@ ALIASES = {
     "guided_backprop": "guided-backprop", "guided_gradcam": "guided-gradcam", "input_x_gradient": "input-x-gradient",
     "ixg": "input-x-gradient", "vanilla": "saliency", "gradient": "saliency",
     "hires-cam": "hirescam", "xgrad-cam": "xgradcam", "x-gradcam": "xgradcam", "eigen-cam": "eigencam",
-    "score-cam": "scorecam", "ablation-cam": "ablationcam",
+    "score-cam": "scorecam", "ablation-cam": "ablationcam", "rollout": "attention-rollout",
+    "attention_rollout": "attention-rollout",
 }
 
-#: Which methods ``all`` means, in panel order.
-ALL = list(METHOD_INFO)
+#: Which methods ``all`` means, in panel order (every method that runs on any network).
+ALL = [m for m in METHOD_INFO if m not in TRANSFORMER_ONLY]
 
 
 def method_name(name: str) -> str:
