@@ -71,3 +71,15 @@ def test_cli_rollout_on_a_cnn_is_one_line_for_the_batch(tmp_path, run_cli):
     assert r.exit_code == 1 and r.stderr.strip().count("\n") == 0, r.stderr  # one line for the batch
     assert "efficientnet_lite0 has none it can read" in r.stderr
     assert "all" in run_cli("visualize", "--help").stdout and "attention-rollout" in run_cli("visualize", "--help").stdout
+
+
+def test_attention_rollout_is_batch_invariant_pure_and_clean():
+    bb = load_user_model(tiny_vit(), device="cpu", precision="fp32")
+    x = torch.rand(3, 3, 40, 40, generator=torch.Generator().manual_seed(2))
+    original = x.clone()
+    method = make_method("attention-rollout", bb)
+    together = method(x)
+    alone = torch.cat([method(x[i:i + 1]) for i in range(3)])
+    assert torch.allclose(together, alone, atol=1e-5)
+    assert torch.equal(x, original)
+    assert all(not (m._forward_hooks or m._forward_pre_hooks) for m in bb.model.modules())
