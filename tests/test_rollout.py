@@ -83,3 +83,13 @@ def test_attention_rollout_is_batch_invariant_pure_and_clean():
     assert torch.allclose(together, alone, atol=1e-5)
     assert torch.equal(x, original)
     assert all(not (m._forward_hooks or m._forward_pre_hooks) for m in bb.model.modules())
+    def explode(module, inputs, output):
+        raise RuntimeError("boom")
+
+    handle = bb.model.net.heads.register_forward_hook(explode)
+    try:
+        with pytest.raises(RuntimeError, match="boom"):
+            method(x)
+    finally:
+        handle.remove()
+    assert all(not (m._forward_hooks or m._forward_pre_hooks) for m in bb.model.modules())  # also after an error

@@ -381,7 +381,7 @@ def test_no_hooks_left_after_an_error(lite0, photos):
 
     handle = lite0.module("head").register_forward_hook(explode)
     try:
-        for name in METHODS:
+        for name in (m for m in METHODS if m not in TRANSFORMER_ONLY):
             with pytest.raises(RuntimeError, match="boom"):
                 make_method(name, lite0, **CHEAP).attribute(photos, torch.tensor([1, 2]))
             handle.remove()
