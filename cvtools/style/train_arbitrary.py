@@ -229,7 +229,7 @@ class ArbitraryTrainer:
         checkpoint = load_checkpoint(resume) if isinstance(resume, (str, os.PathLike)) else resume
         if checkpoint is not None:
             saved = ArbitraryTrainConfig.from_json(checkpoint["config"])
-            if saved.architecture != config.architecture:
+            if ArbitraryConfig(**saved.architecture).check() != ArbitraryConfig(**config.architecture).check():
                 raise UsageError("the checkpoint's architecture differs from this run's", param="resume")
         self.config = c = config.check()
         self.notes = notes or (lambda message: None)

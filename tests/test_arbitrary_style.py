@@ -1,0 +1,292 @@
+"""Arbitrary-style network (issue #28): shapes, style-space interpolation, training, exact resume
+and weights checks. CPU, tiny networks, a randomly initialised Lite0 trunk, 32-px crops."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cvtools.errors import UsageError, WeightsError
+from cvtools.style.arbitrary import (
+    ArbitraryConfig,
+    ArbitraryStyleNet,
+    ArbitraryStylizer,
+    StyleTransformer,
+    conditional_instance_norm,
+    count_flops,
+    load_network,
+    save_weights,
+)
+from cvtools.style.train_arbitrary import (
+    ArbitraryTrainConfig,
+    load_checkpoint,
+    seeded_holdout,
+    train_arbitrary,
+)
+
+TINY = dict(channels=(8, 16, 24), residual_blocks=1, embedding_dim=6, encoder_hidden=12, encoder_size=64)
+
+
+@pytest.fixture(scope="module")
+def trunk():
+    from cvtools.backbones import load_backbone
+
+    return load_backbone("efficientnet_lite0", weights="random", device="cpu", precision="fp32")
+
+
+@pytest.fixture(autouse=True)
+def shared_trunk(monkeypatch, trunk):
+    """Every trainer gets the module's random Lite0 (building one is the slow part)."""
+    import cvtools.backbones
+
+    monkeypatch.setattr(cvtools.backbones, "load_backbone", lambda *a, **k: trunk)
+
+
+def tiny_net(seed=0, **fields):
+    torch.manual_seed(seed)
+    return ArbitraryStyleNet(ArbitraryConfig(**dict(TINY, **fields)).check()).eval()
+
+
+@pytest.fixture
+def weights(tmp_path):
+    net = tiny_net()
+    with torch.no_grad():  # a network whose heads react to the embedding
+        net.heads.weight.normal_(0, 0.3)
+    path = tmp_path / "net.safetensors"
+    save_weights(net, path)
+    return path
+
+
+@pytest.fixture
+def stylizer(weights, trunk):
+    return ArbitraryStylizer(weights, device="cpu", backbone=trunk)
+
+
+def pictures(folder, count, seed):
+    """Smooth random colour fields with stripes, 40-70 px."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        h, w = rng.integers(40, 70, size=2)
+        yy, xx = np.mgrid[0:h, 0:w]
+        base = rng.uniform(0, 255, size=3)
+        img = base + 60 * np.sin(xx[..., None] / rng.uniform(2, 9) + rng.uniform(0, 6, size=3))
+        img = img + 40 * np.cos(yy[..., None] / rng.uniform(2, 9))
+        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(folder / f"p{i:02d}.png")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("arbitrary_data")
+    return pictures(root / "photos", 3, 0), pictures(root / "paintings", 4, 1)
+
+
+def config(data, out, **fields):
+    photos, paintings = data
+    base = dict(photos=str(photos), paintings=str(paintings), output=str(out), holdout=["p03"], steps=4,
+                batch_size=2, image_size=32, painting_size=32, warmup_steps=2, log_every=1, checkpoint_every=0,
+                workers=0, device="cpu", backbone_weights="random", architecture=dict(TINY),
+                photo_style_fraction=0.5)
+    base.update(fields)
+    return ArbitraryTrainConfig(**base)
+
+
+# ---------------------------------------------------------------------------- network
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7), (33, 18), (37, 51)])
+def test_output_has_the_input_size(size):
+    net = tiny_net()
+    x = torch.rand(2, 3, *size)
+    with torch.no_grad():
+        y = net(x, torch.randn(2, net.config.embedding_dim))
+    assert y.shape == x.shape and bool(((y >= 0) & (y <= 1)).all())
+
+
+def test_inference_form_and_one_image_norm_match_the_training_form():
+    net = tiny_net()
+    x, params = torch.rand(2, 3, 29, 38), torch.randn(2, net.transformer.param_count)
+    with torch.no_grad():
+        a = net.transformer(x, params)
+        b = net.transformer.for_inference()(x, params)
+        each = torch.cat([net.transformer(x[i:i + 1], params[i:i + 1]) for i in range(2)])  # N=1 fast path
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(a, each, atol=1e-5)
+    f = torch.randn(3, 5, 9, 11).contiguous(memory_format=torch.channels_last)
+    g, bias = torch.rand(3, 5), torch.randn(3, 5)
+    ref = torch.nn.functional.instance_norm(f.contiguous()) * g[..., None, None] + bias[..., None, None]
+    assert torch.allclose(conditional_instance_norm(f, g, bias), ref, atol=1e-5)
+
+
+def test_flops_are_counted_per_convolution():
+    net = StyleTransformer(ArbitraryConfig(**TINY).check())
+    assert count_flops(net, 64, 64) * 4 == pytest.approx(count_flops(net, 128, 128), rel=1e-6)
+    assert count_flops(net, 64, 64) > 0
+
+
+# ---------------------------------------------------------------------------- style space
+
+
+def test_style_parameters_are_linear_in_the_embedding():
+    net = tiny_net()
+    with torch.no_grad():
+        net.heads.weight.normal_()
+    a, b = torch.randn(6), torch.randn(6)
+    mixed = net.style_params(0.3 * a + 0.7 * b)
+    assert torch.allclose(mixed, 0.3 * net.style_params(a) + 0.7 * net.style_params(b), atol=1e-5)
+
+
+def test_blend_of_one_style_is_that_style(stylizer):
+    painting, photo = torch.rand(3, 40, 60), torch.rand(3, 24, 31)
+    style = stylizer.encode(painting)
+    assert torch.equal(stylizer.blend([(style, 1.0)]), style)
+    assert torch.allclose(stylizer.blend([(style, 2.0), (style, 3.0)]), style, atol=1e-6)
+    assert torch.equal(stylizer.stylize(photo, stylizer.blend([(style, 1.0)])), stylizer.stylize(photo, style))
+
+
+def test_strength_interpolates_between_the_photos_own_style_and_the_painting(stylizer):
+    painting, photo = torch.rand(3, 40, 60), torch.rand(3, 24, 31)
+    style, own = stylizer.encode(painting), stylizer.encode(photo)
+    assert not torch.allclose(style, own)
+    # strength 0: the network's reconstruction of the photo in its own style
+    assert torch.allclose(stylizer.stylize(photo, style, strength=0.0), stylizer.stylize(photo, own), atol=1e-6)
+    half = stylizer.stylize(photo, style, strength=0.5)
+    assert torch.allclose(half, stylizer.stylize(photo, stylizer.blend([(own, 1), (style, 1)])), atol=1e-6)
+    assert stylizer.stylize(photo.unsqueeze(0), style).shape == (1, 3, 24, 31)
+
+
+@pytest.mark.parametrize("call", [
+    lambda st, e: st.stylize(torch.rand(3, 8, 8), e, strength=1.5),
+    lambda st, e: st.stylize(torch.rand(4, 8, 8), e),
+    lambda st, e: st.stylize(torch.rand(3, 8, 8), e[:3]),
+    lambda st, e: st.blend([(e, -1.0)]),
+    lambda st, e: st.blend([]),
+    lambda st, e: st.encode(torch.full((3, 8, 8), float("nan"))),
+])
+def test_bad_arguments_are_one_line_usage_errors(stylizer, call):
+    with pytest.raises(UsageError) as info:
+        call(stylizer, stylizer.encode(torch.rand(3, 16, 16)))
+    assert "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------- weights files
+
+
+def _rewrite(path, state=None, metadata=None):
+    from safetensors.torch import load_file, save_file
+
+    from cvtools.weights import read_safetensors_header
+
+    meta = read_safetensors_header(path)["__metadata__"]
+    save_file(state if state is not None else load_file(str(path)), str(path), metadata=metadata or meta)
+
+
+@pytest.mark.parametrize("damage, message", [
+    ("shape", "has shape"),
+    ("missing", "is missing"),
+    ("nan", "NaN or infinite"),
+    ("metadata", "not an arbitrary-style network"),
+    ("architecture", "architecture is not usable"),
+    ("text", "not a safetensors file"),
+])
+def test_damaged_weights_are_one_line_weights_errors(weights, damage, message):
+    from safetensors.torch import load_file
+
+    state = load_file(str(weights))
+    if damage == "shape":
+        state["heads.bias"] = state["heads.bias"][:-1].clone()
+        _rewrite(weights, state)
+    elif damage == "missing":
+        del state["heads.bias"]
+        _rewrite(weights, state)
+    elif damage == "nan":
+        state["heads.bias"][0] = float("inf")
+        _rewrite(weights, state)
+    elif damage == "metadata":
+        _rewrite(weights, metadata={"format": "something else"})
+    elif damage == "architecture":
+        _rewrite(weights, metadata={"format": "cvtools-arbitrary-style-1", "config": '{"channels": [8, 9999]}'})
+    else:
+        weights.write_text("not weights")
+    with pytest.raises(WeightsError) as info:
+        load_network(weights)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_wrong_sha256_is_refused(weights):
+    with pytest.raises(WeightsError, match="checksum"):
+        load_network(weights, sha256="0" * 64)
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def test_a_short_run_writes_every_output(data, tmp_path):
+    from cvtools.weights import sha256_file
+
+    photo = next(data[0].iterdir())
+    result = train_arbitrary(config(data, tmp_path), eval_photos=[photo], eval_paintings=[data[1] / "p03.png"])
+    assert result.steps == 4 and result.stopped_by == "steps"
+    record = json.loads((tmp_path / "arbitrary.json").read_text())
+    assert record["sha256"] == sha256_file(tmp_path / "arbitrary.safetensors")
+    assert record["held_out"]["paintings"] == ["p03"] and "SOURCES.md" in record["provenance"]["paintings"]
+    assert set(record["evaluation"]["style_reduction"]) == {"p03"}
+    losses = [json.loads(line) for line in (tmp_path / "losses.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in losses] == [1, 2, 3, 4] and all(np.isfinite(r["total"]) for r in losses)
+    assert Image.open(tmp_path / "sheet.jpg").size == (2 * 256, 3 * 256)
+    assert load_checkpoint(tmp_path / "arbitrary.ckpt")["step"] == 4
+    load_network(tmp_path / "arbitrary.safetensors", sha256=record["sha256"])
+
+
+def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
+    """One photo, one painting, the same crops every step: the loss must go down."""
+    photos, paintings = data
+    one_photo, one_painting = tmp_path / "ph", tmp_path / "pa"
+    one_photo.mkdir(), one_painting.mkdir()
+    (one_photo / "a.png").write_bytes((photos / "p00.png").read_bytes())
+    (one_painting / "b.png").write_bytes((paintings / "p01.png").read_bytes())
+    c = config((one_photo, one_painting), tmp_path / "out", holdout=[], steps=20, warmup_steps=1, lr=5e-3,
+               photo_scale=(1.0, 1.0), painting_scale=(1.0, 1.0), photo_style_fraction=0.0)
+    train_arbitrary(c)
+    losses = [json.loads(line)["total"] for line in (tmp_path / "out" / "losses.jsonl").read_text().splitlines()]
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
+
+
+def test_resume_gives_the_uninterrupted_run(data, tmp_path):
+    straight = train_arbitrary(config(data, tmp_path / "a", steps=4))
+    train_arbitrary(config(data, tmp_path / "b", steps=2))
+    resumed = train_arbitrary(config(data, tmp_path / "b", steps=4), resume=tmp_path / "b" / "arbitrary.ckpt")
+    a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
+    assert b["step"] == 4
+    for key, tensor in a["model"].items():
+        assert torch.equal(tensor, b["model"][key]), key
+    assert json.loads(a["history"]) == json.loads(b["history"])
+
+
+def test_deadline_stops_cleanly_with_a_checkpoint(data, tmp_path):
+    import time
+
+    from cvtools.style import train_arbitrary as module
+
+    result = train_arbitrary(config(data, tmp_path, steps=1000), deadline=time.monotonic() + module.FINISH_SECONDS)
+    assert result.stopped_by == "deadline" and result.steps < 1000
+    assert load_checkpoint(result.checkpoint)["step"] == result.steps
+
+
+def test_a_damaged_checkpoint_is_refused(data, tmp_path):
+    result = train_arbitrary(config(data, tmp_path, steps=1))
+    raw = bytearray(result.checkpoint.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    result.checkpoint.write_bytes(bytes(raw))
+    with pytest.raises(WeightsError) as info:
+        load_checkpoint(result.checkpoint)
+    assert "\n" not in str(info.value)
+
+
+def test_the_held_out_paintings_are_fixed_by_seed():
+    names = [f"painting_{i:03d}.jpg" for i in range(186)]
+    picked = seeded_holdout(names)
+    assert len(picked) == 10 and picked == seeded_holdout(list(reversed(names)))
+    assert picked == seeded_holdout([n.replace(".jpg", ".png") for n in names])
