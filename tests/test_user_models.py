@@ -581,3 +581,16 @@ def test_cli_user_model_mistakes_are_one_line(user_files, run_cli):
 
         assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert re.search(expected, r.stderr), r.stderr
+
+
+def test_sanity_check_on_an_exported_program_puts_its_weights_back(user_files):
+    """A .pt2's graph cannot be deep-copied (symbolic tensors): the check randomises the network
+    in place and restores it; the logits afterwards are the ones before."""
+    from cvtools.visualize.sanity import cascading_randomization
+
+    bb = load_user_model(user_files / "vit.pt2", **CPU)
+    x = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(4))
+    before = bb(x)
+    result = cascading_randomization(bb, x, ["gradcam"], torch.tensor([0, 1]))
+    assert len(result.groups) >= 2 and result.maps["gradcam"].shape[:2] == (len(result.groups) + 1, 2)
+    assert torch.equal(bb(x), before)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Dict, List, Sequence, Tuple
 
@@ -138,18 +139,30 @@ def cascading_randomization(backbone, x: torch.Tensor, methods: Sequence[str], t
 
     options = dict(options or {})
     target = target.to(x.device)
-    model = copy.deepcopy(backbone.model)
-    shadow = dataclasses.replace(backbone, model=model, compiled=None, _layers=None)
-    probe = backbone.prepare(x[:1])
-    groups = parameter_groups(model, probe)
-    bound = [make_method(m, shadow, **options) for m in methods]
-    history = {m.name: [m.heatmap(m.attribute(x, target)).float().cpu()] for m in bound}
-    names = []
-    for step, (name, modules) in enumerate(reversed(groups)):
-        reinitialize(modules, seed + step)
-        names.append(name)
-        for m in bound:
-            history[m.name].append(m.heatmap(m.attribute(x, target)).float().cpu())
+    try:
+        with warnings.catch_warnings():  # torch warns about the fake tensors of a program it cannot copy
+            warnings.simplefilter("ignore")
+            model, saved = copy.deepcopy(backbone.model), None
+    except Exception:  # a torch.export program's graph keeps symbolic tensors, which cannot be copied:
+        # randomise the network itself and put every weight back afterwards
+        model = backbone.model
+        saved = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    try:
+        shadow = dataclasses.replace(backbone, model=model, compiled=None, _layers=None)
+        probe = backbone.prepare(x[:1])
+        groups = parameter_groups(model, probe)
+        bound = [make_method(m, shadow, **options) for m in methods]
+        history = {m.name: [m.heatmap(m.attribute(x, target)).float().cpu()] for m in bound}
+        names = []
+        for step, (name, modules) in enumerate(reversed(groups)):
+            reinitialize(modules, seed + step)
+            names.append(name)
+            for m in bound:
+                history[m.name].append(m.heatmap(m.attribute(x, target)).float().cpu())
+    finally:
+        if saved is not None:
+            with torch.no_grad():
+                model.load_state_dict(saved)
     maps = {name: torch.stack(v) for name, v in history.items()}
     correlations = {
         name: torch.tensor([[spearman(v[0, i], v[k, i]) for i in range(len(x))] for k in range(1, len(v))])
