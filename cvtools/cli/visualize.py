@@ -9,11 +9,13 @@ Every attribution method is a subcommand, built from the method table in
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
 from cvtools.batch import BatchedWork
 from cvtools.cli.common import (
+    AddedLaterOption,
     finish,
     load_backbone_from_options,
     max_pixels_option,
@@ -148,6 +150,10 @@ def attribution_options(f):
                           "`cvtools layers` lists them). Earlier layers give finer, less semantic maps."),
         click.option("--methods", "-m", "more_methods", metavar="A,B,...",
                      help="More methods in the same picture, side by side ('all' for every method)."),
+        click.option("--truth", metavar="folders|FILE", cls=AddedLaterOption,
+                     help="Known true classes: 'folders' (DIR/<class>/photo.jpg, an ImageFolder) or a CSV of "
+                          "file,class rows. A photo the network gets wrong is explained for its predicted and its "
+                          "true class, one above the other; the summary lists the wrong ones first."),
     ]
     options += [
         click.option("--raw", is_flag=True,
@@ -223,7 +229,7 @@ def _backbone_for(methods, model_opts):
 def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size, colormap, alpha, no_caption, size,
                     batch_size,
                     internal_batch_size, samples, noise, steps, window, seed, sanity, metrics, as_json, output,
-                    overwrite, quiet, **model_opts):
+                    overwrite, quiet, truth=None, **model_opts):
     from pathlib import Path
 
     from cvtools.cli.common import check_model_options_early, registered_spec
@@ -237,6 +243,10 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
     check_model_options_early(model_opts)
     spec = registered_spec(model_opts)  # None for --model: known once the file is loaded
     target = class_target(target, model_opts)
+    if truth is not None and target is not None:
+        raise click.UsageError("--truth explains each photo's predicted and true class; leave out --target")
+    if truth not in (None, "folders") and not os.path.isfile(truth):
+        raise click.BadParameter(f"'folders' or a labels file; {truth!r} is neither", param_hint="'--truth'")
     if layer is not None and spec is not None:
         spec.check_layers([layer])
     gpu = expects_gpu(model_opts.get("device"))
@@ -251,6 +261,15 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                          window=window)
 
     explainer = Deferred(build_explainer)  # built when the first photo reaches the device
+
+    def read_truth():
+        from cvtools.visualize.truth import TrueClasses
+
+        categories = explainer.backbone.categories
+        return TrueClasses.from_folders(categories) if truth == "folders" else TrueClasses.from_file(truth, categories)
+
+    truths = Deferred(read_truth) if truth is not None else None
+    verdicts = []  # (path, predicted, true) per photo, for the closing list
     paths, _ = expand_inputs(inputs)
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     suffix = output_suffix(methods)
@@ -273,17 +292,27 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
         preprocessing = spec.preprocessing if spec is not None else explainer.backbone.preprocessing
         x = analysis_tensor(photo, size or preprocessing.crop_size)
         answer = answer_tensor(photo, preprocessing)  # the class is read as `classify` reads it
+        true = truths.index_of(path) if truths is not None else None
         full = photo.size  # (width, height): --raw maps are written at this size
         # Only the display-size copy waits for the batch: a queue of 12-megapixel photos would not.
         photo = photo.resize(display_size(*photo.size), Image.BICUBIC, reducing_gap=3.0)
-        return dict(out=out, sides=sides, photo=photo, x=x, answer=answer, full=full)
+        return dict(out=out, sides=sides, photo=photo, x=x, answer=answer, full=full, true=true)
 
     def compute(items):
         import torch
 
         device = explainer.backbone.device
-        return explainer.run(torch.stack([it["x"] for it in items]).to(device), metrics=metrics, sanity=sanity,
-                             answer_from=torch.stack([it["answer"] for it in items]).to(device))
+        x = torch.stack([it["x"] for it in items]).to(device)
+        answers = torch.stack([it["answer"] for it in items]).to(device)
+        reports = explainer.run(x, metrics=metrics, sanity=sanity, answer_from=answers)
+        wrong = [i for i, (it, r) in enumerate(zip(items, reports))
+                 if it["true"] is not None and it["true"] != r.explanation.target]
+        if wrong:  # the same methods for the class the photo really is
+            pick = torch.tensor(wrong, device=device)
+            true = torch.tensor([items[i]["true"] for i in wrong], device=device)
+            for i, e in zip(wrong, explainer.explain(x[pick], answer_from=answers[pick], targets=true)):
+                reports[i].true_class = e
+        return reports
 
     def finish_one(path, item, explained):
         from cvtools.visualize.explain import draw_explanation
@@ -292,6 +321,14 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
         out = item["out"]
         picture = draw_explanation(item["photo"], result, explainer.methods, colormap, alpha,
                                    captions=not no_caption, name=Path(path).name)
+        true = getattr(explained, "true_class", None)
+        if true is not None:  # predicted above, true class below
+            from cvtools.visualize.render import stack_rows
+
+            picture = stack_rows([picture, draw_explanation(item["photo"], true, explainer.methods, colormap, alpha,
+                                                            captions=not no_caption, name="true class")])
+        if item["true"] is not None:
+            verdicts.append((str(path), result.label, explainer.backbone.categories[item["true"]]))
         save_image(out, picture, quality=92)
         written = [str(out)]
         sides = item["sides"]
@@ -310,13 +347,25 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
             written.append(str(sides["sanity"]))
         for m, scores in (explained.metrics or {}).items():
             summary[m].append(scores)
+        truth_json, truth_text = {}, ""
+        if item["true"] is not None:
+            name = explainer.backbone.categories[item["true"]]
+            truth_json = {"true": item["true"], "true_label": name, "correct": true is None}
+            truth_text = " (right)" if true is None else f" · true {name} ({item['true']}) {true.probability:.1%}"
         if as_json:
-            click.echo(json.dumps({"path": str(path), "outputs": written, **explained.to_json()}))
+            click.echo(json.dumps({"path": str(path), "outputs": written, **explained.to_json(), **truth_json}))
             return None
-        return "\n".join([f"{path}: {explained.headline} -> {out}"] + [f"  {line}" for line in explained.details()])
+        return "\n".join([f"{path}: {explained.headline}{truth_text} -> {out}"]
+                         + [f"  {line}" for line in explained.details()])
 
     batched = BatchedWork(prepare, compute, finish_one, batch_size)
     report = run_batch(inputs, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json)
+    if verdicts and not quiet and not as_json:
+        wrong = [v for v in verdicts if v[1] != v[2]]
+        click.echo(f"misclassified {len(wrong)} of {len(verdicts)} photos with a known class"
+                   + (":" if wrong else ""))
+        for path, predicted, true in wrong:
+            click.echo(f"  {path}: predicted {predicted}, true {true}")
     if metrics and not quiet and not as_json and sum(len(v) for v in summary.values()) > 0 and len(report.done) > 1:
         from cvtools.visualize.metrics import summarize
 

@@ -131,18 +131,20 @@ class Explainer:
         self.options = dict(options, layer=layer)  # what a method needs to be rebuilt (sanity check)
         self.methods: List[Attribution] = [make_method(m, backbone, layer=layer, **options) for m in methods]
 
-    def explain(self, x: torch.Tensor, answer_from: Optional[torch.Tensor] = None) -> List[Explanation]:
+    def explain(self, x: torch.Tensor, answer_from: Optional[torch.Tensor] = None,
+                targets: Optional[torch.Tensor] = None) -> List[Explanation]:
         """Each image's class (its top class, or the target) and the methods' maps for it.
 
         ``answer_from``: the same images as the network was evaluated on (N×3×h×w, e.g.
         :func:`cvtools.classify.answer_tensor`'s centre crops): the class and its probability
         are read from these, as ``cvtools classify`` reads them, while the maps cover ``x``.
-        None: both from ``x``."""
+        None: both from ``x``. ``targets``: one class index per image, instead of the explainer's
+        ``target`` (the true classes of misclassified photos)."""
         x = check_image_batch(x, self.backbone)
         answer = x if answer_from is None else check_image_batch(answer_from, self.backbone)
         if answer.shape[0] != x.shape[0]:
             raise UsageError(f"answer_from has {answer.shape[0]} images for {x.shape[0]}", param="answer_from")
-        idx, prob, _ = predict(self.backbone, answer, self.target)
+        idx, prob, _ = predict(self.backbone, answer, self.target if targets is None else targets)
         results = [Explanation(int(i), self.backbone.categories[int(i)], float(p)) for i, p in zip(idx.cpu(), prob.cpu())]
         for method in self.methods:
             attribution = method.attribute(x, idx)

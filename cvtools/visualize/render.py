@@ -118,6 +118,12 @@ def side_by_side(tiles: Sequence[Image.Image], gap: int = 6, columns: int = 4) -
     return out
 
 
+def stack_rows(pictures: Sequence[Image.Image]) -> Image.Image:
+    """Pictures one above the other on the dark background (a misclassified photo's panel for
+    its predicted class above the one for its true class)."""
+    return side_by_side(pictures, gap=0, columns=1)
+
+
 def grid(tiles: Sequence[Image.Image], labels: Sequence[str] = (), columns: Optional[int] = None,
          title: Optional[str] = None, gap: int = 4) -> Image.Image:
     """Equal-sized tiles in a near-square grid, each labelled below, with an optional title bar."""
