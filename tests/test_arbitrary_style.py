@@ -254,10 +254,12 @@ def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
 
 
-def test_resume_gives_the_uninterrupted_run(data, tmp_path):
-    straight = train_arbitrary(config(data, tmp_path / "a", steps=4))
-    train_arbitrary(config(data, tmp_path / "b", steps=2))
-    resumed = train_arbitrary(config(data, tmp_path / "b", steps=4), resume=tmp_path / "b" / "arbitrary.ckpt")
+@pytest.mark.parametrize("objective", [{}, {"style_transform": "swag", "stats_weight": 0.5}])
+def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
+    straight = train_arbitrary(config(data, tmp_path / "a", steps=4, **objective))
+    train_arbitrary(config(data, tmp_path / "b", steps=2, **objective))
+    resumed = train_arbitrary(config(data, tmp_path / "b", steps=4, **objective),
+                              resume=tmp_path / "b" / "arbitrary.ckpt")
     a, b = load_checkpoint(straight.checkpoint), load_checkpoint(resumed.checkpoint)
     assert b["step"] == 4
     for key, tensor in a["model"].items():

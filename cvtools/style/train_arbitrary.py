@@ -63,7 +63,7 @@ HOLDOUT_COUNT = 10
 #: steps timed before an automatic step count is fixed (after compilation and warm-up)
 PROBE_STEPS = 20
 #: seconds kept free before the deadline for the final checkpoint, weights, evaluation, sheet
-FINISH_SECONDS = 25.0
+FINISH_SECONDS = 40.0
 
 NAME = "arbitrary"
 
@@ -92,6 +92,10 @@ class ArbitraryTrainConfig:
     tv_weight: float = 1e-4
     #: channel mean/std term on the style layers (cvtools.style.losses' "stats"), 0: off
     stats_weight: float = 0.0
+    #: "gram", or "swag": a softmax over each position's channels before the Gram matrix
+    #: (temperature: each painting's activation spread in that layer), which keeps a few peaky
+    #: activations of the backbone from deciding the texture (cvtools.style.losses.swag)
+    style_transform: str = "gram"
     style_layers: List[str] = field(default_factory=lambda: ["blocks.0", "blocks.2", "blocks.4", "blocks.7"])
     content_layer: str = "blocks.4"
     photo_style_fraction: float = 0.05
@@ -128,6 +132,8 @@ class ArbitraryTrainConfig:
             if not isinstance(v, (list, tuple)) or len(v) != 2 or not 0 < v[0] <= v[1] <= 1:
                 raise ValueError(f"{key} must be two fractions 0 < a <= b <= 1")
             setattr(self, key, tuple(float(x) for x in v))
+        if self.style_transform not in ("gram", "swag"):
+            raise ValueError(f"style_transform {self.style_transform!r} must be 'gram' or 'swag'")
         if not isinstance(self.holdout, list) or not all(isinstance(v, str) for v in self.holdout):
             raise ValueError("holdout must be a list of file names")
         ArbitraryConfig(**self.architecture).check()
@@ -319,12 +325,14 @@ class ArbitraryTrainer:
         with torch.no_grad(), autocast:
             pf = self.backbone.features(styles, self.painting_layers)
             photo_content = self.backbone.features(x, [c.content_layer])[c.content_layer]
-        targets = {k: _gram(pf[k]) for k in c.style_layers}
+        temperatures = {k: self._temperature(pf[k]) for k in c.style_layers}
+        targets = {k: self._gram(pf[k], temperatures[k]) for k in c.style_layers}
         embedding = self.net.encoder(pf)  # the trainable MLP on the frozen statistics
         with autocast:
             y = self._transform(x, self.net.style_params(embedding))
             feats = self.backbone.features(y, self.output_layers)
-        style = sum(self._style_distance(feats[k], pf[k], targets[k]) for k in c.style_layers) / len(c.style_layers)
+        style = sum(self._style_distance(feats[k], pf[k], targets[k], temperatures[k])
+                    for k in c.style_layers) / len(c.style_layers)
         content = content_distance(feats[c.content_layer], photo_content).mean()
         tv = total_variation(y.float())
         total = c.style_weight * style + c.content_weight * content + c.tv_weight * tv
@@ -343,12 +351,25 @@ class ArbitraryTrainer:
             self.compiled, self.transformer = False, self.net.transformer
             return self.transformer(x, params)
 
-    def _style_distance(self, f: torch.Tensor, f_painting: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _temperature(self, f: torch.Tensor) -> Optional[torch.Tensor]:
+        """Per painting (N×1×1×1): the spread of its activations in this layer (swag only)."""
+        if self.config.style_transform != "swag":
+            return None
+        return f.float().flatten(1).std(dim=1).clamp_min(1e-3).view(-1, 1, 1, 1)
+
+    @staticmethod
+    def _gram(f: torch.Tensor, temperature: Optional[torch.Tensor]) -> torch.Tensor:
+        from cvtools.style.losses import swag
+
+        return _gram(f if temperature is None else swag(f, temperature))
+
+    def _style_distance(self, f: torch.Tensor, f_painting: torch.Tensor, target: torch.Tensor,
+                        temperature: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Mean over the batch of ‖G(y) − G(painting)‖² / ‖G(painting)‖², each sample against
         its own painting; plus the channel mean/std term when ``stats_weight`` is set."""
         from cvtools.style.arbitrary import channel_statistics
 
-        g = _gram(f)
+        g = self._gram(f, temperature)
         d = (g - target).pow(2).sum(dim=(1, 2)) / target.pow(2).sum(dim=(1, 2)).clamp_min(1e-12)
         if self.config.stats_weight:
             s, s_ref = channel_statistics(f), channel_statistics(f_painting)
@@ -462,9 +483,10 @@ def train_arbitrary(config: ArbitraryTrainConfig, resume=None, deadline: Optiona
                          trainer.device.type == "cuda")
     loop = _Loop(trainer, bank, deadline, notes)
     stopped = loop.run(loader)
+    notes(f"training stopped by {stopped} at step {trainer.step_count}")
     if not eval_paintings:
         eval_paintings = [p for p in all_paintings if p.stem in held]
-    return finish(trainer, stopped, loop.images_per_second(), eval_photos, eval_paintings, provenance or {})
+    return finish(trainer, stopped, loop.images_per_second(), eval_photos, eval_paintings, provenance or {}, notes)
 
 
 class _Loop:
@@ -540,11 +562,12 @@ SHEET_PAINTINGS = 8
 
 
 def finish(trainer: ArbitraryTrainer, stopped: str, images_per_second: float, eval_photos: Sequence,
-           eval_paintings: Sequence, provenance: Dict) -> ArbitraryResult:
+           eval_paintings: Sequence, provenance: Dict, notes: Callable[[str], None] = lambda m: None) -> ArbitraryResult:
     """Checkpoint, losses, weights, measurements, contact sheet and record of a run."""
     from cvtools.imageio import atomic_write
     from cvtools.weights import sha256_file
 
+    t0 = time.monotonic()
     out = Path(trainer.config.output)
     checkpoint = trainer.save_checkpoint()
     # the measurements below run many new image shapes once each: autotuning each would cost
@@ -558,10 +581,13 @@ def finish(trainer: ArbitraryTrainer, stopped: str, images_per_second: float, ev
     stylizer = ArbitraryStylizer(weights, device=str(trainer.device), sha256=sha, backbone=trainer.backbone)
     photos = [_decode_float(p) for p in eval_photos]
     paintings = [(Path(p).stem, _decode_float(p)) for p in eval_paintings]
+    notes(f"checkpoint and weights written ({time.monotonic() - t0:.1f} s)")
     evaluation = evaluate(stylizer, photos, paintings) if photos and paintings else {}
+    notes(f"held-out measurements done ({time.monotonic() - t0:.1f} s)")
     if photos and paintings:
         sheet = contact_sheet(stylizer, photos, paintings[:SHEET_PAINTINGS])
         atomic_write(out / "sheet.jpg", lambda tmp: sheet.save(tmp, format="JPEG", quality=88))
+        notes(f"contact sheet written ({time.monotonic() - t0:.1f} s)")
     record = _record(trainer, stopped, images_per_second, sha, evaluation, provenance)
     record_path = out / f"{NAME}.json"
     atomic_write(record_path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
