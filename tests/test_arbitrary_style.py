@@ -223,8 +223,12 @@ def test_wrong_sha256_is_refused(weights):
 # ---------------------------------------------------------------------------- training
 
 
-def test_a_short_run_writes_every_output(data, tmp_path):
+def test_a_short_run_writes_every_output(data, tmp_path, monkeypatch):
+    from cvtools.style import train_arbitrary as module
     from cvtools.weights import sha256_file
+
+    monkeypatch.setattr(module, "EVAL_SIZE", 64)
+    monkeypatch.setattr(module, "SHEET_CELL", 48)
 
     photo = next(data[0].iterdir())
     result = train_arbitrary(config(data, tmp_path), eval_photos=[photo], eval_paintings=[data[1] / "p03.png"])
@@ -235,7 +239,7 @@ def test_a_short_run_writes_every_output(data, tmp_path):
     assert set(record["evaluation"]["style_reduction"]) == {"p03"}
     losses = [json.loads(line) for line in (tmp_path / "losses.jsonl").read_text().splitlines()]
     assert [r["step"] for r in losses] == [1, 2, 3, 4] and all(np.isfinite(r["total"]) for r in losses)
-    assert Image.open(tmp_path / "sheet.jpg").size == (2 * 256, 3 * 256)
+    assert Image.open(tmp_path / "sheet.jpg").size == (2 * 48, 3 * 48)
     assert load_checkpoint(tmp_path / "arbitrary.ckpt")["step"] == 4
     load_network(tmp_path / "arbitrary.safetensors", sha256=record["sha256"])
 
@@ -254,7 +258,7 @@ def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
 
 
-@pytest.mark.parametrize("objective", [{}, {"style_transform": "swag", "stats_weight": 0.5}])
+@pytest.mark.parametrize("objective", [{}, {"style_transform": "gram", "stats_weight": 0.0}])
 def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     straight = train_arbitrary(config(data, tmp_path / "a", steps=4, **objective))
     train_arbitrary(config(data, tmp_path / "b", steps=2, **objective))

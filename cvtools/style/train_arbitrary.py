@@ -10,7 +10,10 @@ frozen backbone once, which gives both its Gram targets and, through the trainab
 its embedding; the transformer paints the photo with that embedding; the losses are computed
 through the same frozen backbone: content at ``content_layer``, each sample's Gram distance to
 its own painting at ``style_layers`` (relative, as in :mod:`cvtools.style.losses`), total
-variation. A few samples (``photo_style_fraction``) take their own photo as the "painting",
+variation. The default objective is the stronger one of the bundled styles: "swag" Grams
+(a softmax over channels first, against the backbone's peaky activations) plus a channel
+mean/std term; on an H200 it kept the photos' content far better than plain Grams for the same
+steps (benchmarks/arbitrary/PLAN.md). A few samples (``photo_style_fraction``) take their own photo as the "painting",
 which teaches the network that a photo's own embedding means "leave it as it is": that is what
 ``strength`` < 1 interpolates towards.
 
@@ -63,7 +66,7 @@ HOLDOUT_COUNT = 10
 #: steps timed before an automatic step count is fixed (after compilation and warm-up)
 PROBE_STEPS = 20
 #: seconds kept free before the deadline for the final checkpoint, weights, evaluation, sheet
-FINISH_SECONDS = 40.0
+FINISH_SECONDS = 30.0
 
 NAME = "arbitrary"
 
@@ -91,14 +94,14 @@ class ArbitraryTrainConfig:
     style_weight: float = 10.0
     tv_weight: float = 1e-4
     #: channel mean/std term on the style layers (cvtools.style.losses' "stats"), 0: off
-    stats_weight: float = 0.0
+    stats_weight: float = 0.5
     #: "gram", or "swag": a softmax over each position's channels before the Gram matrix
     #: (temperature: each painting's activation spread in that layer), which keeps a few peaky
     #: activations of the backbone from deciding the texture (cvtools.style.losses.swag)
-    style_transform: str = "gram"
+    style_transform: str = "swag"
     style_layers: List[str] = field(default_factory=lambda: ["blocks.0", "blocks.2", "blocks.4", "blocks.7"])
     content_layer: str = "blocks.4"
-    photo_style_fraction: float = 0.05
+    photo_style_fraction: float = 0.15
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -585,7 +588,7 @@ def finish(trainer: ArbitraryTrainer, stopped: str, images_per_second: float, ev
     evaluation = evaluate(stylizer, photos, paintings) if photos and paintings else {}
     notes(f"held-out measurements done ({time.monotonic() - t0:.1f} s)")
     if photos and paintings:
-        sheet = contact_sheet(stylizer, photos, paintings[:SHEET_PAINTINGS])
+        sheet = contact_sheet(stylizer, photos, paintings[:SHEET_PAINTINGS], SHEET_CELL)
         atomic_write(out / "sheet.jpg", lambda tmp: sheet.save(tmp, format="JPEG", quality=88))
         notes(f"contact sheet written ({time.monotonic() - t0:.1f} s)")
     record = _record(trainer, stopped, images_per_second, sha, evaluation, provenance)
@@ -599,12 +602,6 @@ def _decode_float(path) -> torch.Tensor:
     return _decode_uint8(path, 1024).float().div_(255)
 
 
-def _short_side(image: torch.Tensor, size: int) -> torch.Tensor:
-    from cvtools.style.arbitrary import encoder_input
-
-    return encoder_input(image.unsqueeze(0), size)[0]
-
-
 @torch.no_grad()
 def evaluate(stylizer: ArbitraryStylizer, photos: Sequence[torch.Tensor], paintings: Sequence) -> Dict:
     """Held-out measurements through the training backbone (Lite0; comparable between runs,
@@ -614,7 +611,10 @@ def evaluate(stylizer: ArbitraryStylizer, photos: Sequence[torch.Tensor], painti
     from cvtools.style.losses import content_distance
 
     bb, layers, content_layer = stylizer.backbone, ["blocks.0", "blocks.2", "blocks.4", "blocks.7"], "blocks.4"
-    photos = [_short_side(p, EVAL_SIZE) for p in photos]
+    # centre squares at the training size: the measurement sees what training saw, and every
+    # network call has one shape (on a GPU each new shape costs cuDNN ~0.2 s of planning:
+    # measured 42 s for this evaluation at the pictures' own shapes on an H200)
+    photos = [_square(p, EVAL_SIZE) for p in photos]
 
     def grams(img):
         feats = bb.features(img.unsqueeze(0).to(stylizer.device), layers + [content_layer])
@@ -626,7 +626,8 @@ def evaluate(stylizer: ArbitraryStylizer, photos: Sequence[torch.Tensor], painti
     per_painting, contents, identity = {}, [], []
     photo_feats = [grams(p) for p in photos]
     for name, painting in paintings:
-        ref, _ = grams(_short_side(painting, EVAL_SIZE))
+        painting = _square(painting, EVAL_SIZE)
+        ref, _ = grams(painting)
         emb = stylizer.encode(painting)
         cuts = []
         for photo, (g_photo, c_photo) in zip(photos, photo_feats):
