@@ -296,8 +296,14 @@ class StyleTransformer(nn.Module):
 def channel_statistics(features: torch.Tensor) -> torch.Tensor:
     """N×C×H×W → N×2C: each channel's mean and standard deviation (fp32), the summary of a
     texture that instance-norm style networks act on (Huang & Belongie's AdaIN uses the same)."""
+    n, c, h, w = features.shape
     with torch.autocast(features.device.type, enabled=False):
-        var, mean = torch.var_mean(features.float(), dim=(2, 3), unbiased=False)
+        if features.is_contiguous(memory_format=torch.channels_last) and c > 1:
+            # down the contiguous columns of the N×(H·W)×C view: no channels-first copy
+            v = features.permute(0, 2, 3, 1).reshape(n, h * w, c).float()
+            var, mean = torch.var_mean(v, dim=1, unbiased=False)
+        else:
+            var, mean = torch.var_mean(features.float(), dim=(2, 3), unbiased=False)
         return torch.cat([mean, (var + 1e-6).sqrt()], dim=1)
 
 

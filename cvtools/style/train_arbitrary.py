@@ -303,10 +303,12 @@ class ArbitraryTrainer:
         rng = self.step_generator()
         styles = paintings.crops(rng, x.shape[0], c.painting_size, c.painting_scale)
         own = rng.random(x.shape[0]) < c.photo_style_fraction
-        if own.any():  # these samples' "painting" is their own photo (see the module docstring)
-            mask = torch.from_numpy(own).to(self.device).view(-1, 1, 1, 1)
-            styles = torch.where(mask, F.interpolate(x, size=styles.shape[-2:], mode="bilinear", antialias=True,
-                                                     align_corners=False).clamp(0, 1), styles)
+        # these samples' "painting" is their own photo (see the module docstring); indexed one
+        # by one with Python integers: a mask tensor would be a host-to-device copy that waits
+        # for the GPU on every step
+        for i in np.flatnonzero(own).tolist():
+            styles[i] = F.interpolate(x[i:i + 1], size=styles.shape[-2:], mode="bilinear", antialias=True,
+                                      align_corners=False)[0].clamp(0, 1)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
             styles = styles.contiguous(memory_format=torch.channels_last)
