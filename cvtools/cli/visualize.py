@@ -130,11 +130,12 @@ Examples:
   cvtools visualize {example} photo.jpg --metrics --sanity --json   trust checks as JSON
 
 \b
-Time per 224x352 photo on one laptop CPU core (EfficientNet-Lite0, measured): the gradcam
-family 0.05 s; saliency, input-x-gradient 0.1-0.2 s; guided backprop 0.4-0.8 s (it averages
-4 grid phases); smoothgrad 0.13 s per --samples (4 s at 32); integrated-gradients 0.11 s per
---steps (5 s at 50; --steps auto runs 50, then 100, 200, 400 for an image while its
-completeness gap is over 5%: 5-80 s); occlusion 10 s.
+Time per 224x352 photo on one CPU thread (EfficientNet-Lite0, measured 2026-12-04 with
+tools/readme_timings.py): the gradcam family 0.06 s; saliency, input-x-gradient 0.1 s; guided
+backprop 0.4 s (it averages 4 grid phases); ablationcam 1.7 s; smoothgrad 0.12 s per --samples
+(3.9 s at 32); integrated-gradients 0.11 s per --steps (5.6 s at 50; --steps auto runs 50, then
+100, 200, 400 for an image while its completeness gap is over 5%: 5-80 s); occlusion 9 s;
+scorecam 42 s.
 --sanity repeats each method ~20 times (once per layer group); --metrics adds ~4 s per method.
 """
 
