@@ -296,3 +296,23 @@ def test_the_held_out_paintings_are_fixed_by_seed():
     picked = seeded_holdout(names)
     assert len(picked) == 10 and picked == seeded_holdout(list(reversed(names)))
     assert picked == seeded_holdout([n.replace(".jpg", ".png") for n in names])
+
+
+def test_the_gpu_script_splits_and_joins_checkpoints(tmp_path, monkeypatch):
+    """The lent machine returns files of at most 16 MiB: the checkpoint travels in parts."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "train_arbitrary.py"
+    spec = importlib.util.spec_from_file_location("train_arbitrary_script", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    monkeypatch.setattr(script, "PART_BYTES", 1000)
+    whole = bytes(np.random.default_rng(0).integers(0, 256, 2500, dtype=np.uint8))
+    (tmp_path / "arbitrary.ckpt").write_bytes(whole)
+    parts = script.split_checkpoint(tmp_path)
+    assert [p.name for p in parts] == ["arbitrary.ckpt.001", "arbitrary.ckpt.002", "arbitrary.ckpt.003"]
+    assert not (tmp_path / "arbitrary.ckpt").exists()
+    for source in (tmp_path, parts[0]):
+        joined = script.joined_checkpoint(source, tmp_path / "scratch" / "arbitrary.ckpt")
+        assert joined.read_bytes() == whole
