@@ -137,6 +137,11 @@ class ArbitraryTrainConfig:
             setattr(self, key, tuple(float(x) for x in v))
         if self.style_transform not in ("gram", "swag"):
             raise ValueError(f"style_transform {self.style_transform!r} must be 'gram' or 'swag'")
+        if self.precision not in ("auto", "fp32", "bf16", "fp16"):
+            raise ValueError(f"precision {self.precision!r} must be auto, fp32, bf16 or fp16")
+        layers = list(self.style_layers) + [self.content_layer]
+        if not self.style_layers or not all(isinstance(v, str) and 0 < len(v) < 100 for v in layers):
+            raise ValueError("style_layers and content_layer must be layer names")
         if not isinstance(self.holdout, list) or not all(isinstance(v, str) for v in self.holdout):
             raise ValueError("holdout must be a list of file names")
         ArbitraryConfig(**self.architecture).check()
@@ -436,6 +441,7 @@ def load_checkpoint(path) -> Dict:
             raise ValueError(f"step {step!r} is out of range")
         if not all(bool(torch.isfinite(v).all()) for v in obj["model"].values()):
             raise ValueError("its network has NaN or infinite values")
+        _check_optimizer(obj["optimizer"], list(expected.values()))
         json.loads(obj["history"])
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise WeightsError(f"{where}: damaged checkpoint ({first_line(exc, 160)})", param="resume") from None
@@ -715,3 +721,16 @@ def _device_name(device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     return str(device)
+
+
+def _check_optimizer(state: Dict, shapes: List[tuple]) -> None:
+    """Adam's saved state must be for a network of these parameter shapes (state dict order)."""
+    groups = state.get("param_groups") if isinstance(state, dict) else None
+    if not isinstance(groups, list) or len(groups) != 1 or groups[0].get("params") != list(range(len(shapes))):
+        raise ValueError("its optimizer state is for another network")
+    for index, values in state.get("state", {}).items():
+        if not isinstance(index, int) or not 0 <= index < len(shapes) or not isinstance(values, dict):
+            raise ValueError("its optimizer state is for another network")
+        for key, value in values.items():
+            if not isinstance(value, torch.Tensor) or (value.dim() and tuple(value.shape) != shapes[index]):
+                raise ValueError(f"its optimizer state {key!r} does not fit the network")
