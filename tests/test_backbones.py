@@ -281,6 +281,7 @@ def test_unknown_backbone_is_one_line_listing_the_known():
         assert msg.split("choose from ", 1)[1].split(" (")[0].split(", ") == backbone_names()
 
 
+@pytest.mark.slow
 def test_registry_imports_torchvision_only_to_build():
     """Importing the package imports no torch; listing every backbone (names, metadata, weights
     status, the `backbones` command) imports no torchvision; building a torchvision one does."""

@@ -60,6 +60,7 @@ train_style(TrainConfig(style_image=style, photos=photos, name="t", output=out, 
 """
 
 
+@pytest.mark.slow
 def test_two_process_training_matches_one_process(tmp_path, photos):
     script = tmp_path / "train.py"
     script.write_text(_TRAIN_SCRIPT)
@@ -113,6 +114,7 @@ def test_two_process_training_matches_one_process(tmp_path, photos):
     assert (y_a - y_b).norm() < 0.2 * moved_out, ((y_a - y_b).norm(), moved_out)
 
 
+@pytest.mark.slow
 def test_sharded_folder_stylize_matches_one_process(tmp_path, photos):
     r1 = _torchrun(1, "stylize", photos, "--style", "mona", "-o", tmp_path / "one/", "--device", "cpu", cwd=tmp_path)
     assert r1.returncode == 0, _why(r1)
@@ -133,9 +135,9 @@ import cvtools.visualize.explain as explain
 computed, prepared = [], []
 real_explain, real_tensor = explain.Explainer.explain, explain.analysis_tensor
 
-def counting_explain(self, x):
+def counting_explain(self, x, *args, **kwargs):
     computed.append(int(x.shape[0]))
-    return real_explain(self, x)
+    return real_explain(self, x, *args, **kwargs)
 
 def counting_tensor(image, *args, **kwargs):
     prepared.append(image.size)
@@ -152,6 +154,7 @@ finally:
 """
 
 
+@pytest.mark.slow
 def test_sharded_folder_visualize_splits_the_work(tmp_path, photos):
     """Under torchrun each rank prepares and computes only its own files (the batched engine once
     looked ahead in the whole, unsharded list: rank 0 of 2 computed every file), and the two
@@ -192,6 +195,7 @@ with open(f"rank{os.environ['RANK']}.txt", "w") as f:  # (the ranks share stdout
 """
 
 
+@pytest.mark.slow
 def test_finish_leaves_a_callers_own_group_alone(tmp_path):
     script = tmp_path / "own.py"
     script.write_text(_OWN_GROUP_SCRIPT)

@@ -184,6 +184,7 @@ def test_step_is_graph_capturable(lite0):
         assert runs[0] == runs[1] and len(runs[0]) > 50
 
 
+@pytest.mark.slow
 def test_compiled_objective_gives_the_eager_gradient(lite0):
     # --compile runs the whole forward under torch.compile (no early stop), guided too
     x = torch.rand(1, 3, 48, 64, generator=torch.Generator().manual_seed(4))

@@ -24,6 +24,7 @@ def test_precision_policy():
     assert precision_for(["saliency"], "bf16") == "bf16"  # asked for explicitly: kept
 
 
+@pytest.mark.slow
 def test_run_adds_metrics_and_sanity_to_what_explain_gives(lite0, two_photos):
     from cvtools.visualize.metrics import faithfulness
 

@@ -62,6 +62,7 @@ def exported(tiny, tmp_path_factory):
     return export_style(tiny, path, check_images=_images())
 
 
+@pytest.mark.slow
 def test_export_matches_pytorch_for_any_size_and_batch(exported, tiny):
     import onnx
     import onnxruntime as ort
@@ -101,6 +102,7 @@ def test_metadata_carries_the_record(exported, tiny):
     assert meta["torch_version"] == torch.__version__
 
 
+@pytest.mark.slow
 def test_fp16_export_is_within_its_bound(tiny, tmp_path):
     import onnx
 
@@ -119,6 +121,7 @@ def test_fp16_export_is_within_its_bound(tiny, tmp_path):
     assert halves, "fp16 weights expected"
 
 
+@pytest.mark.slow
 def test_failed_check_writes_nothing(tiny, tmp_path, monkeypatch):
     import cvtools.export as ex
 
@@ -130,6 +133,7 @@ def test_failed_check_writes_nothing(tiny, tmp_path, monkeypatch):
     assert list((tmp_path / "out").iterdir()) == []  # no temporary file left
 
 
+@pytest.mark.slow
 def test_outputs_are_never_overwritten_without_overwrite(exported, tiny, tmp_path):
     from cvtools.export import export_style
 
@@ -146,6 +150,7 @@ def test_outputs_are_never_overwritten_without_overwrite(exported, tiny, tmp_pat
     assert existing.read_bytes()[:8] != b"keep me" and report.checks == []
 
 
+@pytest.mark.slow
 def test_cli_prints_checks_and_sha256(tiny, tmp_path, run_cli):
     out = tmp_path / "t.onnx"
     imgs = []
@@ -198,6 +203,7 @@ def test_help_does_not_import_onnx():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_onnxruntime_engine_matches_and_caches(tiny, cache, monkeypatch):
     import cvtools.export as ex
     from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer

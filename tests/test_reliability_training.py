@@ -570,6 +570,7 @@ CONFIG_KEYS = list(TrainConfig.__dataclass_fields__)
 
 @PROPS
 @given(changes=st.dictionaries(st.sampled_from(CONFIG_KEYS), json_values, min_size=1, max_size=3))
+@pytest.mark.slow
 def test_any_checkpoint_config_is_checked_or_refused(finished, changes):
     """A checkpoint's config with any fields replaced by any JSON values: either refused with a
     ValueError/TypeError naming the problem, or a config whose every field is usable."""

@@ -353,6 +353,7 @@ def test_integrated_gradients_says_when_it_has_not_converged_and_auto_raises_ste
 # ----------------------------------------------------------------------------- invariants of every method
 
 
+@pytest.mark.slow
 def test_every_method_batch_invariant_pure_and_clean(lite0):
     """For each method: a batch gives the maps of one image at a time; the model's weights and the
     input are unchanged; no hook is left on any module."""
@@ -570,6 +571,7 @@ def test_explainer_picture(lite0, photos):
 # ----------------------------------------------------------------------------- command line
 
 
+@pytest.mark.slow
 def test_cli_panel_batch_raw_json_and_a_bad_file(run_cli, tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_text("not an image")
