@@ -12,6 +12,7 @@ import sys
 
 import pytest
 import torch
+from fresh import in_fresh_process
 
 from cvtools.errors import CvtoolsError, ImageError, UsageError
 from cvtools.style.network import TransformerNet
@@ -279,23 +280,6 @@ def _one_line(result):
     return lines[0]
 
 
-def _cli_in_fresh_process(calls):
-    """``cvtools ARGS`` for each argument list in one new process: [(exit code, stderr lines)],
-    and whether torch was imported by the end."""
-    import subprocess
-
-    code = ("import json, sys\nfrom click.testing import CliRunner\nfrom cvtools.cli import cli\n"
-            f"calls = {json.dumps(calls)}\nout = []\n"
-            "for args in calls:\n"
-            "    r = CliRunner().invoke(cli, args, prog_name='cvtools')\n"
-            "    out.append((r.exit_code, [line for line in r.stderr.splitlines() if line.strip()]))\n"
-            "print(json.dumps({'results': out, 'torch': 'torch' in sys.modules}))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    return report["results"], report["torch"]
-
-
 def test_export_never_overwrites_an_input(tmp_path, run_cli):
     from PIL import Image
 
@@ -322,7 +306,7 @@ def test_export_to_an_unwritable_place_is_refused_before_torch(tmp_path):
     (tmp_path / "file").write_text("a file, not a folder")
     calls = [["export", "--style", "mona", "-o", str(tmp_path / "file" / "mona.onnx")],
              ["export", "--backbone", "efficientnet_lite0", "-o", str(tmp_path / "file" / "sub" / "b.onnx")]]
-    results, torch_loaded = _cli_in_fresh_process(calls)
+    results, torch_loaded = in_fresh_process(calls)
     for code, lines in results:
         assert code == 1 and len(lines) == 1 and "cannot create the output directory" in lines[0], lines
     assert not torch_loaded

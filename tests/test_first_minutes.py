@@ -1,24 +1,10 @@
 """A new user's usual mistakes: each answers at once (before torch is imported) with one line,
 and a close name is suggested instead of a list of everything."""
 
-import subprocess
-import sys
-
 import pytest
+from fresh import run_fresh
 
 from cvtools.errors import close_matches, did_you_mean
-
-_RUN = ("import sys\nfrom cvtools.cli import main\nsys.argv = ['cvtools'] + sys.argv[1:]\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    code = exc.code\nelse:\n    code = 0\n"
-        "print('torch' in sys.modules, code)")
-
-
-def run_fresh(*args, cwd=None):
-    """The command in a new interpreter: (exit code, stderr, whether torch was imported)."""
-    p = subprocess.run([sys.executable, "-c", _RUN, *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                       timeout=300)
-    torch_loaded, code = p.stdout.strip().splitlines()[-1].split()
-    return int(code or 0), p.stderr, torch_loaded == "True"
 
 
 def test_close_matches_prefers_prefixes_then_spelling():

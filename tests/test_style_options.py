@@ -2,13 +2,11 @@
 mistakes and hostile values (issue #26): one line, before the model loads, and nothing written.
 Images are made in code, a few dozen pixels. (``export``'s output: tests/test_export.py.)"""
 
-import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
+from fresh import in_fresh_process
 from PIL import Image
 
 from cvtools.errors import CvtoolsError, ImageError, UsageError
@@ -31,21 +29,6 @@ def one_line(result, code=1):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == code and len(lines) == 1, (result.exit_code, result.stderr)
     return lines[0]
-
-
-def in_fresh_process(calls):
-    """Run ``cvtools ARGS`` for each argument list in one new Python process: [(exit code, stderr
-    lines)] and whether torch was imported by the end."""
-    code = ("import json, sys\nfrom click.testing import CliRunner\nfrom cvtools.cli import cli\n"
-            f"calls = {json.dumps(calls)}\nout = []\n"
-            "for args in calls:\n"
-            "    r = CliRunner().invoke(cli, args, prog_name='cvtools')\n"
-            "    out.append((r.exit_code, [line for line in r.stderr.splitlines() if line.strip()]))\n"
-            "print(json.dumps({'results': out, 'torch': 'torch' in sys.modules}))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    return report["results"], report["torch"]
 
 
 # ------------------------------------------------------------------ 1, 4: bad --style, before torch
