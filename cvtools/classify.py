@@ -28,7 +28,7 @@ def classify_tensors(backbone, batch, top_k: int = 5) -> List[List[Prediction]]:
     import torch
 
     with torch.inference_mode():
-        probs = backbone(batch).softmax(dim=1)
+        probs = backbone.probabilities(backbone(batch))
     p, idx = probs.topk(min(top_k, probs.shape[1]), dim=1)
     return [
         [Prediction(int(i), backbone.categories[int(i)], float(q)) for q, i in zip(prow, irow)]

@@ -594,3 +594,28 @@ def test_sanity_check_on_an_exported_program_puts_its_weights_back(user_files):
     result = cascading_randomization(bb, x, ["gradcam"], torch.tensor([0, 1]))
     assert len(result.groups) >= 2 and result.maps["gradcam"].shape[:2] == (len(result.groups) + 1, 2)
     assert torch.equal(bb(x), before)
+
+
+def test_a_multi_label_head_gives_each_class_its_own_probability(user_files, run_cli):
+    """--multi-label: probabilities are each output's sigmoid (they need not sum to 1); the
+    explained class and the caption's probability follow it, and --top lists the highest."""
+    import json
+
+    d = user_files
+    common = ("--model", d / "ft.pth", "--arch", "resnet18", "--classes", d / "labels.txt")
+    soft = json.loads(run_cli("classify", d / "p.jpg", *common, "--json", "--top", "12").stdout)["top"]
+    r = run_cli("classify", d / "p.jpg", *common, "--multi-label", "--json", "--top", "12")
+    assert r.exit_code == 0, r.stderr
+    sig = json.loads(r.stdout)["top"]
+    assert abs(sum(p["probability"] for p in soft) - 1) < 1e-4
+    assert [p["index"] for p in sig] == [p["index"] for p in soft]  # both monotone in the logit
+    from PIL import Image
+
+    from cvtools.classify import answer_tensor
+
+    bb = load_user_model(d / "ft.pth", "resnet18", multi_label=True, **CPU)
+    x = answer_tensor(Image.open(d / "p.jpg").convert("RGB"), bb.preprocessing)[None]
+    expected = torch.sigmoid(bb(x))[0]
+    for p in sig:
+        assert p["probability"] == pytest.approx(float(expected[p["index"]]), abs=1e-5)
+    assert "--multi-label goes with --model" in run_cli("classify", d / "p.jpg", "--multi-label").stderr

@@ -45,6 +45,7 @@ class Backbone:
     # transformers' token sequences and channels-last maps, for every method that uses layers
     layer_views: Dict[str, object] = field(default_factory=dict)
     fast_path: str = ""  # what loading did for speed ("BatchNorm folded into 20 convolutions", ...)
+    multi_label: bool = False  # independent sigmoid outputs (multi-label), not one softmax over classes
     layers_note: str = ""  # why a network has no tappable layers (a TorchScript file), for the error
     _layers: Optional[List[LayerInfo]] = field(default=None, repr=False)
     _norm_cache: Dict = field(default_factory=dict, repr=False)
@@ -75,6 +76,11 @@ class Backbone:
         """Logits (float32) for [0, 1] RGB images."""
         fn = self.compiled if self.compiled is not None else self.model
         return fn(self.prepare(x)).float()
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities of N×K logits: a softmax over the classes, or for a multi-label
+        head each output's own sigmoid (they need not sum to 1)."""
+        return logits.float().sigmoid() if self.multi_label else logits.float().softmax(dim=1)
 
     def check_layers(self, names: Iterable[str]) -> List[str]:
         from cvtools.backbones.registry import check_layer_names

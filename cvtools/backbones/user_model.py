@@ -31,7 +31,7 @@ that lists every tappable layer with its output shape and how it reads as a map 
 and channels-last maps through :mod:`cvtools.backbones.tokens`), a backward that finds the last
 layer whose positions reach the logits (the CAM default), BatchNorm folding where a convolution
 precedes it, and the device, precision and layout steps :func:`cvtools.backbones.load_backbone`
-uses. Multi-label (sigmoid) heads are read as softmax classifiers for now.
+uses. Multi-label (sigmoid) heads: ``multi_label=True`` reads each output's own probability.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def load_user_model(
     std: Optional[Sequence[float]] = None,
     architecture_kwargs: Optional[dict] = None,
     trust_pickle: bool = False,
+    multi_label: bool = False,
     device: str = "auto",
     fuse: bool = True,
     precision: str = "auto",
@@ -117,6 +118,8 @@ def load_user_model(
         (torchvision's weights metadata, timm's data config), else 224 and ImageNet's statistics.
     trust_pickle: load a pickled whole module (``torch.save(model)``), which runs the code it
         names. Only for a file you made yourself.
+    multi_label: the head's outputs are independent (sigmoid, multi-label: an X-ray may show two
+        findings): each class's probability is its own sigmoid instead of a softmax share.
     device, fuse, precision, channels_last, compile, tune: as :func:`cvtools.backbones.load_backbone`;
         a TorchScript or exported program keeps fp32 under ``precision="auto"`` and channels-first
         (their graphs fix dtypes and layouts), and is not folded.
@@ -152,7 +155,7 @@ def load_user_model(
         layer_paths={info.name: f"net.{info.name}" for info in probe.layers},
         defaults=probe.defaults, categories=categories, device=dev, dtype=dtype, channels_last=channels_last,
         fused=fused, weights_desc=loaded.description, min_size=min(loaded.min_size, size[0]), compiled=compiled,
-        layer_views=dict(probe.views), fast_path=fast_path, layers_note=probe.note,
+        layer_views=dict(probe.views), fast_path=fast_path, layers_note=probe.note, multi_label=bool(multi_label),
     )
     bb._layers = list(probe.layers)
     return bb

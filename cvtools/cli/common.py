@@ -55,6 +55,9 @@ def model_options(f):
                      help="--model's normalisation mean (default: the architecture's, else ImageNet's)."),
         click.option("--std", cls=AddedLaterOption, callback=_floats3, metavar="R,G,B",
                      help="--model's normalisation standard deviation (default: the architecture's, else ImageNet's)."),
+        click.option("--multi-label", is_flag=True, default=None, cls=AddedLaterOption,
+                     help="--model has a multi-label head (sigmoid outputs): each class's probability is its own, "
+                          "not a share of one softmax."),
         click.option("--trust-pickle", is_flag=True, default=None, cls=AddedLaterOption,
                      help="Load a --model saved as a whole pickled module (torch.save(model)). Pickles run code: "
                           "only for a file you made yourself; better save a state dict, TorchScript or .pt2."),
@@ -182,7 +185,7 @@ def check_model_options_early(model_opts) -> None:
         if model_opts.get("weights"):
             raise UsageError("--weights is for --backbone; a --model file holds its own weights")
         return
-    for option in ("architecture", "classes", "input_size", "mean", "std"):
+    for option in ("architecture", "classes", "input_size", "mean", "std", "multi_label"):
         if model_opts.get(option) is not None:
             raise UsageError(f"--{option.replace('_', '-')} goes with --model FILE (your own network)")
     get_spec(model_opts.get("backbone") or "efficientnet_lite0")
@@ -194,15 +197,15 @@ def check_model_options_early(model_opts) -> None:
 
 def load_backbone_from_options(backbone, weights, device, precision, no_fuse, compile_, tune=False, model=None,
                                architecture=None, classes=None, input_size=None, mean=None, std=None,
-                               trust_pickle=False, **_):
+                               trust_pickle=False, multi_label=False, **_):
     """The network the model options name: ``--model FILE`` (the user's own, through
     :func:`cvtools.backbones.load_user_model`) or a registered ``--backbone``."""
     if model is not None:
         from cvtools.backbones import load_user_model
 
         return load_user_model(model, architecture, classes=classes, input_size=input_size, mean=mean, std=std,
-                               trust_pickle=bool(trust_pickle), device=device, fuse=not no_fuse, precision=precision,
-                               compile=compile_, tune=tune or None)
+                               trust_pickle=bool(trust_pickle), multi_label=bool(multi_label), device=device,
+                               fuse=not no_fuse, precision=precision, compile=compile_, tune=tune or None)
     from cvtools.backbones import load_backbone
 
     return load_backbone(backbone, device=device, fuse=not no_fuse, precision=precision,

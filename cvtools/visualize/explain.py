@@ -53,7 +53,7 @@ class Explanation:
 
     target: int  # the class explained
     label: str  # its name
-    probability: float  # its softmax probability
+    probability: float  # its probability (softmax; a multi-label head's own sigmoid)
     attributions: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> raw attribution
     heatmaps: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> H×W in [0, 1]
     pictures: Dict[str, torch.Tensor] = field(default_factory=dict)  # method -> 3×H×W, for gradient methods

@@ -83,7 +83,7 @@ def causal_curves(backbone, x: torch.Tensor, ranks: torch.Tensor, cell: int, tar
         cells = (ranks[ii] < counts[kk][:, None]).view(-1, 1, gh, gw).to(x.dtype)
         mask = cells.repeat_interleave(cell, dim=2).repeat_interleave(cell, dim=3)[:, :, :h, :w]
         images = start[ii] * (1 - mask) + end[ii] * mask
-        probs[ii, kk] = model(images).softmax(dim=1).gather(1, target[ii][:, None])[:, 0]
+        probs[ii, kk] = backbone.probabilities(model(images)).gather(1, target[ii][:, None])[:, 0]
     return probs
 
 
@@ -270,7 +270,7 @@ def road(backbone, x: torch.Tensor, heatmaps: Dict[str, torch.Tensor], target: t
             filled = linear_impute(x[ii], keep)
             filled = torch.where(keep, filled, filled + fill)
             with torch.no_grad():
-                p = model(filled).softmax(dim=1).gather(1, target[ii][:, None])[:, 0]
+                p = backbone.probabilities(model(filled)).gather(1, target[ii][:, None])[:, 0]
             probs[ii, oo[:, 0], torch.tensor([q[1] for q in part], device=x.device)] = p
         mean = probs.mean(dim=2).cpu()
         out[name] = [(float(mean[i, 0]), float(mean[i, 1])) for i in range(n)]

@@ -66,7 +66,7 @@ def predict(backbone, x: torch.Tensor, target: Target = None):
     """(target indices, their probabilities, logits) for a batch of [0, 1] images."""
     logits = backbone.model(backbone.prepare(x)).float()
     idx = resolve_class_indices(target, logits, backbone.categories)
-    prob = logits.softmax(dim=1).gather(1, idx[:, None])[:, 0]
+    prob = backbone.probabilities(logits).gather(1, idx[:, None])[:, 0]
     return idx, prob, logits
 
 
