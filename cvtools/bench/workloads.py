@@ -489,6 +489,25 @@ def _stylize_files(stylizer, output, threads):
     return StagedWork(load=load, compute=compute, save=save, prepare=prepare, threads=threads)
 
 
+def _no_tf32():
+    """A context with TF32 off for cuDNN convolutions and CUDA matrix products (restored after)."""
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def off():
+        matmul = torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, allow_tf32=False):
+                yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32 = matmul
+
+    return off()
+
+
 def _vit_reshape(tokens, grid: int):
     """pytorch-grad-cam's ``vit_reshape_transform`` (its tutorial's): drop the class token, lay
     the patch tokens on the grid, channels first."""
@@ -523,8 +542,11 @@ def user_gradcam_workload(dev, quick) -> List[Row]:
         layer = plain.defaults.cam
         with torch.no_grad():
             target = plain(x).argmax(1)
-        ours = layer_gradients(plain, x, target, layer)
-        ref_map = minmax(cam_from_gradients(ours.activation, ours.gradient))[:, 0].float().cpu()
+        # The check runs in true fp32: cuDNN's default TF32 convolutions (10 mantissa bits) would
+        # differ between the two libraries' call patterns at ~1e-3; the timings keep the defaults.
+        with _no_tf32():
+            ours = layer_gradients(plain, x, target, layer)
+            ref_map = minmax(cam_from_gradients(ours.activation, ours.gradient))[:, 0].float().cpu()
         base = None
         try:
             from pytorch_grad_cam import GradCAM as PGC
@@ -539,7 +561,8 @@ def user_gradcam_workload(dev, quick) -> List[Row]:
             xin = plain.normalize(x).requires_grad_(True)
             targets = [ClassifierOutputTarget(int(t)) for t in target]
             t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1, repeat=10 if gpu else 2)
-            theirs = torch.as_tensor(cam(input_tensor=xin, targets=targets)).float()
+            with _no_tf32():
+                theirs = torch.as_tensor(cam(input_tensor=xin, targets=targets)).float()
             cam.activations_and_grads.release()
             base = t.median_ms
             rows.append(Row("user-gradcam", f"{arch} pytorch-grad-cam fp32", t.median_ms, f"{n} images",
