@@ -619,3 +619,29 @@ def test_a_multi_label_head_gives_each_class_its_own_probability(user_files, run
     for p in sig:
         assert p["probability"] == pytest.approx(float(expected[p["index"]]), abs=1e-5)
     assert "--multi-label goes with --model" in run_cli("classify", d / "p.jpg", "--multi-label").stderr
+
+
+def test_cli_a_torchscript_model_without_layers_is_one_line_where_layers_are_needed(tmp_path, run_cli):
+    """TorchScript hides its layers from hooks: the pixel methods and classify work; dream,
+    filters, activations and --sanity say why not in one line (they failed with an IndexError or
+    a torch message); score skips its sanity column with a note."""
+    import warnings
+
+    from badinputs import photo
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated: users still have such files
+        torch.jit.save(torch.jit.script(small_net()), tmp_path / "net.ts.pt")
+    photo(48, 40).save(tmp_path / "p.jpg")
+    model = ("--model", tmp_path / "net.ts.pt")
+    ok = run_cli("visualize", "saliency", tmp_path / "p.jpg", *model, "-o", tmp_path / "s.jpg")
+    assert ok.exit_code == 0, ok.stderr
+    for args in (["dream", tmp_path / "p.jpg", "-o", tmp_path / "d.jpg"],
+                 ["visualize", "filters", "--steps", "2", "-o", tmp_path / "f.png"],
+                 ["visualize", "activations", tmp_path / "p.jpg", "-o", tmp_path / "a.png"],
+                 ["visualize", "saliency", tmp_path / "p.jpg", "--sanity", "-o", tmp_path / "s2.jpg"]):
+        r = run_cli(*args, *model)
+        assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert "hooks cannot reach them" in r.stderr and "Error:" not in r.stderr, r.stderr
+    r = run_cli("visualize", "score", tmp_path / "p.jpg", *model, "-m", "saliency")
+    assert r.exit_code == 0 and "no sanity check" in r.stderr, r.stderr

@@ -82,6 +82,17 @@ class Backbone:
         head each output's own sigmoid (they need not sum to 1)."""
         return logits.float().sigmoid() if self.multi_label else logits.float().softmax(dim=1)
 
+    def default_layer(self, role: str) -> str:
+        """The first default layer for ``role`` (``dream``, ``cam``, ``content``, ``style``); a
+        network without tappable layers (a TorchScript file) is a one-line UsageError saying why."""
+        layers = getattr(self.defaults, role)
+        name = layers if isinstance(layers, str) else (layers[0] if layers else None)
+        if not name:
+            from cvtools.errors import UsageError
+
+            raise UsageError(f"{self.name}: {self.layers_note or f'it has no {role} layer'}", param="layer")
+        return name
+
     def check_layers(self, names: Iterable[str]) -> List[str]:
         from cvtools.backbones.registry import check_layer_names
 

@@ -478,6 +478,11 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
     names = parse_methods(methods)
     backbone = _backbone_for(names, model_opts)
     target = parse_target(class_target(target, model_opts), backbone.categories)
+    if sanity_images and not backbone.layer_paths:  # its layers cannot be re-initialised one by one
+        from cvtools.cli.common import echo_err
+
+        echo_err(f"note: {backbone.name}: no sanity check ({backbone.layers_note or 'no layers'})")
+        sanity_images = 0
     gpu = backbone.device.type != "cpu"
     size = size or backbone.preprocessing.crop_size
     batch_size = batch_size or (32 if gpu else 4)
@@ -614,7 +619,7 @@ def filters(layer, channels, class_targets, neuron, size, steps, lr, seed, batch
         title = f"{backbone.name} class logits"
         name = f"classes_{backbone.name}_{_slug('-'.join(map(str, indices)))}"
     else:
-        layer = layer or backbone.defaults.dream[0]
+        layer = layer or backbone.default_layer("dream")
         backbone.check_layers([layer])
         count = {info.name: info.channels for info in backbone.layers}[layer]
         indices = parse_channels(channels, count)
@@ -685,7 +690,7 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
     from cvtools.visualize.featurevis import parse_channels
 
     backbone = load_backbone_from_options(**model_opts)
-    layer = layer or backbone.defaults.dream[0]
+    layer = layer or backbone.default_layer("dream")
     backbone.check_layers([layer])
     size = size or backbone.preprocessing.crop_size
     paths, _ = expand_inputs(inputs)

@@ -56,6 +56,9 @@ def resolve_layer_targets(backbone, layers: Union[None, str, Sequence]) -> List[
     backbone's dream defaults)."""
     if layers is None or (not isinstance(layers, str) and len(layers) == 0):
         layers = list(backbone.defaults.dream)
+        if not layers:  # a network without tappable layers (a TorchScript file): say why, once
+            note = getattr(backbone, "layers_note", "") or "it has no layers to dream with"
+            raise UsageError(f"{backbone.name}: {note}", param="layers")
     if isinstance(layers, (str, LayerTarget)):
         layers = [layers]
     targets = [parse_layer_target(t) for t in layers]

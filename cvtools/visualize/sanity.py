@@ -19,6 +19,8 @@ from typing import Dict, List, Sequence, Tuple
 import torch
 from torch import nn
 
+from cvtools.errors import UsageError
+
 
 def _group_key(path: str) -> str:
     """A module path -> its randomisation group: up to the first numeric component (one block
@@ -137,6 +139,9 @@ def cascading_randomization(backbone, x: torch.Tensor, methods: Sequence[str], t
     """
     from cvtools.visualize.attribution import make_method
 
+    if not backbone.layer_paths and getattr(backbone, "layers_note", ""):
+        raise UsageError(f"the sanity check re-initialises the network layer by layer; {backbone.name}: "
+                         f"{backbone.layers_note}", param="sanity")
     options = dict(options or {})
     target = target.to(x.device)
     try:
