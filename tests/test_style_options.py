@@ -249,3 +249,27 @@ def test_stylize_never_overwrites_its_painting(pics, run_cli):
     r = run_cli("stylize", pics / "photo.png", "-s", painting, "-o", painting, "--overwrite", "--steps", 1, "-q")
     assert r.exit_code == 1 and "overwrite an input" in r.stderr, r.stderr
     assert painting.read_bytes() == before
+
+
+def test_styles_sheet_draws_the_photo_in_every_bundled_style(tmp_path, run_cli):
+    """cvtools styles --sheet: the photo and one labelled tile per bundled style, written like
+    any output (a re-run is a note, never an error; -o needs --sheet; a bad photo is one line)."""
+    from cvtools.imageio import read_marker
+    from cvtools.style.records import bundled_records
+
+    photo = tmp_path / "p.png"
+    noise(60, 40).save(photo)
+    r = run_cli("styles", "--sheet", photo)
+    assert r.exit_code == 0, r.stderr
+    sheet = tmp_path / "p_styles.jpg"
+    tiles = 1 + len(bundled_records())
+    columns = min(4, tiles)
+    rows = -(-tiles // columns)
+    width, height = Image.open(sheet).size
+    assert width > columns * 60 and height > rows * 40  # every tile, each with its label bar
+    assert read_marker(sheet)["command"] == "styles"
+    again = run_cli("styles", "--sheet", photo)
+    assert again.exit_code == 0 and "already done" in again.stderr
+    assert run_cli("styles", "-o", tmp_path / "x.jpg").exit_code == 2
+    bad = run_cli("styles", "--sheet", tmp_path / "missing.png")
+    assert bad.exit_code == 1 and "missing.png: no such file" in bad.stderr

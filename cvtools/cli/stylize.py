@@ -1,6 +1,7 @@
 """``cvtools stylize`` and ``cvtools styles``: apply and list trained styles."""
 
 import json
+import sys
 
 import click
 
@@ -269,18 +270,31 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="The full records as a JSON list.")
 @click.option("-v", "--verbose", is_flag=True, help="Also the training recipe and quality numbers.")
-def styles(as_json, verbose):
-    """List the bundled styles: painting, artist, year and how each was trained.
+@click.option("--sheet", "sheet_photo", metavar="PHOTO",
+              help="Instead: draw PHOTO in every bundled style, one labelled grid (PHOTO_styles.jpg, or -o).")
+@click.option("-o", "--output", metavar="FILE", help="With --sheet: where the sheet goes.")
+@click.option("--size", type=click.IntRange(64, 2048), default=384, show_default=True,
+              help="With --sheet: the longer side of each tile (larger photos are shrunk, smaller kept).")
+@click.option("--overwrite", is_flag=True, help="With --sheet: replace an existing sheet.")
+def styles(as_json, verbose, sheet_photo, output, size, overwrite):
+    """List the bundled styles: painting, artist, year and how each was trained; or, with
+    --sheet, draw your photo in each of them to choose one.
 
     \b
     Examples:
       cvtools styles
       cvtools styles -v                  recipe and measured quality too
       cvtools styles --json | jq '.[].name'
+      cvtools styles --sheet photo.jpg   photo_styles.jpg: the photo in every style
     """
     from cvtools.style.records import bundled_records
 
+    if sheet_photo is None and (output or overwrite):
+        raise click.UsageError("-o and --overwrite go with --sheet PHOTO")
     records = bundled_records()
+    if sheet_photo is not None:
+        _write_sheet(sheet_photo, records, output, size, overwrite)
+        return
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False))
         return
@@ -313,3 +327,28 @@ def styles(as_json, verbose):
                    f"(which no style was trained with), mean of {q.get('photos', '?')} held-out photos; "
                    "QUALITY.md has the details.")
     click.echo(f"\nUse: cvtools stylize PHOTO --style NAME   ({len(records)} styles)")
+
+
+def _write_sheet(photo_path, records, output, size, overwrite):
+    """``styles --sheet``: the photo in every bundled style, written like every other output
+    (never over the photo, an existing file only with --overwrite, a provenance marker)."""
+    from pathlib import Path
+
+    from cvtools.cli.common import _is_terminal, provenance_from_click
+    from cvtools.imageio import OutputSkipped, load_image, output_claims, output_path_for, save_image
+
+    photo = load_image(photo_path).rgb  # one line naming the file for anything unreadable
+    with output_claims(provenance=provenance_from_click(), batch=[Path(photo_path)]):
+        try:
+            target = output_path_for(Path(photo_path), output, "styles", ext=".jpg", overwrite=overwrite,
+                                     inputs=[Path(photo_path)])
+        except OutputSkipped as done:  # the same sheet is there: nothing to do, not an error
+            click.echo(f"cvtools: note: {done}", err=True)
+            return
+        from cvtools.style.sheet import style_sheet
+
+        show = _is_terminal(sys.stderr)
+        sheet = style_sheet(photo, records, size=size,
+                            progress=(lambda name: click.echo(f"  {name}...", err=True)) if show else None)
+        save_image(target, sheet, quality=90)
+    click.echo(f"{photo_path} -> {target} ({len(records)} styles)")
