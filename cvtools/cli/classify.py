@@ -26,7 +26,7 @@ from cvtools.cli.common import (
 @max_pixels_option
 @quiet_option
 def classify(inputs, top_k, as_json, whole, center_crop, quiet, **model_opts):
-    """ImageNet top-K classes for images, directories or globs.
+    """Top-K classes (ImageNet's, or your --model's own) for images, directories or globs.
 
     The network sees each photo as it was evaluated on ImageNet (short side 256, centre
     224x224 crop on the default backbone: top-1 0.874 against 0.848 for the whole photo on a
@@ -39,6 +39,7 @@ def classify(inputs, top_k, as_json, whole, center_crop, quiet, **model_opts):
       cvtools classify samples/chelsea.jpg
       cvtools classify photos/ --top 1 --json > labels.jsonl
       cvtools classify wide.jpg --whole         the whole photo, sides included
+      cvtools classify val/ --model ft.pth --arch resnet18 --classes labels.txt
     """
     from cvtools.deferred import Deferred
 
