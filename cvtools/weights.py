@@ -76,6 +76,17 @@ def sniff_weights_format(path) -> str:
     return "unknown"
 
 
+def sniffed_format(path: Path, what: str) -> str:
+    """:func:`sniff_weights_format` of a file the caller has checked is readable, with an empty
+    or unreadable file as a one-line WeightsError naming ``what`` ("weights file", "model file")."""
+    if path.stat().st_size == 0:
+        raise WeightsError(f"{safe_path(path)}: empty {what}")
+    try:
+        return sniff_weights_format(path)
+    except OSError as exc:
+        raise WeightsError(f"{safe_path(path)}: cannot read the {what} ({exc.strerror or exc})") from None
+
+
 def read_safetensors_header(path) -> Dict:
     """A safetensors file's header ({name: {"dtype", "shape", "data_offsets"}, "__metadata__":
     {...}}) without reading any tensor, checked like :func:`load_state_dict_file` checks it:
@@ -166,12 +177,7 @@ def load_state_dict_file(path, expected_sha256: Optional[str] = None) -> Dict:
     _check_readable(path)
     if expected_sha256:
         verify_sha256(path, expected_sha256)
-    if path.stat().st_size == 0:
-        raise WeightsError(f"{safe_path(path)}: empty weights file")
-    try:
-        kind = sniff_weights_format(path)
-    except OSError as exc:
-        raise WeightsError(f"{safe_path(path)}: cannot read the weights file ({exc.strerror or exc})") from None
+    kind = sniffed_format(path, "weights file")
     if kind == "unknown":
         if path.suffix.lower() == ".safetensors":
             raise WeightsError(f"{safe_path(path)}: not a safetensors file (damaged, or another kind of file)")

@@ -210,15 +210,10 @@ def _load_source(model, architecture, kwargs: dict, trust_pickle: bool) -> Loade
 def _file_kind(path: Path) -> str:
     """'safetensors', 'zip' (torch.save), 'pickle' (legacy torch.save), 'TorchScript' or 'exported
     program', by content."""
-    from cvtools.weights import _check_readable, sniff_weights_format
+    from cvtools.weights import _check_readable, sniffed_format
 
     _check_readable(path, "model file")
-    if path.stat().st_size == 0:
-        raise WeightsError(f"{safe_path(path)}: empty model file")
-    try:
-        kind = sniff_weights_format(path)
-    except OSError as exc:
-        raise WeightsError(f"{safe_path(path)}: cannot read the model file ({exc.strerror or exc})") from None
+    kind = sniffed_format(path, "model file")
     if kind == "unknown":
         raise WeightsError(f"{safe_path(path)}: not a model file (expected a state dict as .pth/.pt/.safetensors, "
                            "a TorchScript file or a torch.export .pt2 program)")

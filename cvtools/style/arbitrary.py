@@ -365,22 +365,9 @@ def parameter_shapes(config: ArbitraryConfig) -> Dict[str, Tuple[int, ...]]:
 def count_flops(transformer: StyleTransformer, height: int, width: int) -> int:
     """2 × multiply-adds of the transformer's convolutions for one H×W photo (meta device:
     shapes only). Norms, pads and activations are left out (memory-bound, not arithmetic)."""
-    import copy
+    from cvtools.style.network import count_flops as convolution_flops
 
-    total = 0
-
-    def hook(mod, inp, out):
-        nonlocal total
-        k = mod.kernel_size[0] * mod.kernel_size[1]
-        total += 2 * out.numel() // out.shape[0] * k * mod.in_channels // mod.groups
-
-    probe = copy.deepcopy(transformer).to("meta")
-    for m in probe.modules():
-        if isinstance(m, nn.Conv2d):
-            m.register_forward_hook(hook)
-    with torch.no_grad():
-        probe(torch.zeros(1, 3, height, width, device="meta"), torch.zeros(1, probe.param_count, device="meta"))
-    return total
+    return convolution_flops(transformer, height, width, (1, transformer.param_count))
 
 
 # ---------------------------------------------------------------------------- weights files

@@ -361,10 +361,12 @@ class TransformerNet(nn.Module):
         return {"width": self.width, "residual_blocks": self.residual_blocks}
 
 
-def count_flops(net: TransformerNet, height: int, width: int) -> int:
+def count_flops(net: nn.Module, height: int, width: int, *extra_shapes) -> int:
     """Multiply-adds × 2 of the convolutions for one H×W image (the arithmetic that matters).
 
     Runs a copy of the network on the ``meta`` device: shapes only, no compute, no memory.
+    ``extra_shapes``: shapes of further forward arguments (the arbitrary-style network's style
+    parameters), passed as meta tensors after the image.
     """
     import copy
 
@@ -380,5 +382,6 @@ def count_flops(net: TransformerNet, height: int, width: int) -> int:
         if isinstance(m, nn.Conv2d):
             m.register_forward_hook(hook)
     with torch.no_grad():
-        probe(torch.zeros(1, 3, height, width, device="meta"))
+        probe(torch.zeros(1, 3, height, width, device="meta"), *(torch.zeros(shape, device="meta")
+                                                                  for shape in extra_shapes))
     return total
