@@ -154,7 +154,7 @@ def attribution_options(f):
         click.option("--truth", metavar="folders|FILE", cls=AddedLaterOption,
                      help="Known true classes: 'folders' (DIR/<class>/photo.jpg, an ImageFolder) or a CSV of "
                           "file,class rows. A photo the network gets wrong is explained for its predicted and its "
-                          "true class, one above the other; the summary lists the wrong ones first."),
+                          "true class, one above the other; the run ends with the wrong ones listed."),
     ]
     options += [
         click.option("--raw", is_flag=True,
