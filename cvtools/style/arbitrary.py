@@ -24,7 +24,7 @@ half-width TransformerNet takes ~1.1 s. Folding 2×2 pixels into channels at bot
 full-resolution feature maps) and 32/64/96 channels at 1/2, 1/4, 1/8 take ~0.22-0.30 s there,
 and a 1080p frame 3.2 ms on an H200 (fp16, eager).
 
->>> st = ArbitraryStylizer("arbitrary.safetensors")
+>>> st = ArbitraryStylizer()                         # the bundled network (or a weights path)
 >>> style = st.encode(painting)                      # 3×H×W in [0, 1] -> embedding
 >>> mix = st.blend([(style, 0.7), (st.encode(other), 0.3)])
 >>> out = st.stylize(photo, mix, strength=0.8)       # 3×H×W in, 3×H×W out
@@ -35,6 +35,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -49,6 +50,36 @@ WEIGHTS_FORMAT = "cvtools-arbitrary-style-1"
 MAX_CHANNELS = 512
 MAX_RESIDUAL_BLOCKS = 16
 MAX_EMBEDDING = 2048
+#: the network cvtools ships (trained by benchmarks/train_arbitrary.py): its record holds the
+#: weights' SHA-256, the recipe, the held-out paintings and the bundled styles' embeddings
+BUNDLED_RECORD = Path(__file__).resolve().parent / "bundled" / "arbitrary.json"
+
+
+def bundled_record() -> Dict:
+    """The shipped network's record (a dict; WeightsError when the package lacks it)."""
+    try:
+        record = json.loads(BUNDLED_RECORD.read_text())
+    except (OSError, ValueError) as exc:
+        raise WeightsError(f"{BUNDLED_RECORD}: the bundled any-painting network's record is missing or "
+                           f"broken ({exc.__class__.__name__}); reinstall cvtools") from None
+    return record
+
+
+def bundled_weights() -> Tuple[Path, str]:
+    """(weights path, pinned SHA-256) of the shipped network."""
+    record = bundled_record()
+    return BUNDLED_RECORD.parent / record["weights"], record["sha256"]
+
+
+def bundled_style_embedding(name: str) -> torch.Tensor:
+    """The embedding of a bundled style's painting (stored in the record: the paintings do not
+    ship), for blends that name bundled styles. KeyError for a name without one."""
+    values = bundled_record().get("style_embeddings", {})[name]
+    return torch.tensor(values, dtype=torch.float32)
+
+
+def bundled_embedding_names() -> List[str]:
+    return sorted(bundled_record().get("style_embeddings", {}))
 
 
 @dataclass
@@ -451,15 +482,17 @@ def encoder_input(image: torch.Tensor, size: int) -> torch.Tensor:
 class ArbitraryStylizer:
     """Load an arbitrary-style network once; encode paintings, blend them, stylize photos.
 
-    weights: the safetensors file (train_arbitrary writes it); sha256: its expected SHA-256
-    (checked when given). backbone: an already loaded style-encoder trunk (else the config's,
+    weights: the safetensors file (train_arbitrary writes it; None: the bundled network, its
+    SHA-256 pinned); sha256: its expected SHA-256 (checked when given). backbone: an already loaded style-encoder trunk (else the config's,
     with its embedded weights). Embeddings are 1-D float32 CPU tensors: keep, save or mix them.
     """
 
-    def __init__(self, weights, device: str = "auto", sha256: Optional[str] = None, backbone=None):
+    def __init__(self, weights=None, device: str = "auto", sha256: Optional[str] = None, backbone=None):
         from cvtools.backbones import load_backbone
         from cvtools.device import resolve_device
 
+        if weights is None:
+            weights, sha256 = bundled_weights()
         self.net = load_network(weights, sha256)
         self.config = self.net.config
         self.device = resolve_device(device)
