@@ -687,3 +687,363 @@ def cached_style_export(record, precision: str = "fp32", notify: Optional[Callab
 
     atomic_write(stamp, lambda tmp: Path(tmp).write_text(report.sha256 + "\n"), overwrite=True)
     return path
+
+
+# ---------------------------------------------------------------------------- the any-painting network
+
+#: The smallest photo side the exported transformer takes: with the network's stride of 8 every
+#: size from 16 up is padded by reflection (as PyTorch does) and the deepest maps are ≥ 2×2.
+MIN_ARBITRARY_SIDE = 16
+#: The smallest painting side the exported encoder takes (Lite0's stride 32 leaves 1×1 maps).
+MIN_ENCODER_SIDE = 32
+#: fp32 embeddings must match PyTorch within this times their largest |value| (like logits: the
+#: statistics are sums of 65k+ fp32 values in another order; measured ~1e-6 of the scale).
+EMBEDDING_RELATIVE_BOUND = 1e-4
+
+
+def arbitrary_paths(path) -> Tuple[Path, Path]:
+    """The two files ``export_arbitrary(path=NAME.onnx)`` writes: NAME_encoder.onnx and
+    NAME_transformer.onnx beside it."""
+    path = Path(path)
+    if path.suffix.lower() != ".onnx":
+        raise UsageError(f"{safe_path(path)}: the output must be a .onnx name (NAME.onnx gives "
+                         "NAME_encoder.onnx and NAME_transformer.onnx)")
+    return path.with_name(f"{path.stem}_encoder.onnx"), path.with_name(f"{path.stem}_transformer.onnx")
+
+
+def _instance_norm_params(x, params, offset: int, channels: int, eps: float = 1e-5):
+    """Instance norm of ``x`` with gamma/beta from columns of ``params`` (N×P), branch-free, with
+    a per-channel estimate of the mean taken out first (see _style_form's CenteredInstanceNorm:
+    onnxruntime's reductions then keep PyTorch's accuracy)."""
+    import torch
+
+    gamma = params[:, offset:offset + channels, None, None]
+    beta = params[:, offset + channels:offset + 2 * channels, None, None]
+    x = x - x[:, :, ::8, ::8].mean(dim=(2, 3), keepdim=True)
+    var, mean = torch.var_mean(x, dim=(2, 3), keepdim=True, unbiased=False)
+    return (x - mean) * (torch.rsqrt(var + eps) * gamma) + beta
+
+
+def _arbitrary_transformer_form(net):
+    """(image N×3×H×W, embedding N×D) → stylized, the heads inside; shape-generic for H, W ≥
+    MIN_ARBITRARY_SIDE (every pad always applied, amounts from the shape)."""
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    transformer = net.transformer.for_inference()
+
+    def conv(seq, x):  # _conv: [ReflectionPad2d] + Conv2d
+        return seq(x)
+
+    def stage(s, x, params):
+        if s.subpixel is not None:
+            w, b = s.subpixel.weights()
+            x = F.pixel_shuffle(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), w, b), 2)
+        else:
+            x = conv(s.conv, x)
+        return F.relu(_instance_norm_params(x, params, s.norm.offset, s.norm.channels))
+
+    class TransformerForm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.heads = net.heads
+            self.t = transformer
+
+        def forward(self, image, embedding):
+            t = self.t
+            h, w = image.shape[-2:]
+            params = self.heads(embedding)
+            x = F.pad(image, (0, (-w) % t.stride, 0, (-h) % t.stride), mode="reflect")
+            y = stage(t.stem, F.pixel_unshuffle(x, t.fold) if t.fold > 1 else x, params)
+            for s in t.down:
+                y = stage(s, y, params)
+            for block in t.residuals:
+                r = F.relu(_instance_norm_params(block.conv1(y), params, block.norm1.offset, block.norm1.channels))
+                y = y + _instance_norm_params(block.conv2(r), params, block.norm2.offset, block.norm2.channels)
+            for s in t.up:
+                y = stage(s, y, params)
+            y = t.output(y)
+            y = torch.sigmoid(F.pixel_shuffle(y, t.fold) if t.fold > 1 else y)
+            return y[..., :h, :w]
+
+    return TransformerForm().eval()
+
+
+def _arbitrary_encoder_form(net, backbone):
+    """painting N×3×H×W in [0, 1] (short side resized to the encoder size outside) → N×D
+    embedding: Lite0's normalisation, stem and blocks up to the deepest encoder layer, each
+    layer's channel means and standard deviations, the MLP."""
+    import copy
+
+    import torch
+    from torch import nn
+
+    paths = [backbone.layer_paths[name] for name in net.config.encoder_layers]
+    if not all(p.startswith("_blocks.") and p[8:].isdigit() for p in paths):
+        raise CvtoolsError(f"the style encoder's layers {list(net.config.encoder_layers)} are not Lite blocks; "
+                           "this network cannot be exported")
+    taps = [int(p[8:]) for p in paths]
+    model = copy.deepcopy(backbone.model).float().to(memory_format=torch.contiguous_format)
+    pre = backbone.preprocessing
+
+    class EncoderForm(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = nn.Sequential(model._conv_stem, model._bn0, model._stem_act)
+            self.blocks = nn.ModuleList(list(model._blocks)[:max(taps) + 1])
+            self.mlp = net.encoder.mlp
+            self.register_buffer("mean", torch.tensor(pre.mean, dtype=torch.float32).view(1, 3, 1, 1))
+            self.register_buffer("std", torch.tensor(pre.std, dtype=torch.float32).view(1, 3, 1, 1))
+
+        def forward(self, painting):
+            x = self.stem((painting - self.mean) / self.std)
+            found = {}
+            for i, block in enumerate(self.blocks):
+                x = block(x)
+                if i in taps:
+                    found[i] = x
+            stats = []
+            for i in taps:
+                f = found[i]
+                centre = f[:, :, ::8, ::8].mean(dim=(2, 3), keepdim=True)  # accuracy, as in the norms
+                var, mean = torch.var_mean(f - centre, dim=(2, 3), unbiased=False)
+                stats.append(torch.cat([mean + centre[:, :, 0, 0], (var + 1e-6).sqrt()], dim=1))
+            return self.mlp(torch.cat(stats, dim=1))
+
+    return EncoderForm().eval(), taps
+
+
+def _to_onnx_inputs(module, examples, names, dynamic_shapes, output_name: str, opset: Optional[int]):
+    """torch.onnx.export (dynamo) of a module with several inputs → an onnx ModelProto."""
+    import torch
+
+    require_exporter()
+    import warnings
+
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            # "The axis name: batch will not be used, since it shares the same shape constraints
+            # with another axis": image and embedding share the batch size, as intended
+            warnings.filterwarnings("ignore", message=".*axis name.*")
+            program = torch.onnx.export(
+                module, tuple(examples), dynamo=True, input_names=list(names), output_names=[output_name],
+                dynamic_shapes=dynamic_shapes, opset_version=opset, verbose=False, optimize=True,
+                external_data=False)
+    except Exception as exc:
+        raise CvtoolsError(f"the ONNX export failed ({type(exc).__name__}: {one_line(exc, 300)})") from None
+    return program.model_proto
+
+
+def embedding_bound(reference) -> float:
+    """How far an exported encoder's embedding may be from PyTorch's: EMBEDDING_RELATIVE_BOUND
+    of the embedding's largest |value| (at least 1): the statistics are fp32 means over 16k-65k
+    values per channel summed in another order (each ~1e-7 relative), then two small matrix
+    products; measured differences are ~1e-6 of the scale, the bound leaves 100× room."""
+    return EMBEDDING_RELATIVE_BOUND * max(1.0, float(reference.abs().max()))
+
+
+def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Optional[int] = None,
+                     overwrite: bool = False, check: bool = True, check_images: Optional[Sequence] = None,
+                     notify: Optional[Callable[[str], None]] = None) -> List[ExportReport]:
+    """Export the any-painting network (issue 28) as two ONNX files: ``NAME_encoder.onnx`` and
+    ``NAME_transformer.onnx`` for ``path`` = NAME.onnx (:func:`arbitrary_paths`).
+
+    - encoder: input ``painting`` float32 N×3×H×W RGB in [0, 1] with the short side already
+      resized to the network's encoder size (256: :func:`cvtools.style.arbitrary.encoder_input`,
+      bilinear and antialiased; the resize stays outside the graph, as PyTorch's antialiased
+      resize has no exact ONNX equivalent), H, W ≥ 32; output ``embedding`` N×D (D = 100);
+    - transformer: inputs ``image`` N×3×H×W in [0, 1] (H, W ≥ 16) and ``embedding`` N×D (one
+      row per image; blends and strength are weighted means of embeddings, done outside); output
+      ``stylized`` N×3×H×W in [0, 1]. The linear heads (embedding → every norm's gamma, beta)
+      are inside.
+
+    weights: the network's safetensors (None: the bundled one, its SHA-256 pinned). Checked like
+    :func:`export_style` on ``check_images`` (default: three photos, each also used as a
+    painting): embeddings within :func:`embedding_bound`, stylized images within 1e-4 (fp32).
+    The metadata holds the architecture, the weights' SHA-256 and the bundled styles'
+    embeddings (so that bundled names blend without PyTorch). Returns the two reports."""
+    import torch
+
+    from cvtools.style import arbitrary as arb
+    from cvtools.weights import sha256_file
+
+    encoder_path, transformer_path = arbitrary_paths(path)
+    if weights is None:
+        weights, sha256 = arb.bundled_weights()
+    inputs = [("the network's weights", weights)] + _image_inputs(check_images if check else None)
+    check_target(encoder_path, overwrite, inputs)
+    check_target(transformer_path, overwrite, inputs)
+    opset = _check_opset(opset)
+    require_exporter()
+    if check:
+        require_onnxruntime()
+    images = _images(check_images) if check else []
+    stylizer = arb.ArbitraryStylizer(weights, device="cpu", sha256=sha256)  # SHA-256 and shapes checked
+    net, config = stylizer.net, stylizer.config
+    weights_sha = sha256_file(weights)
+    started = time.perf_counter()
+    notes = notify or _quiet
+    embeddings = {}
+    if Path(weights).resolve() == arb.bundled_weights()[0].resolve():
+        embeddings = {name: [float(v) for v in arb.bundled_style_embedding(name)] for name in arb.bundled_embedding_names()}
+    common = {
+        "weights_sha256": weights_sha,
+        "config": config.to_json(),
+        "embedding_dim": str(config.embedding_dim),
+        "encoder_size": str(config.encoder_size),
+        "style_embeddings": json.dumps(embeddings),
+        "precision": "fp32",
+        "files": json.dumps({"encoder": encoder_path.name, "transformer": transformer_path.name}),
+        **_versions(),
+    }
+
+    notes("exporting the any-painting style encoder (fp32)")
+    encoder_form, _ = _arbitrary_encoder_form(net, stylizer.backbone)
+    Dim = torch.export.Dim
+    batch = Dim("batch", min=1)
+    example = torch.rand(2, 3, 67, 71)
+    enc_proto = _to_onnx_inputs(
+        encoder_form, [example], ["painting"],
+        {"painting": {0: batch, 2: Dim("height", min=MIN_ENCODER_SIDE), 3: Dim("width", min=MIN_ENCODER_SIDE)}},
+        "embedding", opset)
+    enc_meta = dict(common, cvtools_kind="arbitrary_encoder", opset=str(_opset_of(enc_proto)),
+                    input=f"painting: float32 N x 3 x H x W, RGB in [0, 1], H and W >= {MIN_ENCODER_SIDE}, "
+                          f"the short side resized to {config.encoder_size} beforehand",
+                    resize=f"outside the graph: scale so that the short side is {config.encoder_size} px, bilinear, "
+                           "antialiased when shrinking (torch.nn.functional.interpolate(mode='bilinear', "
+                           "align_corners=False, antialias=True)), clamp to [0, 1]",
+                    trunk=f"{config.backbone} (BatchNorm folded) up to {config.encoder_layers[-1]}, "
+                          "normalisation inside; layers " + ",".join(config.encoder_layers),
+                    output=f"embedding: float32 N x {config.embedding_dim}")
+    enc_report = ExportReport(path=encoder_path, sha256="", bytes=0, kind="arbitrary encoder", name="any-painting",
+                              precision="fp32", opset=_opset_of(enc_proto), seconds=0.0, metadata=enc_meta,
+                              reference="PyTorch ArbitraryStylizer.encode, CPU fp32")
+
+    def verify_encoder(tmp):
+        if not check:
+            return []
+        notes("checking the encoder with onnxruntime against PyTorch")
+        session = cpu_session(tmp)
+        out = []
+        for label, img in images:
+            x = arb.encoder_input(img[None].float(), config.encoder_size)
+            ref = stylizer.encode(img)
+            ours = _run(session, x)[0]
+            diff = float((ours - ref).abs().max()) if torch.isfinite(ours).all() else float("inf")
+            out.append(CheckResult(label, (int(img.shape[-1]), int(img.shape[-2])), diff, embedding_bound(ref),
+                                   f"embedding scale {float(ref.abs().max()):.2f}"))
+        return out
+
+    enc_report.sha256, enc_report.bytes, enc_report.checks = _write(
+        enc_proto, encoder_path, enc_meta, overwrite, _guard(verify_encoder, enc_report))
+
+    notes("exporting the any-painting transformer (fp32)")
+    form = _arbitrary_transformer_form(net)
+    height = Dim("height", min=MIN_ARBITRARY_SIDE)
+    width = Dim("width", min=MIN_ARBITRARY_SIDE)
+    tr_proto = _to_onnx_inputs(
+        form, [torch.rand(2, 3, 35, 39), torch.randn(2, config.embedding_dim)], ["image", "embedding"],
+        {"image": {0: batch, 2: height, 3: width}, "embedding": {0: batch}}, "stylized", opset)
+    tr_meta = dict(common, cvtools_kind="arbitrary_transformer", opset=str(_opset_of(tr_proto)),
+                   input=f"image: float32 N x 3 x H x W, RGB in [0, 1], H and W >= {MIN_ARBITRARY_SIDE}; "
+                         f"embedding: float32 N x {config.embedding_dim} (one per image)",
+                   output="stylized: float32 N x 3 x H x W in [0, 1]",
+                   form="heads inside; upsampling stages as sub-pixel convolutions; conditional instance norms")
+    tr_report = ExportReport(path=transformer_path, sha256="", bytes=0, kind="arbitrary transformer",
+                             name="any-painting", precision="fp32", opset=_opset_of(tr_proto), seconds=0.0,
+                             metadata=tr_meta, reference="PyTorch ArbitraryStylizer.stylize, CPU fp32")
+
+    def verify_transformer(tmp):
+        if not check:
+            return []
+        notes("checking the transformer with onnxruntime against PyTorch")
+        session = cpu_session(tmp)
+        styles = [stylizer.encode(img) for _, img in images]
+        out = []
+        for i, (label, img) in enumerate(images):
+            emb = styles[(i + 1) % len(styles)]  # another image's style: not the identity-like own one
+            ref = stylizer.stylize(img, emb)
+            feed = {"image": img[None].float().contiguous().numpy(), "embedding": emb[None].contiguous().numpy()}
+            ours = torch.from_numpy(session.run(None, feed)[0])[0]
+            diff = float((ours - ref).abs().max()) if torch.isfinite(ours).all() else float("inf")
+            out.append(CheckResult(label, (int(img.shape[-1]), int(img.shape[-2])), diff, FP32_BOUND,
+                                   f"style of {images[(i + 1) % len(images)][0]}"))
+        return out
+
+    try:
+        tr_report.sha256, tr_report.bytes, tr_report.checks = _write(
+            tr_proto, transformer_path, tr_meta, overwrite, _guard(verify_transformer, tr_report))
+    except BaseException:
+        try:
+            encoder_path.unlink()  # never half a pair
+        except OSError:
+            pass
+        raise
+    enc_report.seconds = tr_report.seconds = time.perf_counter() - started
+    return [enc_report, tr_report]
+
+
+def cached_arbitrary_export(weights=None, sha256: Optional[str] = None,
+                            notify: Optional[Callable[[str], None]] = None) -> Tuple[Path, Path]:
+    """(encoder, transformer) ONNX files of the any-painting network, exported once (checked
+    against PyTorch) and kept in :func:`cache_dir`, named by the weights' SHA-256 and the
+    versions that made them; each file's SHA-256 is kept beside it and checked before use."""
+    import torch
+
+    from cvtools import __version__
+    from cvtools.style import arbitrary as arb
+    from cvtools.weights import sha256_file
+
+    if weights is None:
+        weights, sha256 = arb.bundled_weights()
+    weights_sha = sha256_file(weights)
+    if sha256 and sha256.lower() != weights_sha:
+        arb.load_network(weights, sha256)  # the one-line checksum error
+    _, onnxscript = require_exporter()
+    tag = f"cvtools{__version__}-torch{torch.__version__}-onnxscript{getattr(onnxscript, '__version__', '?')}"
+    safe_tag = "".join(c if c.isalnum() or c in ".-_" else "_" for c in tag)
+    base = cache_dir() / f"arbitrary-{weights_sha[:32]}-{safe_tag}.onnx"
+    pair = arbitrary_paths(base)
+    stamps = [p.with_name(p.name + ".sha256") for p in pair]
+    try:
+        if all(p.is_file() and s.is_file() and s.read_text().strip() == sha256_file(p) for p, s in zip(pair, stamps)):
+            return pair
+    except OSError:
+        pass
+    (notify or _quiet)(f"exporting the any-painting network to ONNX once (kept in {safe_path(base.parent)})")
+    reports = export_arbitrary(base, weights, sha256=sha256, overwrite=True, check=True)
+    from cvtools.imageio import atomic_write
+
+    for report, stamp in zip(reports, stamps):
+        atomic_write(stamp, lambda tmp, r=report: Path(tmp).write_text(r.sha256 + "\n"), overwrite=True)
+    return pair
+
+
+def lossless_fp16(proto, min_elements: int = 1024):
+    """Store every float32 initializer (of at least ``min_elements`` values) whose values fp16
+    holds exactly as fp16, with a Cast back to float32 at the top of the graph: the same
+    arithmetic, bit-identical outputs, smaller files. The bundled styles' weights are fp16, so
+    all but the rearranged sub-pixel decoder weights (sums of fp16 values) qualify: 3.1 -> 1.9 MB.
+    onnxruntime folds the casts when it loads the file."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = proto.graph
+    casts, halves = [], []
+    for tensor in list(graph.initializer):
+        if tensor.data_type != TensorProto.FLOAT:
+            continue
+        values = numpy_helper.to_array(tensor)
+        if values.size < min_elements or not np.array_equal(values.astype(np.float16).astype(np.float32), values):
+            continue
+        half = numpy_helper.from_array(values.astype(np.float16), f"{tensor.name}__fp16")
+        halves.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [tensor.name], to=TensorProto.FLOAT,
+                                      name=f"{tensor.name}__cast"))
+        graph.initializer.remove(tensor)
+    graph.initializer.extend(halves)
+    nodes = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(casts + nodes)
+    return proto

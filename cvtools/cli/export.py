@@ -12,7 +12,13 @@ from cvtools.cli.common import echo_err, quiet_option
 @click.option("--backbone", "-b", metavar="NAME",
               help="Export a backbone's classifier instead ([0, 1] RGB in, ImageNet logits out; BatchNorm folded): "
                    "efficientnet_lite0, resnet50, ... (see `cvtools backbones`).")
-@click.option("--weights", metavar="PATH|random", help="With --backbone: a local state dict, or 'random'.")
+@click.option("--arbitrary", is_flag=True,
+              help="Export the any-painting network instead, as two files: -o any.onnx writes any_encoder.onnx "
+                   "(painting -> 100-number style embedding) and any_transformer.onnx (photo + embedding -> "
+                   "stylized). fp32.")
+@click.option("--weights", metavar="PATH|random",
+              help="With --backbone: a local state dict, or 'random'. With --arbitrary: a network from "
+                   "train_arbitrary (.safetensors; default the bundled one).")
 @click.option("-o", "--output", metavar="FILE.onnx",
               help="Where to write the file (default: NAME.onnx, NAME_fp16.onnx, in the current directory).")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
@@ -24,7 +30,7 @@ from cvtools.cli.common import echo_err, quiet_option
               help="Check on these photos (repeatable; default: 3 sample photos of different sizes).")
 @click.option("--no-check", is_flag=True, help="Skip the onnxruntime-against-PyTorch check (no onnxruntime needed).")
 @quiet_option
-def export(style, backbone, weights, output, overwrite, precision, opset, check_images, no_check, quiet):
+def export(style, backbone, arbitrary, weights, output, overwrite, precision, opset, check_images, no_check, quiet):
     """Export a style to ONNX, to run it anywhere: onnxruntime, phones, browsers, other programs.
 
     The file is the network cvtools runs itself (sub-pixel decoder, space-to-depth 9x9
@@ -36,22 +42,32 @@ def export(style, backbone, weights, output, overwrite, precision, opset, check_
     match PyTorch within 1e-4 (fp32; fp16: within twice PyTorch's own fp16 error). Prints the
     differences and the file's SHA-256.
 
+    --arbitrary writes the any-painting network as two files: NAME_encoder.onnx ('painting'
+    N×3×H×W in [0, 1], its short side resized to 256 px beforehand → 'embedding' N×100) and
+    NAME_transformer.onnx ('image' + 'embedding' → 'stylized'). Blend paintings and set the
+    strength by mixing embeddings (weighted means) between the two. Checked the same way
+    (embeddings within 1e-4 of their scale).
+
     \b
     Examples:
       cvtools export --style starry_night -o starry_night.onnx
       cvtools export -s my_style.json --precision fp16 -o my_style_fp16.onnx
       cvtools export --backbone efficientnet_lite0 -o lite0.onnx
+      cvtools export --arbitrary -o any.onnx     any_encoder.onnx + any_transformer.onnx
     Needs: pip install 'cvtools[onnx]'. README "Run a style anywhere: ONNX" runs the file.
     """
     from cvtools.errors import UsageError
     from cvtools.export import export_backbone, export_style
 
-    if bool(style) == bool(backbone):
-        raise UsageError("give --style NAME or --backbone NAME (one of them)")
-    if weights and not backbone:
-        raise UsageError("--weights goes with --backbone")
+    if bool(style) + bool(backbone) + bool(arbitrary) != 1:
+        raise UsageError("give --style NAME, --backbone NAME or --arbitrary (one of them)")
+    if weights and not (backbone or arbitrary):
+        raise UsageError("--weights goes with --backbone or --arbitrary")
     notify = (lambda msg: None) if quiet else (lambda msg: echo_err(f"{msg}..."))
     images = list(check_images) or None
+    if arbitrary:
+        _export_arbitrary(output, weights, overwrite, precision, opset, images, no_check, quiet, notify)
+        return
     if style:
         from cvtools.style.records import resolve_style
 
@@ -74,3 +90,25 @@ def export(style, backbone, weights, output, overwrite, precision, opset, check_
     click.echo(f"{report.path}: {report.kind} {report.name}, {report.precision}, opset {report.opset}, "
                f"{kb:,.0f} KB, {report.seconds:.1f} s")
     click.echo(f"sha256 {report.sha256}")
+
+
+def _export_arbitrary(output, weights, overwrite, precision, opset, images, no_check, quiet, notify):
+    from cvtools.errors import UsageError
+    from cvtools.export import export_arbitrary
+
+    if precision != "fp32":
+        raise UsageError("--arbitrary exports fp32 only (the encoder's statistics are sums that fp16 rounds)")
+    if weights == "random":
+        raise UsageError("--weights random is for --backbone; --arbitrary takes a .safetensors file")
+    reports = export_arbitrary(output or "any_painting.onnx", weights, opset=opset, overwrite=overwrite,
+                               check=not no_check, check_images=images, notify=notify)
+    for report in reports:
+        if not quiet:
+            for c in report.checks:
+                what = "embedding" if report.kind.endswith("encoder") else "stylized"
+                click.echo(f"check {report.kind} {c.image} ({c.size[0]}x{c.size[1]}): max |onnxruntime - PyTorch| "
+                           f"{what} = {c.max_abs_diff:.2e} <= {c.bound:.1e}; {c.note}")
+        click.echo(f"{report.path}: {report.kind}, fp32, opset {report.opset}, {report.bytes / 1024:,.0f} KB, "
+                   f"sha256 {report.sha256}")
+    if no_check and not quiet:
+        click.echo("check skipped (--no-check)")
