@@ -1,11 +1,13 @@
 """Any-painting stylization by optimisation (cvtools.style.optimize): tiny images, few steps, CPU."""
 
 import math
+import shutil
 
 import pytest
 import torch
 
 from cvtools.errors import UsageError
+from cvtools.style.records import BUNDLED_WEIGHTS
 
 
 def smooth_photo(h=40, w=56, seed=0):
@@ -186,13 +188,19 @@ def test_cli_style_name_goes_to_the_network(run_cli, files):
 
 @pytest.mark.parametrize("args, words", [
     (["--style", "mona", "--steps", "5"], "--steps"),
-    (["--style", "mona", "--style", "scream"], "blended"),
-    (["-s", "PAINTING", "-s", "mona"], "cannot mix"),
+    (["--style", "mona", "--refine"], "--refine"),
+    (["-s", "PAINTING", "-s", "mona", "--refine"], "does not ship"),
+    (["-s", "PAINTING", "-s", "TRAINED"], "cannot be blended"),
+    (["-s", "TRAINED", "--strength", "0.5", "-s", "mona"], "cannot be blended"),
+    (["-s", "mona:0.5"], "only for blending"),
     (["-s", "PAINTING", "--tile", "512"], "--tile"),
+    (["-s", "PAINTING", "--engine", "onnxruntime"], "--engine"),
 ])
 def test_cli_options_that_do_not_fit_are_one_line_errors(run_cli, files, args, words):
     tmp, photo, painting, _ = files
-    args = [str(painting) if a == "PAINTING" else a for a in args]
+    trained = tmp / "mine.safetensors"
+    shutil.copy(BUNDLED_WEIGHTS / "mona.safetensors", trained)  # a style from train-style, to the CLI
+    args = [{"PAINTING": str(painting), "TRAINED": str(trained)}.get(a, a) for a in args]
     r = run_cli("stylize", photo, *args, "-q")
     assert r.exit_code != 0
     lines = r.stderr.strip().splitlines()

@@ -134,7 +134,7 @@ def test_a_non_finite_result_raises_instead_of_becoming_a_picture(lite0, monkeyp
 
     ps = PaintingStylizer(torch.rand(3, 48, 48), backbone=lite0, steps=1, extra_backbones={})
     photo = torch.rand(3, 40, 48)
-    monkeypatch.setattr(ps, "optimize", lambda x, seed=0: torch.full((1,) + tuple(x.shape), float("nan")))
+    monkeypatch.setattr(ps, "optimize", lambda x, seed=0, init=None: torch.full((1,) + tuple(x.shape), float("nan")))
     for as_uint8 in (False, True):
         with pytest.raises(CvtoolsError, match="NaN or infinite pixels; nothing written"):
             ps(photo, as_uint8=as_uint8)

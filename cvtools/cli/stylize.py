@@ -17,23 +17,34 @@ MIN_TILE = 256
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--style", "-s", multiple=True, metavar="NAME|PATH",
               help="A bundled style (see `cvtools styles`; default mona), a style you trained (NAME.json or "
-                   "NAME.safetensors), or ANY PAINTING as an image file (painting.jpg): then the photo itself is "
-                   "optimised to match it, no training needed (slower: seconds on a GPU, about a minute on a "
-                   "laptop). Repeat to blend paintings, PATH:WEIGHT to weigh them: -s a.jpg:0.7 -s b.jpg:0.3.")
+                   "NAME.safetensors), or ANY PAINTING as an image file (painting.jpg): painted in one pass by "
+                   "cvtools' any-painting network, no training needed. Repeat to blend paintings and bundled "
+                   "styles, NAME:WEIGHT to weigh them: -s mona:0.7 -s painting.jpg:0.3.")
 @click.option("--size", type=click.IntRange(16, 32768), metavar="LONG_SIDE",
               help=f"{SIZE_HELP} Smaller sizes give bolder, larger brush strokes.")
 @click.option("--enlarge", is_flag=True, default=None, cls=AddedLaterOption, help=ENLARGE_HELP)
 @click.option("--strength", type=FiniteFloatRange(0.0, 1.0), default=1.0, show_default=True,
-              help="Blend with the original: 0 returns the input, 1 the full style.")
+              help="0 returns the input, 1 the full style. In between, the style itself is weakened (strokes "
+                   "keep their shape, at lower contrast): for paintings, blends and bundled styles, which the "
+                   "any-painting network then paints. See --strength-mode.")
+@click.option("--strength-mode", type=click.Choice(["style", "pixels"]), default=None, cls=AddedLaterOption,
+              help="[default: style] How --strength below 1 mixes: 'style' interpolates between the photo's own style and the "
+                   "painting's; 'pixels' lays the full-strength picture over the photo (a bundled style then "
+                   "keeps its own trained network). Styles from train-style always mix pixels.")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours; take only the style's light and texture.")
+@click.option("--refine", is_flag=True, default=None, cls=AddedLaterOption,
+              help="Paintings only: after the network, optimise the picture itself against the painting(s) "
+                   "(closer to the painting, with its own colours and strokes; seconds on a GPU, tens of "
+                   "seconds on a laptop per photo). --strength then mixes pixels.")
 @click.option("--steps", type=click.IntRange(0, 100000), metavar="N",
-              help="Paintings only: optimisation steps at the coarsest size (each finer size gets 0.35 of the one before; "
-                   "default 200). More: closer to the painting, slower.")
+              help="With --refine (implies it): optimisation steps at the coarsest size (each finer size gets "
+                   "0.35 of the one before; default 100). More: closer to the painting, slower.")
 @click.option("--style-scale", type=FiniteFloatRange(0.05, 8.0), default=1.0, show_default=True,
-              help="Paintings only: stroke size, relative to the photo (1: the painting is seen at the photo's "
-                   "size). 2 paints strokes twice as big, 0.5 half as big. Raise it for small photos and for "
-                   "paintings made of fine dots (Seurat), whose points vanish at 1.")
-@click.option("--seed", type=int, metavar="N", help="Paintings only: the random seed (default 0; same seed, same result).")
+              help="With --refine (implies it): stroke size, relative to the photo (1: the painting is seen at "
+                   "the photo's size). 2 paints strokes twice as big, 0.5 half as big. Raise it for small photos "
+                   "and for paintings made of fine dots (Seurat), whose points vanish at 1.")
+@click.option("--seed", type=int, metavar="N", help="With --refine (implies it): the random seed (default 0; same "
+                                                    "seed, same result).")
 @click.option("--tile", type=Tile(minimum=MIN_TILE), default="auto", show_default=True,
               help="Stylize in overlapping N-pixel tiles, blended without seams. auto: only when the image "
                    "would not fit in memory.")
@@ -53,8 +64,9 @@ MIN_TILE = 256
 @output_options
 @max_pixels_option
 @quiet_option
-def stylize(inputs, style, size, enlarge, strength, preserve_color, steps, style_scale, seed, tile, device, precision,
-            compile_, engine, fmt, output, overwrite, quiet, start=None, duration=None, stable=None):
+def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, steps, style_scale, seed,
+            tile, device, precision, compile_, engine, fmt, output, overwrite, quiet, start=None, duration=None,
+            stable=None):
     """Repaint photos in the style of a painting (fast neural style transfer).
 
     INPUT can be photos, videos (mp4, mov, mkv, webm, animated GIF/WebP), directories (searched
@@ -64,15 +76,16 @@ def stylize(inputs, style, size, enlarge, strength, preserve_color, steps, style
     \b
     Examples:
       cvtools stylize photo.jpg --style starry_night
-      cvtools stylize photo.jpg -s great_wave --strength 0.7 -o wave.jpg
+      cvtools stylize photo.jpg -s great_wave --strength 0.5 -o wave.jpg   half-strength strokes
       cvtools stylize photo.jpg -s scream --preserve-color      keep the photo's colours
       cvtools stylize holiday/ -s mona -o stylized/              a whole folder
       cvtools stylize clip.mp4 -s starry_night                   a video: clip_starry_night.mp4, sound kept
       cvtools stylize clip.mp4 --start 1:30 --duration 10 --stable   10 s of it, strokes held steady
       cvtools stylize big.tif -s composition_vii --tile 1024     tiled, seamless
       cvtools stylize photo.jpg --style my_style.safetensors     a style from `cvtools train-style`
-      cvtools stylize photo.jpg --style painting.jpg             any painting, optimised (no training)
-      cvtools stylize photo.jpg -s a.jpg:0.7 -s b.jpg:0.3        a blend of two paintings
+      cvtools stylize photo.jpg --style painting.jpg             any painting, in one pass
+      cvtools stylize photo.jpg -s painting.jpg --refine         ... then optimised towards it (slower)
+      cvtools stylize photo.jpg -s mona:0.7 -s painting.jpg:0.3  a blend of a bundled style and a painting
       cvtools styles                                             list the bundled styles
     """
     from pathlib import Path
@@ -87,45 +100,53 @@ def stylize(inputs, style, size, enlarge, strength, preserve_color, steps, style
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
     style = style or ("mona",)
-    record, paintings = checked_styles(style)  # before torch loads: a typo costs no start-up
-    if paintings:
+    refine = bool(refine) or steps is not None or seed is not None or style_scale != 1.0
+    # before torch loads: a typo costs no start-up
+    plan = checked_styles(style, strength=strength, strength_mode=strength_mode or "style", refine=refine)
+    if plan.network:
         if tile not in ("auto", None):
-            raise UsageError("--tile is for trained styles; a painting is optimised whole (use --size to make "
+            raise UsageError("--tile is for trained styles; paintings and blends go whole (use --size to make "
                              "large photos smaller)")
-        if engine != "pytorch" or compile_:
-            raise UsageError(f"--{'engine' if engine != 'pytorch' else 'compile'} is for trained styles, not paintings")
-        name = "+".join(dict.fromkeys(Path(path).stem for path, _, _ in paintings))
+        if engine != "pytorch":
+            raise UsageError("--engine onnxruntime is for trained styles, not paintings or blends")
+        if refine and compile_:
+            raise UsageError("--compile is for the network alone, not with --refine")
         tile = None
-    elif steps is not None or seed is not None or style_scale != 1.0:
-        raise UsageError("--steps, --seed and --style-scale are for paintings (an image file as --style), "
-                         f"not for the trained style {style[0]}")
+    name = plan.name
+    if plan.network and (strength_mode or "style") == "style" and not refine:
+        mix_strength, pixel_strength = strength, 1.0  # in style space, inside the network
     else:
-        name = record.name
+        mix_strength, pixel_strength = 1.0, strength
 
     def build_stylizer():
-        if paintings:
-            from cvtools.style.optimize import PaintingStylizer
+        if plan.network:
+            from cvtools.style.painting import NetworkPaintingStylizer, RefinedPaintingStylizer
 
-            built = PaintingStylizer([(rgb, weight) for _, rgb, weight in paintings], name=name, device=device,
-                                     precision=precision, style_scale=style_scale,
-                                     **({} if steps is None else {"steps": steps}))
-            built.seed = 0 if seed is None else seed
-            built.callback = None if quiet else StepBar()
+            built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=name,
+                                            device=device, precision=precision, compile=compile_,
+                                            notes=note_printer(quiet))
+            if refine:
+                built = RefinedPaintingStylizer(built, [(source, weight) for _, source, weight in plan.sources],
+                                                style_scale=style_scale, **({} if steps is None else {"steps": steps}))
+                built.seed = 0 if seed is None else seed
+                built.callback = None if quiet else StepBar()
+            else:
+                built = StyleSpaceStrength(built, mix_strength)
         elif engine == "onnxruntime":
             from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
 
-            built = OnnxRuntimeStylizer(record, device=device, precision=precision, compile=compile_,
+            built = OnnxRuntimeStylizer(plan.record, device=device, precision=precision, compile=compile_,
                                         notify=note_printer(quiet))
         else:
             from cvtools.style.stylize import Stylizer
 
-            built = Stylizer(record, device=device, precision=precision, compile=compile_)
+            built = Stylizer(plan.record, device=device, precision=precision, compile=compile_)
         built.notes = note_printer(quiet)
         return built
 
     # Built when the first photo or frame reaches it: a missing or broken input, or a re-run
     # whose outputs are all there, answers without loading torch and the network.
-    if engine == "onnxruntime" and not paintings:
+    if engine == "onnxruntime" and not plan.network:
         from cvtools.export import check_onnxruntime_options, require_onnxruntime
 
         check_onnxruntime_options(device, precision, compile_)
@@ -134,46 +155,102 @@ def stylize(inputs, style, size, enlarge, strength, preserve_color, steps, style
     stylizer = Deferred(build_stylizer)
     paths, _ = expand_inputs(inputs, extensions=media_extensions())
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
-    work = stylize_work(stylizer, name=name, output=output, size=size, enlarge=bool(enlarge), strength=strength,
-                        preserve_color=preserve_color, tile=tile, ext=None if fmt == "same" else f".{fmt}", many=many,
-                        overwrite=overwrite, inputs=paths, quiet=quiet, tile_bar=len(paths) == 1 and not quiet,
-                        protected=[Path(path) for path, _, _ in paintings])
-    work = with_videos(work, stylize_maker(stylizer, size=size, enlarge=bool(enlarge), strength=strength,
+    protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
+    work = stylize_work(stylizer, name=name, output=output, size=size, enlarge=bool(enlarge),
+                        strength=pixel_strength, preserve_color=preserve_color, tile=tile,
+                        ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite, inputs=paths,
+                        quiet=quiet, tile_bar=len(paths) == 1 and not quiet, protected=protected)
+    work = with_videos(work, stylize_maker(stylizer, size=size, enlarge=bool(enlarge), strength=pixel_strength,
                                            preserve_color=preserve_color,
                                            tile=tile, start=start, duration=duration, stable=stable),
                        name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
     finish(run_batch(inputs, work, f"stylize {name}", quiet=quiet))
 
 
-def checked_styles(styles):
+class StyleSpaceStrength:
+    """A network stylizer whose every call paints at one strength in style space (the CLI's
+    ``--strength``), so the batch and video code, which mix pixels with their own strength
+    argument, pass 1 and leave the pixels alone."""
+
+    def __init__(self, stylizer, strength: float):
+        self.stylizer = stylizer
+        self.strength = strength
+
+    def __getattr__(self, name):
+        return getattr(self.stylizer, name)
+
+    def __setattr__(self, name, value):
+        if name in ("stylizer", "strength"):
+            object.__setattr__(self, name, value)
+        else:
+            setattr(self.stylizer, name, value)
+
+    def __call__(self, image, strength: float = 1.0, **kwargs):
+        if strength == 0.0 or self.strength == 0.0:
+            return self.stylizer(image, strength=0.0, **kwargs)
+        return self.stylizer(image, strength=self.strength * strength, **kwargs)
+
+
+class StylePlan:
+    """What ``--style`` asked for, read without torch: a trained network (``record``) or the
+    any-painting network with its ``sources`` [(label, source, weight)], a source being a
+    painting (PIL, read and checked) or a bundled style's name; ``name`` goes into output names."""
+
+    def __init__(self, record=None, sources=(), name=""):
+        self.record = record
+        self.sources = list(sources)
+        self.name = name
+
+    @property
+    def network(self) -> bool:
+        return self.record is None
+
+
+def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", refine: bool = False) -> StylePlan:
     """The --style values checked and read without torch (a typo or a bad file is one line before
-    the model libraries spend seconds loading): (the trained style's record, []) or (None,
-    [(painting path, its RGB image, weight)]). Mixing the two, or blending trained styles, is a
-    UsageError; so is a painting that cannot be read or is too small, naming it."""
+    the model libraries spend seconds loading). One trained style alone (at full strength, or
+    mixing pixels) runs its own network; paintings, blends, and bundled styles below full
+    strength in style space run the any-painting network. A UsageError names the value for a
+    painting that cannot be read or is too small, a weight on a lone trained style, a style from
+    train-style in a blend, and --refine without painting files."""
+    from pathlib import Path
+
     from cvtools.errors import ImageError, UsageError, WeightsError, safe_path
-    from cvtools.style.records import is_painting, load_painting, parse_style_spec, resolve_style
+    from cvtools.style.records import bundled_names, is_painting, load_painting, parse_style_spec, resolve_style
 
     specs = [parse_style_spec(s) for s in styles]
     is_image = [is_painting(p) for p, _ in specs]
-    if not any(is_image):
-        if len(styles) > 1:
-            raise UsageError("only paintings (image files) can be blended; give one trained style")
-        if specs[0][1] != 1.0 or styles[0] != specs[0][0]:
-            raise UsageError(f"{safe_path(styles[0])}: a weight (NAME:W) is only for blending paintings")
+    lone = len(specs) == 1 and not is_image[0]
+    if lone and (specs[0][1] != 1.0 or styles[0] != specs[0][0]):
+        raise UsageError(f"{safe_path(styles[0])}: a weight (NAME:W) is only for blending styles")
+    wants_network = not lone or (strength < 1.0 and strength_mode == "style" and specs[0][0] in bundled_names())
+    if not wants_network:
+        if refine:
+            raise UsageError("--refine, --steps, --seed and --style-scale are for paintings (an image file as "
+                             f"--style), not for the trained style {safe_path(styles[0])}")
         record = resolve_style(styles[0])
         if not record.weights_path.exists():
             raise WeightsError(f"{safe_path(record.weights_path)}: weights file is missing")
-        return record, []
-    if not all(is_image):
-        other = next(s for s, im in zip(styles, is_image) if not im)
-        raise UsageError(f"--style {safe_path(other)}: cannot mix a trained style with paintings (image files)")
-    paintings = []
-    for path, weight in specs:
-        try:
-            paintings.append((path, load_painting(path), weight))
-        except ImageError as exc:
-            raise UsageError(f"--style {safe_path(path)}: {exc.reason}", param=exc.params) from None
-    return None, paintings
+        return StylePlan(record=record, name=record.name)
+    sources = []
+    for (path, weight), image in zip(specs, is_image):
+        if image:
+            try:
+                sources.append((path, load_painting(path), weight))
+            except ImageError as exc:
+                raise UsageError(f"--style {safe_path(path)}: {exc.reason}", param=exc.params) from None
+            continue
+        record = resolve_style(path)  # one line for an unknown name, with suggestions
+        if record.name not in bundled_names() or Path(path).suffix:
+            raise UsageError(f"--style {safe_path(path)}: a style from train-style cannot be blended or weakened "
+                             "in style space (only paintings and bundled styles can); use it alone, or "
+                             "--strength-mode pixels")
+        if refine:
+            raise UsageError(f"--refine optimises against painting files; {record.name}'s painting does not "
+                             "ship with cvtools: give the painting's image file instead")
+        sources.append((record.name, record.name, weight))
+    name = "+".join(dict.fromkeys(Path(label).stem if label != source else label for label, source, _ in sources))
+    return StylePlan(sources=sources, name=name)
 
 
 class StepBar:

@@ -487,15 +487,18 @@ class ArbitraryStylizer:
     with its embedded weights). Embeddings are 1-D float32 CPU tensors: keep, save or mix them.
     """
 
-    def __init__(self, weights=None, device: str = "auto", sha256: Optional[str] = None, backbone=None):
+    def __init__(self, weights=None, device: str = "auto", sha256: Optional[str] = None, backbone=None,
+                 precision: str = "fp32"):
         from cvtools.backbones import load_backbone
-        from cvtools.device import resolve_device
+        from cvtools.device import resolve_device, resolve_precision
 
         if weights is None:
             weights, sha256 = bundled_weights()
         self.net = load_network(weights, sha256)
         self.config = self.net.config
         self.device = resolve_device(device)
+        #: the transformer's dtype (the style encoder stays fp32: its statistics are small sums)
+        self.dtype = resolve_precision(precision, self.device)
         if backbone is None:
             backbone = load_backbone(self.config.backbone, device=str(self.device), precision="fp32")
         self.backbone = backbone
@@ -503,7 +506,7 @@ class ArbitraryStylizer:
         self.net.to(self.device)
         cl = self.device.type in ("cpu", "cuda")  # convolutions run faster channels-last there
         self.memory_format = torch.channels_last if cl else torch.contiguous_format
-        self.transformer = self.net.transformer.for_inference().to(memory_format=self.memory_format)
+        self.transformer = self.net.transformer.for_inference().to(self.dtype).to(memory_format=self.memory_format)
 
     @torch.inference_mode()
     def encode(self, painting: torch.Tensor) -> torch.Tensor:
@@ -538,8 +541,8 @@ class ArbitraryStylizer:
         if strength < 1:
             own = torch.stack([self.encode(p) for p in x])
             styles = (1 - strength) * own + strength * styles
-        params = self.net.style_params(styles.to(self.device))
-        out = [self.transformer(x[i:i + 1].to(self.device).contiguous(memory_format=self.memory_format),
+        params = self.net.style_params(styles.to(self.device)).to(self.dtype)
+        out = [self.transformer(x[i:i + 1].to(self.device, self.dtype).contiguous(memory_format=self.memory_format),
                                 params[i:i + 1]) for i in range(x.shape[0])]
         y = torch.cat(out).float().cpu()
         return y if photo.dim() == 4 else y[0]

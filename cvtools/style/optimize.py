@@ -493,9 +493,14 @@ class PaintingStylizer:
         return s.steps if i == 0 else max(1, round(s.steps * s.fine_steps ** i)) if s.steps else 0
 
     def optimize(self, photo: torch.Tensor, seed: int = 0,
-                 callback: Optional[Callable[[int, int, Optional[float]], None]] = None) -> torch.Tensor:
+                 callback: Optional[Callable[[int, int, Optional[float]], None]] = None,
+                 init: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The stylized picture for a [0, 1] photo (3×H×W or 1×3×H×W, any device): 1×3×H×W
-        float32 on the backbone's device, before strength and colour options."""
+        float32 on the backbone's device, before strength and colour options.
+
+        ``init``: a picture of the photo's size to start from (e.g. the any-painting network's
+        result, ``--refine``) instead of the photo with the painting's colours: each level starts
+        from it, and it, not the photo, gives the detail each finer level adds back."""
         s = self.settings
         callback = callback or self.callback
         while self._pending_notes:
@@ -506,6 +511,11 @@ class PaintingStylizer:
             photo = photo[None]
         photo = photo.to(self.device, torch.float32)
         h, w = photo.shape[-2:]
+        if init is not None:
+            init = (init[None] if init.dim() == 3 else init).to(self.device, torch.float32)
+            if init.shape != photo.shape:
+                raise UsageError(f"init must have the photo's shape {list(photo.shape)}, not {list(init.shape)}",
+                                 param="init")
         sizes = level_sizes(h, w, s.coarse_side)
         total = self.total_steps(h, w)
         done = 0
@@ -513,10 +523,13 @@ class PaintingStylizer:
         gen = torch.Generator(device="cpu").manual_seed(int(seed))
         self._jitter_seed = int(seed)
         x = None
-        prev_photo = None
+        prev_detail = None
         for i, size in enumerate(sizes):
             photo_l = _resize(photo, size).clamp(0, 1)
-            if x is None:
+            detail = photo_l if init is None else _resize(init, size).clamp(0, 1)
+            if x is None and init is not None:
+                x = detail
+            elif x is None:
                 x = photo_l
                 if s.color_init > 0:
                     moved = sum(w * color_transfer(photo_l, p.to(self.device)[None]) for p, w in self.paintings)
@@ -527,8 +540,8 @@ class PaintingStylizer:
             else:
                 # upsample the coarse result and add back the photo's detail that the coarse
                 # level could not hold (the high frequencies of this level)
-                x = (_resize(x, size) + (photo_l - _resize(prev_photo, size))).clamp(0, 1)
-            prev_photo = photo_l
+                x = (_resize(x, size) + (detail - _resize(prev_detail, size))).clamp(0, 1)
+            prev_detail = detail
             steps = self.level_steps(i)
             if steps:
                 x, done = self._run_level(x, photo_l, max(size), steps, done, total, callback)
@@ -683,9 +696,11 @@ class PaintingStylizer:
 
     # ------------------------------------------------------------------ Stylizer's interface
     def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
-                 progress=None, as_uint8: bool = False, seed: Optional[int] = None) -> torch.Tensor:
+                 progress=None, as_uint8: bool = False, seed: Optional[int] = None,
+                 init: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Stylize one image (3×H×W float tensor in [0, 1], or PIL) → 3×H×W float on the CPU
-        (uint8 with ``as_uint8``). strength: 0 returns the input, 1 the full style.
+        (uint8 with ``as_uint8``). strength: 0 returns the input, 1 the full style. init: a
+        3×H×W picture to start from (see :meth:`optimize`).
         preserve_color: keep the photo's colours. tile and progress: accepted for Stylizer's
         interface (the picture is optimised whole; progress goes to ``callback``)."""
         from cvtools.style.stylize import finish_pixels
@@ -706,9 +721,10 @@ class PaintingStylizer:
         work = image
         if small:  # the backbone needs min_size pixels: optimise larger, bring back down
             f = self.backbone.min_size / min(h, w)
-            work = _resize(image[None], (max(self.backbone.min_size, round(h * f)),
-                                         max(self.backbone.min_size, round(w * f))))[0]
-        out = self.optimize(work, seed=self.seed if seed is None else seed)
+            big = (max(self.backbone.min_size, round(h * f)), max(self.backbone.min_size, round(w * f)))
+            work = _resize(image[None], big)[0]
+            init = None if init is None else _resize(init.float()[None], big)[0]
+        out = self.optimize(work, seed=self.seed if seed is None else seed, init=init)
         if small:
             out = torch.nn.functional.interpolate(out, size=(h, w), mode="area")
         original = image.to(out.device)

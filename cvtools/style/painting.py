@@ -1,0 +1,221 @@
+"""Any painting, or a blend of paintings and bundled styles, in one pass of the any-painting
+network: the Python API behind ``cvtools stylize --style painting.jpg``.
+
+>>> from cvtools.style.painting import NetworkPaintingStylizer
+>>> stylizer = NetworkPaintingStylizer(["painting.jpg"])              # encoded once, here
+>>> out = stylizer(photo)                                             # 3×H×W in [0, 1] (or PIL) → 3×H×W
+>>> blend = NetworkPaintingStylizer([("mona", 0.7), ("painting.jpg", 0.3)])
+>>> out = blend(photo, strength=0.5)     # half-way between the photo's own style and the blend's
+
+A style is a bundled style's name (its painting's embedding ships in the network's record), a
+painting (path, PIL image or 3×H×W tensor in [0, 1]) or an embedding (a 1-D tensor, e.g. saved
+from :meth:`ArbitraryStylizer.encode`). Weights are normalised to sum to 1. ``strength`` mixes in
+style space: ``(1 - s)·embedding(photo) + s·embedding(style)``, so half strength paints
+half-strength strokes instead of laying a faint copy of the full-strength picture over the photo.
+
+For the painting's own look at higher fidelity (seconds to minutes per photo), optimise from this
+network's result: :class:`cvtools.style.optimize.PaintingStylizer` with ``init=``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, List, Optional, Sequence, Tuple
+
+import torch
+
+from cvtools.errors import UsageError
+from cvtools.style.records import normalized_weights
+
+#: images with a shorter side below this are stylized at this size and brought back (the
+#: transformer's reflection padding and its 1/16 bottleneck need a few pixels)
+MIN_SIDE = 32
+
+
+def _as_styles(styles) -> List[Tuple[object, float]]:
+    """``styles`` as [(source, weight), ...]: one source alone, a list of sources, or of pairs."""
+    if isinstance(styles, (str, os.PathLike, torch.Tensor)) or not isinstance(styles, (list, tuple)):
+        styles = [styles]
+    out = []
+    for item in styles:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, float)) \
+                and not isinstance(item[1], bool):
+            out.append((item[0], float(item[1])))
+        else:
+            out.append((item, 1.0))
+    if not out:
+        raise UsageError("give at least one style (a bundled name, a painting or an embedding)", param="styles")
+    return out
+
+
+def style_stem(source) -> str:
+    """The name a style gives outputs: a bundled name, a painting file's stem, else "painting"."""
+    if isinstance(source, (str, os.PathLike)):
+        text = str(source)
+        return Path(text).stem if os.sep in text or "." in Path(text).name else text
+    return "embedding" if isinstance(source, torch.Tensor) and source.dim() == 1 else "painting"
+
+
+class NetworkPaintingStylizer:
+    """Paintings and bundled styles, encoded once, painted onto any number of photos.
+
+    styles: see the module. device: auto | cpu | cuda | cuda:N | mps. precision: auto (fp16 on
+    GPUs, fp32 on CPUs) | fp32 | fp16 | bf16 (the transformer's; the style encoder is fp32).
+    weights/sha256: another network file (default: the bundled one, its SHA-256 pinned).
+    notes: one-line messages for the user (None: silent; settable as ``.notes``).
+
+    Called like :class:`~cvtools.style.stylize.Stylizer`: ``stylizer(image, strength=...,
+    preserve_color=...)`` → 3×H×W float on the CPU (uint8 with ``as_uint8``).
+    """
+
+    def __init__(self, styles, device: str = "auto", precision: str = "auto", compile: bool = False,
+                 notes: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
+                 sha256: Optional[str] = None):
+        from cvtools.device import resolve_device, resolve_precision
+        from cvtools.style.arbitrary import ArbitraryStylizer
+        from cvtools.timings import mark
+
+        styles = _as_styles(styles)
+        weights_ = normalized_weights([w for _, w in styles])  # a bad weight is refused before any loading
+        mark("imports")
+        self.device = resolve_device(device)
+        dtype = resolve_precision(precision, self.device)
+        self.network = ArbitraryStylizer(weights, device=str(self.device), sha256=sha256,
+                                         precision={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32"))
+        if compile:
+            self.network.transformer = torch.compile(self.network.transformer, dynamic=False)
+        mark("model")
+        #: [(embedding, weight)] in the order given, and their blend: what every photo is painted with
+        self.styles = [(self.embedding_of(source), w) for (source, _), w in zip(styles, weights_)]
+        self.embedding = self.network.blend(self.styles)
+        self.name = name or "+".join(dict.fromkeys(style_stem(s) for s, _ in styles))
+        self.notes = notes
+        self.last_tiles = 0  # Stylizer's interface: this one never tiles
+
+    @property
+    def dtype(self):
+        return self.network.dtype
+
+    def embedding_of(self, source) -> torch.Tensor:
+        """A style's embedding: a bundled name's stored one, a painting's encoding, or the tensor."""
+        from cvtools.style.arbitrary import bundled_embedding_names, bundled_style_embedding
+
+        if isinstance(source, torch.Tensor) and source.dim() == 1:
+            if source.shape[0] != self.network.config.embedding_dim or not bool(torch.isfinite(source).all()):
+                raise UsageError(f"an embedding must be {self.network.config.embedding_dim} finite numbers, "
+                                 f"not shape {list(source.shape)}", param="styles")
+            return source.float().cpu()
+        if isinstance(source, str) and source in bundled_embedding_names() and not Path(source).is_file():
+            return bundled_style_embedding(source)
+        return self.network.encode(_painting_tensor(source))
+
+    def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
+                 progress=None, as_uint8: bool = False) -> torch.Tensor:
+        """Stylize one image (3×H×W float in [0, 1], or PIL) → 3×H×W on the CPU. ``tile`` and
+        ``progress`` are accepted for Stylizer's interface (the image goes whole)."""
+        from cvtools.style.stylize import finish_pixels
+
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        photo = _photo_tensor(image)
+        if strength == 0.0:
+            return photo.clone()
+        h, w = photo.shape[-2:]
+        work = photo
+        if min(h, w) < MIN_SIDE:  # icons, 1-pixel images: painted larger, brought back down
+            f = MIN_SIDE / min(h, w)
+            size = (max(MIN_SIDE, round(h * f)), max(MIN_SIDE, round(w * f)))
+            work = torch.nn.functional.interpolate(photo[None], size=size, mode="bilinear", align_corners=False)[0]
+        out = self.network.stylize(work, self.embedding, strength=float(strength))
+        if work is not photo:
+            out = torch.nn.functional.interpolate(out[None], size=(h, w), mode="area")[0]
+        # strength is already in the style: the pixels are not mixed again
+        result = finish_pixels(out, photo, 1.0, preserve_color)
+        if as_uint8 and bool(torch.isfinite(result).all()):
+            from cvtools.imageio import to_uint8
+
+            return to_uint8(result)
+        return result
+
+
+#: optimisation steps at the coarsest level when refining the network's result. Measured on 2
+#: CPU cores (chelsea + monet, coffee + shipwreck, the optimiser's own loss): 100 steps from the
+#: network reach 0.90× and 1.27× the total loss of the 200 steps from the photo, in 0.50× and
+#: 0.60× the time; 60 steps 0.94× and 1.67× (benchmarks/arbitrary/PLAN.md)
+REFINE_STEPS = 100
+
+
+class RefinedPaintingStylizer:
+    """The network's picture, then optimised towards the paintings (``cvtools stylize --refine``):
+    the optimisation's fidelity in fewer steps, because it starts from a painted picture.
+
+    network: a :class:`NetworkPaintingStylizer`; paintings: [(painting, weight)] as
+    :class:`~cvtools.style.optimize.PaintingStylizer` takes them (files, PIL images or tensors: the
+    optimisation needs the pictures, not embeddings); settings overrides go to it (``steps``
+    defaults to :data:`REFINE_STEPS`). ``strength`` mixes pixels here: the optimisation has no
+    style space.
+    """
+
+    def __init__(self, network: NetworkPaintingStylizer, paintings, **overrides):
+        from cvtools.style.optimize import PaintingStylizer
+
+        overrides.setdefault("steps", REFINE_STEPS)
+        shared = network.network.backbone if network.device.type == "cpu" else None  # fp32 Lite0 either way
+        self.network = network
+        self.optimizer = PaintingStylizer(paintings, device=str(network.device), backbone=shared,
+                                          name=network.name, **overrides)
+        self.name = network.name
+        self.last_tiles = 0
+
+    @property
+    def notes(self):
+        return self.network.notes
+
+    @notes.setter
+    def notes(self, printer) -> None:
+        self.network.notes = self.optimizer.notes = printer
+
+    @property
+    def callback(self):
+        return self.optimizer.callback
+
+    @callback.setter
+    def callback(self, callback) -> None:
+        self.optimizer.callback = callback
+
+    @property
+    def seed(self) -> int:
+        return self.optimizer.seed
+
+    @seed.setter
+    def seed(self, seed: int) -> None:
+        self.optimizer.seed = seed
+
+    def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
+                 progress=None, as_uint8: bool = False) -> torch.Tensor:
+        photo = _photo_tensor(image)
+        start = self.network(photo)
+        return self.optimizer(photo, strength=strength, preserve_color=preserve_color, as_uint8=as_uint8,
+                              init=start)
+
+
+def _photo_tensor(image) -> torch.Tensor:
+    if torch.is_tensor(image):
+        return (image[0] if image.dim() == 4 else image).float()
+    from cvtools.imageio import pil_to_tensor
+
+    return pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+
+
+def _painting_tensor(source) -> torch.Tensor:
+    """A painting (path, PIL image or 3×H×W tensor) as 3×H×W floats in [0, 1]; a path is read
+    with every check of :func:`cvtools.style.records.load_painting` (one line naming the file)."""
+    from cvtools.style.optimize import _painting_tensor as checked
+
+    return checked(source)[0]
+
+
+def stylize_with_network(image, styles: Sequence, strength: float = 1.0, device: str = "auto") -> torch.Tensor:
+    """One-shot convenience: ``stylize_with_network(photo, ["painting.jpg"])`` → 3×H×W tensor."""
+    return NetworkPaintingStylizer(styles, device=device)(image, strength=strength)

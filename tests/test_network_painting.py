@@ -1,0 +1,206 @@
+"""Any painting through the bundled any-painting network (cvtools.style.painting) and the CLI's
+--style PAINTING / blends / --strength / --refine (issue #28). CPU, tiny images."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cvtools.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def network():
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    torch.manual_seed(0)
+    return NetworkPaintingStylizer([(stripes_painting(), 1.0)], device="cpu")
+
+
+def stripes_painting(h=64, w=64):
+    y, x = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    s = ((x + y) // 6 % 2).float()
+    return torch.stack([0.9 * s + 0.05, 0.3 * s + 0.2, 0.7 - 0.5 * s])
+
+
+def photo_tensor(h=40, w=52, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    base = torch.nn.functional.interpolate(torch.rand(1, 3, 5, 6, generator=g), size=(h, w), mode="bilinear",
+                                           align_corners=False)[0]
+    return base.clamp(0, 1)
+
+
+def test_bundled_names_use_their_stored_embeddings_and_blends_are_weighted_means(network):
+    from cvtools.style.arbitrary import bundled_embedding_names, bundled_style_embedding
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    names = bundled_embedding_names()
+    assert {"mona", "starry_night"} <= set(names)
+    mona, starry = bundled_style_embedding("mona"), bundled_style_embedding("starry_night")
+    assert mona.shape == (network.network.config.embedding_dim,) and not torch.equal(mona, starry)
+    blend = NetworkPaintingStylizer([("mona", 3.0), ("starry_night", 1.0)], device="cpu")
+    # weights normalised to 0.75 / 0.25; float32 sums of two terms: a few ulps of the values' scale
+    expected = 0.75 * mona + 0.25 * starry
+    assert torch.allclose(blend.embedding, expected, rtol=0, atol=4 * torch.finfo(torch.float32).eps * 10)
+    assert blend.name == "mona+starry_night"
+
+
+def test_a_painting_is_encoded_once_for_any_number_of_photos(network, monkeypatch):
+    calls = []
+    original = network.network.encode
+    monkeypatch.setattr(network.network, "encode", lambda x: calls.append(1) or original(x))
+    outs = [network(photo_tensor(seed=k)) for k in range(3)]
+    assert calls == []  # the painting's embedding was made in the constructor
+    assert all(o.shape == (3, 40, 52) and 0 <= float(o.min()) and float(o.max()) <= 1 for o in outs)
+    network(photo_tensor(), strength=0.5)
+    assert calls == [1]  # below full strength the photo's own style is encoded (once per photo)
+
+
+def test_strength_mixes_in_style_space(network):
+    photo = photo_tensor()
+    assert torch.equal(network(photo, strength=0.0), photo)  # 0 is the input itself, exactly
+    half = network(photo, strength=0.5)
+    # the same arithmetic done by hand: the embedding half-way between the photo's and the painting's
+    own = network.network.encode(photo)
+    by_hand = network.network.stylize(photo, 0.5 * own + 0.5 * network.embedding)
+    assert torch.allclose(half, by_hand.clamp(0, 1), rtol=0, atol=1e-5)
+    full = network(photo)
+    pixel_blend = photo + 0.5 * (full - photo)
+    assert float((half - pixel_blend).abs().mean()) > 1e-3  # not a pixel mix in disguise
+
+
+def test_preserve_color_keeps_the_photos_colour(network):
+    from cvtools.style.stylize import luminance
+
+    photo = photo_tensor()
+    out = network(photo, preserve_color=True)
+    # chroma (RGB minus luma) is the photo's, luma the network's: exactly (fp32 rounding), where
+    # no channel was clipped to [0, 1] (there the clip takes some of both)
+    inside = ((out > 1e-4) & (out < 1 - 1e-4)).all(0)
+    assert float(inside.float().mean()) > 0.3
+    chroma_out, chroma_photo = out - luminance(out), photo - luminance(photo)
+    assert torch.allclose(chroma_out[:, inside], chroma_photo[:, inside], atol=1e-5)
+    assert torch.allclose(luminance(out)[:, inside], luminance(network(photo))[:, inside], atol=1e-5)
+
+
+def test_tiny_pil_and_uint8_inputs(network):
+    tiny = network(torch.rand(3, 1, 1))
+    assert tiny.shape == (3, 1, 1)
+    im = Image.fromarray((photo_tensor().permute(1, 2, 0).numpy() * 255).astype(np.uint8))
+    u8 = network(im, as_uint8=True)
+    assert u8.dtype == torch.uint8 and u8.shape == (3, 40, 52)
+
+
+def test_bad_styles_and_weights_are_one_line(tmp_path):
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    for styles in ([("mona", 0.0)], [("mona", -1.0)], [("mona", float("nan"))], []):
+        with pytest.raises(UsageError):
+            NetworkPaintingStylizer(styles, device="cpu")
+    with pytest.raises(UsageError, match="embedding"):
+        NetworkPaintingStylizer([torch.zeros(7)], device="cpu")
+    with pytest.raises(UsageError, match="embedding"):
+        NetworkPaintingStylizer([torch.full((100,), float("nan"))], device="cpu")
+
+
+def test_refine_starts_the_optimisation_from_the_networks_picture(network, lite0):
+    from cvtools.style.painting import RefinedPaintingStylizer
+
+    refined = RefinedPaintingStylizer(network, [stripes_painting()], steps=0, extra_backbones={})
+    refined.optimizer.backbone = lite0
+    photo = photo_tensor()
+    # one level (the photo is smaller than the coarsest size) and no steps: the start, unchanged
+    # apart from the sigmoid/logit round trip none of it takes at 0 steps
+    assert torch.allclose(refined(photo), network(photo), atol=1e-6)
+    seen = {}
+    original = refined.optimizer.optimize
+
+    def spy(x, seed=0, callback=None, init=None):
+        seen["init"] = init
+        return original(x, seed=seed, callback=callback, init=init)
+
+    refined.optimizer.optimize = spy
+    refined.optimizer.settings.steps = 1
+    out = refined(photo)
+    assert torch.equal(seen["init"], network(photo))
+    assert out.shape == photo.shape
+
+
+def test_optimize_refuses_a_start_of_another_shape(lite0):
+    from cvtools.style.optimize import PaintingStylizer
+
+    ps = PaintingStylizer(stripes_painting(), backbone=lite0, steps=1, extra_backbones={})
+    with pytest.raises(UsageError, match="init"):
+        ps.optimize(photo_tensor(), init=torch.rand(3, 10, 10))
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+@pytest.fixture
+def files(tmp_path):
+    from cvtools.imageio import save_image
+
+    for k in range(3):
+        save_image(tmp_path / f"photo{k}.png", photo_tensor(seed=k))
+    save_image(tmp_path / "painting.png", stripes_painting())
+    return tmp_path
+
+
+def test_cli_painting_folder_runs_the_network_and_encodes_once(run_cli, files, monkeypatch):
+    from cvtools.style import arbitrary, optimize
+
+    calls = []
+    original = arbitrary.ArbitraryStylizer.encode
+    monkeypatch.setattr(arbitrary.ArbitraryStylizer, "encode", lambda self, x: calls.append(1) or original(self, x))
+    monkeypatch.setattr(optimize.PaintingStylizer, "optimize", lambda *a, **k: pytest.fail("optimised"))
+    out = files / "out"
+    r = run_cli("stylize", *(files / f"photo{k}.png" for k in range(3)), "-s", files / "painting.png", "-o", out,
+                "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in out.iterdir()) == [f"photo{k}_painting.png" for k in range(3)]
+    assert calls == [1]
+    assert (files / "painting.png").exists()
+
+
+def test_cli_blends_and_strength_modes(run_cli, files):
+    photo = files / "photo0.png"
+    r = run_cli("stylize", photo, "-s", "mona:0.5", "-s", "starry_night:0.5", "-q")
+    assert r.exit_code == 0, r.output
+    blend = np.asarray(Image.open(files / "photo0_mona+starry_night.png"), dtype=np.float32)
+    r = run_cli("stylize", photo, "-s", "mona:0.7", "-s", f"{files / 'painting.png'}:0.3", "-o", files / "mix.png",
+                "-q")
+    assert r.exit_code == 0, r.output
+    outs = {}
+    for mode in ("style", "pixels"):
+        target = files / f"{mode}.png"
+        r = run_cli("stylize", photo, "-s", "mona", "--strength", "0.5", "--strength-mode", mode, "-o", target,
+                    "-q")
+        assert r.exit_code == 0, r.output
+        outs[mode] = np.asarray(Image.open(target), dtype=np.float32)
+    original = np.asarray(Image.open(photo), dtype=np.float32)
+    mix = np.asarray(Image.open(files / "mix.png"), dtype=np.float32)
+    for a, b in ((outs["style"], outs["pixels"]), (outs["style"], original), (blend, original), (mix, blend)):
+        assert np.abs(a - b).mean() > 1.0  # 8-bit levels: clearly different pictures
+
+
+def test_cli_video_with_a_painting_and_stable(run_cli, files):
+    av = pytest.importorskip("av")
+    from cvtools.video import synthetic
+
+    clip = synthetic.make_clip("pan", frames=6, size=(48, 64))
+    src = files / "clip.mp4"
+    with av.open(str(src), "w") as c:
+        v = c.add_stream("libx264", rate=12)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for frame in clip.frames:
+            rgb = (frame.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for p in v.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+    r = run_cli("stylize", src, "-s", files / "painting.png", "--stable", "-q")
+    assert r.exit_code == 0, r.output
+    with av.open(str(files / "clip_painting.mp4")) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(frames) == 6 and frames[0].shape == (48, 64, 3)
