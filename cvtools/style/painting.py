@@ -212,8 +212,23 @@ def _painting_tensor(source) -> torch.Tensor:
     """A painting (path, PIL image or 3×H×W tensor) as 3×H×W floats in [0, 1]; a path is read
     with every check of :func:`cvtools.style.records.load_painting` (one line naming the file)."""
     from cvtools.style.optimize import _painting_tensor as checked
+    from cvtools.style.records import load_painting
 
+    if isinstance(source, (str, os.PathLike)):
+        source = load_painting(source)
+    if hasattr(source, "size") and hasattr(source, "resize") and min(source.size) > HUGE_PAINTING_SIDE:
+        # the encoder sees the painting at 256 px on its short side: a 100-megapixel scan would
+        # otherwise become 1.2 GB of floats first; box-filtered to 1024 px, then resized as usual
+        from PIL import Image
+
+        w, h = source.size
+        f = 1024 / min(w, h)
+        source = source.convert("RGB").resize((max(1, round(w * f)), max(1, round(h * f))), Image.BOX)
     return checked(source)[0]
+
+
+#: paintings whose short side is above this are shrunk before they become tensors
+HUGE_PAINTING_SIDE = 2048
 
 
 def stylize_with_network(image, styles: Sequence, strength: float = 1.0, device: str = "auto") -> torch.Tensor:
