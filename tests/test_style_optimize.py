@@ -194,7 +194,7 @@ def test_cli_style_name_goes_to_the_network(run_cli, files):
     (["-s", "TRAINED", "--strength", "0.5", "-s", "mona"], "cannot be blended"),
     (["-s", "mona:0.5"], "only for blending"),
     (["-s", "PAINTING", "--tile", "512"], "--tile"),
-    (["-s", "PAINTING", "--engine", "onnxruntime"], "--engine"),
+    (["-s", "PAINTING", "--engine", "onnxruntime", "--refine"], "--refine"),
 ])
 def test_cli_options_that_do_not_fit_are_one_line_errors(run_cli, files, args, words):
     tmp, photo, painting, _ = files

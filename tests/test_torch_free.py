@@ -159,3 +159,22 @@ def test_the_whole_photo_path_never_imports_torch(tmp_path):
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report == {"type": "OnnxBundledStylizer", "torch": False, "onnxruntime": True, "done": 1}
     assert out.is_file() and read_marker(out) is not None
+
+
+@needs_ort
+def test_the_command_never_imports_torch(tmp_path):
+    """`cvtools stylize photo.jpg -s mona` as typed, in a new process: the torch-free path; the
+    same command with CVTOOLS_TORCH_FREE=0 (PyTorch) then sees the output as done (same marker)."""
+    import os
+
+    from fresh import run_fresh
+
+    photo = tmp_path / "p.jpg"
+    _photo(80, 64).save(photo, quality=95)
+    code, err, torch_loaded = run_fresh("stylize", photo, "-s", "mona", "-q")
+    assert code == 0, err
+    assert not torch_loaded
+    assert (tmp_path / "p_mona.jpg").is_file()
+    done = subprocess.run([sys.executable, "-m", "cvtools", "stylize", str(photo), "-s", "mona"], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "CVTOOLS_TORCH_FREE": "0"})
+    assert done.returncode == 0 and "already done" in done.stderr

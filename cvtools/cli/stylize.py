@@ -56,8 +56,10 @@ MIN_TILE = 256
               help="torch.compile the network: slow first image, faster after (many same-size images on a GPU).")
 @tune_option
 @click.option("--engine", type=click.Choice(["pytorch", "onnxruntime"]), default="pytorch", show_default=True,
-              help="onnxruntime: run the style's ONNX export on the CPU (exported once and cached; "
-                   "needs pip install 'cvtools[onnx]'). BENCHMARKS.md compares their speed.")
+              help="onnxruntime: run the style's ONNX export on the CPU (exported once and cached; paintings and "
+                   "blends through the any-painting network's two graphs; needs pip install 'cvtools[onnx]'). "
+                   "Bundled styles on the CPU take their shipped ONNX graphs anyway when onnxruntime is installed "
+                   "(no torch to load; CVTOOLS_TORCH_FREE=0 turns that off). BENCHMARKS.md compares their speed.")
 @click.option("--format", "fmt", type=click.Choice(["same", "jpg", "png", "webp"]), default="same", show_default=True,
               help="Output format: 'same' keeps each input's format.")
 @video_options
@@ -107,8 +109,8 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
         if tile not in ("auto", None):
             raise UsageError("--tile is for trained styles; paintings and blends go whole (use --size to make "
                              "large photos smaller)")
-        if engine != "pytorch":
-            raise UsageError("--engine onnxruntime is for trained styles, not paintings or blends")
+        if engine != "pytorch" and refine:
+            raise UsageError("--engine onnxruntime runs the network alone, not --refine")
         if refine and compile_:
             raise UsageError("--compile is for the network alone, not with --refine")
         tile = None
@@ -119,9 +121,15 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
         mix_strength, pixel_strength = 1.0, strength
 
     def build_stylizer():
+        from cvtools.style.fast_cpu import torch_free_stylizer
+
+        fast = None if plan.network else torch_free_stylizer(plan.record, device=device, precision=precision,
+                                                             compile=compile_, engine=engine, inputs=paths)
         if plan.network:
             from cvtools.style.painting import NetworkPaintingStylizer, RefinedPaintingStylizer
 
+            if engine == "onnxruntime":
+                from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer as NetworkPaintingStylizer  # noqa: N814
             built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=name,
                                             device=device, precision=precision, compile=compile_,
                                             notes=note_printer(quiet))
@@ -132,6 +140,8 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                 built.callback = None if quiet else StepBar()
             else:
                 built = StyleSpaceStrength(built, mix_strength)
+        elif fast is not None:  # a bundled style on the CPU: its shipped ONNX graph, no torch
+            built = fast
         elif engine == "onnxruntime":
             from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
 
@@ -146,7 +156,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
 
     # Built when the first photo or frame reaches it: a missing or broken input, or a re-run
     # whose outputs are all there, answers without loading torch and the network.
-    if engine == "onnxruntime" and not plan.network:
+    if engine == "onnxruntime":
         from cvtools.export import check_onnxruntime_options, require_onnxruntime
 
         check_onnxruntime_options(device, precision, compile_)

@@ -1,0 +1,158 @@
+"""The any-painting network in onnxruntime (``stylize --engine onnxruntime`` with paintings).
+
+>>> from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer
+>>> st = OnnxArbitraryStylizer([("mona", 0.7), ("painting.jpg", 0.3)])   # encoded once, here
+>>> out = st(photo, strength=0.5)                                        # 3×H×W in [0, 1] → 3×H×W
+
+The same constructor and call as :class:`cvtools.style.painting.NetworkPaintingStylizer`, with
+the two exported graphs of :func:`cvtools.export.export_arbitrary` (made once, checked against
+PyTorch and kept in the cache: :func:`cvtools.export.cached_arbitrary_export`): paintings go
+through the encoder graph (resized to the encoder's size by PyTorch's antialiased resize, as the
+PyTorch network does: the resize is outside the graph), embeddings are blended here (weighted
+means: the heads are linear, so this is blending the styles), ``strength`` s mixes the photo's
+own embedding in style space, ``(1 - s)·own + s·style``, and the transformer graph paints.
+Colour keeping is :func:`cvtools.style.stylize.finish_pixels`. CPU and fp32 only.
+Needs ``pip install 'cvtools[onnx]'``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
+
+import numpy as np
+import torch
+
+from cvtools.errors import UsageError
+
+#: as NetworkPaintingStylizer: images with a shorter side below this are stylized at this size
+#: and brought back (the transformer's padding and its 1/8 bottleneck need a few pixels)
+MIN_SIDE = 32
+
+
+def _as_styles(styles) -> List[Tuple[object, float]]:
+    if isinstance(styles, (str, os.PathLike, torch.Tensor)) or not isinstance(styles, (list, tuple)):
+        styles = [styles]
+    out = []
+    for item in styles:
+        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, float)) \
+                and not isinstance(item[1], bool):
+            out.append((item[0], float(item[1])))
+        else:
+            out.append((item, 1.0))
+    if not out:
+        raise UsageError("give at least one style (a bundled name, a painting or an embedding)", param="styles")
+    return out
+
+
+def _stem(source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        text = str(source)
+        return Path(text).stem if os.sep in text or "." in Path(text).name else text
+    return "embedding" if isinstance(source, torch.Tensor) and source.dim() == 1 else "painting"
+
+
+class OnnxArbitraryStylizer:
+    """Paintings, bundled styles and embeddings blended, painted by the exported any-painting
+    network in onnxruntime. styles: [(source, weight)] (or sources alone, weight 1): a bundled
+    style's name, a painting (path, PIL, 3×H×W tensor in [0, 1]) or a 1-D embedding tensor.
+    device: auto or cpu; precision: auto or fp32; compile: False (onnxruntime optimises its
+    graphs itself). weights/sha256: another network file (default: the bundled one, pinned).
+    threads: onnxruntime's intra-op threads (None: its default). Attributes ``name``,
+    ``embedding`` (the blend), ``styles``, ``last_tiles`` (always 0: the image goes whole),
+    ``notes``."""
+
+    engine = "onnxruntime"
+
+    def __init__(self, styles, device: str = "auto", precision: str = "auto", compile: bool = False,
+                 notes: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
+                 sha256: Optional[str] = None, threads: Optional[int] = None):
+        from cvtools.export import cached_arbitrary_export, check_onnxruntime_options, cpu_session, read_metadata
+        from cvtools.style.arbitrary import ArbitraryConfig
+        from cvtools.style.records import normalized_weights
+        from cvtools.timings import mark
+
+        check_onnxruntime_options(device, precision, compile)
+        styles = _as_styles(styles)
+        blend_weights = normalized_weights([w for _, w in styles])
+        mark("imports")
+        self.notes = notes
+        self.encoder_path, self.transformer_path = cached_arbitrary_export(weights, sha256, notify=notes)
+        meta = read_metadata(self.transformer_path)
+        self.config = ArbitraryConfig.from_json(meta["config"])
+        import json
+
+        self.bundled_embeddings = {k: torch.tensor(v, dtype=torch.float32)
+                                   for k, v in json.loads(meta.get("style_embeddings") or "{}").items()}
+        self.encoder = cpu_session(self.encoder_path, threads)
+        self.transformer = cpu_session(self.transformer_path, threads)
+        mark("model")
+        self.styles = [(self.embedding_of(source), w) for (source, _), w in zip(styles, blend_weights)]
+        self.embedding = sum(e * w for e, w in self.styles)
+        self.name = name or "+".join(dict.fromkeys(_stem(s) for s, _ in styles))
+        self.last_tiles = 0
+
+    # ------------------------------------------------------------------ styles
+    def encode(self, painting: torch.Tensor) -> torch.Tensor:
+        """A painting (3×H×W in [0, 1]) → its embedding (1-D float32), through the encoder graph."""
+        from cvtools.style.arbitrary import encoder_input
+
+        x = encoder_input(painting[None].float(), self.config.encoder_size)
+        out = self.encoder.run(None, {"painting": np.ascontiguousarray(x.numpy())})[0]
+        return torch.from_numpy(out[0].copy())
+
+    def embedding_of(self, source) -> torch.Tensor:
+        """A style's embedding: a bundled name's stored one, a painting's encoding, or the tensor."""
+        if isinstance(source, torch.Tensor) and source.dim() == 1:
+            if source.shape[0] != self.config.embedding_dim or not bool(torch.isfinite(source).all()):
+                raise UsageError(f"an embedding must be {self.config.embedding_dim} finite numbers, "
+                                 f"not shape {list(source.shape)}", param="styles")
+            return source.float().cpu()
+        if isinstance(source, str) and source in self.bundled_embeddings and not Path(source).is_file():
+            return self.bundled_embeddings[source].clone()
+        from cvtools.style.optimize import _painting_tensor
+
+        return self.encode(_painting_tensor(source)[0])
+
+    # ------------------------------------------------------------------ photos
+    def stylize(self, photo: torch.Tensor, embedding: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """3×H×W (H, W ≥ 16) in [0, 1] painted with ``embedding`` at ``strength`` (style space)."""
+        styles = embedding.float()
+        if strength < 1:
+            styles = (1 - strength) * self.encode(photo) + strength * styles
+        feed = {"image": np.ascontiguousarray(photo[None].float().numpy()),
+                "embedding": np.ascontiguousarray(styles[None].numpy())}
+        return torch.from_numpy(self.transformer.run(None, feed)[0][0])
+
+    def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
+                 progress=None, as_uint8: bool = False) -> torch.Tensor:
+        """As NetworkPaintingStylizer: one image (3×H×W float in [0, 1], or PIL) → 3×H×W on the
+        CPU (uint8 with ``as_uint8``); ``tile`` and ``progress`` are accepted (it goes whole)."""
+        from cvtools.style.stylize import finish_pixels
+
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
+            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        if torch.is_tensor(image):
+            photo = (image[0] if image.dim() == 4 else image).float()
+        else:
+            from cvtools.imageio import pil_to_tensor
+
+            photo = pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+        if strength == 0.0:
+            return photo.clone()
+        h, w = photo.shape[-2:]
+        work = photo
+        if min(h, w) < MIN_SIDE:
+            f = MIN_SIDE / min(h, w)
+            size = (max(MIN_SIDE, round(h * f)), max(MIN_SIDE, round(w * f)))
+            work = torch.nn.functional.interpolate(photo[None], size=size, mode="bilinear", align_corners=False)[0]
+        out = self.stylize(work, self.embedding, float(strength))
+        if work is not photo:
+            out = torch.nn.functional.interpolate(out[None], size=(h, w), mode="area")[0]
+        result = finish_pixels(out, photo, 1.0, preserve_color)
+        if as_uint8 and bool(torch.isfinite(result).all()):
+            from cvtools.imageio import to_uint8
+
+            return to_uint8(result)
+        return result

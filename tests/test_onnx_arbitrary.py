@@ -1,0 +1,185 @@
+"""The any-painting network exported to ONNX (encoder + transformer) and run by onnxruntime
+(issue 28, deliverable 4), against the PyTorch network.
+
+Tolerances: the export's own checks hold the transformer to 1e-4 on outputs in [0, 1] and the
+encoder to 1e-4 of the embedding's scale (export.embedding_bound). End to end, the onnxruntime
+result with its own embedding e_o, against PyTorch's with e_t, splits by the triangle inequality:
+|ort(e_o) - torch(e_t)| <= |ort(e_o) - torch(e_o)| + |torch(e_o) - torch(e_t)|: the first term is
+the transformer's bound, the second is computed here exactly, in PyTorch.
+"""
+
+import importlib.util
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
+    reason="needs onnx, onnxscript and onnxruntime (pip install 'cvtools[onnx]')")
+
+torch = pytest.importorskip("torch")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """The bundled network exported once into a fresh cache (checked on the sample photos)."""
+    import os
+
+    from cvtools.export import cached_arbitrary_export
+
+    cache = tmp_path_factory.mktemp("cache")
+    old = os.environ.get("CVTOOLS_CACHE_DIR")
+    os.environ["CVTOOLS_CACHE_DIR"] = str(cache)
+    try:
+        yield cached_arbitrary_export()
+    finally:
+        if old is None:
+            os.environ.pop("CVTOOLS_CACHE_DIR")
+        else:
+            os.environ["CVTOOLS_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def torch_net():
+    from cvtools.style.arbitrary import ArbitraryStylizer
+
+    return ArbitraryStylizer(device="cpu")
+
+
+def _photo(h, w, seed):
+    g = torch.Generator().manual_seed(seed)
+    coarse = torch.rand(1, 3, max(2, h // 8), max(2, w // 8), generator=g)
+    smooth = torch.nn.functional.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=False)[0]
+    return (smooth + 0.1 * torch.rand(3, h, w, generator=g)).clamp(0, 1)
+
+
+def test_files_metadata_and_shapes(exported, torch_net):
+    import onnxruntime as ort
+
+    from cvtools.export import read_metadata
+    from cvtools.weights import sha256_file
+
+    encoder, transformer = exported
+    assert encoder.name.endswith("_encoder.onnx") and transformer.name.endswith("_transformer.onnx")
+    for path, kind in ((encoder, "arbitrary_encoder"), (transformer, "arbitrary_transformer")):
+        meta = read_metadata(path)
+        assert meta["cvtools_kind"] == kind
+        assert meta["weights_sha256"] == sha256_file(torch_net_weights())
+        assert set(meta) >= {"config", "embedding_dim", "encoder_size", "style_embeddings", "input", "output"}
+    assert "outside the graph" in read_metadata(encoder)["resize"]
+    s = ort.InferenceSession(str(transformer), providers=["CPUExecutionProvider"])
+    assert [i.name for i in s.get_inputs()] == ["image", "embedding"]
+    # any batch and size from 16 px, odd sizes included: the output has the input's size
+    x = _photo(17, 23, 0)[None].repeat(2, 1, 1, 1).numpy()
+    e = torch.randn(2, torch_net.config.embedding_dim).numpy()
+    assert s.run(None, {"image": x, "embedding": e})[0].shape == (2, 3, 17, 23)
+
+
+def torch_net_weights():
+    from cvtools.style.arbitrary import bundled_weights
+
+    return bundled_weights()[0]
+
+
+def test_transformer_matches_pytorch_on_odd_sizes(exported, torch_net):
+    """Sizes the export never saw (not multiples of the stride 8), a painting's style."""
+    from cvtools.export import FP32_BOUND, cpu_session
+
+    session = cpu_session(exported[1])
+    emb = torch_net.encode(_photo(300, 220, 9))
+    for i, (h, w) in enumerate([(16, 16), (37, 61), (96, 130)]):
+        x = _photo(h, w, i)
+        ref = torch_net.stylize(x, emb)
+        ours = session.run(None, {"image": x[None].numpy(), "embedding": emb[None].numpy()})[0][0]
+        assert float((torch.from_numpy(ours) - ref).abs().max()) <= FP32_BOUND
+
+
+def test_encoder_matches_pytorch(exported, torch_net):
+    from cvtools.export import cpu_session, embedding_bound
+    from cvtools.style.arbitrary import encoder_input
+
+    session = cpu_session(exported[0])
+    for seed, (h, w) in enumerate([(256, 256), (300, 517), (600, 257)]):
+        painting = _photo(h, w, 20 + seed)
+        ref = torch_net.encode(painting)
+        x = encoder_input(painting[None], torch_net.config.encoder_size)
+        ours = torch.from_numpy(session.run(None, {"painting": x.numpy()})[0][0])
+        assert float((ours - ref).abs().max()) <= embedding_bound(ref)
+
+
+@pytest.mark.parametrize("strength,preserve", [(1.0, False), (0.5, False), (0.8, True)])
+def test_stylizer_matches_pytorch_network(exported, torch_net, strength, preserve):
+    """OnnxArbitraryStylizer (a blend of a bundled name and a painting) against the PyTorch
+    network fed the same sources, within the bound derived in the module docstring."""
+    from cvtools.export import FP32_BOUND, embedding_bound
+    from cvtools.style.arbitrary import bundled_style_embedding
+    from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer
+    from cvtools.style.stylize import finish_pixels
+
+    painting = _photo(200, 260, 5)
+    st = OnnxArbitraryStylizer([("mona", 0.7), (painting, 0.3)], device="cpu")
+    assert st.name == "mona+painting" and st.last_tiles == 0
+    torch_blend = 0.7 * bundled_style_embedding("mona") + 0.3 * torch_net.encode(painting)
+    assert float((st.embedding - torch_blend).abs().max()) <= embedding_bound(torch_blend)
+
+    photo = _photo(72, 100, 7)
+    ours = st(photo, strength=strength, preserve_color=preserve)
+    own_o, own_t = st.encode(photo), torch_net.encode(photo)
+    mix_o = (1 - strength) * own_o + strength * st.embedding if strength < 1 else st.embedding
+    mix_t = (1 - strength) * own_t + strength * torch_blend if strength < 1 else torch_blend
+    ref = finish_pixels(torch_net.stylize(photo, mix_t), photo, 1.0, preserve)
+    sensitivity = float((finish_pixels(torch_net.stylize(photo, mix_o), photo, 1.0, preserve) - ref).abs().max())
+    diff = float((ours - ref).abs().max())
+    assert diff <= FP32_BOUND + sensitivity, (diff, sensitivity)
+    assert ours.shape == photo.shape
+
+
+def test_stylizer_edges(exported):
+    from cvtools.errors import UsageError
+    from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer
+
+    st = OnnxArbitraryStylizer("starry_night")
+    tiny = _photo(5, 9, 3)
+    out = st(tiny)  # painted at 32 px and brought back
+    assert out.shape == tiny.shape and bool(((out >= 0) & (out <= 1)).all())
+    assert torch.equal(st(tiny, strength=0.0), tiny)
+    assert st(_photo(20, 24, 1), as_uint8=True).dtype == torch.uint8
+    with pytest.raises(UsageError, match="strength"):
+        st(tiny, strength=1.5)
+    with pytest.raises(UsageError, match="embedding must be"):
+        OnnxArbitraryStylizer(torch.zeros(7))
+    with pytest.raises(UsageError, match="weight"):
+        OnnxArbitraryStylizer([("mona", -1.0)])
+    with pytest.raises(UsageError, match="onnxruntime"):
+        OnnxArbitraryStylizer("mona", precision="fp16")
+
+
+@pytest.mark.slow  # a second export (~1-2 min on 2 cores): the fixture's is through the cache
+def test_export_cli_writes_the_pair(tmp_path, run_cli, exported):
+    """`cvtools export --arbitrary`: both files, the checks printed; a second run refuses to overwrite."""
+    target = tmp_path / "any.onnx"
+    result = run_cli("export", "--arbitrary", "-o", str(target), "--check-image",
+                     str(_write(tmp_path / "p.png", _photo(48, 64, 2))))
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "any_encoder.onnx").is_file() and (tmp_path / "any_transformer.onnx").is_file()
+    assert result.stdout.count("max |onnxruntime - PyTorch|") == 2
+    again = run_cli("export", "--arbitrary", "-o", str(target), "--no-check")
+    assert again.exit_code != 0 and "exists" in again.stderr
+
+
+def _write(path, tensor):
+    from cvtools.imageio import save_image
+
+    save_image(path, tensor)
+    return path
+
+
+def test_cli_engine_onnxruntime_with_a_painting(tmp_path, run_cli, exported):
+    """`stylize photo -s painting.png --engine onnxruntime`: the exported network writes the photo;
+    --refine is refused with it."""
+    photo = _write(tmp_path / "photo.png", _photo(40, 56, 11))
+    painting = _write(tmp_path / "art.png", _photo(120, 90, 12))
+    result = run_cli("stylize", str(photo), "-s", str(painting), "--engine", "onnxruntime", "--strength", "0.7")
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "photo_art.png").is_file()
+    refused = run_cli("stylize", str(photo), "-s", str(painting), "--engine", "onnxruntime", "--refine")
+    assert refused.exit_code != 0 and "--refine" in refused.stderr
