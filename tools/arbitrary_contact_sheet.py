@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 BUNDLED = ["composition_vii", "grande_jatte", "great_wave", "mona", "scream", "starry_night"]
 UNSEEN = ["monet_grand_canal", "shipwreck_minotaur", "paul_gauguin_arlesiennes_mistral",
           "constant_troyon_pasture_in_normandy"]
-LABELS = {"arbitrary": "network", "trained": "trained net", "optimisation": "optimisation", "peer": "st-lite"}
+LABELS = {"arbitrary": "network", "trained": "trained net", "optimisation": "optimisation", "peer": "st-lite",
+          "refine": "--refine"}
 SHORT = {"paul_gauguin_arlesiennes_mistral": "gauguin (held out)",
          "constant_troyon_pasture_in_normandy": "troyon (held out)"}
 
@@ -88,10 +89,12 @@ def main(argv=None):
     ap.add_argument("--cell", type=int, default=240)
     ap.add_argument("--crop", type=int, default=96)
     ap.add_argument("--paintings", metavar="SHARED", help="add the paintings (for looking, never commit)")
+    ap.add_argument("--methods", nargs="*", help="columns per photo (default: arbitrary, trained or "
+                    "optimisation, peer; also refine)")
     ap.add_argument("--quality", type=int, default=80)
     args = ap.parse_args(argv)
 
-    methods = ["arbitrary", "optimisation", "peer"] if args.unseen else ["arbitrary", "trained", "peer"]
+    methods = args.methods or (["arbitrary", "optimisation", "peer"] if args.unseen else ["arbitrary", "trained", "peer"])
     paintings = UNSEEN if args.unseen else BUNDLED
     one, two = build(Path(args.source), args.photos, paintings, methods, args.cell, args.crop, args.paintings)
     out = Path(args.output)

