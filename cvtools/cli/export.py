@@ -60,7 +60,7 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
     from cvtools.export import export_backbone, export_style
 
     if bool(style) + bool(backbone) + bool(arbitrary) != 1:
-        raise UsageError("give --style NAME, --backbone NAME or --arbitrary (one of them)")
+        raise UsageError("give --style NAME or --backbone NAME, or --arbitrary (one of them)")
     if weights and not (backbone or arbitrary):
         raise UsageError("--weights goes with --backbone or --arbitrary")
     notify = (lambda msg: None) if quiet else (lambda msg: echo_err(f"{msg}..."))
