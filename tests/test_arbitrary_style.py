@@ -316,3 +316,22 @@ def test_the_gpu_script_splits_and_joins_checkpoints(tmp_path, monkeypatch):
     for source in (tmp_path, parts[0]):
         joined = script.joined_checkpoint(source, tmp_path / "scratch" / "arbitrary.ckpt")
         assert joined.read_bytes() == whole
+
+
+def test_fine_tuning_starts_from_the_given_weights(data, tmp_path):
+    from cvtools.style.arbitrary import load_network
+
+    first = train_arbitrary(config(data, tmp_path / "a", steps=1))
+    weights = tmp_path / "a" / "arbitrary.safetensors"
+    # one step at a negligible learning rate: the network written is the one it started from
+    again = train_arbitrary(config(data, tmp_path / "b", steps=1, lr=1e-12, warmup_steps=0,
+                                   init_weights=str(weights)))
+    a, b = load_network(weights).state_dict(), load_network(again.weights).state_dict()
+    for key in a:
+        # an lr of 1e-12 moves no fp16-stored weight by more than one of its rounding steps
+        assert torch.allclose(a[key], b[key], rtol=2 ** -10, atol=1e-7), key
+    other = tmp_path / "other.safetensors"
+    save_weights(tiny_net(embedding_dim=7), other)
+    with pytest.raises(UsageError, match="architecture"):
+        train_arbitrary(config(data, tmp_path / "c", steps=1, init_weights=str(other)))
+    assert first.steps == 1

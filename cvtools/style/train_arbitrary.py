@@ -107,6 +107,9 @@ class ArbitraryTrainConfig:
     log_every: int = 10
     #: ArbitraryConfig fields that differ from its defaults
     architecture: Dict = field(default_factory=dict)
+    #: start from these network weights (a weights file of the same architecture: fine-tuning
+    #: with a fresh optimiser and schedule); None: random initialisation
+    init_weights: Optional[str] = None
     backbone_weights: Optional[str] = None  # None: the embedded ones; "random": tests
     device: str = "auto"
     precision: str = "auto"  # bf16 autocast on CUDA, fp32 elsewhere
@@ -264,6 +267,14 @@ class ArbitraryTrainer:
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         if checkpoint is not None:
             self._restore(checkpoint)
+        elif c.init_weights:
+            from cvtools.style.arbitrary import load_network
+
+            start = load_network(c.init_weights)
+            if start.config.check() != self.arch.check():
+                raise UsageError(f"{c.init_weights}: its architecture differs from this run's", param="init_weights")
+            self.net.load_state_dict(start.state_dict())
+            self.notes(f"starting from the weights in {c.init_weights}")
         compile_ = c.compile if c.compile is not None else cuda
         self.transformer = torch.compile(self.net.transformer, dynamic=False) if compile_ else self.net.transformer
         self.compiled, self._compile_checked = compile_, False
