@@ -1,0 +1,225 @@
+#!/usr/bin/env python3
+"""How the styles treat people and animals (issue #29): measured on a fixed held-out set.
+
+    python tools/people_quality.py [--styles mona,scream] [--weights-dir DIR] [--json out.json] [--sheet out.jpg]
+
+The set: 8 portraits (dark and light skin, children, old men, women) and 4 light-furred or
+low-contrast animals from BSDS500 (``shared/data/photos/research``: evaluation only, never
+training, never in a committed image), each with hand-drawn boxes around the faces or the animal
+(fractions of the width and height; drawn once over a 10 % grid, see PEOPLE below).
+
+Per style and photo, on the picture the style gives at the photo's own size:
+
+- **subject kept**: (mean luminance in the boxes − mean luminance outside) of the output over
+  the same of the photo. 1: the subject is as much lighter (or darker) than its surroundings as
+  in the photo; near 0: it merges into them (great_wave's pale faces); negative: inverted (a
+  light animal turned into a dark silhouette).
+- **face contrast kept**: standard deviation of the luminance inside the boxes after a 2-px
+  blur (eyes, mouth, the shading of a face; the stroke texture is blurred away), output over
+  photo.
+- **tone rank r**: Spearman rank correlation of 16×16-block mean luminance, photo vs output
+  (is what was lighter still lighter?).
+- **lattice**: in flat parts of the photo (16×16 blocks whose luminance varies by < 0.02), the
+  strongest non-DC peak of the output's 32×32 luminance spectrum over its median, averaged over
+  flat tiles, in log10, minus the photo's own (a regular cross-hatch or dot pattern is one
+  strong peak: +1 is a peak ten times stronger against the rest of the spectrum).
+- **style distance**: QUALITY.md's independent yardstick (plain Gram distance to the painting in
+  EfficientNet-Lite2, tools/style_quality.py).
+
+``--weights-dir`` judges other weights of the bundled styles (NAME.json records there) beside
+the bundled ones, e.g. a retrained set from benchmarks/train_bundled_styles.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: photo id (data/photos/research/bsds500_ID.jpg) -> (what it shows, boxes as (x0, y0, x1, y1) fractions)
+PEOPLE = {
+    "train_260081": ("old man, dark skin, turban", [(0.25, 0.28, 0.75, 0.72)]),
+    "test_368037": ("three children, light and dark skin", [(0.05, 0.2, 0.3, 0.7), (0.38, 0.15, 0.6, 0.6),
+                                                            (0.68, 0.2, 0.9, 0.7)]),
+    "train_189003": ("two women in headdresses", [(0.1, 0.25, 0.3, 0.75), (0.58, 0.25, 0.8, 0.75)]),
+    "train_239096": ("woman, light skin, fair hair, flowers", [(0.3, 0.1, 0.65, 0.75)]),
+    "train_302003": ("woman, hands at her face, dark background", [(0.2, 0.15, 0.8, 0.65)]),
+    "test_388006": ("young woman, patterned light", [(0.15, 0.15, 0.7, 0.65)]),
+    "test_246009": ("old man, knitted cap", [(0.25, 0.38, 0.75, 0.72)]),
+    "test_15062": ("man in a fur hat, wall", [(0.52, 0.35, 0.72, 0.75)]),
+    "test_105027": ("lioness on dry grass (light on light)", [(0.25, 0.25, 0.62, 0.85)]),
+    "test_100099": ("bear by water", [(0.35, 0.3, 0.65, 0.9)]),
+    "train_247085": ("collie", [(0.05, 0.1, 0.35, 0.55)]),
+    "train_236017": ("deer on dry ground", [(0.1, 0.15, 0.65, 0.9)]),
+}
+STYLES = ["mona", "starry_night", "great_wave", "scream", "composition_vii", "grande_jatte"]
+FLAT_STD = 0.02
+TILE = 32
+
+
+def luminance(x):
+    return 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+
+
+def box_mask(h, w, boxes):
+    import torch
+
+    m = torch.zeros(h, w, dtype=torch.bool)
+    for x0, y0, x1, y1 in boxes:
+        m[round(y0 * h):round(y1 * h), round(x0 * w):round(x1 * w)] = True
+    return m
+
+
+def _blur(y, sigma):
+    from tools.style_quality import _blur as blur
+
+    return blur(y[None, None], sigma)[0, 0]
+
+
+def _spearman(a, b) -> float:
+    ra = a.flatten().argsort().argsort().float()
+    rb = b.flatten().argsort().argsort().float()
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    return float((ra * rb).sum() / (ra.norm() * rb.norm()).clamp_min(1e-12))
+
+
+def lattice_score(y_out, y_photo) -> float:
+    """Mean over flat TILE² tiles of the photo: log10 of peak/median of the output's luminance
+    spectrum (DC and the lowest ring left out): ~1 for noise, 5 for a pure lattice."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = y_out.shape
+    std = F.avg_pool2d((y_photo ** 2)[None, None], 16) - F.avg_pool2d(y_photo[None, None], 16) ** 2
+    flat16 = std.clamp_min(0).sqrt()[0, 0] < FLAT_STD
+    scores = []
+    fy, fx = torch.meshgrid(torch.fft.fftfreq(TILE), torch.fft.fftfreq(TILE), indexing="ij")
+    ring = (fy ** 2 + fx ** 2).sqrt() > 1.5 / TILE
+    for ty in range(0, h - TILE + 1, TILE):
+        for tx in range(0, w - TILE + 1, TILE):
+            if not bool(flat16[ty // 16:(ty + TILE) // 16, tx // 16:(tx + TILE) // 16].all()):
+                continue
+            tile = y_out[ty:ty + TILE, tx:tx + TILE]
+            power = torch.fft.fft2(tile - tile.mean()).abs() ** 2
+            values = power[ring]
+            scores.append(math.log10(float(values.max() / values.median().clamp_min(1e-12))))
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def measure(photo, out, boxes) -> dict:
+    y_p, y_o = luminance(photo), luminance(out)
+    h, w = y_p.shape
+    inside = box_mask(h, w, boxes)
+    outside = ~inside
+
+    def contrast(y):
+        return float(y[inside].mean() - y[outside].mean())
+
+    import torch.nn.functional as F
+
+    dp = contrast(y_p)
+    return {
+        "subject_kept": contrast(y_o) / dp if abs(dp) > 0.02 else None,
+        "subject_photo": dp,
+        "face_contrast_kept": float(_blur(y_o, 2.0)[inside].std() / _blur(y_p, 2.0)[inside].std().clamp_min(1e-6)),
+        "tone_rank_r": _spearman(F.avg_pool2d(y_p[None, None], 16, ceil_mode=True),
+                                 F.avg_pool2d(y_o[None, None], 16, ceil_mode=True)),
+        "lattice": lattice_score(y_o, y_p) - lattice_score(y_p, y_p),
+    }
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    ap.add_argument("--styles", default=",".join(STYLES))
+    ap.add_argument("--weights-dir", help="a folder of NAME.json records to judge beside the bundled styles")
+    ap.add_argument("--json", help="write every row here")
+    ap.add_argument("--sheet", help="a contact sheet of the portraits (photo, then each style): research photos, "
+                                    "for looking only: never commit it")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from cvtools.backbones import load_backbone
+    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.style.losses import gram_distances, style_target
+    from cvtools.style.records import read_record, resolve_style
+    from cvtools.style.stylize import Stylizer
+    from tools.style_quality import INDEPENDENT_BACKBONE, INDEPENDENT_LAYERS, painting_for
+
+    torch.set_num_threads(args.threads)
+    torch.set_grad_enabled(False)
+    shared = Path(args.shared)
+    research = shared / "data" / "photos" / "research"
+    photos = {pid: pil_to_tensor(load_image(research / f"bsds500_{pid}.jpg").rgb) for pid in PEOPLE}
+    judge = load_backbone(INDEPENDENT_BACKBONE, device="cpu", precision="fp32")
+    sets = [("bundled", {n: resolve_style(n) for n in args.styles.split(",")})]
+    if args.weights_dir:
+        d = Path(args.weights_dir)
+        sets.append((d.name, {n: read_record(d / f"{n}.json") for n in args.styles.split(",")
+                              if (d / f"{n}.json").exists()}))
+    rows, sheet_rows = [], {pid: [photos[pid]] for pid in PEOPLE}
+    for label, records in sets:
+        for name, record in records.items():
+            target = style_target(judge, pil_to_tensor(painting_for(resolve_style(name), shared)), INDEPENDENT_LAYERS)
+            net = Stylizer(record, device="cpu", precision="fp32")
+            for pid, (what, boxes) in PEOPLE.items():
+                out = net(photos[pid], tile=None).clamp(0, 1)
+                out = (out * 255).round() / 255  # judged as saved
+                feats = judge.features(out[None], INDEPENDENT_LAYERS)
+                row = dict(weights=label, style=name, photo=pid, what=what,
+                           style_distance=float(torch.stack(list(gram_distances(feats, target).values())).mean()),
+                           **measure(photos[pid], out, boxes))
+                rows.append(row)
+                sheet_rows[pid].append(out)
+            print(f"{label} {name} done", flush=True)
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.sheet:
+        write_sheet(sheet_rows, args.sheet)
+
+
+def _mean(values):
+    values = [v for v in values if v is not None and v == v]
+    return sum(values) / len(values) if values else float("nan")
+
+
+def table(rows) -> str:
+    lines = ["| weights | style | subject kept: mean (min) | face contrast kept | tone rank r | lattice | "
+             "style distance (Lite2) |", "|---|---|---|---|---|---|---|"]
+    keys = list(dict.fromkeys((r["weights"], r["style"]) for r in rows))
+    for wl, st in keys:
+        sel = [r for r in rows if r["weights"] == wl and r["style"] == st]
+        kept = [r["subject_kept"] for r in sel if r["subject_kept"] is not None]
+        lines.append(f"| {wl} | {st} | {_mean(kept):.2f} ({min(kept):.2f}) | "
+                     f"{_mean([r['face_contrast_kept'] for r in sel]):.2f} | "
+                     f"{_mean([r['tone_rank_r'] for r in sel]):.3f} | {_mean([r['lattice'] for r in sel]):+.2f} | "
+                     f"{_mean([r['style_distance'] for r in sel]):.3f} |")
+    return "\n".join(lines)
+
+
+def write_sheet(sheet_rows, path, cell=256):
+    from PIL import Image
+
+    from cvtools.imageio import to_uint8
+
+    pics = list(sheet_rows.values())
+    cols = max(len(r) for r in pics)
+    sheet = Image.new("RGB", (cols * cell, len(pics) * cell), "white")
+    for i, row in enumerate(pics):
+        for j, t in enumerate(row):
+            im = Image.fromarray(to_uint8(t).permute(1, 2, 0).numpy())
+            im.thumbnail((cell, cell))
+            sheet.paste(im, (j * cell, i * cell))
+    sheet.save(path, quality=85)
+
+
+if __name__ == "__main__":
+    main()
