@@ -204,3 +204,22 @@ def test_cli_video_with_a_painting_and_stable(run_cli, files):
     with av.open(str(files / "clip_painting.mp4")) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     assert len(frames) == 6 and frames[0].shape == (48, 64, 3)
+
+
+def test_huge_paintings_are_shrunk_before_they_become_tensors(monkeypatch):
+    from cvtools.style import painting
+
+    calls = []
+    original = painting.NetworkPaintingStylizer.embedding_of
+    big = Image.new("RGB", (300, 200), (200, 90, 40))
+    monkeypatch.setattr(painting, "HUGE_PAINTING_SIDE", 100)  # "huge" from 101 px on, for the test
+
+    import cvtools.style.optimize as optimize
+
+    checked = optimize._painting_tensor
+    monkeypatch.setattr(optimize, "_painting_tensor", lambda p: calls.append(getattr(p, "size", None)) or checked(p))
+    st = painting.NetworkPaintingStylizer([big, stripes_painting()], device="cpu")
+    # the PIL painting reached the tensor conversion at 1,024 px on its short side (box filter:
+    # a flat colour stays that colour); the tensor painting went as it was
+    assert calls[0] == (1536, 1024) and callable(calls[1])
+    assert original is painting.NetworkPaintingStylizer.embedding_of and st.embedding.shape == (100,)

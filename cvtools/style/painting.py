@@ -216,7 +216,7 @@ def _painting_tensor(source) -> torch.Tensor:
 
     if isinstance(source, (str, os.PathLike)):
         source = load_painting(source)
-    if hasattr(source, "size") and hasattr(source, "resize") and min(source.size) > HUGE_PAINTING_SIDE:
+    if not torch.is_tensor(source) and hasattr(source, "convert") and min(source.size) > HUGE_PAINTING_SIDE:
         # the encoder sees the painting at 256 px on its short side: a 100-megapixel scan would
         # otherwise become 1.2 GB of floats first; box-filtered to 1024 px, then resized as usual
         from PIL import Image
