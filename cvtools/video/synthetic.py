@@ -11,6 +11,10 @@ flow and the true occlusions exactly:
   frame was visible in the one before: no occlusions);
 - ``object``: a disc cut from another photo glides over a slowly panning background; the
   background it uncovers is occluded (not visible in the frame before).
+- ``parallax``: footage-like depth: a background panning slowly, a middle layer (a disc of
+  another photo) moving faster the same way, and a near object (a disc of a third photo)
+  crossing the other way in front of both, each at sub-pixel speeds: three motions at once,
+  objects hiding and uncovering each other.
 
 Conventions (the same as :mod:`cvtools.video.flow`): ``flow[t]`` (2×H×W, x then y, in pixels)
 says where pixel (x, y) of frame t was in frame t-1, so ``warp(frames[t-1], flow[t]) ≈ frames[t]``;
@@ -31,7 +35,7 @@ import torch.nn.functional as F
 from cvtools import SAMPLES_DIR as SAMPLES  # the shipped sample photos (samples/ in a checkout links there)
 
 #: The clips :func:`make_clip` knows, with their default motion.
-KINDS = ("pan", "pan_subpixel", "zoom", "object")
+KINDS = ("pan", "pan_subpixel", "zoom", "object", "parallax")
 
 
 @dataclass
@@ -215,9 +219,61 @@ def moving_object(background="coffee", sprite="chelsea", frames: int = 32, size:
     return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
 
 
+def parallax(frames: int = 32, size: Tuple[int, int] = (160, 256),
+             layers=(("astronaut", (0.45, 0.15), None), ("chelsea", (1.6, 0.35), 0.28),
+                     ("coffee", (-2.3, -0.3), 0.22))) -> SyntheticClip:
+    """Layers at three depths (back to front): ``(photo, velocity px/frame, radius)``; the first
+    is the background (radius None: the whole frame, a pan), the others discs (radius: a fraction
+    of the frame height) crossing the frame at their own velocity, the nearer in front and moving
+    faster (parallax). Anti-aliased edges as in :func:`moving_object`; the true flow at a pixel
+    is the motion of the front-most layer covering more than half of it, and a pixel is occluded
+    where that layer did not own the pixel it came from in the frame before."""
+    height, width = size
+    xs, ys = _pixel_grid(height, width)
+    (bg_name, (bvx, bvy), _), discs = layers[0], layers[1:]
+    bg = _scene(bg_name, width + int(np.ceil(abs(bvx) * (frames - 1))) + 1,
+                height + int(np.ceil(abs(bvy) * (frames - 1))) + 1)
+    bx0 = 0.0 if bvx >= 0 else abs(bvx) * (frames - 1)
+    by0 = 0.0 if bvy >= 0 else abs(bvy) * (frames - 1)
+    sprites = []
+    for i, (name, (vx, vy), radius) in enumerate(discs):
+        r = radius * height
+        sp = _scene(name, int(2 * r) + 4, int(2 * r) + 4)
+        # the discs cross the frame in opposite halves of its height, centred on the clip's middle frame
+        c0x = width / 2 - vx * (frames - 1) / 2
+        c0y = height * (0.4 + 0.25 * i) - vy * (frames - 1) / 2
+        sprites.append((sp, r, vx, vy, c0x, c0y))
+    out, flows, occ = [], [], []
+    prev_owner = None
+    for t in range(frames):
+        img = _sample(bg, xs + bx0 + bvx * t, ys + by0 + bvy * t)
+        owner = torch.zeros(height, width, dtype=torch.long)
+        fx, fy = torch.full_like(xs, bvx), torch.full_like(ys, bvy)
+        for k, (sp, r, vx, vy, c0x, c0y) in enumerate(sprites, 1):
+            cx, cy = c0x + vx * t, c0y + vy * t
+            front = _sample(sp, xs - cx + (sp.shape[-1] - 1) / 2, ys - cy + (sp.shape[-2] - 1) / 2)
+            a = (r - ((xs - cx) ** 2 + (ys - cy) ** 2).sqrt() + 0.5).clamp(0, 1)
+            img = a.float() * front + (1 - a.float()) * img
+            inside = a > 0.5
+            owner[inside] = k
+            fx, fy = torch.where(inside, torch.full_like(xs, -vx), fx), torch.where(inside, torch.full_like(ys, -vy), fy)
+        out.append(img)
+        if t == 0:
+            flows.append(torch.zeros(2, height, width))
+            occ.append(torch.zeros(height, width, dtype=torch.bool))
+        else:
+            flows.append(torch.stack([fx, fy]).float())
+            px, py = xs + fx, ys + fy
+            ix = px.round().clamp(0, width - 1).long()
+            iy = py.round().clamp(0, height - 1).long()
+            occ.append((prev_owner[iy, ix] != owner) | _outside(px, py, height, width))
+        prev_owner = owner
+    return SyntheticClip("parallax: 3 layers", _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
+
+
 def make_clip(kind: str, frames: int = 32, size: Tuple[int, int] = (160, 256)) -> SyntheticClip:
     """One of :data:`KINDS` with its default motion: ``pan`` (2, 1 px/frame: integer),
-    ``pan_subpixel`` (1.37, 0.61 px/frame), ``zoom`` (×1.012/frame), ``object``."""
+    ``pan_subpixel`` (1.37, 0.61 px/frame), ``zoom`` (×1.012/frame), ``object``, ``parallax``."""
     if kind == "pan":
         return pan("coffee", frames, size, (2.0, 1.0))
     if kind == "pan_subpixel":
@@ -226,4 +282,6 @@ def make_clip(kind: str, frames: int = 32, size: Tuple[int, int] = (160, 256)) -
         return zoom("astronaut", frames, size)
     if kind == "object":
         return moving_object("coffee", "chelsea", frames, size)
+    if kind == "parallax":
+        return parallax(frames, size)
     raise ValueError(f"unknown synthetic clip {kind!r} (one of {', '.join(KINDS)})")
