@@ -14,6 +14,13 @@ Per style and photo, on the picture the style gives at the photo's own size:
   the same of the photo. 1: the subject is as much lighter (or darker) than its surroundings as
   in the photo; near 0: it merges into them (great_wave's pale faces); negative: inverted (a
   light animal turned into a dark silhouette).
+- **subject shift**: the same difference, output minus photo, in luminance units (0: kept;
+  -0.2: the subject went 0.2 darker against its surroundings). It catches a subject as light as
+  its surroundings (the lioness on dry grass), where the ratio above is undefined.
+- **subject lightness shift**: the subject's mean luminance, output minus photo (a light animal
+  turned into a dark shape with everything around it: about -0.3 and less).
+- **subject tone r**: Spearman rank correlation of 8×8-block mean luminance inside the boxes,
+  photo vs output: the subject's own light and shade (a silhouette: a light head turned dark).
 - **face contrast kept**: standard deviation of the luminance inside the boxes after a 2-px
   blur (eyes, mouth, the shading of a face; the stroke texture is blurred away), output over
   photo.
@@ -107,8 +114,22 @@ def lattice_score(y_out, y_photo) -> float:
             tile = y_out[ty:ty + TILE, tx:tx + TILE]
             power = torch.fft.fft2(tile - tile.mean()).abs() ** 2
             values = power[ring]
-            scores.append(math.log10(float(values.max() / values.median().clamp_min(1e-12))))
+            top, mid = float(values.max()), float(values.median())
+            # a perfectly flat tile (saturated white or black) has no pattern at all: 0
+            scores.append(math.log10(top / mid) if top > 1e-20 and mid > 1e-20 else 0.0)
     return sum(scores) / len(scores) if scores else float("nan")
+
+
+def _subject_tone_r(y_p, y_o, boxes, block: int = 8) -> float:
+    """Spearman r of block-mean luminance inside the boxes: the subject's own light and shade
+    (a light head turned dark against a light body is low here, whatever the box's mean does)."""
+    import torch.nn.functional as F
+
+    h, w = y_p.shape
+    inside = F.avg_pool2d(box_mask(h, w, boxes).float()[None, None], block, ceil_mode=True)[0, 0] > 0.99
+    a = F.avg_pool2d(y_p[None, None], block, ceil_mode=True)[0, 0][inside]
+    b = F.avg_pool2d(y_o[None, None], block, ceil_mode=True)[0, 0][inside]
+    return _spearman(a, b) if a.numel() > 8 else float("nan")
 
 
 def measure(photo, out, boxes) -> dict:
@@ -125,8 +146,11 @@ def measure(photo, out, boxes) -> dict:
     dp = contrast(y_p)
     return {
         "subject_kept": contrast(y_o) / dp if abs(dp) > 0.02 else None,
+        "subject_shift": contrast(y_o) - dp,
+        "subject_lightness_shift": float(y_o[inside].mean() - y_p[inside].mean()),
         "subject_photo": dp,
         "face_contrast_kept": float(_blur(y_o, 2.0)[inside].std() / _blur(y_p, 2.0)[inside].std().clamp_min(1e-6)),
+        "subject_tone_r": _subject_tone_r(y_p, y_o, boxes),
         "tone_rank_r": _spearman(F.avg_pool2d(y_p[None, None], 16, ceil_mode=True),
                                  F.avg_pool2d(y_o[None, None], 16, ceil_mode=True)),
         "lattice": lattice_score(y_o, y_p) - lattice_score(y_p, y_p),
@@ -192,13 +216,18 @@ def _mean(values):
 
 
 def table(rows) -> str:
-    lines = ["| weights | style | subject kept: mean (min) | face contrast kept | tone rank r | lattice | "
-             "style distance (Lite2) |", "|---|---|---|---|---|---|---|"]
+    lines = ["| weights | style | subject kept: mean (min) | subject shift: mean (most negative) | "
+             "subject lightness shift: mean (min) | subject tone r: mean (min) | face contrast kept | tone rank r | lattice | style distance (Lite2) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     keys = list(dict.fromkeys((r["weights"], r["style"]) for r in rows))
     for wl, st in keys:
         sel = [r for r in rows if r["weights"] == wl and r["style"] == st]
         kept = [r["subject_kept"] for r in sel if r["subject_kept"] is not None]
-        lines.append(f"| {wl} | {st} | {_mean(kept):.2f} ({min(kept):.2f}) | "
+        shift = [r["subject_shift"] for r in sel]
+        str_ = [r["subject_tone_r"] for r in sel]
+        light = [r["subject_lightness_shift"] for r in sel]
+        lines.append(f"| {wl} | {st} | {_mean(kept):.2f} ({min(kept):.2f}) | {_mean(shift):+.3f} ({min(shift):+.3f}) | "
+                     f"{_mean(light):+.2f} ({min(light):+.2f}) | {_mean(str_):.2f} ({min(str_):.2f}) | "
                      f"{_mean([r['face_contrast_kept'] for r in sel]):.2f} | "
                      f"{_mean([r['tone_rank_r'] for r in sel]):.3f} | {_mean([r['lattice'] for r in sel]):+.2f} | "
                      f"{_mean([r['style_distance'] for r in sel]):.3f} |")
