@@ -178,6 +178,10 @@ def test_cli_blends_and_strength_modes(run_cli, files):
                     "-q")
         assert r.exit_code == 0, r.output
         outs[mode] = np.asarray(Image.open(target), dtype=np.float32)
+    # a bundled style alone mixes pixels by default (its trained network, then the pixel mix)
+    r = run_cli("stylize", photo, "-s", "mona", "--strength", "0.5", "-o", files / "default.png", "-q")
+    assert r.exit_code == 0, r.output
+    assert np.array_equal(np.asarray(Image.open(files / "default.png"), dtype=np.float32), outs["pixels"])
     original = np.asarray(Image.open(photo), dtype=np.float32)
     mix = np.asarray(Image.open(files / "mix.png"), dtype=np.float32)
     for a, b in ((outs["style"], outs["pixels"]), (outs["style"], original), (blend, original), (mix, blend)):

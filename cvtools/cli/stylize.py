@@ -24,13 +24,14 @@ MIN_TILE = 256
               help=f"{SIZE_HELP} Smaller sizes give bolder, larger brush strokes.")
 @click.option("--enlarge", is_flag=True, default=None, cls=AddedLaterOption, help=ENLARGE_HELP)
 @click.option("--strength", type=FiniteFloatRange(0.0, 1.0), default=1.0, show_default=True,
-              help="0 returns the input, 1 the full style. In between, the style itself is weakened (strokes "
-                   "keep their shape, at lower contrast): for paintings, blends and bundled styles, which the "
-                   "any-painting network then paints. See --strength-mode.")
+              help="0 returns the input, 1 the full style. For paintings and blends the style itself is "
+                   "weakened in between (strokes keep their shape, at lower contrast); a bundled style alone is "
+                   "mixed with the photo unless --strength-mode style.")
 @click.option("--strength-mode", type=click.Choice(["style", "pixels"]), default=None, cls=AddedLaterOption,
-              help="[default: style] How --strength below 1 mixes: 'style' interpolates between the photo's own style and the "
-                   "painting's; 'pixels' lays the full-strength picture over the photo (a bundled style then "
-                   "keeps its own trained network). Styles from train-style always mix pixels.")
+              help="How --strength below 1 mixes: 'style' interpolates between the photo's own style and the "
+                   "painting's (the default for paintings and blends; a bundled style is then painted by the "
+                   "any-painting network, less boldly than by its own); 'pixels' lays the full-strength picture "
+                   "over the photo (the default for a bundled style alone; styles from train-style always).")
 @click.option("--preserve-color", is_flag=True, help="Keep the photo's colours; take only the style's light and texture.")
 @click.option("--refine", is_flag=True, default=None, cls=AddedLaterOption,
               help="Paintings only: after the network, optimise the picture itself against the painting(s) "
@@ -78,7 +79,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     \b
     Examples:
       cvtools stylize photo.jpg --style starry_night
-      cvtools stylize photo.jpg -s great_wave --strength 0.5 -o wave.jpg   half-strength strokes
+      cvtools stylize photo.jpg -s painting.jpg --strength 0.5  half-strength strokes
       cvtools stylize photo.jpg -s scream --preserve-color      keep the photo's colours
       cvtools stylize holiday/ -s mona -o stylized/              a whole folder
       cvtools stylize clip.mp4 -s starry_night                   a video: clip_starry_night.mp4, sound kept
@@ -104,7 +105,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     style = style or ("mona",)
     refine = bool(refine) or steps is not None or seed is not None or style_scale != 1.0
     # before torch loads: a typo costs no start-up
-    plan = checked_styles(style, strength=strength, strength_mode=strength_mode or "style", refine=refine)
+    plan = checked_styles(style, strength=strength, strength_mode=strength_mode, refine=refine)
     if plan.network:
         if tile not in ("auto", None):
             raise UsageError("--tile is for trained styles; paintings and blends go whole (use --size to make "
@@ -233,6 +234,9 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
     lone = len(specs) == 1 and not is_image[0]
     if lone and (specs[0][1] != 1.0 or styles[0] != specs[0][0]):
         raise UsageError(f"{safe_path(styles[0])}: a weight (NAME:W) is only for blending styles")
+    # a bundled style alone keeps its trained network unless style space is asked for: the
+    # any-painting network paints the bundled paintings less boldly (QUALITY.md: 1.2-3.1x their
+    # trained networks' style distance), so by default its strength mixes pixels as before
     wants_network = not lone or (strength < 1.0 and strength_mode == "style" and specs[0][0] in bundled_names())
     if not wants_network:
         if refine:
