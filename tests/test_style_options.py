@@ -110,7 +110,7 @@ def test_cli_a_non_number_weight_after_a_painting_says_so(pics, run_cli):
     line = one_line(run_cli("stylize", pics / "photo.png", "-s", f"{pics / 'a.png'}:1", "-s", f"{pics / 'b.png'}:abc"))
     assert "b.png:abc: the weight 'abc' is not a number" in line
     line = one_line(run_cli("stylize", pics / "photo.png", "-s", f"{pics / 'a.png'}:0"))
-    assert "a.png:0: a painting's weight must be a positive number, not 0" in line
+    assert "a.png:0: a style's weight must be a positive number, not 0" in line
 
 
 def test_huge_weights_are_normalised_without_overflow(lite0):

@@ -320,12 +320,12 @@ def parse_style_spec(text) -> Tuple[str, float]:
             raise UsageError(f"{safe_path(text)}: the weight {safe_path(repr(tail))} is not a number") from None
         return text, 1.0
     if not math.isfinite(weight) or weight <= 0:
-        raise UsageError(f"{safe_path(text)}: a painting's weight must be a positive number, not {safe_path(tail)}")
+        raise UsageError(f"{safe_path(text)}: a style's weight must be a positive number, not {safe_path(tail)}")
     return head, weight
 
 
 def normalized_weights(weights: Sequence[float]) -> List[float]:
-    """Painting weights scaled to sum to 1; each must be positive and finite (UsageError). Divided
+    """Style (painting) weights scaled to sum to 1; each must be positive and finite (UsageError). Divided
     by the largest first, so huge weights (1e308 each) cannot overflow the sum to infinity."""
     values = []
     for w in weights:
@@ -334,7 +334,7 @@ def normalized_weights(weights: Sequence[float]) -> List[float]:
         except (TypeError, ValueError):
             value = math.nan
         if not math.isfinite(value) or value <= 0:
-            raise UsageError(f"a painting's weight must be a positive number, not {safe_path(str(w))}")
+            raise UsageError(f"a style's weight must be a positive number, not {safe_path(str(w))}")
         values.append(value)
     if not values:
         raise UsageError("no painting given")
