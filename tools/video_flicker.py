@@ -5,11 +5,13 @@
     python tools/video_flicker.py --synthetic pan --style starry_night  # frame-by-frame vs stable
     python tools/video_flicker.py --table --markdown                  # every clip x every bundled style
     python tools/video_flicker.py --synthetic object --style mona --side-by-side docs/images/x.webp
+    python tools/video_flicker.py --table --painting ../shared/styles/shipwreck_minotaur.jpg   # any-painting network
 
 The metric: the mean over consecutive pairs of the squared difference (pixel values in [0, 1],
 mean over RGB and the unoccluded pixels) between output frame t and output frame t-1 warped
-onto it with the optical flow of the INPUT frames (DIS; occlusions by the forward-backward
-check). Lower is steadier; 0 means the output moves exactly as the input does.
+onto it with the optical flow of the INPUT frames (OpenCV Farnebäck by default, a flow the
+stabilizer does not use; ``--flow dis`` for the stabilizer's own; occlusions by the
+forward-backward check). Lower is steadier; 0 means the output moves exactly as the input does.
 
 Synthetic clips (cvtools.video.synthetic: pans, a zoom, a moving object over samples/, with
 known motion) are stylized frame by frame and through the stable mode
@@ -101,11 +103,15 @@ class StyleYardstick:
         return float(torch.cat(vals).mean())
 
 
-def input_flows(frames):
-    """Per frame t ≥ 1: (flow, occluded) of the inputs, computed once and shared by the metrics."""
-    from cvtools.video.flow import FlowEstimator, flow_and_occlusion
+def input_flows(frames, flow="farneback"):
+    """Per frame t ≥ 1: (flow, occluded) of the inputs, computed once and shared by the metrics.
 
-    est = FlowEstimator()
+    flow: "farneback" (default: OpenCV's Farnebäck, a flow the stabilizer does NOT use, so the
+    stabilizer is not graded by its own tracker; issue 29) or "dis" (the stabilizer's own, as the
+    tables before 2026-12-04 were measured)."""
+    from cvtools.video.flow import FarnebackEstimator, FlowEstimator, flow_and_occlusion
+
+    est = FarnebackEstimator() if flow == "farneback" else FlowEstimator()
     return [None] + [flow_and_occlusion(frames[t], frames[t - 1], est) for t in range(1, len(frames))]
 
 
@@ -127,21 +133,40 @@ def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flo
 
     frames = list(clip.frames[:, None])  # 1×3×H×W each
     flows = flows or input_flows(frames)
+    t0 = time.perf_counter()
     fbf = stylize_frames(stylizer, frames, strength_style)
+    t1 = time.perf_counter()
     if phase_lock:
         st = stabilized_effect(frames, lambda x: stylizer(x, strength=strength_style, tile=None)[None], strength=stable)
     else:
         st = stabilize(frames, fbf, strength=stable)
+    t2 = time.perf_counter()
     true = [None] + [(clip.flow[t], clip.occluded[t]) for t in range(1, len(clip))]
     row = dict(clip=clip.name, style=stylizer.name, frames=len(frames),
                input=metric(frames, frames, flows), fbf=metric(frames, fbf, flows), stable=metric(frames, st, flows),
                fbf_true=metric(frames, fbf, true), stable_true=metric(frames, st, true))
     row["ratio"] = row["stable"] / row["fbf"]
+    row["fps_fbf"], row["fps_stable"] = len(frames) / (t1 - t0), len(frames) / (t2 - t1)
     if yardstick is not None:
         row["style_fbf"] = yardstick(stylizer.record, fbf)
         row["style_stable"] = yardstick(stylizer.record, st)
         row["style_change"] = row["style_stable"] / row["style_fbf"] - 1
     return row, fbf, st
+
+
+def painting_stylizer(path):
+    """The any-painting network on ``path`` (what ``cvtools stylize -s painting.jpg`` runs), with a
+    record the style yardstick can read (the painting's file, scored at 512 px like the bundled
+    paintings' records)."""
+    from types import SimpleNamespace
+
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    st = NetworkPaintingStylizer(str(path), device="cpu", precision="fp32")
+    st.record = SimpleNamespace(name=f"any:{Path(path).stem}", provenance={"file": Path(path).name},
+                                recipe={"style_size": 512})
+    st.name = st.record.name
+    return st
 
 
 def side_by_side(path, fbf, st, fps=12, label=True, scale=1.0, labels=("frame by frame", "stable")):
@@ -205,6 +230,11 @@ def main(argv=None):
     ap.add_argument("--side-by-side", metavar="WEBP", help="write the last clip's fbf | stable animation here")
     ap.add_argument("--gif-scale", type=float, default=1.0)
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
+    ap.add_argument("--painting", nargs="*", default=[],
+                    help="paintings for the any-painting network (NetworkPaintingStylizer), measured like styles")
+    ap.add_argument("--flow", choices=("farneback", "dis"), default="farneback",
+                    help="the metric's flow (default farneback: not the stabilizer's DIS)")
+    ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args(argv)
 
     import torch
@@ -224,7 +254,7 @@ def main(argv=None):
             if a[0].shape != b[0].shape:
                 raise CvtoolsError(f"frame sizes differ: {a[0].shape[1]}x{a[0].shape[0]} and {b[0].shape[1]}x{b[0].shape[0]}"
                                    " (use --size)")
-            flows = input_flows(a[:n])
+            flows = input_flows(a[:n], args.flow)
             print(f"warping error x1e3 ({n} frames): input {metric(a[:n], a[:n], flows) * 1e3:.3f}, "
                   f"output {metric(a[:n], b[:n], flows) * 1e3:.3f}")
             return 0
@@ -235,7 +265,8 @@ def main(argv=None):
         kinds = (args.synthetic or list(KINDS)) if (args.table or args.synthetic is not None) else None
         if kinds is None:
             ap.error("give INPUT OUTPUT, --synthetic or --table")
-        styles = args.style or bundled_names()
+        styles = (args.style if args.style is not None else ([] if args.painting else bundled_names()))
+        styles = list(styles) + [Path(p) for p in args.painting]
         yard = None
         shared = Path(args.shared)
         if (shared / "styles").is_dir():
@@ -247,9 +278,9 @@ def main(argv=None):
             print("|---|---|---|---|---|---|---|---|---|---|")
         for kind in kinds:
             clip = make_clip(kind, args.frames, (args.height, args.width))
-            flows = input_flows(list(clip.frames[:, None]))
+            flows = input_flows(list(clip.frames[:, None]), args.flow)
             for s in styles:
-                stylizer = Stylizer(s, device="cpu", precision="fp32")
+                stylizer = painting_stylizer(s) if isinstance(s, Path) else Stylizer(s, device="cpu", precision="fp32")
                 t0 = time.time()
                 row, fbf, st = compare(clip, stylizer, args.strength, args.stable, yard, flows, not args.no_phase_lock)
                 rows.append(row)
@@ -271,6 +302,11 @@ def main(argv=None):
                 ch = [r["style_change"] for r in rows]
                 line += f"; style distance change: mean {statistics.mean(ch):+.1%}, max |.| {max(map(abs, ch)):.1%}"
             print(line)
+        if args.json:
+            import json
+
+            Path(args.json).write_text(json.dumps({"rows": rows, "flow": args.flow, "frames": args.frames,
+                                                   "size": [args.width, args.height]}, indent=1))
         if args.side_by_side and last:
             p = side_by_side(args.side_by_side, *last, scale=args.gif_scale)
             print(f"wrote {p} ({p.stat().st_size / 1e6:.2f} MB)")

@@ -32,9 +32,14 @@ import torch.nn.functional as F
 
 from cvtools.video.flow import FlowEstimator, Frame, flow_and_occlusion, frame_size, to_tensor, warp
 
-#: the blend of :class:`TemporalStabilizer` for a style network trained without the stability
-#: term (see its docstring and :func:`blend_for`)
-DEFAULT_BLEND = 0.35
+#: the blend of :class:`TemporalStabilizer` (see its docstring and :func:`blend_for`): every
+#: style network gets it, with or without the stability term in training
+DEFAULT_BLEND = 0.45
+
+#: :class:`TemporalStabilizer`'s ``disagreement`` τ: the warped previous output's weight is
+#: scaled by exp(−(d/τ)²), d the network's local mean disagreement with it (pixel values in
+#: [0, 1]): 0.94 at d = 0.05 (shimmer), 0.37 at 0.2, 0.02 at 0.4 (a different object)
+DISAGREEMENT = 0.2
 
 
 def _pair_error(out_t: torch.Tensor, out_prev: torch.Tensor, flow: torch.Tensor, occluded: torch.Tensor) -> float:
@@ -133,6 +138,15 @@ def _soft_keep(occluded: torch.Tensor, grow: int) -> torch.Tensor:
     return 1 - occ
 
 
+def _agreement(out: torch.Tensor, warped: torch.Tensor, tau: float) -> torch.Tensor:
+    """1×1×H×W confidence exp(−(d/τ)²) in the warped previous output, from d, the network's
+    disagreement with it (mean |out − warped| over RGB and a 5×5 neighbourhood): ~1 where they
+    differ by shimmer, falling where they differ by a whole stroke or object (a flow error the
+    forward-backward check missed, a lighting change: the new frame is trusted, no ghost)."""
+    d = F.avg_pool2d((out - warped).abs().mean(1, keepdim=True), 5, 1, 2, count_include_pad=False)
+    return torch.exp(-(d / tau).pow(2))
+
+
 def _pad_frame(frame: Frame, left: int, right: int, top: int, bottom: int) -> Frame:
     """``frame`` reflect-padded, in its own form (uint8 H×W×3 array or 3-D / 4-D tensor)."""
     if isinstance(frame, np.ndarray):
@@ -171,15 +185,20 @@ class TemporalStabilizer:
        with the scene.
     2. **blend** (both paths): the previous stabilized output, warped onto this frame along the
        input's flow, is mixed in where the flow is trusted (forward-backward check; occlusions
-       grown and feathered by ``feather`` px):
+       grown and feathered by ``feather`` px) and where the network agrees with it:
 
-           out_t = (1 − s·K) · output_t + s·K · warp(out_{t−1}, flow(input_t → input_{t−1}))
+           out_t = (1 − s·K·A) · output_t + s·K·A · warp(out_{t−1}, flow(input_t → input_{t−1}))
 
-       with s = ``strength``. This removes what the phase lock cannot (sub-pixel motion, local
-       motion, zooms) at a price: strokes from successive frames are averaged, which softens
-       the texture (the style distance grows with s). 0.35, the default, is about the least
-       that brought the warping error to half of frame-by-frame on the moving-object and zoom
-       clips (at 0.3: 0.47-0.52); QUALITY.md "Video: temporal stability" has the table.
+       with s = ``strength``, K the occlusion mask and A = exp(−(d/τ)²) the agreement (d: the
+       network's local mean disagreement with the warped previous output, τ = ``disagreement``;
+       None: A = 1): shimmer is blended away, a stroke or object the flow got wrong is not
+       carried over (no ghosts); a cut (occlusions over ``cut_fraction``) starts afresh. This
+       removes what the phase lock cannot (sub-pixel motion, local motion, zooms, parallax) at a
+       price: strokes from successive frames are averaged, which softens the texture (the style
+       distance grows with s). 0.45, the default since issue 29, is about the least that brings
+       every bundled network and the any-painting network to 0.6 of its frame-by-frame warping
+       error on a moving object and parallax (0.41-0.57, an independent Farnebäck flow; at 0.35:
+       0.51-0.67); QUALITY.md "Video: temporal stability" has the table and the style cost.
 
     Per frame, in order — with control over the effect's input (phase lock + blend)::
 
@@ -204,7 +223,8 @@ class TemporalStabilizer:
     """
 
     def __init__(self, strength: float = DEFAULT_BLEND, phase_lock: bool = True, stride: int = 4,
-                 max_side: Optional[int] = 384, preset: str = "auto", feather: int = 2, cut_fraction: float = 0.5):
+                 max_side: Optional[int] = 384, preset: str = "auto", feather: int = 2, cut_fraction: float = 0.5,
+                 disagreement: Optional[float] = DISAGREEMENT):
         if not 0.0 <= strength < 1.0:
             raise ValueError(f"stabilizer strength must be in [0, 1), not {strength}")
         if stride < 1:
@@ -215,6 +235,9 @@ class TemporalStabilizer:
         self.estimator = FlowEstimator(max_side, preset)
         self.feather = int(feather)
         self.cut_fraction = float(cut_fraction)
+        if disagreement is not None and not disagreement > 0:
+            raise ValueError(f"disagreement must be positive (or None: off), not {disagreement}")
+        self.disagreement = disagreement
         self.reset()
 
     def reset(self) -> None:
@@ -326,28 +349,28 @@ class TemporalStabilizer:
                 keep = F.interpolate(keep, size=(h, w), mode="bilinear", align_corners=False)
             keep = keep * self.strength
             flow = FlowEstimator.upscale(flow.to(out.device), h, w)
-            out = torch.lerp(out, warp(prev, flow), keep)  # out + keep · (warped − out)
+            warped = warp(prev, flow)
+            if self.disagreement:
+                keep = keep * _agreement(out, warped, self.disagreement)
+            out = torch.lerp(out, warped, keep)  # out + keep · (warped − out)
             self.last_trusted = float(keep.mean()) / self.strength
         self._prev_out = out
         return out
 
 
 def blend_for(stylizer) -> float:
-    """The blend a stabilizer should use for ``stylizer``'s network.
+    """The blend a stabilizer should use for ``stylizer``'s network: :data:`DEFAULT_BLEND` for
+    every network (bundled, steady or not, the any-painting network, a trained style).
 
-    A network trained with train-style's stability term (``recipe.temporal_weight`` > 0) already
-    answers small moves with moved strokes: frame by frame its warping error measured 0.36-0.43
-    of the same painting's network trained without it, at equal or lower style distance
-    (QUALITY.md, "Video: temporal stability"). Blending on top of it averages strokes that no
-    longer need averaging (the style distance rose 20-28 % at 0.35), so such networks get the
-    phase lock alone (0). Other networks (and anything that is not a trained style) get
-    :data:`DEFAULT_BLEND`.
+    Until 2026-12-04 networks trained with train-style's stability term (``recipe.temporal_weight``
+    > 0) got the phase lock alone (0): their style distance stays put, but their warping error
+    on a zoom or a moving object stayed at 0.97-1.07 of frame by frame (issue 29, measured with
+    an independent Farnebäck flow). The flow-guided blend brings every network to at most 0.6
+    of its frame-by-frame error on pans, zooms, moving objects and parallax, and costs style
+    distance (the Lite2 yardstick is that sensitive to the averaged strokes: QUALITY.md,
+    "Video: temporal stability", has the table and the trade-off).
     """
-    record = getattr(stylizer, "record", None)
-    recipe = getattr(record, "recipe", None) or {}
-    weight = recipe.get("temporal_weight", 0) if isinstance(recipe, dict) else 0
-    steady = isinstance(weight, (int, float)) and not isinstance(weight, bool) and weight > 0
-    return 0.0 if steady else DEFAULT_BLEND
+    return DEFAULT_BLEND
 
 
 def stabilize(inputs: Iterable[Frame], outputs: Iterable[Frame], strength: float = DEFAULT_BLEND, **kwargs) -> List[Frame]:
