@@ -49,6 +49,11 @@ def run_suite(device: str = "auto", quick: bool = False, only: Optional[List[str
     from cvtools.backbones import resolve_device
     from cvtools.bench.workloads import WORKLOADS
 
+    unknown = [name for name in (only or ()) if name not in WORKLOADS]
+    if unknown:
+        from cvtools.errors import CvtoolsError
+
+        raise CvtoolsError(f"unknown workload '{unknown[0]}'; choose from {', '.join(WORKLOADS)}", param="only")
     dev = resolve_device(device)
     suite = Suite(device_name(dev), torch.__version__)
     for name, fn in WORKLOADS.items():
