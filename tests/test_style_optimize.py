@@ -181,9 +181,24 @@ def test_cli_image_style_goes_to_the_optimiser(run_cli, files):
 
 def test_cli_style_name_goes_to_the_network(run_cli, files):
     tmp, photo, painting, _ = files
-    r = run_cli("stylize", photo, "--style", "mona", "-q")
+    """A bundled style's name runs the trained network, not the optimiser: the CLI's file is the
+    library's Stylizer("mona") output on the same photo, within 8-bit rounding (one level, plus
+    one for the engine the CLI may route to: ONNX Runtime agrees with torch within a level)."""
+    import numpy as np
+    from PIL import Image
+
+    from cvtools.style.stylize import Stylizer
+
+    r = run_cli("stylize", photo, "--style", "mona", "--device", "cpu", "-q")
     assert r.exit_code == 0, r.output
-    assert (tmp / "photo_mona.png").exists()
+    got = np.asarray(Image.open(tmp / "photo_mona.png").convert("RGB")).astype(int)
+    with torch.no_grad():
+        want = Stylizer("mona", device="cpu")(Image.open(photo).convert("RGB")).clamp(0, 1)
+    want = (want.permute(1, 2, 0).numpy() * 255).round().astype(int)
+    assert got.shape == want.shape == (40, 52, 3)
+    assert np.abs(got - want).max() <= 2
+    # and it is not the photo itself nor what the optimiser makes of it: the network changed it
+    assert np.abs(got - np.asarray(Image.open(photo).convert("RGB")).astype(int)).mean() > 10
 
 
 @pytest.mark.parametrize("args, words", [

@@ -432,21 +432,43 @@ def test_cli_dream_video(tmp_path, run_cli):
     assert len(list(read_frames(tmp_path / "clip_dream.mp4"))) == 3
 
 
-def test_default_x264_preset_is_faster_on_cuda(monkeypatch):
-    # the GPU pipeline is encode-bound at veryfast (H100, 1080p: 47 frames/s end to end, 72 at
-    # superfast); on a CPU the network is the bottleneck and the writer's veryfast stays
+@pytest.mark.parametrize("device, env, expected", [
+    ("cuda", None, "superfast"),  # GPU_X264_PRESET: the GPU pipeline is encode-bound
+    ("cpu", None, "veryfast"),  # the network is the bottleneck: the writer's default stays
+    (None, None, "veryfast"),  # a stylizer without a device (the generic path)
+    ("cuda", "medium", "medium"),  # the variable wins on every device
+    ("cpu", "medium", "medium"),
+])
+def test_x264_preset_follows_the_stylizers_device_into_the_encoder(tmp_path, clip, monkeypatch, device, env,
+                                                                     expected):
+    """The preset stylize_video picks for a CUDA-like or CPU stylizer is the one the libx264
+    stream is opened with (the GPU pipeline is encode-bound at veryfast: H100, 1080p, 47
+    frames/s end to end, 72 at superfast)."""
     import types
 
-    from cvtools.video.io import _x264_defaults
-    from cvtools.video.process import GPU_X264_PRESET, x264_preset_for
+    import cvtools.video.io as vio
+    from cvtools.video.process import GPU_X264_PRESET
 
-    monkeypatch.delenv("CVTOOLS_X264_PRESET", raising=False)
-    cuda = types.SimpleNamespace(device=types.SimpleNamespace(type="cuda"))
-    cpu = types.SimpleNamespace(device=types.SimpleNamespace(type="cpu"))
-    assert x264_preset_for(cuda) == GPU_X264_PRESET == "superfast"
-    assert x264_preset_for(cpu) is None and x264_preset_for(Identity()) is None and _x264_defaults() == "veryfast"
-    monkeypatch.setenv("CVTOOLS_X264_PRESET", "medium")  # the variable wins on every device
-    assert x264_preset_for(cuda) is None and _x264_defaults() == "medium"
+    assert GPU_X264_PRESET == "superfast"
+    if env is None:
+        monkeypatch.delenv("CVTOOLS_X264_PRESET", raising=False)
+    else:
+        monkeypatch.setenv("CVTOOLS_X264_PRESET", env)
+    opened = []
+
+    class SpyWriter(vio.VideoWriter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(dict(self.stream.options))
+
+    monkeypatch.setattr(vio, "VideoWriter", SpyWriter)
+    stylizer = Identity()
+    if device is not None:  # a CUDA-like stand-in: only its device type is looked at
+        stylizer.device = types.SimpleNamespace(type=device)
+    dst = tmp_path / "out.mp4"
+    stylize_video(stylizer, clip, dst, batch_size=1, tune=False, duration=0.25)
+    assert [o["preset"] for o in opened] == [expected] and opened[0]["crf"] == "18"
+    assert stylizer.calls >= 1 and probe_video(dst).width == W
 
 
 def test_batch_summary_counts_videos_not_images():
