@@ -331,15 +331,24 @@ def test_tiled_gradient_matches_the_whole_image_gradient(lite0):
     engine = DreamEngine(lite0, DreamSettings(layers=("blocks.10",)))  # stride 16
     whole = engine.gradient(x)
 
-    def cos(margin, align):
+    def error(margin, align):  # 1 - cosine similarity with the whole-image gradient
         tiled = tiled_gradient(x, engine.gradient, 128, (0, 101), margin=margin, align=align)
-        return F.cosine_similarity(tiled.flatten(), whole.flatten(), dim=0).item()
+        return 1 - F.cosine_similarity(tiled.flatten(), whole.flatten(), dim=0).item()
 
-    assert cos(margin=64, align=16) > 0.99
-    # both halves of the design matter: context around each tile, and tiles on the stride grid
-    # (measured 0.85 and 0.51)
-    assert cos(margin=0, align=16) < 0.9
-    assert cos(margin=64, align=1) < 0.9
+    designed = error(margin=64, align=16)
+    assert designed < 0.01
+    # Both halves of the design matter: context around each tile, and tiles on the stride grid.
+    # The controls are compared with the design's own error, not with a fixed cosine (they were
+    # 0.85 against a 0.9 bound). Why the gap is large by construction: with a 64 px margin the
+    # tiled gradient differs from the whole one only through the receptive field's tail beyond
+    # 64 px, which is small; without a margin every pixel within a receptive field of the seam
+    # (a good part of a 128 px tile at stride 16) sees padding instead of the image; off the
+    # stride grid (align=1) every tile's stride-16 sampling lattice is shifted against the whole
+    # image's, so every output position of the tile samples other pixels, not only the seam's.
+    # Measured on a 2-core CPU: 0.0048 designed, 0.15 without margin (32x), 0.49 off the grid
+    # (100x); the 10x bound leaves a factor of 3 on each side.
+    assert error(margin=0, align=16) > 10 * designed
+    assert error(margin=64, align=1) > 10 * designed
 
 
 def _tf_same_net():
