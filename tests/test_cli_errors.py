@@ -48,8 +48,7 @@ def test_stylize_strength_error_names_the_parameter_and_the_cli_its_option():
 def test_cam_layer_error_names_the_parameter_and_the_cli_its_option(lite0, monkeypatch):
     """A layer whose output is no feature map (the classifier's logits, N×1000)."""
     from cvtools.cli.visualize import visualize
-    from cvtools.visualize.cam import layer_gradients
-    from cvtools.visualize.cams_extra import layer_activation
+    from cvtools.visualize.cam import layer_activation, layer_gradients
 
     monkeypatch.setitem(lite0.layer_paths, "logits", "_fc")
     x = torch.rand(1, 3, 64, 64)

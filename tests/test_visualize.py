@@ -13,9 +13,10 @@ from torch import nn
 
 from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
 from cvtools.errors import UsageError
-from cvtools.visualize.attribution import METHODS, guided_backprop, make_method
+from cvtools.visualize.attribution import guided_backprop
 from cvtools.visualize.cam import cam_from_gradients, gradcam, layer_gradients, minmax
 from cvtools.visualize.catalog import TRANSFORMER_ONLY
+from cvtools.visualize.methods import METHODS, make_method, make_methods
 
 # Cheap settings for the expensive methods (the behaviour under test does not depend on them).
 CHEAP = dict(samples=4, steps=8, window=12, internal_batch_size=32)
@@ -363,7 +364,7 @@ def test_every_method_batch_invariant_pure_and_clean(lite0):
     for name in METHODS:
         if name in TRANSFORMER_ONLY:  # no attention in a CNN: tests/test_rollout.py checks it on a ViT
             continue
-        method = make_method(name, lite0, **CHEAP)
+        (method,) = make_methods([name], lite0, **CHEAP)  # CHEAP: options for a panel
         together = method(x)
         assert torch.equal(x, original) and not x.requires_grad and x.grad is None, name
         assert no_hooks(lite0.model), name
@@ -384,7 +385,7 @@ def test_no_hooks_left_after_an_error(lite0, photos):
     try:
         for name in (m for m in METHODS if m not in TRANSFORMER_ONLY):
             with pytest.raises(RuntimeError, match="boom"):
-                make_method(name, lite0, **CHEAP).attribute(photos, torch.tensor([1, 2]))
+                make_methods([name], lite0, **CHEAP)[0].attribute(photos, torch.tensor([1, 2]))
             handle.remove()
             assert no_hooks(lite0.model), name
             assert torch._C._len_torch_function_stack() == 0, name  # guided backprop's mode is gone

@@ -1,6 +1,7 @@
 """HiResCAM, XGrad-CAM, Eigen-CAM, Score-CAM and Ablation-CAM against float64 recomputations of
 pytorch-grad-cam's formulas (written out here, one image and one channel at a time, as it does
-them) on tiny random-weight networks; the Ablation-CAM shortcut and its fallback; the CLI."""
+them) on tiny random-weight networks; the Ablation-CAM shortcut and its fallback; the CAM base
+class (a method that overrides only its weights) and the registry's option checks; the CLI."""
 
 import numpy as np
 import pytest
@@ -10,8 +11,11 @@ from conftest import SAMPLES
 from torch import nn
 
 from cvtools.backbones.base import Backbone, LayerDefaults, Preprocessing
-from cvtools.visualize.attribution import METHODS, make_method
+from cvtools.errors import UsageError
+from cvtools.visualize.cam import gradcam_weights
+from cvtools.visualize.cams import CAM, GradCAM
 from cvtools.visualize.catalog import METHOD_INFO, parse_methods
+from cvtools.visualize.methods import METHODS, make_method, make_methods
 
 NEW = ["hirescam", "xgradcam", "eigencam", "scorecam", "ablationcam"]
 
@@ -227,6 +231,60 @@ def test_registered_with_aliases_and_help():
     assert parse_methods("score-cam,HiResCAM,x-gradcam") == ["scorecam", "hirescam", "xgradcam"]
     assert set(NEW) <= set(parse_methods("all"))
     assert all(METHOD_INFO[n].uses_layer and not METHOD_INFO[n].pixel_level for n in NEW)
+
+
+def test_a_cam_defined_by_its_weights_alone():
+    """A new CAM overrides only get_cam_weights: with Grad-CAM's weights it gives Grad-CAM's map
+    exactly; with the mean of the activations instead (gradient-free) it is its own map."""
+
+    class MyGradCAM(CAM):
+        name = "gradcam"  # borrows Grad-CAM's catalog entry (title, display) for the test
+
+        def get_cam_weights(self, x, lg):
+            return gradcam_weights(lg.activation, lg.gradient)
+
+    class MeanCAM(CAM):
+        name = "gradcam"
+        needs_gradients = False
+
+        def get_cam_weights(self, x, lg):
+            assert lg.gradient is None and lg.target.tolist() == [0, 3, 4]
+            return lg.activation.float().mean(dim=(2, 3), keepdim=True)
+
+    bb = tiny()
+    x = inputs()
+    target = torch.tensor([0, 3, 4])
+    assert torch.equal(MyGradCAM(bb)(x, target), GradCAM(bb)(x, target))
+    assert torch.equal(MyGradCAM(bb, layer="act").attribute(x, target), make_method("gradcam", bb).attribute(x, target))
+    mean = MeanCAM(bb)(x, target)
+    assert mean.shape == (3, 20, 28) and 0 <= mean.min() and mean.max() == 1
+    assert (mean - GradCAM(bb)(x, target)).abs().max() > 0.01
+
+
+def test_unknown_options_are_refused_in_one_line():
+    bb = tiny()
+    with pytest.raises(UsageError) as err:
+        make_method("gradcam", bb, stpes=8)
+    assert "'stpes'" in str(err.value) and "gradcam" in str(err.value) and "\n" not in str(err.value)
+    with pytest.raises(UsageError, match="scorecam takes no option 'samples'"):
+        make_method("scorecam", bb, samples=8)
+    make_method("scorecam", bb, samples=None, internal_batch_size=4, layer="act")  # None: the default
+    # A panel (the command line's one set of options): each method gets the options it takes ...
+    panel = make_methods(["gradcam", "smoothgrad"], bb, layer="act", samples=4, internal_batch_size=4)
+    assert panel[0].layer == "act" and panel[1].samples == 4
+    # ... and an option no method takes at all is refused.
+    with pytest.raises(UsageError, match="no attribution method takes the option 'stpes'.*gradcam, smoothgrad"):
+        make_methods(["gradcam", "smoothgrad"], bb, stpes=8)
+
+
+def test_the_registry_is_one_explicit_table():
+    """Every CAM class is registered by the table in methods.py, importing nothing else."""
+    import cvtools.visualize.cams as cams
+    from cvtools.visualize.attribution import METHODS as old_name
+
+    assert old_name is METHODS  # the old import path still works
+    assert all(METHODS[cls.name] is cls for cls in cams.CAMS)
+    assert {n for n, c in METHODS.items() if issubclass(c, CAM)} == {c.name for c in cams.CAMS}
 
 
 def test_cli_hirescam_and_ablationcam(run_cli, tmp_path):

@@ -8,7 +8,9 @@
 >>> raw = sg.attribute(x, target=None)                     # ... with one attribute()
 >>> heat = sg.heatmap(raw)                                 # N×H×W in [0, 1], for drawing
 
-Modules: ``attribution`` (the methods), ``cam`` (the batched Grad-CAM family), ``explain``
+Modules: ``attribution`` (the gradient methods), ``cam`` (a layer's activations, gradients and the
+CAM weight formulas), ``cams`` (the CAM classes: one base class, a subclass per weighting),
+``methods`` (the registry, ``make_method``), ``explain``
 (several methods over batches, and the drawn panels), ``render`` and ``colormaps`` (pictures),
 ``sanity`` (cascading randomisation), ``metrics`` (deletion/insertion AUC), ``activations``
 (feature-map grids) and ``featurevis`` (lucent-style feature visualization).
@@ -20,11 +22,13 @@ import importlib
 
 _EXPORTS = {
     "gradcam": "cam", "layer_gradients": "cam", "cam_from_gradients": "cam",
-    "Attribution": "attribution", "METHODS": "attribution", "make_method": "attribution",
+    "CAM": "cams", "HiResCAM": "cams", "XGradCAM": "cams", "EigenCAM": "cams", "ScoreCAM": "cams",
+    "AblationCAM": "cams",
+    "Attribution": "attribution", "METHODS": "methods", "make_method": "methods", "make_methods": "methods",
     "Saliency": "attribution", "SmoothGrad": "attribution", "IntegratedGradients": "attribution",
     "InputXGradient": "attribution", "Occlusion": "attribution", "GuidedBackprop": "attribution",
-    "GradCAM": "attribution", "GradCAMPlusPlus": "attribution", "LayerCAM": "attribution",
-    "GuidedGradCAM": "attribution", "guided_relus": "attribution",
+    "GradCAM": "cams", "GradCAMPlusPlus": "cams", "LayerCAM": "cams",
+    "GuidedGradCAM": "cams", "guided_relus": "attribution",
     "Explainer": "explain", "Explanation": "explain", "draw_explanation": "explain", "analysis_tensor": "explain",
     "PixelModel": "model",
     "cascading_randomization": "sanity", "deletion_insertion": "metrics",

@@ -5,8 +5,7 @@ and returns its raw attribution; ``heatmap(attribution)`` turns that into the N�
 that is drawn. captum does the work wherever it has the method (Saliency, IntegratedGradients,
 InputXGradient, Occlusion); written here are what it lacks or gets wrong for these backbones:
 
-- the CAM family (:mod:`cvtools.visualize.cam`): one batched pass, Grad-CAM++ and LayerCAM;
-  Grad-CAM is tested equal to captum's LayerGradCam pipeline;
+- the CAM family is in :mod:`cvtools.visualize.cams` (one base class, a method per weighting);
 - guided backprop: captum's GuidedBackprop only overrides ``nn.ReLU`` modules, so on
   EfficientNet-Lite (``nn.ReLU6``) and on GoogLeNet (``F.relu``) it silently returns plain
   gradients. Ours applies the guided rule at every ReLU-family op, module or functional;
@@ -21,15 +20,13 @@ Nothing here changes the model or the input, and every hook is removed, also aft
 from __future__ import annotations
 
 import contextlib
-import inspect
 import math
-from typing import Dict, Optional, Type, Union
+from typing import Optional, Union
 
 import torch
 
 from cvtools.errors import UsageError
-from cvtools.visualize.cam import cam_from_gradients, layer_gradients, upsample_cam
-from cvtools.visualize.catalog import METHOD_INFO, method_name
+from cvtools.visualize.catalog import METHOD_INFO
 from cvtools.visualize.model import PixelModel, Target, predict, resolve_class_indices
 
 
@@ -422,79 +419,11 @@ class GuidedBackprop(Attribution):
         return guided_backprop(self.backbone, x, self._targets(x, target), self.shifts)
 
 
-# --------------------------------------------------------------------------- CAM family
+def __getattr__(name):
+    """``METHODS`` and ``make_method`` moved to :mod:`cvtools.visualize.methods` (which imports this
+    module, so they cannot be imported here); the old names still work."""
+    if name in ("METHODS", "make_method"):
+        from cvtools.visualize import methods
 
-
-class _CAM(Attribution):
-    """The CAM family: one batched forward and backward (:func:`cvtools.visualize.cam.layer_gradients`)."""
-
-    kind = "gradcam"
-
-    def __init__(self, backbone, internal_batch_size=None, layer: Optional[str] = None):
-        super().__init__(backbone, internal_batch_size)
-        self.layer = layer or backbone.defaults.cam
-        backbone.check_layers([self.layer])
-
-    def describe(self):
-        return f"layer {self.layer}"
-
-    def attribute(self, x, target=None):
-        """N×1×H×W maps in [0, 1] (CAM methods are defined up to scale)."""
-        lg = layer_gradients(self.backbone, x, target, self.layer)
-        return upsample_cam(cam_from_gradients(lg.activation, lg.gradient, self.kind), x.shape[-2:])
-
-    def heatmap(self, attribution):
-        return attribution[:, 0]
-
-
-class GradCAM(_CAM):
-    """Grad-CAM (Selvaraju et al. 2017) at ``layer``, batched; see :mod:`cvtools.visualize.cam`."""
-
-    name, kind = "gradcam", "gradcam"
-
-
-class GradCAMPlusPlus(_CAM):
-    """Grad-CAM++ (Chattopadhay et al. 2018) at ``layer``."""
-
-    name, kind = "gradcam++", "gradcam++"
-
-
-class LayerCAM(_CAM):
-    """LayerCAM (Jiang et al. 2021) at ``layer``."""
-
-    name, kind = "layercam", "layercam"
-
-
-class GuidedGradCAM(_CAM):
-    """Guided backprop times the upsampled, normalised Grad-CAM map (Selvaraju et al. 2017).
-    (captum multiplies by the raw map, nearest-upsampled; the normalised bilinear one keeps the
-    guided detail smooth across CAM cells.)"""
-
-    name, kind = "guided-gradcam", "gradcam"
-
-    def attribute(self, x, target=None):
-        t = self._targets(x, target)
-        return guided_backprop(self.backbone, x, t, shifts=2) * super().attribute(x, t)
-
-    def heatmap(self, attribution):
-        return percentile_normalize(attribution.abs().amax(dim=1))
-
-
-# --------------------------------------------------------------------------- registry
-
-METHODS: Dict[str, Type[Attribution]] = {
-    cls.name: cls for cls in (Saliency, SmoothGrad, IntegratedGradients, GuidedBackprop, InputXGradient, Occlusion,
-                              GradCAM, GradCAMPlusPlus, LayerCAM, GuidedGradCAM)
-}
-import cvtools.visualize.cams_extra  # noqa: E402,F401 (more CAMs, built on _CAM; they add themselves to METHODS)
-import cvtools.visualize.rollout  # noqa: E402,F401 (attention rollout for transformers; adds itself too)
-
-assert set(METHODS) <= set(METHOD_INFO)
-
-
-def make_method(name: str, backbone, **options) -> Attribution:
-    """Build method ``name`` (aliases accepted) for ``backbone``; options it does not take are ignored,
-    so one set of command-line options can configure a panel of methods."""
-    cls = METHODS[method_name(name)]
-    accepted = inspect.signature(cls.__init__).parameters
-    return cls(backbone, **{k: v for k, v in options.items() if k in accepted and v is not None})
+        return getattr(methods, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,6 @@
-"""Class activation maps (Grad-CAM, Grad-CAM++, LayerCAM) from one batched forward and backward.
+"""Class activation maps: the layer's activations (and gradients), the methods' channel weights as
+plain tensor functions, and the ReLU / min-max / upsampling every CAM shares. The method classes
+are in :mod:`cvtools.visualize.cams` (one base class; a method overrides only its weights).
 
 The fast path, built for issue 9's speed target:
 
@@ -18,7 +20,7 @@ weighting is done in fp32. :func:`gradcam` is the function to time.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -26,15 +28,13 @@ import torch.nn.functional as F
 from cvtools.errors import UsageError
 from cvtools.visualize.model import Target, resolve_class_indices
 
-CAM_KINDS = ("gradcam", "gradcam++", "layercam")
-
 
 @dataclass
 class LayerGradients:
     activation: torch.Tensor  # N×C×h×w, the layer's output (compute dtype)
-    gradient: torch.Tensor  # N×C×h×w, d(selected logit)/d(activation)
+    gradient: Optional[torch.Tensor]  # N×C×h×w, d(selected logit)/d(activation); None for gradient-free CAMs
     logits: torch.Tensor  # N×classes, float32
-    target: torch.Tensor  # N, the class index explained for each image
+    target: Optional[torch.Tensor]  # N, the class index explained for each image (None: class-agnostic)
 
 
 def layer_gradients(backbone, x: torch.Tensor, target: Target = None, layer: Optional[str] = None) -> LayerGradients:
@@ -67,41 +67,91 @@ def layer_gradients(backbone, x: torch.Tensor, target: Target = None, layer: Opt
     return LayerGradients(seen[0].detach(), grad, logits.detach(), idx)
 
 
-def cam_from_gradients(activation: torch.Tensor, gradient: torch.Tensor, kind: str = "gradcam") -> torch.Tensor:
-    """The N×1×h×w map at the layer's resolution (after the ReLU, before any normalisation).
+def layer_activation(backbone, x: torch.Tensor, layer: str) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(activation N×C×h×w in the compute dtype, logits N×classes float32) from one forward pass
+    without gradients."""
+    module = backbone.module(layer)
+    seen = []
 
-    - Grad-CAM (Selvaraju et al. 2017): channel weights are the spatially averaged gradients.
-    - Grad-CAM++ (Chattopadhay et al. 2018): weights sum ``alpha * relu(grad)`` with
-      ``alpha = g^2 / (2 g^2 + sum(A) g^3) = 1 / (2 + sum(A) g)`` (the closed form for an
-      exponential score, as in the paper's code). Only positions with g > 0 count, and the paper
-      assumes A >= 0 (after a ReLU), so there ``alpha`` lies in (0, 1/2]. Inner layers of
-      EfficientNet-Lite are signed (no ReLU after the projection): at blocks.10 about half the
-      channels have sum(A) < 0, ``2 + sum(A) g`` passes near zero, ``alpha`` explodes or flips
-      sign, and 1e-3 of input noise changed the map to correlation 0.19-0.85 (0.11 at
-      blocks.12). So ``sum(A)`` is taken as ``max(sum(A), 0)``: unchanged wherever the
-      activations are non-negative (every last CAM layer here: a ReLU output), bounded
-      elsewhere (correlation under the same noise 0.994-0.999 at blocks.6/10/12, equal to a
-      float64 recomputation to 1e-4). pytorch-grad-cam adds 1e-6 to the denominator and keeps
-      the sign: at the last layer its maps differ from these by up to 0.05 (identical, to
-      2e-7, with that epsilon added; Grad-CAM and LayerCAM match it exactly); at signed inner
-      layers it has the instability above.
-    - LayerCAM (Jiang et al. 2021): every position weighted by its own positive gradient.
-    """
-    a = activation.float()
-    g = gradient.float()
-    if kind == "gradcam":
-        cam = (g.mean(dim=(2, 3), keepdim=True) * a).sum(dim=1, keepdim=True)
-    elif kind == "gradcam++":
-        positive = g.clamp_min(0)
-        total = a.sum(dim=(2, 3), keepdim=True).clamp_min(0)
-        alpha = 1 / (2 + total * positive)  # in (0, 1/2]; only multiplies positive gradients
-        weights = (alpha * positive).sum(dim=(2, 3), keepdim=True)
-        cam = (weights * a).sum(dim=1, keepdim=True)
-    elif kind == "layercam":
-        cam = (g.clamp_min(0) * a).sum(dim=1, keepdim=True)
-    else:
+    def hook(mod, inputs, output):
+        if not isinstance(output, torch.Tensor) or output.dim() != 4:
+            raise UsageError(f"layer={layer!r} does not output a feature map; pick another", param="layer")
+        seen.append(output.detach().clone())  # a clone: an in-place op after the layer must not change it
+
+    handle = module.register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            logits = backbone.model(backbone.prepare(x)).float()
+    finally:
+        handle.remove()
+    if len(seen) != 1:
+        raise UsageError(f"layer={layer!r} runs {len(seen)} times per forward pass; pick another", param="layer")
+    return seen[0], logits
+
+
+def gradcam_weights(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM (Selvaraju et al. 2017): the spatially averaged gradients (N×C×1×1)."""
+    return gradient.float().mean(dim=(2, 3), keepdim=True)
+
+
+def gradcampp_weights(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """Grad-CAM++ (Chattopadhay et al. 2018): the sum of ``alpha * relu(grad)`` (N×C×1×1) with
+    ``alpha = g^2 / (2 g^2 + sum(A) g^3) = 1 / (2 + sum(A) g)`` (the closed form for an
+    exponential score, as in the paper's code). Only positions with g > 0 count, and the paper
+    assumes A >= 0 (after a ReLU), so there ``alpha`` lies in (0, 1/2]. Inner layers of
+    EfficientNet-Lite are signed (no ReLU after the projection): at blocks.10 about half the
+    channels have sum(A) < 0, ``2 + sum(A) g`` passes near zero, ``alpha`` explodes or flips
+    sign, and 1e-3 of input noise changed the map to correlation 0.19-0.85 (0.11 at
+    blocks.12). So ``sum(A)`` is taken as ``max(sum(A), 0)``: unchanged wherever the
+    activations are non-negative (every last CAM layer here: a ReLU output), bounded
+    elsewhere (correlation under the same noise 0.994-0.999 at blocks.6/10/12, equal to a
+    float64 recomputation to 1e-4). pytorch-grad-cam adds 1e-6 to the denominator and keeps
+    the sign: at the last layer its maps differ from these by up to 0.05 (identical, to
+    2e-7, with that epsilon added; Grad-CAM and LayerCAM match it exactly); at signed inner
+    layers it has the instability above."""
+    positive = gradient.float().clamp_min(0)
+    total = activation.float().sum(dim=(2, 3), keepdim=True).clamp_min(0)
+    alpha = 1 / (2 + total * positive)  # in (0, 1/2]; only multiplies positive gradients
+    return (alpha * positive).sum(dim=(2, 3), keepdim=True)
+
+
+def layercam_weights(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """LayerCAM (Jiang et al. 2021): every position weighted by its own positive gradient (N×C×h×w)."""
+    return gradient.float().clamp_min(0)
+
+
+def hirescam_weights(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """HiResCAM (Draelos & Carin 2020): the gradient itself, kept per position (N×C×h×w)."""
+    return gradient.float()
+
+
+def xgradcam_weights(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
+    """XGrad-CAM (Fu et al. 2020): ``sum_hw grad * A / (sum_hw A + 1e-7)`` (pytorch-grad-cam's 1e-7)."""
+    a, g = activation.float(), gradient.float()
+    return (g * a).sum(dim=(2, 3), keepdim=True) / (a.sum(dim=(2, 3), keepdim=True) + 1e-7)
+
+
+def weighted_activations(activation: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The N×1×h×w map at the layer's resolution: ``relu(sum_c weights * A)`` (weights N×C×1×1 per
+    channel or N×C×h×w per position)."""
+    return (weights * activation.float()).sum(dim=1, keepdim=True).clamp_min(0)
+
+
+#: The gradient-weighted CAMs as (activation, gradient) -> weights, for :func:`cam_from_gradients`.
+GRADIENT_WEIGHTS: Dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "gradcam": gradcam_weights, "gradcam++": gradcampp_weights, "layercam": layercam_weights,
+    "hirescam": hirescam_weights, "xgradcam": xgradcam_weights,
+}
+CAM_KINDS = tuple(GRADIENT_WEIGHTS)
+
+
+def cam_from_gradients(activation: torch.Tensor, gradient: torch.Tensor, kind: str = "gradcam") -> torch.Tensor:
+    """The N×1×h×w map of a gradient-weighted CAM at the layer's resolution (after the ReLU, before
+    any normalisation); ``kind``: one of :data:`CAM_KINDS`. The functional form of the classes in
+    :mod:`cvtools.visualize.cams` (the same weight functions)."""
+    if kind not in GRADIENT_WEIGHTS:
         raise UsageError(f"unknown CAM kind {kind!r}; choose from {', '.join(CAM_KINDS)}")
-    return cam.clamp_min(0)
+    return weighted_activations(activation, GRADIENT_WEIGHTS[kind](activation, gradient))
 
 
 def minmax(t: torch.Tensor) -> torch.Tensor:
@@ -126,7 +176,7 @@ def gradcam(backbone, x: torch.Tensor, target: Target = None, layer: Optional[st
     Returns float32 maps N×H×W in [0, 1] at the input's resolution, on the device. ``target``:
     None (each image's top class), a class index or name, or one index per image. ``layer``:
     a name from ``backbone.layer_paths`` (default ``backbone.defaults.cam``). ``kind``:
-    gradcam, gradcam++ or layercam.
+    one of :data:`CAM_KINDS`.
     """
     lg = layer_gradients(backbone, x, target, layer)
     cam = cam_from_gradients(lg.activation, lg.gradient, kind)

@@ -1,10 +1,15 @@
-"""More CAM methods, the ones people look for in pytorch-grad-cam, batched on the device.
+"""The CAM family: one base class, :class:`CAM`; each method is a small subclass that says only how
+it weighs the layer's activations (:meth:`CAM.get_cam_weights`, as pytorch-grad-cam's
+``BaseCAM.get_cam_weights``). The base class runs the layer (a batched forward and backward, or
+one forward without gradients when ``needs_gradients`` is False), applies ``relu(sum_c w * A)``,
+then min-max, bilinear upsampling and min-max again (:func:`cvtools.visualize.cam.upsample_cam`;
+pytorch-grad-cam's ``scale_cam_image`` with cv2's bilinear resize gives the same, up to its 1e-7
+epsilons). A method whose map is not a weighted sum of channels overrides :meth:`CAM.cam_image`
+(Eigen-CAM), as pytorch-grad-cam's ``get_cam_image``. The registry is
+:data:`cvtools.visualize.methods.METHODS`.
 
-Each equals pytorch-grad-cam's formula at a layer (tested against float64 recomputations):
-
-- HiResCAM (Draelos & Carin 2020): ``relu(sum_c grad * A)``, the gradient kept per position (the
-  map is then a faithful account of the logit for a network ending in pooling and a linear layer).
-- XGrad-CAM (Fu et al. 2020): weights ``sum_hw grad * A / (sum_hw A + 1e-7)``.
+- Grad-CAM, Grad-CAM++, LayerCAM, HiResCAM, XGrad-CAM: the weight functions of
+  :mod:`cvtools.visualize.cam` (formulas and references there).
 - Eigen-CAM (Muhammad & Yeasin 2020): the activations (positions × channels, each channel
   centred) projected on their first right singular vector. Class-agnostic, no gradients. The SVD
   fixes the vector only up to sign (pytorch-grad-cam keeps whatever LAPACK returns); here the
@@ -19,58 +24,24 @@ Each equals pytorch-grad-cam's formula at a layer (tested against float64 recomp
   the layer's output would not broadcast, the whole network runs once per copy instead, as in
   pytorch-grad-cam). pytorch-grad-cam ablates to 0 as the paper does when the layer's minimum is
   0 (after a ReLU: every backbone's default CAM layer) and to ``min - 1e7`` otherwise.
+- Guided Grad-CAM: guided backprop times the upsampled Grad-CAM map.
 
-All return N×1×H×W maps in [0, 1] at the input's size: ReLU, min-max, bilinear upsampling and
-min-max again, as :func:`cvtools.visualize.cam.upsample_cam` (pytorch-grad-cam's
-``scale_cam_image`` with cv2's bilinear resize gives the same, up to its 1e-7 epsilons). An
+HiResCAM, XGrad-CAM, Eigen-CAM, Score-CAM and Ablation-CAM equal pytorch-grad-cam's formulas at a
+layer (tested against float64 recomputations); Grad-CAM equals captum's LayerGradCam pipeline. An
 image's map never depends on its batch-mates: the per-channel passes are grouped per image.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Tuple, Type
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
-from cvtools.errors import UsageError
-from cvtools.visualize.attribution import _CAM, METHODS, Attribution
-from cvtools.visualize.cam import layer_gradients, upsample_cam
+from cvtools.visualize import cam as camlib
+from cvtools.visualize.attribution import Attribution, guided_backprop, percentile_normalize
+from cvtools.visualize.cam import LayerGradients, layer_activation, layer_gradients, upsample_cam
 from cvtools.visualize.model import Target, resolve_class_indices
-
-
-def layer_activation(backbone, x: torch.Tensor, layer: str) -> Tuple[torch.Tensor, torch.Tensor]:
-    """(activation N×C×h×w in the compute dtype, logits N×classes float32) from one forward pass
-    without gradients."""
-    module = backbone.module(layer)
-    seen = []
-
-    def hook(mod, inputs, output):
-        if not isinstance(output, torch.Tensor) or output.dim() != 4:
-            raise UsageError(f"layer={layer!r} does not output a feature map; pick another", param="layer")
-        seen.append(output.detach().clone())  # a clone: an in-place op after the layer must not change it
-
-    handle = module.register_forward_hook(hook)
-    try:
-        with torch.no_grad():
-            logits = backbone.model(backbone.prepare(x)).float()
-    finally:
-        handle.remove()
-    if len(seen) != 1:
-        raise UsageError(f"layer={layer!r} runs {len(seen)} times per forward pass; pick another", param="layer")
-    return seen[0], logits
-
-
-def hirescam_map(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-    """HiResCAM at the layer's resolution (N×1×h×w, after the ReLU)."""
-    return (gradient.float() * activation.float()).sum(dim=1, keepdim=True).clamp_min(0)
-
-
-def xgradcam_map(activation: torch.Tensor, gradient: torch.Tensor) -> torch.Tensor:
-    """XGrad-CAM at the layer's resolution (N×1×h×w, after the ReLU); pytorch-grad-cam's 1e-7."""
-    a, g = activation.float(), gradient.float()
-    weights = (g * a).sum(dim=(2, 3), keepdim=True) / (a.sum(dim=(2, 3), keepdim=True) + 1e-7)
-    return (weights * a).sum(dim=1, keepdim=True).clamp_min(0)
 
 
 def eigencam_map(activation: torch.Tensor) -> torch.Tensor:
@@ -174,82 +145,159 @@ def ablation_scores(backbone, x: torch.Tensor, activation: torch.Tensor, target:
     return drops
 
 
-class _ExtraCAM(_CAM):
-    """A CAM whose map at the layer comes from :meth:`layer_map` (N×1×h×w, after the ReLU)."""
+class CAM(Attribution):
+    """A class activation map at ``layer``: ``relu(sum_c w_c * A_c)``, min-max scaled and upsampled.
 
-    def layer_map(self, x: torch.Tensor, target: Target) -> torch.Tensor:
+    A subclass sets ``name`` (its command-line name, with an entry in ``catalog.METHOD_INFO``) and
+    overrides :meth:`get_cam_weights`; set ``needs_gradients = False`` for a gradient-free method
+    (``gradient`` is then None) and ``class_specific = False`` when the target does not matter.
+    """
+
+    needs_gradients = True
+    class_specific = True
+
+    def __init__(self, backbone, internal_batch_size=None, layer: Optional[str] = None):
+        super().__init__(backbone, internal_batch_size)
+        self.layer = layer or backbone.defaults.cam
+        backbone.check_layers([self.layer])
+
+    def describe(self):
+        return f"layer {self.layer}"
+
+    def get_cam_weights(self, x: torch.Tensor, lg: LayerGradients) -> torch.Tensor:
+        """The weights of the layer's channels: N×C×1×1, or N×C×h×w for one weight per position.
+        ``x``: the input batch; ``lg``: the layer's activation, gradient (None when
+        ``needs_gradients`` is False), logits and each image's target class."""
         raise NotImplementedError
+
+    def cam_image(self, activation: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """The N×1×h×w map at the layer's resolution (after the ReLU)."""
+        return camlib.weighted_activations(activation, weights)
+
+    def layer_state(self, x: torch.Tensor, target: Target) -> LayerGradients:
+        """One batched forward (and backward, if ``needs_gradients``) through ``layer``."""
+        if self.needs_gradients:
+            return layer_gradients(self.backbone, x, target, self.layer)
+        activation, logits = layer_activation(self.backbone, x, self.layer)
+        t = resolve_class_indices(target, logits) if self.class_specific else None
+        return LayerGradients(activation, None, logits, t)
+
+    def layer_map(self, x: torch.Tensor, target: Target = None) -> torch.Tensor:
+        """The N×1×h×w map at the layer's resolution (after the ReLU, before any normalisation)."""
+        lg = self.layer_state(x, target)
+        return self.cam_image(lg.activation, self.get_cam_weights(x, lg))
 
     def attribute(self, x, target=None):
         """N×1×H×W maps in [0, 1] (CAM methods are defined up to scale)."""
         return upsample_cam(self.layer_map(x, target), x.shape[-2:])
 
+    def heatmap(self, attribution):
+        return attribution[:, 0]
 
-class HiResCAM(_ExtraCAM):
+
+class GradCAM(CAM):
+    """Grad-CAM (Selvaraju et al. 2017) at ``layer``, batched; see :mod:`cvtools.visualize.cam`."""
+
+    name = "gradcam"
+
+    def get_cam_weights(self, x, lg):
+        return camlib.gradcam_weights(lg.activation, lg.gradient)
+
+
+class GradCAMPlusPlus(CAM):
+    """Grad-CAM++ (Chattopadhay et al. 2018) at ``layer``."""
+
+    name = "gradcam++"
+
+    def get_cam_weights(self, x, lg):
+        return camlib.gradcampp_weights(lg.activation, lg.gradient)
+
+
+class LayerCAM(CAM):
+    """LayerCAM (Jiang et al. 2021) at ``layer``."""
+
+    name = "layercam"
+
+    def get_cam_weights(self, x, lg):
+        return camlib.layercam_weights(lg.activation, lg.gradient)
+
+
+class HiResCAM(CAM):
     """HiResCAM (Draelos & Carin 2020) at ``layer``: one batched forward and backward."""
 
     name = "hirescam"
 
-    def layer_map(self, x, target):
-        lg = layer_gradients(self.backbone, x, target, self.layer)
-        return hirescam_map(lg.activation, lg.gradient)
+    def get_cam_weights(self, x, lg):
+        return camlib.hirescam_weights(lg.activation, lg.gradient)
 
 
-class XGradCAM(_ExtraCAM):
+class XGradCAM(CAM):
     """XGrad-CAM (Fu et al. 2020) at ``layer``: one batched forward and backward."""
 
     name = "xgradcam"
 
-    def layer_map(self, x, target):
-        lg = layer_gradients(self.backbone, x, target, self.layer)
-        return xgradcam_map(lg.activation, lg.gradient)
+    def get_cam_weights(self, x, lg):
+        return camlib.xgradcam_weights(lg.activation, lg.gradient)
 
 
-class EigenCAM(_ExtraCAM):
+class EigenCAM(CAM):
     """Eigen-CAM (Muhammad & Yeasin 2020) at ``layer``: one forward, a batched SVD; the same map
-    whatever the target."""
+    whatever the target (the map is a projection, not a weighted sum: :meth:`cam_image`)."""
 
     name = "eigencam"
+    needs_gradients = False
+    class_specific = False
 
-    def layer_map(self, x, target):
-        activation, _ = layer_activation(self.backbone, x, self.layer)
+    def get_cam_weights(self, x, lg):
+        return None
+
+    def cam_image(self, activation, weights):
         return eigencam_map(activation)
 
 
-class ScoreCAM(_ExtraCAM):
+class ScoreCAM(CAM):
     """Score-CAM (Wang et al. 2020) at ``layer``: one forward per channel of the layer,
     ``internal_batch_size`` of them per pass (default 64)."""
 
     name = "scorecam"
+    needs_gradients = False
 
     def describe(self):
         return f"layer {self.layer}, a forward pass per channel"
 
-    def layer_map(self, x, target):
-        activation, logits = layer_activation(self.backbone, x, self.layer)
-        t = resolve_class_indices(target, logits)
-        weights = scorecam_weights(self.backbone, x, activation, t, self.internal_batch_size or 64)
-        return (weights[:, :, None, None] * activation.float()).sum(dim=1, keepdim=True).clamp_min(0)
+    def get_cam_weights(self, x, lg):
+        weights = scorecam_weights(self.backbone, x, lg.activation, lg.target, self.internal_batch_size or 64)
+        return weights[:, :, None, None]
 
 
-class AblationCAM(_ExtraCAM):
+class AblationCAM(CAM):
     """Ablation-CAM (Desai & Ramaswamy 2020) at ``layer``: the layers after ``layer`` once per
     channel, ``internal_batch_size`` channels per pass (default 64)."""
 
     name = "ablationcam"
+    needs_gradients = False
 
-    def layer_map(self, x, target):
-        activation, logits = layer_activation(self.backbone, x, self.layer)
-        t = resolve_class_indices(target, logits)
-        y = logits.gather(1, t[:, None])
-        drops = ablation_scores(self.backbone, x, activation, t, self.layer, logits,
+    def get_cam_weights(self, x, lg):
+        y = lg.logits.gather(1, lg.target[:, None])
+        drops = ablation_scores(self.backbone, x, lg.activation, lg.target, self.layer, lg.logits,
                                 self.internal_batch_size or 64)
-        weights = drops / y
-        return (weights[:, :, None, None] * activation.float()).sum(dim=1, keepdim=True).clamp_min(0)
+        return (drops / y)[:, :, None, None]
 
 
-#: The methods of this module by command-line name, registered in ``attribution.METHODS``.
-EXTRA_CAMS: Dict[str, Type[Attribution]] = {
-    cls.name: cls for cls in (HiResCAM, XGradCAM, EigenCAM, ScoreCAM, AblationCAM)
-}
-METHODS.update(EXTRA_CAMS)
+class GuidedGradCAM(GradCAM):
+    """Guided backprop times the upsampled, normalised Grad-CAM map (Selvaraju et al. 2017).
+    (captum multiplies by the raw map, nearest-upsampled; the normalised bilinear one keeps the
+    guided detail smooth across CAM cells.)"""
+
+    name = "guided-gradcam"
+
+    def attribute(self, x, target=None):
+        t = self._targets(x, target)
+        return guided_backprop(self.backbone, x, t, shifts=2) * super().attribute(x, t)
+
+    def heatmap(self, attribution):
+        return percentile_normalize(attribution.abs().amax(dim=1))
+
+
+#: The CAM methods in panel order (registered in :data:`cvtools.visualize.methods.METHODS`).
+CAMS = (GradCAM, GradCAMPlusPlus, LayerCAM, GuidedGradCAM, HiResCAM, XGradCAM, EigenCAM, ScoreCAM, AblationCAM)

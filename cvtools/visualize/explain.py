@@ -23,7 +23,8 @@ import torch
 from PIL import Image
 
 from cvtools.errors import UsageError
-from cvtools.visualize.attribution import Attribution, make_method, percentile_normalize, signed_to_rgb
+from cvtools.visualize.attribution import Attribution, percentile_normalize, signed_to_rgb
+from cvtools.visualize.methods import make_methods
 from cvtools.visualize.model import Target, check_image_batch, predict
 
 
@@ -129,7 +130,7 @@ class Explainer:
         self.backbone = backbone
         self.target = target
         self.options = dict(options, layer=layer)  # what a method needs to be rebuilt (sanity check)
-        self.methods: List[Attribution] = [make_method(m, backbone, layer=layer, **options) for m in methods]
+        self.methods: List[Attribution] = make_methods(methods, backbone, layer=layer, **options)
 
     def explain(self, x: torch.Tensor, answer_from: Optional[torch.Tensor] = None,
                 targets: Optional[torch.Tensor] = None) -> List[Explanation]:

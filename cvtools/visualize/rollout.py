@@ -137,8 +137,3 @@ def _patch_grid(backbone, tokens: int):
     if side * side == tokens - 1:  # one class token on a square grid
         return side, side
     raise UsageError(f"attention-rollout: cannot lay {tokens} tokens of {backbone.name} on a patch grid")
-
-
-from cvtools.visualize.attribution import METHODS  # noqa: E402  (registered as cams_extra's methods are)
-
-METHODS[AttentionRollout.name] = AttentionRollout

@@ -137,7 +137,7 @@ def cascading_randomization(backbone, x: torch.Tensor, methods: Sequence[str], t
     ``target``: the class index per image (kept fixed while the model is destroyed). ``options``:
     the methods' options (layer, samples, ...).
     """
-    from cvtools.visualize.attribution import make_method
+    from cvtools.visualize.methods import make_methods
 
     if not backbone.layer_paths and getattr(backbone, "layers_note", ""):
         raise UsageError(f"the sanity check re-initialises the network layer by layer; {backbone.name}: "
@@ -156,7 +156,7 @@ def cascading_randomization(backbone, x: torch.Tensor, methods: Sequence[str], t
         shadow = dataclasses.replace(backbone, model=model, compiled=None, _layers=None)
         probe = backbone.prepare(x[:1])
         groups = parameter_groups(model, probe)
-        bound = [make_method(m, shadow, **options) for m in methods]
+        bound = make_methods(methods, shadow, **options)
         history = {m.name: [m.heatmap(m.attribute(x, target)).float().cpu()] for m in bound}
         names = []
         for step, (name, modules) in enumerate(reversed(groups)):

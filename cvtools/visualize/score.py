@@ -135,7 +135,7 @@ def score_batch(backbone, methods: Sequence[str], x: torch.Tensor, names: Sequen
     ``batch_size`` is the metrics' images per forward pass, ``curve_steps`` the deletion and
     insertion curves' points.
     """
-    from cvtools.visualize.attribution import make_method
+    from cvtools.visualize.methods import make_methods
     from cvtools.visualize.metrics import faithfulness
     from cvtools.visualize.model import check_image_batch, predict
 
@@ -146,7 +146,7 @@ def score_batch(backbone, methods: Sequence[str], x: torch.Tensor, names: Sequen
             for nm, i, p in zip(names, idx.cpu(), prob.cpu())]
     heat = {}
     for name in methods:
-        method = make_method(name, backbone, layer=layer, **options)
+        (method,) = make_methods([name], backbone, layer=layer, **options)
         _sync(x.device)
         start = time.perf_counter()
         heat[name] = method.heatmap(method.attribute(x, idx)).float()
