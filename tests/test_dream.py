@@ -307,9 +307,15 @@ def test_guided_dream_moves_features_towards_the_guide(lite0):
             gains[kind].append(similarity(out) - base)
             climbs[kind].append(guided_objective(out) / base_objective)
     mean = lambda v: sum(v) / len(v)
-    # the guide's features grow: the mean feature vector turns towards the guide's, and much more
-    # than a plain dream turns it (which has no reason to turn it at all)
-    assert mean(gains["guided"]) > 0.03 and mean(gains["guided"]) > mean(gains["plain"]) + 0.03, gains
+    # the guide's features grow: the mean feature vector turns towards the guide's, and more than a
+    # plain dream turns it. No tuned margin (it was +0.03, against one machine's gains): a plain
+    # dream has no reason to turn towards the guide, so its mean gain is noise around 0 by
+    # construction, and the bound is that noise itself: the guided mean must beat the plain mean
+    # by more than the plain dream's largest single-seed excursion. Measured (2 threads): guided
+    # 0.024/0.109/0.078 (mean 0.070), plain 0.016/-0.009/-0.030 (mean -0.008, largest |0.030|):
+    # a gap of 0.078 against 0.030.
+    noise = max(abs(g) for g in gains["plain"])
+    assert mean(gains["guided"]) - mean(gains["plain"]) > noise, gains
     # gradient ascent on the guided objective raises it more than a plain dream does, every seed
     assert all(g > p for g, p in zip(climbs["guided"], climbs["plain"])), climbs
 
