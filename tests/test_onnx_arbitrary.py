@@ -153,15 +153,43 @@ def test_stylizer_edges(exported):
         OnnxArbitraryStylizer("mona", precision="fp16")
 
 
-@pytest.mark.slow  # a second export (~1-2 min on 2 cores): the fixture's is through the cache
-def test_export_cli_writes_the_pair(tmp_path, run_cli, exported):
-    """`cvtools export --arbitrary`: both files, the checks printed; a second run refuses to overwrite."""
+def test_export_cli_writes_the_pair(tmp_path, run_cli, exported, monkeypatch):
+    """`cvtools export --arbitrary`: the CLI hands its options to export_arbitrary and prints each
+    check; a second run refuses to overwrite. (The export itself, checks included, is the module
+    fixture's: a second real export would add ~3 minutes on 2 cores and test nothing new.)"""
+    import shutil
+
+    from cvtools import export as export_module
+
+    real = export_module.export_arbitrary
+    calls = []
+
+    def fake(path, weights=None, **kwargs):
+        calls.append((path, weights, kwargs))
+        if kwargs.get("overwrite") is False:  # the real refusal, before any export work
+            for target in export_module.arbitrary_paths(path):
+                export_module.check_target(target, False, [])
+        encoder, transformer = export_module.arbitrary_paths(path)
+        shutil.copy(exported[0], encoder)
+        shutil.copy(exported[1], transformer)
+        return reports
+
+    reports = [export_module.ExportReport(path=p, kind=k, name="any", precision="fp32", opset=18, sha256="0" * 64,
+                                          bytes=1024,
+                                          seconds=0.0,
+                                          checks=[export_module.CheckResult(image="p.png", size=(64, 48),
+                                                                            max_abs_diff=1e-6, bound=1e-4, note="ok")])
+               for p, k in zip(exported, ("arbitrary_encoder", "arbitrary_transformer"))]
+    monkeypatch.setattr(export_module, "export_arbitrary", fake)
     target = tmp_path / "any.onnx"
-    result = run_cli("export", "--arbitrary", "-o", str(target), "--check-image",
-                     str(_write(tmp_path / "p.png", _photo(48, 64, 2))))
+    check = _write(tmp_path / "p.png", _photo(48, 64, 2))
+    result = run_cli("export", "--arbitrary", "-o", str(target), "--check-image", str(check))
     assert result.exit_code == 0, result.stderr
+    assert calls[0][0] == str(target) and calls[0][1] is None
+    assert calls[0][2]["check"] is True and [str(p) for p in calls[0][2]["check_images"]] == [str(check)]
     assert (tmp_path / "any_encoder.onnx").is_file() and (tmp_path / "any_transformer.onnx").is_file()
     assert result.stdout.count("max |onnxruntime - PyTorch|") == 2
+    monkeypatch.setattr(export_module, "export_arbitrary", real)
     again = run_cli("export", "--arbitrary", "-o", str(target), "--no-check")
     assert again.exit_code != 0 and "exists" in again.stderr
 
