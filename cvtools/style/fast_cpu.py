@@ -117,8 +117,10 @@ def torch_free_stylizer(record, device: str = "auto", precision: str = "auto", c
     return OnnxBundledStylizer(record, graph, precision=precision, notes=notes)
 
 
-def _cpu_has_native_bf16() -> bool:
-    """cvtools.style.stylize.cpu_has_native_bf16 (there it needs torch's module)."""
+def cpu_has_native_bf16() -> bool:
+    """True on CPUs with bf16 arithmetic (Intel AMX or AVX512-BF16): there bf16 convolutions run
+    much faster than fp32; elsewhere PyTorch emulates bf16 and it is slower. (Here, not in
+    stylize.py, so that the torch-free path can ask too; stylize.py imports it.)"""
     try:
         with open("/proc/cpuinfo") as f:
             flags = next((line for line in f if line.startswith("flags")), "").split()
@@ -183,7 +185,7 @@ class OnnxBundledStylizer:
 
         width = float((self.record.network or {}).get("width", 0.5))
         c1, c2, _ = (max(8, int(round(c * width / 8)) * 8) for c in BASE_CHANNELS)
-        elem = 2 if self.precision in (None, "auto") and _cpu_has_native_bf16() else 4
+        elem = 2 if self.precision in (None, "auto") and cpu_has_native_bf16() else 4
         per_pixel = int((4 * c1 + c2 // 2 + 12) * elem * 1.1)
         budget = int(min(available_cpu_memory() * 0.5, CPU_ACTIVATION_BUDGET))
         return h * w * per_pixel <= budget

@@ -17,40 +17,18 @@ Needs ``pip install 'cvtools[onnx]'``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional
 
 import numpy as np
 import torch
 
 from cvtools.errors import UsageError
+from cvtools.style.painting import _as_styles, style_stem
 
 #: as NetworkPaintingStylizer: images with a shorter side below this are stylized at this size
 #: and brought back (the transformer's padding and its 1/8 bottleneck need a few pixels)
 MIN_SIDE = 32
-
-
-def _as_styles(styles) -> List[Tuple[object, float]]:
-    if isinstance(styles, (str, os.PathLike, torch.Tensor)) or not isinstance(styles, (list, tuple)):
-        styles = [styles]
-    out = []
-    for item in styles:
-        if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], (int, float)) \
-                and not isinstance(item[1], bool):
-            out.append((item[0], float(item[1])))
-        else:
-            out.append((item, 1.0))
-    if not out:
-        raise UsageError("give at least one style (a bundled name, a painting or an embedding)", param="styles")
-    return out
-
-
-def _stem(source) -> str:
-    if isinstance(source, (str, os.PathLike)):
-        text = str(source)
-        return Path(text).stem if os.sep in text or "." in Path(text).name else text
-    return "embedding" if isinstance(source, torch.Tensor) and source.dim() == 1 else "painting"
 
 
 class OnnxArbitraryStylizer:
@@ -90,7 +68,7 @@ class OnnxArbitraryStylizer:
         mark("model")
         self.styles = [(self.embedding_of(source), w) for (source, _), w in zip(styles, blend_weights)]
         self.embedding = sum(e * w for e, w in self.styles)
-        self.name = name or "+".join(dict.fromkeys(_stem(s) for s, _ in styles))
+        self.name = name or "+".join(dict.fromkeys(style_stem(s) for s, _ in styles))
         self.last_tiles = 0
 
     # ------------------------------------------------------------------ styles

@@ -26,6 +26,7 @@ from cvtools.errors import UsageError
 from cvtools.ops import resize_long_side  # noqa: F401  (re-exported: callers import it from here)
 from cvtools.specs import parse_tile
 from cvtools.style import tiling
+from cvtools.style.fast_cpu import cpu_has_native_bf16  # noqa: F401  (used below; re-exported)
 from cvtools.style.records import StyleRecord, resolve_style
 
 #: Overlap between tiles; wider than the network's receptive-field radius (≈ 54 px), so each
@@ -69,17 +70,6 @@ def finish_pixels(stylized: torch.Tensor, original: torch.Tensor, strength: floa
     if strength < 1.0:
         stylized = original + strength * (stylized - original)
     return stylized.clamp_(0, 1)
-
-
-def cpu_has_native_bf16() -> bool:
-    """True on CPUs with bf16 arithmetic (Intel AMX or AVX512-BF16): there bf16 convolutions run
-    much faster than fp32; elsewhere PyTorch emulates bf16 and it is slower."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((line for line in f if line.startswith("flags")), "").split()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def _as_floats(image: Optional[torch.Tensor], pixels: Optional[torch.Tensor]) -> torch.Tensor:
