@@ -27,6 +27,7 @@ COMMANDS = {
     "layers": "cvtools.cli.info:layers",
     "bench": "cvtools.cli.bench:bench",
     "export": "cvtools.cli.export:export",
+    "ui": "cvtools.cli.ui:ui",
 }
 
 

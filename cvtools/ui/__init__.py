@@ -1,0 +1,81 @@
+"""``cvtools ui``: a local web page over the library (stylize, video, dream, explain, webcam).
+
+Needs the optional extra: ``pip install "cvtools[ui]"`` (Starlette, uvicorn, python-multipart).
+:func:`serve` runs it; :mod:`cvtools.ui.server` is the web side, :mod:`cvtools.ui.library` the
+one module that calls cvtools' effects.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Callable, Optional
+
+MISSING = 'cvtools ui needs the ui extra: pip install "cvtools[ui]"'
+
+
+def require() -> None:
+    """A one-line error when the extra is not installed."""
+    import importlib.util
+
+    from cvtools.errors import UsageError
+
+    for module in ("starlette", "uvicorn", "multipart"):
+        if importlib.util.find_spec(module) is None:
+            raise UsageError(f"{MISSING} (no {module})")
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port); port 0 picks a free one."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        from cvtools.errors import UsageError
+
+        raise UsageError(f"cannot listen on {host}:{port} ({exc.strerror or exc})", param="port") from None
+    sock.listen(64)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings, open_browser: bool = True, say: Callable[[str], None] = print,
+          ready: Optional[Callable[[str], None]] = None) -> None:
+    """Run the page until Ctrl-C or SIGTERM, then remove its temporary folder.
+
+    settings: :class:`cvtools.ui.server.Settings` (port 0: a free one). The address is said
+    through ``say`` (and given to ``ready``) once the socket listens; the browser is opened
+    unless ``open_browser`` is False."""
+    require()
+    import threading
+    import webbrowser
+
+    import uvicorn
+
+    from cvtools.ui.server import App, loopback
+
+    sock = bind(settings.host, settings.port)
+    port = sock.getsockname()[1]
+    shown = f"[{settings.host}]" if ":" in settings.host else settings.host
+    if loopback(settings.host):
+        names = {shown, "localhost", "127.0.0.1", "[::1]"}
+        settings.allowed_hosts = tuple(f"{n}:{port}" for n in names)
+    app = App(settings)
+    url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else shown}:{port}/"
+    if settings.token:
+        url += f"?token={settings.token}"
+    try:
+        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
+                                timeout_graceful_shutdown=3)
+        server = uvicorn.Server(config)
+        say(f"cvtools ui: {url}  (Ctrl-C stops it; files go to {app.workdir}, removed then)")
+        if ready is not None:
+            ready(url)
+        if open_browser:
+            threading.Timer(0.3, webbrowser.open, [url]).start()
+        server.run(sockets=[sock])
+    finally:
+        app.close()
+        sock.close()

@@ -1,0 +1,384 @@
+"""The page's one door into cvtools: every library call the web page makes goes through here.
+
+The server (:mod:`cvtools.ui.server`) only moves bytes and checks requests; what an effect
+does, how its models are built and cached, and how results are written (through
+``output_path_for`` + ``save_image`` inside ``output_claims``, so each download carries the
+same provenance marker, sRGB tag and atomic write as the command line's outputs) lives here.
+When the per-file work becomes library jobs (issue #30) and ``imageio`` moves into
+``cvtools.io``, this module is what changes.
+
+Nothing here prints or reads a path the browser chose: inputs are files the server wrote into
+its own temporary folder, and outputs go next to them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+from cvtools.errors import CvtoolsError, UsageError
+
+#: The default network of the Dream and Explain tabs (embedded, no download).
+DEFAULT_BACKBONE = "efficientnet_lite0"
+#: Methods shown in the Explain tab, first ones ticked by default.
+DEFAULT_METHODS = ("gradcam", "smoothgrad")
+#: The longest side a webcam frame may have (the page sends smaller ones).
+MAX_FRAME_SIDE = 1280
+
+
+class Cancelled(CvtoolsError):
+    """A video the user cancelled (raised from its progress callback; the partial file is removed)."""
+
+
+def image_extensions() -> Tuple[str, ...]:
+    from cvtools.imageio import IMAGE_EXTENSIONS
+
+    return tuple(sorted(IMAGE_EXTENSIONS))
+
+
+def video_extensions() -> Tuple[str, ...]:
+    from cvtools.imageio import VIDEO_EXTENSIONS
+
+    return tuple(sorted(VIDEO_EXTENSIONS))
+
+
+def catalog() -> dict:
+    """What the page offers, read without torch: styles, methods, the default network's layers."""
+    from cvtools.backbones.registry import get_spec
+    from cvtools.style.records import bundled_records
+    from cvtools.visualize.catalog import METHOD_INFO, TRANSFORMER_ONLY
+
+    spec = get_spec(DEFAULT_BACKBONE)
+    return {
+        "styles": [{"name": r.name, "summary": r.summary()} for r in bundled_records()],
+        "methods": [{"name": name, "title": info.title, "uses_layer": bool(info.uses_layer),
+                     "default": name in DEFAULT_METHODS}
+                    for name, info in METHOD_INFO.items() if name not in TRANSFORMER_ONLY],
+        "backbone": DEFAULT_BACKBONE,
+        "layers": list(spec.layers),
+        "dream_layers": list(spec.defaults.dream),
+        "cam_layer": spec.defaults.cam,
+        "image_extensions": list(image_extensions()),
+        "video_extensions": list(video_extensions()),
+    }
+
+
+@dataclass
+class Result:
+    """A written output and what the page shows about it."""
+
+    path: Path
+    width: int
+    height: int
+    seconds: float
+    extra: Optional[dict] = None
+
+
+def _digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(Path(path).read_bytes())
+    return h.hexdigest()
+
+
+class Library:
+    """The effects, with their models built once and kept (a style, the any-painting network
+    with its paintings, the backbone per precision). One lock serialises the device work, so a
+    webcam frame, a photo and a video take turns instead of fighting over memory and cores.
+
+    device: auto | cpu | cuda | cuda:N | mps (as the commands' ``--device``). max_pixels: the
+    decoded-pixel limit of uploads (-1: the command line's, ``CVTOOLS_MAX_PIXELS`` or 100 MP).
+    """
+
+    def __init__(self, device: str = "auto", max_pixels: Optional[int] = -1):
+        self.device = device
+        self.max_pixels = max_pixels
+        self.lock = threading.RLock()
+        self._stylizers: Dict[tuple, object] = {}
+        self._backbones: Dict[tuple, object] = {}
+
+    # ------------------------------------------------------------------ files in and out
+    def load(self, path):
+        """An uploaded image decoded as every command decodes (validated, EXIF turned, ICC → sRGB,
+        the pixel limit)."""
+        from cvtools.imageio import load_image
+
+        return load_image(path, max_pixels=self.max_pixels)
+
+    @staticmethod
+    def save(input_path: Path, suffix: str, image, command: str, options: dict, alpha=None, ext=None,
+             quality: int = 95) -> Path:
+        """Write ``image`` next to ``input_path`` as the command line writes its outputs: named by
+        ``output_path_for`` inside ``output_claims`` with the command and its options, so the
+        file carries the provenance marker and the sRGB tag (``save_image``), written atomically."""
+        from cvtools.imageio import Provenance, output_claims, output_path_for, save_image
+
+        with _CLAIMS, output_claims(provenance=Provenance(command, options), batch=[input_path]):
+            target = output_path_for(input_path, None, suffix, ext=ext, inputs=[input_path])
+            save_image(target, image, alpha=alpha, quality=quality)
+        return target
+
+    @staticmethod
+    def video_target(input_path: Path, suffix: str, command: str, options: dict) -> Path:
+        from cvtools.imageio import Provenance, output_claims, output_path_for
+
+        with _CLAIMS, output_claims(provenance=Provenance(command, options), batch=[input_path]):
+            return output_path_for(input_path, None, suffix, ext=".mp4", inputs=[input_path], video=True)
+
+    # ------------------------------------------------------------------ style
+    def stylizer(self, styles: Sequence[Tuple[str, float]], photos: bool = True):
+        """The stylizer for ``styles`` [(bundled name or painting file, weight)]: one bundled style
+        alone runs its own network (its shipped ONNX graph on a CPU, for photos), anything else
+        the any-painting network (what ``cvtools stylize -s a -s painting.jpg:0.3`` runs)."""
+        from cvtools.style.records import bundled_names
+
+        if not styles:
+            raise UsageError("pick at least one style", param="styles")
+        known = set(bundled_names())
+        for source, weight in styles:
+            if not (weight > 0):
+                raise UsageError(f"a style's weight must be above 0, not {weight}", param="styles")
+            if source not in known and not Path(source).is_file():
+                raise UsageError(f"unknown style {source!r}", param="styles")
+        key = (tuple((s if s in known else _digest(Path(s)), float(w)) for s, w in styles), photos)
+        with self.lock:
+            built = self._stylizers.get(key)
+            if built is None:
+                built = self._build_stylizer(styles, known, photos)
+                if len(self._stylizers) > 8:  # paintings come and go: keep the last few
+                    self._stylizers.pop(next(iter(self._stylizers)))
+                self._stylizers[key] = built
+        return built
+
+    def _build_stylizer(self, styles, known, photos):
+        if len(styles) == 1 and styles[0][0] in known:
+            from cvtools.style.records import resolve_style
+
+            record = resolve_style(styles[0][0])
+            if photos:
+                from cvtools.style.fast_cpu import torch_free_stylizer
+
+                fast = torch_free_stylizer(record, device=self.device)
+                if fast is not None:
+                    return fast
+            from cvtools.style.stylize import Stylizer
+
+            return Stylizer(record, device=self.device)
+        from cvtools.style.painting import NetworkPaintingStylizer
+        from cvtools.style.records import load_painting
+
+        sources = [(s if s in known else load_painting(s), float(w)) for s, w in styles]
+        names = [s if s in known else Path(s).stem for s, _ in styles]
+        return NetworkPaintingStylizer(sources, device=self.device, name="+".join(dict.fromkeys(names)))
+
+    @staticmethod
+    def style_label(styles: Sequence[Tuple[str, float]], names: Dict[str, str]) -> str:
+        return "+".join(dict.fromkeys(Path(names.get(s, s)).stem for s, _ in styles))
+
+    def stylize(self, photo: Path, styles: Sequence[Tuple[str, float]], strength: float = 1.0,
+                preserve_color: bool = False, size: Optional[int] = None, names: Optional[Dict[str, str]] = None,
+                ) -> Result:
+        """``cvtools stylize PHOTO -s ... --strength --preserve-color --size``, written next to the
+        upload. ``names``: the paintings' file names as the user gave them (for the output name
+        and the marker). A bundled style alone mixes pixels below full strength (the command's
+        default), a blend or a painting weakens the style itself."""
+        import time
+
+        from cvtools.ops import resize_long_side
+
+        names = names or {}
+        if not 0.0 <= strength <= 1.0:
+            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        loaded = self.load(photo)
+        rgb = resize_long_side(loaded.rgb, size) if size else loaded.rgb
+        stylizer = self.stylizer(styles)
+        with self.lock:
+            t0 = time.perf_counter()
+            out = stylizer(rgb, strength=strength, preserve_color=preserve_color, tile="auto", as_uint8=True)
+            seconds = time.perf_counter() - t0
+        label = self.style_label(styles, names)
+        spec = [f"{Path(names.get(s, s)).name}:{w:g}" if len(styles) > 1 else Path(names.get(s, s)).name
+                for s, w in styles]
+        options = {"--style": spec, "--strength": strength, "--preserve-color": bool(preserve_color), "--size": size}
+        target = self.save(photo, label, out, "stylize", options, alpha=loaded.alpha)
+        return Result(target, rgb.width, rgb.height, seconds)
+
+    def stylize_frame(self, data: bytes, style: str, strength: float = 1.0, preserve_color: bool = False) -> bytes:
+        """One webcam frame (JPEG or PNG bytes) → the stylized frame as JPEG bytes (not written)."""
+        from PIL import Image
+
+        try:
+            im = Image.open(io.BytesIO(data), formats=["JPEG", "PNG", "WEBP"])
+            if max(im.size) > MAX_FRAME_SIDE:
+                raise UsageError(f"a webcam frame is at most {MAX_FRAME_SIDE} px on its long side")
+            rgb = im.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as exc:
+            raise UsageError(f"not a frame the page sends ({type(exc).__name__})") from None
+        stylizer = self.stylizer([(style, 1.0)])
+        with self.lock:
+            out = stylizer(rgb, strength=strength, preserve_color=preserve_color, tile=None, as_uint8=True)
+        if not isinstance(out, Image.Image):
+            from cvtools.imageio import tensor_to_pil
+
+            out = tensor_to_pil(out)
+        buf = io.BytesIO()
+        out.save(buf, format="JPEG", quality=85)
+        return buf.getvalue()
+
+    def stylize_video(self, clip: Path, style: str, stable: bool = False, strength: float = 1.0,
+                      size: Optional[int] = None, progress: Optional[Callable[[int, Optional[int]], None]] = None,
+                      cancelled: Optional[Callable[[], bool]] = None) -> Result:
+        """``cvtools stylize clip.mp4 -s STYLE [--stable] [--size N]``: an MP4 next to the upload,
+        with the sound and the marker. ``progress(done, total)`` after each batch of frames;
+        ``cancelled()`` is asked then too, and a True ends the run (:class:`Cancelled`; the
+        unfinished file is removed)."""
+        import time
+
+        from cvtools.video.process import stylize_video
+
+        def report(done, total):
+            if cancelled is not None and cancelled():
+                raise Cancelled("cancelled")
+            if progress is not None:
+                progress(done, total)
+
+        options = {"--style": [style], "--strength": strength, "--size": size, "--stable": bool(stable)}
+        target = self.video_target(clip, style, "stylize", options)
+        stylizer = self.stylizer([(style, 1.0)], photos=False)
+        stabilizer = None
+        if stable:
+            from cvtools.video.stability import TemporalStabilizer, blend_for
+
+            stabilizer = TemporalStabilizer(blend_for(stylizer))
+        with self.lock:
+            t0 = time.perf_counter()
+            result = stylize_video(stylizer, clip, target, size=size, strength=strength, stable=stabilizer,
+                                   progress=report)
+        return Result(Path(result.path), result.width, result.height, time.perf_counter() - t0,
+                      extra={"frames": result.frames})
+
+    # ------------------------------------------------------------------ models
+    def backbone(self, precision: str = "auto", model: Optional[Path] = None, architecture: Optional[str] = None):
+        """The default embedded network (or the user's uploaded checkpoint), cached per precision."""
+        key = (precision, str(model) if model else None, architecture)
+        with self.lock:
+            bb = self._backbones.get(key)
+            if bb is None:
+                if model is not None:
+                    from cvtools.backbones import load_user_model
+
+                    bb = load_user_model(model, architecture or None, device=self.device, precision=precision)
+                    for k in [k for k in self._backbones if k[1] is not None]:  # one user model at a time
+                        del self._backbones[k]
+                else:
+                    from cvtools.backbones import load_backbone
+
+                    bb = load_backbone(DEFAULT_BACKBONE, device=self.device, precision=precision)
+                self._backbones[key] = bb
+        return bb
+
+    def dream(self, photo: Path, layers: Sequence[str] = (), octaves: int = 4, steps: int = 10,
+              guide: Optional[Path] = None, size: Optional[int] = None, seed: int = 0) -> Result:
+        """``cvtools dream PHOTO --layer ... --octaves --steps [--guide G] [--size N]``."""
+        import time
+
+        from cvtools.dream import DreamEngine, DreamSettings
+        from cvtools.imageio import pil_to_tensor
+        from cvtools.ops import resize_long_side
+
+        settings = DreamSettings(layers=tuple(layers) or None, octaves=int(octaves), steps=int(steps))
+        settings = settings.validated()
+        loaded = self.load(photo)
+        rgb = resize_long_side(loaded.rgb, size) if size else loaded.rgb
+        guide_tensor = pil_to_tensor(self.load(guide).rgb) if guide is not None else None
+        with self.lock:
+            bb = self.backbone()
+            if layers:
+                bb.check_layers(list(layers))
+            t0 = time.perf_counter()
+            engine = DreamEngine(bb, settings, guide=guide_tensor)
+            out = engine(pil_to_tensor(rgb), seed=seed)
+            seconds = time.perf_counter() - t0
+        options = {"--layer": list(layers) or None, "--octaves": int(octaves), "--steps": int(steps),
+                   "--guide": guide.name if guide is not None else None, "--size": size, "--seed": seed}
+        target = self.save(photo, "dream", out, "dream", options, alpha=loaded.alpha)
+        return Result(target, rgb.width, rgb.height, seconds)
+
+    def explain(self, photo: Path, methods: Sequence[str], target: Optional[int] = None, layer: Optional[str] = None,
+                top: int = 5, metrics: bool = False, sanity: bool = False, model: Optional[Path] = None,
+                architecture: Optional[str] = None) -> dict:
+        """``cvtools visualize METHODS PHOTO [--target N] [--layer L] [--metrics] [--sanity]``:
+        the top-k classes, one picture per method (written beside the upload, each with its
+        marker), the side-by-side panel, and the trust checks' lines when asked."""
+        import time
+
+        import torch
+
+        from cvtools.classify import answer_tensor
+        from cvtools.visualize.catalog import METHOD_INFO
+        from cvtools.visualize.explain import Explainer, analysis_tensor, draw_explanation, precision_for
+        from cvtools.visualize.model import predict
+        from cvtools.visualize.render import display_size
+
+        methods = [m for m in dict.fromkeys(methods)]
+        if not methods:
+            raise UsageError("pick at least one method", param="methods")
+        unknown = [m for m in methods if m not in METHOD_INFO]
+        if unknown:
+            raise UsageError(f"unknown method {unknown[0]!r}", param="methods")
+        loaded = self.load(photo)
+        with self.lock:
+            bb = self.backbone(precision_for(methods), model=model, architecture=architecture)
+            t0 = time.perf_counter()
+            if layer:
+                bb.module(layer)  # an unknown layer is one line naming it
+            pre = bb.preprocessing
+            x = analysis_tensor(loaded.rgb, pre.crop_size)[None].to(bb.device)
+            answer = answer_tensor(loaded.rgb, pre)[None].to(bb.device)
+            k = min(int(top), len(bb.categories))
+            with torch.no_grad():
+                _, _, logits = predict(bb, answer)
+                probs = bb.probabilities(logits)[0]
+            values, indices = probs.topk(k)
+            ranked = [{"index": int(i), "label": bb.categories[int(i)], "probability": float(p)}
+                      for p, i in zip(values.cpu(), indices.cpu())]
+            if target is not None and not 0 <= int(target) < len(bb.categories):
+                raise UsageError(f"class {target} is not one of the model's {len(bb.categories)}", param="target")
+            explainer = Explainer(bb, methods, target=None if target is None else int(target), layer=layer or None)
+            report = explainer.run(x, metrics=metrics, sanity=sanity, answer_from=answer)[0]
+            seconds = time.perf_counter() - t0
+        result = report.explanation
+        shown = loaded.rgb.resize(display_size(*loaded.rgb.size))
+        base = {"--target": target, "--layer": layer or None, "--model": model.name if model else None}
+        pictures = []
+        for method in explainer.methods:
+            tile = draw_explanation(shown, result, [method])
+            path = self.save(photo, method.name, tile, f"visualize {method.name}", base, ext=".png")
+            pictures.append({"method": method.name, "title": method.title, "path": path})
+        panel = draw_explanation(shown, result, explainer.methods, name=photo.name)
+        panel_path = self.save(photo, "+".join(methods), panel, f"visualize {','.join(methods)}", base, ext=".png")
+        return {"target": result.target, "label": result.label, "probability": result.probability,
+                "top": ranked, "pictures": pictures, "panel": panel_path, "seconds": seconds,
+                "layer": layer or getattr(getattr(bb, "defaults", None), "cam", None),
+                "layers": list(bb.layer_paths),
+                "checks": report.details() if (metrics or sanity) else []}
+
+
+#: output_claims keeps its state in module globals: one request names its output at a time.
+_CLAIMS = threading.Lock()
+
+
+def parse_styles(text: str) -> List[Tuple[str, float]]:
+    """``"mona:0.7,starry_night:0.3"`` → [("mona", 0.7), ("starry_night", 0.3)] (the page's form field)."""
+    out = []
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        name, _, weight = part.partition(":")
+        try:
+            w = float(weight) if weight else 1.0
+        except ValueError:
+            raise UsageError(f"weight {weight!r} is not a number", param="styles") from None
+        out.append((name.strip(), w))
+    return out

@@ -1,0 +1,424 @@
+"""The web server behind ``cvtools ui``: a small Starlette app (run by uvicorn) serving one page.
+
+Safe by default:
+
+- it listens on 127.0.0.1 unless told otherwise, and then answers only requests addressed to
+  that name (a web page elsewhere cannot reach it through DNS rebinding);
+- an optional token (``--token``), asked of every request (a cookie set from ``/?token=...``);
+- requests that do work must carry the page's own header (``X-Cvtools``), which a form or
+  script on another site cannot add without the browser asking this server first (it never
+  agrees), so no other site can make it compute;
+- uploads are bounded in bytes (``max_upload``, ``max_video``) and decoded under the command
+  line's pixel limit; they are written under new names into a temporary folder, outputs next
+  to them, and files are served only by the random ids this server handed out (no path from
+  the browser is ever opened); the folder is removed when the server stops;
+- nothing is fetched from or sent to anywhere else: the page has no external scripts, fonts or
+  analytics, and its Content-Security-Policy allows none.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Dict, Optional
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from cvtools.errors import CvtoolsError
+from cvtools.ui import library
+
+#: The page's static files, by the only names served.
+STATIC = {"app.js": "text/javascript", "style.css": "text/css"}
+CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "
+       "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+       "frame-ancestors 'none'; form-action 'none'")
+TOKEN_COOKIE = "cvtools_ui_token"
+
+
+@dataclass
+class Settings:
+    """How the server runs (the ``cvtools ui`` options)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: Optional[str] = None
+    device: str = "auto"
+    max_upload: int = 50 << 20  # bytes of one photo request
+    max_video: int = 500 << 20  # bytes of one video upload
+    max_pixels: Optional[int] = -1  # as load_image: -1 = CVTOOLS_MAX_PIXELS or 100 MP
+    allowed_hosts: tuple = ()  # Host headers answered; () = any (an explicit --host)
+
+
+@dataclass
+class Job:
+    """A video run in its own thread: what the page polls."""
+
+    id: str
+    total: Optional[int] = None
+    done: int = 0
+    state: str = "running"  # running | done | cancelled | failed
+    error: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    seconds: float = 0.0
+    file: Optional[str] = None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def to_json(self) -> dict:
+        elapsed = (self.seconds or time.perf_counter() - self.started)
+        return {"id": self.id, "state": self.state, "done": self.done, "total": self.total,
+                "fps": round(self.done / elapsed, 2) if elapsed > 0 else 0.0, "error": self.error,
+                "seconds": round(elapsed, 2), "url": f"/files/{self.file}" if self.file else None}
+
+
+class Refused(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _safe_name(name: Optional[str], default: str, extensions) -> str:
+    """An upload's file name made safe to create in our folder: letters, digits, '.', '-', '_'
+    only, no leading dot, at most 60 characters, and an extension of ``extensions``."""
+    name = Path(name or "").name
+    stem, dot, ext = name.rpartition(".")
+    if not dot:
+        stem, ext = name, ""
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", stem).strip("_")[:50] or default
+    ext = "." + ext.lower()
+    if ext not in extensions:
+        raise Refused(415, f"{name or 'the file'}: not a file type this takes ({', '.join(sorted(extensions))})")
+    return stem + ext
+
+
+class App:
+    """The server's state: settings, the library, the temporary folder, the files and jobs."""
+
+    def __init__(self, settings: Settings, workdir: Optional[Path] = None):
+        self.settings = settings
+        self.lib = library.Library(device=settings.device, max_pixels=settings.max_pixels)
+        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="cvtools-ui-"))
+        self.files: Dict[str, Path] = {}
+        self.jobs: Dict[str, Job] = {}
+        self._count = 0
+        self._lock = threading.Lock()
+        self.app = Starlette(routes=[
+            Route("/", self.index),
+            Route("/static/{name}", self.static),
+            Route("/api/info", self.info),
+            Route("/api/stylize", self.stylize, methods=["POST"]),
+            Route("/api/frame", self.frame, methods=["POST"]),
+            Route("/api/video", self.video, methods=["POST"]),
+            Route("/api/jobs/{id}", self.job),
+            Route("/api/jobs/{id}/cancel", self.cancel, methods=["POST"]),
+            Route("/api/dream", self.dream, methods=["POST"]),
+            Route("/api/explain", self.explain, methods=["POST"]),
+            Route("/files/{id}", self.file),
+        ])
+
+    # ------------------------------------------------------------------ ASGI with the guards
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        request = Request(scope)
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return await refusal(scope, receive, send)
+        set_cookie = self.settings.token and request.query_params.get("token") == self.settings.token
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
+                            (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
+                            (b"cache-control", b"no-store")]
+                if set_cookie:
+                    headers.append((b"set-cookie", f"{TOKEN_COOKIE}={self.settings.token}; Path=/; HttpOnly; "
+                                                   "SameSite=Strict".encode()))
+                message = dict(message, headers=headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    def _refusal(self, request: Request) -> Optional[Response]:
+        s = self.settings
+        host = request.headers.get("host", "")
+        if s.allowed_hosts and host not in s.allowed_hosts:
+            return PlainTextResponse("unknown host", status_code=421)
+        if s.token:
+            given = (request.cookies.get(TOKEN_COOKIE) or request.headers.get("x-cvtools-token")
+                     or request.query_params.get("token") or "")
+            if not secrets.compare_digest(given.encode(), s.token.encode()):
+                return PlainTextResponse("this page needs its token: open the address `cvtools ui` printed",
+                                         status_code=403)
+        if request.method not in ("GET", "HEAD") and request.headers.get("x-cvtools") != "1":
+            return PlainTextResponse("requests that do work come from the page itself", status_code=403)
+        return None
+
+    # ------------------------------------------------------------------ helpers
+    def _folder(self) -> Path:
+        with self._lock:
+            self._count += 1
+            folder = self.workdir / f"{self._count:05d}"
+        folder.mkdir()
+        return folder
+
+    def _publish(self, path: Path) -> str:
+        key = secrets.token_urlsafe(12)
+        self.files[key] = Path(path)
+        return key
+
+    def _described(self, path: Path, **extra) -> dict:
+        key = self._publish(path)
+        return dict({"url": f"/files/{key}", "name": Path(path).name}, **extra)
+
+    async def _form(self, request: Request, limit: int):
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit + (64 << 10):
+            raise Refused(413, f"the upload is over the limit of {limit >> 20} MB")
+        return await request.form(max_files=16, max_fields=64, max_part_size=limit)
+
+    async def _save_upload(self, upload, folder: Path, default: str, extensions, limit: int) -> Path:
+        if upload is None or isinstance(upload, str) or not getattr(upload, "filename", None):
+            raise Refused(400, f"no {default} was uploaded")
+        target = folder / _safe_name(upload.filename, default, extensions)
+        size = 0
+        with open(target, "xb") as out:
+            while True:
+                chunk = await upload.read(1 << 20)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(413, f"{upload.filename}: over the limit of {limit >> 20} MB")
+                out.write(chunk)
+        await upload.close()
+        return target
+
+    @staticmethod
+    def _number(form, name, kind=float, default=None, low=None, high=None):
+        text = form.get(name)
+        if text is None or str(text).strip() == "":
+            return default
+        try:
+            value = kind(str(text))
+        except ValueError:
+            raise Refused(400, f"{name}: {text!r} is not a number") from None
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise Refused(400, f"{name} must be between {low} and {high}, not {value}")
+        return value
+
+    @staticmethod
+    def _flag(form, name) -> bool:
+        return str(form.get(name, "")).lower() in ("1", "true", "on", "yes")
+
+    async def _guarded(self, handler):
+        try:
+            return await handler()
+        except Refused as exc:
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+        except CvtoolsError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        except MemoryError:
+            return JSONResponse({"error": "out of memory; try a smaller size"}, status_code=507)
+        except Exception as exc:  # a bug: say what, keep serving
+            from cvtools.errors import one_line
+
+            return JSONResponse({"error": f"internal error: {type(exc).__name__}: {one_line(str(exc), 300)}"},
+                                status_code=500)
+
+    # ------------------------------------------------------------------ pages and files
+    async def index(self, request: Request):
+        return HTMLResponse(resources.files("cvtools.ui").joinpath("static/index.html").read_text("utf-8"))
+
+    async def static(self, request: Request):
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return PlainTextResponse("not found", status_code=404)
+        text = resources.files("cvtools.ui").joinpath(f"static/{name}").read_text("utf-8")
+        return Response(text, media_type=STATIC[name])
+
+    async def file(self, request: Request):
+        path = self.files.get(request.path_params["id"])
+        if path is None or not path.is_file():
+            return PlainTextResponse("not found", status_code=404)
+        download = request.query_params.get("download") == "1"
+        return FileResponse(path, filename=path.name if download else None,
+                            content_disposition_type="attachment" if download else "inline")
+
+    async def info(self, request: Request):
+        from cvtools import __version__
+
+        data = library.catalog()
+        data.update(version=__version__, device=self.settings.device, max_upload_mb=self.settings.max_upload >> 20,
+                    max_video_mb=self.settings.max_video >> 20)
+        return JSONResponse(data)
+
+    # ------------------------------------------------------------------ the effects
+    async def stylize(self, request: Request):
+        async def run():
+            form = await self._form(request, self.settings.max_upload)
+            folder = self._folder()
+            photo = await self._save_upload(form.get("photo"), folder, "photo", library.image_extensions(),
+                                            self.settings.max_upload)
+            try:
+                chosen = json.loads(form.get("styles") or "[]")
+                assert isinstance(chosen, list)
+            except (ValueError, AssertionError):
+                raise Refused(400, "styles: not a list") from None
+            paintings = form.getlist("painting")
+            styles, names = [], {}
+            for item in chosen[:8]:
+                name, weight = str(item.get("name", "")), item.get("weight", 1.0)
+                if not isinstance(weight, (int, float)) or isinstance(weight, bool):
+                    raise Refused(400, f"{name}: the weight is not a number")
+                if name.startswith("@"):  # an uploaded painting, by its place in the form
+                    index = int(name[1:]) if name[1:].isdigit() else -1
+                    if not 0 <= index < len(paintings):
+                        raise Refused(400, f"no painting {name}")
+                    path = await self._save_upload(paintings[index], folder, f"painting{index}",
+                                                   library.image_extensions(), self.settings.max_upload)
+                    names[str(path)] = _safe_name(paintings[index].filename, "painting", library.image_extensions())
+                    name = str(path)
+                styles.append((name, float(weight)))
+            strength = self._number(form, "strength", float, 1.0, 0.0, 1.0)
+            size = self._number(form, "size", int, None, 16, 32768)
+            preserve = self._flag(form, "preserve_color")
+            t0 = time.perf_counter()
+            result = await run_in_threadpool(self.lib.stylize, photo, styles, strength, preserve, size, names)
+            return JSONResponse({"output": self._described(result.path, width=result.width, height=result.height),
+                                 "seconds": round(result.seconds, 4),
+                                 "server_seconds": round(time.perf_counter() - t0, 4)})
+
+        return await self._guarded(run)
+
+    async def frame(self, request: Request):
+        async def run():
+            style = request.query_params.get("style", "mona")
+            strength = self._number(request.query_params, "strength", float, 1.0, 0.0, 1.0)
+            body = await request.body()
+            if len(body) > 8 << 20:
+                raise Refused(413, "a webcam frame is at most 8 MB")
+            data = await run_in_threadpool(self.lib.stylize_frame, body, style, strength,
+                                           self._flag(request.query_params, "preserve_color"))
+            return Response(data, media_type="image/jpeg")
+
+        return await self._guarded(run)
+
+    async def video(self, request: Request):
+        async def run():
+            if any(j.state == "running" for j in self.jobs.values()):
+                raise Refused(409, "a video is already running; cancel it or wait")
+            form = await self._form(request, self.settings.max_video)
+            folder = self._folder()
+            clip = await self._save_upload(form.get("video"), folder, "clip", library.video_extensions(),
+                                           self.settings.max_video)
+            style = str(form.get("style") or "mona")
+            stable = self._flag(form, "stable")
+            strength = self._number(form, "strength", float, 1.0, 0.0, 1.0)
+            size = self._number(form, "size", int, None, 16, 8192)
+            job = Job(secrets.token_urlsafe(8))
+            self.jobs[job.id] = job
+
+            def progress(done, total):
+                job.done, job.total = done, total
+
+            def work():
+                try:
+                    result = self.lib.stylize_video(clip, style, stable=stable, strength=strength, size=size,
+                                                    progress=progress, cancelled=job.cancel.is_set)
+                    job.file = self._publish(result.path)
+                    job.done = result.extra["frames"]
+                    job.total = job.total or job.done
+                    job.state = "done"
+                except library.Cancelled:
+                    job.state = "cancelled"
+                except Exception as exc:
+                    job.state, job.error = "failed", str(exc) or type(exc).__name__
+                finally:
+                    job.seconds = time.perf_counter() - job.started
+
+            threading.Thread(target=work, name=f"cvtools-ui-video-{job.id}", daemon=True).start()
+            return JSONResponse(job.to_json())
+
+        return await self._guarded(run)
+
+    async def job(self, request: Request):
+        job = self.jobs.get(request.path_params["id"])
+        if job is None:
+            return JSONResponse({"error": "no such job"}, status_code=404)
+        return JSONResponse(job.to_json())
+
+    async def cancel(self, request: Request):
+        job = self.jobs.get(request.path_params["id"])
+        if job is None:
+            return JSONResponse({"error": "no such job"}, status_code=404)
+        job.cancel.set()
+        return JSONResponse(job.to_json())
+
+    async def dream(self, request: Request):
+        async def run():
+            form = await self._form(request, self.settings.max_upload)
+            folder = self._folder()
+            photo = await self._save_upload(form.get("photo"), folder, "photo", library.image_extensions(),
+                                            self.settings.max_upload)
+            guide = None
+            upload = form.get("guide")
+            if upload is not None and not isinstance(upload, str) and upload.filename:
+                guide = await self._save_upload(upload, folder, "guide", library.image_extensions(),
+                                                self.settings.max_upload)
+            layer = str(form.get("layer") or "")
+            octaves = self._number(form, "octaves", int, 4, 1, 12)
+            steps = self._number(form, "steps", int, 10, 0, 200)
+            size = self._number(form, "size", int, None, 16, 8192)
+            result = await run_in_threadpool(self.lib.dream, photo, [layer] if layer else [], octaves, steps, guide,
+                                             size)
+            return JSONResponse({"output": self._described(result.path, width=result.width, height=result.height),
+                                 "seconds": round(result.seconds, 3)})
+
+        return await self._guarded(run)
+
+    async def explain(self, request: Request):
+        async def run():
+            form = await self._form(request, self.settings.max_upload)
+            folder = self._folder()
+            photo = await self._save_upload(form.get("photo"), folder, "photo", library.image_extensions(),
+                                            self.settings.max_upload)
+            model = None
+            upload = form.get("model")
+            if upload is not None and not isinstance(upload, str) and upload.filename:
+                model = await self._save_upload(upload, folder, "model", (".pt", ".pth", ".pt2", ".safetensors"),
+                                                self.settings.max_upload * 8)
+            methods = [m for m in str(form.get("methods") or "").split(",") if m]
+            target = self._number(form, "target", int, None, 0, 10 ** 6)
+            layer = str(form.get("layer") or "") or None
+            out = await run_in_threadpool(self.lib.explain, photo, methods, target, layer, 5, self._flag(form, "metrics"),
+                                          self._flag(form, "sanity"), model, str(form.get("architecture") or "") or None)
+            out["pictures"] = [self._described(p.pop("path"), **p) for p in out["pictures"]]
+            out["panel"] = self._described(out["panel"])
+            out["seconds"] = round(out["seconds"], 3)
+            return JSONResponse(out)
+
+        return await self._guarded(run)
+
+    # ------------------------------------------------------------------ lifetime
+    def close(self) -> None:
+        """Cancel running videos and remove the temporary folder with everything in it."""
+        for job in self.jobs.values():
+            job.cancel.set()
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def loopback(host: str) -> bool:
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
