@@ -8,6 +8,7 @@ one module that calls cvtools' effects.
 from __future__ import annotations
 
 import socket
+from contextlib import contextmanager
 from typing import Callable, Optional
 
 MISSING = 'cvtools ui needs the ui extra: pip install "cvtools[ui]"'
@@ -75,7 +76,37 @@ def serve(settings, open_browser: bool = True, say: Callable[[str], None] = prin
             ready(url)
         if open_browser:
             threading.Timer(0.3, webbrowser.open, [url]).start()
-        server.run(sockets=[sock])
+        with _stop_on_signals():
+            server.run(sockets=[sock])  # uvicorn shuts down on SIGINT/SIGTERM, then raises it again
+    except _Stopped:
+        pass
     finally:
         app.close()
         sock.close()
+    say("cvtools ui: stopped; its temporary files are removed")
+
+
+class _Stopped(Exception):
+    pass
+
+
+@contextmanager
+def _stop_on_signals():
+    """Ctrl-C and SIGTERM end the page normally (exit 0, the temporary folder removed): uvicorn
+    re-raises the signal it stopped on once it has shut down, which lands here."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise _Stopped()
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

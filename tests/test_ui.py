@@ -1,0 +1,338 @@
+"""``cvtools ui`` in a real browser: headless Chromium (Debian's ``chromium``) driven by Playwright.
+
+One server (``python -m cvtools ui --no-browser --port 0``, a subprocess, as a user starts it)
+and one Chromium session serve the module; images are small. The browser tests skip, saying
+why, where the ui extra, Playwright or Chromium is missing (``.ci/run`` installs them).
+Screenshots go to ``$CVTOOLS_UI_SCREENSHOTS`` when it is set (look at them), else to a
+temporary folder.
+"""
+
+import importlib.util
+import io
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+
+UI_EXTRA = all(importlib.util.find_spec(m) is not None for m in ("starlette", "uvicorn", "multipart"))
+needs_extra = pytest.mark.skipif(not UI_EXTRA, reason='the ui extra is not installed (pip install "cvtools[ui]")')
+
+
+def _chromium():
+    for name in (os.environ.get("CVTOOLS_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+CHROMIUM = _chromium()
+if not UI_EXTRA:
+    BROWSER_SKIP = 'the ui extra is not installed (pip install "cvtools[ui]")'
+elif importlib.util.find_spec("playwright") is None:
+    BROWSER_SKIP = "Playwright is not installed (pip install playwright)"
+elif CHROMIUM is None:
+    BROWSER_SKIP = "no Chromium (apt-get install chromium, or set CVTOOLS_CHROMIUM)"
+else:
+    BROWSER_SKIP = None
+needs_browser = pytest.mark.skipif(BROWSER_SKIP is not None, reason=BROWSER_SKIP or "")
+
+
+def _start_server(*args):
+    """``cvtools ui --no-browser`` in a subprocess; (process, url, temporary folder)."""
+    env = dict(os.environ, CVTOOLS_TORCH_FREE=os.environ.get("CVTOOLS_TORCH_FREE", "1"))
+    proc = subprocess.Popen([sys.executable, "-m", "cvtools", "ui", "--no-browser", "--device", "cpu", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    line = proc.stdout.readline()
+    match = re.search(r"(http://\S+)\s.*files go to (\S+), removed", line)
+    if not match:
+        proc.kill()
+        raise AssertionError(f"no address printed: {line!r} {proc.stderr.read()}")
+    return proc, match.group(1), Path(match.group(2))
+
+
+def _stop(proc, sig=signal.SIGINT):
+    proc.send_signal(sig)
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not UI_EXTRA:
+        pytest.skip('the ui extra is not installed (pip install "cvtools[ui]")')
+    proc, url, workdir = _start_server("--max-upload", "2")
+    yield url.rstrip("/"), workdir
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def photo(tmp_path_factory):
+    """A 128×85 photo (the chelsea sample made small)."""
+    from PIL import Image
+
+    path = tmp_path_factory.mktemp("ui") / "cat.png"
+    with Image.open(SAMPLES / "chelsea.jpg") as im:
+        im.convert("RGB").resize((128, 85), Image.BICUBIC).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory):
+    folder = Path(os.environ.get("CVTOOLS_UI_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    if BROWSER_SKIP:
+        pytest.skip(BROWSER_SKIP)
+    from playwright.sync_api import sync_playwright
+
+    url, _ = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1280, "height": 860})
+        context.grant_permissions(["camera"], origin=url)
+        pg = context.new_page()
+        pg.set_default_timeout(60_000)
+        pg.goto(url + "/")
+        pg.wait_for_selector("body[data-ready='1']")
+        yield pg
+        browser.close()
+
+
+def _wait(page, js, arg=None, timeout=60.0):
+    """Poll ``js`` (a function of ``arg``) in the page until it is truthy. (Playwright's
+    wait_for_function evaluates strings, which the page's Content-Security-Policy forbids.)"""
+    end = time.monotonic() + timeout
+    while not page.evaluate(js, arg):
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {js}")
+        page.wait_for_timeout(50)
+
+
+def _get(url, headers=None):
+    request = urllib.request.Request(url, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as r:
+            return r.status, r.read(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read(), dict(e.headers)
+
+
+def _post(url, fields, files=(), headers=None):
+    """A multipart POST (fields: {name: text}, files: [(name, filename, bytes)])."""
+    boundary = "----cvtoolsui"
+    body = io.BytesIO()
+    for k, v in fields.items():
+        body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"\r\n\r\n{v}\r\n'.encode())
+    for k, filename, data in files:
+        body.write(f'--{boundary}\r\nContent-Disposition: form-data; name="{k}"; filename="{filename}"\r\n'
+                   "Content-Type: application/octet-stream\r\n\r\n".encode())
+        body.write(data + b"\r\n")
+    body.write(f"--{boundary}--\r\n".encode())
+    request = urllib.request.Request(url, data=body.getvalue(), method="POST", headers=dict(
+        {"Content-Type": f"multipart/form-data; boundary={boundary}"}, **(headers or {})))
+    try:
+        with urllib.request.urlopen(request, timeout=60) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def _clip(path, frames=12):
+    from cvtools.video.io import write_video
+    from cvtools.video.synthetic import make_clip
+
+    return write_video(path, list(make_clip("pan", frames=frames, size=(48, 64)).frames), fps=12)
+
+
+# ---------------------------------------------------------------------------- without a browser
+
+def test_help_imports_neither_torch_nor_the_web_libraries():
+    code = ("import sys; from cvtools.cli import main\n"
+            "for argv in (['--help'], ['ui', '--help']):\n"
+            "    sys.argv = ['cvtools'] + argv\n"
+            "    try:\n        main()\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+            "print(sorted(m for m in ('torch', 'starlette', 'uvicorn', 'multipart') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert " ui " in out and "--no-browser" in out and out.strip().endswith("[]"), out
+
+
+@needs_extra
+def test_guards(server, photo):
+    url, workdir = server
+    one = [("photo", "cat.png", photo.read_bytes())]
+    styles = {"styles": json.dumps([{"name": "mona", "weight": 1}])}
+    # another site's page cannot make it work: no X-Cvtools header, no work
+    assert _post(url + "/api/stylize", styles, one)[0] == 403
+    # a name that is not this machine's (DNS rebinding) gets nothing, not even the page
+    assert _get(url + "/", {"Host": "attacker.example:80"})[0] == 421
+    ok = {"X-Cvtools": "1"}
+    # over the upload limit (--max-upload 2 MB)
+    assert _post(url + "/api/stylize", styles, [("photo", "big.png", b"\0" * (3 << 20))], ok)[0] == 413
+    # a file type it does not take, and names that try to leave the folder
+    status, body = _post(url + "/api/stylize", styles, [("photo", "x.exe", b"MZ")], ok)
+    assert status == 415, body
+    status, body = _post(url + "/api/stylize", styles, [("photo", "../../etc/passwd.png", b"junk")], ok)
+    assert status == 400 and b"passwd" in body  # saved under a safe name in its folder, refused as no image
+    assert not list(workdir.parent.glob("passwd*")) and not (workdir / "passwd.png").exists()
+    # files are served only by the ids the server handed out; static files only by their names
+    assert _get(url + "/files/..%2F..%2Fetc%2Fpasswd")[0] == 404
+    assert _get(url + "/static/..%2Fserver.py")[0] == 404
+    assert _get(url + "/static/app.js")[0] == 200
+    # the page's headers: nothing from elsewhere
+    status, _, headers = _get(url + "/")
+    assert status == 200 and "default-src 'self'" in headers["content-security-policy"]
+
+
+@needs_extra
+def test_output_carries_the_command_lines_marker_and_srgb(server, photo, tmp_path):
+    from PIL import Image
+
+    from cvtools.imageio import read_marker
+
+    url, _ = server
+    status, body = _post(url + "/api/stylize", {"styles": json.dumps([{"name": "mona", "weight": 1}]),
+                                                "strength": "0.8"},
+                         [("photo", "cat.png", photo.read_bytes())], {"X-Cvtools": "1"})
+    assert status == 200, body
+    answer = json.loads(body)
+    status, data, headers = _get(url + answer["output"]["url"] + "?download=1")
+    assert status == 200 and "attachment" in headers["content-disposition"]
+    out = tmp_path / answer["output"]["name"]
+    out.write_bytes(data)
+    marker = read_marker(out)
+    assert marker["command"] == "stylize" and marker["options"]["--style"] == ["mona"]
+    assert marker["options"]["--strength"] == 0.8
+    with Image.open(out) as im:
+        assert im.size == (128, 85) and im.info.get("icc_profile")
+
+
+def test_temporary_folder_is_removed_on_exit(photo):
+    if not UI_EXTRA:
+        pytest.skip('the ui extra is not installed (pip install "cvtools[ui]")')
+    proc, url, workdir = _start_server()
+    try:
+        assert workdir.is_dir()
+        status, body = _post(url + "api/stylize", {"styles": json.dumps([{"name": "mona", "weight": 1}])},
+                             [("photo", "cat.png", photo.read_bytes())], {"X-Cvtools": "1"})
+        assert status == 200, body
+        assert any(workdir.rglob("cat_mona.png"))
+    finally:
+        code = _stop(proc, signal.SIGTERM)
+    assert code == 0 and not workdir.exists()
+
+
+def test_cancelled_video_leaves_no_file(tmp_path):
+    """The Video tab's cancel: the library call stops at the next batch and removes its file."""
+    from cvtools.ui.library import Cancelled, Library
+
+    clip = _clip(tmp_path / "clip.mp4")
+    seen = []
+    lib = Library(device="cpu")
+    with pytest.raises(Cancelled):
+        lib.stylize_video(clip, "mona", progress=lambda done, total: seen.append(done),
+                          cancelled=lambda: len(seen) >= 1)
+    assert seen and not [p for p in tmp_path.iterdir() if p != clip]
+
+
+# ---------------------------------------------------------------------------- in Chromium
+
+@needs_browser
+def test_stylize_in_the_browser(page, photo, shots, server):
+    from PIL import Image, ImageChops, ImageStat
+
+    url, _ = server
+    page.set_input_files("#st-photos", str(photo))
+    page.click("#st-run")
+    page.wait_for_selector("body[data-stylized]")
+    last = page.evaluate("window.cvtoolsLast")
+    assert (last["width"], last["height"]) == (128, 85)
+    src = page.get_attribute("#st-after", "src")
+    assert src.startswith("/files/")
+    status, data, _ = _get(url + src)
+    assert status == 200
+    with Image.open(io.BytesIO(data)) as out, Image.open(photo) as original:
+        assert out.size == original.size == (128, 85)
+        diff = ImageStat.Stat(ImageChops.difference(out.convert("RGB"), original.convert("RGB"))).mean
+        assert sum(diff) / 3 > 10, diff  # repainted, not the photo back
+    assert page.is_visible("#st-compare") and page.is_visible("#st-download")
+    assert page.get_attribute("#st-download", "download").endswith(".png")
+    page.fill("#st-slider", "30")  # the before/after slider moves the cut
+    assert "30%" in page.eval_on_selector("#st-after-clip", "e => e.style.clipPath")
+    page.screenshot(path=str(shots / "ui_stylize.png"))
+
+
+@needs_browser
+def test_tabs_and_explain_in_the_browser(page, shots):
+    page.click("#tabs button[data-tab='explain']")
+    assert page.is_visible("#ex-methods") and page.is_visible("#ex-run")
+    assert not page.is_visible("#st-run") and not page.is_visible("#dr-run")
+    assert page.locator("#ex-methods input:checked").count() == 2  # gradcam, smoothgrad by default
+    page.uncheck("#ex-methods input[value='smoothgrad']")  # 25 passes: seconds on 2 cores
+    page.check("#ex-methods input[value='saliency']")
+    cat = SAMPLES / "chelsea.jpg"
+    page.set_input_files("#ex-photo", str(cat))
+    page.click("#ex-run")
+    page.wait_for_selector("body[data-explained]")
+    assert "cat" in page.get_attribute("body", "data-explained")
+    assert page.locator("#ex-results figure").count() == 2
+    _wait(page, "() => [...document.querySelectorAll('#ex-results img')].every(i => i.complete && i.naturalWidth)")
+    radios = page.locator("#ex-classes input[type=radio]")
+    assert radios.count() == 5 and radios.nth(0).is_checked()
+    # another class from the top 5: explained for that one
+    second = page.locator("#ex-classes label").nth(1).inner_text().split(" · ")[0]
+    radios.nth(1).check()
+    _wait(page, "l => document.body.dataset.explained === l", second)
+    assert page.locator("#ex-classes input[type=radio]").nth(1).is_checked()
+    _wait(page, "() => [...document.querySelectorAll('#ex-results img')].every(i => i.complete && i.naturalWidth)")
+    page.screenshot(path=str(shots / "ui_explain.png"))
+    page.click("#tabs button[data-tab='dream']")
+    assert page.is_visible("#dr-layer") and not page.is_visible("#ex-run")
+    assert page.locator("#dr-layer option").count() > 10
+
+
+@needs_browser
+def test_webcam_with_chromiums_fake_camera(page, shots):
+    page.click("#tabs button[data-tab='webcam']")
+    page.select_option("#wc-size", "320")
+    page.click("#wc-start")
+    _wait(page, "() => Number(document.getElementById('wc-output').dataset.frames || 0) >= 3")
+    width = page.eval_on_selector("#wc-output", "c => c.width")
+    assert width == 320
+    page.screenshot(path=str(shots / "ui_webcam.png"))
+    page.click("#wc-stop")
+    assert page.is_enabled("#wc-start")
+
+
+@needs_browser
+def test_video_in_the_browser(page, tmp_path, shots):
+    clip = _clip(tmp_path / "clip.mp4", frames=16)
+    page.click("#tabs button[data-tab='video']")
+    page.set_input_files("#vi-file", str(clip))
+    page.select_option("#vi-size", "")
+    page.click("#vi-run")
+    _wait(page, "() => ['done', 'failed', 'cancelled'].includes(document.body.dataset.video)")
+    assert page.get_attribute("body", "data-video") == "done", page.inner_text("#vi-status")
+    assert "16 / 16 frames" in page.inner_text("#vi-status")
+    assert page.get_attribute("#vi-result", "src").startswith("/files/")
+    _wait(page, "() => document.getElementById('vi-result').readyState >= 2")  # Chromium decodes it
+    page.screenshot(path=str(shots / "ui_video.png"))
