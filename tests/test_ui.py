@@ -241,6 +241,23 @@ def test_temporary_folder_is_removed_on_exit(photo):
     assert code == 0 and not workdir.exists()
 
 
+def test_token(photo):
+    if not UI_EXTRA:
+        pytest.skip('the ui extra is not installed (pip install "cvtools[ui]")')
+    proc, url, _ = _start_server("--token", "s3cret")
+    try:
+        assert url.endswith("/?token=s3cret")
+        base = url.split("?")[0]
+        assert _get(base)[0] == 403 and _get(base + "api/info")[0] == 403
+        assert _get(base + "?token=wrong")[0] == 403
+        status, _, headers = _get(url)
+        assert status == 200 and "cvtools_ui_token=s3cret" in headers["set-cookie"]
+        assert "HttpOnly" in headers["set-cookie"] and "SameSite=Strict" in headers["set-cookie"]
+        assert _get(base + "api/info", {"Cookie": "cvtools_ui_token=s3cret"})[0] == 200
+    finally:
+        _stop(proc)
+
+
 def test_cancelled_video_leaves_no_file(tmp_path):
     """The Video tab's cancel: the library call stops at the next batch and removes its file."""
     from cvtools.ui.library import Cancelled, Library
