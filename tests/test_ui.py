@@ -353,3 +353,61 @@ def test_video_in_the_browser(page, tmp_path, shots):
     assert page.get_attribute("#vi-result", "src").startswith("/files/")
     _wait(page, "() => document.getElementById('vi-result').readyState >= 2")  # Chromium decodes it
     page.screenshot(path=str(shots / "ui_video.png"))
+
+
+@needs_browser
+def test_dream_zoom_animation_in_the_browser(page, photo, server):
+    from PIL import Image
+
+    url, _ = server
+    page.click("#tabs button[data-tab='dream']")
+    page.set_input_files("#dr-photo", str(photo))
+    page.fill("#dr-octaves", "1")
+    page.fill("#dr-steps", "2")
+    page.select_option("#dr-size", "")
+    page.fill("#dr-frames", "3")
+    page.click("#dr-run")
+    page.wait_for_selector("body[data-dreamed]")
+    assert page.get_attribute("body", "data-dreamed") == "cat_dream.webp", page.inner_text("#dr-status")
+    status, data, _ = _get(url + page.get_attribute("#dr-result", "src"))
+    with Image.open(io.BytesIO(data)) as im:
+        assert im.format == "WEBP" and im.n_frames == 3 and im.size == (128, 85)
+
+
+@needs_browser
+def test_two_photos_blended_with_a_painting_and_zipped(page, photo, server, tmp_path):
+    """Several photos, a bundled style blended with a dropped painting (the any-painting
+    network), the gallery and "Download all"."""
+    import zipfile
+
+    from PIL import Image
+
+    from cvtools.imageio import read_marker
+
+    url, _ = server
+    page.click("#tabs button[data-tab='stylize']")
+    second = tmp_path / "cat2.png"
+    with Image.open(photo) as im:
+        im.transpose(Image.FLIP_LEFT_RIGHT).resize((96, 64)).save(second)
+    painting = tmp_path / "painting.png"
+    with Image.open(SAMPLES / "coffee.jpg") as im:
+        im.convert("RGB").resize((96, 64)).save(painting)
+    page.set_input_files("#st-photos", [str(photo), str(second)])
+    page.set_input_files("#st-painting", str(painting))
+    page.fill("#st-paintings input[type=range]", "0.5")
+    before = page.get_attribute("body", "data-stylized")
+    page.click("#st-run")
+    _wait(page, "b => document.body.dataset.stylized !== b", before)
+    assert "error" not in (page.get_attribute("#st-status", "class") or ""), page.inner_text("#st-status")
+    assert page.locator("#st-gallery img").count() == 2
+    with page.expect_download() as info:
+        page.click("#st-zip")
+    archive = tmp_path / "all.zip"
+    info.value.save_as(archive)
+    with zipfile.ZipFile(archive) as z:
+        assert sorted(z.namelist()) == ["cat2_mona+painting.png", "cat_mona+painting.png"]
+        z.extractall(tmp_path / "all")
+    marker = read_marker(tmp_path / "all" / "cat2_mona+painting.png")
+    assert marker["options"]["--style"] == ["mona:1", "painting.png:0.5"]
+    with Image.open(tmp_path / "all" / "cat2_mona+painting.png") as im:
+        assert im.size == (96, 64)

@@ -114,19 +114,26 @@ class Library:
         """Write ``image`` next to ``input_path`` as the command line writes its outputs: named by
         ``output_path_for`` inside ``output_claims`` with the command and its options, so the
         file carries the provenance marker and the sRGB tag (``save_image``), written atomically."""
-        from cvtools.imageio import Provenance, output_claims, output_path_for, save_image
+        from cvtools.imageio import OutputSkipped, Provenance, output_claims, output_path_for, save_image
 
         with _CLAIMS, output_claims(provenance=Provenance(command, options), batch=[input_path]):
-            target = output_path_for(input_path, None, suffix, ext=ext, inputs=[input_path])
+            try:
+                target = output_path_for(input_path, None, suffix, ext=ext, inputs=[input_path])
+            except OutputSkipped as done:  # the same command, options and input: that file is this result
+                if done.kind == "done" and done.target is not None:
+                    return Path(done.target)
+                raise
             save_image(target, image, alpha=alpha, quality=quality)
         return target
 
     @staticmethod
-    def video_target(input_path: Path, suffix: str, command: str, options: dict) -> Path:
+    def target(input_path: Path, suffix: str, command: str, options: dict, ext: str, video: bool = False) -> Path:
+        """The name ``output_path_for`` gives an output written later (a video, an animation),
+        registered with its provenance so that the writer tags it (the container's comment)."""
         from cvtools.imageio import Provenance, output_claims, output_path_for
 
         with _CLAIMS, output_claims(provenance=Provenance(command, options), batch=[input_path]):
-            return output_path_for(input_path, None, suffix, ext=".mp4", inputs=[input_path], video=True)
+            return output_path_for(input_path, None, suffix, ext=ext, inputs=[input_path], video=video)
 
     # ------------------------------------------------------------------ style
     def stylizer(self, styles: Sequence[Tuple[str, float]], photos: bool = True):
@@ -246,7 +253,7 @@ class Library:
                 progress(done, total)
 
         options = {"--style": [style], "--strength": strength, "--size": size, "--stable": bool(stable)}
-        target = self.video_target(clip, style, "stylize", options)
+        target = self.target(clip, style, "stylize", options, ext=".mp4", video=True)
         stylizer = self.stylizer([(style, 1.0)], photos=False)
         stabilizer = None
         if stable:
@@ -281,8 +288,10 @@ class Library:
         return bb
 
     def dream(self, photo: Path, layers: Sequence[str] = (), octaves: int = 4, steps: int = 10,
-              guide: Optional[Path] = None, size: Optional[int] = None, seed: int = 0) -> Result:
-        """``cvtools dream PHOTO --layer ... --octaves --steps [--guide G] [--size N]``."""
+              guide: Optional[Path] = None, size: Optional[int] = None, seed: int = 0, frames: int = 1,
+              zoom: float = 1.05, fps: float = 12.0) -> Result:
+        """``cvtools dream PHOTO --layer ... --octaves --steps [--guide G] [--size N]``; with
+        ``frames`` > 1 the zooming animation (``--frames N --zoom Z -o NAME.webp``), an animated WebP."""
         import time
 
         from cvtools.dream import DreamEngine, DreamSettings
@@ -300,10 +309,18 @@ class Library:
                 bb.check_layers(list(layers))
             t0 = time.perf_counter()
             engine = DreamEngine(bb, settings, guide=guide_tensor)
+            options = {"--layer": list(layers) or None, "--octaves": int(octaves), "--steps": int(steps),
+                       "--guide": guide.name if guide is not None else None, "--size": size, "--seed": seed}
+            if frames > 1:
+                from cvtools.dream.animation import write_dream_animation
+
+                options.update({"--frames": int(frames), "--zoom": float(zoom), "--fps": float(fps)})
+                target = self.target(photo, "dream", "dream", options, ext=".webp")
+                write_dream_animation(engine, pil_to_tensor(rgb), int(frames), target, zoom_factor=float(zoom),
+                                      seed=seed, alpha=None, fps=float(fps))
+                return Result(target, rgb.width, rgb.height, time.perf_counter() - t0, extra={"frames": frames})
             out = engine(pil_to_tensor(rgb), seed=seed)
             seconds = time.perf_counter() - t0
-        options = {"--layer": list(layers) or None, "--octaves": int(octaves), "--steps": int(steps),
-                   "--guide": guide.name if guide is not None else None, "--size": size, "--seed": seed}
         target = self.save(photo, "dream", out, "dream", options, alpha=loaded.alpha)
         return Result(target, rgb.width, rgb.height, seconds)
 
@@ -358,8 +375,12 @@ class Library:
             tile = draw_explanation(shown, result, [method])
             path = self.save(photo, method.name, tile, f"visualize {method.name}", base, ext=".png")
             pictures.append({"method": method.name, "title": method.title, "path": path})
-        panel = draw_explanation(shown, result, explainer.methods, name=photo.name)
-        panel_path = self.save(photo, "+".join(methods), panel, f"visualize {','.join(methods)}", base, ext=".png")
+        if len(methods) == 1:  # the panel of one method is its picture
+            panel_path = pictures[0]["path"]
+        else:
+            panel = draw_explanation(shown, result, explainer.methods, name=photo.name)
+            panel_path = self.save(photo, "+".join(methods), panel, f"visualize {','.join(methods)}", base,
+                                   ext=".png")
         return {"target": result.target, "label": result.label, "probability": result.probability,
                 "top": ranked, "pictures": pictures, "panel": panel_path, "seconds": seconds,
                 "layer": layer or getattr(getattr(bb, "defaults", None), "cam", None),

@@ -124,6 +124,7 @@ class App:
             Route("/api/jobs/{id}/cancel", self.cancel, methods=["POST"]),
             Route("/api/dream", self.dream, methods=["POST"]),
             Route("/api/explain", self.explain, methods=["POST"]),
+            Route("/api/zip", self.zip, methods=["POST"]),
             Route("/files/{id}", self.file),
         ])
 
@@ -192,7 +193,12 @@ class App:
     async def _save_upload(self, upload, folder: Path, default: str, extensions, limit: int) -> Path:
         if upload is None or isinstance(upload, str) or not getattr(upload, "filename", None):
             raise Refused(400, f"no {default} was uploaded")
-        target = folder / _safe_name(upload.filename, default, extensions)
+        name = _safe_name(upload.filename, default, extensions)
+        target = folder / name
+        k = 1
+        while target.exists():  # two uploads of one name in one request
+            k += 1
+            target = folder / f"{Path(name).stem}-{k}{Path(name).suffix}"
         size = 0
         with open(target, "xb") as out:
             while True:
@@ -257,6 +263,37 @@ class App:
         return FileResponse(path, filename=path.name if download else None,
                             content_disposition_type="attachment" if download else "inline")
 
+    async def zip(self, request: Request):
+        """Several results (by the ids handed out) in one zip, for "Download all"."""
+        async def run():
+            import zipfile
+
+            form = await self._form(request, 1 << 20)
+            try:
+                ids = json.loads(form.get("files") or "[]")
+                paths = [self.files[i] for i in ids]
+            except (ValueError, KeyError, TypeError):
+                raise Refused(400, "files: not results of this page") from None
+            if not paths:
+                raise Refused(400, "no results to put in a zip")
+            target = self._folder() / "cvtools-results.zip"
+
+            def write():
+                seen = set()
+                with zipfile.ZipFile(target, "w", zipfile.ZIP_STORED) as z:
+                    for path in paths:
+                        name, k = path.name, 1
+                        while name in seen:
+                            k += 1
+                            name = f"{path.stem}-{k}{path.suffix}"
+                        seen.add(name)
+                        z.write(path, name)
+
+            await run_in_threadpool(write)
+            return JSONResponse(self._described(target))
+
+        return await self._guarded(run)
+
     async def info(self, request: Request):
         from cvtools import __version__
 
@@ -289,7 +326,7 @@ class App:
                         raise Refused(400, f"no painting {name}")
                     path = await self._save_upload(paintings[index], folder, f"painting{index}",
                                                    library.image_extensions(), self.settings.max_upload)
-                    names[str(path)] = _safe_name(paintings[index].filename, "painting", library.image_extensions())
+                    names[str(path)] = path.name
                     name = str(path)
                 styles.append((name, float(weight)))
             strength = self._number(form, "strength", float, 1.0, 0.0, 1.0)
@@ -382,9 +419,12 @@ class App:
             octaves = self._number(form, "octaves", int, 4, 1, 12)
             steps = self._number(form, "steps", int, 10, 0, 200)
             size = self._number(form, "size", int, None, 16, 8192)
+            frames = self._number(form, "frames", int, 1, 1, 120)
+            zoom = self._number(form, "zoom", float, 1.05, 1.0, 2.0)
             result = await run_in_threadpool(self.lib.dream, photo, [layer] if layer else [], octaves, steps, guide,
-                                             size)
-            return JSONResponse({"output": self._described(result.path, width=result.width, height=result.height),
+                                             size, 0, frames, zoom)
+            return JSONResponse({"output": self._described(result.path, width=result.width, height=result.height,
+                                                           frames=frames),
                                  "seconds": round(result.seconds, 3)})
 
         return await self._guarded(run)
@@ -398,6 +438,9 @@ class App:
             model = None
             upload = form.get("model")
             if upload is not None and not isinstance(upload, str) and upload.filename:
+                if not (loopback(self.settings.host) or self.settings.token):
+                    raise Refused(403, "own models are loaded only on a page local to this machine or with a token "
+                                       "(a model file runs code of its own)")
                 model = await self._save_upload(upload, folder, "model", (".pt", ".pth", ".pt2", ".safetensors"),
                                                 self.settings.max_upload * 8)
             methods = [m for m in str(form.get("methods") or "").split(",") if m]

@@ -76,15 +76,34 @@ function chosenStyles() {
   return styles;
 }
 
-$("st-photos").addEventListener("change", (e) => {
-  st.photos = Array.from(e.target.files);
+function setPhotos(files) {
+  const known = new Set(info.image_extensions);
+  st.photos = Array.from(files).filter((f) => known.has(f.name.slice(f.name.lastIndexOf(".")).toLowerCase()));
   st.urls.forEach((u) => URL.revokeObjectURL(u));
   st.urls = st.photos.map((f) => URL.createObjectURL(f));
   st.results = st.photos.map(() => null);
   st.selected = 0;
   drawGallery();
   showSelected();
-  status("st-status", st.photos.length ? `${st.photos.length} photo(s); press Stylize` : "");
+  $("st-zip").hidden = true;
+  status("st-status", st.photos.length ? `${st.photos.length} photo(s); press Stylize` : "no photos there", !st.photos.length);
+}
+
+$("st-photos").addEventListener("change", (e) => setPhotos(e.target.files));
+$("st-folder").addEventListener("change", (e) => setPhotos(e.target.files));
+
+$("st-zip").addEventListener("click", async () => {
+  const form = new FormData();
+  form.append("files", JSON.stringify(st.results.filter((r) => r).map((r) => r.url.split("/").pop())));
+  try {
+    const answer = await api("/api/zip", form);
+    const a = document.createElement("a");
+    a.href = answer.url + "?download=1";
+    a.download = answer.name;
+    a.click();
+  } catch (err) {
+    status("st-status", err.message, true);
+  }
 });
 
 $("st-painting").addEventListener("change", (e) => {
@@ -164,6 +183,7 @@ async function stylizeAll(onlySelected = false) {
         `(network ${r.seconds.toFixed(2)} s)`);
     }
     drawGallery();
+    $("st-zip").hidden = st.results.filter((r) => r).length < 2;
     document.body.dataset.stylized = String(Date.now());
   } catch (err) {
     status("st-status", err.message, true);
@@ -244,7 +264,7 @@ $("dr-run").addEventListener("click", async () => {
   const form = new FormData();
   form.append("photo", photo);
   if ($("dr-guide").files[0]) form.append("guide", $("dr-guide").files[0]);
-  for (const id of ["layer", "octaves", "steps", "size"]) form.append(id, $("dr-" + id).value);
+  for (const id of ["layer", "octaves", "steps", "size", "frames", "zoom"]) form.append(id, $("dr-" + id).value);
   $("dr-run").disabled = true;
   status("dr-status", "dreaming…");
   try {
@@ -252,7 +272,9 @@ $("dr-run").addEventListener("click", async () => {
     $("dr-result").src = answer.output.url;
     $("dr-result").hidden = false;
     download("dr-download", answer.output.url, answer.output.name);
-    status("dr-status", `${answer.output.width}×${answer.output.height} in ${answer.seconds.toFixed(2)} s`);
+    const what = answer.output.frames > 1 ? `${answer.output.frames} frames, ` : "";
+    status("dr-status", `${what}${answer.output.width}×${answer.output.height} in ${answer.seconds.toFixed(2)} s`);
+    document.body.dataset.dreamed = answer.output.name;
   } catch (err) {
     status("dr-status", err.message, true);
   } finally {
