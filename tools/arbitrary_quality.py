@@ -130,6 +130,8 @@ def main(argv=None):
     ap.add_argument("--refine", action="store_true", help="also the network + optimisation from it (stylize "
                     "--refine's RefinedPaintingStylizer) on the optimisation's photos")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--weights", help="the network's safetensors (default: the bundled one), e.g. a training "
+                    "run's arbitrary.safetensors judged before it is shipped")
     args = ap.parse_args(argv)
 
     import torch
@@ -155,7 +157,7 @@ def main(argv=None):
     paintings = BUNDLED + unseen
     records = {r.name: r for r in bundled_records()}
     judge = load_backbone(INDEPENDENT_BACKBONE, device="cpu", precision="fp32")
-    arb = ArbitraryStylizer(device="cpu")
+    arb = ArbitraryStylizer(weights=args.weights, device="cpu")
 
     arts, targets, style_sizes = {}, {}, {}
     for name in paintings:
