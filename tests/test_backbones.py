@@ -29,6 +29,20 @@ def test_lite0_any_input_size_gives_tf_same_shapes(lite0, size):
     assert feats["head"].shape[-2:] == (math.ceil(h / 32), math.ceil(w / 32))
 
 
+def test_same_padding_is_tensorflows_formula():
+    """The stride-2 shortcut (k - 2 + size mod 2, written for torch.export) gives exactly the
+    integers of TensorFlow's max((ceil(size / stride) - 1)·stride + k - size, 0), every case."""
+    import math
+
+    from cvtools.backbones.efficientnet_lite import same_padding
+
+    for stride in (1, 2, 3):
+        for kernel in (1, 2, 3, 5, 7):
+            for size in range(1, 200):
+                tf = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+                assert same_padding(size, kernel, stride) == tf, (size, kernel, stride)
+
+
 def test_features_match_full_forward_and_stop_early(lite0):
     x = torch.rand(2, 3, 128, 128)
     with torch.no_grad():
