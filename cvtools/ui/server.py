@@ -74,6 +74,7 @@ class Job:
     seconds: float = 0.0
     file: Optional[str] = None
     cancel: threading.Event = field(default_factory=threading.Event)
+    thread: Optional[threading.Thread] = None
 
     def to_json(self) -> dict:
         elapsed = (self.seconds or time.perf_counter() - self.started)
@@ -386,7 +387,8 @@ class App:
                 finally:
                     job.seconds = time.perf_counter() - job.started
 
-            threading.Thread(target=work, name=f"cvtools-ui-video-{job.id}", daemon=True).start()
+            job.thread = threading.Thread(target=work, name=f"cvtools-ui-video-{job.id}", daemon=True)
+            job.thread.start()
             return JSONResponse(job.to_json())
 
         return await self._guarded(run)
@@ -460,6 +462,9 @@ class App:
         """Cancel running videos and remove the temporary folder with everything in it."""
         for job in self.jobs.values():
             job.cancel.set()
+        for job in self.jobs.values():  # a video stops at its next batch of frames
+            if job.thread is not None:
+                job.thread.join(timeout=10)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
