@@ -3,6 +3,20 @@
 Needs the optional extra: ``pip install "cvtools[ui]"`` (Starlette, uvicorn, python-multipart).
 :func:`serve` runs it; :mod:`cvtools.ui.server` is the web side, :mod:`cvtools.ui.library` the
 one module that calls cvtools' effects.
+
+Why a small Starlette page and not Gradio (the ML convention), decided for issue #32:
+
+- install: the extra is starlette, uvicorn and python-multipart (wheels of 79, 87 and 30 kB; with
+  anyio and h11 about 3 MB installed). ``pip install --dry-run gradio`` here (gradio 6.31,
+  2026-12-04) resolves 52 packages, among them pandas (an 11 MB wheel), huggingface_hub,
+  hf-xet, fastapi, pydantic, httpx, orjson, pydub and rich, for CI and for every user;
+- privacy: Gradio sends usage analytics unless ``GRADIO_ANALYTICS_ENABLED`` is turned off and
+  its pages load fonts from elsewhere; this page has no outside request at all (its CSP says so);
+- control: upload and pixel limits, the Host check, the token, the temporary folder and the
+  files served (only by ids handed out) are this package's code, small enough to read and test;
+- testing: plain HTML with stable ids and ``data-`` flags for the headless-Chromium tests;
+- latency: the photo is one multipart POST and the result one GET of the written file (1080p on
+  2 CPU cores: 1.08x the library call, :mod:`cvtools.ui.latency`).
 """
 
 from __future__ import annotations
