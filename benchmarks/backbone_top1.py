@@ -12,7 +12,7 @@ import torch
 
 from cvtools.backbones import load_backbone
 from cvtools.backbones.base import eval_crop
-from cvtools.imageio import load_image
+from cvtools.io.decode import load_image
 
 
 def main():

@@ -132,7 +132,7 @@ def main():
         if a.only in (None, "stylize"):
             import torch
 
-            from cvtools.imageio import save_image
+            from cvtools.io.atomic import save_image
 
             folder = tmp / "frames"
             folder.mkdir()

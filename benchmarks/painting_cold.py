@@ -21,7 +21,7 @@ def main():
     t0 = time.perf_counter()
     import torch
 
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.style.optimize import PaintingStylizer
 
     def sync():

@@ -170,7 +170,8 @@ def main(argv=None):
 
     import torch
 
-    from cvtools.imageio import load_image, save_image
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import load_image
     from cvtools.style.stylize import Stylizer, resize_long_side
     from cvtools.style.train import TrainConfig, train_style
 

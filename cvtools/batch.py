@@ -421,7 +421,7 @@ class BatchReport:
         seconds = max(1e-9, self.ended - self.started)
         n = len(self.done)
         on = f" on {processes} processes" if processes > 1 else ""
-        from cvtools.imageio import VIDEO_EXTENSIONS
+        from cvtools.io.discover import VIDEO_EXTENSIONS
 
         videos = sum(os.path.splitext(str(d))[1].lower() in VIDEO_EXTENSIONS for d in self.done)
         if videos:  # a video is many frames (its own line gives frames/s): no per-image rate
@@ -526,7 +526,7 @@ def leave_out_tool_outputs(paths: Sequence) -> Tuple[list, list]:
     each file's header (the marker), no decoding."""
     if len(paths) <= 1:
         return list(paths), []
-    from cvtools.imageio import read_marker
+    from cvtools.io.markers import read_marker
 
     inputs, outputs = [], []
     for p in paths:
@@ -534,7 +534,7 @@ def leave_out_tool_outputs(paths: Sequence) -> Tuple[list, list]:
     return inputs, outputs
 
 
-def run(inputs: Sequence[str], work: Callable, *, provenance=None,
+def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
         on_done: Optional[Callable[[str, Optional[str]], None]] = None,
         on_fail: Optional[Callable[[str, str, Optional[BaseException]], None]] = None,
         on_note: Optional[Callable[[str], None]] = None,
@@ -556,7 +556,9 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None,
       ImportError, anything not an Exception) end the run.
     - Two inputs never write the same output file; finished outputs of the same command and
       options are skipped and counted; this command's own outputs found in folders are left out
-      (``imageio.output_claims`` with ``provenance``, the command and its options).
+      (``outputs``, the run's :class:`~cvtools.io.naming.Outputs` that the work names and writes
+      with, started here with the inputs; default: a new one with ``provenance``, the command and
+      its options).
     - Under torchrun each rank takes every world_size-th file; every rank returns the union of
       all ranks' reports (``processes`` > 1, ``is_main`` on rank 0).
     - Ctrl-C or SIGTERM raises :class:`Interrupted` (a KeyboardInterrupt) with the report so far:
@@ -567,7 +569,8 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None,
     import time
 
     from cvtools import distributed
-    from cvtools.imageio import OutputSkipped, expand_inputs, output_claims
+    from cvtools.io.discover import expand_inputs
+    from cvtools.io.naming import Outputs, OutputSkipped
 
     on_done = on_done or _ignore
     on_fail = on_fail or _ignore
@@ -631,24 +634,26 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None,
     progress(0, len(paths))
     report.started = time.time()
     try:
-        with output_claims(provenance=provenance, notify=on_note, found=found, batch=paths):
-            if staged:
-                outcomes = run_stages(paths, work.load, work, work.save, prepare=getattr(work, "prepare", None),
-                                      threads=threads if len(paths) > 1 else 0,
-                                      late=lambda path: report.done.append(str(path)))
-            elif isinstance(work, BatchedWork):
-                outcomes = run_batched(paths, work.prepare, work.compute, work.finish, batch_size=work.batch_size,
-                                       key=work.key, lookahead=work.lookahead)
-            else:
-                outcomes = run_stages(paths, None, lambda path, _: work(path), threads=0)
-            try:
-                for outcome in outcomes:
-                    if outcome.error is None:
-                        ok(outcome.item, outcome.value)
-                    else:
-                        fail(outcome.item, outcome.error)
-            finally:
-                outcomes.close()  # on an interrupt: finish the saves under way, drop the rest
+        if outputs is None:
+            outputs = Outputs(provenance)
+        outputs.begin(found=found, batch=paths, notify=on_note)
+        if staged:
+            outcomes = run_stages(paths, work.load, work, work.save, prepare=getattr(work, "prepare", None),
+                                  threads=threads if len(paths) > 1 else 0,
+                                  late=lambda path: report.done.append(str(path)))
+        elif isinstance(work, BatchedWork):
+            outcomes = run_batched(paths, work.prepare, work.compute, work.finish, batch_size=work.batch_size,
+                                   key=work.key, lookahead=work.lookahead)
+        else:
+            outcomes = run_stages(paths, None, lambda path, _: work(path), threads=0)
+        try:
+            for outcome in outcomes:
+                if outcome.error is None:
+                    ok(outcome.item, outcome.value)
+                else:
+                    fail(outcome.item, outcome.error)
+        finally:
+            outcomes.close()  # on an interrupt: finish the saves under way, drop the rest
     except KeyboardInterrupt:
         report.ended = time.time()
         in_progress = "those in progress were" if staged and threads and len(paths) > 1 else "the one in progress was"

@@ -275,7 +275,7 @@ def default_check_images() -> List[Tuple[str, object]]:
     import torch
 
     from cvtools import SAMPLES_DIR as root
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     names = ("astronaut.jpg", "chelsea.jpg", "rocket.jpg")
     if all((root / n).is_file() for n in names):
         try:
@@ -293,7 +293,7 @@ def default_check_images() -> List[Tuple[str, object]]:
 
 
 def load_check_images(paths: Sequence[Union[str, os.PathLike]]) -> List[Tuple[str, object]]:
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
 
     return [(Path(p).name, pil_to_tensor(load_image(p).rgb)) for p in paths]
 
@@ -405,7 +405,7 @@ def _write(proto, path: Path, metadata: Dict[str, str], overwrite: bool, verify)
     it is moved into place (a failed check leaves nothing behind). Returns (sha256, bytes, checks)."""
     import onnx
 
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
     from cvtools.weights import sha256_file
 
     del proto.metadata_props[:]
@@ -683,7 +683,7 @@ def cached_style_export(record, precision: str = "fp32", notify: Optional[Callab
             pass
     (notify or _quiet)(f"exporting {record.name} to ONNX once (kept in {safe_path(path.parent)})")
     report = export_style(record, path, precision=precision, overwrite=True, check=True)
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
 
     atomic_write(stamp, lambda tmp: Path(tmp).write_text(report.sha256 + "\n"), overwrite=True)
     return path
@@ -1013,7 +1013,7 @@ def cached_arbitrary_export(weights=None, sha256: Optional[str] = None,
         pass
     (notify or _quiet)(f"exporting the any-painting network to ONNX once (kept in {safe_path(base.parent)})")
     reports = export_arbitrary(base, weights, sha256=sha256, overwrite=True, check=True)
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
 
     for report, stamp in zip(reports, stamps):
         atomic_write(stamp, lambda tmp, r=report: Path(tmp).write_text(r.sha256 + "\n"), overwrite=True)

@@ -195,7 +195,7 @@ def test_bf16_on_cpu_agrees_on_top1(lite0):
     from conftest import SAMPLES
 
     from cvtools.backbones.base import eval_crop
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
 
     x = torch.stack([eval_crop(load_image(SAMPLES / n).rgb, lite0.preprocessing) for n in ("chelsea.jpg", "coffee.jpg")])
     with torch.no_grad():
@@ -205,7 +205,7 @@ def test_bf16_on_cpu_agrees_on_top1(lite0):
 def test_imagenet50_top1(lite0, shared):
     """A correct EfficientNet-Lite0 with (x*255-127)/128 gets 44+ of 50 (mean/std would give ~40)."""
     from cvtools.classify import classify_images
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
 
     folder = shared / "data" / "imagenet50"
     files = sorted(folder.glob("*.jpg"))

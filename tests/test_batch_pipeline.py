@@ -389,10 +389,10 @@ def test_stylize_corrupt_file_in_the_middle(run_cli, monkeypatch, tmp_path, fold
 
 
 def test_stylize_save_failure_is_reported_for_that_file(run_cli, monkeypatch, tmp_path, folder, tiny_style):
-    import cvtools.imageio as imageio
+    import cvtools.io.atomic as atomic
     from cvtools.errors import ImageError
 
-    real = imageio.save_image
+    real = atomic.save_image
 
     def flaky(path, image, **kwargs):
         if Path(path).name.startswith("p2_"):
@@ -401,7 +401,7 @@ def test_stylize_save_failure_is_reported_for_that_file(run_cli, monkeypatch, tm
             raise OSError("the disk went away")
         return real(path, image, **kwargs)
 
-    monkeypatch.setattr(imageio, "save_image", flaky)
+    monkeypatch.setattr(atomic, "save_image", flaky)
     out = tmp_path / "out"
     r = _stylize(run_cli, monkeypatch, 2, [folder], out, tiny_style)
     assert r.exit_code == 1

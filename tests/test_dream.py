@@ -25,7 +25,7 @@ from cvtools.dream import (
     zoom,
 )
 from cvtools.errors import CvtoolsError, UsageError
-from cvtools.imageio import load_image
+from cvtools.io.decode import load_image
 
 FAST = dict(octaves=2, steps=3)  # small dreams: the CPU tests stay quick
 

@@ -8,7 +8,10 @@ import pytest
 from PIL import Image
 
 from cvtools.errors import ImageError
-from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image
+from cvtools.io.atomic import save_image
+from cvtools.io.decode import load_image
+from cvtools.io.discover import expand_inputs
+from cvtools.io.naming import output_path_for
 
 
 def _rgb(w=40, h=30, seed=0):
@@ -103,7 +106,7 @@ def test_importing_and_loading_leave_pillow_settings_alone(tmp_path):
     _rgb().save(p)
     code = ("from PIL import Image, ImageFile\n"
             "before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)\n"
-            "import cvtools.imageio as io\n"
+            "import cvtools.io.decode as io\n"
             "after_import = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)\n"
             f"assert io.load_image({str(p)!r}).size == (40, 30)\n"
             "after_load = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)\n"
@@ -161,16 +164,25 @@ def test_output_never_overwrites_input_or_existing(tmp_path):
 
 
 def _run_policy(src, provenance, notes, **kw):
-    from cvtools.imageio import output_claims
+    """One run naming ``src``'s output; the run's Outputs is kept in ``_last_run`` for the save."""
+    from cvtools.io.naming import Outputs
 
-    with output_claims(provenance=provenance, notify=notes.append, found=kw.pop("found", ())):
-        return output_path_for(src, kw.pop("output", None), kw.pop("suffix", "dream"), **kw)
+    outputs = _last_run["outputs"] = Outputs(provenance, notify=notes.append, found=kw.pop("found", ()))
+    return output_path_for(src, kw.pop("output", None), kw.pop("suffix", "dream"), outputs=outputs, **kw)
+
+
+_last_run: dict = {}
+
+
+def _save_in_last_run(path, image):
+    return save_image(path, image, outputs=_last_run["outputs"])
 
 
 def test_rerun_policy_in_the_library(tmp_path):
     """Same command, options and input: OutputSkipped('done'); other options: the next free
     name, and the note says what changed; a changed input is not 'done'."""
-    from cvtools.imageio import OutputSkipped, Provenance, read_marker
+    from cvtools.io.markers import Provenance, read_marker
+    from cvtools.io.naming import OutputSkipped
 
     src = tmp_path / "p.png"
     _rgb(seed=1).save(src)
@@ -179,7 +191,7 @@ def test_rerun_policy_in_the_library(tmp_path):
     notes = []
     first = _run_policy(src, a, notes)
     assert first == tmp_path / "p_dream.png"
-    save_image(first, _rgb(seed=2))
+    _save_in_last_run(first, _rgb(seed=2))
     marker = read_marker(first)
     assert marker["command"] == "dream" and marker["options"] == {"--layer": [], "--steps": 10}
     with pytest.raises(OutputSkipped) as info:
@@ -188,7 +200,7 @@ def test_rerun_policy_in_the_library(tmp_path):
     second = _run_policy(src, b, notes)
     assert second == tmp_path / "p_dream-2.png" and len(notes) == 1
     assert "--steps 10" in notes[0] and "this run: --layer blocks.6, --steps 20" in notes[0], notes
-    save_image(second, _rgb(seed=3))
+    _save_in_last_run(second, _rgb(seed=3))
     with pytest.raises(OutputSkipped):  # the second run resumed: its own -2 file is found
         _run_policy(src, b, notes)
     _rgb(seed=4).save(src)  # the input changed: its old output is not this one's
@@ -199,14 +211,15 @@ def test_rerun_policy_in_the_library(tmp_path):
 
 
 def test_own_outputs_found_in_a_folder_are_not_inputs(tmp_path):
-    from cvtools.imageio import OutputSkipped, Provenance
+    from cvtools.io.markers import Provenance
+    from cvtools.io.naming import OutputSkipped
 
     src = tmp_path / "i00.png"
     _rgb().save(src)
     prov = Provenance("stylize", {"--style": "mona"})
     notes = []
     out = _run_policy(src, prov, notes, suffix="mona", found=[src])
-    save_image(out, _rgb(seed=5))
+    _save_in_last_run(out, _rgb(seed=5))
     legacy = tmp_path / "i01_mona.bmp"  # no marker (a format that cannot hold one), named like ours
     _rgb().save(tmp_path / "i01.png")
     _rgb().save(legacy)
@@ -224,18 +237,19 @@ def test_own_outputs_found_in_a_folder_are_not_inputs(tmp_path):
 
 
 def test_two_inputs_one_name_in_a_batch_get_two_names(tmp_path):
-    from cvtools.imageio import Provenance
+    from cvtools.io.markers import Provenance
 
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()
         _rgb().save(tmp_path / sub / "x.png")
     notes = []
-    from cvtools.imageio import output_claims
+    from cvtools.io.naming import Outputs
 
-    with output_claims(provenance=Provenance("dream", {}), notify=notes.append):
-        t1 = output_path_for(tmp_path / "a" / "x.png", str(tmp_path / "o") + "/", "dream", many=True, overwrite=True)
-        t2 = output_path_for(tmp_path / "b" / "x.png", str(tmp_path / "o") + "/", "dream", many=True, overwrite=True)
-        assert output_path_for(tmp_path / "a" / "x.png", str(tmp_path / "o") + "/", "dream", many=True) == t1
+    run = Outputs(Provenance("dream", {}), notify=notes.append)
+    out = str(tmp_path / "o") + "/"
+    t1 = output_path_for(tmp_path / "a" / "x.png", out, "dream", many=True, overwrite=True, outputs=run)
+    t2 = output_path_for(tmp_path / "b" / "x.png", out, "dream", many=True, overwrite=True, outputs=run)
+    assert output_path_for(tmp_path / "a" / "x.png", out, "dream", many=True, outputs=run) == t1
     assert (t1.name, t2.name) == ("x_dream.png", "x_dream-2.png")
     assert len(notes) == 1 and "is the output for" in notes[0] and "a/x.png" in notes[0]
 
@@ -244,7 +258,7 @@ def test_markers_are_untrusted(tmp_path):
     """Malformed, deeply nested or foreign markers are no marker at all."""
     from PIL.PngImagePlugin import PngInfo
 
-    from cvtools.imageio import read_marker
+    from cvtools.io.markers import read_marker
 
     for i, text in enumerate(["not json", "[" * 50000 + "]" * 50000, '{"command": 3}', "x" * 70000,
                               '{"command":"dream","digest":"d","input":"i","options":[1]}']):
@@ -268,7 +282,7 @@ def test_temporary_names_are_short(tmp_path):
 
 
 def test_degenerate_aspect_ratio_is_refused_before_decoding(tmp_path):
-    from cvtools.imageio import MAX_ASPECT_RATIO
+    from cvtools.io.decode import MAX_ASPECT_RATIO
 
     p = tmp_path / "strip.png"
     Image.new("L", (65535, 1)).save(p)
@@ -317,7 +331,7 @@ def test_icc_profiles_are_converted_to_srgb_and_outputs_tagged(tmp_path):
     # The same file JPEG-encoded: also converted (the profile travels in APP2)
     j = tmp_path / "adobe.jpg"
     Image.fromarray(px).save(j, quality=95, icc_profile=adobe_like_icc())
-    from cvtools.imageio import to_srgb
+    from cvtools.io.decode import to_srgb
 
     with Image.open(j) as im:
         decoded = im.convert("RGB")
@@ -377,19 +391,21 @@ def test_an_identical_run_that_wrote_the_output_first_counts_as_done(tmp_path):
     appeared from anything else is still refused."""
     from PIL import Image
 
-    from cvtools.imageio import OutputSkipped, Provenance, output_claims, output_path_for, save_image
+    from cvtools.io.atomic import save_image
+    from cvtools.io.markers import Provenance
+    from cvtools.io.naming import Outputs, OutputSkipped, output_path_for
 
     src = tmp_path / "p.png"
     Image.new("RGB", (8, 8), (10, 20, 30)).save(src)
     picture = Image.new("RGB", (8, 8), (200, 100, 0))
-    with output_claims(provenance=Provenance("stylize", {"--style": "mona"}), batch=[src]):
-        out = output_path_for(src, str(tmp_path / "out.png"), "x")
-        save_image(out, picture)  # the other run, first to finish
-        with pytest.raises(OutputSkipped) as err:
-            save_image(out, picture)
-        assert err.value.kind == "done"
-        other = output_path_for(src, str(tmp_path / "other.png"), "x")
-        picture.save(other)  # appeared meanwhile, without our marker (someone's file)
-        with pytest.raises(ImageError, match="appeared while this one was made"):
-            save_image(other, picture)
+    run = Outputs(Provenance("stylize", {"--style": "mona"}), batch=[src])
+    out = output_path_for(src, str(tmp_path / "out.png"), "x", outputs=run)
+    save_image(out, picture, outputs=run)  # the other run, first to finish
+    with pytest.raises(OutputSkipped) as err:
+        save_image(out, picture, outputs=run)
+    assert err.value.kind == "done"
+    other = output_path_for(src, str(tmp_path / "other.png"), "x", outputs=run)
+    picture.save(other)  # appeared meanwhile, without our marker (someone's file)
+    with pytest.raises(ImageError, match="appeared while this one was made"):
+        save_image(other, picture, outputs=run)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cvtools-")]  # no temporary left

@@ -139,7 +139,7 @@ def test_optimize_refuses_a_start_of_another_shape(lite0):
 
 @pytest.fixture
 def files(tmp_path):
-    from cvtools.imageio import save_image
+    from cvtools.io.atomic import save_image
 
     for k in range(3):
         save_image(tmp_path / f"photo{k}.png", photo_tensor(seed=k))

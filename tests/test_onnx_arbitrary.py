@@ -195,7 +195,7 @@ def test_export_cli_writes_the_pair(tmp_path, run_cli, exported, monkeypatch):
 
 
 def _write(path, tensor):
-    from cvtools.imageio import save_image
+    from cvtools.io.atomic import save_image
 
     save_image(path, tensor)
     return path

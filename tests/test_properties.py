@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cvtools.errors import ImageError
-from cvtools.imageio import load_image, output_claims, output_path_for, pil_to_tensor, save_image, tensor_to_pil
+from cvtools.io.atomic import save_image
+from cvtools.io.decode import load_image, pil_to_tensor, tensor_to_pil
+from cvtools.io.naming import Outputs, output_path_for
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -198,15 +200,15 @@ def test_batch_outputs_never_collide(tmp_path_factory, stem, n):
         p = d / f"dir{i}" / f"{stem}.png"
         p.write_bytes(b"x")
         srcs.append(p)
-    with output_claims():
-        first = output_path_for(srcs[0], str(d / "out"), "s", many=True, overwrite=True, inputs=srcs)
-        assert output_path_for(srcs[0], str(d / "out"), "s", many=True, overwrite=True, inputs=srcs) == first
-        taken = {first}
-        for other in srcs[1:]:  # the next free name, never another input's output
-            target = output_path_for(other, str(d / "out"), "s", many=True, overwrite=True, inputs=srcs)
-            assert target not in taken
-            taken.add(target)
-    # outside a batch the registry is off
+    run = Outputs()
+    first = output_path_for(srcs[0], str(d / "out"), "s", many=True, overwrite=True, inputs=srcs, outputs=run)
+    assert output_path_for(srcs[0], str(d / "out"), "s", many=True, overwrite=True, inputs=srcs, outputs=run) == first
+    taken = {first}
+    for other in srcs[1:]:  # the next free name, never another input's output
+        target = output_path_for(other, str(d / "out"), "s", many=True, overwrite=True, inputs=srcs, outputs=run)
+        assert target not in taken
+        taken.add(target)
+    # without the run's Outputs nothing is claimed
     assert output_path_for(srcs[1], str(d / "out"), "s", many=True, overwrite=True, inputs=srcs) == first
 
 
@@ -226,10 +228,11 @@ def test_no_clobber_race(tmp_path):
 
     src = tmp_path / "a.png"
     src.write_bytes(b"x")
-    target = output_path_for(src, None, "s")
+    run = Outputs()
+    target = output_path_for(src, None, "s", outputs=run)
     target.write_bytes(b"someone else's")
     with pytest.raises(ImageError, match="appeared while"):
-        save_image(target, torch.rand(3, 4, 4))
+        save_image(target, torch.rand(3, 4, 4), outputs=run)
     assert target.read_bytes() == b"someone else's"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a_s.png"]
 

@@ -214,7 +214,7 @@ def test_corpus_case(command, case_name, corpus, batch_runs):
                         cmd.check_size(im.size, case.size)
                         if case.alpha and cmd.same_size and p.suffix.lower() in (".png", ".webp", ".tif", ".tiff"):
                             # transparency survives the effect, pixel for pixel
-                            from cvtools.imageio import load_image
+                            from cvtools.io.decode import load_image
 
                             expect = np.asarray(load_image(case.path).alpha)
                             assert im.mode in ("RGBA", "LA"), (p.name, im.mode)
@@ -241,7 +241,7 @@ def test_max_pixels_from_environment(corpus, monkeypatch, run_cli):
     """The limit also comes from CVTOOLS_MAX_PIXELS; --max-pixels does not leak into the next run;
     a malformed value is a one-line usage error."""
     from cvtools.errors import ImageError, UsageError
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
 
     d, cases = corpus
     bomb = cases["bomb_small"].path
@@ -504,24 +504,28 @@ import sys, time
 from pathlib import Path
 import click
 from PIL import Image
-from cvtools.cli.common import finish, run_batch
-from cvtools.imageio import load_image, output_path_for, atomic_write
+from cvtools.cli.common import finish, run_batch, run_outputs
+from cvtools.io.atomic import atomic_write
+from cvtools.io.decode import load_image
+from cvtools.io.naming import output_path_for
 
 out = Path(sys.argv[1])
 inputs = sys.argv[2:]
 
 @click.command()
 def main():
+    outputs = run_outputs()
+
     def work(path):
-        target = output_path_for(path, str(out) + "/", "copy", ext=".png", many=True)
+        target = output_path_for(path, str(out) + "/", "copy", ext=".png", many=True, outputs=outputs)
         image = load_image(path)
         def write(tmp):
             with open(tmp, "wb") as f:  # a slow writer: half the file, a pause, the rest
                 import io
                 buf = io.BytesIO(); image.rgb.save(buf, "PNG"); data = buf.getvalue()
                 f.write(data[: len(data) // 2]); f.flush(); time.sleep(0.25); f.write(data[len(data) // 2:])
-        atomic_write(target, write)
-    finish(run_batch(inputs, work, "copy", quiet=True))
+        atomic_write(target, write, outputs=outputs)
+    finish(run_batch(inputs, work, "copy", quiet=True, outputs=outputs))
 
 main(args=[])
 """
@@ -855,7 +859,7 @@ def test_slow_rates_read_in_seconds_per_image():
 
 def test_fifo_and_device_inputs_are_refused_without_blocking(tmp_path):
     from cvtools.errors import ImageError
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
 
     fifo = tmp_path / "pipe.png"
     os.mkfifo(fifo)
@@ -880,7 +884,7 @@ def test_fifo_and_device_inputs_are_refused_without_blocking(tmp_path):
 def test_unsupported_formats_are_named(tmp_path, head, name):
     """EPS in particular must never reach Pillow's EPS plugin (it runs Ghostscript)."""
     from cvtools.errors import ImageError
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
 
     p = tmp_path / "photo.jpg"
     p.write_bytes(head + b"\0" * 64)
@@ -890,7 +894,7 @@ def test_unsupported_formats_are_named(tmp_path, head, name):
 
 def test_damaged_header_of_a_known_format_says_so(tmp_path):
     from cvtools.errors import ImageError
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
 
     p = tmp_path / "x.gif"
     p.write_bytes(b"GIF89a" + b"\xff" * 3)

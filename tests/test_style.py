@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from cvtools.errors import WeightsError
-from cvtools.imageio import load_image, pil_to_tensor
+from cvtools.io.decode import load_image, pil_to_tensor
 from cvtools.style import tiling
 from cvtools.style.losses import content_distance, gram_matrix
 from cvtools.style.network import TransformerNet, count_flops
@@ -110,7 +110,7 @@ def test_uint8_result_is_what_saving_the_float_result_writes():
     # float result would have been saved as
     import numpy as np
 
-    from cvtools.imageio import tensor_to_pil
+    from cvtools.io.decode import tensor_to_pil
     from cvtools.style.stylize import Stylizer
 
     st = Stylizer("mona", device="cpu")

@@ -107,7 +107,7 @@ def test_build_with_scales_and_a_second_network(lite0):
     total, parts = loss(smooth_image(9), smooth_image(9))
     assert 0 < float(parts["style"]) < 10
     # the painting itself at its own size scores 0 on the scale-1 targets of the main network
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
 
     img = pil_to_tensor(painting.resize((64, 64), Image.LANCZOS))
     d = gram_distances(lite0.features(img[None], LAYERS), loss.terms[0].targets[0])

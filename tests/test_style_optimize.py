@@ -154,7 +154,7 @@ def test_lbfgs_also_lowers_the_loss(lite0):
 
 @pytest.fixture
 def files(tmp_path):
-    from cvtools.imageio import save_image
+    from cvtools.io.atomic import save_image
 
     photo = tmp_path / "photo.png"
     save_image(photo, smooth_photo(40, 52))

@@ -254,7 +254,7 @@ def test_stylize_never_overwrites_its_painting(pics, run_cli):
 def test_styles_sheet_draws_the_photo_in_every_bundled_style(tmp_path, run_cli):
     """cvtools styles --sheet: the photo and one labelled tile per bundled style, written like
     any output (a re-run is a note, never an error; -o needs --sheet; a bad photo is one line)."""
-    from cvtools.imageio import read_marker
+    from cvtools.io.markers import read_marker
     from cvtools.style.records import bundled_records
 
     photo = tmp_path / "p.png"

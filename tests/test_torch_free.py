@@ -132,14 +132,16 @@ _SCRIPT = """
 import json, sys
 from pathlib import Path
 from cvtools.batch import run
-from cvtools.imageio import Provenance
+from cvtools.io.markers import Provenance
+from cvtools.io.naming import Outputs
 from cvtools.cli.stylize import stylize_work
 from cvtools.style.fast_cpu import torch_free_stylizer
 from cvtools.style.records import resolve_style
 photo = Path(sys.argv[1])
 st = torch_free_stylizer(resolve_style("mona"), device="cpu", inputs=[photo])
-work = stylize_work(st, output=sys.argv[2], many=False, inputs=[photo], quiet=True, name=st.name)
-report = run([photo], work, provenance=Provenance("stylize", {"--style": "mona"}))
+outputs = Outputs(Provenance("stylize", {"--style": "mona"}))
+work = stylize_work(st, output=sys.argv[2], many=False, inputs=[photo], quiet=True, name=st.name, outputs=outputs)
+report = run([photo], work, outputs=outputs)
 print(json.dumps({"type": type(st).__name__, "torch": "torch" in sys.modules,
                   "onnxruntime": "onnxruntime" in sys.modules, "done": len(report.done)}))
 """
@@ -148,7 +150,7 @@ print(json.dumps({"type": type(st).__name__, "torch": "torch" in sys.modules,
 @needs_ort
 def test_the_whole_photo_path_never_imports_torch(tmp_path):
     """Decode, route, stylize, write (marker, sRGB, atomic), in a new process: no torch."""
-    from cvtools.imageio import read_marker
+    from cvtools.io.markers import read_marker
 
     photo = tmp_path / "p.jpg"
     _photo(120, 90).save(photo, quality=95)

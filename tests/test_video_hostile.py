@@ -13,8 +13,9 @@ import pytest
 from test_video_io import RATE, DreamStub, H, Identity, N, W, audio_of, frame_image, frame_index, make_clip
 
 from cvtools.cli.video_options import parse_seconds
-from cvtools.video import io as video_io
-from cvtools.video.io import probe_video, read_frames, read_video_comment
+from cvtools.io import container as av_container
+from cvtools.io.container import read_video_comment
+from cvtools.video.io import probe_video, read_frames
 from cvtools.video.process import stylize_video
 
 
@@ -30,7 +31,7 @@ def clip(tmp_path_factory):
 def fresh_av_keywords():
     """``_lenient_tags`` decides once per process: decide again with the av a test sets up, and
     again after it (for the real one)."""
-    decide = video_io._lenient_tags
+    decide = av_container._lenient_tags
     decide.cache_clear()
     yield
     decide.cache_clear()
@@ -85,8 +86,8 @@ def test_the_installed_pyav_takes_the_keywords_passed(clip, fresh_av_keywords):
     """On the PyAV installed here the lenient-tag keyword is passed exactly when it has one
     (PyAV ≤ 18), and then it is accepted."""
     major = int(av.__version__.split(".")[0])
-    assert video_io._lenient_tags() == ({"metadata_errors": "ignore"} if major < 19 else {})
-    with video_io.open_input(clip, "mov") as container:
+    assert av_container._lenient_tags() == ({"metadata_errors": "ignore"} if major < 19 else {})
+    with av_container.open_input(clip, "mov") as container:
         assert container.streams.video
 
 
@@ -96,7 +97,7 @@ def test_tags_that_are_not_utf8_neither_stop_a_video_nor_leak_surrogates(tmp_pat
     and the comment comes back as plain text without the bad byte."""
     src = make_clip(tmp_path / "plain.mp4", n=3, audio=None)
     tagged = tmp_path / "tagged.mp4"
-    writing = {"metadata_errors": "surrogateescape"} if video_io._lenient_tags() else {}  # 19: its default
+    writing = {"metadata_errors": "surrogateescape"} if av_container._lenient_tags() else {}  # 19: its default
     with av.open(str(src)) as a, av.open(str(tagged), "w", **writing) as out:
         out.metadata["comment"] = "caf\udce9 cvtools"  # the byte 0xE9 (Latin-1 é) alone
         stream = out.add_stream_from_template(a.streams.video[0])
@@ -105,7 +106,7 @@ def test_tags_that_are_not_utf8_neither_stop_a_video_nor_leak_surrogates(tmp_pat
                 p.stream = stream
                 out.mux(p)
     assert probe_video(tagged).frames == 3
-    monkeypatch.setattr(video_io, "_lenient_tags", lambda: dict(writing))  # tags read as PyAV 19 does
+    monkeypatch.setattr(av_container, "_lenient_tags", lambda: dict(writing))  # tags read as PyAV 19 does
     assert read_video_comment(tagged) == "caf cvtools"
 
 

@@ -40,7 +40,7 @@ def resnet18_random():
 
 
 def sample_batch(size):
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
 
     ims = [load_image(SAMPLES / f"{n}.jpg").rgb for n in ("chelsea", "coffee")]
     return torch.stack([pil_to_tensor(im.resize((size, size), Image.BICUBIC)) for im in ims])
@@ -488,7 +488,7 @@ def test_deletion_and_insertion_curves(lite0, photos):
 def test_deletion_ranks_a_map_above_its_inverse_on_natural_images(lite0, shared):
     """On real photos a Grad-CAM map must beat its own inverse: deleting what it marks hurts the class
     more, inserting it helps more (a check of the metric and of the map together)."""
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.visualize.metrics import deletion_insertion
 
     files = sorted((shared / "data" / "imagenet50").glob("*.jpg"))[:8]

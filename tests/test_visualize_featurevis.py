@@ -116,7 +116,7 @@ def test_every_objective_improves_after_a_few_steps(lite0, objective):
 
 def test_channel_images_beat_the_99th_percentile_of_natural_images(lite0):
     """The rendered image of a channel excites it more than 99 % of positions in real photos do."""
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
 
     layer, channels = "blocks.8", [0, 1, 2, 3]
     photos = [pil_to_tensor(load_image(p).rgb.resize((224, 224), Image.BICUBIC))

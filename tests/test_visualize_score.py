@@ -106,7 +106,7 @@ def test_road_is_batch_independent_and_has_a_random_row(lite0):
 
 
 def test_road_ranks_gradcam_above_its_inverse_on_natural_images(lite0, shared):
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.visualize.cam import gradcam
 
     files = sorted((shared / "data" / "imagenet50").glob("*.jpg"))[:6]
@@ -156,7 +156,7 @@ def test_scorecard_means_best_marks_and_json():
 def test_score_batch_fills_every_column(lite0):
     from conftest import SAMPLES as S
 
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
 
     x = torch.stack([pil_to_tensor(load_image(S / f"{n}.jpg").rgb.resize((64, 64), Image.BICUBIC))
                      for n in ("chelsea", "coffee")])

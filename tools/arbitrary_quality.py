@@ -137,7 +137,8 @@ def main(argv=None):
     import torch
 
     from cvtools.backbones import load_backbone
-    from cvtools.imageio import load_image, pil_to_tensor, save_image
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.style.arbitrary import ArbitraryStylizer, bundled_record, bundled_style_embedding
     from cvtools.style.losses import gram_distances, style_target
     from cvtools.style.records import bundled_records

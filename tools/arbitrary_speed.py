@@ -103,7 +103,7 @@ def main(argv=None):
 
     import torch
 
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.style.arbitrary import ArbitraryStylizer
 
     torch.set_num_threads(args.threads)

@@ -56,16 +56,18 @@ def make_seeds(d: Path) -> int:
         (d / f"seed_{name.replace('.', '_')}").write_bytes(buf.getvalue())
         n += 1
     # outputs as cvtools writes them: a provenance marker and an sRGB profile, PNG and JPEG
-    from cvtools.imageio import Provenance, output_claims, output_path_for, save_image
+    from cvtools.io.atomic import save_image
+    from cvtools.io.markers import Provenance
+    from cvtools.io.naming import Outputs, output_path_for
 
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in.png"
         base.save(src)
-        with output_claims(provenance=Provenance("stylize", {"--style": "mona", "--strength": 1.0})):
-            for ext in (".png", ".jpg", ".webp"):
-                out = save_image(output_path_for(src, None, "mona", ext=ext), base)
-                (d / f"seed_marked_{ext[1:]}").write_bytes(out.read_bytes())
-                n += 1
+        run = Outputs(Provenance("stylize", {"--style": "mona", "--strength": 1.0}))
+        for ext in (".png", ".jpg", ".webp"):
+            out = save_image(output_path_for(src, None, "mona", ext=ext, outputs=run), base, outputs=run)
+            (d / f"seed_marked_{ext[1:]}").write_bytes(out.read_bytes())
+            n += 1
     with tempfile.TemporaryDirectory() as tmp:
         for case in make_corpus(tmp).values():
             if case.path.is_file() and case.path.stat().st_size < 200_000:
@@ -76,7 +78,8 @@ def make_seeds(d: Path) -> int:
 
 def _target_factory(scratch: Path):
     from cvtools.errors import ImageError
-    from cvtools.imageio import load_image, read_marker
+    from cvtools.io.decode import load_image
+    from cvtools.io.markers import read_marker
 
     path = scratch / "input.img"
 
@@ -112,7 +115,7 @@ def run_atheris_worker(args) -> None:
         import PIL.PngImagePlugin  # noqa: F401
         import PIL.TiffImagePlugin  # noqa: F401
 
-        import cvtools.imageio  # noqa: F401
+        import cvtools.io.decode  # noqa: F401
     scratch = Path(tempfile.mkdtemp(prefix="fuzz_scratch_", dir="/dev/shm" if os.path.isdir("/dev/shm") else None))
     target = _target_factory(scratch)
     argv = [sys.argv[0], str(args.corpus), f"-max_total_time={args.seconds}", f"-timeout={args.timeout}",
@@ -207,7 +210,7 @@ def main():
             engine = "mutate"
     import PIL
 
-    record = {"tool": "tools/fuzz_imageio.py", "engine": engine, "target": "cvtools.imageio.load_image",
+    record = {"tool": "tools/fuzz_imageio.py", "engine": engine, "target": "cvtools.io.decode.load_image",
               "pillow": PIL.__version__, "python": sys.version.split()[0], "seeds": n_seeds,
               "budget_seconds": args.seconds, "date": time.strftime("%Y-%m-%d")}
     if engine == "atheris":

@@ -55,7 +55,8 @@ def main(argv=None):
     from PIL import Image, ImageDraw
 
     from cvtools.backbones import load_backbone, resolve_device
-    from cvtools.imageio import load_image, save_image, tensor_to_pil
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import load_image, tensor_to_pil
     from cvtools.style.optimize import PaintingStylizer
     from cvtools.style.records import bundled_records
     from cvtools.style.stylize import Stylizer, resize_long_side

@@ -171,7 +171,7 @@ def main(argv=None):
     import torch
 
     from cvtools.backbones import load_backbone
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.style.losses import gram_distances, style_target
     from cvtools.style.records import read_record, resolve_style
     from cvtools.style.stylize import Stylizer
@@ -237,7 +237,7 @@ def table(rows) -> str:
 def write_sheet(sheet_rows, path, cell=256):
     from PIL import Image
 
-    from cvtools.imageio import to_uint8
+    from cvtools.io.decode import to_uint8
 
     pics = list(sheet_rows.values())
     cols = max(len(r) for r in pics)

@@ -85,7 +85,7 @@ def method_times(photo: Path, repeat: int, methods=METHODS):
     import torch
 
     from cvtools.backbones import load_backbone
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
     from cvtools.visualize.explain import Explainer, analysis_tensor
 
     torch.set_num_threads(1)

@@ -34,7 +34,7 @@ def main(argv=None):
     import torch
     from PIL import Image, ImageDraw
 
-    from cvtools.imageio import load_image, pil_to_tensor, tensor_to_pil
+    from cvtools.io.decode import load_image, pil_to_tensor, tensor_to_pil
     from cvtools.style.arbitrary import ArbitraryStylizer, bundled_style_embedding
     from tools.style_contact_sheet import _font, _label
 

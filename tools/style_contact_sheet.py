@@ -42,7 +42,7 @@ def contact_sheet(photos: Sequence, styles: Sequence, cell: int = 320, device: s
     cell (shows the brush strokes as they look on a larger image)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    from cvtools.imageio import load_image, tensor_to_pil
+    from cvtools.io.decode import load_image, tensor_to_pil
     from cvtools.style.stylize import Stylizer, resize_long_side
 
     stylizers = [s if isinstance(s, Stylizer) else Stylizer(s, device=device) for s in styles]
@@ -92,7 +92,7 @@ def style_rows_sheet(photos: Sequence, styles: Sequence, cell: int = 240, device
     of each result, enlarged 2× with nearest-neighbour."""
     from PIL import Image, ImageDraw
 
-    from cvtools.imageio import load_image, tensor_to_pil
+    from cvtools.io.decode import load_image, tensor_to_pil
     from cvtools.style.records import resolve_style
     from cvtools.style.stylize import Stylizer, resize_long_side
 

@@ -112,7 +112,7 @@ def streaks_per_10k(photo, out) -> float:
 
 def painting_streaks(painting) -> float:
     """The detector on the painting itself (PIL, at the training size; nothing excluded)."""
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
 
     x = pil_to_tensor(painting)
     return streaks_per_10k(x.new_zeros(x.shape), x)
@@ -163,7 +163,7 @@ def tone_stats(photo, out) -> dict:
 
 
 def painting_for(record, shared: Path):
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
     from cvtools.style.stylize import resize_long_side
 
     name = Path(record.provenance.get("file", record.provenance.get("style_image", ""))).name
@@ -175,7 +175,7 @@ def measure(record, photos, shared: Path, backbone, images=None, content_backbon
     ``content_backbone``: also the earlier content distance (Lite0 ``blocks.4``)."""
     import torch
 
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.style.losses import content_distance, gram_distances, style_target
     from cvtools.style.stylize import Stylizer
 
@@ -247,7 +247,7 @@ def write_streak_png(photo_path, style, out_path):
     """The result with its streak pixels marked in red, beside the plain result (for looking)."""
     from PIL import Image
 
-    from cvtools.imageio import load_image, pil_to_tensor, tensor_to_pil
+    from cvtools.io.decode import load_image, pil_to_tensor, tensor_to_pil
     from cvtools.style.stylize import Stylizer
 
     photo = pil_to_tensor(load_image(photo_path).rgb)
@@ -279,7 +279,7 @@ def main(argv=None):
     import torch
 
     from cvtools.backbones import load_backbone
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.style.records import bundled_names, resolve_style
 
     shared = Path(args.shared)

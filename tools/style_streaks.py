@@ -68,7 +68,7 @@ def main(argv=None):
     import style_quality as sq
     import torch
 
-    from cvtools.imageio import load_image, pil_to_tensor, tensor_to_pil
+    from cvtools.io.decode import load_image, pil_to_tensor, tensor_to_pil
     from cvtools.style.records import resolve_style
     from cvtools.style.stylize import Stylizer
 

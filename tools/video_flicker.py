@@ -64,7 +64,7 @@ class StyleYardstick:
     def target(self, record):
         from style_quality import INDEPENDENT_LAYERS, painting_for
 
-        from cvtools.imageio import pil_to_tensor
+        from cvtools.io.decode import pil_to_tensor
         from cvtools.style.losses import style_target
 
         if record.name not in self._targets:

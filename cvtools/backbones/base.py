@@ -186,7 +186,7 @@ def eval_crop(image, pre: Preprocessing):
     was evaluated."""
     from PIL import Image
 
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
 
     resample = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR}.get(pre.interpolation, Image.BILINEAR)
     w, h = image.size

@@ -416,7 +416,7 @@ def folder_workload(dev, quick) -> List[Row]:
     import torch
 
     from cvtools import batch
-    from cvtools.imageio import save_image
+    from cvtools.io.atomic import save_image
     from cvtools.style.stylize import Stylizer
 
     n = (8 if quick else 32) if dev.type == "cuda" else (4 if quick else 12)
@@ -467,7 +467,9 @@ def _stylize_files(stylizer, output, threads):
     """``cvtools stylize``'s stages over files (as its CLI builds them, without the notes and
     bars): name the output, decode, stylize as uint8, encode and write atomically."""
     from cvtools.batch import StagedWork
-    from cvtools.imageio import load_image, output_path_for, save_image
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import load_image
+    from cvtools.io.naming import output_path_for
 
     targets = {}
 

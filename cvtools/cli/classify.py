@@ -48,7 +48,7 @@ def classify(inputs, top_k, as_json, whole, center_crop, quiet, **model_opts):
     backbone = Deferred(lambda: load_backbone_from_options(**model_opts))
 
     def work(path):
-        from cvtools.imageio import load_image
+        from cvtools.io.decode import load_image
 
         image = load_image(path)
         from cvtools.classify import classify_images

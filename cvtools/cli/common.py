@@ -105,7 +105,7 @@ NOT_OUTPUT_OPTIONS = frozenset({
 def provenance_from_click(ctx=None):
     """The running command and the options that shape its outputs, from click's context (None
     outside a click command): what output markers record and re-runs compare."""
-    from cvtools.imageio import Provenance
+    from cvtools.io.markers import Provenance
 
     ctx = ctx or click.get_current_context(silent=True)
     if ctx is None:
@@ -233,22 +233,34 @@ def _is_terminal(stream) -> bool:
         return False
 
 
+def run_outputs():
+    """A new :class:`~cvtools.io.naming.Outputs` for the running click command (its provenance):
+    give the same object to the command's work and to :func:`run_batch`."""
+    from cvtools.io.naming import Outputs
+
+    return Outputs(provenance_from_click())
+
+
 def run_batch(
     inputs: Sequence[str],
     work: Callable,
     desc: str,
     quiet: bool = False,
     provenance=None,
+    outputs=None,
 ) -> BatchReport:
     """:func:`cvtools.batch.run` with a progress bar and the terminal: notes on stdout, errors
     and the summary on stderr (``cvtools: error: ...``), ``--quiet`` honoured, Ctrl-C or SIGTERM
     exiting with 130. ``work`` is a callable ``work(path) -> note``, a ``StagedWork`` or a
     ``BatchedWork`` (see :mod:`cvtools.batch` for what each does and the re-run rules);
-    ``provenance`` defaults to the running click command's."""
+    ``outputs``: the run's :class:`~cvtools.io.naming.Outputs` (the one the work names and
+    writes with; default: a new one with ``provenance``, itself defaulting to the running click
+    command's)."""
     from cvtools import batch
+    from cvtools.io.naming import Outputs
 
-    if provenance is None:
-        provenance = provenance_from_click()
+    if outputs is None:
+        outputs = Outputs(provenance if provenance is not None else provenance_from_click())
     bar = None
     debug = bool(os.environ.get("CVTOOLS_DEBUG"))
 
@@ -290,7 +302,7 @@ def run_batch(
             echo_err(f"note: {message}")
 
     try:
-        report = batch.run(inputs, work, provenance=provenance, on_done=on_done, on_fail=on_fail, on_note=on_note,
+        report = batch.run(inputs, work, outputs=outputs, on_done=on_done, on_fail=on_fail, on_note=on_note,
                            progress=progress, fatal=(click.exceptions.Exit, click.ClickException))
     except batch.Interrupted as stop:
         if bar:

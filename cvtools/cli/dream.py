@@ -99,7 +99,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     import sys
     from pathlib import Path
 
-    from cvtools.cli.common import check_model_options_early, registered_spec
+    from cvtools.cli.common import check_model_options_early, registered_spec, run_outputs
     from cvtools.cli.params import with_flag
     from cvtools.cli.video_options import dream_maker, is_video_input, media_extensions, with_videos
     from cvtools.deferred import Deferred
@@ -107,7 +107,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
     from cvtools.dream.objective import parse_layer_target, resolve_layer_targets
     from cvtools.errors import UsageError
-    from cvtools.imageio import expand_inputs
+    from cvtools.io.discover import expand_inputs
 
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
@@ -145,7 +145,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
 
     def build_engine():
         from cvtools.dream import DreamEngine
-        from cvtools.imageio import pil_to_tensor
+        from cvtools.io.decode import pil_to_tensor
 
         backbone = load_backbone_from_options(**model_opts)
         try:  # the channels exist in this layer: known once the network is built
@@ -156,39 +156,43 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
         return DreamEngine(backbone, settings, guide=guide_tensor, notes=note)
 
     engine = Deferred(build_engine)  # built when the first image or frame reaches it
+    outputs = run_outputs()  # what this run names: shared by its work and run_batch
 
     def work(path):
-        from cvtools.imageio import output_path_for, save_image
+        from cvtools.io.atomic import save_image
+        from cvtools.io.naming import output_path_for
 
         if frames == 1:
-            targets = [output_path_for(path, output, "dream", many=many, overwrite=overwrite, inputs=paths)]
+            targets = [output_path_for(path, output, "dream", many=many, overwrite=overwrite, inputs=paths,
+                                       outputs=outputs)]
         elif animated_file:
-            targets = [_animation_target(path, output, overwrite, paths)]
+            targets = [_animation_target(path, output, overwrite, paths, outputs)]
         else:  # a PNG sequence in a directory
             folder = output or str(path.with_name(f"{path.stem}_dream"))
             targets = [output_path_for(path, folder + "/", f"dream_{k:04d}", ".png", many=True,
-                                       overwrite=overwrite, inputs=paths) for k in range(frames)]
+                                       overwrite=overwrite, inputs=paths, outputs=outputs) for k in range(frames)]
         x, alpha = _load(path, size, enlarge=bool(enlarge))
         with _step_bar(engine, x, frames, path.name, quiet) as bar:
             if frames == 1:
-                save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha)
+                save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha, outputs=outputs)
                 return None if quiet else f"{path} -> {targets[0]}"
             write_dream_animation(engine, x, frames, targets[0] if animated_file else targets, zoom_factor=zoom,
-                                  seed=seed, alpha=alpha, fps=fps, progress=bar)
+                                  seed=seed, alpha=alpha, fps=fps, progress=bar, outputs=outputs)
             where = targets[0] if animated_file else f"{targets[0].parent}/"
             return None if quiet else f"{path} -> {where} ({frames} frames)"
 
     work = with_videos(work, dream_maker(engine, size=size, enlarge=bool(enlarge), seed=seed, start=start,
                                          duration=duration, stable=stable),
-                       "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
-    finish(run_batch(inputs, work, "dream", quiet=quiet))
+                       "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
+                       outputs=outputs)
+    finish(run_batch(inputs, work, "dream", quiet=quiet, outputs=outputs))
 
 
 def _load_guide(guide):
     """The --guide image (RGB, PIL: decoded without torch); any problem (a directory, a missing
     or damaged file) is one line naming it."""
     from cvtools.errors import ImageError, UsageError, safe_path
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
 
     try:
         return load_image(guide).rgb
@@ -200,7 +204,7 @@ def _load_guide(guide):
 def _load(path, size, enlarge=False):
     """RGB and alpha tensors of an image, shrunk to a longer side of at most ``size`` if asked
     (scaled up to it too with ``enlarge``)."""
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.ops import resize_long_side
 
     image = load_image(path)
@@ -225,11 +229,12 @@ def _step_bar(engine, x, frames, name, quiet):
     return tqdm(total=total, desc=name, unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
-def _animation_target(path, output, overwrite, inputs):
+def _animation_target(path, output, overwrite, inputs, outputs):
     """The GIF/WebP file of an animation, with the same guards as every other output."""
     from pathlib import Path
 
-    from cvtools.imageio import output_path_for
+    from cvtools.io.naming import output_path_for
 
     out = Path(output)
-    return output_path_for(path, output, "dream", out.suffix.lower(), overwrite=overwrite, inputs=inputs)
+    return output_path_for(path, output, "dream", out.suffix.lower(), overwrite=overwrite, inputs=inputs,
+                           outputs=outputs)

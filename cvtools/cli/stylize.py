@@ -5,7 +5,16 @@ import sys
 
 import click
 
-from cvtools.cli.common import echo_err, finish, max_pixels_option, output_options, quiet_option, run_batch, tune_option
+from cvtools.cli.common import (
+    echo_err,
+    finish,
+    max_pixels_option,
+    output_options,
+    quiet_option,
+    run_batch,
+    run_outputs,
+    tune_option,
+)
 from cvtools.cli.params import ENLARGE_HELP, SIZE_HELP, AddedLaterOption, FiniteFloatRange, Tile
 from cvtools.cli.video_options import video_options
 
@@ -98,7 +107,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     from cvtools.deferred import Deferred
     from cvtools.device import check_device_early
     from cvtools.errors import UsageError
-    from cvtools.imageio import expand_inputs
+    from cvtools.io.discover import expand_inputs
 
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
@@ -167,15 +176,17 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     paths, _ = expand_inputs(inputs, extensions=media_extensions())
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
+    outputs = run_outputs()  # what this run names: shared by its work and run_batch
     work = stylize_work(stylizer, name=name, output=output, size=size, enlarge=bool(enlarge),
                         strength=pixel_strength, preserve_color=preserve_color, tile=tile,
                         ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite, inputs=paths,
-                        quiet=quiet, tile_bar=len(paths) == 1 and not quiet, protected=protected)
+                        quiet=quiet, tile_bar=len(paths) == 1 and not quiet, protected=protected, outputs=outputs)
     work = with_videos(work, stylize_maker(stylizer, size=size, enlarge=bool(enlarge), strength=pixel_strength,
                                            preserve_color=preserve_color,
                                            tile=tile, start=start, duration=duration, stable=stable),
-                       name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet)
-    finish(run_batch(inputs, work, f"stylize {name}", quiet=quiet))
+                       name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
+                       outputs=outputs)
+    finish(run_batch(inputs, work, f"stylize {name}", quiet=quiet, outputs=outputs))
 
 
 class StyleSpaceStrength:
@@ -300,16 +311,19 @@ class StepBar:
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
                  many=True, overwrite=False, inputs=(), quiet=False, tile_bar=False, quality=95, enlarge=False,
-                 protected=(), name=None):
+                 protected=(), name=None, outputs=None):
     """``cvtools stylize``'s per-file work for ``run_batch``, in stages: name the output (main
     thread, input order), decode and resize (a loader thread), stylize (main thread: the
     device), encode and write atomically (a writer thread). The benchmark times this too.
     ``size``: the longest side, shrinking only unless ``enlarge``. ``protected``: further files
     no output may replace, even with ``overwrite`` (the paintings). ``name``: the style's name in
     output names (default ``stylizer.name``; give it when the stylizer is a
-    :class:`~cvtools.deferred.Deferred` not to build it for naming)."""
+    :class:`~cvtools.deferred.Deferred` not to build it for naming). ``outputs``: the run's
+    :class:`~cvtools.io.naming.Outputs` (pass the same one to ``run_batch``)."""
     from cvtools.batch import StagedWork
-    from cvtools.imageio import load_image, output_path_for, save_image
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import load_image
+    from cvtools.io.naming import output_path_for
     from cvtools.ops import resize_long_side
 
     targets = {}
@@ -317,7 +331,7 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
 
     def prepare(path):
         targets[path] = output_path_for(path, output, name or stylizer.name, ext=ext, many=many, overwrite=overwrite,
-                                        inputs=untouchable)
+                                        inputs=untouchable, outputs=outputs)
 
     def load(path):
         image = load_image(path)
@@ -350,7 +364,7 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
 
     def save(path, pending):
         target, result, alpha, tiles = pending
-        save_image(target, result, alpha=alpha, quality=quality)
+        save_image(target, result, alpha=alpha, quality=quality, outputs=outputs)
         if quiet:
             return None
         return f"{path} -> {target}" + (f" ({tiles} tiles)" if tiles else "")
@@ -426,20 +440,22 @@ def _write_sheet(photo_path, records, output, size, overwrite):
     from pathlib import Path
 
     from cvtools.cli.common import _is_terminal, provenance_from_click
-    from cvtools.imageio import OutputSkipped, load_image, output_claims, output_path_for, save_image
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import load_image
+    from cvtools.io.naming import Outputs, OutputSkipped, output_path_for
 
     photo = load_image(photo_path).rgb  # one line naming the file for anything unreadable
-    with output_claims(provenance=provenance_from_click(), batch=[Path(photo_path)]):
-        try:
-            target = output_path_for(Path(photo_path), output, "styles", ext=".jpg", overwrite=overwrite,
-                                     inputs=[Path(photo_path)])
-        except OutputSkipped as done:  # the same sheet is there: nothing to do, not an error
-            click.echo(f"cvtools: note: {done}", err=True)
-            return
-        from cvtools.style.sheet import style_sheet
+    outputs = Outputs(provenance_from_click(), batch=[Path(photo_path)])
+    try:
+        target = output_path_for(Path(photo_path), output, "styles", ext=".jpg", overwrite=overwrite,
+                                 inputs=[Path(photo_path)], outputs=outputs)
+    except OutputSkipped as done:  # the same sheet is there: nothing to do, not an error
+        click.echo(f"cvtools: note: {done}", err=True)
+        return
+    from cvtools.style.sheet import style_sheet
 
-        show = _is_terminal(sys.stderr)
-        sheet = style_sheet(photo, records, size=size,
-                            progress=(lambda name: click.echo(f"  {name}...", err=True)) if show else None)
-        save_image(target, sheet, quality=90)
+    show = _is_terminal(sys.stderr)
+    sheet = style_sheet(photo, records, size=size,
+                        progress=(lambda name: click.echo(f"  {name}...", err=True)) if show else None)
+    save_image(target, sheet, quality=90, outputs=outputs)
     click.echo(f"{photo_path} -> {target} ({len(records)} styles)")

@@ -71,7 +71,7 @@ def video_options(f):
 
 def media_extensions():
     """File extensions searched for in folders by commands that take videos too."""
-    from cvtools.imageio import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from cvtools.io.discover import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     return IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
 
@@ -117,19 +117,21 @@ def _note(path, target, result) -> str:
 class VideoJob:
     """Naming and running one video of a batch: ``target(path)`` claims its output (main thread,
     input order), ``run(path, target)`` makes it and returns the note. ``make(path, target, info,
-    progress, notify) -> VideoResult`` is the command's own part (stylize_video, dream_video)."""
+    progress, notify, outputs) -> VideoResult`` is the command's own part (stylize_video, dream_video);
+    ``outputs``: the run's :class:`~cvtools.io.naming.Outputs` (naming, marker, overwrite decision)."""
 
-    def __init__(self, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False):
+    def __init__(self, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None):
         self.make, self.suffix = make, suffix
         self.output, self.overwrite, self.many, self.inputs, self.quiet = output, overwrite, many, inputs, quiet
+        self.outputs = outputs
 
     def target(self, path):
-        from cvtools.imageio import output_path_for
+        from cvtools.io.naming import output_path_for
         from cvtools.video.io import DEFAULT_OUTPUT_EXT, check_output_format
 
         ext = DEFAULT_OUTPUT_EXT.get(path.suffix.lower(), ".mp4")
         target = output_path_for(path, self.output, self.suffix, ext=ext, many=self.many, overwrite=self.overwrite,
-                                 inputs=self.inputs, video=True)
+                                 inputs=self.inputs, video=True, outputs=self.outputs)
         check_output_format(target)
         return target
 
@@ -149,7 +151,7 @@ class VideoJob:
                     echo_err(f"note: {message}")
 
         try:
-            result = self.make(path, target, info, bar, notify)
+            result = self.make(path, target, info, bar, notify, self.outputs)
         finally:
             bar.close()
         return None if self.quiet else _note(path, target, result)
@@ -256,12 +258,13 @@ def _batched_with_videos(work, job: VideoJob):
     return wrapped
 
 
-def with_videos(work, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False):
+def with_videos(work, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None):
     """``work`` (a command's per-photo work for ``run_batch``: staged, batched or a plain function)
-    extended to videos: each video input is made by ``make(path, target, info, progress, notify) ->
-    VideoResult`` into an output named by the image policy (``NAME_SUFFIX.mp4``; .mov/.mkv keep
+    extended to videos: each video input is made by ``make(path, target, info, progress, notify,
+    outputs) -> VideoResult`` into an output named by the image policy (``NAME_SUFFIX.mp4``; .mov/.mkv keep
     their container)."""
-    job = VideoJob(make, suffix, output=output, overwrite=overwrite, many=many, inputs=inputs, quiet=quiet)
+    job = VideoJob(make, suffix, output=output, overwrite=overwrite, many=many, inputs=inputs, quiet=quiet,
+                   outputs=outputs)
     if hasattr(work, "finish") and hasattr(work, "batch_size") and hasattr(work, "prepare"):
         return _batched_with_videos(work, job)
     staged = hasattr(work, "load") and hasattr(work, "save")
@@ -280,7 +283,7 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
                   stable=None, enlarge=False):
     """``make`` for ``cvtools stylize``: stylize_video with the command's options."""
 
-    def make(path, target, info, progress, notify):
+    def make(path, target, info, progress, notify, outputs=None):
         from cvtools.deferred import resolve
         from cvtools.video.process import stylize_video
 
@@ -293,7 +296,7 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
         return stylize_video(built, path, target, start=start or 0.0, duration=duration,
                              size=frame_size(info, size, enlarge),
                              strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,
-                             progress=progress, notify=notify, info=info)
+                             progress=progress, notify=notify, info=info, outputs=outputs)
 
     return make
 
@@ -302,12 +305,13 @@ def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=Non
     """``make`` for ``cvtools dream``: dream_video; ``stable`` (default on) starts each frame from the
     previous dream carried along the optical flow."""
 
-    def make(path, target, info, progress, notify):
+    def make(path, target, info, progress, notify, outputs=None):
         from cvtools.deferred import resolve
         from cvtools.video.process import dream_video
 
         return dream_video(resolve(engine), path, target, start=start or 0.0, duration=duration,
                            size=frame_size(info, size, enlarge), seed=seed,
-                           warp=stable is not False, progress=progress, notify=notify, info=info)
+                           warp=stable is not False, progress=progress, notify=notify, info=info,
+                           outputs=outputs)
 
     return make

@@ -23,6 +23,7 @@ from cvtools.cli.common import (
     output_options,
     quiet_option,
     run_batch,
+    run_outputs,
 )
 from cvtools.cli.params import CHANNELS_HELP, Channels, Target, class_target
 from cvtools.visualize.catalog import ALL, METHOD_INFO, TRANSFORMER_ONLY, file_slug, parse_methods
@@ -236,7 +237,10 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
     from cvtools.cli.common import check_model_options_early, registered_spec
     from cvtools.deferred import Deferred
     from cvtools.device import expects_gpu
-    from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image, side_output_for
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import load_image
+    from cvtools.io.discover import expand_inputs
+    from cvtools.io.naming import output_path_for, side_output_for
 
     # Everything checkable without torch first: a mistake answers at once, and a re-run whose
     # outputs are all there never loads the network.
@@ -275,15 +279,17 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
     suffix = output_suffix(methods)
     summary = {m: [] for m in methods}
+    outputs = run_outputs()  # what this run names: shared by its work and run_batch
 
     def prepare(path):
         from PIL import Image
 
         ext = ".jpg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ".png"
-        out = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths)
+        out = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths,
+                              outputs=outputs)
         sides = _side_outputs(out, methods, raw, sanity)
         for side in sides.values():  # claimed like the main output, before the work
-            side_output_for(side, path, overwrite=overwrite, inputs=paths)
+            side_output_for(side, path, overwrite=overwrite, inputs=paths, outputs=outputs)
         photo = load_image(path).rgb
         # torch from here on: a finished output or a broken file above never pays for it
         from cvtools.classify import answer_tensor
@@ -330,7 +336,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                                                             captions=not no_caption, name="true class")])
         if item["true"] is not None:
             verdicts.append((str(path), result.label, explainer.backbone.categories[item["true"]]))
-        save_image(out, picture, quality=92)
+        save_image(out, picture, quality=92, outputs=outputs)
         written = [str(out)]
         sides = item["sides"]
         for m in methods if raw else []:
@@ -344,7 +350,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
             from cvtools.visualize.sanity import draw_sanity
 
             save_image(sides["sanity"], draw_sanity(item["photo"], explained.sanity, explainer.methods, colormap,
-                                                    captions=not no_caption), quality=92)
+                                                    captions=not no_caption), quality=92, outputs=outputs)
             written.append(str(sides["sanity"]))
         for m, scores in (explained.metrics or {}).items():
             summary[m].append(scores)
@@ -360,7 +366,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                          + [f"  {line}" for line in explained.details()])
 
     batched = BatchedWork(prepare, compute, finish_one, batch_size)
-    report = run_batch(inputs, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json)
+    report = run_batch(inputs, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json, outputs=outputs)
     if verdicts and not quiet and not as_json:
         wrong = [v for v in verdicts if v[1] != v[2]]
         click.echo(f"misclassified {len(wrong)} of {len(verdicts)} photos with a known class"
@@ -405,7 +411,7 @@ def _save_array(path, tensor, overwrite):
     """A float32 .npy, atomically, never over an existing file unless ``overwrite``."""
     import numpy as np
 
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
 
     array = tensor.numpy().astype(np.float32)
 
@@ -470,7 +476,7 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
     On a CPU this is slow: about 10 s per method per 224 px image for the metrics, plus the
     method itself (scorecam: a forward pass per channel) and ~20 times that for --sanity images.
     """
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
     from cvtools.visualize.explain import analysis_tensor
     from cvtools.visualize.model import parse_target
     from cvtools.visualize.score import Scorecard, score_batch
@@ -604,7 +610,7 @@ def filters(layer, channels, class_targets, neuron, size, steps, lr, seed, batch
 
     from cvtools.backbones.categories import class_index
     from cvtools.errors import ImageError, UsageError
-    from cvtools.imageio import save_image
+    from cvtools.io.atomic import save_image
     from cvtools.visualize.featurevis import ImageParam, labelled_grid, objectives, parse_channels, render
 
     backbone = load_backbone_from_options(**_fp32_unless_asked(model_opts))
@@ -684,7 +690,10 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
     """
     from pathlib import Path
 
-    from cvtools.imageio import expand_inputs, load_image, output_path_for, save_image
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import load_image
+    from cvtools.io.discover import expand_inputs
+    from cvtools.io.naming import output_path_for
     from cvtools.visualize.activations import activation_grid, layer_activations, most_active
     from cvtools.visualize.explain import analysis_tensor
     from cvtools.visualize.featurevis import parse_channels
@@ -695,16 +704,17 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
     size = size or backbone.preprocessing.crop_size
     paths, _ = expand_inputs(inputs)
     many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
+    outputs = run_outputs()
 
     def work(path):
         out = output_path_for(path, output, f"act-{_slug(layer)}", ext=".png", many=many, overwrite=overwrite,
-                              inputs=paths)
+                              inputs=paths, outputs=outputs)
         x = analysis_tensor(load_image(path).rgb, size)
         acts = layer_activations(backbone, x, layer)
         picked = parse_channels(channels, acts.shape[0]) if channels else most_active(acts, top)
         title = f"{Path(path).name} · {backbone.name} {layer}: {len(picked)} of {acts.shape[0]} channels " \
                 f"({acts.shape[1]}x{acts.shape[2]})" + ("" if channels else ", most active first")
-        save_image(out, activation_grid(x, acts, picked, layer, colormap, title=title))
+        save_image(out, activation_grid(x, acts, picked, layer, colormap, title=title), outputs=outputs)
         return f"{path} -> {out}"
 
-    finish(run_batch(inputs, work, "activations", quiet=quiet))
+    finish(run_batch(inputs, work, "activations", quiet=quiet, outputs=outputs))

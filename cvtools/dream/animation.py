@@ -44,12 +44,14 @@ def dream_frames(engine, image, frames: int, zoom_factor: float = 1.05, seed: in
         yield current, alpha
 
 
-def save_animation(path, frames: Sequence, fps: float = 12.0, quality: int = 90) -> Path:
-    """Write PIL frames as an animated GIF or WebP (atomically), looping forever."""
+def save_animation(path, frames: Sequence, fps: float = 12.0, quality: int = 90, outputs=None) -> Path:
+    """Write PIL frames as an animated GIF or WebP (atomically), looping forever; ``outputs``: the
+    run's :class:`~cvtools.io.naming.Outputs` that named ``path`` (marker, overwrite decision)."""
     from PIL import Image
 
     from cvtools.errors import ImageError
-    from cvtools.imageio import atomic_write, output_metadata
+    from cvtools.io.atomic import atomic_write
+    from cvtools.io.markers import output_metadata
 
     path = Path(path)
     ext = path.suffix.lower()
@@ -64,25 +66,27 @@ def save_animation(path, frames: Sequence, fps: float = 12.0, quality: int = 90)
         kwargs = dict(format="GIF", optimize=False, disposal=1)
     else:
         kwargs = dict(format="WEBP", quality=quality, method=4)
-    kwargs.update(output_metadata(path, kwargs["format"]))  # sRGB tag, provenance marker
+    kwargs.update(output_metadata(path, kwargs["format"], outputs))  # sRGB tag, provenance marker
     first, rest = frames[0], list(frames[1:])
 
     def write(tmp):
         first.save(tmp, save_all=True, append_images=rest, duration=duration, loop=0, **kwargs)
 
-    atomic_write(path, write)
+    atomic_write(path, write, outputs=outputs)
     return path
 
 
 def write_dream_animation(engine, image, frames: int, target: Union[str, Path, Sequence], *, zoom_factor: float = 1.05,
-                          seed: int = 0, alpha=None, fps: float = 12.0, progress=None) -> List[Path]:
+                          seed: int = 0, alpha=None, fps: float = 12.0, progress=None, outputs=None) -> List[Path]:
     """Dream a zooming animation of ``image`` (see :func:`dream_frames`) and write it.
 
     target: a .gif/.webp path (one animated file, written atomically once every frame is
     dreamed; WebP keeps ``alpha``, GIF drops it), or a sequence of ``frames`` image paths (each
     frame written, with its alpha, as soon as it is dreamed, so an interrupted run keeps its
-    frames). Returns the paths written."""
-    from cvtools.imageio import save_image, tensor_to_pil
+    frames). ``outputs``: the run's :class:`~cvtools.io.naming.Outputs` that named ``target``.
+    Returns the paths written."""
+    from cvtools.io.atomic import save_image
+    from cvtools.io.decode import tensor_to_pil
 
     animated = isinstance(target, (str, Path))
     if not animated and len(target) != frames:
@@ -97,7 +101,7 @@ def write_dream_animation(engine, image, frames: int, target: Union[str, Path, S
                 im.putalpha(tensor_to_pil(a))
             collected.append(im)
         else:
-            save_image(target[k], rgb, alpha=a)
+            save_image(target[k], rgb, alpha=a, outputs=outputs)
     if animated:
-        return [save_animation(path, collected, fps=fps)]
+        return [save_animation(path, collected, fps=fps, outputs=outputs)]
     return [Path(t) for t in target]

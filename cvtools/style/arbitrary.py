@@ -409,7 +409,7 @@ def save_weights(net: ArbitraryStyleNet, path, extra_metadata: Optional[Dict[str
     embedded one), the architecture in the metadata; written atomically."""
     from safetensors.torch import save_file
 
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
 
     state = {k: v.detach().to("cpu", torch.float16).contiguous() for k, v in net.state_dict().items()}
     meta = dict(extra_metadata or {}, format=WEIGHTS_FORMAT, config=net.config.to_json())

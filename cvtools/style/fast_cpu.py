@@ -8,7 +8,7 @@ exactly stored as fp16 and cast back in the graph: bit-identical outputs, 1.9 MB
 3.1 MB), pinned by SHA-256 in ``bundled/onnx/manifest.json`` together with the SHA-256 of the
 weights they were exported from. When the work allows it (:func:`torch_free_stylizer` decides,
 in one place), a photo is decoded with PIL, run through onnxruntime on numpy arrays and saved by
-:mod:`cvtools.imageio` as usual (marker, sRGB, EXIF policy, atomic writes, naming): no torch.
+:mod:`cvtools.io` as usual (marker, sRGB, EXIF policy, atomic writes, naming): no torch.
 
 What the PyTorch path would do differently falls back to it, image by image: tiling (a forced
 ``tile`` or an image too large for memory), images under 16 px, float (non-8-bit) results.

@@ -264,7 +264,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     ``load_backbone(name)`` loads an extra network (default: like ``backbone``: same device, fp32,
     fused, same memory layout).
     """
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
     from cvtools.style.stylize import resize_long_side
 
     o = check_objective(objective)

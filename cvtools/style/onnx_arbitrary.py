@@ -114,7 +114,7 @@ class OnnxArbitraryStylizer:
         if torch.is_tensor(image):
             photo = (image[0] if image.dim() == 4 else image).float()
         else:
-            from cvtools.imageio import pil_to_tensor
+            from cvtools.io.decode import pil_to_tensor
 
             photo = pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
         if strength == 0.0:
@@ -130,7 +130,7 @@ class OnnxArbitraryStylizer:
             out = torch.nn.functional.interpolate(out[None], size=(h, w), mode="area")[0]
         result = finish_pixels(out, photo, 1.0, preserve_color)
         if as_uint8 and bool(torch.isfinite(result).all()):
-            from cvtools.imageio import to_uint8
+            from cvtools.io.decode import to_uint8
 
             return to_uint8(result)
         return result

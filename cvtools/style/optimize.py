@@ -151,7 +151,7 @@ PaintingSpec = Union[str, os.PathLike, "torch.Tensor", object]
 def _painting_tensor(painting) -> Tuple[torch.Tensor, str]:
     """A painting (path, PIL image or 3×H×W tensor) → ([0, 1] 3×H×W float tensor, name); one
     too small to measure (records.MIN_PAINTING_SIDE) is refused before any photo."""
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
 
     if torch.is_tensor(painting):
         t = painting[0] if painting.dim() == 4 else painting
@@ -710,7 +710,7 @@ class PaintingStylizer:
         if torch.is_tensor(image):
             image = (image[0] if image.dim() == 4 else image).float()
         else:
-            from cvtools.imageio import pil_to_tensor
+            from cvtools.io.decode import pil_to_tensor
 
             image = pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
         self.last_tiles = 0
@@ -734,7 +734,7 @@ class PaintingStylizer:
             raise CvtoolsError("the optimisation gave NaN or infinite pixels; nothing written (try "
                                "precision='fp32')", param="precision")
         if as_uint8:
-            from cvtools.imageio import to_uint8
+            from cvtools.io.decode import to_uint8
 
             return to_uint8(result).cpu()
         return result.cpu()

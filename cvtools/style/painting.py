@@ -133,7 +133,7 @@ class NetworkPaintingStylizer:
         # strength is already in the style: the pixels are not mixed again
         result = finish_pixels(out, photo, 1.0, preserve_color)
         if as_uint8 and bool(torch.isfinite(result).all()):
-            from cvtools.imageio import to_uint8
+            from cvtools.io.decode import to_uint8
 
             return to_uint8(result)
         return result
@@ -203,7 +203,7 @@ class RefinedPaintingStylizer:
 def _photo_tensor(image) -> torch.Tensor:
     if torch.is_tensor(image):
         return (image[0] if image.dim() == 4 else image).float()
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
 
     return pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
 

@@ -113,7 +113,7 @@ class StyleRecord:
         return cls(**known, path=path, weights_dir=weights_dir)
 
     def save(self, path) -> Path:
-        from cvtools.imageio import atomic_write
+        from cvtools.io.atomic import atomic_write
 
         path = Path(path)
         text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
@@ -295,7 +295,7 @@ STYLE_FILE_SUFFIXES = (".json", ".safetensors", ".ckpt")
 def is_painting(text: str) -> bool:
     """Whether a --style value (its weight split off) names a painting: an image file name
     (painting.jpg), or an existing file that is not a style's own (painting.avif)."""
-    from cvtools.imageio import IMAGE_EXTENSIONS
+    from cvtools.io.discover import IMAGE_EXTENSIONS
 
     p = Path(text)
     suffix = p.suffix.lower()
@@ -352,14 +352,14 @@ def check_painting_size(width: int, height: int) -> None:
 
 
 def load_painting(path):
-    """A painting file as 8-bit RGB (PIL), read with every check of :func:`cvtools.imageio.load_image`
+    """A painting file as 8-bit RGB (PIL), read with every check of :func:`cvtools.io.decode.load_image`
     (greyscale, 16-bit, CMYK, palettes and ICC profiles converted; an animation's first frame);
     transparent areas are laid on white, as a page shows them (the colours hidden under them are
     often black and not part of the picture). Too small, unreadable: an ImageError naming it."""
     from PIL import Image
 
     from cvtools.errors import ImageError
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
 
     image = load_image(path)
     try:
@@ -380,7 +380,7 @@ def save_style_weights(net, path, name: str = "") -> str:
     tests/test_style.py bounds the difference.)"""
     from safetensors.torch import save_file
 
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
     from cvtools.weights import sha256_file
 
     state = {k: v.detach().to("cpu").half().contiguous() for k, v in net.state_dict().items()}

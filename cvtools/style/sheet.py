@@ -13,7 +13,7 @@ def style_sheet(photo, records: Sequence, size: int = 384, device: str = "auto",
                 progress: Optional[Callable[[str], None]] = None):
     """A PIL grid: ``photo`` (a PIL image) then ``photo`` stylized by each record, labelled by
     name. ``progress(name)`` is called before each style."""
-    from cvtools.imageio import pil_to_tensor, tensor_to_pil
+    from cvtools.io.decode import pil_to_tensor, tensor_to_pil
     from cvtools.ops import resize_long_side
     from cvtools.style.stylize import Stylizer
     from cvtools.visualize.render import grid

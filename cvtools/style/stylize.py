@@ -259,7 +259,7 @@ class Stylizer:
         original = pixels.to(self.device, non_blocking=True).float().div_(255.0)
         result = finish_pixels(self.stylize_tensor(original)[0], original, strength, preserve_color)
         if as_uint8 and bool(torch.isfinite(result).all()):
-            from cvtools.imageio import to_uint8
+            from cvtools.io.decode import to_uint8
 
             return to_uint8(result).cpu()
         return result.cpu()

@@ -238,7 +238,7 @@ def photo_files(folder, exclude=()) -> List[Path]:
     """The training photos under ``folder``, except any under the ``exclude`` folders (a run's
     own previews, when -o is inside the photo folder, must never become training photos)."""
     from cvtools.errors import safe_path
-    from cvtools.imageio import expand_inputs
+    from cvtools.io.discover import expand_inputs
 
     paths, problems = expand_inputs([str(folder)])
     skip = [os.path.abspath(e) + os.sep for e in exclude]
@@ -327,7 +327,7 @@ class PhotoCrops(torch.utils.data.Dataset):
 
     def _decode(self, i: int):
         """Photo ``i`` as RGB, at most 2× the crop size on its short side (larger never shows)."""
-        from cvtools.imageio import load_image
+        from cvtools.io.decode import load_image
 
         im = load_image(self.files[i]).rgb
         short = min(im.size)
@@ -475,7 +475,7 @@ def _autocast_dtype(precision: str, cuda: bool) -> Optional[torch.dtype]:
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
 
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
@@ -601,7 +601,7 @@ class Trainer:
         """The frozen backbone, its style and content layers, and the perceptual loss against
         the painting."""
         from cvtools.backbones import load_backbone
-        from cvtools.imageio import load_image
+        from cvtools.io.decode import load_image
         from cvtools.style.losses import LossWeights, build_perceptual_loss, check_objective
         from cvtools.style.stylize import resize_long_side
 
@@ -738,7 +738,7 @@ class Trainer:
 
     @torch.no_grad()
     def save_preview(self, image: torch.Tensor, path: Path) -> Path:
-        from cvtools.imageio import save_image
+        from cvtools.io.atomic import save_image
 
         was_training = self.net.training
         self.net.eval()
@@ -1066,7 +1066,7 @@ def _decoded_photos(config: TrainConfig, files: List[Path], workers: int,
 def _preview_image(config: TrainConfig, files: List[Path], dataset: PhotoCrops) -> torch.Tensor:
     """The photo the previews show (--preview, else the first training photo that decodes),
     512 px on its long side."""
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.style.stylize import resize_long_side
 
     if config.preview:

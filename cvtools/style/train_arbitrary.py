@@ -184,7 +184,7 @@ def seeded_holdout(names: Sequence[str], count: int = HOLDOUT_COUNT, seed: int =
 
 def _decode_uint8(path, max_side: int) -> torch.Tensor:
     """A picture as a 3×H×W uint8 tensor, shrunk so its long side is at most ``max_side``."""
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
     from cvtools.ops import resize_long_side
 
     im = resize_long_side(load_image(path).rgb, max_side, enlarge=False)
@@ -399,7 +399,7 @@ class ArbitraryTrainer:
 
     # ------------------------------------------------------------------ files
     def save_checkpoint(self) -> Path:
-        from cvtools.imageio import atomic_write
+        from cvtools.io.atomic import atomic_write
         from cvtools.style.train import content_digest
 
         obj = {
@@ -586,7 +586,7 @@ SHEET_PAINTINGS = 8
 def finish(trainer: ArbitraryTrainer, stopped: str, images_per_second: float, eval_photos: Sequence,
            eval_paintings: Sequence, provenance: Dict, notes: Callable[[str], None] = lambda m: None) -> ArbitraryResult:
     """Checkpoint, losses, weights, measurements, contact sheet and record of a run."""
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
     from cvtools.weights import sha256_file
 
     t0 = time.monotonic()
@@ -679,7 +679,7 @@ def contact_sheet(stylizer: ArbitraryStylizer, photos: Sequence[torch.Tensor], p
     style; a last row gives the first photo at strength 0.5 (style-space interpolation)."""
     from PIL import Image
 
-    from cvtools.imageio import tensor_to_pil
+    from cvtools.io.decode import tensor_to_pil
 
     cols, rows = len(paintings) + 1, len(photos) + 2
     sheet = Image.new("RGB", (cols * cell, rows * cell), (255, 255, 255))

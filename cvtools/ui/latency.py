@@ -60,7 +60,7 @@ def main(argv=None):
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from cvtools.imageio import load_image
+    from cvtools.io.decode import load_image
     from cvtools.ui.library import Library
 
     root = Path(tempfile.mkdtemp(prefix="cvtools-ui-latency-"))

@@ -2,10 +2,9 @@
 
 The server (:mod:`cvtools.ui.server`) only moves bytes and checks requests; what an effect
 does, how its models are built and cached, and how results are written (through
-``output_path_for`` + ``save_image`` inside ``output_claims``, so each download carries the
+``output_path_for`` + ``save_image`` with an ``Outputs`` per result, so each download carries the
 same provenance marker, sRGB tag and atomic write as the command line's outputs) lives here.
-When the per-file work becomes library jobs (issue #30) and ``imageio`` moves into
-``cvtools.io``, this module is what changes.
+When the per-file work becomes library jobs (issue #30), this module is what changes.
 
 Nothing here prints or reads a path the browser chose: inputs are files the server wrote into
 its own temporary folder, and outputs go next to them.
@@ -35,13 +34,13 @@ class Cancelled(CvtoolsError):
 
 
 def image_extensions() -> Tuple[str, ...]:
-    from cvtools.imageio import IMAGE_EXTENSIONS
+    from cvtools.io.discover import IMAGE_EXTENSIONS
 
     return tuple(sorted(IMAGE_EXTENSIONS))
 
 
 def video_extensions() -> Tuple[str, ...]:
-    from cvtools.imageio import VIDEO_EXTENSIONS
+    from cvtools.io.discover import VIDEO_EXTENSIONS
 
     return tuple(sorted(VIDEO_EXTENSIONS))
 
@@ -104,7 +103,7 @@ class Library:
     def load(self, path):
         """An uploaded image decoded as every command decodes (validated, EXIF turned, ICC → sRGB,
         the pixel limit)."""
-        from cvtools.imageio import load_image
+        from cvtools.io.decode import load_image
 
         return load_image(path, max_pixels=self.max_pixels)
 
@@ -112,28 +111,33 @@ class Library:
     def save(input_path: Path, suffix: str, image, command: str, options: dict, alpha=None, ext=None,
              quality: int = 95) -> Path:
         """Write ``image`` next to ``input_path`` as the command line writes its outputs: named by
-        ``output_path_for`` inside ``output_claims`` with the command and its options, so the
-        file carries the provenance marker and the sRGB tag (``save_image``), written atomically."""
-        from cvtools.imageio import OutputSkipped, Provenance, output_claims, output_path_for, save_image
+        ``output_path_for`` with an ``Outputs`` holding the command and its options, so the file
+        carries the provenance marker and the sRGB tag (``save_image``), written atomically."""
+        from cvtools.io.atomic import save_image
+        from cvtools.io.markers import Provenance
+        from cvtools.io.naming import Outputs, OutputSkipped, output_path_for
 
-        with _CLAIMS, output_claims(provenance=Provenance(command, options), batch=[input_path]):
-            try:
-                target = output_path_for(input_path, None, suffix, ext=ext, inputs=[input_path])
-            except OutputSkipped as done:  # the same command, options and input: that file is this result
-                if done.kind == "done" and done.target is not None:
-                    return Path(done.target)
-                raise
-            save_image(target, image, alpha=alpha, quality=quality)
+        outputs = Outputs(Provenance(command, options), batch=[input_path])
+        try:
+            target = output_path_for(input_path, None, suffix, ext=ext, inputs=[input_path], outputs=outputs)
+        except OutputSkipped as done:  # the same command, options and input: that file is this result
+            if done.kind == "done" and done.target is not None:
+                return Path(done.target)
+            raise
+        save_image(target, image, alpha=alpha, quality=quality, outputs=outputs)
         return target
 
     @staticmethod
-    def target(input_path: Path, suffix: str, command: str, options: dict, ext: str, video: bool = False) -> Path:
-        """The name ``output_path_for`` gives an output written later (a video, an animation),
-        registered with its provenance so that the writer tags it (the container's comment)."""
-        from cvtools.imageio import Provenance, output_claims, output_path_for
+    def target(input_path: Path, suffix: str, command: str, options: dict, ext: str, video: bool = False):
+        """(the name ``output_path_for`` gives an output written later (a video, an animation), the
+        ``Outputs`` that named it with its provenance): give the writer both, so that it tags the
+        file (the container's comment)."""
+        from cvtools.io.markers import Provenance
+        from cvtools.io.naming import Outputs, output_path_for
 
-        with _CLAIMS, output_claims(provenance=Provenance(command, options), batch=[input_path]):
-            return output_path_for(input_path, None, suffix, ext=ext, inputs=[input_path], video=video)
+        outputs = Outputs(Provenance(command, options), batch=[input_path])
+        return output_path_for(input_path, None, suffix, ext=ext, inputs=[input_path], video=video,
+                               outputs=outputs), outputs
 
     # ------------------------------------------------------------------ style
     def stylizer(self, styles: Sequence[Tuple[str, float]], photos: bool = True):
@@ -228,7 +232,7 @@ class Library:
         with self.lock:
             out = stylizer(rgb, strength=strength, preserve_color=preserve_color, tile=None, as_uint8=True)
         if not isinstance(out, Image.Image):
-            from cvtools.imageio import tensor_to_pil
+            from cvtools.io.decode import tensor_to_pil
 
             out = tensor_to_pil(out)
         buf = io.BytesIO()
@@ -253,7 +257,7 @@ class Library:
                 progress(done, total)
 
         options = {"--style": [style], "--strength": strength, "--size": size, "--stable": bool(stable)}
-        target = self.target(clip, style, "stylize", options, ext=".mp4", video=True)
+        target, outputs = self.target(clip, style, "stylize", options, ext=".mp4", video=True)
         stylizer = self.stylizer([(style, 1.0)], photos=False)
         stabilizer = None
         if stable:
@@ -263,7 +267,7 @@ class Library:
         with self.lock:
             t0 = time.perf_counter()
             result = stylize_video(stylizer, clip, target, size=size, strength=strength, stable=stabilizer,
-                                   progress=report)
+                                   progress=report, outputs=outputs)
         return Result(Path(result.path), result.width, result.height, time.perf_counter() - t0,
                       extra={"frames": result.frames})
 
@@ -295,7 +299,7 @@ class Library:
         import time
 
         from cvtools.dream import DreamEngine, DreamSettings
-        from cvtools.imageio import pil_to_tensor
+        from cvtools.io.decode import pil_to_tensor
         from cvtools.ops import resize_long_side
 
         settings = DreamSettings(layers=tuple(layers) or None, octaves=int(octaves), steps=int(steps))
@@ -315,9 +319,9 @@ class Library:
                 from cvtools.dream.animation import write_dream_animation
 
                 options.update({"--frames": int(frames), "--zoom": float(zoom), "--fps": float(fps)})
-                target = self.target(photo, "dream", "dream", options, ext=".webp")
+                target, outputs = self.target(photo, "dream", "dream", options, ext=".webp")
                 write_dream_animation(engine, pil_to_tensor(rgb), int(frames), target, zoom_factor=float(zoom),
-                                      seed=seed, alpha=None, fps=float(fps))
+                                      seed=seed, alpha=None, fps=float(fps), outputs=outputs)
                 return Result(target, rgb.width, rgb.height, time.perf_counter() - t0, extra={"frames": frames})
             out = engine(pil_to_tensor(rgb), seed=seed)
             seconds = time.perf_counter() - t0
@@ -386,10 +390,6 @@ class Library:
                 "layer": layer or getattr(getattr(bb, "defaults", None), "cam", None),
                 "layers": list(bb.layer_paths),
                 "checks": report.details() if (metrics or sanity) else []}
-
-
-#: output_claims keeps its state in module globals: one request names its output at a time.
-_CLAIMS = threading.Lock()
 
 
 def parse_styles(text: str) -> List[Tuple[str, float]]:

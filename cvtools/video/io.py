@@ -26,11 +26,8 @@ caller is told).
 
 from __future__ import annotations
 
-import functools
-import inspect
 import math
 import os
-import stat as _stat
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
@@ -38,9 +35,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Tuple, Union
 
 from cvtools.errors import CvtoolsError, ImageError, UsageError, one_line
-
-#: Video containers read (mp4, m4v, mov, mkv, webm, avi).
-from cvtools.imageio import VIDEO_EXTENSIONS  # noqa: E402  (one list: imageio finds them in folders)
+from cvtools.io.container import av_module, check_file, open_input, sniff_container
+from cvtools.io.decode import MAX_ASPECT_RATIO, max_pixels_from_env, sniff_image
+from cvtools.io.discover import VIDEO_EXTENSIONS  # one list: discovery finds videos in folders
 
 #: Written through FFmpeg; .gif/.webp through Pillow.
 WRITABLE_VIDEO = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska", ".webm": "webm"}
@@ -59,53 +56,9 @@ MAX_ANIMATION_BYTES = 2 * 1024 ** 3
 _AV_LOCK = threading.Lock()
 
 
-def av_module():
-    """PyAV, imported on first use; a one-line error saying how to install it when missing."""
-    try:
-        import av
-    except ImportError:
-        raise CvtoolsError("video needs PyAV (FFmpeg for Python): pip install av") from None
-    return av
-
-
 def _av_errors():
     av = av_module()
     return (av.error.FFmpegError, av.error.InvalidDataError) if hasattr(av, "error") else (Exception,)
-
-
-def open_input(path, demuxer: Optional[str]):
-    """``av.open`` of a file to read with the demuxer named (never FFmpeg's guess), its tags read
-    leniently: a title that is not UTF-8 must not make a file unreadable."""
-    return av_module().open(str(path), format=demuxer, **_lenient_tags())
-
-
-@functools.lru_cache(maxsize=None)
-def _lenient_tags() -> dict:
-    """The keywords that make the installed PyAV's ``av.open`` read tags leniently, decided once.
-    PyAV 18 and older decode tags strictly unless told ``metadata_errors="ignore"``; PyAV 19
-    removed the keyword (passing it is a TypeError) and decodes with ``surrogateescape``, which
-    never fails (:func:`_tag_text` drops what it could not decode)."""
-    av = av_module()
-    try:
-        takes = "metadata_errors" in inspect.signature(av.open).parameters
-    except (TypeError, ValueError):  # compiled without a signature (PyAV's wheels): its version says
-        takes = _major_version(getattr(av, "__version__", "")) < 19
-    return {"metadata_errors": "ignore"} if takes else {}
-
-
-def _major_version(version: str) -> int:
-    try:
-        return int(str(version).split(".")[0])
-    except ValueError:
-        return 1_000  # unknown: assume a new PyAV (leaving the keyword out only loses the leniency)
-
-
-def _tag_text(value) -> Optional[str]:
-    """A tag as text without the bytes that are not UTF-8 (PyAV 19 hands them over as lone
-    surrogates, which cannot be printed or encoded; PyAV 18 dropped them), or None."""
-    if not isinstance(value, str):
-        return None
-    return "".join(c for c in value if not "\ud800" <= c <= "\udfff")
 
 
 @dataclass
@@ -156,44 +109,12 @@ class Frame:
 # ----------------------------------------------------------------------------- recognising
 
 
-def _sniff_container(head: bytes) -> Optional[str]:
-    """The FFmpeg demuxer for a file's first bytes, or None (not a container cvtools reads)."""
-    if len(head) >= 12 and head[4:8] in (b"ftyp", b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
-        return "mov"  # FFmpeg's one demuxer for mov, mp4, m4v, 3gp
-    if head.startswith(b"\x1a\x45\xdf\xa3"):
-        return "matroska"  # mkv and webm
-    if head[:4] == b"RIFF" and head[8:12] in (b"AVI ", b"AVIX"):
-        return "avi"
-    return None
-
-
 def _animation_kind(head: bytes) -> Optional[str]:
     if head[:6] in (b"GIF87a", b"GIF89a"):
         return "GIF"
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "WEBP"
     return None
-
-
-def _check_file(path: Path) -> bytes:
-    """The file's first 64 bytes, after the checks every input gets (exists, regular, not empty)."""
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise ImageError(path, "no such file" if not path.is_symlink() else "broken symbolic link") from None
-    except OSError as exc:
-        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from None
-    if _stat.S_ISDIR(st.st_mode):
-        raise ImageError(path, "is a directory, not a video")
-    if not _stat.S_ISREG(st.st_mode):
-        raise ImageError(path, "not a regular file")
-    if st.st_size == 0:
-        raise ImageError(path, "empty file (0 bytes)")
-    try:
-        with open(path, "rb") as f:
-            return f.read(64)
-    except OSError as exc:
-        raise ImageError(path, f"cannot read ({exc.strerror or exc})") from None
 
 
 def is_video(path) -> bool:
@@ -218,8 +139,6 @@ def is_video(path) -> bool:
 
 
 def _limits(path, w: int, h: int, max_pixels) -> None:
-    from cvtools.imageio import MAX_ASPECT_RATIO, max_pixels_from_env
-
     if w < 2 or h < 2:
         raise ImageError(path, f"video frames are {w}x{h}: too small")
     if max(w, h) > MAX_ASPECT_RATIO * min(w, h):
@@ -237,15 +156,13 @@ def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
     aspect limits of images), a usable frame rate, at most :data:`MAX_FRAMES` frames, and a first
     frame that decodes. Raises ImageError naming the file."""
     path = Path(path)
-    head = _check_file(path)
+    head = check_file(path)
     anim = _animation_kind(head)
     if anim is not None:
         return _probe_animation(path, anim, max_pixels)
-    demuxer = _sniff_container(head)
+    demuxer = sniff_container(head)
     if demuxer is None:
-        from cvtools.imageio import _sniff
-
-        kind = _sniff(head)
+        kind = sniff_image(head)
         what = f"a {kind[0]} file, not a video" if kind else "not a recognised video file"
         raise ImageError(path, f"{what} (cvtools reads mp4, mov, mkv, webm, avi and animated GIF/WebP)")
     errors = _av_errors()
@@ -460,7 +377,7 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
     end = None if duration is None else start + duration
     index = 0
     try:
-        with open_input(path, _sniff_container(_check_file(path))) as container:
+        with open_input(path, sniff_container(check_file(path))) as container:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"  # frame + slice threads: 1080p H.264 decodes several times faster
             if threads:
@@ -628,7 +545,7 @@ class AudioSource:
         """A demuxer of its own on the file (each track is read at its own pace), or None when it
         cannot be opened (the video is still written)."""
         try:
-            return open_input(self.path, _sniff_container(_check_file(self.path)))
+            return open_input(self.path, sniff_container(check_file(self.path)))
         except Exception:
             return None
 
@@ -1055,7 +972,7 @@ def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, 
     whose audio goes along. Odd sides are cropped by 1 px for yuv420p. Returns the path."""
     import numpy as np
 
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
 
     path = Path(path)
     check_output_format(path)
@@ -1092,36 +1009,3 @@ def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, 
 
     atomic_write(path, write, overwrite=overwrite)
     return path
-
-
-# ----------------------------------------------------------------------------- markers
-
-
-def read_video_comment(path) -> Optional[str]:
-    """The container's ``comment`` metadata of a video cvtools can read (None when absent or
-    unreadable); GIF/WebP markers are read by :func:`cvtools.imageio.read_marker` itself."""
-    try:
-        p = Path(path)
-        head = _check_file(p)
-        demuxer = _sniff_container(head)
-        if demuxer is None:
-            return None
-        with open_input(p, demuxer) as c:
-            text = c.metadata.get("comment") or c.metadata.get("COMMENT")
-            if not text and c.streams.video:
-                text = c.streams.video[0].metadata.get("comment")
-            return _tag_text(text)
-    except Exception:
-        return None
-
-
-def read_video_marker(path) -> Optional[dict]:
-    """The provenance marker of a video cvtools wrote (its container's comment, "cvtools:{...}"),
-    validated like :func:`cvtools.imageio.read_marker`'s; None when absent or malformed."""
-    from cvtools.imageio import parse_marker
-
-    text = read_video_comment(path)
-    prefix = "cvtools:"
-    if not text or not text.startswith(prefix):
-        return None
-    return parse_marker(text[len(prefix):])

@@ -123,17 +123,17 @@ def _probed(src: Path, info: Optional[VideoInfo], start, duration) -> VideoInfo:
     return info
 
 
-def marker_comment(dst) -> Optional[str]:
-    """The provenance marker text an output named by ``output_path_for`` carries ("cvtools:{...}"),
-    or None outside a run."""
-    from cvtools.imageio import output_metadata
+def marker_comment(dst, outputs=None) -> Optional[str]:
+    """The provenance marker text an output named by ``outputs`` (the run's
+    :class:`~cvtools.io.naming.Outputs`) carries ("cvtools:{...}"), or None outside a run."""
+    from cvtools.io.markers import output_metadata
 
-    comment = output_metadata(dst, "GIF").get("comment")
+    comment = output_metadata(dst, "GIF", outputs).get("comment")
     return comment.decode("ascii", "replace") if comment else None
 
 
 def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, stable, progress, notify, info,
-               overwrite, encoder_options, planes=False, finished=False):
+               overwrite, encoder_options, planes=False, finished=False, outputs=None):
     """Shared pipeline: probe, decode (thread), compute (this thread), stabilize + encode (one
     writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``
     (``planes``: lists of yuv420p planes in and out, see :func:`planes_to_rgb`; ``finished``:
@@ -141,7 +141,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     import numpy as np
 
     from cvtools.batch import prefetch, run_stages
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
 
     src, dst = Path(src), Path(dst)
     check_output_format(dst)
@@ -157,7 +157,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     total = expected_frames(info, start, duration)
     clock = _Clock()
     done = 0
-    comment = marker_comment(dst)
+    comment = marker_comment(dst, outputs)
     audio = AudioSource(src, start, duration) if ((info.has_audio or info.subtitles) and video_out) else None
     result = VideoResult(dst, 0, w, h, info.fps)
     t_start = time.perf_counter()
@@ -223,7 +223,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
         result.audio = ", ".join(t for t in tracks if t) or None
 
     try:
-        atomic_write(dst, write, overwrite=overwrite)
+        atomic_write(dst, write, overwrite=overwrite, outputs=outputs)
     except _Passthrough as p:
         raise p.exc from None
     result.frames = done
@@ -371,7 +371,7 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
     import numpy as np
     import torch
 
-    from cvtools.imageio import to_uint8
+    from cvtools.io.decode import to_uint8
     from cvtools.style.stylize import MIN_SIDE, finish_pixels
 
     fast = hasattr(stylizer, "stylize_tensor") and hasattr(stylizer, "device")
@@ -437,13 +437,14 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
                   notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
                   overwrite: Optional[bool] = None, crf: Optional[int] = None,
                   preset: Optional[str] = None, tune: Optional[bool] = None,
-                  yuv: Optional[bool] = None, finish_on_device: Optional[bool] = None) -> VideoResult:
+                  yuv: Optional[bool] = None, finish_on_device: Optional[bool] = None, outputs=None) -> VideoResult:
     """Stylize the frames of ``src`` (from ``start`` seconds, for ``duration``; resized to a longer
     side of ``size``) and write ``dst`` (container by extension) with the audio of that range.
 
     ``stable``: a temporal stabilizer (see the module). ``batch_size``: frames per forward pass
     (default: up to 8 on a GPU, as memory allows; 1 on a CPU). ``progress(done, total)`` after each
-    batch is encoded. ``overwrite``: None follows ``output_path_for``'s decision for ``dst``.
+    batch is encoded. ``overwrite``: None follows the decision ``outputs`` (the run's
+    :class:`~cvtools.io.naming.Outputs`, which also gives the marker) made when naming ``dst``.
     ``crf``/``preset``: H.264 quality and speed (defaults 18 and :func:`x264_preset_for`: ``superfast``
     on CUDA, ``veryfast`` elsewhere; ``CVTOOLS_X264_PRESET`` overrides the default). ``tune``: cuDNN
     autotuning on CUDA (None: for clips of :data:`TUNE_FRAMES` frames or more, or with
@@ -486,7 +487,7 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
         return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
                           stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
                           encoder_options={"crf": crf, "preset": preset}, planes=bool(yuv),
-                          finished=finish_on_device)
+                          finished=finish_on_device, outputs=outputs)
 
 
 #: libx264 preset when the style network runs on CUDA. Measured on an H100 host (16 cores, torch 2.11,
@@ -544,7 +545,7 @@ def dream_frames_fn(engine, seed: int = 0, warp: bool = True, blend: Optional[fl
     import numpy as np
     import torch
 
-    from cvtools.imageio import to_uint8
+    from cvtools.io.decode import to_uint8
 
     state = {"prev_in": None, "prev_out": None}
     start_fn = None
@@ -579,7 +580,7 @@ def dream_video(engine, src, dst, *, start: float = 0.0, duration: Optional[floa
                 stable=None, progress: Optional[Callable[[int, int], None]] = None, step_progress=None,
                 notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
                 overwrite: Optional[bool] = None, crf: Optional[int] = None,
-                preset: Optional[str] = None) -> VideoResult:
+                preset: Optional[str] = None, outputs=None) -> VideoResult:
     """Dream every frame of ``src`` and write ``dst`` with the audio. ``warp`` (default): each frame
     starts from the previous dream warped by the input's optical flow and blended with the new
     frame (``blend``: V2's default), so patterns follow the motion instead of being re-dreamed
@@ -589,4 +590,4 @@ def dream_video(engine, src, dst, *, start: float = 0.0, duration: Optional[floa
     compute = dream_frames_fn(engine, seed=seed, warp=warp, blend=blend, step_progress=step_progress)
     return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=1,
                       stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
-                      encoder_options={"crf": crf, "preset": preset})
+                      encoder_options={"crf": crf, "preset": preset}, outputs=outputs)

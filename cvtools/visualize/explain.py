@@ -42,7 +42,7 @@ def analysis_size(width: int, height: int, size: int = 224, multiple: int = 32,
 
 def analysis_tensor(image: Image.Image, size: int = 224) -> torch.Tensor:
     """A PIL image -> 3×H×W [0, 1] tensor at :func:`analysis_size` (antialiased bicubic)."""
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
 
     w, h = analysis_size(*image.size, size=size)
     return pil_to_tensor(image.convert("RGB").resize((w, h), Image.BICUBIC, reducing_gap=3.0)).clamp_(0, 1)
@@ -210,7 +210,7 @@ def draw_explanation(photo: Image.Image, result: Explanation, methods: Sequence[
     blurred by one analysis pixel for display only (they are being enlarged anyway; the saved
     raw maps and the metrics use the unblurred ones).
     """
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
     from cvtools.visualize.catalog import METHOD_INFO
     from cvtools.visualize.render import (
         captioned,

@@ -46,7 +46,7 @@ def fit_text(text: str, width: int, fnt) -> str:
 
 
 def to_pil(t: torch.Tensor) -> Image.Image:
-    from cvtools.imageio import tensor_to_pil
+    from cvtools.io.decode import tensor_to_pil
 
     return tensor_to_pil(t.detach().float().cpu())
 

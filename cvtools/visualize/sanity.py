@@ -181,7 +181,7 @@ def draw_sanity(photo, result: ImageSanity, methods, colormap=None, captions: bo
     (evenly spaced, always including the last), each labelled with its rank correlation."""
     from PIL import Image
 
-    from cvtools.imageio import pil_to_tensor
+    from cvtools.io.decode import pil_to_tensor
     from cvtools.visualize.catalog import METHOD_INFO
     from cvtools.visualize.render import display_size, grid, overlay, to_pil
 

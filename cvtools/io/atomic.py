@@ -1,0 +1,167 @@
+"""Writing files atomically (a hidden temporary file in the target directory, flushed, then
+renamed), never onto an input, never over an existing file unless asked; :func:`save_image`
+writes an image that way with the sRGB tag and its provenance marker."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+from PIL import Image
+
+from cvtools.errors import CvtoolsError, ImageError, one_line
+from cvtools.io.decode import tensor_to_pil
+from cvtools.io.markers import output_metadata, read_marker
+from cvtools.io.naming import FORMATS, Outputs, OutputSkipped
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _same_result(written, existing) -> bool:
+    """Whether ``existing`` carries the very marker ``written`` does (same command, options and
+    input): two identical runs racing on one output made the same file."""
+    mine = read_marker(written)
+    return mine is not None and mine == read_marker(existing)
+
+
+def atomic_write(path, write_fn, overwrite: Optional[bool] = None, outputs: Optional[Outputs] = None) -> None:
+    """Call ``write_fn(tmp_path)`` and move the result into place; nothing partial is left.
+
+    The temporary file is hidden, with a short fixed-length random name
+    (``.cvtools-XXXXXXXX.part.EXT``, so an output whose name is near the file system's limit
+    can still be written) in the target directory, flushed to disk, given the permissions a new file gets (umask), then renamed over ``path``. On any
+    error or interruption (Ctrl-C, SIGTERM in a batch) it is removed.
+    ``overwrite=False`` never replaces an existing file (even one that appeared while
+    ``write_fn`` ran); ``None``: False for outputs that ``outputs`` (the run's
+    :class:`~cvtools.io.naming.Outputs`) named without ``overwrite``, else True.
+    """
+    path = Path(path)
+    if overwrite is None:
+        record = outputs.record(path) if outputs is not None else None
+        overwrite = True if record is None else record.overwrite
+    parent = path.parent if str(path.parent) else Path(".")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ImageError(path, "cannot create the output directory: a file is in the way") from None
+    except OSError as exc:
+        raise ImageError(path, f"cannot create the output directory ({exc.strerror or exc})") from None
+    if not parent.is_dir():
+        raise ImageError(path, "cannot create the output directory: a file is in the way")
+    if not os.access(parent, os.W_OK):
+        raise ImageError(path, "output directory is not writable")
+    if path.is_dir():
+        raise ImageError(path, "output is a directory")
+    tmp = None
+    try:
+        ext = path.suffix if len(path.suffix) <= 8 else ""
+        fd, tmp = tempfile.mkstemp(prefix=".cvtools-", suffix=".part" + ext, dir=parent)
+        os.close(fd)
+        write_fn(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        try:
+            mode = os.stat(path).st_mode & 0o7777 if overwrite else None
+        except OSError:
+            mode = None
+        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if path exists: no window for a race
+            except FileExistsError:
+                if _same_result(tmp, path):  # an identical run raced us to it: its file is ours
+                    raise OutputSkipped(path, "already done: another run of the same command and options wrote "
+                                              "it meanwhile", "done", target=path) from None
+                raise ImageError(path, "output exists (it appeared while this one was made); "
+                                       "pass overwrite=True to replace it", param="overwrite") from None
+            except OSError:  # a file system without hard links
+                if path.exists():
+                    raise ImageError(path, "output exists; pass overwrite=True to replace it", param="overwrite") from None
+                os.replace(tmp, path)
+            else:
+                os.unlink(tmp)
+        tmp = None
+        _fsync_dir(parent)
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        if isinstance(exc, (CvtoolsError, KeyboardInterrupt, SystemExit, GeneratorExit)):
+            raise
+        if isinstance(exc, MemoryError):
+            raise ImageError(path, "out of memory while writing") from None
+        if isinstance(exc, OSError):
+            raise ImageError(path, f"cannot write ({exc.strerror or one_line(exc)})") from None
+        if isinstance(exc, Exception):  # e.g. an encoder refusing the size (WebP: 16383 px)
+            raise ImageError(path, f"cannot write ({one_line(exc, 200) or type(exc).__name__})") from None
+        raise
+
+
+def save_image(path, image, alpha=None, quality: int = 95, outputs: Optional[Outputs] = None) -> Path:
+    """Atomically save a PIL image or a [0, 1] tensor (C×H×W), with optional alpha.
+
+    A tensor with NaN or infinite values is refused (a numerical failure upstream must not
+    become a black or speckled image on disk). Alpha is kept in PNG, WebP and TIFF. The file is
+    tagged sRGB and, when named by :func:`~cvtools.io.naming.output_path_for` with ``outputs`` (the
+    run's :class:`~cvtools.io.naming.Outputs`), carries its provenance marker
+    (:func:`~cvtools.io.markers.output_metadata`) and follows the overwrite decision made then.
+    """
+    from cvtools.timings import mark
+
+    mark("first_write")
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ImageError(path, f"unknown output format {path.suffix or '(no extension)'!r}; "
+                               "use .png, .jpg, .webp, .tif or .bmp")
+    if isinstance(image, Image.Image):
+        im = image
+    else:
+        import torch
+
+        if image.is_floating_point() and not bool(torch.isfinite(image).all()):
+            raise ImageError(path, "the result has NaN or infinite values (a numerical failure); nothing written")
+        im = tensor_to_pil(image)
+    if alpha is not None:
+        a = alpha if isinstance(alpha, Image.Image) else tensor_to_pil(alpha)
+        if a.size != im.size:
+            a = a.resize(im.size, Image.BILINEAR)
+        if fmt in ("PNG", "WEBP", "TIFF"):
+            im = im.convert("RGB")
+            im.putalpha(a.convert("L"))
+    if fmt in ("JPEG", "PPM") and im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+    elif fmt == "BMP" and im.mode not in ("RGB", "L", "RGBA", "1", "P"):
+        im = im.convert("RGB")
+    kwargs = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    kwargs.update(output_metadata(path, fmt, outputs))
+
+    def write(tmp):
+        im.save(tmp, format=fmt, **kwargs)
+
+    atomic_write(path, write, outputs=outputs)
+    mark("first_written")
+    return path

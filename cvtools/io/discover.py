@@ -1,0 +1,62 @@
+"""Input discovery: files, folders and glob patterns to the list of files a command runs on."""
+
+from __future__ import annotations
+
+import glob
+import os
+from pathlib import Path
+from typing import Iterable, Optional
+
+from cvtools.errors import ImageError
+
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+#: Video files (cvtools/video) that stylize and dream take: found in folders only when a command
+#: asks (``expand_inputs(extensions=...)``), named by ``output_path_for(video=True)``.
+VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
+
+
+def expand_inputs(inputs: Iterable[str], recursive: bool = True, found: Optional[set] = None,
+                  extensions: Optional[Iterable[str]] = None) -> tuple[list[Path], list[ImageError]]:
+    """Files, directories (searched for images) and glob patterns to a list of image paths.
+
+    Returns (paths, problems): a pattern or directory that yields nothing is a problem, reported
+    by the caller while the rest of the batch goes on. ``found``, if given, receives the absolute
+    paths that came from searching a directory or matching a pattern (not named one by one):
+    among those, a command's own earlier outputs are left out (see :func:`output_path_for`).
+    """
+    paths: list[Path] = []
+    problems: list[ImageError] = []
+    seen = set()
+    extensions = IMAGE_EXTENSIONS if extensions is None else set(extensions)  # searched for in folders
+
+    def add(p: Path, searched: bool):
+        key = os.path.abspath(p)
+        if searched and found is not None and key not in seen:
+            found.add(key)
+        if key not in seen:
+            seen.add(key)
+            paths.append(p)
+
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found_here = sorted(
+                q for q in (p.rglob("*") if recursive else p.iterdir())
+                if q.is_file() and q.suffix.lower() in extensions and not q.name.startswith(".")
+            )
+            if not found_here:
+                what = "images or videos" if extensions & VIDEO_EXTENSIONS else "images"
+                problems.append(ImageError(p, f"directory holds no {what}"))
+            for q in found_here:
+                add(q, True)
+        elif p.exists():
+            add(p, False)
+        elif any(ch in item for ch in "*?["):
+            found_here = sorted(Path(q) for q in glob.glob(item, recursive=True) if Path(q).is_file())
+            if not found_here:
+                problems.append(ImageError(item, "pattern matches no files"))
+            for q in found_here:
+                add(q, True)
+        else:
+            problems.append(ImageError(p, "no such file or directory"))
+    return paths, problems
