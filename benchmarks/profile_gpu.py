@@ -93,7 +93,8 @@ def train(rows, style, batch=64):
     network + loss compiled."""
     import tempfile
 
-    from cvtools.style.train import TrainConfig, Trainer
+    from cvtools.style.train import TrainConfig
+    from cvtools.style.trainer import Trainer
 
     dev = torch.device("cuda")
     g = torch.Generator().manual_seed(0)

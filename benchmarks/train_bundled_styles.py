@@ -97,7 +97,9 @@ def probe_rate(config, steps=30, warmup=10) -> float:
     """Steady-state images/s of the real training step and data pipeline (not kept)."""
     import torch
 
-    from cvtools.style.train import PhotoCrops, Trainer, default_workers, make_loader, photo_files
+    from cvtools.style.train_config import default_workers
+    from cvtools.style.train_data import PhotoCrops, make_loader, photo_files
+    from cvtools.style.trainer import Trainer
 
     trainer = Trainer(config)
     files = photo_files(config.photos)

@@ -22,15 +22,10 @@ from PIL import Image
 
 from cvtools.errors import UsageError, WeightsError
 from cvtools.style.records import load_style_weights, read_record, save_style_weights
-from cvtools.style.train import (
-    TrainConfig,
-    Trainer,
-    TrainingStopped,
-    content_digest,
-    default_preview_every,
-    load_checkpoint,
-    train_style,
-)
+from cvtools.style.train import TrainConfig, TrainingStopped, train_style
+from cvtools.style.train_checkpoint import content_digest, load_checkpoint
+from cvtools.style.train_config import default_preview_every
+from cvtools.style.trainer import Trainer
 
 STYLE = SAMPLES / "rocket.jpg"
 

@@ -141,7 +141,8 @@ def test_training_uses_and_records_the_objective(tmp_path, monkeypatch, lite0):
 
     import cvtools.backbones
     from cvtools.errors import UsageError
-    from cvtools.style.train import TrainConfig, Trainer, train_style
+    from cvtools.style.train import TrainConfig, train_style
+    from cvtools.style.trainer import Trainer
 
     monkeypatch.setattr(cvtools.backbones, "load_backbone", lambda *a, **k: lite0)  # loading is the slow part
     photos = tmp_path / "photos"

@@ -12,15 +12,10 @@ from conftest import SAMPLES
 from PIL import Image
 
 from cvtools.style.records import resolve_style
-from cvtools.style.train import (
-    PhotoCrops,
-    TrainConfig,
-    Trainer,
-    TrainingStopped,
-    load_checkpoint,
-    sample_indices,
-    train_style,
-)
+from cvtools.style.train import TrainConfig, TrainingStopped, train_style
+from cvtools.style.train_checkpoint import load_checkpoint
+from cvtools.style.train_data import PhotoCrops, sample_indices
+from cvtools.style.trainer import Trainer
 
 
 @pytest.fixture(autouse=True)
@@ -194,7 +189,7 @@ def test_preloaded_photos_give_the_same_samples(tmp_path):
     import torch
     from PIL import Image
 
-    from cvtools.style.train import PhotoCrops
+    from cvtools.style.train_data import PhotoCrops
 
     files = []
     for i, name in enumerate(("astronaut", "chelsea", "coffee")):
@@ -213,7 +208,7 @@ def test_preloaded_photos_give_the_same_samples(tmp_path):
 
 # ---------------------------------------------------------------- the stability (temporal) term
 def test_stability_pair_moves_by_pixels():
-    from cvtools.style.train import stability_pair
+    from cvtools.style.train_objective import stability_pair
 
     x = torch.rand(3, 3, 48, 64, generator=torch.Generator().manual_seed(0))
     still = stability_pair(x, torch.Generator().manual_seed(1), {"shift": 0, "zoom": 0, "turn": 0})
@@ -237,7 +232,7 @@ def test_stability_pair_moves_by_pixels():
 
 
 def test_stability_distance_is_zero_for_a_moving_network_and_not_for_a_grid_pattern():
-    from cvtools.style.train import stability_pair
+    from cvtools.style.train_objective import stability_pair
 
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     pair = stability_pair(x, torch.Generator().manual_seed(3))

@@ -30,7 +30,8 @@ def make_seeds(d: Path) -> dict:
 
     from cvtools.style.network import TransformerNet
     from cvtools.style.records import StyleRecord, save_style_weights
-    from cvtools.style.train import CHECKPOINT_FORMAT, TrainConfig, content_digest
+    from cvtools.style.train import TrainConfig
+    from cvtools.style.train_checkpoint import CHECKPOINT_FORMAT, content_digest
 
     torch.manual_seed(0)
     net = TransformerNet(0.125, 1)
@@ -79,7 +80,7 @@ def mutate(data: bytes, rng: random.Random) -> bytes:
 
 def target(kind: str, path: Path):
     from cvtools.style.records import load_style_weights, read_record
-    from cvtools.style.train import load_checkpoint
+    from cvtools.style.train_checkpoint import load_checkpoint
 
     if kind == "record":
         return read_record(path).load_network()

@@ -7,7 +7,8 @@
 Training: :func:`cvtools.style.train.train_style` (``cvtools train-style``).
 Modules: ``network`` (TransformerNet), ``losses`` (Gram/content/TV via backbone taps),
 ``stylize`` (Stylizer: precision, tiling, strength, colour), ``tiling`` (tiles and blending),
-``train`` (the training loop, checkpoints, resume), ``records`` (style records, bundled styles).
+``train`` (``train_style``; its parts: ``train_config``, ``train_data``, ``train_objective``,
+``trainer``, ``train_loop``, ``train_checkpoint``, ``train_resume``, ``train_export``), ``records`` (style records, bundled styles).
 Names are resolved lazily, so reading style records (``cvtools styles``) never imports torch.
 """
 

@@ -17,7 +17,7 @@ steps (benchmarks/arbitrary/PLAN.md). A few samples (``photo_style_fraction``) t
 which teaches the network that a photo's own embedding means "leave it as it is": that is what
 ``strength`` < 1 interpolates towards.
 
-Reproducible and resumable: photo crops come from :class:`cvtools.style.train.PhotoCrops`
+Reproducible and resumable: photo crops come from :class:`cvtools.style.train_data.PhotoCrops`
 (a function of (seed, sample number)), painting crops and the photo-as-style choice from a
 generator seeded by (seed, step), so a resumed run sees the very data the uninterrupted one
 would have; the checkpoint holds network, Adam, step, history and the RNG state, with a SHA-256
@@ -400,7 +400,7 @@ class ArbitraryTrainer:
     # ------------------------------------------------------------------ files
     def save_checkpoint(self) -> Path:
         from cvtools.io.atomic import atomic_write
-        from cvtools.style.train import content_digest
+        from cvtools.style.train_checkpoint import content_digest
 
         obj = {
             "format": CHECKPOINT_FORMAT,
@@ -421,7 +421,7 @@ def load_checkpoint(path) -> Dict:
     """A train-arbitrary checkpoint, checked (format, SHA-256 of the contents, config, shapes)
     before anything is built from it; any problem is one WeightsError line naming the file."""
     from cvtools.errors import safe_path
-    from cvtools.style.train import content_digest
+    from cvtools.style.train_checkpoint import content_digest
     from cvtools.weights import check_torch_zip, sniff_weights_format
 
     path, where = Path(path), safe_path(path)
@@ -484,7 +484,8 @@ def train_arbitrary(config: ArbitraryTrainConfig, resume=None, deadline: Optiona
     eval_photos / eval_paintings: held-out pictures for the measurements and the contact sheet
     (default paintings: the config's held-out ones); provenance: copied into the record.
     """
-    from cvtools.style.train import PhotoCrops, default_workers, make_loader, photo_files
+    from cvtools.style.train_config import default_workers
+    from cvtools.style.train_data import PhotoCrops, make_loader, photo_files
 
     notes = notes or (lambda message: None)
     if not config.steps and deadline is None:

@@ -1,0 +1,78 @@
+"""What train-style optimises besides the perceptual loss of :mod:`cvtools.style.losses`: the
+learning-rate schedule and the stability term (a photo moved a little must give the output
+moved the same way, so video frames do not flicker)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+
+from cvtools.style.train_config import TrainConfig
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Short linear warm-up, then cosine decay to a tenth (a function of the step: resumable)."""
+    warm = min(100, max(1, config.steps // 20))
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    t = (step - warm) / max(1, config.steps - warm)
+    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+#: the moves of the stability term, per photo, uniform in ±: shift (pixels), zoom (fraction),
+#: turn (degrees). A video's frame-to-frame motion is mostly of this size (the synthetic clips
+#: of cvtools.video.synthetic: pans of 0.5-2 px, zooms of 1.2 % per frame).
+STABILITY_MOVES = {"shift": 2.0, "zoom": 0.02, "turn": 1.0}
+#: pixels at the border left out of the stability term (where a move brings in reflected
+#: content that the original photo does not have)
+STABILITY_BORDER = 8
+
+
+def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    return F.grid_sample(x.float(), grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+@dataclass
+class StabilityPair:
+    """The photos moved (``image``), and the same move for the outputs (:meth:`move`)."""
+
+    image: torch.Tensor
+    grid: torch.Tensor
+
+    def move(self, y: torch.Tensor) -> torch.Tensor:
+        return _sample(y, self.grid)
+
+    def distance(self, y_moved: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Mean squared difference, in fp32, between the output of the moved photo and the
+        moved output, inside the border."""
+        b = STABILITY_BORDER
+        d = y_moved.float() - self.move(y)
+        if d.shape[-1] > 4 * b and d.shape[-2] > 4 * b:
+            d = d[..., b:-b, b:-b]
+        return d.pow(2).mean()
+
+
+def stability_pair(x: torch.Tensor, generator: torch.Generator, moves: Optional[Dict[str, float]] = None) -> StabilityPair:
+    """Each photo of the batch ``x`` (B×3×H×W in [0, 1]) moved by a small random similarity
+    transform (bilinear, reflected at the borders): what consecutive video frames look like.
+    The stability term of train-style (Gupta et al. 2017's idea: train the network to answer
+    small moves with the same strokes, moved) needs no video: only still photos."""
+    m = dict(STABILITY_MOVES, **(moves or {}))
+    n, _, h, w = x.shape
+    r = torch.rand(n, 4, generator=generator, dtype=torch.float64) * 2 - 1
+    scale = 1 + m["zoom"] * r[:, 0]
+    angle = torch.deg2rad(m["turn"] * r[:, 1])
+    # affine_grid works in [-1, 1] units (align_corners=False: a pixel is 2/size wide)
+    tx, ty = m["shift"] * r[:, 2] * 2 / w, m["shift"] * r[:, 3] * 2 / h
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    aspect = h / w  # a turn in pixels, not in the unit square
+    theta = torch.stack([torch.stack([cos, -sin * aspect, tx], 1), torch.stack([sin / aspect, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.float().to(x.device), [n, 3, h, w], align_corners=False)
+    image = _sample(x, grid).to(x.dtype)
+    if x.is_contiguous(memory_format=torch.channels_last):
+        image = image.contiguous(memory_format=torch.channels_last)
+    return StabilityPair(image, grid)
