@@ -22,7 +22,7 @@ MAX_CHECKPOINT_BYTES = 2 << 30
 
 
 def atomic_torch_save(obj, path: Path) -> None:
-    from cvtools.imageio import atomic_write
+    from cvtools.io.atomic import atomic_write
 
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 

@@ -21,7 +21,7 @@ def photo_files(folder, exclude=()) -> List[Path]:
     """The training photos under ``folder``, except any under the ``exclude`` folders (a run's
     own previews, when -o is inside the photo folder, must never become training photos)."""
     from cvtools.errors import safe_path
-    from cvtools.imageio import expand_inputs
+    from cvtools.io.discover import expand_inputs
 
     paths, problems = expand_inputs([str(folder)])
     skip = [os.path.abspath(e) + os.sep for e in exclude]
@@ -110,7 +110,7 @@ class PhotoCrops(torch.utils.data.Dataset):
 
     def _decode(self, i: int):
         """Photo ``i`` as RGB, at most 2× the crop size on its short side (larger never shows)."""
-        from cvtools.imageio import load_image
+        from cvtools.io.decode import load_image
 
         im = load_image(self.files[i]).rgb
         short = min(im.size)
@@ -247,7 +247,7 @@ def decoded_photos(config: TrainConfig, files: List[Path], workers: int,
 def preview_image(config: TrainConfig, files: List[Path], dataset: PhotoCrops) -> torch.Tensor:
     """The photo the previews show (--preview, else the first training photo that decodes),
     512 px on its long side."""
-    from cvtools.imageio import load_image, pil_to_tensor
+    from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.style.stylize import resize_long_side
 
     if config.preview:

@@ -103,7 +103,7 @@ class Trainer:
         """The frozen backbone, its style and content layers, and the perceptual loss against
         the painting."""
         from cvtools.backbones import load_backbone
-        from cvtools.imageio import load_image
+        from cvtools.io.decode import load_image
         from cvtools.style.losses import LossWeights, build_perceptual_loss, check_objective
         from cvtools.style.stylize import resize_long_side
 
@@ -240,7 +240,7 @@ class Trainer:
 
     @torch.no_grad()
     def save_preview(self, image: torch.Tensor, path: Path) -> Path:
-        from cvtools.imageio import save_image
+        from cvtools.io.atomic import save_image
 
         was_training = self.net.training
         self.net.eval()
