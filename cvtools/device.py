@@ -12,7 +12,8 @@ option (the CLI's messages add those).
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Optional
 
 from cvtools.errors import UsageError
 
@@ -162,3 +163,24 @@ def memory_budget(device, gpu_fraction: float, cpu_fraction: float, cpu_cap: int
     if getattr(device, "type", str(device).split(":")[0]) == "cuda":
         return int(free * gpu_fraction)
     return int(min(free * cpu_fraction, cpu_cap))
+
+
+@contextmanager
+def cudnn_benchmark(enabled: Optional[bool], device=None):
+    """cuDNN autotuning (``torch.backends.cudnn.benchmark``) on or off for the calls inside this
+    block, and the earlier value put back after it: the flag is process-wide, so a network that
+    set it when it loaded changed the speed of every other one (a folder's tuned stylizer, an
+    untuned dream). ``enabled=None`` or a ``device`` that is not CUDA leaves it alone. The flag
+    is read when kernels are chosen, so wrap backward passes too. Not for concurrent calls in
+    several threads with different wishes (the flag is one for the process)."""
+    if enabled is None or (device is not None and getattr(device, "type", device) != "cuda"):
+        yield
+        return
+    import torch
+
+    previous = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = bool(enabled)
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous

@@ -14,7 +14,6 @@ BatchNorm into convolutions (``fuse=True``), and apply channels-last, half preci
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import Optional
 
@@ -61,8 +60,7 @@ def load_backbone(
     tune: on CUDA, let cuDNN autotune every convolution and run the depthwise ones too, for the
         fastest steady state at a cost per new input shape (measured on an H100, 1080p dream:
         first call 2.2 s untuned, 14-60 s tuned; then 187 vs 128 ms per dream). Worth it for
-        long runs at one size (animations, big folders of same-size frames). None reads
-        ``CVTOOLS_TUNE=1`` from the environment.
+        long runs at one size (animations, big folders of same-size frames). None: off.
     """
     import torch
 
@@ -132,8 +130,7 @@ def place_model(model, dev, dtype, channels_last: Optional[bool], tune: Optional
     from cvtools.backbones.pointwise import DEFAULT_BACKEND as POINTWISE_BACKEND
     from cvtools.backbones.pointwise import route_pointwise
 
-    if tune is None:
-        tune = os.environ.get("CVTOOLS_TUNE") == "1"
+    tune = bool(tune)  # an argument only: never read from the environment
     if channels_last is None:
         # Measured: channels-last convolutions are ~2x faster on the CPU (oneDNN). On GPUs they
         # are the fast layout for tuned cuDNN and compiled kernels, but untuned (the default)
@@ -151,7 +148,11 @@ def place_model(model, dev, dtype, channels_last: Optional[bool], tune: Optional
         # cuDNN's, compiled at run time per shape (depthwise.py), and 1x1 convolutions as cuBLAS
         # matrix products, which need no per-shape plan (pointwise.py; H100, 1080p dream: a new
         # size 0.92 s against 1.33 s with them on cuDNN, the same 126 ms steady).
-        torch.backends.cudnn.benchmark = tune
+        if tune:
+            # Process-wide, so only when asked: an untuned load no longer switches off the
+            # autotuning another network asked for. (Set per call with device.cudnn_benchmark
+            # once Backbone carries its tune; the Stylizer and video runs do so already.)
+            torch.backends.cudnn.benchmark = True
         route_depthwise(model, "cudnn" if tune else DEPTHWISE_BACKEND)
         route_pointwise(model, "cudnn" if tune else POINTWISE_BACKEND)
     compiled = torch.compile(model) if compile else None

@@ -25,7 +25,7 @@ from cvtools.cli.common import (
 @model_options
 @max_pixels_option
 @quiet_option
-def classify(inputs, top_k, as_json, whole, center_crop, quiet, **model_opts):
+def classify(inputs, top_k, as_json, whole, center_crop, quiet, max_pixels, **model_opts):
     """Top-K classes (ImageNet's, or your --model's own) for images, directories or globs.
 
     The network sees each photo as it was evaluated on ImageNet (short side 256, centre
@@ -50,7 +50,7 @@ def classify(inputs, top_k, as_json, whole, center_crop, quiet, **model_opts):
     def work(path):
         from cvtools.io.decode import load_image
 
-        image = load_image(path)
+        image = load_image(path, max_pixels=max_pixels)
         from cvtools.classify import classify_images
 
         preds = classify_images(backbone, [image.rgb], top_k, crop=center_crop or not whole)[0]

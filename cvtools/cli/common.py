@@ -130,41 +130,28 @@ def provenance_from_click(ctx=None):
 
 
 def tune_option(f):
-    """``--tune`` for commands that build their network themselves (stylize): it reaches the
-    library through ``CVTOOLS_TUNE``, restored when the command ends."""
-
-    def set_env(ctx, param, value):
-        if value:
-            previous = os.environ.get("CVTOOLS_TUNE")
-            os.environ["CVTOOLS_TUNE"] = "1"
-            ctx.call_on_close(lambda: os.environ.__setitem__("CVTOOLS_TUNE", previous) if previous is not None
-                              else os.environ.pop("CVTOOLS_TUNE", None))
-        return value
-
-    return click.option("--tune", is_flag=True, expose_value=False, callback=set_env,
+    """``--tune`` for commands that build their network themselves (stylize): the command passes
+    it to the network as ``tune=`` (never through the environment)."""
+    return click.option("--tune", is_flag=True,
                         help="GPU: autotune cuDNN for each new image size (a second or two per size, faster "
                              "after): for folders of same-size photos.")(f)
 
 
+def _max_pixels(ctx, param, value):
+    """The limit the library gets as ``max_pixels=``: N, None for no limit (0 or less), and
+    without the option the user's ``CVTOOLS_MAX_PIXELS`` (read here, once), else 100 MP."""
+    if value is None:
+        from cvtools.io.decode import max_pixels_from_env
+
+        return max_pixels_from_env()
+    return value if value > 0 else None
+
+
 def max_pixels_option(f):
-    def set_env(ctx, param, value):
-        if value is not None:
-            # Through the environment so DataLoader workers see it too; restored when the
-            # command ends, so one invocation never changes the limit of the next (tests, API).
-            previous = os.environ.get("CVTOOLS_MAX_PIXELS")
-            os.environ["CVTOOLS_MAX_PIXELS"] = str(value)
-
-            def restore():
-                if previous is None:
-                    os.environ.pop("CVTOOLS_MAX_PIXELS", None)
-                else:
-                    os.environ["CVTOOLS_MAX_PIXELS"] = previous
-
-            ctx.call_on_close(restore)
-        return value
-
-    return click.option("--max-pixels", type=int, callback=set_env, expose_value=False, metavar="N",
-                        help="Refuse images over N pixels (default 100 MP; 0 disables the guard).")(f)
+    """``--max-pixels N``: the command gets ``max_pixels`` and passes it to every decode."""
+    return click.option("--max-pixels", "max_pixels", type=int, callback=_max_pixels, metavar="N",
+                        help="Refuse images over N pixels (default: CVTOOLS_MAX_PIXELS, else 100 MP; 0 disables "
+                             "the guard).")(f)
 
 
 def check_model_options_early(model_opts) -> None:
@@ -205,11 +192,11 @@ def load_backbone_from_options(backbone, weights, device, precision, no_fuse, co
 
         return load_user_model(model, architecture, classes=classes, input_size=input_size, mean=mean, std=std,
                                trust_pickle=bool(trust_pickle), multi_label=bool(multi_label), device=device,
-                               fuse=not no_fuse, precision=precision, compile=compile_, tune=tune or None)
+                               fuse=not no_fuse, precision=precision, compile=compile_, tune=bool(tune))
     from cvtools.backbones import load_backbone
 
     return load_backbone(backbone, device=device, fuse=not no_fuse, precision=precision,
-                         compile=compile_, weights=weights, tune=tune or None)
+                         compile=compile_, weights=weights, tune=bool(tune))
 
 
 def registered_spec(model_opts):

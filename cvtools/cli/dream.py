@@ -65,7 +65,8 @@ MIN_TILE = 128
 @max_pixels_option
 @quiet_option
 def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide, tile, size, enlarge, seed, frames,
-          zoom, fps, no_cuda_graphs, output, overwrite, quiet, start=None, duration=None, stable=None, **model_opts):
+          zoom, fps, no_cuda_graphs, output, overwrite, quiet, max_pixels, start=None, duration=None, stable=None,
+          **model_opts):
     """DeepDream: let the network exaggerate what it sees in images.
 
     Writes INPUT_dream.EXT next to each input (or into -o). Images, videos (mp4, mov, mkv,
@@ -135,7 +136,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
             spec.check_layers([parse_layer_target(t).layer for t in settings.layers or ()])
     except UsageError as exc:
         raise with_flag("--layer", exc) from None
-    guide_image = _load_guide(guide) if guide else None
+    guide_image = _load_guide(guide, max_pixels) if guide else None
 
     def note(message):
         if not quiet:
@@ -171,7 +172,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
             folder = output or str(path.with_name(f"{path.stem}_dream"))
             targets = [output_path_for(path, folder + "/", f"dream_{k:04d}", ".png", many=True,
                                        overwrite=overwrite, inputs=paths, outputs=outputs) for k in range(frames)]
-        x, alpha = _load(path, size, enlarge=bool(enlarge))
+        x, alpha = _load(path, size, enlarge=bool(enlarge), max_pixels=max_pixels)
         with _step_bar(engine, x, frames, path.name, quiet) as bar:
             if frames == 1:
                 save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha, outputs=outputs)
@@ -184,30 +185,30 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     work = with_videos(work, dream_maker(engine, size=size, enlarge=bool(enlarge), seed=seed, start=start,
                                          duration=duration, stable=stable),
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
-                       outputs=outputs)
+                       outputs=outputs, max_pixels=max_pixels)
     finish(run_batch(inputs, work, "dream", quiet=quiet, outputs=outputs))
 
 
-def _load_guide(guide):
+def _load_guide(guide, max_pixels):
     """The --guide image (RGB, PIL: decoded without torch); any problem (a directory, a missing
     or damaged file) is one line naming it."""
     from cvtools.errors import ImageError, UsageError, safe_path
     from cvtools.io.decode import load_image
 
     try:
-        return load_image(guide).rgb
+        return load_image(guide, max_pixels=max_pixels).rgb
     except ImageError as exc:
         hint = "; --guide takes one image file" if "directory" in exc.reason else ""
         raise UsageError(f"--guide {safe_path(guide)}: {exc.reason}{hint}", param=exc.params) from None
 
 
-def _load(path, size, enlarge=False):
+def _load(path, size, enlarge=False, max_pixels=-1):
     """RGB and alpha tensors of an image, shrunk to a longer side of at most ``size`` if asked
     (scaled up to it too with ``enlarge``)."""
     from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.ops import resize_long_side
 
-    image = load_image(path)
+    image = load_image(path, max_pixels=max_pixels)
     rgb = resize_long_side(image.rgb, size, enlarge=enlarge)
     alpha = resize_long_side(image.alpha, size, enlarge=enlarge) if image.alpha is not None else None
     return pil_to_tensor(rgb), (pil_to_tensor(alpha) if alpha is not None else None)

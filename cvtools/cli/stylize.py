@@ -77,8 +77,8 @@ MIN_TILE = 256
 @max_pixels_option
 @quiet_option
 def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, steps, style_scale, seed,
-            tile, device, precision, compile_, engine, fmt, output, overwrite, quiet, start=None, duration=None,
-            stable=None):
+            tile, device, precision, compile_, tune, engine, fmt, output, overwrite, quiet, max_pixels, start=None,
+            duration=None, stable=None):
     """Repaint photos in the style of a painting (fast neural style transfer).
 
     INPUT can be photos, videos (mp4, mov, mkv, webm, animated GIF/WebP), directories (searched
@@ -160,7 +160,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
         else:
             from cvtools.style.stylize import Stylizer
 
-            built = Stylizer(plan.record, device=device, precision=precision, compile=compile_)
+            built = Stylizer(plan.record, device=device, precision=precision, compile=compile_, tune=tune or None)
         built.notes = note_printer(quiet)
         return built
 
@@ -180,12 +180,13 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     work = stylize_work(stylizer, name=name, output=output, size=size, enlarge=bool(enlarge),
                         strength=pixel_strength, preserve_color=preserve_color, tile=tile,
                         ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite, inputs=paths,
-                        quiet=quiet, tile_bar=len(paths) == 1 and not quiet, protected=protected, outputs=outputs)
+                        quiet=quiet, tile_bar=len(paths) == 1 and not quiet, protected=protected, outputs=outputs,
+                        max_pixels=max_pixels)
     work = with_videos(work, stylize_maker(stylizer, size=size, enlarge=bool(enlarge), strength=pixel_strength,
-                                           preserve_color=preserve_color,
-                                           tile=tile, start=start, duration=duration, stable=stable),
+                                           preserve_color=preserve_color, tile=tile, start=start, duration=duration,
+                                           stable=stable, tune=tune or None),
                        name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
-                       outputs=outputs)
+                       outputs=outputs, max_pixels=max_pixels)
     finish(run_batch(inputs, work, f"stylize {name}", quiet=quiet, outputs=outputs))
 
 
@@ -311,7 +312,7 @@ class StepBar:
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
                  many=True, overwrite=False, inputs=(), quiet=False, tile_bar=False, quality=95, enlarge=False,
-                 protected=(), name=None, outputs=None):
+                 protected=(), name=None, outputs=None, max_pixels=-1):
     """``cvtools stylize``'s per-file work for ``run_batch``, in stages: name the output (main
     thread, input order), decode and resize (a loader thread), stylize (main thread: the
     device), encode and write atomically (a writer thread). The benchmark times this too.
@@ -319,7 +320,8 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
     no output may replace, even with ``overwrite`` (the paintings). ``name``: the style's name in
     output names (default ``stylizer.name``; give it when the stylizer is a
     :class:`~cvtools.deferred.Deferred` not to build it for naming). ``outputs``: the run's
-    :class:`~cvtools.io.naming.Outputs` (pass the same one to ``run_batch``)."""
+    :class:`~cvtools.io.naming.Outputs` (pass the same one to ``run_batch``). ``max_pixels``: the
+    decode limit (as :func:`~cvtools.io.decode.load_image`'s)."""
     from cvtools.batch import StagedWork
     from cvtools.io.atomic import save_image
     from cvtools.io.decode import load_image
@@ -334,7 +336,7 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
                                         inputs=untouchable, outputs=outputs)
 
     def load(path):
-        image = load_image(path)
+        image = load_image(path, max_pixels=max_pixels)
         return resize_long_side(image.rgb, size, enlarge=enlarge), image.alpha
 
     def compute(path, item):

@@ -120,10 +120,11 @@ class VideoJob:
     progress, notify, outputs) -> VideoResult`` is the command's own part (stylize_video, dream_video);
     ``outputs``: the run's :class:`~cvtools.io.naming.Outputs` (naming, marker, overwrite decision)."""
 
-    def __init__(self, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None):
+    def __init__(self, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None,
+                 max_pixels=-1):
         self.make, self.suffix = make, suffix
         self.output, self.overwrite, self.many, self.inputs, self.quiet = output, overwrite, many, inputs, quiet
-        self.outputs = outputs
+        self.outputs, self.max_pixels = outputs, max_pixels
 
     def target(self, path):
         from cvtools.io.naming import output_path_for
@@ -138,7 +139,7 @@ class VideoJob:
     def run(self, path, target) -> str:
         from cvtools.video.io import probe_video
 
-        info = probe_video(path)
+        info = probe_video(path, max_pixels=self.max_pixels)  # the frames are read with this info
         bar = FrameBar(path.name, self.quiet)
 
         def notify(message):
@@ -258,13 +259,14 @@ def _batched_with_videos(work, job: VideoJob):
     return wrapped
 
 
-def with_videos(work, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None):
+def with_videos(work, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None,
+                max_pixels=-1):
     """``work`` (a command's per-photo work for ``run_batch``: staged, batched or a plain function)
     extended to videos: each video input is made by ``make(path, target, info, progress, notify,
     outputs) -> VideoResult`` into an output named by the image policy (``NAME_SUFFIX.mp4``; .mov/.mkv keep
     their container)."""
     job = VideoJob(make, suffix, output=output, overwrite=overwrite, many=many, inputs=inputs, quiet=quiet,
-                   outputs=outputs)
+                   outputs=outputs, max_pixels=max_pixels)
     if hasattr(work, "finish") and hasattr(work, "batch_size") and hasattr(work, "prepare"):
         return _batched_with_videos(work, job)
     staged = hasattr(work, "load") and hasattr(work, "save")
@@ -280,8 +282,9 @@ def frame_size(info, size, enlarge=False):
 
 
 def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile="auto", start=None, duration=None,
-                  stable=None, enlarge=False):
-    """``make`` for ``cvtools stylize``: stylize_video with the command's options."""
+                  stable=None, enlarge=False, tune=None):
+    """``make`` for ``cvtools stylize``: stylize_video with the command's options (``tune``: as
+    stylize_video's; None decides by the clip's length)."""
 
     def make(path, target, info, progress, notify, outputs=None):
         from cvtools.deferred import resolve
@@ -296,7 +299,7 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
         return stylize_video(built, path, target, start=start or 0.0, duration=duration,
                              size=frame_size(info, size, enlarge),
                              strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,
-                             progress=progress, notify=notify, info=info, outputs=outputs)
+                             progress=progress, notify=notify, info=info, outputs=outputs, tune=tune)
 
     return make
 

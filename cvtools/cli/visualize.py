@@ -231,7 +231,7 @@ def _backbone_for(methods, model_opts):
 def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size, colormap, alpha, no_caption, size,
                     batch_size,
                     internal_batch_size, samples, noise, steps, window, seed, sanity, metrics, as_json, output,
-                    overwrite, quiet, truth=None, **model_opts):
+                    overwrite, quiet, max_pixels, truth=None, **model_opts):
     from pathlib import Path
 
     from cvtools.cli.common import check_model_options_early, registered_spec
@@ -290,7 +290,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
         sides = _side_outputs(out, methods, raw, sanity)
         for side in sides.values():  # claimed like the main output, before the work
             side_output_for(side, path, overwrite=overwrite, inputs=paths, outputs=outputs)
-        photo = load_image(path).rgb
+        photo = load_image(path, max_pixels=max_pixels).rgb
         # torch from here on: a finished output or a broken file above never pays for it
         from cvtools.classify import answer_tensor
         from cvtools.visualize.explain import analysis_tensor
@@ -453,7 +453,7 @@ def _save_array(path, tensor, overwrite):
 @max_pixels_option
 @quiet_option
 def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_size, internal_batch_size, samples,
-          steps, seed, markdown, as_json, quiet, **model_opts):
+          steps, seed, markdown, as_json, quiet, max_pixels, **model_opts):
     """Score attribution methods over a folder: every method x every trust measure.
 
     \b
@@ -513,7 +513,7 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
         return rows
 
     def prepare(path):
-        return dict(x=analysis_tensor(load_image(path).rgb, size), path=str(path))
+        return dict(x=analysis_tensor(load_image(path, max_pixels=max_pixels).rgb, size), path=str(path))
 
     def finish_one(path, item, row):
         card.extend([row])
@@ -674,7 +674,7 @@ def filters(layer, channels, class_targets, neuron, size, steps, lr, seed, batch
 @model_options
 @max_pixels_option
 @quiet_option
-def activations(inputs, layer, channels, top, size, colormap, output, overwrite, quiet, **model_opts):
+def activations(inputs, layer, channels, top, size, colormap, output, overwrite, quiet, max_pixels, **model_opts):
     """A grid of a layer's feature maps for each image: what the layer detects where.
 
     Writes NAME_act-LAYER.png next to each input (or into -o): the photo, then one tile per
@@ -709,7 +709,7 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
     def work(path):
         out = output_path_for(path, output, f"act-{_slug(layer)}", ext=".png", many=many, overwrite=overwrite,
                               inputs=paths, outputs=outputs)
-        x = analysis_tensor(load_image(path).rgb, size)
+        x = analysis_tensor(load_image(path, max_pixels=max_pixels).rgb, size)
         acts = layer_activations(backbone, x, layer)
         picked = parse_channels(channels, acts.shape[0]) if channels else most_active(acts, top)
         title = f"{Path(path).name} · {backbone.name} {layer}: {len(picked)} of {acts.shape[0]} channels " \

@@ -22,6 +22,7 @@ from typing import Callable, List, Optional, Tuple, Union
 
 import torch
 
+from cvtools.device import cudnn_benchmark
 from cvtools.errors import UsageError
 from cvtools.ops import resize_long_side  # noqa: F401  (re-exported: callers import it from here)
 from cvtools.specs import parse_tile
@@ -88,7 +89,8 @@ class Stylizer:
     device: auto | cpu | cuda | cuda:N | mps. precision: auto (fp16 on GPU, fp32 on CPU) | fp32 |
     fp16 | bf16. channels_last: None = on for GPUs. compile: torch.compile the network (pays off
     for many same-size images). tune: let cuDNN autotune each new image size on CUDA (seconds
-    per size, faster frames after; None reads ``CVTOOLS_TUNE=1``). notes: called with one-line
+    per size, faster frames after), set for each call and put back; None leaves the process's
+    setting as it is (what a video run decides, say). notes: called with one-line
     messages for the user (a fallback to tiles after running out of GPU memory); None: silent.
     """
 
@@ -119,10 +121,10 @@ class Stylizer:
         self.net = net.to(self.device, self.dtype)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
-        if self.device.type == "cuda":
-            # autotuning costs more than a one-photo run takes (H100, 1080p: first result 1.8 s
-            # tuned); folders of same-size photos and video frames ask for it with tune
-            torch.backends.cudnn.benchmark = (os.environ.get("CVTOOLS_TUNE") == "1") if tune is None else tune
+        # Autotuning costs more than a one-photo run takes (H100, 1080p: first result 1.8 s
+        # tuned); folders of same-size photos and video frames ask for it with tune. Set per call
+        # (stylize_tensor) and put back, so this network never changes another one's speed.
+        self.tune = tune
         # The compiled forward is used for whole images only; tiling's record/reuse modes run eager.
         self._forward = torch.compile(self.net, dynamic=False) if compile else self.net
         mark("model")
@@ -187,7 +189,7 @@ class Stylizer:
 
     def stylize_tensor(self, images: torch.Tensor) -> torch.Tensor:
         """The raw network on a batch N×3×H×W in [0, 1] (device and dtype handled); no tiling."""
-        with torch.inference_mode():
+        with torch.inference_mode(), cudnn_benchmark(self.tune, self.device):
             return self._forward(self._to_input(images))
 
     def __call__(self, image, strength: float = 1.0, preserve_color: bool = False,

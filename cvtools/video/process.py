@@ -32,6 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Optional
 
+from cvtools.device import cudnn_benchmark
 from cvtools.errors import CvtoolsError
 from cvtools.video.io import (
     MAX_FRAMES,
@@ -447,8 +448,8 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     :class:`~cvtools.io.naming.Outputs`, which also gives the marker) made when naming ``dst``.
     ``crf``/``preset``: H.264 quality and speed (defaults 18 and :func:`x264_preset_for`: ``superfast``
     on CUDA, ``veryfast`` elsewhere; ``CVTOOLS_X264_PRESET`` overrides the default). ``tune``: cuDNN
-    autotuning on CUDA (None: for clips of :data:`TUNE_FRAMES` frames or more, or with
-    ``CVTOOLS_TUNE=1``; it costs a second or two once). Returns a :class:`VideoResult` with the
+    autotuning on CUDA for this run, the earlier setting put back after it (None: for clips of
+    :data:`TUNE_FRAMES` frames or more; it costs a second or two once). Returns a :class:`VideoResult` with the
     frame count and per-phase seconds. ``yuv``: move frames to and from the device as yuv420p
     planes, converted there (None: on CUDA whenever the source is 8-bit yuv420p BT.601/709 and the
     frames need no resizing, turning, cropping or stabilizing; the rest takes RGB from FFmpeg).
@@ -479,11 +480,8 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
                                 yuv=(source[0], source[1], out_matrix) if yuv else None,
                                 finish=stable.finish if finish_on_device else None)
     if tune is None:
-        import os
-
-        frames = expected_frames(info, start, duration) or 0
-        tune = frames >= TUNE_FRAMES or os.environ.get("CVTOOLS_TUNE") == "1"
-    with _cudnn_tuned(stylizer, tune):
+        tune = (expected_frames(info, start, duration) or 0) >= TUNE_FRAMES
+    with cudnn_benchmark(tune, getattr(stylizer, "device", None) or "cpu"):  # this run only
         return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
                           stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
                           encoder_options={"crf": crf, "preset": preset}, planes=bool(yuv),
@@ -513,28 +511,6 @@ def x264_preset_for(stylizer) -> Optional[str]:
 #: Clips at least this long are stylized with cuDNN autotuning (on CUDA): every frame has one size,
 #: so the second or two it costs once is repaid (about 30% faster frames after).
 TUNE_FRAMES = 300
-
-
-def _cudnn_tuned(stylizer, tune: bool):
-    """cuDNN autotuning on or off for the run on CUDA (restored afterwards)."""
-    import contextlib
-
-    device = getattr(stylizer, "device", None)
-    if device is None or getattr(device, "type", None) != "cuda":
-        return contextlib.nullcontext()
-
-    @contextlib.contextmanager
-    def tuned():
-        import torch
-
-        previous = torch.backends.cudnn.benchmark
-        torch.backends.cudnn.benchmark = bool(tune)
-        try:
-            yield
-        finally:
-            torch.backends.cudnn.benchmark = previous
-
-    return tuned()
 
 
 def dream_frames_fn(engine, seed: int = 0, warp: bool = True, blend: Optional[float] = None,
