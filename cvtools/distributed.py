@@ -74,16 +74,6 @@ def init(device: str = "auto") -> DistInfo:
     return info()
 
 
-def device_for_rank(device: str = "auto") -> str:
-    """Each rank uses its own GPU (cuda:LOCAL_RANK); CPU stays CPU."""
-    import torch
-
-    d = info()
-    if device in ("auto", "cuda") and torch.cuda.is_available():
-        return f"cuda:{d.local_rank}" if d.enabled else "cuda"
-    return device
-
-
 def shard(items: Sequence[T], rank: int, world_size: int) -> List[T]:
     """Every world_size-th item starting at rank: balanced, deterministic, covers each once."""
     return list(items[rank::world_size])

@@ -192,18 +192,6 @@ def test_missing_packages_give_one_line_install_hints(monkeypatch, tiny, tmp_pat
         require_exporter()
 
 
-def test_help_does_not_import_onnx():
-    import subprocess
-
-    code = ("import sys; from click.testing import CliRunner; from cvtools.cli import cli\n"
-            "r = CliRunner().invoke(cli, ['export', '--help']); assert r.exit_code == 0, r.output\n"
-            "r = CliRunner().invoke(cli, ['stylize', '--help']); assert 'onnxruntime' in r.output\n"
-            "print(sorted(m for m in ('onnx', 'onnxruntime', 'onnxscript', 'torch') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "[]"
-
-
 @pytest.mark.slow
 def test_onnxruntime_engine_matches_and_caches(tiny, cache, monkeypatch):
     import cvtools.export as ex

@@ -47,12 +47,12 @@ def test_the_library_checks_tiles_with_the_same_parser():
         DreamSettings(tile=MIN_TILE - 1).validated()
     assert "--" not in str(err.value)
     fake = SimpleNamespace(overlap=TILE_OVERLAP, auto_tile=lambda h, w: "auto-chosen")
-    assert Stylizer._tile_side(fake, "auto", 900, 900) == "auto-chosen"
-    assert Stylizer._tile_side(fake, "off", 900, 900) is None
-    assert Stylizer._tile_side(fake, "512", 900, 900) == 512
-    assert Stylizer._tile_side(fake, 1024, 900, 900) is None  # one tile holds the whole image
+    assert Stylizer.tile_side(fake, "auto", 900, 900) == "auto-chosen"
+    assert Stylizer.tile_side(fake, "off", 900, 900) is None
+    assert Stylizer.tile_side(fake, "512", 900, 900) == 512
+    assert Stylizer.tile_side(fake, 1024, 900, 900) is None  # one tile holds the whole image
     with pytest.raises(UsageError, match=f"at least {2 * TILE_OVERLAP}") as err:
-        Stylizer._tile_side(fake, "64", 900, 900)
+        Stylizer.tile_side(fake, "64", 900, 900)
     assert "--" not in str(err.value)
 
 

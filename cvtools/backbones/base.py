@@ -177,9 +177,6 @@ class Backbone:
             self._layers.sort(key=lambda info: list(self.layer_paths).index(info.name))
         return self._layers
 
-    def parameter_count(self) -> int:
-        return sum(p.numel() for p in self.model.parameters())
-
 
 def eval_crop(image, pre: Preprocessing):
     """A PIL image -> [0, 1] tensor resized (shorter side) and centre-cropped as the backbone

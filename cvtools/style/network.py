@@ -350,16 +350,6 @@ class TransformerNet(nn.Module):
             for n, m in zip(norms, old):
                 n.mode = m
 
-    def recorded_stats(self) -> List[Tuple[torch.Tensor, torch.Tensor]]:
-        return [n.stats for n in self.norms()]
-
-    def load_stats(self, stats: List[Tuple[torch.Tensor, torch.Tensor]]) -> None:
-        for n, s in zip(self.norms(), stats):
-            n.stats = s
-
-    def config(self) -> Dict[str, float]:
-        return {"width": self.width, "residual_blocks": self.residual_blocks}
-
 
 def count_flops(net: nn.Module, height: int, width: int, *extra_shapes) -> int:
     """Multiply-adds × 2 of the convolutions for one H×W image (the arithmetic that matters).

@@ -213,7 +213,7 @@ class Stylizer:
             return _as_floats(image, pixels).clone()
         if min(h, w) < MIN_SIDE:
             return self._stylize_tiny(_as_floats(image, pixels), strength, preserve_color)
-        side = self._tile_side(tile, h, w)
+        side = self.tile_side(tile, h, w)
         if side is None:
             try:
                 return self._stylize_whole(image, pixels, strength, preserve_color, as_uint8)
@@ -266,7 +266,10 @@ class Stylizer:
             return to_uint8(result).cpu()
         return result.cpu()
 
-    def _tile_side(self, tile, h, w) -> Optional[int]:
+    def tile_side(self, tile, h, w) -> Optional[int]:
+        """The tile side :meth:`__call__` uses for an ``h``×``w`` image with ``tile`` ("auto",
+        "off", a side), or None when it runs the image whole (callers such as video pick their
+        whole-frame fast path by it)."""
         side = parse_tile(tile, 2 * self.overlap)
         if side is None:
             return None

@@ -405,7 +405,7 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
 
     def compute(frames):
         h, w = frames[0].shape[:2]
-        whole = fast and min(h, w) >= MIN_SIDE and 0 < strength and stylizer._tile_side(tile, h, w) is None
+        whole = fast and min(h, w) >= MIN_SIDE and 0 < strength and stylizer.tile_side(tile, h, w) is None
         if not whole:  # tiles, tiny frames, other stylizers: one frame at a time through __call__
             outs = []
             for rgb in frames:
@@ -464,7 +464,7 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     source = yuv_matrix(info)
     can_yuv = (source is not None and video_out and not size and info.rotation == 0 and stable is None
                and hasattr(stylizer, "stylize_tensor") and strength > 0 and min(h, w) >= 16
-               and stylizer._tile_side(tile, h, w) is None)
+               and stylizer.tile_side(tile, h, w) is None)
     if yuv is None:
         yuv = can_yuv and getattr(getattr(stylizer, "device", None), "type", None) == "cuda"
     elif yuv and not can_yuv:

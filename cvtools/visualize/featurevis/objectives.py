@@ -100,7 +100,3 @@ def class_logit(n: Index) -> Objective:
 
     return Objective(fn, ("logits",), f"class {n}")
 
-
-def deepdream(layer: str) -> Objective:
-    """Mean squared activation of a whole layer (DeepDream's objective)."""
-    return Objective(lambda acts: acts[layer].float().pow(2).mean(dim=(1, 2, 3)), (layer,), f"deepdream {layer}")
