@@ -439,7 +439,7 @@ class BatchReport:
         parts = [self.rate_line(processes)] if self.done else []
         if self.skipped:
             n = len(self.skipped)
-            parts.append(f"skipped {n} already done (same command and options; --overwrite redoes them)")
+            parts.append(f"skipped {n} already done (same command and options; overwrite=True redoes them)")
         if self.excluded:
             n = len(self.excluded)
             parts.append(f"left out {n} earlier output{'s' if n != 1 else ''} of cvtools found among the "
@@ -506,7 +506,7 @@ def failure_line(path, exc, fatal: Tuple[type, ...] = ()) -> str:
     if isinstance(exc, CvtoolsError):
         return error_line(path, exc)
     if isinstance(exc, MemoryError):
-        return error_line(path, "out of memory; try a smaller --size or --tile")
+        return error_line(path, OUT_OF_MEMORY)
     if not isinstance(exc, Exception) or isinstance(exc, (BrokenPipeError, ImportError) + tuple(fatal)):
         raise exc
     first = first_line(exc, 200)
@@ -517,6 +517,12 @@ def failure_line(path, exc, fatal: Tuple[type, ...] = ()) -> str:
 
 def _ignore(*args):
     return None
+
+
+#: What a file that ran out of memory says (the parameters named as the Python API names them;
+#: :data:`OUT_OF_MEMORY_PARAMS` lets the command line show them as its options).
+OUT_OF_MEMORY = "out of memory; try a smaller `size` or `tile`"
+OUT_OF_MEMORY_PARAMS = ("size", "tile")
 
 
 def leave_out_tool_outputs(paths: Sequence) -> Tuple[list, list]:
@@ -540,8 +546,9 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
         on_note: Optional[Callable[[str], None]] = None,
         progress: Optional[Callable[[int, int], None]] = None,
         fatal: Tuple[type, ...] = ()) -> BatchReport:
-    """Run ``work`` over the files ``inputs`` name (files, folders, glob patterns), keeping going
-    past per-file errors; return a :class:`BatchReport`.
+    """Run ``work`` over the files ``inputs`` name (files, folders, glob patterns, or the
+    :class:`~cvtools.io.discover.Inputs` a command found already: then not searched again),
+    keeping going past per-file errors; return a :class:`BatchReport`.
 
     ``work``: ``work(path) -> note or None``, a :class:`StagedWork` (or anything with ``load``,
     ``save`` and ``__call__(path, item)``) or a :class:`BatchedWork`.
@@ -569,7 +576,7 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
     import time
 
     from cvtools import distributed
-    from cvtools.io.discover import expand_inputs
+    from cvtools.io.discover import Inputs, find_inputs
     from cvtools.io.naming import Outputs, OutputSkipped
 
     on_done = on_done or _ignore
@@ -577,8 +584,9 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
     on_note = on_note or _ignore
     progress = progress or _ignore
     report = BatchReport()
-    found: set = set()
-    paths, problems = expand_inputs(inputs, found=found, extensions=getattr(work, "extensions", None))
+    if not isinstance(inputs, Inputs):  # a command that looked at its inputs already passes them found
+        inputs = find_inputs(inputs, extensions=getattr(work, "extensions", None))
+    paths, problems, found = list(inputs.paths), list(inputs.problems), inputs.found
     paths, tool_outputs = leave_out_tool_outputs(paths)
     # Under torchrun each rank takes one shard of the inputs; rank 0 speaks for the whole run.
     dist = distributed.init() if distributed.launched_by_torchrun() else distributed.DistInfo()

@@ -44,3 +44,36 @@ def test_max_pixels_is_an_argument_of_every_decode(tmp_path, monkeypatch, run_cl
     monkeypatch.setenv("CVTOOLS_MAX_PIXELS", "7000")
     assert run_cli(*args).exit_code == 0
     assert seen == [(5000, None), (None, None), (7000, "7000")]
+
+
+def test_inputs_are_expanded_once_per_command(tmp_path, monkeypatch, run_cli):
+    """The command finds its inputs once and hands them to the batch (it used to search twice)."""
+    import cvtools.io.discover as discover
+
+    for k in range(2):
+        Image.new("RGB", (40, 30), (40 * k, 90, 150)).save(tmp_path / f"p{k}.png")
+    calls = []
+    real = discover.expand_inputs
+
+    def counted(*args, **kwargs):
+        calls.append(args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(discover, "expand_inputs", counted)
+    r = run_cli("visualize", "gradcam", str(tmp_path), "--weights", "random", "--device", "cpu",
+                "-o", str(tmp_path / "out") + "/", "-q")
+    assert r.exit_code == 0, r.stderr
+    assert len(calls) == 1 and len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_library_messages_name_parameters_not_options(tmp_path):
+    """What the library says names the Python API's parameters; the command line shows them as
+    its options (cvtools/cli/errors.py)."""
+    from cvtools.batch import OUT_OF_MEMORY, BatchReport
+    from cvtools.cli.errors import flag_text
+
+    report = BatchReport(done=["a"], skipped=["b"], total=2, files=2)
+    line = report.summary_line()
+    assert "--" not in OUT_OF_MEMORY + line and "overwrite=True redoes them" in line
+    assert "--overwrite redoes them" in flag_text(line, ("overwrite",))
+    assert flag_text(OUT_OF_MEMORY, ("size", "tile")) == "out of memory; try a smaller --size or --tile"

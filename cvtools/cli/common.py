@@ -266,10 +266,12 @@ def run_batch(
             (bar.write if bar else click.echo)(note)
 
     def on_fail(path, message, exc):
-        from cvtools.cli.errors import file_message
+        from cvtools.cli.errors import file_message, flag_text
         from cvtools.errors import CvtoolsError
 
         message = file_message(path, message, exc)  # the options the error names, as flags
+        if isinstance(exc, MemoryError):
+            message = flag_text(message, batch.OUT_OF_MEMORY_PARAMS)
 
         if debug and exc is not None and not isinstance(exc, (CvtoolsError, MemoryError)):
             import traceback
@@ -283,6 +285,9 @@ def run_batch(
     def on_note(message):
         if quiet:
             return
+        from cvtools.cli.errors import flag_text
+
+        message = flag_text(message, ("overwrite",))  # a skip says overwrite=True: the option here
         if bar is not None:
             bar.write(f"cvtools: note: {message}", file=sys.stderr)
         else:
@@ -301,8 +306,10 @@ def run_batch(
         if bar:
             bar.close()
     if not quiet:
+        from cvtools.cli.errors import flag_text
+
         for line in report.closing_lines():
-            echo_err(line)
+            echo_err(flag_text(line, ("overwrite",)))  # the library's overwrite=True, as the option
     return report
 
 

@@ -108,12 +108,12 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
     from cvtools.dream.objective import parse_layer_target, resolve_layer_targets
     from cvtools.errors import UsageError
-    from cvtools.io.discover import expand_inputs
+    from cvtools.io.discover import find_inputs
 
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
-    paths, _ = expand_inputs(inputs, extensions=media_extensions())
-    many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
+    found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
+    paths, many = found.paths, found.many
     animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
     if animated_file and frames == 1 and not any(is_video_input(p) for p in paths):
         raise UsageError(f"-o {output}: a GIF/WebP animation needs --frames N (N > 1)")
@@ -186,7 +186,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
                                          duration=duration, stable=stable),
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
                        outputs=outputs, max_pixels=max_pixels)
-    finish(run_batch(inputs, work, "dream", quiet=quiet, outputs=outputs))
+    finish(run_batch(found, work, "dream", quiet=quiet, outputs=outputs))
 
 
 def _load_guide(guide, max_pixels):

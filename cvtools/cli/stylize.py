@@ -107,7 +107,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     from cvtools.deferred import Deferred
     from cvtools.device import check_device_early
     from cvtools.errors import UsageError
-    from cvtools.io.discover import expand_inputs
+    from cvtools.io.discover import find_inputs
 
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
@@ -173,8 +173,8 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
         require_onnxruntime()  # a missing package is one line now, not at the first photo
     check_device_early(device)
     stylizer = Deferred(build_stylizer)
-    paths, _ = expand_inputs(inputs, extensions=media_extensions())
-    many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
+    found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
+    paths, many = found.paths, found.many
     protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
     work = stylize_work(stylizer, name=name, output=output, size=size, enlarge=bool(enlarge),
@@ -187,7 +187,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                                            stable=stable, tune=tune or None),
                        name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
                        outputs=outputs, max_pixels=max_pixels)
-    finish(run_batch(inputs, work, f"stylize {name}", quiet=quiet, outputs=outputs))
+    finish(run_batch(found, work, f"stylize {name}", quiet=quiet, outputs=outputs))
 
 
 class StyleSpaceStrength:
@@ -452,7 +452,9 @@ def _write_sheet(photo_path, records, output, size, overwrite):
         target = output_path_for(Path(photo_path), output, "styles", ext=".jpg", overwrite=overwrite,
                                  inputs=[Path(photo_path)], outputs=outputs)
     except OutputSkipped as done:  # the same sheet is there: nothing to do, not an error
-        click.echo(f"cvtools: note: {done}", err=True)
+        from cvtools.cli.errors import flag_text
+
+        click.echo(f"cvtools: note: {flag_text(str(done), ('overwrite',))}", err=True)
         return
     from cvtools.style.sheet import style_sheet
 

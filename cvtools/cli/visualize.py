@@ -239,7 +239,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
     from cvtools.device import expects_gpu
     from cvtools.io.atomic import save_image
     from cvtools.io.decode import load_image
-    from cvtools.io.discover import expand_inputs
+    from cvtools.io.discover import find_inputs
     from cvtools.io.naming import output_path_for, side_output_for
 
     # Everything checkable without torch first: a mistake answers at once, and a re-run whose
@@ -275,8 +275,8 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
 
     truths = Deferred(read_truth) if truth is not None else None
     verdicts = []  # (path, predicted, true) per photo, for the closing list
-    paths, _ = expand_inputs(inputs)
-    many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
+    found = find_inputs(inputs)  # once: the work and the batch share it
+    paths, many = found.paths, found.many
     suffix = output_suffix(methods)
     summary = {m: [] for m in methods}
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
@@ -366,7 +366,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                          + [f"  {line}" for line in explained.details()])
 
     batched = BatchedWork(prepare, compute, finish_one, batch_size)
-    report = run_batch(inputs, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json, outputs=outputs)
+    report = run_batch(found, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json, outputs=outputs)
     if verdicts and not quiet and not as_json:
         wrong = [v for v in verdicts if v[1] != v[2]]
         click.echo(f"misclassified {len(wrong)} of {len(verdicts)} photos with a known class"
@@ -692,7 +692,7 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
 
     from cvtools.io.atomic import save_image
     from cvtools.io.decode import load_image
-    from cvtools.io.discover import expand_inputs
+    from cvtools.io.discover import find_inputs
     from cvtools.io.naming import output_path_for
     from cvtools.visualize.activations import activation_grid, layer_activations, most_active
     from cvtools.visualize.explain import analysis_tensor
@@ -702,8 +702,8 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
     layer = layer or backbone.default_layer("dream")
     backbone.check_layers([layer])
     size = size or backbone.preprocessing.crop_size
-    paths, _ = expand_inputs(inputs)
-    many = len(paths) > 1 or any(Path(i).is_dir() for i in inputs)
+    found = find_inputs(inputs)  # once: the work and the batch share it
+    paths, many = found.paths, found.many
     outputs = run_outputs()
 
     def work(path):
@@ -717,4 +717,4 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
         save_image(out, activation_grid(x, acts, picked, layer, colormap, title=title), outputs=outputs)
         return f"{path} -> {out}"
 
-    finish(run_batch(inputs, work, "activations", quiet=quiet, outputs=outputs))
+    finish(run_batch(found, work, "activations", quiet=quiet, outputs=outputs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -60,3 +61,29 @@ def expand_inputs(inputs: Iterable[str], recursive: bool = True, found: Optional
         else:
             problems.append(ImageError(p, "no such file or directory"))
     return paths, problems
+
+
+@dataclass
+class Inputs:
+    """The files one command runs on, found once (:func:`find_inputs`) and handed to both the
+    command's work and :func:`cvtools.batch.run`: ``paths`` in order, ``problems`` (a folder or
+    pattern that gave nothing, a missing file: ImageErrors reported per input), ``found`` (the
+    absolute paths that came from searching folders or matching patterns), ``given`` (what was
+    asked)."""
+
+    given: tuple
+    paths: list
+    problems: list
+    found: set
+
+    @property
+    def many(self) -> bool:
+        """Several inputs, or a folder (outputs then go into a directory, named per input)."""
+        return len(self.paths) > 1 or any(Path(i).is_dir() for i in self.given)
+
+
+def find_inputs(inputs: Iterable[str], extensions: Optional[Iterable[str]] = None, recursive: bool = True) -> Inputs:
+    """:func:`expand_inputs` once, kept as :class:`Inputs`."""
+    found: set = set()
+    paths, problems = expand_inputs(inputs, recursive=recursive, found=found, extensions=extensions)
+    return Inputs(tuple(str(i) for i in inputs), paths, problems, found)

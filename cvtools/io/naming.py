@@ -324,7 +324,7 @@ def output_path_for(
             why = _differs(read_marker(target), provenance, input_path)
             if why is None:
                 raise OutputSkipped(input_path, f"already done: {safe_path(target)} holds this command's result "
-                                                "for it with the same options (--overwrite redoes it)",
+                                                "for it with the same options (overwrite=True redoes it)",
                                     "done", target)
             why = f"exists, {why}"
             if explicit:

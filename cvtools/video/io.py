@@ -879,7 +879,7 @@ class AnimationWriter:
                  expected_frames: Optional[int] = None):
         if expected_frames and expected_frames * width * height * 3 > MAX_ANIMATION_BYTES:
             raise ImageError(path, f"{expected_frames} frames of {width}x{height} are too many for a {fmt} animation "
-                                   "(held in memory); write .mp4 instead, or a shorter --duration")
+                                   "(held in memory); write .mp4 instead, or a shorter `duration`", param="duration")
         self.path, self.fmt, self.fps = str(path), fmt, fps
         self.frames, self.times = [], []
         self.save_kwargs = save_kwargs or {}
@@ -892,7 +892,7 @@ class AnimationWriter:
         self.bytes += rgb.nbytes
         if self.bytes > MAX_ANIMATION_BYTES:
             raise ImageError(self.path, f"too many frames for a {self.fmt} animation (held in memory); write .mp4 "
-                                        "instead, or a shorter --duration")
+                                        "instead, or a shorter `duration`", param="duration")
         self.frames.append(Image.fromarray(rgb, "RGB"))
         self.times.append(len(self.times) / float(self.fps) if time is None else time)
 
