@@ -7,6 +7,11 @@ The command line (``cvtools ...``) is a thin layer over this package's Python AP
 >>> logits = bb(images)                                # images: N×3×H×W in [0, 1]
 >>> feats = bb.features(images, ["blocks.4", "blocks.7"])
 
+A folder or a video, as ``cvtools stylize`` does it (same names, markers, re-run policy):
+
+>>> from cvtools import stylize_files
+>>> report = stylize_files(["photos/", "clip.mp4"], style="mona", output="out/")
+
 Heavy modules (torch) are imported lazily so ``cvtools --help`` stays instant.
 """
 
@@ -18,3 +23,12 @@ from pathlib import Path as _Path
 #: repository's ``samples/`` links here. The synthetic test clips, export checks and benchmarks
 #: use them, so they work in an installed copy too.
 SAMPLES_DIR = _Path(__file__).resolve().parent / "data" / "samples"
+
+
+def __getattr__(name):
+    # The Python API's entry points, imported when first used: ``import cvtools`` stays light.
+    if name == "stylize_files":
+        from cvtools.style.job import stylize_files
+
+        return stylize_files
+    raise AttributeError(f"module 'cvtools' has no attribute {name!r}")

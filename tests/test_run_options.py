@@ -77,3 +77,23 @@ def test_library_messages_name_parameters_not_options(tmp_path):
     assert "--" not in OUT_OF_MEMORY + line and "overwrite=True redoes them" in line
     assert "--overwrite redoes them" in flag_text(line, ("overwrite",))
     assert flag_text(OUT_OF_MEMORY, ("size", "tile")) == "out of memory; try a smaller --size or --tile"
+
+
+def test_stylize_files_is_the_commands_job_in_python(tmp_path):
+    """The Python API runs the same job as `cvtools stylize`: the same pixels, a marker, and a
+    re-run that skips what is done."""
+    import numpy as np
+
+    from cvtools import stylize_files
+    from cvtools.io.markers import read_marker
+
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(tmp_path / "a.png")
+    notes = []
+    report = stylize_files(tmp_path / "a.png", style="mona", output=f"{tmp_path}/out/", device="cpu",
+                           on_note=notes.append)
+    out = tmp_path / "out" / "a_mona.png"
+    assert report.done == [str(tmp_path / "a.png")] and out.is_file() and read_marker(out) is not None
+    again = stylize_files([tmp_path / "a.png"], style="mona", output=f"{tmp_path}/out/", device="cpu",
+                          on_note=notes.append)
+    assert again.skipped == [str(tmp_path / "a.png")] and "already done" in notes[-1]
+    assert np.asarray(Image.open(out)).shape == (48, 64, 3)

@@ -134,7 +134,7 @@ from pathlib import Path
 from cvtools.batch import run
 from cvtools.io.markers import Provenance
 from cvtools.io.naming import Outputs
-from cvtools.cli.stylize import stylize_work
+from cvtools.style.job import stylize_work
 from cvtools.style.fast_cpu import torch_free_stylizer
 from cvtools.style.records import resolve_style
 photo = Path(sys.argv[1])

@@ -102,13 +102,14 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
 
     from cvtools.cli.common import check_model_options_early, registered_spec, run_outputs
     from cvtools.cli.params import with_flag
-    from cvtools.cli.video_options import dream_maker, is_video_input, media_extensions, with_videos
+    from cvtools.cli.video_options import frame_bars
     from cvtools.deferred import Deferred
     from cvtools.dream import DreamSettings
     from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
     from cvtools.dream.objective import parse_layer_target, resolve_layer_targets
     from cvtools.errors import UsageError
     from cvtools.io.discover import find_inputs
+    from cvtools.video.jobs import dream_maker, is_video_input, media_extensions, with_videos
 
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
@@ -185,7 +186,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     work = with_videos(work, dream_maker(engine, size=size, enlarge=bool(enlarge), seed=seed, start=start,
                                          duration=duration, stable=stable),
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
-                       outputs=outputs, max_pixels=max_pixels)
+                       outputs=outputs, max_pixels=max_pixels, progress_for=frame_bars(quiet))
     finish(run_batch(found, work, "dream", quiet=quiet, outputs=outputs))
 
 

@@ -103,11 +103,13 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     from pathlib import Path
 
     from cvtools.cli.notes import note_printer
-    from cvtools.cli.video_options import media_extensions, stylize_maker, with_videos
+    from cvtools.cli.video_options import frame_bars
     from cvtools.deferred import Deferred
     from cvtools.device import check_device_early
     from cvtools.errors import UsageError
     from cvtools.io.discover import find_inputs
+    from cvtools.style.job import stylize_work
+    from cvtools.video.jobs import media_extensions, stylize_maker, with_videos
 
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
@@ -180,13 +182,14 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     work = stylize_work(stylizer, name=name, output=output, size=size, enlarge=bool(enlarge),
                         strength=pixel_strength, preserve_color=preserve_color, tile=tile,
                         ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite, inputs=paths,
-                        quiet=quiet, tile_bar=len(paths) == 1 and not quiet, protected=protected, outputs=outputs,
+                        quiet=quiet, tile_progress_for=TileBar if len(paths) == 1 and not quiet else None,
+                        protected=protected, outputs=outputs,
                         max_pixels=max_pixels)
     work = with_videos(work, stylize_maker(stylizer, size=size, enlarge=bool(enlarge), strength=pixel_strength,
                                            preserve_color=preserve_color, tile=tile, start=start, duration=duration,
                                            stable=stable, tune=tune or None),
                        name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
-                       outputs=outputs, max_pixels=max_pixels)
+                       outputs=outputs, max_pixels=max_pixels, progress_for=frame_bars(quiet))
     finish(run_batch(found, work, f"stylize {name}", quiet=quiet, outputs=outputs))
 
 
@@ -279,6 +282,32 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
     return StylePlan(sources=sources, name=name)
 
 
+class TileBar:
+    """A tiled photo's progress as a tqdm bar in tiles (``stylize_work``'s ``tile_progress_for``),
+    drawn only on a terminal."""
+
+    def __init__(self, path):
+        self.name = path.name
+        self.bar = None
+
+    def __call__(self, n):
+        if n:  # the tile count (again after a fallback to smaller tiles: a new bar)
+            import sys
+
+            from tqdm import tqdm
+
+            self.close()
+            self.bar = tqdm(total=n, desc=f"{self.name} tiles", unit="tile", file=sys.stderr, dynamic_ncols=True,
+                            disable=None)  # None: drawn only on a terminal
+        elif self.bar is not None:
+            self.bar.update(1)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
 class StepBar:
     """A tqdm bar over one picture's optimisation steps, with the loss (PaintingStylizer's
     callback); a new picture starts a new bar."""
@@ -308,70 +337,6 @@ class StepBar:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-
-
-def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
-                 many=True, overwrite=False, inputs=(), quiet=False, tile_bar=False, quality=95, enlarge=False,
-                 protected=(), name=None, outputs=None, max_pixels=-1):
-    """``cvtools stylize``'s per-file work for ``run_batch``, in stages: name the output (main
-    thread, input order), decode and resize (a loader thread), stylize (main thread: the
-    device), encode and write atomically (a writer thread). The benchmark times this too.
-    ``size``: the longest side, shrinking only unless ``enlarge``. ``protected``: further files
-    no output may replace, even with ``overwrite`` (the paintings). ``name``: the style's name in
-    output names (default ``stylizer.name``; give it when the stylizer is a
-    :class:`~cvtools.deferred.Deferred` not to build it for naming). ``outputs``: the run's
-    :class:`~cvtools.io.naming.Outputs` (pass the same one to ``run_batch``). ``max_pixels``: the
-    decode limit (as :func:`~cvtools.io.decode.load_image`'s)."""
-    from cvtools.batch import StagedWork
-    from cvtools.io.atomic import save_image
-    from cvtools.io.decode import load_image
-    from cvtools.io.naming import output_path_for
-    from cvtools.ops import resize_long_side
-
-    targets = {}
-    untouchable = list(inputs) + list(protected)  # one list: output_path_for indexes it once
-
-    def prepare(path):
-        targets[path] = output_path_for(path, output, name or stylizer.name, ext=ext, many=many, overwrite=overwrite,
-                                        inputs=untouchable, outputs=outputs)
-
-    def load(path):
-        image = load_image(path, max_pixels=max_pixels)
-        return resize_long_side(image.rgb, size, enlarge=enlarge), image.alpha
-
-    def compute(path, item):
-        rgb, alpha = item
-        target = targets.pop(path)
-        bar = None
-
-        def progress(n):
-            nonlocal bar
-            if n and tile_bar:
-                import sys
-
-                from tqdm import tqdm
-
-                bar = tqdm(total=n, desc=f"{path.name} tiles", unit="tile", file=sys.stderr, dynamic_ncols=True,
-                           disable=None)  # None: drawn only on a terminal
-            elif bar is not None:
-                bar.update(1)
-
-        try:
-            result = stylizer(rgb, strength=strength, preserve_color=preserve_color, tile=tile, progress=progress,
-                              as_uint8=True)
-        finally:
-            if bar is not None:
-                bar.close()
-        return target, result, alpha, stylizer.last_tiles
-
-    def save(path, pending):
-        target, result, alpha, tiles = pending
-        save_image(target, result, alpha=alpha, quality=quality, outputs=outputs)
-        if quiet:
-            return None
-        return f"{path} -> {target}" + (f" ({tiles} tiles)" if tiles else "")
-
-    return StagedWork(load=load, compute=compute, save=save, prepare=prepare)
 
 
 @click.command()

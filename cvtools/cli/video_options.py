@@ -1,10 +1,6 @@
-"""Videos among the inputs of ``cvtools stylize`` and ``cvtools dream``.
-
-A video file (mp4, mov, mkv, webm, m4v, avi) or an animated GIF/WebP named on the command line
-or found in a folder is one input of the batch like a photo: it is named like one
-(``clip_starry_night.mp4`` next to ``clip.mp4``, the same re-run policy: markers, skips, ``-2``),
-fails alone with one line naming it, and is written atomically. Its frames go through
-``cvtools.video.process`` with a progress bar in frames (rate and ETA).
+"""The video options of ``cvtools stylize`` and ``cvtools dream`` (--start, --duration,
+--stable) and the progress bar in frames (rate and ETA) each video shows; how videos among the
+inputs are named and made is the library's (:mod:`cvtools.video.jobs`).
 
 Only click is imported at module level (``cvtools --help`` stays instant).
 """
@@ -69,13 +65,6 @@ def video_options(f):
     return f
 
 
-def media_extensions():
-    """File extensions searched for in folders by commands that take videos too."""
-    from cvtools.io.discover import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
-    return IMAGE_EXTENSIONS | VIDEO_EXTENSIONS
-
-
 class FrameBar:
     """``progress(done, total)`` drawn as a tqdm bar in frames (rate and ETA), on a terminal only."""
 
@@ -104,217 +93,18 @@ class FrameBar:
             self.bar.close()
             self.bar = None
 
+    def note(self, message):
+        """A note from the video run, above the bar when there is one."""
+        if self.quiet:
+            return
+        if self.bar is not None:
+            self.bar.write(f"cvtools: note: {message}")
+        else:
+            from cvtools.cli.common import echo_err
 
-def _note(path, target, result) -> str:
-    from cvtools.errors import safe_path
-
-    rate = f"{result.rate:.1f} frames/s" if result.rate >= 1 else f"{1 / max(result.rate, 1e-9):.1f} s/frame"
-    audio = f", {result.audio}" if result.audio else ""
-    return (f"{safe_path(path)} -> {safe_path(target)} ({result.frames} frames, {result.width}x{result.height}, "
-            f"{float(result.fps):g} fps{audio}; {rate})")
-
-
-class VideoJob:
-    """Naming and running one video of a batch: ``target(path)`` claims its output (main thread,
-    input order), ``run(path, target)`` makes it and returns the note. ``make(path, target, info,
-    progress, notify, outputs) -> VideoResult`` is the command's own part (stylize_video, dream_video);
-    ``outputs``: the run's :class:`~cvtools.io.naming.Outputs` (naming, marker, overwrite decision)."""
-
-    def __init__(self, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None,
-                 max_pixels=-1):
-        self.make, self.suffix = make, suffix
-        self.output, self.overwrite, self.many, self.inputs, self.quiet = output, overwrite, many, inputs, quiet
-        self.outputs, self.max_pixels = outputs, max_pixels
-
-    def target(self, path):
-        from cvtools.io.naming import output_path_for
-        from cvtools.video.io import DEFAULT_OUTPUT_EXT, check_output_format
-
-        ext = DEFAULT_OUTPUT_EXT.get(path.suffix.lower(), ".mp4")
-        target = output_path_for(path, self.output, self.suffix, ext=ext, many=self.many, overwrite=self.overwrite,
-                                 inputs=self.inputs, video=True, outputs=self.outputs)
-        check_output_format(target)
-        return target
-
-    def run(self, path, target) -> str:
-        from cvtools.video.io import probe_video
-
-        info = probe_video(path, max_pixels=self.max_pixels)  # the frames are read with this info
-        bar = FrameBar(path.name, self.quiet)
-
-        def notify(message):
-            if not self.quiet:
-                from cvtools.cli.common import echo_err
-
-                if bar.bar is not None:
-                    bar.bar.write(f"cvtools: note: {message}")
-                else:
-                    echo_err(f"note: {message}")
-
-        try:
-            result = self.make(path, target, info, bar, notify, self.outputs)
-        finally:
-            bar.close()
-        return None if self.quiet else _note(path, target, result)
+            echo_err(f"note: {message}")
 
 
-def is_video_input(path) -> bool:
-    from cvtools.video.io import is_video
-
-    return is_video(path)
-
-
-class _StagedWithVideos:
-    """A staged image work (``cvtools.batch.StagedWork``) that also takes videos: a video is
-    named in ``prepare`` and made whole in the compute stage (its own decode and encode threads
-    keep the device busy); photos go through the wrapped stages unchanged."""
-
-    def __init__(self, work, job: VideoJob):
-        self.work, self.job = work, job
-        self.threads = getattr(work, "threads", None)
-        self.extensions = media_extensions()
-        self.targets = {}
-        self.videos = set()
-
-    def prepare(self, path):
-        if is_video_input(path):
-            self.videos.add(path)
-            self.targets[path] = self.job.target(path)
-        elif getattr(self.work, "prepare", None) is not None:
-            self.work.prepare(path)
-
-    def load(self, path):
-        return None if path in self.videos else self.work.load(path)
-
-    def compute(self, path, item):
-        if path in self.videos:
-            self.videos.discard(path)
-            return _VideoDone(self.job.run(path, self.targets.pop(path)))
-        return self.work(path, item)
-
-    __call__ = compute
-
-    def save(self, path, pending):
-        if isinstance(pending, _VideoDone):
-            return pending.note
-        return self.work.save(path, pending)
-
-
-class _VideoDone:
-    __slots__ = ("note",)
-
-    def __init__(self, note):
-        self.note = note
-
-
-class _PlainWithVideos:
-    """A per-file work function (``work(path) -> note``) that also takes videos."""
-
-    def __init__(self, work, job: VideoJob):
-        self.work, self.job = work, job
-        self.extensions = media_extensions()
-
-    def __call__(self, path):
-        if is_video_input(path):
-            return self.job.run(path, self.job.target(path))
-        return self.work(path)
-
-
-class _VideoItem:
-    __slots__ = ("path", "target")
-
-    def __init__(self, path, target):
-        self.path, self.target = path, target
-
-
-def _batched_with_videos(work, job: VideoJob):
-    """A ``cvtools.batch.BatchedWork`` that also takes videos: a video is prepared as its own
-    one-item batch (a key no photo shares) and made whole when its turn comes."""
-    from cvtools.batch import BatchedWork
-
-    def prepare(path):
-        if is_video_input(path):
-            return _VideoItem(path, job.target(path))
-        return work.prepare(path)
-
-    def key(item):
-        if isinstance(item, _VideoItem):
-            return ("video", str(item.path))
-        if work.key is not None:
-            return work.key(item)
-        x = item["x"] if isinstance(item, dict) else item
-        return tuple(x.shape)
-
-    def compute(items):
-        if isinstance(items[0], _VideoItem):
-            return [job.run(items[0].path, items[0].target)]
-        return work.compute(items)
-
-    def finish(path, item, result):
-        return result if isinstance(item, _VideoItem) else work.finish(path, item, result)
-
-    wrapped = BatchedWork(prepare=prepare, compute=compute, finish=finish, batch_size=work.batch_size, key=key,
-                          lookahead=work.lookahead)
-    wrapped.extensions = media_extensions()
-    return wrapped
-
-
-def with_videos(work, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None,
-                max_pixels=-1):
-    """``work`` (a command's per-photo work for ``run_batch``: staged, batched or a plain function)
-    extended to videos: each video input is made by ``make(path, target, info, progress, notify,
-    outputs) -> VideoResult`` into an output named by the image policy (``NAME_SUFFIX.mp4``; .mov/.mkv keep
-    their container)."""
-    job = VideoJob(make, suffix, output=output, overwrite=overwrite, many=many, inputs=inputs, quiet=quiet,
-                   outputs=outputs, max_pixels=max_pixels)
-    if hasattr(work, "finish") and hasattr(work, "batch_size") and hasattr(work, "prepare"):
-        return _batched_with_videos(work, job)
-    staged = hasattr(work, "load") and hasattr(work, "save")
-    return _StagedWithVideos(work, job) if staged else _PlainWithVideos(work, job)
-
-
-def frame_size(info, size, enlarge=False):
-    """The ``size`` to read a clip's frames at: the longer side ``size`` when that shrinks them
-    (or with ``enlarge``), else None (the clip's own size): ``--size`` only shrinks, as for photos."""
-    if not size or enlarge:
-        return size
-    return size if size < max(info.display_size) else None
-
-
-def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile="auto", start=None, duration=None,
-                  stable=None, enlarge=False, tune=None):
-    """``make`` for ``cvtools stylize``: stylize_video with the command's options (``tune``: as
-    stylize_video's; None decides by the clip's length)."""
-
-    def make(path, target, info, progress, notify, outputs=None):
-        from cvtools.deferred import resolve
-        from cvtools.video.process import stylize_video
-
-        built = resolve(stylizer)  # the command builds it at the first input that needs it
-        stabilizer = None
-        if stable:
-            from cvtools.video.stability import TemporalStabilizer, blend_for
-
-            stabilizer = TemporalStabilizer(blend_for(built))
-        return stylize_video(built, path, target, start=start or 0.0, duration=duration,
-                             size=frame_size(info, size, enlarge),
-                             strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,
-                             progress=progress, notify=notify, info=info, outputs=outputs, tune=tune)
-
-    return make
-
-
-def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=None, enlarge=False):
-    """``make`` for ``cvtools dream``: dream_video; ``stable`` (default on) starts each frame from the
-    previous dream carried along the optical flow."""
-
-    def make(path, target, info, progress, notify, outputs=None):
-        from cvtools.deferred import resolve
-        from cvtools.video.process import dream_video
-
-        return dream_video(resolve(engine), path, target, start=start or 0.0, duration=duration,
-                           size=frame_size(info, size, enlarge), seed=seed,
-                           warp=stable is not False, progress=progress, notify=notify, info=info,
-                           outputs=outputs)
-
-    return make
+def frame_bars(quiet: bool):
+    """``progress_for`` for :func:`cvtools.video.jobs.with_videos`: a bar in frames per video."""
+    return lambda path: FrameBar(path.name, quiet)
