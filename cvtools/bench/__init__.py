@@ -20,6 +20,10 @@ class Row:
     first_ms: float = 0.0
     check: str = ""  # agreement with the baseline, e.g. "max|Δ|=2e-4, top-1 same"
     notes: str = ""
+    #: rows of one workload that share a baseline (a CAM method, a network): the group's first
+    #: row is its baseline (ratio 1.0); "" for a workload with one baseline. first_ms 0: no
+    #: separate first call (a row that is a whole run divided by its items)
+    group: str = ""
 
 
 @dataclass
@@ -42,8 +46,15 @@ def device_name(device) -> str:
     return f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
 
 
+#: how big the workloads are: "full" (BENCHMARKS.md's figures), "quick", "tiny" (seconds each on a
+#: 2-core CPU: that every variant runs, for the tests; its timings mean nothing)
+SIZES = ("full", "quick", "tiny")
+
+
 def run_suite(device: str = "auto", quick: bool = False, only: Optional[List[str]] = None,
-              progress: Optional[Callable[[str], None]] = None) -> Suite:
+              progress: Optional[Callable[[str], None]] = None, size: Optional[str] = None) -> Suite:
+    """Every workload (or ``only`` these) on ``device``; ``size`` one of :data:`SIZES` (None:
+    "quick" if ``quick`` else "full")."""
     import torch
 
     from cvtools.backbones import resolve_device
@@ -54,6 +65,11 @@ def run_suite(device: str = "auto", quick: bool = False, only: Optional[List[str
         from cvtools.errors import CvtoolsError
 
         raise CvtoolsError(f"unknown workload '{unknown[0]}'; choose from {', '.join(WORKLOADS)}", param="only")
+    size = size or ("quick" if quick else "full")
+    if size not in SIZES:
+        from cvtools.errors import UsageError
+
+        raise UsageError(f"size {size!r} is not one of {', '.join(SIZES)}", param="size")
     dev = resolve_device(device)
     suite = Suite(device_name(dev), torch.__version__)
     for name, fn in WORKLOADS.items():
@@ -65,7 +81,7 @@ def run_suite(device: str = "auto", quick: bool = False, only: Optional[List[str
         # would otherwise be recompiled with dynamic shapes for training batches (measured:
         # 148 s to compile and slower kernels than a fresh static compile).
         torch._dynamo.reset()
-        suite.rows.extend(fn(dev, quick))
+        suite.rows.extend(fn(dev, size))
     return suite
 
 
@@ -75,6 +91,7 @@ def format_table(suite: Suite) -> str:
     lines += [header, "-" * len(header)]
     for r in suite.rows:
         tp = f"{r.throughput:,.1f} {r.unit}"
-        lines.append(f"{r.workload:<14} {r.variant:<34} {r.ms:>8.2f}ms {r.first_ms:>7.0f}ms {tp:>16} "
+        first = f"{r.first_ms:>7.0f}ms" if r.first_ms else f"{'-':>9}"  # whole runs have no first call
+        lines.append(f"{r.workload:<14} {r.variant:<34} {r.ms:>8.2f}ms {first} {tp:>16} "
                      f"{r.ratio:>7.2f}x  {r.check}")
     return "\n".join(lines)

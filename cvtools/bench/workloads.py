@@ -1,5 +1,11 @@
 """The benchmark workloads. Each returns rows: the plain baseline first (ratio 1.0), then the
-fast variants with their speed-up and their agreement with the baseline."""
+fast variants with their speed-up and their agreement with the baseline. Workloads that time
+several things (cams: five methods; user-gradcam: two networks) give each its own group of rows
+(``Row.group``), each starting with its own baseline.
+
+``size``: "full" (the figures BENCHMARKS.md quotes), "quick" (smaller batches, fewer repeats) or
+"tiny" (a few pixels and one repeat: every variant runs in seconds on a 2-core CPU; what the
+tests use; its numbers mean nothing)."""
 
 from __future__ import annotations
 
@@ -16,14 +22,15 @@ def _batch(n, size, seed=0):
     return torch.rand(n, 3, size, size, generator=g)
 
 
-def backbone_classify(dev, quick) -> List[Row]:
+def backbone_classify(dev, size) -> List[Row]:
     """EfficientNet-Lite0 logits, batch 64 at 224 px (16 on the CPU)."""
     import torch
 
     from cvtools.backbones import load_backbone
 
-    n = 64 if dev.type == "cuda" else (4 if quick else 16)
-    x = _batch(n, 224).to(dev)
+    quick, tiny = size != "full", size == "tiny"
+    n = 2 if tiny else 64 if dev.type == "cuda" else (4 if quick else 16)
+    x = _batch(n, 64 if tiny else 224).to(dev)
     variants = [("unfused fp32 eager (baseline)", dict(fuse=False, precision="fp32", channels_last=False))]
     if dev.type == "cuda":
         variants += [
@@ -40,11 +47,11 @@ def backbone_classify(dev, quick) -> List[Row]:
         if not quick:
             variants.append(("fused fp32 channels_last compile", dict(precision="fp32", channels_last=True, compile=True)))
     rows, ref = [], None
-    repeat = 5 if dev.type == "cpu" else 30
+    repeat = 1 if tiny else 5 if dev.type == "cpu" else 30
     for desc, kw in variants:
         bb = load_backbone("efficientnet_lite0", device=str(dev), **kw)
         with torch.inference_mode():
-            t = measure(lambda: bb(x), dev, warmup=3, repeat=repeat)
+            t = measure(lambda: bb(x), dev, warmup=1 if tiny else 3, repeat=repeat)
             out = bb(x).float().cpu()
         if ref is None:
             ref, base_ms, check = out, t.median_ms, "reference"
@@ -73,16 +80,17 @@ def _psnr(a, b) -> float:
     return float("inf") if mse == 0 else 10 * math.log10(1.0 / mse)
 
 
-def dream_workload(dev, quick) -> List[Row]:
+def dream_workload(dev, size) -> List[Row]:
     """DeepDream with the default layers, 4 octaves x 10 steps, jitter 32: 1920x1080 on GPUs,
-    512x512 on the CPU (2 octaves x 5 steps with --quick)."""
+    512x512 on the CPU (2 octaves x 5 steps with --quick; tiny: 64x64, 1 octave x 2 steps)."""
     import torch
 
     from cvtools.backbones import load_backbone
     from cvtools.dream import DreamEngine, DreamSettings
 
-    h, w = (1080, 1920) if dev.type == "cuda" else (512, 512)
-    octaves, steps = (2, 5) if quick and dev.type != "cuda" else (4, 10)
+    quick, tiny = size != "full", size == "tiny"
+    h, w = (64, 64) if tiny else (1080, 1920) if dev.type == "cuda" else (512, 512)
+    octaves, steps = (1, 2) if tiny else (2, 5) if quick and dev.type != "cuda" else (4, 10)
     g = torch.Generator().manual_seed(3)
     image = torch.nn.functional.interpolate(torch.rand(1, 3, h // 16, w // 16, generator=g), size=(h, w),
                                             mode="bilinear", align_corners=False)[0].to(dev)
@@ -109,7 +117,8 @@ def dream_workload(dev, quick) -> List[Row]:
         if dev.type == "cuda":
             torch.backends.cudnn.benchmark = tuned  # a process-wide switch: set for each row
         engine = DreamEngine(bb, DreamSettings(fast=fast, compile=compiled, **settings))
-        t = measure(lambda: engine(image, seed=0), dev, warmup=2, repeat=10 if dev.type == "cuda" else 2)
+        t = measure(lambda: engine(image, seed=0), dev, warmup=1 if tiny else 2,
+                    repeat=1 if tiny else 10 if dev.type == "cuda" else 2)
         # A dream is chaotic (a 1e-4 change moves later steps visibly), so the paths are
         # compared after one step of one octave, where they must agree closely.
         one = DreamEngine(bb, DreamSettings(fast=fast, compile=compiled, octaves=1, steps=1, jitter=32,
@@ -123,7 +132,7 @@ def dream_workload(dev, quick) -> List[Row]:
     return rows
 
 
-def gradcam_workload(dev, quick) -> List[Row]:
+def gradcam_workload(dev, size) -> List[Row]:
     """Grad-CAM at the last block, batch 64 at 224 px (8 on the CPU): captum LayerGradCam +
     bilinear upsampling on the plain model, pytorch-grad-cam when installed (benchmark only),
     and cvtools' batched single-hook Grad-CAM."""
@@ -133,9 +142,11 @@ def gradcam_workload(dev, quick) -> List[Row]:
     from cvtools.visualize.cam import gradcam, upsample_cam
     from cvtools.visualize.model import PixelModel
 
-    n = 64 if dev.type == "cuda" else (4 if quick else 8)
-    x = _batch(n, 224, seed=5).to(dev)
+    quick, tiny = size != "full", size == "tiny"
+    n = 2 if tiny else 64 if dev.type == "cuda" else (4 if quick else 8)
+    x = _batch(n, 64 if tiny else 224, seed=5).to(dev)
     plain = _plain_backbone(dev)
+    repeat = 1 if tiny else 20 if dev.type == "cuda" else 3
     layer = plain.defaults.cam
 
     def captum_cam():
@@ -148,7 +159,7 @@ def gradcam_workload(dev, quick) -> List[Row]:
         return upsample_cam(attr.float(), x.shape[-2:])[:, 0]
 
     rows = []
-    t = measure(captum_cam, dev, warmup=2, repeat=20 if dev.type == "cuda" else 3)
+    t = measure(captum_cam, dev, warmup=1 if tiny else 2, repeat=repeat)
     ref = captum_cam()
     base = t.median_ms
     rows.append(Row("gradcam", "captum LayerGradCam fp32 (baseline)", t.median_ms, f"{n} images", n / t.median_ms * 1e3,
@@ -159,7 +170,7 @@ def gradcam_workload(dev, quick) -> List[Row]:
         model = PixelModel(plain)
         cam = PGC(model=model, target_layers=[plain.module(layer)])
         xg = x.clone().requires_grad_(True)  # our backbone's weights are frozen; it needs a grad path
-        t = measure(lambda: cam(input_tensor=xg, targets=None), dev, warmup=2, repeat=20 if dev.type == "cuda" else 3)
+        t = measure(lambda: cam(input_tensor=xg, targets=None), dev, warmup=1 if tiny else 2, repeat=repeat)
         theirs = torch.as_tensor(cam(input_tensor=xg, targets=None)).float()
         cam.activations_and_grads.release()  # its hooks would otherwise run inside the rows below
 
@@ -175,7 +186,8 @@ def gradcam_workload(dev, quick) -> List[Row]:
         pass
     for desc, bb in [("cvtools fp32 (same model)", plain),
                      ("cvtools default (fused, fp16/CL on GPU)", load_backbone("efficientnet_lite0", device=str(dev)))]:
-        t = measure(lambda: gradcam(bb, x, layer=layer), dev, warmup=3, repeat=30 if dev.type == "cuda" else 3)
+        t = measure(lambda: gradcam(bb, x, layer=layer), dev, warmup=1 if tiny else 3,
+                    repeat=1 if tiny else 30 if dev.type == "cuda" else 3)
         out = gradcam(bb, x, layer=layer)
         check = f"max|Δ| vs captum {float((out.detach().float().cpu() - ref.detach().float().cpu()).abs().max()):.1e}"
         rows.append(Row("gradcam", desc, t.median_ms, f"{n} images", n / t.median_ms * 1e3, "img/s",
@@ -183,12 +195,13 @@ def gradcam_workload(dev, quick) -> List[Row]:
     return rows
 
 
-def cams_workload(dev, quick) -> List[Row]:
+def cams_workload(dev, size) -> List[Row]:
     """HiResCAM, XGrad-CAM, Eigen-CAM, Score-CAM and Ablation-CAM at the last block of
     EfficientNet-Lite0, 224 px: pytorch-grad-cam fp32 as the baseline when installed (benchmark
     only; the same unfused model on normalised input, so Score-CAM masks the same tensor), then
     cvtools on the same model and its default (fused, fp16/channels-last on a GPU). 8 images on a
-    GPU; on the CPU 2 (Score-CAM: 1 at 112 px, a forward pass per channel)."""
+    GPU; on the CPU 2 (Score-CAM: 1 at 112 px, a forward pass per channel); tiny: 1 at 64 px. Each
+    method is a group of rows; without pytorch-grad-cam, cvtools fp32 is the group's baseline."""
     import os
 
     import torch
@@ -199,8 +212,8 @@ def cams_workload(dev, quick) -> List[Row]:
     plain = _plain_backbone(dev)
     fast = load_backbone("efficientnet_lite0", device=str(dev))
     layer = plain.defaults.cam
-    gpu = dev.type == "cuda"
-    repeat = 5 if gpu else 1
+    gpu, tiny = dev.type == "cuda", size == "tiny"
+    repeat = 5 if gpu and not tiny else 1
     try:
         import pytorch_grad_cam as pgc
     except ImportError:
@@ -216,9 +229,9 @@ def cams_workload(dev, quick) -> List[Row]:
     rows = []
     for name, cls in names.items():
         slow = name in ("scorecam", "ablationcam")
-        n = 8 if gpu else (1 if name == "scorecam" else 2)
-        size = 112 if (name == "scorecam" and not gpu) else 224
-        x = _batch(n, size, seed=6).to(dev)
+        n = 1 if tiny else 8 if gpu else (1 if name == "scorecam" else 2)
+        side = 64 if tiny else 112 if (name == "scorecam" and not gpu) else 224
+        x = _batch(n, side, seed=6).to(dev)
         with torch.no_grad():
             target = plain(x).argmax(1)
         chunk = 256 if gpu else 64
@@ -244,20 +257,22 @@ def cams_workload(dev, quick) -> List[Row]:
                 else:
                     os.environ["TQDM_DISABLE"] = old
             base = t.median_ms
-            rows.append(Row("cams", f"{name} pytorch-grad-cam fp32", t.median_ms, f"{n} images {size}px",
-                            n / t.median_ms * 1e3, "img/s", 1.0, t.first_ms, "reference"))
-        for desc, bb in [("cvtools fp32", plain), ("cvtools default", fast)]:
+            rows.append(Row("cams", f"{name} pytorch-grad-cam fp32 (baseline)", t.median_ms, f"{n} images {side}px",
+                            n / t.median_ms * 1e3, "img/s", 1.0, t.first_ms, "reference", group=name))
+        ours = "cvtools fp32" if pgc is not None else "cvtools fp32 (baseline)"
+        for desc, bb in [(ours, plain), ("cvtools default", fast)]:
             method = make_method(name, bb, layer=layer, internal_batch_size=chunk)
             t = measure(lambda: method(x, target), dev, warmup=1 if slow else 3, repeat=repeat if slow else 3 * repeat)
             out = unit(method(x, target))
-            check = "" if ref is None else f"max|Δ| vs pytorch-grad-cam {float((out - ref).abs().max()):.1e}"
+            check = ("pytorch-grad-cam not installed" if ref is None
+                     else f"max|Δ| vs pytorch-grad-cam {float((out - ref).abs().max()):.1e}")
             base = base or t.median_ms
-            rows.append(Row("cams", f"{name} {desc}", t.median_ms, f"{n} images {size}px", n / t.median_ms * 1e3,
-                            "img/s", base / t.median_ms, t.first_ms, check))
+            rows.append(Row("cams", f"{name} {desc}", t.median_ms, f"{n} images {side}px", n / t.median_ms * 1e3,
+                            "img/s", base / t.median_ms, t.first_ms, check, group=name))
     return rows
 
 
-def stylize_workload(dev, quick) -> List[Row]:
+def stylize_workload(dev, size) -> List[Row]:
     """The bundled 'mona' network on one 1920x1080 frame (GPU) or one 512x512 image (CPU):
     the plain network (fp32, eager, NCHW, nearest-upsample decoder) against cvtools' Stylizer
     default, and with --compile."""
@@ -266,12 +281,13 @@ def stylize_workload(dev, quick) -> List[Row]:
     from cvtools.style.records import resolve_style
     from cvtools.style.stylize import Stylizer
 
-    h, w = (1080, 1920) if dev.type == "cuda" else (512, 512)
+    quick, tiny = size != "full", size == "tiny"
+    h, w = (64, 64) if tiny else (1080, 1920) if dev.type == "cuda" else (512, 512)
     x = torch.nn.functional.interpolate(_batch(1, 64, seed=7), size=(h, w), mode="bilinear", align_corners=False).to(dev)
     plain = resolve_style("mona").load_network(device="cpu").eval().to(dev)
-    repeat = 30 if dev.type == "cuda" else (3 if quick else 7)
+    repeat = 1 if tiny else 30 if dev.type == "cuda" else (3 if quick else 7)
     with torch.inference_mode():
-        t = measure(lambda: plain(x), dev, warmup=3, repeat=repeat)
+        t = measure(lambda: plain(x), dev, warmup=1 if tiny else 3, repeat=repeat)
         ref = plain(x).float()
     rows = [Row("stylize", "plain fp32 eager NCHW (baseline)", t.median_ms, f"1 image {w}x{h}", 1e3 / t.median_ms,
                 "img/s", 1.0, t.first_ms, "reference")]
@@ -282,7 +298,7 @@ def stylize_workload(dev, quick) -> List[Row]:
         variants.append(("cvtools bf16 channels_last", dict(precision="bf16", channels_last=True)))
     for desc, kw in variants:
         st = Stylizer("mona", device=str(dev), **kw)
-        t = measure(lambda: st.stylize_tensor(x), dev, warmup=3, repeat=repeat)
+        t = measure(lambda: st.stylize_tensor(x), dev, warmup=1 if tiny else 3, repeat=repeat)
         out = st.stylize_tensor(x).float()
         check = f"max|Δ|={float((out - ref).abs().max()):.3f}, PSNR {_psnr(out.clamp(0, 1), ref.clamp(0, 1)):.1f} dB"
         rows.append(Row("stylize", desc, t.median_ms, f"1 image {w}x{h}", 1e3 / t.median_ms, "img/s",
@@ -290,7 +306,7 @@ def stylize_workload(dev, quick) -> List[Row]:
     return rows
 
 
-def painting_workload(dev, quick) -> List[Row]:
+def painting_workload(dev, size) -> List[Row]:
     """``stylize --style painting.jpg`` (optimisation, no network) with the defaults on one
     1920x1080 photo (GPU) or 512x512 (CPU; 20 steps with --quick), a synthetic painting: the
     plain backbone (unfused fp32 NCHW) against the default (fused, channels-last, bf16 on GPUs)
@@ -300,15 +316,15 @@ def painting_workload(dev, quick) -> List[Row]:
     from cvtools.backbones import load_backbone
     from cvtools.style.optimize import PaintingStylizer
 
-    gpu = dev.type == "cuda"
-    h, w = (1080, 1920) if gpu else (512, 512)
+    gpu, quick, tiny = dev.type == "cuda", size != "full", size == "tiny"
+    h, w = (64, 64) if tiny else (1080, 1920) if gpu else (512, 512)
     photo = torch.nn.functional.interpolate(_batch(1, 64, seed=8), size=(h, w), mode="bilinear",
                                             align_corners=False)[0]
     g = torch.Generator().manual_seed(9)
     painting = torch.nn.functional.interpolate(torch.rand(1, 3, 48, 64, generator=g), size=(384, 512),
                                                mode="nearest")[0]  # blocky strokes
     painting = (painting + 0.15 * torch.rand(3, 384, 512, generator=g)).clamp(0, 1)
-    steps = {"steps": 20} if quick and not gpu else {}
+    steps = {"steps": 2} if tiny else {"steps": 20} if quick and not gpu else {}
     variants = [("plain fp32 unfused NCHW (baseline)", _plain_backbone(dev), {}),
                 ("cvtools default (adam)", load_backbone("efficientnet_lite0", device=str(dev),
                                                          precision="bf16" if gpu else "fp32"), {})]
@@ -319,7 +335,7 @@ def painting_workload(dev, quick) -> List[Row]:
     rows = []
     for desc, bb, kw in variants:
         ps = PaintingStylizer(painting, backbone=bb, **steps, **kw)
-        t = measure(lambda: ps.optimize(photo), dev, warmup=1, repeat=3 if gpu else 1)
+        t = measure(lambda: ps.optimize(photo), dev, warmup=1, repeat=3 if gpu and not tiny else 1)
         final = ps.last_losses[-1]
         n = ps.total_steps(h, w)
         rows.append(Row("painting", desc, t.median_ms, f"1 image {w}x{h}", 1e3 / t.median_ms, "img/s",
@@ -329,7 +345,7 @@ def painting_workload(dev, quick) -> List[Row]:
     return rows
 
 
-def train_workload(dev, quick) -> List[Row]:
+def train_workload(dev, size) -> List[Row]:
     """train-style steps at 256 px (64 px on the CPU) with the shipped width: the plain recipe
     (fp32, NCHW, batch 4, unfused loss network) against cvtools' (bf16 autocast, channels-last,
     fused frozen loss network, batch 64 on GPUs)."""
@@ -340,8 +356,9 @@ def train_workload(dev, quick) -> List[Row]:
     from cvtools.style.network import TransformerNet
     from cvtools.style.records import resolve_style
 
+    quick, tiny = size != "full", size == "tiny"
     width = float(resolve_style("mona").network.get("width", 0.5))
-    size = 256 if dev.type == "cuda" else 64
+    side = 256 if dev.type == "cuda" and not tiny else 64
     style = _batch(1, 256, seed=11)
 
     def make_step(batch, fast, compiled=False):
@@ -359,7 +376,7 @@ def train_workload(dev, quick) -> List[Row]:
             torch._dynamo.reset()
             forward = torch.compile(forward, dynamic=False)
         opt = torch.optim.Adam(net.parameters(), 1e-3)
-        x = _batch(batch, size, seed=13).to(dev)
+        x = _batch(batch, side, seed=13).to(dev)
         if fast:
             x = x.contiguous(memory_format=torch.channels_last)
         amp = fast and dev.type == "cuda"
@@ -375,11 +392,12 @@ def train_workload(dev, quick) -> List[Row]:
 
     def loss_curve(batch, fast, steps):
         step = make_step(batch, fast)
-        return [float(step()) for _ in range(steps)]
+        return [float(step().detach()) for _ in range(steps)]
 
     rows = []
-    variants = [("plain fp32 NCHW batch 4 (baseline)", 4, False, False)]
-    big = 64 if dev.type == "cuda" else 8
+    small = 2 if tiny else 4
+    variants = [(f"plain fp32 NCHW batch {small} (baseline)", small, False, False)]
+    big = 4 if tiny else 64 if dev.type == "cuda" else 8
     if dev.type == "cuda":
         variants.append((f"cvtools bf16 channels_last fused, batch {big}", big, True, False))
         if not quick:
@@ -387,7 +405,7 @@ def train_workload(dev, quick) -> List[Row]:
     else:
         variants.append((f"cvtools fused channels_last, batch {big}", big, True, False))
     # "same loss curve as the plain path": both recipes from the same start on the same batch
-    n_check = 20 if dev.type == "cuda" else 5
+    n_check = 2 if tiny else 20 if dev.type == "cuda" else 5
     plain_curve = loss_curve(big, False, n_check)
     fast_curve = loss_curve(big, True, n_check)
     rel = max(abs(a - b) / abs(a) for a, b in zip(plain_curve, fast_curve))
@@ -395,20 +413,22 @@ def train_workload(dev, quick) -> List[Row]:
              f"({plain_curve[0]:.3g} -> {plain_curve[-1]:.3g} vs {fast_curve[0]:.3g} -> {fast_curve[-1]:.3g})")
     for desc, batch, fast, compiled in variants:
         step = make_step(batch, fast, compiled)
-        t = measure(step, dev, warmup=3, repeat=20 if dev.type == "cuda" else (2 if quick else 4))
+        t = measure(step, dev, warmup=1 if tiny else 3, repeat=1 if tiny else 20 if dev.type == "cuda" else (2 if quick else 4))
         rate = batch / t.median_ms * 1e3
-        rows.append(Row("train-style", desc, t.median_ms, f"1 step of {batch} at {size}px", rate, "img/s",
+        rows.append(Row("train-style", desc, t.median_ms, f"1 step of {batch} at {side}px", rate, "img/s",
                         1.0 if not rows else rate / rows[0].throughput, t.first_ms, curve if fast else "",
                         f"width {width}"))
     return rows
 
 
-def folder_workload(dev, quick) -> List[Row]:
+def folder_workload(dev, size) -> List[Row]:
     """End to end over a folder of JPEGs (1920x1080 on GPUs, 640x480 on the CPU) through the
     batch runner ``cvtools stylize`` uses (:func:`cvtools.batch.run` with staged work like the
     CLI's: name, decode, stylize, encode, atomic write): every stage one file after another on
     the main thread (the serial baseline), vs decoding and encoding in worker threads overlapped
-    with the device work (what the CLI does). The check compares the two runs' output files."""
+    with the device work (what the CLI does). The check compares the two runs' output files.
+    Each row is a whole run divided by its images: there is no separate first call (first_ms 0;
+    the warm-up run before them takes cuDNN's and the allocator's first costs)."""
     import tempfile
     import time
     from pathlib import Path
@@ -419,8 +439,9 @@ def folder_workload(dev, quick) -> List[Row]:
     from cvtools.io.atomic import save_image
     from cvtools.style.stylize import Stylizer
 
-    n = (8 if quick else 32) if dev.type == "cuda" else (4 if quick else 12)
-    h, w = (1080, 1920) if dev.type == "cuda" else (480, 640)
+    quick, tiny = size != "full", size == "tiny"
+    n = 2 if tiny else (8 if quick else 32) if dev.type == "cuda" else (4 if quick else 12)
+    h, w = (48, 64) if tiny else (1080, 1920) if dev.type == "cuda" else (480, 640)
     st = Stylizer("mona", device=str(dev))
     st.notes = None
     rows = []
@@ -438,9 +459,10 @@ def folder_workload(dev, quick) -> List[Row]:
 
         staged = batch.io_threads()
         run(0, Path(tmp) / "warmup", [str(src / "img000.jpg"), str(src / "img001.jpg")])  # cudnn, allocations
-        variants = [("decode -> stylize -> encode, serial", 0), (f"staged, decode/encode {staged} threads", staged)]
+        variants = [("decode -> stylize -> encode, serial (baseline)", 0),
+                    (f"staged, decode/encode {staged} threads", staged)]
         times = [[] for _ in variants]
-        for r in range(2 if quick else 3):  # interleaved, so a busy neighbour slows both alike
+        for r in range(1 if tiny else 2 if quick else 3):  # interleaved, so a busy neighbour slows both alike
             for v, (_, threads) in enumerate(variants):
                 t0 = time.perf_counter()
                 run(threads, Path(tmp) / f"out{v}_{r}")
@@ -516,25 +538,27 @@ def _vit_reshape(tokens, grid: int):
     return tokens[:, 1:, :].reshape(tokens.size(0), grid, grid, tokens.size(2)).permute(0, 3, 1, 2)
 
 
-def user_gradcam_workload(dev, quick) -> List[Row]:
+def user_gradcam_workload(dev, size) -> List[Row]:
     """Grad-CAM on networks users bring (issue 27): torchvision resnet50 and vit_b_16 with random
     weights, batch 64 at 224 px (4 on the CPU, 2 with --quick), loaded through
     ``load_user_model``. Baseline: pytorch-grad-cam (when installed; benchmark only) on the plain
     fp32 module, its ViT tutorial's target layer (the last block's first norm) and
     ``vit_reshape_transform``; then cvtools fp32 unfused on the same module (the check: both maps
     min-max scaled at the layer's resolution, max|Δ|) and cvtools' default (BatchNorm folded, fp16
-    and channels-last on a GPU)."""
+    and channels-last on a GPU). Each network is a group of rows; without pytorch-grad-cam, cvtools
+    fp32 is the group's baseline. Tiny: resnet18 and vit_b_16, one image (vit_b_16 takes 224 px
+    only)."""
     import torch
     import torchvision
 
     from cvtools.backbones import load_user_model
     from cvtools.visualize.cam import cam_from_gradients, gradcam, layer_gradients, minmax
 
-    gpu = dev.type == "cuda"
-    n = 64 if gpu else (2 if quick else 4)
+    gpu, quick, tiny = dev.type == "cuda", size != "full", size == "tiny"
+    n = 1 if tiny else 64 if gpu else (2 if quick else 4)
     x = _batch(n, 224, seed=7).to(dev)
     rows = []
-    for arch in ("resnet50", "vit_b_16"):
+    for arch in ("resnet18" if tiny else "resnet50", "vit_b_16"):
         torch.manual_seed(0)
         net = getattr(torchvision.models, arch)(weights=None).eval()
         if arch == "vit_b_16":  # torchvision starts the head at zero: every gradient would be 0
@@ -562,21 +586,24 @@ def user_gradcam_workload(dev, quick) -> List[Row]:
             cam.get_target_width_height = lambda tensor: (w, h)  # its maps at the layer's resolution
             xin = plain.normalize(x).requires_grad_(True)
             targets = [ClassifierOutputTarget(int(t)) for t in target]
-            t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1, repeat=10 if gpu else 2)
+            t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1,
+                        repeat=1 if tiny else 10 if gpu else 2)
             with _no_tf32():
                 theirs = torch.as_tensor(cam(input_tensor=xin, targets=targets)).float()
             cam.activations_and_grads.release()
             base = t.median_ms
-            rows.append(Row("user-gradcam", f"{arch} pytorch-grad-cam fp32", t.median_ms, f"{n} images",
-                            n / t.median_ms * 1e3, "img/s", 1.0, t.first_ms, "reference"))
+            rows.append(Row("user-gradcam", f"{arch} pytorch-grad-cam fp32 (baseline)", t.median_ms, f"{n} images",
+                            n / t.median_ms * 1e3, "img/s", 1.0, t.first_ms, "reference", group=arch))
             check = f"max|Δ| vs pytorch-grad-cam at the layer {float((ref_map - theirs).abs().max()):.1e}"
         except ImportError:
             check = "pytorch-grad-cam not installed"
-        for desc, bb in [(f"{arch} cvtools fp32 (same module)", plain), (f"{arch} cvtools default", fast)]:
-            t = measure(lambda: gradcam(bb, x, target, layer=layer), dev, warmup=2, repeat=20 if gpu else 2)
+        same = "(same module)" if base is not None else "(baseline)"
+        for desc, bb in [(f"{arch} cvtools fp32 {same}", plain), (f"{arch} cvtools default", fast)]:
+            t = measure(lambda: gradcam(bb, x, target, layer=layer), dev, warmup=1 if tiny else 2,
+                        repeat=1 if tiny else 20 if gpu else 2)
             base = base or t.median_ms
             rows.append(Row("user-gradcam", desc, t.median_ms, f"{n} images", n / t.median_ms * 1e3, "img/s",
-                            base / t.median_ms, t.first_ms, check if bb is plain else f"{fast.fast_path}"))
+                            base / t.median_ms, t.first_ms, check if bb is plain else f"{fast.fast_path}", group=arch))
     return rows
 
 
