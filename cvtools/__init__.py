@@ -31,4 +31,8 @@ def __getattr__(name):
         from cvtools.style.job import stylize_files
 
         return stylize_files
+    if name == "dream_files":
+        from cvtools.dream.job import dream_files
+
+        return dream_files
     raise AttributeError(f"module 'cvtools' has no attribute {name!r}")

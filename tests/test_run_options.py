@@ -97,3 +97,14 @@ def test_stylize_files_is_the_commands_job_in_python(tmp_path):
                           on_note=notes.append)
     assert again.skipped == [str(tmp_path / "a.png")] and "already done" in notes[-1]
     assert np.asarray(Image.open(out)).shape == (48, 64, 3)
+
+
+def test_dream_files_is_the_commands_job_in_python(tmp_path):
+    from cvtools import dream_files
+    from cvtools.io.markers import read_marker
+
+    Image.new("RGB", (48, 40), (60, 140, 90)).save(tmp_path / "a.png")
+    report = dream_files(tmp_path / "a.png", device="cpu", octaves=1, steps=1)
+    out = tmp_path / "a_dream.png"
+    assert report.done == [str(tmp_path / "a.png")] and read_marker(out) is not None
+    assert dream_files(tmp_path / "a.png", device="cpu", octaves=1, steps=1).skipped == [str(tmp_path / "a.png")]

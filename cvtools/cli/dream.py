@@ -105,7 +105,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from cvtools.cli.video_options import frame_bars
     from cvtools.deferred import Deferred
     from cvtools.dream import DreamSettings
-    from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
+    from cvtools.dream.animation import ANIMATED_EXTENSIONS
+    from cvtools.dream.job import dream_work
     from cvtools.dream.objective import parse_layer_target, resolve_layer_targets
     from cvtools.errors import UsageError
     from cvtools.io.discover import find_inputs
@@ -160,29 +161,9 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     engine = Deferred(build_engine)  # built when the first image or frame reaches it
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
 
-    def work(path):
-        from cvtools.io.atomic import save_image
-        from cvtools.io.naming import output_path_for
-
-        if frames == 1:
-            targets = [output_path_for(path, output, "dream", many=many, overwrite=overwrite, inputs=paths,
-                                       outputs=outputs)]
-        elif animated_file:
-            targets = [_animation_target(path, output, overwrite, paths, outputs)]
-        else:  # a PNG sequence in a directory
-            folder = output or str(path.with_name(f"{path.stem}_dream"))
-            targets = [output_path_for(path, folder + "/", f"dream_{k:04d}", ".png", many=True,
-                                       overwrite=overwrite, inputs=paths, outputs=outputs) for k in range(frames)]
-        x, alpha = _load(path, size, enlarge=bool(enlarge), max_pixels=max_pixels)
-        with _step_bar(engine, x, frames, path.name, quiet) as bar:
-            if frames == 1:
-                save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha, outputs=outputs)
-                return None if quiet else f"{path} -> {targets[0]}"
-            write_dream_animation(engine, x, frames, targets[0] if animated_file else targets, zoom_factor=zoom,
-                                  seed=seed, alpha=alpha, fps=fps, progress=bar, outputs=outputs)
-            where = targets[0] if animated_file else f"{targets[0].parent}/"
-            return None if quiet else f"{path} -> {where} ({frames} frames)"
-
+    work = dream_work(engine, output=output, size=size, enlarge=bool(enlarge), seed=seed, frames=frames, zoom=zoom,
+                      fps=fps, many=many, overwrite=overwrite, inputs=paths, quiet=quiet, outputs=outputs,
+                      max_pixels=max_pixels, step_progress_for=None if quiet else _step_bar)
     work = with_videos(work, dream_maker(engine, size=size, enlarge=bool(enlarge), seed=seed, start=start,
                                          duration=duration, stable=stable),
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
@@ -203,40 +184,17 @@ def _load_guide(guide, max_pixels):
         raise UsageError(f"--guide {safe_path(guide)}: {exc.reason}{hint}", param=exc.params) from None
 
 
-def _load(path, size, enlarge=False, max_pixels=-1):
-    """RGB and alpha tensors of an image, shrunk to a longer side of at most ``size`` if asked
-    (scaled up to it too with ``enlarge``)."""
-    from cvtools.io.decode import load_image, pil_to_tensor
-    from cvtools.ops import resize_long_side
-
-    image = load_image(path, max_pixels=max_pixels)
-    rgb = resize_long_side(image.rgb, size, enlarge=enlarge)
-    alpha = resize_long_side(image.alpha, size, enlarge=enlarge) if image.alpha is not None else None
-    return pil_to_tensor(rgb), (pil_to_tensor(alpha) if alpha is not None else None)
-
-
-def _step_bar(engine, x, frames, name, quiet):
+def _step_bar(engine, x, frames, path):
     """A progress bar over every step of every octave (and frame) of one image, on stderr when it
-    is a terminal (logs and pipes get no bar debris)."""
+    is a terminal (logs and pipes get no bar debris): ``dream_work``'s ``step_progress_for``."""
     import contextlib
     import sys
 
     from cvtools.cli.common import _is_terminal
 
-    if quiet or not _is_terminal(sys.stderr):
+    if not _is_terminal(sys.stderr):
         return contextlib.nullcontext(None)
     from tqdm import tqdm
 
     total = engine.total_steps(*x.shape[-2:]) * frames
-    return tqdm(total=total, desc=name, unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)
-
-
-def _animation_target(path, output, overwrite, inputs, outputs):
-    """The GIF/WebP file of an animation, with the same guards as every other output."""
-    from pathlib import Path
-
-    from cvtools.io.naming import output_path_for
-
-    out = Path(output)
-    return output_path_for(path, output, "dream", out.suffix.lower(), overwrite=overwrite, inputs=inputs,
-                           outputs=outputs)
+    return tqdm(total=total, desc=path.name, unit="step", file=sys.stderr, dynamic_ncols=True, leave=False)

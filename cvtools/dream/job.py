@@ -1,0 +1,114 @@
+"""DeepDream as a library job: what ``cvtools dream`` does to each photo of a folder (one dream,
+an animated GIF/WebP or a numbered PNG sequence per photo), for :func:`cvtools.batch.run`."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+
+def dream_work(engine, output=None, size=None, enlarge=False, seed=0, frames=1, zoom=1.05, fps=12.0, many=True,
+               overwrite=False, inputs=(), quiet=False, outputs=None, max_pixels=-1, step_progress_for=None):
+    """The per-photo work (``work(path) -> note``): name the outputs with ``outputs`` (the run's
+    :class:`~cvtools.io.naming.Outputs`), decode (``max_pixels``), shrink to ``size``, dream with
+    ``engine`` (a DreamEngine, or a Deferred one), write. ``frames`` > 1: a zooming animation, into
+    ``output`` when it is a .gif/.webp, else a PNG sequence in a folder. ``quiet``: no note per
+    photo. ``step_progress_for(engine, x, frames, path)``: a context manager giving an object
+    with ``update(n)`` per dream step (or None)."""
+    from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
+
+    animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
+
+    def work(path):
+        from cvtools.io.atomic import save_image
+        from cvtools.io.naming import output_path_for
+
+        if frames == 1:
+            targets = [output_path_for(path, output, "dream", many=many, overwrite=overwrite, inputs=inputs,
+                                       outputs=outputs)]
+        elif animated_file:
+            targets = [_animation_target(path, output, overwrite, inputs, outputs)]
+        else:  # a PNG sequence in a directory
+            folder = output or str(path.with_name(f"{path.stem}_dream"))
+            targets = [output_path_for(path, folder + "/", f"dream_{k:04d}", ".png", many=True,
+                                       overwrite=overwrite, inputs=inputs, outputs=outputs) for k in range(frames)]
+        x, alpha = _load(path, size, enlarge=bool(enlarge), max_pixels=max_pixels)
+        steps = step_progress_for(engine, x, frames, path) if step_progress_for else contextlib.nullcontext(None)
+        with steps as bar:
+            if frames == 1:
+                save_image(targets[0], engine(x, seed=seed, progress=bar), alpha=alpha, outputs=outputs)
+                return None if quiet else f"{path} -> {targets[0]}"
+            write_dream_animation(engine, x, frames, targets[0] if animated_file else targets, zoom_factor=zoom,
+                                  seed=seed, alpha=alpha, fps=fps, progress=bar, outputs=outputs)
+            where = targets[0] if animated_file else f"{targets[0].parent}/"
+            return None if quiet else f"{path} -> {where} ({frames} frames)"
+
+    return work
+
+
+def _load(path, size, enlarge=False, max_pixels=-1):
+    """RGB and alpha tensors of an image, shrunk to a longer side of at most ``size`` if asked
+    (scaled up to it too with ``enlarge``)."""
+    from cvtools.io.decode import load_image, pil_to_tensor
+    from cvtools.ops import resize_long_side
+
+    image = load_image(path, max_pixels=max_pixels)
+    rgb = resize_long_side(image.rgb, size, enlarge=enlarge)
+    alpha = resize_long_side(image.alpha, size, enlarge=enlarge) if image.alpha is not None else None
+    return pil_to_tensor(rgb), (pil_to_tensor(alpha) if alpha is not None else None)
+
+
+def _animation_target(path, output, overwrite, inputs, outputs):
+    """The GIF/WebP file of an animation, with the same guards as every other output."""
+    from cvtools.io.naming import output_path_for
+
+    out = Path(output)
+    return output_path_for(path, output, "dream", out.suffix.lower(), overwrite=overwrite, inputs=inputs,
+                           outputs=outputs)
+
+
+def dream_files(inputs, output=None, *, backbone: str = "efficientnet_lite0", size=None, enlarge: bool = False,
+                seed: int = 0, frames: int = 1, zoom: float = 1.05, fps: float = 12.0, overwrite: bool = False,
+                device: str = "auto", precision: str = "auto", max_pixels=-1, on_note=None, progress=None,
+                **settings):
+    """Dream photos and videos (files, folders, glob patterns) and write each result as
+    ``cvtools dream`` does (``STEM_dream.EXT`` next to its input or in ``output``, marked,
+    atomically; a re-run skips the finished ones). ``settings``: :class:`~cvtools.dream.DreamSettings`
+    fields (``layers``, ``octaves``, ``steps``, ...); the rest as the command's options.
+    ``on_note(message)``: notes and per-file errors; ``progress(done, total)`` after each input.
+    Returns the :class:`cvtools.batch.BatchReport`."""
+    from cvtools.batch import run
+    from cvtools.deferred import Deferred
+    from cvtools.dream import DreamSettings
+    from cvtools.io.discover import find_inputs
+    from cvtools.io.markers import Provenance
+    from cvtools.io.naming import Outputs
+    from cvtools.video.jobs import dream_maker, media_extensions, with_videos
+
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    checked = DreamSettings(**settings).validated()  # a mistake answers before any file is read
+
+    def build():
+        from cvtools.backbones import load_backbone
+        from cvtools.dream import DreamEngine
+
+        return DreamEngine(load_backbone(backbone, device=device, precision=precision), checked, notes=on_note)
+
+    engine = Deferred(build)  # built at the first input that needs it (none if all are done)
+    found = find_inputs([str(i) for i in inputs], extensions=media_extensions())
+    outputs = Outputs(Provenance("dream_files", dict(settings, backbone=backbone, size=size, enlarge=enlarge,
+                                                     seed=seed, frames=frames, zoom=zoom, fps=fps)))
+    output = None if output is None else str(output)
+    work = dream_work(engine, output=output, size=size, enlarge=enlarge, seed=seed, frames=frames, zoom=zoom,
+                      fps=fps, many=found.many, overwrite=overwrite, inputs=found.paths, quiet=True,
+                      outputs=outputs, max_pixels=max_pixels)
+    work = with_videos(work, dream_maker(engine, size=size, enlarge=enlarge, seed=seed), "dream", output=output,
+                       overwrite=overwrite, many=found.many, inputs=found.paths, quiet=True, outputs=outputs,
+                       max_pixels=max_pixels)
+
+    def failed(path, message, exc):
+        if on_note is not None:
+            on_note(message)
+
+    return run(found, work, outputs=outputs, on_note=on_note, on_fail=failed, progress=progress)
