@@ -173,13 +173,7 @@ def gradcam_workload(dev, size) -> List[Row]:
         t = measure(lambda: cam(input_tensor=xg, targets=None), dev, warmup=1 if tiny else 2, repeat=repeat)
         theirs = torch.as_tensor(cam(input_tensor=xg, targets=None)).float()
         cam.activations_and_grads.release()  # its hooks would otherwise run inside the rows below
-
-        def unit(m):  # pytorch-grad-cam scales each map to [0, 1]
-            m = m.detach().float().cpu()
-            lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
-            return (m - lo) / (hi - lo + 1e-7)
-
-        check = f"max|Δ| vs captum, maps scaled to [0,1]: {float((unit(theirs) - unit(ref)).abs().max()):.2f}"
+        check = f"max|Δ| vs captum, maps scaled to [0,1]: {float((_unit(theirs) - _unit(ref)).abs().max()):.2f}"
         rows.append(Row("gradcam", "pytorch-grad-cam fp32", t.median_ms, f"{n} images", n / t.median_ms * 1e3,
                         "img/s", base / t.median_ms, t.first_ms, check))
     except ImportError:
@@ -202,8 +196,6 @@ def cams_workload(dev, size) -> List[Row]:
     cvtools on the same model and its default (fused, fp16/channels-last on a GPU). 8 images on a
     GPU; on the CPU 2 (Score-CAM: 1 at 112 px, a forward pass per channel); tiny: 1 at 64 px. Each
     method is a group of rows; without pytorch-grad-cam, cvtools fp32 is the group's baseline."""
-    import os
-
     import torch
 
     from cvtools.backbones import load_backbone
@@ -220,12 +212,6 @@ def cams_workload(dev, size) -> List[Row]:
         pgc = None
     names = {"hirescam": "HiResCAM", "xgradcam": "XGradCAM", "eigencam": "EigenCAM", "scorecam": "ScoreCAM",
              "ablationcam": "AblationCAM"}
-
-    def unit(m):  # maps scaled to [0, 1], as both libraries return them
-        m = torch.as_tensor(m).detach().float().cpu()
-        lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
-        return (m - lo) / (hi - lo + 1e-7)
-
     rows = []
     for name, cls in names.items():
         slow = name in ("scorecam", "ablationcam")
@@ -237,25 +223,11 @@ def cams_workload(dev, size) -> List[Row]:
         chunk = 256 if gpu else 64
         ref, base = None, None
         if pgc is not None:
-            model = plain.model
-            cam = getattr(pgc, cls)(model=model, target_layers=[plain.module(layer)])
+            cam = getattr(pgc, cls)(model=plain.model, target_layers=[plain.module(layer)])
             if slow:
                 cam.batch_size = chunk
-            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-            targets = [ClassifierOutputTarget(int(t)) for t in target]
             xin = plain.prepare(x).requires_grad_(not slow and name != "eigencam")
-            old = os.environ.get("TQDM_DISABLE")
-            os.environ["TQDM_DISABLE"] = "1"  # its per-image progress bars
-            try:
-                t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1, repeat=repeat)
-                ref = unit(cam(input_tensor=xin, targets=targets))
-            finally:
-                cam.activations_and_grads.release()
-                if old is None:
-                    os.environ.pop("TQDM_DISABLE", None)
-                else:
-                    os.environ["TQDM_DISABLE"] = old
+            t, ref = _pgc_timed(cam, xin, target, dev, repeat)
             base = t.median_ms
             rows.append(Row("cams", f"{name} pytorch-grad-cam fp32 (baseline)", t.median_ms, f"{n} images {side}px",
                             n / t.median_ms * 1e3, "img/s", 1.0, t.first_ms, "reference", group=name))
@@ -263,13 +235,43 @@ def cams_workload(dev, size) -> List[Row]:
         for desc, bb in [(ours, plain), ("cvtools default", fast)]:
             method = make_method(name, bb, layer=layer, internal_batch_size=chunk)
             t = measure(lambda: method(x, target), dev, warmup=1 if slow else 3, repeat=repeat if slow else 3 * repeat)
-            out = unit(method(x, target))
+            out = _unit(method(x, target))
             check = ("pytorch-grad-cam not installed" if ref is None
                      else f"max|Δ| vs pytorch-grad-cam {float((out - ref).abs().max()):.1e}")
             base = base or t.median_ms
             rows.append(Row("cams", f"{name} {desc}", t.median_ms, f"{n} images {side}px", n / t.median_ms * 1e3,
                             "img/s", base / t.median_ms, t.first_ms, check, group=name))
     return rows
+
+
+def _unit(maps):
+    """Maps scaled to [0, 1] each, as pytorch-grad-cam and cvtools return them."""
+    import torch
+
+    m = torch.as_tensor(maps).detach().float().cpu()
+    lo, hi = m.amin((1, 2), keepdim=True), m.amax((1, 2), keepdim=True)
+    return (m - lo) / (hi - lo + 1e-7)
+
+
+def _pgc_timed(cam, xin, target, dev, repeat):
+    """(timing, maps in [0, 1]) of a pytorch-grad-cam method on ``xin`` for the classes
+    ``target``; its hooks are released after (they would otherwise run inside later rows)."""
+    import os
+
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    targets = [ClassifierOutputTarget(int(t)) for t in target]
+    old = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"  # its per-image progress bars
+    try:
+        t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1, repeat=repeat)
+        return t, _unit(cam(input_tensor=xin, targets=targets))
+    finally:
+        cam.activations_and_grads.release()
+        if old is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = old
 
 
 def stylize_workload(dev, size) -> List[Row]:
@@ -345,50 +347,57 @@ def painting_workload(dev, size) -> List[Row]:
     return rows
 
 
-def train_workload(dev, size) -> List[Row]:
-    """train-style steps at 256 px (64 px on the CPU) with the shipped width: the plain recipe
-    (fp32, NCHW, batch 4, unfused loss network) against cvtools' (bf16 autocast, channels-last,
-    fused frozen loss network, batch 64 on GPUs)."""
+def _train_step(dev, width: float, side: int, batch: int, fast: bool, compiled: bool = False):
+    """One train-style step as a function (seeded network, Adam, the perceptual loss against a
+    fixed random painting): the plain recipe, or cvtools' (``fast``: fused channels-last loss
+    network, bf16 autocast and the network's training form on GPUs)."""
     import torch
 
     from cvtools.backbones import load_backbone
     from cvtools.style.losses import LossWeights, PerceptualLoss, style_target
     from cvtools.style.network import TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(width).to(dev).train()
+    bb = load_backbone("efficientnet_lite0", device=str(dev), precision="fp32", fuse=fast, channels_last=fast)
+    layers = list(bb.defaults.style)
+    loss_fn = PerceptualLoss(bb, style_target(bb, _batch(1, 256, seed=11), layers), layers, bb.defaults.content,
+                             LossWeights())
+    if fast:
+        net = net.to(memory_format=torch.channels_last)
+    # what Trainer does on GPUs: the faster form of the same network, parameters shared
+    forward = net.for_training() if fast and dev.type == "cuda" else net
+    if compiled:
+        torch._dynamo.reset()
+        forward = torch.compile(forward, dynamic=False)
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    x = _batch(batch, side, seed=13).to(dev)
+    if fast:
+        x = x.contiguous(memory_format=torch.channels_last)
+    amp = fast and dev.type == "cuda"
+
+    def step():
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            total, _ = loss_fn(forward(x), x)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        return total
+    return step
+
+
+def train_workload(dev, size) -> List[Row]:
+    """train-style steps at 256 px (64 px on the CPU) with the shipped width: the plain recipe
+    (fp32, NCHW, batch 4, unfused loss network) against cvtools' (bf16 autocast, channels-last,
+    fused frozen loss network, batch 64 on GPUs)."""
     from cvtools.style.records import resolve_style
 
     quick, tiny = size != "full", size == "tiny"
     width = float(resolve_style("mona").network.get("width", 0.5))
     side = 256 if dev.type == "cuda" and not tiny else 64
-    style = _batch(1, 256, seed=11)
 
     def make_step(batch, fast, compiled=False):
-        torch.manual_seed(0)
-        net = TransformerNet(width).to(dev).train()
-        bb = load_backbone("efficientnet_lite0", device=str(dev), precision="fp32", fuse=fast,
-                           channels_last=fast)
-        layers = list(bb.defaults.style)
-        loss_fn = PerceptualLoss(bb, style_target(bb, style, layers), layers, bb.defaults.content, LossWeights())
-        if fast:
-            net = net.to(memory_format=torch.channels_last)
-        # what Trainer does on GPUs: the faster form of the same network, parameters shared
-        forward = net.for_training() if fast and dev.type == "cuda" else net
-        if compiled:
-            torch._dynamo.reset()
-            forward = torch.compile(forward, dynamic=False)
-        opt = torch.optim.Adam(net.parameters(), 1e-3)
-        x = _batch(batch, side, seed=13).to(dev)
-        if fast:
-            x = x.contiguous(memory_format=torch.channels_last)
-        amp = fast and dev.type == "cuda"
-
-        def step():
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                total, _ = loss_fn(forward(x), x)
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            return total
-        return step
+        return _train_step(dev, width, side, batch, fast, compiled)
 
     def loss_curve(batch, fast, steps):
         step = make_step(batch, fast)
@@ -436,7 +445,6 @@ def folder_workload(dev, size) -> List[Row]:
     import torch
 
     from cvtools import batch
-    from cvtools.io.atomic import save_image
     from cvtools.style.stylize import Stylizer
 
     quick, tiny = size != "full", size == "tiny"
@@ -446,11 +454,7 @@ def folder_workload(dev, size) -> List[Row]:
     st.notes = None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        src = Path(tmp) / "in"
-        src.mkdir()
-        base = torch.nn.functional.interpolate(_batch(1, 48, seed=17), size=(h, w), mode="bilinear")[0]
-        for i in range(n):
-            save_image(src / f"img{i:03d}.jpg", base.roll(i * 7, dims=2), quality=90)
+        src = _jpeg_folder(Path(tmp) / "in", n, h, w)
 
         def run(threads, out, inputs=(str(src),)):
             report = batch.run(list(inputs), _stylize_files(st, f"{out}/", threads))
@@ -483,6 +487,19 @@ def folder_workload(dev, size) -> List[Row]:
             rows.append(Row("folder", desc, sec * 1e3 / n, f"per image, {n} JPEGs {w}x{h}", rate, "img/s",
                             1.0 if not rows else rate / rows[0].throughput, 0.0, check))
     return rows
+
+
+def _jpeg_folder(src, n: int, h: int, w: int):
+    """``n`` h×w JPEGs (one smooth picture, shifted) in the new folder ``src``."""
+    import torch
+
+    from cvtools.io.atomic import save_image
+
+    src.mkdir()
+    base = torch.nn.functional.interpolate(_batch(1, 48, seed=17), size=(h, w), mode="bilinear")[0]
+    for i in range(n):
+        save_image(src / f"img{i:03d}.jpg", base.roll(i * 7, dims=2), quality=90)
+    return src
 
 
 def _stylize_files(stylizer, output, threads):
@@ -538,6 +555,29 @@ def _vit_reshape(tokens, grid: int):
     return tokens[:, 1:, :].reshape(tokens.size(0), grid, grid, tokens.size(2)).permute(0, 3, 1, 2)
 
 
+def _pgc_user_gradcam(module, arch: str, xin, target, layer_size, dev, repeat: int):
+    """(timing, maps at the layer's resolution in true fp32) of pytorch-grad-cam's GradCAM on a
+    torchvision ``module``: its ViT tutorial's target layer and reshape for vit_b_16, the last
+    bottleneck for ResNets. ImportError when pytorch-grad-cam is not installed."""
+    import torch
+    from pytorch_grad_cam import GradCAM as PGC
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    target_layer = module.encoder.layers[-1].ln_1 if arch == "vit_b_16" else module.layer4[-1]
+    reshape = (lambda t: _vit_reshape(t, 14)) if arch == "vit_b_16" else None
+    cam = PGC(model=module, target_layers=[target_layer], reshape_transform=reshape)
+    h, w = layer_size
+    cam.get_target_width_height = lambda tensor: (w, h)  # its maps at the layer's resolution
+    xin = xin.requires_grad_(True)
+    targets = [ClassifierOutputTarget(int(t)) for t in target]
+    try:
+        t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1, repeat=repeat)
+        with _no_tf32():
+            return t, torch.as_tensor(cam(input_tensor=xin, targets=targets)).float()
+    finally:
+        cam.activations_and_grads.release()
+
+
 def user_gradcam_workload(dev, size) -> List[Row]:
     """Grad-CAM on networks users bring (issue 27): torchvision resnet50 and vit_b_16 with random
     weights, batch 64 at 224 px (4 on the CPU, 2 with --quick), loaded through
@@ -575,22 +615,8 @@ def user_gradcam_workload(dev, size) -> List[Row]:
             ref_map = minmax(cam_from_gradients(ours.activation, ours.gradient))[:, 0].float().cpu()
         base = None
         try:
-            from pytorch_grad_cam import GradCAM as PGC
-            from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-            module = net.to(dev)
-            target_layer = module.encoder.layers[-1].ln_1 if arch == "vit_b_16" else module.layer4[-1]
-            reshape = (lambda t: _vit_reshape(t, 14)) if arch == "vit_b_16" else None
-            cam = PGC(model=module, target_layers=[target_layer], reshape_transform=reshape)
-            h, w = ref_map.shape[-2:]
-            cam.get_target_width_height = lambda tensor: (w, h)  # its maps at the layer's resolution
-            xin = plain.normalize(x).requires_grad_(True)
-            targets = [ClassifierOutputTarget(int(t)) for t in target]
-            t = measure(lambda: cam(input_tensor=xin, targets=targets), dev, warmup=1,
-                        repeat=1 if tiny else 10 if gpu else 2)
-            with _no_tf32():
-                theirs = torch.as_tensor(cam(input_tensor=xin, targets=targets)).float()
-            cam.activations_and_grads.release()
+            t, theirs = _pgc_user_gradcam(net.to(dev), arch, plain.normalize(x), target, ref_map.shape[-2:], dev,
+                                          repeat=1 if tiny else 10 if gpu else 2)
             base = t.median_ms
             rows.append(Row("user-gradcam", f"{arch} pytorch-grad-cam fp32 (baseline)", t.median_ms, f"{n} images",
                             n / t.median_ms * 1e3, "img/s", 1.0, t.first_ms, "reference", group=arch))
