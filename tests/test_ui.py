@@ -154,7 +154,10 @@ def _post(url, fields, files=(), headers=None):
         with urllib.request.urlopen(request, timeout=60) as r:
             return r.status, r.read()
     except urllib.error.HTTPError as e:
-        return e.code, e.read()
+        try:
+            return e.code, e.read()
+        except ConnectionError:  # a refused upload: the server answered and closed before reading it all
+            return e.code, b""
 
 
 def _clip(path, frames=12):
