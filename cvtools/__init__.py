@@ -35,4 +35,8 @@ def __getattr__(name):
         from cvtools.dream.job import dream_files
 
         return dream_files
+    if name == "classify_files":
+        from cvtools.classify import classify_files
+
+        return classify_files
     raise AttributeError(f"module 'cvtools' has no attribute {name!r}")

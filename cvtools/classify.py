@@ -71,3 +71,50 @@ def classify_images(backbone, images: Sequence, top_k: int = 5, batch_size: int 
             for i, preds in zip(chunk, classify_tensors(backbone, torch.stack([tensors[i] for i in chunk]), top_k)):
                 out[i] = preds
     return out
+
+
+def classify_work(backbone, top_k: int = 5, crop: bool = True, max_pixels=-1, on_result=None):
+    """``cvtools classify``'s per-file work for :func:`cvtools.batch.run`: decode (``max_pixels``:
+    as :func:`~cvtools.io.decode.load_image`'s), classify, and hand ``(path, predictions)`` to
+    ``on_result`` (the command prints them; :func:`classify_files` keeps them)."""
+
+    def work(path):
+        from cvtools.io.decode import load_image
+
+        image = load_image(path, max_pixels=max_pixels)
+        preds = classify_images(backbone, [image.rgb], top_k, crop=crop)[0]
+        if on_result is not None:
+            on_result(path, preds)
+
+    return work
+
+
+def classify_files(inputs, top_k: int = 5, *, backbone: str = "efficientnet_lite0", crop: bool = True,
+                   device: str = "auto", precision: str = "auto", max_pixels=-1, on_note=None, progress=None):
+    """Top-k predictions for photos (files, folders, glob patterns) as ``cvtools classify`` makes
+    them: ``(results, report)``, ``results`` a list of ``(path, [Prediction, ...])`` in input
+    order, ``report`` the :class:`cvtools.batch.BatchReport` (a file that fails does not stop the
+    others; ``on_note(message)`` hears why)."""
+    from pathlib import Path
+
+    from cvtools.batch import run
+    from cvtools.deferred import Deferred
+
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+
+    def build():
+        from cvtools.backbones import load_backbone
+
+        return load_backbone(backbone, device=device, precision=precision)
+
+    results = []
+    work = classify_work(Deferred(build), top_k, crop=crop, max_pixels=max_pixels,
+                         on_result=lambda path, preds: results.append((str(path), preds)))
+
+    def failed(path, message, exc):
+        if on_note is not None:
+            on_note(message)
+
+    report = run([str(i) for i in inputs], work, on_note=on_note, on_fail=failed, progress=progress)
+    return results, report

@@ -108,3 +108,19 @@ def test_dream_files_is_the_commands_job_in_python(tmp_path):
     out = tmp_path / "a_dream.png"
     assert report.done == [str(tmp_path / "a.png")] and read_marker(out) is not None
     assert dream_files(tmp_path / "a.png", device="cpu", octaves=1, steps=1).skipped == [str(tmp_path / "a.png")]
+
+
+def test_classify_files_is_the_commands_job_in_python(tmp_path, run_cli):
+    import json
+
+    from cvtools import classify_files
+
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    notes = []
+    results, report = classify_files(tmp_path, top_k=3, device="cpu", on_note=notes.append)
+    assert [p for p, _ in results] == [str(tmp_path / "a.png")] and report.failed == [str(tmp_path / "b.png")]
+    r = run_cli("classify", str(tmp_path / "a.png"), "--top", "3", "--device", "cpu", "--json")
+    shown = json.loads(r.stdout)["top"]
+    assert [(p.index, round(p.probability, 6)) for p in results[0][1]] == [(t["index"], t["probability"]) for t in shown]
+    assert len(notes) == 1 and "b.png" in notes[0]

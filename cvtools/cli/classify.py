@@ -47,13 +47,7 @@ def classify(inputs, top_k, as_json, whole, center_crop, quiet, max_pixels, **mo
     # Built at the first photo that decodes: a missing or broken file answers before torch loads.
     backbone = Deferred(lambda: load_backbone_from_options(**model_opts))
 
-    def work(path):
-        from cvtools.io.decode import load_image
-
-        image = load_image(path, max_pixels=max_pixels)
-        from cvtools.classify import classify_images
-
-        preds = classify_images(backbone, [image.rgb], top_k, crop=center_crop or not whole)[0]
+    def show(path, preds):
         if as_json:
             click.echo(json.dumps({"path": str(path), "top": [
                 {"index": p.index, "name": p.name, "probability": round(p.probability, 6)} for p in preds]}))
@@ -61,4 +55,7 @@ def classify(inputs, top_k, as_json, whole, center_crop, quiet, max_pixels, **mo
             lines = [f"{path}:"] + [f"  {p.probability:6.1%}  {p.name} ({p.index})" for p in preds]
             click.echo("\n".join(lines))
 
+    from cvtools.classify import classify_work
+
+    work = classify_work(backbone, top_k, crop=center_crop or not whole, max_pixels=max_pixels, on_result=show)
     finish(run_batch(inputs, work, "classify", quiet=quiet or as_json))
