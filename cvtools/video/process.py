@@ -396,8 +396,8 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
             out = stylizer.stylize_tensor(original)
             result = finish_pixels(out, original, strength, preserve_color)
             if not bool(torch.isfinite(result).all()):
-                raise RuntimeError("the network's output has NaN or infinite values (a numerical failure); try "
-                                   "--precision fp32")
+                raise CvtoolsError("the network's output has NaN or infinite values (a numerical failure); try "
+                                   "precision='fp32'", param="precision")
             return list(rgb_to_planes(result, yuv[2]).cpu().numpy())
 
     if yuv is not None:
@@ -422,8 +422,8 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
             out = stylizer.stylize_tensor(original)
             result = finish_pixels(out, original, strength, preserve_color)
             if not bool(torch.isfinite(result).all()):
-                raise RuntimeError("the network's output has NaN or infinite values (a numerical failure); try "
-                                   "--precision fp32")
+                raise CvtoolsError("the network's output has NaN or infinite values (a numerical failure); try "
+                                   "precision='fp32'", param="precision")
             if finish is not None:
                 result = torch.cat([finish(result[i:i + 1]) for i in range(result.shape[0])])
             u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous().cpu().numpy()
@@ -468,8 +468,8 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     if yuv is None:
         yuv = can_yuv and getattr(getattr(stylizer, "device", None), "type", None) == "cuda"
     elif yuv and not can_yuv:
-        raise ValueError("yuv=True needs an 8-bit yuv420p BT.601/709 source, whole frames, no --size, rotation "
-                         "or stabilizer")
+        raise ValueError("yuv=True needs an 8-bit yuv420p BT.601/709 source, whole frames at their own size, no rotation "
+                         "and no stabilizer")
     out_matrix = "bt709" if h >= 720 else "bt601"  # what VideoWriter tags
     preset = preset or x264_preset_for(stylizer)
     lock = stable is not None and hasattr(stable, "prepare") and hasattr(stable, "finish")
