@@ -39,4 +39,8 @@ def __getattr__(name):
         from cvtools.classify import classify_files
 
         return classify_files
+    if name == "explain_files":
+        from cvtools.visualize.job import explain_files
+
+        return explain_files
     raise AttributeError(f"module 'cvtools' has no attribute {name!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from PIL import Image
 
 
@@ -124,3 +125,37 @@ def test_classify_files_is_the_commands_job_in_python(tmp_path, run_cli):
     shown = json.loads(r.stdout)["top"]
     assert [(p.index, round(p.probability, 6)) for p in results[0][1]] == [(t["index"], t["probability"]) for t in shown]
     assert len(notes) == 1 and "b.png" in notes[0]
+
+
+def test_explain_files_is_the_commands_job_in_python(tmp_path, run_cli):
+    """cvtools.explain_files runs `cvtools visualize METHOD`'s job: the same pixels and raw maps,
+    the --json record through on_result, a marker, and a re-run that skips what is done."""
+    import json
+
+    import numpy as np
+
+    from cvtools import explain_files
+    from cvtools.errors import UsageError
+    from cvtools.io.markers import read_marker
+
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(tmp_path / "a.png")
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    records, notes = [], []
+    report = explain_files(tmp_path, f"{tmp_path}/api/", methods=["gradcam"], raw=True, device="cpu",
+                           on_result=records.append, on_note=notes.append)
+    assert report.done == [str(tmp_path / "a.png")] and report.failed == [str(tmp_path / "b.png")]
+    r = run_cli("visualize", "gradcam", str(tmp_path / "a.png"), "--raw", "--device", "cpu", "--json",
+                "-o", f"{tmp_path}/cli/")
+    assert r.exit_code == 0, r.stderr
+    shown = json.loads(r.stdout)
+    assert {k: v for k, v in records[0].items() if k not in ("path", "outputs")} == \
+        {k: v for k, v in shown.items() if k not in ("path", "outputs")}
+    api, cli = tmp_path / "api" / "a_gradcam.png", tmp_path / "cli" / "a_gradcam.png"
+    assert records[0]["outputs"] == [str(api), str(api.with_suffix(".npy"))] and read_marker(api) is not None
+    assert np.array_equal(np.asarray(Image.open(api)), np.asarray(Image.open(cli)))
+    assert np.array_equal(np.load(api.with_suffix(".npy")), np.load(cli.with_suffix(".npy")))
+    again = explain_files(tmp_path / "a.png", f"{tmp_path}/api/", methods="gradcam", raw=True, device="cpu",
+                          on_note=notes.append)
+    assert again.skipped == [str(tmp_path / "a.png")] and "already done" in notes[-1]
+    with pytest.raises(UsageError):  # answered before any file is read
+        explain_files(tmp_path / "a.png", methods="gradcam", target="tabby", truth="folders")

@@ -3,7 +3,9 @@
 
 Every attribution method is a subcommand, built from the method table in
 :mod:`cvtools.visualize.catalog`; ``a,b,c`` and ``all`` give side-by-side panels. The engine is
-:mod:`cvtools.visualize`; this module parses options, batches files and writes outputs.
+:mod:`cvtools.visualize` and an attribution command's per-file work is its library job
+(:mod:`cvtools.visualize.job`, also behind ``cvtools.explain_files``); this module parses
+options, builds the job and shows progress.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from cvtools.cli.common import (
     run_outputs,
 )
 from cvtools.cli.params import CHANNELS_HELP, Channels, Target, class_target
-from cvtools.visualize.catalog import ALL, METHOD_INFO, TRANSFORMER_ONLY, file_slug, parse_methods
+from cvtools.visualize.catalog import ALL, METHOD_INFO, TRANSFORMER_ONLY, parse_methods
+from cvtools.visualize.job import output_suffix
 
 COLORMAP_CHOICES = ["jet", "turbo", "inferno", "viridis", "magma", "gray"]  # = colormaps.COLORMAPS (no numpy here)
 
@@ -101,11 +104,6 @@ def visualize():
 
 
 # ----------------------------------------------------------------------------- attribution
-
-
-def output_suffix(methods):
-    """What the picture's name ends with: the methods (up to three), else ``methods``."""
-    return "-".join(file_slug(m) for m in methods) if len(methods) <= 3 else "methods"
 
 
 def _method_help(name, methods):
@@ -232,15 +230,10 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                     batch_size,
                     internal_batch_size, samples, noise, steps, window, seed, sanity, metrics, as_json, output,
                     overwrite, quiet, max_pixels, truth=None, **model_opts):
-    from pathlib import Path
-
     from cvtools.cli.common import check_model_options_early, registered_spec
     from cvtools.deferred import Deferred
-    from cvtools.device import expects_gpu
-    from cvtools.io.atomic import save_image
-    from cvtools.io.decode import load_image
     from cvtools.io.discover import find_inputs
-    from cvtools.io.naming import output_path_for, side_output_for
+    from cvtools.visualize.job import batch_sizes, explain_work, true_classes
 
     # Everything checkable without torch first: a mistake answers at once, and a re-run whose
     # outputs are all there never loads the network.
@@ -254,9 +247,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
         raise click.BadParameter(f"'folders' or a labels file; {truth!r} is neither", param_hint="'--truth'")
     if layer is not None and spec is not None:
         spec.check_layers([layer])
-    gpu = expects_gpu(model_opts.get("device"))
-    batch_size = batch_size or (64 if gpu else 8)
-    internal = internal_batch_size or (256 if gpu else 32)
+    batch_size, internal = batch_sizes(model_opts.get("device"), batch_size, internal_batch_size)
 
     def build_explainer():
         from cvtools.visualize.explain import Explainer
@@ -266,113 +257,23 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                          window=window)
 
     explainer = Deferred(build_explainer)  # built when the first photo reaches the device
-
-    def read_truth():
-        from cvtools.visualize.truth import TrueClasses
-
-        categories = explainer.backbone.categories
-        return TrueClasses.from_folders(categories) if truth == "folders" else TrueClasses.from_file(truth, categories)
-
-    truths = Deferred(read_truth) if truth is not None else None
-    verdicts = []  # (path, predicted, true) per photo, for the closing list
     found = find_inputs(inputs)  # once: the work and the batch share it
-    paths, many = found.paths, found.many
-    suffix = output_suffix(methods)
-    summary = {m: [] for m in methods}
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
-
-    def prepare(path):
-        from PIL import Image
-
-        ext = ".jpg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ".png"
-        out = output_path_for(path, output, suffix, ext=ext, many=many, overwrite=overwrite, inputs=paths,
-                              outputs=outputs)
-        sides = _side_outputs(out, methods, raw, sanity)
-        for side in sides.values():  # claimed like the main output, before the work
-            side_output_for(side, path, overwrite=overwrite, inputs=paths, outputs=outputs)
-        photo = load_image(path, max_pixels=max_pixels).rgb
-        # torch from here on: a finished output or a broken file above never pays for it
-        from cvtools.classify import answer_tensor
-        from cvtools.visualize.explain import analysis_tensor
-        from cvtools.visualize.render import display_size
-
-        preprocessing = spec.preprocessing if spec is not None else explainer.backbone.preprocessing
-        x = analysis_tensor(photo, size or preprocessing.crop_size)
-        answer = answer_tensor(photo, preprocessing)  # the class is read as `classify` reads it
-        true = truths.index_of(path) if truths is not None else None
-        full = photo.size  # (width, height): --raw maps are written at this size
-        # Only the display-size copy waits for the batch: a queue of 12-megapixel photos would not.
-        photo = photo.resize(display_size(*photo.size), Image.BICUBIC, reducing_gap=3.0)
-        return dict(out=out, sides=sides, photo=photo, x=x, answer=answer, full=full, true=true)
-
-    def compute(items):
-        import torch
-
-        device = explainer.backbone.device
-        x = torch.stack([it["x"] for it in items]).to(device)
-        answers = torch.stack([it["answer"] for it in items]).to(device)
-        reports = explainer.run(x, metrics=metrics, sanity=sanity, answer_from=answers)
-        wrong = [i for i, (it, r) in enumerate(zip(items, reports))
-                 if it["true"] is not None and it["true"] != r.explanation.target]
-        if wrong:  # the same methods for the class the photo really is
-            pick = torch.tensor(wrong, device=device)
-            true = torch.tensor([items[i]["true"] for i in wrong], device=device)
-            for i, e in zip(wrong, explainer.explain(x[pick], answer_from=answers[pick], targets=true)):
-                reports[i].true_class = e
-        return reports
-
-    def finish_one(path, item, explained):
-        from cvtools.visualize.explain import draw_explanation
-
-        result = explained.explanation
-        out = item["out"]
-        picture = draw_explanation(item["photo"], result, explainer.methods, colormap, alpha,
-                                   captions=not no_caption, name=Path(path).name)
-        true = getattr(explained, "true_class", None)
-        if true is not None:  # predicted above, true class below
-            from cvtools.visualize.render import stack_rows
-
-            picture = stack_rows([picture, draw_explanation(item["photo"], true, explainer.methods, colormap, alpha,
-                                                            captions=not no_caption, name="true class")])
-        if item["true"] is not None:
-            verdicts.append((str(path), result.label, explainer.backbone.categories[item["true"]]))
-        save_image(out, picture, quality=92, outputs=outputs)
-        written = [str(out)]
-        sides = item["sides"]
-        for m in methods if raw else []:
-            from cvtools.visualize.render import resize_maps
-
-            array = result.attributions[m]
-            _save_array(sides[m], array if raw_size == "analysis" else resize_maps(array, item["full"][::-1]),
-                        overwrite)
-            written.append(str(sides[m]))
-        if explained.sanity is not None:
-            from cvtools.visualize.sanity import draw_sanity
-
-            save_image(sides["sanity"], draw_sanity(item["photo"], explained.sanity, explainer.methods, colormap,
-                                                    captions=not no_caption), quality=92, outputs=outputs)
-            written.append(str(sides["sanity"]))
-        for m, scores in (explained.metrics or {}).items():
-            summary[m].append(scores)
-        truth_json, truth_text = {}, ""
-        if item["true"] is not None:
-            name = explainer.backbone.categories[item["true"]]
-            truth_json = {"true": item["true"], "true_label": name, "correct": true is None}
-            truth_text = " (right)" if true is None else f" · true {name} ({item['true']}) {true.probability:.1%}"
-        if as_json:
-            click.echo(json.dumps({"path": str(path), "outputs": written, **explained.to_json(), **truth_json}))
-            return None
-        return "\n".join([f"{path}: {explained.headline}{truth_text} -> {out}"]
-                         + [f"  {line}" for line in explained.details()])
-
-    batched = BatchedWork(prepare, compute, finish_one, batch_size)
-    report = run_batch(found, batched, f"visualize {','.join(methods)}", quiet=quiet or as_json, outputs=outputs)
-    if verdicts and not quiet and not as_json:
-        wrong = [v for v in verdicts if v[1] != v[2]]
-        click.echo(f"misclassified {len(wrong)} of {len(verdicts)} photos with a known class"
+    work = explain_work(explainer, methods, preprocessing=spec.preprocessing if spec is not None else None,
+                        output=output, size=size, many=found.many, overwrite=overwrite, inputs=found.paths,
+                        outputs=outputs, max_pixels=max_pixels, raw=raw, raw_size=raw_size, colormap=colormap,
+                        alpha=alpha, captions=not no_caption, metrics=metrics, sanity=sanity,
+                        truths=true_classes(explainer, truth) if truth is not None else None,
+                        batch_size=batch_size, quiet=as_json,
+                        on_result=(lambda record: click.echo(json.dumps(record))) if as_json else None)
+    report = run_batch(found, work, f"visualize {','.join(methods)}", quiet=quiet or as_json, outputs=outputs)
+    if work.verdicts and not quiet and not as_json:
+        wrong = [v for v in work.verdicts if v[1] != v[2]]
+        click.echo(f"misclassified {len(wrong)} of {len(work.verdicts)} photos with a known class"
                    + (":" if wrong else ""))
         for path, predicted, true in wrong:
             click.echo(f"  {path}: predicted {predicted}, true {true}")
+    summary = work.summary
     if metrics and not quiet and not as_json and sum(len(v) for v in summary.values()) > 0 and len(report.done) > 1:
         from cvtools.visualize.metrics import summarize
 
@@ -394,32 +295,6 @@ def _ig_steps(ctx, param, value):
     if not 2 <= steps <= 10000:
         raise click.BadParameter(f"{steps} is not in 2..10000")
     return steps
-
-
-def _side_outputs(out, methods, raw, sanity):
-    """Files written next to the picture: the raw maps (``--raw``) and the sanity grid."""
-    sides = {}
-    if raw:
-        for m in methods:
-            sides[m] = out.with_name(f"{out.stem}.npy" if len(methods) == 1 else f"{out.stem}_{file_slug(m)}.npy")
-    if sanity:
-        sides["sanity"] = out.with_name(f"{out.stem}_sanity{out.suffix}")
-    return sides
-
-
-def _save_array(path, tensor, overwrite):
-    """A float32 .npy, atomically, never over an existing file unless ``overwrite``."""
-    import numpy as np
-
-    from cvtools.io.atomic import atomic_write
-
-    array = tensor.numpy().astype(np.float32)
-
-    def write(tmp):
-        with open(tmp, "wb") as f:
-            np.save(f, array)
-
-    atomic_write(path, write, overwrite=overwrite)
 
 
 # ----------------------------------------------------------------------------- scorecard
