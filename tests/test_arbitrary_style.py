@@ -258,7 +258,8 @@ def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5])
 
 
-@pytest.mark.parametrize("objective", [{}, {"style_transform": "gram", "stats_weight": 0.0}])
+@pytest.mark.parametrize("objective", [{}, {"style_transform": "gram", "stats_weight": 0.0},
+                                       {"extra_backbones": {"efficientnet_lite0": ["blocks.1", "blocks.3"]}}])
 def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     straight = train_arbitrary(config(data, tmp_path / "a", steps=4, **objective))
     train_arbitrary(config(data, tmp_path / "b", steps=2, **objective))
@@ -269,6 +270,41 @@ def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     for key, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][key]), key
     assert json.loads(a["history"]) == json.loads(b["history"])
+
+
+def test_an_extra_style_network_is_averaged_into_the_style_term(data, tmp_path):
+    """The style term through two networks is the mean of each one's: recomputed here from the
+    trainer's own pieces on one batch."""
+    import torch
+
+    from cvtools.style.train_arbitrary import ArbitraryTrainer
+
+    c = config(data, tmp_path, extra_backbones={"efficientnet_lite0": ["blocks.1", "blocks.3"]})
+    trainer = ArbitraryTrainer(c)
+    assert len(trainer.extra) == 1 and trainer.extra[0][1] == ["blocks.1", "blocks.3"]
+    torch.manual_seed(1)
+    x, styles = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        _, parts = trainer._loss(x, styles)
+        y = trainer._transform(x, trainer.net.style_params(trainer.net.encoder(
+            trainer.backbone.features(styles, trainer.painting_layers))))
+
+        def through(bb, layers):
+            pf, f = bb.features(styles, layers), bb.features(y, layers)
+            t = {k: trainer._temperature(pf[k]) for k in layers}
+            return trainer._layers_distance(f, pf, layers, {k: trainer._gram(pf[k], t[k]) for k in layers}, t)
+
+        main = through(trainer.backbone, c.style_layers)
+        extra = through(*trainer.extra[0])
+    # the same operations in the same order on CPU fp32: equal up to the last bits of one sum
+    assert torch.allclose(parts["style"], (main + extra) / 2, rtol=1e-5, atol=0)
+    assert not torch.allclose(main, extra, rtol=1e-2)  # a different network: a different term
+
+
+@pytest.mark.parametrize("value", [{"efficientnet_lite0": []}, {"efficientnet_lite0": "blocks.1"}, ["blocks.1"]])
+def test_bad_extra_backbones_are_refused(data, tmp_path, value):
+    with pytest.raises(ValueError, match="extra_backbones"):
+        config(data, tmp_path, extra_backbones=value).check()
 
 
 def test_deadline_stops_cleanly_with_a_checkpoint(data, tmp_path):

@@ -101,6 +101,11 @@ class ArbitraryTrainConfig:
     style_transform: str = "swag"
     style_layers: List[str] = field(default_factory=lambda: ["blocks.0", "blocks.2", "blocks.4", "blocks.7"])
     content_layer: str = "blocks.4"
+    #: style terms through further frozen networks, averaged with the main one's (as the bundled
+    #: styles' ``extra_backbones``): {"efficientnet_lite1": ["blocks.0", "blocks.3", ...]}. One
+    #: network's blind spots otherwise decide the texture: trained through Lite0 alone, the
+    #: network moved Lite0's distance and not an independent Lite2's (benchmarks/arbitrary/PLAN.md)
+    extra_backbones: Dict[str, List[str]] = field(default_factory=dict)
     photo_style_fraction: float = 0.15
     seed: int = 0
     checkpoint_every: int = 1000
@@ -145,6 +150,11 @@ class ArbitraryTrainConfig:
         layers = list(self.style_layers) + [self.content_layer]
         if not self.style_layers or not all(isinstance(v, str) and 0 < len(v) < 100 for v in layers):
             raise ValueError("style_layers and content_layer must be layer names")
+        extra = self.extra_backbones
+        if not isinstance(extra, dict) or not all(
+                isinstance(k, str) and isinstance(v, list) and v and all(isinstance(x, str) and 0 < len(x) < 100 for x in v)
+                for k, v in extra.items()):
+            raise ValueError("extra_backbones must map backbone names to lists of layer names")
         if not isinstance(self.holdout, list) or not all(isinstance(v, str) for v in self.holdout):
             raise ValueError("holdout must be a list of file names")
         ArbitraryConfig(**self.architecture).check()
@@ -291,6 +301,13 @@ class ArbitraryTrainer:
                                       tune=self.device.type == "cuda")
         self.backbone.check_layers(list(c.style_layers) + [c.content_layer])
         check_encoder_layers(self.backbone, self.arch)
+        self.extra = []  # (backbone, layers) of each further style network
+        for name, layers in c.extra_backbones.items():
+            bb = load_backbone(name, device=str(self.device), precision="fp32", fuse=True,
+                               channels_last=self.channels_last, weights=c.backbone_weights,
+                               tune=self.device.type == "cuda")
+            bb.check_layers(list(layers))
+            self.extra.append((bb, list(layers)))
         # one pass over each painting serves both the Gram targets and the encoder
         self.painting_layers = list(dict.fromkeys(list(c.style_layers) + list(self.arch.encoder_layers)))
         self.output_layers = list(dict.fromkeys(list(c.style_layers) + [c.content_layer]))
@@ -352,12 +369,25 @@ class ArbitraryTrainer:
         with autocast:
             y = self._transform(x, self.net.style_params(embedding))
             feats = self.backbone.features(y, self.output_layers)
-        style = sum(self._style_distance(feats[k], pf[k], targets[k], temperatures[k])
-                    for k in c.style_layers) / len(c.style_layers)
+        style = self._layers_distance(feats, pf, c.style_layers, targets, temperatures)
+        for bb, layers in self.extra:
+            with torch.no_grad(), autocast:
+                pe = bb.features(styles, layers)
+            t_extra = {k: self._temperature(pe[k]) for k in layers}
+            g_extra = {k: self._gram(pe[k], t_extra[k]) for k in layers}
+            with autocast:
+                fe = bb.features(y, layers)
+            style = style + self._layers_distance(fe, pe, layers, g_extra, t_extra)
+        style = style / (1 + len(self.extra))
         content = content_distance(feats[c.content_layer], photo_content).mean()
         tv = total_variation(y.float())
         total = c.style_weight * style + c.content_weight * content + c.tv_weight * tv
         return total, {"style": style.detach(), "content": content.detach(), "tv": tv.detach()}
+
+    def _layers_distance(self, feats, painting_feats, layers, targets, temperatures) -> torch.Tensor:
+        """The style distance through one network: the mean over its layers."""
+        return sum(self._style_distance(feats[k], painting_feats[k], targets[k], temperatures[k])
+                   for k in layers) / len(layers)
 
     def _transform(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """The transformer, compiled when asked; if compiling fails at the first step (no
