@@ -18,6 +18,7 @@ from cvtools.style.losses import (
     stats_distances,
     style_target,
     swag,
+    skin_mask,
     tone_distance,
 )
 
@@ -78,6 +79,34 @@ def test_tone_distance_sees_inverted_light_not_texture():
     checker = ((torch.arange(64).view(1, -1) + torch.arange(64).view(-1, 1)) % 2 * 0.2 - 0.1).expand(1, 3, 64, 64)
     assert float(tone_distance(photo + checker, photo)) < 1e-10
     assert float(tone_distance(1 - photo, photo)) > 0.01
+
+
+def flat(rgb, size=16):
+    return torch.tensor(rgb, dtype=torch.float32).div(255).view(1, 3, 1, 1).expand(1, 3, size, size).clone()
+
+
+@pytest.mark.parametrize("rgb, skin", [
+    ((87, 60, 45), True), ((141, 85, 36), True), ((198, 134, 66), True), ((232, 190, 172), True),  # dark to light
+    ((110, 160, 220), False), ((60, 140, 60), False), ((128, 128, 128), False), ((20, 20, 20), False)])
+def test_skin_mask_follows_chrominance_across_skin_tones(rgb, skin):
+    assert float(skin_mask(flat(rgb)).mean()) == (1.0 if skin else 0.0)
+
+
+def test_masked_tone_term_weighs_skin_blocks_more():
+    photo = torch.cat([flat((110, 160, 220)), flat((87, 60, 45))], dim=3)  # sky | dark skin, 16×32
+    # no skin anywhere: every block has the floor weight, so the masked term is the plain one
+    sky = flat((110, 160, 220))
+    assert torch.allclose(tone_distance(sky * 0.5, sky, mask="skin"), tone_distance(sky * 0.5, sky), rtol=1e-6)
+    paler_face, paler_sky = photo.clone(), photo.clone()
+    paler_face[..., 16:] += 0.2
+    paler_sky[..., :16] += 0.2
+    plain_face, plain_sky = tone_distance(paler_face, photo), tone_distance(paler_sky, photo)
+    assert torch.allclose(plain_face, plain_sky, rtol=1e-5)  # the plain term cannot tell them apart
+    face, sky_only = tone_distance(paler_face, photo, mask="skin"), tone_distance(paler_sky, photo, mask="skin")
+    # block weights 1 (skin) and 0.2 (floor): the error on the face weighs 1/1.2, on the sky 0.2/1.2
+    assert torch.allclose(face / sky_only, torch.tensor(5.0), rtol=1e-4)
+    with pytest.raises(ValueError, match="tone_mask"):
+        check_objective({"tone_mask": "faces"})
 
 
 def test_old_api_and_new_parts(lite0):
