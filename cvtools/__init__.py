@@ -39,8 +39,8 @@ def __getattr__(name):
         from cvtools.classify import classify_files
 
         return classify_files
-    if name == "explain_files":
-        from cvtools.visualize.job import explain_files
+    if name in ("explain_files", "score_files", "activations_files", "render_filters"):
+        from cvtools.visualize import job
 
-        return explain_files
+        return getattr(job, name)
     raise AttributeError(f"module 'cvtools' has no attribute {name!r}")

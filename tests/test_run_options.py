@@ -159,3 +159,96 @@ def test_explain_files_is_the_commands_job_in_python(tmp_path, run_cli):
     assert again.skipped == [str(tmp_path / "a.png")] and "already done" in notes[-1]
     with pytest.raises(UsageError):  # answered before any file is read
         explain_files(tmp_path / "a.png", methods="gradcam", target="tabby", truth="folders")
+
+
+def _without_timings(scores):
+    """A scorecard's JSON without its seconds (the one column that differs from run to run)."""
+    if isinstance(scores, dict):
+        return {k: _without_timings(v) for k, v in scores.items() if k not in ("seconds", "s_per_image")}
+    if isinstance(scores, list):
+        return [_without_timings(v) for v in scores]
+    return scores
+
+
+def test_visualize_score_activations_and_filters_are_the_commands_jobs_in_python(tmp_path, run_cli):
+    """score_files, activations_files and render_filters run the jobs of `cvtools visualize
+    score / activations / filters`: the same scores, the same pixels, the same file names; the
+    activations re-run skips what is done."""
+    import json
+
+    import numpy as np
+
+    from cvtools import activations_files, render_filters, score_files
+    from cvtools.io.markers import read_marker
+
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(tmp_path / "a.png")
+    Image.new("RGB", (48, 64), (30, 90, 160)).save(tmp_path / "b.png")
+    card, report = score_files(tmp_path, "gradcam", size=48, sanity_images=0, device="cpu")
+    r = run_cli("visualize", "score", tmp_path, "-m", "gradcam", "--size", "48", "--sanity", "0", "--json",
+                "--device", "cpu")
+    assert r.exit_code == 0, r.stderr
+    assert len(report.done) == 2 and _without_timings(card.to_json()) == _without_timings(json.loads(r.stdout))
+
+    notes = []
+    report = activations_files(tmp_path / "a.png", f"{tmp_path}/api/", layer="stem", channels="0:5", size=48,
+                               device="cpu", on_note=notes.append)
+    r = run_cli("visualize", "activations", tmp_path / "a.png", "-l", "stem", "-c", "0:5", "--size", "48",
+                "--device", "cpu", "-o", f"{tmp_path}/cli/")
+    assert r.exit_code == 0, r.stderr
+    api, cli = tmp_path / "api" / "a_act-stem.png", tmp_path / "cli" / "a_act-stem.png"
+    assert report.done == [str(tmp_path / "a.png")] and read_marker(api) is not None
+    assert np.array_equal(np.asarray(Image.open(api)), np.asarray(Image.open(cli)))
+    again = activations_files(tmp_path / "a.png", f"{tmp_path}/api/", layer="stem", channels="0:5", size=48,
+                              device="cpu", on_note=notes.append)
+    assert again.skipped == [str(tmp_path / "a.png")] and "already done" in notes[-1]
+
+    steps = []
+    made = render_filters(output=f"{tmp_path}/api/", layer="blocks.4", channels="0:3", steps=2, size=32,
+                          batch_size=2, device="cpu", progress=lambda done, total: steps.append((done, total)))
+    r = run_cli("visualize", "filters", "-l", "blocks.4", "-c", "0:3", "--steps", "2", "--size", "32",
+                "--batch-size", "2", "--device", "cpu", "-o", f"{tmp_path}/cli/")
+    assert r.exit_code == 0, r.stderr
+    assert made == tmp_path / "api" / "filters_efficientnet_lite0_blocks.4_0-3.png"
+    assert np.array_equal(np.asarray(Image.open(made)), np.asarray(Image.open(tmp_path / "cli" / made.name)))
+    assert steps == [(0, 4), (1, 4), (2, 4), (3, 4), (4, 4)]  # two chunks of two steps
+
+
+def test_explain_files_takes_a_users_model_as_the_command_does(tmp_path, run_cli):
+    """model= and model_options= are `--model FILE` and its options: the same network, the same
+    picture and record, a target named among the model's own classes; mistakes answer before
+    any file is read."""
+    import json
+
+    import numpy as np
+    import torch
+    import torchvision
+
+    from cvtools import explain_files
+    from cvtools.errors import UsageError
+
+    torch.manual_seed(0)
+    torch.save(torchvision.models.mobilenet_v3_small(num_classes=3).state_dict(), tmp_path / "net.pth")
+    (tmp_path / "labels.txt").write_text("cat\ndog\nbird\n")
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(tmp_path / "a.png")
+    options = {"architecture": "mobilenet_v3_small", "classes": str(tmp_path / "labels.txt")}
+    records = []
+    report = explain_files(tmp_path / "a.png", f"{tmp_path}/api/", "gradcam", target="dog",
+                           model=tmp_path / "net.pth", model_options=options, device="cpu",
+                           on_result=records.append)
+    r = run_cli("visualize", "gradcam", tmp_path / "a.png", "--model", tmp_path / "net.pth", "--arch",
+                "mobilenet_v3_small", "--classes", tmp_path / "labels.txt", "--target", "dog", "--json",
+                "--device", "cpu", "-o", f"{tmp_path}/cli/")
+    assert r.exit_code == 0, r.stderr
+    assert report.done == [str(tmp_path / "a.png")]
+    assert (records[0]["target"], records[0]["label"]) == (1, "dog")
+    shown = json.loads(r.stdout)
+    assert {k: v for k, v in records[0].items() if k not in ("path", "outputs")} == \
+        {k: v for k, v in shown.items() if k not in ("path", "outputs")}
+    api, cli = tmp_path / "api" / "a_gradcam.png", tmp_path / "cli" / "a_gradcam.png"
+    assert np.array_equal(np.asarray(Image.open(api)), np.asarray(Image.open(cli)))
+    with pytest.raises(UsageError, match="model .*nope.pth: no such file"):
+        explain_files(tmp_path / "a.png", model=tmp_path / "nope.pth")
+    with pytest.raises(UsageError, match="unknown option 'arch'; did you mean 'architecture'"):
+        explain_files(tmp_path / "a.png", model=tmp_path / "net.pth", model_options={"arch": "resnet18"})
+    with pytest.raises(UsageError, match="model_options go with model"):
+        explain_files(tmp_path / "a.png", model_options=options)

@@ -3,9 +3,9 @@
 
 Every attribution method is a subcommand, built from the method table in
 :mod:`cvtools.visualize.catalog`; ``a,b,c`` and ``all`` give side-by-side panels. The engine is
-:mod:`cvtools.visualize` and an attribution command's per-file work is its library job
-(:mod:`cvtools.visualize.job`, also behind ``cvtools.explain_files``); this module parses
-options, builds the job and shows progress.
+:mod:`cvtools.visualize`; each command's work is a library job (:mod:`cvtools.visualize.job`,
+also behind ``cvtools.explain_files``, ``score_files``, ``activations_files`` and
+``render_filters``); this module parses options, builds the job and shows progress.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import os
 
 import click
 
-from cvtools.batch import BatchedWork
 from cvtools.cli.common import (
     AddedLaterOption,
     finish,
@@ -351,81 +350,45 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
     On a CPU this is slow: about 10 s per method per 224 px image for the metrics, plus the
     method itself (scorecam: a forward pass per channel) and ~20 times that for --sanity images.
     """
-    from cvtools.io.decode import load_image
-    from cvtools.visualize.explain import analysis_tensor
-    from cvtools.visualize.model import parse_target
-    from cvtools.visualize.score import Scorecard, score_batch
+    from cvtools.cli.common import echo_err
+    from cvtools.visualize.job import score_work
 
     names = parse_methods(methods)
     backbone = _backbone_for(names, model_opts)
-    target = parse_target(class_target(target, model_opts), backbone.categories)
-    if sanity_images and not backbone.layer_paths:  # its layers cannot be re-initialised one by one
-        from cvtools.cli.common import echo_err
-
-        echo_err(f"note: {backbone.name}: no sanity check ({backbone.layers_note or 'no layers'})")
-        sanity_images = 0
-    gpu = backbone.device.type != "cpu"
-    size = size or backbone.preprocessing.crop_size
-    batch_size = batch_size or (32 if gpu else 4)
-    internal = internal_batch_size or (256 if gpu else 32)
-    card = Scorecard(names, dict(backbone=backbone.name, size=size, target=target, layer=layer or backbone.defaults.cam,
-                                 samples=samples, steps=steps, seed=seed, road=not no_road,
-                                 sanity_images=sanity_images, device=str(backbone.device)))
-    done = [0]  # images scored so far (the first --sanity of them get the check)
-
-    def compute(items):
-        import torch
-
-        x = torch.stack([it["x"] for it in items]).to(backbone.device)
-        paths = [it["path"] for it in items]
-        want = max(0, min(len(items), sanity_images - done[0]))
-        rows = []
-        for part in ([slice(0, want), slice(want, len(items))] if 0 < want < len(items) else [slice(None)]):
-            rows += score_batch(backbone, names, x[part], paths[part], target=target, layer=layer,
-                                sanity=done[0] < sanity_images, road=not no_road, seed=seed,
-                                batch_size=internal, internal_batch_size=internal, samples=samples, steps=steps)
-            done[0] += len(paths[part])
-        return rows
-
-    def prepare(path):
-        return dict(x=analysis_tensor(load_image(path, max_pixels=max_pixels).rgb, size), path=str(path))
-
-    def finish_one(path, item, row):
-        card.extend([row])
-        return None
-
-    batched = BatchedWork(prepare, compute, finish_one, batch_size)
-    report = run_batch(inputs, batched, f"visualize score {','.join(names) if len(names) <= 3 else 'methods'}",
+    work = score_work(backbone, names, target=class_target(target, model_opts), layer=layer,
+                      sanity_images=sanity_images, road=not no_road, size=size, batch_size=batch_size,
+                      internal_batch_size=internal_batch_size, samples=samples, steps=steps, seed=seed,
+                      max_pixels=max_pixels, on_note=lambda message: echo_err(f"note: {message}"))
+    report = run_batch(inputs, work, f"visualize score {','.join(names) if len(names) <= 3 else 'methods'}",
                        quiet=quiet or as_json)
-    if card.images:
-        click.echo(json.dumps(card.to_json()) if as_json else card.table(markdown=markdown))
+    if work.card.images:
+        click.echo(json.dumps(work.card.to_json()) if as_json else work.card.table(markdown=markdown))
     finish(report)
 
 
 # ----------------------------------------------------------------------------- feature visualization
 
 
-def _fp32_unless_asked(model_opts):
-    """Optimising pixels needs gradients in fp32 (fp16 ones underflow); the network is small
-    enough at these sizes that fp32 costs little on a GPU."""
-    if model_opts.get("precision") == "auto":
-        model_opts["precision"] = "fp32"
-    return model_opts
+class _StepBar:
+    """``render_filters``' ``progress(done, total)`` as a tqdm bar in optimisation steps (on a
+    terminal only)."""
 
+    def __init__(self, quiet):
+        self.quiet, self.bar = quiet, None
 
-def _slug(text):
-    import re
+    def __call__(self, done, total):
+        import sys
 
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+        from tqdm import tqdm
 
+        if self.bar is None:
+            self.bar = tqdm(total=total, desc="filters", unit="step", file=sys.stderr, dynamic_ncols=True,
+                            disable=self.quiet or not sys.stderr.isatty())
+        self.bar.update(done - self.bar.n)
 
-def _progress(total, desc, quiet):
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="step", file=sys.stderr, dynamic_ncols=True,
-                disable=quiet or not sys.stderr.isatty())
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
 
 
 @visualize.command("filters", context_settings=CONTEXT)
@@ -481,54 +444,21 @@ def filters(layer, channels, class_targets, neuron, size, steps, lr, seed, batch
     channels of blocks.10 and 17 s per 8 classes (50 s and 26 s on one core); --class at its
     defaults costs about 6 times that (3 times the pixels, twice the steps); a GPU takes seconds.
     """
-    from pathlib import Path
+    from cvtools.errors import UsageError
+    from cvtools.visualize.job import fp32_unless_asked, render_filters
 
-    from cvtools.backbones.categories import class_index
-    from cvtools.errors import ImageError, UsageError
-    from cvtools.io.atomic import save_image
-    from cvtools.visualize.featurevis import ImageParam, labelled_grid, objectives, parse_channels, render
-
-    backbone = load_backbone_from_options(**_fp32_unless_asked(model_opts))
-    size = size or (224 if class_targets else 128)
-    steps = steps or (256 if class_targets else 128)
-    if class_targets:
-        indices = [class_index(c.strip(), backbone.categories) for c in class_targets.split(",") if c.strip()]
-        if not indices:
-            raise UsageError("--class needs at least one class index or name")
-        labels = [f"{backbone.categories[i]} ({i})" for i in indices]
-        make = objectives.class_logit
-        title = f"{backbone.name} class logits"
-        name = f"classes_{backbone.name}_{_slug('-'.join(map(str, indices)))}"
-    else:
-        layer = layer or backbone.default_layer("dream")
-        backbone.check_layers([layer])
-        count = {info.name: info.channels for info in backbone.layers}[layer]
-        indices = parse_channels(channels, count)
-        labels = [f"{layer}:{c}" for c in indices]
-
-        def make(chunk, layer=layer):
-            return objectives.neuron(layer, chunk) if neuron else objectives.channel(layer, chunk)
-
-        title = f"{backbone.name} {layer}{' centre neurons' if neuron else ''}"
-        name = f"filters_{backbone.name}_{_slug(layer)}_{_slug(str(channels))}"
-    target = Path(output) if output else Path(f"{name}.png")
-    if output and (target.is_dir() or str(output).endswith("/")):
-        target = target / f"{name}.png"
-    if target.exists() and not overwrite:
-        raise ImageError(target, "output exists; pass --overwrite to replace it")
-    chunks = [indices[i:i + batch_size] for i in range(0, len(indices), batch_size)]
-    images = []
-    with _progress(steps * len(chunks), "filters", quiet) as bar:
-        for chunk in chunks:
-            param = ImageParam(size, batch=len(chunk), fft=not no_fft, decorrelate=not no_decorrelate, seed=seed)
-            vis = render(backbone, make(chunk), batch=len(chunk), size=size, steps=steps, lr=lr, param=param,
-                         transforms=None if no_transforms else ("class" if class_targets else "standard"), seed=seed,
-                         progress=lambda step: bar.update(1))
-            images.append(vis.images)
-    import torch
-
-    picture = labelled_grid(torch.cat(images), labels, title=f"{title} · {size} px · {steps} steps", tile=128)
-    save_image(target, picture)
+    if class_targets and not any(c.strip() for c in class_targets.split(",")):
+        raise UsageError("--class needs at least one class index or name")
+    model_opts["precision"] = fp32_unless_asked(model_opts.get("precision"))
+    backbone = load_backbone_from_options(**model_opts)
+    bar = _StepBar(quiet)
+    try:
+        target = render_filters(backbone, output, layer=layer, channels=channels, classes=class_targets,
+                                neuron=neuron, size=size, steps=steps, lr=lr, seed=seed, batch_size=batch_size,
+                                fft=not no_fft, decorrelate=not no_decorrelate, transforms=not no_transforms,
+                                overwrite=overwrite, progress=bar)
+    finally:
+        bar.close()
     if not quiet:
         click.echo(str(target))
 
@@ -563,33 +493,13 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
       cvtools visualize activations photo.jpg -l stem -c 0:32       edge and colour detectors
       cvtools visualize activations photos/ -l blocks.10 -o acts/
     """
-    from pathlib import Path
-
-    from cvtools.io.atomic import save_image
-    from cvtools.io.decode import load_image
     from cvtools.io.discover import find_inputs
-    from cvtools.io.naming import output_path_for
-    from cvtools.visualize.activations import activation_grid, layer_activations, most_active
-    from cvtools.visualize.explain import analysis_tensor
-    from cvtools.visualize.featurevis import parse_channels
+    from cvtools.visualize.job import activations_work
 
     backbone = load_backbone_from_options(**model_opts)
-    layer = layer or backbone.default_layer("dream")
-    backbone.check_layers([layer])
-    size = size or backbone.preprocessing.crop_size
     found = find_inputs(inputs)  # once: the work and the batch share it
-    paths, many = found.paths, found.many
     outputs = run_outputs()
-
-    def work(path):
-        out = output_path_for(path, output, f"act-{_slug(layer)}", ext=".png", many=many, overwrite=overwrite,
-                              inputs=paths, outputs=outputs)
-        x = analysis_tensor(load_image(path, max_pixels=max_pixels).rgb, size)
-        acts = layer_activations(backbone, x, layer)
-        picked = parse_channels(channels, acts.shape[0]) if channels else most_active(acts, top)
-        title = f"{Path(path).name} · {backbone.name} {layer}: {len(picked)} of {acts.shape[0]} channels " \
-                f"({acts.shape[1]}x{acts.shape[2]})" + ("" if channels else ", most active first")
-        save_image(out, activation_grid(x, acts, picked, layer, colormap, title=title), outputs=outputs)
-        return f"{path} -> {out}"
-
+    work = activations_work(backbone, layer, channels=channels, top=top, size=size, colormap=colormap, output=output,
+                            many=found.many, overwrite=overwrite, inputs=found.paths, outputs=outputs,
+                            max_pixels=max_pixels)
     finish(run_batch(found, work, "activations", quiet=quiet, outputs=outputs))

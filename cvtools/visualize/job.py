@@ -237,7 +237,8 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
                   internal_batch_size: Optional[int] = None, samples: int = 32, noise: float = 0.15,
                   steps="auto", window: Optional[int] = None, seed: int = 0, metrics: bool = False,
                   sanity: bool = False, overwrite: bool = False, backbone: str = "efficientnet_lite0",
-                  device: str = "auto", precision: str = "auto", max_pixels: Optional[int] = -1,
+                  model=None, model_options: Optional[dict] = None, device: str = "auto", precision: str = "auto",
+                  max_pixels: Optional[int] = -1,
                   on_note: Optional[Callable[[str], None]] = None, on_result: Optional[Callable[[dict], None]] = None,
                   progress: Optional[Callable[[int, int], None]] = None):
     """Explain photos (files, folders, glob patterns) with attribution ``methods`` ("gradcam",
@@ -248,7 +249,11 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
     or class name; ``truth``: "folders" or a CSV of file,class rows (a misclassified photo is
     explained for its true class too); ``raw``: the maps as .npy beside the picture
     (``raw_size``: "photo" or "analysis"); ``metrics``, ``sanity``: the trust checks; the rest as
-    the command's options. ``on_note(message)``: notes and per-file errors; ``on_result(record)``:
+    the command's options. ``model``: your own network instead of ``backbone``, as the command's
+    ``--model`` (a state dict, TorchScript or .pt2 file, or an ``nn.Module``), with
+    ``model_options``, :func:`cvtools.backbones.load_user_model`'s (``architecture``, ``classes``,
+    ``input_size``, ``mean``, ``std``, ``multi_label``, ``trust_pickle``, ``architecture_kwargs``);
+    ``target`` and ``truth`` name its own classes. ``on_note(message)``: notes and per-file errors; ``on_result(record)``:
     each photo's class, probability, outputs and checks (the command's ``--json`` line);
     ``progress(done, total)``: after each photo. Returns the :class:`cvtools.batch.BatchReport`."""
     from cvtools.batch import run
@@ -259,16 +264,15 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
 
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
-    names, spec, target = _checked(methods, backbone, target, layer, truth)
+    names, spec, target = _checked(methods, backbone, model, model_options, target, layer, truth)
     batch_size, internal = batch_sizes(device, batch_size, internal_batch_size)
+    network = network_loader(backbone, model, model_options, device, precision, names)
 
     def build():
-        from cvtools.backbones import load_backbone
-        from cvtools.visualize.explain import Explainer, precision_for
+        from cvtools.visualize.explain import Explainer
 
-        network = load_backbone(backbone, device=device, precision=precision_for(names, precision))
-        return Explainer(network, names, target=target, layer=layer, internal_batch_size=internal, samples=samples,
-                         noise=noise, seed=seed, steps=steps, window=window)
+        return Explainer(network(), names, target=target, layer=layer, internal_batch_size=internal,
+                         samples=samples, noise=noise, seed=seed, steps=steps, window=window)
 
     explainer = Deferred(build)  # built when the first photo reaches the device (none if all are done)
     found = find_inputs([str(i) for i in inputs])
@@ -276,36 +280,425 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
                    raw_size=raw_size, colormap=colormap, alpha=alpha, captions=captions, size=size, samples=samples,
                    noise=noise, steps=steps, window=window, seed=seed, metrics=metrics, sanity=sanity)
     outputs = Outputs(Provenance("explain_files", options))
-    work = explain_work(explainer, names, preprocessing=spec.preprocessing,
+    work = explain_work(explainer, names, preprocessing=spec.preprocessing if spec is not None else None,
                         output=None if output is None else str(output), size=size, many=found.many,
                         overwrite=overwrite, inputs=found.paths, outputs=outputs, max_pixels=max_pixels, raw=raw,
                         raw_size=raw_size, colormap=colormap, alpha=alpha, captions=captions, metrics=metrics,
                         sanity=sanity, truths=true_classes(explainer, truth) if truth is not None else None,
                         batch_size=batch_size, quiet=True, on_result=on_result)
-
-    def failed(path, message, exc):
-        if on_note is not None:
-            on_note(message)
-
-    return run(found, work, outputs=outputs, on_note=on_note, on_fail=failed, progress=progress)
+    return run(found, work, outputs=outputs, on_note=on_note, on_fail=_note_failure(on_note), progress=progress)
 
 
-def _checked(methods, backbone, target, layer, truth):
+def _checked(methods, backbone, model, model_options, target, layer, truth):
     """explain_files' settings checked without torch (a mistake answers before any file is
-    read): the method names, the backbone's registry spec and the class target."""
-    from cvtools.backbones.categories import parse_class_target
-    from cvtools.backbones.registry import get_spec
+    read): the method names, the backbone's registry spec (None for a user's model or a loaded
+    network) and the class target."""
     from cvtools.errors import UsageError
 
     names = parse_methods(methods if isinstance(methods, str) else ",".join(methods))
     if not names:
         raise UsageError("no method given", param="methods")
-    spec = get_spec(backbone)
-    target = target if target is None or isinstance(target, int) else parse_class_target(target)
+    spec = checked_network(backbone, model, model_options)
+    target = class_target(target, spec)
     if truth is not None and target is not None:
         raise UsageError("truth explains each photo's predicted and true class; leave out target", param="truth")
     if truth not in (None, "folders") and not Path(truth).is_file():
         raise UsageError(f"'folders' or a labels file; {truth!r} is neither", param="truth")
-    if layer is not None:
+    if layer is not None and spec is not None:
         spec.check_layers([layer])
     return names, spec, target
+
+
+#: What ``model_options`` may hold: :func:`cvtools.backbones.load_user_model`'s own options.
+MODEL_OPTIONS = ("architecture", "classes", "input_size", "mean", "std", "multi_label", "trust_pickle",
+                 "architecture_kwargs")
+
+
+def checked_network(backbone, model=None, model_options=None):
+    """The network an API call names, checked without torch: the registry spec of ``backbone``
+    (a registered name), or None for a loaded network or a user's ``model`` (its file must
+    exist; ``model_options`` must be :data:`MODEL_OPTIONS`)."""
+    from cvtools.errors import UsageError, did_you_mean, safe_path
+
+    if model is None:
+        if model_options:
+            raise UsageError("model_options go with model (your own network)", param="model_options")
+        if not isinstance(backbone, str):
+            return None  # a loaded network
+        from cvtools.backbones.registry import get_spec
+
+        return get_spec(backbone)
+    for key in model_options or {}:
+        if key not in MODEL_OPTIONS:
+            hint = did_you_mean(key, MODEL_OPTIONS) or f"; choose from {', '.join(MODEL_OPTIONS)}"
+            raise UsageError(f"model_options: unknown option {key!r}{hint}", param="model_options")
+    if isinstance(model, (str, Path)) and not Path(model).is_file():
+        what = "a directory" if Path(model).is_dir() else "no such file"
+        raise UsageError(f"model {safe_path(model)}: {what}", param="model")
+    return None
+
+
+def class_target(target, spec):
+    """``target`` as the explainer takes it: None (each photo's top class), a class index, or for
+    a registered backbone (``spec``) an ImageNet class name looked up now (a typo answers at
+    once); for other networks a name stays a name, looked up in their own classes once loaded."""
+    from cvtools.backbones.categories import parse_class_target
+
+    if target is None or (isinstance(target, int) and not isinstance(target, bool)):
+        return target
+    if spec is not None:
+        return parse_class_target(target)
+    text = str(target).strip()
+    if text.lower() in ("", "top1", "top", "auto"):
+        return None
+    return int(text) if text.isdigit() else text
+
+
+def network_loader(backbone, model=None, model_options=None, device="auto", precision="auto", methods=None):
+    """A function that loads the network an API call names: ``model`` (the user's own, through
+    :func:`cvtools.backbones.load_user_model` with ``model_options``), else ``backbone`` (a
+    registered name through :func:`cvtools.backbones.load_backbone`, or a loaded network, given
+    back as it is). With ``methods``, "auto" precision is fp32 when one of them needs it
+    (:func:`cvtools.visualize.explain.precision_for`)."""
+
+    def load():
+        from cvtools.visualize.explain import precision_for
+
+        wanted = precision_for(methods, precision) if methods else precision
+        if model is not None:
+            from cvtools.backbones import load_user_model
+
+            return load_user_model(model, device=device, precision=wanted, **(model_options or {}))
+        if not isinstance(backbone, str):
+            return backbone
+        from cvtools.backbones import load_backbone
+
+        return load_backbone(backbone, device=device, precision=wanted)
+
+    return load
+
+
+# ----------------------------------------------------------------------------- scorecard
+
+
+@dataclass
+class ScoreWork(BatchedWork):
+    """The job :func:`score_work` makes: a :class:`~cvtools.batch.BatchedWork` that adds one row
+    per photo to ``card`` (a :class:`~cvtools.visualize.score.Scorecard`); nothing is written."""
+
+    card: object = None
+
+
+def score_work(backbone, methods, *, target=None, layer=None, sanity_images=8, road=True, size=None,
+               batch_size=None, internal_batch_size=None, samples=32, steps=50, seed=0, max_pixels=-1,
+               on_note=None) -> ScoreWork:
+    """What ``cvtools visualize score`` does to each photo: decode (``max_pixels``), then in
+    batches of same-size photos every method's map and every trust measure
+    (:func:`~cvtools.visualize.score.score_batch`), the model-randomisation check on the first
+    ``sanity_images`` photos; the rows go into the job's ``card``. ``backbone``: a loaded
+    :class:`~cvtools.backbones.base.Backbone`; ``target``: None (each photo's top class), a class
+    index or name among its classes; ``size``: the short side the network sees (default its crop);
+    batch sizes default to 32 photos and 256 copies per pass on a GPU, 4 and 32 on the CPU.
+    ``on_note(message)``: a backbone whose layers cannot be re-initialised one by one gets no
+    sanity check, and says so."""
+    from cvtools.visualize.model import parse_target
+    from cvtools.visualize.score import Scorecard
+
+    names = list(methods)
+    target = parse_target(target, backbone.categories)
+    if sanity_images and not backbone.layer_paths:  # its layers cannot be re-initialised one by one
+        if on_note is not None:
+            on_note(f"{backbone.name}: no sanity check ({backbone.layers_note or 'no layers'})")
+        sanity_images = 0
+    gpu = backbone.device.type != "cpu"
+    size = size or backbone.preprocessing.crop_size
+    batch_size = batch_size or (32 if gpu else 4)
+    internal = internal_batch_size or (256 if gpu else 32)
+    card = Scorecard(names, dict(backbone=backbone.name, size=size, target=target, layer=layer or backbone.defaults.cam,
+                                 samples=samples, steps=steps, seed=seed, road=road, sanity_images=sanity_images,
+                                 device=str(backbone.device)))
+    stages = _ScoreStages(backbone, names, target, layer, sanity_images, road, size, internal, samples, steps, seed,
+                          max_pixels, card)
+    return ScoreWork(stages.prepare, stages.compute, stages.finish, batch_size, card=card)
+
+
+@dataclass
+class _ScoreStages:
+    """:func:`score_work`'s settings and its three stages."""
+
+    backbone: object
+    methods: List[str]
+    target: object
+    layer: Optional[str]
+    sanity_images: int
+    road: bool
+    size: int
+    internal: int
+    samples: int
+    steps: int
+    seed: int
+    max_pixels: Optional[int]
+    card: object
+    done: int = 0  # photos scored so far (the first sanity_images of them get the check)
+
+    def prepare(self, path):
+        from cvtools.io.decode import load_image
+        from cvtools.visualize.explain import analysis_tensor
+
+        return dict(x=analysis_tensor(load_image(path, max_pixels=self.max_pixels).rgb, self.size), path=str(path))
+
+    def compute(self, items):
+        import torch
+
+        from cvtools.visualize.score import score_batch
+
+        x = torch.stack([it["x"] for it in items]).to(self.backbone.device)
+        paths = [it["path"] for it in items]
+        want = max(0, min(len(items), self.sanity_images - self.done))
+        rows = []
+        for part in ([slice(0, want), slice(want, len(items))] if 0 < want < len(items) else [slice(None)]):
+            rows += score_batch(self.backbone, self.methods, x[part], paths[part], target=self.target,
+                                layer=self.layer, sanity=self.done < self.sanity_images, road=self.road,
+                                seed=self.seed, batch_size=self.internal, internal_batch_size=self.internal,
+                                samples=self.samples, steps=self.steps)
+            self.done += len(paths[part])
+        return rows
+
+    def finish(self, path, item, row):
+        self.card.extend([row])
+        return None
+
+
+def score_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], methods: Union[str, Sequence[str]] = "all", *,
+                target=None, layer: Optional[str] = None, sanity_images: int = 8, road: bool = True,
+                size: Optional[int] = None, batch_size: Optional[int] = None,
+                internal_batch_size: Optional[int] = None, samples: int = 32, steps: int = 50, seed: int = 0,
+                backbone="efficientnet_lite0", model=None, model_options: Optional[dict] = None,
+                device: str = "auto", precision: str = "auto", max_pixels: Optional[int] = -1,
+                on_note: Optional[Callable[[str], None]] = None,
+                progress: Optional[Callable[[int, int], None]] = None):
+    """Score attribution ``methods`` over photos (files, folders, glob patterns) as ``cvtools
+    visualize score`` does: every method x every trust measure (deletion and insertion AUC, ROAD,
+    the sanity check on the first ``sanity_images`` photos, seconds per photo) and a random map
+    to beat. Nothing is written. ``backbone`` (a registered name or a loaded network), ``model``
+    and ``model_options`` as :func:`explain_files`'; the rest as the command's options.
+    ``on_note(message)``: notes and per-file errors; ``progress(done, total)``: after each photo.
+    Returns ``(card, report)``: the :class:`~cvtools.visualize.score.Scorecard` (``table()``,
+    ``to_json()``, ``means()``) and the :class:`cvtools.batch.BatchReport`."""
+    from cvtools.batch import run
+
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    names = parse_methods(methods if isinstance(methods, str) else ",".join(methods))
+    spec = checked_network(backbone, model, model_options)
+    target = class_target(target, spec)
+    network = network_loader(backbone, model, model_options, device, precision, names)()
+    work = score_work(network, names, target=target, layer=layer, sanity_images=sanity_images, road=road, size=size,
+                      batch_size=batch_size, internal_batch_size=internal_batch_size, samples=samples, steps=steps,
+                      seed=seed, max_pixels=max_pixels, on_note=on_note)
+    report = run([str(i) for i in inputs], work, on_note=on_note, on_fail=_note_failure(on_note), progress=progress)
+    return work.card, report
+
+
+def _note_failure(on_note):
+    """``batch.run``'s ``on_fail`` for the Python API: each failed file's line to ``on_note``."""
+
+    def failed(path, message, exc):
+        if on_note is not None:
+            on_note(message)
+
+    return failed
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def activations_work(backbone, layer=None, *, channels=None, top=31, size=None, colormap="viridis", output=None,
+                     many=True, overwrite=False, inputs=(), outputs=None, max_pixels=-1):
+    """What ``cvtools visualize activations`` does to each photo, as a work function for
+    :func:`cvtools.batch.run` (``work(path) -> note``): name ``NAME_act-LAYER.png`` with
+    ``outputs`` (the run's :class:`~cvtools.io.naming.Outputs`), decode (``max_pixels``), run
+    ``backbone`` (a loaded Backbone) to ``layer`` (default: its DeepDream layer) at a short side
+    of ``size`` (default its crop), and write the grid of the photo and the ``channels``
+    (text such as "0:16" or a :class:`~cvtools.specs.ChannelSpec`; default: the ``top`` most
+    active), each tile coloured by ``colormap``."""
+    layer = layer or backbone.default_layer("dream")
+    backbone.check_layers([layer])
+    size = size or backbone.preprocessing.crop_size
+
+    def work(path):
+        from cvtools.io.atomic import save_image
+        from cvtools.io.decode import load_image
+        from cvtools.io.naming import output_path_for
+        from cvtools.visualize.activations import activation_grid, layer_activations, most_active
+        from cvtools.visualize.explain import analysis_tensor
+        from cvtools.visualize.featurevis import parse_channels
+
+        out = output_path_for(path, output, f"act-{slug(layer)}", ext=".png", many=many, overwrite=overwrite,
+                              inputs=inputs, outputs=outputs)
+        x = analysis_tensor(load_image(path, max_pixels=max_pixels).rgb, size)
+        acts = layer_activations(backbone, x, layer)
+        picked = parse_channels(channels, acts.shape[0]) if channels else most_active(acts, top)
+        title = f"{Path(path).name} · {backbone.name} {layer}: {len(picked)} of {acts.shape[0]} channels " \
+                f"({acts.shape[1]}x{acts.shape[2]})" + ("" if channels else ", most active first")
+        save_image(out, activation_grid(x, acts, picked, layer, colormap, title=title), outputs=outputs)
+        return f"{path} -> {out}"
+
+    return work
+
+
+def activations_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: Optional[Union[str, Path]] = None,
+                      *, layer: Optional[str] = None, channels=None, top: int = 31, size: Optional[int] = None,
+                      colormap: str = "viridis", overwrite: bool = False, backbone="efficientnet_lite0", model=None,
+                      model_options: Optional[dict] = None, device: str = "auto", precision: str = "auto",
+                      max_pixels: Optional[int] = -1, on_note: Optional[Callable[[str], None]] = None,
+                      progress: Optional[Callable[[int, int], None]] = None):
+    """A grid of a layer's feature maps for each photo (files, folders, glob patterns), written as
+    ``cvtools visualize activations`` does: ``STEM_act-LAYER.png`` next to its input or in
+    ``output``, marked, atomically; a re-run skips the finished ones (``overwrite=True`` redoes
+    them). ``layer`` (default: the network's DeepDream layer), ``channels`` ("0:16", "3,7,12";
+    default: the ``top`` most active), ``size``, ``colormap`` as the command's options;
+    ``backbone``, ``model``, ``model_options`` as :func:`explain_files`'. ``on_note(message)``:
+    notes and per-file errors; ``progress(done, total)``: after each photo. Returns the
+    :class:`cvtools.batch.BatchReport`."""
+    from cvtools.batch import run
+    from cvtools.io.discover import find_inputs
+    from cvtools.io.markers import Provenance
+    from cvtools.io.naming import Outputs
+    from cvtools.specs import parse_channel_spec
+
+    if isinstance(inputs, (str, Path)):
+        inputs = [inputs]
+    checked_network(backbone, model, model_options)
+    channels = parse_channel_spec(channels) if channels is not None else None  # a typo answers now
+    network = network_loader(backbone, model, model_options, device, precision)()
+    found = find_inputs([str(i) for i in inputs])
+    outputs = Outputs(Provenance("activations_files", dict(layer=layer, channels=channels, top=top, size=size,
+                                                           colormap=colormap)))
+    work = activations_work(network, layer, channels=channels, top=top, size=size, colormap=colormap,
+                            output=None if output is None else str(output), many=found.many, overwrite=overwrite,
+                            inputs=found.paths, outputs=outputs, max_pixels=max_pixels)
+    return run(found, work, outputs=outputs, on_note=on_note, on_fail=_note_failure(on_note), progress=progress)
+
+
+def slug(text):
+    """``text`` as a part of a file name: runs of other characters than letters, digits, '.',
+    '_' and '-' become one '-'."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "x"
+
+
+# ----------------------------------------------------------------------------- filters
+
+
+@dataclass
+class FilterPlan:
+    """What :func:`render_filters` optimises: the objective per chunk of ``indices``, the tiles'
+    ``labels``, the picture's ``title`` and file ``name`` (without extension)."""
+
+    indices: List[int]
+    labels: List[str]
+    title: str
+    name: str
+    make: Callable
+
+
+def filter_plan(backbone, layer=None, channels="0:16", classes=None, neuron=False) -> FilterPlan:
+    """The channels of ``layer`` (default: the backbone's DeepDream layer; ``channels``: text such
+    as "0:16" or a :class:`~cvtools.specs.ChannelSpec`; ``neuron``: the centre unit only), or the
+    class logits ``classes`` ("goldfish,281" or a list of indices and names) when given."""
+    from cvtools.backbones.categories import class_index
+    from cvtools.errors import UsageError
+    from cvtools.visualize.featurevis import objectives, parse_channels
+
+    if classes:
+        wanted = classes.split(",") if isinstance(classes, str) else [str(c) for c in classes]
+        indices = [class_index(c.strip(), backbone.categories) for c in wanted if c.strip()]
+        if not indices:
+            raise UsageError("classes needs at least one class index or name", param="classes")
+        return FilterPlan(indices, [f"{backbone.categories[i]} ({i})" for i in indices],
+                          f"{backbone.name} class logits",
+                          f"classes_{backbone.name}_{slug('-'.join(map(str, indices)))}", objectives.class_logit)
+    from cvtools.specs import parse_channel_spec
+
+    channels = parse_channel_spec(channels)
+    layer = layer or backbone.default_layer("dream")
+    backbone.check_layers([layer])
+    count = {info.name: info.channels for info in backbone.layers}[layer]
+    indices = parse_channels(channels, count)
+
+    def make(chunk, layer=layer):
+        return objectives.neuron(layer, chunk) if neuron else objectives.channel(layer, chunk)
+
+    return FilterPlan(indices, [f"{layer}:{c}" for c in indices],
+                      f"{backbone.name} {layer}{' centre neurons' if neuron else ''}",
+                      f"filters_{backbone.name}_{slug(layer)}_{slug(str(channels))}", make)
+
+
+def fp32_unless_asked(precision):
+    """Optimising pixels needs gradients in fp32 (fp16 ones underflow); the network is small
+    enough at these sizes that fp32 costs little on a GPU: "auto" is "fp32"."""
+    return "fp32" if precision == "auto" else precision
+
+
+def filters_target(name, output=None, overwrite=False) -> Path:
+    """Where :func:`render_filters` writes ``name``: ``NAME.png`` here, or in ``output`` (a
+    directory, or a path ending in "/"), or ``output`` itself; an existing file only with
+    ``overwrite``."""
+    from cvtools.errors import ImageError
+
+    target = Path(output) if output else Path(f"{name}.png")
+    if output and (target.is_dir() or str(output).endswith("/")):
+        target = target / f"{name}.png"
+    if target.exists() and not overwrite:
+        raise ImageError(target, "output exists; pass overwrite=True to replace it", param="overwrite")
+    return target
+
+
+def render_filters(backbone="efficientnet_lite0", output=None, *, layer=None, channels="0:16", classes=None,
+                   neuron=False, size=None, steps=None, lr=0.03, seed=0, batch_size=16, fft=True, decorrelate=True,
+                   transforms=True, overwrite=False, device="auto", precision="auto",
+                   progress: Optional[Callable[[int, int], None]] = None) -> Path:
+    """Images that excite each channel of ``layer`` (or each class logit of ``classes``), as
+    ``cvtools visualize filters`` makes them: a labelled grid written to
+    ``filters_BACKBONE_LAYER_CHANNELS.png`` (``classes_BACKBONE_INDICES.png``), or into ``output``;
+    returns its path. ``backbone``: a registered name (loaded on ``device`` in ``precision``;
+    "auto" is fp32 here: fp16 gradients underflow, and the network is small at these sizes) or a
+    loaded Backbone. ``size``, ``steps``: default 128 px and 128 steps for channels, 224 and 256
+    for classes; ``fft``, ``decorrelate``, ``transforms``: lucid's parameterisation and
+    robustness (see :func:`cvtools.visualize.featurevis.render`). ``progress(done, total)``:
+    after each optimisation step."""
+    import torch
+
+    from cvtools.io.atomic import save_image
+    from cvtools.visualize.featurevis import ImageParam, labelled_grid, render
+
+    if isinstance(backbone, str):
+        from cvtools.backbones import load_backbone
+
+        backbone = load_backbone(backbone, device=device, precision=fp32_unless_asked(precision))
+    plan = filter_plan(backbone, layer, channels, classes, neuron)
+    size = size or (224 if classes else 128)
+    steps = steps or (256 if classes else 128)
+    target = filters_target(plan.name, output, overwrite)
+    chunks = [plan.indices[i:i + batch_size] for i in range(0, len(plan.indices), batch_size)]
+    total, done, images = steps * len(chunks), 0, []
+    if progress is not None:
+        progress(0, total)
+    for chunk in chunks:
+        param = ImageParam(size, batch=len(chunk), fft=fft, decorrelate=decorrelate, seed=seed)
+
+        def step(_, base=done):
+            if progress is not None:
+                progress(base + _ + 1, total)
+
+        vis = render(backbone, plan.make(chunk), batch=len(chunk), size=size, steps=steps, lr=lr, param=param,
+                     transforms=("class" if classes else "standard") if transforms else None, seed=seed,
+                     progress=step)
+        images.append(vis.images)
+        done += steps
+    picture = labelled_grid(torch.cat(images), plan.labels, title=f"{plan.title} · {size} px · {steps} steps",
+                            tile=128)
+    save_image(target, picture)
+    return target
