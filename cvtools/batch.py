@@ -17,9 +17,11 @@ Two layers:
   nothing: it reports through callbacks (``on_done``, ``on_fail``, ``on_note``, ``progress``);
   ``cvtools.cli.common.run_batch`` wires them to tqdm and the terminal.
 
-The work given to :func:`run` is one of: a callable ``work(path) -> note or None`` (one file
-after another), a :class:`StagedWork` (stages overlapped by :func:`run_stages`) or a
-:class:`BatchedWork` (batches by :func:`run_batched`).
+The work given to :func:`run` is a :class:`Work`, one of three kinds that say what they need
+explicitly (no attribute sniffing): a :class:`PerFileWork` (``fn(path) -> note or None``, one
+file after another; a plain function passed to :func:`run` is one), a :class:`StagedWork`
+(stages overlapped by :func:`run_stages`) or a :class:`BatchedWork` (batches by
+:func:`run_batched`). Each runs itself over the files (:meth:`Work.outcomes`).
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = [
-    "Outcome", "run_stages", "run_batched", "prefetch", "StagedWork", "BatchedWork", "io_threads",
-    "BatchReport", "Interrupted", "run", "error_line",
+    "Outcome", "run_stages", "run_batched", "prefetch", "Work", "PerFileWork", "StagedWork", "BatchedWork", "as_work",
+    "io_threads", "BatchReport", "Interrupted", "run", "error_line",
 ]
 
 
@@ -75,7 +77,7 @@ def default_threads() -> int:
 
 def io_threads(work=None) -> int:
     """Worker threads per pool for staged work: ``CVTOOLS_IO_THREADS`` if set, else the work's
-    ``threads``, else min(4, CPUs). 0 means serial."""
+    ``threads`` (a :class:`Work`'s; None: not set), else min(4, CPUs). 0 means serial."""
     env = os.environ.get("CVTOOLS_IO_THREADS", "").strip()
     if env:
         try:
@@ -84,7 +86,7 @@ def io_threads(work=None) -> int:
             from cvtools.errors import UsageError
 
             raise UsageError(f"CVTOOLS_IO_THREADS={env!r} is not a number of threads") from None
-    threads = getattr(work, "threads", None)
+    threads = work.threads if work is not None else None
     return max(0, int(threads)) if threads is not None else min(4, _cpu_count())
 
 
@@ -343,8 +345,46 @@ def prefetch(iterable: Iterable, ahead: int = 2) -> Iterator:
 # ----------------------------------------------------------------------------- work over files
 
 
+class Work:
+    """Per-file work that :func:`run` drives: one of :class:`PerFileWork`, :class:`StagedWork` or
+    :class:`BatchedWork`, each running itself over the files with :meth:`outcomes`.
+
+    ``extensions``: the file extensions searched for in folders (None: images; a command that
+    takes videos too gives both). ``threads``: worker threads per pool for overlapped stages
+    (None: :func:`io_threads`' default; only :class:`StagedWork` has stages to overlap)."""
+
+    extensions: Optional[frozenset] = None
+    threads: Optional[int] = None
+
+    def workers(self, files: int) -> int:
+        """Worker threads per pool for a run over ``files`` files (0: every stage on the calling
+        thread, one file after another)."""
+        return 0
+
+    def outcomes(self, paths: Sequence, threads: int = 0,
+                 late: Optional[Callable[[Any], None]] = None) -> Iterator[Outcome]:
+        """One :class:`Outcome` per path, in input order (``threads``: :meth:`workers`; ``late``:
+        see :func:`run_stages`)."""
+        raise NotImplementedError
+
+
 @dataclass
-class StagedWork:
+class PerFileWork(Work):
+    """Per-file work done by one function, one file after another: ``fn(path) -> note or None``
+    (a plain function given to :func:`run` becomes one)."""
+
+    fn: Callable[[Any], Optional[str]]
+    extensions: Optional[frozenset] = None
+
+    def __call__(self, path):
+        return self.fn(path)
+
+    def outcomes(self, paths, threads=0, late=None):
+        return run_stages(paths, None, lambda path, _: self.fn(path), threads=0)
+
+
+@dataclass
+class StagedWork(Work):
     """Per-file work in stages, so that :func:`run` overlaps them across files (:func:`run_stages`):
     while the device computes one image, worker threads decode the next ones and encode the
     previous ones (Pillow's decoders and encoders, and file I/O, release the GIL).
@@ -367,13 +407,22 @@ class StagedWork:
     save: Callable[[Any, Any], Optional[str]]
     prepare: Optional[Callable[[Any], None]] = None
     threads: Optional[int] = None
+    extensions: Optional[frozenset] = None
 
     def __call__(self, path, item):
         return self.compute(path, item)
 
+    def workers(self, files):
+        threads = io_threads(self)
+        return threads if files > 1 else 0
+
+    def outcomes(self, paths, threads=0, late=None):
+        return run_stages(paths, self.load, self.compute, self.save, prepare=self.prepare, threads=threads,
+                          late=late)
+
 
 @dataclass
-class BatchedWork:
+class BatchedWork(Work):
     """Per-file work that computes in batches (:func:`run_batched`): ``prepare(path) -> item``
     (decode, output names: main thread, in input order, a few batches ahead), ``compute([item,
     ...]) -> [result, ...]`` (the device), ``finish(path, item, result) -> note or None``
@@ -386,10 +435,20 @@ class BatchedWork:
     batch_size: int = 8
     key: Optional[Callable[[Any], Hashable]] = None
     lookahead: int = 4
+    extensions: Optional[frozenset] = None
+
+    def outcomes(self, paths, threads=0, late=None):
+        return run_batched(paths, self.prepare, self.compute, self.finish, batch_size=self.batch_size,
+                           key=self.key, lookahead=self.lookahead)
 
 
-def _is_staged(work) -> bool:
-    return hasattr(work, "load") and hasattr(work, "save")
+def as_work(work) -> Work:
+    """``work`` as a :class:`Work`: a Work as it is, a plain function as a :class:`PerFileWork`."""
+    if isinstance(work, Work):
+        return work
+    if callable(work):
+        return PerFileWork(work)
+    raise TypeError(f"not a batch work: {type(work).__name__} (a Work, or a function of a path)")
 
 
 @dataclass
@@ -540,7 +599,7 @@ def leave_out_tool_outputs(paths: Sequence) -> Tuple[list, list]:
     return inputs, outputs
 
 
-def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
+def run(inputs: Sequence[str], work, *, provenance=None, outputs=None,
         on_done: Optional[Callable[[str, Optional[str]], None]] = None,
         on_fail: Optional[Callable[[str, str, Optional[BaseException]], None]] = None,
         on_note: Optional[Callable[[str], None]] = None,
@@ -550,8 +609,8 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
     :class:`~cvtools.io.discover.Inputs` a command found already: then not searched again),
     keeping going past per-file errors; return a :class:`BatchReport`.
 
-    ``work``: ``work(path) -> note or None``, a :class:`StagedWork` (or anything with ``load``,
-    ``save`` and ``__call__(path, item)``) or a :class:`BatchedWork`.
+    ``work``: a :class:`Work` (:class:`PerFileWork`, :class:`StagedWork`, :class:`BatchedWork`)
+    or a function ``work(path) -> note or None``.
 
     Callbacks (all optional, all on the calling thread, in input order):
     ``on_done(path, note)`` per finished file; ``on_fail(path, message, exc)`` per failed file
@@ -584,8 +643,9 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
     on_note = on_note or _ignore
     progress = progress or _ignore
     report = BatchReport()
+    work = as_work(work)
     if not isinstance(inputs, Inputs):  # a command that looked at its inputs already passes them found
-        inputs = find_inputs(inputs, extensions=getattr(work, "extensions", None))
+        inputs = find_inputs(inputs, extensions=work.extensions)
     paths, problems, found = list(inputs.paths), list(inputs.problems), inputs.found
     paths, tool_outputs = leave_out_tool_outputs(paths)
     # Under torchrun each rank takes one shard of the inputs; rank 0 speaks for the whole run.
@@ -631,8 +691,7 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
             on_fail(str(path), message, exc)
         advance()
 
-    staged = _is_staged(work)
-    threads = io_threads(work) if staged else 0
+    threads = work.workers(len(paths))
     old_term = None
     if threading.current_thread() is threading.main_thread():
         try:
@@ -645,15 +704,7 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
         if outputs is None:
             outputs = Outputs(provenance)
         outputs.begin(found=found, batch=paths, notify=on_note)
-        if staged:
-            outcomes = run_stages(paths, work.load, work, work.save, prepare=getattr(work, "prepare", None),
-                                  threads=threads if len(paths) > 1 else 0,
-                                  late=lambda path: report.done.append(str(path)))
-        elif isinstance(work, BatchedWork):
-            outcomes = run_batched(paths, work.prepare, work.compute, work.finish, batch_size=work.batch_size,
-                                   key=work.key, lookahead=work.lookahead)
-        else:
-            outcomes = run_stages(paths, None, lambda path, _: work(path), threads=0)
+        outcomes = work.outcomes(paths, threads, late=lambda path: report.done.append(str(path)))
         try:
             for outcome in outcomes:
                 if outcome.error is None:
@@ -664,7 +715,7 @@ def run(inputs: Sequence[str], work: Callable, *, provenance=None, outputs=None,
             outcomes.close()  # on an interrupt: finish the saves under way, drop the rest
     except KeyboardInterrupt:
         report.ended = time.time()
-        in_progress = "those in progress were" if staged and threads and len(paths) > 1 else "the one in progress was"
+        in_progress = "those in progress were" if threads else "the one in progress was"
         raise Interrupted(report, f"interrupted after {len(report.done)} of {len(paths)} inputs; every output "
                                   f"written is complete, {in_progress} discarded; run the same command again to "
                                   "continue") from None

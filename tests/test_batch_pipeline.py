@@ -78,6 +78,11 @@ class _Recorder:
                 self.saving -= 1
         return f"note {path.name}"
 
+    def work(self) -> StagedWork:
+        """These stages as the staged work the runner takes."""
+        return StagedWork(load=self.load, compute=self.__call__, save=self.save, prepare=self.prepare,
+                          threads=self.threads)
+
 
 def _stages(rec, stage):
     return [(name, main) for s, name, main in rec.events if s == stage]
@@ -87,7 +92,7 @@ def _stages(rec, stage):
 def test_staged_run_reports_every_file_once_in_input_order(tmp_path, capsys, threads):
     paths = _files(tmp_path / "in", 9)
     rec = _Recorder(threads=threads)
-    report = run_batch([str(p) for p in paths], rec, "test")
+    report = run_batch([str(p) for p in paths], rec.work(), "test")
     out = capsys.readouterr()
     assert report.exit_code == 0 and report.done == [str(p) for p in paths] and report.failed == []
     assert out.out.splitlines() == [f"note {p.name}" for p in paths]
@@ -109,7 +114,7 @@ def test_errors_from_every_stage_name_their_file_and_the_batch_goes_on(tmp_path,
     paths = _files(tmp_path / "in", 8)
     fail = {"f1.png": "prepare", "f2.png": "load", "f4.png": "compute", "f5.png": "save"}
     rec = _Recorder(fail=fail, threads=2)
-    report = run_batch([str(p) for p in paths], rec, "test")
+    report = run_batch([str(p) for p in paths], rec.work(), "test")
     out = capsys.readouterr()
     assert report.exit_code == 1
     assert sorted(report.failed) == sorted(str(tmp_path / "in" / n) for n in fail)
@@ -130,10 +135,10 @@ def test_serial_can_be_forced_from_the_environment(tmp_path, monkeypatch, capsys
     monkeypatch.delenv("CVTOOLS_IO_THREADS", raising=False)
     assert 1 <= io_threads(StagedWork(load=len, compute=len, save=len)) <= 4  # the default: a few threads
     rec = _Recorder(threads=4)
-    assert io_threads(rec) == 4
+    assert io_threads(rec.work()) == 4
     monkeypatch.setenv("CVTOOLS_IO_THREADS", "0")
-    assert io_threads(rec) == 0
-    run_batch([str(p) for p in paths], rec, "test", quiet=True)
+    assert io_threads(rec.work()) == 0
+    run_batch([str(p) for p in paths], rec.work(), "test", quiet=True)
     assert all(main for _, _, main in rec.events)
     assert [s for s, _, _ in rec.events] == ["prepare", "load", "compute", "save"] * 4
 
@@ -149,7 +154,7 @@ def test_interrupt_keeps_finished_saves_and_starts_nothing_new(tmp_path, capsys)
 
     rec = Interrupting(threads=2)
     with pytest.raises(click.exceptions.Exit) as exc:
-        run_batch([str(p) for p in paths], rec, "test", quiet=True)
+        run_batch([str(p) for p in paths], rec.work(), "test", quiet=True)
     assert exc.value.exit_code == 130
     # saves under way finish (atomic writes); the ones not started yet are dropped; nothing new starts
     saved = [name for name, _ in _stages(rec, "save")]
@@ -309,6 +314,42 @@ def test_run_reports_through_callbacks_and_prints_nothing(tmp_path, capsys):
     assert [e for e in events if e[0] == "progress"] == [("progress", n, 5) for n in range(6)]
     assert [e[1] for e in events if e[0] == "done"] == [f"did {p.name}" for p in paths if p.name != "f2.png"]
     assert report.closing_lines()[0] == "2 of 6 inputs failed"
+
+
+def test_work_says_what_it_is_and_videos_keep_its_kind(tmp_path):
+    """One explicit protocol: a Work runs itself over the files; a plain function is per-file
+    work; anything else is refused, even with stage-like attributes (no sniffing). Videos join a
+    work as the same kind of work, with the media extensions searched in folders."""
+    from cvtools.batch import BatchedWork, PerFileWork, as_work
+    from cvtools.video.jobs import media_extensions, with_videos
+
+    def per_file(path):
+        return f"did {path.name}"
+
+    class Lookalike:  # stage names, but not a StagedWork: not taken for one
+        load = save = prepare = staticmethod(len)
+
+    assert isinstance(as_work(per_file), PerFileWork) and as_work(per_file).workers(5) == 0
+    staged = _Recorder(threads=3).work()
+    assert as_work(staged) is staged and staged.workers(5) == 3 and staged.workers(1) == 0
+    with pytest.raises(TypeError, match="not a batch work: Lookalike"):
+        as_work(Lookalike())
+    paths = _files(tmp_path / "in", 3)
+    report = batch.run([str(tmp_path / "in")], per_file)
+    assert report.done == [str(p) for p in paths]
+
+    def make(*args):
+        raise AssertionError("no video here")
+
+    batched = BatchedWork(prepare=len, compute=list, finish=lambda path, item, result: result, batch_size=5)
+    for work, kind in ((per_file, PerFileWork), (staged, StagedWork), (batched, BatchedWork)):
+        videos = with_videos(work, make, "x")
+        assert type(videos) is kind and videos.extensions == media_extensions()
+    assert with_videos(staged, make, "x").threads == 3 and with_videos(batched, make, "x").batch_size == 5
+    recorded = _Recorder(threads=0)
+    report = batch.run([str(p) for p in paths], with_videos(recorded.work(), make, "x"))
+    assert report.done == [str(p) for p in paths]
+    assert [s for s, _, _ in recorded.events] == ["prepare", "load", "compute", "save"] * 3
 
 
 def test_run_interrupted_raises_with_the_report(tmp_path):

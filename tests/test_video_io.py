@@ -213,6 +213,39 @@ def test_phone_rotation_is_applied(tmp_path):
     assert (probe_video(out).width, probe_video(out).height) == (H, W)  # written upright
 
 
+def test_a_stabilizer_says_which_protocol_it_follows(tmp_path, clip):
+    """stylize_video picks the stabilizer's protocol from what it declares (wraps_effect), not
+    from the methods it happens to have: reset once, then prepare + finish around the effect,
+    or step after it, once per frame."""
+    from cvtools.video.stability import Stabilizer, TemporalStabilizer
+
+    class Recording(Stabilizer):
+        def __init__(self, wraps):
+            self.wraps_effect, self.calls = wraps, []
+
+        def reset(self):
+            self.calls.append("reset")
+
+        def step(self, frame_in, output):
+            self.calls.append("step")
+            return output
+
+        def prepare(self, frame_in, measured=None):
+            self.calls.append("prepare")
+            return frame_in
+
+        def finish(self, output):
+            self.calls.append("finish")
+            return output
+
+    after, around = Recording(False), Recording(True)
+    assert stylize_video(Identity(), clip, tmp_path / "after.mp4", stable=after).frames == N
+    assert after.calls == ["reset"] + ["step"] * N
+    assert stylize_video(Identity(), clip, tmp_path / "around.mp4", stable=around).frames == N
+    assert around.calls[0] == "reset" and sorted(around.calls[1:]) == ["finish"] * N + ["prepare"] * N
+    assert TemporalStabilizer.wraps_effect and TemporalStabilizer.measures_ahead
+
+
 class PassThroughNet:
     """A stand-in for Stylizer's whole-frame path (``stylize_tensor``): the network returns its input."""
 

@@ -82,14 +82,12 @@ def is_video_input(path) -> bool:
 
 
 class _StagedWithVideos:
-    """A staged image work (``cvtools.batch.StagedWork``) that also takes videos: a video is
-    named in ``prepare`` and made whole in the compute stage (its own decode and encode threads
-    keep the device busy); photos go through the wrapped stages unchanged."""
+    """The stages of a staged image work (``cvtools.batch.StagedWork``) that also take videos: a
+    video is named in ``prepare`` and made whole in the compute stage (its own decode and encode
+    threads keep the device busy); photos go through the wrapped stages unchanged."""
 
     def __init__(self, work, job: VideoJob):
         self.work, self.job = work, job
-        self.threads = getattr(work, "threads", None)
-        self.extensions = media_extensions()
         self.targets = {}
         self.videos = set()
 
@@ -97,7 +95,7 @@ class _StagedWithVideos:
         if is_video_input(path):
             self.videos.add(path)
             self.targets[path] = self.job.target(path)
-        elif getattr(self.work, "prepare", None) is not None:
+        elif self.work.prepare is not None:
             self.work.prepare(path)
 
     def load(self, path):
@@ -107,14 +105,21 @@ class _StagedWithVideos:
         if path in self.videos:
             self.videos.discard(path)
             return _VideoDone(self.job.run(path, self.targets.pop(path)))
-        return self.work(path, item)
-
-    __call__ = compute
+        return self.work.compute(path, item)
 
     def save(self, path, pending):
         if isinstance(pending, _VideoDone):
             return pending.note
         return self.work.save(path, pending)
+
+
+def _staged_with_videos(work, job: VideoJob):
+    """A ``cvtools.batch.StagedWork`` that also takes videos (:class:`_StagedWithVideos`)."""
+    from cvtools.batch import StagedWork
+
+    stages = _StagedWithVideos(work, job)
+    return StagedWork(load=stages.load, compute=stages.compute, save=stages.save, prepare=stages.prepare,
+                      threads=work.threads, extensions=media_extensions())
 
 
 class _VideoDone:
@@ -124,17 +129,16 @@ class _VideoDone:
         self.note = note
 
 
-class _PlainWithVideos:
-    """A per-file work function (``work(path) -> note``) that also takes videos."""
+def _per_file_with_videos(work, job: VideoJob):
+    """A ``cvtools.batch.PerFileWork`` (``work(path) -> note``) that also takes videos."""
+    from cvtools.batch import PerFileWork
 
-    def __init__(self, work, job: VideoJob):
-        self.work, self.job = work, job
-        self.extensions = media_extensions()
-
-    def __call__(self, path):
+    def run(path):
         if is_video_input(path):
-            return self.job.run(path, self.job.target(path))
-        return self.work(path)
+            return job.run(path, job.target(path))
+        return work.fn(path)
+
+    return PerFileWork(run, extensions=media_extensions())
 
 
 class _VideoItem:
@@ -170,24 +174,28 @@ def _batched_with_videos(work, job: VideoJob):
     def finish(path, item, result):
         return result if isinstance(item, _VideoItem) else work.finish(path, item, result)
 
-    wrapped = BatchedWork(prepare=prepare, compute=compute, finish=finish, batch_size=work.batch_size, key=key,
-                          lookahead=work.lookahead)
-    wrapped.extensions = media_extensions()
-    return wrapped
+    return BatchedWork(prepare=prepare, compute=compute, finish=finish, batch_size=work.batch_size, key=key,
+                       lookahead=work.lookahead, extensions=media_extensions())
 
 
 def with_videos(work, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None,
                 max_pixels=-1, progress_for=None):
-    """``work`` (a command's per-photo work for ``run_batch``: staged, batched or a plain function)
-    extended to videos: each video input is made by ``make(path, target, info, progress, notify,
-    outputs) -> VideoResult`` into an output named by the image policy (``NAME_SUFFIX.mp4``; .mov/.mkv keep
-    their container)."""
+    """``work`` (a command's per-photo :class:`cvtools.batch.Work`: staged, batched or per file; a
+    plain function is per file) extended to videos, the same kind of work: each video input is
+    made by ``make(path, target, info, progress, notify, outputs) -> VideoResult`` into an output
+    named by the image policy (``NAME_SUFFIX.mp4``; .mov/.mkv keep their container)."""
+    from cvtools.batch import BatchedWork, PerFileWork, StagedWork, as_work
+
     job = VideoJob(make, suffix, output=output, overwrite=overwrite, many=many, inputs=inputs, quiet=quiet,
                    outputs=outputs, max_pixels=max_pixels, progress_for=progress_for)
-    if hasattr(work, "finish") and hasattr(work, "batch_size") and hasattr(work, "prepare"):
+    work = as_work(work)
+    if isinstance(work, BatchedWork):
         return _batched_with_videos(work, job)
-    staged = hasattr(work, "load") and hasattr(work, "save")
-    return _StagedWithVideos(work, job) if staged else _PlainWithVideos(work, job)
+    if isinstance(work, StagedWork):
+        return _staged_with_videos(work, job)
+    if isinstance(work, PerFileWork):
+        return _per_file_with_videos(work, job)
+    raise TypeError(f"videos cannot join a {type(work).__name__}")
 
 
 def frame_size(info, size, enlarge=False):

@@ -11,11 +11,11 @@ not wait for FFmpeg. The output is written atomically (a hidden temporary file i
 folder, renamed at the end; removed on any error or Ctrl-C), keeps the frame timestamps and the
 audio of the range read.
 
-``stable``: a temporal stabilizer (:class:`cvtools.video.stability.TemporalStabilizer`; ``.reset()``
-once per clip). With ``prepare``/``finish`` (the phase lock, which does most of the work): each
-decoded frame goes through ``prepare`` in frame order in the decoder's thread (the network then
-runs on the shifted, padded frame) and each result through ``finish`` in order in the writer
-thread. Objects with only ``.step(frame_in, output) -> output`` (blend only) are applied to each
+``stable``: a :class:`cvtools.video.stability.Stabilizer` (:class:`~cvtools.video.stability.TemporalStabilizer`;
+``.reset()`` once per clip). One that ``wraps_effect`` (the phase lock, which does most of the
+work): each decoded frame goes through ``prepare`` in frame order in the decoder's thread (the
+network then runs on the shifted, padded frame) and each result through ``finish`` in order in
+the writer thread. Others (blend only) have ``.step(frame_in, output) -> output`` applied to each
 result in the writer thread. ``dream_video`` starts each frame's dream from the previous dream warped by
 the optical flow of the input (DeepDreamVideo's method), so the creatures move with the scene.
 
@@ -169,9 +169,9 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
                              expected_frames=total, **(encoder_options if video_out else {}))
         frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info, planes=planes)
         put = writer.write_planes if planes else writer.write
-        if stable is not None and hasattr(stable, "reset"):
+        if stable is not None:
             stable.reset()  # before the decoder's thread starts preparing frames
-        phase_lock = stable is not None and hasattr(stable, "prepare") and hasattr(stable, "finish")
+        phase_lock = stable is not None and stable.wraps_effect
         frames = _timed(frames, clock, "decode")
         if phase_lock:
             frames = _prepared(frames, stable, clock)
@@ -251,7 +251,7 @@ def _prepared(frames, stable, clock: _Clock, workers: Optional[int] = None):
     the same frames come out. On a 16-core GPU host one thread of flow was what held ``--stable``
     to ~21 frames/s at 1080p (BENCHMARKS.md, "Video")."""
     workers = flow_workers() if workers is None else workers
-    if workers <= 1 or not hasattr(stable, "measure"):
+    if workers <= 1 or not stable.measures_ahead:
         for f in frames:
             t0 = time.perf_counter()
             f.rgb = stable.prepare(f.rgb)
@@ -472,7 +472,7 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
                          "and no stabilizer")
     out_matrix = "bt709" if h >= 720 else "bt601"  # what VideoWriter tags
     preset = preset or x264_preset_for(stylizer)
-    lock = stable is not None and hasattr(stable, "prepare") and hasattr(stable, "finish")
+    lock = stable is not None and stable.wraps_effect
     if finish_on_device is None:
         finish_on_device = getattr(getattr(stylizer, "device", None), "type", None) == "cuda"
     finish_on_device = bool(finish_on_device and lock)

@@ -170,7 +170,37 @@ class Tracked:
     new_shot: bool = False
 
 
-class TemporalStabilizer:
+class Stabilizer:
+    """What a video run (:func:`cvtools.video.process.stylize_video`, ``dream_video``) takes as
+    ``stable``: ``reset()`` once per clip, then for every frame, in order, one of two protocols,
+    said by :attr:`wraps_effect`:
+
+    - ``wraps_effect = True``: ``x = prepare(frame)`` before the effect (in the decoder's thread,
+      possibly a few frames ahead) and ``out = finish(effect(x))`` after it (in order);
+    - ``wraps_effect = False``: ``out = step(frame, effect(frame))`` after the effect.
+
+    :attr:`measures_ahead`: ``measure(frame, last, estimator=)`` may run in worker threads ahead of
+    ``prepare(frame, measured=)`` (the optical flow), with ``estimator``'s ``copy()`` per thread."""
+
+    #: prepare/finish around the effect (True) or step after it (False)
+    wraps_effect = False
+    #: measure() runs ahead of prepare() in worker threads
+    measures_ahead = False
+
+    def reset(self) -> None:
+        """Forget the clip so far (a new clip, a cut)."""
+
+    def step(self, frame_in: Frame, output: Frame) -> Frame:
+        raise NotImplementedError
+
+    def prepare(self, frame_in: Frame, measured=None) -> Frame:
+        raise NotImplementedError
+
+    def finish(self, output: Frame) -> Frame:
+        raise NotImplementedError
+
+
+class TemporalStabilizer(Stabilizer):
     """Steadier per-frame effects (style transfer) for video: phase locking and flow-warped blending.
 
     Frame-by-frame style transfer flickers mostly because the network is not shift-invariant:
@@ -221,6 +251,9 @@ class TemporalStabilizer:
     384 px "fast": 0.07 / 0.20 / 0.44 / 0.43), with the two flows of ``prepare`` taking about a
     quarter of the time of 512 px "fine" on a CPU core (17 against 54-75 ms per 1080p frame).
     """
+
+    wraps_effect = True  # prepare/finish (the phase lock's shift and crop, even with phase_lock=False)
+    measures_ahead = True
 
     def __init__(self, strength: float = DEFAULT_BLEND, phase_lock: bool = True, stride: int = 4,
                  max_side: Optional[int] = 384, preset: str = "auto", feather: int = 2, cut_fraction: float = 0.5,
