@@ -155,5 +155,9 @@ def place_model(model, dev, dtype, channels_last: Optional[bool], tune: Optional
             torch.backends.cudnn.benchmark = True
         route_depthwise(model, "cudnn" if tune else DEPTHWISE_BACKEND)
         route_pointwise(model, "cudnn" if tune else POINTWISE_BACKEND)
+    if compile:
+        from cvtools.compile_cache import activate
+
+        activate(dev)  # compiled once per machine: kept in cvtools' compile cache
     compiled = torch.compile(model) if compile else None
     return model, channels_last, compiled

@@ -62,8 +62,11 @@ MIN_TILE = 256
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
               show_default=True,
               help="auto: fp16 on GPU; on CPU bf16 where it is native (AMX, AVX512-BF16), else fp32.")
-@click.option("--compile", "compile_", is_flag=True,
-              help="torch.compile the network: slow first image, faster after (many same-size images on a GPU).")
+@click.option("--compile/--no-compile", "compile_", default=None,
+              help="torch.compile the network: slow first image, faster after (many same-size images on a GPU). "
+                   "Default: on CUDA, sizes this machine has compiled before (`cvtools bench --warm`, or an earlier "
+                   "--compile run) switch to the compiled network once a folder or video has run as long as "
+                   "loading it takes; --no-compile: never.")
 @tune_option
 @click.option("--engine", type=click.Choice(["pytorch", "onnxruntime"]), default="pytorch", show_default=True,
               help="onnxruntime: run the style's ONNX export on the CPU (exported once and cached; paintings and "

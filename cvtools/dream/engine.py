@@ -138,6 +138,9 @@ class DreamEngine:
         self._blur = GaussianBlur(self.settings.smooth, backbone.device) if self.settings.smooth > 0 else None
         self._loss = self._loss_tapped
         if self.settings.compile:
+            from cvtools.compile_cache import activate
+
+            activate(backbone.device)  # compiled once per machine: kept in cvtools' compile cache
             # The whole forward runs under compilation (no early stop: dynamo does not follow the
             # exception that stops it); what the objective does not use is dead code to the
             # compiler. Static shapes: one compilation per octave size, reused for every image.

@@ -84,6 +84,9 @@ class NetworkPaintingStylizer:
         self.network = ArbitraryStylizer(weights, device=str(self.device), sha256=sha256,
                                          precision={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32"))
         if compile:
+            from cvtools.compile_cache import activate
+
+            activate(self.device)  # compiled once per machine: kept in cvtools' compile cache
             self.network.transformer = torch.compile(self.network.transformer, dynamic=False)
         mark("model")
         #: [(embedding, weight)] in the order given, and their blend: what every photo is painted with

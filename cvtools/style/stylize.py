@@ -87,15 +87,20 @@ class Stylizer:
 
     style: a bundled name, a record path (.json), a weights path (.safetensors) or a StyleRecord.
     device: auto | cpu | cuda | cuda:N | mps. precision: auto (fp16 on GPU, fp32 on CPU) | fp32 |
-    fp16 | bf16. channels_last: None = on for GPUs. compile: torch.compile the network (pays off
-    for many same-size images). tune: let cuDNN autotune each new image size on CUDA (seconds
+    fp16 | bf16. channels_last: None = on for GPUs. compile: True torch.compiles the network for
+    every image size (pays off for many same-size images; each size compiled is recorded in this
+    machine's compile cache, :mod:`cvtools.compile_cache`); False never; None (the default) runs
+    eager, except on CUDA for a size the cache holds (``cvtools bench --warm`` or an earlier
+    compiled run), which switches to the compiled network once this object has spent as long on
+    that size as loading it costs: folders and videos get the fast path, a single photo never
+    waits for it. tune: let cuDNN autotune each new image size on CUDA (seconds
     per size, faster frames after), set for each call and put back; None leaves the process's
     setting as it is (what a video run decides, say). notes: called with one-line
     messages for the user (a fallback to tiles after running out of GPU memory); None: silent.
     """
 
     def __init__(self, style: Union[str, os.PathLike, StyleRecord] = "mona", device: str = "auto",
-                 precision: str = "auto", channels_last: Optional[bool] = None, compile: bool = False,
+                 precision: str = "auto", channels_last: Optional[bool] = None, compile: Optional[bool] = None,
                  tune: Optional[bool] = None, notes: Optional[Callable[[str], None]] = None):
         from cvtools.device import resolve_device, resolve_precision
         from cvtools.timings import mark
@@ -126,7 +131,13 @@ class Stylizer:
         # (stylize_tensor) and put back, so this network never changes another one's speed.
         self.tune = tune
         # The compiled forward is used for whole images only; tiling's record/reuse modes run eager.
-        self._forward = torch.compile(self.net, dynamic=False) if compile else self.net
+        # Compiled lazily (an eager run never imports the compiler), per shape, from the cache.
+        from cvtools.compile_cache import CachedCompile, network_key, precision_name
+
+        self._forward = CachedCompile(
+            self.net, network_key(self.net, f"transformernet-w{self.net.width:g}"), self.device,
+            precision_name(self.dtype), "channels_last" if self.channels_last else "contiguous",
+            mode=compile, notes=self._note)
         mark("model")
         self.last_tiles = 0  # how many tiles the last image took (0: it went whole)
         self.overlap = TILE_OVERLAP

@@ -76,6 +76,10 @@ class Trainer:
                          else cuda and c.steps - self.step_count >= AUTO_COMPILE_STEPS)
         # static shapes: every batch of a run has the same size, and a shape change should
         # recompile for it rather than fall back to slower dynamic-shape kernels
+        if self.compiled:
+            from cvtools.compile_cache import activate
+
+            activate(self.device)  # compiled once per machine: kept in cvtools' compile cache
         self.forward = torch.compile(self.model, dynamic=False) if self.compiled else self.model
         self._first_step = True
         self.out_dir = Path(c.output)
