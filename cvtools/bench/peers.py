@@ -178,7 +178,7 @@ def transformer_net_peer(dev, size, shared=None) -> PeerRow:
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "peer.safetensors")
         save_style_weights(ours_net, path, name="peer")
-        stylizer = Stylizer(path, device=str(dev))
+        stylizer = Stylizer(path, device=str(dev), compile=False)  # eager, as the peer
         with torch.inference_mode():
             t_theirs = measure(lambda: theirs_net(x), dev, warmup=1 if repeat == 1 else 3, repeat=repeat)
             # cvtools' network ends in a sigmoid (outputs in [0, 1]); pytorch/examples' in none

@@ -21,7 +21,15 @@ import click
 @click.option("--cold", is_flag=True,
               help="Instead: whole commands as a user runs them, each in a fresh process (one 1080p photo; "
                    "12-photo folders of one size and of 12 sizes), split into phases.")
-def bench(quick, tiny, peers, as_json, only, device, cold):
+@click.option("--warm", is_flag=True,
+              help="Instead: compile the style network for common photo and video sizes on this device, into "
+                   "this machine's compile cache, so that later folders and videos on CUDA take the compiled path "
+                   "by default (minutes; each size compiled and then loaded in fresh processes, both timed).")
+@click.option("--warm-size", "warm_sizes", multiple=True, metavar="WxH",
+              help="With --warm: these sizes (repeatable) instead of 1080p, 720p, 4K and 12 MP.")
+@click.option("--clear-cache", is_flag=True,
+              help="Instead: remove cvtools' compile cache (every torch version and device), then exit.")
+def bench(quick, tiny, peers, as_json, only, device, cold, warm, warm_sizes, clear_cache):
     """Time each workload: a plain baseline (fp32, eager, unfused, channels-first) against
     cvtools' default fast path, in the same run, with speed-ups and an agreement check.
 
@@ -31,7 +39,28 @@ def bench(quick, tiny, peers, as_json, only, device, cold):
       cvtools bench --only backbone --json > bench.json
       cvtools bench --cold              what a user waits for, first photo included
       cvtools bench --peers             pytorch-grad-cam, captum, TransformerNet: same work, ratios
+      cvtools bench --warm              compile once for this machine: folders and videos reuse it
+      cvtools bench --clear-cache       remove what --warm and --compile runs kept
     """
+    if warm_sizes and not warm:
+        from cvtools.errors import UsageError
+
+        raise UsageError("--warm-size goes with --warm")
+    if clear_cache:
+        _clear(as_json)
+        return
+    if warm:
+        from cvtools.bench.warm import format_warm
+        from cvtools.bench.warm import warm as warm_cache
+
+        progress = None if as_json else (lambda text: click.echo(f"{text}...", err=True))
+        result = warm_cache(device=device, sizes=[_size(s) for s in warm_sizes] or None, progress=progress)
+        if as_json:
+            click.echo(json.dumps({**{k: v for k, v in vars(result).items() if k != "rows"},
+                                   "rows": [r.to_json() for r in result.rows]}, indent=2))
+        else:
+            click.echo(format_warm(result))
+        return
     size = "tiny" if tiny else "quick" if quick else "full"
     progress = None if as_json else (lambda name: click.echo(f"running {name}...", err=True))
     if peers:
@@ -56,3 +85,31 @@ def bench(quick, tiny, peers, as_json, only, device, cold):
         click.echo(json.dumps(suite.to_json(), indent=2))
     else:
         click.echo(format_table(suite))
+
+
+def _size(text: str):
+    """"WxH" → (w, h); a usage error for anything else."""
+    from cvtools.errors import UsageError
+
+    parts = text.lower().split("x")
+    if len(parts) == 2 and all(p.strip().isdigit() for p in parts):
+        w, h = (int(p) for p in parts)
+        if 16 <= w <= 16384 and 16 <= h <= 16384:
+            return w, h
+    raise UsageError(f"--warm-size {text!r}: give WIDTHxHEIGHT, 16 to 16384 each, e.g. 1920x1080")
+
+
+def _clear(as_json: bool) -> None:
+    from cvtools.compile_cache import clear, compile_root
+
+    done = clear()
+    if as_json:
+        click.echo(json.dumps({"removed": [str(p) for p in done.removed], "bytes": done.bytes, "notes": done.notes},
+                              indent=2))
+        return
+    for path in done.removed:
+        click.echo(f"removed {path} ({done.bytes / 1e6:.1f} MB)")
+    if not done.removed and not done.notes:
+        click.echo(f"nothing to remove: {compile_root()} does not exist")
+    for note in done.notes:
+        click.echo(note)
