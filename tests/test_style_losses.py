@@ -15,10 +15,10 @@ from cvtools.style.losses import (
     check_objective,
     gram_distances,
     gram_matrix,
+    skin_mask,
     stats_distances,
     style_target,
     swag,
-    skin_mask,
     tone_distance,
 )
 
