@@ -225,6 +225,7 @@ def test_explain_files_takes_a_users_model_as_the_command_does(tmp_path, run_cli
 
     from cvtools import explain_files
     from cvtools.errors import UsageError
+    from cvtools.io.markers import read_marker
 
     torch.manual_seed(0)
     torch.save(torchvision.models.mobilenet_v3_small(num_classes=3).state_dict(), tmp_path / "net.pth")
@@ -246,9 +247,48 @@ def test_explain_files_takes_a_users_model_as_the_command_does(tmp_path, run_cli
         {k: v for k, v in shown.items() if k not in ("path", "outputs")}
     api, cli = tmp_path / "api" / "a_gradcam.png", tmp_path / "cli" / "a_gradcam.png"
     assert np.array_equal(np.asarray(Image.open(api)), np.asarray(Image.open(cli)))
+    assert read_marker(api)["digest"] == read_marker(cli)["digest"]  # the same run, either way
     with pytest.raises(UsageError, match="model .*nope.pth: no such file"):
         explain_files(tmp_path / "a.png", model=tmp_path / "nope.pth")
     with pytest.raises(UsageError, match="unknown option 'arch'; did you mean 'architecture'"):
         explain_files(tmp_path / "a.png", model=tmp_path / "net.pth", model_options={"arch": "resnet18"})
     with pytest.raises(UsageError, match="model_options go with model"):
         explain_files(tmp_path / "a.png", model_options=options)
+
+
+def test_python_api_and_command_line_mark_outputs_alike(tmp_path, run_cli):
+    """The Python API records the marker the command records for the same settings, so a folder
+    done by one is done for the other: each pair below writes the same marker, and a re-run
+    through the other path skips instead of writing NAME_SUFFIX-2."""
+    from cvtools import activations_files, dream_files, explain_files, stylize_files
+    from cvtools.io.markers import read_marker
+
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(tmp_path / "a.png")
+    photo, cpu = tmp_path / "a.png", ("--device", "cpu")
+    pairs = [  # (the Python call writing into DIR, the command line's arguments, the output's name)
+        (lambda d: stylize_files(photo, "mona", f"{d}/", size=40, strength=0.5, device="cpu"),
+         ("stylize", photo, "-s", "mona", "--size", "40", "--strength", "0.5", *cpu), "a_mona.png"),
+        (lambda d: stylize_files(photo, "mona", f"{d}/", ext=".jpg", preserve_color=True, device="cpu"),
+         ("stylize", photo, "-s", "mona", "--format", "jpg", "--preserve-color", *cpu), "a_mona.jpg"),
+        (lambda d: dream_files(photo, f"{d}/", size=40, seed=3, octaves=1, steps=1, layers=["blocks.4:0-3"],
+                               device="cpu"),
+         ("dream", photo, "--size", "40", "--seed", "3", "--octaves", "1", "--steps", "1", "-l", "blocks.4:0-3",
+          *cpu), "a_dream.png"),
+        (lambda d: explain_files(photo, f"{d}/", "gradcam,saliency", target=281, size=48, raw=True, device="cpu"),
+         ("visualize", "gradcam,saliency", photo, "--target", "281", "--size", "48", "--raw", *cpu),
+         "a_gradcam-saliency.png"),
+        (lambda d: activations_files(photo, f"{d}/", layer="stem", channels="0:4", size=48, device="cpu"),
+         ("visualize", "activations", photo, "-l", "stem", "-c", "0:4", "--size", "48", *cpu), "a_act-stem.png"),
+    ]
+    for k, (api, args, name) in enumerate(pairs):
+        first, second = (tmp_path / f"api{k}", tmp_path / f"cli{k}")
+        assert api(first).done == [str(photo)], args
+        r = run_cli(*args, "-o", f"{second}/")
+        assert r.exit_code == 0, r.stderr
+        made, expected = read_marker(first / name), read_marker(second / name)
+        assert (made["command"], made["options"], made["digest"]) == \
+            (expected["command"], expected["options"], expected["digest"]), args
+        r = run_cli(*args, "-o", f"{first}/")  # the command after the Python API: nothing to do
+        assert r.exit_code == 0 and "already done" in r.stderr, (args, r.stderr)
+        assert api(second).skipped == [str(photo)], args  # and the other way round
+        assert sorted(p.name for p in first.iterdir() if p.suffix != ".npy") == [name], args

@@ -81,7 +81,6 @@ def dream_files(inputs, output=None, *, backbone: str = "efficientnet_lite0", si
     from cvtools.deferred import Deferred
     from cvtools.dream import DreamSettings
     from cvtools.io.discover import find_inputs
-    from cvtools.io.markers import Provenance
     from cvtools.io.naming import Outputs
     from cvtools.video.jobs import dream_maker, media_extensions, with_videos
 
@@ -97,8 +96,8 @@ def dream_files(inputs, output=None, *, backbone: str = "efficientnet_lite0", si
 
     engine = Deferred(build)  # built at the first input that needs it (none if all are done)
     found = find_inputs([str(i) for i in inputs], extensions=media_extensions())
-    outputs = Outputs(Provenance("dream_files", dict(settings, backbone=backbone, size=size, enlarge=enlarge,
-                                                     seed=seed, frames=frames, zoom=zoom, fps=fps)))
+    outputs = Outputs(dream_provenance(backbone, size=size, enlarge=enlarge, seed=seed, frames=frames, zoom=zoom,
+                                       fps=fps, **settings))
     output = None if output is None else str(output)
     work = dream_work(engine, output=output, size=size, enlarge=enlarge, seed=seed, frames=frames, zoom=zoom,
                       fps=fps, many=found.many, overwrite=overwrite, inputs=found.paths, quiet=True,
@@ -112,3 +111,33 @@ def dream_files(inputs, output=None, *, backbone: str = "efficientnet_lite0", si
             on_note(message)
 
     return run(found, work, outputs=outputs, on_note=on_note, on_fail=failed, progress=progress)
+
+
+def dream_provenance(backbone="efficientnet_lite0", size=None, enlarge=False, seed=0, frames=1, zoom=1.05, fps=12.0,
+                     **settings):
+    """What the outputs of :func:`dream_files` record: the provenance ``cvtools dream`` records for
+    the same settings (the command line's options, as click parses them), so that a folder done
+    by either is done for the other. ``settings``: DreamSettings fields as given; those no option
+    sets (``margin``, ``guide_size``, ``smooth``) are recorded under their own names when they are
+    not the default."""
+    from cvtools.dream import DreamSettings
+    from cvtools.dream.objective import parse_layer_target
+    from cvtools.io.markers import Provenance
+
+    default = DreamSettings()
+    layers = settings.get("layers") or ()
+    step_size = settings.get("step_size")
+    options = {"--backbone": backbone, "--weights": None, "--guide": None,
+               "--layer": [str(parse_layer_target(t)) for t in ((layers,) if isinstance(layers, str) else layers)],
+               "--octaves": int(settings.get("octaves", default.octaves)),
+               "--octave-scale": float(settings.get("octave_scale", default.octave_scale)),
+               "--steps": int(settings.get("steps", default.steps)),
+               "--step-size": None if step_size is None else float(step_size),
+               "--jitter": int(settings.get("jitter", default.jitter)), "--size": None if size is None else int(size),
+               "--seed": int(seed), "--frames": int(frames), "--zoom": float(zoom), "--fps": float(fps)}
+    if enlarge:
+        options["--enlarge"] = True  # an option added later: recorded only when given
+    for name in ("margin", "guide_size", "smooth"):
+        if name in settings and settings[name] != getattr(default, name):
+            options[name] = settings[name]
+    return Provenance("dream", options)

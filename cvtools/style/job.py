@@ -87,7 +87,6 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
     from cvtools.batch import run
     from cvtools.deferred import Deferred
     from cvtools.io.discover import find_inputs
-    from cvtools.io.markers import Provenance
     from cvtools.io.naming import Outputs
     from cvtools.style.records import resolve_style
     from cvtools.video.jobs import media_extensions, stylize_maker, with_videos
@@ -110,9 +109,8 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
         return Stylizer(record, device=device, precision=precision, tune=tune, notes=on_note)
 
     stylizer = Deferred(build)  # built at the first input that needs it (none if all are done)
-    options = {"style": record.name, "size": size, "enlarge": enlarge, "strength": strength,
-               "preserve_color": preserve_color, "ext": ext}
-    outputs = Outputs(Provenance("stylize_files", options))
+    outputs = Outputs(stylize_provenance(style if isinstance(style, (str, Path)) else record.name, size=size,
+                                         enlarge=enlarge, strength=strength, preserve_color=preserve_color, ext=ext))
     output = None if output is None else str(output)
     work = stylize_work(stylizer, output=output, size=size, strength=strength, preserve_color=preserve_color,
                         tile=tile, ext=ext, many=found.many, overwrite=overwrite, inputs=found.paths, quiet=True,
@@ -127,3 +125,17 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
             on_note(message)
 
     return run(found, work, outputs=outputs, on_note=on_note, on_fail=failed, progress=progress)
+
+
+def stylize_provenance(style, size=None, enlarge=False, strength=1.0, preserve_color=False, ext=None):
+    """What the outputs of :func:`stylize_files` record: the provenance ``cvtools stylize -s STYLE``
+    records for the same settings (the command line's options, as click parses them), so that a
+    folder done by either is done for the other (a re-run skips it)."""
+    from cvtools.io.markers import Provenance
+
+    options = {"--style": [str(style)], "--size": None if size is None else int(size), "--strength": float(strength),
+               "--preserve-color": bool(preserve_color), "--format": "same" if ext is None else ext.lstrip(".").lower(),
+               "--engine": "pytorch", "--seed": None, "--steps": None, "--style-scale": 1.0}
+    if enlarge:
+        options["--enlarge"] = True  # an option added later: recorded only when given
+    return Provenance("stylize", options)

@@ -259,11 +259,11 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
     from cvtools.batch import run
     from cvtools.deferred import Deferred
     from cvtools.io.discover import find_inputs
-    from cvtools.io.markers import Provenance
     from cvtools.io.naming import Outputs
 
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
+    given_target = target
     names, spec, target = _checked(methods, backbone, model, model_options, target, layer, truth)
     batch_size, internal = batch_sizes(device, batch_size, internal_batch_size)
     network = network_loader(backbone, model, model_options, device, precision, names)
@@ -276,10 +276,10 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
 
     explainer = Deferred(build)  # built when the first photo reaches the device (none if all are done)
     found = find_inputs([str(i) for i in inputs])
-    options = dict(methods=names, backbone=backbone, target=target, layer=layer, truth=truth, raw=raw,
-                   raw_size=raw_size, colormap=colormap, alpha=alpha, captions=captions, size=size, samples=samples,
-                   noise=noise, steps=steps, window=window, seed=seed, metrics=metrics, sanity=sanity)
-    outputs = Outputs(Provenance("explain_files", options))
+    outputs = Outputs(explain_provenance(
+        methods, target=given_target, layer=layer, truth=truth, raw=raw, raw_size=raw_size, colormap=colormap,
+        alpha=alpha, captions=captions, size=size, samples=samples, noise=noise, steps=steps, window=window,
+        seed=seed, metrics=metrics, sanity=sanity, backbone=backbone, model=model, model_options=model_options))
     work = explain_work(explainer, names, preprocessing=spec.preprocessing if spec is not None else None,
                         output=None if output is None else str(output), size=size, many=found.many,
                         overwrite=overwrite, inputs=found.paths, outputs=outputs, max_pixels=max_pixels, raw=raw,
@@ -376,6 +376,56 @@ def network_loader(backbone, model=None, model_options=None, device="auto", prec
         return load_backbone(backbone, device=device, precision=wanted)
 
     return load
+
+
+def explain_provenance(methods, *, target=None, layer=None, truth=None, raw=False, raw_size="photo", colormap=None,
+                       alpha=0.7, captions=True, size=None, samples=32, noise=0.15, steps="auto", window=None, seed=0,
+                       metrics=False, sanity=False, backbone="efficientnet_lite0", model=None, model_options=None):
+    """What the outputs of :func:`explain_files` record: the provenance ``cvtools visualize
+    METHODS`` records for the same settings (the command line's options, as click parses them),
+    so that a folder done by either is done for the other."""
+    from cvtools.io.markers import Provenance
+
+    options = {"--target": "top1" if target is None else str(target), "--layer": layer, "--methods": None,
+               "--raw": bool(raw), "--raw-size": raw_size, "--colormap": colormap, "--alpha": float(alpha),
+               "--no-caption": not captions, "--size": None if size is None else int(size),
+               "--samples": int(samples), "--noise": float(noise), "--steps": steps if steps == "auto" else int(steps),
+               "--window": None if window is None else int(window), "--seed": int(seed), "--sanity": bool(sanity),
+               "--metrics": bool(metrics), **network_options(backbone, model, model_options)}
+    if truth is not None:
+        options["--truth"] = str(truth)  # an option added later: recorded only when given
+    command = methods if isinstance(methods, str) else ",".join(methods)
+    return Provenance(f"visualize {command.strip()}", options)
+
+
+def network_options(backbone="efficientnet_lite0", model=None, model_options=None) -> dict:
+    """The model options a command line records for a network an API call names (``--model`` and
+    its options only when given, as options added later)."""
+    options = {"--backbone": backbone if isinstance(backbone, str) else backbone.name, "--weights": None}
+    if model is None:
+        return options
+    given = dict(model_options or {})
+    options["--model"] = str(model)
+    for key in ("architecture", "classes", "input_size", "mean", "std"):
+        if given.get(key) is not None:
+            value = given[key]
+            options["--" + key.replace("_", "-")] = [float(v) for v in value] if key in ("mean", "std") else value
+    if given.get("multi_label"):
+        options["--multi-label"] = True
+    return options
+
+
+def activations_provenance(*, layer=None, channels=None, top=31, size=None, colormap="viridis",
+                           backbone="efficientnet_lite0", model=None, model_options=None):
+    """What the outputs of :func:`activations_files` record: the provenance ``cvtools visualize
+    activations`` records for the same settings, so that a folder done by either is done for the
+    other."""
+    from cvtools.io.markers import Provenance
+
+    return Provenance("visualize activations", {
+        "--layer": layer, "--channels": None if channels is None else str(channels), "--top": int(top),
+        "--size": None if size is None else int(size), "--colormap": colormap,
+        **network_options(backbone, model, model_options)})
 
 
 # ----------------------------------------------------------------------------- scorecard
@@ -563,7 +613,6 @@ def activations_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], outp
     :class:`cvtools.batch.BatchReport`."""
     from cvtools.batch import run
     from cvtools.io.discover import find_inputs
-    from cvtools.io.markers import Provenance
     from cvtools.io.naming import Outputs
     from cvtools.specs import parse_channel_spec
 
@@ -573,8 +622,8 @@ def activations_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], outp
     channels = parse_channel_spec(channels) if channels is not None else None  # a typo answers now
     network = network_loader(backbone, model, model_options, device, precision)()
     found = find_inputs([str(i) for i in inputs])
-    outputs = Outputs(Provenance("activations_files", dict(layer=layer, channels=channels, top=top, size=size,
-                                                           colormap=colormap)))
+    outputs = Outputs(activations_provenance(layer=layer, channels=channels, top=top, size=size, colormap=colormap,
+                                             backbone=backbone, model=model, model_options=model_options))
     work = activations_work(network, layer, channels=channels, top=top, size=size, colormap=colormap,
                             output=None if output is None else str(output), many=found.many, overwrite=overwrite,
                             inputs=found.paths, outputs=outputs, max_pixels=max_pixels)
