@@ -703,7 +703,7 @@ def run(inputs: Sequence[str], work, *, provenance=None, outputs=None,
     try:
         if outputs is None:
             outputs = Outputs(provenance)
-        outputs.begin(found=found, batch=paths, notify=on_note)
+        outputs.begin(found=found, batch=paths, on_note=on_note)
         outcomes = work.outcomes(paths, threads, late=lambda path: report.done.append(str(path)))
         try:
             for outcome in outcomes:

@@ -484,12 +484,12 @@ def _style_inputs(record) -> List[Tuple[str, object]]:
 
 def export_style(style, path, precision: str = "fp32", opset: Optional[int] = None, overwrite: bool = False,
                  check: bool = True, check_images: Optional[Sequence] = None,
-                 notify: Optional[Callable[[str], None]] = None) -> ExportReport:
+                 on_note: Optional[Callable[[str], None]] = None) -> ExportReport:
     """Export a style (a bundled name, a .json record, a .safetensors file or a StyleRecord) to
     ``path`` (.onnx). ``check``: onnxruntime against PyTorch on ``check_images`` (paths, or
     (label, 3×H×W tensor) pairs; default :func:`default_check_images`), before the file is moved
     into place; a check over its bound raises CvtoolsError and writes nothing.
-    ``notify``: called with a short note per stage (export, check)."""
+    ``on_note``: called with a short note per stage (export, check)."""
     from cvtools.style.records import resolve_style
     from cvtools.weights import sha256_file
 
@@ -501,7 +501,7 @@ def export_style(style, path, precision: str = "fp32", opset: Optional[int] = No
     net = record.load_network(device="cpu")  # verifies the weights' SHA-256 against the record
     started = time.perf_counter()
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    (notify or _quiet)(f"exporting {record.name} ({precision})")
+    (on_note or _quiet)(f"exporting {record.name} ({precision})")
     proto = _to_onnx(_style_form(net.for_inference(space_to_depth=True), dtype), MIN_STYLE_SIDE,
                      "image", "stylized", opset)
     weights_sha = record.weights.get("sha256") or sha256_file(record.weights_path)
@@ -528,7 +528,7 @@ def export_style(style, path, precision: str = "fp32", opset: Optional[int] = No
             return []
         from cvtools.style.stylize import Stylizer
 
-        (notify or _quiet)("checking with onnxruntime against PyTorch")
+        (on_note or _quiet)("checking with onnxruntime against PyTorch")
         shipped = Stylizer(record, device="cpu", precision="fp32")  # the CPU path cvtools runs
         half = net.for_inference(space_to_depth=True).half() if precision == "fp16" else None
         return _check(cpu_session(tmp), images, shipped.stylize_tensor,
@@ -577,7 +577,7 @@ def _quiet(message: str) -> None:
 
 def export_backbone(name, path, precision: str = "fp32", opset: Optional[int] = None, overwrite: bool = False,
                     weights: Optional[str] = None, check: bool = True, check_images: Optional[Sequence] = None,
-                    notify: Optional[Callable[[str], None]] = None) -> ExportReport:
+                    on_note: Optional[Callable[[str], None]] = None) -> ExportReport:
     """Export a backbone's classifier (BatchNorm folded, normalisation inside) to ``path``:
     [0, 1] RGB N×3×H×W → ImageNet logits, checked like :func:`export_style` (logits within 1e-4
     of their scale in fp32)."""
@@ -592,7 +592,7 @@ def export_backbone(name, path, precision: str = "fp32", opset: Optional[int] = 
     backbone = load_backbone(name, device="cpu", precision="fp32", weights=weights)
     started = time.perf_counter()
     dtype = torch.float16 if precision == "fp16" else torch.float32
-    (notify or _quiet)(f"exporting {name} ({precision})")
+    (on_note or _quiet)(f"exporting {name} ({precision})")
     exported = copy.copy(backbone)
     exported.model = copy.deepcopy(backbone.model)
     proto = _to_onnx(_backbone_form(exported, dtype), backbone.min_size, "image", "logits", opset)
@@ -617,7 +617,7 @@ def export_backbone(name, path, precision: str = "fp32", opset: Optional[int] = 
     def verify(tmp):
         if not check:
             return []
-        (notify or _quiet)("checking with onnxruntime against PyTorch")
+        (on_note or _quiet)("checking with onnxruntime against PyTorch")
         half = None
         if precision == "fp16":
             half = copy.deepcopy(backbone.model).to(dtype=torch.float16, memory_format=torch.contiguous_format)
@@ -655,7 +655,7 @@ def cache_dir() -> Path:
     return Path(base) / "onnx"
 
 
-def cached_style_export(record, precision: str = "fp32", notify: Optional[Callable[[str], None]] = None) -> Path:
+def cached_style_export(record, precision: str = "fp32", on_note: Optional[Callable[[str], None]] = None) -> Path:
     """The exported ONNX file of a style record, made once and kept in :func:`cache_dir`.
 
     The file name holds the weights' SHA-256 and the versions of cvtools, torch and the exporter,
@@ -681,7 +681,7 @@ def cached_style_export(record, precision: str = "fp32", notify: Optional[Callab
                 return path
         except OSError:
             pass
-    (notify or _quiet)(f"exporting {record.name} to ONNX once (kept in {safe_path(path.parent)})")
+    (on_note or _quiet)(f"exporting {record.name} to ONNX once (kept in {safe_path(path.parent)})")
     report = export_style(record, path, precision=precision, overwrite=True, check=True)
     from cvtools.io.atomic import atomic_write
 
@@ -845,7 +845,7 @@ def embedding_bound(reference) -> float:
 
 def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Optional[int] = None,
                      overwrite: bool = False, check: bool = True, check_images: Optional[Sequence] = None,
-                     notify: Optional[Callable[[str], None]] = None) -> List[ExportReport]:
+                     on_note: Optional[Callable[[str], None]] = None) -> List[ExportReport]:
     """Export the any-painting network (issue 28) as two ONNX files: ``NAME_encoder.onnx`` and
     ``NAME_transformer.onnx`` for ``path`` = NAME.onnx (:func:`arbitrary_paths`).
 
@@ -883,7 +883,7 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
     net, config = stylizer.net, stylizer.config
     weights_sha = sha256_file(weights)
     started = time.perf_counter()
-    notes = notify or _quiet
+    say = on_note or _quiet
     embeddings = {}
     if Path(weights).resolve() == arb.bundled_weights()[0].resolve():
         embeddings = {name: [float(v) for v in arb.bundled_style_embedding(name)] for name in arb.bundled_embedding_names()}
@@ -898,7 +898,7 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
         **_versions(),
     }
 
-    notes("exporting the any-painting style encoder (fp32)")
+    say("exporting the any-painting style encoder (fp32)")
     encoder_form, _ = _arbitrary_encoder_form(net, stylizer.backbone)
     Dim = torch.export.Dim
     batch = Dim("batch", min=1)
@@ -923,7 +923,7 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
     def verify_encoder(tmp):
         if not check:
             return []
-        notes("checking the encoder with onnxruntime against PyTorch")
+        say("checking the encoder with onnxruntime against PyTorch")
         session = cpu_session(tmp)
         out = []
         for label, img in images:
@@ -938,7 +938,7 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
     enc_report.sha256, enc_report.bytes, enc_report.checks = _write(
         enc_proto, encoder_path, enc_meta, overwrite, _guard(verify_encoder, enc_report))
 
-    notes("exporting the any-painting transformer (fp32)")
+    say("exporting the any-painting transformer (fp32)")
     form = _arbitrary_transformer_form(net)
     height = Dim("height", min=MIN_ARBITRARY_SIDE)
     width = Dim("width", min=MIN_ARBITRARY_SIDE)
@@ -957,7 +957,7 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
     def verify_transformer(tmp):
         if not check:
             return []
-        notes("checking the transformer with onnxruntime against PyTorch")
+        say("checking the transformer with onnxruntime against PyTorch")
         session = cpu_session(tmp)
         styles = [stylizer.encode(img) for _, img in images]
         out = []
@@ -985,7 +985,7 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
 
 
 def cached_arbitrary_export(weights=None, sha256: Optional[str] = None,
-                            notify: Optional[Callable[[str], None]] = None) -> Tuple[Path, Path]:
+                            on_note: Optional[Callable[[str], None]] = None) -> Tuple[Path, Path]:
     """(encoder, transformer) ONNX files of the any-painting network, exported once (checked
     against PyTorch) and kept in :func:`cache_dir`, named by the weights' SHA-256 and the
     versions that made them; each file's SHA-256 is kept beside it and checked before use."""
@@ -1011,7 +1011,7 @@ def cached_arbitrary_export(weights=None, sha256: Optional[str] = None,
             return pair
     except OSError:
         pass
-    (notify or _quiet)(f"exporting the any-painting network to ONNX once (kept in {safe_path(base.parent)})")
+    (on_note or _quiet)(f"exporting the any-painting network to ONNX once (kept in {safe_path(base.parent)})")
     reports = export_arbitrary(base, weights, sha256=sha256, overwrite=True, check=True)
     from cvtools.io.atomic import atomic_write
 

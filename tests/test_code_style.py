@@ -18,3 +18,25 @@ def test_ruff_finds_nothing():
         pytest.skip("ruff is installed but cannot run here")
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+
+
+#: Modules whose note callback still has its old name: their own work was under way when the
+#: library took one name (issue 30); they follow when it lands.
+_OLD_NOTE_NAMES = {"cvtools/style/train_arbitrary.py", "cvtools/compile_cache.py"}
+
+
+def test_one_name_for_the_note_callback():
+    """The callback that tells the user a one-line note is ``on_note`` everywhere in the library:
+    no function takes it as ``notes``, ``notify`` or ``note_fn``."""
+    import ast
+
+    found = []
+    for path in sorted((ROOT / "cvtools").rglob("*.py")):
+        name = str(path.relative_to(ROOT))
+        if name in _OLD_NOTE_NAMES:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), name)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                args = node.args.args + node.args.kwonlyargs + node.args.posonlyargs
+                found += [f"{name}:{node.lineno} {a.arg}" for a in args if a.arg in ("notes", "notify", "note_fn")]
+    assert not found, found

@@ -246,7 +246,7 @@ def test_output_has_the_input_shape_even_below_the_backbone_minimum(lite0):
     for shape in [(3, 45, 67), (3, 12, 20)]:
         x = torch.rand(shape)
         notes = []
-        out = dream(x, lite0, octaves=2, steps=1, notes=notes.append)
+        out = dream(x, lite0, octaves=2, steps=1, on_note=notes.append)
         assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     assert any("smaller than the 32-px minimum" in n for n in notes)
     batch = torch.rand(1, 3, 40, 40)
@@ -426,7 +426,7 @@ def test_out_of_memory_falls_back_to_tiles_and_says_so(lite0):
     """A device that cannot hold the whole image: the octave is retried in tiles, the result
     is still a full dream, and the user is told."""
     notes = []
-    engine = DreamEngine(lite0, DreamSettings(octaves=1, steps=2, tile=None), notes=notes.append)
+    engine = DreamEngine(lite0, DreamSettings(octaves=1, steps=2, tile=None), on_note=notes.append)
     whole_gradient = engine.gradient
     sizes = []
 

@@ -202,7 +202,7 @@ def test_onnxruntime_engine_matches_and_caches(tiny, cache, monkeypatch):
     for f in cache.rglob("*.onnx*"):  # start from an empty cache, whatever ran before
         f.unlink()
     notes = []
-    engine = OnnxRuntimeStylizer(tiny, notify=notes.append)
+    engine = OnnxRuntimeStylizer(tiny, on_note=notes.append)
     assert len(notes) == 1 and "exporting tiny" in notes[0] and engine.onnx_path.is_file()
     torch_path = Stylizer(tiny, device="cpu", precision="fp32")
     x = torch.rand(3, 45, 61, generator=torch.Generator().manual_seed(3))
@@ -214,12 +214,12 @@ def test_onnxruntime_engine_matches_and_caches(tiny, cache, monkeypatch):
     assert engine.last_tiles > 1 and a.shape == (3, 40, 70)
     # a second engine reuses the file; a damaged cache file is exported again
     monkeypatch.setattr(ex, "export_style", lambda *a, **k: pytest.fail("exported again"))
-    OnnxRuntimeStylizer(tiny, notify=notes.append)
+    OnnxRuntimeStylizer(tiny, on_note=notes.append)
     assert len(notes) == 1
     monkeypatch.undo()
     monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(cache))
     engine.onnx_path.write_bytes(engine.onnx_path.read_bytes()[:-100])
-    again = OnnxRuntimeStylizer(tiny, notify=notes.append)
+    again = OnnxRuntimeStylizer(tiny, on_note=notes.append)
     assert len(notes) == 2 and float((again(x) - torch_path(x)).abs().max()) <= 1e-4
     with pytest.raises(UsageError, match="CPU"):
         OnnxRuntimeStylizer(tiny, device="cuda")

@@ -167,7 +167,7 @@ def _run_policy(src, provenance, notes, **kw):
     """One run naming ``src``'s output; the run's Outputs is kept in ``_last_run`` for the save."""
     from cvtools.io.naming import Outputs
 
-    outputs = _last_run["outputs"] = Outputs(provenance, notify=notes.append, found=kw.pop("found", ()))
+    outputs = _last_run["outputs"] = Outputs(provenance, on_note=notes.append, found=kw.pop("found", ()))
     return output_path_for(src, kw.pop("output", None), kw.pop("suffix", "dream"), outputs=outputs, **kw)
 
 
@@ -245,7 +245,7 @@ def test_two_inputs_one_name_in_a_batch_get_two_names(tmp_path):
     notes = []
     from cvtools.io.naming import Outputs
 
-    run = Outputs(Provenance("dream", {}), notify=notes.append)
+    run = Outputs(Provenance("dream", {}), on_note=notes.append)
     out = str(tmp_path / "o") + "/"
     t1 = output_path_for(tmp_path / "a" / "x.png", out, "dream", many=True, overwrite=True, outputs=run)
     t2 = output_path_for(tmp_path / "b" / "x.png", out, "dream", many=True, overwrite=True, outputs=run)

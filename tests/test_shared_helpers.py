@@ -53,7 +53,7 @@ def test_dream_engine_survives_a_capture_failure_with_an_empty_message(lite0):
             raise AssertionError("not reached")
 
     notes = []
-    engine = DreamEngine(lite0, DreamSettings(octaves=1, steps=1, tile=None), notes=notes.append)
+    engine = DreamEngine(lite0, DreamSettings(octaves=1, steps=1, tile=None), on_note=notes.append)
     engine.use_graphs, engine.graph_backend = True, FailingCapture()
     x = torch.rand(3, 40, 48)
     for _ in range(2):  # the second sighting of a shape is captured (one-off sizes run eagerly)

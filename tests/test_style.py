@@ -207,11 +207,11 @@ def test_out_of_gpu_memory_falls_back_to_tiles_and_says_so(starry, monkeypatch, 
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(starry, "stylize_tensor", no_memory)
-    assert starry.notes is None
+    assert starry.on_note is None
     assert torch.equal(starry(img), expected) and starry.last_tiles == tiles > 1
     assert capsys.readouterr().err == ""  # the library prints nothing
     notes = []
-    monkeypatch.setattr(starry, "notes", notes.append)
+    monkeypatch.setattr(starry, "on_note", notes.append)
     assert torch.equal(starry(photo), expected)  # the 8-bit path falls back the same way
     assert notes == [f"out of GPU memory at {w}x{h}; stylizing in 256px tiles instead"]
     with pytest.raises(torch.cuda.OutOfMemoryError):

@@ -262,7 +262,7 @@ def test_missing_default_second_network_falls_back_with_a_note(lite0, monkeypatc
     real = package.embedded_weights_path
     monkeypatch.setattr(package, "embedded_weights_path", lambda n: None if n == name else real(n))
     notes = []
-    ps = PaintingStylizer(stripes(), backbone=lite0, steps=2, notes=notes.append)
+    ps = PaintingStylizer(stripes(), backbone=lite0, steps=2, on_note=notes.append)
     assert len(ps.networks) == 1
     ps(smooth_photo())
     ps(smooth_photo())

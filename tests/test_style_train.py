@@ -159,7 +159,7 @@ def test_notes_and_progress_go_to_callbacks_and_the_library_prints_nothing(photo
 
     monkeypatch.setattr(torch, "compile", no_compiler)
     notes, calls = [], []
-    result = train_style(config(photos, tmp_path / "a", steps=2, compile=True), notes=notes.append,
+    result = train_style(config(photos, tmp_path / "a", steps=2, compile=True), on_note=notes.append,
                          progress=lambda *args: calls.append(args))
     assert result.steps == 2
     assert [c[:2] for c in calls] == [(0, 2), (1, 2), (2, 2)] and calls[0][2] is None

@@ -177,7 +177,7 @@ def test_animated_gif_and_webp_inputs(tmp_path, fmt):
     assert (info.kind, info.frames, info.fps, info.width, info.height) == ("animation", 4, 10, 65, 49)
     notes = []
     dst = tmp_path / "anim.mp4"
-    assert stylize_video(Identity(), src, dst, notify=notes.append).frames == 4
+    assert stylize_video(Identity(), src, dst, on_note=notes.append).frames == 4
     assert any("cropped 1 px to 64x48" in n for n in notes), notes
     out = probe_video(dst)
     assert (out.width, out.height, out.fps) == (64, 48, 10)
@@ -532,7 +532,7 @@ def test_hdr_sources_get_a_note(tmp_path, transfer, kind):
     info = probe_video(src)
     assert info.color_trc == transfer
     notes = []
-    assert stylize_video(Identity(), src, tmp_path / "out.mp4", notify=notes.append).frames == 3
+    assert stylize_video(Identity(), src, tmp_path / "out.mp4", on_note=notes.append).frames == 3
     hdr = [n for n in notes if "HDR" in n]
     if kind is None:
         assert not hdr, notes
@@ -588,7 +588,7 @@ def test_subtitles_are_copied_where_the_container_takes_them(tmp_path):
     assert cues_of(tmp_path / "part.mkv") == [(0.15, "two")]  # "one" began before, "three" after
 
     notes = []
-    stylize_video(Identity(), src, tmp_path / "out.mp4", notify=notes.append)
+    stylize_video(Identity(), src, tmp_path / "out.mp4", on_note=notes.append)
     with av.open(str(tmp_path / "out.mp4")) as c:
         assert not c.streams.subtitles and c.streams.audio
     assert any(n.startswith("subs.mkv: subtitles (") and "not copied" in n and ".mkv keeps them" in n
@@ -602,7 +602,7 @@ def test_a_subtitle_cue_the_muxer_refuses_stops_the_subtitles_not_the_video(tmp_
 
     src = clip_with_subtitles(tmp_path)
     notes = []
-    w = VideoWriter(tmp_path / "out.mkv", W, H, FPS, fmt="matroska", audio=AudioSource(src), notify=notes.append)
+    w = VideoWriter(tmp_path / "out.mkv", W, H, FPS, fmt="matroska", audio=AudioSource(src), on_note=notes.append)
 
     class RefusesCues:  # the container, except that subtitle packets are refused
         def __init__(self, inner):

@@ -156,7 +156,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
         except UsageError as exc:
             raise with_flag("--layer", exc) from None
         guide_tensor = pil_to_tensor(guide_image) if guide_image is not None else None
-        return DreamEngine(backbone, settings, guide=guide_tensor, notes=note)
+        return DreamEngine(backbone, settings, guide=guide_tensor, on_note=note)
 
     engine = Deferred(build_engine)  # built when the first image or frame reaches it
     outputs = run_outputs()  # what this run names: shared by its work and run_batch

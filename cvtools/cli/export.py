@@ -63,10 +63,10 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
         raise UsageError("give --style NAME or --backbone NAME, or --arbitrary (one of them)")
     if weights and not (backbone or arbitrary):
         raise UsageError("--weights goes with --backbone or --arbitrary")
-    notify = (lambda msg: None) if quiet else (lambda msg: echo_err(f"{msg}..."))
+    on_note = (lambda msg: None) if quiet else (lambda msg: echo_err(f"{msg}..."))
     images = list(check_images) or None
     if arbitrary:
-        _export_arbitrary(output, weights, overwrite, precision, opset, images, no_check, quiet, notify)
+        _export_arbitrary(output, weights, overwrite, precision, opset, images, no_check, quiet, on_note)
         return
     if style:
         from cvtools.style.records import resolve_style
@@ -74,11 +74,11 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
         record = resolve_style(style)
         target = output or f"{record.name}{'_fp16' if precision == 'fp16' else ''}.onnx"
         report = export_style(record, target, precision=precision, opset=opset, overwrite=overwrite,
-                              check=not no_check, check_images=images, notify=notify)
+                              check=not no_check, check_images=images, on_note=on_note)
     else:
         target = output or f"{backbone}{'_fp16' if precision == 'fp16' else ''}.onnx"
         report = export_backbone(backbone, target, precision=precision, opset=opset, overwrite=overwrite,
-                                 weights=weights, check=not no_check, check_images=images, notify=notify)
+                                 weights=weights, check=not no_check, check_images=images, on_note=on_note)
     if not quiet:
         for c in report.checks:
             extra = f"; {c.note}" if c.note else ""
@@ -92,7 +92,7 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
     click.echo(f"sha256 {report.sha256}")
 
 
-def _export_arbitrary(output, weights, overwrite, precision, opset, images, no_check, quiet, notify):
+def _export_arbitrary(output, weights, overwrite, precision, opset, images, no_check, quiet, on_note):
     from cvtools.errors import UsageError
     from cvtools.export import export_arbitrary
 
@@ -101,7 +101,7 @@ def _export_arbitrary(output, weights, overwrite, precision, opset, images, no_c
     if weights == "random":
         raise UsageError("--weights random is for --backbone; --arbitrary takes a .safetensors file")
     reports = export_arbitrary(output or "any_painting.onnx", weights, opset=opset, overwrite=overwrite,
-                               check=not no_check, check_images=images, notify=notify)
+                               check=not no_check, check_images=images, on_note=on_note)
     for report in reports:
         if not quiet:
             for c in report.checks:

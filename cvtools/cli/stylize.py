@@ -147,7 +147,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                 from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer as NetworkPaintingStylizer  # noqa: N814
             built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=name,
                                             device=device, precision=precision, compile=compile_,
-                                            notes=note_printer(quiet))
+                                            on_note=note_printer(quiet))
             if refine:
                 built = RefinedPaintingStylizer(built, [(source, weight) for _, source, weight in plan.sources],
                                                 style_scale=style_scale, **({} if steps is None else {"steps": steps}))
@@ -161,12 +161,12 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
             from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
 
             built = OnnxRuntimeStylizer(plan.record, device=device, precision=precision, compile=compile_,
-                                        notify=note_printer(quiet))
+                                        on_note=note_printer(quiet))
         else:
             from cvtools.style.stylize import Stylizer
 
             built = Stylizer(plan.record, device=device, precision=precision, compile=compile_, tune=tune or None)
-        built.notes = note_printer(quiet)
+        built.on_note = note_printer(quiet)
         return built
 
     # Built when the first photo or frame reaches it: a missing or broken input, or a re-run

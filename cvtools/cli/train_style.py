@@ -130,7 +130,7 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
     bar = None if quiet else TrainBar(config)
     try:
         result = run(config, resume=checkpoint, overwrite=overwrite, new_settings=bool(resume_new),
-                     settings_given=given, progress=bar, notes=note_printer())
+                     settings_given=given, progress=bar, on_note=note_printer())
     except TrainingStopped as exc:
         from cvtools.cli.errors import cli_message
 

@@ -109,16 +109,16 @@ class DreamEngine:
     depends only on the image, the settings and the seed, never on what ran before (safe to
     shard across processes).
 
-    notes: called with one-line messages for the user (octaves adapted, tiling, fallbacks).
+    on_note: called with one-line messages for the user (octaves adapted, tiling, fallbacks).
     """
 
     def __init__(self, backbone, settings: DreamSettings = DreamSettings(), guide=None,
-                 notes: Optional[Callable[[str], None]] = None):
+                 on_note: Optional[Callable[[str], None]] = None):
         self.backbone = backbone
         self.settings = settings.validated()
         self.targets = resolve_layer_targets(backbone, self.settings.layers)
         self.objective = DreamObjective(backbone, self.targets, guide=guide, guide_size=self.settings.guide_size)
-        self._notes = notes
+        self._on_note = on_note
         self._said = set()
         fast = self.settings.fast
         self.use_graphs = graphs_supported(backbone.device) if fast is None else (fast and graphs_supported(backbone.device))
@@ -150,9 +150,9 @@ class DreamEngine:
 
     # ------------------------------------------------------------------ helpers
     def note(self, message: str) -> None:
-        if self._notes and message not in self._said:
+        if self._on_note and message not in self._said:
             self._said.add(message)
-            self._notes(message)
+            self._on_note(message)
 
     def plan(self, h: int, w: int) -> Tuple[List[Tuple[int, int]], Optional[int]]:
         """(octave sizes smallest first, tile or None) for an h×w image."""
@@ -336,7 +336,7 @@ class DreamEngine:
 
 
 def dream(image, backbone, layers: Union[None, str, Sequence[str]] = None, *, guide=None, seed: int = 0,
-          progress=None, notes=None, **settings):
+          progress=None, on_note=None, **settings):
     """DeepDream one image: ``dream(x, load_backbone(), layers=["blocks.10:0-15"], octaves=4)``.
 
     image: [0, 1] RGB tensor (3×H×W or 1×3×H×W). guide: an optional [0, 1] RGB tensor whose
@@ -347,5 +347,5 @@ def dream(image, backbone, layers: Union[None, str, Sequence[str]] = None, *, gu
     if isinstance(layers, str):
         layers = (layers,)
     engine = DreamEngine(backbone, DreamSettings(layers=tuple(layers) if layers else None, **settings),
-                         guide=guide, notes=notes)
+                         guide=guide, on_note=on_note)
     return engine(image, seed=seed, progress=progress)

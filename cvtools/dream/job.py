@@ -92,7 +92,7 @@ def dream_files(inputs, output=None, *, backbone: str = "efficientnet_lite0", si
         from cvtools.backbones import load_backbone
         from cvtools.dream import DreamEngine
 
-        return DreamEngine(load_backbone(backbone, device=device, precision=precision), checked, notes=on_note)
+        return DreamEngine(load_backbone(backbone, device=device, precision=precision), checked, on_note=on_note)
 
     engine = Deferred(build)  # built at the first input that needs it (none if all are done)
     found = find_inputs([str(i) for i in inputs], extensions=media_extensions())

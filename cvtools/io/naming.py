@@ -40,7 +40,7 @@ class _Named:
 @dataclass
 class _Policy:
     provenance: Optional[Provenance] = None
-    notify: Optional[Callable[[str], None]] = None
+    on_note: Optional[Callable[[str], None]] = None
     found: frozenset = frozenset()  # absolute paths found by searching folders or matching patterns
     stems: frozenset = frozenset()  # (folder, stem) of every input of the batch
     many: bool = False  # the batch has several inputs
@@ -68,7 +68,7 @@ class Outputs:
 
     - ``provenance`` (the command and the options that change the result) lets naming recognise
       finished outputs and lets writing tag new ones with the marker;
-    - ``notify(message)`` hears about renamed outputs;
+    - ``on_note(message)`` hears about renamed outputs;
     - within a batch (:meth:`begin`, which :func:`cvtools.batch.run` calls with the inputs it
       expanded) two inputs never get the same output file (say ``a/x.jpg`` and ``b/x.jpg`` into
       one output directory: the second gets the next free name); ``found`` are the inputs that
@@ -81,19 +81,19 @@ class Outputs:
     Not shared between threads that name outputs at the same time: one object per run.
     """
 
-    def __init__(self, provenance: Optional[Provenance] = None, notify: Optional[Callable[[str], None]] = None,
+    def __init__(self, provenance: Optional[Provenance] = None, on_note: Optional[Callable[[str], None]] = None,
                  found: Iterable = (), batch: Iterable = ()):
         self.provenance = provenance
         self.named: dict = {}  # realpath -> _Named
-        self.begin(found, batch, notify)
+        self.begin(found, batch, on_note)
 
-    def begin(self, found: Iterable = (), batch: Iterable = (), notify: Optional[Callable[[str], None]] = None):
+    def begin(self, found: Iterable = (), batch: Iterable = (), on_note: Optional[Callable[[str], None]] = None):
         """Start a batch over ``batch`` (``found``: those from folders and patterns): claims start
         empty; returns self."""
         found = frozenset(os.path.abspath(p) for p in found)
         every = found | frozenset(os.path.abspath(p) for p in batch)
         self.claims: dict = {}  # realpath of an output -> realpath of the input it is for
-        self.policy = _Policy(self.provenance, notify, found,
+        self.policy = _Policy(self.provenance, on_note, found,
                               frozenset((os.path.dirname(p), os.path.splitext(os.path.basename(p))[0]) for p in every),
                               len(every) > 1)
         return self
@@ -243,7 +243,7 @@ def output_path_for(
       run continues where it stopped;
     - the name is taken (another command, other options, another input, a file cvtools did not
       write, an input, another input's output in this run): the next free name,
-      ``<stem>_<suffix>-2<ext>``, ``-3`` …, and ``notify`` says why;
+      ``<stem>_<suffix>-2<ext>``, ``-3`` …, and ``on_note`` says why;
     - ``overwrite``: the first name that is not an input nor another input's output is replaced;
     - an input found in a folder or by a pattern that is itself an output of this command (its
       marker, or its name ``<stem>_<suffix>[-N][_side]`` next to ``<stem>.*``):
@@ -336,8 +336,8 @@ def output_path_for(
         if claims is not None:
             claims[key] = me
             outputs.named[key] = _Named(bool(overwrite), str(input_path), provenance)
-        if passed_over is not None and policy is not None and policy.notify is not None:
-            policy.notify(f"{safe_path(passed_over[0])} {passed_over[1]}; writing {safe_path(target)}")
+        if passed_over is not None and policy is not None and policy.on_note is not None:
+            policy.on_note(f"{safe_path(passed_over[0])} {passed_over[1]}; writing {safe_path(target)}")
         return target
     raise ImageError(base, f"no free output name ({base.name} to {_numbered(base, MAX_NUMBERED).name} are all "
                            "taken); clean up or choose another output path")

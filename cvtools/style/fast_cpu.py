@@ -92,7 +92,7 @@ def _onnxruntime_available() -> bool:
 
 def torch_free_stylizer(record, device: str = "auto", precision: str = "auto", compile: bool = False,
                         engine: str = "pytorch", inputs: Sequence = (),
-                        notes: Optional[Callable[[str], None]] = None) -> Optional["OnnxBundledStylizer"]:
+                        on_note: Optional[Callable[[str], None]] = None) -> Optional["OnnxBundledStylizer"]:
     """The routing decision: an :class:`OnnxBundledStylizer` when the work runs the same
     without torch, else None (the caller builds the PyTorch Stylizer). Yes only for a bundled
     style (record) with a shipped, pinned graph; the CPU (device auto on a machine without a GPU
@@ -114,7 +114,7 @@ def torch_free_stylizer(record, device: str = "auto", precision: str = "auto", c
     graph = bundled_graph(record)
     if graph is None:
         return None
-    return OnnxBundledStylizer(record, graph, precision=precision, notes=notes)
+    return OnnxBundledStylizer(record, graph, precision=precision, on_note=on_note)
 
 
 def cpu_has_native_bf16() -> bool:
@@ -135,12 +135,12 @@ class OnnxBundledStylizer:
     preserve_color, tile, progress, as_uint8``) for what it can do without torch, which is a whole
     8-bit image of at least 16 px (then the result is an RGB PIL image, what ``save_image``
     takes); anything else (tiles, tiny images, tensors, float results) goes to a PyTorch Stylizer
-    built at the first such image. ``name``, ``last_tiles`` and ``notes`` as the Stylizer's."""
+    built at the first such image. ``name``, ``last_tiles`` and ``on_note`` as the Stylizer's."""
 
     engine = "onnxruntime"
 
     def __init__(self, record, graph: Path, precision: str = "auto", threads: Optional[int] = None,
-                 notes: Optional[Callable[[str], None]] = None):
+                 on_note: Optional[Callable[[str], None]] = None):
         import onnxruntime as ort
 
         from cvtools.timings import mark
@@ -149,7 +149,7 @@ class OnnxBundledStylizer:
         self.record = record
         self.graph = Path(graph)
         self.precision = precision
-        self.notes = notes
+        self.on_note = on_note
         self.last_tiles = 0
         self._torch = None
         options = ort.SessionOptions()
@@ -174,8 +174,8 @@ class OnnxBundledStylizer:
         if self._torch is None:
             from cvtools.style.stylize import Stylizer
 
-            self._torch = Stylizer(self.record, device="cpu", precision=self.precision, notes=self.notes)
-        self._torch.notes = self.notes
+            self._torch = Stylizer(self.record, device="cpu", precision=self.precision, on_note=self.on_note)
+        self._torch.on_note = self.on_note
         return self._torch
 
     def _whole_fits(self, h: int, w: int) -> bool:

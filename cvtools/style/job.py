@@ -106,7 +106,7 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
             return fast
         from cvtools.style.stylize import Stylizer
 
-        return Stylizer(record, device=device, precision=precision, tune=tune, notes=on_note)
+        return Stylizer(record, device=device, precision=precision, tune=tune, on_note=on_note)
 
     stylizer = Deferred(build)  # built at the first input that needs it (none if all are done)
     outputs = Outputs(stylize_provenance(style if isinstance(style, (str, Path)) else record.name, size=size,

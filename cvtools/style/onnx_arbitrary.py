@@ -39,12 +39,12 @@ class OnnxArbitraryStylizer:
     graphs itself). weights/sha256: another network file (default: the bundled one, pinned).
     threads: onnxruntime's intra-op threads (None: its default). Attributes ``name``,
     ``embedding`` (the blend), ``styles``, ``last_tiles`` (always 0: the image goes whole),
-    ``notes``."""
+    ``on_note``."""
 
     engine = "onnxruntime"
 
     def __init__(self, styles, device: str = "auto", precision: str = "auto", compile: bool = False,
-                 notes: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
+                 on_note: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
                  sha256: Optional[str] = None, threads: Optional[int] = None):
         from cvtools.export import cached_arbitrary_export, check_onnxruntime_options, cpu_session, read_metadata
         from cvtools.style.arbitrary import ArbitraryConfig
@@ -55,8 +55,8 @@ class OnnxArbitraryStylizer:
         styles = _as_styles(styles)
         blend_weights = normalized_weights([w for _, w in styles])
         mark("imports")
-        self.notes = notes
-        self.encoder_path, self.transformer_path = cached_arbitrary_export(weights, sha256, notify=notes)
+        self.on_note = on_note
+        self.encoder_path, self.transformer_path = cached_arbitrary_export(weights, sha256, on_note=on_note)
         meta = read_metadata(self.transformer_path)
         self.config = ArbitraryConfig.from_json(meta["config"])
         import json

@@ -34,12 +34,12 @@ class OnnxRuntimeStylizer(Stylizer):
     engine = "onnxruntime"
 
     def __init__(self, style="mona", device: str = "auto", precision: str = "auto", compile: bool = False,
-                 threads: Optional[int] = None, notify: Optional[Callable[[str], None]] = None):
+                 threads: Optional[int] = None, on_note: Optional[Callable[[str], None]] = None):
         check_onnxruntime_options(device, precision, compile)
         require_onnxruntime()
         require_exporter()
-        super().__init__(style, device="cpu", precision="fp32", notes=notify)
-        self.onnx_path = cached_style_export(self.record, "fp32", notify=notify)
+        super().__init__(style, device="cpu", precision="fp32", on_note=on_note)
+        self.onnx_path = cached_style_export(self.record, "fp32", on_note=on_note)
         self.session = cpu_session(self.onnx_path, threads)
 
     def stylize_tensor(self, images):

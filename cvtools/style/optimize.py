@@ -282,7 +282,7 @@ class PaintingStylizer:
     backbone: a loaded :class:`~cvtools.backbones.base.Backbone` (default: the shared
     EfficientNet-Lite0, fused, channels-last; bf16 on GPUs, fp32 on CPUs).
     settings: :class:`PaintingSettings` (keyword arguments override its fields).
-    notes: called with one-line notes for the user (None: say nothing; settable as ``.notes``).
+    on_note: called with one-line notes for the user (None: say nothing; settable as ``.on_note``).
 
     Called like :class:`~cvtools.style.stylize.Stylizer`: ``stylizer(image, strength=...,
     preserve_color=..., seed=...)`` → 3×H×W float tensor on the CPU.
@@ -290,7 +290,7 @@ class PaintingStylizer:
 
     def __init__(self, paintings, device: str = "auto", precision: str = "auto", backbone=None,
                  settings: Optional[PaintingSettings] = None, name: Optional[str] = None,
-                 notes: Optional[Callable[[str], None]] = None, **overrides):
+                 on_note: Optional[Callable[[str], None]] = None, **overrides):
         from cvtools.backbones import load_backbone, resolve_device
 
         self.settings = replace(settings or PaintingSettings(), **overrides).validated()
@@ -355,7 +355,7 @@ class PaintingStylizer:
         #: called as callback(done, total, loss) during optimisation (the CLI's progress bar)
         self.callback: Optional[Callable[[int, int, Optional[float]], None]] = None
         #: where one-line notes for the user go (None: nowhere; the CLI sets its printer)
-        self.notes: Optional[Callable[[str], None]] = notes
+        self.on_note: Optional[Callable[[str], None]] = on_note
         #: None: CUDA graphs on CUDA; dream.graphs.EagerReplay checks the plumbing on a CPU
         self.graph_backend = None
 
@@ -505,8 +505,8 @@ class PaintingStylizer:
         callback = callback or self.callback
         while self._pending_notes:
             note = self._pending_notes.pop(0)
-            if self.notes is not None:
-                self.notes(note)
+            if self.on_note is not None:
+                self.on_note(note)
         if photo.dim() == 3:
             photo = photo[None]
         photo = photo.to(self.device, torch.float32)

@@ -63,14 +63,14 @@ class NetworkPaintingStylizer:
     styles: see the module. device: auto | cpu | cuda | cuda:N | mps. precision: auto (fp16 on
     GPUs, fp32 on CPUs) | fp32 | fp16 | bf16 (the transformer's; the style encoder is fp32).
     weights/sha256: another network file (default: the bundled one, its SHA-256 pinned).
-    notes: one-line messages for the user (None: silent; settable as ``.notes``).
+    on_note: one-line messages for the user (None: silent; settable as ``.on_note``).
 
     Called like :class:`~cvtools.style.stylize.Stylizer`: ``stylizer(image, strength=...,
     preserve_color=...)`` → 3×H×W float on the CPU (uint8 with ``as_uint8``).
     """
 
     def __init__(self, styles, device: str = "auto", precision: str = "auto", compile: bool = False,
-                 notes: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
+                 on_note: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
                  sha256: Optional[str] = None):
         from cvtools.device import resolve_device, resolve_precision
         from cvtools.style.arbitrary import ArbitraryStylizer
@@ -93,7 +93,7 @@ class NetworkPaintingStylizer:
         self.styles = [(self.embedding_of(source), w) for (source, _), w in zip(styles, weights_)]
         self.embedding = self.network.blend(self.styles)
         self.name = name or "+".join(dict.fromkeys(style_stem(s) for s, _ in styles))
-        self.notes = notes
+        self.on_note = on_note
         self.last_tiles = 0  # Stylizer's interface: this one never tiles
 
     @property
@@ -172,12 +172,12 @@ class RefinedPaintingStylizer:
         self.last_tiles = 0
 
     @property
-    def notes(self):
-        return self.network.notes
+    def on_note(self):
+        return self.network.on_note
 
-    @notes.setter
-    def notes(self, printer) -> None:
-        self.network.notes = self.optimizer.notes = printer
+    @on_note.setter
+    def on_note(self, printer) -> None:
+        self.network.on_note = self.optimizer.on_note = printer
 
     @property
     def callback(self):

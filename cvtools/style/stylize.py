@@ -95,13 +95,13 @@ class Stylizer:
     that size as loading it costs: folders and videos get the fast path, a single photo never
     waits for it. tune: let cuDNN autotune each new image size on CUDA (seconds
     per size, faster frames after), set for each call and put back; None leaves the process's
-    setting as it is (what a video run decides, say). notes: called with one-line
+    setting as it is (what a video run decides, say). on_note: called with one-line
     messages for the user (a fallback to tiles after running out of GPU memory); None: silent.
     """
 
     def __init__(self, style: Union[str, os.PathLike, StyleRecord] = "mona", device: str = "auto",
                  precision: str = "auto", channels_last: Optional[bool] = None, compile: Optional[bool] = None,
-                 tune: Optional[bool] = None, notes: Optional[Callable[[str], None]] = None):
+                 tune: Optional[bool] = None, on_note: Optional[Callable[[str], None]] = None):
         from cvtools.device import resolve_device, resolve_precision
         from cvtools.timings import mark
 
@@ -144,7 +144,7 @@ class Stylizer:
         self._guide_pixels = GUIDE_PIXELS
         self.guide_crop = GUIDE_CROP
         #: where notes for the user go (None: nowhere); may be set after construction
-        self.notes = notes
+        self.on_note = on_note
 
     @property
     def name(self) -> str:
@@ -238,8 +238,8 @@ class Stylizer:
         return self._tiled(_as_floats(image, pixels), side, strength, preserve_color, progress)
 
     def _note(self, message: str) -> None:
-        if self.notes is not None:
-            self.notes(message)
+        if self.on_note is not None:
+            self.on_note(message)
 
     @staticmethod
     def _as_input(image) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:

@@ -46,7 +46,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingStopped", "Progress", "train_s
 
 def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_settings: bool = False,
                 settings_given: Optional[set] = None, progress: Optional[Progress] = None,
-                notes: Optional[Callable[[str], None]] = None) -> TrainResult:
+                on_note: Optional[Callable[[str], None]] = None) -> TrainResult:
     """Train (or resume) a style and write NAME.safetensors + NAME.json into ``config.output``.
 
     Files of an earlier run there (NAME.json, .safetensors, .ckpt) are never replaced unless
@@ -60,7 +60,7 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     Reporting (None: silent; under torchrun only the first process reports): ``progress`` is
     called with the starting step, then after every step; ``losses`` is None except at log
     steps, where it holds the averaged loss parts (style, content, tv, total) and the
-    images_per_second so far. ``notes``: one-line messages for the user (photos skipped,
+    images_per_second so far. ``on_note``: one-line messages for the user (photos skipped,
     fallbacks).
 
     Raises TrainingStopped (with the checkpoint path) when interrupted or when the loss
@@ -85,13 +85,13 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     preview_every = default_preview_every(c.steps) if c.preview_every is None else c.preview_every
 
     if not distributed.info().is_main:
-        progress = notes = None  # every process would say the same
+        progress = on_note = None  # every process would say the same
     workers = default_workers() if c.workers is None else c.workers
-    dataset = decoded_photos(c, files, workers, notes)
+    dataset = decoded_photos(c, files, workers, on_note)
     preview = preview_image(c, files, dataset) if preview_every else None
     _make_folder(out_dir)
 
-    trainer = Trainer(c, checkpoint, notes=notes)
+    trainer = Trainer(c, checkpoint, on_note=on_note)
     trainer.identity = identity
     trainer.changes += changes
     loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda",

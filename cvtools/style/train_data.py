@@ -80,11 +80,11 @@ class PhotoCrops(torch.utils.data.Dataset):
     Crop, scale and flip come from a generator seeded by (seed, k). Decoded photos are cached per
     worker up to ``cache_bytes`` (small datasets decode once). Undecodable files are skipped
     deterministically (the next photo in the epoch's order is used) and reported once, to
-    ``notes`` (None: not reported).
+    ``on_note`` (None: not reported).
     """
 
     def __init__(self, files: List[Path], size: int, seed: int, scale=(0.3, 1.0), cache_bytes: int = 1 << 30,
-                 notes: Optional[Callable[[str], None]] = None):
+                 on_note: Optional[Callable[[str], None]] = None):
         self.files = list(files)
         self.size = int(size)
         self.seed = int(seed)
@@ -96,14 +96,14 @@ class PhotoCrops(torch.utils.data.Dataset):
         self._bad = set()
         #: (index, ImageError) of the photos :meth:`preload` could not decode
         self.failures: List = []
-        self.notes = notes
+        self.on_note = on_note
 
     def __getstate__(self):
         # DataLoader workers started by spawn (macOS, Windows) get a pickled copy: a callback
         # may not pickle, so theirs is None (forked workers keep it). Little is lost: preload
         # finds every undecodable photo before workers start; these notes are for photos that
         # broke during the run.
-        return dict(self.__dict__, notes=None)
+        return dict(self.__dict__, on_note=None)
 
     def __len__(self):  # the sampler decides the length; this is one epoch
         return len(self.files)
@@ -185,8 +185,8 @@ class PhotoCrops(torch.utils.data.Dataset):
                 break
             except ImageError as exc:
                 self._bad.add(i)
-                if self.notes is not None:
-                    self.notes(f"skipping {exc}")
+                if self.on_note is not None:
+                    self.on_note(f"skipping {exc}")
         else:
             raise UsageError("no photo in the training folder could be decoded")
         w, h = im.size
@@ -226,21 +226,21 @@ def make_loader(dataset, start_step, steps, batch_size, workers, pin_memory, ran
 
 
 def decoded_photos(config: TrainConfig, files: List[Path], workers: int,
-                    notes: Optional[Callable[[str], None]]) -> PhotoCrops:
+                    on_note: Optional[Callable[[str], None]]) -> PhotoCrops:
     """The training crops, every photo decoded once up front: a folder of undecodable files is
     one line, not a traceback from a DataLoader worker; the ones that fail are noted once each."""
     from cvtools.errors import safe_path
 
     dataset = PhotoCrops(files, config.image_size, config.seed, config.crop_scale,
-                         cache_bytes=(2 << 30) // max(1, workers), notes=notes)
+                         cache_bytes=(2 << 30) // max(1, workers), on_note=on_note)
     dataset.preload(budget=2 << 30, threads=max(1, min(8, workers)))
     if len(dataset.failures) == len(files):
         first = dataset.failures[0][1]
         raise UsageError(f"{safe_path(config.photos)}: none of its {len(files)} photos can be decoded "
                          f"(first: {first})")
-    if notes is not None:
+    if on_note is not None:
         for _, exc in dataset.failures:
-            notes(f"skipping {exc}")
+            on_note(f"skipping {exc}")
     return dataset
 
 

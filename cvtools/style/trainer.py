@@ -40,16 +40,16 @@ def autocast_dtype(precision: str, cuda: bool) -> Optional[torch.dtype]:
 class Trainer:
     """Owns the network, optimizer, loss and step counter of one training run."""
 
-    def __init__(self, config: TrainConfig, resume=None, notes: Optional[Callable[[str], None]] = None):
+    def __init__(self, config: TrainConfig, resume=None, on_note: Optional[Callable[[str], None]] = None):
         """``resume``: a checkpoint (a path, or what :func:`load_checkpoint` returned) whose
         network, optimizer and step to continue from; ``config`` is used as given (its width and
         residual blocks must be the checkpoint's). :func:`train_style` is what compares a
-        resumed run's settings with the checkpoint's. ``notes``: called with one-line messages
+        resumed run's settings with the checkpoint's. ``on_note``: called with one-line messages
         for the user (a failed compilation, a small batch per GPU); None: silent."""
         from cvtools import distributed
         from cvtools.backbones import resolve_device
 
-        self.notes = notes
+        self.on_note = on_note
         self.history: List[Dict[str, float]] = []
         self.step_count = 0
         self.elapsed = 0.0
@@ -87,8 +87,8 @@ class Trainer:
         self.last_good_step: Optional[int] = self.step_count if checkpoint is not None else None
 
     def _note(self, message: str) -> None:
-        if self.notes is not None:
-            self.notes(message)
+        if self.on_note is not None:
+            self.on_note(message)
 
     def _build_network(self) -> None:
         """The style network (seeded: the same run starts from the same weights), its Adam and

@@ -575,7 +575,7 @@ class VideoWriter:
 
     def __init__(self, path, width: int, height: int, fps: Fraction, fmt: str = "mp4",
                  audio: Optional[AudioSource] = None, crf: Optional[int] = None, preset: Optional[str] = None,
-                 comment: Optional[str] = None, threads: int = 0, notify: Optional[Callable[[str], None]] = None):
+                 comment: Optional[str] = None, threads: int = 0, on_note: Optional[Callable[[str], None]] = None):
         av = av_module()
         if width % 2 or height % 2:
             raise ValueError(f"frames must have even sides for yuv420p, not {width}x{height}")
@@ -583,7 +583,7 @@ class VideoWriter:
         self.width, self.height = int(width), int(height)
         self.fmt = fmt
         self.fps = Fraction(fps).limit_denominator(1001) if not isinstance(fps, Fraction) else fps
-        self.notify = notify or (lambda msg: None)
+        self.on_note = on_note or (lambda msg: None)
         options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
         self.container = av.open(self.path, "w", format=fmt, options=options)
         try:
@@ -744,7 +744,7 @@ class VideoWriter:
         left = sorted({name for t, name in zip(tracks, names) if t not in kept})
         if left:
             where = {"mp4": "mp4", "mov": "mov", "webm": "webm", "matroska": "mkv"}.get(self.fmt, self.fmt)
-            self.notify(f"{source.path.name}: subtitles ({', '.join(left)}) not copied: {where} cannot hold "
+            self.on_note(f"{source.path.name}: subtitles ({', '.join(left)}) not copied: {where} cannot hold "
                         "them as they are; -o NAME.mkv keeps them")
         if not kept:
             src.close()
@@ -753,7 +753,7 @@ class VideoWriter:
             out = {t.index: self.container.add_stream_from_template(t) for t in kept}
         except Exception as exc:  # a codec the muxer refuses after all: keep the video
             src.close()
-            self.notify(f"{source.path.name}: subtitles not copied ({_reason(exc)})")
+            self.on_note(f"{source.path.name}: subtitles not copied ({_reason(exc)})")
             return
         origin = _origin(src, kept[0])
         if source.start > 0:
@@ -798,7 +798,7 @@ class VideoWriter:
                 self.container.mux(pending)
             except Exception as exc:  # a cue the muxer refuses (a damaged track): keep the video
                 sub["done"] = True
-                self.notify(f"{sub['source'].path.name}: subtitles stopped at {pt:.1f} s ({_reason(exc)})")
+                self.on_note(f"{sub['source'].path.name}: subtitles stopped at {pt:.1f} s ({_reason(exc)})")
                 pending = None
                 break
             pending = None
@@ -915,12 +915,12 @@ class AnimationWriter:
 
 
 def open_writer(path, tmp, width: int, height: int, fps, audio: Optional[AudioSource] = None,
-                comment: Optional[str] = None, notify=None, expected_frames: Optional[int] = None, **options):
+                comment: Optional[str] = None, on_note=None, expected_frames: Optional[int] = None, **options):
     """A writer for the container named by ``path``'s extension (``tmp``: where the bytes go)."""
     ext = Path(path).suffix.lower()
     if ext in WRITABLE_VIDEO:
         return VideoWriter(tmp, width, height, fps, fmt=WRITABLE_VIDEO[ext], audio=audio, comment=comment,
-                           notify=notify, **options)
+                           on_note=on_note, **options)
     if ext in ANIMATION_EXTENSIONS:
         fmt = "GIF" if ext == ".gif" else "WEBP"
         extra = {}
@@ -965,7 +965,7 @@ def _as_uint8(frame):
 
 def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, Tuple]] = None,
                 crf: Optional[int] = None, preset: Optional[str] = None, overwrite: Optional[bool] = True,
-                comment: Optional[str] = None, notify: Optional[Callable[[str], None]] = None) -> Path:
+                comment: Optional[str] = None, on_note: Optional[Callable[[str], None]] = None) -> Path:
     """Write ``frames`` (H×W×3 uint8 arrays or 3×H×W float tensors in [0, 1]; all one size) to
     ``path`` atomically; the container follows the extension (.mp4/.mov/.mkv: H.264, .webm: VP9,
     .gif/.webp: animated through Pillow). ``audio_from``: a video path, or (path, start, duration),
@@ -990,8 +990,8 @@ def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, 
                     h, w = rgb.shape[:2]
                     video = path.suffix.lower() in WRITABLE_VIDEO
                     ew, eh = (w - w % 2, h - h % 2) if video else (w, h)
-                    if (ew, eh) != (w, h) and notify:
-                        notify(f"{w}x{h} has an odd side; cropped 1 px to {ew}x{eh} for yuv420p")
+                    if (ew, eh) != (w, h) and on_note:
+                        on_note(f"{w}x{h} has an odd side; cropped 1 px to {ew}x{eh} for yuv420p")
                     writer = open_writer(path, tmp, ew, eh, Fraction(fps).limit_denominator(1001), audio=audio,
                                          comment=comment, **({} if not video else {"crf": crf, "preset": preset}))
                 if rgb.shape[0] != writer.height or rgb.shape[1] != writer.width:

@@ -43,7 +43,7 @@ class _NoProgress:
 class VideoJob:
     """Naming and running one video of a batch: ``target(path)`` claims its output (main thread,
     input order), ``run(path, target)`` makes it and returns the note. ``make(path, target, info,
-    progress, notify, outputs) -> VideoResult`` is the command's own part (stylize_video, dream_video);
+    progress, on_note, outputs) -> VideoResult`` is the command's own part (stylize_video, dream_video);
     ``outputs``: the run's :class:`~cvtools.io.naming.Outputs` (naming, marker, overwrite decision)."""
 
     def __init__(self, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None,
@@ -182,7 +182,7 @@ def with_videos(work, make, suffix, output=None, overwrite=False, many=False, in
                 max_pixels=-1, progress_for=None):
     """``work`` (a command's per-photo :class:`cvtools.batch.Work`: staged, batched or per file; a
     plain function is per file) extended to videos, the same kind of work: each video input is
-    made by ``make(path, target, info, progress, notify, outputs) -> VideoResult`` into an output
+    made by ``make(path, target, info, progress, on_note, outputs) -> VideoResult`` into an output
     named by the image policy (``NAME_SUFFIX.mp4``; .mov/.mkv keep their container)."""
     from cvtools.batch import BatchedWork, PerFileWork, StagedWork, as_work
 
@@ -211,7 +211,7 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
     """``make`` for ``cvtools stylize``: stylize_video with the command's options (``tune``: as
     stylize_video's; None decides by the clip's length)."""
 
-    def make(path, target, info, progress, notify, outputs=None):
+    def make(path, target, info, progress, on_note, outputs=None):
         from cvtools.deferred import resolve
         from cvtools.video.process import stylize_video
 
@@ -224,7 +224,7 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
         return stylize_video(built, path, target, start=start or 0.0, duration=duration,
                              size=frame_size(info, size, enlarge),
                              strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,
-                             progress=progress, notify=notify, info=info, outputs=outputs, tune=tune)
+                             progress=progress, on_note=on_note, info=info, outputs=outputs, tune=tune)
 
     return make
 
@@ -233,13 +233,13 @@ def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=Non
     """``make`` for ``cvtools dream``: dream_video; ``stable`` (default on) starts each frame from the
     previous dream carried along the optical flow."""
 
-    def make(path, target, info, progress, notify, outputs=None):
+    def make(path, target, info, progress, on_note, outputs=None):
         from cvtools.deferred import resolve
         from cvtools.video.process import dream_video
 
         return dream_video(resolve(engine), path, target, start=start or 0.0, duration=duration,
                            size=frame_size(info, size, enlarge), seed=seed,
-                           warp=stable is not False, progress=progress, notify=notify, info=info,
+                           warp=stable is not False, progress=progress, on_note=on_note, info=info,
                            outputs=outputs)
 
     return make

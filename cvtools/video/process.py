@@ -19,7 +19,7 @@ the writer thread. Others (blend only) have ``.step(frame_in, output) -> output`
 result in the writer thread. ``dream_video`` starts each frame's dream from the previous dream warped by
 the optical flow of the input (DeepDreamVideo's method), so the creatures move with the scene.
 
-Library code: nothing is printed; ``progress(done, total)`` and ``notify(message)`` report.
+Library code: nothing is printed; ``progress(done, total)`` and ``on_note(message)`` report.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def marker_comment(dst, outputs=None) -> Optional[str]:
     return comment.decode("ascii", "replace") if comment else None
 
 
-def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, stable, progress, notify, info,
+def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, stable, progress, on_note, info,
                overwrite, encoder_options, planes=False, finished=False, outputs=None):
     """Shared pipeline: probe, decode (thread), compute (this thread), stabilize + encode (one
     writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``
@@ -146,15 +146,15 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
 
     src, dst = Path(src), Path(dst)
     check_output_format(dst)
-    notify = notify or (lambda msg: None)
+    on_note = on_note or (lambda msg: None)
     info = info or probe_video(src)
     video_out = dst.suffix.lower() not in (".gif", ".webp")
     (w, h), crop_note = output_size(info, size, even=video_out)
     if crop_note:
-        notify(f"{src.name}: {crop_note}")
+        on_note(f"{src.name}: {crop_note}")
     hdr = hdr_note(info)
     if hdr:
-        notify(f"{src.name}: {hdr}")
+        on_note(f"{src.name}: {hdr}")
     total = expected_frames(info, start, duration)
     clock = _Clock()
     done = 0
@@ -165,7 +165,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
 
     def write(tmp):
         nonlocal done
-        writer = open_writer(dst, tmp, w, h, info.fps, audio=audio, comment=comment, notify=notify,
+        writer = open_writer(dst, tmp, w, h, info.fps, audio=audio, comment=comment, on_note=on_note,
                              expected_frames=total, **(encoder_options if video_out else {}))
         frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info, planes=planes)
         put = writer.write_planes if planes else writer.write
@@ -435,7 +435,7 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
 def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[float] = None,
                   size: Optional[int] = None, strength: float = 1.0, preserve_color: bool = False, tile="auto",
                   stable=None, batch_size: Optional[int] = None, progress: Optional[Callable[[int, int], None]] = None,
-                  notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
+                  on_note: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
                   overwrite: Optional[bool] = None, crf: Optional[int] = None,
                   preset: Optional[str] = None, tune: Optional[bool] = None,
                   yuv: Optional[bool] = None, finish_on_device: Optional[bool] = None, outputs=None) -> VideoResult:
@@ -483,7 +483,7 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
         tune = (expected_frames(info, start, duration) or 0) >= TUNE_FRAMES
     with cudnn_benchmark(tune, getattr(stylizer, "device", None) or "cpu"):  # this run only
         return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
-                          stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
+                          stable=stable, progress=progress, on_note=on_note, info=info, overwrite=overwrite,
                           encoder_options={"crf": crf, "preset": preset}, planes=bool(yuv),
                           finished=finish_on_device, outputs=outputs)
 
@@ -554,7 +554,7 @@ def dream_frames_fn(engine, seed: int = 0, warp: bool = True, blend: Optional[fl
 def dream_video(engine, src, dst, *, start: float = 0.0, duration: Optional[float] = None,
                 size: Optional[int] = None, seed: int = 0, warp: bool = True, blend: Optional[float] = None,
                 stable=None, progress: Optional[Callable[[int, int], None]] = None, step_progress=None,
-                notify: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
+                on_note: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
                 overwrite: Optional[bool] = None, crf: Optional[int] = None,
                 preset: Optional[str] = None, outputs=None) -> VideoResult:
     """Dream every frame of ``src`` and write ``dst`` with the audio. ``warp`` (default): each frame
@@ -565,5 +565,5 @@ def dream_video(engine, src, dst, *, start: float = 0.0, duration: Optional[floa
     info = _probed(src, info, start, duration)
     compute = dream_frames_fn(engine, seed=seed, warp=warp, blend=blend, step_progress=step_progress)
     return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=1,
-                      stable=stable, progress=progress, notify=notify, info=info, overwrite=overwrite,
+                      stable=stable, progress=progress, on_note=on_note, info=info, overwrite=overwrite,
                       encoder_options={"crf": crf, "preset": preset}, outputs=outputs)
