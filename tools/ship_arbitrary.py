@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""Ship a training run's any-painting weights as the bundled network (issue 28).
+
+    python tools/ship_arbitrary.py RUN_DIR --note "what the run was" [--shared ../shared]
+
+RUN_DIR holds a run's ``arbitrary.safetensors`` and ``arbitrary.json`` (benchmarks/train_arbitrary.py).
+Copies the weights to cvtools/style/bundled/weights/, and writes cvtools/style/bundled/arbitrary.json:
+the run's record, its ``weights`` path made the package's, the shipped record before it appended
+to ``history`` (its measurements and SHA-256, without its own history and embeddings), and the
+six bundled paintings' embeddings re-encoded with the new weights (CPU, fp32, ``load_painting``
+of shared/styles: the files the bundled networks were trained on), so blends that name bundled
+styles need no painting files. Judge the weights first: tools/arbitrary_quality.py --weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+#: what the record keeps of each earlier run (as the entries already there)
+HISTORY_KEYS = ("steps", "sha256", "images_per_second", "evaluation", "date", "device")
+BUNDLED = ["composition_vii", "grande_jatte", "great_wave", "mona", "scream", "starry_night"]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run", help="a training run's output folder")
+    ap.add_argument("--note", required=True, help="one line for the history entry of the record it replaces")
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    args = ap.parse_args(argv)
+
+    import torch
+
+    from cvtools.io.decode import pil_to_tensor
+    from cvtools.style.arbitrary import BUNDLED_RECORD, ArbitraryStylizer, load_network
+    from cvtools.style.records import load_painting
+
+    run = Path(args.run)
+    record = json.loads((run / "arbitrary.json").read_text())
+    load_network(run / "arbitrary.safetensors", sha256=record["sha256"])  # the run's file is what it says
+    old = json.loads(BUNDLED_RECORD.read_text())
+    history = list(old.get("history", []))
+    history.append({"run": args.note, **{k: old.get(k) for k in HISTORY_KEYS}})
+    target = BUNDLED_RECORD.parent / "weights" / "arbitrary.safetensors"
+    shutil.copyfile(run / "arbitrary.safetensors", target)
+    record["weights"] = "weights/arbitrary.safetensors"
+    record["history"] = history
+    torch.set_grad_enabled(False)
+    stylizer = ArbitraryStylizer(weights=str(target), device="cpu")
+    styles = Path(args.shared) / "styles"
+    record["style_embeddings"] = {
+        name: [round(float(v), 6) for v in stylizer.encode(pil_to_tensor(load_painting(styles / f"{name}.jpg")))]
+        for name in BUNDLED}
+    record["style_embeddings_note"] = old.get("style_embeddings_note")
+    BUNDLED_RECORD.write_text(json.dumps(record, indent=1) + "\n")
+    print(f"shipped {run} ({record['sha256'][:12]}…) as {target}; {len(history)} earlier runs in its history")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
