@@ -184,3 +184,30 @@ def cudnn_benchmark(enabled: Optional[bool], device=None):
         yield
     finally:
         torch.backends.cudnn.benchmark = previous
+
+
+def autotuned(fn):
+    """``fn(backbone, ...)`` run whole under ``backbone.autotuning()`` (see
+    :meth:`cvtools.backbones.base.Backbone.autotuning`): forward and backward passes
+    of one call (an attribution batch, a feature visualization) autotuned when the network asks."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(backbone, *args, **kwargs):
+        with backbone.autotuning():
+            return fn(backbone, *args, **kwargs)
+
+    return run
+
+
+def autotuned_step(method):
+    """A method of an object holding a ``backbone`` (an engine's step: a dream, an attribution
+    batch, a training step) run whole under ``self.backbone.autotuning()``."""
+    import functools
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        with self.backbone.autotuning():
+            return method(self, *args, **kwargs)
+
+    return run

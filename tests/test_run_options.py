@@ -24,6 +24,87 @@ def test_cudnn_benchmark_is_set_for_the_block_and_put_back():
         assert torch.backends.cudnn.benchmark is before
 
 
+def test_a_tuned_network_autotunes_its_own_calls_only(monkeypatch):
+    """load_backbone(tune=True) leaves the process's cuDNN flag alone; the network asks for
+    autotuning around its own calls (forward, and the engines' whole steps), an untuned one
+    leaves the setting as it is."""
+    import contextlib
+
+    import torch
+
+    from cvtools import device
+    from cvtools.backbones import load_backbone
+    from cvtools.dream import DreamEngine, DreamSettings
+    from cvtools.visualize.explain import Explainer
+
+    asked = []
+
+    @contextlib.contextmanager
+    def recording(enabled, dev=None):
+        asked.append(enabled)
+        yield
+
+    monkeypatch.setattr(device, "cudnn_benchmark", recording)
+    before = torch.backends.cudnn.benchmark
+    tuned = load_backbone(device="cpu", tune=True)
+    assert tuned.tune and torch.backends.cudnn.benchmark is before and asked == []
+    x = torch.rand(1, 3, 40, 40)
+    tuned(x)
+    assert asked == [True]
+    load_backbone(device="cpu", weights="random")(x)
+    assert asked == [True, None]  # untuned: the setting stays as it is
+    asked.clear()
+    DreamEngine(tuned, DreamSettings(octaves=1, steps=1, tile=None))(x[0])
+    Explainer(tuned, ["gradcam"]).explain(x)
+    assert asked and set(asked) == {True}
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs CUDA")
+def test_a_tuned_network_sets_cudnn_autotuning_for_its_calls_and_puts_it_back(monkeypatch):
+    import torch
+
+    from cvtools.backbones import load_backbone
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    tuned = load_backbone(device="cuda", tune=True)
+    assert torch.backends.cudnn.benchmark is False  # loading it changes no other network's speed
+    during = []
+    tuned.model.register_forward_hook(lambda *args: during.append(torch.backends.cudnn.benchmark))
+    tuned(torch.rand(1, 3, 64, 64))
+    assert during == [True] and torch.backends.cudnn.benchmark is False
+
+
+def test_train_style_max_pixels_is_an_argument_of_every_decode(tmp_path, monkeypatch, run_cli):
+    """train-style's --max-pixels (else the user's CVTOOLS_MAX_PIXELS, read once) reaches the
+    painting, every photo and the preview as max_pixels=: nothing reads it from the environment
+    on the way (the DataLoader's photos included)."""
+    import cvtools.io.decode as decode
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(2):
+        Image.new("RGB", (48, 40), (40 * i, 120, 200)).save(photos / f"p{i}.png")
+    seen = []
+    real = decode.load_image
+
+    def spy(path, max_pixels=-1):
+        seen.append(max_pixels)
+        return real(path, max_pixels=max_pixels)
+
+    monkeypatch.setattr(decode, "load_image", spy)
+    monkeypatch.setenv("CVTOOLS_MAX_PIXELS", "7000")
+    args = ["train-style", str(photos / "p0.png"), "--photos", str(photos), "-o", str(tmp_path / "out"), "--steps", "1",
+            "--batch-size", "1", "--image-size", "32", "--style-size", "32", "--width", "0.25", "--workers", "0",
+            "--device", "cpu", "--preview-every", "1", "-q"]
+    r = run_cli(*args)
+    assert r.exit_code == 0, r.stderr
+    assert len(seen) >= 4 and set(seen) == {7000}  # the painting, two photos, the preview
+    seen.clear()
+    r = run_cli(*args, "--max-pixels", "0", "--overwrite")
+    assert r.exit_code == 0, r.stderr
+    assert len(seen) >= 4 and set(seen) == {None} and os.environ["CVTOOLS_MAX_PIXELS"] == "7000"
+
+
 def test_max_pixels_is_an_argument_of_every_decode(tmp_path, monkeypatch, run_cli):
     """--max-pixels reaches load_image as max_pixels=, and without the option the user's
     CVTOOLS_MAX_PIXELS is read once by the command line; the environment is never written."""

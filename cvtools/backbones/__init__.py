@@ -60,7 +60,9 @@ def load_backbone(
     tune: on CUDA, let cuDNN autotune every convolution and run the depthwise ones too, for the
         fastest steady state at a cost per new input shape (measured on an H100, 1080p dream:
         first call 2.2 s untuned, 14-60 s tuned; then 187 vs 128 ms per dream). Worth it for
-        long runs at one size (animations, big folders of same-size frames). None: off.
+        long runs at one size (animations, big folders of same-size frames). None: off. The
+        autotuning is set around this network's own calls (:meth:`Backbone.autotuning`) and put
+        back after them: loading a tuned network changes no other network's speed.
     """
     import torch
 
@@ -86,7 +88,7 @@ def load_backbone(
         name=name, model=model, preprocessing=replace(spec.preprocessing), layer_paths=dict(spec.layers),
         defaults=spec.defaults, categories=imagenet_categories(), device=dev, dtype=dtype,
         channels_last=channels_last, fused=fused, weights_desc=desc, min_size=spec.min_size, compiled=compiled,
-        fast_path=fast_path,
+        fast_path=fast_path, tune=bool(tune),
     )
 
 
@@ -148,11 +150,8 @@ def place_model(model, dev, dtype, channels_last: Optional[bool], tune: Optional
         # cuDNN's, compiled at run time per shape (depthwise.py), and 1x1 convolutions as cuBLAS
         # matrix products, which need no per-shape plan (pointwise.py; H100, 1080p dream: a new
         # size 0.92 s against 1.33 s with them on cuDNN, the same 126 ms steady).
-        if tune:
-            # Process-wide, so only when asked: an untuned load no longer switches off the
-            # autotuning another network asked for. (Set per call with device.cudnn_benchmark
-            # once Backbone carries its tune; the Stylizer and video runs do so already.)
-            torch.backends.cudnn.benchmark = True
+        # cuDNN autotuning itself (a process-wide flag) is not set here: the Backbone carries
+        # ``tune`` and sets it around its own calls (Backbone.autotuning), putting it back after.
         route_depthwise(model, "cudnn" if tune else DEPTHWISE_BACKEND)
         route_pointwise(model, "cudnn" if tune else POINTWISE_BACKEND)
     if compile:

@@ -47,6 +47,7 @@ class Backbone:
     fast_path: str = ""  # what loading did for speed ("BatchNorm folded into 20 convolutions", ...)
     multi_label: bool = False  # independent sigmoid outputs (multi-label), not one softmax over classes
     layers_note: str = ""  # why a network has no tappable layers (a TorchScript file), for the error
+    tune: bool = False  # cuDNN autotuning for this network's calls (autotuning()), as loaded
     _layers: Optional[List[LayerInfo]] = field(default=None, repr=False)
     _norm_cache: Dict = field(default_factory=dict, repr=False)
 
@@ -72,10 +73,20 @@ class Backbone:
         return x
 
     # ------------------------------------------------------------------ forward
+    def autotuning(self):
+        """A context manager: cuDNN autotuning for the calls inside it when this network was
+        loaded with ``tune`` (on CUDA), the process's setting put back after it; otherwise the
+        setting is left as it is. The forward calls below use it; an engine wraps each whole
+        step in it (the flag is read when kernels are chosen, backward passes included)."""
+        from cvtools.device import cudnn_benchmark
+
+        return cudnn_benchmark(True if self.tune else None, self.device)
+
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (float32) for [0, 1] RGB images."""
         fn = self.compiled if self.compiled is not None else self.model
-        return fn(self.prepare(x)).float()
+        with self.autotuning():
+            return fn(self.prepare(x)).float()
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities of N×K logits: a softmax over the classes, or for a multi-label
@@ -151,7 +162,7 @@ class Backbone:
         ``"logits"`` (float32) and the pass runs to the end. Gradients flow when enabled.
         """
         inp = x if prepared else self.prepare(x)
-        with self.tap(layers, stop_early=not logits) as store:
+        with self.tap(layers, stop_early=not logits) as store, self.autotuning():
             try:
                 out = self.model(inp)
             except _StopForward:
@@ -193,3 +204,4 @@ def eval_crop(image, pre: Preprocessing):
     left, top = (nw - pre.crop_size) // 2, (nh - pre.crop_size) // 2
     image = image.crop((left, top, left + pre.crop_size, top + pre.crop_size))
     return pil_to_tensor(image)
+

@@ -156,6 +156,7 @@ def load_user_model(
         defaults=probe.defaults, categories=categories, device=dev, dtype=dtype, channels_last=channels_last,
         fused=fused, weights_desc=loaded.description, min_size=min(loaded.min_size, size[0]), compiled=compiled,
         layer_views=dict(probe.views), fast_path=fast_path, layers_note=probe.note, multi_label=bool(multi_label),
+        tune=bool(tune),
     )
     bb._layers = list(probe.layers)
     return bb

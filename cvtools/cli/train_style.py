@@ -2,7 +2,7 @@
 
 import click
 
-from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
+from cvtools.cli.common import BACKBONE_HELP, echo_err, max_pixels_option, quiet_option
 
 
 @click.command("train-style")
@@ -63,12 +63,13 @@ from cvtools.cli.common import BACKBONE_HELP, echo_err, quiet_option
 @click.option("--title", default="", help="Painting title, for the style record.")
 @click.option("--artist", default="", help="Painter, for the style record.")
 @click.option("--year", default="", help="Year of the painting, for the style record.")
+@max_pixels_option
 @quiet_option
 @click.pass_context
 def train_style(ctx, style_image, photos, name, output, overwrite, backbone, backbone_weights, steps, batch_size,
                 image_size, style_size, content_weight, style_weight, tv_weight, temporal_weight, style_layers, layer_weights,
                 content_layer, lr, width, seed, checkpoint_every, resume, resume_new, preview, preview_every, workers,
-                device, precision, compile_, gpus, title, artist, year, quiet):
+                device, precision, compile_, gpus, title, artist, year, max_pixels, quiet):
     """Train a fast style network: one painting, a folder of photos.
 
     Writes NAME.safetensors (the network, fp16) and NAME.json (the style record) into -o; use
@@ -130,7 +131,7 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
     bar = None if quiet else TrainBar(config)
     try:
         result = run(config, resume=checkpoint, overwrite=overwrite, new_settings=bool(resume_new),
-                     settings_given=given, progress=bar, on_note=note_printer())
+                     settings_given=given, progress=bar, on_note=note_printer(), max_pixels=max_pixels)
     except TrainingStopped as exc:
         from cvtools.cli.errors import cli_message
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Callable, List, Optional, Sequence, Tuple, Union
 
+from cvtools.device import autotuned_step
 from cvtools.dream.graphs import CapturedOctave, GraphCache, graphs_supported
 from cvtools.dream.jitter import draw_shifts, roll2d, roll_indices
 from cvtools.dream.objective import DreamObjective, resolve_layer_targets
@@ -296,6 +297,7 @@ class DreamEngine:
                     progress.n = counted
 
     # ------------------------------------------------------------------ public
+    @autotuned_step
     def __call__(self, image, seed: int = 0, progress=None):
         """Dream ``image`` ([0, 1] RGB, 3×H×W or 1×3×H×W, any device); same shape and device back.
 

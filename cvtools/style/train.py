@@ -46,7 +46,7 @@ __all__ = ["TrainConfig", "TrainResult", "TrainingStopped", "Progress", "train_s
 
 def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_settings: bool = False,
                 settings_given: Optional[set] = None, progress: Optional[Progress] = None,
-                on_note: Optional[Callable[[str], None]] = None) -> TrainResult:
+                on_note: Optional[Callable[[str], None]] = None, max_pixels: Optional[int] = -1) -> TrainResult:
     """Train (or resume) a style and write NAME.safetensors + NAME.json into ``config.output``.
 
     Files of an earlier run there (NAME.json, .safetensors, .ckpt) are never replaced unless
@@ -61,7 +61,8 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     called with the starting step, then after every step; ``losses`` is None except at log
     steps, where it holds the averaged loss parts (style, content, tv, total) and the
     images_per_second so far. ``on_note``: one-line messages for the user (photos skipped,
-    fallbacks).
+    fallbacks). ``max_pixels``: the decode limit of the painting and every photo (as
+    :func:`~cvtools.io.decode.load_image`'s: -1 is ``CVTOOLS_MAX_PIXELS`` or 100 MP, None none).
 
     Raises TrainingStopped (with the checkpoint path) when interrupted or when the loss
     diverges; the last good checkpoint is kept either way.
@@ -87,11 +88,11 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     if not distributed.info().is_main:
         progress = on_note = None  # every process would say the same
     workers = default_workers() if c.workers is None else c.workers
-    dataset = decoded_photos(c, files, workers, on_note)
+    dataset = decoded_photos(c, files, workers, on_note, max_pixels)
     preview = preview_image(c, files, dataset) if preview_every else None
     _make_folder(out_dir)
 
-    trainer = Trainer(c, checkpoint, on_note=on_note)
+    trainer = Trainer(c, checkpoint, on_note=on_note, max_pixels=max_pixels)
     trainer.identity = identity
     trainer.changes += changes
     loader = make_loader(dataset, start, c.steps, c.batch_size, workers, trainer.device.type == "cuda",

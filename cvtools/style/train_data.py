@@ -80,11 +80,13 @@ class PhotoCrops(torch.utils.data.Dataset):
     Crop, scale and flip come from a generator seeded by (seed, k). Decoded photos are cached per
     worker up to ``cache_bytes`` (small datasets decode once). Undecodable files are skipped
     deterministically (the next photo in the epoch's order is used) and reported once, to
-    ``on_note`` (None: not reported).
+    ``on_note`` (None: not reported). ``max_pixels``: the decode limit (as
+    :func:`~cvtools.io.decode.load_image`'s), an argument in every worker, never read there from
+    the environment.
     """
 
     def __init__(self, files: List[Path], size: int, seed: int, scale=(0.3, 1.0), cache_bytes: int = 1 << 30,
-                 on_note: Optional[Callable[[str], None]] = None):
+                 on_note: Optional[Callable[[str], None]] = None, max_pixels: Optional[int] = -1):
         self.files = list(files)
         self.size = int(size)
         self.seed = int(seed)
@@ -97,6 +99,7 @@ class PhotoCrops(torch.utils.data.Dataset):
         #: (index, ImageError) of the photos :meth:`preload` could not decode
         self.failures: List = []
         self.on_note = on_note
+        self.max_pixels = max_pixels
 
     def __getstate__(self):
         # DataLoader workers started by spawn (macOS, Windows) get a pickled copy: a callback
@@ -112,7 +115,7 @@ class PhotoCrops(torch.utils.data.Dataset):
         """Photo ``i`` as RGB, at most 2× the crop size on its short side (larger never shows)."""
         from cvtools.io.decode import load_image
 
-        im = load_image(self.files[i]).rgb
+        im = load_image(self.files[i], max_pixels=self.max_pixels).rgb
         short = min(im.size)
         limit = 2 * self.size
         if short > limit:
@@ -226,13 +229,13 @@ def make_loader(dataset, start_step, steps, batch_size, workers, pin_memory, ran
 
 
 def decoded_photos(config: TrainConfig, files: List[Path], workers: int,
-                    on_note: Optional[Callable[[str], None]]) -> PhotoCrops:
+                   on_note: Optional[Callable[[str], None]], max_pixels: Optional[int] = -1) -> PhotoCrops:
     """The training crops, every photo decoded once up front: a folder of undecodable files is
     one line, not a traceback from a DataLoader worker; the ones that fail are noted once each."""
     from cvtools.errors import safe_path
 
     dataset = PhotoCrops(files, config.image_size, config.seed, config.crop_scale,
-                         cache_bytes=(2 << 30) // max(1, workers), on_note=on_note)
+                         cache_bytes=(2 << 30) // max(1, workers), on_note=on_note, max_pixels=max_pixels)
     dataset.preload(budget=2 << 30, threads=max(1, min(8, workers)))
     if len(dataset.failures) == len(files):
         first = dataset.failures[0][1]
@@ -251,8 +254,8 @@ def preview_image(config: TrainConfig, files: List[Path], dataset: PhotoCrops) -
     from cvtools.style.stylize import resize_long_side
 
     if config.preview:
-        rgb = load_image(config.preview).rgb
+        rgb = load_image(config.preview, max_pixels=dataset.max_pixels).rgb
     else:
         good = min(i for i in range(len(files)) if i not in dataset._bad)
-        rgb = load_image(files[good]).rgb
+        rgb = load_image(files[good], max_pixels=dataset.max_pixels).rgb
     return pil_to_tensor(resize_long_side(rgb, 512))

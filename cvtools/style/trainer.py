@@ -11,6 +11,7 @@ from typing import Callable, Dict, List, Optional
 
 import torch
 
+from cvtools.device import autotuned_step
 from cvtools.errors import UsageError, first_line
 from cvtools.style.train_checkpoint import CHECKPOINT_FORMAT, atomic_torch_save, content_digest, load_checkpoint
 from cvtools.style.train_config import AUTO_COMPILE_STEPS, TrainConfig, check_config, default_name
@@ -40,16 +41,19 @@ def autocast_dtype(precision: str, cuda: bool) -> Optional[torch.dtype]:
 class Trainer:
     """Owns the network, optimizer, loss and step counter of one training run."""
 
-    def __init__(self, config: TrainConfig, resume=None, on_note: Optional[Callable[[str], None]] = None):
+    def __init__(self, config: TrainConfig, resume=None, on_note: Optional[Callable[[str], None]] = None,
+                 max_pixels: Optional[int] = -1):
         """``resume``: a checkpoint (a path, or what :func:`load_checkpoint` returned) whose
         network, optimizer and step to continue from; ``config`` is used as given (its width and
         residual blocks must be the checkpoint's). :func:`train_style` is what compares a
         resumed run's settings with the checkpoint's. ``on_note``: called with one-line messages
-        for the user (a failed compilation, a small batch per GPU); None: silent."""
+        for the user (a failed compilation, a small batch per GPU); None: silent. ``max_pixels``:
+        the painting's decode limit (as :func:`~cvtools.io.decode.load_image`'s)."""
         from cvtools import distributed
         from cvtools.backbones import resolve_device
 
         self.on_note = on_note
+        self.max_pixels = max_pixels
         self.history: List[Dict[str, float]] = []
         self.step_count = 0
         self.elapsed = 0.0
@@ -128,7 +132,7 @@ class Trainer:
             c.objective = check_objective(c.objective) or None
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        painting = load_image(c.style_image).rgb
+        painting = load_image(c.style_image, max_pixels=self.max_pixels).rgb
         self.style_pixels = resize_long_side(painting, c.style_size).size
         self.loss_fn = build_perceptual_loss(self.backbone, painting, c.style_size, layers, content,
                                              LossWeights(c.content_weight, c.style_weight, c.tv_weight, layer_w),
@@ -170,6 +174,7 @@ class Trainer:
         self.changes = list(checkpoint.get("changes", []))
 
     # ------------------------------------------------------------------ one step
+    @autotuned_step
     def step(self, batch_uint8: torch.Tensor):
         """One optimisation step on a uint8 batch; returns the (detached, on-device) loss parts."""
         c = self.config

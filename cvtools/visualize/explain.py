@@ -22,6 +22,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 from PIL import Image
 
+from cvtools.device import autotuned_step
 from cvtools.errors import UsageError
 from cvtools.visualize.attribution import Attribution, percentile_normalize, signed_to_rgb
 from cvtools.visualize.methods import make_methods
@@ -132,6 +133,7 @@ class Explainer:
         self.options = dict(options, layer=layer)  # what a method needs to be rebuilt (sanity check)
         self.methods: List[Attribution] = make_methods(methods, backbone, layer=layer, **options)
 
+    @autotuned_step
     def explain(self, x: torch.Tensor, answer_from: Optional[torch.Tensor] = None,
                 targets: Optional[torch.Tensor] = None) -> List[Explanation]:
         """Each image's class (its top class, or the target) and the methods' maps for it.
@@ -163,6 +165,7 @@ class Explainer:
         return results
 
 
+    @autotuned_step
     def run(self, x: torch.Tensor, metrics: bool = False, sanity: bool = False,
             answer_from: Optional[torch.Tensor] = None) -> List[ExplainReport]:
         """:meth:`explain`, plus on request the trust checks, one report per image.

@@ -27,6 +27,8 @@ from typing import Dict, List, Optional, Sequence
 
 import torch
 
+from cvtools.device import autotuned
+
 #: Column -> (heading, which way is better).
 COLUMNS = {
     "deletion": ("deletion AUC", "lower"),
@@ -126,6 +128,7 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
+@autotuned
 def score_batch(backbone, methods: Sequence[str], x: torch.Tensor, names: Sequence[str], target=None,
                 layer: Optional[str] = None, sanity: bool = True, road: bool = True, seed: int = 0,
                 batch_size: int = 32, curve_steps: int = 32, **options) -> List[ImageScores]:

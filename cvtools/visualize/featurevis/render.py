@@ -8,6 +8,7 @@ from typing import Callable, List, Optional, Sequence
 
 import torch
 
+from cvtools.device import autotuned
 from cvtools.visualize.featurevis.objectives import Objective
 from cvtools.visualize.featurevis.param import ImageParam
 from cvtools.visualize.featurevis.transforms import class_transforms, standard_transforms
@@ -32,6 +33,7 @@ def evaluate(backbone, objective: Objective, images: torch.Tensor) -> torch.Tens
         return objective(activations_for(backbone, objective, images.to(backbone.device))).float().cpu()
 
 
+@autotuned
 def render(backbone, objective: Objective, batch: int = 1, size: int = 128, steps: int = 128, lr: float = 0.03,
            param: Optional[ImageParam] = None, transforms: Optional[Callable] = "standard", seed: int = 0,
            progress: Optional[Callable[[int], None]] = None) -> Visualization:
