@@ -15,6 +15,7 @@ from cvtools.style.losses import (
     check_objective,
     gram_distances,
     gram_matrix,
+    lattice_energy,
     skin_mask,
     stats_distances,
     style_target,
@@ -107,6 +108,29 @@ def test_masked_tone_term_weighs_skin_blocks_more():
     assert torch.allclose(face / sky_only, torch.tensor(5.0), rtol=1e-4)
     with pytest.raises(ValueError, match="tone_mask"):
         check_objective({"tone_mask": "faces"})
+
+
+def test_lattice_energy_sees_a_grid_locked_pattern_not_strokes():
+    photo = smooth_image(7)
+    assert float(lattice_energy(photo, photo)) == 0.0
+    yy, xx = torch.meshgrid(torch.arange(64), torch.arange(64), indexing="ij")
+    checker = (((yy + xx) % 2) * 2 - 1).float() * 0.02  # a 2-px checkerboard: period 2 divides 4
+    dots = ((yy % 4 == 0) & (xx % 4 == 0)).float() * 0.1  # a 4-px dot lattice
+    for pattern in (checker, dots):
+        out = photo + pattern
+        # the photo is smooth (little power at these bins), so the share is the pattern's power
+        # over the output's: Parseval, computed in pixel space, independent of the FFT in the loss
+        share = float(lattice_energy(out, photo))
+        luma = lambda t: 0.299 * t[:, 0] + 0.587 * t[:, 1] + 0.114 * t[:, 2]  # noqa: E731
+        centred = lambda t: t - t.mean()  # noqa: E731
+        pattern_power = float(centred(luma(out) - luma(photo)).pow(2).sum())
+        expected = pattern_power / float(centred(luma(out)).pow(2).sum())
+        assert share == pytest.approx(expected, rel=0.1) and share > 0.01
+    # random strokes (white noise) spread their power: 15 of 4,095 bins, ~0.4 %
+    noise = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0)) * 0.05
+    assert float(lattice_energy(photo + noise, photo)) < 0.02
+    with pytest.raises(ValueError, match="lattice_weight"):
+        check_objective({"lattice_weight": -1})
 
 
 def test_old_api_and_new_parts(lite0):

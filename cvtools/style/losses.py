@@ -26,6 +26,8 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
   photo, see :func:`skin_mask`): a face keeps its lightness against its surroundings while skies
   and backgrounds keep the painting's light (a global tone term buys subject lightness with style
   distance: mona's subject −0.16 → −0.10 cost +30 %, QUALITY.md "Styles on people: the retrain").
+- ``lattice_weight``: the output's power at the frequencies of the network's 4-px grid beyond the
+  photo's (:func:`lattice_energy`): the fine cross-hatch or dot lattice in flat areas at 2×.
 - ``extra_backbones``: Gram terms through further networks (EfficientNet-Lite1/2), averaged with
   the main one, so that no single network's blind spots decide the texture.
 - ``style_scales``: targets from the painting at several sizes (multi-scale texture).
@@ -107,6 +109,28 @@ def tone_distance(images: torch.Tensor, photos: torch.Tensor, scale: int = 8, ma
     return (d * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
 
 
+#: the style networks' grid: two stride-2 stages down and two ×2 upsampling stages up, so an
+#: artefact locked to the grid repeats every 4 (or 2) output pixels
+LATTICE_PERIOD = 4
+
+
+def lattice_energy(images: torch.Tensor, photos: torch.Tensor, period: int = LATTICE_PERIOD) -> torch.Tensor:
+    """Per image: the luminance power at the frequencies of a ``period``-pixel lattice (multiples
+    of 1/period cycles per pixel in each axis, the zero frequency excepted) beyond the photo's
+    own power there, over the output's total power (zero frequency excepted). A pattern locked to
+    the network's grid (mona's 2-px checkerboard, starry_night's 4-px dots: the issue's cross-hatch
+    in flat skies at 2×) is exactly periodic, so all its power falls in these 15 bins; strokes
+    spread theirs over the spectrum. Crops whose sides are not multiples of ``period`` are cut."""
+    h, w = (images.shape[-2] // period) * period, (images.shape[-1] // period) * period
+    a = luminance(images[..., :h, :w].float())[:, 0]
+    b = luminance(photos[..., :h, :w].float())[:, 0]
+    pa = torch.fft.fft2(a - a.mean(dim=(1, 2), keepdim=True)).abs().pow(2)
+    pb = torch.fft.fft2(b - b.mean(dim=(1, 2), keepdim=True)).abs().pow(2)
+    grid = pa[:, ::h // period, ::w // period], pb[:, ::h // period, ::w // period]  # period × period bins
+    excess = (grid[0] - grid[1]).clamp_min(0).sum(dim=(1, 2))  # the zero bin is 0 in both (means removed)
+    return excess / pa.sum(dim=(1, 2)).clamp_min(1e-12)
+
+
 @dataclass
 class LossWeights:
     content: float = 1.0
@@ -121,6 +145,8 @@ class LossWeights:
     tone_scale: int = 8
     #: None (every block alike) or "skin" (see :func:`tone_distance`)
     tone_mask: Optional[str] = None
+    #: power at the network grid's lattice frequencies, beyond the photo's (0: off)
+    lattice: float = 0.0
 
 
 @dataclass
@@ -260,6 +286,10 @@ class PerceptualLoss:
         if stats is not None:
             total = total + w.style * w.stats * stats
             parts["stats"] = stats.detach()
+        if w.lattice:
+            lattice = lattice_energy(stylized, photos).mean()
+            total = total + w.lattice * lattice
+            parts["lattice"] = lattice.detach()
         if w.tone:
             tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask).mean()
             total = total + w.tone * tone
@@ -268,8 +298,8 @@ class PerceptualLoss:
 
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
-OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "extra_backbones",
-                  "style_scales"}
+OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight",
+                  "extra_backbones", "style_scales"}
 
 
 def check_objective(objective: Optional[dict]) -> dict:
@@ -280,7 +310,7 @@ def check_objective(objective: Optional[dict]) -> dict:
         raise ValueError(f"unknown objective option(s): {', '.join(sorted(unknown))}")
     if o.get("transform", "gram") not in ("gram", "swag"):
         raise ValueError(f"objective transform must be gram or swag, not {o['transform']!r}")
-    for k in ("stats_weight", "tone_weight"):
+    for k in ("stats_weight", "tone_weight", "lattice_weight"):
         if float(o.get(k, 0.0)) < 0:
             raise ValueError(f"objective {k} must be ≥ 0")
     if o.get("tone_mask") not in (None, "skin"):
@@ -311,6 +341,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone = float(o.get("tone_weight", weights.tone))
     weights.tone_scale = int(o.get("tone_scale", weights.tone_scale))
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
+    weights.lattice = float(o.get("lattice_weight", weights.lattice))
     scales = [float(s) for s in o.get("style_scales", [1.0])]
     images = [pil_to_tensor(resize_long_side(style_image, max(32, round(style_size * s)))) for s in scales]
 
