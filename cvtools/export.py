@@ -880,14 +880,35 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
         require_onnxruntime()
     images = _images(check_images) if check else []
     stylizer = arb.ArbitraryStylizer(weights, device="cpu", sha256=sha256)  # SHA-256 and shapes checked
-    net, config = stylizer.net, stylizer.config
+    config = stylizer.config
     weights_sha = sha256_file(weights)
     started = time.perf_counter()
     say = on_note or _quiet
+    common = _arbitrary_metadata(weights, weights_sha, config, encoder_path, transformer_path)
+    batch = torch.export.Dim("batch", min=1)
+    pair = _ArbitraryExport(stylizer, images, common, batch, opset, overwrite, check, say)
+    enc_report = pair.encoder(encoder_path)
+    try:
+        tr_report = pair.transformer(transformer_path)
+    except BaseException:
+        try:
+            encoder_path.unlink()  # never half a pair
+        except OSError:
+            pass
+        raise
+    enc_report.seconds = tr_report.seconds = time.perf_counter() - started
+    return [enc_report, tr_report]
+
+
+def _arbitrary_metadata(weights, weights_sha, config, encoder_path, transformer_path) -> dict:
+    """What both any-painting graphs record: the weights, the architecture, the bundled styles'
+    embeddings (for the bundled weights), the two files and the versions."""
+    from cvtools.style import arbitrary as arb
+
     embeddings = {}
     if Path(weights).resolve() == arb.bundled_weights()[0].resolve():
         embeddings = {name: [float(v) for v in arb.bundled_style_embedding(name)] for name in arb.bundled_embedding_names()}
-    common = {
+    return {
         "weights_sha256": weights_sha,
         "config": config.to_json(),
         "embedding_dim": str(config.embedding_dim),
@@ -898,16 +919,28 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
         **_versions(),
     }
 
-    say("exporting the any-painting style encoder (fp32)")
-    encoder_form, _ = _arbitrary_encoder_form(net, stylizer.backbone)
-    Dim = torch.export.Dim
-    batch = Dim("batch", min=1)
-    example = torch.rand(2, 3, 67, 71)
-    enc_proto = _to_onnx_inputs(
-        encoder_form, [example], ["painting"],
-        {"painting": {0: batch, 2: Dim("height", min=MIN_ENCODER_SIDE), 3: Dim("width", min=MIN_ENCODER_SIDE)}},
-        "embedding", opset)
-    enc_meta = dict(common, cvtools_kind="arbitrary_encoder", opset=str(_opset_of(enc_proto)),
+
+class _ArbitraryExport:
+    """:func:`export_arbitrary`'s two graphs, each exported, checked against PyTorch on
+    ``images`` (when ``check``) and written: :meth:`encoder`, then :meth:`transformer`."""
+
+    def __init__(self, stylizer, images, common, batch, opset, overwrite, check, say):
+        self.stylizer, self.images, self.common, self.batch = stylizer, images, common, batch
+        self.opset, self.overwrite, self.check, self.say = opset, overwrite, check, say
+
+    def encoder(self, encoder_path) -> ExportReport:
+        import torch
+
+        config, Dim = self.stylizer.config, torch.export.Dim
+        self.say("exporting the any-painting style encoder (fp32)")
+        encoder_form, _ = _arbitrary_encoder_form(self.stylizer.net, self.stylizer.backbone)
+        example = torch.rand(2, 3, 67, 71)
+        proto = _to_onnx_inputs(
+            encoder_form, [example], ["painting"],
+            {"painting": {0: self.batch, 2: Dim("height", min=MIN_ENCODER_SIDE),
+                          3: Dim("width", min=MIN_ENCODER_SIDE)}},
+            "embedding", self.opset)
+        meta = dict(self.common, cvtools_kind="arbitrary_encoder", opset=str(_opset_of(proto)),
                     input=f"painting: float32 N x 3 x H x W, RGB in [0, 1], H and W >= {MIN_ENCODER_SIDE}, "
                           f"the short side resized to {config.encoder_size} beforehand",
                     resize=f"outside the graph: scale so that the short side is {config.encoder_size} px, bilinear, "
@@ -916,72 +949,74 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
                     trunk=f"{config.backbone} (BatchNorm folded) up to {config.encoder_layers[-1]}, "
                           "normalisation inside; layers " + ",".join(config.encoder_layers),
                     output=f"embedding: float32 N x {config.embedding_dim}")
-    enc_report = ExportReport(path=encoder_path, sha256="", bytes=0, kind="arbitrary encoder", name="any-painting",
-                              precision="fp32", opset=_opset_of(enc_proto), seconds=0.0, metadata=enc_meta,
+        report = ExportReport(path=encoder_path, sha256="", bytes=0, kind="arbitrary encoder", name="any-painting",
+                              precision="fp32", opset=_opset_of(proto), seconds=0.0, metadata=meta,
                               reference="PyTorch ArbitraryStylizer.encode, CPU fp32")
+        report.sha256, report.bytes, report.checks = _write(
+            proto, encoder_path, meta, self.overwrite, _guard(self._verify_encoder, report))
+        return report
 
-    def verify_encoder(tmp):
-        if not check:
+    def _verify_encoder(self, tmp):
+        import torch
+
+        from cvtools.style import arbitrary as arb
+
+        if not self.check:
             return []
-        say("checking the encoder with onnxruntime against PyTorch")
+        self.say("checking the encoder with onnxruntime against PyTorch")
         session = cpu_session(tmp)
         out = []
-        for label, img in images:
-            x = arb.encoder_input(img[None].float(), config.encoder_size)
-            ref = stylizer.encode(img)
+        for label, img in self.images:
+            x = arb.encoder_input(img[None].float(), self.stylizer.config.encoder_size)
+            ref = self.stylizer.encode(img)
             ours = _run(session, x)[0]
             diff = float((ours - ref).abs().max()) if torch.isfinite(ours).all() else float("inf")
             out.append(CheckResult(label, (int(img.shape[-1]), int(img.shape[-2])), diff, embedding_bound(ref),
                                    f"embedding scale {float(ref.abs().max()):.2f}"))
         return out
 
-    enc_report.sha256, enc_report.bytes, enc_report.checks = _write(
-        enc_proto, encoder_path, enc_meta, overwrite, _guard(verify_encoder, enc_report))
+    def transformer(self, transformer_path) -> ExportReport:
+        import torch
 
-    say("exporting the any-painting transformer (fp32)")
-    form = _arbitrary_transformer_form(net)
-    height = Dim("height", min=MIN_ARBITRARY_SIDE)
-    width = Dim("width", min=MIN_ARBITRARY_SIDE)
-    tr_proto = _to_onnx_inputs(
-        form, [torch.rand(2, 3, 35, 39), torch.randn(2, config.embedding_dim)], ["image", "embedding"],
-        {"image": {0: batch, 2: height, 3: width}, "embedding": {0: batch}}, "stylized", opset)
-    tr_meta = dict(common, cvtools_kind="arbitrary_transformer", opset=str(_opset_of(tr_proto)),
-                   input=f"image: float32 N x 3 x H x W, RGB in [0, 1], H and W >= {MIN_ARBITRARY_SIDE}; "
-                         f"embedding: float32 N x {config.embedding_dim} (one per image)",
-                   output="stylized: float32 N x 3 x H x W in [0, 1]",
-                   form="heads inside; upsampling stages as sub-pixel convolutions; conditional instance norms")
-    tr_report = ExportReport(path=transformer_path, sha256="", bytes=0, kind="arbitrary transformer",
-                             name="any-painting", precision="fp32", opset=_opset_of(tr_proto), seconds=0.0,
-                             metadata=tr_meta, reference="PyTorch ArbitraryStylizer.stylize, CPU fp32")
+        config, Dim = self.stylizer.config, torch.export.Dim
+        self.say("exporting the any-painting transformer (fp32)")
+        form = _arbitrary_transformer_form(self.stylizer.net)
+        height = Dim("height", min=MIN_ARBITRARY_SIDE)
+        width = Dim("width", min=MIN_ARBITRARY_SIDE)
+        proto = _to_onnx_inputs(
+            form, [torch.rand(2, 3, 35, 39), torch.randn(2, config.embedding_dim)], ["image", "embedding"],
+            {"image": {0: self.batch, 2: height, 3: width}, "embedding": {0: self.batch}}, "stylized", self.opset)
+        meta = dict(self.common, cvtools_kind="arbitrary_transformer", opset=str(_opset_of(proto)),
+                    input=f"image: float32 N x 3 x H x W, RGB in [0, 1], H and W >= {MIN_ARBITRARY_SIDE}; "
+                          f"embedding: float32 N x {config.embedding_dim} (one per image)",
+                    output="stylized: float32 N x 3 x H x W in [0, 1]",
+                    form="heads inside; upsampling stages as sub-pixel convolutions; conditional instance norms")
+        report = ExportReport(path=transformer_path, sha256="", bytes=0, kind="arbitrary transformer",
+                              name="any-painting", precision="fp32", opset=_opset_of(proto), seconds=0.0,
+                              metadata=meta, reference="PyTorch ArbitraryStylizer.stylize, CPU fp32")
+        report.sha256, report.bytes, report.checks = _write(
+            proto, transformer_path, meta, self.overwrite, _guard(self._verify_transformer, report))
+        return report
 
-    def verify_transformer(tmp):
-        if not check:
+    def _verify_transformer(self, tmp):
+        import torch
+
+        if not self.check:
             return []
-        say("checking the transformer with onnxruntime against PyTorch")
+        self.say("checking the transformer with onnxruntime against PyTorch")
         session = cpu_session(tmp)
-        styles = [stylizer.encode(img) for _, img in images]
+        images = self.images
+        styles = [self.stylizer.encode(img) for _, img in images]
         out = []
         for i, (label, img) in enumerate(images):
             emb = styles[(i + 1) % len(styles)]  # another image's style: not the identity-like own one
-            ref = stylizer.stylize(img, emb)
+            ref = self.stylizer.stylize(img, emb)
             feed = {"image": img[None].float().contiguous().numpy(), "embedding": emb[None].contiguous().numpy()}
             ours = torch.from_numpy(session.run(None, feed)[0])[0]
             diff = float((ours - ref).abs().max()) if torch.isfinite(ours).all() else float("inf")
             out.append(CheckResult(label, (int(img.shape[-1]), int(img.shape[-2])), diff, FP32_BOUND,
                                    f"style of {images[(i + 1) % len(images)][0]}"))
         return out
-
-    try:
-        tr_report.sha256, tr_report.bytes, tr_report.checks = _write(
-            tr_proto, transformer_path, tr_meta, overwrite, _guard(verify_transformer, tr_report))
-    except BaseException:
-        try:
-            encoder_path.unlink()  # never half a pair
-        except OSError:
-            pass
-        raise
-    enc_report.seconds = tr_report.seconds = time.perf_counter() - started
-    return [enc_report, tr_report]
 
 
 def cached_arbitrary_export(weights=None, sha256: Optional[str] = None,

@@ -243,6 +243,7 @@ def run_batch(
     ``outputs``: the run's :class:`~cvtools.io.naming.Outputs` (the one the work names and
     writes with; default: a new one with ``provenance``, itself defaulting to the running click
     command's)."""
+    # Over one screen: batch.run's callbacks wired to one progress bar and the terminal; they share the bar.
     from cvtools import batch
     from cvtools.io.naming import Outputs
 

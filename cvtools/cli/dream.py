@@ -97,7 +97,6 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     laptop CPU, --size 1024 keeps a dream to about a minute. Animations with few steps per
     frame (--octaves 2 --steps 5) render much faster and still flow.
     """
-    import sys
     from pathlib import Path
 
     from cvtools.cli.common import check_model_options_early, registered_spec, run_outputs
@@ -107,7 +106,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from cvtools.dream import DreamSettings
     from cvtools.dream.animation import ANIMATED_EXTENSIONS
     from cvtools.dream.job import dream_work
-    from cvtools.dream.objective import parse_layer_target, resolve_layer_targets
+    from cvtools.dream.objective import parse_layer_target
     from cvtools.errors import UsageError
     from cvtools.io.discover import find_inputs
     from cvtools.video.jobs import dream_maker, is_video_input, media_extensions, with_videos
@@ -140,25 +139,8 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
         raise with_flag("--layer", exc) from None
     guide_image = _load_guide(guide, max_pixels) if guide else None
 
-    def note(message):
-        if not quiet:
-            from tqdm import tqdm
-
-            tqdm.write(f"cvtools: note: {message}", file=sys.stderr)
-
-    def build_engine():
-        from cvtools.dream import DreamEngine
-        from cvtools.io.decode import pil_to_tensor
-
-        backbone = load_backbone_from_options(**model_opts)
-        try:  # the channels exist in this layer: known once the network is built
-            resolve_layer_targets(backbone, settings.layers)
-        except UsageError as exc:
-            raise with_flag("--layer", exc) from None
-        guide_tensor = pil_to_tensor(guide_image) if guide_image is not None else None
-        return DreamEngine(backbone, settings, guide=guide_tensor, on_note=note)
-
-    engine = Deferred(build_engine)  # built when the first image or frame reaches it
+    # built when the first image or frame reaches it
+    engine = Deferred(lambda: _build_engine(settings, guide_image, quiet, model_opts))
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
 
     work = dream_work(engine, output=output, size=size, enlarge=bool(enlarge), seed=seed, frames=frames, zoom=zoom,
@@ -169,6 +151,32 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
                        outputs=outputs, max_pixels=max_pixels, progress_for=frame_bars(quiet))
     finish(run_batch(found, work, "dream", quiet=quiet, outputs=outputs))
+
+
+def _build_engine(settings, guide_image, quiet, model_opts):
+    """The DreamEngine the command runs: the network of the model options, the --layer channels
+    checked against it, the guide image, notes above the progress bars (none with -q)."""
+    import sys
+
+    from cvtools.cli.params import with_flag
+    from cvtools.dream import DreamEngine
+    from cvtools.dream.objective import resolve_layer_targets
+    from cvtools.errors import UsageError
+    from cvtools.io.decode import pil_to_tensor
+
+    def note(message):
+        if not quiet:
+            from tqdm import tqdm
+
+            tqdm.write(f"cvtools: note: {message}", file=sys.stderr)
+
+    backbone = load_backbone_from_options(**model_opts)
+    try:  # the channels exist in this layer: known once the network is built
+        resolve_layer_targets(backbone, settings.layers)
+    except UsageError as exc:
+        raise with_flag("--layer", exc) from None
+    guide_tensor = pil_to_tensor(guide_image) if guide_image is not None else None
+    return DreamEngine(backbone, settings, guide=guide_tensor, on_note=note)
 
 
 def _load_guide(guide, max_pixels):

@@ -103,9 +103,9 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
       cvtools stylize photo.jpg -s mona:0.7 -s painting.jpg:0.3  a blend of a bundled style and a painting
       cvtools styles                                             list the bundled styles
     """
+    # Over one screen: the torch-free checks of the options, in the order the user reads them, then the job.
     from pathlib import Path
 
-    from cvtools.cli.notes import note_printer
     from cvtools.cli.video_options import frame_bars
     from cvtools.deferred import Deferred
     from cvtools.device import check_device_early
@@ -135,40 +135,6 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     else:
         mix_strength, pixel_strength = 1.0, strength
 
-    def build_stylizer():
-        from cvtools.style.fast_cpu import torch_free_stylizer
-
-        fast = None if plan.network else torch_free_stylizer(plan.record, device=device, precision=precision,
-                                                             compile=compile_, engine=engine, inputs=paths)
-        if plan.network:
-            from cvtools.style.painting import NetworkPaintingStylizer, RefinedPaintingStylizer
-
-            if engine == "onnxruntime":
-                from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer as NetworkPaintingStylizer  # noqa: N814
-            built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=name,
-                                            device=device, precision=precision, compile=compile_,
-                                            on_note=note_printer(quiet))
-            if refine:
-                built = RefinedPaintingStylizer(built, [(source, weight) for _, source, weight in plan.sources],
-                                                style_scale=style_scale, **({} if steps is None else {"steps": steps}))
-                built.seed = 0 if seed is None else seed
-                built.callback = None if quiet else StepBar()
-            else:
-                built = StyleSpaceStrength(built, mix_strength)
-        elif fast is not None:  # a bundled style on the CPU: its shipped ONNX graph, no torch
-            built = fast
-        elif engine == "onnxruntime":
-            from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
-
-            built = OnnxRuntimeStylizer(plan.record, device=device, precision=precision, compile=compile_,
-                                        on_note=note_printer(quiet))
-        else:
-            from cvtools.style.stylize import Stylizer
-
-            built = Stylizer(plan.record, device=device, precision=precision, compile=compile_, tune=tune or None)
-        built.on_note = note_printer(quiet)
-        return built
-
     # Built when the first photo or frame reaches it: a missing or broken input, or a re-run
     # whose outputs are all there, answers without loading torch and the network.
     if engine == "onnxruntime":
@@ -177,7 +143,10 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
         check_onnxruntime_options(device, precision, compile_)
         require_onnxruntime()  # a missing package is one line now, not at the first photo
     check_device_early(device)
-    stylizer = Deferred(build_stylizer)
+    stylizer = Deferred(lambda: _build_stylizer(plan, paths, device=device, precision=precision, compile_=compile_,
+                                                tune=tune, engine=engine, quiet=quiet, refine=refine,
+                                                style_scale=style_scale, steps=steps, seed=seed,
+                                                mix_strength=mix_strength))
     found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
     paths, many = found.paths, found.many
     protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
@@ -194,6 +163,47 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                        name, output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
                        outputs=outputs, max_pixels=max_pixels, progress_for=frame_bars(quiet))
     finish(run_batch(found, work, f"stylize {name}", quiet=quiet, outputs=outputs))
+
+
+def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, quiet, refine, style_scale, steps,
+                    seed, mix_strength):
+    """The network ``cvtools stylize`` runs for ``plan`` (a trained style: the shipped ONNX graph on a
+    CPU, onnxruntime or PyTorch; paintings and blends: the any-painting network, refined or at
+    ``mix_strength`` in style space), its notes on the terminal; built at the first input that
+    needs it (``paths``: the inputs, for the torch-free choice)."""
+    from cvtools.cli.notes import note_printer
+    from cvtools.style.fast_cpu import torch_free_stylizer
+
+    fast = None if plan.network else torch_free_stylizer(plan.record, device=device, precision=precision,
+                                                         compile=compile_, engine=engine, inputs=paths)
+    if plan.network:
+        from cvtools.style.painting import NetworkPaintingStylizer, RefinedPaintingStylizer
+
+        if engine == "onnxruntime":
+            from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer as NetworkPaintingStylizer  # noqa: N814
+        built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=plan.name,
+                                        device=device, precision=precision, compile=compile_,
+                                        on_note=note_printer(quiet))
+        if refine:
+            built = RefinedPaintingStylizer(built, [(source, weight) for _, source, weight in plan.sources],
+                                            style_scale=style_scale, **({} if steps is None else {"steps": steps}))
+            built.seed = 0 if seed is None else seed
+            built.callback = None if quiet else StepBar()
+        else:
+            built = StyleSpaceStrength(built, mix_strength)
+    elif fast is not None:  # a bundled style on the CPU: its shipped ONNX graph, no torch
+        built = fast
+    elif engine == "onnxruntime":
+        from cvtools.style.onnxruntime_engine import OnnxRuntimeStylizer
+
+        built = OnnxRuntimeStylizer(plan.record, device=device, precision=precision, compile=compile_,
+                                    on_note=note_printer(quiet))
+    else:
+        from cvtools.style.stylize import Stylizer
+
+        built = Stylizer(plan.record, device=device, precision=precision, compile=compile_, tune=tune or None)
+    built.on_note = note_printer(quiet)
+    return built
 
 
 class StyleSpaceStrength:

@@ -87,6 +87,7 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
       cvtools train-style art.jpg --photos photos/ -b vgg16 --weights vgg16.pth            on VGG-16
       cvtools train-style starry.jpg --photos photos/ --batch-size 64 --gpus 2             two GPUs (DDP)
     """
+    # Over one screen: the options become one TrainConfig, field by field.
     import sys
     from pathlib import Path
 

@@ -139,6 +139,7 @@ scorecam 42 s.
 
 
 def attribution_options(f):
+    # Over one screen: a table of options, one entry each.
     options = [
         click.argument("inputs", nargs=-1, required=True, metavar="INPUT..."),
         click.option("--target", "-t", type=Target(), default="top1", show_default=True, metavar="top1|INDEX|NAME",

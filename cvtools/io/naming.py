@@ -259,6 +259,35 @@ def output_path_for(
     claims = outputs.claims if outputs is not None else None
     provenance = policy.provenance if policy is not None else None
     ext = ext or (input_path.suffix if input_path.suffix.lower() in DEFAULT_OUTPUT_EXT else ".png")
+    base, explicit = _requested_path(input_path, output, suffix, ext, many, video)
+    if policy is not None:
+        why = _own_output(input_path, suffix, policy)
+        if why:
+            proven = os.path.abspath(input_path) in policy.proven
+            raise OutputSkipped(input_path, why, "own_output" if proven else "named_like")
+    me = os.path.realpath(input_path)
+    passed_over = None  # (name, why) of the first name passed over
+    for k in range(1, (1 if explicit else MAX_NUMBERED) + 1):
+        target = _numbered(base, k)
+        key = os.path.realpath(target)
+        owner = claims.get(key) if claims is not None else None
+        why = _taken(target, owner, me, input_path, inputs, suffix, policy, overwrite, explicit)
+        if why is not None:
+            passed_over = passed_over or (target, why)
+            continue
+        if claims is not None:
+            claims[key] = me
+            outputs.named[key] = _Named(bool(overwrite), str(input_path), provenance)
+        if passed_over is not None and policy is not None and policy.on_note is not None:
+            policy.on_note(f"{safe_path(passed_over[0])} {passed_over[1]}; writing {safe_path(target)}")
+        return target
+    raise ImageError(base, f"no free output name ({base.name} to {_numbered(base, MAX_NUMBERED).name} are all "
+                           "taken); clean up or choose another output path")
+
+
+def _requested_path(input_path: Path, output, suffix, ext, many, video) -> tuple:
+    """(the first name :func:`output_path_for` tries, whether ``-o`` named that file itself);
+    an output format cvtools cannot write is an ImageError."""
     name = f"{input_path.stem}_{suffix}{ext}"
     explicit = False
     if output is None:
@@ -280,67 +309,55 @@ def output_path_for(
                                    f".mkv, .webm, .gif or .webp{hint}")
         raise ImageError(base, f"unknown output format {base.suffix or '(no extension)'!r}; use .png, .jpg, "
                                f".webp, .tif or .bmp{hint}")
-    if policy is not None:
-        why = _own_output(input_path, suffix, policy)
-        if why:
-            proven = os.path.abspath(input_path) in policy.proven
-            raise OutputSkipped(input_path, why, "own_output" if proven else "named_like")
+    return base, explicit
 
-    def is_input(target) -> bool:
-        # An earlier output of this command found in the folder was left out of the inputs:
-        # its name is free to be recognised as done (or passed over as made otherwise).
-        if _same_file(input_path, target):
-            return True
-        p = _inputs_by_id(inputs).get(_file_id(target))
-        if p is None:
-            return False
-        if policy is not None:
-            _own_output(Path(p), suffix, policy)
-            return os.path.abspath(p) not in policy.proven
+
+def _is_input(target, input_path, inputs, suffix, policy) -> bool:
+    """Whether ``target`` is the input or another input of the batch. An earlier output of this
+    command found in the folder was left out of the inputs: its name is free to be recognised
+    as done (or passed over as made otherwise)."""
+    if _same_file(input_path, target):
         return True
+    p = _inputs_by_id(inputs).get(_file_id(target))
+    if p is None:
+        return False
+    if policy is not None:
+        _own_output(Path(p), suffix, policy)
+        return os.path.abspath(p) not in policy.proven
+    return True
 
 
-    me = os.path.realpath(input_path)
-    passed_over = None  # (name, why) of the first name passed over
-    for k in range(1, (1 if explicit else MAX_NUMBERED) + 1):
-        target = _numbered(base, k)
-        key = os.path.realpath(target)
-        owner = claims.get(key) if claims is not None else None
-        why = None
-        if is_input(target):
-            if explicit:
-                raise ImageError(target, "output would overwrite an input; choose another output path")
-            why = "is an input"
-        elif target.is_dir():
-            if explicit:
-                raise ImageError(target, "output is a directory; end the output path with '/' to write into it")
-            why = "is a directory"
-        elif owner is not None and owner != me:
-            if explicit:
-                raise ImageError(target, f"is also the output for {safe_path(owner)} in this run; give the "
-                                         "inputs different names or write them to different output directories")
-            why = f"is the output for {safe_path(owner)} in this run"
-        elif os.path.lexists(target) and not overwrite and owner != me:
-            why = _differs(read_marker(target), provenance, input_path)
-            if why is None:
-                raise OutputSkipped(input_path, f"already done: {safe_path(target)} holds this command's result "
-                                                "for it with the same options (overwrite=True redoes it)",
-                                    "done", target)
-            why = f"exists, {why}"
-            if explicit:
-                raise ImageError(target, f"output {why}; pass overwrite=True to replace it, or choose another output path",
-                                 param="overwrite")
-        if why is not None:
-            passed_over = passed_over or (target, why)
-            continue
-        if claims is not None:
-            claims[key] = me
-            outputs.named[key] = _Named(bool(overwrite), str(input_path), provenance)
-        if passed_over is not None and policy is not None and policy.on_note is not None:
-            policy.on_note(f"{safe_path(passed_over[0])} {passed_over[1]}; writing {safe_path(target)}")
-        return target
-    raise ImageError(base, f"no free output name ({base.name} to {_numbered(base, MAX_NUMBERED).name} are all "
-                           "taken); clean up or choose another output path")
+def _taken(target, owner, me, input_path, inputs, suffix, policy, overwrite, explicit) -> Optional[str]:
+    """Why ``target`` cannot be the output for ``input_path`` (None: it can): an input, a
+    directory, another input's output in this run (``owner``), or an existing file made
+    otherwise. A finished output of this very run raises OutputSkipped; an explicit ``-o``
+    that is taken raises ImageError instead of moving on to the next name."""
+    provenance = policy.provenance if policy is not None else None
+    if _is_input(target, input_path, inputs, suffix, policy):
+        if explicit:
+            raise ImageError(target, "output would overwrite an input; choose another output path")
+        return "is an input"
+    if target.is_dir():
+        if explicit:
+            raise ImageError(target, "output is a directory; end the output path with '/' to write into it")
+        return "is a directory"
+    if owner is not None and owner != me:
+        if explicit:
+            raise ImageError(target, f"is also the output for {safe_path(owner)} in this run; give the "
+                                     "inputs different names or write them to different output directories")
+        return f"is the output for {safe_path(owner)} in this run"
+    if os.path.lexists(target) and not overwrite and owner != me:
+        why = _differs(read_marker(target), provenance, input_path)
+        if why is None:
+            raise OutputSkipped(input_path, f"already done: {safe_path(target)} holds this command's result "
+                                            "for it with the same options (overwrite=True redoes it)",
+                                "done", target)
+        why = f"exists, {why}"
+        if explicit:
+            raise ImageError(target, f"output {why}; pass overwrite=True to replace it, or choose another output path",
+                             param="overwrite")
+        return why
+    return None
 
 
 def side_output_for(path, input_path, overwrite: bool = False, inputs: Sequence[Path] = (),

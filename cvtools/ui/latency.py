@@ -49,6 +49,8 @@ def _wait(page, js, timeout=600.0):
 
 
 def main(argv=None):
+    # Over one screen: a measurement script's steps in the order they run (start the server, time each
+    # request); read top to bottom.
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--style", default="mona")

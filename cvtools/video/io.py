@@ -155,6 +155,7 @@ def probe_video(path, max_pixels: Optional[int] = -1) -> VideoInfo:
     """Open and validate a video or an animated GIF/WebP: one video stream, sane size (the pixel and
     aspect limits of images), a usable frame rate, at most :data:`MAX_FRAMES` frames, and a first
     frame that decodes. Raises ImageError naming the file."""
+    # Over one screen: one check after another on the container, each raising its own one-line error.
     path = Path(path)
     head = check_file(path)
     anim = _animation_kind(head)

@@ -139,9 +139,9 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``
     (``planes``: lists of yuv420p planes in and out, see :func:`planes_to_rgb`; ``finished``:
     ``compute_batch`` already applies ``stable.finish`` to its results)."""
-    import numpy as np
-
-    from cvtools.batch import prefetch, run_stages
+    # Over one screen: the clip's settings, then the writer closure atomic_write runs; the stages are
+    # functions of their own.
+    from cvtools.batch import prefetch
     from cvtools.io.atomic import atomic_write
 
     src, dst = Path(src), Path(dst)
@@ -176,50 +176,19 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
         if phase_lock:
             frames = _prepared(frames, stable, clock)
         decoded = prefetch(frames, ahead=2 * batch_size + 2)
-        stages = None
-        try:
-            def compute(batch, _):
-                t0 = time.perf_counter()
-                out = compute_batch([f.rgb for f in batch])
-                clock.add("compute", time.perf_counter() - t0)
-                return batch, out
+        compute, save = _frame_stages(compute_batch, stable, phase_lock, finished, put, clock)
 
-            def save(batch, pending):
-                frames_in, outs = pending
-                t0 = time.perf_counter()
-                for f, out in zip(frames_in, outs):
-                    if stable is not None:
-                        t1 = time.perf_counter()
-                        if not phase_lock:
-                            out = stable.step(f.rgb, out)
-                        elif not finished:
-                            out = stable.finish(out)
-                        clock.add("stable", time.perf_counter() - t1)
-                    put(np.ascontiguousarray(out), f.time)
-                clock.add("encode", time.perf_counter() - t0)
-                return len(frames_in)
+        def counted(n):
+            nonlocal done
+            done += n
+            if progress:
+                progress(done, max(total or 0, done))
 
+        def begin():
             if progress:
                 progress(0, total)
-            stages = run_stages(_batches(decoded, batch_size), None, compute, save, threads=1, save_threads=1)
-            for outcome in stages:
-                if outcome.error is not None:
-                    raise outcome.error
-                done += outcome.value
-                if progress:
-                    progress(done, max(total or 0, done))
-            t0 = time.perf_counter()
-            writer.close()
-            clock.add("encode", time.perf_counter() - t0)
-        except BaseException as exc:
-            # stop the writer thread and the decoder before the container is closed under them
-            if stages is not None:
-                stages.close()
-            decoded.close()
-            writer.abort()
-            if isinstance(exc, Exception) and not isinstance(exc, CvtoolsError):
-                raise _Passthrough(exc) from exc  # atomic_write would call it "cannot write"
-            raise
+
+        _encode(decoded, writer, compute, save, batch_size, begin, counted, clock)
         tracks = [getattr(writer, "notify_audio", None), getattr(writer, "notify_subtitles", None)]
         result.audio = ", ".join(t for t in tracks if t) or None
 
@@ -231,6 +200,64 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     result.seconds = time.perf_counter() - t_start
     result.phases = dict(clock.t)
     return result
+
+
+def _frame_stages(compute_batch, stable, phase_lock, finished, put, clock):
+    """(compute, save) of a video's batches of frames for :func:`cvtools.batch.run_stages`: the
+    effect on this thread; the stabilizer's ``step`` or ``finish`` (unless ``finished``: the
+    effect did it) and ``put`` into the encoder on the writer thread; each phase timed."""
+    import numpy as np
+
+    def compute(batch, _):
+        t0 = time.perf_counter()
+        out = compute_batch([f.rgb for f in batch])
+        clock.add("compute", time.perf_counter() - t0)
+        return batch, out
+
+    def save(batch, pending):
+        frames_in, outs = pending
+        t0 = time.perf_counter()
+        for f, out in zip(frames_in, outs):
+            if stable is not None:
+                t1 = time.perf_counter()
+                if not phase_lock:
+                    out = stable.step(f.rgb, out)
+                elif not finished:
+                    out = stable.finish(out)
+                clock.add("stable", time.perf_counter() - t1)
+            put(np.ascontiguousarray(out), f.time)
+        clock.add("encode", time.perf_counter() - t0)
+        return len(frames_in)
+
+    return compute, save
+
+
+def _encode(decoded, writer, compute, save, batch_size, begin, counted, clock):
+    """``begin()``, then the decoded frames through ``compute`` and ``save`` (one writer thread,
+    in order), ``counted(n)`` after each batch, and the container closed. On any error or
+    interrupt (a progress callback's too) the writer thread and the decoder stop before the
+    container is aborted under them."""
+    from cvtools.batch import run_stages
+
+    stages = None
+    try:
+        begin()
+        stages = run_stages(_batches(decoded, batch_size), None, compute, save, threads=1, save_threads=1)
+        for outcome in stages:
+            if outcome.error is not None:
+                raise outcome.error
+            counted(outcome.value)
+        t0 = time.perf_counter()
+        writer.close()
+        clock.add("encode", time.perf_counter() - t0)
+    except BaseException as exc:
+        if stages is not None:
+            stages.close()
+        decoded.close()
+        writer.abort()
+        if isinstance(exc, Exception) and not isinstance(exc, CvtoolsError):
+            raise _Passthrough(exc) from exc  # atomic_write would call it "cannot write"
+        raise
 
 
 def flow_workers() -> int:
@@ -369,6 +396,7 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
 
     ``yuv=(matrix in, full range in, matrix out)``: frames come and go as yuv420p planes
     (:func:`planes_to_rgb`, :func:`rgb_to_planes` on the device; the whole-frame path only)."""
+    # Over one screen: three closures that share the pinned staging buffer and the stylizer's settings.
     import numpy as np
     import torch
 
