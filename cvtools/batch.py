@@ -7,7 +7,8 @@ Two layers:
   :class:`Outcome` per item, in input order, with an exception kept per item instead of raised:
 
   - :func:`run_stages` overlaps ``load`` (worker threads) / ``compute`` (the calling thread:
-    the device work) / ``save`` (worker threads) across items, with bounded look-ahead;
+    the device work) / ``save`` (worker threads) across items, with bounded look-ahead; with a
+    :class:`Grouping`, consecutive loaded items of one key are computed together (a batch);
   - :func:`run_batched` computes prepared items in batches of one key (say, one tensor shape);
   - :func:`prefetch` runs a sequential iterator (a video decoder) one step ahead in a thread.
 
@@ -32,8 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 __all__ = [
-    "Outcome", "run_stages", "run_batched", "prefetch", "Work", "PerFileWork", "StagedWork", "BatchedWork", "as_work",
-    "io_threads", "BatchReport", "Interrupted", "run", "error_line",
+    "Outcome", "Grouping", "run_stages", "run_batched", "prefetch", "Work", "PerFileWork", "StagedWork", "BatchedWork",
+    "as_work", "io_threads", "default_io_threads", "BatchReport", "Interrupted", "run", "error_line",
 ]
 
 
@@ -75,9 +76,32 @@ def default_threads() -> int:
     return io_threads(None)
 
 
+#: With the device work on a GPU, the most worker threads per pool (loaders, writers) that
+#: :func:`default_io_threads` gives on a big host.
+GPU_IO_THREADS_MAX = 16
+
+
+def default_io_threads(on_gpu: bool = False, cpus: Optional[int] = None) -> int:
+    """Worker threads per pool when neither ``CVTOOLS_IO_THREADS`` nor the work says: min(4,
+    CPUs); when the compute stage runs on a GPU, (CPUs - 2) // 2 each for the loaders and the
+    writers, at least that and at most :data:`GPU_IO_THREADS_MAX` (a 16-core host: 7 and 7).
+    There a 1080p photo costs the host ~12 ms to decode and ~12 ms to encode against ~3 ms of
+    device work (benchmarks/folder/README.md), and Pillow releases the GIL in both, so the
+    pools must grow with the cores to keep the device busy; two cores stay for the main
+    thread (the device's driver) and the rest of the process. ``cpus``: for tests (default:
+    the CPUs this process may run on)."""
+    cpus = _cpu_count() if cpus is None else max(1, int(cpus))
+    small = min(4, cpus)
+    if not on_gpu:
+        return small
+    return max(small, min(GPU_IO_THREADS_MAX, (cpus - 2) // 2))
+
+
 def io_threads(work=None) -> int:
     """Worker threads per pool for staged work: ``CVTOOLS_IO_THREADS`` if set, else the work's
-    ``threads`` (a :class:`Work`'s; None: not set), else min(4, CPUs). 0 means serial."""
+    ``threads`` (a :class:`Work`'s; None: not set), else :func:`default_io_threads` (min(4,
+    CPUs); more on big hosts for work whose ``on_gpu`` says its compute runs on a GPU). 0
+    means serial."""
     env = os.environ.get("CVTOOLS_IO_THREADS", "").strip()
     if env:
         try:
@@ -87,13 +111,32 @@ def io_threads(work=None) -> int:
 
             raise UsageError(f"CVTOOLS_IO_THREADS={env!r} is not a number of threads") from None
     threads = work.threads if work is not None else None
-    return max(0, int(threads)) if threads is not None else min(4, _cpu_count())
+    if threads is not None:
+        return max(0, int(threads))
+    return default_io_threads(on_gpu=bool(getattr(work, "on_gpu", False)))
+
+
+@dataclass
+class Grouping:
+    """How :func:`run_stages` computes consecutive items together (same-size photos through a
+    network as one batch) instead of one at a time.
+
+    ``key(item, loaded) -> None or (key, most)``: None sends the item alone through the stages'
+    ``compute``; otherwise the item is computed with the items right after it in input order
+    that are loaded, give the same ``key`` and fit in ``most`` (the head's). ``compute(items,
+    loadeds) -> [pending, ...]``: one pending per item, handed to ``save`` as ``compute``'s
+    would be. A group whose ``compute`` raises is computed again one item at a time through
+    the stages' ``compute`` (the reference path: one bad or too large item fails alone, an out
+    of memory batch falls back). Both run on the calling thread."""
+
+    key: Callable[[Any, Any], Optional[Tuple[Hashable, int]]]
+    compute: Callable[[List[Any], List[Any]], Sequence[Any]]
 
 
 def run_stages(items: Iterable, load: Optional[Callable[[Any], Any]], compute: Callable[[Any, Any], Any],
                save: Optional[Callable[[Any, Any], Any]] = None, *, prepare: Optional[Callable[[Any], None]] = None,
                threads: Optional[int] = None, save_threads: Optional[int] = None,
-               late: Optional[Callable[[Any], None]] = None) -> Iterator[Outcome]:
+               late: Optional[Callable[[Any], None]] = None, group: Optional[Grouping] = None) -> Iterator[Outcome]:
     """Overlap the stages of per-item work; yield one :class:`Outcome` per item, in input order.
 
     For each item: ``prepare(item)`` (optional; the calling thread, in input order, before its
@@ -110,6 +153,12 @@ def run_stages(items: Iterable, load: Optional[Callable[[Any], Any]], compute: C
     ``save_threads`` (default ``threads``): 1 makes the saves run one at a time in input order
     (frames into one video encoder).
 
+    ``group`` (a :class:`Grouping`): consecutive items of one key are computed together; once
+    an item has a key, the look-ahead grows to ``threads + most`` items and the results waiting
+    for a writer to ``writers + most`` (room for one group ahead of the device and one behind
+    it). Items without a key run exactly as without ``group``. Serial runs (``threads`` 0)
+    compute one item at a time.
+
     On Ctrl-C or SIGTERM (a ``KeyboardInterrupt``), or when the caller stops iterating: no new
     item starts, queued loads and saves are dropped, those under way finish (so make saves
     atomic), ``late(item)`` is called for each item whose save completed but was not yielded,
@@ -123,7 +172,7 @@ def run_stages(items: Iterable, load: Optional[Callable[[Any], Any]], compute: C
 
     writers_n = threads if save_threads is None else max(1, int(save_threads))
     lookahead = threads + 1  # loaded (or loading) items waiting for the device: bounded memory
-    max_saves = 2 * writers_n  # results waiting for a writer: bounded memory
+    max_saves = 2 * writers_n  # results waiting for a writer: bounded memory (both grow for a group)
     source = iter(items)
     exhausted = False
     loaders = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load")
@@ -170,6 +219,48 @@ def run_stages(items: Iterable, load: Optional[Callable[[Any], Any]], compute: C
                 results.popleft()
                 yield Outcome(item, r[0])
 
+    def mates(item, loaded):
+        """[(item, loaded), ...]: ``item`` and the loaded items right after it of its group key,
+        or None when it goes alone (no key)."""
+        nonlocal lookahead, max_saves
+        head = group.key(item, loaded) if group is not None else None
+        if head is None:
+            return None
+        key, most = head[0], max(1, int(head[1]))
+        if lookahead < threads + most:  # room for a whole group ahead of the device
+            lookahead, max_saves = threads + most, max(max_saves, writers_n + most)
+            feed()
+        members = [(item, loaded)]
+        while len(members) < most and loads and not isinstance(loads[0][1], _Failed):
+            after, loading = loads[0]
+            try:
+                value = loading[0] if isinstance(loading, tuple) else loading.result()
+                same = group.key(after, value)
+            except Exception:  # reported at its own turn
+                break
+            if same is None or same[0] != key:
+                break
+            loads.popleft()
+            feed()
+            members.append((after, value))
+        return members
+
+    def computed(members):
+        """(item, pending or _Failed) per member: the group at once, else one by one."""
+        try:
+            pendings = list(group.compute([m[0] for m in members], [m[1] for m in members]))
+            if len(pendings) != len(members):
+                raise RuntimeError(f"a group's compute returned {len(pendings)} results for {len(members)} items")
+            return [(m[0], p) for m, p in zip(members, pendings)]
+        except Exception:
+            out = []
+            for m in members:
+                try:
+                    out.append((m[0], compute(m[0], m[1])))
+                except Exception as exc:
+                    out.append((m[0], _Failed(exc)))
+            return out
+
     try:
         feed()
         while loads:
@@ -180,13 +271,17 @@ def run_stages(items: Iterable, load: Optional[Callable[[Any], Any]], compute: C
                     raise loading.exc
                 loaded = loading[0] if isinstance(loading, tuple) else loading.result()
                 loading = None
-                pending = compute(item, loaded)
-                del loaded
+                members = mates(item, loaded)
+                done = computed(members) if members else [(item, compute(item, loaded))]
+                del loaded, members
             except Exception as exc:
-                results.append((item, _Failed(exc)))
-            else:
-                results.append((item, writers.submit(save, item, pending) if save is not None else (pending,)))
-                del pending
+                done = [(item, _Failed(exc))]
+            for one, pending in done:
+                if isinstance(pending, _Failed) or save is None:
+                    results.append((one, pending if isinstance(pending, _Failed) else (pending,)))
+                else:
+                    results.append((one, writers.submit(save, one, pending)))
+            del done, pending
             yield from finished(max_saves)
         yield from finished(0)
     except (KeyboardInterrupt, GeneratorExit):
@@ -355,6 +450,8 @@ class Work:
 
     extensions: Optional[frozenset] = None
     threads: Optional[int] = None
+    #: whether the compute stage runs on a GPU (more I/O threads on big hosts: :func:`io_threads`)
+    on_gpu: bool = False
 
     def workers(self, files: int) -> int:
         """Worker threads per pool for a run over ``files`` files (0: every stage on the calling
@@ -398,8 +495,11 @@ class StagedWork(Work):
       progress advances, once the file is saved, in input order.
 
     An exception in any stage fails that file only (reported on one line naming it).
-    ``threads``: workers per pool (None: min(4, CPUs)); 0 runs every stage on the main thread,
-    one file after another, as does ``CVTOOLS_IO_THREADS=0`` (for debugging).
+    ``threads``: workers per pool (None: :func:`io_threads`' default, min(4, CPUs), more on big
+    hosts when ``on_gpu``: the compute stage runs on a GPU); 0 runs every stage on the main
+    thread, one file after another, as does ``CVTOOLS_IO_THREADS=0`` (for debugging).
+    ``group`` (a :class:`Grouping`): consecutive files of one key computed together (a batch
+    through the network), see :func:`run_stages`.
     """
 
     load: Callable[[Any], Any]
@@ -408,6 +508,8 @@ class StagedWork(Work):
     prepare: Optional[Callable[[Any], None]] = None
     threads: Optional[int] = None
     extensions: Optional[frozenset] = None
+    group: Optional[Grouping] = None
+    on_gpu: bool = False
 
     def __call__(self, path, item):
         return self.compute(path, item)
@@ -418,7 +520,7 @@ class StagedWork(Work):
 
     def outcomes(self, paths, threads=0, late=None):
         return run_stages(paths, self.load, self.compute, self.save, prepare=self.prepare, threads=threads,
-                          late=late)
+                          late=late, group=self.group)
 
 
 @dataclass

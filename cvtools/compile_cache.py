@@ -536,6 +536,11 @@ class CachedCompile:
         started = self._started.setdefault(shape, now)
         return now - started >= (entry.load_cost() or 0.0)
 
+    def compiled_for(self, shape: Tuple[int, ...]) -> bool:
+        """Whether this process has made (and paid for) the compiled forward of ``shape``: a
+        smaller batch padded to it costs a few images' work instead of a compile."""
+        return tuple(int(s) for s in shape) in self._paid
+
     def canonical(self, x):
         """``x`` with the strides a fresh tensor of its shape and layout has. Compiled code is
         guarded on strides, size-1 dimensions' too: a photo made a batch by ``unsqueeze`` (stride

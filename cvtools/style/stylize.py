@@ -277,6 +277,93 @@ class Stylizer:
             return to_uint8(result).cpu()
         return result.cpu()
 
+    # ------------------------------------------------------------------ batches of photos
+    def batch_limit(self, height: int, width: int, most: int = 8) -> int:
+        """How many ``height``×``width`` images may go through the network in one batch: up to
+        ``most``, as the activation budget allows (at least 1). The same rule as a video's
+        frames (:func:`cvtools.video.process.stylize_video`), so a folder of 1080p photos runs
+        the batch shape ``cvtools bench --warm`` compiles for 1080p video."""
+        per_image = self.bytes_per_pixel() * height * width
+        return int(max(1, min(int(most), self.activation_budget() // max(1, per_image))))
+
+    def batchable(self, height: int, width: int, strength: float = 1.0, tile="auto") -> bool:
+        """Whether an image of this size goes whole through :meth:`stylize_batch` as
+        :meth:`__call__` would take it whole (not tiled, not tiny, some style applied)."""
+        return strength > 0.0 and min(height, width) >= MIN_SIDE and self.tile_side(tile, height, width) is None
+
+    def stylize_batch(self, images, strength: float = 1.0, preserve_color: bool = False,
+                      on_device: bool = False) -> List[torch.Tensor]:
+        """Stylize same-size 8-bit photos whole in one forward pass, as :meth:`__call__` with
+        ``as_uint8=True`` does each (callers check :meth:`batchable`).
+
+        ``images``: H×W×3 uint8 arrays or tensors: on the CPU (pinned ones are copied to the
+        device asynchronously) or already on the device (decoded there: a 3×H×W image's
+        ``permute(1, 2, 0)``). The
+        batch is converted to floats and back to 8 bits on the device; one device→host copy
+        brings the batch back (``on_device``: none, the results stay there). Returns one 3×H×W
+        uint8 tensor per image (on the CPU: views of one H×W×3-ordered buffer, what a PIL
+        image is made from without a copy); an image whose result has NaN or infinite values
+        comes back as floats, so that saving refuses it. A smaller batch than one the compiled
+        network already ran for this size is padded to it (the extra results dropped) rather
+        than compiled anew."""
+        if not 0.0 < strength <= 1.0:
+            raise UsageError(f"strength must be above 0 and at most 1 for a batch, not {strength}", param="strength")
+        from cvtools.io.decode import to_uint8
+
+        self.last_tiles = 0
+        with torch.inference_mode():
+            pixels = self._upload_batch(images)  # N×H×W×3 uint8 on the device
+            n, h, w, _ = pixels.shape
+            full = self._padded_batch(n, h, w)
+            if full > n:
+                pixels = torch.cat([pixels, pixels[-1:].expand(full - n, h, w, 3)])
+            original = pixels.permute(0, 3, 1, 2).float().div_(255.0)  # a channels-last N×3×H×W view
+            out = self.stylize_tensor(original)[:n]
+            result = finish_pixels(out, original[:n], strength, preserve_color)
+            del out
+            finite = torch.isfinite(result).flatten(1).all(1).tolist()
+            u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous()  # N×H×W×3: one block to copy
+            if not on_device:
+                u8 = self._download(u8)
+            outs = [u8[i].permute(2, 0, 1) if ok else (result[i] if on_device else result[i].float().cpu())
+                    for i, ok in enumerate(finite)]
+        return outs
+
+    def _padded_batch(self, n: int, h: int, w: int) -> int:
+        """``n``, or the larger batch of this size the compiled network already ran in this process."""
+        seen = getattr(self, "_batches_seen", None)
+        if seen is None:
+            seen = self._batches_seen = {}
+        full = seen.get((h, w), 0)
+        if n >= full:
+            seen[(h, w)] = n
+            return n
+        return full if self._forward.compiled_for((full, 3, h, w)) else n
+
+    def _upload_batch(self, images) -> torch.Tensor:
+        """``images`` (see :meth:`stylize_batch`) as one N×H×W×3 uint8 tensor on the device: one
+        copy per image into it (asynchronous from pinned memory)."""
+        import numpy as np
+
+        h, w = images[0].shape[:2]
+        batch = torch.empty((len(images), h, w, 3), dtype=torch.uint8, device=self.device)
+        for i, image in enumerate(images):
+            t = torch.from_numpy(np.asarray(image)) if not torch.is_tensor(image) else image
+            if tuple(t.shape) != (h, w, 3) or t.dtype != torch.uint8:
+                raise ValueError(f"a batch takes same-size 8-bit RGB images: {tuple(t.shape)} {t.dtype} beside "
+                                 f"{h}x{w}x3")
+            batch[i].copy_(t, non_blocking=t.device.type == "cpu" and t.is_pinned())
+        return batch
+
+    def _download(self, u8: torch.Tensor) -> torch.Tensor:
+        """A device tensor on the CPU in one copy (into pinned memory from a GPU: faster, and
+        the buffer comes back to PyTorch's pinned cache once its images are written)."""
+        if u8.device.type != "cuda":
+            return u8.cpu()
+        host = torch.empty(u8.shape, dtype=u8.dtype, pin_memory=True)
+        host.copy_(u8)
+        return host
+
     def tile_side(self, tile, h, w) -> Optional[int]:
         """The tile side :meth:`__call__` uses for an ``h``×``w`` image with ``tile`` ("auto",
         "off", a side), or None when it runs the image whole (callers such as video pick their
