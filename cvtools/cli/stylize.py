@@ -156,7 +156,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                         ext=None if fmt == "same" else f".{fmt}", many=many, overwrite=overwrite, inputs=paths,
                         quiet=quiet, tile_progress_for=TileBar if len(paths) == 1 and not quiet else None,
                         protected=protected, outputs=outputs,
-                        max_pixels=max_pixels)
+                        max_pixels=max_pixels, device=device)
     work = with_videos(work, stylize_maker(stylizer, size=size, enlarge=bool(enlarge), strength=pixel_strength,
                                            preserve_color=preserve_color, tile=tile, start=start, duration=duration,
                                            stable=stable, tune=tune or None),

@@ -165,3 +165,27 @@ def save_image(path, image, alpha=None, quality: int = 95, outputs: Optional[Out
     atomic_write(path, write, outputs=outputs)
     mark("first_written")
     return path
+
+
+def save_jpeg_bytes(path, data: bytes, outputs: Optional[Outputs] = None) -> Path:
+    """Atomically write ``data``, a JPEG file another encoder made (the GPU's: see
+    :mod:`cvtools.io.gpu_jpeg`), as :func:`save_image` writes a JPEG: tagged sRGB and, when
+    named by ``outputs``, carrying its provenance marker, both in the segments and the place
+    Pillow writes them, and following the overwrite decision made when it was named."""
+    from cvtools.io.gpu_jpeg import with_markers
+    from cvtools.timings import mark
+
+    mark("first_write")
+    path = Path(path)
+    if FORMATS.get(path.suffix.lower()) != "JPEG":
+        raise ImageError(path, f"JPEG bytes cannot be written as {path.suffix or '(no extension)'!r}")
+    meta = output_metadata(path, "JPEG", outputs)
+    body = with_markers(bytes(data), meta.get("icc_profile"), meta.get("comment"))
+
+    def write(tmp):
+        with open(tmp, "wb") as f:
+            f.write(body)
+
+    atomic_write(path, write, outputs=outputs)
+    mark("first_written")
+    return path

@@ -14,10 +14,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
+#: Photos per forward pass: unset, up to :data:`CUDA_BATCH` when the network runs on CUDA and one
+#: at a time elsewhere; 1 (or 0) one at a time everywhere; N up to N on any device.
+BATCH_ENV = "CVTOOLS_STYLIZE_BATCH"
+#: Photos per forward pass on CUDA when nobody says (fewer where memory is short): the batch a
+#: video's 1080p frames run, so ``cvtools bench --warm`` compiles it for both.
+CUDA_BATCH = 8
+
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
                  many=True, overwrite=False, inputs=(), quiet=False, tile_progress_for=None, quality=95, enlarge=False,
-                 protected=(), name=None, outputs=None, max_pixels=-1):
+                 protected=(), name=None, outputs=None, max_pixels=-1, device=None, batch=None, gpu_jpeg=None):
     """Stylize's per-file work for :func:`cvtools.batch.run` (``cvtools stylize``,
     :func:`stylize_files`), in stages: name the output (main thread, input order), decode and
     resize (a loader thread), stylize (main thread: the device), encode and write atomically (a
@@ -29,44 +36,268 @@ def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=
     output names (default ``stylizer.name``; give it when the stylizer is a
     :class:`~cvtools.deferred.Deferred` not to build it for naming). ``outputs``: the run's
     :class:`~cvtools.io.naming.Outputs` (pass the same one to ``run_batch``). ``max_pixels``: the
-    decode limit (as :func:`~cvtools.io.decode.load_image`'s)."""
-    from cvtools.batch import StagedWork
-    from cvtools.io.atomic import save_image
-    from cvtools.io.decode import load_image
-    from cvtools.io.naming import output_path_for
-    from cvtools.ops import resize_long_side
+    decode limit (as :func:`~cvtools.io.decode.load_image`'s).
 
-    targets = {}
-    untouchable = list(inputs) + list(protected)  # one list: output_path_for indexes it once
+    On a GPU: ``device`` (the device the stylizer was asked for: "auto", "cuda", ...; None: not
+    said, or a built stylizer's own): on CUDA the loader and writer pools grow with the host's
+    cores (:func:`cvtools.batch.default_io_threads`; ``CVTOOLS_IO_THREADS`` still decides).
+    ``batch``: photos per forward pass (None: ``$CVTOOLS_STYLIZE_BATCH``, else up to
+    :data:`CUDA_BATCH` as memory allows when the network is a
+    :class:`~cvtools.style.stylize.Stylizer` on CUDA, one at a time elsewhere); consecutive
+    photos of one size that go whole share a pass (8 bits up, converted there, one copy back per
+    batch), tiled and tiny ones go one at a time as before. ``gpu_jpeg``: JPEG decoded and
+    encoded by nvJPEG in batched runs on CUDA (None: ``$CVTOOLS_GPU_JPEG``, off unless set; see
+    :mod:`cvtools.io.gpu_jpeg` for which files and what changes)."""
+    from cvtools.batch import Grouping, StagedWork
 
-    def prepare(path):
-        targets[path] = output_path_for(path, output, name or stylizer.name, ext=ext, many=many, overwrite=overwrite,
-                                        inputs=untouchable, outputs=outputs)
+    stages = _StylizeStages(stylizer, dict(output=output, size=size, strength=strength,
+                                           preserve_color=preserve_color, tile=tile, ext=ext, many=many,
+                                           overwrite=overwrite, quiet=quiet, tile_progress_for=tile_progress_for,
+                                           quality=quality, enlarge=enlarge, name=name, outputs=outputs,
+                                           max_pixels=max_pixels, batch=batch, gpu_jpeg=gpu_jpeg),
+                            untouchable=list(inputs) + list(protected))  # one list: output_path_for indexes it once
+    return StagedWork(load=stages.load, compute=stages.compute, save=stages.save, prepare=stages.prepare,
+                      group=Grouping(stages.key, stages.compute_batch), on_gpu=_expects_cuda(stylizer, device))
 
-    def load(path):
-        image = load_image(path, max_pixels=max_pixels)
-        return resize_long_side(image.rgb, size, enlarge=enlarge), image.alpha
 
-    def compute(path, item):
-        rgb, alpha = item
-        target = targets.pop(path)
-        bar = tile_progress_for(path) if tile_progress_for is not None else None
+def _expects_cuda(stylizer, device) -> bool:
+    """Whether the network will run on CUDA, known without building it or importing torch: a
+    built stylizer's device, else the device named (``auto``: a machine with an NVIDIA driver)."""
+    from cvtools.deferred import Deferred
+
+    if not isinstance(stylizer, Deferred) or stylizer.built:
+        return getattr(getattr(stylizer, "device", None), "type", None) == "cuda"
+    if device is None:
+        return False
+    kind = str(device).split(":")[0]
+    if kind == "auto":
+        import sys
+
+        from cvtools.device import expects_gpu
+
+        return sys.platform != "darwin" and expects_gpu("auto")
+    return kind == "cuda"
+
+
+def _batch_setting(batch) -> Optional[int]:
+    """Photos per forward pass asked for (``batch``, else ``$CVTOOLS_STYLIZE_BATCH``), None: not said."""
+    import os
+
+    if batch is not None:
+        return max(1, int(batch))
+    text = os.environ.get(BATCH_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return max(1, int(text))
+    except ValueError:
+        from cvtools.errors import UsageError
+
+        raise UsageError(f"{BATCH_ENV}={text!r} is not a number of photos") from None
+
+
+class _Photo:
+    """A loaded photo: Pillow's RGB and alpha (None for a JPEG left to the GPU to decode), and for
+    batches its 8 bits (H×W×3, pinned for a GPU) or its file's bytes (``jpeg``); ``size`` (h, w)."""
+
+    __slots__ = ("rgb", "alpha", "pixels", "jpeg", "size")
+
+    def __init__(self, rgb, alpha=None, pixels=None, jpeg=None, size=None):
+        self.rgb, self.alpha, self.pixels, self.jpeg = rgb, alpha, pixels, jpeg
+        self.size = size if size is not None else (rgb.height, rgb.width)
+
+
+class _Plan:
+    """How photos go through the built stylizer, decided once (main thread, first photo): ``most``
+    photos per pass (1: one at a time, through ``stylizer(...)`` as always), pinned host pixels,
+    JPEG decode and encode on the device."""
+
+    def __init__(self, built, most=1, pin=False, decode=False, encode=False):
+        self.built, self.most, self.pin, self.decode, self.encode = built, most, pin, decode, encode
+        self.limits = {}  # (h, w) -> photos per pass at that size
+
+    def limit(self, h, w) -> int:
+        if (h, w) not in self.limits:
+            self.limits[(h, w)] = self.built.batch_limit(h, w, self.most)
+        return self.limits[(h, w)]
+
+
+def _plan_for(built, batch, gpu_jpeg) -> _Plan:
+    import sys
+
+    module = sys.modules.get("cvtools.style.stylize")  # not imported: not a Stylizer (the torch-free path)
+    if module is None or not isinstance(built, module.Stylizer):
+        return _Plan(built)
+    cuda = built.device.type == "cuda"
+    asked = _batch_setting(batch)
+    most = (CUDA_BATCH if cuda else 1) if asked is None else asked
+    if most <= 1:
+        return _Plan(built)
+    from cvtools.io import gpu_jpeg as codec
+
+    decode, encode = codec.gpu_jpeg_modes(gpu_jpeg) if cuda else (False, False)
+    if (decode or encode) and not codec.available(built.device):
+        decode = encode = False
+    return _Plan(built, most=most, pin=cuda, decode=decode, encode=encode)
+
+
+def _host_pixels(rgb, pin: bool):
+    """A Pillow RGB image's 8 bits, H×W×3: a pinned tensor (for an asynchronous copy to a GPU) or
+    a numpy array."""
+    import numpy as np
+
+    if not pin:
+        return np.array(rgb, dtype=np.uint8)
+    import torch
+
+    t = torch.empty((rgb.height, rgb.width, 3), dtype=torch.uint8, pin_memory=True)
+    t.numpy()[...] = np.asarray(rgb, dtype=np.uint8)
+    return t
+
+
+class _Encoded:
+    """A result already encoded as a JPEG file on the device."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data):
+        self.data = data
+
+
+class _StylizeStages:
+    """The stages of :func:`stylize_work` (see there), and its grouping of same-size photos."""
+
+    def __init__(self, stylizer, options, untouchable):
+        self.stylizer, self.untouchable = stylizer, untouchable
+        self.__dict__.update(options)
+        self.targets = {}
+        self.plan: Optional[_Plan] = None  # set at the first photo (main thread); loaders read it
+
+    def prepare(self, path):
+        from cvtools.io.naming import output_path_for
+
+        self.targets[path] = output_path_for(path, self.output, self.name or self.stylizer.name, ext=self.ext,
+                                             many=self.many, overwrite=self.overwrite, inputs=self.untouchable,
+                                             outputs=self.outputs)
+
+    def load(self, path):
+        plan = self.plan
+        if plan is not None and plan.decode:
+            photo = self._routed_jpeg(path)
+            if photo is not None:
+                return photo
+        rgb, alpha = self._decoded(path)
+        photo = _Photo(rgb, alpha)
+        if plan is not None and plan.most > 1:
+            photo.pixels = _host_pixels(rgb, plan.pin)
+        return photo
+
+    def _decoded(self, path):
+        from cvtools.io.decode import load_image
+        from cvtools.ops import resize_long_side
+
+        image = load_image(path, max_pixels=self.max_pixels)
+        return resize_long_side(image.rgb, self.size, enlarge=self.enlarge), image.alpha
+
+    def _routed_jpeg(self, path) -> Optional[_Photo]:
+        """The photo as its JPEG bytes when nvJPEG may decode it as Pillow would (and no resize,
+        no limit is in the way: those go the host's way, which also says what is wrong)."""
+        import os
+        import stat
+
+        from cvtools.io.decode import MAX_ASPECT_RATIO, max_pixels_from_env
+        from cvtools.io.gpu_jpeg import route_jpeg
+
         try:
-            result = stylizer(rgb, strength=strength, preserve_color=preserve_color, tile=tile, progress=bar,
-                              as_uint8=True)
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return None
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return None
+        route = route_jpeg(data)
+        w, h = route.width, route.height
+        limit = max_pixels_from_env() if self.max_pixels == -1 else self.max_pixels
+        if not route.device or (limit and limit > 0 and w * h > limit) or max(w, h) > MAX_ASPECT_RATIO * min(w, h):
+            return None
+        if self.size and abs(self.size / max(w, h) - 1.0) >= 1e-6 and (self.size < max(w, h) or self.enlarge):
+            return None  # resized on the host (Pillow's Lanczos) as always
+        return _Photo(None, jpeg=data, size=(h, w))
+
+    def compute(self, path, photo):
+        """One photo through ``stylizer(...)``: the path of every photo on a CPU, and of tiled,
+        tiny and lone ones anywhere."""
+        rgb = photo.rgb if photo.rgb is not None else self._decoded(path)[0]
+        target = self.targets.pop(path)
+        bar = self.tile_progress_for(path) if self.tile_progress_for is not None else None
+        try:
+            result = self.stylizer(rgb, strength=self.strength, preserve_color=self.preserve_color, tile=self.tile,
+                                   progress=bar, as_uint8=True)
         finally:
             if bar is not None:
                 bar.close()
-        return target, result, alpha, stylizer.last_tiles
+        return target, result, photo.alpha, self.stylizer.last_tiles
 
-    def save(path, pending):
+    def key(self, path, photo):
+        """(size, photos per pass) for a photo that may share a forward pass, else None."""
+        from cvtools.deferred import resolve
+
+        if self.plan is None:
+            self.plan = _plan_for(resolve(self.stylizer), self.batch, self.gpu_jpeg)  # builds it: first photo
+        plan = self.plan
+        if plan.most <= 1:
+            return None
+        h, w = photo.size
+        if not plan.built.batchable(h, w, self.strength, self.tile):
+            return None
+        most = plan.limit(h, w)
+        return ((h, w), most) if most > 1 else None
+
+    def compute_batch(self, paths, photos):
+        """Same-size photos through the network in one pass (see :meth:`Stylizer.stylize_batch`)."""
+        plan = self.plan
+        images = self._device_inputs(photos)
+        encode = [plan.encode and self.targets[p].suffix.lower() in (".jpg", ".jpeg") for p in paths]
+        outs = plan.built.stylize_batch(images, strength=self.strength, preserve_color=self.preserve_color,
+                                        on_device=any(encode))
+        if any(encode):
+            outs = self._encoded(outs, encode)
+        return [(self.targets.pop(p), out, photo.alpha, 0) for p, out, photo in zip(paths, outs, photos)]
+
+    def _device_inputs(self, photos):
+        """What :meth:`Stylizer.stylize_batch` takes: JPEGs decoded on the device (one batched
+        call), the host's pixels for the others."""
+        images = [p.pixels for p in photos]
+        routed = [i for i, p in enumerate(photos) if p.jpeg is not None]
+        if routed:
+            from cvtools.io.gpu_jpeg import decode_on_device
+
+            for i, t in zip(routed, decode_on_device([photos[i].jpeg for i in routed], self.plan.built.device)):
+                if tuple(t.shape) != (3, *photos[i].size):
+                    raise ValueError(f"nvJPEG decoded {tuple(t.shape)} for a {photos[i].size} frame header")
+                images[i] = t.permute(1, 2, 0)  # H×W×3, as the host's pixels
+        return [image if image is not None else _host_pixels(p.rgb, False) for image, p in zip(images, photos)]
+
+    def _encoded(self, outs, encode):
+        """Device results to save: JPEG bytes (nvJPEG, one call) where ``encode`` says, on the CPU
+        otherwise (and a float result, which saving refuses)."""
+        from cvtools.io.gpu_jpeg import encode_on_device
+
+        chosen = [i for i, out in enumerate(outs) if encode[i] and not out.dtype.is_floating_point]
+        done = dict(zip(chosen, encode_on_device([outs[i] for i in chosen], self.quality))) if chosen else {}
+        return [_Encoded(done[i]) if i in done else out.cpu() for i, out in enumerate(outs)]
+
+    def save(self, path, pending):
+        from cvtools.io.atomic import save_image, save_jpeg_bytes
+
         target, result, alpha, tiles = pending
-        save_image(target, result, alpha=alpha, quality=quality, outputs=outputs)
-        if quiet:
+        if isinstance(result, _Encoded):
+            save_jpeg_bytes(target, result.data, outputs=self.outputs)
+        else:
+            save_image(target, result, alpha=alpha, quality=self.quality, outputs=self.outputs)
+        if self.quiet:
             return None
         return f"{path} -> {target}" + (f" ({tiles} tiles)" if tiles else "")
-
-    return StagedWork(load=load, compute=compute, save=save, prepare=prepare)
 
 
 def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: str = "mona",
@@ -114,7 +345,7 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
     output = None if output is None else str(output)
     work = stylize_work(stylizer, output=output, size=size, strength=strength, preserve_color=preserve_color,
                         tile=tile, ext=ext, many=found.many, overwrite=overwrite, inputs=found.paths, quiet=True,
-                        enlarge=enlarge, name=record.name, outputs=outputs, max_pixels=max_pixels)
+                        enlarge=enlarge, name=record.name, outputs=outputs, max_pixels=max_pixels, device=device)
     work = with_videos(work, stylize_maker(stylizer, size=size, enlarge=enlarge, strength=strength,
                                            preserve_color=preserve_color, tile=tile, tune=tune),
                        record.name, output=output, overwrite=overwrite, many=found.many, inputs=found.paths,

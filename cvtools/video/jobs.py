@@ -112,14 +112,19 @@ class _StagedWithVideos:
             return pending.note
         return self.work.save(path, pending)
 
+    def key(self, path, item):
+        """The wrapped work's group key for a photo (``cvtools.batch.Grouping``); a video goes alone."""
+        return None if path in self.videos else self.work.group.key(path, item)
+
 
 def _staged_with_videos(work, job: VideoJob):
     """A ``cvtools.batch.StagedWork`` that also takes videos (:class:`_StagedWithVideos`)."""
-    from cvtools.batch import StagedWork
+    from cvtools.batch import Grouping, StagedWork
 
     stages = _StagedWithVideos(work, job)
+    group = None if work.group is None else Grouping(stages.key, work.group.compute)
     return StagedWork(load=stages.load, compute=stages.compute, save=stages.save, prepare=stages.prepare,
-                      threads=work.threads, extensions=media_extensions())
+                      threads=work.threads, extensions=media_extensions(), group=group, on_gpu=work.on_gpu)
 
 
 class _VideoDone:
