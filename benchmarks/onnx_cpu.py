@@ -43,7 +43,7 @@ def main(argv=None):
     makers = {
         "pytorch": lambda: Stylizer(args.style, device="cpu"),
         "pytorch-fp32": lambda: Stylizer(args.style, device="cpu", precision="fp32"),
-        "onnxruntime": lambda: OnnxRuntimeStylizer(args.style, device="cpu", notify=lambda m: None,
+        "onnxruntime": lambda: OnnxRuntimeStylizer(args.style, device="cpu", on_note=lambda m: None,
                                               threads=args.threads or None),
     }
     engines = {name: makers[name]() for name in args.engines.split(",")}

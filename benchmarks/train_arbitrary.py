@@ -158,7 +158,7 @@ def train(args, log: Log) -> None:
     samples = sorted((ROOT / "samples").glob("*.jpg"))
     if args.tiny:
         styles, held, samples = styles[:2], held[:1], samples[:2]
-    result = train_arbitrary(config, resume=checkpoint, deadline=START + args.deadline, notes=log,
+    result = train_arbitrary(config, resume=checkpoint, deadline=START + args.deadline, on_note=log,
                              eval_photos=samples, eval_paintings=styles + held,
                              provenance={"styles": "shared/styles/SOURCES.md (held out: evaluation only)"})
     log(f"stopped by {result.stopped_by} at step {result.steps}, {result.images_per_second:.0f} images/s; "

@@ -64,9 +64,9 @@ Key = Tuple[str, Tuple[int, ...], str, str]  # (network, shape, precision, layou
 Notes = Optional[Callable[[str], None]]
 
 
-def _say(notes: Notes, message: str) -> None:
-    if notes is not None:
-        notes(message)
+def _say(on_note: Notes, message: str) -> None:
+    if on_note is not None:
+        on_note(message)
 
 
 # ---------------------------------------------------------------------------- where
@@ -283,25 +283,25 @@ def manifest_dir(device) -> Path:
     return Path(user) if user is not None else cache_dir(device)
 
 
-def read_manifest(directory, notes: Notes = None) -> Dict[Key, Entry]:
+def read_manifest(directory, on_note: Notes = None) -> Dict[Key, Entry]:
     """The manifest in ``directory`` by key ({} when there is none). A file that is not a
     manifest (unreadable, not JSON, another version, too big) is ignored with one note; entries
     that are not valid are dropped with one note."""
     path = manifest_path(directory)
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
-            _say(notes, f"compile cache: {path} is over {MAX_MANIFEST_BYTES >> 10} KiB, not a manifest; ignored")
+            _say(on_note, f"compile cache: {path} is over {MAX_MANIFEST_BYTES >> 10} KiB, not a manifest; ignored")
             return {}
         with open(path, "rb") as f:
             data = json.loads(f.read(MAX_MANIFEST_BYTES + 1).decode("utf-8"))
     except FileNotFoundError:
         return {}
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        _say(notes, f"compile cache: {path} is unreadable ({type(exc).__name__}); ignored "
+        _say(on_note, f"compile cache: {path} is unreadable ({type(exc).__name__}); ignored "
                     "(`cvtools bench --warm` writes it again)")
         return {}
     if not isinstance(data, dict) or data.get("version") != MANIFEST_VERSION or not isinstance(data.get("entries"), list):
-        _say(notes, f"compile cache: {path} is not a version-{MANIFEST_VERSION} manifest; ignored")
+        _say(on_note, f"compile cache: {path} is not a version-{MANIFEST_VERSION} manifest; ignored")
         return {}
     entries, bad = {}, 0
     for raw in data["entries"][:MAX_ENTRIES]:
@@ -312,7 +312,7 @@ def read_manifest(directory, notes: Notes = None) -> Dict[Key, Entry]:
             continue
         entries[entry.key] = entry
     if bad:
-        _say(notes, f"compile cache: {bad} invalid entr{'y' if bad == 1 else 'ies'} in {path} ignored")
+        _say(on_note, f"compile cache: {bad} invalid entr{'y' if bad == 1 else 'ies'} in {path} ignored")
     return entries
 
 
@@ -359,7 +359,7 @@ class _Lock:
 
 
 def record(directory, network: str, shape: Sequence[int], precision: str, layout: str, device: str, torch: str,
-           compiled_s: Optional[float] = None, load_s: Optional[float] = None, notes: Notes = None) -> Optional[Entry]:
+           compiled_s: Optional[float] = None, load_s: Optional[float] = None, on_note: Notes = None) -> Optional[Entry]:
     """Add or update one entry (a measured time replaces the recorded one; one not measured
     keeps it). Returns the entry, or None when the manifest could not be written (a note says
     why; the run goes on)."""
@@ -377,7 +377,7 @@ def record(directory, network: str, shape: Sequence[int], precision: str, layout
             entries[entry.key] = entry
             write_manifest(directory, entries.values())
     except OSError as exc:
-        _say(notes, f"compile cache: could not record {network} {list(shape)} in {directory} ({exc.strerror or exc})")
+        _say(on_note, f"compile cache: could not record {network} {list(shape)} in {directory} ({exc.strerror or exc})")
         return None
     return entry
 
@@ -469,15 +469,15 @@ class CachedCompile:
     """A module's forward, eager or ``torch.compile``'d (static shapes) per input shape, with
     compiled shapes recorded in the device's manifest (see the module docstring for ``mode``).
 
-    network: :func:`network_key`. precision/layout: what the inputs are, for the key. notes:
+    network: :func:`network_key`. precision/layout: what the inputs are, for the key. on_note:
     one-line messages (a compile failure under ``mode=None``, which then stays eager). clock:
     for tests."""
 
     def __init__(self, module, network: str, device, precision: str, layout: str, mode: Optional[bool] = None,
-                 notes: Notes = None, clock: Callable[[], float] = time.perf_counter):
+                 on_note: Notes = None, clock: Callable[[], float] = time.perf_counter):
         self.module, self.network, self.device = module, network, device
         self.precision, self.layout, self.mode = precision, layout, mode
-        self.notes, self.clock = notes, clock
+        self.on_note, self.clock = on_note, clock
         self.compiled = None
         self._paid: set = set()  # shapes whose first compiled call this process has made
         self._started: Dict[Tuple[int, ...], float] = {}  # mode None: a shape's first eager call
@@ -497,7 +497,7 @@ class CachedCompile:
     def entries(self) -> Dict[Key, Entry]:
         if self._entries is None:
             directory = self._directory()
-            self._entries = {} if directory is None else read_manifest(directory, self.notes)
+            self._entries = {} if directory is None else read_manifest(directory, self.on_note)
         return self._entries
 
     def _ids(self) -> Tuple[str, str]:
@@ -571,7 +571,7 @@ class CachedCompile:
             from cvtools.errors import one_line
 
             self.mode = False  # auto: eager from now on, this run
-            _say(self.notes, f"compiled network failed ({one_line(exc, 160)}); running eager")
+            _say(self.on_note, f"compiled network failed ({one_line(exc, 160)}); running eager")
             return self.module(x)
 
     def _sync(self) -> None:
@@ -594,7 +594,7 @@ class CachedCompile:
             device, torch_version = self._ids()
             entry = record(directory, self.network, shape, self.precision, self.layout, device, torch_version,
                            compiled_s=None if known else seconds, load_s=seconds if known else None,
-                           notes=self.notes)
+                           on_note=self.on_note)
             if entry is not None:
                 self.entries()[entry.key] = entry
         return out

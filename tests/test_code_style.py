@@ -20,9 +20,8 @@ def test_ruff_finds_nothing():
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
 
 
-#: Modules whose note callback still has its old name: their own work was under way when the
-#: library took one name (issue 30); they follow when it lands.
-_OLD_NOTE_NAMES = {"cvtools/style/train_arbitrary.py", "cvtools/compile_cache.py"}
+#: Modules whose note callback still has its old name (none left: issue 30 took one name)
+_OLD_NOTE_NAMES: set = set()
 
 
 def test_one_name_for_the_note_callback():

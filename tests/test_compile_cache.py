@@ -179,7 +179,7 @@ def test_an_unwritable_manifest_is_a_note_not_an_error(cache, tmp_path):
     blocker.write_text("x")
     notes = []
     assert cc.record(blocker / "sub", "net-abc", (1, 3, 8, 8), "fp32", "contiguous", "d", "t", 1.0,
-                     notes=notes.append) is None
+                     on_note=notes.append) is None
     assert notes and "could not record" in notes[0]
 
 
@@ -266,7 +266,7 @@ def fake(cache, monkeypatch):
 
 
 def _cached(mode, clock=None, notes=None, network="net-abc"):
-    return cc.CachedCompile(torch.nn.Identity(), network, CPU, "fp32", "contiguous", mode=mode, notes=notes,
+    return cc.CachedCompile(torch.nn.Identity(), network, CPU, "fp32", "contiguous", mode=mode, on_note=notes,
                             clock=clock or Clock())
 
 

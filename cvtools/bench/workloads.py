@@ -453,7 +453,7 @@ def folder_workload(dev, size) -> List[Row]:
     n = 2 if tiny else (8 if quick else 32) if dev.type == "cuda" else (4 if quick else 12)
     h, w = (48, 64) if tiny else (1080, 1920) if dev.type == "cuda" else (480, 640)
     st = Stylizer("mona", device=str(dev), compile=False)  # eager throughout: both variants alike
-    st.notes = None
+    st.on_note = None
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         src = _jpeg_folder(Path(tmp) / "in", n, h, w)

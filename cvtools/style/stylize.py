@@ -137,7 +137,7 @@ class Stylizer:
         self._forward = CachedCompile(
             self.net, network_key(self.net, f"transformernet-w{self.net.width:g}"), self.device,
             precision_name(self.dtype), "channels_last" if self.channels_last else "contiguous",
-            mode=compile, notes=self._note)
+            mode=compile, on_note=self._note)
         mark("model")
         self.last_tiles = 0  # how many tiles the last image took (0: it went whole)
         self.overlap = TILE_OVERLAP

@@ -250,7 +250,7 @@ class ArbitraryTrainer:
     """Network, optimizer, backbone, data and step counter of one run; :meth:`step` is one
     optimisation step on a uint8 batch of photo crops."""
 
-    def __init__(self, config: ArbitraryTrainConfig, resume=None, notes: Optional[Callable[[str], None]] = None):
+    def __init__(self, config: ArbitraryTrainConfig, resume=None, on_note: Optional[Callable[[str], None]] = None):
         from cvtools.device import resolve_device
 
         checkpoint = load_checkpoint(resume) if isinstance(resume, (str, os.PathLike)) else resume
@@ -259,7 +259,7 @@ class ArbitraryTrainer:
             if ArbitraryConfig(**saved.architecture).check() != ArbitraryConfig(**config.architecture).check():
                 raise UsageError("the checkpoint's architecture differs from this run's", param="resume")
         self.config = c = config.check()
-        self.notes = notes or (lambda message: None)
+        self.on_note = on_note or (lambda message: None)
         self.device = resolve_device(c.device)
         cuda = self.device.type == "cuda"
         self.amp_dtype = {"auto": torch.bfloat16 if cuda else None, "fp32": None, "bf16": torch.bfloat16,
@@ -284,7 +284,7 @@ class ArbitraryTrainer:
             if start.config.check() != self.arch.check():
                 raise UsageError(f"{c.init_weights}: its architecture differs from this run's", param="init_weights")
             self.net.load_state_dict(start.state_dict())
-            self.notes(f"starting from the weights in {c.init_weights}")
+            self.on_note(f"starting from the weights in {c.init_weights}")
         compile_ = c.compile if c.compile is not None else cuda
         self.transformer = torch.compile(self.net.transformer, dynamic=False) if compile_ else self.net.transformer
         self.compiled, self._compile_checked = compile_, False
@@ -345,9 +345,12 @@ class ArbitraryTrainer:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
             styles = styles.contiguous(memory_format=torch.channels_last)
-        total, parts = self._loss(x, styles)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(total).backward()
+        # cuDNN autotuning around the whole step, backward passes included (the backbone was
+        # loaded with tune on CUDA; the process's flag is put back after)
+        with self.backbone.autotuning():
+            total, parts = self._loss(x, styles)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step_count += 1
@@ -398,7 +401,7 @@ class ArbitraryTrainer:
         try:
             return self.transformer(x, params)
         except Exception as exc:  # compilation errors come in many types; eager is always correct
-            self.notes(f"torch.compile failed ({first_line(exc, 160)}); training without it")
+            self.on_note(f"torch.compile failed ({first_line(exc, 160)}); training without it")
             self.compiled, self.transformer = False, self.net.transformer
             return self.transformer(x, params)
 
@@ -506,7 +509,7 @@ class ArbitraryResult:
 
 
 def train_arbitrary(config: ArbitraryTrainConfig, resume=None, deadline: Optional[float] = None,
-                    notes: Optional[Callable[[str], None]] = None, eval_photos: Sequence = (),
+                    on_note: Optional[Callable[[str], None]] = None, eval_photos: Sequence = (),
                     eval_paintings: Sequence = (), provenance: Optional[Dict] = None) -> ArbitraryResult:
     """Train (or continue ``resume``, a checkpoint path) until ``config.steps`` or ``deadline``
     (a ``time.monotonic()`` value; needed when ``steps`` is 0), then write the output folder.
@@ -517,29 +520,29 @@ def train_arbitrary(config: ArbitraryTrainConfig, resume=None, deadline: Optiona
     from cvtools.style.train_config import default_workers
     from cvtools.style.train_data import PhotoCrops, make_loader, photo_files
 
-    notes = notes or (lambda message: None)
+    on_note = on_note or (lambda message: None)
     if not config.steps and deadline is None:
         raise UsageError("steps=0 (as many as fit) needs a deadline", param="steps")
-    trainer = ArbitraryTrainer(config, resume, notes)
+    trainer = ArbitraryTrainer(config, resume, on_note)
     c = trainer.config
     Path(c.output).mkdir(parents=True, exist_ok=True)
     held = {Path(n).stem for n in c.holdout}
     all_paintings = painting_files(c.paintings)
     train_files = [p for p in all_paintings if p.stem not in held]
     bank = PaintingBank(train_files, trainer.device)
-    notes(f"{len(train_files)} training paintings ({len(all_paintings) - len(train_files)} held out), "
+    on_note(f"{len(train_files)} training paintings ({len(all_paintings) - len(train_files)} held out), "
           f"device {trainer.device}, {'compiled' if trainer.compiled else 'eager'}")
     dataset = PhotoCrops(photo_files(c.photos), c.image_size, c.seed, c.photo_scale)
     dataset.preload()
     workers = default_workers() if c.workers is None else c.workers
     loader = make_loader(dataset, trainer.step_count, c.steps or MAX_STEPS, c.batch_size, workers,
                          trainer.device.type == "cuda")
-    loop = _Loop(trainer, bank, deadline, notes)
+    loop = _Loop(trainer, bank, deadline, on_note)
     stopped = loop.run(loader)
-    notes(f"training stopped by {stopped} at step {trainer.step_count}")
+    on_note(f"training stopped by {stopped} at step {trainer.step_count}")
     if not eval_paintings:
         eval_paintings = [p for p in all_paintings if p.stem in held]
-    return finish(trainer, stopped, loop.images_per_second(), eval_photos, eval_paintings, provenance or {}, notes)
+    return finish(trainer, stopped, loop.images_per_second(), eval_photos, eval_paintings, provenance or {}, on_note)
 
 
 class _Loop:
@@ -547,8 +550,8 @@ class _Loop:
 
     WARMUP = 5  # steps before timing starts (compilation, cuDNN autotuning, workers starting)
 
-    def __init__(self, trainer: ArbitraryTrainer, bank: PaintingBank, deadline: Optional[float], notes):
-        self.trainer, self.bank, self.deadline, self.notes = trainer, bank, deadline, notes
+    def __init__(self, trainer: ArbitraryTrainer, bank: PaintingBank, deadline: Optional[float], on_note):
+        self.trainer, self.bank, self.deadline, self.on_note = trainer, bank, deadline, on_note
         self.start = trainer.step_count
         self.timed_from: Optional[tuple] = None  # (time, step) once warmed up
         self.last: Optional[tuple] = None
@@ -586,7 +589,7 @@ class _Loop:
             per_step = (time.monotonic() - self.timed_from[0]) / PROBE_STEPS
             left = self.deadline - FINISH_SECONDS - time.monotonic()
             c.steps = t.step_count + max(1, int(0.97 * left / per_step))
-            self.notes(f"{per_step * 1000:.1f} ms per step ({c.batch_size / per_step:.0f} images/s): "
+            self.on_note(f"{per_step * 1000:.1f} ms per step ({c.batch_size / per_step:.0f} images/s): "
                        f"{c.steps} steps fit before the deadline")
         if t.step_count % c.log_every == 0:
             record = {"step": t.step_count, "lr": learning_rate(c, t.step_count - 1)}
@@ -595,7 +598,7 @@ class _Loop:
                 raise CvtoolsError(f"the loss became {record['total']} at step {t.step_count}; the last "
                                    f"checkpoint is {t.checkpoint_path} (try a lower `lr`)", param="lr")
             t.history.append(record)
-            self.notes(" ".join(f"{k} {v:.4g}" for k, v in record.items()))
+            self.on_note(" ".join(f"{k} {v:.4g}" for k, v in record.items()))
         if c.checkpoint_every and t.step_count % c.checkpoint_every == 0:
             t.save_checkpoint()
 
@@ -615,7 +618,7 @@ SHEET_PAINTINGS = 8
 
 
 def finish(trainer: ArbitraryTrainer, stopped: str, images_per_second: float, eval_photos: Sequence,
-           eval_paintings: Sequence, provenance: Dict, notes: Callable[[str], None] = lambda m: None) -> ArbitraryResult:
+           eval_paintings: Sequence, provenance: Dict, on_note: Callable[[str], None] = lambda m: None) -> ArbitraryResult:
     """Checkpoint, losses, weights, measurements, contact sheet and record of a run."""
     from cvtools.io.atomic import atomic_write
     from cvtools.weights import sha256_file
@@ -634,13 +637,13 @@ def finish(trainer: ArbitraryTrainer, stopped: str, images_per_second: float, ev
     stylizer = ArbitraryStylizer(weights, device=str(trainer.device), sha256=sha, backbone=trainer.backbone)
     photos = [_decode_float(p) for p in eval_photos]
     paintings = [(Path(p).stem, _decode_float(p)) for p in eval_paintings]
-    notes(f"checkpoint and weights written ({time.monotonic() - t0:.1f} s)")
+    on_note(f"checkpoint and weights written ({time.monotonic() - t0:.1f} s)")
     evaluation = evaluate(stylizer, photos, paintings) if photos and paintings else {}
-    notes(f"held-out measurements done ({time.monotonic() - t0:.1f} s)")
+    on_note(f"held-out measurements done ({time.monotonic() - t0:.1f} s)")
     if photos and paintings:
         sheet = contact_sheet(stylizer, photos, paintings[:SHEET_PAINTINGS], SHEET_CELL)
         atomic_write(out / "sheet.jpg", lambda tmp: sheet.save(tmp, format="JPEG", quality=88))
-        notes(f"contact sheet written ({time.monotonic() - t0:.1f} s)")
+        on_note(f"contact sheet written ({time.monotonic() - t0:.1f} s)")
     record = _record(trainer, stopped, images_per_second, sha, evaluation, provenance)
     record_path = out / f"{NAME}.json"
     atomic_write(record_path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1) + "\n"))
