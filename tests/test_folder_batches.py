@@ -463,3 +463,35 @@ def test_a_routed_jpeg_that_goes_alone_is_decoded_by_the_host_as_before(tmp_path
 
     with pytest.raises(ImageError, match="safety limit"):  # over the limit: the host path says so
         stages(max_pixels=1000).load(tmp_path / "plain.jpg")
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision 0.29+ on its own codecs
+def test_an_encoders_output_written_as_save_image_writes_a_jpeg(tmp_path):
+    """The writer's side of the GPU encode, with torchvision's CPU encoder standing in for nvJPEG
+    (the same call): the file decodes, is tagged sRGB and carries the run's marker; non-JPEG
+    names are refused."""
+    from cvtools.errors import ImageError
+    from cvtools.io.atomic import save_jpeg_bytes
+    from cvtools.io.markers import read_marker
+    from cvtools.io.naming import Outputs, output_path_for
+    from cvtools.style.job import stylize_provenance
+
+    src = tmp_path / "in.png"
+    photo(64, 48, seed=2).save(src)
+    outputs = Outputs(stylize_provenance("mona"))
+    outputs.begin(found=[src], batch=[src])
+    target = output_path_for(src, str(tmp_path / "o") + "/", "mona", ext=".jpg", outputs=outputs)
+    pixels = torch.from_numpy(np.array(photo(64, 48, seed=2))).permute(2, 0, 1)
+    data = gpu_jpeg.encode_on_device([pixels.permute(1, 2, 0).contiguous().permute(2, 0, 1)], 95)[0]
+    save_jpeg_bytes(target, data, outputs=outputs)
+    back = np.asarray(load_image(target).rgb).astype(int)
+    by_pillow = io.BytesIO()
+    Image.fromarray(pixels.permute(1, 2, 0).numpy()).save(by_pillow, "JPEG", quality=95)
+    pillow_error = np.abs(np.asarray(Image.open(by_pillow)).astype(int) - pixels.permute(1, 2, 0).numpy()).mean()
+    assert back.shape == (48, 64, 3)
+    assert np.abs(back - pixels.permute(1, 2, 0).numpy()).mean() <= pillow_error + 0.5  # a noisy photo: ~4 levels
+    with Image.open(target) as im:
+        assert im.info["icc_profile"] == srgb_icc()
+    assert read_marker(target)["command"] == "stylize"
+    with pytest.raises(ImageError, match="JPEG bytes"):
+        save_jpeg_bytes(tmp_path / "o" / "x.png", data)

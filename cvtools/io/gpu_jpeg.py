@@ -172,14 +172,22 @@ def decode_on_device(datas: Sequence, device) -> list:
 
 def encode_on_device(images: Sequence, quality: int) -> List[bytes]:
     """Encode 3×H×W uint8 tensors on their (CUDA) device with nvJPEG: one JPEG file's bytes each,
-    without the segments :func:`with_markers` adds."""
+    without the segments :func:`with_markers` adds.
+
+    torchvision encodes on a stream of its own that does not wait for the caller's: the images
+    are made contiguous (the copy nvJPEG needs) and the caller's stream finished first, so the
+    encoder never reads pixels still being written."""
     import warnings
 
+    import torch
     from torchvision.io import encode_jpeg
 
+    images = [t.contiguous() for t in images]
+    if images and images[0].is_cuda:
+        torch.cuda.current_stream(images[0].device).synchronize()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = encode_jpeg(list(images), quality=int(quality))
+        out = encode_jpeg(images, quality=int(quality))
     return [t.cpu().numpy().tobytes() for t in out]
 
 
