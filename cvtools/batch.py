@@ -168,37 +168,131 @@ def run_stages(items: Iterable, load: Optional[Callable[[Any], Any]], compute: C
     if threads <= 0:
         yield from _serial_stages(items, load, compute, save, prepare)
         return
-    from concurrent.futures import Future, ThreadPoolExecutor
+    stages = _Stages(items, load, compute, save, prepare, threads, save_threads, group)
+    try:
+        stages.feed()
+        while stages.loads:
+            stages.queue_saves(stages.compute_next())
+            yield from stages.finished(stages.max_saves)
+        yield from stages.finished(0)
+    except (KeyboardInterrupt, GeneratorExit):
+        stages.shutdown()
+        if late is not None:
+            stages.report_late(late)
+        raise
+    finally:
+        stages.shutdown()
 
-    writers_n = threads if save_threads is None else max(1, int(save_threads))
-    lookahead = threads + 1  # loaded (or loading) items waiting for the device: bounded memory
-    max_saves = 2 * writers_n  # results waiting for a writer: bounded memory (both grow for a group)
-    source = iter(items)
-    exhausted = False
-    loaders = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load")
-    writers = ThreadPoolExecutor(writers_n, thread_name_prefix="cvtools-save")
-    loads: deque = deque()  # (item, Future of the loaded value | _Failed | (value,) when no load)
-    results: deque = deque()  # (item, Future of the saved value | _Failed | (value,)), in input order
 
-    def feed():
-        nonlocal exhausted
-        while not exhausted and len(loads) < lookahead:
+class _Stages:
+    """One threaded run of :func:`run_stages`: the items loaded (or loading) ahead of the device
+    (``loads``), the results behind it waiting for a writer or for their turn to be reported
+    (``results``, in input order), and the two pools. The stage functions and ``group`` are
+    :func:`run_stages`' own; every method runs on the calling thread."""
+
+    def __init__(self, items, load, compute, save, prepare, threads, save_threads, group):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.load, self.compute, self.save, self.prepare, self.group = load, compute, save, prepare, group
+        self.threads = threads
+        self.writers_n = threads if save_threads is None else max(1, int(save_threads))
+        self.lookahead = threads + 1  # loaded (or loading) items waiting for the device: bounded memory
+        self.max_saves = 2 * self.writers_n  # results waiting for a writer: bounded memory (both grow for a group)
+        self.source = iter(items)
+        self.exhausted = False
+        self.loaders = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load")
+        self.writers = ThreadPoolExecutor(self.writers_n, thread_name_prefix="cvtools-save")
+        self.loads: deque = deque()  # (item, Future of the loaded value | _Failed | (value,) when no load)
+        self.results: deque = deque()  # (item, Future of the saved value | _Failed | (value,)), in input order
+
+    def feed(self):
+        """Read items and start their loads (after ``prepare``) until the look-ahead is full."""
+        while not self.exhausted and len(self.loads) < self.lookahead:
             try:
-                item = next(source)
+                item = next(self.source)
             except StopIteration:
-                exhausted = True
+                self.exhausted = True
                 return
             try:
-                if prepare is not None:
-                    prepare(item)
+                if self.prepare is not None:
+                    self.prepare(item)
             except Exception as exc:
-                loads.append((item, _Failed(exc)))
+                self.loads.append((item, _Failed(exc)))
             else:
-                loads.append((item, loaders.submit(load, item) if load is not None else (item,)))
+                self.loads.append((item, self.loaders.submit(self.load, item) if self.load is not None else (item,)))
 
-    def finished(limit) -> Iterator[Outcome]:
+    def compute_next(self) -> list:
+        """Compute the item at the head of ``loads`` (with its group's mates, if any): [(item,
+        pending or _Failed), ...] in input order."""
+        item, loading = self.loads.popleft()
+        self.feed()  # keep the loaders busy while this item is computed
+        try:
+            if isinstance(loading, _Failed):
+                raise loading.exc
+            loaded = loading[0] if isinstance(loading, tuple) else loading.result()
+            loading = None
+            members = self.mates(item, loaded)
+            return self.computed(members) if members else [(item, self.compute(item, loaded))]
+        except Exception as exc:
+            return [(item, _Failed(exc))]
+
+    def mates(self, item, loaded):
+        """[(item, loaded), ...]: ``item`` and the loaded items right after it of its group key,
+        or None when it goes alone (no key)."""
+        group = self.group
+        head = group.key(item, loaded) if group is not None else None
+        if head is None:
+            return None
+        key, most = head[0], max(1, int(head[1]))
+        if self.lookahead < self.threads + most:  # room for a whole group ahead of the device
+            self.lookahead, self.max_saves = self.threads + most, max(self.max_saves, self.writers_n + most)
+            self.feed()
+        members = [(item, loaded)]
+        while len(members) < most and self.loads and not isinstance(self.loads[0][1], _Failed):
+            after, loading = self.loads[0]
+            try:
+                value = loading[0] if isinstance(loading, tuple) else loading.result()
+                same = group.key(after, value)
+            except Exception:  # reported at its own turn
+                break
+            if same is None or same[0] != key:
+                break
+            self.loads.popleft()
+            self.feed()
+            members.append((after, value))
+        return members
+
+    def computed(self, members):
+        """(item, pending or _Failed) per member: the group at once, else one by one."""
+        try:
+            pendings = list(self.group.compute([m[0] for m in members], [m[1] for m in members]))
+            if len(pendings) != len(members):
+                raise RuntimeError(f"a group's compute returned {len(pendings)} results for {len(members)} items")
+            return [(m[0], p) for m, p in zip(members, pendings)]
+        except Exception:
+            out = []
+            for m in members:
+                try:
+                    out.append((m[0], self.compute(m[0], m[1])))
+                except Exception as exc:
+                    out.append((m[0], _Failed(exc)))
+            return out
+
+    def queue_saves(self, done):
+        """Queue ``done`` (:meth:`compute_next`'s) on ``results``: each pending to a writer, a
+        failure (or, without ``save``, the value itself) as it is."""
+        for one, pending in done:
+            if isinstance(pending, _Failed) or self.save is None:
+                self.results.append((one, pending if isinstance(pending, _Failed) else (pending,)))
+            else:
+                self.results.append((one, self.writers.submit(self.save, one, pending)))
+
+    def finished(self, limit) -> Iterator[Outcome]:
         """Outcomes of the head of ``results`` that are done; wait for the head while more than
         ``limit`` results are outstanding."""
+        from concurrent.futures import Future
+
+        results = self.results
         while results:
             item, r = results[0]
             if isinstance(r, Future):
@@ -219,82 +313,18 @@ def run_stages(items: Iterable, load: Optional[Callable[[Any], Any]], compute: C
                 results.popleft()
                 yield Outcome(item, r[0])
 
-    def mates(item, loaded):
-        """[(item, loaded), ...]: ``item`` and the loaded items right after it of its group key,
-        or None when it goes alone (no key)."""
-        nonlocal lookahead, max_saves
-        head = group.key(item, loaded) if group is not None else None
-        if head is None:
-            return None
-        key, most = head[0], max(1, int(head[1]))
-        if lookahead < threads + most:  # room for a whole group ahead of the device
-            lookahead, max_saves = threads + most, max(max_saves, writers_n + most)
-            feed()
-        members = [(item, loaded)]
-        while len(members) < most and loads and not isinstance(loads[0][1], _Failed):
-            after, loading = loads[0]
-            try:
-                value = loading[0] if isinstance(loading, tuple) else loading.result()
-                same = group.key(after, value)
-            except Exception:  # reported at its own turn
-                break
-            if same is None or same[0] != key:
-                break
-            loads.popleft()
-            feed()
-            members.append((after, value))
-        return members
-
-    def computed(members):
-        """(item, pending or _Failed) per member: the group at once, else one by one."""
-        try:
-            pendings = list(group.compute([m[0] for m in members], [m[1] for m in members]))
-            if len(pendings) != len(members):
-                raise RuntimeError(f"a group's compute returned {len(pendings)} results for {len(members)} items")
-            return [(m[0], p) for m, p in zip(members, pendings)]
-        except Exception:
-            out = []
-            for m in members:
-                try:
-                    out.append((m[0], compute(m[0], m[1])))
-                except Exception as exc:
-                    out.append((m[0], _Failed(exc)))
-            return out
-
-    try:
-        feed()
-        while loads:
-            item, loading = loads.popleft()
-            feed()  # keep the loaders busy while this item is computed
-            try:
-                if isinstance(loading, _Failed):
-                    raise loading.exc
-                loaded = loading[0] if isinstance(loading, tuple) else loading.result()
-                loading = None
-                members = mates(item, loaded)
-                done = computed(members) if members else [(item, compute(item, loaded))]
-                del loaded, members
-            except Exception as exc:
-                done = [(item, _Failed(exc))]
-            for one, pending in done:
-                if isinstance(pending, _Failed) or save is None:
-                    results.append((one, pending if isinstance(pending, _Failed) else (pending,)))
-                else:
-                    results.append((one, writers.submit(save, one, pending)))
-            del done, pending
-            yield from finished(max_saves)
-        yield from finished(0)
-    except (KeyboardInterrupt, GeneratorExit):
-        for pool in (loaders, writers):
+    def shutdown(self):
+        """Drop the queued loads and saves; wait for those under way."""
+        for pool in (self.loaders, self.writers):
             pool.shutdown(wait=True, cancel_futures=True)
-        if late is not None:
-            for item, r in results:
-                if isinstance(r, Future) and r.done() and not r.cancelled() and r.exception() is None:
-                    late(item)
-        raise
-    finally:
-        for pool in (loaders, writers):
-            pool.shutdown(wait=True, cancel_futures=True)
+
+    def report_late(self, late):
+        """``late(item)`` for each item whose save completed but that was not yielded."""
+        from concurrent.futures import Future
+
+        for item, r in self.results:
+            if isinstance(r, Future) and r.done() and not r.cancelled() and r.exception() is None:
+                late(item)
 
 
 def _serial_stages(items, load, compute, save, prepare) -> Iterator[Outcome]:
@@ -333,22 +363,6 @@ def run_batched(items: Sequence, prepare: Callable[[Any], Any], compute: Callabl
     prepared = {}  # index -> p, or the exception preparing it raised
     ready = {}  # index -> (p, result, or its exception)
     next_prepare = 0
-
-    def run(members):
-        try:
-            results = compute([p for _, p in members])
-            if len(results) != len(members):
-                raise RuntimeError(f"compute returned {len(results)} results for {len(members)} items")
-        except Exception as exc:
-            if len(members) == 1:
-                ready[members[0][0]] = (members[0][1], exc)
-                return
-            for member in members:  # one bad (or too big) item must not sink its batch-mates
-                run([member])
-            return
-        for (i, p), r in zip(members, results):
-            ready[i] = (p, r)
-
     for i, item in enumerate(order):
         if i not in ready:
             if i not in prepared:  # prepare the next window, in input order
@@ -373,7 +387,7 @@ def run_batched(items: Sequence, prepare: Callable[[Any], Any], compute: Callabl
             except Exception as exc:
                 yield Outcome(item, error=exc)
                 continue
-            run([(i, p)] + [(j, prepared.pop(j)) for j in mates])
+            _compute_batch(compute, [(i, p)] + [(j, prepared.pop(j)) for j in mates], ready)
         p, r = ready.pop(i)
         if isinstance(r, BaseException):
             yield Outcome(item, error=r)
@@ -384,6 +398,25 @@ def run_batched(items: Sequence, prepare: Callable[[Any], Any], compute: Callabl
             yield Outcome(item, error=exc)
         else:
             yield Outcome(item, value)
+
+
+def _compute_batch(compute, members, ready) -> None:
+    """For :func:`run_batched`: compute ``members`` ([(index, p), ...]) as one batch and set
+    ``ready[index] = (p, result or its exception)`` for each; a batch that fails is computed
+    again one member at a time."""
+    try:
+        results = compute([p for _, p in members])
+        if len(results) != len(members):
+            raise RuntimeError(f"compute returned {len(results)} results for {len(members)} items")
+    except Exception as exc:
+        if len(members) == 1:
+            ready[members[0][0]] = (members[0][1], exc)
+            return
+        for member in members:  # one bad (or too big) item must not sink its batch-mates
+            _compute_batch(compute, [member], ready)
+        return
+    for (i, p), r in zip(members, results):
+        ready[i] = (p, r)
 
 
 def _shape_key(p):
@@ -733,19 +766,50 @@ def run(inputs: Sequence[str], work, *, provenance=None, outputs=None,
       the file being written is discarded (writes are atomic), every finished output stays.
     """
     import signal
-    import threading
     import time
 
-    from cvtools import distributed
-    from cvtools.io.discover import Inputs, find_inputs
-    from cvtools.io.naming import Outputs, OutputSkipped
+    from cvtools.io.naming import Outputs
 
-    on_done = on_done or _ignore
-    on_fail = on_fail or _ignore
-    on_note = on_note or _ignore
-    progress = progress or _ignore
     report = BatchReport()
     work = as_work(work)
+    tally = _Tally(report, on_done or _ignore, on_fail or _ignore, on_note or _ignore, progress or _ignore, fatal)
+    planned = _plan(inputs, work, tally)
+    if planned is None:
+        return report
+    paths, found, dist = planned
+    threads = work.workers(len(paths))
+    old_term = _sigterm_as_interrupt()
+    tally.progress(0, len(paths))
+    report.started = time.time()
+    try:
+        if outputs is None:
+            outputs = Outputs(provenance)
+        outputs.begin(found=found, batch=paths, on_note=tally.on_note)
+        tally.take(work.outcomes(paths, threads, late=lambda path: report.done.append(str(path))))
+    except KeyboardInterrupt:
+        report.ended = time.time()
+        in_progress = "those in progress were" if threads else "the one in progress was"
+        raise Interrupted(report, f"interrupted after {len(report.done)} of {len(paths)} inputs; every output "
+                                  f"written is complete, {in_progress} discarded; run the same command again to "
+                                  "continue") from None
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+    report.ended = time.time()
+    if dist.enabled:
+        return _combine_ranks(report, dist)
+    return report
+
+
+def _plan(inputs, work, tally: "_Tally"):
+    """For :func:`run`: this process's files, as (paths, found, dist), or None when there is
+    nothing to work on (said through the callbacks). Finds the inputs (unless found already),
+    leaves out cvtools' own outputs, takes this rank's shard under torchrun, fills the report's
+    counts and fails the inputs that gave no file."""
+    from cvtools import distributed
+    from cvtools.io.discover import Inputs, find_inputs
+
+    report = tally.report
     if not isinstance(inputs, Inputs):  # a command that looked at its inputs already passes them found
         inputs = find_inputs(inputs, extensions=work.extensions)
     paths, problems, found = list(inputs.paths), list(inputs.problems), inputs.found
@@ -761,73 +825,76 @@ def run(inputs: Sequence[str], work, *, provenance=None, outputs=None,
             problems = []
     report.files = len(paths)
     for problem in problems:
-        on_fail(problem.path, error_line(problem.path, problem), problem)
+        tally.on_fail(problem.path, error_line(problem.path, problem), problem)
         report.failed.append(problem.path)
     if not all_paths:
         if tool_outputs:
-            on_note(f"every input is an output of cvtools ({len(tool_outputs)} found); name one alone to process it")
+            tally.on_note(f"every input is an output of cvtools ({len(tool_outputs)} found); name one alone to "
+                          "process it")
         elif not problems:
-            on_fail("", "no input images", None)
+            tally.on_fail("", "no input images", None)
             report.failed.append("")
-        return report
-    finished = 0
+        return None
+    return paths, found, dist
 
-    def advance():
-        nonlocal finished
-        finished += 1
-        progress(finished, len(paths))
 
-    def ok(path, note):
-        report.done.append(str(path))
-        on_done(str(path), note)
-        advance()
+class _Tally:
+    """For :func:`run`: what becomes of each file's outcome, in input order: counted in the
+    report, told to the callbacks, the progress advanced (out of ``report.files``)."""
 
-    def fail(path, exc):
-        if isinstance(exc, OutputSkipped):  # nothing to do for this input: not a failure
-            (report.skipped if exc.kind == "done" else report.excluded).append(str(path))
-            if len(paths) == 1 or exc.kind == "named_like":  # a name alone is a guess: say which file
-                on_note(error_line(path, exc))
-        else:
-            message = failure_line(path, exc, fatal)  # re-raises what must end the run
-            report.failed.append(str(path))
-            on_fail(str(path), message, exc)
-        advance()
+    def __init__(self, report: BatchReport, on_done, on_fail, on_note, progress, fatal):
+        self.report = report
+        self.on_done, self.on_fail, self.on_note, self.progress, self.fatal = on_done, on_fail, on_note, progress, fatal
+        self.finished = 0
 
-    threads = work.workers(len(paths))
-    old_term = None
-    if threading.current_thread() is threading.main_thread():
-        try:
-            old_term = signal.signal(signal.SIGTERM, _on_sigterm)
-        except (ValueError, OSError):
-            old_term = None
-    progress(0, len(paths))
-    report.started = time.time()
-    try:
-        if outputs is None:
-            outputs = Outputs(provenance)
-        outputs.begin(found=found, batch=paths, on_note=on_note)
-        outcomes = work.outcomes(paths, threads, late=lambda path: report.done.append(str(path)))
+    def take(self, outcomes: Iterator[Outcome]) -> None:
+        """Tally every outcome; on the way out (an interrupt too), close ``outcomes``: the saves
+        under way finish, the rest are dropped."""
         try:
             for outcome in outcomes:
                 if outcome.error is None:
-                    ok(outcome.item, outcome.value)
+                    self.ok(outcome.item, outcome.value)
                 else:
-                    fail(outcome.item, outcome.error)
+                    self.fail(outcome.item, outcome.error)
         finally:
-            outcomes.close()  # on an interrupt: finish the saves under way, drop the rest
-    except KeyboardInterrupt:
-        report.ended = time.time()
-        in_progress = "those in progress were" if threads else "the one in progress was"
-        raise Interrupted(report, f"interrupted after {len(report.done)} of {len(paths)} inputs; every output "
-                                  f"written is complete, {in_progress} discarded; run the same command again to "
-                                  "continue") from None
-    finally:
-        if old_term is not None:
-            signal.signal(signal.SIGTERM, old_term)
-    report.ended = time.time()
-    if dist.enabled:
-        return _combine_ranks(report, dist)
-    return report
+            outcomes.close()
+
+    def advance(self):
+        self.finished += 1
+        self.progress(self.finished, self.report.files)
+
+    def ok(self, path, note):
+        self.report.done.append(str(path))
+        self.on_done(str(path), note)
+        self.advance()
+
+    def fail(self, path, exc):
+        from cvtools.io.naming import OutputSkipped
+
+        report = self.report
+        if isinstance(exc, OutputSkipped):  # nothing to do for this input: not a failure
+            (report.skipped if exc.kind == "done" else report.excluded).append(str(path))
+            if report.files == 1 or exc.kind == "named_like":  # a name alone is a guess: say which file
+                self.on_note(error_line(path, exc))
+        else:
+            message = failure_line(path, exc, self.fatal)  # re-raises what must end the run
+            report.failed.append(str(path))
+            self.on_fail(str(path), message, exc)
+        self.advance()
+
+
+def _sigterm_as_interrupt():
+    """On the main thread, make SIGTERM raise like Ctrl-C (:func:`_on_sigterm`) and return the
+    handler it replaces, for :func:`run` to put back; None when it cannot be changed here."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        try:
+            return signal.signal(signal.SIGTERM, _on_sigterm)
+        except (ValueError, OSError):
+            return None
+    return None
 
 
 def _combine_ranks(report: BatchReport, dist) -> BatchReport:

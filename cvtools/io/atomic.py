@@ -58,6 +58,33 @@ def atomic_write(path, write_fn, overwrite: Optional[bool] = None, outputs: Opti
     if overwrite is None:
         record = outputs.record(path) if outputs is not None else None
         overwrite = True if record is None else record.overwrite
+    parent = _output_dir(path)
+    tmp = None
+    try:
+        ext = path.suffix if len(path.suffix) <= 8 else ""
+        fd, tmp = tempfile.mkstemp(prefix=".cvtools-", suffix=".part" + ext, dir=parent)
+        os.close(fd)
+        write_fn(tmp)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        _move_into_place(tmp, path, overwrite)
+        tmp = None
+        _fsync_dir(parent)
+    except BaseException as exc:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        error = _write_error(path, exc)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _output_dir(path: Path) -> Path:
+    """The directory ``path`` goes into, created if missing; an :class:`ImageError` when it
+    cannot be, is not writable, or ``path`` is a directory."""
     parent = path.parent if str(path.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -71,53 +98,49 @@ def atomic_write(path, write_fn, overwrite: Optional[bool] = None, outputs: Opti
         raise ImageError(path, "output directory is not writable")
     if path.is_dir():
         raise ImageError(path, "output is a directory")
-    tmp = None
+    return parent
+
+
+def _move_into_place(tmp, path: Path, overwrite: bool) -> None:
+    """Give the written ``tmp`` the permissions of the file it replaces (or a new file's) and
+    rename it to ``path``; without ``overwrite``, only where no file is (a hard link, which
+    fails if one appeared meanwhile), and ``tmp`` is removed once linked."""
     try:
-        ext = path.suffix if len(path.suffix) <= 8 else ""
-        fd, tmp = tempfile.mkstemp(prefix=".cvtools-", suffix=".part" + ext, dir=parent)
-        os.close(fd)
-        write_fn(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        try:
-            mode = os.stat(path).st_mode & 0o7777 if overwrite else None
-        except OSError:
-            mode = None
-        os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)  # fails if path exists: no window for a race
-            except FileExistsError:
-                if _same_result(tmp, path):  # an identical run raced us to it: its file is ours
-                    raise OutputSkipped(path, "already done: another run of the same command and options wrote "
-                                              "it meanwhile", "done", target=path) from None
-                raise ImageError(path, "output exists (it appeared while this one was made); "
-                                       "pass overwrite=True to replace it", param="overwrite") from None
-            except OSError:  # a file system without hard links
-                if path.exists():
-                    raise ImageError(path, "output exists; pass overwrite=True to replace it", param="overwrite") from None
-                os.replace(tmp, path)
-            else:
-                os.unlink(tmp)
-        tmp = None
-        _fsync_dir(parent)
-    except BaseException as exc:
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        if isinstance(exc, (CvtoolsError, KeyboardInterrupt, SystemExit, GeneratorExit)):
-            raise
-        if isinstance(exc, MemoryError):
-            raise ImageError(path, "out of memory while writing") from None
-        if isinstance(exc, OSError):
-            raise ImageError(path, f"cannot write ({exc.strerror or one_line(exc)})") from None
-        if isinstance(exc, Exception):  # e.g. an encoder refusing the size (WebP: 16383 px)
-            raise ImageError(path, f"cannot write ({one_line(exc, 200) or type(exc).__name__})") from None
-        raise
+        mode = os.stat(path).st_mode & 0o7777 if overwrite else None
+    except OSError:
+        mode = None
+    os.chmod(tmp, mode if mode is not None else 0o666 & ~_umask())
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:
+        os.link(tmp, path)  # fails if path exists: no window for a race
+    except FileExistsError:
+        if _same_result(tmp, path):  # an identical run raced us to it: its file is ours
+            raise OutputSkipped(path, "already done: another run of the same command and options wrote "
+                                      "it meanwhile", "done", target=path) from None
+        raise ImageError(path, "output exists (it appeared while this one was made); "
+                               "pass overwrite=True to replace it", param="overwrite") from None
+    except OSError:  # a file system without hard links
+        if path.exists():
+            raise ImageError(path, "output exists; pass overwrite=True to replace it", param="overwrite") from None
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+
+
+def _write_error(path, exc: BaseException) -> Optional[ImageError]:
+    """The :class:`ImageError` that ``exc``, raised while writing ``path``, becomes; None when it
+    goes on as it is (cvtools' own errors, interrupts, anything not an Exception)."""
+    if isinstance(exc, (CvtoolsError, KeyboardInterrupt, SystemExit, GeneratorExit)):
+        return None
+    if isinstance(exc, MemoryError):
+        return ImageError(path, "out of memory while writing")
+    if isinstance(exc, OSError):
+        return ImageError(path, f"cannot write ({exc.strerror or one_line(exc)})")
+    if isinstance(exc, Exception):  # e.g. an encoder refusing the size (WebP: 16383 px)
+        return ImageError(path, f"cannot write ({one_line(exc, 200) or type(exc).__name__})")
+    return None
 
 
 def save_image(path, image, alpha=None, quality: int = 95, outputs: Optional[Outputs] = None) -> Path:
