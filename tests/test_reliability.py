@@ -531,9 +531,17 @@ main(args=[])
 """
 
 
+def _default_sigint():
+    """In the child, before cvtools starts: Ctrl-C as a terminal delivers it. A suite started in
+    the background by a non-interactive shell runs with SIGINT ignored, which children inherit
+    (and Python then installs no KeyboardInterrupt handler): the command under test would never
+    hear the signal the test sends."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupt_after_first_output(cmd_line, out: Path, sig=signal.SIGINT, timeout=120.0, done=None):
     proc = subprocess.Popen(cmd_line, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"}, preexec_fn=_default_sigint)
     deadline = time.monotonic() + timeout
     done = done or (lambda: out.exists() and any(not p.name.startswith(".") for p in out.iterdir()))
     try:
