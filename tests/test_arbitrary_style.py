@@ -298,7 +298,10 @@ def test_an_extra_style_network_is_averaged_into_the_style_term(data, tmp_path):
         extra = through(*trainer.extra[0])
     # the same operations in the same order on CPU fp32: equal up to the last bits of one sum
     assert torch.allclose(parts["style"], (main + extra) / 2, rtol=1e-5, atol=0)
-    assert not torch.allclose(main, extra, rtol=1e-2)  # a different network: a different term
+    # and the extra term counts: another network on other layers gives another value (random
+    # weights put the two anywhere; fp32 rounding of these sums is ~1e-6 relative, so 1e-4 apart
+    # is a real difference, not noise)
+    assert abs(float(extra - main)) > 1e-4 * float(main)
 
 
 @pytest.mark.parametrize("value", [{"efficientnet_lite0": []}, {"efficientnet_lite0": "blocks.1"}, ["blocks.1"]])
