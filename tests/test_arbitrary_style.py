@@ -259,7 +259,8 @@ def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
 
 
 @pytest.mark.parametrize("objective", [{}, {"style_transform": "gram", "stats_weight": 0.0},
-                                       {"extra_backbones": {"efficientnet_lite0": ["blocks.1", "blocks.3"]}}])
+                                       {"extra_backbones": {"efficientnet_lite0": ["blocks.1", "blocks.3"]}},
+                                       {"strength_fraction": 0.5}])
 def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     straight = train_arbitrary(config(data, tmp_path / "a", steps=4, **objective))
     train_arbitrary(config(data, tmp_path / "b", steps=2, **objective))
@@ -291,8 +292,7 @@ def test_an_extra_style_network_is_averaged_into_the_style_term(data, tmp_path):
 
         def through(bb, layers):
             pf, f = bb.features(styles, layers), bb.features(y, layers)
-            t = {k: trainer._temperature(pf[k]) for k in layers}
-            return trainer._layers_distance(f, pf, layers, {k: trainer._gram(pf[k], t[k]) for k in layers}, t)
+            return trainer._layers_distance(f, pf, layers).mean()
 
         main = through(trainer.backbone, c.style_layers)
         extra = through(*trainer.extra[0])
@@ -302,6 +302,39 @@ def test_an_extra_style_network_is_averaged_into_the_style_term(data, tmp_path):
     # weights put the two anywhere; fp32 rounding of these sums is ~1e-6 relative, so 1e-4 apart
     # is a real difference, not noise)
     assert abs(float(extra - main)) > 1e-4 * float(main)
+
+
+@pytest.mark.parametrize("extra", [{}, {"extra_backbones": {"efficientnet_lite0": ["blocks.1", "blocks.3"]}}])
+def test_strength_samples_span_photo_as_style_to_plain(data, tmp_path, extra):
+    """A strength sample at 1 is a plain sample; at 0 it is the photo taken as its own painting
+    (the embedding is the photo's and the style target the photo's); with the photo as the
+    painting every strength is that same sample. Same operations on CPU fp32, so equal up to
+    the reduction order of a few sums (1e-5 relative)."""
+    import torch
+
+    from cvtools.style.train_arbitrary import ArbitraryTrainer
+
+    trainer = ArbitraryTrainer(config(data, tmp_path, strength_fraction=0.5, **extra))
+    torch.manual_seed(2)
+    x, styles = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    with torch.no_grad():
+        plain = trainer._loss(x, styles)[0]
+        photo_as_style = trainer._loss(x, x)[0]
+        at_one = trainer._loss(x, styles, torch.ones(3))[0]
+        at_zero = trainer._loss(x, styles, torch.zeros(3))[0]
+        halfway = trainer._loss(x, styles, torch.full((3,), 0.5))[0]
+        own_halfway = trainer._loss(x, x, torch.full((3,), 0.5))[0]
+    assert torch.allclose(at_one, plain, rtol=1e-5) and torch.allclose(at_zero, photo_as_style, rtol=1e-5)
+    assert torch.allclose(own_halfway, photo_as_style, rtol=1e-5)
+    # and half-way is neither end (random weights: the ends differ by far more than rounding)
+    assert abs(float(plain - photo_as_style)) > 1e-3 * float(plain)
+    assert float(halfway) not in (pytest.approx(float(plain), rel=1e-4), pytest.approx(float(photo_as_style), rel=1e-4))
+
+
+@pytest.mark.parametrize("value", [(0.5,), (0.8, 0.2), (-0.1, 0.5), (0.2, 1.5), ("a", 1)])
+def test_bad_strength_range_is_refused(data, tmp_path, value):
+    with pytest.raises(ValueError, match="strength_range"):
+        config(data, tmp_path, strength_range=value).check()
 
 
 @pytest.mark.parametrize("value", [{"efficientnet_lite0": []}, {"efficientnet_lite0": "blocks.1"}, ["blocks.1"]])

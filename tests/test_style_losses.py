@@ -110,6 +110,26 @@ def test_masked_tone_term_weighs_skin_blocks_more():
         check_objective({"tone_mask": "faces"})
 
 
+def test_skin_colour_tone_term_keeps_the_hue_of_skin_only():
+    """The chrominance part weighs each block by its skin share: a grey face costs, a grey sky
+    does not; lightness counts as in the "skin" term. The blocks are flat, so the block means
+    are the colours and the expected values follow from JPEG's YCbCr matrix directly."""
+    skin_rgb, sky_rgb = (87, 60, 45), (110, 160, 220)
+    photo = torch.cat([flat(sky_rgb), flat(skin_rgb)], dim=3)  # sky | dark skin, 16×32
+    y = lambda c: (0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]) / 255  # noqa: E731
+    grey_face, grey_sky = photo.clone(), photo.clone()
+    grey_face[..., 16:] = y(skin_rgb)  # the same light, no hue
+    grey_sky[..., :16] = y(sky_rgb)
+    assert float(tone_distance(grey_face, photo, mask="skin")) < 1e-10  # light alone: unchanged
+    assert float(tone_distance(grey_sky, photo, mask="skin_colour")) < 1e-10  # the sky's colour is free
+    cb = (-0.168736 * skin_rgb[0] - 0.331264 * skin_rgb[1] + 0.5 * skin_rgb[2]) / 255
+    cr = (0.5 * skin_rgb[0] - 0.418688 * skin_rgb[1] - 0.081312 * skin_rgb[2]) / 255
+    # 2 skin blocks (weight 1, chroma weight 1) and 2 sky blocks (weight 0.2) per image: 8 px blocks
+    expected = 2 * (cb ** 2 + cr ** 2) / (2 * 1 + 2 * 0.2)
+    assert float(tone_distance(grey_face, photo, mask="skin_colour")) == pytest.approx(expected, rel=1e-4)
+    check_objective({"tone_mask": "skin_colour"})
+
+
 def test_lattice_energy_sees_a_grid_locked_pattern_not_strokes():
     photo = smooth_image(7)
     assert float(lattice_energy(photo, photo)) == 0.0

@@ -26,6 +26,9 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
   photo, see :func:`skin_mask`): a face keeps its lightness against its surroundings while skies
   and backgrounds keep the painting's light (a global tone term buys subject lightness with style
   distance: mona's subject −0.16 → −0.10 cost +30 %, QUALITY.md "Styles on people: the retrain").
+- ``tone_mask="skin_colour"``: as ``"skin"``, plus the block-mean chrominance (Cb, Cr) on skin
+  only: a face keeps its hue as well as its light (great_wave's dark skin kept its lightness
+  under ``"skin"`` and still read as the painting's pale beige).
 - ``lattice_weight``: the output's power at the frequencies of the network's 4-px grid beyond the
   photo's (:func:`lattice_energy`): the fine cross-hatch or dot lattice in flat areas at 2×.
 - ``extra_backbones``: Gram terms through further networks (EfficientNet-Lite1/2), averaged with
@@ -91,22 +94,40 @@ def skin_mask(photos: torch.Tensor) -> torch.Tensor:
     return (inside(cb, 77, 127) * inside(cr, 133, 173)).unsqueeze(1)
 
 
+TONE_MASKS = ("skin", "skin_colour")
+
+
+def chrominance(images: torch.Tensor) -> torch.Tensor:
+    """N×3×H×W RGB in [0, 1] → N×2×H×W (Cb, Cr) of JPEG's YCbCr, centred on 0, in [−0.5, 0.5]."""
+    w = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]], device=images.device,
+                     dtype=images.dtype)
+    return torch.einsum("nchw,kc->nkhw", images, w)
+
+
 def tone_distance(images: torch.Tensor, photos: torch.Tensor, scale: int = 8, mask: Optional[str] = None) -> torch.Tensor:
     """Per image: mean squared difference of the luminance averaged over scale×scale blocks
     (the photo's light and dark areas; fine texture and colour are left to the style).
 
     ``mask="skin"``: each block weighted by ``TONE_MASK_FLOOR`` + its share of skin-like pixels
     (:func:`skin_mask`), normalised by the weights' sum (a photo without skin weighs its blocks
-    evenly, as the plain term does)."""
+    evenly, as the plain term does). ``mask="skin_colour"``: plus each block's squared
+    chrominance difference weighted by its skin share alone (no floor: the background's colour
+    stays the painting's), over the same sum."""
     a = F.avg_pool2d(luminance(images.float()), scale, ceil_mode=True)
     b = F.avg_pool2d(luminance(photos.float()), scale, ceil_mode=True)
     d = (a - b).pow(2)
     if mask is None:
         return d.mean(dim=(1, 2, 3))
-    if mask != "skin":
-        raise ValueError(f"tone mask must be 'skin', not {mask!r}")
-    w = TONE_MASK_FLOOR + (1 - TONE_MASK_FLOOR) * F.avg_pool2d(skin_mask(photos), scale, ceil_mode=True)
-    return (d * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
+    if mask not in TONE_MASKS:
+        raise ValueError(f"tone mask must be one of {', '.join(TONE_MASKS)}, not {mask!r}")
+    skin = F.avg_pool2d(skin_mask(photos), scale, ceil_mode=True)
+    w = TONE_MASK_FLOOR + (1 - TONE_MASK_FLOOR) * skin
+    total = (d * w).sum(dim=(1, 2, 3))
+    if mask == "skin_colour":
+        ca = F.avg_pool2d(chrominance(images.float()), scale, ceil_mode=True)
+        cb = F.avg_pool2d(chrominance(photos.float()), scale, ceil_mode=True)
+        total = total + ((ca - cb).pow(2).sum(1, keepdim=True) * skin).sum(dim=(1, 2, 3))
+    return total / w.sum(dim=(1, 2, 3))
 
 
 #: the style networks' grid: two stride-2 stages down and two ×2 upsampling stages up, so an
@@ -313,8 +334,8 @@ def check_objective(objective: Optional[dict]) -> dict:
     for k in ("stats_weight", "tone_weight", "lattice_weight"):
         if float(o.get(k, 0.0)) < 0:
             raise ValueError(f"objective {k} must be ≥ 0")
-    if o.get("tone_mask") not in (None, "skin"):
-        raise ValueError(f"objective tone_mask must be skin, not {o['tone_mask']!r}")
+    if o.get("tone_mask") not in (None,) + TONE_MASKS:
+        raise ValueError(f"objective tone_mask must be one of {', '.join(TONE_MASKS)}, not {o['tone_mask']!r}")
     scales = [float(s) for s in o.get("style_scales", [1.0])]
     if not scales or any(not 0.1 <= s <= 4 for s in scales):
         raise ValueError("objective style_scales must be factors between 0.1 and 4")

@@ -107,6 +107,14 @@ class ArbitraryTrainConfig:
     #: network moved Lite0's distance and not an independent Lite2's (benchmarks/arbitrary/PLAN.md)
     extra_backbones: Dict[str, List[str]] = field(default_factory=dict)
     photo_style_fraction: float = 0.15
+    #: fraction of the other samples trained at a strength below 1: their embedding is
+    #: ``(1 - s)·embedding(photo) + s·embedding(painting)`` (what ``--strength s`` computes at
+    #: inference) and their style term ``s·d(output, painting) + (1 - s)·d(output, photo)``, so a
+    #: half-way embedding is taught to mean half the painting's texture, not a washed-out
+    #: full-strength picture; 0: off (the embedding mix is then untrained interpolation)
+    strength_fraction: float = 0.0
+    #: the strengths those samples get, uniform in this range
+    strength_range: tuple = (0.2, 0.8)
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -138,6 +146,12 @@ class ArbitraryTrainConfig:
             number(key, 0, 1e9)
         number("lr", 1e-12, 10)
         number("photo_style_fraction", 0, 1)
+        number("strength_fraction", 0, 1)
+        v = self.strength_range
+        if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) or not 0 <= v[0] <= v[1] <= 1:
+            raise ValueError("strength_range must be two strengths 0 <= a <= b <= 1")
+        self.strength_range = tuple(float(x) for x in v)
         for key in ("photo_scale", "painting_scale"):
             v = getattr(self, key)
             if not isinstance(v, (list, tuple)) or len(v) != 2 or not 0 < v[0] <= v[1] <= 1:
@@ -342,13 +356,23 @@ class ArbitraryTrainer:
         for i in np.flatnonzero(own).tolist():
             styles[i] = F.interpolate(x[i:i + 1], size=styles.shape[-2:], mode="bilinear", antialias=True,
                                       align_corners=False)[0].clamp(0, 1)
+        strength = None
+        if c.strength_fraction:
+            # drawn after the crops and the photo-as-style choice, so runs without strength
+            # samples see the same data as before the option existed
+            mixed = (rng.random(x.shape[0]) < c.strength_fraction) & ~own
+            values = np.where(mixed, rng.uniform(*c.strength_range, size=x.shape[0]), 1.0).astype(np.float32)
+            strength = torch.from_numpy(values)
+            if self.device.type == "cuda":  # pinned: the copy is queued, not waited for
+                strength = strength.pin_memory()
+            strength = strength.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
             styles = styles.contiguous(memory_format=torch.channels_last)
         # cuDNN autotuning around the whole step, backward passes included (the backbone was
         # loaded with tune on CUDA; the process's flag is put back after)
         with self.backbone.autotuning():
-            total, parts = self._loss(x, styles)
+            total, parts = self._loss(x, styles, strength)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
@@ -357,7 +381,9 @@ class ArbitraryTrainer:
         parts["total"] = total.detach()
         return parts
 
-    def _loss(self, x: torch.Tensor, styles: torch.Tensor):
+    def _loss(self, x: torch.Tensor, styles: torch.Tensor, strength: Optional[torch.Tensor] = None):
+        """The weighted loss and its parts. ``strength`` (N, 1 for a plain sample): each sample's
+        mix of the photo's and the painting's embedding and style targets (``strength_fraction``)."""
         from cvtools.style.losses import content_distance, total_variation
 
         c = self.config
@@ -365,32 +391,44 @@ class ArbitraryTrainer:
                                   enabled=self.amp_dtype is not None)
         with torch.no_grad(), autocast:
             pf = self.backbone.features(styles, self.painting_layers)
-            photo_content = self.backbone.features(x, [c.content_layer])[c.content_layer]
-        temperatures = {k: self._temperature(pf[k]) for k in c.style_layers}
-        targets = {k: self._gram(pf[k], temperatures[k]) for k in c.style_layers}
+            xf = self.backbone.features(x, self.painting_layers if strength is not None else [c.content_layer])
+            if strength is not None and c.content_layer not in xf:
+                xf.update(self.backbone.features(x, [c.content_layer]))
         embedding = self.net.encoder(pf)  # the trainable MLP on the frozen statistics
+        if strength is not None:
+            photo_embedding = self.net.encoder(xf)
+            embedding = photo_embedding + strength[:, None] * (embedding - photo_embedding)
         with autocast:
             y = self._transform(x, self.net.style_params(embedding))
             feats = self.backbone.features(y, self.output_layers)
-        style = self._layers_distance(feats, pf, c.style_layers, targets, temperatures)
+        networks = [(self.backbone, list(c.style_layers), feats, pf, xf)]
         for bb, layers in self.extra:
             with torch.no_grad(), autocast:
                 pe = bb.features(styles, layers)
-            t_extra = {k: self._temperature(pe[k]) for k in layers}
-            g_extra = {k: self._gram(pe[k], t_extra[k]) for k in layers}
+                xe = bb.features(x, layers) if strength is not None else None
             with autocast:
                 fe = bb.features(y, layers)
-            style = style + self._layers_distance(fe, pe, layers, g_extra, t_extra)
-        style = style / (1 + len(self.extra))
-        content = content_distance(feats[c.content_layer], photo_content).mean()
+            networks.append((bb, layers, fe, pe, xe))
+        style = 0.0
+        for _, layers, f, p, ph in networks:
+            d = self._layers_distance(f, p, layers)
+            if strength is not None:
+                d = strength * d + (1 - strength) * self._layers_distance(f, ph, layers)
+            style = style + d
+        style = style.mean() / len(networks)
+        content = content_distance(feats[c.content_layer], xf[c.content_layer]).mean()
         tv = total_variation(y.float())
         total = c.style_weight * style + c.content_weight * content + c.tv_weight * tv
         return total, {"style": style.detach(), "content": content.detach(), "tv": tv.detach()}
 
-    def _layers_distance(self, feats, painting_feats, layers, targets, temperatures) -> torch.Tensor:
-        """The style distance through one network: the mean over its layers."""
-        return sum(self._style_distance(feats[k], painting_feats[k], targets[k], temperatures[k])
-                   for k in layers) / len(layers)
+    def _layers_distance(self, feats, target_feats, layers) -> torch.Tensor:
+        """Each sample's style distance through one network (N): the mean over its layers of
+        :meth:`_style_distance` against the targets' own features (Gram temperatures included)."""
+        total = 0.0
+        for k in layers:
+            t = self._temperature(target_feats[k])
+            total = total + self._style_distance(feats[k], target_feats[k], self._gram(target_feats[k], t), t)
+        return total / len(layers)
 
     def _transform(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """The transformer, compiled when asked; if compiling fails at the first step (no
@@ -419,8 +457,8 @@ class ArbitraryTrainer:
 
     def _style_distance(self, f: torch.Tensor, f_painting: torch.Tensor, target: torch.Tensor,
                         temperature: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Mean over the batch of ‖G(y) − G(painting)‖² / ‖G(painting)‖², each sample against
-        its own painting; plus the channel mean/std term when ``stats_weight`` is set."""
+        """Per sample (N): ‖G(y) − G(painting)‖² / ‖G(painting)‖², each sample against its own
+        painting; plus the channel mean/std term when ``stats_weight`` is set."""
         from cvtools.style.arbitrary import channel_statistics
 
         g = self._gram(f, temperature)
@@ -428,7 +466,7 @@ class ArbitraryTrainer:
         if self.config.stats_weight:
             s, s_ref = channel_statistics(f), channel_statistics(f_painting)
             d = d + self.config.stats_weight * (s - s_ref).pow(2).sum(1) / s_ref.pow(2).sum(1).clamp_min(1e-12)
-        return d.mean()
+        return d
 
     # ------------------------------------------------------------------ files
     def save_checkpoint(self) -> Path:
