@@ -14,10 +14,10 @@ cold, and loading from the cache.
 :class:`CachedCompile` is the forward a network runs through. ``mode=True`` (``--compile``)
 compiles every shape and records it; ``mode=False`` stays eager; ``mode=None`` (the default of
 :class:`~cvtools.style.stylize.Stylizer`, so of folders and videos) runs eager, except on CUDA
-for a shape the manifest records, which switches to the compiled network once the run has spent
-on that shape as long as loading its compiled form costs (the recorded ``load_s``): a short run
-never waits for the compiler, a long one gets the fast steady path and loses at most that much
-to it. ``cvtools bench --warm`` (:func:`warm`) compiles the common shapes; ``cvtools bench
+for a shape the manifest records, which switches to the compiled network once the part of the
+run's time on that shape the compiled form would have saved (``SAVED_SHARE`` of it) reaches
+what loading it costs (the recorded ``load_s``): a short run never waits for the compiler, a
+long one gets the fast steady path and loses at most about that much to it. ``cvtools bench --warm`` (:func:`warm`) compiles the common shapes; ``cvtools bench
 --clear-cache`` (:func:`clear`) removes the folder.
 
 A ``TORCHINDUCTOR_CACHE_DIR`` set by the user is left alone (the manifest then goes there,
@@ -52,8 +52,15 @@ TAG_NAME = "CACHEDIR.TAG"
 TAG_TEXT = ("Signature: 8a477f597d28d172789f06886806bc55\n"
             "# cvtools' torch.compile cache: `cvtools bench --clear-cache` removes it.\n")
 #: Without a measured load time, loading from the cache is guessed to cost this part of the
-#: cold compile (measured 2026-12-04 on a 2-core CPU: 5.7 of 38.9 s, build and first call).
-LOAD_GUESS = 0.25
+#: cold compile (measured 2026-12-04: 5.7 of 38.9 s on a 2-core CPU, torch 2.14; 9.7 of 26.6 s on
+#: an H200, torch 2.11: the larger share is taken).
+LOAD_GUESS = 0.4
+#: The part of a run's wall time the compiled network would save: the rent in the ski-rental
+#: rule of :meth:`CachedCompile.wants_compiled`. Measured 2026-12-04 on an H200, a folder of
+#: 1080p JPEGs in one process: 95 img/s eager, 139 compiled (0.32); decode and encode bound the
+#: rest. With the whole wall time as the rent (the first rule), a 512-photo folder switched after
+#: 6.7 s and then waited 9.7 s for the load: 2x slower than staying eager (benchmarks/folder/README.md).
+SAVED_SHARE = 0.3
 PRECISIONS = ("fp32", "fp16", "bf16")
 LAYOUTS = ("channels_last", "contiguous")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,199}")
@@ -534,7 +541,9 @@ class CachedCompile:
             return False
         now = self.clock()
         started = self._started.setdefault(shape, now)
-        return now - started >= (entry.load_cost() or 0.0)
+        # ski rental: switch once staying eager has lost as much as the load costs, counting
+        # only the part of the time the compiled network would have saved
+        return (now - started) * SAVED_SHARE >= (entry.load_cost() or 0.0)
 
     def compiled_for(self, shape: Tuple[int, ...]) -> bool:
         """Whether this process has made (and paid for) the compiled forward of ``shape``: a

@@ -294,10 +294,13 @@ def test_default_on_cuda_takes_the_compiled_path_only_for_recorded_shapes_once_p
     forward = _cached(None, clock)
     assert _path(forward, (1, 3, 8, 16)) == "eager"  # never compiled here: eager, whatever the time
     path = []
-    for t in (0.0, 1.0, 1.99, 2.0, 2.5, 100.0):  # the run has spent t seconds on this shape
+    # the run has spent t seconds on this shape, of which SAVED_SHARE the compiled network would
+    # have saved: it switches when that reaches the recorded load (2 s)
+    switch = 2.0 / cc.SAVED_SHARE
+    for t in (0.0, 1.0, 2.0, 0.99 * switch, switch, 1.5 * switch, 100.0 * switch):
         clock.t = t
         path.append(_path(forward))
-    assert path == ["eager", "eager", "eager", "compiled", "compiled", "compiled"]
+    assert path == ["eager", "eager", "eager", "eager", "compiled", "compiled", "compiled"]
     clock.t = 1000.0
     assert _path(forward, (1, 3, 8, 16)) == "eager"
     assert fake.compiled == 1

@@ -178,8 +178,14 @@ def gradcam_workload(dev, size) -> List[Row]:
                         "img/s", base / t.median_ms, t.first_ms, check))
     except ImportError:
         pass
-    for desc, bb in [("cvtools fp32 (same model)", plain),
-                     ("cvtools default (fused, fp16/CL on GPU)", load_backbone("efficientnet_lite0", device=str(dev)))]:
+    variants = [("cvtools fp32 (same model)", plain),
+                ("cvtools default (fused, fp16/CL on GPU)", load_backbone("efficientnet_lite0", device=str(dev)))]
+    if dev.type == "cuda":
+        # --tune: cuDNN autotuning for this size (what every call had in November, when loading
+        # a network set the flag process-wide and each new size's first call paid seconds for it)
+        variants.append(("cvtools --tune (default + cuDNN autotuning)",
+                         load_backbone("efficientnet_lite0", device=str(dev), tune=True)))
+    for desc, bb in variants:
         t = measure(lambda: gradcam(bb, x, layer=layer), dev, warmup=1 if tiny else 3,
                     repeat=1 if tiny else 30 if dev.type == "cuda" else 3)
         out = gradcam(bb, x, layer=layer)
@@ -361,7 +367,11 @@ def _train_step(dev, width: float, side: int, batch: int, fast: bool, compiled: 
 
     torch.manual_seed(0)
     net = TransformerNet(width).to(dev).train()
-    bb = load_backbone("efficientnet_lite0", device=str(dev), precision="fp32", fuse=fast, channels_last=fast)
+    # tune: cuDNN autotuning around the whole step on GPUs, as the Trainer's step has it (one
+    # batch shape for thousands of steps); the plain recipe, like pytorch/examples, does not
+    tune = fast and dev.type == "cuda"
+    bb = load_backbone("efficientnet_lite0", device=str(dev), precision="fp32", fuse=fast, channels_last=fast,
+                       tune=tune)
     layers = list(bb.defaults.style)
     loss_fn = PerceptualLoss(bb, style_target(bb, _batch(1, 256, seed=11), layers), layers, bb.defaults.content,
                              LossWeights())
@@ -379,10 +389,10 @@ def _train_step(dev, width: float, side: int, batch: int, fast: bool, compiled: 
     amp = fast and dev.type == "cuda"
 
     def step():
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        with bb.autotuning(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             total, _ = loss_fn(forward(x), x)
-        opt.zero_grad(set_to_none=True)
-        total.backward()
+            opt.zero_grad(set_to_none=True)
+            total.backward()
         opt.step()
         return total
     return step

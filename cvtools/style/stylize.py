@@ -91,9 +91,9 @@ class Stylizer:
     every image size (pays off for many same-size images; each size compiled is recorded in this
     machine's compile cache, :mod:`cvtools.compile_cache`); False never; None (the default) runs
     eager, except on CUDA for a size the cache holds (``cvtools bench --warm`` or an earlier
-    compiled run), which switches to the compiled network once this object has spent as long on
-    that size as loading it costs: folders and videos get the fast path, a single photo never
-    waits for it. tune: let cuDNN autotune each new image size on CUDA (seconds
+    compiled run), which switches to the compiled network once the time this object has spent
+    on that size would have paid for loading it (:mod:`cvtools.compile_cache`): long folders and
+    videos get the fast path, a single photo or a short folder never waits for it. tune: let cuDNN autotune each new image size on CUDA (seconds
     per size, faster frames after), set for each call and put back; None leaves the process's
     setting as it is (what a video run decides, say). on_note: called with one-line
     messages for the user (a fallback to tiles after running out of GPU memory); None: silent.
