@@ -130,6 +130,44 @@ def test_skin_colour_tone_term_keeps_the_hue_of_skin_only():
     check_objective({"tone_mask": "skin_colour"})
 
 
+def test_position_weights_in_a_gram_matrix():
+    """Weights of one everywhere are the plain Gram; weights 0 on half the map leave the Gram of
+    the other half alone (normalised by its own count), computed here position by position."""
+    torch.manual_seed(3)
+    f = torch.randn(2, 5, 6, 8)
+    assert torch.allclose(gram_matrix(f, torch.ones(2, 1, 6, 8)), gram_matrix(f), rtol=1e-5, atol=1e-6)
+    w = torch.zeros(2, 1, 6, 8)
+    w[..., :4] = 1
+    left = f[..., :4].reshape(2, 5, -1)
+    expected = torch.einsum("ncp,ndp->ncd", left, left) / left.shape[-1]
+    assert torch.allclose(gram_matrix(f, w), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_style_on_skin_leaves_the_skin_out_of_the_style_distance():
+    """With skin counting 0, what the result does on the photo's skin does not move the style
+    distance; with 1 (the default) it does. The skin half of the photo is 8 px wide and the
+    layers' maps are 1/2 and 1/4 of the image, so the area-resized weights are exactly 0 and 1."""
+    from cvtools.style.losses import StyleTarget
+
+    photo = torch.cat([flat((110, 160, 220)), flat((87, 60, 45))], dim=3)  # sky | dark skin, 16×32
+    positions = 1 - skin_mask(photo)  # style_on_skin 0
+    torch.manual_seed(4)
+    feats = {"a": torch.randn(1, 4, 8, 16), "b": torch.randn(1, 6, 4, 8)}
+    target = StyleTarget(grams={k: gram_matrix(torch.randn(1, v.shape[1], 5, 5)) for k, v in feats.items()})
+    changed = {k: v.clone() for k, v in feats.items()}
+    for k, v in changed.items():
+        v[..., v.shape[-1] // 2:] += 3.0  # the skin half of every map
+    masked = [gram_distances(x, target, positions) for x in (feats, changed)]
+    plain = [gram_distances(x, target) for x in (feats, changed)]
+    for k in feats:
+        assert torch.allclose(masked[0][k], masked[1][k], rtol=1e-5)
+        assert not torch.allclose(plain[0][k], plain[1][k], rtol=1e-2)
+    assert check_objective({"style_on_skin": 0.3})["style_on_skin"] == 0.3
+    for bad in (-0.1, 1.5, "half", True):
+        with pytest.raises(ValueError, match="style_on_skin"):
+            check_objective({"style_on_skin": bad})
+
+
 def test_lattice_energy_sees_a_grid_locked_pattern_not_strokes():
     photo = smooth_image(7)
     assert float(lattice_energy(photo, photo)) == 0.0
@@ -166,6 +204,26 @@ def test_old_api_and_new_parts(lite0):
     assert set(parts2) == {"style", "content", "tv", "stats", "tone"}
     expected = total + w.style * w.stats * parts2["stats"] + w.tone * parts2["tone"]
     assert torch.allclose(total2, expected, rtol=1e-5)
+
+
+def test_style_on_skin_reaches_the_loss(lite0):
+    """Through PerceptualLoss: a photo without skin gives the same style term whatever
+    style_on_skin is; a photo half sky, half skin gives another one at 0.3 (the result's two
+    halves differ, so weighing them differently moves its Gram matrices)."""
+    stylized = torch.cat([smooth_image(6), smooth_image(9)], dim=3).repeat(2, 1, 1, 1)  # 64×128
+    t = style_target(lite0, smooth_image(7), LAYERS)
+    sky = flat((110, 160, 220), 64)
+    skin = flat((198, 134, 66), 64)
+    photos = {"sky": torch.cat([sky, sky], dim=3).repeat(2, 1, 1, 1),
+              "half skin": torch.cat([sky, skin], dim=3).repeat(2, 1, 1, 1)}
+    parts = {}
+    for name, photo in photos.items():
+        for on_skin in (1.0, 0.3):
+            loss = PerceptualLoss(lite0, t, LAYERS, "blocks.2", LossWeights(style_on_skin=on_skin))
+            parts[name, on_skin] = float(loss(stylized, photo)[1]["style"])
+    assert parts["sky", 0.3] == pytest.approx(parts["sky", 1.0], rel=1e-6)
+    # fp32 Gram sums of a few thousand products round at ~1e-6 relative: 1e-3 is a real change
+    assert abs(parts["half skin", 0.3] - parts["half skin", 1.0]) > 1e-3 * parts["half skin", 1.0]
 
 
 def test_build_with_scales_and_a_second_network(lite0):

@@ -31,6 +31,10 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
   under ``"skin"`` and still read as the painting's pale beige).
 - ``lattice_weight``: the output's power at the frequencies of the network's 4-px grid beyond the
   photo's (:func:`lattice_energy`): the fine cross-hatch or dot lattice in flat areas at 2×.
+- ``style_on_skin`` (0-1, default 1): how much the photo's skin-coloured places count in the
+  result's Gram matrices (:func:`skin_mask`, area-resized to each layer): below 1, faces are
+  painted with less of the painting's texture and palette (great_wave's palette has no dark warm
+  tones, and a tone term alone did not keep dark skin from its paper beige).
 - ``extra_backbones``: Gram terms through further networks (EfficientNet-Lite1/2), averaged with
   the main one, so that no single network's blind spots decide the texture.
 - ``style_scales``: targets from the painting at several sizes (multi-scale texture).
@@ -45,13 +49,17 @@ import torch
 import torch.nn.functional as F
 
 
-def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """N×C×H×W → N×C×C, normalised by H·W (so it does not grow with the image size), in fp32."""
+def gram_matrix(features: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """N×C×H×W → N×C×C, normalised by H·W (so it does not grow with the image size), in fp32.
+    ``weights`` (N×1×H×W, ≥ 0): each position's share, normalised by their sum instead."""
     n, c, h, w = features.shape
     # Sums of H·W products lose too much in bf16/fp16: always fp32, even under autocast.
     with torch.autocast(features.device.type, enabled=False):
         f = features.float().reshape(n, c, h * w)
-        return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+        if weights is None:
+            return torch.bmm(f, f.transpose(1, 2)) / (h * w)
+        wt = weights.float().reshape(n, 1, h * w)
+        return torch.bmm(f * wt, f.transpose(1, 2)) / wt.sum(dim=2, keepdim=True).clamp_min(1e-6)
 
 
 def swag(features: torch.Tensor, temperature) -> torch.Tensor:
@@ -168,6 +176,10 @@ class LossWeights:
     tone_mask: Optional[str] = None
     #: power at the network grid's lattice frequencies, beyond the photo's (0: off)
     lattice: float = 0.0
+    #: how much skin-coloured places of the photo count in the result's Gram matrices (1: as any
+    #: other place; 0.3: a face is painted with less of the painting's texture and colour, so a
+    #: palette without dark warm tones need not turn dark skin pale; see :func:`skin_mask`)
+    style_on_skin: float = 1.0
 
 
 @dataclass
@@ -189,10 +201,10 @@ class StyleTarget:
         if not self.norms:
             self.norms = {k: g.pow(2).sum().clamp_min(1e-12) for k, g in self.grams.items()}
 
-    def gram(self, layer: str, features: torch.Tensor) -> torch.Tensor:
+    def gram(self, layer: str, features: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.transform == "swag":
             features = swag(features, self.temperatures[layer])
-        return gram_matrix(features)
+        return gram_matrix(features, weights)
 
 
 def _channel_stats(f: torch.Tensor):
@@ -218,11 +230,16 @@ def style_target(backbone, style_image: torch.Tensor, layers: Sequence[str], tra
     return target
 
 
-def gram_distances(feats: Dict[str, torch.Tensor], target: StyleTarget) -> Dict[str, torch.Tensor]:
-    """Per layer, per image: ‖G(x) − G(style)‖² / ‖G(style)‖² (shape N)."""
+def gram_distances(feats: Dict[str, torch.Tensor], target: StyleTarget,
+                   positions: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
+    """Per layer, per image: ‖G(x) − G(style)‖² / ‖G(style)‖² (shape N). ``positions``
+    (N×1×H×W at the image's size, ≥ 0): how much each place of the image counts in its Gram
+    matrices, area-resized to each layer (None: all alike)."""
     out = {}
     for k, g_style in target.grams.items():
-        g = target.gram(k, feats[k])
+        f = feats[k]
+        w = None if positions is None else F.interpolate(positions.float(), size=f.shape[-2:], mode="area")
+        g = target.gram(k, f, w)
         out[k] = (g - g_style.to(g.device)).pow(2).sum(dim=(1, 2)) / target.norms[k].to(g.device)
     return out
 
@@ -289,12 +306,15 @@ class PerceptualLoss:
         with torch.no_grad():
             photo_content = self.backbone.features(photos, [self.content_layer])[self.content_layer]
         feats = self.backbone.features(stylized, self.all_layers)
+        positions = None
+        if w.style_on_skin < 1:  # the photo's skin counts less in the result's Grams
+            positions = 1 - (1 - w.style_on_skin) * skin_mask(photos)
         style = 0.0
         stats = None
         for i, term in enumerate(self.terms):
             f = feats if i == 0 else term.backbone.features(stylized, term.layers)
             for target in term.targets:
-                d = gram_distances(f, target)
+                d = gram_distances(f, target, positions)
                 style = style + sum(term.layer_weights[k] * d[k].mean() for k in term.layers) / (
                     len(term.targets) * len(self.terms))
             if i == 0 and w.stats:
@@ -320,7 +340,7 @@ class PerceptualLoss:
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
 OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight",
-                  "extra_backbones", "style_scales"}
+                  "extra_backbones", "style_scales", "style_on_skin"}
 
 
 def check_objective(objective: Optional[dict]) -> dict:
@@ -336,6 +356,9 @@ def check_objective(objective: Optional[dict]) -> dict:
             raise ValueError(f"objective {k} must be ≥ 0")
     if o.get("tone_mask") not in (None,) + TONE_MASKS:
         raise ValueError(f"objective tone_mask must be one of {', '.join(TONE_MASKS)}, not {o['tone_mask']!r}")
+    on_skin = o.get("style_on_skin", 1.0)
+    if isinstance(on_skin, bool) or not isinstance(on_skin, (int, float)) or not 0 <= on_skin <= 1:
+        raise ValueError(f"objective style_on_skin must be a number of 0-1, not {on_skin!r}")
     scales = [float(s) for s in o.get("style_scales", [1.0])]
     if not scales or any(not 0.1 <= s <= 4 for s in scales):
         raise ValueError("objective style_scales must be factors between 0.1 and 4")
@@ -363,6 +386,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone_scale = int(o.get("tone_scale", weights.tone_scale))
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
     weights.lattice = float(o.get("lattice_weight", weights.lattice))
+    weights.style_on_skin = float(o.get("style_on_skin", weights.style_on_skin))
     scales = [float(s) for s in o.get("style_scales", [1.0])]
     images = [pil_to_tensor(resize_long_side(style_image, max(32, round(style_size * s)))) for s in scales]
 
