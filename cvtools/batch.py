@@ -343,7 +343,8 @@ def _serial_stages(items, load, compute, save, prepare) -> Iterator[Outcome]:
 
 def run_batched(items: Sequence, prepare: Callable[[Any], Any], compute: Callable[[List[Any]], Sequence[Any]],
                 finish: Optional[Callable[[Any, Any, Any], Any]] = None, *, batch_size: int,
-                key: Optional[Callable[[Any], Hashable]] = None, lookahead: int = 4) -> Iterator[Outcome]:
+                key: Optional[Callable[[Any], Hashable]] = None, lookahead: int = 4,
+                load: Optional[Callable[[Any], Any]] = None, threads: int = 0) -> Iterator[Outcome]:
     """Compute items in batches of one ``key``; yield one :class:`Outcome` per item, in order.
 
     ``prepare(item) -> p`` runs ``lookahead * batch_size`` items at a time (in input order); when an
@@ -352,52 +353,84 @@ def run_batched(items: Sequence, prepare: Callable[[Any], Any], compute: Callabl
     photos still fills its batches): ``compute([p, ...]) -> [r, ...]``, one result per prepared
     item. Then ``finish(item, p, r)`` (default: ``r``) gives the outcome's value. A batch that
     fails (say out of memory) is retried one item at a time, so a bad item fails alone; an
-    exception from ``prepare`` or ``finish`` fails that item only.
+    exception from ``prepare``, ``load`` or ``finish`` fails that item only.
+
+    ``load(p) -> p``: the slow part of preparing (decoding), run on ``threads`` worker threads
+    for the whole window at once while ``prepare`` (naming outputs, in input order) and
+    ``compute`` stay on this thread; with ``threads`` 0, right after ``prepare``.
 
     Only ``items`` are ever prepared or computed: under torchrun pass this rank's shard.
     """
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     order = list(items)
     key = key or _shape_key
     batch_size = max(1, int(batch_size))
     window = max(1, batch_size * max(1, int(lookahead)))
-    prepared = {}  # index -> p, or the exception preparing it raised
+    prepared = {}  # index -> p, a Future of it (loading), or the exception preparing it raised
     ready = {}  # index -> (p, result, or its exception)
     next_prepare = 0
-    for i, item in enumerate(order):
-        if i not in ready:
-            if i not in prepared:  # prepare the next window, in input order
-                while next_prepare < min(len(order), i + window):
-                    try:
-                        prepared[next_prepare] = prepare(order[next_prepare])
-                    except Exception as exc:  # reported when that item's turn comes
-                        prepared[next_prepare] = _Failed(exc)
-                    next_prepare += 1
-            p = prepared.pop(i)
-            if isinstance(p, _Failed):
-                yield Outcome(item, error=p.exc)
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load") if load is not None and threads > 0 else None
+
+    def loaded(j, wait=True):
+        """Item j prepared and loaded (waiting for its loader when ``wait``), else None."""
+        q = prepared[j]
+        if isinstance(q, Future):
+            if not wait and not q.done():
+                return None
+            try:
+                q = q.result()
+            except Exception as exc:  # reported when that item's turn comes
+                q = _Failed(exc)
+            prepared[j] = q
+        return q
+
+    try:
+        for i, item in enumerate(order):
+            if i not in ready:
+                if i not in prepared:  # prepare the next window, in input order
+                    while next_prepare < min(len(order), i + window):
+                        try:
+                            p = prepare(order[next_prepare])
+                            if load is not None:
+                                p = pool.submit(load, p) if pool is not None else load(p)
+                            prepared[next_prepare] = p
+                        except Exception as exc:  # reported when that item's turn comes
+                            prepared[next_prepare] = _Failed(exc)
+                        next_prepare += 1
+                p = loaded(i)
+                prepared.pop(i)
+                if isinstance(p, _Failed):
+                    yield Outcome(item, error=p.exc)
+                    continue
+                try:
+                    k = key(p)
+                    mates = []
+                    for j in list(prepared):
+                        if len(mates) >= batch_size - 1:
+                            break
+                        # the next few in input order are waited for (a folder of one size fills
+                        # its batches); further ones join only if their loader has finished
+                        q = loaded(j, wait=j < i + batch_size)
+                        if q is not None and not isinstance(q, _Failed) and key(q) == k:
+                            mates.append(j)
+                except Exception as exc:
+                    yield Outcome(item, error=exc)
+                    continue
+                _compute_batch(compute, [(i, p)] + [(j, prepared.pop(j)) for j in mates], ready)
+            p, r = ready.pop(i)
+            if isinstance(r, BaseException):
+                yield Outcome(item, error=r)
                 continue
             try:
-                k = key(p)
-                mates = []
-                for j, q in list(prepared.items()):
-                    if len(mates) >= batch_size - 1:
-                        break
-                    if not isinstance(q, _Failed) and key(q) == k:
-                        mates.append(j)
+                value = finish(item, p, r) if finish is not None else r
             except Exception as exc:
                 yield Outcome(item, error=exc)
-                continue
-            _compute_batch(compute, [(i, p)] + [(j, prepared.pop(j)) for j in mates], ready)
-        p, r = ready.pop(i)
-        if isinstance(r, BaseException):
-            yield Outcome(item, error=r)
-            continue
-        try:
-            value = finish(item, p, r) if finish is not None else r
-        except Exception as exc:
-            yield Outcome(item, error=exc)
-        else:
-            yield Outcome(item, value)
+            else:
+                yield Outcome(item, value)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _compute_batch(compute, members, ready) -> None:
@@ -479,7 +512,8 @@ class Work:
 
     ``extensions``: the file extensions searched for in folders (None: images; a command that
     takes videos too gives both). ``threads``: worker threads per pool for overlapped stages
-    (None: :func:`io_threads`' default; only :class:`StagedWork` has stages to overlap)."""
+    (None: :func:`io_threads`' default; :class:`StagedWork` and a :class:`BatchedWork` with ``load``
+    have stages to overlap)."""
 
     extensions: Optional[frozenset] = None
     threads: Optional[int] = None
@@ -559,9 +593,11 @@ class StagedWork(Work):
 @dataclass
 class BatchedWork(Work):
     """Per-file work that computes in batches (:func:`run_batched`): ``prepare(path) -> item``
-    (decode, output names: main thread, in input order, a few batches ahead), ``compute([item,
-    ...]) -> [result, ...]`` (the device), ``finish(path, item, result) -> note or None``
-    (draw and write). Items batch together when ``key(item)`` is equal (default: the shape of
+    (output names, and the decoding unless ``load`` does it: main thread, in input order, a few
+    batches ahead), ``load(item) -> item`` (optional: the decoding, on loader threads, so a
+    folder's photos decode in parallel while the device computes), ``compute([item, ...]) ->
+    [result, ...]`` (the device), ``finish(path, item, result) -> note or None`` (draw and
+    write). Items batch together when ``key(item)`` is equal (default: the shape of
     ``item["x"]``)."""
 
     prepare: Callable[[Any], Any]
@@ -571,10 +607,17 @@ class BatchedWork(Work):
     key: Optional[Callable[[Any], Hashable]] = None
     lookahead: int = 4
     extensions: Optional[frozenset] = None
+    #: ``load(item) -> item``: decoding, on loader threads (see :func:`run_batched`); None: all in ``prepare``
+    load: Optional[Callable[[Any], Any]] = None
+    threads: Optional[int] = None
+    on_gpu: bool = False
+
+    def workers(self, files):
+        return io_threads(self) if self.load is not None and files > 1 else 0
 
     def outcomes(self, paths, threads=0, late=None):
         return run_batched(paths, self.prepare, self.compute, self.finish, batch_size=self.batch_size,
-                           key=self.key, lookahead=self.lookahead)
+                           key=self.key, lookahead=self.lookahead, load=self.load, threads=threads)
 
 
 def as_work(work) -> Work:

@@ -286,6 +286,51 @@ def test_run_batched_groups_by_key_retries_a_failed_batch_alone_and_touches_only
     assert batches[2:] == [["a7", "a8", "a9"], ["a7"], ["a8"], ["a9"]]  # a failed batch is retried one by one
 
 
+@pytest.mark.parametrize("threads", [0, 3])
+def test_run_batched_loads_on_threads_and_keeps_everything_else_in_order(threads):
+    """With ``load``: prepare (naming) on this thread in input order, load on worker threads (or
+    right after prepare with 0), the same batches, outcomes and failures as one thread gives."""
+    items = [f"{shape}{i}" for i, shape in enumerate("aabab" "bbaaa")]
+    prepared, loaded_on, batches = [], {}, []
+    main = threading.current_thread()
+    gate = threading.Event()
+
+    def prepare(name):
+        assert threading.current_thread() is main
+        prepared.append(name)
+        return {"name": name}
+
+    def load(p):
+        if threads and p["name"] == "a0":
+            assert gate.wait(5)  # the first item's load waits until a later one has loaded
+        loaded_on[p["name"]] = threading.current_thread()
+        if p["name"] == "a1":
+            gate.set()
+        if p["name"] == "b4":
+            raise OSError("b4 is corrupt")
+        p["x"] = _Shape(p["name"][0])
+        return p
+
+    def compute(ps):
+        assert threading.current_thread() is main
+        batches.append([p["name"] for p in ps])
+        return [p["name"].upper() for p in ps]
+
+    if not threads:
+        gate.set()
+    outcomes = list(batch.run_batched(items, prepare, compute, lambda item, p, r: r + "!", batch_size=3,
+                                      load=load, threads=threads))
+    assert prepared == items  # in input order, each once
+    assert [o.item for o in outcomes] == items
+    assert {o.item: str(o.error) for o in outcomes if not o.ok} == {"b4": "b4 is corrupt"}
+    assert [o.value for o in outcomes if o.ok] == [n.upper() + "!" for n in items if n != "b4"]
+    assert batches[:2] == [["a0", "a1", "a3"], ["b2", "b5", "b6"]]
+    assert all(len({n[0] for n in b}) == 1 and len(b) <= 3 for b in batches)
+    assert sorted(n for b in batches for n in b) == sorted(n for n in items if n != "b4")
+    on_main = {n for n, t in loaded_on.items() if t is main}
+    assert on_main == (set(items) if not threads else set())
+
+
 class _Shape:
     def __init__(self, kind):
         self.shape = (3, 8, 8) if kind == "a" else (3, 8, 16)

@@ -179,8 +179,12 @@ def _batched_with_videos(work, job: VideoJob):
     def finish(path, item, result):
         return result if isinstance(item, _VideoItem) else work.finish(path, item, result)
 
+    def load(item):
+        return item if isinstance(item, _VideoItem) else work.load(item)
+
     return BatchedWork(prepare=prepare, compute=compute, finish=finish, batch_size=work.batch_size, key=key,
-                       lookahead=work.lookahead, extensions=media_extensions())
+                       lookahead=work.lookahead, extensions=media_extensions(),
+                       load=None if work.load is None else load, threads=work.threads, on_gpu=work.on_gpu)
 
 
 def with_videos(work, make, suffix, output=None, overwrite=False, many=False, inputs=(), quiet=False, outputs=None,

@@ -36,7 +36,7 @@ def explain_work(explainer, methods, *, preprocessing=None, output=None, size=No
                  on_result=None) -> ExplainWork:
     """The per-photo work: name the outputs with ``outputs`` (the run's
     :class:`~cvtools.io.naming.Outputs`; ``NAME_{output_suffix(methods)}.jpg``, the raw maps and
-    the sanity grid beside it), decode (``max_pixels``), explain batches of same-size photos with
+    the sanity grid beside it; main thread, input order), decode (``max_pixels``; on loader threads), explain batches of same-size photos with
     ``explainer`` (an :class:`~cvtools.visualize.explain.Explainer`, or a Deferred one) at a short
     side of ``size`` (default: ``preprocessing``'s crop, itself defaulting to the backbone's), draw
     and write. ``truths``: the photos' true classes (a :class:`~cvtools.visualize.truth.TrueClasses`
@@ -47,8 +47,8 @@ def explain_work(explainer, methods, *, preprocessing=None, output=None, size=No
     stages = _Stages(explainer, methods, preprocessing, output, size, many, overwrite, inputs, outputs, max_pixels,
                      raw, raw_size, colormap, alpha, captions, metrics, sanity, truths, quiet, on_result,
                      summary={m: [] for m in methods})
-    return ExplainWork(stages.prepare, stages.compute, stages.finish, batch_size, verdicts=stages.verdicts,
-                       summary=stages.summary)
+    return ExplainWork(stages.prepare, stages.compute, stages.finish, batch_size, load=stages.load,
+                       verdicts=stages.verdicts, summary=stages.summary)
 
 
 @dataclass
@@ -79,10 +79,7 @@ class _Stages:
     summary: Dict[str, list] = field(default_factory=dict)
 
     def prepare(self, path):
-        """Name the outputs (claimed before the work), decode, and make the tensors."""
-        from PIL import Image
-
-        from cvtools.io.decode import load_image
+        """Name the outputs (main thread, input order: claimed before the work)."""
         from cvtools.io.naming import output_path_for, side_output_for
 
         ext = ".jpg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ".png"
@@ -91,6 +88,15 @@ class _Stages:
         sides = side_outputs(out, self.methods, self.raw, self.sanity)
         for side in sides.values():  # claimed like the main output, before the work
             side_output_for(side, path, overwrite=self.overwrite, inputs=self.inputs, outputs=self.outputs)
+        return dict(path=path, out=out, sides=sides)
+
+    def load(self, item):
+        """Decode and make the tensors (a loader thread: a folder's photos decode in parallel)."""
+        from PIL import Image
+
+        from cvtools.io.decode import load_image
+
+        path = item["path"]
         photo = load_image(path, max_pixels=self.max_pixels).rgb
         # torch from here on: a finished output or a broken file above never pays for it
         from cvtools.classify import answer_tensor
@@ -104,7 +110,8 @@ class _Stages:
         full = photo.size  # (width, height): raw maps are written at this size
         # Only the display-size copy waits for the batch: a queue of 12-megapixel photos would not.
         photo = photo.resize(display_size(*photo.size), Image.BICUBIC, reducing_gap=3.0)
-        return dict(out=out, sides=sides, photo=photo, x=x, answer=answer, full=full, true=true)
+        item.update(photo=photo, x=x, answer=answer, full=full, true=true)
+        return item
 
     def compute(self, items):
         """One batch on the device: the maps (and checks), and for misclassified photos of known
