@@ -73,20 +73,34 @@ def classify_images(backbone, images: Sequence, top_k: int = 5, batch_size: int 
     return out
 
 
-def classify_work(backbone, top_k: int = 5, crop: bool = True, max_pixels=-1, on_result=None):
-    """``cvtools classify``'s per-file work for :func:`cvtools.batch.run`: decode (``max_pixels``:
-    as :func:`~cvtools.io.decode.load_image`'s), classify, and hand ``(path, predictions)`` to
-    ``on_result`` (the command prints them; :func:`classify_files` keeps them)."""
+def classify_work(backbone, top_k: int = 5, crop: bool = True, max_pixels=-1, on_result=None, batch_size: int = 8):
+    """``cvtools classify``'s work for :func:`cvtools.batch.run`: decode (``max_pixels``: as
+    :func:`~cvtools.io.decode.load_image`'s) and make the network's input on loader threads,
+    classify photos of one input size ``batch_size`` at a time, and hand ``(path, predictions)``
+    to ``on_result`` in input order (the command prints them; :func:`classify_files` keeps them).
+    ``backbone``: a loaded backbone or a Deferred one (built at the first photo that decodes)."""
+    from cvtools.batch import BatchedWork
 
-    def work(path):
+    def prepare(path):
+        return {"path": path}
+
+    def load(item):
         from cvtools.io.decode import load_image
 
-        image = load_image(path, max_pixels=max_pixels)
-        preds = classify_images(backbone, [image.rgb], top_k, crop=crop)[0]
+        image = load_image(item["path"], max_pixels=max_pixels)
+        item["x"] = classify_input(image.rgb, backbone, crop)
+        return item
+
+    def compute(items):
+        import torch
+
+        return classify_tensors(backbone, torch.stack([it["x"] for it in items]), top_k)
+
+    def finish(path, item, preds):
         if on_result is not None:
             on_result(path, preds)
 
-    return work
+    return BatchedWork(prepare=prepare, compute=compute, finish=finish, batch_size=batch_size, load=load)
 
 
 def classify_files(inputs, top_k: int = 5, *, backbone: str = "efficientnet_lite0", crop: bool = True,
