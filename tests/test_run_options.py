@@ -192,6 +192,29 @@ def test_dream_files_is_the_commands_job_in_python(tmp_path):
     assert dream_files(tmp_path / "a.png", device="cpu", octaves=1, steps=1).skipped == [str(tmp_path / "a.png")]
 
 
+def test_classify_folders_batch_and_answer_as_one_photo_at_a_time(tmp_path):
+    """Photos of one size go through the network together, decoded on loader threads, and each
+    gets the answer it gets alone (CPU fp32: a batch changes only the reduction order, ~1e-6)."""
+    from cvtools.backbones import load_backbone
+    from cvtools.batch import run
+    from cvtools.classify import classify_images, classify_work
+
+    colours = [(200, 120, 40), (30, 90, 200), (90, 160, 60), (240, 240, 240), (20, 20, 20)]
+    for i, c in enumerate(colours):
+        Image.new("RGB", (64, 48), c).save(tmp_path / f"p{i}.png")
+    bb = load_backbone("efficientnet_lite0", device="cpu", precision="fp32", weights="random")
+    sizes, results = [], []
+    work = classify_work(bb, top_k=3, on_result=lambda path, preds: results.append((path, preds)), batch_size=4)
+    real = work.compute
+    work.compute = lambda items: sizes.append(len(items)) or real(items)
+    report = run([str(tmp_path)], work)
+    assert len(report.done) == 5 and sizes == [4, 1] and work.workers(5) > 0
+    assert [str(p) for p, _ in results] == [str(tmp_path / f"p{i}.png") for i in range(5)]
+    for (path, preds), alone in zip(results, [classify_images(bb, [Image.open(p)], 3)[0] for p, _ in results]):
+        assert [p.index for p in preds] == [p.index for p in alone]
+        assert all(abs(p.probability - q.probability) < 1e-5 for p, q in zip(preds, alone))
+
+
 def test_classify_files_is_the_commands_job_in_python(tmp_path, run_cli):
     import json
 
