@@ -361,63 +361,24 @@ def run_batched(items: Sequence, prepare: Callable[[Any], Any], compute: Callabl
 
     Only ``items`` are ever prepared or computed: under torchrun pass this rank's shard.
     """
-    from concurrent.futures import Future, ThreadPoolExecutor
-
     order = list(items)
     key = key or _shape_key
     batch_size = max(1, int(batch_size))
-    window = max(1, batch_size * max(1, int(lookahead)))
-    prepared = {}  # index -> p, a Future of it (loading), or the exception preparing it raised
+    window = _Window(order, prepare, load, threads, max(1, batch_size * max(1, int(lookahead))))
     ready = {}  # index -> (p, result, or its exception)
-    next_prepare = 0
-    pool = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load") if load is not None and threads > 0 else None
-
-    def loaded(j, wait=True):
-        """Item j prepared and loaded (waiting for its loader when ``wait``), else None."""
-        q = prepared[j]
-        if isinstance(q, Future):
-            if not wait and not q.done():
-                return None
-            try:
-                q = q.result()
-            except Exception as exc:  # reported when that item's turn comes
-                q = _Failed(exc)
-            prepared[j] = q
-        return q
-
     try:
         for i, item in enumerate(order):
             if i not in ready:
-                if i not in prepared:  # prepare the next window, in input order
-                    while next_prepare < min(len(order), i + window):
-                        try:
-                            p = prepare(order[next_prepare])
-                            if load is not None:
-                                p = pool.submit(load, p) if pool is not None else load(p)
-                            prepared[next_prepare] = p
-                        except Exception as exc:  # reported when that item's turn comes
-                            prepared[next_prepare] = _Failed(exc)
-                        next_prepare += 1
-                p = loaded(i)
-                prepared.pop(i)
+                p = window.take(i)
                 if isinstance(p, _Failed):
                     yield Outcome(item, error=p.exc)
                     continue
                 try:
-                    k = key(p)
-                    mates = []
-                    for j in list(prepared):
-                        if len(mates) >= batch_size - 1:
-                            break
-                        # the next few in input order are waited for (a folder of one size fills
-                        # its batches); further ones join only if their loader has finished
-                        q = loaded(j, wait=j < i + batch_size)
-                        if q is not None and not isinstance(q, _Failed) and key(q) == k:
-                            mates.append(j)
+                    mates = window.mates(i, key(p), key, batch_size)
                 except Exception as exc:
                     yield Outcome(item, error=exc)
                     continue
-                _compute_batch(compute, [(i, p)] + [(j, prepared.pop(j)) for j in mates], ready)
+                _compute_batch(compute, [(i, p)] + [(j, window.pop(j)) for j in mates], ready)
             p, r = ready.pop(i)
             if isinstance(r, BaseException):
                 yield Outcome(item, error=r)
@@ -429,8 +390,72 @@ def run_batched(items: Sequence, prepare: Callable[[Any], Any], compute: Callabl
             else:
                 yield Outcome(item, value)
     finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        window.close()
+
+
+class _Window:
+    """:func:`run_batched`'s look-ahead: items prepared in input order ``size`` ahead of the one
+    being computed, each loaded on a worker thread (``threads`` > 0) or right away."""
+
+    def __init__(self, order, prepare, load, threads: int, size: int):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.order, self.prepare, self.load, self.size = order, prepare, load, size
+        self.items = {}  # index -> p, a Future of it (loading), or the exception preparing it raised
+        self.next = 0
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load") \
+            if load is not None and threads > 0 else None
+
+    def take(self, i):
+        """Item i, prepared and loaded (the window refilled up to ``size`` past it first)."""
+        if i not in self.items:
+            while self.next < min(len(self.order), i + self.size):
+                try:
+                    p = self.prepare(self.order[self.next])
+                    if self.load is not None:
+                        p = self.pool.submit(self.load, p) if self.pool is not None else self.load(p)
+                    self.items[self.next] = p
+                except Exception as exc:  # reported when that item's turn comes
+                    self.items[self.next] = _Failed(exc)
+                self.next += 1
+        p = self.loaded(i)
+        self.items.pop(i)
+        return p
+
+    def loaded(self, j, wait: bool = True):
+        """Item j loaded (waiting for its loader when ``wait``), else None."""
+        from concurrent.futures import Future
+
+        q = self.items[j]
+        if isinstance(q, Future):
+            if not wait and not q.done():
+                return None
+            try:
+                q = q.result()
+            except Exception as exc:  # reported when that item's turn comes
+                q = _Failed(exc)
+            self.items[j] = q
+        return q
+
+    def mates(self, i, k, key, batch_size: int) -> List[int]:
+        """Up to ``batch_size - 1`` waiting items of key ``k`` to compute with item i: the next
+        few in input order are waited for (a folder of one size fills its batches), further
+        ones join only if their loader has finished."""
+        mates = []
+        for j in list(self.items):
+            if len(mates) >= batch_size - 1:
+                break
+            q = self.loaded(j, wait=j < i + batch_size)
+            if q is not None and not isinstance(q, _Failed) and key(q) == k:
+                mates.append(j)
+        return mates
+
+    def pop(self, j):
+        return self.items.pop(j)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _compute_batch(compute, members, ready) -> None:
