@@ -407,29 +407,27 @@ class _Window:
             if load is not None and threads > 0 else None
 
     def take(self, i):
-        """Item i, prepared and loaded (the window refilled up to ``size`` past it first)."""
-        if i not in self.items:
-            while self.next < min(len(self.order), i + self.size):
-                try:
-                    p = self.prepare(self.order[self.next])
-                    if self.load is not None:
-                        p = self.pool.submit(self.load, p) if self.pool is not None else self.load(p)
-                    self.items[self.next] = p
-                except Exception as exc:  # reported when that item's turn comes
-                    self.items[self.next] = _Failed(exc)
-                self.next += 1
+        """Item i, prepared and loaded; the window is topped up to ``size`` items past it first
+        (with loader threads, loads keep running beside the compute)."""
+        while self.next < min(len(self.order), i + self.size):
+            try:
+                p = self.prepare(self.order[self.next])
+                if self.load is not None:
+                    p = self.pool.submit(self.load, p) if self.pool is not None else self.load(p)
+                self.items[self.next] = p
+            except Exception as exc:  # reported when that item's turn comes
+                self.items[self.next] = _Failed(exc)
+            self.next += 1
         p = self.loaded(i)
         self.items.pop(i)
         return p
 
-    def loaded(self, j, wait: bool = True):
-        """Item j loaded (waiting for its loader when ``wait``), else None."""
+    def loaded(self, j):
+        """Item j loaded (waiting for its loader)."""
         from concurrent.futures import Future
 
         q = self.items[j]
         if isinstance(q, Future):
-            if not wait and not q.done():
-                return None
             try:
                 q = q.result()
             except Exception as exc:  # reported when that item's turn comes
@@ -438,15 +436,15 @@ class _Window:
         return q
 
     def mates(self, i, k, key, batch_size: int) -> List[int]:
-        """Up to ``batch_size - 1`` waiting items of key ``k`` to compute with item i: the next
-        few in input order are waited for (a folder of one size fills its batches), further
-        ones join only if their loader has finished."""
+        """Up to ``batch_size - 1`` waiting items of key ``k`` to compute with item i, in input
+        order: each candidate's load is waited for, so the batches are the same whether loads
+        run on threads or not (and so are the results, to the last bit, on any device)."""
         mates = []
-        for j in list(self.items):
+        for j in sorted(self.items):
             if len(mates) >= batch_size - 1:
                 break
-            q = self.loaded(j, wait=j < i + batch_size)
-            if q is not None and not isinstance(q, _Failed) and key(q) == k:
+            q = self.loaded(j)
+            if not isinstance(q, _Failed) and key(q) == k:
                 mates.append(j)
         return mates
 

@@ -324,9 +324,8 @@ def test_run_batched_loads_on_threads_and_keeps_everything_else_in_order(threads
     assert [o.item for o in outcomes] == items
     assert {o.item: str(o.error) for o in outcomes if not o.ok} == {"b4": "b4 is corrupt"}
     assert [o.value for o in outcomes if o.ok] == [n.upper() + "!" for n in items if n != "b4"]
-    assert batches[:2] == [["a0", "a1", "a3"], ["b2", "b5", "b6"]]
-    assert all(len({n[0] for n in b}) == 1 and len(b) <= 3 for b in batches)
-    assert sorted(n for b in batches for n in b) == sorted(n for n in items if n != "b4")
+    # the same batches either way: each candidate's load is waited for (deterministic results)
+    assert batches == [["a0", "a1", "a3"], ["b2", "b5", "b6"], ["a7", "a8", "a9"]]
     on_main = {n for n, t in loaded_on.items() if t is main}
     assert on_main == (set(items) if not threads else set())
 
