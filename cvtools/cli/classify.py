@@ -56,6 +56,8 @@ def classify(inputs, top_k, as_json, whole, center_crop, quiet, max_pixels, **mo
             click.echo("\n".join(lines))
 
     from cvtools.classify import classify_work
+    from cvtools.device import expects_gpu
 
     work = classify_work(backbone, top_k, crop=center_crop or not whole, max_pixels=max_pixels, on_result=show)
+    work.on_gpu = expects_gpu(model_opts.get("device"))  # more loader threads on a GPU host
     finish(run_batch(inputs, work, "classify", quiet=quiet or as_json))

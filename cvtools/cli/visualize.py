@@ -232,6 +232,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                     overwrite, quiet, max_pixels, truth=None, **model_opts):
     from cvtools.cli.common import check_model_options_early, registered_spec
     from cvtools.deferred import Deferred
+    from cvtools.device import expects_gpu
     from cvtools.io.discover import find_inputs
     from cvtools.visualize.job import batch_sizes, explain_work, true_classes
 
@@ -266,6 +267,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                         truths=true_classes(explainer, truth) if truth is not None else None,
                         batch_size=batch_size, quiet=as_json,
                         on_result=(lambda record: click.echo(json.dumps(record))) if as_json else None)
+    work.on_gpu = expects_gpu(model_opts.get("device"))  # more loader threads on a GPU host
     report = run_batch(found, work, f"visualize {','.join(methods)}", quiet=quiet or as_json, outputs=outputs)
     if work.verdicts and not quiet and not as_json:
         wrong = [v for v in work.verdicts if v[1] != v[2]]
