@@ -92,9 +92,7 @@ def skin_mask(photos: torch.Tensor) -> torch.Tensor:
     """N×1×H×W in [0, 1]: where the photo has skin-like chrominance (a smooth version of the
     classic YCbCr box Cb 77-127, Cr 133-173 of Chai & Ngan 1999). Chrominance, not lightness,
     so the same rule holds for dark and light skin; tan and beige fur match too."""
-    r, g, b = photos.float().clamp(0, 1).mul(255).unbind(1)
-    cb = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
-    cr = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    cb, cr = (chrominance(photos.float().clamp(0, 1)) * 255 + 128).unbind(1)  # JPEG's 0-255 levels
 
     def inside(v, lo, hi, soft=4.0):  # 1 inside [lo, hi], falling to 0 over `soft` levels outside
         return ((v - lo + soft) / soft).clamp(0, 1) * ((hi - v + soft) / soft).clamp(0, 1)

@@ -391,9 +391,9 @@ class ArbitraryTrainer:
                                   enabled=self.amp_dtype is not None)
         with torch.no_grad(), autocast:
             pf = self.backbone.features(styles, self.painting_layers)
-            xf = self.backbone.features(x, self.painting_layers if strength is not None else [c.content_layer])
-            if strength is not None and c.content_layer not in xf:
-                xf.update(self.backbone.features(x, [c.content_layer]))
+            # the photo's own statistics and targets too when some samples mix in its style
+            photo_layers = self.painting_layers + [c.content_layer] if strength is not None else [c.content_layer]
+            xf = self.backbone.features(x, list(dict.fromkeys(photo_layers)))
         embedding = self.net.encoder(pf)  # the trainable MLP on the frozen statistics
         if strength is not None:
             photo_embedding = self.net.encoder(xf)
