@@ -407,3 +407,27 @@ def test_fine_tuning_starts_from_the_given_weights(data, tmp_path):
     with pytest.raises(UsageError, match="architecture"):
         train_arbitrary(config(data, tmp_path / "c", steps=1, init_weights=str(other)))
     assert first.steps == 1
+
+
+def test_partial_start_copies_the_overlapping_block_of_a_wider_network():
+    from cvtools.style.train_arbitrary import load_overlapping
+
+    small, wide = tiny_net(), tiny_net(channels=(8, 16, 32))
+    torch.manual_seed(1)
+    for p in small.parameters():
+        p.data.normal_()
+    before = {k: v.clone() for k, v in wide.state_dict().items()}
+    exact, part, fresh = load_overlapping(wide, small.state_dict())
+    got, src = wide.state_dict(), small.state_dict()
+    assert exact + part + fresh == len(got) and part > 0 and exact > 0
+    for key, dst in got.items():
+        s = src.get(key)
+        if s is None or s.dim() != dst.dim():
+            assert torch.equal(dst, before[key]), key  # nothing of another rank is touched
+            continue
+        block = tuple(slice(0, min(a, b)) for a, b in zip(s.shape, dst.shape))
+        assert torch.equal(dst[block], s[block]), key
+        if s.shape != dst.shape:  # outside the shared block: the wide network's own values
+            rest = torch.ones_like(dst, dtype=torch.bool)
+            rest[block] = False
+            assert torch.equal(dst[rest], before[key][rest]), key

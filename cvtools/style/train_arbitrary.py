@@ -71,6 +71,29 @@ FINISH_SECONDS = 30.0
 NAME = "arbitrary"
 
 
+def load_overlapping(net, state) -> tuple:
+    """Copy ``state`` into ``net``'s parameters and buffers of the same name: whole where the
+    shapes match, else the leading block both shapes share (a 96-channel layer's weights into
+    the first 96 channels of a 128-channel one). Returns (whole, in part, untouched) counts."""
+    import torch
+
+    exact = part = 0
+    own = net.state_dict()
+    with torch.no_grad():
+        for name, dst in own.items():
+            src = state.get(name)
+            if src is None or src.dim() != dst.dim():
+                continue
+            if src.shape == dst.shape:
+                dst.copy_(src)
+                exact += 1
+            else:
+                block = tuple(slice(0, min(a, b)) for a, b in zip(src.shape, dst.shape))
+                dst[block].copy_(src[block])
+                part += 1
+    return exact, part, len(own) - exact - part
+
+
 @dataclass
 class ArbitraryTrainConfig:
     photos: str
@@ -123,6 +146,10 @@ class ArbitraryTrainConfig:
     #: start from these network weights (a weights file of the same architecture: fine-tuning
     #: with a fresh optimiser and schedule); None: random initialisation
     init_weights: Optional[str] = None
+    #: with ``init_weights`` of another architecture (a wider transformer): copy every tensor of
+    #: the same name, its overlapping leading block where the shapes differ (the new channels
+    #: start random), instead of refusing the file
+    init_partial: bool = False
     backbone_weights: Optional[str] = None  # None: the embedded ones; "random": tests
     device: str = "auto"
     precision: str = "auto"  # bf16 autocast on CUDA, fp32 elsewhere
@@ -157,6 +184,8 @@ class ArbitraryTrainConfig:
             if not isinstance(v, (list, tuple)) or len(v) != 2 or not 0 < v[0] <= v[1] <= 1:
                 raise ValueError(f"{key} must be two fractions 0 < a <= b <= 1")
             setattr(self, key, tuple(float(x) for x in v))
+        if not isinstance(self.init_partial, bool):
+            raise ValueError(f"init_partial {self.init_partial!r} must be true or false")
         if self.style_transform not in ("gram", "swag"):
             raise ValueError(f"style_transform {self.style_transform!r} must be 'gram' or 'swag'")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
@@ -295,10 +324,16 @@ class ArbitraryTrainer:
             from cvtools.style.arbitrary import load_network
 
             start = load_network(c.init_weights)
-            if start.config.check() != self.arch.check():
-                raise UsageError(f"{c.init_weights}: its architecture differs from this run's", param="init_weights")
-            self.net.load_state_dict(start.state_dict())
-            self.on_note(f"starting from the weights in {c.init_weights}")
+            if start.config.check() == self.arch.check():
+                self.net.load_state_dict(start.state_dict())
+                self.on_note(f"starting from the weights in {c.init_weights}")
+            elif c.init_partial:
+                exact, part, fresh = load_overlapping(self.net, start.state_dict())
+                self.on_note(f"starting from {c.init_weights} where the shapes allow: {exact} tensors whole, "
+                             f"{part} in part, {fresh} new")
+            else:
+                raise UsageError(f"{c.init_weights}: its architecture differs from this run's "
+                                 "(init_partial=true copies what fits)", param="init_weights")
         compile_ = c.compile if c.compile is not None else cuda
         self.transformer = torch.compile(self.net.transformer, dynamic=False) if compile_ else self.net.transformer
         self.compiled, self._compile_checked = compile_, False
