@@ -346,3 +346,30 @@ def test_tiny_images_stylize_at_their_own_size():
         x = torch.rand(3, h, w)
         y = st(x)
         assert y.shape == (3, h, w) and torch.isfinite(y).all() and 0 <= y.min() and y.max() <= 1
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+@pytest.mark.parametrize("pads", [(1, 1, 1, 1), (4, 4, 4, 4), (0, 3, 0, 2), (2, 0, 1, 0)])
+def test_channels_last_pad_is_f_pad_exactly(mode, pads):
+    """The CUDA path of network.pad2d (run here on the CPU) writes the same values as F.pad, into
+    a channels-last result; copies only, so equal to the bit."""
+    import torch.nn.functional as F
+
+    from cvtools.style.network import _pad_channels_last
+
+    x = torch.randn(2, 5, 7, 9).contiguous(memory_format=torch.channels_last)
+    got = _pad_channels_last(x, pads, mode)
+    assert torch.equal(got, F.pad(x, pads, mode=mode))
+    assert got.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_pad2d_leaves_cpu_and_channels_first_maps_to_f_pad(monkeypatch):
+    from cvtools.style import network
+
+    calls = []
+    monkeypatch.setattr(network, "_pad_channels_last", lambda *a: calls.append(a))
+    x = torch.randn(1, 4, 6, 6)
+    for t in (x, x.contiguous(memory_format=torch.channels_last)):  # CPU tensors: F.pad keeps the layout
+        assert torch.equal(network.pad2d(t, (1, 1, 1, 1), "reflect"),
+                           torch.nn.functional.pad(t, (1, 1, 1, 1), mode="reflect"))
+    assert not calls

@@ -45,8 +45,17 @@ def main():
         x = x.contiguous(memory_format=torch.channels_last)
     net = st.net
     res = {"batch": args.batch, "dtype": str(st.dtype), "channels_last": st.channels_last}
+    from cvtools.style import network
+
+    layout_keeping = network.pad2d
     with torch.no_grad():
+        # before (the pads through F.pad, as until 2026-12-04) and after, same run, same input
+        network.pad2d = lambda t, pads, mode: torch.nn.functional.pad(t, pads, mode=mode)
+        res["eager_f_pad_ms"] = timed(lambda: net(x))
+        before = net(x)
+        network.pad2d = layout_keeping
         res["eager_ms"] = timed(lambda: net(x))
+        res["max_abs_diff_vs_f_pad"] = float((net(x).float() - before.float()).abs().max())
         torch.backends.cudnn.benchmark = True
         res["eager_tuned_ms"] = timed(lambda: net(x))
         torch.backends.cudnn.benchmark = False

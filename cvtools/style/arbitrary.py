@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cvtools.errors import UsageError, WeightsError
+from cvtools.style.network import ReflectionPad
 
 #: written in the weights file's metadata; a file without it is not an arbitrary-style network
 WEIGHTS_FORMAT = "cvtools-arbitrary-style-1"
@@ -212,7 +213,7 @@ class CondNorm(nn.Module):
 
 def _conv(in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1) -> nn.Sequential:
     """Reflection pad → conv (reflection keeps dark rims off the borders)."""
-    pad = [nn.ReflectionPad2d(kernel // 2)] if kernel > 1 else []
+    pad = [ReflectionPad(kernel // 2)] if kernel > 1 else []
     return nn.Sequential(*pad, nn.Conv2d(in_ch, out_ch, kernel, stride, groups=groups))
 
 

@@ -91,11 +91,57 @@ class SharedStatsInstanceNorm(nn.InstanceNorm2d):
         return (x.float() * scale + shift).to(x.dtype)
 
 
+def _pad_channels_last(x: torch.Tensor, pads: Tuple[int, int, int, int], mode: str) -> torch.Tensor:
+    """``F.pad(x, pads, mode)`` ("reflect" or "replicate"; pads: left, right, top, bottom),
+    written straight into a channels-last result: one copy of the interior, then the borders
+    from it (the columns, then whole rows including the corners)."""
+    left, right, top, bottom = pads
+    n, c, h, w = x.shape
+    out = torch.empty((n, c, h + top + bottom, w + left + right), dtype=x.dtype, device=x.device,
+                      memory_format=torch.channels_last)
+    out[:, :, top:top + h, left:left + w] = x
+    rows = out[:, :, top:top + h]
+    reflect = mode == "reflect"
+    if left:
+        rows[..., :left] = x[..., 1:left + 1].flip(-1) if reflect else x[..., :1]
+    if right:
+        rows[..., left + w:] = x[..., w - right - 1:w - 1].flip(-1) if reflect else x[..., w - 1:]
+    if top:
+        out[:, :, :top] = out[:, :, top + 1:2 * top + 1].flip(-2) if reflect else out[:, :, top:top + 1]
+    if bottom:
+        end = top + h
+        out[:, :, end:] = out[:, :, end - bottom - 1:end - 1].flip(-2) if reflect else out[:, :, end - 1:end]
+    return out
+
+
+def pad2d(x: torch.Tensor, pads: Tuple[int, int, int, int], mode: str) -> torch.Tensor:
+    """``F.pad(x, pads, mode=mode)`` for "reflect" and "replicate", keeping a CUDA channels-last
+    map channels-last.
+
+    CUDA's reflection and replication pads make their input channels-first and return it so;
+    in this channels-last network every pad then cost three passes over the map (the layout
+    change, the pad, cuDNN's change back): profiled on an H200, a batch of eight 1080p frames
+    spent 29 of its 49 ms there (benchmarks/folder/results/profile_network_h200_2026-12-04.json).
+    CPUs keep the layout in F.pad already; compiled graphs fuse the pad, so both keep F.pad."""
+    if (x.is_cuda and x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+            and not torch.compiler.is_compiling()
+            and (mode == "replicate" or max(pads[:2]) < x.shape[-1] and max(pads[2:]) < x.shape[-2])):
+        return _pad_channels_last(x, pads, mode)
+    return F.pad(x, pads, mode=mode)
+
+
+class ReflectionPad(nn.ReflectionPad2d):
+    """nn.ReflectionPad2d through :func:`pad2d` (the same module otherwise: no state, same repr)."""
+
+    def forward(self, x):
+        return pad2d(x, tuple(self.padding), "reflect")
+
+
 class ConvLayer(nn.Sequential):
     """Reflection pad → conv (padding by reflection keeps image borders free of dark rims)."""
 
     def __init__(self, in_ch, out_ch, kernel, stride=1):
-        super().__init__(nn.ReflectionPad2d(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride))
+        super().__init__(ReflectionPad(kernel // 2), nn.Conv2d(in_ch, out_ch, kernel, stride))
 
 
 class ConvNormReLU(nn.Sequential):
@@ -192,7 +238,7 @@ class SubPixelUpsampleConv(_RearrangedConv):
 
     def forward(self, x):
         w, b = self.weights()
-        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), w, b)
+        y = F.conv2d(pad2d(x, (1, 1, 1, 1), "replicate"), w, b)
         return _keep_layout(F.pixel_shuffle(y, 2), x)
 
 
@@ -237,7 +283,7 @@ class SpaceToDepthConv(_RearrangedConv):
         h, w = x.shape[-2:]
         p, s = self.pad, self.block
         inp = x
-        x = F.pad(x, (p, p, p, p), mode="reflect")
+        x = pad2d(x, (p, p, p, p), "reflect")
         # zeros up to whole blocks: they only reach outputs past the image, cropped below
         eh, ew = (-x.shape[-2]) % s, (-x.shape[-1]) % s
         if eh or ew:
