@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Probe (issue 29): blend the transformer's bottleneck features along the flow instead of its
+output pixels, then decode. Prints, per clip and style, the warping error (Farnebäck, the
+metric's flow) and the Lite2 style distance change against frame by frame, for the pixel blend
+(what ``--stable`` does) and for feature blends at several strengths.
+
+    python tools/feature_blend_probe.py --style mona composition_vii --blend 0.45 0.7 --frames 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def feature_blend(net, frames, blend, flows, feather=2):
+    """Frames (1×3×H×W) through ``net`` with the bottleneck (after the residual blocks, 1/4 size)
+    blended with the previous frame's blended bottleneck warped along the stabilizer's flow."""
+    import torch
+    import torch.nn.functional as F
+
+    from cvtools.video.flow import warp
+    from cvtools.video.stability import _soft_keep
+
+    outs, prev = [], None
+    with torch.no_grad():
+        for t, x in enumerate(frames):
+            f = net.residuals(net.encoder(x))
+            if prev is not None and blend > 0:
+                flow, occ = flows[t]
+                h, w = f.shape[-2:]
+                keep = _soft_keep(occ, feather)
+                keep = F.interpolate(keep, size=(h, w), mode="area")
+                fl = F.interpolate(flow[None].float(), size=(h, w), mode="area")[0]
+                fl = fl * torch.tensor([w / flow.shape[-1], h / flow.shape[-2]]).view(2, 1, 1)
+                f = torch.lerp(f, warp(prev, fl), keep * blend)
+            prev = f
+            outs.append(torch.sigmoid(net.output(net.decoder(f))))
+    return outs
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--style", nargs="+", default=["mona"])
+    ap.add_argument("--clips", nargs="+", default=["pan", "pan_subpixel", "zoom", "object", "parallax"])
+    ap.add_argument("--blend", nargs="+", type=float, default=[0.45, 0.7])
+    ap.add_argument("--pixel", type=float, default=0.45, help="the pixel blend to compare (0: skip)")
+    ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+
+    import torch
+    from video_flicker import StyleYardstick, input_flows, metric, stylize_frames
+
+    from cvtools.style.stylize import Stylizer
+    from cvtools.video.flow import FlowEstimator, flow_and_occlusion
+    from cvtools.video.stability import stabilize
+    from cvtools.video.synthetic import make_clip
+
+    torch.set_grad_enabled(False)
+    yard = StyleYardstick(Path(args.shared))
+    rows = []
+    for kind in args.clips:
+        clip = make_clip(kind, args.frames, (160, 256))
+        frames = list(clip.frames[:, None])
+        grade = input_flows(frames)
+        est = FlowEstimator()
+        own = [None] + [flow_and_occlusion(frames[t], frames[t - 1], est) for t in range(1, len(frames))]
+        for style in args.style:
+            st = Stylizer(style, device="cpu", precision="fp32")
+            net = st.record.load_network(device="cpu").eval()
+            fbf = stylize_frames(st, frames)
+            e0, d0 = metric(frames, fbf, grade), yard(st.record, fbf)
+            row = {"clip": kind, "style": style, "fbf": e0, "style_fbf": d0}
+            if args.pixel:
+                px = stabilize(frames, fbf, strength=args.pixel)
+                row["pixel"] = (metric(frames, px, grade) / e0, yard(st.record, px) / d0 - 1)
+            for b in args.blend:
+                fb = feature_blend(net, frames, b, own)
+                row[f"feat{b}"] = (metric(frames, fb, grade) / e0, yard(st.record, fb) / d0 - 1)
+            rows.append(row)
+            print(json.dumps({k: (v if not isinstance(v, tuple) else f"{v[0]:.2f} / {v[1]:+.1%}")
+                              for k, v in row.items() if k not in ("fbf", "style_fbf")}), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
