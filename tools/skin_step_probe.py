@@ -1,13 +1,26 @@
-import sys
-sys.path.insert(0, "/work/main"); sys.path.insert(0, "/work/main/tools")
-import torch
-import torch.nn.functional as F
-from PIL import Image
-from torchvision.transforms.functional import pil_to_tensor, to_pil_image
+#!/usr/bin/env python3
+"""Probe (issue 29): an inference-time step on skin after the style network (see
+benchmarks/plans/issue29_people.md). Writes /tmp/skinstep.png (portraits: photo, then per style
+the network and the network + the step) and /tmp/skinstep_crop.png (2x of one face).
 
-from cvtools.io.decode import load_image
-from cvtools.style.losses import chrominance, skin_mask
-from cvtools.style.stylize import Stylizer
+    python tools/skin_step_probe.py great_wave mona     # needs $CVTOOLS_SHARED's research photos
+"""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = Path(os.environ.get("CVTOOLS_SHARED", ROOT.parent / "shared"))
+RESEARCH = SHARED / "data" / "photos" / "research"
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from torchvision.transforms.functional import pil_to_tensor, to_pil_image  # noqa: E402
+
+from cvtools.io.decode import load_image  # noqa: E402
+from cvtools.style.losses import chrominance, skin_mask  # noqa: E402
+from cvtools.style.stylize import Stylizer  # noqa: E402
 
 IDS = ["train_260081", "test_368037", "train_189003", "test_246009", "test_15062", "test_105027"]
 STY = sys.argv[1:] or ["great_wave", "mona"]
@@ -42,14 +55,14 @@ def skin_step(photo, out, amount=1.0, chroma=1.0):
 
 rows = []
 for pid in IDS:
-    p = pil_to_tensor(load_image(f"/work/shared/data/photos/research/bsds500_{pid}.jpg").rgb).float()[None] / 255
+    p = pil_to_tensor(load_image(RESEARCH / f"bsds500_{pid}.jpg").rgb).float()[None] / 255
     row = [p]
     for s in STY:
         st = Stylizer(s, device="cpu", precision="fp32")
         o = st(p[0], tile=None)[None].float()
         o2, m = skin_step(p, o)
         row += [o, o2]
-    rows.append(torch.cat([F.interpolate(t, size=(240, 360) if p.shape[-1] > p.shape[-2] else (360, 240), mode="area") for t in row], 3) if False else row)
+    rows.append(row)
 
 # sheet: each row photo | s1 | s1+skin | s2 | s2+skin, each at 320 px wide
 tiles = []
@@ -62,11 +75,16 @@ wmax = max(t.shape[-1] for t in tiles)
 sheet = torch.cat([F.pad(t, (0, wmax - t.shape[-1]), value=1) for t in tiles], 2)
 to_pil_image(sheet[0]).save("/tmp/skinstep.png")
 # 2x crop of the dark-skinned old man's face
-p = pil_to_tensor(load_image("/work/shared/data/photos/research/bsds500_train_260081.jpg").rgb).float()[None] / 255
+p = pil_to_tensor(load_image(RESEARCH / "bsds500_train_260081.jpg").rgb).float()[None] / 255
 st = Stylizer(STY[0], device="cpu", precision="fp32")
 o = st(p[0], tile=None)[None].float()
 o2, _ = skin_step(p, o)
 h, w = p.shape[-2:]
-crop = lambda t: F.interpolate(t[..., int(0.25 * h):int(0.6 * h), int(0.3 * w):int(0.7 * w)], scale_factor=2, mode="nearest")
+
+
+def crop(t):
+    return F.interpolate(t[..., int(0.25 * h):int(0.6 * h), int(0.3 * w):int(0.7 * w)], scale_factor=2, mode="nearest")
+
+
 to_pil_image(torch.cat([crop(p), crop(o), crop(o2)], 3)[0]).save("/tmp/skinstep_crop.png")
 print("ok")
