@@ -373,3 +373,25 @@ def test_pad2d_leaves_cpu_and_channels_first_maps_to_f_pad(monkeypatch):
         assert torch.equal(network.pad2d(t, (1, 1, 1, 1), "reflect"),
                            torch.nn.functional.pad(t, (1, 1, 1, 1), mode="reflect"))
     assert not calls
+
+
+@pytest.mark.parametrize("space_to_depth", [False, True])
+def test_inference_form_drops_only_the_biases_an_instance_norm_cancels(space_to_depth):
+    """Every convolution feeding an instance norm loses its bias in the inference form (the norm
+    subtracts the channel mean), the output convolution keeps its own, and the function is the
+    same: with biases of size 1 the only difference left is fp32 rounding (~1e-6 here, bound 1e-5;
+    dropping the output's bias would move pixels by ~0.1)."""
+    from cvtools.style.network import TransformerNet
+
+    torch.manual_seed(0)
+    net = TransformerNet(width=0.5).eval()
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.Conv2d):
+                m.bias.normal_(0, 1.0)
+        x = torch.rand(2, 3, 40, 56)
+        fast = net.for_inference(space_to_depth=space_to_depth)
+        without = [m for m in fast.modules() if isinstance(getattr(m, "bias", 0), type(None))]
+        assert len(without) == 3 + 2 * net.residual_blocks + 2  # encoder, residual bodies, decoder
+        assert fast.output.bias is not None if space_to_depth else fast.output[1].bias is not None
+        assert torch.allclose(fast(x), net(x), atol=1e-5, rtol=0)
