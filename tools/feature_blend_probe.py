@@ -45,13 +45,35 @@ def feature_blend(net, frames, blend, flows, feather=2):
     return outs
 
 
+def pixel_select(frames, outputs, flows, tau, feather=2):
+    """Selection instead of blending: each pixel is the previous result warped along the flow
+    where the network agrees with it (the stabilizer's agreement test at ``tau``) and the warp is
+    trusted, else the network's new output. Strokes are never averaged, only carried or replaced."""
+    import torch
+
+    from cvtools.video.flow import warp
+    from cvtools.video.stability import _agreement, _soft_keep
+
+    outs, prev = [], None
+    for t, out in enumerate(outputs):
+        if prev is not None:
+            flow, occ = flows[t]
+            warped = warp(prev, flow)
+            keep = (_soft_keep(occ, feather) * _agreement(out, warped, tau)) > 0.5
+            out = torch.where(keep, warped, out)
+        prev = out
+        outs.append(out)
+    return outs
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--style", nargs="+", default=["mona"])
     ap.add_argument("--clips", nargs="+", default=["pan", "pan_subpixel", "zoom", "object", "parallax"])
-    ap.add_argument("--blend", nargs="+", type=float, default=[0.45, 0.7])
+    ap.add_argument("--blend", nargs="*", type=float, default=[0.45, 0.7])
     ap.add_argument("--pixel", type=float, default=0.45, help="the pixel blend to compare (0: skip)")
     ap.add_argument("--frames", type=int, default=16)
+    ap.add_argument("--select", nargs="*", type=float, default=[], help="agreement thresholds for pixel_select")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -82,6 +104,9 @@ def main(argv=None):
             if args.pixel:
                 px = stabilize(frames, fbf, strength=args.pixel)
                 row["pixel"] = (metric(frames, px, grade) / e0, yard(st.record, px) / d0 - 1)
+            for tau in args.select:
+                sel = pixel_select(frames, fbf, own, tau)
+                row[f"select{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
             for b in args.blend:
                 fb = feature_blend(net, frames, b, own)
                 row[f"feat{b}"] = (metric(frames, fb, grade) / e0, yard(st.record, fb) / d0 - 1)
