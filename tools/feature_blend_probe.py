@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+#: how a carried stroke is read from the output that painted it (once: see position_select)
+SAMPLE_MODE = "bicubic"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tools"))
 
@@ -66,6 +68,55 @@ def pixel_select(frames, outputs, flows, tau, feather=2):
     return outs
 
 
+def _sample(img, px, py, mode):
+    """img (C×H×W) at pixel positions px, py (H×W), borders repeated; C×H×W."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = img.shape[-2:]
+    grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], -1)[None]
+    return F.grid_sample(img[None].float(), grid, mode=mode, padding_mode="border", align_corners=True)[0]
+
+
+def position_select(frames, outputs, flows, tau, max_age=8, feather=2):
+    """Selection as :func:`pixel_select`, but each carried pixel keeps the frame and position it
+    was painted at (the flows composed back to it) and its colour is sampled from that frame's
+    output once: a stroke is interpolated once however long it is carried, not once per frame.
+    Pixels older than ``max_age`` frames are repainted."""
+    import torch
+
+    from cvtools.video.stability import _agreement, _soft_keep
+
+    outs, src, px, py, kept = [], None, None, None, {}
+    for t, out in enumerate(outputs):
+        o = out[0].float()
+        h, w = o.shape[-2:]
+        gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+        kept[t] = o
+        if src is None:
+            src, px, py = torch.full((h, w), t), gx.clone(), gy.clone()
+        else:
+            flow, occ = flows[t]
+            fx, fy = gx + flow[0].float(), gy + flow[1].float()  # where each pixel was in frame t-1
+            rx, ry = fx.round().clamp(0, w - 1), fy.round().clamp(0, h - 1)
+            ix, iy = rx.long(), ry.long()
+            c_src = src[iy, ix]
+            c_px, c_py = px[iy, ix] + (fx - rx), py[iy, ix] + (fy - ry)
+            carried = torch.zeros_like(o)
+            for k in c_src.unique().tolist():
+                sel = c_src == k
+                carried = torch.where(sel, _sample(kept[k], c_px, c_py, SAMPLE_MODE), carried)
+            keep = (_soft_keep(occ, feather)[0, 0] * _agreement(o[None], carried[None], tau)[0, 0]) > 0.5
+            keep &= (t - c_src) < max_age
+            o = torch.where(keep, carried, o)
+            src = torch.where(keep, c_src, torch.full_like(c_src, t))
+            px, py = torch.where(keep, c_px, gx), torch.where(keep, c_py, gy)
+        for k in [k for k in kept if k <= t - max_age]:
+            del kept[k]
+        outs.append(o[None])
+    return outs
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--style", nargs="+", default=["mona"])
@@ -74,6 +125,7 @@ def main(argv=None):
     ap.add_argument("--pixel", type=float, default=0.45, help="the pixel blend to compare (0: skip)")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--select", nargs="*", type=float, default=[], help="agreement thresholds for pixel_select")
+    ap.add_argument("--position", nargs="*", type=float, default=[], help="agreement thresholds for position_select")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -107,6 +159,9 @@ def main(argv=None):
             for tau in args.select:
                 sel = pixel_select(frames, fbf, own, tau)
                 row[f"select{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
+            for tau in args.position:
+                sel = position_select(frames, fbf, own, tau)
+                row[f"position{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
             for b in args.blend:
                 fb = feature_blend(net, frames, b, own)
                 row[f"feat{b}"] = (metric(frames, fb, grade) / e0, yard(st.record, fb) / d0 - 1)
