@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Probe (issue 29): blend the transformer's bottleneck features along the flow instead of its
-output pixels, then decode. Prints, per clip and style, the warping error (Farnebäck, the
-metric's flow) and the Lite2 style distance change against frame by frame, for the pixel blend
-(what ``--stable`` does) and for feature blends at several strengths.
+"""Probes (issue 29) for a steadier `--stable`, each against frame by frame and the pixel blend
+(what ``--stable`` does), on the synthetic clips: warping error (Farnebäck, the metric's flow) and
+the Lite2 style distance change. Modes: ``--blend`` the transformer's bottleneck features blended
+along the flow, then decoded; ``--select`` each pixel carried from the previous result (warped)
+where the network agrees, else repainted; ``--position`` the same, carrying each pixel's source
+frame and position so that its colour is interpolated once (benchmarks/plans/issue29_people.md).
 
     python tools/feature_blend_probe.py --style mona composition_vii --blend 0.45 0.7 --frames 16
+    python tools/feature_blend_probe.py --style mona --blend --position 0.2 --frames 12
 """
 
 from __future__ import annotations
