@@ -81,11 +81,12 @@ def _sample(img, px, py, mode):
     return F.grid_sample(img[None].float(), grid, mode=mode, padding_mode="border", align_corners=True)[0]
 
 
-def position_select(frames, outputs, flows, tau, max_age=8, feather=2):
+def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_blend=0.0):
     """Selection as :func:`pixel_select`, but each carried pixel keeps the frame and position it
     was painted at (the flows composed back to it) and its colour is sampled from that frame's
     output once: a stroke is interpolated once however long it is carried, not once per frame.
-    Pixels older than ``max_age`` frames are repainted."""
+    Pixels older than ``max_age`` frames are repainted; ``repaint_blend``: a repainted pixel is
+    the new output blended with the carried colour at this weight (where the flow is trusted)."""
     import torch
 
     from cvtools.video.stability import _agreement, _soft_keep
@@ -111,7 +112,10 @@ def position_select(frames, outputs, flows, tau, max_age=8, feather=2):
                 carried = torch.where(sel, _sample(kept[k], c_px, c_py, SAMPLE_MODE), carried)
             keep = (_soft_keep(occ, feather)[0, 0] * _agreement(o[None], carried[None], tau)[0, 0]) > 0.5
             keep &= (t - c_src) < max_age
+            if repaint_blend:  # where repainted, blended with the carried colour (if the flow is trusted)
+                o = torch.lerp(o, carried, _soft_keep(occ, feather)[0, 0] * repaint_blend)
             o = torch.where(keep, carried, o)
+            kept[t] = o
             src = torch.where(keep, c_src, torch.full_like(c_src, t))
             px, py = torch.where(keep, c_px, gx), torch.where(keep, c_py, gy)
         for k in [k for k in kept if k <= t - max_age]:
@@ -129,6 +133,7 @@ def main(argv=None):
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--select", nargs="*", type=float, default=[], help="agreement thresholds for pixel_select")
     ap.add_argument("--position", nargs="*", type=float, default=[], help="agreement thresholds for position_select")
+    ap.add_argument("--repaint-blend", type=float, default=0.0, help="position_select's blend where it repaints")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -163,7 +168,7 @@ def main(argv=None):
                 sel = pixel_select(frames, fbf, own, tau)
                 row[f"select{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
             for tau in args.position:
-                sel = position_select(frames, fbf, own, tau)
+                sel = position_select(frames, fbf, own, tau, repaint_blend=args.repaint_blend)
                 row[f"position{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
             for b in args.blend:
                 fb = feature_blend(net, frames, b, own)
