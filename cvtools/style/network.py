@@ -365,7 +365,8 @@ class TransformerNet(nn.Module):
         """A copy computing the same function faster: the upsample→conv stages become
         sub-pixel convolutions (see :class:`SubPixelUpsampleConv`); with ``space_to_depth``
         the 9×9 input and output convolutions also become :class:`SpaceToDepthConv` (faster on
-        GPUs). Not for training (the weights are rearranged; save the original network)."""
+        GPUs); the convolutions feeding an instance norm lose the bias it cancels. Not for
+        training (the weights are rearranged; save the original network)."""
         import copy
 
         net = copy.deepcopy(self).eval()
