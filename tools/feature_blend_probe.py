@@ -81,7 +81,17 @@ def _sample(img, px, py, mode):
     return F.grid_sample(img[None].float(), grid, mode=mode, padding_mode="border", align_corners=True)[0]
 
 
-def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_blend=0.0):
+def _agreement_window(out, warped, tau, window):
+    """The stabilizer's agreement test (exp(−(d/τ)²), d the mean |difference| over RGB) with the
+    difference averaged over a ``window``-px square instead of 5 px."""
+    import torch
+    import torch.nn.functional as F
+
+    d = F.avg_pool2d((out - warped).abs().mean(1, keepdim=True), window, 1, window // 2, count_include_pad=False)
+    return torch.exp(-(d / tau).pow(2))
+
+
+def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_blend=0.0, window=5):
     """Selection as :func:`pixel_select`, but each carried pixel keeps the frame and position it
     was painted at (the flows composed back to it) and its colour is sampled from that frame's
     output once: a stroke is interpolated once however long it is carried, not once per frame.
@@ -89,7 +99,7 @@ def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_b
     the new output blended with the carried colour at this weight (where the flow is trusted)."""
     import torch
 
-    from cvtools.video.stability import _agreement, _soft_keep
+    from cvtools.video.stability import _soft_keep
 
     outs, src, px, py, kept = [], None, None, None, {}
     for t, out in enumerate(outputs):
@@ -110,7 +120,7 @@ def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_b
             for k in c_src.unique().tolist():
                 sel = c_src == k
                 carried = torch.where(sel, _sample(kept[k], c_px, c_py, SAMPLE_MODE), carried)
-            keep = (_soft_keep(occ, feather)[0, 0] * _agreement(o[None], carried[None], tau)[0, 0]) > 0.5
+            keep = (_soft_keep(occ, feather)[0, 0] * _agreement_window(o[None], carried[None], tau, window)[0, 0]) > 0.5
             keep &= (t - c_src) < max_age
             if repaint_blend:  # where repainted, blended with the carried colour (if the flow is trusted)
                 o = torch.lerp(o, carried, _soft_keep(occ, feather)[0, 0] * repaint_blend)
@@ -134,6 +144,8 @@ def main(argv=None):
     ap.add_argument("--select", nargs="*", type=float, default=[], help="agreement thresholds for pixel_select")
     ap.add_argument("--position", nargs="*", type=float, default=[], help="agreement thresholds for position_select")
     ap.add_argument("--repaint-blend", type=float, default=0.0, help="position_select's blend where it repaints")
+    ap.add_argument("--window", type=int, default=5, help="position_select's agreement window (px, odd)")
+    ap.add_argument("--max-age", type=int, default=8, help="position_select: frames a pixel may be carried")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -168,7 +180,8 @@ def main(argv=None):
                 sel = pixel_select(frames, fbf, own, tau)
                 row[f"select{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
             for tau in args.position:
-                sel = position_select(frames, fbf, own, tau, repaint_blend=args.repaint_blend)
+                sel = position_select(frames, fbf, own, tau, repaint_blend=args.repaint_blend, window=args.window,
+                                      max_age=args.max_age)
                 row[f"position{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
             for b in args.blend:
                 fb = feature_blend(net, frames, b, own)
