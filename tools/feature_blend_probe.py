@@ -71,16 +71,6 @@ def pixel_select(frames, outputs, flows, tau, feather=2):
     return outs
 
 
-def _sample(img, px, py, mode):
-    """img (C×H×W) at pixel positions px, py (H×W), borders repeated; C×H×W."""
-    import torch
-    import torch.nn.functional as F
-
-    h, w = img.shape[-2:]
-    grid = torch.stack([px / max(w - 1, 1) * 2 - 1, py / max(h - 1, 1) * 2 - 1], -1)[None]
-    return F.grid_sample(img[None].float(), grid, mode=mode, padding_mode="border", align_corners=True)[0]
-
-
 def _agreement_window(out, warped, tau, window):
     """The stabilizer's agreement test (exp(−(d/τ)²), d the mean |difference| over RGB) with the
     difference averaged over a ``window``-px square instead of 5 px."""
@@ -101,6 +91,7 @@ def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_b
     the new output blended with the carried colour at this weight (where the flow is trusted)."""
     import torch
 
+    from cvtools.video.flow import warp
     from cvtools.video.stability import _soft_keep
 
     outs, src, px, py, kept = [], None, None, None, {}
@@ -121,7 +112,7 @@ def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_b
             carried = torch.zeros_like(o)
             for k in c_src.unique().tolist():
                 sel = c_src == k
-                carried = torch.where(sel, _sample(kept[k], c_px, c_py, SAMPLE_MODE), carried)
+                carried = torch.where(sel, warp(kept[k], torch.stack([c_px - gx, c_py - gy]), mode=SAMPLE_MODE), carried)
             keep = (_soft_keep(occ, feather)[0, 0] * _agreement_window(o[None], carried[None], tau, window)[0, 0]) > 0.5
             limit = max_age + ((gx.long() * 7 + gy.long() * 13) % max_age if stagger else 0)
             keep &= (t - c_src) < limit

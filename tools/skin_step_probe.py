@@ -19,7 +19,7 @@ import torch.nn.functional as F  # noqa: E402
 from torchvision.transforms.functional import pil_to_tensor, to_pil_image  # noqa: E402
 
 from cvtools.io.decode import load_image  # noqa: E402
-from cvtools.style.losses import chrominance, skin_mask  # noqa: E402
+from cvtools.style.losses import chrominance, luminance, skin_mask  # noqa: E402
 from cvtools.style.stylize import Stylizer  # noqa: E402
 
 IDS = ["train_260081", "test_368037", "train_189003", "test_246009", "test_15062", "test_105027"]
@@ -31,17 +31,13 @@ def blur(x, r):
     return F.avg_pool2d(F.pad(x, (r, r, r, r), mode="replicate"), k, 1)
 
 
-def luma(x):
-    return (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
-
-
 def skin_step(photo, out, amount=1.0, chroma=1.0):
     """On skin: the output's low-pass luminance replaced by the photo's (mapped by the output's
     global luminance mean/std), its chroma pulled towards the photo's; strokes (high-pass) kept."""
     h, w = photo.shape[-2:]
     r = max(2, round(min(h, w) / 60))
     m = blur(skin_mask(photo), 2 * r).clamp(0, 1) * amount
-    yp, ys = luma(photo), luma(out)
+    yp, ys = luminance(photo), luminance(out)
     mapped = (yp - yp.mean()) * (ys.std() / yp.std().clamp_min(1e-3)).clamp_min(1.0) + ys.mean()
     dy = (blur(mapped, r) - blur(ys, r)) * m
     cp, cs = chrominance(photo), chrominance(out)

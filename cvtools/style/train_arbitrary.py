@@ -75,8 +75,6 @@ def load_overlapping(net, state) -> tuple:
     """Copy ``state`` into ``net``'s parameters and buffers of the same name: whole where the
     shapes match, else the leading block both shapes share (a 96-channel layer's weights into
     the first 96 channels of a 128-channel one). Returns (whole, in part, untouched) counts."""
-    import torch
-
     exact = part = 0
     own = net.state_dict()
     with torch.no_grad():
