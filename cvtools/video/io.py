@@ -562,6 +562,9 @@ def _moved(packet, start: float, origin: float, stream):
     return packet
 
 
+_CHUNKS_ENV = "CVTOOLS_ENCODE_CHUNKS"  # cvtools.video.chunked.ENV (not imported: it is lazy)
+
+
 def _x264_defaults():
     # CRF 18 is visually lossless for stylized frames; on CUDA stylize_video asks for superfast
     # (process.GPU_X264_PRESET: veryfast held the H100 pipeline to 47 frames/s at 1080p)
@@ -576,7 +579,8 @@ class VideoWriter:
 
     def __init__(self, path, width: int, height: int, fps: Fraction, fmt: str = "mp4",
                  audio: Optional[AudioSource] = None, crf: Optional[int] = None, preset: Optional[str] = None,
-                 comment: Optional[str] = None, threads: int = 0, on_note: Optional[Callable[[str], None]] = None):
+                 comment: Optional[str] = None, threads: int = 0, on_note: Optional[Callable[[str], None]] = None,
+                 chunks: Optional[int] = None, chunk_frames: Optional[int] = None):
         av = av_module()
         if width % 2 or height % 2:
             raise ValueError(f"frames must have even sides for yuv420p, not {width}x{height}")
@@ -625,11 +629,12 @@ class VideoWriter:
             if audio is not None:
                 self._open_audio(audio)
                 self._open_subtitles(audio)
+            self._last_pts, self._last_dts, self.frames, self.chunked = -1, None, 0, None
+            if fmt != "webm":  # VP9 stays one encoder
+                self._start_chunks(chunks, chunk_frames, threads)
         except BaseException:
             self.container.close()
             raise
-        self._last_pts = -1
-        self.frames = 0
 
     # -- audio
     def _open_audio(self, source: AudioSource) -> None:
@@ -827,31 +832,96 @@ class VideoWriter:
 
     def write_frame(self, frame, time: Optional[float] = None) -> None:
         """Encode a PyAV VideoFrame (yuv420p of the writer's size)."""
+        step = 1 / (self.fps * self.time_base)
         if time is None:
-            pts = self._last_pts + round(1 / (self.fps * self.time_base)) if self._last_pts >= 0 else 0
+            pts = self._last_pts + round(step) if self._last_pts >= 0 else 0
         else:  # the frame's own time (read_frames keeps a constant rate exact and a variable one as it is)
             pts = round(Fraction(time) / self.time_base)
         pts = max(pts, self._last_pts + 1)
+        if self.chunked is not None and self._last_pts >= 0 and abs(pts - self._last_pts - step) > 1:
+            # off the frame rate's grid (a variable rate): chunks' B-frame delays would no longer
+            # line up, so the rest goes through the one serial encoder
+            self._stop_chunks()
         self._last_pts = pts
         frame.pts = pts
         frame.time_base = self.time_base
-        if self.audio is not None:
-            self._mux_audio_until(float(pts * self.time_base))
-        if self.subtitles is not None:
-            self._mux_subtitles_until(float(pts * self.time_base))
-        for packet in self.stream.encode(frame):
-            self.container.mux(packet)
+        if self.chunked is not None:
+            self.chunked.add(frame)  # muxed, with the audio up to it, once its chunk is encoded
+        else:
+            self._encode_serially(frame)
         self.frames += 1
+
+    def _encode_serially(self, frame) -> None:
+        self._mux_extras_until(float(frame.pts * self.time_base))
+        for packet in self.stream.encode(frame):
+            self._mux_video(packet)
+
+    def _mux_extras_until(self, t: Optional[float]) -> None:
+        if self.audio is not None:
+            self._mux_audio_until(t)
+        if self.subtitles is not None:
+            self._mux_subtitles_until(t)
+
+    def _mux_video(self, packet) -> None:
+        """Mux one video packet, its decode timestamp checked: strictly after the previous one's.
+        Only a chunk's first packets can fall behind (a chunk's B-frame delay longer than the
+        previous one's, at a variable rate): they are moved up to one tick after it when that
+        stays at or before their presentation time; otherwise the file would be broken, so this
+        raises."""
+        if packet.dts is not None and self._last_dts is not None and packet.dts <= self._last_dts:
+            if packet.pts is None or self._last_dts + 1 > packet.pts:
+                raise ImageError(self.path, f"cannot encode: decode timestamps out of order at "
+                                            f"{float(packet.dts * packet.time_base):.3f} s; set {_CHUNKS_ENV}=0")
+            packet.dts = self._last_dts + 1
+        if packet.dts is not None:
+            self._last_dts = packet.dts
+        self.container.mux(packet)
+
+    def _mux_chunk_packet(self, packet) -> None:
+        """A chunk encoder's packet into the stream, the audio and subtitles up to it first (the
+        interleaving of the serial path, whose audio leads its packets by the encoder's delay)."""
+        self._mux_extras_until(float(packet.pts * packet.time_base) if packet.pts is not None else None)
+        packet.stream = self.stream
+        self._mux_video(packet)
+
+    # -- chunks (cvtools.video.chunked)
+    def _start_chunks(self, chunks: Optional[int], chunk_frames: Optional[int], threads: int) -> None:
+        """Encode in chunks when :func:`~cvtools.video.chunked.plan_chunks` says so: the stream's
+        own encoder is opened (the header written) with the chunk encoders' thread count, and
+        one chunk encoder's SPS/PPS must match it, else the serial encoder it is."""
+        from cvtools.video.chunked import ChunkedEncoder, encoder_like, plan_chunks
+
+        count, frames = plan_chunks(chunks, self.width, self.height, self.fps, chunk_frames)
+        if count <= 1:
+            return
+        per_chunk = threads or max(1, (os.cpu_count() or 1) // count)
+        template = self.stream.codec_context
+        template.thread_count = per_chunk
+        options = dict(template.options)  # before opening the stream's encoder consumes them
+        self.container.start_encoding()  # opens the stream's encoder (GLOBAL_HEADER): its SPS/PPS
+        if encoder_like(template, options, 1).extradata != template.extradata:
+            self.on_note(f"{Path(self.path).name}: chunked H.264 encoders disagree on the stream parameters; "
+                         "encoding serially")
+            return
+        self.chunked = ChunkedEncoder(template, options, count, frames, per_chunk, template.extradata,
+                                      self._mux_chunk_packet)
+
+    def _stop_chunks(self) -> None:
+        """Mux the chunks under way and encode the frames still buffered with the stream's own
+        encoder, which takes the rest of the clip."""
+        chunked, self.chunked = self.chunked, None
+        for frame in chunked.drain():
+            self._encode_serially(frame)
 
     def close(self) -> None:
         """Flush the encoders, mux the rest of the audio, finish the file."""
         try:
-            for packet in self.stream.encode(None):
-                self.container.mux(packet)
-            if self.audio is not None:
-                self._mux_audio_until(None)
-            if self.subtitles is not None:
-                self._mux_subtitles_until(None)
+            if self.chunked is not None:
+                self.chunked.finish()
+            else:
+                for packet in self.stream.encode(None):
+                    self._mux_video(packet)
+            self._mux_extras_until(None)
         finally:
             self._close_handles()
 
@@ -865,8 +935,10 @@ class VideoWriter:
         self.container.close()
 
     def abort(self) -> None:
-        """Close without finishing (the caller deletes the file)."""
+        """Close without finishing (the caller deletes the file); chunk encoders stop first."""
         try:
+            if self.chunked is not None:
+                self.chunked.abort()
             self._close_handles()
         except Exception:
             pass
