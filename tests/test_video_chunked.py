@@ -111,9 +111,19 @@ def test_audio_is_kept_with_chunks(tmp_path):
         assert sum(1 for _ in c.decode(video=0)) == 12
 
 
-def test_a_variable_rate_switches_to_the_serial_encoder_and_keeps_the_times(tmp_path):
-    n = 30
-    times = [k / FPS for k in range(12)] + [12 / FPS + 0.013 + (k - 12) * 1.7 / FPS for k in range(12, n)]
+VARIABLE_RATES = {
+    # a drift off the grid at frame 12 (in the middle of the third chunk)
+    "drift": [k / FPS for k in range(12)] + [12 / FPS + 0.013 + (k - 12) * 1.7 / FPS for k in range(12, 30)],
+    # a 6-frame gap after frame 10: the serial encoder's B-frame delay (measured on its first
+    # frames) is then longer than the chunks', so its first dts would fall behind the last
+    # chunk's and is moved up (still before its pts)
+    "gap": [k / FPS for k in range(11)] + [(k + 6) / FPS for k in range(11, 30)],
+}
+
+
+@pytest.mark.parametrize("rate", sorted(VARIABLE_RATES))
+def test_a_variable_rate_switches_to_the_serial_encoder_and_keeps_the_times(tmp_path, rate):
+    n, times = 30, VARIABLE_RATES[rate]
     write(tmp_path / "out.mp4", n, times=times, chunks=2, chunk_frames=5)
     check_frames(tmp_path / "out.mp4", n, times)
     packets, _, _ = packets_of(tmp_path / "out.mp4")
@@ -215,3 +225,17 @@ def test_frames_held_stay_within_the_memory_budget():
     assert chunked.plan_chunks(8, 1920, 1080, fps) == (8, 60)  # 1080p: all eight, 2 s chunks
     k, g = chunked.plan_chunks(8, 3840, 2160, fps)
     assert g >= 30 and k < 8  # 4K: chunks of a second at least, fewer of them
+
+
+def test_encoders_that_disagree_on_the_stream_parameters_fall_back_to_serial(tmp_path, monkeypatch):
+    real = chunked.encoder_like
+
+    class Other:
+        def __init__(self, encoder):
+            self.extradata = encoder.extradata + b"\0"
+
+    monkeypatch.setattr(chunked, "encoder_like", lambda *a: Other(real(*a)))
+    notes = []
+    writer = write(tmp_path / "out.mp4", 12, chunks=2, chunk_frames=4, on_note=notes.append)
+    assert writer.chunked is None and any("encoding serially" in n for n in notes), notes
+    check_frames(tmp_path / "out.mp4", 12)

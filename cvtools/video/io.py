@@ -18,7 +18,9 @@ first frame is decoded before any output is made. Every failure is an
 :class:`~cvtools.errors.ImageError` naming the file, on one line.
 
 Output (:class:`VideoWriter`): H.264 (yuv420p, CRF 18) in mp4/mov/mkv, VP9 in webm, or an
-animated GIF/WebP through Pillow; the frame rate and timestamps of the input are kept; the audio
+animated GIF/WebP through Pillow; H.264 in parallel chunks on machines of 8 cores or more
+(``CVTOOLS_ENCODE_CHUNKS=K`` sets the number of encoders, 0 or 1 one serial encoder:
+:mod:`cvtools.video.chunked`); the frame rate and timestamps of the input are kept; the audio
 is copied packet for packet when the container takes its codec, else re-encoded (AAC, or Opus
 for webm). yuv420p needs even sides: an odd width or height is cropped by one pixel (and the
 caller is told).
@@ -575,7 +577,13 @@ class VideoWriter:
     """Encode RGB frames into ``path`` (container ``fmt``: mp4, mov, matroska, webm), optionally with
     the audio of an :class:`AudioSource`. ``write(rgb, time)`` takes H×W×3 uint8 frames of the size
     given (even sides) and their time in seconds; ``close()`` flushes and finishes the file.
-    ``comment``: text stored in the container's metadata (the provenance marker)."""
+    ``comment``: text stored in the container's metadata (the provenance marker).
+
+    ``chunks``: H.264 encoded by that many libx264 encoders at once, each taking a chunk of
+    ``chunk_frames`` frames (default 2 s) that starts with a keyframe, muxed into the one video
+    stream (:mod:`cvtools.video.chunked`); 0 or 1: one serial encoder. None: the environment
+    variable ``CVTOOLS_ENCODE_CHUNKS``, else chunks on machines of 8 cores or more. VP9 is always
+    serial; so is the rest of a clip from its first frame off the frame rate's grid."""
 
     def __init__(self, path, width: int, height: int, fps: Fraction, fmt: str = "mp4",
                  audio: Optional[AudioSource] = None, crf: Optional[int] = None, preset: Optional[str] = None,
@@ -831,7 +839,8 @@ class VideoWriter:
         return "bt709" if self._colorspace == "ITU709" else "bt601"
 
     def write_frame(self, frame, time: Optional[float] = None) -> None:
-        """Encode a PyAV VideoFrame (yuv420p of the writer's size)."""
+        """Encode a PyAV VideoFrame (yuv420p of the writer's size). With chunks the frame is held
+        until its chunk is encoded: give a new frame each time, as ``write`` does."""
         step = 1 / (self.fps * self.time_base)
         if time is None:
             pts = self._last_pts + round(step) if self._last_pts >= 0 else 0
@@ -922,6 +931,10 @@ class VideoWriter:
                 for packet in self.stream.encode(None):
                     self._mux_video(packet)
             self._mux_extras_until(None)
+        except BaseException:
+            if self.chunked is not None:
+                self.chunked.abort()  # no worker left encoding for a file that is being given up
+            raise
         finally:
             self._close_handles()
 
