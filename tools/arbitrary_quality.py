@@ -130,6 +130,11 @@ def main(argv=None):
     ap.add_argument("--refine", action="store_true", help="also the network + optimisation from it (stylize "
                     "--refine's RefinedPaintingStylizer) on the optimisation's photos")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--encoder-long-side", type=int, default=0,
+                    help="encode each painting at this long side (its short side in proportion; 0: off)")
+    ap.add_argument("--encoder-size", type=int, default=0,
+                    help="encode the paintings at this short side instead of the network's own (a test of the "
+                         "stroke scale the embedding asks for; 0: the network's)")
     ap.add_argument("--weights", help="the network's safetensors (default: the bundled one), e.g. a training "
                     "run's arbitrary.safetensors judged before it is shipped")
     args = ap.parse_args(argv)
@@ -159,6 +164,8 @@ def main(argv=None):
     records = {r.name: r for r in bundled_records()}
     judge = load_backbone(INDEPENDENT_BACKBONE, device="cpu", precision="fp32")
     arb = ArbitraryStylizer(weights=args.weights, device="cpu")
+    if args.encoder_size:
+        arb.config.encoder_size = args.encoder_size
 
     arts, targets, style_sizes = {}, {}, {}
     for name in paintings:
@@ -198,7 +205,7 @@ def main(argv=None):
         return row
 
     # the network: every photo x every painting, strength 1
-    embeddings = {name: arb.encode(arts[name]) for name in paintings}
+    embeddings = {name: encode_at(arb, arts[name], args.encoder_long_side) for name in paintings}
     emb_check = {name: float(torch.nn.functional.cosine_similarity(embeddings[name], bundled_style_embedding(name),
                                                                     dim=0)) for name in BUNDLED}
     for stem, _, _ in photos:
@@ -427,6 +434,14 @@ def summarise(rows, strength, paintings, unseen, photos, opt_photos):
             "c_all_paintings": c, "d_strength": d, "palette": palette}
 
 
+def encode_at(arb, painting, long_side: int):
+    """The painting's embedding; with ``long_side``, encoded with its long side at that size."""
+    if long_side:
+        h, w = painting.shape[-2:]
+        arb.config.encoder_size = max(1, round(long_side * min(h, w) / max(h, w)))
+    return arb.encode(painting)
+
+
 def meta(photos, paintings, unseen, style_sizes, emb_check, args):
     import torch
 
@@ -446,7 +461,8 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "optimisation_photos": [s for s, _, k in photos if k == "bsds"][:OPT_PHOTOS] + OPT_SAMPLES,
             "paintings": paintings, "unseen": unseen, "judge_painting_long_side": style_sizes,
             "bundled_embedding_cosine_vs_encoding_the_file": {k: round(v, 4) for k, v in emb_check.items()},
-            "edge_threshold": EDGE_THRESHOLD}
+            "edge_threshold": EDGE_THRESHOLD, "encoder_size": args.encoder_size or None,
+            "encoder_long_side": args.encoder_long_side or None}
 
 
 def _sec(x) -> str:

@@ -81,14 +81,19 @@ def _agreement_window(out, warped, tau, window):
     return torch.exp(-(d / tau).pow(2))
 
 
-def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_blend=0.0, window=5, stagger=False):
+def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_blend=0.0, window=5, stagger=False,
+                    rebase=0):
     """Selection as :func:`pixel_select`, but each carried pixel keeps the frame and position it
     was painted at (the flows composed back to it) and its colour is sampled from that frame's
     output once: a stroke is interpolated once however long it is carried, not once per frame.
     Pixels older than ``max_age`` frames are repainted (``stagger``: each pixel's limit is
     ``max_age`` plus a fixed per-pixel phase in [0, max_age), so the refresh is spread over
     frames instead of repainting everything at once); ``repaint_blend``: a repainted pixel is
-    the new output blended with the carried colour at this weight (where the flow is trusted)."""
+    the new output blended with the carried colour at this weight (where the flow is trusted).
+    ``rebase`` K > 0 (instead of the age limit): only the last K outputs are kept; a pixel whose
+    source would fall out is re-based on the current frame (its carried colour, already sampled
+    once, becomes its new source), so it is resampled once per K frames and never repainted at
+    once with all its neighbours (the age limit's flicker spike)."""
     import torch
 
     from cvtools.video.flow import warp
@@ -115,14 +120,19 @@ def position_select(frames, outputs, flows, tau, max_age=8, feather=2, repaint_b
                 carried = torch.where(sel, warp(kept[k], torch.stack([c_px - gx, c_py - gy]), mode=SAMPLE_MODE), carried)
             keep = (_soft_keep(occ, feather)[0, 0] * _agreement_window(o[None], carried[None], tau, window)[0, 0]) > 0.5
             limit = max_age + ((gx.long() * 7 + gy.long() * 13) % max_age if stagger else 0)
-            keep &= (t - c_src) < limit
+            if not rebase:
+                keep &= (t - c_src) < limit
             if repaint_blend:  # where repainted, blended with the carried colour (if the flow is trusted)
                 o = torch.lerp(o, carried, _soft_keep(occ, feather)[0, 0] * repaint_blend)
             o = torch.where(keep, carried, o)
             kept[t] = o
             src = torch.where(keep, c_src, torch.full_like(c_src, t))
             px, py = torch.where(keep, c_px, gx), torch.where(keep, c_py, gy)
-        for k in [k for k in kept if k <= t - (2 * max_age if stagger else max_age)]:
+            if rebase:
+                old = src <= t - rebase
+                src, px, py = torch.where(old, t, src), torch.where(old, gx, px), torch.where(old, gy, py)
+        horizon = rebase if rebase else (2 * max_age if stagger else max_age)
+        for k in [k for k in kept if k <= t - horizon]:
             del kept[k]
         outs.append(o[None])
     return outs
@@ -141,6 +151,8 @@ def main(argv=None):
     ap.add_argument("--window", type=int, default=5, help="position_select's agreement window (px, odd)")
     ap.add_argument("--max-age", type=int, default=8, help="position_select: frames a pixel may be carried")
     ap.add_argument("--stagger", action="store_true", help="position_select: per-pixel phases for the age limit")
+    ap.add_argument("--rebase", type=int, default=0,
+                    help="position_select: keep the last K outputs, re-base older pixels (no age limit)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--json")
     args = ap.parse_args(argv)
@@ -176,7 +188,7 @@ def main(argv=None):
                 row[f"select{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
             for tau in args.position:
                 sel = position_select(frames, fbf, own, tau, repaint_blend=args.repaint_blend, window=args.window,
-                                      max_age=args.max_age, stagger=args.stagger)
+                                      max_age=args.max_age, stagger=args.stagger, rebase=args.rebase)
                 row[f"position{tau}"] = (metric(frames, sel, grade) / e0, yard(st.record, sel) / d0 - 1)
             for b in args.blend:
                 fb = feature_blend(net, frames, b, own)
