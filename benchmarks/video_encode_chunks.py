@@ -14,7 +14,8 @@ as yuv420p planes in memory and given to :class:`cvtools.video.io.VideoWriter` t
 
 Each row: the encoders (1: the serial encoder), frames per chunk, frames per second of wall
 time (writer opened to file closed), bytes of the mp4, and the luma PSNR of the decoded file to
-the source frames (dB, mean over frames).
+the source frames (dB, mean over frames). Chunks are 2 s (60 frames) by default, so 240 frames
+make only 4 of them: 8 encoders need ``--frames 480`` or more to all be busy.
 """
 
 from __future__ import annotations
@@ -91,7 +92,9 @@ def encode(path: Path, planes, w: int, h: int, chunks: int, preset: str, crf: in
         writer.write_planes(p, k / FPS)
     writer.close()
     seconds = time.perf_counter() - t0
+    in_clip = -(-len(planes) // used.chunk_frames) if used else 1  # more encoders than chunks stay idle
     return {"encoders": used.chunks if used else 1, "chunk_frames": used.chunk_frames if used else None,
+            "chunks_in_clip": in_clip,
             "seconds": round(seconds, 3), "fps": round(len(planes) / seconds, 2), "bytes": path.stat().st_size}
 
 
@@ -121,7 +124,9 @@ def main(argv=None) -> int:
                 row = dict(max(runs, key=lambda r: r["fps"]), size=size, psnr_y=round(luma_psnr(path, planes, h), 3))
                 results["rows"].append(row)
                 print(f"{size:6s} encoders {row['encoders']:2d}  chunk {str(row['chunk_frames']):>4s} frames  "
-                      f"{row['fps']:7.1f} frames/s  {row['bytes']:>11,d} bytes  PSNR-Y {row['psnr_y']:.2f} dB", flush=True)
+                      f"{row['fps']:7.1f} frames/s  {row['bytes']:>11,d} bytes  PSNR-Y {row['psnr_y']:.2f} dB"
+                      f"{'  (only %d chunks)' % row['chunks_in_clip'] if row['chunks_in_clip'] < row['encoders'] else ''}",
+                      flush=True)
                 path.unlink()
             del planes
     if args.json:
