@@ -220,11 +220,12 @@ def test_a_worker_imports_no_torch(folder):
 
 def test_when_photos_decode_in_processes(monkeypatch):
     monkeypatch.delenv("CVTOOLS_DECODE_PROCESSES", raising=False)
-    assert decode_processes(True, 512, cpus=16) == 7  # a GPU, a big host, a big folder: as many as the loaders
-    assert decode_processes(True, 64, cpus=8) == 4
-    assert decode_processes(False, 512, cpus=16) == 0  # the network on a CPU: its cores are busy
-    assert decode_processes(True, 63, cpus=16) == 0  # too few photos to pay the start-up
-    assert decode_processes(True, 512, cpus=4) == 0  # too few cores
+    assert decode_processes(True, 512, cpus=16) == 0  # not the default until measured on a GPU host
+    assert decode_processes(True, 512, cpus=16, auto=True) == 7  # the rule: as many as the loaders
+    assert decode_processes(True, 64, cpus=8, auto=True) == 4
+    assert decode_processes(False, 512, cpus=16, auto=True) == 0  # the network on a CPU: its cores are busy
+    assert decode_processes(True, 63, cpus=16, auto=True) == 0  # too few photos to pay the start-up
+    assert decode_processes(True, 512, cpus=4, auto=True) == 0  # too few cores
     monkeypatch.setenv("CVTOOLS_DECODE_PROCESSES", "3")
     assert decode_processes(False, 1, cpus=2) == 3  # said: on any device
     monkeypatch.setenv("CVTOOLS_DECODE_PROCESSES", "0")

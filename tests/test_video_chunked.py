@@ -197,7 +197,10 @@ def test_serial_by_default_here_and_when_asked(tmp_path, monkeypatch):
     monkeypatch.setattr(chunked.os, "cpu_count", lambda: 2)
     assert VideoWriter(tmp_path / "a.mp4", W, H, FPS).chunked is None  # a 2-core machine
     monkeypatch.setattr(chunked.os, "cpu_count", lambda: 16)
-    assert chunked.plan_chunks(None, 1920, 1080, Fraction(30)) == (4, 60)
+    assert chunked.plan_chunks(None, 1920, 1080, Fraction(30)) == (1, 0)  # not measured on a big host yet
+    monkeypatch.setattr(chunked, "AUTO_CHUNKS", True)
+    assert chunked.plan_chunks(None, 1920, 1080, Fraction(30)) == (4, 60)  # the rule it would follow
+    monkeypatch.setattr(chunked, "AUTO_CHUNKS", False)
     for value in ("0", "1"):
         monkeypatch.setenv(chunked.ENV, value)
         assert VideoWriter(tmp_path / "b.mp4", W, H, FPS).chunked is None

@@ -60,15 +60,23 @@ KEEP_BYTES = 64 << 20
 _STOP_WAIT = 2.0
 
 
+#: Whether a GPU host decodes big folders in processes without being asked. Off until the
+#: whole-folder rate has been measured there against the loader threads
+#: (benchmarks/folder/decode_pool_rate.py, benchmarks/plans/issue31_gpu.md); the rule below is
+#: what it will follow. ``CVTOOLS_DECODE_PROCESSES=N`` turns it on now.
+AUTO_PROCESSES = False
+
+
 class PoolUnavailable(RuntimeError):
     """The worker processes could not start (or keep dying before serving): decode in threads."""
 
 
-def decode_processes(on_gpu: bool, photos: int, cpus: Optional[int] = None) -> int:
+def decode_processes(on_gpu: bool, photos: int, cpus: Optional[int] = None, auto: Optional[bool] = None) -> int:
     """Worker processes for decoding a folder: ``CVTOOLS_DECODE_PROCESSES`` when set (any
     device), else, when the network runs on a GPU, the host has :data:`MIN_CPUS` or more and the
     folder has :data:`MIN_PHOTOS` or more photos, as many as the loader threads would be
-    (:func:`cvtools.batch.default_io_threads`); else 0 (the loader threads decode)."""
+    (:func:`cvtools.batch.default_io_threads`); else 0 (the loader threads decode). ``auto``
+    (None: :data:`AUTO_PROCESSES`): whether that rule applies at all without the variable."""
     from cvtools.batch import _cpu_count, default_io_threads
 
     text = os.environ.get(PROCESSES_ENV, "").strip()
@@ -80,7 +88,7 @@ def decode_processes(on_gpu: bool, photos: int, cpus: Optional[int] = None) -> i
 
             raise UsageError(f"{PROCESSES_ENV}={text!r} is not a number of processes") from None
     cpus = _cpu_count() if cpus is None else max(1, int(cpus))
-    if not on_gpu or cpus < MIN_CPUS or photos < MIN_PHOTOS:
+    if not (AUTO_PROCESSES if auto is None else auto) or not on_gpu or cpus < MIN_CPUS or photos < MIN_PHOTOS:
         return 0
     return default_io_threads(on_gpu=True, cpus=cpus)
 

@@ -17,8 +17,9 @@ while muxing all the same, and switches to its serial encoder for the rest of th
 as a frame's time is off the frame rate's grid (a variable-rate source).
 
 The writer picks the number of chunks (:func:`plan_chunks`): ``chunks=K`` when asked, else the
-environment variable ``CVTOOLS_ENCODE_CHUNKS`` (0 or 1: the serial encoder), else
-:func:`default_chunks` (chunked on machines of :data:`MIN_CORES` cores or more only).
+environment variable ``CVTOOLS_ENCODE_CHUNKS`` (0 or 1: the serial encoder), else the serial
+encoder, until :data:`AUTO_CHUNKS` turns on :func:`default_chunks` (chunked on machines of
+:data:`MIN_CORES` cores or more only) once a big host has measured it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,11 @@ ENV = "CVTOOLS_ENCODE_CHUNKS"
 #: Chunked encoding is the default from this many cores. On 2 cores one encoder with frame threads
 #: keeps both busy and chunks only add keyframes (measured: benchmarks/video_encode_chunks.py).
 MIN_CORES = 8
+#: Whether big hosts chunk without being asked. Off until a 16-core GPU host has measured the gain
+#: end to end (benchmarks/plans/issue31_gpu.md): on 2 cores chunks cost 14 % more bytes and
+#: 0.4 dB at CRF 18 for no speed, so a file must not grow on a promise. ``CVTOOLS_ENCODE_CHUNKS``
+#: or ``chunks=`` turn it on; :func:`default_chunks` is then the rule the measurement will check.
+AUTO_CHUNKS = False
 #: Cores per chunk encoder by default (each one runs that many frame threads).
 CORES_PER_CHUNK = 4
 #: Most chunk encoders by default.
@@ -82,7 +88,7 @@ def plan_chunks(requested: Optional[int], width: int, height: int, fps: Fraction
     (K + 1) chunks of G yuv420p frames stay within ``budget`` bytes: G shrinks first, down to
     one second of frames; below that K shrinks, since short chunks cost a keyframe each."""
     k = requested if requested is not None else chunks_from_env()
-    k = default_chunks() if k is None else int(k)
+    k = (default_chunks() if AUTO_CHUNKS else 1) if k is None else int(k)
     if k <= 1:
         return 1, 0
     frame_bytes = width * height * 3 // 2

@@ -18,9 +18,9 @@ first frame is decoded before any output is made. Every failure is an
 :class:`~cvtools.errors.ImageError` naming the file, on one line.
 
 Output (:class:`VideoWriter`): H.264 (yuv420p, CRF 18) in mp4/mov/mkv, VP9 in webm, or an
-animated GIF/WebP through Pillow; H.264 in parallel chunks on machines of 8 cores or more
-(``CVTOOLS_ENCODE_CHUNKS=K`` sets the number of encoders, 0 or 1 one serial encoder:
-:mod:`cvtools.video.chunked`); the frame rate and timestamps of the input are kept; the audio
+animated GIF/WebP through Pillow; H.264 in parallel chunks when asked
+(``CVTOOLS_ENCODE_CHUNKS=K`` encoders; 0, 1 or unset: one serial encoder, the default until a big
+host has measured the gain: :mod:`cvtools.video.chunked`); the frame rate and timestamps of the input are kept; the audio
 is copied packet for packet when the container takes its codec, else re-encoded (AAC, or Opus
 for webm). yuv420p needs even sides: an odd width or height is cropped by one pixel (and the
 caller is told).
@@ -582,7 +582,7 @@ class VideoWriter:
     ``chunks``: H.264 encoded by that many libx264 encoders at once, each taking a chunk of
     ``chunk_frames`` frames (default 2 s) that starts with a keyframe, muxed into the one video
     stream (:mod:`cvtools.video.chunked`); 0 or 1: one serial encoder. None: the environment
-    variable ``CVTOOLS_ENCODE_CHUNKS``, else chunks on machines of 8 cores or more. VP9 is always
+    variable ``CVTOOLS_ENCODE_CHUNKS``, else serial (:data:`cvtools.video.chunked.AUTO_CHUNKS`). VP9 is always
     serial; so is the rest of a clip from its first frame off the frame rate's grid."""
 
     def __init__(self, path, width: int, height: int, fps: Fraction, fmt: str = "mp4",

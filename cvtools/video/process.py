@@ -475,9 +475,9 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     batch is encoded. ``overwrite``: None follows the decision ``outputs`` (the run's
     :class:`~cvtools.io.naming.Outputs`, which also gives the marker) made when naming ``dst``.
     ``crf``/``preset``: H.264 quality and speed (defaults 18 and :func:`x264_preset_for`: ``superfast``
-    on CUDA, ``veryfast`` elsewhere; ``CVTOOLS_X264_PRESET`` overrides the default; on machines of 8
-    cores or more H.264 is encoded by several encoders at once, in 2-second chunks, and
-    ``CVTOOLS_ENCODE_CHUNKS=K`` sets how many, 0 or 1 one serial encoder). ``tune``: cuDNN
+    on CUDA, ``veryfast`` elsewhere; ``CVTOOLS_X264_PRESET`` overrides the default;
+    ``CVTOOLS_ENCODE_CHUNKS=K`` encodes H.264 with K encoders at once, in 2-second chunks; unset,
+    0 or 1: one serial encoder). ``tune``: cuDNN
     autotuning on CUDA for this run, the earlier setting put back after it (None: for clips of
     :data:`TUNE_FRAMES` frames or more; it costs a second or two once). Returns a :class:`VideoResult` with the
     frame count and per-phase seconds. ``yuv``: move frames to and from the device as yuv420p
