@@ -21,6 +21,11 @@ from cvtools.cli.video_options import video_options
 #: Tiles are at least twice cvtools.style.stylize.TILE_OVERLAP (not imported: that loads torch,
 #: and `cvtools --help` stays instant; tests/test_params.py keeps the two equal).
 MIN_TILE = 256
+#: cvtools.style.arbitrary_fit's FIT_STEPS and MAX_FIT_STEPS (not imported, as above; tests keep
+#: them equal)
+FIT_STEPS, MAX_FIT_STEPS = 100, 5000
+#: photos (or first frames of videos) among the inputs that a painting is fitted on
+FIT_PHOTOS = 4
 
 @click.command()
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
@@ -46,6 +51,12 @@ MIN_TILE = 256
               help="Paintings only: after the network, optimise the picture itself against the painting(s) "
                    "(closer to the painting, with its own colours and strokes; seconds on a GPU, tens of "
                    "seconds on a laptop per photo). --strength then mixes pixels.")
+@click.option("--fit", "fit_steps", type=click.IntRange(1, MAX_FIT_STEPS), is_flag=False, flag_value=FIT_STEPS,
+              default=None, metavar="[N]", cls=AddedLaterOption,
+              help=f"Paintings only: first fit the network to each painting for N steps (default {FIT_STEPS}) on "
+                   f"the first {FIT_PHOTOS} inputs, then paint every photo or frame at network speed. Closer to "
+                   "the painting's colours and strokes; once per painting: seconds on a GPU, about a minute "
+                   "per 100 steps on a laptop. Pays off for folders and videos.")
 @click.option("--steps", type=click.IntRange(0, 100000), metavar="N",
               help="With --refine (implies it): optimisation steps at the coarsest size (each finer size gets "
                    "0.35 of the one before; default 100). More: closer to the painting, slower.")
@@ -79,8 +90,8 @@ MIN_TILE = 256
 @output_options
 @max_pixels_option
 @quiet_option
-def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, steps, style_scale, seed,
-            tile, device, precision, compile_, tune, engine, fmt, output, overwrite, quiet, max_pixels, start=None,
+def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, fit_steps, steps,
+            style_scale, seed, tile, device, precision, compile_, tune, engine, fmt, output, overwrite, quiet, max_pixels, start=None,
             duration=None, stable=None):
     """Repaint photos in the style of a painting (fast neural style transfer).
 
@@ -100,6 +111,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
       cvtools stylize photo.jpg --style my_style.safetensors     a style from `cvtools train-style`
       cvtools stylize photo.jpg --style painting.jpg             any painting, in one pass
       cvtools stylize photo.jpg -s painting.jpg --refine         ... then optimised towards it (slower)
+      cvtools stylize clip.mp4 -s painting.jpg --fit             fitted to the painting once, then fast
       cvtools stylize photo.jpg -s mona:0.7 -s painting.jpg:0.3  a blend of a bundled style and a painting
       cvtools styles                                             list the bundled styles
     """
@@ -128,7 +140,13 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
             raise UsageError("--engine onnxruntime runs the network alone, not --refine")
         if refine and compile_:
             raise UsageError("--compile is for the network alone, not with --refine")
+        if fit_steps and engine != "pytorch":
+            raise UsageError("--fit trains on the PyTorch engine; leave --engine onnxruntime out")
+        if fit_steps and all(isinstance(source, str) for _, source, _ in plan.sources):
+            raise UsageError("--fit fits the network to painting files; bundled styles have their own networks")
         tile = None
+    elif fit_steps:
+        raise UsageError("--fit is for paintings (an image file as --style), not a trained style")
     name = plan.name
     if plan.network and (strength_mode or "style") == "style" and not refine:
         mix_strength, pixel_strength = strength, 1.0  # in style space, inside the network
@@ -146,7 +164,8 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     stylizer = Deferred(lambda: _build_stylizer(plan, paths, device=device, precision=precision, compile_=compile_,
                                                 tune=tune, engine=engine, quiet=quiet, refine=refine,
                                                 style_scale=style_scale, steps=steps, seed=seed,
-                                                mix_strength=mix_strength))
+                                                mix_strength=mix_strength, fit_steps=fit_steps,
+                                                max_pixels=max_pixels))
     found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
     paths, many = found.paths, found.many
     protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
@@ -166,7 +185,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
 
 
 def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, quiet, refine, style_scale, steps,
-                    seed, mix_strength):
+                    seed, mix_strength, fit_steps=None, max_pixels=-1):
     """The network ``cvtools stylize`` runs for ``plan`` (a trained style: the shipped ONNX graph on a
     CPU, onnxruntime or PyTorch; paintings and blends: the any-painting network, refined or at
     ``mix_strength`` in style space), its notes on the terminal; built at the first input that
@@ -181,9 +200,11 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
 
         if engine == "onnxruntime":
             from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer as NetworkPaintingStylizer  # noqa: N814
+        fit = {} if not fit_steps else dict(fit_steps=fit_steps, fit_photos=fit_photos(paths, max_pixels),
+                                            fit_progress=None if quiet else FitBar())
         built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=plan.name,
                                         device=device, precision=precision, compile=compile_,
-                                        on_note=note_printer(quiet))
+                                        on_note=note_printer(quiet), **fit)
         if refine:
             built = RefinedPaintingStylizer(built, [(source, weight) for _, source, weight in plan.sources],
                                             style_scale=style_scale, **({} if steps is None else {"steps": steps}))
@@ -293,6 +314,62 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
         sources.append((record.name, record.name, weight))
     name = "+".join(dict.fromkeys(Path(label).stem if label != source else label for label, source, _ in sources))
     return StylePlan(sources=sources, name=name)
+
+
+def fit_photos(paths, max_pixels=-1, limit: int = FIT_PHOTOS, side: int = 1024) -> list:
+    """Up to ``limit`` of the inputs as PIL images at most ``side`` px long (a video: its first
+    frame), for fitting a painting to; inputs that do not decode are left to the run to report."""
+    from PIL import Image
+
+    from cvtools.errors import CvtoolsError
+    from cvtools.io.decode import load_image
+    from cvtools.ops import resize_long_side
+    from cvtools.video.io import is_video, read_frames
+
+    photos = []
+    for path in paths:
+        if len(photos) >= limit:
+            break
+        try:
+            if is_video(path):
+                photos.append(Image.fromarray(next(iter(read_frames(path, size=side, max_pixels=max_pixels))).rgb))
+            else:
+                photos.append(resize_long_side(load_image(path, max_pixels=max_pixels).rgb, side, enlarge=False))
+        except (CvtoolsError, OSError, StopIteration):
+            continue
+    if not photos:
+        from cvtools.errors import UsageError
+
+        raise UsageError("--fit needs at least one input photo or video that decodes")
+    return photos
+
+
+class FitBar:
+    """A tqdm bar over one painting's fitting steps, with the loss (the stylizer's fit_progress)."""
+
+    def __init__(self):
+        self.bar = None
+        self.label = None
+
+    def __call__(self, label, done, total, loss):
+        import sys
+
+        from tqdm import tqdm
+
+        if self.bar is None or label != self.label:
+            self.close()
+            self.label = label
+            self.bar = tqdm(total=total, desc=f"fitting {label}", unit="step", file=sys.stderr, dynamic_ncols=True,
+                            leave=False, disable=None)  # drawn on a terminal only
+        self.bar.update(1)
+        self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
+        if done >= total:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
 class TileBar:

@@ -528,21 +528,33 @@ class ArbitraryStylizer:
         total = sum(weights)
         return sum(e.float().cpu() * (w / total) for (e, _), w in zip(styles, weights))
 
+    def style_params(self, style: torch.Tensor) -> torch.Tensor:
+        """1×P style parameters (every norm's gamma and beta, fp32, on the device) of ``style``:
+        an embedding (``embedding_dim`` values, through the network's linear heads) or already
+        parameters (``param_count`` values: :mod:`cvtools.style.arbitrary_fit`'s fitted ones)."""
+        d, p = self.config.embedding_dim, self.net.transformer.param_count
+        if not isinstance(style, torch.Tensor) or style.dim() != 1 or style.shape[0] not in (d, p):
+            shape = list(style.shape) if isinstance(style, torch.Tensor) else type(style).__name__
+            raise UsageError(f"a style must be an embedding of {d} values or style parameters of {p}, "
+                             f"not shape {shape}", param="embedding")
+        with torch.no_grad():
+            style = style.detach().float().to(self.device)
+            return style[None] if style.shape[0] == p and p != d else self.net.style_params(style)
+
     @torch.inference_mode()
     def stylize(self, photo: torch.Tensor, embedding: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
-        """The photo (3×H×W or N×3×H×W in [0, 1]) painted in the style ``embedding``; same shape
-        out. ``strength`` s in [0, 1] mixes in style space: (1 - s)·embedding(photo) + s·embedding."""
+        """The photo (3×H×W or N×3×H×W in [0, 1]) painted in the style ``embedding`` (or fitted
+        style parameters: :meth:`style_params`); same shape out. ``strength`` s in [0, 1] mixes in
+        style space: (1 - s)·style(photo) + s·style (the heads are linear, so mixing parameters
+        is mixing embeddings)."""
         x = _check_image(photo, "photo").float()
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
             raise UsageError(f"strength must be a number from 0 to 1, not {strength!r}", param="strength")
-        if embedding.shape != (self.config.embedding_dim,):
-            raise UsageError(f"embedding must have {self.config.embedding_dim} values, not shape "
-                             f"{list(embedding.shape)}", param="embedding")
-        styles = embedding.float().cpu().expand(x.shape[0], -1)
+        params = self.style_params(embedding).expand(x.shape[0], -1)
         if strength < 1:
-            own = torch.stack([self.encode(p) for p in x])
-            styles = (1 - strength) * own + strength * styles
-        params = self.net.style_params(styles.to(self.device)).to(self.dtype)
+            own = self.net.style_params(torch.stack([self.encode(p) for p in x]).to(self.device))
+            params = (1 - strength) * own + strength * params
+        params = params.to(self.dtype)
         out = [self.transformer(x[i:i + 1].to(self.device, self.dtype).contiguous(memory_format=self.memory_format),
                                 params[i:i + 1]) for i in range(x.shape[0])]
         y = torch.cat(out).float().cpu()

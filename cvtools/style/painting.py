@@ -71,7 +71,8 @@ class NetworkPaintingStylizer:
 
     def __init__(self, styles, device: str = "auto", precision: str = "auto", compile: bool = False,
                  on_note: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
-                 sha256: Optional[str] = None):
+                 sha256: Optional[str] = None, fit_steps: int = 0, fit_photos: Sequence = (),
+                 fit_progress: Optional[Callable[[str, int, int, float], None]] = None):
         from cvtools.device import resolve_device, resolve_precision
         from cvtools.style.arbitrary import ArbitraryStylizer
         from cvtools.timings import mark
@@ -90,7 +91,10 @@ class NetworkPaintingStylizer:
             self.network.transformer = torch.compile(self.network.transformer, dynamic=False)
         mark("model")
         #: [(embedding, weight)] in the order given, and their blend: what every photo is painted with
+        #: (with ``fit_steps``: each painting's fitted style parameters, the others' parameters)
         self.styles = [(self.embedding_of(source), w) for (source, _), w in zip(styles, weights_)]
+        if fit_steps:
+            self.styles = self._fitted(styles, fit_steps, fit_photos, fit_progress, on_note)
         self.embedding = self.network.blend(self.styles)
         self.name = name or "+".join(dict.fromkeys(style_stem(s) for s, _ in styles))
         self.on_note = on_note
@@ -99,6 +103,25 @@ class NetworkPaintingStylizer:
     @property
     def dtype(self):
         return self.network.dtype
+
+    def _fitted(self, styles, steps, photos, progress, on_note) -> List[Tuple[torch.Tensor, float]]:
+        """Each painting's style fitted to it on ``photos`` (:mod:`cvtools.style.arbitrary_fit`),
+        starting from its encoding; bundled styles and embeddings as their parameters."""
+        from cvtools.style.arbitrary import bundled_embedding_names
+        from cvtools.style.arbitrary_fit import StyleFitter
+
+        photos = [_photo_tensor(p) for p in photos]
+        fitter, out = None, []
+        for (source, _), (embedding, w) in zip(styles, self.styles):
+            bundled = isinstance(source, str) and source in bundled_embedding_names() and not Path(source).is_file()
+            if bundled or (isinstance(source, torch.Tensor) and source.dim() == 1):
+                out.append((self.network.style_params(embedding)[0].cpu(), w))
+                continue
+            fitter = fitter or StyleFitter(self.network, on_note=on_note)
+            label = style_stem(source)
+            report = (lambda done, total, loss, label=label: progress(label, done, total, loss)) if progress else None
+            out.append((fitter.fit(_painting_tensor(source), photos, steps=steps, start=embedding, progress=report), w))
+        return out
 
     def embedding_of(self, source) -> torch.Tensor:
         """A style's embedding: a bundled name's stored one, a painting's encoding, or the tensor."""

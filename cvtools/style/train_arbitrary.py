@@ -54,6 +54,7 @@ from cvtools.style.arbitrary import (
     parameter_shapes,
     save_weights,
 )
+from cvtools.style.arbitrary_loss import ArbitraryStyleDistance
 
 CHECKPOINT_FORMAT = "cvtools-train-arbitrary-1"
 RECORD_FORMAT = "cvtools-arbitrary-style-record-1"
@@ -310,6 +311,7 @@ class ArbitraryTrainer:
         self.step_count = 0
         self.elapsed = 0.0
         self._build_backbone()
+        self.style_distance = ArbitraryStyleDistance(c.style_transform, c.stats_weight)
         torch.manual_seed(c.seed)
         self.net = ArbitraryStyleNet(self.arch).to(self.device)
         if self.channels_last:
@@ -455,13 +457,9 @@ class ArbitraryTrainer:
         return total, {"style": style.detach(), "content": content.detach(), "tv": tv.detach()}
 
     def _layers_distance(self, feats, target_feats, layers) -> torch.Tensor:
-        """Each sample's style distance through one network (N): the mean over its layers of
-        :meth:`_style_distance` against the targets' own features (Gram temperatures included)."""
-        total = 0.0
-        for k in layers:
-            t = self._temperature(target_feats[k])
-            total = total + self._style_distance(feats[k], target_feats[k], self._gram(target_feats[k], t), t)
-        return total / len(layers)
+        """Each sample's style distance through one network (N): :class:`ArbitraryStyleDistance`
+        over its layers against the targets' own features (Gram temperatures included)."""
+        return self.style_distance(feats, target_feats, layers)
 
     def _transform(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         """The transformer, compiled when asked; if compiling fails at the first step (no
@@ -475,31 +473,6 @@ class ArbitraryTrainer:
             self.on_note(f"torch.compile failed ({first_line(exc, 160)}); training without it")
             self.compiled, self.transformer = False, self.net.transformer
             return self.transformer(x, params)
-
-    def _temperature(self, f: torch.Tensor) -> Optional[torch.Tensor]:
-        """Per painting (N×1×1×1): the spread of its activations in this layer (swag only)."""
-        if self.config.style_transform != "swag":
-            return None
-        return f.float().flatten(1).std(dim=1).clamp_min(1e-3).view(-1, 1, 1, 1)
-
-    @staticmethod
-    def _gram(f: torch.Tensor, temperature: Optional[torch.Tensor]) -> torch.Tensor:
-        from cvtools.style.losses import swag
-
-        return _gram(f if temperature is None else swag(f, temperature))
-
-    def _style_distance(self, f: torch.Tensor, f_painting: torch.Tensor, target: torch.Tensor,
-                        temperature: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Per sample (N): ‖G(y) − G(painting)‖² / ‖G(painting)‖², each sample against its own
-        painting; plus the channel mean/std term when ``stats_weight`` is set."""
-        from cvtools.style.arbitrary import channel_statistics
-
-        g = self._gram(f, temperature)
-        d = (g - target).pow(2).sum(dim=(1, 2)) / target.pow(2).sum(dim=(1, 2)).clamp_min(1e-12)
-        if self.config.stats_weight:
-            s, s_ref = channel_statistics(f), channel_statistics(f_painting)
-            d = d + self.config.stats_weight * (s - s_ref).pow(2).sum(1) / s_ref.pow(2).sum(1).clamp_min(1e-12)
-        return d
 
     # ------------------------------------------------------------------ files
     def save_checkpoint(self) -> Path:

