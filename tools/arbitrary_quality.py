@@ -130,6 +130,9 @@ def main(argv=None):
     ap.add_argument("--refine", action="store_true", help="also the network + optimisation from it (stylize "
                     "--refine's RefinedPaintingStylizer) on the optimisation's photos")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--fit", type=int, default=0,
+                    help="fit each painting's style for this many steps on the first 4 photos (stylize --fit), "
+                         "and judge the fitted network as 'arbitrary'")
     ap.add_argument("--encoder-long-side", type=int, default=0,
                     help="encode each painting at this long side (its short side in proportion; 0: off)")
     ap.add_argument("--encoder-size", type=int, default=0,
@@ -208,6 +211,9 @@ def main(argv=None):
     embeddings = {name: encode_at(arb, arts[name], args.encoder_long_side) for name in paintings}
     emb_check = {name: float(torch.nn.functional.cosine_similarity(embeddings[name], bundled_style_embedding(name),
                                                                     dim=0)) for name in BUNDLED}
+    if args.fit:  # `stylize DIR -s painting.jpg --fit N`: fitted on the first inputs, then the network
+        embeddings, args.fit_seconds = fitted_styles(arb, arts, embeddings, [images[s] for s, _, _ in photos[:4]],
+                                                     args.fit)
     for stem, _, _ in photos:
         for name in paintings:
             y, sec = cached("arbitrary", stem, name, lambda: arb.stylize(images[stem], embeddings[name]))
@@ -434,6 +440,23 @@ def summarise(rows, strength, paintings, unseen, photos, opt_photos):
             "c_all_paintings": c, "d_strength": d, "palette": palette}
 
 
+def fitted_styles(arb, arts, embeddings, fit_on, steps):
+    """Each painting's style parameters fitted on ``fit_on`` (what ``--fit`` does), and the
+    seconds each fit took."""
+    import torch
+
+    from cvtools.style.arbitrary_fit import StyleFitter
+
+    fitter, styles, seconds = StyleFitter(arb, on_note=print), {}, {}
+    for name, emb in embeddings.items():
+        t0 = time.perf_counter()
+        with torch.enable_grad():
+            styles[name] = fitter.fit(arts[name], fit_on, steps=steps, start=emb)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        print(f"fitted {name} in {seconds[name]} s", flush=True)
+    return styles, seconds
+
+
 def encode_at(arb, painting, long_side: int):
     """The painting's embedding; with ``long_side``, encoded with its long side at that size."""
     if long_side:
@@ -462,7 +485,9 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "paintings": paintings, "unseen": unseen, "judge_painting_long_side": style_sizes,
             "bundled_embedding_cosine_vs_encoding_the_file": {k: round(v, 4) for k, v in emb_check.items()},
             "edge_threshold": EDGE_THRESHOLD, "encoder_size": args.encoder_size or None,
-            "encoder_long_side": args.encoder_long_side or None}
+            "encoder_long_side": args.encoder_long_side or None, "fit_steps": args.fit or None,
+            "fit_photos": [s for s, _, _ in photos[:4]] if args.fit else None,
+            "fit_seconds": getattr(args, "fit_seconds", None)}
 
 
 def _sec(x) -> str:

@@ -13,6 +13,12 @@ from :meth:`ArbitraryStylizer.encode`). Weights are normalised to sum to 1. ``st
 style space: ``(1 - s)·embedding(photo) + s·embedding(style)``, so half strength paints
 half-strength strokes instead of laying a faint copy of the full-strength picture over the photo.
 
+Closer to a painting at the same speed per photo: ``fit_steps=N`` fits the network's style
+parameters to each painting once (:mod:`cvtools.style.arbitrary_fit`; ``fit_photos``: photos to
+fit on, e.g. the first of a folder), then every photo runs at network speed:
+
+>>> stylizer = NetworkPaintingStylizer(["painting.jpg"], fit_steps=100, fit_photos=[photo])
+
 For the painting's own look at higher fidelity (seconds to minutes per photo), optimise from this
 network's result: :class:`cvtools.style.optimize.PaintingStylizer` with ``init=``.
 """
