@@ -172,3 +172,22 @@ def test_fit_photos_are_the_first_inputs_that_decode(tmp_path):
     assert [p.size for p in photos] == [(1024, 341), (40, 30)]  # large ones come down, small stay
     with pytest.raises(Usage, match="--fit needs at least one input"):
         fit_photos([broken])
+
+
+def test_the_command_fits_then_paints(tmp_path):
+    from click.testing import CliRunner
+
+    from cvtools.cli import cli
+    from cvtools.io.decode import load_image
+
+    painting, photo = tmp_path / "painting.png", tmp_path / "photo.png"
+    Image.fromarray((picture(9, 64, 80).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(painting)
+    Image.fromarray((picture(4, 48, 64).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(photo)
+    runs = {}
+    for label, extra in (("plain", []), ("fit", ["--fit", "2"])):
+        r = CliRunner().invoke(cli, ["stylize", str(photo), "-s", str(painting), "-o", str(tmp_path / label) + "/",
+                                     "-q", "--device", "cpu"] + extra, prog_name="cvtools")
+        assert r.exit_code == 0, r.output
+        runs[label] = np.asarray(load_image(tmp_path / label / "photo_painting.png").rgb, dtype=np.int16)
+    assert runs["fit"].shape == runs["plain"].shape == (48, 64, 3)
+    assert np.abs(runs["fit"] - runs["plain"]).max() > 0  # the fitted style paints differently
