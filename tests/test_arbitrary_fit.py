@@ -22,12 +22,14 @@ def trunk():
 
 
 @pytest.fixture(autouse=True)
-def small(monkeypatch, trunk):
-    """The module's random Lite0 for every network asked for, and 48-px crops (speed)."""
+def small(monkeypatch, trunk, tmp_path):
+    """The module's random Lite0 for every network asked for, 48-px crops (speed), and a cache
+    folder of the test's own."""
     import cvtools.backbones
 
     monkeypatch.setattr(cvtools.backbones, "load_backbone", lambda *a, **k: trunk)
     monkeypatch.setattr(fitting, "FIT_CROP", 48)
+    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -191,3 +193,32 @@ def test_the_command_fits_then_paints(tmp_path):
         runs[label] = np.asarray(load_image(tmp_path / label / "photo_painting.png").rgb, dtype=np.int16)
     assert runs["fit"].shape == runs["plain"].shape == (48, 64, 3)
     assert np.abs(runs["fit"] - runs["plain"]).max() > 0  # the fitted style paints differently
+
+
+def test_a_fit_is_kept_for_the_next_run_and_a_damaged_one_refitted(stylizer, tmp_path):
+    painting, photos = picture(7, 80, 64), [picture(2)]
+    steps_run = []
+    fitter = fitting.StyleFitter(stylizer, extra=False)
+    first = fitter.fit(painting, photos, steps=4, progress=lambda *a: steps_run.append(a[0]))
+    files = list((tmp_path / "cache" / "fitted").glob("*.safetensors"))
+    assert steps_run == [1, 2, 3, 4] and len(files) == 1
+    again = fitting.StyleFitter(stylizer, extra=False).fit(painting, photos, steps=4,
+                                                           progress=lambda *a: steps_run.append(a[0]))
+    torch.testing.assert_close(again, first, atol=0, rtol=0)
+    assert steps_run == [1, 2, 3, 4]  # read back, not fitted again
+    fitter.fit(painting, photos, steps=3)  # other settings: another entry
+    fitter.fit(painting, [picture(3)], steps=4)  # other photos: another entry
+    assert len(list((tmp_path / "cache" / "fitted").glob("*.safetensors"))) == 3
+    files[0].write_bytes(b"not safetensors")
+    steps_run.clear()
+    refitted = fitter.fit(painting, photos, steps=4, progress=lambda *a: steps_run.append(a[0]))
+    assert steps_run == [1, 2, 3, 4]
+    torch.testing.assert_close(refitted, first, atol=0, rtol=0)  # the same fit, deterministic
+
+
+def test_a_cache_folder_that_cannot_be_written_only_costs_the_refit(stylizer, tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("the cache folder's place is taken by a file")
+    monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(blocker))
+    fitted = fitting.StyleFitter(stylizer, extra=False).fit(picture(7), [picture(2)], steps=2)
+    assert fitted.shape == (stylizer.net.transformer.param_count,) and blocker.is_file()

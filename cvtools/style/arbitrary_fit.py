@@ -14,12 +14,20 @@ frame after it runs at network speed.
 >>> params = fitter.fit(painting, [photo1, photo2], steps=100)   # 1-D: every norm's gamma, beta
 >>> out = stylizer.stylize(photo, params)                        # params work where embeddings do
 
+A fit is kept in cvtools' cache folder (``fitted/`` under ``$CVTOOLS_CACHE_DIR``, else
+~/.cache/cvtools), keyed by the network's weights, the painting, the photos, the start and the
+settings, so a re-run of the same command (another ``--strength``, another output folder) does
+not fit again; a damaged or unreadable entry is fitted anew.
+
 Measured (benchmarks/arbitrary/PLAN.md, "Fitting"): on 2 CPU cores ~0.6 s a step at the default
 batch; 80-240 steps bring the network 0.55-0.70× closer on the independent Lite2 yardstick.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from pathlib import Path
 from typing import Callable, List, Optional, Sequence
 
 import torch
@@ -88,9 +96,13 @@ class StyleFitter:
         steps = _checked_steps(steps)
         if not photos:
             raise UsageError("fitting a painting needs at least one photo to paint", param="photos")
-        target = self._painting_features(painting)
         if start is None:
             start = self.stylizer.encode(painting)
+        key = self._cache_key(painting, photos, steps, start, seed)
+        cached = _read_cached(key, net.transformer.param_count)
+        if cached is not None:
+            return cached
+        target = self._painting_features(painting)
         params = self.stylizer.style_params(start).to(self.device).detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([params], lr=FIT_LR)
         pool = _crop_pool(photos, FIT_CROP).to(self.device)
@@ -104,7 +116,26 @@ class StyleFitter:
             optimizer.step()
             if progress is not None:
                 progress(step + 1, steps, float(loss.detach()))
-        return params.detach().float().cpu()[0]
+        fitted = params.detach().float().cpu()[0]
+        _write_cached(key, fitted)
+        return fitted
+
+    def _cache_key(self, painting, photos, steps, start, seed) -> str:
+        """SHA-256 of everything the fit's result depends on (pixels, weights, settings)."""
+        h = hashlib.sha256()
+        settings = dict(version=1, steps=steps, seed=seed, lr=FIT_LR, batch=FIT_BATCH, crop=FIT_CROP,
+                        painting_side=PAINTING_LONG_SIDE, extra=[bb.name for bb, _ in self.extra],
+                        weights=self.weights, layers=self.style_layers, content=self.content_layer,
+                        device=self.device.type)
+        h.update(json.dumps(settings, sort_keys=True).encode())
+        for name, t in sorted(self.stylizer.net.state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+        for t in [painting, start] + list(photos):
+            t = t.detach().float().cpu().contiguous()
+            h.update(str(tuple(t.shape)).encode())
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()
 
     def _painting_features(self, painting: torch.Tensor):
         """The painting's features at :data:`PAINTING_LONG_SIDE` through every loss network."""
@@ -160,3 +191,48 @@ def _crop_pool(photos: Sequence[torch.Tensor], size: int, per_photo: int = 8, se
             x0 = int(torch.randint(0, nw - size + 1, (1,), generator=gen))
             crops.append(p[:, y0:y0 + size, x0:x0 + size])
     return (torch.stack(crops).clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def _cache_file(key: str) -> Path:
+    from cvtools.compile_cache import cache_base
+
+    return cache_base() / "fitted" / f"{key}.safetensors"
+
+
+def _read_cached(key: str, count: int) -> Optional[torch.Tensor]:
+    """The cached fit for ``key`` if it is there and sound (``count`` finite numbers), else None."""
+    path = _cache_file(key)
+    try:
+        if not path.is_file() or path.stat().st_size > 1 << 20:
+            return None
+        from safetensors.torch import load_file
+
+        params = load_file(str(path)).get("params")
+    except Exception:  # unreadable or damaged: fitted again (and rewritten)
+        return None
+    if params is None or params.dtype != torch.float32 or tuple(params.shape) != (count,) \
+            or not bool(torch.isfinite(params).all()):
+        return None
+    return params
+
+
+def _write_cached(key: str, params: torch.Tensor) -> None:
+    """Keep a fit for the next run; a cache folder that cannot be written only costs the refit."""
+    import os
+    import tempfile
+
+    path, tmp = _cache_file(key), None
+    try:
+        from safetensors.torch import save_file
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        save_file({"params": params.contiguous()}, tmp)
+        os.replace(tmp, path)
+    except Exception:  # a read-only or full disk: the fit is still returned
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
