@@ -55,20 +55,13 @@ def make_photos(dst: Path, n: int):
 
 
 def inputs(src: Path, dst: Path, n: int):
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))
-    if not files:
+    """``n`` inputs in ``dst``: the JPEGs of ``src`` linked (or copied) round-robin, as folder_rate does."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from folder_rate import _inputs
+
+    if not any(p.suffix.lower() in (".jpg", ".jpeg") for p in src.iterdir()):
         raise SystemExit(f"no JPEGs in {src} (--make N makes some)")
-    shutil.rmtree(dst, ignore_errors=True)
-    dst.mkdir(parents=True)
-    paths = []
-    for i in range(n):
-        p = dst / f"i{i:04d}.jpg"
-        try:
-            os.link(files[i % len(files)], p)
-        except OSError:
-            shutil.copyfile(files[i % len(files)], p)
-        paths.append(p)
-    return paths
+    return _inputs(src, dst, n)
 
 
 def startup(settings, photo) -> dict:

@@ -345,31 +345,18 @@ def fit_photos(paths, max_pixels=-1, limit: int = FIT_PHOTOS, side: int = 1024) 
 
 
 class FitBar:
-    """A tqdm bar over one painting's fitting steps, with the loss (the stylizer's fit_progress)."""
+    """A tqdm bar over one painting's fitting steps, with the loss (the stylizer's fit_progress):
+    a :class:`StepBar` per painting, named after it."""
 
     def __init__(self):
-        self.bar = None
-        self.label = None
+        self.steps = StepBar()
 
     def __call__(self, label, done, total, loss):
-        import sys
-
-        from tqdm import tqdm
-
-        if self.bar is None or label != self.label:
-            self.close()
-            self.label = label
-            self.bar = tqdm(total=total, desc=f"fitting {label}", unit="step", file=sys.stderr, dynamic_ncols=True,
-                            leave=False, disable=None)  # drawn on a terminal only
-        self.bar.update(1)
-        self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
-        if done >= total:
-            self.close()
+        self.steps.desc = f"fitting {label}"
+        self.steps(done, total, loss)
 
     def close(self):
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        self.steps.close()
 
 
 class TileBar:
@@ -402,9 +389,10 @@ class StepBar:
     """A tqdm bar over one picture's optimisation steps, with the loss (PaintingStylizer's
     callback); a new picture starts a new bar."""
 
-    def __init__(self):
+    def __init__(self, desc: str = "optimising"):
         self.bar = None
         self.done = 0
+        self.desc = desc
 
     def __call__(self, done, total, loss):
         import sys
@@ -413,7 +401,7 @@ class StepBar:
 
         if self.bar is None or done < self.done:
             self.close()
-            self.bar = tqdm(total=total, desc="optimising", unit="step", file=sys.stderr, dynamic_ncols=True,
+            self.bar = tqdm(total=total, desc=self.desc, unit="step", file=sys.stderr, dynamic_ncols=True,
                             leave=False, disable=None)  # None: drawn on a terminal only, never into logs
             self.done = 0
         self.bar.update(done - self.done)
