@@ -98,9 +98,12 @@ class NetworkPaintingStylizer:
         mark("model")
         #: [(embedding, weight)] in the order given, and their blend: what every photo is painted with
         #: (with ``fit_steps``: each painting's fitted style parameters, the others' parameters)
-        self.styles = [(self.embedding_of(source), w) for (source, _), w in zip(styles, weights_)]
+        # paintings decoded once: encoded here, and fitted to below with fit_steps
+        paintings = {i: _painting_tensor(source) for i, (source, _) in enumerate(styles) if _is_painting(source)}
+        self.styles = [(self.network.encode(paintings[i]) if i in paintings else self.embedding_of(source), w)
+                       for i, ((source, _), w) in enumerate(zip(styles, weights_))]
         if fit_steps:
-            self.styles = self._fitted(styles, fit_steps, fit_photos, fit_progress, on_note)
+            self.styles = self._fitted(styles, paintings, fit_steps, fit_photos, fit_progress, on_note)
         self.embedding = self.network.blend(self.styles)
         self.name = name or "+".join(dict.fromkeys(style_stem(s) for s, _ in styles))
         self.on_note = on_note
@@ -110,23 +113,21 @@ class NetworkPaintingStylizer:
     def dtype(self):
         return self.network.dtype
 
-    def _fitted(self, styles, steps, photos, progress, on_note) -> List[Tuple[torch.Tensor, float]]:
-        """Each painting's style fitted to it on ``photos`` (:mod:`cvtools.style.arbitrary_fit`),
-        starting from its encoding; bundled styles and embeddings as their parameters."""
-        from cvtools.style.arbitrary import bundled_embedding_names
+    def _fitted(self, styles, paintings, steps, photos, progress, on_note) -> List[Tuple[torch.Tensor, float]]:
+        """Each painting (``paintings``: index → tensor) fitted on ``photos``
+        (:mod:`cvtools.style.arbitrary_fit`) from its encoding; the other styles as their parameters."""
         from cvtools.style.arbitrary_fit import StyleFitter
 
         photos = [_photo_tensor(p) for p in photos]
         fitter, out = None, []
-        for (source, _), (embedding, w) in zip(styles, self.styles):
-            bundled = isinstance(source, str) and source in bundled_embedding_names() and not Path(source).is_file()
-            if bundled or (isinstance(source, torch.Tensor) and source.dim() == 1):
+        for i, ((source, _), (embedding, w)) in enumerate(zip(styles, self.styles)):
+            if i not in paintings:
                 out.append((self.network.style_params(embedding)[0].cpu(), w))
                 continue
             fitter = fitter or StyleFitter(self.network, on_note=on_note)
             label = style_stem(source)
             report = (lambda done, total, loss, label=label: progress(label, done, total, loss)) if progress else None
-            out.append((fitter.fit(_painting_tensor(source), photos, steps=steps, start=embedding, progress=report), w))
+            out.append((fitter.fit(paintings[i], photos, steps=steps, start=embedding, progress=report), w))
         return out
 
     def embedding_of(self, source) -> torch.Tensor:
@@ -230,6 +231,15 @@ class RefinedPaintingStylizer:
         start = self.network(photo)
         return self.optimizer(photo, strength=strength, preserve_color=preserve_color, as_uint8=as_uint8,
                               init=start)
+
+
+def _is_painting(source) -> bool:
+    """Whether a style source is a painting to encode (not a bundled name nor an embedding)."""
+    from cvtools.style.arbitrary import bundled_embedding_names
+
+    if isinstance(source, torch.Tensor) and source.dim() == 1:
+        return False
+    return not (isinstance(source, str) and source in bundled_embedding_names() and not Path(source).is_file())
 
 
 def _photo_tensor(image) -> torch.Tensor:
