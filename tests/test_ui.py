@@ -158,6 +158,40 @@ def _post(url, fields, files=(), headers=None):
             return e.code, e.read()
         except ConnectionError:  # a refused upload: the server answered and closed before reading it all
             return e.code, b""
+    except urllib.error.URLError as e:
+        if not isinstance(e.reason, ConnectionError):
+            raise
+        # the server answered (a refused upload) and closed while urllib was still sending the
+        # body: whether the send fails first is a race; the answer waits in the socket, so read it
+        return _post_early_answer(url, request.data, dict(request.header_items()))
+
+
+def _post_early_answer(url, data, headers):
+    """POST ``data`` to ``url`` with http.client, tolerating a connection closed while sending,
+    and return the (status, body) the server answered with."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    try:
+        conn.putrequest("POST", parts.path or "/")
+        for k, v in headers.items():
+            if k.lower() not in ("host", "content-length"):  # putrequest sent Host; the length follows
+                conn.putheader(k, v)
+        conn.putheader("Content-Length", str(len(data)))
+        conn.endheaders()
+        try:
+            conn.send(data)
+        except ConnectionError:
+            pass
+        r = conn.getresponse()
+        try:
+            return r.status, r.read()
+        except ConnectionError:
+            return r.status, b""
+    finally:
+        conn.close()
 
 
 def _clip(path, frames=12):
