@@ -127,7 +127,8 @@ def metric(frames_in, frames_out, flows) -> float:
     return meter.value
 
 
-def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flows=None, phase_lock=True):
+def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flows=None, phase_lock=True, carry=False,
+            **stabilizer):
     """Frame-by-frame vs stable on one synthetic clip: a dict of numbers and the two frame lists."""
     from cvtools.video.stability import stabilize, stabilized_effect
 
@@ -137,9 +138,10 @@ def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flo
     fbf = stylize_frames(stylizer, frames, strength_style)
     t1 = time.perf_counter()
     if phase_lock:
-        st = stabilized_effect(frames, lambda x: stylizer(x, strength=strength_style, tile=None)[None], strength=stable)
+        st = stabilized_effect(frames, lambda x: stylizer(x, strength=strength_style, tile=None)[None], strength=stable,
+                               carry=carry, **stabilizer)
     else:
-        st = stabilize(frames, fbf, strength=stable)
+        st = stabilize(frames, fbf, strength=stable, carry=carry, **stabilizer)
     t2 = time.perf_counter()
     true = [None] + [(clip.flow[t], clip.occluded[t]) for t in range(1, len(clip))]
     row = dict(clip=clip.name, style=stylizer.name, frames=len(frames),
@@ -152,6 +154,12 @@ def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flo
         row["style_stable"] = yardstick(stylizer.record, st)
         row["style_change"] = row["style_stable"] / row["style_fbf"] - 1
     return row, fbf, st
+
+
+def stabilizer_options(args) -> dict:
+    """TemporalStabilizer keywords given on the command line (the rest stay its defaults)."""
+    options = {"disagreement": args.disagreement, "max_scale_change": args.max_scale_change}
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def painting_stylizer(path):
@@ -225,6 +233,12 @@ def main(argv=None):
     ap.add_argument("--height", type=int, default=160)
     ap.add_argument("--stable", type=float, default=0.35, help="TemporalStabilizer strength (blend)")
     ap.add_argument("--no-phase-lock", action="store_true", help="blend only")
+    ap.add_argument("--carry", action="store_true",
+                    help="the stabilizer's carry mode (strokes carried from the output that painted them; "
+                         "--stable is then the blend where a pixel is repainted)")
+    ap.add_argument("--disagreement", type=float, help="the stabilizer's agreement τ (default: its own)")
+    ap.add_argument("--max-scale-change", type=float,
+                    help="carry mode: repaint a stroke magnified by more than this (0: never; default: its own)")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"), help="for the paintings (style distance)")
     ap.add_argument("--side-by-side", metavar="WEBP", help="write the last clip's fbf | stable animation here")
@@ -282,7 +296,8 @@ def main(argv=None):
             for s in styles:
                 stylizer = painting_stylizer(s) if isinstance(s, Path) else Stylizer(s, device="cpu", precision="fp32")
                 t0 = time.time()
-                row, fbf, st = compare(clip, stylizer, args.strength, args.stable, yard, flows, not args.no_phase_lock)
+                row, fbf, st = compare(clip, stylizer, args.strength, args.stable, yard, flows, not args.no_phase_lock,
+                                       args.carry, **stabilizer_options(args))
                 rows.append(row)
                 last = (fbf, st)
                 if args.markdown:

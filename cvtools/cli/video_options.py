@@ -55,8 +55,9 @@ def video_options(f):
                      help="Videos: process only this long a part (seconds or 0:45) from --start."),
         click.option("--stable/--no-stable", "stable", cls=AddedLaterOption, default=None,
                      help="Videos: steadier results. stylize shifts each frame so the scene keeps its place on the "
-                          "network's grid as the camera moves, and blends in the previous result carried along the "
-                          "optical flow (occlusions and disagreements masked); dream "
+                          "network's grid as the camera moves, and carries each stroke along the optical flow from "
+                          "the frame that painted it wherever the network agrees (repainting where it does not, "
+                          "where things are uncovered and on zooms), so strokes stay crisp; dream "
                           "starts each frame from the previous dream carried along the flow. Default: on for dream, "
                           "off for stylize (styles trained with --temporal-weight are steady frame by frame)."),
     ]

@@ -261,9 +261,9 @@ class Library:
         stylizer = self.stylizer([(style, 1.0)], photos=False)
         stabilizer = None
         if stable:
-            from cvtools.video.stability import TemporalStabilizer, blend_for
+            from cvtools.video.stability import stabilizer_for
 
-            stabilizer = TemporalStabilizer(blend_for(stylizer))
+            stabilizer = stabilizer_for(stylizer)
         with self.lock:
             t0 = time.perf_counter()
             result = stylize_video(stylizer, clip, target, size=size, strength=strength, stable=stabilizer,

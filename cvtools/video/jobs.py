@@ -227,9 +227,9 @@ def stylize_maker(stylizer, size=None, strength=1.0, preserve_color=False, tile=
         built = resolve(stylizer)  # the command builds it at the first input that needs it
         stabilizer = None
         if stable:
-            from cvtools.video.stability import TemporalStabilizer, blend_for
+            from cvtools.video.stability import stabilizer_for
 
-            stabilizer = TemporalStabilizer(blend_for(built))
+            stabilizer = stabilizer_for(built)
         return stylize_video(built, path, target, start=start or 0.0, duration=duration,
                              size=frame_size(info, size, enlarge),
                              strength=strength, preserve_color=preserve_color, tile=tile, stable=stabilizer,

@@ -13,9 +13,11 @@ more. Frame-by-frame style transfer flickers because the network answers small i
 with different strokes.
 
 :class:`TemporalStabilizer` lowers it: it shifts each frame so that the scene keeps its place
-on the style network's 4-pixel grid (phase lock: the strokes then move with the scene), and
-blends the previous *stabilized* output, warped onto the frame along the input's flow, into the
-new one except where the flow is occluded (a recursive filter along motion trajectories). :func:`dream_start` is DeepDreamVideo's method for dreams:
+on the style network's 4-pixel grid (phase lock: the strokes then move with the scene), then
+either blends the previous *stabilized* output, warped onto the frame along the input's flow,
+into the new one except where the flow is occluded (a recursive filter along motion
+trajectories), or, in the carry mode ``--stable`` uses (:mod:`cvtools.video.carry`), carries each
+pixel's stroke from the output that painted it wherever the network agrees, read once. :func:`dream_start` is DeepDreamVideo's method for dreams:
 the previous frame's dream (its difference from the frame) is warped along the flow and added
 to the next frame before dreaming it, so the dream's creatures move with the scene.
 """
@@ -35,6 +37,16 @@ from cvtools.video.flow import FlowEstimator, Frame, flow_and_occlusion, frame_s
 #: the blend of :class:`TemporalStabilizer` (see its docstring and :func:`blend_for`): every
 #: style network gets it, with or without the stability term in training
 DEFAULT_BLEND = 0.45
+
+#: what ``--stable`` does after the phase lock (:func:`stabilizer_for`): "carry" since 2026-12-05
+#: (QUALITY.md, "Video: temporal stability": the same steadiness as the blend on average at a
+#: fifth of its style cost), "blend" before
+STABLE_MODE = "carry"
+STABLE_MODES = ("carry", "blend")
+
+#: carry mode: pixels whose flow departs from the camera's (affine) motion by more than this many
+#: px move on their own and are blended, not carried (:func:`_local_motion_mask`)
+LOCAL_MOTION = 0.75
 
 #: :class:`TemporalStabilizer`'s ``disagreement`` τ: the warped previous output's weight is
 #: scaled by exp(−(d/τ)²), d the network's local mean disagreement with it (pixel values in
@@ -230,6 +242,16 @@ class TemporalStabilizer(Stabilizer):
        error on a moving object and parallax (0.41-0.57, an independent Farnebäck flow; at 0.35:
        0.51-0.67); QUALITY.md "Video: temporal stability" has the table and the style cost.
 
+    3. **carry** (``carry=True``, what ``--stable`` runs: :func:`stabilizer_for`), instead of the
+       blend: each pixel keeps the frame that painted it and its position there; where the flow
+       is trusted and the network agrees, its colour is read from that output once (bicubic),
+       however long it is carried, so strokes are neither averaged nor resampled frame after
+       frame; elsewhere it is repainted, the carried colour kept in at ``strength`` (gated by
+       how far the pixel and its region changed). :class:`cvtools.video.carry.StrokeCarrier`
+       has the rules (frame edges, magnified strokes, the ring of stored outputs); QUALITY.md
+       "Video: temporal stability" the measurements (the same steadiness as the blend on
+       average, a fifth of its style cost).
+
     Per frame, in order — with control over the effect's input (phase lock + blend)::
 
         x = st.prepare(frame)          # the frame to run the effect on (``stride`` px larger)
@@ -242,6 +264,10 @@ class TemporalStabilizer(Stabilizer):
     outputs: uint8 H×W×3 arrays or float tensors (3×H×W or 1×3×H×W); results come back in the
     output's form. ``reset()`` at a cut or new clip; a frame whose occlusions cover more than
     ``cut_fraction`` of it is not blended (a cut, a flash).
+
+    carry, ring, max_scale_change: the carry mode (3. above), the outputs its ring keeps (None: as
+    many as :data:`cvtools.video.carry.RING_BYTES` allows) and the scale change at which a carried
+    stroke is repainted (None: :data:`cvtools.video.carry.MAX_SCALE_CHANGE`; 0: never).
 
     max_side, preset: of the DIS flow (see :class:`~cvtools.video.flow.FlowEstimator`). The
     defaults, 384 px and "auto" ("fine" on frames up to 256 px, "medium" above), were measured
@@ -257,7 +283,8 @@ class TemporalStabilizer(Stabilizer):
 
     def __init__(self, strength: float = DEFAULT_BLEND, phase_lock: bool = True, stride: int = 4,
                  max_side: Optional[int] = 384, preset: str = "auto", feather: int = 2, cut_fraction: float = 0.5,
-                 disagreement: Optional[float] = DISAGREEMENT):
+                 disagreement: Optional[float] = DISAGREEMENT, carry: bool = False, ring: Optional[int] = None,
+                 max_scale_change: Optional[float] = None, local_motion: Optional[float] = LOCAL_MOTION):
         if not 0.0 <= strength < 1.0:
             raise ValueError(f"stabilizer strength must be in [0, 1), not {strength}")
         if stride < 1:
@@ -271,6 +298,15 @@ class TemporalStabilizer(Stabilizer):
         if disagreement is not None and not disagreement > 0:
             raise ValueError(f"disagreement must be positive (or None: off), not {disagreement}")
         self.disagreement = disagreement
+        self.carrier = None
+        if local_motion is not None and not local_motion > 0:
+            raise ValueError(f"local motion threshold must be positive (or None: off), not {local_motion}")
+        self.local_motion = local_motion
+        if carry:
+            from cvtools.video.carry import MAX_SCALE_CHANGE, StrokeCarrier
+
+            self.carrier = StrokeCarrier(disagreement or DISAGREEMENT, self.strength, ring,
+                                         MAX_SCALE_CHANGE if max_scale_change is None else max_scale_change or None)
         self.reset()
 
     def reset(self) -> None:
@@ -282,6 +318,8 @@ class TemporalStabilizer(Stabilizer):
         self.last_trusted = 0.0
         #: the last frame's grid shift (x, y)
         self.last_phase = (0, 0)
+        if self.carrier is not None:
+            self.carrier.reset()
 
     def measure(self, frame_in: Frame, last: Optional[Frame], estimator: Optional[FlowEstimator] = None) -> "Tracked":
         """The optical-flow work of tracking ``frame_in`` after ``last`` (the frame decoded before
@@ -291,10 +329,11 @@ class TemporalStabilizer(Stabilizer):
         shared across threads)."""
         if last is None or frame_size(last) != frame_size(frame_in):
             return Tracked(new_shot=True)
-        if self.strength == 0 and not self.phase_lock:
+        blends = self.strength > 0 or self.carrier is not None
+        if not blends and not self.phase_lock:
             return Tracked()
         est = estimator or self.estimator
-        if self.strength == 0:
+        if not blends:
             # phase lock alone (steady networks) needs only the dominant motion: one flow, no
             # backward flow or occlusion test (half the flow work; the median of all pixels
             # stands in for the median of the trusted ones)
@@ -372,16 +411,12 @@ class TemporalStabilizer(Stabilizer):
         """``out`` blended with the previous result along ``flow`` (working size: scaled up here,
         on ``out``'s device; the occlusions grown and feathered at the working size, then scaled
         up bilinearly, which widens the ramp in proportion)."""
+        if self.carrier is not None:
+            return self._carry(out, flow, occluded)
         prev, self.last_trusted = self._prev_out, 0.0
         if self.strength > 0 and flow is not None and prev is not None and prev.shape == out.shape:
-            h, w = out.shape[-2:]
-            sh, sw = flow.shape[-2:]
-            grow = self.feather if (sh, sw) == (h, w) else max(1, -(-self.feather * sw // w))
-            keep = _soft_keep(occluded, grow).to(out.device)
-            if (sh, sw) != (h, w):
-                keep = F.interpolate(keep, size=(h, w), mode="bilinear", align_corners=False)
+            keep, flow = self._keep_and_flow(out, flow, occluded)
             keep = keep * self.strength
-            flow = FlowEstimator.upscale(flow.to(out.device), h, w)
             warped = warp(prev, flow)
             if self.disagreement:
                 keep = keep * _agreement(out, warped, self.disagreement)
@@ -389,6 +424,56 @@ class TemporalStabilizer(Stabilizer):
             self.last_trusted = float(keep.mean()) / self.strength
         self._prev_out = out
         return out
+
+    def _keep_and_flow(self, out: torch.Tensor, flow, occluded) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Where the warp is trusted (1×1×H×W, soft) and the flow, both at ``out``'s size and device."""
+        h, w = out.shape[-2:]
+        sh, sw = flow.shape[-2:]
+        grow = self.feather if (sh, sw) == (h, w) else max(1, -(-self.feather * sw // w))
+        keep = _soft_keep(occluded, grow).to(out.device)
+        if (sh, sw) != (h, w):
+            keep = F.interpolate(keep, size=(h, w), mode="bilinear", align_corners=False)
+        return keep, FlowEstimator.upscale(flow.to(out.device), h, w)
+
+    def _local_motion(self, flow, occluded, h: int, w: int) -> torch.Tensor:
+        return _local_motion_mask(flow, occluded, h, w, self.local_motion)
+
+    def _carry(self, out: torch.Tensor, flow, occluded) -> torch.Tensor:
+        """The carry mode (:class:`cvtools.video.carry.StrokeCarrier`) instead of the blend."""
+        if flow is None:
+            result = self.carrier(out, None, None)
+        else:
+            local = self._local_motion(flow, occluded, *out.shape[-2:]).to(out.device) if self.local_motion else None
+            keep, flow = self._keep_and_flow(out, flow, occluded)
+            result = self.carrier(out, flow, keep, local)
+        self.last_trusted = self.carrier.last_carried
+        return result
+
+
+def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: int, threshold: float,
+                       grow: int = 2) -> torch.Tensor:
+    """1×1×H×W bool: where the flow (2×h'×w', working size) departs from the camera's motion by
+    more than ``threshold`` full-size px: an affine model (pan, zoom, rotation) fitted by least
+    squares to the trusted pixels on a ~64² grid, its residual grown by ``grow`` px at the working
+    size (object edges), scaled up."""
+    sh, sw = flow.shape[-2:]
+    gy, gx = torch.meshgrid(torch.arange(sh, dtype=torch.float32), torch.arange(sw, dtype=torch.float32), indexing="ij")
+    basis = torch.stack([gx, gy, torch.ones_like(gx)], -1).reshape(-1, 3)
+    f = flow.float().reshape(2, -1).T
+    step = max(1, max(sh, sw) // 64)
+    sample = torch.zeros(sh, sw, dtype=torch.bool)
+    sample[::step, ::step] = True
+    sample &= ~occluded
+    if int(sample.sum()) < 6:
+        return torch.zeros(1, 1, h, w, dtype=torch.bool)
+    model = torch.linalg.lstsq(basis[sample.reshape(-1)], f[sample.reshape(-1)]).solution
+    residual = (f - basis @ model).norm(dim=1).reshape(1, 1, sh, sw) * (w / sw)
+    local = (residual > threshold).float()
+    if grow:
+        local = F.max_pool2d(local, 2 * grow + 1, 1, grow)
+    if (sh, sw) != (h, w):
+        local = F.interpolate(local, size=(h, w), mode="nearest")
+    return local > 0
 
 
 def blend_for(stylizer) -> float:
@@ -404,6 +489,22 @@ def blend_for(stylizer) -> float:
     "Video: temporal stability", has the table and the trade-off).
     """
     return DEFAULT_BLEND
+
+
+def stabilizer_for(stylizer, mode: Optional[str] = None) -> "TemporalStabilizer":
+    """The stabilizer ``--stable`` runs for ``stylizer``'s network (a fresh one per clip): the
+    phase lock, then ``mode`` (None: :data:`STABLE_MODE`): "carry" (strokes carried from the output
+    that painted them, :mod:`cvtools.video.carry`; repainted pixels blended at its
+    ``REPAINT_BLEND``) or "blend" (the flow-guided blend at :func:`blend_for`, the mode before
+    2026-12-05). The same for every network (measured on the bundled six and the any-painting one)."""
+    mode = STABLE_MODE if mode is None else mode
+    if mode not in STABLE_MODES:
+        raise ValueError(f"stable mode must be one of {', '.join(STABLE_MODES)}, not {mode!r}")
+    if mode == "carry":
+        from cvtools.video.carry import REPAINT_BLEND
+
+        return TemporalStabilizer(REPAINT_BLEND, carry=True)
+    return TemporalStabilizer(blend_for(stylizer))
 
 
 def stabilize(inputs: Iterable[Frame], outputs: Iterable[Frame], strength: float = DEFAULT_BLEND, **kwargs) -> List[Frame]:

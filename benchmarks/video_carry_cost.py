@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""What `--stable`'s two modes cost per frame after the network and the flow (issue 29): the blend
+(warp the previous result, mix) against the carry (compose positions, one bicubic gather from the
+ring of stored outputs), on one frame size, the flow already upscaled as the stabilizer has it.
+
+    python benchmarks/video_carry_cost.py --size 1080x1920 --device cpu
+    python benchmarks/video_carry_cost.py --size 1080x1920 --device cuda
+
+Medians of --repeat steps after --warmup, each mode on the same synthetic output and flow (a
+sub-pixel pan: every pixel carried, the dearest case for the carry).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _sync(device):
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_mode(carry: bool, h: int, w: int, device: str, warmup: int, repeat: int) -> float:
+    import torch
+
+    from cvtools.video.stability import TemporalStabilizer
+
+    st = TemporalStabilizer(carry=carry, phase_lock=False)
+    g = torch.Generator().manual_seed(0)
+    out = torch.rand(1, 3, h, w, generator=g).to(device)
+    flow = torch.tensor([-1.37, -0.61]).view(2, 1, 1).expand(2, h, w).contiguous()
+    occluded = torch.zeros(h, w, dtype=torch.bool)
+    st._blend(out, None, None)  # the first frame: nothing to carry or blend
+    times = []
+    for i in range(warmup + repeat):
+        _sync(device)
+        t0 = time.perf_counter()
+        st._blend(out, flow, occluded)
+        _sync(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="1080x1920", help="H x W")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json")
+    args = ap.parse_args(argv)
+    import torch
+
+    torch.set_grad_enabled(False)
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    row = {"size": [h, w], "device": args.device, "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "machine": platform.processor() or platform.machine(),
+           "blend_s": time_mode(False, h, w, args.device, args.warmup, args.repeat),
+           "carry_s": time_mode(True, h, w, args.device, args.warmup, args.repeat)}
+    row["carry_over_blend"] = row["carry_s"] / row["blend_s"]
+    print(json.dumps(row, indent=1))
+    if args.json:
+        Path(args.json).write_text(json.dumps(row, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

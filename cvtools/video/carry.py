@@ -1,0 +1,242 @@
+"""Carried strokes: the stabilizer's second mode, where a pixel keeps the frame that painted it (issue 29).
+
+The blend (:class:`~cvtools.video.stability.TemporalStabilizer`'s first mode) mixes each new output
+with the previous *result* warped along the flow. Two things cost it style: strokes of successive
+frames are averaged, and a carried stroke is resampled once per frame, so a stroke carried for
+n frames has been interpolated n times and goes soft (QUALITY.md, "Video: temporal stability").
+
+Here nothing is averaged where the network agrees with the past, and nothing is resampled twice:
+every pixel holds the index of the output that painted it and its position in that output (the
+frames' flows composed back to it: nearest for the pixel it came from, plus the sub-pixel
+remainder). Its colour is read from that stored output once, bicubic, however long it has been
+carried. A pixel is repainted where the flow is not trusted, where the network disagrees with
+the carried colour (the blend's 5×5 agreement test, or the pixel alone differing by more than
+FOREIGN·τ), where its position has left the frame that painted it, and where a zoom has
+magnified or shrunk its stroke by more than MAX_SCALE_CHANGE: the new output, blended with the
+carried colour at ``repaint_blend`` where the flow is trusted (the blend's steadiness where the
+network changes its strokes, the carry's sharpness where it does not; less where the pixel or
+its region changed by more than strokes do, at most REFRESH_BLEND for a magnified stroke), and it
+becomes its own source.
+
+Memory is bounded by a ring of the last ``ring`` outputs (uint8, on the outputs' device): a pixel
+whose source would leave the ring is re-based on the current result (its carried colour, already
+sampled once, becomes its new source): one more interpolation every ``ring`` frames. Probed on the
+CPU first (tools/feature_blend_probe.py, benchmarks/plans/issue29_people.md): re-basing every
+8 frames cost 5-12 points of style distance on sub-pixel pans and zooms over 32 frames, so the ring
+is as long as the memory budget allows (:data:`RING_BYTES`, at most :data:`MAX_RING` frames).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+#: the most outputs the ring keeps (a pixel is re-based after this many frames at the latest)
+MAX_RING = 32
+#: the fewest (below this, re-basing costs style: see the module's docstring)
+MIN_RING = 4
+#: the ring's memory budget: 32 frames of 1080p (6.2 MB each as uint8), 8 of 4K
+RING_BYTES = 200 * 2 ** 20
+#: a carried pixel whose source is magnified or shrunk by more than this is repainted (zooms)
+MAX_SCALE_CHANGE = 0.1
+#: the most of a magnified stroke's colour kept where it is repainted (the refresh of a zoom)
+REFRESH_BLEND = 0.45
+#: the blend where something moves on its own (``local``: not carried; the blend mode's weight)
+LOCAL_BLEND = 0.45
+#: the span (px) over which that scale is measured
+SCALE_WINDOW = 8
+#: a carried pixel whose own colour differs from the network's by more than this many τ
+#: (mean over RGB) is repainted however well its neighbourhood agrees
+FOREIGN = 1.0
+#: the carry mode's default repaint blend (TemporalStabilizer's ``strength`` in carry mode): high,
+#: because only pixels the network repaints are blended (QUALITY.md: 0.45 left parallax at
+#: 0.63-0.73 of frame by frame, 0.85 at 0.55-0.61, for +1 point of style distance)
+REPAINT_BLEND = 0.85
+#: the repaint blend falls as exp(−(d/(PIXEL_GATE·τ))² − (d̄/(REGION_GATE·τ))²): d the pixel's own
+#: difference from the carried colour, d̄ its mean over REGION × REGION px
+PIXEL_GATE = 3.0
+REGION_GATE = 1.5
+REGION = 9
+#: Keys' cubic convolution parameter, the one ``torch.nn.functional.grid_sample`` uses
+CUBIC_A = -0.75
+
+
+def ring_length(height: int, width: int, budget: int = RING_BYTES) -> int:
+    """How many H×W×3 uint8 outputs the ring keeps within ``budget`` bytes (MIN_RING..MAX_RING)."""
+    return max(MIN_RING, min(MAX_RING, budget // max(1, 3 * height * width)))
+
+
+def _cubic_weights(t: torch.Tensor):
+    """The four tap weights (at offsets −1, 0, 1, 2) of Keys' cubic at fractional offsets ``t``."""
+    a = CUBIC_A
+
+    def near(d):  # |d| <= 1
+        return ((a + 2) * d - (a + 3)) * d * d + 1
+
+    def far(d):  # 1 < |d| < 2
+        return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
+
+    return far(t + 1), near(t), near(1 - t), far(2 - t)
+
+
+def bicubic_gather(ring: torch.Tensor, slot: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """1×C×H×W float: pixel (i, j) read from ``ring[slot[i, j]]`` (ring: K×H×W×C, any dtype) at the
+    sub-pixel position (x[i, j], y[i, j]) in pixels, bicubic with the taps clamped to the frame:
+    ``grid_sample(..., mode="bicubic", padding_mode="border", align_corners=True)`` per pixel, but
+    each pixel from its own stored output (one gather per tap, not one warp per source)."""
+    k, h, w, c = ring.shape
+    rows = ring.reshape(k * h * w, c)
+    x0, y0 = x.floor(), y.floor()
+    wx, wy = _cubic_weights(x - x0), _cubic_weights(y - y0)
+    x0, y0 = x0.long(), y0.long()
+    base = slot.long() * (h * w)
+    columns = [(x0 + (i - 1)).clamp(0, w - 1) for i in range(4)]
+    out = None
+    for j in range(4):  # separable: four taps along x per row, then the rows along y
+        row_base = base + (y0 + (j - 1)).clamp(0, h - 1) * w
+        row = None
+        for i in range(4):
+            index = (row_base + columns[i]).reshape(-1)
+            tap = rows.index_select(0, index).float().mul_(wx[i].reshape(-1, 1))
+            row = tap if row is None else row.add_(tap)
+        row.mul_(wy[j].reshape(-1, 1))
+        out = row if out is None else out.add_(row)
+    return out.reshape(h, w, c).permute(2, 0, 1)[None]
+
+
+def scale_kept(src: torch.Tensor, x: torch.Tensor, y: torch.Tensor, max_change: float, window: int = SCALE_WINDOW) -> torch.Tensor:
+    """1×1×H×W bool: where the composed positions (x, y in the output ``src`` painted) still map
+    the frame onto its source at about the same scale (the geometric mean of the x and y slopes
+    over ``window`` px within 1 ± ``max_change``). A zoom magnifies carried strokes frame after
+    frame (a 1.2 % zoom: 21 % larger after 16 frames), which the style yardstick reads as another
+    style; such pixels are repainted. Where the window spans two sources, the slope is not known:
+    kept. (A window across two layers painted by the same frame reads as a scale change too; a
+    test on both halves of the window, to tell a zoom's smooth stretch from a layer's jump, was
+    tried on 2026-12-05 and lost on zooms without gaining on parallax.)"""
+    h, w = x.shape
+    sx, sy = torch.ones_like(x), torch.ones_like(y)
+    k, c = window, window // 2
+    if w > k:  # the slope centred on each pixel; the c px at either edge take their neighbour's
+        slope = torch.where(src[:, k:] == src[:, :-k], (x[:, k:] - x[:, :-k]) / k, 1.0)
+        sx = F.pad(slope[None], (c, k - c), mode="replicate")[0]
+    if h > k:
+        slope = torch.where(src[k:] == src[:-k], (y[k:] - y[:-k]) / k, 1.0)
+        sy = F.pad(slope.T[None], (c, k - c), mode="replicate")[0].T
+    scale = (sx * sy).clamp_min(1e-6).sqrt()
+    return (scale.log().abs() <= math.log1p(max_change))[None, None]
+
+
+class StrokeCarrier:
+    """The carry state of one clip: call it per frame with the network's output (1×3×H×W float in
+    [0, 1], on any device), the input's flow from this frame to the previous one (2×H×W, full
+    size, on the output's device; None: the first frame, a cut, a new size) and where that flow is
+    trusted (1×1×H×W soft mask in [0, 1]); it returns the stabilized output (same form).
+
+    ``tau``: the agreement test's τ (:func:`cvtools.video.stability._agreement`);
+    ``repaint_blend``: the weight of the carried colour where a pixel is repainted;
+    ``ring``: outputs kept (None: :func:`ring_length` for the frame size)."""
+
+    def __init__(self, tau: float, repaint_blend: float, ring: Optional[int] = None,
+                 max_scale_change: Optional[float] = MAX_SCALE_CHANGE):
+        if not tau > 0:
+            raise ValueError(f"the agreement τ must be positive, not {tau}")
+        if not 0 <= repaint_blend < 1:
+            raise ValueError(f"repaint blend must be in [0, 1), not {repaint_blend}")
+        if ring is not None and not MIN_RING <= ring <= 4 * MAX_RING:
+            raise ValueError(f"the ring must hold {MIN_RING} to {4 * MAX_RING} outputs, not {ring}")
+        if max_scale_change is not None and not max_scale_change > 0:
+            raise ValueError(f"the largest scale change must be positive (or None: off), not {max_scale_change}")
+        self.tau, self.repaint_blend, self.ring_frames = float(tau), float(repaint_blend), ring
+        self.max_scale_change = max_scale_change
+        self.reset()
+
+    def reset(self) -> None:
+        self._ring = None  # K×H×W×3 uint8: the last K results
+        self._t = -1  # this clip's frame counter
+        #: the share of the last frame's pixels carried (not repainted)
+        self.last_carried = 0.0
+
+    def _start(self, out: torch.Tensor) -> torch.Tensor:
+        h, w = out.shape[-2:]
+        k = self.ring_frames or ring_length(h, w)
+        self._ring = torch.empty(k, h, w, 3, dtype=torch.uint8, device=out.device)
+        gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=out.device),
+                                torch.arange(w, dtype=torch.float32, device=out.device), indexing="ij")
+        self._grid = gx, gy
+        self._src = torch.zeros(h, w, dtype=torch.long, device=out.device)
+        self._x, self._y = gx.clone(), gy.clone()
+        self._t = 0
+        self._store(out)
+        self.last_carried = 0.0
+        return out
+
+    def _store(self, result: torch.Tensor) -> None:
+        u8 = (result[0].float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
+        self._ring[self._t % self._ring.shape[0]] = u8
+
+    def __call__(self, out: torch.Tensor, flow: Optional[torch.Tensor], trusted: Optional[torch.Tensor],
+                 local: Optional[torch.Tensor] = None) -> torch.Tensor:
+        from cvtools.video.stability import _agreement
+
+        h, w = out.shape[-2:]
+        if flow is None or self._ring is None or self._ring.shape[1:3] != (h, w) or self._ring.device != out.device:
+            return self._start(out)
+        gx, gy = self._grid
+        fx, fy = gx + flow[0].float(), gy + flow[1].float()  # where each pixel was in the previous frame
+        rx, ry = fx.round().clamp(0, w - 1), fy.round().clamp(0, h - 1)
+        came_from = (ry * w + rx).long().reshape(-1)
+        src = self._src.reshape(-1)[came_from].reshape(h, w)
+        x = self._x.reshape(-1)[came_from].reshape(h, w) + (fx - rx)
+        y = self._y.reshape(-1)[came_from].reshape(h, w) + (fy - ry)
+        k = self._ring.shape[0]
+        carried = bicubic_gather(self._ring, src % k, x, y).div_(255).to(out.dtype)
+        # carried where the flow is trusted and the network agrees (the blend's 5×5 test), except
+        # where the composed position has left the frame that painted the pixel (its edge pixel
+        # would be smeared inwards as new content enters) and where the pixel alone is far from
+        # the network's answer (a stroke of another layer picked up at an object's edge, which
+        # the 5×5 test averages away): those are repainted
+        inside = (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)  # in the output that painted it
+        d = (out - carried).abs().mean(1, keepdim=True)  # the pixel's own difference (RGB mean)
+        trusted = trusted.to(out.device, out.dtype) * inside
+        agreement = _agreement(out, carried, self.tau)
+        carry = ((trusted * agreement) > 0.5) & (d <= FOREIGN * self.tau)
+        blend = torch.full_like(d, self.repaint_blend)
+        if self.max_scale_change is not None:
+            scaled = scale_kept(src, x, y, self.max_scale_change)
+            carry &= scaled
+            # a stroke repainted because a zoom magnified it must give way to the new one: it keeps
+            # at most REFRESH_BLEND, or the refresh would hand the magnified stroke on
+            blend = torch.where(scaled, blend, min(self.repaint_blend, REFRESH_BLEND))
+        if self.repaint_blend:
+            # where a pixel is repainted, the carried colour stays in at ``repaint_blend`` (the blend's
+            # steadiness where the network changes its strokes), less where that pixel differs by
+            # more than a stroke does and where its whole neighbourhood changed (a light switched
+            # on, an object the flow did not see: followed at once, no ghost)
+            region = F.avg_pool2d(d, REGION, 1, REGION // 2, count_include_pad=False)
+            gate = (d / (PIXEL_GATE * self.tau)).pow(2) + (region / (REGION_GATE * self.tau)).pow(2)
+            weight = trusted * torch.exp(-gate) * blend
+            if local is not None:
+                # what moves on its own (not with the camera) is painted anew by the network in
+                # every frame (no phase lock holds it), so carrying its strokes would leave a
+                # mosaic of pieces from different frames: there, the blend (5×5 agreement, LOCAL_BLEND)
+                weight = torch.where(local, trusted * agreement * min(self.repaint_blend, LOCAL_BLEND), weight)
+            result = torch.lerp(out, carried, weight)
+        else:
+            result = out
+        if local is not None:
+            carry &= ~local
+        result = torch.where(carry, carried, result)
+        self._t += 1
+        keep = carry[0, 0]
+        src = torch.where(keep, src, self._t)
+        x, y = torch.where(keep, x, gx), torch.where(keep, y, gy)
+        # a source about to be overwritten in the ring: its pixels start again from this result
+        old = src <= self._t - k
+        self._src = torch.where(old, self._t, src)
+        self._x, self._y = torch.where(old, gx, x), torch.where(old, gy, y)
+        self._store(result)
+        self.last_carried = float(keep.float().mean())
+        return result
