@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What `--stable`'s two modes cost per frame after the network and the flow (issue 29): the blend
 (warp the previous result, mix) against the carry (compose positions, one bicubic gather from the
-ring of stored outputs), on one frame size, the flow already upscaled as the stabilizer has it.
+ring of stored outputs), on one frame size, from the flow at the stabilizer's working size.
 
     python benchmarks/video_carry_cost.py --size 1080x1920 --device cpu
     python benchmarks/video_carry_cost.py --size 1080x1920 --device cuda
@@ -38,8 +38,10 @@ def time_mode(carry: bool, h: int, w: int, device: str, warmup: int, repeat: int
     st = TemporalStabilizer(carry=carry, phase_lock=False)
     g = torch.Generator().manual_seed(0)
     out = torch.rand(1, 3, h, w, generator=g).to(device)
-    flow = torch.tensor([-1.37, -0.61]).view(2, 1, 1).expand(2, h, w).contiguous()
-    occluded = torch.zeros(h, w, dtype=torch.bool)
+    # the flow at the stabilizer's working size (384 px on the long side, as FlowEstimator gives it)
+    sh, sw = (round(h * 384 / max(h, w)), round(w * 384 / max(h, w))) if max(h, w) > 384 else (h, w)
+    flow = torch.tensor([-1.37 * sw / w, -0.61 * sh / h]).view(2, 1, 1).expand(2, sh, sw).contiguous()
+    occluded = torch.zeros(sh, sw, dtype=torch.bool)
     st._blend(out, None, None)  # the first frame: nothing to carry or blend
     times = []
     for i in range(warmup + repeat):
