@@ -179,18 +179,14 @@ class StrokeCarrier:
 
     def __call__(self, out: torch.Tensor, flow: Optional[torch.Tensor], trusted: Optional[torch.Tensor],
                  local: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """The stabilized output; ``local`` (1×1×H×W bool, optional): pixels that move on their own
+        (not with the camera), which are blended, never carried."""
         from cvtools.video.stability import _agreement
 
         h, w = out.shape[-2:]
         if flow is None or self._ring is None or self._ring.shape[1:3] != (h, w) or self._ring.device != out.device:
             return self._start(out)
-        gx, gy = self._grid
-        fx, fy = gx + flow[0].float(), gy + flow[1].float()  # where each pixel was in the previous frame
-        rx, ry = fx.round().clamp(0, w - 1), fy.round().clamp(0, h - 1)
-        came_from = (ry * w + rx).long().reshape(-1)
-        src = self._src.reshape(-1)[came_from].reshape(h, w)
-        x = self._x.reshape(-1)[came_from].reshape(h, w) + (fx - rx)
-        y = self._y.reshape(-1)[came_from].reshape(h, w) + (fy - ry)
+        src, x, y = self._compose(flow)
         k = self._ring.shape[0]
         carried = bicubic_gather(self._ring, src % k, x, y).div_(255).to(out.dtype)
         # carried where the flow is trusted and the network agrees (the blend's 5×5 test), except
@@ -210,33 +206,53 @@ class StrokeCarrier:
             # a stroke repainted because a zoom magnified it must give way to the new one: it keeps
             # at most REFRESH_BLEND, or the refresh would hand the magnified stroke on
             blend = torch.where(scaled, blend, min(self.repaint_blend, REFRESH_BLEND))
-        if self.repaint_blend:
-            # where a pixel is repainted, the carried colour stays in at ``repaint_blend`` (the blend's
-            # steadiness where the network changes its strokes), less where that pixel differs by
-            # more than a stroke does and where its whole neighbourhood changed (a light switched
-            # on, an object the flow did not see: followed at once, no ghost)
-            region = F.avg_pool2d(d, REGION, 1, REGION // 2, count_include_pad=False)
-            gate = (d / (PIXEL_GATE * self.tau)).pow(2) + (region / (REGION_GATE * self.tau)).pow(2)
-            weight = trusted * torch.exp(-gate) * blend
-            if local is not None:
-                # what moves on its own (not with the camera) is painted anew by the network in
-                # every frame (no phase lock holds it), so carrying its strokes would leave a
-                # mosaic of pieces from different frames: there, the blend (5×5 agreement, LOCAL_BLEND)
-                weight = torch.where(local, trusted * agreement * min(self.repaint_blend, LOCAL_BLEND), weight)
-            result = torch.lerp(out, carried, weight)
-        else:
-            result = out
         if local is not None:
             carry &= ~local
-        result = torch.where(carry, carried, result)
+        result = torch.where(carry, carried, self._repaint(out, carried, d, trusted * blend, trusted * agreement, local))
+        self._advance(carry[0, 0], src, x, y)
+        self._store(result)
+        return result
+
+    def _compose(self, flow: torch.Tensor):
+        """(source index, x, y) of each pixel if carried: the pixel it came from in the previous
+        frame (nearest) keeps its source, its position moved by the sub-pixel remainder."""
+        h, w = self._src.shape
+        gx, gy = self._grid
+        fx, fy = gx + flow[0].float(), gy + flow[1].float()  # where each pixel was in the previous frame
+        rx, ry = fx.round().clamp(0, w - 1), fy.round().clamp(0, h - 1)
+        came_from = (ry * w + rx).long().reshape(-1)
+        src = self._src.reshape(-1)[came_from].reshape(h, w)
+        x = self._x.reshape(-1)[came_from].reshape(h, w) + (fx - rx)
+        y = self._y.reshape(-1)[came_from].reshape(h, w) + (fy - ry)
+        return src, x, y
+
+    def _repaint(self, out, carried, d, weight, blend_weight, local):
+        """The colour of a repainted pixel: the carried colour stays in at ``weight`` (the repaint
+        blend where the flow is trusted: the blend's steadiness where the network changes its
+        strokes), less where the pixel differs by more than a stroke does and where its whole
+        neighbourhood changed (a light switched on, an object the flow did not see: followed at
+        once, no ghost). What moves on its own (``local``) is painted anew by the network in every
+        frame (no phase lock holds it), so carrying its strokes would leave a mosaic of pieces
+        from different frames: there, the blend (``blend_weight``: trust × 5×5 agreement, at
+        LOCAL_BLEND)."""
+        if not self.repaint_blend:
+            return out
+        region = F.avg_pool2d(d, REGION, 1, REGION // 2, count_include_pad=False)
+        gate = (d / (PIXEL_GATE * self.tau)).pow(2) + (region / (REGION_GATE * self.tau)).pow(2)
+        weight = weight * torch.exp(-gate)
+        if local is not None:
+            weight = torch.where(local, blend_weight * min(self.repaint_blend, LOCAL_BLEND), weight)
+        return torch.lerp(out, carried, weight)
+
+    def _advance(self, keep: torch.Tensor, src, x, y) -> None:
+        """The next frame's sources: carried pixels keep theirs, the others start at this frame;
+        a source about to be overwritten in the ring hands its pixels on to this result."""
+        gx, gy = self._grid
         self._t += 1
-        keep = carry[0, 0]
+        k = self._ring.shape[0]
         src = torch.where(keep, src, self._t)
         x, y = torch.where(keep, x, gx), torch.where(keep, y, gy)
-        # a source about to be overwritten in the ring: its pixels start again from this result
         old = src <= self._t - k
         self._src = torch.where(old, self._t, src)
         self._x, self._y = torch.where(old, gx, x), torch.where(old, gy, y)
-        self._store(result)
         self.last_carried = float(keep.float().mean())
-        return result
