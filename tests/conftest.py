@@ -57,3 +57,17 @@ def run_cli():
         return CliRunner().invoke(cli, [str(a) for a in args], prog_name="cvtools")
 
     return run
+
+
+def noise_effect(sigma, seed=0):
+    """A toy style that flickers like a network: the frame, dimmed, plus fresh noise of std
+    ``sigma`` on every call (nothing of it moves with the scene). For the stabilizer's tests."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+
+    def effect(x):
+        x = x.float() if x.dim() == 4 else x.float()[None]
+        return (0.8 * x + 0.1 + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
+
+    return effect

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import noise_effect
 
 from cvtools.video import synthetic
 from cvtools.video.carry import MAX_RING, MIN_RING, REPAINT_BLEND, StrokeCarrier, bicubic_gather, ring_length
@@ -192,16 +193,6 @@ def test_a_cut_or_a_new_size_starts_again():
     assert torch.equal(carrier(c, torch.zeros(2, h + 4, w), torch.ones(1, 1, h + 4, w)), c)
 
 
-def _noise_effect(sigma, seed):
-    g = torch.Generator().manual_seed(seed)
-
-    def effect(x):
-        x = x.float() if x.dim() == 4 else x.float()[None]
-        return (0.8 * x + 0.1 + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
-
-    return effect
-
-
 @pytest.mark.parametrize("kind", ["pan_subpixel", "zoom", "object", "parallax"])
 def test_carry_mode_is_at_most_0_6_of_frame_by_frame_on_every_motion(kind):
     """The issue's bound through TemporalStabilizer(carry=True) (phase lock + carry), on the noise
@@ -214,9 +205,9 @@ def test_carry_mode_is_at_most_0_6_of_frame_by_frame_on_every_motion(kind):
     clip = synthetic.make_clip(kind, frames=10, size=(64, 96))
     frames = list(clip.frames)
     sigma = 0.03
-    plain_effect = _noise_effect(sigma, seed=1)
+    plain_effect = noise_effect(sigma, seed=1)
     plain = [plain_effect(f) for f in frames]
-    stable = stabilized_effect(frames, _noise_effect(sigma, seed=2), strength=REPAINT_BLEND, carry=True)
+    stable = stabilized_effect(frames, noise_effect(sigma, seed=2), strength=REPAINT_BLEND, carry=True)
     e0 = warping_error(frames, plain, flows=clip.flow, occluded=clip.occluded)
     e1 = warping_error(frames, stable, flows=clip.flow, occluded=clip.occluded)
     assert e1 < 0.6 * e0, (kind, e1 / e0)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from conftest import noise_effect
 
 from cvtools.video import synthetic
 from cvtools.video.flow import FlowEstimator, occlusion_mask, optical_flow, warp
@@ -281,18 +282,6 @@ def test_blend_for_is_the_same_for_every_network():
         assert blend_for(SimpleNamespace(record=resolve_style(name))) == DEFAULT_BLEND > 0
 
 
-def _noise_effect(sigma, seed=0):
-    """A toy style that flickers like a network: the frame, dimmed, plus fresh noise of std
-    ``sigma`` on every call (nothing of it moves with the scene)."""
-    g = torch.Generator().manual_seed(seed)
-
-    def effect(x):
-        x = x.float() if x.dim() == 4 else x.float()[None]
-        return (0.8 * x + 0.1 + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
-
-    return effect
-
-
 @pytest.mark.parametrize("kind", ["pan_subpixel", "zoom", "object", "parallax"])
 def test_stable_is_at_most_0_6_of_frame_by_frame_on_every_motion(kind):
     """The issue's target, on a noise "style" (the flicker of a network that answers each frame
@@ -316,9 +305,9 @@ def test_stable_is_at_most_0_6_of_frame_by_frame_on_every_motion(kind):
     clip = synthetic.make_clip(kind, frames=10, size=SIZE)
     frames = list(clip.frames)
     sigma = 0.03
-    plain_effect = _noise_effect(sigma, seed=1)
+    plain_effect = noise_effect(sigma, seed=1)
     plain = [plain_effect(f) for f in frames]
-    stable = stabilized_effect(frames, _noise_effect(sigma, seed=2))
+    stable = stabilized_effect(frames, noise_effect(sigma, seed=2))
     e0 = warping_error(frames, plain, flows=clip.flow, occluded=clip.occluded)
     e1 = warping_error(frames, stable, flows=clip.flow, occluded=clip.occluded)
     assert e0 == pytest.approx(2 * sigma ** 2, rel=0.35)  # the noise is what flickers (clamping trims it)
