@@ -33,9 +33,11 @@ def _sync(device):
 def time_mode(carry: bool, h: int, w: int, device: str, warmup: int, repeat: int) -> float:
     import torch
 
-    from cvtools.video.stability import TemporalStabilizer
+    from cvtools.video.carry import REPAINT_BLEND
+    from cvtools.video.stability import DEFAULT_BLEND, TemporalStabilizer
 
-    st = TemporalStabilizer(carry=carry, phase_lock=False)
+    # each mode at the blend --stable gives it (stabilizer_for); no phase lock: the step alone
+    st = TemporalStabilizer(REPAINT_BLEND if carry else DEFAULT_BLEND, carry=carry, phase_lock=False)
     g = torch.Generator().manual_seed(0)
     out = torch.rand(1, 3, h, w, generator=g).to(device)
     # the flow at the stabilizer's working size (384 px on the long side, as FlowEstimator gives it)

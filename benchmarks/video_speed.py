@@ -18,8 +18,8 @@ stylized output have real detail to code. Rows:
   CUDA frames travel as yuv420p planes converted on the GPU; ``--rgb`` adds a row with RGB
   frames converted by FFmpeg on the CPU (the path for resized, rotated or stabilized clips);
 - ``end to end <preset> stable`` (``--stable``): the same with ``--stable``'s stabilizer
-  (TemporalStabilizer with its defaults: phase lock with the optical flow in the decoder's thread,
-  crop and blend on the device), RGB frames.
+  (``stabilizer_for``, what ``--stable`` builds: phase lock with the optical flow in the decoder's thread,
+  crop and carry or blend on the device), RGB frames.
 
 Frames per second are frames / wall seconds. The end-to-end rate is bounded by the slowest
 stage, not their sum, when the pipeline overlaps as intended.
@@ -191,9 +191,9 @@ def main():
             out.unlink()
         stabilizer = None
         if stable:
-            from cvtools.video.stability import TemporalStabilizer
+            from cvtools.video.stability import stabilizer_for
 
-            stabilizer = TemporalStabilizer()
+            stabilizer = stabilizer_for(stylizer)  # what --stable runs
         result = stylize_video(stylizer, clip, out, batch_size=batch, preset=preset, tune=args.tune, yuv=yuv,
                                stable=stabilizer)
         check = probe_video(out)
