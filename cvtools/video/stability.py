@@ -150,12 +150,22 @@ def _soft_keep(occluded: torch.Tensor, grow: int) -> torch.Tensor:
     return 1 - occ
 
 
+def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
+    """N×C×H×W mean over a ``size`` × ``size`` window (odd), the window cut at the borders (what
+    ``avg_pool2d(x, size, 1, size // 2, count_include_pad=False)`` gives) as two 1-D passes:
+    2·size reads a pixel instead of size², and the same numbers (a cut window is a rectangle, so
+    its count is the product of the two 1-D counts)."""
+    half = size // 2
+    x = F.avg_pool2d(x, (1, size), 1, (0, half), count_include_pad=False)
+    return F.avg_pool2d(x, (size, 1), 1, (half, 0), count_include_pad=False)
+
+
 def _agreement(out: torch.Tensor, warped: torch.Tensor, tau: float) -> torch.Tensor:
     """1×1×H×W confidence exp(−(d/τ)²) in the warped previous output, from d, the network's
     disagreement with it (mean |out − warped| over RGB and a 5×5 neighbourhood): ~1 where they
     differ by shimmer, falling where they differ by a whole stroke or object (a flow error the
     forward-backward check missed, a lighting change: the new frame is trusted, no ghost)."""
-    d = F.avg_pool2d((out - warped).abs().mean(1, keepdim=True), 5, 1, 2, count_include_pad=False)
+    d = box_mean((out - warped).abs().mean(1, keepdim=True), 5)
     return torch.exp(-(d / tau).pow(2))
 
 
