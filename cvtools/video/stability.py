@@ -445,15 +445,13 @@ class TemporalStabilizer(Stabilizer):
             keep = F.interpolate(keep, size=(h, w), mode="bilinear", align_corners=False)
         return keep, FlowEstimator.upscale(flow.to(out.device), h, w)
 
-    def _local_motion(self, flow, occluded, h: int, w: int) -> torch.Tensor:
-        return _local_motion_mask(flow, occluded, h, w, self.local_motion)
-
     def _carry(self, out: torch.Tensor, flow, occluded) -> torch.Tensor:
         """The carry mode (:class:`cvtools.video.carry.StrokeCarrier`) instead of the blend."""
         if flow is None:
             result = self.carrier(out, None, None)
         else:
-            local = self._local_motion(flow, occluded, *out.shape[-2:]).to(out.device) if self.local_motion else None
+            local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion).to(out.device)
+                     if self.local_motion else None)
             keep, flow = self._keep_and_flow(out, flow, occluded)
             result = self.carrier(out, flow, keep, local)
         self.last_trusted = self.carrier.last_carried
