@@ -130,7 +130,7 @@ def pack(out: Path, names, export: Path):
 
 
 #: the recipe keys of a bundled record that say how it trained (TrainConfig fields)
-RECORD_RECIPE_KEYS = ("style_weight", "content_weight", "tv_weight", "temporal_weight", "steps", "batch_size",
+RECORD_RECIPE_KEYS = ("style_weight", "content_weight", "tv_weight", "temporal_weight", "temporal_local", "steps", "batch_size",
                       "image_size", "style_size", "lr", "seed", "crop_scale", "style_layers", "content_layer",
                       "style_layer_weights", "objective")
 

@@ -427,7 +427,36 @@ def test_partial_start_copies_the_overlapping_block_of_a_wider_network():
             continue
         block = tuple(slice(0, min(a, b)) for a, b in zip(s.shape, dst.shape))
         assert torch.equal(dst[block], s[block]), key
-        if s.shape != dst.shape:  # outside the shared block: the wide network's own values
-            rest = torch.ones_like(dst, dtype=torch.bool)
+        if s.shape != dst.shape:  # outside the shared block: the wide network's own values,
+            rest = torch.ones_like(dst, dtype=torch.bool)  # zero from new inputs
             rest[block] = False
-            assert torch.equal(dst[rest], before[key][rest]), key
+            new_inputs = torch.zeros_like(rest)
+            if dst.dim() >= 2 and dst.shape[1] > s.shape[1]:
+                new_inputs[:, s.shape[1]:] = True
+            assert torch.equal(dst[rest & ~new_inputs], before[key][rest & ~new_inputs]), key
+            assert not dst[new_inputs].any(), key
+
+
+def test_a_wider_embedding_starts_as_the_narrower_network():
+    from cvtools.style.train_arbitrary import load_overlapping
+
+    small = tiny_net()
+    torch.manual_seed(2)
+    for p in small.parameters():
+        p.data.normal_(0, 0.3)
+    wide = tiny_net(embedding_dim=small.config.embedding_dim + 9, encoder_hidden=small.config.encoder_hidden + 5)
+    load_overlapping(wide, small.state_dict())
+    torch.manual_seed(3)
+    features = torch.randn(2, small.encoder.mlp[0].in_features)
+    photo = torch.rand(2, 3, 32, 48)
+    with torch.no_grad():
+        narrow_emb, wide_emb = small.encoder.mlp(features), wide.encoder.mlp(features)
+        d = small.config.embedding_dim
+        # the old embedding numbers are the same sums of the same terms (the new hidden units
+        # add exact zeros), so equal to fp32 rounding; the heads ignore the new numbers
+        assert torch.allclose(wide_emb[:, :d], narrow_emb, rtol=1e-5, atol=1e-6)
+        assert torch.allclose(wide.style_params(wide_emb), small.style_params(narrow_emb), rtol=1e-5, atol=1e-5)
+        assert torch.allclose(wide(photo, wide_emb), small(photo, narrow_emb), rtol=1e-4, atol=1e-5)
+    # and the new inputs' weights can learn: their gradient is not zero
+    wide(photo, wide.encoder.mlp(features)).mean().backward()
+    assert wide.heads.weight.grad[:, d:].abs().sum() > 0

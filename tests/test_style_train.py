@@ -243,9 +243,52 @@ def test_stability_distance_is_zero_for_a_moving_network_and_not_for_a_grid_patt
     assert float(pair.distance(pair.image + checker, x + checker)) > 1e-3
 
 
-def test_training_with_the_stability_term_lowers_it_and_records_it(photos, tmp_path):
+def test_stability_pair_moving_object_moves_a_disc_on_its_own():
+    from cvtools.style.train_objective import MOVING_OBJECT, stability_pair
+
+    h, w = 64, 96
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    # a linear ramp: bilinear sampling reproduces it exactly away from the borders, so a move
+    # by (dx, dy) shows as the constant difference −(0.5·dx/95 + 0.4·dy/63)
+    ramp = (0.5 * xs / (w - 1) + 0.4 * ys / (h - 1)).expand(4, 3, h, w).contiguous()
+    still = {"shift": 0, "zoom": 0, "turn": 0}
+    pair = stability_pair(ramp, torch.Generator().manual_seed(4), still, local_fraction=1.0)
+    g = torch.Generator().manual_seed(4)
+    torch.rand(4, 4, generator=g, dtype=torch.float64)  # the camera's draws come first
+    r = torch.rand(4, 6, generator=g, dtype=torch.float64)
+    o = MOVING_OBJECT
+    for i in range(4):
+        radius = (o["radius"][0] + (o["radius"][1] - o["radius"][0]) * float(r[i, 1])) * h
+        cx, cy = float(r[i, 2]) * (w - 1), float(r[i, 3]) * (h - 1)
+        dx, dy = (float(r[i, 4]) * 2 - 1) * o["shift"], (float(r[i, 5]) * 2 - 1) * o["shift"]
+        dist = ((xs - cx) ** 2 + (ys - cy) ** 2).sqrt() - radius
+        interior = (xs >= 4) & (xs < w - 4) & (ys >= 4) & (ys < h - 4)
+        diff = pair.image[i, 0] - ramp[i, 0]
+        inside, outside = (dist < -1) & interior, (dist > 1) & interior
+        expected = -(0.5 * dx / (w - 1) + 0.4 * dy / (h - 1))
+        # fp32 grid coordinates (~1, ulp 1.2e-7) times a ramp slope below 1 per pixel
+        assert inside.any() and float((diff[inside] - expected).abs().max()) < 1e-4
+        assert float(diff[outside].abs().max()) < 1e-4
+        rim = dist.abs() < o["edge"] + max(abs(dx), abs(dy))
+        assert torch.equal(pair.weight[i, 0], (~rim).float())
+    # a pointwise effect moves with the object too: distance at rounding level; a grid-tied one not
+    assert float(pair.distance(pair.image * 0.5 + 0.1, ramp * 0.5 + 0.1)) < 1e-10
+    # (the camera stands still: only the discs' sub-pixel moves can make a grid-tied pattern
+    # differ, and without discs it cannot)
+    checker = ((torch.arange(h)[:, None] + torch.arange(w)[None]) % 2).float() * 0.2
+    assert float(pair.distance(pair.image + checker, ramp + checker)) > 1e-5
+    none = stability_pair(ramp, torch.Generator().manual_seed(4), still, local_fraction=0.0)
+    assert float(none.distance(none.image + checker, ramp + checker)) < 1e-10
+    # without moving objects the pair is the camera's move alone, as before
+    plain = stability_pair(ramp, torch.Generator().manual_seed(4))
+    assert plain.weight is None and torch.equal(
+        plain.grid, stability_pair(ramp, torch.Generator().manual_seed(4), local_fraction=0.0).grid)
+
+
+@pytest.mark.parametrize("local", [0.0, 1.0])
+def test_training_with_the_stability_term_lowers_it_and_records_it(photos, tmp_path, local):
     c = config(photos, tmp_path, steps=8, lr=5e-3, temporal_weight=1000.0, style_weight=0.0, content_weight=0.0,
-               tv_weight=0.0)
+               tv_weight=0.0, temporal_local=local)
     trainer = Trainer(c)
     batch = torch.stack([PhotoCrops(sorted(photos.glob("p*.jpg")), 64, seed=0)[k] for k in range(2)])
     first = [float(trainer.step(batch)["temporal"]) for _ in range(8)]
@@ -254,3 +297,27 @@ def test_training_with_the_stability_term_lowers_it_and_records_it(photos, tmp_p
     assert np.mean(first[-3:]) < 0.7 * np.mean(first[:3]), first
     with pytest.raises(ValueError):
         config(photos, tmp_path, temporal_weight=-1.0).check()
+    with pytest.raises(ValueError):
+        config(photos, tmp_path, temporal_local=1.5).check()
+
+
+def test_fine_tuning_starts_from_the_given_weights(photos, tmp_path):
+    from cvtools.errors import UsageError
+    from cvtools.style.network import TransformerNet
+    from cvtools.style.records import save_style_weights
+
+    torch.manual_seed(7)
+    start = TransformerNet(0.125, 1)
+    for p in start.parameters():
+        p.data.normal_(0, 0.1)
+    path = tmp_path / "start.safetensors"
+    save_style_weights(start, path)
+    trainer = Trainer(config(photos, tmp_path, width=0.125, residual_blocks=1, init_weights=str(path)))
+    for key, value in trainer.net.state_dict().items():
+        # the file holds fp16: the run starts from exactly those values
+        assert torch.equal(value.cpu(), start.state_dict()[key].half().float()), key
+    fresh = Trainer(config(photos, tmp_path, width=0.125, residual_blocks=1))
+    assert any(not torch.equal(a, b) for a, b in zip(fresh.net.state_dict().values(),
+                                                     trainer.net.state_dict().values()))
+    with pytest.raises(UsageError, match="width"):
+        Trainer(config(photos, tmp_path, width=0.25, residual_blocks=1, init_weights=str(path)))

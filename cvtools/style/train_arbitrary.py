@@ -75,7 +75,11 @@ NAME = "arbitrary"
 def load_overlapping(net, state) -> tuple:
     """Copy ``state`` into ``net``'s parameters and buffers of the same name: whole where the
     shapes match, else the leading block both shapes share (a 96-channel layer's weights into
-    the first 96 channels of a 128-channel one). Returns (whole, in part, untouched) counts."""
+    the first 96 channels of a 128-channel one). A weight whose inputs grew (dimension 1 of a
+    linear or convolution weight) gets zeros from its new inputs, so the old outputs start
+    exactly as they were (a wider embedding starts as the narrower network, Net2Net's idea) and
+    the new inputs' weights still learn (their inputs are not zero). Returns (whole, in part,
+    untouched) counts."""
     exact = part = 0
     own = net.state_dict()
     with torch.no_grad():
@@ -89,6 +93,8 @@ def load_overlapping(net, state) -> tuple:
             else:
                 block = tuple(slice(0, min(a, b)) for a, b in zip(src.shape, dst.shape))
                 dst[block].copy_(src[block])
+                if dst.dim() >= 2 and dst.shape[1] > src.shape[1]:
+                    dst[:, src.shape[1]:] = 0
                 part += 1
     return exact, part, len(own) - exact - part
 

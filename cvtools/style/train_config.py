@@ -59,6 +59,10 @@ class TrainConfig:
     #: (shift, zoom, turn: :func:`stability_pair`) should be its output on the photo, moved the
     #: same way, so that video frames do not flicker (mean squared difference in [0, 1] RGB)
     temporal_weight: float = 0.0
+    #: share (0-1) of the stability term's photos whose move also has a moving object: a disc of
+    #: the photo moved on its own (:func:`stability_pair`), so the network learns to keep its
+    #: strokes on what moves in front of the camera's motion, not only under it
+    temporal_local: float = 0.0
     #: options of the stronger style objective (cvtools.style.losses.check_objective), e.g.
     #: {"transform": "swag", "tone_weight": 20}; None: plain Grams in the main backbone
     objective: Optional[Dict] = None
@@ -73,6 +77,9 @@ class TrainConfig:
     # network
     width: float = 0.5
     residual_blocks: int = 5
+    #: start from these weights (a style's .safetensors of the same width and blocks, e.g. a
+    #: bundled style's, to fine-tune it) instead of random ones; None: random
+    init_weights: Optional[str] = None
     # bookkeeping
     checkpoint_every: int = 500
     preview_every: Optional[int] = None  # None: about PREVIEWS_PER_RUN previews over the run; 0: none
@@ -148,7 +155,7 @@ def _check_texts(config: TrainConfig) -> None:
 
     for key in ("style_image", "photos", "output", "backbone", "device"):
         text(key)
-    for key in ("backbone_weights", "content_layer", "preview"):
+    for key in ("backbone_weights", "content_layer", "preview", "init_weights"):
         text(key, none_ok=True)
     for key in ("title", "artist", "year"):
         text(key)
@@ -185,6 +192,7 @@ def _check_numbers(config: TrainConfig) -> None:
 
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
         number(key, 0, 1e9)
+    number("temporal_local", 0, 1)
     number("lr", 1e-12, 10)
     number("steps", 1, MAX_STEPS, integer=True)
     number("batch_size", 1, 65536, integer=True)

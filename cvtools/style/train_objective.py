@@ -38,29 +38,40 @@ def _sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class StabilityPair:
-    """The photos moved (``image``), and the same move for the outputs (:meth:`move`)."""
+    """The photos moved (``image``), and the same move for the outputs (:meth:`move`);
+    ``weight`` (N×1×H×W or None): where the outputs are compared (0 along a moving object's
+    edge, where the network rightly paints differently: a new edge in new surroundings)."""
 
     image: torch.Tensor
     grid: torch.Tensor
+    weight: Optional[torch.Tensor] = None
 
     def move(self, y: torch.Tensor) -> torch.Tensor:
         return _sample(y, self.grid)
 
     def distance(self, y_moved: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Mean squared difference, in fp32, between the output of the moved photo and the
-        moved output, inside the border."""
+        moved output, inside the border (and off moving objects' edges)."""
         b = STABILITY_BORDER
-        d = y_moved.float() - self.move(y)
+        d = (y_moved.float() - self.move(y)).pow(2)
+        w = self.weight
         if d.shape[-1] > 4 * b and d.shape[-2] > 4 * b:
             d = d[..., b:-b, b:-b]
-        return d.pow(2).mean()
+            w = None if w is None else w[..., b:-b, b:-b]
+        if w is None:
+            return d.mean()
+        return (d * w).sum() / (w.sum() * d.shape[1]).clamp_min(1.0)
 
 
-def stability_pair(x: torch.Tensor, generator: torch.Generator, moves: Optional[Dict[str, float]] = None) -> StabilityPair:
+def stability_pair(x: torch.Tensor, generator: torch.Generator, moves: Optional[Dict[str, float]] = None,
+                   local_fraction: float = 0.0) -> StabilityPair:
     """Each photo of the batch ``x`` (B×3×H×W in [0, 1]) moved by a small random similarity
     transform (bilinear, reflected at the borders): what consecutive video frames look like.
     The stability term of train-style (Gupta et al. 2017's idea: train the network to answer
-    small moves with the same strokes, moved) needs no video: only still photos."""
+    small moves with the same strokes, moved) needs no video: only still photos.
+
+    ``local_fraction`` of the photos also get a moving object (:func:`_moving_disc`): a disc
+    of the photo that moves on its own, as a person or a car does in front of a panning camera."""
     m = dict(STABILITY_MOVES, **(moves or {}))
     n, _, h, w = x.shape
     r = torch.rand(n, 4, generator=generator, dtype=torch.float64) * 2 - 1
@@ -72,7 +83,42 @@ def stability_pair(x: torch.Tensor, generator: torch.Generator, moves: Optional[
     aspect = h / w  # a turn in pixels, not in the unit square
     theta = torch.stack([torch.stack([cos, -sin * aspect, tx], 1), torch.stack([sin / aspect, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.float().to(x.device), [n, 3, h, w], align_corners=False)
+    weight = None
+    if local_fraction > 0:
+        grid, weight = _moving_disc(grid, generator, local_fraction)
     image = _sample(x, grid).to(x.dtype)
     if x.is_contiguous(memory_format=torch.channels_last):
         image = image.contiguous(memory_format=torch.channels_last)
-    return StabilityPair(image, grid)
+    return StabilityPair(image, grid, weight)
+
+
+#: the moving object of the stability term: a disc of radius ``radius`` × the short side,
+#: moved ± ``shift`` pixels per axis on top of the camera's move (the synthetic clips' objects
+#: move 2-3 px a frame); ``edge`` pixels either side of its rim are left out of the comparison
+#: (plus the move itself: what the disc uncovers or covers has no counterpart)
+MOVING_OBJECT = {"radius": (0.12, 0.3), "shift": 3.0, "edge": 4.0}
+
+
+def _moving_disc(grid: torch.Tensor, generator: torch.Generator, fraction: float):
+    """``grid`` (N×H×W×2, where each moved pixel samples the photo) with a disc of some
+    photos sampled from an extra offset: the disc's content moves on its own. Returns the new
+    grid and the comparison weight (N×1×H×W: 0 near the disc's rim, 1 elsewhere)."""
+    n, h, w, _ = grid.shape
+    o = MOVING_OBJECT
+    r = torch.rand(n, 6, generator=generator, dtype=torch.float64)
+    chosen = (r[:, 0] < fraction).to(torch.float64)
+    short = min(h, w)
+    radius = (o["radius"][0] + (o["radius"][1] - o["radius"][0]) * r[:, 1]) * short
+    cx, cy = r[:, 2] * (w - 1), r[:, 3] * (h - 1)
+    dx, dy = (r[:, 4] * 2 - 1) * o["shift"] * chosen, (r[:, 5] * 2 - 1) * o["shift"] * chosen
+    dev = grid.device
+    ys = torch.arange(h, device=dev, dtype=torch.float32).view(1, h, 1)
+    xs = torch.arange(w, device=dev, dtype=torch.float32).view(1, 1, w)
+    f = lambda t: t.float().to(dev).view(n, 1, 1)  # noqa: E731
+    dist = ((xs - f(cx)) ** 2 + (ys - f(cy)) ** 2).sqrt() - f(radius)
+    inside = (dist < 0).float() * f(chosen)
+    offset = torch.stack([f(dx) * 2 / w, f(dy) * 2 / h], -1)  # N×1×1×2 in grid units
+    moved = grid - inside.unsqueeze(-1) * offset
+    margin = o["edge"] + f(torch.maximum(dx.abs(), dy.abs()))
+    weight = 1 - (dist.abs() < margin).float() * f(chosen)
+    return moved, weight.unsqueeze(1)

@@ -67,6 +67,7 @@ class Trainer:
         cuda = self.device.type == "cuda"
         self.amp_dtype = autocast_dtype(c.precision, cuda)
         self.channels_last = cuda
+        self._resuming = checkpoint is not None  # a resumed run's weights are the checkpoint's
         self._build_network()
         self._build_loss()
         # Several processes (torchrun): gradients are averaged across ranks by DDP, so each
@@ -101,11 +102,27 @@ class Trainer:
 
         c = self.config
         torch.manual_seed(c.seed)
-        self.net = TransformerNet(c.width, c.residual_blocks).to(self.device)
+        self.net = TransformerNet(c.width, c.residual_blocks)
+        if c.init_weights and not self._resuming:
+            self._load_start(c.init_weights)
+        self.net = self.net.to(self.device)
         if self.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=c.lr)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+
+    def _load_start(self, path: str) -> None:
+        """The weights to fine-tune (checked as any style weights file is, before a tensor is
+        read); a file of another width or depth is a one-line error, not a partial start."""
+        from cvtools.style.records import load_style_weights
+
+        start = load_style_weights(path)
+        c = self.config
+        if (float(start.width), int(start.residual_blocks)) != (float(c.width), int(c.residual_blocks)):
+            raise UsageError(f"{path}: its network has width {start.width:g} and {start.residual_blocks} residual "
+                             f"blocks, this run {c.width:g} and {c.residual_blocks}", param="init_weights")
+        self.net.load_state_dict(start.state_dict())
+        self._note(f"starting from the weights in {path}")
 
     def _build_loss(self) -> None:
         """The frozen backbone, its style and content layers, and the perceptual loss against
@@ -188,7 +205,7 @@ class Trainer:
             # the moved copies go through the network in the same batch (one launch per layer;
             # instance norm keeps the samples independent); only the originals get the
             # perceptual loss, whose backbone passes are the expensive part
-            moved = stability_pair(x, self._stability_generator())
+            moved = stability_pair(x, self._stability_generator(), local_fraction=c.temporal_local)
             inputs = torch.cat([x, moved.image])
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
