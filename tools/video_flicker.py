@@ -159,7 +159,14 @@ def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flo
 def stabilizer_options(args) -> dict:
     """TemporalStabilizer keywords given on the command line (the rest stay its defaults)."""
     options = {"disagreement": args.disagreement, "max_scale_change": args.max_scale_change}
-    return {k: v for k, v in options.items() if v is not None}
+    options = {k: v for k, v in options.items() if v is not None}
+    if args.local_motion is not None:  # 0: off (moving objects carried like the rest)
+        options["local_motion"] = args.local_motion or None
+    if args.local_blend is not None:  # an exploration knob, not a stabilizer setting: the module's constant
+        import cvtools.video.carry as carry
+
+        carry.LOCAL_BLEND = args.local_blend
+    return options
 
 
 def painting_stylizer(path):
@@ -239,6 +246,11 @@ def main(argv=None):
     ap.add_argument("--disagreement", type=float, help="the stabilizer's agreement τ (default: its own)")
     ap.add_argument("--max-scale-change", type=float,
                     help="carry mode: repaint a stroke magnified by more than this (0: never; default: its own)")
+    ap.add_argument("--local-motion", type=float,
+                    help="carry mode: blend, not carry, what moves this many px off the camera's motion "
+                         "(0: off; default: its own)")
+    ap.add_argument("--local-blend", type=float,
+                    help="carry mode: the blend on what moves on its own (default: carry.LOCAL_BLEND)")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"), help="for the paintings (style distance)")
     ap.add_argument("--side-by-side", metavar="WEBP", help="write the last clip's fbf | stable animation here")
