@@ -162,8 +162,7 @@ class StrokeCarrier:
     def reset(self) -> None:
         self._ring = None  # K×H×W×3 uint8: the last K results
         self._t = -1  # this clip's frame counter
-        #: the share of the last frame's pixels carried (not repainted)
-        self.last_carried = 0.0
+        self._carried_share = 0.0  # a device tensor after a frame: read through last_carried
 
     def _start(self, out: torch.Tensor) -> torch.Tensor:
         h, w = out.shape[-2:]
@@ -176,7 +175,7 @@ class StrokeCarrier:
         self._x, self._y = gx.clone(), gy.clone()
         self._t = 0
         self._store(out)
-        self.last_carried = 0.0
+        self._carried_share = 0.0
         return out
 
     def _store(self, result: torch.Tensor) -> None:
@@ -259,4 +258,9 @@ class StrokeCarrier:
         old = src <= self._t - k
         self._src = torch.where(old, self._t, src)
         self._x, self._y = torch.where(old, gx, x), torch.where(old, gy, y)
-        self.last_carried = float(keep.float().mean())
+        self._carried_share = keep.float().mean()  # read on demand: no device sync per frame
+
+    @property
+    def last_carried(self) -> float:
+        """The share of the last frame's pixels carried (not repainted)."""
+        return float(self._carried_share)
