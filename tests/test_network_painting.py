@@ -226,4 +226,5 @@ def test_huge_paintings_are_shrunk_before_they_become_tensors(monkeypatch):
     # the PIL painting reached the tensor conversion at 1,024 px on its short side (box filter:
     # a flat colour stays that colour); the tensor painting went as it was
     assert calls[0] == (1536, 1024) and callable(calls[1])
-    assert original is painting.NetworkPaintingStylizer.embedding_of and st.embedding.shape == (100,)
+    assert original is painting.NetworkPaintingStylizer.embedding_of
+    assert st.embedding.shape == (st.network.config.embedding_dim,)

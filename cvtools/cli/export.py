@@ -14,7 +14,7 @@ from cvtools.cli.common import echo_err, quiet_option
                    "efficientnet_lite0, resnet50, ... (see `cvtools backbones`).")
 @click.option("--arbitrary", is_flag=True,
               help="Export the any-painting network instead, as two files: -o any.onnx writes any_encoder.onnx "
-                   "(painting -> 100-number style embedding) and any_transformer.onnx (photo + embedding -> "
+                   "(painting -> 400-number style embedding) and any_transformer.onnx (photo + embedding -> "
                    "stylized). fp32.")
 @click.option("--weights", metavar="PATH|random",
               help="With --backbone: a local state dict, or 'random'. With --arbitrary: a network from "
