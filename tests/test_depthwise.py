@@ -62,4 +62,11 @@ def test_native_depthwise_under_autocast_matches_conv2d():
     assert x2.grad.dtype == torch.float32 and w.grad.dtype == torch.float32
     w.grad = None
     ref.float().sum().backward()
-    torch.testing.assert_close(x2.grad, x1.grad, rtol=2 ** -7, atol=2 ** -7)
+    # each input gradient is a sum of up to 9 weights of its channel, taken in bf16: the weights'
+    # rounding and that of the partial sums are each at most 2^-9 of the channel's Σ|w| (a sum
+    # that cancels to a small result can carry the error of its large partial sums: seen on an
+    # AVX2-only AMD EPYC, 0.031 apart at a gradient of 0.78, 2026-12-05), so the two paths
+    # differ by at most 2 · 2 · 2^-9 · Σ|w| per channel; a wrong gradient is off by O(|w|)
+    bound = 2 * 2 * 2 ** -9 * w.detach().abs().sum(dim=(1, 2, 3)).view(1, -1, 1, 1)
+    assert bool(((x2.grad - x1.grad).abs() <= bound).all()), float((x2.grad - x1.grad).abs().max())
+    assert float((x2.grad - x1.grad).abs().max()) < 0.1 * float(x1.grad.abs().max())
