@@ -67,8 +67,7 @@ class Trainer:
         cuda = self.device.type == "cuda"
         self.amp_dtype = autocast_dtype(c.precision, cuda)
         self.channels_last = cuda
-        self._resuming = checkpoint is not None  # a resumed run's weights are the checkpoint's
-        self._build_network()
+        self._build_network(resuming=checkpoint is not None)
         self._build_loss()
         # Several processes (torchrun): gradients are averaged across ranks by DDP, so each
         # rank's mean loss over its share of the global batch gives the one-process gradient.
@@ -95,7 +94,7 @@ class Trainer:
         if self.on_note is not None:
             self.on_note(message)
 
-    def _build_network(self) -> None:
+    def _build_network(self, resuming: bool = False) -> None:
         """The style network (seeded: the same run starts from the same weights), its Adam and
         the fp16 gradient scaler (a no-op at other precisions)."""
         from cvtools.style.network import TransformerNet
@@ -103,7 +102,7 @@ class Trainer:
         c = self.config
         torch.manual_seed(c.seed)
         self.net = TransformerNet(c.width, c.residual_blocks)
-        if c.init_weights and not self._resuming:
+        if c.init_weights and not resuming:  # a resumed run's weights are the checkpoint's
             self._load_start(c.init_weights)
         self.net = self.net.to(self.device)
         if self.channels_last:

@@ -162,7 +162,9 @@ class StrokeCarrier:
     def reset(self) -> None:
         self._ring = None  # K×H×W×3 uint8: the last K results
         self._t = -1  # this clip's frame counter
-        self._carried_share = 0.0  # a device tensor after a frame: read through last_carried
+        #: the share of the last frame's pixels carried: a 0-d tensor on the output's device after a
+        #: frame (no device sync per frame); ``last_carried`` reads it as a float
+        self.carried_share = 0.0
 
     def _start(self, out: torch.Tensor) -> torch.Tensor:
         h, w = out.shape[-2:]
@@ -175,7 +177,7 @@ class StrokeCarrier:
         self._x, self._y = gx.clone(), gy.clone()
         self._t = 0
         self._store(out)
-        self._carried_share = 0.0
+        self.carried_share = 0.0
         return out
 
     def _store(self, result: torch.Tensor) -> None:
@@ -258,9 +260,9 @@ class StrokeCarrier:
         old = src <= self._t - k
         self._src = torch.where(old, self._t, src)
         self._x, self._y = torch.where(old, gx, x), torch.where(old, gy, y)
-        self._carried_share = keep.float().mean()  # read on demand: no device sync per frame
+        self.carried_share = keep.float().mean()  # read on demand: no device sync per frame
 
     @property
     def last_carried(self) -> float:
         """The share of the last frame's pixels carried (not repainted)."""
-        return float(self._carried_share)
+        return float(self.carried_share)

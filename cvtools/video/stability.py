@@ -461,7 +461,7 @@ class TemporalStabilizer(Stabilizer):
             local = _local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion) if self.local_motion else None
             keep, flow = self._keep_and_flow(out, flow, occluded)
             result = self.carrier(out, flow, keep, local)
-        self._trusted_share = self.carrier._carried_share  # read on demand: no device sync per frame
+        self._trusted_share = self.carrier.carried_share  # read on demand: no device sync per frame
         return result
 
 
