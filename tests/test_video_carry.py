@@ -8,7 +8,21 @@ import torch.nn.functional as F
 from conftest import noise_effect
 
 from cvtools.video import synthetic
-from cvtools.video.carry import MAX_RING, MIN_RING, REPAINT_BLEND, StrokeCarrier, bicubic_gather, ring_length
+from cvtools.video.carry import (
+    CODE_HIGH,
+    CODE_LOW,
+    MAX_RING,
+    MIN_RING,
+    PREFILTER_TAPS,
+    REPAINT_BLEND,
+    StrokeCarrier,
+    _cubic_weights,
+    _prefilter_torch,
+    bspline_coefficients,
+    bspline_weights,
+    cubic_gather,
+    ring_length,
+)
 from cvtools.video.flow import warp
 from cvtools.video.stability import TemporalStabilizer, stabilized_effect, warping_error
 
@@ -27,28 +41,88 @@ def _smooth_texture(h, w, seed=0):
     return 0.2 + 0.6 * F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-def test_bicubic_gather_is_grid_sample_bicubic_per_pixel():
-    """One stored output: the gather is grid_sample's bicubic with border padding (taps clamped),
-    inside the frame and outside it. fp32: 16 products of values ≤ 1 with weights summing to 1
-    (|w| ≤ 1.3 in all), so agreement to ~16 · 1.3 · 2⁻²⁴ ≈ 1.2e-6 per channel; 1e-5 leaves room for
-    the two orders of summation."""
+#: how far a colour read from the ring can be from the stored output: the codes are rounded to
+#: half a code step, (CODE_HIGH − CODE_LOW)/255/2 = 1.25/255, and a read's weights are positive and
+#: sum to 1; plus the prefilter's truncated tail, 2·√3·|pole|^(T+1)/(1 − |pole|) ≤ 4e-5 at T = 8
+STORE_ERROR = (CODE_HIGH - CODE_LOW) / 255 / 2 + 4e-5
+
+
+def _stored(value: float) -> float:
+    """A flat area's colour as the ring gives it back: its coefficients are the colour itself (the
+    prefilter sums to 1), coded to the nearest of 256 steps over [CODE_LOW, CODE_HIGH]."""
+    step = (CODE_HIGH - CODE_LOW) / 255
+    return round((value - CODE_LOW) / step) * step + CODE_LOW
+
+
+def test_cubic_gather_with_keys_weights_is_grid_sample_bicubic_per_pixel():
+    """One stored output: the gather with Keys' weights is grid_sample's bicubic with reflection
+    padding (taps mirrored about the edge pixels), inside the frame and outside it. fp32: 16
+    products of values ≤ 1 with weights summing to 1 (|w| ≤ 1.3 in all), so agreement to
+    ~16 · 1.3 · 2⁻²⁴ ≈ 1.2e-6 per channel; 1e-5 leaves room for the two orders of summation."""
     h, w = SIZE
     g = torch.Generator().manual_seed(1)
     image = torch.rand(1, 3, h, w, generator=g)
     flow = 4 * torch.randn(2, h, w, generator=g)
     gx, gy = _grid(h, w)
     ring = image[0].permute(1, 2, 0)[None].contiguous()
-    got = bicubic_gather(ring, torch.zeros(h, w, dtype=torch.long), gx + flow[0], gy + flow[1])
-    assert (got - warp(image, flow, mode="bicubic")).abs().max() < 1e-5
+    got = cubic_gather(ring, torch.zeros(h, w, dtype=torch.long), gx + flow[0], gy + flow[1], weights=_cubic_weights)
+    x, y = gx + flow[0], gy + flow[1]
+    grid = torch.stack([x / (w - 1) * 2 - 1, y / (h - 1) * 2 - 1], -1)[None]
+    expected = F.grid_sample(image, grid, mode="bicubic", padding_mode="reflection", align_corners=True)
+    assert (got - expected).abs().max() < 1e-5
 
 
-def test_bicubic_gather_reads_each_pixel_from_its_own_slot():
+def test_cubic_gather_reads_each_pixel_from_its_own_slot():
     h, w = SIZE
     frames = torch.stack([torch.full((h, w, 3), float(k)) for k in range(3)])  # slot k holds k everywhere
     slot = torch.randint(0, 3, (h, w), generator=torch.Generator().manual_seed(2))
     gx, gy = _grid(h, w)
-    got = bicubic_gather(frames, slot, gx + 0.37, gy - 0.61)  # constant images: any position reads k
+    got = cubic_gather(frames, slot, gx + 0.37, gy - 0.61)  # constant images: any position reads k
     assert torch.allclose(got[0], slot.float().expand(3, h, w), atol=1e-5)
+
+
+def test_the_bspline_read_passes_through_the_samples():
+    """Coefficients, then a read at the pixels' own positions: the image again, at the edges too
+    (the prefilter and the taps mirror the same way), to the prefilter's truncated tail (≤ 4e-5
+    of values ≤ 1, plus fp32 rounding). The CPU's OpenCV filter and the torch one agree."""
+    h, w = SIZE
+    image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(6))
+    coefficients = bspline_coefficients(image)
+    assert (coefficients - _prefilter_torch(image)).abs().max() < 1e-5
+    gx, gy = _grid(h, w)
+    ring = coefficients[0].permute(1, 2, 0)[None].contiguous()
+    got = cubic_gather(ring, torch.zeros(h, w, dtype=torch.long), gx, gy)
+    assert (got - image).abs().max() < 5e-5
+    assert PREFILTER_TAPS == 8  # the bound above is for 8 taps a side
+
+
+def test_the_bspline_read_keeps_more_of_a_fine_stroke_than_keys():
+    """A stroke pattern of 0.35 cycles/px read half a pixel off: its contrast is multiplied by the
+    interpolator's response there. Keys (a = −0.75, weights −3/32, 19/32, 19/32, −3/32):
+    2·(19/32·cos πf − 3/32·cos 3πf) = 0.724; the B-spline (weights 1/48, 23/48, 23/48, 1/48 on
+    coefficients, which divide the spectrum by 2/3 + 1/3·cos 2πf): 0.837. Contrast measured by
+    projecting the middle of a 256-px row on cos/sin at f (edges excluded), to the truncated tail."""
+    f, n = 0.35, 256
+    xs = torch.arange(n, dtype=torch.float32)
+    row = (0.5 + 0.4 * torch.cos(2 * math.pi * f * xs)).view(1, 1, 1, n).expand(1, 3, 4, n).contiguous()
+    gy, gx = torch.meshgrid(torch.arange(4, dtype=torch.float32), xs, indexing="ij")
+    slot = torch.zeros(4, n, dtype=torch.long)
+
+    def contrast(read):
+        v, x = read[0, 0, 2, 32:-32] - 0.5, xs[32:-32] + 0.5
+        a = (v * torch.cos(2 * math.pi * f * x)).sum() / (torch.cos(2 * math.pi * f * x) ** 2).sum()
+        b = (v * torch.sin(2 * math.pi * f * x)).sum() / (torch.sin(2 * math.pi * f * x) ** 2).sum()
+        return float(torch.hypot(a, b)) / 0.4
+
+    c = math.cos
+    keys = 2 * (19 / 32 * c(math.pi * f) - 3 / 32 * c(3 * math.pi * f))
+    bspline = 2 * (23 / 48 * c(math.pi * f) + 1 / 48 * c(3 * math.pi * f)) / (2 / 3 + c(2 * math.pi * f) / 3)
+    ring = row[0].permute(1, 2, 0)[None].contiguous()
+    got_keys = contrast(cubic_gather(ring, slot, gx + 0.5, gy, weights=_cubic_weights))
+    coefficients = bspline_coefficients(row)[0].permute(1, 2, 0)[None].contiguous()
+    got_bspline = contrast(cubic_gather(coefficients, slot, gx + 0.5, gy, weights=bspline_weights))
+    assert abs(got_keys - keys) < 2e-3 and abs(got_bspline - bspline) < 2e-3, (got_keys, got_bspline)
+    assert got_bspline > keys + 0.1
 
 
 def test_ring_length_fits_the_budget():
@@ -65,9 +139,9 @@ def test_ring_length_fits_the_budget():
 
 def test_a_carried_stroke_is_interpolated_once_however_long_it_is_carried():
     """A sub-pixel pan (0.3, −0.45 px a frame) whose every output agrees with the past (the same
-    texture, moved): frame t is frame 0's output read once, bicubic, at the composed position
+    texture, moved): frame t is frame 0's output read once (cubic B-spline) at the composed position
     x − t·v — not t successive resamplings (which would soften it a little more every frame).
-    Frame 0 is stored as uint8, so the reference is read from the same 8-bit values."""
+    Frame 0 is stored as coded B-spline coefficients, so the reference is read from the same codes."""
     h, w = SIZE
     v = torch.tensor([0.3, -0.45])
     texture = _smooth_texture(h, w)
@@ -75,7 +149,9 @@ def test_a_carried_stroke_is_interpolated_once_however_long_it_is_carried():
     flow = (-v).view(2, 1, 1).expand(2, h, w)  # where each pixel of frame t was in frame t − 1
     carrier = StrokeCarrier(0.2, 0.45, ring=16)
     outputs = [warp(texture, (-t * v).view(2, 1, 1).expand(2, h, w).contiguous(), mode="bicubic") for t in range(10)]
-    first_u8 = (outputs[0].clamp(0, 1) * 255).round() / 255
+    step = (CODE_HIGH - CODE_LOW) / 255
+    codes = ((bspline_coefficients(outputs[0].clamp(0, 1)) - CODE_LOW) / step).round().clamp(0, 255)
+    first_codes = (codes * step + CODE_LOW)[0].permute(1, 2, 0)[None].contiguous()
     carrier(outputs[0], None, None)
     trusted = torch.ones(1, 1, h, w)
     for t in range(1, 10):
@@ -85,19 +161,21 @@ def test_a_carried_stroke_is_interpolated_once_however_long_it_is_carried():
     from_first = ((gx - 9 * v[0] > -0.5) & (gy - 9 * v[1] > -0.5) & (gx - 9 * v[0] < w - 0.5)
                   & (gy - 9 * v[1] < h - 0.5))
     assert 0.95 < carrier.last_carried < 1.0  # a few border pixels leave the frame at each step
-    once = warp(first_u8, (-9 * v).view(2, 1, 1).expand(2, h, w).contiguous(), mode="bicubic")
+    once = cubic_gather(first_codes, torch.zeros(h, w, dtype=torch.long), gx - 9 * v[0], gy - 9 * v[1]).clamp(0, 1)
     assert (result - once)[..., from_first].abs().max() < 1e-5
-    nine_times = first_u8
-    for _ in range(9):
-        nine_times = warp(nine_times, flow.contiguous(), mode="bicubic")
+    zero = torch.zeros(h, w, dtype=torch.long)
+    nine_times = cubic_gather(first_codes, zero, gx, gy).clamp(0, 1)  # frame 0 as stored
+    for _ in range(9):  # resampled at every step instead, by one frame's motion
+        ring = bspline_coefficients(nine_times)[0].permute(1, 2, 0)[None].contiguous()
+        nine_times = cubic_gather(ring, zero, gx - v[0], gy - v[1]).clamp(0, 1)
     inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
     assert (result - nine_times)[inner].abs().max() > 10 * 1e-5  # resampling again is measurably different
 
 
 def test_content_entering_the_frame_is_painted_not_smeared():
     """A pan by 0.25 px a frame to the left: the right-most column's composed position drifts past
-    the edge of the output that painted it (w − 1 + 0.25·t). Read there, the clamped taps would
-    repeat that output's edge column inwards, frame after frame (streaks); instead the column is
+    the edge of the output that painted it (w − 1 + 0.25·t). Read there, the mirrored taps would
+    fold that output's edge columns inwards, frame after frame (streaks); instead the column is
     repainted with the network's output as it is (nothing outside the frame to blend with)."""
     h, w = SIZE
     texture = _smooth_texture(h, w, seed=5)
@@ -115,34 +193,39 @@ def test_content_entering_the_frame_is_painted_not_smeared():
 
 
 def test_a_single_foreign_pixel_is_repainted():
-    """One pixel carried from a stroke of another layer (here: the stored output had a black dot
-    where the network now paints grey): the 5×5 agreement test averages it to 0.5/25 = 0.02 (≪ τ),
-    but its own difference (0.5 > FOREIGN·τ) repaints it."""
+    """One pixel carried from a stroke of another layer (here: the stored output had a dark dot
+    where the network now paints grey): the 5×5 agreement test averages it to 0.25/25 = 0.01
+    (≪ τ), but its own difference (0.25 > FOREIGN·τ) repaints it. (A dot of contrast 0.25 has
+    B-spline coefficients 0.5 − 3·0.25 = −0.25 at its pixel: inside the stored range, so the
+    grey around it is read back as stored.)"""
     h, w = SIZE
     first = torch.full((1, 3, h, w), 0.5)
-    first[..., 10, 20] = 0.0
+    first[..., 10, 20] = 0.25
     carrier = StrokeCarrier(0.2, 0.0)
     carrier(first, None, None)
     result = carrier(torch.full((1, 3, h, w), 0.5), torch.zeros(2, h, w), torch.ones(1, 1, h, w))
     assert float(result[0, 0, 10, 20]) == 0.5  # repainted: the network's grey, not the carried dot
-    assert (result - 0.5).abs().max() <= 0.5 / 255 + 1e-6  # the rest carried (stored as 8 bits: 128/255)
+    assert (result - 0.5).abs().max() <= STORE_ERROR  # the rest carried (as stored)
 
 
 def test_the_ring_rebases_old_sources_without_changing_them():
     """A still scene with a 4-output ring over 12 frames: every pixel's source leaves the ring
-    three times and is re-based on the current result; at integer positions a bicubic read is the
-    stored value itself, so the result stays frame 0's 8-bit output exactly."""
+    three times and is re-based on the current result. A read at integer positions gives back
+    what was stored (within STORE_ERROR of frame 0's output), and storing that read again gives
+    the same codes, so re-basing changes nothing: every frame is the same."""
     h, w = SIZE
     texture = _smooth_texture(h, w, seed=3)
     carrier = StrokeCarrier(0.2, 0.45, ring=MIN_RING)
     still, trusted = torch.zeros(2, h, w), torch.ones(1, 1, h, w)
     g = torch.Generator().manual_seed(4)
     first = carrier(texture, None, None)
-    expected = (first.clamp(0, 1) * 255).round() / 255
+    results = []
     for _ in range(12):
         shimmer = texture + 0.01 * torch.randn(texture.shape, generator=g)
-        result = carrier(shimmer, still, trusted)
-        assert (result - expected).abs().max() < 1e-6
+        results.append(carrier(shimmer, still, trusted))
+    assert (results[0] - first).abs().max() <= STORE_ERROR
+    for result in results[1:]:
+        assert (result - results[0]).abs().max() < 1e-6
 
 
 def test_a_change_of_a_whole_region_is_followed_at_once():
@@ -157,8 +240,11 @@ def test_a_change_of_a_whole_region_is_followed_at_once():
     trusted = torch.ones(1, 1, h, w)
     trusted[..., :, : w // 2] = 0  # the left half: flow not trusted
     results = [carrier(outs[0], None, None)] + [carrier(o, still, trusted) for o in outs[1:]]
-    assert (results[1] - 0.2).abs().max() < 1e-6  # agrees: carried (0.2 is 51/255 exactly)
-    expected = 0.8 - 0.6 * REPAINT_BLEND * math.exp(-(0.6 / 0.6) ** 2 - (0.6 / 0.3) ** 2)
+    carried = _stored(0.2)
+    assert (results[1][..., w // 2:] - carried).abs().max() < 1e-6  # agrees: carried (as stored)
+    assert (results[1][..., : w // 2] - 0.2).abs().max() < 1e-6  # flow not trusted: the new output
+    d = 0.8 - carried  # ≈ 0.6
+    expected = 0.8 - d * REPAINT_BLEND * math.exp(-(d / 0.6) ** 2 - (d / 0.3) ** 2)
     assert (results[2][..., w // 2:] - expected).abs().max() < 1e-5
     assert (results[2][..., : w // 2] - 0.8).abs().max() < 1e-6
 
@@ -173,13 +259,15 @@ def test_a_repainted_stroke_keeps_the_carried_colour_at_the_repaint_blend():
     first = torch.full((1, 3, h, w), 0.2)
     new = first.clone()
     new[..., 20:23, 30:33] = 0.5
+    carried = _stored(0.2)  # what the ring gives back for 0.2 (within 1/255 of it)
+    d, rest = 0.5 - carried, abs(0.2 - carried)  # the stroke's difference, and the rest's
     for blend in (REPAINT_BLEND, 0.0):
         carrier = StrokeCarrier(0.2, blend)
         carrier(first, None, None)
         result = carrier(new, torch.zeros(2, h, w), torch.ones(1, 1, h, w))
-        weight = blend * math.exp(-(0.3 / 0.6) ** 2 - ((0.3 * 9 / 81) / 0.3) ** 2)
-        assert (result[..., 20:23, 30:33] - (0.5 - 0.3 * weight)).abs().max() < 1e-5
-        assert (result[..., :15, :] - 0.2).abs().max() < 1e-6  # elsewhere carried
+        weight = blend * math.exp(-(d / 0.6) ** 2 - ((d * 9 + rest * 72) / 81 / 0.3) ** 2)
+        assert (result[..., 20:23, 30:33] - (0.5 - d * weight)).abs().max() < 1e-5
+        assert (result[..., :15, :] - carried).abs().max() < 1e-6  # elsewhere carried
 
 
 def test_a_cut_or_a_new_size_starts_again():

@@ -8,18 +8,20 @@ n frames has been interpolated n times and goes soft (QUALITY.md, "Video: tempor
 Here nothing is averaged where the network agrees with the past, and nothing is resampled twice:
 every pixel holds the index of the output that painted it and its position in that output (the
 frames' flows composed back to it: nearest for the pixel it came from, plus the sub-pixel
-remainder). Its colour is read from that stored output once, bicubic, however long it has been
-carried. A pixel is repainted where the flow is not trusted, where the network disagrees with
-the carried colour (the blend's 5×5 agreement test, or the pixel alone differing by more than
-FOREIGN·τ), where its position has left the frame that painted it, and where a zoom has
+remainder). Its colour is read from that stored output once, however long it has been carried,
+with a cubic B-spline (the ring keeps each output's B-spline coefficients: :data:`BSPLINE_POLE`),
+which keeps more of a fine stroke than Keys' bicubic. A pixel is repainted where the flow is not
+trusted, where the network disagrees with the carried colour (the blend's 5×5 agreement test, or
+the pixel alone differing by more than FOREIGN·τ), where its position has left the frame that
+painted it, and where a zoom has
 magnified or shrunk its stroke by more than MAX_SCALE_CHANGE: the new output, blended with the
 carried colour at ``repaint_blend`` where the flow is trusted (the blend's steadiness where the
 network changes its strokes, the carry's sharpness where it does not; less where the pixel or
 its region changed by more than strokes do, at most REFRESH_BLEND for a magnified stroke), and it
 becomes its own source.
 
-Memory is bounded by a ring of the last ``ring`` outputs (uint8, on the outputs' device): a pixel
-whose source would leave the ring is re-based on the current result (its carried colour, already
+Memory is bounded by a ring of the last ``ring`` outputs (uint8 codes, on the outputs' device): a
+pixel whose source would leave the ring is re-based on the current result (its carried colour, already
 sampled once, becomes its new source): one more interpolation every ``ring`` frames. Probed on the
 CPU first (tools/feature_blend_probe.py, benchmarks/plans/issue29_people.md): re-basing every
 8 frames cost 5-12 points of style distance on sub-pixel pans and zooms over 32 frames, so the ring
@@ -64,8 +66,26 @@ REPAINT_BLEND = 0.85
 PIXEL_GATE = 3.0
 REGION_GATE = 1.5
 REGION = 9
-#: Keys' cubic convolution parameter, the one ``torch.nn.functional.grid_sample`` uses
+#: Keys' cubic convolution parameter, the one ``torch.nn.functional.grid_sample`` uses (the
+#: read before 2026-12-05; :func:`cubic_gather` still takes its weights, for comparison)
 CUBIC_A = -0.75
+#: the ring holds cubic B-spline coefficients, not colours, and a carried pixel is read from them
+#: with the B-spline's weights: an interpolation that passes through the samples like Keys' cubic
+#: but keeps more of a fine stroke (at a half-pixel shift 84 % of a 0.35-cycle/px stroke's
+#: contrast against Keys' 72 %). One read of frame-by-frame outputs at a sub-pixel pan's offsets
+#: cost the Lite2 style distance +26.7 % (starry_night), +13.1 % (composition_vii), +9.5 % (mona)
+#: with Keys, +13.9 / +6.9 / +5.2 % with the B-spline (QUALITY.md, "The read", 2026-12-05): the
+#: interpolation was most of what the carry cost on sub-pixel pans and zooms
+BSPLINE_POLE = math.sqrt(3) - 2
+#: taps on each side of the prefilter (the exact inverse filter is IIR; its tail beyond 8 taps
+#: sums to 2·√3·|pole|⁹/(1 − |pole|) ≈ 3.3e-5 of the signal)
+PREFILTER_TAPS = 8
+#: the coefficients are stored as uint8 codes over [CODE_LOW, CODE_HIGH]: a stroke's coefficients
+#: overshoot [0, 1] (on the bundled networks' outputs −0.49 … 1.36; a lone pixel of contrast Δ
+#: reaches 3Δ beyond its surround, so rarer specks are clipped: a slight blur of that pixel); a
+#: code step is 2.5/255, so a read is within 1.25/255 of the unquantized one (positive weights
+#: summing to 1): half a level more than the 8-bit colours stored before
+CODE_LOW, CODE_HIGH = -0.75, 1.75
 
 
 def ring_length(height: int, width: int, budget: int = RING_BYTES) -> int:
@@ -86,23 +106,77 @@ def _cubic_weights(t: torch.Tensor):
     return far(t + 1), near(t), near(1 - t), far(2 - t)
 
 
-def bicubic_gather(ring: torch.Tensor, slot: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def bspline_weights(t: torch.Tensor):
+    """The four tap weights (at offsets −1, 0, 1, 2) of the cubic B-spline at fractional offsets
+    ``t``: applied to :func:`bspline_coefficients`, they interpolate the samples."""
+    s = 1 - t
+    return s * s * s / 6, (3 * t - 6) * t * t / 6 + 2 / 3, (3 * s - 6) * s * s / 6 + 2 / 3, t * t * t / 6
+
+
+def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices mirrored about the first and last sample (−1 → 1, n → n − 2), then clamped: the
+    whole-sample symmetric extension the B-spline prefilter assumes."""
+    if n == 1:
+        return torch.zeros_like(index)
+    index = index.abs()
+    return torch.where(index > n - 1, 2 * (n - 1) - index, index).clamp(0, n - 1)
+
+
+def _prefilter_kernel(device) -> torch.Tensor:
+    k = torch.arange(-PREFILTER_TAPS, PREFILTER_TAPS + 1, dtype=torch.float64)
+    h = -6 * BSPLINE_POLE / (1 - BSPLINE_POLE ** 2) * BSPLINE_POLE ** k.abs()
+    return (h / h.sum()).to(device, torch.float32)  # sums to 1: a flat area keeps its value exactly
+
+
+def bspline_coefficients(image: torch.Tensor) -> torch.Tensor:
+    """The cubic B-spline coefficients of a 1×C×H×W image (same shape, fp32): the samples through
+    the inverse of the B-spline's sampled kernel (1, 4, 1)/6, along x then y, with the image
+    mirrored at its edges (Unser, "Splines: a perfect fit", 1999; here an FIR of
+    2·PREFILTER_TAPS + 1 taps of the exact IIR inverse). On the CPU through OpenCV's separable
+    filter (15-22 ms for a 1080p frame on 2 cores, where torch's depthwise convolutions took
+    340 ms: the carry would have cost 85 % more); elsewhere :func:`_prefilter_torch`."""
+    if image.device.type != "cpu":
+        return _prefilter_torch(image)
+    import cv2  # a dependency of cvtools.video (its flow)
+
+    kernel = _prefilter_kernel("cpu").numpy()
+    hwc = image[0].float().permute(1, 2, 0).contiguous().numpy()
+    out = cv2.sepFilter2D(hwc, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
+    return torch.from_numpy(out.reshape(hwc.shape)).permute(2, 0, 1)[None]
+
+
+def _prefilter_torch(image: torch.Tensor) -> torch.Tensor:
+    """:func:`bspline_coefficients` as two depthwise convolutions (any device)."""
+    _, c, h, w = image.shape
+    kernel = _prefilter_kernel(image.device)
+    t = PREFILTER_TAPS
+    x = image.float()
+    cols = _reflect(torch.arange(-t, w + t, device=image.device), w)
+    x = F.conv2d(x.index_select(3, cols), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    rows = _reflect(torch.arange(-t, h + t, device=image.device), h)
+    return F.conv2d(x.index_select(2, rows), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def cubic_gather(ring: torch.Tensor, slot: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                 weights=bspline_weights) -> torch.Tensor:
     """1×C×H×W float: pixel (i, j) read from ``ring[slot[i, j]]`` (ring: K×H×W×C, any dtype) at the
-    sub-pixel position (x[i, j], y[i, j]) in pixels, bicubic with the taps clamped to the frame:
-    ``grid_sample(..., mode="bicubic", padding_mode="border", align_corners=True)`` per pixel, but
-    each pixel from its own stored output (one gather per tap, not one warp per source)."""
+    sub-pixel position (x[i, j], y[i, j]) in pixels, a separable four-tap cubic with ``weights``
+    (:func:`bspline_weights` on B-spline coefficients; ``_cubic_weights`` for Keys' bicubic) and
+    the taps mirrored at the frame's edges: ``grid_sample(..., padding_mode="reflection",
+    align_corners=True)`` per pixel, but each pixel from its own stored output (one gather per
+    tap, not one warp per source)."""
     k, h, w, c = ring.shape
     rows = ring.reshape(k * h * w, c)
     x0, y0 = x.floor(), y.floor()
-    wx, wy = _cubic_weights(x - x0), _cubic_weights(y - y0)
+    wx, wy = weights(x - x0), weights(y - y0)
     # int32 indices where they fit (half the memory traffic of int64 on the CPU)
     itype = torch.int32 if k * h * w < 2 ** 31 else torch.long
     x0, y0 = x0.to(itype), y0.to(itype)
     base = slot.to(itype) * (h * w)
-    columns = [(x0 + (i - 1)).clamp(0, w - 1) for i in range(4)]
+    columns = [_reflect(x0 + (i - 1), w) for i in range(4)]
     out = None
     for j in range(4):  # separable: four taps along x per row, then the rows along y
-        row_base = base + (y0 + (j - 1)).clamp(0, h - 1) * w
+        row_base = base + _reflect(y0 + (j - 1), h) * w
         row = None
         for i in range(4):
             index = (row_base + columns[i]).reshape(-1)
@@ -181,8 +255,15 @@ class StrokeCarrier:
         return out
 
     def _store(self, result: torch.Tensor) -> None:
-        u8 = (result[0].float().clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0)
-        self._ring[self._t % self._ring.shape[0]] = u8
+        """Keeps ``result`` in the ring as its B-spline coefficients, coded as uint8."""
+        coefficients = bspline_coefficients(result.float().clamp(0, 1))[0]
+        codes = (coefficients - CODE_LOW).mul_(255 / (CODE_HIGH - CODE_LOW)).round_().clamp_(0, 255)
+        self._ring[self._t % self._ring.shape[0]] = codes.to(torch.uint8).permute(1, 2, 0)
+
+    def _read(self, src, x, y, dtype) -> torch.Tensor:
+        """Each pixel's colour read once from the output that painted it, at its position there."""
+        codes = cubic_gather(self._ring, src % self._ring.shape[0], x, y)
+        return codes.mul_((CODE_HIGH - CODE_LOW) / 255).add_(CODE_LOW).clamp_(0, 1).to(dtype)
 
     def __call__(self, out: torch.Tensor, flow: Optional[torch.Tensor], trusted: Optional[torch.Tensor],
                  local: Optional[torch.Tensor] = None) -> torch.Tensor:
@@ -192,8 +273,7 @@ class StrokeCarrier:
         if flow is None or self._ring is None or self._ring.shape[1:3] != (h, w) or self._ring.device != out.device:
             return self._start(out)
         src, x, y = self._compose(flow)
-        k = self._ring.shape[0]
-        carried = bicubic_gather(self._ring, src % k, x, y).div_(255).to(out.dtype)
+        carried = self._read(src, x, y, out.dtype)
         # carried where the flow is trusted and the network agrees (the blend's 5×5 test), except
         # where the composed position has left the frame that painted the pixel (its edge pixel
         # would be smeared inwards as new content enters) and where the pixel alone is far from

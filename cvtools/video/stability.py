@@ -254,13 +254,13 @@ class TemporalStabilizer(Stabilizer):
 
     3. **carry** (``carry=True``, what ``--stable`` runs: :func:`stabilizer_for`), instead of the
        blend: each pixel keeps the frame that painted it and its position there; where the flow
-       is trusted and the network agrees, its colour is read from that output once (bicubic),
+       is trusted and the network agrees, its colour is read from that output once (a B-spline),
        however long it is carried, so strokes are neither averaged nor resampled frame after
        frame; elsewhere it is repainted, the carried colour kept in at ``strength`` (gated by
        how far the pixel and its region changed). :class:`cvtools.video.carry.StrokeCarrier`
        has the rules (frame edges, magnified strokes, the ring of stored outputs); QUALITY.md
        "Video: temporal stability" the measurements (the same steadiness as the blend on
-       average, a fifth of its style cost).
+       average, a third of its style cost).
 
     Per frame, in order — with control over the effect's input (phase lock + blend)::
 

@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Keys' bicubic read against the B-spline read of the carry mode (issue 29, 2026-12-05): a
+markdown table from `tools/video_flicker.py --table --json` files and how many rows meet the
+issue's two bounds (stable / frame by frame ≤ 0.6, style distance change ≤ +5 %).
+
+    python benchmarks/video_stable_2026-12-05/compare_read.py carry_shipped_32frames.json \
+        carry_keys_painting_A5_32frames.json carry_bspline_32frames.json
+
+The Keys rows of the bundled networks are the shipped carry's (carry_shipped_32frames.json: the
+same networks, identical frame-by-frame numbers); the any-painting rows are re-run the same day
+with the Keys read, because the any-painting network changed since (A5)."""
+
+import json
+import statistics
+import sys
+
+
+def main(keys_path, keys_painting_path, bspline_path):
+    painting = {(r["clip"], r["style"]): r for r in json.load(open(keys_painting_path))["rows"]}
+    new = {(r["clip"], r["style"]): r for r in json.load(open(bspline_path))["rows"]}
+    print("| clip | network | frame by frame ×10³ | Keys: stable / fbf | style change | B-spline: stable / fbf | style change |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    rows = {"Keys": [], "B-spline": []}
+    for old in json.load(open(keys_path))["rows"]:
+        key = (old["clip"], old["style"])
+        old = painting.get(key, old) if key[1].startswith("any:") else old
+        b = new[key]
+        if abs(b["fbf"] - old["fbf"]) > 1e-3 * old["fbf"]:
+            raise SystemExit(f"{key}: frame-by-frame errors differ ({old['fbf']} vs {b['fbf']}): not the same network")
+        print(f"| {key[0]} | {key[1]} | {b['fbf'] * 1e3:.3f} | {old['ratio']:.2f} | {old['style_change']:+.1%} | "
+              f"**{b['ratio']:.2f}** | **{b['style_change']:+.1%}** |")
+        rows["Keys"].append(old)
+        rows["B-spline"].append(b)
+    print()
+    for name, rs in rows.items():
+        steady = [r["ratio"] <= 0.6 for r in rs]
+        style = [r["style_change"] <= 0.05 for r in rs]
+        both = sum(a and b for a, b in zip(steady, style))
+        print(f"{name}: steadiness ≤ 0.6 in {sum(steady)} of {len(rs)}, style ≤ +5 % in {sum(style)}, both in {both}; "
+              f"ratio mean {statistics.mean(r['ratio'] for r in rs):.2f} (max {max(r['ratio'] for r in rs):.2f}), "
+              f"style change mean {statistics.mean(r['style_change'] for r in rs):+.1%} "
+              f"(max {max(r['style_change'] for r in rs):+.1%})")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
