@@ -88,6 +88,8 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--json")
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's table of the carry step")
+    ap.add_argument("--degrees", type=int, nargs="*", default=[],
+                    help="also time the carry with these B-spline degrees of its read (3, 5), interleaved")
     args = ap.parse_args(argv)
     import torch
 
@@ -98,6 +100,15 @@ def main(argv=None):
            "blend_s": time_mode(False, h, w, args.device, args.warmup, args.repeat),
            "carry_s": time_mode(True, h, w, args.device, args.warmup, args.repeat)}
     row["carry_over_blend"] = row["carry_s"] / row["blend_s"]
+    if args.degrees:
+        import cvtools.video.carry as carry
+
+        default = carry.SPLINE_DEGREE
+        row["spline_degree"] = default
+        for degree in args.degrees:
+            carry.SPLINE_DEGREE = degree
+            row[f"carry_s_degree{degree}"] = time_mode(True, h, w, args.device, args.warmup, args.repeat)
+        carry.SPLINE_DEGREE = default
     print(json.dumps(row, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(row, indent=1))

@@ -9,12 +9,12 @@ from conftest import noise_effect
 
 from cvtools.video import synthetic
 from cvtools.video.carry import (
-    CODE_HIGH,
-    CODE_LOW,
+    CODE_RANGE,
     MAX_RING,
     MIN_RING,
     PREFILTER_TAPS,
     REPAINT_BLEND,
+    SPLINE_DEGREE,
     StrokeCarrier,
     _cubic_weights,
     _prefilter_torch,
@@ -41,17 +41,42 @@ def _smooth_texture(h, w, seed=0):
     return 0.2 + 0.6 * F.interpolate(x, size=(h, w), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
-#: how far a colour read from the ring can be from the stored output: the codes are rounded to
-#: half a code step, (CODE_HIGH − CODE_LOW)/255/2 = 1.25/255, and a read's weights are positive and
-#: sum to 1; plus the prefilter's truncated tail, 2·√3·|pole|^(T+1)/(1 − |pole|) ≤ 4e-5 at T = 8
-STORE_ERROR = (CODE_HIGH - CODE_LOW) / 255 / 2 + 4e-5
+def _store_error(degree: int) -> float:
+    """How far a colour read from the ring can be from the stored output: 8-bit codes are rounded
+    to half a code step, (high − low)/255/2 (1.25/255 for the cubic's range); float16 (the
+    quintic's ring) to half an ulp of coefficients below 2 (2⁻¹¹); a read's weights are positive
+    and sum to 1; plus the prefilter's truncated tail (≤ 3.5e-5)."""
+    if CODE_RANGE[degree] is None:
+        return 2 ** -11 + 4e-5
+    low, high = CODE_RANGE[degree]
+    return (high - low) / 255 / 2 + 4e-5
 
 
-def _stored(value: float) -> float:
+def _stored(value: float, degree: int = SPLINE_DEGREE) -> float:
     """A flat area's colour as the ring gives it back: its coefficients are the colour itself (the
-    prefilter sums to 1), coded to the nearest of 256 steps over [CODE_LOW, CODE_HIGH]."""
-    step = (CODE_HIGH - CODE_LOW) / 255
-    return round((value - CODE_LOW) / step) * step + CODE_LOW
+    prefilter sums to 1), coded to the nearest of 256 steps over the code range, or as float16."""
+    if CODE_RANGE[degree] is None:
+        return float(torch.tensor(value).half())
+    low, high = CODE_RANGE[degree]
+    step = (high - low) / 255
+    return round((value - low) / step) * step + low
+
+
+def _as_stored(image: torch.Tensor, degree: int = SPLINE_DEGREE) -> torch.Tensor:
+    """What the ring holds for ``image`` (1×C×H×W): its coefficients as stored, decoded, H×W×C."""
+    coefficients = bspline_coefficients(image.clamp(0, 1), degree)
+    if CODE_RANGE[degree] is None:
+        coefficients = coefficients.half().float()
+    else:
+        low, high = CODE_RANGE[degree]
+        step = (high - low) / 255
+        coefficients = ((coefficients - low) / step).round().clamp(0, 255) * step + low
+    return coefficients[0].permute(1, 2, 0)[None].contiguous()
+
+
+def _read(ring: torch.Tensor, x: torch.Tensor, y: torch.Tensor, degree: int = SPLINE_DEGREE) -> torch.Tensor:
+    zero = torch.zeros(x.shape, dtype=torch.long)
+    return cubic_gather(ring, zero, x, y, weights=lambda t: bspline_weights(t, degree)).clamp(0, 1)
 
 
 def test_cubic_gather_with_keys_weights_is_grid_sample_bicubic_per_pixel():
@@ -81,27 +106,33 @@ def test_cubic_gather_reads_each_pixel_from_its_own_slot():
     assert torch.allclose(got[0], slot.float().expand(3, h, w), atol=1e-5)
 
 
-def test_the_bspline_read_passes_through_the_samples():
+@pytest.mark.parametrize("degree", [3, 5])
+def test_the_bspline_read_passes_through_the_samples(degree):
     """Coefficients, then a read at the pixels' own positions: the image again, at the edges too
-    (the prefilter and the taps mirror the same way), to the prefilter's truncated tail (≤ 4e-5
-    of values ≤ 1, plus fp32 rounding). The CPU's OpenCV filter and the torch one agree."""
+    (the prefilter and the taps mirror the same way), to the prefilter's truncated tail (3.4e-5 /
+    3.5e-5 of values ≤ 1 at 8 / 14 taps a side, plus fp32 rounding). The CPU's OpenCV filter and
+    the torch one agree; the weights sum to 1 at any offset."""
     h, w = SIZE
     image = torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(6))
-    coefficients = bspline_coefficients(image)
-    assert (coefficients - _prefilter_torch(image)).abs().max() < 1e-5
+    coefficients = bspline_coefficients(image, degree)
+    assert (coefficients - _prefilter_torch(image, degree)).abs().max() < 1e-5
     gx, gy = _grid(h, w)
     ring = coefficients[0].permute(1, 2, 0)[None].contiguous()
-    got = cubic_gather(ring, torch.zeros(h, w, dtype=torch.long), gx, gy)
+    got = cubic_gather(ring, torch.zeros(h, w, dtype=torch.long), gx, gy, weights=lambda t: bspline_weights(t, degree))
     assert (got - image).abs().max() < 5e-5
-    assert PREFILTER_TAPS == 8  # the bound above is for 8 taps a side
+    assert PREFILTER_TAPS == {3: 8, 5: 14}  # the bounds above are for these
+    t = torch.rand(1000, generator=torch.Generator().manual_seed(7))
+    assert (sum(bspline_weights(t, degree)) - 1).abs().max() < 1e-6
 
 
 def test_the_bspline_read_keeps_more_of_a_fine_stroke_than_keys():
     """A stroke pattern of 0.35 cycles/px read half a pixel off: its contrast is multiplied by the
     interpolator's response there. Keys (a = −0.75, weights −3/32, 19/32, 19/32, −3/32):
-    2·(19/32·cos πf − 3/32·cos 3πf) = 0.724; the B-spline (weights 1/48, 23/48, 23/48, 1/48 on
-    coefficients, which divide the spectrum by 2/3 + 1/3·cos 2πf): 0.837. Contrast measured by
-    projecting the middle of a 256-px row on cos/sin at f (edges excluded), to the truncated tail."""
+    2·(19/32·cos πf − 3/32·cos 3πf) = 0.724; the cubic B-spline (weights 1/48, 23/48, 23/48, 1/48
+    on coefficients, which divide the spectrum by 2/3 + 1/3·cos 2πf): 0.837; the quintic (its
+    weights at ±0.5, ±1.5, ±2.5 over the spectrum of (1, 26, 66, 26, 1)/120): 0.952. Contrast
+    measured by projecting the middle of a 256-px row on cos/sin at f (edges excluded), to the
+    truncated tail."""
     f, n = 0.35, 256
     xs = torch.arange(n, dtype=torch.float32)
     row = (0.5 + 0.4 * torch.cos(2 * math.pi * f * xs)).view(1, 1, 1, n).expand(1, 3, 4, n).contiguous()
@@ -114,34 +145,42 @@ def test_the_bspline_read_keeps_more_of_a_fine_stroke_than_keys():
         b = (v * torch.sin(2 * math.pi * f * x)).sum() / (torch.sin(2 * math.pi * f * x) ** 2).sum()
         return float(torch.hypot(a, b)) / 0.4
 
-    c = math.cos
-    keys = 2 * (19 / 32 * c(math.pi * f) - 3 / 32 * c(3 * math.pi * f))
-    bspline = 2 * (23 / 48 * c(math.pi * f) + 1 / 48 * c(3 * math.pi * f)) / (2 / 3 + c(2 * math.pi * f) / 3)
+    c, p = math.cos, math.pi * f
+    keys = 2 * (19 / 32 * c(p) - 3 / 32 * c(3 * p))
+    cubic = 2 * (23 / 48 * c(p) + 1 / 48 * c(3 * p)) / (2 / 3 + c(2 * p) / 3)
+    q = [float(v) for v in bspline_weights(torch.tensor(0.5, dtype=torch.float64), 5)]  # offsets −2 … 3
+    assert abs(q[2] - (0.55 - 0.5 ** 2 / 2 + 0.5 ** 4 / 4 - 0.5 ** 5 / 12)) < 1e-12  # β₅(0.5) from its formula
+    quintic = 2 * (q[2] * c(p) + q[1] * c(3 * p) + q[0] * c(5 * p)) / (66 / 120 + 52 / 120 * c(2 * p) + 2 / 120 * c(4 * p))
     ring = row[0].permute(1, 2, 0)[None].contiguous()
     got_keys = contrast(cubic_gather(ring, slot, gx + 0.5, gy, weights=_cubic_weights))
-    coefficients = bspline_coefficients(row)[0].permute(1, 2, 0)[None].contiguous()
-    got_bspline = contrast(cubic_gather(coefficients, slot, gx + 0.5, gy, weights=bspline_weights))
-    assert abs(got_keys - keys) < 2e-3 and abs(got_bspline - bspline) < 2e-3, (got_keys, got_bspline)
-    assert got_bspline > keys + 0.1
+    got = {}
+    for degree in (3, 5):
+        coefficients = bspline_coefficients(row, degree)[0].permute(1, 2, 0)[None].contiguous()
+        got[degree] = contrast(cubic_gather(coefficients, slot, gx + 0.5, gy, weights=lambda t: bspline_weights(t, degree)))
+    assert abs(got_keys - keys) < 2e-3 and abs(got[3] - cubic) < 2e-3 and abs(got[5] - quintic) < 2e-3, (got_keys, got)
+    assert keys + 0.1 < got[3] < got[5] - 0.1
 
 
 def test_ring_length_fits_the_budget():
-    assert ring_length(1080, 1920) == MAX_RING  # 6.2 MB a frame: 32 fit in 200 MiB
-    assert ring_length(2160, 3840) == 8
-    assert ring_length(8000, 8000) == MIN_RING
+    assert ring_length(1080, 1920, itemsize=2) == MAX_RING  # 12.4 MB a frame (float16): 32 fit in 400 MiB
+    assert ring_length(2160, 3840, itemsize=2) == 8
+    assert ring_length(2160, 3840, itemsize=1) == 16  # the cubic's 8-bit codes: twice the frames
+    assert ring_length(8000, 8000, itemsize=2) == MIN_RING
     with pytest.raises(ValueError):
         StrokeCarrier(0.2, 0.45, ring=MIN_RING - 1)
     with pytest.raises(ValueError):
         StrokeCarrier(0.2, 1.0)
     with pytest.raises(ValueError):
         StrokeCarrier(0.0, 0.45)
+    with pytest.raises(ValueError):
+        StrokeCarrier(0.2, 0.45, degree=4)
 
 
 def test_a_carried_stroke_is_interpolated_once_however_long_it_is_carried():
     """A sub-pixel pan (0.3, −0.45 px a frame) whose every output agrees with the past (the same
     texture, moved): frame t is frame 0's output read once (cubic B-spline) at the composed position
     x − t·v — not t successive resamplings (which would soften it a little more every frame).
-    Frame 0 is stored as coded B-spline coefficients, so the reference is read from the same codes."""
+    Frame 0 is stored as B-spline coefficients, so the reference is read from the same stored values."""
     h, w = SIZE
     v = torch.tensor([0.3, -0.45])
     texture = _smooth_texture(h, w)
@@ -149,9 +188,7 @@ def test_a_carried_stroke_is_interpolated_once_however_long_it_is_carried():
     flow = (-v).view(2, 1, 1).expand(2, h, w)  # where each pixel of frame t was in frame t − 1
     carrier = StrokeCarrier(0.2, 0.45, ring=16)
     outputs = [warp(texture, (-t * v).view(2, 1, 1).expand(2, h, w).contiguous(), mode="bicubic") for t in range(10)]
-    step = (CODE_HIGH - CODE_LOW) / 255
-    codes = ((bspline_coefficients(outputs[0].clamp(0, 1)) - CODE_LOW) / step).round().clamp(0, 255)
-    first_codes = (codes * step + CODE_LOW)[0].permute(1, 2, 0)[None].contiguous()
+    first = _as_stored(outputs[0])
     carrier(outputs[0], None, None)
     trusted = torch.ones(1, 1, h, w)
     for t in range(1, 10):
@@ -161,13 +198,11 @@ def test_a_carried_stroke_is_interpolated_once_however_long_it_is_carried():
     from_first = ((gx - 9 * v[0] > -0.5) & (gy - 9 * v[1] > -0.5) & (gx - 9 * v[0] < w - 0.5)
                   & (gy - 9 * v[1] < h - 0.5))
     assert 0.95 < carrier.last_carried < 1.0  # a few border pixels leave the frame at each step
-    once = cubic_gather(first_codes, torch.zeros(h, w, dtype=torch.long), gx - 9 * v[0], gy - 9 * v[1]).clamp(0, 1)
+    once = _read(first, gx - 9 * v[0], gy - 9 * v[1])
     assert (result - once)[..., from_first].abs().max() < 1e-5
-    zero = torch.zeros(h, w, dtype=torch.long)
-    nine_times = cubic_gather(first_codes, zero, gx, gy).clamp(0, 1)  # frame 0 as stored
+    nine_times = _read(first, gx, gy)  # frame 0 as stored
     for _ in range(9):  # resampled at every step instead, by one frame's motion
-        ring = bspline_coefficients(nine_times)[0].permute(1, 2, 0)[None].contiguous()
-        nine_times = cubic_gather(ring, zero, gx - v[0], gy - v[1]).clamp(0, 1)
+        nine_times = _read(_as_stored(nine_times), gx - v[0], gy - v[1])
     inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
     assert (result - nine_times)[inner].abs().max() > 10 * 1e-5  # resampling again is measurably different
 
@@ -196,8 +231,8 @@ def test_a_single_foreign_pixel_is_repainted():
     """One pixel carried from a stroke of another layer (here: the stored output had a dark dot
     where the network now paints grey): the 5×5 agreement test averages it to 0.25/25 = 0.01
     (≪ τ), but its own difference (0.25 > FOREIGN·τ) repaints it. (A dot of contrast 0.25 has
-    B-spline coefficients 0.5 − 3·0.25 = −0.25 at its pixel: inside the stored range, so the
-    grey around it is read back as stored.)"""
+    cubic B-spline coefficients 0.5 − 3·0.25 = −0.25 at its pixel, inside the cubic's code range,
+    and the quintic's ring is float16: either way the grey around it is read back as stored.)"""
     h, w = SIZE
     first = torch.full((1, 3, h, w), 0.5)
     first[..., 10, 20] = 0.25
@@ -205,17 +240,18 @@ def test_a_single_foreign_pixel_is_repainted():
     carrier(first, None, None)
     result = carrier(torch.full((1, 3, h, w), 0.5), torch.zeros(2, h, w), torch.ones(1, 1, h, w))
     assert float(result[0, 0, 10, 20]) == 0.5  # repainted: the network's grey, not the carried dot
-    assert (result - 0.5).abs().max() <= STORE_ERROR  # the rest carried (as stored)
+    assert (result - 0.5).abs().max() <= _store_error(SPLINE_DEGREE)  # the rest carried (as stored)
 
 
-def test_the_ring_rebases_old_sources_without_changing_them():
+@pytest.mark.parametrize("degree", [3, 5])
+def test_the_ring_rebases_old_sources_without_changing_them(degree):
     """A still scene with a 4-output ring over 12 frames: every pixel's source leaves the ring
     three times and is re-based on the current result. A read at integer positions gives back
-    what was stored (within STORE_ERROR of frame 0's output), and storing that read again gives
-    the same codes, so re-basing changes nothing: every frame is the same."""
+    what was stored (within half a code step of frame 0's output, plus the tail), and storing that
+    read again gives the same codes, so re-basing changes nothing: every frame is the same."""
     h, w = SIZE
     texture = _smooth_texture(h, w, seed=3)
-    carrier = StrokeCarrier(0.2, 0.45, ring=MIN_RING)
+    carrier = StrokeCarrier(0.2, 0.45, ring=MIN_RING, degree=degree)
     still, trusted = torch.zeros(2, h, w), torch.ones(1, 1, h, w)
     g = torch.Generator().manual_seed(4)
     first = carrier(texture, None, None)
@@ -223,9 +259,12 @@ def test_the_ring_rebases_old_sources_without_changing_them():
     for _ in range(12):
         shimmer = texture + 0.01 * torch.randn(texture.shape, generator=g)
         results.append(carrier(shimmer, still, trusted))
-    assert (results[0] - first).abs().max() <= STORE_ERROR
+    assert (results[0] - first).abs().max() <= _store_error(degree)
+    # codes: a stored read gives back the same codes, so nothing changes; float16: each of the 3
+    # re-bases may move a value by up to half an ulp of coefficients below 1 (2⁻¹²)
+    drift = 1e-6 if CODE_RANGE[degree] else 3 * 2 ** -12
     for result in results[1:]:
-        assert (result - results[0]).abs().max() < 1e-6
+        assert (result - results[0]).abs().max() < drift
 
 
 def test_a_change_of_a_whole_region_is_followed_at_once():
@@ -259,7 +298,7 @@ def test_a_repainted_stroke_keeps_the_carried_colour_at_the_repaint_blend():
     first = torch.full((1, 3, h, w), 0.2)
     new = first.clone()
     new[..., 20:23, 30:33] = 0.5
-    carried = _stored(0.2)  # what the ring gives back for 0.2 (within 1/255 of it)
+    carried = _stored(0.2)  # what the ring gives back for 0.2 (within _store_error of it)
     d, rest = 0.5 - carried, abs(0.2 - carried)  # the stroke's difference, and the rest's
     for blend in (REPAINT_BLEND, 0.0):
         carrier = StrokeCarrier(0.2, blend)

@@ -166,6 +166,10 @@ def stabilizer_options(args) -> dict:
         import cvtools.video.carry as carry
 
         carry.LOCAL_BLEND = args.local_blend
+    if args.spline_degree is not None:  # likewise: the read's B-spline (carry.SPLINE_DEGREE)
+        import cvtools.video.carry as carry
+
+        carry.SPLINE_DEGREE = args.spline_degree
     return options
 
 
@@ -251,6 +255,8 @@ def main(argv=None):
                          "(0: off; default: its own)")
     ap.add_argument("--local-blend", type=float,
                     help="carry mode: the blend on what moves on its own (default: carry.LOCAL_BLEND)")
+    ap.add_argument("--spline-degree", type=int, choices=(3, 5),
+                    help="carry mode: the read's B-spline degree (default: carry.SPLINE_DEGREE)")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"), help="for the paintings (style distance)")
     ap.add_argument("--side-by-side", metavar="WEBP", help="write the last clip's fbf | stable animation here")

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Keys' bicubic read against the B-spline read of the carry mode (issue 29, 2026-12-05): a
-markdown table from `tools/video_flicker.py --table --json` files and how many rows meet the
-issue's two bounds (stable / frame by frame ≤ 0.6, style distance change ≤ +5 %).
+"""The carry mode's read (issue 29, 2026-12-05): Keys' bicubic against the cubic and the quintic
+B-spline, as a markdown table from `tools/video_flicker.py --table --json` files, and how many rows
+meet the issue's two bounds (stable / frame by frame ≤ 0.6, style distance change ≤ +5 %).
 
     python benchmarks/video_stable_2026-12-05/compare_read.py carry_shipped_32frames.json \
-        carry_keys_painting_A5_32frames.json carry_bspline_32frames.json
+        carry_keys_painting_A5_32frames.json carry_bspline_32frames.json carry_quintic_fp16_32frames.json
 
 The Keys rows of the bundled networks are the shipped carry's (carry_shipped_32frames.json: the
 same networks, identical frame-by-frame numbers); the any-painting rows are re-run the same day
@@ -15,22 +15,24 @@ import statistics
 import sys
 
 
-def main(keys_path, keys_painting_path, bspline_path):
+def main(keys_path, keys_painting_path, *paths):
     painting = {(r["clip"], r["style"]): r for r in json.load(open(keys_painting_path))["rows"]}
-    new = {(r["clip"], r["style"]): r for r in json.load(open(bspline_path))["rows"]}
-    print("| clip | network | frame by frame ×10³ | Keys: stable / fbf | style change | B-spline: stable / fbf | style change |")
-    print("|---|---|---:|---:|---:|---:|---:|")
-    rows = {"Keys": [], "B-spline": []}
+    names = ["Keys", "cubic B-spline", "quintic B-spline"][: 1 + len(paths)]
+    others = [{(r["clip"], r["style"]): r for r in json.load(open(p))["rows"]} for p in paths]
+    print("| clip | network | frame by frame ×10³ | " + " | ".join(f"{n}: stable / fbf | style change" for n in names) + " |")
+    print("|---|---|---:|" + "---:|---:|" * len(names))
+    rows = {n: [] for n in names}
     for old in json.load(open(keys_path))["rows"]:
         key = (old["clip"], old["style"])
         old = painting.get(key, old) if key[1].startswith("any:") else old
-        b = new[key]
-        if abs(b["fbf"] - old["fbf"]) > 1e-3 * old["fbf"]:
-            raise SystemExit(f"{key}: frame-by-frame errors differ ({old['fbf']} vs {b['fbf']}): not the same network")
-        print(f"| {key[0]} | {key[1]} | {b['fbf'] * 1e3:.3f} | {old['ratio']:.2f} | {old['style_change']:+.1%} | "
-              f"**{b['ratio']:.2f}** | **{b['style_change']:+.1%}** |")
-        rows["Keys"].append(old)
-        rows["B-spline"].append(b)
+        line = [old] + [o[key] for o in others]
+        for r in line[1:]:
+            if abs(r["fbf"] - old["fbf"]) > 1e-3 * old["fbf"]:
+                raise SystemExit(f"{key}: frame-by-frame errors differ ({old['fbf']} vs {r['fbf']}): not the same network")
+        cells = " | ".join(f"{r['ratio']:.2f} | {r['style_change']:+.1%}" for r in line)
+        print(f"| {key[0]} | {key[1]} | {old['fbf'] * 1e3:.3f} | {cells} |")
+        for n, r in zip(names, line):
+            rows[n].append(r)
     print()
     for name, rs in rows.items():
         steady = [r["ratio"] <= 0.6 for r in rs]

@@ -9,7 +9,7 @@ Here nothing is averaged where the network agrees with the past, and nothing is 
 every pixel holds the index of the output that painted it and its position in that output (the
 frames' flows composed back to it: nearest for the pixel it came from, plus the sub-pixel
 remainder). Its colour is read from that stored output once, however long it has been carried,
-with a cubic B-spline (the ring keeps each output's B-spline coefficients: :data:`BSPLINE_POLE`),
+with a quintic B-spline (the ring keeps each output's B-spline coefficients: :data:`SPLINE_DEGREE`),
 which keeps more of a fine stroke than Keys' bicubic. A pixel is repainted where the flow is not
 trusted, where the network disagrees with the carried colour (the blend's 5×5 agreement test, or
 the pixel alone differing by more than FOREIGN·τ), where its position has left the frame that
@@ -20,9 +20,10 @@ network changes its strokes, the carry's sharpness where it does not; less where
 its region changed by more than strokes do, at most REFRESH_BLEND for a magnified stroke), and it
 becomes its own source.
 
-Memory is bounded by a ring of the last ``ring`` outputs (uint8 codes, on the outputs' device): a
-pixel whose source would leave the ring is re-based on the current result (its carried colour, already
-sampled once, becomes its new source): one more interpolation every ``ring`` frames. Probed on the
+Memory is bounded by a ring of the last ``ring`` outputs (their coefficients, float16 for the
+quintic read, on the outputs' device): a pixel whose source would leave the ring is re-based on the
+current result (its carried colour, already sampled once, becomes its new source): one more
+interpolation every ``ring`` frames (32 at 1080p, 8 at 4K). Probed on the
 CPU first (tools/feature_blend_probe.py, benchmarks/plans/issue29_people.md): re-basing every
 8 frames cost 5-12 points of style distance on sub-pixel pans and zooms over 32 frames, so the ring
 is as long as the memory budget allows (:data:`RING_BYTES`, at most :data:`MAX_RING` frames).
@@ -42,8 +43,9 @@ from cvtools.video.stability import _agreement, box_mean
 MAX_RING = 32
 #: the fewest (below this, re-basing costs style: see the module's docstring)
 MIN_RING = 4
-#: the ring's memory budget: 32 frames of 1080p (6.2 MB each as uint8), 8 of 4K
-RING_BYTES = 200 * 2 ** 20
+#: the ring's memory budget: 32 frames of 1080p (12.4 MB each as float16), 8 of 4K (what the
+#: 8-bit ring of colours held in 200 MiB before the quintic read)
+RING_BYTES = 400 * 2 ** 20
 #: a carried pixel whose source is magnified or shrunk by more than this is repainted (zooms)
 MAX_SCALE_CHANGE = 0.1
 #: the most of a magnified stroke's colour kept where it is repainted (the refresh of a zoom)
@@ -69,28 +71,39 @@ REGION = 9
 #: Keys' cubic convolution parameter, the one ``torch.nn.functional.grid_sample`` uses (the
 #: read before 2026-12-05; :func:`cubic_gather` still takes its weights, for comparison)
 CUBIC_A = -0.75
-#: the ring holds cubic B-spline coefficients, not colours, and a carried pixel is read from them
-#: with the B-spline's weights: an interpolation that passes through the samples like Keys' cubic
-#: but keeps more of a fine stroke (at a half-pixel shift 84 % of a 0.35-cycle/px stroke's
-#: contrast against Keys' 72 %). One read of frame-by-frame outputs at a sub-pixel pan's offsets
-#: cost the Lite2 style distance +26.7 % (starry_night), +13.1 % (composition_vii), +9.5 % (mona)
-#: with Keys, +13.9 / +6.9 / +5.2 % with the B-spline (QUALITY.md, "The read", 2026-12-05): the
-#: interpolation was most of what the carry cost on sub-pixel pans and zooms
-BSPLINE_POLE = math.sqrt(3) - 2
-#: taps on each side of the prefilter (the exact inverse filter is IIR; its tail beyond 8 taps
-#: sums to 2·√3·|pole|⁹/(1 − |pole|) ≈ 3.3e-5 of the signal)
-PREFILTER_TAPS = 8
-#: the coefficients are stored as uint8 codes over [CODE_LOW, CODE_HIGH]: a stroke's coefficients
-#: overshoot [0, 1] (on the bundled networks' outputs −0.49 … 1.36; a lone pixel of contrast Δ
-#: reaches 3Δ beyond its surround, so rarer specks are clipped: a slight blur of that pixel); a
-#: code step is 2.5/255, so a read is within 1.25/255 of the unquantized one (positive weights
-#: summing to 1): half a level more than the 8-bit colours stored before
-CODE_LOW, CODE_HIGH = -0.75, 1.75
+#: the ring holds B-spline coefficients, not colours, and a carried pixel is read from them with
+#: the B-spline's weights: an interpolation that passes through the samples like Keys' cubic but
+#: keeps more of a fine stroke (at a half-pixel shift, of a 0.35-cycle/px stroke's contrast: Keys
+#: 72 %, the cubic B-spline 84 %, the quintic 95 %). One read of frame-by-frame outputs at a
+#: sub-pixel pan's offsets cost the Lite2 style distance +26.7 % (starry_night) and +9.5 % (mona)
+#: with Keys, +13.9 / +5.2 % with the cubic B-spline, +6.1 / +1.8 % with the quintic (QUALITY.md,
+#: "The read", 2026-12-05): the interpolation was most of what the carry cost on sub-pixel pans
+#: and zooms. SPLINE_DEGREE: the read's degree, 3 (4×4 taps) or 5 (6×6). The quintic: on QUALITY's
+#: 35 clips × networks, both of the issue's bounds in 25 rows (cubic 21, Keys 14), mean style
+#: change +3.2 % (+5.4 %, +8.6 %); it costs ~0.65 s more a 1080p frame on 2 CPU cores (the carry
+#: 0.93-1.00 s → 1.58-1.65 s on a loaded machine) and half the ring's frames (float16)
+SPLINE_DEGREE = 5
+#: the B-spline's samples at the integers (0, ±1, ±2): the filter the prefilter inverts
+_SAMPLED = {3: (4 / 6, 1 / 6, 0.0), 5: (66 / 120, 26 / 120, 1 / 120)}
+#: taps on each side of the prefilter (the exact inverse filter is IIR); its tail beyond them sums
+#: to 3.4e-5 (cubic, 8 taps) and 3.5e-5 (quintic, 14) of the signal
+PREFILTER_TAPS = {3: 8, 5: 14}
+#: the cubic's coefficients are stored as uint8 codes over CODE_RANGE[3]: a stroke's coefficients
+#: overshoot [0, 1] (the bundled networks' outputs −0.49 … 1.36, the any-painting network's
+#: −1.42 … 2.18 with 0.035 % outside; a lone pixel of contrast Δ reaches 3Δ beyond its surround,
+#: so such specks are clipped: a slight blur of that pixel). A read's weights are positive and sum
+#: to 1, so it is within half a code step, 1.25/255, of the unquantized one
+CODE_RANGE = {3: (-0.75, 1.75), 5: None}
+#: the quintic's coefficients overshoot too far for 8-bit codes (the bundled outputs −1.46 … 2.95,
+#: the any-painting network's speckle −8.6 … 9.0; with codes over −1.5 … 3.0 its integer pan came
+#: out +31 % from the style instead of +4.5 %): they are kept as float16, half the frames a budget
+RING_DTYPE = {3: torch.uint8, 5: torch.float16}
 
 
-def ring_length(height: int, width: int, budget: int = RING_BYTES) -> int:
-    """How many H×W×3 uint8 outputs the ring keeps within ``budget`` bytes (MIN_RING..MAX_RING)."""
-    return max(MIN_RING, min(MAX_RING, budget // max(1, 3 * height * width)))
+def ring_length(height: int, width: int, budget: int = RING_BYTES, itemsize: int = 1) -> int:
+    """How many H×W×3 outputs (``itemsize`` bytes a value) the ring keeps within ``budget`` bytes
+    (MIN_RING..MAX_RING)."""
+    return max(MIN_RING, min(MAX_RING, budget // max(1, 3 * height * width * itemsize)))
 
 
 def _cubic_weights(t: torch.Tensor):
@@ -106,11 +119,24 @@ def _cubic_weights(t: torch.Tensor):
     return far(t + 1), near(t), near(1 - t), far(2 - t)
 
 
-def bspline_weights(t: torch.Tensor):
-    """The four tap weights (at offsets −1, 0, 1, 2) of the cubic B-spline at fractional offsets
-    ``t``: applied to :func:`bspline_coefficients`, they interpolate the samples."""
+def bspline_weights(t: torch.Tensor, degree: int = 3):
+    """The tap weights (offsets −1 … 2 for the cubic, −2 … 3 for the quintic) of the B-spline of
+    ``degree`` at fractional offsets ``t``: applied to :func:`bspline_coefficients`, they
+    interpolate the samples."""
     s = 1 - t
-    return s * s * s / 6, (3 * t - 6) * t * t / 6 + 2 / 3, (3 * s - 6) * s * s / 6 + 2 / 3, t * t * t / 6
+    if degree == 3:
+        return s * s * s / 6, (3 * t - 6) * t * t / 6 + 2 / 3, (3 * s - 6) * s * s / 6 + 2 / 3, t * t * t / 6
+    if degree != 5:
+        raise ValueError(f"the read's B-spline degree must be 3 or 5, not {degree}")
+
+    def near(x):  # |x| < 1
+        x2 = x * x
+        return 11 / 20 + x2 * (-1 / 2 + x2 * (1 / 4 - x / 12))
+
+    def mid(x):  # 1 <= |x| < 2
+        return 17 / 40 + x * (5 / 8 + x * (-7 / 4 + x * (5 / 4 + x * (-3 / 8 + x / 24))))
+
+    return s ** 5 / 120, mid(t + 1), near(t), near(s), mid(2 - t), t ** 5 / 120
 
 
 def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
@@ -122,34 +148,41 @@ def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(index > n - 1, 2 * (n - 1) - index, index).clamp(0, n - 1)
 
 
-def _prefilter_kernel(device) -> torch.Tensor:
-    k = torch.arange(-PREFILTER_TAPS, PREFILTER_TAPS + 1, dtype=torch.float64)
-    h = -6 * BSPLINE_POLE / (1 - BSPLINE_POLE ** 2) * BSPLINE_POLE ** k.abs()
+def _prefilter_kernel(degree: int, device) -> torch.Tensor:
+    """The FIR prefilter: the inverse of the B-spline's sampled kernel (exact, by a long DFT in
+    float64), cut at PREFILTER_TAPS[degree] a side."""
+    n = 1024
+    sampled = torch.zeros(n, dtype=torch.float64)
+    for k, v in enumerate(_SAMPLED[degree]):
+        sampled[k] = sampled[-k] = v
+    inverse = torch.fft.ifft(1 / torch.fft.fft(sampled)).real
+    t = PREFILTER_TAPS[degree]
+    h = inverse[torch.arange(-t, t + 1) % n]
     return (h / h.sum()).to(device, torch.float32)  # sums to 1: a flat area keeps its value exactly
 
 
-def bspline_coefficients(image: torch.Tensor) -> torch.Tensor:
-    """The cubic B-spline coefficients of a 1×C×H×W image (same shape, fp32): the samples through
-    the inverse of the B-spline's sampled kernel (1, 4, 1)/6, along x then y, with the image
-    mirrored at its edges (Unser, "Splines: a perfect fit", 1999; here an FIR of
-    2·PREFILTER_TAPS + 1 taps of the exact IIR inverse). On the CPU through OpenCV's separable
-    filter (15-22 ms for a 1080p frame on 2 cores, where torch's depthwise convolutions took
-    340 ms: the carry would have cost 85 % more); elsewhere :func:`_prefilter_torch`."""
+def bspline_coefficients(image: torch.Tensor, degree: int = 3) -> torch.Tensor:
+    """The B-spline coefficients (of ``degree``) of a 1×C×H×W image (same shape, fp32): the samples
+    through the inverse of the B-spline's sampled kernel ((1, 4, 1)/6 for the cubic), along x then
+    y, with the image mirrored at its edges (Unser, "Splines: a perfect fit", 1999; here an FIR of
+    the exact IIR inverse). On the CPU through OpenCV's separable filter (15-22 ms for a 1080p
+    frame on 2 cores, where torch's depthwise convolutions took 340 ms); elsewhere
+    :func:`_prefilter_torch`."""
     if image.device.type != "cpu":
-        return _prefilter_torch(image)
+        return _prefilter_torch(image, degree)
     import cv2  # a dependency of cvtools.video (its flow)
 
-    kernel = _prefilter_kernel("cpu").numpy()
+    kernel = _prefilter_kernel(degree, "cpu").numpy()
     hwc = image[0].float().permute(1, 2, 0).contiguous().numpy()
     out = cv2.sepFilter2D(hwc, cv2.CV_32F, kernel, kernel, borderType=cv2.BORDER_REFLECT_101)
     return torch.from_numpy(out.reshape(hwc.shape)).permute(2, 0, 1)[None]
 
 
-def _prefilter_torch(image: torch.Tensor) -> torch.Tensor:
+def _prefilter_torch(image: torch.Tensor, degree: int = 3) -> torch.Tensor:
     """:func:`bspline_coefficients` as two depthwise convolutions (any device)."""
     _, c, h, w = image.shape
-    kernel = _prefilter_kernel(image.device)
-    t = PREFILTER_TAPS
+    kernel = _prefilter_kernel(degree, image.device)
+    t = PREFILTER_TAPS[degree]
     x = image.float()
     cols = _reflect(torch.arange(-t, w + t, device=image.device), w)
     x = F.conv2d(x.index_select(3, cols), kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
@@ -160,8 +193,9 @@ def _prefilter_torch(image: torch.Tensor) -> torch.Tensor:
 def cubic_gather(ring: torch.Tensor, slot: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
                  weights=bspline_weights) -> torch.Tensor:
     """1×C×H×W float: pixel (i, j) read from ``ring[slot[i, j]]`` (ring: K×H×W×C, any dtype) at the
-    sub-pixel position (x[i, j], y[i, j]) in pixels, a separable four-tap cubic with ``weights``
-    (:func:`bspline_weights` on B-spline coefficients; ``_cubic_weights`` for Keys' bicubic) and
+    sub-pixel position (x[i, j], y[i, j]) in pixels, separable, with the taps ``weights`` gives
+    (:func:`bspline_weights` on B-spline coefficients: 4 or 6 taps; ``_cubic_weights`` for Keys'
+    bicubic) and
     the taps mirrored at the frame's edges: ``grid_sample(..., padding_mode="reflection",
     align_corners=True)`` per pixel, but each pixel from its own stored output (one gather per
     tap, not one warp per source)."""
@@ -173,12 +207,14 @@ def cubic_gather(ring: torch.Tensor, slot: torch.Tensor, x: torch.Tensor, y: tor
     itype = torch.int32 if k * h * w < 2 ** 31 else torch.long
     x0, y0 = x0.to(itype), y0.to(itype)
     base = slot.to(itype) * (h * w)
-    columns = [_reflect(x0 + (i - 1), w) for i in range(4)]
+    taps = len(wx)
+    first = 1 - taps // 2  # the first tap's offset: −1 for four taps, −2 for six
+    columns = [_reflect(x0 + (first + i), w) for i in range(taps)]
     out = None
-    for j in range(4):  # separable: four taps along x per row, then the rows along y
-        row_base = base + _reflect(y0 + (j - 1), h) * w
+    for j in range(taps):  # separable: the taps along x per row, then the rows along y
+        row_base = base + _reflect(y0 + (first + j), h) * w
         row = None
-        for i in range(4):
+        for i in range(taps):
             index = (row_base + columns[i]).reshape(-1)
             tap = rows.index_select(0, index).float().mul_(wx[i].reshape(-1, 1))
             row = tap if row is None else row.add_(tap)
@@ -217,10 +253,14 @@ class StrokeCarrier:
 
     ``tau``: the agreement test's τ (:func:`cvtools.video.stability._agreement`);
     ``repaint_blend``: the weight of the carried colour where a pixel is repainted;
-    ``ring``: outputs kept (None: :func:`ring_length` for the frame size)."""
+    ``ring``: outputs kept (None: :func:`ring_length` for the frame size);
+    ``degree``: the read's B-spline, 3 or 5 (None: :data:`SPLINE_DEGREE`)."""
 
     def __init__(self, tau: float, repaint_blend: float, ring: Optional[int] = None,
-                 max_scale_change: Optional[float] = MAX_SCALE_CHANGE):
+                 max_scale_change: Optional[float] = MAX_SCALE_CHANGE, degree: Optional[int] = None):
+        degree = SPLINE_DEGREE if degree is None else degree
+        if degree not in RING_DTYPE:
+            raise ValueError(f"the read's B-spline degree must be 3 or 5, not {degree}")
         if not tau > 0:
             raise ValueError(f"the agreement τ must be positive, not {tau}")
         if not 0 <= repaint_blend < 1:
@@ -230,7 +270,7 @@ class StrokeCarrier:
         if max_scale_change is not None and not max_scale_change > 0:
             raise ValueError(f"the largest scale change must be positive (or None: off), not {max_scale_change}")
         self.tau, self.repaint_blend, self.ring_frames = float(tau), float(repaint_blend), ring
-        self.max_scale_change = max_scale_change
+        self.max_scale_change, self.degree = max_scale_change, degree
         self.reset()
 
     def reset(self) -> None:
@@ -242,8 +282,9 @@ class StrokeCarrier:
 
     def _start(self, out: torch.Tensor) -> torch.Tensor:
         h, w = out.shape[-2:]
-        k = self.ring_frames or ring_length(h, w)
-        self._ring = torch.empty(k, h, w, 3, dtype=torch.uint8, device=out.device)
+        dtype = RING_DTYPE[self.degree]
+        k = self.ring_frames or ring_length(h, w, itemsize=dtype.itemsize)
+        self._ring = torch.empty(k, h, w, 3, dtype=dtype, device=out.device)
         gy, gx = torch.meshgrid(torch.arange(h, dtype=torch.float32, device=out.device),
                                 torch.arange(w, dtype=torch.float32, device=out.device), indexing="ij")
         self._grid = gx, gy
@@ -256,14 +297,20 @@ class StrokeCarrier:
 
     def _store(self, result: torch.Tensor) -> None:
         """Keeps ``result`` in the ring as its B-spline coefficients, coded as uint8."""
-        coefficients = bspline_coefficients(result.float().clamp(0, 1))[0]
-        codes = (coefficients - CODE_LOW).mul_(255 / (CODE_HIGH - CODE_LOW)).round_().clamp_(0, 255)
-        self._ring[self._t % self._ring.shape[0]] = codes.to(torch.uint8).permute(1, 2, 0)
+        coefficients = bspline_coefficients(result.float().clamp(0, 1), self.degree)[0]
+        if CODE_RANGE[self.degree] is not None:
+            low, high = CODE_RANGE[self.degree]
+            coefficients = (coefficients - low).mul_(255 / (high - low)).round_().clamp_(0, 255)
+        self._ring[self._t % self._ring.shape[0]] = coefficients.to(self._ring.dtype).permute(1, 2, 0)
 
     def _read(self, src, x, y, dtype) -> torch.Tensor:
         """Each pixel's colour read once from the output that painted it, at its position there."""
-        codes = cubic_gather(self._ring, src % self._ring.shape[0], x, y)
-        return codes.mul_((CODE_HIGH - CODE_LOW) / 255).add_(CODE_LOW).clamp_(0, 1).to(dtype)
+        value = cubic_gather(self._ring, src % self._ring.shape[0], x, y,
+                             weights=lambda t: bspline_weights(t, self.degree))
+        if CODE_RANGE[self.degree] is not None:
+            low, high = CODE_RANGE[self.degree]
+            value = value.mul_((high - low) / 255).add_(low)
+        return value.clamp_(0, 1).to(dtype)
 
     def __call__(self, out: torch.Tensor, flow: Optional[torch.Tensor], trusted: Optional[torch.Tensor],
                  local: Optional[torch.Tensor] = None) -> torch.Tensor:
