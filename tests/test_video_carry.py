@@ -20,8 +20,8 @@ from cvtools.video.carry import (
     _prefilter_torch,
     bspline_coefficients,
     bspline_weights,
-    cubic_gather,
     ring_length,
+    spline_gather,
 )
 from cvtools.video.flow import warp
 from cvtools.video.stability import TemporalStabilizer, stabilized_effect, warping_error
@@ -76,10 +76,10 @@ def _as_stored(image: torch.Tensor, degree: int = SPLINE_DEGREE) -> torch.Tensor
 
 def _read(ring: torch.Tensor, x: torch.Tensor, y: torch.Tensor, degree: int = SPLINE_DEGREE) -> torch.Tensor:
     zero = torch.zeros(x.shape, dtype=torch.long)
-    return cubic_gather(ring, zero, x, y, weights=lambda t: bspline_weights(t, degree)).clamp(0, 1)
+    return spline_gather(ring, zero, x, y, weights=lambda t: bspline_weights(t, degree)).clamp(0, 1)
 
 
-def test_cubic_gather_with_keys_weights_is_grid_sample_bicubic_per_pixel():
+def test_spline_gather_with_keys_weights_is_grid_sample_bicubic_per_pixel():
     """One stored output: the gather with Keys' weights is grid_sample's bicubic with reflection
     padding (taps mirrored about the edge pixels), inside the frame and outside it. fp32: 16
     products of values ≤ 1 with weights summing to 1 (|w| ≤ 1.3 in all), so agreement to
@@ -90,19 +90,19 @@ def test_cubic_gather_with_keys_weights_is_grid_sample_bicubic_per_pixel():
     flow = 4 * torch.randn(2, h, w, generator=g)
     gx, gy = _grid(h, w)
     ring = image[0].permute(1, 2, 0)[None].contiguous()
-    got = cubic_gather(ring, torch.zeros(h, w, dtype=torch.long), gx + flow[0], gy + flow[1], weights=_cubic_weights)
+    got = spline_gather(ring, torch.zeros(h, w, dtype=torch.long), gx + flow[0], gy + flow[1], weights=_cubic_weights)
     x, y = gx + flow[0], gy + flow[1]
     grid = torch.stack([x / (w - 1) * 2 - 1, y / (h - 1) * 2 - 1], -1)[None]
     expected = F.grid_sample(image, grid, mode="bicubic", padding_mode="reflection", align_corners=True)
     assert (got - expected).abs().max() < 1e-5
 
 
-def test_cubic_gather_reads_each_pixel_from_its_own_slot():
+def test_spline_gather_reads_each_pixel_from_its_own_slot():
     h, w = SIZE
     frames = torch.stack([torch.full((h, w, 3), float(k)) for k in range(3)])  # slot k holds k everywhere
     slot = torch.randint(0, 3, (h, w), generator=torch.Generator().manual_seed(2))
     gx, gy = _grid(h, w)
-    got = cubic_gather(frames, slot, gx + 0.37, gy - 0.61)  # constant images: any position reads k
+    got = spline_gather(frames, slot, gx + 0.37, gy - 0.61)  # constant images: any position reads k
     assert torch.allclose(got[0], slot.float().expand(3, h, w), atol=1e-5)
 
 
@@ -118,7 +118,7 @@ def test_the_bspline_read_passes_through_the_samples(degree):
     assert (coefficients - _prefilter_torch(image, degree)).abs().max() < 1e-5
     gx, gy = _grid(h, w)
     ring = coefficients[0].permute(1, 2, 0)[None].contiguous()
-    got = cubic_gather(ring, torch.zeros(h, w, dtype=torch.long), gx, gy, weights=lambda t: bspline_weights(t, degree))
+    got = spline_gather(ring, torch.zeros(h, w, dtype=torch.long), gx, gy, weights=lambda t: bspline_weights(t, degree))
     assert (got - image).abs().max() < 5e-5
     assert PREFILTER_TAPS == {3: 8, 5: 14}  # the bounds above are for these
     t = torch.rand(1000, generator=torch.Generator().manual_seed(7))
@@ -152,11 +152,11 @@ def test_the_bspline_read_keeps_more_of_a_fine_stroke_than_keys():
     assert abs(q[2] - (0.55 - 0.5 ** 2 / 2 + 0.5 ** 4 / 4 - 0.5 ** 5 / 12)) < 1e-12  # β₅(0.5) from its formula
     quintic = 2 * (q[2] * c(p) + q[1] * c(3 * p) + q[0] * c(5 * p)) / (66 / 120 + 52 / 120 * c(2 * p) + 2 / 120 * c(4 * p))
     ring = row[0].permute(1, 2, 0)[None].contiguous()
-    got_keys = contrast(cubic_gather(ring, slot, gx + 0.5, gy, weights=_cubic_weights))
+    got_keys = contrast(spline_gather(ring, slot, gx + 0.5, gy, weights=_cubic_weights))
     got = {}
     for degree in (3, 5):
         coefficients = bspline_coefficients(row, degree)[0].permute(1, 2, 0)[None].contiguous()
-        got[degree] = contrast(cubic_gather(coefficients, slot, gx + 0.5, gy, weights=lambda t: bspline_weights(t, degree)))
+        got[degree] = contrast(spline_gather(coefficients, slot, gx + 0.5, gy, weights=lambda t: bspline_weights(t, degree)))
     assert abs(got_keys - keys) < 2e-3 and abs(got[3] - cubic) < 2e-3 and abs(got[5] - quintic) < 2e-3, (got_keys, got)
     assert keys + 0.1 < got[3] < got[5] - 0.1
 

@@ -13,8 +13,8 @@ with a quintic B-spline (the ring keeps each output's B-spline coefficients: :da
 which keeps more of a fine stroke than Keys' bicubic. A pixel is repainted where the flow is not
 trusted, where the network disagrees with the carried colour (the blend's 5×5 agreement test, or
 the pixel alone differing by more than FOREIGN·τ), where its position has left the frame that
-painted it, and where a zoom has
-magnified or shrunk its stroke by more than MAX_SCALE_CHANGE: the new output, blended with the
+painted it, and where a zoom has magnified or shrunk its stroke by more than MAX_SCALE_CHANGE: the
+new output, blended with the
 carried colour at ``repaint_blend`` where the flow is trusted (the blend's steadiness where the
 network changes its strokes, the carry's sharpness where it does not; less where the pixel or
 its region changed by more than strokes do, at most REFRESH_BLEND for a magnified stroke), and it
@@ -23,14 +23,15 @@ becomes its own source.
 Memory is bounded by a ring of the last ``ring`` outputs (their coefficients, float16 for the
 quintic read, on the outputs' device): a pixel whose source would leave the ring is re-based on the
 current result (its carried colour, already sampled once, becomes its new source): one more
-interpolation every ``ring`` frames (32 at 1080p, 8 at 4K). Probed on the
-CPU first (tools/feature_blend_probe.py, benchmarks/plans/issue29_people.md): re-basing every
+interpolation every ``ring`` frames (32 at 1080p, 8 at 4K). Probed on the CPU first
+(tools/feature_blend_probe.py, benchmarks/plans/issue29_people.md): re-basing every
 8 frames cost 5-12 points of style distance on sub-pixel pans and zooms over 32 frames, so the ring
 is as long as the memory budget allows (:data:`RING_BYTES`, at most :data:`MAX_RING` frames).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Optional
 
@@ -69,7 +70,7 @@ PIXEL_GATE = 3.0
 REGION_GATE = 1.5
 REGION = 9
 #: Keys' cubic convolution parameter, the one ``torch.nn.functional.grid_sample`` uses (the
-#: read before 2026-12-05; :func:`cubic_gather` still takes its weights, for comparison)
+#: read before 2026-12-05; :func:`spline_gather` still takes its weights, for comparison)
 CUBIC_A = -0.75
 #: the ring holds B-spline coefficients, not colours, and a carried pixel is read from them with
 #: the B-spline's weights: an interpolation that passes through the samples like Keys' cubic but
@@ -119,7 +120,7 @@ def _cubic_weights(t: torch.Tensor):
     return far(t + 1), near(t), near(1 - t), far(2 - t)
 
 
-def bspline_weights(t: torch.Tensor, degree: int = 3):
+def bspline_weights(t: torch.Tensor, degree: int = SPLINE_DEGREE):
     """The tap weights (offsets −1 … 2 for the cubic, −2 … 3 for the quintic) of the B-spline of
     ``degree`` at fractional offsets ``t``: applied to :func:`bspline_coefficients`, they
     interpolate the samples."""
@@ -150,7 +151,12 @@ def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
 
 def _prefilter_kernel(degree: int, device) -> torch.Tensor:
     """The FIR prefilter: the inverse of the B-spline's sampled kernel (exact, by a long DFT in
-    float64), cut at PREFILTER_TAPS[degree] a side."""
+    float64), cut at PREFILTER_TAPS[degree] a side; fp32 on ``device``."""
+    return _prefilter_taps(degree).to(device, torch.float32)
+
+
+@functools.lru_cache(maxsize=None)
+def _prefilter_taps(degree: int) -> torch.Tensor:
     n = 1024
     sampled = torch.zeros(n, dtype=torch.float64)
     for k, v in enumerate(_SAMPLED[degree]):
@@ -158,10 +164,10 @@ def _prefilter_kernel(degree: int, device) -> torch.Tensor:
     inverse = torch.fft.ifft(1 / torch.fft.fft(sampled)).real
     t = PREFILTER_TAPS[degree]
     h = inverse[torch.arange(-t, t + 1) % n]
-    return (h / h.sum()).to(device, torch.float32)  # sums to 1: a flat area keeps its value exactly
+    return h / h.sum()  # sums to 1: a flat area keeps its value exactly
 
 
-def bspline_coefficients(image: torch.Tensor, degree: int = 3) -> torch.Tensor:
+def bspline_coefficients(image: torch.Tensor, degree: int = SPLINE_DEGREE) -> torch.Tensor:
     """The B-spline coefficients (of ``degree``) of a 1×C×H×W image (same shape, fp32): the samples
     through the inverse of the B-spline's sampled kernel ((1, 4, 1)/6 for the cubic), along x then
     y, with the image mirrored at its edges (Unser, "Splines: a perfect fit", 1999; here an FIR of
@@ -178,7 +184,7 @@ def bspline_coefficients(image: torch.Tensor, degree: int = 3) -> torch.Tensor:
     return torch.from_numpy(out.reshape(hwc.shape)).permute(2, 0, 1)[None]
 
 
-def _prefilter_torch(image: torch.Tensor, degree: int = 3) -> torch.Tensor:
+def _prefilter_torch(image: torch.Tensor, degree: int = SPLINE_DEGREE) -> torch.Tensor:
     """:func:`bspline_coefficients` as two depthwise convolutions (any device)."""
     _, c, h, w = image.shape
     kernel = _prefilter_kernel(degree, image.device)
@@ -190,15 +196,15 @@ def _prefilter_torch(image: torch.Tensor, degree: int = 3) -> torch.Tensor:
     return F.conv2d(x.index_select(2, rows), kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
-def cubic_gather(ring: torch.Tensor, slot: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                 weights=bspline_weights) -> torch.Tensor:
+def spline_gather(ring: torch.Tensor, slot: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
+                  weights=bspline_weights) -> torch.Tensor:
     """1×C×H×W float: pixel (i, j) read from ``ring[slot[i, j]]`` (ring: K×H×W×C, any dtype) at the
     sub-pixel position (x[i, j], y[i, j]) in pixels, separable, with the taps ``weights`` gives
-    (:func:`bspline_weights` on B-spline coefficients: 4 or 6 taps; ``_cubic_weights`` for Keys'
-    bicubic) and
-    the taps mirrored at the frame's edges: ``grid_sample(..., padding_mode="reflection",
-    align_corners=True)`` per pixel, but each pixel from its own stored output (one gather per
-    tap, not one warp per source)."""
+    (:func:`bspline_weights` on B-spline coefficients: 6 taps for the quintic, 4 for the cubic;
+    ``_cubic_weights`` for Keys' bicubic), the taps mirrored at the frame's edges: with Keys'
+    weights ``grid_sample(..., mode="bicubic", padding_mode="reflection", align_corners=True)``
+    per pixel, but each pixel from its own stored output (one gather per tap, not one warp per
+    source)."""
     k, h, w, c = ring.shape
     rows = ring.reshape(k * h * w, c)
     x0, y0 = x.floor(), y.floor()
@@ -296,7 +302,8 @@ class StrokeCarrier:
         return out
 
     def _store(self, result: torch.Tensor) -> None:
-        """Keeps ``result`` in the ring as its B-spline coefficients, coded as uint8."""
+        """Keeps ``result`` in the ring as its B-spline coefficients (8-bit codes for the cubic,
+        float16 for the quintic)."""
         coefficients = bspline_coefficients(result.float().clamp(0, 1), self.degree)[0]
         if CODE_RANGE[self.degree] is not None:
             low, high = CODE_RANGE[self.degree]
@@ -305,7 +312,7 @@ class StrokeCarrier:
 
     def _read(self, src, x, y, dtype) -> torch.Tensor:
         """Each pixel's colour read once from the output that painted it, at its position there."""
-        value = cubic_gather(self._ring, src % self._ring.shape[0], x, y,
+        value = spline_gather(self._ring, src % self._ring.shape[0], x, y,
                              weights=lambda t: bspline_weights(t, self.degree))
         if CODE_RANGE[self.degree] is not None:
             low, high = CODE_RANGE[self.degree]
