@@ -151,7 +151,13 @@ def _reflect(index: torch.Tensor, n: int) -> torch.Tensor:
 
 def _prefilter_kernel(degree: int, device) -> torch.Tensor:
     """The FIR prefilter: the inverse of the B-spline's sampled kernel (exact, by a long DFT in
-    float64), cut at PREFILTER_TAPS[degree] a side; fp32 on ``device``."""
+    float64), cut at PREFILTER_TAPS[degree] a side; fp32 on ``device`` (kept there: no host copy
+    per frame)."""
+    return _prefilter_on(degree, str(torch.device(device)))
+
+
+@functools.lru_cache(maxsize=None)
+def _prefilter_on(degree: int, device: str) -> torch.Tensor:
     return _prefilter_taps(degree).to(device, torch.float32)
 
 
