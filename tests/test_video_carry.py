@@ -393,6 +393,55 @@ def test_local_motion_is_what_departs_from_the_camera_s_affine_motion():
     assert not local[~grown].any()
 
 
+
+def test_local_motion_at_the_edge_only_leaves_a_moving_layer_s_inside_to_the_carry():
+    """With ``edge_window`` the same disc is local motion only along its rim (where the flow
+    jumps by its 3 px within 3×3 px, then grown by 2 px): its inside is not, and nothing beyond
+    the rim grown by 2 px is."""
+    from cvtools.video.stability import _local_motion_mask
+
+    h, w = SIZE
+    gx, gy = _grid(h, w)
+    r = ((gx - 40) ** 2 + (gy - 24) ** 2).sqrt()
+    flow = torch.stack([torch.full_like(gx, 1.5), torch.full_like(gy, -0.7)])
+    flow[0][r <= 10] += 3.0
+    occluded = torch.zeros(h, w, dtype=torch.bool)
+    local = _local_motion_mask(flow, occluded, h, w, 0.75, edge_window=1)[0, 0]
+    assert local[(r <= 10) & (r > 9)].all()  # the disc's own outer ring (jump within 1 px)
+    assert not local[r <= 6].any()  # 1 px of window + 2 px of growth inside the rim at most
+    assert not local[r > 13].any()
+
+
+def test_a_moving_object_s_inside_is_carried_its_edge_blended():
+    """Through the stabilizer (phase lock + carry, DIS flow) on a disc gliding 3 px a frame over a
+    still background, with an effect that agrees with its own warped past (the frame itself):
+    the disc's inside keeps the frame that painted it (carried), as the background does; with
+    whole moving layers blended (the mode before 2026-12-05), the inside is repainted every frame."""
+    import cvtools.video.stability as stability
+
+    clip = synthetic.moving_object("coffee", "chelsea", frames=6, size=(64, 96), velocity=(3.0, 0.0),
+                                   background_velocity=(0.0, 0.0), radius=0.3)
+    frames = list(clip.frames[:, None])
+    cx = (96 - 3.0 * 5) / 2 + 3.0 * 5  # the disc's centre in the last frame (synthetic.moving_object)
+    gx, gy = _grid(64, 96)
+    inside = ((gx - cx) ** 2 + (gy - 32) ** 2).sqrt() <= 0.3 * 64 - 8
+
+    def last_sources(edge_window):
+        old = stability.LOCAL_EDGE_WINDOW
+        stability.LOCAL_EDGE_WINDOW = edge_window
+        try:
+            st = stability.TemporalStabilizer(0.85, carry=True)
+            for f in frames:
+                st.finish(st.prepare(f))
+            return st.carrier._src, st.carrier._t
+        finally:
+            stability.LOCAL_EDGE_WINDOW = old
+
+    src, t = last_sources(1)
+    assert (src[inside] < t).float().mean() > 0.9  # carried from an earlier frame
+    src, t = last_sources(None)
+    assert (src[inside] == t).float().mean() > 0.9  # repainted (blended) in the last frame
+
 def test_stylize_video_with_what_stable_runs(tmp_path):
     """Through the whole pipeline (file → decode → network → encode → file) with the stabilizer
     ``--stable`` builds (stabilizer_for: phase lock + carry), finishing in the writer's thread and

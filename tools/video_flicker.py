@@ -166,6 +166,10 @@ def stabilizer_options(args) -> dict:
         import cvtools.video.carry as carry
 
         carry.LOCAL_BLEND = args.local_blend
+    if args.local_edge_window is not None:  # likewise: stability.LOCAL_EDGE_WINDOW (-1: whole moving layers)
+        import cvtools.video.stability as stability
+
+        stability.LOCAL_EDGE_WINDOW = None if args.local_edge_window < 0 else args.local_edge_window
     if args.spline_degree is not None:  # likewise: the read's B-spline (carry.SPLINE_DEGREE)
         import cvtools.video.carry as carry
 
@@ -255,6 +259,8 @@ def main(argv=None):
                          "(0: off; default: its own)")
     ap.add_argument("--local-blend", type=float,
                     help="carry mode: the blend on what moves on its own (default: carry.LOCAL_BLEND)")
+    ap.add_argument("--local-edge-window", type=int,
+                    help="carry: blend only the edges of local motion, this many working px wide (-1: whole layers)")
     ap.add_argument("--spline-degree", type=int, choices=(3, 5),
                     help="carry mode: the read's B-spline degree (default: carry.SPLINE_DEGREE)")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")

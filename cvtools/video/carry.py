@@ -51,9 +51,10 @@ RING_BYTES = 400 * 2 ** 20
 MAX_SCALE_CHANGE = 0.1
 #: the most of a magnified stroke's colour kept where it is repainted (the refresh of a zoom)
 REFRESH_BLEND = 0.45
-#: the blend where something moves on its own (``local``: not carried; the blend mode's weight):
-#: 0.55 brings every moving-object and parallax row of QUALITY's table to ≤ 0.6 of frame by frame
-#: (0.45, the blend mode's: great_wave's parallax 0.63, object 0.603) for +1-9 points of style
+#: the blend at the edge of what moves on its own (``local``: not carried; the blend mode's
+#: weight): 0.55 brought every moving-object and parallax row of QUALITY's table to ≤ 0.6 of frame
+#: by frame when whole moving layers were blended (0.45, the blend mode's: great_wave's parallax
+#: 0.63, object 0.603); since 2026-12-05 only their edges are (stability.LOCAL_EDGE_WINDOW)
 LOCAL_BLEND = 0.55
 #: the span (px) over which that scale is measured
 SCALE_WINDOW = 8
@@ -327,8 +328,9 @@ class StrokeCarrier:
 
     def __call__(self, out: torch.Tensor, flow: Optional[torch.Tensor], trusted: Optional[torch.Tensor],
                  local: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """The stabilized output; ``local`` (1×1×H×W bool, optional): pixels that move on their own
-        (not with the camera), which are blended, never carried."""
+        """The stabilized output; ``local`` (1×1×H×W bool, optional): pixels that are blended, never
+        carried (what ``--stable`` passes: the edges of what moves on its own, where the flow is
+        least sure)."""
         h, w = out.shape[-2:]
         if flow is None or self._ring is None or self._ring.shape[1:3] != (h, w) or self._ring.device != out.device:
             return self._start(out)
@@ -376,10 +378,9 @@ class StrokeCarrier:
         blend where the flow is trusted: the blend's steadiness where the network changes its
         strokes), less where the pixel differs by more than a stroke does and where its whole
         neighbourhood changed (a light switched on, an object the flow did not see: followed at
-        once, no ghost). What moves on its own (``local``) is painted anew by the network in every
-        frame (no phase lock holds it), so carrying its strokes would leave a mosaic of pieces
-        from different frames: there, the blend (``blend_weight``: trust × 5×5 agreement, at
-        LOCAL_BLEND)."""
+        once, no ghost). Where ``local`` (the edge of something moving on its own: the flow is
+        least sure there, and carried strokes came and went in patches), the blend instead
+        (``blend_weight``: trust × 5×5 agreement, at LOCAL_BLEND)."""
         if not self.repaint_blend:
             return out
         region = box_mean(d, REGION)

@@ -45,8 +45,17 @@ STABLE_MODE = "carry"
 STABLE_MODES = ("carry", "blend")
 
 #: carry mode: pixels whose flow departs from the camera's (affine) motion by more than this many
-#: px move on their own and are blended, not carried (:func:`_local_motion_mask`)
+#: px move on their own and, at a layer's edge, are blended, not carried (:func:`_local_motion_mask`)
 LOCAL_MOTION = 0.75
+#: carry mode: only the edge of what moves on its own is blended, where the flow jumps by more
+#: than LOCAL_MOTION px within (2·LOCAL_EDGE_WINDOW + 1)² working-size px; the inside of a moving
+#: layer is carried like the camera's pixels. None: the whole moving layer is blended (the mode
+#: until 2026-12-05). On QUALITY's object and parallax clips, 14 rows: both of issue 29's bounds
+#: in 12 (whole layer: 5), the stable's steadiness the same or better in every row (2026-12-05,
+#: ``tools/video_flicker.py``); the blend was worth its style cost only where the flow is least
+#: sure (a region split of great_wave's parallax: edges 0.79 of frame by frame carried, 0.62
+#: blended; insides 0.46 carried, 0.48 blended)
+LOCAL_EDGE_WINDOW: Optional[int] = 1
 
 #: :class:`TemporalStabilizer`'s ``disagreement`` τ: the warped previous output's weight is
 #: scaled by exp(−(d/τ)²), d the network's local mean disagreement with it (pixel values in
@@ -458,7 +467,8 @@ class TemporalStabilizer(Stabilizer):
             # trust map (fits, norms, pools, a 1080p upscale) then cost ~0.3 ms, where on the
             # host they took ~40 ms of a 1080p frame (profiled on an H200, 2026-12-05)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
-            local = _local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion) if self.local_motion else None
+            local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion, edge_window=LOCAL_EDGE_WINDOW)
+                     if self.local_motion else None)
             keep, flow = self._keep_and_flow(out, flow, occluded)
             result = self.carrier(out, flow, keep, local)
         self._trusted_share = self.carrier.carried_share  # read on demand: no device sync per frame
@@ -466,11 +476,13 @@ class TemporalStabilizer(Stabilizer):
 
 
 def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: int, threshold: float,
-                       grow: int = 2) -> torch.Tensor:
+                       grow: int = 2, edge_window: Optional[int] = None) -> torch.Tensor:
     """1×1×H×W bool, on the flow's device: where the flow (2×h'×w', working size) departs from the
     camera's motion by more than ``threshold`` full-size px: an affine model (pan, zoom, rotation)
     fitted by least squares to the trusted pixels on a ~64² grid, its residual grown by ``grow``
-    px at the working size (object edges), scaled up."""
+    px at the working size (object edges), scaled up. ``edge_window`` (working-size px, optional):
+    only where the flow also jumps by more than ``threshold`` within that distance (the edge of a
+    moving layer, not its inside)."""
     dev = flow.device
     sh, sw = flow.shape[-2:]
     gy, gx = torch.meshgrid(torch.arange(sh, dtype=torch.float32, device=dev),
@@ -486,6 +498,11 @@ def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: in
     model = torch.linalg.lstsq(basis[sample.reshape(-1)], f[sample.reshape(-1)]).solution
     residual = (f - basis @ model).norm(dim=1).reshape(1, 1, sh, sw) * (w / sw)
     local = (residual > threshold).float()
+    if edge_window is not None:
+        k = 2 * edge_window + 1
+        full = flow.float()[None] * (w / sw)  # in full-size px
+        spread = (F.max_pool2d(full, k, 1, edge_window) + F.max_pool2d(-full, k, 1, edge_window)).norm(dim=1, keepdim=True)
+        local = local * (spread > threshold)
     if grow:
         local = F.max_pool2d(local, 2 * grow + 1, 1, grow)
     if (sh, sw) != (h, w):
