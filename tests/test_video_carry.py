@@ -482,11 +482,18 @@ def test_stylize_video_with_what_stable_runs(tmp_path):
 
 
 def test_box_mean_is_avg_pool_with_the_window_cut_at_the_borders():
-    """Two 1-D passes give the 2-D cut-window mean: fp32 sums of ≤ 81 values in [0, 1] in another
-    order, so agreement to a few ulps of the mean (1e-6)."""
+    """Both paths give the 2-D cut-window mean: OpenCV's box filter over the frame's count (CPU
+    fp32) and two 1-D pooling passes (other dtypes and devices); sums of ≤ 81 values in [0, 1] in
+    another order, so agreement to a few fp32 ulps of the mean (1e-6), also where the window is
+    wider than the frame."""
     from cvtools.video.stability import box_mean
 
-    x = torch.rand(2, 3, 37, 53, generator=torch.Generator().manual_seed(6))
-    for size in (1, 5, 9):
-        expected = F.avg_pool2d(x, size, 1, size // 2, count_include_pad=False)
-        assert (box_mean(x, size) - expected).abs().max() < 1e-6
+    g = torch.Generator().manual_seed(6)
+    for shape in ((2, 3, 37, 53), (1, 1, 4, 7)):
+        x = torch.rand(*shape, generator=g)
+        for size in (1, 5, 9):
+            expected = F.avg_pool2d(x.double(), size, 1, size // 2, count_include_pad=False)
+            for dtype in (torch.float32, torch.float64):
+                got = box_mean(x.to(dtype), size)
+                assert got.dtype == dtype and got.shape == x.shape
+                assert (got.double() - expected).abs().max() < 1e-6, (shape, size, dtype)
