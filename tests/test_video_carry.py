@@ -412,11 +412,56 @@ def test_local_motion_at_the_edge_only_leaves_a_moving_layer_s_inside_to_the_car
     assert not local[r > 13].any()
 
 
+
+def test_a_turning_layer_is_local_motion_all_over():
+    """With ``turn``, a disc that turns on its own by 3° a frame (its flow's slope 0.074 px per px
+    against the camera's pan) is local motion inside too, not only along its rim; the same disc
+    sliding without turning keeps its inside out (the slope of a translation is 0)."""
+    from cvtools.video.stability import LOCAL_TURN, _local_motion_mask
+
+    h, w = SIZE
+    gx, gy = _grid(h, w)
+    dx, dy = gx - 40, gy - 24
+    disc = (dx ** 2 + dy ** 2).sqrt() <= 12
+    a = math.radians(3.0)
+    camera = torch.stack([torch.full_like(gx, 1.5), torch.full_like(gy, -0.7)])
+    turning = camera.clone()
+    # where each disc pixel was a frame before: turned back by a, plus a 3-px slide
+    turning[0][disc] = (math.cos(a) * dx + math.sin(a) * dy - dx + 3.0)[disc]
+    turning[1][disc] = (-math.sin(a) * dx + math.cos(a) * dy - dy)[disc]
+    occluded = torch.zeros(h, w, dtype=torch.bool)
+    middle = (dx ** 2 + dy ** 2).sqrt() <= 5
+    assert LOCAL_TURN is not None and LOCAL_TURN < math.sqrt(2) * math.sin(a)
+    local = _local_motion_mask(turning, occluded, h, w, 0.75, edge_window=1, turn=LOCAL_TURN)[0, 0]
+    assert local[middle].all()
+    sliding = camera.clone()
+    sliding[0][disc] += 2.5
+    local = _local_motion_mask(sliding, occluded, h, w, 0.75, edge_window=1, turn=LOCAL_TURN)[0, 0]
+    assert not local[middle].any()
+
+
+def test_a_carried_stroke_turned_past_the_bound_is_repainted():
+    """scale_kept also checks the cross slopes (a turn's sine): positions turned by 3° about the
+    frame's centre are kept (sin 3° = 0.052 ≤ 0.1), by 8° (0.139) not; a pure shift is kept."""
+    from cvtools.video.carry import scale_kept
+
+    h, w = SIZE
+    gx, gy = _grid(h, w)
+    src = torch.zeros(h, w, dtype=torch.long)
+    dx, dy = gx - w / 2, gy - h / 2
+    for degrees, kept in ((0.0, True), (3.0, True), (8.0, False)):
+        a = math.radians(degrees)
+        x = w / 2 + math.cos(a) * dx - math.sin(a) * dy + 0.4
+        y = h / 2 + math.sin(a) * dx + math.cos(a) * dy - 0.3
+        assert bool(scale_kept(src, x, y, 0.1).all()) is kept, degrees
+        assert bool(scale_kept(src, x, y, 0.1).any()) is kept, degrees
+
 def test_a_moving_object_s_inside_is_carried_its_edge_blended():
     """Through the stabilizer (phase lock + carry, DIS flow) on a disc gliding 3 px a frame over a
     still background, with an effect that agrees with its own warped past (the frame itself):
     the disc's inside keeps the frame that painted it (carried), as the background does; with
-    whole moving layers blended (the mode before 2026-12-05), the inside is repainted every frame."""
+    whole moving layers blended (the mode before 2026-12-05), the inside is repainted every frame;
+    a disc that also turns is blended inside (stability.LOCAL_TURN)."""
     import cvtools.video.stability as stability
 
     clip = synthetic.moving_object("coffee", "chelsea", frames=6, size=(64, 96), velocity=(3.0, 0.0),
@@ -441,6 +486,13 @@ def test_a_moving_object_s_inside_is_carried_its_edge_blended():
     assert (src[inside] < t).float().mean() > 0.9  # carried from an earlier frame
     src, t = last_sources(None)
     assert (src[inside] == t).float().mean() > 0.9  # repainted (blended) in the last frame
+    # a disc that turns 3° a frame as it glides: its inside is blended with the edges (DIS's
+    # composed positions drift on a turn: jagged, misplaced features when it was carried)
+    clip = synthetic.spinning_object(frames=6, size=(64, 96), velocity=(3.0, 0.0), spin_deg=3.0,
+                                     background_velocity=(0.0, 0.0))
+    frames = list(clip.frames[:, None])
+    src, t = last_sources(1)
+    assert (src[inside] == t).float().mean() > 0.9
 
 def test_stylize_video_with_what_stable_runs(tmp_path):
     """Through the whole pipeline (file → decode → network → encode → file) with the stabilizer

@@ -58,6 +58,8 @@ REFRESH_BLEND = 0.45
 LOCAL_BLEND = 0.55
 #: the span (px) over which that scale is measured
 SCALE_WINDOW = 8
+#: a carried pixel whose source is turned by more than asin(MAX_SCALE_CHANGE) is repainted too
+TURN_KEPT = True
 #: a carried pixel whose own colour differs from the network's by more than this many τ
 #: (mean over RGB) is repainted however well its neighbourhood agrees
 FOREIGN = 1.0
@@ -238,24 +240,35 @@ def spline_gather(ring: torch.Tensor, slot: torch.Tensor, x: torch.Tensor, y: to
 
 def scale_kept(src: torch.Tensor, x: torch.Tensor, y: torch.Tensor, max_change: float, window: int = SCALE_WINDOW) -> torch.Tensor:
     """1×1×H×W bool: where the composed positions (x, y in the output ``src`` painted) still map
-    the frame onto its source at about the same scale (the geometric mean of the x and y slopes
-    over ``window`` px within 1 ± ``max_change``). A zoom magnifies carried strokes frame after
+    the frame onto its source at about the same scale and orientation: the geometric mean of the
+    x and y slopes over ``window`` px within 1 ± ``max_change``, and, when TURN_KEPT, the cross
+    slopes (a turn's sine) within ± ``max_change``. A zoom magnifies carried strokes frame after
     frame (a 1.2 % zoom: 21 % larger after 16 frames), which the style yardstick reads as another
-    style; such pixels are repainted. Where the window spans two sources, the slope is not known:
-    kept. (A window across two layers painted by the same frame reads as a scale change too; a
-    test on both halves of the window, to tell a zoom's smooth stretch from a layer's jump, was
-    tried on 2026-12-05 and lost on zooms without gaining on parallax.)"""
+    style; a turning object turns them, and the positions' composition (the nearest pixel's
+    position plus the flow's remainder, exact for a translation) drifts with the turn, which shows
+    as jagged outlines: such pixels are repainted. Where the window spans two sources, the slope
+    is not known: kept. (A window across two layers painted by the same frame reads as a scale
+    change too; a test on both halves of the window, to tell a zoom's smooth stretch from a
+    layer's jump, was tried on 2026-12-05 and lost on zooms without gaining on parallax.)"""
     h, w = x.shape
     sx, sy = torch.ones_like(x), torch.ones_like(y)
+    cx, cy = torch.zeros_like(x), torch.zeros_like(y)
     k, c = window, window // 2
-    if w > k:  # the slope centred on each pixel; the c px at either edge take their neighbour's
-        slope = torch.where(src[:, k:] == src[:, :-k], (x[:, k:] - x[:, :-k]) / k, 1.0)
-        sx = F.pad(slope[None], (c, k - c), mode="replicate")[0]
+    if w > k:  # the slopes centred on each pixel; the c px at either edge take their neighbour's
+        same = src[:, k:] == src[:, :-k]
+        sx = F.pad(torch.where(same, (x[:, k:] - x[:, :-k]) / k, 1.0)[None], (c, k - c), mode="replicate")[0]
+        if TURN_KEPT:
+            cy = F.pad(torch.where(same, (y[:, k:] - y[:, :-k]) / k, 0.0)[None], (c, k - c), mode="replicate")[0]
     if h > k:
-        slope = torch.where(src[k:] == src[:-k], (y[k:] - y[:-k]) / k, 1.0)
-        sy = F.pad(slope.T[None], (c, k - c), mode="replicate")[0].T
+        same = src[k:] == src[:-k]
+        sy = F.pad(torch.where(same, (y[k:] - y[:-k]) / k, 1.0).T[None], (c, k - c), mode="replicate")[0].T
+        if TURN_KEPT:
+            cx = F.pad(torch.where(same, (x[k:] - x[:-k]) / k, 0.0).T[None], (c, k - c), mode="replicate")[0].T
     scale = (sx * sy).clamp_min(1e-6).sqrt()
-    return (scale.log().abs() <= math.log1p(max_change))[None, None]
+    kept = scale.log().abs() <= math.log1p(max_change)
+    if TURN_KEPT:
+        kept &= (cx.abs() <= max_change) & (cy.abs() <= max_change)
+    return kept[None, None]
 
 
 class StrokeCarrier:

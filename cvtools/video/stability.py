@@ -49,13 +49,21 @@ STABLE_MODES = ("carry", "blend")
 LOCAL_MOTION = 0.75
 #: carry mode: only the edge of what moves on its own is blended, where the flow jumps by more
 #: than LOCAL_MOTION px within (2·LOCAL_EDGE_WINDOW + 1)² working-size px; the inside of a moving
-#: layer is carried like the camera's pixels. None: the whole moving layer is blended (the mode
-#: until 2026-12-05). On QUALITY's object and parallax clips, 14 rows: both of issue 29's bounds
-#: in 12 (whole layer: 5), the stable's steadiness the same or better in every row (2026-12-05,
-#: ``tools/video_flicker.py``); the blend was worth its style cost only where the flow is least
-#: sure (a region split of great_wave's parallax: edges 0.79 of frame by frame carried, 0.62
-#: blended; insides 0.46 carried, 0.48 blended)
+#: layer is carried like the camera's pixels (unless it turns: LOCAL_TURN). None: the whole
+#: moving layer is blended (the mode until 2026-12-05). The blend was worth its style cost only
+#: where the flow is least sure (a region split of great_wave's parallax: edges 0.79 of frame by
+#: frame carried, 0.62 blended; insides 0.46 carried, 0.48 blended). On QUALITY's object and
+#: parallax clips, 14 rows, both of issue 29's bounds: 5 with whole layers, 9 with this and
+#: LOCAL_TURN (12 without LOCAL_TURN, which drifted on a turning object), every row as steady
 LOCAL_EDGE_WINDOW: Optional[int] = 1
+#: carry mode: ...unless the moving layer turns or stretches on its own: where the slope of its
+#: departure from the camera's motion (px per px a frame) is over this, all of it is blended.
+#: The positions' composition (nearest pixel + the flow's remainder) is exact for a translation
+#: only; carried inside a disc turning 3°/frame (slope 0.074), strokes drifted into jagged,
+#: misplaced features within 20 frames (benchmarks/video_stable_2026-12-05/spinning_object.py).
+#: DIS's own slope inside a rigidly moving disc: 0.005 (90th percentile 0.011-0.016); 0.03 is a
+#: turn of ~1.2° a frame or a 3 % stretch
+LOCAL_TURN: Optional[float] = 0.03
 
 #: :class:`TemporalStabilizer`'s ``disagreement`` τ: the warped previous output's weight is
 #: scaled by exp(−(d/τ)²), d the network's local mean disagreement with it (pixel values in
@@ -491,7 +499,8 @@ class TemporalStabilizer(Stabilizer):
             # trust map (fits, norms, pools, a 1080p upscale) then cost ~0.3 ms, where on the
             # host they took ~40 ms of a 1080p frame (profiled on an H200, 2026-12-05)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
-            local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion, edge_window=LOCAL_EDGE_WINDOW)
+            local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion, edge_window=LOCAL_EDGE_WINDOW,
+                                         turn=LOCAL_TURN)
                      if self.local_motion else None)
             keep, flow = self._keep_and_flow(out, flow, occluded)
             result = self.carrier(out, flow, keep, local)
@@ -500,13 +509,15 @@ class TemporalStabilizer(Stabilizer):
 
 
 def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: int, threshold: float,
-                       grow: int = 2, edge_window: Optional[int] = None) -> torch.Tensor:
+                       grow: int = 2, edge_window: Optional[int] = None, turn: Optional[float] = None) -> torch.Tensor:
     """1×1×H×W bool, on the flow's device: where the flow (2×h'×w', working size) departs from the
     camera's motion by more than ``threshold`` full-size px: an affine model (pan, zoom, rotation)
     fitted by least squares to the trusted pixels on a ~64² grid, its residual grown by ``grow``
     px at the working size (object edges), scaled up. ``edge_window`` (working-size px, optional):
     only where the flow also jumps by more than ``threshold`` within that distance (the edge of a
-    moving layer, not its inside)."""
+    moving layer, not its inside), or, with ``turn``, where the departure from the camera's motion
+    has a slope (5×5 mean of |∇|, px per px) over ``turn`` (a layer turning or stretching on its
+    own: all of it, not only its edge)."""
     dev = flow.device
     sh, sw = flow.shape[-2:]
     gy, gx = torch.meshgrid(torch.arange(sh, dtype=torch.float32, device=dev),
@@ -520,13 +531,23 @@ def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: in
     if int(sample.sum()) < 6:
         return torch.zeros(1, 1, h, w, dtype=torch.bool, device=dev)
     model = torch.linalg.lstsq(basis[sample.reshape(-1)], f[sample.reshape(-1)]).solution
-    residual = (f - basis @ model).norm(dim=1).reshape(1, 1, sh, sw) * (w / sw)
+    departure = (f - basis @ model).T.reshape(1, 2, sh, sw)  # working-size px
+    residual = departure.norm(dim=1, keepdim=True) * (w / sw)
     local = (residual > threshold).float()
     if edge_window is not None:
         k = 2 * edge_window + 1
         full = flow.float()[None] * (w / sw)  # in full-size px
         spread = (F.max_pool2d(full, k, 1, edge_window) + F.max_pool2d(-full, k, 1, edge_window)).norm(dim=1, keepdim=True)
-        local = local * (spread > threshold)
+        edge = spread > threshold
+        if turn is not None:
+            # a layer that turns or stretches on its own (the departure's slope, px per px: the
+            # same at any size) is blended inside too: its composed positions drift
+            gx = F.pad(departure[..., 2:] - departure[..., :-2], (1, 1, 0, 0), mode="replicate") / 2
+            gy = F.pad(departure[..., 2:, :] - departure[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
+            slope = (gx.pow(2) + gy.pow(2)).sum(1, keepdim=True).sqrt()
+            slope = torch.where(edge, 0.0, slope)  # a jump's own slope is not a turn (the edge is local already)
+            edge |= box_mean(slope, 5) > turn
+        local = local * edge
     if grow:
         local = F.max_pool2d(local, 2 * grow + 1, 1, grow)
     if (sh, sw) != (h, w):

@@ -24,6 +24,7 @@ says where pixel (x, y) of frame t was in frame t-1, so ``warp(frames[t-1], flow
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Tuple, Union
@@ -269,6 +270,56 @@ def parallax(frames: int = 32, size: Tuple[int, int] = (160, 256),
             occ.append((prev_owner[iy, ix] != owner) | _outside(px, py, height, width))
         prev_owner = owner
     return SyntheticClip("parallax: 3 layers", _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
+
+
+def spinning_object(frames: int = 32, size: Tuple[int, int] = (160, 256), velocity: Tuple[float, float] = (1.5, 0.4),
+                    spin_deg: float = 3.0, background_velocity: Tuple[float, float] = (0.5, 0.0),
+                    radius: float = 0.3) -> SyntheticClip:
+    """A disc of chelsea that turns by ``spin_deg`` a frame about its centre while it glides at
+    ``velocity`` over coffee panning at ``background_velocity``: motion of its own that is not a
+    translation (a rim moving 2.5 px/frame at 3°). The true flow takes the disc's turn and glide
+    where coverage is over half; occlusions as in :func:`moving_object`. Not one of :data:`KINDS`
+    (QUALITY's table): `--stable`'s check that a turning layer is blended, not carried."""
+    height, width = size
+    vx, vy = velocity
+    bvx, bvy = background_velocity
+    r = radius * height
+    theta = math.radians(spin_deg)
+    bg = _scene("coffee", width + int(np.ceil(abs(bvx) * (frames - 1))) + 1,
+                height + int(np.ceil(abs(bvy) * (frames - 1))) + 1)
+    sp = _scene("chelsea", int(2 * r) + 8, int(2 * r) + 8)
+    spx, spy = (sp.shape[-1] - 1) / 2, (sp.shape[-2] - 1) / 2
+    c0x, c0y = (width - vx * (frames - 1)) / 2, height / 2 - vy * (frames - 1) / 2
+    xs, ys = _pixel_grid(height, width)
+    out, flows, occ = [], [], []
+    prev_cover = None
+    for t in range(frames):
+        cx, cy = c0x + vx * t, c0y + vy * t
+        a = t * theta  # the sprite turned by a: frame pixel p shows sprite point R(-a)(p - c)
+        dx, dy = xs - cx, ys - cy
+        sx = math.cos(a) * dx + math.sin(a) * dy + spx
+        sy = -math.sin(a) * dx + math.cos(a) * dy + spy
+        front = _sample(sp, sx, sy)
+        back = _sample(bg, xs + bvx * t, ys + bvy * t)
+        cover = (r - (dx * dx + dy * dy).sqrt() + 0.5).clamp(0, 1)
+        out.append(cover.float() * front + (1 - cover.float()) * back)
+        inside = cover > 0.5
+        if t == 0:
+            flows.append(torch.zeros(2, height, width))
+            occ.append(torch.zeros(height, width, dtype=torch.bool))
+        else:
+            # the same material point a frame earlier: c_{t-1} + R(-theta)(p - c_t)
+            px = cx - vx + math.cos(theta) * dx + math.sin(theta) * dy
+            py = cy - vy - math.sin(theta) * dx + math.cos(theta) * dy
+            fx = torch.where(inside, px - xs, torch.full_like(xs, bvx))
+            fy = torch.where(inside, py - ys, torch.full_like(ys, bvy))
+            flows.append(torch.stack([fx, fy]).float())
+            qx, qy = xs + fx, ys + fy
+            ix, iy = qx.round().clamp(0, width - 1).long(), qy.round().clamp(0, height - 1).long()
+            occ.append((~inside & (prev_cover[iy, ix] > 0.5)) | _outside(qx, qy, height, width))
+        prev_cover = cover
+    name = f"spinning object {spin_deg:g} deg/frame, {vx:g},{vy:g} px/frame"
+    return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
 
 
 def make_clip(kind: str, frames: int = 32, size: Tuple[int, int] = (160, 256)) -> SyntheticClip:
