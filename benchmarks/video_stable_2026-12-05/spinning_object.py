@@ -6,7 +6,7 @@ px/frame) over coffee panning 0.5 px/frame. Flow inside the disc varies smoothly
 at the rim. Prints, per network, frame-by-frame vs stable (Farnebäck grader, as
 tools/video_flicker.py) and the Lite2 style change, for the shipped mode and whole moving layers
 blended (the mode before), and writes 3x crops of frames 20-23 (frame by frame | whole layers |
-edges only) with --crops DIR.
+shipped mode) with --crops DIR.
 
     python benchmarks/video_stable_2026-12-05/spinning_object.py --json spinning.json --crops /tmp/crops
 """
@@ -47,7 +47,7 @@ def main(argv=None):
     for style in args.style or bundled_names():
         net = Stylizer(style, device="cpu", precision="fp32")
         outputs = {}
-        for mode, window in (("whole layers", None), ("edges only", shipped)):
+        for mode, window in (("whole layers", None), ("shipped", shipped)):
             stability.LOCAL_EDGE_WINDOW = window
             row, fbf, st = vf.compare(clip, net, 1.0, 0.85, yard, flows, True, True)
             stability.LOCAL_EDGE_WINDOW = shipped
@@ -62,7 +62,7 @@ def main(argv=None):
 
             cx = int((256 - 1.5 * 31) / 2 + 1.5 * 21)
             crop = torch.cat([torch.cat([outputs[k][t][0][:, 30:130, cx - 60:cx + 60] for t in (20, 21, 22, 23)], -1)
-                              for k in ("fbf", "whole layers", "edges only")], -2)
+                              for k in ("fbf", "whole layers", "shipped")], -2)
             crop = F.interpolate(crop[None], scale_factor=3, mode="nearest")[0]
             Path(args.crops).mkdir(parents=True, exist_ok=True)
             Image.fromarray((crop.clamp(0, 1).permute(1, 2, 0) * 255).round().byte().numpy()).save(
