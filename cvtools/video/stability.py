@@ -298,7 +298,9 @@ class TemporalStabilizer(Stabilizer):
        is trusted and the network agrees, its colour is read from that output once (a B-spline),
        however long it is carried, so strokes are neither averaged nor resampled frame after
        frame; elsewhere it is repainted, the carried colour kept in at ``strength`` (gated by
-       how far the pixel and its region changed). :class:`cvtools.video.carry.StrokeCarrier`
+       how far the pixel and its region changed). What moves on its own is carried too, except
+       at its edges (where the flow jumps) and where it turns or stretches (LOCAL_EDGE_WINDOW,
+       LOCAL_TURN): those are blended. :class:`cvtools.video.carry.StrokeCarrier`
        has the rules (frame edges, magnified strokes, the ring of stored outputs); QUALITY.md
        "Video: temporal stability" the measurements (the same steadiness as the blend on
        average, a third of its style cost).
