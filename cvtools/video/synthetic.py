@@ -164,6 +164,16 @@ def zoom(image="astronaut", frames: int = 32, size: Tuple[int, int] = (160, 256)
     return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
 
 
+def _disc_occlusion(inside: torch.Tensor, px: torch.Tensor, py: torch.Tensor, prev_cover: torch.Tensor) -> torch.Tensor:
+    """Where frame t's pixel cannot be warped from frame t−1 (``px``, ``py``: where it came from):
+    background whose source point was under the disc in frame t−1 (nearest pixel; ``inside``: the
+    disc's pixels in frame t, ``prev_cover``: its coverage in t−1), or outside the frame."""
+    height, width = inside.shape
+    ix = px.round().clamp(0, width - 1).long()
+    iy = py.round().clamp(0, height - 1).long()
+    return (~inside & (prev_cover[iy, ix] > 0.5)) | _outside(px, py, height, width)
+
+
 def moving_object(background="coffee", sprite="chelsea", frames: int = 32, size: Tuple[int, int] = (160, 256),
                   velocity: Tuple[float, float] = (3.5, 0.75), background_velocity: Tuple[float, float] = (0.5, 0.0),
                   radius: float = 0.3) -> SyntheticClip:
@@ -209,12 +219,7 @@ def moving_object(background="coffee", sprite="chelsea", frames: int = 32, size:
             fx = torch.where(inside, torch.full_like(xs, -vx), torch.full_like(xs, bvx))
             fy = torch.where(inside, torch.full_like(ys, -vy), torch.full_like(ys, bvy))
             flows.append(torch.stack([fx, fy]).float())
-            px, py = xs + fx, ys + fy
-            # background whose source point was under the disc in frame t-1 (nearest pixel)
-            ix = px.round().clamp(0, width - 1).long()
-            iy = py.round().clamp(0, height - 1).long()
-            covered_before = prev_cover[iy, ix] > 0.5
-            occ.append((~inside & covered_before) | _outside(px, py, height, width))
+            occ.append(_disc_occlusion(inside, xs + fx, ys + fy, prev_cover))
         prev_cover = a
     name = f"object {vx:g},{vy:g} px/frame over pan {bvx:g}"
     return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
@@ -314,9 +319,7 @@ def spinning_object(frames: int = 32, size: Tuple[int, int] = (160, 256), veloci
             fx = torch.where(inside, px - xs, torch.full_like(xs, bvx))
             fy = torch.where(inside, py - ys, torch.full_like(ys, bvy))
             flows.append(torch.stack([fx, fy]).float())
-            qx, qy = xs + fx, ys + fy
-            ix, iy = qx.round().clamp(0, width - 1).long(), qy.round().clamp(0, height - 1).long()
-            occ.append((~inside & (prev_cover[iy, ix] > 0.5)) | _outside(qx, qy, height, width))
+            occ.append(_disc_occlusion(inside, xs + fx, ys + fy, prev_cover))
         prev_cover = cover
     name = f"spinning object {spin_deg:g} deg/frame, {vx:g},{vy:g} px/frame"
     return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
