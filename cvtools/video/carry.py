@@ -343,7 +343,7 @@ class StrokeCarrier:
                  local: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The stabilized output; ``local`` (1×1×H×W bool, optional): pixels that are blended, never
         carried (what ``--stable`` passes: the edges of what moves on its own, where the flow is
-        least sure)."""
+        least sure, and layers that turn or stretch on their own, where carried strokes drift)."""
         h, w = out.shape[-2:]
         if flow is None or self._ring is None or self._ring.shape[1:3] != (h, w) or self._ring.device != out.device:
             return self._start(out)
@@ -391,8 +391,8 @@ class StrokeCarrier:
         blend where the flow is trusted: the blend's steadiness where the network changes its
         strokes), less where the pixel differs by more than a stroke does and where its whole
         neighbourhood changed (a light switched on, an object the flow did not see: followed at
-        once, no ghost). Where ``local`` (the edge of something moving on its own: the flow is
-        least sure there, and carried strokes came and went in patches), the blend instead
+        once, no ghost). Where ``local`` (the edge of something moving on its own, where the flow
+        is least sure, or a layer turning on its own, where carried strokes drift), the blend instead
         (``blend_weight``: trust × 5×5 agreement, at LOCAL_BLEND)."""
         if not self.repaint_blend:
             return out

@@ -171,7 +171,8 @@ def box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
     """N×C×H×W mean over a ``size`` × ``size`` window (odd), the window cut at the borders (what
     ``avg_pool2d(x, size, 1, size // 2, count_include_pad=False)`` gives) as two 1-D passes:
     2·size reads a pixel instead of size², and the same numbers (a cut window is a rectangle, so
-    its count is the product of the two 1-D counts)."""
+    its count is the product of the two 1-D counts); CPU fp32 tensors go through OpenCV instead
+    (:func:`_box_mean_cpu`)."""
     half = size // 2
     if x.device.type == "cpu" and x.dtype == torch.float32 and not x.requires_grad:
         return _box_mean_cpu(x, size)
@@ -544,9 +545,9 @@ def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: in
         if turn is not None:
             # a layer that turns or stretches on its own (the departure's slope, px per px: the
             # same at any size) is blended inside too: its composed positions drift
-            gx = F.pad(departure[..., 2:] - departure[..., :-2], (1, 1, 0, 0), mode="replicate") / 2
-            gy = F.pad(departure[..., 2:, :] - departure[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
-            slope = (gx.pow(2) + gy.pow(2)).sum(1, keepdim=True).sqrt()
+            along_x = F.pad(departure[..., 2:] - departure[..., :-2], (1, 1, 0, 0), mode="replicate") / 2
+            along_y = F.pad(departure[..., 2:, :] - departure[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
+            slope = (along_x.pow(2) + along_y.pow(2)).sum(1, keepdim=True).sqrt()
             slope = torch.where(edge, 0.0, slope)  # a jump's own slope is not a turn (the edge is local already)
             edge |= box_mean(slope, 5) > turn
         local = local * edge
