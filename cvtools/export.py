@@ -849,10 +849,11 @@ def export_arbitrary(path, weights=None, sha256: Optional[str] = None, opset: Op
     """Export the any-painting network (issue 28) as two ONNX files: ``NAME_encoder.onnx`` and
     ``NAME_transformer.onnx`` for ``path`` = NAME.onnx (:func:`arbitrary_paths`).
 
-    - encoder: input ``painting`` float32 N×3×H×W RGB in [0, 1] with the short side already
-      resized to the network's encoder size (256: :func:`cvtools.style.arbitrary.encoder_input`,
-      bilinear and antialiased; the resize stays outside the graph, as PyTorch's antialiased
-      resize has no exact ONNX equivalent), H, W ≥ 32; output ``embedding`` N×D (D = 100);
+    - encoder: input ``painting`` float32 N×3×H×W RGB in [0, 1] already resized to the
+      network's encoder size (:func:`cvtools.style.arbitrary.encoder_shape`: the config's long
+      side, or its short side; bilinear and antialiased; the resize stays outside the graph, as
+      PyTorch's antialiased resize has no exact ONNX equivalent), H, W ≥ 32; output
+      ``embedding`` N×D;
     - transformer: inputs ``image`` N×3×H×W in [0, 1] (H, W ≥ 16) and ``embedding`` N×D (one
       row per image; blends and strength are weighted means of embeddings, done outside); output
       ``stylized`` N×3×H×W in [0, 1]. The linear heads (embedding → every norm's gamma, beta)
@@ -913,6 +914,7 @@ def _arbitrary_metadata(weights, weights_sha, config, encoder_path, transformer_
         "config": config.to_json(),
         "embedding_dim": str(config.embedding_dim),
         "encoder_size": str(config.encoder_size),
+        "encoder_long_side": str(config.encoder_long_side),
         "style_embeddings": json.dumps(embeddings),
         "precision": "fp32",
         "files": json.dumps({"encoder": encoder_path.name, "transformer": transformer_path.name}),
@@ -931,7 +933,14 @@ class _ArbitraryExport:
     def encoder(self, encoder_path) -> ExportReport:
         import torch
 
+        from cvtools.style.arbitrary import MIN_ENCODER_SHORT_SIDE
+
         config, Dim = self.stylizer.config, torch.export.Dim
+        if config.encoder_long_side:
+            scale = (f"the long side is {config.encoder_long_side} px (but the short side at least "
+                     f"{MIN_ENCODER_SHORT_SIDE} px)")
+        else:
+            scale = f"the short side is {config.encoder_size} px"
         self.say("exporting the any-painting style encoder (fp32)")
         encoder_form, _ = _arbitrary_encoder_form(self.stylizer.net, self.stylizer.backbone)
         example = torch.rand(2, 3, 67, 71)
@@ -942,8 +951,8 @@ class _ArbitraryExport:
             "embedding", self.opset)
         meta = dict(self.common, cvtools_kind="arbitrary_encoder", opset=str(_opset_of(proto)),
                     input=f"painting: float32 N x 3 x H x W, RGB in [0, 1], H and W >= {MIN_ENCODER_SIDE}, "
-                          f"the short side resized to {config.encoder_size} beforehand",
-                    resize=f"outside the graph: scale so that the short side is {config.encoder_size} px, bilinear, "
+                          f"resized beforehand so that {scale}",
+                    resize=f"outside the graph: scale so that {scale}, rounded to whole pixels, bilinear, "
                            "antialiased when shrinking (torch.nn.functional.interpolate(mode='bilinear', "
                            "align_corners=False, antialias=True)), clamp to [0, 1]",
                     trunk=f"{config.backbone} (BatchNorm folded) up to {config.encoder_layers[-1]}, "
@@ -967,7 +976,7 @@ class _ArbitraryExport:
         session = cpu_session(tmp)
         out = []
         for label, img in self.images:
-            x = arb.encoder_input(img[None].float(), self.stylizer.config.encoder_size)
+            x = arb.encoder_input(img[None].float(), self.stylizer.config)
             ref = self.stylizer.encode(img)
             ours = _run(session, x)[0]
             diff = float((ours - ref).abs().max()) if torch.isfinite(ours).all() else float("inf")

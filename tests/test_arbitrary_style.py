@@ -16,6 +16,8 @@ from cvtools.style.arbitrary import (
     StyleTransformer,
     conditional_instance_norm,
     count_flops,
+    encoder_input,
+    encoder_shape,
     load_network,
     save_weights,
 )
@@ -136,6 +138,40 @@ def test_style_parameters_are_linear_in_the_embedding():
     a, b = torch.randn(6), torch.randn(6)
     mixed = net.style_params(0.3 * a + 0.7 * b)
     assert torch.allclose(mixed, 0.3 * net.style_params(a) + 0.7 * net.style_params(b), atol=1e-5)
+
+
+@pytest.mark.parametrize("h, w, long_side, expected", [
+    (640, 1024, 0, (256, 410)),    # the short side (encoder_size 256)
+    (640, 1024, 512, (320, 512)),  # a landscape painting's long side
+    (960, 686, 512, (512, 366)),   # a portrait painting's long side
+    (100, 2000, 512, (64, 1280)),  # a panorama: the short side is kept at 64, not 26
+    (40, 60, 512, (341, 512)),     # a tiny painting is enlarged to the same scale
+])
+def test_the_encoder_sees_the_painting_at_its_configured_size(h, w, long_side, expected):
+    config = ArbitraryConfig(encoder_size=256, encoder_long_side=long_side).check()
+    assert encoder_shape(h, w, config) == expected
+    assert encoder_input(torch.rand(1, 3, h, w), config).shape[-2:] == expected
+
+
+@pytest.mark.parametrize("value", [-1, 16, 5000, 1.5, True])
+def test_a_bad_encoder_long_side_is_refused(value):
+    with pytest.raises(ValueError, match="encoder_long_side"):
+        ArbitraryConfig(encoder_long_side=value).check()
+
+
+def test_a_long_side_network_encodes_as_the_short_side_one_at_the_equivalent_size(weights, tmp_path):
+    """The rule only chooses the encoder's input size: a 120×80 painting at a 180-px long side is
+    the same input as at a 120-px short side, so the embeddings are equal."""
+    net = load_network(weights)
+    net.config.encoder_long_side = 180
+    long_path = tmp_path / "long.safetensors"
+    save_weights(net, long_path)
+    painting = torch.rand(3, 80, 120)
+    by_long = ArbitraryStylizer(str(long_path), device="cpu").encode(painting)
+    short = ArbitraryStylizer(str(weights), device="cpu")
+    short.config.encoder_size = 120
+    assert load_network(long_path).config.encoder_long_side == 180  # kept in the file's metadata
+    assert torch.allclose(by_long, short.encode(painting), atol=1e-6)
 
 
 def test_blend_of_one_style_is_that_style(stylizer):

@@ -101,7 +101,7 @@ def test_encoder_matches_pytorch(exported, torch_net):
     for seed, (h, w) in enumerate([(256, 256), (300, 517), (600, 257)]):
         painting = _photo(h, w, 20 + seed)
         ref = torch_net.encode(painting)
-        x = encoder_input(painting[None], torch_net.config.encoder_size)
+        x = encoder_input(painting[None], torch_net.config)
         ours = torch.from_numpy(session.run(None, {"painting": x.numpy()})[0][0])
         assert float((ours - ref).abs().max()) <= embedding_bound(ref)
 

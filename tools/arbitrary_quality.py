@@ -183,8 +183,8 @@ def main(argv=None):
     records = {r.name: r for r in bundled_records()}
     judge = load_backbone(INDEPENDENT_BACKBONE, device="cpu", precision="fp32")
     arb = ArbitraryStylizer(weights=args.weights, device="cpu")
-    if args.encoder_size:
-        arb.config.encoder_size = args.encoder_size
+    if args.encoder_size:  # a short side, whatever the network's own rule
+        arb.config.encoder_size, arb.config.encoder_long_side = args.encoder_size, 0
 
     arts, targets, style_sizes = {}, {}, {}
     for name in paintings:
@@ -488,8 +488,7 @@ def fitted_styles(arb, arts, embeddings, fit_on, steps):
 def encode_at(arb, painting, long_side: int):
     """The painting's embedding; with ``long_side``, encoded with its long side at that size."""
     if long_side:
-        h, w = painting.shape[-2:]
-        arb.config.encoder_size = max(1, round(long_side * min(h, w) / max(h, w)))
+        arb.config.encoder_long_side = long_side
     return arb.encode(painting)
 
 

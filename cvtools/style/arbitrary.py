@@ -113,6 +113,12 @@ class ArbitraryConfig:
     #: training, so the statistics mean at inference what they meant there (strokes are
     #: measured in pixels of this size), and a 30 ms encoder pass on 2 CPU cores
     encoder_size: int = 256
+    #: when > 0, the painting's LONG side for the encoder instead (``encoder_size`` is then
+    #: unused). Training crops are 256-px squares cut from paintings stored at a 512-px long
+    #: side (covering 10-100 % of the area), so the strokes they show are on average about as
+    #: large as the painting's at a 512-px long side; encoding whole paintings at a 256-px short
+    #: side showed the network smaller strokes than that (PLAN.md, 2026-12-05)
+    encoder_long_side: int = 0
     backbone: str = "efficientnet_lite0"
 
     def check(self) -> "ArbitraryConfig":
@@ -128,6 +134,9 @@ class ArbitraryConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
                 raise ValueError(f"{key} {v!r} must be a whole number of {lo}-{hi}")
+        side = self.encoder_long_side
+        if isinstance(side, bool) or not isinstance(side, int) or not (side == 0 or 32 <= side <= 4096):
+            raise ValueError(f"encoder_long_side {side!r} must be 0 (off) or a whole number of 32-4096")
         for key in ("in_kernel", "out_kernel"):
             if getattr(self, key) % 2 == 0:
                 raise ValueError(f"{key} must be odd")
@@ -471,13 +480,27 @@ def _check_image(image: torch.Tensor, what: str) -> torch.Tensor:
     return image if image.dim() == 4 else image.unsqueeze(0)
 
 
-def encoder_input(image: torch.Tensor, size: int) -> torch.Tensor:
-    """N×3×H×W resized (antialiased) so that its short side is ``size``."""
+#: the encoder's input never gets a short side below this (a panorama at a 512-px long side
+#: would otherwise reach the trunk's last block as a sliver a pixel high)
+MIN_ENCODER_SHORT_SIDE = 64
+
+
+def encoder_shape(h: int, w: int, config: "ArbitraryConfig") -> Tuple[int, int]:
+    """The size a painting of h×w is resized to before the encoder: its long side
+    ``config.encoder_long_side`` (short side at least MIN_ENCODER_SHORT_SIDE) when that is set,
+    else its short side ``config.encoder_size``."""
+    if config.encoder_long_side:
+        scale = max(config.encoder_long_side / max(h, w), MIN_ENCODER_SHORT_SIDE / min(h, w))
+    else:
+        scale = config.encoder_size / min(h, w)
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def encoder_input(image: torch.Tensor, config: "ArbitraryConfig") -> torch.Tensor:
+    """N×3×H×W resized (antialiased) to :func:`encoder_shape`, clamped to [0, 1]."""
     from cvtools.ops import resize
 
-    h, w = image.shape[-2:]
-    scale = size / min(h, w)
-    return resize(image, (max(1, round(h * scale)), max(1, round(w * scale)))).clamp(0, 1)
+    return resize(image, encoder_shape(*image.shape[-2:], config)).clamp(0, 1)
 
 
 class ArbitraryStylizer:
@@ -512,7 +535,7 @@ class ArbitraryStylizer:
     @torch.inference_mode()
     def encode(self, painting: torch.Tensor) -> torch.Tensor:
         """A painting (3×H×W in [0, 1], any size) → its embedding (1-D)."""
-        x = encoder_input(_check_image(painting, "painting")[:1].float(), self.config.encoder_size)
+        x = encoder_input(_check_image(painting, "painting")[:1].float(), self.config)
         feats = self.backbone.features(x.to(self.device), self.config.encoder_layers)
         return self.net.encoder(feats)[0].float().cpu()
 

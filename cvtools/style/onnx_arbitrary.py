@@ -76,7 +76,7 @@ class OnnxArbitraryStylizer:
         """A painting (3×H×W in [0, 1]) → its embedding (1-D float32), through the encoder graph."""
         from cvtools.style.arbitrary import encoder_input
 
-        x = encoder_input(painting[None].float(), self.config.encoder_size)
+        x = encoder_input(painting[None].float(), self.config)
         out = self.encoder.run(None, {"painting": np.ascontiguousarray(x.numpy())})[0]
         return torch.from_numpy(out[0].copy())
 
