@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """How the styles treat people and animals (issue #29): measured on a fixed held-out set.
 
-    python tools/people_quality.py [--styles mona,scream] [--weights-dir DIR] [--json out.json] [--sheet out.jpg]
+    python tools/people_quality.py [--styles mona,scream] [--weights-dir DIR ...] [--json out.json] [--sheet out.jpg]
 
 The set: 8 portraits (dark and light skin, children, old men, women) and 4 light-furred or
 low-contrast animals from BSDS500 (``shared/data/photos/research``: evaluation only, never
@@ -183,7 +183,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--styles", default=",".join(STYLES))
-    ap.add_argument("--weights-dir", help="a folder of NAME.json records to judge beside the bundled styles")
+    ap.add_argument("--weights-dir", action="append", default=[],
+                    help="a folder of NAME.json records to judge beside the bundled styles (repeatable: one "
+                         "column of the sheet and one row of the table each, labelled with the folder's name)")
     ap.add_argument("--json", help="write every row here")
     ap.add_argument("--sheet", help="a contact sheet of the portraits (photo, then each style): research photos, "
                                     "for looking only: never commit it")
@@ -206,8 +208,7 @@ def main(argv=None):
     photos = {pid: pil_to_tensor(load_image(research / f"bsds500_{pid}.jpg").rgb) for pid in PEOPLE}
     judge = load_backbone(INDEPENDENT_BACKBONE, device="cpu", precision="fp32")
     sets = [("bundled", {n: resolve_style(n) for n in args.styles.split(",")})]
-    if args.weights_dir:
-        d = Path(args.weights_dir)
+    for d in map(Path, args.weights_dir):
         sets.append((d.name, {n: read_record(d / f"{n}.json") for n in args.styles.split(",")
                               if (d / f"{n}.json").exists()}))
     rows, sheet_rows = [], {pid: [photos[pid]] for pid in PEOPLE}
