@@ -414,10 +414,11 @@ def test_local_motion_at_the_edge_only_leaves_a_moving_layer_s_inside_to_the_car
 
 
 def test_a_turning_layer_is_local_motion_all_over():
-    """With ``turn``, a disc that turns on its own by 3° a frame (its flow's slope 0.074 px per px
-    against the camera's pan) is local motion inside too, not only along its rim; the same disc
-    sliding without turning keeps its inside out (the slope of a translation is 0)."""
-    from cvtools.video.stability import LOCAL_TURN, _local_motion_mask
+    """With the turning layers marked (:func:`_turning_layers`), a disc that turns on its own by 3°
+    a frame (its departure's affine part has ‖A‖_F = 2√2·sin(1.5°) = 0.074 px per px against the
+    camera's pan) is local motion inside too, not only along its rim; the same disc sliding
+    without turning keeps its inside out (the affine part of a translation is 0)."""
+    from cvtools.video.stability import LOCAL_TURN, _local_motion_mask, _turning_layers
 
     h, w = SIZE
     gx, gy = _grid(h, w)
@@ -432,12 +433,57 @@ def test_a_turning_layer_is_local_motion_all_over():
     occluded = torch.zeros(h, w, dtype=torch.bool)
     middle = (dx ** 2 + dy ** 2).sqrt() <= 5
     assert LOCAL_TURN is not None and LOCAL_TURN < math.sqrt(2) * math.sin(a)
-    local = _local_motion_mask(turning, occluded, h, w, 0.75, edge_window=1, turn=LOCAL_TURN)[0, 0]
+    marked = _turning_layers(turning, occluded, w, 0.75, LOCAL_TURN)
+    local = _local_motion_mask(turning, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
     assert local[middle].all()
     sliding = camera.clone()
     sliding[0][disc] += 2.5
-    local = _local_motion_mask(sliding, occluded, h, w, 0.75, edge_window=1, turn=LOCAL_TURN)[0, 0]
+    marked = _turning_layers(sliding, occluded, w, 0.75, LOCAL_TURN)
+    assert not marked.any()
+    local = _local_motion_mask(sliding, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
     assert not local[middle].any()
+
+
+def test_one_fit_per_layer_sees_a_turn_through_per_pixel_flow_noise():
+    """DIS's flow is noisy pixel by pixel; the turn test fits one affine map per moving layer, so
+    noise of σ = 0.1 px on a disc of ~450 pixels moves ‖A‖_F by about σ·√2 / (√N · r/2) ≈
+    0.1·1.41 / (21·6) ≈ 0.001, far below LOCAL_TURN (0.03): a sliding disc's middle stays out of
+    the local-motion mask, a disc turning 3° a frame (‖A‖_F 0.074) is in it all over, both with
+    the noise; and two touching discs, one sliding and one turning, are two layers (split where
+    their motions meet) and told apart."""
+    from cvtools.video.stability import LOCAL_TURN, _local_motion_mask, _turning_layers
+
+    h, w = SIZE
+    gx, gy = _grid(h, w)
+    g = torch.Generator().manual_seed(0)
+    noise = 0.1 * torch.randn(2, h, w, generator=g)
+    occluded = torch.zeros(h, w, dtype=torch.bool)
+
+    def disc_flow(flow, cx, cy, r, degrees, slide):
+        dx, dy = gx - cx, gy - cy
+        inside = (dx ** 2 + dy ** 2).sqrt() <= r
+        a = math.radians(degrees)
+        flow[0][inside] = (math.cos(a) * dx + math.sin(a) * dy - dx + slide)[inside]
+        flow[1][inside] = (-math.sin(a) * dx + math.cos(a) * dy - dy)[inside]
+        return inside, (dx ** 2 + dy ** 2).sqrt() <= r - 5
+
+    def local_motion(flow):
+        flow = flow + noise
+        marked = _turning_layers(flow, occluded, w, 0.75, LOCAL_TURN)
+        return _local_motion_mask(flow, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
+
+    camera = torch.stack([torch.full_like(gx, 1.5), torch.full_like(gy, -0.7)])
+    for degrees, marked in ((0.0, False), (3.0, True)):
+        flow = camera.clone()
+        inside, middle = disc_flow(flow, 40, 24, 12, degrees, 3.0)
+        local = local_motion(flow)
+        assert bool(local[middle].all()) is marked and bool(local[middle].any()) is marked, degrees
+        assert local[inside].float().mean() > (0.9 if marked else 0.0)
+    flow = camera.clone()
+    _, slider = disc_flow(flow, 15, 24, 11, 0.0, 3.0)
+    _, turner = disc_flow(flow, 36, 24, 11, 4.0, -3.0)  # 21 px apart: the rims overlap
+    local = local_motion(flow)
+    assert not local[slider].any() and local[turner].all()
 
 
 def test_a_carried_stroke_turned_past_the_bound_is_repainted():

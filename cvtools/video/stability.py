@@ -53,17 +53,25 @@ LOCAL_MOTION = 0.75
 #: moving layer is blended (the mode until 2026-12-05). The blend was worth its style cost only
 #: where the flow is least sure (a region split of great_wave's parallax: edges 0.79 of frame by
 #: frame carried, 0.62 blended; insides 0.46 carried, 0.48 blended). On QUALITY's object and
-#: parallax clips, 14 rows, both of issue 29's bounds: 5 with whole layers, 9 with this and
-#: LOCAL_TURN (12 without LOCAL_TURN, which drifted on a turning object), every row as steady
+#: parallax clips, 14 rows, both of issue 29's bounds: 5 with whole layers, 9 with this and the
+#: per-pixel turn test, 12 with the per-layer one (:func:`_turning_layers`), every row as steady
 LOCAL_EDGE_WINDOW: Optional[int] = 1
 #: carry mode: ...unless the moving layer turns or stretches on its own: where the slope of its
 #: departure from the camera's motion (px per px a frame) is over this, all of it is blended.
 #: The positions' composition (nearest pixel + the flow's remainder) is exact for a translation
 #: only; carried inside a disc turning 3°/frame (slope 0.074), strokes drifted into jagged,
 #: misplaced features within 20 frames (benchmarks/video_stable_2026-12-05/spinning_object.py).
-#: DIS's own slope inside a rigidly moving disc: 0.005 (90th percentile 0.011-0.016); 0.03 is a
-#: turn of ~1.2° a frame or a 3 % stretch
+#: The slope is one affine fit per moving layer (:func:`_turning_layers`, since 2026-12-05
+#: afternoon), not per pixel: DIS's per-pixel slope inside a rigidly sliding disc has a 90th
+#: percentile of 0.011-0.016 and crossed 0.03 on ~3 % of it, which blended strokes that should
+#: have been carried; the per-layer fit's is 0.0015-0.0036 on QUALITY's parallax layers. 0.03 (the
+#: fit's Frobenius norm) is a turn of ~1.2° a frame or a 3 % stretch
 LOCAL_TURN: Optional[float] = 0.03
+#: the least moving layer (working-size px) whose turn is judged; smaller ones are edges already
+TURN_MIN_PIXELS = 48
+#: the camera's affine model is fitted again to the samples it fits within this many working-size
+#: px (a trimmed least squares, :func:`_camera_departure`)
+CAMERA_INLIER = 1.0
 
 #: :class:`TemporalStabilizer`'s ``disagreement`` τ: the warped previous output's weight is
 #: scaled by exp(−(d/τ)²), d the network's local mean disagreement with it (pixel values in
@@ -501,9 +509,13 @@ class TemporalStabilizer(Stabilizer):
             # the flow's small maps go to the output's device first: on a GPU the mask and the
             # trust map (fits, norms, pools, a 1080p upscale) then cost ~0.3 ms, where on the
             # host they took ~40 ms of a 1080p frame (profiled on an H200, 2026-12-05)
+            turning = None
+            if self.local_motion and LOCAL_EDGE_WINDOW is not None and LOCAL_TURN is not None:
+                # labelled on the host (OpenCV), where the flow still is: working size, ~1 ms
+                turning = _turning_layers(flow, occluded, out.shape[-1], self.local_motion, LOCAL_TURN).to(out.device)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
             local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion, edge_window=LOCAL_EDGE_WINDOW,
-                                         turn=LOCAL_TURN)
+                                         turning=turning)
                      if self.local_motion else None)
             keep, flow = self._keep_and_flow(out, flow, occluded)
             result = self.carrier(out, flow, keep, local)
@@ -511,16 +523,12 @@ class TemporalStabilizer(Stabilizer):
         return result
 
 
-def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: int, threshold: float,
-                       grow: int = 2, edge_window: Optional[int] = None, turn: Optional[float] = None) -> torch.Tensor:
-    """1×1×H×W bool, on the flow's device: where the flow (2×h'×w', working size) departs from the
-    camera's motion by more than ``threshold`` full-size px: an affine model (pan, zoom, rotation)
-    fitted by least squares to the trusted pixels on a ~64² grid, its residual grown by ``grow``
-    px at the working size (object edges), scaled up. ``edge_window`` (working-size px, optional):
-    only where the flow also jumps by more than ``threshold`` within that distance (the edge of a
-    moving layer, not its inside), or, with ``turn``, where the departure from the camera's motion
-    has a slope (5×5 mean of |∇|, px per px) over ``turn`` (a layer turning or stretching on its
-    own: all of it, not only its edge)."""
+def _camera_departure(flow: torch.Tensor, occluded: torch.Tensor) -> Optional[torch.Tensor]:
+    """1×2×h'×w' (working-size px, on the flow's device): the flow minus the camera's motion, an
+    affine model (pan, zoom, rotation) fitted by least squares to the trusted pixels on a ~64²
+    grid, then once more to those of them it fits within CAMERA_INLIER px (so that things moving
+    on their own do not tilt the camera's model, which would lend every layer a false turn);
+    None when fewer than 6 are trusted."""
     dev = flow.device
     sh, sw = flow.shape[-2:]
     gy, gx = torch.meshgrid(torch.arange(sh, dtype=torch.float32, device=dev),
@@ -532,24 +540,90 @@ def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: in
     sample[::step, ::step] = True
     sample &= ~occluded.to(dev)
     if int(sample.sum()) < 6:
+        return None
+    rows = sample.reshape(-1)
+    model = torch.linalg.lstsq(basis[rows], f[rows]).solution
+    inliers = rows & ((f - basis @ model).norm(dim=1) <= CAMERA_INLIER)
+    if int(inliers.sum()) >= max(6, int(rows.sum()) // 2):
+        model = torch.linalg.lstsq(basis[inliers], f[inliers]).solution
+    return (f - basis @ model).T.reshape(1, 2, sh, sw)
+
+
+def _turning_layers(flow: torch.Tensor, occluded: torch.Tensor, w: int, threshold: float, turn: float) -> torch.Tensor:
+    """1×1×h'×w' bool (CPU, working size): the layers that move on their own AND turn or stretch.
+
+    A layer is a connected region (8-neighbours) where the flow departs from the camera's motion
+    by more than ``threshold`` full-size px (``w``: the full width) and does not jump by more than
+    that within 3×3 px (:func:`_flow_jumps`: two touching layers are two layers, split along the
+    line where their motions meet). Its departure gets one affine fit, d(x, y) ≈ A·(x, y) + t,
+    over its trusted pixels; it turns or stretches on its own when ‖A‖_F (px per px a frame: a
+    turn by θ gives √2·θ, a stretch by s gives √2·|s − 1|) is over ``turn``. Sliding layers
+    (A = 0) are left to the carry. One fit per layer averages DIS's per-pixel noise away."""
+    import cv2
+    import numpy as np
+
+    flow, occluded = flow.cpu(), occluded.cpu()
+    departure = _camera_departure(flow, occluded)
+    sh, sw = flow.shape[-2:]
+    out = torch.zeros(1, 1, sh, sw, dtype=torch.bool)
+    if departure is None:
+        return out
+    d = departure[0].numpy()
+    moving = (np.hypot(d[0], d[1]) * (w / sw) > threshold) & ~_flow_jumps(flow, w, threshold, 1)[0, 0].numpy()
+    if int(moving.sum()) < TURN_MIN_PIXELS:
+        return out
+    count, labels = cv2.connectedComponents(moving.astype(np.uint8), connectivity=8)
+    inner = moving & ~occluded.numpy()
+    lab = labels[inner]
+    ys, xs = np.nonzero(inner)
+    # per-layer least squares of d ~ [x, y, 1] through the normal equations, all layers at once
+    xs, ys = xs.astype(np.float64), ys.astype(np.float64)
+    cols = [xs, ys, np.ones_like(xs)]
+    gram = np.stack([np.stack([np.bincount(lab, a * b, count) for b in cols], -1) for a in cols], -2)
+    rhs = np.stack([np.stack([np.bincount(lab, a * d[k][inner], count) for k in range(2)], -1) for a in cols], -2)
+    n = np.bincount(lab, minlength=count)
+    turning = np.zeros(count, dtype=bool)
+    for i in range(1, count):  # label 0 is the camera's pixels
+        if n[i] < TURN_MIN_PIXELS:
+            continue
+        try:
+            coef = np.linalg.solve(gram[i] + 1e-6 * np.eye(3), rhs[i])  # 3×2: rows x, y, 1
+        except np.linalg.LinAlgError:  # a layer one pixel thick: no slope to judge
+            continue
+        turning[i] = float(np.sqrt((coef[:2] ** 2).sum())) > turn
+    if turning.any():
+        out[0, 0] = torch.from_numpy(turning[labels] & moving)
+    return out
+
+
+def _flow_jumps(flow: torch.Tensor, w: int, threshold: float, window: int) -> torch.Tensor:
+    """1×1×h'×w' bool: where the flow (2×h'×w', working size) spans more than ``threshold``
+    full-size px (``w``: the full width) within (2·window + 1)² px: the edges of moving layers."""
+    k = 2 * window + 1
+    full = flow.float()[None] * (w / flow.shape[-1])  # in full-size px
+    return (F.max_pool2d(full, k, 1, window) + F.max_pool2d(-full, k, 1, window)).norm(dim=1, keepdim=True) > threshold
+
+
+def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: int, threshold: float,
+                       grow: int = 2, edge_window: Optional[int] = None,
+                       turning: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """1×1×H×W bool, on the flow's device: where the flow (2×h'×w', working size) departs from the
+    camera's motion (:func:`_camera_departure`) by more than ``threshold`` full-size px, grown by
+    ``grow`` px at the working size (object edges), scaled up. ``edge_window`` (working-size px,
+    optional): only where the flow also jumps by more than ``threshold`` within that distance (the
+    edge of a moving layer, not its inside), and, with ``turning`` (1×1×h'×w' bool, e.g.
+    :func:`_turning_layers`), all of the layers marked there (they turn or stretch on their own)."""
+    dev = flow.device
+    sh, sw = flow.shape[-2:]
+    departure = _camera_departure(flow, occluded)
+    if departure is None:
         return torch.zeros(1, 1, h, w, dtype=torch.bool, device=dev)
-    model = torch.linalg.lstsq(basis[sample.reshape(-1)], f[sample.reshape(-1)]).solution
-    departure = (f - basis @ model).T.reshape(1, 2, sh, sw)  # working-size px
     residual = departure.norm(dim=1, keepdim=True) * (w / sw)
     local = (residual > threshold).float()
     if edge_window is not None:
-        k = 2 * edge_window + 1
-        full = flow.float()[None] * (w / sw)  # in full-size px
-        spread = (F.max_pool2d(full, k, 1, edge_window) + F.max_pool2d(-full, k, 1, edge_window)).norm(dim=1, keepdim=True)
-        edge = spread > threshold
-        if turn is not None:
-            # a layer that turns or stretches on its own (the departure's slope, px per px: the
-            # same at any size) is blended inside too: its composed positions drift
-            along_x = F.pad(departure[..., 2:] - departure[..., :-2], (1, 1, 0, 0), mode="replicate") / 2
-            along_y = F.pad(departure[..., 2:, :] - departure[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
-            slope = (along_x.pow(2) + along_y.pow(2)).sum(1, keepdim=True).sqrt()
-            slope = torch.where(edge, 0.0, slope)  # a jump's own slope is not a turn (the edge is local already)
-            edge |= box_mean(slope, 5) > turn
+        edge = _flow_jumps(flow, w, threshold, edge_window)
+        if turning is not None:
+            edge |= turning.to(dev)
         local = local * edge
     if grow:
         local = F.max_pool2d(local, 2 * grow + 1, 1, grow)
