@@ -414,11 +414,11 @@ def test_local_motion_at_the_edge_only_leaves_a_moving_layer_s_inside_to_the_car
 
 
 def test_a_turning_layer_is_local_motion_all_over():
-    """With the turning layers marked (:func:`_turning_layers`), a disc that turns on its own by 3°
+    """With the turning layers marked (:func:`_non_sliding_layers`), a disc that turns on its own by 3°
     a frame (its departure's affine part has ‖A‖_F = 2√2·sin(1.5°) = 0.074 px per px against the
     camera's pan) is local motion inside too, not only along its rim; the same disc sliding
     without turning keeps its inside out (the affine part of a translation is 0)."""
-    from cvtools.video.stability import LOCAL_TURN, _local_motion_mask, _turning_layers
+    from cvtools.video.stability import LOCAL_TURN, _local_motion_mask, _non_sliding_layers
 
     h, w = SIZE
     gx, gy = _grid(h, w)
@@ -433,12 +433,12 @@ def test_a_turning_layer_is_local_motion_all_over():
     occluded = torch.zeros(h, w, dtype=torch.bool)
     middle = (dx ** 2 + dy ** 2).sqrt() <= 5
     assert LOCAL_TURN is not None and LOCAL_TURN < math.sqrt(2) * math.sin(a)
-    marked = _turning_layers(turning, occluded, w, 0.75, LOCAL_TURN)
+    marked = _non_sliding_layers(turning, occluded, w, 0.75, LOCAL_TURN)
     local = _local_motion_mask(turning, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
     assert local[middle].all()
     sliding = camera.clone()
     sliding[0][disc] += 2.5
-    marked = _turning_layers(sliding, occluded, w, 0.75, LOCAL_TURN)
+    marked = _non_sliding_layers(sliding, occluded, w, 0.75, LOCAL_TURN)
     assert not marked.any()
     local = _local_motion_mask(sliding, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
     assert not local[middle].any()
@@ -451,7 +451,7 @@ def test_one_fit_per_layer_sees_a_turn_through_per_pixel_flow_noise():
     the local-motion mask, a disc turning 3° a frame (‖A‖_F 0.074) is in it all over, both with
     the noise; and two touching discs, one sliding and one turning, are two layers (split where
     their motions meet) and told apart."""
-    from cvtools.video.stability import LOCAL_TURN, _local_motion_mask, _turning_layers
+    from cvtools.video.stability import LOCAL_TURN, _local_motion_mask, _non_sliding_layers
 
     h, w = SIZE
     gx, gy = _grid(h, w)
@@ -469,7 +469,7 @@ def test_one_fit_per_layer_sees_a_turn_through_per_pixel_flow_noise():
 
     def local_motion(flow):
         flow = flow + noise
-        marked = _turning_layers(flow, occluded, w, 0.75, LOCAL_TURN)
+        marked = _non_sliding_layers(flow, occluded, w, 0.75, LOCAL_TURN)
         return _local_motion_mask(flow, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
 
     camera = torch.stack([torch.full_like(gx, 1.5), torch.full_like(gy, -0.7)])
@@ -484,6 +484,44 @@ def test_one_fit_per_layer_sees_a_turn_through_per_pixel_flow_noise():
     _, turner = disc_flow(flow, 36, 24, 11, 4.0, -3.0)  # 21 px apart: the rims overlap
     local = local_motion(flow)
     assert not local[slider].any() and local[turner].all()
+
+
+def test_a_layer_that_deforms_is_local_motion_all_over():
+    """A disc whose flow ripples as it slides (a face that talks: departure 3 px + 0.5·(sin(k·y),
+    sin(k·x + 1)), λ = 30 px) has almost no affine turn (‖A‖_F ≈ 0.01 < LOCAL_TURN), but its
+    departure is not one affine motion: the fit's RMS residual, computed here independently by
+    least squares, is ≈ 0.49 px (a sine's RMS, 0.5/√2 per component, less what the fit takes), over
+    LOCAL_DEFORM (0.35). With per-pixel noise of σ = 0.1 px (a residual of 0.1·√2 ≈ 0.14 px alone)
+    the rippling disc is local motion inside, the same disc sliding without the ripple is not, and
+    without the deform test (None) the ripple is carried."""
+    from cvtools.video.stability import LOCAL_DEFORM, LOCAL_TURN, _local_motion_mask, _non_sliding_layers
+
+    h, w = 64, 96
+    gx, gy = _grid(h, w)
+    dx, dy = gx - 48, gy - 32
+    disc = (dx ** 2 + dy ** 2).sqrt() <= 22
+    middle = (dx ** 2 + dy ** 2).sqrt() <= 12
+    occluded = torch.zeros(h, w, dtype=torch.bool)
+    noise = 0.1 * torch.randn(2, h, w, generator=torch.Generator().manual_seed(0))
+    k = 2 * math.pi / 30
+    ripple = torch.stack([0.5 * torch.sin(k * dy), 0.5 * torch.sin(k * dx + 1)])[:, disc]
+    basis = torch.stack([dx[disc], dy[disc], torch.ones_like(dx[disc])], -1).double()
+    fit = torch.linalg.lstsq(basis, ripple.T.double()).solution
+    residual = (ripple.T.double() - basis @ fit).pow(2).sum(1).mean().sqrt()
+    assert LOCAL_DEFORM is not None and residual > LOCAL_DEFORM + 0.1 and fit[:2].norm() < LOCAL_TURN / 2
+    assert 0.1 * math.sqrt(2) < LOCAL_DEFORM - 0.1
+
+    def local_motion(amplitude, deform):
+        flow = torch.stack([torch.full_like(gx, 1.5), torch.full_like(gy, -0.7)])
+        flow[0][disc] += 3.0 + amplitude * ripple[0]
+        flow[1][disc] += amplitude * ripple[1]
+        flow = flow + noise
+        marked = _non_sliding_layers(flow, occluded, w, 0.75, LOCAL_TURN, deform)
+        return _local_motion_mask(flow, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
+
+    assert local_motion(1.0, LOCAL_DEFORM)[middle].all()
+    assert not local_motion(0.0, LOCAL_DEFORM)[middle].any()
+    assert local_motion(1.0, None)[middle].float().mean() < 0.5  # only where noise and ripple make a jump
 
 
 def test_a_carried_stroke_turned_past_the_bound_is_repainted():

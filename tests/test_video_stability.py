@@ -61,6 +61,28 @@ def test_spinning_object_s_flow_follows_its_turn():
     err_slide = (warp(clip.frames[t - 1], slide) - clip.frames[t])[:, inside].abs().mean()
     assert err_true < 0.5 * err_slide, (err_true, err_slide)
 
+def test_deforming_object_s_flow_follows_its_ripple():
+    """Inside the rippling disc, the previous frame warped along the clip's true flow (the ripple
+    inverted by its fixed-point iteration) matches the frame far better than along the disc's
+    slide alone; and a ripple steep enough to fold the picture (amplitude·2π/λ ≥ 1, where the
+    map stops being one-to-one and the iteration need not converge) is refused."""
+    clip = synthetic.deforming_object(frames=3, size=(96, 128), velocity=(1.5, 0.4))
+    t = 2
+    slide_flow = torch.tensor([-1.5, -0.4])[:, None, None]
+    moved = (clip.flow[t] - torch.tensor([0.5, 0.0])[:, None, None]).norm(dim=0) > 0.3
+    inside = ~clip.occluded[t] & moved
+    inside = (-torch.nn.functional.max_pool2d(-inside.float()[None, None], 7, 1, 3))[0, 0] > 0  # 3 px inside the rim
+    assert inside.sum() > 500
+    assert (clip.flow[t] - slide_flow)[:, inside].abs().amax() > 0.3  # the ripple moves it, not the slide alone
+    slide = clip.flow[t].clone()
+    slide[0][inside], slide[1][inside] = -1.5, -0.4
+    err_true = (warp(clip.frames[t - 1], clip.flow[t]) - clip.frames[t])[:, inside].abs().mean()
+    err_slide = (warp(clip.frames[t - 1], slide) - clip.frames[t])[:, inside].abs().mean()
+    assert err_true < 0.5 * err_slide, (err_true, err_slide)
+    with pytest.raises(ValueError, match="fold"):
+        synthetic.deforming_object(frames=2, size=(32, 48), amplitude=4.0, wavelength=20.0)
+
+
 def test_flow_on_known_pans(int_pan, sub_pan):
     # Integer pan: the frames are crops of the same pixels, so DIS's matching cost has an exact
     # zero at the true shift (and the "fine" preset works at full resolution): measured 0.000 px

@@ -6,9 +6,12 @@ px/frame) over coffee panning 0.5 px/frame. Flow inside the disc varies smoothly
 at the rim. Prints, per network, frame-by-frame vs stable (Farnebäck grader, as
 tools/video_flicker.py) and the Lite2 style change, for the shipped mode and whole moving layers
 blended (the mode before), and writes 3x crops of frames 20-23 (frame by frame | whole layers |
-shipped mode) with --crops DIR.
+shipped mode) with --crops DIR. ``--deform PX``: a disc whose picture ripples by PX px instead
+(synthetic.deforming_object: a face that talks, fur in the wind; not affine, so a per-layer affine
+fit sees little turn).
 
     python benchmarks/video_stable_2026-12-05/spinning_object.py --json spinning.json --crops /tmp/crops
+    python benchmarks/video_stable_2026-12-05/spinning_object.py --deform 2 --json deforming.json --crops /tmp/crops
 """
 import argparse
 import json
@@ -24,13 +27,15 @@ import video_flicker as vf  # noqa: E402
 
 from cvtools.style.records import bundled_names  # noqa: E402
 from cvtools.style.stylize import Stylizer  # noqa: E402
-from cvtools.video.synthetic import spinning_object  # noqa: E402
+from cvtools.video.synthetic import deforming_object, spinning_object  # noqa: E402
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--style", nargs="*", help="bundled styles (default: all)")
     ap.add_argument("--spin", type=float, default=3.0, help="degrees a frame")
+    ap.add_argument("--deform", type=float, default=None, metavar="PX",
+                    help="a disc whose picture ripples by PX px instead of one that turns (synthetic.deforming_object)")
     ap.add_argument("--json")
     ap.add_argument("--crops", help="write 3x crops of frames 20-23 per style here")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
@@ -38,7 +43,8 @@ def main(argv=None):
     torch.set_grad_enabled(False)
     import cvtools.video.stability as stability
 
-    clip = spinning_object(spin_deg=args.spin)
+    clip = spinning_object(spin_deg=args.spin) if args.deform is None else deforming_object(amplitude=args.deform)
+    tag = f"spinning_{args.spin:g}" if args.deform is None else f"deforming_{args.deform:g}"
     frames = list(clip.frames[:, None])
     flows = vf.input_flows(frames)
     yard = vf.StyleYardstick(Path(args.shared))
@@ -66,9 +72,9 @@ def main(argv=None):
             crop = F.interpolate(crop[None], scale_factor=3, mode="nearest")[0]
             Path(args.crops).mkdir(parents=True, exist_ok=True)
             Image.fromarray((crop.clamp(0, 1).permute(1, 2, 0) * 255).round().byte().numpy()).save(
-                Path(args.crops) / f"spinning_{args.spin:g}_{style}.png")
+                Path(args.crops) / f"{tag}_{style}.png")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": rows, "flow": "farneback", "frames": 32, "size": [256, 160]},
+        Path(args.json).write_text(json.dumps({"clip": clip.name, "rows": rows, "flow": "farneback", "frames": 32, "size": [256, 160]},
                                               indent=1))
 
 

@@ -49,24 +49,32 @@ STABLE_MODES = ("carry", "blend")
 LOCAL_MOTION = 0.75
 #: carry mode: only the edge of what moves on its own is blended, where the flow jumps by more
 #: than LOCAL_MOTION px within (2·LOCAL_EDGE_WINDOW + 1)² working-size px; the inside of a moving
-#: layer is carried like the camera's pixels (unless it turns: LOCAL_TURN). None: the whole
+#: layer is carried like the camera's pixels (unless it turns or deforms: LOCAL_TURN, LOCAL_DEFORM). None: the whole
 #: moving layer is blended (the mode until 2026-12-05). The blend was worth its style cost only
 #: where the flow is least sure (a region split of great_wave's parallax: edges 0.79 of frame by
 #: frame carried, 0.62 blended; insides 0.46 carried, 0.48 blended). On QUALITY's object and
 #: parallax clips, 14 rows, both of issue 29's bounds: 5 with whole layers, 9 with this and the
-#: per-pixel turn test, 12 with the per-layer one (:func:`_turning_layers`), every row as steady
+#: per-pixel turn test, 12 with the per-layer one (:func:`_non_sliding_layers`), every row as steady
 LOCAL_EDGE_WINDOW: Optional[int] = 1
 #: carry mode: ...unless the moving layer turns or stretches on its own: where the slope of its
 #: departure from the camera's motion (px per px a frame) is over this, all of it is blended.
 #: The positions' composition (nearest pixel + the flow's remainder) is exact for a translation
 #: only; carried inside a disc turning 3°/frame (slope 0.074), strokes drifted into jagged,
 #: misplaced features within 20 frames (benchmarks/video_stable_2026-12-05/spinning_object.py).
-#: The slope is one affine fit per moving layer (:func:`_turning_layers`, since 2026-12-05
+#: The slope is one affine fit per moving layer (:func:`_non_sliding_layers`, since 2026-12-05
 #: afternoon), not per pixel: DIS's per-pixel slope inside a rigidly sliding disc has a 90th
 #: percentile of 0.011-0.016 and crossed 0.03 on ~3 % of it, which blended strokes that should
 #: have been carried; the per-layer fit's is 0.0015-0.0036 on QUALITY's parallax layers. 0.03 (the
 #: fit's Frobenius norm) is a turn of ~1.2° a frame or a 3 % stretch
 LOCAL_TURN: Optional[float] = 0.03
+#: carry mode: ...or deforms: where the layer's departure is not one affine motion, its RMS residual
+#: from the layer's own affine fit (full-size px) over this, all of it is blended. A picture that
+#: ripples (synthetic.deforming_object: a face that talks, fur in the wind) averages to no turn, yet
+#: carried, mona's and great_wave's strokes broke into speckled, jagged outlines around the eyes by
+#: frame 20 at a 2-px ripple (residual 0.45-0.47 px through DIS); at a 1-px ripple (0.19-0.25) they
+#: stayed clean. DIS's noise on QUALITY's rigid sliding discs leaves 0.08-0.20 px
+#: (benchmarks/video_stable_2026-12-05/spinning_object.py --deform)
+LOCAL_DEFORM: Optional[float] = 0.35
 #: the least moving layer (working-size px) whose turn is judged; smaller ones are edges already
 TURN_MIN_PIXELS = 48
 #: the camera's affine model is fitted again to the samples it fits within this many working-size
@@ -308,8 +316,8 @@ class TemporalStabilizer(Stabilizer):
        however long it is carried, so strokes are neither averaged nor resampled frame after
        frame; elsewhere it is repainted, the carried colour kept in at ``strength`` (gated by
        how far the pixel and its region changed). What moves on its own is carried too, except
-       at its edges (where the flow jumps) and where it turns or stretches (LOCAL_EDGE_WINDOW,
-       LOCAL_TURN): those are blended. :class:`cvtools.video.carry.StrokeCarrier`
+       at its edges (where the flow jumps) and where it turns, stretches or deforms
+       (LOCAL_EDGE_WINDOW, LOCAL_TURN, LOCAL_DEFORM): those are blended. :class:`cvtools.video.carry.StrokeCarrier`
        has the rules (frame edges, magnified strokes, the ring of stored outputs); QUALITY.md
        "Video: temporal stability" the measurements (the same steadiness as the blend on
        average, a third of its style cost).
@@ -512,7 +520,8 @@ class TemporalStabilizer(Stabilizer):
             turning = None
             if self.local_motion and LOCAL_EDGE_WINDOW is not None and LOCAL_TURN is not None:
                 # labelled on the host (OpenCV), where the flow still is: working size, ~1 ms
-                turning = _turning_layers(flow, occluded, out.shape[-1], self.local_motion, LOCAL_TURN).to(out.device)
+                turning = _non_sliding_layers(flow, occluded, out.shape[-1], self.local_motion, LOCAL_TURN,
+                                              LOCAL_DEFORM).to(out.device)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
             local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion, edge_window=LOCAL_EDGE_WINDOW,
                                          turning=turning)
@@ -552,16 +561,20 @@ def _camera_departure(flow: torch.Tensor, occluded: torch.Tensor) -> Optional[to
     return (flow - camera)[None]
 
 
-def _turning_layers(flow: torch.Tensor, occluded: torch.Tensor, w: int, threshold: float, turn: float) -> torch.Tensor:
-    """1×1×h'×w' bool (CPU, working size): the layers that move on their own AND turn or stretch.
+def _non_sliding_layers(flow: torch.Tensor, occluded: torch.Tensor, w: int, threshold: float, turn: float,
+                        deform: Optional[float] = None) -> torch.Tensor:
+    """1×1×h'×w' bool (CPU, working size): the layers that move on their own AND turn, stretch or
+    deform: all of what the carry's translation-exact composition would let drift.
 
     A layer is a connected region (8-neighbours) where the flow departs from the camera's motion
     by more than ``threshold`` full-size px (``w``: the full width) and does not jump by more than
     that within 3×3 px (:func:`_flow_jumps`: two touching layers are two layers, split along the
     line where their motions meet). Its departure gets one affine fit, d(x, y) ≈ A·(x, y) + t,
     over its trusted pixels; it turns or stretches on its own when ‖A‖_F (px per px a frame: a
-    turn by θ gives √2·θ, a stretch by s gives √2·|s − 1|) is over ``turn``. Sliding layers
-    (A = 0) are left to the carry. One fit per layer averages DIS's per-pixel noise away."""
+    turn by θ gives √2·θ, a stretch by s gives √2·|s − 1|) is over ``turn``, and deforms when the
+    fit's RMS residual (full-size px) is over ``deform`` (None: not judged). Sliding layers
+    (A = 0, residual only DIS's noise) are left to the carry. One fit per layer averages DIS's
+    per-pixel noise away."""
     import cv2
     import numpy as np
 
@@ -585,6 +598,9 @@ def _turning_layers(flow: torch.Tensor, occluded: torch.Tensor, w: int, threshol
     gram = np.stack([np.stack([np.bincount(lab, a * b, count) for b in cols], -1) for a in cols], -2)
     rhs = np.stack([np.stack([np.bincount(lab, a * d[k][inner], count) for k in range(2)], -1) for a in cols], -2)
     n = np.bincount(lab, minlength=count)
+    # Σ|d|² per layer: with the normal equations, the fit's residual sum of squares is Σ|d|² − rhs·coef
+    energy = sum(np.bincount(lab, d[k][inner].astype(np.float64) ** 2, count) for k in range(2))
+    to_full = w / sw
     turning = np.zeros(count, dtype=bool)
     for i in range(1, count):  # label 0 is the camera's pixels
         if n[i] < TURN_MIN_PIXELS:
@@ -594,6 +610,9 @@ def _turning_layers(flow: torch.Tensor, occluded: torch.Tensor, w: int, threshol
         except np.linalg.LinAlgError:  # a layer one pixel thick: no slope to judge
             continue
         turning[i] = float(np.sqrt((coef[:2] ** 2).sum())) > turn
+        if deform is not None and not turning[i]:
+            residual = max(0.0, float(energy[i] - (rhs[i] * coef).sum())) / n[i]
+            turning[i] = np.sqrt(residual) * to_full > deform
     if turning.any():
         out[0, 0] = torch.from_numpy(turning[labels] & moving)
     return out
@@ -617,7 +636,7 @@ def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: in
     ``grow`` px at the working size (object edges), scaled up. ``edge_window`` (working-size px,
     optional): only where the flow also jumps by more than ``threshold`` within that distance (the
     edge of a moving layer, not its inside), and, with ``turning`` (1×1×h'×w' bool, e.g.
-    :func:`_turning_layers`), all of the layers marked there (they turn or stretch on their own)."""
+    :func:`_non_sliding_layers`), all of the layers marked there (they turn, stretch or deform on their own)."""
     dev = flow.device
     sh, sw = flow.shape[-2:]
     departure = _camera_departure(flow, occluded)

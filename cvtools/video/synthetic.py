@@ -325,6 +325,66 @@ def spinning_object(frames: int = 32, size: Tuple[int, int] = (160, 256), veloci
     return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
 
 
+def deforming_object(frames: int = 32, size: Tuple[int, int] = (160, 256), velocity: Tuple[float, float] = (1.5, 0.4),
+                     amplitude: float = 2.0, wavelength: float = 38.0, speed: float = 0.25,
+                     background_velocity: Tuple[float, float] = (0.5, 0.0), radius: float = 0.3) -> SyntheticClip:
+    """A disc of chelsea whose picture ripples as it glides at ``velocity`` over coffee panning at
+    ``background_velocity``: motion of its own that is neither a translation nor affine, as a face
+    that talks or fur in the wind. Frame pixel p at offset q = p − c_t from the disc's centre shows
+    the sprite's point q + D(q, t), D(q, t) = ``amplitude``·(sin(k·q_y + ω·t), sin(k·q_x + ω·t + 1)),
+    k = 2π/``wavelength``, ω = ``speed`` rad a frame. Its per-frame departure from the glide is up to
+    ~amplitude·ω px and turns by up to ~amplitude·ω·k px per px locally, but averages out over
+    the disc (an affine fit of it sees almost no turn). The true flow inverts D by a fixed-point
+    iteration (a contraction: amplitude·k < 1). Not one of :data:`KINDS`: `--stable`'s check that
+    a layer that deforms is not carried into drift."""
+    height, width = size
+    vx, vy = velocity
+    bvx, bvy = background_velocity
+    r = radius * height
+    k = 2 * math.pi / wavelength
+    if amplitude * k >= 1:
+        raise ValueError(f"amplitude·2π/wavelength must be under 1 (got {amplitude * k:.2f}): the ripple would fold")
+    bg = _scene("coffee", width + int(np.ceil(abs(bvx) * (frames - 1))) + 1,
+                height + int(np.ceil(abs(bvy) * (frames - 1))) + 1)
+    pad = int(np.ceil(amplitude)) + 4
+    sp = _scene("chelsea", int(2 * r) + 2 * pad, int(2 * r) + 2 * pad)
+    spx, spy = (sp.shape[-1] - 1) / 2, (sp.shape[-2] - 1) / 2
+    c0x, c0y = (width - vx * (frames - 1)) / 2, height / 2 - vy * (frames - 1) / 2
+    xs, ys = _pixel_grid(height, width)
+
+    def ripple(qx, qy, t):
+        return (amplitude * torch.sin(k * qy + speed * t), amplitude * torch.sin(k * qx + speed * t + 1.0))
+
+    out, flows, occ = [], [], []
+    prev_cover = None
+    for t in range(frames):
+        cx, cy = c0x + vx * t, c0y + vy * t
+        qx, qy = xs - cx, ys - cy
+        ux, uy = ripple(qx, qy, t)
+        mx, my = qx + ux, qy + uy  # the sprite point (material point) this pixel shows
+        front = _sample(sp, mx + spx, my + spy)
+        back = _sample(bg, xs + bvx * t, ys + bvy * t)
+        cover = (r - (qx * qx + qy * qy).sqrt() + 0.5).clamp(0, 1)
+        out.append(cover.float() * front + (1 - cover.float()) * back)
+        inside = cover > 0.5
+        if t == 0:
+            flows.append(torch.zeros(2, height, width))
+            occ.append(torch.zeros(height, width, dtype=torch.bool))
+        else:
+            # where material point m was a frame earlier: q' with q' + D(q', t-1) = m
+            px_, py_ = qx.clone(), qy.clone()
+            for _ in range(24):  # contraction by amplitude·k per step
+                dx, dy = ripple(px_, py_, t - 1)
+                px_, py_ = mx - dx, my - dy
+            fx = torch.where(inside, px_ + cx - vx - xs, torch.full_like(xs, bvx))
+            fy = torch.where(inside, py_ + cy - vy - ys, torch.full_like(ys, bvy))
+            flows.append(torch.stack([fx, fy]).float())
+            occ.append(_disc_occlusion(inside, xs + fx, ys + fy, prev_cover))
+        prev_cover = cover
+    name = f"deforming object {amplitude:g} px ripple, {vx:g},{vy:g} px/frame"
+    return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
+
+
 def make_clip(kind: str, frames: int = 32, size: Tuple[int, int] = (160, 256)) -> SyntheticClip:
     """One of :data:`KINDS` with its default motion: ``pan`` (2, 1 px/frame: integer),
     ``pan_subpixel`` (1.37, 0.61 px/frame), ``zoom`` (×1.012/frame), ``object``, ``parallax``."""
