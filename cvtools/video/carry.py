@@ -343,7 +343,7 @@ class StrokeCarrier:
                  local: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The stabilized output; ``local`` (1×1×H×W bool, optional): pixels that are blended, never
         carried (what ``--stable`` passes: the edges of what moves on its own, where the flow is
-        least sure, and layers that turn or stretch on their own, where carried strokes drift)."""
+        least sure, and layers that turn, stretch or deform on their own, where carried strokes drift)."""
         h, w = out.shape[-2:]
         if flow is None or self._ring is None or self._ring.shape[1:3] != (h, w) or self._ring.device != out.device:
             return self._start(out)
@@ -392,7 +392,7 @@ class StrokeCarrier:
         strokes), less where the pixel differs by more than a stroke does and where its whole
         neighbourhood changed (a light switched on, an object the flow did not see: followed at
         once, no ghost). Where ``local`` (the edge of something moving on its own, where the flow
-        is least sure, or a layer turning on its own, where carried strokes drift), the blend instead
+        is least sure, or a layer turning or deforming on its own, where carried strokes drift), the blend instead
         (``blend_weight``: trust × 5×5 agreement, at LOCAL_BLEND)."""
         if not self.repaint_blend:
             return out
