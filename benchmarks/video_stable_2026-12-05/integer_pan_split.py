@@ -12,6 +12,7 @@ This splits it, per network, on the same 32 frames and the same Lite2 yardstick
 - the per-frame paired ratios, and frame by frame's own spread over the clip.
 
     python benchmarks/video_stable_2026-12-05/integer_pan_split.py composition_vii ../shared/styles/shipwreck_minotaur.jpg --json out.json
+    python benchmarks/video_stable_2026-12-05/integer_pan_split.py starry_night --clip zoom    # any of synthetic.KINDS
 """
 import argparse
 import json
@@ -33,11 +34,12 @@ from cvtools.video.synthetic import make_clip  # noqa: E402
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("styles", nargs="+", help="bundled style names or painting files (the any-painting network)")
+    ap.add_argument("--clip", default="pan", help="one of synthetic.KINDS (default: pan, the integer pan)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--json")
     args = ap.parse_args(argv)
     torch.set_grad_enabled(False)
-    clip = make_clip("pan", 32)
+    clip = make_clip(args.clip, 32)
     frames = list(clip.frames[:, None])
     flows = vf.input_flows(frames)
     yard = vf.StyleYardstick(Path(args.shared))
