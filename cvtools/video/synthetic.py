@@ -15,6 +15,9 @@ flow and the true occlusions exactly:
   another photo) moving faster the same way, and a near object (a disc of a third photo)
   crossing the other way in front of both, each at sub-pixel speeds: three motions at once,
   objects hiding and uncovering each other.
+- ``spinning_object``, ``deforming_object`` (not in :data:`KINDS`, QUALITY's table): a disc that
+  turns, or whose picture ripples, as it glides: the checks that ``--stable`` blends layers that
+  turn or deform instead of carrying them into drift.
 
 Conventions (the same as :mod:`cvtools.video.flow`): ``flow[t]`` (2×H×W, x then y, in pixels)
 says where pixel (x, y) of frame t was in frame t-1, so ``warp(frames[t-1], flow[t]) ≈ frames[t]``;
@@ -277,6 +280,49 @@ def parallax(frames: int = 32, size: Tuple[int, int] = (160, 256),
     return SyntheticClip("parallax: 3 layers", _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
 
 
+def _gliding_disc(name: str, frames: int, size: Tuple[int, int], velocity: Tuple[float, float],
+                  background_velocity: Tuple[float, float], radius: float, margin: int, to_sprite, to_previous
+                  ) -> SyntheticClip:
+    """A disc of chelsea gliding at ``velocity`` over coffee panning at ``background_velocity``,
+    its picture moving on its own: frame pixel p at offset q = p − c_t from the disc's centre shows
+    the sprite's point ``to_sprite(qx, qy, t)`` (offsets from the sprite's centre; the sprite is
+    cut ``margin`` px wider than the disc), and the material point it shows was at offset
+    ``to_previous(qx, qy, t)`` from the centre a frame earlier (the true flow, where coverage is
+    over half; occlusions as in :func:`moving_object`)."""
+    height, width = size
+    vx, vy = velocity
+    bvx, bvy = background_velocity
+    r = radius * height
+    bg = _scene("coffee", width + int(np.ceil(abs(bvx) * (frames - 1))) + 1,
+                height + int(np.ceil(abs(bvy) * (frames - 1))) + 1)
+    sp = _scene("chelsea", int(2 * r) + 2 * margin, int(2 * r) + 2 * margin)
+    spx, spy = (sp.shape[-1] - 1) / 2, (sp.shape[-2] - 1) / 2
+    c0x, c0y = (width - vx * (frames - 1)) / 2, height / 2 - vy * (frames - 1) / 2
+    xs, ys = _pixel_grid(height, width)
+    out, flows, occ = [], [], []
+    prev_cover = None
+    for t in range(frames):
+        cx, cy = c0x + vx * t, c0y + vy * t
+        qx, qy = xs - cx, ys - cy
+        sx, sy = to_sprite(qx, qy, t)
+        front = _sample(sp, sx + spx, sy + spy)
+        back = _sample(bg, xs + bvx * t, ys + bvy * t)
+        cover = (r - (qx * qx + qy * qy).sqrt() + 0.5).clamp(0, 1)
+        out.append(cover.float() * front + (1 - cover.float()) * back)
+        inside = cover > 0.5
+        if t == 0:
+            flows.append(torch.zeros(2, height, width))
+            occ.append(torch.zeros(height, width, dtype=torch.bool))
+        else:
+            px, py = to_previous(qx, qy, t)  # offsets from the disc's centre a frame earlier, c_t − v
+            fx = torch.where(inside, px + (cx - vx) - xs, torch.full_like(xs, bvx))
+            fy = torch.where(inside, py + (cy - vy) - ys, torch.full_like(ys, bvy))
+            flows.append(torch.stack([fx, fy]).float())
+            occ.append(_disc_occlusion(inside, xs + fx, ys + fy, prev_cover))
+        prev_cover = cover
+    return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
+
+
 def spinning_object(frames: int = 32, size: Tuple[int, int] = (160, 256), velocity: Tuple[float, float] = (1.5, 0.4),
                     spin_deg: float = 3.0, background_velocity: Tuple[float, float] = (0.5, 0.0),
                     radius: float = 0.3) -> SyntheticClip:
@@ -285,44 +331,17 @@ def spinning_object(frames: int = 32, size: Tuple[int, int] = (160, 256), veloci
     translation (a rim moving 2.5 px/frame at 3°). The true flow takes the disc's turn and glide
     where coverage is over half; occlusions as in :func:`moving_object`. Not one of :data:`KINDS`
     (QUALITY's table): `--stable`'s check that a turning layer is blended, not carried."""
-    height, width = size
-    vx, vy = velocity
-    bvx, bvy = background_velocity
-    r = radius * height
     theta = math.radians(spin_deg)
-    bg = _scene("coffee", width + int(np.ceil(abs(bvx) * (frames - 1))) + 1,
-                height + int(np.ceil(abs(bvy) * (frames - 1))) + 1)
-    sp = _scene("chelsea", int(2 * r) + 8, int(2 * r) + 8)
-    spx, spy = (sp.shape[-1] - 1) / 2, (sp.shape[-2] - 1) / 2
-    c0x, c0y = (width - vx * (frames - 1)) / 2, height / 2 - vy * (frames - 1) / 2
-    xs, ys = _pixel_grid(height, width)
-    out, flows, occ = [], [], []
-    prev_cover = None
-    for t in range(frames):
-        cx, cy = c0x + vx * t, c0y + vy * t
-        a = t * theta  # the sprite turned by a: frame pixel p shows sprite point R(-a)(p - c)
-        dx, dy = xs - cx, ys - cy
-        sx = math.cos(a) * dx + math.sin(a) * dy + spx
-        sy = -math.sin(a) * dx + math.cos(a) * dy + spy
-        front = _sample(sp, sx, sy)
-        back = _sample(bg, xs + bvx * t, ys + bvy * t)
-        cover = (r - (dx * dx + dy * dy).sqrt() + 0.5).clamp(0, 1)
-        out.append(cover.float() * front + (1 - cover.float()) * back)
-        inside = cover > 0.5
-        if t == 0:
-            flows.append(torch.zeros(2, height, width))
-            occ.append(torch.zeros(height, width, dtype=torch.bool))
-        else:
-            # the same material point a frame earlier: c_{t-1} + R(-theta)(p - c_t)
-            px = cx - vx + math.cos(theta) * dx + math.sin(theta) * dy
-            py = cy - vy - math.sin(theta) * dx + math.cos(theta) * dy
-            fx = torch.where(inside, px - xs, torch.full_like(xs, bvx))
-            fy = torch.where(inside, py - ys, torch.full_like(ys, bvy))
-            flows.append(torch.stack([fx, fy]).float())
-            occ.append(_disc_occlusion(inside, xs + fx, ys + fy, prev_cover))
-        prev_cover = cover
-    name = f"spinning object {spin_deg:g} deg/frame, {vx:g},{vy:g} px/frame"
-    return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
+
+    def to_sprite(qx, qy, t):  # the sprite turned by a: frame offset q shows sprite point R(−a)·q
+        a = t * theta
+        return math.cos(a) * qx + math.sin(a) * qy, -math.sin(a) * qx + math.cos(a) * qy
+
+    def to_previous(qx, qy, t):  # the same material point a frame earlier: R(−theta)·q
+        return math.cos(theta) * qx + math.sin(theta) * qy, -math.sin(theta) * qx + math.cos(theta) * qy
+
+    name = f"spinning object {spin_deg:g} deg/frame, {velocity[0]:g},{velocity[1]:g} px/frame"
+    return _gliding_disc(name, frames, size, velocity, background_velocity, radius, 4, to_sprite, to_previous)
 
 
 def deforming_object(frames: int = 32, size: Tuple[int, int] = (160, 256), velocity: Tuple[float, float] = (1.5, 0.4),
@@ -337,52 +356,28 @@ def deforming_object(frames: int = 32, size: Tuple[int, int] = (160, 256), veloc
     the disc (an affine fit of it sees almost no turn). The true flow inverts D by a fixed-point
     iteration (a contraction: amplitude·k < 1). Not one of :data:`KINDS`: `--stable`'s check that
     a layer that deforms is not carried into drift."""
-    height, width = size
-    vx, vy = velocity
-    bvx, bvy = background_velocity
-    r = radius * height
     k = 2 * math.pi / wavelength
     if amplitude * k >= 1:
         raise ValueError(f"amplitude·2π/wavelength must be under 1 (got {amplitude * k:.2f}): the ripple would fold")
-    bg = _scene("coffee", width + int(np.ceil(abs(bvx) * (frames - 1))) + 1,
-                height + int(np.ceil(abs(bvy) * (frames - 1))) + 1)
-    pad = int(np.ceil(amplitude)) + 4
-    sp = _scene("chelsea", int(2 * r) + 2 * pad, int(2 * r) + 2 * pad)
-    spx, spy = (sp.shape[-1] - 1) / 2, (sp.shape[-2] - 1) / 2
-    c0x, c0y = (width - vx * (frames - 1)) / 2, height / 2 - vy * (frames - 1) / 2
-    xs, ys = _pixel_grid(height, width)
 
     def ripple(qx, qy, t):
-        return (amplitude * torch.sin(k * qy + speed * t), amplitude * torch.sin(k * qx + speed * t + 1.0))
+        return amplitude * torch.sin(k * qy + speed * t), amplitude * torch.sin(k * qx + speed * t + 1.0)
 
-    out, flows, occ = [], [], []
-    prev_cover = None
-    for t in range(frames):
-        cx, cy = c0x + vx * t, c0y + vy * t
-        qx, qy = xs - cx, ys - cy
+    def to_sprite(qx, qy, t):  # the material point this pixel shows
         ux, uy = ripple(qx, qy, t)
-        mx, my = qx + ux, qy + uy  # the sprite point (material point) this pixel shows
-        front = _sample(sp, mx + spx, my + spy)
-        back = _sample(bg, xs + bvx * t, ys + bvy * t)
-        cover = (r - (qx * qx + qy * qy).sqrt() + 0.5).clamp(0, 1)
-        out.append(cover.float() * front + (1 - cover.float()) * back)
-        inside = cover > 0.5
-        if t == 0:
-            flows.append(torch.zeros(2, height, width))
-            occ.append(torch.zeros(height, width, dtype=torch.bool))
-        else:
-            # where material point m was a frame earlier: q' with q' + D(q', t-1) = m
-            px_, py_ = qx.clone(), qy.clone()
-            for _ in range(24):  # contraction by amplitude·k per step
-                dx, dy = ripple(px_, py_, t - 1)
-                px_, py_ = mx - dx, my - dy
-            fx = torch.where(inside, px_ + cx - vx - xs, torch.full_like(xs, bvx))
-            fy = torch.where(inside, py_ + cy - vy - ys, torch.full_like(ys, bvy))
-            flows.append(torch.stack([fx, fy]).float())
-            occ.append(_disc_occlusion(inside, xs + fx, ys + fy, prev_cover))
-        prev_cover = cover
-    name = f"deforming object {amplitude:g} px ripple, {vx:g},{vy:g} px/frame"
-    return SyntheticClip(name, _quantize(torch.stack(out)), torch.stack(flows), torch.stack(occ))
+        return qx + ux, qy + uy
+
+    def to_previous(qx, qy, t):  # q' with q' + D(q', t−1) = q + D(q, t), by fixed-point iteration
+        mx, my = to_sprite(qx, qy, t)
+        px, py = qx, qy
+        for _ in range(24):  # a contraction by amplitude·k per step
+            dx, dy = ripple(px, py, t - 1)
+            px, py = mx - dx, my - dy
+        return px, py
+
+    name = f"deforming object {amplitude:g} px ripple, {velocity[0]:g},{velocity[1]:g} px/frame"
+    return _gliding_disc(name, frames, size, velocity, background_velocity, radius, int(np.ceil(amplitude)) + 4,
+                         to_sprite, to_previous)
 
 
 def make_clip(kind: str, frames: int = 32, size: Tuple[int, int] = (160, 256)) -> SyntheticClip:
