@@ -517,14 +517,16 @@ class TemporalStabilizer(Stabilizer):
             # the flow's small maps go to the output's device first: on a GPU the mask and the
             # trust map (fits, norms, pools, a 1080p upscale) then cost ~0.3 ms, where on the
             # host they took ~40 ms of a 1080p frame (profiled on an H200, 2026-12-05)
-            turning = None
+            turning = departure = None
             if self.local_motion and LOCAL_EDGE_WINDOW is not None and LOCAL_TURN is not None:
-                # labelled on the host (OpenCV), where the flow still is: working size, ~1 ms
+                # labelled on the host (OpenCV), where the flow still is: working size, ~1 ms; the
+                # camera's fit is made once here and handed on to the mask
+                departure = _camera_departure(flow.cpu(), occluded.cpu())
                 turning = _non_sliding_layers(flow, occluded, out.shape[-1], self.local_motion, LOCAL_TURN,
-                                              LOCAL_DEFORM).to(out.device)
+                                              LOCAL_DEFORM, departure=departure).to(out.device)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
             local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion, edge_window=LOCAL_EDGE_WINDOW,
-                                         turning=turning)
+                                         turning=turning, departure=departure)
                      if self.local_motion else None)
             keep, flow = self._keep_and_flow(out, flow, occluded)
             result = self.carrier(out, flow, keep, local)
@@ -562,7 +564,7 @@ def _camera_departure(flow: torch.Tensor, occluded: torch.Tensor) -> Optional[to
 
 
 def _non_sliding_layers(flow: torch.Tensor, occluded: torch.Tensor, w: int, threshold: float, turn: float,
-                        deform: Optional[float] = None) -> torch.Tensor:
+                        deform: Optional[float] = None, departure: Optional[torch.Tensor] = None) -> torch.Tensor:
     """1×1×h'×w' bool (CPU, working size): the layers that move on their own AND turn, stretch or
     deform: all of what the carry's translation-exact composition would let drift.
 
@@ -574,17 +576,18 @@ def _non_sliding_layers(flow: torch.Tensor, occluded: torch.Tensor, w: int, thre
     turn by θ gives √2·θ, a stretch by s gives √2·|s − 1|) is over ``turn``, and deforms when the
     fit's RMS residual (full-size px) is over ``deform`` (None: not judged). Sliding layers
     (A = 0, residual only DIS's noise) are left to the carry. One fit per layer averages DIS's
-    per-pixel noise away."""
+    per-pixel noise away. ``departure``: :func:`_camera_departure` of this flow, if made already."""
     import cv2
     import numpy as np
 
     flow, occluded = flow.cpu(), occluded.cpu()
-    departure = _camera_departure(flow, occluded)
+    if departure is None:
+        departure = _camera_departure(flow, occluded)
     sh, sw = flow.shape[-2:]
     out = torch.zeros(1, 1, sh, sw, dtype=torch.bool)
     if departure is None:
         return out
-    d = departure[0].numpy()
+    d = departure[0].cpu().numpy()
     moving = (np.hypot(d[0], d[1]) * (w / sw) > threshold) & ~_flow_jumps(flow, w, threshold, 1)[0, 0].numpy()
     if int(moving.sum()) < TURN_MIN_PIXELS:
         return out
@@ -630,16 +633,17 @@ def _flow_jumps(flow: torch.Tensor, w: int, threshold: float, window: int) -> to
 
 def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: int, threshold: float,
                        grow: int = 2, edge_window: Optional[int] = None,
-                       turning: Optional[torch.Tensor] = None) -> torch.Tensor:
+                       turning: Optional[torch.Tensor] = None, departure: Optional[torch.Tensor] = None) -> torch.Tensor:
     """1×1×H×W bool, on the flow's device: where the flow (2×h'×w', working size) departs from the
     camera's motion (:func:`_camera_departure`) by more than ``threshold`` full-size px, grown by
     ``grow`` px at the working size (object edges), scaled up. ``edge_window`` (working-size px,
     optional): only where the flow also jumps by more than ``threshold`` within that distance (the
     edge of a moving layer, not its inside), and, with ``turning`` (1×1×h'×w' bool, e.g.
-    :func:`_non_sliding_layers`), all of the layers marked there (they turn, stretch or deform on their own)."""
+    :func:`_non_sliding_layers`), all of the layers marked there (they turn, stretch or deform on their own).
+    ``departure``: :func:`_camera_departure` of this flow, if made already (on any device)."""
     dev = flow.device
     sh, sw = flow.shape[-2:]
-    departure = _camera_departure(flow, occluded)
+    departure = _camera_departure(flow, occluded) if departure is None else departure.to(dev)
     if departure is None:
         return torch.zeros(1, 1, h, w, dtype=torch.bool, device=dev)
     residual = torch.hypot(departure[:, :1], departure[:, 1:]) * (w / sw)
