@@ -435,12 +435,13 @@ def test_phase_lock_alone_tracks_the_motion_with_one_flow(monkeypatch):
         assert st.last_phase == tuple(int(round(-m)) % st.stride for m in -moved)
 
 
-@pytest.mark.parametrize("strength", [0.0, 0.35])
-def test_flow_measured_ahead_in_threads_prepares_the_same_frames(strength):
+@pytest.mark.parametrize("strength, carry", [(0.0, False), (0.35, False), (0.85, True)])
+def test_flow_measured_ahead_in_threads_prepares_the_same_frames(strength, carry):
     """``_prepared`` with flow threads (``measure`` ahead of ``prepare``) gives exactly what the
     sequential path gives: the same padded frames, grid phases, flows and occlusions, for the
-    phase lock alone (one flow) and with the blend (the pair and the occlusion test), across a
-    change of frame size (a new shot) in the middle."""
+    phase lock alone (one flow), with the blend (the pair and the occlusion test) and with the
+    carry (plus the moving layers, labelled in the threads), across a change of frame size (a
+    new shot) in the middle."""
     from types import SimpleNamespace
 
     from cvtools.video.process import _Clock, _prepared
@@ -450,10 +451,10 @@ def test_flow_measured_ahead_in_threads_prepares_the_same_frames(strength):
     frames = clip.frames_uint8() + other.frames_uint8()
 
     def run(workers):
-        st = TemporalStabilizer(strength=strength)
+        st = TemporalStabilizer(strength=strength, carry=carry)
         out = [f.rgb for f in _prepared((SimpleNamespace(rgb=a) for a in frames), st, _Clock(), workers=workers)]
-        phases = [p for _, _, p, _ in st._pending]
-        flows = [(fl, occ) for fl, occ, _, _ in st._pending]
+        phases = [p for _, p, _ in st._pending]
+        flows = [(t.flow, t.occluded, t.layers) for t, _, _ in st._pending]
         return out, phases, flows, st._motion.clone()
 
     seq, threaded = run(1), run(3)
@@ -462,9 +463,14 @@ def test_flow_measured_ahead_in_threads_prepares_the_same_frames(strength):
         assert a.shape == b.shape and np.array_equal(a, b)
     assert seq[1] == threaded[1]
     assert len(set(seq[1])) > 1  # the pan moved the grid phase: the comparison has teeth
-    for (fa, oa), (fb, ob) in zip(seq[2], threaded[2]):
+    for (fa, oa, la), (fb, ob, lb) in zip(seq[2], threaded[2]):
         assert (fa is None) == (fb is None)
         assert fa is None or strength > 0  # the phase lock alone keeps no flows
         if fa is not None:
             assert torch.equal(fa, fb) and torch.equal(oa, ob)
+            assert (la is not None) == carry  # only the carry labels layers
+        if la is not None:
+            (da, ta), (db, tb) = la, lb
+            assert torch.equal(ta, tb) and ta.shape[-2:] == fa.shape[-2:]
+            assert (da is None) == (db is None) and (da is None or torch.equal(da, db))
     assert torch.equal(seq[3], threaded[3])

@@ -242,12 +242,16 @@ class Tracked:
     """What :meth:`TemporalStabilizer.measure` found between two frames: the camera's motion
     (x, y px; None: not needed or not trusted), the flow and occlusions for the blend (working
     size; None without a blend), and whether the frame starts a new shot (no frame before it, or
-    a new size: the grid phase starts again)."""
+    a new size: the grid phase starts again). ``layers``: for the carry, the flow's departure from
+    the camera's motion and the layers that turn or deform (:meth:`TemporalStabilizer.moving_layers`),
+    labelled on the host with the flow, so that this work runs in the flow's threads, not between
+    the network and the carry."""
 
     motion: Optional[torch.Tensor] = None
     flow: Optional[torch.Tensor] = None
     occluded: Optional[torch.Tensor] = None
     new_shot: bool = False
+    layers: Optional[Tuple[Optional[torch.Tensor], torch.Tensor]] = None
 
 
 class Stabilizer:
@@ -382,7 +386,7 @@ class TemporalStabilizer(Stabilizer):
     def reset(self) -> None:
         self._last_in = None  # the last frame tracked (prepare / step)
         self._prev_out = None  # the last stabilized output (1×3×H×W float, on the output's device)
-        self._pending = deque()  # (flow, occluded, (px, py), size) per prepared frame not yet finished
+        self._pending = deque()  # (Tracked, (px, py), size) per prepared frame not yet finished
         self._motion = torch.zeros(2, dtype=torch.float64)  # accumulated dominant motion (px)
         self._trusted_share = 0.0  # a device tensor after a frame: read through last_trusted
         #: the last frame's grid shift (x, y)
@@ -416,13 +420,28 @@ class TemporalStabilizer(Stabilizer):
         flow, occluded, size = est.pair_small(frame_in, last)
         if float(occluded.float().mean()) > self.cut_fraction:
             return Tracked()  # a cut: nothing to blend, the grid phase may stay
-        return Tracked(motion=self._dominant(flow, occluded, *size), flow=flow, occluded=occluded)
+        return Tracked(motion=self._dominant(flow, occluded, *size), flow=flow, occluded=occluded,
+                       layers=self.moving_layers(flow, occluded, size[1]) if self.carrier is not None else None)
 
-    def _track(self, frame_in: Frame, measured: Optional["Tracked"] = None) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
-        """Flow and occlusions from ``frame_in`` to the frame tracked before it, at the flow's
-        working size (:meth:`FlowEstimator.pair_small`; None, None for the first frame, a new
-        size, or when nothing needs them); the accumulated motion follows. ``measured``: what
-        :meth:`measure` gave for this frame and the one before (else it is measured here)."""
+    def moving_layers(self, flow: torch.Tensor, occluded: torch.Tensor, w: int):
+        """(departure, turning) for the carry's local-motion mask: the flow minus the camera's
+        affine motion (:func:`_camera_departure`, None if too little is trusted) and the layers
+        that turn, stretch or deform on their own (:func:`_non_sliding_layers`), both at the
+        working size on the host (OpenCV labels them: ~10 ms of a 384×216 flow on a 2-core CPU);
+        None when the mask does not look at layers. ``w``: the full frame's width."""
+        if not (self.local_motion and LOCAL_EDGE_WINDOW is not None and LOCAL_TURN is not None):
+            return None
+        flow, occluded = flow.cpu(), occluded.cpu()
+        departure = _camera_departure(flow, occluded)
+        turning = _non_sliding_layers(flow, occluded, w, self.local_motion, LOCAL_TURN, LOCAL_DEFORM,
+                                      departure=departure)
+        return departure, turning
+
+    def _track(self, frame_in: Frame, measured: Optional["Tracked"] = None) -> "Tracked":
+        """What :meth:`measure` finds from ``frame_in`` to the frame tracked before it (flow and
+        occlusions at the flow's working size, :meth:`FlowEstimator.pair_small`; None for the first
+        frame, a new size, or when nothing needs them); the accumulated motion follows. ``measured``:
+        what :meth:`measure` gave for this frame and the one before (else it is measured here)."""
         last, self._last_in = self._last_in, (frame_in.copy() if isinstance(frame_in, np.ndarray)
                                               else frame_in.detach().clone())
         t = measured if measured is not None else self.measure(frame_in, last)
@@ -430,7 +449,7 @@ class TemporalStabilizer(Stabilizer):
             self._motion.zero_()
         if t.motion is not None:
             self._motion -= t.motion
-        return t.flow, t.occluded
+        return t
 
     @staticmethod
     def _dominant(flow: torch.Tensor, occluded: Optional[torch.Tensor], h: int, w: int) -> torch.Tensor:
@@ -450,11 +469,11 @@ class TemporalStabilizer(Stabilizer):
         """The frame to run the effect on: ``frame_in`` shifted onto the locked grid phase and
         reflect-padded to (H + stride)×(W + stride) (every frame the same size: batchable).
         ``measured``: :meth:`measure`'s result for this frame, computed ahead (in order)."""
-        flow, occluded = self._track(frame_in, measured)
+        tracked = self._track(frame_in, measured)
         px = py = 0
         if self.phase_lock and self.stride > 1:
             px, py = (int(torch.round(-v)) % self.stride for v in self._motion)
-        self._pending.append((flow, occluded, (px, py), frame_size(frame_in)))
+        self._pending.append((tracked, (px, py), frame_size(frame_in)))
         self.last_phase = (px, py)
         s = self.stride
         return _pad_frame(frame_in, px, s - px, py, s - py)
@@ -464,13 +483,13 @@ class TemporalStabilizer(Stabilizer):
         on what :meth:`prepare` returned, or already cropped to the frame's size)."""
         if not self._pending:
             raise RuntimeError("finish() without a prepare() for that frame")
-        flow, occluded, (px, py), (h, w) = self._pending.popleft()
+        tracked, (px, py), (h, w) = self._pending.popleft()
         out = to_tensor(output)  # stays on its device (CUDA tensors: the warp and blend run there)
         if out.shape[-2:] != (h, w):
             if out.shape[-2] < py + h or out.shape[-1] < px + w:
                 raise ValueError(f"output {tuple(out.shape[-2:])} is smaller than the prepared frame")
             out = out[..., py:py + h, px:px + w]
-        return _like(self._blend(out, flow, occluded), output)
+        return _like(self._blend(out, tracked.flow, tracked.occluded, tracked.layers), output)
 
     def step(self, frame_in: Frame, output: Frame) -> Frame:
         """Blend only (``output`` made from ``frame_in`` itself): the stabilized output."""
@@ -478,15 +497,16 @@ class TemporalStabilizer(Stabilizer):
             raise ValueError(f"input frame {frame_size(frame_in)} and output {frame_size(output)} differ in size")
         if self._pending:
             raise RuntimeError("step() while prepared frames wait for finish()")
-        flow, occluded = self._track(frame_in)
-        return _like(self._blend(to_tensor(output), flow, occluded), output)
+        t = self._track(frame_in)
+        return _like(self._blend(to_tensor(output), t.flow, t.occluded, t.layers), output)
 
-    def _blend(self, out: torch.Tensor, flow, occluded) -> torch.Tensor:
+    def _blend(self, out: torch.Tensor, flow, occluded, layers=None) -> torch.Tensor:
         """``out`` blended with the previous result along ``flow`` (working size: scaled up here,
         on ``out``'s device; the occlusions grown and feathered at the working size, then scaled
-        up bilinearly, which widens the ramp in proportion)."""
+        up bilinearly, which widens the ramp in proportion). ``layers``: :meth:`moving_layers` of
+        this flow if measured already (the carry labels them here otherwise)."""
         if self.carrier is not None:
-            return self._carry(out, flow, occluded)
+            return self._carry(out, flow, occluded, layers)
         prev, self._trusted_share = self._prev_out, 0.0
         if self.strength > 0 and flow is not None and prev is not None and prev.shape == out.shape:
             keep, flow = self._keep_and_flow(out, flow, occluded)
@@ -509,7 +529,7 @@ class TemporalStabilizer(Stabilizer):
             keep = F.interpolate(keep, size=(h, w), mode="bilinear", align_corners=False)
         return keep, FlowEstimator.upscale(flow.to(out.device), h, w)
 
-    def _carry(self, out: torch.Tensor, flow, occluded) -> torch.Tensor:
+    def _carry(self, out: torch.Tensor, flow, occluded, layers=None) -> torch.Tensor:
         """The carry mode (:class:`cvtools.video.carry.StrokeCarrier`) instead of the blend."""
         if flow is None:
             result = self.carrier(out, None, None)
@@ -517,13 +537,10 @@ class TemporalStabilizer(Stabilizer):
             # the flow's small maps go to the output's device first: on a GPU the mask and the
             # trust map (fits, norms, pools, a 1080p upscale) then cost ~0.3 ms, where on the
             # host they took ~40 ms of a 1080p frame (profiled on an H200, 2026-12-05)
-            turning = departure = None
-            if self.local_motion and LOCAL_EDGE_WINDOW is not None and LOCAL_TURN is not None:
-                # labelled on the host (OpenCV), where the flow still is: working size, ~1 ms; the
-                # camera's fit is made once here and handed on to the mask
-                departure = _camera_departure(flow.cpu(), occluded.cpu())
-                turning = _non_sliding_layers(flow, occluded, out.shape[-1], self.local_motion, LOCAL_TURN,
-                                              LOCAL_DEFORM, departure=departure).to(out.device)
+            # labelled on the host (OpenCV), normally by measure() in a flow thread ahead of time;
+            # the camera's fit is made once there and handed on to the mask
+            departure, turning = layers or self.moving_layers(flow, occluded, out.shape[-1]) or (None, None)
+            turning = None if turning is None else turning.to(out.device)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
             local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion, edge_window=LOCAL_EDGE_WINDOW,
                                          turning=turning, departure=departure)
