@@ -153,10 +153,13 @@ def build(name: str, weights: Optional[str]):
 
     import cvtools.backbones as package  # its embedded_weights_path: tests stand a damaged copy in there
 
-    model = efficientnet_lite(name)
     if weights == "random":
-        torch.manual_seed(0)
-        return model, "random (untrained)"
+        # the same untrained weights every time (tests compare runs), drawn from a generator of
+        # their own: the caller's global random state is neither read nor changed
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return efficientnet_lite(name), "random (untrained)"
+    model = efficientnet_lite(name)
     drop = lambda key: key.endswith("num_batches_tracked")  # noqa: E731
     if weights in (None, "default", "DEFAULT"):
         path = package.embedded_weights_path(name)

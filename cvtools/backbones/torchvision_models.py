@@ -82,10 +82,12 @@ def build(name: str, weights: Optional[str]):
 
     kwargs = dict(BUILD_KWARGS.get(name, {}))
     if weights == "random":
-        torch.manual_seed(0)
         if name == "googlenet":
             kwargs["init_weights"] = True
-        return torchvision.models.get_model(name, weights=None, **kwargs), "random (untrained)"
+        # the same untrained weights every time, without touching the caller's global random state
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            return torchvision.models.get_model(name, weights=None, **kwargs), "random (untrained)"
     if weights in (None, "default", "DEFAULT"):
         weights_enum = torchvision.models.get_model_weights(name).DEFAULT
         try:
