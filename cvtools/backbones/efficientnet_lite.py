@@ -32,7 +32,7 @@ from cvtools.backbones.efficientnet_lite_specs import (  # noqa: F401  (re-expor
     embedded_weights_path,
     weights_status,
 )
-from cvtools.backbones.registry import load_weights_file
+from cvtools.backbones.registry import load_weights_file, untrained_weights
 from cvtools.errors import WeightsError
 
 BN_EPS = 1e-3  # TensorFlow's batch-norm epsilon, which these weights were trained with
@@ -149,15 +149,10 @@ def efficientnet_lite(name: str, num_classes=1000) -> EfficientNetLite:
 
 def build(name: str, weights: Optional[str]):
     """(model, description): see :class:`~cvtools.backbones.registry.BackboneSpec`."""
-    import torch
-
     import cvtools.backbones as package  # its embedded_weights_path: tests stand a damaged copy in there
 
     if weights == "random":
-        # the same untrained weights every time (tests compare runs), drawn from a generator of
-        # their own: the caller's global random state is neither read nor changed
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+        with untrained_weights():
             return efficientnet_lite(name), "random (untrained)"
     model = efficientnet_lite(name)
     drop = lambda key: key.endswith("num_batches_tracked")  # noqa: E731

@@ -18,6 +18,7 @@ torchvision before a torchvision network is built, so listing backbones stays ch
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -117,6 +118,20 @@ class BackboneSpec:
         :class:`UsageError` naming the first unknown one and its likely meaning (no torch: the
         commands check ``--layer`` before loading anything)."""
         return check_layer_names(self.name, self.layers, names)
+
+
+@contextlib.contextmanager
+def untrained_weights(seed: int = 0):
+    """Build a family's ``weights="random"`` network inside this: its initialisation draws from a
+    generator seeded with ``seed`` and forked from the global one, so the untrained weights are
+    the same every time (tests compare runs) whatever the caller drew before, and the caller's
+    global random stream goes on untouched. (Lite0's were once drawn first and seeded after, so a
+    test's trunk depended on the tests before it.)"""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def check_layer_names(network: str, known, names) -> List[str]:

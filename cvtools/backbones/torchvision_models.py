@@ -22,6 +22,7 @@ from cvtools.backbones.registry import (
     Weights,
     load_weights_file,
     register,
+    untrained_weights,
 )
 from cvtools.errors import WeightsError
 
@@ -77,16 +78,13 @@ def weights_status(name: str) -> str:
 def build(name: str, weights: Optional[str]):
     """(model, description): see :class:`~cvtools.backbones.registry.BackboneSpec`. The pretrained
     weights come from torch's cache, or are downloaded by torchvision."""
-    import torch
     import torchvision
 
     kwargs = dict(BUILD_KWARGS.get(name, {}))
     if weights == "random":
         if name == "googlenet":
             kwargs["init_weights"] = True
-        # the same untrained weights every time, without touching the caller's global random state
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
+        with untrained_weights():
             return torchvision.models.get_model(name, weights=None, **kwargs), "random (untrained)"
     if weights in (None, "default", "DEFAULT"):
         weights_enum = torchvision.models.get_model_weights(name).DEFAULT
