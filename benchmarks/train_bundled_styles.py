@@ -151,7 +151,8 @@ def main(argv=None):
     ap.add_argument("--export", help="also keep bundle.tar, log.txt and sheet.jpg here (default: --out)")
     ap.add_argument("--only", help="comma-separated style names (default: the five bundled ones)")
     ap.add_argument("--budget-seconds", type=float, default=75.0, help="training time per style")
-    ap.add_argument("--steps", type=int, help="fixed steps instead of a time budget")
+    ap.add_argument("--steps", type=int, help="fixed steps instead of a time budget (also instead of a record's "
+                    "steps under --from-records)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--width", type=float, default=0.5)
@@ -214,7 +215,10 @@ def main(argv=None):
             runs.append((n, n + tag, dict(STYLES[n]["recipe"], **v)))
         names = []
     for n in names:
-        base = dict(recipe_from_record(n) if args.from_records else STYLES[n]["recipe"], **overrides.get(n, {}))
+        base = dict(recipe_from_record(n) if args.from_records else STYLES[n]["recipe"])
+        if args.steps is not None:  # an explicit --steps beats the record's count (a --set NAME:steps=N beats both)
+            base.pop("steps", None)
+        base.update(overrides.get(n, {}))
         if args.grid:
             key, _, values = args.grid.partition("=")
             for v in values.split(","):

@@ -21,6 +21,9 @@ Per style and photo, on the picture the style gives at the photo's own size:
   turned into a dark shape with everything around it: about -0.3 and less).
 - **subject tone r**: Spearman rank correlation of 8×8-block mean luminance inside the boxes,
   photo vs output: the subject's own light and shade (a silhouette: a light head turned dark).
+- **subject chroma kept**: mean chroma (distance from grey in BT.601 YCbCr) inside the boxes,
+  output over photo: 1 the faces and animals keep their colour's strength, towards 0 they turn
+  grey (mona's "ashen grey-beige" faces), above 1 the painting saturates them.
 - **face contrast kept**: standard deviation of the luminance inside the boxes after a 2-px
   blur (eyes, mouth, the shading of a face; the stroke texture is blurred away), output over
   photo.
@@ -76,6 +79,13 @@ TILE = 48
 
 def luminance(x):
     return 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+
+
+def chroma(x):
+    """Distance from grey in BT.601 YCbCr (0 for any grey; ~0.1 for skin): what an "ashen" face lost."""
+    cb = -0.168736 * x[0] - 0.331264 * x[1] + 0.5 * x[2]
+    cr = 0.5 * x[0] - 0.418688 * x[1] - 0.081312 * x[2]
+    return (cb * cb + cr * cr).sqrt()
 
 
 def box_mask(h, w, boxes):
@@ -170,6 +180,8 @@ def measure(photo, out, boxes) -> dict:
         "subject_shift": contrast(y_o) - dp,
         "subject_lightness_shift": float(y_o[inside].mean() - y_p[inside].mean()),
         "subject_photo": dp,
+        # the faces' and animals' colour, output over photo: 1 kept, towards 0 greyed (mona's ashen faces)
+        "subject_chroma_kept": float(chroma(out)[inside].mean() / chroma(photo)[inside].mean().clamp_min(1e-6)),
         "face_contrast_kept": float(_blur(y_o, 2.0)[inside].std() / _blur(y_p, 2.0)[inside].std().clamp_min(1e-6)),
         "subject_tone_r": _subject_tone_r(y_p, y_o, boxes),
         "tone_rank_r": _spearman(F.avg_pool2d(y_p[None, None], 16, ceil_mode=True),
@@ -186,6 +198,9 @@ def main(argv=None):
     ap.add_argument("--weights-dir", action="append", default=[],
                     help="a folder of NAME.json records to judge beside the bundled styles (repeatable: one "
                          "column of the sheet and one row of the table each, labelled with the folder's name)")
+    ap.add_argument("--any-painting", action="store_true",
+                    help="also judge the any-painting network on each style's painting (shared/styles/NAME.jpg, "
+                         "what `-s painting.jpg` runs), labelled any-painting")
     ap.add_argument("--json", help="write every row here")
     ap.add_argument("--sheet", help="a contact sheet of the portraits (photo, then each style): research photos, "
                                     "for looking only: never commit it")
@@ -211,11 +226,18 @@ def main(argv=None):
     for d in map(Path, args.weights_dir):
         sets.append((d.name, {n: read_record(d / f"{n}.json") for n in args.styles.split(",")
                               if (d / f"{n}.json").exists()}))
+    if args.any_painting:
+        sets.append(("any-painting", {n: shared / "styles" / f"{n}.jpg" for n in args.styles.split(",")}))
     rows, sheet_rows = [], {pid: [photos[pid]] for pid in PEOPLE}
     for label, records in sets:
         for name, record in records.items():
             target = style_target(judge, pil_to_tensor(painting_for(resolve_style(name), shared)), INDEPENDENT_LAYERS)
-            net = Stylizer(record, device="cpu", precision="fp32")
+            if isinstance(record, Path):  # a painting: the any-painting network encodes it
+                from cvtools.style.painting import NetworkPaintingStylizer
+
+                net = NetworkPaintingStylizer(str(record), device="cpu", precision="fp32")
+            else:
+                net = Stylizer(record, device="cpu", precision="fp32")
             for pid, (what, boxes) in PEOPLE.items():
                 out = net(photos[pid], tile=None).clamp(0, 1)
                 out = (out * 255).round() / 255  # judged as saved
@@ -235,6 +257,11 @@ def main(argv=None):
         write_sheet(sheet_rows, args.sheet)
 
 
+def _chroma_cell(rows) -> str:
+    values = [r["subject_chroma_kept"] for r in rows if r.get("subject_chroma_kept") is not None]
+    return f"{_mean(values):.2f} ({min(values):.2f})" if values else "—"  # rows written before the column
+
+
 def _mean(values):
     values = [v for v in values if v is not None and v == v]
     return sum(values) / len(values) if values else float("nan")
@@ -242,8 +269,9 @@ def _mean(values):
 
 def table(rows) -> str:
     lines = ["| weights | style | subject kept: mean (min) | subject shift: mean (most negative) | "
-             "subject lightness shift: mean (min) | subject tone r: mean (min) | face contrast kept | tone rank r | lattice | style distance (Lite2) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "subject lightness shift: mean (min) | subject tone r: mean (min) | subject chroma kept: mean (min) | face contrast kept | "
+             "tone rank r | lattice | style distance (Lite2) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     keys = list(dict.fromkeys((r["weights"], r["style"]) for r in rows))
     for wl, st in keys:
         sel = [r for r in rows if r["weights"] == wl and r["style"] == st]
@@ -253,6 +281,7 @@ def table(rows) -> str:
         light = [r["subject_lightness_shift"] for r in sel]
         lines.append(f"| {wl} | {st} | {_mean(kept):.2f} ({min(kept):.2f}) | {_mean(shift):+.3f} ({min(shift):+.3f}) | "
                      f"{_mean(light):+.2f} ({min(light):+.2f}) | {_mean(str_):.2f} ({min(str_):.2f}) | "
+                     f"{_chroma_cell(sel)} | "
                      f"{_mean([r['face_contrast_kept'] for r in sel]):.2f} | "
                      f"{_mean([r['tone_rank_r'] for r in sel]):.3f} | {_mean([r['lattice'] for r in sel]):.2f} | "
                      f"{_mean([r['style_distance'] for r in sel]):.3f} |")

@@ -33,7 +33,8 @@ from cvtools.video.synthetic import make_clip  # noqa: E402
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("styles", nargs="+", help="bundled style names or painting files (the any-painting network)")
+    ap.add_argument("styles", nargs="+", help="bundled style names, style records (.json: other weights of a bundled "
+                    "style) or painting files (the any-painting network)")
     ap.add_argument("--clip", default="pan", help="one of synthetic.KINDS (default: pan, the integer pan)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"))
     ap.add_argument("--json")
@@ -46,7 +47,8 @@ def main(argv=None):
     rows = []
     for style in args.styles:
         path = Path(style)
-        net = vf.painting_stylizer(path) if path.suffix else Stylizer(style, device="cpu", precision="fp32")
+        is_painting = path.suffix.lower() not in ("", ".json")  # a .json is a style record (other weights of a bundled style)
+        net = vf.painting_stylizer(path) if is_painting else Stylizer(style, device="cpu", precision="fp32")
         row, fbf, st = vf.compare(clip, net, 1.0, 0.85, yard, flows, True, True)
         lock = stabilized_effect(frames, lambda x: net(x, strength=1.0, tile=None)[None], strength=0.0, carry=False)
         per = {k: [yard(net.record, [f]) for f in v] for k, v in (("fbf", fbf), ("stable", st), ("lock", lock))}

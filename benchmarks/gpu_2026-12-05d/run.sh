@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Ready for the next lent GPU call (written 2026-12-05; not run yet). Staging and the 64 MiB fit
+# Run 2026-12-05 17:05-17:19 UTC on one H200 (torch 2.11.0+cu130), four calls: as first written
+# (mona at 2,000 steps and composition_vii at temporal 200) the record's "steps" overrode --steps and
+# mona trained 500 (a rerun of its recipe: the seed-to-seed spread); then mona 1,000 and 2,000 as
+# below, and 4,000 in a call of its own (`--set mona:steps=4000 --deadline 470`: 304 s, 432 img/s).
+# Results: benchmarks/plans/issue29_steps_2026-12-05d/, QUALITY.md "Mona's step count...". Staging and the 64 MiB fit
 # as in benchmarks/gpu_2026-12-05c/run.sh: the Lite0 and Lite1 wheels, captum, styles and free
 # photos in .device/ (carry [".device"]), with docs/, tests/, most of benchmarks/ (keep
 # train_bundled_styles.py and this folder), the ONNX graphs and arbitrary.safetensors moved aside
@@ -23,8 +27,9 @@ train() {  # $1 style, $2 tag, $3 steps, then KEY=VALUE overrides of the style's
   python3 benchmarks/train_bundled_styles.py --shared $CVTOOLS_SHARED --out /tmp/m/$tag --export /tmp/e/$tag \
     --from-records --only $style --steps $steps --deadline 500 "${args[@]}" > /tmp/e/$tag.log 2>&1
 }
-train mona mona_2000 2000 &
-train composition_vii comp_t200 500 temporal_weight=200 &
+# the record's "steps" overrides --steps under --from-records: the count goes through --set
+train mona mona_2000 2000 steps=2000 &
+train mona mona_1000 1000 steps=1000 &
 wait
 grep -h "steps in\|FAILED\|Error" /tmp/e/*/log.txt /tmp/e/*.log | cut -c1-200
 tar cf $OUT/runs.tar -C /tmp e
