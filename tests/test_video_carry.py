@@ -125,6 +125,42 @@ def test_the_bspline_read_passes_through_the_samples(degree):
     assert (sum(bspline_weights(t, degree)) - 1).abs().max() < 1e-6
 
 
+@pytest.mark.parametrize("degree", [3, 5])
+def test_the_gpu_forms_of_the_read_are_the_cpu_forms_reordered(degree):
+    """On a GPU the weights are one Horner stack and a row's taps one gather (carry's
+    _bspline_weights_horner, _spline_gather_stacked: the same sums in another order, run here on
+    the CPU). Weights: polynomials of degree ≤ 5 at t in [0, 1) with coefficients ≤ 4 in magnitude,
+    so ~6 · 4 · 2⁻²⁴ ≈ 1.5e-6 apart at most; 3e-6 bounds it. The read: 36 products of values ≤ 3
+    (the quintic's stored overshoot) with weights summing to 1 in two orders: ≤ 36 · 3 · 1.3 · 2⁻²⁴
+    ≈ 8e-6, bounded by 2.7e-5 of the largest value; with the Horner weights, each of the two
+    axes' weights off by ≤ 3e-6 adds ≤ 2 · taps · 3e-6 of it."""
+    from cvtools.video.carry import (_bspline_polynomials, _bspline_weights_by_piece, _bspline_weights_horner,
+                                     _spline_gather_by_tap, _spline_gather_stacked)
+
+    g = torch.Generator().manual_seed(11)
+    t = torch.rand(2, 500, generator=g)
+    t[0, :3] = torch.tensor([0.0, 0.5, 1 - 2 ** -20])
+    assert float(_bspline_polynomials(degree, "cpu", torch.float64).abs().max()) <= 4
+    horner, pieces = torch.stack(_bspline_weights_horner(t, degree)), torch.stack(_bspline_weights_by_piece(t, degree))
+    assert horner.shape == pieces.shape == (degree + 1, 2, 500)
+    assert (horner - pieces).abs().max() < 3e-6
+    assert (horner.sum(0) - 1).abs().max() < 3e-6
+    h, w = SIZE
+    ring = (torch.rand(3, h, w, 3, generator=g) * 3 - 1).half() if degree == 5 else \
+        torch.randint(0, 256, (3, h, w, 3), dtype=torch.uint8, generator=g)
+    slot = torch.randint(0, 3, (h, w), generator=g)
+    gx, gy = _grid(h, w)
+    x, y = gx + 5 * torch.randn(h, w, generator=g), gy + 5 * torch.randn(h, w, generator=g)  # edges mirrored too
+    scale = float(ring.float().abs().max())
+    for weights in (lambda t: bspline_weights(t, degree), _cubic_weights):
+        by_tap = _spline_gather_by_tap(ring, slot, x, y, weights)
+        assert (_spline_gather_stacked(ring, slot, x, y, weights) - by_tap).abs().max() < 2.7e-5 * scale
+    # and the stacked read with the Horner weights, as the GPU runs it
+    gpu_form = _spline_gather_stacked(ring, slot, x, y, lambda t: _bspline_weights_horner(t, degree))
+    cpu_form = _spline_gather_by_tap(ring, slot, x, y, lambda t: bspline_weights(t, degree))
+    assert (gpu_form - cpu_form).abs().max() < (2.7e-5 + 2 * (degree + 1) * 3e-6) * scale
+
+
 def test_the_bspline_read_keeps_more_of_a_fine_stroke_than_keys():
     """A stroke pattern of 0.35 cycles/px read half a pixel off: its contrast is multiplied by the
     interpolator's response there. Keys (a = −0.75, weights −3/32, 19/32, 19/32, −3/32):
