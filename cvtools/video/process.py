@@ -134,10 +134,11 @@ def marker_comment(dst, outputs=None) -> Optional[str]:
 
 
 def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, stable, progress, on_note, info,
-               overwrite, encoder_options, planes=False, finished=False, outputs=None):
+               overwrite, encoder_options, planes=False, planes_out=False, finished=False, outputs=None):
     """Shared pipeline: probe, decode (thread), compute (this thread), stabilize + encode (one
     writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``
-    (``planes``: lists of yuv420p planes in and out, see :func:`planes_to_rgb`; ``finished``:
+    (``planes``: lists of yuv420p planes in and out, see :func:`planes_to_rgb`; ``planes_out``: RGB
+    in, yuv420p planes out; ``finished``:
     ``compute_batch`` already applies ``stable.finish`` to its results)."""
     # Over one screen: the clip's settings, then the writer closure atomic_write runs; the stages are
     # functions of their own.
@@ -168,7 +169,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
         writer = open_writer(dst, tmp, w, h, info.fps, audio=audio, comment=comment, on_note=on_note,
                              expected_frames=total, **(encoder_options if video_out else {}))
         frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info, planes=planes)
-        put = writer.write_planes if planes else writer.write
+        put = writer.write_planes if planes or planes_out else writer.write
         if stable is not None:
             stable.reset()  # before the decoder's thread starts preparing frames
         phase_lock = stable is not None and stable.wraps_effect
@@ -386,7 +387,7 @@ def rgb_to_planes(rgb, matrix: str = "bt709"):
 
 
 def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = False, tile="auto", yuv=None,
-                      finish=None):
+                      finish=None, planes_out: Optional[str] = None):
     """``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8`` for a :class:`Stylizer`: the
     batch goes to the device as 8 bits (a quarter of float's bytes) and comes back as 8 bits.
 
@@ -395,7 +396,9 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
     H×W×3 uint8 arrays on the others).
 
     ``yuv=(matrix in, full range in, matrix out)``: frames come and go as yuv420p planes
-    (:func:`planes_to_rgb`, :func:`rgb_to_planes` on the device; the whole-frame path only)."""
+    (:func:`planes_to_rgb`, :func:`rgb_to_planes` on the device; the whole-frame path only).
+    ``planes_out=matrix``: RGB frames in, yuv420p planes out (made on the device after ``finish``:
+    the stabilized path, whose flow needs the decoded RGB)."""
     # Over one screen: three closures that share the pinned staging buffer and the stylizer's settings.
     import numpy as np
     import torch
@@ -443,6 +446,9 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
                 y = y if y.dtype == torch.uint8 else to_uint8(y)
                 y = y.permute(1, 2, 0).contiguous().numpy()
                 outs.append(y if finish is None else finish(y))
+            if planes_out:
+                rgb = torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).float().div_(255.0)
+                return list(rgb_to_planes(rgb, planes_out).numpy())
             return outs
         with torch.inference_mode():
             pixels = upload(frames)  # N×H×W×3 uint8 on the device
@@ -454,6 +460,8 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
                                    "precision='fp32'", param="precision")
             if finish is not None:
                 result = torch.cat([finish(result[i:i + 1]) for i in range(result.shape[0])])
+            if planes_out:  # half the bytes back, and no RGB → YUV conversion on the writer's thread
+                return list(rgb_to_planes(result, planes_out).cpu().numpy())
             u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         return list(u8)
 
@@ -466,7 +474,8 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
                   on_note: Optional[Callable[[str], None]] = None, info: Optional[VideoInfo] = None,
                   overwrite: Optional[bool] = None, crf: Optional[int] = None,
                   preset: Optional[str] = None, tune: Optional[bool] = None,
-                  yuv: Optional[bool] = None, finish_on_device: Optional[bool] = None, outputs=None) -> VideoResult:
+                  yuv: Optional[bool] = None, finish_on_device: Optional[bool] = None, planes_out: Optional[bool] = None,
+                  outputs=None) -> VideoResult:
     """Stylize the frames of ``src`` (from ``start`` seconds, for ``duration``; resized to a longer
     side of ``size``) and write ``dst`` (container by extension) with the audio of that range.
 
@@ -485,7 +494,12 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     frames need no resizing, turning, cropping or stabilizing; the rest takes RGB from FFmpeg).
     ``finish_on_device``: a phase-locking stabilizer's ``finish`` (crop, warp, blend) runs on the
     network's results where they are, in the compute stage (None: on CUDA, where it is nearly free;
-    on a CPU it runs in the writer thread, beside the encoder, overlapping the network)."""
+    on a CPU it runs in the writer thread, beside the encoder, overlapping the network).
+    ``planes_out``: with ``finish_on_device``, the stabilized results leave the device as yuv420p
+    planes for the encoder (None: whenever the output is a video file; the frames still arrive as
+    RGB, which the flow needs). On an H200 the RGB frames' conversion on the writer's thread took
+    ~8 ms a 1080p frame (``from_ndarray`` and FFmpeg's RGB → YUV), the planes' 1.3 ms (profiled
+    2026-12-05)."""
     src = Path(src)
     info = _probed(src, info, start, duration)
     video_out = Path(dst).suffix.lower() not in (".gif", ".webp")
@@ -506,16 +520,21 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     if finish_on_device is None:
         finish_on_device = getattr(getattr(stylizer, "device", None), "type", None) == "cuda"
     finish_on_device = bool(finish_on_device and lock)
+    if planes_out is None:
+        planes_out = finish_on_device and video_out and not yuv
+    elif planes_out and not (finish_on_device and video_out and not yuv):
+        raise ValueError("planes_out=True needs finish_on_device (a phase-locking stabilizer) and a video file out")
     compute = stylize_frames_fn(stylizer, strength, preserve_color, tile,
                                 yuv=(source[0], source[1], out_matrix) if yuv else None,
-                                finish=stable.finish if finish_on_device else None)
+                                finish=stable.finish if finish_on_device else None,
+                                planes_out=out_matrix if planes_out else None)
     if tune is None:
         tune = (expected_frames(info, start, duration) or 0) >= TUNE_FRAMES
     with cudnn_benchmark(tune, getattr(stylizer, "device", None) or "cpu"):  # this run only
         return _run_video(src, dst, compute, start=start, duration=duration, size=size, batch_size=batch,
                           stable=stable, progress=progress, on_note=on_note, info=info, overwrite=overwrite,
                           encoder_options={"crf": crf, "preset": preset}, planes=bool(yuv),
-                          finished=finish_on_device, outputs=outputs)
+                          planes_out=bool(planes_out), finished=finish_on_device, outputs=outputs)
 
 
 #: libx264 preset when the style network runs on CUDA. Measured on an H100 host (16 cores, torch 2.11,
