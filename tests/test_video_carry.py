@@ -3,7 +3,6 @@
 import math
 
 import numpy as np
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -136,8 +135,13 @@ def test_the_gpu_forms_of_the_read_are_the_cpu_forms_reordered(degree):
     (the quintic's stored overshoot) with weights summing to 1 in two orders: ≤ 36 · 3 · 1.3 · 2⁻²⁴
     ≈ 8e-6, bounded by 2.7e-5 of the largest value; with the Horner weights, each of the two
     axes' weights off by ≤ 3e-6 adds ≤ 2 · taps · 3e-6 of it."""
-    from cvtools.video.carry import (_bspline_polynomials, _bspline_weights_by_piece, _bspline_weights_horner,
-                                     _spline_gather_by_tap, _spline_gather_stacked)
+    from cvtools.video.carry import (
+        _bspline_polynomials,
+        _bspline_weights_by_piece,
+        _bspline_weights_horner,
+        _spline_gather_by_tap,
+        _spline_gather_stacked,
+    )
 
     g = torch.Generator().manual_seed(11)
     t = torch.rand(2, 500, generator=g)
