@@ -1,6 +1,7 @@
 """The stabilizer's carry mode (cvtools.video.carry): strokes carried from the output that painted them."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -664,6 +665,30 @@ def test_stylize_video_with_what_stable_runs(tmp_path):
     # differ by ~2.7 levels on average, zero-mean). A colour error would not be zero-mean: the
     # BT.709 matrix in place of BT.601 shifts green and blue by +0.9 and +0.8 levels on average here
     diff = np.stack(planes).astype(np.int16) - np.stack(rgb).astype(np.int16)
+    assert np.abs(diff.mean(axis=(0, 1, 2))).max() < 0.4, diff.mean(axis=(0, 1, 2))
+    assert np.abs(diff).mean() < 4, np.abs(diff).mean()
+
+
+def test_planes_out_on_the_frame_by_frame_path(tmp_path):
+    """The any-painting network has no whole-batch path: its frames go one at a time through
+    ``__call__`` and ``finish``, then to planes on the host (what `-s painting.jpg --stable` runs on
+    a GPU). Same bound as above: zero-mean against the RGB path through the same encoder."""
+    from cvtools.style.painting import NetworkPaintingStylizer
+    from cvtools.video.io import read_frames, write_video
+    from cvtools.video.process import stylize_video
+    from cvtools.video.stability import stabilizer_for
+
+    clip = synthetic.pan("coffee", frames=5, size=(64, 96), velocity=(1.37, 0.61))
+    src = write_video(tmp_path / "pan.mp4", clip.frames_uint8(), fps=12)
+    net = NetworkPaintingStylizer(str(Path(__file__).resolve().parents[1] / "samples" / "chelsea.jpg"), device="cpu")
+    assert not hasattr(net, "stylize_tensor")
+    outs = {}
+    for planes_out in (True, False):
+        dst = tmp_path / f"{planes_out}.mp4"
+        stylize_video(net, src, dst, stable=stabilizer_for(net), finish_on_device=True, planes_out=planes_out)
+        outs[planes_out] = np.stack([f.rgb for f in read_frames(dst)]).astype(np.int16)
+    assert outs[True].shape == (5, 64, 96, 3)
+    diff = outs[True] - outs[False]
     assert np.abs(diff.mean(axis=(0, 1, 2))).max() < 0.4, diff.mean(axis=(0, 1, 2))
     assert np.abs(diff).mean() < 4, np.abs(diff).mean()
 
