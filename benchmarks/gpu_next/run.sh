@@ -27,11 +27,16 @@ with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA], with_stac
     r = stylize_video(net, "/tmp/clip.mp4", "/tmp/p.mp4", stable=stabilizer_for(net), tune=True, overwrite=True)
 launches = collections.Counter()
 for e in prof.events():
-    if e.name == "cudaLaunchKernel" and e.stack:
-        where = next((f for f in e.stack if "/cvtools/" in f), e.stack[0])
-        launches[where.split("/cvtools/")[-1]] += 1
+    if e.name != "cudaLaunchKernel":
+        continue
+    ev = e
+    while ev is not None and not ev.stack:  # runtime calls carry no stack: their aten op's
+        ev = ev.cpu_parent
+    stack = ev.stack if ev is not None else []
+    where = next((f for f in stack if "/cvtools/" in f), stack[0] if stack else "?")
+    launches[where.split("/cvtools/")[-1]] += 1
 total = sum(launches.values())
-print(f"{r.frames} frames, {total} launches with a stack, {total / r.frames:.0f} a frame")
+print(f"{r.frames} frames, {total} launches, {total / r.frames:.0f} a frame")
 for where, n in launches.most_common(40):
     print(f"{n / r.frames:7.1f}  {where}")
 PY
