@@ -4,7 +4,7 @@
 # --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 -d .devB/whl av`, and a
 # setup.sh like .device's with .devB); move docs/, tests/ and most of benchmarks/ aside (keep
 # video_speed.py, gpu_2026-12-05e/ and this folder) to fit 64 MiB.
-# Issue 29, `--stable` on a GPU after 86abce9/c11d092 (~350 kernel launches a 1080p frame left on
+# Issue 29, `--stable` on a GPU after 86abce9/c11d092 (~270 kernel launches a 1080p frame left on
 # the compute thread, BENCHMARKS "Where the rest of the cold --stable command went"): which lines
 # dispatch them (count_ops.py on CUDA at 1080p, the object and zoom clips), then the in-process
 # rate for the record (stable_inproc.py, 240 frames of 1080p).
