@@ -2,11 +2,13 @@
 GPU each non-view operation is at least one kernel launch, and `--stable`'s compute thread was
 bound by launching them (BENCHMARKS "Where the rest of the cold --stable command went").
 
-    python benchmarks/gpu_next/count_ops.py [--device cuda] [--size 1080x1920] [--clip object]
+    python benchmarks/gpu_next/count_ops.py [--device cuda] [--size 1080x1920] [--clip object] [--cuda-forms]
 
 A synthetic clip (cvtools.video.synthetic) through stabilizer_for's carry with the identity as the
 network (the padded frame, plus noise so strokes differ frame to frame); one frame's ``finish``
 counted under a dispatch mode, by the innermost cvtools function that called each operation.
+``--cuda-forms``: the read's CUDA forms (stacked gather, Horner weights) on any device, to count a
+GPU's operations on a CPU (2026-12-05: 524 operations with the CPU forms at 216×384, 222 with these).
 """
 import argparse
 import collections
@@ -49,7 +51,14 @@ def main():
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--size", default="216x384", help="HxW")
     ap.add_argument("--clip", default="object")
+    ap.add_argument("--cuda-forms", action="store_true", help="the read as CUDA runs it, on any device")
     args = ap.parse_args()
+    if args.cuda_forms:
+        from cvtools.video import carry
+
+        carry.spline_gather = lambda ring, slot, x, y, weights=None: carry._spline_gather_stacked(
+            ring, slot, x, y, weights or carry._bspline_weights_horner)
+        carry.bspline_weights = carry._bspline_weights_horner
     torch.set_grad_enabled(False)
     h, w = map(int, args.size.split("x"))
     clip = make_clip(args.clip, 10, (h, w))
