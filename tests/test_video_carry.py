@@ -671,8 +671,9 @@ def test_stylize_video_with_what_stable_runs(tmp_path):
 
 def test_planes_out_on_the_frame_by_frame_path(tmp_path):
     """The any-painting network has no whole-batch path: its frames go one at a time through
-    ``__call__`` and ``finish``, then to planes on the host (what `-s painting.jpg --stable` runs on
-    a GPU). Same bound as above: zero-mean against the RGB path through the same encoder."""
+    ``__call__`` and ``finish`` and come back as RGB, which the writer converts as before (no
+    conversion added to the compute thread: what `-s painting.jpg --stable` runs on a GPU), so
+    planes out changes nothing there: the same file, frame for frame."""
     from cvtools.style.painting import NetworkPaintingStylizer
     from cvtools.video.io import read_frames, write_video
     from cvtools.video.process import stylize_video
@@ -688,9 +689,7 @@ def test_planes_out_on_the_frame_by_frame_path(tmp_path):
         stylize_video(net, src, dst, stable=stabilizer_for(net), finish_on_device=True, planes_out=planes_out)
         outs[planes_out] = np.stack([f.rgb for f in read_frames(dst)]).astype(np.int16)
     assert outs[True].shape == (5, 64, 96, 3)
-    diff = outs[True] - outs[False]
-    assert np.abs(diff.mean(axis=(0, 1, 2))).max() < 0.4, diff.mean(axis=(0, 1, 2))
-    assert np.abs(diff).mean() < 4, np.abs(diff).mean()
+    assert np.array_equal(outs[True], outs[False])
 
 
 def test_box_mean_is_avg_pool_with_the_window_cut_at_the_borders():

@@ -138,7 +138,7 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     """Shared pipeline: probe, decode (thread), compute (this thread), stabilize + encode (one
     writer thread), atomic write. ``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8``
     (``planes``: lists of yuv420p planes in and out, see :func:`planes_to_rgb`; ``planes_out``: RGB
-    in, yuv420p planes out; ``finished``:
+    in, yuv420p planes or RGB out, each frame written as what it is; ``finished``:
     ``compute_batch`` already applies ``stable.finish`` to its results)."""
     # Over one screen: the clip's settings, then the writer closure atomic_write runs; the stages are
     # functions of their own.
@@ -169,7 +169,10 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
         writer = open_writer(dst, tmp, w, h, info.fps, audio=audio, comment=comment, on_note=on_note,
                              expected_frames=total, **(encoder_options if video_out else {}))
         frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info, planes=planes)
-        put = writer.write_planes if planes or planes_out else writer.write
+        put = writer.write_planes if planes else writer.write
+        if planes_out:  # planes (2-D) where the device made them, RGB (H×W×3) from the frame-by-frame path
+            def put(frame, t, planes_in=writer.write_planes, rgb_in=writer.write):
+                return (planes_in if frame.ndim == 2 else rgb_in)(frame, t)
         if stable is not None:
             stable.reset()  # before the decoder's thread starts preparing frames
         phase_lock = stable is not None and stable.wraps_effect
@@ -397,8 +400,9 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
 
     ``yuv=(matrix in, full range in, matrix out)``: frames come and go as yuv420p planes
     (:func:`planes_to_rgb`, :func:`rgb_to_planes` on the device; the whole-frame path only).
-    ``planes_out=matrix``: RGB frames in, yuv420p planes out (made on the device after ``finish``:
-    the stabilized path, whose flow needs the decoded RGB)."""
+    ``planes_out=matrix``: RGB frames in, yuv420p planes out where the whole batch is on the device
+    (made there after ``finish``: the stabilized path, whose flow needs the decoded RGB); frames
+    that go one at a time (tiles, tiny frames, other stylizers) still come back as RGB."""
     # Over one screen: three closures that share the pinned staging buffer and the stylizer's settings.
     import numpy as np
     import torch
@@ -446,10 +450,7 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
                 y = y if y.dtype == torch.uint8 else to_uint8(y)
                 y = y.permute(1, 2, 0).contiguous().numpy()
                 outs.append(y if finish is None else finish(y))
-            if planes_out:
-                rgb = torch.from_numpy(np.stack(outs)).permute(0, 3, 1, 2).float().div_(255.0)
-                return list(rgb_to_planes(rgb, planes_out).numpy())
-            return outs
+            return outs  # RGB even with planes_out: converted by FFmpeg on the writer's thread, not here
         with torch.inference_mode():
             pixels = upload(frames)  # N×H×W×3 uint8 on the device
             original = pixels.permute(0, 3, 1, 2).float().div_(255.0)  # channels-last NCHW view
