@@ -727,7 +727,6 @@ def _instance_norm_params(x, params, offset: int, channels: int, eps: float = 1e
 def _arbitrary_transformer_form(net):
     """(image N×3×H×W, embedding N×D) → stylized, the heads inside; shape-generic for H, W ≥
     MIN_ARBITRARY_SIDE (every pad always applied, amounts from the shape)."""
-    import torch
     import torch.nn.functional as F
     from torch import nn
 
@@ -763,9 +762,7 @@ def _arbitrary_transformer_form(net):
                 y = y + _instance_norm_params(block.conv2(r), params, block.norm2.offset, block.norm2.channels)
             for s in t.up:
                 y = stage(s, y, params)
-            y = t.output(y)
-            y = torch.sigmoid(F.pixel_shuffle(y, t.fold) if t.fold > 1 else y)
-            return y[..., :h, :w]
+            return t.to_rgb(y)[..., :h, :w]
 
     return TransformerForm().eval()
 

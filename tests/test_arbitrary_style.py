@@ -128,6 +128,34 @@ def test_flops_are_counted_per_convolution():
     assert count_flops(net, 64, 64) > 0
 
 
+def test_a_network_grown_a_full_resolution_stage_starts_as_it_was_and_learns_there():
+    """``fine_channels``: the old network's weights copied in (train_arbitrary.load_overlapping,
+    as ``init_partial`` does) give the same pictures, because the stage's residual convolution
+    starts at zero (the output convolution's new channels are random, but nothing reads them yet);
+    one backward pass reaches the stage's weights, and the ONNX form computes the same function."""
+    from cvtools.export import _arbitrary_transformer_form
+    from cvtools.style.train_arbitrary import load_overlapping
+
+    old = tiny_net(seed=3)
+    grown = tiny_net(seed=4, fine_channels=4)
+    exact, part, untouched = load_overlapping(grown, old.state_dict())
+    assert part == 2 and untouched == 2  # output conv weight/bias grown; the stage's own conv new
+    x, e = torch.rand(2, 3, 29, 38), torch.randn(2, old.config.embedding_dim)
+    with torch.no_grad():  # the output conv's first channels: the same dot products, maybe blocked differently
+        assert (grown(x, e) - old(x, e)).abs().max() < 1e-5
+    grown.train().requires_grad_(True)
+    grown(x, e).square().mean().backward()
+    assert float(grown.transformer.fine[-1].weight.grad.abs().sum()) > 0
+    with torch.no_grad():
+        grown.transformer.fine[-1].weight.normal_(0, 0.1)  # a trained stage: not the identity any more
+        grown.eval()
+        form = _arbitrary_transformer_form(grown)
+        assert (form(x, e) - grown(x, e)).abs().max() < 1e-5  # fp32, the inference form's sub-pixel convs
+    assert count_flops(grown.transformer, 64, 64) > count_flops(old.transformer, 64, 64)
+    with pytest.raises(ValueError, match="fine_channels"):
+        ArbitraryConfig(**dict(TINY, fine_channels=-1)).check()
+
+
 # ---------------------------------------------------------------------------- style space
 
 

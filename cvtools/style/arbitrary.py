@@ -119,6 +119,13 @@ class ArbitraryConfig:
     #: large as the painting's at a 512-px long side; encoding whole paintings at a 256-px short
     #: side showed the network smaller strokes than that (PLAN.md, 2026-12-05)
     encoder_long_side: int = 0
+    #: when > 0, a full-resolution stage: the output convolution makes this many more channels
+    #: per full-resolution pixel, and after the pixel unfold a ReLU and a 3×3 convolution turn
+    #: them into a residual added to the colour before the sigmoid. The fold leaves no
+    #: full-resolution convolution otherwise, and the network's distance to the trained ones is
+    #: widest in the finest texture (benchmarks/arbitrary/PLAN.md, 2026-12-05). The residual
+    #: convolution starts at zero, so a network grown from one without the stage starts as it was
+    fine_channels: int = 0
     backbone: str = "efficientnet_lite0"
 
     def check(self) -> "ArbitraryConfig":
@@ -129,7 +136,8 @@ class ArbitraryConfig:
             raise ValueError(f"channels {ch!r} must be 2-5 whole numbers of 4-{MAX_CHANNELS}")
         self.channels = tuple(ch)
         whole = {"residual_blocks": (0, MAX_RESIDUAL_BLOCKS), "space_to_depth": (1, 4), "in_kernel": (1, 15), "out_kernel": (1, 15),
-                 "embedding_dim": (1, MAX_EMBEDDING), "encoder_hidden": (1, 8192), "encoder_size": (32, 2048)}
+                 "embedding_dim": (1, MAX_EMBEDDING), "encoder_hidden": (1, 8192), "encoder_size": (32, 2048),
+                 "fine_channels": (0, 64)}
         for key, (lo, hi) in whole.items():
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
@@ -288,7 +296,13 @@ class StyleTransformer(nn.Module):
         self.down = nn.ModuleList(ConvNormReLU(a, b, 3, stride=2) for a, b in zip(ch[:-1], ch[1:]))
         self.residuals = nn.ModuleList(CondResidual(ch[-1], config.residual) for _ in range(config.residual_blocks))
         self.up = nn.ModuleList(ConvNormReLU(b, a, 3, upsample=True) for a, b in zip(ch[-2::-1], ch[:0:-1]))
-        self.output = _conv(ch[0], 3 * s * s, config.out_kernel)
+        fine = config.fine_channels
+        self.output = _conv(ch[0], (3 + fine) * s * s, config.out_kernel)
+        #: the full-resolution residual (``fine_channels``), zero at the start; None without it
+        self.fine = _conv(fine, 3, 3) if fine else None
+        if self.fine is not None:
+            nn.init.zeros_(self.fine[-1].weight)
+            nn.init.zeros_(self.fine[-1].bias)
         offset = 0
         for norm in self.norms():
             norm.offset = offset
@@ -327,10 +341,19 @@ class StyleTransformer(nn.Module):
             y = block(y, params)
         for stage in self.up:
             y = stage(y, params)
-        # a sigmoid, not a clamp: saturated colours still get gradients in training
-        y = self.output(y)
-        y = torch.sigmoid(F.pixel_shuffle(y, self.fold) if self.fold > 1 else y)
+        y = self.to_rgb(y)
         return y[..., :h, :w] if (ph or pw) else y
+
+    def to_rgb(self, y: torch.Tensor) -> torch.Tensor:
+        """The last stage's features → the picture: the output convolution, the pixel unfold, the
+        full-resolution residual (``fine_channels``) and the sigmoid."""
+        y = self.output(y)
+        if self.fold > 1:
+            y = F.pixel_shuffle(y, self.fold)
+        if self.fine is not None:
+            y = y[:, :3] + self.fine(F.relu(y[:, 3:]))
+        # a sigmoid, not a clamp: saturated colours still get gradients in training
+        return torch.sigmoid(y)
 
 
 # ---------------------------------------------------------------------------- style encoder
