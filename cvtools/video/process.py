@@ -171,8 +171,8 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
         frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info, planes=planes)
         put = writer.write_planes if planes else writer.write
         if planes_out:  # planes (2-D) where the device made them, RGB (H×W×3) from the frame-by-frame path
-            def put(frame, t, planes_in=writer.write_planes, rgb_in=writer.write):
-                return (planes_in if frame.ndim == 2 else rgb_in)(frame, t)
+            def put(frame, t):
+                return (writer.write_planes if frame.ndim == 2 else writer.write)(frame, t)
         if stable is not None:
             stable.reset()  # before the decoder's thread starts preparing frames
         phase_lock = stable is not None and stable.wraps_effect
