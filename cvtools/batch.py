@@ -27,6 +27,7 @@ file after another; a plain function passed to :func:`run` is one), a :class:`St
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from dataclasses import dataclass, field
@@ -191,8 +192,6 @@ class _Stages:
     :func:`run_stages`' own; every method runs on the calling thread."""
 
     def __init__(self, items, load, compute, save, prepare, threads, save_threads, group):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.load, self.compute, self.save, self.prepare, self.group = load, compute, save, prepare, group
         self.threads = threads
         self.writers_n = threads if save_threads is None else max(1, int(save_threads))
@@ -200,8 +199,8 @@ class _Stages:
         self.max_saves = 2 * self.writers_n  # results waiting for a writer: bounded memory (both grow for a group)
         self.source = iter(items)
         self.exhausted = False
-        self.loaders = ThreadPoolExecutor(threads, thread_name_prefix="cvtools-load")
-        self.writers = ThreadPoolExecutor(self.writers_n, thread_name_prefix="cvtools-save")
+        self.loaders = _NamedPool(threads, "cvtools-load")
+        self.writers = _NamedPool(self.writers_n, "cvtools-save")
         self.loads: deque = deque()  # (item, Future of the loaded value | _Failed | (value,) when no load)
         self.results: deque = deque()  # (item, Future of the saved value | _Failed | (value,)), in input order
 
@@ -316,7 +315,7 @@ class _Stages:
     def shutdown(self):
         """Drop the queued loads and saves; wait for those under way."""
         for pool in (self.loaders, self.writers):
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.close()
 
     def report_late(self, late):
         """``late(item)`` for each item whose save completed but that was not yielded."""
@@ -325,6 +324,38 @@ class _Stages:
         for item, r in self.results:
             if isinstance(r, Future) and r.done() and not r.cancelled() and r.exception() is None:
                 late(item)
+
+
+_pool_numbers = itertools.count(1)
+
+
+class _NamedPool:
+    """A thread pool whose :meth:`close` waits for every task under way, even one taken by a
+    thread the pool never recorded: Ctrl-C can land while ``submit`` starts a new worker
+    (``Thread.start`` waits for it), after the thread exists and before the pool adds it to the
+    threads its shutdown joins. That thread runs its task all the same; a command that ends the
+    process right after the interrupt (``cvtools.cli._exit_now``) then cut a save short and left
+    its temporary file behind. Its threads are named ``ROLE-N_k``, N unique to the pool, so
+    :meth:`close` finds them all by name."""
+
+    def __init__(self, workers: int, role: str):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.prefix = f"{role}-{next(_pool_numbers)}"
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix=self.prefix)
+
+    def submit(self, fn, *args):
+        return self.pool.submit(fn, *args)
+
+    def close(self) -> None:
+        """Drop the queued tasks; wait for those under way (on every thread of the pool)."""
+        import threading
+
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        me = threading.current_thread()
+        for thread in threading.enumerate():
+            if thread is not me and thread.name.startswith(self.prefix + "_"):
+                thread.join()  # the shut-down pool's threads end after their task
 
 
 def _serial_stages(items, load, compute, save, prepare) -> Iterator[Outcome]:

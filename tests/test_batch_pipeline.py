@@ -247,6 +247,43 @@ def test_run_stages_stopped_early_finishes_running_saves_and_reports_them_late()
     assert 1 in late and all(i >= 1 for i in late) and len(late) <= 5, late
 
 
+
+
+def test_interrupt_while_a_writer_thread_starts_still_waits_for_its_save(monkeypatch):
+    """Ctrl-C can land while the pool starts a writer thread (``Thread.start`` waits for the new
+    thread): the pool never learns of that thread, so its shutdown does not wait for it. The save
+    it took must still finish before run_stages gives the interrupt back, or a command that then
+    ends the process at once (``cvtools.cli._exit_now``) leaves a half-written temporary file (CI,
+    2026-12-05: ``test_sigint_during_cli_batch[stylize]``)."""
+    import concurrent.futures.thread as pool_threads
+    import time
+
+    original_start = threading.Thread.start
+    starts = []
+    finished = []
+
+    def start_then_interrupt(self):
+        original_start(self)
+        starts.append(self.name)
+        if "save" in self.name and len([n for n in starts if "save" in n]) == 2:
+            time.sleep(0.05)  # the new writer has taken its item: the signal arrives now
+            raise KeyboardInterrupt
+
+    def save(i, value):
+        time.sleep(0.6 if i == 1 else 0.05)  # item 1's save is under way when the interrupt comes
+        finished.append(i)
+        return i
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_interrupt)
+    assert pool_threads.threading.Thread is threading.Thread
+    gen = batch.run_stages(range(6), None, lambda i, a: a, save, threads=2)
+    with pytest.raises(KeyboardInterrupt):
+        list(gen)
+    # every save that started has finished by the time the interrupt reaches the caller
+    assert sorted(finished) == [0, 1], finished
+    assert not [t.name for t in threading.enumerate() if "cvtools-save" in t.name and t.is_alive()]
+
+
 def test_prefetch_keeps_order_and_raises_in_place():
     def decoder():
         yield from range(5)

@@ -409,3 +409,52 @@ def test_an_identical_run_that_wrote_the_output_first_counts_as_done(tmp_path):
     with pytest.raises(ImageError, match="appeared while this one was made"):
         save_image(other, picture, outputs=run)
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".cvtools-")]  # no temporary left
+
+
+def test_settle_writes_waits_for_saves_under_way_and_removes_what_cannot_finish(tmp_path):
+    """What ``cvtools.cli._exit_now`` does before ending the process without joining threads: a
+    write under way on another thread finishes; one that cannot within the timeout loses its
+    temporary file, so nothing partial is left either way."""
+    import threading
+    import time
+
+    from cvtools.io.atomic import atomic_write, settle_writes
+
+    release = threading.Event()
+    errors = []
+
+    def slow(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+            f.flush()
+            time.sleep(0.3)
+            f.write(b" and the rest")
+
+    def stuck(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+            f.flush()
+        release.wait(10)
+
+    def run(path, fn):
+        try:
+            atomic_write(path, fn)
+        except Exception as exc:  # the stuck write's file was taken away: it fails, as it should
+            errors.append(exc)
+
+    done = threading.Thread(target=run, args=(tmp_path / "slow.bin", slow))
+    done.start()
+    time.sleep(0.05)
+    assert settle_writes(timeout=10) == []
+    assert (tmp_path / "slow.bin").read_bytes() == b"half and the rest"
+    done.join()
+
+    hung = threading.Thread(target=run, args=(tmp_path / "stuck.bin", stuck))
+    hung.start()
+    time.sleep(0.05)
+    removed = settle_writes(timeout=0.1)
+    assert len(removed) == 1 and not os.path.exists(removed[0])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.bin"]
+    release.set()
+    hung.join()
+    assert not (tmp_path / "stuck.bin").exists() and len(errors) == 1

@@ -151,11 +151,16 @@ def _exit_now(code: int) -> None:
     With torch loaded, the teardown after a finished command (freeing every module, torch's
     static destructors and thread pools, the CUDA context) took 0.7-1.0 s of a 5-10 s command
     on an H100 machine and 0.5-0.7 s on its CPU (measured 2026-11-25, ``cvtools bench --cold``,
-    the "exit" phase). Every output is already written, closed and renamed by then; the exit
-    handlers still run and the standard streams are flushed, so nothing the user sees changes.
+    the "exit" phase). Every output is written, closed and renamed by then: the batch waits for
+    its saves, and writes still under way on other threads (none should be) are waited for or
+    their temporary files removed (:func:`cvtools.io.atomic.settle_writes`). The exit handlers
+    still run and the standard streams are flushed, so nothing the user sees changes.
     """
     import atexit
 
+    atomic = sys.modules.get("cvtools.io.atomic")
+    if atomic is not None:  # worker threads are not waited for here: no save may be cut short
+        atomic.settle_writes()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 from PIL import Image
 
@@ -15,6 +17,38 @@ from cvtools.errors import CvtoolsError, ImageError, one_line
 from cvtools.io.decode import tensor_to_pil
 from cvtools.io.markers import output_metadata, read_marker
 from cvtools.io.naming import FORMATS, Outputs, OutputSkipped
+
+#: Temporary files of the writes under way (any thread), for :func:`settle_writes`.
+_in_flight: set = set()
+_in_flight_changed = threading.Condition()
+
+
+def settle_writes(timeout: float = 60.0) -> List[str]:
+    """Before the process ends without the interpreter's teardown (``cvtools.cli._exit_now``,
+    which does not wait for worker threads): wait up to ``timeout`` seconds for the atomic
+    writes under way on other threads, then remove the temporary files of any still going (the
+    output is never made from them, so the process can end with nothing partial left). Returns
+    those removed."""
+    deadline = time.monotonic() + max(0.0, float(timeout))
+    with _in_flight_changed:
+        while _in_flight and time.monotonic() < deadline:
+            _in_flight_changed.wait(deadline - time.monotonic())
+        left = sorted(_in_flight)
+    for tmp in left:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    return left
+
+
+def _track(tmp: Optional[str], start: bool) -> None:
+    with _in_flight_changed:
+        if start:
+            _in_flight.add(tmp)
+        else:
+            _in_flight.discard(tmp)
+            _in_flight_changed.notify_all()
 
 
 def _umask() -> int:
@@ -59,10 +93,12 @@ def atomic_write(path, write_fn, overwrite: Optional[bool] = None, outputs: Opti
         record = outputs.record(path) if outputs is not None else None
         overwrite = True if record is None else record.overwrite
     parent = _output_dir(path)
-    tmp = None
+    tmp = tracked = None
     try:
         ext = path.suffix if len(path.suffix) <= 8 else ""
         fd, tmp = tempfile.mkstemp(prefix=".cvtools-", suffix=".part" + ext, dir=parent)
+        tracked = tmp
+        _track(tracked, True)
         os.close(fd)
         write_fn(tmp)
         with open(tmp, "rb+") as f:
@@ -80,6 +116,9 @@ def atomic_write(path, write_fn, overwrite: Optional[bool] = None, outputs: Opti
         if error is None:
             raise
         raise error from None
+    finally:
+        if tracked is not None:
+            _track(tracked, False)
 
 
 def _output_dir(path: Path) -> Path:
