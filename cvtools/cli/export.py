@@ -43,8 +43,8 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
     differences and the file's SHA-256.
 
     --arbitrary writes the any-painting network as two files: NAME_encoder.onnx ('painting'
-    N×3×H×W in [0, 1], its short side resized to 256 px beforehand → 'embedding' N×100) and
-    NAME_transformer.onnx ('image' + 'embedding' → 'stylized'). Blend paintings and set the
+    N×3×H×W in [0, 1], resized beforehand as the 'config' in its metadata says: the bundled
+    network's long side to 512 px, antialiased → 'embedding' N×400) and NAME_transformer.onnx ('image' + 'embedding' → 'stylized'). Blend paintings and set the
     strength by mixing embeddings (weighted means) between the two. Checked the same way
     (embeddings within 1e-4 of their scale).
 
