@@ -6,6 +6,7 @@
     python tools/video_flicker.py --table --markdown                  # every clip x every bundled style
     python tools/video_flicker.py --synthetic object --style mona --side-by-side docs/images/x.webp
     python tools/video_flicker.py --table --painting ../shared/styles/shipwreck_minotaur.jpg   # any-painting network
+    python tools/video_flicker.py --footage carphone.mp4 --stable 0.85 --carry     # real clips, every style
 
 The metric: the mean over consecutive pairs of the squared difference (pixel values in [0, 1],
 mean over RGB and the unoccluded pixels) between output frame t and output frame t-1 warped
@@ -156,6 +157,49 @@ def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flo
     return row, fbf, st
 
 
+def footage_frames(path, size=None, max_frames=None, start: float = 0.0):
+    """A real clip's frames as 1×3×H×W float tensors in [0, 1], read as ``cvtools stylize`` reads
+    videos (upright, the longer side resized to ``size``), from ``start`` seconds."""
+    import torch
+
+    from cvtools.video.io import read_frames
+
+    frames = []
+    for f in read_frames(path, start=start, size=size):
+        frames.append(torch.from_numpy(f.rgb).permute(2, 0, 1)[None].float() / 255)
+        if max_frames and len(frames) >= max_frames:
+            break
+    return frames
+
+
+def compare_footage(name, frames, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flows=None, carry=False,
+                    score_frames=8, **stabilizer):
+    """Frame by frame vs stable on real footage (no true flow: the warping error through
+    ``flows``, the inputs' Farnebäck flow by default); the style distance on ``score_frames``
+    frames spread evenly over the clip (the same frames for both)."""
+    from cvtools.video.stability import stabilized_effect
+
+    flows = flows or input_flows(frames)
+    t0 = time.perf_counter()
+    fbf = stylize_frames(stylizer, frames, strength_style)
+    t1 = time.perf_counter()
+    st = stabilized_effect(frames, lambda x: stylizer(x, strength=strength_style, tile=None)[None], strength=stable,
+                           carry=carry, **stabilizer)
+    t2 = time.perf_counter()
+    row = dict(clip=name, style=stylizer.name, frames=len(frames), input=metric(frames, frames, flows),
+               fbf=metric(frames, fbf, flows), stable=metric(frames, st, flows))
+    row["ratio"] = row["stable"] / row["fbf"]
+    row["fps_fbf"], row["fps_stable"] = len(frames) / (t1 - t0), len(frames) / (t2 - t1)
+    if yardstick is not None:
+        n = max(1, min(score_frames, len(frames)))
+        picked = sorted({round(i * (len(frames) - 1) / max(1, n - 1)) for i in range(n)})
+        row["style_frames"] = picked
+        row["style_fbf"] = yardstick(stylizer.record, [fbf[i] for i in picked])
+        row["style_stable"] = yardstick(stylizer.record, [st[i] for i in picked])
+        row["style_change"] = row["style_stable"] / row["style_fbf"] - 1
+    return row, fbf, st
+
+
 def stabilizer_options(args) -> dict:
     """TemporalStabilizer keywords given on the command line (the rest stay its defaults)."""
     options = {"disagreement": args.disagreement, "max_scale_change": args.max_scale_change}
@@ -170,6 +214,14 @@ def stabilizer_options(args) -> dict:
         import cvtools.video.stability as stability
 
         stability.LOCAL_EDGE_WINDOW = None if args.local_edge_window < 0 else args.local_edge_window
+    if args.contrast_gain is not None:  # likewise: carry.CONTRAST_GAIN (1: blends as they are)
+        import cvtools.video.carry as carry
+
+        carry.CONTRAST_GAIN = args.contrast_gain
+    if args.contrast_low is not None:  # likewise: carry.CONTRAST_LOW (the detail's box, odd)
+        import cvtools.video.carry as carry
+
+        carry.CONTRAST_LOW = args.contrast_low
     if args.spline_degree is not None:  # likewise: the read's B-spline (carry.SPLINE_DEGREE)
         import cvtools.video.carry as carry
 
@@ -231,8 +283,9 @@ HEADER = ("| clip | style | warping error ×10³: input | frame by frame | stabl
 def table_line(r) -> str:
     sd = (f"{r['style_fbf']:.4f} | {r['style_stable']:.4f} | {r['style_change']:+.1%}" if "style_fbf" in r
           else "– | – | –")
+    true = f"{r['fbf_true'] * 1e3:.3f} → {r['stable_true'] * 1e3:.3f}" if "fbf_true" in r else "–"  # footage: none
     return (f"| {r['clip']} | {r['style']} | {r['input'] * 1e3:.3f} | {r['fbf'] * 1e3:.3f} | {r['stable'] * 1e3:.3f} | "
-            f"{r['ratio']:.2f} | {r['fbf_true'] * 1e3:.3f} → {r['stable_true'] * 1e3:.3f} | {sd} |")
+            f"{r['ratio']:.2f} | {true} | {sd} |")
 
 
 def main(argv=None):
@@ -243,6 +296,12 @@ def main(argv=None):
     ap.add_argument("--synthetic", nargs="*", help="synthetic clips (pan, pan_subpixel, zoom, object)")
     ap.add_argument("--style", nargs="*", help="styles for --synthetic / --table (default: every bundled one)")
     ap.add_argument("--table", action="store_true", help="every synthetic clip x every style")
+    ap.add_argument("--footage", nargs="*", default=[], metavar="VIDEO",
+                    help="real clips: each x every style, frame by frame vs stable (read at --size, default 384 px "
+                         "on the longer side; --max-frames, default 48; from --start seconds)")
+    ap.add_argument("--start", type=float, default=0.0, help="--footage: read from this second")
+    ap.add_argument("--score-frames", type=int, default=8,
+                    help="--footage: frames (spread evenly) whose style distance is measured")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--width", type=int, default=256)
     ap.add_argument("--height", type=int, default=160)
@@ -263,6 +322,9 @@ def main(argv=None):
                     help="carry: blend only the edges of local motion, this many working px wide (-1: whole layers)")
     ap.add_argument("--spline-degree", type=int, choices=(3, 5),
                     help="carry mode: the read's B-spline degree (default: carry.SPLINE_DEGREE)")
+    ap.add_argument("--contrast-gain", type=float,
+                    help="carry.CONTRAST_GAIN: the most a repainted pixel's stroke detail is amplified (1: off)")
+    ap.add_argument("--contrast-low", type=int, help="carry.CONTRAST_LOW: the detail's box size (odd)")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"), help="for the paintings (style distance)")
     ap.add_argument("--side-by-side", metavar="WEBP", help="write the last clip's fbf | stable animation here")
@@ -300,9 +362,9 @@ def main(argv=None):
         from cvtools.style.stylize import Stylizer
         from cvtools.video.synthetic import KINDS, make_clip
 
-        kinds = (args.synthetic or list(KINDS)) if (args.table or args.synthetic is not None) else None
-        if kinds is None:
-            ap.error("give INPUT OUTPUT, --synthetic or --table")
+        kinds = (args.synthetic or list(KINDS)) if (args.table or args.synthetic is not None) else []
+        if not kinds and not args.footage:
+            ap.error("give INPUT OUTPUT, --synthetic, --table or --footage")
         styles = (args.style if args.style is not None else ([] if args.painting else bundled_names()))
         styles = list(styles) + [Path(p) for p in args.painting]
         yard = None
@@ -332,6 +394,19 @@ def main(argv=None):
                     print(f"{row['clip']} / {row['style']}: warping error x1e3 input {row['input'] * 1e3:.3f}, "
                           f"frame-by-frame {row['fbf'] * 1e3:.3f}, stable {row['stable'] * 1e3:.3f} "
                           f"(ratio {row['ratio']:.2f}){extra} [{time.time() - t0:.0f} s]", flush=True)
+        for path in args.footage:
+            frames = footage_frames(path, args.size or 384, args.max_frames or 48, args.start)
+            flows = input_flows(frames, args.flow)
+            h, w = frames[0].shape[-2:]
+            name = f"{Path(path).stem} {w}x{h} from {args.start:g} s"
+            for s in styles:
+                stylizer = painting_stylizer(s) if isinstance(s, Path) else Stylizer(s, device="cpu", precision="fp32")
+                t0 = time.time()
+                row, fbf, st = compare_footage(name, frames, stylizer, args.strength, args.stable, yard, flows,
+                                               args.carry, args.score_frames, **stabilizer_options(args))
+                rows.append(row)
+                last = (fbf, st)
+                print(table_line(row) + ("" if args.markdown else f" [{time.time() - t0:.0f} s]"), flush=True)
         if len(rows) > 1:
             import statistics
 
