@@ -90,6 +90,10 @@ def main(argv=None):
     ap.add_argument("--profile", action="store_true", help="also print torch.profiler's table of the carry step")
     ap.add_argument("--degrees", type=int, nargs="*", default=[],
                     help="also time the carry with these B-spline degrees of its read (3, 5), interleaved")
+    ap.add_argument("--contrast-gains", type=float, nargs="*", default=[],
+                    help="also time the carry with these carry.CONTRAST_GAIN values (1: the plain blend), "
+                         "interleaved, --rounds times each")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args(argv)
     import torch
 
@@ -109,6 +113,17 @@ def main(argv=None):
             carry.SPLINE_DEGREE = degree
             row[f"carry_s_degree{degree}"] = time_mode(True, h, w, args.device, args.warmup, args.repeat)
         carry.SPLINE_DEGREE = default
+    if args.contrast_gains:
+        import cvtools.video.carry as carry
+
+        default = carry.CONTRAST_GAIN
+        row["contrast_gain"] = default
+        for _ in range(args.rounds):
+            for gain in args.contrast_gains:
+                carry.CONTRAST_GAIN = gain
+                row.setdefault(f"carry_s_gain{gain:g}", []).append(
+                    time_mode(True, h, w, args.device, args.warmup, args.repeat))
+        carry.CONTRAST_GAIN = default
     print(json.dumps(row, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(row, indent=1))

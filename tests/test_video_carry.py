@@ -22,6 +22,7 @@ from cvtools.video.carry import (
     _prefilter_torch,
     bspline_coefficients,
     bspline_weights,
+    keep_contrast,
     ring_length,
     spline_gather,
 )
@@ -331,12 +332,16 @@ def test_a_change_of_a_whole_region_is_followed_at_once():
     assert (results[2][..., : w // 2] - 0.8).abs().max() < 1e-6
 
 
-def test_a_repainted_stroke_keeps_the_carried_colour_at_the_repaint_blend():
+def test_a_repainted_stroke_keeps_the_carried_colour_at_the_repaint_blend(monkeypatch):
     """A 3×3 stroke where the network now paints 0.5 over a carried 0.2 (d = 0.3 > FOREIGN·τ:
     repainted, although the 5×5 test alone, 0.3·9/25 = 0.11 → 0.75, would carry it), in a region
     that otherwise agrees (9×9 mean 0.3·9/81 = 1/30): the carried colour stays in at
     REPAINT_BLEND·exp(−(0.3/0.6)² − ((1/30)/0.3)²) = 0.65 — the steadiness of a blend where the
-    network changes its strokes. At repaint blend 0 the new stroke is taken whole."""
+    network changes its strokes. At repaint blend 0 the new stroke is taken whole. (The blend's
+    weights, with the contrast kept off: :func:`keep_contrast` is tested on its own below.)"""
+    import cvtools.video.carry as carry
+
+    monkeypatch.setattr(carry, "CONTRAST_GAIN", 1.0)
     h, w = SIZE
     first = torch.full((1, 3, h, w), 0.2)
     new = first.clone()
@@ -350,6 +355,55 @@ def test_a_repainted_stroke_keeps_the_carried_colour_at_the_repaint_blend():
         weight = blend * math.exp(-(d / 0.6) ** 2 - ((d * 9 + rest * 72) / 81 / 0.3) ** 2)
         assert (result[..., 20:23, 30:33] - (0.5 - d * weight)).abs().max() < 1e-5
         assert (result[..., :15, :] - carried).abs().max() < 1e-6  # elsewhere carried
+
+
+def _detail_energy(x, low=3):
+    from cvtools.video.stability import box_mean
+
+    return float((x - box_mean(x, low))[..., 8:-8, 8:-8].pow(2).mean())
+
+
+def test_keep_contrast_is_the_plain_blend_where_nothing_was_lost_or_nothing_blended():
+    h, w = SIZE
+    a, b = _smooth_texture(h, w, seed=1), _smooth_texture(h, w, seed=2)
+    weight = torch.full((1, 1, h, w), 0.6)
+    # the same picture on both sides: the blend is that picture, its detail all there: untouched
+    assert torch.equal(keep_contrast(a, a, weight), torch.lerp(a, a, weight))
+    # nothing blended (weight 0): the network's output as it is, whatever its neighbours became
+    weight[..., :, : w // 2] = 0
+    kept = keep_contrast(a, b, weight)
+    assert torch.equal(kept[..., : w // 2], a[..., : w // 2])
+    # skipped pixels (a sliding layer's edge): the plain blend
+    skip = torch.zeros(1, 1, h, w, dtype=torch.bool)
+    skip[..., 10:20, 40:50] = True
+    kept = keep_contrast(a, b, weight, skip=skip)
+    assert torch.equal(kept[..., 10:20, 40:50], torch.lerp(a, b, weight)[..., 10:20, 40:50])
+    assert not torch.equal(kept[..., 30:40, 40:50], torch.lerp(a, b, weight)[..., 30:40, 40:50])
+
+
+def test_keep_contrast_gives_back_what_averaging_two_textures_took():
+    """Two independent textures of equal detail energy E mixed half and half keep about E/2 of it
+    (0.5² + 0.5²); the variance-preserving blend brings the mix's detail back to the energies'
+    mix, E, within the sampling error of 9×9-pixel energy estimates (81 samples: ~16 % each,
+    averaged over ~1,500 windows), and leaves the colour (a 15×15 mean) where the plain blend
+    has it. The gain is capped."""
+    from cvtools.video.stability import box_mean
+
+    h, w = 96, 128
+    g = torch.Generator().manual_seed(3)
+    a, b = (0.5 + 0.2 * (torch.rand(1, 3, h, w, generator=g) - 0.5) for _ in range(2))
+    weight = torch.full((1, 1, h, w), 0.5)
+    plain = torch.lerp(a, b, weight)
+    energy = (_detail_energy(a) + _detail_energy(b)) / 2
+    assert 0.4 < _detail_energy(plain) / energy < 0.6
+    kept = keep_contrast(a, b, weight, most=2.0, low=3)
+    assert 0.85 < _detail_energy(kept) / energy < 1.15
+    assert float((box_mean(kept, 15) - box_mean(plain, 15))[..., 8:-8, 8:-8].abs().max()) < 0.01
+    # capped: each pixel moves from the plain blend by at most (most − 1) times its own detail
+    # (fp32: the products and sums are exact to ~1e-7 at these magnitudes)
+    capped = keep_contrast(a, b, weight, most=1.2, low=3)
+    assert bool(((capped - plain).abs() <= 0.2 * (plain - box_mean(plain, 3)).abs() + 1e-6).all())
+    assert _detail_energy(plain) < _detail_energy(capped) < _detail_energy(kept)
 
 
 def test_a_cut_or_a_new_size_starts_again():
@@ -479,12 +533,18 @@ def test_a_turning_layer_is_local_motion_all_over():
     marked = _non_sliding_layers(turning, occluded, w, 0.75, LOCAL_TURN)
     local = _local_motion_mask(turning, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
     assert local[middle].all()
+    # split: the turning disc is blended whole, none of it counts as a sliding layer's edge
+    both, edges = _local_motion_mask(turning, occluded, h, w, 0.75, edge_window=1, turning=marked, split=True)
+    assert torch.equal(both[0, 0], local) and not edges[0, 0][disc].any()
     sliding = camera.clone()
     sliding[0][disc] += 2.5
     marked = _non_sliding_layers(sliding, occluded, w, 0.75, LOCAL_TURN)
     assert not marked.any()
     local = _local_motion_mask(sliding, occluded, h, w, 0.75, edge_window=1, turning=marked)[0, 0]
     assert not local[middle].any()
+    # the sliding disc's rim is local motion, and all of it a sliding layer's edge
+    both, edges = _local_motion_mask(sliding, occluded, h, w, 0.75, edge_window=1, turning=marked, split=True)
+    assert local.any() and torch.equal(both[0, 0], local) and torch.equal(edges[0, 0], local)
 
 
 def test_one_fit_per_layer_sees_a_turn_through_per_pixel_flow_noise():
@@ -708,3 +768,53 @@ def test_box_mean_is_avg_pool_with_the_window_cut_at_the_borders():
                 got = box_mean(x.to(dtype), size)
                 assert got.dtype == dtype and got.shape == x.shape
                 assert (got.double() - expected).abs().max() < 1e-6, (shape, size, dtype)
+
+
+def test_repainted_strokes_keep_their_contrast_and_stay_steadier_than_frame_by_frame(monkeypatch):
+    """A still scene whose "network" paints new strokes every frame (fresh noise of σ = 0.15: many
+    pixels differ by more than FOREIGN·τ and are repainted, blended with what was there). The
+    plain blend averages the strokes frame after frame and their detail fades; with the contrast
+    kept, the detail energy stays nearer the network's own, and the result is still steadier
+    than frame by frame (what the blend is for)."""
+    import cvtools.video.carry as carry
+
+    frame = synthetic.pan("coffee", frames=1, size=(64, 96)).frames[0]
+    frames = [frame] * 8
+    still = [torch.zeros(2, 64, 96)] * 8
+    occluded = [torch.zeros(64, 96, dtype=torch.bool)] * 8
+    plain_effect = noise_effect(0.15, seed=1)
+    plain = [plain_effect(f) for f in frames]
+    results = {}
+    for gain in (1.0, carry.CONTRAST_GAIN):
+        monkeypatch.setattr(carry, "CONTRAST_GAIN", gain)
+        results[gain] = stabilized_effect(frames, noise_effect(0.15, seed=2), strength=REPAINT_BLEND, carry=True)
+    own = sum(_detail_energy(p) for p in plain[4:]) / 4
+    faded, kept = (sum(_detail_energy(r) for r in results[g][4:]) / 4 for g in (1.0, carry.CONTRAST_GAIN))
+    assert faded < 0.9 * kept <= 0.9 * 1.1 * own, (faded, kept, own)
+    e0 = warping_error(frames, plain, flows=still, occluded=occluded)
+    e1 = warping_error(frames, results[carry.CONTRAST_GAIN], flows=still, occluded=occluded)
+    assert e1 < e0, (e1, e0)
+
+
+def test_a_turning_or_deforming_layer_leans_on_the_past_more_than_an_edge(monkeypatch):
+    """Inside ``local`` (blended, never carried), a sliding layer's edge (``edges``) keeps the
+    carried colour at LOCAL_BLEND × agreement and a layer blended whole at WHOLE_LAYER_BLEND ×
+    agreement (the 5×5 test, exp(−(d/τ)²), d = 0.05 everywhere here). The contrast step is off:
+    flat colours have no strokes to restore anyway."""
+    import cvtools.video.carry as carry
+
+    monkeypatch.setattr(carry, "CONTRAST_GAIN", 1.0)
+    h, w = SIZE
+    carrier = StrokeCarrier(0.2, REPAINT_BLEND)
+    carrier(torch.full((1, 3, h, w), 0.45), None, None)
+    local = torch.ones(1, 1, h, w, dtype=torch.bool)
+    edges = torch.zeros(1, 1, h, w, dtype=torch.bool)
+    edges[..., :, : w // 2] = True
+    out = torch.full((1, 3, h, w), 0.5)
+    result = carrier(out, torch.zeros(2, h, w), torch.ones(1, 1, h, w), local, edges)
+    carried = _stored(0.45)
+    agreement = math.exp(-((0.5 - carried) / 0.2) ** 2)
+    for part, blend in ((slice(None, w // 2), carry.LOCAL_BLEND), (slice(w // 2, None), carry.WHOLE_LAYER_BLEND)):
+        expected = 0.5 - (0.5 - carried) * min(REPAINT_BLEND, blend) * agreement
+        assert (result[..., part] - expected).abs().max() < 1e-5, (blend, float(result[..., part].mean()), expected)
+    assert carry.WHOLE_LAYER_BLEND > carry.LOCAL_BLEND

@@ -218,6 +218,10 @@ def stabilizer_options(args) -> dict:
         import cvtools.video.carry as carry
 
         carry.CONTRAST_GAIN = args.contrast_gain
+    if args.whole_blend is not None:  # likewise: carry.WHOLE_LAYER_BLEND
+        import cvtools.video.carry as carry
+
+        carry.WHOLE_LAYER_BLEND = args.whole_blend
     if args.contrast_low is not None:  # likewise: carry.CONTRAST_LOW (the detail's box, odd)
         import cvtools.video.carry as carry
 
@@ -324,6 +328,7 @@ def main(argv=None):
                     help="carry mode: the read's B-spline degree (default: carry.SPLINE_DEGREE)")
     ap.add_argument("--contrast-gain", type=float,
                     help="carry.CONTRAST_GAIN: the most a repainted pixel's stroke detail is amplified (1: off)")
+    ap.add_argument("--whole-blend", type=float, help="carry.WHOLE_LAYER_BLEND: the blend over turning/deforming layers")
     ap.add_argument("--contrast-low", type=int, help="carry.CONTRAST_LOW: the detail's box size (odd)")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"), help="for the paintings (style distance)")

@@ -18,7 +18,9 @@ new output, blended with the
 carried colour at ``repaint_blend`` where the flow is trusted (the blend's steadiness where the
 network changes its strokes, the carry's sharpness where it does not; less where the pixel or
 its region changed by more than strokes do, at most REFRESH_BLEND for a magnified stroke), and it
-becomes its own source.
+becomes its own source. Where a pixel is blended, its strokes are given back the contrast the
+average took (:func:`keep_contrast`: variance-preserving blending), or a face that talks, blended
+frame after frame, goes soft (QUALITY.md, "Real footage").
 
 Memory is bounded by a ring of the last ``ring`` outputs (their coefficients, float16 for the
 quintic read, on the outputs' device): a pixel whose source would leave the ring is re-based on the
@@ -54,8 +56,12 @@ REFRESH_BLEND = 0.45
 #: the blend at the edge of what moves on its own (``local``: not carried; the blend mode's
 #: weight): 0.55 brought every moving-object and parallax row of QUALITY's table to ≤ 0.6 of frame
 #: by frame when whole moving layers were blended (0.45, the blend mode's: great_wave's parallax
-#: 0.63, object 0.603); since 2026-12-05 only their edges are (stability.LOCAL_EDGE_WINDOW)
-LOCAL_BLEND = 0.55
+#: 0.63, object 0.603); since 2026-12-05 only their edges are (stability.LOCAL_EDGE_WINDOW);
+#: 0.6 since the contrast of repainted strokes is kept (:func:`keep_contrast`: great_wave's
+#: parallax 0.592 → 0.604 at 0.55, 0.594 at 0.6)
+LOCAL_BLEND = 0.6
+#: the blend over a layer that turns or deforms on its own (blended whole, not carried)
+WHOLE_LAYER_BLEND = 0.75
 #: the span (px) over which that scale is measured
 SCALE_WINDOW = 8
 #: a carried pixel whose source is turned by more than asin(MAX_SCALE_CHANGE) is repainted too
@@ -342,6 +348,40 @@ def scale_kept(src: torch.Tensor, x: torch.Tensor, y: torch.Tensor, max_change: 
     return kept[None, None]
 
 
+#: the most a blended pixel's stroke detail is amplified to give back what averaging took (1: off)
+CONTRAST_GAIN = 2.0
+#: the detail's scale: what a CONTRAST_LOW × CONTRAST_LOW box mean removes
+CONTRAST_LOW = 3
+
+
+def keep_contrast(out: torch.Tensor, carried: torch.Tensor, weight: torch.Tensor, most: Optional[float] = None,
+                  low: Optional[int] = None, window: int = REGION, skip: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """``lerp(out, carried, weight)`` with its stroke detail (the image minus its CONTRAST_LOW box
+    mean) amplified, by at most ``most``, to the detail energy the two had, mixed at the same
+    weight: (1 − w)·E(out) + w·E(carried), each measured over ``window`` × ``window`` regions.
+
+    Averaging two stroke patterns that do not line up keeps their colour but flattens their
+    strokes: independent textures mixed at w keep sqrt(w² + (1 − w)²) of their contrast, and a
+    pixel repainted frame after frame is a running average whose strokes fade towards a blur
+    (mona on a talking face: +25 % of style distance, QUALITY.md "Real footage"). Mixing the
+    energies instead is variance-preserving blending (as texture synthesis blends patches). Where
+    the two agree, the mix loses nothing and the gain is 1; where ``weight`` is 0 the output is
+    ``out`` as it is, and where ``skip`` (bool, optional) the plain blend."""
+    most = CONTRAST_GAIN if most is None else most
+    low = CONTRAST_LOW if low is None else low
+    blended = torch.lerp(out, carried, weight)
+    # the three pictures' details and energies in one pass (a GPU launches a third of the kernels);
+    # the energies in float32 (half-precision outputs on a GPU: detail² ~1e-4)
+    stack = torch.cat([blended, out, carried.to(blended.dtype)])
+    detail = stack - box_mean(stack, low)
+    energy = box_mean(detail.float().pow(2).mean(1, keepdim=True), window)
+    target = torch.lerp(energy[1:2], energy[2:3], weight.float())
+    gain = (target / energy[0:1].clamp_min(1e-6)).sqrt().clamp(1.0, most)
+    blended_here = weight > 0 if skip is None else (weight > 0) & ~skip
+    gain = torch.where(blended_here, gain, 1.0).to(blended.dtype)
+    return (blended + (gain - 1) * detail[0:1]).clamp(0, 1)
+
+
 class StrokeCarrier:
     """The carry state of one clip: call it per frame with the network's output (1×3×H×W float in
     [0, 1], on any device), the input's flow from this frame to the previous one (2×H×W, full
@@ -411,10 +451,13 @@ class StrokeCarrier:
         return value.clamp_(0, 1).to(dtype)
 
     def __call__(self, out: torch.Tensor, flow: Optional[torch.Tensor], trusted: Optional[torch.Tensor],
-                 local: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 local: Optional[torch.Tensor] = None, edges: Optional[torch.Tensor] = None) -> torch.Tensor:
         """The stabilized output; ``local`` (1×1×H×W bool, optional): pixels that are blended, never
         carried (what ``--stable`` passes: the edges of what moves on its own, where the flow is
-        least sure, and layers that turn, stretch or deform on their own, where carried strokes drift)."""
+        least sure, and layers that turn, stretch or deform on their own, where carried strokes drift);
+        ``edges`` (optional, within ``local``): those that are only a sliding layer's edge, blended
+        as they are (:func:`keep_contrast` restores strokes elsewhere: on a thin edge it mostly
+        restored flicker, parallax 0.59 → 0.64 of frame by frame)."""
         h, w = out.shape[-2:]
         if flow is None or self._ring is None or self._ring.shape[1:3] != (h, w) or self._ring.device != out.device:
             return self._start(out)
@@ -439,7 +482,8 @@ class StrokeCarrier:
             blend = torch.where(scaled, blend, min(self.repaint_blend, REFRESH_BLEND))
         if local is not None:
             carry &= ~local
-        result = torch.where(carry, carried, self._repaint(out, carried, d, trusted * blend, trusted * agreement, local))
+        result = torch.where(carry, carried,
+                             self._repaint(out, carried, d, trusted * blend, trusted * agreement, local, edges))
         self._advance(carry[0, 0], src, x, y)
         self._store(result)
         return result
@@ -457,21 +501,30 @@ class StrokeCarrier:
         y = self._y.reshape(-1)[came_from].reshape(h, w) + (fy - ry)
         return src, x, y
 
-    def _repaint(self, out, carried, d, weight, blend_weight, local):
+    def _repaint(self, out, carried, d, weight, blend_weight, local, edges=None):
         """The colour of a repainted pixel: the carried colour stays in at ``weight`` (the repaint
         blend where the flow is trusted: the blend's steadiness where the network changes its
         strokes), less where the pixel differs by more than a stroke does and where its whole
         neighbourhood changed (a light switched on, an object the flow did not see: followed at
         once, no ghost). Where ``local`` (the edge of something moving on its own, where the flow
         is least sure, or a layer turning or deforming on its own, where carried strokes drift), the blend instead
-        (``blend_weight``: trust × 5×5 agreement, at LOCAL_BLEND)."""
+        (``blend_weight``: trust × 5×5 agreement, at LOCAL_BLEND on a sliding layer's ``edges``,
+        WHOLE_LAYER_BLEND elsewhere in ``local``). Blended strokes keep their contrast
+        (:func:`keep_contrast`), except on those edges."""
         if not self.repaint_blend:
             return out
         region = box_mean(d, REGION)
         gate = (d / (PIXEL_GATE * self.tau)).pow(2) + (region / (REGION_GATE * self.tau)).pow(2)
         weight = weight * torch.exp(-gate)
         if local is not None:
-            weight = torch.where(local, blend_weight * min(self.repaint_blend, LOCAL_BLEND), weight)
+            local_weight = blend_weight * min(self.repaint_blend, LOCAL_BLEND)
+            if edges is not None and WHOLE_LAYER_BLEND != LOCAL_BLEND:
+                # a turning or deforming layer, blended all over: its strokes keep their contrast
+                # (below), so it can lean on the past more than a thin edge can
+                local_weight = torch.where(edges, local_weight, blend_weight * min(self.repaint_blend, WHOLE_LAYER_BLEND))
+            weight = torch.where(local, local_weight, weight)
+        if CONTRAST_GAIN > 1:
+            return keep_contrast(out, carried, weight, skip=edges)
         return torch.lerp(out, carried, weight)
 
     def _advance(self, keep: torch.Tensor, src, x, y) -> None:

@@ -542,11 +542,12 @@ class TemporalStabilizer(Stabilizer):
             departure, turning = layers or self.moving_layers(flow, occluded, out.shape[-1]) or (None, None)
             turning = None if turning is None else turning.to(out.device)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
-            local = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion, edge_window=LOCAL_EDGE_WINDOW,
-                                         turning=turning, departure=departure)
-                     if self.local_motion else None)
+            local, edges = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion,
+                                               edge_window=LOCAL_EDGE_WINDOW, turning=turning, departure=departure,
+                                               split=True)
+                            if self.local_motion else (None, None))
             keep, flow = self._keep_and_flow(out, flow, occluded)
-            result = self.carrier(out, flow, keep, local)
+            result = self.carrier(out, flow, keep, local, edges)
         self._trusted_share = self.carrier.carried_share  # read on demand: no device sync per frame
         return result
 
@@ -650,31 +651,41 @@ def _flow_jumps(flow: torch.Tensor, w: int, threshold: float, window: int) -> to
 
 def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: int, threshold: float,
                        grow: int = 2, edge_window: Optional[int] = None,
-                       turning: Optional[torch.Tensor] = None, departure: Optional[torch.Tensor] = None) -> torch.Tensor:
+                       turning: Optional[torch.Tensor] = None, departure: Optional[torch.Tensor] = None,
+                       split: bool = False):
     """1×1×H×W bool, on the flow's device: where the flow (2×h'×w', working size) departs from the
     camera's motion (:func:`_camera_departure`) by more than ``threshold`` full-size px, grown by
     ``grow`` px at the working size (object edges), scaled up. ``edge_window`` (working-size px,
     optional): only where the flow also jumps by more than ``threshold`` within that distance (the
     edge of a moving layer, not its inside), and, with ``turning`` (1×1×h'×w' bool, e.g.
     :func:`_non_sliding_layers`), all of the layers marked there (they turn, stretch or deform on their own).
-    ``departure``: :func:`_camera_departure` of this flow, if made already (on any device)."""
+    ``departure``: :func:`_camera_departure` of this flow, if made already (on any device).
+    ``split``: (mask, edges), ``edges`` the part of the mask that is only a sliding layer's edge
+    (not a turning or deforming layer's whole)."""
     dev = flow.device
     sh, sw = flow.shape[-2:]
     departure = _camera_departure(flow, occluded) if departure is None else departure.to(dev)
     if departure is None:
-        return torch.zeros(1, 1, h, w, dtype=torch.bool, device=dev)
+        none = torch.zeros(1, 1, h, w, dtype=torch.bool, device=dev)
+        return (none, none) if split else none
     residual = torch.hypot(departure[:, :1], departure[:, 1:]) * (w / sw)
-    local = (residual > threshold).float()
+    moving = (residual > threshold).float()
+    local, whole = moving, None
     if edge_window is not None:
         edge = _flow_jumps(flow, w, threshold, edge_window)
         if turning is not None:
             edge |= turning.to(dev)
-        local = local * edge
+            whole = moving * turning.to(dev)
+        local = moving * edge
+    masks = [local] + ([whole] if split and whole is not None else [])
     if grow:
-        local = F.max_pool2d(local, 2 * grow + 1, 1, grow)
+        masks = [F.max_pool2d(m, 2 * grow + 1, 1, grow) for m in masks]
     if (sh, sw) != (h, w):
-        local = F.interpolate(local, size=(h, w), mode="nearest")
-    return local > 0
+        masks = [F.interpolate(m, size=(h, w), mode="nearest") for m in masks]
+    local = masks[0] > 0
+    if not split:
+        return local
+    return local, (local & ~(masks[1] > 0)) if len(masks) > 1 else local
 
 
 def blend_for(stylizer) -> float:
