@@ -418,6 +418,7 @@ def test_settle_writes_waits_for_saves_under_way_and_removes_what_cannot_finish(
     import threading
     import time
 
+    from cvtools.io import atomic
     from cvtools.io.atomic import atomic_write, settle_writes
 
     release = threading.Event()
@@ -430,10 +431,13 @@ def test_settle_writes_waits_for_saves_under_way_and_removes_what_cannot_finish(
             time.sleep(0.3)
             f.write(b" and the rest")
 
+    opened = threading.Event()
+
     def stuck(tmp):
         with open(tmp, "wb") as f:
             f.write(b"half")
             f.flush()
+        opened.set()
         release.wait(10)
 
     def run(path, fn):
@@ -442,16 +446,22 @@ def test_settle_writes_waits_for_saves_under_way_and_removes_what_cannot_finish(
         except Exception as exc:  # the stuck write's file was taken away: it fails, as it should
             errors.append(exc)
 
+    def under_way():  # the write has made its temporary file (however slowly the thread started)
+        deadline = time.monotonic() + 10
+        while not atomic._in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert atomic._in_flight
+
     done = threading.Thread(target=run, args=(tmp_path / "slow.bin", slow))
     done.start()
-    time.sleep(0.05)
+    under_way()
     assert settle_writes(timeout=10) == []
     assert (tmp_path / "slow.bin").read_bytes() == b"half and the rest"
     done.join()
 
     hung = threading.Thread(target=run, args=(tmp_path / "stuck.bin", stuck))
     hung.start()
-    time.sleep(0.05)
+    assert opened.wait(10)  # its file is open and half written: what settling must clean up
     removed = settle_writes(timeout=0.1)
     assert len(removed) == 1 and not os.path.exists(removed[0])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["slow.bin"]
