@@ -281,7 +281,7 @@ def test_interrupt_while_a_writer_thread_starts_still_waits_for_its_save(monkeyp
         list(gen)
     # every save that started has finished by the time the interrupt reaches the caller
     assert sorted(finished) == [0, 1], finished
-    assert not [t.name for t in threading.enumerate() if "cvtools-save" in t.name and t.is_alive()]
+    assert not [t.name for t in threading.enumerate() if t.name in starts and t.is_alive()]  # this run's threads
 
 
 def test_prefetch_keeps_order_and_raises_in_place():
