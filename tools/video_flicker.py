@@ -33,12 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def read_clip(path, size=None, max_frames=None):
-    """Frames of a video or animated GIF/WebP file as H×W×3 uint8 arrays (V1's reader)."""
+def read_clip(path, size=None, max_frames=None, start: float = 0.0):
+    """Frames of a video or animated GIF/WebP file as H×W×3 uint8 arrays (V1's reader), from
+    ``start`` seconds."""
     from cvtools.video.io import read_frames
 
     frames = []
-    for f in read_frames(path, size=size):
+    for f in read_frames(path, start=start, size=size):
         frames.append(f.rgb)
         if max_frames and len(frames) >= max_frames:
             break
@@ -128,13 +129,14 @@ def metric(frames_in, frames_out, flows) -> float:
     return meter.value
 
 
-def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flows=None, phase_lock=True, carry=False,
-            **stabilizer):
-    """Frame-by-frame vs stable on one synthetic clip: a dict of numbers and the two frame lists."""
+def _compare_frames(name, frames, stylizer, strength_style, stable, yardstick, flows, phase_lock, carry,
+                    scored=None, **stabilizer):
+    """What both comparisons share: ``frames`` (1×3×H×W each) stylized frame by frame and through
+    the stable mode (phase lock + ``carry`` or the blend; without ``phase_lock``, the finished
+    outputs blended), the warping errors through ``flows``, the speeds, and the style distance on
+    the frames ``scored`` (indices; None: all). A dict of numbers and the two frame lists."""
     from cvtools.video.stability import stabilize, stabilized_effect
 
-    frames = list(clip.frames[:, None])  # 1×3×H×W each
-    flows = flows or input_flows(frames)
     t0 = time.perf_counter()
     fbf = stylize_frames(stylizer, frames, strength_style)
     t1 = time.perf_counter()
@@ -144,16 +146,27 @@ def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flo
     else:
         st = stabilize(frames, fbf, strength=stable, carry=carry, **stabilizer)
     t2 = time.perf_counter()
-    true = [None] + [(clip.flow[t], clip.occluded[t]) for t in range(1, len(clip))]
-    row = dict(clip=clip.name, style=stylizer.name, frames=len(frames),
-               input=metric(frames, frames, flows), fbf=metric(frames, fbf, flows), stable=metric(frames, st, flows),
-               fbf_true=metric(frames, fbf, true), stable_true=metric(frames, st, true))
+    row = dict(clip=name, style=stylizer.name, frames=len(frames), input=metric(frames, frames, flows),
+               fbf=metric(frames, fbf, flows), stable=metric(frames, st, flows))
     row["ratio"] = row["stable"] / row["fbf"]
     row["fps_fbf"], row["fps_stable"] = len(frames) / (t1 - t0), len(frames) / (t2 - t1)
     if yardstick is not None:
-        row["style_fbf"] = yardstick(stylizer.record, fbf)
-        row["style_stable"] = yardstick(stylizer.record, st)
+        picked = range(len(frames)) if scored is None else scored
+        row["style_fbf"] = yardstick(stylizer.record, [fbf[i] for i in picked])
+        row["style_stable"] = yardstick(stylizer.record, [st[i] for i in picked])
         row["style_change"] = row["style_stable"] / row["style_fbf"] - 1
+    return row, fbf, st
+
+
+def compare(clip, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flows=None, phase_lock=True, carry=False,
+            **stabilizer):
+    """Frame-by-frame vs stable on one synthetic clip: a dict of numbers (with the warping errors
+    through the clip's true flow too) and the two frame lists."""
+    frames = list(clip.frames[:, None])  # 1×3×H×W each
+    row, fbf, st = _compare_frames(clip.name, frames, stylizer, strength_style, stable, yardstick,
+                                   flows or input_flows(frames), phase_lock, carry, **stabilizer)
+    true = [None] + [(clip.flow[t], clip.occluded[t]) for t in range(1, len(clip))]
+    row["fbf_true"], row["stable_true"] = metric(frames, fbf, true), metric(frames, st, true)
     return row, fbf, st
 
 
@@ -162,14 +175,8 @@ def footage_frames(path, size=None, max_frames=None, start: float = 0.0):
     videos (upright, the longer side resized to ``size``), from ``start`` seconds."""
     import torch
 
-    from cvtools.video.io import read_frames
-
-    frames = []
-    for f in read_frames(path, start=start, size=size):
-        frames.append(torch.from_numpy(f.rgb).permute(2, 0, 1)[None].float() / 255)
-        if max_frames and len(frames) >= max_frames:
-            break
-    return frames
+    return [torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+            for rgb in read_clip(path, size, max_frames, start)]
 
 
 def compare_footage(name, frames, stylizer, strength_style=1.0, stable=0.35, yardstick=None, flows=None, carry=False,
@@ -177,60 +184,49 @@ def compare_footage(name, frames, stylizer, strength_style=1.0, stable=0.35, yar
     """Frame by frame vs stable on real footage (no true flow: the warping error through
     ``flows``, the inputs' Farnebäck flow by default); the style distance on ``score_frames``
     frames spread evenly over the clip (the same frames for both)."""
-    from cvtools.video.stability import stabilized_effect
-
-    flows = flows or input_flows(frames)
-    t0 = time.perf_counter()
-    fbf = stylize_frames(stylizer, frames, strength_style)
-    t1 = time.perf_counter()
-    st = stabilized_effect(frames, lambda x: stylizer(x, strength=strength_style, tile=None)[None], strength=stable,
-                           carry=carry, **stabilizer)
-    t2 = time.perf_counter()
-    row = dict(clip=name, style=stylizer.name, frames=len(frames), input=metric(frames, frames, flows),
-               fbf=metric(frames, fbf, flows), stable=metric(frames, st, flows))
-    row["ratio"] = row["stable"] / row["fbf"]
-    row["fps_fbf"], row["fps_stable"] = len(frames) / (t1 - t0), len(frames) / (t2 - t1)
+    n = max(1, min(score_frames, len(frames)))
+    picked = sorted({round(i * (len(frames) - 1) / max(1, n - 1)) for i in range(n)})
+    row, fbf, st = _compare_frames(name, frames, stylizer, strength_style, stable, yardstick,
+                                   flows or input_flows(frames), True, carry, scored=picked, **stabilizer)
     if yardstick is not None:
-        n = max(1, min(score_frames, len(frames)))
-        picked = sorted({round(i * (len(frames) - 1) / max(1, n - 1)) for i in range(n)})
         row["style_frames"] = picked
-        row["style_fbf"] = yardstick(stylizer.record, [fbf[i] for i in picked])
-        row["style_stable"] = yardstick(stylizer.record, [st[i] for i in picked])
-        row["style_change"] = row["style_stable"] / row["style_fbf"] - 1
     return row, fbf, st
 
 
+#: exploration knobs that set a module's constant, not a stabilizer keyword: option -> (module, name)
+MODULE_KNOBS = {
+    "local_blend": ("cvtools.video.carry", "LOCAL_BLEND"),
+    "whole_blend": ("cvtools.video.carry", "WHOLE_LAYER_BLEND"),
+    "contrast_gain": ("cvtools.video.carry", "CONTRAST_GAIN"),  # 1: blends as they are
+    "contrast_low": ("cvtools.video.carry", "CONTRAST_LOW"),  # the detail's box, odd
+    "spline_degree": ("cvtools.video.carry", "SPLINE_DEGREE"),  # the read's B-spline
+}
+
+
 def stabilizer_options(args) -> dict:
-    """TemporalStabilizer keywords given on the command line (the rest stay its defaults)."""
+    """TemporalStabilizer keywords given on the command line (the rest stay its defaults); the
+    exploration knobs (:data:`MODULE_KNOBS`, ``--local-edge-window``) set their modules' constants."""
+    import importlib
+
     options = {"disagreement": args.disagreement, "max_scale_change": args.max_scale_change}
     options = {k: v for k, v in options.items() if v is not None}
     if args.local_motion is not None:  # 0: off (moving objects carried like the rest)
         options["local_motion"] = args.local_motion or None
-    if args.local_blend is not None:  # an exploration knob, not a stabilizer setting: the module's constant
-        import cvtools.video.carry as carry
-
-        carry.LOCAL_BLEND = args.local_blend
-    if args.local_edge_window is not None:  # likewise: stability.LOCAL_EDGE_WINDOW (-1: whole moving layers)
+    for option, (module, name) in MODULE_KNOBS.items():
+        if getattr(args, option) is not None:
+            setattr(importlib.import_module(module), name, getattr(args, option))
+    if args.local_edge_window is not None:  # stability.LOCAL_EDGE_WINDOW (-1: whole moving layers)
         import cvtools.video.stability as stability
 
         stability.LOCAL_EDGE_WINDOW = None if args.local_edge_window < 0 else args.local_edge_window
-    if args.contrast_gain is not None:  # likewise: carry.CONTRAST_GAIN (1: blends as they are)
-        import cvtools.video.carry as carry
-
-        carry.CONTRAST_GAIN = args.contrast_gain
-    if args.whole_blend is not None:  # likewise: carry.WHOLE_LAYER_BLEND
-        import cvtools.video.carry as carry
-
-        carry.WHOLE_LAYER_BLEND = args.whole_blend
-    if args.contrast_low is not None:  # likewise: carry.CONTRAST_LOW (the detail's box, odd)
-        import cvtools.video.carry as carry
-
-        carry.CONTRAST_LOW = args.contrast_low
-    if args.spline_degree is not None:  # likewise: the read's B-spline (carry.SPLINE_DEGREE)
-        import cvtools.video.carry as carry
-
-        carry.SPLINE_DEGREE = args.spline_degree
     return options
+
+
+def make_stylizer(style):
+    """A bundled style's network (CPU, fp32), or the any-painting network on a painting (a Path)."""
+    from cvtools.style.stylize import Stylizer
+
+    return painting_stylizer(style) if isinstance(style, Path) else Stylizer(style, device="cpu", precision="fp32")
 
 
 def painting_stylizer(path):
@@ -364,7 +360,6 @@ def main(argv=None):
                   f"output {metric(a[:n], b[:n], flows) * 1e3:.3f}")
             return 0
         from cvtools.style.records import bundled_names
-        from cvtools.style.stylize import Stylizer
         from cvtools.video.synthetic import KINDS, make_clip
 
         kinds = (args.synthetic or list(KINDS)) if (args.table or args.synthetic is not None) else []
@@ -385,7 +380,7 @@ def main(argv=None):
             clip = make_clip(kind, args.frames, (args.height, args.width))
             flows = input_flows(list(clip.frames[:, None]), args.flow)
             for s in styles:
-                stylizer = painting_stylizer(s) if isinstance(s, Path) else Stylizer(s, device="cpu", precision="fp32")
+                stylizer = make_stylizer(s)
                 t0 = time.time()
                 row, fbf, st = compare(clip, stylizer, args.strength, args.stable, yard, flows, not args.no_phase_lock,
                                        args.carry, **stabilizer_options(args))
@@ -405,7 +400,7 @@ def main(argv=None):
             h, w = frames[0].shape[-2:]
             name = f"{Path(path).stem} {w}x{h} from {args.start:g} s"
             for s in styles:
-                stylizer = painting_stylizer(s) if isinstance(s, Path) else Stylizer(s, device="cpu", precision="fp32")
+                stylizer = make_stylizer(s)
                 t0 = time.time()
                 row, fbf, st = compare_footage(name, frames, stylizer, args.strength, args.stable, yard, flows,
                                                args.carry, args.score_frames, **stabilizer_options(args))

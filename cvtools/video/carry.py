@@ -518,7 +518,7 @@ class StrokeCarrier:
         weight = weight * torch.exp(-gate)
         if local is not None:
             local_weight = blend_weight * min(self.repaint_blend, LOCAL_BLEND)
-            if edges is not None and WHOLE_LAYER_BLEND != LOCAL_BLEND:
+            if edges is not None:
                 # a turning or deforming layer, blended all over: its strokes keep their contrast
                 # (below), so it can lean on the past more than a thin edge can
                 local_weight = torch.where(edges, local_weight, blend_weight * min(self.repaint_blend, WHOLE_LAYER_BLEND))
