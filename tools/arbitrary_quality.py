@@ -145,6 +145,9 @@ def main(argv=None):
     ap.add_argument("--fit", type=int, default=0,
                     help="fit each painting's style for this many steps on the first 4 photos (stylize --fit), "
                          "and judge the fitted network as 'arbitrary'")
+    ap.add_argument("--fitted", metavar="SAFETENSORS",
+                    help="judge style parameters fitted elsewhere (benchmarks/arbitrary/fit_gpu.py: one tensor per "
+                         "painting, fitted on the first 4 photos like --fit) as 'arbitrary'")
     ap.add_argument("--encoder-long-side", type=int, default=0,
                     help="encode each painting at this long side (its short side in proportion; 0: off)")
     ap.add_argument("--encoder-size", type=int, default=0,
@@ -232,6 +235,14 @@ def main(argv=None):
     if args.fit:  # `stylize DIR -s painting.jpg --fit N`: fitted on the first inputs, then the network
         embeddings, args.fit_seconds = fitted_styles(arb, arts, embeddings, [images[s] for s, _, _ in photos[:4]],
                                                      args.fit)
+    elif args.fitted:
+        from safetensors.torch import load_file
+
+        fitted = load_file(args.fitted)
+        missing = [name for name in paintings if name not in fitted]
+        if missing:
+            raise SystemExit(f"{args.fitted} has no parameters for {', '.join(missing)}")
+        embeddings = {name: fitted[name].float() for name in paintings}
     for stem, _, _ in photos:
         for name in paintings:
             y, sec = cached("arbitrary", stem, name, lambda: arb.stylize(images[stem], embeddings[name]))
@@ -517,7 +528,8 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "bundled_embedding_cosine_vs_encoding_the_file": {k: round(v, 4) for k, v in emb_check.items()},
             "edge_threshold": EDGE_THRESHOLD, "encoder_size": args.encoder_size or None,
             "encoder_long_side": args.encoder_long_side or None, "fit_steps": args.fit or None,
-            "fit_photos": [s for s, _, _ in photos[:4]] if args.fit else None,
+            "fit_photos": [s for s, _, _ in photos[:4]] if args.fit or args.fitted else None,
+            "fitted_file": args.fitted,
             "fit_seconds": getattr(args, "fit_seconds", None)}
 
 
