@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Call B, carry [".device"] (Lite0 wheel, paintings at 512 px): issue 28's A8, prepared in
-# benchmarks/gpu_next/train_fine.sh: the shipped network (A5) grown a full-resolution stage
+# benchmarks/gpu_next/train_fine.sh (removed now that it ran here): the shipped network (A5) grown a full-resolution stage
 # (fine_channels 8, zero-initialised) and trained alone on the GPU with A5's recipe, on a schedule
 # of 11,000 steps meant to span this call and call C (the checkpoint stays in /tmp/A8 on the warm
 # machine; call C resumes it).
