@@ -148,7 +148,7 @@ def main(argv=None):
     ap.add_argument("--fitted", metavar="SAFETENSORS",
                     help="judge style parameters fitted elsewhere (benchmarks/arbitrary/fit_gpu.py: one tensor per "
                          "painting, fitted on the first 4 photos like --fit) as 'arbitrary'")
-    ap.add_argument("--encoder-long-side", type=int, default=0,
+    ap.add_argument("--encoder-long-side", type=int, nargs="+", default=[0],
                     help="encode each painting at this long side (its short side in proportion; 0: off)")
     ap.add_argument("--encoder-size", type=int, default=0,
                     help="encode the paintings at this short side instead of the network's own (a test of the "
@@ -496,11 +496,18 @@ def fitted_styles(arb, arts, embeddings, fit_on, steps):
     return styles, seconds
 
 
-def encode_at(arb, painting, long_side: int):
-    """The painting's embedding; with ``long_side``, encoded with its long side at that size."""
-    if long_side:
-        arb.config.encoder_long_side = long_side
-    return arb.encode(painting)
+def encode_at(arb, painting, long_sides):
+    """The painting's embedding; with ``long_sides``, encoded with its long side at each size and
+    the embeddings averaged (a blend of the painting with itself at several stroke scales)."""
+    if not any(long_sides):
+        return arb.encode(painting)
+    embeddings, own = [], arb.config.encoder_long_side
+    for side in long_sides:
+        arb.config.encoder_long_side = side
+        embeddings.append(arb.encode(painting))
+    if len(long_sides) > 1:  # the photos (strength) are encoded at the network's own size
+        arb.config.encoder_long_side = own
+    return sum(embeddings) / len(embeddings)
 
 
 def meta(photos, paintings, unseen, style_sizes, emb_check, args):
@@ -527,7 +534,7 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "paintings": paintings, "unseen": unseen, "judge_painting_long_side": style_sizes,
             "bundled_embedding_cosine_vs_encoding_the_file": {k: round(v, 4) for k, v in emb_check.items()},
             "edge_threshold": EDGE_THRESHOLD, "encoder_size": args.encoder_size or None,
-            "encoder_long_side": args.encoder_long_side or None, "fit_steps": args.fit or None,
+            "encoder_long_side": [v for v in args.encoder_long_side if v] or None, "fit_steps": args.fit or None,
             "fit_photos": [s for s, _, _ in photos[:4]] if args.fit or args.fitted else None,
             "fitted_file": args.fitted,
             "fit_seconds": getattr(args, "fit_seconds", None)}
