@@ -91,6 +91,26 @@ def test_the_fit_lowers_its_own_loss_and_is_repeatable(stylizer):
     torch.testing.assert_close(again, fitted, atol=0, rtol=0)  # same seed, same crops, same steps
 
 
+def test_the_cpu_fits_on_its_own_batch_and_the_cache_tells_batches_apart(stylizer, monkeypatch):
+    """On the CPU a step paints CPU_FIT_BATCH crops (half the time of FIT_BATCH there, the same
+    distance: PLAN.md); a fit made at another batch is another cache entry, not a hit."""
+    painting, photos = picture(7, 80, 64), [picture(2)]
+    seen = []
+    hook = stylizer.net.transformer.register_forward_hook(lambda m, args, out: seen.append(args[0].shape[0]))
+    try:
+        fitter = fitting.StyleFitter(stylizer, extra=False)
+        assert fitter.batch_size == fitting.CPU_FIT_BATCH != fitting.FIT_BATCH
+        first = fitter.fit(painting, photos, steps=3)
+        assert seen == [fitting.CPU_FIT_BATCH] * 3
+        seen.clear()
+        assert torch.equal(fitter.fit(painting, photos, steps=3), first) and seen == []  # cached
+        monkeypatch.setattr(fitting, "CPU_FIT_BATCH", fitting.FIT_BATCH)
+        fitter.fit(painting, photos, steps=3)
+        assert seen == [fitting.FIT_BATCH] * 3  # fitted again, at the other batch
+    finally:
+        hook.remove()
+
+
 @pytest.mark.parametrize("steps", [0, -1, True, 1.5, fitting.MAX_FIT_STEPS + 1])
 def test_bad_step_counts_are_one_line(stylizer, steps):
     with pytest.raises(UsageError, match="fit steps must be a whole number"):

@@ -71,7 +71,8 @@ def main(argv=None):
         parts = setting.split("x")
         batch, steps = int(parts[0]), int(parts[1])
         lr = float(parts[2]) if len(parts) > 2 else fitting.FIT_LR
-        fitting.FIT_BATCH, fitting.FIT_LR = batch, lr
+        fitting.FIT_BATCH = fitting.CPU_FIT_BATCH = batch
+        fitting.FIT_LR = lr
         params, seconds = {}, {}
         for n in names:
             sync()

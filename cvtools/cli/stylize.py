@@ -55,8 +55,8 @@ FIT_PHOTOS = 4
               default=None, metavar="[N]", cls=AddedLaterOption,
               help=f"Paintings only: first fit the network to each painting for N steps (default {FIT_STEPS}) on "
                    f"the first {FIT_PHOTOS} inputs, then paint every photo or frame at network speed. Closer to "
-                   "the painting's colours and strokes; once per painting: seconds on a GPU, about a minute "
-                   "per 100 steps on a laptop. Pays off for folders and videos.")
+                   "the painting's colours and strokes; once per painting: seconds on a GPU, about half a "
+                   "minute per 100 steps on a laptop. Pays off for folders and videos.")
 @click.option("--steps", type=click.IntRange(0, 100000), metavar="N",
               help="With --refine (implies it): optimisation steps at the coarsest size (each finer size gets "
                    "0.35 of the one before; default 100). More: closer to the painting, slower.")

@@ -19,8 +19,9 @@ A fit is kept in cvtools' cache folder (``fitted/`` under ``$CVTOOLS_CACHE_DIR``
 settings, so a re-run of the same command (another ``--strength``, another output folder) does
 not fit again; a damaged or unreadable entry is fitted anew.
 
-Measured (benchmarks/arbitrary/PLAN.md, "Fitting"): on 2 CPU cores ~0.6 s a step at the default
-batch; 80-240 steps bring the network 0.55-0.70× closer on the independent Lite2 yardstick.
+Measured (benchmarks/arbitrary/PLAN.md, "Fitting", "--fit on a GPU"): on 2 CPU cores ~0.3 s a step at the CPU's
+batch of 2 crops (4 on a GPU: ~45 ms a step on an H200); 80-240 steps bring the network
+0.55-0.70× closer on the independent Lite2 yardstick.
 """
 
 from __future__ import annotations
@@ -40,8 +41,14 @@ from cvtools.style.arbitrary_loss import ArbitraryStyleDistance
 FIT_STEPS = 100
 #: Adam's learning rate on the style parameters (0.02: measured against 0.01-0.05 in the probe)
 FIT_LR = 0.02
-#: photo crops per step and their side (the training's crop size)
+#: photo crops per step on a GPU and their side (the training's crop size). A GPU step takes the
+#: same time at 4 or 16 (launch-bound: ~45 ms on an H200), and 16 × 400 steps came no closer than
+#: 4 × 100 (benchmarks/arbitrary/PLAN.md, "--fit on a GPU")
 FIT_BATCH = 4
+#: ...and on the CPU, where a step's time grows with the batch (2 cores: 0.28 s at 2, 0.54 s at 4):
+#: 2 × 100 steps painted as close as 4 × 100 (Lite2, ten paintings: 1.57× / 1.47× against 1.57× /
+#: 1.45× the targets) in half the time; 4 × 50, the same work, came out 2 % further
+CPU_FIT_BATCH = 2
 FIT_CROP = 256
 #: the painting's long side for the style targets: the bundled styles' style size
 PAINTING_LONG_SIDE = 512
@@ -107,8 +114,9 @@ class StyleFitter:
         optimizer = torch.optim.Adam([params], lr=FIT_LR)
         pool = _crop_pool(photos, FIT_CROP).to(self.device)
         gen = torch.Generator().manual_seed(seed)
+        batch = self.batch_size
         for step in range(steps):
-            x = pool[torch.randint(0, pool.shape[0], (FIT_BATCH,), generator=gen)].float().div_(255)
+            x = pool[torch.randint(0, pool.shape[0], (batch,), generator=gen)].float().div_(255)
             y = net.transformer(x, params.expand(x.shape[0], -1))
             loss = self._loss(x, y, target)
             optimizer.zero_grad(set_to_none=True)
@@ -120,10 +128,15 @@ class StyleFitter:
         _write_cached(key, fitted)
         return fitted
 
+    @property
+    def batch_size(self) -> int:
+        """Photo crops per step: :data:`CPU_FIT_BATCH` on the CPU, :data:`FIT_BATCH` elsewhere."""
+        return CPU_FIT_BATCH if self.device.type == "cpu" else FIT_BATCH
+
     def _cache_key(self, painting, photos, steps, start, seed) -> str:
         """SHA-256 of everything the fit's result depends on (pixels, weights, settings)."""
         h = hashlib.sha256()
-        settings = dict(version=1, steps=steps, seed=seed, lr=FIT_LR, batch=FIT_BATCH, crop=FIT_CROP,
+        settings = dict(version=1, steps=steps, seed=seed, lr=FIT_LR, batch=self.batch_size, crop=FIT_CROP,
                         painting_side=PAINTING_LONG_SIDE, extra=[bb.name for bb, _ in self.extra],
                         weights=self.weights, layers=self.style_layers, content=self.content_layer,
                         device=self.device.type)
