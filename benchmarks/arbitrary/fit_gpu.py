@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""`stylize --fit` on a GPU (issue 28): how fast a painting's style parameters are fitted there and
-how close more steps or larger batches bring the network, judged afterwards on the CPU with
-``tools/arbitrary_quality.py --fitted FILE`` (the Lite2 judge does not travel).
+"""`stylize --fit` on a GPU (issue 28), or on the CPU with ``--device cpu``: how fast a painting's
+style parameters are fitted there and how close more steps or other batches bring the network,
+judged afterwards on the CPU with ``tools/arbitrary_quality.py --fitted FILE`` (the Lite2 judge
+does not travel). A setting's batch applies on either device (FIT_BATCH and CPU_FIT_BATCH).
 
     python3 benchmarks/arbitrary/fit_gpu.py --shared DIR --out DIR [--settings 4x100 16x400 ...]
 
