@@ -103,7 +103,10 @@ def test_the_cpu_fits_on_its_own_batch_and_the_cache_tells_batches_apart(stylize
         first = fitter.fit(painting, photos, steps=3)
         assert seen == [fitting.CPU_FIT_BATCH] * 3
         seen.clear()
-        assert torch.equal(fitter.fit(painting, photos, steps=3), first) and seen == []  # cached
+        reported = []
+        again = fitter.fit(painting, photos, steps=3, progress=lambda *a: reported.append(a))
+        assert torch.equal(again, first) and seen == []  # cached: not fitted again...
+        assert reported == [(3, 3, None)]  # ...but reported done, so that a bar per painting advances
         monkeypatch.setattr(fitting, "CPU_FIT_BATCH", fitting.FIT_BATCH)
         fitter.fit(painting, photos, steps=3)
         assert seen == [fitting.FIT_BATCH] * 3  # fitted again, at the other batch
@@ -225,7 +228,7 @@ def test_a_fit_is_kept_for_the_next_run_and_a_damaged_one_refitted(stylizer, tmp
     again = fitting.StyleFitter(stylizer, extra=False).fit(painting, photos, steps=4,
                                                            progress=lambda *a: steps_run.append(a[0]))
     torch.testing.assert_close(again, first, atol=0, rtol=0)
-    assert steps_run == [1, 2, 3, 4]  # read back, not fitted again
+    assert steps_run == [1, 2, 3, 4, 4]  # read back, not fitted again (one report: all done)
     fitter.fit(painting, photos, steps=3)  # other settings: another entry
     fitter.fit(painting, [picture(3)], steps=4)  # other photos: another entry
     assert len(list((tmp_path / "cache" / "fitted").glob("*.safetensors"))) == 3
@@ -242,3 +245,19 @@ def test_a_cache_folder_that_cannot_be_written_only_costs_the_refit(stylizer, tm
     monkeypatch.setenv("CVTOOLS_CACHE_DIR", str(blocker))
     fitted = fitting.StyleFitter(stylizer, extra=False).fit(picture(7), [picture(2)], steps=2)
     assert fitted.shape == (stylizer.net.transformer.param_count,) and blocker.is_file()
+
+
+def test_the_fit_bar_names_each_painting_in_turn():
+    """The stylizer gets the paintings decoded and would call each "painting": the CLI's bar takes
+    their names in the order they are fitted (a new painting: its step count starts again)."""
+    from cvtools.cli.stylize import FitBar
+
+    shown = []
+    bar = FitBar(["monet", "scream"])
+    bar.steps = type("Steps", (), {"desc": "", "__call__": lambda self, d, t, l: shown.append((self.desc, d)),
+                                   "close": lambda self: None})()
+    for label in ("painting", "painting"):
+        for done in (1, 2, 3):
+            bar(label, done, 3, 0.5)
+    bar("painting", 1, 3, 0.5)  # more paintings than names: the stylizer's own label
+    assert [d for d, _ in shown] == ["fitting monet"] * 3 + ["fitting scream"] * 3 + ["fitting painting"]

@@ -190,6 +190,8 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
     CPU, onnxruntime or PyTorch; paintings and blends: the any-painting network, refined or at
     ``mix_strength`` in style space), its notes on the terminal; built at the first input that
     needs it (``paths``: the inputs, for the torch-free choice)."""
+    from pathlib import Path
+
     from cvtools.cli.notes import note_printer
     from cvtools.style.fast_cpu import torch_free_stylizer
 
@@ -201,7 +203,9 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
         if engine == "onnxruntime":
             from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer as NetworkPaintingStylizer  # noqa: N814
         fit = {} if not fit_steps else dict(fit_steps=fit_steps, fit_photos=fit_photos(paths, max_pixels),
-                                            fit_progress=None if quiet else FitBar())
+                                            fit_progress=None if quiet else FitBar(
+                                                [Path(label).stem for label, source, _ in plan.sources
+                                                 if not isinstance(source, str)]))
         built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=plan.name,
                                         device=device, precision=precision, compile=compile_,
                                         on_note=note_printer(quiet), **fit)
@@ -346,12 +350,21 @@ def fit_photos(paths, max_pixels=-1, limit: int = FIT_PHOTOS, side: int = 1024) 
 
 class FitBar:
     """A tqdm bar over one painting's fitting steps, with the loss (the stylizer's fit_progress):
-    a :class:`StepBar` per painting, named after it."""
+    a :class:`StepBar` per painting, named after it. ``names``: the paintings' names in the order
+    they are fitted (the stylizer gets them decoded, so it would call each one "painting")."""
 
-    def __init__(self):
+    def __init__(self, names=()):
         self.steps = StepBar()
+        self.names = list(names)
+        self.fitting = -1  # which of them
+        self.last = 0
 
     def __call__(self, label, done, total, loss):
+        if self.fitting < 0 or done <= self.last:  # the first painting, or the next one's first step
+            self.fitting += 1
+        self.last = done
+        if 0 <= self.fitting < len(self.names):
+            label = self.names[self.fitting]
         self.steps.desc = f"fitting {label}"
         self.steps(done, total, loss)
 

@@ -98,7 +98,8 @@ class StyleFitter:
             progress: Optional[Callable[[int, int, float], None]] = None) -> torch.Tensor:
         """The style parameters (1-D, CPU, fp32) that paint ``painting`` (3×H×W in [0, 1]) on
         crops of ``photos`` (3×H×W each). ``start``: an embedding or parameters to start from
-        (default: the painting's encoding). ``progress(done, steps, loss)`` after each step."""
+        (default: the painting's encoding). ``progress(done, steps, loss)`` after each step (once,
+        ``(steps, steps, None)``, for a fit taken from the cache)."""
         net = self.stylizer.net
         steps = _checked_steps(steps)
         if not photos:
@@ -108,6 +109,8 @@ class StyleFitter:
         key = self._cache_key(painting, photos, steps, start, seed)
         cached = _read_cached(key, net.transformer.param_count)
         if cached is not None:
+            if progress is not None:  # all steps done (no loss: none was computed): a bar still advances
+                progress(steps, steps, None)
             return cached
         target = self._painting_features(painting)
         params = self.stylizer.style_params(start).to(self.device).detach().clone().requires_grad_(True)
