@@ -95,7 +95,7 @@ class StyleFitter:
 
     def fit(self, painting: torch.Tensor, photos: Sequence[torch.Tensor], steps: int = FIT_STEPS,
             start: Optional[torch.Tensor] = None, seed: int = 0,
-            progress: Optional[Callable[[int, int, float], None]] = None) -> torch.Tensor:
+            progress: Optional[Callable[[int, int, Optional[float]], None]] = None) -> torch.Tensor:
         """The style parameters (1-D, CPU, fp32) that paint ``painting`` (3×H×W in [0, 1]) on
         crops of ``photos`` (3×H×W each). ``start``: an embedding or parameters to start from
         (default: the painting's encoding). ``progress(done, steps, loss)`` after each step (once,

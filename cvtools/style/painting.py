@@ -78,7 +78,7 @@ class NetworkPaintingStylizer:
     def __init__(self, styles, device: str = "auto", precision: str = "auto", compile: bool = False,
                  on_note: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
                  sha256: Optional[str] = None, fit_steps: int = 0, fit_photos: Sequence = (),
-                 fit_progress: Optional[Callable[[str, int, int, float], None]] = None):
+                 fit_progress: Optional[Callable[[str, int, int, Optional[float]], None]] = None):
         from cvtools.device import resolve_device, resolve_precision
         from cvtools.style.arbitrary import ArbitraryStylizer
         from cvtools.timings import mark
