@@ -674,8 +674,9 @@ def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: in
     if edge_window is not None:
         edge = _flow_jumps(flow, w, threshold, edge_window)
         if turning is not None:
-            edge |= turning.to(dev)
-            whole = moving * turning.to(dev)
+            turning = turning.to(dev)
+            edge |= turning
+            whole = moving * turning
         local = moving * edge
     masks = [local] + ([whole] if split and whole is not None else [])
     if grow:
@@ -685,7 +686,9 @@ def _local_motion_mask(flow: torch.Tensor, occluded: torch.Tensor, h: int, w: in
     local = masks[0] > 0
     if not split:
         return local
-    return local, (local & ~(masks[1] > 0)) if len(masks) > 1 else local
+    # no turning layers marked: all of the mask is sliding layers' edges
+    edges = local & ~(masks[1] > 0) if len(masks) > 1 else local
+    return local, edges
 
 
 def blend_for(stylizer) -> float:
