@@ -20,6 +20,7 @@ from cvtools.style.losses import (
     stats_distances,
     style_target,
     swag,
+    teacher_distance,
     tone_distance,
 )
 
@@ -168,6 +169,60 @@ def test_style_on_skin_leaves_the_skin_out_of_the_style_distance():
             check_objective({"style_on_skin": bad})
 
 
+def test_teacher_term_is_zero_at_the_teacher_and_weighs_skin_as_asked():
+    """Mean |output − teacher(photo)|, each place weighted 1 − (1 − on_skin) × skin share. The
+    photo is half sky, half skin of flat colours (skin share exactly 0 and 1), and the output
+    misses the teacher by 0.1 on the skin half only: the weighted means are exact fractions."""
+    photo = torch.cat([flat((110, 160, 220)), flat((87, 60, 45))], dim=3).repeat(2, 1, 1, 1)
+    teacher = lambda x: 1 - x  # noqa: E731
+    exact = teacher(photo)
+    assert float(teacher_distance(exact, photo, teacher)) == 0.0
+    off = exact.clone()
+    off[..., 16:] += 0.1
+    assert float(teacher_distance(off, photo, teacher)) == pytest.approx(0.05, rel=1e-5)
+    assert float(teacher_distance(off, photo, teacher, on_skin=0.3)) == pytest.approx(0.03 / 1.3, rel=1e-5)
+    assert float(teacher_distance(off, photo, teacher, on_skin=0.0)) == 0.0
+    # no gradient flows into the teacher's picture, only into the output
+    out = off.clone().requires_grad_(True)
+    teacher_distance(out, photo, teacher).backward()
+    assert float(out.grad.abs().sum()) > 0
+    for bad in ({"teacher_weight": -1}, {"teacher_on_skin": 2}, {"teacher_on_skin": "x"}):
+        with pytest.raises(ValueError, match="teacher"):
+            check_objective(bad)
+
+
+def test_teacher_term_reaches_the_loss(lite0):
+    photos = smooth_image(5).repeat(2, 1, 1, 1)
+    stylized = smooth_image(6).repeat(2, 1, 1, 1)
+    t = style_target(lite0, smooth_image(7), LAYERS)
+    teacher = lambda x: x.flip(-1)  # noqa: E731
+    plain_total, _ = PerceptualLoss(lite0, t, LAYERS, "blocks.2", LossWeights())(stylized, photos)
+    w = LossWeights(teacher=4.0)
+    total, parts = PerceptualLoss(lite0, t, LAYERS, "blocks.2", w, teacher=teacher)(stylized, photos)
+    expected = (stylized - teacher(photos)).abs().mean()
+    assert float(parts["teacher"]) == pytest.approx(float(expected), rel=1e-5)
+    assert float(total) == pytest.approx(float(plain_total + 4.0 * expected), rel=1e-5)
+    with pytest.raises(ValueError, match="teacher"):
+        PerceptualLoss(lite0, t, LAYERS, "blocks.2", LossWeights(teacher=1.0))
+
+
+def test_painting_teacher_paints_as_the_stylizer_does():
+    """The teacher batches photos through the training form of the shipped any-painting network;
+    the stylizer runs them one at a time through the inference form (sub-pixel convolutions, the
+    batch-norm kernel). Same function: fp32 sums in another order, a few 1e-6 after the sigmoid."""
+    from cvtools.style.arbitrary import ArbitraryStylizer, PaintingTeacher, bundled_weights
+
+    painting = smooth_image(3, 96)[0]
+    photos = torch.cat([smooth_image(11, 64), smooth_image(12, 64)])[..., :48]
+    teacher = PaintingTeacher(painting, device="cpu")
+    assert teacher.sha256 == bundled_weights()[1]
+    stylizer = ArbitraryStylizer(device="cpu")
+    expected = stylizer.stylize(photos, stylizer.encode(painting))
+    got = teacher(photos)
+    assert got.shape == photos.shape and not got.requires_grad
+    assert float((got - expected).abs().max()) < 1e-4
+
+
 def test_lattice_energy_sees_a_grid_locked_pattern_not_strokes():
     photo = smooth_image(7)
     assert float(lattice_energy(photo, photo)) == 0.0
@@ -282,7 +337,7 @@ def test_training_uses_and_records_the_objective(tmp_path, monkeypatch, lite0):
         Image.fromarray((smooth_image(10 + i, 80)[0].permute(1, 2, 0) * 255).byte().numpy()).save(photos / f"{i}.png")
     painting = tmp_path / "painting.png"
     Image.fromarray((smooth_image(20, 64)[0].permute(1, 2, 0) * 255).byte().numpy()).save(painting)
-    objective = {"transform": "swag", "stats_weight": 0.5, "tone_weight": 3.0,
+    objective = {"transform": "swag", "stats_weight": 0.5, "tone_weight": 3.0, "teacher_weight": 2.0,
                  "extra_backbones": {"efficientnet_lite1": ["blocks.1"]}}
     c = TrainConfig(style_image=str(painting), photos=str(photos), name="o", output=str(tmp_path / "out"),
                     batch_size=2, image_size=32, style_size=64, width=0.25, device="cpu", workers=0, steps=2,
@@ -290,6 +345,11 @@ def test_training_uses_and_records_the_objective(tmp_path, monkeypatch, lite0):
     result = train_style(c)
     record = json.loads(result.record_path.read_text())
     assert record["recipe"]["objective"] == objective
+    from cvtools.style.arbitrary import bundled_weights
+
+    # a distilled style names the network it copied, and its loss is in the record
+    assert record["recipe"]["teacher"] == {"network": "any-painting", "sha256": bundled_weights()[1]}
+    assert record["training"]["final_losses"]["teacher"] > 0
     trainer = Trainer(TrainConfig.from_json(c.to_json()))
     assert len(trainer.loss_fn.terms) == 2 and trainer.loss_fn.weights.tone == 3.0
     with pytest.raises(UsageError, match="objective"):

@@ -32,6 +32,7 @@ and a 1080p frame 3.2 ms on an H200 (fp16, eager).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -605,6 +606,27 @@ class ArbitraryStylizer:
                                 params[i:i + 1]) for i in range(x.shape[0])]
         y = torch.cat(out).float().cpu()
         return y if photo.dim() == 4 else y[0]
+
+
+class PaintingTeacher:
+    """The any-painting network with one painting's style, as a function photos → pictures for
+    train-style's distillation term (``teacher_weight`` in :mod:`cvtools.style.losses`): batches
+    through the training form of the transformer (the inference form runs one image at a time),
+    without gradients. weights/sha256: as :class:`ArbitraryStylizer`'s (None: the shipped one)."""
+
+    def __init__(self, painting: torch.Tensor, device: str = "auto", weights=None, sha256: Optional[str] = None):
+        if weights is None:
+            weights, sha256 = bundled_weights()
+        #: the weights' SHA-256 (the record of a style distilled from it names it)
+        self.sha256 = sha256 or hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+        self.stylizer = ArbitraryStylizer(weights, device=device, sha256=sha256)
+        self.params = self.stylizer.style_params(self.stylizer.encode(painting))
+        self.transformer = self.stylizer.net.transformer.eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def __call__(self, photos: torch.Tensor) -> torch.Tensor:
+        x = photos.to(self.stylizer.device)
+        return self.transformer(x, self.params.expand(x.shape[0], -1))
 
 
 def check_encoder_layers(backbone, config: ArbitraryConfig) -> None:

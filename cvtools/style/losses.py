@@ -38,6 +38,14 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
 - ``extra_backbones``: Gram terms through further networks (EfficientNet-Lite1/2), averaged with
   the main one, so that no single network's blind spots decide the texture.
 - ``style_scales``: targets from the painting at several sizes (multi-scale texture).
+- ``teacher_weight``: the mean absolute difference, in pixels, from what the shipped any-painting
+  network (:class:`cvtools.style.arbitrary.PaintingTeacher`) paints from the same photo with the
+  same painting: distillation. That network learned from 186 paintings' crops, each against its
+  own crop, so it paints a painting's dark and light passages where the per-painting Gram loss,
+  which matches the whole painting's average, trains mona into a warm monochrome of the photo
+  (QUALITY.md, "Mona, a painting, not a filter"). ``teacher_on_skin`` (0-1, default 1): how much
+  the photo's skin-coloured places count in it (below 1 the tone term decides faces: the teacher
+  repaints tones and darkens some faces below their surroundings).
 """
 
 from __future__ import annotations
@@ -178,6 +186,10 @@ class LossWeights:
     #: other place; 0.3: a face is painted with less of the painting's texture and colour, so a
     #: palette without dark warm tones need not turn dark skin pale; see :func:`skin_mask`)
     style_on_skin: float = 1.0
+    #: mean |output − the any-painting network's output| (0: off; see the module docstring)
+    teacher: float = 0.0
+    #: how much skin-coloured places count in the teacher term (1: as any other place)
+    teacher_on_skin: float = 1.0
 
 
 @dataclass
@@ -288,8 +300,12 @@ class PerceptualLoss:
     """
 
     def __init__(self, backbone, target, style_layers: Sequence[str], content_layer: str,
-                 weights: LossWeights, extra: Sequence[StyleTerm] = ()):
+                 weights: LossWeights, extra: Sequence[StyleTerm] = (), teacher=None):
         self.backbone = backbone
+        #: photos → the picture to copy (``weights.teacher``), without gradients
+        self.teacher = teacher
+        if weights.teacher and teacher is None:
+            raise ValueError("a teacher weight needs a teacher")
         targets = list(target) if isinstance(target, (list, tuple)) else [target]
         self.target = targets[0]
         self.style_layers = list(style_layers)
@@ -333,12 +349,28 @@ class PerceptualLoss:
             tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask).mean()
             total = total + w.tone * tone
             parts["tone"] = tone.detach()
+        if w.teacher:
+            teacher = teacher_distance(stylized, photos, self.teacher, w.teacher_on_skin)
+            total = total + w.teacher * teacher
+            parts["teacher"] = teacher.detach()
         return total, parts
+
+
+def teacher_distance(stylized: torch.Tensor, photos: torch.Tensor, teacher, on_skin: float = 1.0) -> torch.Tensor:
+    """Mean absolute difference (fp32) between ``stylized`` and ``teacher(photos)``, each place
+    weighted by 1 − (1 − on_skin) × the photo's skin share (:func:`skin_mask`)."""
+    with torch.no_grad():
+        target = teacher(photos).float()
+    d = (stylized.float() - target).abs().mean(1, keepdim=True)
+    if on_skin >= 1:
+        return d.mean()
+    w = 1 - (1 - on_skin) * skin_mask(photos.float())
+    return (d * w).sum() / w.sum().clamp_min(1e-6)
 
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
 OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight",
-                  "extra_backbones", "style_scales", "style_on_skin"}
+                  "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin"}
 
 
 def check_objective(objective: Optional[dict]) -> dict:
@@ -349,14 +381,15 @@ def check_objective(objective: Optional[dict]) -> dict:
         raise ValueError(f"unknown objective option(s): {', '.join(sorted(unknown))}")
     if o.get("transform", "gram") not in ("gram", "swag"):
         raise ValueError(f"objective transform must be gram or swag, not {o['transform']!r}")
-    for k in ("stats_weight", "tone_weight", "lattice_weight"):
+    for k in ("stats_weight", "tone_weight", "lattice_weight", "teacher_weight"):
         if float(o.get(k, 0.0)) < 0:
             raise ValueError(f"objective {k} must be ≥ 0")
     if o.get("tone_mask") not in (None,) + TONE_MASKS:
         raise ValueError(f"objective tone_mask must be one of {', '.join(TONE_MASKS)}, not {o['tone_mask']!r}")
-    on_skin = o.get("style_on_skin", 1.0)
-    if isinstance(on_skin, bool) or not isinstance(on_skin, (int, float)) or not 0 <= on_skin <= 1:
-        raise ValueError(f"objective style_on_skin must be a number of 0-1, not {on_skin!r}")
+    for k in ("style_on_skin", "teacher_on_skin"):
+        on_skin = o.get(k, 1.0)
+        if isinstance(on_skin, bool) or not isinstance(on_skin, (int, float)) or not 0 <= on_skin <= 1:
+            raise ValueError(f"objective {k} must be a number of 0-1, not {on_skin!r}")
     scales = [float(s) for s in o.get("style_scales", [1.0])]
     if not scales or any(not 0.1 <= s <= 4 for s in scales):
         raise ValueError("objective style_scales must be factors between 0.1 and 4")
@@ -367,12 +400,14 @@ def check_objective(objective: Optional[dict]) -> dict:
 
 
 def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: Sequence[str], content_layer: str,
-                          weights: LossWeights, objective: Optional[dict] = None, load_backbone=None) -> PerceptualLoss:
+                          weights: LossWeights, objective: Optional[dict] = None, load_backbone=None,
+                          teacher=None) -> PerceptualLoss:
     """The loss of a recipe: ``style_image`` a PIL image (the painting, any size), resized so its
     longer side is ``style_size`` × each of ``objective['style_scales']``.
 
     ``load_backbone(name)`` loads an extra network (default: like ``backbone``: same device, fp32,
-    fused, same memory layout).
+    fused, same memory layout). ``teacher``: photos → pictures, for ``teacher_weight`` (default:
+    the shipped any-painting network with this painting, on the backbone's device).
     """
     from cvtools.io.decode import pil_to_tensor
     from cvtools.style.stylize import resize_long_side
@@ -385,6 +420,12 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
     weights.lattice = float(o.get("lattice_weight", weights.lattice))
     weights.style_on_skin = float(o.get("style_on_skin", weights.style_on_skin))
+    weights.teacher = float(o.get("teacher_weight", weights.teacher))
+    weights.teacher_on_skin = float(o.get("teacher_on_skin", weights.teacher_on_skin))
+    if weights.teacher and teacher is None:
+        from cvtools.style.arbitrary import PaintingTeacher
+
+        teacher = PaintingTeacher(pil_to_tensor(style_image), device=str(backbone.device))
     scales = [float(s) for s in o.get("style_scales", [1.0])]
     images = [pil_to_tensor(resize_long_side(style_image, max(32, round(style_size * s)))) for s in scales]
 
@@ -402,4 +443,5 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
             bb = load_backbone(name)
         bb.check_layers(layers)
         extra.append(StyleTerm(bb, targets_for(bb, layers), list(layers), _normalised(layers, None)))
-    return PerceptualLoss(backbone, targets_for(backbone, style_layers), style_layers, content_layer, weights, extra)
+    return PerceptualLoss(backbone, targets_for(backbone, style_layers), style_layers, content_layer, weights, extra,
+                          teacher if weights.teacher else None)

@@ -22,7 +22,7 @@ def write_style(trainer: Trainer, loop: TrainingLoop, files: List[Path], checkpo
     weights_path = trainer.out_dir / f"{c.name}.safetensors"
     sha = save_style_weights(trainer.net.cpu(), weights_path, name=c.name)
     tail = trainer.history[-5:]  # the last few log intervals: one interval is noisy
-    final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "stats", "tone", "lattice", "content", "tv", "temporal", "total")
+    final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "stats", "tone", "lattice", "teacher", "content", "tv", "temporal", "total")
              if all(k in h for h in tail)} if tail else {}
     record = _style_record(trainer, loop, files, weights_path, sha, final)
     record_path = record.save(trainer.out_dir / f"{c.name}.json")
@@ -53,6 +53,7 @@ def _style_record(trainer: Trainer, loop: TrainingLoop, files: List[Path], weigh
                 "style_size": c.style_size, "style_pixels": list(trainer.style_pixels),
                 "crop_scale": list(c.crop_scale), "lr": c.lr, "lr_schedule": "warm-up, cosine to 0.1",
                 "seed": c.seed, "objective": c.objective, "photos": f"{len(files)} photos from {c.photos}",
+                **_teacher_identity(trainer),
                 **({"resumed_with_new_settings": trainer.changes} if trainer.changes else {})},
         training={"date": time.strftime("%Y-%m-%d"), "device": _device_name(trainer.device),
                   "torch": torch.__version__, "precision": str(trainer.amp_dtype or torch.float32).replace("torch.", ""),
@@ -62,6 +63,14 @@ def _style_record(trainer: Trainer, loop: TrainingLoop, files: List[Path], weigh
                   "processes": trainer.dist.world_size, "compiled": bool(trainer.compiled),
                   "final_losses": final},
     )
+
+
+def _teacher_identity(trainer: Trainer) -> dict:
+    """Which network a distilled style copied (the objective's teacher_weight): its weights' SHA-256."""
+    teacher = getattr(trainer.loss_fn, "teacher", None)
+    if teacher is None:
+        return {}
+    return {"teacher": {"network": "any-painting", "sha256": teacher.sha256}}
 
 
 def _device_name(device) -> str:
