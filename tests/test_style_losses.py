@@ -16,8 +16,10 @@ from cvtools.style.losses import (
     gram_distances,
     gram_matrix,
     lattice_energy,
+    passage_index,
     skin_mask,
     stats_distances,
+    style_passage_targets,
     style_target,
     swag,
     teacher_distance,
@@ -221,6 +223,70 @@ def test_painting_teacher_paints_as_the_stylizer_does():
     got = teacher(photos)
     assert got.shape == photos.shape and not got.requires_grad
     assert float((got - expected).abs().max()) < 1e-4
+
+
+def test_passages_are_the_painting_crops_sorted_by_light(lite0):
+    """A painting dark on the left, light on the right: passages are crops of it, one target
+    each (a passage's Gram is the Gram of that crop through the same network, the painting's SWAG
+    temperatures kept), sorted by mean luminance from the dark side to the light one."""
+    painting = torch.cat([torch.full((3, 48, 48), 0.1), torch.full((3, 48, 48), 0.9)], dim=2)
+    painting = painting + 0.05 * smooth_image(2, 96)[0, :, :48]
+    t = style_passage_targets(lite0, painting, LAYERS, "swag", count=12, size=0.5)
+    light = t.passage_light
+    assert light.shape == (12,) and bool((light[1:] >= light[:-1]).all())
+    assert float(light[0]) < 0.3 and float(light[-1]) > 0.7  # crops from either side were drawn
+    whole = style_target(lite0, painting, LAYERS, "swag")
+    assert t.temperatures == whole.temperatures
+    for k in LAYERS:
+        c = whole.grams[k].shape[-1]
+        assert t.grams[k].shape == (12, c, c) and t.means[k].shape == (12, c) and t.norms[k].shape == (12,)
+    # the brightest passage is a crop of the right (light) half: its Gram is that crop's
+    light_crop = style_target(lite0, painting[:, :, 48 + 12:48 + 36], LAYERS, "swag")  # a 24-px crop inside
+    for k in LAYERS:
+        g = t.grams[k]
+        assert float((g[-1] - light_crop.grams[k][0]).norm()) < float((g[0] - light_crop.grams[k][0]).norm())
+
+
+def test_photos_take_the_passage_at_their_light():
+    """Ranked by mean light, photo r of n takes a passage inside its quantile step [r·K/n, (r+1)·K/n)."""
+    levels = [0.8, 0.2, 0.5, 0.35]
+    photos = torch.stack([torch.full((3, 8, 8), v) for v in levels])
+    index = passage_index(photos, 64)
+    for i, v in enumerate(levels):
+        r = sorted(levels).index(v)
+        assert 16 * r <= int(index[i]) < 16 * (r + 1)
+    assert torch.equal(index, passage_index(photos, 64))  # the same batch, the same passages
+    assert int(passage_index(photos[:1], 5)[0]) in range(5)
+
+
+def test_passage_targets_reach_the_loss(lite0):
+    """Each photo's style term is its own passage's: the loss equals the mean of the distances to
+    the passages passage_index picked, computed by hand."""
+    painting = torch.cat([torch.full((3, 48, 48), 0.15), torch.full((3, 48, 48), 0.85)], dim=2)
+    painting = (painting + 0.1 * smooth_image(4, 96)[0, :, :48]).clamp(0, 1)
+    t = style_passage_targets(lite0, painting, LAYERS, "gram", count=8, size=0.5)
+    photos = torch.cat([smooth_image(5) * 0.3, smooth_image(6) * 0.3 + 0.7])
+    stylized = torch.cat([smooth_image(7), smooth_image(8)])
+    _, parts = PerceptualLoss(lite0, t, LAYERS, "blocks.2", LossWeights(stats=0.5))(stylized, photos)
+    index = passage_index(photos, 8)
+    feats = lite0.features(stylized, LAYERS)
+    expected = 0.0
+    for k in LAYERS:
+        g = gram_matrix(feats[k])
+        d = (g - t.grams[k][index]).pow(2).sum(dim=(1, 2)) / t.norms[k][index]
+        expected += 0.5 * float(d.mean())
+    assert float(parts["style"]) == pytest.approx(expected, rel=1e-5)
+    assert int(index[0]) < int(index[1])
+    # a recipe's objective builds them, through every network of the loss
+    image = Image.fromarray((painting.permute(1, 2, 0) * 255).round().byte().numpy())
+    built = build_perceptual_loss(lite0, image, 96, LAYERS, "blocks.2", LossWeights(),
+                                  {"style_passages": {"count": 8, "size": 0.5},
+                                   "extra_backbones": {"efficientnet_lite0": ["blocks.1"]}},
+                                  load_backbone=lambda name: lite0)
+    assert [len(term.targets[0].passage_light) for term in built.terms] == [8, 8]
+    for bad in ({"count": 1}, {"count": 8, "size": 2}, {"count": "8"}, {"count": 8, "where": 1}, 8):
+        with pytest.raises(ValueError, match="style_passages"):
+            check_objective({"style_passages": bad})
 
 
 def test_lattice_energy_sees_a_grid_locked_pattern_not_strokes():

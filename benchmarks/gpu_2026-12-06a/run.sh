@@ -37,6 +37,8 @@ SKC='"tone_weight": 10, "tone_mask": "skin_colour"'
  train t10_skc30_os0 500 "objective=$(MONA_OBJ '"tone_weight": 30, "tone_mask": "skin_colour", "teacher_weight": 10, "teacher_on_skin": 0')") &
 (train t10_skc_os03 500 "objective=$(MONA_OBJ "$SKC"', "teacher_weight": 10, "teacher_on_skin": 0.3')"; \
  train t20_tone20_os03 500 "objective=$(MONA_OBJ '"tone_weight": 20, "teacher_weight": 20, "teacher_on_skin": 0.3')") &
+# no teacher: passages of the painting matched to the photos by light (objective style_passages)
+(train p64 500 "objective=$(MONA_OBJ '"tone_weight": 10, "style_passages": {"count": 64, "size": 0.5}')") &
 wait
 grep -h "steps in\|FAILED\|Error" $OUT/e/*/log.txt $OUT/e/*.log | cut -c1-200
 ls -la $OUT/e/*

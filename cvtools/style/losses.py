@@ -38,6 +38,13 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
 - ``extra_backbones``: Gram terms through further networks (EfficientNet-Lite1/2), averaged with
   the main one, so that no single network's blind spots decide the texture.
 - ``style_scales``: targets from the painting at several sizes (multi-scale texture).
+- ``style_passages`` (``{"count": K, "size": f}``): K square crops of the painting (side f × its
+  short side, seeded), each its own target, and each photo of a batch compared with the passage
+  at its own light: the batch's photos ranked by mean luminance take the passages at the same
+  quantiles of theirs. A target drawn at random per photo would change nothing for a network that
+  does not see the painting (the expected loss is one loss against the crops' mean Gram); matched
+  by light, a sky learns from the painting's light passages and a shadow from its dark ones
+  (mona: the hazy landscape against the dark dress), instead of everything from the average.
 - ``teacher_weight``: the mean absolute difference, in pixels, from what the shipped any-painting
   network (:class:`cvtools.style.arbitrary.PaintingTeacher`) paints from the same photo with the
   same painting: distillation. That network learned from 186 paintings' crops, each against its
@@ -206,10 +213,23 @@ class StyleTarget:
     temperatures: Dict[str, float] = field(default_factory=dict)
     means: Dict[str, torch.Tensor] = field(default_factory=dict)
     stds: Dict[str, torch.Tensor] = field(default_factory=dict)
+    #: None: one target (grams 1×C×C). Else the mean luminance of each of K passages (grams K×C×C,
+    #: norms K, means/stds K×C), ascending: see :func:`passage_index`
+    passage_light: Optional[torch.Tensor] = None
 
     def __post_init__(self):
         if not self.norms:
             self.norms = {k: g.pow(2).sum().clamp_min(1e-12) for k, g in self.grams.items()}
+
+    def pick(self, index: Optional[torch.Tensor]) -> "StyleTarget":
+        """This target for each image of a batch: passage ``index[i]`` for image i (None: as is)."""
+        if index is None or self.passage_light is None:
+            return self
+        dev = next(iter(self.grams.values())).device
+        i = index.to(dev)
+        return StyleTarget({k: g[i] for k, g in self.grams.items()}, {k: n[i] for k, n in self.norms.items()},
+                           self.transform, self.temperatures, {k: m[i] for k, m in self.means.items()},
+                           {k: v[i] for k, v in self.stds.items()})
 
     def gram(self, layer: str, features: torch.Tensor, weights: Optional[torch.Tensor] = None) -> torch.Tensor:
         if self.transform == "swag":
@@ -240,6 +260,55 @@ def style_target(backbone, style_image: torch.Tensor, layers: Sequence[str], tra
     return target
 
 
+@torch.no_grad()
+def style_passage_targets(backbone, style_image: torch.Tensor, layers: Sequence[str], transform: str = "gram",
+                          count: int = 64, size: float = 0.5, seed: int = 0) -> StyleTarget:
+    """``count`` square passages of a [0, 1] painting (3×H×W), side ``size`` × its short side, at
+    seeded places, each a target (SWAG temperatures from the whole painting, so that every
+    passage's Grams are on one scale), sorted by their mean luminance."""
+    if style_image.dim() == 4:
+        style_image = style_image[0]
+    whole = style_target(backbone, style_image, layers, transform)
+    h, w = style_image.shape[-2:]
+    side = max(16, round(size * min(h, w)))
+    gen = torch.Generator().manual_seed(seed)
+    crops, light = [], []
+    for _ in range(count):
+        y0 = int(torch.randint(0, h - side + 1, (1,), generator=gen))
+        x0 = int(torch.randint(0, w - side + 1, (1,), generator=gen))
+        crop = style_image[:, y0:y0 + side, x0:x0 + side]
+        crops.append(crop)
+        light.append(float(luminance(crop[None]).mean()))
+    order = sorted(range(count), key=light.__getitem__)
+    target = StyleTarget({}, transform=transform, temperatures=whole.temperatures,
+                         passage_light=torch.tensor([light[i] for i in order]))
+    parts = {k: [] for k in layers}
+    stats = {k: [] for k in layers}
+    for i in order:
+        feats = backbone.features(crops[i][None].to(next(iter(whole.grams.values())).device), list(layers))
+        for k in layers:
+            parts[k].append(target.gram(k, feats[k])[0])
+            stats[k].append(_channel_stats(feats[k]))
+    target.grams = {k: torch.stack(v) for k, v in parts.items()}
+    target.norms = {k: g.pow(2).sum(dim=(1, 2)).clamp_min(1e-12) for k, g in target.grams.items()}
+    target.means = {k: torch.cat([m for m, _ in v]) for k, v in stats.items()}
+    target.stds = {k: torch.cat([s for _, s in v]) for k, v in stats.items()}
+    return target
+
+
+def passage_index(photos: torch.Tensor, passages: int) -> torch.Tensor:
+    """For each photo of a batch (N×3×H×W), the passage at its light: the photos ranked by mean
+    luminance take the passages (sorted by theirs) at the same quantiles, anywhere within the
+    photo's quantile step (where: a fraction of the photo's own mean light, so the same batch picks
+    the same passages, and a resumed run the uninterrupted run's)."""
+    n = photos.shape[0]
+    light = luminance(photos.float()).mean(dim=(1, 2, 3)).double().cpu()
+    rank = light.argsort().argsort().double()
+    jitter = torch.frac(light * 9973.0)
+    quantile = (rank + jitter) / n
+    return (quantile * passages).long().clamp(0, passages - 1)
+
+
 def gram_distances(feats: Dict[str, torch.Tensor], target: StyleTarget,
                    positions: Optional[torch.Tensor] = None) -> Dict[str, torch.Tensor]:
     """Per layer, per image: ‖G(x) − G(style)‖² / ‖G(style)‖² (shape N). ``positions``
@@ -250,6 +319,7 @@ def gram_distances(feats: Dict[str, torch.Tensor], target: StyleTarget,
         f = feats[k]
         w = None if positions is None else F.interpolate(positions.float(), size=f.shape[-2:], mode="area")
         g = target.gram(k, f, w)
+        # norms: one number, or one per image (a passage target picked per image)
         out[k] = (g - g_style.to(g.device)).pow(2).sum(dim=(1, 2)) / target.norms[k].to(g.device)
     return out
 
@@ -260,7 +330,8 @@ def stats_distances(feats: Dict[str, torch.Tensor], target: StyleTarget) -> Dict
     for k in target.grams:
         mean, std = _channel_stats(feats[k])
         ms, ss = target.means[k].to(mean.device), target.stds[k].to(std.device)
-        out[k] = ((mean - ms).pow(2).sum(1) + (std - ss).pow(2).sum(1)) / (ms.pow(2).sum() + ss.pow(2).sum()).clamp_min(1e-12)
+        out[k] = ((mean - ms).pow(2).sum(1) + (std - ss).pow(2).sum(1)) / \
+            (ms.pow(2).sum(-1) + ss.pow(2).sum(-1)).clamp_min(1e-12)
     return out
 
 
@@ -325,14 +396,22 @@ class PerceptualLoss:
             positions = 1 - (1 - w.style_on_skin) * skin_mask(photos)
         style = 0.0
         stats = None
+        passages = {}  # passage count -> each photo's passage (style_passages)
         for i, term in enumerate(self.terms):
             f = feats if i == 0 else term.backbone.features(stylized, term.layers)
+            picked = []
             for target in term.targets:
+                if target.passage_light is not None:
+                    k = len(target.passage_light)
+                    if k not in passages:
+                        passages[k] = passage_index(photos, k)
+                    target = target.pick(passages[k])
+                picked.append(target)
                 d = gram_distances(f, target, positions)
                 style = style + sum(term.layer_weights[k] * d[k].mean() for k in term.layers) / (
                     len(term.targets) * len(self.terms))
             if i == 0 and w.stats:
-                d = stats_distances(f, term.targets[0])
+                d = stats_distances(f, picked[0])
                 stats = sum(term.layer_weights[k] * d[k].mean() for k in term.layers)
         content = content_distance(feats[self.content_layer], photo_content).mean()
         tv = total_variation(stylized.float())
@@ -370,7 +449,8 @@ def teacher_distance(stylized: torch.Tensor, photos: torch.Tensor, teacher, on_s
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
 OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight",
-                  "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin"}
+                  "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin",
+                  "style_passages"}
 
 
 def check_objective(objective: Optional[dict]) -> dict:
@@ -390,6 +470,13 @@ def check_objective(objective: Optional[dict]) -> dict:
         on_skin = o.get(k, 1.0)
         if isinstance(on_skin, bool) or not isinstance(on_skin, (int, float)) or not 0 <= on_skin <= 1:
             raise ValueError(f"objective {k} must be a number of 0-1, not {on_skin!r}")
+    passages = o.get("style_passages")
+    if passages is not None:
+        count, size = (passages.get("count"), passages.get("size", 0.5)) if isinstance(passages, dict) else (None, None)
+        if (not isinstance(passages, dict) or set(passages) - {"count", "size"} or isinstance(count, bool)
+                or not isinstance(count, int) or not 2 <= count <= 1024 or isinstance(size, bool)
+                or not isinstance(size, (int, float)) or not 0.05 <= size <= 1):
+            raise ValueError(f'objective style_passages must be {{"count": 2-1024, "size": 0.05-1}}, not {passages!r}')
     scales = [float(s) for s in o.get("style_scales", [1.0])]
     if not scales or any(not 0.1 <= s <= 4 for s in scales):
         raise ValueError("objective style_scales must be factors between 0.1 and 4")
@@ -429,7 +516,12 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     scales = [float(s) for s in o.get("style_scales", [1.0])]
     images = [pil_to_tensor(resize_long_side(style_image, max(32, round(style_size * s)))) for s in scales]
 
+    passages = o.get("style_passages")
+
     def targets_for(bb, layers):
+        if passages:
+            return [style_passage_targets(bb, img, layers, transform, passages["count"], passages.get("size", 0.5))
+                    for img in images]
         return [style_target(bb, img, layers, transform) for img in images]
 
     extra = []
