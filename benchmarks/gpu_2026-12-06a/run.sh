@@ -9,9 +9,9 @@
 # below their surroundings. Here mona's recorded recipe plus a distillation term (objective
 # teacher_weight: mean |output - any-painting(photo, mona)|), the tone term on skin and fur only
 # (skin_colour) so faces keep their light, and the teacher weighted down on skin (teacher_on_skin).
-# 500 steps x 32 from scratch unless named; judged on the CPU by tools/people_quality.py and
+# 500 steps x 32 from scratch unless named (one at 1,000); judged on the CPU by tools/people_quality.py and
 # tools/style_quality.py, by eye at 1x and 2x beside the painting.
-# NOT RUN: no GPU was lent 2026-12-06 00:00-01:00 UTC (seven refused starts, ~1,100 s of the session's device
+# NOT RUN: no GPU was lent 2026-12-06 00:00-01:00 UTC (eight refused starts, ~1,250 s of the session's device
 # time). CPU fine-tunes of the shipped mona with the same terms (cpu_finetune.py in
 # benchmarks/plans/issue29_mona_distil_2026-12-06/) came out on the tone-for-distance line (QUALITY.md).
 source .devM/setup.sh
@@ -29,8 +29,8 @@ train() {  # $1 tag, $2 steps, then KEY=VALUE overrides of mona's recorded recip
 SKC='"tone_weight": 10, "tone_mask": "skin_colour"'
 # teacher on everything, the recorded global tone term (every block keeps the photo's lightness: the
 # teacher alone darkens, and the issue names mona's crushed shadows), then stronger; the tone on skin
-# only with the teacher kept off skin; one at three times the steps
-(train t10_1500 1500 "objective=$(MONA_OBJ '"tone_weight": 10, "teacher_weight": 10')") &
+# only with the teacher kept off skin; one at twice the steps
+(train t10_1000 1000 "objective=$(MONA_OBJ '"tone_weight": 10, "teacher_weight": 10')") &
 (train t10 500 "objective=$(MONA_OBJ '"tone_weight": 10, "teacher_weight": 10')"; \
  train t10_tone20 500 "objective=$(MONA_OBJ '"tone_weight": 20, "teacher_weight": 10')") &
 (train t20_tone20 500 "objective=$(MONA_OBJ '"tone_weight": 20, "teacher_weight": 20')"; \
