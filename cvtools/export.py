@@ -27,6 +27,7 @@ it needs the ``onnxscript`` package). Needs the optional extra: ``pip install 'c
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -1044,7 +1045,13 @@ def cached_arbitrary_export(weights=None, sha256: Optional[str] = None,
     _, onnxscript = require_exporter()
     tag = f"cvtools{__version__}-torch{torch.__version__}-onnxscript{getattr(onnxscript, '__version__', '?')}"
     safe_tag = "".join(c if c.isalnum() or c in ".-_" else "_" for c in tag)
-    base = cache_dir() / f"arbitrary-{weights_sha[:32]}-{safe_tag}.onnx"
+    # the bundled weights' graphs carry the record's style embeddings (their metadata): a record
+    # re-encoded for the same weights must not be answered from graphs holding the old ones
+    embeddings = ""
+    if Path(weights).resolve() == arb.bundled_weights()[0].resolve():
+        embeddings = json.dumps(arb.bundled_record().get("style_embeddings", {}), sort_keys=True)
+    styles_tag = hashlib.sha256(embeddings.encode()).hexdigest()[:8]
+    base = cache_dir() / f"arbitrary-{weights_sha[:32]}-e{styles_tag}-{safe_tag}.onnx"
     pair = arbitrary_paths(base)
     stamps = [p.with_name(p.name + ".sha256") for p in pair]
     try:

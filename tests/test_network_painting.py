@@ -228,3 +228,25 @@ def test_huge_paintings_are_shrunk_before_they_become_tensors(monkeypatch):
     assert calls[0] == (1536, 1024) and callable(calls[1])
     assert original is painting.NetworkPaintingStylizer.embedding_of
     assert st.embedding.shape == (st.network.config.embedding_dim,)
+
+
+def test_bundled_embeddings_are_each_painting_at_its_networks_style_size(shared):
+    """A blend naming a bundled style paints it at the scale its own network does: the stored
+    embedding is the painting encoded with its long side at that network's style size
+    (grande_jatte 1024: Seurat's dots; the others 512). Stored at 6 decimals; fp32 sums on another
+    machine move an encoding by ~1e-6 of its size, so 1e-3 is the tolerance."""
+    from cvtools.io.decode import pil_to_tensor
+    from cvtools.style.arbitrary import ArbitraryStylizer, bundled_embedding_names, bundled_style_embedding
+    from cvtools.style.records import bundled_records, load_painting
+
+    stylizer = ArbitraryStylizer(device="cpu")
+    sizes = {r.name: int(r.recipe.get("style_size", 512)) for r in bundled_records()}
+    assert sizes["grande_jatte"] == 1024
+    for name in bundled_embedding_names():
+        painting = pil_to_tensor(load_painting(shared / "styles" / f"{name}.jpg"))
+        stylizer.config.encoder_long_side = sizes[name]
+        expected = stylizer.encode(painting)
+        assert float((bundled_style_embedding(name) - expected).abs().max()) < 1e-3, name
+        if sizes[name] != 512:  # at 512 the same painting is another style: the test would see it
+            stylizer.config.encoder_long_side = 512
+            assert float((bundled_style_embedding(name) - stylizer.encode(painting)).abs().max()) > 0.1

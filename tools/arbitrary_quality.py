@@ -150,6 +150,10 @@ def main(argv=None):
                          "painting, fitted on the first 4 photos like --fit) as 'arbitrary'")
     ap.add_argument("--encoder-long-side", type=int, nargs="+", default=[0],
                     help="encode each painting at this long side (its short side in proportion; 0: off)")
+    ap.add_argument("--encoder-at-style-size", action="store_true",
+                    help="encode each bundled painting with its long side at its trained network's style size "
+                         "(grande_jatte 1024, the others 512: the scale the yardstick judges them at); others as "
+                         "--encoder-long-side")
     ap.add_argument("--encoder-size", type=int, default=0,
                     help="encode the paintings at this short side instead of the network's own (a test of the "
                          "stroke scale the embedding asks for; 0: the network's)")
@@ -227,7 +231,8 @@ def main(argv=None):
         return row
 
     # the network: every photo x every painting, strength 1
-    embeddings = {name: encode_at(arb, arts[name], args.encoder_long_side) for name in paintings}
+    embeddings = {name: encode_at_side(arb, arts[name], style_sizes[name]) if args.encoder_at_style_size and name in BUNDLED
+                  else encode_at(arb, arts[name], args.encoder_long_side) for name in paintings}
     # (a network of another embedding size, e.g. a training run's, has no stored embeddings to check)
     emb_check = {name: float(torch.nn.functional.cosine_similarity(embeddings[name], bundled_style_embedding(name),
                                                                     dim=0))
@@ -496,6 +501,17 @@ def fitted_styles(arb, arts, embeddings, fit_on, steps):
     return styles, seconds
 
 
+def encode_at_side(arb, painting, long_side):
+    """The painting's embedding with its long side at ``long_side`` for the encoder, the
+    network's own rule restored after (the next painting and the photos keep it)."""
+    own = arb.config.encoder_long_side
+    arb.config.encoder_long_side = long_side
+    try:
+        return arb.encode(painting)
+    finally:
+        arb.config.encoder_long_side = own
+
+
 def encode_at(arb, painting, long_sides):
     """The painting's embedding; with ``long_sides``, encoded with its long side at each size and
     the embeddings averaged (a blend of the painting with itself at several stroke scales)."""
@@ -534,7 +550,8 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "paintings": paintings, "unseen": unseen, "judge_painting_long_side": style_sizes,
             "bundled_embedding_cosine_vs_encoding_the_file": {k: round(v, 4) for k, v in emb_check.items()},
             "edge_threshold": EDGE_THRESHOLD, "encoder_size": args.encoder_size or None,
-            "encoder_long_side": [v for v in args.encoder_long_side if v] or None, "fit_steps": args.fit or None,
+            "encoder_long_side": [v for v in args.encoder_long_side if v] or None,
+            "encoder_at_style_size": bool(args.encoder_at_style_size), "fit_steps": args.fit or None,
             "fit_photos": [s for s, _, _ in photos[:4]] if args.fit or args.fitted else None,
             "fitted_file": args.fitted,
             "fit_seconds": getattr(args, "fit_seconds", None)}
