@@ -145,6 +145,8 @@ def main(argv=None):
     ap.add_argument("--fit", type=int, default=0,
                     help="fit each painting's style for this many steps on the first 4 photos (stylize --fit), "
                          "and judge the fitted network as 'arbitrary'")
+    ap.add_argument("--fit-transform", choices=["swag", "gram"],
+                    help="with --fit: the fit's Gram transform (default: the network's recipe's)")
     ap.add_argument("--fitted", metavar="SAFETENSORS",
                     help="judge style parameters fitted elsewhere (benchmarks/arbitrary/fit_gpu.py: one tensor per "
                          "painting, fitted on the first 4 photos like --fit) as 'arbitrary'")
@@ -239,7 +241,7 @@ def main(argv=None):
                  for name in BUNDLED if embeddings[name].shape == bundled_style_embedding(name).shape}
     if args.fit:  # `stylize DIR -s painting.jpg --fit N`: fitted on the first inputs, then the network
         embeddings, args.fit_seconds = fitted_styles(arb, arts, embeddings, [images[s] for s, _, _ in photos[:4]],
-                                                     args.fit)
+                                                     args.fit, args.fit_transform)
     elif args.fitted:
         from safetensors.torch import load_file
 
@@ -484,14 +486,17 @@ def summarise(rows, strength, paintings, unseen, photos, opt_photos):
             "c_all_paintings": c, "d_strength": d, "palette": palette}
 
 
-def fitted_styles(arb, arts, embeddings, fit_on, steps):
+def fitted_styles(arb, arts, embeddings, fit_on, steps, transform=None):
     """Each painting's style parameters fitted on ``fit_on`` (what ``--fit`` does), and the
-    seconds each fit took."""
+    seconds each fit took; ``transform``: the fit's Gram transform instead of the recipe's."""
     import torch
 
     from cvtools.style.arbitrary_fit import StyleFitter
+    from cvtools.style.arbitrary_loss import ArbitraryStyleDistance
 
     fitter, styles, seconds = StyleFitter(arb, on_note=print), {}, {}
+    if transform:
+        fitter.distance = ArbitraryStyleDistance(transform, fitter.distance.stats_weight)
     for name, emb in embeddings.items():
         t0 = time.perf_counter()
         with torch.enable_grad():
@@ -552,6 +557,7 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "edge_threshold": EDGE_THRESHOLD, "encoder_size": args.encoder_size or None,
             "encoder_long_side": [v for v in args.encoder_long_side if v] or None,
             "encoder_at_style_size": bool(args.encoder_at_style_size), "fit_steps": args.fit or None,
+            "fit_transform": args.fit_transform,
             "fit_photos": [s for s, _, _ in photos[:4]] if args.fit or args.fitted else None,
             "fitted_file": args.fitted,
             "fit_seconds": getattr(args, "fit_seconds", None)}
