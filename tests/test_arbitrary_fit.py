@@ -114,6 +114,21 @@ def test_the_cpu_fits_on_its_own_batch_and_the_cache_tells_batches_apart(stylize
         hook.remove()
 
 
+def test_a_fit_at_another_painting_size_is_another_fit(stylizer, monkeypatch):
+    """--painting-size: the fit starts from the painting's encoding at that size and fits against
+    its features at that size (default: PAINTING_LONG_SIDE); the cache keeps the sizes apart."""
+    painting, photos = picture(7, 80, 64), [picture(2)]
+    fitter = fitting.StyleFitter(stylizer, extra=False)
+    sides = []
+    original = fitter._painting_features
+    monkeypatch.setattr(fitter, "_painting_features", lambda p, side=512: sides.append(side) or original(p, side))
+    default = fitter.fit(painting, photos, steps=2)
+    small = fitter.fit(painting, photos, steps=2, painting_side=64)
+    again = fitter.fit(painting, photos, steps=2, painting_side=64)
+    assert sides == [fitting.PAINTING_LONG_SIDE, 64]  # the third fit came from the cache
+    assert torch.equal(again, small) and not torch.equal(small, default)
+
+
 @pytest.mark.parametrize("steps", [0, -1, True, 1.5, fitting.MAX_FIT_STEPS + 1])
 def test_bad_step_counts_are_one_line(stylizer, steps):
     with pytest.raises(UsageError, match="fit steps must be a whole number"):

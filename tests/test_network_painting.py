@@ -48,7 +48,7 @@ def test_bundled_names_use_their_stored_embeddings_and_blends_are_weighted_means
 def test_a_painting_is_encoded_once_for_any_number_of_photos(network, monkeypatch):
     calls = []
     original = network.network.encode
-    monkeypatch.setattr(network.network, "encode", lambda x: calls.append(1) or original(x))
+    monkeypatch.setattr(network.network, "encode", lambda x, side=None: calls.append(1) or original(x, side))
     outs = [network(photo_tensor(seed=k)) for k in range(3)]
     assert calls == []  # the painting's embedding was made in the constructor
     assert all(o.shape == (3, 40, 52) and 0 <= float(o.min()) and float(o.max()) <= 1 for o in outs)
@@ -152,7 +152,8 @@ def test_cli_painting_folder_runs_the_network_and_encodes_once(run_cli, files, m
 
     calls = []
     original = arbitrary.ArbitraryStylizer.encode
-    monkeypatch.setattr(arbitrary.ArbitraryStylizer, "encode", lambda self, x: calls.append(1) or original(self, x))
+    monkeypatch.setattr(arbitrary.ArbitraryStylizer, "encode",
+                        lambda self, x, side=None: calls.append(1) or original(self, x, side))
     monkeypatch.setattr(optimize.PaintingStylizer, "optimize", lambda *a, **k: pytest.fail("optimised"))
     out = files / "out"
     r = run_cli("stylize", *(files / f"photo{k}.png" for k in range(3)), "-s", files / "painting.png", "-o", out,
@@ -186,6 +187,41 @@ def test_cli_blends_and_strength_modes(run_cli, files):
     mix = np.asarray(Image.open(files / "mix.png"), dtype=np.float32)
     for a, b in ((outs["style"], outs["pixels"]), (outs["style"], original), (blend, original), (mix, blend)):
         assert np.abs(a - b).mean() > 1.0  # 8-bit levels: clearly different pictures
+
+
+def test_painting_size_is_the_long_side_the_painting_is_read_at(network):
+    """encode(painting, long_side) reads the painting as the network's own rule would at that long
+    side (the same resize, the same numbers); another side is another style; bad sizes are one line."""
+    from cvtools.style.arbitrary import PAINTING_SIZE_RANGE
+
+    arb, painting = network.network, stripes_painting(96, 128)
+    own = arb.config.encoder_long_side
+    try:
+        arb.config.encoder_long_side = 256
+        expected = arb.encode(painting)
+    finally:
+        arb.config.encoder_long_side = own
+    assert torch.equal(arb.encode(painting, 256), expected)
+    assert float((arb.encode(painting) - expected).abs().max()) > 1e-3
+    for bad in (PAINTING_SIZE_RANGE[0] - 1, PAINTING_SIZE_RANGE[1] + 1, 300.0, True):
+        with pytest.raises(UsageError, match="painting size"):
+            arb.encode(painting, bad)
+
+
+def test_cli_painting_size(run_cli, files):
+    photo, painting = files / "photo0.png", files / "painting.png"
+    outs = {}
+    for side in (None, 128):
+        target = files / f"side{side}.png"
+        extra = [] if side is None else ["--painting-size", str(side)]
+        r = run_cli("stylize", photo, "-s", painting, *extra, "-o", target, "-q")
+        assert r.exit_code == 0, r.output
+        outs[side] = np.asarray(Image.open(target), dtype=np.float32)
+    assert np.abs(outs[None] - outs[128]).mean() > 0.5  # 8-bit levels: the strokes changed
+    for args, message in ((["-s", "mona"], "not a trained style"),
+                          (["-s", "mona", "-s", "scream"], "bundled styles keep their own scale")):
+        r = run_cli("stylize", photo, *args, "--painting-size", "1024", "-o", files / "x.png", "-q")
+        assert r.exit_code != 0 and message in r.output and not (files / "x.png").exists()
 
 
 def test_cli_video_with_a_painting_and_stable(run_cli, files):

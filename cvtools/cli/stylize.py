@@ -57,6 +57,11 @@ FIT_PHOTOS = 4
                    f"the first {FIT_PHOTOS} inputs, then paint every photo or frame at network speed. Closer to "
                    "the painting's colours and strokes; once per painting: seconds on a GPU, about half a "
                    "minute per 100 steps on a laptop. Pays off for folders and videos.")
+@click.option("--painting-size", type=click.IntRange(64, 4096), default=None, metavar="PX", cls=AddedLaterOption,
+              help="Paintings only: the long side, in pixels, a painting is read at for its style (default 512, "
+                   "the scale the any-painting network learned strokes at). Larger paints finer strokes and "
+                   "dots (Seurat's grande_jatte: about 1024), smaller bolder ones. Bundled styles in a blend keep "
+                   "their own scale.")
 @click.option("--steps", type=click.IntRange(0, 100000), metavar="N",
               help="With --refine (implies it): optimisation steps at the coarsest size (each finer size gets "
                    "0.35 of the one before; default 100). More: closer to the painting, slower.")
@@ -90,8 +95,8 @@ FIT_PHOTOS = 4
 @output_options
 @max_pixels_option
 @quiet_option
-def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, fit_steps, steps,
-            style_scale, seed, tile, device, precision, compile_, tune, engine, fmt, output, overwrite, quiet, max_pixels, start=None,
+def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, fit_steps, painting_size,
+            steps, style_scale, seed, tile, device, precision, compile_, tune, engine, fmt, output, overwrite, quiet, max_pixels, start=None,
             duration=None, stable=None):
     """Repaint photos in the style of a painting (fast neural style transfer).
 
@@ -144,9 +149,13 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
             raise UsageError("--fit trains on the PyTorch engine; leave --engine onnxruntime out")
         if fit_steps and all(isinstance(source, str) for _, source, _ in plan.sources):
             raise UsageError("--fit fits the network to painting files; bundled styles have their own networks")
+        if painting_size and all(isinstance(source, str) for _, source, _ in plan.sources):
+            raise UsageError("--painting-size sets how painting files are read; bundled styles keep their own scale")
         tile = None
     elif fit_steps:
         raise UsageError("--fit is for paintings (an image file as --style), not a trained style")
+    elif painting_size:
+        raise UsageError("--painting-size is for paintings (an image file as --style), not a trained style")
     name = plan.name
     if plan.network and (strength_mode or "style") == "style" and not refine:
         mix_strength, pixel_strength = strength, 1.0  # in style space, inside the network
@@ -165,7 +174,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                                                 tune=tune, engine=engine, quiet=quiet, refine=refine,
                                                 style_scale=style_scale, steps=steps, seed=seed,
                                                 mix_strength=mix_strength, fit_steps=fit_steps,
-                                                max_pixels=max_pixels))
+                                                painting_size=painting_size, max_pixels=max_pixels))
     found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
     paths, many = found.paths, found.many
     protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
@@ -185,7 +194,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
 
 
 def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, quiet, refine, style_scale, steps,
-                    seed, mix_strength, fit_steps=None, max_pixels=-1):
+                    seed, mix_strength, fit_steps=None, painting_size=None, max_pixels=-1):
     """The network ``cvtools stylize`` runs for ``plan`` (a trained style: the shipped ONNX graph on a
     CPU, onnxruntime or PyTorch; paintings and blends: the any-painting network, refined or at
     ``mix_strength`` in style space), its notes on the terminal; built at the first input that
@@ -208,7 +217,7 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
                                                  if not isinstance(source, str)]))
         built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=plan.name,
                                         device=device, precision=precision, compile=compile_,
-                                        on_note=note_printer(quiet), **fit)
+                                        on_note=note_printer(quiet), painting_size=painting_size, **fit)
         if refine:
             built = RefinedPaintingStylizer(built, [(source, weight) for _, source, weight in plan.sources],
                                             style_scale=style_scale, **({} if steps is None else {"steps": steps}))

@@ -509,22 +509,38 @@ def _check_image(image: torch.Tensor, what: str) -> torch.Tensor:
 MIN_ENCODER_SHORT_SIDE = 64
 
 
-def encoder_shape(h: int, w: int, config: "ArbitraryConfig") -> Tuple[int, int]:
-    """The size a painting of h×w is resized to before the encoder: its long side
-    ``config.encoder_long_side`` (short side at least MIN_ENCODER_SHORT_SIDE) when that is set,
-    else its short side ``config.encoder_size``."""
-    if config.encoder_long_side:
-        scale = max(config.encoder_long_side / max(h, w), MIN_ENCODER_SHORT_SIDE / min(h, w))
+#: the painting sizes a user may ask the encoder for (``--painting-size``)
+PAINTING_SIZE_RANGE = (64, 4096)
+
+
+def check_painting_size(long_side) -> Optional[int]:
+    """None, or a whole number of pixels in :data:`PAINTING_SIZE_RANGE` (else a one-line UsageError)."""
+    lo, hi = PAINTING_SIZE_RANGE
+    if long_side is None:
+        return None
+    if isinstance(long_side, bool) or not isinstance(long_side, int) or not lo <= long_side <= hi:
+        raise UsageError(f"the painting size must be a whole number of pixels from {lo} to {hi}, not {long_side!r}",
+                         param="painting_size")
+    return long_side
+
+
+def encoder_shape(h: int, w: int, config: "ArbitraryConfig", long_side: Optional[int] = None) -> Tuple[int, int]:
+    """The size a painting of h×w is resized to before the encoder: its long side ``long_side``
+    when given, else ``config.encoder_long_side`` (short side at least MIN_ENCODER_SHORT_SIDE)
+    when that is set, else its short side ``config.encoder_size``."""
+    long_side = long_side or config.encoder_long_side
+    if long_side:
+        scale = max(long_side / max(h, w), MIN_ENCODER_SHORT_SIDE / min(h, w))
     else:
         scale = config.encoder_size / min(h, w)
     return max(1, round(h * scale)), max(1, round(w * scale))
 
 
-def encoder_input(image: torch.Tensor, config: "ArbitraryConfig") -> torch.Tensor:
+def encoder_input(image: torch.Tensor, config: "ArbitraryConfig", long_side: Optional[int] = None) -> torch.Tensor:
     """N×3×H×W resized (antialiased) to :func:`encoder_shape`, clamped to [0, 1]."""
     from cvtools.ops import resize
 
-    return resize(image, encoder_shape(*image.shape[-2:], config)).clamp(0, 1)
+    return resize(image, encoder_shape(*image.shape[-2:], config, long_side)).clamp(0, 1)
 
 
 class ArbitraryStylizer:
@@ -557,9 +573,11 @@ class ArbitraryStylizer:
         self.transformer = self.net.transformer.for_inference().to(self.dtype).to(memory_format=self.memory_format)
 
     @torch.inference_mode()
-    def encode(self, painting: torch.Tensor) -> torch.Tensor:
-        """A painting (3×H×W in [0, 1], any size) → its embedding (1-D)."""
-        x = encoder_input(_check_image(painting, "painting")[:1].float(), self.config)
+    def encode(self, painting: torch.Tensor, long_side: Optional[int] = None) -> torch.Tensor:
+        """A painting (3×H×W in [0, 1], any size) → its embedding (1-D). ``long_side``: the size
+        the painting is read at (None: the network's, the scale its training crops had); larger
+        asks for finer strokes and dots, smaller for bolder ones."""
+        x = encoder_input(_check_image(painting, "painting")[:1].float(), self.config, check_painting_size(long_side))
         feats = self.backbone.features(x.to(self.device), self.config.encoder_layers)
         return self.net.encoder(feats)[0].float().cpu()
 

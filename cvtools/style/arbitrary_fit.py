@@ -95,24 +95,29 @@ class StyleFitter:
 
     def fit(self, painting: torch.Tensor, photos: Sequence[torch.Tensor], steps: int = FIT_STEPS,
             start: Optional[torch.Tensor] = None, seed: int = 0,
-            progress: Optional[Callable[[int, int, Optional[float]], None]] = None) -> torch.Tensor:
+            progress: Optional[Callable[[int, int, Optional[float]], None]] = None,
+            painting_side: Optional[int] = None) -> torch.Tensor:
         """The style parameters (1-D, CPU, fp32) that paint ``painting`` (3×H×W in [0, 1]) on
         crops of ``photos`` (3×H×W each). ``start``: an embedding or parameters to start from
-        (default: the painting's encoding). ``progress(done, steps, loss)`` after each step (once,
-        ``(steps, steps, None)``, for a fit taken from the cache)."""
+        (default: the painting's encoding at ``painting_side``). ``progress(done, steps, loss)`` after
+        each step (once, ``(steps, steps, None)``, for a fit taken from the cache). ``painting_side``:
+        the long side the painting's style is taken at (None: :data:`PAINTING_LONG_SIDE`)."""
+        from cvtools.style.arbitrary import check_painting_size
+
         net = self.stylizer.net
         steps = _checked_steps(steps)
         if not photos:
             raise UsageError("fitting a painting needs at least one photo to paint", param="photos")
+        side = check_painting_size(painting_side) or PAINTING_LONG_SIDE
         if start is None:
-            start = self.stylizer.encode(painting)
-        key = self._cache_key(painting, photos, steps, start, seed)
+            start = self.stylizer.encode(painting, painting_side)
+        key = self._cache_key(painting, photos, steps, start, seed, side)
         cached = _read_cached(key, net.transformer.param_count)
         if cached is not None:
             if progress is not None:  # all steps done (no loss: none was computed): a bar still advances
                 progress(steps, steps, None)
             return cached
-        target = self._painting_features(painting)
+        target = self._painting_features(painting, side)
         params = self.stylizer.style_params(start).to(self.device).detach().clone().requires_grad_(True)
         optimizer = torch.optim.Adam([params], lr=FIT_LR)
         pool = _crop_pool(photos, FIT_CROP).to(self.device)
@@ -136,11 +141,11 @@ class StyleFitter:
         """Photo crops per step: :data:`CPU_FIT_BATCH` on the CPU, :data:`FIT_BATCH` elsewhere."""
         return CPU_FIT_BATCH if self.device.type == "cpu" else FIT_BATCH
 
-    def _cache_key(self, painting, photos, steps, start, seed) -> str:
+    def _cache_key(self, painting, photos, steps, start, seed, side=PAINTING_LONG_SIDE) -> str:
         """SHA-256 of everything the fit's result depends on (pixels, weights, settings)."""
         h = hashlib.sha256()
         settings = dict(version=1, steps=steps, seed=seed, lr=FIT_LR, batch=self.batch_size, crop=FIT_CROP,
-                        painting_side=PAINTING_LONG_SIDE, extra=[bb.name for bb, _ in self.extra],
+                        painting_side=side, extra=[bb.name for bb, _ in self.extra],
                         weights=self.weights, layers=self.style_layers, content=self.content_layer,
                         device=self.device.type)
         h.update(json.dumps(settings, sort_keys=True).encode())
@@ -153,13 +158,13 @@ class StyleFitter:
             h.update(t.numpy().tobytes())
         return h.hexdigest()
 
-    def _painting_features(self, painting: torch.Tensor):
-        """The painting's features at :data:`PAINTING_LONG_SIDE` through every loss network."""
+    def _painting_features(self, painting: torch.Tensor, side: int = PAINTING_LONG_SIDE):
+        """The painting's features at a ``side``-px long side through every loss network."""
         from cvtools.style.arbitrary import _check_image
 
         x = _check_image(painting, "painting")[:1].float()
         h, w = x.shape[-2:]
-        scale = PAINTING_LONG_SIDE / max(h, w)
+        scale = side / max(h, w)
         if scale < 1:  # larger paintings come down; smaller ones are used as they are
             x = F.interpolate(x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
                               antialias=True, align_corners=False).clamp(0, 1)

@@ -45,15 +45,17 @@ class OnnxArbitraryStylizer:
 
     def __init__(self, styles, device: str = "auto", precision: str = "auto", compile: bool = False,
                  on_note: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
-                 sha256: Optional[str] = None, threads: Optional[int] = None):
+                 sha256: Optional[str] = None, threads: Optional[int] = None, painting_size: Optional[int] = None):
         from cvtools.export import cached_arbitrary_export, check_onnxruntime_options, cpu_session, read_metadata
-        from cvtools.style.arbitrary import ArbitraryConfig
+        from cvtools.style.arbitrary import ArbitraryConfig, check_painting_size
         from cvtools.style.records import normalized_weights
         from cvtools.timings import mark
 
         check_onnxruntime_options(device, precision, compile)
         styles = _as_styles(styles)
         blend_weights = normalized_weights([w for _, w in styles])
+        #: the long side paintings are read at (None: the network's own)
+        self.painting_size = check_painting_size(painting_size)
         mark("imports")
         self.on_note = on_note
         self.encoder_path, self.transformer_path = cached_arbitrary_export(weights, sha256, on_note=on_note)
@@ -72,11 +74,12 @@ class OnnxArbitraryStylizer:
         self.last_tiles = 0
 
     # ------------------------------------------------------------------ styles
-    def encode(self, painting: torch.Tensor) -> torch.Tensor:
-        """A painting (3×H×W in [0, 1]) → its embedding (1-D float32), through the encoder graph."""
-        from cvtools.style.arbitrary import encoder_input
+    def encode(self, painting: torch.Tensor, long_side: Optional[int] = None) -> torch.Tensor:
+        """A painting (3×H×W in [0, 1]) → its embedding (1-D float32), through the encoder graph;
+        ``long_side`` as :meth:`cvtools.style.arbitrary.ArbitraryStylizer.encode`'s."""
+        from cvtools.style.arbitrary import check_painting_size, encoder_input
 
-        x = encoder_input(painting[None].float(), self.config)
+        x = encoder_input(painting[None].float(), self.config, check_painting_size(long_side))
         out = self.encoder.run(None, {"painting": np.ascontiguousarray(x.numpy())})[0]
         return torch.from_numpy(out[0].copy())
 
@@ -91,7 +94,7 @@ class OnnxArbitraryStylizer:
             return self.bundled_embeddings[source].clone()
         from cvtools.style.optimize import _painting_tensor
 
-        return self.encode(_painting_tensor(source)[0])
+        return self.encode(_painting_tensor(source)[0], self.painting_size)
 
     # ------------------------------------------------------------------ photos
     def stylize(self, photo: torch.Tensor, embedding: torch.Tensor, strength: float = 1.0) -> torch.Tensor:

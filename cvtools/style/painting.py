@@ -78,13 +78,16 @@ class NetworkPaintingStylizer:
     def __init__(self, styles, device: str = "auto", precision: str = "auto", compile: bool = False,
                  on_note: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
                  sha256: Optional[str] = None, fit_steps: int = 0, fit_photos: Sequence = (),
-                 fit_progress: Optional[Callable[[str, int, int, Optional[float]], None]] = None):
+                 fit_progress: Optional[Callable[[str, int, int, Optional[float]], None]] = None,
+                 painting_size: Optional[int] = None):
         from cvtools.device import resolve_device, resolve_precision
-        from cvtools.style.arbitrary import ArbitraryStylizer
+        from cvtools.style.arbitrary import ArbitraryStylizer, check_painting_size
         from cvtools.timings import mark
 
         styles = _as_styles(styles)
         weights_ = normalized_weights([w for _, w in styles])  # a bad weight is refused before any loading
+        #: the long side paintings are read at (None: the network's own; bundled styles keep theirs)
+        self.painting_size = check_painting_size(painting_size)
         mark("imports")
         self.device = resolve_device(device)
         dtype = resolve_precision(precision, self.device)
@@ -100,7 +103,8 @@ class NetworkPaintingStylizer:
         #: (with ``fit_steps``: each painting's fitted style parameters, the others' parameters)
         # paintings decoded once: encoded here, and fitted to below with fit_steps
         paintings = {i: _painting_tensor(source) for i, (source, _) in enumerate(styles) if _is_painting(source)}
-        self.styles = [(self.network.encode(paintings[i]) if i in paintings else self.embedding_of(source), w)
+        self.styles = [(self.network.encode(paintings[i], self.painting_size) if i in paintings
+                        else self.embedding_of(source), w)
                        for i, ((source, _), w) in enumerate(zip(styles, weights_))]
         if fit_steps:
             self.styles = self._fitted(styles, paintings, fit_steps, fit_photos, fit_progress, on_note)
@@ -127,7 +131,8 @@ class NetworkPaintingStylizer:
             fitter = fitter or StyleFitter(self.network, on_note=on_note)
             label = style_stem(source)
             report = (lambda done, total, loss, label=label: progress(label, done, total, loss)) if progress else None
-            out.append((fitter.fit(paintings[i], photos, steps=steps, start=embedding, progress=report), w))
+            out.append((fitter.fit(paintings[i], photos, steps=steps, start=embedding, progress=report,
+                                   painting_side=self.painting_size), w))
         return out
 
     def embedding_of(self, source) -> torch.Tensor:
@@ -141,7 +146,7 @@ class NetworkPaintingStylizer:
             return source.float().cpu()
         if isinstance(source, str) and source in bundled_embedding_names() and not Path(source).is_file():
             return bundled_style_embedding(source)
-        return self.network.encode(_painting_tensor(source))
+        return self.network.encode(_painting_tensor(source), self.painting_size)
 
     def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
                  progress=None, as_uint8: bool = False) -> torch.Tensor:
