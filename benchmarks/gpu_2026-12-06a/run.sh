@@ -11,7 +11,7 @@
 # (skin_colour) so faces keep their light, and the teacher weighted down on skin (teacher_on_skin).
 # 500 steps x 32 from scratch unless named (one at 1,000); judged on the CPU by tools/people_quality.py and
 # tools/style_quality.py, by eye at 1x and 2x beside the painting.
-# NOT RUN: no GPU was lent 2026-12-06 00:00-01:00 UTC (nine refused starts (the last at 02:13), ~1,430 s of the session's device
+# NOT RUN: no GPU was lent 2026-12-06 00:00-02:13 UTC (nine refused starts, ~1,430 s of the session's device
 # time). CPU fine-tunes of the shipped mona with the same terms (cpu_finetune.py in
 # benchmarks/plans/issue29_mona_distil_2026-12-06/) came out on the tone-for-distance line (QUALITY.md).
 source .devM/setup.sh

@@ -117,6 +117,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
       cvtools stylize photo.jpg --style painting.jpg             any painting, in one pass
       cvtools stylize photo.jpg -s painting.jpg --refine         ... then optimised towards it (slower)
       cvtools stylize clip.mp4 -s painting.jpg --fit             fitted to the painting once, then fast
+      cvtools stylize photo.jpg -s seurat.jpg --painting-size 1024   finer strokes and dots
       cvtools stylize photo.jpg -s mona:0.7 -s painting.jpg:0.3  a blend of a bundled style and a painting
       cvtools styles                                             list the bundled styles
     """
