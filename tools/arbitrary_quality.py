@@ -233,7 +233,7 @@ def main(argv=None):
         return row
 
     # the network: every photo x every painting, strength 1
-    embeddings = {name: encode_at_side(arb, arts[name], style_sizes[name]) if args.encoder_at_style_size and name in BUNDLED
+    embeddings = {name: arb.encode(arts[name], style_sizes[name]) if args.encoder_at_style_size and name in BUNDLED
                   else encode_at(arb, arts[name], args.encoder_long_side) for name in paintings}
     # (a network of another embedding size, e.g. a training run's, has no stored embeddings to check)
     emb_check = {name: float(torch.nn.functional.cosine_similarity(embeddings[name], bundled_style_embedding(name),
@@ -504,17 +504,6 @@ def fitted_styles(arb, arts, embeddings, fit_on, steps, transform=None):
         seconds[name] = round(time.perf_counter() - t0, 1)
         print(f"fitted {name} in {seconds[name]} s", flush=True)
     return styles, seconds
-
-
-def encode_at_side(arb, painting, long_side):
-    """The painting's embedding with its long side at ``long_side`` for the encoder, the
-    network's own rule restored after (the next painting and the photos keep it)."""
-    own = arb.config.encoder_long_side
-    arb.config.encoder_long_side = long_side
-    try:
-        return arb.encode(painting)
-    finally:
-        arb.config.encoder_long_side = own
 
 
 def encode_at(arb, painting, long_sides):

@@ -45,14 +45,9 @@ def bundled_embeddings(stylizer, styles: Path) -> dict:
     from cvtools.style.records import bundled_records, load_painting
 
     sizes = {r.name: int(r.recipe.get("style_size", 512)) for r in bundled_records()}
-    own, out = stylizer.config.encoder_long_side, {}
-    try:
-        for name in BUNDLED:
-            stylizer.config.encoder_long_side = sizes[name]
-            out[name] = [round(float(v), 6) for v in stylizer.encode(pil_to_tensor(load_painting(styles / f"{name}.jpg")))]
-    finally:
-        stylizer.config.encoder_long_side = own
-    return out
+    return {name: [round(float(v), 6) for v in stylizer.encode(pil_to_tensor(load_painting(styles / f"{name}.jpg")),
+                                                                  sizes[name])]
+            for name in BUNDLED}
 
 
 def main(argv=None) -> int:

@@ -32,7 +32,6 @@ and a 1080p frame 3.2 ms on an H200 (fp16, eager).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -633,10 +632,12 @@ class PaintingTeacher:
     without gradients. weights/sha256: as :class:`ArbitraryStylizer`'s (None: the shipped one)."""
 
     def __init__(self, painting: torch.Tensor, device: str = "auto", weights=None, sha256: Optional[str] = None):
+        from cvtools.weights import sha256_file
+
         if weights is None:
             weights, sha256 = bundled_weights()
         #: the weights' SHA-256 (the record of a style distilled from it names it)
-        self.sha256 = sha256 or hashlib.sha256(Path(weights).read_bytes()).hexdigest()
+        self.sha256 = sha256 or sha256_file(weights)
         self.stylizer = ArbitraryStylizer(weights, device=device, sha256=sha256)
         self.params = self.stylizer.style_params(self.stylizer.encode(painting))
         self.transformer = self.stylizer.net.transformer.eval().requires_grad_(False)

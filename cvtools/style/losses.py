@@ -282,17 +282,13 @@ def style_passage_targets(backbone, style_image: torch.Tensor, layers: Sequence[
     order = sorted(range(count), key=light.__getitem__)
     target = StyleTarget({}, transform=transform, temperatures=whole.temperatures,
                          passage_light=torch.tensor([light[i] for i in order]))
-    parts = {k: [] for k in layers}
-    stats = {k: [] for k in layers}
-    for i in order:
-        feats = backbone.features(crops[i][None].to(next(iter(whole.grams.values())).device), list(layers))
-        for k in layers:
-            parts[k].append(target.gram(k, feats[k])[0])
-            stats[k].append(_channel_stats(feats[k]))
-    target.grams = {k: torch.stack(v) for k, v in parts.items()}
+    # the passages are one size: one pass through the network for all of them
+    batch = torch.stack([crops[i] for i in order]).to(next(iter(whole.grams.values())).device)
+    feats = backbone.features(batch, list(layers))
+    target.grams = {k: target.gram(k, feats[k]) for k in layers}
     target.norms = {k: g.pow(2).sum(dim=(1, 2)).clamp_min(1e-12) for k, g in target.grams.items()}
-    target.means = {k: torch.cat([m for m, _ in v]) for k, v in stats.items()}
-    target.stds = {k: torch.cat([s for _, s in v]) for k, v in stats.items()}
+    for k in layers:
+        target.means[k], target.stds[k] = _channel_stats(feats[k])
     return target
 
 
