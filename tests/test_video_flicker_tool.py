@@ -67,3 +67,40 @@ def test_compare_footage_identity_is_the_input_and_stable_steadies_noise(tmp_pat
     # input's; the stable mode carries what it painted along the motion, so much less of it
     assert noisy["fbf"] > row["input"] + 0.002
     assert noisy["ratio"] < 0.8, noisy
+
+
+class _Soft(_Effect):
+    """A stand-in soft style: the frame blurred (less fine detail than its input, like mona)."""
+
+    def __init__(self):
+        super().__init__()
+        self.name = "soft"
+
+    def __call__(self, x, strength=1.0, tile=None):
+        x = x[0] if x.dim() == 4 else x
+        return video_flicker._blur(x[None], 1.5)[0]
+
+
+def test_steady_reference_of_an_unchanged_clip_is_the_clip(tmp_path):
+    frames = video_flicker.footage_frames(_panning_clip(tmp_path / "pan.mp4"))
+    ref, sigma = video_flicker.steady_reference(frames, frames)
+    # the curve maps each of the 257 input quantiles to itself (the same pixels on both sides); the
+    # strictly rising ramp added to the input side (≤ 2.6e-5) is all that moves a value
+    assert sigma == 0.0
+    assert max(float((a - b).abs().max()) for a, b in zip(ref, frames)) < 1e-4
+
+
+def test_steady_floor_is_low_for_flicker_and_matches_a_soft_styles_detail(tmp_path):
+    frames = video_flicker.footage_frames(_panning_clip(tmp_path / "pan.mp4"))
+    flows = video_flicker.input_flows(frames)
+    same, _, _ = video_flicker.compare_footage("pan", frames, _Effect(), flows=flows, carry=True, stable=0.85)
+    # an effect that changes nothing: the reference is the input, so its error is frame by frame's
+    assert abs(same["floor"] - 1.0) < 1e-3
+    noisy, _, _ = video_flicker.compare_footage("pan", frames, _Effect(noise=0.05), flows=flows, carry=True,
+                                                stable=0.85)
+    # fresh noise every frame costs frame by frame ~2·0.05² of squared difference; the steady
+    # reference carries none of it (only the input's own error, ≪ 0.005, through a curve of slope ~1)
+    assert noisy["floor_blur"] == 0.0 and noisy["floor"] < 0.5, noisy
+    soft, _, _ = video_flicker.compare_footage("pan", frames, _Soft(), flows=flows, carry=True, stable=0.85)
+    # a blurred output: the reference's input is blurred too, to the σ nearest the output's detail
+    assert 1.0 <= soft["floor_blur"] <= 2.0, soft
