@@ -1,7 +1,8 @@
 """CPU probe (issue 29, 2026-12-06; QUALITY.md "People and motion, three more probes"), run from the
 repository root; writes /tmp/fb/TAG/; judge with tools/people_quality.py --weights-dir /tmp/fb/TAG.
  a bundled style fine-tuned with a tone+colour term on hand-boxed faces (and darker-face
-augmentation). python ft_faces.py TAG STEPS CROP BATCH FACE_W DARK_SHARE"""
+augmentation). python3 finetune_faces.py TAG STEPS CROP BATCH FACE_W DARK_SHARE
+(DEVICE=cuda FROM_SCRATCH=1 OUTDIR=$OUT/e: a from-scratch run on a GPU, e.g. 500 256 32)"""
 import json
 import math
 import os
@@ -19,7 +20,11 @@ from cvtools.style import trainer as T
 from cvtools.style.train import TrainConfig, train_style
 
 shared = os.environ.get("CVTOOLS_SHARED", "/work/shared")
-torch.set_num_threads(2)
+DEVICE = os.environ.get("DEVICE", "cpu")
+SCRATCH = os.environ.get("FROM_SCRATCH") == "1"  # a GPU run: from random weights at the recipe's lr
+OUTDIR = os.environ.get("OUTDIR", "/tmp/fb")
+if DEVICE == "cpu":
+    torch.set_num_threads(2)
 tag, steps, size, batch = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 FACE_W, DARK = float(sys.argv[5]), float(sys.argv[6])
 style = os.environ.get("STYLE", "great_wave")
@@ -82,12 +87,12 @@ def tone(images, photos, scale=8, mask=None):
 L.tone_distance = tone
 
 c = TrainConfig(style_image=f"{shared}/styles/{style}.jpg", photos=f"{shared}/data/photos/free", name=style,
-                output=f"/tmp/fb/{tag}", steps=steps, batch_size=batch, image_size=size, style_size=rec["style_size"],
-                width=0.5, device="cpu", workers=0, preview_every=0, checkpoint_every=0, log_every=10,
+                output=f"{OUTDIR}/{tag}", steps=steps, batch_size=batch, image_size=size, style_size=rec["style_size"],
+                width=0.5, device=DEVICE, workers=0 if DEVICE == "cpu" else 4, preview_every=0, checkpoint_every=0, log_every=10,
                 style_weight=rec["style_weight"], content_weight=rec["content_weight"], tv_weight=rec["tv_weight"],
-                temporal_weight=rec.get("temporal_weight", 0), lr=3e-4, style_layers=rec["style_layers"],
+                temporal_weight=rec.get("temporal_weight", 0), lr=rec["lr"] if SCRATCH else 3e-4, style_layers=rec["style_layers"],
                 content_layer=rec["content_layer"], objective=dict(rec["objective"]),
-                init_weights=f"cvtools/style/bundled/weights/{style}.safetensors")
+                init_weights=None if SCRATCH else f"cvtools/style/bundled/weights/{style}.safetensors")
 t = time.time()
 r = train_style(c)
 print(tag, round(time.time() - t, 1), r.final_losses)
