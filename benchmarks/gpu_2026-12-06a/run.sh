@@ -14,6 +14,9 @@
 # NOT RUN: no GPU was lent 2026-12-06 00:00-02:13 UTC (nine refused starts, ~1,430 s of the session's device
 # time). CPU fine-tunes of the shipped mona with the same terms (cpu_finetune.py in
 # benchmarks/plans/issue29_mona_distil_2026-12-06/) came out on the tone-for-distance line (QUALITY.md).
+# NOT RUN again 2026-12-06 02:40-04:07 UTC: eight refused starts, one machine taken back, the rest cool-downs;
+# run_short.sh (the six 500-step recipes side by side) and benchmarks/plans/issue29_2026-12-06b/gpu_call.sh
+# (three of them beside great_wave's face-term runs) were prepared to fit what was left.
 source .devM/setup.sh
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 L1='{"efficientnet_lite1": ["blocks.0", "blocks.3", "blocks.6", "blocks.10"]}'
