@@ -78,7 +78,9 @@ class _Soft(_Effect):
 
     def __call__(self, x, strength=1.0, tile=None):
         x = x[0] if x.dim() == 4 else x
-        return video_flicker._blur(x[None], 1.5)[0]
+        from cvtools.ops import gaussian_blur
+
+        return gaussian_blur(x[None], 1.5)[0]
 
 
 def test_steady_reference_of_an_unchanged_clip_is_the_clip(tmp_path):

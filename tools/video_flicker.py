@@ -222,6 +222,8 @@ def steady_reference(frames, outputs, blurs=REFERENCE_BLURS, sample_every=7):
     import numpy as np
     import torch
 
+    from cvtools.ops import gaussian_blur
+
     def curves(src):
         q = torch.linspace(0, 1, 257)
         a = torch.cat(src).permute(1, 0, 2, 3).reshape(3, -1)[:, ::sample_every]
@@ -238,7 +240,7 @@ def steady_reference(frames, outputs, blurs=REFERENCE_BLURS, sample_every=7):
     target = _detail(outputs[::6])
     best = None
     for sigma in blurs:
-        ref = mapped([_blur(f, sigma) for f in frames])
+        ref = mapped([gaussian_blur(f.float(), sigma) for f in frames])
         gap = abs(_detail(ref[::6]) - target)
         if best is None or gap < best[0]:
             best = (gap, ref, sigma)
@@ -252,22 +254,6 @@ def _detail(frames) -> float:
 
     k = torch.tensor([[0.0, 1, 0], [1, -4, 1], [0, 1, 0]]).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
     return float(torch.stack([F.conv2d(f.float().clamp(0, 1), k, groups=3).pow(2).mean() for f in frames]).mean().sqrt())
-
-
-def _blur(x, sigma: float):
-    """A separable Gaussian blur (reflected borders) of a 1×3×H×W frame; σ ≤ 0: the frame."""
-    import torch
-    import torch.nn.functional as F
-
-    if sigma <= 0:
-        return x
-    r = int(3 * sigma + 0.5)
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
-    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    x = F.pad(x.float(), (r, r, r, r), mode="reflect")
-    x = F.conv2d(x, g.view(1, 1, 1, -1).repeat(3, 1, 1, 1), groups=3)
-    return F.conv2d(x, g.view(1, 1, -1, 1).repeat(3, 1, 1, 1), groups=3)
 
 
 #: exploration knobs that set a module's constant, not a stabilizer keyword: option -> (module, name)
