@@ -171,6 +171,36 @@ def test_metric_zero_for_a_perfectly_warped_sequence_and_grows_with_noise(int_pa
     assert meter.value < 1e-4 and len(meter.errors) == len(frames) - 1
 
 
+def test_flicker_meter_leaves_scene_cuts_out_when_asked(int_pan):
+    frames = list(int_pan.frames)
+    g = torch.Generator().manual_seed(3)
+    noisy = [f + 0.05 * torch.randn(f.shape, generator=g) for f in frames]
+    cut_at = 3  # the flow of pair 3 is marked occluded everywhere: a cut
+    occluded = [None] + [torch.zeros_like(o, dtype=torch.bool) if o is not None else None for o in int_pan.occluded[1:]]
+    occluded[cut_at] = torch.ones_like(occluded[cut_at])
+    plain, skipping = FlickerMeter(), FlickerMeter(cut_fraction=0.5)
+    for t, f in enumerate(noisy):
+        for m in (plain, skipping):
+            if t == 0:
+                m.add(frames[t], f)
+            else:
+                m.add(frames[t], f, flow=int_pan.flow[t], occluded=occluded[t])
+    # nothing left to compare on the cut: the plain meter's E_t there is NaN (no pixels) and
+    # its mean skips it too; the cut-aware meter names the pair, and both means agree
+    assert skipping.cuts == [cut_at] and plain.cuts == []
+    assert skipping.errors[cut_at - 1] != skipping.errors[cut_at - 1]  # NaN
+    assert skipping.value == pytest.approx(plain.value, rel=1e-12)
+    # a cut that the flow half-follows (occlusions 60 %): counted by default, left out when asked
+    half = torch.zeros_like(occluded[cut_at])
+    half.view(-1)[: int(0.6 * half.numel())] = True
+    a, b = FlickerMeter(), FlickerMeter(cut_fraction=0.5)
+    for m in (a, b):
+        m.add(frames[0], noisy[0])
+        m.add(frames[1], noisy[1], flow=int_pan.flow[1], occluded=half)
+        m.add(frames[2], noisy[2], flow=int_pan.flow[2], occluded=occluded[2])
+    assert len([e for e in a.errors if e == e]) == 2 and b.cuts == [1] and b.value == pytest.approx(a.errors[1])
+
+
 def _noise_style(frames, seed=0, sigma=0.05):
     """A toy style that flickers: each frame gets its own noise texture."""
     g = torch.Generator().manual_seed(seed)

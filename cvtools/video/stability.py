@@ -104,12 +104,20 @@ class FlickerMeter:
     pair. ``estimator``: a :class:`~cvtools.video.flow.FlowEstimator` (default: DIS "fine",
     frames downscaled to 512 px). Flows and masks of the inputs can be given instead with
     ``add(input, output, flow=, occluded=)`` (true motion of a synthetic clip).
+
+    ``cut_fraction``: a pair whose occlusions cover more than this share of the frame is a scene
+    cut (nothing of frame t−1 is in frame t to compare with, and what the flow keeps there is its
+    own error): its E_t is recorded as NaN, left out of ``value``, and counted in ``cuts``. None
+    (the default): every pair counts, as in Lai et al.'s metric, whose clips have no cuts.
     """
 
-    def __init__(self, estimator: Optional[FlowEstimator] = None):
+    def __init__(self, estimator: Optional[FlowEstimator] = None, cut_fraction: Optional[float] = None):
         self.estimator = estimator
+        self.cut_fraction = cut_fraction
         self.errors: List[float] = []
         self.occluded_fraction: List[float] = []
+        #: the pairs (t, counted from 1) left out as scene cuts
+        self.cuts: List[int] = []
         self._prev_in = None
         self._prev_out = None
 
@@ -128,9 +136,14 @@ class FlickerMeter:
                 from cvtools.video.flow import outside_frame
 
                 occluded = outside_frame(flow)
-            err = _pair_error(out, self._prev_out, flow, occluded)
+            occluded_share = float(occluded.float().mean())
+            if self.cut_fraction is not None and occluded_share > self.cut_fraction:
+                err = float("nan")
+                self.cuts.append(len(self.errors) + 1)
+            else:
+                err = _pair_error(out, self._prev_out, flow, occluded)
             self.errors.append(err)
-            self.occluded_fraction.append(float(occluded.float().mean()))
+            self.occluded_fraction.append(occluded_share)
         self._prev_in, self._prev_out = frame_in, out
         return err
 
