@@ -233,16 +233,18 @@ def steady_reference(frames, outputs, blurs=REFERENCE_BLURS, sample_every=7):
 
     from cvtools.ops import gaussian_blur
 
-    def curves(src):
-        q = torch.linspace(0, 1, 257)
-        a = torch.cat(src).permute(1, 0, 2, 3).reshape(3, -1)[:, ::sample_every]
-        b = torch.cat(outputs).float().clamp(0, 1).permute(1, 0, 2, 3).reshape(3, -1)[:, ::sample_every]
-        # a strictly rising input side, so flat stretches of the input's histogram map to one value
-        ramp = np.arange(257) * 1e-7
-        return [(torch.quantile(a[c], q).numpy() + ramp, torch.quantile(b[c], q).numpy()) for c in range(3)]
+    q = torch.linspace(0, 1, 257)
+
+    def quantiles(clip):  # per channel, over every ``sample_every``-th pixel of the whole clip
+        x = torch.cat(clip).float().permute(1, 0, 2, 3).reshape(3, -1)[:, ::sample_every]
+        return [torch.quantile(x[c], q).numpy() for c in range(3)]
+
+    out_q = quantiles([o.clamp(0, 1) for o in outputs])  # the same for every blur: once
+    # a strictly rising input side, so flat stretches of the input's histogram map to one value
+    ramp = np.arange(257) * 1e-7
 
     def mapped(src):
-        cs = curves(src)
+        cs = [(a + ramp, b) for a, b in zip(quantiles(src), out_q)]
         return [torch.stack([torch.from_numpy(np.interp(f[0, c].numpy(), *cs[c])).float() for c in range(3)])[None]
                 for f in src]
 
