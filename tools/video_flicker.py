@@ -11,7 +11,8 @@
 The metric: the mean over consecutive pairs of the squared difference (pixel values in [0, 1],
 mean over RGB and the unoccluded pixels) between output frame t and output frame t-1 warped
 onto it with the optical flow of the INPUT frames (OpenCV Farnebäck by default, a flow the
-stabilizer does not use; ``--flow dis`` for the stabilizer's own; occlusions by the
+stabilizer does not use; ``--flow tvl1`` for OpenCV contrib's TV-L1, also not the stabilizer's and
+closer to real footage's motion; ``--flow dis`` for the stabilizer's own; occlusions by the
 forward-backward check; a pair occluded over half its frame is a scene cut and left out, counted
 in each row's ``cuts``). Lower is steadier; 0 means the output moves exactly as the input does.
 
@@ -116,11 +117,13 @@ def input_flows(frames, flow="farneback"):
     """Per frame t ≥ 1: (flow, occluded) of the inputs, computed once and shared by the metrics.
 
     flow: "farneback" (default: OpenCV's Farnebäck, a flow the stabilizer does NOT use, so the
-    stabilizer is not graded by its own tracker; issue 29) or "dis" (the stabilizer's own, as the
-    tables before 2026-12-04 were measured)."""
-    from cvtools.video.flow import FarnebackEstimator, FlowEstimator, flow_and_occlusion
+    stabilizer is not graded by its own tracker; issue 29), "tvl1" (OpenCV contrib's Dual TV-L1,
+    also not the stabilizer's, and the closest of the three to real footage's motion: needs
+    opencv-contrib-python-headless) or "dis" (the stabilizer's own, as the tables before
+    2026-12-04 were measured)."""
+    from cvtools.video.flow import FarnebackEstimator, FlowEstimator, TVL1Estimator, flow_and_occlusion
 
-    est = FarnebackEstimator() if flow == "farneback" else FlowEstimator()
+    est = {"farneback": FarnebackEstimator, "tvl1": TVL1Estimator, "dis": FlowEstimator}[flow]()
     return [None] + [flow_and_occlusion(frames[t], frames[t - 1], est) for t in range(1, len(frames))]
 
 
@@ -408,8 +411,9 @@ def main(argv=None):
     ap.add_argument("--markdown", action="store_true", help="print a markdown table")
     ap.add_argument("--painting", nargs="*", default=[],
                     help="paintings for the any-painting network (NetworkPaintingStylizer), measured like styles")
-    ap.add_argument("--flow", choices=("farneback", "dis"), default="farneback",
-                    help="the metric's flow (default farneback: not the stabilizer's DIS)")
+    ap.add_argument("--flow", choices=("farneback", "tvl1", "dis"), default="farneback",
+                    help="the metric's flow (default farneback: not the stabilizer's DIS; tvl1: closer on real "
+                         "footage, needs opencv-contrib-python-headless)")
     ap.add_argument("--json", help="write the rows here")
     args = ap.parse_args(argv)
 
