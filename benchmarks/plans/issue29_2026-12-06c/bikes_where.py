@@ -44,6 +44,7 @@ def spy(self, out, flow, trusted, local=None, edges=None):
 
 C.StrokeCarrier.__call__ = spy
 import cvtools.video.stability as S
+
 # exploration knobs: TURN / DEFORM ("none" or a number), WHOLE (carry.WHOLE_LAYER_BLEND)
 for env, mod, name in (("TURN", S, "LOCAL_TURN"), ("DEFORM", S, "LOCAL_DEFORM"), ("WHOLE", C, "WHOLE_LAYER_BLEND")):
     if env in os.environ:

@@ -43,6 +43,7 @@ CANDIDATES = {
     "DIS auto (stabilizer)": FlowEstimator(384, "auto"),
 }
 import cv2  # noqa: E402
+
 if hasattr(cv2, "optflow"):
     CANDIDATES = {k: v for k, v in CANDIDATES.items() if k.startswith(("farneback 5/15", "DIS"))}
     CANDIDATES["DeepFlow"] = ContribFlow(lambda c: c.optflow.createOptFlow_DeepFlow())
