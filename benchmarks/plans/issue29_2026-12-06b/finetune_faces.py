@@ -2,6 +2,7 @@
 repository root; writes /tmp/fb/TAG/; judge with tools/people_quality.py --weights-dir /tmp/fb/TAG.
  a bundled style fine-tuned with a tone+colour term on hand-boxed faces (and darker-face
 augmentation). python3 finetune_faces.py TAG STEPS CROP BATCH FACE_W DARK_SHARE
+(FACE_MODE=contrast: the face against a ring around it instead of the face's own tone and colour)
 (DEVICE=cuda FROM_SCRATCH=1 OUTDIR=$OUT/e: a from-scratch run on a GPU, e.g. 500 256 32)"""
 import json
 import math
@@ -81,6 +82,19 @@ def tone(images, photos, scale=8, mask=None):
         dc = (F.avg_pool2d(L.chrominance(images.float()), s, ceil_mode=True) - F.avg_pool2d(L.chrominance(photos.float()), s, ceil_mode=True)).pow(2).sum(1, keepdim=True)
         ws = w.sum(dim=(1, 2, 3))
         per = ((dl + dc) * w).sum(dim=(1, 2, 3)) / ws.clamp_min(1e-6)
+        if os.environ.get("FACE_MODE") == "contrast":
+            # the face AGAINST its surroundings (2026-12-06c): the luminance difference between the face
+            # and a ring around it (the mask grown by ~1/5 of the crop), output vs photo, as
+            # tools/people_quality.py's "subject kept" measures it; nothing holds the face's own tone
+            fm = fc.to(images.device)
+            grow = max(3, (images.shape[-1] // 5) | 1)
+            ring = (F.max_pool2d((fm > 0.25).float(), grow, 1, grow // 2) - (fm > 0.25).float()).clamp(0, 1)
+            lo, lp = L.luminance(images.float()), L.luminance(photos.float())
+            fs, rs = fm.sum(dim=(1, 2, 3)).clamp_min(1e-6), ring.sum(dim=(1, 2, 3)).clamp_min(1e-6)
+            d_out = (lo * fm).sum(dim=(1, 2, 3)) / fs - (lo * ring).sum(dim=(1, 2, 3)) / rs
+            d_ph = (lp * fm).sum(dim=(1, 2, 3)) / fs - (lp * ring).sum(dim=(1, 2, 3)) / rs
+            per = (d_out - d_ph).pow(2)
+            ws = torch.minimum(ws, ring.sum(dim=(1, 2, 3)) / 64)
         per = torch.where(ws > 0.5, per, torch.zeros_like(per))
         t = t + (FACE_W / max(rec["objective"].get("tone_weight", 1), 1e-6)) * per
     return t
