@@ -277,6 +277,7 @@ MODULE_KNOBS = {
     "contrast_gain": ("cvtools.video.carry", "CONTRAST_GAIN"),  # 1: blends as they are
     "contrast_low": ("cvtools.video.carry", "CONTRAST_LOW"),  # the detail's box, odd
     "spline_degree": ("cvtools.video.carry", "SPLINE_DEGREE"),  # the read's B-spline
+    "flow_preset": ("cvtools.video.stability", "STABLE_PRESET"),  # the stabilizer's DIS preset
 }
 
 
@@ -402,6 +403,8 @@ def main(argv=None):
                     help="carry mode: the read's B-spline degree (default: carry.SPLINE_DEGREE)")
     ap.add_argument("--contrast-gain", type=float,
                     help="carry.CONTRAST_GAIN: the most a repainted pixel's stroke detail is amplified (1: off)")
+    ap.add_argument("--flow-preset", choices=("ultrafast", "fast", "medium", "fine", "auto", "smooth"),
+                    help="the stabilizer's DIS preset (default: stability.STABLE_PRESET)")
     ap.add_argument("--whole-blend", type=float, help="carry.WHOLE_LAYER_BLEND: the blend over turning/deforming layers")
     ap.add_argument("--contrast-low", type=int, help="carry.CONTRAST_LOW: the detail's box size (odd)")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")

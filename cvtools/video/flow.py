@@ -35,7 +35,13 @@ Frame = Union[np.ndarray, torch.Tensor]
 #: scale 0): on the synthetic clips at 256×160 it halves the end-point error of the zoom and the
 #: moving object (0.12 → 0.06, 0.21 → 0.11 px) and makes integer pans exact, at about the
 #: same time per flow at that size
-PRESETS = ("ultrafast", "fast", "medium", "fine", "auto")
+PRESETS = ("ultrafast", "fast", "medium", "fine", "auto", "smooth")
+#: preset "smooth": "fine" with a stronger, longer variational refinement (the smoothness weight α
+#: and the iterations of OpenCV's defaults, 20 and 5, raised to these), which fills flat areas from
+#: their edges as a variational flow does instead of leaving them to the patch search: on real
+#: footage, flat areas are where DIS and TV-L1 disagree and where carried strokes slid
+#: (benchmarks/plans/issue29_2026-12-06c/bikes_where.py)
+SMOOTH_REFINEMENT = (60.0, 15)
 
 #: preset "auto": "fine" where the working frame's longer side is at most this (a few ms more per
 #: flow on small frames, exact integer pans), else "medium" (at 384 px: 0.39 of frame-by-frame
@@ -94,7 +100,8 @@ class FlowEstimator:
     max_side: frames whose longer side exceeds this are downscaled (area averaging) before the
     flow is computed, and the flow is resized and scaled back (None: full size). preset:
     "ultrafast" | "fast" | "medium" (OpenCV's presets: more iterations, finer patches) | "fine" |
-    "auto" ("fine" up to :data:`AUTO_FINE_SIDE` working pixels, else "medium").
+    "auto" ("fine" up to :data:`AUTO_FINE_SIDE` working pixels, else "medium") | "smooth" ("fine"
+    with the stronger refinement of :data:`SMOOTH_REFINEMENT`).
     """
 
     def __init__(self, max_side: Union[int, None] = 512, preset: str = "fine"):
@@ -114,10 +121,15 @@ class FlowEstimator:
         if preset not in self._dis:
             cv2 = _cv2()
             code = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
+                    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM, "fine": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+                    "smooth": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}[preset]
             dis = cv2.DISOpticalFlow_create(code)
-            if preset == "fine":
+            if preset in ("fine", "smooth"):
                 dis.setFinestScale(0)
+            if preset == "smooth":
+                alpha, iterations = SMOOTH_REFINEMENT
+                dis.setVariationalRefinementAlpha(alpha)
+                dis.setVariationalRefinementIterations(iterations)
             self._dis[preset] = dis
         return self._dis[preset]
 

@@ -34,6 +34,10 @@ import torch.nn.functional as F
 
 from cvtools.video.flow import FlowEstimator, Frame, flow_and_occlusion, frame_size, to_tensor, warp
 
+#: the DIS preset :class:`TemporalStabilizer` tracks with unless told (see its docstring and
+#: :class:`cvtools.video.flow.FlowEstimator`)
+STABLE_PRESET = "auto"
+
 #: the blend of :class:`TemporalStabilizer` (see its docstring and :func:`blend_for`): every
 #: style network gets it, with or without the stability term in training
 DEFAULT_BLEND = 0.45
@@ -369,7 +373,7 @@ class TemporalStabilizer(Stabilizer):
     measures_ahead = True
 
     def __init__(self, strength: float = DEFAULT_BLEND, phase_lock: bool = True, stride: int = 4,
-                 max_side: Optional[int] = 384, preset: str = "auto", feather: int = 2, cut_fraction: float = 0.5,
+                 max_side: Optional[int] = 384, preset: Optional[str] = None, feather: int = 2, cut_fraction: float = 0.5,
                  disagreement: Optional[float] = DISAGREEMENT, carry: bool = False, ring: Optional[int] = None,
                  max_scale_change: Optional[float] = None, local_motion: Optional[float] = LOCAL_MOTION):
         if not 0.0 <= strength < 1.0:
@@ -379,7 +383,7 @@ class TemporalStabilizer(Stabilizer):
         self.strength = float(strength)
         self.phase_lock = bool(phase_lock)
         self.stride = int(stride)
-        self.estimator = FlowEstimator(max_side, preset)
+        self.estimator = FlowEstimator(max_side, STABLE_PRESET if preset is None else preset)
         self.feather = int(feather)
         self.cut_fraction = float(cut_fraction)
         if disagreement is not None and not disagreement > 0:

@@ -49,6 +49,16 @@ def spy(self, out, flow, trusted, local=None, edges=None):
 
 
 C.StrokeCarrier.__call__ = spy
+if "DIS_ALPHA" in os.environ or "DIS_ITERS" in os.environ:  # the stabilizer's DIS made smoother
+    import cvtools.video.flow as FL
+    _make = FL.FlowEstimator._make
+
+    def _smooth_make(self, preset):
+        dis = _make(self, preset)
+        dis.setVariationalRefinementAlpha(float(os.environ.get("DIS_ALPHA", "20")))
+        dis.setVariationalRefinementIterations(int(os.environ.get("DIS_ITERS", "5")))
+        return dis
+    FL.FlowEstimator._make = _smooth_make
 import cvtools.video.stability as S
 
 # exploration knobs: TURN / DEFORM ("none" or a number), WHOLE (carry.WHOLE_LAYER_BLEND)
