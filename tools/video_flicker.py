@@ -278,6 +278,7 @@ MODULE_KNOBS = {
     "contrast_low": ("cvtools.video.carry", "CONTRAST_LOW"),  # the detail's box, odd
     "spline_degree": ("cvtools.video.carry", "SPLINE_DEGREE"),  # the read's B-spline
     "flow_preset": ("cvtools.video.stability", "STABLE_PRESET"),  # the stabilizer's DIS preset
+    "local_deform": ("cvtools.video.stability", "LOCAL_DEFORM"),  # the deform test's bound (px)
 }
 
 
@@ -405,6 +406,9 @@ def main(argv=None):
                     help="carry.CONTRAST_GAIN: the most a repainted pixel's stroke detail is amplified (1: off)")
     ap.add_argument("--flow-preset", choices=("ultrafast", "fast", "medium", "fine", "auto", "smooth"),
                     help="the stabilizer's DIS preset (default: stability.STABLE_PRESET)")
+    ap.add_argument("--local-deform", type=float,
+                    help="carry: a moving layer whose departure's RMS residual from one affine fit is over this "
+                         "many px is blended whole (default: stability.LOCAL_DEFORM)")
     ap.add_argument("--whole-blend", type=float, help="carry.WHOLE_LAYER_BLEND: the blend over turning/deforming layers")
     ap.add_argument("--contrast-low", type=int, help="carry.CONTRAST_LOW: the detail's box size (odd)")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")
