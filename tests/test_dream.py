@@ -495,7 +495,7 @@ def test_cli_keeps_alpha(run_cli, tmp_path):
     r = run_cli("dream", src, "--octaves", 1, "--steps", 2, "-o", tmp_path / "out.png")
     assert r.exit_code == 0, r.output
     out = Image.open(tmp_path / "out.png")
-    assert out.mode == "RGBA" and list(out.getchannel("A").getdata()) == list(alpha.getdata())
+    assert out.mode == "RGBA" and out.getchannel("A").tobytes() == alpha.tobytes()
 
 
 def test_cli_invalid_layer_lists_valid_names(run_cli, small_jpg):
