@@ -58,6 +58,11 @@ def _cv2():
     return cv2
 
 
+def _flow_tensor(flow: np.ndarray) -> torch.Tensor:
+    """OpenCV's h×w×2 flow as a 2×h×w float tensor (every estimator's ``_calc`` answers so)."""
+    return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1).float()
+
+
 def to_tensor(frame: Frame) -> torch.Tensor:
     """A frame as a 1×3×H×W float32 tensor in [0, 1] (uint8 H×W×3 arrays are divided by 255)."""
     if isinstance(frame, np.ndarray):
@@ -152,7 +157,7 @@ class FlowEstimator:
         dis = self.dis
         if self.preset == "auto" and max(sa.shape) > AUTO_FINE_SIDE:
             dis = self._make("medium")
-        return torch.from_numpy(np.ascontiguousarray(dis.calc(sa, sb, None))).permute(2, 0, 1).float()
+        return _flow_tensor(dis.calc(sa, sb, None))
 
     @staticmethod
     def _upscale(flow: torch.Tensor, h: int, w: int) -> torch.Tensor:
@@ -320,8 +325,7 @@ class FarnebackEstimator:
     upscale = staticmethod(FlowEstimator._upscale)
 
     def _calc(self, sa: np.ndarray, sb: np.ndarray) -> torch.Tensor:
-        flow = self.cv2.calcOpticalFlowFarneback(sa, sb, None, *self.params)
-        return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1).float()
+        return _flow_tensor(self.cv2.calcOpticalFlowFarneback(sa, sb, None, *self.params))
 
     def __call__(self, a: Frame, b: Frame) -> torch.Tensor:
         sa, sb, (h, w) = self._working(a, b)
@@ -362,5 +366,4 @@ class TVL1Estimator(FarnebackEstimator):
         return TVL1Estimator(self.max_side)
 
     def _calc(self, sa: np.ndarray, sb: np.ndarray) -> torch.Tensor:
-        flow = self.algo.calc(sa, sb, None)
-        return torch.from_numpy(np.ascontiguousarray(flow)).permute(2, 0, 1).float()
+        return _flow_tensor(self.algo.calc(sa, sb, None))
