@@ -82,12 +82,16 @@ class PhotoCrops(torch.utils.data.Dataset):
     deterministically (the next photo in the epoch's order is used) and reported once, to
     ``on_note`` (None: not reported). ``max_pixels``: the decode limit (as
     :func:`~cvtools.io.decode.load_image`'s), an argument in every worker, never read there from
-    the environment.
+    the environment. ``face_boxes`` ({file name: boxes}, :func:`cvtools.style.faces.load_face_boxes`):
+    each crop gets a fourth channel, 255 inside its photo's face boxes (cropped, scaled and flipped
+    with it), for the face-contrast term.
     """
 
     def __init__(self, files: List[Path], size: int, seed: int, scale=(0.3, 1.0), cache_bytes: int = 1 << 30,
-                 on_note: Optional[Callable[[str], None]] = None, max_pixels: Optional[int] = -1):
+                 on_note: Optional[Callable[[str], None]] = None, max_pixels: Optional[int] = -1,
+                 face_boxes: Optional[Dict[str, list]] = None):
         self.files = list(files)
+        self.face_boxes = face_boxes
         self.size = int(size)
         self.seed = int(seed)
         self.scale = tuple(scale)
@@ -199,11 +203,20 @@ class PhotoCrops(torch.utils.data.Dataset):
         ch = int(round(min(h, math.sqrt(area / aspect))))
         x0 = int(rng.integers(0, w - cw + 1))
         y0 = int(rng.integers(0, h - ch + 1))
-        crop = im.resize((self.size, self.size), Image.BILINEAR, box=(x0, y0, x0 + cw, y0 + ch),
-                         reducing_gap=2.0)
-        if rng.random() < 0.5:
+        box = (x0, y0, x0 + cw, y0 + ch)
+        crop = im.resize((self.size, self.size), Image.BILINEAR, box=box, reducing_gap=2.0)
+        flip = rng.random() < 0.5
+        if flip:
             crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
         arr = np.asarray(crop, dtype=np.uint8)
+        if self.face_boxes is not None:
+            from cvtools.style.faces import face_mask
+
+            mask = face_mask((w, h), self.face_boxes.get(Path(self.files[i]).name, []))
+            mask = mask.resize((self.size, self.size), Image.BILINEAR, box=box, reducing_gap=2.0)
+            if flip:
+                mask = mask.transpose(Image.FLIP_LEFT_RIGHT)
+            arr = np.concatenate([arr, np.asarray(mask, dtype=np.uint8)[..., None]], 2)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
@@ -233,9 +246,15 @@ def decoded_photos(config: TrainConfig, files: List[Path], workers: int,
     """The training crops, every photo decoded once up front: a folder of undecodable files is
     one line, not a traceback from a DataLoader worker; the ones that fail are noted once each."""
     from cvtools.errors import safe_path
+    from cvtools.style.faces import face_boxes_for
 
+    try:
+        boxes = face_boxes_for(config.objective)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"face boxes: {exc}") from None
     dataset = PhotoCrops(files, config.image_size, config.seed, config.crop_scale,
-                         cache_bytes=(2 << 30) // max(1, workers), on_note=on_note, max_pixels=max_pixels)
+                         cache_bytes=(2 << 30) // max(1, workers), on_note=on_note, max_pixels=max_pixels,
+                         face_boxes=boxes)
     dataset.preload(budget=2 << 30, threads=max(1, min(8, workers)))
     if len(dataset.failures) == len(files):
         first = dataset.failures[0][1]

@@ -197,6 +197,13 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = learning_rate(c, self.step_count)
         x = batch_uint8.to(self.device, non_blocking=True).float().div_(255.0)
+        faces = None
+        if x.shape[1] == 4:  # the crops' fourth channel: face boxes (PhotoCrops' face_boxes)
+            from cvtools.style.faces import darken_faces, face_weights
+
+            x, boxes = x[:, :3], x[:, 3:]
+            faces = face_weights(x, boxes)
+            x = darken_faces(x, faces, float((c.objective or {}).get("darker_faces", 0.0)), self.step_count)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         moved, inputs = None, x
@@ -211,7 +218,7 @@ class Trainer:
             y = self._forward_first(inputs) if self._first_step else self.forward(inputs)
             if moved is not None:
                 y, y_moved = y.chunk(2)
-            total, parts = self.loss_fn(y, x)
+            total, parts = self.loss_fn(y, x, faces) if faces is not None else self.loss_fn(y, x)
         if moved is not None:
             temporal = moved.distance(y_moved, y)
             total = total + c.temporal_weight * temporal
