@@ -3,6 +3,7 @@ darker-face augmentation and the loss. CPU, tiny images."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -34,6 +35,9 @@ def test_the_bundled_boxes_load_and_name_the_free_photos():
     boxes = load_face_boxes()
     assert FREE_PHOTO_FACES.is_file() and len(boxes) == 9
     assert all(0 <= v <= 1 for bs in boxes.values() for b in bs for v in b)
+    m = torch.from_numpy(np.asarray(face_mask((20, 10), [[0.0, 0.0, 0.5, 0.5]])).copy())
+    assert m.shape == (10, 20)
+    assert (m[:5, :10] == 255).all() and m[6:].max() == 0 and m[:, 11:].max() == 0
 
 
 @pytest.mark.parametrize("text, what", [
