@@ -63,6 +63,9 @@ class TrainConfig:
     #: the photo moved on its own (:func:`stability_pair`), so the network learns to keep its
     #: strokes on what moves in front of the camera's motion, not only under it
     temporal_local: float = 0.0
+    #: the stability term's photos also ripple by up to this many px (a smooth random field:
+    #: a face that talks, fur in the wind; 0: off)
+    temporal_deform: float = 0.0
     #: options of the stronger style objective (cvtools.style.losses.check_objective), e.g.
     #: {"transform": "swag", "tone_weight": 20}; None: plain Grams in the main backbone
     objective: Optional[Dict] = None
@@ -193,6 +196,7 @@ def _check_numbers(config: TrainConfig) -> None:
     for key in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
         number(key, 0, 1e9)
     number("temporal_local", 0, 1)
+    number("temporal_deform", 0, 16)
     number("lr", 1e-12, 10)
     number("steps", 1, MAX_STEPS, integer=True)
     number("batch_size", 1, 65536, integer=True)

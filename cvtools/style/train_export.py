@@ -48,6 +48,7 @@ def _style_record(trainer: Trainer, loop: TrainingLoop, files: List[Path], weigh
                 "content_weight": c.content_weight, "style_weight": c.style_weight, "tv_weight": c.tv_weight,
                 **({"temporal_weight": c.temporal_weight} if c.temporal_weight else {}),
                 **({"temporal_local": c.temporal_local} if c.temporal_local else {}),
+                **({"temporal_deform": c.temporal_deform} if c.temporal_deform else {}),
                 **({"init_weights": Path(c.init_weights).name} if c.init_weights else {}),
                 "steps": c.steps, "batch_size": c.batch_size, "image_size": c.image_size,
                 "style_size": c.style_size, "style_pixels": list(trainer.style_pixels),

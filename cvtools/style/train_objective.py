@@ -64,14 +64,18 @@ class StabilityPair:
 
 
 def stability_pair(x: torch.Tensor, generator: torch.Generator, moves: Optional[Dict[str, float]] = None,
-                   local_fraction: float = 0.0) -> StabilityPair:
+                   local_fraction: float = 0.0, deform: float = 0.0) -> StabilityPair:
     """Each photo of the batch ``x`` (B×3×H×W in [0, 1]) moved by a small random similarity
     transform (bilinear, reflected at the borders): what consecutive video frames look like.
     The stability term of train-style (Gupta et al. 2017's idea: train the network to answer
     small moves with the same strokes, moved) needs no video: only still photos.
 
     ``local_fraction`` of the photos also get a moving object (:func:`_moving_disc`): a disc
-    of the photo that moves on its own, as a person or a car does in front of a panning camera."""
+    of the photo that moves on its own, as a person or a car does in front of a panning camera.
+    ``deform`` (px, 0: off): every photo also ripples, by a smooth random field of at most that
+    many px (:func:`_ripple`): a face that talks, which no similarity transform or sliding disc
+    is (``--stable`` blends such layers, and the blend is what costs it style on real footage:
+    QUALITY.md, "Where --stable's style cost on real footage comes from")."""
     m = dict(STABILITY_MOVES, **(moves or {}))
     n, _, h, w = x.shape
     r = torch.rand(n, 4, generator=generator, dtype=torch.float64) * 2 - 1
@@ -86,10 +90,25 @@ def stability_pair(x: torch.Tensor, generator: torch.Generator, moves: Optional[
     weight = None
     if local_fraction > 0:
         grid, weight = _moving_disc(grid, generator, local_fraction)
+    if deform > 0:  # drawn after the other moves: recipes without it keep their random stream
+        grid = grid + _ripple(n, h, w, deform, generator).to(grid.device)
     image = _sample(x, grid).to(x.dtype)
     if x.is_contiguous(memory_format=torch.channels_last):
         image = image.contiguous(memory_format=torch.channels_last)
     return StabilityPair(image, grid, weight)
+
+
+#: the ripple's field: random displacements on a RIPPLE_CELLS × RIPPLE_CELLS lattice, interpolated
+#: bicubically (a talking face's motion varies over a few cells of the face, not per pixel)
+RIPPLE_CELLS = 4
+
+
+def _ripple(n: int, h: int, w: int, amplitude: float, generator: torch.Generator) -> torch.Tensor:
+    """N×H×W×2 offsets in grid units: a smooth field of at most ``amplitude`` px per axis."""
+    k = RIPPLE_CELLS
+    field = (torch.rand(n, 2, k, k, generator=generator, dtype=torch.float64) * 2 - 1).float()
+    field = F.interpolate(field, size=(h, w), mode="bicubic", align_corners=True).clamp(-1, 1) * amplitude
+    return torch.stack([field[:, 0] * 2 / w, field[:, 1] * 2 / h], -1)
 
 
 #: the moving object of the stability term: a disc of radius ``radius`` × the short side,

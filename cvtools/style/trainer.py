@@ -211,7 +211,8 @@ class Trainer:
             # the moved copies go through the network in the same batch (one launch per layer;
             # instance norm keeps the samples independent); only the originals get the
             # perceptual loss, whose backbone passes are the expensive part
-            moved = stability_pair(x, self._stability_generator(), local_fraction=c.temporal_local)
+            moved = stability_pair(x, self._stability_generator(), local_fraction=c.temporal_local,
+                                   deform=c.temporal_deform)
             inputs = torch.cat([x, moved.image])
         with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
