@@ -23,6 +23,7 @@ from cvtools.video.carry import (
     bspline_coefficients,
     bspline_weights,
     keep_contrast,
+    match_detail,
     ring_length,
     spline_gather,
 )
@@ -404,6 +405,47 @@ def test_keep_contrast_gives_back_what_averaging_two_textures_took():
     capped = keep_contrast(a, b, weight, most=1.2, low=3)
     assert bool(((capped - plain).abs() <= 0.2 * (plain - box_mean(plain, 3)).abs() + 1e-6).all())
     assert _detail_energy(plain) < _detail_energy(capped) < _detail_energy(kept)
+
+
+def test_match_detail_gives_the_blend_the_networks_detail_values_in_its_own_order():
+    """Within the mask, the result's detail (image minus its 3×3 box mean) becomes exactly the
+    reference's detail values, sorted into the result's ranks: the same multiset (to fp32 rounding
+    of one subtraction and one addition, ~1e-7), the same order; outside the mask nothing moves
+    (the clamp to [0, 1] never acts on these mid-grey pictures)."""
+    from cvtools.video.stability import box_mean
+
+    h, w = 40, 56
+    g = torch.Generator().manual_seed(11)
+    ref = 0.5 + 0.3 * (torch.rand(1, 3, h, w, generator=g) - 0.5) ** 3 * 4  # sparse, heavy-tailed detail
+    blend = 0.5 + 0.1 * (torch.rand(1, 3, h, w, generator=g) - 0.5)  # flat, Gaussian-ish
+    where = torch.zeros(1, 1, h, w, dtype=torch.bool)
+    where[..., 8:30, 10:45] = True
+    out = match_detail(blend, ref, where, 3)
+    m = where[0, 0]
+    d_out = (out - box_mean(blend, 3))[0][:, m]  # the new detail, on the blend's own box mean
+    d_ref = (ref - box_mean(ref, 3))[0][:, m]
+    d_blend = (blend - box_mean(blend, 3))[0][:, m]
+    assert torch.allclose(torch.sort(d_out, 1).values, torch.sort(d_ref, 1).values, atol=1e-6)
+    assert torch.equal(torch.argsort(d_out, 1), torch.argsort(d_blend, 1))
+    assert torch.equal(out[..., ~m], blend[..., ~m])
+    nothing = torch.zeros_like(where)
+    assert torch.equal(match_detail(blend, ref, nothing, 3), blend)
+
+
+def test_histogram_blend_is_off_by_default_and_only_changes_blended_pixels(monkeypatch):
+    import cvtools.video.carry as carry
+
+    assert carry.HISTOGRAM_BLEND is False
+    h, w = 32, 48
+    g = torch.Generator().manual_seed(5)
+    a, b = (0.5 + 0.2 * (torch.rand(1, 3, h, w, generator=g) - 0.5) for _ in range(2))
+    weight = torch.zeros(1, 1, h, w)
+    weight[..., :, 20:] = 0.6
+    plain = keep_contrast(a, b, weight)
+    monkeypatch.setattr(carry, "HISTOGRAM_BLEND", True)
+    matched = keep_contrast(a, b, weight)
+    assert torch.equal(matched[..., :, :20], plain[..., :, :20]) and torch.equal(matched[..., :, :20], a[..., :, :20])
+    assert not torch.equal(matched[..., :, 20:], plain[..., :, 20:])
 
 
 def test_a_cut_or_a_new_size_starts_again():

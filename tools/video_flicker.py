@@ -276,6 +276,7 @@ MODULE_KNOBS = {
     "whole_blend": ("cvtools.video.carry", "WHOLE_LAYER_BLEND"),
     "contrast_gain": ("cvtools.video.carry", "CONTRAST_GAIN"),  # 1: blends as they are
     "contrast_low": ("cvtools.video.carry", "CONTRAST_LOW"),  # the detail's box, odd
+    "histogram_blend": ("cvtools.video.carry", "HISTOGRAM_BLEND"),  # blends take the network's detail values
     "spline_degree": ("cvtools.video.carry", "SPLINE_DEGREE"),  # the read's B-spline
     "flow_preset": ("cvtools.video.stability", "STABLE_PRESET"),  # the stabilizer's DIS preset
     "local_deform": ("cvtools.video.stability", "LOCAL_DEFORM"),  # the deform test's bound (px)
@@ -411,6 +412,8 @@ def main(argv=None):
                          "many px is blended whole (default: stability.LOCAL_DEFORM)")
     ap.add_argument("--whole-blend", type=float, help="carry.WHOLE_LAYER_BLEND: the blend over turning/deforming layers")
     ap.add_argument("--contrast-low", type=int, help="carry.CONTRAST_LOW: the detail's box size (odd)")
+    ap.add_argument("--histogram-blend", action="store_true", default=None,
+                    help="carry.HISTOGRAM_BLEND: blended pixels take the network's own detail values, rank for rank")
     ap.add_argument("--strength", type=float, default=1.0, help="style strength (the same for both)")
     ap.add_argument("--shared", default=str(ROOT.parent / "shared"), help="for the paintings (style distance)")
     ap.add_argument("--side-by-side", metavar="WEBP", help="write the last clip's fbf | stable animation here")
