@@ -4,6 +4,7 @@ its own objective, a term on the face's own tone and colour (last session's FACE
 into their surroundings when trained alone; here the contrast term, on in the recipe, holds those).
     python finetune_face_tone.py TAG STEPS CROP BATCH TONE_W
 Writes /tmp/ft/TAG/great_wave.{json,safetensors}; judge with tools/people_quality.py --weights-dir."""
+import json
 import os
 import sys
 import time
@@ -13,7 +14,6 @@ import torch.nn.functional as F
 
 from cvtools.style import losses as L
 from cvtools.style.train import TrainConfig, train_style
-import json
 
 torch.set_num_threads(2)
 shared = os.environ.get("CVTOOLS_SHARED", "/work/shared")
