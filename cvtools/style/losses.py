@@ -463,11 +463,13 @@ def face_contrast_distance(images: torch.Tensor, photos: torch.Tensor, faces: to
     grow = max(3, int(images.shape[-1] * FACE_RING) | 1)
     inside = (fm > 0.25).float()
     ring = (F.max_pool2d(inside, grow, 1, grow // 2) - inside).clamp(0, 1)
-    lo, lp = luminance(images.float()), luminance(photos.float())
     fs, rs = fm.sum(dim=(1, 2, 3)), ring.sum(dim=(1, 2, 3))
-    d_out = (lo * fm).sum(dim=(1, 2, 3)) / fs.clamp_min(1e-6) - (lo * ring).sum(dim=(1, 2, 3)) / rs.clamp_min(1e-6)
-    d_ph = (lp * fm).sum(dim=(1, 2, 3)) / fs.clamp_min(1e-6) - (lp * ring).sum(dim=(1, 2, 3)) / rs.clamp_min(1e-6)
-    per = (d_out - d_ph).pow(2)
+
+    def face_minus_ring(x):
+        lum = luminance(x.float())
+        return (lum * fm).sum(dim=(1, 2, 3)) / fs.clamp_min(1e-6) - (lum * ring).sum(dim=(1, 2, 3)) / rs.clamp_min(1e-6)
+
+    per = (face_minus_ring(images) - face_minus_ring(photos)).pow(2)
     big_enough = torch.minimum(fs, rs) / 64 > FACE_MIN_BLOCKS
     return torch.where(big_enough, per, torch.zeros_like(per))
 

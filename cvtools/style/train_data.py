@@ -92,6 +92,7 @@ class PhotoCrops(torch.utils.data.Dataset):
                  face_boxes: Optional[Dict[str, list]] = None):
         self.files = list(files)
         self.face_boxes = face_boxes
+        self._face_masks: Dict[int, object] = {}  # photo index -> its boxes drawn at its decoded size
         self.size = int(size)
         self.seed = int(seed)
         self.scale = tuple(scale)
@@ -172,6 +173,16 @@ class PhotoCrops(torch.utils.data.Dataset):
                 self._cached += nbytes
         return len(self._cache)
 
+    def _face_mask(self, i: int, size):
+        """Photo ``i``'s face boxes drawn at its decoded ``size`` (drawn once per photo and worker);
+        None where it has none."""
+        if i not in self._face_masks:
+            from cvtools.style.faces import face_mask
+
+            boxes = self.face_boxes.get(Path(self.files[i]).name)
+            self._face_masks[i] = face_mask(size, boxes) if boxes else None
+        return self._face_masks[i]
+
     def __getitem__(self, k: int) -> torch.Tensor:
         from PIL import Image
 
@@ -210,13 +221,15 @@ class PhotoCrops(torch.utils.data.Dataset):
             crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
         arr = np.asarray(crop, dtype=np.uint8)
         if self.face_boxes is not None:
-            from cvtools.style.faces import face_mask
-
-            mask = face_mask((w, h), self.face_boxes.get(Path(self.files[i]).name, []))
-            mask = mask.resize((self.size, self.size), Image.BILINEAR, box=box, reducing_gap=2.0)
-            if flip:
-                mask = mask.transpose(Image.FLIP_LEFT_RIGHT)
-            arr = np.concatenate([arr, np.asarray(mask, dtype=np.uint8)[..., None]], 2)
+            mask = self._face_mask(i, (w, h))
+            if mask is None:  # most photos show no face: no drawing, no resampling
+                face = np.zeros((self.size, self.size, 1), dtype=np.uint8)
+            else:
+                mask = mask.resize((self.size, self.size), Image.BILINEAR, box=box, reducing_gap=2.0)
+                if flip:
+                    mask = mask.transpose(Image.FLIP_LEFT_RIGHT)
+                face = np.asarray(mask, dtype=np.uint8)[..., None]
+            arr = np.concatenate([arr, face], 2)
         return torch.from_numpy(arr.copy()).permute(2, 0, 1)
 
 
