@@ -176,12 +176,18 @@ def test_the_cli_constants_match_the_module():
     import cvtools.cli.stylize as cli
 
     assert (cli.FIT_STEPS, cli.MAX_FIT_STEPS) == (fitting.FIT_STEPS, fitting.MAX_FIT_STEPS)
+    assert cli.NETWORK_FIT_STEPS == fitting.NETWORK_FIT_STEPS
 
 
 @pytest.mark.parametrize("args, message", [
     (["-s", "mona", "--fit"], "--fit is for paintings"),
     (["-s", "PAINTING", "--fit", "5", "--engine", "onnxruntime"], "--fit trains on the PyTorch engine"),
     (["-s", "PAINTING", "--fit", "0"], "0 is not in the range"),
+    (["-s", "mona", "--fit-network"], "--fit-network is for paintings"),
+    (["-s", "mona:0.5", "-s", "PAINTING:0.5", "--fit-network"], "--fit-network fits one painting"),
+    (["-s", "PAINTING:0.5", "-s", "PAINTING:0.5", "--fit-network"], "--fit-network fits one painting"),
+    (["-s", "PAINTING", "--fit-network", "--refine"], "not with --refine"),
+    (["-s", "PAINTING", "--fit-network", "--engine", "onnxruntime"], "--fit trains on the PyTorch engine"),
 ])
 def test_fit_options_are_checked_before_anything_loads(tmp_path, args, message):
     from click.testing import CliRunner
@@ -192,7 +198,7 @@ def test_fit_options_are_checked_before_anything_loads(tmp_path, args, message):
     Image.new("RGB", (64, 48), (200, 120, 40)).save(painting)
     photo = tmp_path / "photo.png"
     Image.new("RGB", (40, 30), (20, 120, 240)).save(photo)
-    args = [str(painting) if a == "PAINTING" else a for a in args]
+    args = [a.replace("PAINTING", str(painting)) for a in args]
     r = CliRunner().invoke(cli, ["stylize", str(photo)] + args, prog_name="cvtools")
     assert r.exit_code != 0 and message in r.output, r.output
     assert not list(tmp_path.glob("photo_*"))
@@ -276,3 +282,87 @@ def test_the_fit_bar_names_each_painting_in_turn():
             bar(label, done, 3, 0.5)
     bar("painting", 1, 3, 0.5)  # more paintings than names: the stylizer's own label
     assert [d for d, _ in shown] == ["fitting monet"] * 3 + ["fitting scream"] * 3 + ["fitting painting"]
+
+
+def test_a_network_fit_fits_every_weight_and_leaves_the_stylizer_as_it_was(stylizer):
+    """fit_network: the parameters and a copy of the transformer's weights fitted together; lower
+    on the fit's own loss than the parameters alone at the same steps (both judged on one fixed
+    batch: the weights add freedom, so a lower loss is what the extra cost buys); repeatable."""
+    painting, photos = picture(7, 80, 64), [picture(2), picture(3)]
+    before = {k: v.clone() for k, v in stylizer.net.transformer.state_dict().items()}
+    fitter = fitting.StyleFitter(stylizer, extra=False)
+    fitted = fitter.fit_network(painting, photos, steps=30)
+    assert fitted.params.shape == (stylizer.net.transformer.param_count,)
+    assert set(fitted.transformer) == set(before)
+    assert all(torch.equal(v, before[k]) for k, v in stylizer.net.transformer.state_dict().items())  # untouched
+    assert any(not torch.equal(fitted.transformer[k], before[k]) for k in before)
+    params_only = fitter.fit(painting, photos, steps=30)
+    target = fitter._painting_features(painting)
+    x = fitting._crop_pool(photos, fitting.FIT_CROP, per_photo=4, seed=5).float() / 255
+    net = stylizer.net.transformer
+    with torch.no_grad():
+        loss_params = float(fitter._loss(x, net(x, params_only[None].expand(len(x), -1)), target))
+        net.load_state_dict(fitted.transformer)
+        loss_network = float(fitter._loss(x, net(x, fitted.params[None].expand(len(x), -1)), target))
+        net.load_state_dict(before)
+    assert loss_network < loss_params
+    again = fitting.StyleFitter(stylizer, extra=False).fit_network(painting, photos, steps=30)  # the cache's copy
+    torch.testing.assert_close(again.params, fitted.params, atol=0, rtol=0)
+    for k in before:
+        torch.testing.assert_close(again.transformer[k], fitted.transformer[k], atol=0, rtol=0)
+
+
+def test_a_network_fit_is_its_own_cache_entry_and_a_damaged_one_is_refitted(stylizer, tmp_path):
+    painting, photos = picture(7, 80, 64), [picture(2)]
+    fitter = fitting.StyleFitter(stylizer, extra=False)
+    fitter.fit(painting, photos, steps=3)
+    steps_run = []
+    first = fitter.fit_network(painting, photos, steps=3, progress=lambda *a: steps_run.append(a[0]))
+    files = sorted((tmp_path / "cache" / "fitted").glob("*.safetensors"), key=lambda f: f.stat().st_size)
+    assert steps_run == [1, 2, 3] and len(files) == 2  # the same settings, another kind of fit: not a hit
+    from safetensors.torch import load_file, save_file
+
+    stored = load_file(str(files[-1]))
+    name = next(k for k in stored if k.startswith("transformer."))
+    stored[name] = stored[name][..., :1].contiguous()  # a tensor of the wrong shape: refitted, not loaded
+    save_file(stored, str(files[-1]))
+    again = fitter.fit_network(painting, photos, steps=3, progress=lambda *a: steps_run.append(a[0]))
+    assert steps_run == [1, 2, 3, 1, 2, 3]
+    torch.testing.assert_close(again.params, first.params, atol=0, rtol=0)
+
+
+def test_load_transformer_paints_with_the_fitted_weights_and_refuses_others(stylizer):
+    painting, photo = picture(7, 80, 64), picture(4)
+    fitted = fitting.StyleFitter(stylizer, extra=False).fit_network(painting, [picture(2)], steps=5)
+    before = stylizer.stylize(photo, fitted.params)
+    stylizer.load_transformer(fitted.transformer)
+    after = stylizer.stylize(photo, fitted.params)
+    with torch.no_grad():  # what the fitted weights paint, in the training form: equal to fp32 rounding
+        stylizer.net.transformer.eval()
+        expected = stylizer.net.transformer(photo[None], fitted.params[None])[0]
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=0)
+    assert (after - before).abs().max() > 1e-4
+    with pytest.raises(UsageError, match="transformer weights do not match"):
+        stylizer.load_transformer({k: v for k, v in list(fitted.transformer.items())[1:]})
+    wrong = dict(fitted.transformer)
+    name = next(iter(wrong))
+    wrong[name] = wrong[name][..., :1]
+    with pytest.raises(UsageError, match="transformer weights do not match"):
+        stylizer.load_transformer(wrong)
+
+
+def test_the_cli_stylizer_fits_the_network_for_one_painting_only(weights, tmp_path):
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    painting = tmp_path / "painting.png"
+    Image.fromarray((picture(9, 64, 80).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(painting)
+    params_fit = NetworkPaintingStylizer([str(painting)], device="cpu", weights=weights, fit_steps=3,
+                                         fit_photos=[picture(2)])
+    network_fit = NetworkPaintingStylizer([str(painting)], device="cpu", weights=weights, fit_steps=3,
+                                          fit_photos=[picture(2)], fit_network=True)
+    out_params, out_network = params_fit(picture(4)), network_fit(picture(4))
+    assert out_network.shape == (3, 56, 72) and bool(torch.isfinite(out_network).all())
+    assert (out_network - out_params).abs().max() > 1e-4  # other weights paint it
+    with pytest.raises(UsageError, match="fitting the network fits one painting"):
+        NetworkPaintingStylizer([(str(painting), 0.5), (torch.randn(6), 0.5)], device="cpu", weights=weights,
+                                fit_steps=3, fit_photos=[picture(2)], fit_network=True)

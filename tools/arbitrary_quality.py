@@ -145,11 +145,17 @@ def main(argv=None):
     ap.add_argument("--fit", type=int, default=0,
                     help="fit each painting's style for this many steps on the first 4 photos (stylize --fit), "
                          "and judge the fitted network as 'arbitrary'")
+    ap.add_argument("--fit-network", type=int, default=0, metavar="STEPS",
+                    help="with --fit's photos: fit every weight of the network to each painting (stylize "
+                         "--fit-network) for this many steps, and judge those networks as 'arbitrary'")
     ap.add_argument("--fit-transform", choices=["swag", "gram"],
                     help="with --fit: the fit's Gram transform (default: the network's recipe's)")
     ap.add_argument("--fitted", metavar="SAFETENSORS",
                     help="judge style parameters fitted elsewhere (benchmarks/arbitrary/fit_gpu.py: one tensor per "
                          "painting, fitted on the first 4 photos like --fit) as 'arbitrary'")
+    ap.add_argument("--fitted-networks", metavar="SAFETENSORS", nargs="+",
+                    help="judge whole networks fitted elsewhere (benchmarks/arbitrary/fit_network.py: keys "
+                         "PAINTING/params and PAINTING/transformer.NAME, fitted on the first 4 photos) as 'arbitrary'")
     ap.add_argument("--encoder-long-side", type=int, nargs="+", default=[0],
                     help="encode each painting at this long side (its short side in proportion; 0: off)")
     ap.add_argument("--encoder-at-style-size", action="store_true",
@@ -250,9 +256,15 @@ def main(argv=None):
         if missing:
             raise SystemExit(f"{args.fitted} has no parameters for {', '.join(missing)}")
         embeddings = {name: fitted[name].float() for name in paintings}
+    stylizers = {name: arb for name in paintings}
+    if args.fitted_networks:
+        embeddings, stylizers = fitted_networks(arb, args.fitted_networks, paintings)
+    elif args.fit_network:
+        embeddings, stylizers, args.fit_seconds = fitted_network_stylizers(
+            arb, arts, embeddings, [images[s] for s, _, _ in photos[:4]], args.fit_network)
     for stem, _, _ in photos:
         for name in paintings:
-            y, sec = cached("arbitrary", stem, name, lambda: arb.stylize(images[stem], embeddings[name]))
+            y, sec = cached("arbitrary", stem, name, lambda: stylizers[name].stylize(images[stem], embeddings[name]))
             judged("arbitrary", stem, name, y, sec)
         print(f"arbitrary {stem} done", flush=True)
 
@@ -506,6 +518,52 @@ def fitted_styles(arb, arts, embeddings, fit_on, steps, transform=None):
     return styles, seconds
 
 
+def fitted_network_stylizers(arb, arts, embeddings, fit_on, steps):
+    """Each painting's network fitted on ``fit_on`` (what ``stylize --fit-network`` does): its
+    parameters, a copy of ``arb`` painting with its weights, and the seconds each fit took."""
+    import copy
+
+    import torch
+
+    from cvtools.style.arbitrary_fit import StyleFitter
+
+    fitter, styles, stylizers, seconds = StyleFitter(arb, on_note=print), {}, {}, {}
+    for name, emb in embeddings.items():
+        t0 = time.perf_counter()
+        with torch.enable_grad():
+            fitted = fitter.fit_network(arts[name], fit_on, steps=steps, start=emb)
+        seconds[name] = round(time.perf_counter() - t0, 1)
+        s = copy.copy(arb)
+        s.net = copy.deepcopy(arb.net)
+        s.load_transformer(fitted.transformer)
+        styles[name], stylizers[name] = fitted.params, s
+        print(f"fitted the network to {name} in {seconds[name]} s", flush=True)
+    return styles, stylizers, seconds
+
+
+def fitted_networks(arb, files, paintings):
+    """Each painting's fitted parameters, and the network with its fitted transformer weights
+    (a copy of ``arb`` per painting), from fit_network.py's files."""
+    import copy
+
+    from safetensors.torch import load_file
+
+    state = {}
+    for f in files:
+        state.update(load_file(f))
+    missing = [name for name in paintings if f"{name}/params" not in state]
+    if missing:
+        raise SystemExit(f"{', '.join(files)}: no fitted network for {', '.join(missing)}")
+    embeddings, stylizers = {}, {}
+    for name in paintings:
+        s = copy.copy(arb)
+        s.net = copy.deepcopy(arb.net)
+        prefix = f"{name}/transformer."
+        s.load_transformer({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        embeddings[name], stylizers[name] = state[f"{name}/params"].float(), s
+    return embeddings, stylizers
+
+
 def encode_at(arb, painting, long_sides):
     """The painting's embedding; with ``long_sides``, encoded with its long side at each size and
     the embeddings averaged (a blend of the painting with itself at several stroke scales)."""
@@ -547,8 +605,9 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "encoder_long_side": [v for v in args.encoder_long_side if v] or None,
             "encoder_at_style_size": bool(args.encoder_at_style_size), "fit_steps": args.fit or None,
             "fit_transform": args.fit_transform,
-            "fit_photos": [s for s, _, _ in photos[:4]] if args.fit or args.fitted else None,
+            "fit_photos": [s for s, _, _ in photos[:4]] if args.fit or args.fitted or args.fitted_networks or args.fit_network else None,
             "fitted_file": args.fitted,
+            "fitted_networks": args.fitted_networks,
             "fit_seconds": getattr(args, "fit_seconds", None)}
 
 

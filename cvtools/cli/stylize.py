@@ -24,6 +24,8 @@ MIN_TILE = 256
 #: cvtools.style.arbitrary_fit's FIT_STEPS and MAX_FIT_STEPS (not imported, as above; tests keep
 #: them equal)
 FIT_STEPS, MAX_FIT_STEPS = 100, 5000
+#: ... and its NETWORK_FIT_STEPS
+NETWORK_FIT_STEPS = 150
 #: photos (or first frames of videos) among the inputs that a painting is fitted on
 FIT_PHOTOS = 4
 
@@ -57,6 +59,10 @@ FIT_PHOTOS = 4
                    f"the first {FIT_PHOTOS} inputs, then paint every photo or frame at network speed. Closer to "
                    "the painting's colours and strokes; once per painting: seconds on a GPU, about half a "
                    "minute per 100 steps on a laptop. Pays off for folders and videos.")
+@click.option("--fit-network", is_flag=True, default=None, cls=AddedLaterOption,
+              help=f"One painting only: fit every weight of the network to it, not only its style parameters "
+                   f"(implies --fit, {NETWORK_FIT_STEPS} steps unless --fit N says). Closer still to the "
+                   "painting's strokes and palette; a few seconds on a GPU, minutes on a laptop.")
 @click.option("--painting-size", type=click.IntRange(64, 4096), default=None, metavar="PX", cls=AddedLaterOption,
               help="Paintings only: the long side, in pixels, a painting is read at for its style (default 512, "
                    "the scale the any-painting network learned strokes at). Larger paints finer strokes and "
@@ -95,7 +101,8 @@ FIT_PHOTOS = 4
 @output_options
 @max_pixels_option
 @quiet_option
-def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, fit_steps, painting_size,
+def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, fit_steps, fit_network,
+            painting_size,
             steps, style_scale, seed, tile, device, precision, compile_, tune, engine, fmt, output, overwrite, quiet, max_pixels, start=None,
             duration=None, stable=None):
     """Repaint photos in the style of a painting (fast neural style transfer).
@@ -117,6 +124,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
       cvtools stylize photo.jpg --style painting.jpg             any painting, in one pass
       cvtools stylize photo.jpg -s painting.jpg --refine         ... then optimised towards it (slower)
       cvtools stylize clip.mp4 -s painting.jpg --fit             fitted to the painting once, then fast
+      cvtools stylize photos/ -s painting.jpg --fit-network      every weight fitted: closer still (GPU)
       cvtools stylize photo.jpg -s seurat.jpg --painting-size 1024   finer strokes and dots
       cvtools stylize photo.jpg -s mona:0.7 -s painting.jpg:0.3  a blend of a bundled style and a painting
       cvtools styles                                             list the bundled styles
@@ -146,6 +154,13 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
             raise UsageError("--engine onnxruntime runs the network alone, not --refine")
         if refine and compile_:
             raise UsageError("--compile is for the network alone, not with --refine")
+        if fit_network and (len(plan.sources) != 1 or isinstance(plan.sources[0][1], str)):
+            raise UsageError("--fit-network fits one painting: give a single painting file as --style "
+                             "(a blend's paintings can each be fitted with --fit)")
+        if fit_network and refine:
+            raise UsageError("--fit-network is for the network alone, not with --refine")
+        if fit_network and not fit_steps:
+            fit_steps = NETWORK_FIT_STEPS
         if fit_steps and engine != "pytorch":
             raise UsageError("--fit trains on the PyTorch engine; leave --engine onnxruntime out")
         if fit_steps and all(isinstance(source, str) for _, source, _ in plan.sources):
@@ -153,8 +168,9 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
         if painting_size and all(isinstance(source, str) for _, source, _ in plan.sources):
             raise UsageError("--painting-size sets how painting files are read; bundled styles keep their own scale")
         tile = None
-    elif fit_steps:
-        raise UsageError("--fit is for paintings (an image file as --style), not a trained style")
+    elif fit_steps or fit_network:
+        raise UsageError(f"--fit{'-network' if fit_network else ''} is for paintings (an image file as --style), "
+                         "not a trained style")
     elif painting_size:
         raise UsageError("--painting-size is for paintings (an image file as --style), not a trained style")
     name = plan.name
@@ -175,7 +191,8 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                                                 tune=tune, engine=engine, quiet=quiet, refine=refine,
                                                 style_scale=style_scale, steps=steps, seed=seed,
                                                 mix_strength=mix_strength, fit_steps=fit_steps,
-                                                painting_size=painting_size, max_pixels=max_pixels))
+                                                fit_network=bool(fit_network), painting_size=painting_size,
+                                                max_pixels=max_pixels))
     found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
     paths, many = found.paths, found.many
     protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
@@ -195,7 +212,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
 
 
 def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, quiet, refine, style_scale, steps,
-                    seed, mix_strength, fit_steps=None, painting_size=None, max_pixels=-1):
+                    seed, mix_strength, fit_steps=None, painting_size=None, max_pixels=-1, fit_network=False):
     """The network ``cvtools stylize`` runs for ``plan`` (a trained style: the shipped ONNX graph on a
     CPU, onnxruntime or PyTorch; paintings and blends: the any-painting network, refined or at
     ``mix_strength`` in style space), its notes on the terminal; built at the first input that
@@ -213,6 +230,7 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
         if engine == "onnxruntime":
             from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer as NetworkPaintingStylizer  # noqa: N814
         fit = {} if not fit_steps else dict(fit_steps=fit_steps, fit_photos=fit_photos(paths, max_pixels),
+                                            fit_network=fit_network,
                                             fit_progress=None if quiet else FitBar(
                                                 [Path(label).stem for label, source, _ in plan.sources
                                                  if not isinstance(source, str)]))

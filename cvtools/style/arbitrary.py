@@ -571,6 +571,18 @@ class ArbitraryStylizer:
         self.memory_format = torch.channels_last if cl else torch.contiguous_format
         self.transformer = self.net.transformer.for_inference().to(self.dtype).to(memory_format=self.memory_format)
 
+    def load_transformer(self, weights: Dict[str, torch.Tensor]) -> None:
+        """Paint with these transformer weights from now on (a ``state_dict`` of this network's
+        transformer, e.g. :meth:`cvtools.style.arbitrary_fit.StyleFitter.fit_network`'s): every
+        name and shape must match. The encoder and heads stay, so embeddings mean what they did."""
+        own = self.net.transformer.state_dict()
+        bad = sorted(set(own) ^ set(weights)) or [k for k in own if tuple(weights[k].shape) != tuple(own[k].shape)]
+        if bad:
+            raise UsageError(f"transformer weights do not match this network ({', '.join(bad[:3])}"
+                             f"{', ...' if len(bad) > 3 else ''})", param="weights")
+        self.net.transformer.load_state_dict({k: v.float() for k, v in weights.items()})
+        self.transformer = self.net.transformer.for_inference().to(self.dtype).to(memory_format=self.memory_format)
+
     @torch.inference_mode()
     def encode(self, painting: torch.Tensor, long_side: Optional[int] = None) -> torch.Tensor:
         """A painting (3×H×W in [0, 1], any size) → its embedding (1-D). ``long_side``: the size

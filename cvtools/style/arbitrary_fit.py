@@ -14,6 +14,17 @@ frame after it runs at network speed.
 >>> params = fitter.fit(painting, [photo1, photo2], steps=100)   # 1-D: every norm's gamma, beta
 >>> out = stylizer.stylize(photo, params)                        # params work where embeddings do
 
+``fit_network`` fits every weight of the transformer as well (``stylize --fit-network``): the
+network made this painting's own for the run. One painting at a time (a blend's paintings would
+each want other weights). Measured on the ten paintings of ``tools/arbitrary_quality.py``
+(benchmarks/arbitrary/PLAN.md, "2026-12-06e"): 150 steps at batch 16 came 1.42× the trained
+networks' Lite2 distance and 1.41× the optimisation's (the parameters alone: 1.57× and 1.45×; one
+pass 1.93× and 1.66×) in 5-7 s a painting on an H100; 500 steps came no closer.
+
+>>> fitted = fitter.fit_network(painting, [photo1, photo2])      # FittedNetwork: params + weights
+>>> stylizer.load_transformer(fitted.transformer)               # this stylizer now paints it
+>>> out = stylizer.stylize(photo, fitted.params)
+
 A fit is kept in cvtools' cache folder (``fitted/`` under ``$CVTOOLS_CACHE_DIR``, else
 ~/.cache/cvtools), keyed by the network's weights, the painting, the photos, the start and the
 settings, so a re-run of the same command (another ``--strength``, another output folder) does
@@ -28,8 +39,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +66,22 @@ FIT_CROP = 256
 PAINTING_LONG_SIDE = 512
 #: most steps accepted (a typo of 100000 would run for hours on a CPU)
 MAX_FIT_STEPS = 5000
+#: fit_network: steps, photo crops per step on a GPU, and Adam's rate on the transformer's weights
+#: (the style parameters keep FIT_LR). Measured on an H100 (PLAN.md, "2026-12-06e"): 150 steps at
+#: batch 16 and 5e-4 (a 1.42×, b 1.41×) as close as at 2e-4 (1.45×, 1.41×), and 500 steps at 2e-4
+#: no closer (1.47×, 1.48×: the weights start to fit the few photos' crops, not the painting)
+NETWORK_FIT_STEPS = 150
+NETWORK_FIT_BATCH = 16
+NETWORK_FIT_LR = 5e-4
+
+
+@dataclass
+class FittedNetwork:
+    """What :meth:`StyleFitter.fit_network` returns: the style parameters (1-D, fp32, CPU) and the
+    transformer's weights (its ``state_dict``, fp32, CPU) they go with."""
+
+    params: torch.Tensor
+    transformer: Dict[str, torch.Tensor]
 
 
 class StyleFitter:
@@ -102,6 +130,23 @@ class StyleFitter:
         (default: the painting's encoding at ``painting_side``). ``progress(done, steps, loss)`` after
         each step (once, ``(steps, steps, None)``, for a fit taken from the cache). ``painting_side``:
         the long side the painting's style is taken at (None: :data:`PAINTING_LONG_SIDE`)."""
+        params, _ = self._fit(painting, photos, steps, start, seed, progress, painting_side, network=False)
+        return params
+
+    def fit_network(self, painting: torch.Tensor, photos: Sequence[torch.Tensor], steps: int = NETWORK_FIT_STEPS,
+                    start: Optional[torch.Tensor] = None, seed: int = 0,
+                    progress: Optional[Callable[[int, int, Optional[float]], None]] = None,
+                    painting_side: Optional[int] = None) -> FittedNetwork:
+        """As :meth:`fit`, and every weight of the transformer with them (Adam at
+        :data:`NETWORK_FIT_LR`, :data:`NETWORK_FIT_BATCH` crops a step on a GPU): the parameters and
+        the weights that paint ``painting`` closest. The stylizer's own network is left as it was:
+        :meth:`~cvtools.style.arbitrary.ArbitraryStylizer.load_transformer` puts the weights in."""
+        params, weights = self._fit(painting, photos, steps, start, seed, progress, painting_side, network=True)
+        return FittedNetwork(params, weights)
+
+    def _fit(self, painting, photos, steps, start, seed, progress, painting_side, network: bool):
+        import copy
+
         from cvtools.style.arbitrary import check_painting_size
 
         net = self.stylizer.net
@@ -111,21 +156,28 @@ class StyleFitter:
         side = check_painting_size(painting_side) or PAINTING_LONG_SIDE
         if start is None:
             start = self.stylizer.encode(painting, painting_side)
-        key = self._cache_key(painting, photos, steps, start, seed, side)
-        cached = _read_cached(key, net.transformer.param_count)
+        key = self._cache_key(painting, photos, steps, start, seed, side, network)
+        template = net.transformer.state_dict() if network else None
+        cached = _read_cached(key, net.transformer.param_count, template)
         if cached is not None:
             if progress is not None:  # all steps done (no loss: none was computed): a bar still advances
                 progress(steps, steps, None)
-            return cached
+            return cached if network else (cached, None)
         target = self._painting_features(painting, side)
         params = self.stylizer.style_params(start).to(self.device).detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([params], lr=FIT_LR)
-        pool = _crop_pool(photos, FIT_CROP).to(self.device)
+        groups = [{"params": [params], "lr": FIT_LR}]
+        transformer = net.transformer
+        if network:  # a copy: the stylizer's own weights stay as they are until load_transformer
+            transformer = copy.deepcopy(net.transformer).train().requires_grad_(True)
+            groups.append({"params": list(transformer.parameters()), "lr": NETWORK_FIT_LR})
+        optimizer = torch.optim.Adam(groups)
+        # more crops for the weights to see than the parameters need: they can fit a few by heart
+        pool = _crop_pool(photos, FIT_CROP, per_photo=16 if network else 8).to(self.device)
         gen = torch.Generator().manual_seed(seed)
-        batch = self.batch_size
+        batch = self.batch_size if not network or self.device.type == "cpu" else NETWORK_FIT_BATCH
         for step in range(steps):
             x = pool[torch.randint(0, pool.shape[0], (batch,), generator=gen)].float().div_(255)
-            y = net.transformer(x, params.expand(x.shape[0], -1))
+            y = transformer(x, params.expand(x.shape[0], -1))
             loss = self._loss(x, y, target)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -133,21 +185,25 @@ class StyleFitter:
             if progress is not None:
                 progress(step + 1, steps, float(loss.detach()))
         fitted = params.detach().float().cpu()[0]
-        _write_cached(key, fitted)
-        return fitted
+        weights = {k: v.detach().float().cpu().contiguous() for k, v in transformer.state_dict().items()} \
+            if network else None
+        _write_cached(key, fitted, weights)
+        return fitted, weights
 
     @property
     def batch_size(self) -> int:
         """Photo crops per step: :data:`CPU_FIT_BATCH` on the CPU, :data:`FIT_BATCH` elsewhere."""
         return CPU_FIT_BATCH if self.device.type == "cpu" else FIT_BATCH
 
-    def _cache_key(self, painting, photos, steps, start, seed, side=PAINTING_LONG_SIDE) -> str:
+    def _cache_key(self, painting, photos, steps, start, seed, side=PAINTING_LONG_SIDE, network=False) -> str:
         """SHA-256 of everything the fit's result depends on (pixels, weights, settings)."""
         h = hashlib.sha256()
         settings = dict(version=1, steps=steps, seed=seed, lr=FIT_LR, batch=self.batch_size, crop=FIT_CROP,
                         painting_side=side, extra=[bb.name for bb, _ in self.extra],
                         weights=self.weights, layers=self.style_layers, content=self.content_layer,
                         device=self.device.type)
+        if network:  # (a key of a parameters-only fit stays what it was: earlier cached fits still hit)
+            settings.update(network=True, network_lr=NETWORK_FIT_LR, network_batch=NETWORK_FIT_BATCH)
         h.update(json.dumps(settings, sort_keys=True).encode())
         for name, t in sorted(self.stylizer.net.state_dict().items()):
             h.update(name.encode())
@@ -220,24 +276,36 @@ def _cache_file(key: str) -> Path:
     return cache_base() / "fitted" / f"{key}.safetensors"
 
 
-def _read_cached(key: str, count: int) -> Optional[torch.Tensor]:
-    """The cached fit for ``key`` if it is there and sound (``count`` finite numbers), else None."""
+def _read_cached(key: str, count: int, template: Optional[Dict[str, torch.Tensor]] = None):
+    """The cached fit for ``key`` if it is there and sound, else None: ``count`` finite numbers
+    (the parameters), and with ``template`` (a transformer's state_dict: a network fit) a finite
+    tensor of each of its names and shapes, returned as (params, weights)."""
     path = _cache_file(key)
     try:
-        if not path.is_file() or path.stat().st_size > 1 << 20:
+        # a network fit holds the transformer's weights in fp32 (4 MB for the shipped network)
+        if not path.is_file() or path.stat().st_size > (64 << 20 if template is not None else 1 << 20):
             return None
         from safetensors.torch import load_file
 
-        params = load_file(str(path)).get("params")
+        stored = load_file(str(path))
     except Exception:  # unreadable or damaged: fitted again (and rewritten)
         return None
+    params = stored.get("params")
     if params is None or params.dtype != torch.float32 or tuple(params.shape) != (count,) \
             or not bool(torch.isfinite(params).all()):
         return None
-    return params
+    if template is None:
+        return params
+    weights = {}
+    for name, t in template.items():
+        w = stored.get(f"transformer.{name}")
+        if w is None or w.dtype != torch.float32 or w.shape != t.shape or not bool(torch.isfinite(w).all()):
+            return None
+        weights[name] = w
+    return params, weights
 
 
-def _write_cached(key: str, params: torch.Tensor) -> None:
+def _write_cached(key: str, params: torch.Tensor, weights: Optional[Dict[str, torch.Tensor]] = None) -> None:
     """Keep a fit for the next run; a cache folder that cannot be written only costs the refit."""
     import os
     import tempfile
@@ -249,7 +317,9 @@ def _write_cached(key: str, params: torch.Tensor) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         os.close(fd)
-        save_file({"params": params.contiguous()}, tmp)
+        tensors = {"params": params.contiguous()}
+        tensors.update({f"transformer.{k}": v for k, v in (weights or {}).items()})
+        save_file(tensors, tmp)
         os.replace(tmp, path)
     except Exception:  # a read-only or full disk: the fit is still returned
         if tmp is not None:

@@ -19,6 +19,9 @@ fit on, e.g. the first of a folder), then every photo runs at network speed:
 
 >>> stylizer = NetworkPaintingStylizer(["painting.jpg"], fit_steps=100, fit_photos=[photo])
 
+Closer still, for one painting: ``fit_network=True`` fits every weight of the network as well
+(:meth:`~cvtools.style.arbitrary_fit.StyleFitter.fit_network`; a few seconds on a GPU).
+
 For the painting's own look at higher fidelity (seconds to minutes per photo), optimise from this
 network's result: :class:`cvtools.style.optimize.PaintingStylizer` with ``init=``.
 """
@@ -79,13 +82,17 @@ class NetworkPaintingStylizer:
                  on_note: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
                  sha256: Optional[str] = None, fit_steps: int = 0, fit_photos: Sequence = (),
                  fit_progress: Optional[Callable[[str, int, int, Optional[float]], None]] = None,
-                 painting_size: Optional[int] = None):
+                 painting_size: Optional[int] = None, fit_network: bool = False):
         from cvtools.device import resolve_device, resolve_precision
         from cvtools.style.arbitrary import ArbitraryStylizer, check_painting_size
         from cvtools.timings import mark
 
         styles = _as_styles(styles)
         weights_ = normalized_weights([w for _, w in styles])  # a bad weight is refused before any loading
+        if fit_network and (len(styles) != 1 or not _is_painting(styles[0][0])):
+            raise UsageError("fitting the network fits one painting: give a single painting, not a blend or a "
+                             "bundled style (a blend's paintings can each have their style parameters fitted)",
+                             param="fit_network")
         #: the long side paintings are read at (None: the network's own; bundled styles keep theirs)
         self.painting_size = check_painting_size(painting_size)
         mark("imports")
@@ -93,11 +100,6 @@ class NetworkPaintingStylizer:
         dtype = resolve_precision(precision, self.device)
         self.network = ArbitraryStylizer(weights, device=str(self.device), sha256=sha256,
                                          precision={torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32"))
-        if compile:
-            from cvtools.compile_cache import activate
-
-            activate(self.device)  # compiled once per machine: kept in cvtools' compile cache
-            self.network.transformer = torch.compile(self.network.transformer, dynamic=False)
         mark("model")
         #: [(embedding, weight)] in the order given, and their blend: what every photo is painted with
         #: (with ``fit_steps``: each painting's fitted style parameters, the others' parameters)
@@ -106,9 +108,14 @@ class NetworkPaintingStylizer:
         self.styles = [(self.network.encode(paintings[i], self.painting_size) if i in paintings
                         else self.embedding_of(source), w)
                        for i, ((source, _), w) in enumerate(zip(styles, weights_))]
-        if fit_steps:
-            self.styles = self._fitted(styles, paintings, fit_steps, fit_photos, fit_progress, on_note)
+        if fit_steps or fit_network:
+            self.styles = self._fitted(styles, paintings, fit_steps, fit_photos, fit_progress, on_note, fit_network)
         self.embedding = self.network.blend(self.styles)
+        if compile:  # after a network fit, which replaces the transformer
+            from cvtools.compile_cache import activate
+
+            activate(self.device)  # compiled once per machine: kept in cvtools' compile cache
+            self.network.transformer = torch.compile(self.network.transformer, dynamic=False)
         self.name = name or "+".join(dict.fromkeys(style_stem(s) for s, _ in styles))
         self.on_note = on_note
         self.last_tiles = 0  # Stylizer's interface: this one never tiles
@@ -117,10 +124,12 @@ class NetworkPaintingStylizer:
     def dtype(self):
         return self.network.dtype
 
-    def _fitted(self, styles, paintings, steps, photos, progress, on_note) -> List[Tuple[torch.Tensor, float]]:
+    def _fitted(self, styles, paintings, steps, photos, progress, on_note,
+                network: bool = False) -> List[Tuple[torch.Tensor, float]]:
         """Each painting (``paintings``: index → tensor) fitted on ``photos``
-        (:mod:`cvtools.style.arbitrary_fit`) from its encoding; the other styles as their parameters."""
-        from cvtools.style.arbitrary_fit import StyleFitter
+        (:mod:`cvtools.style.arbitrary_fit`) from its encoding; the other styles as their parameters.
+        ``network``: the one painting's transformer weights too, put into :attr:`network`."""
+        from cvtools.style.arbitrary_fit import NETWORK_FIT_STEPS, StyleFitter
 
         photos = [_photo_tensor(p) for p in photos]
         fitter, out = None, []
@@ -131,6 +140,12 @@ class NetworkPaintingStylizer:
             fitter = fitter or StyleFitter(self.network, on_note=on_note)
             label = style_stem(source)
             report = (lambda done, total, loss, label=label: progress(label, done, total, loss)) if progress else None
+            if network:
+                fitted = fitter.fit_network(paintings[i], photos, steps=steps or NETWORK_FIT_STEPS, start=embedding,
+                                            progress=report, painting_side=self.painting_size)
+                self.network.load_transformer(fitted.transformer)
+                out.append((fitted.params, w))
+                continue
             out.append((fitter.fit(paintings[i], photos, steps=steps, start=embedding, progress=report,
                                    painting_side=self.painting_size), w))
         return out
