@@ -148,6 +148,8 @@ def main(argv=None):
     ap.add_argument("--fit-network", type=int, default=0, metavar="STEPS",
                     help="with --fit's photos: fit every weight of the network to each painting (stylize "
                          "--fit-network) for this many steps, and judge those networks as 'arbitrary'")
+    ap.add_argument("--fit-network-lr", type=float, help="--fit-network's rate on the weights (default: "
+                    "arbitrary_fit.NETWORK_FIT_LR)")
     ap.add_argument("--fit-transform", choices=["swag", "gram"],
                     help="with --fit: the fit's Gram transform (default: the network's recipe's)")
     ap.add_argument("--fitted", metavar="SAFETENSORS",
@@ -260,6 +262,10 @@ def main(argv=None):
     if args.fitted_networks:
         embeddings, stylizers = fitted_networks(arb, args.fitted_networks, paintings)
     elif args.fit_network:
+        if args.fit_network_lr:
+            import cvtools.style.arbitrary_fit as fitting
+
+            fitting.NETWORK_FIT_LR = args.fit_network_lr
         embeddings, stylizers, args.fit_seconds = fitted_network_stylizers(
             arb, arts, embeddings, [images[s] for s, _, _ in photos[:4]], args.fit_network)
     for stem, _, _ in photos:
@@ -607,7 +613,8 @@ def meta(photos, paintings, unseen, style_sizes, emb_check, args):
             "fit_transform": args.fit_transform,
             "fit_photos": [s for s, _, _ in photos[:4]] if args.fit or args.fitted or args.fitted_networks or args.fit_network else None,
             "fitted_file": args.fitted,
-            "fitted_networks": args.fitted_networks,
+            "fitted_networks": args.fitted_networks, "fit_network": args.fit_network,
+            "fit_network_lr": args.fit_network_lr,
             "fit_seconds": getattr(args, "fit_seconds", None)}
 
 

@@ -62,7 +62,7 @@ FIT_PHOTOS = 4
 @click.option("--fit-network", is_flag=True, default=None, cls=AddedLaterOption,
               help=f"One painting only: fit every weight of the network to it, not only its style parameters "
                    f"(implies --fit, {NETWORK_FIT_STEPS} steps unless --fit N says). Closer still to the "
-                   "painting's strokes and palette; a few seconds on a GPU, minutes on a laptop.")
+                   "painting's strokes and palette; a few seconds on a GPU, about a minute on a laptop.")
 @click.option("--painting-size", type=click.IntRange(64, 4096), default=None, metavar="PX", cls=AddedLaterOption,
               help="Paintings only: the long side, in pixels, a painting is read at for its style (default 512, "
                    "the scale the any-painting network learned strokes at). Larger paints finer strokes and "
