@@ -348,8 +348,8 @@ def main(argv=None):
         x = images[stem]
         for name in paintings:
             full, _ = cached("arbitrary", stem, name, None)
-            half, _ = cached("strength_0.5", stem, name, lambda: arb.stylize(x, embeddings[name], strength=0.5))
-            zero, _ = cached("strength_0", stem, name, lambda: arb.stylize(x, embeddings[name], strength=0.0))
+            half, _ = cached("strength_0.5", stem, name, lambda: stylizers[name].stylize(x, embeddings[name], strength=0.5))
+            zero, _ = cached("strength_0", stem, name, lambda: stylizers[name].stylize(x, embeddings[name], strength=0.0))
             d0, dh, d1 = distance(name, zero), distance(name, half), distance(name, full)
             d_photo = photo_distance[(stem, name)]
 
