@@ -188,6 +188,8 @@ def test_the_cli_constants_match_the_module():
     (["-s", "PAINTING:0.5", "-s", "PAINTING:0.5", "--fit-network"], "--fit-network fits one painting"),
     (["-s", "PAINTING", "--fit-network", "--refine"], "not with --refine"),
     (["-s", "PAINTING", "--fit-network", "--engine", "onnxruntime"], "--fit trains on the PyTorch engine"),
+    (["-s", "PAINTING", "--fit", "5", "--fit-network"], "--fit and --fit-network are two kinds of fit"),
+    (["-s", "PAINTING", "--fit-network", "0"], "0 is not in the range"),
 ])
 def test_fit_options_are_checked_before_anything_loads(tmp_path, args, message):
     from click.testing import CliRunner
@@ -230,13 +232,14 @@ def test_the_command_fits_then_paints(tmp_path):
     Image.fromarray((picture(9, 64, 80).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(painting)
     Image.fromarray((picture(4, 48, 64).permute(1, 2, 0).numpy() * 255).astype(np.uint8)).save(photo)
     runs = {}
-    for label, extra in (("plain", []), ("fit", ["--fit", "2"])):
+    for label, extra in (("plain", []), ("fit", ["--fit", "2"]), ("network", ["--fit-network", "2"])):
         r = CliRunner().invoke(cli, ["stylize", str(photo), "-s", str(painting), "-o", str(tmp_path / label) + "/",
                                      "-q", "--device", "cpu"] + extra, prog_name="cvtools")
         assert r.exit_code == 0, r.output
         runs[label] = np.asarray(load_image(tmp_path / label / "photo_painting.png").rgb, dtype=np.int16)
-    assert runs["fit"].shape == runs["plain"].shape == (48, 64, 3)
+    assert runs["fit"].shape == runs["plain"].shape == runs["network"].shape == (48, 64, 3)
     assert np.abs(runs["fit"] - runs["plain"]).max() > 0  # the fitted style paints differently
+    assert np.abs(runs["network"] - runs["fit"]).max() > 0  # and the fitted network differently again
 
 
 def test_a_fit_is_kept_for_the_next_run_and_a_damaged_one_refitted(stylizer, tmp_path):

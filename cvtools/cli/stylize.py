@@ -59,10 +59,11 @@ FIT_PHOTOS = 4
                    f"the first {FIT_PHOTOS} inputs, then paint every photo or frame at network speed. Closer to "
                    "the painting's colours and strokes; once per painting: seconds on a GPU, about half a "
                    "minute per 100 steps on a laptop. Pays off for folders and videos.")
-@click.option("--fit-network", is_flag=True, default=None, cls=AddedLaterOption,
-              help=f"One painting only: fit every weight of the network to it, not only its style parameters "
-                   f"(implies --fit, {NETWORK_FIT_STEPS} steps unless --fit N says). Closer still to the "
-                   "painting's strokes and palette; a few seconds on a GPU, about a minute on a laptop.")
+@click.option("--fit-network", "fit_network_steps", type=click.IntRange(1, MAX_FIT_STEPS), is_flag=False,
+              flag_value=NETWORK_FIT_STEPS, default=None, metavar="[N]", cls=AddedLaterOption,
+              help=f"One painting only, instead of --fit: fit every weight of the network to it, not only its "
+                   f"style parameters, for N steps (default {NETWORK_FIT_STEPS}). Closer still to the painting's "
+                   "strokes and palette; a few seconds on a GPU, about a minute on a laptop.")
 @click.option("--painting-size", type=click.IntRange(64, 4096), default=None, metavar="PX", cls=AddedLaterOption,
               help="Paintings only: the long side, in pixels, a painting is read at for its style (default 512, "
                    "the scale the any-painting network learned strokes at). Larger paints finer strokes and "
@@ -101,8 +102,8 @@ FIT_PHOTOS = 4
 @output_options
 @max_pixels_option
 @quiet_option
-def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, fit_steps, fit_network,
-            painting_size,
+def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_color, refine, fit_steps,
+            fit_network_steps, painting_size,
             steps, style_scale, seed, tile, device, precision, compile_, tune, engine, fmt, output, overwrite, quiet, max_pixels, start=None,
             duration=None, stable=None):
     """Repaint photos in the style of a painting (fast neural style transfer).
@@ -140,6 +141,10 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     from cvtools.style.job import stylize_work
     from cvtools.video.jobs import media_extensions, stylize_maker, with_videos
 
+    if fit_steps and fit_network_steps:
+        raise UsageError("--fit and --fit-network are two kinds of fit: give one (--fit-network N sets its steps)")
+    fit_network = bool(fit_network_steps)
+    fit_steps = fit_steps or fit_network_steps
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
     style = style or ("mona",)
@@ -159,8 +164,6 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                              "(a blend's paintings can each be fitted with --fit)")
         if fit_network and refine:
             raise UsageError("--fit-network is for the network alone, not with --refine")
-        if fit_network and not fit_steps:
-            fit_steps = NETWORK_FIT_STEPS
         if fit_steps and engine != "pytorch":
             raise UsageError("--fit trains on the PyTorch engine; leave --engine onnxruntime out")
         if fit_steps and all(isinstance(source, str) for _, source, _ in plan.sources):
@@ -191,7 +194,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                                                 tune=tune, engine=engine, quiet=quiet, refine=refine,
                                                 style_scale=style_scale, steps=steps, seed=seed,
                                                 mix_strength=mix_strength, fit_steps=fit_steps,
-                                                fit_network=bool(fit_network), painting_size=painting_size,
+                                                fit_network=fit_network, painting_size=painting_size,
                                                 max_pixels=max_pixels))
     found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
     paths, many = found.paths, found.many
