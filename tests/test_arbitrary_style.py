@@ -324,7 +324,7 @@ def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
 
 @pytest.mark.parametrize("objective", [{}, {"style_transform": "gram", "stats_weight": 0.0},
                                        {"extra_backbones": {"efficientnet_lite0": ["blocks.1", "blocks.3"]}},
-                                       {"strength_fraction": 0.5}])
+                                       {"strength_fraction": 0.5}, {"painting_augment": 0.5}])
 def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     straight = train_arbitrary(config(data, tmp_path / "a", steps=4, **objective))
     train_arbitrary(config(data, tmp_path / "b", steps=2, **objective))
@@ -393,6 +393,56 @@ def test_strength_samples_span_photo_as_style_to_plain(data, tmp_path, extra):
     # and half-way is neither end (random weights: the ends differ by far more than rounding)
     assert abs(float(plain - photo_as_style)) > 1e-3 * float(plain)
     assert float(halfway) not in (pytest.approx(float(plain), rel=1e-4), pytest.approx(float(photo_as_style), rel=1e-4))
+
+
+def test_a_new_painting_keeps_its_strokes_and_light_in_another_direction_and_palette():
+    """painting_augment's crops: turned by 90° steps exactly, hue and saturation changed with each
+    pixel's luma kept (YIQ's luma row; exact where no channel clips, fp32 rounding ~1e-6), and at
+    no turn, no hue and saturation 1 the crop itself."""
+    from cvtools.style.train_arbitrary import new_painting
+
+    torch.manual_seed(3)
+    crop = 0.25 + 0.5 * torch.rand(3, 16, 16)  # mid-range: a hue turn of these stays in [0, 1]
+    torch.testing.assert_close(new_painting(crop, 0, 0.0, 1.0), crop, atol=1e-5, rtol=0)
+    torch.testing.assert_close(new_painting(crop, 3, 0.0, 1.0), torch.rot90(crop, 3, dims=(-2, -1)), atol=1e-5, rtol=0)
+    turned = new_painting(crop, 0, 1.2, 0.8)
+    luma = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    unclipped = ((turned > 0) & (turned < 1)).all(0)
+    assert unclipped.float().mean() > 0.5
+    torch.testing.assert_close((turned * luma).sum(0)[unclipped], (crop * luma).sum(0)[unclipped], atol=1e-5, rtol=0)
+    assert (turned - crop).abs().max() > 0.05  # the colours did move
+    assert float(turned.min()) >= 0 and float(turned.max()) <= 1
+    with pytest.raises(ValueError, match="square"):
+        new_painting(torch.rand(3, 8, 9), 1, 0.0, 1.0)
+
+
+def test_painting_augment_changes_only_the_chosen_crops_and_leaves_the_stream_alone(data, tmp_path):
+    """A run without it draws what it drew before the option existed; with it, some painting crops
+    of a step differ and the photo-as-style ones never do."""
+    from cvtools.style.train_arbitrary import ArbitraryTrainer, PaintingBank, painting_files
+
+    seen = {}
+    batch = (torch.rand(4, 3, 32, 32) * 255).to(torch.uint8)
+    for fraction in (0.0, 1.0):
+        trainer = ArbitraryTrainer(config(data, tmp_path / str(fraction), painting_augment=fraction,
+                                          photo_style_fraction=0.5))
+        bank = PaintingBank(painting_files(data[1]), "cpu")
+        captured = []
+        original = trainer._loss
+        trainer._loss = lambda x, styles, strength=None: (captured.append(styles.clone()), original(x, styles, strength))[1]
+        trainer.step(batch, bank)
+        seen[fraction] = captured[0]
+    rng = np.random.default_rng([0, 0, 0xA27])
+    bank = PaintingBank(painting_files(data[1]), "cpu")
+    c = config(data, tmp_path / "x").check()
+    plain = bank.crops(rng, 4, c.painting_size, c.painting_scale)
+    own = rng.random(4) < 0.5
+    for i in range(4):
+        if own[i]:
+            torch.testing.assert_close(seen[1.0][i], seen[0.0][i], atol=0, rtol=0)  # a photo: never changed
+        else:
+            torch.testing.assert_close(seen[0.0][i], plain[i], atol=0, rtol=0)  # off: the same crops as before
+            assert (seen[1.0][i] - seen[0.0][i]).abs().max() > 1e-3
 
 
 @pytest.mark.parametrize("value", [(0.5,), (0.8, 0.2), (-0.1, 0.5), (0.2, 1.5), ("a", 1)])

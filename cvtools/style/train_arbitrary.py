@@ -143,6 +143,12 @@ class ArbitraryTrainConfig:
     strength_fraction: float = 0.0
     #: the strengths those samples get, uniform in this range
     strength_range: tuple = (0.2, 0.8)
+    #: fraction of the painting crops (not the photo-as-style ones) made into new "paintings": turned
+    #: by a random multiple of 90° (strokes in other directions) and their colours rotated in hue
+    #: (±PAINTING_HUE radians) and scaled in saturation (PAINTING_SATURATION); the crop is the
+    #: encoder's input and the style target alike. The one pass generalises from 176 paintings
+    #: (benchmarks/arbitrary/PLAN.md, "2026-12-06e"): more kinds of painting is what it lacks. 0: off
+    painting_augment: float = 0.0
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -179,6 +185,7 @@ class ArbitraryTrainConfig:
         number("lr", 1e-12, 10)
         number("photo_style_fraction", 0, 1)
         number("strength_fraction", 0, 1)
+        number("painting_augment", 0, 1)
         v = self.strength_range
         if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) or not 0 <= v[0] <= v[1] <= 1:
@@ -273,6 +280,27 @@ class PaintingBank:
                                  antialias=ch > size or cw > size)
             out.append(crop.flip(-1) if rng.random() < 0.5 else crop)
         return torch.cat(out).clamp_(0, 1)
+
+
+#: painting_augment's hue rotation (radians, either way) and saturation scale (range)
+PAINTING_HUE = math.pi / 2
+PAINTING_SATURATION = (0.7, 1.4)
+#: RGB -> YIQ (NTSC): luma and two chroma axes, so a hue rotation keeps each pixel's light
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def new_painting(crop: torch.Tensor, turns: int, hue: float, saturation: float) -> torch.Tensor:
+    """A square painting crop (3×S×S in [0, 1]) turned by ``turns`` × 90° and its chroma rotated
+    by ``hue`` radians and scaled by ``saturation`` (luma kept): a painting with the same kind of
+    strokes, running another way, in another palette."""
+    if crop.shape[-1] != crop.shape[-2]:
+        raise ValueError(f"painting crops are square, not {tuple(crop.shape[-2:])}")
+    x = torch.rot90(crop, turns % 4, dims=(-2, -1))
+    m = _YIQ.to(x.device, torch.float32)
+    cos, sin = math.cos(hue) * saturation, math.sin(hue) * saturation
+    turn = torch.tensor([[1.0, 0.0, 0.0], [0.0, cos, -sin], [0.0, sin, cos]], device=x.device)
+    full = torch.linalg.inv(m) @ turn @ m  # RGB -> YIQ -> turned and scaled chroma -> RGB
+    return torch.einsum("ij,jhw->ihw", full, x.float()).clamp_(0, 1).to(crop.dtype)
 
 
 # ---------------------------------------------------------------------------- trainer
@@ -407,6 +435,13 @@ class ArbitraryTrainer:
             if self.device.type == "cuda":  # pinned: the copy is queued, not waited for
                 strength = strength.pin_memory()
             strength = strength.to(self.device, non_blocking=True)
+        if c.painting_augment:  # drawn last: runs without it see the same data as before the option
+            n = x.shape[0]
+            chosen = (rng.random(n) < c.painting_augment) & ~own
+            turns, hue = rng.integers(1, 4, size=n), rng.uniform(-PAINTING_HUE, PAINTING_HUE, size=n)
+            saturation = np.exp(rng.uniform(*np.log(PAINTING_SATURATION), size=n))
+            for i in np.flatnonzero(chosen).tolist():
+                styles[i] = new_painting(styles[i], int(turns[i]), float(hue[i]), float(saturation[i]))
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
             styles = styles.contiguous(memory_format=torch.channels_last)
