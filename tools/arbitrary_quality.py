@@ -524,11 +524,19 @@ def fitted_styles(arb, arts, embeddings, fit_on, steps, transform=None):
     return styles, seconds
 
 
+def with_transformer(arb, weights):
+    """A copy of the stylizer ``arb`` that paints with these transformer weights (``arb`` unchanged)."""
+    import copy
+
+    s = copy.copy(arb)
+    s.net = copy.deepcopy(arb.net)
+    s.load_transformer(weights)
+    return s
+
+
 def fitted_network_stylizers(arb, arts, embeddings, fit_on, steps):
     """Each painting's network fitted on ``fit_on`` (what ``stylize --fit-network`` does): its
     parameters, a copy of ``arb`` painting with its weights, and the seconds each fit took."""
-    import copy
-
     import torch
 
     from cvtools.style.arbitrary_fit import StyleFitter
@@ -539,10 +547,7 @@ def fitted_network_stylizers(arb, arts, embeddings, fit_on, steps):
         with torch.enable_grad():
             fitted = fitter.fit_network(arts[name], fit_on, steps=steps, start=emb)
         seconds[name] = round(time.perf_counter() - t0, 1)
-        s = copy.copy(arb)
-        s.net = copy.deepcopy(arb.net)
-        s.load_transformer(fitted.transformer)
-        styles[name], stylizers[name] = fitted.params, s
+        styles[name], stylizers[name] = fitted.params, with_transformer(arb, fitted.transformer)
         print(f"fitted the network to {name} in {seconds[name]} s", flush=True)
     return styles, stylizers, seconds
 
@@ -550,8 +555,6 @@ def fitted_network_stylizers(arb, arts, embeddings, fit_on, steps):
 def fitted_networks(arb, files, paintings):
     """Each painting's fitted parameters, and the network with its fitted transformer weights
     (a copy of ``arb`` per painting), from fit_network.py's files."""
-    import copy
-
     from safetensors.torch import load_file
 
     state = {}
@@ -562,11 +565,9 @@ def fitted_networks(arb, files, paintings):
         raise SystemExit(f"{', '.join(files)}: no fitted network for {', '.join(missing)}")
     embeddings, stylizers = {}, {}
     for name in paintings:
-        s = copy.copy(arb)
-        s.net = copy.deepcopy(arb.net)
         prefix = f"{name}/transformer."
-        s.load_transformer({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
-        embeddings[name], stylizers[name] = state[f"{name}/params"].float(), s
+        weights = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+        embeddings[name], stylizers[name] = state[f"{name}/params"].float(), with_transformer(arb, weights)
     return embeddings, stylizers
 
 
