@@ -1074,6 +1074,18 @@ def lossless_fp16(proto, min_elements: int = 1024):
     arithmetic, bit-identical outputs, smaller files. The bundled styles' weights are fp16, so
     all but the rearranged sub-pixel decoder weights (sums of fp16 values) qualify: 3.1 -> 1.9 MB.
     onnxruntime folds the casts when it loads the file."""
+    return _fp16_storage(proto, min_elements, exact_only=True)
+
+
+def rounded_fp16(proto, min_elements: int = 1024):
+    """As :func:`lossless_fp16` for every float32 initializer of at least ``min_elements``
+    values, rounding those fp16 does not hold (relative error ≤ 2^-11): still fp32 arithmetic,
+    half the file, outputs that move slightly. For weights that are not fp16 already (Lite0's
+    folded trunk in the any-painting encoder); the caller measures what it moves."""
+    return _fp16_storage(proto, min_elements, exact_only=False)
+
+
+def _fp16_storage(proto, min_elements: int, exact_only: bool):
     import numpy as np
     from onnx import TensorProto, helper, numpy_helper
 
@@ -1083,7 +1095,9 @@ def lossless_fp16(proto, min_elements: int = 1024):
         if tensor.data_type != TensorProto.FLOAT:
             continue
         values = numpy_helper.to_array(tensor)
-        if values.size < min_elements or not np.array_equal(values.astype(np.float16).astype(np.float32), values):
+        if values.size < min_elements or not np.isfinite(values).all() or np.abs(values).max() > 65000:
+            continue
+        if exact_only and not np.array_equal(values.astype(np.float16).astype(np.float32), values):
             continue
         half = numpy_helper.from_array(values.astype(np.float16), f"{tensor.name}__fp16")
         halves.append(half)

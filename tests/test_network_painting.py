@@ -150,6 +150,7 @@ def files(tmp_path):
 def test_cli_painting_folder_runs_the_network_and_encodes_once(run_cli, files, monkeypatch):
     from cvtools.style import arbitrary, optimize
 
+    monkeypatch.setenv("CVTOOLS_TORCH_FREE", "0")  # the PyTorch network (tests/test_torch_free_painting.py: the other)
     calls = []
     original = arbitrary.ArbitraryStylizer.encode
     monkeypatch.setattr(arbitrary.ArbitraryStylizer, "encode",

