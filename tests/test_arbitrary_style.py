@@ -324,7 +324,8 @@ def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
 
 @pytest.mark.parametrize("objective", [{}, {"style_transform": "gram", "stats_weight": 0.0},
                                        {"extra_backbones": {"efficientnet_lite0": ["blocks.1", "blocks.3"]}},
-                                       {"strength_fraction": 0.5}, {"painting_augment": 0.5}])
+                                       {"strength_fraction": 0.5}, {"painting_augment": 0.5},
+                                       {"synthetic_paintings": 0.5}])
 def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     straight = train_arbitrary(config(data, tmp_path / "a", steps=4, **objective))
     train_arbitrary(config(data, tmp_path / "b", steps=2, **objective))
@@ -416,15 +417,17 @@ def test_a_new_painting_keeps_its_strokes_and_light_in_another_direction_and_pal
         new_painting(torch.rand(3, 8, 9), 1, 0.0, 1.0)
 
 
-def test_painting_augment_changes_only_the_chosen_crops_and_leaves_the_stream_alone(data, tmp_path):
-    """A run without it draws what it drew before the option existed; with it, some painting crops
-    of a step differ and the photo-as-style ones never do."""
+@pytest.mark.parametrize("option", ["painting_augment", "synthetic_paintings"])
+def test_new_paintings_change_only_the_chosen_crops_and_leave_the_stream_alone(data, tmp_path, option):
+    """painting_augment and synthetic_paintings: a run without them draws what it drew before the
+    options existed; with one, some painting crops of a step differ and the photo-as-style ones
+    never do."""
     from cvtools.style.train_arbitrary import ArbitraryTrainer, PaintingBank, painting_files
 
     seen = {}
     batch = (torch.rand(4, 3, 32, 32) * 255).to(torch.uint8)
     for fraction in (0.0, 1.0):
-        trainer = ArbitraryTrainer(config(data, tmp_path / str(fraction), painting_augment=fraction,
+        trainer = ArbitraryTrainer(config(data, tmp_path / str(fraction), **{option: fraction},
                                           photo_style_fraction=0.5))
         bank = PaintingBank(painting_files(data[1]), "cpu")
         captured = []

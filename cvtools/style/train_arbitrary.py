@@ -149,6 +149,10 @@ class ArbitraryTrainConfig:
     #: encoder's input and the style target alike. The one pass generalises from 176 paintings
     #: (benchmarks/arbitrary/PLAN.md, "2026-12-06e"): more kinds of painting is what it lacks. 0: off
     painting_augment: float = 0.0
+    #: fraction of the painting crops (not the photo-as-style ones) repainted as a new kind of
+    #: painting by :mod:`cvtools.style.synthetic_paintings` (dabs, strokes along a flow, flat prints;
+    #: the kind and its parameters drawn at random): textures no training painting has. 0: off
+    synthetic_paintings: float = 0.0
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -186,6 +190,7 @@ class ArbitraryTrainConfig:
         number("photo_style_fraction", 0, 1)
         number("strength_fraction", 0, 1)
         number("painting_augment", 0, 1)
+        number("synthetic_paintings", 0, 1)
         v = self.strength_range
         if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) or not 0 <= v[0] <= v[1] <= 1:
@@ -442,6 +447,14 @@ class ArbitraryTrainer:
             saturation = np.exp(rng.uniform(*np.log(PAINTING_SATURATION), size=n))
             for i in np.flatnonzero(chosen).tolist():
                 styles[i] = new_painting(styles[i], int(turns[i]), float(hue[i]), float(saturation[i]))
+        if c.synthetic_paintings:  # drawn after everything else, for the same reason
+            from cvtools.style.synthetic_paintings import KINDS, synthesize
+
+            n = x.shape[0]
+            chosen = np.flatnonzero((rng.random(n) < c.synthetic_paintings) & ~own).tolist()
+            if chosen:
+                kinds = [KINDS[k] for k in rng.integers(0, len(KINDS), size=len(chosen))]
+                styles[chosen] = synthesize(styles[chosen], kinds, rng)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
             styles = styles.contiguous(memory_format=torch.channels_last)

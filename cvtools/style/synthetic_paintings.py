@@ -1,0 +1,190 @@
+"""New kinds of painting for training the any-painting network, drawn from painting crops.
+
+The one-pass network generalises from the paintings it trained on (176 in shared/data/paintings),
+and what it misses on new paintings is their kind of texture (benchmarks/arbitrary/PLAN.md,
+"2026-12-06e": turned and recoloured crops gave it nothing new). These renderers repaint a
+painting crop (its palette and composition kept) in three families of mark-making common in art,
+with their parameters drawn at random, so the encoder sees textures no single painting has:
+
+- :func:`dots`: separate round dabs of colour on a paper ground, each from the crop's colour
+  there, jittered (pointillism, stippling), at a random dot size and spacing;
+- :func:`strokes`: the crop smeared along a random smooth flow field by line-integral
+  convolution, with a stroke texture along it (from straight hatching to swirls, from short
+  dabs to long strokes);
+- :func:`flat_print`: a few flat colours with dark outlines and paper grain (woodblock prints,
+  posters).
+
+All take N×3×S×S in [0, 1] on any device and a numpy Generator (the trainer's per-step one, so
+runs stay reproducible) and return the same shape in [0, 1]. Torch only; no file is read.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+#: the renderers, by name (what :func:`synthesize` draws among)
+KINDS = ("dots", "strokes", "flat_print")
+
+
+def _smooth_noise(n: int, size: int, cells: int, rng: np.random.Generator, device) -> torch.Tensor:
+    """N×1×size×size smooth noise in about [-1, 1]: a cells×cells random grid, bicubic-upsampled."""
+    grid = torch.from_numpy(rng.standard_normal((n, 1, cells, cells)).astype(np.float32)).to(device)
+    return F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False).clamp_(-2.5, 2.5) / 1.5
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    if sigma <= 0.3:
+        return x
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    k = torch.exp(-t * t / (2 * sigma * sigma))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _paper(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """N×3×1×1 ground colours: the crop's lightest tones, warmed or cooled a little."""
+    n = crop.shape[0]
+    light = torch.quantile(crop.flatten(2), 0.9, dim=2)[..., None, None]
+    tint = torch.from_numpy(rng.uniform(-0.05, 0.05, (n, 3, 1, 1)).astype(np.float32)).to(crop.device)
+    mix = torch.from_numpy(rng.uniform(0.3, 0.9, (n, 1, 1, 1)).astype(np.float32)).to(crop.device)
+    return (mix * light + (1 - mix) * 0.92 + tint).clamp(0, 1)
+
+
+def dots(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Round dabs on jittered grids over a paper ground (see the module): one layer, or a second
+    one offset by half a cell over it (dense, overlapping dabs)."""
+    n, _, s, _ = crop.shape
+    out = torch.empty_like(crop)
+    for i in range(n):
+        radius = float(rng.uniform(1.2, 5.0))
+        spacing = 2 * radius * float(rng.uniform(0.85, 1.5))
+        spread = float(rng.uniform(0.02, 0.1))
+        soft = _blur(crop[i:i + 1], radius)
+        canvas = _paper(crop[i:i + 1], rng)[0].expand(3, s, s).clone()
+        for offset in ((0.0, 0.5) if rng.random() < 0.5 else (0.0,)):
+            canvas = _dab_layer(canvas, soft, radius, spacing, spread, offset * spacing, rng)
+        out[i] = canvas
+    return out.clamp_(0, 1)
+
+
+def _dab_layer(canvas, soft, radius, spacing, spread, offset, rng):
+    """``canvas`` (3×S×S) with one grid of dabs painted over it, each the colour of ``soft``
+    (1×3×S×S) at its centre plus N(0, spread) per channel."""
+    s, dev = canvas.shape[-1], canvas.device
+    cells = int(math.ceil((s + offset) / spacing)) + 1
+    jitter = max(0.0, spacing / 2 - radius * 0.6)
+    centres = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) * spacing - offset
+    cy = centres[:, None] + torch.from_numpy(rng.uniform(-1, 1, (cells, cells)).astype(np.float32)).to(dev) * jitter
+    cx = centres[None, :] + torch.from_numpy(rng.uniform(-1, 1, (cells, cells)).astype(np.float32)).to(dev) * jitter
+    grid = torch.stack([cx / s * 2 - 1, cy / s * 2 - 1], -1)[None]
+    colour = F.grid_sample(soft, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+    colour = (colour + torch.from_numpy(rng.normal(0, spread, colour.shape).astype(np.float32)).to(dev)).clamp(0, 1)
+    ys = torch.arange(s, device=dev, dtype=torch.float32) + 0.5
+    cell = ((ys + offset) / spacing).long().clamp_(max=cells - 1)             # each pixel's grid cell
+    cell_y, cell_x = cell[:, None].expand(s, s), cell[None, :].expand(s, s)
+    dy = ys[:, None] - cy[cell_y, cell_x]
+    dx = ys[None, :] - cx[cell_y, cell_x]
+    inside = 0.5 - ((dy * dy + dx * dx).sqrt() - radius).clamp(-0.5, 0.5)      # 1 in, 0 out, a 1-px edge
+    return canvas * (1 - inside) + colour[:, cell_y, cell_x] * inside
+
+
+def _flow(n: int, s: int, rng: np.random.Generator, device) -> torch.Tensor:
+    """N×2×S×S unit vectors (x, y) of a random smooth field: a main direction turned by smooth
+    noise, from almost straight (hatching) to strongly curling (swirls)."""
+    base = torch.from_numpy(rng.uniform(0, math.pi, (n, 1, 1, 1)).astype(np.float32)).to(device)
+    curl = torch.from_numpy(rng.uniform(0.1, 3.0, (n, 1, 1, 1)).astype(np.float32)).to(device)
+    cells = int(rng.integers(2, 7))
+    angle = base + curl * _smooth_noise(n, s, cells, rng, device) * math.pi / 2
+    return torch.cat([angle.cos(), angle.sin()], 1)
+
+
+def _advect(image: torch.Tensor, flow: torch.Tensor, steps: int, step_px: float) -> torch.Tensor:
+    """Line-integral convolution: the mean of ``image`` along each pixel's streamline of ``flow``,
+    ``steps`` samples each way ``step_px`` apart (a triangle-weighted mean: strokes taper)."""
+    n, _, s, _ = image.shape
+    ys, xs = torch.meshgrid(torch.arange(s, device=image.device, dtype=torch.float32),
+                            torch.arange(s, device=image.device, dtype=torch.float32), indexing="ij")
+    start = torch.stack([xs, ys], 0)[None].expand(n, -1, -1, -1)
+    total = image.clone()
+    weights = torch.ones((), device=image.device)
+    for sign in (1.0, -1.0):
+        pos = start.clone()
+        for k in range(1, steps + 1):
+            grid = (pos + 0.5) / s * 2 - 1
+            v = F.grid_sample(flow, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
+                              align_corners=False)
+            pos = pos + sign * step_px * v
+            grid = ((pos + 0.5) / s * 2 - 1).permute(0, 2, 3, 1)
+            w = 1.0 - k / (steps + 1)
+            total = total + w * F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection",
+                                              align_corners=False)
+            weights = weights + w
+    return total / weights
+
+
+def strokes(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """The crop smeared along a random flow, with a brush texture along it (see the module)."""
+    n, _, s, _ = crop.shape
+    dev = crop.device
+    out = torch.empty_like(crop)
+    for i in range(n):
+        flow = _flow(1, s, rng, dev)
+        length = int(rng.integers(4, 14))                  # samples each way: stroke length 2·length·step px
+        step = float(rng.uniform(0.8, 1.6))
+        width = float(rng.uniform(0.6, 2.5))               # the brush's bristle scale (noise blur)
+        noise = torch.from_numpy(rng.random((1, 1, s, s), dtype=np.float32)).to(dev)
+        texture = _advect(_blur(noise, width), flow, length, step)
+        texture = (texture - texture.mean()) / (texture.std() + 1e-6)
+        colour = _advect(_blur(crop[i:i + 1], float(rng.uniform(0.5, 3.0))), flow, length, step)
+        contrast = float(rng.uniform(0.06, 0.2))
+        out[i] = (colour * (1 + contrast * texture))[0]
+    return out.clamp_(0, 1)
+
+
+def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A few flat colours with dark outlines and paper grain (see the module)."""
+    n, _, s, _ = crop.shape
+    dev = crop.device
+    out = torch.empty_like(crop)
+    for i in range(n):
+        soft = _blur(crop[i:i + 1], float(rng.uniform(1.0, 3.0)))
+        k = int(rng.integers(3, 8))
+        # the palette: k colours picked from the crop by farthest-point sampling (its own inks)
+        pixels = soft.flatten(2)[0].T                                        # S²×3
+        picks = pixels[torch.from_numpy(rng.integers(0, pixels.shape[0], 4096)).to(dev)]
+        palette = [picks[0]]
+        for _ in range(k - 1):
+            d = torch.stack([(picks - p).square().sum(1) for p in palette]).min(0).values
+            palette.append(picks[int(d.argmax())])
+        palette = torch.stack(palette)                                      # k×3
+        index = torch.cdist(pixels[None], palette[None])[0].argmin(1)        # S²
+        flat = palette[index].T.reshape(1, 3, s, s)
+        labels = index.reshape(1, 1, s, s).float()
+        edge = ((labels[..., 1:, :] != labels[..., :-1, :]).float())
+        edge = F.pad(edge, (0, 0, 0, 1)) + F.pad((labels[..., :, 1:] != labels[..., :, :-1]).float(), (0, 1, 0, 0))
+        thick = int(rng.integers(0, 3))
+        if thick:
+            edge = F.max_pool2d(edge, 2 * thick + 1, stride=1, padding=thick)
+        ink = float(rng.uniform(0.05, 0.3))
+        outlined = flat * (1 - edge.clamp(0, 1) * float(rng.uniform(0.6, 1.0))) + ink * edge.clamp(0, 1) * 0.3
+        grain = _blur(torch.from_numpy(rng.standard_normal((1, 1, s, s)).astype(np.float32)).to(dev), 0.7)
+        out[i] = (outlined * (1 + float(rng.uniform(0.01, 0.06)) * grain))[0]
+    return out.clamp_(0, 1)
+
+
+def synthesize(crops: torch.Tensor, kinds, rng: np.random.Generator) -> torch.Tensor:
+    """Each crop (N×3×S×S) repainted by the renderer named in ``kinds`` (N names of KINDS)."""
+    out = crops.clone()
+    renderers = {"dots": dots, "strokes": strokes, "flat_print": flat_print}
+    for kind in KINDS:
+        index = [i for i, k in enumerate(kinds) if k == kind]
+        if index:
+            out[index] = renderers[kind](crops[index].float(), rng).to(crops.dtype)
+    return out
