@@ -105,24 +105,27 @@ def _flow(n: int, s: int, rng: np.random.Generator, device) -> torch.Tensor:
     return torch.cat([angle.cos(), angle.sin()], 1)
 
 
-def _advect(image: torch.Tensor, flow: torch.Tensor, steps: int, step_px: float) -> torch.Tensor:
-    """Line-integral convolution: the mean of ``image`` along each pixel's streamline of ``flow``,
-    ``steps`` samples each way ``step_px`` apart (a triangle-weighted mean: strokes taper)."""
+def _advect(image: torch.Tensor, flow: torch.Tensor, steps: torch.Tensor, step_px: torch.Tensor) -> torch.Tensor:
+    """Line-integral convolution: the mean of ``image`` (N×C×S×S) along each pixel's streamline
+    of ``flow``, ``steps[i]`` samples each way ``step_px[i]`` apart for image i (N-vectors on
+    its device; a triangle-weighted mean: strokes taper). Batched: no host round trip."""
     n, _, s, _ = image.shape
     ys, xs = torch.meshgrid(torch.arange(s, device=image.device, dtype=torch.float32),
                             torch.arange(s, device=image.device, dtype=torch.float32), indexing="ij")
     start = torch.stack([xs, ys], 0)[None].expand(n, -1, -1, -1)
     total = image.clone()
-    weights = torch.ones((), device=image.device)
+    weights = torch.ones(n, 1, 1, 1, device=image.device)
+    length = steps.float().view(n, 1, 1, 1)
+    stride = step_px.float().view(n, 1, 1, 1)
     for sign in (1.0, -1.0):
         pos = start.clone()
-        for k in range(1, steps + 1):
+        for k in range(1, int(steps.max()) + 1):
             grid = (pos + 0.5) / s * 2 - 1
             v = F.grid_sample(flow, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
                               align_corners=False)
-            pos = pos + sign * step_px * v
+            pos = pos + sign * stride * v
             grid = ((pos + 0.5) / s * 2 - 1).permute(0, 2, 3, 1)
-            w = 1.0 - k / (steps + 1)
+            w = (1.0 - k / (length + 1)).clamp(min=0)  # 0 past each image's own length
             total = total + w * F.grid_sample(image, grid, mode="bilinear", padding_mode="reflection",
                                               align_corners=False)
             weights = weights + w
@@ -133,19 +136,22 @@ def strokes(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """The crop smeared along a random flow, with a brush texture along it (see the module)."""
     n, _, s, _ = crop.shape
     dev = crop.device
-    out = torch.empty_like(crop)
-    for i in range(n):
-        flow = _flow(1, s, rng, dev)
-        length = int(rng.integers(4, 14))                  # samples each way: stroke length 2·length·step px
-        step = float(rng.uniform(0.8, 1.6))
-        width = float(rng.uniform(0.6, 2.5))               # the brush's bristle scale (noise blur)
-        noise = torch.from_numpy(rng.random((1, 1, s, s), dtype=np.float32)).to(dev)
-        texture = _advect(_blur(noise, width), flow, length, step)
-        texture = (texture - texture.mean()) / (texture.std() + 1e-6)
-        colour = _advect(_blur(crop[i:i + 1], float(rng.uniform(0.5, 3.0))), flow, length, step)
-        contrast = float(rng.uniform(0.06, 0.2))
-        out[i] = (colour * (1 + contrast * texture))[0]
-    return out.clamp_(0, 1)
+
+    def draw(low, high):
+        return torch.from_numpy(rng.uniform(low, high, n).astype(np.float32)).to(dev)
+
+    flow = _flow(n, s, rng, dev)
+    length = torch.from_numpy(rng.integers(4, 14, n)).to(dev)  # samples each way: 2·length·step px strokes
+    step = draw(0.8, 1.6)
+    widths, softness = rng.uniform(0.6, 2.5, n), rng.uniform(0.5, 3.0, n)  # bristle scale; colour blur
+    noise = torch.from_numpy(rng.random((n, 1, s, s), dtype=np.float32)).to(dev)
+    noise = torch.cat([_blur(noise[i:i + 1], float(widths[i])) for i in range(n)])
+    soft = torch.cat([_blur(crop[i:i + 1], float(softness[i])) for i in range(n)])
+    texture = _advect(noise, flow, length, step)
+    texture = (texture - texture.mean((1, 2, 3), keepdim=True)) / (texture.std((1, 2, 3), keepdim=True) + 1e-6)
+    colour = _advect(soft, flow, length, step)
+    contrast = draw(0.06, 0.2).view(n, 1, 1, 1)
+    return (colour * (1 + contrast * texture)).clamp_(0, 1)
 
 
 def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -160,9 +166,9 @@ def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
         pixels = soft.flatten(2)[0].T                                        # S²×3
         picks = pixels[torch.from_numpy(rng.integers(0, pixels.shape[0], 4096)).to(dev)]
         palette = [picks[0]]
-        for _ in range(k - 1):
+        for _ in range(k - 1):  # indexed by a device tensor: no wait for the GPU
             d = torch.stack([(picks - p).square().sum(1) for p in palette]).min(0).values
-            palette.append(picks[int(d.argmax())])
+            palette.append(picks[d.argmax()])
         palette = torch.stack(palette)                                      # k×3
         index = torch.cdist(pixels[None], palette[None])[0].argmin(1)        # S²
         flat = palette[index].T.reshape(1, 3, s, s)
