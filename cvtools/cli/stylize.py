@@ -330,7 +330,7 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
     if lone and (specs[0][1] != 1.0 or styles[0] != specs[0][0]):
         raise UsageError(f"{safe_path(styles[0])}: a weight (NAME:W) is only for blending styles")
     # a bundled style alone keeps its trained network unless style space is asked for: the
-    # any-painting network paints the bundled paintings less boldly (QUALITY.md: 1.2-3.1x their
+    # any-painting network paints the bundled paintings less boldly (QUALITY.md: 0.8-2.9x their
     # trained networks' style distance), so by default its strength mixes pixels as before
     wants_network = not lone or (strength < 1.0 and strength_mode == "style" and specs[0][0] in bundled_names())
     if not wants_network:
