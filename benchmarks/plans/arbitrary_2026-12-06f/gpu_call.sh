@@ -10,7 +10,7 @@ source .device/setup.sh
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 ARCH='architecture={"channels":[32,64,96],"space_to_depth":2,"residual_blocks":5,"residual":"full","in_kernel":5,"out_kernel":5,"embedding_dim":400,"encoder_layers":["blocks.0","blocks.2","blocks.4","blocks.7","blocks.10","blocks.15"],"encoder_channels":[16,24,40,80,112,320],"encoder_hidden":1024,"encoder_size":256,"backbone":"efficientnet_lite0","encoder_long_side":512}'
 LITE1='extra_backbones={"efficientnet_lite1":["blocks.0","blocks.3","blocks.6","blocks.10"]}'
-timeout 500 python3 benchmarks/train_arbitrary.py --shared $CVTOOLS_SHARED --out /tmp/syn --deadline 440 \
+timeout 500 python3 benchmarks/train_arbitrary.py --shared $CVTOOLS_SHARED --out /tmp/syn --deadline ${DEADLINE:-440} \
   --set init_weights=cvtools/style/bundled/weights/arbitrary.safetensors --set "$ARCH" --set "$LITE1" \
   --set style_weight=30 --set lr=2e-4 --set synthetic_paintings=${FRACTION:-0.3} 2>&1 | grep -v Warning | tail -5
 mkdir -p $OUT/syn && cp /tmp/syn/arbitrary.safetensors /tmp/syn/arbitrary.json /tmp/syn/log.txt /tmp/syn/losses.jsonl /tmp/syn/sheet.jpg $OUT/syn/ 2>/dev/null
