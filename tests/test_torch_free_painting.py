@@ -210,3 +210,24 @@ def test_the_command_never_imports_torch(tmp_path):
     done = subprocess.run([sys.executable, "-m", "cvtools", *map(str, args[:-1])], capture_output=True,
                           text=True, timeout=300, env={**os.environ, "CVTOOLS_TORCH_FREE": "0"})
     assert done.returncode == 0 and "already done" in done.stderr, done.stderr
+
+
+@needs_ort
+def test_the_web_pages_library_paints_without_torch_too(tmp_path):
+    """cvtools ui's Library: a painting blended with a bundled style goes the same torch-free way
+    on a CPU, in a new process (the page's first painting then answers without loading torch)."""
+    photo, painting = tmp_path / "p.png", tmp_path / "art.png"
+    _image(90, 70).save(photo)
+    _image(120, 90, seed=5).save(painting)
+    script = ("import json, sys\nfrom pathlib import Path\nfrom cvtools.ui.library import Library\n"
+              "lib = Library(device='cpu')\n"
+              f"styles = [({str(painting)!r}, 0.7), ('mona', 0.3)]\n"
+              f"result = lib.stylize(Path({str(photo)!r}), styles, strength=0.8)\n"
+              "print(json.dumps({'type': type(lib.stylizer(styles)).__name__, 'torch': 'torch' in sys.modules,"
+              " 'out': str(result.path)}))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CVTOOLS_TORCH_FREE": "1"})
+    assert done.returncode == 0, done.stderr
+    report = __import__("json").loads(done.stdout.strip().splitlines()[-1])
+    assert report["type"] == "OnnxPaintingStylizer" and not report["torch"]
+    assert os.path.isfile(report["out"])

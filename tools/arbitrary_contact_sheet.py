@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 BUNDLED = ["composition_vii", "grande_jatte", "great_wave", "mona", "scream", "starry_night"]
 UNSEEN = ["monet_grand_canal", "shipwreck_minotaur", "paul_gauguin_arlesiennes_mistral",
           "constant_troyon_pasture_in_normandy"]
-LABELS = {"arbitrary": "network", "fit": "--fit 100", "fitnet": "--fit-network", "trained": "trained net", "optimisation": "optimisation", "peer": "st-lite",
+LABELS = {"arbitrary": "network", "previous": "A5 (before)", "fit": "--fit 100", "fitnet": "--fit-network", "trained": "trained net", "optimisation": "optimisation", "peer": "st-lite",
           "refine": "--refine"}
 SHORT = {"paul_gauguin_arlesiennes_mistral": "gauguin (held out)",
          "constant_troyon_pasture_in_normandy": "troyon (held out)"}

@@ -142,8 +142,8 @@ class Library:
     # ------------------------------------------------------------------ style
     def stylizer(self, styles: Sequence[Tuple[str, float]], photos: bool = True):
         """The stylizer for ``styles`` [(bundled name or painting file, weight)]: one bundled style
-        alone runs its own network (its shipped ONNX graph on a CPU, for photos), anything else
-        the any-painting network (what ``cvtools stylize -s a -s painting.jpg:0.3`` runs)."""
+        alone runs its own network, anything else the any-painting network (what ``cvtools
+        stylize -s a -s painting.jpg:0.3`` runs); for photos on a CPU, their shipped ONNX graphs."""
         from cvtools.style.records import bundled_names
 
         if not styles:
@@ -178,11 +178,18 @@ class Library:
             from cvtools.style.stylize import Stylizer
 
             return Stylizer(record, device=self.device)
-        from cvtools.style.painting import NetworkPaintingStylizer
         from cvtools.style.records import load_painting
 
         sources = [(s if s in known else load_painting(s), float(w)) for s, w in styles]
         names = [s if s in known else Path(s).stem for s, _ in styles]
+        if photos:  # on a CPU, the shipped graphs: the page's first painting answers without loading torch
+            from cvtools.style.fast_cpu_painting import torch_free_painting_stylizer
+
+            fast = torch_free_painting_stylizer(sources, device=self.device, name="+".join(dict.fromkeys(names)))
+            if fast is not None:
+                return fast
+        from cvtools.style.painting import NetworkPaintingStylizer
+
         return NetworkPaintingStylizer(sources, device=self.device, name="+".join(dict.fromkeys(names)))
 
     @staticmethod
