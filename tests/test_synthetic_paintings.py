@@ -39,7 +39,7 @@ def test_dots_are_dots_and_strokes_follow_a_direction():
     crops = _crops(1, 96, seed=2)
     rng = np.random.default_rng(5)
     dotted = sp.dots(crops, rng)[0]
-    paper = sp._paper(crops, np.random.default_rng(0))  # a light ground shows between the dabs
+    paper = sp._paper(crops, sp._device_generator(np.random.default_rng(0), crops.device))  # a light ground shows between the dabs
     assert float(dotted.mean(0).quantile(0.95)) > float(crops.mean(0).quantile(0.5))
     flat = sp.strokes(torch.full((1, 3, 96, 96), 0.5), np.random.default_rng(7))[0].mean(0)
     gy, gx = flat[1:, :-1] - flat[:-1, :-1], flat[:-1, 1:] - flat[:-1, :-1]

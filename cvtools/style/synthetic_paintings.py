@@ -15,7 +15,10 @@ with their parameters drawn at random, so the encoder sees textures no single pa
   posters).
 
 All take N×3×S×S in [0, 1] on any device and a numpy Generator (the trainer's per-step one, so
-runs stay reproducible) and return the same shape in [0, 1]. Torch only; no file is read.
+runs stay reproducible) and return the same shape in [0, 1]. The numpy Generator draws the
+scalars (sizes, lengths, counts); arrays of random numbers are drawn on the crops' device by a
+torch Generator seeded from it (:func:`_device_generator`), because a copy from host memory to a
+GPU waits for everything queued before it. Torch only; no file is read.
 """
 
 from __future__ import annotations
@@ -28,11 +31,24 @@ import torch.nn.functional as F
 
 #: the renderers, by name (what :func:`synthesize` draws among)
 KINDS = ("dots", "strokes", "flat_print")
+#: samples each way along a stroke (its length is 2 × samples × step px)
+STROKE_SAMPLES = (4, 13)
 
 
-def _smooth_noise(n: int, size: int, cells: int, rng: np.random.Generator, device) -> torch.Tensor:
+def _device_generator(rng: np.random.Generator, device) -> torch.Generator:
+    """A torch Generator on ``device`` seeded from ``rng`` (one draw)."""
+    g = torch.Generator(device=device)
+    g.manual_seed(int(rng.integers(0, 2 ** 62)))
+    return g
+
+
+def _uniform(g: torch.Generator, low: float, high: float, shape) -> torch.Tensor:
+    return low + (high - low) * torch.rand(shape, generator=g, device=g.device)
+
+
+def _smooth_noise(n: int, size: int, cells: int, g: torch.Generator) -> torch.Tensor:
     """N×1×size×size smooth noise in about [-1, 1]: a cells×cells random grid, bicubic-upsampled."""
-    grid = torch.from_numpy(rng.standard_normal((n, 1, cells, cells)).astype(np.float32)).to(device)
+    grid = torch.randn((n, 1, cells, cells), generator=g, device=g.device)
     return F.interpolate(grid, size=(size, size), mode="bicubic", align_corners=False).clamp_(-2.5, 2.5) / 1.5
 
 
@@ -48,12 +64,12 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
 
 
-def _paper(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+def _paper(crop: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     """N×3×1×1 ground colours: the crop's lightest tones, warmed or cooled a little."""
     n = crop.shape[0]
     light = torch.quantile(crop.flatten(2), 0.9, dim=2)[..., None, None]
-    tint = torch.from_numpy(rng.uniform(-0.05, 0.05, (n, 3, 1, 1)).astype(np.float32)).to(crop.device)
-    mix = torch.from_numpy(rng.uniform(0.3, 0.9, (n, 1, 1, 1)).astype(np.float32)).to(crop.device)
+    tint = _uniform(g, -0.05, 0.05, (n, 3, 1, 1))
+    mix = _uniform(g, 0.3, 0.9, (n, 1, 1, 1))
     return (mix * light + (1 - mix) * 0.92 + tint).clamp(0, 1)
 
 
@@ -61,31 +77,32 @@ def dots(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Round dabs on jittered grids over a paper ground (see the module): one layer, or a second
     one offset by half a cell over it (dense, overlapping dabs)."""
     n, _, s, _ = crop.shape
+    g = _device_generator(rng, crop.device)
     out = torch.empty_like(crop)
     for i in range(n):
         radius = float(rng.uniform(1.2, 5.0))
         spacing = 2 * radius * float(rng.uniform(0.85, 1.5))
         spread = float(rng.uniform(0.02, 0.1))
         soft = _blur(crop[i:i + 1], radius)
-        canvas = _paper(crop[i:i + 1], rng)[0].expand(3, s, s).clone()
+        canvas = _paper(crop[i:i + 1], g)[0].expand(3, s, s).clone()
         for offset in ((0.0, 0.5) if rng.random() < 0.5 else (0.0,)):
-            canvas = _dab_layer(canvas, soft, radius, spacing, spread, offset * spacing, rng)
+            canvas = _dab_layer(canvas, soft, radius, spacing, spread, offset * spacing, g)
         out[i] = canvas
     return out.clamp_(0, 1)
 
 
-def _dab_layer(canvas, soft, radius, spacing, spread, offset, rng):
+def _dab_layer(canvas, soft, radius, spacing, spread, offset, g):
     """``canvas`` (3×S×S) with one grid of dabs painted over it, each the colour of ``soft``
     (1×3×S×S) at its centre plus N(0, spread) per channel."""
     s, dev = canvas.shape[-1], canvas.device
     cells = int(math.ceil((s + offset) / spacing)) + 1
     jitter = max(0.0, spacing / 2 - radius * 0.6)
     centres = (torch.arange(cells, device=dev, dtype=torch.float32) + 0.5) * spacing - offset
-    cy = centres[:, None] + torch.from_numpy(rng.uniform(-1, 1, (cells, cells)).astype(np.float32)).to(dev) * jitter
-    cx = centres[None, :] + torch.from_numpy(rng.uniform(-1, 1, (cells, cells)).astype(np.float32)).to(dev) * jitter
+    cy = centres[:, None] + _uniform(g, -1, 1, (cells, cells)) * jitter
+    cx = centres[None, :] + _uniform(g, -1, 1, (cells, cells)) * jitter
     grid = torch.stack([cx / s * 2 - 1, cy / s * 2 - 1], -1)[None]
     colour = F.grid_sample(soft, grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
-    colour = (colour + torch.from_numpy(rng.normal(0, spread, colour.shape).astype(np.float32)).to(dev)).clamp(0, 1)
+    colour = (colour + spread * torch.randn(colour.shape, generator=g, device=dev)).clamp(0, 1)
     ys = torch.arange(s, device=dev, dtype=torch.float32) + 0.5
     cell = ((ys + offset) / spacing).long().clamp_(max=cells - 1)             # each pixel's grid cell
     cell_y, cell_x = cell[:, None].expand(s, s), cell[None, :].expand(s, s)
@@ -95,20 +112,22 @@ def _dab_layer(canvas, soft, radius, spacing, spread, offset, rng):
     return canvas * (1 - inside) + colour[:, cell_y, cell_x] * inside
 
 
-def _flow(n: int, s: int, rng: np.random.Generator, device) -> torch.Tensor:
+def _flow(n: int, s: int, rng: np.random.Generator, g: torch.Generator) -> torch.Tensor:
     """N×2×S×S unit vectors (x, y) of a random smooth field: a main direction turned by smooth
     noise, from almost straight (hatching) to strongly curling (swirls)."""
-    base = torch.from_numpy(rng.uniform(0, math.pi, (n, 1, 1, 1)).astype(np.float32)).to(device)
-    curl = torch.from_numpy(rng.uniform(0.1, 3.0, (n, 1, 1, 1)).astype(np.float32)).to(device)
+    base = _uniform(g, 0, math.pi, (n, 1, 1, 1))
+    curl = _uniform(g, 0.1, 3.0, (n, 1, 1, 1))
     cells = int(rng.integers(2, 7))
-    angle = base + curl * _smooth_noise(n, s, cells, rng, device) * math.pi / 2
+    angle = base + curl * _smooth_noise(n, s, cells, g) * math.pi / 2
     return torch.cat([angle.cos(), angle.sin()], 1)
 
 
-def _advect(image: torch.Tensor, flow: torch.Tensor, steps: torch.Tensor, step_px: torch.Tensor) -> torch.Tensor:
+def _advect(image: torch.Tensor, flow: torch.Tensor, steps: torch.Tensor, step_px: torch.Tensor,
+            max_steps: int) -> torch.Tensor:
     """Line-integral convolution: the mean of ``image`` (N×C×S×S) along each pixel's streamline
-    of ``flow``, ``steps[i]`` samples each way ``step_px[i]`` apart for image i (N-vectors on
-    its device; a triangle-weighted mean: strokes taper). Batched: no host round trip."""
+    of ``flow``, ``steps[i]`` (≤ ``max_steps``) samples each way ``step_px[i]`` apart for image i
+    (N-vectors on its device; a triangle-weighted mean: strokes taper). Batched, and nothing read
+    back to the host."""
     n, _, s, _ = image.shape
     ys, xs = torch.meshgrid(torch.arange(s, device=image.device, dtype=torch.float32),
                             torch.arange(s, device=image.device, dtype=torch.float32), indexing="ij")
@@ -119,7 +138,7 @@ def _advect(image: torch.Tensor, flow: torch.Tensor, steps: torch.Tensor, step_p
     stride = step_px.float().view(n, 1, 1, 1)
     for sign in (1.0, -1.0):
         pos = start.clone()
-        for k in range(1, int(steps.max()) + 1):
+        for k in range(1, max_steps + 1):
             grid = (pos + 0.5) / s * 2 - 1
             v = F.grid_sample(flow, grid.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
                               align_corners=False)
@@ -135,22 +154,18 @@ def _advect(image: torch.Tensor, flow: torch.Tensor, steps: torch.Tensor, step_p
 def strokes(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """The crop smeared along a random flow, with a brush texture along it (see the module)."""
     n, _, s, _ = crop.shape
-    dev = crop.device
-
-    def draw(low, high):
-        return torch.from_numpy(rng.uniform(low, high, n).astype(np.float32)).to(dev)
-
-    flow = _flow(n, s, rng, dev)
-    length = torch.from_numpy(rng.integers(4, 14, n)).to(dev)  # samples each way: 2·length·step px strokes
-    step = draw(0.8, 1.6)
+    g = _device_generator(rng, crop.device)
+    flow = _flow(n, s, rng, g)
+    length = torch.randint(STROKE_SAMPLES[0], STROKE_SAMPLES[1] + 1, (n,), generator=g, device=g.device)
+    step = _uniform(g, 0.8, 1.6, (n,))
     widths, softness = rng.uniform(0.6, 2.5, n), rng.uniform(0.5, 3.0, n)  # bristle scale; colour blur
-    noise = torch.from_numpy(rng.random((n, 1, s, s), dtype=np.float32)).to(dev)
+    noise = torch.rand((n, 1, s, s), generator=g, device=g.device)
     noise = torch.cat([_blur(noise[i:i + 1], float(widths[i])) for i in range(n)])
     soft = torch.cat([_blur(crop[i:i + 1], float(softness[i])) for i in range(n)])
-    texture = _advect(noise, flow, length, step)
+    texture = _advect(noise, flow, length, step, STROKE_SAMPLES[1])
     texture = (texture - texture.mean((1, 2, 3), keepdim=True)) / (texture.std((1, 2, 3), keepdim=True) + 1e-6)
-    colour = _advect(soft, flow, length, step)
-    contrast = draw(0.06, 0.2).view(n, 1, 1, 1)
+    colour = _advect(soft, flow, length, step, STROKE_SAMPLES[1])
+    contrast = _uniform(g, 0.06, 0.2, (n, 1, 1, 1))
     return (colour * (1 + contrast * texture)).clamp_(0, 1)
 
 
@@ -158,13 +173,14 @@ def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """A few flat colours with dark outlines and paper grain (see the module)."""
     n, _, s, _ = crop.shape
     dev = crop.device
+    g = _device_generator(rng, dev)
     out = torch.empty_like(crop)
     for i in range(n):
         soft = _blur(crop[i:i + 1], float(rng.uniform(1.0, 3.0)))
         k = int(rng.integers(3, 8))
         # the palette: k colours picked from the crop by farthest-point sampling (its own inks)
         pixels = soft.flatten(2)[0].T                                        # S²×3
-        picks = pixels[torch.from_numpy(rng.integers(0, pixels.shape[0], 4096)).to(dev)]
+        picks = pixels[torch.randint(0, pixels.shape[0], (4096,), generator=g, device=dev)]
         palette = [picks[0]]
         for _ in range(k - 1):  # indexed by a device tensor: no wait for the GPU
             d = torch.stack([(picks - p).square().sum(1) for p in palette]).min(0).values
@@ -180,7 +196,7 @@ def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
             edge = F.max_pool2d(edge, 2 * thick + 1, stride=1, padding=thick)
         ink = float(rng.uniform(0.05, 0.3))
         outlined = flat * (1 - edge.clamp(0, 1) * float(rng.uniform(0.6, 1.0))) + ink * edge.clamp(0, 1) * 0.3
-        grain = _blur(torch.from_numpy(rng.standard_normal((1, 1, s, s)).astype(np.float32)).to(dev), 0.7)
+        grain = _blur(torch.randn((1, 1, s, s), generator=g, device=dev), 0.7)
         out[i] = (outlined * (1 + float(rng.uniform(0.01, 0.06)) * grain))[0]
     return out.clamp_(0, 1)
 
