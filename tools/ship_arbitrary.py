@@ -50,6 +50,15 @@ def bundled_embeddings(stylizer, styles: Path) -> dict:
             for name in BUNDLED}
 
 
+def _set_embeddings(record: dict, encodings: dict) -> None:
+    """The bundled paintings' encodings, as both the encodings and (until fitted again) the
+    embeddings blends use; an earlier fit's record is dropped (it was for other weights)."""
+    record["style_encodings"] = encodings
+    record["style_embeddings"] = dict(encodings)
+    record["style_embeddings_note"] = EMBEDDINGS_NOTE
+    record.pop("style_embeddings_fit", None)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", nargs="?", help="a training run's output folder")
@@ -67,10 +76,10 @@ def main(argv=None) -> int:
     styles = Path(args.shared) / "styles"
     if args.reencode_embeddings:
         record = json.loads(BUNDLED_RECORD.read_text())
-        record["style_embeddings"] = bundled_embeddings(ArbitraryStylizer(device="cpu"), styles)
-        record["style_embeddings_note"] = EMBEDDINGS_NOTE
+        _set_embeddings(record, bundled_embeddings(ArbitraryStylizer(device="cpu"), styles))
         BUNDLED_RECORD.write_text(json.dumps(record, indent=1) + "\n")
-        print(f"re-encoded {len(record['style_embeddings'])} bundled styles' embeddings in {BUNDLED_RECORD}")
+        print(f"re-encoded {len(record['style_embeddings'])} bundled styles' embeddings in {BUNDLED_RECORD}; "
+              "fit them again: tools/fit_bundled_embeddings.py --write")
         return 0
     if not args.run or not args.note:
         ap.error("give a run folder and --note (or --reencode-embeddings)")
@@ -86,10 +95,10 @@ def main(argv=None) -> int:
     record["weights"] = "weights/arbitrary.safetensors"
     record["history"] = history
     stylizer = ArbitraryStylizer(weights=str(target), device="cpu")
-    record["style_embeddings"] = bundled_embeddings(stylizer, styles)
-    record["style_embeddings_note"] = EMBEDDINGS_NOTE
+    _set_embeddings(record, bundled_embeddings(stylizer, styles))
     BUNDLED_RECORD.write_text(json.dumps(record, indent=1) + "\n")
-    print(f"shipped {run} ({record['sha256'][:12]}…) as {target}; {len(history)} earlier runs in its history")
+    print(f"shipped {run} ({record['sha256'][:12]}…) as {target}; {len(history)} earlier runs in its history; "
+          "then fit the bundled embeddings: tools/fit_bundled_embeddings.py --write")
     return 0
 
 
