@@ -163,3 +163,24 @@ def test_cli_peers_prints_one_table(run_cli):
     r = run_cli("bench", "--peers", "--tiny", "--device", "cpu", "--json")
     data = json.loads(r.stdout)
     assert [row["peer"] for row in data["rows"]][1] == "captum" and data["size"] == "tiny"
+
+
+def test_cold_suite_runs_a_painting_of_the_users_own(monkeypatch):
+    """`cvtools bench --cold` times `stylize photo.jpg --style painting.jpg` (the any-painting
+    network: on a CPU its torch-free path) beside the bundled style; the painting is a real image."""
+    from PIL import Image
+
+    from cvtools.bench import cold
+
+    seen = []
+
+    def fake_run(args, device, workdir):
+        if "--style" in args and args[args.index("--style") + 1].endswith(".jpg"):
+            with Image.open(args[args.index("--style") + 1]) as im:
+                seen.append((args[0], im.size))
+        return cold.ColdRow("cvtools " + " ".join(args[:1]), 0.0)
+
+    monkeypatch.setattr(cold, "_run", fake_run)
+    rows = cold.cold_suite(device="cpu", folders=False)
+    assert len(rows) == 5
+    assert seen == [("stylize", (640, 480))]

@@ -88,13 +88,16 @@ def _run(args: List[str], device: str, workdir: Path) -> ColdRow:
 
 
 def cold_suite(device: str = "auto", progress=None, folders: bool = True) -> List[ColdRow]:
-    """Whole commands on one 1920×1080 photo, then 12-photo folders (mixed vs same size)."""
+    """Whole commands on one 1920×1080 photo (a bundled style and a painting of the user's own,
+dream, Grad-CAM, classify), then 12-photo folders (mixed vs same size)."""
     rows: List[ColdRow] = []
     with tempfile.TemporaryDirectory(prefix="cvtools-cold-") as tmp:
         tmp = Path(tmp)
         photo = _photo(tmp / "photo.jpg", (1920, 1080))
+        painting = _photo(tmp / "painting.jpg", (640, 480), seed=1)  # another sample as the user's own painting
         one = [
             ["stylize", str(photo), "--style", "mona", "-o", str(tmp / "out_stylize.jpg")],
+            ["stylize", str(photo), "--style", str(painting), "-o", str(tmp / "out_painting.jpg")],
             ["dream", str(photo), "-o", str(tmp / "out_dream.jpg")],
             ["visualize", "gradcam", str(photo), "-o", str(tmp / "out_gradcam.jpg")],
             ["classify", str(photo)],
