@@ -329,3 +329,22 @@ def test_fitted_bundled_embeddings_paint_closer_than_the_encodings(shared):
                 params = stylizer.net.style_params(embedding[None]).expand(x.shape[0], -1)
                 losses.append(float(fitter._loss(x, stylizer.net.transformer(x, params), target)))
             assert losses[1] < losses[0], (name, losses)
+
+
+@pytest.mark.parametrize("torch_free", ["1", "0"])
+def test_cli_pixel_strength_mode_mixes_pixels_for_paintings_too(run_cli, files, monkeypatch, torch_free):
+    """`--strength 0.5 --strength-mode pixels` with a painting: the full picture mixed half-way with
+    the photo (it used to paint at half strength in style space, the same as the default mode).
+    Both sides round to 8 bits once, from floats within one level: at most one level apart."""
+    monkeypatch.setenv("CVTOOLS_TORCH_FREE", torch_free)
+    photo, painting = files / "photo0.png", files / "painting.png"
+    outs = {}
+    for name, extra in (("full", []), ("pixels", ["--strength", "0.5", "--strength-mode", "pixels"]),
+                        ("style", ["--strength", "0.5"])):
+        r = run_cli("stylize", photo, "-s", painting, *extra, "-o", files / f"{name}.png", "-q")
+        assert r.exit_code == 0, r.output
+        outs[name] = np.asarray(Image.open(files / f"{name}.png"), dtype=np.float32)
+    original = np.asarray(Image.open(photo).convert("RGB"), dtype=np.float32)
+    expected = original + 0.5 * (outs["full"] - original)
+    assert np.abs(outs["pixels"] - expected).max() <= 1.0
+    assert np.abs(outs["pixels"] - outs["style"]).mean() > 1.0  # another picture than style space's

@@ -124,6 +124,8 @@ def test_what_torch_would_do_differently_goes_to_torch():
     assert torch.is_tensor(out) and fast.last_tiles > 1
     assert torch.is_tensor(fast(_photo(12, 9)))  # tiny images
     assert fast(big, as_uint8=False).dtype == torch.float32  # float results
+    tensor = torch.from_numpy(__import__("numpy").array(big)).permute(2, 0, 1).float() / 255
+    assert torch.is_tensor(fast(tensor, as_uint8=True))  # tensors (a library user's)
     assert fast(big, tile="auto", as_uint8=True).mode == "RGB" and fast.last_tiles == 0
     assert fast(big, strength=0.0, as_uint8=True).tobytes() == big.tobytes()
 

@@ -188,6 +188,9 @@ def test_what_torch_would_do_differently_goes_to_torch():
     photo = _image(64, 48)
     assert fast(photo, as_uint8=False).dtype == torch.float32  # float results
     assert fast(photo, as_uint8=True).mode == "RGB"
+    tensor = torch.from_numpy(np.array(photo)).permute(2, 0, 1).float() / 255  # a library user's tensor
+    out = fast(tensor, as_uint8=True)
+    assert torch.is_tensor(out) and out.dtype == torch.uint8 and _levels(fast(photo, as_uint8=True), out).max() <= 1
     assert fast(photo, strength=0.0, as_uint8=True).tobytes() == photo.tobytes()
     with pytest.raises(Exception, match="strength"):
         fast(photo, strength=1.5, as_uint8=True)

@@ -275,8 +275,9 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
 
 class StyleSpaceStrength:
     """A network stylizer whose every call paints at one strength in style space (the CLI's
-    ``--strength``), so the batch and video code, which mix pixels with their own strength
-    argument, pass 1 and leave the pixels alone."""
+    ``--strength``); the strength the batch and video code pass (1, unless ``--strength-mode
+    pixels`` asked for it) then mixes the picture's pixels with the photo's, as it does for a
+    trained style."""
 
     def __init__(self, stylizer, strength: float):
         self.stylizer = stylizer
@@ -294,7 +295,31 @@ class StyleSpaceStrength:
     def __call__(self, image, strength: float = 1.0, **kwargs):
         if strength == 0.0 or self.strength == 0.0:
             return self.stylizer(image, strength=0.0, **kwargs)
-        return self.stylizer(image, strength=self.strength * strength, **kwargs)
+        out = self.stylizer(image, strength=self.strength, **kwargs)
+        return out if strength >= 1.0 else pixel_mix(image, out, strength)
+
+
+def pixel_mix(image, out, strength: float):
+    """``image + strength·(out − image)``: a painted picture mixed with its photo, in the picture's
+    own form (an RGB PIL image, a 3×H×W uint8 tensor, or floats in [0, 1]); 8 bits are rounded
+    once, after the mix. (A PIL result comes from the torch-free path: numpy only.)"""
+    import numpy as np
+    from PIL import Image
+
+    if isinstance(out, Image.Image):  # (a tensor has .mode and .size too: methods)
+        photo = np.asarray(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.float32)
+        mixed = photo + np.float32(strength) * (np.asarray(out, dtype=np.float32) - photo)
+        return Image.fromarray(np.clip(np.rint(mixed), 0, 255).astype(np.uint8), "RGB")
+    import torch
+
+    from cvtools.io.decode import pil_to_tensor, to_uint8
+
+    photo = image if torch.is_tensor(image) else pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+    photo = photo[0] if photo.dim() == 4 else photo
+    photo = photo.float().div(255.0) if photo.dtype == torch.uint8 else photo.float()
+    painted = out.float().div(255.0) if out.dtype == torch.uint8 else out.float()
+    mixed = (photo.to(painted.device) + strength * (painted - photo.to(painted.device))).clamp(0, 1)
+    return to_uint8(mixed) if out.dtype == torch.uint8 else mixed
 
 
 class StylePlan:

@@ -192,9 +192,11 @@ class OnnxBundledStylizer:
 
     def needs_torch(self, image, tile="auto", as_uint8: bool = True) -> bool:
         """Whether this image goes to the PyTorch Stylizer (see the class)."""
+        from PIL import Image
+
         from cvtools.specs import parse_tile
 
-        if not as_uint8 or not hasattr(image, "mode") or not hasattr(image, "size"):
+        if not as_uint8 or not isinstance(image, Image.Image):  # a tensor has .mode and .size too: methods
             return True
         w, h = image.size
         if min(w, h) < MIN_SIDE:

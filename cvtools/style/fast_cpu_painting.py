@@ -127,7 +127,7 @@ def torch_free_painting_stylizer(sources, device: str = "auto", precision: str =
     inputs = list(inputs)
     if len(inputs) > MAX_PHOTOS or any(Path(str(p)).suffix.lower() in _VIDEO_LIKE for p in inputs):
         return None
-    if not all(isinstance(s, str) or (hasattr(s, "convert") and hasattr(s, "size")) for s, _ in sources):
+    if not all(isinstance(s, str) or _is_pil(s) for s, _ in sources):
         return None  # tensors and embeddings: the library's PyTorch class takes them
     if not _onnxruntime_available():
         return None
@@ -139,6 +139,13 @@ def torch_free_painting_stylizer(sources, device: str = "auto", precision: str =
     if any(isinstance(s, str) and s not in known for s, _ in sources):
         return None
     return OnnxPaintingStylizer(sources, graphs, record, painting_size=painting_size, on_note=on_note, name=name)
+
+
+def _is_pil(value) -> bool:
+    """A PIL image (a tensor has ``.mode`` and ``.size`` too: methods)."""
+    from PIL import Image
+
+    return isinstance(value, Image.Image)
 
 
 # ---------------------------------------------------------------------------- resizing as PyTorch does
@@ -265,7 +272,7 @@ class OnnxPaintingStylizer:
 
     def needs_torch(self, image, as_uint8: bool = True) -> bool:
         """Whether this image goes to the PyTorch stylizer (see the class)."""
-        return not as_uint8 or not hasattr(image, "mode") or not hasattr(image, "size") or min(image.size) < MIN_SIDE
+        return not as_uint8 or not _is_pil(image) or min(image.size) < MIN_SIDE
 
     # ------------------------------------------------------------------ stylizing
     def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
