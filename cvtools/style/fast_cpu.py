@@ -90,6 +90,48 @@ def _onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def cpu_work_allows(device, precision, compile: bool, engine: str, inputs: Sequence) -> bool:
+    """What every torch-free route asks of the work (the bundled styles' here, the paintings' in
+    :mod:`cvtools.style.fast_cpu_painting`): the CPU (device auto on a machine without a GPU
+    driver or MPS, or cpu); precision auto or fp32; no compile; engine pytorch or onnxruntime (the
+    same runtime); no video or possibly animated inputs; onnxruntime installed; and
+    $CVTOOLS_TORCH_FREE not 0."""
+    from cvtools.device import expects_gpu
+
+    if os.environ.get(ENV_SWITCH, "1") == "0" or compile:
+        return False
+    if device not in (None, "auto", "cpu") or expects_gpu(device if device else "auto"):
+        return False
+    if precision not in (None, "auto", "fp32") or engine not in ("pytorch", "onnxruntime"):
+        return False
+    if any(Path(str(p)).suffix.lower() in _VIDEO_LIKE for p in inputs):
+        return False
+    return _onnxruntime_available()
+
+
+def is_pil(value) -> bool:
+    """A PIL image (a tensor has ``.mode`` and ``.size`` too: methods, so duck typing misleads)."""
+    from PIL import Image
+
+    return isinstance(value, Image.Image)
+
+
+def shipped_session(path: Path, threads: Optional[int] = None):
+    """An onnxruntime CPU session of a shipped graph (its warnings kept from users); a graph it
+    cannot load is a one-line WeightsError naming the file."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3  # errors only: its warnings are not for our users
+    if threads:
+        options.intra_op_num_threads = int(threads)
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types
+        raise WeightsError(f"{safe_path(path)}: onnxruntime cannot load it ({exc.__class__.__name__}); "
+                           "reinstall cvtools") from None
+
+
 def torch_free_stylizer(record, device: str = "auto", precision: str = "auto", compile: bool = False,
                         engine: str = "pytorch", inputs: Sequence = (),
                         on_note: Optional[Callable[[str], None]] = None) -> Optional["OnnxBundledStylizer"]:
@@ -99,17 +141,7 @@ def torch_free_stylizer(record, device: str = "auto", precision: str = "auto", c
     driver or MPS, or cpu); precision auto or fp32; no compile; the default engine (or
     onnxruntime: the same runtime); no video or possibly animated inputs; onnxruntime
     installed; and $CVTOOLS_TORCH_FREE not 0."""
-    from cvtools.device import expects_gpu
-
-    if os.environ.get(ENV_SWITCH, "1") == "0" or record is None:
-        return None
-    if device not in (None, "auto", "cpu") or expects_gpu(device if device else "auto"):
-        return None
-    if precision not in (None, "auto", "fp32") or compile or engine not in ("pytorch", "onnxruntime"):
-        return None
-    if any(Path(str(p)).suffix.lower() in _VIDEO_LIKE for p in inputs):
-        return None
-    if not _onnxruntime_available():
+    if record is None or not cpu_work_allows(device, precision, compile, engine, inputs):
         return None
     graph = bundled_graph(record)
     if graph is None:
@@ -141,7 +173,7 @@ class OnnxBundledStylizer:
 
     def __init__(self, record, graph: Path, precision: str = "auto", threads: Optional[int] = None,
                  on_note: Optional[Callable[[str], None]] = None):
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401  (timed as an import, before the model)
 
         from cvtools.timings import mark
 
@@ -152,15 +184,7 @@ class OnnxBundledStylizer:
         self.on_note = on_note
         self.last_tiles = 0
         self._torch = None
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        try:
-            self.session = ort.InferenceSession(str(self.graph), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime's own exception types
-            raise WeightsError(f"{safe_path(self.graph)}: onnxruntime cannot load it ({exc.__class__.__name__}); "
-                               "reinstall cvtools") from None
+        self.session = shipped_session(self.graph, threads)
         self.input_name = self.session.get_inputs()[0].name
         mark("model")
 
@@ -192,11 +216,9 @@ class OnnxBundledStylizer:
 
     def needs_torch(self, image, tile="auto", as_uint8: bool = True) -> bool:
         """Whether this image goes to the PyTorch Stylizer (see the class)."""
-        from PIL import Image
-
         from cvtools.specs import parse_tile
 
-        if not as_uint8 or not isinstance(image, Image.Image):  # a tensor has .mode and .size too: methods
+        if not as_uint8 or not is_pil(image):
             return True
         w, h = image.size
         if min(w, h) < MIN_SIDE:

@@ -31,12 +31,11 @@ This module imports neither torch nor onnxruntime at import time.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
 from cvtools.errors import CvtoolsError, UsageError, WeightsError, safe_path
-from cvtools.style.fast_cpu import ENV_SWITCH, MANIFEST, ONNX_DIR, _onnxruntime_available, _sha256, finish_pixels
+from cvtools.style.fast_cpu import MANIFEST, ONNX_DIR, _sha256, cpu_work_allows, finish_pixels, is_pil, shipped_session
 
 #: cvtools.style.painting.MIN_SIDE (not imported: that loads torch; the tests keep them equal):
 #: smaller photos are painted larger and brought back, which the PyTorch path does
@@ -52,8 +51,6 @@ HUGE_PAINTING_SIDE = 2048
 #: are several reductions where PyTorch's are one pass), so a folder of ~15 such photos breaks
 #: even; at 4000×3000 onnxruntime is the faster (7.2 s against 7.7 s). Larger folders import torch.
 MAX_PHOTOS = 16
-#: inputs the video path handles (as cvtools.style.fast_cpu's)
-_VIDEO_LIKE = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".gif", ".webp"}
 #: the any-painting network's record (cvtools.style.arbitrary.BUNDLED_RECORD)
 BUNDLED_RECORD = Path(__file__).resolve().parent / "bundled" / "arbitrary.json"
 
@@ -116,21 +113,12 @@ def torch_free_painting_stylizer(sources, device: str = "auto", precision: str =
     GPU driver or MPS, or cpu); precision auto or fp32; no compile, fitting or refining; engine
     pytorch or onnxruntime; at most :data:`MAX_PHOTOS` inputs, none a video or possibly animated;
     onnxruntime installed; the shipped graphs pinned; and $CVTOOLS_TORCH_FREE not 0."""
-    from cvtools.device import expects_gpu
-
-    if os.environ.get(ENV_SWITCH, "1") == "0" or fitting or refining or compile:
-        return None
-    if device not in (None, "auto", "cpu") or expects_gpu(device if device else "auto"):
-        return None
-    if precision not in (None, "auto", "fp32") or engine not in ("pytorch", "onnxruntime"):
-        return None
     inputs = list(inputs)
-    if len(inputs) > MAX_PHOTOS or any(Path(str(p)).suffix.lower() in _VIDEO_LIKE for p in inputs):
+    if fitting or refining or len(inputs) > MAX_PHOTOS or not cpu_work_allows(device, precision, compile, engine,
+                                                                                inputs):
         return None
-    if not all(isinstance(s, str) or _is_pil(s) for s, _ in sources):
+    if not all(isinstance(s, str) or is_pil(s) for s, _ in sources):
         return None  # tensors and embeddings: the library's PyTorch class takes them
-    if not _onnxruntime_available():
-        return None
     graphs = shipped_graphs()
     record = read_record()
     if graphs is None or record is None:
@@ -139,13 +127,6 @@ def torch_free_painting_stylizer(sources, device: str = "auto", precision: str =
     if any(isinstance(s, str) and s not in known for s, _ in sources):
         return None
     return OnnxPaintingStylizer(sources, graphs, record, painting_size=painting_size, on_note=on_note, name=name)
-
-
-def _is_pil(value) -> bool:
-    """A PIL image (a tensor has ``.mode`` and ``.size`` too: methods)."""
-    from PIL import Image
-
-    return isinstance(value, Image.Image)
 
 
 # ---------------------------------------------------------------------------- resizing as PyTorch does
@@ -204,7 +185,7 @@ class OnnxPaintingStylizer:
                  threads: Optional[int] = None, on_note: Optional[Callable[[str], None]] = None,
                  name: Optional[str] = None):
         import numpy as np
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401  (timed as an import, before the model)
 
         from cvtools.style.records import normalized_weights
         from cvtools.timings import mark
@@ -216,18 +197,7 @@ class OnnxPaintingStylizer:
         self.on_note = on_note
         self.last_tiles = 0
         self._torch = None
-        options = ort.SessionOptions()
-        options.log_severity_level = 3  # errors only: its warnings are not for our users
-        if threads:
-            options.intra_op_num_threads = int(threads)
-        sessions = []
-        for path in graphs:
-            try:
-                sessions.append(ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]))
-            except Exception as exc:  # onnxruntime's own exception types
-                raise WeightsError(f"{safe_path(path)}: onnxruntime cannot load it ({exc.__class__.__name__}); "
-                                   "reinstall cvtools") from None
-        self.encoder, self.transformer = sessions
+        self.encoder, self.transformer = (shipped_session(path, threads) for path in graphs)
         meta = self.transformer.get_modelmeta().custom_metadata_map
         try:
             self.config = json.loads(meta["config"])
@@ -272,7 +242,7 @@ class OnnxPaintingStylizer:
 
     def needs_torch(self, image, as_uint8: bool = True) -> bool:
         """Whether this image goes to the PyTorch stylizer (see the class)."""
-        return not as_uint8 or not _is_pil(image) or min(image.size) < MIN_SIDE
+        return not as_uint8 or not is_pil(image) or min(image.size) < MIN_SIDE
 
     # ------------------------------------------------------------------ stylizing
     def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
