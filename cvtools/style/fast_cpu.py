@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from cvtools.errors import CvtoolsError, WeightsError, safe_path
+from cvtools.errors import CvtoolsError, WeightsError
 
 ONNX_DIR = Path(__file__).resolve().parent / "bundled" / "onnx"
 MANIFEST = ONNX_DIR / "manifest.json"
@@ -117,19 +117,14 @@ def is_pil(value) -> bool:
 
 
 def shipped_session(path: Path, threads: Optional[int] = None):
-    """An onnxruntime CPU session of a shipped graph (its warnings kept from users); a graph it
-    cannot load is a one-line WeightsError naming the file."""
-    import onnxruntime as ort
+    """:func:`cvtools.export.cpu_session` for a shipped graph: one it cannot load is a one-line
+    WeightsError naming the file and saying to reinstall (the package is damaged)."""
+    from cvtools.export import cpu_session
 
-    options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: its warnings are not for our users
-    if threads:
-        options.intra_op_num_threads = int(threads)
     try:
-        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # onnxruntime's own exception types
-        raise WeightsError(f"{safe_path(path)}: onnxruntime cannot load it ({exc.__class__.__name__}); "
-                           "reinstall cvtools") from None
+        return cpu_session(path, threads)
+    except CvtoolsError as exc:
+        raise WeightsError(f"{exc}; reinstall cvtools") from None
 
 
 def torch_free_stylizer(record, device: str = "auto", precision: str = "auto", compile: bool = False,
