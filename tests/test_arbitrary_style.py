@@ -577,3 +577,28 @@ def test_a_wider_embedding_starts_as_the_narrower_network():
     # and the new inputs' weights can learn: their gradient is not zero
     wide(photo, wide.encoder.mlp(features)).mean().backward()
     assert wide.heads.weight.grad[:, d:].abs().sum() > 0
+
+
+@pytest.mark.parametrize("value", [(), ("dots", "dots"), ("oils",), "dots", (1,)])
+def test_bad_synthetic_kinds_are_refused(data, tmp_path, value):
+    with pytest.raises(ValueError, match="synthetic_kinds"):
+        config(data, tmp_path, synthetic_kinds=value).check()
+
+
+def test_synthetic_kinds_choose_the_renderers(data, tmp_path, monkeypatch):
+    """Only the named kinds are drawn; a list (as a JSON record holds it) is taken as a tuple."""
+    from cvtools.style import synthetic_paintings
+    from cvtools.style.train_arbitrary import ArbitraryTrainer, PaintingBank, painting_files
+
+    drawn = []
+    original = synthetic_paintings.synthesize
+    monkeypatch.setattr(synthetic_paintings, "synthesize",
+                        lambda crops, kinds, rng: (drawn.extend(kinds), original(crops, kinds, rng))[1])
+    c = config(data, tmp_path, synthetic_paintings=1.0, synthetic_kinds=["hatching", "watercolour"],
+               photo_style_fraction=0.0)
+    trainer = ArbitraryTrainer(c)
+    assert trainer.config.synthetic_kinds == ("hatching", "watercolour")
+    bank = PaintingBank(painting_files(data[1]), "cpu")
+    for _ in range(3):
+        trainer.step((torch.rand(4, 3, 32, 32) * 255).to(torch.uint8), bank)
+    assert len(drawn) == 12 and set(drawn) <= {"hatching", "watercolour"}

@@ -53,3 +53,55 @@ def test_dots_are_dots_and_strokes_follow_a_direction():
 def test_unknown_kinds_leave_crops_alone():
     crops = _crops()
     torch.testing.assert_close(sp.synthesize(crops, ["none", "none"], np.random.default_rng(0)), crops)
+
+
+def test_divisionist_dabs_change_hue_not_tone():
+    """Neighbouring dabs differ in colour far more than in lightness, and over a few dabs the mean
+    stays near the (saturated) crop: optical mixing."""
+    crops = _crops(2, 96, seed=3)
+    out = sp.divisionism(crops, np.random.default_rng(11))
+    luma = sp._luma(out)
+    chroma = out - luma
+    assert _high_pass_energy(chroma) > 2 * _high_pass_energy(luma)
+    assert float((F.avg_pool2d(sp._luma(out), 12) - F.avg_pool2d(sp._luma(crops), 12)).abs().mean()) < 0.05
+
+
+def test_hatching_inks_the_dark_and_spares_the_light():
+    """On a left-to-right gradient from white to black the ink covers more of each column the darker
+    the crop, and the lightest columns are almost bare paper."""
+    ramp = torch.linspace(1, 0, 96).view(1, 1, 1, 96).expand(1, 3, 96, 96).contiguous()
+    out = sp.hatching(ramp, np.random.default_rng(4))
+    ink = (sp._luma(out)[0, 0] < 0.5 * float(sp._luma(out).max())).float().mean(0)  # per column
+    thirds = [float(ink[i * 32:(i + 1) * 32].mean()) for i in range(3)]
+    # the lightest sixth (darkness < 1/6) covers at most its darkness (a line takes that share of
+    # its period; the tone curve only thins it), give or take the one-pixel edges
+    assert float(ink[:16].mean()) < 0.12
+    assert thirds[0] < thirds[1] < thirds[2]
+
+
+def test_watercolour_is_lighter_and_darkens_at_wash_edges():
+    """Transparent pigment: lighter than the crop on average; and on a crop of two flat halves the
+    boundary is darker than both washes beside it (the drying edge)."""
+    crops = _crops(2, 64, seed=5)
+    out = sp.watercolour(crops, np.random.default_rng(2))
+    assert float(sp._luma(out).mean()) > float(sp._luma(crops).mean())
+    halves = torch.full((1, 3, 64, 64), 0.7)
+    halves[..., 32:] = 0.3
+    wet = sp.watercolour(halves, np.random.default_rng(6))[0].mean(0).mean(0)   # per column
+    # the wash's blur (up to 5 px) spreads the boundary over ~20 columns; the drying edge darkens the
+    # pigment there by at least 0.5 × 3/7 × (its blur's peak, ~0.3) ≈ 6 %, i.e. ≥ 0.015 of a level of
+    # ~0.3 on the dark side
+    assert float(wet[20:44].min()) < min(float(wet[4:16].mean()), float(wet[48:60].mean())) - 0.005
+
+
+def test_impasto_is_strokes_lit_from_one_side():
+    """The same flow and colours as its stroke texture, shaded by the relief: the shading
+    correlates with the height field's slope along the light, and differs from flat strokes."""
+    flat = torch.full((1, 3, 96, 96), 0.5)
+    lit = sp.impasto(flat, np.random.default_rng(9))
+    plain = sp.strokes(flat, np.random.default_rng(9))
+    assert (lit - plain).abs().mean() > 0.01
+    shade = lit.mean(1)[0]
+    # light from one side: the shading's gradient has a dominant direction (a relief, not noise)
+    gy, gx = shade[1:, :-1] - shade[:-1, :-1], shade[:-1, 1:] - shade[:-1, :-1]
+    assert float(shade.std()) > 0.03 and float((gx.abs() + gy.abs()).mean()) > 0.01

@@ -12,7 +12,16 @@ with their parameters drawn at random, so the encoder sees textures no single pa
   convolution, with a stroke texture along it (from straight hatching to swirls, from short
   dabs to long strokes);
 - :func:`flat_print`: a few flat colours with dark outlines and paper grain (woodblock prints,
-  posters).
+  posters);
+- :func:`divisionism`: the crop as a mosaic of tiny dabs (1-3 px at the training crops' scale,
+  where a pointillist painting's dots land), each the local colour pushed along a random hue, so
+  neighbouring dabs mix optically (Seurat, Signac);
+- :func:`hatching`: an ink drawing on paper, parallel lines whose width follows the crop's
+  darkness and a second, crossing set in the shadows, optionally over a thin wash of its colours;
+- :func:`watercolour`: soft washes of a few pigment levels, darker where a wash dries at its edge,
+  blooms and paper granulation, lighter than the crop (transparent pigment on white paper);
+- :func:`impasto`: :func:`strokes` with thick paint, lit from one side (the relief of a stroke
+  texture's height field).
 
 All take N×3×S×S in [0, 1] on any device and a numpy Generator (the trainer's per-step one, so
 runs stay reproducible) and return the same shape in [0, 1]. The numpy Generator draws the
@@ -30,7 +39,9 @@ import torch
 import torch.nn.functional as F
 
 #: the renderers, by name (what :func:`synthesize` draws among)
-KINDS = ("dots", "strokes", "flat_print")
+KINDS = ("dots", "strokes", "flat_print", "divisionism", "hatching", "watercolour", "impasto")
+#: luma weights (Rec. 601): the tone the hatching and the dabs' jitter keep
+_LUMA = (0.299, 0.587, 0.114)
 #: samples each way along a stroke (its length is 2 × samples × step px)
 STROKE_SAMPLES = (4, 13)
 
@@ -151,22 +162,125 @@ def _advect(image: torch.Tensor, flow: torch.Tensor, steps: torch.Tensor, step_p
     return total / weights
 
 
-def strokes(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """The crop smeared along a random flow, with a brush texture along it (see the module)."""
+def _stroke_texture(crop: torch.Tensor, rng: np.random.Generator, g: torch.Generator,
+                    widths=(0.6, 2.5), softness=(0.5, 3.0)):
+    """The crop's colours and a zero-mean, unit-variance bristle texture (N×1×S×S), both smeared
+    along one random flow."""
     n, _, s, _ = crop.shape
-    g = _device_generator(rng, crop.device)
     flow = _flow(n, s, rng, g)
     length = torch.randint(STROKE_SAMPLES[0], STROKE_SAMPLES[1] + 1, (n,), generator=g, device=g.device)
     step = _uniform(g, 0.8, 1.6, (n,))
-    widths, softness = rng.uniform(0.6, 2.5, n), rng.uniform(0.5, 3.0, n)  # bristle scale; colour blur
+    widths, softness = rng.uniform(*widths, n), rng.uniform(*softness, n)  # bristle scale; colour blur
     noise = torch.rand((n, 1, s, s), generator=g, device=g.device)
     noise = torch.cat([_blur(noise[i:i + 1], float(widths[i])) for i in range(n)])
     soft = torch.cat([_blur(crop[i:i + 1], float(softness[i])) for i in range(n)])
     texture = _advect(noise, flow, length, step, STROKE_SAMPLES[1])
     texture = (texture - texture.mean((1, 2, 3), keepdim=True)) / (texture.std((1, 2, 3), keepdim=True) + 1e-6)
-    colour = _advect(soft, flow, length, step, STROKE_SAMPLES[1])
-    contrast = _uniform(g, 0.06, 0.2, (n, 1, 1, 1))
+    return _advect(soft, flow, length, step, STROKE_SAMPLES[1]), texture
+
+
+def strokes(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """The crop smeared along a random flow, with a brush texture along it (see the module)."""
+    g = _device_generator(rng, crop.device)
+    colour, texture = _stroke_texture(crop, rng, g)
+    contrast = _uniform(g, 0.06, 0.2, (crop.shape[0], 1, 1, 1))
     return (colour * (1 + contrast * texture)).clamp_(0, 1)
+
+
+def impasto(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Thick strokes lit from one side: the bristle texture is a height field, and each pixel is
+    shaded by its slope towards a random light (see the module)."""
+    n = crop.shape[0]
+    g = _device_generator(rng, crop.device)
+    colour, height = _stroke_texture(crop, rng, g, widths=(1.2, 3.5), softness=(0.3, 1.5))
+    height = _blur(height, 0.8)
+    gy = F.pad(height[..., 2:, :] - height[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
+    gx = F.pad(height[..., :, 2:] - height[..., :, :-2], (1, 1, 0, 0), mode="replicate") / 2
+    light = _uniform(g, 0, 2 * math.pi, (n, 1, 1, 1))
+    relief = _uniform(g, 0.6, 2.0, (n, 1, 1, 1))       # how thick the paint is (slope gain)
+    shade = relief * (gx * light.cos() + gy * light.sin())
+    return (colour * (1 + shade.clamp(-0.6, 0.6)) + 0.15 * shade.clamp(min=0) ** 2).clamp_(0, 1)
+
+
+def divisionism(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """A mosaic of tiny dabs, each the local colour pushed along a random hue (see the module)."""
+    n, _, s, _ = crop.shape
+    g = _device_generator(rng, crop.device)
+    cell = float(rng.uniform(1.0, 3.0))                 # the dabs' size in pixels
+    cells = max(2, int(round(s / cell)))
+    soft = _blur(crop, float(rng.uniform(0.8, 2.5)))
+    grey = _luma(soft)
+    soft = grey + _uniform(g, 1.0, 1.6, (n, 1, 1, 1)) * (soft - grey)  # pure pigments: more saturated
+    # the jitter lies in the chroma plane (orthogonal to grey), so a dab changes hue, not tone
+    u = torch.tensor([1.0, -1.0, 0.0], device=crop.device) / math.sqrt(2)
+    v = torch.tensor([1.0, 1.0, -2.0], device=crop.device) / math.sqrt(6)
+    angle = _uniform(g, 0, 2 * math.pi, (n, 1, cells, cells))
+    chroma = _uniform(g, 0.08, 0.3, (n, 1, 1, 1)) * (0.5 + _uniform(g, 0, 1, (n, 1, cells, cells)))
+    jitter = chroma * (angle.cos() * u.view(1, 3, 1, 1) + angle.sin() * v.view(1, 3, 1, 1))
+    jitter = jitter + _uniform(g, 0.0, 0.08, (n, 1, 1, 1)) * torch.randn((n, 1, cells, cells), generator=g,
+                                                                       device=g.device)
+    dabs = F.interpolate(jitter, size=(s, s), mode="nearest")
+    dabs = _blur(dabs, float(rng.uniform(0.0, 0.7)))    # from crisp squares to round, blended dabs
+    return (soft + dabs).clamp_(0, 1)
+
+
+def _luma(x: torch.Tensor) -> torch.Tensor:
+    w = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x * w).sum(1, keepdim=True)
+
+
+def hatching(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Ink lines on paper whose width follows the crop's darkness; a crossing set in the shadows
+    (see the module)."""
+    n, _, s, _ = crop.shape
+    dev = crop.device
+    g = _device_generator(rng, dev)
+    soft = _blur(crop, float(rng.uniform(0.7, 2.0)))
+    dark = (1 - _luma(soft))
+    dark = (dark - dark.amin((2, 3), keepdim=True)) / (dark.amax((2, 3), keepdim=True)
+                                                      - dark.amin((2, 3), keepdim=True) + 1e-6)
+    ys, xs = torch.meshgrid(torch.arange(s, device=dev, dtype=torch.float32),
+                            torch.arange(s, device=dev, dtype=torch.float32), indexing="ij")
+    period = _uniform(g, 3.0, 8.0, (n, 1, 1, 1))
+    wobble = _uniform(g, 0.0, 2.5, (n, 1, 1, 1)) * _smooth_noise(n, s, int(rng.integers(3, 9)), g)
+    tone = dark ** _uniform(g, 1.0, 2.0, (n, 1, 1, 1))  # highlights stay bare paper
+    ink = torch.zeros((n, 1, s, s), device=dev)
+    angle = _uniform(g, 0, math.pi, (n, 1, 1, 1))
+    for layer in range(2):  # the second set crosses the first, only where the crop is dark
+        across = (xs * angle.cos() + ys * angle.sin() + wobble) / period    # in periods
+        centre = ((across % 1) - 0.5).abs() * 2                             # 0 on a line, 1 between
+        # a line covers the fraction ``cover`` of its period (none on white, all on black), with
+        # a one-pixel soft edge
+        cover = ((tone - 0.5 * layer) * (1 + layer)).clamp(0, 1)
+        ink = torch.maximum(ink, ((cover - centre) * period / 2 + 0.5).clamp(0, 1) * (cover > 0.02))
+        angle = angle + _uniform(g, math.pi / 4, math.pi / 2, (n, 1, 1, 1))
+    paper = _paper(crop, g)
+    ink_colour = torch.quantile(soft.flatten(2), 0.03, dim=2)[..., None, None] * _uniform(g, 0.2, 0.8, (n, 1, 1, 1))
+    wash = _uniform(g, 0.0, 0.6, (n, 1, 1, 1)) * (rng.random() < 0.5)  # a tinted drawing, or bare paper
+    ground = paper * (1 - wash) + soft * wash
+    return (ground * (1 - ink) + ink_colour * ink).clamp_(0, 1)
+
+
+def watercolour(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Soft washes of a few pigment levels with dark drying edges, blooms and granulation, lighter
+    than the crop (see the module)."""
+    n, _, s, _ = crop.shape
+    g = _device_generator(rng, crop.device)
+    wash = _blur(crop, float(rng.uniform(1.5, 5.0)))
+    levels = float(rng.uniform(3, 7))
+    pigment = torch.round(wash * levels) / levels                # a few levels of each pigment
+    regions = _blur(pigment, float(rng.uniform(0.6, 1.5)))
+    # blooms: the pigment pools unevenly over a few large blotches
+    regions = regions * (1 + _uniform(g, 0.03, 0.15, (n, 1, 1, 1)) * _smooth_noise(n, s, int(rng.integers(4, 12)), g))
+    # a wash dries darker at its edge: where the pigment level changes, widened a little
+    edge = (pigment[..., 2:, 1:-1] - pigment[..., :-2, 1:-1]).abs() + (pigment[..., 1:-1, 2:] - pigment[..., 1:-1, :-2]).abs()
+    edge = _blur(F.pad(edge.sum(1, keepdim=True), (1, 1, 1, 1), mode="replicate"), float(rng.uniform(0.5, 1.2)))
+    regions = regions * (1 - (_uniform(g, 0.5, 2.5, (n, 1, 1, 1)) * edge).clamp(0, 0.35))
+    paper = 1 - 0.3 * (1 - _paper(crop, g))                          # watercolour paper is near white
+    alpha = _uniform(g, 0.5, 0.9, (n, 1, 1, 1))              # transparent pigment: the paper shows
+    out = paper * (1 - alpha * (1 - regions))
+    grain = _blur(torch.randn((n, 1, s, s), generator=g, device=g.device), float(rng.uniform(0.5, 1.2)))
+    return (out * (1 + _uniform(g, 0.03, 0.1, (n, 1, 1, 1)) * grain)).clamp_(0, 1)
 
 
 def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -204,7 +318,8 @@ def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
 def synthesize(crops: torch.Tensor, kinds, rng: np.random.Generator) -> torch.Tensor:
     """Each crop (N×3×S×S) repainted by the renderer named in ``kinds`` (N names of KINDS)."""
     out = crops.clone()
-    renderers = {"dots": dots, "strokes": strokes, "flat_print": flat_print}
+    renderers = {"dots": dots, "strokes": strokes, "flat_print": flat_print, "divisionism": divisionism,
+                 "hatching": hatching, "watercolour": watercolour, "impasto": impasto}
     for kind in KINDS:
         index = [i for i, k in enumerate(kinds) if k == kind]
         if index:

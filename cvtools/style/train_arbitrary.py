@@ -153,6 +153,9 @@ class ArbitraryTrainConfig:
     #: painting by :mod:`cvtools.style.synthetic_paintings` (dabs, strokes along a flow, flat prints;
     #: the kind and its parameters drawn at random): textures no training painting has. 0: off
     synthetic_paintings: float = 0.0
+    #: the kinds drawn among (names of synthetic_paintings.KINDS, each equally likely); the default
+    #: is the first runs' three, so their records mean what they meant
+    synthetic_kinds: tuple = ("dots", "strokes", "flat_print")
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 10
@@ -191,6 +194,13 @@ class ArbitraryTrainConfig:
         number("strength_fraction", 0, 1)
         number("painting_augment", 0, 1)
         number("synthetic_paintings", 0, 1)
+        from cvtools.style.synthetic_paintings import KINDS
+
+        v = self.synthetic_kinds
+        if (not isinstance(v, (list, tuple)) or not v or not all(isinstance(k, str) and k in KINDS for k in v)
+                or len(set(v)) != len(v)):
+            raise ValueError(f"synthetic_kinds must name different kinds of {', '.join(KINDS)}")
+        self.synthetic_kinds = tuple(v)
         v = self.strength_range
         if not isinstance(v, (list, tuple)) or len(v) != 2 or not all(
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) or not 0 <= v[0] <= v[1] <= 1:
@@ -448,12 +458,12 @@ class ArbitraryTrainer:
             for i in np.flatnonzero(chosen).tolist():
                 styles[i] = new_painting(styles[i], int(turns[i]), float(hue[i]), float(saturation[i]))
         if c.synthetic_paintings:  # drawn after everything else, for the same reason
-            from cvtools.style.synthetic_paintings import KINDS, synthesize
+            from cvtools.style.synthetic_paintings import synthesize
 
             n = x.shape[0]
             chosen = np.flatnonzero((rng.random(n) < c.synthetic_paintings) & ~own).tolist()
             if chosen:
-                kinds = [KINDS[k] for k in rng.integers(0, len(KINDS), size=len(chosen))]
+                kinds = [c.synthetic_kinds[k] for k in rng.integers(0, len(c.synthetic_kinds), size=len(chosen))]
                 styles[chosen] = synthesize(styles[chosen], kinds, rng)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
