@@ -92,8 +92,11 @@ def main(argv=None):
     ap.add_argument("--methods", nargs="*", help="columns per photo (default: arbitrary, trained or "
                     "optimisation, peer; also refine)")
     ap.add_argument("--quality", type=int, default=80)
+    ap.add_argument("--previous-label", default="A5 (before)",
+                    help="the label of the 'previous' column (the weights it shows)")
     args = ap.parse_args(argv)
 
+    LABELS["previous"] = args.previous_label
     methods = args.methods or (["arbitrary", "optimisation", "peer"] if args.unseen else ["arbitrary", "trained", "peer"])
     paintings = UNSEEN if args.unseen else BUNDLED
     one, two = build(Path(args.source), args.photos, paintings, methods, args.cell, args.crop, args.paintings)
