@@ -105,3 +105,31 @@ def test_impasto_is_strokes_lit_from_one_side():
     # light from one side: the shading's gradient has a dominant direction (a relief, not noise)
     gy, gx = shade[1:, :-1] - shade[:-1, :-1], shade[:-1, 1:] - shade[:-1, :-1]
     assert float(shade.std()) > 0.03 and float((gx.abs() + gy.abs()).mean()) > 0.01
+
+
+def _anisotropy(picture):
+    """(λ1 - λ2) / (λ1 + λ2) of the picture's mean structure tensor: 0 for texture without a
+    direction, towards 1 when it runs one way."""
+    gy, gx = picture[1:, :-1] - picture[:-1, :-1], picture[:-1, 1:] - picture[:-1, :-1]
+    jxx, jyy, jxy = float((gx * gx).mean()), float((gy * gy).mean()), float((gx * gy).mean())
+    trace, det = jxx + jyy, jxx * jyy - jxy * jxy
+    return (trace * trace - 4 * det) ** 0.5 / trace
+
+
+def test_mosaic_is_flat_tiles_in_grout():
+    """Inside a tessera the colour is flat (a slight bevel), the joints are sharp: most pixels have
+    almost no Laplacian, a few (the grout lines) a large one."""
+    crops = _crops(2, 96, seed=4)
+    out = sp.mosaic(crops, np.random.default_rng(8))
+    lap = (4 * out[..., 1:-1, 1:-1] - out[..., :-2, 1:-1] - out[..., 2:, 1:-1] - out[..., 1:-1, :-2]
+           - out[..., 1:-1, 2:]).abs().mean(1).flatten()
+    assert float(lap.quantile(0.5)) < 0.25 * float(lap.quantile(0.95))
+
+
+def test_pastel_marks_run_one_way_over_the_paper():
+    """On a flat crop the marks follow the flow (anisotropic), and both the paper and the pigment
+    show: neither covers everything."""
+    flat = torch.full((1, 3, 96, 96), 0.8)
+    out = sp.pastel(flat, np.random.default_rng(3))[0].mean(0)
+    assert _anisotropy(out) > 0.1
+    assert float(out.std()) > 0.03

@@ -21,7 +21,11 @@ with their parameters drawn at random, so the encoder sees textures no single pa
 - :func:`watercolour`: soft washes of a few pigment levels, darker where a wash dries at its edge,
   blooms and paper granulation, lighter than the crop (transparent pigment on white paper);
 - :func:`impasto`: :func:`strokes` with thick paint, lit from one side (the relief of a stroke
-  texture's height field).
+  texture's height field);
+- :func:`mosaic`: tesserae of flat colour (a jittered grid's Voronoi cells, 4-12 px) set in
+  grout, each a little bevelled;
+- :func:`pastel`: directional pastel or charcoal marks on toned paper, the pigment caught on the
+  paper's tooth, so the paper shows through where the pressure is light.
 
 All take N×3×S×S in [0, 1] on any device and a numpy Generator (the trainer's per-step one, so
 runs stay reproducible) and return the same shape in [0, 1]. The numpy Generator draws the
@@ -39,7 +43,8 @@ import torch
 import torch.nn.functional as F
 
 #: the renderers, by name (what :func:`synthesize` draws among)
-KINDS = ("dots", "strokes", "flat_print", "divisionism", "hatching", "watercolour", "impasto")
+KINDS = ("dots", "strokes", "flat_print", "divisionism", "hatching", "watercolour", "impasto", "mosaic",
+         "pastel")
 #: luma weights (Rec. 601): the tone the hatching and the dabs' jitter keep
 _LUMA = (0.299, 0.587, 0.114)
 #: samples each way along a stroke (its length is 2 × samples × step px)
@@ -283,6 +288,68 @@ def watercolour(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return (out * (1 + _uniform(g, 0.03, 0.1, (n, 1, 1, 1)) * grain)).clamp_(0, 1)
 
 
+def mosaic(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Tesserae of flat colour in grout, each bevelled (see the module)."""
+    n, _, s, _ = crop.shape
+    dev = crop.device
+    g = _device_generator(rng, dev)
+    size = float(rng.uniform(5.0, 14.0))                 # a tessera's width in pixels
+    cells = int(math.ceil(s / size)) + 2                  # one spare cell round the edge
+    jitter = float(rng.uniform(0.1, 0.4)) * size
+    grid = (torch.arange(cells, device=dev, dtype=torch.float32) - 0.5) * size
+    cy = grid.view(1, -1, 1) + _uniform(g, -1, 1, (n, cells, cells)) * jitter     # N×cells×cells
+    cx = grid.view(1, 1, -1) + _uniform(g, -1, 1, (n, cells, cells)) * jitter
+    ys = torch.arange(s, device=dev, dtype=torch.float32) + 0.5
+    home = (ys / size + 1).long()                         # each pixel's own cell (index into cells)
+    # the nearest and second-nearest centres among the 3×3 cells around each pixel's own
+    best = torch.full((n, s, s), float("inf"), device=dev)
+    second = best.clone()
+    best_y = torch.zeros((n, s, s), dtype=torch.long, device=dev)
+    best_x = best_y.clone()
+    for dy in (-1, 0, 1):
+        iy = (home + dy).clamp(0, cells - 1)[:, None].expand(s, s)
+        for dx in (-1, 0, 1):
+            ix = (home + dx).clamp(0, cells - 1)[None, :].expand(s, s)
+            d = ((ys[:, None] - cy[:, iy, ix]) ** 2 + (ys[None, :] - cx[:, iy, ix]) ** 2).sqrt()
+            closer = d < best
+            second = torch.where(closer, best, torch.minimum(second, d))
+            best = torch.where(closer, d, best)
+            best_y = torch.where(closer, iy, best_y)
+            best_x = torch.where(closer, ix, best_x)
+    centre = torch.stack([cx / s * 2 - 1, cy / s * 2 - 1], -1)                  # N×cells×cells×2
+    soft = _blur(crop, size / 3)
+    colour = F.grid_sample(soft, centre, mode="bilinear", padding_mode="border", align_corners=False)
+    colour = (colour + _uniform(g, 0.0, 0.06, (n, 1, 1, 1)) * torch.randn(colour.shape, generator=g, device=dev))
+    flat_index = (best_y * cells + best_x).view(n, 1, s * s).expand(n, 3, s * s)
+    tiles = colour.flatten(2).gather(2, flat_index).view(n, 3, s, s)
+    bevel = 1 - _uniform(g, 0.0, 0.25, (n, 1, 1, 1)) * (best / (0.7 * size)).clamp(0, 1)[:, None] ** 2
+    grout_colour = _uniform(g, 0.15, 0.85, (n, 1, 1, 1)) * torch.ones((n, 3, 1, 1), device=dev)
+    # grout where the two nearest centres are about equally far: a joint 0.6-2 px wide
+    grout = ((_uniform(g, 0.3, 1.0, (n, 1, 1, 1)) - (second - best)[:, None] / 2) + 0.5).clamp(0, 1)
+    return (tiles.clamp(0, 1) * bevel * (1 - grout) + grout_colour * grout).clamp_(0, 1)
+
+
+def pastel(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Directional pastel or charcoal marks on toned paper, caught on its tooth (see the module)."""
+    n, _, s, _ = crop.shape
+    g = _device_generator(rng, crop.device)
+    colour, marks = _stroke_texture(crop, rng, g, widths=(0.6, 1.5), softness=(0.5, 2.0))
+    tooth = _blur(torch.rand((n, 1, s, s), generator=g, device=g.device), float(rng.uniform(0.5, 1.2)))
+    tooth = (tooth - tooth.mean((2, 3), keepdim=True)) / (tooth.std((2, 3), keepdim=True) + 1e-6)
+    # toned paper: a mid tone (grey, buff, blue-grey) or the crop's own mean, darkened
+    tone = _uniform(g, 0.35, 0.7, (n, 1, 1, 1)) * (1 + _uniform(g, -0.15, 0.15, (n, 3, 1, 1)))
+    paper = torch.where(_uniform(g, 0, 1, (n, 1, 1, 1)) < 0.5, tone,
+                        crop.mean((2, 3), keepdim=True) * _uniform(g, 0.6, 0.9, (n, 1, 1, 1)))
+    if rng.random() < 0.3:  # charcoal and white chalk: the tones only
+        grey = _luma(colour)
+        colour = torch.where(grey < paper.mean(1, keepdim=True), grey * 0.3, 0.5 + grey * 0.5).expand(n, 3, s, s)
+    # pressure: how far the colour is from the paper, varied along the marks; the pigment covers
+    # the tooth's peaks first
+    pressure = 0.3 + ((colour - paper).abs().mean(1, keepdim=True) * 4).clamp(0, 1) * 0.5 + 0.25 * marks
+    cover = ((pressure - 0.5 + 0.12 * tooth) * 5).clamp(0, 1)
+    return (paper * (1 - cover) + colour * cover).clamp_(0, 1)
+
+
 def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """A few flat colours with dark outlines and paper grain (see the module)."""
     n, _, s, _ = crop.shape
@@ -319,7 +386,8 @@ def synthesize(crops: torch.Tensor, kinds, rng: np.random.Generator) -> torch.Te
     """Each crop (N×3×S×S) repainted by the renderer named in ``kinds`` (N names of KINDS)."""
     out = crops.clone()
     renderers = {"dots": dots, "strokes": strokes, "flat_print": flat_print, "divisionism": divisionism,
-                 "hatching": hatching, "watercolour": watercolour, "impasto": impasto}
+                 "hatching": hatching, "watercolour": watercolour, "impasto": impasto, "mosaic": mosaic,
+                 "pastel": pastel}
     for kind in KINDS:
         index = [i for i, k in enumerate(kinds) if k == kind]
         if index:
