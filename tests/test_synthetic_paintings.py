@@ -133,3 +133,23 @@ def test_pastel_marks_run_one_way_over_the_paper():
     out = sp.pastel(flat, np.random.default_rng(3))[0].mean(0)
     assert _anisotropy(out) > 0.1
     assert float(out.std()) > 0.03
+
+
+def test_glaze_is_a_warm_varnish_over_deepened_tones_with_cracks():
+    """On a flat grey crop: the varnish makes it warmer (red over blue) and the shadows' curve
+    darker (a power > 1 of 0.5), and the craquelure draws thin dark lines (a dark low tail)."""
+    grey = torch.full((2, 3, 96, 96), 0.5)
+    out = sp.glaze(grey, np.random.default_rng(5))
+    assert float((out[:, 0] - out[:, 2]).mean()) > 0.05
+    assert float(sp._luma(out).mean()) < 0.5
+    luma = sp._luma(out).flatten()
+    assert float(luma.quantile(0.01)) < float(luma.median()) - 0.03
+
+
+def test_contour_strokes_follow_the_crops_contours():
+    """On a left-to-right ramp the iso-lines are vertical, so the bands and their streaks run up
+    and down: the picture changes across x far more than along y."""
+    ramp = torch.linspace(0.1, 0.9, 96).view(1, 1, 1, 96).expand(1, 3, 96, 96).contiguous()
+    out = sp.contour_strokes(ramp, np.random.default_rng(2))[0].mean(0)
+    gy, gx = out[1:, :] - out[:-1, :], out[:, 1:] - out[:, :-1]
+    assert float((gx * gx).mean()) > 3 * float((gy * gy).mean())

@@ -25,7 +25,11 @@ with their parameters drawn at random, so the encoder sees textures no single pa
 - :func:`mosaic`: tesserae of flat colour (a jittered grid's Voronoi cells, 4-12 px) set in
   grout, each a little bevelled;
 - :func:`pastel`: directional pastel or charcoal marks on toned paper, the pigment caught on the
-  paper's tooth, so the paper shows through where the pressure is light.
+  paper's tooth, so the paper shows through where the pressure is light;
+- :func:`glaze`: an old master's surface: soft modelling (sfumato), deep shadows, a warm varnish,
+  craquelure and the canvas weave;
+- :func:`contour_strokes`: long bands of a few colours that follow the crop's own contours
+  (the iso-lines of its tone), as expressionists paint (Munch).
 
 All take N×3×S×S in [0, 1] on any device and a numpy Generator (the trainer's per-step one, so
 runs stay reproducible) and return the same shape in [0, 1]. The numpy Generator draws the
@@ -44,7 +48,7 @@ import torch.nn.functional as F
 
 #: the renderers, by name (what :func:`synthesize` draws among)
 KINDS = ("dots", "strokes", "flat_print", "divisionism", "hatching", "watercolour", "impasto", "mosaic",
-         "pastel")
+         "pastel", "glaze", "contour_strokes")
 #: luma weights (Rec. 601): the tone the hatching and the dabs' jitter keep
 _LUMA = (0.299, 0.587, 0.114)
 #: samples each way along a stroke (its length is 2 × samples × step px)
@@ -288,17 +292,15 @@ def watercolour(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return (out * (1 + _uniform(g, 0.03, 0.1, (n, 1, 1, 1)) * grain)).clamp_(0, 1)
 
 
-def mosaic(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Tesserae of flat colour in grout, each bevelled (see the module)."""
-    n, _, s, _ = crop.shape
-    dev = crop.device
-    g = _device_generator(rng, dev)
-    size = float(rng.uniform(5.0, 14.0))                 # a tessera's width in pixels
+def _voronoi(n: int, s: int, size: float, jitter: float, g: torch.Generator):
+    """Cells of a grid of ``size`` px whose centres are jittered by ±``jitter``·size: the centres
+    (N×cells×cells, y and x, in pixels), each pixel's distance to its nearest and second-nearest
+    centre (N×S×S) and the nearest one's cell indices; and ``cells``."""
+    dev = g.device
     cells = int(math.ceil(s / size)) + 2                  # one spare cell round the edge
-    jitter = float(rng.uniform(0.1, 0.4)) * size
     grid = (torch.arange(cells, device=dev, dtype=torch.float32) - 0.5) * size
-    cy = grid.view(1, -1, 1) + _uniform(g, -1, 1, (n, cells, cells)) * jitter     # N×cells×cells
-    cx = grid.view(1, 1, -1) + _uniform(g, -1, 1, (n, cells, cells)) * jitter
+    cy = grid.view(1, -1, 1) + _uniform(g, -1, 1, (n, cells, cells)) * jitter * size
+    cx = grid.view(1, 1, -1) + _uniform(g, -1, 1, (n, cells, cells)) * jitter * size
     ys = torch.arange(s, device=dev, dtype=torch.float32) + 0.5
     home = (ys / size + 1).long()                         # each pixel's own cell (index into cells)
     # the nearest and second-nearest centres among the 3×3 cells around each pixel's own
@@ -316,6 +318,16 @@ def mosaic(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
             best = torch.where(closer, d, best)
             best_y = torch.where(closer, iy, best_y)
             best_x = torch.where(closer, ix, best_x)
+    return cy, cx, best, second, best_y, best_x, cells
+
+
+def mosaic(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Tesserae of flat colour in grout, each bevelled (see the module)."""
+    n, _, s, _ = crop.shape
+    dev = crop.device
+    g = _device_generator(rng, dev)
+    size = float(rng.uniform(5.0, 14.0))                 # a tessera's width in pixels
+    cy, cx, best, second, best_y, best_x, cells = _voronoi(n, s, size, float(rng.uniform(0.1, 0.4)), g)
     centre = torch.stack([cx / s * 2 - 1, cy / s * 2 - 1], -1)                  # N×cells×cells×2
     soft = _blur(crop, size / 3)
     colour = F.grid_sample(soft, centre, mode="bilinear", padding_mode="border", align_corners=False)
@@ -348,6 +360,52 @@ def pastel(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     pressure = 0.3 + ((colour - paper).abs().mean(1, keepdim=True) * 4).clamp(0, 1) * 0.5 + 0.25 * marks
     cover = ((pressure - 0.5 + 0.12 * tooth) * 5).clamp(0, 1)
     return (paper * (1 - cover) + colour * cover).clamp_(0, 1)
+
+
+def glaze(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Soft modelling, deep shadows, a warm varnish, craquelure and canvas weave (see the module)."""
+    n, _, s, _ = crop.shape
+    dev = crop.device
+    g = _device_generator(rng, dev)
+    soft = _blur(crop, float(rng.uniform(1.5, 5.0)))                      # sfumato
+    soft = soft ** _uniform(g, 1.1, 1.8, (n, 1, 1, 1))                    # deep shadows
+    varnish = torch.stack([torch.ones(n, device=dev), _uniform(g, 0.78, 0.95, (n,)),
+                           _uniform(g, 0.45, 0.75, (n,))], 1).view(n, 3, 1, 1)
+    amount = _uniform(g, 0.3, 1.0, (n, 1, 1, 1))
+    out = soft * (1 - amount + amount * varnish)                          # a yellowed varnish
+    _, _, best, second, _, _, _ = _voronoi(n, s, float(rng.uniform(6.0, 20.0)), 0.45, g)
+    crack = (1.0 - (second - best)[:, None] * float(rng.uniform(1.0, 2.5))).clamp(0, 1)
+    out = out * (1 - _uniform(g, 0.1, 0.35, (n, 1, 1, 1)) * crack)
+    ys = torch.arange(s, device=dev, dtype=torch.float32)
+    period = float(rng.uniform(2.0, 4.0))                                 # the canvas weave
+    weave = torch.sin(ys[:, None] * 2 * math.pi / period) * torch.sin(ys[None, :] * 2 * math.pi / period)
+    return (out * (1 + _uniform(g, 0.01, 0.05, (n, 1, 1, 1)) * weave)).clamp_(0, 1)
+
+
+def contour_strokes(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Long bands of a few colours along the crop's own contours (see the module)."""
+    n, _, s, _ = crop.shape
+    g = _device_generator(rng, crop.device)
+    tone = _luma(_blur(crop, float(rng.uniform(3.0, 8.0))))
+    gy = F.pad(tone[..., 2:, :] - tone[..., :-2, :], (0, 0, 1, 1), mode="replicate")
+    gx = F.pad(tone[..., :, 2:] - tone[..., :, :-2], (1, 1, 0, 0), mode="replicate")
+    # along the iso-lines (the gradient turned by 90°); where the tone is flat, a random flow
+    along = torch.cat([-gy, gx], 1)
+    strength = along.norm(dim=1, keepdim=True)
+    fallback = _flow(n, s, rng, g)
+    weight = (strength / (strength.mean((2, 3), keepdim=True) + 1e-6)).clamp(0, 1)
+    flow = F.normalize(weight * along / (strength + 1e-6) + (1 - weight) * fallback, dim=1)
+    levels = float(rng.uniform(3, 8))
+    soft = _blur(crop, 1.5)
+    grey = _luma(soft)
+    colour = soft + torch.round(grey * levels) / levels - grey           # bands of tone, the crop's hues
+    length = torch.full((n,), STROKE_SAMPLES[1], device=g.device)
+    step = _uniform(g, 1.0, 2.0, (n,))
+    banded = _advect(colour, flow, length, step, STROKE_SAMPLES[1])
+    streaks = _advect(_blur(torch.rand((n, 1, s, s), generator=g, device=g.device), 1.0), flow, length, step,
+                      STROKE_SAMPLES[1])
+    streaks = (streaks - streaks.mean((2, 3), keepdim=True)) / (streaks.std((2, 3), keepdim=True) + 1e-6)
+    return (banded * (1 + _uniform(g, 0.05, 0.15, (n, 1, 1, 1)) * streaks)).clamp_(0, 1)
 
 
 def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
@@ -387,7 +445,7 @@ def synthesize(crops: torch.Tensor, kinds, rng: np.random.Generator) -> torch.Te
     out = crops.clone()
     renderers = {"dots": dots, "strokes": strokes, "flat_print": flat_print, "divisionism": divisionism,
                  "hatching": hatching, "watercolour": watercolour, "impasto": impasto, "mosaic": mosaic,
-                 "pastel": pastel}
+                 "pastel": pastel, "glaze": glaze, "contour_strokes": contour_strokes}
     for kind in KINDS:
         index = [i for i, k in enumerate(kinds) if k == kind]
         if index:

@@ -9,8 +9,9 @@ source .device/setup.sh
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 ARCH='architecture={"channels":[32,64,96],"space_to_depth":2,"residual_blocks":5,"residual":"full","in_kernel":5,"out_kernel":5,"embedding_dim":400,"encoder_layers":["blocks.0","blocks.2","blocks.4","blocks.7","blocks.10","blocks.15"],"encoder_channels":[16,24,40,80,112,320],"encoder_hidden":1024,"encoder_size":256,"backbone":"efficientnet_lite0","encoder_long_side":512}'
 LITE1='extra_backbones={"efficientnet_lite1":["blocks.0","blocks.3","blocks.6","blocks.10"]}'
-# G1-G3 ran with the first seven kinds; mosaic and pastel were added after them (not yet trained on)
-KINDS=${KINDS:-'["dots","strokes","flat_print","divisionism","hatching","watercolour","impasto","mosaic","pastel"]'}
+# G1-G3 ran with the first seven kinds; mosaic, pastel, glaze and contour_strokes were added after
+# them (not yet trained on)
+KINDS=${KINDS:-'["dots","strokes","flat_print","divisionism","hatching","watercolour","impasto","mosaic","pastel","glaze","contour_strokes"]'}
 timeout $(( ${DEADLINE:-520} + 50 )) python3 benchmarks/train_arbitrary.py --shared $CVTOOLS_SHARED --out /tmp/syn \
   --deadline ${DEADLINE:-520} --set init_weights=${INIT:-cvtools/style/bundled/weights/arbitrary.safetensors} \
   --set "$ARCH" --set "$LITE1" --set style_weight=30 --set lr=2e-4 \
