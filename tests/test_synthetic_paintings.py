@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cvtools.style import synthetic_paintings as sp
+from cvtools.style.losses import luminance
 
 
 def _crops(n=2, s=64, seed=0):
@@ -60,10 +61,10 @@ def test_divisionist_dabs_change_hue_not_tone():
     stays near the (saturated) crop: optical mixing."""
     crops = _crops(2, 96, seed=3)
     out = sp.divisionism(crops, np.random.default_rng(11))
-    luma = sp._luma(out)
+    luma = luminance(out)
     chroma = out - luma
     assert _high_pass_energy(chroma) > 2 * _high_pass_energy(luma)
-    assert float((F.avg_pool2d(sp._luma(out), 12) - F.avg_pool2d(sp._luma(crops), 12)).abs().mean()) < 0.05
+    assert float((F.avg_pool2d(luminance(out), 12) - F.avg_pool2d(luminance(crops), 12)).abs().mean()) < 0.05
 
 
 def test_hatching_inks_the_dark_and_spares_the_light():
@@ -71,7 +72,7 @@ def test_hatching_inks_the_dark_and_spares_the_light():
     the crop, and the lightest columns are almost bare paper."""
     ramp = torch.linspace(1, 0, 96).view(1, 1, 1, 96).expand(1, 3, 96, 96).contiguous()
     out = sp.hatching(ramp, np.random.default_rng(4))
-    ink = (sp._luma(out)[0, 0] < 0.5 * float(sp._luma(out).max())).float().mean(0)  # per column
+    ink = (luminance(out)[0, 0] < 0.5 * float(luminance(out).max())).float().mean(0)  # per column
     thirds = [float(ink[i * 32:(i + 1) * 32].mean()) for i in range(3)]
     # the lightest sixth (darkness < 1/6) covers at most its darkness (a line takes that share of
     # its period; the tone curve only thins it), give or take the one-pixel edges
@@ -84,7 +85,7 @@ def test_watercolour_is_lighter_and_darkens_at_wash_edges():
     boundary is darker than both washes beside it (the drying edge)."""
     crops = _crops(2, 64, seed=5)
     out = sp.watercolour(crops, np.random.default_rng(2))
-    assert float(sp._luma(out).mean()) > float(sp._luma(crops).mean())
+    assert float(luminance(out).mean()) > float(luminance(crops).mean())
     halves = torch.full((1, 3, 64, 64), 0.7)
     halves[..., 32:] = 0.3
     wet = sp.watercolour(halves, np.random.default_rng(6))[0].mean(0).mean(0)   # per column
@@ -141,8 +142,8 @@ def test_glaze_is_a_warm_varnish_over_deepened_tones_with_cracks():
     grey = torch.full((2, 3, 96, 96), 0.5)
     out = sp.glaze(grey, np.random.default_rng(5))
     assert float((out[:, 0] - out[:, 2]).mean()) > 0.05
-    assert float(sp._luma(out).mean()) < 0.5
-    luma = sp._luma(out).flatten()
+    assert float(luminance(out).mean()) < 0.5
+    luma = luminance(out).flatten()
     assert float(luma.quantile(0.01)) < float(luma.median()) - 0.03
 
 

@@ -33,12 +33,14 @@ SHORT = {"paul_gauguin_arlesiennes_mistral": "gauguin (held out)",
          "constant_troyon_pasture_in_normandy": "troyon (held out)"}
 
 
-def build(source: Path, photos, paintings, methods, cell: int, crop: int, shared=None):
+def build(source: Path, photos, paintings, methods, cell: int, crop: int, shared=None, labels=None):
+    """The two sheets (1× cells, 2× centre crops); ``labels``: each method's column label (default LABELS)."""
     from PIL import Image, ImageDraw
 
     from cvtools.style.stylize import resize_long_side
     from tools.style_contact_sheet import _font, _label
 
+    labels = labels or LABELS
     font = _font(13)
     gap = 4
 
@@ -60,7 +62,7 @@ def build(source: Path, photos, paintings, methods, cell: int, crop: int, shared
                             SHORT.get(name, name)))
             for p in photos:
                 for m in methods:
-                    row.append((make(load(source / m / f"{p}__{name}.png")), f"{LABELS[m]}: {SHORT.get(name, name)}"))
+                    row.append((make(load(source / m / f"{p}__{name}.png")), f"{labels[m]}: {SHORT.get(name, name)}"))
             grid.append(row)
         cols = max(len(r) for r in grid)
         out = Image.new("RGB", (cols * (cw + gap) - gap, len(grid) * (ch + gap) - gap), "white")
@@ -96,10 +98,10 @@ def main(argv=None):
                     help="the label of the 'previous' column (the weights it shows)")
     args = ap.parse_args(argv)
 
-    LABELS["previous"] = args.previous_label
     methods = args.methods or (["arbitrary", "optimisation", "peer"] if args.unseen else ["arbitrary", "trained", "peer"])
     paintings = UNSEEN if args.unseen else BUNDLED
-    one, two = build(Path(args.source), args.photos, paintings, methods, args.cell, args.crop, args.paintings)
+    one, two = build(Path(args.source), args.photos, paintings, methods, args.cell, args.crop, args.paintings,
+                     {**LABELS, "previous": args.previous_label})
     out = Path(args.output)
     for im, path in ((one, out), (two, out.with_name(out.stem + "_crops" + out.suffix))):
         im.save(path, quality=args.quality, optimize=True)

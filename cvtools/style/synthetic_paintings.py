@@ -46,11 +46,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-#: the renderers, by name (what :func:`synthesize` draws among)
-KINDS = ("dots", "strokes", "flat_print", "divisionism", "hatching", "watercolour", "impasto", "mosaic",
-         "pastel", "glaze", "contour_strokes")
-#: luma weights (Rec. 601): the tone the hatching and the dabs' jitter keep
-_LUMA = (0.299, 0.587, 0.114)
+from cvtools.style.losses import luminance
+
 #: samples each way along a stroke (its length is 2 × samples × step px)
 STROKE_SAMPLES = (4, 13)
 
@@ -82,6 +79,18 @@ def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     c = x.shape[1]
     x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _standardise(x: torch.Tensor) -> torch.Tensor:
+    """Each image of N×1×S×S to zero mean and unit deviation (a texture's shape, not its level)."""
+    return (x - x.mean((1, 2, 3), keepdim=True)) / (x.std((1, 2, 3), keepdim=True) + 1e-6)
+
+
+def _gradient(x: torch.Tensor):
+    """Central differences (d/dy, d/dx) of N×C×S×S, the edges replicated: the same shape."""
+    gy = F.pad(x[..., 2:, :] - x[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
+    gx = F.pad(x[..., :, 2:] - x[..., :, :-2], (1, 1, 0, 0), mode="replicate") / 2
+    return gy, gx
 
 
 def _paper(crop: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -184,7 +193,7 @@ def _stroke_texture(crop: torch.Tensor, rng: np.random.Generator, g: torch.Gener
     noise = torch.cat([_blur(noise[i:i + 1], float(widths[i])) for i in range(n)])
     soft = torch.cat([_blur(crop[i:i + 1], float(softness[i])) for i in range(n)])
     texture = _advect(noise, flow, length, step, STROKE_SAMPLES[1])
-    texture = (texture - texture.mean((1, 2, 3), keepdim=True)) / (texture.std((1, 2, 3), keepdim=True) + 1e-6)
+    texture = _standardise(texture)
     return _advect(soft, flow, length, step, STROKE_SAMPLES[1]), texture
 
 
@@ -203,8 +212,7 @@ def impasto(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     g = _device_generator(rng, crop.device)
     colour, height = _stroke_texture(crop, rng, g, widths=(1.2, 3.5), softness=(0.3, 1.5))
     height = _blur(height, 0.8)
-    gy = F.pad(height[..., 2:, :] - height[..., :-2, :], (0, 0, 1, 1), mode="replicate") / 2
-    gx = F.pad(height[..., :, 2:] - height[..., :, :-2], (1, 1, 0, 0), mode="replicate") / 2
+    gy, gx = _gradient(height)
     light = _uniform(g, 0, 2 * math.pi, (n, 1, 1, 1))
     relief = _uniform(g, 0.6, 2.0, (n, 1, 1, 1))       # how thick the paint is (slope gain)
     shade = relief * (gx * light.cos() + gy * light.sin())
@@ -218,7 +226,7 @@ def divisionism(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     cell = float(rng.uniform(1.0, 3.0))                 # the dabs' size in pixels
     cells = max(2, int(round(s / cell)))
     soft = _blur(crop, float(rng.uniform(0.8, 2.5)))
-    grey = _luma(soft)
+    grey = luminance(soft)
     soft = grey + _uniform(g, 1.0, 1.6, (n, 1, 1, 1)) * (soft - grey)  # pure pigments: more saturated
     # the jitter lies in the chroma plane (orthogonal to grey), so a dab changes hue, not tone
     u = torch.tensor([1.0, -1.0, 0.0], device=crop.device) / math.sqrt(2)
@@ -233,11 +241,6 @@ def divisionism(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return (soft + dabs).clamp_(0, 1)
 
 
-def _luma(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor(_LUMA, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
-
 def hatching(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Ink lines on paper whose width follows the crop's darkness; a crossing set in the shadows
     (see the module)."""
@@ -245,7 +248,7 @@ def hatching(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     dev = crop.device
     g = _device_generator(rng, dev)
     soft = _blur(crop, float(rng.uniform(0.7, 2.0)))
-    dark = (1 - _luma(soft))
+    dark = (1 - luminance(soft))
     dark = (dark - dark.amin((2, 3), keepdim=True)) / (dark.amax((2, 3), keepdim=True)
                                                       - dark.amin((2, 3), keepdim=True) + 1e-6)
     ys, xs = torch.meshgrid(torch.arange(s, device=dev, dtype=torch.float32),
@@ -347,13 +350,13 @@ def pastel(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     g = _device_generator(rng, crop.device)
     colour, marks = _stroke_texture(crop, rng, g, widths=(0.6, 1.5), softness=(0.5, 2.0))
     tooth = _blur(torch.rand((n, 1, s, s), generator=g, device=g.device), float(rng.uniform(0.5, 1.2)))
-    tooth = (tooth - tooth.mean((2, 3), keepdim=True)) / (tooth.std((2, 3), keepdim=True) + 1e-6)
+    tooth = _standardise(tooth)
     # toned paper: a mid tone (grey, buff, blue-grey) or the crop's own mean, darkened
     tone = _uniform(g, 0.35, 0.7, (n, 1, 1, 1)) * (1 + _uniform(g, -0.15, 0.15, (n, 3, 1, 1)))
     paper = torch.where(_uniform(g, 0, 1, (n, 1, 1, 1)) < 0.5, tone,
                         crop.mean((2, 3), keepdim=True) * _uniform(g, 0.6, 0.9, (n, 1, 1, 1)))
     if rng.random() < 0.3:  # charcoal and white chalk: the tones only
-        grey = _luma(colour)
+        grey = luminance(colour)
         colour = torch.where(grey < paper.mean(1, keepdim=True), grey * 0.3, 0.5 + grey * 0.5).expand(n, 3, s, s)
     # pressure: how far the colour is from the paper, varied along the marks; the pigment covers
     # the tooth's peaks first
@@ -386,25 +389,24 @@ def contour_strokes(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tenso
     """Long bands of a few colours along the crop's own contours (see the module)."""
     n, _, s, _ = crop.shape
     g = _device_generator(rng, crop.device)
-    tone = _luma(_blur(crop, float(rng.uniform(3.0, 8.0))))
-    gy = F.pad(tone[..., 2:, :] - tone[..., :-2, :], (0, 0, 1, 1), mode="replicate")
-    gx = F.pad(tone[..., :, 2:] - tone[..., :, :-2], (1, 1, 0, 0), mode="replicate")
+    tone = luminance(_blur(crop, float(rng.uniform(3.0, 8.0))))
+    gy, gx = _gradient(tone)
     # along the iso-lines (the gradient turned by 90°); where the tone is flat, a random flow
-    along = torch.cat([-gy, gx], 1)
+    along = 2 * torch.cat([-gy, gx], 1)  # full differences: the flat-tone fallback is scaled to them
     strength = along.norm(dim=1, keepdim=True)
     fallback = _flow(n, s, rng, g)
     weight = (strength / (strength.mean((2, 3), keepdim=True) + 1e-6)).clamp(0, 1)
     flow = F.normalize(weight * along / (strength + 1e-6) + (1 - weight) * fallback, dim=1)
     levels = float(rng.uniform(3, 8))
     soft = _blur(crop, 1.5)
-    grey = _luma(soft)
+    grey = luminance(soft)
     colour = soft + torch.round(grey * levels) / levels - grey           # bands of tone, the crop's hues
     length = torch.full((n,), STROKE_SAMPLES[1], device=g.device)
     step = _uniform(g, 1.0, 2.0, (n,))
     banded = _advect(colour, flow, length, step, STROKE_SAMPLES[1])
     streaks = _advect(_blur(torch.rand((n, 1, s, s), generator=g, device=g.device), 1.0), flow, length, step,
                       STROKE_SAMPLES[1])
-    streaks = (streaks - streaks.mean((2, 3), keepdim=True)) / (streaks.std((2, 3), keepdim=True) + 1e-6)
+    streaks = _standardise(streaks)
     return (banded * (1 + _uniform(g, 0.05, 0.15, (n, 1, 1, 1)) * streaks)).clamp_(0, 1)
 
 
@@ -440,14 +442,20 @@ def flat_print(crop: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     return out.clamp_(0, 1)
 
 
+#: the renderers by name, in the order :func:`synthesize` runs them (it draws from the trainer's
+#: random stream: a new kind goes at the end, so the earlier kinds' pictures stay the same)
+RENDERERS = {"dots": dots, "strokes": strokes, "flat_print": flat_print, "divisionism": divisionism,
+             "hatching": hatching, "watercolour": watercolour, "impasto": impasto, "mosaic": mosaic,
+             "pastel": pastel, "glaze": glaze, "contour_strokes": contour_strokes}
+#: the kinds' names (ArbitraryTrainConfig.synthetic_kinds chooses among them)
+KINDS = tuple(RENDERERS)
+
+
 def synthesize(crops: torch.Tensor, kinds, rng: np.random.Generator) -> torch.Tensor:
     """Each crop (N×3×S×S) repainted by the renderer named in ``kinds`` (N names of KINDS)."""
     out = crops.clone()
-    renderers = {"dots": dots, "strokes": strokes, "flat_print": flat_print, "divisionism": divisionism,
-                 "hatching": hatching, "watercolour": watercolour, "impasto": impasto, "mosaic": mosaic,
-                 "pastel": pastel, "glaze": glaze, "contour_strokes": contour_strokes}
     for kind in KINDS:
         index = [i for i, k in enumerate(kinds) if k == kind]
         if index:
-            out[index] = renderers[kind](crops[index].float(), rng).to(crops.dtype)
+            out[index] = RENDERERS[kind](crops[index].float(), rng).to(crops.dtype)
     return out
