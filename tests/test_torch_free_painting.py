@@ -10,10 +10,12 @@ Tolerances, from the arithmetic:
   4.9e-4 per weight); the tool that made it refuses more than EMBEDDING_BOUND (2e-3 of the
   largest value) on its check images.
 - pictures: the transformer is bit-identical to its fp32 export, which is within 1e-5 of PyTorch;
-  the rounded encoder moves a picture by under PICTURE_BOUND on the check images (0.37 of a level
-  measured). Before rounding to 8 bits the two differ by under one level, so after it by at most
-  one, and only where a value lies near a rounding boundary (for a difference of d levels, a
-  fraction d of the values).
+  the rounded encoder moves a picture by under PICTURE_BOUND (2 levels), which the tool that made
+  it enforces (0.38 of a level measured on its check images). Before rounding to 8 bits the two
+  differ by under two levels, so after it by at most two, and only where a value lies near a
+  rounding boundary (for a difference of d < 1 levels, a fraction d of the values). This test's
+  painting (random blotches and noise) is more sensitive than the check images: with the weights
+  shipped 2026-12-06 16:30 UTC (G6) 55 of its 20,370 values moved by two levels.
 """
 
 import importlib.util
@@ -161,7 +163,7 @@ def test_embeddings_match_pytorch():
 @pytest.mark.parametrize("styles,strength,preserve", [([("P", 1.0)], 1.0, False),
                                                       ([("P", 0.6), ("starry_night", 0.4)], 0.5, False),
                                                       ([("great_wave", 1.0)], 0.7, True)])
-def test_matches_the_pytorch_stylizer_within_one_level(styles, strength, preserve):
+def test_matches_the_pytorch_stylizer_within_the_export_bound(styles, strength, preserve):
     from cvtools.style.painting import NetworkPaintingStylizer
 
     painting = _image(150, 120, seed=3)
@@ -173,7 +175,7 @@ def test_matches_the_pytorch_stylizer_within_one_level(styles, strength, preserv
     ref = NetworkPaintingStylizer(sources, device="cpu", precision="fp32")(photo, strength=strength,
                                                                          preserve_color=preserve, as_uint8=True)
     diff = _levels(ours, ref)
-    assert diff.max() <= 1
+    assert diff.max() <= 2  # PICTURE_BOUND before rounding (the module's docstring)
     # a value rounds differently with probability |difference before rounding| (in levels), which
     # the rounded encoder keeps under what the export tool measured on its check images
     assert (diff > 0).mean() <= fcp.read_arbitrary_entry()["encoder"]["rounding_picture_max_abs_diff"] * 255
