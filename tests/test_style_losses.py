@@ -18,6 +18,7 @@ from cvtools.style.losses import (
     lattice_energy,
     passage_index,
     skin_mask,
+    spectral_spikes,
     stats_distances,
     style_passage_targets,
     style_target,
@@ -310,6 +311,53 @@ def test_lattice_energy_sees_a_grid_locked_pattern_not_strokes():
     assert float(lattice_energy(photo + noise, photo)) < 0.02
     with pytest.raises(ValueError, match="lattice_weight"):
         check_objective({"lattice_weight": -1})
+
+
+def oriented_lattice(size, period=2.6, angle=0.35, amplitude=0.02):
+    """A faint oriented sinusoid weave (two crossed waves): the off-grid lattice of issue 29."""
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    waves = [torch.cos(2 * torch.pi / period * (xx * torch.cos(torch.tensor(a)) + yy * torch.sin(torch.tensor(a))))
+             for a in (angle, angle + torch.pi / 2)]
+    return amplitude * (waves[0] + waves[1])
+
+
+def test_spectral_spikes_see_an_off_grid_lattice_not_grain():
+    photo = smooth_image(7, size=96)
+    # excess over the photo's own ratio (or the floor, whichever is higher): never below zero,
+    # and exactly zero for the photo itself
+    assert float(spectral_spikes(photo, photo)) == 0.0
+    weave = photo + oriented_lattice(96)
+    # grain of the same energy: a periodogram bin over its neighbourhood's mean is ~Exp(1), so
+    # P(ratio > SPIKE_FLOOR = 10) = e^-10 per bin: ~0.4 of the 9,216 bins, each by a little
+    energy = float(oriented_lattice(96).pow(2).mean())
+    grain = photo + torch.randn(1, 1, 96, 96, generator=torch.Generator().manual_seed(0)) * energy ** 0.5
+    spikes, noise = float(spectral_spikes(weave, photo)), float(spectral_spikes(grain, photo))
+    # a windowed sinusoid of amplitude 0.02 over smooth content stands ~10^3-10^4 above its ring:
+    # log ratios of 7-9 over the floor's 2.3, in a dozen bins, times 65536 / 96²
+    assert spikes > 100 and noise < spikes / 20, (spikes, noise)
+    # the gradient points along the weave: descending it lowers the weave's amplitude
+    x = weave.clone().requires_grad_(True)
+    spectral_spikes(x, photo).sum().backward()
+    along = float((x.grad[0].sum(0) * oriented_lattice(96)).sum())
+    assert along > 0
+    # and a fainter weave costs less (log ratios: halving the amplitude takes log 4 off each bin)
+    assert float(spectral_spikes(photo + 0.5 * oriented_lattice(96), photo)) < spikes
+    with pytest.raises(ValueError, match="spike_weight"):
+        check_objective({"spike_weight": -1})
+
+
+def test_spike_weight_reaches_the_loss(lite0):
+    photos = smooth_image(5).repeat(2, 1, 1, 1)
+    stylized = (smooth_image(6) + oriented_lattice(64)).repeat(2, 1, 1, 1).requires_grad_(True)
+    t = style_target(lite0, smooth_image(7), LAYERS)
+    total, parts = PerceptualLoss(lite0, t, LAYERS, "blocks.2", LossWeights())(stylized, photos)
+    w = LossWeights(spikes=0.01)
+    total2, parts2 = PerceptualLoss(lite0, t, LAYERS, "blocks.2", w)(stylized, photos)
+    assert float(parts2["spikes"]) > 0
+    assert torch.allclose(total2, total + 0.01 * parts2["spikes"], rtol=1e-5)
+    built = build_perceptual_loss(lite0, Image.new("RGB", (64, 64), (90, 60, 30)), 64, LAYERS, "blocks.2",
+                                  LossWeights(), {"spike_weight": 0.02})
+    assert built.weights.spikes == 0.02
 
 
 def test_old_api_and_new_parts(lite0):

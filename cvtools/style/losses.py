@@ -31,6 +31,13 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
   under ``"skin"`` and still read as the painting's pale beige).
 - ``lattice_weight``: the output's power at the frequencies of the network's 4-px grid beyond the
   photo's (:func:`lattice_energy`): the fine cross-hatch or dot lattice in flat areas at 2×.
+- ``spike_weight``: how far the output's luminance spectrum rises in isolated spikes above its
+  own neighbourhood of frequencies, beyond the photo's own spikes (:func:`spectral_spikes`). The
+  lattice that survived ``lattice_weight`` is off the grid: an oriented dot weave of period
+  2.5-2.8 px that mona and great_wave paint into flat skies whatever the photo (it does not move
+  when the photo is shifted, rescaled or blurred, and the paintings have no such spike): a
+  sinusoid the loss network's first layers answer strongly, so a cheap way to reach the
+  painting's fine-texture statistics. Strokes and grain spread their power; a lattice cannot.
 - ``style_on_skin`` (0-1, default 1): how much the photo's skin-coloured places count in the
   result's Gram matrices (:func:`skin_mask`, area-resized to each layer): below 1, faces are
   painted with less of the painting's texture and palette (great_wave's palette has no dark warm
@@ -64,6 +71,7 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
 
@@ -180,6 +188,49 @@ def lattice_energy(images: torch.Tensor, photos: torch.Tensor, period: int = LAT
     return excess / pa.sum(dim=(1, 2)).clamp_min(1e-12)
 
 
+#: a spectral spike costs only where it stands more than this many times above its neighbourhood
+#: (the photos' own flat tiles peak at ~15 against a 7×7 ring: tools/people_quality.py)
+SPIKE_FLOOR = 10.0
+#: frequencies below this (cycles per pixel) are a crop's shading and its largest strokes
+SPIKE_LOW = 0.06
+#: the neighbourhood: a (2·OUTER+1)² square of frequencies without its (2·INNER+1)² centre, which
+#: holds a windowed sinusoid's main lobe
+SPIKE_OUTER, SPIKE_INNER = 5, 2
+
+
+def _spike_ratios(y: torch.Tensor) -> torch.Tensor:
+    """N×H×W luminance → log of each frequency's power over its neighbourhood's mean power."""
+    n, h, w = y.shape
+    window = torch.hann_window(h, periodic=False, device=y.device)[:, None] * torch.hann_window(
+        w, periodic=False, device=y.device)[None, :]
+    power = torch.fft.fft2((y - y.mean(dim=(1, 2), keepdim=True)) * window).abs().pow(2)
+    k = 2 * SPIKE_OUTER + 1
+    ring = torch.ones(k, k, device=y.device)
+    ring[SPIKE_OUTER - SPIKE_INNER:SPIKE_OUTER + SPIKE_INNER + 1, SPIKE_OUTER - SPIKE_INNER:SPIKE_OUTER + SPIKE_INNER + 1] = 0
+    ring = ring / ring.sum()
+    around = F.conv2d(F.pad(power[:, None], (SPIKE_OUTER,) * 4, mode="circular"), ring[None, None])[:, 0]
+    floor = 1e-10 * power.mean(dim=(1, 2), keepdim=True).clamp_min(1e-20)
+    return (power + floor).log() - (around + floor).log()
+
+
+def spectral_spikes(images: torch.Tensor, photos: torch.Tensor, floor: float = SPIKE_FLOOR) -> torch.Tensor:
+    """Per image: the sum over frequencies (above :data:`SPIKE_LOW` cycles per pixel) of how far
+    the output's luminance power stands above its neighbourhood of frequencies (log ratio), beyond
+    ``floor`` and beyond the photo's own ratio there, per 64k pixels. A regular lattice is a few
+    sinusoids: all their power in a few bins far above their neighbours, which this counts;
+    painted strokes and grain spread theirs into a smooth hill, which it does not. The gradient of
+    a log ratio is relative, so a strong spike is pulled down as hard as a faint one."""
+    a = luminance(images.float())[:, 0]
+    with torch.no_grad():
+        own = _spike_ratios(luminance(photos.float())[:, 0])
+    n, h, w = a.shape
+    fy = torch.fft.fftfreq(h, device=a.device)[:, None]
+    fx = torch.fft.fftfreq(w, device=a.device)[None, :]
+    high = (fy * fy + fx * fx).sqrt() > SPIKE_LOW
+    excess = (_spike_ratios(a) - own.clamp_min(math.log(floor))).clamp_min(0) * high
+    return excess.sum(dim=(1, 2)) * (65536.0 / (h * w))
+
+
 @dataclass
 class LossWeights:
     content: float = 1.0
@@ -196,6 +247,8 @@ class LossWeights:
     tone_mask: Optional[str] = None
     #: power at the network grid's lattice frequencies, beyond the photo's (0: off)
     lattice: float = 0.0
+    #: isolated spikes of the output's spectrum, beyond the photo's (0: off; :func:`spectral_spikes`)
+    spikes: float = 0.0
     #: how much skin-coloured places of the photo count in the result's Gram matrices (1: as any
     #: other place; 0.3: a face is painted with less of the painting's texture and colour, so a
     #: palette without dark warm tones need not turn dark skin pale; see :func:`skin_mask`)
@@ -431,6 +484,10 @@ class PerceptualLoss:
             lattice = lattice_energy(stylized, photos).mean()
             total = total + w.lattice * lattice
             parts["lattice"] = lattice.detach()
+        if w.spikes:
+            spikes = spectral_spikes(stylized, photos).mean()
+            total = total + w.spikes * spikes
+            parts["spikes"] = spikes.detach()
         if w.tone:
             tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask).mean()
             total = total + w.tone * tone
@@ -487,7 +544,7 @@ def teacher_distance(stylized: torch.Tensor, photos: torch.Tensor, teacher, on_s
 
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
-OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight",
+OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight", "spike_weight",
                   "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin",
                   "style_passages", "face_contrast_weight", "darker_faces", "face_boxes"}
 
@@ -500,7 +557,8 @@ def check_objective(objective: Optional[dict]) -> dict:
         raise ValueError(f"unknown objective option(s): {', '.join(sorted(unknown))}")
     if o.get("transform", "gram") not in ("gram", "swag"):
         raise ValueError(f"objective transform must be gram or swag, not {o['transform']!r}")
-    for k in ("stats_weight", "tone_weight", "lattice_weight", "teacher_weight", "face_contrast_weight"):
+    for k in ("stats_weight", "tone_weight", "lattice_weight", "spike_weight", "teacher_weight",
+              "face_contrast_weight"):
         if float(o.get(k, 0.0)) < 0:
             raise ValueError(f"objective {k} must be ≥ 0")
     if o.get("tone_mask") not in (None,) + TONE_MASKS:
@@ -550,6 +608,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone_scale = int(o.get("tone_scale", weights.tone_scale))
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
     weights.lattice = float(o.get("lattice_weight", weights.lattice))
+    weights.spikes = float(o.get("spike_weight", weights.spikes))
     weights.style_on_skin = float(o.get("style_on_skin", weights.style_on_skin))
     weights.teacher = float(o.get("teacher_weight", weights.teacher))
     weights.teacher_on_skin = float(o.get("teacher_on_skin", weights.teacher_on_skin))
