@@ -346,6 +346,27 @@ def test_spectral_spikes_see_an_off_grid_lattice_not_grain():
         check_objective({"spike_weight": -1})
 
 
+def test_spectral_spikes_on_flat_tiles_read_only_where_the_photo_is_flat():
+    flat_photo = torch.full((1, 3, 96, 96), 0.5)
+    weave = oriented_lattice(96)
+    # textured everywhere: every 16-px block of the photo varies by far more than SPIKE_FLAT_STD
+    busy_photo = flat_photo + 0.1 * torch.randn(1, 1, 96, 96, generator=torch.Generator().manual_seed(1))
+    on_flat = float(spectral_spikes(flat_photo + weave, flat_photo, flat=True))
+    assert on_flat > 100  # 16 tiles of 48 px, each with the weave's spikes far above the floor
+    assert float(spectral_spikes(flat_photo, flat_photo, flat=True)) == 0.0
+    assert float(spectral_spikes(busy_photo + weave, busy_photo, flat=True)) == 0.0  # no flat tile
+    assert float(spectral_spikes(busy_photo + weave, busy_photo)) > 0  # the whole crop still sees it
+    # the weave only in the left half, which is flat; the right half textured: only the left tiles count
+    half = flat_photo.clone()
+    half[..., 48:] = busy_photo[..., 48:]
+    x = (half + weave).requires_grad_(True)
+    spectral_spikes(x, half, flat=True).sum().backward()
+    assert float(x.grad[..., :, :40].abs().sum()) > 0 and float(x.grad[..., :, 64:].abs().sum()) == 0
+    assert float(spectral_spikes(torch.rand(2, 3, 40, 40), torch.rand(2, 3, 40, 40), flat=True).abs().sum()) == 0
+    with pytest.raises(ValueError, match="spike_flat"):
+        check_objective({"spike_flat": 1})
+
+
 def test_spike_weight_reaches_the_loss(lite0):
     photos = smooth_image(5).repeat(2, 1, 1, 1)
     stylized = (smooth_image(6) + oriented_lattice(64)).repeat(2, 1, 1, 1).requires_grad_(True)

@@ -38,6 +38,7 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
   when the photo is shifted, rescaled or blurred, and the paintings have no such spike): a
   sinusoid the loss network's first layers answer strongly, so a cheap way to reach the
   painting's fine-texture statistics. Strokes and grain spread their power; a lattice cannot.
+  ``spike_flat``: the term read over the photo's flat 48-px tiles only, where the eye sees it.
 - ``style_on_skin`` (0-1, default 1): how much the photo's skin-coloured places count in the
   result's Gram matrices (:func:`skin_mask`, area-resized to each layer): below 1, faces are
   painted with less of the painting's texture and palette (great_wave's palette has no dark warm
@@ -198,37 +199,79 @@ SPIKE_LOW = 0.06
 SPIKE_OUTER, SPIKE_INNER = 5, 2
 
 
-def _spike_ratios(y: torch.Tensor) -> torch.Tensor:
+def _spike_ratios(y: torch.Tensor, outer: int = SPIKE_OUTER, inner: int = SPIKE_INNER) -> torch.Tensor:
     """N×H×W luminance → log of each frequency's power over its neighbourhood's mean power."""
     n, h, w = y.shape
     window = torch.hann_window(h, periodic=False, device=y.device)[:, None] * torch.hann_window(
         w, periodic=False, device=y.device)[None, :]
     power = torch.fft.fft2((y - y.mean(dim=(1, 2), keepdim=True)) * window).abs().pow(2)
-    k = 2 * SPIKE_OUTER + 1
+    k = 2 * outer + 1
     ring = torch.ones(k, k, device=y.device)
-    ring[SPIKE_OUTER - SPIKE_INNER:SPIKE_OUTER + SPIKE_INNER + 1, SPIKE_OUTER - SPIKE_INNER:SPIKE_OUTER + SPIKE_INNER + 1] = 0
+    ring[outer - inner:outer + inner + 1, outer - inner:outer + inner + 1] = 0
     ring = ring / ring.sum()
-    around = F.conv2d(F.pad(power[:, None], (SPIKE_OUTER,) * 4, mode="circular"), ring[None, None])[:, 0]
+    around = F.conv2d(F.pad(power[:, None], (outer,) * 4, mode="circular"), ring[None, None])[:, 0]
     floor = 1e-10 * power.mean(dim=(1, 2), keepdim=True).clamp_min(1e-20)
     return (power + floor).log() - (around + floor).log()
 
 
-def spectral_spikes(images: torch.Tensor, photos: torch.Tensor, floor: float = SPIKE_FLOOR) -> torch.Tensor:
+#: ``spike_flat``: tiles of this side (and a 16-px stride), the photo's flat ones only: the tiles
+#: tools/people_quality.py's lattice column reads, with its neighbourhood (7×7 without 3×3)
+SPIKE_TILE = 48
+#: a tile is flat where every 16-px block of the photo varies by less than this (luminance std)
+SPIKE_FLAT_STD = 0.02
+
+
+def _flat_tiles(images: torch.Tensor, photos: torch.Tensor):
+    """The luminance of both, cut into SPIKE_TILE-px tiles at a 16-px stride, and which tiles are
+    flat in the photo (N·L×T×T twice, N·L booleans)."""
+    a, b = luminance(images.float()), luminance(photos.float())
+    block = F.avg_pool2d(b * b, 16) - F.avg_pool2d(b, 16) ** 2
+    span = SPIKE_TILE // 16
+    flat = F.max_pool2d(block.clamp_min(0).sqrt(), span, stride=1) < SPIKE_FLAT_STD  # N×1×(H/16-2)×(W/16-2)
+
+    def tiles(y):
+        t = y.unfold(2, SPIKE_TILE, 16).unfold(3, SPIKE_TILE, 16)  # N×1×I×J×T×T
+        return t.reshape(-1, SPIKE_TILE, SPIKE_TILE)
+
+    return tiles(a), tiles(b), flat.reshape(-1)
+
+
+def spectral_spikes(images: torch.Tensor, photos: torch.Tensor, floor: float = SPIKE_FLOOR,
+                    flat: bool = False) -> torch.Tensor:
     """Per image: the sum over frequencies (above :data:`SPIKE_LOW` cycles per pixel) of how far
     the output's luminance power stands above its neighbourhood of frequencies (log ratio), beyond
     ``floor`` and beyond the photo's own ratio there, per 64k pixels. A regular lattice is a few
     sinusoids: all their power in a few bins far above their neighbours, which this counts;
     painted strokes and grain spread theirs into a smooth hill, which it does not. The gradient of
-    a log ratio is relative, so a strong spike is pulled down as hard as a faint one."""
-    a = luminance(images.float())[:, 0]
+    a log ratio is relative, so a strong spike is pulled down as hard as a faint one.
+
+    ``flat``: the same over the photo's flat 48-px tiles only (where the eye sees a lattice and
+    the lattice column of tools/people_quality.py reads it), summed over tiles; textured places,
+    whose own spectrum hides a weave, do not count."""
+    if flat:
+        n = images.shape[0]
+        if min(images.shape[-2:]) < SPIKE_TILE:
+            return images.new_zeros(n, dtype=torch.float32) + 0 * images.float().sum()
+        a, b, keep = _flat_tiles(images, photos)
+        if not bool(keep.any()):
+            return images.new_zeros(n, dtype=torch.float32) + 0 * images.float().sum()
+        a, b = a[keep], b[keep]
+        owner = torch.arange(n, device=images.device).repeat_interleave(keep.numel() // n)[keep]
+        outer, inner = 3, 1
+    else:
+        a, b = luminance(images.float())[:, 0], luminance(photos.float())[:, 0]
+        outer, inner = SPIKE_OUTER, SPIKE_INNER
     with torch.no_grad():
-        own = _spike_ratios(luminance(photos.float())[:, 0])
-    n, h, w = a.shape
+        own = _spike_ratios(b, outer, inner)
+    h, w = a.shape[-2:]
     fy = torch.fft.fftfreq(h, device=a.device)[:, None]
     fx = torch.fft.fftfreq(w, device=a.device)[None, :]
     high = (fy * fy + fx * fx).sqrt() > SPIKE_LOW
-    excess = (_spike_ratios(a) - own.clamp_min(math.log(floor))).clamp_min(0) * high
-    return excess.sum(dim=(1, 2)) * (65536.0 / (h * w))
+    excess = ((_spike_ratios(a, outer, inner) - own.clamp_min(math.log(floor))).clamp_min(0) * high).sum(dim=(1, 2))
+    if flat:
+        per_image = images.new_zeros(images.shape[0], dtype=excess.dtype).index_add(0, owner, excess)
+        return per_image * (65536.0 / (images.shape[-2] * images.shape[-1]))
+    return excess * (65536.0 / (h * w))
 
 
 @dataclass
@@ -249,6 +292,8 @@ class LossWeights:
     lattice: float = 0.0
     #: isolated spikes of the output's spectrum, beyond the photo's (0: off; :func:`spectral_spikes`)
     spikes: float = 0.0
+    #: ... read over the photo's flat tiles only
+    spikes_flat: bool = False
     #: how much skin-coloured places of the photo count in the result's Gram matrices (1: as any
     #: other place; 0.3: a face is painted with less of the painting's texture and colour, so a
     #: palette without dark warm tones need not turn dark skin pale; see :func:`skin_mask`)
@@ -485,7 +530,7 @@ class PerceptualLoss:
             total = total + w.lattice * lattice
             parts["lattice"] = lattice.detach()
         if w.spikes:
-            spikes = spectral_spikes(stylized, photos).mean()
+            spikes = spectral_spikes(stylized, photos, flat=w.spikes_flat).mean()
             total = total + w.spikes * spikes
             parts["spikes"] = spikes.detach()
         if w.tone:
@@ -544,7 +589,7 @@ def teacher_distance(stylized: torch.Tensor, photos: torch.Tensor, teacher, on_s
 
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
-OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight", "spike_weight",
+OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight", "spike_weight", "spike_flat",
                   "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin",
                   "style_passages", "face_contrast_weight", "darker_faces", "face_boxes"}
 
@@ -557,12 +602,14 @@ def check_objective(objective: Optional[dict]) -> dict:
         raise ValueError(f"unknown objective option(s): {', '.join(sorted(unknown))}")
     if o.get("transform", "gram") not in ("gram", "swag"):
         raise ValueError(f"objective transform must be gram or swag, not {o['transform']!r}")
-    for k in ("stats_weight", "tone_weight", "lattice_weight", "spike_weight", "teacher_weight",
+    for k in ("stats_weight", "tone_weight", "lattice_weight", "spike_weight", "spike_flat", "teacher_weight",
               "face_contrast_weight"):
         if float(o.get(k, 0.0)) < 0:
             raise ValueError(f"objective {k} must be ≥ 0")
     if o.get("tone_mask") not in (None,) + TONE_MASKS:
         raise ValueError(f"objective tone_mask must be one of {', '.join(TONE_MASKS)}, not {o['tone_mask']!r}")
+    if not isinstance(o.get("spike_flat", False), bool):
+        raise ValueError(f"objective spike_flat must be true or false, not {o['spike_flat']!r}")
     darker = o.get("darker_faces", 0.0)
     if isinstance(darker, bool) or not isinstance(darker, (int, float)) or not 0 <= darker <= 1:
         raise ValueError(f"objective darker_faces must be a number of 0-1, not {darker!r}")
@@ -609,6 +656,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
     weights.lattice = float(o.get("lattice_weight", weights.lattice))
     weights.spikes = float(o.get("spike_weight", weights.spikes))
+    weights.spikes_flat = bool(o.get("spike_flat", weights.spikes_flat))
     weights.style_on_skin = float(o.get("style_on_skin", weights.style_on_skin))
     weights.teacher = float(o.get("teacher_weight", weights.teacher))
     weights.teacher_on_skin = float(o.get("teacher_on_skin", weights.teacher_on_skin))
