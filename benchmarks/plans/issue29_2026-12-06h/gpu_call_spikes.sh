@@ -5,8 +5,8 @@
 # 2026-12-06c). On the CPU, 300-step fine-tunes of the shipped mona took the people set's lattice from 2.02
 # (the fine-tune alone) to 1.76 / 1.78 / 1.69 at weights 0.02 / 0.05 / 0.1, for +1.5 / +1.0 / +11 % Lite2
 # distance, and to 1.56 for +15 % read over flat tiles only (spike_flat, weight 0.02; QUALITY.md, "The lattice
-# that is left"). Carry [".device"] after /work/aside3.sh-style moves that keep this folder and the
-# six styles' records; judge on the CPU: tools/people_quality.py --weights-dir, tools/style_quality.py, and by
+# that is left"). Carry [".device"] after /work/aside3.sh-style moves that also keep
+# benchmarks/train_bundled_styles.py, this folder and styles/ (the six records); judge on the CPU: tools/people_quality.py --weights-dir, tools/style_quality.py, and by
 # eye with lattice_crops2.py (5x crops of the flattest tiles).
 source .device/setup.sh
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
