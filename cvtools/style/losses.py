@@ -250,10 +250,8 @@ def spectral_spikes(images: torch.Tensor, photos: torch.Tensor, floor: float = S
     whose own spectrum hides a weave, do not count."""
     if flat:
         n = images.shape[0]
-        if min(images.shape[-2:]) < SPIKE_TILE:
-            return images.new_zeros(n, dtype=torch.float32) + 0 * images.float().sum()
-        a, b, keep = _flat_tiles(images, photos)
-        if not bool(keep.any()):
+        a, b, keep = _flat_tiles(images, photos) if min(images.shape[-2:]) >= SPIKE_TILE else (None, None, None)
+        if keep is None or not bool(keep.any()):  # no flat tile: nothing to read (zero, still in the graph)
             return images.new_zeros(n, dtype=torch.float32) + 0 * images.float().sum()
         a, b = a[keep], b[keep]
         owner = torch.arange(n, device=images.device).repeat_interleave(keep.numel() // n)[keep]
