@@ -136,8 +136,14 @@ RECORD_RECIPE_KEYS = ("style_weight", "content_weight", "tv_weight", "temporal_w
 
 
 def recipe_from_record(name):
-    """The training recipe of the bundled style NAME, from styles/NAME.json."""
+    """The from-scratch training recipe of the bundled style NAME, from styles/NAME.json.
+
+    A style fine-tuned from earlier weights (e.g. great_wave, 2026-12-06: 300 CPU steps against the
+    lattice) keeps those weights' recipe under ``finetuned_from``: a retrain from scratch takes that
+    recipe, with the fine-tune's objective (the terms it added), not the fine-tune's short schedule."""
     recipe = json.loads((ROOT / "styles" / f"{name}.json").read_text())["recipe"]
+    if "finetuned_from" in recipe:
+        recipe = dict(recipe["finetuned_from"], objective=recipe.get("objective"))
     out = {k: recipe[k] for k in RECORD_RECIPE_KEYS if k in recipe}
     if "crop_scale" in out:
         out["crop_scale"] = tuple(out["crop_scale"])

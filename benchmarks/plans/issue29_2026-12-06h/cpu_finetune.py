@@ -28,7 +28,7 @@ c = TrainConfig(style_image=f"{shared}/styles/{style}.jpg", photos=f"{shared}/da
                 style_weight=rec["style_weight"], content_weight=rec["content_weight"], tv_weight=rec["tv_weight"],
                 temporal_weight=rec["temporal_weight"], lr=3e-4, style_layers=rec["style_layers"],
                 content_layer=rec["content_layer"], objective=obj,
-                init_weights=f"cvtools/style/bundled/weights/{style}.safetensors")
+                init_weights=os.environ.get("INIT", f"cvtools/style/bundled/weights/{style}.safetensors"))
 t = time.time()
 r = train_style(c)
 print(tag, round(time.time() - t, 1), r.final_losses)
