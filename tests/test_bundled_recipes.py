@@ -5,7 +5,6 @@ and keeps the weights' own recipe under ``finetuned_from``: a retrain must take 
 the objective the fine-tune added to, or ``--from-records`` would train 300 steps of 4 crops from scratch.
 """
 import importlib.util
-import json
 from pathlib import Path
 
 import pytest
@@ -24,10 +23,13 @@ def trainer_script():
     return module
 
 
-@pytest.mark.parametrize("name", sorted(r.name for r in bundled_records()))
+RECORDS = {r.name: r for r in bundled_records()}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDS))
 def test_from_records_recipe_is_a_full_training_run(trainer_script, name, tmp_path):
     recipe = trainer_script.recipe_from_record(name)
-    record = json.loads((ROOT / "styles" / f"{name}.json").read_text())["recipe"]
+    record = RECORDS[name].recipe
     scratch = record.get("finetuned_from", record)
     # the from-scratch schedule, whichever record holds it
     for key in ("steps", "batch_size", "image_size", "lr"):
