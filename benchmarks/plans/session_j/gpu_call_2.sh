@@ -3,16 +3,17 @@
 #  #28: the annealed G6 (call 1: 800 steps at a peak lr of 5e-5, cosine to 5e-6; training yardstick
 #       0.6493 -> 0.6532) continued at a peak lr of 2e-5 to a ${ANNEAL:-420}-s deadline.
 #  #29: call 1's flat-tile spike term on scream cost +5.0 % Lite2 on the 20 photos (lattice 2.04 -> 1.43):
-#       scream at style weight 16 and 18 with the term at 0.005 and 0.01; starry_night (0.01: +4.7 % / +10 %
-#       on the people set) at style weight 28 with 0.005.
+#       scream at style weight 14 (its record's) and 16 with the term at 0.005, and 18 with 0.01;
+#       starry_night (0.01: +4.7 % / +10 % on the people set) at style weight 24 (its record's) and 28
+#       with 0.005; and the shipped mona's recipe again with seed 1 (how much of its 14 % is the seed's).
 # Carry [".device"] after /work/aside.sh with the shipped arbitrary weights moved out (INIT is the annealed file).
 source .device/setup.sh
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 mkdir -p $OUT/e
 obj() { python3 -c "import json; o=json.load(open('styles/$1.json'))['recipe']['objective']; o['spike_weight']=$2; o['spike_flat']=True; print(json.dumps(o))"; }
-train() {  # $1 style, $2 tag, $3 spike weight, $4 style weight
+train() {  # $1 style, $2 tag, $3 spike weight, $4 style weight, $5 seed (default 0)
   timeout 500 python3 benchmarks/train_bundled_styles.py --shared $CVTOOLS_SHARED --out /tmp/m/$2 --export /tmp/x/$2 \
-    --from-records --only $1 --steps 500 --set $1:steps=500 --set "$1:objective=$(obj $1 $3)" --set "$1:style_weight=$4" \
+    --from-records --only $1 --steps 500 --set $1:steps=500 --set "$1:objective=$(obj $1 $3)" --set "$1:style_weight=$4" --set "$1:seed=${5:-0}" \
     > $OUT/e/$2.log 2>&1
   echo "$2 rc $? at $SECONDS s" >> $OUT/e/$2.log
 }
@@ -22,6 +23,9 @@ sleep 10
 (train scream scream_f005_sw16 0.005 16) &
 (train scream scream_f01_sw18 0.01 18) &
 (train starry_night sn_f005_sw28 0.005 28) &
+(train scream scream_f005_sw14 0.005 14) &
+(train starry_night sn_f005_sw24 0.005 24) &
+(train mona mona_f005_sw8_seed1 0.005 8 1) &
 wait
 cd $OUT && tar cf logs.tar e && rm -r e && tar cf syn.tar syn && rm -r syn
 cd /tmp/m && tar cf $OUT/weights.tar */*.json */*.safetensors
