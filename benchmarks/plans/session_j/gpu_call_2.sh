@@ -11,8 +11,9 @@ source .device/setup.sh
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 mkdir -p $OUT/e
 obj() { python3 -c "import json; o=json.load(open('styles/$1.json'))['recipe']['objective']; o['spike_weight']=$2; o['spike_flat']=True; print(json.dumps(o))"; }
-train() {  # $1 style, $2 tag, $3 spike weight, $4 style weight, $5 seed (default 0)
-  timeout 500 python3 benchmarks/train_bundled_styles.py --shared $CVTOOLS_SHARED --out /tmp/m/$2 --export /tmp/x/$2 \
+train() {  # $1 style, $2 tag, $3 spike weight, $4 style weight, $5 seed (default 0); ONLY="tag ..." runs those alone
+  [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $2 "* ]] && return
+  timeout ${TRAIN_LIMIT:-500} python3 benchmarks/train_bundled_styles.py --shared $CVTOOLS_SHARED --out /tmp/m/$2 --export /tmp/x/$2 \
     --from-records --only $1 --steps 500 --set $1:steps=500 --set "$1:objective=$(obj $1 $3)" --set "$1:style_weight=$4" --set "$1:seed=${5:-0}" \
     > $OUT/e/$2.log 2>&1
   echo "$2 rc $? at $SECONDS s" >> $OUT/e/$2.log
