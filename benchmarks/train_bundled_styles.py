@@ -138,8 +138,8 @@ RECORD_RECIPE_KEYS = ("style_weight", "content_weight", "tv_weight", "temporal_w
 def recipe_from_record(name):
     """The from-scratch training recipe of the bundled style NAME, from styles/NAME.json.
 
-    A style fine-tuned from earlier weights (e.g. great_wave, 2026-12-06: 300 CPU steps against the
-    lattice) keeps those weights' recipe under ``finetuned_from``: a retrain from scratch takes that
+    A style fine-tuned from earlier weights (great_wave was, 2026-12-06 20:20-23:00 UTC: 300 CPU steps
+    against the lattice) keeps those weights' recipe under ``finetuned_from``: a retrain from scratch takes that
     recipe, with the fine-tune's objective (the terms it added), not the fine-tune's short schedule."""
     recipe = json.loads((ROOT / "styles" / f"{name}.json").read_text())["recipe"]
     if "finetuned_from" in recipe:

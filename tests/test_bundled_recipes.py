@@ -1,10 +1,12 @@
 """The bundled records' recipes retrain from scratch (benchmarks/train_bundled_styles.py --from-records).
 
-A style fine-tuned from earlier weights (great_wave, 2026-12-06) records the fine-tune's short schedule
-and keeps the weights' own recipe under ``finetuned_from``: a retrain must take that full schedule with
-the objective the fine-tune added to, or ``--from-records`` would train 300 steps of 4 crops from scratch.
+A style fine-tuned from earlier weights (great_wave was, 2026-12-06 20:20-23:00 UTC) records the fine-tune's
+short schedule and keeps the weights' own recipe under ``finetuned_from``: a retrain must take that full
+schedule with the objective the fine-tune added to, or ``--from-records`` would train 300 steps of 4 crops
+from scratch. No bundled record is a fine-tune today, so the last test writes one.
 """
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,17 @@ def test_great_wave_retrains_with_its_spike_term(trainer_script):
     recipe = trainer_script.recipe_from_record("great_wave")
     assert recipe["steps"] >= 500 and recipe["batch_size"] >= 32
     assert recipe["objective"]["spike_flat"] is True and recipe["objective"]["spike_weight"] > 0
+
+
+def test_a_fine_tuned_record_retrains_from_its_earlier_recipe(trainer_script, monkeypatch, tmp_path):
+    shipped = RECORDS["mona"].recipe
+    fine_tune = dict(shipped, steps=300, batch_size=4, image_size=192, lr=3e-4,
+                     objective=dict(shipped["objective"], spike_weight=0.01, spike_flat=True),
+                     finetuned_from=shipped)
+    (tmp_path / "styles").mkdir()
+    (tmp_path / "styles" / "tuned.json").write_text(json.dumps({"recipe": fine_tune}))
+    monkeypatch.setattr(trainer_script, "ROOT", tmp_path)
+    recipe = trainer_script.recipe_from_record("tuned")
+    for key in ("steps", "batch_size", "image_size", "lr"):
+        assert recipe[key] == shipped[key], key
+    assert recipe["objective"] == fine_tune["objective"]
