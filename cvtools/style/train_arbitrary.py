@@ -143,6 +143,12 @@ class ArbitraryTrainConfig:
     strength_fraction: float = 0.0
     #: the strengths those samples get, uniform in this range
     strength_range: tuple = (0.2, 0.8)
+    #: what a strength sample's style term is: "mix", ``s·d(output, painting) + (1 - s)·d(output,
+    #: photo)`` (the photo's own texture pulls its strokes smooth), or "weight", ``s·d(output,
+    #: painting)`` alone: the style weight scaled by s, the content term whole (Babaeizadeh and
+    #: Ghiasi 2018, adjustable style transfer), so half strength is a painting of the photo with
+    #: less of the painting's say, not a picture pulled towards the photo's smooth texture
+    strength_target: str = "mix"
     #: fraction of the painting crops (not the photo-as-style ones) made into new "paintings": turned
     #: by a random multiple of 90° (strokes in other directions) and their colours rotated in hue
     #: (±PAINTING_HUE radians) and scaled in saturation (PAINTING_SATURATION); the crop is the
@@ -206,6 +212,8 @@ class ArbitraryTrainConfig:
                 isinstance(x, (int, float)) and not isinstance(x, bool) for x in v) or not 0 <= v[0] <= v[1] <= 1:
             raise ValueError("strength_range must be two strengths 0 <= a <= b <= 1")
         self.strength_range = tuple(float(x) for x in v)
+        if self.strength_target not in ("mix", "weight"):
+            raise ValueError(f"strength_target {self.strength_target!r} must be 'mix' or 'weight'")
         for key in ("photo_scale", "painting_scale"):
             v = getattr(self, key)
             if not isinstance(v, (list, tuple)) or len(v) != 2 or not 0 < v[0] <= v[1] <= 1:
@@ -504,14 +512,16 @@ class ArbitraryTrainer:
         for bb, layers in self.extra:
             with torch.no_grad(), autocast:
                 pe = bb.features(styles, layers)
-                xe = bb.features(x, layers) if strength is not None else None
+                xe = bb.features(x, layers) if strength is not None and c.strength_target == "mix" else None
             with autocast:
                 fe = bb.features(y, layers)
             networks.append((bb, layers, fe, pe, xe))
         style = 0.0
         for _, layers, f, p, ph in networks:
             d = self._layers_distance(f, p, layers)
-            if strength is not None:
+            if strength is not None and c.strength_target == "weight":
+                d = strength * d
+            elif strength is not None:
                 d = strength * d + (1 - strength) * self._layers_distance(f, ph, layers)
             style = style + d
         style = style.mean() / len(networks)
