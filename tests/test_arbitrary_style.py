@@ -396,6 +396,33 @@ def test_strength_samples_span_photo_as_style_to_plain(data, tmp_path, extra):
     assert float(halfway) not in (pytest.approx(float(plain), rel=1e-4), pytest.approx(float(photo_as_style), rel=1e-4))
 
 
+def test_strength_as_a_style_weight_scales_the_painting_term_alone(data, tmp_path):
+    """strength_target "weight": a sample at strength s is trained with s·(the painting's style
+    term) and the whole content term, no pull towards the photo's texture. At 1 it is a plain
+    sample; at 0 its style term is 0; with the photo as the painting (the embedding is then the
+    photo's at every s) the style term is linear in s. CPU fp32, the same operations: 1e-5."""
+    import torch
+
+    from cvtools.style.train_arbitrary import ArbitraryTrainer
+
+    trainer = ArbitraryTrainer(config(data, tmp_path, strength_fraction=0.5, strength_target="weight"))
+    torch.manual_seed(2)
+    x, styles = torch.rand(3, 3, 32, 32), torch.rand(3, 3, 32, 32)
+    c = trainer.config
+    with torch.no_grad():
+        plain = trainer._loss(x, styles)[0]
+        at_one = trainer._loss(x, styles, torch.ones(3))[0]
+        at_zero, zero_parts = trainer._loss(x, styles, torch.zeros(3))
+        own_one = trainer._loss(x, x, torch.ones(3))[1]["style"]
+        own_half = trainer._loss(x, x, torch.full((3,), 0.5))[1]["style"]
+    assert torch.allclose(at_one, plain, rtol=1e-5)
+    assert float(zero_parts["style"]) == 0.0
+    assert torch.allclose(at_zero, c.content_weight * zero_parts["content"] + c.tv_weight * zero_parts["tv"], rtol=1e-5)
+    assert float(own_one) > 0 and torch.allclose(own_half, 0.5 * own_one, rtol=1e-5)
+    with pytest.raises(ValueError, match="strength_target"):
+        config(data, tmp_path, strength_target="pixels").check()
+
+
 def test_a_new_painting_keeps_its_strokes_and_light_in_another_direction_and_palette():
     """painting_augment's crops: turned by 90° steps exactly, hue and saturation changed with each
     pixel's luma kept (YIQ's luma row; exact where no channel clips, fp32 rounding ~1e-6), and at
