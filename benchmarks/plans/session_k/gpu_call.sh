@@ -14,14 +14,7 @@
 source .device/setup.sh
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 mkdir -p $OUT/e
-obj() { python3 -c "import json; o=json.load(open('styles/$1.json'))['recipe']['objective']; o['spike_weight']=$2; o['spike_flat']=True; print(json.dumps(o))"; }
-train() {  # $1 style, $2 tag, $3 spike weight, $4 style weight, $5 seed (default 0); ONLY="tag ..." runs those alone
-  [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $2 "* ]] && return
-  timeout ${TRAIN_LIMIT:-480} python3 benchmarks/train_bundled_styles.py --shared $CVTOOLS_SHARED --out /tmp/m/$2 --export /tmp/x/$2 \
-    --from-records --only $1 --steps 500 --set $1:steps=500 --set "$1:objective=$(obj $1 $3)" --set "$1:style_weight=$4" --set "$1:seed=${5:-0}" \
-    > $OUT/e/$2.log 2>&1
-  echo "$2 rc $? at $SECONDS s" >> $OUT/e/$2.log
-}
+source benchmarks/plans/session_k/train_styles.sh
 strip() { grep -v '^source .device/setup.sh' "$1"; }
 arbitrary() {  # $1 tag, $2 the extra --set arguments (from the shipped G6, peak lr 1e-4)
   [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $1 "* ]] && return
@@ -32,12 +25,12 @@ arbitrary() {  # $1 tag, $2 the extra --set arguments (from the shipped G6, peak
 # #28 target d: half strength as half the style weight (strength_target weight), a third of the samples
 (arbitrary strength_w '--set strength_fraction=0.3 --set strength_target=weight') &
 sleep 10
-(train scream scream_f005_sw16 0.005 16) &
-(train scream scream_f01_sw18 0.01 18) &
-(train starry_night sn_f005_sw28 0.005 28) &
-(train scream scream_f005_sw14 0.005 14) &
-(train starry_night sn_f005_sw24 0.005 24) &
-(train mona mona_f005_sw8_seed1 0.005 8 1) &
+(train scream scream_f005_sw16 '{"spike_weight": 0.005, "spike_flat": true}' 16) &
+(train scream scream_f01_sw18 '{"spike_weight": 0.01, "spike_flat": true}' 18) &
+(train starry_night sn_f005_sw28 '{"spike_weight": 0.005, "spike_flat": true}' 28) &
+(train scream scream_f005_sw14 '{"spike_weight": 0.005, "spike_flat": true}' 14) &
+(train starry_night sn_f005_sw24 '{"spike_weight": 0.005, "spike_flat": true}' 24) &
+(train mona mona_f005_sw8_seed1 '{"spike_weight": 0.005, "spike_flat": true}' 8 1) &
 wait
 cd $OUT && tar cf logs.tar e && rm -r e && for d in crops50 strength_w; do [ -d $d ] && tar cf $d.tar $d && rm -r $d; done
 cd /tmp/m && tar cf $OUT/weights.tar */*.json */*.safetensors
