@@ -1,6 +1,7 @@
 """The style objective's options (softmax/SWAG Grams, channel statistics, tone, several networks,
 several painting sizes) and the streak detector of tools/style_quality.py. CPU, tiny images."""
 
+import math
 import sys
 from pathlib import Path
 
@@ -84,6 +85,28 @@ def test_tone_distance_sees_inverted_light_not_texture():
     checker = ((torch.arange(64).view(1, -1) + torch.arange(64).view(-1, 1)) % 2 * 0.2 - 0.1).expand(1, 3, 64, 64)
     assert float(tone_distance(photo + checker, photo)) < 1e-10
     assert float(tone_distance(1 - photo, photo)) > 0.01
+
+
+def test_log_tone_term_charges_a_crushed_dark_subject_more_than_a_dimmed_light_one():
+    """The plain term charges a block's absolute change; on logs it charges the ratio: a grey
+    subject 0.4 -> 0.1 (a silhouette) against light snow 0.8 -> 0.5 (a darker painting)."""
+    from cvtools.style.losses import TONE_LOG_FLOOR
+
+    grey = torch.full((1, 3, 16, 16), 0.4)
+    snow = torch.full((1, 3, 16, 16), 0.8)
+    plain_subject, plain_snow = tone_distance(grey - 0.3, grey), tone_distance(snow - 0.3, snow)
+    assert torch.allclose(plain_subject, plain_snow, rtol=1e-5)  # 0.09 each: the plain term cannot tell
+    log_subject, log_snow = tone_distance(grey - 0.3, grey, log=True), tone_distance(snow - 0.3, snow, log=True)
+    f = TONE_LOG_FLOOR  # flat blocks: the expected values are the logs of the ratios, squared
+    assert torch.allclose(log_subject, torch.tensor([math.log((0.4 + f) / (0.1 + f)) ** 2]), rtol=1e-5)
+    assert torch.allclose(log_snow, torch.tensor([math.log((0.8 + f) / (0.5 + f)) ** 2]), rtol=1e-5)
+    assert float(log_subject / log_snow) > 5
+    # the same picture costs nothing; black output (below the floor's reach) stays finite
+    assert float(tone_distance(grey, grey, log=True)) == 0.0
+    assert math.isfinite(float(tone_distance(torch.zeros_like(grey) - 0.01, grey, log=True)))
+    assert check_objective({"tone_log": True})["tone_log"] is True
+    with pytest.raises(ValueError, match="tone_log"):
+        check_objective({"tone_log": 1})
 
 
 def flat(rgb, size=16):

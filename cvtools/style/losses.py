@@ -29,6 +29,12 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
 - ``tone_mask="skin_colour"``: as ``"skin"``, plus the block-mean chrominance (Cb, Cr) on skin
   only: a face keeps its hue as well as its light (great_wave's dark skin kept its lightness
   under ``"skin"`` and still read as the painting's pale beige).
+- ``tone_log``: the tone term on log luminance (``log(Y + TONE_LOG_FLOOR)``): a block is held to
+  its light *ratio*, as the eye reads light. The plain term charges the same for 0.8 → 0.5 as
+  for 0.4 → 0.1; a network that darkens the whole picture keeps every absolute difference and
+  turns a grey-white subject on snow into a black silhouette (a polar bear at 0.39 against snow at
+  0.78 became 0.06 against 0.48 in mona, QUALITY.md, session l). On logs the second costs ~10×
+  the first.
 - ``lattice_weight``: the output's power at the frequencies of the network's 4-px grid beyond the
   photo's (:func:`lattice_energy`): the fine cross-hatch or dot lattice in flat areas at 2×.
 - ``spike_weight``: how far the output's luminance spectrum rises in isolated spikes above its
@@ -141,9 +147,16 @@ def chrominance(images: torch.Tensor) -> torch.Tensor:
     return torch.einsum("nchw,kc->nkhw", images, w)
 
 
-def tone_distance(images: torch.Tensor, photos: torch.Tensor, scale: int = 8, mask: Optional[str] = None) -> torch.Tensor:
+#: ``tone_log``'s floor: log(Y + floor), so that near-black blocks (JPEG noise, deep shadow) do not
+#: dominate the term (0.05: black to 0.1 costs as much as 0.15 to 0.45)
+TONE_LOG_FLOOR = 0.05
+
+
+def tone_distance(images: torch.Tensor, photos: torch.Tensor, scale: int = 8, mask: Optional[str] = None,
+                  log: bool = False) -> torch.Tensor:
     """Per image: mean squared difference of the luminance averaged over scale×scale blocks
-    (the photo's light and dark areas; fine texture and colour are left to the style).
+    (the photo's light and dark areas; fine texture and colour are left to the style); ``log``:
+    of ``log(block mean + TONE_LOG_FLOOR)`` instead (light ratios, see the module's docstring).
 
     ``mask="skin"``: each block weighted by ``TONE_MASK_FLOOR`` + its share of skin-like pixels
     (:func:`skin_mask`), normalised by the weights' sum (a photo without skin weighs its blocks
@@ -152,6 +165,8 @@ def tone_distance(images: torch.Tensor, photos: torch.Tensor, scale: int = 8, ma
     stays the painting's), over the same sum."""
     a = F.avg_pool2d(luminance(images.float()), scale, ceil_mode=True)
     b = F.avg_pool2d(luminance(photos.float()), scale, ceil_mode=True)
+    if log:
+        a, b = (a.clamp_min(0) + TONE_LOG_FLOOR).log(), (b.clamp_min(0) + TONE_LOG_FLOOR).log()
     d = (a - b).pow(2)
     if mask is None:
         return d.mean(dim=(1, 2, 3))
@@ -286,6 +301,8 @@ class LossWeights:
     tone_scale: int = 8
     #: None (every block alike) or "skin" (see :func:`tone_distance`)
     tone_mask: Optional[str] = None
+    #: the tone term on log luminance (light ratios) instead of luminance
+    tone_log: bool = False
     #: power at the network grid's lattice frequencies, beyond the photo's (0: off)
     lattice: float = 0.0
     #: isolated spikes of the output's spectrum, beyond the photo's (0: off; :func:`spectral_spikes`)
@@ -532,7 +549,7 @@ class PerceptualLoss:
             total = total + w.spikes * spikes
             parts["spikes"] = spikes.detach()
         if w.tone:
-            tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask).mean()
+            tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, w.tone_log).mean()
             total = total + w.tone * tone
             parts["tone"] = tone.detach()
         if w.teacher:
@@ -587,7 +604,7 @@ def teacher_distance(stylized: torch.Tensor, photos: torch.Tensor, teacher, on_s
 
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
-OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "lattice_weight", "spike_weight", "spike_flat",
+OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "tone_log", "lattice_weight", "spike_weight", "spike_flat",
                   "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin",
                   "style_passages", "face_contrast_weight", "darker_faces", "face_boxes"}
 
@@ -606,8 +623,9 @@ def check_objective(objective: Optional[dict]) -> dict:
             raise ValueError(f"objective {k} must be ≥ 0")
     if o.get("tone_mask") not in (None,) + TONE_MASKS:
         raise ValueError(f"objective tone_mask must be one of {', '.join(TONE_MASKS)}, not {o['tone_mask']!r}")
-    if not isinstance(o.get("spike_flat", False), bool):
-        raise ValueError(f"objective spike_flat must be true or false, not {o['spike_flat']!r}")
+    for k in ("spike_flat", "tone_log"):
+        if not isinstance(o.get(k, False), bool):
+            raise ValueError(f"objective {k} must be true or false, not {o[k]!r}")
     darker = o.get("darker_faces", 0.0)
     if isinstance(darker, bool) or not isinstance(darker, (int, float)) or not 0 <= darker <= 1:
         raise ValueError(f"objective darker_faces must be a number of 0-1, not {darker!r}")
@@ -652,6 +670,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone = float(o.get("tone_weight", weights.tone))
     weights.tone_scale = int(o.get("tone_scale", weights.tone_scale))
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
+    weights.tone_log = bool(o.get("tone_log", weights.tone_log))
     weights.lattice = float(o.get("lattice_weight", weights.lattice))
     weights.spikes = float(o.get("spike_weight", weights.spikes))
     weights.spikes_flat = bool(o.get("spike_flat", weights.spikes_flat))
