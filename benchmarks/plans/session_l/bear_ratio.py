@@ -23,8 +23,8 @@ def mean_y(x, box):
 
 
 def main():
-    from torchvision.transforms.functional import to_pil_image
     from PIL import Image
+    from torchvision.transforms.functional import to_pil_image
 
     torch.set_grad_enabled(False)
     shared, out, records = Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
