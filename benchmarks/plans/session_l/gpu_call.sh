@@ -7,11 +7,11 @@
 # (12 free photos at 256 px, this CPU) the log term is 8.4x the plain one for mona, 6.5x scream, 6.4x starry_night,
 # 3.8x great_wave: so each recipe with tone_log at about its plain term's share (mona 1.25, scream 2.5,
 # starry_night 1, great_wave 2), and mona at 2x and 4x that share (2.5, 5).
-# Carry [".device"]; the tree cut down as for session k (this folder kept).
+# Carry [".device"]; the tree cut down as for session k, keeping this folder and session_k/ (its train_styles.sh).
 source .device/setup.sh
 python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name(0))"
 mkdir -p $OUT/e
-source benchmarks/plans/session_l/train_styles.sh
+source benchmarks/plans/session_k/train_styles.sh
 (train mona mona_log1.25 '{"tone_log": true, "tone_weight": 1.25}' 8) &
 (train mona mona_log2.5 '{"tone_log": true, "tone_weight": 2.5}' 8) &
 (train mona mona_log5 '{"tone_log": true, "tone_weight": 5}' 8) &
