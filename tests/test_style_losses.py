@@ -109,6 +109,29 @@ def test_log_tone_term_charges_a_crushed_dark_subject_more_than_a_dimmed_light_o
         check_objective({"tone_log": 1})
 
 
+def test_relative_log_tone_term_frees_the_exposure_and_holds_the_ratios():
+    """tone_relative with tone_log: a picture darkened as a whole (every block's light times one
+    factor, so every log moves by one constant) costs nothing; a subject crushed against its snow
+    costs the squared, mean-centred change of its log ratio."""
+    from cvtools.style.losses import TONE_LOG_FLOOR
+
+    f = TONE_LOG_FLOOR
+    photo = torch.cat([torch.full((1, 3, 16, 16), 0.4), torch.full((1, 3, 16, 16), 0.8)], dim=3)  # bear | snow
+    # halve (Y + floor) everywhere: the logs all fall by log 2, which the centring removes
+    darker = (photo + f) / 2 - f
+    assert float(tone_distance(darker, photo, log=True)) == pytest.approx(math.log(2) ** 2, rel=1e-5)
+    assert float(tone_distance(darker, photo, log=True, relative=True)) < 1e-10
+    # the plain term with the mean taken out frees a uniform shift, not a scale
+    assert float(tone_distance(photo - 0.3, photo, relative=True)) < 1e-10
+    # bear 0.4 -> 0.1, snow 0.8 -> 0.5: the log ratio changes by r; centred, each half is off by r/2
+    crushed = torch.cat([photo[..., :16] - 0.3, photo[..., 16:] - 0.3], dim=3)
+    r = math.log((0.4 + f) / (0.1 + f)) - math.log((0.8 + f) / (0.5 + f))
+    assert float(tone_distance(crushed, photo, log=True, relative=True)) == pytest.approx((r / 2) ** 2, rel=1e-4)
+    assert check_objective({"tone_relative": True})["tone_relative"] is True
+    with pytest.raises(ValueError, match="tone_relative"):
+        check_objective({"tone_relative": "yes"})
+
+
 def flat(rgb, size=16):
     return torch.tensor(rgb, dtype=torch.float32).div(255).view(1, 3, 1, 1).expand(1, 3, size, size).clone()
 

@@ -35,6 +35,13 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
   turns a grey-white subject on snow into a black silhouette (a polar bear at 0.39 against snow at
   0.78 became 0.06 against 0.48 in mona, QUALITY.md, session l). On logs the second costs ~10×
   the first.
+- ``tone_relative``: each picture's mean block (of luminance, or of its log with ``tone_log``)
+  taken out of the tone term before the difference: the exposure is left to the painting and only
+  the photo's contrasts are held. With ``tone_log`` that is the photo's light *ratios* (a
+  scale-invariant term, as in Eigen et al.'s depth loss): mona may paint the whole picture darker,
+  but not the bear darker than its snow by more than the photo does. A plain log term also charges
+  the painting's own darkness, and a network pays it by flattening (session l's CPU preview:
+  range kept 0.92 → 0.81, a flatter sepia).
 - ``lattice_weight``: the output's power at the frequencies of the network's 4-px grid beyond the
   photo's (:func:`lattice_energy`): the fine cross-hatch or dot lattice in flat areas at 2×.
 - ``spike_weight``: how far the output's luminance spectrum rises in isolated spikes above its
@@ -153,10 +160,11 @@ TONE_LOG_FLOOR = 0.05
 
 
 def tone_distance(images: torch.Tensor, photos: torch.Tensor, scale: int = 8, mask: Optional[str] = None,
-                  log: bool = False) -> torch.Tensor:
+                  log: bool = False, relative: bool = False) -> torch.Tensor:
     """Per image: mean squared difference of the luminance averaged over scale×scale blocks
     (the photo's light and dark areas; fine texture and colour are left to the style); ``log``:
-    of ``log(block mean + TONE_LOG_FLOOR)`` instead (light ratios, see the module's docstring).
+    of ``log(block mean + TONE_LOG_FLOOR)`` instead (light ratios, see the module's docstring);
+    ``relative``: each picture's mean block taken out of both first (contrasts held, exposure free).
 
     ``mask="skin"``: each block weighted by ``TONE_MASK_FLOOR`` + its share of skin-like pixels
     (:func:`skin_mask`), normalised by the weights' sum (a photo without skin weighs its blocks
@@ -167,6 +175,8 @@ def tone_distance(images: torch.Tensor, photos: torch.Tensor, scale: int = 8, ma
     b = F.avg_pool2d(luminance(photos.float()), scale, ceil_mode=True)
     if log:
         a, b = (a.clamp_min(0) + TONE_LOG_FLOOR).log(), (b.clamp_min(0) + TONE_LOG_FLOOR).log()
+    if relative:
+        a, b = a - a.mean(dim=(1, 2, 3), keepdim=True), b - b.mean(dim=(1, 2, 3), keepdim=True)
     d = (a - b).pow(2)
     if mask is None:
         return d.mean(dim=(1, 2, 3))
@@ -303,6 +313,8 @@ class LossWeights:
     tone_mask: Optional[str] = None
     #: the tone term on log luminance (light ratios) instead of luminance
     tone_log: bool = False
+    #: each picture's mean block out of the tone term (contrasts held, exposure left to the style)
+    tone_relative: bool = False
     #: power at the network grid's lattice frequencies, beyond the photo's (0: off)
     lattice: float = 0.0
     #: isolated spikes of the output's spectrum, beyond the photo's (0: off; :func:`spectral_spikes`)
@@ -549,7 +561,7 @@ class PerceptualLoss:
             total = total + w.spikes * spikes
             parts["spikes"] = spikes.detach()
         if w.tone:
-            tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, w.tone_log).mean()
+            tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, w.tone_log, w.tone_relative).mean()
             total = total + w.tone * tone
             parts["tone"] = tone.detach()
         if w.teacher:
@@ -604,7 +616,8 @@ def teacher_distance(stylized: torch.Tensor, photos: torch.Tensor, teacher, on_s
 
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
-OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "tone_log", "lattice_weight", "spike_weight", "spike_flat",
+OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "tone_log", "tone_relative",
+                  "lattice_weight", "spike_weight", "spike_flat",
                   "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin",
                   "style_passages", "face_contrast_weight", "darker_faces", "face_boxes"}
 
@@ -623,7 +636,7 @@ def check_objective(objective: Optional[dict]) -> dict:
             raise ValueError(f"objective {k} must be ≥ 0")
     if o.get("tone_mask") not in (None,) + TONE_MASKS:
         raise ValueError(f"objective tone_mask must be one of {', '.join(TONE_MASKS)}, not {o['tone_mask']!r}")
-    for k in ("spike_flat", "tone_log"):
+    for k in ("spike_flat", "tone_log", "tone_relative"):
         if not isinstance(o.get(k, False), bool):
             raise ValueError(f"objective {k} must be true or false, not {o[k]!r}")
     darker = o.get("darker_faces", 0.0)
@@ -671,6 +684,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone_scale = int(o.get("tone_scale", weights.tone_scale))
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
     weights.tone_log = bool(o.get("tone_log", weights.tone_log))
+    weights.tone_relative = bool(o.get("tone_relative", weights.tone_relative))
     weights.lattice = float(o.get("lattice_weight", weights.lattice))
     weights.spikes = float(o.get("spike_weight", weights.spikes))
     weights.spikes_flat = bool(o.get("spike_flat", weights.spikes_flat))
