@@ -110,9 +110,9 @@ def test_log_tone_term_charges_a_crushed_dark_subject_more_than_a_dimmed_light_o
 
 
 def test_relative_log_tone_term_frees_the_exposure_and_holds_the_ratios():
-    """tone_relative with tone_log: a picture darkened as a whole (every block's light times one
-    factor, so every log moves by one constant) costs nothing; a subject crushed against its snow
-    costs the squared, mean-centred change of its log ratio."""
+    """The light-ratio term (log and relative; objective tone_ratio_weight): a picture darkened as a
+    whole (every block's light times one factor, so every log moves by one constant) costs nothing;
+    a subject crushed against its snow costs the squared, mean-centred change of its log ratio."""
     from cvtools.style.losses import TONE_LOG_FLOOR
 
     f = TONE_LOG_FLOOR
@@ -127,9 +127,9 @@ def test_relative_log_tone_term_frees_the_exposure_and_holds_the_ratios():
     crushed = torch.cat([photo[..., :16] - 0.3, photo[..., 16:] - 0.3], dim=3)
     r = math.log((0.4 + f) / (0.1 + f)) - math.log((0.8 + f) / (0.5 + f))
     assert float(tone_distance(crushed, photo, log=True, relative=True)) == pytest.approx((r / 2) ** 2, rel=1e-4)
-    assert check_objective({"tone_relative": True})["tone_relative"] is True
-    with pytest.raises(ValueError, match="tone_relative"):
-        check_objective({"tone_relative": "yes"})
+    assert check_objective({"tone_ratio_weight": 7})["tone_ratio_weight"] == 7
+    with pytest.raises(ValueError, match="tone_ratio_weight"):
+        check_objective({"tone_ratio_weight": -1})
 
 
 def flat(rgb, size=16):
@@ -440,6 +440,11 @@ def test_old_api_and_new_parts(lite0):
     assert set(parts2) == {"style", "content", "tv", "stats", "tone"}
     expected = total + w.style * w.stats * parts2["stats"] + w.tone * parts2["tone"]
     assert torch.allclose(total2, expected, rtol=1e-5)
+    w3 = LossWeights(stats=0.5, tone=10.0, tone_ratio=7.0)
+    total3, parts3 = PerceptualLoss(lite0, t, LAYERS, "blocks.2", w3)(stylized, photos)
+    assert set(parts3) == set(parts2) | {"tone_ratio"}
+    assert torch.allclose(parts3["tone_ratio"], tone_distance(stylized, photos, log=True, relative=True).mean())
+    assert torch.allclose(total3, total2 + w3.tone_ratio * parts3["tone_ratio"], rtol=1e-5)
 
 
 def test_style_on_skin_reaches_the_loss(lite0):

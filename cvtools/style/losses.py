@@ -35,13 +35,13 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
   turns a grey-white subject on snow into a black silhouette (a polar bear at 0.39 against snow at
   0.78 became 0.06 against 0.48 in mona, QUALITY.md, session l). On logs the second costs ~10×
   the first.
-- ``tone_relative``: each picture's mean block (of luminance, or of its log with ``tone_log``)
-  taken out of the tone term before the difference: the exposure is left to the painting and only
-  the photo's contrasts are held. With ``tone_log`` that is the photo's light *ratios* (a
-  scale-invariant term, as in Eigen et al.'s depth loss): mona may paint the whole picture darker,
-  but not the bear darker than its snow by more than the photo does. A plain log term also charges
-  the painting's own darkness, and a network pays it by flattening (session l's CPU preview:
-  range kept 0.92 → 0.81, a flatter sepia).
+- ``tone_ratio_weight``: a second tone term, beside the plain one, on the photo's light *ratios*:
+  the log luminance of each picture with its mean block taken out (``tone_distance(log=True,
+  relative=True)``: scale-invariant, as Eigen et al.'s depth loss), so a bear may not turn darker
+  against its snow than the photo has it, whatever the picture's exposure. The plain term keeps
+  the exposure. Alone, either failed (QUALITY.md, session m): the plain log term held the bear
+  by flattening mona's whole tone curve (range kept 0.92 → 0.81); the centred log term in place of
+  the plain one let mona darken everything (white p99 0.71 → 0.52, face contrast 0.95 → 0.59).
 - ``lattice_weight``: the output's power at the frequencies of the network's 4-px grid beyond the
   photo's (:func:`lattice_energy`): the fine cross-hatch or dot lattice in flat areas at 2×.
 - ``spike_weight``: how far the output's luminance spectrum rises in isolated spikes above its
@@ -313,8 +313,8 @@ class LossWeights:
     tone_mask: Optional[str] = None
     #: the tone term on log luminance (light ratios) instead of luminance
     tone_log: bool = False
-    #: each picture's mean block out of the tone term (contrasts held, exposure left to the style)
-    tone_relative: bool = False
+    #: the light-ratio tone term, beside the plain one (0: off; see the module docstring)
+    tone_ratio: float = 0.0
     #: power at the network grid's lattice frequencies, beyond the photo's (0: off)
     lattice: float = 0.0
     #: isolated spikes of the output's spectrum, beyond the photo's (0: off; :func:`spectral_spikes`)
@@ -561,9 +561,13 @@ class PerceptualLoss:
             total = total + w.spikes * spikes
             parts["spikes"] = spikes.detach()
         if w.tone:
-            tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, w.tone_log, w.tone_relative).mean()
+            tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, w.tone_log).mean()
             total = total + w.tone * tone
             parts["tone"] = tone.detach()
+        if w.tone_ratio:
+            ratio = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, log=True, relative=True).mean()
+            total = total + w.tone_ratio * ratio
+            parts["tone_ratio"] = ratio.detach()
         if w.teacher:
             teacher = teacher_distance(stylized, photos, self.teacher, w.teacher_on_skin)
             total = total + w.teacher * teacher
@@ -616,8 +620,8 @@ def teacher_distance(stylized: torch.Tensor, photos: torch.Tensor, teacher, on_s
 
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
-OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "tone_log", "tone_relative",
-                  "lattice_weight", "spike_weight", "spike_flat",
+OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "tone_log",
+                  "tone_ratio_weight", "lattice_weight", "spike_weight", "spike_flat",
                   "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin",
                   "style_passages", "face_contrast_weight", "darker_faces", "face_boxes"}
 
@@ -630,13 +634,13 @@ def check_objective(objective: Optional[dict]) -> dict:
         raise ValueError(f"unknown objective option(s): {', '.join(sorted(unknown))}")
     if o.get("transform", "gram") not in ("gram", "swag"):
         raise ValueError(f"objective transform must be gram or swag, not {o['transform']!r}")
-    for k in ("stats_weight", "tone_weight", "lattice_weight", "spike_weight", "spike_flat", "teacher_weight",
+    for k in ("stats_weight", "tone_weight", "tone_ratio_weight", "lattice_weight", "spike_weight", "spike_flat", "teacher_weight",
               "face_contrast_weight"):
         if float(o.get(k, 0.0)) < 0:
             raise ValueError(f"objective {k} must be ≥ 0")
     if o.get("tone_mask") not in (None,) + TONE_MASKS:
         raise ValueError(f"objective tone_mask must be one of {', '.join(TONE_MASKS)}, not {o['tone_mask']!r}")
-    for k in ("spike_flat", "tone_log", "tone_relative"):
+    for k in ("spike_flat", "tone_log"):
         if not isinstance(o.get(k, False), bool):
             raise ValueError(f"objective {k} must be true or false, not {o[k]!r}")
     darker = o.get("darker_faces", 0.0)
@@ -684,7 +688,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone_scale = int(o.get("tone_scale", weights.tone_scale))
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
     weights.tone_log = bool(o.get("tone_log", weights.tone_log))
-    weights.tone_relative = bool(o.get("tone_relative", weights.tone_relative))
+    weights.tone_ratio = float(o.get("tone_ratio_weight", weights.tone_ratio))
     weights.lattice = float(o.get("lattice_weight", weights.lattice))
     weights.spikes = float(o.get("spike_weight", weights.spikes))
     weights.spikes_flat = bool(o.get("spike_flat", weights.spikes_flat))
