@@ -280,6 +280,7 @@ MODULE_KNOBS = {
     "spline_degree": ("cvtools.video.carry", "SPLINE_DEGREE"),  # the read's B-spline
     "flow_preset": ("cvtools.video.stability", "STABLE_PRESET"),  # the stabilizer's DIS preset
     "local_deform": ("cvtools.video.stability", "LOCAL_DEFORM"),  # the deform test's bound (px)
+    "carry_edges": ("cvtools.video.stability", "LOCAL_EDGES_BLENDED"),  # False: sliding edges carried
 }
 
 
@@ -410,6 +411,8 @@ def main(argv=None):
     ap.add_argument("--local-deform", type=float,
                     help="carry: a moving layer whose departure's RMS residual from one affine fit is over this "
                          "many px is blended whole (default: stability.LOCAL_DEFORM)")
+    ap.add_argument("--carry-edges", action="store_const", const=False, default=None,
+                    help="carry: sliding layers' edges carried, not blended (turning or deforming layers still are)")
     ap.add_argument("--whole-blend", type=float, help="carry.WHOLE_LAYER_BLEND: the blend over turning/deforming layers")
     ap.add_argument("--contrast-low", type=int, help="carry.CONTRAST_LOW: the detail's box size (odd)")
     ap.add_argument("--histogram-blend", action="store_true", default=None,

@@ -71,6 +71,10 @@ LOCAL_EDGE_WINDOW: Optional[int] = 1
 #: have been carried; the per-layer fit's is 0.0015-0.0036 on QUALITY's parallax layers. 0.03 (the
 #: fit's Frobenius norm) is a turn of ~1.2° a frame or a 3 % stretch
 LOCAL_TURN: Optional[float] = 0.03
+#: carry mode: whether a sliding layer's edge (flow jumps, no turn or deformation) is repainted and
+#: blended (True, since 2026-12-05) or carried like the rest (False: only turning or deforming
+#: layers are then blended). Exploration knob (tools/video_flicker.py --carry-edges) for now
+LOCAL_EDGES_BLENDED = True
 #: carry mode: ...or deforms: where the layer's departure is not one affine motion, its RMS residual
 #: from the layer's own affine fit (full-size px) over this, all of it is blended. A picture that
 #: ripples (synthetic.deforming_object: a face that talks, fur in the wind) averages to no turn, yet
@@ -563,6 +567,8 @@ class TemporalStabilizer(Stabilizer):
                                                edge_window=LOCAL_EDGE_WINDOW, turning=turning, departure=departure,
                                                split=True)
                             if self.local_motion else (None, None))
+            if local is not None and not LOCAL_EDGES_BLENDED:
+                local, edges = local & ~edges, None  # the sliding layers' edges carried too
             keep, flow = self._keep_and_flow(out, flow, occluded)
             result = self.carrier(out, flow, keep, local, edges)
         self._trusted_share = self.carrier.carried_share  # read on demand: no device sync per frame
