@@ -744,6 +744,10 @@ def _arbitrary_transformer_form(net):
             x = conv(s.conv, x)
         return F.relu(_instance_norm_params(x, params, s.norm.offset, s.norm.channels))
 
+    def residual(block, y, params):  # CondResidual
+        r = F.relu(_instance_norm_params(block.conv1(y), params, block.norm1.offset, block.norm1.channels))
+        return y + _instance_norm_params(block.conv2(r), params, block.norm2.offset, block.norm2.channels)
+
     class TransformerForm(nn.Module):
         def __init__(self):
             super().__init__()
@@ -759,10 +763,11 @@ def _arbitrary_transformer_form(net):
             for s in t.down:
                 y = stage(s, y, params)
             for block in t.residuals:
-                r = F.relu(_instance_norm_params(block.conv1(y), params, block.norm1.offset, block.norm1.channels))
-                y = y + _instance_norm_params(block.conv2(r), params, block.norm2.offset, block.norm2.channels)
-            for s in t.up:
+                y = residual(block, y, params)
+            for i, s in enumerate(t.up):
                 y = stage(s, y, params)
+                for blocks in t.up_residuals:  # decoder_blocks: after each up stage, as StyleTransformer
+                    y = residual(blocks[i], y, params)
             return t.to_rgb(y)[..., :h, :w]
 
     return TransformerForm().eval()

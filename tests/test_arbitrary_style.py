@@ -156,6 +156,144 @@ def test_a_network_grown_a_full_resolution_stage_starts_as_it_was_and_learns_the
         ArbitraryConfig(**dict(TINY, fine_channels=-1)).check()
 
 
+def test_no_decoder_blocks_is_the_network_as_it_was():
+    """``decoder_blocks`` 0 (the default) adds no tensor and no style parameter: the shipped
+    file's tensors (names and shapes, its heads' rows = the parameter count) are what the
+    architecture builds, and a config with the field 0 builds, from the same seed, the same
+    weights and pictures as one built without it."""
+    from cvtools.style.arbitrary import bundled_record, bundled_weights, parameter_shapes
+    from cvtools.weights import read_safetensors_header
+
+    header = read_safetensors_header(bundled_weights()[0])
+    shipped = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    arch = ArbitraryConfig(**bundled_record()["architecture"]).check()
+    assert arch.decoder_blocks == 0 and parameter_shapes(arch) == shipped
+    assert StyleTransformer(arch).param_count == shipped["heads.weight"][0] == 2496
+    without, zero = tiny_net(seed=5), tiny_net(seed=5, decoder_blocks=0)
+    assert "decoder_blocks" not in TINY
+    a, b = without.state_dict(), zero.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert without.transformer.param_count == zero.transformer.param_count
+    assert not any("up_residuals" in k for k in a)
+    x, e = torch.rand(2, 3, 32, 40), torch.randn(2, TINY["embedding_dim"])
+    with torch.no_grad():
+        assert torch.equal(without(x, e), zero(x, e))
+
+
+def test_a_network_grown_decoder_blocks_starts_exactly_as_it_was(data, tmp_path):
+    """``decoder_blocks`` 1 grown from a network without them through the trainer's own path
+    (``init_weights`` + ``init_partial``: load_overlapping): the old tensors copied, the heads'
+    old rows copied, the new blocks' second norms at gamma = beta = 0 for every embedding, so
+    each block adds exact zeros and the pictures are the old network's. Tolerance: the same
+    arithmetic except those added zeros; the one thing that may differ is the heads' matrix
+    product blocked differently for more rows (an ulp or so of a parameter, ~3e-7, the sigmoid's
+    slope at most 1/4): 3e-6 absolute on outputs in [0, 1] is ample. Then one backward pass
+    reaches the new blocks (their second norm's gamma gets a gradient, so they learn)."""
+    from cvtools.export import _arbitrary_transformer_form
+    from cvtools.style.train_arbitrary import ArbitraryTrainer
+
+    old = tiny_net(seed=6)
+    with torch.no_grad():  # heads that react to the embedding
+        old.heads.weight.normal_(0, 0.3)
+        old.heads.bias.add_(0.1 * torch.randn_like(old.heads.bias))
+    path = tmp_path / "old.safetensors"
+    save_weights(old, path)
+    old = load_network(path)  # the fp16-rounded weights the trainer starts from
+    notes = []
+    c = config(data, tmp_path / "run", architecture=dict(TINY, decoder_blocks=1), init_weights=str(path),
+               init_partial=True)
+    trainer = ArbitraryTrainer(c, on_note=notes.append)
+    grown = trainer.net.eval()
+    assert grown.config.decoder_blocks == 1 and len(grown.transformer.up_residuals) == 1
+    # heads weight and bias in part; two blocks (1/2 and 1/4 of the tiny net's resolution) × 4 conv tensors new
+    assert any("2 in part, 8 new" in n for n in notes), notes
+    p_old, p_new = old.transformer.param_count, grown.transformer.param_count
+    assert p_new == p_old + 2 * 2 * sum(TINY["channels"][:-1])  # per block: two norms, each gamma + beta
+    zeroed = grown.transformer.decoder_identity_norms()
+    assert [n.channels for n in zeroed] == list(TINY["channels"][-2::-1]) and min(n.offset for n in zeroed) >= p_old
+    x = torch.rand(3, 3, 29, 38)
+    embeddings = [torch.zeros(3, 6), torch.randn(3, 6), 5 * torch.randn(3, 6), torch.randn(1, 6).expand(3, 6)]
+    with torch.no_grad():
+        for e in embeddings:
+            params = grown.style_params(e)
+            for norm in zeroed:
+                assert torch.equal(params[:, norm.offset:norm.offset + 2 * norm.channels],
+                                   torch.zeros(3, 2 * norm.channels))
+            torch.testing.assert_close(params[:, :p_old], old.style_params(e), rtol=0, atol=1e-6)
+            torch.testing.assert_close(grown(x, e), old(x, e), rtol=0, atol=3e-6)
+            torch.testing.assert_close(grown.transformer.for_inference()(x, params), old(x, e), rtol=0, atol=1e-5)
+            torch.testing.assert_close(_arbitrary_transformer_form(grown)(x, e), old(x, e), rtol=0, atol=1e-5)
+    grown.train().requires_grad_(True)
+    grown(x, embeddings[1]).square().mean().backward()
+    rows = slice(zeroed[0].offset, zeroed[0].offset + zeroed[0].channels)
+    assert float(grown.heads.bias.grad[rows].abs().sum()) > 0
+    assert count_flops(grown.transformer, 64, 64) > count_flops(old.transformer, 64, 64)
+
+
+def test_a_second_round_of_decoder_blocks_appends():
+    """Rounds, not stages, are outermost: 1 → 2 decoder blocks keeps the first round's tensor
+    names and style-parameter offsets, so a grown network starts as the trained one."""
+    from cvtools.style.train_arbitrary import load_overlapping
+
+    one = tiny_net(seed=7, decoder_blocks=1)
+    with torch.no_grad():  # trained: the first round is no longer the identity
+        one.heads.weight.normal_(0, 0.3)
+    two = tiny_net(seed=8, decoder_blocks=2)
+    assert set(one.state_dict()) < set(two.state_dict())
+    exact, part, new = load_overlapping(two, one.state_dict())
+    assert part == 2 and new == 8
+    x, e = torch.rand(2, 3, 32, 48), torch.randn(2, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(two(x, e), one(x, e), rtol=0, atol=3e-6)
+        assert float((one(x, e) - tiny_net(seed=7)(x, e)).abs().max()) > 1e-3  # the blocks do something
+
+
+def test_a_run_grown_decoder_blocks_trains_them_and_saves_them(data, tmp_path, monkeypatch):
+    """Two steps of a run grown ``decoder_blocks`` 1 from a network without them: the new
+    blocks' head rows leave zero (they learn), and the weights file loads with the field."""
+    from cvtools.style import train_arbitrary as module
+
+    monkeypatch.setattr(module, "EVAL_SIZE", 64)
+    monkeypatch.setattr(module, "SHEET_CELL", 48)
+    path = tmp_path / "old.safetensors"
+    save_weights(tiny_net(seed=10), path)
+    out = tmp_path / "run"
+    c = config(data, out, steps=2, warmup_steps=1, architecture=dict(TINY, decoder_blocks=1), init_weights=str(path),
+               init_partial=True)
+    result = train_arbitrary(c, eval_photos=[next(data[0].iterdir())], eval_paintings=[data[1] / "p03.png"])
+    assert result.steps == 2
+    net = load_network(out / "arbitrary.safetensors")
+    assert net.config.decoder_blocks == 1
+    rows = [slice(n.offset, n.offset + 2 * n.channels) for n in net.transformer.decoder_identity_norms()]
+    assert all(float(net.heads.weight[r].abs().sum()) > 0 for r in rows)
+
+
+@pytest.mark.parametrize("value", [-1, 5, True, "1", 1.0, None])
+def test_a_bad_decoder_blocks_is_refused(value):
+    with pytest.raises(ValueError, match="decoder_blocks"):
+        ArbitraryConfig(**dict(TINY, decoder_blocks=value)).check()
+    with pytest.raises(ValueError, match="decoder_blocks"):
+        ArbitraryConfig.from_json(json.dumps(dict(TINY, decoder_blocks=value)))
+
+
+def test_a_network_with_decoder_blocks_is_saved_loaded_and_painted_with(tmp_path, trunk):
+    net = tiny_net(seed=9, decoder_blocks=1)
+    with torch.no_grad():  # not the identity: the blocks' second norms react to the embedding
+        net.heads.weight.normal_(0, 0.3)
+    path = tmp_path / "deep.safetensors"
+    save_weights(net, path)
+    back = load_network(path)
+    assert back.config == net.config and back.config.decoder_blocks == 1
+    rounded = {k: v.half().float() for k, v in net.state_dict().items()}  # saved as fp16
+    assert list(back.state_dict()) == list(rounded)
+    assert all(torch.equal(back.state_dict()[k], rounded[k]) for k in rounded)
+    stylizer = ArbitraryStylizer(path, device="cpu", backbone=trunk)  # its inference form
+    photo, e = torch.rand(3, 40, 52), torch.randn(6)
+    with torch.no_grad():
+        expected = back(photo[None], e[None])[0]
+    torch.testing.assert_close(stylizer.stylize(photo, e), expected, rtol=0, atol=1e-5)
+
+
 # ---------------------------------------------------------------------------- style space
 
 

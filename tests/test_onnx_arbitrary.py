@@ -211,3 +211,30 @@ def test_cli_engine_onnxruntime_with_a_painting(tmp_path, run_cli, exported):
     assert (tmp_path / "photo_art.png").is_file()
     refused = run_cli("stylize", str(photo), "-s", str(painting), "--engine", "onnxruntime", "--refine")
     assert refused.exit_code != 0 and "--refine" in refused.stderr
+
+
+def test_a_network_with_decoder_blocks_exports_its_transformer(tmp_path):
+    """``decoder_blocks`` 1 (a tiny random network, no cached export): the exported transformer
+    graph runs the blocks after each upsampling stage as PyTorch does, within FP32_BOUND."""
+    from cvtools.export import FP32_BOUND, _arbitrary_transformer_form, _to_onnx_inputs, cpu_session
+    from cvtools.style.arbitrary import ArbitraryConfig, ArbitraryStyleNet
+
+    torch.manual_seed(0)
+    config = ArbitraryConfig(channels=(8, 16, 24), residual_blocks=1, embedding_dim=6, encoder_hidden=12,
+                             decoder_blocks=1).check()
+    net = ArbitraryStyleNet(config).eval()
+    with torch.no_grad():  # the blocks' second norms not at zero: the blocks are not the identity
+        net.heads.weight.normal_(0, 0.3)
+    batch = torch.export.Dim("batch", min=1)
+    proto = _to_onnx_inputs(
+        _arbitrary_transformer_form(net), [torch.rand(2, 3, 35, 39), torch.randn(2, 6)], ["image", "embedding"],
+        {"image": {0: batch, 2: torch.export.Dim("height", min=16), 3: torch.export.Dim("width", min=16)},
+         "embedding": {0: batch}}, "stylized", None)
+    path = tmp_path / "deep_transformer.onnx"
+    path.write_bytes(proto.SerializeToString())
+    session = cpu_session(path)
+    x, e = torch.stack([_photo(37, 61, 1), _photo(37, 61, 2)]), torch.randn(2, 6)
+    with torch.no_grad():
+        ref = net(x, e)
+    ours = torch.from_numpy(session.run(None, {"image": x.numpy(), "embedding": e.numpy()})[0])
+    assert ours.shape == ref.shape and float((ours - ref).abs().max()) <= FP32_BOUND

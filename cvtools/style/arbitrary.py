@@ -126,6 +126,15 @@ class ArbitraryConfig:
     #: widest in the finest texture (benchmarks/arbitrary/PLAN.md, 2026-12-05). The residual
     #: convolution starts at zero, so a network grown from one without the stage starts as it was
     fine_channels: int = 0
+    #: when > 0, this many more residual blocks (``residual``'s kind) after EACH upsampling stage,
+    #: at that stage's channels (1/4 and 1/2 resolution in the shipped shape: where the strokes
+    #: are drawn). Runs L, A4 and A8 (benchmarks/arbitrary/PLAN.md) widened the transformer
+    #: (channels, embedding, a full-resolution stage) and moved the quality targets by at most
+    #: ±3 %; a deeper, multi-scale decoder was the capacity lever not yet tried. Their norms' gamma
+    #: and beta come last in the style parameters, and each block's second norm starts at gamma =
+    #: beta = 0 for every embedding (its head rows are zero), so the blocks start as the identity
+    #: and a network grown from one without them starts exactly as it was
+    decoder_blocks: int = 0
     backbone: str = "efficientnet_lite0"
 
     def check(self) -> "ArbitraryConfig":
@@ -137,7 +146,7 @@ class ArbitraryConfig:
         self.channels = tuple(ch)
         whole = {"residual_blocks": (0, MAX_RESIDUAL_BLOCKS), "space_to_depth": (1, 4), "in_kernel": (1, 15), "out_kernel": (1, 15),
                  "embedding_dim": (1, MAX_EMBEDDING), "encoder_hidden": (1, 8192), "encoder_size": (32, 2048),
-                 "fine_channels": (0, 64)}
+                 "fine_channels": (0, 64), "decoder_blocks": (0, 4)}
         for key, (lo, hi) in whole.items():
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
@@ -284,7 +293,8 @@ class StyleTransformer(nn.Module):
     """Photo (N×3×H×W in [0, 1], any H, W ≥ 1) + style parameters (N×P or 1×P) → stylized photo.
 
     Layout (TransformerNet's): k×k conv in → stride-2 3×3 stages → residual blocks → (upsample
-    ×2 → 3×3 conv) stages → k×k conv out → sigmoid; every norm conditional.
+    ×2 → 3×3 conv [→ ``decoder_blocks`` residual blocks]) stages → k×k conv out → sigmoid; every
+    norm conditional.
     """
 
     def __init__(self, config: ArbitraryConfig):
@@ -303,6 +313,13 @@ class StyleTransformer(nn.Module):
         if self.fine is not None:
             nn.init.zeros_(self.fine[-1].weight)
             nn.init.zeros_(self.fine[-1].bias)
+        #: the decoder's residual blocks (``decoder_blocks``): round j holds one block per up stage
+        #: (``up_residuals[j][i]`` runs after ``up[i]``, in round order). Registered after every
+        #: other module with norms, so theirs keep their offsets and these come last in the style
+        #: parameters; rounds (not stages) outermost so that growing k → k + 1 only appends
+        #: (state-dict names and offsets of the first k rounds stay). Empty when 0 (no tensors).
+        self.up_residuals = nn.ModuleList(
+            nn.ModuleList(CondResidual(c, config.residual) for c in ch[-2::-1]) for _ in range(config.decoder_blocks))
         offset = 0
         for norm in self.norms():
             norm.offset = offset
@@ -326,6 +343,11 @@ class StyleTransformer(nn.Module):
     def norms(self) -> List[CondNorm]:
         return [m for m in self.modules() if isinstance(m, CondNorm)]
 
+    def decoder_identity_norms(self) -> List[CondNorm]:
+        """The second norm of every decoder block (``decoder_blocks``): gamma = beta = 0 there
+        makes the block the identity."""
+        return [block.norm2 for blocks in self.up_residuals for block in blocks]
+
     def forward(self, x: torch.Tensor, params: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         # sizes that are not multiples of the stride are padded (reflected where the image is
@@ -339,8 +361,10 @@ class StyleTransformer(nn.Module):
             y = stage(y, params)
         for block in self.residuals:
             y = block(y, params)
-        for stage in self.up:
+        for i, stage in enumerate(self.up):
             y = stage(y, params)
+            for blocks in self.up_residuals:
+                y = blocks[i](y, params)
         y = self.to_rgb(y)
         return y[..., :h, :w] if (ph or pw) else y
 
@@ -407,6 +431,15 @@ class ArbitraryStyleNet(nn.Module):
             self.heads.bias.zero_()
             for norm in self.transformer.norms():
                 self.heads.bias[norm.offset:norm.offset + norm.channels] = 1.0
+            # the decoder's blocks (``decoder_blocks``) start as the identity: their second
+            # norm's gamma and beta are 0 for every embedding (weight rows and bias 0), so the
+            # block adds exact zeros. A network grown from one without them
+            # (train_arbitrary.load_overlapping) copies the old rows and keeps these. gamma still
+            # gets gradients (the normalised features are not zero), so the blocks learn
+            for norm in self.transformer.decoder_identity_norms():
+                rows = slice(norm.offset, norm.offset + 2 * norm.channels)
+                self.heads.weight[rows] = 0.0
+                self.heads.bias[rows] = 0.0
 
     def style_params(self, embedding: torch.Tensor) -> torch.Tensor:
         """N×D (or D) embeddings → N×P gamma/beta of every norm (fp32, linear in the embedding)."""

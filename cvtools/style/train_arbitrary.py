@@ -78,7 +78,10 @@ def load_overlapping(net, state) -> tuple:
     the first 96 channels of a 128-channel one). A weight whose inputs grew (dimension 1 of a
     linear or convolution weight) gets zeros from its new inputs, so the old outputs start
     exactly as they were (a wider embedding starts as the narrower network, Net2Net's idea) and
-    the new inputs' weights still learn (their inputs are not zero). Returns (whole, in part,
+    the new inputs' weights still learn (their inputs are not zero). Tensors and rows that are not
+    copied keep ``net``'s own initialisation: a network grown ``decoder_blocks`` gets the old
+    heads' rows (the new norms' come last) and keeps the new blocks' zero rows for their second
+    norms (ArbitraryStyleNet), so it starts as the old network. Returns (whole, in part,
     untouched) counts."""
     exact = part = 0
     own = net.state_dict()
