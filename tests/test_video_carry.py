@@ -358,6 +358,62 @@ def test_a_repainted_stroke_keeps_the_carried_colour_at_the_repaint_blend(monkey
         assert (result[..., :15, :] - carried).abs().max() < 1e-6  # elsewhere carried
 
 
+def test_the_camera_s_zoom_is_read_off_the_flow_and_a_pan_reads_none():
+    """An affine camera: a zoom by s about any point plus a pan gives a divergence of 2·(1/s − 1)
+    (each pixel points to where it was), so camera_zoom returns 1/s − 1 (fp32 least squares over
+    ~1,000 samples of exact data: ~1e-6); a pan alone, or a still camera, reads 0; a moving disc
+    (half the samples at most) does not tilt it (the inlier refit)."""
+    from cvtools.video.stability import camera_zoom
+
+    h, w = SIZE
+    gx, gy = _grid(h, w)
+    occluded = torch.zeros(h, w, dtype=torch.bool)
+    for s in (1.012, 1 / 1.03, 1.05):
+        flow = torch.stack([(gx - 30) * (1 / s - 1) + 1.5, (gy - 20) * (1 / s - 1) - 0.7])
+        assert abs(camera_zoom(flow, occluded) - (1 / s - 1)) < 2e-6
+        disc = (gx - 40) ** 2 + (gy - 24) ** 2 <= 10 ** 2
+        flow[0][disc] += 3.0
+        assert abs(camera_zoom(flow, occluded) - (1 / s - 1)) < 2e-6
+    pan = torch.stack([torch.full((h, w), 1.37), torch.full((h, w), 0.61)])
+    assert abs(camera_zoom(pan, occluded)) < 1e-6
+    assert camera_zoom(pan, torch.ones(h, w, dtype=torch.bool)) == 0.0  # nothing trusted: no model
+
+
+def test_a_zoom_repaints_at_the_zoom_blend_and_a_pan_at_the_repaint_blend(monkeypatch):
+    """zoom_repaint_blend: the repaint blend up to ZOOM_START of scale change a frame, falling
+    linearly to ZOOM_REPAINT_BLEND at ZOOM_FULL and staying there, either sign, never above the
+    repaint blend asked for; off (None) it is the repaint blend everywhere. Through the carrier:
+    the repainted stroke of the test above keeps the carried colour at that blend's weight."""
+    import cvtools.video.carry as carry
+    from cvtools.video.carry import ZOOM_FULL, ZOOM_REPAINT_BLEND, ZOOM_START, zoom_repaint_blend
+
+    assert 0 <= ZOOM_REPAINT_BLEND < REPAINT_BLEND and 0 < ZOOM_START < ZOOM_FULL
+    assert zoom_repaint_blend(REPAINT_BLEND, 0.0) == REPAINT_BLEND
+    assert zoom_repaint_blend(REPAINT_BLEND, -ZOOM_START) == REPAINT_BLEND
+    for zoom in (ZOOM_FULL, -ZOOM_FULL, 0.05, -0.3):
+        assert abs(zoom_repaint_blend(REPAINT_BLEND, zoom) - ZOOM_REPAINT_BLEND) < 1e-12
+    middle = (ZOOM_START + ZOOM_FULL) / 2
+    assert abs(zoom_repaint_blend(REPAINT_BLEND, -middle) - (REPAINT_BLEND + ZOOM_REPAINT_BLEND) / 2) < 1e-12
+    assert zoom_repaint_blend(0.1, ZOOM_FULL) == 0.1  # never above the blend asked for
+    assert zoom_repaint_blend(REPAINT_BLEND, float("nan")) == REPAINT_BLEND
+
+    monkeypatch.setattr(carry, "CONTRAST_GAIN", 1.0)
+    h, w = SIZE
+    first = torch.full((1, 3, h, w), 0.2)
+    new = first.clone()
+    new[..., 20:23, 30:33] = 0.5
+    carried = _stored(0.2)
+    d, rest = 0.5 - carried, abs(0.2 - carried)
+    shape = math.exp(-(d / 0.6) ** 2 - ((d * 9 + rest * 72) / 81 / 0.3) ** 2)
+    for zoom, blend in ((0.0, REPAINT_BLEND), (-ZOOM_FULL, ZOOM_REPAINT_BLEND)):
+        carrier = StrokeCarrier(0.2, REPAINT_BLEND)
+        carrier(first, None, None)
+        result = carrier(new, torch.zeros(2, h, w), torch.ones(1, 1, h, w), zoom=zoom)
+        assert (result[..., 20:23, 30:33] - (0.5 - d * blend * shape)).abs().max() < 1e-5
+    monkeypatch.setattr(carry, "ZOOM_REPAINT_BLEND", None)
+    assert zoom_repaint_blend(REPAINT_BLEND, -0.05) == REPAINT_BLEND
+
+
 def _detail_energy(x, low=3):
     from cvtools.video.stability import box_mean
 

@@ -281,6 +281,7 @@ MODULE_KNOBS = {
     "flow_preset": ("cvtools.video.stability", "STABLE_PRESET"),  # the stabilizer's DIS preset
     "local_deform": ("cvtools.video.stability", "LOCAL_DEFORM"),  # the deform test's bound (px)
     "carry_edges": ("cvtools.video.stability", "LOCAL_EDGES_BLENDED"),  # False: sliding edges carried
+    "zoom_blend": ("cvtools.video.carry", "ZOOM_REPAINT_BLEND"),  # the repaint blend on zooms (-1: off)
 }
 
 
@@ -296,6 +297,10 @@ def stabilizer_options(args) -> dict:
     for option, (module, name) in MODULE_KNOBS.items():
         if getattr(args, option) is not None:
             setattr(importlib.import_module(module), name, getattr(args, option))
+    if args.zoom_blend is not None and args.zoom_blend < 0:  # carry.ZOOM_REPAINT_BLEND off
+        import cvtools.video.carry as carry
+
+        carry.ZOOM_REPAINT_BLEND = None
     if args.local_edge_window is not None:  # stability.LOCAL_EDGE_WINDOW (-1: whole moving layers)
         import cvtools.video.stability as stability
 
@@ -413,6 +418,8 @@ def main(argv=None):
                          "many px is blended whole (default: stability.LOCAL_DEFORM)")
     ap.add_argument("--carry-edges", action="store_const", const=False, default=None,
                     help="carry: sliding layers' edges carried, not blended (turning or deforming layers still are)")
+    ap.add_argument("--zoom-blend", type=float,
+                    help="carry.ZOOM_REPAINT_BLEND: the repaint blend where the camera zooms (-1: off, the repaint blend everywhere)")
     ap.add_argument("--whole-blend", type=float, help="carry.WHOLE_LAYER_BLEND: the blend over turning/deforming layers")
     ap.add_argument("--contrast-low", type=int, help="carry.CONTRAST_LOW: the detail's box size (odd)")
     ap.add_argument("--histogram-blend", action="store_true", default=None,

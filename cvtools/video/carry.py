@@ -17,7 +17,8 @@ painted it, and where a zoom has magnified or shrunk its stroke by more than MAX
 new output, blended with the
 carried colour at ``repaint_blend`` where the flow is trusted (the blend's steadiness where the
 network changes its strokes, the carry's sharpness where it does not; less where the pixel or
-its region changed by more than strokes do, at most REFRESH_BLEND for a magnified stroke), and it
+its region changed by more than strokes do, at most REFRESH_BLEND for a magnified stroke, and
+down to ZOOM_REPAINT_BLEND where the camera zooms: :func:`zoom_repaint_blend`), and it
 becomes its own source. Where a pixel is blended, its strokes are given back the contrast the
 average took (:func:`keep_contrast`: variance-preserving blending), or a face that talks, blended
 frame after frame, goes soft (QUALITY.md, "Real footage").
@@ -73,6 +74,15 @@ FOREIGN = 1.0
 #: because only pixels the network repaints are blended (QUALITY.md: 0.45 left parallax at
 #: 0.63-0.73 of frame by frame, 0.85 at 0.55-0.61, for +1 point of style distance)
 REPAINT_BLEND = 0.85
+#: the repaint blend on a zoom: where the camera's scale changes by ZOOM_FULL or more a frame, the
+#: repaint blend falls to this, from ``repaint_blend`` at ZOOM_START (linearly between; None: off).
+#: A zoom repaints most of the frame where the network disagrees with the carried strokes (its
+#: strokes change with the scale), and blending those repaints at 0.85 softens them: on QUALITY's
+#: zoom clip (1.2 % a frame) starry_night paid +8.1 % of style distance and great_wave +6.0 % at
+#: 0.85, and +4.5 / +4.4 % at 0.3 (0.56 / 0.58 of frame by frame); the same 0.3 everywhere took
+#: both parallax clips over 0.6 (QUALITY.md, "Session o"), where the camera does not zoom
+ZOOM_REPAINT_BLEND: Optional[float] = 0.3
+ZOOM_START, ZOOM_FULL = 0.002, 0.01
 #: the repaint blend falls as exp(−(d/(PIXEL_GATE·τ))² − (d̄/(REGION_GATE·τ))²): d the pixel's own
 #: difference from the carried colour, d̄ its mean over REGION × REGION px
 PIXEL_GATE = 3.0
@@ -445,6 +455,16 @@ def match_detail(result: torch.Tensor, reference: torch.Tensor, where: torch.Ten
     return (result + (new - d_res)[None]).clamp(0, 1)
 
 
+
+def zoom_repaint_blend(repaint_blend: float, zoom: float) -> float:
+    """The repaint blend for a frame whose camera changes scale by ``zoom`` (relative, per frame,
+    either sign): ``repaint_blend`` on pans and still cameras, down to :data:`ZOOM_REPAINT_BLEND`
+    on zooms of :data:`ZOOM_FULL` a frame or more (never above ``repaint_blend``)."""
+    if ZOOM_REPAINT_BLEND is None or not math.isfinite(zoom):
+        return repaint_blend
+    share = min(1.0, max(0.0, (abs(zoom) - ZOOM_START) / (ZOOM_FULL - ZOOM_START)))
+    return min(repaint_blend, repaint_blend + share * (ZOOM_REPAINT_BLEND - repaint_blend))
+
 class StrokeCarrier:
     """The carry state of one clip: call it per frame with the network's output (1×3×H×W float in
     [0, 1], on any device), the input's flow from this frame to the previous one (2×H×W, full
@@ -514,13 +534,15 @@ class StrokeCarrier:
         return value.clamp_(0, 1).to(dtype)
 
     def __call__(self, out: torch.Tensor, flow: Optional[torch.Tensor], trusted: Optional[torch.Tensor],
-                 local: Optional[torch.Tensor] = None, edges: Optional[torch.Tensor] = None) -> torch.Tensor:
+                 local: Optional[torch.Tensor] = None, edges: Optional[torch.Tensor] = None,
+                 zoom: float = 0.0) -> torch.Tensor:
         """The stabilized output; ``local`` (1×1×H×W bool, optional): pixels that are blended, never
         carried (what ``--stable`` passes: the edges of what moves on its own, where the flow is
         least sure, and layers that turn, stretch or deform on their own, where carried strokes drift);
         ``edges`` (optional, within ``local``): those that are only a sliding layer's edge, blended
         as they are (:func:`keep_contrast` restores strokes elsewhere: on a thin edge it mostly
-        restored flicker, parallax 0.59 → 0.64 of frame by frame)."""
+        restored flicker, parallax 0.59 → 0.64 of frame by frame). ``zoom``: the camera's relative
+        scale change this frame (:func:`zoom_repaint_blend`)."""
         h, w = out.shape[-2:]
         if flow is None or self._ring is None or self._ring.shape[1:3] != (h, w) or self._ring.device != out.device:
             return self._start(out)
@@ -536,13 +558,14 @@ class StrokeCarrier:
         trusted = trusted.to(out.device, out.dtype) * inside
         agreement = _agreement(out, carried, self.tau)
         carry = ((trusted * agreement) > 0.5) & (d <= FOREIGN * self.tau)
-        blend = torch.full_like(d, self.repaint_blend)
+        repaint_blend = zoom_repaint_blend(self.repaint_blend, zoom)
+        blend = torch.full_like(d, repaint_blend)
         if self.max_scale_change is not None:
             scaled = scale_kept(src, x, y, self.max_scale_change)
             carry &= scaled
             # a stroke repainted because a zoom magnified it must give way to the new one: it keeps
             # at most REFRESH_BLEND, or the refresh would hand the magnified stroke on
-            blend = torch.where(scaled, blend, min(self.repaint_blend, REFRESH_BLEND))
+            blend = torch.where(scaled, blend, min(repaint_blend, REFRESH_BLEND))
         if local is not None:
             carry &= ~local
         result = torch.where(carry, carried,

@@ -569,28 +569,31 @@ class TemporalStabilizer(Stabilizer):
                             if self.local_motion else (None, None))
             if local is not None and not LOCAL_EDGES_BLENDED:
                 local, edges = local & ~edges, None  # the sliding layers' edges carried too
+            # a zoom repaints at a lower blend (carry.zoom_repaint_blend); the camera's scale change
+            # is read off the working-size flow (scale-free) before it is scaled up
+            zoom = camera_zoom(flow, occluded)
             keep, flow = self._keep_and_flow(out, flow, occluded)
-            result = self.carrier(out, flow, keep, local, edges)
+            result = self.carrier(out, flow, keep, local, edges, zoom=zoom)
         self._trusted_share = self.carrier.carried_share  # read on demand: no device sync per frame
         return result
 
 
-def _camera_departure(flow: torch.Tensor, occluded: torch.Tensor) -> Optional[torch.Tensor]:
-    """1×2×h'×w' (working-size px, on the flow's device): the flow minus the camera's motion, an
-    affine model (pan, zoom, rotation) fitted by least squares to the trusted pixels on a ~64²
-    grid, then once more to those of them it fits within CAMERA_INLIER px (so that things moving
-    on their own do not tilt the camera's model, which would lend every layer a false turn);
+def _camera_model(flow: torch.Tensor, occluded: torch.Tensor) -> Optional[torch.Tensor]:
+    """3×2 (rows x, y, 1; on the flow's device): the camera's motion, an affine model (pan, zoom,
+    rotation) of the flow (2×h'×w', working size) fitted by least squares to the trusted pixels on a
+    ~64² grid, then once more to those of them it fits within CAMERA_INLIER px (so that things
+    moving on their own do not tilt the camera's model, which would lend every layer a false turn);
     None when fewer than 6 are trusted."""
     dev = flow.device
     sh, sw = flow.shape[-2:]
     step = max(1, max(sh, sw) // 64)
     sample = torch.zeros(sh, sw, dtype=torch.bool, device=dev)
     sample[::step, ::step] = True
-    sample &= ~occluded.to(dev)
+    sample &= ~occluded.to(dev).reshape(sh, sw)
     ys, xs = sample.nonzero(as_tuple=True)
     if len(ys) < 6:
         return None
-    flow = flow.float()
+    flow = flow.float().reshape(2, sh, sw)
     basis = torch.stack([xs.float(), ys.float(), torch.ones_like(xs, dtype=torch.float32)], -1)
     f = flow[:, ys, xs].T  # the samples' flow, n×2
     model = torch.linalg.lstsq(basis, f).solution  # 3×2: rows x, y, 1
@@ -598,10 +601,30 @@ def _camera_departure(flow: torch.Tensor, occluded: torch.Tensor) -> Optional[to
     inliers = r[:, 0] * r[:, 0] + r[:, 1] * r[:, 1] <= CAMERA_INLIER ** 2
     if int(inliers.sum()) >= max(6, len(ys) // 2):
         model = torch.linalg.lstsq(basis[inliers], f[inliers]).solution
+    return model
+
+
+def camera_zoom(flow: torch.Tensor, occluded: torch.Tensor) -> float:
+    """The camera's relative scale change this frame (0 on pans and still cameras; about −0.012 for
+    a zoom in by 1.2 % a frame, the flow pointing from each pixel to where it was), from
+    :func:`_camera_model`'s divergence: scale-free, so any working size gives the same; 0 when the
+    model cannot be fitted."""
+    model = _camera_model(flow, occluded)
+    return 0.0 if model is None else float(model[0, 0] + model[1, 1]) / 2
+
+
+def _camera_departure(flow: torch.Tensor, occluded: torch.Tensor) -> Optional[torch.Tensor]:
+    """1×2×h'×w' (working-size px, on the flow's device): the flow minus the camera's motion
+    (:func:`_camera_model`); None when fewer than 6 pixels are trusted."""
+    model = _camera_model(flow, occluded)
+    if model is None:
+        return None
+    dev = flow.device
+    sh, sw = flow.shape[-2:]
     x = torch.arange(sw, dtype=torch.float32, device=dev)
     y = torch.arange(sh, dtype=torch.float32, device=dev)[:, None]
     camera = model[0][:, None, None] * x + model[1][:, None, None] * y + model[2][:, None, None]  # 2×h'×w'
-    return (flow - camera)[None]
+    return (flow.float() - camera)[None]
 
 
 def _non_sliding_layers(flow: torch.Tensor, occluded: torch.Tensor, w: int, threshold: float, turn: float,
@@ -734,7 +757,8 @@ def stabilizer_for(stylizer, mode: Optional[str] = None) -> "TemporalStabilizer"
     phase lock, then ``mode`` (None: :data:`STABLE_MODE`): "carry" (strokes carried from the output
     that painted them, :mod:`cvtools.video.carry`; repainted pixels blended at its
     ``REPAINT_BLEND``) or "blend" (the flow-guided blend at :func:`blend_for`, the mode before
-    2026-12-05). The same for every network (measured on the bundled six and the any-painting one)."""
+    2026-12-05). The same for every network (measured on the bundled six and the any-painting one);
+    where the camera zooms the carry's repaint blend falls (:func:`cvtools.video.carry.zoom_repaint_blend`)."""
     mode = STABLE_MODE if mode is None else mode
     if mode not in STABLE_MODES:
         raise ValueError(f"stable mode must be one of {', '.join(STABLE_MODES)}, not {mode!r}")
