@@ -562,6 +562,9 @@ class TemporalStabilizer(Stabilizer):
             # the camera's fit is made once there and handed on to the mask
             departure, turning = layers or self.moving_layers(flow, occluded, out.shape[-1]) or (None, None)
             turning = None if turning is None else turning.to(out.device)
+            # a zoom repaints at a lower blend (carry.zoom_repaint_blend): the camera's scale change,
+            # read off the working-size flow (scale-free) where it was made (the host: no device sync)
+            zoom = camera_zoom(flow, occluded)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
             local, edges = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion,
                                                edge_window=LOCAL_EDGE_WINDOW, turning=turning, departure=departure,
@@ -569,9 +572,6 @@ class TemporalStabilizer(Stabilizer):
                             if self.local_motion else (None, None))
             if local is not None and not LOCAL_EDGES_BLENDED:
                 local, edges = local & ~edges, None  # the sliding layers' edges carried too
-            # a zoom repaints at a lower blend (carry.zoom_repaint_blend); the camera's scale change
-            # is read off the working-size flow (scale-free) before it is scaled up
-            zoom = camera_zoom(flow, occluded)
             keep, flow = self._keep_and_flow(out, flow, occluded)
             result = self.carrier(out, flow, keep, local, edges, zoom=zoom)
         self._trusted_share = self.carrier.carried_share  # read on demand: no device sync per frame
