@@ -14,6 +14,7 @@ from cvtools.style.losses import (
     PerceptualLoss,
     build_perceptual_loss,
     check_objective,
+    chroma_total_variation,
     gram_distances,
     gram_matrix,
     lattice_energy,
@@ -130,6 +131,27 @@ def test_relative_log_tone_term_frees_the_exposure_and_holds_the_ratios():
     assert check_objective({"tone_ratio_weight": 7})["tone_ratio_weight"] == 7
     with pytest.raises(ValueError, match="tone_ratio_weight"):
         check_objective({"tone_ratio_weight": -1})
+
+
+def test_chroma_total_variation_charges_colour_steps_not_grey_strokes():
+    """chroma_total_variation (objective chroma_tv_weight): a grey picture of any luminance pattern
+    costs 0 (Cb = Cr = 0 exactly for r = g = b: the BT.601 rows sum to 0, so fp32 leaves ~1e-8); a
+    vertical step between grey and pure green costs the green's |Cb| + |Cr| over the number of
+    column pairs (one step in W − 1 neighbours), rows nothing; per image, so a batch is two numbers."""
+    from cvtools.style.losses import chroma_total_variation
+
+    grey = torch.rand(1, 1, 16, 16).repeat(1, 3, 1, 1)
+    assert float(chroma_total_variation(grey).abs().max()) < 1e-6
+    step = torch.full((1, 3, 8, 9), 0.5)
+    step[:, :, :, 5:] = torch.tensor([0.0, 1.0, 0.0]).view(1, 3, 1, 1)
+    cb, cr = -0.331264 * 1.0 - (-0.168736 * 0.5 - 0.331264 * 0.5 + 0.5 * 0.5), -0.418688 * 1.0 - (0.5 * 0.5 - 0.418688 * 0.5 - 0.081312 * 0.5)
+    expected = (abs(cb) + abs(cr)) / 2 / 8  # mean over the 2 planes of one step in 8 column pairs
+    got = chroma_total_variation(torch.cat([step, grey[..., :8, :9]]))
+    assert got.shape == (2,)
+    assert float(got[0]) == pytest.approx(expected, rel=1e-5)
+    assert check_objective({"chroma_tv_weight": 10})["chroma_tv_weight"] == 10
+    with pytest.raises(ValueError, match="chroma_tv_weight"):
+        check_objective({"chroma_tv_weight": -1})
 
 
 def flat(rgb, size=16):
@@ -445,6 +467,11 @@ def test_old_api_and_new_parts(lite0):
     assert set(parts3) == set(parts2) | {"tone_ratio"}
     assert torch.allclose(parts3["tone_ratio"], tone_distance(stylized, photos, log=True, relative=True).mean())
     assert torch.allclose(total3, total2 + w3.tone_ratio * parts3["tone_ratio"], rtol=1e-5)
+    w4 = LossWeights(stats=0.5, tone=10.0, chroma_tv=20.0)
+    total4, parts4 = PerceptualLoss(lite0, t, LAYERS, "blocks.2", w4)(stylized, photos)
+    assert set(parts4) == set(parts2) | {"chroma_tv"}
+    assert torch.allclose(parts4["chroma_tv"], chroma_total_variation(stylized).mean())
+    assert torch.allclose(total4, total2 + w4.chroma_tv * parts4["chroma_tv"], rtol=1e-5)
 
 
 def test_style_on_skin_reaches_the_loss(lite0):

@@ -42,6 +42,9 @@ from a recipe's ``objective`` dict, and the training record keeps that dict):
   the exposure. Alone, either failed (QUALITY.md, session m): the plain log term held the bear
   by flattening mona's whole tone curve (range kept 0.92 → 0.81); the centred log term in place of
   the plain one let mona darken everything (white p99 0.71 → 0.52, face contrast 0.95 → 0.59).
+- ``chroma_tv_weight``: the output's chroma total variation (:func:`chroma_total_variation`): the
+  light-ratio term let mona draw saturated green and red fringes along dark edges (a cat's eyelids,
+  QUALITY.md "Session o"); luminance strokes are free under it.
 - ``lattice_weight``: the output's power at the frequencies of the network's 4-px grid beyond the
   photo's (:func:`lattice_energy`): the fine cross-hatch or dot lattice in flat areas at 2×.
 - ``spike_weight``: how far the output's luminance spectrum rises in isolated spikes above its
@@ -118,6 +121,19 @@ def total_variation(images: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference between neighbouring pixels (anisotropic TV)."""
     dh = (images[..., 1:, :] - images[..., :-1, :]).abs().mean()
     dw = (images[..., :, 1:] - images[..., :, :-1]).abs().mean()
+    return dh + dw
+
+
+def chroma_total_variation(images: torch.Tensor) -> torch.Tensor:
+    """Per image (N, fp32): the anisotropic total variation of the chroma alone (BT.601 Cb and Cr of
+    N×3×H×W RGB in [0, 1]): mean |difference| between neighbouring pixels, rows plus columns, over
+    the two chroma planes. Grey strokes of any contrast cost nothing; a colour fringe along an edge
+    (mona's green eyelid rim, QUALITY.md "Session o") costs its chroma step twice."""
+    x = images.float()
+    r, g, b = x[:, 0], x[:, 1], x[:, 2]
+    c = torch.stack([-0.168736 * r - 0.331264 * g + 0.5 * b, 0.5 * r - 0.418688 * g - 0.081312 * b], 1)
+    dh = (c[..., 1:, :] - c[..., :-1, :]).abs().mean(dim=(1, 2, 3))
+    dw = (c[..., :, 1:] - c[..., :, :-1]).abs().mean(dim=(1, 2, 3))
     return dh + dw
 
 
@@ -315,6 +331,8 @@ class LossWeights:
     tone_log: bool = False
     #: the light-ratio tone term, beside the plain one (0: off; see the module docstring)
     tone_ratio: float = 0.0
+    #: the output's chroma total variation (0: off; :func:`chroma_total_variation`)
+    chroma_tv: float = 0.0
     #: power at the network grid's lattice frequencies, beyond the photo's (0: off)
     lattice: float = 0.0
     #: isolated spikes of the output's spectrum, beyond the photo's (0: off; :func:`spectral_spikes`)
@@ -568,6 +586,10 @@ class PerceptualLoss:
             ratio = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, log=True, relative=True).mean()
             total = total + w.tone_ratio * ratio
             parts["tone_ratio"] = ratio.detach()
+        if w.chroma_tv:
+            chroma = chroma_total_variation(stylized).mean()
+            total = total + w.chroma_tv * chroma
+            parts["chroma_tv"] = chroma.detach()
         if w.teacher:
             teacher = teacher_distance(stylized, photos, self.teacher, w.teacher_on_skin)
             total = total + w.teacher * teacher
@@ -621,7 +643,7 @@ def teacher_distance(stylized: torch.Tensor, photos: torch.Tensor, teacher, on_s
 
 #: keys of a recipe's ``objective`` dict (see the module docstring)
 OBJECTIVE_KEYS = {"transform", "stats_weight", "tone_weight", "tone_scale", "tone_mask", "tone_log",
-                  "tone_ratio_weight", "lattice_weight", "spike_weight", "spike_flat",
+                  "tone_ratio_weight", "chroma_tv_weight", "lattice_weight", "spike_weight", "spike_flat",
                   "extra_backbones", "style_scales", "style_on_skin", "teacher_weight", "teacher_on_skin",
                   "style_passages", "face_contrast_weight", "darker_faces", "face_boxes"}
 
@@ -634,7 +656,7 @@ def check_objective(objective: Optional[dict]) -> dict:
         raise ValueError(f"unknown objective option(s): {', '.join(sorted(unknown))}")
     if o.get("transform", "gram") not in ("gram", "swag"):
         raise ValueError(f"objective transform must be gram or swag, not {o['transform']!r}")
-    for k in ("stats_weight", "tone_weight", "tone_ratio_weight", "lattice_weight", "spike_weight", "spike_flat", "teacher_weight",
+    for k in ("stats_weight", "tone_weight", "tone_ratio_weight", "chroma_tv_weight", "lattice_weight", "spike_weight", "spike_flat", "teacher_weight",
               "face_contrast_weight"):
         if float(o.get(k, 0.0)) < 0:
             raise ValueError(f"objective {k} must be ≥ 0")
@@ -689,6 +711,7 @@ def build_perceptual_loss(backbone, style_image, style_size: int, style_layers: 
     weights.tone_mask = o.get("tone_mask", weights.tone_mask)
     weights.tone_log = bool(o.get("tone_log", weights.tone_log))
     weights.tone_ratio = float(o.get("tone_ratio_weight", weights.tone_ratio))
+    weights.chroma_tv = float(o.get("chroma_tv_weight", weights.chroma_tv))
     weights.lattice = float(o.get("lattice_weight", weights.lattice))
     weights.spikes = float(o.get("spike_weight", weights.spikes))
     weights.spikes_flat = bool(o.get("spike_flat", weights.spikes_flat))

@@ -22,7 +22,7 @@ def write_style(trainer: Trainer, loop: TrainingLoop, files: List[Path], checkpo
     weights_path = trainer.out_dir / f"{c.name}.safetensors"
     sha = save_style_weights(trainer.net.cpu(), weights_path, name=c.name)
     tail = trainer.history[-5:]  # the last few log intervals: one interval is noisy
-    final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "stats", "tone", "tone_ratio", "face", "lattice", "spikes", "teacher", "content", "tv", "temporal", "total")
+    final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "stats", "tone", "tone_ratio", "chroma_tv", "face", "lattice", "spikes", "teacher", "content", "tv", "temporal", "total")
              if all(k in h for h in tail)} if tail else {}
     record = _style_record(trainer, loop, files, weights_path, sha, final)
     record_path = record.save(trainer.out_dir / f"{c.name}.json")
