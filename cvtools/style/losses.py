@@ -570,35 +570,31 @@ class PerceptualLoss:
         if stats is not None:
             total = total + w.style * w.stats * stats
             parts["stats"] = stats.detach()
-        if w.lattice:
-            lattice = lattice_energy(stylized, photos).mean()
-            total = total + w.lattice * lattice
-            parts["lattice"] = lattice.detach()
-        if w.spikes:
-            spikes = spectral_spikes(stylized, photos, flat=w.spikes_flat).mean()
-            total = total + w.spikes * spikes
-            parts["spikes"] = spikes.detach()
-        if w.tone:
-            tone = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, w.tone_log).mean()
-            total = total + w.tone * tone
-            parts["tone"] = tone.detach()
-        if w.tone_ratio:
-            ratio = tone_distance(stylized, photos, w.tone_scale, w.tone_mask, log=True, relative=True).mean()
-            total = total + w.tone_ratio * ratio
-            parts["tone_ratio"] = ratio.detach()
-        if w.chroma_tv:
-            chroma = chroma_total_variation(stylized).mean()
-            total = total + w.chroma_tv * chroma
-            parts["chroma_tv"] = chroma.detach()
-        if w.teacher:
-            teacher = teacher_distance(stylized, photos, self.teacher, w.teacher_on_skin)
-            total = total + w.teacher * teacher
-            parts["teacher"] = teacher.detach()
-        if w.face_contrast and faces is not None:
-            face = face_contrast_distance(stylized, photos, faces).mean()
-            total = total + w.face_contrast * face
-            parts["face"] = face.detach()
+        for key, (weight, value) in self._picture_terms(stylized, photos, faces).items():
+            total = total + weight * value
+            parts[key] = value.detach()
         return total, parts
+
+    def _picture_terms(self, stylized: torch.Tensor, photos: torch.Tensor, faces: Optional[torch.Tensor]) -> Dict:
+        """The terms read off the pictures alone (no backbone), those whose weight is on:
+        {part name: (weight, batch mean)}."""
+        w, terms = self.weights, {}
+        if w.lattice:
+            terms["lattice"] = (w.lattice, lattice_energy(stylized, photos).mean())
+        if w.spikes:
+            terms["spikes"] = (w.spikes, spectral_spikes(stylized, photos, flat=w.spikes_flat).mean())
+        if w.tone:
+            terms["tone"] = (w.tone, tone_distance(stylized, photos, w.tone_scale, w.tone_mask, w.tone_log).mean())
+        if w.tone_ratio:
+            terms["tone_ratio"] = (w.tone_ratio, tone_distance(stylized, photos, w.tone_scale, w.tone_mask, log=True,
+                                                               relative=True).mean())
+        if w.chroma_tv:
+            terms["chroma_tv"] = (w.chroma_tv, chroma_total_variation(stylized).mean())
+        if w.teacher:
+            terms["teacher"] = (w.teacher, teacher_distance(stylized, photos, self.teacher, w.teacher_on_skin))
+        if w.face_contrast and faces is not None:
+            terms["face"] = (w.face_contrast, face_contrast_distance(stylized, photos, faces).mean())
+        return terms
 
 
 #: the ring around a face spans this share of the crop's width (odd, at least 3 px)
