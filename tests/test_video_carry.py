@@ -363,7 +363,7 @@ def test_the_camera_s_zoom_is_read_off_the_flow_and_a_pan_reads_none():
     (each pixel points to where it was), so camera_zoom returns 1/s − 1 (fp32 least squares over
     ~1,000 samples of exact data: ~1e-6); a pan alone, or a still camera, reads 0; a moving disc
     (half the samples at most) does not tilt it (the inlier refit)."""
-    from cvtools.video.stability import camera_zoom
+    from cvtools.video.stability import _camera_departure, camera_zoom
 
     h, w = SIZE
     gx, gy = _grid(h, w)
@@ -371,6 +371,9 @@ def test_the_camera_s_zoom_is_read_off_the_flow_and_a_pan_reads_none():
     for s in (1.012, 1 / 1.03, 1.05):
         flow = torch.stack([(gx - 30) * (1 / s - 1) + 1.5, (gy - 20) * (1 / s - 1) - 0.7])
         assert abs(camera_zoom(flow, occluded) - (1 / s - 1)) < 2e-6
+        # from a departure already made: the same camera, read off flow − departure (fp32 slopes of a
+        # few px: ~1e-6)
+        assert abs(camera_zoom(flow, occluded, _camera_departure(flow, occluded)) - (1 / s - 1)) < 2e-6
         disc = (gx - 40) ** 2 + (gy - 24) ** 2 <= 10 ** 2
         flow[0][disc] += 3.0
         assert abs(camera_zoom(flow, occluded) - (1 / s - 1)) < 2e-6

@@ -564,7 +564,7 @@ class TemporalStabilizer(Stabilizer):
             turning = None if turning is None else turning.to(out.device)
             # a zoom repaints at a lower blend (carry.zoom_repaint_blend): the camera's scale change,
             # read off the working-size flow (scale-free) where it was made (the host: no device sync)
-            zoom = camera_zoom(flow, occluded)
+            zoom = camera_zoom(flow, occluded, departure)
             flow, occluded = flow.to(out.device), occluded.to(out.device)
             local, edges = (_local_motion_mask(flow, occluded, *out.shape[-2:], self.local_motion,
                                                edge_window=LOCAL_EDGE_WINDOW, turning=turning, departure=departure,
@@ -604,11 +604,16 @@ def _camera_model(flow: torch.Tensor, occluded: torch.Tensor) -> Optional[torch.
     return model
 
 
-def camera_zoom(flow: torch.Tensor, occluded: torch.Tensor) -> float:
+def camera_zoom(flow: torch.Tensor, occluded: torch.Tensor, departure: Optional[torch.Tensor] = None) -> float:
     """The camera's relative scale change this frame (0 on pans and still cameras; about −0.012 for
     a zoom in by 1.2 % a frame, the flow pointing from each pixel to where it was), from
     :func:`_camera_model`'s divergence: scale-free, so any working size gives the same; 0 when the
-    model cannot be fitted."""
+    model cannot be fitted. ``departure``: :func:`_camera_departure` of this flow, if made already:
+    the camera's affine motion is then ``flow − departure`` and its slopes are read off it (no
+    second fit)."""
+    if departure is not None:
+        camera = flow.float().reshape(2, *flow.shape[-2:]) - departure.to(flow.device).reshape(2, *flow.shape[-2:])
+        return float(camera[0, 0, 1] - camera[0, 0, 0] + camera[1, 1, 0] - camera[1, 0, 0]) / 2
     model = _camera_model(flow, occluded)
     return 0.0 if model is None else float(model[0, 0] + model[1, 1]) / 2
 
