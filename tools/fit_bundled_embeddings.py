@@ -42,7 +42,20 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--only", help="comma-separated names")
     ap.add_argument("--write", action="store_true", help="also store them in cvtools/style/bundled/arbitrary.json")
+    ap.add_argument("--teacher", action="store_true",
+                    help="fit to the bundled trained network's output on the same crops (its features' styles, "
+                         "per crop) instead of to the painting: the embedding learns what the trained network paints")
+    ap.add_argument("--pixel-weight", type=float, default=0.0,
+                    help="with --teacher: also this × the mean |output - teacher output| (colour and light)")
+    ap.add_argument("--teacher-loss", choices=["swag", "gram", "features"], default="swag",
+                    help="with --teacher: the training's style distance to the teacher's output (swag), the same "
+                         "with plain Grams (gram), or its features themselves, position by position (features)")
+    ap.add_argument("--space", choices=["embedding", "params"], default="embedding",
+                    help="fit the embedding (what blends and the ONNX graphs take) or every norm's gamma and beta "
+                         "(a probe: the record stores embeddings)")
     args = ap.parse_args(argv)
+    if args.write and args.space == "params":
+        ap.error("--write stores embeddings: the record has no place for --space params")
 
     import torch
 
@@ -69,19 +82,61 @@ def main(argv=None) -> int:
     def bundled_style_encoding(name):
         return torch.tensor(encodings[name], dtype=torch.float32)
 
+    def teacher_outputs(name, crops):
+        """The bundled trained network's pictures of every crop (uint8, as the pool)."""
+        from cvtools.style.stylize import Stylizer
+
+        trained = Stylizer(name, device="cpu", precision="fp32")
+        with torch.no_grad():
+            ys = [trained(c.float().div(255), tile=None).clamp(0, 1) for c in crops]
+        return (torch.stack(ys) * 255).round().to(torch.uint8)
+
+    if args.teacher_loss == "gram":
+        from cvtools.style.arbitrary_loss import ArbitraryStyleDistance
+
+        fitter.distance = ArbitraryStyleDistance("gram", fitter.distance.stats_weight)
+
+    def feature_distance(y, target):
+        """Relative squared distance of the output's features to the teacher output's, position by
+        position, averaged over every loss network's style layers."""
+        nets = [(fitter.backbone, fitter.style_layers)] + fitter.extra
+        total, count = 0.0, 0
+        for (bb, layers), t in zip(nets, target):
+            f = bb.features(y, layers)
+            for k in layers:
+                total = total + (f[k] - t[k]).pow(2).mean() / t[k].pow(2).mean().clamp_min(1e-12)
+                count += 1
+        return total / count
+
     out = {}
     for name in names:
         t0 = time.perf_counter()
         painting = pil_to_tensor(load_painting(Path(args.shared) / "styles" / f"{name}.jpg"))
         target = fitter._painting_features(painting, sizes[name])
+        teacher = teacher_outputs(name, pool) if args.teacher else None
         start = bundled_style_encoding(name)
+        if args.space == "params":
+            with torch.no_grad():
+                start = net.style_params(start[None])[0]
         e = start.clone().requires_grad_(True)
         optimizer = torch.optim.Adam([e], lr=args.lr)
         first = last = None
         for step in range(args.steps):
-            x = pool[torch.randint(0, pool.shape[0], (args.batch,), generator=gen)].float().div_(255)
-            params = net.style_params(e[None]).expand(x.shape[0], -1)
-            loss = fitter._loss(x, net.transformer(x, params), target)
+            pick = torch.randint(0, pool.shape[0], (args.batch,), generator=gen)
+            x = pool[pick].float().div_(255)
+            params = (e[None] if args.space == "params" else net.style_params(e[None])).expand(x.shape[0], -1)
+            y = net.transformer(x, params)
+            if teacher is None:
+                loss = fitter._loss(x, y, target)
+            else:
+                t = teacher[pick].float().div_(255)
+                with torch.no_grad():
+                    feats = [fitter.backbone.features(t, fitter.style_layers)] + \
+                        [bb.features(t, layers) for bb, layers in fitter.extra]
+                if args.teacher_loss == "features":
+                    loss = feature_distance(y, feats) + args.pixel_weight * (y - t).abs().mean()
+                else:
+                    loss = fitter._loss(x, y, feats) + args.pixel_weight * (y - t).abs().mean()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
