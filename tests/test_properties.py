@@ -117,10 +117,13 @@ def test_save_image_round_trips_tensors(tmp_path_factory, size, ext, with_alpha,
     d = tmp_path_factory.mktemp("save")
     p = d / f"out{ext}"
     if ext == ".webp":
-        # lossy WebP: only the size and mode are exact
+        # lossy WebP: only the size and mode are exact, and libwebp leaves the alpha plane out of a
+        # picture whose alpha is all 255 after rounding (nothing is lost: it reads back opaque)
         save_image(p, rgb, alpha=alpha)
+        opaque = not with_alpha or bool((alpha.mul(255).round() == 255).all())
         with Image.open(p) as im:
-            assert im.size == (w, h) and im.mode == ("RGBA" if with_alpha else "RGB")
+            assert im.size == (w, h) and im.mode in (("RGB", "RGBA") if opaque and with_alpha
+                                                     else ("RGBA",) if with_alpha else ("RGB",))
     else:
         save_image(p, rgb, alpha=alpha)
         got = load_image(p)
