@@ -767,3 +767,29 @@ def test_synthetic_kinds_choose_the_renderers(data, tmp_path, monkeypatch):
     for _ in range(3):
         trainer.step((torch.rand(4, 3, 32, 32) * 255).to(torch.uint8), bank)
     assert len(drawn) == 12 and set(drawn) <= {"hatching", "watercolour"}
+
+
+def test_bundled_style_tokens_carry_parameters_and_leave_paintings_alone():
+    """The shipped network's embedding ends in one style token per bundled name (tools/bundled_style_tokens.py):
+    the encoder never writes them (a painting paints as without them), each name's stored embedding holds its own
+    token, and because the heads are affine a blend of names mixes their parameters with the blend's weights."""
+    from cvtools.style.arbitrary import bundled_embedding_names, bundled_record, bundled_style_embedding, bundled_weights
+
+    net = load_network(*bundled_weights())
+    tokens = bundled_record()["style_tokens"]["names"]
+    assert sorted(tokens) == bundled_embedding_names()
+    d = net.config.embedding_dim - len(tokens)
+    stats = torch.randn(5, net.encoder.mlp[0].in_features, generator=torch.Generator().manual_seed(0))
+    assert float(net.encoder.mlp(stats)[:, d:].abs().max()) == 0.0  # zero rows: exact
+    for i, name in enumerate(tokens):
+        token = bundled_style_embedding(name)[d:]
+        assert token.tolist() == [1.0 if j == i else 0.0 for j in range(len(tokens))]
+        # the token moves the name's parameters (else it carries nothing)
+        without = bundled_style_embedding(name).clone()
+        without[d:] = 0
+        assert float((net.style_params(bundled_style_embedding(name)) - net.style_params(without)).abs().max()) > 1e-2
+    stylizer = ArbitraryStylizer(device="cpu")
+    a, b = bundled_style_embedding(tokens[0]), bundled_style_embedding(tokens[1])
+    mixed = net.style_params(stylizer.blend([(a, 3.0), (b, 7.0)]))
+    # fp32 sums of 406 products of values below ~10: far below 1e-4
+    torch.testing.assert_close(mixed, 0.3 * net.style_params(a) + 0.7 * net.style_params(b), atol=1e-4, rtol=0)

@@ -6,7 +6,9 @@ stylization network". Two parts:
 - a **style encoder**: the painting goes through the shared frozen backbone (EfficientNet-Lite0,
   the same network the losses use), the per-channel means and standard deviations of a few of
   its blocks are pooled into one vector, and a small trainable MLP maps that to a
-  low-dimensional **embedding** (400 numbers in the shipped network). Only the MLP is trained and saved; the trunk is
+  low-dimensional **embedding** (406 numbers in the shipped network: 400 the encoder writes, and six
+  style tokens, 0 for every painting, that the bundled names' stored embeddings use to carry their
+  fitted style parameters: tools/bundled_style_tokens.py). Only the MLP is trained and saved; the trunk is
   the embedded backbone.
 - a **conditional transformer**: a Johnson-style feed-forward network (our
   :class:`~cvtools.style.network.TransformerNet` layout) whose every instance norm takes its
