@@ -773,7 +773,12 @@ def test_bundled_style_tokens_carry_parameters_and_leave_paintings_alone():
     """The shipped network's embedding ends in one style token per bundled name (tools/bundled_style_tokens.py):
     the encoder never writes them (a painting paints as without them), each name's stored embedding holds its own
     token, and because the heads are affine a blend of names mixes their parameters with the blend's weights."""
-    from cvtools.style.arbitrary import bundled_embedding_names, bundled_record, bundled_style_embedding, bundled_weights
+    from cvtools.style.arbitrary import (
+        bundled_embedding_names,
+        bundled_record,
+        bundled_style_embedding,
+        bundled_weights,
+    )
 
     net = load_network(*bundled_weights())
     tokens = bundled_record()["style_tokens"]["names"]

@@ -39,8 +39,13 @@ def build(params: dict):
     """(network, {name: embedding}) with one style token per name in ``params``."""
     import torch
 
-    from cvtools.style.arbitrary import ArbitraryConfig, ArbitraryStyleNet, bundled_style_embedding, load_network, \
-        bundled_weights
+    from cvtools.style.arbitrary import (
+        ArbitraryConfig,
+        ArbitraryStyleNet,
+        bundled_style_embedding,
+        bundled_weights,
+        load_network,
+    )
 
     path, sha = bundled_weights()
     old = load_network(path, sha)
