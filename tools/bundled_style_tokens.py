@@ -110,6 +110,9 @@ def main(argv=None) -> int:
     from cvtools.style.arbitrary import BUNDLED_RECORD, save_weights
 
     torch.set_grad_enabled(False)
+    if "style_tokens" in json.loads(BUNDLED_RECORD.read_text()):
+        raise SystemExit("the bundled network has style tokens already: ship its weights again first "
+                         "(tools/ship_arbitrary.py), fit, then add them")
     params = json.loads(Path(args.params).read_text())
     net, embeddings = build(params)
     out = Path("/tmp/arbitrary_tokens.safetensors")

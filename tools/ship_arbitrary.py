@@ -57,6 +57,7 @@ def _set_embeddings(record: dict, encodings: dict) -> None:
     record["style_embeddings"] = dict(encodings)
     record["style_embeddings_note"] = EMBEDDINGS_NOTE
     record.pop("style_embeddings_fit", None)
+    record.pop("style_tokens", None)  # new weights have none (tools/bundled_style_tokens.py adds them)
 
 
 def main(argv=None) -> int:
