@@ -103,11 +103,11 @@ def main(argv=None) -> int:
     ap.add_argument("--write", action="store_true", help="replace the bundled weights and record")
     args = ap.parse_args(argv)
 
-    import hashlib
-
     import torch
 
     from cvtools.style.arbitrary import BUNDLED_RECORD, save_weights
+    from cvtools.weights import sha256_file
+    from tools.ship_arbitrary import HISTORY_KEYS
 
     torch.set_grad_enabled(False)
     if "style_tokens" in json.loads(BUNDLED_RECORD.read_text()):
@@ -126,10 +126,10 @@ def main(argv=None) -> int:
     record = json.loads(BUNDLED_RECORD.read_text())
     history = list(record.get("history", []))
     history.append({"run": "the same weights before the bundled names' style tokens",
-                    **{k: record.get(k) for k in ("steps", "sha256", "images_per_second", "evaluation", "date", "device")}})
+                    **{k: record.get(k) for k in HISTORY_KEYS}})
     target = BUNDLED_RECORD.parent / record["weights"]
     out.replace(target)
-    record["sha256"] = hashlib.sha256(target.read_bytes()).hexdigest()
+    record["sha256"] = sha256_file(target)
     record["history"] = history
     record.setdefault("architecture", {})["embedding_dim"] = net.config.embedding_dim
     k = len(embeddings)
