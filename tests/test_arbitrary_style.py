@@ -798,3 +798,26 @@ def test_bundled_style_tokens_carry_parameters_and_leave_paintings_alone():
     mixed = net.style_params(stylizer.blend([(a, 3.0), (b, 7.0)]))
     # fp32 sums of 406 products of values below ~10: far below 1e-4
     torch.testing.assert_close(mixed, 0.3 * net.style_params(a) + 0.7 * net.style_params(b), atol=1e-4, rtol=0)
+
+
+def test_an_embedding_saved_before_the_style_tokens_paints_as_it_did():
+    """An embedding a library user saved from the shipped network before it grew its style tokens has 400 values:
+    the token places are added as zeros (what the encoder writes there), in the PyTorch class, the painting stylizer
+    and therefore blends; another network's embeddings are never padded, and other lengths stay refused."""
+    from cvtools.style.arbitrary import bundled_record, with_token_places
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    tokens = len(bundled_record()["style_tokens"]["names"])
+    stylizer = ArbitraryStylizer(device="cpu")
+    d = stylizer.config.embedding_dim
+    assert stylizer.style_tokens == tokens
+    old = torch.randn(d - tokens, generator=torch.Generator().manual_seed(1))
+    full = torch.cat([old, torch.zeros(tokens)])
+    assert torch.equal(stylizer.style_params(old), stylizer.style_params(full))  # the same numbers: exact
+    assert torch.equal(NetworkPaintingStylizer([old], device="cpu").network.style_params(old),
+                       stylizer.style_params(full))
+    assert torch.equal(NetworkPaintingStylizer([old], device="cpu").embedding, full)
+    with pytest.raises(UsageError, match="embedding"):
+        stylizer.style_params(old[:-1])
+    # a network with no tokens (any weights file given) pads nothing
+    assert with_token_places(old, d, 0) is old

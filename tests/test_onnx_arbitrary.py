@@ -147,6 +147,10 @@ def test_stylizer_edges(exported):
         st(tiny, strength=1.5)
     with pytest.raises(UsageError, match="embedding must be"):
         OnnxArbitraryStylizer(torch.zeros(7))
+    # an embedding saved before the style tokens: zeros in their places, as the PyTorch class does
+    d, tokens = st.config.embedding_dim, st.style_tokens
+    old = torch.linspace(-1, 1, d - tokens)
+    assert tokens > 0 and torch.equal(OnnxArbitraryStylizer(old).embedding, torch.cat([old, torch.zeros(tokens)]))
     with pytest.raises(UsageError, match="weight"):
         OnnxArbitraryStylizer([("mona", -1.0)])
     with pytest.raises(UsageError, match="onnxruntime"):

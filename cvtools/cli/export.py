@@ -14,7 +14,7 @@ from cvtools.cli.common import echo_err, quiet_option
                    "efficientnet_lite0, resnet50, ... (see `cvtools backbones`).")
 @click.option("--arbitrary", is_flag=True,
               help="Export the any-painting network instead, as two files: -o any.onnx writes any_encoder.onnx "
-                   "(painting -> 400-number style embedding) and any_transformer.onnx (photo + embedding -> "
+                   "(painting -> style embedding: 406 numbers for the bundled network) and any_transformer.onnx (photo + embedding -> "
                    "stylized). fp32.")
 @click.option("--weights", metavar="PATH|random",
               help="With --backbone: a local state dict, or 'random'. With --arbitrary: a network from "
@@ -44,8 +44,9 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
 
     --arbitrary writes the any-painting network as two files: NAME_encoder.onnx ('painting'
     N×3×H×W in [0, 1], resized beforehand as the 'config' in its metadata says: the bundled
-    network's long side to 512 px, antialiased → 'embedding' N×400) and NAME_transformer.onnx ('image' + 'embedding' → 'stylized'). Blend paintings and set the
-    strength by mixing embeddings (weighted means) between the two. Checked the same way
+    network's long side to 512 px, antialiased → 'embedding' N×406: 400 encoded, 0 in the six
+    places of the bundled names' style tokens) and NAME_transformer.onnx ('image' + 'embedding'
+    → 'stylized'). Blend paintings and set the strength by mixing embeddings (weighted means) between the two. Checked the same way
     (embeddings within 1e-4 of their scale).
 
     \b

@@ -85,6 +85,25 @@ def bundled_embedding_names() -> List[str]:
     return sorted(bundled_record().get("style_embeddings", {}))
 
 
+def style_token_count(weights=None) -> int:
+    """How many style tokens end the embedding of the network in ``weights`` (None: the shipped
+    one, whose record names them: tools/bundled_style_tokens.py); another weights file has none."""
+    if weights is not None:
+        return 0
+    return len(bundled_record().get("style_tokens", {}).get("names", []))
+
+
+def with_token_places(style, embedding_dim: int, tokens: int):
+    """``style`` as the network takes it now: an embedding saved before the network grew its
+    ``tokens`` style tokens (``embedding_dim - tokens`` values) gets zeros in the token places,
+    which is what a painting's encoding has there, so it paints exactly as it did. Anything else
+    is returned as it is (the caller checks the shape)."""
+    if (tokens > 0 and isinstance(style, torch.Tensor) and style.dim() == 1
+            and style.shape[0] == embedding_dim - tokens):
+        return torch.cat([style.detach().float().cpu(), torch.zeros(tokens)])
+    return style
+
+
 @dataclass
 class ArbitraryConfig:
     """The shape of an arbitrary-style network (saved in its weights file).
@@ -590,6 +609,8 @@ class ArbitraryStylizer:
         from cvtools.backbones import load_backbone
         from cvtools.device import resolve_device, resolve_precision
 
+        #: style tokens at the end of the embedding (0 but for the shipped network)
+        self.style_tokens = style_token_count(weights)
         if weights is None:
             weights, sha256 = bundled_weights()
         self.net = load_network(weights, sha256)
@@ -642,8 +663,10 @@ class ArbitraryStylizer:
     def style_params(self, style: torch.Tensor) -> torch.Tensor:
         """1×P style parameters (every norm's gamma and beta, fp32, on the device) of ``style``:
         an embedding (``embedding_dim`` values, through the network's linear heads) or already
-        parameters (``param_count`` values: :mod:`cvtools.style.arbitrary_fit`'s fitted ones)."""
+        parameters (``param_count`` values: :mod:`cvtools.style.arbitrary_fit`'s fitted ones). An
+        embedding saved before the shipped network's style tokens still works (:func:`with_token_places`)."""
         d, p = self.config.embedding_dim, self.net.transformer.param_count
+        style = with_token_places(style, d, self.style_tokens)
         if not isinstance(style, torch.Tensor) or style.dim() != 1 or style.shape[0] not in (d, p):
             shape = list(style.shape) if isinstance(style, torch.Tensor) else type(style).__name__
             raise UsageError(f"a style must be an embedding of {d} values or style parameters of {p}, "

@@ -47,7 +47,7 @@ class OnnxArbitraryStylizer:
                  on_note: Optional[Callable[[str], None]] = None, name: Optional[str] = None, weights=None,
                  sha256: Optional[str] = None, threads: Optional[int] = None, painting_size: Optional[int] = None):
         from cvtools.export import cached_arbitrary_export, check_onnxruntime_options, cpu_session, read_metadata
-        from cvtools.style.arbitrary import ArbitraryConfig, check_painting_size
+        from cvtools.style.arbitrary import ArbitraryConfig, check_painting_size, style_token_count
         from cvtools.style.records import normalized_weights
         from cvtools.timings import mark
 
@@ -63,6 +63,8 @@ class OnnxArbitraryStylizer:
         self.config = ArbitraryConfig.from_json(meta["config"])
         import json
 
+        #: style tokens at the end of the embedding (0 but for the shipped network)
+        self.style_tokens = style_token_count(weights)
         self.bundled_embeddings = {k: torch.tensor(v, dtype=torch.float32)
                                    for k, v in json.loads(meta.get("style_embeddings") or "{}").items()}
         self.encoder = cpu_session(self.encoder_path, threads)
@@ -85,6 +87,9 @@ class OnnxArbitraryStylizer:
 
     def embedding_of(self, source) -> torch.Tensor:
         """A style's embedding: a bundled name's stored one, a painting's encoding, or the tensor."""
+        from cvtools.style.arbitrary import with_token_places
+
+        source = with_token_places(source, self.config.embedding_dim, self.style_tokens)
         if isinstance(source, torch.Tensor) and source.dim() == 1:
             if source.shape[0] != self.config.embedding_dim or not bool(torch.isfinite(source).all()):
                 raise UsageError(f"an embedding must be {self.config.embedding_dim} finite numbers, "

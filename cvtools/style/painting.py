@@ -152,8 +152,9 @@ class NetworkPaintingStylizer:
 
     def embedding_of(self, source) -> torch.Tensor:
         """A style's embedding: a bundled name's stored one, a painting's encoding, or the tensor."""
-        from cvtools.style.arbitrary import bundled_embedding_names, bundled_style_embedding
+        from cvtools.style.arbitrary import bundled_embedding_names, bundled_style_embedding, with_token_places
 
+        source = with_token_places(source, self.network.config.embedding_dim, getattr(self.network, "style_tokens", 0))
         if isinstance(source, torch.Tensor) and source.dim() == 1:
             if source.shape[0] != self.network.config.embedding_dim or not bool(torch.isfinite(source).all()):
                 raise UsageError(f"an embedding must be {self.network.config.embedding_dim} finite numbers, "
