@@ -84,6 +84,22 @@ def make_clip(path: Path, w: int, h: int, frames: int, fps: int = 30) -> Path:
     return path
 
 
+class OneAtATime:
+    """A stylizer seen through its one-image call only (``__call__``, ``device``, ``name``): video
+    then takes its frame-at-a-time path, the one a painting took before 2026-12-07."""
+
+    def __init__(self, stylizer):
+        self.inner = stylizer
+        self.device, self.name, self.dtype = stylizer.device, stylizer.name, stylizer.dtype
+
+    def __call__(self, *args, **kwargs):
+        return self.inner(*args, **kwargs)
+
+    @property
+    def last_tiles(self):
+        return self.inner.last_tiles
+
+
 def sync(device):
     import torch
 
@@ -96,7 +112,11 @@ def main():
     ap.add_argument("--size", default="1920x1080", help="WxH of the test clip")
     ap.add_argument("--frames", type=int, default=240)
     ap.add_argument("--fps", type=int, default=30)
-    ap.add_argument("--style", default="starry_night")
+    ap.add_argument("--style", default="starry_night",
+                    help="a bundled style, or a painting file: the any-painting network (NetworkPaintingStylizer)")
+    ap.add_argument("--one-at-a-time", action="store_true",
+                    help="also run every row with the stylizer's one-frame path (__call__ per frame: what a painting "
+                         "took before 2026-12-07)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--precision", default="auto")
     ap.add_argument("--compile", action="store_true", help="torch.compile the style network")
@@ -133,7 +153,13 @@ def main():
     info = probe_video(clip)
     n = info.frames
 
-    stylizer = Stylizer(args.style, device=args.device, precision=args.precision, compile=args.compile)
+    if Path(args.style).is_file():
+        from cvtools.style.painting import NetworkPaintingStylizer
+
+        stylizer = NetworkPaintingStylizer([args.style], device=args.device, precision=args.precision,
+                                           compile=args.compile)
+    else:
+        stylizer = Stylizer(args.style, device=args.device, precision=args.precision, compile=args.compile)
     device = stylizer.device
     batch = args.batch_size or _default_batch(stylizer, h, w)
     env = {
@@ -160,19 +186,24 @@ def main():
     frames = [f.rgb for f in read_frames(clip, info=info)]
     row("decode", len(frames), time.perf_counter() - t0)
 
-    # compute alone (warm-up first: cuDNN autotuning and allocator)
-    compute = stylize_frames_fn(stylizer)
+    # compute alone (warm-up first: cuDNN autotuning and allocator), per variant; the first's frames are encoded below
+    variants = [("", stylizer)] + ([(" one-at-a-time", OneAtATime(stylizer))] if args.one_at_a_time else [])
     torch.backends.cudnn.benchmark = device.type == "cuda" and args.tune
-    outs = compute(frames[:batch])
-    outs = compute(frames[:batch])
-    sync(device)
-    t0 = time.perf_counter()
-    stylized = []
-    for k in range(0, len(frames), batch):
-        stylized.extend(compute(frames[k:k + batch]))
-    sync(device)
-    row("compute", len(stylized), time.perf_counter() - t0)
-    del outs, frames
+    stylized = None
+    for tag, st in variants:
+        compute = stylize_frames_fn(st)
+        compute(frames[:batch])
+        compute(frames[:batch])
+        sync(device)
+        t0 = time.perf_counter()
+        done = []
+        for k in range(0, len(frames), batch):
+            done.extend(compute(frames[k:k + batch]))
+        sync(device)
+        row(f"compute{tag}", len(done), time.perf_counter() - t0)
+        stylized = done if stylized is None else stylized
+        del done
+    del frames
 
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
     for preset in presets:
@@ -184,8 +215,9 @@ def main():
 
     modes = [(preset, None, False) for preset in presets] + ([(presets[0], False, False)] if args.rgb else [])
     modes += [(presets[0], None, True)] if args.stable else []
-    for preset, yuv, stable in modes:
+    for (preset, yuv, stable), (tag0, st) in [(m, v) for v in variants for m in modes]:
         tag = " rgb" if yuv is False else " stable" if stable else ""
+        tag += tag0
         out = folder / f"stylized_{preset}{tag.replace(' ', '_')}.mp4"
         if out.exists():
             out.unlink()
@@ -193,8 +225,8 @@ def main():
         if stable:
             from cvtools.video.stability import stabilizer_for
 
-            stabilizer = stabilizer_for(stylizer)  # what --stable runs
-        result = stylize_video(stylizer, clip, out, batch_size=batch, preset=preset, tune=args.tune, yuv=yuv,
+            stabilizer = stabilizer_for(st)  # what --stable runs
+        result = stylize_video(st, clip, out, batch_size=batch, preset=preset, tune=args.tune, yuv=yuv,
                                stable=stabilizer)
         check = probe_video(out)
         row(f"end to end {preset}{tag}", result.frames, result.seconds,

@@ -47,8 +47,9 @@ def test_bundled_names_use_their_stored_embeddings_and_blends_are_weighted_means
 
 def test_a_painting_is_encoded_once_for_any_number_of_photos(network, monkeypatch):
     calls = []
-    original = network.network.encode
+    original, photos = network.network.encode, network.network.encode_photos
     monkeypatch.setattr(network.network, "encode", lambda x, side=None: calls.append(1) or original(x, side))
+    monkeypatch.setattr(network.network, "encode_photos", lambda x: calls.append(len(x)) or photos(x))
     outs = [network(photo_tensor(seed=k)) for k in range(3)]
     assert calls == []  # the painting's embedding was made in the constructor
     assert all(o.shape == (3, 40, 52) and 0 <= float(o.min()) and float(o.max()) <= 1 for o in outs)
@@ -348,3 +349,52 @@ def test_cli_pixel_strength_mode_mixes_pixels_for_paintings_too(run_cli, files, 
     expected = original + 0.5 * (outs["full"] - original)
     assert np.abs(outs["pixels"] - expected).max() <= 1.0
     assert np.abs(outs["pixels"] - outs["style"]).mean() > 1.0  # another picture than style space's
+
+
+def test_a_batch_paints_each_photo_as_the_one_photo_path_does(network):
+    """Folders and video frames on a GPU go through the network a batch at a time
+    (``stylize_batch``, ``stylize_tensor``): each picture is the one-photo path's, strength in style
+    space and colour keeping included. The batch's convolutions sum in another order than one
+    photo's (fp32): a picture may differ by one 8-bit level where a value sits on a rounding edge."""
+    from cvtools.video.process import stylize_frames_fn
+
+    photos = [photo_tensor(seed=s) for s in range(3)]
+    pixels = [(p.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy() for p in photos]
+    for kw in (dict(), dict(strength=0.5, preserve_color=True)):
+        alone = [network(torch.from_numpy(x).permute(2, 0, 1).float().div(255), as_uint8=True, **kw) for x in pixels]
+        together = network.stylize_batch(pixels, **kw)
+        frames = stylize_frames_fn(network, **kw)(pixels)  # what a video's frames get
+        for a, b, f in zip(alone, together, frames):
+            assert b.dtype == torch.uint8 and b.shape == a.shape == (3, 40, 52)
+            assert int((a.int() - b.int()).abs().max()) <= 1
+            assert int((a.permute(1, 2, 0).int() - torch.from_numpy(f).int()).abs().max()) <= 1
+    assert network.batchable(40, 52) and not network.batchable(20, 52) and not network.batchable(40, 52, strength=0)
+    assert network.tile_side("auto", 4000, 4000) is None and network.batch_limit(40, 52, most=5) == 5
+    with pytest.raises(UsageError, match="strength"):
+        network.stylize_batch(pixels, strength=0.0)
+
+
+def test_a_painting_folder_goes_through_the_network_in_batches_when_asked(network, tmp_path, monkeypatch):
+    """``CVTOOLS_STYLIZE_BATCH`` (the GPU's default) batches a folder with a painting as it does a
+    bundled style: same-size photos share a pass, a tiny one goes the one-photo way."""
+    from cvtools import batch
+    from cvtools.io.naming import Outputs
+    from cvtools.style.job import stylize_provenance, stylize_work
+
+    sizes = [(52, 40)] * 3 + [(20, 16)] + [(52, 40)]
+    paths = []
+    for i, (w, h) in enumerate(sizes):
+        paths.append(tmp_path / f"p{i}.png")
+        Image.fromarray((photo_tensor(h, w, seed=i).permute(1, 2, 0) * 255).round().byte().numpy()).save(paths[-1])
+    calls, real = [], network.stylize_batch
+    monkeypatch.setattr(network, "stylize_batch", lambda images, **k: calls.append(len(images)) or real(images, **k))
+    outputs = Outputs(stylize_provenance("painting"))
+    work = stylize_work(network, output=str(tmp_path / "out"), many=True, inputs=paths, outputs=outputs, batch=3,
+                        ext=".png", name="painting")
+    report = batch.run([str(p) for p in paths], work, outputs=outputs)
+    assert report.failed == [] and len(report.done) == 5
+    assert calls == [3, 1], calls  # the tiny photo went alone, the way __call__ paints it larger
+    for p in paths:
+        out = np.asarray(Image.open(tmp_path / "out" / f"{p.stem}_painting.png")).astype(int)
+        alone = network(Image.open(p).convert("RGB"), as_uint8=True).permute(1, 2, 0).numpy().astype(int)
+        assert out.shape == alone.shape and np.abs(out - alone).max() <= 1, p.name

@@ -15,6 +15,10 @@ same configuration (cuDNN, allocators, pinned buffers, the encoders' first calls
 - with ``--compile``, ``batched+compiled``: the network compiled (the first call of each shape
   is paid in the warm-up; cvtools' compile cache serves a later process).
 
+``--style painting.jpg`` runs the any-painting network instead (the painting encoded once; ``old``
+is then the one-photo-a-pass path painting folders took before 2026-12-07), ``--strength 0.5`` with
+it also encodes each photo's own style.
+
 Prints one JSON object: images per second after the warm-up, per configuration, with the thread
 counts and the batch sizes seen. On a CPU (``--device cpu --n 24``) it is a smoke test.
 """
@@ -46,7 +50,18 @@ def _inputs(src: Path, dst: Path, n: int):
     return paths
 
 
-def _run(st, paths, out: Path, env: dict):
+def _stylizer(style: str, device: str, compiled: bool):
+    """A bundled style's network, or the any-painting network with a painting file encoded once."""
+    if Path(style).is_file():
+        from cvtools.style.painting import NetworkPaintingStylizer
+
+        return NetworkPaintingStylizer([style], device=device, compile=compiled)
+    from cvtools.style.stylize import Stylizer
+
+    return Stylizer(style, device=device, compile=compiled)
+
+
+def _run(st, paths, out: Path, env: dict, strength: float = 1.0):
     from cvtools import batch
     from cvtools.io.naming import Outputs
     from cvtools.style.job import stylize_provenance, stylize_work
@@ -60,7 +75,7 @@ def _run(st, paths, out: Path, env: dict):
         shutil.rmtree(out, ignore_errors=True)
         outputs = Outputs(stylize_provenance("mona"))
         work = stylize_work(st, output=str(out) + "/", many=True, inputs=paths, quiet=True, outputs=outputs,
-                            device=str(st.device))
+                            device=str(st.device), strength=strength, name="style")
         sizes = []
         real = st.stylize_batch
         st.stylize_batch = lambda images, **k: sizes.append(len(images)) or real(images, **k)
@@ -88,11 +103,12 @@ def main():
     ap.add_argument("--n", type=int, default=512)
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--compile", action="store_true")
+    ap.add_argument("--style", default="mona",
+                    help="a bundled style, or a painting file: the any-painting network (NetworkPaintingStylizer)")
+    ap.add_argument("--strength", type=float, default=1.0, help="below 1, a painting's photos are encoded too")
     ap.add_argument("--json")
     args = ap.parse_args()
     import torch
-
-    from cvtools.style.stylize import Stylizer
 
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "cvtools-folder-rate"
     paths = _inputs(Path(args.src), work / "in", args.n)
@@ -105,14 +121,15 @@ def main():
                     ("batched+codec", {**base, "CVTOOLS_GPU_JPEG": "1"}, False)]
     if args.compile:
         configs.append(("batched+compiled", base, True))
-    result = {"device": str(args.device), "torch": torch.__version__, "cpus": os.cpu_count(), "n": args.n, "rows": {}}
+    result = {"device": str(args.device), "torch": torch.__version__, "cpus": os.cpu_count(), "n": args.n,
+              "style": Path(args.style).name, "strength": args.strength, "rows": {}}
     stylizers = {}
     for name, env, compiled in configs:
         st = stylizers.get(compiled)
         if st is None:
-            st = stylizers[compiled] = Stylizer("mona", device=args.device, compile=compiled)
-        _run(st, warm, work / "warm", env)
-        result["rows"][name] = row = _run(st, paths, work / "out", env)
+            st = stylizers[compiled] = _stylizer(args.style, args.device, compiled)
+        _run(st, warm, work / "warm", env, args.strength)
+        result["rows"][name] = row = _run(st, paths, work / "out", env, args.strength)
         print(name, row, flush=True)
     if torch.cuda.is_available() and args.device.startswith("cuda"):
         result["gpu"] = torch.cuda.get_device_name()

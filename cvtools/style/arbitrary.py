@@ -678,21 +678,42 @@ class ArbitraryStylizer:
     @torch.inference_mode()
     def stylize(self, photo: torch.Tensor, embedding: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
         """The photo (3×H×W or N×3×H×W in [0, 1]) painted in the style ``embedding`` (or fitted
-        style parameters: :meth:`style_params`); same shape out. ``strength`` s in [0, 1] mixes in
-        style space: (1 - s)·style(photo) + s·style (the heads are linear, so mixing parameters
-        is mixing embeddings)."""
+        style parameters: :meth:`style_params`); same shape out, on the CPU. ``strength`` s in
+        [0, 1] mixes in style space: (1 - s)·style(photo) + s·style (the heads are linear, so
+        mixing parameters is mixing embeddings). One photo at a time (a CPU's memory); a batch
+        in one pass on the device: :meth:`paint`."""
         x = _check_image(photo, "photo").float()
+        y = torch.cat([self.paint(x[i:i + 1], embedding, strength) for i in range(x.shape[0])]).float().cpu()
+        return y if photo.dim() == 4 else y[0]
+
+    @torch.inference_mode()
+    def paint(self, images: torch.Tensor, style: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """N×3×H×W in [0, 1] (any device; checked by the caller) painted in ``style`` (as
+        :meth:`stylize`'s) in one pass → N×3×H×W on the device, in the transformer's dtype. With
+        strength below 1 each image's own style is encoded too (one batched pass of the encoder)."""
         if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0 <= strength <= 1:
             raise UsageError(f"strength must be a number from 0 to 1, not {strength!r}", param="strength")
-        params = self.style_params(embedding).expand(x.shape[0], -1)
+        params = self.style_params(style).expand(images.shape[0], -1)
         if strength < 1:
-            own = self.net.style_params(torch.stack([self.encode(p) for p in x]).to(self.device))
+            own = self.net.style_params(self.encode_photos(images).to(self.device))
             params = (1 - strength) * own + strength * params
-        params = params.to(self.dtype)
-        out = [self.transformer(x[i:i + 1].to(self.device, self.dtype).contiguous(memory_format=self.memory_format),
-                                params[i:i + 1]) for i in range(x.shape[0])]
-        y = torch.cat(out).float().cpu()
-        return y if photo.dim() == 4 else y[0]
+        x = images.to(self.device, non_blocking=True).to(self.dtype).contiguous(memory_format=self.memory_format)
+        return self.transformer(x, params.to(self.dtype))
+
+    @torch.inference_mode()
+    def encode_photos(self, images: torch.Tensor) -> torch.Tensor:
+        """Same-size images (N×3×H×W in [0, 1], any device) → their embeddings (N×D, fp32, on the
+        device) in one pass: what :meth:`encode` gives each, for style-space strength."""
+        x = encoder_input(images.to(self.device).float(), self.config)
+        return self.net.encoder(self.backbone.features(x, self.config.encoder_layers)).float()
+
+    def bytes_per_pixel(self) -> int:
+        """Peak activation memory of :meth:`paint` per input pixel (an upper estimate): the widest
+        maps are the first stage's c0 channels at 1/fold of the side, a few alive at once, plus
+        the fp32 input and output images."""
+        c0, fold = self.config.channels[0], self.net.transformer.fold
+        elem = torch.finfo(self.dtype).bits // 8
+        return int((4 * c0 / fold ** 2 + 4) * elem * 1.5 + 6 * 4)
 
 
 class PaintingTeacher:

@@ -168,8 +168,11 @@ class _Plan:
 def _plan_for(built, batch, gpu_jpeg) -> _Plan:
     import sys
 
-    module = sys.modules.get("cvtools.style.stylize")  # not imported: not a Stylizer (the torch-free path)
-    if module is None or not isinstance(built, module.Stylizer):
+    # the torch networks that paint a batch in one pass: the bundled styles' and the any-painting
+    # network's (a module not imported means the stylizer is not of it: the torch-free path)
+    classes = [getattr(sys.modules.get(module), name, None) for module, name in
+               (("cvtools.style.stylize", "Stylizer"), ("cvtools.style.painting", "NetworkPaintingStylizer"))]
+    if not any(c is not None and isinstance(built, c) for c in classes):
         return _Plan(built)
     cuda = built.device.type == "cuda"
     asked = _batch_setting(batch)

@@ -124,6 +124,54 @@ class NetworkPaintingStylizer:
     def dtype(self):
         return self.network.dtype
 
+    # -------------------------------------------- batches (folders and video frames on a GPU)
+    #: ``strength`` is mixed in style space by :meth:`stylize_tensor`: callers must not mix the
+    #: pixels again (a :class:`~cvtools.style.stylize.Stylizer`'s strength is a pixel mix)
+    strength_in_style = True
+
+    def tile_side(self, tile, h, w) -> None:
+        """None: every image goes whole (Stylizer's interface; the network is small enough)."""
+        return None
+
+    def bytes_per_pixel(self) -> int:
+        return self.network.bytes_per_pixel()
+
+    def activation_budget(self) -> int:
+        from cvtools.device import memory_budget
+        from cvtools.style.stylize import CPU_ACTIVATION_BUDGET
+
+        return memory_budget(self.device, gpu_fraction=0.7, cpu_fraction=0.5, cpu_cap=CPU_ACTIVATION_BUDGET)
+
+    def batch_limit(self, height: int, width: int, most: int = 8) -> int:
+        """As :meth:`cvtools.style.stylize.Stylizer.batch_limit`: up to ``most`` images of this
+        size per pass, as the activation budget allows (at least 1)."""
+        per_image = self.bytes_per_pixel() * height * width
+        return int(max(1, min(int(most), self.activation_budget() // max(1, per_image))))
+
+    def batchable(self, height: int, width: int, strength: float = 1.0, tile="auto") -> bool:
+        """Whether an image of this size goes through :meth:`stylize_batch` as :meth:`__call__`
+        would paint it (some style, not so small that it is painted larger)."""
+        return strength > 0.0 and min(height, width) >= MIN_SIDE
+
+    def stylize_tensor(self, images: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
+        """The network on a batch N×3×H×W in [0, 1] (any device) in one pass, ``strength`` mixed in
+        style space → N×3×H×W on the device (the transformer's dtype); no colour keeping."""
+        return self.network.paint(images, self.embedding, float(strength))
+
+    def stylize_batch(self, images, strength: float = 1.0, preserve_color: bool = False,
+                      on_device: bool = False) -> List[torch.Tensor]:
+        """Same-size 8-bit photos in one pass, as :meth:`__call__` with ``as_uint8=True`` paints
+        each (callers check :meth:`batchable`); ``images`` and the results as
+        :meth:`cvtools.style.stylize.Stylizer.stylize_batch`'s."""
+        from cvtools.style.stylize import batch_results, finish_pixels, upload_batch
+
+        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 < strength <= 1.0:
+            raise UsageError(f"strength must be above 0 and at most 1 for a batch, not {strength}", param="strength")
+        with torch.inference_mode():
+            original = upload_batch(images, self.device).permute(0, 3, 1, 2).float().div_(255.0)
+            result = finish_pixels(self.stylize_tensor(original, strength), original, 1.0, preserve_color)
+            return batch_results(result, on_device)
+
     def _fitted(self, styles, paintings, steps, photos, progress, on_note,
                 network: bool = False) -> List[Tuple[torch.Tensor, float]]:
         """Each painting (``paintings``: index → tensor) fitted on ``photos``

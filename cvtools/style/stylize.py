@@ -308,11 +308,9 @@ class Stylizer:
         than compiled anew."""
         if not 0.0 < strength <= 1.0:
             raise UsageError(f"strength must be above 0 and at most 1 for a batch, not {strength}", param="strength")
-        from cvtools.io.decode import to_uint8
-
         self.last_tiles = 0
         with torch.inference_mode():
-            pixels = self._upload_batch(images)  # N×H×W×3 uint8 on the device
+            pixels = upload_batch(images, self.device)  # N×H×W×3 uint8 on the device
             n, h, w, _ = pixels.shape
             full = self._padded_batch(n, h, w)
             if full > n:
@@ -321,13 +319,7 @@ class Stylizer:
             out = self.stylize_tensor(original)[:n]
             result = finish_pixels(out, original[:n], strength, preserve_color)
             del out
-            finite = torch.isfinite(result).flatten(1).all(1).tolist()
-            u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous()  # N×H×W×3: one block to copy
-            if not on_device:
-                u8 = self._download(u8)
-            outs = [u8[i].permute(2, 0, 1) if ok else (result[i] if on_device else result[i].float().cpu())
-                    for i, ok in enumerate(finite)]
-        return outs
+            return batch_results(result, on_device)
 
     def _padded_batch(self, n: int, h: int, w: int) -> int:
         """``n``, or the larger batch of this size the compiled network already ran in this process."""
@@ -339,30 +331,6 @@ class Stylizer:
             seen[(h, w)] = n
             return n
         return full if self._forward.compiled_for((full, 3, h, w)) else n
-
-    def _upload_batch(self, images) -> torch.Tensor:
-        """``images`` (see :meth:`stylize_batch`) as one N×H×W×3 uint8 tensor on the device: one
-        copy per image into it (asynchronous from pinned memory)."""
-        import numpy as np
-
-        h, w = images[0].shape[:2]
-        batch = torch.empty((len(images), h, w, 3), dtype=torch.uint8, device=self.device)
-        for i, image in enumerate(images):
-            t = torch.from_numpy(np.asarray(image)) if not torch.is_tensor(image) else image
-            if tuple(t.shape) != (h, w, 3) or t.dtype != torch.uint8:
-                raise ValueError(f"a batch takes same-size 8-bit RGB images: {tuple(t.shape)} {t.dtype} beside "
-                                 f"{h}x{w}x3")
-            batch[i].copy_(t, non_blocking=t.device.type == "cpu" and t.is_pinned())
-        return batch
-
-    def _download(self, u8: torch.Tensor) -> torch.Tensor:
-        """A device tensor on the CPU in one copy (into pinned memory from a GPU: faster, and
-        the buffer comes back to PyTorch's pinned cache once its images are written)."""
-        if u8.device.type != "cuda":
-            return u8.cpu()
-        host = torch.empty(u8.shape, dtype=u8.dtype, pin_memory=True)
-        host.copy_(u8)
-        return host
 
     def tile_side(self, tile, h, w) -> Optional[int]:
         """The tile side :meth:`__call__` uses for an ``h``×``w`` image with ``tile`` ("auto",
@@ -433,3 +401,44 @@ def stylize(image, style="mona", strength: float = 1.0, preserve_color: bool = F
             tile: Union[str, int, None] = "auto", device: str = "auto") -> torch.Tensor:
     """One-shot convenience: ``stylize(pil_or_tensor, "starry_night")`` → 3×H×W tensor."""
     return Stylizer(style, device=device)(image, strength=strength, preserve_color=preserve_color, tile=tile)
+
+
+def upload_batch(images, device) -> torch.Tensor:
+    """Same-size H×W×3 uint8 images (arrays or tensors: on the CPU, pinned ones copied
+    asynchronously, or already on ``device``) as one N×H×W×3 uint8 tensor on ``device``: one copy
+    per image into it. ValueError for an image of another size or type."""
+    import numpy as np
+
+    h, w = images[0].shape[:2]
+    batch = torch.empty((len(images), h, w, 3), dtype=torch.uint8, device=device)
+    for i, image in enumerate(images):
+        t = torch.from_numpy(np.asarray(image)) if not torch.is_tensor(image) else image
+        if tuple(t.shape) != (h, w, 3) or t.dtype != torch.uint8:
+            raise ValueError(f"a batch takes same-size 8-bit RGB images: {tuple(t.shape)} {t.dtype} beside "
+                             f"{h}x{w}x3")
+        batch[i].copy_(t, non_blocking=t.device.type == "cpu" and t.is_pinned())
+    return batch
+
+
+def batch_results(result: torch.Tensor, on_device: bool = False) -> List[torch.Tensor]:
+    """A batch's finished pictures (N×3×H×W float on the device) as ``stylize_batch`` returns
+    them: one 3×H×W uint8 tensor each, rounded on the device and brought back in one copy (none
+    with ``on_device``); a picture with NaN or infinite values stays float, so saving refuses it."""
+    from cvtools.io.decode import to_uint8
+
+    finite = torch.isfinite(result).flatten(1).all(1).tolist()
+    u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous()  # N×H×W×3: one block to copy
+    if not on_device:
+        u8 = download_batch(u8)
+    return [u8[i].permute(2, 0, 1) if ok else (result[i] if on_device else result[i].float().cpu())
+            for i, ok in enumerate(finite)]
+
+
+def download_batch(u8: torch.Tensor) -> torch.Tensor:
+    """A device tensor on the CPU in one copy (into pinned memory from a GPU: faster, and the
+    buffer comes back to PyTorch's pinned cache once its images are written)."""
+    if u8.device.type != "cuda":
+        return u8.cpu()
+    host = torch.empty(u8.shape, dtype=u8.dtype, pin_memory=True)
+    host.copy_(u8)
+    return host

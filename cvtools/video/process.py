@@ -389,6 +389,16 @@ def rgb_to_planes(rgb, matrix: str = "bt709"):
     return torch.cat([luma.reshape(n, -1), chroma.reshape(n, -1)], 1).reshape(n, h * 3 // 2, w)
 
 
+def _goes_whole(stylizer, h: int, w: int, strength: float, tile) -> bool:
+    """Whether an h×w frame goes whole through the stylizer's ``stylize_tensor`` (its own
+    ``batchable`` where it has one: the any-painting network paints small frames larger)."""
+    if hasattr(stylizer, "batchable"):
+        return stylizer.batchable(h, w, strength, tile)
+    from cvtools.style.stylize import MIN_SIDE
+
+    return min(h, w) >= MIN_SIDE and 0 < strength and stylizer.tile_side(tile, h, w) is None
+
+
 def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = False, tile="auto", yuv=None,
                       finish=None, planes_out: Optional[str] = None):
     """``compute_batch(list of H×W×3 uint8) -> list of H×W×3 uint8`` for a :class:`Stylizer`: the
@@ -403,12 +413,12 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
     ``planes_out=matrix``: RGB frames in, yuv420p planes out where the whole batch is on the device
     (made there after ``finish``: the stabilized path, whose flow needs the decoded RGB); frames
     that go one at a time (tiles, tiny frames, other stylizers) still come back as RGB."""
-    # Over one screen: three closures that share the pinned staging buffer and the stylizer's settings.
+    # Over one screen: four closures that share the pinned staging buffer and the stylizer's settings.
     import numpy as np
     import torch
 
     from cvtools.io.decode import to_uint8
-    from cvtools.style.stylize import MIN_SIDE, finish_pixels
+    from cvtools.style.stylize import finish_pixels
 
     fast = hasattr(stylizer, "stylize_tensor") and hasattr(stylizer, "device")
     staging = {}  # a pinned N×H×W×3 buffer, reused: one copy from the decoded frames, async upload
@@ -424,12 +434,18 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
         # safe to reuse next call: the .cpu() at the end of this batch waited for the upload
         return buf[:n].to(stylizer.device, non_blocking=True)
 
+    def painted(original):
+        """The batch's finished pictures: a stylizer that mixes strength in style space (the
+        any-painting network) takes it itself, the others' is a pixel mix."""
+        if getattr(stylizer, "strength_in_style", False):
+            return finish_pixels(stylizer.stylize_tensor(original, strength), original, 1.0, preserve_color)
+        return finish_pixels(stylizer.stylize_tensor(original), original, strength, preserve_color)
+
     def compute_planes(frames):
         h, w = frames[0].shape[0] * 2 // 3, frames[0].shape[1]
         with torch.inference_mode():
             original = planes_to_rgb(upload(frames), h, w, yuv[0], yuv[1])
-            out = stylizer.stylize_tensor(original)
-            result = finish_pixels(out, original, strength, preserve_color)
+            result = painted(original)
             if not bool(torch.isfinite(result).all()):
                 raise CvtoolsError("the network's output has NaN or infinite values (a numerical failure); try "
                                    "precision='fp32'", param="precision")
@@ -440,7 +456,7 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
 
     def compute(frames):
         h, w = frames[0].shape[:2]
-        whole = fast and min(h, w) >= MIN_SIDE and 0 < strength and stylizer.tile_side(tile, h, w) is None
+        whole = fast and _goes_whole(stylizer, h, w, strength, tile)
         if not whole:  # tiles, tiny frames, other stylizers: one frame at a time through __call__
             outs = []
             for rgb in frames:
@@ -454,8 +470,7 @@ def stylize_frames_fn(stylizer, strength: float = 1.0, preserve_color: bool = Fa
         with torch.inference_mode():
             pixels = upload(frames)  # N×H×W×3 uint8 on the device
             original = pixels.permute(0, 3, 1, 2).float().div_(255.0)  # channels-last NCHW view
-            out = stylizer.stylize_tensor(original)
-            result = finish_pixels(out, original, strength, preserve_color)
+            result = painted(original)
             if not bool(torch.isfinite(result).all()):
                 raise CvtoolsError("the network's output has NaN or infinite values (a numerical failure); try "
                                    "precision='fp32'", param="precision")
@@ -508,8 +523,7 @@ def stylize_video(stylizer, src, dst, *, start: float = 0.0, duration: Optional[
     batch = batch_size or _default_batch(stylizer, h, w)
     source = yuv_matrix(info)
     can_yuv = (source is not None and video_out and not size and info.rotation == 0 and stable is None
-               and hasattr(stylizer, "stylize_tensor") and strength > 0 and min(h, w) >= 16
-               and stylizer.tile_side(tile, h, w) is None)
+               and hasattr(stylizer, "stylize_tensor") and _goes_whole(stylizer, h, w, strength, tile))
     if yuv is None:
         yuv = can_yuv and getattr(getattr(stylizer, "device", None), "type", None) == "cuda"
     elif yuv and not can_yuv:
