@@ -867,26 +867,34 @@ def test_stylize_video_with_what_stable_runs(tmp_path):
 
 
 def test_planes_out_on_the_frame_by_frame_path(tmp_path):
-    """The any-painting network has no whole-batch path: its frames go one at a time through
-    ``__call__`` and ``finish`` and come back as RGB even with ``planes_out`` (no conversion added
-    to the compute thread, which a GPU run of `-s painting.jpg --stable` would wait on); the writer
-    takes each frame as what it is, so the whole run still works."""
+    """A stylizer with only the one-image call goes frame by frame through ``__call__`` and
+    ``finish``, and its frames come back as RGB even with ``planes_out`` (no conversion added to
+    the compute thread); the writer takes each frame as what it is, so the whole run still works.
+    The any-painting network, which went that way until 2026-12-07, now goes whole, planes out."""
     from cvtools.style.painting import NetworkPaintingStylizer
     from cvtools.video.io import read_frames, write_video
     from cvtools.video.process import stylize_frames_fn, stylize_video
     from cvtools.video.stability import stabilizer_for
 
+    class OneImageAtATime:
+        def __init__(self, inner):
+            self.inner, self.device, self.name, self.last_tiles = inner, inner.device, inner.name, 0
+
+        def __call__(self, *args, **kwargs):
+            return self.inner(*args, **kwargs)
+
     clip = synthetic.pan("coffee", frames=5, size=(64, 96), velocity=(1.37, 0.61))
     src = write_video(tmp_path / "pan.mp4", clip.frames_uint8(), fps=12)
     net = NetworkPaintingStylizer(str(Path(__file__).resolve().parents[1] / "samples" / "chelsea.jpg"), device="cpu")
-    assert not hasattr(net, "stylize_tensor")
-    stabilizer = stabilizer_for(net)
-    frames = [stabilizer.prepare(f) for f in clip.frames_uint8()[:2]]
-    outs = stylize_frames_fn(net, finish=stabilizer.finish, planes_out="bt601")(frames)
-    assert [o.shape for o in outs] == [(64, 96, 3)] * 2 and all(o.dtype == np.uint8 for o in outs)
-    dst = tmp_path / "out.mp4"
-    assert stylize_video(net, src, dst, stable=stabilizer_for(net), finish_on_device=True, planes_out=True).frames == 5
-    assert np.stack([f.rgb for f in read_frames(dst)]).shape == (5, 64, 96, 3)
+    for stylizer, shape in ((OneImageAtATime(net), (64, 96, 3)), (net, (96, 96))):  # RGB, or yuv420p planes
+        stabilizer = stabilizer_for(stylizer)
+        frames = [stabilizer.prepare(f) for f in clip.frames_uint8()[:2]]
+        outs = stylize_frames_fn(stylizer, finish=stabilizer.finish, planes_out="bt601")(frames)
+        assert [o.shape for o in outs] == [shape] * 2 and all(o.dtype == np.uint8 for o in outs)
+        dst = tmp_path / f"out_{len(shape)}.mp4"
+        assert stylize_video(stylizer, src, dst, stable=stabilizer_for(stylizer), finish_on_device=True,
+                             planes_out=True).frames == 5
+        assert np.stack([f.rgb for f in read_frames(dst)]).shape == (5, 64, 96, 3)
 
 
 def test_box_mean_is_avg_pool_with_the_window_cut_at_the_borders():
