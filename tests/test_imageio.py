@@ -468,3 +468,30 @@ def test_settle_writes_waits_for_saves_under_way_and_removes_what_cannot_finish(
     release.set()
     hung.join()
     assert not (tmp_path / "stuck.bin").exists() and len(errors) == 1
+
+
+def test_a_file_an_option_names_is_part_of_the_digest_by_its_content(tmp_path, monkeypatch):
+    """A painting (or a guide, a model) replaced under the same name makes earlier outputs stale:
+    the digest holds the content of every existing file an option names, also as a blend's
+    ``path:weight`` and through another spelling of the path; options naming no file keep the
+    digest they always had (sha256 of the JSON of command and options), so those outputs stay done."""
+    import hashlib
+    import json
+
+    from cvtools.io.markers import Provenance
+
+    monkeypatch.chdir(tmp_path)
+    painting = tmp_path / "art.png"
+    Image.new("RGB", (8, 8), (200, 10, 10)).save(painting)
+    first = Provenance("stylize", {"--style": ["art.png"]})
+    assert Provenance("stylize", {"--style": [str(painting)]}).digest == first.digest  # ./art.png, /abs/art.png
+    blend = Provenance("stylize", {"--style": ["art.png:0.3", "mona:0.7"]})
+    assert blend.options["--style"][0] == f"{painting}:0.3"
+    Image.new("RGB", (8, 8), (10, 10, 200)).save(painting)  # another painting, the same name
+    mtime = painting.stat().st_mtime_ns + 10 ** 9  # digests are cached by (path, size, mtime): a coarse clock
+    os.utime(painting, ns=(mtime, mtime))          # could give both saves one mtime
+    assert Provenance("stylize", {"--style": ["art.png"]}).digest != first.digest
+    assert Provenance("stylize", {"--style": ["art.png:0.3", "mona:0.7"]}).digest != blend.digest
+    plain = Provenance("stylize", {"--style": ["mona"], "--size": None})
+    expected = hashlib.sha256(json.dumps(["stylize", plain.options], sort_keys=True, default=str).encode())
+    assert plain.digest == expected.hexdigest()[:16]

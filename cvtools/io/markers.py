@@ -45,7 +45,37 @@ def _canonical(value):
     text = str(value)
     if (os.sep in text or "/" in text or "." in text) and os.path.exists(text):
         return os.path.abspath(text)
+    head, sep, weight = text.rpartition(":")  # a blend's "painting.jpg:0.3"
+    if sep and head and os.path.isfile(head):
+        return f"{os.path.abspath(head)}:{weight}"
     return text
+
+
+#: option files up to this size are hashed whole for the digest; larger ones (a model checkpoint
+#: of gigabytes) by size and modification time, as hashing them would cost seconds a command
+OPTION_FILE_HASH_LIMIT = 256 * 1024 ** 2
+
+
+def _option_files(options: dict) -> dict:
+    """{absolute path: content id} of the existing files the options' values name, also as
+    ``path:weight`` (a style blend's entry)."""
+    found = {}
+
+    def visit(value):
+        if isinstance(value, list):
+            for v in value:
+                visit(v)
+            return
+        if not isinstance(value, str):
+            return
+        for path in {value, value.rpartition(":")[0]}:
+            if path and os.path.isabs(path) and os.path.isfile(path):
+                size = os.path.getsize(path)
+                found[path] = input_digest(path) if size <= OPTION_FILE_HASH_LIMIT else \
+                    f"{size}:{os.stat(path).st_mtime_ns}"
+    for v in options.values():
+        visit(v)
+    return found
 
 
 @dataclass
@@ -59,7 +89,11 @@ class Provenance:
 
     def __post_init__(self):
         self.options = {str(k): _canonical(v) for k, v in sorted(self.options.items())}
-        data = json.dumps([self.command, self.options], sort_keys=True, default=str)
+        # the content of the files the options name (a painting, a guide, a model) is part of
+        # the result: a file replaced under the same name makes the output stale. Only added
+        # when there are such files, so the digests of other outputs stay what they were.
+        files = _option_files(self.options)
+        data = json.dumps([self.command, self.options] + ([files] if files else []), sort_keys=True, default=str)
         self.digest = hashlib.sha256(data.encode()).hexdigest()[:16]
 
     def shown(self) -> dict:

@@ -152,7 +152,7 @@ def _option_text(key, value) -> str:
     if value is False:
         return f"no {key}"
     if value is None or value == []:
-        return f"{key} (default)"
+        return f"no {key}"
     if isinstance(value, list):
         return f"{key} {','.join(map(str, value))}"
     return f"{key} {value}"
