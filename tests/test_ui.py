@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -137,8 +138,8 @@ def _get(url, headers=None):
         return e.code, e.read(), dict(e.headers)
 
 
-def _post(url, fields, files=(), headers=None):
-    """A multipart POST (fields: {name: text}, files: [(name, filename, bytes)])."""
+def _multipart(fields, files=()):
+    """(body, content type) of a multipart form (fields: {name: text}, files: [(name, filename, bytes)])."""
     boundary = "----cvtoolsui"
     body = io.BytesIO()
     for k, v in fields.items():
@@ -148,8 +149,14 @@ def _post(url, fields, files=(), headers=None):
                    "Content-Type: application/octet-stream\r\n\r\n".encode())
         body.write(data + b"\r\n")
     body.write(f"--{boundary}--\r\n".encode())
-    request = urllib.request.Request(url, data=body.getvalue(), method="POST", headers=dict(
-        {"Content-Type": f"multipart/form-data; boundary={boundary}"}, **(headers or {})))
+    return body.getvalue(), f"multipart/form-data; boundary={boundary}"
+
+
+def _post(url, fields, files=(), headers=None):
+    """A multipart POST (fields: {name: text}, files: [(name, filename, bytes)])."""
+    data, content_type = _multipart(fields, files)
+    request = urllib.request.Request(url, data=data, method="POST", headers=dict(
+        {"Content-Type": content_type}, **(headers or {})))
     try:
         with urllib.request.urlopen(request, timeout=60) as r:
             return r.status, r.read()
@@ -306,6 +313,164 @@ def test_cancelled_video_leaves_no_file(tmp_path):
         lib.stylize_video(clip, "mona", progress=lambda done, total: seen.append(done),
                           cancelled=lambda: len(seen) >= 1)
     assert seen and not [p for p in tmp_path.iterdir() if p != clip]
+
+
+def _post_chunked(url, data, headers):
+    """POST ``data`` with no Content-Length (chunked, as a streaming client sends it); (status,
+    body), or (None, b"") where the server closed on a refused upload before its answer was read."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
+    pieces = (data[i:i + (256 << 10)] for i in range(0, len(data), 256 << 10))
+    try:
+        try:
+            conn.request("POST", parts.path, body=pieces, headers=headers, encode_chunked=True)
+        except ConnectionError:
+            pass
+        r = conn.getresponse()
+        return r.status, r.read()
+    except ConnectionError:
+        return None, b""
+    finally:
+        conn.close()
+
+
+def _files(folder):
+    return {p for p in folder.rglob("*") if p.is_file()}
+
+
+def _error(body):
+    return json.loads(body)["error"]
+
+
+@needs_extra
+def test_styles_from_the_browser_are_bundled_names_or_uploads(server, photo, tmp_path):
+    """No path from the browser is opened: a painting on this machine, a text file and a file
+    that is not there get one answer, with nothing read."""
+    from PIL import Image
+
+    url, _ = server
+    painting = tmp_path / "painting.png"
+    with Image.open(SAMPLES / "coffee.jpg") as im:
+        im.convert("RGB").resize((64, 48)).save(painting)
+    ok = {"X-Cvtools": "1"}
+    one = [("photo", "cat.png", photo.read_bytes())]
+    names = [str(painting), str(SAMPLES / "coffee.jpg"), "/etc/passwd", "/etc/nonexistent", "../samples/coffee.jpg",
+             str(tmp_path)]
+    answers = set()
+    for name in names:
+        status, body = _post(url + "/api/stylize", {"styles": json.dumps([{"name": name, "weight": 1}])}, one, ok)
+        assert status == 400, (name, body)
+        answers.add(re.sub(r"'.*'", "NAME", _error(body)))
+        status, body = _post(url + "/api/frame?style=" + urllib.parse.quote(name), {}, [], ok)
+        assert status == 400, (name, body)
+        answers.add(re.sub(r"'.*'", "NAME", _error(body)))
+        status, body = _post(url + "/api/video", {"style": name}, [("video", "clip.mp4", b"x")], ok)
+        assert status == 400, (name, body)
+        answers.add(re.sub(r"'.*'", "NAME", _error(body)))
+    assert len(answers) == 1, answers
+    # the same painting uploaded with the photo is taken (named twice, saved once)
+    styles = json.dumps([{"name": "@0", "weight": 1}, {"name": "@0", "weight": 0.5}])
+    status, body = _post(url + "/api/stylize", {"styles": styles},
+                         one + [("painting", "painting.png", painting.read_bytes())], ok)
+    assert status == 200, body
+    # a webcam frame in a bundled style still answers
+    frame = io.BytesIO()
+    with Image.open(photo) as im:
+        im.save(frame, format="JPEG")
+    request = urllib.request.Request(url + "/api/frame?style=mona", data=frame.getvalue(), method="POST",
+                                     headers=ok)
+    with urllib.request.urlopen(request, timeout=60) as r:
+        assert r.status == 200 and r.headers["content-type"] == "image/jpeg"
+
+
+@needs_extra
+def test_malformed_styles_are_a_400(server, photo):
+    url, _ = server
+    one = [("photo", "cat.png", photo.read_bytes())]
+    for text in ('["mona"]', "[1]", "[null]", '{"name": "mona"}', "not json", "[" * 100000,
+                 '[{"name": "mona", "weight": "heavy"}]', '[{"name": "mona", "weight": NaN}]',
+                 '[{"name": "@x"}]', '[{"name": "@3"}]', '[{"name": "@²"}]'):
+        status, body = _post(url + "/api/stylize", {"styles": text}, one, {"X-Cvtools": "1"})
+        assert status == 400, (text[:40], body)
+        message = _error(body)
+        assert "\n" not in message and "internal error" not in message and len(message) < 200, message
+
+
+@needs_extra
+def test_video_tab_takes_animated_gif(server, tmp_path):
+    """What ``cvtools stylize anim.gif`` takes, the Video tab takes (an MP4 back); a still GIF is
+    refused naming the file as uploaded."""
+    from PIL import Image
+
+    url, workdir = server
+    frames = [Image.new("RGB", (64, 48), (40 * i, 120, 200 - 30 * i)) for i in range(5)]
+    anim = tmp_path / "anim.gif"
+    frames[0].save(anim, save_all=True, append_images=frames[1:], duration=80, loop=0)
+    still = tmp_path / "still.gif"
+    frames[0].save(still)
+
+    def run(path, name):
+        status, body = _post(url + "/api/video", {"style": "mona"}, [("video", name, path.read_bytes())],
+                             {"X-Cvtools": "1"})
+        assert status == 200, body
+        job = json.loads(body)
+        end = time.monotonic() + 120
+        while job["state"] == "running" and time.monotonic() < end:
+            time.sleep(0.2)
+            job = json.loads(_get(url + f"/api/jobs/{job['id']}")[1])
+        return job
+
+    job = run(anim, "anim.gif")
+    assert job["state"] == "done" and job["done"] == 5, job
+    status, data, _ = _get(url + job["url"])
+    assert status == 200 and data[4:8] == b"ftyp"
+    job = run(still, "my still.gif")
+    assert job["state"] == "failed" and job["error"].startswith("my still.gif: "), job
+    assert str(workdir) not in job["error"]
+
+
+@needs_extra
+def test_refused_chunked_upload_leaves_no_file(server):
+    """Over --max-upload (2 MB) with no Content-Length: refused while the body arrives, or (just
+    over) when the file is copied; either way no part of it stays in the server's folder."""
+    url, workdir = server
+    for size in ((2 << 20) + (16 << 10), 5 << 20):
+        before = _files(workdir)
+        data, content_type = _multipart({"styles": "[]"}, [("photo", "huge.png", b"\0" * size)])
+        status, body = _post_chunked(url + "/api/stylize", data, {"Content-Type": content_type, "X-Cvtools": "1"})
+        assert status in (413, None), (status, body)
+        if status is not None:
+            assert str(workdir) not in _error(body), body
+        assert _files(workdir) == before
+
+
+@needs_extra
+def test_errors_name_the_upload_not_the_servers_folder(server):
+    """A page user sees the name they uploaded, and advice they can follow (the server's option)."""
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    url, workdir = server
+    png = io.BytesIO()
+    Image.new("RGB", (1, 1)).save(png, format="PNG")
+    data = bytearray(png.getvalue())
+    ihdr = struct.pack(">II", 20000, 20000) + bytes(data[24:29])  # 400 MP said, 1 pixel stored
+    data[16:29] = ihdr
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    ok = {"X-Cvtools": "1"}
+    styles = {"styles": json.dumps([{"name": "mona", "weight": 1}])}
+    status, body = _post(url + "/api/stylize", styles, [("photo", "my huge.png", bytes(data))], ok)
+    message = _error(body)
+    assert status == 400 and message.startswith("my huge.png: 20000x20000"), message
+    assert "cvtools ui --max-pixels" in message and "CVTOOLS_MAX_PIXELS" not in message, message
+    assert str(workdir) not in message and "/tmp" not in message, message
+    status, body = _post(url + "/api/stylize", styles, [("photo", "notes.jpg", b"just text")], ok)
+    assert status == 400 and _error(body).startswith("notes.jpg: "), body
 
 
 # ---------------------------------------------------------------------------- in Chromium

@@ -12,6 +12,7 @@ its own temporary folder, and outputs go next to them.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import threading
@@ -40,9 +41,20 @@ def image_extensions() -> Tuple[str, ...]:
 
 
 def video_extensions() -> Tuple[str, ...]:
+    """Clips the Video tab takes: videos and animated GIF/WebP (as ``cvtools stylize anim.gif``;
+    a still one is refused by the probe, naming it)."""
     from cvtools.io.discover import VIDEO_EXTENSIONS
+    from cvtools.video.io import ANIMATION_EXTENSIONS
 
-    return tuple(sorted(VIDEO_EXTENSIONS))
+    return tuple(sorted(VIDEO_EXTENSIONS | ANIMATION_EXTENSIONS))
+
+
+@functools.lru_cache(maxsize=1)
+def style_names() -> frozenset:
+    """The bundled styles' names: the only styles the browser may name (paintings are uploads)."""
+    from cvtools.style.records import bundled_names
+
+    return frozenset(bundled_names())
 
 
 def catalog() -> dict:

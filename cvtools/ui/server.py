@@ -8,10 +8,12 @@ Safe by default:
 - requests that do work must carry the page's own header (``X-Cvtools``), which a form or
   script on another site cannot add without the browser asking this server first (it never
   agrees), so no other site can make it compute;
-- uploads are bounded in bytes (``max_upload``, ``max_video``) and decoded under the command
-  line's pixel limit; they are written under new names into a temporary folder, outputs next
-  to them, and files are served only by the random ids this server handed out (no path from
-  the browser is ever opened); the folder is removed when the server stops;
+- uploads are bounded in bytes (``max_upload``, ``max_video``, counted as they arrive) and
+  decoded under the command line's pixel limit; they are written under new names into a
+  temporary folder, outputs next to them, and files are served only by the random ids this
+  server handed out; a style the browser names is a bundled one or a painting uploaded with the
+  request (no path from the browser is ever opened); the folder is removed when the server
+  stops, and its paths are not shown in the page's error messages;
 - nothing is fetched from or sent to anywhere else: the page has no external scripts, fonts or
   analytics, and its Content-Security-Policy allows none.
 """
@@ -19,6 +21,7 @@ Safe by default:
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
 import shutil
@@ -36,7 +39,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from cvtools.errors import CvtoolsError
+from cvtools.errors import CvtoolsError, one_line, safe_path
 from cvtools.ui import library
 
 #: The page's static files, by the only names served.
@@ -45,6 +48,9 @@ CSP = ("default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: m
        "style-src 'self'; script-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
        "frame-ancestors 'none'; form-action 'none'")
 TOKEN_COOKIE = "cvtools_ui_token"
+#: The library's advice for an image over the pixel limit, which a page user cannot follow.
+PIXEL_ADVICE = re.compile(r"pass max_pixels=0(?: or set CVTOOLS_MAX_PIXELS=0)?(?: to allow it)?")
+SERVER_PIXEL_ADVICE = "the server's limit is raised by starting it with `cvtools ui --max-pixels N`"
 
 
 @dataclass
@@ -103,6 +109,14 @@ def _safe_name(name: Optional[str], default: str, extensions) -> str:
     return stem + ext
 
 
+def _bundled(name) -> str:
+    """A style the browser named: a bundled one only (paintings come as uploads). Never a path,
+    and one answer for any other text, so it tells nothing about this machine's files."""
+    if isinstance(name, str) and name in library.style_names():
+        return name
+    raise Refused(400, f"unknown style {one_line(str(name), 60)!r}: pick a bundled style or upload a painting")
+
+
 class App:
     """The server's state: settings, the library, the temporary folder, the files and jobs."""
 
@@ -111,6 +125,9 @@ class App:
         self.lib = library.Library(device=settings.device, max_pixels=settings.max_pixels)
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="cvtools-ui-"))
         self.files: Dict[str, Path] = {}
+        self.names: Dict[str, str] = {}  # an upload's path here -> the name it was uploaded under
+        here = {re.escape(str(self.workdir)), re.escape(str(self.workdir.resolve()))}
+        self._paths = re.compile(f"(?:{'|'.join(here)})[^\\s'\":;,()\\[\\]{{}}<>]*")
         self.jobs: Dict[str, Job] = {}
         self._count = 0
         self._lock = threading.Lock()
@@ -186,10 +203,24 @@ class App:
         return dict({"url": f"/files/{key}", "name": Path(path).name}, **extra)
 
     async def _form(self, request: Request, limit: int):
+        """The request's form, its body counted as it arrives: one over ``limit`` (and the form's
+        own bytes) is refused as soon as it is, said length or not (a chunked upload says none),
+        before Starlette spools the rest of it to disk."""
+        bound = limit + (64 << 10)
         length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit + (64 << 10):
+        if length is not None and length.isdigit() and int(length) > bound:
             raise Refused(413, f"the upload is over the limit of {limit >> 20} MB")
-        return await request.form(max_files=16, max_fields=64, max_part_size=limit)
+        received = 0
+
+        async def receive():
+            nonlocal received
+            message = await request.receive()
+            received += len(message.get("body", b""))
+            if received > bound:
+                raise Refused(413, f"the upload is over the limit of {limit >> 20} MB")
+            return message
+
+        return await Request(request.scope, receive).form(max_files=16, max_fields=64, max_part_size=limit)
 
     async def _save_upload(self, upload, folder: Path, default: str, extensions, limit: int) -> Path:
         if upload is None or isinstance(upload, str) or not getattr(upload, "filename", None):
@@ -200,6 +231,19 @@ class App:
         while target.exists():  # two uploads of one name in one request
             k += 1
             target = folder / f"{Path(name).stem}-{k}{Path(name).suffix}"
+        shown = safe_path(Path(upload.filename).name)
+        try:
+            await self._copy(upload, target, shown, limit)
+        except BaseException:
+            target.unlink(missing_ok=True)  # a refused upload leaves no part of itself behind
+            raise
+        finally:
+            await upload.close()
+        self.names[str(target)] = shown
+        return target
+
+    @staticmethod
+    async def _copy(upload, target: Path, shown: str, limit: int) -> None:
         size = 0
         with open(target, "xb") as out:
             while True:
@@ -208,10 +252,8 @@ class App:
                     break
                 size += len(chunk)
                 if size > limit:
-                    raise Refused(413, f"{upload.filename}: over the limit of {limit >> 20} MB")
+                    raise Refused(413, f"{shown}: over the limit of {limit >> 20} MB")
                 out.write(chunk)
-        await upload.close()
-        return target
 
     @staticmethod
     def _number(form, name, kind=float, default=None, low=None, high=None):
@@ -230,20 +272,25 @@ class App:
     def _flag(form, name) -> bool:
         return str(form.get(name, "")).lower() in ("1", "true", "on", "yes")
 
+    def _public(self, message: str) -> str:
+        """An error as the page shows it: a path in our folder becomes the name the file was
+        uploaded under (an output its own name), and the pixel limit's advice is the server's
+        (a page user can pass no max_pixels)."""
+        message = self._paths.sub(lambda m: self.names.get(m.group(0), Path(m.group(0)).name), message)
+        return PIXEL_ADVICE.sub(SERVER_PIXEL_ADVICE, message)
+
     async def _guarded(self, handler):
         try:
             return await handler()
         except Refused as exc:
-            return JSONResponse({"error": str(exc)}, status_code=exc.status)
+            return JSONResponse({"error": self._public(str(exc))}, status_code=exc.status)
         except CvtoolsError as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return JSONResponse({"error": self._public(str(exc))}, status_code=400)
         except MemoryError:
             return JSONResponse({"error": "out of memory; try a smaller size"}, status_code=507)
         except Exception as exc:  # a bug: say what, keep serving
-            from cvtools.errors import one_line
-
-            return JSONResponse({"error": f"internal error: {type(exc).__name__}: {one_line(str(exc), 300)}"},
-                                status_code=500)
+            text = self._public(one_line(str(exc), 300))
+            return JSONResponse({"error": f"internal error: {type(exc).__name__}: {text}"}, status_code=500)
 
     # ------------------------------------------------------------------ pages and files
     async def index(self, request: Request):
@@ -310,26 +357,7 @@ class App:
             folder = self._folder()
             photo = await self._save_upload(form.get("photo"), folder, "photo", library.image_extensions(),
                                             self.settings.max_upload)
-            try:
-                chosen = json.loads(form.get("styles") or "[]")
-                assert isinstance(chosen, list)
-            except (ValueError, AssertionError):
-                raise Refused(400, "styles: not a list") from None
-            paintings = form.getlist("painting")
-            styles, names = [], {}
-            for item in chosen[:8]:
-                name, weight = str(item.get("name", "")), item.get("weight", 1.0)
-                if not isinstance(weight, (int, float)) or isinstance(weight, bool):
-                    raise Refused(400, f"{name}: the weight is not a number")
-                if name.startswith("@"):  # an uploaded painting, by its place in the form
-                    index = int(name[1:]) if name[1:].isdigit() else -1
-                    if not 0 <= index < len(paintings):
-                        raise Refused(400, f"no painting {name}")
-                    path = await self._save_upload(paintings[index], folder, f"painting{index}",
-                                                   library.image_extensions(), self.settings.max_upload)
-                    names[str(path)] = path.name
-                    name = str(path)
-                styles.append((name, float(weight)))
+            styles, names = await self._styles(form, folder)
             strength = self._number(form, "strength", float, 1.0, 0.0, 1.0)
             size = self._number(form, "size", int, None, 16, 32768)
             preserve = self._flag(form, "preserve_color")
@@ -341,9 +369,43 @@ class App:
 
         return await self._guarded(run)
 
+    async def _styles(self, form, folder: Path):
+        """The Stylize tab's ``styles``, JSON [{"name", "weight"}], each name bundled or "@N", the
+        N-th ``painting`` of this request (saved into ``folder``) → ([(style, weight)], {painting
+        path: its name})."""
+        try:
+            chosen = json.loads(form.get("styles") or "[]")
+        except (TypeError, ValueError, RecursionError):
+            chosen = None
+        if not isinstance(chosen, list) or not all(isinstance(item, dict) for item in chosen):
+            raise Refused(400, 'styles: not a list of {"name": ..., "weight": ...}')
+        paintings, saved = form.getlist("painting"), {}
+        styles, names = [], {}
+        for item in chosen[:8]:
+            name, weight = str(item.get("name", "")), item.get("weight", 1.0)
+            if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight):
+                raise Refused(400, f"{one_line(name, 60)}: the weight is not a number")
+            if name.startswith("@"):  # an uploaded painting, by its place in the form
+                path = await self._painting(paintings, name, folder, saved)
+                names[str(path)] = path.name
+                styles.append((str(path), float(weight)))
+            else:
+                styles.append((_bundled(name), float(weight)))
+        return styles, names
+
+    async def _painting(self, paintings, name: str, folder: Path, saved: dict) -> Path:
+        """The painting "@N" names, saved once however often the styles name it."""
+        index = int(name[1:]) if name[1:].isdecimal() else -1
+        if not 0 <= index < len(paintings):
+            raise Refused(400, f"no painting {one_line(name, 60)}")
+        if index not in saved:
+            saved[index] = await self._save_upload(paintings[index], folder, f"painting{index}",
+                                                   library.image_extensions(), self.settings.max_upload)
+        return saved[index]
+
     async def frame(self, request: Request):
         async def run():
-            style = request.query_params.get("style", "mona")
+            style = _bundled(request.query_params.get("style", "mona"))
             strength = self._number(request.query_params, "strength", float, 1.0, 0.0, 1.0)
             body = await request.body()
             if len(body) > 8 << 20:
@@ -359,10 +421,10 @@ class App:
             if any(j.state == "running" for j in self.jobs.values()):
                 raise Refused(409, "a video is already running; cancel it or wait")
             form = await self._form(request, self.settings.max_video)
+            style = _bundled(form.get("style") or "mona")  # before the clip is written
             folder = self._folder()
             clip = await self._save_upload(form.get("video"), folder, "clip", library.video_extensions(),
                                            self.settings.max_video)
-            style = str(form.get("style") or "mona")
             stable = self._flag(form, "stable")
             strength = self._number(form, "strength", float, 1.0, 0.0, 1.0)
             size = self._number(form, "size", int, None, 16, 8192)
@@ -383,7 +445,7 @@ class App:
                 except library.Cancelled:
                     job.state = "cancelled"
                 except Exception as exc:
-                    job.state, job.error = "failed", str(exc) or type(exc).__name__
+                    job.state, job.error = "failed", self._public(str(exc) or type(exc).__name__)
                 finally:
                     job.seconds = time.perf_counter() - job.started
 
