@@ -495,3 +495,21 @@ def test_a_file_an_option_names_is_part_of_the_digest_by_its_content(tmp_path, m
     plain = Provenance("stylize", {"--style": ["mona"], "--size": None})
     expected = hashlib.sha256(json.dumps(["stylize", plain.options], sort_keys=True, default=str).encode())
     assert plain.digest == expected.hexdigest()[:16]
+
+
+def test_a_long_suffix_is_shortened_with_a_hash_so_names_fit_the_file_system(tmp_path):
+    """A blend of paintings with long file names joins them all into the output's suffix: beyond
+    MAX_SUFFIX_BYTES it keeps its beginning and a hash of the whole (whole UTF-8 characters), so
+    the name fits in 255 bytes and two long blends still differ."""
+    from cvtools.io.naming import MAX_SUFFIX_BYTES, fitting_suffix
+
+    long_a = "+".join(["pierre_auguste_renoir_acrobats_at_the_cirque_fernando"] * 3)
+    long_b = long_a.replace("acrobats", "dancers")
+    for suffix in (long_a, "é" * 100):
+        short = fitting_suffix(suffix)
+        assert len(short.encode()) <= MAX_SUFFIX_BYTES and suffix.startswith(short.rsplit("-", 1)[0])
+    assert fitting_suffix(long_a) != fitting_suffix(long_b) and fitting_suffix("mona") == "mona"
+    src = tmp_path / ("photo_" + "x" * 120 + ".png")
+    Image.new("RGB", (4, 4)).save(src)
+    out = output_path_for(src, str(tmp_path / "out") + "/", long_a)
+    assert len(out.name.encode()) <= 255 and out.name.startswith(src.stem + "_pierre")

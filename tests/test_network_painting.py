@@ -398,3 +398,65 @@ def test_a_painting_folder_goes_through_the_network_in_batches_when_asked(networ
         out = np.asarray(Image.open(tmp_path / "out" / f"{p.stem}_painting.png")).astype(int)
         alone = network(Image.open(p).convert("RGB"), as_uint8=True).permute(1, 2, 0).numpy().astype(int)
         assert out.shape == alone.shape and np.abs(out - alone).max() <= 1, p.name
+
+
+def test_one_image_calls_refuse_batches_and_take_numpy_arrays(network):
+    """The one-image call would paint only the first of a batch: several images are refused in one
+    line (a batch of one is unwrapped); an H×W×3 uint8 array is taken as a picture, as PIL is."""
+    photo = photo_tensor()
+    with pytest.raises(UsageError, match="one photo at a time"):
+        network(torch.stack([photo, photo]))
+    assert torch.equal(network(photo[None]), network(photo))
+    pixels = (photo.permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    assert torch.equal(network(pixels, as_uint8=True), network(Image.fromarray(pixels), as_uint8=True))
+    with pytest.raises(UsageError, match="H×W×3 uint8"):
+        network(pixels.astype(np.float32))
+    with pytest.raises(UsageError, match="a photo must be"):
+        network("photo.jpg")
+
+
+def test_embeddings_with_nan_and_fits_without_paintings_are_refused(network):
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    bad = torch.full((network.network.config.embedding_dim,), float("nan"))
+    with pytest.raises(UsageError, match="NaN or infinite"):
+        network.network.stylize(photo_tensor(), bad)
+    with pytest.raises(UsageError, match="NaN or infinite"):
+        NetworkPaintingStylizer([bad], device="cpu")
+    with pytest.raises(UsageError, match="numbers, not shape"):
+        NetworkPaintingStylizer([bad[:7]], device="cpu")
+    with pytest.raises(UsageError, match="these styles have none"):
+        NetworkPaintingStylizer([network.embedding], device="cpu", fit_steps=3, fit_photos=[photo_tensor()])
+
+
+def test_cli_paintings_obey_max_pixels_and_a_lone_weight_is_refused(run_cli, files):
+    painting, photo = files / "painting.png", files / "photo0.png"
+    w, h = Image.open(painting).size
+    r = run_cli("stylize", photo, "-s", painting, "--max-pixels", w * h - 1, "-q")
+    assert r.exit_code != 0 and "painting.png" in r.output and "limit" in r.output, r.output
+    r = run_cli("stylize", photo, "-s", f"{painting}:0.5", "-q")
+    assert r.exit_code != 0 and "only for blending" in r.output, r.output
+    r = run_cli("stylize", photo, files / "photo1.png", "-s", painting, "-o", files / "both.png")
+    assert r.exit_code != 0 and "names one file" in r.output and not (files / "both.png").exists(), r.output
+
+
+def test_stylize_files_takes_paintings_and_blends_as_the_command_does(files, tmp_path):
+    """The library's stylize_files: a painting file and a blend of a painting with a bundled name
+    run the any-painting network (a re-run skips what is done); a lone weight and a blend with a
+    train-style record are one-line errors before any photo is read."""
+    from cvtools.style.job import stylize_files
+    from cvtools.style.painting import NetworkPaintingStylizer
+
+    photo, painting = files / "photo0.png", files / "painting.png"
+    out = tmp_path / "out"
+    report = stylize_files([photo], style=str(painting), output=f"{out}/", device="cpu", precision="fp32")
+    assert report.failed == [] and (out / "photo0_painting.png").exists()
+    alone = NetworkPaintingStylizer([str(painting)], device="cpu", precision="fp32")(Image.open(photo), as_uint8=True)
+    written = torch.from_numpy(np.array(Image.open(out / "photo0_painting.png"))).permute(2, 0, 1)
+    assert int((written.int() - alone.int()).abs().max()) <= 1
+    blend = [f"{painting}:0.7", ("mona", 0.3)]
+    report = stylize_files(photo, style=blend, output=f"{out}/", device="cpu", strength=0.5)
+    assert report.failed == [] and (out / "photo0_painting+mona.png").exists()
+    assert stylize_files(photo, style=blend, output=f"{out}/", device="cpu", strength=0.5).skipped == [str(photo)]
+    with pytest.raises(UsageError, match="only for blending"):
+        stylize_files(photo, style=f"{painting}:0.5", output=f"{out}/")

@@ -113,7 +113,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
 
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
-    found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
+    found = find_inputs(inputs, extensions=media_extensions(), output=output)  # once: the work and the batch share it
     paths, many = found.paths, found.many
     animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
     if animated_file and frames == 1 and not any(is_video_input(p) for p in paths):

@@ -151,7 +151,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     style = style or ("mona",)
     refine = bool(refine) or steps is not None or seed is not None or style_scale != 1.0
     # before torch loads: a typo costs no start-up
-    plan = checked_styles(style, strength=strength, strength_mode=strength_mode, refine=refine)
+    plan = checked_styles(style, strength=strength, strength_mode=strength_mode, refine=refine, max_pixels=max_pixels)
     if plan.network:
         if tile not in ("auto", None):
             raise UsageError("--tile is for trained styles; paintings and blends go whole (use --size to make "
@@ -197,7 +197,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                                                 mix_strength=mix_strength, fit_steps=fit_steps,
                                                 fit_network=fit_network, painting_size=painting_size,
                                                 max_pixels=max_pixels))
-    found = find_inputs(inputs, extensions=media_extensions())  # once: the work and the batch share it
+    found = find_inputs(inputs, extensions=media_extensions(), output=output)  # once: the work and the batch share it
     paths, many = found.paths, found.many
     protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
@@ -337,13 +337,15 @@ class StylePlan:
         return self.record is None
 
 
-def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", refine: bool = False) -> StylePlan:
+def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", refine: bool = False,
+                   max_pixels: int = -1) -> StylePlan:
     """The --style values checked and read without torch (a typo or a bad file is one line before
     the model libraries spend seconds loading). One trained style alone (at full strength, or
     mixing pixels) runs its own network; paintings, blends, and bundled styles below full
     strength in style space run the any-painting network. A UsageError names the value for a
     painting that cannot be read or is too small, a weight on a lone trained style, a style from
-    train-style in a blend, and --refine without painting files."""
+    train-style in a blend, and --refine without painting files. Paintings are read under
+    ``max_pixels`` (--max-pixels) as the photos are."""
     from pathlib import Path
 
     from cvtools.errors import ImageError, UsageError, WeightsError, safe_path
@@ -352,8 +354,9 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
     specs = [parse_style_spec(s) for s in styles]
     is_image = [is_painting(p) for p, _ in specs]
     lone = len(specs) == 1 and not is_image[0]
-    if lone and (specs[0][1] != 1.0 or styles[0] != specs[0][0]):
-        raise UsageError(f"{safe_path(styles[0])}: a weight (NAME:W) is only for blending styles")
+    if len(specs) == 1 and (specs[0][1] != 1.0 or styles[0] != specs[0][0]):
+        raise UsageError(f"{safe_path(styles[0])}: a weight (NAME:W) is only for blending styles; "
+                         "--strength weakens a single style")
     # a bundled style alone keeps its trained network unless style space is asked for: the
     # any-painting network paints the bundled paintings less boldly (QUALITY.md: 0.8-2.9x their
     # trained networks' style distance), so by default its strength mixes pixels as before
@@ -370,7 +373,7 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
     for (path, weight), image in zip(specs, is_image):
         if image:
             try:
-                sources.append((path, load_painting(path), weight))
+                sources.append((path, load_painting(path, max_pixels=max_pixels), weight))
             except ImageError as exc:
                 raise UsageError(f"--style {safe_path(path)}: {exc.reason}", param=exc.params) from None
             continue

@@ -396,6 +396,35 @@ def load_image(path, max_pixels: Optional[int] = -1) -> LoadedImage:
     return LoadedImage(path, rgb, alpha)
 
 
+def one_image(image, what: str = "image"):
+    """What the one-image calls of the stylizers take, checked: a 3×H×W float tensor (a 1×3×H×W
+    one unwrapped) or a PIL image converted to RGB; an H×W×3 uint8 numpy array becomes a PIL
+    image. A batch of several, another shape or type: a one-line UsageError (a batch would
+    otherwise lose every image but the first)."""
+    import numpy as np
+    import torch
+
+    from cvtools.errors import UsageError
+
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise UsageError(f"a numpy {what} must be H×W×3 uint8 RGB, not {image.shape} {image.dtype}", param=what)
+        return Image.fromarray(image, "RGB")
+    if torch.is_tensor(image):
+        if image.dim() == 4 and image.shape[0] == 1:
+            image = image[0]
+        if image.dim() == 4:
+            raise UsageError(f"one {what} at a time: this call takes 3×H×W, not a batch of {image.shape[0]} "
+                             "(loop over them, or use stylize_batch)", param=what)
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise UsageError(f"a {what} tensor must be 3×H×W RGB in [0, 1], not {list(image.shape)}", param=what)
+        return image.float()
+    if hasattr(image, "convert") and hasattr(image, "mode"):
+        return image if image.mode == "RGB" else image.convert("RGB")
+    raise UsageError(f"a {what} must be a 3×H×W tensor, a PIL image or an H×W×3 uint8 array, not "
+                     f"{type(image).__name__}", param=what)
+
+
 def pil_to_tensor(im: Image.Image):
     import numpy as np
     import torch

@@ -82,8 +82,25 @@ class Inputs:
         return len(self.paths) > 1 or any(Path(i).is_dir() for i in self.given)
 
 
-def find_inputs(inputs: Iterable[str], extensions: Optional[Iterable[str]] = None, recursive: bool = True) -> Inputs:
-    """:func:`expand_inputs` once, kept as :class:`Inputs`."""
+def find_inputs(inputs: Iterable[str], extensions: Optional[Iterable[str]] = None, recursive: bool = True,
+                output: Optional[str] = None) -> Inputs:
+    """:func:`expand_inputs` once, kept as :class:`Inputs`. ``output`` (``-o``): checked against
+    them: a file's name (``out.mp4``) for several inputs is a UsageError, not a folder made with
+    that name."""
     found: set = set()
     paths, problems = expand_inputs(inputs, recursive=recursive, found=found, extensions=extensions)
-    return Inputs(tuple(str(i) for i in inputs), paths, problems, found)
+    result = Inputs(tuple(str(i) for i in inputs), paths, problems, found)
+    if output is not None and result.many and len(paths) > 1:
+        _check_one_output_for_many(str(output), len(paths))
+    return result
+
+
+def _check_one_output_for_many(output: str, count: int) -> None:
+    from cvtools.errors import UsageError, safe_path
+    from cvtools.io.naming import FORMATS
+
+    out = Path(output)
+    if out.is_dir() or output.endswith(("/", os.sep)) or out.suffix.lower() not in set(FORMATS) | VIDEO_EXTENSIONS:
+        return
+    raise UsageError(f"-o {safe_path(output)} names one file, but there are {count} inputs; give a folder "
+                     f"(e.g. -o {safe_path(out.with_suffix(''))}/) or one input", param="output")

@@ -217,6 +217,25 @@ def _own_output_uncached(input_path: Path, suffix: str, policy: _Policy, found: 
     return None, False
 
 
+#: the most bytes of an output name's suffix (the style or effect: a blend of paintings with long
+#: file names joins them all); file systems allow 255 bytes a name, and the input's stem,
+#: "-N" and the extension need their share
+MAX_SUFFIX_BYTES = 80
+
+
+def fitting_suffix(suffix: str) -> str:
+    """``suffix``, or when it is longer than :data:`MAX_SUFFIX_BYTES` (UTF-8) its beginning and a
+    short hash of the whole, so two long blends still get different names."""
+    import hashlib
+
+    raw = suffix.encode("utf-8", "surrogateescape")
+    if len(raw) <= MAX_SUFFIX_BYTES:
+        return suffix
+    tag = hashlib.blake2b(raw, digest_size=4).hexdigest()
+    head = raw[:MAX_SUFFIX_BYTES - len(tag) - 1].decode("utf-8", "ignore")  # whole characters only
+    return f"{head}-{tag}"
+
+
 def output_path_for(
     input_path: Path,
     output: Optional[str],
@@ -255,6 +274,7 @@ def output_path_for(
     made otherwise raises ImageError (``--overwrite`` replaces the file).
     """
     input_path = Path(input_path)
+    suffix = fitting_suffix(suffix)
     policy = outputs.policy if outputs is not None else None
     claims = outputs.claims if outputs is not None else None
     provenance = policy.provenance if policy is not None else None

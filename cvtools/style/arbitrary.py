@@ -93,6 +93,17 @@ def style_token_count(weights=None) -> int:
     return len(bundled_record().get("style_tokens", {}).get("names", []))
 
 
+def checked_embedding(style: torch.Tensor, embedding_dim: int) -> torch.Tensor:
+    """A 1-D embedding of ``embedding_dim`` finite values as fp32 on the CPU, else a one-line
+    UsageError saying which (NaN or inf would paint a picture of NaN)."""
+    if style.shape[0] != embedding_dim:
+        raise UsageError(f"an embedding must be {embedding_dim} numbers, not shape {list(style.shape)}",
+                         param="styles")
+    if not bool(torch.isfinite(style).all()):
+        raise UsageError("the embedding has NaN or infinite values", param="styles")
+    return style.detach().float().cpu()
+
+
 def with_token_places(style, embedding_dim: int, tokens: int):
     """``style`` as the network takes it now: an embedding saved before the network grew its
     ``tokens`` style tokens (``embedding_dim - tokens`` values) gets zeros in the token places,
@@ -671,6 +682,8 @@ class ArbitraryStylizer:
             shape = list(style.shape) if isinstance(style, torch.Tensor) else type(style).__name__
             raise UsageError(f"a style must be an embedding of {d} values or style parameters of {p}, "
                              f"not shape {shape}", param="embedding")
+        if not bool(torch.isfinite(style).all()):
+            raise UsageError("the style has NaN or infinite values", param="embedding")
         with torch.no_grad():
             style = style.detach().float().to(self.device)
             return style[None] if style.shape[0] == p and p != d else self.net.style_params(style)

@@ -412,7 +412,9 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
                   max_pixels: Optional[int] = -1, on_note: Optional[Callable[[str], None]] = None,
                   progress: Optional[Callable[[int, int], None]] = None):
     """Stylize photos and videos (files, folders, glob patterns) with a bundled or trained style
-    (a name, a record .json or a .safetensors) and write each result as ``cvtools stylize`` does:
+    (a name, a record .json or a .safetensors), a painting's image file, or a blend (a list of
+    ``"painting.jpg:0.7"`` / ``("mona", 0.3)`` entries: the any-painting network, strength in style
+    space, as ``cvtools stylize -s a.jpg:0.7 -s mona:0.3``) and write each result as ``cvtools stylize`` does:
     ``STEM_STYLE.EXT`` next to its input, or in ``output`` (a directory: an existing one, a path
     ending in "/", or any path for several inputs; else the file itself), tagged with the provenance marker, atomically; a re-run skips the finished ones
     (``overwrite=True`` redoes them). Options as the command's (``size``: longest side, shrinking
@@ -424,16 +426,20 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
     from cvtools.deferred import Deferred
     from cvtools.io.discover import find_inputs
     from cvtools.io.naming import Outputs
-    from cvtools.style.records import resolve_style
     from cvtools.video.jobs import media_extensions, stylize_maker, with_videos
 
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
-    record = resolve_style(style)  # an unknown style answers now, before any file is read
+    # an unknown style, a bad weight or an unreadable painting answers now, before any file is read
+    record, paintings, name, given = _styles_of(style, max_pixels)
 
     found = find_inputs([str(i) for i in inputs], extensions=media_extensions())
 
     def build():  # the network the command would run: the shipped ONNX graph on a CPU, else torch
+        if paintings is not None:
+            from cvtools.style.painting import NetworkPaintingStylizer
+
+            return NetworkPaintingStylizer(paintings, device=device, precision=precision, on_note=on_note, name=name)
         from cvtools.style.fast_cpu import torch_free_stylizer
 
         fast = torch_free_stylizer(record, device=device, precision=precision, compile=False, engine="pytorch",
@@ -445,15 +451,15 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
         return Stylizer(record, device=device, precision=precision, tune=tune, on_note=on_note)
 
     stylizer = Deferred(build)  # built at the first input that needs it (none if all are done)
-    outputs = Outputs(stylize_provenance(style if isinstance(style, (str, Path)) else record.name, size=size,
-                                         enlarge=enlarge, strength=strength, preserve_color=preserve_color, ext=ext))
+    outputs = Outputs(stylize_provenance(given, size=size, enlarge=enlarge, strength=strength,
+                                         preserve_color=preserve_color, ext=ext))
     output = None if output is None else str(output)
     photos = stylize_work(stylizer, output=output, size=size, strength=strength, preserve_color=preserve_color,
                           tile=tile, ext=ext, many=found.many, overwrite=overwrite, inputs=found.paths, quiet=True,
-                          enlarge=enlarge, name=record.name, outputs=outputs, max_pixels=max_pixels, device=device)
+                          enlarge=enlarge, name=name, outputs=outputs, max_pixels=max_pixels, device=device)
     work = with_videos(photos, stylize_maker(stylizer, size=size, enlarge=enlarge, strength=strength,
                                            preserve_color=preserve_color, tile=tile, tune=tune),
-                       record.name, output=output, overwrite=overwrite, many=found.many, inputs=found.paths,
+                       name, output=output, overwrite=overwrite, many=found.many, inputs=found.paths,
                        quiet=True, outputs=outputs, max_pixels=max_pixels)
 
     def failed(path, message, exc):
@@ -466,13 +472,48 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
         photos.close()  # its decoding processes, if any, end with the call
 
 
+def _styles_of(style, max_pixels=-1):
+    """(record, None, name, given) for one trained style; (None, [(source, weight)], name, given)
+    for a painting file or a blend, its paintings read and checked now. ``given``: the --style
+    values as the command records them."""
+    from cvtools.errors import UsageError, safe_path
+    from cvtools.style.records import bundled_names, is_painting, load_painting, parse_style_spec, resolve_style
+
+    entries = [style] if isinstance(style, (str, Path)) or not isinstance(style, (list, tuple)) else list(style)
+    specs = [(str(e[0]), float(e[1])) if isinstance(e, tuple) else parse_style_spec(e) for e in entries]
+    given = [e if not isinstance(e, tuple) else f"{e[0]}:{e[1]:g}" for e in entries]
+    if not specs:
+        raise UsageError("style is empty: give a style, a painting or a blend", param="style")
+    if len(specs) == 1 and not is_painting(specs[0][0]):
+        if specs[0][1] != 1.0:
+            raise UsageError(f"{safe_path(specs[0][0])}: a weight is only for blending styles", param="style")
+        record = resolve_style(entries[0] if isinstance(entries[0], (str, Path)) else specs[0][0])
+        return record, None, record.name, str(entries[0]) if isinstance(entries[0], (str, Path)) else record.name
+    if len(specs) == 1 and specs[0][1] != 1.0:
+        raise UsageError(f"{safe_path(specs[0][0])}: a weight is only for blending styles", param="style")
+    sources = []
+    for path, weight in specs:
+        if is_painting(path):
+            sources.append((load_painting(path, max_pixels=max_pixels), weight))
+        elif resolve_style(path).name in bundled_names() and not Path(path).suffix:
+            sources.append((path, weight))
+        else:
+            raise UsageError(f"{safe_path(path)}: a style from train-style cannot be blended (only paintings and "
+                             "bundled styles can)", param="style")
+    from cvtools.style.painting import style_stem  # torch: only where the any-painting network runs
+
+    name = "+".join(dict.fromkeys(style_stem(p) for p, _ in specs))
+    return None, sources, name, [str(g) for g in given]
+
+
 def stylize_provenance(style, size=None, enlarge=False, strength=1.0, preserve_color=False, ext=None):
     """What the outputs of :func:`stylize_files` record: the provenance ``cvtools stylize -s STYLE``
     records for the same settings (the command line's options, as click parses them), so that a
     folder done by either is done for the other (a re-run skips it)."""
     from cvtools.io.markers import Provenance
 
-    options = {"--style": [str(style)], "--size": None if size is None else int(size), "--strength": float(strength),
+    styles = [str(v) for v in style] if isinstance(style, (list, tuple)) else [str(style)]
+    options = {"--style": styles, "--size": None if size is None else int(size), "--strength": float(strength),
                "--preserve-color": bool(preserve_color), "--format": "same" if ext is None else ext.lstrip(".").lower(),
                "--engine": "pytorch", "--seed": None, "--steps": None, "--style-scale": 1.0}
     if enlarge:

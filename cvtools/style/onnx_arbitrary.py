@@ -87,14 +87,11 @@ class OnnxArbitraryStylizer:
 
     def embedding_of(self, source) -> torch.Tensor:
         """A style's embedding: a bundled name's stored one, a painting's encoding, or the tensor."""
-        from cvtools.style.arbitrary import with_token_places
+        from cvtools.style.arbitrary import checked_embedding, with_token_places
 
         source = with_token_places(source, self.config.embedding_dim, self.style_tokens)
         if isinstance(source, torch.Tensor) and source.dim() == 1:
-            if source.shape[0] != self.config.embedding_dim or not bool(torch.isfinite(source).all()):
-                raise UsageError(f"an embedding must be {self.config.embedding_dim} finite numbers, "
-                                 f"not shape {list(source.shape)}", param="styles")
-            return source.float().cpu()
+            return checked_embedding(source, self.config.embedding_dim)
         if isinstance(source, str) and source in self.bundled_embeddings and not Path(source).is_file():
             return self.bundled_embeddings[source].clone()
         from cvtools.style.optimize import _painting_tensor

@@ -726,12 +726,10 @@ class PaintingStylizer:
 
         if not 0.0 <= strength <= 1.0:
             raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
-        if torch.is_tensor(image):
-            image = (image[0] if image.dim() == 4 else image).float()
-        else:
-            from cvtools.io.decode import pil_to_tensor
+        from cvtools.io.decode import one_image, pil_to_tensor
 
-            image = pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+        image = one_image(image)
+        image = image if torch.is_tensor(image) else pil_to_tensor(image)
         self.last_tiles = 0
         if strength == 0.0:
             return image.clone()

@@ -108,6 +108,9 @@ class NetworkPaintingStylizer:
         self.styles = [(self.network.encode(paintings[i], self.painting_size) if i in paintings
                         else self.embedding_of(source), w)
                        for i, ((source, _), w) in enumerate(zip(styles, weights_))]
+        if (fit_steps or fit_network) and not paintings:
+            raise UsageError("fitting fits the network to paintings, and these styles have none (bundled names and "
+                             "embeddings keep their parameters)", param="fit_steps")
         if fit_steps or fit_network:
             self.styles = self._fitted(styles, paintings, fit_steps, fit_photos, fit_progress, on_note, fit_network)
         self.embedding = self.network.blend(self.styles)
@@ -177,9 +180,10 @@ class NetworkPaintingStylizer:
         """Each painting (``paintings``: index → tensor) fitted on ``photos``
         (:mod:`cvtools.style.arbitrary_fit`) from its encoding; the other styles as their parameters.
         ``network``: the one painting's transformer weights too, put into :attr:`network`."""
+        from cvtools.io.decode import load_image
         from cvtools.style.arbitrary_fit import NETWORK_FIT_STEPS, StyleFitter
 
-        photos = [_photo_tensor(p) for p in photos]
+        photos = [_photo_tensor(load_image(p).rgb if isinstance(p, (str, os.PathLike)) else p) for p in photos]
         fitter, out = None, []
         for i, ((source, _), (embedding, w)) in enumerate(zip(styles, self.styles)):
             if i not in paintings:
@@ -200,14 +204,16 @@ class NetworkPaintingStylizer:
 
     def embedding_of(self, source) -> torch.Tensor:
         """A style's embedding: a bundled name's stored one, a painting's encoding, or the tensor."""
-        from cvtools.style.arbitrary import bundled_embedding_names, bundled_style_embedding, with_token_places
+        from cvtools.style.arbitrary import (
+            bundled_embedding_names,
+            bundled_style_embedding,
+            checked_embedding,
+            with_token_places,
+        )
 
         source = with_token_places(source, self.network.config.embedding_dim, getattr(self.network, "style_tokens", 0))
         if isinstance(source, torch.Tensor) and source.dim() == 1:
-            if source.shape[0] != self.network.config.embedding_dim or not bool(torch.isfinite(source).all()):
-                raise UsageError(f"an embedding must be {self.network.config.embedding_dim} finite numbers, "
-                                 f"not shape {list(source.shape)}", param="styles")
-            return source.float().cpu()
+            return checked_embedding(source, self.network.config.embedding_dim)
         if isinstance(source, str) and source in bundled_embedding_names() and not Path(source).is_file():
             return bundled_style_embedding(source)
         return self.network.encode(_painting_tensor(source), self.painting_size)
@@ -312,11 +318,10 @@ def _is_painting(source) -> bool:
 
 
 def _photo_tensor(image) -> torch.Tensor:
-    if torch.is_tensor(image):
-        return (image[0] if image.dim() == 4 else image).float()
-    from cvtools.io.decode import pil_to_tensor
+    from cvtools.io.decode import one_image, pil_to_tensor
 
-    return pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+    image = one_image(image, "photo")
+    return image if torch.is_tensor(image) else pil_to_tensor(image)
 
 
 def _painting_tensor(source) -> torch.Tensor:

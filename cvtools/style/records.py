@@ -351,17 +351,18 @@ def check_painting_size(width: int, height: int) -> None:
                          f"{MIN_PAINTING_SIDE} on its shorter side (its style is measured in 16-pixel cells)")
 
 
-def load_painting(path):
+def load_painting(path, max_pixels: int = -1):
     """A painting file as 8-bit RGB (PIL), read with every check of :func:`cvtools.io.decode.load_image`
-    (greyscale, 16-bit, CMYK, palettes and ICC profiles converted; an animation's first frame);
-    transparent areas are laid on white, as a page shows them (the colours hidden under them are
-    often black and not part of the picture). Too small, unreadable: an ImageError naming it."""
+    (greyscale, 16-bit, CMYK, palettes and ICC profiles converted; an animation's first frame; its
+    ``max_pixels``); transparent areas are laid on white, as a page shows them (the colours hidden
+    under them are often black and not part of the picture). Too small, unreadable: an ImageError
+    naming it."""
     from PIL import Image
 
     from cvtools.errors import ImageError
     from cvtools.io.decode import load_image
 
-    image = load_image(path)
+    image = load_image(path, max_pixels=max_pixels)
     try:
         check_painting_size(*image.rgb.size)
     except ValueError as exc:

@@ -245,12 +245,14 @@ class Stylizer:
     def _as_input(image) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
         """(3×H×W float, None) for a tensor; (None, 3×H×W uint8) for a PIL image, whose 8 bits
         go to the device as they are when the image is stylized whole (a quarter of the bytes)."""
-        if torch.is_tensor(image):
-            return (image[0] if image.dim() == 4 else image).float(), None
         import numpy as np
 
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        return None, torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1)
+        from cvtools.io.decode import one_image
+
+        image = one_image(image)
+        if torch.is_tensor(image):
+            return image, None
+        return None, torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
 
     def _stylize_tiny(self, image: torch.Tensor, strength: float, preserve_color: bool) -> torch.Tensor:
         """Images with a side under MIN_SIDE (icons, 1×1 pixels): the network reflect-pads by 4 px
