@@ -80,7 +80,7 @@ FIT_PHOTOS = 4
                                                     "seed, same result).")
 @click.option("--tile", type=Tile(minimum=MIN_TILE), default="auto", show_default=True,
               help="Stylize in overlapping N-pixel tiles, blended without seams. auto: only when the image "
-                   "would not fit in memory.")
+                   "would not fit in memory. Trained styles only: paintings and blends always go whole.")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "fp16", "bf16"]), default="auto",
               show_default=True,
