@@ -623,3 +623,128 @@ def test_a_subtitle_cue_the_muxer_refuses_stops_the_subtitles_not_the_video(tmp_
     assert [frame_index(f.rgb) for f in read_frames(tmp_path / "out.mkv")] == list(range(N))
     assert audio_of(tmp_path / "out.mkv")[0] == "aac"
     assert any(n.startswith("subs.mkv: subtitles stopped at 0.1 s") for n in notes), notes
+
+
+# ----------------------------------------------------------------------------- animations' own timing
+
+#: frame durations (ms) of the animations below: varying, and the last one longest
+VARYING_MS = [50, 100, 200, 50, 300, 100, 100, 500]
+
+
+def make_animation(path: Path, durations=VARYING_MS, frames=None) -> Path:
+    """An animated GIF/WebP made with Pillow directly, frame k showing frame_image(k)."""
+    from PIL import Image
+
+    frames = frames or [Image.fromarray(frame_image(k)) for k in range(len(durations))]
+    kwargs = {"lossless": True, "exact": True} if path.suffix == ".webp" else {}
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=list(durations), loop=0, **kwargs)
+    return path
+
+
+def animation_durations(path: Path):
+    """Each frame's duration (ms) as Pillow reads it (loading each frame: WebP says so only then)."""
+    from PIL import Image
+
+    out = []
+    with Image.open(path) as im:
+        for k in range(im.n_frames):
+            im.seek(k)
+            im.load()
+            out.append(im.info["duration"])
+    return out
+
+
+def track_seconds(path: Path) -> float:
+    """How long the video stream of ``path`` lasts, as its container says (webm: only the whole file's)."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return float(s.duration * s.time_base) if s.duration else c.duration / 1_000_000
+
+
+@pytest.mark.parametrize("src_ext", [".webp", ".gif"])
+@pytest.mark.parametrize("dst_ext,tick", [(".webp", None), (".gif", None), (".mp4", 1 / 90000), (".webm", 1 / 1000)])
+def test_animation_frames_keep_their_own_durations(tmp_path, src_ext, dst_ext, tick):
+    """Each frame of a GIF/WebP keeps its duration, the last one's included: in GIF/WebP outputs
+    as it was, in videos as frame times and a length equal to their sum (WebP's durations were
+    read before their frames were loaded, so every one was 100 ms; the last frame got the median)."""
+    src = make_animation(tmp_path / f"anim{src_ext}")
+    assert [round(d * 1000) for d in probe_video(src).durations] == VARYING_MS
+    dst = tmp_path / f"out{dst_ext}"
+    assert stylize_video(Identity(), src, dst).frames == len(VARYING_MS)
+    if tick is None:
+        assert animation_durations(dst) == VARYING_MS
+        return
+    assert abs(track_seconds(dst) - sum(VARYING_MS) / 1000) <= tick + 1e-9
+    starts = np.cumsum([0] + VARYING_MS[:-1]) / 1000
+    assert [round(f.time, 3) for f in read_frames(dst)] == list(starts)
+    assert [frame_index(f.rgb) for f in read_frames(dst)] == list(range(len(VARYING_MS)))
+
+
+@pytest.mark.parametrize("dst_ext", [".gif", ".mp4"])
+def test_a_cut_animation_ends_its_last_frame_at_the_cut(tmp_path, dst_ext):
+    """0.5 s to 0.75 s of the frames shown 0.4-0.7 s and 0.7-0.8 s: 200 ms of the first and 50 ms
+    of the second (the last frame had the median 100 ms)."""
+    src = make_animation(tmp_path / "anim.gif")
+    frames = list(read_frames(src, start=0.5, duration=0.25))
+    assert [(frame_index(f.rgb), round(f.time, 6), round(f.time.end, 6)) for f in frames] == [(4, 0, 0.2),
+                                                                                            (5, 0.2, 0.25)]
+    dst = tmp_path / f"cut{dst_ext}"
+    stylize_video(Identity(), src, dst, start=0.5, duration=0.25)
+    if dst_ext == ".gif":
+        assert animation_durations(dst) == [200, 50]
+    else:
+        assert abs(track_seconds(dst) - 0.25) <= 1 / 90000 + 1e-9
+
+
+@pytest.mark.parametrize("chunks", [0, 2])
+def test_a_long_last_frame_lasts_in_mp4_serial_or_chunked(tmp_path, chunks):
+    """A steady 10 fps GIF whose last frame stays 1 s: the mp4 lasts 3.9 s, not 3.0, whether one
+    encoder or chunk encoders made it (mp4 ends a track at the last packet in decode order)."""
+    from PIL import Image
+
+    from cvtools.video.io import VideoWriter
+
+    src = make_animation(tmp_path / "steady.gif", [100] * 29 + [1000],
+                         [Image.fromarray(frame_image(k % 12)) for k in range(30)])
+    info = probe_video(src)
+    writer = VideoWriter(tmp_path / "out.mp4", W, H, info.fps, chunks=chunks, chunk_frames=8)
+    for f in read_frames(src, info=info):
+        writer.write(f.rgb, f.time)
+    assert (writer.chunked is not None) == bool(chunks)
+    writer.close()
+    assert abs(track_seconds(tmp_path / "out.mp4") - 3.9) <= 1 / 90000 + 1e-9
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 30
+
+
+@pytest.mark.parametrize("ext", [".webp", ".gif"])
+def test_transparent_animation_frames_are_laid_on_white(tmp_path, ext):
+    """Transparent areas become white, not the colour hidden under them (red here; WebP gave black)."""
+    from PIL import Image
+
+    frames = []
+    for k in range(3):
+        rgba = np.zeros((H, W, 4), np.uint8)
+        rgba[..., 0], rgba[..., 1] = 200, 40 * k
+        rgba[:, : W // 2, 3] = 255  # the left half opaque, the right half transparent
+        frames.append(Image.fromarray(rgba, "RGBA"))
+    src = make_animation(tmp_path / f"alpha{ext}", [100, 200, 300], frames)
+    got = list(read_frames(src))
+    assert [f.rgb[H // 2, W // 4].tolist() for f in got] == [[200, 40 * k, 0] for k in range(3)]
+    assert all(f.rgb[H // 2, 3 * W // 4].tolist() == [255, 255, 255] for f in got)
+
+
+@pytest.mark.parametrize("durations", [[500, 30, 100, 30, 150, 150, 150], [500, 100, 30, 100, 30, 1000],
+                                       [100, 50, 100, 30, 100, 200, 50, 500, 100, 20, 50, 20, 100]])
+@pytest.mark.parametrize("start", [0, 0.13])
+def test_mp4_lasts_as_long_as_the_frames_whatever_x264_reorders(tmp_path, durations, start):
+    """mp4 takes the shorter of the frames' span and the decode times' span: both must reach the
+    last frame's end, however the B-frames fell (these durations once came out 0.05-0.47 s short)."""
+    from PIL import Image
+
+    frames = [Image.fromarray(frame_image(k % 12)) for k in range(len(durations))]
+    src = make_animation(tmp_path / "anim.gif", durations, frames)
+    dst = tmp_path / "out.mp4"
+    stylize_video(Identity(), src, dst, start=start)
+    assert abs(track_seconds(dst) - (sum(durations) / 1000 - start)) <= 1 / 90000 + 1e-9
+    with av.open(str(dst)) as c:
+        assert abs(c.duration / 1_000_000 - (sum(durations) / 1000 - start)) <= 1e-5

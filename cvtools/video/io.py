@@ -3,7 +3,8 @@ them back with the audio track, atomically.
 
 Decoding and encoding use PyAV (FFmpeg inside its wheels; imported lazily, so commands that never
 see a video never load it). Animated GIF and WebP go through Pillow (it reads both, with each
-frame's duration).
+frame's duration, which every output keeps, the last frame's included; transparent areas are
+laid on white).
 
 >>> from cvtools.video.io import probe_video, read_frames, write_video
 >>> info = probe_video("clip.mp4")                 # validated: size, frame rate, length, audio
@@ -97,11 +98,32 @@ class VideoInfo:
         return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
 
 
+class FrameTime(float):
+    """A frame's time in seconds (a float like any other) that also says when the frame leaves
+    the screen: ``end``, on the same clock. An animation's frames each have a duration of their
+    own, the last one's included, which no frame after it tells; the writers (:class:`VideoWriter`,
+    :class:`AnimationWriter`) given this time as it is keep that duration."""
+
+    end: Optional[float]
+
+    def __new__(cls, time: float, end: Optional[float] = None):
+        obj = super().__new__(cls, time)
+        obj.end = end
+        return obj
+
+
+def _end_of(time, end: Optional[float]) -> Optional[float]:
+    """When the frame shown at ``time`` leaves the screen: ``end`` if given, else what a
+    :class:`FrameTime` says, else None (the writer's frame rate decides)."""
+    return end if end is not None else getattr(time, "end", None)
+
+
 @dataclass
 class Frame:
     """One decoded frame: ``rgb`` H×W×3 uint8 (C-contiguous), ``time`` in seconds from the start of
-    the range read, ``index`` 0, 1, 2 … (``read_frames(planes=True)``: ``rgb`` holds the frame's
-    yuv420p planes instead, one (H·3/2)×W uint8 array: Y, then U and V)"""
+    the range read (for GIF/WebP a :class:`FrameTime`, which also holds the frame's end), ``index``
+    0, 1, 2 … (``read_frames(planes=True)``: ``rgb`` holds the frame's yuv420p planes instead, one
+    (H·3/2)×W uint8 array: Y, then U and V)"""
 
     rgb: "object"
     time: float
@@ -252,6 +274,8 @@ def _probe_animation(path: Path, fmt: str, max_pixels) -> VideoInfo:
             durations = []
             for k in range(n):
                 im.seek(k)
+                if "duration" not in im.info:  # Pillow's WebP (13.0) fills it only when the frame is loaded
+                    im.load()
                 d = im.info.get("duration") or 100  # browsers show 0 ms frames at 100 ms
                 durations.append(max(0.02, float(d) / 1000.0))  # and < 20 ms as 100 ms too; clamp
             im.seek(0)
@@ -378,7 +402,7 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
         return
     errors = _av_errors()
     end = None if duration is None else start + duration
-    index = 0
+    index, reached = 0, 0.0  # frames decoded; seconds until the last one leaves the screen
     try:
         with open_input(path, sniff_container(check_file(path))) as container:
             stream = container.streams.video[0]
@@ -388,6 +412,7 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
             for frame, t in _frames_in_range(container, stream, float(info.fps), start, end):
                 yield Frame(_to_planes(frame, w, h) if planes else _to_rgb(frame, info, w, h), t, index)
                 index += 1
+                reached = max(reached, t + _shown_for(frame, 1.0 / float(info.fps)))
     except ImageError:
         raise
     except MemoryError:
@@ -398,7 +423,10 @@ def read_frames(path, start: float = 0.0, duration: Optional[float] = None, size
         raise ImageError(path, "no frames in the range asked for")
     if end is None or (info.duration is not None and end > info.duration):
         expected = info.frames and info.frames - round(start * float(info.fps))
-        if expected and expected > 10 and index < 0.9 * expected:
+        # a count estimated from the length (webm, mkv) is too high at a variable rate: frames that
+        # last until the end are all there
+        early = info.duration is None or reached < 0.9 * (info.duration - start)
+        if expected and expected > 10 and index < 0.9 * expected and early:
             raise ImageError(path, f"truncated or damaged: {index} of about {expected} frames decode")
 
 
@@ -433,6 +461,13 @@ def _frames_in_range(container, stream, fps: float, start: float, end: Optional[
         yield frame, t - start
     if early is not None:
         yield early, 0.0
+
+
+def _shown_for(frame, step: float) -> float:
+    """Seconds a decoded frame is shown: its own duration where the container keeps one (each
+    block's in webm/mkv), else one frame step."""
+    d, tb = getattr(frame, "duration", None), getattr(frame, "time_base", None)
+    return float(d * tb) if d and tb else step
 
 
 def _origin(container, stream) -> float:
@@ -488,7 +523,7 @@ def _read_animation(info: VideoInfo, start: float, duration: Optional[float], si
                     break
                 if t + d > start + 1e-6:
                     im.seek(k)
-                    rgb = im.convert("RGB")
+                    rgb = _on_white(im)
                     if rgb.size != (w, h):
                         iw, ih = rgb.size
                         if iw - w <= 1 and ih - h <= 1 and iw >= w and ih >= h:
@@ -497,7 +532,8 @@ def _read_animation(info: VideoInfo, start: float, duration: Optional[float], si
                             rgb = rgb.resize((w, h), Image.LANCZOS)
                     if t0 is None:
                         t0 = max(t, start)
-                    yield Frame(np.array(rgb, dtype=np.uint8), max(t, start) - t0, index)
+                    leaves = t + d if end is None else min(t + d, end)  # a cut ends the last frame
+                    yield Frame(np.array(rgb, dtype=np.uint8), FrameTime(max(t, start) - t0, leaves - t0), index)
                     index += 1
                 t += d
     except ImageError:
@@ -510,6 +546,17 @@ def _read_animation(info: VideoInfo, start: float, duration: Optional[float], si
         raise ImageError(info.path, f"cannot decode frame {index + 1} ({_reason(exc)})") from None
     if index == 0:
         raise ImageError(info.path, "no frames in the range asked for")
+
+
+def _on_white(im):
+    """The frame as RGB, its transparent areas laid on white, as a browser's page shows them (the
+    colours hidden under them, often black, are no part of the picture; video has no alpha)."""
+    from PIL import Image
+
+    if not im.has_transparency_data:
+        return im.convert("RGB")
+    rgba = im.convert("RGBA")
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
 
 
 # ----------------------------------------------------------------------------- writing
@@ -638,11 +685,20 @@ class VideoWriter:
                 self._open_audio(audio)
                 self._open_subtitles(audio)
             self._last_pts, self._last_dts, self.frames, self.chunked = -1, None, 0, None
+            self._start_durations()
             if fmt != "webm":  # VP9 stays one encoder
                 self._start_chunks(chunks, chunk_frames, threads)
         except BaseException:
             self.container.close()
             raise
+
+    def _start_durations(self) -> None:
+        """What is kept to give packets their frames' durations (:meth:`_mux_last_video`)."""
+        self._durations: dict = {}  # pts -> seconds shown, of frames that said when they end
+        self._end: Optional[Fraction] = None  # when the latest frame leaves the screen, if it said
+        self._held = None  # the latest video packet: the last one's duration is set at close
+        self._first_pts, self._first_dts = 0, None  # the first frame's; the first packet's (B-frames: earlier)
+        self._reach = 0  # the latest time + duration of the packets muxed
 
     # -- audio
     def _open_audio(self, source: AudioSource) -> None:
@@ -819,28 +875,30 @@ class VideoWriter:
         sub["pending"] = pending
 
     # -- video
-    def write(self, rgb, time: Optional[float] = None) -> None:
+    def write(self, rgb, time: Optional[float] = None, end: Optional[float] = None) -> None:
         """Encode one H×W×3 uint8 frame shown at ``time`` seconds (None: after the previous one at
-        the frame rate)."""
+        the frame rate) until ``end`` (None: what a :class:`FrameTime` says, else the next frame's
+        time; for the last frame, one frame at the frame rate)."""
         av = av_module()
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame = frame.reformat(format="yuv420p", dst_colorspace=self._colorspace, interpolation="AREA")
-        self.write_frame(frame, time)
+        self.write_frame(frame, time, end)
 
-    def write_planes(self, planes, time: Optional[float] = None) -> None:
+    def write_planes(self, planes, time: Optional[float] = None, end: Optional[float] = None) -> None:
         """Encode one frame given as yuv420p planes ((H·3/2)×W uint8: Y, U, V), already in the
         writer's colour matrix (:attr:`matrix`) and limited range."""
         av = av_module()
-        self.write_frame(av.VideoFrame.from_ndarray(planes, format="yuv420p"), time)
+        self.write_frame(av.VideoFrame.from_ndarray(planes, format="yuv420p"), time, end)
 
     @property
     def matrix(self) -> str:
         """The colour matrix the file is tagged with and frames are converted by."""
         return "bt709" if self._colorspace == "ITU709" else "bt601"
 
-    def write_frame(self, frame, time: Optional[float] = None) -> None:
-        """Encode a PyAV VideoFrame (yuv420p of the writer's size). With chunks the frame is held
-        until its chunk is encoded: give a new frame each time, as ``write`` does."""
+    def write_frame(self, frame, time: Optional[float] = None, end: Optional[float] = None) -> None:
+        """Encode a PyAV VideoFrame (yuv420p of the writer's size), shown from ``time`` until ``end``
+        as :meth:`write` says. With chunks the frame is held until its chunk is encoded: give a
+        new frame each time, as ``write`` does."""
         step = 1 / (self.fps * self.time_base)
         if time is None:
             pts = self._last_pts + round(step) if self._last_pts >= 0 else 0
@@ -851,7 +909,13 @@ class VideoWriter:
             # off the frame rate's grid (a variable rate): chunks' B-frame delays would no longer
             # line up, so the rest goes through the one serial encoder
             self._stop_chunks()
+        if self._last_pts < 0:
+            self._first_pts = pts
         self._last_pts = pts
+        end = _end_of(time, end) if time is not None else None
+        self._end = None if end is None else Fraction(end)
+        if end is not None:  # its packet says so (the muxer otherwise gives the last frame one frame step)
+            self._durations[pts] = self._end - pts * self.time_base
         frame.pts = pts
         frame.time_base = self.time_base
         if self.chunked is not None:
@@ -884,6 +948,34 @@ class VideoWriter:
             packet.dts = self._last_dts + 1
         if packet.dts is not None:
             self._last_dts = packet.dts
+        shown = self._durations.pop(packet.pts, None)
+        # a track ends at the latest frame's time plus its duration (webm/mkv; mp4/mov's edit list)
+        if shown is not None and shown > 0 and packet.time_base:
+            packet.duration = max(1, round(shown / packet.time_base))
+        if self._first_dts is None and packet.dts is not None:
+            self._first_dts = packet.dts
+        held, self._held = self._held, packet
+        if held is not None:
+            if held.pts is not None and held.duration:
+                self._reach = max(self._reach, held.pts + held.duration)
+            self.container.mux(held)
+
+    def _mux_last_video(self) -> None:
+        """Mux the packet held back, the last in decode order. mp4/mov make a track as long as the
+        shorter of: its frames' latest time plus duration, and its decode times' span plus this
+        packet's duration (B-frames reorder frames, and their decode times start early). When the
+        latest frame said when it ends, this packet's duration brings neither length short of it,
+        and the decode span exactly to it where it can (players' frame rates come from that one)."""
+        packet, self._held = self._held, None
+        if packet is None:
+            return
+        known = self._end is not None and self._first_dts is not None and None not in (packet.dts, packet.pts)
+        if known and self.fmt in ("mp4", "mov") and packet.time_base == self.time_base:
+            end = round(self._end / self.time_base)
+            early = self._first_pts - self._first_dts  # the decode times' head start
+            packet.duration = max(1, end - packet.dts - early)  # the decode times' span: exact where it can be
+            if max(self._reach, packet.pts + packet.duration) < end:
+                packet.duration = end - packet.pts  # the frames' span is never short (that one is shown)
         self.container.mux(packet)
 
     def _mux_chunk_packet(self, packet) -> None:
@@ -930,6 +1022,7 @@ class VideoWriter:
             else:
                 for packet in self.stream.encode(None):
                     self._mux_video(packet)
+            self._mux_last_video()
             self._mux_extras_until(None)
         except BaseException:
             if self.chunked is not None:
@@ -968,11 +1061,15 @@ class AnimationWriter:
                                    "(held in memory); write .mp4 instead, or a shorter `duration`", param="duration")
         self.path, self.fmt, self.fps = str(path), fmt, fps
         self.frames, self.times = [], []
+        self.end: Optional[float] = None  # when the last frame written leaves the screen, if known
         self.save_kwargs = save_kwargs or {}
         self.bytes = 0
         self.width, self.height = width, height
 
-    def write(self, rgb, time: Optional[float] = None) -> None:
+    def write(self, rgb, time: Optional[float] = None, end: Optional[float] = None) -> None:
+        """Add one H×W×3 uint8 frame shown at ``time`` seconds (None: after the previous one at the
+        frame rate) until ``end`` (None: what a :class:`FrameTime` says, else the next frame's
+        time; for the last frame, one frame at the frame rate)."""
         from PIL import Image
 
         self.bytes += rgb.nbytes
@@ -980,13 +1077,17 @@ class AnimationWriter:
             raise ImageError(self.path, f"too many frames for a {self.fmt} animation (held in memory); write .mp4 "
                                         "instead, or a shorter `duration`", param="duration")
         self.frames.append(Image.fromarray(rgb, "RGB"))
-        self.times.append(len(self.times) / float(self.fps) if time is None else time)
+        self.times.append(len(self.times) / float(self.fps) if time is None else float(time))
+        self.end = _end_of(time, end)
 
     def close(self) -> None:
         if not self.frames:
             raise ImageError(self.path, "no frames to write")
-        step = 1.0 / float(self.fps)
-        ends = self.times[1:] + [self.times[-1] + step]
+        # the last frame keeps its own duration: the frame rate is only the typical (median) one
+        last = self.times[-1] + 1.0 / float(self.fps)
+        if self.end is not None and self.end > self.times[-1]:
+            last = self.end
+        ends = self.times[1:] + [last]
         durations = [max(20, round((e - s) * 1000)) for s, e in zip(self.times, ends)]
         kwargs = dict(save_all=True, append_images=self.frames[1:], duration=durations, loop=0)
         if self.fmt == "WEBP":
