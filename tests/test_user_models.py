@@ -441,7 +441,6 @@ def bad_files(d, files_dir):
     program = (files_dir / "net.pt2").read_bytes()
     (d / "truncated.pt2").write_bytes(program[: len(program) // 2])
     cases.append(("truncated.pt2", None, "truncated or damaged"))
-    cases.append((files_dir / "static_batch.pt2", None, "batches of exactly 1 image"))
     for net, name, message in ((FourD(), "segmentation.pt2", "returns a 2×4×32×32 tensor"),
                                (OneLogit(), "one_logit.pt2", "one score per image"),
                                (TwoChannels(), "two_channels.pt2", "not an N×3×H×W image batch")):
@@ -645,3 +644,192 @@ def test_cli_a_torchscript_model_without_layers_is_one_line_where_layers_are_nee
         assert "hooks cannot reach them" in r.stderr and "Error:" not in r.stderr, r.stderr
     r = run_cli("visualize", "score", tmp_path / "p.jpg", *model, "-m", "saliency")
     assert r.exit_code == 0 and "no sanity check" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------- methods a network cannot run, batch-1
+# programs, damaged archives, protected model files, class names and targets (QA fixes)
+
+class SiluNet(nn.Module):
+    """A network without ReLUs (SiLU, as EfficientNet-B0): guided backprop has nothing to guide."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, stride=2, padding=1), nn.SiLU(), nn.Conv2d(8, 8, 3), nn.SiLU())
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.fc(self.features(x).mean((2, 3)))
+
+
+def test_guided_backprop_reaches_an_exported_programs_aten_relus(files):
+    """A .pt2 has no nn.ReLU modules, only aten relu ops: the guided rule acts on those, so its
+    maps are the module's."""
+    from cvtools.visualize.attribution import guided_backprop
+    from cvtools.visualize.methods import unusable_methods
+
+    d, _ = files
+    program = load_user_model(d / "net.pt2", **EXACT)
+    module = load_user_model(d / "net.pth", SmallNet, input_size=32, **EXACT)
+    x, t = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(1)), torch.tensor([1, 7])
+    expected = guided_backprop(module, x, t)
+    torch.testing.assert_close(guided_backprop(program, x, t), expected, rtol=1e-5, atol=1e-6 * float(expected.abs().max()))
+    assert unusable_methods(["guided-backprop", "guided-gradcam", "gradcam"], program) == {}
+
+
+def test_all_leaves_out_what_a_network_cannot_run_and_a_named_method_says_why(files):
+    from cvtools.visualize.catalog import ALL, only_from_all
+    from cvtools.visualize.explain import Explainer
+
+    d, _ = files
+    ts = load_user_model(d / "net.ts", input_size=32, **CPU)
+    notes = []
+    explainer = Explainer(ts, ALL, optional=only_from_all("all"), on_note=notes.append)
+    kept = [m.name for m in explainer.methods]
+    assert kept == ["saliency", "smoothgrad", "integrated-gradients", "input-x-gradient", "occlusion"]
+    assert len(notes) == 1 and "guided-backprop (net.ts: TorchScript runs its ReLUs" in notes[0], notes
+    assert "gradcam, gradcam++" in notes[0] and "hooks cannot reach them" in notes[0]
+    assert only_from_all("all,guided-backprop") == [m for m in ALL if m != "guided-backprop"]
+    with pytest.raises(UsageError, match="TorchScript runs its ReLUs") as exc:
+        Explainer(ts, ["saliency", "guided-backprop"], optional=[], on_note=notes.append)
+    one_line_naming(exc.value, "net.ts")
+    silu = load_user_model(SiluNet().eval(), input_size=32, **CPU)
+    with pytest.raises(UsageError, match=r"needs ReLU activations and SiluNet has none \(its activations: silu\)"):
+        Explainer(silu, ["guided-gradcam"])
+    assert [m.name for m in Explainer(silu, ["saliency", "guided-backprop"], optional=["guided-backprop"]).methods] \
+        == ["saliency"]
+
+
+def test_cli_all_and_score_run_on_torchscript_with_one_note(tmp_path, run_cli):
+    from badinputs import photo
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit is deprecated
+        torch.jit.save(torch.jit.script(small_net()), tmp_path / "net.ts.pt")
+    photo(40, 32).save(tmp_path / "p.jpg")
+    model = ("--model", tmp_path / "net.ts.pt", "--size", "32")
+    r = run_cli("visualize", "all", tmp_path / "p.jpg", *model, "--samples", "2", "--steps", "4",
+                "-o", tmp_path / "all.jpg")
+    assert r.exit_code == 0 and (tmp_path / "all.jpg").exists(), r.stderr
+    notes = [line for line in r.stderr.splitlines() if "note:" in line]
+    assert len(notes) == 1 and "skipped gradcam" in notes[0] and "guided-backprop" in notes[0], r.stderr
+    r = run_cli("visualize", "score", tmp_path / "p.jpg", *model, "--sanity", "0", "--no-road", "--samples", "2",
+                "--steps", "4")
+    assert r.exit_code == 0 and "skipped gradcam" in r.stderr and "saliency" in r.stdout, r.stderr
+    assert "gradcam" not in r.stdout
+    r = run_cli("visualize", "score", tmp_path / "p.jpg", *model, "-m", "saliency,guided-backprop", "--sanity", "0")
+    assert r.exit_code == 1 and len(r.stderr.strip().splitlines()) == 1 and "TorchScript runs its ReLUs" in r.stderr
+
+
+def test_a_batch_of_one_program_runs(files, tmp_path):
+    """Exported with a batch of 1: a graph that does not depend on it runs batched (layers and
+    all); one that spells it out (a ViT's reshape(1, ...)) runs one image at a time, logits only."""
+    d, net = files
+    bb = load_user_model(d / "static_batch.pt2", **EXACT)
+    x = torch.rand(3, 3, 32, 32)
+    assert torch.equal(bb(x), reference_logits(net, bb, x))
+    assert "exported for batches of 1, runs on any" in bb.fast_path and bb.defaults.cam == "features"
+    vit = tiny_vit()
+    torch.export.save(torch.export.export(vit, (torch.rand(1, 3, 32, 32),)), tmp_path / "vit1.pt2")
+    bb = load_user_model(tmp_path / "vit1.pt2", **EXACT)
+    assert "images run one at a time" in bb.fast_path and bb.layers == []
+    torch.testing.assert_close(bb(x), reference_logits(vit, bb, x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(UsageError, match="dynamic_shapes") as exc:
+        bb.check_layers(["encoder"])
+    one_line_naming(exc.value, "vit1.pt2")
+
+
+def test_the_pickle_advice_exports_a_dynamic_batch(files, run_cli, tmp_path):
+    """The advice for a pickled module runs as written and gives a program with a free batch."""
+    from badinputs import photo
+
+    from cvtools.backbones.user_model import DYNAMIC_BATCH_EXPORT, _program_input
+
+    d, _ = files
+    with pytest.raises(WeightsError) as exc:
+        load_user_model(d / "pickled.pth", **CPU)
+    text = one_line_naming(exc.value, "pickled.pth")
+    assert DYNAMIC_BATCH_EXPORT in text and "architecture=NAME" in text and "x: 2 or more images" in text
+    program = eval(DYNAMIC_BATCH_EXPORT, {"torch": torch, "model": small_net(), "x": torch.rand(2, 3, 32, 32)})
+    assert _program_input(program, d / "x.pt2") == ((32, 32), None)  # fixed size, any batch
+    photo().save(tmp_path / "p.jpg")
+    r = run_cli("classify", tmp_path / "p.jpg", "--model", d / "pickled.pth")
+    assert r.exit_code == 1 and "--architecture NAME" in r.stderr and r.stderr.rstrip().endswith(
+        "--trust-pickle for a file you made"), r.stderr
+
+
+def test_a_damaged_program_is_one_line_without_torchs_logged_traceback(files, tmp_path, capfd):
+    import logging
+
+    d, _ = files
+    _rewrite_zip(d / "net.pt2", tmp_path / "cut.pt2",
+                 lambda n, b: b[: len(b) // 2] if n.endswith("data/weights/weight_0") else b)
+    logger = logging.getLogger("torch.export")
+    before = (logger.handlers[:], logger.propagate)
+    capfd.readouterr()
+    with pytest.raises(WeightsError, match="truncated or damaged") as exc:
+        load_user_model(tmp_path / "cut.pt2", **CPU)
+    assert "out of bounds" in one_line_naming(exc.value, "cut.pt2")  # torch's own reason, not "see above"
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "deserializing" not in err, err
+    assert (logger.handlers, logger.propagate) == before
+
+
+def test_cli_outputs_never_replace_the_model_or_its_classes(user_files, run_cli, tmp_path):
+    d = user_files
+    model, names = tmp_path / "m.png", tmp_path / "names.png"
+    model.write_bytes((d / "ft.pth").read_bytes())
+    names.write_text((d / "labels.txt").read_text())
+    for out in (model, names):
+        r = run_cli("visualize", "gradcam", d / "p.jpg", "--model", model, "--arch", "resnet18", "--classes", names,
+                    "-o", out, "--overwrite")
+        assert r.exit_code == 1 and "would overwrite an input" in r.stderr, r.stderr
+    assert model.read_bytes() == (d / "ft.pth").read_bytes() and names.read_text() == (d / "labels.txt").read_text()
+    from cvtools.visualize.job import filters_target
+
+    with pytest.raises(CvtoolsError, match="network is read from"):
+        filters_target("f", str(model), overwrite=True, protected=[model])
+
+
+def test_class_names_must_be_distinct_and_not_empty(files, tmp_path):
+    d, _ = files
+    ten = [f"n{i}" for i in range(10)]
+    for lines, expected in ((["cat", "cat"] + ten[2:], r"'cat' is at line 1 and at line 2"),
+                            (["cat", ""] + ten[2:], "line 2 is an empty class name")):
+        (tmp_path / "names.txt").write_text("\n".join(lines) + "\n")
+        with pytest.raises(UsageError, match=expected) as exc:
+            load_user_model(d / "net.pt2", classes=tmp_path / "names.txt", **CPU)
+        one_line_naming(exc.value, "names.txt")
+    with pytest.raises(UsageError, match="'n3' is at index 3 and at index 4"):
+        load_user_model(d / "net.pt2", classes=ten[:4] + ["n3"] + ten[5:], **CPU)
+
+
+def test_cli_a_target_out_of_range_is_one_usage_error_before_the_images(files, run_cli, tmp_path):
+    from badinputs import photo
+
+    d, _ = files
+    for i in range(3):
+        photo(40, 32, seed=i).save(tmp_path / f"p{i}.jpg")
+    for target, expected in (("10", "class index 10 out of range 0..9"),
+                             ("-1", "-1 is not a class index: class indices run 0..9")):
+        r = run_cli("visualize", "gradcam", tmp_path, "--model", d / "net.pt2", "--target", target,
+                    "-o", tmp_path / "out/")
+        lines = r.stderr.strip().splitlines()  # once, not once per photo and "3 of 3 inputs failed"
+        assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith(f"cvtools: error: {expected}"), r.stderr
+
+
+def test_an_all_zero_map_is_noted_once(tmp_path):
+    """torchvision starts a ViT's head at zero: every gradient of the logits is 0, so gradient
+    maps are blank, which the photo drawn plain would not tell."""
+    from torchvision.models.vision_transformer import VisionTransformer
+
+    from cvtools.visualize.explain import Explainer
+
+    torch.manual_seed(0)
+    vit = VisionTransformer(image_size=32, patch_size=8, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32,
+                            num_classes=3).eval()
+    notes = []
+    explainer = Explainer(load_user_model(vit, **CPU), ["saliency", "eigencam"], on_note=notes.append)
+    x = torch.rand(2, 3, 32, 32)
+    explainer.explain(x)
+    explainer.explain(x)
+    assert len(notes) == 1 and notes[0].startswith("saliency: the map is zero everywhere"), notes

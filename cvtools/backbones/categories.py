@@ -43,6 +43,9 @@ def class_index(target: str, names=None) -> int:
     exact = [i for i, c in enumerate(cats) if c.lower() == key]
     if exact:
         return exact[0]
+    if key.startswith("-") and key[1:].isdigit():  # not Python's from-the-end: a typo more likely
+        raise UsageError(f"{key} is not a class index: class indices run 0..{len(cats) - 1}, and a negative "
+                         "one does not count from the end")
     partial = [i for i, c in enumerate(cats) if key in c.lower()]
     if len(partial) == 1:
         return partial[0]

@@ -81,6 +81,7 @@ class Loaded:
     class_names: Optional[list] = None  # from the checkpoint
     preprocessing: Optional[Preprocessing] = None  # from the architecture's metadata
     fixed_size: Optional[Tuple[int, int]] = None  # known without a trial (an exported program's shapes)
+    one_at_a_time: bool = False  # a program exported for batches of 1 whose graph runs on no other batch
     min_size: int = 32
     meta: dict = field(default_factory=dict)
 
@@ -130,7 +131,7 @@ def load_user_model(
     loaded = _load_source(model, architecture, architecture_kwargs or {}, trust_pickle)
     preprocessing = _preprocessing(loaded, input_size, mean, std)
     size = (preprocessing.crop_size, preprocessing.crop_size)
-    wrapper = UserNetwork(loaded.network, loaded.fixed_size)
+    wrapper = UserNetwork(loaded.network, loaded.fixed_size, loaded.one_at_a_time)
     is_program = loaded.kind in ("TorchScript", "exported program")
     if input_size is None and loaded.preprocessing is None and loaded.fixed_size is None:
         size = _input_size(wrapper, loaded.name)
@@ -138,7 +139,7 @@ def load_user_model(
         preprocessing.crop_size = size[0]
     fused, fast_path = freeze_and_fuse(wrapper, fuse and not is_program, size)
     if is_program:
-        fast_path = f"nothing folded ({loaded.kind}: its graph is fixed)"
+        fast_path = f"nothing folded ({loaded.kind}: its graph is fixed)" + loaded.meta.get("batch", "")
     probe = probe_network(wrapper, size, loaded.name, loaded.meta.get("note", ""))
     if wrapper.fixed_size is not None:
         preprocessing.crop_size = wrapper.fixed_size[0]
@@ -165,12 +166,14 @@ def load_user_model(
 class UserNetwork(nn.Module):
     """The user's network behind the Backbone: resizes inputs to a fixed-size network's one size
     (bilinear, antialiased when shrinking; differentiable, so input gradients flow) and remembers
-    the size it ran at, from which token layers find their patch grid."""
+    the size it ran at, from which token layers find their patch grid. ``one_at_a_time``: a
+    program exported for batches of one image, given a batch one image per call."""
 
-    def __init__(self, net: nn.Module, fixed_size: Optional[Tuple[int, int]] = None):
+    def __init__(self, net: nn.Module, fixed_size: Optional[Tuple[int, int]] = None, one_at_a_time: bool = False):
         super().__init__()
         self.net = net
         self.fixed_size = fixed_size
+        self.one_at_a_time = one_at_a_time
         self.input_size: Tuple[int, int] = fixed_size or (224, 224)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -178,6 +181,8 @@ class UserNetwork(nn.Module):
             shrink = x.shape[-2] > self.fixed_size[0] or x.shape[-1] > self.fixed_size[1]
             x = F.interpolate(x, size=self.fixed_size, mode="bilinear", align_corners=False, antialias=shrink)
         self.input_size = (int(x.shape[-2]), int(x.shape[-1]))
+        if self.one_at_a_time and x.shape[0] > 1:
+            return torch.cat([self.net(image) for image in x.split(1)])
         return self.net(x)
 
 
@@ -316,7 +321,8 @@ def _torch_load(path: Path, kind: str, trust_pickle: bool):
     except MemoryError:
         raise WeightsError(f"{safe_path(path)}: too large to load in the memory available") from None
     except pickle.UnpicklingError as exc:
-        raise WeightsError(f"{safe_path(path)}: {_refusal(path, kind, exc)}", param="trust_pickle") from None
+        raise WeightsError(f"{safe_path(path)}: {_refusal(path, kind, exc)}",
+                           param=("trust_pickle", "architecture")) from None
     except Exception as exc:
         raise WeightsError(f"{safe_path(path)}: not a loadable checkpoint (truncated or damaged?) "
                            f"({first_line(exc, 160)})") from None
@@ -329,10 +335,10 @@ def _refusal(path: Path, kind: str, exc: Exception) -> str:
     classes = [n for n in names if not n.startswith(("torch.", "collections.", "builtins.", "_codecs."))]
     if modules or (classes and any(n.startswith("torch.nn.") for n in names)):
         shown = (classes or modules)[0]
-        return (f"is a pickled whole module ({shown}): a pickle is Python code, not data, and loading it would run "
-                "it, so it is refused. Convert it where it was made: torch.save(model.state_dict(), 'w.pth') (then "
-                "pass architecture=...) or torch.export.save(torch.export.export(model, (x,)), 'model.pt2') keep its "
-                "layers (torch.jit.save runs without them); or pass trust_pickle=True for a file you made")
+        return (f"is a pickled whole module ({shown}), which runs code when loaded: refused. Where it was made, "
+                "save its weights, torch.save(model.state_dict(), 'w.pth') (then pass architecture=NAME), or a "
+                f"program, torch.export.save({DYNAMIC_BATCH_EXPORT}, 'm.pt2') ({EXAMPLE_BATCH}); "
+                "or pass trust_pickle=True for a file you made")
     what = f" ({classes[0]})" if classes else ""
     return (f"refused: the file asks to create Python objects{what} beyond tensors, and loading it could run code "
             f"({first_line(exc, 80)}); pass trust_pickle=True only for a file you made yourself")
@@ -704,7 +710,7 @@ def _load_program(path: Path) -> Loaded:
     check_program(path)
     extra = {"class_names": ""}
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), _quiet_export_log() as logged:
             warnings.simplefilter("ignore")
             program = torch.export.load(str(path), extra_files=extra)
             _check_program_graph(program, path)
@@ -712,11 +718,78 @@ def _load_program(path: Path) -> Loaded:
     except WeightsError:
         raise
     except Exception as exc:
+        cause = logged[0] if logged else exc  # torch logs the real error and raises a "see the warnings above"
         raise WeightsError(f"{safe_path(path)}: not a loadable torch.export program (truncated or damaged?) "
-                           f"({first_line(exc, 160)})") from None
-    fixed = _program_input(program, path)
-    return Loaded(net, path.name, f"torch.export program {path}", "exported program",
-                  _text_class_names(extra.get("class_names", "")), fixed_size=fixed, min_size=32)
+                           f"({first_line(cause, 160)})") from None
+    fixed, batch = _program_input(program, path)
+    loaded = Loaded(net, path.name, f"torch.export program {path}", "exported program",
+                    _text_class_names(extra.get("class_names", "")), fixed_size=fixed, min_size=32)
+    if batch is not None:
+        _fixed_batch(loaded, batch, path)
+    return loaded
+
+
+#: How to export a program whose batch is free, and what its example input must be (torch fixes
+#: a dimension of size 1 at 1, even one declared dynamic).
+DYNAMIC_BATCH_EXPORT = "torch.export.export(model.eval(), (x,), dynamic_shapes=({0: torch.export.Dim.DYNAMIC},))"
+EXAMPLE_BATCH = "x: 2 or more images at its input size"
+
+
+def _fixed_batch(loaded: Loaded, batch: int, path: Path) -> None:
+    """A program exported for batches of exactly ``batch`` images. Most graphs do not depend on
+    the batch (convolutions, pooling, ``flatten(1)``): with torch's input check off, such a program
+    runs batched as if exported with a dynamic batch, which a batch of 2 images giving each image's
+    own logits shows. One whose graph spells its batch out (a ``reshape(1, ...)``) runs one image
+    at a time when that batch is 1; then its layer hooks would see a call per image, so its layers
+    are not tapped. Otherwise refused."""
+    net = loaded.network
+    net.check_input_constraints = False  # torch's check of the exported shapes: the batch is tried below
+    size = loaded.fixed_size or (224, 224)
+    x = torch.rand(2, 3, *size, generator=torch.Generator().manual_seed(0))
+    alone = together = None
+    with torch.no_grad(), contextlib.suppress(Exception):
+        alone = torch.cat([net(image) for image in x.split(1)])
+    with torch.no_grad(), contextlib.suppress(Exception):
+        together = net(x)
+    if isinstance(alone, torch.Tensor) and isinstance(together, torch.Tensor) and together.shape == alone.shape \
+            and torch.allclose(together, alone, rtol=1e-4, atol=1e-4 * max(1.0, float(alone.abs().max()))):
+        loaded.meta["batch"] = f"; exported for batches of {batch}, runs on any (its graph does not depend on it)"
+        return
+    if batch != 1 or not isinstance(alone, torch.Tensor):
+        raise WeightsError(f"{safe_path(path)}: the program takes batches of exactly {batch} image"
+                           f"{'s' if batch != 1 else ''}; export it with a dynamic batch: {DYNAMIC_BATCH_EXPORT}, "
+                           f"{EXAMPLE_BATCH}")
+    loaded.one_at_a_time = True
+    loaded.meta["batch"] = "; exported for batches of 1: images run one at a time"
+    loaded.meta["note"] = ("the program was exported for batches of 1 image and its graph runs on no other batch, "
+                           "so images run one at a time and its layers cannot be tapped (a hook would see one "
+                           f"image per call); for methods that use layers export it with a dynamic batch: "
+                           f"{DYNAMIC_BATCH_EXPORT}, {EXAMPLE_BATCH}")
+
+
+@contextlib.contextmanager
+def _quiet_export_log():
+    """torch.export's logger held back while inside: a damaged archive makes ``torch.export.load``
+    log its error's whole traceback as a warning before failing, ~15 lines above cvtools' one.
+    Yields the exceptions it logged (for the one line); the logger is put back as it was."""
+    import logging
+
+    logger = logging.getLogger("torch.export")
+    logged: List[BaseException] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            if record.exc_info and record.exc_info[1] is not None:
+                logged.append(record.exc_info[1])
+
+    keep = Keep()
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers[:] = [keep]
+    logger.propagate = False
+    try:
+        yield logged
+    finally:
+        logger.handlers[:], logger.propagate = saved
 
 
 def _check_program_graph(program, path: Path) -> None:
@@ -733,9 +806,10 @@ def _check_program_graph(program, path: Path) -> None:
                 _refuse_program(path, f"it calls {first_line(repr(target), 80)}")
 
 
-def _program_input(program, path: Path) -> Optional[Tuple[int, int]]:
-    """The fixed (H, W) of the program's one image input, or None when its spatial sizes are dynamic;
-    an input that is not N×3×H×W is one line naming the file."""
+def _program_input(program, path: Path) -> Tuple[Optional[Tuple[int, int]], Optional[int]]:
+    """(the fixed (H, W) of the program's one image input, or None when its spatial sizes are
+    dynamic; its fixed batch, or None when dynamic); an input that is not N×3×H×W is one line
+    naming the file."""
     inputs = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in program.graph_signature.user_inputs]
     vals = [n.meta.get("val") for n in inputs]
     if len(vals) != 1 or not isinstance(vals[0], torch.Tensor):
@@ -745,13 +819,10 @@ def _program_input(program, path: Path) -> Optional[Tuple[int, int]]:
     if len(shape) != 4 or not (isinstance(shape[1], int) and shape[1] == 3):
         raise WeightsError(f"{safe_path(path)}: the program's input is {'×'.join(str(s) for s in shape)}, not an "
                            "N×3×H×W image batch")
-    if isinstance(shape[0], int):
-        raise WeightsError(f"{safe_path(path)}: the program takes batches of exactly {shape[0]} image"
-                           f"{'s' if shape[0] != 1 else ''}; export it with a dynamic batch "
-                           "(dynamic_shapes={'x': {0: torch.export.Dim.DYNAMIC}}) so images can be batched")
+    batch = int(shape[0]) if isinstance(shape[0], int) else None
     if isinstance(shape[2], int) and isinstance(shape[3], int):
-        return int(shape[2]), int(shape[3])
-    return None
+        return (int(shape[2]), int(shape[3])), batch
+    return None, batch
 
 
 # ====================================================================== preprocessing and classes
@@ -788,6 +859,8 @@ def _class_names(classes, from_model, count: int, model_name: str) -> List[str]:
         if names is None or len(names) != count:
             got = len(names) if isinstance(names, list) else "no usable"
             raise UsageError(f"{source}: {got} class names for a model with {count} outputs", param="classes")
+        _check_distinct_names(names, source, lines=isinstance(classes, (str, Path))
+                              and Path(classes).suffix.lower() != ".json")
         return names
     if from_model is not None:
         names = _as_name_list(from_model, count, model_name)
@@ -796,6 +869,22 @@ def _class_names(classes, from_model, count: int, model_name: str) -> List[str]:
         raise WeightsError(f"{safe_path(model_name)}: its class names do not match its {count} outputs; "
                            "pass classes=FILE")
     return [f"class {i}" for i in range(count)]
+
+
+def _check_distinct_names(names: List[str], source: str, lines: bool) -> None:
+    """Every class needs a name of its own: a target given by name picks one class, and an
+    empty name cannot be asked for (nor read in a caption). ``lines``: ``names`` are a text
+    file's lines (the message gives line numbers, else indices)."""
+    where = (lambda i: f"line {i + 1}") if lines else (lambda i: f"index {i}")
+    seen: Dict[str, int] = {}
+    for i, name in enumerate(names):
+        if not name:
+            raise UsageError(f"{source}: {where(i)} is an empty class name; every class needs a name of its own",
+                             param="classes")
+        if name in seen:
+            raise UsageError(f"{source}: class name {name!r} is at {where(seen[name])} and at {where(i)}; class names "
+                             "must differ (a target given by name must pick one class)", param="classes")
+        seen[name] = i
 
 
 def _read_classes_file(path: Path):

@@ -27,7 +27,7 @@ from cvtools.cli.common import (
     run_outputs,
 )
 from cvtools.cli.params import CHANNELS_HELP, Channels, Target, class_target
-from cvtools.visualize.catalog import ALL, METHOD_INFO, TRANSFORMER_ONLY, parse_methods
+from cvtools.visualize.catalog import ALL, METHOD_INFO, TRANSFORMER_ONLY, only_from_all, parse_methods
 from cvtools.visualize.job import output_suffix
 
 COLORMAP_CHOICES = ["jet", "turbo", "inferno", "viridis", "magma", "gray"]  # = colormaps.COLORMAPS (no numpy here)
@@ -212,7 +212,7 @@ def attribution_command(name, methods):
                    short_help=METHOD_INFO[methods[0]].summary if len(methods) == 1 else "side-by-side panel")
     @attribution_options
     def command(**options):
-        run_attribution(methods, **options)
+        run_attribution(methods, **options, asked=name)
 
     return command
 
@@ -226,11 +226,18 @@ def _backbone_for(methods, model_opts):
     return load_backbone_from_options(**model_opts)
 
 
+def _network_files(model_opts):
+    """--model, --classes and --weights files: outputs may never replace them (job.network_files)."""
+    from cvtools.visualize.job import network_files
+
+    return network_files(model_opts.get("model"), {"classes": model_opts.get("classes")}, model_opts.get("weights"))
+
+
 def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size, colormap, alpha, no_caption, size,
                     batch_size,
                     internal_batch_size, samples, noise, steps, window, seed, sanity, metrics, as_json, output,
-                    overwrite, quiet, max_pixels, truth=None, **model_opts):
-    from cvtools.cli.common import check_model_options_early, registered_spec
+                    overwrite, quiet, max_pixels, truth=None, asked="", **model_opts):
+    from cvtools.cli.common import check_model_options_early, echo_err, registered_spec
     from cvtools.deferred import Deferred
     from cvtools.device import expects_gpu
     from cvtools.io.discover import find_inputs
@@ -238,6 +245,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
 
     # Everything checkable without torch first: a mistake answers at once, and a re-run whose
     # outputs are all there never loads the network.
+    optional = only_from_all(asked, more_methods or "")  # what `all` brought in: left out with a note where unusable
     methods = parse_methods(",".join(methods), more_methods or "")
     check_model_options_early(model_opts)
     spec = registered_spec(model_opts)  # None for --model: known once the file is loaded
@@ -255,13 +263,14 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
 
         return Explainer(_backbone_for(methods, model_opts), methods, target=target, layer=layer,
                          internal_batch_size=internal, samples=samples, noise=noise, seed=seed, steps=steps,
-                         window=window)
+                         window=window, optional=optional, on_note=lambda message: echo_err(f"note: {message}"))
 
     explainer = Deferred(build_explainer)  # built when the first photo reaches the device
     found = find_inputs(inputs)  # once: the work and the batch share it
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
     work = explain_work(explainer, methods, preprocessing=spec.preprocessing if spec is not None else None,
-                        output=output, size=size, many=found.many, overwrite=overwrite, inputs=found.paths,
+                        output=output, size=size, many=found.many, overwrite=overwrite,
+                        inputs=list(found.paths) + _network_files(model_opts),
                         outputs=outputs, max_pixels=max_pixels, raw=raw, raw_size=raw_size, colormap=colormap,
                         alpha=alpha, captions=not no_caption, metrics=metrics, sanity=sanity,
                         truths=true_classes(explainer, truth) if truth is not None else None,
@@ -361,7 +370,8 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
     work = score_work(backbone, names, target=class_target(target, model_opts), layer=layer,
                       sanity_images=sanity_images, road=not no_road, size=size, batch_size=batch_size,
                       internal_batch_size=internal_batch_size, samples=samples, steps=steps, seed=seed,
-                      max_pixels=max_pixels, on_note=lambda message: echo_err(f"note: {message}"))
+                      max_pixels=max_pixels, on_note=lambda message: echo_err(f"note: {message}"),
+                      optional=only_from_all(methods))
     report = run_batch(inputs, work, f"visualize score {','.join(names) if len(names) <= 3 else 'methods'}",
                        quiet=quiet or as_json)
     if work.card.images:
@@ -459,7 +469,7 @@ def filters(layer, channels, class_targets, neuron, size, steps, lr, seed, batch
         target = render_filters(backbone, output, layer=layer, channels=channels, classes=class_targets,
                                 neuron=neuron, size=size, steps=steps, lr=lr, seed=seed, batch_size=batch_size,
                                 fft=not no_fft, decorrelate=not no_decorrelate, transforms=not no_transforms,
-                                overwrite=overwrite, progress=bar)
+                                overwrite=overwrite, progress=bar, protected=_network_files(model_opts))
     finally:
         bar.close()
     if not quiet:
@@ -503,6 +513,7 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
     found = find_inputs(inputs)  # once: the work and the batch share it
     outputs = run_outputs()
     work = activations_work(backbone, layer, channels=channels, top=top, size=size, colormap=colormap, output=output,
-                            many=found.many, overwrite=overwrite, inputs=found.paths, outputs=outputs,
+                            many=found.many, overwrite=overwrite, inputs=list(found.paths) + _network_files(model_opts),
+                            outputs=outputs,
                             max_pixels=max_pixels)
     finish(run_batch(found, work, "activations", quiet=quiet, outputs=outputs))

@@ -316,6 +316,9 @@ class Occlusion(Attribution):
 # --------------------------------------------------------------------------- guided backprop
 
 _RELU_OPS = None
+#: Activations that are not ReLUs, by op name: what a network without ReLUs is told it has instead.
+OTHER_ACTIVATIONS = ("silu", "gelu", "hardswish", "mish", "elu", "selu", "celu", "leaky_relu", "prelu", "sigmoid",
+                     "tanh", "softplus", "hardsigmoid")
 
 
 def _relu_ops():
@@ -323,9 +326,18 @@ def _relu_ops():
     if _RELU_OPS is None:
         import torch.nn.functional as F
 
+        aten = torch.ops.aten
+        # The aten overloads are what a torch.export program (.pt2) calls: it has no nn.ReLU modules
+        # and no F.relu, only these ops, which a torch-function mode sees as well.
         _RELU_OPS = {F.relu, F.relu_, F.relu6, F.hardtanh, F.hardtanh_, torch.relu, torch.relu_,
-                     torch.Tensor.relu, torch.Tensor.relu_}
+                     torch.Tensor.relu, torch.Tensor.relu_, aten.relu.default, aten.relu_.default,
+                     aten.relu6.default, aten.hardtanh.default, aten.hardtanh_.default}
     return _RELU_OPS
+
+
+def op_name(func) -> str:
+    """'silu' for F.silu, torch.ops.aten.silu_.default and the like."""
+    return (getattr(func, "_opname", None) or getattr(func, "__name__", "")).rstrip("_")
 
 
 @contextlib.contextmanager
@@ -335,13 +347,14 @@ def guided_relus():
     ``R_in = [x > 0] * relu(R_out)`` (for ReLU6 also ``[x < 6]``, from the op's own backward).
 
     A torch-function mode sees the ops themselves, so modules that are reused or functional relus
-    are handled; tensor hooks live on the graph, so nothing is left on the model. Yields a counter
-    of the ops that were guided.
+    are handled, and so are a torch.export program's aten ops; tensor hooks live on the graph, so
+    nothing is left on the model. Yields a counter of the ops that were guided, then the names of
+    the other activations seen (for saying what a network without ReLUs has instead).
     """
     from torch.overrides import TorchFunctionMode
 
     ops = _relu_ops()
-    count = [0]
+    count = [0, set()]
 
     def positive(grad):
         return grad.clamp_min(0)
@@ -352,6 +365,8 @@ def guided_relus():
             if func in ops and isinstance(out, torch.Tensor) and out.requires_grad:
                 out.register_hook(positive)
                 count[0] += 1
+            elif op_name(func) in OTHER_ACTIVATIONS:
+                count[1].add(op_name(func))
             return out
 
     with Guided():
@@ -382,12 +397,39 @@ def guided_backprop(backbone, x: torch.Tensor, target: torch.Tensor, shifts: int
         selected = logits.gather(1, target.view(-1, 1).to(logits.device)).sum()
         (grad,) = torch.autograd.grad(selected, inp)
     if guided[0] == 0:
-        raise UsageError(f"guided backprop needs ReLU activations and {backbone.name} has none; "
-                         "use saliency or smoothgrad, or a ReLU backbone")
+        raise UsageError(_no_relus(backbone, guided[1]))
     if shifts > 1:
         grad = torch.stack([grad[k * n:(k + 1) * n, :, dy:dy + h, dx:dx + w] for k, (dy, dx) in enumerate(phases)])
         grad = grad.mean(dim=0)
     return grad
+
+
+def _no_relus(backbone, others) -> str:
+    """Why the guided rule found no ReLU to act on, in one line."""
+    if any(isinstance(m, torch.jit.ScriptModule) for m in backbone.model.modules()):
+        return (f"{backbone.name}: TorchScript runs its ReLUs inside its own interpreter, where guided backprop "
+                "cannot change their backward; save the network as a state dict or a .pt2 program (torch.export)")
+    has = f" (its activations: {', '.join(sorted(others))})" if others else ""
+    return (f"guided backprop needs ReLU activations and {backbone.name} has none{has}; "
+            "use saliency or smoothgrad, or a ReLU network")
+
+
+def guided_problem(backbone) -> Optional[str]:
+    """Why guided backprop cannot run on ``backbone`` (it has no ReLU the guided rule can reach),
+    or None; found by one forward of a small random image, remembered on the backbone."""
+    known = backbone.__dict__.get("_guided_problem", False)
+    if known is not False:
+        return known
+    side = max(32, int(getattr(backbone, "min_size", 32) or 32))
+    x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0)).to(backbone.device)
+    try:
+        with torch.enable_grad(), guided_relus() as guided:
+            PixelModel(backbone)(x.requires_grad_(True))  # the eager module, as guided_backprop runs it
+    except Exception:  # the real run will say what is wrong
+        return None
+    problem = None if guided[0] else _no_relus(backbone, guided[1])
+    backbone.__dict__["_guided_problem"] = problem
+    return problem
 
 
 class GuidedBackprop(Attribution):

@@ -104,3 +104,13 @@ def parse_methods(*specs: str) -> List[str]:
 def file_slug(name: str) -> str:
     """A method name as it appears in output file names (no '+')."""
     return name.replace("++", "pp")
+
+
+def only_from_all(*specs: str) -> List[str]:
+    """The methods that ``all`` in ``specs`` brought in and no spec named: those a network they
+    cannot run on leaves out with a note (a method named is an error there)."""
+    parts = [p.strip().lower() for spec in specs for p in (spec or "").split(",") if p.strip()]
+    if "all" not in parts:
+        return []
+    named = {method_name(p) for p in parts if p != "all"}
+    return [m for m in ALL if m not in named]

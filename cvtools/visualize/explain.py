@@ -25,8 +25,8 @@ from PIL import Image
 from cvtools.device import autotuned_step
 from cvtools.errors import UsageError
 from cvtools.visualize.attribution import Attribution, percentile_normalize, signed_to_rgb
-from cvtools.visualize.methods import make_methods
-from cvtools.visualize.model import Target, check_image_batch, predict
+from cvtools.visualize.methods import make_methods, usable_methods
+from cvtools.visualize.model import Target, check_image_batch, checked_target, predict
 
 
 def analysis_size(width: int, height: int, size: int = 224, multiple: int = 32,
@@ -124,13 +124,20 @@ class Explainer:
     ``target``: None (each image's top class), a class index or name. ``layer``: the CAM layer
     (default ``backbone.defaults.cam``). Other keyword options go to the methods that take them
     (``samples``, ``noise``, ``seed``, ``steps``, ``window``, ``stride``, ``internal_batch_size``).
+    A method that cannot run on this network (CAMs without tappable layers, guided backprop
+    without ReLUs) is a UsageError, unless it is one of ``optional`` (what ``all`` brought in):
+    those are left out, with one note through ``on_note``, which also hears (once per method) of
+    maps that are zero everywhere.
     """
 
     def __init__(self, backbone, methods: Sequence[str], target: Target = None, layer: Optional[str] = None,
-                 **options):
+                 optional: Sequence[str] = (), on_note=None, **options):
         self.backbone = backbone
-        self.target = target
+        self.target = checked_target(target, backbone.categories)  # once: not an error per image
+        self.on_note = on_note
+        self._zero_noted: set = set()  # methods whose all-zero maps were noted
         self.options = dict(options, layer=layer)  # what a method needs to be rebuilt (sanity check)
+        methods = usable_methods(methods, backbone, optional, layer, on_note)
         self.methods: List[Attribution] = make_methods(methods, backbone, layer=layer, **options)
 
     @autotuned_step
@@ -149,10 +156,13 @@ class Explainer:
             raise UsageError(f"answer_from has {answer.shape[0]} images for {x.shape[0]}", param="answer_from")
         idx, prob, _ = predict(self.backbone, answer, self.target if targets is None else targets)
         results = [Explanation(int(i), self.backbone.categories[int(i)], float(p)) for i, p in zip(idx.cpu(), prob.cpu())]
+        zero = []
         for method in self.methods:
             attribution = method.attribute(x, idx)
             heat = method.heatmap(attribution).float().cpu()
             raw = attribution.float().cpu()
+            if method.name not in self._zero_noted and bool((raw.flatten(1).abs().amax(dim=1) == 0).any()):
+                zero.append(method.name)
             picture = signed_to_rgb(attribution).float().cpu() if method.display == "gradient" else None
             diagnostics = method.diagnostics()
             for i, r in enumerate(results):
@@ -162,7 +172,20 @@ class Explainer:
                     r.pictures[method.name] = picture[i]
                 if diagnostics is not None:
                     r.diagnostics[method.name] = diagnostics[i]
+        self._note_zero_maps(zero)
         return results
+
+    def _note_zero_maps(self, names: List[str]) -> None:
+        """One note for maps that are zero everywhere: drawn, they are the plain photo, which
+        would otherwise pass for "nothing stands out"."""
+        if not names or self.on_note is None:
+            return
+        self._zero_noted.update(names)
+        from cvtools.visualize.catalog import METHOD_INFO
+
+        what = " / ".join(dict.fromkeys("layer" if METHOD_INFO[m].uses_layer else "input" for m in names))
+        self.on_note(f"{', '.join(names)}: the map is zero everywhere for at least one image: the model's output "
+                     f"does not depend on this {what} (e.g. an untrained head)")
 
 
     @autotuned_step

@@ -7,6 +7,7 @@ Imports no torch at import time (the command line names its outputs with :func:`
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
@@ -173,7 +174,9 @@ class _Stages:
         for m in self.methods if self.raw else []:
             from cvtools.visualize.render import resize_maps
 
-            array = explained.explanation.attributions[m]
+            array = explained.explanation.attributions.get(m)
+            if array is None:  # a method of `all` this network cannot run (the explainer said so once)
+                continue
             save_array(sides[m], array if self.raw_size == "analysis" else resize_maps(array, item["full"][::-1]),
                        self.overwrite)
             written.append(str(sides[m]))
@@ -225,6 +228,15 @@ def save_array(path, tensor, overwrite):
             np.save(f, array)
 
     atomic_write(path, write, overwrite=overwrite)
+
+
+def network_files(model=None, model_options=None, weights=None) -> List[Path]:
+    """The files a run reads its network from: a ``model`` file, its ``classes`` file (in
+    ``model_options``), a ``weights`` file. Outputs never replace them, not even with overwrite:
+    they go with the inputs to the output naming, which treats them as inputs (an output named
+    like the weights file would otherwise write a picture over them)."""
+    paths = [model, (model_options or {}).get("classes"), weights]
+    return [Path(p) for p in paths if isinstance(p, (str, Path)) and Path(p).is_file()]
 
 
 def batch_sizes(device, batch_size=None, internal_batch_size=None):
@@ -279,7 +291,8 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
         from cvtools.visualize.explain import Explainer
 
         return Explainer(network(), names, target=target, layer=layer, internal_batch_size=internal,
-                         samples=samples, noise=noise, seed=seed, steps=steps, window=window)
+                         samples=samples, noise=noise, seed=seed, steps=steps, window=window,
+                         optional=_from_all(methods), on_note=on_note)
 
     explainer = Deferred(build)  # built when the first photo reaches the device (none if all are done)
     found = find_inputs([str(i) for i in inputs])
@@ -289,11 +302,19 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
         seed=seed, metrics=metrics, sanity=sanity, backbone=backbone, model=model, model_options=model_options))
     work = explain_work(explainer, names, preprocessing=spec.preprocessing if spec is not None else None,
                         output=None if output is None else str(output), size=size, many=found.many,
-                        overwrite=overwrite, inputs=found.paths, outputs=outputs, max_pixels=max_pixels, raw=raw,
+                        overwrite=overwrite, inputs=list(found.paths) + network_files(model, model_options),
+                        outputs=outputs, max_pixels=max_pixels, raw=raw,
                         raw_size=raw_size, colormap=colormap, alpha=alpha, captions=captions, metrics=metrics,
                         sanity=sanity, truths=true_classes(explainer, truth) if truth is not None else None,
                         batch_size=batch_size, quiet=True, on_result=on_result)
     return run(found, work, outputs=outputs, on_note=on_note, on_fail=_note_failure(on_note), progress=progress)
+
+
+def _from_all(methods):
+    """The methods ``all`` brought in (catalog.only_from_all) of a string or list of method specs."""
+    from cvtools.visualize.catalog import only_from_all
+
+    return only_from_all(methods if isinstance(methods, str) else ",".join(methods))
 
 
 def _checked(methods, backbone, model, model_options, target, layer, truth):
@@ -448,7 +469,7 @@ class ScoreWork(BatchedWork):
 
 def score_work(backbone, methods, *, target=None, layer=None, sanity_images=8, road=True, size=None,
                batch_size=None, internal_batch_size=None, samples=32, steps=50, seed=0, max_pixels=-1,
-               on_note=None) -> ScoreWork:
+               on_note=None, optional=()) -> ScoreWork:
     """What ``cvtools visualize score`` does to each photo: decode (``max_pixels``), then in
     batches of same-size photos every method's map and every trust measure
     (:func:`~cvtools.visualize.score.score_batch`), the model-randomisation check on the first
@@ -457,12 +478,14 @@ def score_work(backbone, methods, *, target=None, layer=None, sanity_images=8, r
     index or name among its classes; ``size``: the short side the network sees (default its crop);
     batch sizes default to 32 photos and 256 copies per pass on a GPU, 4 and 32 on the CPU.
     ``on_note(message)``: a backbone whose layers cannot be re-initialised one by one gets no
-    sanity check, and says so."""
-    from cvtools.visualize.model import parse_target
+    sanity check, and says so. ``optional``: the methods ``all`` brought in; those this network
+    cannot run are left out with a note (a method named is a UsageError, before any photo)."""
+    from cvtools.visualize.methods import usable_methods
+    from cvtools.visualize.model import checked_target
     from cvtools.visualize.score import Scorecard
 
-    names = list(methods)
-    target = parse_target(target, backbone.categories)
+    names = usable_methods(list(methods), backbone, optional, layer, on_note)
+    target = checked_target(target, backbone.categories)
     if sanity_images and not backbone.layer_paths:  # its layers cannot be re-initialised one by one
         if on_note is not None:
             on_note(f"{backbone.name}: no sanity check ({backbone.layers_note or 'no layers'})")
@@ -552,7 +575,7 @@ def score_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], methods: U
     network = network_loader(backbone, model, model_options, device, precision, names)()
     work = score_work(network, names, target=target, layer=layer, sanity_images=sanity_images, road=road, size=size,
                       batch_size=batch_size, internal_batch_size=internal_batch_size, samples=samples, steps=steps,
-                      seed=seed, max_pixels=max_pixels, on_note=on_note)
+                      seed=seed, max_pixels=max_pixels, on_note=on_note, optional=_from_all(methods))
     report = run([str(i) for i in inputs], work, on_note=on_note, on_fail=_note_failure(on_note), progress=progress)
     return work.card, report
 
@@ -633,7 +656,8 @@ def activations_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], outp
                                              backbone=backbone, model=model, model_options=model_options))
     work = activations_work(network, layer, channels=channels, top=top, size=size, colormap=colormap,
                             output=None if output is None else str(output), many=found.many, overwrite=overwrite,
-                            inputs=found.paths, outputs=outputs, max_pixels=max_pixels)
+                            inputs=list(found.paths) + network_files(model, model_options), outputs=outputs,
+                            max_pixels=max_pixels)
     return run(found, work, outputs=outputs, on_note=on_note, on_fail=_note_failure(on_note), progress=progress)
 
 
@@ -698,15 +722,17 @@ def fp32_unless_asked(precision):
     return "fp32" if precision == "auto" else precision
 
 
-def filters_target(name, output=None, overwrite=False) -> Path:
+def filters_target(name, output=None, overwrite=False, protected=()) -> Path:
     """Where :func:`render_filters` writes ``name``: ``NAME.png`` here, or in ``output`` (a
     directory, or a path ending in "/"), or ``output`` itself; an existing file only with
-    ``overwrite``."""
+    ``overwrite``, never one of ``protected`` (the network's files: :func:`network_files`)."""
     from cvtools.errors import ImageError
 
     target = Path(output) if output else Path(f"{name}.png")
     if output and (target.is_dir() or str(output).endswith("/")):
         target = target / f"{name}.png"
+    if any(target.exists() and os.path.samefile(target, p) for p in protected):
+        raise ImageError(target, "output would overwrite a file the network is read from; choose another output path")
     if target.exists() and not overwrite:
         raise ImageError(target, "output exists; pass overwrite=True to replace it", param="overwrite")
     return target
@@ -715,7 +741,7 @@ def filters_target(name, output=None, overwrite=False) -> Path:
 def render_filters(backbone="efficientnet_lite0", output=None, *, layer=None, channels="0:16", classes=None,
                    neuron=False, size=None, steps=None, lr=0.03, seed=0, batch_size=16, fft=True, decorrelate=True,
                    transforms=True, overwrite=False, device="auto", precision="auto",
-                   progress: Optional[Callable[[int, int], None]] = None) -> Path:
+                   progress: Optional[Callable[[int, int], None]] = None, protected=()) -> Path:
     """Images that excite each channel of ``layer`` (or each class logit of ``classes``), as
     ``cvtools visualize filters`` makes them: a labelled grid written to
     ``filters_BACKBONE_LAYER_CHANNELS.png`` (``classes_BACKBONE_INDICES.png``), or into ``output``;
@@ -724,7 +750,7 @@ def render_filters(backbone="efficientnet_lite0", output=None, *, layer=None, ch
     loaded Backbone. ``size``, ``steps``: default 128 px and 128 steps for channels, 224 and 256
     for classes; ``fft``, ``decorrelate``, ``transforms``: lucid's parameterisation and
     robustness (see :func:`cvtools.visualize.featurevis.render`). ``progress(done, total)``:
-    after each optimisation step."""
+    after each optimisation step. ``protected``: files the output may never replace (the network's own)."""
     import torch
 
     from cvtools.io.atomic import save_image
@@ -737,7 +763,7 @@ def render_filters(backbone="efficientnet_lite0", output=None, *, layer=None, ch
     plan = filter_plan(backbone, layer, channels, classes, neuron)
     size = size or (224 if classes else 128)
     steps = steps or (256 if classes else 128)
-    target = filters_target(plan.name, output, overwrite)
+    target = filters_target(plan.name, output, overwrite, protected)
     chunks = [plan.indices[i:i + batch_size] for i in range(0, len(plan.indices), batch_size)]
     total, done, images = steps * len(chunks), 0, []
     if progress is not None:

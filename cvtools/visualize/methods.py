@@ -66,3 +66,40 @@ def make_methods(names: Sequence[str], backbone, **options) -> List[Attribution]
         takes = method_options(METHODS[method_name(name)])
         built.append(make_method(name, backbone, **{k: v for k, v in options.items() if k in takes}))
     return built
+
+
+def unusable_methods(names: Sequence[str], backbone, layer=None) -> Dict[str, str]:
+    """method -> why it cannot run on ``backbone`` at all (not a mistake in its options): the
+    layer methods on a network whose layers cannot be tapped (a TorchScript file), guided
+    backprop (and Guided Grad-CAM) on one without ReLUs the guided rule reaches."""
+    from cvtools.visualize.attribution import guided_problem
+
+    reasons = {}
+    no_layers = not backbone.layer_paths or (layer is None and not backbone.defaults.cam)
+    for name in names:
+        info = METHOD_INFO[name]
+        if info.uses_layer and no_layers:
+            reasons[name] = f"{backbone.name}: {getattr(backbone, 'layers_note', '') or 'it has no layer maps'}"
+        elif name in ("guided-backprop", "guided-gradcam"):
+            problem = guided_problem(backbone)
+            if problem:
+                reasons[name] = problem
+    return reasons
+
+
+def usable_methods(names: Sequence[str], backbone, optional: Sequence[str] = (), layer=None, on_note=None) -> List[str]:
+    """``names`` without the methods that cannot run on ``backbone`` (:func:`unusable_methods`).
+    One of ``optional`` (what ``all`` brought in) is left out, all of them with one note through
+    ``on_note``; a method asked for by name is a UsageError saying why."""
+    names = [method_name(n) for n in names]
+    optional = {method_name(n) for n in optional}
+    reasons = unusable_methods(names, backbone, layer)
+    named = [n for n in names if n in reasons and n not in optional]
+    if named:
+        raise UsageError(reasons[named[0]], param="methods")
+    if reasons and on_note is not None:
+        by_reason: Dict[str, List[str]] = {}
+        for name, why in reasons.items():
+            by_reason.setdefault(why, []).append(name)
+        on_note("skipped " + "; ".join(f"{', '.join(ms)} ({why})" for why, ms in by_reason.items()))
+    return [n for n in names if n not in reasons]

@@ -42,6 +42,20 @@ def parse_target(spec: Target, categories=None) -> Target:
     return parse_class_target(spec, categories)
 
 
+def checked_target(target: Target, categories) -> Target:
+    """``target`` (:func:`parse_target`) checked against a network's classes once, before any
+    image: an index out of range or an unknown name is one UsageError, not one per image."""
+    target = parse_target(target, categories)
+    if isinstance(target, int) and not isinstance(target, bool):
+        if target < 0:
+            raise UsageError(f"{target} is not a class index: class indices run 0..{len(categories) - 1}, and a "
+                             "negative one does not count from the end", param="target")
+        if target >= len(categories):
+            raise UsageError(f"class index {target} out of range 0..{len(categories) - 1} (the network has "
+                             f"{len(categories)} classes)", param="target")
+    return target
+
+
 def resolve_class_indices(target: Target, logits: torch.Tensor, categories=None) -> torch.Tensor:
     """One class index per image (a long tensor on the logits' device, no host sync); a class
     name is looked up in ``categories`` (default ImageNet's)."""
