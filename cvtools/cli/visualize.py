@@ -266,7 +266,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                          window=window, optional=optional, on_note=lambda message: echo_err(f"note: {message}"))
 
     explainer = Deferred(build_explainer)  # built when the first photo reaches the device
-    found = find_inputs(inputs)  # once: the work and the batch share it
+    found = find_inputs(inputs, output=output)  # once: the work and the batch share it
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
     work = explain_work(explainer, methods, preprocessing=spec.preprocessing if spec is not None else None,
                         output=output, size=size, many=found.many, overwrite=overwrite,
@@ -510,7 +510,7 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
     from cvtools.visualize.job import activations_work
 
     backbone = load_backbone_from_options(**model_opts)
-    found = find_inputs(inputs)  # once: the work and the batch share it
+    found = find_inputs(inputs, output=output)  # once: the work and the batch share it
     outputs = run_outputs()
     work = activations_work(backbone, layer, channels=channels, top=top, size=size, colormap=colormap, output=output,
                             many=found.many, overwrite=overwrite, inputs=list(found.paths) + _network_files(model_opts),

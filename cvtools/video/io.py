@@ -170,8 +170,10 @@ def _limits(path, w: int, h: int, max_pixels) -> None:
                                f"{MAX_ASPECT_RATIO}:1 limit)")
     limit = max_pixels_from_env() if max_pixels == -1 else max_pixels
     if limit and w * h > limit:
-        raise ImageError(path, f"video frames are {w}x{h} ({w * h / 1e6:.1f} megapixels), over the "
-                               f"{limit / 1e6:.1f} megapixel safety limit; pass max_pixels=0 to allow it",
+        from cvtools.io.decode import _pixels
+
+        raise ImageError(path, f"video frames are {w}x{h} ({_pixels(w * h)}), over the {_pixels(limit)} safety "
+                               "limit; pass max_pixels=0 to allow it",
                          param="max_pixels")
 
 

@@ -23,7 +23,7 @@ def _note(path, target, result) -> str:
 
     rate = f"{result.rate:.1f} frames/s" if result.rate >= 1 else f"{1 / max(result.rate, 1e-9):.1f} s/frame"
     audio = f", {result.audio}" if result.audio else ""
-    return (f"{safe_path(path)} -> {safe_path(target)} ({result.frames} frames, {result.width}x{result.height}, "
+    return (f"{safe_path(path)} -> {safe_path(target)} ({result.frames} frame{'' if result.frames == 1 else 's'}, {result.width}x{result.height}, "
             f"{float(result.fps):g} fps{audio}; {rate})")
 
 
