@@ -613,3 +613,13 @@ def test_two_photos_blended_with_a_painting_and_zipped(page, photo, server, tmp_
     assert marker["options"]["--style"] == ["mona:1", "painting.png:0.5"]
     with Image.open(tmp_path / "all" / "cat2_mona+painting.png") as im:
         assert im.size == (96, 64)
+
+
+@needs_extra
+def test_a_webcam_frame_without_a_length_is_bounded_as_it_arrives(server):
+    """/api/frame refuses a chunked body (no Content-Length) over 8 MB: a 413, or the connection
+    closed while it was still sending (the server counts the body as it arrives, so it stops
+    reading at 8 MB; that it stops early is not observable here, only the refusal)."""
+    url, _ = server
+    status, body = _post_chunked(url + "/api/frame?style=mona", b"\xff" * (9 << 20), {"X-Cvtools": "1"})
+    assert status in (413, None), (status, body)

@@ -178,9 +178,11 @@ class Library:
 
     def _build_stylizer(self, styles, known, photos):
         if len(styles) == 1 and styles[0][0] in known:
-            from cvtools.style.records import resolve_style
+            from cvtools.style.records import BUNDLED_RECORDS, read_record
 
-            record = resolve_style(styles[0][0])
+            # the bundled record itself: resolve_style would take a file of that name in the
+            # server's working folder first, and a name from the browser never means a local file
+            record = read_record(BUNDLED_RECORDS / f"{styles[0][0]}.json")
             if photos:
                 from cvtools.style.fast_cpu import torch_free_stylizer
 

@@ -53,6 +53,10 @@ PIXEL_ADVICE = re.compile(r"pass max_pixels=0(?: or set CVTOOLS_MAX_PIXELS=0)?(?
 SERVER_PIXEL_ADVICE = "the server's limit is raised by starting it with `cvtools ui --max-pixels N`"
 
 
+#: the most bytes of one webcam frame (/api/frame): a 1080p JPEG is well under 1 MB
+FRAME_BYTES = 8 << 20
+
+
 @dataclass
 class Settings:
     """How the server runs (the ``cvtools ui`` options)."""
@@ -407,9 +411,12 @@ class App:
         async def run():
             style = _bundled(request.query_params.get("style", "mona"))
             strength = self._number(request.query_params, "strength", float, 1.0, 0.0, 1.0)
-            body = await request.body()
-            if len(body) > 8 << 20:
-                raise Refused(413, "a webcam frame is at most 8 MB")
+            body = bytearray()
+            async for chunk in request.stream():  # counted as it arrives: a body without a length is bounded too
+                body += chunk
+                if len(body) > FRAME_BYTES:
+                    raise Refused(413, "a webcam frame is at most 8 MB")
+            body = bytes(body)
             data = await run_in_threadpool(self.lib.stylize_frame, body, style, strength,
                                            self._flag(request.query_params, "preserve_color"))
             return Response(data, media_type="image/jpeg")
