@@ -748,3 +748,14 @@ def test_mp4_lasts_as_long_as_the_frames_whatever_x264_reorders(tmp_path, durati
     assert abs(track_seconds(dst) - (sum(durations) / 1000 - start)) <= 1 / 90000 + 1e-9
     with av.open(str(dst)) as c:
         assert abs(c.duration / 1_000_000 - (sum(durations) / 1000 - start)) <= 1e-5
+
+
+def test_a_start_within_the_last_frame_gives_that_frame(tmp_path):
+    """--start later than half a frame after the last frame began, but before the clip ends: that
+    frame is still on screen, so it is the range's one frame (it was 'no frames in the range')."""
+    src = make_clip(tmp_path / "c.mp4", audio=None)
+    last_start = (N - 1) / FPS
+    for start in (last_start + 0.6 / FPS, last_start + 0.95 / FPS):
+        frames = list(read_frames(src, start=start))
+        assert len(frames) == 1 and frames[0].time == 0.0
+        assert abs(int(frames[0].rgb[..., 2].mean()) - (10 + STEP * (N - 1))) <= 3  # the last frame's blue

@@ -447,10 +447,13 @@ def _frames_in_range(container, stream, fps: float, start: float, end: Optional[
     rounding = min(float(tb) if tb else 0.0, step / 4)
     t = None
     early = None  # the latest frame just before ``start``
+    passed = None  # (frame, time) of the latest frame left out as more than half a frame early
+    shown = False
     for decoded, frame in enumerate(container.decode(stream), 1):
         clock = float(frame.pts * tb) - origin if (frame.pts is not None and tb) else decoded * step
         t = clock if t is None or abs(clock - t - step) > rounding else t + step
         if t < start - 0.5 * step:
+            passed = (frame, t)
             continue
         if end is not None and t >= end - 1e-6:
             break
@@ -460,9 +463,12 @@ def _frames_in_range(container, stream, fps: float, start: float, end: Optional[
         if early is not None and t > start + 1e-6:
             yield early, 0.0
         early = None
+        shown = True
         yield frame, t - start
     if early is not None:
         yield early, 0.0
+    elif not shown and passed is not None and passed[1] + _shown_for(passed[0], step) > start + 1e-6:
+        yield passed[0], 0.0  # the clip's last frame, still on screen at ``start``
 
 
 def _shown_for(frame, step: float) -> float:
