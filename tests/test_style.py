@@ -330,6 +330,11 @@ def test_cli_styles_lists_the_bundled_styles(run_cli):
     assert "Starry Night" in r.stdout and "Hokusai" in r.stdout
     data = json.loads(run_cli("styles", "--json").stdout)
     assert {d["name"] for d in data} >= REQUIRED
+    # -v says per style whether its network was trained steady (the stability term) for video
+    verbose = run_cli("styles", "-v").stdout
+    steady = [r for r in data if (r.get("recipe") or {}).get("temporal_weight")]
+    assert verbose.count("video: a steady network") == len(steady) > 0
+    assert verbose.count("video: ") == len(data)
     r = run_cli("stylize", SAMPLES / "chelsea.jpg", "--style", "no_such_style")
     assert "unknown style 'no_such_style'" in _one_line_error(r)
 

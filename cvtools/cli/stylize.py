@@ -546,6 +546,11 @@ def styles(as_json, verbose, sheet_photo, output, size, overwrite):
             click.echo(f"{'':<{width}}    trained: {rec.get('steps')} steps × {rec.get('batch_size')} at "
                        f"{rec.get('image_size')} px on {rec.get('backbone')}, style weight {rec.get('style_weight')}, "
                        f"seed {rec.get('seed')}; {train.get('device', '?')}, {train.get('date', '?')}")
+            steady = rec.get("temporal_weight")
+            click.echo(f"{'':<{width}}    video: " + (f"a steady network (stability term {steady:g} in training: a "
+                                                       "slightly moved photo gives the same strokes, moved)"
+                                                       if steady else "frame by frame it flickers more; --stable "
+                                                       "holds its strokes"))
             if r.quality:
                 click.echo(f"{'':<{width}}    quality: Gram distance to the painting cut by "
                            f"{r.quality.get('gram_reduction_mean', 0):.0%} on {r.quality.get('photos')} held-out photos, "
