@@ -731,6 +731,17 @@ def test_transparent_animation_frames_are_laid_on_white(tmp_path, ext):
     got = list(read_frames(src))
     assert [f.rgb[H // 2, W // 4].tolist() for f in got] == [[200, 40 * k, 0] for k in range(3)]
     assert all(f.rgb[H // 2, 3 * W // 4].tolist() == [255, 255, 255] for f in got)
+    # the opacity travels with the frame, and GIF/WebP outputs keep it (video has no alpha: white there)
+    assert all(f.alpha is not None and f.alpha[H // 2, W // 4] == 255 and f.alpha[H // 2, 3 * W // 4] == 0
+               for f in got)
+    for out_ext in (".webp", ".gif"):
+        out = tmp_path / f"out{ext}{out_ext}"
+        stylize_video(_Identity(), src, out)
+        with Image.open(out) as im:
+            for k in range(im.n_frames):
+                im.seek(k)
+                alpha = im.convert("RGBA").getchannel("A")
+                assert alpha.getpixel((W // 4, H // 2)) == 255 and alpha.getpixel((3 * W // 4, H // 2)) == 0, (out, k)
 
 
 @pytest.mark.parametrize("durations", [[500, 30, 100, 30, 150, 150, 150], [500, 100, 30, 100, 30, 1000],
@@ -759,3 +770,14 @@ def test_a_start_within_the_last_frame_gives_that_frame(tmp_path):
         frames = list(read_frames(src, start=start))
         assert len(frames) == 1 and frames[0].time == 0.0
         assert abs(int(frames[0].rgb[..., 2].mean()) - (10 + STEP * (N - 1))) <= 3  # the last frame's blue
+
+
+class _Identity:
+    """A stylizer that gives the frame back: what a video run does around the network."""
+
+    name = "identity"
+    last_tiles = 0
+
+    def __call__(self, image, strength=1.0, preserve_color=False, tile=None, progress=None, as_uint8=False):
+        return image
+

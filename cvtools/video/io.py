@@ -123,11 +123,13 @@ class Frame:
     """One decoded frame: ``rgb`` H×W×3 uint8 (C-contiguous), ``time`` in seconds from the start of
     the range read (for GIF/WebP a :class:`FrameTime`, which also holds the frame's end), ``index``
     0, 1, 2 … (``read_frames(planes=True)``: ``rgb`` holds the frame's yuv420p planes instead, one
-    (H·3/2)×W uint8 array: Y, then U and V)"""
+    (H·3/2)×W uint8 array: Y, then U and V); ``alpha``: an animation frame's H×W uint8 opacity
+    where it has transparent areas (its ``rgb`` laid on white there), else None"""
 
     rgb: "object"
     time: float
     index: int
+    alpha: "object" = None
 
 
 # ----------------------------------------------------------------------------- recognising
@@ -531,17 +533,12 @@ def _read_animation(info: VideoInfo, start: float, duration: Optional[float], si
                     break
                 if t + d > start + 1e-6:
                     im.seek(k)
-                    rgb = _on_white(im)
-                    if rgb.size != (w, h):
-                        iw, ih = rgb.size
-                        if iw - w <= 1 and ih - h <= 1 and iw >= w and ih >= h:
-                            rgb = rgb.crop((0, 0, w, h))
-                        else:
-                            rgb = rgb.resize((w, h), Image.LANCZOS)
+                    rgb, alpha = (_fitted(p, w, h) if p is not None else None for p in _on_white(im))
                     if t0 is None:
                         t0 = max(t, start)
                     leaves = t + d if end is None else min(t + d, end)  # a cut ends the last frame
-                    yield Frame(np.array(rgb, dtype=np.uint8), FrameTime(max(t, start) - t0, leaves - t0), index)
+                    yield Frame(np.array(rgb, dtype=np.uint8), FrameTime(max(t, start) - t0, leaves - t0), index,
+                                None if alpha is None else np.array(alpha, dtype=np.uint8))
                     index += 1
                 t += d
     except ImageError:
@@ -557,14 +554,30 @@ def _read_animation(info: VideoInfo, start: float, duration: Optional[float], si
 
 
 def _on_white(im):
-    """The frame as RGB, its transparent areas laid on white, as a browser's page shows them (the
-    colours hidden under them, often black, are no part of the picture; video has no alpha)."""
+    """(RGB, alpha or None) of the frame: its transparent areas laid on white, as a browser's page
+    shows them (the colours hidden under them, often black, are no part of the picture, and must
+    not bleed into the strokes), and their opacity kept for outputs that have an alpha channel."""
     from PIL import Image
 
     if not im.has_transparency_data:
-        return im.convert("RGB")
+        return im.convert("RGB"), None
     rgba = im.convert("RGBA")
-    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
+    alpha = rgba.getchannel("A")
+    if alpha.getextrema()[0] == 255:
+        return rgba.convert("RGB"), None
+    return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB"), alpha
+
+
+def _fitted(image, w: int, h: int):
+    """``image`` (PIL) at w×h: cropped by the pixel an even size takes, else resized (Lanczos)."""
+    from PIL import Image
+
+    if image.size == (w, h):
+        return image
+    iw, ih = image.size
+    if iw - w <= 1 and ih - h <= 1 and iw >= w and ih >= h:
+        return image.crop((0, 0, w, h))
+    return image.resize((w, h), Image.LANCZOS)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -883,10 +896,11 @@ class VideoWriter:
         sub["pending"] = pending
 
     # -- video
-    def write(self, rgb, time: Optional[float] = None, end: Optional[float] = None) -> None:
+    def write(self, rgb, time: Optional[float] = None, end: Optional[float] = None, alpha=None) -> None:
         """Encode one H×W×3 uint8 frame shown at ``time`` seconds (None: after the previous one at
         the frame rate) until ``end`` (None: what a :class:`FrameTime` says, else the next frame's
-        time; for the last frame, one frame at the frame rate)."""
+        time; for the last frame, one frame at the frame rate). ``alpha`` is ignored: these
+        containers' streams have none (an animation's transparent areas arrive laid on white)."""
         av = av_module()
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
         frame = frame.reformat(format="yuv420p", dst_colorspace=self._colorspace, interpolation="AREA")
@@ -1074,17 +1088,21 @@ class AnimationWriter:
         self.bytes = 0
         self.width, self.height = width, height
 
-    def write(self, rgb, time: Optional[float] = None, end: Optional[float] = None) -> None:
+    def write(self, rgb, time: Optional[float] = None, end: Optional[float] = None, alpha=None) -> None:
         """Add one H×W×3 uint8 frame shown at ``time`` seconds (None: after the previous one at the
         frame rate) until ``end`` (None: what a :class:`FrameTime` says, else the next frame's
-        time; for the last frame, one frame at the frame rate)."""
+        time; for the last frame, one frame at the frame rate); ``alpha``: its H×W uint8 opacity
+        (the input frame's: transparent areas stay transparent), or None for an opaque frame."""
         from PIL import Image
 
         self.bytes += rgb.nbytes
         if self.bytes > MAX_ANIMATION_BYTES:
             raise ImageError(self.path, f"too many frames for a {self.fmt} animation (held in memory); write .mp4 "
                                         "instead, or a shorter `duration`", param="duration")
-        self.frames.append(Image.fromarray(rgb, "RGB"))
+        frame = Image.fromarray(rgb, "RGB")
+        if alpha is not None:
+            frame.putalpha(Image.fromarray(alpha, "L"))
+        self.frames.append(frame)
         self.times.append(len(self.times) / float(self.fps) if time is None else float(time))
         self.end = _end_of(time, end)
 
@@ -1097,9 +1115,17 @@ class AnimationWriter:
             last = self.end
         ends = self.times[1:] + [last]
         durations = [max(20, round((e - s) * 1000)) for s, e in zip(self.times, ends)]
+        if any(f.mode == "RGBA" for f in self.frames):  # one mode for all: opaque frames get a full alpha
+            self.frames = [f if f.mode == "RGBA" else f.convert("RGBA") for f in self.frames]
         kwargs = dict(save_all=True, append_images=self.frames[1:], duration=durations, loop=0)
         if self.fmt == "WEBP":
             kwargs.update(quality=90, method=4)
+            if self.frames[0].mode == "RGBA":
+                # Pillow 13's lossy animated WebP (libwebp 1.6) writes no alpha plane for detailed
+                # frames (no ALPH chunk: transparent areas come back opaque); lossless keeps it
+                kwargs.update(lossless=True, quality=80)
+        elif self.frames[0].mode == "RGBA":  # each frame replaces the last, its transparent areas too
+            kwargs.update(optimize=False, disposal=2)
         else:
             kwargs.update(optimize=False, disposal=1)
         kwargs.update(self.save_kwargs)

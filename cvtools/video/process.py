@@ -171,8 +171,8 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
         frames = read_frames(src, start=start, duration=duration, size=size, even=video_out, info=info, planes=planes)
         put = writer.write_planes if planes else writer.write
         if planes_out:  # planes (2-D) where the device made them, RGB (H×W×3) from the frame-by-frame path
-            def put(frame, t):
-                return (writer.write_planes if frame.ndim == 2 else writer.write)(frame, t)
+            def put(frame, t, alpha=None):
+                return writer.write_planes(frame, t) if frame.ndim == 2 else writer.write(frame, t, alpha=alpha)
         if stable is not None:
             stable.reset()  # before the decoder's thread starts preparing frames
         phase_lock = stable is not None and stable.wraps_effect
@@ -229,7 +229,10 @@ def _frame_stages(compute_batch, stable, phase_lock, finished, put, clock):
                 elif not finished:
                     out = stable.finish(out)
                 clock.add("stable", time.perf_counter() - t1)
-            put(np.ascontiguousarray(out), f.time)
+            if getattr(f, "alpha", None) is None:
+                put(np.ascontiguousarray(out), f.time)
+            else:  # an animation's transparent areas: kept where the output has an alpha channel
+                put(np.ascontiguousarray(out), f.time, alpha=f.alpha)
         clock.add("encode", time.perf_counter() - t0)
         return len(frames_in)
 
