@@ -245,10 +245,20 @@ class _IndexList(torch.utils.data.Sampler):
         return max(0, steps - start) * (batch // world)
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """A DataLoader worker's start: SIGTERM/SIGINT sent to the whole process group (timeout,
+    docker stop, a scheduler, Ctrl-C) are the main process's to handle (it saves a checkpoint,
+    then shuts the workers down); a worker dying of them first would fail the run unsaved."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, signal.SIG_IGN)
+
+
 def make_loader(dataset, start_step, steps, batch_size, workers, pin_memory, rank=0, world=1):
     kwargs = {}
     if workers > 0:
-        kwargs = dict(persistent_workers=False, prefetch_factor=4)
+        kwargs = dict(persistent_workers=False, prefetch_factor=4, worker_init_fn=_ignore_stop_signals)
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size // world, sampler=_IndexList(start_step, steps, batch_size, rank, world),
         num_workers=workers, pin_memory=pin_memory, drop_last=False, **kwargs)

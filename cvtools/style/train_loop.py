@@ -67,26 +67,37 @@ class TrainingLoop:
         self.steady_images_per_second = 0.0
 
     def run(self, loader, preview: Optional[torch.Tensor], preview_every: int, preview_dir: Path) -> None:
-        trainer, c, dist = self.trainer, self.config, self.dist
+        trainer, c = self.trainer, self.config
         trainer.net.train()
         if self.progress is not None:
             self.progress(trainer.step_count, c.steps, None)
         with StopFlag() as stop:
-            for batch in loader:
-                self._step(batch)
-                s = trainer.step_count
-                losses = self._log() if s % c.log_every == 0 or s == c.steps else None
-                if self.progress is not None:
-                    self.progress(s, c.steps, losses)
-                if c.checkpoint_every and s % c.checkpoint_every == 0 and s < c.steps:
-                    self._checkpoint()
-                if preview is not None and s % preview_every == 0 and dist.is_main:
-                    trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
-                # (several processes agree on stopping at log steps: one tiny all-reduce per log)
-                if (not dist.enabled or s % c.log_every == 0) and _any_rank(stop.signal is not None, dist):
-                    self._stop(stop.signal)
+            try:
+                self._steps(loader, preview, preview_every, preview_dir, stop)
+            except RuntimeError as exc:
+                # a worker killed by the same signal (one started before it ignored them) is the stop
+                if stop.signal is None or "DataLoader worker" not in str(exc):
+                    raise
+                self._stop(stop.signal)
         self._log()
         self._measure()
+
+    def _steps(self, loader, preview: Optional[torch.Tensor], preview_every: int, preview_dir: Path,
+               stop: StopFlag) -> None:
+        trainer, c, dist = self.trainer, self.config, self.dist
+        for batch in loader:
+            self._step(batch)
+            s = trainer.step_count
+            losses = self._log() if s % c.log_every == 0 or s == c.steps else None
+            if self.progress is not None:
+                self.progress(s, c.steps, losses)
+            if c.checkpoint_every and s % c.checkpoint_every == 0 and s < c.steps:
+                self._checkpoint()
+            if preview is not None and s % preview_every == 0 and dist.is_main:
+                trainer.save_preview(preview, preview_dir / f"step_{s:06d}.jpg")
+            # (several processes agree on stopping at log steps: one tiny all-reduce per log)
+            if (not dist.enabled or s % c.log_every == 0) and _any_rank(stop.signal is not None, dist):
+                self._stop(stop.signal)
 
     def _step(self, batch: torch.Tensor) -> None:
         parts = self.trainer.step(batch)
