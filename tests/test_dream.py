@@ -559,3 +559,15 @@ def test_bad_channel_range_is_named_as_a_range(lite0):
         resolve_layer_targets(lite0, "blocks.10:200-300")
     msg = str(err.value)
     assert "200-300" in msg and "112 channels" in msg and "250" not in msg and "\n" not in msg
+
+
+def test_cli_enlarge_is_held_to_the_pixel_limit(run_cli, small_jpg, tmp_path):
+    """--enlarge past --max-pixels is refused in one line before the dream (it was OOM-killed)."""
+    r = run_cli("dream", small_jpg, "--octaves", 1, "--steps", 1, "--size", 100000, "--enlarge",
+                "-o", tmp_path / "big.png")
+    assert r.exit_code == 1 and "--size 100000 would make cat.jpg 100000x66667" in r.stderr
+    assert "over the 100 megapixel limit; pass --max-pixels" in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and not (tmp_path / "big.png").exists()
+    r = run_cli("dream", small_jpg, "--octaves", 1, "--steps", 1, "--size", 96, "--enlarge",
+                "--max-pixels", 5000, "-o", tmp_path / "big.png")
+    assert r.exit_code == 1 and "96x64" in r.stderr

@@ -53,9 +53,31 @@ def _load(path, size, enlarge=False, max_pixels=-1):
     from cvtools.ops import resize_long_side
 
     image = load_image(path, max_pixels=max_pixels)
+    _check_enlarged(path, image.rgb.size, size, enlarge, max_pixels)
     rgb = resize_long_side(image.rgb, size, enlarge=enlarge)
     alpha = resize_long_side(image.alpha, size, enlarge=enlarge) if image.alpha is not None else None
     return pil_to_tensor(rgb), (pil_to_tensor(alpha) if alpha is not None else None)
+
+
+def _check_enlarged(path, dims, size, enlarge, max_pixels):
+    """Refuse an --enlarge past the decoded-pixel limit before the resize: the guard on the file
+    alone lets --size 100000 --enlarge make gigapixels, and the process is killed for memory."""
+    from cvtools.errors import UsageError, safe_path
+    from cvtools.io.decode import max_pixels_from_env
+
+    w, h = dims
+    if not size or not enlarge or size <= max(w, h):
+        return
+    limit = max_pixels_from_env() if max_pixels == -1 else max_pixels
+    scale = size / max(w, h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if limit is None or limit <= 0 or nw * nh <= limit:
+        return
+    def amount(n):
+        return f"{n / 1e6:,.0f} megapixel" if n >= 1_000_000 else f"{n:,} pixel"
+
+    raise UsageError(f"--size {size} would make {safe_path(Path(path).name)} {nw}x{nh} "
+                     f"({amount(nw * nh)}s), over the {amount(limit)} limit; pass --max-pixels to raise it")
 
 
 def _animation_target(path, output, overwrite, inputs, outputs):
