@@ -571,3 +571,11 @@ def test_cli_enlarge_is_held_to_the_pixel_limit(run_cli, small_jpg, tmp_path):
     r = run_cli("dream", small_jpg, "--octaves", 1, "--steps", 1, "--size", 96, "--enlarge",
                 "--max-pixels", 5000, "-o", tmp_path / "big.png")
     assert r.exit_code == 1 and "96x64" in r.stderr
+
+
+def test_cli_animation_to_a_video_or_image_name_is_refused(run_cli, small_jpg, tmp_path):
+    """-o anim.mp4 / anim.jpg with --frames was made a folder of PNG frames under that name."""
+    for name in ("anim.mp4", "anim.jpg"):
+        r = run_cli("dream", small_jpg, "--octaves", 1, "--steps", 1, "--frames", 3, "-o", tmp_path / name)
+        assert r.exit_code == 1 and "written as .gif or .webp" in r.stderr, r.output
+        assert not (tmp_path / name).exists()

@@ -121,6 +121,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     if animated_file and many:
         raise UsageError(f"-o {output} names one animation, but there are {len(paths)} inputs; "
                          "give a directory instead")
+    _check_animation_output(output, frames, paths)
 
     settings = dict(layers=tuple(layers) or None, octaves=octaves, octave_scale=octave_scale, steps=steps,
                     jitter=jitter, tile=tile, fast=False if no_cuda_graphs else None,
@@ -151,6 +152,23 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
                        outputs=outputs, max_pixels=max_pixels, progress_for=frame_bars(quiet))
     finish(run_batch(found, work, "dream", quiet=quiet, outputs=outputs))
+
+
+def _check_animation_output(output, frames, paths):
+    """Refuse -o anim.mp4 / anim.jpg for a photo's --frames animation: it used to become a folder
+    of that name holding PNG frames. A name without a media extension stays the PNG folder."""
+    from pathlib import Path
+
+    from cvtools.errors import UsageError
+    from cvtools.io.discover import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from cvtools.video.jobs import is_video_input
+
+    if output is None or frames == 1 or Path(output).is_dir() or all(is_video_input(p) for p in paths):
+        return
+    ext = Path(output).suffix.lower()
+    if ext in (IMAGE_EXTENSIONS | VIDEO_EXTENSIONS) - {".gif", ".webp"}:
+        raise UsageError(f"-o {output}: a --frames animation is written as .gif or .webp, or as PNG frames "
+                         "into a folder (-o NAME without an extension)")
 
 
 def _build_engine(settings, guide_image, quiet, model_opts):
