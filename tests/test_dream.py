@@ -579,3 +579,13 @@ def test_cli_animation_to_a_video_or_image_name_is_refused(run_cli, small_jpg, t
         r = run_cli("dream", small_jpg, "--octaves", 1, "--steps", 1, "--frames", 3, "-o", tmp_path / name)
         assert r.exit_code == 1 and "written as .gif or .webp" in r.stderr, r.output
         assert not (tmp_path / name).exists()
+
+
+def test_cli_output_never_replaces_the_guide(run_cli, small_jpg, tmp_path):
+    """-o GUIDE --overwrite replaced the --guide image; it is protected as an input is."""
+    guide = tmp_path / "cup.jpg"
+    Image.open(SAMPLES / "coffee.jpg").resize((40, 30)).save(guide)
+    before = guide.read_bytes()
+    r = run_cli("dream", small_jpg, "--guide", guide, "-o", guide, "--overwrite", "--octaves", 1, "--steps", 1)
+    assert r.exit_code == 1 and "would overwrite an input" in r.stderr, r.output
+    assert guide.read_bytes() == before

@@ -97,6 +97,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     laptop CPU, --size 1024 keeps a dream to about a minute. Animations with few steps per
     frame (--octaves 2 --steps 5) render much faster and still flow.
     """
+    import os
     from pathlib import Path
 
     from cvtools.cli.common import check_model_options_early, registered_spec, run_outputs
@@ -143,10 +144,13 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     # built when the first image or frame reaches it
     engine = Deferred(lambda: _build_engine(settings, guide_image, quiet, model_opts))
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
+    # as stylize protects its paintings: no output may replace the guide or the network's file
+    protected = [Path(p) for p in (guide, model_opts.get("model"), model_opts.get("weights"))
+                 if p and os.path.isfile(p)]
 
     work = dream_work(engine, output=output, size=size, enlarge=bool(enlarge), seed=seed, frames=frames, zoom=zoom,
                       fps=fps, many=many, overwrite=overwrite, inputs=paths, quiet=quiet, outputs=outputs,
-                      max_pixels=max_pixels, step_progress_for=None if quiet else _step_bar)
+                      max_pixels=max_pixels, step_progress_for=None if quiet else _step_bar, protected=protected)
     work = with_videos(work, dream_maker(engine, size=size, enlarge=bool(enlarge), seed=seed, start=start,
                                          duration=duration, stable=stable),
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,

@@ -8,16 +8,19 @@ from pathlib import Path
 
 
 def dream_work(engine, output=None, size=None, enlarge=False, seed=0, frames=1, zoom=1.05, fps=12.0, many=True,
-               overwrite=False, inputs=(), quiet=False, outputs=None, max_pixels=-1, step_progress_for=None):
+               overwrite=False, inputs=(), quiet=False, outputs=None, max_pixels=-1, step_progress_for=None,
+               protected=()):
     """The per-photo work (``work(path) -> note``): name the outputs with ``outputs`` (the run's
     :class:`~cvtools.io.naming.Outputs`), decode (``max_pixels``), shrink to ``size``, dream with
     ``engine`` (a DreamEngine, or a Deferred one), write. ``frames`` > 1: a zooming animation, into
     ``output`` when it is a .gif/.webp, else a PNG sequence in a folder. ``quiet``: no note per
     photo. ``step_progress_for(engine, x, frames, path)``: a context manager giving an object
-    with ``update(n)`` per dream step (or None)."""
+    with ``update(n)`` per dream step (or None). ``protected``: further files no output may
+    replace (the --guide image, a --model or --weights file), as the inputs."""
     from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
 
     animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
+    inputs = list(inputs) + [Path(p) for p in protected]  # output_path_for refuses to replace any of them
 
     def work(path):
         from cvtools.io.atomic import save_image
