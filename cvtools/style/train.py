@@ -29,6 +29,7 @@ step), :mod:`~cvtools.style.train_loop` (the steps, logs, stopping),
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -100,7 +101,10 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     loop = TrainingLoop(trainer, start, progress)
     loop.run(loader, preview, preview_every, preview_dir)
     # rank 0 writes the files; the others wait for it, then leave
-    result = write_style(trainer, loop, files, trainer.save_checkpoint()) if trainer.dist.is_main else _unwritten(loop)
+    # the small weights and record first: on a disk that fills up, the style itself is kept
+    result = write_style(trainer, loop, files, trainer.checkpoint_path) if trainer.dist.is_main else _unwritten(loop)
+    if trainer.dist.is_main:
+        trainer.save_checkpoint()
     distributed.finish()
     return result
 
@@ -120,4 +124,12 @@ def _make_folder(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{safe_path(path)}: cannot create the output folder "
+                         f"({exc.strerror or type(exc).__name__})") from None
+    # a folder that cannot be written would otherwise be found at the first checkpoint, its work lost
+    probe = path / f".cvtools-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"{safe_path(path)}: cannot write to the output folder "
                          f"({exc.strerror or type(exc).__name__})") from None

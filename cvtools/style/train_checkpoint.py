@@ -4,15 +4,18 @@ checked before anything is built from it."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import shutil
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict
 
 import torch
 
-from cvtools.errors import WeightsError, first_line
+from cvtools.errors import CvtoolsError, WeightsError, first_line, safe_path
 from cvtools.style.train_config import MAX_STEPS, TrainConfig
 
 #: "-2": checkpoints carry a SHA-256 of their contents ("-1" had none and is refused).
@@ -21,10 +24,37 @@ CHECKPOINT_FORMAT = "cvtools-train-style-2"
 MAX_CHECKPOINT_BYTES = 2 << 30
 
 
+#: Less free space than this after a failed write: the disk was full (torch.save then says only
+#: "[enforce fail at inline_container.cc] unexpected pos", never ENOSPC).
+FULL_DISK_BYTES = 64 << 20
+
+
 def atomic_torch_save(obj, path: Path) -> None:
     from cvtools.io.atomic import atomic_write
 
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+    with saving(path, "checkpoint"):
+        atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+@contextmanager
+def saving(path: Path, what: str):
+    """Writing one of a run's files: a full disk is said in one line (the run's last checkpoint,
+    if any, is kept by the atomic write), not as torch's or safetensors' internal error."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        if not _disk_full(Path(path), exc):
+            raise
+        raise CvtoolsError(f"{safe_path(path)}: cannot write the {what}: no space left on device") from None
+
+
+def _disk_full(path: Path, exc: BaseException) -> bool:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    try:
+        return shutil.disk_usage(path.parent).free < FULL_DISK_BYTES
+    except OSError:
+        return False
 
 
 def load_checkpoint(path) -> Dict:

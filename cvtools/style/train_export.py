@@ -17,15 +17,18 @@ from cvtools.style.trainer import Trainer
 def write_style(trainer: Trainer, loop: TrainingLoop, files: List[Path], checkpoint: Path) -> TrainResult:
     """NAME.safetensors (fp16) and its record NAME.json, with the recipe and how it trained."""
     from cvtools.style.records import save_style_weights
+    from cvtools.style.train_checkpoint import saving
 
     c = trainer.config
     weights_path = trainer.out_dir / f"{c.name}.safetensors"
-    sha = save_style_weights(trainer.net.cpu(), weights_path, name=c.name)
+    with saving(weights_path, "style weights"):
+        sha = save_style_weights(trainer.net.cpu(), weights_path, name=c.name)
     tail = trainer.history[-5:]  # the last few log intervals: one interval is noisy
     final = {k: round(sum(h[k] for h in tail) / len(tail), 6) for k in ("style", "stats", "tone", "tone_ratio", "chroma_tv", "face", "lattice", "spikes", "teacher", "content", "tv", "temporal", "total")
              if all(k in h for h in tail)} if tail else {}
     record = _style_record(trainer, loop, files, weights_path, sha, final)
-    record_path = record.save(trainer.out_dir / f"{c.name}.json")
+    with saving(trainer.out_dir / f"{c.name}.json", "style record"):
+        record_path = record.save(trainer.out_dir / f"{c.name}.json")
     return TrainResult(weights_path, record_path, checkpoint, trainer.step_count, final,
                        loop.images_per_second, trainer.elapsed, loop.steady_images_per_second)
 
