@@ -589,3 +589,17 @@ def test_cli_output_never_replaces_the_guide(run_cli, small_jpg, tmp_path):
     r = run_cli("dream", small_jpg, "--guide", guide, "-o", guide, "--overwrite", "--octaves", 1, "--steps", 1)
     assert r.exit_code == 1 and "would overwrite an input" in r.stderr, r.output
     assert guide.read_bytes() == before
+
+
+def test_cli_notes_options_that_do_nothing_and_checks_start_first(run_cli, small_jpg, tmp_path):
+    """--zoom/--fps without --frames, --frames on a video: a note; --start past a clip's end is
+    refused before the output is named ("writing clip_dream.mp4" came before the error)."""
+    from test_video_io import make_clip
+
+    r = run_cli("dream", small_jpg, "--zoom", 1.2, "--octaves", 1, "--steps", 1, "-o", tmp_path / "one.jpg")
+    assert r.exit_code == 0 and "--zoom only shapes a --frames N animation" in r.stderr, r.output
+    clip = make_clip(tmp_path / "clip.mp4", audio=None)
+    r = run_cli("dream", clip, "--frames", 3, "--start", 100)
+    assert r.exit_code == 1 and "--frames does nothing for it" in r.stderr, r.output
+    assert "past the end" in r.stderr and "writing" not in r.stderr
+    assert not list(tmp_path.glob("clip_dream*"))

@@ -123,6 +123,13 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
         raise UsageError(f"-o {output} names one animation, but there are {len(paths)} inputs; "
                          "give a directory instead")
     _check_animation_output(output, frames, paths)
+    if not quiet:
+        _note_unused_options(frames, paths)
+    if start and len(paths) == 1 and is_video_input(paths[0]):
+        # before the output is named and announced ("writing clip_dream.mp4", then the error)
+        from cvtools.video.io import check_range, probe_video
+
+        check_range(probe_video(paths[0], max_pixels=max_pixels), start, duration)
 
     settings = dict(layers=tuple(layers) or None, octaves=octaves, octave_scale=octave_scale, steps=steps,
                     jitter=jitter, tile=tile, fast=False if no_cuda_graphs else None,
@@ -173,6 +180,24 @@ def _check_animation_output(output, frames, paths):
     if ext in (IMAGE_EXTENSIONS | VIDEO_EXTENSIONS) - {".gif", ".webp"}:
         raise UsageError(f"-o {output}: a --frames animation is written as .gif or .webp, or as PNG frames "
                          "into a folder (-o NAME without an extension)")
+
+
+def _note_unused_options(frames, paths):
+    """One line for animation options that do nothing here (they were ignored without a word):
+    --zoom/--fps without --frames on photos, --frames on a video (its frames are the clip's)."""
+    from click.core import ParameterSource
+
+    from cvtools.video.jobs import is_video_input
+
+    ctx = click.get_current_context()
+    given = [f"--{name}" for name in ("zoom", "fps") if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    videos = [p for p in paths if is_video_input(p)]
+    if given and frames == 1 and len(videos) < len(paths):
+        click.echo(f"cvtools: note: {' and '.join(given)} only {'shape' if len(given) > 1 else 'shapes'} a --frames N animation; "
+                   "without --frames a photo gives one dream", err=True)
+    if frames > 1 and videos:
+        click.echo("cvtools: note: --frames makes a zooming animation of a photo; a video is dreamed "
+                   "frame by frame, and --frames does nothing for it", err=True)
 
 
 def _build_engine(settings, guide_image, quiet, model_opts):
