@@ -30,6 +30,7 @@ step), :mod:`~cvtools.style.train_loop` (the steps, logs, stopping),
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -80,6 +81,9 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     identity = run_identity(c, files)
     changes = compare_runs(resume, checkpoint, saved, c, identity, new_settings) if checkpoint is not None else []
     check_outputs(c, resume, overwrite)
+    _check_inputs_kept(c, files, preview_dir)
+    if overwrite and resume is None and distributed.info().is_main:
+        _remove_old_previews(preview_dir)
     start = checkpoint["step"] if checkpoint is not None else 0
     if start >= c.steps:
         raise UsageError(f"the checkpoint is at step {start}; ask for more `steps` than that to continue",
@@ -115,6 +119,34 @@ def _unwritten(loop: TrainingLoop) -> TrainResult:
     return TrainResult(trainer.out_dir / f"{name}.safetensors", trainer.out_dir / f"{name}.json",
                        trainer.checkpoint_path, trainer.step_count, {}, loop.images_per_second,
                        trainer.elapsed, loop.steady_images_per_second)
+
+
+#: a preview's name: step_000123.jpg
+PREVIEW_NAME = re.compile(r"step_\d{6}\.jpg")
+
+
+def _check_inputs_kept(c: TrainConfig, files, preview_dir: Path) -> None:
+    """Refuse an output that is the painting or a training photo, even with ``overwrite``:
+    the run would replace what it trains on (a preview over the painting it was made from)."""
+    from cvtools.errors import safe_path
+
+    out = Path(c.output)
+    outputs = [out / f"{c.name}{ext}" for ext in (".ckpt", ".json", ".safetensors")]
+    for path in [Path(c.style_image), *files]:
+        in_previews = path.parent.resolve() == preview_dir.resolve() and PREVIEW_NAME.fullmatch(path.name)
+        if in_previews or any(path.resolve() == o.resolve() for o in outputs):
+            raise UsageError(f"{safe_path(path)}: is an input of this run and would be replaced by its output; "
+                             "copy it elsewhere or use another `name` or `output`", param=("name", "output"))
+
+
+def _remove_old_previews(preview_dir: Path) -> None:
+    """An earlier run's previews (only files named as previews), so a new run's are not mixed
+    with them."""
+    if not preview_dir.is_dir():
+        return
+    for path in preview_dir.iterdir():
+        if PREVIEW_NAME.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
 
 
 def _make_folder(path: Path) -> None:
