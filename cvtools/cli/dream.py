@@ -105,31 +105,17 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     from cvtools.cli.video_options import frame_bars
     from cvtools.deferred import Deferred
     from cvtools.dream import DreamSettings
-    from cvtools.dream.animation import ANIMATED_EXTENSIONS
     from cvtools.dream.job import dream_work
     from cvtools.dream.objective import parse_layer_target
     from cvtools.errors import UsageError
     from cvtools.io.discover import find_inputs
-    from cvtools.video.jobs import dream_maker, is_video_input, media_extensions, with_videos
+    from cvtools.video.jobs import dream_maker, media_extensions, with_videos
 
     if enlarge and not size:
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
     found = find_inputs(inputs, extensions=media_extensions(), output=output)  # once: the work and the batch share it
     paths, many = found.paths, found.many
-    animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
-    if animated_file and frames == 1 and not any(is_video_input(p) for p in paths):
-        raise UsageError(f"-o {output}: a GIF/WebP animation needs --frames N (N > 1)")
-    if animated_file and many:
-        raise UsageError(f"-o {output} names one animation, but there are {len(paths)} inputs; "
-                         "give a directory instead")
-    _check_animation_output(output, frames, paths)
-    if not quiet:
-        _note_unused_options(frames, paths)
-    if start and len(paths) == 1 and is_video_input(paths[0]):
-        # before the output is named and announced ("writing clip_dream.mp4", then the error)
-        from cvtools.video.io import check_range, probe_video
-
-        check_range(probe_video(paths[0], max_pixels=max_pixels), start, duration)
+    _check_frames_and_output(output, frames, paths, many, quiet, start, duration, max_pixels)
 
     settings = dict(layers=tuple(layers) or None, octaves=octaves, octave_scale=octave_scale, steps=steps,
                     jitter=jitter, tile=tile, fast=False if no_cuda_graphs else None,
@@ -163,6 +149,31 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
                        "dream", output=output, overwrite=overwrite, many=many, inputs=paths, quiet=quiet,
                        outputs=outputs, max_pixels=max_pixels, progress_for=frame_bars(quiet))
     finish(run_batch(found, work, "dream", quiet=quiet, outputs=outputs))
+
+
+def _check_frames_and_output(output, frames, paths, many, quiet, start, duration, max_pixels):
+    """The torch-free checks of -o against --frames and the inputs, notes for the animation
+    options that do nothing here, and a --start past a lone clip's end (before the output is
+    named and announced: "writing clip_dream.mp4" came before the error)."""
+    from pathlib import Path
+
+    from cvtools.dream.animation import ANIMATED_EXTENSIONS
+    from cvtools.errors import UsageError
+    from cvtools.video.jobs import is_video_input
+
+    animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
+    if animated_file and frames == 1 and not any(is_video_input(p) for p in paths):
+        raise UsageError(f"-o {output}: a GIF/WebP animation needs --frames N (N > 1)")
+    if animated_file and many:
+        raise UsageError(f"-o {output} names one animation, but there are {len(paths)} inputs; "
+                         "give a directory instead")
+    _check_animation_output(output, frames, paths)
+    if not quiet:
+        _note_unused_options(frames, paths)
+    if start and len(paths) == 1 and is_video_input(paths[0]):
+        from cvtools.video.io import check_range, probe_video
+
+        check_range(probe_video(paths[0], max_pixels=max_pixels), start, duration)
 
 
 def _check_animation_output(output, frames, paths):
