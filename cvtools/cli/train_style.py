@@ -94,6 +94,7 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
     from cvtools import distributed
 
     if gpus > 1 and not distributed.launched_by_torchrun():
+        _check_gpus(gpus)
         raise click.exceptions.Exit(distributed.relaunch_with_torchrun(gpus, distributed.strip_gpus_option(sys.argv[1:])))
 
     from click.core import ParameterSource
@@ -147,6 +148,18 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
                    f"{result.steady_images_per_second:.0f} after warm-up): {losses}")
         click.echo(f"wrote {result.weights} and {result.record_path}")
         click.echo(f"try it: cvtools stylize PHOTO --style {result.record_path}")
+
+
+def _check_gpus(gpus: int) -> None:
+    """--gpus N needs N CUDA GPUs here: without them torchrun would start N CPU processes, each
+    training and reporting the same run."""
+    import torch
+
+    from cvtools.errors import UsageError
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have < gpus:
+        raise UsageError(f"gpus {gpus} needs {gpus} CUDA GPUs; this machine has {have}", param="gpus")
 
 
 class TrainBar:
