@@ -31,6 +31,28 @@ def _config_for(config: TrainConfig, checkpoint: Optional[Dict]) -> TrainConfig:
     return config
 
 
+#: a painting whose alpha averages below this (of 255) is (almost) fully transparent
+MIN_MEAN_ALPHA = 2.55
+
+
+def _checked_painting(image, path):
+    """The painting's RGB, refused (ImageError naming it) when stylize would refuse it as too
+    small (its style targets would be an upscaled blur) or when it is (almost) fully transparent
+    (the style would be learnt from colours hidden under the transparency)."""
+    from PIL import ImageStat
+
+    from cvtools.errors import ImageError
+    from cvtools.style.records import check_painting_size
+
+    try:
+        check_painting_size(*image.rgb.size)
+    except ValueError as exc:
+        raise ImageError(path, str(exc)) from None
+    if image.alpha is not None and ImageStat.Stat(image.alpha).mean[0] < MIN_MEAN_ALPHA:
+        raise ImageError(path, "the painting is (almost) fully transparent: there is no picture to learn a style from")
+    return image.rgb
+
+
 def autocast_dtype(precision: str, cuda: bool) -> Optional[torch.dtype]:
     """The autocast dtype for a TrainConfig.precision (None: plain fp32); auto is bf16 on GPUs."""
     if precision == "auto":
@@ -148,7 +170,7 @@ class Trainer:
             c.objective = check_objective(c.objective) or None
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        painting = load_image(c.style_image, max_pixels=self.max_pixels).rgb
+        painting = _checked_painting(load_image(c.style_image, max_pixels=self.max_pixels), c.style_image)
         self.style_pixels = resize_long_side(painting, c.style_size).size
         self.loss_fn = build_perceptual_loss(self.backbone, painting, c.style_size, layers, content,
                                              LossWeights(c.content_weight, c.style_weight, c.tv_weight, layer_w),
