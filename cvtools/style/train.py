@@ -106,7 +106,8 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     loop.run(loader, preview, preview_every, preview_dir)
     # rank 0 writes the files; the others wait for it, then leave
     # the small weights and record first: on a disk that fills up, the style itself is kept
-    result = write_style(trainer, loop, files, trainer.checkpoint_path) if trainer.dist.is_main else _unwritten(loop)
+    used = [f for i, f in enumerate(files) if i not in dataset._bad]  # the record counts photos trained on
+    result = write_style(trainer, loop, used, trainer.checkpoint_path) if trainer.dist.is_main else _unwritten(loop)
     if trainer.dist.is_main:
         trainer.save_checkpoint()
     distributed.finish()
