@@ -603,3 +603,13 @@ def test_cli_notes_options_that_do_nothing_and_checks_start_first(run_cli, small
     assert r.exit_code == 1 and "--frames does nothing for it" in r.stderr, r.output
     assert "past the end" in r.stderr and "writing" not in r.stderr
     assert not list(tmp_path.glob("clip_dream*"))
+
+
+def test_cli_enlarged_video_is_held_to_the_pixel_limit(run_cli, tmp_path):
+    """A video's frames --enlarge'd past --max-pixels: one line before any work, as a photo."""
+    from test_video_io import make_clip
+
+    clip = make_clip(tmp_path / "clip.mp4", audio=None)
+    r = run_cli("dream", clip, "--size", 100000, "--enlarge", "--octaves", 1, "--steps", 1)
+    assert r.exit_code == 1 and "--size 100000 would make clip.mp4" in r.stderr, r.output
+    assert "pass --max-pixels" in r.stderr and not list(tmp_path.glob("clip_dream*"))

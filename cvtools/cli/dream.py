@@ -115,7 +115,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
         raise UsageError("--enlarge goes with --size N (the size to enlarge smaller images to)")
     found = find_inputs(inputs, extensions=media_extensions(), output=output)  # once: the work and the batch share it
     paths, many = found.paths, found.many
-    _check_frames_and_output(output, frames, paths, many, quiet, start, duration, max_pixels)
+    _check_frames_and_output(output, frames, paths, many, quiet, start, duration, max_pixels, size, enlarge)
 
     settings = dict(layers=tuple(layers) or None, octaves=octaves, octave_scale=octave_scale, steps=steps,
                     jitter=jitter, tile=tile, fast=False if no_cuda_graphs else None,
@@ -151,10 +151,11 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
     finish(run_batch(found, work, "dream", quiet=quiet, outputs=outputs))
 
 
-def _check_frames_and_output(output, frames, paths, many, quiet, start, duration, max_pixels):
+def _check_frames_and_output(output, frames, paths, many, quiet, start, duration, max_pixels, size=None,
+                             enlarge=False):
     """The torch-free checks of -o against --frames and the inputs, notes for the animation
-    options that do nothing here, and a --start past a lone clip's end (before the output is
-    named and announced: "writing clip_dream.mp4" came before the error)."""
+    options that do nothing here, a --start past a lone clip's end (before the output is named
+    and announced: "writing clip_dream.mp4" came before the error), videos --enlarge'd too far."""
     from pathlib import Path
 
     from cvtools.dream.animation import ANIMATED_EXTENSIONS
@@ -174,6 +175,24 @@ def _check_frames_and_output(output, frames, paths, many, quiet, start, duration
         from cvtools.video.io import check_range, probe_video
 
         check_range(probe_video(paths[0], max_pixels=max_pixels), start, duration)
+    if enlarge and size:
+        _check_enlarged_videos([p for p in paths if is_video_input(p)], size, max_pixels)
+
+
+def _check_enlarged_videos(videos, size, max_pixels):
+    """--size N --enlarge on a video: its frames held to the pixel limit as a photo is (they were
+    enlarged past it, and the decoder failed or the memory ran out). A clip that cannot be probed
+    is left to its own turn in the batch, which names what is wrong with it."""
+    from cvtools.dream.job import check_enlarged
+    from cvtools.errors import CvtoolsError
+    from cvtools.video.io import probe_video
+
+    for path in videos:
+        try:
+            info = probe_video(path, max_pixels=max_pixels)
+        except CvtoolsError:
+            continue
+        check_enlarged(path, info.display_size, size, True, max_pixels)
 
 
 def _check_animation_output(output, frames, paths):

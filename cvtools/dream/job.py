@@ -56,15 +56,16 @@ def _load(path, size, enlarge=False, max_pixels=-1):
     from cvtools.ops import resize_long_side
 
     image = load_image(path, max_pixels=max_pixels)
-    _check_enlarged(path, image.rgb.size, size, enlarge, max_pixels)
+    check_enlarged(path, image.rgb.size, size, enlarge, max_pixels)
     rgb = resize_long_side(image.rgb, size, enlarge=enlarge)
     alpha = resize_long_side(image.alpha, size, enlarge=enlarge) if image.alpha is not None else None
     return pil_to_tensor(rgb), (pil_to_tensor(alpha) if alpha is not None else None)
 
 
-def _check_enlarged(path, dims, size, enlarge, max_pixels):
+def check_enlarged(path, dims, size, enlarge, max_pixels):
     """Refuse an --enlarge past the decoded-pixel limit before the resize: the guard on the file
-    alone lets --size 100000 --enlarge make gigapixels, and the process is killed for memory."""
+    alone lets --size 100000 --enlarge make gigapixels, and the process is killed for memory.
+    ``dims``: (width, height) of the image or of a video's frames."""
     from cvtools.errors import UsageError, safe_path
     from cvtools.io.decode import max_pixels_from_env
 
