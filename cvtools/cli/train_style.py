@@ -144,10 +144,18 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
             bar.close()
     if not quiet:
         losses = ", ".join(f"{k} {v:.4f}" for k, v in result.final_losses.items())
-        click.echo(f"trained {result.steps} steps ({result.images_per_second:.0f} images/s overall, "
-                   f"{result.steady_images_per_second:.0f} after warm-up): {losses}")
+        # a resumed run: the steps it did itself (its rates are of those alone)
+        done = result.steps - result.first_step
+        span = f" (steps {result.first_step + 1}-{result.steps})" if result.first_step else ""
+        click.echo(f"trained {done} steps{span} ({_rate(result.images_per_second)} images/s overall, "
+                   f"{_rate(result.steady_images_per_second)} after warm-up): {losses}")
         click.echo(f"wrote {result.weights} and {result.record_path}")
         click.echo(f"try it: cvtools stylize PHOTO --style {result.record_path}")
+
+
+def _rate(rate: float) -> str:
+    """An images/s figure: a slow run's (a CPU, a few steps) keeps a decimal instead of reading 0."""
+    return f"{rate:.{0 if rate >= 10 else 1}f}"
 
 
 def _check_gpus(gpus: int) -> None:

@@ -119,7 +119,7 @@ def _unwritten(loop: TrainingLoop) -> TrainResult:
     trainer, name = loop.trainer, loop.config.name
     return TrainResult(trainer.out_dir / f"{name}.safetensors", trainer.out_dir / f"{name}.json",
                        trainer.checkpoint_path, trainer.step_count, {}, loop.images_per_second,
-                       trainer.elapsed, loop.steady_images_per_second)
+                       trainer.elapsed, loop.steady_images_per_second, loop.start)
 
 
 #: a preview's name: step_000123.jpg

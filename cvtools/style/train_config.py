@@ -228,6 +228,9 @@ class TrainResult:
     #: images/s after warm-up (cudnn autotuning, compilation, worker start-up excluded): the
     #: rate that scales with the run's length; equal to images_per_second for very short runs
     steady_images_per_second: float = 0.0
+    #: the step this run started from (a resumed run's checkpoint step; 0 for a new run): it
+    #: trained steps - first_step steps, and its rates are of those alone
+    first_step: int = 0
 
 
 def check_config(config: TrainConfig) -> None:

@@ -30,7 +30,7 @@ def write_style(trainer: Trainer, loop: TrainingLoop, files: List[Path], checkpo
     with saving(trainer.out_dir / f"{c.name}.json", "style record"):
         record_path = record.save(trainer.out_dir / f"{c.name}.json")
     return TrainResult(weights_path, record_path, checkpoint, trainer.step_count, final,
-                       loop.images_per_second, trainer.elapsed, loop.steady_images_per_second)
+                       loop.images_per_second, trainer.elapsed, loop.steady_images_per_second, loop.start)
 
 
 def _style_record(trainer: Trainer, loop: TrainingLoop, files: List[Path], weights_path: Path, sha: str,

@@ -53,6 +53,7 @@ class TrainingLoop:
     def __init__(self, trainer: Trainer, start: int, progress: Optional[Progress]):
         c = trainer.config
         self.trainer, self.config, self.dist = trainer, c, trainer.dist
+        self.start = start  # (a resumed run reports the steps it did itself)
         self.progress = progress
         self.sums: Dict[str, torch.Tensor] = {}
         self.count = 0  # steps in self.sums
