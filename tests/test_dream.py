@@ -573,12 +573,24 @@ def test_cli_enlarge_is_held_to_the_pixel_limit(run_cli, small_jpg, tmp_path):
     assert r.exit_code == 1 and "96x64" in r.stderr
 
 
-def test_cli_animation_to_a_video_or_image_name_is_refused(run_cli, small_jpg, tmp_path):
-    """-o anim.mp4 / anim.jpg with --frames was made a folder of PNG frames under that name."""
-    for name in ("anim.mp4", "anim.jpg"):
-        r = run_cli("dream", small_jpg, "--octaves", 1, "--steps", 1, "--frames", 3, "-o", tmp_path / name)
-        assert r.exit_code == 1 and "written as .gif or .webp" in r.stderr, r.output
-        assert not (tmp_path / name).exists()
+def test_cli_animation_to_a_video_or_image_name(run_cli, small_jpg, tmp_path):
+    """-o anim.mp4 / anim.jpg with --frames was made a folder of PNG frames under that name: a
+    video name is now a video (transparency laid on white), an image name a one-line refusal."""
+    import av
+
+    r = run_cli("dream", small_jpg, "--octaves", 1, "--steps", 1, "--frames", 3, "-o", tmp_path / "anim.jpg")
+    assert r.exit_code == 1 and "written as .gif, .webp, .mp4" in r.stderr, r.output
+    assert not (tmp_path / "anim.jpg").exists()
+    rgba = Image.open(small_jpg).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(rgba.size))
+    rgba.save(tmp_path / "cat.png")
+    r = run_cli("dream", tmp_path / "cat.png", "--octaves", 1, "--steps", 1, "--frames", 3, "-o", tmp_path / "a.mp4")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "a.mp4").is_file()
+    with av.open(str(tmp_path / "a.mp4")) as c:
+        frames = list(c.decode(video=0))
+        assert len(frames) == 3 and (frames[0].width, frames[0].height) == (72, 48)
+        assert "cvtools:" in c.metadata.get("comment", "")
 
 
 def test_cli_output_never_replaces_the_guide(run_cli, small_jpg, tmp_path):

@@ -56,7 +56,7 @@ MIN_TILE = 128
 @click.option("--zoom", type=FiniteFloatRange(1.0, 2.0), default=1.05, show_default=True,
               help="Animation: zoom factor per frame.")
 @click.option("--fps", type=FiniteFloatRange(0.1, 100), default=12, show_default=True,
-              help="Animation: frames per second of a GIF/WebP.")
+              help="Animation: frames per second of a GIF/WebP or video.")
 @click.option("--no-cuda-graphs", is_flag=True,
               help="Run steps eagerly on the GPU instead of replaying captured CUDA graphs (for checking).")
 @video_options
@@ -82,7 +82,7 @@ def dream(inputs, layers, octaves, octave_scale, steps, step_size, jitter, guide
       cvtools dream photo.jpg --guide flower.jpg           grow the guide's features
       cvtools dream photos/ -o dreams/ --size 1024         a folder, shrunk to at most 1024 px first
       cvtools dream photo.jpg --frames 48 --zoom 1.04 -o zoom.webp    zooming animation
-      cvtools dream photo.jpg --frames 48 -o frames/       the same as a PNG sequence
+      cvtools dream photo.jpg --frames 48 -o frames/       the same as a PNG sequence (or -o zoom.mp4)
       cvtools dream clip.mp4 --size 720 --octaves 2        a video: clip_dream.mp4, sound kept;
                                                            each frame grows from the last one
 
@@ -196,10 +196,12 @@ def _check_enlarged_videos(videos, size, max_pixels):
 
 
 def _check_animation_output(output, frames, paths):
-    """Refuse -o anim.mp4 / anim.jpg for a photo's --frames animation: it used to become a folder
-    of that name holding PNG frames. A name without a media extension stays the PNG folder."""
+    """-o anim.mp4 / anim.jpg for a photo's --frames animation used to become a folder of that name
+    holding PNG frames: a video name is one video (of one photo), an image name other than
+    GIF/WebP is refused. A name without a media extension stays the PNG folder."""
     from pathlib import Path
 
+    from cvtools.dream.animation import ANIMATED_EXTENSIONS, VIDEO_ANIMATION_EXTENSIONS
     from cvtools.errors import UsageError
     from cvtools.io.discover import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
     from cvtools.video.jobs import is_video_input
@@ -207,9 +209,12 @@ def _check_animation_output(output, frames, paths):
     if output is None or frames == 1 or Path(output).is_dir() or all(is_video_input(p) for p in paths):
         return
     ext = Path(output).suffix.lower()
-    if ext in (IMAGE_EXTENSIONS | VIDEO_EXTENSIONS) - {".gif", ".webp"}:
-        raise UsageError(f"-o {output}: a --frames animation is written as .gif or .webp, or as PNG frames "
-                         "into a folder (-o NAME without an extension)")
+    if ext in VIDEO_ANIMATION_EXTENSIONS and len(paths) > 1:
+        raise UsageError(f"-o {output} names one animation, but there are {len(paths)} inputs; "
+                         "give a directory instead")
+    if ext in (IMAGE_EXTENSIONS | VIDEO_EXTENSIONS) - set(ANIMATED_EXTENSIONS + VIDEO_ANIMATION_EXTENSIONS):
+        raise UsageError(f"-o {output}: a --frames animation is written as .gif, .webp, .mp4, .mov, .mkv or "
+                         ".webm, or as PNG frames into a folder (-o NAME without an extension)")
 
 
 def _note_unused_options(frames, paths):

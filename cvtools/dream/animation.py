@@ -9,6 +9,8 @@ if TYPE_CHECKING:
     import torch
 
 ANIMATED_EXTENSIONS = (".gif", ".webp")
+#: a --frames animation may also be a video (cvtools.video.io.WRITABLE_VIDEO: H.264 or VP9)
+VIDEO_ANIMATION_EXTENSIONS = (".mp4", ".m4v", ".mov", ".mkv", ".webm")
 
 
 def zoom(image, factor: float):
@@ -89,6 +91,9 @@ def write_dream_animation(engine, image, frames: int, target: Union[str, Path, S
     from cvtools.io.decode import tensor_to_pil
 
     animated = isinstance(target, (str, Path))
+    if animated and Path(target).suffix.lower() in VIDEO_ANIMATION_EXTENSIONS:
+        return [_write_video_animation(Path(target), dream_frames(engine, image, frames, zoom_factor, seed=seed,
+                                                                  alpha=alpha, progress=progress), fps, outputs)]
     if not animated and len(target) != frames:
         raise ValueError(f"{len(target)} frame paths for {frames} frames")
     path = Path(target) if animated else None
@@ -105,3 +110,16 @@ def write_dream_animation(engine, image, frames: int, target: Union[str, Path, S
     if animated:
         return [save_animation(path, collected, fps=fps, outputs=outputs)]
     return [Path(t) for t in target]
+
+
+def _write_video_animation(path: Path, frames, fps: float, outputs=None) -> Path:
+    """Encode (rgb, alpha) frames into a video as each is dreamed (none held in memory), with the
+    run's provenance marker; transparent areas are laid on white, as every video output is."""
+    from cvtools.video.io import write_video
+    from cvtools.video.process import marker_comment
+
+    def opaque():
+        for rgb, a in frames:
+            yield rgb if a is None else rgb * a + (1.0 - a)
+
+    return write_video(path, opaque(), fps=fps, overwrite=None, comment=marker_comment(path, outputs))

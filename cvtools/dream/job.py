@@ -17,9 +17,10 @@ def dream_work(engine, output=None, size=None, enlarge=False, seed=0, frames=1, 
     photo. ``step_progress_for(engine, x, frames, path)``: a context manager giving an object
     with ``update(n)`` per dream step (or None). ``protected``: further files no output may
     replace (the --guide image, a --model or --weights file), as the inputs."""
-    from cvtools.dream.animation import ANIMATED_EXTENSIONS, write_dream_animation
+    from cvtools.dream.animation import ANIMATED_EXTENSIONS, VIDEO_ANIMATION_EXTENSIONS, write_dream_animation
 
-    animated_file = output is not None and Path(output).suffix.lower() in ANIMATED_EXTENSIONS
+    ext = Path(output).suffix.lower() if output is not None else None
+    animated_file = ext in ANIMATED_EXTENSIONS or (frames > 1 and ext in VIDEO_ANIMATION_EXTENSIONS)
     inputs = list(inputs) + [Path(p) for p in protected]  # output_path_for refuses to replace any of them
 
     def work(path):
@@ -85,12 +86,13 @@ def check_enlarged(path, dims, size, enlarge, max_pixels):
 
 
 def _animation_target(path, output, overwrite, inputs, outputs):
-    """The GIF/WebP file of an animation, with the same guards as every other output."""
+    """The GIF/WebP (or video) file of an animation, with the same guards as every other output."""
+    from cvtools.dream.animation import VIDEO_ANIMATION_EXTENSIONS
     from cvtools.io.naming import output_path_for
 
-    out = Path(output)
-    return output_path_for(path, output, "dream", out.suffix.lower(), overwrite=overwrite, inputs=inputs,
-                           outputs=outputs)
+    ext = Path(output).suffix.lower()
+    return output_path_for(path, output, "dream", ext, overwrite=overwrite, inputs=inputs, outputs=outputs,
+                           video=ext in VIDEO_ANIMATION_EXTENSIONS)  # a video name is no image format
 
 
 def dream_files(inputs, output=None, *, backbone: str = "efficientnet_lite0", size=None, enlarge: bool = False,
