@@ -80,10 +80,7 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     files = photo_files(c.photos, exclude=[preview_dir])
     identity = run_identity(c, files)
     changes = compare_runs(resume, checkpoint, saved, c, identity, new_settings) if checkpoint is not None else []
-    check_outputs(c, resume, overwrite)
-    _check_inputs_kept(c, files, preview_dir)
-    if overwrite and resume is None and distributed.info().is_main:
-        _remove_old_previews(preview_dir)
+    _settle_outputs(c, files, preview_dir, resume, overwrite)
     start = checkpoint["step"] if checkpoint is not None else 0
     if start >= c.steps:
         raise UsageError(f"the checkpoint is at step {start}; ask for more `steps` than that to continue",
@@ -95,7 +92,6 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     workers = default_workers() if c.workers is None else c.workers
     dataset = decoded_photos(c, files, workers, on_note, max_pixels)
     preview = preview_image(c, files, dataset) if preview_every else None
-    _make_folder(out_dir)
 
     trainer = Trainer(c, checkpoint, on_note=on_note, max_pixels=max_pixels)
     trainer.identity = identity
@@ -105,13 +101,31 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     loop = TrainingLoop(trainer, start, progress)
     loop.run(loader, preview, preview_every, preview_dir)
     # rank 0 writes the files; the others wait for it, then leave
-    # the small weights and record first: on a disk that fills up, the style itself is kept
-    used = [f for i, f in enumerate(files) if i not in dataset._bad]  # the record counts photos trained on
-    result = write_style(trainer, loop, used, trainer.checkpoint_path) if trainer.dist.is_main else _unwritten(loop)
-    if trainer.dist.is_main:
-        trainer.save_checkpoint()
+    result = _write(trainer, loop, files, dataset) if trainer.dist.is_main else _unwritten(loop)
     distributed.finish()
     return result
+
+
+def _write(trainer: Trainer, loop: TrainingLoop, files, dataset) -> TrainResult:
+    """The style (weights, record), then the checkpoint: the small files first, so a disk that
+    fills up keeps the style itself. The record counts the photos trained on (not skipped ones)."""
+    used = [f for i, f in enumerate(files) if i not in dataset._bad]
+    result = write_style(trainer, loop, used, trainer.checkpoint_path)
+    trainer.save_checkpoint()
+    return result
+
+
+def _settle_outputs(c: TrainConfig, files, preview_dir: Path, resume, overwrite: bool) -> None:
+    """Before any work: no earlier run's files replaced unless asked, no input replaced ever, the
+    output folder writable (found at the first checkpoint, the work would be lost), and with
+    ``overwrite`` a new run's previews not mixed with an earlier run's."""
+    from cvtools import distributed
+
+    check_outputs(c, resume, overwrite)
+    _check_inputs_kept(c, files, preview_dir)
+    _make_folder(Path(c.output))
+    if overwrite and resume is None and distributed.info().is_main:
+        _remove_old_previews(preview_dir)
 
 
 def _unwritten(loop: TrainingLoop) -> TrainResult:
