@@ -44,20 +44,23 @@ def _check_readable(path: Path, what: str = "weights file") -> None:
         raise WeightsError(f"{safe_path(path)}: not a regular file")
 
 
-def verify_sha256(path, expected: str) -> None:
+def verify_sha256(path, expected: str, record=None) -> None:
+    """``path``'s SHA-256 is ``expected``, else a one-line WeightsError: for a file cvtools ships,
+    "reinstall it"; for one a ``record`` of the user's names (train-style writes both), which."""
     path = Path(path)
     if not path.exists():
-        raise WeightsError(f"{safe_path(path)}: weights file is missing")
+        raise WeightsError(f"{safe_path(record) + ': its ' if record else safe_path(path) + ': '}weights file "
+                           f"{safe_path(path) + ' ' if record else ''}is missing")
     _check_readable(path)
     try:
         actual = sha256_file(path)
     except OSError as exc:
         raise WeightsError(f"{safe_path(path)}: cannot read the weights file ({exc.strerror or exc})") from None
     if actual != expected.lower():
-        raise WeightsError(
-            f"{safe_path(path)}: checksum mismatch (sha256 {actual[:12]}…, expected {expected[:12]}…); "
-            "the file is truncated, damaged or not the one cvtools ships; reinstall it"
-        )
+        why = ("the file is truncated, damaged or not the one cvtools ships; reinstall it" if record is None else
+               f"the file is truncated or damaged, or {safe_path(record)} was written for other weights")
+        raise WeightsError(f"{safe_path(path)}: checksum mismatch (sha256 {actual[:12]}…, expected {expected[:12]}…); "
+                           f"{why}")
 
 
 def sniff_weights_format(path) -> str:

@@ -193,6 +193,17 @@ def test_foreign_state_dict_is_refused(tmp_path):
         load_backbone("efficientnet_lite0", device="cpu", weights=str(p))
 
 
+def test_a_fine_tuned_head_in_weights_says_which_keys_and_points_to_model(tmp_path):
+    """--weights is for the architecture as published: a state dict with another head names the
+    keys that differ and where a fine-tuned network goes (--model), in one line."""
+    import torchvision
+
+    p = tmp_path / "r18_3.pth"
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), p)
+    with pytest.raises(WeightsError, match=r"fc.weight: \[3, 512\] in the file.*--model FILE --architecture resnet18"):
+        load_backbone("resnet18", device="cpu", weights=str(p))
+
+
 def test_local_torchvision_weights_load(tmp_path):
     import torchvision
 

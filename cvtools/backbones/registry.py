@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from cvtools.errors import UsageError, WeightsError, first_line
@@ -203,6 +204,12 @@ def load_weights_file(model, path, name: str, drop: Callable[[str], bool] = lamb
 
     state = load_state_dict_file(path, expected_sha256=expected_sha256)
     state = {k: v for k, v in state.items() if not drop(k)}
+    from cvtools.backbones.user_model import check_state_shapes
+
+    # which keys and shapes differ, in one line; a network fine-tuned with another head is a
+    # user's model, which --model takes with its class count from the file
+    check_state_shapes(model, {k: tuple(v.shape) for k, v in state.items()}, Path(path), name,
+                       hint=f"; for a fine-tuned {name} with another head use --model FILE --architecture {name}")
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

@@ -420,7 +420,7 @@ def _build_from_state(path: Path, checkpoint: Checkpoint, architecture, kwargs: 
     else:
         net, pre, min_size = _build_torchvision(architecture, shapes, kwargs, path)
         arch = f"{architecture} (torchvision)"
-    _check_shapes(net, shapes, path, arch)
+    check_state_shapes(net, shapes, path, arch)
     state = checkpoint.load()
     _check_finite(state, path)
     net.load_state_dict({k: v for k, v in state.items() if k in net.state_dict()}, strict=False)
@@ -512,9 +512,11 @@ def _build_timm(name: str, shapes: dict, meta: dict, kwargs: dict, path: Path):
     return net, pre, 32
 
 
-def _check_shapes(net: nn.Module, shapes: Dict[str, Tuple[int, ...]], path: Path, arch: str) -> None:
+def check_state_shapes(net: nn.Module, shapes: Dict[str, Tuple[int, ...]], path: Path, arch: str,
+                       hint: str = "") -> None:
     """The checkpoint's names and shapes must be the architecture's (compared before any weight
-    is read: memory-mapped tensors or a safetensors header); a mismatch is one line."""
+    is read: memory-mapped tensors or a safetensors header); a mismatch is one line (``hint``
+    appended)."""
     own = net.state_dict()
     missing = [k for k in own if k not in shapes and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in shapes if k not in own and not k.startswith(("aux1.", "aux2.", "AuxLogits."))]
@@ -529,7 +531,8 @@ def _check_shapes(net: nn.Module, shapes: Dict[str, Tuple[int, ...]], path: Path
             k = wrong[0]
             parts.append(f"{len(wrong)} of another shape ({k}: {list(shapes[k])} in the file, "
                          f"{list(own[k].shape)} in the architecture)")
-        raise WeightsError(f"{safe_path(path)}: not a {arch} state dict: {'; '.join(parts)}")
+        article = "an" if arch[:1].lower() in "aeiou" else "a"
+        raise WeightsError(f"{safe_path(path)}: not {article} {arch} state dict: {'; '.join(parts)}{hint}")
 
 
 def _head_classes(net: nn.Module) -> int:

@@ -367,7 +367,9 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
                              f"--style), not for the trained style {safe_path(styles[0])}")
         record = resolve_style(styles[0])
         if not record.weights_path.exists():
-            raise WeightsError(f"{safe_path(record.weights_path)}: weights file is missing")
+            owner = f"{safe_path(record.path)}: its " if getattr(record, "path", None) else ""
+            raise WeightsError(f"{owner}{'w' if owner else safe_path(record.weights_path) + ': w'}eights file "
+                               f"{safe_path(record.weights_path) + ' ' if owner else ''}is missing")
         return StylePlan(record=record, name=record.name)
     sources = []
     for (path, weight), image in zip(specs, is_image):

@@ -134,7 +134,9 @@ class StyleRecord:
     def load_network(self, device="cpu", verify: bool = True):
         """The transformer network with these weights (fp32, eval mode) on ``device``."""
         sha = self.weights.get("sha256") if verify else None
-        return load_style_weights(self.weights_path, expected_sha256=sha, device=device)
+        shipped = Path(self.weights_path).parent == BUNDLED_WEIGHTS
+        record = None if shipped else getattr(self, "path", None)  # the user's record: named in errors
+        return load_style_weights(self.weights_path, expected_sha256=sha, device=device, record=record)
 
 
 def _check_record_fields(d: Dict[str, Any]) -> None:
@@ -392,7 +394,7 @@ def save_style_weights(net, path, name: str = "") -> str:
     return sha256_file(path)
 
 
-def load_style_weights(path, expected_sha256: Optional[str] = None, device="cpu"):
+def load_style_weights(path, expected_sha256: Optional[str] = None, device="cpu", record=None):
     """A TransformerNet from a style weights file; anything else is a one-line WeightsError.
 
     The order matters for untrusted files: the checksum, then the header alone (metadata and
@@ -411,7 +413,7 @@ def load_style_weights(path, expected_sha256: Optional[str] = None, device="cpu"
     if path.suffix != ".safetensors":
         raise WeightsError(f"{where}: style weights must be a .safetensors file")
     if expected_sha256:
-        verify_sha256(path, expected_sha256)
+        verify_sha256(path, expected_sha256, record=record)
     header = read_safetensors_header(path)
     meta = header.get("__metadata__", {})
     if meta.get(FORMAT_KEY) != FORMAT_VERSION:
