@@ -400,3 +400,25 @@ def test_inference_form_drops_only_the_biases_an_instance_norm_cancels(space_to_
         assert len(without) == 3 + 2 * net.residual_blocks + 2  # encoder, residual bodies, decoder
         assert fast.output.bias is not None if space_to_depth else fast.output[1].bias is not None
         assert torch.allclose(fast(x), net(x), atol=1e-5, rtol=0)
+
+
+def test_a_users_record_with_missing_or_other_weights_is_named(tmp_path):
+    """A record train-style wrote names its weights and their SHA-256: weights missing or damaged
+    beside it are reported with the record (the user's files), not as a damaged install."""
+    import shutil
+
+    from cvtools.errors import WeightsError
+    from cvtools.style.records import BUNDLED_RECORDS, BUNDLED_WEIGHTS, resolve_style
+
+    record = tmp_path / "mine.json"
+    data = json.loads((BUNDLED_RECORDS / "mona.json").read_text())
+    data["weights"]["file"] = "mine.safetensors"
+    record.write_text(json.dumps(data))
+    with pytest.raises(WeightsError, match=r"mine.json: its weights file .*mine.safetensors is missing"):
+        resolve_style(record).load_network()
+    shutil.copy(BUNDLED_WEIGHTS / "mona.safetensors", tmp_path / "mine.safetensors")
+    with open(tmp_path / "mine.safetensors", "r+b") as f:
+        f.seek(-64, 2)
+        f.write(b"\\0" * 64)
+    with pytest.raises(WeightsError, match=r"checksum mismatch.*mine.json was written for other weights"):
+        resolve_style(record).load_network()
