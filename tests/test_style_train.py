@@ -321,3 +321,104 @@ def test_fine_tuning_starts_from_the_given_weights(photos, tmp_path):
                                                      trainer.net.state_dict().values()))
     with pytest.raises(UsageError, match="width"):
         Trainer(config(photos, tmp_path, width=0.25, residual_blocks=1, init_weights=str(path)))
+
+
+# ---------------------------------------------------------------- QA fixes (signals, outputs, inputs)
+
+
+class _WorkerSignals(torch.utils.data.Dataset):
+    """Each item: whether the DataLoader worker that made it ignores SIGTERM and SIGINT."""
+
+    def __len__(self):
+        return 2
+
+    def __getitem__(self, i):
+        ignored = all(signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGTERM, signal.SIGINT))
+        return torch.tensor([1 if ignored else 0], dtype=torch.uint8)
+
+
+def test_dataloader_workers_leave_stop_signals_to_the_main_process():
+    from cvtools.style.train_data import make_loader
+
+    loader = make_loader(_WorkerSignals(), 0, 1, 2, 1, False)
+    assert all(bool(b.all()) for b in loader)  # a group-wide SIGTERM cannot kill a worker first
+
+
+def test_an_unwritable_output_folder_is_refused_before_training(photos, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from cvtools.errors import UsageError
+
+    def refuse(self, data):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "write_bytes", refuse)
+    monkeypatch.setattr(Trainer, "__init__", lambda *a, **k: pytest.fail("trained into an unwritable folder"))
+    with pytest.raises(UsageError, match="cannot write to the output folder"):
+        train_style(config(photos, tmp_path / "out"))
+
+
+def test_a_full_disk_while_saving_says_so(tmp_path, monkeypatch):
+    import shutil
+    from collections import namedtuple
+
+    from cvtools.errors import CvtoolsError
+    from cvtools.style.train_checkpoint import saving
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 30, 10 << 30, 0))
+    with pytest.raises(CvtoolsError, match="no space left on device"):
+        with saving(tmp_path / "t.ckpt", "checkpoint"):
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 123")
+    with pytest.raises(OSError, match="other"):  # with room on the disk the error is not hidden
+        monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 << 30, 0, 10 << 30))
+        with saving(tmp_path / "t.ckpt", "checkpoint"):
+            raise OSError("other")
+
+
+def test_overwrite_never_replaces_the_painting_and_clears_old_previews(photos, tmp_path):
+    from cvtools.errors import UsageError
+
+    out = tmp_path / "out"
+    previews = out / "t_previews"
+    previews.mkdir(parents=True)
+    painting = previews / "step_000002.jpg"
+    Image.open(SAMPLES / "rocket.jpg").save(painting)
+    with pytest.raises(UsageError, match="input of this run"):
+        train_style(config(photos, out, style_image=str(painting)), overwrite=True)
+    assert painting.exists()
+    (previews / "notes.txt").write_text("kept")
+    train_style(config(photos, out, steps=2, preview_every=1), overwrite=True)
+    assert sorted(p.name for p in previews.iterdir()) == ["notes.txt", "step_000001.jpg", "step_000002.jpg"]
+
+
+def test_gpus_without_cuda_gpus_is_one_line(monkeypatch):
+    from cvtools.cli.train_style import _check_gpus
+    from cvtools.errors import UsageError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="gpus 2 needs 2 CUDA GPUs; this machine has 0"):
+        _check_gpus(2)
+
+
+@pytest.mark.parametrize("what", ["tiny", "transparent"])
+def test_a_tiny_or_transparent_painting_is_refused(photos, tmp_path, what):
+    from cvtools.errors import ImageError
+
+    painting = tmp_path / "p.png"
+    if what == "tiny":
+        Image.new("RGB", (8, 6), "red").save(painting)
+    else:
+        Image.new("RGBA", (96, 96), (20, 40, 60, 0)).save(painting)
+    with pytest.raises(ImageError, match="only 8x6|fully transparent"):
+        train_style(config(photos, tmp_path / "out", style_image=str(painting)))
+
+
+def test_the_record_counts_used_photos_and_a_resumed_run_its_own_steps(photos, tmp_path):
+    first = train_style(config(photos, tmp_path, steps=2))
+    assert first.first_step == 0
+    used = len([p for p in photos.iterdir() if p.name != "broken.jpg"])
+    record = json.loads(first.record_path.read_text())
+    assert record["recipe"]["photos"].startswith(f"{used} photos from")
+    resumed = train_style(config(photos, tmp_path, steps=3), resume=str(first.checkpoint))
+    assert (resumed.steps, resumed.first_step) == (3, 2)
