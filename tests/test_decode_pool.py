@@ -247,3 +247,20 @@ def test_the_loaders_grow_to_the_workers_said(monkeypatch):
     assert io_threads(work) == 6  # each loader waits for one worker
     monkeypatch.setenv("CVTOOLS_DECODE_PROCESSES", "0")
     assert io_threads(stylize_work(object(), name="x", device="cpu")) == io_threads(None)
+
+
+def test_enlarging_past_the_pixel_limit_is_refused_before_resizing(tmp_path):
+    """--enlarge makes pixels the file never had: the decoded-pixel limit holds for the enlarged
+    size (one line naming the file and the size), and an enlargement under it goes through."""
+    from PIL import Image
+
+    from cvtools.errors import ImageError
+    from cvtools.io.decode_pool import decode_resized
+
+    p = tmp_path / "small.png"
+    Image.new("RGB", (60, 40), (10, 20, 30)).save(p)
+    with pytest.raises(ImageError, match=r"small.png.*--size 3000 would make it 3000x2000"):
+        decode_resized(str(p), 1_000_000, 3000, True)
+    rgb, _ = decode_resized(str(p), 1_000_000, 600, True)
+    assert rgb.size == (600, 400)
+    assert decode_resized(str(p), 1_000_000, 3000, False)[0].size == (60, 40)  # shrinking only: nothing made

@@ -99,7 +99,24 @@ def decode_resized(path, max_pixels, size, enlarge):
     from cvtools.ops import resize_long_side
 
     image = load_image(path, max_pixels=max_pixels)
+    if enlarge and size:
+        _check_enlarged(path, image.rgb.size, size, max_pixels)
     return resize_long_side(image.rgb, size, enlarge=enlarge), image.alpha
+
+
+def _check_enlarged(path, wh, size: int, max_pixels) -> None:
+    """``--enlarge`` makes pixels the file never had: the decoded-pixel limit holds for the
+    enlarged size too (``--size 100000 --enlarge`` would ask for tens of gigabytes)."""
+    from cvtools.errors import ImageError
+    from cvtools.io.decode import _pixels, max_pixels_from_env
+
+    limit = max_pixels_from_env() if max_pixels == -1 else max_pixels
+    w, h = wh
+    scale = size / max(w, h)
+    nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+    if limit and limit > 0 and scale > 1 and nw * nh > limit:
+        raise ImageError(path, f"--size {size} would make it {nw}x{nh} ({_pixels(nw * nh)}), over the "
+                               f"{_pixels(limit)} limit; pass --max-pixels to raise it", param="max_pixels")
 
 
 class Decoded:
