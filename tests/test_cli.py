@@ -49,8 +49,13 @@ def test_classify_json_batch_with_a_bad_file(run_cli, tmp_path):
     bad.write_text("not an image")
     r = run_cli("classify", SAMPLES / "chelsea.jpg", bad, SAMPLES / "coffee.jpg", "--json", "--top", "3")
     assert r.exit_code == 1
-    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    rows = [row for row in lines if "top" in row]
     assert [row["path"].split("/")[-1] for row in rows] == ["chelsea.jpg", "coffee.jpg"]
+    # the bad file has its line too (a script reading the JSON sees every input), as well as stderr's
+    errors = [row for row in lines if "error" in row]
+    assert len(lines) == 3 and len(errors) == 1 and errors[0]["path"].endswith("bad.jpg")
+    assert "not a recognised image" in errors[0]["error"]
     assert len(rows[0]["top"]) == 3
     assert "cat" in rows[0]["top"][0]["name"] or rows[0]["top"][0]["index"] in range(281, 294)
     assert "espresso" in rows[1]["top"][0]["name"] or "cup" in rows[1]["top"][0]["name"]

@@ -17,7 +17,8 @@ from cvtools.cli.common import (
 @click.argument("inputs", nargs=-1, required=True, metavar="INPUT...")
 @click.option("--top", "-k", "top_k", type=click.IntRange(1, 1000), default=5, show_default=True,
               help="How many classes to show.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (path, top-k index/name/probability).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file (path, top-k index/name/probability; a file that fails: path, "
+                   "error).")
 @click.option("--whole", is_flag=True,
               help="Classify the whole photo (short side 224 on the default backbone, nothing cut off) instead "
                    "of the ImageNet evaluation crop (short side 256, centre 224x224), which is more accurate.")
@@ -60,4 +61,7 @@ def classify(inputs, top_k, as_json, whole, center_crop, quiet, max_pixels, **mo
 
     work = classify_work(backbone, top_k, crop=center_crop or not whole, max_pixels=max_pixels, on_result=show)
     work.on_gpu = expects_gpu(model_opts.get("device"))  # more loader threads on a GPU host
-    finish(run_batch(inputs, work, "classify", quiet=quiet or as_json))
+    def failed(path, message):  # a line per input in --json output, so a script sees every file
+        click.echo(json.dumps({"path": path, "error": message}))
+
+    finish(run_batch(inputs, work, "classify", quiet=quiet or as_json, on_error=failed if as_json else None))

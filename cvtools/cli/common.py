@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import click
 
@@ -235,6 +235,7 @@ def run_batch(
     quiet: bool = False,
     provenance=None,
     outputs=None,
+    on_error: Optional[Callable[[str, str], None]] = None,
 ) -> BatchReport:
     """:func:`cvtools.batch.run` with a progress bar and the terminal: notes on stdout, errors
     and the summary on stderr (``cvtools: error: ...``), ``--quiet`` honoured, Ctrl-C or SIGTERM
@@ -242,7 +243,7 @@ def run_batch(
     ``BatchedWork`` (see :mod:`cvtools.batch` for what each does and the re-run rules);
     ``outputs``: the run's :class:`~cvtools.io.naming.Outputs` (the one the work names and
     writes with; default: a new one with ``provenance``, itself defaulting to the running click
-    command's)."""
+    command's). ``on_error(path, message)``: also told of each failed input (``--json`` output)."""
     # Over one screen: batch.run's callbacks wired to one progress bar and the terminal; they share the bar.
     from cvtools import batch
     from cvtools.io.naming import Outputs
@@ -282,6 +283,8 @@ def run_batch(
             bar.write(f"cvtools: error: {message}", file=sys.stderr)
         else:
             echo_err(f"error: {message}")
+        if on_error is not None:
+            on_error(str(path), message)
 
     def on_note(message):
         if quiet:
