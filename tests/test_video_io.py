@@ -781,3 +781,13 @@ class _Identity:
     def __call__(self, image, strength=1.0, preserve_color=False, tile=None, progress=None, as_uint8=False):
         return image
 
+
+
+def test_write_video_takes_read_frames_as_they_come(tmp_path):
+    """The README's round trip: read_frames' Frames go to write_video as they are (each at its
+    own time), not only their .rgb arrays."""
+    src = make_clip(tmp_path / "c.mp4", audio=None)
+    out = write_video(tmp_path / "copy.mp4", read_frames(src), fps=FPS)
+    got = list(read_frames(out))
+    assert len(got) == N and got[0].rgb.shape == (H, W, 3)
+    assert abs(got[-1].time - (N - 1) / FPS) < 1e-3

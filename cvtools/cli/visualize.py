@@ -134,7 +134,8 @@ backprop 0.4 s (it averages 4 grid phases); ablationcam 1.7 s; smoothgrad 0.12 s
 (3.9 s at 32); integrated-gradients 0.11 s per --steps (5.6 s at 50; --steps auto runs 50, then
 100, 200, 400 for an image while its completeness gap is over 5%: 5-80 s); occlusion 9 s;
 scorecam 42 s.
---sanity repeats each method ~20 times (once per layer group); --metrics adds ~4 s per method.
+--sanity repeats each method ~20 times (once per layer group); --metrics adds a ROAD fidelity
+check per method, whose imputation took 1-2 minutes per method on a busy 2-core CPU (2026-12-07).
 """
 
 

@@ -1187,7 +1187,8 @@ def _as_uint8(frame):
 def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, Tuple]] = None,
                 crf: Optional[int] = None, preset: Optional[str] = None, overwrite: Optional[bool] = True,
                 comment: Optional[str] = None, on_note: Optional[Callable[[str], None]] = None) -> Path:
-    """Write ``frames`` (H×W×3 uint8 arrays or 3×H×W float tensors in [0, 1]; all one size) to
+    """Write ``frames`` (H×W×3 uint8 arrays, 3×H×W float tensors in [0, 1], or :class:`Frame`\ s as
+    :func:`read_frames` yields them, each then at its own time and with its transparency; all one size) to
     ``path`` atomically; the container follows the extension (.mp4/.mov/.mkv: H.264, .webm: VP9,
     .gif/.webp: animated through Pillow). ``audio_from``: a video path, or (path, start, duration),
     whose audio goes along. Odd sides are cropped by 1 px for yuv420p. Returns the path."""
@@ -1206,7 +1207,8 @@ def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, 
         writer = None
         try:
             for k, f in enumerate(it):
-                rgb = _as_uint8(f)
+                frame = f if isinstance(f, Frame) else None  # read_frames' own: keep its time and alpha
+                rgb = _as_uint8(frame.rgb if frame is not None else f)
                 if writer is None:
                     h, w = rgb.shape[:2]
                     video = path.suffix.lower() in WRITABLE_VIDEO
@@ -1218,8 +1220,11 @@ def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, 
                 if rgb.shape[0] != writer.height or rgb.shape[1] != writer.width:
                     rgb = rgb[:writer.height, :writer.width]
                     if rgb.shape[:2] != (writer.height, writer.width):
-                        raise ValueError(f"frame {k} is {f.shape}, not {writer.width}x{writer.height} like the first")
-                writer.write(np.ascontiguousarray(rgb))
+                        raise ValueError(f"frame {k} is {rgb.shape}, not {writer.width}x{writer.height} like the first")
+                if frame is None:
+                    writer.write(np.ascontiguousarray(rgb))
+                else:
+                    writer.write(np.ascontiguousarray(rgb), frame.time, alpha=frame.alpha)
             if writer is None:
                 raise ImageError(path, "no frames to write")
             writer.close()
