@@ -91,6 +91,7 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
         progress = on_note = None  # every process would say the same
     workers = default_workers() if c.workers is None else c.workers
     dataset = decoded_photos(c, files, workers, on_note, max_pixels)
+    out_dir.mkdir(parents=True, exist_ok=True)  # checked writable above, made now that the photos decode
     preview = preview_image(c, files, dataset) if preview_every else None
 
     trainer = Trainer(c, checkpoint, on_note=on_note, max_pixels=max_pixels)
@@ -167,6 +168,7 @@ def _remove_old_previews(preview_dir: Path) -> None:
 def _make_folder(path: Path) -> None:
     from cvtools.errors import safe_path
 
+    made = [p for p in [path, *path.parents] if not p.exists()]  # the folders made here, deepest first
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -180,3 +182,11 @@ def _make_folder(path: Path) -> None:
     except OSError as exc:
         raise UsageError(f"{safe_path(path)}: cannot write to the output folder "
                          f"({exc.strerror or type(exc).__name__})") from None
+    finally:
+        # checked before the photos are decoded: a run that stops there leaves no empty folder
+        # (the files' own writes make the folders again: cvtools.io.atomic)
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:
+                break
