@@ -1187,7 +1187,7 @@ def _as_uint8(frame):
 def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, Tuple]] = None,
                 crf: Optional[int] = None, preset: Optional[str] = None, overwrite: Optional[bool] = True,
                 comment: Optional[str] = None, on_note: Optional[Callable[[str], None]] = None) -> Path:
-    """Write ``frames`` (H×W×3 uint8 arrays, 3×H×W float tensors in [0, 1], or :class:`Frame`\ s as
+    """Write ``frames`` (H×W×3 uint8 arrays, 3×H×W float tensors in [0, 1], or :class:`Frame` objects as
     :func:`read_frames` yields them, each then at its own time and with its transparency; all one size) to
     ``path`` atomically; the container follows the extension (.mp4/.mov/.mkv: H.264, .webm: VP9,
     .gif/.webp: animated through Pillow). ``audio_from``: a video path, or (path, start, duration),
