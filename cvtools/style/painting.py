@@ -140,16 +140,16 @@ class NetworkPaintingStylizer:
         return self.network.bytes_per_pixel()
 
     def activation_budget(self) -> int:
-        from cvtools.device import memory_budget
-        from cvtools.style.stylize import CPU_ACTIVATION_BUDGET
+        from cvtools.style.stylize import activation_budget
 
-        return memory_budget(self.device, gpu_fraction=0.7, cpu_fraction=0.5, cpu_cap=CPU_ACTIVATION_BUDGET)
+        return activation_budget(self.device)
 
     def batch_limit(self, height: int, width: int, most: int = 8) -> int:
         """As :meth:`cvtools.style.stylize.Stylizer.batch_limit`: up to ``most`` images of this
         size per pass, as the activation budget allows (at least 1)."""
-        per_image = self.bytes_per_pixel() * height * width
-        return int(max(1, min(int(most), self.activation_budget() // max(1, per_image))))
+        from cvtools.style.stylize import images_per_pass
+
+        return images_per_pass(self.bytes_per_pixel(), self.activation_budget(), height, width, most)
 
     def batchable(self, height: int, width: int, strength: float = 1.0, tile="auto") -> bool:
         """Whether an image of this size goes through :meth:`stylize_batch` as :meth:`__call__`

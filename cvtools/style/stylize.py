@@ -177,9 +177,7 @@ class Stylizer:
         return int((4 * c1 + c2 // 2 + 12) * elem * 1.1)
 
     def activation_budget(self) -> int:
-        from cvtools.device import memory_budget
-
-        return memory_budget(self.device, gpu_fraction=0.7, cpu_fraction=0.5, cpu_cap=CPU_ACTIVATION_BUDGET)
+        return activation_budget(self.device)
 
     def auto_tile(self, height: int, width: int) -> Optional[int]:
         """A tile side for this image, or None when the whole image fits."""
@@ -285,8 +283,7 @@ class Stylizer:
         ``most``, as the activation budget allows (at least 1). The same rule as a video's
         frames (:func:`cvtools.video.process.stylize_video`), so a folder of 1080p photos runs
         the batch shape ``cvtools bench --warm`` compiles for 1080p video."""
-        per_image = self.bytes_per_pixel() * height * width
-        return int(max(1, min(int(most), self.activation_budget() // max(1, per_image))))
+        return images_per_pass(self.bytes_per_pixel(), self.activation_budget(), height, width, most)
 
     def batchable(self, height: int, width: int, strength: float = 1.0, tile="auto") -> bool:
         """Whether an image of this size goes whole through :meth:`stylize_batch` as
@@ -403,6 +400,21 @@ def stylize(image, style="mona", strength: float = 1.0, preserve_color: bool = F
             tile: Union[str, int, None] = "auto", device: str = "auto") -> torch.Tensor:
     """One-shot convenience: ``stylize(pil_or_tensor, "starry_night")`` → 3×H×W tensor."""
     return Stylizer(style, device=device)(image, strength=strength, preserve_color=preserve_color, tile=tile)
+
+
+def activation_budget(device) -> int:
+    """Bytes a style network's activations may take on ``device`` (70 % of a GPU's free memory,
+    half the CPU's up to :data:`CPU_ACTIVATION_BUDGET`): the bundled and the any-painting networks'."""
+    from cvtools.device import memory_budget
+
+    return memory_budget(device, gpu_fraction=0.7, cpu_fraction=0.5, cpu_cap=CPU_ACTIVATION_BUDGET)
+
+
+def images_per_pass(bytes_per_pixel: int, budget: int, height: int, width: int, most: int = 8) -> int:
+    """How many ``height``×``width`` images fit one pass: up to ``most``, as ``budget`` allows at
+    ``bytes_per_pixel`` (at least 1)."""
+    per_image = bytes_per_pixel * height * width
+    return int(max(1, min(int(most), budget // max(1, per_image))))
 
 
 def upload_batch(images, device) -> torch.Tensor:

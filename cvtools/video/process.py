@@ -342,9 +342,10 @@ def _default_batch(stylizer, h: int, w: int) -> int:
     device = getattr(stylizer, "device", None)
     if device is None or getattr(device, "type", "cpu") != "cuda":
         return 1
+    from cvtools.style.stylize import images_per_pass
+
     try:
-        per_frame = stylizer.bytes_per_pixel() * h * w
-        return int(max(1, min(8, stylizer.activation_budget() // max(1, per_frame))))
+        return images_per_pass(stylizer.bytes_per_pixel(), stylizer.activation_budget(), h, w, 8)
     except Exception:
         return 1
 
