@@ -60,6 +60,7 @@ def _start_server(*args):
     if not match:
         proc.kill()
         raise AssertionError(f"no address printed: {line!r} {proc.stderr.read()}")
+    proc.address_line = line
     return proc, match.group(1), Path(match.group(2))
 
 
@@ -300,6 +301,39 @@ def test_token(photo):
         assert _get(base + "api/info", {"Cookie": "cvtools_ui_token=s3cret"})[0] == 200
     finally:
         _stop(proc)
+
+
+def test_the_address_said_for_each_host():
+    """A wildcard host is no address to open: the page opens at the loopback one, and the line
+    says it listens on all interfaces and how other machines reach it (this machine's name)."""
+    import socket
+
+    from cvtools.ui import addresses
+
+    url, where = addresses("0.0.0.0", 8765)
+    assert url == "http://127.0.0.1:8765/" and where.startswith(url + " on this machine")
+    assert "all interfaces (0.0.0.0)" in where and f"http://{socket.gethostname()}:8765/ " in where
+    url, where = addresses("::", 8765, "t0k")
+    assert url == "http://[::1]:8765/?token=t0k" and "all interfaces (::)" in where
+    assert f"http://{socket.gethostname()}:8765/?token=t0k " in where
+    assert addresses("192.168.1.5", 80) == ("http://192.168.1.5:80/",) * 2
+    assert addresses("::1", 80)[0] == "http://[::1]:80/" and addresses("fe80::1", 80)[0] == "http://[fe80::1]:80/"
+    assert addresses("127.0.0.1", 80, "x") == ("http://127.0.0.1:80/?token=x",) * 2
+
+
+def test_wildcard_host_says_all_interfaces_and_warns_in_one_line():
+    if not UI_EXTRA:
+        pytest.skip('the ui extra is not installed (pip install "cvtools[ui]")')
+    proc, url, _ = _start_server("--host", "0.0.0.0", "--token", "auto")
+    try:
+        assert re.match(r"http://127\.0\.0\.1:\d+/\?token=\S+$", url)
+        assert "listening on all interfaces (0.0.0.0)" in proc.address_line
+        assert _get(url)[0] == 200  # the address printed opens the page here
+    finally:
+        _stop(proc)
+    warnings = [line for line in proc.stderr.read().splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "all interfaces (0.0.0.0)" in warnings[0], warnings
+    assert "reachable from the network" in warnings[0]
 
 
 def test_cancelled_video_leaves_no_file(tmp_path):

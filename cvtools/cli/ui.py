@@ -39,7 +39,7 @@ def ui(host, port, no_browser, token, device, max_upload, max_video, max_pixels)
     import secrets
 
     from cvtools.device import check_device_early
-    from cvtools.ui import require, serve
+    from cvtools.ui import WILDCARD_HOSTS, require, serve
     from cvtools.ui.server import Settings, loopback
 
     require()
@@ -47,7 +47,9 @@ def ui(host, port, no_browser, token, device, max_upload, max_video, max_pixels)
     if token == "auto":
         token = secrets.token_urlsafe(16)
     if not loopback(host):
-        echo_err(f"warning: listening on {host}: anyone who can reach this machine can use the page"
+        where = f"all interfaces ({host or '0.0.0.0'})" if host in WILDCARD_HOSTS else host
+        echo_err(f"warning: listening on {where}: the page is reachable from the network, and anyone who "
+                 "reaches it can use it and this computer's time"
                  + ("" if token else " (add --token auto to ask for a token)"))
     settings = Settings(host=host, port=port, token=token or None, device=device, max_upload=max_upload << 20,
                         max_video=max_video << 20, max_pixels=-1 if max_pixels is None else (max_pixels or None))

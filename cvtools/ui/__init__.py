@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import socket
 from contextlib import contextmanager
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
 MISSING = 'cvtools ui needs the ui extra: pip install "cvtools[ui]"'
 
@@ -37,6 +37,25 @@ def require() -> None:
     for module in ("starlette", "uvicorn", "multipart"):
         if importlib.util.find_spec(module) is None:
             raise UsageError(f"{MISSING} (no {module})")
+
+
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # listen on every interface of this machine
+
+
+def addresses(host: str, port: int, token: Optional[str] = None) -> Tuple[str, str]:
+    """(the page's address to open on this machine, the text that says where it listens).
+
+    A wildcard host (0.0.0.0, ::) is no address to open: the page opens here at the loopback
+    one (127.0.0.1, or [::1] for ::), and other machines reach it by this machine's name or
+    address. Any other host is the address itself (IPv6 in brackets)."""
+    query = f"?token={token}" if token else ""
+    if host in WILDCARD_HOSTS:
+        url = f"http://{'[::1]' if host == '::' else '127.0.0.1'}:{port}/{query}"
+        others = f"http://{socket.gethostname() or 'THIS-MACHINE'}:{port}/{query}"
+        return url, (f"{url} on this machine; listening on all interfaces ({host or '0.0.0.0'}): other machines "
+                     f"use {others} (or this machine's address)")
+    url = f"http://{f'[{host}]' if ':' in host else host}:{port}/{query}"
+    return url, url
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -78,14 +97,12 @@ def serve(settings, open_browser: bool = True, say: Callable[[str], None] = prin
         names = {shown, "localhost", "127.0.0.1", "[::1]"}
         settings.allowed_hosts = tuple(f"{n}:{port}" for n in names)
     app = App(settings)
-    url = f"http://{'127.0.0.1' if settings.host in ('0.0.0.0', '::') else shown}:{port}/"
-    if settings.token:
-        url += f"?token={settings.token}"
+    url, where = addresses(settings.host, port, settings.token)
     try:
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=3)
         server = uvicorn.Server(config)
-        say(f"cvtools ui: {url}  (Ctrl-C stops it; files go to {app.workdir}, removed then)")
+        say(f"cvtools ui: {where}  (Ctrl-C stops it; files go to {app.workdir}, removed then)")
         if ready is not None:
             ready(url)
         if open_browser:
