@@ -744,6 +744,51 @@ def test_transparent_animation_frames_are_laid_on_white(tmp_path, ext):
                 assert alpha.getpixel((W // 4, H // 2)) == 255 and alpha.getpixel((3 * W // 4, H // 2)) == 0, (out, k)
 
 
+def _photo_like(k, h, w):
+    """A frame with gradients and grain, as a photo's: lossy WebP is far smaller than lossless."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    base = np.stack([128 + 80 * np.sin(xx / 7 + k), 128 + 80 * np.cos(yy / 5 - k), 128 + 60 * np.sin((xx + yy) / 11)], -1)
+    return np.clip(base + np.random.default_rng(k).normal(0, 18, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("opacity", ["right_half", "moving", "first_only"])
+def test_transparent_webp_animation_is_lossy_and_keeps_its_alpha(tmp_path, opacity):
+    """Pillow 13's lossy animated WebP crops transparent edges away and then reads back opaque
+    (cvtools.io.webp): the writer keeps every frame's alpha, and its file stays lossy, a third of
+    lossless or less, where a frame after the first is transparent (first_only: lossless)."""
+    from PIL import Image
+
+    from cvtools.io.webp import has_alpha_flag
+    from cvtools.video.io import AnimationWriter
+
+    h, w = 96, 128
+
+    def alpha_of(k):
+        a = np.full((h, w), 255, np.uint8)
+        if opacity == "right_half" or (opacity == "first_only" and k == 0):
+            a[:, w // 2:] = 0
+        elif opacity == "moving":
+            a[:, w // 2 + 10 * k:] = 0
+        return a
+
+    sizes = {}
+    for name, extra in (("out", {}), ("lossless", {"lossless": True, "quality": 80})):
+        writer = AnimationWriter(tmp_path / f"{name}.webp", w, h, 10, "WEBP", extra)
+        for k in range(4):
+            writer.write(_photo_like(k, h, w), k / 10, alpha=alpha_of(k))
+        writer.close()
+        sizes[name] = (tmp_path / f"{name}.webp").stat().st_size
+    assert has_alpha_flag(tmp_path / "out.webp")
+    with Image.open(tmp_path / "out.webp") as im:
+        assert im.n_frames == 4 and im.mode == "RGBA"
+        for k in range(4):
+            im.seek(k)
+            got = np.asarray(im.convert("RGBA").getchannel("A"), dtype=int)
+            assert np.abs(got - alpha_of(k)).max() <= 40, (opacity, k)
+    if opacity != "first_only":
+        assert sizes["out"] * 3 < sizes["lossless"], sizes
+
+
 @pytest.mark.parametrize("durations", [[500, 30, 100, 30, 150, 150, 150], [500, 100, 30, 100, 30, 1000],
                                        [100, 50, 100, 30, 100, 200, 50, 500, 100, 20, 50, 20, 100]])
 @pytest.mark.parametrize("start", [0, 0.13])

@@ -6,6 +6,7 @@
 - :mod:`~cvtools.io.markers`: the provenance marker every output carries;
 - :mod:`~cvtools.io.naming`: output names and the re-run policy, kept per run in an ``Outputs``;
 - :mod:`~cvtools.io.atomic`: atomic writes and ``save_image``.
+- :mod:`~cvtools.io.webp`: animated WebP, lossy with its transparency kept.
 
 Import from the module that does the job (``from cvtools.io.decode import load_image``): this
 package imports nothing itself, so using one job does not load the others.

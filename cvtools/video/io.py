@@ -1117,19 +1117,22 @@ class AnimationWriter:
         durations = [max(20, round((e - s) * 1000)) for s, e in zip(self.times, ends)]
         if any(f.mode == "RGBA" for f in self.frames):  # one mode for all: opaque frames get a full alpha
             self.frames = [f if f.mode == "RGBA" else f.convert("RGBA") for f in self.frames]
-        kwargs = dict(save_all=True, append_images=self.frames[1:], duration=durations, loop=0)
+        kwargs = dict(duration=durations, loop=0)
         if self.fmt == "WEBP":
             kwargs.update(quality=90, method=4)
-            if self.frames[0].mode == "RGBA":
-                # Pillow 13's lossy animated WebP (libwebp 1.6) writes no alpha plane for detailed
-                # frames (no ALPH chunk: transparent areas come back opaque); lossless keeps it
-                kwargs.update(lossless=True, quality=80)
         elif self.frames[0].mode == "RGBA":  # each frame replaces the last, its transparent areas too
             kwargs.update(optimize=False, disposal=2)
         else:
             kwargs.update(optimize=False, disposal=1)
         kwargs.update(self.save_kwargs)
-        self.frames[0].save(self.path, format=self.fmt, **kwargs)
+        if self.fmt == "WEBP":
+            # lossy colours with the alpha kept: Pillow 13 / libwebp 1.6's lossy animation crops a
+            # frame's transparent edges away and can drop the alpha plane (measured: cvtools.io.webp)
+            from cvtools.io.webp import save_animated_webp
+
+            save_animated_webp(self.path, self.frames, **kwargs)
+        else:
+            self.frames[0].save(self.path, format=self.fmt, save_all=True, append_images=self.frames[1:], **kwargs)
 
     def abort(self) -> None:
         self.frames = []
