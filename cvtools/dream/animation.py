@@ -72,7 +72,13 @@ def save_animation(path, frames: Sequence, fps: float = 12.0, quality: int = 90,
     first, rest = frames[0], list(frames[1:])
 
     def write(tmp):
-        first.save(tmp, save_all=True, append_images=rest, duration=duration, loop=0, **kwargs)
+        if kwargs["format"] == "WEBP":  # lossy with the alpha kept (Pillow 13 can drop it: cvtools.io.webp)
+            from cvtools.io.webp import save_animated_webp
+
+            options = {k: v for k, v in kwargs.items() if k != "format"}
+            save_animated_webp(tmp, [first, *rest], duration=duration, loop=0, **options)
+        else:
+            first.save(tmp, save_all=True, append_images=rest, duration=duration, loop=0, **kwargs)
 
     atomic_write(path, write, outputs=outputs)
     return path
