@@ -167,6 +167,19 @@ def test_activation_grid_shows_the_layer(lite0):
 # ----------------------------------------------------------------------------- command line
 
 
+def test_class_filters_name_lists_the_classes_not_a_range(lite0):
+    """--class 1,985 was written as classes_..._1-985, which reads as the classes 1 to 985."""
+    from cvtools.io.naming import MAX_SUFFIX_BYTES
+    from cvtools.visualize.job import filter_plan
+
+    assert filter_plan(lite0, classes="goldfish,985").name == "classes_efficientnet_lite0_1+985"
+    assert filter_plan(lite0, classes=[7]).name == "classes_efficientnet_lite0_7"
+    many = [filter_plan(lite0, classes=list(range(k, k + 60))).name for k in (0, 1)]
+    assert many[0] != many[1] and all(len(n) <= len("classes_efficientnet_lite0_") + MAX_SUFFIX_BYTES for n in many)
+    assert all(n.startswith("classes_efficientnet_lite0_0+1+2+") or n.startswith("classes_efficientnet_lite0_1+2+")
+               for n in many)
+
+
 def test_cli_filters_and_classes(run_cli, tmp_path):
     out = tmp_path / "f.png"
     r = run_cli("visualize", "filters", "-l", "blocks.4", "-c", "0:3", "--steps", "3", "--size", "48",
@@ -179,7 +192,7 @@ def test_cli_filters_and_classes(run_cli, tmp_path):
     r = run_cli("visualize", "filters", "--class", "goldfish,281", "--steps", "2", "--size", "48",
                 "--device", "cpu", "-o", f"{tmp_path}/")
     assert r.exit_code == 0, r.output
-    assert (tmp_path / "classes_efficientnet_lite0_1-281.png").exists()
+    assert (tmp_path / "classes_efficientnet_lite0_1+281.png").exists()  # a list, not the range 1-281
     r = run_cli("visualize", "filters", "-l", "blocks.4", "-c", "0:99", "--steps", "1")
     assert r.exit_code == 1 and "40 channels (0-39); channels 40-98 do not exist" in r.stderr
 

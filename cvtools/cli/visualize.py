@@ -439,7 +439,7 @@ def filters(layer, channels, class_targets, neuron, size, steps, lr, seed, batch
     activation (lucid/lucent's method: a 1/f Fourier parameterisation, decorrelated colour, and
     random padding, jitter, scaling and rotation at every step, so the result shows structure the
     channel really responds to rather than pixel noise). Written to
-    filters_BACKBONE_LAYER_CHANNELS.png (or -o).
+    filters_BACKBONE_LAYER_CHANNELS.png, with --class to classes_BACKBONE_1+281.png (or -o).
 
     \b
     Examples:

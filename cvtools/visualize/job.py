@@ -684,6 +684,15 @@ class FilterPlan:
     make: Callable
 
 
+def classes_name(backbone_name: str, indices) -> str:
+    """``classes_BACKBONE_1+985``: the class indices joined by "+", a list that cannot read as a
+    range (it was ``1-985``); a long list keeps its beginning and a hash of the whole
+    (:func:`~cvtools.io.naming.fitting_suffix`), so two long lists still get different names."""
+    from cvtools.io.naming import fitting_suffix
+
+    return f"classes_{backbone_name}_{fitting_suffix('+'.join(str(i) for i in indices))}"
+
+
 def filter_plan(backbone, layer=None, channels="0:16", classes=None, neuron=False) -> FilterPlan:
     """The channels of ``layer`` (default: the backbone's DeepDream layer; ``channels``: text such
     as "0:16" or a :class:`~cvtools.specs.ChannelSpec`; ``neuron``: the centre unit only), or the
@@ -698,8 +707,7 @@ def filter_plan(backbone, layer=None, channels="0:16", classes=None, neuron=Fals
         if not indices:
             raise UsageError("classes needs at least one class index or name", param="classes")
         return FilterPlan(indices, [f"{backbone.categories[i]} ({i})" for i in indices],
-                          f"{backbone.name} class logits",
-                          f"classes_{backbone.name}_{slug('-'.join(map(str, indices)))}", objectives.class_logit)
+                          f"{backbone.name} class logits", classes_name(backbone.name, indices), objectives.class_logit)
     from cvtools.specs import parse_channel_spec
 
     channels = parse_channel_spec(channels)
@@ -744,7 +752,7 @@ def render_filters(backbone="efficientnet_lite0", output=None, *, layer=None, ch
                    progress: Optional[Callable[[int, int], None]] = None, protected=()) -> Path:
     """Images that excite each channel of ``layer`` (or each class logit of ``classes``), as
     ``cvtools visualize filters`` makes them: a labelled grid written to
-    ``filters_BACKBONE_LAYER_CHANNELS.png`` (``classes_BACKBONE_INDICES.png``), or into ``output``;
+    ``filters_BACKBONE_LAYER_CHANNELS.png`` (``classes_BACKBONE_1+985.png``), or into ``output``;
     returns its path. ``backbone``: a registered name (loaded on ``device`` in ``precision``;
     "auto" is fp32 here: fp16 gradients underflow, and the network is small at these sizes) or a
     loaded Backbone. ``size``, ``steps``: default 128 px and 128 steps for channels, 224 and 256
