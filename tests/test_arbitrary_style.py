@@ -463,7 +463,7 @@ def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
 @pytest.mark.parametrize("objective", [{}, {"style_transform": "gram", "stats_weight": 0.0},
                                        {"extra_backbones": {"efficientnet_lite0": ["blocks.1", "blocks.3"]}},
                                        {"strength_fraction": 0.5}, {"painting_augment": 0.5},
-                                       {"synthetic_paintings": 0.5}])
+                                       {"synthetic_paintings": 0.5}, {"collage_paintings": 0.5}])
 def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     straight = train_arbitrary(config(data, tmp_path / "a", steps=4, **objective))
     train_arbitrary(config(data, tmp_path / "b", steps=2, **objective))
@@ -582,9 +582,31 @@ def test_a_new_painting_keeps_its_strokes_and_light_in_another_direction_and_pal
         new_painting(torch.rand(3, 8, 9), 1, 0.0, 1.0)
 
 
-@pytest.mark.parametrize("option", ["painting_augment", "synthetic_paintings"])
+def test_a_collage_is_made_of_quarters_of_other_paintings_in_their_places():
+    """collage_paintings: each chosen crop's four quarters come from the same places in other
+    painting crops of the batch (never from itself, never from a photo-as-style sample, never from
+    another collage); the crops not chosen are untouched; fewer than two sources: no collage."""
+    from cvtools.style.train_arbitrary import collaged
+
+    styles = torch.rand(6, 3, 8, 8)
+    sources = np.array([True, True, True, True, False, True])  # sample 4 is its own photo
+    chosen = np.array([True, False, True, False, False, False])
+    out = collaged(styles, chosen, sources, np.random.default_rng(3))
+    quarters = [(slice(0, 4), slice(0, 4)), (slice(0, 4), slice(4, 8)), (slice(4, 8), slice(0, 4)), (slice(4, 8), slice(4, 8))]
+    for i in range(6):
+        if not chosen[i]:
+            assert torch.equal(out[i], styles[i])
+            continue
+        for rows, cols in quarters:
+            origin = [j for j in range(6) if torch.equal(out[i, :, rows, cols], styles[j, :, rows, cols])]
+            assert len(origin) == 1 and origin[0] != i and sources[origin[0]], (i, origin)
+    alone = np.array([True, False, False, False, False, False])
+    assert torch.equal(collaged(styles, alone, alone, np.random.default_rng(3)), styles)
+
+
+@pytest.mark.parametrize("option", ["painting_augment", "synthetic_paintings", "collage_paintings"])
 def test_new_paintings_change_only_the_chosen_crops_and_leave_the_stream_alone(data, tmp_path, option):
-    """painting_augment and synthetic_paintings: a run without them draws what it drew before the
+    """painting_augment, synthetic_paintings and collage_paintings: a run without them draws what it drew before the
     options existed; with one, some painting crops of a step differ and the photo-as-style ones
     never do."""
     from cvtools.style.train_arbitrary import ArbitraryTrainer, PaintingBank, painting_files
