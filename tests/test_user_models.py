@@ -582,6 +582,25 @@ def test_cli_user_model_mistakes_are_one_line(user_files, run_cli):
         assert re.search(expected, r.stderr), r.stderr
 
 
+def test_layers_shows_no_stride_for_the_classifier_after_global_pooling(user_files, run_cli, tmp_path):
+    """`cvtools layers --model r18.pt2` (a torch.export program) listed resnet18's fc with stride 0:
+    after global pooling there is no grid, so it is "-" with a note, as for the same network
+    loaded as a state dict; feature maps keep their strides."""
+    import torchvision
+
+    torch.manual_seed(0)
+    net = torchvision.models.resnet18(weights=None).eval()
+    torch.export.save(torch.export.export(net, (torch.randn(1, 3, 64, 64),)), tmp_path / "r18.pt2")
+    for model in (("--model", tmp_path / "r18.pt2"), ("--model", user_files / "ft.pth", "--arch", "resnet18")):
+        r = run_cli("layers", *model)
+        assert r.exit_code == 0, r.stderr
+        rows = {line.split()[0]: line.split()[1:] for line in r.stdout.splitlines()[3:] if line.startswith("  ")}
+        assert rows["fc"][1] == "-", r.stdout
+        assert rows["layer4"][1] == "32" and rows["conv1"][1] == "2"
+        assert all(cols[1] != "0" for cols in rows.values() if len(cols) > 1), r.stdout
+        assert "stride -: no spatial grid" in r.stdout
+
+
 def test_sanity_check_on_an_exported_program_puts_its_weights_back(user_files):
     """A .pt2's graph cannot be deep-copied (symbolic tensors): the check randomises the network
     in place and restores it; the logits afterwards are the ones before."""

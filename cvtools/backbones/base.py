@@ -17,7 +17,7 @@ from cvtools.backbones.registry import LayerDefaults, Preprocessing
 class LayerInfo:
     name: str
     channels: int
-    stride: int
+    stride: int  # input pixels per feature pixel; 0 for an output that is no feature map (after global pooling)
     shape: Tuple[int, ...] = ()  # the output's shape for one image at the probe size (after any view)
     view: str = ""  # how the output became an N×C×h×w map (tokens.py), "" when it is one or is not a map
 

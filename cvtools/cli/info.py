@@ -97,7 +97,15 @@ def layers(backbone, model, architecture, input_size, trust_pickle):
         if show_shape:
             mark = "*" * (views.index(info.view) + 1) if info.view else ""
             shape = f" {'x'.join(map(str, info.shape)) + mark:<16}"
-        click.echo(f"  {info.name:<{width}} {info.channels:>8} {info.stride:>6}{shape}  "
+        click.echo(f"  {info.name:<{width}} {info.channels:>8} {_stride(info):>6}{shape}  "
                    f"{', '.join(roles.get(info.name, []))}".rstrip())
     for k, view in enumerate(views):  # how outputs that are not N×C×h×w maps were read as maps
         click.echo(f"  {'*' * (k + 1)} {view}")
+    if any(not info.stride for info in bb.layers):
+        click.echo("  stride -: no spatial grid (a vector, as after global pooling: the classifier)")
+
+
+def _stride(info) -> str:
+    """A layer's stride as listed: "-" for an output that is not a feature map (LayerInfo.stride
+    is 0 there: the fc after global pooling has no pixels to count, and "0" read as a number)."""
+    return str(info.stride) if info.stride else "-"
