@@ -427,8 +427,36 @@ def test_spearman_matches_scipy_with_ties():
     from cvtools.visualize.sanity import ImageSanity
 
     check = ImageSanity(["fc"], {"saliency": [float("nan")]}, {})
-    assert "fc undefined (empty map)" in check.describe()[1]
+    assert "fc undefined" in check.describe()[1]
     assert check.to_json()["spearman"]["saliency"] == [None]
+
+
+def test_sanity_says_why_a_rho_is_undefined(lite0):
+    """A NaN rho comes from a constant map (Grad-CAM's ReLU leaves 0 everywhere once the lower
+    layers are random): the text, the JSON and the picture name it ("map empty") with the reason,
+    not a bare "undefined"/null; a flat original map is told apart."""
+    from PIL import Image
+
+    from cvtools.visualize.methods import make_method
+    from cvtools.visualize.sanity import FLAT_REASONS, ImageSanity, draw_sanity
+
+    gen = torch.Generator().manual_seed(0)
+    original = torch.rand(8, 8, generator=gen)
+    maps = torch.stack([original, original.flip(0), torch.zeros(8, 8), torch.full((8, 8), 0.5)])
+    check = ImageSanity(["classifier", "blocks.15", "blocks.14"], {"gradcam": [-0.2, float("nan"), float("nan")]},
+                        {"gradcam": maps})
+    lines = check.describe()
+    assert "classifier -0.20, blocks.15 map empty, blocks.14 map flat" in lines[1]
+    assert any(line.strip().startswith("map empty: randomised map empty (0 everywhere)") for line in lines[2:])
+    assert "nan" not in " ".join(lines).lower()
+    data = check.to_json()
+    assert data["spearman"]["gradcam"] == [-0.2, None, None]
+    assert data["undefined"] == {"gradcam": {"blocks.15": FLAT_REASONS["empty"], "blocks.14": FLAT_REASONS["flat"]}}
+    flat = ImageSanity(["classifier"], {"gradcam": [float("nan")]}, {"gradcam": torch.zeros(2, 8, 8)})
+    assert flat.undefined_reason("gradcam", 0) == "original" and "original flat" in flat.describe()[1]
+    assert "undefined" not in ImageSanity(["classifier"], {"gradcam": [0.5]}, {"gradcam": maps[:2]}).to_json()
+    picture = draw_sanity(Image.new("RGB", (64, 48), "grey"), check, [make_method("gradcam", lite0)], columns=4)
+    assert picture.width > 0  # the labels "to blocks.15: map empty" draw (a NaN once went through rho formatting)
 
 
 def test_cascading_randomization_reproduces_adebayo(lite0, photos):
@@ -439,9 +467,11 @@ def test_cascading_randomization_reproduces_adebayo(lite0, photos):
     before = {k: v.clone() for k, v in lite0.model.state_dict().items()}
     target = torch.tensor([285, 967])
     result = cascading_randomization(lite0, photos, ["saliency", "guided-backprop"], target, seed=0)
-    groups = [g for g, _ in parameter_groups(lite0.model, lite0.prepare(photos[:1]))]
+    groups = [g for g, _ in parameter_groups(lite0.model, lite0.prepare(photos[:1]), lite0.layer_paths)]
     assert result.groups == list(reversed(groups))
-    assert result.groups[0] == "_fc" and result.groups[-1] == "_conv_stem" and "_blocks.7" in result.groups
+    # named as `cvtools layers` names them (they were module paths: _fc, _blocks.7, _conv_stem)
+    assert result.groups[0] == "classifier" and result.groups[1] == "head" and result.groups[-1] == "stem"
+    assert set(result.groups) - {"classifier"} == set(lite0.layer_paths) and len(groups) == 19
     assert all(torch.equal(before[k], v) for k, v in lite0.model.state_dict().items())
     assert no_hooks(lite0.model)
     rho = result.correlations
@@ -452,6 +482,28 @@ def test_cascading_randomization_reproduces_adebayo(lite0, photos):
     assert torch.allclose(result.maps["saliency"][0], make_method("saliency", lite0)(photos, target), atol=1e-6)
     image = result.for_image(1)
     assert len(image.correlations["saliency"]) == len(groups) and "sanity" in image.describe()[0]
+
+
+def test_sanity_groups_take_the_public_layer_names():
+    """Module paths become the names `cvtools layers` shows: an unfused resnet18's conv1 and bn1
+    are one step, "stem"; fc is the classifier; without layer names the paths stay."""
+    import torchvision
+
+    from cvtools.backbones import load_backbone
+    from cvtools.visualize.sanity import parameter_groups
+
+    bb = load_backbone("resnet18", device="cpu", weights="random", fuse=False)
+    x = bb.prepare(torch.rand(1, 3, 64, 64))
+    groups = parameter_groups(bb.model, x, bb.layer_paths)
+    names = [g for g, _ in groups]
+    assert names == ["stem", "layer1.0", "layer1.1", "layer2.0", "layer2.1", "layer3.0", "layer3.1", "layer4.0",
+                     "layer4.1", "classifier"]
+    assert {type(m).__name__ for m in groups[0][1]} == {"Conv2d", "BatchNorm2d"}
+    assert [g for g, _ in parameter_groups(bb.model, x)][:2] == ["conv1", "bn1"]
+    vgg = torchvision.models.vgg11(weights=None).eval()  # several groups after the last named layer keep paths
+    names = [g for g, _ in parameter_groups(vgg, torch.rand(1, 3, 32, 32), {"relu1": "features.1"})]
+    assert names == ["relu1"] + [f"features.{i}" for i in (3, 6, 8, 11, 13, 16, 18)] + \
+        ["classifier.0", "classifier.3", "classifier.6"]
 
 
 def test_deletion_and_insertion_curves(lite0, photos):

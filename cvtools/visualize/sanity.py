@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -33,29 +34,62 @@ def _group_key(path: str) -> str:
     return parts[0]
 
 
-def parameter_groups(model: nn.Module, example: torch.Tensor) -> List[Tuple[str, List[nn.Module]]]:
-    """Groups of parameter-holding modules in the order the forward pass runs them."""
-    order: Dict[nn.Module, int] = {}
+def _run_order(model: nn.Module, example: torch.Tensor, modules: Dict[nn.Module, str]):
+    """One forward pass: the order in which ``modules`` start (pre-hooks) and finish (hooks)."""
+    started: Dict[nn.Module, int] = {}
+    finished: Dict[nn.Module, int] = {}
+    clock = itertools.count()
     handles = []
-    names = {}
-    for name, module in model.named_modules():
-        if any(True for _ in module.parameters(recurse=False)):
-            names[module] = name
 
-            def hook(mod, inputs):
-                order.setdefault(mod, len(order))
+    def start(mod, inputs):  # hooks return None: a value would replace the inputs or the output
+        started.setdefault(mod, next(clock))
 
-            handles.append(module.register_forward_pre_hook(hook))
+    def finish(mod, inputs, output):
+        finished.setdefault(mod, next(clock))
+
+    for module in modules:
+        handles += [module.register_forward_pre_hook(start), module.register_forward_hook(finish)]
     try:
         with torch.no_grad():
             model(example)
     finally:
         for h in handles:
             h.remove()
+    return started, finished
+
+
+def parameter_groups(model: nn.Module, example: torch.Tensor,
+                     layer_paths: Optional[Dict[str, str]] = None) -> List[Tuple[str, List[nn.Module]]]:
+    """Groups of parameter-holding modules in the order the forward pass runs them.
+
+    Without ``layer_paths`` a group is named by its module path (:func:`_group_key`: ``_blocks.14``).
+    With a backbone's ``layer_paths`` (public layer name -> module path) it is named as
+    ``cvtools layers`` names layers to users: after the first public layer whose output is
+    complete once the group has run (``_conv_stem`` -> ``stem``, ``_blocks.14`` -> ``blocks.14``,
+    ``_conv_head`` -> ``head``); one group after the last public layer is the ``classifier``
+    (several keep their module paths: VGG's ``classifier.0``, ``.3``, ``.6``). Groups that get one
+    name (an unfused convolution and its BatchNorm: ``conv1``, ``bn1`` -> ``stem``) are randomised
+    as one step.
+    """
+    names = {m: n for n, m in model.named_modules() if any(True for _ in m.parameters(recurse=False))}
+    public = {}
+    for layer, path in (layer_paths or {}).items():
+        public.setdefault(model.get_submodule(path), layer)
+    started, finished = _run_order(model, example, {**names, **public})
     groups: Dict[str, List[nn.Module]] = {}
-    for module in sorted(order, key=order.get):
+    for module in sorted((m for m in started if m in names), key=started.get):
         groups.setdefault(_group_key(names[module]), []).append(module)
-    return list(groups.items())
+    if not public:
+        return list(groups.items())
+    outputs = sorted((finished[m], layer) for m, layer in public.items() if m in finished)
+    after = {key: next((layer for t, layer in outputs if t >= max(finished.get(m, started[m]) for m in modules)), None)
+             for key, modules in groups.items()}
+    top = [key for key, layer in after.items() if layer is None]
+    named: Dict[str, List[nn.Module]] = {}
+    for key, modules in groups.items():
+        name = after[key] or ("classifier" if len(top) == 1 else key)
+        named.setdefault(name, []).extend(modules)
+    return list(named.items())
 
 
 @torch.no_grad()
@@ -93,30 +127,82 @@ def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((ra @ rb).item() / denominator) if denominator > 0 else float("nan")
 
 
-def describe_rho(rho: float) -> str:
-    """``+0.42``, or ``undefined (empty map)`` where a map was constant."""
-    return "undefined (empty map)" if math.isnan(rho) else f"{rho:+.2f}"
+#: Why a rho is undefined, by what was constant (see :meth:`ImageSanity.undefined_reason`).
+FLAT_REASONS = {
+    "empty": "randomised map empty (0 everywhere): no evidence for the class left",
+    "flat": "randomised map flat (one value everywhere)",
+    "original": "the original map is flat: nothing to compare",
+    "constant": "a map is constant",
+}
+FLAT_TITLE = {"empty": "map empty: 0 everywhere, rho undefined", "flat": "map flat: one value, rho undefined",
+              "original": "original flat: rho undefined", "constant": "undefined: a map is constant"}
+FLAT_SHORT = {"empty": "map empty", "flat": "map flat", "original": "original flat", "constant": "undefined"}
+
+
+def describe_rho(rho: float, reason: str = "constant") -> str:
+    """``+0.42``, or where a map was constant what it was (``map empty``; :data:`FLAT_SHORT`)."""
+    return FLAT_SHORT.get(reason, "undefined") if math.isnan(rho) else f"{rho:+.2f}"
+
+
+def _flat(m: torch.Tensor) -> bool:
+    return bool(m.max() == m.min())
 
 
 @dataclass
 class ImageSanity:
-    """One image's check: ``groups[k]`` is the group randomised at step k+1 (with all above it)."""
+    """One image's check: ``groups[k]`` is the group randomised at step k+1 (with all above it),
+    named as ``cvtools layers`` names layers (:func:`parameter_groups`).
+
+    A rho is NaN where a map is constant: Spearman's correlation divides by both maps' rank
+    spread, and a constant map has none, so no value is right (0 would claim a measured "no
+    relation"; scipy gives NaN too). It happens: after Grad-CAM's lower layers are randomised
+    on EfficientNet-Lite0 (chelsea.jpg, steps blocks.5 to stem), ``sum_c w_c A_c`` is negative at
+    every position and its ReLU leaves an all-zero map, i.e. the method finds no evidence for
+    the class at all, which is itself the map changing completely. So the output says what
+    happened (``map empty``; :meth:`undefined_reason`) instead of a bare NaN, and the JSON has
+    null with the reason beside it.
+    """
 
     groups: List[str]
     correlations: Dict[str, List[float]]  # method -> Spearman rho after each step
     maps: Dict[str, torch.Tensor]  # method -> (steps+1)×H×W: the original map, then after each step
 
+    def undefined_reason(self, method: str, step: int) -> str:
+        """Why rho after ``step`` (0-based) is undefined, a key of :data:`FLAT_REASONS`: the original
+        map was flat, the randomised one is empty (all 0) or flat; "constant" without the maps."""
+        maps = self.maps.get(method)
+        if maps is None or len(maps) <= step + 1:
+            return "constant"
+        if _flat(maps[0]):
+            return "original"
+        return "empty" if bool((maps[step + 1] == 0).all()) else "flat"
+
+    def _reasons(self, method: str) -> Dict[int, str]:
+        return {k: self.undefined_reason(method, k) for k, r in enumerate(self.correlations[method]) if math.isnan(r)}
+
     def describe(self) -> List[str]:
         lines = ["sanity: Spearman rank correlation with the original map as layers are randomised top-down"]
+        seen = set()
         for m, rhos in self.correlations.items():
-            shown = ", ".join(f"{g} {describe_rho(r)}" for g, r in zip(self.groups, rhos))
+            reasons = self._reasons(m)
+            seen.update(reasons.values())
+            shown = ", ".join(f"{g} {describe_rho(r, reasons.get(k, ''))}"
+                              for k, (g, r) in enumerate(zip(self.groups, rhos)))
             lines.append(f"  {m:<20} {shown}")
+        for reason in sorted(seen):
+            lines.append(f"  {FLAT_SHORT[reason]}: {FLAT_REASONS[reason]}; rho is undefined for a constant map")
         return lines
 
     def to_json(self) -> dict:
-        # null where a map was empty (the correlation is undefined; JSON has no NaN)
-        return {"groups": self.groups, "spearman": {m: [None if math.isnan(r) else round(r, 4) for r in v]
-                                                    for m, v in self.correlations.items()}}
+        # null where a map was constant (the correlation is undefined; JSON has no NaN), and
+        # "undefined": method -> {group: why} for those steps
+        out = {"groups": self.groups, "spearman": {m: [None if math.isnan(r) else round(r, 4) for r in v]
+                                                   for m, v in self.correlations.items()}}
+        undefined = {m: {self.groups[k]: FLAT_REASONS[why] for k, why in self._reasons(m).items()}
+                     for m in self.correlations}
+        if any(undefined.values()):
+            out["undefined"] = {m: v for m, v in undefined.items() if v}
+        return out
 
 
 @dataclass
@@ -155,7 +241,7 @@ def cascading_randomization(backbone, x: torch.Tensor, methods: Sequence[str], t
     try:
         shadow = dataclasses.replace(backbone, model=model, compiled=None, _layers=None)
         probe = backbone.prepare(x[:1])
-        groups = parameter_groups(model, probe)
+        groups = parameter_groups(model, probe, backbone.layer_paths)
         bound = make_methods(methods, shadow, **options)
         history = {m.name: [m.heatmap(m.attribute(x, target)).float().cpu()] for m in bound}
         names = []
@@ -190,7 +276,7 @@ def draw_sanity(photo, result: ImageSanity, methods, colormap=None, captions: bo
     picks = sorted({1} | {round(k * steps / (columns - 2)) for k in range(1, columns - 1)} - {0})
     size = display_size(*photo.size, short_side=160, long_max=240)
     image = pil_to_tensor(photo.convert("RGB").resize(size, Image.BICUBIC, reducing_gap=3.0)).clamp_(0, 1)
-    tiles, labels = [], []
+    tiles, labels, seen = [], [], set()
     for m in methods:
         info = METHOD_INFO[m.name]
         maps = result.maps[m.name]
@@ -200,7 +286,13 @@ def draw_sanity(photo, result: ImageSanity, methods, colormap=None, captions: bo
             if k == 0:
                 labels.append(f"{info.title}: original")
             else:
-                labels.append(f"to {result.groups[k - 1]}: rho {describe_rho(result.correlations[m.name][k - 1])}")
+                rho = result.correlations[m.name][k - 1]
+                why = result.undefined_reason(m.name, k - 1) if math.isnan(rho) else ""
+                seen.add(why)
+                labels.append(f"to {result.groups[k - 1]}: " + (describe_rho(rho, why) if why else f"rho {rho:+.2f}"))
     title = ("Cascading randomisation (Adebayo et al. 2018), top layers first. rho: Spearman rank "
              "correlation with the original map") if captions else None
+    if title and seen - {""}:  # what "map empty" means, in the one line there is
+        title = ("Cascading randomisation (Adebayo et al. 2018), top layers first. rho: rank correlation with the "
+                 "original; " + "; ".join(FLAT_TITLE[w] for w in sorted(seen - {""})))
     return grid(tiles, labels if captions else [], columns=len(picks) + 1, title=title)
