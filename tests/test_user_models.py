@@ -822,6 +822,39 @@ def test_class_names_must_be_distinct_and_not_empty(files, tmp_path):
         load_user_model(d / "net.pt2", classes=ten[:4] + ["n3"] + ten[5:], **CPU)
 
 
+def test_class_names_stored_in_the_model_must_be_distinct_and_not_empty(files, tmp_path, run_cli):
+    """A checkpoint's own class names (and a .pt2's class_names extra file) were taken unchecked:
+    two classes named alike made a target by name ambiguous, an empty one unaskable. They get the
+    --classes file's check, one line naming the model file; --classes FILE still overrides them."""
+    import json
+
+    from badinputs import photo
+
+    d, net = files
+    ten = [f"kind {i}" for i in range(10)]
+    x = torch.rand(2, 3, 32, 32)
+    program = torch.export.export(net, (x,), dynamic_shapes={"x": {0: torch.export.Dim.DYNAMIC}})
+    for names, expected in ((ten[:2] + ["kind 1"] + ten[3:], r"'kind 1' is at index 1 and at index 2 of its stored"),
+                            (ten[:5] + [""] + ten[6:], "index 5 of its stored class names is an empty class name")):
+        torch.save({"state_dict": net.state_dict(), "class_names": names}, tmp_path / "ck.pth")
+        with pytest.raises(WeightsError, match=expected) as exc:
+            load_user_model(tmp_path / "ck.pth", SmallNet, input_size=32, **CPU)
+        one_line_naming(exc.value, "ck.pth")
+        torch.export.save(program, tmp_path / "own.pt2", extra_files={"class_names": json.dumps(names)})
+        with pytest.raises(WeightsError, match=expected) as exc:
+            load_user_model(tmp_path / "own.pt2", **CPU)
+        one_line_naming(exc.value, "own.pt2")
+    photo(40, 32).save(tmp_path / "p.jpg")
+    r = run_cli("classify", tmp_path / "p.jpg", "--model", tmp_path / "own.pt2")
+    lines = r.stderr.strip().splitlines()
+    assert r.exit_code == 1 and len(lines) == 1 and "own.pt2: index 5 of its stored class names" in lines[0], r.stderr
+    assert "--classes FILE" in lines[0] and "Traceback" not in r.stderr
+    (tmp_path / "names.txt").write_text("\n".join(f"n{i}" for i in range(10)))
+    bb = load_user_model(tmp_path / "own.pt2", classes=tmp_path / "names.txt", **CPU)
+    assert bb.categories[5] == "n5"
+    assert load_user_model(d / "checkpoint.pth", SmallNet, input_size=32, **CPU).categories == ten
+
+
 def test_cli_a_target_out_of_range_is_one_usage_error_before_the_images(files, run_cli, tmp_path):
     from badinputs import photo
 

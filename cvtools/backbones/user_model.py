@@ -868,25 +868,30 @@ def _class_names(classes, from_model, count: int, model_name: str) -> List[str]:
     if from_model is not None:
         names = _as_name_list(from_model, count, model_name)
         if names is not None and len(names) == count:
+            _check_distinct_names(names, safe_path(model_name), lines=False, in_model=True)
             return names
         raise WeightsError(f"{safe_path(model_name)}: its class names do not match its {count} outputs; "
                            "pass classes=FILE")
     return [f"class {i}" for i in range(count)]
 
 
-def _check_distinct_names(names: List[str], source: str, lines: bool) -> None:
+def _check_distinct_names(names: List[str], source: str, lines: bool, in_model: bool = False) -> None:
     """Every class needs a name of its own: a target given by name picks one class, and an
     empty name cannot be asked for (nor read in a caption). ``lines``: ``names`` are a text
-    file's lines (the message gives line numbers, else indices)."""
+    file's lines (the message gives line numbers, else indices). ``in_model``: the names were
+    stored in the model file (a checkpoint's ``class_names``, a .pt2/TorchScript extra file):
+    the same check, a WeightsError about that file, and the way out (``classes=FILE``)."""
     where = (lambda i: f"line {i + 1}") if lines else (lambda i: f"index {i}")
+    error, own = (WeightsError, " of its stored class names") if in_model else (UsageError, "")
+    way_out = "; pass classes=FILE to name them" if in_model else ""
     seen: Dict[str, int] = {}
     for i, name in enumerate(names):
         if not name:
-            raise UsageError(f"{source}: {where(i)} is an empty class name; every class needs a name of its own",
-                             param="classes")
+            raise error(f"{source}: {where(i)}{own} is an empty class name; every class needs a name of its own"
+                        f"{way_out}", param="classes")
         if name in seen:
-            raise UsageError(f"{source}: class name {name!r} is at {where(seen[name])} and at {where(i)}; class names "
-                             "must differ (a target given by name must pick one class)", param="classes")
+            raise error(f"{source}: class name {name!r} is at {where(seen[name])} and at {where(i)}{own}; class names "
+                        f"must differ (a target given by name must pick one class){way_out}", param="classes")
         seen[name] = i
 
 
