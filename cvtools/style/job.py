@@ -23,6 +23,10 @@ BATCH_ENV = "CVTOOLS_STYLIZE_BATCH"
 #: Photos per forward pass on CUDA when nobody says (fewer where memory is short): the batch a
 #: video's 1080p frames run, so ``cvtools bench --warm`` compiles it for both.
 CUDA_BATCH = 8
+#: A batch's copy back from the GPU queued, its bytes waited for by the writer that saves them
+#: (:class:`cvtools.style.stylize.QueuedPicture`), so the device loop uploads and launches the next
+#: batch meanwhile; False: the device loop waits for each batch (the path before session r)
+QUEUED_COPY_BACK = True
 
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
@@ -206,6 +210,24 @@ def _pinned_copy(pixels):
     return t
 
 
+class _Queued:
+    """A result whose copy back from the GPU is queued (:class:`cvtools.style.stylize.QueuedPicture`):
+    the writer waits for it, not the thread that drives the device."""
+
+    __slots__ = ("picture",)
+
+    def __init__(self, picture):
+        self.picture = picture
+
+
+def _is_tensor(value) -> bool:
+    """Whether ``value`` is a torch tensor, without importing torch where it was not (the torch-free path)."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
 class _Encoded:
     """A result already encoded as a JPEG file on the device."""
 
@@ -363,10 +385,13 @@ class _StylizeStages:
         plan = self.plan
         images = self._device_inputs(photos)
         encode = [plan.encode and self.targets[p].suffix.lower() in (".jpg", ".jpeg") for p in paths]
+        queued = QUEUED_COPY_BACK and not any(encode)
         outs = plan.built.stylize_batch(images, strength=self.strength, preserve_color=self.preserve_color,
-                                        on_device=any(encode))
+                                        on_device=any(encode), queued=queued)
         if any(encode):
             outs = self._encoded(outs, encode)
+        elif queued:
+            outs = [_Queued(out) if not _is_tensor(out) else out for out in outs]
         return [(self.targets.pop(p), out, photo.alpha, 0) for p, out, photo in zip(paths, outs, photos)]
 
     def _device_inputs(self, photos):
@@ -396,6 +421,8 @@ class _StylizeStages:
         from cvtools.io.atomic import save_image, save_jpeg_bytes
 
         target, result, alpha, tiles = pending
+        if isinstance(result, _Queued):
+            result = result.picture.get()  # waits here, in a writer thread, for its batch's copy back
         if isinstance(result, _Encoded):
             save_jpeg_bytes(target, result.data, outputs=self.outputs)
         else:

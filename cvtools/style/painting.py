@@ -162,9 +162,9 @@ class NetworkPaintingStylizer:
         return self.network.paint(images, self.embedding, float(strength))
 
     def stylize_batch(self, images, strength: float = 1.0, preserve_color: bool = False,
-                      on_device: bool = False) -> List[torch.Tensor]:
+                      on_device: bool = False, queued: bool = False) -> List[torch.Tensor]:
         """Same-size 8-bit photos in one pass, as :meth:`__call__` with ``as_uint8=True`` paints
-        each (callers check :meth:`batchable`); ``images`` and the results as
+        each (callers check :meth:`batchable`); ``images``, ``queued`` and the results as
         :meth:`cvtools.style.stylize.Stylizer.stylize_batch`'s."""
         from cvtools.style.stylize import batch_results, finish_pixels, upload_batch
 
@@ -173,7 +173,7 @@ class NetworkPaintingStylizer:
         with torch.inference_mode():
             original = upload_batch(images, self.device).permute(0, 3, 1, 2).float().div_(255.0)
             result = finish_pixels(self.stylize_tensor(original, strength), original, 1.0, preserve_color)
-            return batch_results(result, on_device)
+            return batch_results(result, on_device, queued)
 
     def _fitted(self, styles, paintings, steps, photos, progress, on_note,
                 network: bool = False) -> List[Tuple[torch.Tensor, float]]:

@@ -291,9 +291,10 @@ class Stylizer:
         return strength > 0.0 and min(height, width) >= MIN_SIDE and self.tile_side(tile, height, width) is None
 
     def stylize_batch(self, images, strength: float = 1.0, preserve_color: bool = False,
-                      on_device: bool = False) -> List[torch.Tensor]:
+                      on_device: bool = False, queued: bool = False) -> List[torch.Tensor]:
         """Stylize same-size 8-bit photos whole in one forward pass, as :meth:`__call__` with
-        ``as_uint8=True`` does each (callers check :meth:`batchable`).
+        ``as_uint8=True`` does each (callers check :meth:`batchable`). ``queued``: on a GPU, return
+        :class:`QueuedPicture` objects instead, whose ``get()`` waits for the copy back.
 
         ``images``: H×W×3 uint8 arrays or tensors: on the CPU (pinned ones are copied to the
         device asynchronously) or already on the device (decoded there: a 3×H×W image's
@@ -318,7 +319,7 @@ class Stylizer:
             out = self.stylize_tensor(original)[:n]
             result = finish_pixels(out, original[:n], strength, preserve_color)
             del out
-            return batch_results(result, on_device)
+            return batch_results(result, on_device, queued)
 
     def _padded_batch(self, n: int, h: int, w: int) -> int:
         """``n``, or the larger batch of this size the compiled network already ran in this process."""
@@ -434,18 +435,64 @@ def upload_batch(images, device) -> torch.Tensor:
     return batch
 
 
-def batch_results(result: torch.Tensor, on_device: bool = False) -> List[torch.Tensor]:
+def batch_results(result: torch.Tensor, on_device: bool = False, queued: bool = False) -> List[torch.Tensor]:
     """A batch's finished pictures (N×3×H×W float on the device) as ``stylize_batch`` returns
     them: one 3×H×W uint8 tensor each, rounded on the device and brought back in one copy (none
-    with ``on_device``); a picture with NaN or infinite values stays float, so saving refuses it."""
+    with ``on_device``); a picture with NaN or infinite values stays float, so saving refuses it.
+    ``queued`` (from a GPU): the copy back is queued and not waited for, and each picture is a
+    :class:`QueuedPicture` whose ``get()`` waits for it (see there)."""
     from cvtools.io.decode import to_uint8
 
+    if queued and not on_device and result.device.type == "cuda":
+        batch = _QueuedBatch(result)
+        return [QueuedPicture(batch, i) for i in range(result.shape[0])]
     finite = torch.isfinite(result).flatten(1).all(1).tolist()
     u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous()  # N×H×W×3: one block to copy
     if not on_device:
         u8 = download_batch(u8)
     return [u8[i].permute(2, 0, 1) if ok else (result[i] if on_device else result[i].float().cpu())
             for i, ok in enumerate(finite)]
+
+
+class _QueuedBatch:
+    """A batch's pictures on their way from the GPU: rounded to 8 bits and copied into pinned host
+    memory on the device's stream, with an event recorded after the copy. Nothing here waits."""
+
+    def __init__(self, result: torch.Tensor):
+        from cvtools.io.decode import to_uint8
+
+        finite = torch.isfinite(result).flatten(1).all(1)
+        u8 = to_uint8(result).permute(0, 2, 3, 1).contiguous()  # N×H×W×3: one block to copy
+        self.host = torch.empty(u8.shape, dtype=u8.dtype, pin_memory=True)
+        self.host.copy_(u8, non_blocking=True)
+        self.finite = torch.empty(finite.shape, dtype=torch.bool, pin_memory=True)
+        self.finite.copy_(finite, non_blocking=True)
+        # (u8 and result may be freed now: the caching allocator reuses their memory only for work
+        # queued after this copy on the same stream)
+        self.copied = torch.cuda.Event()
+        self.copied.record()
+
+
+class QueuedPicture:
+    """One picture of a batch whose copy back from the GPU was queued (``stylize_batch(...,
+    queued=True)``). Why: a synchronous copy makes the thread that drives the GPU wait for the whole
+    batch's network before it can upload the next batch, so the GPU idles while the host stacks
+    pixels and hands results over; with the copy queued, the writer thread that needs the bytes
+    waits (``get()``, the GIL released) and the device loop goes on. ``get()`` returns what
+    ``stylize_batch`` returns without ``queued``: 3×H×W uint8 on the CPU, or, for a picture with NaN
+    or infinite values, a float tensor of NaN that saving refuses."""
+
+    __slots__ = ("batch", "index")
+
+    def __init__(self, batch: _QueuedBatch, index: int):
+        self.batch, self.index = batch, index
+
+    def get(self) -> torch.Tensor:
+        batch = self.batch
+        batch.copied.synchronize()
+        if bool(batch.finite[self.index]):
+            return batch.host[self.index].permute(2, 0, 1)
+        return torch.full((3, *batch.host.shape[1:3]), float("nan"))
 
 
 def download_batch(u8: torch.Tensor) -> torch.Tensor:

@@ -63,8 +63,13 @@ def main():
     ap.add_argument("--n", type=int, default=256)
     ap.add_argument("--src", default="/tmp/f1080")
     ap.add_argument("--device", default="cuda")
+    ap.add_argument("--queued", type=int, choices=(0, 1), default=1,
+                    help="job.QUEUED_COPY_BACK: 1 the copy back queued (session r), 0 waited for (before)")
     args = ap.parse_args()
     paths = folder_rate._inputs(Path(args.src), Path("/tmp/phases_in"), args.n)
+    from cvtools.style import job
+
+    job.QUEUED_COPY_BACK = bool(args.queued)
     st = folder_rate._stylizer(args.style, args.device, False)
     env = {"CVTOOLS_IO_THREADS": None, "CVTOOLS_STYLIZE_BATCH": None, "CVTOOLS_GPU_JPEG": None}
     folder_rate._run(st, paths[:24], Path("/tmp/phases_warm"), env)
@@ -79,9 +84,15 @@ def main():
     spent.clear()
     calls.clear()
     t0 = time.perf_counter()
-    row = folder_rate._run(st, paths, Path("/tmp/phases_out"), env)
+    out_dir = Path(f"/tmp/phases_out_{Path(args.style).stem}_{args.queued}")
+    row = folder_rate._run(st, paths, out_dir, env)
     wall = time.perf_counter() - t0
-    out = {"style": Path(args.style).name, "row": row, "wall_s": round(wall, 3),
+    import hashlib
+
+    digest = hashlib.sha256()
+    for f in sorted(out_dir.iterdir()):  # the outputs' bytes, to compare the two paths
+        digest.update(f.name.encode() + f.read_bytes())
+    out = {"style": Path(args.style).name, "queued": args.queued, "outputs_sha256": digest.hexdigest()[:16], "row": row, "wall_s": round(wall, 3),
            "phases_s": {k: round(v, 3) for k, v in spent.items()}, "calls": dict(calls),
            "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "torch": torch.__version__}
     print(json.dumps(out))
