@@ -73,6 +73,7 @@ def test_a_style_of_another_length_is_one_line(stylizer, style):
         stylizer.stylize(picture(1), style)
 
 
+@pytest.mark.slow
 def test_the_fit_lowers_its_own_loss_and_is_repeatable(stylizer):
     painting, photos = picture(7, 80, 64), [picture(2), picture(3, 64, 96)]
     fitter = fitting.StyleFitter(stylizer, extra=False)
@@ -287,6 +288,7 @@ def test_the_fit_bar_names_each_painting_in_turn():
     assert [d for d, _ in shown] == ["fitting monet"] * 3 + ["fitting scream"] * 3 + ["fitting painting"]
 
 
+@pytest.mark.slow
 def test_a_network_fit_fits_every_weight_and_leaves_the_stylizer_as_it_was(stylizer):
     """fit_network: the parameters and a copy of the transformer's weights fitted together; lower
     on the fit's own loss than the parameters alone at the same steps (both judged on one fixed

@@ -79,6 +79,7 @@ def test_layer_table_lite0(lite0):
         assert name in info
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["vgg16", "vgg19", "resnet50", "googlenet", "mobilenet_v3_large", "efficientnet_b0"])
 def test_torchvision_backbones_taps_and_fusion(name):
     plain = load_backbone(name, device="cpu", weights="random", fuse=False, precision="fp32")
@@ -236,6 +237,7 @@ def test_bf16_on_cpu_agrees_on_top1(lite0):
         assert torch.equal(bf(x).argmax(1), lite0(x).argmax(1))
 
 
+@pytest.mark.slow
 def test_imagenet50_top1(lite0, shared):
     """A correct EfficientNet-Lite0 with (x*255-127)/128 gets 44+ of 50 (mean/std would give ~40)."""
     from cvtools.classify import classify_images

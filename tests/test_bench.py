@@ -44,7 +44,8 @@ def _check_rows(suite: Suite, name: str):
                                pytest.approx(r.throughput / base.throughput, rel=1e-6)), r
 
 
-@pytest.mark.parametrize("name", list(WORKLOADS))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("cams", "user-gradcam", "painting") else n
+                                  for n in WORKLOADS])  # these three: 6-11 s each on 2 cores, the rest under 2
 def test_each_workload_runs_tiny_on_the_cpu_and_gives_its_rows(name):
     seen = []
     suite = run_suite(device="cpu", size="tiny", only=[name], progress=seen.append)
@@ -59,6 +60,7 @@ def test_each_workload_runs_tiny_on_the_cpu_and_gives_its_rows(name):
         assert ("       -" in line) == (r.first_ms == 0)  # no first call: a dash, not "0ms"
 
 
+@pytest.mark.slow
 def test_cli_json_parses_and_has_every_field(run_cli):
     r = run_cli("bench", "--tiny", "--device", "cpu", "--only", "train-style", "--json")
     assert r.exit_code == 0, r.output
@@ -69,6 +71,7 @@ def test_cli_json_parses_and_has_every_field(run_cli):
     assert all(row["workload"] == "train-style" and row["ms"] > 0 for row in data["rows"])
 
 
+@pytest.mark.slow
 def test_cli_table_prints_device_versions_and_a_row_per_variant(run_cli):
     r = run_cli("bench", "--tiny", "--device", "cpu", "--only", "train-style")
     assert r.exit_code == 0, r.output
@@ -154,6 +157,7 @@ def test_transformer_net_peer_runs_the_same_weights():
     assert float(row.check.split()[1]) < 0.05, row.check
 
 
+@pytest.mark.slow
 def test_cli_peers_prints_one_table(run_cli):
     r = run_cli("bench", "--peers", "--tiny", "--device", "cpu")
     assert r.exit_code == 0, r.output

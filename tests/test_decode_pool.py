@@ -168,6 +168,7 @@ def test_a_killed_worker_fails_its_file_and_the_rest_go_on(folder):
     assert _shm_entries() <= before and _workers_of_this_process() == []
 
 
+@pytest.mark.slow
 @needs_shm
 def test_workers_that_cannot_start_leave_the_decoding_to_the_threads(folder, tmp_path, cpu_env):
     cpu_env.setattr(decode_pool, "_WORKER_CODE", "import sys; sys.exit(3)")

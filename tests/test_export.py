@@ -90,6 +90,7 @@ def test_export_matches_pytorch_for_any_size_and_batch(exported, tiny):
     assert report.opset == next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 18
 
 
+@pytest.mark.slow
 def test_metadata_carries_the_record(exported, tiny):
     from cvtools.export import read_metadata
 
@@ -225,6 +226,7 @@ def test_onnxruntime_engine_matches_and_caches(tiny, cache, monkeypatch):
         OnnxRuntimeStylizer(tiny, device="cuda")
 
 
+@pytest.mark.slow
 def test_cli_stylize_with_onnxruntime(tiny, tmp_path, cache, monkeypatch, run_cli):
     from PIL import Image
 
@@ -245,6 +247,7 @@ def test_cli_stylize_with_onnxruntime(tiny, tmp_path, cache, monkeypatch, run_cl
     assert r.exit_code == 1 and "CPU" in r.stderr
 
 
+@pytest.mark.slow
 def test_backbone_export_matches_pytorch(tmp_path):
     """--backbone: resnet18 with random weights (no download), BatchNorm folded, normalisation
     inside; logits within 1e-4 of their scale."""

@@ -161,6 +161,7 @@ def test_crops_carry_their_face_boxes_with_them(tmp_path):
     assert flipped_seen == {True, False}  # crops were flipped both ways, and the box with them
 
 
+@pytest.mark.slow
 def test_training_with_the_face_term_records_it(tmp_path, monkeypatch, lite0):
     import cvtools.backbones
     from cvtools.style.train import TrainConfig, train_style

@@ -68,6 +68,7 @@ def test_a_mistyped_layer_answers_before_torch_loads(tmp_path):
     assert not torch_loaded
 
 
+@pytest.mark.slow
 def test_a_rerun_with_every_output_done_never_loads_the_network(tmp_path, run_cli):
     p = _photo(tmp_path / "p.jpg")
     first = run_cli("visualize", "gradcam", p, "--weights", "random")
@@ -77,6 +78,7 @@ def test_a_rerun_with_every_output_done_never_loads_the_network(tmp_path, run_cl
     assert not torch_loaded
 
 
+@pytest.mark.slow
 def test_classify_and_visualize_give_one_answer(run_cli):
     """visualize reads the class and probability from the evaluation crop, as classify does."""
     import json
@@ -97,6 +99,7 @@ def test_classify_and_visualize_give_one_answer(run_cli):
     assert answer["probability"] == pytest.approx(top["probability"], abs=2e-6)
 
 
+@pytest.mark.slow
 def test_other_commands_outputs_are_left_out_of_a_folder(tmp_path, run_cli):
     _photo(tmp_path / "a.jpg", seed=1)
     _photo(tmp_path / "b.jpg", seed=2)

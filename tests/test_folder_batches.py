@@ -258,6 +258,7 @@ def _stylize_folder(st, paths, out, batch_size=None, ext=".png", **kw):
     return report, calls, notes
 
 
+@pytest.mark.slow
 def test_stylize_work_batches_same_size_photos_and_sends_the_rest_the_one_photo_way(fp32_mona, tmp_path):
     sizes = [(64, 48)] * 4 + [(48, 64)] + [(64, 48)] * 2 + [(12, 10)] + [(300, 280)] + [(64, 48)]
     paths = _folder(tmp_path / "in", sizes)

@@ -45,6 +45,7 @@ def test_bundled_names_use_their_stored_embeddings_and_blends_are_weighted_means
     assert blend.name == "mona+starry_night"
 
 
+@pytest.mark.slow
 def test_a_painting_is_encoded_once_for_any_number_of_photos(network, monkeypatch):
     calls = []
     original, photos = network.network.encode, network.network.encode_photos
@@ -57,6 +58,7 @@ def test_a_painting_is_encoded_once_for_any_number_of_photos(network, monkeypatc
     assert calls == [1]  # below full strength the photo's own style is encoded (once per photo)
 
 
+@pytest.mark.slow
 def test_strength_mixes_in_style_space(network):
     photo = photo_tensor()
     assert torch.equal(network(photo, strength=0.0), photo)  # 0 is the input itself, exactly
@@ -248,6 +250,7 @@ def test_cli_video_with_a_painting_and_stable(run_cli, files):
     assert len(frames) == 6 and frames[0].shape == (48, 64, 3)
 
 
+@pytest.mark.slow
 def test_huge_paintings_are_shrunk_before_they_become_tensors(monkeypatch):
     from cvtools.style import painting
 
@@ -268,6 +271,7 @@ def test_huge_paintings_are_shrunk_before_they_become_tensors(monkeypatch):
     assert st.embedding.shape == (st.network.config.embedding_dim,)
 
 
+@pytest.mark.slow
 def test_bundled_encodings_are_each_painting_at_its_networks_style_size(shared):
     """A blend naming a bundled style paints it at the scale its own network does: the stored
     encoding (what its embedding was fitted from) is the painting encoded with its long side at
@@ -295,6 +299,7 @@ def test_bundled_encodings_are_each_painting_at_its_networks_style_size(shared):
             assert float((stored - stylizer.encode(painting)).abs().max()) > 0.1
 
 
+@pytest.mark.slow
 def test_fitted_bundled_embeddings_paint_closer_than_the_encodings(shared):
     """The embeddings blends use for bundled names were fitted (tools/fit_bundled_embeddings.py) on
     crops of the first free photos: on crops of free photos the fit never saw, the network's own
@@ -332,6 +337,7 @@ def test_fitted_bundled_embeddings_paint_closer_than_the_encodings(shared):
             assert losses[1] < losses[0], (name, losses)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("torch_free", ["1", "0"])
 def test_cli_pixel_strength_mode_mixes_pixels_for_paintings_too(run_cli, files, monkeypatch, torch_free):
     """`--strength 0.5 --strength-mode pixels` with a painting: the full picture mixed half-way with
@@ -351,6 +357,7 @@ def test_cli_pixel_strength_mode_mixes_pixels_for_paintings_too(run_cli, files, 
     assert np.abs(outs["pixels"] - outs["style"]).mean() > 1.0  # another picture than style space's
 
 
+@pytest.mark.slow
 def test_a_batch_paints_each_photo_as_the_one_photo_path_does(network):
     """Folders and video frames on a GPU go through the network a batch at a time
     (``stylize_batch``, ``stylize_tensor``): each picture is the one-photo path's, strength in style
@@ -440,6 +447,7 @@ def test_cli_paintings_obey_max_pixels_and_a_lone_weight_is_refused(run_cli, fil
     assert r.exit_code != 0 and "names one file" in r.output and not (files / "both.png").exists(), r.output
 
 
+@pytest.mark.slow
 def test_stylize_files_takes_paintings_and_blends_as_the_command_does(files, tmp_path):
     """The library's stylize_files: a painting file and a blend of a painting with a bundled name
     run the any-painting network (a re-run skips what is done); a lone weight and a blend with a

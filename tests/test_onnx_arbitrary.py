@@ -12,9 +12,10 @@ import importlib.util
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
+# slow: every test but the last shares one real export (73 s on 2 busy cores), the last makes its own (20 s)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     any(importlib.util.find_spec(m) is None for m in ("onnx", "onnxscript", "onnxruntime")),
-    reason="needs onnx, onnxscript and onnxruntime (pip install 'cvtools[onnx]')")
+    reason="needs onnx, onnxscript and onnxruntime (pip install 'cvtools[onnx]')")]
 
 torch = pytest.importorskip("torch")
 

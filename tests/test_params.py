@@ -172,6 +172,7 @@ def test_click_types_name_the_option_on_bad_values(ptype, given, match):
     assert "Invalid value for '--value'" in r.output and match in r.output
 
 
+@pytest.mark.slow
 def test_dream_cli_names_the_option_for_a_channel_the_layer_lacks(run_cli, tmp_path):
     photo = tmp_path / "cat.jpg"
     Image.open(SAMPLES / "chelsea.jpg").resize((48, 32)).save(photo)

@@ -444,6 +444,7 @@ def test_a_photo_only_named_like_an_output_is_left_out_by_name_and_kept(corpus, 
     assert sorted(p.name for p in folder.iterdir()) == ["beach.png", "beach_dream-2.png", "beach_dream.png"]
 
 
+@pytest.mark.slow
 def test_interrupted_folder_stylize_next_to_inputs_resumes_cleanly(corpus, tmp_path):
     """The issue's case end to end: Ctrl-C a folder stylize writing next to its inputs, run it
     again: exit 0, every photo has exactly one output, none was stylized twice."""
@@ -590,7 +591,8 @@ def test_signal_during_batch_leaves_only_complete_files(tmp_path, sig):
     _assert_only_complete_outputs(out, n, (64, 48))
 
 
-@pytest.mark.parametrize("command", WRITERS)
+@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.slow) if c == "dream" else c
+                                     for c in WRITERS])  # dream: 6 s on 2 cores, the others 2-3
 def test_sigint_during_cli_batch(command, corpus, tmp_path):
     """The real command as a subprocess over several images, Ctrl-C after the first output."""
     d, cases = corpus
@@ -765,6 +767,7 @@ def test_bad_style_weights_on_the_command_line(case, weight_files, corpus):
 # ----------------------------------------------------------------------------- CLI hygiene
 
 
+@pytest.mark.slow
 def test_broken_pipe_is_quiet(corpus, tmp_path):
     """`cvtools classify many | head -1`: no traceback, no error spew when the reader goes away."""
     _, cases = corpus
@@ -802,7 +805,8 @@ def test_safe_path_quotes_only_odd_names():
     assert safe_path("x\u202egnp.exe") == "'x\\u202egnp.exe'"
 
 
-@pytest.mark.parametrize("command", [c.name for c in COMMANDS])
+@pytest.mark.parametrize("command", [pytest.param(c.name, marks=pytest.mark.slow) if c.name == "dream" else c.name
+                                     for c in COMMANDS])  # dream: 6 s on 2 cores
 def test_odd_file_names_are_quoted_on_one_line(command, corpus, tmp_path):
     """Names with newlines, carriage returns, slash look-alikes or direction overrides: each
     bad file's error is one line naming it repr-style; good files with such names are processed."""

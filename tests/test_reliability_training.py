@@ -415,6 +415,7 @@ def test_undecodable_first_photo_is_not_the_preview(tmp_path, run_cli):
                       "--preview", d / "a_first.jpg", *CLI_TINY), "a_first.jpg")
 
 
+@pytest.mark.slow
 def test_output_in_the_photo_folder_never_feeds_training(tmp_path, monkeypatch):
     """-o is the photo folder: previews land in it, yet a resume trains on the same 3 photos (it
     would be refused as 'the photos differ' if the previews were counted)."""
@@ -480,6 +481,7 @@ def test_resume_with_another_painting_or_photos_is_refused(photos, tmp_path, run
     one_error(r, "--width 0.125 (asked: 0.25)")
 
 
+@pytest.mark.slow
 def test_resume_with_new_settings_continues_and_records_the_change(tmp_path, run_cli, finished):
     out = copy_run(finished, tmp_path / "out")
     photos = make_photos(tmp_path / "ph", n=3)  # a moved copy of the same photos: the same run
@@ -494,6 +496,7 @@ def test_resume_with_new_settings_continues_and_records_the_change(tmp_path, run
     assert record["recipe"]["style_weight"] == 30.0 and load_checkpoint(out / "t.ckpt")["step"] == 4
 
 
+@pytest.mark.slow
 def test_resume_takes_the_runs_settings_and_folder_when_left_out(tmp_path, run_cli, photos):
     """Options left out on resume are the run's (not click's defaults), and -o is the checkpoint's folder."""
     out = tmp_path / "out"
@@ -506,6 +509,7 @@ def test_resume_takes_the_runs_settings_and_folder_when_left_out(tmp_path, run_c
     assert (recipe["lr"], recipe["style_weight"], recipe["steps"]) == (0.004, 3.0, 3)
 
 
+@pytest.mark.slow
 def test_preview_interval_scales_with_the_run(photos, tmp_path, run_cli):
     assert [default_preview_every(n) for n in (1, 3, 8, 16, 100, 4000)] == [1, 1, 1, 2, 12, 500]
     out = tmp_path / "out"

@@ -24,6 +24,7 @@ def test_cudnn_benchmark_is_set_for_the_block_and_put_back():
         assert torch.backends.cudnn.benchmark is before
 
 
+@pytest.mark.slow
 def test_a_tuned_network_autotunes_its_own_calls_only(monkeypatch):
     """load_backbone(tune=True) leaves the process's cuDNN flag alone; the network asks for
     autotuning around its own calls (forward, and the engines' whole steps), an untuned one
@@ -74,6 +75,7 @@ def test_a_tuned_network_sets_cudnn_autotuning_for_its_calls_and_puts_it_back(mo
     assert during == [True] and torch.backends.cudnn.benchmark is False
 
 
+@pytest.mark.slow
 def test_train_style_max_pixels_is_an_argument_of_every_decode(tmp_path, monkeypatch, run_cli):
     """train-style's --max-pixels (else the user's CVTOOLS_MAX_PIXELS, read once) reaches the
     painting, every photo and the preview as max_pixels=: nothing reads it from the environment
@@ -181,6 +183,7 @@ def test_stylize_files_is_the_commands_job_in_python(tmp_path):
     assert np.asarray(Image.open(out)).shape == (48, 64, 3)
 
 
+@pytest.mark.slow
 def test_dream_files_is_the_commands_job_in_python(tmp_path):
     from cvtools import dream_files
     from cvtools.io.markers import read_marker
@@ -192,6 +195,7 @@ def test_dream_files_is_the_commands_job_in_python(tmp_path):
     assert dream_files(tmp_path / "a.png", device="cpu", octaves=1, steps=1).skipped == [str(tmp_path / "a.png")]
 
 
+@pytest.mark.slow
 def test_classify_folders_batch_and_answer_as_one_photo_at_a_time(tmp_path):
     """Photos of one size go through the network together, decoded on loader threads, and each
     gets the answer it gets alone (CPU fp32: a batch changes only the reduction order, ~1e-6)."""
@@ -274,6 +278,7 @@ def _without_timings(scores):
     return scores
 
 
+@pytest.mark.slow
 def test_visualize_score_activations_and_filters_are_the_commands_jobs_in_python(tmp_path, run_cli):
     """score_files, activations_files and render_filters run the jobs of `cvtools visualize
     score / activations / filters`: the same scores, the same pixels, the same file names; the
@@ -360,6 +365,7 @@ def test_explain_files_takes_a_users_model_as_the_command_does(tmp_path, run_cli
         explain_files(tmp_path / "a.png", model_options=options)
 
 
+@pytest.mark.slow
 def test_python_api_and_command_line_mark_outputs_alike(tmp_path, run_cli):
     """The Python API records the marker the command records for the same settings, so a folder
     done by one is done for the other: each pair below writes the same marker, and a re-run

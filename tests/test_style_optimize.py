@@ -54,6 +54,7 @@ def test_loss_decreases_and_output_is_a_picture_of_the_photo_size(lite0):
     assert after["style"] < before["style"]
 
 
+@pytest.mark.slow
 def test_coarse_to_fine_levels_and_progress_reach_the_total(lite0):
     from cvtools.style.optimize import level_sizes
 
@@ -355,6 +356,7 @@ def test_own_adam_matches_torch_optim_adam_and_imports_no_dynamo():
     assert out.strip() == "False"
 
 
+@pytest.mark.slow
 def test_captured_level_steps_equal_the_eager_steps(monkeypatch):
     """The CUDA-graph path's plumbing (the jitter window as index tensors drawn from the same
     stream, Adam's scalars on the device, warm-up steps that leave the picture where it was),

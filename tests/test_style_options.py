@@ -230,6 +230,7 @@ def test_cli_size_shrinks_and_enlarges_only_with_enlarge(pics, run_cli):
     assert "--enlarge goes with --size" in one_line(run_cli("stylize", photo, "--enlarge", *common))
 
 
+@pytest.mark.slow
 def test_cli_dream_size_shrinks_and_enlarges_only_with_enlarge(tmp_path, run_cli):
     noise(64, 48).save(tmp_path / "p.png")
     common = ("--octaves", 1, "--steps", 0, "--device", "cpu", "-q")
@@ -251,6 +252,7 @@ def test_stylize_never_overwrites_its_painting(pics, run_cli):
     assert painting.read_bytes() == before
 
 
+@pytest.mark.slow
 def test_styles_sheet_draws_the_photo_in_every_bundled_style(tmp_path, run_cli):
     """cvtools styles --sheet: the photo and one labelled tile per bundled style, written like
     any output (a re-run is a note, never an error; -o needs --sheet; a bad photo is one line)."""

@@ -63,6 +63,7 @@ def test_data_order_is_a_function_of_the_step(photos):
     assert not torch.equal(a[0], PhotoCrops(files, 64, seed=4)[0])
 
 
+@pytest.mark.slow
 def test_a_few_steps_lower_the_loss(photos, tmp_path):
     trainer = Trainer(config(photos, tmp_path, steps=6, lr=3e-3))
     batch = torch.stack([PhotoCrops(sorted(photos.glob("p*.jpg")), 64, seed=0)[k] for k in range(2)])
@@ -78,6 +79,7 @@ def test_a_few_steps_lower_the_loss(photos, tmp_path):
     assert loss() < 0.75 * before  # measured: 11.3 -> 6.8
 
 
+@pytest.mark.slow
 def test_train_writes_a_style_that_stylize_loads(photos, tmp_path, run_cli):
     r = run_cli("train-style", SAMPLES / "rocket.jpg", "--photos", photos, "--name", "mine", "-o", tmp_path,
                 "--steps", 3, "--batch-size", 2, "--image-size", 64, "--style-size", 64, "--width", 0.25,
@@ -98,6 +100,7 @@ def test_train_writes_a_style_that_stylize_loads(photos, tmp_path, run_cli):
     assert resolve_style(tmp_path / "mine.safetensors").load_network().width == 0.25
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_run(photos, tmp_path, monkeypatch):
     straight = train_style(config(photos, tmp_path / "a"))
 
@@ -125,6 +128,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues_the_same_run(photos, tm
         assert torch.equal(a[k], b[k]), k  # same data order, same optimizer state: same weights
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(photos, tmp_path, monkeypatch):
     from cvtools.style import losses
 

@@ -433,6 +433,7 @@ def test_malformed_styles_are_a_400(server, photo):
         assert "\n" not in message and "internal error" not in message and len(message) < 200, message
 
 
+@pytest.mark.slow
 @needs_extra
 def test_video_tab_takes_animated_gif(server, tmp_path):
     """What ``cvtools stylize anim.gif`` takes, the Video tab takes (an MP4 back); a still GIF is

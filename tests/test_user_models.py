@@ -193,6 +193,7 @@ def resnet_file(tmp_path_factory):
     return path, net
 
 
+@pytest.mark.slow
 def test_torchvision_architecture_with_a_12_class_head(resnet_file, tmp_path):
     path, net = resnet_file
     bb = load_user_model(path, "resnet18", input_size=64, **EXACT)
@@ -214,6 +215,7 @@ def test_torchvision_architecture_with_a_12_class_head(resnet_file, tmp_path):
     assert load_user_model(path, "resnet18", input_size=64, classes=names, **EXACT).categories[11] == "label 11"
 
 
+@pytest.mark.slow
 def test_class_names_must_match_the_head(resnet_file, tmp_path):
     path, _ = resnet_file
     txt = tmp_path / "labels.txt"
@@ -542,6 +544,7 @@ def user_files(tmp_path_factory):
     return d
 
 
+@pytest.mark.slow
 def test_cli_explains_and_classifies_a_users_models(user_files, run_cli, tmp_path):
     import json
 
@@ -614,6 +617,7 @@ def test_sanity_check_on_an_exported_program_puts_its_weights_back(user_files):
     assert torch.equal(bb(x), before)
 
 
+@pytest.mark.slow
 def test_a_multi_label_head_gives_each_class_its_own_probability(user_files, run_cli):
     """--multi-label: probabilities are each output's sigmoid (they need not sum to 1); the
     explained class and the caption's probability follow it, and --top lists the highest."""
@@ -639,6 +643,7 @@ def test_a_multi_label_head_gives_each_class_its_own_probability(user_files, run
     assert "--multi-label goes with --model" in run_cli("classify", d / "p.jpg", "--multi-label").stderr
 
 
+@pytest.mark.slow
 def test_cli_a_torchscript_model_without_layers_is_one_line_where_layers_are_needed(tmp_path, run_cli):
     """TorchScript hides its layers from hooks: the pixel methods and classify work; dream,
     filters, activations and --sanity say why not in one line (they failed with an IndexError or
@@ -718,6 +723,7 @@ def test_all_leaves_out_what_a_network_cannot_run_and_a_named_method_says_why(fi
         == ["saliency"]
 
 
+@pytest.mark.slow
 def test_cli_all_and_score_run_on_torchscript_with_one_note(tmp_path, run_cli):
     from badinputs import photo
 

@@ -815,6 +815,7 @@ def test_a_moving_object_s_inside_is_carried_its_edge_blended():
     src, t = last_sources(1)
     assert (src[inside] == t).float().mean() > 0.9
 
+@pytest.mark.slow
 def test_stylize_video_with_what_stable_runs(tmp_path):
     """Through the whole pipeline (file → decode → network → encode → file) with the stabilizer
     ``--stable`` builds (stabilizer_for: phase lock + carry), finishing in the writer's thread and
@@ -866,6 +867,7 @@ def test_stylize_video_with_what_stable_runs(tmp_path):
     assert np.abs(diff).mean() < 4, np.abs(diff).mean()
 
 
+@pytest.mark.slow
 def test_planes_out_on_the_frame_by_frame_path(tmp_path):
     """A stylizer with only the one-image call goes frame by frame through ``__call__`` and
     ``finish``, and its frames come back as RGB even with ``planes_out`` (no conversion added to

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av  # a dependency: a missing PyAV fails here, it does not skip
 import numpy as np
+import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
@@ -55,6 +56,7 @@ def test_footage_frames_reads_the_clip_at_the_asked_size(tmp_path):
     assert 0.0 <= float(min(f.min() for f in frames)) and float(max(f.max() for f in frames)) <= 1.0
 
 
+@pytest.mark.slow
 def test_compare_footage_identity_is_the_input_and_stable_steadies_noise(tmp_path):
     frames = video_flicker.footage_frames(_panning_clip(tmp_path / "pan.mp4"))
     flows = video_flicker.input_flows(frames)

@@ -320,6 +320,7 @@ def test_missing_opencv_is_one_line(monkeypatch):
         FlowEstimator()
 
 
+@pytest.mark.slow
 def test_stylize_video_stable_uses_the_phase_lock_and_lowers_the_warping_error(tmp_path):
     """Through the whole pipeline (file → decode → bundled style network → encode → file): a
     sub-pixel pan written as H.264, stylized frame by frame, with the full stabilizer (phase lock

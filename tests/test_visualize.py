@@ -72,6 +72,7 @@ def captum_gradcam_reference(backbone, x, target, layer):
     return minmax(up)[:, 0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("layer", ["layer4", "layer3"])
 def test_gradcam_equals_captum_layergradcam_on_resnet18(resnet18_random, layer):
     torch.manual_seed(0)
@@ -84,6 +85,7 @@ def test_gradcam_equals_captum_layergradcam_on_resnet18(resnet18_random, layer):
     assert (ours - ref).abs().max().item() < 1e-5
 
 
+@pytest.mark.slow
 def test_gradcam_equals_captum_on_lite0_with_inplace_relu6_head(lite0, photos):
     # The CAM layer of EfficientNet-Lite is an in-place ReLU6: the hook's clone must keep it exact.
     ours = gradcam(lite0, photos)
@@ -162,6 +164,7 @@ def test_gradcampp_weights_stay_bounded_on_signed_activations():
     # and non-negative activations keep the paper's formula (the golden values above)
 
 
+@pytest.mark.slow
 def test_gradcampp_is_stable_at_signed_inner_layers_and_matches_float64(lite0):
     """Issue 20: at EfficientNet-Lite's signed block outputs, 1e-3 of input noise (a quarter of
     a grey level) changed the textbook Grad-CAM++ map to correlation -0.40..0.69 on these two
@@ -377,6 +380,7 @@ def test_every_method_batch_invariant_pure_and_clean(lite0):
     assert all(p.grad is None and not p.requires_grad for p in lite0.model.parameters())
 
 
+@pytest.mark.slow
 def test_no_hooks_left_after_an_error(lite0, photos):
     def explode(module, inputs, output):
         raise RuntimeError("boom")
@@ -413,6 +417,7 @@ def test_targets_by_name_and_bad_targets(lite0, photos):
 # ----------------------------------------------------------------------------- trust checks
 
 
+@pytest.mark.slow
 def test_spearman_matches_scipy_with_ties():
     scipy_stats = pytest.importorskip("scipy.stats")
     from cvtools.visualize.sanity import spearman
@@ -459,6 +464,7 @@ def test_sanity_says_why_a_rho_is_undefined(lite0):
     assert picture.width > 0  # the labels "to blocks.15: map empty" draw (a NaN once went through rho formatting)
 
 
+@pytest.mark.slow
 def test_cascading_randomization_reproduces_adebayo(lite0, photos):
     """Adebayo et al.'s finding: randomising the classifier decorrelates the plain gradient at once,
     while guided backprop barely changes (it shows edges, not the model). The backbone is untouched."""
@@ -506,6 +512,7 @@ def test_sanity_groups_take_the_public_layer_names():
         ["classifier.0", "classifier.3", "classifier.6"]
 
 
+@pytest.mark.slow
 def test_deletion_and_insertion_curves(lite0, photos):
     from cvtools.visualize.metrics import auc, causal_curves, deletion_insertion
     from cvtools.visualize.model import PixelModel
@@ -537,6 +544,7 @@ def test_deletion_and_insertion_curves(lite0, photos):
     assert alone.random_insertion == pytest.approx(scores["gradcam"][1].random_insertion, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_deletion_ranks_a_map_above_its_inverse_on_natural_images(lite0, shared):
     """On real photos a Grad-CAM map must beat its own inverse: deleting what it marks hurts the class
     more, inserting it helps more (a check of the metric and of the map together)."""
@@ -651,6 +659,7 @@ def test_cli_panel_batch_raw_json_and_a_bad_file(run_cli, tmp_path):
     assert all((out / f).read_bytes() == data for f, data in before.items())
 
 
+@pytest.mark.slow
 def test_cli_raw_at_analysis_size_and_integrated_gradients_reports_its_gap(run_cli, tmp_path):
     r = run_cli("visualize", "integrated-gradients", SAMPLES / "chelsea.jpg", "--size", "64", "--steps", "4",
                 "--raw", "--raw-size", "analysis", "-o", tmp_path / "ig.png", "--device", "cpu")

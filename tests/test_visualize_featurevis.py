@@ -113,6 +113,7 @@ def test_every_objective_improves_after_a_few_steps(lite0, objective):
     assert (after > start).all(), (objective, start, after)
 
 
+@pytest.mark.slow
 def test_channel_images_beat_the_99th_percentile_of_natural_images(lite0):
     """The rendered image of a channel excites it more than 99 % of positions in real photos do."""
     from cvtools.io.decode import load_image, pil_to_tensor
@@ -180,6 +181,7 @@ def test_class_filters_name_lists_the_classes_not_a_range(lite0):
                for n in many)
 
 
+@pytest.mark.slow
 def test_cli_filters_and_classes(run_cli, tmp_path):
     out = tmp_path / "f.png"
     r = run_cli("visualize", "filters", "-l", "blocks.4", "-c", "0:3", "--steps", "3", "--size", "48",

@@ -105,6 +105,7 @@ def test_road_is_batch_independent_and_has_a_random_row(lite0):
     assert np.allclose(both["random"][1], alone["random"][0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_road_ranks_gradcam_above_its_inverse_on_natural_images(lite0, shared):
     from cvtools.io.decode import load_image, pil_to_tensor
     from cvtools.visualize.cam import gradcam
@@ -153,6 +154,7 @@ def test_scorecard_means_best_marks_and_json():
     assert data["means"]["b"]["insertion"] == pytest.approx(0.85) and len(data["per_image"]) == 2
 
 
+@pytest.mark.slow
 def test_score_batch_fills_every_column(lite0):
     from conftest import SAMPLES as S
 
@@ -180,6 +182,7 @@ def test_score_batch_fills_every_column(lite0):
     assert rows[0].values["gradcam"]["sanity"] == pytest.approx(float(rho.nanmean()), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_cli_score_folder_table_and_json(run_cli, tmp_path):
     folder = tmp_path / "imgs"
     folder.mkdir()
