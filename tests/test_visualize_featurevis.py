@@ -181,6 +181,21 @@ def test_class_filters_name_lists_the_classes_not_a_range(lite0):
                for n in many)
 
 
+def test_filters_name_their_channels_by_the_channels_not_the_text_asked(lite0):
+    """"0:16" (a slice) and "0-16" (a range, 16 included) both read "0-16", and "3,7" read "3-7":
+    different channels under one name. The name now says the channels themselves, in runs."""
+    from cvtools.visualize.job import channels_name, filter_plan
+
+    def name(spec, **kw):
+        return filter_plan(lite0, layer="blocks.4", channels=spec, **kw).name
+
+    assert name("0:16") == name("0-15") == "filters_efficientnet_lite0_blocks.4_0-15"
+    assert name("0-16").endswith("_0-16") and name("3,7").endswith("_3+7") and name("3-7").endswith("_3-7")
+    assert name("0:4,8").endswith("_0-3+8") and name("5").endswith("_5")
+    assert name("0:4", neuron=True) == name("0:4") + "_neurons"  # another objective, another file
+    assert channels_name([2, 3, 4, 9, 11, 12]) == "2-4+9+11-12"
+
+
 @pytest.mark.slow
 def test_cli_filters_and_classes(run_cli, tmp_path):
     out = tmp_path / "f.png"

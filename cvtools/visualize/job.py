@@ -721,7 +721,26 @@ def filter_plan(backbone, layer=None, channels="0:16", classes=None, neuron=Fals
 
     return FilterPlan(indices, [f"{layer}:{c}" for c in indices],
                       f"{backbone.name} {layer}{' centre neurons' if neuron else ''}",
-                      f"filters_{backbone.name}_{slug(layer)}_{slug(str(channels))}", make)
+                      f"filters_{backbone.name}_{slug(layer)}_{channels_name(indices)}{'_neurons' if neuron else ''}",
+                      make)
+
+
+def channels_name(indices) -> str:
+    """The channels as a file name says them, from the indices themselves (not the text asked
+    with, where "0:16", a slice, and "0-16", a range that includes 16, both read "0-16", and "3,7"
+    read as "3-7"): runs of consecutive channels "first-last" (both included), joined by "+":
+    ``0-15``, ``3+7+12``, ``0-3+8``; a long list is shortened with a hash
+    (:func:`~cvtools.io.naming.fitting_suffix`)."""
+    from cvtools.io.naming import fitting_suffix
+
+    runs, start = [], None
+    for i, c in enumerate(indices):
+        if start is None:
+            start = c
+        if i + 1 == len(indices) or indices[i + 1] != c + 1:
+            runs.append(str(c) if c == start else f"{start}-{c}")
+            start = None
+    return fitting_suffix("+".join(runs))
 
 
 def fp32_unless_asked(precision):
@@ -752,7 +771,7 @@ def render_filters(backbone="efficientnet_lite0", output=None, *, layer=None, ch
                    progress: Optional[Callable[[int, int], None]] = None, protected=()) -> Path:
     """Images that excite each channel of ``layer`` (or each class logit of ``classes``), as
     ``cvtools visualize filters`` makes them: a labelled grid written to
-    ``filters_BACKBONE_LAYER_CHANNELS.png`` (``classes_BACKBONE_1+985.png``), or into ``output``;
+    ``filters_BACKBONE_LAYER_CHANNELS.png`` (channels as :func:`channels_name` says them; ``classes_BACKBONE_1+985.png``), or into ``output``;
     returns its path. ``backbone``: a registered name (loaded on ``device`` in ``precision``;
     "auto" is fp32 here: fp16 gradients underflow, and the network is small at these sizes) or a
     loaded Backbone. ``size``, ``steps``: default 128 px and 128 steps for channels, 224 and 256
