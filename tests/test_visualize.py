@@ -705,3 +705,30 @@ def test_help_names_the_file_each_panel_writes(run_cli):
     for name, suffix in (("all", "methods"), ("gradcam", "gradcam"), ("gradcam++,saliency", "gradcampp-saliency")):
         r = run_cli("visualize", name, "--help")
         assert r.exit_code == 0 and f"NAME_{suffix}.jpg" in r.stdout, (name, r.stdout)
+
+
+def _tiny_mp4(path, frames=4):
+    """A 64x48 MP4 of ``frames`` flat frames, written with PyAV."""
+    av = pytest.importorskip("av")
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mpeg4", rate=4)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 40 * i, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def test_a_video_is_refused_as_a_video_not_as_a_damaged_image(run_cli, tmp_path):
+    """QA: `visualize gradcam plain.mp4` said 'not a recognised image file', as if it were broken."""
+    video = _tiny_mp4(tmp_path / "plain.mp4")
+    r = run_cli("visualize", "gradcam", video, "-o", f"{tmp_path / 'out'}/", "--device", "cpu")
+    assert r.exit_code == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "plain.mp4" in lines[0], r.stderr
+    assert "visualize takes images, not videos (stylize and dream take videos)" in lines[0]
+    assert "not a recognised image" not in lines[0]
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())

@@ -58,10 +58,12 @@ def classify(inputs, top_k, as_json, whole, center_crop, quiet, max_pixels, **mo
 
     from cvtools.classify import classify_work
     from cvtools.device import expects_gpu
+    from cvtools.io.discover import find_inputs
 
     work = classify_work(backbone, top_k, crop=center_crop or not whole, max_pixels=max_pixels, on_result=show)
     work.on_gpu = expects_gpu(model_opts.get("device"))  # more loader threads on a GPU host
     def failed(path, message):  # a line per input in --json output, so a script sees every file
         click.echo(json.dumps({"path": path, "error": message}))
 
-    finish(run_batch(inputs, work, "classify", quiet=quiet or as_json, on_error=failed if as_json else None))
+    found = find_inputs(inputs, extensions=work.extensions).refuse_videos("classify")
+    finish(run_batch(found, work, "classify", quiet=quiet or as_json, on_error=failed if as_json else None))

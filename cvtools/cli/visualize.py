@@ -267,7 +267,7 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
                          window=window, optional=optional, on_note=lambda message: echo_err(f"note: {message}"))
 
     explainer = Deferred(build_explainer)  # built when the first photo reaches the device
-    found = find_inputs(inputs, output=output)  # once: the work and the batch share it
+    found = find_inputs(inputs, output=output).refuse_videos("visualize")  # once: the work and the batch share it
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
     work = explain_work(explainer, methods, preprocessing=spec.preprocessing if spec is not None else None,
                         output=output, size=size, many=found.many, overwrite=overwrite,
@@ -373,7 +373,10 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
                       internal_batch_size=internal_batch_size, samples=samples, steps=steps, seed=seed,
                       max_pixels=max_pixels, on_note=lambda message: echo_err(f"note: {message}"),
                       optional=only_from_all(methods))
-    report = run_batch(inputs, work, f"visualize score {','.join(names) if len(names) <= 3 else 'methods'}",
+    from cvtools.io.discover import find_inputs
+
+    found = find_inputs(inputs, extensions=work.extensions).refuse_videos("visualize")
+    report = run_batch(found, work, f"visualize score {','.join(names) if len(names) <= 3 else 'methods'}",
                        quiet=quiet or as_json)
     if work.card.images:
         click.echo(json.dumps(work.card.to_json()) if as_json else work.card.table(markdown=markdown))
@@ -511,7 +514,7 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
     from cvtools.visualize.job import activations_work
 
     backbone = load_backbone_from_options(**model_opts)
-    found = find_inputs(inputs, output=output)  # once: the work and the batch share it
+    found = find_inputs(inputs, output=output).refuse_videos("visualize")  # once: the work and the batch share it
     outputs = run_outputs()
     work = activations_work(backbone, layer, channels=channels, top=top, size=size, colormap=colormap, output=output,
                             many=found.many, overwrite=overwrite, inputs=list(found.paths) + _network_files(model_opts),

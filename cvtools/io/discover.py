@@ -76,6 +76,17 @@ class Inputs:
     problems: list
     found: set
 
+    def refuse_videos(self, command: str) -> "Inputs":
+        """For a command that takes images only (``command``: ``visualize``): each video file
+        given or matched becomes a problem that says so, naming the commands that take videos,
+        not a decoding error that suggests the file is damaged. Returns ``self``."""
+        videos = [p for p in self.paths if Path(p).suffix.lower() in VIDEO_EXTENSIONS]
+        for p in videos:
+            self.problems.append(ImageError(p, f"a video; {command} takes images, not videos "
+                                               "(stylize and dream take videos)"))
+        self.paths = [p for p in self.paths if p not in videos]
+        return self
+
     @property
     def many(self) -> bool:
         """Several inputs, or a folder (outputs then go into a directory, named per input)."""

@@ -295,7 +295,7 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
                          optional=_from_all(methods), on_note=on_note)
 
     explainer = Deferred(build)  # built when the first photo reaches the device (none if all are done)
-    found = find_inputs([str(i) for i in inputs])
+    found = find_inputs([str(i) for i in inputs]).refuse_videos("visualize")
     outputs = Outputs(explain_provenance(
         methods, target=given_target, layer=layer, truth=truth, raw=raw, raw_size=raw_size, colormap=colormap,
         alpha=alpha, captions=captions, size=size, samples=samples, noise=noise, steps=steps, window=window,
@@ -651,7 +651,7 @@ def activations_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], outp
     checked_network(backbone, model, model_options)
     channels = parse_channel_spec(channels) if channels is not None else None  # a typo answers now
     network = network_loader(backbone, model, model_options, device, precision)()
-    found = find_inputs([str(i) for i in inputs])
+    found = find_inputs([str(i) for i in inputs]).refuse_videos("visualize")
     outputs = Outputs(activations_provenance(layer=layer, channels=channels, top=top, size=size, colormap=colormap,
                                              backbone=backbone, model=model, model_options=model_options))
     work = activations_work(network, layer, channels=channels, top=top, size=size, colormap=colormap,
