@@ -293,6 +293,16 @@ def test_export_never_overwrites_an_input(tmp_path, run_cli):
     assert (pics / "w.onnx").read_bytes() == b"weights"
 
 
+@pytest.mark.slow
+def test_export_takes_the_projects_record_by_path(tmp_path, run_cli, monkeypatch):
+    """QA: `export -s styles/mona.json` looked for styles/mona.safetensors (it is in weights/)."""
+    from conftest import ROOT
+
+    monkeypatch.chdir(ROOT)
+    r = run_cli("export", "-s", "styles/mona.json", "-o", tmp_path / "mona.onnx", "--no-check")
+    assert r.exit_code == 0 and (tmp_path / "mona.onnx").stat().st_size > 100_000, r.output
+
+
 def test_export_to_an_unwritable_place_is_refused_before_torch(tmp_path):
     (tmp_path / "file").write_text("a file, not a folder")
     calls = [["export", "--style", "mona", "-o", str(tmp_path / "file" / "mona.onnx")],

@@ -259,6 +259,36 @@ def test_fp16_weights_change_the_image_invisibly(tmp_path):
         assert psnr(back(x), net(x)) > 45
 
 
+def test_a_record_by_path_finds_its_weights_in_the_sibling_weights_folder(tmp_path, run_cli, monkeypatch):
+    """QA: `stylize photo.jpg -s styles/mona.json` said 'its weights file styles/mona.safetensors
+    is missing': the project keeps weights in weights/ beside styles/, and so may a user."""
+    import shutil
+
+    from conftest import ROOT
+
+    from cvtools.style.records import BUNDLED_RECORDS, BUNDLED_WEIGHTS
+
+    monkeypatch.chdir(ROOT)
+    rec = resolve_style("styles/mona.json")
+    assert rec.weights_path.resolve() == (BUNDLED_WEIGHTS / "mona.safetensors").resolve()
+    rec.load_network()  # the pinned SHA-256 checked
+    r = run_cli("stylize", SAMPLES / "chelsea.jpg", "-s", "styles/mona.json", "-o", tmp_path / "o.jpg")
+    assert r.exit_code == 0 and (tmp_path / "o.jpg").exists(), r.output
+    monkeypatch.chdir(ROOT / "styles")  # a bare name in the records' folder
+    assert resolve_style("mona.json").weights_path.is_file()
+    # a user's project laid out the same way; the checksum pin still holds there
+    (tmp_path / "styles").mkdir()
+    (tmp_path / "weights").mkdir()
+    shutil.copy(BUNDLED_RECORDS / "mona.json", tmp_path / "styles" / "mona.json")
+    good = (BUNDLED_WEIGHTS / "mona.safetensors").read_bytes()
+    (tmp_path / "weights" / "mona.safetensors").write_bytes(good[:-10] + bytes([good[-10] ^ 0xFF]) + good[-9:])
+    with pytest.raises(WeightsError, match="checksum"):
+        resolve_style(tmp_path / "styles" / "mona.json").load_network()
+    (tmp_path / "styles" / "mona.safetensors").write_bytes(good)  # beside the record comes first
+    assert resolve_style(tmp_path / "styles" / "mona.json").weights_path.parent == tmp_path / "styles"
+    resolve_style(tmp_path / "styles" / "mona.json").load_network()
+
+
 def _one_line_error(result):
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.exit_code == 1 and len(lines) == 1, result.stderr

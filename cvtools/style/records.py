@@ -194,8 +194,23 @@ def read_record(path) -> StyleRecord:
         raise WeightsError(f"{where}: not a readable style record ({reason})") from None
     if not isinstance(data, dict):
         raise WeightsError(f"{where}: not a style record (not a JSON object)")
-    weights_dir = BUNDLED_WEIGHTS if path.parent == BUNDLED_RECORDS else path.parent
-    return StyleRecord.from_dict(data, path=path, weights_dir=weights_dir)
+    if path.parent == BUNDLED_RECORDS:
+        return StyleRecord.from_dict(data, path=path, weights_dir=BUNDLED_WEIGHTS)
+    record = StyleRecord.from_dict(data, path=path, weights_dir=path.parent)  # its fields checked
+    record.weights_dir = _weights_dir(path, record.weights.get("file"))
+    return record
+
+
+def _weights_dir(path: Path, name: Optional[str]) -> Path:
+    """The folder a record's weights file ``name`` is in: beside the record, or else, where the
+    file is there, the ``weights/`` folder beside the record's own (a project's ``styles/`` and
+    ``weights/``, as cvtools keeps its bundled ones). Beside it when neither has the file, so
+    that a missing file is named where train-style writes it."""
+    if name and not (path.parent / name).exists():
+        sibling = Path(os.path.normpath(path.parent / os.pardir)) / "weights"
+        if (sibling / name).is_file():
+            return sibling
+    return path.parent
 
 
 def bundled_records() -> List[StyleRecord]:
