@@ -601,6 +601,45 @@ _SUBTITLE_COPY = {
 }
 
 
+def _audio_layout(layout) -> str:
+    """The channel layout an encoder is given for a source's ``layout``: its own where its channels
+    are named; the standard one for its channel count (mono, stereo, 5.1...) where their order is
+    unspecified ("2 channels", as the AVI and Matroska demuxers report PCM: AAC refuses it);
+    stereo when unknown."""
+    n = layout.nb_channels if layout is not None else 0
+    if not n:
+        return "stereo"
+    if all(ch.name == "NONE" for ch in layout.channels):
+        return av_module().AudioLayout(f"{n}c").name  # FFmpeg's default layout for n channels
+    return layout.name
+
+
+def _audio_settings(codec: str, ain) -> Tuple[int, str]:
+    """(sample rate, layout) for re-encoding the audio of decoder context ``ain`` with ``codec``:
+    its rate where the encoder takes it (else 48 kHz) and :func:`_audio_layout` (else its
+    channel count's standard layout, else stereo), as an encoder of their own opens with them.
+    Raises what opening the encoder raises when none does."""
+    av = av_module()
+    encoder = av.Codec(codec, "w")
+    rate = ain.sample_rate or 48000
+    if encoder.audio_rates and rate not in encoder.audio_rates:
+        rate = 48000
+    n = ain.layout.nb_channels if ain.layout is not None else 0
+    tried = [_audio_layout(ain.layout)] + ([av.AudioLayout(f"{n}c").name] if n else []) + ["stereo"]
+    error = None
+    for layout in dict.fromkeys(tried):  # in order, each once
+        trial = av.CodecContext.create(codec, "w")
+        trial.sample_rate, trial.layout = rate, layout
+        trial.format = encoder.audio_formats[0]
+        trial.time_base = Fraction(1, rate)
+        try:
+            trial.open()
+            return rate, layout
+        except Exception as exc:
+            error = error or exc
+    raise error
+
+
 class AudioSource:
     """The audio and the subtitle tracks of ``path`` between ``start`` and ``start + duration``
     seconds, muxed into a :class:`VideoWriter` as the video advances (so the file is
@@ -738,15 +777,17 @@ class VideoWriter:
             self.notify_audio = f"audio copied ({name})"
         else:
             codec = "libopus" if self.fmt == "webm" else "aac"
-            rate = ain.codec_context.sample_rate or 48000
-            if codec == "libopus" and rate not in (8000, 12000, 16000, 24000, 48000):
-                rate = 48000
+            label = "Opus" if codec == "libopus" else "AAC"
+            try:  # tried on an encoder of its own first: a stream once added cannot be taken out again
+                rate, layout = _audio_settings(codec, ain.codec_context)
+            except Exception as exc:  # never the whole video over its sound
+                src.close()
+                self.on_note(f"{source.path.name}: sound dropped: the {label} encoder refused its {name} audio "
+                             f"({_reason(exc)}); the video is written without it")
+                return
             aout = self.container.add_stream(codec, rate=rate)
-            try:
-                aout.layout = ain.codec_context.layout.name if ain.codec_context.layout else "stereo"
-            except Exception:
-                pass
-            self.notify_audio = f"audio re-encoded ({name} -> {'Opus' if codec == 'libopus' else 'AAC'})"
+            aout.layout = layout
+            self.notify_audio = f"audio re-encoded ({name} -> {label})"
             self._resampler = None
         tb = ain.time_base
         if source.start > 0 and tb:
