@@ -253,6 +253,17 @@ def test_output_has_the_input_shape_even_below_the_backbone_minimum(lite0):
     assert dream(batch, lite0, octaves=1, steps=1).shape == batch.shape
 
 
+def test_octave_note_names_the_inputs_own_size(lite0):
+    """QA: a 1x1 PNG was told '32x32 is too small for 4 octaves', a size it never had."""
+    notes = []
+    dream(torch.rand(3, 1, 1), lite0, octaves=4, steps=1, on_note=notes.append)
+    octave = [n for n in notes if "too small for 4 octaves" in n]
+    assert len(octave) == 1 and octave[0].startswith("1x1 (scaled up to 32x32) is too small"), notes
+    notes.clear()
+    dream(torch.rand(3, 40, 48), lite0, octaves=4, steps=1, on_note=notes.append)  # not scaled: as before
+    assert any(n.startswith("48x40 is too small for 4 octaves") for n in notes), notes
+
+
 def test_activation_norm_of_the_chosen_layer_rises_over_the_steps(lite0):
     x = sample(size=96).unsqueeze(0)
     norms = [layer_norm(lite0, x, "blocks.10")]

@@ -155,19 +155,22 @@ class DreamEngine:
             self._said.add(message)
             self._on_note(message)
 
-    def plan(self, h: int, w: int) -> Tuple[List[Tuple[int, int]], Optional[int]]:
-        """(octave sizes smallest first, tile or None) for an h×w image."""
+    def plan(self, h: int, w: int, given: Optional[Tuple[int, int]] = None
+             ) -> Tuple[List[Tuple[int, int]], Optional[int]]:
+        """(octave sizes smallest first, tile or None) for an h×w image; ``given``: the input's
+        own (h, w) where it was scaled up to h×w, named in the notes (the user's size, not ours)."""
         s = self.settings
+        shown = f"{w}x{h}" if given in (None, (h, w)) else f"{given[1]}x{given[0]} (scaled up to {w}x{h})"
         sizes = octave_sizes(h, w, s.octaves, s.octave_scale, self.backbone.min_size)
         if len(sizes) < s.octaves:
-            self.note(f"{w}x{h} is too small for {s.octaves} octaves at scale {s.octave_scale:g} "
+            self.note(f"{shown} is too small for {s.octaves} octaves at scale {s.octave_scale:g} "
                       f"(smallest side must stay >= {self.backbone.min_size} px); using {len(sizes)}")
         tile = s.tile
         if tile == "auto":
             bpp = bytes_per_pixel(self.backbone, self.objective.layers)
             tile = auto_tile(h, w, bpp, memory_budget(self.backbone.device), s.margin)
             if tile is not None:
-                self.note(f"{w}x{h}: computing gradients in {tile}-px tiles to bound memory")
+                self.note(f"{shown}: computing gradients in {tile}-px tiles to bound memory")
         return sizes, tile
 
     def total_steps(self, h: int, w: int) -> int:
@@ -319,7 +322,7 @@ class DreamEngine:
                 self.note(f"{w0}x{h0} is smaller than the {self.backbone.min_size}-px minimum of "
                           f"{self.backbone.name}; dreaming at {w}x{h} and scaling back")
                 original = resize(original, (h, w))
-            sizes, tile = self.plan(h, w)
+            sizes, tile = self.plan(h, w, given=(h0, w0))
             gen = torch.Generator().manual_seed(int(seed))
             # Every random number is drawn here, before any step runs, and moved once per image.
             shifts = torch.stack([draw_shifts(gen, s.steps, s.jitter) for _ in sizes]).to(device)
