@@ -1,12 +1,14 @@
 """Sound a video output cannot simply copy (cvtools/video/io.py, process.py): PCM in AVI and
 Matroska, whose demuxers report the layout as "1 channels" / "2 channels" (order unspecified,
 which the AAC encoder refuses), re-encoded with the standard layout of that channel count; an
-encoder that refuses the sound all the same drops it with a note, never the video. Clips are
+encoder that refuses the sound all the same drops it with a note, never the video; an output
+that cannot hold sound (GIF, animated WebP) says that it was left out. Clips are
 made in code with PyAV: 12 frames of 160x96 at 12 fps and one second of a 440 Hz sine."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import av  # a dependency: a missing PyAV fails here, it does not skip
 import numpy as np
@@ -26,19 +28,24 @@ class Identity:
         return x
 
 
-def pcm_clip(path: Path, vcodec: str, rate: int, layout: str) -> Path:
-    """N frames of ``vcodec`` and one second of a 440 Hz sine as 16-bit PCM in ``layout``."""
+def pcm_clip(path: Path, vcodec: str, rate: int, layout: Optional[str]) -> Path:
+    """N frames of ``vcodec`` and one second of a 440 Hz sine as 16-bit PCM in ``layout`` (None:
+    no sound)."""
     c = av.open(str(path), "w")
     v = c.add_stream(vcodec, rate=FPS)
     v.width, v.height, v.pix_fmt = W, H, "yuv420p"
-    a = c.add_stream("pcm_s16le", rate=rate)
-    a.layout = layout
+    if layout is not None:
+        a = c.add_stream("pcm_s16le", rate=rate)
+        a.layout = layout
     for k in range(N):
         img = np.full((H, W, 3), 10 + 20 * k, np.uint8)
         for p in v.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
             c.mux(p)
     for p in v.encode(None):
         c.mux(p)
+    if layout is None:
+        c.close()
+        return path
     channels = 2 if layout == "stereo" else 1
     sine = (8000 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.int16)
     for k in range(0, rate, 1024):
@@ -98,3 +105,20 @@ def test_an_audio_encoder_that_refuses_drops_the_sound_not_the_video(tmp_path, m
     assert len(list(read_frames(tmp_path / "out.mp4"))) == N
     dropped = [n for n in notes if n.startswith("pcm.avi: sound dropped: the AAC encoder refused")]
     assert len(dropped) == 1 and "\n" not in dropped[0] and "Invalid argument" in dropped[0], notes
+
+
+@pytest.mark.parametrize("out,kind", [("out.gif", "GIF"), ("out.webp", "animated WebP")])
+def test_an_animation_output_notes_the_sound_it_drops(tmp_path, out, kind):
+    """GIF and WebP hold no sound: the note says so and how to keep it (as for subtitles an
+    output cannot hold); an input without sound gets no such note."""
+    src = pcm_clip(tmp_path / "audio.mkv", "libx264", 22050, "mono")
+    notes = []
+    result = stylize_video(Identity(), src, tmp_path / out, on_note=notes.append)
+    assert result.frames == N
+    assert f"audio.mkv: sound dropped: {kind} has no audio track; -o NAME.mp4 keeps it" in notes, notes
+
+    quiet = pcm_clip(tmp_path / "quiet.mkv", "libx264", 22050, None)
+    assert not probe_video(quiet).has_audio
+    notes = []
+    stylize_video(Identity(), quiet, tmp_path / f"quiet{Path(out).suffix}", on_note=notes.append)
+    assert not any("sound" in n for n in notes), notes
