@@ -873,7 +873,7 @@ def run(inputs: Sequence[str], work, *, provenance=None, outputs=None,
     planned = _plan(inputs, work, tally)
     if planned is None:
         return report
-    paths, found, dist = planned
+    paths, found, dist, folders = planned
     threads = work.workers(len(paths))
     old_term = _sigterm_as_interrupt()
     tally.progress(0, len(paths))
@@ -881,7 +881,7 @@ def run(inputs: Sequence[str], work, *, provenance=None, outputs=None,
     try:
         if outputs is None:
             outputs = Outputs(provenance)
-        outputs.begin(found=found, batch=paths, on_note=tally.on_note)
+        outputs.begin(found=found, batch=paths, on_note=tally.on_note, folders=folders)
         tally.take(work.outcomes(paths, threads, late=lambda path: report.done.append(str(path))))
     except KeyboardInterrupt:
         report.ended = time.time()
@@ -899,7 +899,7 @@ def run(inputs: Sequence[str], work, *, provenance=None, outputs=None,
 
 
 def _plan(inputs, work, tally: "_Tally"):
-    """For :func:`run`: this process's files, as (paths, found, dist), or None when there is
+    """For :func:`run`: this process's files, as (paths, found, dist, folders), or None when there is
     nothing to work on (said through the callbacks). Finds the inputs (unless found already),
     leaves out cvtools' own outputs, takes this rank's shard under torchrun, fills the report's
     counts and fails the inputs that gave no file."""
@@ -932,7 +932,7 @@ def _plan(inputs, work, tally: "_Tally"):
             tally.on_fail("", "no input images", None)
             report.failed.append("")
         return None
-    return paths, found, dist
+    return paths, found, dist, inputs.folders
 
 
 class _Tally:

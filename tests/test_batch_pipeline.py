@@ -536,6 +536,34 @@ def test_stylize_save_failure_is_reported_for_that_file(run_cli, monkeypatch, tm
     assert noted == [str(folder / n) for n in ("p0.png", "p1.jpg", "p3.jpg", "p5.jpg")]
 
 
+def test_a_folders_subfolders_are_mirrored_under_the_output_directory(run_cli, monkeypatch, tmp_path, tiny_style):
+    """QA: in/sub/b.jpg and in/sub2/b.jpg went flat into out/ (the second as b_tiny-2.png with a
+    note), so which output came from which subfolder was lost. Found by searching a folder:
+    out/sub/b_tiny.png, out/sub2/b_tiny.png; named one by one or by a pattern: flat, as before."""
+    tree = tmp_path / "in"
+    for rel, seed in (("a.png", 1), ("sub/b.png", 2), ("sub2/b.png", 3), ("sub2/deeper/c.png", 4)):
+        (tree / rel).parent.mkdir(parents=True, exist_ok=True)
+        photo(40, 32, seed=seed).save(tree / rel)
+    before = sorted(tree.rglob("*"))
+    out = tmp_path / "out"
+    r = _stylize(run_cli, monkeypatch, 0, [tree], out, tiny_style)
+    assert r.exit_code == 0 and "is the output for" not in r.stderr, r.stderr
+    made = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert made == ["a_tiny.png", "sub/b_tiny.png", "sub2/b_tiny.png", "sub2/deeper/c_tiny.png"]
+    assert sorted(tree.rglob("*")) == before  # nothing written inside the input folder
+    r = _stylize(run_cli, monkeypatch, 0, [tree], out, tiny_style)  # a re-run finds them done
+    assert r.exit_code == 0 and "skipped 4 already done" in r.stderr, r.stderr
+    flat = tmp_path / "flat"
+    r = _stylize(run_cli, monkeypatch, 0, [tree / "sub" / "b.png", tree / "sub2" / "b.png"], flat, tiny_style)
+    assert r.exit_code == 0 and sorted(p.name for p in flat.iterdir()) == ["b_tiny-2.png", "b_tiny.png"]
+    pattern = tmp_path / "pattern"
+    r = _stylize(run_cli, monkeypatch, 0, [f"{tree}/sub*/b.png"], pattern, tiny_style)
+    assert r.exit_code == 0 and sorted(p.name for p in pattern.iterdir()) == ["b_tiny-2.png", "b_tiny.png"]
+    inside = tree / "styled"  # an output directory inside the input folder: flat, as before
+    r = _stylize(run_cli, monkeypatch, 0, [tree], inside, tiny_style)
+    assert r.exit_code == 0 and all(p.is_file() for p in inside.iterdir()) and len(list(inside.iterdir())) == 4
+
+
 def test_stylize_two_inputs_one_output_name_get_numbered_names_in_input_order(run_cli, monkeypatch, tmp_path,
                                                                               tiny_style):
     """a/x.png, b/x.png, c/x.png into one -o directory: x_tiny.png, x_tiny-2.png, x_tiny-3.png in

@@ -513,3 +513,30 @@ def test_a_long_suffix_is_shortened_with_a_hash_so_names_fit_the_file_system(tmp
     Image.new("RGB", (4, 4)).save(src)
     out = output_path_for(src, str(tmp_path / "out") + "/", long_a)
     assert len(out.name.encode()) <= 255 and out.name.startswith(src.stem + "_pierre")
+
+
+def test_output_directory_mirrors_the_subfolders_of_a_searched_folder(tmp_path):
+    """An input found by searching a folder goes below an output directory in its own subfolder;
+    no output directory (next to the input) and one inside the input folder (a dream's frame
+    folder beside the photo, in/sub/b_dream/) stay as they were."""
+    from cvtools.io.discover import find_inputs
+    from cvtools.io.markers import Provenance
+    from cvtools.io.naming import Outputs
+
+    for rel in ("sub/b.png", "sub2/b.png", "top.png"):
+        (tmp_path / "in" / rel).parent.mkdir(parents=True, exist_ok=True)
+        _rgb().save(tmp_path / "in" / rel)
+    found = find_inputs([str(tmp_path / "in")])
+    run = Outputs(Provenance("dream", {})).begin(found.found, found.paths, folders=found.folders)
+    b = tmp_path / "in" / "sub" / "b.png"
+    out = str(tmp_path / "out") + "/"
+    assert output_path_for(b, out, "dream", many=True, outputs=run) == tmp_path / "out" / "sub" / "b_dream.png"
+    assert output_path_for(tmp_path / "in" / "sub2" / "b.png", out, "dream", many=True, outputs=run) == \
+        tmp_path / "out" / "sub2" / "b_dream.png"
+    assert output_path_for(tmp_path / "in" / "top.png", out, "dream", many=True, outputs=run) == \
+        tmp_path / "out" / "top_dream.png"
+    assert output_path_for(b, None, "dream", many=True, outputs=run) == b.with_name("b_dream.png")
+    frames = str(b.with_name("b_dream")) + "/"
+    assert output_path_for(b, frames, "dream_0000", ".png", many=True, outputs=run) == \
+        b.with_name("b_dream") / "b_dream_0000.png"
+    assert not (tmp_path / "out").exists()  # named, not made: a folder appears when a file is written

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import glob
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Optional
 
@@ -17,13 +17,16 @@ VIDEO_EXTENSIONS = {".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi"}
 
 
 def expand_inputs(inputs: Iterable[str], recursive: bool = True, found: Optional[set] = None,
-                  extensions: Optional[Iterable[str]] = None) -> tuple[list[Path], list[ImageError]]:
+                  extensions: Optional[Iterable[str]] = None,
+                  folders: Optional[dict] = None) -> tuple[list[Path], list[ImageError]]:
     """Files, directories (searched for images) and glob patterns to a list of image paths.
 
     Returns (paths, problems): a pattern or directory that yields nothing is a problem, reported
     by the caller while the rest of the batch goes on. ``found``, if given, receives the absolute
     paths that came from searching a directory or matching a pattern (not named one by one):
     among those, a command's own earlier outputs are left out (see :func:`output_path_for`).
+    ``folders``, if given, receives for each file found by searching a folder argument its
+    absolute path -> that folder's (an output directory mirrors the subfolders below it).
     """
     paths: list[Path] = []
     problems: list[ImageError] = []
@@ -50,6 +53,8 @@ def expand_inputs(inputs: Iterable[str], recursive: bool = True, found: Optional
                 problems.append(ImageError(p, f"directory holds no {what}"))
             for q in found_here:
                 add(q, True)
+                if folders is not None:
+                    folders.setdefault(os.path.abspath(q), os.path.abspath(p))
         elif p.exists():
             add(p, False)
         elif any(ch in item for ch in "*?["):
@@ -69,12 +74,13 @@ class Inputs:
     command's work and :func:`cvtools.batch.run`: ``paths`` in order, ``problems`` (a folder or
     pattern that gave nothing, a missing file: ImageErrors reported per input), ``found`` (the
     absolute paths that came from searching folders or matching patterns), ``given`` (what was
-    asked)."""
+    asked), ``folders`` (absolute path of each file found by searching a folder -> that folder's)."""
 
     given: tuple
     paths: list
     problems: list
     found: set
+    folders: dict = field(default_factory=dict)
 
     def refuse_videos(self, command: str) -> "Inputs":
         """For a command that takes images only (``command``: ``visualize``): each video file
@@ -99,8 +105,9 @@ def find_inputs(inputs: Iterable[str], extensions: Optional[Iterable[str]] = Non
     them: a file's name (``out.mp4``) for several inputs is a UsageError, not a folder made with
     that name."""
     found: set = set()
-    paths, problems = expand_inputs(inputs, recursive=recursive, found=found, extensions=extensions)
-    result = Inputs(tuple(str(i) for i in inputs), paths, problems, found)
+    folders: dict = {}
+    paths, problems = expand_inputs(inputs, recursive=recursive, found=found, extensions=extensions, folders=folders)
+    result = Inputs(tuple(str(i) for i in inputs), paths, problems, found, folders)
     if output is not None and result.many and len(paths) > 1:
         _check_one_output_for_many(str(output), len(paths))
     return result

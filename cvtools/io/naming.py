@@ -46,6 +46,7 @@ class _Policy:
     many: bool = False  # the batch has several inputs
     own: dict = field(default_factory=dict)  # (abspath, suffix) -> why it is an own output, or None
     proven: set = field(default_factory=set)  # abspaths left out because they carry this command's marker
+    folders: dict = field(default_factory=dict)  # abspath of an input found in a folder -> that folder's
 
 
 class OutputSkipped(CvtoolsError):
@@ -73,7 +74,8 @@ class Outputs:
       expanded) two inputs never get the same output file (say ``a/x.jpg`` and ``b/x.jpg`` into
       one output directory: the second gets the next free name); ``found`` are the inputs that
       came from folders and patterns (see :func:`~cvtools.io.discover.expand_inputs`), ``batch``
-      all the inputs;
+      all the inputs, ``folders`` those found by searching a folder -> that folder (an output
+      directory mirrors the subfolders below it: ``in/sub/x.jpg`` -> ``out/sub/x_mona.jpg``);
     - every name given is recorded (:meth:`record`): whether replacing an existing file is
       allowed (a file that appears after naming is never replaced without ``overwrite``), and the
       input and provenance the marker records.
@@ -87,15 +89,17 @@ class Outputs:
         self.named: dict = {}  # realpath -> _Named
         self.begin(found, batch, on_note)
 
-    def begin(self, found: Iterable = (), batch: Iterable = (), on_note: Optional[Callable[[str], None]] = None):
-        """Start a batch over ``batch`` (``found``: those from folders and patterns): claims start
-        empty; returns self."""
+    def begin(self, found: Iterable = (), batch: Iterable = (), on_note: Optional[Callable[[str], None]] = None,
+              folders: Optional[dict] = None):
+        """Start a batch over ``batch`` (``found``: those from folders and patterns; ``folders``:
+        absolute path of each found by searching a folder -> that folder's): claims start empty;
+        returns self."""
         found = frozenset(os.path.abspath(p) for p in found)
         every = found | frozenset(os.path.abspath(p) for p in batch)
         self.claims: dict = {}  # realpath of an output -> realpath of the input it is for
         self.policy = _Policy(self.provenance, on_note, found,
                               frozenset((os.path.dirname(p), os.path.splitext(os.path.basename(p))[0]) for p in every),
-                              len(every) > 1)
+                              len(every) > 1, folders=dict(folders or {}))
         return self
 
     def record(self, path) -> Optional[_Named]:
@@ -279,7 +283,7 @@ def output_path_for(
     claims = outputs.claims if outputs is not None else None
     provenance = policy.provenance if policy is not None else None
     ext = ext or (input_path.suffix if input_path.suffix.lower() in DEFAULT_OUTPUT_EXT else ".png")
-    base, explicit = _requested_path(input_path, output, suffix, ext, many, video)
+    base, explicit = _requested_path(input_path, output, suffix, ext, many, video, _subfolder(input_path, output, policy))
     if policy is not None:
         why = _own_output(input_path, suffix, policy)
         if why:
@@ -305,9 +309,26 @@ def output_path_for(
                            "taken); clean up or choose another output path")
 
 
-def _requested_path(input_path: Path, output, suffix, ext, many, video) -> tuple:
+def _subfolder(input_path: Path, output, policy: Optional[_Policy]) -> str:
+    """Where below an output directory the output for ``input_path`` goes: the input's folder
+    relative to the folder argument it was found in (``sub`` for ``in/sub/x.jpg`` found in
+    ``in``), so that a tree keeps its shape; '' (the output directory itself) for an input named
+    on its own or matched by a pattern, one at the top of its folder, and when the output
+    directory is that folder or inside it (outputs never go deeper into the tree they came from)."""
+    root = policy.folders.get(os.path.abspath(input_path)) if policy is not None and output is not None else None
+    if root is None:
+        return ""
+    rel = os.path.relpath(os.path.dirname(os.path.abspath(input_path)), root)
+    if rel == os.curdir or rel.split(os.sep)[0] == os.pardir:
+        return ""
+    out, top = os.path.realpath(output), os.path.realpath(root)
+    return "" if out == top or out.startswith(top.rstrip(os.sep) + os.sep) else rel
+
+
+def _requested_path(input_path: Path, output, suffix, ext, many, video, subfolder: str = "") -> tuple:
     """(the first name :func:`output_path_for` tries, whether ``-o`` named that file itself);
-    an output format cvtools cannot write is an ImageError."""
+    ``subfolder``: where below an output directory (:func:`_subfolder`). An output format
+    cvtools cannot write is an ImageError."""
     name = f"{input_path.stem}_{suffix}{ext}"
     explicit = False
     if output is None:
@@ -316,7 +337,7 @@ def _requested_path(input_path: Path, output, suffix, ext, many, video) -> tuple
         output = str(output)
         out = Path(output)
         if out.is_dir() or output.endswith(("/", os.sep)) or many:
-            base = out / name
+            base = out / subfolder / name
         else:
             base = out
             explicit = True
