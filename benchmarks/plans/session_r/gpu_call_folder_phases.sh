@@ -17,7 +17,7 @@ PY
 for round in 1; do
   for style in mona .device/shared/styles/monet_grand_canal.jpg; do
     for q in 0 1; do
-      timeout 150 python3 benchmarks/plans/session_r/folder_phases.py "$style" --n 256 --queued $q 2>&1 | grep -v Warning | tail -1
+      timeout 110 python3 benchmarks/plans/session_r/folder_phases.py "$style" --n 192 --queued $q 2>&1 | grep -v Warning | tail -1
     done
   done
 done
