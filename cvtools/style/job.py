@@ -24,9 +24,11 @@ BATCH_ENV = "CVTOOLS_STYLIZE_BATCH"
 #: video's 1080p frames run, so ``cvtools bench --warm`` compiles it for both.
 CUDA_BATCH = 8
 #: A batch's copy back from the GPU queued, its bytes waited for by the writer that saves them
-#: (:class:`cvtools.style.stylize.QueuedPicture`), so the device loop uploads and launches the next
-#: batch meanwhile; False: the device loop waits for each batch (the path before session r)
-QUEUED_COPY_BACK = True
+#: (:class:`cvtools.style.stylize.QueuedPicture`), so the device loop could upload and launch the
+#: next batch meanwhile. Off until measured on a GPU (the lent GPU was refused for the rest of
+#: session r; benchmarks/plans/session_r/gpu_call_folder_phases.sh times both ways and runs the
+#: CUDA test): the device loop waits for each batch, as before
+QUEUED_COPY_BACK = False
 
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
