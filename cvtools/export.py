@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,6 +379,12 @@ def _folder_problem(folder: Path) -> Optional[str]:
         return f"cannot create the output directory: {safe_path(here)} is a file"
     if not os.access(here, os.W_OK | os.X_OK):
         return f"cannot write there: {safe_path(here)} is not writable"
+    try:  # os.access says yes to root everywhere: /proc, /sys, a read-only mount refuse only a real file
+        fd, probe = tempfile.mkstemp(prefix=".cvtools-probe-", dir=here)
+    except OSError as exc:
+        return f"cannot write there: {safe_path(here)} takes no files ({exc.strerror or one_line(exc)})"
+    os.close(fd)
+    os.unlink(probe)
     return None
 
 

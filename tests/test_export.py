@@ -328,3 +328,30 @@ def test_export_into_a_read_only_folder_is_refused_first(tmp_path):
             check_target(folder / "new" / "x.onnx")
     finally:
         folder.chmod(0o755)
+
+
+def test_export_into_a_folder_that_takes_no_files_is_refused_before_torch():
+    """QA: `-o /proc/x.onnx` failed with "cannot write" only after ~16 s of exporting: root's
+    os.access says yes to /proc; a probe file says no, at once."""
+    import os
+
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("no /proc here")
+    results, torch_loaded = in_fresh_process([["export", "--style", "mona", "-o", "/proc/x.onnx"]])
+    code, lines = results[0]
+    assert code == 1 and len(lines) == 1 and "/proc/x.onnx" in lines[0] and "cannot write there" in lines[0], lines
+    assert not torch_loaded
+    assert not [name for name in os.listdir("/proc") if name.startswith(".cvtools-")]
+
+
+def test_export_into_a_folder_writes_the_styles_name_there(tiny, tmp_path, run_cli):
+    """QA: `-o d/` (an existing folder, or a path ending in /) said "the output must be a .onnx
+    file"; it writes d/NAME.onnx and says so."""
+    folder = tmp_path / "d"
+    folder.mkdir()
+    for given, made in [(str(folder), folder / "tiny.onnx"), (str(tmp_path / "new") + "/", tmp_path / "new" / "tiny.onnx")]:
+        result = run_cli("export", "-s", tiny, "-o", given, "--no-check")
+        assert result.exit_code == 0, result.output
+        assert made.is_file() and f"\n{made}: style tiny, fp32" in result.stdout, result.stdout
+    result = run_cli("export", "-s", tiny, "-o", str(folder) + "/", "--no-check")  # there now: refused as before
+    assert result.exit_code != 0 and "tiny.onnx: exists" in result.stderr, result.output

@@ -19,8 +19,9 @@ from cvtools.cli.common import echo_err, quiet_option
 @click.option("--weights", metavar="PATH|random",
               help="With --backbone: a local state dict, or 'random'. With --arbitrary: a network from "
                    "train_arbitrary (.safetensors; default the bundled one).")
-@click.option("-o", "--output", metavar="FILE.onnx",
-              help="Where to write the file (default: NAME.onnx, NAME_fp16.onnx, in the current directory).")
+@click.option("-o", "--output", metavar="FILE.onnx|DIR/",
+              help="Where to write the file (default: NAME.onnx, NAME_fp16.onnx, in the current directory); "
+                   "an existing folder, or a path ending in /, gets DIR/NAME.onnx.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output file.")
 @click.option("--precision", type=click.Choice(["fp32", "fp16"]), default="fp32", show_default=True,
               help="fp16 halves the file (for GPUs, phones, browsers); inputs and outputs stay float32.")
@@ -73,11 +74,11 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
         from cvtools.style.records import resolve_style
 
         record = resolve_style(style)
-        target = output or f"{record.name}{'_fp16' if precision == 'fp16' else ''}.onnx"
+        target = _in_folder(output, f"{record.name}{'_fp16' if precision == 'fp16' else ''}.onnx")
         report = export_style(record, target, precision=precision, opset=opset, overwrite=overwrite,
                               check=not no_check, check_images=images, on_note=on_note)
     else:
-        target = output or f"{backbone}{'_fp16' if precision == 'fp16' else ''}.onnx"
+        target = _in_folder(output, f"{backbone}{'_fp16' if precision == 'fp16' else ''}.onnx")
         report = export_backbone(backbone, target, precision=precision, opset=opset, overwrite=overwrite,
                                  weights=weights, check=not no_check, check_images=images, on_note=on_note)
     if not quiet:
@@ -93,6 +94,18 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
     click.echo(f"sha256 {report.sha256}")
 
 
+def _in_folder(output, name: str) -> str:
+    """Where the file goes: ``output`` as given, NAME when none, FOLDER/NAME for ``-o FOLDER``
+    (an existing folder, or a path ending in / that is made)."""
+    import os
+
+    if not output:
+        return name
+    if output.endswith(("/", os.sep)) or os.path.isdir(output):
+        return os.path.join(output, name)
+    return output
+
+
 def _export_arbitrary(output, weights, overwrite, precision, opset, images, no_check, quiet, on_note):
     from cvtools.errors import UsageError
     from cvtools.export import export_arbitrary
@@ -101,7 +114,7 @@ def _export_arbitrary(output, weights, overwrite, precision, opset, images, no_c
         raise UsageError("--arbitrary exports fp32 only (the encoder's statistics are sums that fp16 rounds)")
     if weights == "random":
         raise UsageError("--weights random is for --backbone; --arbitrary takes a .safetensors file")
-    reports = export_arbitrary(output or "any_painting.onnx", weights, opset=opset, overwrite=overwrite,
+    reports = export_arbitrary(_in_folder(output, "any_painting.onnx"), weights, opset=opset, overwrite=overwrite,
                                check=not no_check, check_images=images, on_note=on_note)
     for report in reports:
         if not quiet:
