@@ -355,3 +355,24 @@ def test_export_into_a_folder_writes_the_styles_name_there(tiny, tmp_path, run_c
         assert made.is_file() and f"\n{made}: style tiny, fp32" in result.stdout, result.stdout
     result = run_cli("export", "-s", tiny, "-o", str(folder) + "/", "--no-check")  # there now: refused as before
     assert result.exit_code != 0 and "tiny.onnx: exists" in result.stderr, result.output
+
+
+def test_an_onnx_file_as_style_says_how_to_run_one(tmp_path):
+    """QA: `stylize photo.png -s ex/mona.onnx` (a file from `cvtools export`) was read as a
+    painting: "not a recognised image file (cvtools reads JPEG, ...)". One line naming it says
+    an .onnx file is not a style and how --engine onnxruntime runs one."""
+    from PIL import Image
+
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (32, 24), (90, 120, 150)).save(photo)
+    (tmp_path / "mona.onnx").write_bytes(b"\x08\x07 an ONNX protobuf")
+    (tmp_path / "mine_fp16.onnx").write_bytes(b"\x08\x07 an ONNX protobuf")
+    calls = [["stylize", photo, "-s", tmp_path / "mona.onnx", "-o", tmp_path / "out.jpg"],
+             ["stylize", photo, "-s", tmp_path / "mine_fp16.onnx:0.5", "-s", "mona", "-o", tmp_path / "out.jpg"]]
+    results, torch_loaded = in_fresh_process(calls)
+    for (code, lines), (onnx_file, name) in zip(results, [("mona.onnx", "-s mona "), ("mine_fp16.onnx", "-s NAME ")]):
+        assert code != 0 and len(lines) == 1, lines
+        line = lines[0]
+        assert str(tmp_path / onnx_file) in line and "an .onnx file is not a style" in line, line
+        assert "--engine onnxruntime" in line and name in line and "not a recognised image" not in line, line
+    assert not torch_loaded and not (tmp_path / "out.jpg").exists()

@@ -352,6 +352,8 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
     from cvtools.style.records import bundled_names, is_painting, load_painting, parse_style_spec, resolve_style
 
     specs = [parse_style_spec(s) for s in styles]
+    for path, _ in specs:
+        _not_an_export(path)
     is_image = [is_painting(p) for p, _ in specs]
     lone = len(specs) == 1 and not is_image[0]
     if len(specs) == 1 and (specs[0][1] != 1.0 or styles[0] != specs[0][0]):
@@ -390,6 +392,23 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
         sources.append((record.name, record.name, weight))
     name = "+".join(dict.fromkeys(Path(label).stem if label != source else label for label, source, _ in sources))
     return StylePlan(sources=sources, name=name)
+
+
+def _not_an_export(path) -> None:
+    """A UsageError for an ONNX file (from ``cvtools export``) given as --style: it would be
+    read as a painting and refused as "not a recognised image file"."""
+    from pathlib import Path
+
+    from cvtools.errors import UsageError, safe_path
+    from cvtools.style.records import bundled_name, bundled_names
+
+    p = Path(str(path))
+    if p.suffix.lower() != ".onnx":
+        return
+    stem = p.stem[:-len("_fp16")] if p.stem.endswith("_fp16") else p.stem
+    name = bundled_name(stem, bundled_names()) or "NAME"
+    raise UsageError(f"--style {safe_path(path)}: an .onnx file is not a style; to run a style through onnxruntime "
+                     f"give its name (or its record .json) with --engine onnxruntime: -s {name} --engine onnxruntime")
 
 
 def fit_photos(paths, max_pixels=-1, limit: int = FIT_PHOTOS, side: int = 1024) -> list:
