@@ -658,3 +658,55 @@ def test_a_webcam_frame_without_a_length_is_bounded_as_it_arrives(server):
     url, _ = server
     status, body = _post_chunked(url + "/api/frame?style=mona", b"\xff" * (9 << 20), {"X-Cvtools": "1"})
     assert status in (413, None), (status, body)
+
+
+def _asgi_post(app, path, fields, files=()):
+    """A multipart POST straight into the ASGI app (no server, no HTTP client): (status, JSON)."""
+    import asyncio
+
+    data, content_type = _multipart(fields, files)
+    scope = {"type": "http", "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
+             "raw_path": path.encode(), "query_string": b"", "root_path": "", "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80), "headers": [(b"host", b"127.0.0.1"), (b"x-cvtools", b"1"),
+                                                      (b"content-type", content_type.encode()),
+                                                      (b"content-length", str(len(data)).encode())]}
+    sent, answer = [False], {}
+
+    async def receive():
+        if sent[0]:
+            return {"type": "http.disconnect"}
+        sent[0] = True
+        return {"type": "http.request", "body": data, "more_body": False}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            answer["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            answer["body"] = answer.get("body", b"") + message.get("body", b"")
+
+    asyncio.run(app(scope, receive, send))
+    return answer["status"], json.loads(answer["body"])
+
+
+@needs_extra
+def test_a_bad_video_request_gets_its_400_while_a_video_runs(tmp_path):
+    """QA: /api/video answered 409 "a video is already running" before it looked at the request;
+    a bad style or upload gets its own answer whatever runs, only a valid request the 409 (and
+    nothing of it is written)."""
+    from cvtools.ui.server import App, Job, Settings
+
+    app = App(Settings(), workdir=tmp_path / "ui")
+    app.jobs["busy"] = Job("busy")  # a video running
+    clip = [("video", "clip.mp4", b"\x00\x00\x00\x18ftypmp42")]
+    try:
+        for fields, files, status in [({"style": "../etc"}, clip, 400), ({"style": "/etc/passwd"}, clip, 400),
+                                      ({"style": "mona"}, [], 400), ({"style": "mona"}, [("video", "a.txt", b"x")], 415),
+                                      ({"style": "mona", "strength": "2"}, clip, 400),
+                                      ({"style": "mona", "size": "big"}, clip, 400), ({"style": "mona"}, clip, 409)]:
+            answer = _asgi_post(app, "/api/video", fields, files)
+            assert answer[0] == status, (fields, files, answer)
+            assert ("already running" in answer[1]["error"]) == (status == 409), answer
+        assert list(app.jobs) == ["busy"] and not list((tmp_path / "ui").rglob("*.mp4"))
+    finally:
+        app.jobs.clear()
+        app.close()

@@ -226,10 +226,15 @@ class App:
 
         return await Request(request.scope, receive).form(max_files=16, max_fields=64, max_part_size=limit)
 
-    async def _save_upload(self, upload, folder: Path, default: str, extensions, limit: int) -> Path:
+    @staticmethod
+    def _upload_name(upload, default: str, extensions) -> str:
+        """The name an upload is saved under; a Refused (400: none, 415: not a type this takes)."""
         if upload is None or isinstance(upload, str) or not getattr(upload, "filename", None):
             raise Refused(400, f"no {default} was uploaded")
-        name = _safe_name(upload.filename, default, extensions)
+        return _safe_name(upload.filename, default, extensions)
+
+    async def _save_upload(self, upload, folder: Path, default: str, extensions, limit: int) -> Path:
+        name = self._upload_name(upload, default, extensions)
         target = folder / name
         k = 1
         while target.exists():  # two uploads of one name in one request
@@ -425,42 +430,51 @@ class App:
 
     async def video(self, request: Request):
         async def run():
-            if any(j.state == "running" for j in self.jobs.values()):
-                raise Refused(409, "a video is already running; cancel it or wait")
             form = await self._form(request, self.settings.max_video)
             style = _bundled(form.get("style") or "mona")  # before the clip is written
-            folder = self._folder()
-            clip = await self._save_upload(form.get("video"), folder, "clip", library.video_extensions(),
-                                           self.settings.max_video)
             stable = self._flag(form, "stable")
             strength = self._number(form, "strength", float, 1.0, 0.0, 1.0)
             size = self._number(form, "size", int, None, 16, 8192)
+            upload = form.get("video")
+            self._upload_name(upload, "clip", library.video_extensions())  # a bad request: its 400 (415)
+            if any(j.state == "running" for j in self.jobs.values()):  # only a valid one waits its turn
+                raise Refused(409, "a video is already running; cancel it or wait")
             job = Job(secrets.token_urlsafe(8))
-            self.jobs[job.id] = job
-
-            def progress(done, total):
-                job.done, job.total = done, total
-
-            def work():
-                try:
-                    result = self.lib.stylize_video(clip, style, stable=stable, strength=strength, size=size,
-                                                    progress=progress, cancelled=job.cancel.is_set)
-                    job.file = self._publish(result.path)
-                    job.done = result.extra["frames"]
-                    job.total = job.total or job.done
-                    job.state = "done"
-                except library.Cancelled:
-                    job.state = "cancelled"
-                except Exception as exc:
-                    job.state, job.error = "failed", self._public(str(exc) or type(exc).__name__)
-                finally:
-                    job.seconds = time.perf_counter() - job.started
-
-            job.thread = threading.Thread(target=work, name=f"cvtools-ui-video-{job.id}", daemon=True)
-            job.thread.start()
+            self.jobs[job.id] = job  # held while the clip is written: a second request meanwhile gets the 409
+            try:
+                clip = await self._save_upload(upload, self._folder(), "clip", library.video_extensions(),
+                                               self.settings.max_video)
+            except BaseException:
+                del self.jobs[job.id]
+                raise
+            job.started = time.perf_counter()
+            self._start_video(job, clip, style, stable, strength, size)
             return JSONResponse(job.to_json())
 
         return await self._guarded(run)
+
+    def _start_video(self, job: Job, clip: Path, style: str, stable: bool, strength: float, size) -> None:
+        """Run the video in its own thread, ``job`` saying how far it is."""
+        def progress(done, total):
+            job.done, job.total = done, total
+
+        def work():
+            try:
+                result = self.lib.stylize_video(clip, style, stable=stable, strength=strength, size=size,
+                                                progress=progress, cancelled=job.cancel.is_set)
+                job.file = self._publish(result.path)
+                job.done = result.extra["frames"]
+                job.total = job.total or job.done
+                job.state = "done"
+            except library.Cancelled:
+                job.state = "cancelled"
+            except Exception as exc:
+                job.state, job.error = "failed", self._public(str(exc) or type(exc).__name__)
+            finally:
+                job.seconds = time.perf_counter() - job.started
+
+        job.thread = threading.Thread(target=work, name=f"cvtools-ui-video-{job.id}", daemon=True)
+        job.thread.start()
 
     async def job(self, request: Request):
         job = self.jobs.get(request.path_params["id"])
