@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import struct
 import threading
@@ -396,33 +397,77 @@ def load_image(path, max_pixels: Optional[int] = -1) -> LoadedImage:
     return LoadedImage(path, rgb, alpha)
 
 
+#: How far outside [0, 1] a float image tensor's values may stray (rounding in the caller's own
+#: arithmetic) before they are refused rather than clamped.
+FLOAT_IMAGE_SLACK = 1e-3
+
+
 def one_image(image, what: str = "image"):
-    """What the one-image calls of the stylizers take, checked: a 3×H×W float tensor (a 1×3×H×W
-    one unwrapped) or a PIL image converted to RGB; an H×W×3 uint8 numpy array becomes a PIL
-    image. A batch of several, another shape or type: a one-line UsageError (a batch would
-    otherwise lose every image but the first)."""
+    """What the one-image calls of the stylizers take, checked: a 3×H×W tensor (a 1×3×H×W one
+    unwrapped) or a PIL image converted to RGB; an H×W×3 numpy array becomes a PIL image
+    (uint8) or a tensor (uint16). Float tensors must be finite and in [0, 1] (values within
+    :data:`FLOAT_IMAGE_SLACK` of it are clamped); uint8 and uint16 tensors are scaled by their
+    range (what ``torchvision.io.read_image`` returns); 16-bit and 32-bit PIL modes are
+    brought to 8 bits as files are on load. A batch of several, another shape, type or dtype,
+    an empty image, NaN or values off the range: a one-line UsageError (a batch would
+    otherwise lose every image but the first; 0-255 floats a wrong picture)."""
     import numpy as np
     import torch
 
-    from cvtools.errors import UsageError
-
     if isinstance(image, np.ndarray):
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise UsageError(f"a numpy {what} must be H×W×3 uint8 RGB, not {image.shape} {image.dtype}", param=what)
-        return Image.fromarray(image, "RGB")
+        return _array_image(image, what)
     if torch.is_tensor(image):
-        if image.dim() == 4 and image.shape[0] == 1:
-            image = image[0]
-        if image.dim() == 4:
-            raise UsageError(f"one {what} at a time: this call takes 3×H×W, not a batch of {image.shape[0]} "
-                             "(loop over them, or use stylize_batch)", param=what)
-        if image.dim() != 3 or image.shape[0] != 3:
-            raise UsageError(f"a {what} tensor must be 3×H×W RGB in [0, 1], not {list(image.shape)}", param=what)
-        return image.float()
+        return _tensor_image(image, what)
     if hasattr(image, "convert") and hasattr(image, "mode"):
-        return image if image.mode == "RGB" else image.convert("RGB")
+        if min(image.size) < 1:
+            raise UsageError(f"the {what} is empty ({image.size[0]}x{image.size[1]} pixels)", param=what)
+        return image if image.mode == "RGB" else normalize_mode(image)[0]
     raise UsageError(f"a {what} must be a 3×H×W tensor, a PIL image or an H×W×3 uint8 array, not "
                      f"{type(image).__name__}", param=what)
+
+
+def _array_image(image, what: str):
+    """An H×W×3 uint8 array as a PIL image; a uint16 one as a 3×H×W tensor in [0, 1]."""
+    import numpy as np
+    import torch
+
+    if image.dtype not in (np.uint8, np.uint16) or image.ndim != 3 or image.shape[2] != 3:
+        raise UsageError(f"a numpy {what} must be H×W×3 uint8 (or uint16) RGB, not {image.shape} {image.dtype}",
+                         param=what)
+    if image.size == 0:
+        raise UsageError(f"the {what} is empty ({image.shape[1]}x{image.shape[0]} pixels)", param=what)
+    if image.dtype == np.uint8:
+        return Image.fromarray(image, "RGB")
+    return torch.from_numpy(image.astype(np.float32) / 65535.0).permute(2, 0, 1)
+
+
+def _tensor_image(image, what: str):
+    """A checked 3×H×W float tensor in [0, 1] from an image tensor (see :func:`one_image`)."""
+    import torch
+
+    if image.dim() == 4 and image.shape[0] == 1:
+        image = image[0]
+    if image.dim() == 4:
+        raise UsageError(f"one {what} at a time: this call takes 3×H×W, not a batch of {image.shape[0]} "
+                         "(loop over them, or use stylize_batch)", param=what)
+    if image.dim() != 3 or image.shape[0] != 3:
+        raise UsageError(f"a {what} tensor must be 3×H×W RGB in [0, 1], not {list(image.shape)}", param=what)
+    if image.numel() == 0:
+        raise UsageError(f"the {what} is empty ({image.shape[2]}x{image.shape[1]} pixels)", param=what)
+    ranges = {torch.uint8: 255.0, torch.uint16: 65535.0}
+    if image.dtype in ranges:
+        return image.float().div_(ranges[image.dtype])
+    if not image.is_floating_point():
+        raise UsageError(f"a {what} tensor must be float in [0, 1], uint8 or uint16, not {image.dtype}", param=what)
+    image = image.float()
+    lo, hi = (float(v) for v in torch.aminmax(image))
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise UsageError(f"the {what} tensor has NaN or infinite values", param=what)
+    if lo < -FLOAT_IMAGE_SLACK or hi > 1.0 + FLOAT_IMAGE_SLACK:
+        hint = "divide 8-bit values by 255" if hi > 1.0 + FLOAT_IMAGE_SLACK else "undo any mean/std normalisation"
+        raise UsageError(f"a float {what} tensor must be in [0, 1], this one runs from {lo:.4g} to {hi:.4g} "
+                         f"({hint})", param=what)
+    return image.clamp(0.0, 1.0) if lo < 0.0 or hi > 1.0 else image
 
 
 def pil_to_tensor(im: Image.Image):

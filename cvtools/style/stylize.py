@@ -82,6 +82,20 @@ def _as_floats(image: Optional[torch.Tensor], pixels: Optional[torch.Tensor]) ->
 MIN_SIDE = 16
 
 
+def checked_strength(strength) -> float:
+    """``strength`` as a float between 0 and 1, or a one-line UsageError (a string such as "0.5",
+    None, NaN or a value off the range)."""
+    if isinstance(strength, (str, bytes, bool)) or not hasattr(strength, "__float__"):
+        raise UsageError(f"strength must be a number between 0 and 1, not {strength!r}", param="strength")
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):  # a tensor of several values
+        raise UsageError(f"strength must be one number between 0 and 1, not {strength!r}", param="strength") from None
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+    return value
+
+
 class Stylizer:
     """One loaded style, ready to stylize any number of images.
 
@@ -213,8 +227,7 @@ class Stylizer:
         8 bits there (a quarter of the bytes to copy back, no float work left for the CPU; a
         result with NaN/inf stays float so that saving refuses it). Other paths return float.
         """
-        if not 0.0 <= strength <= 1.0:
-            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        strength = checked_strength(strength)
         self.last_tiles = 0
         image, pixels = self._as_input(image)
         _, h, w = (image if pixels is None else pixels).shape
@@ -256,6 +269,8 @@ class Stylizer:
         """Images with a side under MIN_SIDE (icons, 1×1 pixels): the network reflect-pads by 4 px
         at full size and 1 px at a quarter, so they are stylized at MIN_SIDE and brought back."""
         _, h, w = image.shape
+        if min(h, w) < 1:  # one_image refuses these; a direct call gets the same line
+            raise UsageError(f"the image is empty ({w}x{h} pixels)", param="image")
         scale = MIN_SIDE / min(h, w)
         size = (max(MIN_SIDE, round(h * scale)), max(MIN_SIDE, round(w * scale)))
         big = torch.nn.functional.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
@@ -306,7 +321,7 @@ class Stylizer:
         comes back as floats, so that saving refuses it. A smaller batch than one the compiled
         network already ran for this size is padded to it (the extra results dropped) rather
         than compiled anew."""
-        if not 0.0 < strength <= 1.0:
+        if not 0.0 < checked_strength(strength) <= 1.0:
             raise UsageError(f"strength must be above 0 and at most 1 for a batch, not {strength}", param="strength")
         self.last_tiles = 0
         with torch.inference_mode():
