@@ -1,7 +1,7 @@
 """What the library's one-image calls and file functions take: images in [0, 1] (or 8/16-bit
-integers scaled by their range), 16-bit PIL images brought to 8 bits as files are, and a strength
-that is a number, each refused in one line otherwise (QA: 0-255 floats and uint8 tensors gave
-wrong pictures)."""
+integers scaled by their range), 16-bit PIL images brought to 8 bits as files are, a strength
+that is a number, and a ``size`` in its command's range, each refused in one line otherwise
+(QA: 0-255 floats and uint8 tensors gave wrong pictures, size=-5 a 1×1 one)."""
 
 import numpy as np
 import pytest
@@ -136,3 +136,53 @@ def test_empty_images_and_non_number_strengths_are_one_line_usage_errors(stylize
         assert "\n" not in str(info.value) and info.value.params == ("strength",)
     assert torch.equal(stylizer(t, strength=np.float32(0.0)), t)
     assert torch.equal(stylizer(t, strength=torch.tensor(0.0)), t)
+
+
+# ----------------------------------------------------------------------------- item 2: size
+
+
+def test_checked_size_takes_the_commands_range():
+    from cvtools.io.decode import checked_size
+
+    assert checked_size(None, 16, 32768) is None
+    assert checked_size(np.int64(512), 16, 32768) == 512
+    for bad in (-5, 0, 15, 32769):
+        with pytest.raises(UsageError, match="size must be from 16 to 32768 pixels"):
+            checked_size(bad, 16, 32768)
+    for bad in ("big", "512", 512.0, True):
+        with pytest.raises(UsageError, match="size must be a whole number of pixels from 16 to 32768"):
+            checked_size(bad, 16, 32768)
+
+
+def test_stylize_files_refuses_a_bad_size_before_reading_anything(tmp_path):
+    from cvtools.io.atomic import save_image
+    from cvtools.style.job import stylize_files, stylize_provenance
+
+    save_image(tmp_path / "a.png", photo())
+    missing_painting = str(tmp_path / "no-such-painting.jpg")  # read first, it would answer instead
+    for bad in (-5, "big"):
+        with pytest.raises(UsageError, match="^size must") as info:
+            stylize_files(tmp_path / "a.png", style=missing_painting, size=bad)
+        assert info.value.params == ("size",)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+    with pytest.raises(UsageError, match="^size must"):
+        stylize_provenance("mona", size="big")
+
+
+@pytest.mark.parametrize("call", ["dream_files", "explain_files", "score_files", "activations_files"])
+def test_dream_and_visualize_files_refuse_a_bad_size_first(tmp_path, call):
+    import cvtools
+
+    missing = tmp_path / "no-such-photo.png"
+    for bad in (-5, "big"):
+        with pytest.raises(UsageError, match="^size must") as info:
+            getattr(cvtools, call)(missing, size=bad, backbone="no-such-backbone")
+        assert info.value.params == ("size",)
+
+
+def test_render_filters_refuses_a_bad_size_before_loading_the_network():
+    from cvtools.visualize.job import render_filters
+
+    for bad in (-5, 2048, "big"):
+        with pytest.raises(UsageError, match="^size must .* 32 to 1024"):
+            render_filters("no-such-backbone", size=bad)

@@ -108,10 +108,12 @@ def dream_files(inputs, output=None, *, backbone: str = "efficientnet_lite0", si
     from cvtools.batch import run
     from cvtools.deferred import Deferred
     from cvtools.dream import DreamSettings
+    from cvtools.io.decode import checked_size
     from cvtools.io.discover import find_inputs
     from cvtools.io.naming import Outputs
     from cvtools.video.jobs import dream_maker, media_extensions, with_videos
 
+    size = checked_size(size, 32, 100000)  # the command's --size range
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     checked = DreamSettings(**settings).validated()  # a mistake answers before any file is read

@@ -93,6 +93,21 @@ def max_pixels_from_env() -> Optional[int]:
     return None if n <= 0 else n
 
 
+def checked_size(size, low: int, high: int, param: str = "size") -> Optional[int]:
+    """A library call's ``size`` (None, or a whole number of pixels from ``low`` to ``high``, the
+    range its command's ``--size`` takes), or a one-line UsageError naming ``param``; checked
+    before any file is read (a negative size made 1×1 pictures, a string a raw ValueError)."""
+    import numbers
+
+    if size is None:
+        return None
+    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
+        raise UsageError(f"{param} must be a whole number of pixels from {low} to {high}, not {size!r}", param=param)
+    if not low <= size <= high:
+        raise UsageError(f"{param} must be from {low} to {high} pixels, not {size}", param=param)
+    return int(size)
+
+
 def _pixels(n: int) -> str:
     """Pixel counts for messages: '4,096 pixels', '12.3 megapixels'."""
     return f"{n / 1e6:.1f} megapixels" if n >= 1_000_000 else f"{n:,} pixels"

@@ -453,10 +453,12 @@ def stylize_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], style: s
     (``done``, ``failed``, ``skipped``); a file that fails does not stop the others."""
     from cvtools.batch import run
     from cvtools.deferred import Deferred
+    from cvtools.io.decode import checked_size
     from cvtools.io.discover import find_inputs
     from cvtools.io.naming import Outputs
     from cvtools.video.jobs import media_extensions, stylize_maker, with_videos
 
+    size = checked_size(size, 16, 32768)  # the command's --size range
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     # an unknown style, a bad weight or an unreadable painting answers now, before any file is read
@@ -539,10 +541,11 @@ def stylize_provenance(style, size=None, enlarge=False, strength=1.0, preserve_c
     """What the outputs of :func:`stylize_files` record: the provenance ``cvtools stylize -s STYLE``
     records for the same settings (the command line's options, as click parses them), so that a
     folder done by either is done for the other (a re-run skips it)."""
+    from cvtools.io.decode import checked_size
     from cvtools.io.markers import Provenance
 
     styles = [str(v) for v in style] if isinstance(style, (list, tuple)) else [str(style)]
-    options = {"--style": styles, "--size": None if size is None else int(size), "--strength": float(strength),
+    options = {"--style": styles, "--size": checked_size(size, 16, 32768), "--strength": float(strength),
                "--preserve-color": bool(preserve_color), "--format": "same" if ext is None else ext.lstrip(".").lower(),
                "--engine": "pytorch", "--seed": None, "--steps": None, "--style-scale": 1.0}
     if enlarge:

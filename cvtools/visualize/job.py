@@ -277,9 +277,11 @@ def explain_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], output: 
     ``progress(done, total)``: after each photo. Returns the :class:`cvtools.batch.BatchReport`."""
     from cvtools.batch import run
     from cvtools.deferred import Deferred
+    from cvtools.io.decode import checked_size
     from cvtools.io.discover import find_inputs
     from cvtools.io.naming import Outputs
 
+    size = checked_size(size, 32, 2048)  # the command's --size range, before anything is read
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     given_target = target
@@ -566,7 +568,9 @@ def score_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], methods: U
     Returns ``(card, report)``: the :class:`~cvtools.visualize.score.Scorecard` (``table()``,
     ``to_json()``, ``means()``) and the :class:`cvtools.batch.BatchReport`."""
     from cvtools.batch import run
+    from cvtools.io.decode import checked_size
 
+    size = checked_size(size, 32, 2048)  # the command's --size range, before anything is read
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     names = parse_methods(methods if isinstance(methods, str) else ",".join(methods))
@@ -642,10 +646,12 @@ def activations_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], outp
     notes and per-file errors; ``progress(done, total)``: after each photo. Returns the
     :class:`cvtools.batch.BatchReport`."""
     from cvtools.batch import run
+    from cvtools.io.decode import checked_size
     from cvtools.io.discover import find_inputs
     from cvtools.io.naming import Outputs
     from cvtools.specs import parse_channel_spec
 
+    size = checked_size(size, 32, 2048)  # the command's --size range, before anything is read
     if isinstance(inputs, (str, Path)):
         inputs = [inputs]
     checked_network(backbone, model, model_options)
@@ -781,8 +787,10 @@ def render_filters(backbone="efficientnet_lite0", output=None, *, layer=None, ch
     import torch
 
     from cvtools.io.atomic import save_image
+    from cvtools.io.decode import checked_size
     from cvtools.visualize.featurevis import ImageParam, labelled_grid, render
 
+    size = checked_size(size, 32, 1024)  # the command's --size range, before the network loads
     if isinstance(backbone, str):
         from cvtools.backbones import load_backbone
 
