@@ -275,3 +275,32 @@ def test_styles_sheet_draws_the_photo_in_every_bundled_style(tmp_path, run_cli):
     assert run_cli("styles", "-o", tmp_path / "x.jpg").exit_code == 2
     bad = run_cli("styles", "--sheet", tmp_path / "missing.png")
     assert bad.exit_code == 1 and "missing.png: no such file" in bad.stderr
+
+
+@pytest.mark.slow
+def test_a_small_photos_sheet_is_enlarged_so_the_labels_fit_and_json_describes_it(tmp_path, run_cli):
+    """QA: a 17x16 photo made an 88x92 sheet with its labels cut to "p.."; its tiles are now at
+    least 128 px (with a note), every style's name fits under its tile, and --json (silently
+    ignored with --sheet) describes the sheet written."""
+    import json
+
+    from cvtools.style.records import bundled_records
+    from cvtools.visualize.render import fit_text, font
+
+    photo = tmp_path / "tiny.png"
+    noise(17, 16).save(photo)
+    r = run_cli("styles", "--sheet", photo, "-o", tmp_path / "sheet.jpg", "--json")
+    assert r.exit_code == 0, r.output
+    described = json.loads(r.stdout)
+    names = [rec.name for rec in bundled_records()]
+    assert described["sheet"] == str(tmp_path / "sheet.jpg") and described["styles"] == names and described["written"]
+    tw, th = described["tile"]
+    assert min(tw, th) >= 128 and "enlarged to" in r.stderr and "tiny.png" in r.stderr, r.stderr
+    with Image.open(tmp_path / "sheet.jpg") as im:
+        assert im.size == (described["width"], described["height"])
+        assert im.width >= 4 * tw and im.height >= 2 * th
+    size = max(10, min(16, round(tw / 9)))  # the labels' font and margins, as visualize.render.grid draws them
+    for name in ["photo"] + names:
+        assert fit_text(name, tw - 2 * max(4, size // 2), font(size)) == name
+    again = run_cli("styles", "--sheet", photo, "-o", tmp_path / "sheet.jpg", "--json")  # there already: said so
+    assert again.exit_code == 0 and json.loads(again.stdout)["written"] is False, again.output

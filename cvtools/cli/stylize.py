@@ -522,13 +522,16 @@ class StepBar:
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="The full records as a JSON list.")
+@click.option("--json", "as_json", is_flag=True,
+              help="The full records as a JSON list; with --sheet, the sheet written as a JSON object (photo, "
+                   "sheet, styles, width, height, tile).")
 @click.option("-v", "--verbose", is_flag=True, help="Also the training recipe and quality numbers.")
 @click.option("--sheet", "sheet_photo", metavar="PHOTO",
               help="Instead: draw PHOTO in every bundled style, one labelled grid (PHOTO_styles.jpg, or -o).")
 @click.option("-o", "--output", metavar="FILE", help="With --sheet: where the sheet goes.")
 @click.option("--size", type=click.IntRange(64, 2048), default=384, show_default=True,
-              help="With --sheet: the longer side of each tile (larger photos are shrunk, smaller kept).")
+              help="With --sheet: the longer side of each tile (larger photos are shrunk, smaller kept; one "
+                   "under 128 px on its shorter side is enlarged to it, so the labels fit).")
 @click.option("--overwrite", is_flag=True, help="With --sheet: replace an existing sheet.")
 def styles(as_json, verbose, sheet_photo, output, size, overwrite):
     """List the bundled styles: painting, artist, year and how each was trained; or, with
@@ -547,7 +550,7 @@ def styles(as_json, verbose, sheet_photo, output, size, overwrite):
         raise click.UsageError("-o and --overwrite go with --sheet PHOTO")
     records = bundled_records()
     if sheet_photo is not None:
-        _write_sheet(sheet_photo, records, output, size, overwrite)
+        _write_sheet(sheet_photo, records, output, size, overwrite, as_json)
         return
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in records], indent=2, ensure_ascii=False))
@@ -588,9 +591,10 @@ def styles(as_json, verbose, sheet_photo, output, size, overwrite):
     click.echo(f"\nUse: cvtools stylize PHOTO --style NAME   ({len(records)} styles)")
 
 
-def _write_sheet(photo_path, records, output, size, overwrite):
+def _write_sheet(photo_path, records, output, size, overwrite, as_json=False):
     """``styles --sheet``: the photo in every bundled style, written like every other output
-    (never over the photo, an existing file only with --overwrite, a provenance marker)."""
+    (never over the photo, an existing file only with --overwrite, a provenance marker).
+    ``as_json``: the sheet described as one JSON object instead of the line saying it."""
     from pathlib import Path
 
     from cvtools.cli.common import _is_terminal, provenance_from_click
@@ -607,11 +611,30 @@ def _write_sheet(photo_path, records, output, size, overwrite):
         from cvtools.cli.errors import flag_text
 
         click.echo(f"cvtools: note: {flag_text(str(done), ('overwrite',))}", err=True)
+        if as_json:
+            _sheet_json(photo_path, done.target or output, records, photo.size, size, written=False)
         return
     from cvtools.style.sheet import style_sheet
 
     show = _is_terminal(sys.stderr)
     sheet = style_sheet(photo, records, size=size,
-                        progress=(lambda name: click.echo(f"  {name}...", err=True)) if show else None)
+                        progress=(lambda name: click.echo(f"  {name}...", err=True)) if show else None,
+                        on_note=lambda text: click.echo(f"cvtools: note: {photo_path}: {text}", err=True))
     save_image(target, sheet, quality=90, outputs=outputs)
-    click.echo(f"{photo_path} -> {target} ({len(records)} styles)")
+    if as_json:
+        _sheet_json(photo_path, target, records, photo.size, size, written=True)
+    else:
+        click.echo(f"{photo_path} -> {target} ({len(records)} styles)")
+
+
+def _sheet_json(photo_path, target, records, photo_size, size, written: bool) -> None:
+    """``styles --sheet --json``: the sheet (made now, or there already) as one JSON object."""
+    from PIL import Image
+
+    from cvtools.style.sheet import tile_size
+
+    with Image.open(target) as im:
+        width, height = im.size
+    click.echo(json.dumps({"photo": str(photo_path), "sheet": str(target), "written": written,
+                           "styles": [r.name for r in records], "width": width, "height": height,
+                           "tile": list(tile_size(*photo_size, size=size))}, ensure_ascii=False))
