@@ -186,3 +186,27 @@ def test_render_filters_refuses_a_bad_size_before_loading_the_network():
     for bad in (-5, 2048, "big"):
         with pytest.raises(UsageError, match="^size must .* 32 to 1024"):
             render_filters("no-such-backbone", size=bad)
+
+
+def _onnx_bundled():
+    from cvtools.style.fast_cpu import torch_free_stylizer
+    from cvtools.style.records import resolve_style
+
+    built = torch_free_stylizer(resolve_style("mona"), device="cpu", engine="onnxruntime")
+    assert built is not None, "the shipped ONNX graph did not route"
+    return built
+
+
+def _painting_optimiser():
+    from cvtools.style.optimize import PaintingStylizer
+
+    return PaintingStylizer(torch.rand(3, 64, 64), device="cpu", steps=1)
+
+
+@pytest.mark.parametrize("make", [_onnx_bundled, _painting_optimiser], ids=["onnx-bundled", "painting-optimiser"])
+@pytest.mark.parametrize("strength", ["0.5", None, float("nan"), 1.5, [0.5]])
+def test_every_stylizer_checks_strength_the_same_way(make, strength):
+    """The torch-free ONNX stylizer and the optimiser raised a raw TypeError for a string strength
+    (their own copies of the check compared it with floats); all now call limits.checked_strength."""
+    with pytest.raises(UsageError, match="strength"):
+        make()(torch.rand(3, 32, 32), strength=strength)

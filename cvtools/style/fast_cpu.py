@@ -228,10 +228,10 @@ class OnnxBundledStylizer:
     # ------------------------------------------------------------------ stylizing
     def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile="auto",
                  progress: Optional[Callable[[int], None]] = None, as_uint8: bool = False):
-        from cvtools.errors import UsageError
 
-        if not 0.0 <= strength <= 1.0:
-            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        from cvtools.style.limits import checked_strength
+
+        strength = checked_strength(strength)
         self.last_tiles = 0
         if self.needs_torch(image, tile, as_uint8):
             torch_stylizer = self.torch_stylizer()

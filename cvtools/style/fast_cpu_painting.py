@@ -34,7 +34,7 @@ import json
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence
 
-from cvtools.errors import CvtoolsError, UsageError, WeightsError, safe_path
+from cvtools.errors import CvtoolsError, WeightsError, safe_path
 from cvtools.style.fast_cpu import MANIFEST, ONNX_DIR, _sha256, cpu_work_allows, finish_pixels, is_pil, shipped_session
 
 #: cvtools.style.painting.MIN_SIDE (not imported: that loads torch; the tests keep them equal):
@@ -247,8 +247,9 @@ class OnnxPaintingStylizer:
     # ------------------------------------------------------------------ stylizing
     def __call__(self, image, strength: float = 1.0, preserve_color: bool = False, tile=None,
                  progress=None, as_uint8: bool = False):
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        from cvtools.style.limits import checked_strength
+
+        strength = checked_strength(strength)
         if self.needs_torch(image, as_uint8):
             return self.torch_stylizer()(image, strength=strength, preserve_color=preserve_color, tile=tile,
                                          progress=progress, as_uint8=as_uint8)

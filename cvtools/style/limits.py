@@ -24,3 +24,20 @@ def check_architecture(width, residual_blocks) -> Tuple[float, int]:
     if not 0 <= residual_blocks <= MAX_RESIDUAL_BLOCKS:
         raise ValueError(f"residual_blocks {residual_blocks} is outside 0-{MAX_RESIDUAL_BLOCKS}")
     return float(width), int(residual_blocks)
+
+
+def checked_strength(strength) -> float:
+    """``strength`` as a float between 0 and 1, or a one-line UsageError (a string such as "0.5",
+    None, NaN or a value off the range): the one check every stylizer's call makes (torch-free,
+    for the ONNX paths)."""
+    from cvtools.errors import UsageError
+
+    if isinstance(strength, (str, bytes, bool)) or not hasattr(strength, "__float__"):
+        raise UsageError(f"strength must be a number between 0 and 1, not {strength!r}", param="strength")
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):  # a tensor of several values
+        raise UsageError(f"strength must be one number between 0 and 1, not {strength!r}", param="strength") from None
+    if not 0.0 <= value <= 1.0:
+        raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+    return value

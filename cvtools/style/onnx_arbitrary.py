@@ -23,7 +23,6 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from cvtools.errors import UsageError
 from cvtools.style.painting import _as_styles, style_stem
 
 #: as NetworkPaintingStylizer: images with a shorter side below this are stylized at this size
@@ -112,10 +111,10 @@ class OnnxArbitraryStylizer:
                  progress=None, as_uint8: bool = False) -> torch.Tensor:
         """As NetworkPaintingStylizer: one image (3×H×W float in [0, 1], or PIL) → 3×H×W on the
         CPU (uint8 with ``as_uint8``); ``tile`` and ``progress`` are accepted (it goes whole)."""
+        from cvtools.style.limits import checked_strength
         from cvtools.style.stylize import finish_pixels
 
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        strength = checked_strength(strength)
         if torch.is_tensor(image):
             photo = (image[0] if image.dim() == 4 else image).float()
         else:

@@ -722,10 +722,10 @@ class PaintingStylizer:
         3×H×W picture to start from (see :meth:`optimize`).
         preserve_color: keep the photo's colours. tile and progress: accepted for Stylizer's
         interface (the picture is optimised whole; progress goes to ``callback``)."""
+        from cvtools.style.limits import checked_strength
         from cvtools.style.stylize import finish_pixels
 
-        if not 0.0 <= strength <= 1.0:
-            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        strength = checked_strength(strength)
         from cvtools.io.decode import one_image, pil_to_tensor
 
         image = one_image(image)

@@ -222,10 +222,10 @@ class NetworkPaintingStylizer:
                  progress=None, as_uint8: bool = False) -> torch.Tensor:
         """Stylize one image (3×H×W float in [0, 1], or PIL) → 3×H×W on the CPU. ``tile`` and
         ``progress`` are accepted for Stylizer's interface (the image goes whole)."""
+        from cvtools.style.limits import checked_strength
         from cvtools.style.stylize import finish_pixels
 
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not 0.0 <= strength <= 1.0:
-            raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
+        strength = checked_strength(strength)
         photo = _photo_tensor(image)
         if strength == 0.0:
             return photo.clone()

@@ -28,6 +28,7 @@ from cvtools.ops import resize_long_side  # noqa: F401  (re-exported: callers im
 from cvtools.specs import parse_tile
 from cvtools.style import tiling
 from cvtools.style.fast_cpu import cpu_has_native_bf16  # noqa: F401  (used below; re-exported)
+from cvtools.style.limits import checked_strength  # noqa: F401  (re-exported: callers import it from here)
 from cvtools.style.records import StyleRecord, resolve_style
 
 #: Overlap between tiles; wider than the network's receptive-field radius (≈ 54 px), so each
@@ -80,20 +81,6 @@ def _as_floats(image: Optional[torch.Tensor], pixels: Optional[torch.Tensor]) ->
 
 #: Images with a shorter side below this are stylized at this size (the network's padding needs it).
 MIN_SIDE = 16
-
-
-def checked_strength(strength) -> float:
-    """``strength`` as a float between 0 and 1, or a one-line UsageError (a string such as "0.5",
-    None, NaN or a value off the range)."""
-    if isinstance(strength, (str, bytes, bool)) or not hasattr(strength, "__float__"):
-        raise UsageError(f"strength must be a number between 0 and 1, not {strength!r}", param="strength")
-    try:
-        value = float(strength)
-    except (TypeError, ValueError):  # a tensor of several values
-        raise UsageError(f"strength must be one number between 0 and 1, not {strength!r}", param="strength") from None
-    if not 0.0 <= value <= 1.0:
-        raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
-    return value
 
 
 class Stylizer:
