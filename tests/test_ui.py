@@ -663,6 +663,7 @@ def test_a_webcam_frame_without_a_length_is_bounded_as_it_arrives(server):
 def _asgi_post(app, path, fields, files=()):
     """A multipart POST straight into the ASGI app (no server, no HTTP client): (status, JSON)."""
     import asyncio
+    import threading
 
     data, content_type = _multipart(fields, files)
     scope = {"type": "http", "http_version": "1.1", "method": "POST", "scheme": "http", "path": path,
@@ -684,7 +685,21 @@ def _asgi_post(app, path, fields, files=()):
         elif message["type"] == "http.response.body":
             answer["body"] = answer.get("body", b"") + message.get("body", b"")
 
-    asyncio.run(app(scope, receive, send))
+    # Its own thread: the module's browser fixture keeps Playwright's event loop running in this
+    # one while the browser tests are on (CI installs Chromium), and asyncio.run refuses to nest.
+    failure = []
+
+    def call():
+        try:
+            asyncio.run(app(scope, receive, send))
+        except BaseException as error:  # handed to the test's thread below
+            failure.append(error)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    worker.join()
+    if failure:
+        raise failure[0]
     return answer["status"], json.loads(answer["body"])
 
 
