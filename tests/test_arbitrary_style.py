@@ -463,7 +463,8 @@ def test_training_lowers_the_loss_on_one_pair(data, tmp_path):
 @pytest.mark.parametrize("objective", [{}, {"style_transform": "gram", "stats_weight": 0.0},
                                        {"extra_backbones": {"efficientnet_lite0": ["blocks.1", "blocks.3"]}},
                                        {"strength_fraction": 0.5}, {"painting_augment": 0.5},
-                                       {"synthetic_paintings": 0.5}, {"collage_paintings": 0.5}])
+                                       {"synthetic_paintings": 0.5}, {"collage_paintings": 0.5},
+                                       {"style_transform": "swag+gram"}])
 def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     straight = train_arbitrary(config(data, tmp_path / "a", steps=4, **objective))
     train_arbitrary(config(data, tmp_path / "b", steps=2, **objective))
@@ -474,6 +475,34 @@ def test_resume_gives_the_uninterrupted_run(data, tmp_path, objective):
     for key, tensor in a["model"].items():
         assert torch.equal(tensor, b["model"][key]), key
     assert json.loads(a["history"]) == json.loads(b["history"])
+
+
+def test_swag_and_plain_grams_together_are_the_mean_of_each_relative_distance():
+    """"swag+gram": per sample, half the swag distance plus half the plain Gram distance, the latter
+    recomputed here from raw products (the relative distance does not depend on the Gram's scale);
+    zero for the painting itself; the stats term added once."""
+    from cvtools.style.arbitrary_loss import ArbitraryStyleDistance
+
+    g = torch.Generator().manual_seed(3)
+    f, painting = torch.randn(3, 8, 5, 6, generator=g), torch.randn(3, 8, 5, 6, generator=g).abs() * 2
+    feats, refs = {"l": f, "m": f * 0.5}, {"l": painting, "m": painting.flip(-1)}
+    both = ArbitraryStyleDistance("swag+gram", stats_weight=0.0)(feats, refs, ["l", "m"])
+    swag = ArbitraryStyleDistance("swag", stats_weight=0.0)(feats, refs, ["l", "m"])
+
+    def plain(a, b):
+        ga, gb = (x.flatten(2) @ x.flatten(2).transpose(1, 2) for x in (a, b))
+        return (ga - gb).pow(2).sum((1, 2)) / gb.pow(2).sum((1, 2))
+
+    by_hand = 0.5 * swag + 0.5 * (plain(f, painting) + plain(f * 0.5, painting.flip(-1))) / 2
+    assert both.shape == (3,) and (both - swag).abs().min() > 1e-3  # the plain term does count
+    torch.testing.assert_close(both, by_hand, rtol=1e-5, atol=0)  # fp32 sums over 8x30 products
+    assert float(ArbitraryStyleDistance("swag+gram", 0.0)(refs, refs, ["l", "m"]).abs().max()) < 1e-6
+    stats = ArbitraryStyleDistance("swag+gram", 0.5)(feats, refs, ["l"]) - ArbitraryStyleDistance(
+        "swag+gram", 0.0)(feats, refs, ["l"])
+    torch.testing.assert_close(stats, ArbitraryStyleDistance("swag", 0.5)(feats, refs, ["l"])
+                               - ArbitraryStyleDistance("swag", 0.0)(feats, refs, ["l"]), rtol=1e-5, atol=1e-7)
+    with pytest.raises(ValueError, match="swag\\+gram"):
+        ArbitraryStyleDistance("swag-gram")
 
 
 def test_an_extra_style_network_is_averaged_into_the_style_term(data, tmp_path):

@@ -128,7 +128,8 @@ class ArbitraryTrainConfig:
     stats_weight: float = 0.5
     #: "gram", or "swag": a softmax over each position's channels before the Gram matrix
     #: (temperature: each painting's activation spread in that layer), which keeps a few peaky
-    #: activations of the backbone from deciding the texture (cvtools.style.losses.swag)
+    #: activations of the backbone from deciding the texture (cvtools.style.losses.swag), or
+    #: "swag+gram": the mean of both (ArbitraryStyleDistance)
     style_transform: str = "swag"
     style_layers: List[str] = field(default_factory=lambda: ["blocks.0", "blocks.2", "blocks.4", "blocks.7"])
     content_layer: str = "blocks.4"
@@ -232,8 +233,9 @@ class ArbitraryTrainConfig:
             setattr(self, key, tuple(float(x) for x in v))
         if not isinstance(self.init_partial, bool):
             raise ValueError(f"init_partial {self.init_partial!r} must be true or false")
-        if self.style_transform not in ("gram", "swag"):
-            raise ValueError(f"style_transform {self.style_transform!r} must be 'gram' or 'swag'")
+        if self.style_transform not in ArbitraryStyleDistance.TRANSFORMS:
+            raise ValueError(f"style_transform {self.style_transform!r} must be one of "
+                             f"{', '.join(ArbitraryStyleDistance.TRANSFORMS)}")
         if self.precision not in ("auto", "fp32", "bf16", "fp16"):
             raise ValueError(f"precision {self.precision!r} must be auto, fp32, bf16 or fp16")
         layers = list(self.style_layers) + [self.content_layer]
