@@ -595,6 +595,30 @@ def test_subtitles_are_copied_where_the_container_takes_them(tmp_path):
                for n in notes), notes
 
 
+def test_an_animation_output_names_the_sound_and_subtitles_it_drops(tmp_path):
+    """A GIF holds neither sound nor subtitles: the command's note names both (it named the sound
+    alone), and write_video() given ``audio_from`` for a GIF says so too (it dropped the sound
+    without a word): to ``on_note``, else as a Python warning; a silent source gets no note."""
+    src = clip_with_subtitles(tmp_path)
+    notes = []
+    stylize_video(Identity(), src, tmp_path / "out.gif", on_note=notes.append)
+    expected = "subs.mkv: sound and subtitles dropped: GIF has no audio or subtitle track; -o NAME.mkv keeps them"
+    assert expected in notes, notes
+
+    frames = [np.full((16, 16, 3), 40 * k, np.uint8) for k in range(3)]
+    notes = []
+    write_video(tmp_path / "api.gif", frames, fps=12, audio_from=src, on_note=notes.append)
+    assert notes == [expected], notes
+    with pytest.warns(UserWarning, match="subs.mkv: sound and subtitles dropped: animated WebP"):
+        write_video(tmp_path / "api.webp", frames, fps=12, audio_from=(src, 0.2, 0.5))
+    assert len(list(read_frames(tmp_path / "api.webp"))) == 3
+    silent = make_clip(tmp_path / "silent.mp4", audio=None)
+    assert not probe_video(silent).has_audio
+    notes = []
+    write_video(tmp_path / "quiet.gif", frames, fps=12, audio_from=silent, on_note=notes.append)
+    assert notes == [], notes
+
+
 def test_a_subtitle_cue_the_muxer_refuses_stops_the_subtitles_not_the_video(tmp_path):
     """Untrusted input: if the muxer refuses a cue of a damaged track, the subtitles stop there
     with a note naming the file, and the video (and its audio) is still written."""

@@ -1203,6 +1203,20 @@ def open_writer(path, tmp, width: int, height: int, fps, audio: Optional[AudioSo
                            "or .webp")
 
 
+def animation_drops_note(src, dst, has_audio: bool, subtitles=()) -> Optional[str]:
+    """The note for the tracks of ``src`` an animation output (GIF, WebP) ``dst`` cannot carry
+    (its sound, its subtitles), worded as the subtitles a video container cannot hold are noted
+    (:meth:`VideoWriter._open_subtitles`); None when there is nothing to drop or ``dst`` is a video."""
+    ext = Path(dst).suffix.lower()
+    if ext not in ANIMATION_EXTENSIONS or not (has_audio or subtitles):
+        return None
+    kind = "GIF" if ext == ".gif" else "animated WebP"
+    dropped = " and ".join(x for x in ("sound" if has_audio else "", "subtitles" if subtitles else "") if x)
+    tracks = " or ".join(x for x in ("audio" if has_audio else "", "subtitle" if subtitles else "") if x)
+    keeps = "-o NAME.mp4 keeps it" if not subtitles else "-o NAME.mkv keeps them"
+    return f"{Path(src).name}: {dropped} dropped: {kind} has no {tracks} track; {keeps}"
+
+
 def check_output_format(path) -> None:
     """Refuse, before any work, an output extension no video writer handles."""
     ext = Path(path).suffix.lower()
@@ -1228,6 +1242,13 @@ def _as_uint8(frame):
     return np.ascontiguousarray(t.permute(1, 2, 0).cpu().numpy())
 
 
+def _warn(note: str) -> None:
+    """A library call's notes with no ``on_note`` to take them: a Python warning, not silence."""
+    import warnings
+
+    warnings.warn(note, stacklevel=3)
+
+
 def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, Tuple]] = None,
                 crf: Optional[int] = None, preset: Optional[str] = None, overwrite: Optional[bool] = True,
                 comment: Optional[str] = None, on_note: Optional[Callable[[str], None]] = None) -> Path:
@@ -1235,7 +1256,9 @@ def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, 
     :func:`read_frames` yields them, each then at its own time and with its transparency; all one size) to
     ``path`` atomically; the container follows the extension (.mp4/.mov/.mkv: H.264, .webm: VP9,
     .gif/.webp: animated through Pillow). ``audio_from``: a video path, or (path, start, duration),
-    whose audio goes along. Odd sides are cropped by 1 px for yuv420p. Returns the path."""
+    whose audio goes along; a GIF or WebP cannot carry it, which is noted to ``on_note`` (as are tracks
+    an encoder refuses), else given as a Python warning. Odd sides are cropped by 1 px for yuv420p
+    (noted to ``on_note`` only). Returns the path."""
     import numpy as np
 
     from cvtools.io.atomic import atomic_write
@@ -1245,6 +1268,12 @@ def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, 
     audio = None
     if audio_from is not None:
         audio = AudioSource(*audio_from) if isinstance(audio_from, (tuple, list)) else AudioSource(audio_from)
+        if path.suffix.lower() in ANIMATION_EXTENSIONS:  # nothing of it can go along: say so, not silently
+            info = probe_video(audio.path)
+            note = animation_drops_note(audio.path, path, info.has_audio, info.subtitles)
+            if note:
+                (on_note or _warn)(note)
+            audio = None
     it = iter(frames)
 
     def write(tmp):
@@ -1260,7 +1289,8 @@ def write_video(path, frames: Iterable, fps=24, audio_from: Optional[Union[str, 
                     if (ew, eh) != (w, h) and on_note:
                         on_note(f"{w}x{h} has an odd side; cropped 1 px to {ew}x{eh} for yuv420p")
                     writer = open_writer(path, tmp, ew, eh, Fraction(fps).limit_denominator(1001), audio=audio,
-                                         comment=comment, **({} if not video else {"crf": crf, "preset": preset}))
+                                         comment=comment, on_note=on_note or _warn,
+                                         **({} if not video else {"crf": crf, "preset": preset}))
                 if rgb.shape[0] != writer.height or rgb.shape[1] != writer.width:
                     rgb = rgb[:writer.height, :writer.width]
                     if rgb.shape[:2] != (writer.height, writer.width):

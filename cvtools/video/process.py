@@ -38,6 +38,7 @@ from cvtools.video.io import (
     MAX_FRAMES,
     AudioSource,
     VideoInfo,
+    animation_drops_note,
     check_output_format,
     check_range,
     hdr_note,
@@ -133,13 +134,6 @@ def marker_comment(dst, outputs=None) -> Optional[str]:
     return comment.decode("ascii", "replace") if comment else None
 
 
-def _no_sound_note(src: Path, dst: Path) -> str:
-    """The note for an input's sound that an animation output (GIF, WebP) cannot carry, worded as
-    the subtitles an output cannot hold are noted (:meth:`cvtools.video.io.VideoWriter._open_subtitles`)."""
-    kind = "GIF" if dst.suffix.lower() == ".gif" else "animated WebP"
-    return f"{src.name}: sound dropped: {kind} has no audio track; -o NAME.mp4 keeps it"
-
-
 def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, stable, progress, on_note, info,
                overwrite, encoder_options, planes=False, planes_out=False, finished=False, outputs=None):
     """Shared pipeline: probe, decode (thread), compute (this thread), stabilize + encode (one
@@ -163,8 +157,9 @@ def _run_video(src, dst, compute_batch, *, start, duration, size, batch_size, st
     hdr = hdr_note(info)
     if hdr:
         on_note(f"{src.name}: {hdr}")
-    if info.has_audio and not video_out:
-        on_note(_no_sound_note(src, dst))
+    dropped = animation_drops_note(src, dst, info.has_audio, info.subtitles)
+    if dropped:
+        on_note(dropped)
     total = expected_frames(info, start, duration)
     clock = _Clock()
     done = 0
