@@ -210,3 +210,29 @@ def test_every_stylizer_checks_strength_the_same_way(make, strength):
     (their own copies of the check compared it with floats); all now call limits.checked_strength."""
     with pytest.raises(UsageError, match="strength"):
         make()(torch.rand(3, 32, 32), strength=strength)
+
+
+# ----------------------------------------------------------------------------- the torch-free stylizers
+
+
+@pytest.mark.parametrize("kind", ["bundled", "painting"])
+def test_torch_free_stylizers_take_a_16_bit_pil_image_as_its_8_bit_picture(kind):
+    """QA: the ONNX stylizers' own PIL path (no torch) converted a 16-bit image with a plain
+    convert("RGB"), which clips it near-white; it is scaled to 8 bits as one_image does."""
+    pytest.importorskip("onnxruntime")
+    from cvtools.style import fast_cpu, fast_cpu_painting
+    from cvtools.style.records import resolve_style
+
+    if kind == "bundled":
+        st = fast_cpu.torch_free_stylizer(resolve_style("mona"), device="cpu", precision="fp32")
+    else:
+        st = fast_cpu_painting.torch_free_painting_stylizer([("mona", 1.0)], device="cpu", precision="fp32")
+    assert st is not None, "the shipped ONNX graphs are pinned and present"
+    grey = np.random.default_rng(2).integers(0, 256, (40, 48)).astype(np.uint8)
+    wide = Image.fromarray(grey.astype(np.uint16) * 257)
+    assert wide.mode.startswith("I;16")
+    for strength in (1.0, 0.5):
+        ours = np.asarray(st(wide, strength=strength, as_uint8=True))
+        ref = np.asarray(st(Image.fromarray(grey).convert("RGB"), strength=strength, as_uint8=True))
+        assert np.array_equal(ours, ref), strength
+    assert np.asarray(st(wide, strength=0.0, as_uint8=True)).mean() < 200  # not the clipped near-white

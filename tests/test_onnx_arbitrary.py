@@ -75,6 +75,29 @@ def test_files_metadata_and_shapes(exported, torch_net):
     assert s.run(None, {"image": x, "embedding": e})[0].shape == (2, 3, 17, 23)
 
 
+def test_stylizer_checks_its_input_as_every_stylizer_does(exported):
+    """QA: OnnxArbitraryStylizer took 0-255 floats and NaN without a word (a wrong picture) and
+    clipped a 16-bit PIL image near-white: it now goes through one_image like the rest."""
+    import numpy as np
+    from PIL import Image
+
+    from cvtools.errors import UsageError
+    from cvtools.style.onnx_arbitrary import OnnxArbitraryStylizer
+
+    st = OnnxArbitraryStylizer([("mona", 1.0)], device="cpu")
+    photo = _photo(40, 48, 3)
+    with pytest.raises(UsageError, match="divide 8-bit values by 255"):
+        st(photo * 255)
+    with pytest.raises(UsageError, match="NaN or infinite"):
+        st(torch.full((3, 24, 32), float("nan")))
+    u8 = (photo * 255).round().to(torch.uint8)
+    assert torch.equal(st(u8), st(u8.float() / 255))
+    grey = np.asarray(u8[0])
+    wide = Image.fromarray(grey.astype(np.uint16) * 257)  # mode I;16
+    assert wide.mode.startswith("I;16")
+    assert torch.equal(st(wide, as_uint8=True), st(Image.fromarray(grey).convert("RGB"), as_uint8=True))
+
+
 def torch_net_weights():
     from cvtools.style.arbitrary import bundled_weights
 

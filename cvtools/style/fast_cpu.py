@@ -247,7 +247,11 @@ class OnnxBundledStylizer:
         import numpy as np
         from PIL import Image
 
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        from cvtools.io.decode import normalize_mode
+
+        # as the PyTorch path's one_image: 16-bit modes scaled to 8 bits (a plain convert clips them
+        # near-white), palettes, CMYK and alpha to RGB (torch-free: decode imports torch lazily)
+        rgb = image if image.mode == "RGB" else normalize_mode(image)[0]
         original = np.asarray(rgb, dtype=np.uint8).astype(np.float32) / np.float32(255.0)  # H×W×3
         if strength == 0.0:
             return rgb.copy()

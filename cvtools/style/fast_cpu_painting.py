@@ -218,7 +218,9 @@ class OnnxPaintingStylizer:
         import numpy as np
         from PIL import Image
 
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        from cvtools.io.decode import normalize_mode
+
+        rgb = image if image.mode == "RGB" else normalize_mode(image)[0]  # 16-bit scaled, not clipped
         if min(rgb.size) > HUGE_PAINTING_SIDE:  # as cvtools.style.painting._painting_tensor
             w, h = rgb.size
             f = 1024 / min(w, h)
@@ -262,7 +264,9 @@ class OnnxPaintingStylizer:
         import numpy as np
         from PIL import Image
 
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        from cvtools.io.decode import normalize_mode
+
+        rgb = image if image.mode == "RGB" else normalize_mode(image)[0]  # 16-bit scaled, not clipped
         if strength == 0.0:
             return rgb.copy()
         original = np.asarray(rgb, dtype=np.uint8).astype(np.float32) / np.float32(255.0)  # H×W×3

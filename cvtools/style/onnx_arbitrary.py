@@ -111,16 +111,13 @@ class OnnxArbitraryStylizer:
                  progress=None, as_uint8: bool = False) -> torch.Tensor:
         """As NetworkPaintingStylizer: one image (3×H×W float in [0, 1], or PIL) → 3×H×W on the
         CPU (uint8 with ``as_uint8``); ``tile`` and ``progress`` are accepted (it goes whole)."""
+        from cvtools.io.decode import one_image, pil_to_tensor
         from cvtools.style.limits import checked_strength
         from cvtools.style.stylize import finish_pixels
 
         strength = checked_strength(strength)
-        if torch.is_tensor(image):
-            photo = (image[0] if image.dim() == 4 else image).float()
-        else:
-            from cvtools.io.decode import pil_to_tensor
-
-            photo = pil_to_tensor(image if image.mode == "RGB" else image.convert("RGB"))
+        image = one_image(image)  # the range, dtype, shape and mode checks of every stylizer
+        photo = image if torch.is_tensor(image) else pil_to_tensor(image)
         if strength == 0.0:
             return photo.clone()
         h, w = photo.shape[-2:]
