@@ -304,3 +304,29 @@ def test_a_small_photos_sheet_is_enlarged_so_the_labels_fit_and_json_describes_i
         assert fit_text(name, tw - 2 * max(4, size // 2), font(size)) == name
     again = run_cli("styles", "--sheet", photo, "-o", tmp_path / "sheet.jpg", "--json")  # there already: said so
     assert again.exit_code == 0 and json.loads(again.stdout)["written"] is False, again.output
+
+
+def test_a_long_thin_photo_is_cut_to_its_middle_for_the_sheet():
+    """QA: a 100x2000 strip made 19x384 tiles (every name cut): the sheet shows its middle, at most
+    size / MIN_TILE times as long as wide, so tiles keep a MIN_TILE shorter side."""
+    from cvtools.style.sheet import MIN_TILE, crop_box, tile_size
+
+    assert crop_box(100, 2000) == (0, 850, 100, 1150) and crop_box(2000, 100) == (850, 0, 1150, 100)
+    for w, h in [(100, 2000), (2000, 100), (10, 4000), (1, 1000), (300, 901)]:
+        tw, th = tile_size(w, h)
+        assert min(tw, th) >= MIN_TILE and max(tw, th) <= 384, (w, h, tw, th)
+    for w, h in [(300, 900), (4000, 3000), (17, 16), (60, 40)]:  # these fit whole, as before
+        assert crop_box(w, h) is None
+
+
+@pytest.mark.slow
+def test_a_long_thin_photos_sheet_says_what_it_shows(tmp_path, run_cli):
+    import json
+
+    photo = tmp_path / "strip.png"
+    noise(30, 600).save(photo)
+    r = run_cli("styles", "--sheet", photo, "-o", tmp_path / "sheet.jpg", "--json")
+    assert r.exit_code == 0, r.output
+    tw, th = json.loads(r.stdout)["tile"]
+    assert (tw, th) == (128, 384), (tw, th)
+    assert "strip.png: 30x600 px is long and thin: its middle 30x90 is shown" in r.stderr, r.stderr
