@@ -80,6 +80,7 @@ def train_style(ctx, style_image, photos, name, output, overwrite, backbone, bac
     \b
     Examples:
       cvtools train-style starry.jpg --photos photos/ --name starry -o styles/
+      cvtools train-style starry.jpg --photos photos/ --steps 300 --batch-size 4 --image-size 192   a quick try (CPU)
       cvtools train-style starry.jpg --photos photos/ --name starry --steps 8000 --batch-size 64
       cvtools train-style starry.jpg --photos photos/ --resume styles/starry.ckpt --steps 8000     longer
       cvtools train-style starry.jpg --photos photos/ --resume-with-new-settings styles/starry.ckpt --style-weight 30
@@ -170,13 +171,32 @@ def _check_gpus(gpus: int) -> None:
         raise UsageError(f"gpus {gpus} needs {gpus} CUDA GPUs; this machine has {have}", param="gpus")
 
 
+#: a run projected to take longer than this gets one note on how to try the painting quickly
+LONG_RUN_SECONDS = 3600
+#: how often a run with no terminal (piped, logged) prints a plain progress line
+PLAIN_LINE_SECONDS = 30.0
+QUICK_TRY = "--steps 300 --batch-size 4 --image-size 192"
+
+
+def _duration(seconds: float) -> str:
+    """'about 33 h' / '12 min' / '40 s': a projection's size, not its precision."""
+    if seconds >= 5400:
+        return f"{seconds / 3600:.0f} h"
+    return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
 class TrainBar:
     """train_style's progress callback: a tqdm bar over the run's steps, with the latest
-    losses and images/s; drawn on a terminal only, never into logs."""
+    losses and images/s, on a terminal; without one (piped, logged), a plain line every
+    :data:`PLAIN_LINE_SECONDS` instead of silence until the end. A run projected past
+    :data:`LONG_RUN_SECONDS` (the defaults are a GPU's: about 33 h on a laptop CPU) gets one
+    note with settings for a quick try."""
 
     def __init__(self, config):
         self.config = config  # its name is known once train_style has settled it
         self.bar = None
+        self.advised = False
+        self.last_line = None
 
     def __call__(self, step, steps, losses):
         import sys
@@ -186,11 +206,39 @@ class TrainBar:
         if self.bar is None:  # the first call gives the starting step (a resumed run's)
             self.bar = tqdm(total=steps, initial=step, desc=f"train {self.config.name}", unit="step",
                             file=sys.stderr, dynamic_ncols=True, disable=None)
+            self.first = step
         self.bar.update(step - self.bar.n)
-        if losses:
-            rate = losses["images_per_second"]
-            self.bar.set_postfix_str(f"style {losses['style']:.3f} content {losses['content']:.3f} "
-                                     f"{rate:.{0 if rate >= 10 else 1}f} img/s")
+        if not losses:
+            return
+        rate = losses["images_per_second"]
+        left = (steps - step) * self.config.batch_size / rate if rate > 0 else 0.0
+        self._advise(step, steps, left)
+        text = (f"style {losses['style']:.3f} content {losses['content']:.3f} "
+                f"{rate:.{0 if rate >= 10 else 1}f} img/s")
+        if not self.bar.disable:
+            self.bar.set_postfix_str(text)
+            return
+        import time
+
+        now = time.monotonic()
+        if self.last_line is None or now - self.last_line >= PLAIN_LINE_SECONDS:
+            self.last_line = now
+            print(f"train {self.config.name}: step {step}/{steps}, {text}, about {_duration(left)} left",
+                  file=sys.stderr, flush=True)
+
+    def _advise(self, step, steps, left: float) -> None:
+        """Once, from a rate measured over a few steps: a run this long on this machine is rarely
+        what a first try wants."""
+        if self.advised or step - self.first < 5 or left < LONG_RUN_SECONDS:
+            return
+        import sys
+
+        from tqdm import tqdm
+
+        self.advised = True
+        tqdm.write(f"cvtools: note: at this speed the {steps - step} steps left take about {_duration(left)} "
+                   f"here (the defaults are sized for a GPU); a quick try: {QUICK_TRY}; Ctrl-C keeps a "
+                   "checkpoint that --resume continues", file=sys.stderr)
 
     def close(self):
         if self.bar is not None:

@@ -77,7 +77,8 @@ def train_style(config: TrainConfig, resume=None, overwrite: bool = False, new_s
     c = config
     out_dir = Path(c.output)
     preview_dir = out_dir / f"{c.name}_previews"
-    files = photo_files(c.photos, exclude=[preview_dir])
+    files = photo_files(c.photos, exclude=[preview_dir],
+                        on_note=on_note if distributed.info().is_main else None)
     identity = run_identity(c, files)
     changes = compare_runs(resume, checkpoint, saved, c, identity, new_settings) if checkpoint is not None else []
     _settle_outputs(c, files, preview_dir, resume, overwrite)

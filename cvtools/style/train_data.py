@@ -17,15 +17,23 @@ from cvtools.errors import UsageError
 from cvtools.style.train_config import TrainConfig
 
 
-def photo_files(folder, exclude=()) -> List[Path]:
+def photo_files(folder, exclude=(), on_note=None) -> List[Path]:
     """The training photos under ``folder``, except any under the ``exclude`` folders (a run's
-    own previews, when -o is inside the photo folder, must never become training photos)."""
+    own previews, when -o is inside the photo folder, must never become training photos) and
+    the pictures cvtools wrote there (stylized copies, dreams: their marker says so), which
+    would teach the style a style; ``on_note`` hears how many were left out."""
+    from cvtools.batch import leave_out_tool_outputs
     from cvtools.errors import safe_path
     from cvtools.io.discover import expand_inputs
 
     paths, problems = expand_inputs([str(folder)])
     skip = [os.path.abspath(e) + os.sep for e in exclude]
     paths = [p for p in paths if not any(os.path.abspath(p).startswith(s) for s in skip)]
+    paths, outputs = leave_out_tool_outputs(paths)
+    if outputs and on_note:
+        n = len(outputs)
+        on_note(f"{safe_path(folder)}: left out {n} picture{'s' if n != 1 else ''} cvtools made (e.g. "
+                f"{outputs[0].name}): a style learns from photos, not from stylized copies")
     if problems or not paths:
         raise UsageError(f"{safe_path(folder)}: no photos to train on (give a folder of .jpg/.png images)")
     return paths
