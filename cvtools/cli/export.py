@@ -71,8 +71,12 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
         _export_arbitrary(output, weights, overwrite, precision, opset, images, no_check, quiet, on_note)
         return
     if style:
-        from cvtools.style.records import resolve_style
+        from cvtools.style.records import resolve_style, shadowed_file_note
 
+        _not_a_painting(style)
+        note = shadowed_file_note(style)
+        if note and not quiet:
+            echo_err(f"note: {note}")
         record = resolve_style(style)
         target = _in_folder(output, f"{record.name}{'_fp16' if precision == 'fp16' else ''}.onnx")
         report = export_style(record, target, precision=precision, opset=opset, overwrite=overwrite,
@@ -92,6 +96,18 @@ def export(style, backbone, arbitrary, weights, output, overwrite, precision, op
     click.echo(f"{report.path}: {report.kind} {report.name}, {report.precision}, opset {report.opset}, "
                f"{kb:,.0f} KB, {report.seconds:.1f} s")
     click.echo(f"sha256 {report.sha256}")
+
+
+def _not_a_painting(style) -> None:
+    """A UsageError for a painting given as --style: it has no network of its own to export (it
+    was refused as "style weights must be a .safetensors file"); the any-painting network paints it."""
+    from cvtools.errors import UsageError, safe_path
+    from cvtools.style.records import is_painting
+
+    if is_painting(style):
+        raise UsageError(f"--style {safe_path(style)}: a painting is not a style of its own to export; export the "
+                         "any-painting network with `cvtools export --arbitrary -o any.onnx` (it paints any painting; "
+                         f"`cvtools stylize PHOTO -s {safe_path(style)} --engine onnxruntime` runs it)")
 
 
 def _in_folder(output, name: str) -> str:

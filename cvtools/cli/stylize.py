@@ -2,6 +2,7 @@
 
 import json
 import sys
+from pathlib import Path
 
 import click
 
@@ -134,7 +135,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
     # Over one screen: the torch-free checks of the options, in the order the user reads them, then the job.
     from pathlib import Path
 
-    from cvtools.cli.video_options import frame_bars
+    from cvtools.cli.video_options import frame_bars, note_video_options_unused
     from cvtools.deferred import Deferred
     from cvtools.device import check_device_early
     from cvtools.errors import UsageError
@@ -177,6 +178,8 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                          "not a trained style")
     elif painting_size:
         raise UsageError("--painting-size is for paintings (an image file as --style), not a trained style")
+    for line in [] if quiet else plan.note_lines:  # after the options' errors: an error stays one line
+        echo_err(f"note: {line}")
     name = plan.name
     if plan.network and (strength_mode or "style") == "style" and not refine:
         mix_strength, pixel_strength = strength, 1.0  # in style space, inside the network
@@ -199,6 +202,7 @@ def stylize(inputs, style, size, enlarge, strength, strength_mode, preserve_colo
                                                 max_pixels=max_pixels))
     found = find_inputs(inputs, extensions=media_extensions(), output=output)  # once: the work and the batch share it
     paths, many = found.paths, found.many
+    note_video_options_unused(paths, quiet)
     protected = [Path(label) for label, source, _ in plan.sources if not isinstance(source, str)]
     outputs = run_outputs()  # what this run names: shared by its work and run_batch
     work = stylize_work(stylizer, name=name, output=output, size=size, enlarge=bool(enlarge),
@@ -226,10 +230,11 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
     from cvtools.cli.notes import note_printer
     from cvtools.style.fast_cpu import torch_free_stylizer
 
+    sources = _network_sources(plan)
     if plan.network:
         from cvtools.style.fast_cpu_painting import torch_free_painting_stylizer
 
-        fast = torch_free_painting_stylizer([(source, weight) for _, source, weight in plan.sources], device=device,
+        fast = torch_free_painting_stylizer(sources, device=device,
                                             precision=precision, compile=compile_, engine=engine, inputs=paths,
                                             painting_size=painting_size, fitting=bool(fit_steps or fit_network),
                                             refining=refine, on_note=note_printer(quiet), name=plan.name)
@@ -248,11 +253,11 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
                                             fit_progress=None if quiet else FitBar(
                                                 [Path(label).stem for label, source, _ in plan.sources
                                                  if not isinstance(source, str)]))
-        built = NetworkPaintingStylizer([(source, weight) for _, source, weight in plan.sources], name=plan.name,
+        built = NetworkPaintingStylizer(sources, name=plan.name,
                                         device=device, precision=precision, compile=compile_,
                                         on_note=note_printer(quiet), painting_size=painting_size, **fit)
         if refine:
-            built = RefinedPaintingStylizer(built, [(source, weight) for _, source, weight in plan.sources],
+            built = RefinedPaintingStylizer(built, sources,
                                             style_scale=style_scale, **({} if steps is None else {"steps": steps}))
             built.seed = 0 if seed is None else seed
             built.callback = None if quiet else StepBar()
@@ -271,6 +276,20 @@ def _build_stylizer(plan, paths, *, device, precision, compile_, tune, engine, q
         built = Stylizer(plan.record, device=device, precision=precision, compile=compile_, tune=tune or None)
     built.on_note = note_printer(quiet)
     return built
+
+
+def _network_sources(plan) -> list:
+    """[(source, weight)] for the any-painting network. A bundled name goes as its stored
+    embedding where a file of that name is in this folder: the library reads a name that is an
+    existing file as that painting, and a bare name means the bundled style (checked_styles)."""
+    out = []
+    for _, source, weight in plan.sources:
+        if isinstance(source, str) and Path(source).is_file():
+            from cvtools.style.arbitrary import bundled_style_embedding
+
+            source = bundled_style_embedding(source)
+        out.append((source, weight))
+    return out
 
 
 class StyleSpaceStrength:
@@ -327,10 +346,12 @@ class StylePlan:
     any-painting network with its ``sources`` [(label, source, weight)], a source being a
     painting (PIL, read and checked) or a bundled style's name; ``name`` goes into output names."""
 
-    def __init__(self, record=None, sources=(), name=""):
+    def __init__(self, record=None, sources=(), name="", note_lines=()):
         self.record = record
         self.sources = list(sources)
         self.name = name
+        #: lines for the user (``cvtools: note: ...``): what was read differently than it may look
+        self.note_lines = list(note_lines)
 
     @property
     def network(self) -> bool:
@@ -346,14 +367,19 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
     painting that cannot be read or is too small, a weight on a lone trained style, a style from
     train-style in a blend, and --refine without painting files. Paintings are read under
     ``max_pixels`` (--max-pixels) as the photos are."""
-    from pathlib import Path
-
-    from cvtools.errors import ImageError, UsageError, WeightsError, safe_path
-    from cvtools.style.records import bundled_names, is_painting, load_painting, parse_style_spec, resolve_style
+    from cvtools.errors import UsageError, WeightsError, safe_path
+    from cvtools.style.records import (
+        bare_bundled_name,
+        is_painting,
+        parse_style_spec,
+        resolve_style,
+        shadowed_file_note,
+    )
 
     specs = [parse_style_spec(s) for s in styles]
     for path, _ in specs:
         _not_an_export(path)
+    notes = list(dict.fromkeys(note for note in map(shadowed_file_note, (p for p, _ in specs)) if note))
     is_image = [is_painting(p) for p, _ in specs]
     lone = len(specs) == 1 and not is_image[0]
     if len(specs) == 1 and (specs[0][1] != 1.0 or styles[0] != specs[0][0]):
@@ -362,7 +388,8 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
     # a bundled style alone keeps its trained network unless style space is asked for: the
     # any-painting network paints the bundled paintings less boldly (QUALITY.md: 0.8-2.9x their
     # trained networks' style distance), so by default its strength mixes pixels as before
-    wants_network = not lone or (strength < 1.0 and strength_mode == "style" and specs[0][0] in bundled_names())
+    bundled_alone = lone and bare_bundled_name(specs[0][0]) is not None
+    wants_network = not lone or (strength < 1.0 and strength_mode == "style" and bundled_alone)
     if not wants_network:
         if refine:
             raise UsageError("--refine, --steps, --seed and --style-scale are for paintings (an image file as "
@@ -372,7 +399,21 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
             owner = f"{safe_path(record.path)}: its " if getattr(record, "path", None) else ""
             raise WeightsError(f"{owner}{'w' if owner else safe_path(record.weights_path) + ': w'}eights file "
                                f"{safe_path(record.weights_path) + ' ' if owner else ''}is missing")
-        return StylePlan(record=record, name=record.name)
+        if strength < 1.0 and strength_mode == "style" and not bundled_alone:  # said, not silently ignored
+            notes.append(f"--strength-mode style: {safe_path(styles[0])} is a style from train-style, painted by "
+                         f"its own network at full strength; --strength {strength:g} mixes its pixels with the photo")
+        return StylePlan(record=record, name=record.name, note_lines=notes)
+    sources = _network_sources_checked(specs, is_image, refine=refine, max_pixels=max_pixels)
+    name = "+".join(dict.fromkeys(Path(label).stem if label != source else label for label, source, _ in sources))
+    return StylePlan(sources=sources, name=name, note_lines=notes)
+
+
+def _network_sources_checked(specs, is_image, refine: bool, max_pixels: int) -> list:
+    """[(label, source, weight)] for the any-painting network: paintings read and checked,
+    bundled styles by name; a style from train-style is refused (it has no place in a blend)."""
+    from cvtools.errors import ImageError, UsageError, safe_path
+    from cvtools.style.records import bundled_names, load_painting, resolve_style
+
     sources = []
     for (path, weight), image in zip(specs, is_image):
         if image:
@@ -383,15 +424,14 @@ def checked_styles(styles, strength: float = 1.0, strength_mode: str = "style", 
             continue
         record = resolve_style(path)  # one line for an unknown name, with suggestions
         if record.name not in bundled_names() or Path(path).suffix:
-            raise UsageError(f"--style {safe_path(path)}: a style from train-style cannot be blended or weakened "
-                             "in style space (only paintings and bundled styles can); use it alone, or "
-                             "--strength-mode pixels")
+            # (a lone trained style never comes here: its --strength mixes pixels, so only a blend does)
+            raise UsageError(f"--style {safe_path(path)}: a style from train-style cannot be blended (only "
+                             "paintings and bundled styles can); use it alone")
         if refine:
             raise UsageError(f"--refine optimises against painting files; {record.name}'s painting does not "
                              "ship with cvtools: give the painting's image file instead")
         sources.append((record.name, record.name, weight))
-    name = "+".join(dict.fromkeys(Path(label).stem if label != source else label for label, source, _ in sources))
-    return StylePlan(sources=sources, name=name)
+    return sources
 
 
 def _not_an_export(path) -> None:

@@ -66,6 +66,27 @@ def video_options(f):
     return f
 
 
+def note_video_options_unused(paths, quiet: bool = False) -> None:
+    """One note when --start, --duration or --stable was given and no input is a video: photos
+    ignore them, and were silently accepted (as dream says of --fps without --frames)."""
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context(silent=True)
+    if quiet or ctx is None:
+        return
+    flags = {"start": "--start", "duration": "--duration", "stable": "--stable" if ctx.params.get("stable") else
+             "--no-stable"}
+    given = [flag for name, flag in flags.items() if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE]
+    if not given or not paths:
+        return
+    from cvtools.video.jobs import is_video_input
+
+    if any(is_video_input(p) for p in paths):
+        return
+    click.echo(f"cvtools: note: {' and '.join(given)} only {'apply' if len(given) > 1 else 'applies'} to videos; "
+               "the inputs are photos, so nothing changes", err=True)
+
+
 class FrameBar:
     """``progress(done, total)`` drawn as a tqdm bar in frames (rate and ETA), on a terminal only."""
 

@@ -527,6 +527,11 @@ def _styles_of(style, max_pixels=-1):
         if is_painting(path):
             sources.append((load_painting(path, max_pixels=max_pixels), weight))
         elif resolve_style(path).name in bundled_names() and not Path(path).suffix:
+            if Path(path).is_file():  # the network would read the file; a bare name is the bundled style
+                from cvtools.style.arbitrary import bundled_style_embedding
+
+                sources.append((bundled_style_embedding(resolve_style(path).name), weight))
+                continue
             sources.append((path, weight))
         else:
             raise UsageError(f"{safe_path(path)}: a style from train-style cannot be blended (only paintings and "

@@ -236,6 +236,9 @@ def resolve_style(style: Union[str, os.PathLike, StyleRecord]) -> StyleRecord:
         return style
     text = str(style)
     p = Path(text)
+    bare = bare_bundled_name(text)
+    if bare is not None:  # before the files: a folder or file named scream must not hide the style
+        return read_record(BUNDLED_RECORDS / f"{bare}.json")
     if p.suffix.lower() in (".json", ".safetensors") or os.sep in text or p.exists():
         if p.is_dir():
             raise UsageError(f"{safe_path(p)}: is a directory, not a style; give a style name, a .json record, "
@@ -243,7 +246,9 @@ def resolve_style(style: Union[str, os.PathLike, StyleRecord]) -> StyleRecord:
         if p.suffix.lower() == ".json":
             return read_record(p)
         if not p.exists():
-            raise WeightsError(f"{safe_path(p)}: no such style file")
+            near = nearby_style_files(text)
+            hint = f"; did you mean {safe_path(near[0])}?" if near else ""
+            raise WeightsError(f"{safe_path(p)}: no such style file{hint}")
         if p.suffix.lower() == ".ckpt":
             record = p.with_suffix(".json")
             then = ("use its style record " + safe_path(record) if record.exists() else
@@ -257,11 +262,44 @@ def resolve_style(style: Union[str, os.PathLike, StyleRecord]) -> StyleRecord:
                 record.weights_dir = p.parent
                 return record
         return StyleRecord(name=p.stem, weights={"file": p.name}, weights_dir=p.parent)
-    names = bundled_names()
-    name = bundled_name(text, names)
-    if name is not None:
-        return read_record(BUNDLED_RECORDS / f"{name}.json")
-    raise UsageError(unknown_style_message(text, names))
+    raise UsageError(unknown_style_message(text, bundled_names()))
+
+
+def bare_bundled_name(text) -> Optional[str]:
+    """The bundled style a bare --style value names (no path separator, no extension: ``mona``,
+    ``Scream``), else None. A bare name is the bundled style even when a file or folder of that
+    name is in the current folder (last run's ``-o scream/`` must not break the same command run
+    again); ``./mona`` names the file."""
+    text = str(text)
+    if not text or "/" in text or os.sep in text or (os.altsep and os.altsep in text) or Path(text).suffix:
+        return None
+    return bundled_name(text, bundled_names())
+
+
+def shadowed_file_note(text) -> Optional[str]:
+    """A note when a bare bundled name (:func:`bare_bundled_name`) is also the name of a file here,
+    which the user may have meant (the bundled style is used); None otherwise."""
+    name = bare_bundled_name(text)
+    if name is None or not Path(str(text)).is_file():
+        return None
+    return (f"--style {safe_path(text)}: the bundled style {name} was used, not the file {safe_path(text)} in "
+            f"this folder; --style ./{safe_path(text)} uses the file")
+
+
+def nearby_style_files(text) -> List[str]:
+    """Existing files that a --style value without its extension probably meant: ``text`` with a
+    style record's, weights' or image's extension (``mystyles/monet`` -> ``mystyles/monet.json``),
+    records first."""
+    from cvtools.io.discover import IMAGE_EXTENSIONS
+
+    text = str(text)
+    if not text or Path(text).suffix.lower() in STYLE_FILE_SUFFIXES + tuple(IMAGE_EXTENSIONS):
+        return []
+    endings = (".json", ".safetensors") + tuple(sorted(IMAGE_EXTENSIONS))
+    found = [text + e for e in endings if Path(text + e).is_file()]
+    if text + ".json" in found:  # the record names its weights: one suggestion for the pair
+        found = [f for f in found if not f.endswith(".safetensors")]
+    return found
 
 
 def bundled_name(text: str, names: Sequence[str]) -> Optional[str]:
@@ -287,7 +325,7 @@ def style_suggestions(text: str, names: Sequence[str], limit: int = 3) -> List[s
 
 def unknown_style_message(text: str, names: Sequence[str]) -> str:
     """One line for a --style that names no bundled style, with what was probably meant."""
-    guesses = style_suggestions(text, names)
+    guesses = list(dict.fromkeys(nearby_style_files(text) + style_suggestions(text, names)))[:3]  # files first
     if guesses:
         quoted = [repr(g) for g in guesses]
         options = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
@@ -314,6 +352,8 @@ def is_painting(text: str) -> bool:
     (painting.jpg), or an existing file that is not a style's own (painting.avif)."""
     from cvtools.io.discover import IMAGE_EXTENSIONS
 
+    if bare_bundled_name(text) is not None:  # ``mona`` is the bundled style even beside a file named mona
+        return False
     p = Path(text)
     suffix = p.suffix.lower()
     return suffix in IMAGE_EXTENSIONS or (suffix not in STYLE_FILE_SUFFIXES and p.is_file())
@@ -337,8 +377,15 @@ def parse_style_spec(text) -> Tuple[str, float]:
             raise UsageError(f"{safe_path(text)}: the weight {safe_path(repr(tail))} is not a number") from None
         return text, 1.0
     if not math.isfinite(weight) or weight <= 0:
-        raise UsageError(f"{safe_path(text)}: a style's weight must be a positive number, not {safe_path(tail)}")
+        raise UsageError(f"{safe_path(text)}: {_weight_problem(weight, tail)}")
     return head, weight
+
+
+def _weight_problem(value: float, given) -> str:
+    """Why a style's weight is refused: 1e400 is a positive number to its writer, and reads as
+    infinity, so a non-finite weight is told it must be finite."""
+    finite = "" if math.isfinite(value) else " finite"
+    return f"a style's weight must be a positive{finite} number, not {safe_path(str(given))}"
 
 
 def normalized_weights(weights: Sequence[float]) -> List[float]:
@@ -351,7 +398,7 @@ def normalized_weights(weights: Sequence[float]) -> List[float]:
         except (TypeError, ValueError):
             value = math.nan
         if not math.isfinite(value) or value <= 0:
-            raise UsageError(f"a style's weight must be a positive number, not {safe_path(str(w))}")
+            raise UsageError(_weight_problem(value, w))
         values.append(value)
     if not values:
         raise UsageError("no painting given")
