@@ -57,8 +57,10 @@ from cvtools.errors import UsageError, WeightsError, did_you_mean, first_line, s
 
 #: Keys under which training scripts nest the state dict in a checkpoint, in order of preference.
 STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net", "module")
-#: Prefixes wrappers add to every key: DataParallel/DDP, torch.compile, Lightning.
-WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
+#: Prefixes wrappers add to every key, nested in any order (Lightning around DDP saves
+#: ``model.module.conv1.weight``): DataParallel/DDP, torch.compile, and the attribute a training
+#: module (Lightning's and most scripts') keeps the network under.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.", "net.", "network.", "backbone.")
 #: Checkpoint entries that name the classes.
 CLASS_NAME_KEYS = ("class_names", "classes", "label_names", "labels")
 #: A class-names file larger than this is not one.
@@ -105,6 +107,7 @@ def load_user_model(
     channels_last: Optional[bool] = None,
     compile: bool = False,
     tune: Optional[bool] = None,
+    on_note: Optional[Callable[[str], None]] = None,
 ):
     """A frozen :class:`~cvtools.backbones.base.Backbone` for a model file or module.
 
@@ -124,12 +127,14 @@ def load_user_model(
     device, fuse, precision, channels_last, compile, tune: as :func:`cvtools.backbones.load_backbone`;
         a TorchScript or exported program keeps fp32 under ``precision="auto"`` and channels-first
         (their graphs fix dtypes and layouts), and is not folded.
+    on_note: takes a one-line note (an ``input_size`` a fixed-size program ignores); without it,
+        the note is a Python warning.
     """
     from cvtools.backbones import freeze_and_fuse, place_model, resolve_device, resolve_precision
     from cvtools.backbones.base import Backbone
 
     loaded = _load_source(model, architecture, architecture_kwargs or {}, trust_pickle)
-    preprocessing = _preprocessing(loaded, input_size, mean, std)
+    preprocessing = _preprocessing(loaded, input_size, mean, std, on_note)
     size = (preprocessing.crop_size, preprocessing.crop_size)
     wrapper = UserNetwork(loaded.network, loaded.fixed_size, loaded.one_at_a_time)
     is_program = loaded.kind in ("TorchScript", "exported program")
@@ -265,9 +270,8 @@ def _read_checkpoint(path: Path, kind: str, trust_pickle: bool):
         header = read_safetensors_header(path)
         _check_safetensors_sizes(header, path)
         meta = {k: _json_or_text(v) for k, v in header.get("__metadata__", {}).items()}
-        prefix = _wrapper_prefix([k for k in header if k != "__metadata__"])
-        shapes = {k[len(prefix):]: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
-        return Checkpoint(shapes, lambda: {k[len(prefix):]: v for k, v in load_state_dict_file(path).items()}, meta)
+        shapes = {k: tuple(v["shape"]) for k, v in header.items() if k != "__metadata__"}
+        return Checkpoint(shapes, lambda: load_state_dict_file(path), meta)
     if kind == "zip":
         from cvtools.weights import check_torch_zip
 
@@ -377,14 +381,56 @@ def _split_checkpoint(obj, path: Path):
     if state is None or not _is_state_dict(state):
         raise WeightsError(f"{safe_path(path)}: holds no state dict of tensors (looked for a table of tensors, or one "
                            f"under {', '.join(STATE_DICT_KEYS)})")
-    state = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    prefix = _wrapper_prefix(list(state))
-    return {k[len(prefix):]: v for k, v in state.items()}, meta
+    # Wrapper prefixes stay: which to strip depends on the architecture's own keys (_unwrap).
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}, meta
 
 
-def _wrapper_prefix(keys: List[str]) -> str:
-    """The prefix a wrapper put on every key (``module.`` from DataParallel, ...), or ''."""
-    return next((p for p in WRAPPER_PREFIXES if keys and all(k.startswith(p) for k in keys)), "")
+def _unwrap(checkpoint: Checkpoint, own, path: Path, arch: str) -> Dict[str, Tuple[int, ...]]:
+    """The checkpoint's shapes under the architecture's key names (``own``): the wrapper prefixes
+    every key shares (:data:`WRAPPER_PREFIXES`, nested: ``model.module.``) are stripped as deep as
+    makes the most keys the architecture's, and not at all when that makes none more so (a
+    network whose own keys start with ``model.`` keeps them). ``checkpoint`` is changed to match
+    (its shapes and the tensors it loads). Keys that all start with a prefix the architecture
+    lacks, and that is not a wrapper's, are one line naming it: every other message would only
+    list missing keys."""
+    own, keys = set(own), list(checkpoint.shapes)
+    chain = [""]
+    while True:
+        step = next((p for p in WRAPPER_PREFIXES if keys and all(k.startswith(chain[-1] + p) for k in keys)), None)
+        if step is None:
+            break
+        chain.append(chain[-1] + step)
+
+    def matching(prefix: str) -> int:
+        return sum(k[len(prefix):] in own for k in keys)
+
+    best = max(chain, key=lambda prefix: (matching(prefix), -len(prefix)))  # a tie strips nothing more
+    if matching(best) == 0 and len(keys) > 1:
+        _refuse_common_prefix(keys, own, path, arch)
+    if best:
+        load, cut = checkpoint.load, len(best)
+        checkpoint.shapes = {k[cut:]: v for k, v in checkpoint.shapes.items()}
+        checkpoint.load = lambda: {k[cut:]: v for k, v in load().items()}
+    return checkpoint.shapes
+
+
+def _refuse_common_prefix(keys: List[str], own: set, path: Path, arch: str) -> None:
+    """One line when every key (none the architecture's) shares a dotted prefix, saying whether
+    without it they would be the architecture's keys."""
+    parts = [k.split(".") for k in keys]
+    depth = 0
+    while all(len(p) > depth + 1 and p[depth] == parts[0][depth] for p in parts):
+        depth += 1
+    if not depth:
+        return
+    prefix = ".".join(parts[0][:depth]) + "."
+    shown = first_line(repr(prefix), 60)
+    article = "an" if arch[:1].lower() in "aeiou" else "a"
+    fix = (f"without it they are its keys: save the state dict with it removed, "
+           f"{{k.removeprefix({shown}): v for k, v in sd.items()}}") if any(k[len(prefix):] in own for k in keys) \
+        else "nor are they its keys without it"
+    raise WeightsError(f"{safe_path(path)}: not {article} {arch} state dict: every key starts with {shown} "
+                       f"(e.g. {first_line(repr(keys[0]), 80)}), which no key of {arch} does; {fix}")
 
 
 def _is_state_dict(value) -> bool:
@@ -405,22 +451,23 @@ def _json_or_text(value: str):
 
 
 def _build_from_state(path: Path, checkpoint: Checkpoint, architecture, kwargs: dict) -> Loaded:
-    shapes, meta = checkpoint.shapes, checkpoint.meta
+    meta = checkpoint.meta
     if callable(architecture):
         net = architecture(**kwargs)
         if not isinstance(net, nn.Module):
             raise UsageError(f"architecture returned a {type(net).__name__}, not an nn.Module", param="architecture")
         arch, pre, min_size = type(net).__name__, None, 32
+        _unwrap(checkpoint, net.state_dict(), path, arch)
     elif not isinstance(architecture, str):
         raise UsageError("architecture must be a model name or a function returning an nn.Module",
                          param="architecture")
     elif architecture.startswith(("timm:", "timm/")):
-        net, pre, min_size = _build_timm(architecture[5:], shapes, meta, kwargs, path)
+        net, pre, min_size = _build_timm(architecture[5:], checkpoint, kwargs, path)
         arch = f"{architecture[5:]} (timm)"
     else:
-        net, pre, min_size = _build_torchvision(architecture, shapes, kwargs, path)
+        net, pre, min_size = _build_torchvision(architecture, checkpoint, kwargs, path)
         arch = f"{architecture} (torchvision)"
-    check_state_shapes(net, shapes, path, arch)
+    check_state_shapes(net, checkpoint.shapes, path, arch)
     state = checkpoint.load()
     _check_finite(state, path)
     net.load_state_dict({k: v for k, v in state.items() if k in net.state_dict()}, strict=False)
@@ -450,8 +497,9 @@ def _classes_from_head(reference: nn.Module, shapes: dict, default: int, path: P
     return counts.pop()
 
 
-def _build_torchvision(name: str, shapes: dict, kwargs: dict, path: Path):
-    """(module with the checkpoint's class count, Preprocessing from the weights' metadata, min size)."""
+def _build_torchvision(name: str, checkpoint: Checkpoint, kwargs: dict, path: Path):
+    """(module with the checkpoint's class count, Preprocessing from the weights' metadata, min size);
+    ``checkpoint`` is unwrapped to the architecture's key names."""
     import torchvision
 
     from cvtools.backbones.torchvision_models import BUILD_KWARGS
@@ -459,11 +507,14 @@ def _build_torchvision(name: str, shapes: dict, kwargs: dict, path: Path):
     known = torchvision.models.list_models(module=torchvision.models)
     if name not in known:
         hint = did_you_mean(name, known) or "; a torchvision classifier (resnet18, vit_b_16, ...) or timm:NAME"
-        raise UsageError(f"unknown architecture {name!r}{hint}", param="architecture")
+        if re.search(r"[.:/\\]", name):  # a file or module path: the user's own class, which a name cannot reach
+            hint = _own_class_hint(name)
+        raise UsageError(f"unknown architecture {name!r}{hint}", param=("architecture", "model"))
     kwargs = {**BUILD_KWARGS.get(name, {}), **({"aux_logits": False, "init_weights": False}
                                                if name == "inception_v3" else {}), **kwargs}
     with torch.device("meta"):
         reference = torchvision.models.get_model(name, weights=None, **kwargs)
+    shapes = _unwrap(checkpoint, reference.state_dict(), path, name)
     kwargs["num_classes"] = _classes_from_head(reference, shapes, 1000, path, name)
     if name.startswith("vit_") and "image_size" not in kwargs and "encoder.pos_embedding" in shapes:
         # a ViT fine-tuned at another size says so in its position embedding: 1 + (size/patch)² tokens
@@ -482,7 +533,19 @@ def _build_torchvision(name: str, shapes: dict, kwargs: dict, path: Path):
     return net, pre, max(weights.meta.get("min_size", (32, 32)))
 
 
-def _build_timm(name: str, shapes: dict, meta: dict, kwargs: dict, path: Path):
+def _own_class_hint(name: str) -> str:
+    """How to load a network of one's own class, for an architecture named like a file or a
+    module path (``mynet.py:SmallCNN``): cvtools imports no code a name points to (a model file
+    must stay data), so the class travels as a program, or as a Python object."""
+    cls = re.split(r"[.:/\\]", name)[-1]
+    cls = cls if cls.isidentifier() and not name.endswith(".py") else "MyNet"
+    return (f"; an architecture names a torchvision classifier (resnet18, vit_b_16, ...) or timm:NAME, not code to "
+            f"import. For a class of your own, export the network as a program, torch.export.save("
+            f"{DYNAMIC_BATCH_EXPORT}, 'm.pt2') ({EXAMPLE_BATCH}), and pass that file as `model` alone; or from "
+            f"Python pass the class itself: load_user_model('weights.pth', {cls})")
+
+
+def _build_timm(name: str, checkpoint: Checkpoint, kwargs: dict, path: Path):
     try:
         import timm
         from timm.data import resolve_data_config
@@ -496,12 +559,14 @@ def _build_timm(name: str, shapes: dict, meta: dict, kwargs: dict, path: Path):
         reference = timm.create_model(name, pretrained=False, **kwargs)
     head = reference.get_classifier()
     default = head.weight.shape[0] if isinstance(head, (nn.Linear, nn.Conv2d)) else 1000
+    shapes = _unwrap(checkpoint, reference.state_dict(), path, f"timm {name}")
     kwargs["num_classes"] = _classes_from_head(reference, shapes, default, path, f"timm {name}")
     try:
         net = timm.create_model(name, pretrained=False, **kwargs)
     except (TypeError, ValueError, AssertionError) as exc:
         raise UsageError(f"architecture='timm:{name}' cannot be built ({first_line(exc, 160)})",
                          param="architecture_kwargs") from None
+    meta = checkpoint.meta
     cfg = meta.get("pretrained_cfg") if isinstance(meta.get("pretrained_cfg"), dict) else {}
     data = resolve_data_config(dict(cfg), model=net)
     size = kwargs.get("img_size", data["input_size"][-1])  # pretrained_cfg keeps the default size
@@ -608,17 +673,68 @@ def _input_size(wrapper: "UserNetwork", name: str) -> Tuple[int, int]:
         stated = stated[0] if stated[0] == stated[1] else None
     if isinstance(stated, int) and 8 <= stated <= 4096:
         return stated, stated
+    # The first failure is kept to be told: "runs on none of the sizes" alone hides a model that
+    # returns a tuple or wants grayscale, which no size fixes (so those end the trials at once).
+    failure = wrong = None
     for side in TRIAL_SIZES:
         try:
             with torch.no_grad():
                 out = wrapper(torch.zeros(2, 3, side, side))
-        except Exception:
+        except Exception as exc:
+            if _channels_wanted(exc) is not None:
+                raise _input_failure(exc, name, (side, side)) from None
+            failure = failure or (exc, side)
             continue
         if isinstance(out, torch.Tensor) and out.dim() == 2:
             return side, side
+        if not isinstance(out, torch.Tensor):
+            _check_logits(out, name)
+        wrong = wrong if wrong is not None else out
+    if wrong is not None:
+        _check_logits(wrong, name)  # a tensor of another shape at every size that runs
+    reason = f" (at {failure[1]} px: {_torch_reason(failure[0], 160)})" if failure else ""
     raise WeightsError(f"{safe_path(name)}: the model runs on none of the sizes {', '.join(map(str, TRIAL_SIZES))} px "
-                       "as N×3×H×W images; is it an image classifier? (`input_size` sets the size)",
+                       f"as N×3×H×W images{reason}; is it an image classifier? (`input_size` sets the size)",
                        param="input_size")
+
+
+def _torch_reason(exc: BaseException, limit: int) -> str:
+    """What torch said, on one line: a TorchScript error is the interpreter's traceback, whose
+    last 'XError: ...' line is the reason (its first line only says an operation failed)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    last = next((line for line in reversed(lines[1:]) if re.match(r"[A-Za-z_.]*(Error|Exception): ", line)), None)
+    return first_line(last.split(": ", 1)[1] if last else exc, limit)
+
+
+def _channels_wanted(exc: BaseException) -> Optional[int]:
+    """The channel count a convolution that refused the RGB batch asked for (torch: 'expected
+    input[2, 3, 224, 224] to have 1 channels, but got 3 channels instead'), else None."""
+    found = re.search(r"expected input\[[\d, ]*\] to have (\d+) channels, but got 3 channels", str(exc))
+    return int(found.group(1)) if found else None
+
+
+def _channels_advice(channels: int, name: str) -> str:
+    """What to do with a model of ``channels`` input channels, which cvtools (feeding RGB) cannot
+    run as it is, after 'takes' or 'is': the wrapper goes back where the model came from."""
+    again = "export the wrapper again" if name.lower().endswith(".pt2") else "use the wrapper instead"
+    if channels == 1:
+        return ("1-channel (grayscale) images, and cvtools feeds RGB; wrap the model to take 3, e.g. averaging "
+                f"them: return model(x.mean(1, keepdim=True)), and {again}")
+    return (f"{channels}-channel images, and cvtools feeds RGB; wrap the model to make its {channels} channels of "
+            f"the 3, and {again}")
+
+
+def _input_failure(exc: BaseException, name: str, size) -> WeightsError:
+    """The error for a model that fails on a batch of RGB images of ``size``: its channel count
+    when a convolution says it wants another, else what torch said."""
+    channels = _channels_wanted(exc)
+    if channels is not None:
+        weight = re.search(r"weight of size (\[[\d, ]*\])", str(exc))
+        seen = f" (its first convolution's weight is {weight.group(1)})" if weight else ""
+        return WeightsError(f"{safe_path(name)}: the model takes {_channels_advice(channels, name)}{seen}")
+    return WeightsError(f"{safe_path(name)}: the model fails on a batch of two 3×{size[0]}×{size[1]} images "
+                        f"({_torch_reason(exc, 160)}); is it an image classifier? (`input_size` sets the size)",
+                        param="input_size")
 
 
 # ---------------------------------------------------------------------- torch.export programs
@@ -819,9 +935,14 @@ def _program_input(program, path: Path) -> Tuple[Optional[Tuple[int, int]], Opti
         raise WeightsError(f"{safe_path(path)}: the program takes {len(vals)} inputs; cvtools gives it one N×3×H×W "
                            "image batch")
     shape = vals[0].shape
+    # A dimension left free is a torch.export symbol (s77), which means nothing to the reader.
+    letters = "NCHW" if len(shape) == 4 else "N" + "?" * (len(shape) - 1)
+    shown = "×".join(str(s) if isinstance(s, int) else ("any" if c == "?" else c) for s, c in zip(shape, letters))
+    if len(shape) == 4 and isinstance(shape[1], int) and shape[1] != 3:
+        raise WeightsError(f"{safe_path(path)}: the program's input is {shown}, not an N×3×H×W image batch: it "
+                           f"takes {_channels_advice(shape[1], path.name)}")
     if len(shape) != 4 or not (isinstance(shape[1], int) and shape[1] == 3):
-        raise WeightsError(f"{safe_path(path)}: the program's input is {'×'.join(str(s) for s in shape)}, not an "
-                           "N×3×H×W image batch")
+        raise WeightsError(f"{safe_path(path)}: the program's input is {shown}, not an N×3×H×W image batch")
     batch = int(shape[0]) if isinstance(shape[0], int) else None
     if isinstance(shape[2], int) and isinstance(shape[3], int):
         return (int(shape[2]), int(shape[3])), batch
@@ -830,9 +951,10 @@ def _program_input(program, path: Path) -> Tuple[Optional[Tuple[int, int]], Opti
 
 # ====================================================================== preprocessing and classes
 
-def _preprocessing(loaded: Loaded, input_size, mean, std) -> Preprocessing:
+def _preprocessing(loaded: Loaded, input_size, mean, std, on_note=None) -> Preprocessing:
     """The architecture's evaluation transform (else 224 px and ImageNet's statistics), then the
-    caller's ``input_size``/``mean``/``std``; a network fixed to one size keeps that size."""
+    caller's ``input_size``/``mean``/``std``; a network fixed to one size keeps that size (and
+    ``on_note`` hears that an ``input_size`` asking for another is ignored)."""
     pre = copy.copy(loaded.preprocessing) if loaded.preprocessing else Preprocessing(
         mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD), resize_size=256, crop_size=224)
     if input_size is not None:
@@ -840,6 +962,10 @@ def _preprocessing(loaded: Loaded, input_size, mean, std) -> Preprocessing:
             raise UsageError("input_size must be a whole number of pixels from 8 to 4096", param="input_size")
         pre.resize_size, pre.crop_size = round(input_size * pre.resize_size / pre.crop_size), input_size
     if loaded.fixed_size is not None:
+        if input_size is not None and (input_size, input_size) != loaded.fixed_size:
+            h, w = loaded.fixed_size
+            _note(on_note, f"{safe_path(loaded.name)}: the program's size is fixed at {w}×{h} (it was exported at "
+                           f"that size); the input size {input_size} asked for is ignored")
         pre.resize_size, pre.crop_size = round(loaded.fixed_size[0] * pre.resize_size / pre.crop_size), \
             loaded.fixed_size[0]
     for label, value in (("mean", mean), ("std", std)):
@@ -851,6 +977,22 @@ def _preprocessing(loaded: Loaded, input_size, mean, std) -> Preprocessing:
                              param=label)
         setattr(pre, label, values)
     return pre
+
+
+def _note(on_note, message: str) -> None:
+    """A note to ``on_note``; with none to take it, a Python warning rather than silence."""
+    import sys
+
+    if on_note is not None:
+        on_note(message)
+        return
+    # The warning points at the first caller outside cvtools (load_user_model is reached through
+    # cvtools.backbones or directly, so no fixed stack level fits both).
+    package = str(Path(__file__).resolve().parents[1])
+    level, frame = 2, sys._getframe(1)  # level 2: the frame that called _note
+    while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
+        level, frame = level + 1, frame.f_back
+    warnings.warn(message, stacklevel=level)
 
 
 def _class_names(classes, from_model, count: int, model_name: str) -> List[str]:
@@ -1028,9 +1170,7 @@ def _trace(wrapper: UserNetwork, size, name: str, tappable: bool):
             with torch.no_grad():
                 logits = wrapper(x)
         except Exception as exc:
-            raise WeightsError(f"{safe_path(name)}: the model fails on a batch of two 3×{size[0]}×{size[1]} images "
-                               f"({first_line(exc, 160)}); is it an image classifier? (`input_size` sets the size)",
-                               param="input_size") from None
+            raise _input_failure(exc, name, size) from None
     once = [p for p in order if calls[p] == 1 and shapes[p][:1] == (2,)]
     return shapes, once, logits
 
@@ -1038,13 +1178,44 @@ def _trace(wrapper: UserNetwork, size, name: str, tappable: bool):
 def _check_logits(logits, name: str) -> int:
     if not isinstance(logits, torch.Tensor) or not logits.is_floating_point() or logits.dim() != 2 \
             or logits.shape[0] != 2:
-        what = f"a {'×'.join(map(str, logits.shape))} tensor" if isinstance(logits, torch.Tensor) \
-            else f"a {type(logits).__name__}"
-        raise WeightsError(f"{safe_path(name)}: the model returns {what} for 2 images, not N×K class scores")
+        raise WeightsError(f"{safe_path(name)}: the model returns {_output_text(logits)} for 2 images, not one "
+                           f"N×K tensor of class scores{_unpack_hint(logits)}")
     if logits.shape[1] < 2:
         raise WeightsError(f"{safe_path(name)}: the model returns one score per image; a single-logit "
                            "(sigmoid) head is not supported yet")
     return int(logits.shape[1])
+
+
+def _output_text(out) -> str:
+    """What a model returned, for a message: 'a 2×10 tensor', 'a tuple (a 2×10 tensor, a
+    2×128×8×8 tensor)', "a dict ('logits': a 2×10 tensor)"."""
+    def one(value) -> str:
+        return f"a {'×'.join(map(str, value.shape))} tensor" if isinstance(value, torch.Tensor) \
+            else f"a {type(value).__name__}"
+
+    if isinstance(out, dict):
+        items = [f"{first_line(repr(k), 40)}: {one(v)}" for k, v in list(out.items())[:4]]
+    elif isinstance(out, (tuple, list)):
+        items = [one(v) for v in out[:4]]
+    else:
+        return one(out)
+    more = ", …" if len(out) > 4 else ""
+    return f"a {type(out).__name__} ({', '.join(items)}{more})"
+
+
+def _unpack_hint(out) -> str:
+    """How to wrap a model whose output holds the logits among other things: the first 2×K float
+    tensor in its tuple or dict, picked out by a wrapper's forward."""
+    if isinstance(out, dict):
+        pairs = list(out.items())
+    elif isinstance(out, (tuple, list)):
+        pairs = list(enumerate(out))
+    else:
+        return ""
+    pick = next((k for k, v in pairs if isinstance(v, torch.Tensor) and v.is_floating_point()
+                 and v.dim() == 2 and v.shape[0] == 2 and v.shape[1] > 1), None)
+    shown = f"return model(x)[{first_line(repr(pick), 40)}]" if pick is not None else "return the logits"
+    return f"; wrap it so that forward returns only the N×K logits tensor ({shown}), and use the wrapper instead"
 
 
 def _fixed_size(wrapper: UserNetwork, size, classes: int, tappable: bool):
