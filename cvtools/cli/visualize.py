@@ -26,7 +26,8 @@ from cvtools.cli.common import (
     run_batch,
     run_outputs,
 )
-from cvtools.cli.params import CHANNELS_HELP, Channels, Target, class_target
+from cvtools.cli.params import CHANNELS_HELP, Channels, Target
+from cvtools.cli.params import class_target as _parsed_class_target
 from cvtools.visualize.catalog import ALL, METHOD_INFO, TRANSFORMER_ONLY, only_from_all, parse_methods
 from cvtools.visualize.job import output_suffix
 
@@ -55,6 +56,22 @@ Feature visualization (what a unit responds to):
 `cvtools visualize METHOD --help` explains each method and its options; `cvtools layers`
 lists the layer names.
 """
+
+
+def class_target(text, model_opts):
+    """--target as :func:`cvtools.cli.params.class_target` checks it, with a looser suggestion for
+    a mistyped ImageNet class name (:func:`~cvtools.visualize.catalog.class_name_hint`)."""
+    try:
+        return _parsed_class_target(text, model_opts)
+    except click.BadParameter as exc:
+        from cvtools.backbones.categories import imagenet_categories
+        from cvtools.errors import UsageError
+        from cvtools.visualize.catalog import with_class_hint
+
+        better = str(with_class_hint(UsageError(exc.message), text, imagenet_categories()))
+        if better == exc.message:
+            raise
+        raise click.BadParameter(better, param_hint=exc.param_hint) from None
 
 
 class VisualizeGroup(click.Group):
@@ -148,7 +165,9 @@ def attribution_options(f):
                           "name ('tabby'; a unique part of a name works)."),
         click.option("--layer", "-l", metavar="NAME",
                      help="Layer for the CAM methods (default: the backbone's last feature map; "
-                          "`cvtools layers` lists them). Earlier layers give finer, less semantic maps."),
+                          "`cvtools layers` lists them). Earlier layers give finer, less semantic maps. On a "
+                          "ViT the default is the last block's first norm (ln_1 / norm1): past the last attention "
+                          "only the class token reaches the logits, and every map there is zero."),
         click.option("--methods", "-m", "more_methods", metavar="A,B,...",
                      help="More methods in the same picture, side by side ('all' for every method)."),
         click.option("--truth", metavar="folders|FILE", cls=AddedLaterOption,
@@ -235,8 +254,7 @@ def _network_files(model_opts):
 
 
 def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size, colormap, alpha, no_caption, size,
-                    batch_size,
-                    internal_batch_size, samples, noise, steps, window, seed, sanity, metrics, as_json, output,
+                    batch_size, internal_batch_size, samples, noise, steps, window, seed, sanity, metrics, as_json, output,
                     overwrite, quiet, max_pixels, truth=None, asked="", **model_opts):
     from cvtools.cli.common import check_model_options_early, echo_err, registered_spec
     from cvtools.deferred import Deferred
@@ -264,7 +282,8 @@ def run_attribution(methods, inputs, target, layer, more_methods, raw, raw_size,
 
         return Explainer(_backbone_for(methods, model_opts), methods, target=target, layer=layer,
                          internal_batch_size=internal, samples=samples, noise=noise, seed=seed, steps=steps,
-                         window=window, optional=optional, on_note=lambda message: echo_err(f"note: {message}"))
+                         window=window, optional=optional, on_note=lambda message: echo_err(f"note: {message}"),
+                         on_stage=_stage_printer(quiet or as_json))
 
     explainer = Deferred(build_explainer)  # built when the first photo reaches the device
     found = find_inputs(inputs, output=output).refuse_videos("visualize")  # once: the work and the batch share it
@@ -367,8 +386,9 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
     from cvtools.visualize.job import score_work
 
     names = parse_methods(methods)
+    target = class_target(target, model_opts)
     backbone = _backbone_for(names, model_opts)
-    work = score_work(backbone, names, target=class_target(target, model_opts), layer=layer,
+    work = score_work(backbone, names, target=target, layer=layer, on_stage=_stage_printer(quiet or as_json),
                       sanity_images=sanity_images, road=not no_road, size=size, batch_size=batch_size,
                       internal_batch_size=internal_batch_size, samples=samples, steps=steps, seed=seed,
                       max_pixels=max_pixels, on_note=lambda message: echo_err(f"note: {message}"),
@@ -381,6 +401,19 @@ def score(inputs, methods, target, layer, sanity_images, no_road, size, batch_si
     if work.card.images:
         click.echo(json.dumps(work.card.to_json()) if as_json else work.card.table(markdown=markdown))
     finish(report)
+
+
+def _stage_printer(quiet):
+    """``on_stage`` for the slow checks: each stage's start and end on stderr when stderr is not a
+    terminal (a log, a pipe), where no progress bar shows that minutes of CPU work are under way;
+    None on a terminal (the bar) or with -q / --json."""
+    import sys
+
+    from cvtools.cli.common import _is_terminal, echo_err
+
+    if quiet or _is_terminal(sys.stderr):
+        return None
+    return lambda message: echo_err(f"visualize: {message}")
 
 
 # ----------------------------------------------------------------------------- feature visualization
@@ -462,10 +495,11 @@ def filters(layer, channels, class_targets, neuron, size, steps, lr, seed, batch
     defaults costs about 6 times that (3 times the pixels, twice the steps); a GPU takes seconds.
     """
     from cvtools.errors import UsageError
-    from cvtools.visualize.job import fp32_unless_asked, render_filters
+    from cvtools.visualize.job import check_output_name, fp32_unless_asked, render_filters
 
     if class_targets and not any(c.strip() for c in class_targets.split(",")):
         raise UsageError("--class needs at least one class index or name")
+    check_output_name(output)  # before the network loads and the minutes of rendering
     model_opts["precision"] = fp32_unless_asked(model_opts.get("precision"))
     backbone = load_backbone_from_options(**model_opts)
     bar = _StepBar(quiet)
@@ -511,10 +545,11 @@ def activations(inputs, layer, channels, top, size, colormap, output, overwrite,
       cvtools visualize activations photos/ -l blocks.10 -o acts/
     """
     from cvtools.io.discover import find_inputs
-    from cvtools.visualize.job import activations_work
+    from cvtools.visualize.job import activations_work, check_output_name
 
-    backbone = load_backbone_from_options(**model_opts)
     found = find_inputs(inputs, output=output).refuse_videos("visualize")  # once: the work and the batch share it
+    check_output_name(output, found.many)  # before the network loads, not once per photo after it
+    backbone = load_backbone_from_options(**model_opts)
     outputs = run_outputs()
     work = activations_work(backbone, layer, channels=channels, top=top, size=size, colormap=colormap, output=output,
                             many=found.many, overwrite=overwrite, inputs=list(found.paths) + _network_files(model_opts),

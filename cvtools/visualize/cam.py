@@ -37,6 +37,40 @@ class LayerGradients:
     target: Optional[torch.Tensor]  # N, the class index explained for each image (None: class-agnostic)
 
 
+def layers_listing(backbone) -> str:
+    """The command that lists ``backbone``'s layers: ``cvtools layers NAME`` for a registered
+    backbone, ``cvtools layers --model FILE`` for a network the user brought."""
+    from cvtools.backbones.registry import backbone_names
+
+    return f"cvtools layers {backbone.name}" if backbone.name in backbone_names() else "cvtools layers --model FILE"
+
+
+def check_layer_name(backbone, layer: Optional[str], role: str = "cam", feature_map: bool = False) -> str:
+    """``layer`` (default: the backbone's ``role`` layer) when it names one of its layers, else a
+    one-line UsageError with the closest names and the command that lists them all (the whole
+    list is hundreds of names on a ViT, cut off by the terminal). ``feature_map``: the layer must
+    also output a map (not the pooled vector or the logits); that is refused here, once, instead
+    of per photo from inside the forward pass, with layers that do output one."""
+    from cvtools.errors import did_you_mean
+
+    layer = layer or backbone.default_layer(role)
+    listing = layers_listing(backbone)
+    if backbone.layer_paths and layer not in backbone.layer_paths:
+        hint = did_you_mean(layer, backbone.layer_paths)
+        raise UsageError(f"unknown layer {layer!r} for {backbone.name}{hint} (`{listing}` lists them)", param="layer")
+    backbone.check_layers([layer])  # a network without tappable layers says why
+    if feature_map:
+        maps = [info.name for info in backbone.layers if info.stride > 0]
+        if layer not in maps:
+            default = backbone.defaults.cam
+            before = [n for n in maps[:maps.index(default)] if n != default][-2:] if default in maps else maps[-2:]
+            picks = ([f"{default} (the default)"] if default in maps else []) + before[::-1]
+            raise UsageError(f"layer={layer!r} of {backbone.name} does not output a feature map (a pooled vector "
+                             f"or the logits); pick one that does, e.g. {', '.join(picks)} (`{listing}` lists them)",
+                             param="layer")
+    return layer
+
+
 def layer_gradients(backbone, x: torch.Tensor, target: Target = None, layer: Optional[str] = None) -> LayerGradients:
     """The activation of ``layer`` and the gradient of each image's target logit with respect to it."""
     layer = layer or backbone.defaults.cam

@@ -114,3 +114,29 @@ def only_from_all(*specs: str) -> List[str]:
         return []
     named = {method_name(p) for p in parts if p != "all"}
     return [m for m in ALL if m not in named]
+
+
+def class_name_hint(word: str, names) -> str:
+    """``"; did you mean 'dog'?"`` for a mistyped class name, else ``""``. Looser than the usual
+    suggestion (difflib's 0.6, not 0.7): class names are short, and one swapped pair of letters
+    in a three-letter name ('dgo') already scores 0.67."""
+    import difflib
+
+    key = str(word).strip().lower().replace("_", " ")
+    lowered = {}
+    for name in names:
+        lowered.setdefault(str(name).lower(), str(name))
+    close = difflib.get_close_matches(key, list(lowered), n=3, cutoff=0.6)
+    return "; did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?" if close else ""
+
+
+def with_class_hint(exc: Exception, word, names) -> Exception:
+    """The "no class named ..." error of a class target with :func:`class_name_hint` added where it
+    had no suggestion of its own; ``exc`` itself otherwise (an ambiguous name, an index)."""
+    text = str(exc)
+    if not isinstance(word, str) or not text.startswith("no ") or "did you mean" in text:
+        return exc
+    hint = class_name_hint(word, names)
+    if not hint:
+        return exc
+    return type(exc)(text.split(";")[0] + hint, param=getattr(exc, "params", None) or None)

@@ -16,6 +16,8 @@ full batches without cropping anyone's subject away.
 
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -25,6 +27,7 @@ from PIL import Image
 from cvtools.device import autotuned_step
 from cvtools.errors import UsageError
 from cvtools.visualize.attribution import Attribution, percentile_normalize, signed_to_rgb
+from cvtools.visualize.cam import check_layer_name
 from cvtools.visualize.methods import make_methods, usable_methods
 from cvtools.visualize.model import Target, check_image_batch, checked_target, predict
 
@@ -76,6 +79,19 @@ def precision_for(methods: Sequence[str], precision: str = "auto") -> str:
     """The backbone precision to explain ``methods`` with: ``precision``, except that ``auto``
     becomes fp32 when a method needs it (:func:`needs_fp32`)."""
     return "fp32" if precision == "auto" and needs_fp32(methods) else precision
+
+
+@contextmanager
+def stage(on_stage, what: str):
+    """Tell ``on_stage`` (if given) that ``what`` starts, then that it ended and how long it took:
+    the checks run for minutes on a CPU, and a log or pipe shows no progress bar."""
+    if on_stage is None:
+        yield
+        return
+    on_stage(f"{what}...")
+    start = time.perf_counter()
+    yield
+    on_stage(f"{what}: done in {time.perf_counter() - start:.1f} s")
 
 
 @dataclass
@@ -131,13 +147,18 @@ class Explainer:
     """
 
     def __init__(self, backbone, methods: Sequence[str], target: Target = None, layer: Optional[str] = None,
-                 optional: Sequence[str] = (), on_note=None, **options):
+                 optional: Sequence[str] = (), on_note=None, on_stage=None, **options):
+        from cvtools.visualize.catalog import METHOD_INFO
+
         self.backbone = backbone
         self.target = checked_target(target, backbone.categories)  # once: not an error per image
         self.on_note = on_note
+        self.on_stage = on_stage  # told as each slow check (metrics, sanity) starts and ends
         self._zero_noted: set = set()  # methods whose all-zero maps were noted
         self.options = dict(options, layer=layer)  # what a method needs to be rebuilt (sanity check)
         methods = usable_methods(methods, backbone, optional, layer, on_note)
+        if any(METHOD_INFO[m].uses_layer for m in methods):  # a bad --layer: once, not from each photo's forward
+            check_layer_name(backbone, layer, "cam", feature_map=True)
         self.methods: List[Attribution] = make_methods(methods, backbone, layer=layer, **options)
 
     @autotuned_step
@@ -184,8 +205,25 @@ class Explainer:
         from cvtools.visualize.catalog import METHOD_INFO
 
         what = " / ".join(dict.fromkeys("layer" if METHOD_INFO[m].uses_layer else "input" for m in names))
-        self.on_note(f"{', '.join(names)}: the map is zero everywhere for at least one image: the model's output "
-                     f"does not depend on this {what} (e.g. an untrained head)")
+        why = (self._after_readout() if all(METHOD_INFO[m].uses_layer for m in names) else None) \
+            or f"the model's output does not depend on this {what} (e.g. an untrained head)"
+        self.on_note(f"{', '.join(names)}: the map is zero everywhere for at least one image: {why}")
+
+    def _after_readout(self) -> Optional[str]:
+        """Why a token layer's map is zero when the layer comes after the class-token read-out: in
+        a ViT only the class token reaches the logits after the last block's attention, so every
+        patch token there has a zero gradient whatever the weights; None for other layers."""
+        from cvtools.backbones.tokens import TokenGrid
+
+        bb = self.backbone
+        layer, default = self.options.get("layer") or bb.defaults.cam, bb.defaults.cam
+        order, view = list(bb.layer_paths), bb.layer_views.get(layer)
+        # No leading (class) token: the patch tokens are pooled and do reach the logits.
+        if not isinstance(view, TokenGrid) or not view.extra or default not in order or layer not in order \
+                or order.index(layer) <= order.index(default):
+            return None
+        return (f"{layer} comes after the class-token read-out (only the class token reaches the logits after the "
+                f"last block's attention, so the patch tokens get no gradient); pick {default} (the default) or an earlier layer")
 
 
     @autotuned_step
@@ -210,16 +248,18 @@ class Explainer:
             from cvtools.visualize.metrics import faithfulness
 
             heat = {m: torch.stack([r.heatmaps[m] for r in results]) for m in names}
-            scores = faithfulness(self.backbone, x, heat, target, seed=seed,
-                                  batch_size=self.options.get("internal_batch_size") or 32)
+            with stage(self.on_stage, f"metrics of {', '.join(names)} ({len(x)} image{'s' if len(x) > 1 else ''})"):
+                scores = faithfulness(self.backbone, x, heat, target, seed=seed,
+                                      batch_size=self.options.get("internal_batch_size") or 32)
             for i, report in enumerate(reports):
                 report.metrics = {m: s[i] for m, s in scores.items()}
         if sanity:
             from cvtools.visualize.sanity import cascading_randomization
 
             steps = [d["steps"] for r in results for d in r.diagnostics.values() if "steps" in d]
-            checks = cascading_randomization(self.backbone, x, names, target, seed=seed,
-                                             options=dict(self.options, **({"steps": max(steps)} if steps else {})))
+            with stage(self.on_stage, f"sanity check of {', '.join(names)} ({len(x)} image{'s' if len(x) > 1 else ''})"):
+                checks = cascading_randomization(self.backbone, x, names, target, seed=seed,
+                                                 options=dict(self.options, **({"steps": max(steps)} if steps else {})))
             for i, report in enumerate(reports):
                 report.sanity = checks.for_image(i)
         return reports

@@ -471,7 +471,7 @@ class ScoreWork(BatchedWork):
 
 def score_work(backbone, methods, *, target=None, layer=None, sanity_images=8, road=True, size=None,
                batch_size=None, internal_batch_size=None, samples=32, steps=50, seed=0, max_pixels=-1,
-               on_note=None, optional=()) -> ScoreWork:
+               on_note=None, optional=(), on_stage=None) -> ScoreWork:
     """What ``cvtools visualize score`` does to each photo: decode (``max_pixels``), then in
     batches of same-size photos every method's map and every trust measure
     (:func:`~cvtools.visualize.score.score_batch`), the model-randomisation check on the first
@@ -481,13 +481,18 @@ def score_work(backbone, methods, *, target=None, layer=None, sanity_images=8, r
     batch sizes default to 32 photos and 256 copies per pass on a GPU, 4 and 32 on the CPU.
     ``on_note(message)``: a backbone whose layers cannot be re-initialised one by one gets no
     sanity check, and says so. ``optional``: the methods ``all`` brought in; those this network
-    cannot run are left out with a note (a method named is a UsageError, before any photo)."""
+    cannot run are left out with a note (a method named is a UsageError, before any photo).
+    ``on_stage(message)``: as each method's map and each check starts and ends (minutes on a CPU)."""
+    from cvtools.visualize.cam import check_layer_name
+    from cvtools.visualize.catalog import METHOD_INFO
     from cvtools.visualize.methods import usable_methods
     from cvtools.visualize.model import checked_target
     from cvtools.visualize.score import Scorecard
 
     names = usable_methods(list(methods), backbone, optional, layer, on_note)
     target = checked_target(target, backbone.categories)
+    if any(METHOD_INFO[m].uses_layer for m in names):  # a bad --layer: now, not from each photo's forward
+        check_layer_name(backbone, layer, "cam", feature_map=True)
     if sanity_images and not backbone.layer_paths:  # its layers cannot be re-initialised one by one
         if on_note is not None:
             on_note(f"{backbone.name}: no sanity check ({backbone.layers_note or 'no layers'})")
@@ -500,7 +505,7 @@ def score_work(backbone, methods, *, target=None, layer=None, sanity_images=8, r
                                  samples=samples, steps=steps, seed=seed, road=road, sanity_images=sanity_images,
                                  device=str(backbone.device)))
     stages = _ScoreStages(backbone, names, target, layer, sanity_images, road, size, internal, samples, steps, seed,
-                          max_pixels, card)
+                          max_pixels, card, on_stage)
     return ScoreWork(stages.prepare, stages.compute, stages.finish, batch_size, card=card)
 
 
@@ -521,6 +526,7 @@ class _ScoreStages:
     seed: int
     max_pixels: Optional[int]
     card: object
+    on_stage: Optional[Callable[[str], None]] = None
     done: int = 0  # photos scored so far (the first sanity_images of them get the check)
 
     def prepare(self, path):
@@ -542,7 +548,7 @@ class _ScoreStages:
             rows += score_batch(self.backbone, self.methods, x[part], paths[part], target=self.target,
                                 layer=self.layer, sanity=self.done < self.sanity_images, road=self.road,
                                 seed=self.seed, batch_size=self.internal, internal_batch_size=self.internal,
-                                samples=self.samples, steps=self.steps)
+                                samples=self.samples, steps=self.steps, on_stage=self.on_stage)
             self.done += len(paths[part])
         return rows
 
@@ -606,8 +612,9 @@ def activations_work(backbone, layer=None, *, channels=None, top=31, size=None, 
     of ``size`` (default its crop), and write the grid of the photo and the ``channels``
     (text such as "0:16" or a :class:`~cvtools.specs.ChannelSpec`; default: the ``top`` most
     active), each tile coloured by ``colormap``."""
-    layer = layer or backbone.default_layer("dream")
-    backbone.check_layers([layer])
+    from cvtools.visualize.cam import check_layer_name
+
+    layer = check_layer_name(backbone, layer, "dream", feature_map=True)
     size = size or backbone.preprocessing.crop_size
 
     def work(path):
@@ -656,8 +663,9 @@ def activations_files(inputs: Union[str, Path, Sequence[Union[str, Path]]], outp
         inputs = [inputs]
     checked_network(backbone, model, model_options)
     channels = parse_channel_spec(channels) if channels is not None else None  # a typo answers now
-    network = network_loader(backbone, model, model_options, device, precision)()
     found = find_inputs([str(i) for i in inputs]).refuse_videos("visualize")
+    check_output_name(output, found.many)  # before the network loads, not once per photo after it
+    network = network_loader(backbone, model, model_options, device, precision)()
     outputs = Outputs(activations_provenance(layer=layer, channels=channels, top=top, size=size, colormap=colormap,
                                              backbone=backbone, model=model, model_options=model_options))
     work = activations_work(network, layer, channels=channels, top=top, size=size, colormap=colormap,
@@ -717,8 +725,9 @@ def filter_plan(backbone, layer=None, channels="0:16", classes=None, neuron=Fals
     from cvtools.specs import parse_channel_spec
 
     channels = parse_channel_spec(channels)
-    layer = layer or backbone.default_layer("dream")
-    backbone.check_layers([layer])
+    from cvtools.visualize.cam import check_layer_name
+
+    layer = check_layer_name(backbone, layer, "dream")
     count = {info.name: info.channels for info in backbone.layers}[layer]
     indices = parse_channels(channels, count)
 
@@ -753,6 +762,22 @@ def fp32_unless_asked(precision):
     """Optimising pixels needs gradients in fp32 (fp16 ones underflow); the network is small
     enough at these sizes that fp32 costs little on a GPU: "auto" is "fp32"."""
     return "fp32" if precision == "auto" else precision
+
+
+def check_output_name(output, many: bool = False) -> None:
+    """``output`` (``-o``) checked before any work: a file name (not a folder: an existing one, a
+    path ending in "/", or ``many`` inputs) must have an image extension cvtools writes; an
+    ImageError naming it otherwise (after minutes of rendering, the result would be lost)."""
+    from cvtools.errors import ImageError
+    from cvtools.io.naming import FORMATS
+
+    if output is None or many or Path(output).is_dir() or str(output).endswith(("/", os.sep)):
+        return
+    suffix = Path(output).suffix
+    if suffix.lower() not in FORMATS:
+        hint = "; to write into a directory, end the output path with '/'" if not suffix else ""
+        raise ImageError(Path(output), f"unknown output format {suffix or '(no extension)'!r}; use .png, .jpg, "
+                                       f".webp, .tif or .bmp{hint}")
 
 
 def filters_target(name, output=None, overwrite=False, protected=()) -> Path:
@@ -791,6 +816,7 @@ def render_filters(backbone="efficientnet_lite0", output=None, *, layer=None, ch
     from cvtools.visualize.featurevis import ImageParam, labelled_grid, render
 
     size = checked_size(size, 32, 1024)  # the command's --size range, before the network loads
+    check_output_name(output)
     if isinstance(backbone, str):
         from cvtools.backbones import load_backbone
 

@@ -37,9 +37,14 @@ def parse_target(spec: Target, categories=None) -> Target:
     names are looked up in ``categories`` (a network's class names; default ImageNet's)."""
     if spec is None or isinstance(spec, (int, torch.Tensor)) or not isinstance(spec, str):
         return spec
-    from cvtools.backbones.categories import parse_class_target
+    from cvtools.backbones.categories import imagenet_categories, parse_class_target
+    from cvtools.visualize.catalog import with_class_hint
 
-    return parse_class_target(spec, categories)
+    try:
+        return parse_class_target(spec, categories)
+    except UsageError as exc:
+        names = imagenet_categories() if categories is None else categories
+        raise with_class_hint(exc, spec, names) from None
 
 
 def checked_target(target: Target, categories) -> Target:

@@ -131,13 +131,15 @@ def _sync(device):
 @autotuned
 def score_batch(backbone, methods: Sequence[str], x: torch.Tensor, names: Sequence[str], target=None,
                 layer: Optional[str] = None, sanity: bool = True, road: bool = True, seed: int = 0,
-                batch_size: int = 32, curve_steps: int = 32, **options) -> List[ImageScores]:
+                batch_size: int = 32, curve_steps: int = 32, on_stage=None, **options) -> List[ImageScores]:
     """Every measure of every method for a batch of images (N×3×H×W in [0, 1], one size).
 
     ``options`` configure the methods (``samples``, ``steps``, ``window``, ``internal_batch_size``);
     ``batch_size`` is the metrics' images per forward pass, ``curve_steps`` the deletion and
-    insertion curves' points.
+    insertion curves' points. ``on_stage(message)``: told as each method's map, the metrics and
+    the sanity check start and end (:func:`~cvtools.visualize.explain.stage`).
     """
+    from cvtools.visualize.explain import stage
     from cvtools.visualize.methods import make_methods
     from cvtools.visualize.metrics import faithfulness
     from cvtools.visualize.model import check_image_batch, predict
@@ -151,14 +153,16 @@ def score_batch(backbone, methods: Sequence[str], x: torch.Tensor, names: Sequen
     for name in methods:
         (method,) = make_methods([name], backbone, layer=layer, **options)
         _sync(x.device)
-        start = time.perf_counter()
-        heat[name] = method.heatmap(method.attribute(x, idx)).float()
-        _sync(x.device)
-        per_image = (time.perf_counter() - start) / n
+        with stage(on_stage, f"{name} maps ({n} image{'s' if n > 1 else ''})"):
+            start = time.perf_counter()
+            heat[name] = method.heatmap(method.attribute(x, idx)).float()
+            _sync(x.device)
+            per_image = (time.perf_counter() - start) / n
         for r in rows:
             r.values[name] = {"seconds": per_image}
-    scores = faithfulness(backbone, x, heat, idx, steps=curve_steps, seed=seed, batch_size=batch_size,
-                          with_road=road)
+    with stage(on_stage, f"metrics of {len(heat)} method{'s' if len(heat) > 1 else ''} and a random map"):
+        scores = faithfulness(backbone, x, heat, idx, steps=curve_steps, seed=seed, batch_size=batch_size,
+                              with_road=road)
     for name, per_image in scores.items():
         for r, s in zip(rows, per_image):
             r.values[name].update(deletion=s.deletion, insertion=s.insertion)
@@ -169,7 +173,9 @@ def score_batch(backbone, methods: Sequence[str], x: torch.Tensor, names: Sequen
     if sanity:
         from cvtools.visualize.sanity import cascading_randomization
 
-        checks = cascading_randomization(backbone, x, list(methods), idx, seed=seed, options=dict(options, layer=layer))
+        with stage(on_stage, f"sanity check of {len(methods)} method{'s' if len(methods) > 1 else ''}"):
+            checks = cascading_randomization(backbone, x, list(methods), idx, seed=seed,
+                                             options=dict(options, layer=layer))
         for name, rho in checks.correlations.items():
             # rho is NaN where a map is constant (an empty CAM has no ranking): such steps are left
             # out of the mean, and an image whose original map is empty has no sanity value.
