@@ -234,3 +234,21 @@ def test_input_size_on_a_fixed_size_program_is_noted(tmp_path):
     for same in (48, None):
         load_user_model(tmp_path / "fixed.pt2", input_size=same, on_note=notes.append, **EXACT)
     assert len(notes) == 1
+
+
+def test_cli_says_the_input_size_a_fixed_size_program_ignores_in_one_line(tmp_path, run_cli):
+    """The library's note reaches the command as a `cvtools: note:` line (it was a two-line
+    Python warning there)."""
+    import warnings
+
+    from PIL import Image
+
+    torch.export.save(torch.export.export(Net().eval(), (torch.rand(2, 3, 48, 48),),
+                                         dynamic_shapes={"x": {0: torch.export.Dim.DYNAMIC}}), tmp_path / "fixed.pt2")
+    Image.new("RGB", (60, 50), (90, 120, 30)).save(tmp_path / "p.jpg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a Python warning would fail the command here
+        r = run_cli("classify", tmp_path / "p.jpg", "--model", tmp_path / "fixed.pt2", "--input-size", "64")
+    assert r.exit_code == 0, r.output
+    notes = [ln for ln in r.stderr.splitlines() if "fixed at 48×48" in ln]
+    assert len(notes) == 1 and notes[0].startswith("cvtools: note: ") and "fixed.pt2" in notes[0], r.stderr

@@ -189,10 +189,13 @@ def load_backbone_from_options(backbone, weights, device, precision, no_fuse, co
     :func:`cvtools.backbones.load_user_model`) or a registered ``--backbone``."""
     if model is not None:
         from cvtools.backbones import load_user_model
+        from cvtools.cli.notes import note_printer
 
+        # its notes (an --input-size a fixed-size program ignores) as the command's one-line notes
         return load_user_model(model, architecture, classes=classes, input_size=input_size, mean=mean, std=std,
                                trust_pickle=bool(trust_pickle), multi_label=bool(multi_label), device=device,
-                               fuse=not no_fuse, precision=precision, compile=compile_, tune=bool(tune))
+                               fuse=not no_fuse, precision=precision, compile=compile_, tune=bool(tune),
+                               on_note=note_printer())
     from cvtools.backbones import load_backbone
 
     return load_backbone(backbone, device=device, fuse=not no_fuse, precision=precision,
