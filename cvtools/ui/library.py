@@ -225,7 +225,8 @@ class Library:
         if not 0.0 <= strength <= 1.0:
             raise UsageError(f"strength must be between 0 and 1, not {strength}", param="strength")
         loaded = self.load(photo)
-        rgb = resize_long_side(loaded.rgb, size) if size else loaded.rgb
+        # shrink only, as the command without --enlarge: the marker's --size then reproduces it
+        rgb = resize_long_side(loaded.rgb, size, enlarge=False) if size else loaded.rgb
         stylizer = self.stylizer(styles)
         with self.lock:
             t0 = time.perf_counter()
@@ -326,7 +327,8 @@ class Library:
         settings = DreamSettings(layers=tuple(layers) or None, octaves=int(octaves), steps=int(steps))
         settings = settings.validated()
         loaded = self.load(photo)
-        rgb = resize_long_side(loaded.rgb, size) if size else loaded.rgb
+        # shrink only, as the command without --enlarge: the marker's --size then reproduces it
+        rgb = resize_long_side(loaded.rgb, size, enlarge=False) if size else loaded.rgb
         guide_tensor = pil_to_tensor(self.load(guide).rgb) if guide is not None else None
         with self.lock:
             bb = self.backbone()

@@ -4,10 +4,20 @@
 const $ = (id) => document.getElementById(id);
 let info = null;
 
+// what a page says when the fetch itself fails: the browser's "Failed to fetch" names no cause
+const UNREACHABLE = "the server stopped or cannot be reached";
+
 async function api(path, body) {
-  const response = await fetch(path, {method: "POST", body, headers: {"X-Cvtools": "1"}});
+  let response;
+  try {
+    response = await fetch(path, {method: "POST", body, headers: {"X-Cvtools": "1"}});
+  } catch (err) {
+    throw new Error(UNREACHABLE);
+  }
   const type = response.headers.get("content-type") || "";
   if (!response.ok) {
+    // our errors are JSON; a plain-text 5xx is uvicorn's own answer while the server stops
+    if (!type.includes("json") && response.status >= 500) throw new Error(UNREACHABLE);
     const text = type.includes("json") ? (await response.json()).error : await response.text();
     throw new Error(text || response.statusText);
   }
@@ -136,6 +146,11 @@ function drawGallery() {
 function showSelected() {
   const i = st.selected;
   if (!st.photos.length) { $("st-compare").hidden = true; return; }
+  // a file with an image's extension that the browser cannot decode: no broken-image preview
+  $("st-before").onerror = () => {
+    $("st-compare").hidden = true;
+    status("st-status", `no preview of ${st.photos[i].name}: the browser cannot show it`, true);
+  };
   $("st-before").src = st.urls[i];
   const result = st.results[i];
   $("st-after").src = result ? result.url : st.urls[i];
@@ -238,8 +253,18 @@ $("vi-cancel").addEventListener("click", async () => {
 });
 
 async function poll() {
-  const response = await fetch(`/api/jobs/${job.id}`);
-  job = await response.json();
+  try {
+    const response = await fetch(`/api/jobs/${job.id}`);
+    if (!response.ok) throw new Error(response.statusText);  // a restarted server knows no such job
+    job = await response.json();
+  } catch (err) {
+    // the server is gone: say so once and give the controls back instead of "running" forever
+    status("vi-status", `${UNREACHABLE}; the video did not finish`, true);
+    document.body.dataset.video = "lost";
+    $("vi-run").disabled = false;
+    $("vi-cancel").disabled = true;
+    return;
+  }
   const total = job.total || 0;
   $("vi-progress").max = total || 1;
   $("vi-progress").value = job.done;
@@ -266,6 +291,9 @@ $("dr-run").addEventListener("click", async () => {
   if ($("dr-guide").files[0]) form.append("guide", $("dr-guide").files[0]);
   for (const id of ["layer", "octaves", "steps", "size", "frames", "zoom"]) form.append(id, $("dr-" + id).value);
   $("dr-run").disabled = true;
+  // the last result goes while this one runs: a failed run must not leave its Download behind
+  $("dr-result").hidden = true;
+  $("dr-download").hidden = true;
   status("dr-status", "dreaming…");
   try {
     const answer = await api("/api/dream", form);
@@ -311,6 +339,7 @@ async function explain(target = null) {
     form.append("architecture", $("ex-arch").value);
   }
   $("ex-run").disabled = true;
+  $("ex-download").hidden = true;  // the panel of the last run is not this run's
   status("ex-status", "explaining…");
   try {
     const a = await api("/api/explain", form);

@@ -1,0 +1,152 @@
+"""``cvtools ui`` QA fixes (session s): hidden elements stay hidden, a server that stops is said
+in one line, small photos are not enlarged, an undecodable photo gets no preview.
+
+One server and one headless Chromium page for the module, as tests/test_ui.py; answers the
+page would get from a stopped server are made with Playwright's request routing, so no test
+has to stop the shared server.
+"""
+
+import io
+import json
+
+import pytest
+from test_ui import BROWSER_SKIP, CHROMIUM, UI_EXTRA, _post, _start_server, _stop, _wait, needs_browser
+
+UNREACHABLE = "the server stopped or cannot be reached"
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not UI_EXTRA:
+        pytest.skip('the ui extra is not installed (pip install "cvtools[ui]")')
+    proc, url, workdir = _start_server()
+    yield url.rstrip("/")
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    if BROWSER_SKIP:
+        pytest.skip(BROWSER_SKIP)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        pg = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+        pg.set_default_timeout(30_000)
+        pg.goto(server + "/")
+        pg.wait_for_selector("body[data-ready='1']")
+        yield pg
+        browser.close()
+
+
+def _png(size):
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, (200, 120, 40)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _tab(page, name):
+    page.click(f"#tabs button[data-tab='{name}']")
+
+
+@needs_browser
+def test_hidden_elements_stay_hidden(page):
+    """QA: a.button and .compare set display, which beat the hidden attribute: a fresh page
+    showed a broken "before" picture, a slider and Downloads that did nothing."""
+    for tab, ids in [("stylize", ["st-compare", "st-slider", "st-download", "st-zip"]), ("video", ["vi-download"]),
+                     ("dream", ["dr-download", "dr-result"]), ("explain", ["ex-download"])]:
+        _tab(page, tab)
+        for id_ in ids:
+            assert not page.is_visible(f"#{id_}"), id_
+    # a failed Dream after a good one leaves no Download of the old result
+    answers = iter([{"status": 200, "content_type": "application/json", "body": json.dumps(
+                        {"output": {"url": "/files/x", "name": "a_dream.png", "width": 4, "height": 4, "frames": 1},
+                         "seconds": 0.1})},
+                    {"status": 400, "content_type": "application/json", "body": json.dumps({"error": "bad photo"})}])
+    page.route("**/api/dream", lambda route: route.fulfill(**next(answers)))
+    try:
+        _tab(page, "dream")
+        page.set_input_files("#dr-photo", {"name": "a.png", "mimeType": "image/png", "buffer": _png((4, 4))})
+        page.click("#dr-run")
+        _wait(page, "() => document.body.dataset.dreamed === 'a_dream.png'", timeout=10)
+        assert page.is_visible("#dr-download")
+        page.click("#dr-run")
+        _wait(page, "() => document.getElementById('dr-status').textContent === 'bad photo'", timeout=10)
+        assert not page.is_visible("#dr-download") and not page.is_visible("#dr-result")
+    finally:
+        page.unroute("**/api/dream")
+
+
+@needs_browser
+def test_a_server_that_stopped_is_said_in_one_line(page):
+    """QA: a failed fetch showed "Failed to fetch" (or uvicorn's "Internal Server Error"), and a
+    video whose server stopped stayed "running" forever with its controls disabled."""
+    _tab(page, "dream")
+    page.set_input_files("#dr-photo", {"name": "a.png", "mimeType": "image/png", "buffer": _png((4, 4))})
+    for answer in [lambda route: route.abort(),
+                   lambda route: route.fulfill(status=500, content_type="text/plain", body="Internal Server Error")]:
+        page.route("**/api/dream", answer)
+        page.evaluate("() => { document.getElementById('dr-status').textContent = ''; }")
+        page.click("#dr-run")
+        _wait(page, "() => !document.getElementById('dr-run').disabled && "
+                    "document.getElementById('dr-status').textContent !== ''", timeout=10)
+        assert page.inner_text("#dr-status") == UNREACHABLE
+        page.unroute("**/api/dream")
+
+    running = {"id": "j1", "state": "running", "done": 0, "total": 10, "fps": 0.0, "error": "", "seconds": 0,
+               "url": None}
+    page.route("**/api/video", lambda route: route.fulfill(status=200, content_type="application/json",
+                                                           body=json.dumps(running)))
+    page.route("**/api/jobs/**", lambda route: route.abort())
+    try:
+        _tab(page, "video")
+        page.set_input_files("#vi-file", {"name": "c.mp4", "mimeType": "video/mp4", "buffer": b"\x00" * 64})
+        page.click("#vi-run")
+        _wait(page, "() => document.body.dataset.video === 'lost'", timeout=10)
+        assert UNREACHABLE in page.inner_text("#vi-status")
+        assert page.is_enabled("#vi-run") and page.is_disabled("#vi-cancel")
+    finally:
+        page.unroute("**/api/video")
+        page.unroute("**/api/jobs/**")
+
+
+@needs_browser
+def test_an_undecodable_photo_gets_no_preview(page):
+    """QA: a file named .jpg that is no picture showed a broken-image icon as its preview."""
+    _tab(page, "stylize")
+    page.set_input_files("#st-photos", {"name": "bad.jpg", "mimeType": "image/jpeg", "buffer": b"not a jpeg" * 20})
+    _wait(page, "() => document.getElementById('st-status').textContent.includes('no preview')", timeout=10)
+    assert not page.is_visible("#st-compare") and not page.is_visible("#st-before")
+
+
+@pytest.mark.skipif(not UI_EXTRA, reason='the ui extra is not installed (pip install "cvtools[ui]")')
+def test_small_photos_are_not_enlarged(server, tmp_path):
+    """QA: the page scaled a 96 px photo up to Size (the commands only shrink without --enlarge),
+    and its marker's --size would not have reproduced the result."""
+    from PIL import Image
+
+    from cvtools.io.markers import read_marker
+
+    for path, fields in [("/api/stylize", {"styles": json.dumps([{"name": "mona", "weight": 1}]), "size": "512"}),
+                         ("/api/dream", {"octaves": "1", "steps": "0", "size": "256"})]:
+        status, body = _post(server + path, fields, [("photo", "small.png", _png((96, 64)))], {"X-Cvtools": "1"})
+        assert status == 200, body
+        out = json.loads(body)["output"]
+        assert (out["width"], out["height"]) == (96, 64), (path, out)
+        saved = tmp_path / out["name"]
+        saved.write_bytes(_get_file(server + out["url"]))
+        with Image.open(saved) as im:
+            assert im.size == (96, 64), path
+        # what the command does with this --size and no --enlarge: the marker reproduces it
+        options = read_marker(saved)["options"]
+        assert options["--size"] in (256, 512) and not options.get("--enlarge"), options
+
+
+def _get_file(url):
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return r.read()
