@@ -150,3 +150,32 @@ def _get_file(url):
 
     with urllib.request.urlopen(url, timeout=30) as r:
         return r.read()
+
+
+@pytest.mark.skipif(not UI_EXTRA, reason='the ui extra is not installed (pip install "cvtools[ui]")')
+def test_ctrl_c_during_a_dream_is_one_line(tmp_path):
+    """QA: Ctrl-C while a Dream ran printed a 51-line traceback ending in CancelledError, and the
+    page got uvicorn's bare "Internal Server Error"."""
+    import threading
+    import time
+
+    proc, url, workdir = _start_server()
+    answer = []
+    fields = {"octaves": "6", "steps": "200", "size": ""}  # minutes on a CPU: still running at Ctrl-C
+    photo = [("photo", "big.png", _png((640, 480)))]
+    worker = threading.Thread(target=lambda: answer.append(_post(url + "api/dream", fields, photo,
+                                                                 {"X-Cvtools": "1"})))
+    try:
+        worker.start()
+        end = time.monotonic() + 30
+        while not list(workdir.rglob("big.png")) and time.monotonic() < end:
+            time.sleep(0.1)
+        time.sleep(1.0)
+    finally:
+        assert _stop(proc) == 0
+    worker.join(timeout=30)
+    lines = [line for line in proc.stderr.read().splitlines() if line.strip()]
+    assert len(lines) <= 1 and "Traceback" not in "\n".join(lines), lines
+    assert all("cut short" in line for line in lines), lines
+    status, body = answer[0]
+    assert status == 503 and "server stopped" in json.loads(body)["error"], (status, body)

@@ -21,6 +21,7 @@ Why a small Starlette page and not Gradio (the ML convention), decided for issue
 
 from __future__ import annotations
 
+import logging
 import socket
 from contextlib import contextmanager
 from typing import Callable, Optional, Tuple
@@ -98,6 +99,8 @@ def serve(settings, open_browser: bool = True, say: Callable[[str], None] = prin
         settings.allowed_hosts = tuple(f"{n}:{port}" for n in names)
     app = App(settings)
     url, where = addresses(settings.host, port, settings.token)
+    quiet = _ShutdownLine()
+    logging.getLogger("uvicorn.error").addFilter(quiet)
     try:
         config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                                 timeout_graceful_shutdown=3)
@@ -112,6 +115,7 @@ def serve(settings, open_browser: bool = True, say: Callable[[str], None] = prin
     except _Stopped:
         pass
     finally:
+        logging.getLogger("uvicorn.error").removeFilter(quiet)
         app.close()
         sock.close()
     say("cvtools ui: stopped; its temporary files are removed")
@@ -119,6 +123,18 @@ def serve(settings, open_browser: bool = True, say: Callable[[str], None] = prin
 
 class _Stopped(Exception):
     pass
+
+
+class _ShutdownLine(logging.Filter):
+    """uvicorn's ERROR "Cancel N running task(s), timeout graceful shutdown exceeded" on a Ctrl-C
+    during a Dream said as what it means to the user: a warning, not an error of the page."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith("Cancel %s running task(s)"):
+            count = record.args[0] if isinstance(record.args, tuple) and record.args else "some"
+            record.msg, record.args = "cvtools ui: %s request(s) still running were cut short", (count,)
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
 
 
 @contextmanager

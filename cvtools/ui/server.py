@@ -20,6 +20,8 @@ Safe by default:
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import math
 import re
@@ -52,6 +54,9 @@ TOKEN_COOKIE = "cvtools_ui_token"
 PIXEL_ADVICE = re.compile(r"pass max_pixels=0(?: or set CVTOOLS_MAX_PIXELS=0)?(?: to allow it)?")
 SERVER_PIXEL_ADVICE = "the server's limit is raised by starting it with `cvtools ui --max-pixels N`"
 
+
+#: the answer to a request still running when the server stops
+STOPPED = "the server stopped before this finished; start it again (cvtools ui) and retry"
 
 #: the most bytes of one webcam frame (/api/frame): a 1080p JPEG is well under 1 MB
 FRAME_BYTES = 8 << 20
@@ -159,9 +164,11 @@ class App:
         if refusal is not None:
             return await refusal(scope, receive, send)
         set_cookie = self.settings.token and request.query_params.get("token") == self.settings.token
+        started = []
 
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
+                started.append(True)
                 headers = list(message.get("headers", []))
                 headers += [(b"content-security-policy", CSP.encode()), (b"x-content-type-options", b"nosniff"),
                             (b"referrer-policy", b"no-referrer"), (b"x-frame-options", b"DENY"),
@@ -172,7 +179,14 @@ class App:
                 message = dict(message, headers=headers)
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except asyncio.CancelledError:
+            # uvicorn cancels what still runs once its graceful shutdown time is over (Ctrl-C during
+            # a Dream): the page gets one clear answer and the terminal no 50-line traceback
+            if not started:
+                with contextlib.suppress(Exception):
+                    await JSONResponse({"error": STOPPED}, status_code=503)(scope, receive, send_with_headers)
 
     def _refusal(self, request: Request) -> Optional[Response]:
         s = self.settings
