@@ -179,3 +179,82 @@ def test_ctrl_c_during_a_dream_is_one_line(tmp_path):
     assert all("cut short" in line for line in lines), lines
     status, body = answer[0]
     assert status == 503 and "server stopped" in json.loads(body)["error"], (status, body)
+
+
+@needs_browser
+def test_a_reloaded_page_picks_up_the_running_video(page, server):
+    """QA: reloading during a video forgot the job: a new video was refused "already running"
+    and Cancel stayed disabled, so nothing could stop it."""
+    import urllib.request
+
+    with urllib.request.urlopen(server + "/api/video/current", timeout=30) as r:
+        assert json.loads(r.read()) == {"job": None}  # nothing runs on the test server
+    job = {"id": "j2", "state": "running", "done": 3, "total": 10, "fps": 2.0, "error": "", "seconds": 1.5,
+           "url": None}
+    cancelled = []
+
+    def answer(route):
+        if route.request.url.endswith("/cancel"):
+            cancelled.append(True)
+        state = dict(job, state="cancelled") if cancelled else job
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(state))
+
+    page.route("**/api/video/current", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps({"job": job})))
+    page.route("**/api/jobs/**", answer)
+    try:
+        page.reload()
+        page.wait_for_selector("body[data-ready='1']")
+        _tab(page, "video")
+        _wait(page, "() => document.getElementById('vi-status').textContent.includes('3 / 10')", timeout=10)
+        assert page.is_disabled("#vi-run") and page.is_enabled("#vi-cancel")
+        page.click("#vi-cancel")
+        _wait(page, "() => document.body.dataset.video === 'cancelled'", timeout=10)
+        assert cancelled and page.is_enabled("#vi-run") and page.is_disabled("#vi-cancel")
+    finally:
+        page.unroute("**/api/video/current")
+        page.unroute("**/api/jobs/**")
+
+
+@pytest.mark.skipif(not UI_EXTRA, reason='the ui extra is not installed (pip install "cvtools[ui]")')
+def test_the_server_names_the_running_video(tmp_path):
+    """/api/video/current: the running job (what a reloaded page follows), else null."""
+    import asyncio
+    import threading
+
+    from cvtools.ui.server import App, Job, Settings
+
+    app = App(Settings(), workdir=tmp_path / "ui")
+    answers = []
+
+    def get():  # its own thread and event loop: the browser fixture's loop runs in this one
+        async def run():
+            sent = []
+
+            async def receive():
+                return {"type": "http.disconnect"}
+
+            async def send(message):
+                sent.append(message)
+
+            scope = {"type": "http", "http_version": "1.1", "method": "GET", "scheme": "http",
+                     "path": "/api/video/current", "raw_path": b"/api/video/current", "query_string": b"",
+                     "root_path": "", "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+                     "headers": [(b"host", b"127.0.0.1")]}
+            await app(scope, receive, send)
+            answers.append(json.loads(b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")))
+
+        asyncio.run(run())
+
+    try:
+        app.jobs["old"] = Job("old", state="done")
+        app.jobs["busy"] = Job("busy", done=4)
+        for _ in range(2):
+            worker = threading.Thread(target=get)
+            worker.start()
+            worker.join()
+            app.jobs.pop("busy", None)
+        assert answers[0]["job"]["id"] == "busy" and answers[0]["job"]["done"] == 4
+        assert answers[1] == {"job": None}
+    finally:
+        app.close()

@@ -147,6 +147,7 @@ class App:
             Route("/api/stylize", self.stylize, methods=["POST"]),
             Route("/api/frame", self.frame, methods=["POST"]),
             Route("/api/video", self.video, methods=["POST"]),
+            Route("/api/video/current", self.current_video),
             Route("/api/jobs/{id}", self.job),
             Route("/api/jobs/{id}/cancel", self.cancel, methods=["POST"]),
             Route("/api/dream", self.dream, methods=["POST"]),
@@ -489,6 +490,12 @@ class App:
 
         job.thread = threading.Thread(target=work, name=f"cvtools-ui-video-{job.id}", daemon=True)
         job.thread.start()
+
+    async def current_video(self, request: Request):
+        """The video running now, if any: a page loaded (or reloaded) meanwhile picks it up, with
+        its progress and Cancel, instead of a 409 it could do nothing about."""
+        running = [j for j in self.jobs.values() if j.state == "running"]
+        return JSONResponse({"job": running[-1].to_json() if running else None})
 
     async def job(self, request: Request):
         job = self.jobs.get(request.path_params["id"])

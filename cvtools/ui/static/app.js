@@ -248,6 +248,21 @@ $("vi-run").addEventListener("click", async () => {
   }
 });
 
+// a video started before this page loaded (a reload, a second tab): follow it and let Cancel stop it
+async function resumeVideo() {
+  try {
+    const running = (await (await fetch("/api/video/current")).json()).job;
+    if (!running || job) return;
+    job = running;
+  } catch (err) {
+    return;  // the page works without it; a new video then says that one runs
+  }
+  $("vi-run").disabled = true;
+  $("vi-cancel").disabled = false;
+  status("vi-status", "a video started earlier is running…");
+  poll();
+}
+
 $("vi-cancel").addEventListener("click", async () => {
   if (job) await api(`/api/jobs/${job.id}/cancel`, null).catch(() => {});
 });
@@ -465,5 +480,6 @@ $("wc-stop").addEventListener("click", stopCamera);
     row.querySelector("span").textContent = m.title;
     $("ex-methods").appendChild(row);
   }
+  await resumeVideo();
   document.body.dataset.ready = "1";
 })();
