@@ -258,3 +258,24 @@ def test_the_server_names_the_running_video(tmp_path):
         assert answers[1] == {"job": None}
     finally:
         app.close()
+
+
+@needs_browser
+def test_a_narrow_window_wraps_without_sideways_scrolling(page, tmp_path):
+    """QA: under ~720 px the controls' 300 px column and the picture's 360 px minimum made the
+    page scroll sideways and the before/after overlay slip off its picture."""
+    page.set_viewport_size({"width": 400, "height": 800})
+    try:
+        _tab(page, "stylize")
+        page.set_input_files("#st-photos", {"name": "wide.png", "mimeType": "image/png", "buffer": _png((900, 600))})
+        _wait(page, "() => document.getElementById('st-before').naturalWidth > 0", timeout=10)
+        page.screenshot(path=str(tmp_path / "narrow.png"), full_page=True)
+        assert page.evaluate("() => document.documentElement.scrollWidth") <= 400
+        before = page.locator("#st-before").bounding_box()
+        after = page.locator("#st-after-clip").bounding_box()
+        assert all(abs(before[k] - after[k]) < 1.5 for k in ("x", "y", "width", "height")), (before, after)
+        controls = page.locator("#tab-stylize .controls").bounding_box()
+        assert before["y"] >= controls["y"] + controls["height"]  # the picture under the controls
+        assert before["x"] >= 0 and before["x"] + before["width"] <= 400
+    finally:
+        page.set_viewport_size({"width": 1280, "height": 860})
