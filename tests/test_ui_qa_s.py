@@ -279,3 +279,28 @@ def test_a_narrow_window_wraps_without_sideways_scrolling(page, tmp_path):
         assert before["x"] >= 0 and before["x"] + before["width"] <= 400
     finally:
         page.set_viewport_size({"width": 1280, "height": 860})
+
+
+@needs_browser
+def test_tabs_sliders_and_status_lines_are_named_for_assistive_technology(page):
+    """QA: the tabs had no aria-selected/aria-controls nor arrow keys, the status lines were not
+    announced, every weight slider was read as its style's name, the progress bar had no name."""
+    page.reload()
+    page.wait_for_selector("body[data-ready='1']")
+    stylize = page.get_by_role("tab", name="Stylize")
+    assert stylize.get_attribute("aria-selected") == "true"
+    assert stylize.get_attribute("aria-controls") == "tab-stylize"
+    stylize.focus()
+    page.keyboard.press("ArrowRight")
+    video = page.get_by_role("tab", name="Video")
+    assert video.get_attribute("aria-selected") == "true" and stylize.get_attribute("aria-selected") == "false"
+    assert page.evaluate("() => document.activeElement.dataset.tab") == "video" and page.is_visible("#vi-run")
+    assert page.get_by_role("progressbar", name="video progress").count() == 1
+    page.keyboard.press("ArrowLeft")
+    page.keyboard.press("ArrowLeft")  # wraps round to the last tab
+    assert page.get_by_role("tab", name="Webcam").get_attribute("aria-selected") == "true"
+    page.keyboard.press("Home")
+    assert page.is_visible("#st-run")
+    assert page.get_by_role("slider", name="mona weight", exact=True).count() == 1
+    for id_ in ("st-status", "vi-status", "dr-status", "ex-status", "wc-status"):
+        assert page.get_attribute(f"#{id_}", "aria-live") == "polite", id_

@@ -43,13 +43,30 @@ function debounce(fn, ms) {
 }
 
 // ---------------------------------------------------------------------------- tabs
-for (const button of document.querySelectorAll("#tabs button")) {
-  button.addEventListener("click", () => {
-    for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === button);
-    for (const s of document.querySelectorAll(".tab")) s.classList.toggle("active", s.id === "tab-" + button.dataset.tab);
-    if (button.dataset.tab !== "webcam") stopCamera();
-  });
+const tabButtons = Array.from(document.querySelectorAll("#tabs button"));
+
+function selectTab(button) {
+  // aria-selected and a roving tabindex: a screen reader says which tab is open, Tab enters the
+  // tab list once and the arrow keys move within it (the WAI-ARIA tabs pattern)
+  for (const b of tabButtons) {
+    b.classList.toggle("active", b === button);
+    b.setAttribute("aria-selected", String(b === button));
+    b.tabIndex = b === button ? 0 : -1;
+  }
+  for (const s of document.querySelectorAll(".tab")) s.classList.toggle("active", s.id === "tab-" + button.dataset.tab);
+  if (button.dataset.tab !== "webcam") stopCamera();
 }
+
+for (const button of tabButtons) button.addEventListener("click", () => selectTab(button));
+$("tabs").addEventListener("keydown", (e) => {
+  const i = tabButtons.indexOf(document.activeElement);
+  const moves = {ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: tabButtons.length - 1};
+  if (i < 0 || !(e.key in moves)) return;
+  e.preventDefault();
+  const next = tabButtons[(moves[e.key] + tabButtons.length) % tabButtons.length];
+  selectTab(next);
+  next.focus();
+});
 
 // ---------------------------------------------------------------------------- Stylize
 const st = {photos: [], urls: [], results: [], selected: 0, paintings: [], busy: false, again: false};
@@ -62,6 +79,8 @@ function styleRows() {
     row.title = s.summary;
     row.innerHTML = `<input type="checkbox" data-style="${s.name}"><span>${s.name}</span>` +
       `<input type="range" min="0.05" max="1" step="0.05" value="1" data-weight="${s.name}">`;
+    // each slider its own name: inside the row's label every one was read as the style's name
+    row.querySelector("input[type=range]").setAttribute("aria-label", `${s.name} weight`);
     box.appendChild(row);
   }
   box.querySelector("input[type=checkbox]").checked = true;
@@ -123,6 +142,7 @@ $("st-painting").addEventListener("change", (e) => {
     row.innerHTML = `<input type="checkbox" checked><span></span>` +
       `<input type="range" min="0.05" max="1" step="0.05" value="1">`;
     row.querySelector("span").textContent = file.name;
+    row.querySelector("input[type=range]").setAttribute("aria-label", `${file.name} weight`);
     $("st-paintings").appendChild(row);
     st.paintings.push({file, row});
   }
