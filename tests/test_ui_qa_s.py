@@ -304,3 +304,18 @@ def test_tabs_sliders_and_status_lines_are_named_for_assistive_technology(page):
     assert page.get_by_role("slider", name="mona weight", exact=True).count() == 1
     for id_ in ("st-status", "vi-status", "dr-status", "ex-status", "wc-status"):
         assert page.get_attribute(f"#{id_}", "aria-live") == "polite", id_
+
+
+@pytest.mark.skipif(not UI_EXTRA, reason='the ui extra is not installed (pip install "cvtools[ui]")')
+def test_favicon_and_too_many_styles_are_answered(server):
+    """QA: /favicon.ico was a 404 on every load; a ninth style was dropped without a word."""
+    import urllib.request
+
+    with urllib.request.urlopen(server + "/", timeout=30) as r:
+        assert 'rel="icon" href="data:' in r.read().decode()
+    with urllib.request.urlopen(server + "/favicon.ico", timeout=30) as r:
+        assert r.status in (200, 204)
+    nine = json.dumps([{"name": "mona", "weight": 1}] * 9)
+    status, body = _post(server + "/api/stylize", {"styles": nine}, [("photo", "a.png", _png((8, 8)))],
+                         {"X-Cvtools": "1"})
+    assert status == 400 and "at most 8 styles" in json.loads(body)["error"], (status, body)

@@ -58,6 +58,9 @@ SERVER_PIXEL_ADVICE = "the server's limit is raised by starting it with `cvtools
 #: the answer to a request still running when the server stops
 STOPPED = "the server stopped before this finished; start it again (cvtools ui) and retry"
 
+#: the most styles (bundled and paintings) one Stylize blends
+MAX_STYLES = 8
+
 #: the most bytes of one webcam frame (/api/frame): a 1080p JPEG is well under 1 MB
 FRAME_BYTES = 8 << 20
 
@@ -143,6 +146,7 @@ class App:
         self.app = Starlette(routes=[
             Route("/", self.index),
             Route("/static/{name}", self.static),
+            Route("/favicon.ico", self.favicon),
             Route("/api/info", self.info),
             Route("/api/stylize", self.stylize, methods=["POST"]),
             Route("/api/frame", self.frame, methods=["POST"]),
@@ -320,6 +324,11 @@ class App:
     async def index(self, request: Request):
         return HTMLResponse(resources.files("cvtools.ui").joinpath("static/index.html").read_text("utf-8"))
 
+    async def favicon(self, request: Request):
+        # the page names its own (inline) icon; this answers a browser that asks anyway, so no
+        # 404 shows up in its console on every load
+        return Response(status_code=204)
+
     async def static(self, request: Request):
         name = request.path_params["name"]
         if name not in STATIC:
@@ -403,9 +412,11 @@ class App:
             chosen = None
         if not isinstance(chosen, list) or not all(isinstance(item, dict) for item in chosen):
             raise Refused(400, 'styles: not a list of {"name": ..., "weight": ...}')
+        if len(chosen) > MAX_STYLES:  # said, not the first 8 blended silently
+            raise Refused(400, f"at most {MAX_STYLES} styles blend at once; {len(chosen)} were ticked")
         paintings, saved = form.getlist("painting"), {}
         styles, names = [], {}
-        for item in chosen[:8]:
+        for item in chosen:
             name, weight = str(item.get("name", "")), item.get("weight", 1.0)
             if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not math.isfinite(weight):
                 raise Refused(400, f"{one_line(name, 60)}: the weight is not a number")
