@@ -16,7 +16,7 @@ from PIL import Image
 from cvtools.errors import CvtoolsError, ImageError, one_line
 from cvtools.io.decode import tensor_to_pil
 from cvtools.io.markers import output_metadata, read_marker
-from cvtools.io.naming import FORMATS, Outputs, OutputSkipped
+from cvtools.io.naming import FORMATS, Outputs, OutputSkipped, unknown_image_format
 
 #: Temporary files of the writes under way (any thread), for :func:`settle_writes`.
 _in_flight: set = set()
@@ -197,8 +197,7 @@ def save_image(path, image, alpha=None, quality: int = 95, outputs: Optional[Out
     path = Path(path)
     fmt = FORMATS.get(path.suffix.lower())
     if fmt is None:
-        raise ImageError(path, f"unknown output format {path.suffix or '(no extension)'!r}; "
-                               "use .png, .jpg, .webp, .tif or .bmp")
+        raise unknown_image_format(path, folder_hint=False)
     if isinstance(image, Image.Image):
         im = image
     else:

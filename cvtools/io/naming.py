@@ -348,9 +348,17 @@ def _requested_path(input_path: Path, output, suffix, ext, many, video, subfolde
         if video:
             raise ImageError(base, f"unknown video format {base.suffix or '(no extension)'!r}; use .mp4, .mov, "
                                    f".mkv, .webm, .gif or .webp{hint}")
-        raise ImageError(base, f"unknown output format {base.suffix or '(no extension)'!r}; use .png, .jpg, "
-                               f".webp, .tif or .bmp{hint}")
+        raise unknown_image_format(base)
     return base, explicit
+
+
+def unknown_image_format(path, folder_hint: bool = True) -> ImageError:
+    """The one-line error for an image output whose extension cvtools does not write (with how to
+    name a folder instead when ``path`` has no extension and ``folder_hint``)."""
+    path = Path(path)
+    hint = "; to write into a directory, end the output path with '/'" if folder_hint and not path.suffix else ""
+    return ImageError(path, f"unknown output format {path.suffix or '(no extension)'!r}; use .png, .jpg, "
+                            f".webp, .tif or .bmp{hint}")
 
 
 def _is_input(target, input_path, inputs, suffix, policy) -> bool:

@@ -768,16 +768,12 @@ def check_output_name(output, many: bool = False) -> None:
     """``output`` (``-o``) checked before any work: a file name (not a folder: an existing one, a
     path ending in "/", or ``many`` inputs) must have an image extension cvtools writes; an
     ImageError naming it otherwise (after minutes of rendering, the result would be lost)."""
-    from cvtools.errors import ImageError
-    from cvtools.io.naming import FORMATS
+    from cvtools.io.naming import FORMATS, unknown_image_format
 
     if output is None or many or Path(output).is_dir() or str(output).endswith(("/", os.sep)):
         return
-    suffix = Path(output).suffix
-    if suffix.lower() not in FORMATS:
-        hint = "; to write into a directory, end the output path with '/'" if not suffix else ""
-        raise ImageError(Path(output), f"unknown output format {suffix or '(no extension)'!r}; use .png, .jpg, "
-                                       f".webp, .tif or .bmp{hint}")
+    if Path(output).suffix.lower() not in FORMATS:
+        raise unknown_image_format(output)
 
 
 def filters_target(name, output=None, overwrite=False, protected=()) -> Path:
