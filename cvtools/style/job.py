@@ -24,11 +24,11 @@ BATCH_ENV = "CVTOOLS_STYLIZE_BATCH"
 #: video's 1080p frames run, so ``cvtools bench --warm`` compiles it for both.
 CUDA_BATCH = 8
 #: A batch's copy back from the GPU queued, its bytes waited for by the writer that saves them
-#: (:class:`cvtools.style.stylize.QueuedPicture`), so the device loop could upload and launch the
-#: next batch meanwhile. Off until measured on a GPU (the lent GPU was refused for the rest of
-#: session r; benchmarks/plans/session_r/gpu_call_folder_phases.sh times both ways and runs the
-#: CUDA test): the device loop waits for each batch, as before
-QUEUED_COPY_BACK = False
+#: (:class:`cvtools.style.stylize.QueuedPicture`), so the device loop uploads and launches the
+#: next batch meanwhile. Measured on an H100 (session t, 2026-12-07, 160 1080p JPEGs, interleaved;
+#: benchmarks/plans/session_t/queued_copy_back.md): mona 90.4/93.0 -> 93.5/94.0 photos/s, the
+#: any-painting network 95.6 -> 106.8, outputs identical to the bit, the CUDA test passing.
+QUEUED_COPY_BACK = True
 
 
 def stylize_work(stylizer, output=None, size=None, strength=1.0, preserve_color=False, tile="auto", ext=None,
