@@ -16,6 +16,7 @@ import functools
 import hashlib
 import io
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -31,7 +32,101 @@ MAX_FRAME_SIDE = 1280
 
 
 class Cancelled(CvtoolsError):
-    """A video the user cancelled (raised from its progress callback; the partial file is removed)."""
+    """A run the user cancelled (raised from its progress callback between steps; a video's
+    partial file is removed, a dream or an explain has written nothing yet)."""
+
+
+class _Steps:
+    """The dream engine's ``progress`` (what it advances once per step, as the command's tqdm
+    bar: ``update(n)`` and ``n``): each step is told to ``report(done, total, stage)``, and
+    ``cancelled()`` is asked after it, a True ending the dream there (:class:`Cancelled`)."""
+
+    def __init__(self, total: int, steps: int, frames: int, report=None, cancelled=None):
+        self.n, self.total, self.steps, self.frames = 0, total, max(1, steps), frames
+        self.report, self.cancelled = report, cancelled
+
+    def check(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled("cancelled")
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        if self.report is not None:
+            self.report(self.n, self.total, self.stage())
+        self.check()
+
+    def stage(self) -> str:
+        """'octave 2 of 4' (with 'frame 3 of 10, ' before it for an animation): where the step
+        just done (the first one before any) lies."""
+        per_frame = max(1, self.total // self.frames)
+        octaves = max(1, per_frame // self.steps)
+        k = max(0, min(self.n, self.total) - 1)
+        text = f"octave {k % per_frame // self.steps + 1} of {octaves}"
+        return f"frame {k // per_frame + 1} of {self.frames}, {text}" if self.frames > 1 else text
+
+
+class _Stages:
+    """An explain's steps (the class, each method, the metrics, the sanity check, the pictures)
+    told to ``report(done, total, stage)`` as each starts; ``cancelled()`` is asked as each
+    starts and before each forward pass of the network (:func:`_cancellable`)."""
+
+    #: the Explainer's ``on_stage`` names, as the page says them
+    NAMES = {"metrics": "faithfulness metrics", "sanity check": "sanity check"}
+
+    def __init__(self, report=None, cancelled=None):
+        self.done, self.total, self.report, self.cancelled = 0, 1, report, cancelled
+
+    def check(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise Cancelled("cancelled")
+
+    def begin(self, stage: str) -> None:
+        self.check()
+        if self.report is not None:
+            self.report(self.done, self.total, stage)
+
+    def end(self) -> None:
+        self.done += 1
+
+    def on_stage(self, text: str) -> None:
+        """The Explainer's ``on_stage``: 'metrics of ... ...' as the metrics start, '...: done in
+        N s' as they end (the same for the sanity check)."""
+        if text.endswith("..."):
+            what = text.split(" of ")[0]
+            self.begin(self.NAMES.get(what, what))
+        else:
+            self.end()
+
+    def counted(self, method) -> None:
+        """Each run of ``method`` one step, begun with its title: the Explainer runs every method in
+        one call, so its ``attribute`` (this object's own) is what says where the run is."""
+        attribute = method.attribute
+
+        def counted_attribute(*args, **kwargs):
+            self.begin(method.title)
+            out = attribute(*args, **kwargs)
+            self.end()
+            return out
+
+        method.attribute = counted_attribute
+
+
+@contextmanager
+def _cancellable(backbone, check: Callable[[], None]):
+    """``check()`` before every forward pass of ``backbone``'s network: one method, the metrics or
+    the sanity check runs hundreds of them (occlusion, Score-CAM: minutes on a CPU), so a cancel
+    stops the run within a forward pass, not at the end of a minutes-long step. (The sanity
+    check's copy of the network copies the hook, a plain function, with it.) A network that takes
+    no Python hook (TorchScript) is cancelled between steps only."""
+    try:
+        handle = backbone.model.register_forward_pre_hook(lambda module, args: check())
+    except Exception:
+        handle = None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
 
 
 def image_extensions() -> Tuple[str, ...]:
@@ -315,9 +410,13 @@ class Library:
 
     def dream(self, photo: Path, layers: Sequence[str] = (), octaves: int = 4, steps: int = 10,
               guide: Optional[Path] = None, size: Optional[int] = None, seed: int = 0, frames: int = 1,
-              zoom: float = 1.05, fps: float = 12.0) -> Result:
+              zoom: float = 1.05, fps: float = 12.0, progress: Optional[Callable[[int, int, str], None]] = None,
+              cancelled: Optional[Callable[[], bool]] = None) -> Result:
         """``cvtools dream PHOTO --layer ... --octaves --steps [--guide G] [--size N]``; with
-        ``frames`` > 1 the zooming animation (``--frames N --zoom Z -o NAME.webp``), an animated WebP."""
+        ``frames`` > 1 the zooming animation (``--frames N --zoom Z -o NAME.webp``), an animated WebP.
+        ``progress(done, total, stage)`` after each step (of all octaves and frames, the numbers of
+        the command's bar; stage 'octave 2 of 4'); ``cancelled()`` is asked then too, and a True
+        ends the run (:class:`Cancelled`) before anything is written."""
         import time
 
         from cvtools.dream import DreamEngine, DreamSettings
@@ -336,6 +435,11 @@ class Library:
                 bb.check_layers(list(layers))
             t0 = time.perf_counter()
             engine = DreamEngine(bb, settings, guide=guide_tensor)
+            bar = _Steps(engine.total_steps(rgb.height, rgb.width) * int(frames), int(steps), int(frames),
+                         progress, cancelled)
+            bar.check()  # cancelled while it waited its turn
+            if progress is not None:
+                progress(0, bar.total, bar.stage())
             options = {"--layer": list(layers) or None, "--octaves": int(octaves), "--steps": int(steps),
                        "--guide": guide.name if guide is not None else None, "--size": size, "--seed": seed}
             if frames > 1:
@@ -344,27 +448,28 @@ class Library:
                 options.update({"--frames": int(frames), "--zoom": float(zoom), "--fps": float(fps)})
                 target, outputs = self.target(photo, "dream", "dream", options, ext=".webp")
                 write_dream_animation(engine, pil_to_tensor(rgb), int(frames), target, zoom_factor=float(zoom),
-                                      seed=seed, alpha=None, fps=float(fps), outputs=outputs)
+                                      seed=seed, alpha=None, fps=float(fps), progress=bar, outputs=outputs)
                 return Result(target, rgb.width, rgb.height, time.perf_counter() - t0, extra={"frames": frames})
-            out = engine(pil_to_tensor(rgb), seed=seed)
+            out = engine(pil_to_tensor(rgb), seed=seed, progress=bar)
             seconds = time.perf_counter() - t0
         target = self.save(photo, "dream", out, "dream", options, alpha=loaded.alpha)
         return Result(target, rgb.width, rgb.height, seconds)
 
     def explain(self, photo: Path, methods: Sequence[str], target: Optional[int] = None, layer: Optional[str] = None,
                 top: int = 5, metrics: bool = False, sanity: bool = False, model: Optional[Path] = None,
-                architecture: Optional[str] = None) -> dict:
+                architecture: Optional[str] = None, progress: Optional[Callable[[int, int, str], None]] = None,
+                cancelled: Optional[Callable[[], bool]] = None) -> dict:
         """``cvtools visualize METHODS PHOTO [--target N] [--layer L] [--metrics] [--sanity]``:
         the top-k classes, one picture per method (written beside the upload, each with its
-        marker), the side-by-side panel, and the trust checks' lines when asked."""
+        marker), the side-by-side panel, and the trust checks' lines when asked.
+        ``progress(done, total, stage)`` as each step starts (the class, each method by its title,
+        the metrics, the sanity check, the pictures); ``cancelled()`` is asked then and before
+        each forward pass of the network, and a True ends the run (:class:`Cancelled`) before
+        any picture is written."""
         import time
 
-        import torch
-
-        from cvtools.classify import answer_tensor
         from cvtools.visualize.catalog import METHOD_INFO
-        from cvtools.visualize.explain import Explainer, analysis_tensor, draw_explanation, precision_for
-        from cvtools.visualize.model import predict
+        from cvtools.visualize.explain import draw_explanation, precision_for
         from cvtools.visualize.render import display_size
 
         methods = [m for m in dict.fromkeys(methods)]
@@ -374,26 +479,15 @@ class Library:
         if unknown:
             raise UsageError(f"unknown method {unknown[0]!r}", param="methods")
         loaded = self.load(photo)
+        steps = _Stages(progress, cancelled)
         with self.lock:
+            steps.begin("loading the network")  # cancelled while it waited its turn: stops here
             bb = self.backbone(precision_for(methods), model=model, architecture=architecture)
             t0 = time.perf_counter()
-            if layer:
-                bb.module(layer)  # an unknown layer is one line naming it
-            pre = bb.preprocessing
-            x = analysis_tensor(loaded.rgb, pre.crop_size)[None].to(bb.device)
-            answer = answer_tensor(loaded.rgb, pre)[None].to(bb.device)
-            k = min(int(top), len(bb.categories))
-            with torch.no_grad():
-                _, _, logits = predict(bb, answer)
-                probs = bb.probabilities(logits)[0]
-            values, indices = probs.topk(k)
-            ranked = [{"index": int(i), "label": bb.categories[int(i)], "probability": float(p)}
-                      for p, i in zip(values.cpu(), indices.cpu())]
-            if target is not None and not 0 <= int(target) < len(bb.categories):
-                raise UsageError(f"class {target} is not one of the model's {len(bb.categories)}", param="target")
-            explainer = Explainer(bb, methods, target=None if target is None else int(target), layer=layer or None)
-            report = explainer.run(x, metrics=metrics, sanity=sanity, answer_from=answer)[0]
+            ranked, explainer, report = self._explained(bb, loaded, methods, target, layer, top, metrics, sanity,
+                                                        steps)
             seconds = time.perf_counter() - t0
+        steps.begin("drawing the pictures")  # the last chance to cancel: then every picture is written
         result = report.explanation
         shown = loaded.rgb.resize(display_size(*loaded.rgb.size))
         base = {"--target": target, "--layer": layer or None, "--model": model.name if model else None}
@@ -408,11 +502,50 @@ class Library:
             panel = draw_explanation(shown, result, explainer.methods, name=photo.name)
             panel_path = self.save(photo, "+".join(methods), panel, f"visualize {','.join(methods)}", base,
                                    ext=".png")
+        steps.end()
+        if progress is not None:
+            progress(steps.done, steps.total, "done")
         return {"target": result.target, "label": result.label, "probability": result.probability,
                 "top": ranked, "pictures": pictures, "panel": panel_path, "seconds": seconds,
                 "layer": layer or getattr(getattr(bb, "defaults", None), "cam", None),
                 "layers": list(bb.layer_paths),
                 "checks": report.details() if (metrics or sanity) else []}
+
+    @staticmethod
+    def _explained(bb, loaded, methods, target, layer, top, metrics, sanity, steps):
+        """:meth:`explain`'s network work, under the lock: (the top classes, the Explainer, its
+        report), each step said to ``steps`` (a :class:`_Stages`)."""
+        import torch
+
+        from cvtools.classify import answer_tensor
+        from cvtools.visualize.explain import Explainer, analysis_tensor
+        from cvtools.visualize.model import predict
+
+        with _cancellable(bb, steps.check):
+            steps.begin("reading the classes")
+            if layer:
+                bb.module(layer)  # an unknown layer is one line naming it
+            pre = bb.preprocessing
+            x = analysis_tensor(loaded.rgb, pre.crop_size)[None].to(bb.device)
+            answer = answer_tensor(loaded.rgb, pre)[None].to(bb.device)
+            k = min(int(top), len(bb.categories))
+            with torch.no_grad():
+                _, _, logits = predict(bb, answer)
+                probs = bb.probabilities(logits)[0]
+            values, indices = probs.topk(k)
+            ranked = [{"index": int(i), "label": bb.categories[int(i)], "probability": float(p)}
+                      for p, i in zip(values.cpu(), indices.cpu())]
+            if target is not None and not 0 <= int(target) < len(bb.categories):
+                raise UsageError(f"class {target} is not one of the model's {len(bb.categories)}", param="target")
+            explainer = Explainer(bb, methods, target=None if target is None else int(target), layer=layer or None,
+                                  on_stage=steps.on_stage)
+            # the class, each method, the checks asked for, the pictures
+            steps.total = 2 + len(explainer.methods) + bool(metrics) + bool(sanity)
+            steps.end()
+            for method in explainer.methods:
+                steps.counted(method)
+            report = explainer.run(x, metrics=metrics, sanity=sanity, answer_from=answer)[0]
+        return ranked, explainer, report
 
 
 def parse_styles(text: str) -> List[Tuple[str, float]]:

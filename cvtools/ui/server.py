@@ -64,6 +64,12 @@ MAX_STYLES = 8
 #: the most bytes of one webcam frame (/api/frame): a 1080p JPEG is well under 1 MB
 FRAME_BYTES = 8 << 20
 
+#: the kinds of job the page follows (progress, Cancel), one of each at a time, as said in a 409
+KINDS = {"video": "a video", "dream": "a dream", "explain": "an explain"}
+
+#: the files an own model comes as (the Explain tab)
+MODEL_EXTENSIONS = (".pt", ".pth", ".pt2", ".safetensors")
+
 
 @dataclass
 class Settings:
@@ -81,9 +87,10 @@ class Settings:
 
 @dataclass
 class Job:
-    """A video run in its own thread: what the page polls."""
+    """A run in its own thread (a video, a dream, an explain): what the page polls."""
 
     id: str
+    kind: str = "video"  # one of KINDS
     total: Optional[int] = None
     done: int = 0
     state: str = "running"  # running | done | cancelled | failed
@@ -93,18 +100,21 @@ class Job:
     file: Optional[str] = None
     cancel: threading.Event = field(default_factory=threading.Event)
     thread: Optional[threading.Thread] = None
+    stage: str = ""  # where it is, as the library says it ("octave 2 of 4", "Occlusion")
 
     def to_json(self) -> dict:
         elapsed = (self.seconds or time.perf_counter() - self.started)
-        return {"id": self.id, "state": self.state, "done": self.done, "total": self.total,
+        return {"id": self.id, "kind": self.kind, "state": self.state, "done": self.done, "total": self.total,
+                "stage": self.stage,
                 "fps": round(self.done / elapsed, 2) if elapsed > 0 else 0.0, "error": self.error,
                 "seconds": round(elapsed, 2), "url": f"/files/{self.file}" if self.file else None}
 
 
 class Refused(Exception):
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, **extra):
         super().__init__(message)
         self.status = status
+        self.extra = extra  # more of the JSON answer ("cancelled": the page tells a cancel from a failure)
 
 
 def _safe_name(name: Optional[str], default: str, extensions) -> str:
@@ -151,7 +161,7 @@ class App:
             Route("/api/stylize", self.stylize, methods=["POST"]),
             Route("/api/frame", self.frame, methods=["POST"]),
             Route("/api/video", self.video, methods=["POST"]),
-            Route("/api/video/current", self.current_video),
+            Route("/api/{kind}/current", self.current),
             Route("/api/jobs/{id}", self.job),
             Route("/api/jobs/{id}/cancel", self.cancel, methods=["POST"]),
             Route("/api/dream", self.dream, methods=["POST"]),
@@ -311,7 +321,7 @@ class App:
         try:
             return await handler()
         except Refused as exc:
-            return JSONResponse({"error": self._public(str(exc))}, status_code=exc.status)
+            return JSONResponse(dict({"error": self._public(str(exc))}, **exc.extra), status_code=exc.status)
         except CvtoolsError as exc:
             return JSONResponse({"error": self._public(str(exc))}, status_code=400)
         except MemoryError:
@@ -463,10 +473,7 @@ class App:
             size = self._number(form, "size", int, None, 16, 8192)
             upload = form.get("video")
             self._upload_name(upload, "clip", library.video_extensions())  # a bad request: its 400 (415)
-            if any(j.state == "running" for j in self.jobs.values()):  # only a valid one waits its turn
-                raise Refused(409, "a video is already running; cancel it or wait")
-            job = Job(secrets.token_urlsafe(8))
-            self.jobs[job.id] = job  # held while the clip is written: a second request meanwhile gets the 409
+            job = self._claim("video")  # only a valid request waits its turn; held while the clip is written
             try:
                 clip = await self._save_upload(upload, self._folder(), "clip", library.video_extensions(),
                                                self.settings.max_video)
@@ -502,11 +509,30 @@ class App:
         job.thread = threading.Thread(target=work, name=f"cvtools-ui-video-{job.id}", daemon=True)
         job.thread.start()
 
-    async def current_video(self, request: Request):
-        """The video running now, if any: a page loaded (or reloaded) meanwhile picks it up, with
-        its progress and Cancel, instead of a 409 it could do nothing about."""
-        running = [j for j in self.jobs.values() if j.state == "running"]
-        return JSONResponse({"job": running[-1].to_json() if running else None})
+    def _running(self, kind: str) -> Optional[Job]:
+        running = [j for j in self.jobs.values() if j.kind == kind and j.state == "running"]
+        return running[-1] if running else None
+
+    def _claim(self, kind: str) -> Job:
+        """A new running job of ``kind``, or the 409 saying one runs: one of each kind at a time
+        (they share the device; a second would wait unseen behind the first)."""
+        with self._lock:
+            if self._running(kind) is not None:
+                raise Refused(409, f"{KINDS[kind]} is already running; cancel it or wait")
+            job = Job(secrets.token_urlsafe(8), kind=kind)
+            self.jobs[job.id] = job
+        return job
+
+    async def current(self, request: Request):
+        """The video (dream, explain) running now, if any: the page follows a dream's or an
+        explain's progress here while its request runs, and a page loaded (or reloaded)
+        meanwhile picks the job up, with its progress and Cancel, instead of a 409 it could do
+        nothing about."""
+        kind = request.path_params["kind"]
+        if kind not in KINDS:
+            return JSONResponse({"error": "no such kind of job"}, status_code=404)
+        job = self._running(kind)
+        return JSONResponse({"job": job.to_json() if job else None})
 
     async def job(self, request: Request):
         job = self.jobs.get(request.path_params["id"])
@@ -521,52 +547,105 @@ class App:
         job.cancel.set()
         return JSONResponse(job.to_json())
 
+    @staticmethod
+    def _given(upload) -> bool:
+        """Whether an optional file field holds a file (a browser sends an empty one for none)."""
+        return upload is not None and not isinstance(upload, str) and bool(upload.filename)
+
+    async def _as_job(self, kind: str, uploads, call):
+        """A dream or an explain as a job the page follows: a 409 while one of its kind runs (the
+        request was checked before: a bad one gets its own answer); else ``uploads`` [(form
+        value or None, default name, extensions, limit)] saved into a new folder and
+        ``call(*their paths, progress=, cancelled=)`` run in a worker thread. Returns (its
+        result, the job)."""
+        job, folder = self._claim(kind), None
+        try:
+            folder = self._folder()
+            saved = [None if upload is None else await self._save_upload(upload, folder, name, extensions, limit)
+                     for upload, name, extensions, limit in uploads]
+        except BaseException:
+            del self.jobs[job.id]  # nothing runs: the next request is not refused for it
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+            raise
+        job.started = time.perf_counter()
+        return await run_in_threadpool(self._work, job, folder, call, saved), job
+
+    def _work(self, job: Job, folder: Path, call, saved):
+        """``call`` as ``job``, in its worker thread: the library's progress goes to the job, its
+        cancel is asked between steps; the job's state is set here, so that it is right even
+        when the request waiting for it is gone (the server stopping). A cancelled run leaves
+        nothing: its folder (uploads and all) goes, and the answer is a 409 saying so."""
+        def progress(done, total, stage=""):
+            job.done, job.total, job.stage = done, total, stage
+
+        try:
+            result = call(*saved, progress=progress, cancelled=job.cancel.is_set)
+        except library.Cancelled:
+            shutil.rmtree(folder, ignore_errors=True)
+            job.state = "cancelled"
+            raise Refused(409, f"{job.kind} cancelled; nothing was kept", cancelled=True) from None
+        except BaseException as exc:
+            job.state, job.error = "failed", self._public(one_line(str(exc), 300) or type(exc).__name__)
+            raise
+        finally:
+            job.seconds = time.perf_counter() - job.started
+        job.state = "done"
+        return result
+
     async def dream(self, request: Request):
         async def run():
             form = await self._form(request, self.settings.max_upload)
-            folder = self._folder()
-            photo = await self._save_upload(form.get("photo"), folder, "photo", library.image_extensions(),
-                                            self.settings.max_upload)
-            guide = None
-            upload = form.get("guide")
-            if upload is not None and not isinstance(upload, str) and upload.filename:
-                guide = await self._save_upload(upload, folder, "guide", library.image_extensions(),
-                                                self.settings.max_upload)
+            images, limit = library.image_extensions(), self.settings.max_upload
+            photo, guide = form.get("photo"), form.get("guide") if self._given(form.get("guide")) else None
+            self._upload_name(photo, "photo", images)  # a bad request: its 400 (415), whatever runs
+            if guide is not None:
+                self._upload_name(guide, "guide", images)
             layer = str(form.get("layer") or "")
             octaves = self._number(form, "octaves", int, 4, 1, 12)
             steps = self._number(form, "steps", int, 10, 0, 200)
             size = self._number(form, "size", int, None, 16, 8192)
             frames = self._number(form, "frames", int, 1, 1, 120)
             zoom = self._number(form, "zoom", float, 1.05, 1.0, 2.0)
-            result = await run_in_threadpool(self.lib.dream, photo, [layer] if layer else [], octaves, steps, guide,
-                                             size, 0, frames, zoom)
-            return JSONResponse({"output": self._described(result.path, width=result.width, height=result.height,
-                                                           frames=frames),
-                                 "seconds": round(result.seconds, 3)})
+
+            def call(photo, guide, **hooks):
+                return self.lib.dream(photo, [layer] if layer else [], octaves, steps, guide, size, 0, frames, zoom,
+                                      **hooks)
+
+            result, job = await self._as_job("dream", [(photo, "photo", images, limit),
+                                                       (guide, "guide", images, limit)], call)
+            output = self._described(result.path, width=result.width, height=result.height, frames=frames)
+            job.file = output["url"].rpartition("/")[2]  # a page reloaded meanwhile shows it from the job
+            return JSONResponse({"output": output, "seconds": round(result.seconds, 3)})
 
         return await self._guarded(run)
 
     async def explain(self, request: Request):
         async def run():
             form = await self._form(request, self.settings.max_upload)
-            folder = self._folder()
-            photo = await self._save_upload(form.get("photo"), folder, "photo", library.image_extensions(),
-                                            self.settings.max_upload)
-            model = None
-            upload = form.get("model")
-            if upload is not None and not isinstance(upload, str) and upload.filename:
+            images, limit = library.image_extensions(), self.settings.max_upload
+            photo, model = form.get("photo"), form.get("model") if self._given(form.get("model")) else None
+            self._upload_name(photo, "photo", images)  # a bad request: its 400 (415), whatever runs
+            if model is not None:
                 if not (loopback(self.settings.host) or self.settings.token):
                     raise Refused(403, "own models are loaded only on a page local to this machine or with a token "
                                        "(a model file runs code of its own)")
-                model = await self._save_upload(upload, folder, "model", (".pt", ".pth", ".pt2", ".safetensors"),
-                                                self.settings.max_upload * 8)
+                self._upload_name(model, "model", MODEL_EXTENSIONS)
             methods = [m for m in str(form.get("methods") or "").split(",") if m]
             target = self._number(form, "target", int, None, 0, 10 ** 6)
             layer = str(form.get("layer") or "") or None
-            out = await run_in_threadpool(self.lib.explain, photo, methods, target, layer, 5, self._flag(form, "metrics"),
-                                          self._flag(form, "sanity"), model, str(form.get("architecture") or "") or None)
+            metrics, sanity = self._flag(form, "metrics"), self._flag(form, "sanity")
+            architecture = str(form.get("architecture") or "") or None
+
+            def call(photo, model, **hooks):
+                return self.lib.explain(photo, methods, target, layer, 5, metrics, sanity, model, architecture,
+                                        **hooks)
+
+            out, job = await self._as_job("explain", [(photo, "photo", images, limit),
+                                                      (model, "model", MODEL_EXTENSIONS, limit * 8)], call)
             out["pictures"] = [self._described(p.pop("path"), **p) for p in out["pictures"]]
             out["panel"] = self._described(out["panel"])
+            job.file = out["panel"]["url"].rpartition("/")[2]
             out["seconds"] = round(out["seconds"], 3)
             return JSONResponse(out)
 
@@ -574,12 +653,16 @@ class App:
 
     # ------------------------------------------------------------------ lifetime
     def close(self) -> None:
-        """Cancel running videos and remove the temporary folder with everything in it."""
-        for job in self.jobs.values():
+        """Cancel running jobs and remove the temporary folder with everything in it."""
+        jobs = list(self.jobs.values())
+        for job in jobs:
             job.cancel.set()
-        for job in self.jobs.values():  # a video stops at its next batch of frames
+        end = time.monotonic() + 10
+        for job in jobs:  # a video stops at its next batch of frames, a dream or an explain at its next step
             if job.thread is not None:
-                job.thread.join(timeout=10)
+                job.thread.join(timeout=max(0.0, end - time.monotonic()))
+            while job.state == "running" and job.thread is None and time.monotonic() < end:
+                time.sleep(0.05)  # a worker thread of the pool: its job says when it has stopped
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -18,8 +18,10 @@ async function api(path, body) {
   if (!response.ok) {
     // our errors are JSON; a plain-text 5xx is uvicorn's own answer while the server stops
     if (!type.includes("json") && response.status >= 500) throw new Error(UNREACHABLE);
-    const text = type.includes("json") ? (await response.json()).error : await response.text();
-    throw new Error(text || response.statusText);
+    const body = type.includes("json") ? await response.json() : {error: await response.text()};
+    const err = new Error(body.error || response.statusText);
+    err.cancelled = body.cancelled === true;  // a run that Cancel stopped: said, but not as a failure
+    throw err;
   }
   return type.includes("json") ? response.json() : response.blob();
 }
@@ -137,18 +139,35 @@ $("st-zip").addEventListener("click", async () => {
 
 $("st-painting").addEventListener("change", (e) => {
   for (const file of e.target.files) {
-    const row = document.createElement("label");
+    // a div, not a label round it all: the label names the checkbox only, the Remove button its own
+    const row = document.createElement("div");
     row.className = "style-row";
-    row.innerHTML = `<input type="checkbox" checked><span></span>` +
-      `<input type="range" min="0.05" max="1" step="0.05" value="1">`;
+    row.innerHTML = `<label><input type="checkbox" checked><span></span></label>` +
+      `<input type="range" min="0.05" max="1" step="0.05" value="1"><button class="remove">✕</button>`;
     row.querySelector("span").textContent = file.name;
     row.querySelector("input[type=range]").setAttribute("aria-label", `${file.name} weight`);
+    const remove = row.querySelector("button");
+    remove.setAttribute("aria-label", `Remove ${file.name}`);
+    remove.title = `Remove ${file.name}`;
+    remove.addEventListener("click", () => removePainting(row));
     $("st-paintings").appendChild(row);
     st.paintings.push({file, row});
   }
   e.target.value = "";
   preview();
 });
+
+function removePainting(row) {
+  // the row and its file go: the next request neither sends the painting nor names it ("@N"
+  // counts the paintings left, in their order)
+  const i = st.paintings.findIndex((p) => p.row === row);
+  st.paintings.splice(i, 1);
+  row.remove();
+  // the keyboard's place stays in the list: the next painting's Remove, else the upload field
+  const next = st.paintings[i] || st.paintings[i - 1];
+  (next ? next.row.querySelector("button") : $("st-painting")).focus();
+  preview();
+}
 
 function drawGallery() {
   const g = $("st-gallery");
@@ -317,6 +336,110 @@ async function poll() {
   }
 }
 
+// ---------------------------------------------------------------------------- Dream and Explain runs
+// Their request answers once the run is done (minutes on a laptop's CPU). Meanwhile the server's
+// job for it (one of each kind at a time) is read from /api/KIND/current for the bar and the
+// status line, and Cancel stops it there, between two of its steps. A page loaded while one runs
+// picks it up as it picks up a video.
+const runs = {
+  dream: {prefix: "dr", doing: "dreaming", token: null, job: null, cancelling: false, sent: false},
+  explain: {prefix: "ex", doing: "explaining", token: null, job: null, cancelling: false, sent: false},
+};
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function runControls(kind, busy) {
+  const r = runs[kind];
+  $(r.prefix + "-run").disabled = busy;
+  $(r.prefix + "-cancel").disabled = !busy;
+  const bar = $(r.prefix + "-progress");
+  bar.hidden = !busy;
+  bar.removeAttribute("value");  // indeterminate until the server says how many steps
+}
+
+// a run of this page (poll: follow it through /api/KIND/current): its token ends the polling
+function beginRun(kind, poll = true) {
+  const r = runs[kind];
+  const token = {};
+  Object.assign(r, {token, job: null, cancelling: false, sent: false});
+  runControls(kind, true);
+  if (poll) pollRun(kind, token);
+  return token;
+}
+
+function endRun(kind) {
+  runs[kind].token = null;
+  runControls(kind, false);
+}
+
+async function pollRun(kind, token) {
+  const r = runs[kind];
+  while (r.token === token) {
+    try {
+      const job = (await (await fetch(`/api/${kind}/current`)).json()).job;
+      if (job && r.token === token) showRun(kind, job);
+    } catch (err) {
+      // the run's own request says what went wrong
+    }
+    await sleep(300);
+  }
+}
+
+function showRun(kind, job) {
+  const r = runs[kind];
+  r.job = job;
+  const bar = $(r.prefix + "-progress");
+  if (job.total) { bar.max = job.total; bar.value = job.done; }
+  if (r.cancelling) { cancelRun(kind); return; }  // Cancel pressed before the job was known
+  const pct = job.total ? `, ${Math.floor(100 * job.done / job.total)} %` : "";
+  status(r.prefix + "-status", `${r.doing}… ${job.stage || "starting"}${pct}`);
+}
+
+function cancelRun(kind) {
+  const r = runs[kind];
+  if (!r.token) return;
+  r.cancelling = true;
+  $(r.prefix + "-cancel").disabled = true;
+  status(r.prefix + "-status", "cancelling…");
+  if (r.job && !r.sent) {
+    r.sent = true;
+    api(`/api/jobs/${r.job.id}/cancel`, null).catch(() => {});
+  }
+}
+
+for (const kind of Object.keys(runs)) $(runs[kind].prefix + "-cancel").addEventListener("click", () => cancelRun(kind));
+
+// a dream or an explain started before this page loaded (a reload, a second tab): followed to its
+// end with its Cancel, so that a new one is not refused with nothing to do about it
+async function resumeRun(kind) {
+  const r = runs[kind];
+  let job = null;
+  try {
+    job = (await (await fetch(`/api/${kind}/current`)).json()).job;
+  } catch (err) {
+    return;
+  }
+  if (!job || r.token) return;
+  const token = beginRun(kind, false);
+  while (r.token === token && job.state === "running") {
+    showRun(kind, job);
+    await sleep(400);
+    try {
+      job = await (await fetch(`/api/jobs/${job.id}`)).json();
+    } catch (err) {
+      job = {state: "failed", error: UNREACHABLE};
+    }
+  }
+  if (r.token !== token) return;
+  endRun(kind);
+  const ended = {done: `the ${kind} started earlier is done`, cancelled: `${kind} cancelled; nothing was kept`};
+  status(r.prefix + "-status", ended[job.state] || job.error || job.state, !(job.state in ended));
+  if (kind === "dream" && job.url) {
+    $("dr-result").src = job.url;
+    $("dr-result").hidden = false;
+    download("dr-download", job.url, "");
+  }
+}
+
 // ---------------------------------------------------------------------------- Dream
 $("dr-run").addEventListener("click", async () => {
   const photo = $("dr-photo").files[0];
@@ -325,10 +448,10 @@ $("dr-run").addEventListener("click", async () => {
   form.append("photo", photo);
   if ($("dr-guide").files[0]) form.append("guide", $("dr-guide").files[0]);
   for (const id of ["layer", "octaves", "steps", "size", "frames", "zoom"]) form.append(id, $("dr-" + id).value);
-  $("dr-run").disabled = true;
   // the last result goes while this one runs: a failed run must not leave its Download behind
   $("dr-result").hidden = true;
   $("dr-download").hidden = true;
+  beginRun("dream");
   status("dr-status", "dreaming…");
   try {
     const answer = await api("/api/dream", form);
@@ -339,9 +462,9 @@ $("dr-run").addEventListener("click", async () => {
     status("dr-status", `${what}${answer.output.width}×${answer.output.height} in ${answer.seconds.toFixed(2)} s`);
     document.body.dataset.dreamed = answer.output.name;
   } catch (err) {
-    status("dr-status", err.message, true);
+    status("dr-status", err.message, !err.cancelled);
   } finally {
-    $("dr-run").disabled = false;
+    endRun("dream");
   }
 });
 
@@ -358,6 +481,7 @@ $("ex-photo").addEventListener("change", () => {
 });
 
 async function explain(target = null) {
+  if (runs.explain.token) return;  // a class picked while one runs: the server would refuse it
   const photo = $("ex-photo").files[0];
   if (!photo) { status("ex-status", "choose a photo first", true); return; }
   const methods = Array.from(document.querySelectorAll("#ex-methods input:checked")).map((b) => b.value);
@@ -373,8 +497,8 @@ async function explain(target = null) {
     form.append("model", $("ex-model-file").files[0]);
     form.append("architecture", $("ex-arch").value);
   }
-  $("ex-run").disabled = true;
   $("ex-download").hidden = true;  // the panel of the last run is not this run's
+  beginRun("explain");
   status("ex-status", "explaining…");
   try {
     const a = await api("/api/explain", form);
@@ -398,9 +522,9 @@ async function explain(target = null) {
     status("ex-status", `${a.label} (${(a.probability * 100).toFixed(1)} %), ${a.seconds.toFixed(2)} s`);
     document.body.dataset.explained = a.label;
   } catch (err) {
-    status("ex-status", err.message, true);
+    status("ex-status", err.message, !err.cancelled);
   } finally {
-    $("ex-run").disabled = false;
+    endRun("explain");
   }
 }
 
@@ -501,5 +625,7 @@ $("wc-stop").addEventListener("click", stopCamera);
     $("ex-methods").appendChild(row);
   }
   await resumeVideo();
+  resumeRun("dream");
+  resumeRun("explain");
   document.body.dataset.ready = "1";
 })();
