@@ -386,7 +386,7 @@ def test_python_api_and_command_line_mark_outputs_alike(tmp_path, run_cli):
           *cpu), "a_dream.png"),
         (lambda d: explain_files(photo, f"{d}/", "gradcam,saliency", target=281, size=48, raw=True, device="cpu"),
          ("visualize", "gradcam,saliency", photo, "--target", "281", "--size", "48", "--raw", *cpu),
-         "a_gradcam-saliency.png"),
+         "a_gradcam_saliency.png"),
         (lambda d: activations_files(photo, f"{d}/", layer="stem", channels="0:4", size=48, device="cpu"),
          ("visualize", "activations", photo, "-l", "stem", "-c", "0:4", "--size", "48", *cpu), "a_act-stem.png"),
     ]

@@ -646,16 +646,16 @@ def test_cli_panel_batch_raw_json_and_a_bad_file(run_cli, tmp_path):
     assert set(rows[0]["metrics"]) == {"gradcam", "saliency"}
     err = [line for line in r.stderr.splitlines() if "bad.jpg" in line]
     assert len(err) == 1
-    panel = Image.open(out / "chelsea_gradcam-saliency.jpg")
+    panel = Image.open(out / "chelsea_gradcam_saliency.jpg")
     assert panel.width > 3 * 384 and panel.height > 384  # photo + 2 tiles, captioned
-    raw = np.load(out / "chelsea_gradcam-saliency_gradcam.npy")
+    raw = np.load(out / "chelsea_gradcam_saliency_gradcam.npy")
     assert raw.shape == (1, 300, 451) and raw.min() >= 0 and 0.95 < raw.max() <= 1  # the photo's own size
-    assert np.load(out / "chelsea_gradcam-saliency_saliency.npy").shape == (3, 300, 451)
+    assert np.load(out / "chelsea_gradcam_saliency_saliency.npy").shape == (3, 300, 451)
     # Run again with other options: a new file next to it, the earlier one (and its .npy) untouched.
-    before = {f: (out / f).read_bytes() for f in ("coffee_gradcam-saliency.jpg", "coffee_gradcam-saliency_gradcam.npy")}
+    before = {f: (out / f).read_bytes() for f in ("coffee_gradcam_saliency.jpg", "coffee_gradcam_saliency_gradcam.npy")}
     r = run_cli("visualize", "gradcam", SAMPLES / "coffee.jpg", "--size", "64", "-o", f"{out}/", "-m", "saliency",
                 "--raw")
-    assert r.exit_code == 0 and (out / "coffee_gradcam-saliency-2.jpg").exists() and "--size" in r.stderr
+    assert r.exit_code == 0 and (out / "coffee_gradcam_saliency-2.jpg").exists() and "--size" in r.stderr
     assert all((out / f).read_bytes() == data for f, data in before.items())
 
 
@@ -702,7 +702,7 @@ def test_cli_errors_are_one_line(run_cli):
 
 def test_help_names_the_file_each_panel_writes(run_cli):
     """`visualize all` writes NAME_methods.jpg (issue 13: its help said NAME_all.jpg)."""
-    for name, suffix in (("all", "methods"), ("gradcam", "gradcam"), ("gradcam++,saliency", "gradcampp-saliency")):
+    for name, suffix in (("all", "methods"), ("gradcam", "gradcam"), ("gradcam++,saliency", "gradcampp_saliency")):
         r = run_cli("visualize", name, "--help")
         assert r.exit_code == 0 and f"NAME_{suffix}.jpg" in r.stdout, (name, r.stdout)
 

@@ -291,7 +291,7 @@ def test_cli_hirescam_and_ablationcam(run_cli, tmp_path):
     r = run_cli("visualize", "hirescam", SAMPLES / "chelsea.jpg", "-m", "ablationcam", "--size", "64", "--raw",
                 "-o", f"{tmp_path}/", "--device", "cpu", "--internal-batch-size", "640")
     assert r.exit_code == 0, r.output
-    raw = np.load(tmp_path / "chelsea_hirescam-ablationcam_ablationcam.npy")
+    raw = np.load(tmp_path / "chelsea_hirescam_ablationcam_ablationcam.npy")
     assert raw.shape[0] == 1 and raw.min() >= 0 and 0.5 < raw.max() <= 1
     r = run_cli("visualize", "--help")
     assert "hirescam" in r.stdout and "scorecam" in r.stdout and "ablationcam" in r.stdout

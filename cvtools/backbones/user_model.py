@@ -86,6 +86,7 @@ class Loaded:
     one_at_a_time: bool = False  # a program exported for batches of 1 whose graph runs on no other batch
     min_size: int = 32
     meta: dict = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)  # told through on_note once loaded (keys left out)
 
 
 # ====================================================================== the entry point
@@ -134,6 +135,8 @@ def load_user_model(
     from cvtools.backbones.base import Backbone
 
     loaded = _load_source(model, architecture, architecture_kwargs or {}, trust_pickle)
+    for message in loaded.notes:
+        _note(on_note, message)
     preprocessing = _preprocessing(loaded, input_size, mean, std, on_note)
     size = (preprocessing.crop_size, preprocessing.crop_size)
     wrapper = UserNetwork(loaded.network, loaded.fixed_size, loaded.one_at_a_time)
@@ -394,23 +397,30 @@ def _unwrap(checkpoint: Checkpoint, own, path: Path, arch: str) -> Dict[str, Tup
     lacks, and that is not a wrapper's, are one line naming it: every other message would only
     list missing keys."""
     own, keys = set(own), list(checkpoint.shapes)
+    # a counter beside the wrapped network (AveragedModel's n_averaged next to module.*) does not
+    # stop the unwrapping; it stays as it is, a key the network lacks
+    wrapped = [k for k in keys if "." in k or k in own] or keys
     chain = [""]
     while True:
-        step = next((p for p in WRAPPER_PREFIXES if keys and all(k.startswith(chain[-1] + p) for k in keys)), None)
+        step = next((p for p in WRAPPER_PREFIXES if all(k.startswith(chain[-1] + p) for k in wrapped)), None)
         if step is None:
             break
         chain.append(chain[-1] + step)
 
     def matching(prefix: str) -> int:
-        return sum(k[len(prefix):] in own for k in keys)
+        return sum(k.startswith(prefix) and k[len(prefix):] in own for k in keys)
 
     best = max(chain, key=lambda prefix: (matching(prefix), -len(prefix)))  # a tie strips nothing more
     if matching(best) == 0 and len(keys) > 1:
         _refuse_common_prefix(keys, own, path, arch)
     if best:
         load, cut = checkpoint.load, len(best)
-        checkpoint.shapes = {k[cut:]: v for k, v in checkpoint.shapes.items()}
-        checkpoint.load = lambda: {k[cut:]: v for k, v in load().items()}
+
+        def unwrapped(table):
+            return {k[cut:] if k.startswith(best) else k: v for k, v in table.items()}
+
+        checkpoint.shapes = unwrapped(checkpoint.shapes)
+        checkpoint.load = lambda: unwrapped(load())
     return checkpoint.shapes
 
 
@@ -467,15 +477,23 @@ def _build_from_state(path: Path, checkpoint: Checkpoint, architecture, kwargs: 
     else:
         net, pre, min_size = _build_torchvision(architecture, checkpoint, kwargs, path)
         arch = f"{architecture} (torchvision)"
-    check_state_shapes(net, checkpoint.shapes, path, arch)
+    extra = check_state_shapes(net, checkpoint.shapes, path, arch, extra_ok=True)
     state = checkpoint.load()
     _check_finite(state, path)
     net.load_state_dict({k: v for k, v in state.items() if k in net.state_dict()}, strict=False)
     classes = _meta_class_names(meta)
     k = _head_classes(net)
     head = f" with a {k}-class head" if k else ""
+    notes = [_extra_keys_note(path, arch, extra)] if extra else []
     return Loaded(net, path.name, f"{arch}{head} from {path}", "state dict", classes, pre, min_size=min_size,
-                  meta=meta)
+                  meta=meta, notes=notes)
+
+
+def _extra_keys_note(path: Path, arch: str, keys: List[str]) -> str:
+    """One line naming the keys a state dict holds beyond its network (the first few and a count)."""
+    shown = ", ".join(safe_path(k) for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
+    return (f"{safe_path(path)}: left out {len(keys)} key{'s' if len(keys) != 1 else ''} {arch} has no module for "
+            f"({shown}): training extras such as an auxiliary head, a loss's weights, an EMA counter")
 
 
 def _head_keys(reference: nn.Module, classes: int) -> List[str]:
@@ -578,13 +596,19 @@ def _build_timm(name: str, checkpoint: Checkpoint, kwargs: dict, path: Path):
 
 
 def check_state_shapes(net: nn.Module, shapes: Dict[str, Tuple[int, ...]], path: Path, arch: str,
-                       hint: str = "") -> None:
+                       hint: str = "", extra_ok: bool = False) -> List[str]:
     """The checkpoint's names and shapes must be the architecture's (compared before any weight
     is read: memory-mapped tensors or a safetensors header); a mismatch is one line (``hint``
-    appended)."""
+    appended). ``extra_ok``: keys under names the network has no module or tensor for (a
+    training script's ``aux.``, ``criterion.``, ``n_averaged``) are returned, to be left out,
+    instead of refused; extra keys inside the network's own modules (a resnet34's
+    ``layer1.2.*`` for a resnet18, which has every other key of it) still refuse: another network."""
     own = net.state_dict()
     missing = [k for k in own if k not in shapes and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in shapes if k not in own and not k.startswith(("aux1.", "aux2.", "AuxLogits."))]
+    names = {k.split(".")[0] for k in own} | {name for name, _ in net.named_children()}
+    extra = [k for k in unexpected if k.split(".")[0] not in names] if extra_ok else []
+    unexpected = [k for k in unexpected if k not in set(extra)]
     wrong = [k for k in own if k in shapes and tuple(shapes[k]) != tuple(own[k].shape)]
     if missing or unexpected or wrong:
         parts = []
@@ -598,6 +622,7 @@ def check_state_shapes(net: nn.Module, shapes: Dict[str, Tuple[int, ...]], path:
                          f"{list(own[k].shape)} in the architecture)")
         article = "an" if arch[:1].lower() in "aeiou" else "a"
         raise WeightsError(f"{safe_path(path)}: not {article} {arch} state dict: {'; '.join(parts)}{hint}")
+    return extra
 
 
 def _head_classes(net: nn.Module) -> int:

@@ -68,9 +68,11 @@ def layers(backbone, model, architecture, input_size, trust_pickle):
     """
     if model is not None:
         from cvtools.backbones import load_user_model
+        from cvtools.cli.notes import note_printer
 
+        # its notes (keys of the file left out) as one-line notes, not Python warnings
         bb = load_user_model(model, architecture, input_size=input_size, trust_pickle=trust_pickle, device="cpu",
-                             precision="fp32")
+                             precision="fp32", on_note=note_printer())
     else:
         if architecture or input_size or trust_pickle:
             from cvtools.errors import UsageError

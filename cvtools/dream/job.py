@@ -24,19 +24,17 @@ def dream_work(engine, output=None, size=None, enlarge=False, seed=0, frames=1, 
     inputs = list(inputs) + [Path(p) for p in protected]  # output_path_for refuses to replace any of them
 
     def work(path):
+        from cvtools.deferred import resolve
         from cvtools.io.atomic import save_image
-        from cvtools.io.naming import output_path_for
+        from cvtools.io.naming import notes_held
 
-        if frames == 1:
-            targets = [output_path_for(path, output, "dream", many=many, overwrite=overwrite, inputs=inputs,
-                                       outputs=outputs)]
-        elif animated_file:
-            targets = [_animation_target(path, output, overwrite, inputs, outputs)]
-        else:  # a PNG sequence in a directory
-            folder = output or str(path.with_name(f"{path.stem}_dream"))
-            targets = [output_path_for(path, folder + "/", f"dream_{k:04d}", ".png", many=True,
-                                       overwrite=overwrite, inputs=inputs, outputs=outputs) for k in range(frames)]
-        x, alpha = _load(path, size, enlarge=bool(enlarge), max_pixels=max_pixels)
+        # "photo_dream.jpg exists ...; writing photo_dream-2.jpg" only for a dream that will be
+        # written: the photo decodes and the network builds (a --layer channel range past the
+        # layer's channels is refused only then), else the refusal comes alone.
+        with notes_held(outputs):
+            targets = _targets(path, output, frames, animated_file, many, overwrite, inputs, outputs)
+            x, alpha = _load(path, size, enlarge=bool(enlarge), max_pixels=max_pixels)
+            resolve(engine)
         steps = step_progress_for(engine, x, frames, path) if step_progress_for else contextlib.nullcontext(None)
         with steps as bar:
             if frames == 1:
@@ -48,6 +46,20 @@ def dream_work(engine, output=None, size=None, enlarge=False, seed=0, frames=1, 
             return None if quiet else f"{path} -> {where} ({frames} frames)"
 
     return work
+
+
+def _targets(path, output, frames, animated_file, many, overwrite, inputs, outputs):
+    """The files one photo's dream is written to: the dream, the animation, or the PNG frames."""
+    from cvtools.io.naming import output_path_for
+
+    if frames == 1:
+        return [output_path_for(path, output, "dream", many=many, overwrite=overwrite, inputs=inputs,
+                                outputs=outputs)]
+    if animated_file:
+        return [_animation_target(path, output, overwrite, inputs, outputs)]
+    folder = output or str(path.with_name(f"{path.stem}_dream"))  # a PNG sequence in a directory
+    return [output_path_for(path, folder + "/", f"dream_{k:04d}", ".png", many=True, overwrite=overwrite,
+                            inputs=inputs, outputs=outputs) for k in range(frames)]
 
 
 def _load(path, size, enlarge=False, max_pixels=-1):

@@ -9,6 +9,7 @@ outputs found in a folder are never taken as its inputs. What one run has named 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from dataclasses import dataclass, field
@@ -105,6 +106,27 @@ class Outputs:
     def record(self, path) -> Optional[_Named]:
         """What naming decided for ``path`` (None: not named in this run)."""
         return self.named.get(os.path.realpath(path))
+
+
+@contextlib.contextmanager
+def notes_held(outputs: Optional[Outputs]):
+    """Inside, the naming notes of ``outputs`` (an output renamed: "x exists ...; writing x-2")
+    are kept in the list this yields, and told when the block ends without an error; an error
+    drops them. For work known to be valid only after its outputs are named (dream's --layer
+    channels, a --model's layers: checked once the network is built): the user then hears the
+    refusal alone, not of a file never written. ``outputs`` None: nothing is held."""
+    policy = outputs.policy if outputs is not None else None
+    told = policy.on_note if policy is not None else None
+    held: list = []
+    if told is not None:
+        policy.on_note = held.append
+    try:
+        yield held
+    finally:
+        if told is not None:
+            policy.on_note = told
+    for message in held:
+        told(message)
 
 
 def _same_file(a, b) -> bool:

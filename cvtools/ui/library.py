@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from cvtools.errors import CvtoolsError, UsageError
+from cvtools.visualize.catalog import METHOD_SEPARATOR  # a panel's name joins methods as the command line's
 
 #: The default network of the Dream and Explain tabs (embedded, no download).
 DEFAULT_BACKBONE = "efficientnet_lite0"
@@ -500,8 +501,8 @@ class Library:
             panel_path = pictures[0]["path"]
         else:
             panel = draw_explanation(shown, result, explainer.methods, name=photo.name)
-            panel_path = self.save(photo, "+".join(methods), panel, f"visualize {','.join(methods)}", base,
-                                   ext=".png")
+            panel_path = self.save(photo, METHOD_SEPARATOR.join(methods), panel, f"visualize {','.join(methods)}",
+                                   base, ext=".png")
         steps.end()
         if progress is not None:
             progress(steps.done, steps.total, "done")

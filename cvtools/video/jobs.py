@@ -63,6 +63,20 @@ class VideoJob:
         check_output_format(target)
         return target
 
+    def claim(self, path):
+        """:meth:`target`, with its naming notes ("clip_dream.mp4 exists ...; writing
+        clip_dream-2.mp4") told only once ``make.ready()`` (where the maker has one: building
+        its network) has passed: options the network refuses (dream's --layer channels) then
+        come alone, not after a note about a file never written. Without such a note nothing is
+        built here (a broken clip still fails without loading the network)."""
+        from cvtools.io.naming import notes_held
+
+        with notes_held(self.outputs) as held:
+            target = self.target(path)
+            if held:
+                getattr(self.make, "ready", lambda: None)()
+        return target
+
     def run(self, path, target) -> str:
         from cvtools.video.io import probe_video
 
@@ -94,7 +108,7 @@ class _StagedWithVideos:
     def prepare(self, path):
         if is_video_input(path):
             self.videos.add(path)
-            self.targets[path] = self.job.target(path)
+            self.targets[path] = self.job.claim(path)
         elif self.work.prepare is not None:
             self.work.prepare(path)
 
@@ -140,7 +154,7 @@ def _per_file_with_videos(work, job: VideoJob):
 
     def run(path):
         if is_video_input(path):
-            return job.run(path, job.target(path))
+            return job.run(path, job.claim(path))
         return work.fn(path)
 
     return PerFileWork(run, extensions=media_extensions())
@@ -160,7 +174,7 @@ def _batched_with_videos(work, job: VideoJob):
 
     def prepare(path):
         if is_video_input(path):
-            return _VideoItem(path, job.target(path))
+            return _VideoItem(path, job.claim(path))
         return work.prepare(path)
 
     def key(item):
@@ -251,4 +265,10 @@ def dream_maker(engine, size=None, seed=0, start=None, duration=None, stable=Non
                            warp=stable is not False, progress=progress, on_note=on_note, info=info,
                            outputs=outputs)
 
+    def ready():  # the network built (its --layer channels checked) before the output's name is told
+        from cvtools.deferred import resolve
+
+        resolve(engine)
+
+    make.ready = ready
     return make

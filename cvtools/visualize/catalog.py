@@ -101,6 +101,13 @@ def parse_methods(*specs: str) -> List[str]:
     return names
 
 
+#: What joins several methods' names in an output's name (``photo_gradcam_gradcampp.jpg``, the web
+#: page's ``photo_gradcam_gradcam++.png``): '_' is in no method name, while '+' (gradcam++) and
+#: '-' (integrated-gradients) are, so a name joined with either read two ways; and it is safe in
+#: file names on every system. tests/test_cli_qa_t.py checks each method name against it.
+METHOD_SEPARATOR = "_"
+
+
 def file_slug(name: str) -> str:
     """A method name as it appears in output file names (no '+')."""
     return name.replace("++", "pp")

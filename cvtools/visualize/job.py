@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Union
 
 from cvtools.batch import BatchedWork
-from cvtools.visualize.catalog import file_slug, parse_methods
+from cvtools.visualize.catalog import METHOD_SEPARATOR, file_slug, parse_methods
 
 
 def output_suffix(methods):
-    """What the picture's name ends with: the methods (up to three), else ``methods``."""
-    return "-".join(file_slug(m) for m in methods) if len(methods) <= 3 else "methods"
+    """What the picture's name ends with: the methods (up to three, joined by
+    :data:`~cvtools.visualize.catalog.METHOD_SEPARATOR`), else ``methods``."""
+    return METHOD_SEPARATOR.join(file_slug(m) for m in methods) if len(methods) <= 3 else "methods"
 
 
 @dataclass
@@ -81,14 +82,18 @@ class _Stages:
 
     def prepare(self, path):
         """Name the outputs (main thread, input order: claimed before the work)."""
-        from cvtools.io.naming import output_path_for, side_output_for
+        from cvtools.deferred import resolve
+        from cvtools.io.naming import notes_held, output_path_for, side_output_for
 
         ext = ".jpg" if Path(path).suffix.lower() in (".jpg", ".jpeg") else ".png"
-        out = output_path_for(path, self.output, output_suffix(self.methods), ext=ext, many=self.many,
-                              overwrite=self.overwrite, inputs=self.inputs, outputs=self.outputs)
-        sides = side_outputs(out, self.methods, self.raw, self.sanity)
-        for side in sides.values():  # claimed like the main output, before the work
-            side_output_for(side, path, overwrite=self.overwrite, inputs=self.inputs, outputs=self.outputs)
+        with notes_held(self.outputs) as held:
+            out = output_path_for(path, self.output, output_suffix(self.methods), ext=ext, many=self.many,
+                                  overwrite=self.overwrite, inputs=self.inputs, outputs=self.outputs)
+            sides = side_outputs(out, self.methods, self.raw, self.sanity)
+            for side in sides.values():  # claimed like the main output, before the work
+                side_output_for(side, path, overwrite=self.overwrite, inputs=self.inputs, outputs=self.outputs)
+            if held:  # "writing NAME-2.jpg" only once the explainer builds: a --model's --layer is checked then
+                resolve(self.explainer)
         return dict(path=path, out=out, sides=sides)
 
     def load(self, item):
@@ -616,6 +621,11 @@ def activations_work(backbone, layer=None, *, channels=None, top=31, size=None, 
 
     layer = check_layer_name(backbone, layer, "dream", feature_map=True)
     size = size or backbone.preprocessing.crop_size
+    count = {info.name: info.channels for info in backbone.layers}.get(layer)
+    if channels and count:  # channels the layer lacks: refused before an output is named and announced
+        from cvtools.specs import parse_channel_spec
+
+        parse_channel_spec(channels).resolve(count, layer=layer)
 
     def work(path):
         from cvtools.io.atomic import save_image
