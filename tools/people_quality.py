@@ -201,6 +201,9 @@ def main(argv=None):
     ap.add_argument("--any-painting", action="store_true",
                     help="also judge the any-painting network on each style's painting (shared/styles/NAME.jpg, "
                          "what `-s painting.jpg` runs), labelled any-painting")
+    ap.add_argument("--any-painting-names", action="store_true",
+                    help="also judge the any-painting network on each bundled name's stored style (what blends "
+                         "and `--strength-mode style` paint with), labelled any-painting-names")
     ap.add_argument("--json", help="write every row here")
     ap.add_argument("--sheet", help="a contact sheet of the portraits (photo, then each style): research photos, "
                                     "for looking only: never commit it")
@@ -228,14 +231,17 @@ def main(argv=None):
                               if (d / f"{n}.json").exists()}))
     if args.any_painting:
         sets.append(("any-painting", {n: shared / "styles" / f"{n}.jpg" for n in args.styles.split(",")}))
+    if args.any_painting_names:
+        sets.append(("any-painting-names", {n: ("name", n) for n in args.styles.split(",")}))
     rows, sheet_rows = [], {pid: [photos[pid]] for pid in PEOPLE}
     for label, records in sets:
         for name, record in records.items():
             target = style_target(judge, pil_to_tensor(painting_for(resolve_style(name), shared)), INDEPENDENT_LAYERS)
-            if isinstance(record, Path):  # a painting: the any-painting network encodes it
+            if isinstance(record, (Path, tuple)):  # a painting (encoded) or a bundled name's stored style
                 from cvtools.style.painting import NetworkPaintingStylizer
 
-                net = NetworkPaintingStylizer(str(record), device="cpu", precision="fp32")
+                source = record[1] if isinstance(record, tuple) else str(record)
+                net = NetworkPaintingStylizer([(source, 1.0)], device="cpu", precision="fp32")
             else:
                 net = Stylizer(record, device="cpu", precision="fp32")
             for pid, (what, boxes) in PEOPLE.items():
