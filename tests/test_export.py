@@ -44,6 +44,44 @@ def _images(seed=1):
     return [(f"img{i}", torch.rand(3, h, w, generator=g)) for i, (h, w) in enumerate([(48, 64), (37, 53), (16, 23)])]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_export_per_network():
+    """torch.onnx.export runs once per distinct network in this module (30-130 s of the module's
+    time on 2 cores was the same tiny network exported again by the tests of naming, overwriting,
+    the CLI's report, the failed check and the engine's cache): a later export of a module with the
+    same structure, weights, dtypes, sizes and opset gets a copy of the ModelProto the real exporter
+    made. Everything after the exporter (metadata, the ONNX checker, onnxruntime's check against
+    PyTorch, the atomic write) still runs in every test."""
+    import hashlib
+
+    import cvtools.export as ex
+
+    real, made = ex._to_onnx, {}
+
+    def key(module, *args, **kwargs):
+        digest = hashlib.sha256(repr(module).encode())
+        for name, tensor in module.state_dict().items():
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{name} {t.dtype} {tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        return (digest.hexdigest(), type(module).__qualname__) + args + tuple(sorted(kwargs.items()))
+
+    def once(module, *args, **kwargs):
+        import onnx
+
+        ex.require_exporter()  # a missing exporter is still said, as the real function says it
+        k = key(module, *args, **kwargs)
+        if k not in made:
+            made[k] = real(module, *args, **kwargs)
+        copy = onnx.ModelProto()
+        copy.CopyFrom(made[k])  # _write adds the metadata to the proto it is given
+        return copy
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ex, "_to_onnx", once)
+        yield made
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     return _tiny_style(tmp_path_factory.mktemp("style"))
