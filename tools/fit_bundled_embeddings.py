@@ -53,7 +53,12 @@ def main(argv=None) -> int:
     ap.add_argument("--space", choices=["embedding", "params"], default="embedding",
                     help="fit the embedding (what blends and the ONNX graphs take) or every norm's gamma and beta "
                          "(a probe: the record stores embeddings)")
+    ap.add_argument("--device", default="cpu",
+                    help="where to fit (cpu, cuda): fp32 either way; a GPU takes seconds a painting, this "
+                         "2-core CPU minutes")
     args = ap.parse_args(argv)
+    if args.teacher and args.device != "cpu":
+        ap.error("--teacher runs on the CPU only")
     if args.write and args.space == "params":
         ap.error("--write stores embeddings: the record has no place for --space params")
 
@@ -66,13 +71,13 @@ def main(argv=None) -> int:
     from cvtools.style.records import bundled_records, load_painting
 
     torch.manual_seed(0)
-    stylizer = ArbitraryStylizer(device="cpu")
+    stylizer = ArbitraryStylizer(device=args.device, precision="fp32")
     fitter = StyleFitter(stylizer)
     net = stylizer.net
     net.requires_grad_(False)
     free = sorted((Path(args.shared) / "data" / "photos" / "free").glob("*.jpg"))[:args.photos]
     photos = [pil_to_tensor(resize_long_side(load_image(p).rgb, 768, enlarge=False)) for p in free]
-    pool = _crop_pool(photos, FIT_CROP, per_photo=8)
+    pool = _crop_pool(photos, FIT_CROP, per_photo=8).to(stylizer.device)
     sizes = {r.name: int(r.recipe.get("style_size", 512)) for r in bundled_records()}
     names = args.only.split(",") if args.only else BUNDLED
     gen = torch.Generator().manual_seed(0)
@@ -114,7 +119,7 @@ def main(argv=None) -> int:
         painting = pil_to_tensor(load_painting(Path(args.shared) / "styles" / f"{name}.jpg"))
         target = fitter._painting_features(painting, sizes[name])
         teacher = teacher_outputs(name, pool) if args.teacher else None
-        start = bundled_style_encoding(name)
+        start = bundled_style_encoding(name).to(stylizer.device)
         if args.space == "params":
             with torch.no_grad():
                 start = net.style_params(start[None])[0]
@@ -142,7 +147,7 @@ def main(argv=None) -> int:
             optimizer.step()
             last = float(loss.detach())
             first = last if first is None else first
-        out[name] = [round(float(v), 6) for v in e.detach()]
+        out[name] = [round(float(v), 6) for v in e.detach().cpu()]
         moved = float((e.detach() - start).norm() / start.norm())
         print(f"{name}: loss {first:.3f} -> {last:.3f} (single batches), embedding moved {moved:.2f} of its norm, "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
