@@ -49,6 +49,26 @@ class _Effect:
         return x
 
 
+@pytest.fixture(scope="module")
+def pan(tmp_path_factory):
+    """The panning clip read as --footage reads it, its input flows, and compare_footage's result
+    for each stand-in effect, computed once: the tests below asked for the same deterministic
+    comparisons of the same frames (each effect's noise comes from its own seeded generator),
+    which with the flows were most of this module's time."""
+    frames = video_flicker.footage_frames(_panning_clip(tmp_path_factory.mktemp("pan") / "pan.mp4"))
+    flows = video_flicker.input_flows(frames)
+    made = {}
+
+    def compared(effect):
+        key = (type(effect).__name__, effect.name, effect.noise)
+        if key not in made:
+            made[key] = video_flicker.compare_footage("pan", frames, effect, flows=flows, carry=True, stable=0.85)
+        row, fbf, st = made[key]
+        return dict(row), list(fbf), st
+
+    return frames, compared
+
+
 def test_footage_frames_reads_the_clip_at_the_asked_size(tmp_path):
     frames = video_flicker.footage_frames(_panning_clip(tmp_path / "pan.mp4"), size=64, max_frames=8)
     assert len(frames) == 8
@@ -57,14 +77,12 @@ def test_footage_frames_reads_the_clip_at_the_asked_size(tmp_path):
 
 
 @pytest.mark.slow
-def test_compare_footage_identity_is_the_input_and_stable_steadies_noise(tmp_path):
-    frames = video_flicker.footage_frames(_panning_clip(tmp_path / "pan.mp4"))
-    flows = video_flicker.input_flows(frames)
-    row, fbf, _ = video_flicker.compare_footage("pan", frames, _Effect(), flows=flows, carry=True, stable=0.85)
+def test_compare_footage_identity_is_the_input_and_stable_steadies_noise(pan):
+    frames, compared = pan
+    row, fbf, _ = compared(_Effect())
     # frame by frame with an effect that changes nothing is the input: the same error, to the bit
     assert row["fbf"] == row["input"] and len(fbf) == len(frames)
-    noisy, _, _ = video_flicker.compare_footage("pan", frames, _Effect(noise=0.05), flows=flows, carry=True,
-                                                stable=0.85)
+    noisy, _, _ = compared(_Effect(noise=0.05))
     # fresh noise every frame: frame by frame adds about 2·0.05² of squared difference over the
     # input's; the stable mode carries what it painted along the motion, so much less of it
     assert noisy["fbf"] > row["input"] + 0.002
@@ -85,8 +103,8 @@ class _Soft(_Effect):
         return gaussian_blur(x[None], 1.5)[0]
 
 
-def test_steady_reference_of_an_unchanged_clip_is_the_clip(tmp_path):
-    frames = video_flicker.footage_frames(_panning_clip(tmp_path / "pan.mp4"))
+def test_steady_reference_of_an_unchanged_clip_is_the_clip(pan):
+    frames, _ = pan
     ref, sigma = video_flicker.steady_reference(frames, frames)
     # the curve maps each of the 257 input quantiles to itself (the same pixels on both sides); the
     # strictly rising ramp added to the input side (≤ 2.6e-5) is all that moves a value
@@ -94,17 +112,15 @@ def test_steady_reference_of_an_unchanged_clip_is_the_clip(tmp_path):
     assert max(float((a - b).abs().max()) for a, b in zip(ref, frames)) < 1e-4
 
 
-def test_steady_floor_is_low_for_flicker_and_matches_a_soft_styles_detail(tmp_path):
-    frames = video_flicker.footage_frames(_panning_clip(tmp_path / "pan.mp4"))
-    flows = video_flicker.input_flows(frames)
-    same, _, _ = video_flicker.compare_footage("pan", frames, _Effect(), flows=flows, carry=True, stable=0.85)
+def test_steady_floor_is_low_for_flicker_and_matches_a_soft_styles_detail(pan):
+    _, compared = pan
+    same, _, _ = compared(_Effect())
     # an effect that changes nothing: the reference is the input, so its error is frame by frame's
     assert abs(same["floor"] - 1.0) < 1e-3
-    noisy, _, _ = video_flicker.compare_footage("pan", frames, _Effect(noise=0.05), flows=flows, carry=True,
-                                                stable=0.85)
+    noisy, _, _ = compared(_Effect(noise=0.05))
     # fresh noise every frame costs frame by frame ~2·0.05² of squared difference; the steady
     # reference carries none of it (only the input's own error, ≪ 0.005, through a curve of slope ~1)
     assert noisy["floor_blur"] == 0.0 and noisy["floor"] < 0.5, noisy
-    soft, _, _ = video_flicker.compare_footage("pan", frames, _Soft(), flows=flows, carry=True, stable=0.85)
+    soft, _, _ = compared(_Soft())
     # a blurred output: the reference's input is blurred too, to the σ nearest the output's detail
     assert 1.0 <= soft["floor_blur"] <= 2.0, soft
