@@ -105,16 +105,29 @@ def torch_net_weights():
 
 
 def test_transformer_matches_pytorch_on_odd_sizes(exported, torch_net):
-    """Sizes the export never saw (not multiples of the stride 8), a painting's style."""
+    """Sizes the export never saw (not multiples of the stride 8), a painting's style.
+
+    At 16 px the bottleneck's instance norms see 2×2 values of a smooth photo: a tiny variance
+    that magnifies every rounding, so fp32 itself is far from exact there (PyTorch's own fp32
+    picture lies 2.4e-4 from the float64 one with the 2026-12-07 weights, ~1e-5 before). Both
+    runtimes round fp32 in their own order, so by the triangle inequality through the float64
+    picture the file may differ from PyTorch by its own error plus PyTorch's: held to FP32_BOUND
+    plus twice PyTorch's measured fp32 error (~1e-6 at the other sizes: FP32_BOUND governs)."""
+    import copy
+
     from cvtools.export import FP32_BOUND, cpu_session
 
     session = cpu_session(exported[1])
     emb = torch_net.encode(_photo(300, 220, 9))
+    exact = copy.deepcopy(torch_net.net.transformer).double()
+    params = torch_net.net.style_params(emb[None]).double()
     for i, (h, w) in enumerate([(16, 16), (37, 61), (96, 130)]):
         x = _photo(h, w, i)
         ref = torch_net.stylize(x, emb)
+        with torch.no_grad():
+            fp32_error = float((ref.double() - exact(x[None].double(), params)[0]).abs().max())
         ours = session.run(None, {"image": x[None].numpy(), "embedding": emb[None].numpy()})[0][0]
-        assert float((torch.from_numpy(ours) - ref).abs().max()) <= FP32_BOUND
+        assert float((torch.from_numpy(ours) - ref).abs().max()) <= FP32_BOUND + 2 * fp32_error
 
 
 def test_encoder_matches_pytorch(exported, torch_net):
