@@ -10,9 +10,13 @@
 # Same recipe as gpu_call_gram_more.sh (G6's: Lite0 + Lite1, style weight 30, synthetic paintings 0.5,
 # batch 64, paintings at 512 px, peak lr 1e-4). The tree cut carries runs/init/gram2.safetensors (made with
 # session_r/strip_tokens.py from the shipped file; never committed). Returns $OUT/gram3.tar, $OUT/plain.tar.
+# Then, in the same call (one machine start: starts were being refused), gram3 is shipped into the device's
+# copy of the tree (tools/ship_arbitrary.py: weights, record, the bundled paintings re-encoded) and the
+# bundled names fitted to it as session t's gpu_call_fit_names.sh does: $OUT/names.tar (the record with the
+# fitted embeddings, params.json). Whether gram3 ships is decided on the CPU judge afterwards.
 set -u
 STEPS=${STEPS:-1500}
-DEADLINE=${DEADLINE:-470}
+DEADLINE=${DEADLINE:-330}
 FIELDS='"channels":[32,64,96],"space_to_depth":2,"residual_blocks":5,"residual":"full","in_kernel":5,"out_kernel":5,"embedding_dim":400,"encoder_layers":["blocks.0","blocks.2","blocks.4","blocks.7","blocks.10","blocks.15"],"encoder_channels":[16,24,40,80,112,320],"encoder_hidden":1024,"encoder_size":256,"backbone":"efficientnet_lite0","encoder_long_side":512'
 LITE1='extra_backbones={"efficientnet_lite1":["blocks.0","blocks.3","blocks.6","blocks.10"]}'
 KINDS='["dots","strokes","flat_print","divisionism","hatching","watercolour","impasto","mosaic","pastel","glaze","contour_strokes"]'
@@ -48,4 +52,18 @@ for tag in gram3 plain; do
   echo "== $tag"; grep -E "starting from|ms per step|stopped by|done in" "/tmp/$tag/log.txt" | cut -c1-200
   tail -n 3 "/tmp/$tag.out"
 done
+ls -la "$OUT"
+
+if [ -s /tmp/gram3/arbitrary.safetensors ]; then
+  S=.device/shared
+  mkdir -p /tmp/names
+  python3 tools/ship_arbitrary.py /tmp/gram3 --shared $S --note "gram3 (device copy; judged on the CPU before shipping)" > /tmp/ship.log 2>&1
+  tail -n 3 /tmp/ship.log
+  python3 tools/fit_bundled_embeddings.py --shared $S --device cuda --out /tmp/names/embeddings.json --write > /tmp/emb.log 2>&1 &
+  python3 tools/fit_bundled_embeddings.py --shared $S --device cuda --space params --out /tmp/names/params.json > /tmp/params.log 2>&1 &
+  wait
+  grep -v Warning /tmp/emb.log | tail -8; grep -v Warning /tmp/params.log | tail -7
+  cp cvtools/style/bundled/arbitrary.json /tmp/ship.log /tmp/emb.log /tmp/params.log /tmp/names/
+  tar cf "$OUT/names.tar" -C /tmp names
+fi
 ls -la "$OUT"
