@@ -1,5 +1,6 @@
 import os
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -71,3 +72,51 @@ def noise_effect(sigma, seed=0):
         return (0.8 * x + 0.1 + sigma * torch.randn(x.shape, generator=g)).clamp(0, 1)
 
     return effect
+
+
+# ----------------------------------------------------------------------------- the web page
+
+#: How long a page action (a click, a selector) waits by default in the browser tests of the
+#: web page: the stricter of the 30 s and 60 s the QA modules had; a test that waits for a
+#: dream or an explain on the CPU says its own longer wait (tests/test_ui.py's ``_wait``).
+UI_PAGE_TIMEOUT_MS = 30_000
+
+
+class UiServer(NamedTuple):
+    url: str  # http://127.0.0.1:PORT, no trailing slash
+    workdir: Path  # the server's temporary folder (uploads and outputs)
+
+
+@pytest.fixture(scope="module")
+def ui_server():
+    """``cvtools ui --no-browser --device cpu`` in a subprocess for the module (as
+    tests/test_ui.py starts it); skipped, saying so, without the ui extra."""
+    from test_ui import UI_EXTRA, _start_server, _stop
+
+    if not UI_EXTRA:
+        pytest.skip('the ui extra is not installed (pip install "cvtools[ui]")')
+    proc, url, workdir = _start_server()
+    yield UiServer(url.rstrip("/"), workdir)
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def ui_page(request):
+    """One headless Chromium page on :func:`ui_server`'s page for the module, loaded and ready;
+    skipped with tests/test_ui.py's reason (no ui extra, Playwright or Chromium) before any
+    server starts."""
+    from test_ui import BROWSER_SKIP, CHROMIUM
+
+    if BROWSER_SKIP:
+        pytest.skip(BROWSER_SKIP)
+    server = request.getfixturevalue("ui_server")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
+        page.set_default_timeout(UI_PAGE_TIMEOUT_MS)
+        page.goto(server.url + "/")
+        page.wait_for_selector("body[data-ready='1']")
+        yield page
+        browser.close()

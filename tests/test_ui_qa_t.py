@@ -3,7 +3,7 @@ cancelled; an uploaded painting's row in the Stylize tab can be removed.
 
 The server's side is tested through its ASGI interface (an :class:`~cvtools.ui.server.App` with
 the real library on the CPU, no HTTP server); the page's through one server subprocess and one
-headless Chromium page for the module, as tests/test_ui.py.
+headless Chromium page for the module (tests/conftest.py: ``ui_server``, ``ui_page``).
 """
 
 import asyncio
@@ -11,18 +11,7 @@ import json
 import threading
 import time
 
-import pytest
-from test_ui import (
-    BROWSER_SKIP,
-    CHROMIUM,
-    UI_EXTRA,
-    _asgi_post,
-    _start_server,
-    _stop,
-    _wait,
-    needs_browser,
-    needs_extra,
-)
+from test_ui import _asgi_post, _wait, needs_browser, needs_extra
 from test_ui_qa_s import _png
 
 
@@ -163,112 +152,87 @@ def test_a_finished_explain_counts_every_step(tmp_path):
 
 # ---------------------------------------------------------------------------- in the browser
 
-@pytest.fixture(scope="module")
-def server():
-    if not UI_EXTRA:
-        pytest.skip('the ui extra is not installed (pip install "cvtools[ui]")')
-    proc, url, workdir = _start_server()
-    yield url.rstrip("/"), workdir
-    _stop(proc)
-
-
-@pytest.fixture(scope="module")
-def page(server):
-    if BROWSER_SKIP:
-        pytest.skip(BROWSER_SKIP)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        pg = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
-        pg.set_default_timeout(60_000)
-        pg.goto(server[0] + "/")
-        pg.wait_for_selector("body[data-ready='1']")
-        yield pg
-        browser.close()
-
-
 def _tab(page, name):
     page.click(f"#tabs button[data-tab='{name}']")
 
 
 @needs_browser
-def test_dream_shows_progress_and_cancel_returns_the_page_to_ready(page, server):
+def test_dream_shows_progress_and_cancel_returns_the_page_to_ready(ui_page, ui_server):
     """The Dream tab: a bar and "octave i of n, p %" while it runs, a Cancel that stops it (the
     server's job says cancelled), and the page ready again with one line, no result shown."""
-    _tab(page, "dream")
-    assert page.is_disabled("#dr-cancel") and not page.is_visible("#dr-progress")
-    page.set_input_files("#dr-photo", {"name": "big.png", "mimeType": "image/png", "buffer": _png((160, 120))})
-    page.fill("#dr-octaves", "2")
-    page.fill("#dr-steps", "200")
-    page.select_option("#dr-size", "")
-    page.click("#dr-run")
-    _wait(page, "() => /octave \\d+ of \\d+, \\d+ %/.test(document.getElementById('dr-status').textContent)",
+    _tab(ui_page, "dream")
+    assert ui_page.is_disabled("#dr-cancel") and not ui_page.is_visible("#dr-progress")
+    ui_page.set_input_files("#dr-photo", {"name": "big.png", "mimeType": "image/png", "buffer": _png((160, 120))})
+    ui_page.fill("#dr-octaves", "2")
+    ui_page.fill("#dr-steps", "200")
+    ui_page.select_option("#dr-size", "")
+    ui_page.click("#dr-run")
+    _wait(ui_page, "() => /octave \\d+ of \\d+, \\d+ %/.test(document.getElementById('dr-status').textContent)",
           timeout=120)
-    assert page.is_visible("#dr-progress") and page.is_disabled("#dr-run") and page.is_enabled("#dr-cancel")
-    assert page.get_by_role("progressbar", name="dream progress").count() == 1
-    assert page.evaluate("() => document.getElementById('dr-progress').max") == 400
-    page.get_by_role("button", name="Cancel dream").click()
-    _wait(page, "() => !document.getElementById('dr-run').disabled", timeout=30)
-    assert page.inner_text("#dr-status") == "dream cancelled; nothing was kept"
-    assert "error" not in (page.get_attribute("#dr-status", "class") or "")
-    assert page.is_disabled("#dr-cancel") and not page.is_visible("#dr-progress")
-    assert not page.is_visible("#dr-result") and not page.is_visible("#dr-download")
-    _, workdir = server
+    assert ui_page.is_visible("#dr-progress") and ui_page.is_disabled("#dr-run") and ui_page.is_enabled("#dr-cancel")
+    assert ui_page.get_by_role("progressbar", name="dream progress").count() == 1
+    assert ui_page.evaluate("() => document.getElementById('dr-progress').max") == 400
+    ui_page.get_by_role("button", name="Cancel dream").click()
+    _wait(ui_page, "() => !document.getElementById('dr-run').disabled", timeout=30)
+    assert ui_page.inner_text("#dr-status") == "dream cancelled; nothing was kept"
+    assert "error" not in (ui_page.get_attribute("#dr-status", "class") or "")
+    assert ui_page.is_disabled("#dr-cancel") and not ui_page.is_visible("#dr-progress")
+    assert not ui_page.is_visible("#dr-result") and not ui_page.is_visible("#dr-download")
+    workdir = ui_server.workdir
     assert not list(workdir.rglob("big*")), list(workdir.rglob("*"))
 
 
 @needs_browser
-def test_explain_shows_the_method_under_way_and_cancels(page):
+def test_explain_shows_the_method_under_way_and_cancels(ui_page):
     """The Explain tab: the method under way and its count while it runs, and Cancel."""
-    _tab(page, "explain")
-    page.set_input_files("#ex-photo", {"name": "cat.png", "mimeType": "image/png", "buffer": _png((96, 64))})
-    for box in page.locator("#ex-methods input").all():
+    _tab(ui_page, "explain")
+    ui_page.set_input_files("#ex-photo", {"name": "cat.png", "mimeType": "image/png", "buffer": _png((96, 64))})
+    for box in ui_page.locator("#ex-methods input").all():
         box.set_checked(box.get_attribute("value") in ("gradcam", "occlusion"))
-    page.click("#ex-run")
-    _wait(page, "() => document.getElementById('ex-status').textContent.includes('Occlusion')", timeout=120)
-    assert page.is_visible("#ex-progress") and page.is_enabled("#ex-cancel") and page.is_disabled("#ex-run")
-    page.click("#ex-cancel")
-    _wait(page, "() => !document.getElementById('ex-run').disabled", timeout=30)
-    assert page.inner_text("#ex-status") == "explain cancelled; nothing was kept"
-    assert page.is_disabled("#ex-cancel") and not page.is_visible("#ex-progress")
-    assert page.locator("#ex-results figure").count() == 0
+    ui_page.click("#ex-run")
+    _wait(ui_page, "() => document.getElementById('ex-status').textContent.includes('Occlusion')", timeout=120)
+    assert ui_page.is_visible("#ex-progress") and ui_page.is_enabled("#ex-cancel") and ui_page.is_disabled("#ex-run")
+    ui_page.click("#ex-cancel")
+    _wait(ui_page, "() => !document.getElementById('ex-run').disabled", timeout=30)
+    assert ui_page.inner_text("#ex-status") == "explain cancelled; nothing was kept"
+    assert ui_page.is_disabled("#ex-cancel") and not ui_page.is_visible("#ex-progress")
+    assert ui_page.locator("#ex-results figure").count() == 0
 
 
 @needs_browser
-def test_an_uploaded_painting_can_be_removed_from_the_next_request(page):
+def test_an_uploaded_painting_can_be_removed_from_the_next_request(ui_page):
     """QA: a painting's row could be unticked but not removed. Each row has a Remove button named
     after its painting, reachable by keyboard; pressing it drops the row and its upload from the
     next Stylize request (the other painting keeps its place, "@0")."""
-    _tab(page, "stylize")
-    page.set_input_files("#st-painting", [
+    _tab(ui_page, "stylize")
+    ui_page.set_input_files("#st-painting", [
         {"name": "first.png", "mimeType": "image/png", "buffer": _png((32, 24))},
         {"name": "second.png", "mimeType": "image/png", "buffer": _png((24, 32))}])
-    assert page.locator("#st-paintings .style-row").count() == 2
-    remove = page.get_by_role("button", name="Remove first.png")
+    assert ui_page.locator("#st-paintings .style-row").count() == 2
+    remove = ui_page.get_by_role("button", name="Remove first.png")
     assert remove.count() == 1
     remove.focus()
-    page.keyboard.press("Enter")
-    assert page.locator("#st-paintings .style-row").count() == 1
-    assert page.locator("#st-paintings .style-row span").all_inner_texts() == ["second.png"]
-    assert page.get_by_role("button", name="Remove first.png").count() == 0
-    assert page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Remove second.png"
+    ui_page.keyboard.press("Enter")
+    assert ui_page.locator("#st-paintings .style-row").count() == 1
+    assert ui_page.locator("#st-paintings .style-row span").all_inner_texts() == ["second.png"]
+    assert ui_page.get_by_role("button", name="Remove first.png").count() == 0
+    assert ui_page.evaluate("() => document.activeElement.getAttribute('aria-label')") == "Remove second.png"
     sent = []
 
     def answer(route):
         sent.append(route.request.post_data_buffer)
         route.fulfill(status=400, content_type="application/json", body=json.dumps({"error": "seen"}))
 
-    page.route("**/api/stylize", answer)
+    ui_page.route("**/api/stylize", answer)
     try:
-        page.set_input_files("#st-photos", {"name": "p.png", "mimeType": "image/png", "buffer": _png((16, 16))})
-        page.click("#st-run")
-        _wait(page, "() => document.getElementById('st-status').textContent === 'seen'", timeout=10)
+        ui_page.set_input_files("#st-photos", {"name": "p.png", "mimeType": "image/png", "buffer": _png((16, 16))})
+        ui_page.click("#st-run")
+        _wait(ui_page, "() => document.getElementById('st-status').textContent === 'seen'", timeout=10)
     finally:
-        page.unroute("**/api/stylize")
+        ui_page.unroute("**/api/stylize")
     body = sent[0]
     assert b'filename="second.png"' in body and b"first.png" not in body, body[:2000]
     styles = json.loads(body.split(b'name="styles"\r\n\r\n')[1].split(b"\r\n")[0])
     assert {"name": "@0", "weight": 1} in styles and len([s for s in styles if s["name"].startswith("@")]) == 1
-    page.get_by_role("button", name="Remove second.png").click()
-    assert page.locator("#st-paintings .style-row").count() == 0
+    ui_page.get_by_role("button", name="Remove second.png").click()
+    assert ui_page.locator("#st-paintings .style-row").count() == 0

@@ -15,7 +15,7 @@ BatchNorm into convolutions (``fuse=True``), and apply channels-last, half preci
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Callable, Optional
 
 from cvtools.backbones.registry import backbone_names, get_spec, specs  # noqa: F401  (the registry's API, here too)
 from cvtools.device import resolve_device, resolve_precision  # noqa: F401  (re-exported)
@@ -44,6 +44,7 @@ def load_backbone(
     compile: bool = False,
     weights: Optional[str] = None,
     tune: Optional[bool] = None,
+    on_note: Optional[Callable[[str], None]] = None,
 ):
     """Load a frozen, eval-mode backbone ready for inference or input gradients.
 
@@ -52,7 +53,10 @@ def load_backbone(
         resnet18, resnet50, googlenet, mobilenet_v3_large, efficientnet_b0). An unknown name is a
         one-line :class:`~cvtools.errors.UsageError` listing the known ones.
     weights: None (the pretrained default), ``"random"`` (untrained, for tests), or a path to
-        a local state dict (.pth with tensors only, or .safetensors).
+        a local state dict (.pth with tensors only, or .safetensors). Keys the network has no
+        module for (a training script's ``aux.*``, ``criterion.*``, ``n_averaged``) are left out
+        with one note, as :func:`load_user_model` does.
+    on_note: takes that one-line note; without it, the note is a Python warning.
     fuse: fold BatchNorm into the preceding convolutions.
     precision: ``auto`` (fp16 on GPU, fp32 on CPU), ``fp32``, ``fp16`` or ``bf16``.
     channels_last: None picks it on CUDA and CPU, where convolutions run faster that way.
@@ -77,7 +81,7 @@ def load_backbone(
         torch.empty(1, device=dev)  # the context is created here, not inside the first kernel
     mark("device")
     dtype = resolve_precision(precision, dev)
-    model, desc = spec.build(weights)
+    model, desc = spec.build(weights, on_note=on_note)
     fused, fast_path = freeze_and_fuse(model, fuse, (64, 64))
     model, channels_last, compiled = place_model(model, dev, dtype, channels_last, tune, compile)
     mark("model")

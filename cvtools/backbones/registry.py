@@ -90,15 +90,16 @@ class Weights:
 
 @dataclass(frozen=True)
 class BackboneSpec:
-    """One network. ``build(weights)`` returns ``(model, description)`` for ``weights`` None or
-    "default" (the pretrained :attr:`weights`), "random" (untrained) or a local state-dict path;
+    """One network. ``build(weights, on_note=None)`` returns ``(model, description)`` for
+    ``weights`` None or "default" (the pretrained :attr:`weights`), "random" (untrained) or a
+    local state-dict path (``on_note`` hears of its keys left out: :func:`load_weights_file`);
     the model is a classifier on preprocessed N×3×H×W input. ``layers`` maps public layer names
     to module paths in execution order; ``params`` is the built classifier's parameter count and
     ``weights_status()`` says whether the pretrained weights are on this machine."""
 
     name: str
     family: str
-    build: Callable[[Optional[str]], Tuple["nn.Module", str]]
+    build: Callable[..., Tuple["nn.Module", str]]
     weights: Weights
     layers: Mapping[str, str]
     defaults: LayerDefaults
@@ -196,23 +197,31 @@ def get_spec(name: str) -> BackboneSpec:
 
 
 def load_weights_file(model, path, name: str, drop: Callable[[str], bool] = lambda key: False,
-                      expected_sha256: Optional[str] = None):
+                      expected_sha256: Optional[str] = None, on_note: Optional[Callable[[str], None]] = None):
     """Load a state-dict file (safely: :func:`cvtools.weights.load_state_dict_file`) into
     ``model``, leaving out the keys ``drop`` names; a file for another network is a one-line
-    :class:`WeightsError` naming the file."""
+    :class:`WeightsError` naming the file. Keys under names the network has nothing for (a
+    training script's ``aux.*``, ``criterion.*``, AveragedModel's ``n_averaged``) are left out
+    with one note to ``on_note`` naming them (a Python warning without it), as ``--model`` does:
+    the same check and note (:func:`cvtools.backbones.user_model.check_state_shapes`)."""
+    from cvtools.backbones.user_model import check_state_shapes, extra_keys_note, send_note
     from cvtools.weights import load_state_dict_file
 
     state = load_state_dict_file(path, expected_sha256=expected_sha256)
     state = {k: v for k, v in state.items() if not drop(k)}
-    from cvtools.backbones.user_model import check_state_shapes
-
     # which keys and shapes differ, in one line; a network fine-tuned with another head is a
     # user's model, which --model takes with its class count from the file
-    check_state_shapes(model, {k: tuple(v.shape) for k, v in state.items()}, Path(path), name,
-                       hint=f"; for a fine-tuned {name} with another head use --model FILE --architecture {name}")
+    extra = check_state_shapes(model, {k: tuple(v.shape) for k, v in state.items()}, Path(path), name,
+                               hint=f"; for a fine-tuned {name} with another head use --model FILE --architecture "
+                                    f"{name}", extra_ok=True)
+    if extra:
+        left_out = set(extra)
+        state = {k: v for k, v in state.items() if k not in left_out}
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         article = "an" if name[:1] in "aeiou" else "a"
         raise WeightsError(f"{path}: not {article} {name} state dict ({first_line(exc)})") from None
+    if extra:
+        send_note(on_note, extra_keys_note(Path(path), name, extra))
     return model

@@ -75,7 +75,7 @@ def weights_status(name: str) -> str:
     return "available" if _cache_file(get_spec(name).weights.file).exists() else "missing"
 
 
-def build(name: str, weights: Optional[str]):
+def build(name: str, weights: Optional[str], on_note=None):
     """(model, description): see :class:`~cvtools.backbones.registry.BackboneSpec`. The pretrained
     weights come from torch's cache, or are downloaded by torchvision."""
     import torchvision
@@ -101,7 +101,7 @@ def build(name: str, weights: Optional[str]):
     if name == "googlenet":
         kwargs["transform_input"] = True  # torchvision's pretrained GoogLeNet expects it
     model = torchvision.models.get_model(name, weights=None, **kwargs)
-    load_weights_file(model, path, name, drop=lambda key: key.startswith(("aux1.", "aux2.")))
+    load_weights_file(model, path, name, drop=lambda key: key.startswith(("aux1.", "aux2.")), on_note=on_note)
     return model, f"local file {path}"
 
 

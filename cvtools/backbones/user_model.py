@@ -136,7 +136,7 @@ def load_user_model(
 
     loaded = _load_source(model, architecture, architecture_kwargs or {}, trust_pickle)
     for message in loaded.notes:
-        _note(on_note, message)
+        send_note(on_note, message)
     preprocessing = _preprocessing(loaded, input_size, mean, std, on_note)
     size = (preprocessing.crop_size, preprocessing.crop_size)
     wrapper = UserNetwork(loaded.network, loaded.fixed_size, loaded.one_at_a_time)
@@ -484,13 +484,15 @@ def _build_from_state(path: Path, checkpoint: Checkpoint, architecture, kwargs: 
     classes = _meta_class_names(meta)
     k = _head_classes(net)
     head = f" with a {k}-class head" if k else ""
-    notes = [_extra_keys_note(path, arch, extra)] if extra else []
+    notes = [extra_keys_note(path, arch, extra)] if extra else []
     return Loaded(net, path.name, f"{arch}{head} from {path}", "state dict", classes, pre, min_size=min_size,
                   meta=meta, notes=notes)
 
 
-def _extra_keys_note(path: Path, arch: str, keys: List[str]) -> str:
-    """One line naming the keys a state dict holds beyond its network (the first few and a count)."""
+def extra_keys_note(path: Path, arch: str, keys: List[str]) -> str:
+    """One line naming the keys a state dict holds beyond its network (the first few and a count):
+    the note of ``--model FILE`` and of a backbone's ``--weights FILE`` (the keys
+    :func:`check_state_shapes` returns with ``extra_ok``)."""
     shown = ", ".join(safe_path(k) for k in keys[:3]) + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
     return (f"{safe_path(path)}: left out {len(keys)} key{'s' if len(keys) != 1 else ''} {arch} has no module for "
             f"({shown}): training extras such as an auxiliary head, a loss's weights, an EMA counter")
@@ -989,7 +991,7 @@ def _preprocessing(loaded: Loaded, input_size, mean, std, on_note=None) -> Prepr
     if loaded.fixed_size is not None:
         if input_size is not None and (input_size, input_size) != loaded.fixed_size:
             h, w = loaded.fixed_size
-            _note(on_note, f"{safe_path(loaded.name)}: the program's size is fixed at {w}×{h} (it was exported at "
+            send_note(on_note, f"{safe_path(loaded.name)}: the program's size is fixed at {w}×{h} (it was exported at "
                            f"that size); the input size {input_size} asked for is ignored")
         pre.resize_size, pre.crop_size = round(loaded.fixed_size[0] * pre.resize_size / pre.crop_size), \
             loaded.fixed_size[0]
@@ -1004,7 +1006,7 @@ def _preprocessing(loaded: Loaded, input_size, mean, std, on_note=None) -> Prepr
     return pre
 
 
-def _note(on_note, message: str) -> None:
+def send_note(on_note, message: str) -> None:
     """A note to ``on_note``; with none to take it, a Python warning rather than silence."""
     import sys
 
@@ -1014,7 +1016,7 @@ def _note(on_note, message: str) -> None:
     # The warning points at the first caller outside cvtools (load_user_model is reached through
     # cvtools.backbones or directly, so no fixed stack level fits both).
     package = str(Path(__file__).resolve().parents[1])
-    level, frame = 2, sys._getframe(1)  # level 2: the frame that called _note
+    level, frame = 2, sys._getframe(1)  # level 2: the frame that called send_note
     while frame is not None and str(Path(frame.f_code.co_filename).resolve()).startswith(package):
         level, frame = level + 1, frame.f_back
     warnings.warn(message, stacklevel=level)

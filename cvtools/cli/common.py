@@ -197,9 +197,11 @@ def load_backbone_from_options(backbone, weights, device, precision, no_fuse, co
                                fuse=not no_fuse, precision=precision, compile=compile_, tune=bool(tune),
                                on_note=note_printer())
     from cvtools.backbones import load_backbone
+    from cvtools.cli.notes import note_printer
 
+    # keys of a --weights file left out (a training script's extras) as one note, like --model's
     return load_backbone(backbone, device=device, fuse=not no_fuse, precision=precision,
-                         compile=compile_, weights=weights, tune=bool(tune))
+                         compile=compile_, weights=weights, tune=bool(tune), on_note=note_printer())
 
 
 def registered_spec(model_opts):

@@ -157,7 +157,7 @@ class Trainer:
         # thousands of steps at one batch shape: cuDNN autotuning pays back many times (tune)
         self.backbone = load_backbone(c.backbone, device=str(self.device), precision="fp32", fuse=True,
                                       channels_last=self.channels_last, weights=c.backbone_weights,
-                                      tune=self.device.type == "cuda")
+                                      tune=self.device.type == "cuda", on_note=self._note)
         layers = list(c.style_layers or self.backbone.defaults.style)
         content = c.content_layer or self.backbone.defaults.content
         self.backbone.check_layers(layers + [content])

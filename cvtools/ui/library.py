@@ -68,14 +68,18 @@ class _Steps:
 
 class _Stages:
     """An explain's steps (the class, each method, the metrics, the sanity check, the pictures)
-    told to ``report(done, total, stage)`` as each starts; ``cancelled()`` is asked as each
-    starts and before each forward pass of the network (:func:`_cancellable`)."""
+    told to ``report(done, total, stage)`` as each starts, and the slow checks (the metrics, the
+    sanity check) also as they go: ``done`` then counts the step's fraction (its forward passes
+    or maps done of all it runs), so the page's bar and percentage move through minutes of them;
+    ``cancelled()`` is asked as each starts and before each forward pass of the network
+    (:func:`_cancellable`)."""
 
     #: the Explainer's ``on_stage`` names, as the page says them
     NAMES = {"metrics": "faithfulness metrics", "sanity check": "sanity check"}
 
     def __init__(self, report=None, cancelled=None):
         self.done, self.total, self.report, self.cancelled = 0, 1, report, cancelled
+        self.stage = ""  # the step under way, as the page says it
 
     def check(self) -> None:
         if self.cancelled is not None and self.cancelled():
@@ -83,8 +87,15 @@ class _Stages:
 
     def begin(self, stage: str) -> None:
         self.check()
+        self.stage = stage
         if self.report is not None:
             self.report(self.done, self.total, stage)
+
+    def within(self, done: int, total: int) -> None:
+        """The Explainer's ``on_progress``: ``done`` of the ``total`` parts of the step under way
+        (the metrics' forward passes, the sanity check's maps), said as that much of one step."""
+        if self.report is not None and total > 0:
+            self.report(self.done + min(done, total) / total, self.total, self.stage)
 
     def end(self) -> None:
         self.done += 1
@@ -458,13 +469,15 @@ class Library:
 
     def explain(self, photo: Path, methods: Sequence[str], target: Optional[int] = None, layer: Optional[str] = None,
                 top: int = 5, metrics: bool = False, sanity: bool = False, model: Optional[Path] = None,
-                architecture: Optional[str] = None, progress: Optional[Callable[[int, int, str], None]] = None,
+                architecture: Optional[str] = None, progress: Optional[Callable[[float, int, str], None]] = None,
                 cancelled: Optional[Callable[[], bool]] = None) -> dict:
         """``cvtools visualize METHODS PHOTO [--target N] [--layer L] [--metrics] [--sanity]``:
         the top-k classes, one picture per method (written beside the upload, each with its
         marker), the side-by-side panel, and the trust checks' lines when asked.
         ``progress(done, total, stage)`` as each step starts (the class, each method by its title,
-        the metrics, the sanity check, the pictures); ``cancelled()`` is asked then and before
+        the metrics, the sanity check, the pictures), and through the metrics and the sanity
+        check as they go (``done`` with the step's fraction done: 3.25 is a quarter into the fourth
+        step); ``cancelled()`` is asked then and before
         each forward pass of the network, and a True ends the run (:class:`Cancelled`) before
         any picture is written."""
         import time
@@ -539,7 +552,7 @@ class Library:
             if target is not None and not 0 <= int(target) < len(bb.categories):
                 raise UsageError(f"class {target} is not one of the model's {len(bb.categories)}", param="target")
             explainer = Explainer(bb, methods, target=None if target is None else int(target), layer=layer or None,
-                                  on_stage=steps.on_stage)
+                                  on_stage=steps.on_stage, on_progress=steps.within)
             # the class, each method, the checks asked for, the pictures
             steps.total = 2 + len(explainer.methods) + bool(metrics) + bool(sanity)
             steps.end()

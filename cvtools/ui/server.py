@@ -92,7 +92,7 @@ class Job:
     id: str
     kind: str = "video"  # one of KINDS
     total: Optional[int] = None
-    done: int = 0
+    done: float = 0  # frames, steps; an explain's steps with the fraction of the one under way
     state: str = "running"  # running | done | cancelled | failed
     error: str = ""
     started: float = field(default_factory=time.perf_counter)

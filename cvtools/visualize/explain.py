@@ -143,17 +143,21 @@ class Explainer:
     A method that cannot run on this network (CAMs without tappable layers, guided backprop
     without ReLUs) is a UsageError, unless it is one of ``optional`` (what ``all`` brought in):
     those are left out, with one note through ``on_note``, which also hears (once per method) of
-    maps that are zero everywhere.
+    maps that are zero everywhere. ``on_stage(text)`` hears as each slow check of :meth:`run`
+    starts and ends; ``on_progress(done, total)`` how far it is (the metrics' forward passes, the
+    sanity check's maps).
     """
 
     def __init__(self, backbone, methods: Sequence[str], target: Target = None, layer: Optional[str] = None,
-                 optional: Sequence[str] = (), on_note=None, on_stage=None, **options):
+                 optional: Sequence[str] = (), on_note=None, on_stage=None, on_progress=None, **options):
         from cvtools.visualize.catalog import METHOD_INFO
 
         self.backbone = backbone
         self.target = checked_target(target, backbone.categories)  # once: not an error per image
         self.on_note = on_note
         self.on_stage = on_stage  # told as each slow check (metrics, sanity) starts and ends
+        # told (done, total) within each slow check: the metrics' forward passes, the sanity check's maps
+        self.on_progress = on_progress
         self._zero_noted: set = set()  # methods whose all-zero maps were noted
         self.options = dict(options, layer=layer)  # what a method needs to be rebuilt (sanity check)
         methods = usable_methods(methods, backbone, optional, layer, on_note)
@@ -250,7 +254,8 @@ class Explainer:
             heat = {m: torch.stack([r.heatmaps[m] for r in results]) for m in names}
             with stage(self.on_stage, f"metrics of {', '.join(names)} ({len(x)} image{'s' if len(x) > 1 else ''})"):
                 scores = faithfulness(self.backbone, x, heat, target, seed=seed,
-                                      batch_size=self.options.get("internal_batch_size") or 32)
+                                      batch_size=self.options.get("internal_batch_size") or 32,
+                                      progress=self.on_progress)
             for i, report in enumerate(reports):
                 report.metrics = {m: s[i] for m, s in scores.items()}
         if sanity:
@@ -259,7 +264,8 @@ class Explainer:
             steps = [d["steps"] for r in results for d in r.diagnostics.values() if "steps" in d]
             with stage(self.on_stage, f"sanity check of {', '.join(names)} ({len(x)} image{'s' if len(x) > 1 else ''})"):
                 checks = cascading_randomization(self.backbone, x, names, target, seed=seed,
-                                                 options=dict(self.options, **({"steps": max(steps)} if steps else {})))
+                                                 options=dict(self.options, **({"steps": max(steps)} if steps else {})),
+                                                 progress=self.on_progress)
             for i, report in enumerate(reports):
                 report.sanity = checks.for_image(i)
         return reports

@@ -13,7 +13,7 @@ Each number is reported next to the same measure for a random map, so it can be 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -57,6 +57,10 @@ def _ranks(scores: torch.Tensor, jitter: torch.Tensor) -> torch.Tensor:
     return ranks
 
 
+def _batches(items: int, batch_size: int) -> int:
+    return -(-items // batch_size)
+
+
 def cell_size(height: int, width: int) -> int:
     """Side of the cells pixels are moved in: 1/28 of the short side (8 px at 224)."""
     return max(1, round(min(height, width) / 28))
@@ -64,11 +68,13 @@ def cell_size(height: int, width: int) -> int:
 
 @torch.no_grad()
 def causal_curves(backbone, x: torch.Tensor, ranks: torch.Tensor, cell: int, target: torch.Tensor,
-                  start: torch.Tensor, end: torch.Tensor, steps: int = 32, batch_size: int = 32) -> torch.Tensor:
+                  start: torch.Tensor, end: torch.Tensor, steps: int = 32, batch_size: int = 32,
+                  on_pass: Optional[Callable[[], None]] = None) -> torch.Tensor:
     """Probability of ``target`` as ``cell``-sized cells move from ``start`` to ``end`` in rank order.
 
     ``ranks``: N×(cells) in row-major order of the ceil(H/cell)×ceil(W/cell) grid. Returns
-    N×(steps+1): column k has the top k/steps of the cells taken from ``end``.
+    N×(steps+1): column k has the top k/steps of the cells taken from ``end``. ``on_pass()``:
+    after each forward pass (one per batch of ``batch_size`` points).
     """
     model = PixelModel(backbone)
     n, _, h, w = x.shape
@@ -84,6 +90,8 @@ def causal_curves(backbone, x: torch.Tensor, ranks: torch.Tensor, cell: int, tar
         mask = cells.repeat_interleave(cell, dim=2).repeat_interleave(cell, dim=3)[:, :, :h, :w]
         images = start[ii] * (1 - mask) + end[ii] * mask
         probs[ii, kk] = backbone.probabilities(model(images)).gather(1, target[ii][:, None])[:, 0]
+        if on_pass is not None:
+            on_pass()
     return probs
 
 
@@ -105,9 +113,11 @@ def random_blobs(height: int, width: int, generator: torch.Generator, grain: int
 
 
 def deletion_insertion(backbone, x: torch.Tensor, heatmaps: Dict[str, torch.Tensor], target: torch.Tensor,
-                       steps: int = 32, seed: int = 0, batch_size: int = 32) -> Dict[str, List[CausalScores]]:
+                       steps: int = 32, seed: int = 0, batch_size: int = 32,
+                       on_pass: Optional[Callable[[], None]] = None) -> Dict[str, List[CausalScores]]:
     """Deletion and insertion AUC of each method's maps (``heatmaps``: method -> N×H×W, the size
-    of ``x``) and of a random map (computed once, reported with each).
+    of ``x``) and of a random map (computed once, reported with each). ``on_pass()``: after each
+    forward pass (:func:`faithfulness_passes` counts them).
 
     Pixels move in cells of :func:`cell_size`, ranked by the map's mean over the cell; the random
     map is :func:`random_blobs`. Deletion favours speckled maps (scattered holes wreck an image
@@ -130,8 +140,8 @@ def deletion_insertion(backbone, x: torch.Tensor, heatmaps: Dict[str, torch.Tens
     blurred = gaussian_blur(x, 5.0 * min(h, w) / 224)
 
     def scores(ranks):
-        deletion = auc(causal_curves(backbone, x, ranks, cell, target, x, mean, steps, batch_size))
-        insertion = auc(causal_curves(backbone, x, ranks, cell, target, blurred, x, steps, batch_size))
+        deletion = auc(causal_curves(backbone, x, ranks, cell, target, x, mean, steps, batch_size, on_pass))
+        insertion = auc(causal_curves(backbone, x, ranks, cell, target, blurred, x, steps, batch_size, on_pass))
         return deletion.cpu(), insertion.cpu()
 
     rd, ri = scores(_ranks(random_map.expand(n, -1).to(x.device), jitter))
@@ -227,11 +237,13 @@ def linear_impute(x: torch.Tensor, keep: torch.Tensor, tol: float = 1e-4, max_it
 
 def road(backbone, x: torch.Tensor, heatmaps: Dict[str, torch.Tensor], target: torch.Tensor,
          fractions: Sequence[float] = ROAD_FRACTIONS, noise: float = 0.01, seed: int = 0, batch_size: int = 32,
-         random_map: Optional[torch.Tensor] = None) -> Dict[str, List[Tuple[float, float]]]:
+         random_map: Optional[torch.Tensor] = None, on_pass: Optional[Callable[[], None]] = None
+         ) -> Dict[str, List[Tuple[float, float]]]:
     """ROAD (Rong et al. 2022): for each map (``heatmaps``: method -> N×H×W) the mean probability of
     ``target`` over ``fractions`` with the most relevant (MoRF) and the least relevant (LeRF)
     pixels removed by noisy linear imputation. Returns method -> per image (MoRF, LeRF); with
-    ``random_map`` (1×H×W) also ``"random"``.
+    ``random_map`` (1×H×W) also ``"random"``. ``on_pass()``: after each forward pass (one per
+    batch of ``batch_size`` (image, fraction, order) items).
 
     Imputation runs on the [0, 1] image; it commutes with the backbone's per-channel
     normalisation, and the noise (std ``noise`` in normalised units, as ROAD's 0.01) is scaled by
@@ -272,26 +284,54 @@ def road(backbone, x: torch.Tensor, heatmaps: Dict[str, torch.Tensor], target: t
             with torch.no_grad():
                 p = backbone.probabilities(model(filled)).gather(1, target[ii][:, None])[:, 0]
             probs[ii, oo[:, 0], torch.tensor([q[1] for q in part], device=x.device)] = p
+            if on_pass is not None:
+                on_pass()
         mean = probs.mean(dim=2).cpu()
         out[name] = [(float(mean[i, 0]), float(mean[i, 1])) for i in range(n)]
     return out
 
 
+def faithfulness_passes(images: int, maps: int, steps: int = 32, batch_size: int = 32, with_road: bool = True,
+                        fractions: Sequence[float] = ROAD_FRACTIONS) -> int:
+    """The forward passes :func:`faithfulness` runs for ``images`` images and ``maps`` maps (each
+    with the random map's beside them): a deletion and an insertion curve of ``steps`` + 1 points
+    per image and map, and ROAD's MoRF and LeRF at each fraction, both in batches of ``batch_size``."""
+    curves = (maps + 1) * 2 * _batches(images * (steps + 1), batch_size)
+    return curves + ((maps + 1) * _batches(images * 2 * len(fractions), batch_size) if with_road else 0)
+
+
+class _Passes:
+    """``progress(done, total)`` after each of ``total`` forward passes (``tick()`` after each)."""
+
+    def __init__(self, total: int, progress: Optional[Callable[[int, int], None]]):
+        self.done, self.total, self.progress = 0, total, progress
+
+    def tick(self) -> None:
+        self.done += 1
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+
 def faithfulness(backbone, x: torch.Tensor, heatmaps: Dict[str, torch.Tensor], target: torch.Tensor,
-                 steps: int = 32, seed: int = 0, batch_size: int = 32, with_road: bool = True
-                 ) -> Dict[str, List[CausalScores]]:
+                 steps: int = 32, seed: int = 0, batch_size: int = 32, with_road: bool = True,
+                 progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, List[CausalScores]]:
     """What ``--metrics`` reports: :func:`deletion_insertion` and, ``with_road``, :func:`road`, for
-    each map and for the random map (the deletion metric's smooth random map, enlarged to pixels)."""
+    each map and for the random map (the deletion metric's smooth random map, enlarged to pixels).
+    ``progress(done, total)``: after each of the ``total`` forward passes
+    (:func:`faithfulness_passes`; hundreds on a few photos, minutes on a CPU)."""
     import torch.nn.functional as F
 
-    scores = deletion_insertion(backbone, x, heatmaps, target, steps=steps, seed=seed, batch_size=batch_size)
+    passes = _Passes(faithfulness_passes(len(x), len(heatmaps), steps, batch_size, with_road), progress)
+    scores = deletion_insertion(backbone, x, heatmaps, target, steps=steps, seed=seed, batch_size=batch_size,
+                                on_pass=passes.tick)
     if not with_road:
         return scores
     h, w = x.shape[-2:]
     cell = cell_size(h, w)
     blobs = random_blobs(-(-h // cell), -(-w // cell), torch.Generator().manual_seed(seed))  # deletion's draw
     random_map = F.interpolate(blobs[None], scale_factor=cell, mode="bilinear", align_corners=False)[0, :, :h, :w]
-    rs = road(backbone, x, heatmaps, target, seed=seed, batch_size=batch_size, random_map=random_map)
+    rs = road(backbone, x, heatmaps, target, seed=seed, batch_size=batch_size, random_map=random_map,
+              on_pass=passes.tick)
     for name, per_image in scores.items():
         for s, (morf, lerf), (rmorf, rlerf) in zip(per_image, rs[name], rs["random"]):
             s.road_morf, s.road_lerf, s.random_road_morf, s.random_road_lerf = morf, lerf, rmorf, rlerf

@@ -15,7 +15,7 @@ import itertools
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -217,11 +217,15 @@ class SanityResult:
 
 
 def cascading_randomization(backbone, x: torch.Tensor, methods: Sequence[str], target: torch.Tensor, seed: int = 0,
-                            options: dict = None) -> SanityResult:
+                            options: dict = None, progress: Optional[Callable[[int, int], None]] = None
+                            ) -> SanityResult:
     """Maps of ``methods`` for images ``x`` on ever more randomised copies of the backbone.
 
     ``target``: the class index per image (kept fixed while the model is destroyed). ``options``:
-    the methods' options (layer, samples, ...).
+    the methods' options (layer, samples, ...). ``progress(done, total)``: after each of the
+    ``total`` maps, one per method on the network as it is, then one per method after each
+    randomisation step (each map is the method's forward and backward passes over ``x``: one
+    for a gradient, hundreds for occlusion or Score-CAM).
     """
     from cvtools.visualize.methods import make_methods
 
@@ -243,13 +247,22 @@ def cascading_randomization(backbone, x: torch.Tensor, methods: Sequence[str], t
         probe = backbone.prepare(x[:1])
         groups = parameter_groups(model, probe, backbone.layer_paths)
         bound = make_methods(methods, shadow, **options)
-        history = {m.name: [m.heatmap(m.attribute(x, target)).float().cpu()] for m in bound}
+        count = itertools.count(1)
+        total = len(bound) * (len(groups) + 1)
+
+        def heatmap(method):
+            out = method.heatmap(method.attribute(x, target)).float().cpu()
+            if progress is not None:
+                progress(next(count), total)
+            return out
+
+        history = {m.name: [heatmap(m)] for m in bound}
         names = []
         for step, (name, modules) in enumerate(reversed(groups)):
             reinitialize(modules, seed + step)
             names.append(name)
             for m in bound:
-                history[m.name].append(m.heatmap(m.attribute(x, target)).float().cpu())
+                history[m.name].append(heatmap(m))
     finally:
         if saved is not None:
             with torch.no_grad():
